@@ -1,0 +1,10 @@
+// Exits 0 when Dawn finds a WebGPU adapter, 1 otherwise. Used by setup-vulkan.sh before the
+// TypeScript is built, so it is plain JavaScript.
+import { create } from 'webgpu';
+const timer = setTimeout(() => { console.error('probe: timed out'); process.exit(1); }, 20000);
+const gpu = create([]);
+const adapter = await gpu.requestAdapter();
+clearTimeout(timer);
+if (!adapter) { console.error('probe: no adapter'); process.exit(1); }
+console.log(`probe: ${adapter.info?.vendor ?? ''} ${adapter.info?.device ?? ''} ${adapter.info?.description ?? ''}`);
+process.exit(0);
