@@ -1,0 +1,260 @@
+// The WebGPU device: adapter choice, features, limits, error handling and clean shutdown.
+//
+// One Gpu object owns one GPUDevice. Everything else (tensors, kernels, the command recorder)
+// hangs off it. Dawn's Node binding keeps the process alive (and a core busy) until the device
+// is destroyed, so every command must end with `await gpu.destroy()`.
+import { create } from './webgpu.js';
+import { Recorder } from './recorder.js';
+import { TensorPool, Tensor, type DType } from './tensor.js';
+import { KernelCache } from './kernel.js';
+import { Profiler } from './profiler.js';
+
+
+export interface GpuOptions {
+  /** Substring of the adapter's name (Dawn's `adapter=` option); also read from SRK_ADAPTER. */
+  adapter?: string;
+  /** Dawn's instance toggle for experimental features (subgroup matrix). Default on. */
+  allowUnsafeApis?: boolean;
+  /** Lift Dawn's NVIDIA shader-f16 block (toggle vulkan_enable_f16_on_nvidia). Default on. */
+  enableF16OnNvidia?: boolean;
+  /** Skip robustness clamping and workgroup zero-init (faster; our kernels bound-check themselves). */
+  fast?: boolean;
+  /** Extra Dawn toggles to enable. */
+  toggles?: string[];
+  /** Record per-kernel GPU time with timestamp queries (when the adapter has them). */
+  profile?: boolean;
+}
+
+export interface SubgroupMatrixConfig {
+  componentType: string; resultComponentType: string; M: number; N: number; K: number;
+}
+
+export interface GpuFeatures {
+  shaderF16: boolean;
+  subgroups: boolean;
+  subgroupMatrix: boolean;
+  timestampQuery: boolean;
+  subgroupMatrixConfigs: SubgroupMatrixConfig[];
+}
+
+export const INSTALL_HINT =
+  'No WebGPU adapter found. srk needs a Vulkan driver: a GPU driver, or Mesa lavapipe on a CPU-only ' +
+  'machine. On Debian/Ubuntu run `bash scripts/setup-vulkan.sh` (installs libvulkan1 and ' +
+  'mesa-vulkan-drivers, from bookworm-backports on Debian 12), and make sure XDG_RUNTIME_DIR is set.';
+
+// Keep the `create()` result in module scope: Dawn keeps the process alive while it is
+// reachable from globalThis, and releasing it explicitly can crash (engines.md section 4).
+let instance: GPU | undefined;
+let instanceKey = '';
+
+export class GpuError extends Error {}
+
+export class Gpu {
+  readonly features: GpuFeatures;
+  readonly limits: Record<string, number>;
+  readonly pool: TensorPool;
+  readonly kernels: KernelCache;
+  readonly recorder: Recorder;
+  readonly profiler: Profiler | undefined;
+  private errors: string[] = [];
+  private lostReason: string | undefined;
+  private destroyed = false;
+
+  private constructor(
+    readonly adapter: GPUAdapter,
+    readonly device: GPUDevice,
+    readonly adapterInfo: Record<string, string>,
+    features: GpuFeatures,
+    opts: GpuOptions,
+  ) {
+    this.features = features;
+    const limits: Record<string, number> = {};
+    for (const k in device.limits) limits[k] = (device.limits as unknown as Record<string, number>)[k];
+    this.limits = limits;
+    device.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
+      this.errors.push(ev.error.message);
+    };
+    void device.lost.then((info) => {
+      if (!this.destroyed) this.lostReason = `${info.reason}: ${info.message}`;
+    });
+    this.profiler = opts.profile && features.timestampQuery ? new Profiler(device) : undefined;
+    this.pool = new TensorPool(this);
+    this.kernels = new KernelCache(this);
+    this.recorder = new Recorder(this);
+  }
+
+  static async create(opts: GpuOptions = {}): Promise<Gpu> {
+    const adapterName = opts.adapter ?? process.env.SRK_ADAPTER;
+    const enable = [
+      ...(opts.allowUnsafeApis !== false ? ['allow_unsafe_apis'] : []),
+      ...(opts.enableF16OnNvidia !== false ? ['vulkan_enable_f16_on_nvidia'] : []),
+      ...(opts.fast ? ['disable_robustness', 'disable_workgroup_init', 'skip_validation'] : []),
+      ...(opts.profile ? [] : []),
+      ...(opts.toggles ?? []),
+    ];
+    const disable = opts.profile ? ['timestamp_quantization'] : [];
+    const args = [`enable-dawn-features=${enable.join(',')}`];
+    if (disable.length) args.push(`disable-dawn-features=${disable.join(',')}`);
+    if (adapterName) args.push(`adapter=${adapterName}`);
+    if (!process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = '/tmp';
+    const key = args.join(' ');
+    if (!instance || instanceKey !== key) {
+      instance = create(args);
+      instanceKey = key;
+    }
+    let adapter: GPUAdapter | null = null;
+    try {
+      adapter = await withTimeout(instance.requestAdapter({ powerPreference: 'high-performance' }), 30_000,
+        'requestAdapter');
+    } catch (e) {
+      throw new GpuError(`${INSTALL_HINT}\n(${(e as Error).message})`);
+    }
+    if (!adapter) {
+      throw new GpuError(adapterName
+        ? `No WebGPU adapter matches "${adapterName}" (--adapter / SRK_ADAPTER). ${INSTALL_HINT}`
+        : INSTALL_HINT);
+    }
+    const has = (f: string) => adapter!.features.has(f);
+    const wanted = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix']
+      .filter(has);
+    // Ask for the adapter's maximum of every limit: the defaults (128 MiB bindings, 16 KiB
+    // workgroup memory, 8 storage buffers) are far below what real adapters offer.
+    const requiredLimits: Record<string, number> = {};
+    for (const k in adapter.limits) {
+      const v = (adapter.limits as unknown as Record<string, number>)[k];
+      // Dynamic-offset limits are not needed and Dawn warns when they are requested at maximum.
+      if (typeof v === 'number' && !k.startsWith('maxDynamic')) requiredLimits[k] = v;
+    }
+    const device = await adapter.requestDevice({
+      requiredFeatures: wanted as GPUFeatureName[],
+      requiredLimits,
+    });
+    const info = adapterInfoRecord(adapter);
+    const configs = readSubgroupMatrixConfigs(adapter);
+    const features: GpuFeatures = {
+      shaderF16: device.features.has('shader-f16'),
+      subgroups: device.features.has('subgroups'),
+      subgroupMatrix: device.features.has('chromium-experimental-subgroup-matrix' as GPUFeatureName),
+      timestampQuery: device.features.has('timestamp-query'),
+      subgroupMatrixConfigs: configs,
+    };
+    return new Gpu(adapter, device, info, features, opts);
+  }
+
+  /** Largest byte range one storage binding may cover. */
+  get maxBinding(): number { return this.limits.maxStorageBufferBindingSize; }
+  get bindingAlign(): number { return this.limits.minStorageBufferOffsetAlignment; }
+
+  /** Throws if the device reported an error or was lost. `context` names what ran last. */
+  check(context = ''): void {
+    if (this.lostReason) throw new GpuError(`GPU device lost (${this.lostReason})${context ? ` during ${context}` : ''}`);
+    if (this.errors.length) {
+      const msgs = this.errors.splice(0);
+      throw new GpuError(`WebGPU error${context ? ` during ${context}` : ''}: ${msgs.join('\n---\n')}`);
+    }
+  }
+
+  /** Submits recorded work and waits for the GPU to finish it. */
+  async sync(): Promise<void> {
+    this.recorder.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.check('sync');
+  }
+
+  /** A pooled tensor, optionally filled with `data`. */
+  tensor(shape: readonly number[], data?: ArrayLike<number> | ArrayBufferView, dtype: DType = 'f32', label?: string): Tensor {
+    const t = this.pool.acquire(shape, dtype, label);
+    if (data) this.upload(t, data);
+    return t;
+  }
+
+  /** Writes host data into a tensor (flushes recorded work first so the write cannot overtake it). */
+  upload(t: Tensor, data: ArrayLike<number> | ArrayBufferView): void {
+    this.recorder.flush();
+    let bytes: ArrayBufferView;
+    if (ArrayBuffer.isView(data) && !(data instanceof DataView) &&
+        ((t.dtype === 'f32' && data instanceof Float32Array) || (t.dtype === 'u32' && data instanceof Uint32Array) ||
+         (t.dtype === 'i32' && data instanceof Int32Array) || (t.dtype === 'f16' && data instanceof Uint16Array))) {
+      bytes = data;
+    } else {
+      const src = data as ArrayLike<number>;
+      bytes = t.dtype === 'f32' ? Float32Array.from(src) : t.dtype === 'u32' ? Uint32Array.from(src)
+        : t.dtype === 'i32' ? Int32Array.from(src) : Uint16Array.from(src);
+    }
+    if (bytes.byteLength !== t.bytes) {
+      throw new RangeError(`upload to ${t}: ${bytes.byteLength} bytes given, ${t.bytes} expected`);
+    }
+    // writeBuffer needs a multiple of 4 bytes; an odd f16 count is padded with one zero.
+    const len = Math.ceil(bytes.byteLength / 4) * 4;
+    const src = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const padded = len === bytes.byteLength ? src : (() => { const p = new Uint8Array(len); p.set(src); return p; })();
+    this.device.queue.writeBuffer(t.buffer, t.offset, padded, 0, len);
+  }
+
+  /** Reads a tensor back to the host (submits pending work and waits for it). */
+  async read(t: Tensor): Promise<Float32Array | Uint32Array | Int32Array | Uint16Array> {
+    const len = Math.ceil(t.bytes / 4) * 4;
+    const staging = this.device.createBuffer({ size: len, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.recorder.copy({ buffer: t.buffer, offset: t.offset, size: len }, { buffer: staging, offset: 0, size: len });
+    this.recorder.flush();
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+    } catch (e) {
+      this.check(`read of ${t} (last kernel ${this.recorder.lastKernel})`);
+      throw e;
+    }
+    const copy = staging.getMappedRange().slice(0, t.bytes);
+    staging.unmap();
+    staging.destroy();
+    this.check(`read of ${t} (last kernel ${this.recorder.lastKernel})`);
+    switch (t.dtype) {
+      case 'f32': return new Float32Array(copy);
+      case 'u32': return new Uint32Array(copy);
+      case 'i32': return new Int32Array(copy);
+      case 'f16': return new Uint16Array(copy);
+    }
+  }
+
+  /** Reads an f32 tensor. */
+  async readF32(t: Tensor): Promise<Float32Array> {
+    if (t.dtype !== 'f32') throw new TypeError(`readF32 of ${t}`);
+    return (await this.read(t)) as Float32Array;
+  }
+
+  async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    try { this.recorder.flush(); await this.device.queue.onSubmittedWorkDone(); } catch { /* lost */ }
+    this.destroyed = true;
+    this.pool.destroyAll();
+    this.device.destroy();
+  }
+}
+
+function adapterInfoRecord(adapter: GPUAdapter): Record<string, string> {
+  const info = adapter.info as unknown as Record<string, unknown>;
+  const out: Record<string, string> = {};
+  for (const k of ['vendor', 'architecture', 'device', 'description', 'backendType', 'adapterType',
+    'driverDescription', 'subgroupMinSize', 'subgroupMaxSize']) {
+    const v = info[k];
+    if (v !== undefined && v !== '') out[k] = String(v);
+  }
+  return out;
+}
+
+function readSubgroupMatrixConfigs(adapter: GPUAdapter): SubgroupMatrixConfig[] {
+  const raw = (adapter.info as unknown as { subgroupMatrixConfigs?: unknown[] }).subgroupMatrixConfigs ?? [];
+  return raw.map((c) => {
+    const r = c as Record<string, unknown>;
+    return {
+      componentType: String(r.componentType), resultComponentType: String(r.resultComponentType),
+      M: Number(r.M), N: Number(r.N), K: Number(r.K),
+    };
+  });
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+    p.then((v) => { clearTimeout(t); resolve(v); }, (e) => { clearTimeout(t); reject(e); });
+  });
+}

@@ -1,0 +1,179 @@
+// Compute kernels: WGSL source -> cached pipeline; buffer windows; uniform parameters.
+//
+// A kernel is declared once (name, WGSL, the kind of each storage binding). Its uniform
+// parameters, if any, are the binding after the storage bindings, all in @group(0).
+// Parameters are scalar u32/i32/f32 fields packed in order (ParamWriter), and uniform buffers are
+// cached by content: the same shapes in the next training step reuse the same uniform buffer and
+// bind group, and a cached uniform is never rewritten, so no queue.writeBuffer can race a
+// recorded command. Values that change every step (learning rate, step count) are passed as
+// storage data instead.
+import './webgpu.js';
+import type { Gpu } from './gpu.js';
+import { DTYPE_BYTES, type Tensor } from './tensor.js';
+
+export type BindingKind = 'read' | 'rw';
+
+export interface KernelDef {
+  /** Label used in error messages and in the profiler. */
+  name: string;
+  code: string;
+  entryPoint?: string;
+  /** Storage bindings, in @binding order, starting at 0. */
+  bindings: BindingKind[];
+  /** Whether a uniform `params` binding follows the storage bindings. */
+  uniform?: boolean;
+}
+
+export interface Kernel {
+  def: KernelDef;
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+  id: number;
+}
+
+/** A byte range of a buffer to bind. */
+export interface BufferRange { buffer: GPUBuffer; offset: number; size: number }
+
+/** A binding window over part of a tensor, plus the element index where that part begins. */
+export interface Window { range: BufferRange; base: number }
+
+export class ParamWriter {
+  private view: DataView;
+  private n = 0;
+  constructor(capacity = 64) { this.view = new DataView(new ArrayBuffer(capacity * 4)); }
+  u32(...vs: number[]): this {
+    for (const v of vs) {
+      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`u32 param out of range: ${v}`);
+      this.view.setUint32(4 * this.n++, v, true);
+    }
+    return this;
+  }
+  i32(...vs: number[]): this { for (const v of vs) this.view.setInt32(4 * this.n++, v, true); return this; }
+  f32(...vs: number[]): this { for (const v of vs) this.view.setFloat32(4 * this.n++, v, true); return this; }
+  /** The packed bytes, padded to 16 (uniform struct size rule). */
+  bytes(): Uint8Array {
+    const len = Math.max(16, Math.ceil((this.n * 4) / 16) * 16);
+    return new Uint8Array(this.view.buffer, 0, len);
+  }
+}
+
+const bufferIds = new WeakMap<GPUBuffer, number>();
+let nextBufferId = 1;
+function bufferId(b: GPUBuffer): number {
+  let id = bufferIds.get(b);
+  if (id === undefined) bufferIds.set(b, (id = nextBufferId++));
+  return id;
+}
+
+const MAX_CACHED = 20_000;
+
+export class KernelCache {
+  private pipelines = new Map<string, Kernel>();
+  private uniforms = new Map<string, GPUBuffer>();
+  private bindGroups = new Map<string, GPUBindGroup>();
+  private nextId = 1;
+
+  constructor(private gpu: Gpu) {}
+
+  get(def: KernelDef): Kernel {
+    const key = `${def.name}\u0000${def.entryPoint ?? 'main'}\u0000${def.code}`;
+    let k = this.pipelines.get(key);
+    if (k) return k;
+    const device = this.gpu.device;
+    const entries: GPUBindGroupLayoutEntry[] = def.bindings.map((kind, i) => ({
+      binding: i, visibility: GPUShaderStage.COMPUTE,
+      buffer: { type: kind === 'read' ? 'read-only-storage' : 'storage' },
+    }));
+    if (def.uniform) {
+      entries.push({ binding: def.bindings.length, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } });
+    }
+    const layout = device.createBindGroupLayout({ label: def.name, entries });
+    const module = device.createShaderModule({ label: def.name, code: def.code });
+    const pipeline = device.createComputePipeline({
+      label: def.name,
+      layout: device.createPipelineLayout({ label: def.name, bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: def.entryPoint ?? 'main' },
+    });
+    k = { def, pipeline, layout, id: this.nextId++ };
+    this.pipelines.set(key, k);
+    return k;
+  }
+
+  uniform(bytes: Uint8Array): BufferRange {
+    let key = '';
+    for (let i = 0; i < bytes.length; i += 4) {
+      key += String.fromCharCode(bytes[i] | (bytes[i + 1] << 8), bytes[i + 2] | (bytes[i + 3] << 8));
+    }
+    let buf = this.uniforms.get(key);
+    if (!buf) {
+      if (this.uniforms.size >= MAX_CACHED) this.forget();
+      buf = this.gpu.device.createBuffer({
+        size: bytes.length, usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true, label: 'params',
+      });
+      new Uint8Array(buf.getMappedRange()).set(bytes);
+      buf.unmap();
+      this.uniforms.set(key, buf);
+    }
+    return { buffer: buf, offset: 0, size: bytes.length };
+  }
+
+  bindGroup(kernel: Kernel, ranges: BufferRange[]): GPUBindGroup {
+    let key = String(kernel.id);
+    for (const r of ranges) key += `|${bufferId(r.buffer)}:${r.offset}:${r.size}`;
+    let bg = this.bindGroups.get(key);
+    if (!bg) {
+      if (this.bindGroups.size >= MAX_CACHED) this.bindGroups.clear();
+      bg = this.gpu.device.createBindGroup({
+        label: kernel.def.name, layout: kernel.layout,
+        entries: ranges.map((r, i) => ({ binding: i, resource: { buffer: r.buffer, offset: r.offset, size: r.size } })),
+      });
+      this.bindGroups.set(key, bg);
+    }
+    return bg;
+  }
+
+  /** Drops cached uniforms and bind groups (they stay alive for work already recorded). */
+  forget(): void {
+    this.bindGroups.clear();
+    this.uniforms.clear();
+  }
+}
+
+/**
+ * A binding window covering elements [first, end) of tensor `t`. The window starts at the
+ * nearest aligned byte at or before element `first`; `base` is the index of element `first`
+ * inside the window, which the kernel adds to its own indices. Throws when the range is over the
+ * binding limit: the caller must chunk (see chunkRanges).
+ */
+export function windowOf(gpu: Gpu, t: Tensor, first = 0, end = t.numel): Window {
+  const eb = DTYPE_BYTES[t.dtype];
+  const align = gpu.bindingAlign;
+  const start = t.offset + first * eb;
+  const alignedStart = Math.floor(start / align) * align;
+  let size = Math.max(4, Math.ceil((t.offset + end * eb - alignedStart) / 4) * 4);
+  size = Math.min(size, t.buffer.size - alignedStart);
+  if (size > gpu.maxBinding) {
+    throw new RangeError(`binding of ${t} elements [${first}, ${end}) is ${size} bytes, over this adapter's ` +
+      `maxStorageBufferBindingSize ${gpu.maxBinding}; the kernel must chunk it`);
+  }
+  return { range: { buffer: t.buffer, offset: alignedStart, size }, base: (start - alignedStart) / eb };
+}
+
+/** Largest number of elements of dtype size `eb` that one binding window can always hold. */
+export function maxWindowElems(gpu: Gpu, eb = 4): number {
+  return Math.floor((gpu.maxBinding - gpu.bindingAlign) / eb);
+}
+
+/** Splits [0, n) into chunks of at most `chunk` (elements, rows...). */
+export function* chunkRanges(n: number, chunk: number): Generator<[number, number]> {
+  if (n === 0) return;
+  for (let s = 0; s < n; s += chunk) yield [s, Math.min(n, s + chunk)];
+}
+
+/** Workgroup counts for `n` workgroups in a 2-D grid under the 65535-per-dimension limit.
+ *  Kernels recover the linear index as wg.x + wg.y * num_workgroups.x and bound-check it. */
+export function grid(n: number, maxPerDim = 65535): [number, number, number] {
+  if (n <= maxPerDim) return [Math.max(1, n), 1, 1];
+  const y = Math.ceil(n / maxPerDim);
+  return [Math.ceil(n / y), y, 1];
+}

@@ -1,0 +1,98 @@
+// Records dispatches and copies into one command encoder and submits them together.
+//
+// Work accumulates until flush(): a whole training step goes to the GPU in a handful of submits.
+// Readbacks and uploads flush first, so they see (and do not overtake) everything recorded.
+import './webgpu.js';
+import type { Gpu } from './gpu.js';
+import type { BufferRange, Kernel } from './kernel.js';
+
+/** Flush after this many dispatches so one huge encoder does not hold everything back. */
+const MAX_DISPATCHES_PER_SUBMIT = 4096;
+
+export class Recorder {
+  private encoder: GPUCommandEncoder | undefined;
+  private pass: GPUComputePassEncoder | undefined;
+  private count = 0;
+  /** Name of the last kernel recorded, for error messages. */
+  lastKernel = '';
+  /** Dispatches recorded since creation (for tests and bench statistics). */
+  totalDispatches = 0;
+  totalSubmits = 0;
+
+  constructor(private gpu: Gpu) {}
+
+  private enc(): GPUCommandEncoder {
+    if (!this.encoder) this.encoder = this.gpu.device.createCommandEncoder({ label: 'srk' });
+    return this.encoder;
+  }
+
+  private endPass(): void {
+    if (this.pass) { this.pass.end(); this.pass = undefined; }
+  }
+
+  /**
+   * Records one dispatch. `storage` are the storage bindings in order; `params` the packed
+   * uniform bytes when the kernel has a uniform binding.
+   */
+  dispatch(kernel: Kernel, storage: BufferRange[], params: Uint8Array | undefined,
+    groups: readonly [number, number?, number?]): void {
+    const [x, y = 1, z = 1] = groups;
+    if (x === 0 || y === 0 || z === 0) return;
+    const max = this.gpu.limits.maxComputeWorkgroupsPerDimension;
+    if (x > max || y > max || z > max) {
+      throw new RangeError(`${kernel.def.name}: dispatch [${x}, ${y}, ${z}] over the ${max} workgroups per dimension limit`);
+    }
+    if (storage.length !== kernel.def.bindings.length) {
+      throw new Error(`${kernel.def.name}: expected ${kernel.def.bindings.length} storage bindings, got ${storage.length}`);
+    }
+    const ranges = kernel.def.uniform
+      ? [...storage, this.gpu.kernels.uniform(params ?? new Uint8Array(16))]
+      : storage;
+    const bg = this.gpu.kernels.bindGroup(kernel, ranges);
+    const prof = this.gpu.profiler;
+    let pass: GPUComputePassEncoder;
+    if (prof) {
+      if (prof.full) this.flush();
+      this.endPass();
+      pass = this.enc().beginComputePass({ label: kernel.def.name, timestampWrites: prof.next(kernel.def.name) });
+    } else {
+      if (!this.pass) this.pass = this.enc().beginComputePass({ label: 'srk' });
+      pass = this.pass;
+    }
+    pass.setPipeline(kernel.pipeline);
+    pass.setBindGroup(0, bg);
+    pass.dispatchWorkgroups(x, y, z);
+    if (prof) pass.end();
+    this.lastKernel = kernel.def.name;
+    this.totalDispatches++;
+    if (++this.count >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+  }
+
+  copy(src: BufferRange, dst: BufferRange): void {
+    if (src.size !== dst.size) throw new Error(`copy: size mismatch ${src.size} vs ${dst.size}`);
+    if (src.size === 0) return;
+    this.endPass();
+    this.enc().copyBufferToBuffer(src.buffer, src.offset, dst.buffer, dst.offset, src.size);
+  }
+
+  /** Records clearing a byte range to zero (multiple of 4 bytes). */
+  clear(r: BufferRange): void {
+    if (r.size === 0) return;
+    this.endPass();
+    this.enc().clearBuffer(r.buffer, r.offset, r.size);
+  }
+
+  /** Submits what was recorded (no wait). */
+  flush(): void {
+    if (!this.encoder) return;
+    this.endPass();
+    this.gpu.profiler?.resolve(this.encoder);
+    const cb = this.encoder.finish();
+    this.encoder = undefined;
+    this.count = 0;
+    this.gpu.device.queue.submit([cb]);
+    this.totalSubmits++;
+  }
+
+  get pending(): boolean { return this.encoder !== undefined; }
+}

@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { getGpu, relErr } from '../helpers/gpu.js';
+import { makeRng } from '../helpers/random.js';
+import { addInto, axpy, copy, fill, scale, zero } from '../../src/kernels/elementwise.js';
+import { axpyRef, fillRef, scaleRef } from '../../src/kernels/elementwise.ref.js';
+
+describe('elementwise ops', () => {
+  const rng = makeRng();
+  it(`fill, scale, copy, axpy, add on awkward sizes and offsets (seed ${rng.seed})`, async () => {
+    const gpu = await getGpu();
+    for (const n of [1, 17, 1000, 70_001]) {
+      const x = rng.array(n); const y = rng.array(n);
+      const tx = gpu.tensor([n], Float32Array.from(x));
+      const ty = gpu.tensor([n], Float32Array.from(y));
+      axpy(gpu, 0.5, tx, -2, ty);
+      expect(relErr(await gpu.readF32(ty), axpyRef(0.5, x, -2, y))).toBeLessThan(1e-6);
+      addInto(gpu, tx, ty);
+      expect(relErr(await gpu.readF32(ty), axpyRef(1, x, 1, axpyRef(0.5, x, -2, y)))).toBeLessThan(1e-6);
+      scale(gpu, tx, 3);
+      expect(relErr(await gpu.readF32(tx), scaleRef(x, 3))).toBeLessThan(1e-6);
+      fill(gpu, ty, 1.25);
+      expect(relErr(await gpu.readF32(ty), fillRef(n, 1.25))).toBe(0);
+      copy(gpu, tx, ty);
+      expect(relErr(await gpu.readF32(ty), scaleRef(x, 3))).toBeLessThan(1e-6);
+      zero(gpu, ty);
+      expect([...(await gpu.readF32(ty))].every((v) => v === 0)).toBe(true);
+      gpu.pool.release(tx, ty);
+    }
+    // A view at an element offset that is not binding-aligned.
+    const big = gpu.tensor([103], Float32Array.from(rng.array(103)));
+    const v = big.view([50], 3);
+    fill(gpu, v, 7);
+    const back = await gpu.readF32(big);
+    expect(back[2]).not.toBe(7); expect(back[3]).toBe(7); expect(back[52]).toBe(7); expect(back[53]).not.toBe(7);
+    gpu.pool.release(big);
+  });
+});

@@ -1,0 +1,26 @@
+// One GPU device per test file: created lazily, destroyed after the file's tests so Dawn's
+// event pump stops and the worker can exit.
+import { afterAll } from 'vitest';
+import { Gpu } from '../../src/engine/gpu.js';
+
+let gpu: Promise<Gpu> | undefined;
+
+export function getGpu(): Promise<Gpu> {
+  if (!gpu) {
+    gpu = Gpu.create();
+    afterAll(async () => { if (gpu) { const g = await gpu; gpu = undefined; await g.destroy(); } });
+  }
+  return gpu;
+}
+
+/** Largest relative error max|a-b| / max(max|b|, tiny): a scale-aware comparison for f32 results. */
+export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let num = 0; let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (!(d <= num)) num = Number.isNaN(d) ? Infinity : d;
+    den = Math.max(den, Math.abs(b[i]));
+  }
+  return num / Math.max(den, 1e-30);
+}
