@@ -1,0 +1,26 @@
+// Float64 reference for matmul.ts (same argument conventions, dense row-major, one batch).
+export interface MatmulRefArgs {
+  a: ArrayLike<number>; b: ArrayLike<number>; c?: ArrayLike<number>; bias?: ArrayLike<number>;
+  M: number; N: number; K: number; transA?: boolean; transB?: boolean; alpha?: number; accumulate?: boolean;
+}
+
+/** op(A) [M, K] x op(B) [K, N] -> C [M, N] in float64. */
+export function matmulRef(r: MatmulRefArgs): Float64Array {
+  const { M, N, K } = r; const alpha = r.alpha ?? 1;
+  const out = new Float64Array(M * N);
+  for (let m = 0; m < M; m++) {
+    for (let n = 0; n < N; n++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) {
+        const av = r.transA ? r.a[k * M + m] : r.a[m * K + k];
+        const bv = r.transB ? r.b[n * K + k] : r.b[k * N + n];
+        s += av * bv;
+      }
+      let v = alpha * s;
+      if (r.bias) v += r.bias[n];
+      if (r.accumulate && r.c) v += r.c[m * N + n];
+      out[m * N + n] = v;
+    }
+  }
+  return out;
+}

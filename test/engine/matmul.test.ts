@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest';
+import { getGpu, relErr } from '../helpers/gpu.js';
+import { makeRng } from '../helpers/random.js';
+import { matmul } from '../../src/kernels/matmul.js';
+import { matmulRef } from '../../src/kernels/matmul.ref.js';
+
+const rng = makeRng();
+const f32 = (x: Float64Array) => Float32Array.from(x);
+
+describe(`matmul (seed ${rng.seed})`, () => {
+  const shapes: [number, number, number][] = [[1, 1, 1], [17, 33, 65], [257, 31, 129], [64, 64, 16], [3, 130, 7]];
+  for (const [M, N, K] of shapes) {
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) {
+        it(`${M}x${N}x${K} transA=${transA} transB=${transB}, bias, accumulate, alpha`, async () => {
+          const gpu = await getGpu();
+          const a = rng.array(M * K); const b = rng.array(K * N); const c0 = rng.array(M * N); const bias = rng.array(N);
+          const ta = gpu.tensor([M * K], f32(a)); const tb = gpu.tensor([K * N], f32(b));
+          const tc = gpu.tensor([M * N], f32(c0)); const tbias = gpu.tensor([N], f32(bias));
+          matmul(gpu, { a: ta, b: tb, c: tc, M, N, K, transA, transB });
+          expect(relErr(await gpu.readF32(tc), matmulRef({ a, b, M, N, K, transA, transB }))).toBeLessThan(1e-5);
+          gpu.upload(tc, f32(c0));
+          matmul(gpu, { a: ta, b: tb, c: tc, M, N, K, transA, transB, bias: tbias, accumulate: true, alpha: -0.5 });
+          const want = matmulRef({ a, b, c: f32(c0), bias, M, N, K, transA, transB, accumulate: true, alpha: -0.5 });
+          expect(relErr(await gpu.readF32(tc), want)).toBeLessThan(1e-5);
+          gpu.pool.release(ta, tb, tc, tbias);
+        });
+      }
+    }
+  }
+
+  it('model-like 512x768x2304 (x W^T and dW = dy^T x)', async () => {
+    const gpu = await getGpu();
+    const [M, N, K] = [512, 768, 2304];
+    const a = rng.array(M * K); const b = rng.array(N * K);
+    const ta = gpu.tensor([M, K], f32(a)); const tb = gpu.tensor([N, K], f32(b)); const tc = gpu.tensor([M, N]);
+    matmul(gpu, { a: ta, b: tb, c: tc, M, N, K, transB: true });
+    expect(relErr(await gpu.readF32(tc), matmulRef({ a, b, M, N, K, transB: true }))).toBeLessThan(1e-5);
+    // dW [N2=K... ] : C [768, 2304] = A^T B with A stored [512, 768], B stored [512, 2304]
+    const tw = gpu.tensor([768, 2304]);
+    const dy = rng.array(512 * 768); const tdy = gpu.tensor([512, 768], f32(dy));
+    matmul(gpu, { a: tdy, b: ta, c: tw, M: 768, N: 2304, K: 512, transA: true });
+    expect(relErr(await gpu.readF32(tw), matmulRef({ a: dy, b: a, M: 768, N: 2304, K: 512, transA: true }))).toBeLessThan(1e-5);
+    gpu.pool.release(ta, tb, tc, tw, tdy);
+  });
+
+  it('batched with strides and leading dimensions (attention-style views)', async () => {
+    const gpu = await getGpu();
+    // 3 batches of [5 x 7] x [7 x 6]^T read out of padded rows (ld 9 and 8), written with ldc 10.
+    const B = 3; const M = 5; const N = 6; const K = 7; const lda = 9; const ldb = 8; const ldc = 10;
+    const sA = M * lda + 2; const sB = N * ldb + 1; const sC = M * ldc + 3;
+    const a = rng.array(B * sA); const b = rng.array(B * sB); const c = rng.array(B * sC);
+    const ta = gpu.tensor([B * sA], f32(a)); const tb = gpu.tensor([B * sB], f32(b)); const tc = gpu.tensor([B * sC], f32(c));
+    matmul(gpu, { a: ta, b: tb, c: tc, M, N, K, transB: true, lda, ldb, ldc, batch: B, strideA: sA, strideB: sB, strideC: sC });
+    const got = await gpu.readF32(tc);
+    const want = Float64Array.from(f32(c));
+    for (let z = 0; z < B; z++) {
+      for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) s += f32(a)[z * sA + m * lda + k] * f32(b)[z * sB + n * ldb + k];
+        want[z * sC + m * ldc + n] = s;
+      }
+    }
+    expect(relErr(got, want)).toBeLessThan(1e-5);
+    gpu.pool.release(ta, tb, tc);
+  });
+
+  it('operands larger than maxStorageBufferBindingSize are split (logits-, dW- and dx-shaped)', async () => {
+    const gpu = await getGpu();
+    const K = 1024;
+    const V = Math.ceil((gpu.maxBinding * 1.25) / (4 * K)); // rows so that [V, K] f32 exceeds one binding
+    expect(V * K * 4).toBeGreaterThan(gpu.maxBinding);
+    const M = 3;
+    const w = new Float32Array(V * K); for (let i = 0; i < w.length; i++) w[i] = rng.normal();
+    const x = f32(rng.array(M * K));
+    const tw = gpu.tensor([V, K], w); const tx = gpu.tensor([M, K], x);
+    // logits [M, V] = x W^T: B (transposed) is over the limit -> split along N.
+    const tl = gpu.tensor([M, V]);
+    matmul(gpu, { a: tx, b: tw, c: tl, M, N: V, K, transB: true });
+    const logits = await gpu.readF32(tl);
+    const cols = [0, 1, Math.floor(V / 2), V - 2, V - 1, rng.int(V)];
+    for (const m of [0, M - 1]) for (const n of cols) {
+      let s = 0; for (let k = 0; k < K; k++) s += x[m * K + k] * w[n * K + k];
+      expect(Math.abs(logits[m * V + n] - s)).toBeLessThan(1e-4 * Math.sqrt(K));
+    }
+    // dx [M, K] = dlogits [M, V] W [V, K]: B (plain) over the limit -> split along K-reduction rows.
+    const dl = f32(rng.array(M * V)); const tdl = gpu.tensor([M, V], dl); const tdx = gpu.tensor([M, K]);
+    matmul(gpu, { a: tdl, b: tw, c: tdx, M, N: K, K: V });
+    const dx = await gpu.readF32(tdx);
+    for (const m of [0, M - 1]) for (const n of [0, 17, K - 1]) {
+      let s = 0; for (let v = 0; v < V; v++) s += dl[m * V + v] * w[v * K + n];
+      expect(Math.abs(dx[m * K + n] - s)).toBeLessThan(1e-4 * Math.sqrt(V));
+    }
+    // dW [V, K] += dlogits^T x: C over the limit -> split along M.
+    matmul(gpu, { a: tdl, b: tx, c: tw, M: V, N: K, K: M, transA: true, accumulate: true });
+    const w2 = await gpu.readF32(tw);
+    for (const v of cols) for (const k of [0, 5, K - 1]) {
+      let s = w[v * K + k]; for (let m = 0; m < M; m++) s += dl[m * V + v] * x[m * K + k];
+      expect(Math.abs(w2[v * K + k] - s)).toBeLessThan(1e-4);
+    }
+    gpu.pool.release(tw, tx, tl, tdl, tdx);
+  });
+});
