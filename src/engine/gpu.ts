@@ -233,11 +233,13 @@ export class Gpu {
 function adapterInfoRecord(adapter: GPUAdapter): Record<string, string> {
   const info = adapter.info as unknown as Record<string, unknown>;
   const out: Record<string, string> = {};
-  for (const k of ['vendor', 'architecture', 'device', 'description', 'backendType', 'adapterType',
-    'driverDescription', 'subgroupMinSize', 'subgroupMaxSize']) {
+  for (const k of ['vendor', 'architecture', 'device', 'description', 'subgroupMinSize', 'subgroupMaxSize',
+    'isFallbackAdapter']) {
     const v = info[k];
     if (v !== undefined && v !== '') out[k] = String(v);
   }
+  // Dawn's Node binding does not report the backend; it is its platform default unless overridden.
+  out.backend = process.env.DAWNNODE_BACKEND ?? (process.platform === 'linux' ? 'vulkan' : 'default');
   return out;
 }
 

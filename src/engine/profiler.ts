@@ -14,6 +14,8 @@ export class Profiler {
   private names: string[] = [];
   private pending: { staging: GPUBuffer; names: string[] }[] = [];
   private totals = new Map<string, KernelTime>();
+  /** Every dispatch's time since the last reset, per kernel name (for medians in benchmarks). */
+  readonly samples = new Map<string, number[]>();
 
   constructor(private device: GPUDevice) {
     this.querySet = device.createQuerySet({ type: 'timestamp', count: CAPACITY, label: 'profiler' });
@@ -57,10 +59,13 @@ export class Profiler {
         t.calls++;
         t.ns += dt > 0 ? dt : 0;
         this.totals.set(name, t);
+        let list = this.samples.get(name);
+        if (!list) this.samples.set(name, (list = []));
+        list.push(dt > 0 ? dt : 0);
       });
     }
     return [...this.totals.values()].sort((a, b) => b.ns - a.ns);
   }
 
-  reset(): void { this.totals.clear(); }
+  reset(): void { this.totals.clear(); this.samples.clear(); }
 }

@@ -27,6 +27,8 @@ export interface MatmulArgs {
   alpha?: number;
   /** Element offsets into a, b, c, bias (used by the splitter; callers can use views instead). */
   offA?: number; offB?: number; offC?: number; offBias?: number;
+  /** Tile override (tests exercise every tiling on any adapter); default chooseTile(). */
+  tile?: MatmulTile;
 }
 
 export interface MatmulTile { BM: number; BN: number; BK: number; TM: number; TN: number }
@@ -122,8 +124,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   };
 }
 
-interface Problem extends Required<Omit<MatmulArgs, 'bias' | 'a' | 'b' | 'c'>> {
-  a: Tensor; b: Tensor; c: Tensor; bias?: Tensor;
+interface Problem extends Required<Omit<MatmulArgs, 'bias' | 'a' | 'b' | 'c' | 'tile'>> {
+  a: Tensor; b: Tensor; c: Tensor; bias?: Tensor; tile?: MatmulTile;
 }
 
 /** Number of elements spanned by `batch` row-major matrices of `rows` x `cols` (leading dim ld). */
@@ -205,7 +207,7 @@ function run(gpu: Gpu, p: Problem): void {
     }
     throw new RangeError(`matmul: one row of an operand exceeds the binding limit (M=${M} N=${N} K=${K})`);
   }
-  const tile = chooseTile(gpu, M, N);
+  const tile = p.tile ?? chooseTile(gpu, M, N);
   const full = M % tile.BM === 0 && N % tile.BN === 0 && K % tile.BK === 0;
   const kernel = gpu.kernels.get(matmulDef(tile, p.transA, p.transB, full));
   const wa = windowOf(gpu, p.a, p.offA, p.offA + Math.max(1, sA));

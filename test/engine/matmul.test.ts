@@ -29,6 +29,18 @@ describe(`matmul (seed ${rng.seed})`, () => {
     }
   }
 
+  it('the large-GPU tiling (128x128, 8x8 per thread) on awkward and aligned shapes', async () => {
+    const gpu = await getGpu();
+    const tile = { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8 };
+    for (const [M, N, K, transA, transB] of [[129, 257, 33, false, true], [256, 128, 64, true, false]] as const) {
+      const a = rng.array(M * K); const b = rng.array(K * N);
+      const ta = gpu.tensor([M * K], f32(a)); const tb = gpu.tensor([K * N], f32(b)); const tc = gpu.tensor([M * N]);
+      matmul(gpu, { a: ta, b: tb, c: tc, M, N, K, transA, transB, tile });
+      expect(relErr(await gpu.readF32(tc), matmulRef({ a, b, M, N, K, transA, transB }))).toBeLessThan(1e-5);
+      gpu.pool.release(ta, tb, tc);
+    }
+  });
+
   it('model-like 512x768x2304 (x W^T and dW = dy^T x)', async () => {
     const gpu = await getGpu();
     const [M, N, K] = [512, 768, 2304];

@@ -1,0 +1,47 @@
+// `srk info`: what the WebGPU adapter is and what it can do.
+import { Gpu } from '../engine/gpu.js';
+
+export interface InfoReport {
+  adapter: Record<string, string>;
+  features: string[];
+  subgroupMatrixConfigs: { componentType: string; resultComponentType: string; M: number; N: number; K: number }[];
+  limits: Record<string, number>;
+  srk: { shaderF16: boolean; subgroups: boolean; subgroupMatrix: boolean; timestampQuery: boolean };
+}
+
+export function infoReport(gpu: Gpu): InfoReport {
+  return {
+    adapter: gpu.adapterInfo,
+    features: [...gpu.adapter.features].sort(),
+    subgroupMatrixConfigs: gpu.features.subgroupMatrixConfigs,
+    limits: gpu.limits,
+    srk: {
+      shaderF16: gpu.features.shaderF16, subgroups: gpu.features.subgroups,
+      subgroupMatrix: gpu.features.subgroupMatrix, timestampQuery: gpu.features.timestampQuery,
+    },
+  };
+}
+
+export function formatInfo(r: InfoReport): string {
+  const lines: string[] = [];
+  const a = r.adapter;
+  lines.push(`adapter:   ${a.vendor ?? '?'} ${a.device || a.description || ''}`.trimEnd());
+  lines.push(`backend:   ${a.backend}${a.isFallbackAdapter === 'true' ? ' (software fallback adapter)' : ''}`);
+  if (a.description) lines.push(`driver:    ${a.description}`);
+  if (a.architecture) lines.push(`arch:      ${a.architecture}`);
+  if (a.subgroupMinSize) lines.push(`subgroups: ${a.subgroupMinSize}..${a.subgroupMaxSize}`);
+  lines.push(`srk uses:  shader-f16 ${yn(r.srk.shaderF16)}, subgroups ${yn(r.srk.subgroups)}, ` +
+    `subgroup-matrix ${yn(r.srk.subgroupMatrix)}, timestamp-query ${yn(r.srk.timestampQuery)}`);
+  if (r.subgroupMatrixConfigs.length) {
+    lines.push('subgroup-matrix configs:');
+    for (const c of r.subgroupMatrixConfigs) {
+      lines.push(`  ${c.componentType} -> ${c.resultComponentType}  ${c.M}x${c.N}x${c.K}`);
+    }
+  }
+  lines.push(`features:  ${r.features.join(', ')}`);
+  lines.push('limits:');
+  for (const [k, v] of Object.entries(r.limits)) lines.push(`  ${k.padEnd(44)} ${v}`);
+  return lines.join('\n');
+}
+
+const yn = (b: boolean) => (b ? 'yes' : 'no');

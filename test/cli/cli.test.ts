@@ -1,0 +1,53 @@
+// The command line as a user meets it: built CLI, real processes, exit codes.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const root = resolve(import.meta.dirname, '../..');
+const srk = resolve(root, 'bin/srk.js');
+
+function run(args: string[], env: Record<string, string> = {}) {
+  return spawnSync(process.execPath, [srk, ...args], { cwd: root, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 120_000 });
+}
+
+describe('srk CLI', () => {
+  it('--help lists the commands that exist', () => {
+    const out = execFileSync(process.execPath, [srk, '--help'], { encoding: 'utf8' });
+    expect(out).toMatch(/srk info/);
+    expect(out).toMatch(/srk bench <kind>/);
+  });
+
+  it('info --json prints the adapter, features and limits', () => {
+    const r = run(['info', '--json']);
+    expect(r.status).toBe(0);
+    const info = JSON.parse(r.stdout);
+    expect(info.adapter.vendor).toBeTruthy();
+    expect(info.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 * 2 ** 20);
+    expect(Array.isArray(info.features)).toBe(true);
+    expect(typeof info.srk.shaderF16).toBe('boolean');
+  });
+
+  it('fails fast with the install hint when no Vulkan driver is present', () => {
+    const t0 = Date.now();
+    const r = run(['info'], { VK_DRIVER_FILES: '/nonexistent-icd.json', VK_ICD_FILENAMES: '/nonexistent-icd.json' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/No WebGPU adapter found/);
+    expect(r.stderr).toMatch(/setup-vulkan\.sh/);
+    expect(Date.now() - t0).toBeLessThan(30_000);
+  });
+
+  it('an unknown adapter name is a clear error', () => {
+    const r = run(['info', '--adapter', 'no-such-gpu-xyz']);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/no-such-gpu-xyz|adapter/i);
+  });
+
+  it('bench matmul --json runs (tiny sizes) and reports GFLOP/s and copy bandwidth', () => {
+    const r = run(['bench', 'matmul', '--json', '--sizes', '64', '--tokens', '16']);
+    expect(r.status).toBe(0);
+    const rep = JSON.parse(r.stdout);
+    expect(rep.copy.gbPerS).toBeGreaterThan(0);
+    expect(rep.matmul.length).toBeGreaterThan(5);
+    for (const m of rep.matmul) expect(m.gflops).toBeGreaterThan(0);
+  }, 300_000);
+});
