@@ -2,10 +2,10 @@
 // Each result carries GFLOP/s and, to compare machines, the fraction of the adapter's measured
 // copy bandwidth that the minimum traffic (read A and B, write C once) would need.
 import type { Gpu } from '../src/engine/gpu.js';
-import { matmul } from '../src/kernels/matmul.js';
+import { matmul, type MatmulTile } from '../src/kernels/matmul.js';
 import { timeIt, type Timing } from './harness.js';
 
-export interface MatmulCase { name: string; M: number; N: number; K: number; transA?: boolean; transB?: boolean }
+export interface MatmulCase { name: string; M: number; N: number; K: number; transA?: boolean; transB?: boolean; tile?: MatmulTile }
 export interface MatmulResult extends MatmulCase { timing: Timing; gflops: number; minTrafficPctOfCopy?: number }
 
 /** Pythia shapes (hidden d, MLP 4d, vocab 50304) for `tokens` tokens: forward, dX and dW products. */
@@ -34,7 +34,7 @@ export async function benchMatmul(gpu: Gpu, c: MatmulCase, copyGBs?: number, war
   gpu.upload(a, fillA);
   const fillB = new Float32Array(sb); for (let i = 0; i < sb; i++) fillB[i] = ((i * 104729) % 11) / 11 - 0.5;
   gpu.upload(b, fillB);
-  const timing = await timeIt(gpu, () => matmul(gpu, { a, b, c: out, M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB }), warmup, repeats);
+  const timing = await timeIt(gpu, () => matmul(gpu, { a, b, c: out, M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB, tile: c.tile }), warmup, repeats);
   gpu.pool.release(a, b, out);
   const flops = 2 * c.M * c.N * c.K;
   const gflops = flops / (timing.ms * 1e6);

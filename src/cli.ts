@@ -31,13 +31,15 @@ async function main(): Promise<void> {
           full: { type: 'boolean', default: false, describe: 'real sizes even on a CPU adapter (slow on lavapipe)' },
           tokens: { type: 'number', describe: 'tokens per step for the model-shaped cases (default 8192; 256 on a CPU adapter)' },
           sizes: { type: 'array', number: true, describe: 'square matmul sizes (default 1024 4096; 256 512 on a CPU adapter)' },
+          tiles: { type: 'boolean', default: false, describe: 'matmul: also sweep tile shapes on the square sizes' },
+          fast: { type: 'boolean', default: false, describe: 'Dawn toggles disable_robustness, disable_workgroup_init, skip_validation' },
           timestamps: { type: 'boolean', default: true, describe: 'time with GPU timestamp queries when available (--no-timestamps: wall clock)' },
         }),
       async (a) => {
-        await withGpu({ adapter: a.adapter, profile: a.timestamps }, async (gpu) => {
+        await withGpu({ adapter: a.adapter, profile: a.timestamps, fast: a.fast }, async (gpu) => {
           const log = (s: string) => (a.json ? process.stderr : process.stdout).write(`${s}\n`);
           const report = await runBench(gpu, {
-            kind: a.kind as BenchKind, full: a.full, tokens: a.tokens, sizes: a.sizes as number[] | undefined, log,
+            kind: a.kind as BenchKind, full: a.full, tokens: a.tokens, tileSweep: a.tiles, sizes: a.sizes as number[] | undefined, log,
           });
           if (a.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
         });

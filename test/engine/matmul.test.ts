@@ -77,8 +77,10 @@ describe(`matmul (seed ${rng.seed})`, () => {
     gpu.pool.release(ta, tb, tc);
   });
 
-  it('operands larger than maxStorageBufferBindingSize are split (logits-, dW- and dx-shaped)', async () => {
+  it('operands larger than maxStorageBufferBindingSize are split (logits-, dW- and dx-shaped)', async (ctx) => {
     const gpu = await getGpu();
+    // The point is the 128 MiB lavapipe limit; on a GPU with 2 GiB bindings the host arrays would be huge.
+    if (gpu.maxBinding > 512 * 2 ** 20) ctx.skip();
     const K = 1024;
     const V = Math.ceil((gpu.maxBinding * 1.25) / (4 * K)); // rows so that [V, K] f32 exceeds one binding
     expect(V * K * 4).toBeGreaterThan(gpu.maxBinding);
