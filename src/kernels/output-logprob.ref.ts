@@ -1,0 +1,155 @@
+// Float64 CPU reference for the output layer + log-softmax gather (per-token log-probs).
+// All arrays are dense row-major. Targets use -1 for "no target" (prompt, padding, last position):
+// those rows get logp = 0 and contribute no gradient.
+//
+// Forward:  logits = H W^T                               H [N, d], W [V, d] -> logits [N, V]
+//           lse[n]  = logsumexp_v logits[n, v]                               -> lse [N]
+//           logp[n] = logits[n, target[n]] - lse[n]   (0 where target < 0)   -> logp [N]
+// Backward: g [N] = dL/dlogp (zero on prompt/padding rows)
+//           dlogits[n, v] = g[n] * (onehot(target[n])[v] - softmax(logits[n])[v])   [N, V]
+//           (rows with target < 0 have dlogits = 0, whatever g says)
+//           dH = dlogits W     [N, d]
+//           dW = dlogits^T H   [V, d]
+// With tied embeddings W is the embedding matrix; dW here is only the output-layer part of its
+// gradient (the caller adds the embedding-lookup part).
+
+/** logits [N, V] = H [N, d] x W[V, d]^T, float64. */
+export function outputLogitsRef(H: ArrayLike<number>, W: ArrayLike<number>, N: number, d: number, V: number): Float64Array {
+  checkLen('H', H, N * d); checkLen('W', W, V * d);
+  const logits = new Float64Array(N * V);
+  for (let n = 0; n < N; n++) {
+    const h0 = n * d;
+    for (let v = 0; v < V; v++) {
+      const w0 = v * d;
+      let s = 0;
+      for (let k = 0; k < d; k++) s += H[h0 + k] * W[w0 + k];
+      logits[n * V + v] = s;
+    }
+  }
+  return logits;
+}
+
+/** Row-wise logsumexp: logits [N, V] -> lse [N] (max-shifted, stable). */
+export function logSumExpRowsRef(logits: ArrayLike<number>, N: number, V: number): Float64Array {
+  checkLen('logits', logits, N * V);
+  const lse = new Float64Array(N);
+  for (let n = 0; n < N; n++) {
+    const r = n * V;
+    let m = -Infinity;
+    for (let v = 0; v < V; v++) if (logits[r + v] > m) m = logits[r + v];
+    let s = 0;
+    for (let v = 0; v < V; v++) s += Math.exp(logits[r + v] - m);
+    lse[n] = m + Math.log(s);
+  }
+  return lse;
+}
+
+/**
+ * Log-softmax gather: logits [N, V], targets [N] (-1 = none) -> logp [N]
+ * (logp[n] = logits[n, t] - logsumexp(logits[n]); 0 where t < 0). V defaults to logits.length / N.
+ */
+export function logSoftmaxGather(logits: ArrayLike<number>, targets: ArrayLike<number>, V?: number): Float64Array {
+  return logSoftmaxGatherWithLse(logits, targets, V).logp;
+}
+
+/** Same as logSoftmaxGather, also returning lse [N] (computed for every row, targets or not). */
+export function logSoftmaxGatherWithLse(
+  logits: ArrayLike<number>, targets: ArrayLike<number>, V?: number,
+): { logp: Float64Array; lse: Float64Array } {
+  const N = targets.length;
+  const Vv = V ?? logits.length / Math.max(N, 1);
+  if (!Number.isInteger(Vv)) throw new Error(`logits length ${logits.length} is not a multiple of N=${N}`);
+  checkLen('logits', logits, N * Vv);
+  const lse = logSumExpRowsRef(logits, N, Vv);
+  const logp = new Float64Array(N);
+  for (let n = 0; n < N; n++) {
+    const t = targets[n];
+    if (t < 0) continue;
+    checkTarget(t, Vv, n);
+    logp[n] = logits[n * Vv + t] - lse[n];
+  }
+  return { logp, lse };
+}
+
+/**
+ * Backward of the log-softmax gather: logits [N, V], targets [N], g [N] = dL/dlogp
+ * -> dlogits [N, V] = g[n] * (onehot(t) - softmax(logits[n])); zero rows where t < 0.
+ * lse [N] may be passed to skip recomputing it.
+ */
+export function logSoftmaxGatherBackward(
+  logits: ArrayLike<number>, targets: ArrayLike<number>, g: ArrayLike<number>, V?: number, lse?: ArrayLike<number>,
+): Float64Array {
+  const N = targets.length;
+  const Vv = V ?? logits.length / Math.max(N, 1);
+  checkLen('logits', logits, N * Vv); checkLen('g', g, N);
+  const l = lse ?? logSumExpRowsRef(logits, N, Vv);
+  const dlogits = new Float64Array(N * Vv);
+  for (let n = 0; n < N; n++) {
+    const t = targets[n];
+    if (t < 0) continue;
+    checkTarget(t, Vv, n);
+    const gn = g[n];
+    const r = n * Vv;
+    for (let v = 0; v < Vv; v++) dlogits[r + v] = -gn * Math.exp(logits[r + v] - l[n]);
+    dlogits[r + t] += gn;
+  }
+  return dlogits;
+}
+
+export interface OutputLogprobArgs {
+  H: ArrayLike<number>;        // [N, d] final hidden states (after the final norm)
+  W: ArrayLike<number>;        // [V, d] output weight (lm_head / embed_out, or the tied embedding)
+  targets: ArrayLike<number>;  // [N] next-token ids, -1 = no target
+  N: number; d: number; V: number;
+}
+
+export interface OutputLogprobResult {
+  logits: Float64Array; // [N, V]
+  lse: Float64Array;    // [N]
+  logp: Float64Array;   // [N], 0 where target < 0
+}
+
+/** Forward: H [N, d], W [V, d], targets [N] -> logits [N, V], lse [N], logp [N]. */
+export function outputLogprobRef(a: OutputLogprobArgs): OutputLogprobResult {
+  checkLen('targets', a.targets, a.N);
+  const logits = outputLogitsRef(a.H, a.W, a.N, a.d, a.V);
+  const { logp, lse } = logSoftmaxGatherWithLse(logits, a.targets, a.V);
+  return { logits, lse, logp };
+}
+
+export interface OutputLogprobGrads {
+  dlogits: Float64Array; // [N, V]
+  dH: Float64Array;      // [N, d]
+  dW: Float64Array;      // [V, d]
+}
+
+/**
+ * Backward: g [N] = dL/dlogp -> dlogits [N, V], dH [N, d] = dlogits W, dW [V, d] = dlogits^T H.
+ */
+export function outputLogprobBackwardRef(a: OutputLogprobArgs, g: ArrayLike<number>): OutputLogprobGrads {
+  const { N, d, V, H, W } = a;
+  checkLen('targets', a.targets, N);
+  const logits = outputLogitsRef(H, W, N, d, V);
+  const dlogits = logSoftmaxGatherBackward(logits, a.targets, g, V);
+  const dH = new Float64Array(N * d);
+  const dW = new Float64Array(V * d);
+  for (let n = 0; n < N; n++) {
+    for (let v = 0; v < V; v++) {
+      const c = dlogits[n * V + v];
+      if (c === 0) continue;
+      for (let k = 0; k < d; k++) {
+        dH[n * d + k] += c * W[v * d + k];
+        dW[v * d + k] += c * H[n * d + k];
+      }
+    }
+  }
+  return { dlogits, dH, dW };
+}
+
+function checkLen(name: string, x: ArrayLike<number>, n: number): void {
+  if (x.length !== n) throw new Error(`${name}: length ${x.length}, expected ${n}`);
+}
+
+function checkTarget(t: number, V: number, n: number): void {
+  if (!Number.isInteger(t) || t >= V) throw new Error(`target ${t} at row ${n} out of range [0, ${V})`);
+}
