@@ -13,7 +13,7 @@ git rev-parse HEAD > "$out/commit.txt" 2>/dev/null || true
 stamp info
 node dist/src/cli.js info --json > "$out/info.json" 2> "$out/info.err"
 stamp tests
-timeout 240 npx vitest run test/engine ${SRK_GPU_TESTS:-} > "$out/tests.txt" 2>&1; echo "vitest rc=$?" >> "$out/tests.txt"
+timeout 240 node node_modules/vitest/vitest.mjs run test/engine ${SRK_GPU_TESTS:-} > "$out/tests.txt" 2>&1; echo "vitest rc=$?" >> "$out/tests.txt"
 stamp bench copy
 timeout 60 node dist/src/cli.js bench copy --json > "$out/bench-copy.json" 2> "$out/bench-copy.log"
 stamp bench matmul
