@@ -8,17 +8,21 @@ import {
 import { outputLogprobBackwardRef, outputLogprobRef } from '../../src/kernels/output-logprob.ref.js';
 import { segmentSumBackwardRef, segmentSumRef } from '../../src/kernels/segment-sum.ref.js';
 
-function randomLogps(rng: Rng, P: number, aug = true): Required<PreferenceLogps> & Record<string, Float64Array> {
+interface RandomLogps extends PreferenceLogps {
+  policyChosen: Float64Array; policyRejected: Float64Array; refChosen: Float64Array; refRejected: Float64Array;
+}
+
+function randomLogps(rng: Rng, P: number, aug = true): RandomLogps {
   const lp = (): Float64Array => Float64Array.from({ length: P }, () => -5 - 30 * rng.uniform());
   const pc = lp(), pr = lp();
   // Reference near the policy so that beta*h is O(1) and both sigmoid branches are exercised.
   const near = (a: Float64Array): Float64Array => a.map((v) => v + 8 * rng.normal());
-  const out = { policyChosen: pc, policyRejected: pr, refChosen: near(pc), refRejected: near(pr) } as Record<string, Float64Array>;
+  const out: RandomLogps = { policyChosen: pc, policyRejected: pr, refChosen: near(pc), refRejected: near(pr) };
   if (aug) {
     out.policyChosenAug = near(pc); out.policyRejectedAug = near(pr);
     out.refChosenAug = near(pc); out.refRejectedAug = near(pr);
   }
-  return out as Required<PreferenceLogps> & Record<string, Float64Array>;
+  return out;
 }
 
 describe('scalar helpers', () => {
