@@ -141,11 +141,32 @@ function win(gpu: Gpu, op: Op, b0: number, nb: number, T: number, Dh: number): W
   return windowOf(gpu, op.t, first, first + span(op, nb * T, Dh));
 }
 
+/** Element range [start, end) of rows [b0, b0 + nb) of an operand, counted from the start of its buffer. */
+function bufferRange(op: Op, b0: number, nb: number, T: number, Dh: number): [number, number] {
+  const s = op.t.offset / 4 + op.off + b0 * T * op.ts;
+  return [s, s + span(op, nb * T, Dh)];
+}
+
+/** One binding window over two operands of the same buffer, with each one's base inside it. */
+function unionWin(gpu: Gpu, x: Op, y: Op, b0: number, nb: number, T: number, Dh: number): { range: Window['range']; bases: [number, number] } {
+  const [xs, xe] = bufferRange(x, b0, nb, T, Dh); const [ys, ye] = bufferRange(y, b0, nb, T, Dh);
+  const align = gpu.bindingAlign;
+  const start = Math.floor((4 * Math.min(xs, ys)) / align) * align;
+  const size = Math.min(Math.ceil((4 * Math.max(xe, ye) - start) / 4) * 4, x.t.buffer.size - start);
+  if (size > gpu.maxBinding) throw new RangeError(`attention: dk/dv window of ${size} bytes over the binding limit`);
+  return { range: { buffer: x.t.buffer, offset: start, size }, bases: [xs - start / 4, ys - start / 4] };
+}
+
 /** Batch rows per dispatch so that every operand's window fits one binding. */
-function batchChunk(gpu: Gpu, a: AttentionArgs, ops: Op[], perRowDense: number): number {
+function batchChunk(gpu: Gpu, a: AttentionArgs, ops: Op[], perRowDense: number, pairs: [Op, Op][] = []): number {
   const limit = maxWindowElems(gpu);
   let nb = a.B;
-  const fits = (n: number) => perRowDense * n <= limit && ops.every((op) => span(op, n * a.T, a.Dh) <= limit);
+  const pairSpan = ([x, y]: [Op, Op], n: number) => {
+    const [xs, xe] = bufferRange(x, 0, n, a.T, a.Dh); const [ys, ye] = bufferRange(y, 0, n, a.T, a.Dh);
+    return Math.max(xe, ye) - Math.min(xs, ys);
+  };
+  const fits = (n: number) => perRowDense * n <= limit && ops.every((op) => span(op, n * a.T, a.Dh) <= limit) &&
+    pairs.every((pr) => pairSpan(pr, n) <= limit);
   while (nb > 1 && !fits(nb)) nb = Math.ceil(nb / 2);
   if (!fits(nb)) throw new RangeError(`attention: one batch row of T=${a.T} exceeds a binding window; chunking over T is not implemented`);
   return nb;
@@ -341,10 +362,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
 }`,
 };
 
-function dkdvDef(t: Tiles, Dh: number): KernelDef {
+// shared: dk and dv live in one buffer (a fused dQKV) and are written through one binding, since
+// WebGPU rejects overlapping writable bindings in a dispatch.
+function dkdvDef(t: Tiles, Dh: number, shared: boolean): KernelDef {
   return {
-    name: `attn_bwd_dkdv_d${Dh}_g${t.G}_${t.R}x${t.C}`,
-    bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'rw', 'rw'],
+    name: `attn_bwd_dkdv_d${Dh}_g${t.G}_${t.R}x${t.C}${shared ? '_shared' : ''}`,
+    bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'rw', ...(shared ? [] : ['rw' as const])],
     uniform: true,
     code: /* wgsl */ `${header(t, Dh)}
 struct Params {
@@ -359,8 +382,8 @@ struct Params {
 @group(0) @binding(4) var<storage, read> ld: array<f32>;
 @group(0) @binding(5) var<storage, read> m: array<i32>;
 @group(0) @binding(6) var<storage, read_write> dk: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dv: array<f32>;
-@group(0) @binding(8) var<uniform> p: Params;
+${shared ? '' : '@group(0) @binding(7) var<storage, read_write> dv: array<f32>;'}
+@group(0) @binding(${shared ? 7 : 8}) var<uniform> p: Params;
 ${MASK_WGSL}
 var<workgroup> Ks: array<f32, ${t.R * t.DP}>;  // [BR][DP] owned keys
 var<workgroup> Vs: array<f32, ${t.R * t.DP}>;
@@ -447,7 +470,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
       let d = g + c * G;
       if (d < DH) {
         dk[${at('dk', 'b', 'j', 'kvh', 'd')}] = dka[c] * p.scale;
-        dv[${at('dv', 'b', 'j', 'kvh', 'd')}] = dva[c];
+        ${shared ? 'dk' : 'dv'}[${at('dv', 'b', 'j', 'kvh', 'd')}] = dva[c];
       }
     }
   }
@@ -577,6 +600,7 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
   const o = resolve('out', a.out, Hq, a);
   checkDense('lse', a.lse, B * Hq * T);
   checkNoAlias([o.t, a.lse], [q.t, k.t, v.t]);
+  if (o.t.buffer === a.lse.buffer) throw new Error('attention: out and lse must be in different GPU buffers');
   const mask = maskOf(gpu, a);
   const tiles = chooseTiles(gpu, 'fwd', Dh);
   const kernel = gpu.kernels.get(forwardDef(tiles, Dh));
@@ -615,9 +639,10 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
   const tq = chooseTiles(gpu, 'dq', Dh);
   const tkv = chooseTiles(gpu, 'dkdv', Dh);
   const kPrep = gpu.kernels.get(PREP);
-  const kKV = gpu.kernels.get(dkdvDef(tkv, Dh));
+  const shared = dk.t.buffer === dv.t.buffer;
+  const kKV = gpu.kernels.get(dkdvDef(tkv, Dh, shared));
   const kQ = gpu.kernels.get(dqDef(tq, Dh));
-  const nb = batchChunk(gpu, a, [q, k, v, o, go, dq, dk, dv], 2 * Hq * T);
+  const nb = batchChunk(gpu, a, [q, k, v, o, go, dq, dk, dv], 2 * Hq * T, shared ? [[dk, dv]] : []);
   for (let b0 = 0; b0 < B; b0 += nb) {
     const n = Math.min(nb, B - b0);
     const rows = n * Hq * T;
@@ -625,7 +650,14 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
     const wlse = windowOf(gpu, a.lse, b0 * Hq * T, (b0 + n) * Hq * T);
     const wq = win(gpu, q, b0, n, T, Dh); const wk = win(gpu, k, b0, n, T, Dh); const wv = win(gpu, v, b0, n, T, Dh);
     const wo = win(gpu, o, b0, n, T, Dh); const wg = win(gpu, go, b0, n, T, Dh);
-    const wdq = win(gpu, dq, b0, n, T, Dh); const wdk = win(gpu, dk, b0, n, T, Dh); const wdv = win(gpu, dv, b0, n, T, Dh);
+    const wdq = win(gpu, dq, b0, n, T, Dh);
+    let wdk: Window; let wdv: Window;
+    if (shared) {
+      const u = unionWin(gpu, dk, dv, b0, n, T, Dh);
+      wdk = { range: u.range, base: u.bases[0] }; wdv = { range: u.range, base: u.bases[1] };
+    } else {
+      wdk = win(gpu, dk, b0, n, T, Dh); wdv = win(gpu, dv, b0, n, T, Dh);
+    }
 
     const pp = new ParamWriter().u32(T, Hq, Dh, rows);
     opParams(pp, wg, go); opParams(pp, wo, o);
@@ -640,7 +672,7 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
     const pkv = head(new ParamWriter());
     opParams(pkv, wdk, dk); opParams(pkv, wdv, dv);
     pkv.u32(wld.base).f32(scale);
-    gpu.recorder.dispatch(kKV, [wq.range, wk.range, wv.range, wg.range, wld.range, wm.range, wdk.range, wdv.range],
+    gpu.recorder.dispatch(kKV, [wq.range, wk.range, wv.range, wg.range, wld.range, wm.range, wdk.range, ...(shared ? [] : [wdv.range])],
       pkv.bytes(), [Math.ceil(T / tkv.R), Hkv, n]);
 
     const pq = head(new ParamWriter());

@@ -1,0 +1,271 @@
+// Flash attention (src/kernels/attention.ts) against the float64 reference (attention.ref.ts) on
+// fresh random inputs of awkward sizes. Tolerance: relErr (max abs error / max abs reference)
+// < 1e-5 for out, lse and the gradients (f32 accumulation over at most a few dozen keys and
+// Dh <= 128 stays around 1e-6).
+import { describe, expect, it } from 'vitest';
+import { getGpu, relErr } from '../helpers/gpu.js';
+import { makeRng } from '../helpers/random.js';
+import type { Gpu } from '../../src/engine/gpu.js';
+import type { Tensor } from '../../src/engine/tensor.js';
+import { attentionBackward, attentionForward, type HeadOperand } from '../../src/kernels/attention.js';
+import { packMask, packMaskArray, packMaskHost, type PackedMask } from '../../src/kernels/attention-mask.js';
+import { attentionBackward as attentionBackwardRef, attentionForward as attentionForwardRef, packedPairMask } from '../../src/kernels/attention.ref.js';
+
+const rng = makeRng();
+const TOL = 1e-5;
+
+interface Case {
+  B: number; T: number; Hq: number; Hkv: number; Dh: number; window?: number;
+  positions?: Int32Array; segments?: Int32Array; lengths?: Int32Array;
+}
+
+interface Inputs { q: Float64Array; k: Float64Array; v: Float64Array; dout: Float64Array }
+
+/** Inputs rounded to f32 (so the reference sees exactly what the GPU sees). */
+function inputs(c: Case): Inputs {
+  const r = (n: number) => Float64Array.from(Float32Array.from(rng.array(n)));
+  return { q: r(c.B * c.T * c.Hq * c.Dh), k: r(c.B * c.T * c.Hkv * c.Dh), v: r(c.B * c.T * c.Hkv * c.Dh), dout: r(c.B * c.T * c.Hq * c.Dh) };
+}
+
+function reference(c: Case, x: Inputs) {
+  const dims = { B: c.B, T: c.T, Hq: c.Hq, Hkv: c.Hkv, Dh: c.Dh };
+  const mask = { positions: c.positions, segments: c.segments, lengths: c.lengths, window: c.window ?? 0 };
+  const f = attentionForwardRef(x.q, x.k, x.v, dims, mask);
+  const g = attentionBackwardRef(x.dout, x.q, x.k, x.v, f.out, f.lse, dims, mask);
+  return { out: f.out, lse: f.lse, dq: g.dq, dk: g.dk, dv: g.dv };
+}
+
+interface GpuResult { out: Float32Array; lse: Float32Array; dq: Float32Array; dk: Float32Array; dv: Float32Array }
+
+const f32 = (x: Float64Array) => Float32Array.from(x);
+
+/** Runs forward + backward with dense [B*T, H, Dh] tensors. */
+async function runDense(gpu: Gpu, c: Case, x: Inputs, mask?: PackedMask | 'raw'): Promise<GpuResult> {
+  const { B, T, Hq, Hkv, Dh } = c;
+  const tq = gpu.tensor([B * T, Hq, Dh], f32(x.q)); const tk = gpu.tensor([B * T, Hkv, Dh], f32(x.k));
+  const tv = gpu.tensor([B * T, Hkv, Dh], f32(x.v)); const tg = gpu.tensor([B * T, Hq, Dh], f32(x.dout));
+  const to = gpu.tensor([B * T, Hq, Dh]); const tl = gpu.tensor([B, Hq, T]);
+  const tdq = gpu.tensor([B * T, Hq, Dh]); const tdk = gpu.tensor([B * T, Hkv, Dh]); const tdv = gpu.tensor([B * T, Hkv, Dh]);
+  const raw: Tensor[] = [];
+  let m: Parameters<typeof attentionForward>[1]['mask'];
+  if (mask === 'raw') {
+    const t = (a: Int32Array | undefined) => { if (!a) return undefined; const r = gpu.tensor([a.length], a, 'i32'); raw.push(r); return r; };
+    m = { positions: t(c.positions), segments: t(c.segments), lengths: t(c.lengths) };
+  } else {
+    m = mask ?? (c.positions || c.segments || c.lengths ? packMaskHost(gpu, B, T, c) : undefined);
+  }
+  const args = { B, T, Hq, Hkv, Dh, q: { tensor: tq }, k: { tensor: tk }, v: { tensor: tv }, mask: m, window: c.window };
+  attentionForward(gpu, { ...args, out: { tensor: to }, lse: tl });
+  attentionBackward(gpu, { ...args, out: { tensor: to }, lse: tl, dout: { tensor: tg }, dq: { tensor: tdq }, dk: { tensor: tdk }, dv: { tensor: tdv } });
+  const r = {
+    out: await gpu.readF32(to), lse: await gpu.readF32(tl),
+    dq: await gpu.readF32(tdq), dk: await gpu.readF32(tdk), dv: await gpu.readF32(tdv),
+  };
+  gpu.pool.release(tq, tk, tv, tg, to, tl, tdq, tdk, tdv, ...raw);
+  if (m && 'packed' in m && m !== mask) gpu.pool.release(m.packed);
+  return r;
+}
+
+function expectClose(got: GpuResult, want: ReturnType<typeof reference>, tol = TOL): void {
+  for (const k of ['out', 'lse', 'dq', 'dk', 'dv'] as const) {
+    const e = relErr(got[k], want[k]);
+    expect(e, `${k} relErr ${e}`).toBeLessThan(tol);
+  }
+}
+
+function allFinite(r: GpuResult): boolean {
+  return Object.values(r).every((a: Float32Array) => a.every(Number.isFinite));
+}
+
+describe(`attention (seed ${rng.seed})`, () => {
+  it('(a) plain causal B=2 T=37 H=3 Dh=16', async () => {
+    const gpu = await getGpu();
+    const c: Case = { B: 2, T: 37, Hq: 3, Hkv: 3, Dh: 16 };
+    const x = inputs(c);
+    expectClose(await runDense(gpu, c, x), reference(c, x));
+  });
+
+  it('(b) GQA Hq=4 Hkv=2 Dh=12', async () => {
+    const gpu = await getGpu();
+    const c: Case = { B: 2, T: 21, Hq: 4, Hkv: 2, Dh: 12 };
+    const x = inputs(c);
+    expectClose(await runDense(gpu, c, x), reference(c, x));
+  });
+
+  it('(c) sliding window 5, T=29', async () => {
+    const gpu = await getGpu();
+    const c: Case = { B: 2, T: 29, Hq: 2, Hkv: 2, Dh: 16, window: 5 };
+    const x = inputs(c);
+    expectClose(await runDense(gpu, c, x), reference(c, x));
+  });
+
+  it('(d) padding lengths [T, T-9] with window 4 < padding: padded rows exactly 0, all finite', async () => {
+    const gpu = await getGpu();
+    const T = 26;
+    const c: Case = { B: 2, T, Hq: 2, Hkv: 1, Dh: 16, window: 4, lengths: Int32Array.from([T, T - 9]) };
+    const x = inputs(c);
+    const got = await runDense(gpu, c, x);
+    expectClose(got, reference(c, x));
+    expect(allFinite(got)).toBe(true);
+    const { Hq, Hkv, Dh } = c;
+    for (let t = T - 9; t < T; t++) {
+      const row = T + t; // batch row 1
+      for (let n = 0; n < Hq * Dh; n++) {
+        expect(got.out[row * Hq * Dh + n]).toBe(0);
+        expect(got.dq[row * Hq * Dh + n]).toBe(0);
+      }
+      for (let n = 0; n < Hkv * Dh; n++) {
+        expect(got.dk[row * Hkv * Dh + n]).toBe(0);
+        expect(got.dv[row * Hkv * Dh + n]).toBe(0);
+      }
+    }
+  });
+
+  it('(e) packed pair [prompt 7, chosen 5, rejected 6] equals the two unpacked rows', async () => {
+    const gpu = await getGpu();
+    const P = 7; const C = 5; const R = 6; const T = P + C + R + 2; // two padding tokens
+    const pm = packedPairMask(P, C, R);
+    const positions = new Int32Array(T); const segments = new Int32Array(T);
+    positions.set(pm.positions); segments.set(pm.segments);
+    const Hq = 2; const Hkv = 2; const Dh = 16;
+    const c: Case = { B: 1, T, Hq, Hkv, Dh, positions, segments, lengths: Int32Array.from([P + C + R]) };
+    const x = inputs(c);
+    const packed = await runDense(gpu, c, x);
+    expectClose(packed, reference(c, x));
+    // Unpacked: row 0 = prompt + chosen, row 1 = prompt + rejected, padded to P + R.
+    const U = P + Math.max(C, R); const w = Hq * Dh; const wk = Hkv * Dh;
+    const src = (row: number, t: number) => (t < P ? t : row === 0 ? (t < P + C ? t : -1) : (t < P + R ? t + C : -1));
+    const gather = (a: Float64Array, width: number) => {
+      const out = new Float64Array(2 * U * width);
+      for (let row = 0; row < 2; row++) for (let t = 0; t < U; t++) {
+        const s = src(row, t);
+        if (s >= 0) out.set(a.subarray(s * width, (s + 1) * width), (row * U + t) * width);
+      }
+      return out;
+    };
+    const cu: Case = { B: 2, T: U, Hq, Hkv, Dh, lengths: Int32Array.from([P + C, P + R]) };
+    const xu: Inputs = { q: gather(x.q, w), k: gather(x.k, wk), v: gather(x.v, wk), dout: gather(x.dout, w) };
+    // The prompt's loss counts once in the packed row: give row 1's prompt copy no gradient.
+    xu.dout.fill(0, U * w, (U + P) * w);
+    const sep = await runDense(gpu, cu, xu);
+    // Every packed token's out equals that of its unpacked twin (the prompt's in both rows), and so
+    // does dq (the prompt's from row 0); dk and dv are the sums over both rows.
+    const got: Record<'out' | 'dq', number[]> = { out: [], dq: [] };
+    const want: Record<'out' | 'dq', number[]> = { out: [], dq: [] };
+    const sums = { dk: new Float64Array(T * wk), dv: new Float64Array(T * wk) };
+    for (let row = 0; row < 2; row++) for (let t = 0; t < U; t++) {
+      const s = src(row, t);
+      if (s < 0) continue;
+      for (const k of ['out', 'dq'] as const) {
+        if (k === 'dq' && row === 1 && t < P) continue;
+        for (let n = 0; n < w; n++) { got[k].push(packed[k][s * w + n]); want[k].push(sep[k][(row * U + t) * w + n]); }
+      }
+      for (const k of ['dk', 'dv'] as const) {
+        for (let n = 0; n < wk; n++) sums[k][s * wk + n] += sep[k][(row * U + t) * wk + n];
+      }
+    }
+    for (const k of ['out', 'dq'] as const) expect(relErr(got[k], want[k]), k).toBeLessThan(TOL);
+    for (const k of ['dk', 'dv'] as const) expect(relErr(packed[k], sums[k]), k).toBeLessThan(TOL);
+  });
+
+  it('(f) all combined: GQA, window, padding, two packed pairs, raw mask tensors packed on the GPU', async () => {
+    const gpu = await getGpu();
+    const T = 31; const B = 2;
+    const rows = [packedPairMask(6, 9, 7), packedPairMask(4, 5, 3)];
+    const positions = new Int32Array(B * T); const segments = new Int32Array(B * T); const lengths = new Int32Array(B);
+    rows.forEach((pm, b) => { positions.set(pm.positions, b * T); segments.set(pm.segments, b * T); lengths[b] = pm.positions.length; });
+    // Padding positions continue (as a loader would write them) but must not matter.
+    for (let b = 0; b < B; b++) for (let t = lengths[b]; t < T; t++) positions[b * T + t] = t;
+    const c: Case = { B, T, Hq: 6, Hkv: 2, Dh: 12, window: 4, positions, segments, lengths };
+    const x = inputs(c);
+    const want = reference(c, x);
+    const got = await runDense(gpu, c, x, 'raw');
+    expectClose(got, want);
+    expect(allFinite(got)).toBe(true);
+    // The GPU packer and the host packer agree.
+    const tp = gpu.tensor([B * T], positions, 'i32'); const ts = gpu.tensor([B * T], Uint32Array.from(segments), 'u32');
+    const tl = gpu.tensor([B], lengths, 'i32');
+    const pm = packMask(gpu, B, T, { positions: tp, segments: ts, lengths: tl });
+    expect(Array.from(await gpu.read(pm.packed))).toEqual(Array.from(packMaskArray(B, T, c)));
+    gpu.pool.release(tp, ts, tl, pm.packed);
+  });
+
+  it('(g) GPT-NeoX fused QKV [B*T, H, 3, Dh] in and fused dQKV out, vs separate tensors', async () => {
+    const gpu = await getGpu();
+    const B = 2; const T = 19; const H = 3; const Dh = 16;
+    const c: Case = { B, T, Hq: H, Hkv: H, Dh, lengths: Int32Array.from([T, T - 4]) };
+    const x = inputs(c);
+    const fused = new Float32Array(B * T * H * 3 * Dh);
+    for (let r = 0; r < B * T; r++) for (let h = 0; h < H; h++) for (let d = 0; d < Dh; d++) {
+      const s = (r * H + h) * Dh + d; const o = (r * H + h) * 3 * Dh + d;
+      fused[o] = x.q[s]; fused[o + Dh] = x.k[s]; fused[o + 2 * Dh] = x.v[s];
+    }
+    const tqkv = gpu.tensor([B * T, H, 3, Dh], fused); const tg = gpu.tensor([B * T, H, Dh], f32(x.dout));
+    const to = gpu.tensor([B * T, H, Dh]); const tl = gpu.tensor([B, H, T]);
+    const tdqkv = gpu.tensor([B * T, H, 3, Dh]);
+    const mask = packMaskHost(gpu, B, T, c);
+    const part = (tensor: Tensor, i: number): HeadOperand => ({ tensor, offset: i * Dh, tokenStride: 3 * H * Dh, headStride: 3 * Dh });
+    const args = { B, T, Hq: H, Hkv: H, Dh, q: part(tqkv, 0), k: part(tqkv, 1), v: part(tqkv, 2), mask };
+    attentionForward(gpu, { ...args, out: { tensor: to }, lse: tl });
+    attentionBackward(gpu, { ...args, out: { tensor: to }, lse: tl, dout: { tensor: tg },
+      dq: part(tdqkv, 0), dk: part(tdqkv, 1), dv: part(tdqkv, 2) });
+    const dqkv = await gpu.readF32(tdqkv);
+    const split = (i: number) => {
+      const a = new Float32Array(B * T * H * Dh);
+      for (let r = 0; r < B * T; r++) for (let h = 0; h < H; h++) for (let d = 0; d < Dh; d++) {
+        a[(r * H + h) * Dh + d] = dqkv[(r * H + h) * 3 * Dh + i * Dh + d];
+      }
+      return a;
+    };
+    const got: GpuResult = { out: await gpu.readF32(to), lse: await gpu.readF32(tl), dq: split(0), dk: split(1), dv: split(2) };
+    const sep = await runDense(gpu, c, x, mask);
+    for (const k of ['out', 'lse', 'dq', 'dk', 'dv'] as const) expect(Array.from(got[k])).toEqual(Array.from(sep[k]));
+    expectClose(got, reference(c, x));
+    gpu.pool.release(tqkv, tg, to, tl, tdqkv, mask.packed);
+  });
+
+  it('(h) Dh=128 (GQA 4:1) and Dh=64 (window 7)', async () => {
+    const gpu = await getGpu();
+    const c1: Case = { B: 1, T: 21, Hq: 4, Hkv: 1, Dh: 128 };
+    const x1 = inputs(c1);
+    expectClose(await runDense(gpu, c1, x1), reference(c1, x1));
+    const c2: Case = { B: 2, T: 33, Hq: 2, Hkv: 2, Dh: 64, window: 7, lengths: Int32Array.from([30, 33]) };
+    const x2 = inputs(c2);
+    expectClose(await runDense(gpu, c2, x2), reference(c2, x2));
+  });
+
+  it('(i) operands over the binding limit are chunked over batch rows', async () => {
+    const gpu = await getGpu();
+    const c: Case = { B: 3, T: 9, Hq: 2, Hkv: 2, Dh: 16, lengths: Int32Array.from([9, 5, 7]) };
+    const x = inputs(c);
+    const limits = gpu.limits; const saved = limits.maxStorageBufferBindingSize;
+    limits.maxStorageBufferBindingSize = 2048; // one batch row (9 x 32 floats) per window, not two
+    try {
+      expectClose(await runDense(gpu, c, x), reference(c, x));
+    } finally {
+      limits.maxStorageBufferBindingSize = saved;
+    }
+  });
+
+  it('finite differences of sum(dout * out) agree with the backward', async () => {
+    const gpu = await getGpu();
+    const c: Case = { B: 1, T: 7, Hq: 2, Hkv: 1, Dh: 12, window: 3 };
+    const x = inputs(c);
+    const g = await runDense(gpu, c, x);
+    const loss = async (y: Inputs) => {
+      const r = await runDense(gpu, c, y);
+      let s = 0; for (let n = 0; n < r.out.length; n++) s += r.out[n] * y.dout[n];
+      return s;
+    };
+    const eps = 1e-2;
+    for (const [name, grad] of [['q', g.dq], ['k', g.dk], ['v', g.dv]] as const) {
+      for (let t = 0; t < 2; t++) {
+        const n = rng.int(x[name].length);
+        const plus = { ...x, [name]: Float64Array.from(x[name]) }; plus[name][n] += eps;
+        const minus = { ...x, [name]: Float64Array.from(x[name]) }; minus[name][n] -= eps;
+        const fd = (await loss(plus) - await loss(minus)) / (2 * eps);
+        expect(Math.abs(fd - grad[n]), `${name}[${n}] fd ${fd} vs ${grad[n]}`).toBeLessThan(2e-3 + 1e-2 * Math.abs(grad[n]));
+      }
+    }
+  });
+});
