@@ -1,0 +1,243 @@
+// The fused output layer: per-token log-probabilities of the target tokens, and their backward,
+// without ever holding an N x V logits matrix beyond one chunk of rows.
+//
+// Shapes: h [N, d] (final hidden states), w [V, d] (output weights; with tied embeddings this is
+// the embedding table itself), targets [N] i32 or u32 (any value outside [0, V), e.g. -1 /
+// 0xffffffff, means "no target": logp 0 and no gradient), logp [N], weights g [N],
+// dh [N, d], dw [V, d].
+//
+//   logp[n] = logit[n, t_n] - logsumexp_v logit[n, v],   logit = h w^T.
+//   Backward for L with dL/dlogp[n] = g[n]:
+//     dlogit[n, v] = g[n] * (1[v == t_n] - softmax(logit[n])[v])   (0 for rows without a target)
+//     dh = dlogit w,   dw += dlogit^T h.
+//
+// Per chunk of rows [r0, r1): logits chunk [rows, V] = h[r0:r1] w^T (matmul; w over the binding
+// limit is split there), then the row kernel (one workgroup per row: online max / sum of exp per
+// thread, a tree reduction of (max, sum) pairs in workgroup memory, so the result is
+// deterministic) writes logp and, for the backward, overwrites the chunk in place with dlogits
+// (the llm.c fused-classifier trick); then dh[r0:r1] = dlogits w and dw += dlogits^T h[r0:r1].
+// The backward recomputes the logits (the DPO weights are known only after every sequence's
+// log-prob is), which is what keeps memory at one chunk. Rows per chunk: as many as fit
+// `chunkBytes` (default: min(maxBinding, 128 MiB) = 667 rows at V = 50304), at least 1.
+// Reference: output-logprob.ref.ts.
+import type { Gpu } from '../engine/gpu.js';
+import type { Tensor } from '../engine/tensor.js';
+import { ParamWriter, grid, maxWindowElems, windowOf, type KernelDef } from '../engine/kernel.js';
+import { matmul } from './matmul.js';
+
+const WG = 256;
+
+/** Default byte budget of one logits chunk (it must also fit one binding window). */
+export const DEFAULT_CHUNK_BYTES = 128 * 1024 * 1024;
+
+// mode 0: logp only (logits read, untouched); mode 1: also dlogits in place.
+function rowDef(backward: boolean): KernelDef {
+  return {
+    name: backward ? 'logsoftmax_gather_bwd' : 'logsoftmax_gather',
+    bindings: ['rw', 'read', 'read', 'rw'],
+    uniform: true,
+    code: /* wgsl */ `
+struct Params { V: u32, rows: u32, ld: u32, lBase: u32, tBase: u32, gBase: u32, oBase: u32, writeLogp: u32 };
+@group(0) @binding(0) var<storage, read_write> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> targets: array<i32>;
+@group(0) @binding(2) var<storage, read> g: array<f32>;
+@group(0) @binding(3) var<storage, read_write> logp: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+var<workgroup> sm: array<f32, ${WG}>;
+var<workgroup> ss: array<f32, ${WG}>;
+
+const NEG: f32 = -3.0e38;
+
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) li: u32) {
+  let row = wg.x + wg.y * nwg.x;
+  if (row >= p.rows) { return; }
+  let base = p.lBase + row * p.ld;
+  let t = targets[p.tBase + row];
+  let valid = t >= 0 && u32(t) < p.V;
+  var tlogit = 0.0;
+  if (valid && li == 0u) { tlogit = logits[base + u32(t)]; }
+  // Online max / sum of exp over this thread's columns.
+  var m = NEG;
+  var s = 0.0;
+  for (var v = li; v < p.V; v += ${WG}u) {
+    let x = logits[base + v];
+    if (x > m) { s = s * exp(m - x) + 1.0; m = x; } else { s += exp(x - m); }
+  }
+  sm[li] = m;
+  ss[li] = s;
+  workgroupBarrier();
+  for (var k = ${WG / 2}u; k > 0u; k >>= 1u) {
+    if (li < k) {
+      let m1 = sm[li]; let m2 = sm[li + k];
+      let mm = max(m1, m2);
+      ss[li] = ss[li] * exp(m1 - mm) + ss[li + k] * exp(m2 - mm);
+      sm[li] = mm;
+    }
+    workgroupBarrier();
+  }
+  let lse = sm[0] + log(ss[0]);
+  if (li == 0u && p.writeLogp != 0u) {
+    var lp = 0.0;
+    if (valid) { lp = tlogit - lse; }
+    logp[p.oBase + row] = lp;
+  }
+${backward ? `
+  var gw = 0.0;
+  if (valid) { gw = g[p.gBase + row]; }
+  for (var v = li; v < p.V; v += ${WG}u) {
+    let pr = exp(logits[base + v] - lse);
+    var d = -gw * pr;
+    if (valid && v == u32(t)) { d += gw; }
+    logits[base + v] = d;
+  }` : ''}
+}`,
+  };
+}
+
+const ROW_FWD = rowDef(false);
+const ROW_BWD = rowDef(true);
+
+const dummies = new WeakMap<Gpu, Tensor>();
+function dummy(gpu: Gpu): Tensor {
+  let t = dummies.get(gpu);
+  if (!t) { t = gpu.tensor([4], new Float32Array(4)); dummies.set(gpu, t); }
+  return t;
+}
+
+/** Rows [r0, r1) of a logits matrix with leading dimension ld (>= V) at element offset lOff. */
+function rowKernel(gpu: Gpu, backward: boolean, logits: Tensor, lOff: number, ld: number, V: number,
+  rows: number, targets: Tensor, tOff: number, g: Tensor | undefined, gOff: number,
+  logp: Tensor | undefined, oOff: number): void {
+  if (rows === 0) return;
+  const k = gpu.kernels.get(backward ? ROW_BWD : ROW_FWD);
+  const wl = windowOf(gpu, logits, lOff, lOff + (rows - 1) * ld + V);
+  const wt = windowOf(gpu, targets, tOff, tOff + rows);
+  const wg = g ? windowOf(gpu, g, gOff, gOff + rows) : windowOf(gpu, dummy(gpu));
+  const wo = logp ? windowOf(gpu, logp, oOff, oOff + rows) : windowOf(gpu, dummy(gpu));
+  const params = new ParamWriter()
+    .u32(V, rows, ld, wl.base, wt.base, wg.base, wo.base, logp ? 1 : 0).bytes();
+  gpu.recorder.dispatch(k, [wl.range, wt.range, wg.range, wo.range], params, grid(rows));
+}
+
+function checkTargets(targets: Tensor, N: number, what: string): void {
+  if (targets.dtype !== 'i32' && targets.dtype !== 'u32') throw new TypeError(`${what}: targets ${targets} must be i32 or u32`);
+  if (targets.numel < N) throw new RangeError(`${what}: targets ${targets} shorter than N=${N}`);
+}
+
+export interface LogSoftmaxGatherArgs {
+  /** [N, V] (row stride `ld`, default V). Not modified. */
+  logits: Tensor;
+  /** [N] i32/u32; outside [0, V) = no target (logp 0). */
+  targets: Tensor;
+  /** [N] f32 out. */
+  logp: Tensor;
+  N: number; V: number; ld?: number;
+}
+
+/** logp[n] = log_softmax(logits[n])[targets[n]] (0 where there is no target). */
+export function logSoftmaxGather(gpu: Gpu, a: LogSoftmaxGatherArgs): void {
+  const { N, V } = a; const ld = a.ld ?? V;
+  checkTargets(a.targets, N, 'logSoftmaxGather');
+  if (a.logits.numel < (N - 1) * ld + V || a.logp.numel < N) {
+    throw new RangeError(`logSoftmaxGather: logits ${a.logits} / logp ${a.logp} too small for N=${N} V=${V}`);
+  }
+  if (V > maxWindowElems(gpu)) throw new RangeError(`logSoftmaxGather: one row of V=${V} exceeds a binding`);
+  const rowsPer = Math.max(1, Math.floor((maxWindowElems(gpu) - V) / ld) + 1);
+  for (let r0 = 0; r0 < N; r0 += rowsPer) {
+    const r1 = Math.min(N, r0 + rowsPer);
+    rowKernel(gpu, false, a.logits, r0 * ld, ld, V, r1 - r0, a.targets, r0, undefined, 0, a.logp, r0);
+  }
+}
+
+export interface OutputLogprobArgs {
+  /** [N, d] hidden states. */
+  h: Tensor;
+  /** [V, d] output weights (may exceed one binding; may be the tied embedding table). */
+  w: Tensor;
+  /** [N] i32/u32 target ids; outside [0, V) (e.g. -1) = no target. */
+  targets: Tensor;
+  N: number; d: number; V: number;
+  /** Rows of logits per chunk (default: as many as fit chunkBytes). */
+  chunkRows?: number;
+  /** Byte budget of the logits chunk (default min(maxBinding, 128 MiB)). */
+  chunkBytes?: number;
+}
+
+export interface OutputLogprobForwardArgs extends OutputLogprobArgs {
+  /** [N] f32 out: log-prob of each target (0 where none). */
+  logp: Tensor;
+}
+
+export interface OutputLogprobBackwardArgs extends OutputLogprobArgs {
+  /** [N] f32: dL/dlogp per token (ignored where there is no target). */
+  weights: Tensor;
+  /** [N, d] f32 out: dL/dh, written (or added when accumulateDh). */
+  dh: Tensor;
+  /** [V, d] f32: dL/dw is ADDED to it (zero it first; tied embeddings add the lookup gradient). */
+  dw: Tensor;
+  accumulateDh?: boolean;
+  /** Optional [N] out: the forward's logp, computed on the way (for SFT, where the weights are
+   *  known before the forward, this makes forward + backward one pass). */
+  logp?: Tensor;
+}
+
+/** Rows per logits chunk for V columns. */
+export function outputChunkRows(gpu: Gpu, N: number, V: number, chunkRows?: number, chunkBytes?: number): number {
+  if (chunkRows !== undefined) {
+    if (!(chunkRows >= 1)) throw new RangeError(`outputLogprob: chunkRows ${chunkRows} < 1`);
+    if (chunkRows * V > maxWindowElems(gpu)) throw new RangeError(`outputLogprob: chunkRows ${chunkRows} x V ${V} exceeds a binding`);
+    return Math.min(N, Math.floor(chunkRows));
+  }
+  const budget = Math.min(chunkBytes ?? DEFAULT_CHUNK_BYTES, maxWindowElems(gpu) * 4);
+  const rows = Math.floor(budget / (V * 4));
+  if (rows < 1 && V > maxWindowElems(gpu)) throw new RangeError(`outputLogprob: one row of V=${V} exceeds a binding`);
+  return Math.max(1, Math.min(N, rows));
+}
+
+function checkArgs(gpu: Gpu, a: OutputLogprobArgs, what: string): number {
+  const { N, d, V } = a;
+  checkTargets(a.targets, N, what);
+  if (a.h.numel < N * d) throw new RangeError(`${what}: h ${a.h} smaller than [${N}, ${d}]`);
+  if (a.w.numel < V * d) throw new RangeError(`${what}: w ${a.w} smaller than [${V}, ${d}]`);
+  return outputChunkRows(gpu, N, V, a.chunkRows, a.chunkBytes);
+}
+
+/** Forward only (reference model, augmented pass, evaluation): logp [N]. */
+export function outputLogprob(gpu: Gpu, a: OutputLogprobForwardArgs): void {
+  const { N, d, V } = a;
+  const rows = checkArgs(gpu, a, 'outputLogprob');
+  if (a.logp.numel < N) throw new RangeError(`outputLogprob: logp ${a.logp} shorter than N=${N}`);
+  if (N === 0) return;
+  const logits = gpu.pool.acquire([rows, V], 'f32', 'logits-chunk');
+  for (let r0 = 0; r0 < N; r0 += rows) {
+    const m = Math.min(rows, N - r0);
+    matmul(gpu, { a: a.h, b: a.w, c: logits, M: m, N: V, K: d, transB: true, offA: r0 * d });
+    rowKernel(gpu, false, logits, 0, V, V, m, a.targets, r0, undefined, 0, a.logp, r0);
+  }
+  gpu.pool.release(logits);
+}
+
+/** Backward (recomputing the logits chunk by chunk): dh = dlogits w, dw += dlogits^T h. */
+export function outputLogprobBackward(gpu: Gpu, a: OutputLogprobBackwardArgs): void {
+  const { N, d, V } = a;
+  const rows = checkArgs(gpu, a, 'outputLogprobBackward');
+  if (a.weights.numel < N) throw new RangeError(`outputLogprobBackward: weights ${a.weights} shorter than N=${N}`);
+  if (a.dh.numel < N * d) throw new RangeError(`outputLogprobBackward: dh ${a.dh} smaller than [${N}, ${d}]`);
+  if (a.dw.numel < V * d) throw new RangeError(`outputLogprobBackward: dw ${a.dw} smaller than [${V}, ${d}]`);
+  if (a.logp && a.logp.numel < N) throw new RangeError(`outputLogprobBackward: logp ${a.logp} shorter than N=${N}`);
+  if (N === 0) return;
+  const logits = gpu.pool.acquire([rows, V], 'f32', 'logits-chunk');
+  for (let r0 = 0; r0 < N; r0 += rows) {
+    const m = Math.min(rows, N - r0);
+    matmul(gpu, { a: a.h, b: a.w, c: logits, M: m, N: V, K: d, transB: true, offA: r0 * d });
+    rowKernel(gpu, true, logits, 0, V, V, m, a.targets, r0, a.weights, r0, a.logp, r0);
+    // dh[r0:r0+m] = dlogits [m, V] w [V, d]
+    matmul(gpu, { a: logits, b: a.w, c: a.dh, M: m, N: d, K: V, offC: r0 * d, accumulate: a.accumulateDh ?? false });
+    // dw [V, d] += dlogits^T [V, m] h[r0:r0+m] [m, d]
+    matmul(gpu, { a: logits, b: a.h, c: a.dw, M: V, N: d, K: m, transA: true, lda: V, offB: r0 * d, accumulate: true });
+  }
+  gpu.pool.release(logits);
+}

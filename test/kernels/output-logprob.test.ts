@@ -1,0 +1,129 @@
+import { describe, expect, it } from 'vitest';
+import { getGpu, relErr } from '../helpers/gpu.js';
+import { makeRng } from '../helpers/random.js';
+import { logSoftmaxGather, outputLogprob, outputLogprobBackward } from '../../src/kernels/output-logprob.js';
+import {
+  logSoftmaxGather as logSoftmaxGatherRef, logSoftmaxGatherBackward, outputLogprobBackwardRef, outputLogprobRef,
+} from '../../src/kernels/output-logprob.ref.js';
+
+const rng = makeRng();
+const f32 = (x: ArrayLike<number>) => Float32Array.from(x);
+
+/** Targets in [0, V) with about a quarter set to -1. */
+function makeTargets(N: number, V: number): Int32Array {
+  const t = Int32Array.from({ length: N }, () => (rng.uniform() < 0.25 ? -1 : rng.int(V)));
+  t[0] = rng.int(V); t[N - 1] = -1;
+  return t;
+}
+
+describe(`output layer log-probs (seed ${rng.seed})`, () => {
+  it('N=9 d=7 V=23 with ignored targets: forward, fused backward, chunking, logSoftmaxGather', async () => {
+    const gpu = await getGpu();
+    const N = 9; const d = 7; const V = 23;
+    const H = f32(rng.array(N * d)); const W = f32(rng.array(V * d, 0.8));
+    const targets = makeTargets(N, V);
+    const g = f32(rng.array(N));
+    const dw0 = f32(rng.array(V * d));
+    const ref = outputLogprobRef({ H, W, targets, N, d, V });
+    const grads = outputLogprobBackwardRef({ H, W, targets, N, d, V }, g);
+    const th = gpu.tensor([N, d], H); const tw = gpu.tensor([V, d], W);
+    const tt = gpu.tensor([N], targets, 'i32'); const tg = gpu.tensor([N], g);
+    const tlp = gpu.tensor([N]); const tdh = gpu.tensor([N, d]); const tdw = gpu.tensor([V, d]);
+    for (const chunkRows of [undefined, 4, 1]) {
+      gpu.upload(tlp, new Float32Array(N).fill(99));
+      outputLogprob(gpu, { h: th, w: tw, targets: tt, logp: tlp, N, d, V, chunkRows });
+      const lp = await gpu.readF32(tlp);
+      expect(relErr(lp, ref.logp)).toBeLessThan(2e-6);
+      for (let n = 0; n < N; n++) if (targets[n] < 0) expect(lp[n]).toBe(0);
+
+      gpu.upload(tdw, dw0); gpu.upload(tlp, new Float32Array(N).fill(99));
+      gpu.upload(tdh, new Float32Array(N * d).fill(5));
+      outputLogprobBackward(gpu, { h: th, w: tw, targets: tt, weights: tg, dh: tdh, dw: tdw, logp: tlp, N, d, V, chunkRows });
+      expect(relErr(await gpu.readF32(tdh), grads.dH)).toBeLessThan(1e-5);
+      expect(relErr(await gpu.readF32(tdw), Float64Array.from(grads.dW, (v, i) => v + dw0[i]))).toBeLessThan(1e-5);
+      expect(relErr(await gpu.readF32(tlp), ref.logp)).toBeLessThan(2e-6);
+    }
+    // accumulateDh adds to dh; a u32 targets tensor with 0xffffffff works like -1.
+    const tu = gpu.tensor([N], Uint32Array.from(targets, (t) => t >>> 0), 'u32');
+    const dh0 = f32(rng.array(N * d));
+    gpu.upload(tdh, dh0); gpu.upload(tdw, new Float32Array(V * d));
+    outputLogprobBackward(gpu, { h: th, w: tw, targets: tu, weights: tg, dh: tdh, dw: tdw, N, d, V, accumulateDh: true });
+    expect(relErr(await gpu.readF32(tdh), Float64Array.from(grads.dH, (v, i) => v + dh0[i]))).toBeLessThan(1e-5);
+    expect(relErr(await gpu.readF32(tdw), grads.dW)).toBeLessThan(1e-5);
+
+    // Plain log-softmax gather over a given logits matrix (row stride ld > V).
+    const ld = V + 3;
+    const L = f32(rng.array(N * ld, 3));
+    const dense = new Float64Array(N * V);
+    for (let n = 0; n < N; n++) for (let v = 0; v < V; v++) dense[n * V + v] = L[n * ld + v];
+    const tl = gpu.tensor([N, ld], L);
+    logSoftmaxGather(gpu, { logits: tl, targets: tt, logp: tlp, N, V, ld });
+    expect(relErr(await gpu.readF32(tlp), logSoftmaxGatherRef(dense, targets, V))).toBeLessThan(2e-6);
+    expect(relErr(await gpu.readF32(tl), L)).toBe(0); // not modified
+    gpu.pool.release(th, tw, tt, tg, tlp, tdh, tdw, tu, tl);
+  });
+
+  it('V=50304 d=16 N=5 in chunks of 2 rows (large vocabulary)', async () => {
+    const gpu = await getGpu();
+    const N = 5; const d = 16; const V = 50304;
+    const H = f32(rng.array(N * d)); const W = f32(rng.array(V * d, 0.7));
+    const targets = makeTargets(N, V);
+    const g = f32(rng.array(N));
+    const ref = outputLogprobRef({ H, W, targets, N, d, V });
+    const grads = outputLogprobBackwardRef({ H, W, targets, N, d, V }, g);
+    const th = gpu.tensor([N, d], H); const tw = gpu.tensor([V, d], W);
+    const tt = gpu.tensor([N], targets, 'i32'); const tg = gpu.tensor([N], g);
+    const tlp = gpu.tensor([N]); const tdh = gpu.tensor([N, d]); const tdw = gpu.tensor([V, d], new Float32Array(V * d));
+    outputLogprob(gpu, { h: th, w: tw, targets: tt, logp: tlp, N, d, V, chunkRows: 2 });
+    expect(relErr(await gpu.readF32(tlp), ref.logp)).toBeLessThan(5e-6);
+    outputLogprobBackward(gpu, { h: th, w: tw, targets: tt, weights: tg, dh: tdh, dw: tdw, N, d, V, chunkRows: 2 });
+    // dh = g (w[t] - E_softmax[w]) cancels over 50304 terms: f32 gives ~2e-5 here.
+    expect(relErr(await gpu.readF32(tdh), grads.dH)).toBeLessThan(6e-5);
+    const dw = await gpu.readF32(tdw);
+    expect(relErr(dw, grads.dW)).toBeLessThan(1e-5);
+    // Rows away from the targets are tiny (-g p_v h): check them on their own scale too.
+    for (const v of [0, 1, 12345, V - 1, rng.int(V)]) {
+      expect(relErr(dw.subarray(v * d, (v + 1) * d), grads.dW.subarray(v * d, (v + 1) * d))).toBeLessThan(1e-4);
+    }
+    gpu.pool.release(th, tw, tt, tg, tlp, tdh, tdw);
+  });
+
+  it('W over maxStorageBufferBindingSize: V=50304 d=700 N=3', async () => {
+    const gpu = await getGpu();
+    const N = 3; const d = 700; const V = 50304;
+    expect(V * d * 4).toBeGreaterThan(gpu.maxBinding);
+    const H = f32(rng.array(N * d));
+    const W = new Float32Array(V * d);
+    const sw = 2 / Math.sqrt(d);
+    for (let i = 0; i < W.length; i++) W[i] = (rng.uniform() - 0.5) * sw * 3.4;
+    const targets = Int32Array.from([rng.int(V), -1, V - 1]);
+    const g = f32([0.7, 0.3, -1.3]);
+    const ref = outputLogprobRef({ H, W, targets, N, d, V });
+    // The float64 backward from the reference's pieces (the full dW [V, d] is not needed).
+    const dlogits = logSoftmaxGatherBackward(ref.logits, targets, g, V, ref.lse);
+    const dH = new Float64Array(N * d);
+    for (let n = 0; n < N; n++) for (let v = 0; v < V; v++) {
+      const c = dlogits[n * V + v];
+      for (let k = 0; k < d; k++) dH[n * d + k] += c * W[v * d + k];
+    }
+    const dWrow = (v: number) => Float64Array.from({ length: d }, (_, k) => {
+      let s = 0; for (let n = 0; n < N; n++) s += dlogits[n * V + v] * H[n * d + k]; return s;
+    });
+    const th = gpu.tensor([N, d], H); const tw = gpu.tensor([V, d], W);
+    const tt = gpu.tensor([N], targets, 'i32'); const tg = gpu.tensor([N], g);
+    const tlp = gpu.tensor([N]); const tdh = gpu.tensor([N, d]); const tdw = gpu.tensor([V, d]);
+    gpu.recorder.clear({ buffer: tdw.buffer, offset: 0, size: tdw.bytes });
+    outputLogprob(gpu, { h: th, w: tw, targets: tt, logp: tlp, N, d, V });
+    expect(relErr(await gpu.readF32(tlp), ref.logp)).toBeLessThan(1e-5);
+    gpu.upload(tlp, new Float32Array(N));
+    // (On lavapipe this one call takes ~8 s: matmul pads M=3 to a 64-row tile. Chunking is covered above.)
+    outputLogprobBackward(gpu, { h: th, w: tw, targets: tt, weights: tg, dh: tdh, dw: tdw, logp: tlp, N, d, V });
+    expect(relErr(await gpu.readF32(tlp), ref.logp)).toBeLessThan(1e-5);
+    expect(relErr(await gpu.readF32(tdh), dH)).toBeLessThan(6e-5);
+    const dw = await gpu.readF32(tdw);
+    for (const v of [0, targets[0], V - 1, Math.floor(V / 2), V - 2, rng.int(V)]) {
+      expect(relErr(dw.subarray(v * d, (v + 1) * d), dWrow(v))).toBeLessThan(1e-4);
+    }
+    gpu.pool.release(th, tw, tt, tg, tlp, tdh, tdw);
+  });
+});
