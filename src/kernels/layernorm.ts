@@ -1,0 +1,326 @@
+// Row normalizations, f32: LayerNorm (GPT-NeoX) here, RMSNorm (Llama/Mistral) in rmsnorm.ts; both
+// are built from the templates in this file.
+//
+// Shapes: x, y, dy, dx [N, D] row-major and contiguous; w, b, dw, db [D]; mean, rstd [N].
+//   forward:  mean = sum(x)/D, var = sum((x-mean)^2)/D (biased, as torch), rstd = 1/sqrt(var+eps),
+//             y = (x - mean) * rstd * w + b                      (RMSNorm: no mean, no b)
+//   backward: xhat = (x - mean) * rstd, g = dy * w,
+//             dx = rstd * (g - mean(g) - xhat * mean(g * xhat))   (RMSNorm: no mean(g) term)
+//             dw += sum_rows dy * xhat, db += sum_rows dy
+//
+// One workgroup per row for the forward and for dx: threads stride over the row and reduce in
+// workgroup memory (a tree, so the sum order is fixed). The mean is taken first and the variance
+// from (x - mean) in a second sweep over the row (no E[x^2] - E[x]^2 cancellation).
+//
+// dw/db must be deterministic, so no float atomics: stage 1 gives each block of ROWS_PER_BLOCK
+// rows a workgroup column sweep that writes one partial row (partial[blk, d]); stage 2 sums the
+// partial rows in block order per column and adds into dw/db. Gradients accumulate (+=) because
+// they are summed over micro-batches; callers zero them at the start of a step.
+//
+// Tensors over the binding limit are processed in row chunks (each chunk runs both stages, so
+// the chunks' contributions are added in chunk order: still deterministic). More than 65535 rows
+// use a 2-D grid (grid()). References: layernorm.ref.ts, rmsnorm.ref.ts.
+import type { Gpu } from '../engine/gpu.js';
+import type { Tensor } from '../engine/tensor.js';
+import { ParamWriter, chunkRanges, grid, maxWindowElems, windowOf, type KernelDef } from '../engine/kernel.js';
+
+const WG = 256;
+/** Rows summed by one stage-1 workgroup of the weight-gradient reduction. */
+const ROWS_PER_BLOCK = 32;
+/** Columns per stage-1/stage-2 workgroup. */
+const WGC = 64;
+
+// A fixed-order tree sum over the workgroup (must be called from uniform control flow).
+const REDUCE = /* wgsl */ `
+var<workgroup> red: array<vec2f, ${WG}>;
+fn reduce2(v: vec2f, li: u32) -> vec2f {
+  red[li] = v;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (li < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}`;
+
+function forwardDef(rms: boolean): KernelDef {
+  // Bindings: x, w, [b], y, [mean], rstd.
+  const b = rms ? -1 : 2;
+  const y = rms ? 2 : 3;
+  const mean = rms ? -1 : 4;
+  const rstd = rms ? 3 : 5;
+  const nb = rms ? 4 : 6;
+  return {
+    name: rms ? 'rmsnorm_fwd' : 'layernorm_fwd',
+    bindings: rms ? ['read', 'read', 'rw', 'rw'] : ['read', 'read', 'read', 'rw', 'rw', 'rw'],
+    uniform: true,
+    code: /* wgsl */ `
+struct Params { rows: u32, D: u32, xBase: u32, wBase: u32, bBase: u32, yBase: u32, meanBase: u32, rstdBase: u32, eps: f32 };
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<f32>;
+${rms ? '' : `@group(0) @binding(${b}) var<storage, read> bias: array<f32>;`}
+@group(0) @binding(${y}) var<storage, read_write> y: array<f32>;
+${rms ? '' : `@group(0) @binding(${mean}) var<storage, read_write> meanOut: array<f32>;`}
+@group(0) @binding(${rstd}) var<storage, read_write> rstdOut: array<f32>;
+@group(0) @binding(${nb}) var<uniform> p: Params;
+${REDUCE}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let row = wg.x + wg.y * nwg.x;
+  if (row >= p.rows) { return; }
+  let xo = p.xBase + row * p.D;
+  let yo = p.yBase + row * p.D;
+  let fD = f32(p.D);
+  ${rms ? 'let mu = 0.0;' : `
+  var s = 0.0;
+  for (var d = li; d < p.D; d += ${WG}u) { s += x[xo + d]; }
+  let mu = reduce2(vec2f(s, 0.0), li).x / fD;`}
+  var q = 0.0;
+  for (var d = li; d < p.D; d += ${WG}u) { let c = x[xo + d] - mu; q += c * c; }
+  let r = inverseSqrt(reduce2(vec2f(q, 0.0), li).x / fD + p.eps);
+  for (var d = li; d < p.D; d += ${WG}u) {
+    y[yo + d] = (x[xo + d] - mu) * r * w[p.wBase + d]${rms ? '' : ' + bias[p.bBase + d]'};
+  }
+  if (li == 0u) {
+    ${rms ? '' : 'meanOut[p.meanBase + row] = mu;'}
+    rstdOut[p.rstdBase + row] = r;
+  }
+}`,
+  };
+}
+
+function backwardDxDef(rms: boolean): KernelDef {
+  // Bindings: dy, x, w, [mean], rstd, dx.
+  const rstd = rms ? 3 : 4;
+  const dx = rms ? 4 : 5;
+  return {
+    name: rms ? 'rmsnorm_bwd_dx' : 'layernorm_bwd_dx',
+    bindings: rms ? ['read', 'read', 'read', 'read', 'rw'] : ['read', 'read', 'read', 'read', 'read', 'rw'],
+    uniform: true,
+    code: /* wgsl */ `
+struct Params { rows: u32, D: u32, dyBase: u32, xBase: u32, wBase: u32, meanBase: u32, rstdBase: u32, dxBase: u32, accumulate: u32 };
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+${rms ? '' : '@group(0) @binding(3) var<storage, read> meanIn: array<f32>;'}
+@group(0) @binding(${rstd}) var<storage, read> rstdIn: array<f32>;
+@group(0) @binding(${dx}) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(${dx + 1}) var<uniform> p: Params;
+${REDUCE}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let row = wg.x + wg.y * nwg.x;
+  if (row >= p.rows) { return; }
+  let mu = ${rms ? '0.0' : 'meanIn[p.meanBase + row]'};
+  let r = rstdIn[p.rstdBase + row];
+  let yo = p.dyBase + row * p.D;
+  let xo = p.xBase + row * p.D;
+  let o = p.dxBase + row * p.D;
+  // (sum g, sum g * xhat)
+  var acc = vec2f(0.0);
+  for (var d = li; d < p.D; d += ${WG}u) {
+    let g = dy[yo + d] * w[p.wBase + d];
+    acc += vec2f(g, g * (x[xo + d] - mu) * r);
+  }
+  let m = reduce2(acc, li) / f32(p.D);
+  for (var d = li; d < p.D; d += ${WG}u) {
+    let g = dy[yo + d] * w[p.wBase + d];
+    let xh = (x[xo + d] - mu) * r;
+    var v = r * (g${rms ? '' : ' - m.x'} - xh * m.y);
+    if (p.accumulate != 0u) { v += dx[o + d]; }
+    dx[o + d] = v;
+  }
+}`,
+  };
+}
+
+// Stage 1 of the weight gradients: partial[blk, d] = sum over the block's rows of dy * xhat
+// (and, for LayerNorm, partial[nblk + blk, d] = sum of dy).
+function partialDef(rms: boolean): KernelDef {
+  return {
+    name: rms ? 'rmsnorm_bwd_dw_partial' : 'layernorm_bwd_dwdb_partial',
+    bindings: ['read', 'read', 'read', 'read', 'rw'],
+    uniform: true,
+    code: /* wgsl */ `
+struct Params { rows: u32, D: u32, dyBase: u32, xBase: u32, meanBase: u32, rstdBase: u32, nblk: u32 };
+@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> meanIn: array<f32>;
+@group(0) @binding(3) var<storage, read> rstdIn: array<f32>;
+@group(0) @binding(4) var<storage, read_write> partial: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+@compute @workgroup_size(${WGC})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let d = wg.x * ${WGC}u + li;
+  let blk = wg.y;
+  if (d >= p.D) { return; }
+  let r0 = blk * ${ROWS_PER_BLOCK}u;
+  let r1 = min(p.rows, r0 + ${ROWS_PER_BLOCK}u);
+  var sw = 0.0;
+  var sb = 0.0;
+  for (var row = r0; row < r1; row++) {
+    let g = dy[p.dyBase + row * p.D + d];
+    let mu = ${rms ? '0.0' : 'meanIn[p.meanBase + row]'};
+    sw += g * (x[p.xBase + row * p.D + d] - mu) * rstdIn[p.rstdBase + row];
+    sb += g;
+  }
+  partial[blk * p.D + d] = sw;
+  ${rms ? '' : 'partial[(p.nblk + blk) * p.D + d] = sb;'}
+}`,
+  };
+}
+
+// Stage 2: out[d] += sum over blk of partial[off + blk * D + d], blocks in order.
+const COLSUM: KernelDef = {
+  name: 'norm_bwd_colsum',
+  bindings: ['read', 'rw'],
+  uniform: true,
+  code: /* wgsl */ `
+struct Params { D: u32, nblk: u32, pBase: u32, outBase: u32 };
+@group(0) @binding(0) var<storage, read> partial: array<f32>;
+@group(0) @binding(1) var<storage, read_write> outv: array<f32>;
+@group(0) @binding(2) var<uniform> p: Params;
+@compute @workgroup_size(${WGC})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let d = wg.x * ${WGC}u + li;
+  if (d >= p.D) { return; }
+  var s = 0.0;
+  for (var b = 0u; b < p.nblk; b++) { s += partial[p.pBase + b * p.D + d]; }
+  outv[p.outBase + d] += s;
+}`,
+};
+
+function need(what: string, t: Tensor | undefined, n: number): void {
+  if (!t) return;
+  if (t.dtype !== 'f32') throw new TypeError(`${what}: ${t} must be f32`);
+  if (t.numel < n) throw new RangeError(`${what}: ${t} has ${t.numel} elements, needs ${n}`);
+}
+
+/** Rows per chunk so that an [rows, D] window (and the [rows] stats) fit one binding. */
+function rowsPerChunk(gpu: Gpu, D: number): number {
+  const r = Math.floor(maxWindowElems(gpu) / Math.max(1, D));
+  if (r < 1) throw new RangeError(`norm: one row of ${D} floats exceeds the binding limit`);
+  return r;
+}
+
+let dummies = new WeakMap<Gpu, Tensor>();
+function dummy(gpu: Gpu): Tensor {
+  let t = dummies.get(gpu);
+  if (!t) { t = gpu.tensor([4], new Float32Array(4)); dummies.set(gpu, t); }
+  return t;
+}
+
+export interface NormForwardArgs {
+  x: Tensor; w: Tensor; y: Tensor; rstd: Tensor; N: number; D: number; eps: number;
+  /** LayerNorm only. */
+  b?: Tensor; mean?: Tensor;
+}
+
+export interface NormBackwardArgs {
+  dy: Tensor; x: Tensor; w: Tensor; rstd: Tensor; dx: Tensor; N: number; D: number;
+  /** Weight gradient [D], accumulated (+=); omitted: not computed (frozen weight). */
+  dw?: Tensor;
+  /** dx += (instead of =): adds into a residual-stream gradient. */
+  accumulateDx?: boolean;
+  /** LayerNorm only: mean [N] from the forward; db [D] accumulated (+=), optional. */
+  mean?: Tensor; db?: Tensor;
+}
+
+/** Shared forward of LayerNorm (rms=false) and RMSNorm (rms=true). */
+export function normForward(gpu: Gpu, rms: boolean, a: NormForwardArgs): void {
+  const { x, w, y, rstd, N, D, eps } = a;
+  const name = rms ? 'rmsNorm' : 'layerNorm';
+  need(`${name} x`, x, N * D); need(`${name} y`, y, N * D); need(`${name} w`, w, D); need(`${name} rstd`, rstd, N);
+  if (!rms) { if (!a.b || !a.mean) throw new Error('layerNorm: b and mean are required'); need('layerNorm b', a.b, D); need('layerNorm mean', a.mean, N); }
+  if (N === 0 || D === 0) return;
+  const k = gpu.kernels.get(forwardDef(rms));
+  const ww = windowOf(gpu, w, 0, D);
+  const wb = rms ? undefined : windowOf(gpu, a.b!, 0, D);
+  for (const [r0, r1] of chunkRanges(N, rowsPerChunk(gpu, D))) {
+    const wx = windowOf(gpu, x, r0 * D, r1 * D);
+    const wy = windowOf(gpu, y, r0 * D, r1 * D);
+    const wm = rms ? undefined : windowOf(gpu, a.mean!, r0, r1);
+    const wr = windowOf(gpu, rstd, r0, r1);
+    const params = new ParamWriter().u32(r1 - r0, D, wx.base, ww.base, wb?.base ?? 0, wy.base, wm?.base ?? 0, wr.base)
+      .f32(eps).bytes();
+    const ranges = rms ? [wx.range, ww.range, wy.range, wr.range]
+      : [wx.range, ww.range, wb!.range, wy.range, wm!.range, wr.range];
+    gpu.recorder.dispatch(k, ranges, params, grid(r1 - r0));
+  }
+}
+
+/** Shared backward of LayerNorm (rms=false) and RMSNorm (rms=true). */
+export function normBackward(gpu: Gpu, rms: boolean, a: NormBackwardArgs): void {
+  const { dy, x, w, rstd, dx, N, D } = a;
+  const name = rms ? 'rmsNormBackward' : 'layerNormBackward';
+  need(`${name} dy`, dy, N * D); need(`${name} x`, x, N * D); need(`${name} dx`, dx, N * D);
+  need(`${name} w`, w, D); need(`${name} rstd`, rstd, N); need(`${name} dw`, a.dw, D);
+  if (!rms) { if (!a.mean) throw new Error('layerNormBackward: mean is required'); need(`${name} mean`, a.mean, N); need(`${name} db`, a.db, D); }
+  if (N === 0 || D === 0) return;
+  const kdx = gpu.kernels.get(backwardDxDef(rms));
+  const ww = windowOf(gpu, w, 0, D);
+  const mean = rms ? dummy(gpu) : a.mean!;
+  const wantW = !!a.dw; const wantB = !rms && !!a.db;
+  for (const [r0, r1] of chunkRanges(N, rowsPerChunk(gpu, D))) {
+    const rows = r1 - r0;
+    const wdy = windowOf(gpu, dy, r0 * D, r1 * D);
+    const wx = windowOf(gpu, x, r0 * D, r1 * D);
+    const wdx = windowOf(gpu, dx, r0 * D, r1 * D);
+    const wm = rms ? windowOf(gpu, mean) : windowOf(gpu, mean, r0, r1);
+    const wr = windowOf(gpu, rstd, r0, r1);
+    const params = new ParamWriter().u32(rows, D, wdy.base, wx.base, ww.base, wm.base, wr.base, wdx.base,
+      a.accumulateDx ? 1 : 0).bytes();
+    const ranges = rms ? [wdy.range, wx.range, ww.range, wr.range, wdx.range]
+      : [wdy.range, wx.range, ww.range, wm.range, wr.range, wdx.range];
+    gpu.recorder.dispatch(kdx, ranges, params, grid(rows));
+    if (!wantW && !wantB) continue;
+    // Weight gradients for this chunk: partial rows, then the in-order column sums. The partial
+    // buffer is at most 2 * ceil(rows / 32) * D floats, i.e. 1/16 of the chunk: it fits a binding.
+    const nblk = Math.ceil(rows / ROWS_PER_BLOCK);
+    const part = gpu.pool.acquire([(rms ? 1 : 2) * nblk * D], 'f32', 'norm partial');
+    const wp = windowOf(gpu, part);
+    const pp = new ParamWriter().u32(rows, D, wdy.base, wx.base, wm.base, wr.base, nblk).bytes();
+    gpu.recorder.dispatch(gpu.kernels.get(partialDef(rms)), [wdy.range, wx.range, wm.range, wr.range, wp.range], pp,
+      [Math.ceil(D / WGC), nblk, 1]);
+    const ksum = gpu.kernels.get(COLSUM);
+    const outs: [Tensor | undefined, number][] = [[a.dw, 0], [wantB ? a.db : undefined, nblk * D]];
+    for (const [out, off] of outs) {
+      if (!out) continue;
+      const wo = windowOf(gpu, out, 0, D);
+      gpu.recorder.dispatch(ksum, [wp.range, wo.range], new ParamWriter().u32(D, nblk, wp.base + off, wo.base).bytes(),
+        [Math.ceil(D / WGC), 1, 1]);
+    }
+    // Safe to hand back now: a later user of this buffer records after these dispatches.
+    gpu.pool.release(part);
+  }
+}
+
+export interface LayerNormArgs {
+  /** [N, D] input, [D] weight and bias, [N, D] output. */
+  x: Tensor; w: Tensor; b: Tensor; y: Tensor;
+  /** [N] saved statistics for the backward. */
+  mean: Tensor; rstd: Tensor;
+  N: number; D: number; eps: number;
+}
+
+/** y = (x - mean) * rstd * w + b per row of x [N, D]; writes mean and rstd [N]. */
+export function layerNorm(gpu: Gpu, a: LayerNormArgs): void {
+  normForward(gpu, false, a);
+}
+
+export interface LayerNormBackwardArgs {
+  dy: Tensor; x: Tensor; w: Tensor; mean: Tensor; rstd: Tensor;
+  /** [N, D]: written, or added to when accumulateDx. */
+  dx: Tensor;
+  /** [D] gradients, accumulated (+=); either may be omitted. */
+  dw?: Tensor; db?: Tensor;
+  N: number; D: number;
+  accumulateDx?: boolean;
+}
+
+/** LayerNorm backward: dx (= or +=), dw += sum dy * xhat, db += sum dy (deterministic). */
+export function layerNormBackward(gpu: Gpu, a: LayerNormBackwardArgs): void {
+  normBackward(gpu, false, a);
+}
