@@ -1,0 +1,201 @@
+// Evaluation metrics over a set of preference pairs (notes/losses.md §5.1; CPU, float64).
+//
+// Per pair i, with log-probs summed over response tokens:
+//   h_i     = (logpi(y+|x) - logref(y+|x)) - (logpi(y-|x) - logref(y-|x))
+//   Delta_i = beta * [same on p⊕x]                       (only when the augmented log-probs are given)
+//   margin  = mean beta*h_i,  accuracy = mean [h_i > 0],  aug_accuracy = mean [Delta_i > 0]
+//   reward_chosen = mean beta*(logpi(y+|x) - logref(y+|x)), reward_rejected likewise.
+// With judge scores, Pearson / Spearman (average ranks) / Kendall tau-b between the per-pair margins
+// beta*h_i and the score differences score_chosen_i - score_rejected_i (the paper's Table 4 style).
+
+import { kendallTauB, pearson, spearman } from '../losses/correlation.js';
+import type { EvalRow } from './metrics-log.js';
+
+export interface EvalInputs {
+  /** Summed log-probs per pair [n] under the policy and the reference, on the plain prompt x. */
+  policyChosen: ArrayLike<number>;
+  policyRejected: ArrayLike<number>;
+  refChosen: ArrayLike<number>;
+  refRejected: ArrayLike<number>;
+  /** The same on the augmented prompt p⊕x (all four, or none). */
+  policyChosenAug?: ArrayLike<number>;
+  policyRejectedAug?: ArrayLike<number>;
+  refChosenAug?: ArrayLike<number>;
+  refRejectedAug?: ArrayLike<number>;
+  beta: number;
+  /** Judge scores per pair [n] (e.g. GPT-4 / UltraFeedback scores): both, or `scoreDiff` directly. */
+  scoreChosen?: ArrayLike<number>;
+  scoreRejected?: ArrayLike<number>;
+  scoreDiff?: ArrayLike<number>;
+}
+
+export interface EvalMetrics {
+  n: number;
+  margin: number;                 // mean beta*h
+  accuracy: number;               // mean [h > 0]
+  aug_accuracy: number | null;    // mean [Delta > 0]; null without augmented log-probs
+  aug_margin: number | null;      // mean Delta; null without augmented log-probs
+  reward_chosen: number;
+  reward_rejected: number;
+  /** Correlations between beta*h and the score differences; absent without scores, NaN if undefined. */
+  pearson?: number;
+  spearman?: number;
+  kendall?: number;
+  /** Per-pair margins beta*h_i [n], for plots and further statistics. */
+  margins: Float64Array;
+}
+
+function need(name: string, a: ArrayLike<number> | undefined, n: number): ArrayLike<number> {
+  if (!a) throw new Error(`computeEvalMetrics: ${name} missing`);
+  if (a.length !== n) throw new Error(`computeEvalMetrics: ${name} has length ${a.length}, expected ${n}`);
+  return a;
+}
+
+/** Computes the evaluation metrics of one split (see the header). Empty input gives NaN means. */
+export function computeEvalMetrics(inp: EvalInputs): EvalMetrics {
+  const n = inp.policyChosen.length;
+  const pc = need('policyChosen', inp.policyChosen, n), pr = need('policyRejected', inp.policyRejected, n);
+  const rc = need('refChosen', inp.refChosen, n), rr = need('refRejected', inp.refRejected, n);
+  const beta = inp.beta;
+  if (!(beta > 0)) throw new Error(`computeEvalMetrics: beta must be > 0, got ${beta}`);
+
+  const augGiven = [inp.policyChosenAug, inp.policyRejectedAug, inp.refChosenAug, inp.refRejectedAug].filter((a) => a !== undefined).length;
+  if (augGiven !== 0 && augGiven !== 4) throw new Error('computeEvalMetrics: give all four augmented log-prob arrays or none');
+
+  const margins = new Float64Array(n);
+  let sumMargin = 0, correct = 0, sumRc = 0, sumRr = 0;
+  for (let i = 0; i < n; i++) {
+    const lc = pc[i] - rc[i], lr = pr[i] - rr[i];
+    const h = lc - lr;
+    margins[i] = beta * h;
+    sumMargin += beta * h;
+    if (h > 0) correct++;
+    sumRc += beta * lc;
+    sumRr += beta * lr;
+  }
+
+  let augAccuracy: number | null = null, augMargin: number | null = null;
+  if (augGiven === 4) {
+    const pca = need('policyChosenAug', inp.policyChosenAug, n), pra = need('policyRejectedAug', inp.policyRejectedAug, n);
+    const rca = need('refChosenAug', inp.refChosenAug, n), rra = need('refRejectedAug', inp.refRejectedAug, n);
+    let augCorrect = 0, sumDelta = 0;
+    for (let i = 0; i < n; i++) {
+      const delta = beta * ((pca[i] - rca[i]) - (pra[i] - rra[i]));
+      if (delta > 0) augCorrect++;
+      sumDelta += delta;
+    }
+    augAccuracy = augCorrect / n;
+    augMargin = sumDelta / n;
+  }
+
+  const out: EvalMetrics = {
+    n,
+    margin: sumMargin / n,
+    accuracy: correct / n,
+    aug_accuracy: augAccuracy,
+    aug_margin: augMargin,
+    reward_chosen: sumRc / n,
+    reward_rejected: sumRr / n,
+    margins,
+  };
+
+  let diff: ArrayLike<number> | undefined = inp.scoreDiff;
+  if (diff) need('scoreDiff', diff, n);
+  else if (inp.scoreChosen || inp.scoreRejected) {
+    const sc = need('scoreChosen', inp.scoreChosen, n), sr = need('scoreRejected', inp.scoreRejected, n);
+    const d = new Float64Array(n);
+    for (let i = 0; i < n; i++) d[i] = sc[i] - sr[i];
+    diff = d;
+  }
+  if (diff) {
+    out.pearson = pearson(margins, diff);
+    out.spearman = spearman(margins, diff);
+    out.kendall = kendallTauB(margins, diff);
+  }
+  return out;
+}
+
+/** The eval.jsonl line for metrics of one split (per-pair margins left out; NaN becomes null). */
+export function toEvalRow(m: EvalMetrics, at: { step: number; pairs_seen: number; split: string }): EvalRow {
+  const fin = (v: number | null | undefined): number | null => (v === null || v === undefined || !Number.isFinite(v) ? null : v);
+  const row: EvalRow = {
+    step: at.step,
+    pairs_seen: at.pairs_seen,
+    split: at.split,
+    margin: fin(m.margin),
+    accuracy: fin(m.accuracy),
+    aug_accuracy: fin(m.aug_accuracy),
+    reward_chosen: fin(m.reward_chosen),
+    reward_rejected: fin(m.reward_rejected),
+    n: m.n,
+  };
+  if (m.pearson !== undefined) row.pearson = fin(m.pearson);
+  if (m.spearman !== undefined) row.spearman = fin(m.spearman);
+  if (m.kendall !== undefined) row.kendall = fin(m.kendall);
+  return row;
+}
+
+/** One row of an evaluation table: a run (or model) name and its metrics. */
+export interface EvalTableRow {
+  name: string;
+  split?: string;
+  step?: number;
+  pairs_seen?: number;
+  margin?: number | null;
+  accuracy?: number | null;
+  aug_accuracy?: number | null;
+  pearson?: number | null;
+  spearman?: number | null;
+  kendall?: number | null;
+  n?: number | null;
+}
+
+/** Columns of the evaluation table, in order (shared by the terminal and HTML tables). */
+export const EVAL_COLUMNS: ReadonlyArray<{ key: keyof EvalTableRow & string; label: string; digits: number }> = [
+  { key: 'margin', label: 'margin', digits: 4 },
+  { key: 'accuracy', label: 'accuracy', digits: 4 },
+  { key: 'aug_accuracy', label: 'aug acc', digits: 4 },
+  { key: 'pearson', label: 'Pearson', digits: 4 },
+  { key: 'spearman', label: 'Spearman', digits: 4 },
+  { key: 'kendall', label: 'Kendall', digits: 4 },
+  { key: 'n', label: 'n', digits: 0 },
+];
+
+/** Formats a table cell: fixed digits, '-' for a missing or non-finite value. */
+export function formatCell(v: unknown, digits: number): string {
+  if (typeof v !== 'number' || !Number.isFinite(v)) return '-';
+  return digits === 0 ? String(Math.round(v)) : v.toFixed(digits);
+}
+
+/** The latest eval row of each run as a table row (preferring `split` when given). */
+export function evalTableFromRows(runs: Array<{ name: string; eval?: EvalRow[] }>, split?: string): EvalTableRow[] {
+  const out: EvalTableRow[] = [];
+  for (const r of runs) {
+    const rows = (r.eval ?? []).filter((e) => split === undefined || e.split === split);
+    if (rows.length === 0) continue;
+    let last = rows[0];
+    for (const e of rows) if (e.step >= last.step) last = e;
+    out.push({
+      name: r.name, split: last.split, step: last.step, pairs_seen: last.pairs_seen,
+      margin: last.margin, accuracy: last.accuracy, aug_accuracy: last.aug_accuracy,
+      pearson: last.pearson ?? null, spearman: last.spearman ?? null, kendall: last.kendall ?? null, n: last.n,
+    });
+  }
+  return out;
+}
+
+/** A plain-text table (monospace terminal): one row per run, columns as EVAL_COLUMNS. */
+export function formatEvalTable(rows: EvalTableRow[]): string {
+  const showSplit = rows.some((r) => r.split !== undefined);
+  const header = ['run', ...(showSplit ? ['split'] : []), ...EVAL_COLUMNS.map((c) => c.label)];
+  const body = rows.map((r) => [
+    r.name,
+    ...(showSplit ? [r.split ?? '-'] : []),
+    ...EVAL_COLUMNS.map((c) => formatCell(r[c.key], c.digits)),
+  ]);
+  const widths = header.map((h, j) => Math.max(h.length, ...body.map((b) => b[j].length)));
+  const textCols = showSplit ? 2 : 1;
+  const fmt = (cells: string[]) => cells.map((c, j) => (j < textCols ? c.padEnd(widths[j]) : c.padStart(widths[j]))).join('  ').trimEnd();
+  const sep = widths.map((w) => '-'.repeat(w)).join('  ');
+  return [fmt(header), sep, ...body.map(fmt)].join('\n');
+}
