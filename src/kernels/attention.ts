@@ -11,7 +11,7 @@
 // attention.ref.ts.
 //
 // Forward: a workgroup owns BR query rows of one (batch row, query head); G threads share a row,
-// thread g owning the head-dim columns g, g+G, ... (DPT = Dh/G accumulators in registers). Key and
+// thread g owning the head-dim columns g, g+G, ... (DPT = 16 accumulators in registers). Key and
 // value tiles of BC rows are staged in workgroup memory; the BR x BC score tile goes through
 // workgroup memory too (a thread computes scores of its row for keys g, g+G, ..., then every
 // thread of the row reads the whole row for the online softmax). No T x T matrix exists.
@@ -91,13 +91,13 @@ function sharedFloats(pass: Pass, DP: number, R: number, C: number): number {
   }
 }
 
-function nextPow2(x: number): number { return 2 ** Math.ceil(Math.log2(Math.max(1, x))); }
-
-// About 16 accumulators per thread for every Dh (G threads per row) keeps registers bounded from
-// Dh = 16 to 256; tiles start at 32 x 32 and halve until the workgroup memory fits the adapter.
+// 16 accumulators per thread and G = ceil(Dh / 16) threads per row keep registers bounded from
+// Dh = 16 to 256, and one pipeline serves every Dh with the same G (Dh is a runtime parameter;
+// columns past it are zero in workgroup memory). Tiles start at 32 x 32 and halve until the
+// workgroup memory fits the adapter.
 function chooseTiles(gpu: Gpu, pass: Pass, Dh: number): Tiles {
-  const G = Math.min(16, nextPow2(Math.ceil(Dh / 16)));
-  const DPT = Math.ceil(Dh / G);
+  const G = Math.ceil(Dh / 16);
+  const DPT = 16;
   const DP = G * DPT;
   const maxThreads = Math.min(256, gpu.limits.maxComputeInvocationsPerWorkgroup);
   const limit = gpu.limits.maxComputeWorkgroupStorageSize / 4;
@@ -214,10 +214,9 @@ const opParams = (w: ParamWriter, wi: Window, op: Op) => w.u32(wi.base, op.ts, o
 const at = (n: string, b: string, t: string, h: string, d: string) =>
   `p.${n}Base + (${b} * p.T + ${t}) * p.${n}Tok + ${h} * p.${n}Head + ${d}`;
 
-function header(t: Tiles, Dh: number): string {
+function header(t: Tiles): string {
   return `
-const DH = ${Dh}u;   // head dim
-const DP = ${t.DP}u; // head dim padded to G * DPT (pad columns are zero in workgroup memory)
+const DP = ${t.DP}u; // head dim (p.Dh) padded to G * DPT (pad columns are zero in workgroup memory)
 const G = ${t.G}u;   // threads per owned row
 const DPT = ${t.DPT}u;
 const BR = ${t.R}u;  // owned rows per workgroup
@@ -227,14 +226,14 @@ const MASKED = -3.0e38; // score of an invisible pair (below any real score, and
 const M0 = -1.0e30;     // running max before any visible key: finite, so exp(M0 - m) never sees inf - inf`;
 }
 
-function forwardDef(t: Tiles, Dh: number): KernelDef {
+function forwardDef(t: Tiles): KernelDef {
   return {
-    name: `attn_fwd_d${Dh}_g${t.G}_${t.R}x${t.C}`,
+    name: `attn_fwd_g${t.G}x${t.DPT}_${t.R}x${t.C}`,
     bindings: ['read', 'read', 'read', 'read', 'rw', 'rw'],
     uniform: true,
-    code: /* wgsl */ `${header(t, Dh)}
+    code: /* wgsl */ `${header(t)}
 struct Params {
-  T: u32, Hq: u32, nRep: u32, b0: u32, mBase: u32, hasMask: u32, window: u32,
+  T: u32, Dh: u32, Hq: u32, nRep: u32, b0: u32, mBase: u32, hasMask: u32, window: u32,
   ${opFields('q')} ${opFields('k')} ${opFields('v')} ${opFields('o')}
   lseBase: u32, scale: f32,
 };
@@ -267,7 +266,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   for (var idx = li; idx < BR * DP; idx += NT) {
     let rr = idx / DP; let d = idx % DP; let qi = q0 + rr;
     var x = 0.0;
-    if (qi < p.T && d < DH) { x = q[${at('q', 'b', 'qi', 'h', 'd')}]; }
+    if (qi < p.T && d < p.Dh) { x = q[${at('q', 'b', 'qi', 'h', 'd')}]; }
     Qs[idx] = x;
   }
   var pi = 0; var si = 0;
@@ -281,7 +280,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
     for (var idx = li; idx < BC * DP; idx += NT) {
       let jj = idx / DP; let d = idx % DP; let j = k0 + jj;
       var kx = 0.0; var vx = 0.0;
-      if (j < kEnd && d < DH) {
+      if (j < kEnd && d < p.Dh) {
         kx = k[${at('k', 'b', 'j', 'kvh', 'd')}];
         vx = v[${at('v', 'b', 'j', 'kvh', 'd')}];
       }
@@ -329,7 +328,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
     if (lrow > 0.0) { inv = 1.0 / lrow; l = mrow + log(lrow); }
     for (var c = 0u; c < DPT; c++) {
       let d = g + c * G;
-      if (d < DH) { o[${at('o', 'b', 'i', 'h', 'd')}] = acc[c] * inv; }
+      if (d < p.Dh) { o[${at('o', 'b', 'i', 'h', 'd')}] = acc[c] * inv; }
     }
     if (g == 0u) { lse[p.lseBase + (b * p.Hq + h) * p.T + i] = l; }
   }
@@ -364,14 +363,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
 
 // shared: dk and dv live in one buffer (a fused dQKV) and are written through one binding, since
 // WebGPU rejects overlapping writable bindings in a dispatch.
-function dkdvDef(t: Tiles, Dh: number, shared: boolean): KernelDef {
+function dkdvDef(t: Tiles, shared: boolean): KernelDef {
   return {
-    name: `attn_bwd_dkdv_d${Dh}_g${t.G}_${t.R}x${t.C}${shared ? '_shared' : ''}`,
+    name: `attn_bwd_dkdv_g${t.G}x${t.DPT}_${t.R}x${t.C}${shared ? '_shared' : ''}`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'rw', ...(shared ? [] : ['rw' as const])],
     uniform: true,
-    code: /* wgsl */ `${header(t, Dh)}
+    code: /* wgsl */ `${header(t)}
 struct Params {
-  T: u32, Hq: u32, nRep: u32, b0: u32, mBase: u32, hasMask: u32, window: u32,
+  T: u32, Dh: u32, Hq: u32, nRep: u32, b0: u32, mBase: u32, hasMask: u32, window: u32,
   ${opFields('q')} ${opFields('k')} ${opFields('v')} ${opFields('g')} ${opFields('dk')} ${opFields('dv')}
   ldBase: u32, scale: f32,
 };
@@ -408,7 +407,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   for (var idx = li; idx < BR * DP; idx += NT) {
     let rr = idx / DP; let d = idx % DP; let kj = k0 + rr;
     var kx = 0.0; var vx = 0.0;
-    if (kj < len && d < DH) {
+    if (kj < len && d < p.Dh) {
       kx = k[${at('k', 'b', 'kj', 'kvh', 'd')}];
       vx = v[${at('v', 'b', 'kj', 'kvh', 'd')}];
     }
@@ -426,7 +425,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
       for (var idx = li; idx < BC * DP; idx += NT) {
         let ii = idx / DP; let d = idx % DP; let qi = i0 + ii;
         var qx = 0.0; var gx = 0.0;
-        if (qi < len && d < DH) {
+        if (qi < len && d < p.Dh) {
           qx = q[${at('q', 'b', 'qi', 'h', 'd')}];
           gx = dout[${at('g', 'b', 'qi', 'h', 'd')}];
         }
@@ -468,7 +467,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   if (j < p.T) {
     for (var c = 0u; c < DPT; c++) {
       let d = g + c * G;
-      if (d < DH) {
+      if (d < p.Dh) {
         dk[${at('dk', 'b', 'j', 'kvh', 'd')}] = dka[c] * p.scale;
         ${shared ? 'dk' : 'dv'}[${at('dv', 'b', 'j', 'kvh', 'd')}] = dva[c];
       }
@@ -478,14 +477,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   };
 }
 
-function dqDef(t: Tiles, Dh: number): KernelDef {
+function dqDef(t: Tiles): KernelDef {
   return {
-    name: `attn_bwd_dq_d${Dh}_g${t.G}_${t.R}x${t.C}`,
+    name: `attn_bwd_dq_g${t.G}x${t.DPT}_${t.R}x${t.C}`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'rw'],
     uniform: true,
-    code: /* wgsl */ `${header(t, Dh)}
+    code: /* wgsl */ `${header(t)}
 struct Params {
-  T: u32, Hq: u32, nRep: u32, b0: u32, mBase: u32, hasMask: u32, window: u32,
+  T: u32, Dh: u32, Hq: u32, nRep: u32, b0: u32, mBase: u32, hasMask: u32, window: u32,
   ${opFields('q')} ${opFields('k')} ${opFields('v')} ${opFields('g')} ${opFields('dq')}
   ldBase: u32, scale: f32,
 };
@@ -518,7 +517,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   for (var idx = li; idx < BR * DP; idx += NT) {
     let rr = idx / DP; let d = idx % DP; let qi = q0 + rr;
     var qx = 0.0; var gx = 0.0;
-    if (qi < len && d < DH) {
+    if (qi < len && d < p.Dh) {
       qx = q[${at('q', 'b', 'qi', 'h', 'd')}];
       gx = dout[${at('g', 'b', 'qi', 'h', 'd')}];
     }
@@ -536,7 +535,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
     for (var idx = li; idx < BC * DP; idx += NT) {
       let jj = idx / DP; let d = idx % DP; let j = k0 + jj;
       var kx = 0.0; var vx = 0.0;
-      if (j < kEnd && d < DH) {
+      if (j < kEnd && d < p.Dh) {
         kx = k[${at('k', 'b', 'j', 'kvh', 'd')}];
         vx = v[${at('v', 'b', 'j', 'kvh', 'd')}];
       }
@@ -573,7 +572,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   if (i < p.T) {
     for (var c = 0u; c < DPT; c++) {
       let d = g + c * G;
-      if (d < DH) { dq[${at('dq', 'b', 'i', 'h', 'd')}] = acc[c] * p.scale; }
+      if (d < p.Dh) { dq[${at('dq', 'b', 'i', 'h', 'd')}] = acc[c] * p.scale; }
     }
   }
 }`,
@@ -603,7 +602,7 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
   if (o.t.buffer === a.lse.buffer) throw new Error('attention: out and lse must be in different GPU buffers');
   const mask = maskOf(gpu, a);
   const tiles = chooseTiles(gpu, 'fwd', Dh);
-  const kernel = gpu.kernels.get(forwardDef(tiles, Dh));
+  const kernel = gpu.kernels.get(forwardDef(tiles));
   const nb = batchChunk(gpu, a, [q, k, v, o], Hq * T);
   const mt = mask.m ?? dummyI32(gpu);
   const wm = windowOf(gpu, mt);
@@ -612,7 +611,7 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
     const wq = win(gpu, q, b0, n, T, Dh); const wk = win(gpu, k, b0, n, T, Dh);
     const wv = win(gpu, v, b0, n, T, Dh); const wo = win(gpu, o, b0, n, T, Dh);
     const wl = windowOf(gpu, a.lse, b0 * Hq * T, (b0 + n) * Hq * T);
-    const pw = new ParamWriter().u32(T, Hq, nRep, b0, wm.base, mask.m ? 1 : 0, window);
+    const pw = new ParamWriter().u32(T, Dh, Hq, nRep, b0, wm.base, mask.m ? 1 : 0, window);
     opParams(pw, wq, q); opParams(pw, wk, k); opParams(pw, wv, v); opParams(pw, wo, o);
     pw.u32(wl.base).f32(scale);
     gpu.recorder.dispatch(kernel, [wq.range, wk.range, wv.range, wm.range, wo.range, wl.range], pw.bytes(),
@@ -640,8 +639,8 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
   const tkv = chooseTiles(gpu, 'dkdv', Dh);
   const kPrep = gpu.kernels.get(PREP);
   const shared = dk.t.buffer === dv.t.buffer;
-  const kKV = gpu.kernels.get(dkdvDef(tkv, Dh, shared));
-  const kQ = gpu.kernels.get(dqDef(tq, Dh));
+  const kKV = gpu.kernels.get(dkdvDef(tkv, shared));
+  const kQ = gpu.kernels.get(dqDef(tq));
   const nb = batchChunk(gpu, a, [q, k, v, o, go, dq, dk, dv], 2 * Hq * T, shared ? [[dk, dv]] : []);
   for (let b0 = 0; b0 < B; b0 += nb) {
     const n = Math.min(nb, B - b0);
@@ -665,7 +664,7 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
     gpu.recorder.dispatch(kPrep, [wg.range, wo.range, wlse.range, wld.range], pp.bytes(), grid(Math.ceil(rows / PRE_WG)));
 
     const head = (w: ParamWriter) => {
-      w.u32(T, Hq, nRep, b0, wm.base, mask.m ? 1 : 0, window);
+      w.u32(T, Dh, Hq, nRep, b0, wm.base, mask.m ? 1 : 0, window);
       opParams(w, wq, q); opParams(w, wk, k); opParams(w, wv, v); opParams(w, wg, go);
       return w;
     };
