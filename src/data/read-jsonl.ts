@@ -1,0 +1,200 @@
+// Streaming JSON-lines reader for .jsonl and .jsonl.gz files.
+//
+// Lines are read one at a time (readline over a file stream, through a gunzip stream when the file
+// starts with the gzip magic bytes 1f 8b, whatever its name), so a large file is never held whole in
+// memory as text. Blank lines are ignored. Each other line must be a JSON object; an optional
+// `validate` callback checks its fields and turns it into the caller's row type (it throws on a
+// missing or mistyped field).
+//
+// A bad line (invalid JSON, not an object, or rejected by `validate`) is a JsonlRowError whose
+// message starts with `file:line:` and says what is wrong. With `skipBadRows` such lines are skipped
+// instead and counted in the stats: `badRows` and the first `maxReasons` messages.
+
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { createGunzip } from 'node:zlib';
+import type { Readable } from 'node:stream';
+
+/** A malformed line: `file:line: reason`. */
+export class JsonlRowError extends Error {
+  constructor(readonly file: string, readonly line: number, readonly reason: string) {
+    super(`${file}:${line}: ${reason}`);
+    this.name = 'JsonlRowError';
+  }
+}
+
+/** Thrown by validators for a missing or mistyped field; the reader adds `file:line`. */
+export class RowShapeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RowShapeError';
+  }
+}
+
+export type JsonObject = Record<string, unknown>;
+
+/** Checks one parsed line and converts it; throw (any Error) to reject the line. */
+export type RowValidator<T> = (obj: JsonObject, line: number) => T;
+
+export interface JsonlOptions {
+  /** Skip and count bad lines instead of throwing (default false). */
+  skipBadRows?: boolean;
+  /** How many skip reasons to keep (default 5). */
+  maxReasons?: number;
+}
+
+export interface JsonlStats {
+  /** Non-blank lines seen. */
+  lines: number;
+  /** Rows yielded. */
+  rows: number;
+  /** Lines skipped as bad (only with skipBadRows). */
+  badRows: number;
+  /** The first few skip messages, each `file:line: reason`. */
+  badReasons: string[];
+}
+
+export interface JsonlRow<T> {
+  value: T;
+  /** 1-based line number in the (decompressed) file. */
+  line: number;
+}
+
+export function newJsonlStats(): JsonlStats {
+  return { lines: 0, rows: 0, badRows: 0, badReasons: [] };
+}
+
+async function isGzip(file: string): Promise<boolean> {
+  const fh = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(2);
+    const { bytesRead } = await fh.read(buf, 0, 2, 0);
+    return bytesRead === 2 && buf[0] === 0x1f && buf[1] === 0x8b;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Raw lines (without line terminators) with 1-based line numbers; gzip is detected by magic bytes. */
+export async function* readLines(file: string): AsyncGenerator<{ line: number; text: string }> {
+  const gz = await isGzip(file);
+  const raw = createReadStream(file);
+  let input: Readable = raw;
+  if (gz) {
+    const gunzip = createGunzip();
+    // A read error on the file must reach the consumer through the gunzip stream.
+    raw.on('error', (e) => gunzip.destroy(e));
+    input = raw.pipe(gunzip);
+  }
+  const rl = createInterface({ input, crlfDelay: Infinity });
+  let line = 0;
+  try {
+    for await (const text of rl) {
+      line++;
+      yield { line, text: line === 1 && text.charCodeAt(0) === 0xfeff ? text.slice(1) : text };
+    }
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    throw new Error(`${file}: read failed after line ${line}${gz ? ' (gzip)' : ''}: ${msg}`);
+  } finally {
+    rl.close();
+    raw.destroy();
+    if (input !== raw) input.destroy();
+  }
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return `a ${typeof v}`;
+}
+
+/**
+ * Streams the rows of a .jsonl / .jsonl.gz file. `stats` (if given) is updated as rows go by.
+ * Without `validate` each row is the parsed object itself.
+ */
+export async function* iterateJsonl<T = JsonObject>(
+  file: string,
+  validate?: RowValidator<T>,
+  opts: JsonlOptions = {},
+  stats: JsonlStats = newJsonlStats(),
+): AsyncGenerator<JsonlRow<T>> {
+  const maxReasons = opts.maxReasons ?? 5;
+  const bad = (line: number, reason: string): void => {
+    const err = new JsonlRowError(file, line, reason);
+    if (!opts.skipBadRows) throw err;
+    stats.badRows++;
+    if (stats.badReasons.length < maxReasons) stats.badReasons.push(err.message);
+  };
+  for await (const { line, text } of readLines(file)) {
+    if (text.trim() === '') continue;
+    stats.lines++;
+    let obj: unknown;
+    try {
+      obj = JSON.parse(text);
+    } catch (e) {
+      bad(line, `invalid JSON (${e instanceof Error ? e.message : String(e)})`);
+      continue;
+    }
+    if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
+      bad(line, `expected a JSON object, got ${describe(obj)}`);
+      continue;
+    }
+    let value: T;
+    if (validate) {
+      try {
+        value = validate(obj as JsonObject, line);
+      } catch (e) {
+        bad(line, e instanceof Error ? e.message : String(e));
+        continue;
+      }
+    } else {
+      value = obj as T;
+    }
+    stats.rows++;
+    yield { value, line };
+  }
+}
+
+export interface JsonlResult<T> extends JsonlStats {
+  values: T[];
+  /** Line number of each value. */
+  lineNumbers: number[];
+}
+
+/** Reads a whole .jsonl / .jsonl.gz file into an array of (validated) rows. */
+export async function readJsonl<T = JsonObject>(
+  file: string,
+  validate?: RowValidator<T>,
+  opts: JsonlOptions = {},
+): Promise<JsonlResult<T>> {
+  const stats = newJsonlStats();
+  const values: T[] = [];
+  const lineNumbers: number[] = [];
+  for await (const r of iterateJsonl(file, validate, opts, stats)) {
+    values.push(r.value);
+    lineNumbers.push(r.line);
+  }
+  return { ...stats, values, lineNumbers };
+}
+
+// ---- small field checkers for validators ----
+
+export function requireString(obj: JsonObject, key: string): string {
+  const v = obj[key];
+  if (v === undefined) throw new RowShapeError(`missing field "${key}"`);
+  if (typeof v !== 'string') throw new RowShapeError(`field "${key}" must be a string, got ${describe(v)}`);
+  return v;
+}
+
+export function optionalNumber(obj: JsonObject, key: string): number | undefined {
+  const v = obj[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v)) {
+    throw new RowShapeError(`field "${key}" must be a finite number, got ${describe(v)}${typeof v === 'number' ? ` (${v})` : ''}`);
+  }
+  return v;
+}
+
+export { describe as describeJsonValue };

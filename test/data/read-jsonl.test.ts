@@ -1,0 +1,102 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  JsonlRowError, iterateJsonl, readJsonl, readLines, requireString, optionalNumber, type JsonObject,
+} from '../../src/data/read-jsonl.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'srk-jsonl-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function write(name: string, text: string, gz = false): string {
+  const f = path.join(dir, name);
+  writeFileSync(f, gz ? gzipSync(Buffer.from(text, 'utf8')) : text);
+  return f;
+}
+
+interface AB { a: string; b?: number }
+const validateAB = (o: JsonObject): AB => ({ a: requireString(o, 'a'), b: optionalNumber(o, 'b') });
+
+describe('readJsonl', () => {
+  it('reads rows with line numbers, skipping blank lines, CRLF and a BOM', async () => {
+    const f = write('ok.jsonl', '\ufeff{"a":"x"}\r\n\r\n{"a":"y","b":2}\n');
+    const r = await readJsonl(f, validateAB);
+    expect(r.values).toEqual([{ a: 'x', b: undefined }, { a: 'y', b: 2 }]);
+    expect(r.lineNumbers).toEqual([1, 3]);
+    expect(r.lines).toBe(2);
+    expect(r.rows).toBe(2);
+    expect(r.badRows).toBe(0);
+  });
+
+  it('bad JSON at line 3 is an error naming file.jsonl:3', async () => {
+    const f = write('file.jsonl', '{"a":"1"}\n{"a":"2"}\n{"a": oops}\n{"a":"4"}\n');
+    await expect(readJsonl(f, validateAB)).rejects.toThrow(/file\.jsonl:3: invalid JSON/);
+    const err = await readJsonl(f).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(JsonlRowError);
+    expect((err as JsonlRowError).line).toBe(3);
+    expect((err as JsonlRowError).message).toContain('file.jsonl:3');
+  });
+
+  it('a line that is not an object, a missing field and a mistyped field are errors with file:line', async () => {
+    await expect(readJsonl(write('arr.jsonl', '{"a":"1"}\n[1,2]\n'))).rejects.toThrow(/arr\.jsonl:2: expected a JSON object, got an array/);
+    await expect(readJsonl(write('miss.jsonl', '{"a":"1"}\n{"c":"2"}\n'), validateAB)).rejects.toThrow(/miss\.jsonl:2: missing field "a"/);
+    await expect(readJsonl(write('type.jsonl', '{"a":1}\n'), validateAB)).rejects.toThrow(/type\.jsonl:1: field "a" must be a string, got a number/);
+    await expect(readJsonl(write('num.jsonl', '{"a":"x","b":"7"}\n'), validateAB)).rejects.toThrow(/num\.jsonl:1: field "b" must be a finite number/);
+  });
+
+  it('skipBadRows: skips and counts bad lines, keeps the first few reasons', async () => {
+    const lines = ['{"a":"ok1"}', 'not json', '{"b":1}', '"str"', '{"a":"ok2"}', '{', '{"a":3}', '{"a":"ok3"}'];
+    const f = write('mixed.jsonl', lines.join('\n') + '\n');
+    const r = await readJsonl(f, validateAB, { skipBadRows: true, maxReasons: 3 });
+    expect(r.values.map((v) => v.a)).toEqual(['ok1', 'ok2', 'ok3']);
+    expect(r.lineNumbers).toEqual([1, 5, 8]);
+    expect(r.badRows).toBe(5);
+    expect(r.lines).toBe(8);
+    expect(r.badReasons).toHaveLength(3);
+    expect(r.badReasons[0]).toMatch(/mixed\.jsonl:2: invalid JSON/);
+    expect(r.badReasons[1]).toMatch(/mixed\.jsonl:3: missing field "a"/);
+    expect(r.badReasons[2]).toMatch(/mixed\.jsonl:4: expected a JSON object, got a string/);
+  });
+
+  it('reads gzip files (detected by magic bytes, whatever the name) with the same line numbers', async () => {
+    const text = '{"a":"x"}\n\n{"a":"y"}\n{"a": 5}\n';
+    const gz = write('rows.jsonl.gz', text, true);
+    const r = await readJsonl(gz, validateAB, { skipBadRows: true });
+    expect(r.values.map((v) => v.a)).toEqual(['x', 'y']);
+    expect(r.lineNumbers).toEqual([1, 3]);
+    expect(r.badReasons[0]).toMatch(/rows\.jsonl\.gz:4: field "a" must be a string/);
+    const odd = write('rows-gz-no-ext.jsonl', text, true);
+    expect((await readJsonl(odd, validateAB, { skipBadRows: true })).values).toHaveLength(2);
+  });
+
+  it('streams a large gzip file line by line and can stop early', async () => {
+    const n = 20000;
+    const big = Array.from({ length: n }, (_, i) => JSON.stringify({ a: `row${i}`, b: i })).join('\n');
+    const f = write('big.jsonl.gz', big, true);
+    let count = 0;
+    for await (const r of iterateJsonl(f, validateAB)) {
+      expect(r.value.b).toBe(r.line - 1);
+      if (++count === 100) break;
+    }
+    expect(count).toBe(100);
+    const all = await readJsonl(f, validateAB);
+    expect(all.rows).toBe(n);
+    expect(all.values[n - 1]).toEqual({ a: `row${n - 1}`, b: n - 1 });
+  });
+
+  it('a corrupt gzip file is an error naming the file', async () => {
+    const good = gzipSync(Buffer.from('{"a":"x"}\n'.repeat(1000)));
+    const f = path.join(dir, 'broken.jsonl.gz');
+    writeFileSync(f, good.subarray(0, good.length - 20));
+    await expect(readJsonl(f)).rejects.toThrow(/broken\.jsonl\.gz/);
+  });
+
+  it('readLines yields raw lines', async () => {
+    const f = write('raw.txt', 'a\nb\n\nc');
+    const got: string[] = [];
+    for await (const l of readLines(f)) got.push(`${l.line}:${l.text}`);
+    expect(got).toEqual(['1:a', '2:b', '3:', '4:c']);
+  });
+});
