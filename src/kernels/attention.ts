@@ -31,6 +31,10 @@
 //
 // Bindings: at most 8 storage buffers per kernel. Operands larger than one binding window are
 // handled by chunking over batch rows; a single batch row must fit one window.
+//
+// Not tuned yet (correctness first): tiles are skipped only by causality and length (a sliding
+// window still scans every earlier key tile), loads are scalar, each of a row's G threads
+// recomputes the row's exp()s, and the score tiles sit in workgroup memory without padding.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, grid, maxWindowElems, windowOf, type KernelDef, type Window } from '../engine/kernel.js';
