@@ -168,7 +168,7 @@ export function formatCell(v: unknown, digits: number): string {
 }
 
 /** The latest eval row of each run as a table row (preferring `split` when given). */
-export function evalTableFromRows(runs: Array<{ name: string; eval?: EvalRow[] }>, split?: string): EvalTableRow[] {
+export function evalTableFromRows(runs: ReadonlyArray<{ name: string; eval?: ReadonlyArray<EvalRow> }>, split?: string): EvalTableRow[] {
   const out: EvalTableRow[] = [];
   for (const r of runs) {
     const rows = (r.eval ?? []).filter((e) => split === undefined || e.split === split);

@@ -1,0 +1,124 @@
+import { describe, expect, it } from 'vitest';
+import { makeRng } from '../helpers/random.js';
+import { computeEvalMetrics, evalTableFromRows, formatEvalTable, toEvalRow } from '../../src/report/eval-metrics.js';
+
+// Straightforward re-implementations, written independently of src/losses/correlation.ts.
+function naivePearson(x: number[], y: number[]): number {
+  const n = x.length;
+  const mx = x.reduce((a, b) => a + b, 0) / n, my = y.reduce((a, b) => a + b, 0) / n;
+  let c = 0, vx = 0, vy = 0;
+  for (let i = 0; i < n; i++) { c += (x[i] - mx) * (y[i] - my); vx += (x[i] - mx) ** 2; vy += (y[i] - my) ** 2; }
+  return c / Math.sqrt(vx * vy);
+}
+function naiveRanks(x: number[]): number[] {
+  // Average rank = 1 + (#smaller) + (#equal - 1) / 2.
+  return x.map((v) => 1 + x.filter((w) => w < v).length + (x.filter((w) => w === v).length - 1) / 2);
+}
+function naiveKendallB(x: number[], y: number[]): number {
+  let c = 0, d = 0, tx = 0, ty = 0;
+  const n = x.length;
+  for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) {
+    const a = x[i] - x[j], b = y[i] - y[j];
+    if (a === 0 && b === 0) continue;
+    if (a === 0) tx++;
+    else if (b === 0) ty++;
+    else if (a * b > 0) c++;
+    else d++;
+  }
+  return (c - d) / Math.sqrt((c + d + tx) * (c + d + ty));
+}
+
+describe('computeEvalMetrics', () => {
+  it('hand-computed margin, accuracy, aug accuracy, rewards', () => {
+    // beta = 0.5; h = (pc - rc) - (pr - rr)
+    //  pair 0: (-10 - -12) - (-20 - -19) = 2 - (-1) = 3
+    //  pair 1: (-15 - -14) - (-18 - -18) = -1 - 0 = -1
+    //  pair 2: (-11 - -11) - (-13 - -13) = 0            (tie counts as wrong: strict >)
+    //  pair 3: (-9 - -10) - (-30 - -32) = 1 - 2 = -1
+    const m = computeEvalMetrics({
+      beta: 0.5,
+      policyChosen: [-10, -15, -11, -9], refChosen: [-12, -14, -11, -10],
+      policyRejected: [-20, -18, -13, -30], refRejected: [-19, -18, -13, -32],
+      // augmented h: [1, 2, -3, 0.5] -> Delta = 0.5*h: [0.5, 1, -1.5, 0.25]
+      policyChosenAug: [1, 2, 0, 0.5], refChosenAug: [0, 0, 0, 0], policyRejectedAug: [0, 0, 3, 0], refRejectedAug: [0, 0, 0, 0],
+    });
+    expect(m.n).toBe(4);
+    expect(Array.from(m.margins)).toEqual([1.5, -0.5, 0, -0.5]);
+    expect(m.margin).toBeCloseTo(0.5 * (3 - 1 + 0 - 1) / 4, 15);
+    expect(m.accuracy).toBe(0.25);
+    expect(m.aug_accuracy).toBe(0.75);
+    expect(m.aug_margin).toBeCloseTo((0.5 + 1 - 1.5 + 0.25) / 4, 15);
+    // rewards: 0.5 * mean(pc - rc) = 0.5 * (2 - 1 + 0 + 1)/4 ; 0.5 * mean(pr - rr) = 0.5 * (-1 + 0 + 0 + 2)/4
+    expect(m.reward_chosen).toBeCloseTo(0.25, 15);
+    expect(m.reward_rejected).toBeCloseTo(0.125, 15);
+    expect(m.reward_chosen - m.reward_rejected).toBeCloseTo(m.margin, 15);
+    expect(m.pearson).toBeUndefined();
+    expect(m.spearman).toBeUndefined();
+  });
+
+  it('no augmented inputs -> aug accuracy null; partial augmented inputs rejected; bad lengths rejected', () => {
+    const base = { beta: 0.1, policyChosen: [1, 2], policyRejected: [0, 3], refChosen: [0, 0], refRejected: [0, 0] };
+    const m = computeEvalMetrics(base);
+    expect(m.aug_accuracy).toBeNull();
+    expect(m.accuracy).toBe(0.5);
+    expect(() => computeEvalMetrics({ ...base, policyChosenAug: [1, 2] })).toThrow(/all four/);
+    expect(() => computeEvalMetrics({ ...base, refRejected: [0] })).toThrow(/length/);
+    expect(() => computeEvalMetrics({ ...base, beta: 0 })).toThrow(/beta/);
+    expect(() => computeEvalMetrics({ ...base, scoreChosen: [1, 2] })).toThrow(/scoreRejected/);
+  });
+
+  it('correlations between beta*h and score differences match scipy (notes §5.2) and naive versions', () => {
+    // margins = beta*h with beta = 1, h = a; score diffs = b (scipy 1.17.1 values from notes/losses.md).
+    const a = [3, 1, 4, 1, 5, 9, 2, 6], b = [2, 7, 1, 8, 2, 8, 1, 8];
+    const zeros = a.map(() => 0);
+    const m = computeEvalMetrics({
+      beta: 1, policyChosen: a, policyRejected: zeros, refChosen: zeros, refRejected: zeros,
+      scoreChosen: b.map((v) => v + 10), scoreRejected: b.map(() => 10),
+    });
+    expect(m.pearson).toBeCloseTo(0.2096553190730121, 12);
+    expect(m.spearman).toBeCloseTo(0.19885368120992467, 12);
+    expect(m.kendall).toBeCloseTo(0.16051447078102563, 12);
+
+    const rng = makeRng();
+    const n = 60, beta = 0.1;
+    const pc = Array.from(rng.array(n, 5)), pr = Array.from(rng.array(n, 5));
+    const rc = Array.from(rng.array(n, 5)), rr = Array.from(rng.array(n, 5));
+    // Integer judge scores 1..10: many ties in the score differences.
+    const sc = pc.map(() => 1 + rng.int(10)), sr = pc.map(() => 1 + rng.int(10));
+    const r = computeEvalMetrics({ beta, policyChosen: pc, policyRejected: pr, refChosen: rc, refRejected: rr, scoreChosen: sc, scoreRejected: sr });
+    const margins = pc.map((_, i) => beta * ((pc[i] - rc[i]) - (pr[i] - rr[i])));
+    const diffs = sc.map((v, i) => v - sr[i]);
+    const msg = `seed ${rng.seed}`;
+    expect(r.pearson!, msg).toBeCloseTo(naivePearson(margins, diffs), 10);
+    expect(r.spearman!, msg).toBeCloseTo(naivePearson(naiveRanks(margins), naiveRanks(diffs)), 10);
+    expect(r.kendall!, msg).toBeCloseTo(naiveKendallB(margins, diffs), 10);
+    // scoreDiff given directly gives the same numbers.
+    const r2 = computeEvalMetrics({ beta, policyChosen: pc, policyRejected: pr, refChosen: rc, refRejected: rr, scoreDiff: diffs });
+    expect([r2.pearson, r2.spearman, r2.kendall]).toEqual([r.pearson, r.spearman, r.kendall]);
+  });
+
+  it('eval rows and the terminal table', () => {
+    const zeros = [0, 0, 0];
+    const m = computeEvalMetrics({ beta: 1, policyChosen: [1, 2, 3], policyRejected: zeros, refChosen: zeros, refRejected: zeros, scoreDiff: [5, 5, 5] });
+    expect(Number.isNaN(m.pearson)).toBe(true); // constant scores: undefined
+    const row = toEvalRow(m, { step: 10, pairs_seen: 640, split: 'test' });
+    expect(row).toMatchObject({ step: 10, pairs_seen: 640, split: 'test', margin: 2, accuracy: 1, aug_accuracy: null, pearson: null, n: 3 });
+    expect(JSON.parse(JSON.stringify(row))).toEqual(row);
+
+    const table = evalTableFromRows([
+      { name: 'Sr-DPO', eval: [row, { ...row, step: 20, margin: 2.5, pearson: 0.41234 }] },
+      { name: 'DPO', eval: [{ ...row, split: 'train' }] },
+      { name: 'none', eval: [] },
+    ], 'test');
+    expect(table.map((t) => [t.name, t.step])).toEqual([['Sr-DPO', 20]]);
+    const all = evalTableFromRows([{ name: 'Sr-DPO', eval: [row] }, { name: 'DPO', eval: [{ ...row, accuracy: 0.5 }] }]);
+    const text = formatEvalTable(all);
+    const lines = text.split('\n');
+    expect(lines).toHaveLength(4);
+    expect(lines[0]).toMatch(/^run\s+split\s+margin\s+accuracy\s+aug acc\s+Pearson\s+Spearman\s+Kendall\s+n$/);
+    expect(lines[2]).toMatch(/^Sr-DPO\s+test\s+2\.0000\s+1\.0000\s+-\s+-\s+-\s+-\s+3$/);
+    expect(lines[3]).toMatch(/^DPO\s+test\s+2\.0000\s+0\.5000/);
+    // Columns line up: every line has the same length up to trailing spaces of the header.
+    expect(new Set(lines.map((l) => l.length)).size).toBe(1);
+  });
+});
