@@ -1,0 +1,123 @@
+import { describe, expect, it } from 'vitest';
+import { getGpu, relErr } from '../helpers/gpu.js';
+import { makeRng } from '../helpers/random.js';
+import type { Gpu } from '../../src/engine/gpu.js';
+import { gradNorm } from '../../src/kernels/grad-norm.js';
+import { Optimizer, optimizerHyper, type OptimizerConfig } from '../../src/kernels/optimizer.js';
+import {
+  adamwInit, adamwStepRef, clipGradNormRef, globalGradNormRef, rmspropInit, rmspropStepRef,
+} from '../../src/kernels/optimizer.ref.js';
+
+const rng = makeRng();
+
+/** Runs `fn` with maxStorageBufferBindingSize lowered, so that small tensors take the chunked path. */
+async function withBindingLimit<T>(gpu: Gpu, bytes: number | undefined, fn: () => Promise<T>): Promise<T> {
+  const saved = gpu.limits.maxStorageBufferBindingSize;
+  if (bytes) gpu.limits.maxStorageBufferBindingSize = bytes;
+  try { return await fn(); } finally { gpu.limits.maxStorageBufferBindingSize = saved; }
+}
+
+const SIZES = [1, 4099, 70001];
+const TOTAL = SIZES.reduce((a, b) => a + b, 0);
+const OFFSETS = SIZES.map((_, i) => SIZES.slice(0, i).reduce((a, b) => a + b, 0));
+
+interface Case { cfg: OptimizerConfig; ref: Record<string, unknown>; lr: number; limit?: number }
+
+const CASES: Case[] = [
+  { cfg: { type: 'rmsprop' }, ref: {}, lr: 1e-2 },
+  { cfg: { type: 'rmsprop', alpha: 0.9, weightDecay: 0.1, momentum: 0.9, centered: true },
+    ref: { alpha: 0.9, weightDecay: 0.1, momentum: 0.9, centered: true }, lr: 3e-3, limit: 65536 },
+  { cfg: { type: 'adamw' }, ref: {}, lr: 1e-3, limit: 65536 },
+  { cfg: { type: 'adamw', betas: [0.4, 0.99], eps: 1e-6, weightDecay: 0.05, amsgrad: true },
+    ref: { betas: [0.4, 0.99], eps: 1e-6, weightDecay: 0.05, amsgrad: true }, lr: 2e-3 },
+];
+
+describe(`optimizers (seed ${rng.seed})`, () => {
+  for (const c of CASES) {
+    const label = `${JSON.stringify(c.cfg)}${c.limit ? ` with ${c.limit}-byte bindings (chunked)` : ''}`;
+    it(`${label}: 5 steps, lr changing, clipping in steps 1, 3, 5`, async () => {
+      const gpu = await getGpu();
+      await withBindingLimit(gpu, c.limit, async () => {
+        // Parameters and gradients are views into flat buffers at unaligned offsets (1, 4100).
+        // Small parameters, so that f32 rounding of p stays well below the size of one update.
+        const p0 = Float32Array.from(rng.array(TOTAL, 0.1));
+        const flatP = gpu.tensor([TOTAL], p0); const flatG = gpu.tensor([TOTAL]);
+        const params = SIZES.map((n, i) => flatP.view([n], OFFSETS[i]));
+        const grads = SIZES.map((n, i) => flatG.view([n], OFFSETS[i]));
+        const refP = SIZES.map((n, i) => Float64Array.from(p0.subarray(OFFSETS[i], OFFSETS[i] + n)));
+        const maxNorm = Math.sqrt(TOTAL); // about the norm of N(0, 1) gradients
+        const opt = new Optimizer(gpu, c.cfg, params, { maxGradNorm: maxNorm });
+        const rms = c.cfg.type === 'rmsprop';
+        const state = rms ? rmspropInit(refP, c.ref) : adamwInit(refP, c.ref);
+        const scales = [2, 0.5, 1.5, 0.3, 4];
+        for (let t = 1; t <= 5; t++) {
+          const g = Float32Array.from(rng.array(TOTAL, scales[t - 1]));
+          gpu.upload(flatG, g);
+          const lr = c.lr * (0.5 + rng.uniform());
+          opt.setStep(lr, t);
+          opt.step(grads);
+          const refG = SIZES.map((n, i) => Float64Array.from(g.subarray(OFFSETS[i], OFFSETS[i] + n)));
+          const norm = globalGradNormRef(refG);
+          const { scale } = clipGradNormRef(refG, maxNorm);
+          expect(scale < 1).toBe(t % 2 === 1);
+          if (rms) rmspropStepRef(refP, refG, state as ReturnType<typeof rmspropInit>, { ...c.ref, lr });
+          else adamwStepRef(refP, refG, state as ReturnType<typeof adamwInit>, { ...c.ref, lr });
+          const gotNorm = await gpu.readF32(opt.norm);
+          expect(Math.abs(gotNorm[0] - norm) / norm).toBeLessThan(1e-5);
+          const got = await gpu.readF32(flatP);
+          for (let i = 0; i < SIZES.length; i++) {
+            const gp = got.subarray(OFFSETS[i], OFFSETS[i] + SIZES[i]);
+            expect(relErr(gp, refP[i]), `step ${t} param ${i}`).toBeLessThan(1e-5);
+            // The update itself (p_t - p_0), on its own scale.
+            const p0i = p0.subarray(OFFSETS[i], OFFSETS[i] + SIZES[i]);
+            expect(relErr(gp.map((v, j) => v - p0i[j]), refP[i].map((v, j) => v - p0i[j])), `step ${t} update ${i}`)
+              .toBeLessThan(2e-4);
+          }
+          // Optimizer state.
+          const refState = rms
+            ? [(state as ReturnType<typeof rmspropInit>).squareAvg, (state as ReturnType<typeof rmspropInit>).gradAvg,
+              (state as ReturnType<typeof rmspropInit>).momentumBuffer]
+            : [(state as ReturnType<typeof adamwInit>).expAvg, (state as ReturnType<typeof adamwInit>).expAvgSq,
+              (state as ReturnType<typeof adamwInit>).maxExpAvgSq];
+          const used = refState.filter((s): s is Float64Array[] => s !== null);
+          for (let i = 0; i < SIZES.length; i++) {
+            expect(opt.state[i].length).toBe(used.length);
+            for (let s = 0; s < used.length; s++) {
+              expect(relErr(await gpu.readF32(opt.state[i][s]), used[s][i]), `step ${t} state ${s} of ${i}`).toBeLessThan(1e-5);
+            }
+          }
+        }
+        opt.release();
+        gpu.pool.release(flatP, flatG);
+      });
+    });
+  }
+
+  it('gradNorm: many tensors, blocks and binding windows; deterministic; norm and square', async () => {
+    const gpu = await getGpu();
+    const sizes = [3, 4096, 4097, 50000, 1];
+    const data = sizes.map((n) => Float32Array.from(rng.array(n, 0.1 + rng.uniform())));
+    const ts = data.map((d) => gpu.tensor([d.length], d));
+    const out = gpu.tensor([2]);
+    const want = globalGradNormRef(data);
+    for (const limit of [undefined, 20000]) {
+      await withBindingLimit(gpu, limit, async () => {
+        gradNorm(gpu, ts, out);
+        const got = await gpu.readF32(out);
+        expect(Math.abs(got[0] - want) / want).toBeLessThan(1e-6);
+        expect(Math.abs(got[1] - want * want) / (want * want)).toBeLessThan(2e-6);
+        gradNorm(gpu, ts, out);
+        expect([...(await gpu.readF32(out))]).toEqual([...got]);
+      });
+    }
+    gpu.pool.release(...ts, out);
+  });
+
+  it('optimizerHyper: bias corrections in float64', () => {
+    const h = optimizerHyper({ type: 'adamw' }, 1e-3, 1);
+    expect(h[1]).toBe(Math.fround(1e-3 / (1 - 0.9)));
+    expect(h[2]).toBe(Math.fround(Math.sqrt(1 - 0.999)));
+    expect(h[3]).toBe(Math.fround(1 - 1e-5));
+    expect(() => optimizerHyper({ type: 'rmsprop' }, 1e-3, 0)).toThrow();
+  });
+});
