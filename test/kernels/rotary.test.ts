@@ -1,0 +1,118 @@
+import { describe, expect, it } from 'vitest';
+import { getGpu, relErr } from '../helpers/gpu.js';
+import { makeRng } from '../helpers/random.js';
+import type { Gpu } from '../../src/engine/gpu.js';
+import { rotary, rotaryInvFreqF32 } from '../../src/kernels/rotary.js';
+import { rotaryBackward as rotBackRef, rotaryForward as rotRef, rotaryInvFreq } from '../../src/kernels/rotary.ref.js';
+
+const rng = makeRng();
+const f32 = (x: ArrayLike<number>) => Float32Array.from(x);
+
+async function withBindingLimit<T>(gpu: Gpu, bytes: number, fn: () => Promise<T>): Promise<T> {
+  const lim = gpu.limits as Record<string, number>;
+  const old = lim.maxStorageBufferBindingSize;
+  lim.maxStorageBufferBindingSize = bytes;
+  try { return await fn(); } finally { lim.maxStorageBufferBindingSize = old; }
+}
+
+/** HF's arithmetic: f32 inv_freq, f32 angle = pos * inv_freq, then exact cos/sin of that angle. */
+function hfRotary(x: ArrayLike<number>, pos: ArrayLike<number>, T: number, H: number, Dh: number, R: number, theta: number, sign = 1): Float64Array {
+  const inv = rotaryInvFreqF32(R, theta); const half = R / 2;
+  const out = Float64Array.from(x);
+  for (let t = 0; t < T; t++) for (let j = 0; j < half; j++) {
+    const a = Math.fround(pos[t] * inv[j]); const c = Math.cos(a); const s = sign * Math.sin(a);
+    for (let h = 0; h < H; h++) {
+      const o = (t * H + h) * Dh; const x1 = x[o + j]; const x2 = x[o + j + half];
+      out[o + j] = x1 * c - x2 * s; out[o + j + half] = x2 * c + x1 * s;
+    }
+  }
+  return out;
+}
+
+const positions = (T: number, max: number) => {
+  const p = Int32Array.from({ length: T }, () => rng.int(max + 1));
+  p[0] = 0; if (T > 1) p[T - 1] = max;
+  return p;
+};
+
+describe(`rotary (seed ${rng.seed})`, () => {
+  it('inv_freq follows HF float32 arithmetic (within 1 ulp of float64)', () => {
+    for (const [R, theta] of [[64, 10000], [16, 10000], [128, 1e6], [128, 500000]] as const) {
+      const a = rotaryInvFreqF32(R, theta); const b = rotaryInvFreq(R, theta);
+      for (let j = 0; j < R / 2; j++) expect(Math.abs(a[j] - b[j]) / b[j]).toBeLessThan(2.5e-7);
+    }
+  });
+
+  it('Llama layout [T, H, Dh], full rotary, in place, positions up to 4096; backward; round trip', async () => {
+    const gpu = await getGpu();
+    const T = 33; const H = 3; const Dh = 16; const R = 16; const theta = 10000;
+    const x = f32(rng.array(T * H * Dh)); const pos = positions(T, 4096);
+    const tx = gpu.tensor([T, H, Dh], x); const tp = gpu.tensor([T], pos, 'i32');
+    rotary(gpu, { x: { tensor: tx }, N: T, heads: H, headDim: Dh, rotaryDim: R, theta, positions: tp });
+    const y = await gpu.readF32(tx);
+    // Against HF's f32-angle arithmetic: tight.
+    expect(relErr(y, hfRotary(x, pos, T, H, Dh, R, theta))).toBeLessThan(1e-6);
+    // Against the float64 reference (exact angles): the f32 angle is off by up to half an ulp of
+    // pos * inv_freq (2.4e-4 rad at 4096), HF's own deviation; the bound is pos_max * 2^-24 * ~2.
+    const inv = rotaryInvFreqF32(R, theta);
+    expect(relErr(y, rotRef(x, pos, T, H, Dh, R, theta, inv))).toBeLessThan(4096 * 2 ** -24 * 2.5);
+    // Backward (rotation by -angle) of dy, and the round trip back to x.
+    const dy = f32(rng.array(T * H * Dh)); const tdy = gpu.tensor([T, H, Dh], dy);
+    rotary(gpu, { x: { tensor: tdy }, N: T, heads: H, headDim: Dh, rotaryDim: R, theta, positions: tp, inverse: true });
+    expect(relErr(await gpu.readF32(tdy), hfRotary(dy, pos, T, H, Dh, R, theta, -1))).toBeLessThan(1e-6);
+    expect(relErr(await gpu.readF32(tdy), rotBackRef(dy, pos, T, H, Dh, R, theta, inv))).toBeLessThan(4096 * 2 ** -24 * 2.5);
+    rotary(gpu, { x: { tensor: tx }, N: T, heads: H, headDim: Dh, rotaryDim: R, theta, positions: tp, inverse: true });
+    expect(relErr(await gpu.readF32(tx), x)).toBeLessThan(1e-6);
+    gpu.pool.release(tx, tp, tdy);
+  });
+
+  it('GPT-NeoX fused qkv [T, H, 3, Dh], partial rotary (25%), q and k in place, v untouched', async () => {
+    const gpu = await getGpu();
+    const T = 7; const H = 4; const Dh = 24; const R = 6; const theta = 10000;
+    const qkv = f32(rng.array(T * H * 3 * Dh)); const pos = positions(T, 2048);
+    const t = gpu.tensor([T, 3 * H * Dh], qkv); const tp = gpu.tensor([T], pos, 'i32');
+    const op = (part: number) => ({ tensor: t, offset: part * Dh, tokenStride: 3 * H * Dh, headStride: 3 * Dh });
+    rotary(gpu, { x: op(0), N: T, heads: H, headDim: Dh, rotaryDim: R, theta, positions: tp });
+    rotary(gpu, { x: op(1), N: T, heads: H, headDim: Dh, rotaryDim: R, theta, positions: tp });
+    const got = await gpu.readF32(t);
+    const part = (a: ArrayLike<number>, k: number) => Float64Array.from({ length: T * H * Dh }, (_, i) => {
+      const d = i % Dh; const th = Math.floor(i / Dh); return a[th * 3 * Dh + k * Dh + d];
+    });
+    for (const k of [0, 1]) {
+      const want = hfRotary(part(qkv, k), pos, T, H, Dh, R, theta);
+      expect(relErr(part(got, k), want)).toBeLessThan(1e-6);
+      // Pass-through channels are bit-identical.
+      const g = part(got, k); const x = part(qkv, k);
+      for (let i = 0; i < g.length; i++) if (i % Dh >= R) expect(g[i]).toBe(x[i]);
+    }
+    expect(part(got, 2)).toEqual(part(qkv, 2));
+    gpu.pool.release(t, tp);
+  });
+
+  it('out of place with pass-through copy (odd half = 5), u32 positions, lowered binding limit', async () => {
+    const gpu = await getGpu();
+    const T = 40; const H = 2; const Dh = 20; const R = 10; const theta = 500;
+    const x = f32(rng.array(T * H * Dh)); const pos = Uint32Array.from(positions(T, 300));
+    const tx = gpu.tensor([T * H * Dh], x); const tp = gpu.tensor([T], pos, 'u32');
+    // Output with a padded token stride inside a larger buffer.
+    const ts = H * Dh + 7; const to = gpu.tensor([5 + T * ts], new Float32Array(5 + T * ts));
+    await withBindingLimit(gpu, 1024, async () => {
+      rotary(gpu, { x: { tensor: tx }, out: { tensor: to, offset: 5, tokenStride: ts }, N: T, heads: H, headDim: Dh, rotaryDim: R, theta, positions: tp });
+    });
+    const all = await gpu.readF32(to);
+    const got = Float64Array.from({ length: T * H * Dh }, (_, i) => all[5 + Math.floor(i / (H * Dh)) * ts + (i % (H * Dh))]);
+    expect(relErr(got, hfRotary(x, pos, T, H, Dh, R, theta))).toBeLessThan(1e-6);
+    expect(await gpu.readF32(tx)).toEqual(x);
+    gpu.pool.release(tx, tp, to);
+  });
+
+  it('large positions (up to 131072, theta 1e6): still ~1 ulp against HF arithmetic', async () => {
+    const gpu = await getGpu();
+    const T = 64; const H = 1; const Dh = 128; const R = 128; const theta = 1e6;
+    const x = f32(rng.array(T * H * Dh)); const pos = positions(T, 131072);
+    const tx = gpu.tensor([T, H, Dh], x); const tp = gpu.tensor([T], pos, 'i32');
+    rotary(gpu, { x: { tensor: tx }, N: T, heads: H, headDim: Dh, rotaryDim: R, theta, positions: tp });
+    expect(relErr(await gpu.readF32(tx), hfRotary(x, pos, T, H, Dh, R, theta))).toBeLessThan(1e-6);
+    gpu.pool.release(tx, tp);
+  });
+});
