@@ -1,0 +1,346 @@
+// Normalizes preference-data rows of several shapes to {prompt, chosen, rejected, scores?}.
+//
+// Shapes (detected per row; the counts are reported in NormalizeStats.byShape):
+//  text  {prompt, chosen, rejected} strings. Scores are kept when the row has them, either at the
+//        top level (score_chosen / score_rejected) or under `metadata` (the flattened
+//        UltraFeedback samples in shared/data: {prompt, chosen, rejected, source_index,
+//        metadata: {score_chosen, score_rejected}}).
+//  hh    {chosen, rejected} strings holding whole Anthropic HH-RLHF dialogues, no prompt field. As
+//        in the original DPO code (extract_anthropic_prompt), the prompt is `chosen` up to and
+//        including its last "\n\nAssistant:" and each response is what follows the prompt. The
+//        original code does not check that `rejected` starts with that prompt; in the few rows
+//        where it does not (2 of 2354 helpful-base and 4 of 2312 harmless-base test rows), we split
+//        `rejected` at ITS OWN last "\n\nAssistant:" for its response, and the prompt is still the
+//        one taken from `chosen`. Such rows are counted in `hhPerSideSplit`. Rows whose rejected
+//        does start with the prompt keep all the rest as the response, as in the original code,
+//        even when it holds further "\n\nAssistant:" turns; `hhOwnPromptDiffers` counts those
+//        plus the per-side rows (9 and 5 on those files: the numbers SOURCES.md gives).
+//  chat  chosen / rejected are message lists [{role, content}], as in trl-lib/ultrafeedback_binarized
+//        (whole conversations, no prompt field, plus score_chosen / score_rejected), or with a
+//        prompt given as a message list (TRL's explicit-prompt conversational form) or as a string
+//        (HuggingFaceH4/ultrafeedback_binarized: the user text, also repeated as the first message
+//        of chosen / rejected). Each side must end with an assistant message: that message is the
+//        response, and the messages before it (taken from `chosen`; `rejected` is re-based on them
+//        when its own prefix differs, counted in `chatPrefixMismatch`) form the prompt.
+//        With a chat template (Jinja, rendered by @huggingface/jinja):
+//          prompt     = render(prefix, add_generation_prompt = true)
+//          completion = render(prefix + [response], add_generation_prompt = false) minus the prompt
+//                       text at its start.
+//        If the template does not make the prompt text a prefix of the full rendering, the
+//        completion is the template rendered on the response message alone (or, if the template
+//        refuses that, the raw content); counted in `chatTemplateFallback` and noted in `warnings`.
+//        Without a chat template (a base model) and chatFallback 'lines' (the default), the
+//        conversation is written as plain "role: content" lines:
+//          prompt     = "user: hi\nassistant: hello\nuser: more\nassistant:"
+//          completion = " " + response content
+//        (counted in `chatPlainFallback`); with chatFallback 'error' such rows are errors.
+//
+// Rendered chat text may contain the template's special-token strings (e.g. a BOS "<s>" at the start
+// of the prompt, an end-of-turn token at the end of the completion); tokenize-pairs.ts removes a
+// doubled BOS and does not append a second EOS.
+
+import { Template } from '@huggingface/jinja';
+import {
+  RowShapeError, describeJsonValue, optionalNumber, readJsonl, type JsonObject, type JsonlOptions, type JsonlStats,
+} from './read-jsonl.js';
+
+export interface PreferenceRow {
+  prompt: string;
+  chosen: string;
+  rejected: string;
+  scoreChosen?: number;
+  scoreRejected?: number;
+}
+
+export type RowShape = 'text' | 'hh' | 'chat';
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+/** What the normalizer needs from a tokenizer (structurally a subset of the model tokenizer). */
+export interface ChatTemplateSource {
+  chatTemplate?: string | null;
+  bosToken?: string | null;
+  eosToken?: string | null;
+}
+
+export interface NormalizeOptions extends ChatTemplateSource {
+  /** For chat rows without a chat template: plain "role: content" lines (default) or an error. */
+  chatFallback?: 'lines' | 'error';
+  /** Extra variables for the chat template (e.g. a system prompt flag). */
+  templateVars?: Record<string, unknown>;
+}
+
+export interface NormalizeStats {
+  total: number;
+  byShape: Record<RowShape, number>;
+  /** Rows that carried score_chosen / score_rejected. */
+  withScores: number;
+  /** HH rows whose rejected did not start with the prompt from chosen (split per side). */
+  hhPerSideSplit: number;
+  /**
+   * HH rows where the prompt cut from rejected at its own last "\n\nAssistant:" differs from
+   * chosen's: the per-side rows plus rows whose rejected response itself contains the tag (those
+   * keep the whole rest of rejected as the response, as the original code does). This is the
+   * count SOURCES.md gives (9 helpful-base, 5 harmless-base).
+   */
+  hhOwnPromptDiffers: number;
+  /** Rows (any shape) with an empty or whitespace-only chosen or rejected response. */
+  emptyResponse: number;
+  /** Rows whose chosen and rejected responses are identical. */
+  identicalResponses: number;
+  /** Chat rows whose rejected conversation prefix differed from chosen's. */
+  chatPrefixMismatch: number;
+  /** Chat rows rendered with "role: content" lines (no chat template). */
+  chatPlainFallback: number;
+  /** Chat completions rendered from the assistant message alone (prompt not a prefix). */
+  chatTemplateFallback: number;
+  warnings: string[];
+}
+
+export function newNormalizeStats(): NormalizeStats {
+  return {
+    total: 0, byShape: { text: 0, hh: 0, chat: 0 }, withScores: 0, hhPerSideSplit: 0, hhOwnPromptDiffers: 0, emptyResponse: 0,
+    identicalResponses: 0, chatPrefixMismatch: 0, chatPlainFallback: 0, chatTemplateFallback: 0, warnings: [],
+  };
+}
+
+export const HH_ASSISTANT_TAG = '\n\nAssistant:';
+
+export interface HHSplit {
+  prompt: string;
+  chosen: string;
+  rejected: string;
+  /** True when rejected did not start with chosen's prompt and was split at its own last tag. */
+  perSide: boolean;
+  /** True when rejected's own last-tag prefix differs from the prompt (perSide, or a tag in its response). */
+  ownPromptDiffers: boolean;
+}
+
+/** Splits an HH-RLHF dialogue pair (see the header comment for the rule). */
+export function splitHH(chosen: string, rejected: string): HHSplit {
+  const tag = HH_ASSISTANT_TAG;
+  const i = chosen.lastIndexOf(tag);
+  if (i < 0) throw new RowShapeError('HH row: "chosen" has no "\\n\\nAssistant:"');
+  const prompt = chosen.slice(0, i + tag.length);
+  const chosenResp = chosen.slice(prompt.length);
+  const j = rejected.lastIndexOf(tag);
+  if (rejected.startsWith(prompt)) {
+    return { prompt, chosen: chosenResp, rejected: rejected.slice(prompt.length), perSide: false, ownPromptDiffers: j + tag.length !== prompt.length };
+  }
+  if (j < 0) throw new RowShapeError('HH row: "rejected" does not start with the prompt of "chosen" and has no "\\n\\nAssistant:"');
+  return { prompt, chosen: chosenResp, rejected: rejected.slice(j + tag.length), perSide: true, ownPromptDiffers: true };
+}
+
+function readScores(obj: JsonObject): { scoreChosen?: number; scoreRejected?: number } {
+  let src: JsonObject = obj;
+  if (obj.score_chosen === undefined && obj.score_rejected === undefined) {
+    const m = obj.metadata;
+    if (m !== null && typeof m === 'object' && !Array.isArray(m)) src = m as JsonObject;
+  }
+  const scoreChosen = optionalNumber(src, 'score_chosen');
+  const scoreRejected = optionalNumber(src, 'score_rejected');
+  if ((scoreChosen === undefined) !== (scoreRejected === undefined)) {
+    throw new RowShapeError('only one of score_chosen / score_rejected is present');
+  }
+  return scoreChosen === undefined ? {} : { scoreChosen, scoreRejected };
+}
+
+function asMessages(v: unknown, key: string): ChatMessage[] {
+  if (!Array.isArray(v)) throw new RowShapeError(`field "${key}" must be a message list, got ${describeJsonValue(v)}`);
+  return v.map((m, k) => {
+    if (m === null || typeof m !== 'object' || Array.isArray(m)) {
+      throw new RowShapeError(`${key}[${k}] must be an object {role, content}, got ${describeJsonValue(m)}`);
+    }
+    const o = m as JsonObject;
+    if (typeof o.role !== 'string') throw new RowShapeError(`${key}[${k}].role must be a string, got ${describeJsonValue(o.role)}`);
+    if (typeof o.content !== 'string') throw new RowShapeError(`${key}[${k}].content must be a string, got ${describeJsonValue(o.content)}`);
+    return { role: o.role, content: o.content };
+  });
+}
+
+function sameMessages(a: ChatMessage[], b: ChatMessage[]): boolean {
+  return a.length === b.length && a.every((m, i) => m.role === b[i].role && m.content === b[i].content);
+}
+
+/** Row shape of a parsed line, or a RowShapeError saying why none fits. */
+export function detectShape(obj: JsonObject): RowShape {
+  const { prompt, chosen, rejected } = obj;
+  if (chosen === undefined) throw new RowShapeError('missing field "chosen"');
+  if (rejected === undefined) throw new RowShapeError('missing field "rejected"');
+  if (typeof chosen === 'string' && typeof rejected === 'string') {
+    if (prompt === undefined) return 'hh';
+    if (typeof prompt === 'string') return 'text';
+    throw new RowShapeError(`field "prompt" must be a string when chosen/rejected are strings, got ${describeJsonValue(prompt)}`);
+  }
+  if (Array.isArray(chosen) && Array.isArray(rejected)) return 'chat';
+  throw new RowShapeError(
+    `fields "chosen" and "rejected" must both be strings or both message lists, got ${describeJsonValue(chosen)} and ${describeJsonValue(rejected)}`);
+}
+
+/** Normalizes rows one at a time, keeping counts. */
+export class PreferenceNormalizer {
+  readonly stats: NormalizeStats = newNormalizeStats();
+  private readonly template: Template | null;
+
+  constructor(private readonly opts: NormalizeOptions = {}) {
+    this.template = opts.chatTemplate ? new Template(opts.chatTemplate) : null;
+  }
+
+  /** Throws RowShapeError for a row of no known shape or with mistyped fields. */
+  normalize(obj: JsonObject): PreferenceRow {
+    const shape = detectShape(obj);
+    const scores = readScores(obj);
+    let row: PreferenceRow;
+    let perSide = false;
+    let ownDiffers = false;
+    let mismatch = false;
+    let plain = false;
+    let tmplFallback = false;
+    if (shape === 'text') {
+      row = { prompt: obj.prompt as string, chosen: obj.chosen as string, rejected: obj.rejected as string };
+    } else if (shape === 'hh') {
+      const s = splitHH(obj.chosen as string, obj.rejected as string);
+      perSide = s.perSide;
+      ownDiffers = s.ownPromptDiffers;
+      row = { prompt: s.prompt, chosen: s.chosen, rejected: s.rejected };
+    } else {
+      const r = this.chat(obj);
+      row = r.row; mismatch = r.mismatch; plain = r.plain; tmplFallback = r.templateFallback;
+    }
+    // Count only once the row is accepted.
+    const st = this.stats;
+    st.total++;
+    st.byShape[shape]++;
+    if (perSide) st.hhPerSideSplit++;
+    if (ownDiffers) st.hhOwnPromptDiffers++;
+    if (mismatch) st.chatPrefixMismatch++;
+    if (plain) st.chatPlainFallback++;
+    if (tmplFallback) {
+      if (st.chatTemplateFallback === 0) {
+        st.warnings.push('chat template: the generation prompt is not a prefix of the full rendering; completions are rendered from the assistant message alone');
+      }
+      st.chatTemplateFallback++;
+    }
+    if (plain && st.chatPlainFallback === 1) {
+      st.warnings.push('no chat template: chat rows are written as "role: content" lines');
+    }
+    if (scores.scoreChosen !== undefined) st.withScores++;
+    if (row.chosen.trim() === '' || row.rejected.trim() === '') st.emptyResponse++;
+    if (row.chosen === row.rejected) st.identicalResponses++;
+    return { ...row, ...scores };
+  }
+
+  private chat(obj: JsonObject): { row: PreferenceRow; mismatch: boolean; plain: boolean; templateFallback: boolean } {
+    let chosen = asMessages(obj.chosen, 'chosen');
+    let rejected = asMessages(obj.rejected, 'rejected');
+    const p = obj.prompt;
+    if (Array.isArray(p)) {
+      const pm = asMessages(p, 'prompt');
+      chosen = [...pm, ...chosen];
+      rejected = [...pm, ...rejected];
+    } else if (typeof p === 'string') {
+      // H4 style repeats the prompt as the first user message; otherwise chosen/rejected are
+      // assistant turns only and the prompt string is the user message.
+      const addUser = (msgs: ChatMessage[]): ChatMessage[] =>
+        msgs.length > 1 && msgs[0].role === 'user' && msgs[0].content === p ? msgs : [{ role: 'user', content: p }, ...msgs];
+      chosen = addUser(chosen);
+      rejected = addUser(rejected);
+    } else if (p !== undefined && p !== null) {
+      throw new RowShapeError(`field "prompt" must be a string or a message list, got ${describeJsonValue(p)}`);
+    }
+    const last = (msgs: ChatMessage[], key: string): ChatMessage => {
+      const m = msgs[msgs.length - 1];
+      if (!m || m.role !== 'assistant') throw new RowShapeError(`"${key}" must end with an assistant message`);
+      return m;
+    };
+    const chosenResp = last(chosen, 'chosen');
+    const rejectedResp = last(rejected, 'rejected');
+    const prefix = chosen.slice(0, -1);
+    if (prefix.length === 0) throw new RowShapeError('chat row has no messages before the assistant response (no prompt)');
+    const mismatch = !sameMessages(prefix, rejected.slice(0, -1));
+    if (!this.template) {
+      if (this.opts.chatFallback === 'error') {
+        throw new RowShapeError('chat row, but the tokenizer has no chat template (chatFallback is "error")');
+      }
+      const promptText = [...prefix.map((m) => `${m.role}: ${m.content}`), 'assistant:'].join('\n');
+      return { row: { prompt: promptText, chosen: ' ' + chosenResp.content, rejected: ' ' + rejectedResp.content }, mismatch, plain: true, templateFallback: false };
+    }
+    const promptText = this.render(prefix, true);
+    const a = this.completion(promptText, prefix, chosenResp);
+    const b = this.completion(promptText, prefix, rejectedResp);
+    return { row: { prompt: promptText, chosen: a.text, rejected: b.text }, mismatch, plain: false, templateFallback: a.fallback || b.fallback };
+  }
+
+  private render(messages: ChatMessage[], addGenerationPrompt: boolean): string {
+    const t = this.template as Template;
+    try {
+      return t.render({
+        ...this.opts.templateVars,
+        messages,
+        add_generation_prompt: addGenerationPrompt,
+        bos_token: this.opts.bosToken ?? '',
+        eos_token: this.opts.eosToken ?? '',
+      });
+    } catch (e) {
+      throw new RowShapeError(`chat template failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  private completion(promptText: string, prefix: ChatMessage[], resp: ChatMessage): { text: string; fallback: boolean } {
+    const full = this.render([...prefix, resp], false);
+    if (full.startsWith(promptText)) return { text: full.slice(promptText.length), fallback: false };
+    let alone: string;
+    try {
+      alone = this.render([resp], false);
+    } catch {
+      alone = resp.content;
+    }
+    return { text: alone, fallback: true };
+  }
+}
+
+/** Validator for readJsonl: a JSON object -> PreferenceRow (counts go to the normalizer's stats). */
+export function preferenceValidator(n: PreferenceNormalizer): (obj: JsonObject) => PreferenceRow {
+  return (obj) => n.normalize(obj);
+}
+
+export interface PreferenceRowsResult {
+  rows: PreferenceRow[];
+  /** Line number of each row in the file. */
+  lineNumbers: number[];
+  stats: NormalizeStats;
+  /** Reader counts: lines, rows, bad (skipped) rows and the first skip reasons. */
+  read: JsonlStats;
+}
+
+/** Reads and normalizes a preference file (.jsonl or .jsonl.gz; rows of any supported shape). */
+export async function loadPreferenceRows(
+  file: string,
+  opts: NormalizeOptions & JsonlOptions = {},
+): Promise<PreferenceRowsResult> {
+  const n = new PreferenceNormalizer(opts);
+  const r = await readJsonl(file, preferenceValidator(n), opts);
+  const { values, lineNumbers, ...read } = r;
+  return { rows: values, lineNumbers, stats: n.stats, read };
+}
+
+/** One-paragraph summary of the counts, for logs. */
+export function formatNormalizeStats(s: NormalizeStats, read?: JsonlStats): string {
+  const parts = [
+    `${s.total} rows (text ${s.byShape.text}, hh ${s.byShape.hh}, chat ${s.byShape.chat})`,
+    `${s.withScores} with scores`,
+  ];
+  if (s.byShape.hh) parts.push(`${s.hhPerSideSplit} HH rows split per side (${s.hhOwnPromptDiffers} whose rejected has another last-Assistant prefix)`);
+  if (s.emptyResponse) parts.push(`${s.emptyResponse} with an empty or blank response`);
+  if (s.identicalResponses) parts.push(`${s.identicalResponses} with identical responses`);
+  if (s.chatPrefixMismatch) parts.push(`${s.chatPrefixMismatch} chat rows with differing prefixes`);
+  if (s.chatPlainFallback) parts.push(`${s.chatPlainFallback} chat rows as plain lines (no template)`);
+  if (s.chatTemplateFallback) parts.push(`${s.chatTemplateFallback} chat rows with the template fallback`);
+  let out = parts.join('; ');
+  if (read && read.badRows) out += `; ${read.badRows} bad lines skipped (${read.badReasons.join(' | ')})`;
+  for (const w of s.warnings) out += `\nwarning: ${w}`;
+  return out;
+}

@@ -1,0 +1,217 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  PreferenceNormalizer, detectShape, formatNormalizeStats, loadPreferenceRows, splitHH,
+} from '../../src/data/preference-rows.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const sharedData = path.resolve(repoRoot, '../shared/data');
+const fixtures = path.join(repoRoot, 'test/fixtures/data');
+
+const dir = mkdtempSync(path.join(tmpdir(), 'srk-pref-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+function write(name: string, rows: unknown[]): string {
+  const f = path.join(dir, name);
+  writeFileSync(f, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  return f;
+}
+
+// Hand-written templates (the shapes of ChatML and of Mistral's [INST] template).
+const CHATML = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}"
+  + "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+const INST = "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
+  + "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token }}{% else %}{{ raise_exception('only user and assistant roles') }}{% endif %}{% endfor %}";
+// The generation prompt is not a prefix of the full conversation here.
+const ODD = "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}ASSISTANT>{% endif %}";
+
+describe('text rows', () => {
+  it('{prompt, chosen, rejected} pass through; scores at the top level or under metadata are kept', () => {
+    const n = new PreferenceNormalizer();
+    expect(n.normalize({ prompt: 'P', chosen: 'C', rejected: 'R' })).toEqual({ prompt: 'P', chosen: 'C', rejected: 'R' });
+    expect(n.normalize({ prompt: 'P', chosen: 'C', rejected: 'R', score_chosen: 9, score_rejected: 7.5 }))
+      .toEqual({ prompt: 'P', chosen: 'C', rejected: 'R', scoreChosen: 9, scoreRejected: 7.5 });
+    expect(n.normalize({ prompt: 'P', chosen: 'C', rejected: 'C', metadata: { score_chosen: 6, score_rejected: 6 } }))
+      .toEqual({ prompt: 'P', chosen: 'C', rejected: 'C', scoreChosen: 6, scoreRejected: 6 });
+    expect(n.stats.total).toBe(3);
+    expect(n.stats.byShape).toEqual({ text: 3, hh: 0, chat: 0 });
+    expect(n.stats.withScores).toBe(2);
+    expect(n.stats.identicalResponses).toBe(1);
+  });
+
+  it('mistyped and missing fields are errors', () => {
+    const n = new PreferenceNormalizer();
+    expect(() => n.normalize({ prompt: 'P', chosen: 'C' })).toThrow(/missing field "rejected"/);
+    expect(() => n.normalize({ prompt: 3, chosen: 'C', rejected: 'R' })).toThrow(/"prompt" must be a string/);
+    expect(() => n.normalize({ prompt: 'P', chosen: 'C', rejected: [] })).toThrow(/both be strings or both message lists/);
+    expect(() => n.normalize({ prompt: 'P', chosen: 'C', rejected: 'R', score_chosen: 'high', score_rejected: 1 })).toThrow(/score_chosen/);
+    expect(() => n.normalize({ prompt: 'P', chosen: 'C', rejected: 'R', score_chosen: 1 })).toThrow(/only one of/);
+    expect(n.stats.total).toBe(0);
+  });
+
+  it('bad rows in a file name file:line, or are skipped and counted', async () => {
+    const f = write('bad.jsonl', [{ prompt: 'P', chosen: 'C', rejected: 'R' }, { prompt: 'P', chosen: 'C' }, { chosen: 'no tag', rejected: 'x' }]);
+    await expect(loadPreferenceRows(f)).rejects.toThrow(/bad\.jsonl:2: missing field "rejected"/);
+    const r = await loadPreferenceRows(f, { skipBadRows: true });
+    expect(r.rows).toHaveLength(1);
+    expect(r.read.badRows).toBe(2);
+    expect(r.read.badReasons[1]).toMatch(/bad\.jsonl:3: HH row: "chosen" has no/);
+    expect(r.stats.total).toBe(1);
+    expect(formatNormalizeStats(r.stats, r.read)).toContain('2 bad lines skipped');
+  });
+});
+
+describe('HH rows', () => {
+  it('split at the last "\\n\\nAssistant:" of chosen; rejected split at its own when it does not share the prompt', () => {
+    const c = '\n\nHuman: a\n\nAssistant: b\n\nHuman: c\n\nAssistant: good';
+    expect(splitHH(c, '\n\nHuman: a\n\nAssistant: b\n\nHuman: c\n\nAssistant: bad')).toEqual({
+      prompt: '\n\nHuman: a\n\nAssistant: b\n\nHuman: c\n\nAssistant:', chosen: ' good', rejected: ' bad', perSide: false, ownPromptDiffers: false,
+    });
+    expect(splitHH(c, '\n\nHuman: a\n\nAssistant: B\n\nHuman: c\n\nAssistant: bad')).toEqual({
+      prompt: '\n\nHuman: a\n\nAssistant: b\n\nHuman: c\n\nAssistant:', chosen: ' good', rejected: ' bad', perSide: true, ownPromptDiffers: true,
+    });
+    // Rejected starts with the prompt but its response has a further tag: the whole rest is kept.
+    expect(splitHH(c, '\n\nHuman: a\n\nAssistant: b\n\nHuman: c\n\nAssistant: bad\n\nAssistant: worse')).toEqual({
+      prompt: '\n\nHuman: a\n\nAssistant: b\n\nHuman: c\n\nAssistant:', chosen: ' good', rejected: ' bad\n\nAssistant: worse', perSide: false, ownPromptDiffers: true,
+    });
+    expect(detectShape({ chosen: c, rejected: c })).toBe('hh');
+    expect(() => splitHH(c, 'no tag at all')).toThrow(/rejected/);
+  });
+
+  for (const name of ['harmless-base', 'helpful-base']) {
+    const file = path.join(sharedData, `hh-rlhf_${name}_test.jsonl.gz`);
+    it.skipIf(!existsSync(file))(`${name} test split: all rows load; counts match an independent count`, async () => {
+      const r = await loadPreferenceRows(file);
+      // Independent count: decompress whole, split on newlines, find the prompt by splitting on the tag.
+      const TAG = '\n\nAssistant:';
+      const raw = gunzipSync(readFileSync(file)).toString('utf8').split('\n').filter((l) => l.trim() !== '');
+      let perSide = 0;
+      let ownDiffers = 0;
+      let empty = 0;
+      const expected: { prompt: string; chosen: string; rejected: string }[] = [];
+      for (const l of raw) {
+        const o = JSON.parse(l) as { chosen: string; rejected: string };
+        const parts = o.chosen.split(TAG);
+        const chosenResp = parts.pop()!;
+        const prompt = parts.join(TAG) + TAG;
+        let rejectedResp: string;
+        if (o.rejected.substring(0, prompt.length) === prompt) {
+          rejectedResp = o.rejected.substring(prompt.length);
+        } else {
+          perSide++;
+          rejectedResp = o.rejected.split(TAG).pop()!;
+        }
+        const rParts = o.rejected.split(TAG);
+        rParts.pop();
+        if (rParts.join(TAG) + TAG !== prompt) ownDiffers++;
+        if (!/\S/.test(chosenResp) || !/\S/.test(rejectedResp)) empty++;
+        expected.push({ prompt, chosen: chosenResp, rejected: rejectedResp });
+      }
+      expect(r.read.lines).toBe(raw.length);
+      expect(r.rows).toHaveLength(raw.length);
+      expect(r.stats.total).toBe(raw.length);
+      expect(r.stats.byShape).toEqual({ text: 0, hh: raw.length, chat: 0 });
+      expect(r.stats.hhPerSideSplit).toBe(perSide);
+      expect(r.stats.hhOwnPromptDiffers).toBe(ownDiffers);
+      expect(r.stats.emptyResponse).toBe(empty);
+      expect(r.stats.withScores).toBe(0);
+      expect(r.rows).toEqual(expected);
+      expect(perSide).toBeGreaterThan(0);
+      for (const row of r.rows) expect(row.prompt.endsWith(TAG)).toBe(true);
+      console.log(`${name}: ${formatNormalizeStats(r.stats, r.read)}`);
+    });
+  }
+});
+
+describe('UltraFeedback rows', () => {
+  for (const name of ['sample200_eval', 'sample1000_train']) {
+    const file = path.join(sharedData, `ultrafeedback_binarized_trl-lib_${name}.jsonl`);
+    it.skipIf(!existsSync(file))(`${name}: flattened text rows load with their GPT-4 scores`, async () => {
+      const r = await loadPreferenceRows(file);
+      const raw = readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '')
+        .map((l) => JSON.parse(l) as { prompt: string; chosen: string; rejected: string; metadata: { score_chosen: number; score_rejected: number } });
+      expect(r.rows).toHaveLength(raw.length);
+      expect(r.stats.byShape).toEqual({ text: raw.length, hh: 0, chat: 0 });
+      expect(r.stats.withScores).toBe(raw.length);
+      raw.forEach((o, i) => {
+        expect(r.rows[i]).toEqual({
+          prompt: o.prompt, chosen: o.chosen, rejected: o.rejected,
+          scoreChosen: o.metadata.score_chosen, scoreRejected: o.metadata.score_rejected,
+        });
+      });
+      console.log(`${name}: ${formatNormalizeStats(r.stats, r.read)}`);
+    });
+  }
+});
+
+describe('chat rows', () => {
+  const chatFile = path.join(fixtures, 'chat-rows.jsonl');
+
+  it('ChatML template: prompt with the generation prompt, completion = the rest; all chat forms; scores kept', async () => {
+    const r = await loadPreferenceRows(chatFile, { chatTemplate: CHATML });
+    const u = (s: string): string => `<|im_start|>user\n${s}<|im_end|>\n`;
+    const a = (s: string): string => `<|im_start|>assistant\n${s}<|im_end|>\n`;
+    const gen = '<|im_start|>assistant\n';
+    expect(r.rows[0]).toEqual({ prompt: u('What is 2+2?') + gen, chosen: '4<|im_end|>\n', rejected: '5<|im_end|>\n', scoreChosen: 9, scoreRejected: 2.5 });
+    expect(r.rows[1]).toEqual({
+      prompt: u('Hi') + a('Hello!') + u('Name a colour.') + gen, chosen: 'Blue.<|im_end|>\n', rejected: 'No.<|im_end|>\n', scoreChosen: 8, scoreRejected: 1,
+    });
+    expect(r.rows[2]).toEqual({ prompt: u('Say yes.') + gen, chosen: 'Yes.<|im_end|>\n', rejected: 'No.<|im_end|>\n' });
+    expect(r.rows[3]).toEqual({ prompt: u('Capital of France?') + gen, chosen: 'Paris.<|im_end|>\n', rejected: 'Rome.<|im_end|>\n', scoreChosen: 10, scoreRejected: 1 });
+    expect(r.rows[4]).toEqual({ prompt: u('Count to two.') + gen, chosen: '1, 2.<|im_end|>\n', rejected: '2, 1.<|im_end|>\n' });
+    // Rejected's own prefix differs: the prompt is taken from chosen.
+    expect(r.rows[5]).toEqual({ prompt: u('Pick a number.') + gen, chosen: '7<|im_end|>\n', rejected: 'none<|im_end|>\n' });
+    expect(r.stats.byShape).toEqual({ text: 0, hh: 0, chat: 6 });
+    expect(r.stats.withScores).toBe(3);
+    expect(r.stats.chatPrefixMismatch).toBe(1);
+    expect(r.stats.chatTemplateFallback).toBe(0);
+    expect(r.stats.chatPlainFallback).toBe(0);
+  });
+
+  it('[INST] template with bos/eos tokens', () => {
+    const n = new PreferenceNormalizer({ chatTemplate: INST, bosToken: '<s>', eosToken: '</s>' });
+    const row = n.normalize({
+      chosen: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }, { role: 'user', content: 'bye' }, { role: 'assistant', content: 'ciao' }],
+      rejected: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }, { role: 'user', content: 'bye' }, { role: 'assistant', content: 'no' }],
+    });
+    expect(row).toEqual({ prompt: '<s>[INST] hi [/INST]hello</s>[INST] bye [/INST]', chosen: 'ciao</s>', rejected: 'no</s>' });
+    expect(() => n.normalize({ chosen: [{ role: 'system', content: 's' }, { role: 'assistant', content: 'x' }], rejected: [{ role: 'system', content: 's' }, { role: 'assistant', content: 'y' }] }))
+      .toThrow(/chat template failed: only user and assistant roles/);
+  });
+
+  it('template whose generation prompt is not a prefix: completion from the assistant message alone, counted and warned', () => {
+    const n = new PreferenceNormalizer({ chatTemplate: ODD });
+    const row = n.normalize({
+      chosen: [{ role: 'user', content: 'q' }, { role: 'assistant', content: 'yes' }],
+      rejected: [{ role: 'user', content: 'q' }, { role: 'assistant', content: 'no' }],
+    });
+    expect(row).toEqual({ prompt: 'user: q\nASSISTANT>', chosen: 'assistant: yes\n', rejected: 'assistant: no\n' });
+    expect(n.stats.chatTemplateFallback).toBe(1);
+    expect(n.stats.warnings.join()).toMatch(/not a prefix/);
+  });
+
+  it('no chat template: "role: content" lines by default, an error with chatFallback "error"', async () => {
+    const r = await loadPreferenceRows(chatFile);
+    expect(r.rows[1]).toEqual({
+      prompt: 'user: Hi\nassistant: Hello!\nuser: Name a colour.\nassistant:', chosen: ' Blue.', rejected: ' No.', scoreChosen: 8, scoreRejected: 1,
+    });
+    expect(r.rows[2]).toEqual({ prompt: 'user: Say yes.\nassistant:', chosen: ' Yes.', rejected: ' No.' });
+    expect(r.stats.chatPlainFallback).toBe(6);
+    expect(formatNormalizeStats(r.stats)).toMatch(/warning: no chat template/);
+    await expect(loadPreferenceRows(chatFile, { chatFallback: 'error' })).rejects.toThrow(/chat-rows\.jsonl:1: chat row, but the tokenizer has no chat template/);
+  });
+
+  it('malformed chat rows', () => {
+    const n = new PreferenceNormalizer({ chatTemplate: CHATML });
+    const ua = (x: string): unknown[] => [{ role: 'user', content: 'q' }, { role: 'assistant', content: x }];
+    expect(() => n.normalize({ chosen: [{ role: 'user', content: 'q' }], rejected: ua('n') })).toThrow(/"chosen" must end with an assistant message/);
+    expect(() => n.normalize({ chosen: [{ role: 'assistant', content: 'a' }], rejected: [{ role: 'assistant', content: 'b' }] })).toThrow(/no prompt/);
+    expect(() => n.normalize({ chosen: [{ role: 'user', content: 3 }, { role: 'assistant', content: 'x' }], rejected: ua('n') })).toThrow(/chosen\[0\]\.content must be a string/);
+    expect(() => n.normalize({ chosen: ['hi'], rejected: ua('n') })).toThrow(/chosen\[0\] must be an object/);
+    expect(() => n.normalize({ prompt: 5, chosen: ua('y'), rejected: ua('n') })).toThrow(/"prompt" must be a string or a message list/);
+    expect(n.stats.total).toBe(0);
+  });
+});
