@@ -1,0 +1,348 @@
+// Hugging Face config.json -> one normalized ModelConfig for GPT-NeoX (Pythia), Mistral and Llama.
+//
+// Two spellings exist for the same model: hub files as downloaded (rotary_pct, rotary_emb_base,
+// rope_theta, rope_scaling, torch_dtype) and what transformers 5 writes (rope_parameters
+// {rope_theta, rope_type, partial_rotary_factor}, dtype). Both normalize to the same object.
+//
+// The engine implements exactly one computation per architecture, so anything in a config that
+// would make transformers compute something else is an error naming the field and the file:
+// an unknown field is refused too, unless it is known not to affect the math (see NEUTRAL).
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+
+export type Arch = 'gpt-neox' | 'mistral' | 'llama';
+
+export interface ModelConfig {
+  arch: Arch;
+  vocabSize: number;
+  hiddenSize: number;        // D
+  intermediateSize: number;  // I (MLP width)
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;        // = numHeads unless GQA (llama/mistral)
+  headDim: number;           // llama/mistral may have numHeads * headDim != hiddenSize
+  /** Rotated channels per head (the first rotaryDim of each q/k head, rotate_half pairing); even. */
+  rotaryDim: number;
+  ropeTheta: number;
+  maxPositions: number;
+  norm: 'layernorm' | 'rmsnorm';
+  normEps: number;
+  /** gelu = exact erf GELU; gelu_tanh = tanh approximation; silu = SwiGLU gate (llama/mistral). */
+  act: 'gelu' | 'gelu_tanh' | 'silu';
+  parallelResidual: boolean;
+  /** gpt-neox: query_key_value and dense have biases; llama: q/k/v/o_proj have biases. */
+  attentionBias: boolean;
+  mlpBias: boolean;
+  tiedEmbeddings: boolean;
+  /** Mistral: a query attends to at most this many keys (itself included); null = full causal. */
+  slidingWindow: number | null;
+  /**
+   * llama/mistral: nn.Embedding(padding_idx = pad_token_id), so this embedding row gets no
+   * gradient in transformers; null when there is none (always for gpt-neox, which has no padding_idx).
+   */
+  embedPaddingIdx: number | null;
+  bosTokenId: number | null;
+  eosTokenId: number | number[] | null;
+  /** Storage dtype the config names (e.g. "float16"), or null. */
+  dtype: string | null;
+  /** The JSON as read. */
+  raw: Record<string, unknown>;
+}
+
+const MODEL_TYPES: Record<string, { arch: Arch; architecture: string }> = {
+  gpt_neox: { arch: 'gpt-neox', architecture: 'GPTNeoXForCausalLM' },
+  mistral: { arch: 'mistral', architecture: 'MistralForCausalLM' },
+  llama: { arch: 'llama', architecture: 'LlamaForCausalLM' },
+};
+
+/**
+ * Fields that do not change what the model computes (bookkeeping, generation defaults, labels).
+ * Dropout rates are here too: DPO trainers (TRL's disable_dropout default) train without dropout,
+ * and so does this engine.
+ */
+const NEUTRAL = new Set([
+  'transformers_version', '_name_or_path', 'name_or_path', '_from_model_config', '_commit_hash',
+  'use_cache', 'initializer_range', 'output_attentions', 'output_hidden_states', 'return_dict',
+  'torchscript', 'is_decoder', 'is_encoder_decoder', 'add_cross_attention', 'tie_encoder_decoder',
+  'cross_attention_hidden_size', 'chunk_size_feed_forward', 'pruned_heads', 'id2label', 'label2id',
+  'problem_type', 'num_labels', 'tokenizer_class', 'prefix', 'task_specific_params', 'finetuning_task',
+  'sep_token_id', 'decoder_start_token_id', '_attn_implementation', 'attn_implementation',
+  'attention_dropout', 'hidden_dropout', 'classifier_dropout',
+  // Splits the matmuls in transformers when > 1; the result is the same up to float rounding.
+  'pretraining_tp',
+  // Generation defaults that old configs carry.
+  'max_length', 'min_length', 'do_sample', 'early_stopping', 'num_beams', 'num_beam_groups',
+  'diversity_penalty', 'temperature', 'top_k', 'top_p', 'typical_p', 'repetition_penalty',
+  'length_penalty', 'no_repeat_ngram_size', 'encoder_no_repeat_ngram_size', 'bad_words_ids',
+  'num_return_sequences', 'output_scores', 'return_dict_in_generate', 'forced_bos_token_id',
+  'forced_eos_token_id', 'remove_invalid_values', 'exponential_decay_length_penalty',
+  'suppress_tokens', 'begin_suppress_tokens',
+]);
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Reads fields of one config, remembering which were used so that leftovers can be refused. */
+class Fields {
+  readonly used = new Set<string>(['model_type', 'architectures']);
+  constructor(readonly raw: Record<string, unknown>, readonly file: string) {}
+  error(field: string, what: string): Error { return new Error(`config ${this.file}: "${field}" ${what}`); }
+  /** The value, with null treated as absent. */
+  get(k: string): unknown { this.used.add(k); return this.raw[k] ?? undefined; }
+  int(k: string, dflt?: number, min = 1): number {
+    const v = this.get(k) ?? dflt;
+    if (v === undefined) throw this.error(k, 'is required');
+    if (!Number.isSafeInteger(v) || (v as number) < min) throw this.error(k, `must be an integer >= ${min} (got ${JSON.stringify(v)})`);
+    return v as number;
+  }
+  num(k: string, dflt: number): number {
+    const v = this.get(k) ?? dflt;
+    if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) throw this.error(k, `must be a positive number (got ${JSON.stringify(v)})`);
+    return v;
+  }
+  bool(k: string, dflt: boolean): boolean {
+    const v = this.get(k) ?? dflt;
+    if (typeof v !== 'boolean') throw this.error(k, `must be true or false (got ${JSON.stringify(v)})`);
+    return v;
+  }
+  /** Refuses a field unless absent, null or equal to `allowed` (fields another arch uses). */
+  only(k: string, allowed: unknown, why: string): void {
+    const v = this.get(k);
+    if (v !== undefined && v !== allowed) throw this.error(k, `= ${JSON.stringify(v)} is not supported: ${why}`);
+  }
+  tokenId(k: string): number | null {
+    const v = this.get(k);
+    if (v === undefined) return null;
+    if (!Number.isSafeInteger(v) || (v as number) < 0) throw this.error(k, `must be a token id (got ${JSON.stringify(v)})`);
+    return v as number;
+  }
+}
+
+/** One value given under several names must agree (e.g. rope_theta and rope_parameters.rope_theta). */
+function agree(f: Fields, found: [string, unknown][], dflt: number): number {
+  const given = found.filter(([, v]) => v !== undefined && v !== null);
+  for (const [k, v] of given) {
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw f.error(k, `must be a number (got ${JSON.stringify(v)})`);
+    if (v !== given[0]![1]) throw f.error(k, `= ${v} contradicts "${given[0]![0]}" = ${given[0]![1]}`);
+  }
+  return given.length ? (given[0]![1] as number) : dflt;
+}
+
+/** Rotary settings from either spelling: returns theta and the rotated fraction of a head. */
+function readRope(f: Fields, arch: Arch): { theta: number; fraction: number } {
+  const params = f.get('rope_parameters');
+  if (params !== undefined && !isObject(params)) throw f.error('rope_parameters', 'must be an object');
+  const p = (params ?? {}) as Record<string, unknown>;
+  for (const k of Object.keys(p)) {
+    if (!['rope_type', 'type', 'rope_theta', 'partial_rotary_factor'].includes(k)) {
+      throw f.error(`rope_parameters.${k}`, 'is not supported (only default rotary embeddings are implemented)');
+    }
+  }
+  const ropeType = p.rope_type ?? p.type;
+  if (ropeType !== undefined && ropeType !== null && ropeType !== 'default') {
+    throw f.error('rope_parameters.rope_type', `= ${JSON.stringify(ropeType)} is not supported (only "default")`);
+  }
+  // Legacy rope_scaling: null, or a "default" type without parameters (what some saves write).
+  const scaling = f.get('rope_scaling');
+  if (scaling !== undefined) {
+    const t = isObject(scaling) ? (scaling.rope_type ?? scaling.type) : undefined;
+    const keys = isObject(scaling) ? Object.keys(scaling).filter((k) => k !== 'rope_type' && k !== 'type' && k !== 'rope_theta') : [];
+    if (t !== 'default' || keys.length) throw f.error('rope_scaling', `= ${JSON.stringify(scaling)} is not supported (only null / default)`);
+  }
+  const theta = agree(f, [
+    ['rope_parameters.rope_theta', p.rope_theta], ['rope_theta', f.get('rope_theta')],
+    ['rotary_emb_base', arch === 'gpt-neox' ? f.get('rotary_emb_base') : undefined],
+    ['rope_scaling.rope_theta', isObject(scaling) ? scaling.rope_theta : undefined],
+  ], 10000);
+  if (!(theta > 0)) throw f.error('rope_theta', `must be positive (got ${theta})`);
+  const fraction = agree(f, [
+    ['rope_parameters.partial_rotary_factor', p.partial_rotary_factor],
+    ['partial_rotary_factor', f.get('partial_rotary_factor')],
+    ['rotary_pct', arch === 'gpt-neox' ? f.get('rotary_pct') : undefined],
+  ], arch === 'gpt-neox' ? 0.25 : 1); // GPTNeoXConfig's default rotary_pct is 0.25
+  if (!(fraction > 0 && fraction <= 1)) throw f.error('rotary_pct', `must be in (0, 1] (got ${fraction})`);
+  // Llama/Mistral apply the rotation to the whole head (cos/sin must cover head_dim).
+  if (arch !== 'gpt-neox' && fraction !== 1) throw f.error('partial_rotary_factor', `= ${fraction} is not supported for ${arch} (only 1)`);
+  return { theta, fraction };
+}
+
+function activation(f: Fields, arch: Arch): ModelConfig['act'] {
+  const v = f.get('hidden_act') ?? (arch === 'gpt-neox' ? 'gelu' : 'silu');
+  const map: Record<string, ModelConfig['act']> = arch === 'gpt-neox'
+    ? { gelu: 'gelu', gelu_new: 'gelu_tanh', gelu_pytorch_tanh: 'gelu_tanh' }
+    : { silu: 'silu', swish: 'silu' };
+  const act = typeof v === 'string' ? map[v] : undefined;
+  if (!act) throw f.error('hidden_act', `= ${JSON.stringify(v)} is not supported for ${arch} (supported: ${Object.keys(map).join(', ')})`);
+  return act;
+}
+
+/** Normalizes a parsed config.json; `file` is used in error messages. */
+export function parseModelConfig(json: unknown, file: string): ModelConfig {
+  if (!isObject(json)) throw new Error(`config ${file}: not a JSON object`);
+  const f = new Fields(json, file);
+  const mt = json.model_type;
+  const known = typeof mt === 'string' && Object.hasOwn(MODEL_TYPES, mt) ? MODEL_TYPES[mt]! : undefined;
+  if (!known) throw f.error('model_type', `= ${JSON.stringify(mt)} is not supported (supported: ${Object.keys(MODEL_TYPES).join(', ')})`);
+  const { arch, architecture } = known;
+  const archs = json.architectures;
+  if (archs !== undefined && archs !== null && !(Array.isArray(archs) && archs.length === 1 && archs[0] === architecture)) {
+    throw f.error('architectures', `= ${JSON.stringify(archs)}: expected ["${architecture}"] for model_type ${mt}`);
+  }
+  for (const k of ['quantization_config', 'auto_map']) {
+    if (json[k] !== undefined) throw f.error(k, 'is not supported (quantized weights / custom model code)');
+  }
+
+  const vocabSize = f.int('vocab_size');
+  const hiddenSize = f.int('hidden_size');
+  const numLayers = f.int('num_hidden_layers');
+  const numHeads = f.int('num_attention_heads');
+  const intermediateSize = f.int('intermediate_size');
+  const neox = arch === 'gpt-neox';
+
+  let headDim: number;
+  const hd = f.get('head_dim');
+  if (hd === undefined && hiddenSize % numHeads !== 0) {
+    throw f.error('hidden_size', `= ${hiddenSize} is not divisible by num_attention_heads = ${numHeads}`);
+  }
+  if (neox) {
+    // GPT-NeoX splits the fused QKV by hidden_size / heads; a different head_dim cannot be honoured.
+    headDim = hiddenSize / numHeads;
+    if (hd !== undefined && hd !== headDim) throw f.error('head_dim', `= ${JSON.stringify(hd)} is inconsistent with hidden_size / num_attention_heads = ${headDim}`);
+  } else {
+    headDim = f.int('head_dim', hiddenSize / numHeads);
+  }
+  const numKvHeads = neox ? numHeads : f.int('num_key_value_heads', numHeads);
+  if (numHeads % numKvHeads !== 0) {
+    throw f.error('num_key_value_heads', `= ${numKvHeads} does not divide num_attention_heads = ${numHeads}`);
+  }
+
+  const rope = readRope(f, arch);
+  const rotaryDim = Math.trunc(headDim * rope.fraction); // Python int(head_dim * fraction)
+  if (rotaryDim < 2 || rotaryDim % 2) {
+    throw f.error(neox ? 'rotary_pct' : 'head_dim', `gives ${rotaryDim} rotary channels per head (head_dim ${headDim} * ${rope.fraction}); must be even and >= 2`);
+  }
+
+  const maxPositions = f.int('max_position_embeddings', neox || arch === 'llama' ? 2048 : 4096 * 32);
+  const normEps = neox ? f.num('layer_norm_eps', 1e-5) : f.num('rms_norm_eps', 1e-6);
+  const act = activation(f, arch);
+  const tiedEmbeddings = f.bool('tie_word_embeddings', false);
+
+  let parallelResidual = false; let attentionBias = false; let mlpBias = false;
+  let slidingWindow: number | null = null;
+  let embedPaddingIdx: number | null = null;
+  const padTokenId = f.tokenId('pad_token_id');
+  if (neox) {
+    parallelResidual = f.bool('use_parallel_residual', true);
+    attentionBias = f.bool('attention_bias', true);
+    mlpBias = true; // dense_h_to_4h / dense_4h_to_h always have biases
+  } else {
+    if (arch === 'llama') {
+      attentionBias = f.bool('attention_bias', false);
+      mlpBias = f.bool('mlp_bias', false);
+    } else {
+      // MistralAttention/MLP are built without biases whatever the config says; refuse a config
+      // that claims otherwise rather than guess.
+      f.only('attention_bias', false, 'Mistral layers have no biases');
+      f.only('mlp_bias', false, 'Mistral layers have no biases');
+      const useSw = f.get('use_sliding_window');
+      if (useSw !== undefined && typeof useSw !== 'boolean') throw f.error('use_sliding_window', 'must be true or false');
+      const sw = f.get('sliding_window');
+      if (sw !== undefined && useSw !== false) slidingWindow = f.int('sliding_window');
+    }
+    if (padTokenId !== null) {
+      if (padTokenId >= vocabSize) throw f.error('pad_token_id', `= ${padTokenId} is outside the vocabulary (${vocabSize})`);
+      embedPaddingIdx = padTokenId;
+    }
+  }
+  const layerTypes = f.get('layer_types');
+  if (layerTypes !== undefined) {
+    const want = slidingWindow === null ? 'full_attention' : 'sliding_attention';
+    if (!Array.isArray(layerTypes) || layerTypes.length !== numLayers || layerTypes.some((t) => t !== want)) {
+      throw f.error('layer_types', `must list "${want}" for every layer (mixed attention types are not supported)`);
+    }
+  }
+
+  const bosTokenId = f.tokenId('bos_token_id');
+  const eosRaw = f.get('eos_token_id');
+  let eosTokenId: number | number[] | null;
+  if (Array.isArray(eosRaw)) {
+    if (!eosRaw.every((x) => Number.isSafeInteger(x) && x >= 0)) throw f.error('eos_token_id', 'must be a token id or a list of them');
+    eosTokenId = eosRaw as number[];
+  } else {
+    eosTokenId = f.tokenId('eos_token_id');
+  }
+  const dtypeRaw = f.get('dtype') ?? f.get('torch_dtype');
+  if (dtypeRaw !== undefined && typeof dtypeRaw !== 'string') throw f.error('dtype', 'must be a string');
+  const dtype = (dtypeRaw as string | undefined) ?? null;
+
+  const leftovers = Object.keys(json).filter((k) => !f.used.has(k) && !NEUTRAL.has(k) && json[k] !== null);
+  if (leftovers.length) {
+    throw f.error(leftovers[0]!, `is not a known ${mt} setting; refusing rather than ignoring it` +
+      (leftovers.length > 1 ? ` (also: ${leftovers.slice(1).join(', ')})` : ''));
+  }
+
+  return {
+    arch, vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads, headDim, rotaryDim,
+    ropeTheta: rope.theta, maxPositions, norm: neox ? 'layernorm' : 'rmsnorm', normEps, act,
+    parallelResidual, attentionBias, mlpBias, tiedEmbeddings, slidingWindow, embedPaddingIdx,
+    bosTokenId, eosTokenId, dtype, raw: json,
+  };
+}
+
+/** Loads `<dir>/config.json` (or the .json file given) and normalizes it. */
+export async function loadModelConfig(dirOrFile: string): Promise<ModelConfig> {
+  const file = dirOrFile.endsWith('.json') ? dirOrFile : path.join(dirOrFile, 'config.json');
+  let text: string;
+  try { text = await fsp.readFile(file, 'utf8'); }
+  catch (e) { throw new Error(`config ${file}: cannot read (${(e as Error).message})`); }
+  let json: unknown;
+  try { json = JSON.parse(text); }
+  catch (e) { throw new Error(`config ${file}: not valid JSON (${(e as Error).message})`); }
+  return parseModelConfig(json, file);
+}
+
+/**
+ * A hub-style config.json for `cfg` (what downloaded checkpoints look like), such that
+ * parseModelConfig(toHfConfigJson(cfg)) equals cfg apart from `raw`. Throws for a ModelConfig
+ * transformers could not express for its arch.
+ */
+export function toHfConfigJson(cfg: ModelConfig): Record<string, unknown> {
+  const need = (ok: boolean, what: string) => { if (!ok) throw new Error(`toHfConfigJson: ${cfg.arch} ${what}`); };
+  const common = {
+    vocab_size: cfg.vocabSize, hidden_size: cfg.hiddenSize, intermediate_size: cfg.intermediateSize,
+    num_hidden_layers: cfg.numLayers, num_attention_heads: cfg.numHeads,
+  };
+  const tail = {
+    max_position_embeddings: cfg.maxPositions, tie_word_embeddings: cfg.tiedEmbeddings,
+    bos_token_id: cfg.bosTokenId, eos_token_id: cfg.eosTokenId,
+    ...(cfg.dtype !== null ? { torch_dtype: cfg.dtype } : {}),
+  };
+  if (cfg.arch === 'gpt-neox') {
+    need(cfg.numKvHeads === cfg.numHeads && cfg.headDim * cfg.numHeads === cfg.hiddenSize, 'needs numKvHeads = numHeads and headDim = hiddenSize / numHeads');
+    need(cfg.norm === 'layernorm' && cfg.act !== 'silu' && cfg.mlpBias, 'uses LayerNorm, GELU and MLP biases');
+    need(cfg.slidingWindow === null && cfg.embedPaddingIdx === null, 'has no sliding window or embedding padding_idx');
+    const rotaryPct = cfg.rotaryDim / cfg.headDim;
+    need(Math.trunc(cfg.headDim * rotaryPct) === cfg.rotaryDim, `cannot express rotaryDim ${cfg.rotaryDim} as rotary_pct`);
+    return {
+      architectures: ['GPTNeoXForCausalLM'], model_type: 'gpt_neox', ...common,
+      hidden_act: cfg.act === 'gelu' ? 'gelu' : 'gelu_new',
+      rotary_pct: rotaryPct, rotary_emb_base: cfg.ropeTheta, layer_norm_eps: cfg.normEps,
+      use_parallel_residual: cfg.parallelResidual, attention_bias: cfg.attentionBias, ...tail,
+    };
+  }
+  need(cfg.norm === 'rmsnorm' && cfg.act === 'silu' && !cfg.parallelResidual, 'uses RMSNorm, SiLU and sequential residuals');
+  need(cfg.rotaryDim === cfg.headDim, 'rotates whole heads (rotaryDim = headDim)');
+  const llama = cfg.arch === 'llama';
+  need(llama ? cfg.slidingWindow === null : !cfg.attentionBias && !cfg.mlpBias, llama ? 'has no sliding window' : 'has no biases');
+  return {
+    architectures: [llama ? 'LlamaForCausalLM' : 'MistralForCausalLM'], model_type: cfg.arch, ...common,
+    num_key_value_heads: cfg.numKvHeads, head_dim: cfg.headDim, hidden_act: 'silu',
+    rms_norm_eps: cfg.normEps, rope_theta: cfg.ropeTheta, rope_scaling: null,
+    ...(llama ? { attention_bias: cfg.attentionBias, mlp_bias: cfg.mlpBias } : { sliding_window: cfg.slidingWindow }),
+    pad_token_id: cfg.embedPaddingIdx, ...tail,
+  };
+}
+
+/** Writes toHfConfigJson(cfg) as `<dir>/config.json`. */
+export async function writeHfConfig(dir: string, cfg: ModelConfig): Promise<void> {
+  await fsp.writeFile(path.join(dir, 'config.json'), JSON.stringify(toHfConfigJson(cfg), null, 2) + '\n');
+}

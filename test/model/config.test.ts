@@ -1,0 +1,117 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadModelConfig, parseModelConfig, toHfConfigJson, writeHfConfig, type ModelConfig } from '../../src/model/config.js';
+import { FIXTURES, MODELS } from './paths.js';
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'srk-cfg-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const withoutRaw = ({ raw: _raw, ...rest }: ModelConfig) => rest;
+const hub = (name: string) => JSON.parse(readFileSync(path.join(FIXTURES, name, 'config.json'), 'utf8')) as Record<string, unknown>;
+
+describe('loadModelConfig on the fixtures', () => {
+  it('normalizes the three fixture configs', async () => {
+    expect(withoutRaw(await loadModelConfig(path.join(FIXTURES, 'gpt-neox-tiny')))).toEqual({
+      arch: 'gpt-neox', vocabSize: 384, hiddenSize: 64, intermediateSize: 256, numLayers: 2, numHeads: 4,
+      numKvHeads: 4, headDim: 16, rotaryDim: 4, ropeTheta: 10000, maxPositions: 2048, norm: 'layernorm',
+      normEps: 1e-5, act: 'gelu', parallelResidual: true, attentionBias: true, mlpBias: true,
+      tiedEmbeddings: false, slidingWindow: null, embedPaddingIdx: null, bosTokenId: 0, eosTokenId: 0, dtype: 'float32',
+    });
+    expect(withoutRaw(await loadModelConfig(path.join(FIXTURES, 'mistral-tiny')))).toEqual({
+      arch: 'mistral', vocabSize: 384, hiddenSize: 64, intermediateSize: 160, numLayers: 2, numHeads: 4,
+      numKvHeads: 2, headDim: 16, rotaryDim: 16, ropeTheta: 10000, maxPositions: 4096, norm: 'rmsnorm',
+      normEps: 1e-5, act: 'silu', parallelResidual: false, attentionBias: false, mlpBias: false,
+      tiedEmbeddings: false, slidingWindow: null, embedPaddingIdx: null, bosTokenId: 1, eosTokenId: 2, dtype: 'float32',
+    });
+    const llama = await loadModelConfig(path.join(FIXTURES, 'llama-tiny-tied'));
+    expect(withoutRaw(llama)).toMatchObject({ arch: 'llama', headDim: 12, rotaryDim: 12, ropeTheta: 500000, tiedEmbeddings: true, numKvHeads: 4 });
+    expect(llama.raw).toEqual(hub('llama-tiny-tied'));
+  });
+
+  it('hub style (config.json) and transformers-5 style (config.saved.json) normalize equally', async () => {
+    for (const name of MODELS) {
+      const a = await loadModelConfig(path.join(FIXTURES, name, 'config.json'));
+      const b = await loadModelConfig(path.join(FIXTURES, name, 'config.saved.json'));
+      expect(withoutRaw(b), name).toEqual(withoutRaw(a));
+    }
+  });
+
+  it('toHfConfigJson round-trips (through a file as well)', async () => {
+    for (const name of MODELS) {
+      const cfg = await loadModelConfig(path.join(FIXTURES, name));
+      const back = parseModelConfig(JSON.parse(JSON.stringify(toHfConfigJson(cfg))), 'mem');
+      expect(withoutRaw(back), name).toEqual(withoutRaw(cfg));
+      const dir = mkdtempSync(path.join(tmp, `${name}-`));
+      await writeHfConfig(dir, cfg);
+      expect(withoutRaw(await loadModelConfig(dir))).toEqual(withoutRaw(cfg));
+    }
+    // Variations that must survive too: GQA + sliding window + pad, tanh GELU + sequential residual, llama biases.
+    const base = await loadModelConfig(path.join(FIXTURES, 'mistral-tiny'));
+    const variants: ModelConfig[] = [
+      { ...base, slidingWindow: 8, embedPaddingIdx: 3, eosTokenId: [2, 5], dtype: null, bosTokenId: null },
+      { ...(await loadModelConfig(path.join(FIXTURES, 'gpt-neox-tiny'))), act: 'gelu_tanh', parallelResidual: false, attentionBias: false, rotaryDim: 16 },
+      { ...(await loadModelConfig(path.join(FIXTURES, 'llama-tiny-tied'))), attentionBias: true, mlpBias: true, headDim: 16, rotaryDim: 16 },
+    ];
+    for (const v of variants) expect(withoutRaw(parseModelConfig(toHfConfigJson(v), 'mem'))).toEqual(withoutRaw(v));
+    // Unrepresentable configs are refused.
+    expect(() => toHfConfigJson({ ...base, attentionBias: true })).toThrow(/mistral has no biases/);
+  });
+
+  it('pythia-style defaults and spellings: rotary_pct / rotary_emb_base, gelu_new, pythia-1b shape', () => {
+    const cfg = parseModelConfig({
+      architectures: ['GPTNeoXForCausalLM'], bos_token_id: 0, eos_token_id: 0, hidden_act: 'gelu', hidden_size: 2048,
+      initializer_range: 0.02, intermediate_size: 8192, layer_norm_eps: 1e-5, max_position_embeddings: 2048,
+      model_type: 'gpt_neox', num_attention_heads: 8, num_hidden_layers: 16, rotary_emb_base: 10000, rotary_pct: 0.25,
+      tie_word_embeddings: false, torch_dtype: 'float16', use_cache: true, use_parallel_residual: true, vocab_size: 50304,
+    }, 'pythia-1b');
+    expect(cfg).toMatchObject({ headDim: 256, rotaryDim: 64, dtype: 'float16', act: 'gelu' });
+    const tanh = parseModelConfig({ ...hub('gpt-neox-tiny'), hidden_act: 'gelu_pytorch_tanh' }, 'x');
+    expect(tanh.act).toBe('gelu_tanh');
+    // Mistral-7B-like: sliding window on, and switched off by use_sliding_window=false.
+    expect(parseModelConfig({ ...hub('mistral-tiny'), sliding_window: 4096 }, 'x').slidingWindow).toBe(4096);
+    expect(parseModelConfig({ ...hub('mistral-tiny'), sliding_window: 4096, use_sliding_window: false }, 'x').slidingWindow).toBe(null);
+    // rope_scaling of type default is the same computation.
+    expect(parseModelConfig({ ...hub('llama-tiny-tied'), rope_scaling: { rope_type: 'default' } }, 'x').ropeTheta).toBe(500000);
+  });
+});
+
+describe('unsupported configs are errors naming the field and the file', () => {
+  const cases: [string, string, Record<string, unknown>, RegExp][] = [
+    ['model_type', 'gpt-neox-tiny', { model_type: 'gpt2' }, /"model_type" = "gpt2" is not supported/],
+    ['architectures', 'gpt-neox-tiny', { architectures: ['GPTNeoXForSequenceClassification'] }, /"architectures".*expected \["GPTNeoXForCausalLM"\]/],
+    ['rope_scaling linear', 'llama-tiny-tied', { rope_scaling: { type: 'linear', factor: 2 } }, /"rope_scaling" = .*linear.* is not supported/],
+    ['rope_type llama3', 'llama-tiny-tied', { rope_parameters: { rope_type: 'llama3', rope_theta: 5e5 } }, /"rope_parameters.rope_type" = "llama3"/],
+    ['rope params extra', 'llama-tiny-tied', { rope_parameters: { rope_type: 'default', rope_theta: 5e5, factor: 2 } }, /"rope_parameters.factor" is not supported/],
+    ['theta contradiction', 'llama-tiny-tied', { rope_parameters: { rope_theta: 1e4 } }, /"rope_theta" = 500000 contradicts "rope_parameters.rope_theta" = 10000/],
+    ['rotary_pct contradiction', 'gpt-neox-tiny', { rope_parameters: { partial_rotary_factor: 0.5 } }, /"rotary_pct" = 0.25 contradicts/],
+    ['odd rotary', 'gpt-neox-tiny', { rotary_pct: 0.3125 }, /"rotary_pct" gives 5 rotary channels/],
+    ['partial rotary llama', 'llama-tiny-tied', { partial_rotary_factor: 0.5 }, /"partial_rotary_factor" = 0.5 is not supported for llama/],
+    ['hidden_act', 'gpt-neox-tiny', { hidden_act: 'relu' }, /"hidden_act" = "relu" is not supported for gpt-neox/],
+    ['hidden_act llama', 'mistral-tiny', { hidden_act: 'gelu' }, /"hidden_act" = "gelu" is not supported for mistral/],
+    ['head_dim neox', 'gpt-neox-tiny', { head_dim: 32 }, /"head_dim" = 32 is inconsistent with hidden_size \/ num_attention_heads = 16/],
+    ['head_dim indivisible', 'mistral-tiny', { hidden_size: 66, head_dim: undefined }, /"hidden_size" = 66 is not divisible by num_attention_heads = 4/],
+    ['kv heads', 'mistral-tiny', { num_key_value_heads: 3 }, /"num_key_value_heads" = 3 does not divide num_attention_heads = 4/],
+    ['missing size', 'mistral-tiny', { hidden_size: undefined }, /"hidden_size" is required/],
+    ['bad size', 'mistral-tiny', { num_hidden_layers: 2.5 }, /"num_hidden_layers" must be an integer/],
+    ['unknown field', 'mistral-tiny', { qk_layernorm: true }, /"qk_layernorm" is not a known mistral setting/],
+    ['neox field on llama', 'llama-tiny-tied', { use_parallel_residual: true }, /"use_parallel_residual" is not a known llama setting/],
+    ['quantized', 'llama-tiny-tied', { quantization_config: { bits: 4 } }, /"quantization_config" is not supported/],
+    ['mistral bias', 'mistral-tiny', { attention_bias: true }, /"attention_bias" = true is not supported: Mistral layers have no biases/],
+    ['mixed layer types', 'mistral-tiny', { sliding_window: 8, layer_types: ['sliding_attention', 'full_attention'] }, /"layer_types" must list/],
+    ['pad outside vocab', 'llama-tiny-tied', { pad_token_id: 999 }, /"pad_token_id" = 999 is outside the vocabulary/],
+  ];
+  for (const [label, model, patch, re] of cases) {
+    it(label, () => {
+      const json: Record<string, unknown> = { ...hub(model), ...patch };
+      for (const k of Object.keys(patch)) if (patch[k] === undefined) delete json[k];
+      expect(() => parseModelConfig(json, `/x/${model}/config.json`)).toThrow(re);
+      expect(() => parseModelConfig(json, `/x/${model}/config.json`)).toThrow(`/x/${model}/config.json`);
+    });
+  }
+
+  it('a missing or broken file names the file', async () => {
+    await expect(loadModelConfig(path.join(tmp, 'none'))).rejects.toThrow(/none\/config\.json: cannot read/);
+  });
+});
