@@ -1,0 +1,122 @@
+// The parameter tensors a checkpoint of a given ModelConfig must hold: Hugging Face names and
+// PyTorch shapes (Linear weights are [out_features, in_features]), and the check of a
+// checkpoint's names against them.
+import type { ModelConfig } from './config.js';
+
+export interface ParamSpec {
+  name: string;
+  shape: number[];
+}
+
+/**
+ * Expected parameters in a stable order: embedding, then each layer, then the final norm, then
+ * the output layer unless tied to the embedding.
+ */
+export function expectedParameters(cfg: ModelConfig): ParamSpec[] {
+  const D = cfg.hiddenSize; const I = cfg.intermediateSize; const V = cfg.vocabSize;
+  const out: ParamSpec[] = [];
+  const add = (name: string, ...shape: number[]) => out.push({ name, shape });
+  if (cfg.arch === 'gpt-neox') {
+    add('gpt_neox.embed_in.weight', V, D);
+    for (let i = 0; i < cfg.numLayers; i++) {
+      const p = `gpt_neox.layers.${i}.`;
+      add(`${p}input_layernorm.weight`, D); add(`${p}input_layernorm.bias`, D);
+      add(`${p}post_attention_layernorm.weight`, D); add(`${p}post_attention_layernorm.bias`, D);
+      // Fused QKV rows are per head [q_h; k_h; v_h] (layout [heads, 3, headDim, D]).
+      add(`${p}attention.query_key_value.weight`, 3 * D, D);
+      if (cfg.attentionBias) add(`${p}attention.query_key_value.bias`, 3 * D);
+      add(`${p}attention.dense.weight`, D, D);
+      if (cfg.attentionBias) add(`${p}attention.dense.bias`, D);
+      add(`${p}mlp.dense_h_to_4h.weight`, I, D); add(`${p}mlp.dense_h_to_4h.bias`, I);
+      add(`${p}mlp.dense_4h_to_h.weight`, D, I); add(`${p}mlp.dense_4h_to_h.bias`, D);
+    }
+    add('gpt_neox.final_layer_norm.weight', D); add('gpt_neox.final_layer_norm.bias', D);
+    if (!cfg.tiedEmbeddings) add('embed_out.weight', V, D);
+    return out;
+  }
+  const Q = cfg.numHeads * cfg.headDim; const KV = cfg.numKvHeads * cfg.headDim;
+  add('model.embed_tokens.weight', V, D);
+  for (let i = 0; i < cfg.numLayers; i++) {
+    const p = `model.layers.${i}.`;
+    add(`${p}input_layernorm.weight`, D);
+    // Llama's attention_bias puts a bias on all four projections (o_proj included).
+    for (const [proj, rows, cols] of [['q_proj', Q, D], ['k_proj', KV, D], ['v_proj', KV, D], ['o_proj', D, Q]] as const) {
+      add(`${p}self_attn.${proj}.weight`, rows, cols);
+      if (cfg.attentionBias) add(`${p}self_attn.${proj}.bias`, rows);
+    }
+    for (const [proj, rows, cols] of [['gate_proj', I, D], ['up_proj', I, D], ['down_proj', D, I]] as const) {
+      add(`${p}mlp.${proj}.weight`, rows, cols);
+      if (cfg.mlpBias) add(`${p}mlp.${proj}.bias`, rows);
+    }
+    add(`${p}post_attention_layernorm.weight`, D);
+  }
+  add('model.norm.weight', D);
+  if (!cfg.tiedEmbeddings) add('lm_head.weight', V, D);
+  return out;
+}
+
+/**
+ * Buffers that older checkpoints saved next to the parameters and that loaders skip:
+ * GPT-NeoX's causal-mask buffers (attention.bias, attention.masked_bias) and rotary inv_freq
+ * (per layer, or model-level in newer code), Llama/Mistral's rotary inv_freq.
+ */
+const NON_PARAMETERS = [
+  /^gpt_neox\.layers\.\d+\.attention\.(bias|masked_bias|rotary_emb\.inv_freq)$/,
+  /^gpt_neox\.rotary_emb\.inv_freq$/,
+  /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/,
+  /^model\.rotary_emb\.inv_freq$/,
+];
+
+export function knownNonParameters(name: string): boolean {
+  return NON_PARAMETERS.some((re) => re.test(name));
+}
+
+export interface NameCheck {
+  missing: ParamSpec[];
+  unexpected: ParamSpec[];
+  wrongShape: { name: string; expected: number[]; actual: number[] }[];
+  /** Known non-parameter buffers found and skipped. */
+  ignored: string[];
+  ok: boolean;
+}
+
+type Found = { name: string; shape: readonly number[] }[] | Record<string, { shape: readonly number[] }>;
+
+/** Compares a checkpoint's tensors (name + shape, e.g. a safetensors header) with `cfg`. */
+export function compareCheckpointNames(cfg: ModelConfig, tensors: Found): NameCheck {
+  const found = Array.isArray(tensors) ? tensors : Object.entries(tensors).map(([name, t]) => ({ name, shape: t.shape }));
+  const have = new Map(found.map((t) => [t.name, [...t.shape]]));
+  const expected = expectedParameters(cfg);
+  const want = new Set(expected.map((p) => p.name));
+  const missing = expected.filter((p) => !have.has(p.name));
+  const wrongShape = expected.flatMap((p) => {
+    const actual = have.get(p.name);
+    return actual && actual.join(',') !== p.shape.join(',') ? [{ name: p.name, expected: p.shape, actual }] : [];
+  });
+  const ignored: string[] = []; const unexpected: ParamSpec[] = [];
+  for (const [name, shape] of have) {
+    if (want.has(name)) continue;
+    if (knownNonParameters(name)) ignored.push(name); else unexpected.push({ name, shape });
+  }
+  return { missing, unexpected, wrongShape, ignored, ok: !missing.length && !unexpected.length && !wrongShape.length };
+}
+
+/**
+ * Throws one error listing every missing, unexpected and wrong-shape tensor; returns the
+ * comparison when the checkpoint matches. `where` names the checkpoint in the message.
+ */
+export function checkCheckpointNames(cfg: ModelConfig, tensors: Found, where = 'checkpoint'): NameCheck {
+  const r = compareCheckpointNames(cfg, tensors);
+  if (r.ok) return r;
+  const shape = (s: number[]) => `[${s.join(', ')}]`;
+  const lines = [`${where} does not match the ${cfg.arch} config (${cfg.numLayers} layers, hidden ${cfg.hiddenSize}, vocab ${cfg.vocabSize}):`];
+  if (r.missing.length) lines.push(`  missing (${r.missing.length}):`, ...r.missing.map((p) => `    ${p.name} ${shape(p.shape)}`));
+  if (r.unexpected.length) {
+    const tiedNote = (n: string) => cfg.tiedEmbeddings && (n === 'lm_head.weight' || n === 'embed_out.weight') ? ' (config ties embeddings)' : '';
+    lines.push(`  unexpected (${r.unexpected.length}):`, ...r.unexpected.map((p) => `    ${p.name} ${shape(p.shape)}${tiedNote(p.name)}`));
+  }
+  if (r.wrongShape.length) {
+    lines.push(`  wrong shape (${r.wrongShape.length}):`, ...r.wrongShape.map((w) => `    ${w.name}: expected ${shape(w.expected)}, found ${shape(w.actual)}`));
+  }
+  throw new Error(lines.join('\n'));
+}

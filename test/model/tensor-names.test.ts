@@ -1,0 +1,84 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadModelConfig } from '../../src/model/config.js';
+import { openSafetensors } from '../../src/model/safetensors.js';
+import { checkCheckpointNames, compareCheckpointNames, expectedParameters, knownNonParameters } from '../../src/model/tensor-names.js';
+import { FIXTURES, MODELS } from './paths.js';
+
+describe('expected tensor names', () => {
+  for (const name of MODELS) {
+    it(`${name}: the expected set equals the checkpoint's names and shapes exactly`, async () => {
+      const cfg = await loadModelConfig(path.join(FIXTURES, name));
+      const f = await openSafetensors(path.join(FIXTURES, name, 'model.safetensors'));
+      const expected = expectedParameters(cfg);
+      expect(new Set(expected.map((p) => p.name)).size).toBe(expected.length);
+      expect(Object.fromEntries(expected.map((p) => [p.name, p.shape]))).toEqual(
+        Object.fromEntries(f.names.map((n) => [n, f.header[n]!.shape])));
+      const r = checkCheckpointNames(cfg, f.header, f.path);
+      expect(r).toMatchObject({ ok: true, missing: [], unexpected: [], wrongShape: [], ignored: [] });
+      await f.close();
+    });
+  }
+
+  it('stable order: embedding, layers in order, final norm, output layer', async () => {
+    const neox = expectedParameters(await loadModelConfig(path.join(FIXTURES, 'gpt-neox-tiny'))).map((p) => p.name);
+    expect(neox[0]).toBe('gpt_neox.embed_in.weight');
+    expect(neox.slice(-3)).toEqual(['gpt_neox.final_layer_norm.weight', 'gpt_neox.final_layer_norm.bias', 'embed_out.weight']);
+    expect(neox.findIndex((n) => n.includes('layers.1.'))).toBeGreaterThan(neox.findLastIndex((n) => n.includes('layers.0.')));
+    const llama = expectedParameters(await loadModelConfig(path.join(FIXTURES, 'llama-tiny-tied'))).map((p) => p.name);
+    expect(llama[0]).toBe('model.embed_tokens.weight');
+    expect(llama.at(-1)).toBe('model.norm.weight'); // tied: no lm_head.weight
+    expect(llama.slice(1, 10)).toEqual([
+      'model.layers.0.input_layernorm.weight', 'model.layers.0.self_attn.q_proj.weight', 'model.layers.0.self_attn.k_proj.weight',
+      'model.layers.0.self_attn.v_proj.weight', 'model.layers.0.self_attn.o_proj.weight', 'model.layers.0.mlp.gate_proj.weight',
+      'model.layers.0.mlp.up_proj.weight', 'model.layers.0.mlp.down_proj.weight', 'model.layers.0.post_attention_layernorm.weight',
+    ]);
+  });
+
+  it('biases follow attentionBias / mlpBias, GQA shapes follow numKvHeads and headDim', async () => {
+    const cfg = await loadModelConfig(path.join(FIXTURES, 'mistral-tiny'));
+    const specs = Object.fromEntries(expectedParameters({ ...cfg, arch: 'llama', attentionBias: true, mlpBias: true, headDim: 32 }).map((p) => [p.name, p.shape]));
+    expect(specs['model.layers.0.self_attn.q_proj.weight']).toEqual([128, 64]); // 4 heads * 32
+    expect(specs['model.layers.0.self_attn.k_proj.weight']).toEqual([64, 64]);  // 2 kv heads * 32
+    expect(specs['model.layers.0.self_attn.o_proj.weight']).toEqual([64, 128]);
+    expect(specs['model.layers.0.self_attn.o_proj.bias']).toEqual([64]);
+    expect(specs['model.layers.1.mlp.down_proj.bias']).toEqual([64]);
+    const neox = await loadModelConfig(path.join(FIXTURES, 'gpt-neox-tiny'));
+    const noBias = expectedParameters({ ...neox, attentionBias: false }).map((p) => p.name);
+    expect(noBias).not.toContain('gpt_neox.layers.0.attention.dense.bias');
+    expect(noBias).toContain('gpt_neox.layers.0.mlp.dense_h_to_4h.bias');
+  });
+
+  it('known non-parameters are skipped, not reported', async () => {
+    expect(knownNonParameters('gpt_neox.layers.3.attention.bias')).toBe(true);
+    expect(knownNonParameters('gpt_neox.layers.3.attention.masked_bias')).toBe(true);
+    expect(knownNonParameters('gpt_neox.layers.3.attention.rotary_emb.inv_freq')).toBe(true);
+    expect(knownNonParameters('model.layers.0.self_attn.rotary_emb.inv_freq')).toBe(true);
+    expect(knownNonParameters('gpt_neox.layers.3.attention.query_key_value.bias')).toBe(false);
+    const cfg = await loadModelConfig(path.join(FIXTURES, 'gpt-neox-tiny'));
+    const tensors = [...expectedParameters(cfg), { name: 'gpt_neox.layers.0.attention.bias', shape: [1, 1, 2048, 2048] }, { name: 'gpt_neox.layers.1.attention.masked_bias', shape: [] }];
+    expect(compareCheckpointNames(cfg, tensors)).toMatchObject({ ok: true, ignored: ['gpt_neox.layers.0.attention.bias', 'gpt_neox.layers.1.attention.masked_bias'] });
+  });
+
+  it('one error lists every missing, unexpected and wrong-shape tensor', async () => {
+    const cfg = await loadModelConfig(path.join(FIXTURES, 'mistral-tiny'));
+    const tensors = expectedParameters(cfg)
+      .filter((p) => p.name !== 'model.layers.1.mlp.up_proj.weight' && p.name !== 'model.norm.weight')
+      .map((p) => (p.name === 'model.layers.0.self_attn.k_proj.weight' ? { ...p, shape: [64, 64] } : p));
+    tensors.push({ name: 'model.layers.2.input_layernorm.weight', shape: [64] });
+    let msg = '';
+    try { checkCheckpointNames(cfg, tensors, '/ckpt/model.safetensors'); } catch (e) { msg = (e as Error).message; }
+    expect(msg).toContain('/ckpt/model.safetensors does not match the mistral config');
+    expect(msg).toContain('missing (2):\n    model.layers.1.mlp.up_proj.weight [160, 64]\n    model.norm.weight [64]');
+    expect(msg).toContain('unexpected (1):\n    model.layers.2.input_layernorm.weight [64]');
+    expect(msg).toContain('wrong shape (1):\n    model.layers.0.self_attn.k_proj.weight: expected [32, 64], found [64, 64]');
+    const r = compareCheckpointNames(cfg, tensors);
+    expect([r.ok, r.missing.length, r.unexpected.length, r.wrongShape.length]).toEqual([false, 2, 1, 1]);
+  });
+
+  it('a tied config with an output layer in the file says why it is unexpected', async () => {
+    const cfg = await loadModelConfig(path.join(FIXTURES, 'llama-tiny-tied'));
+    const tensors = [...expectedParameters(cfg), { name: 'lm_head.weight', shape: [384, 48] }];
+    expect(() => checkCheckpointNames(cfg, tensors)).toThrow(/lm_head.weight \[384, 48\] \(config ties embeddings\)/);
+  });
+});
