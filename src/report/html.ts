@@ -1,0 +1,344 @@
+// Self-contained training report: OUT/report.html (inline CSS, inline SVG charts, a small inline
+// script for hover read-outs; nothing loaded from the network) and CSV files with the same data:
+// OUT/report.csv (every train and eval row of every run, all points) and OUT/report-eval.csv (the
+// eval table). Charts follow the paper's Figure 1: loss, margin, accuracy and prompt-augmented
+// accuracy against pairs seen, several runs overlaid, eval results as markers.
+
+import * as path from 'node:path';
+import * as fs from 'node:fs';
+import { EVAL_COLUMNS, evalTableFromRows, formatCell, type EvalTableRow } from './eval-metrics.js';
+import { readRunDir, writeFileAtomic, type EvalRow, type MetricsRow } from './metrics-log.js';
+import { PALETTE, escapeXml, formatValue, renderLineChart, type MarkerSeries, type MarkerShape } from './svg-chart.js';
+
+export interface ReportRun {
+  name: string;
+  /** Training rows (metrics.jsonl); fields may be missing or null. */
+  metrics: ReadonlyArray<Partial<MetricsRow>>;
+  /** Eval rows (eval.jsonl), drawn as markers where the chart's metric exists in them. */
+  eval?: ReadonlyArray<EvalRow>;
+  /** This run's configuration (shown side by side with the other runs'). */
+  config?: Record<string, unknown>;
+  color?: string;
+}
+
+export interface ChartSpec {
+  /** Field of the metrics / eval rows. */
+  key: string;
+  title: string;
+  yLabel: string;
+  yDomain?: [number, number];
+}
+
+export interface ReportOptions {
+  title: string;
+  runs: ReportRun[];
+  /** Eval table rows; default: the latest eval row of each run (of `evalSplit` when given). */
+  evalTable?: EvalTableRow[];
+  evalSplit?: string;
+  /** Shared configuration (e.g. the command line), shown as a key/value table. */
+  config?: Record<string, unknown>;
+  /** Charts to draw; default DEFAULT_CHARTS. */
+  charts?: ChartSpec[];
+  /** x axis field; default 'pairs_seen' (falls back to 'step' for rows without it). */
+  x?: 'pairs_seen' | 'step';
+  /** Most points drawn per series (all points still go to the CSV); default 2000. */
+  maxPoints?: number;
+  /** EMA weight in [0, 1) for the training curves (raw values drawn faintly behind); default 0. */
+  smoothing?: number;
+  /** Shown under the title (e.g. a timestamp); default: none, so the output is reproducible. */
+  subtitle?: string;
+}
+
+export const DEFAULT_CHARTS: ChartSpec[] = [
+  { key: 'loss', title: 'Training loss', yLabel: 'loss' },
+  { key: 'margin', title: 'Reward margin (mean β·h)', yLabel: 'margin' },
+  { key: 'accuracy', title: 'Accuracy (h > 0)', yLabel: 'accuracy', yDomain: [0, 1] },
+  { key: 'aug_accuracy', title: 'Prompt-augmented accuracy (Δ > 0)', yLabel: 'aug accuracy', yDomain: [0, 1] },
+];
+
+const SHAPES: MarkerShape[] = ['circle', 'square', 'triangle', 'diamond'];
+
+function num(row: object, key: string): number {
+  const v = (row as Record<string, unknown>)[key];
+  return typeof v === 'number' && Number.isFinite(v) ? v : NaN;
+}
+
+function xOf(row: object, xKey: string): number {
+  const v = num(row, xKey);
+  return Number.isFinite(v) ? v : num(row, 'step');
+}
+
+const esc = escapeXml;
+
+export interface WrittenReport {
+  html: string;
+  csv: string;
+  evalCsv: string;
+}
+
+/** Writes OUT/report.html, OUT/report.csv and OUT/report-eval.csv atomically; returns their paths. */
+export function writeReport(outDir: string, opts: ReportOptions): WrittenReport {
+  fs.mkdirSync(outDir, { recursive: true });
+  const files: WrittenReport = {
+    html: path.join(outDir, 'report.html'),
+    csv: path.join(outDir, 'report.csv'),
+    evalCsv: path.join(outDir, 'report-eval.csv'),
+  };
+  const table = opts.evalTable ?? evalTableFromRows(opts.runs, opts.evalSplit);
+  writeFileAtomic(files.csv, reportCsv(opts.runs));
+  writeFileAtomic(files.evalCsv, evalTableCsv(table));
+  writeFileAtomic(files.html, renderReportHtml({ ...opts, evalTable: table }));
+  return files;
+}
+
+/** Builds report options from run directories holding metrics.jsonl / eval.jsonl / config.json. */
+export function runsFromDirs(dirs: Array<{ name: string; dir: string }>): ReportRun[] {
+  return dirs.map(({ name, dir }) => {
+    const { metrics, eval: ev } = readRunDir(dir);
+    const cfgPath = path.join(dir, 'config.json');
+    let config: Record<string, unknown> | undefined;
+    if (fs.existsSync(cfgPath)) {
+      try { config = JSON.parse(fs.readFileSync(cfgPath, 'utf8')) as Record<string, unknown>; } catch { config = undefined; }
+    }
+    return { name, metrics, eval: ev, config };
+  });
+}
+
+function runColor(run: ReportRun, i: number): string {
+  return esc(run.color ?? PALETTE[i % PALETTE.length]);
+}
+
+/** The report page as one HTML string. */
+export function renderReportHtml(opts: ReportOptions): string {
+  const xKey = opts.x ?? 'pairs_seen';
+  const xLabel = xKey === 'pairs_seen' ? 'pairs seen' : 'step';
+  const charts = opts.charts ?? DEFAULT_CHARTS;
+  const table = opts.evalTable ?? evalTableFromRows(opts.runs, opts.evalSplit);
+
+  const splits: string[] = [];
+  for (const r of opts.runs) for (const e of r.eval ?? []) if (!splits.includes(e.split)) splits.push(e.split);
+
+  const chartHtml: string[] = [];
+  const chartData: Record<string, Array<{ name: string; color: string; x: number[]; y: number[] }>> = {};
+  const smoothNote = opts.smoothing && opts.smoothing > 0
+    ? `<p class="note">Curves: exponential moving average (weight ${opts.smoothing}) of the per-step values; raw values drawn faintly behind. Markers: evaluation results.</p>`
+    : '<p class="note">Curves: per-step training values. Markers: evaluation results.</p>';
+  charts.forEach((c, ci) => {
+    const series = opts.runs.map((r, i) => ({
+      name: r.name,
+      color: runColor(r, i),
+      x: r.metrics.map((m) => xOf(m, xKey)),
+      y: r.metrics.map((m) => num(m, c.key)),
+      smooth: opts.smoothing,
+    }));
+    const markers: MarkerSeries[] = [];
+    opts.runs.forEach((r, i) => {
+      splits.forEach((split, si) => {
+        const pts = (r.eval ?? []).filter((e) => e.split === split).map((e) => ({
+          x: xOf(e, xKey), y: num(e, c.key),
+          tip: `${r.name} · eval ${split} · step ${e.step}: ${c.yLabel} ${formatValue(num(e, c.key))}`,
+        }));
+        if (pts.some((p) => Number.isFinite(p.y))) {
+          markers.push({ label: `eval (${split})`, shape: SHAPES[si % SHAPES.length], color: runColor(r, i), runName: r.name, points: pts });
+        }
+      });
+    });
+    const id = `chart-${ci}-${c.key.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+    const rendered = renderLineChart({ id, title: c.title, xLabel, yLabel: c.yLabel, series, markers, yDomain: c.yDomain, maxPoints: opts.maxPoints });
+    chartData[id] = rendered.drawn.map((d) => ({ name: d.name, color: d.color, x: d.x, y: d.y }));
+    chartHtml.push(`<figure class="chart-box">${rendered.svg}</figure>`);
+  });
+
+  const parts: string[] = [];
+  parts.push('<!DOCTYPE html>', '<html lang="en">', '<head>', '<meta charset="utf-8">',
+    '<meta name="viewport" content="width=device-width, initial-scale=1">',
+    `<title>${esc(opts.title)}</title>`, `<style>${CSS}</style>`, '</head>', '<body>');
+  parts.push(`<h1>${esc(opts.title)}</h1>`);
+  if (opts.subtitle) parts.push(`<p class="subtitle">${esc(opts.subtitle)}</p>`);
+  parts.push(runSummary(opts.runs, xKey));
+  parts.push('<h2>Training curves</h2>', smoothNote, `<div class="charts">${chartHtml.join('\n')}</div>`);
+  parts.push('<h2>Evaluation</h2>', evalTableHtml(table));
+  const cfg = configHtml(opts);
+  if (cfg) parts.push('<h2>Configuration</h2>', cfg);
+  parts.push('<p class="foot">Data: report.csv (all points of every run), report-eval.csv (the evaluation table).</p>');
+  parts.push('<div id="tip" class="tip" hidden></div>');
+  // JSON inside a non-executed script element; '<' is escaped so the data cannot close the element.
+  parts.push(`<script type="application/json" id="chart-data">${JSON.stringify(chartData).replace(/</g, '\\u003c')}</script>`);
+  parts.push(`<script>${HOVER_JS}</script>`);
+  parts.push('</body>', '</html>');
+  return parts.join('\n') + '\n';
+}
+
+function runSummary(runs: ReportRun[], xKey: string): string {
+  if (runs.length === 0) return '<p class="empty">No runs.</p>';
+  const rows = runs.map((r, i) => {
+    const last = r.metrics.length ? r.metrics[r.metrics.length - 1] : undefined;
+    const mean = (k: string) => {
+      let s = 0, c = 0;
+      for (const m of r.metrics) { const v = num(m, k); if (Number.isFinite(v)) { s += v; c++; } }
+      return c ? s / c : NaN;
+    };
+    const lastFinite = (k: string) => {
+      for (let j = r.metrics.length - 1; j >= 0; j--) { const v = num(r.metrics[j], k); if (Number.isFinite(v)) return v; }
+      return NaN;
+    };
+    const cells = [
+      formatCell(last ? num(last, 'step') : NaN, 0),
+      formatCell(last ? xOf(last, xKey === 'step' ? 'pairs_seen' : xKey) : NaN, 0),
+      formatCell(lastFinite('loss'), 4), formatCell(lastFinite('margin'), 4),
+      formatCell(lastFinite('accuracy'), 4), formatCell(lastFinite('aug_accuracy'), 4),
+      formatCell(mean('tokens_per_s'), 0), formatCell(mean('pairs_per_s'), 2),
+    ];
+    return `<tr><th scope="row"><span class="swatch" style="background:${runColor(r, i)}"></span>${esc(r.name)}</th>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`;
+  });
+  return '<table class="summary"><thead><tr><th>run</th><th>steps</th><th>pairs seen</th><th>last loss</th><th>last margin</th>' +
+    '<th>last accuracy</th><th>last aug acc</th><th>mean tokens/s</th><th>mean pairs/s</th></tr></thead><tbody>' +
+    rows.join('') + '</tbody></table>';
+}
+
+function evalTableHtml(table: EvalTableRow[]): string {
+  if (table.length === 0) return '<p class="empty">No evaluation results.</p>';
+  const head = ['run', 'split', 'step', 'pairs seen', ...EVAL_COLUMNS.map((c) => c.label)];
+  const rows = table.map((r) => {
+    const cells = [formatCell(r.step, 0), formatCell(r.pairs_seen, 0), ...EVAL_COLUMNS.map((c) => formatCell(r[c.key], c.digits))];
+    return `<tr><th scope="row">${esc(r.name)}</th><td class="text">${esc(r.split ?? '-')}</td>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`;
+  });
+  return `<table class="eval"><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>` +
+    '<p class="note">margin = mean β·h; accuracy = mean [h &gt; 0]; aug acc = mean [Δ &gt; 0] on the prompt-augmented input; ' +
+    'Pearson, Spearman (average ranks) and Kendall τ-b between per-pair margins β·h and judge score differences.</p>';
+}
+
+/** Flattens nested plain objects to dotted keys; arrays and other values become display strings. */
+export function flattenConfig(obj: Record<string, unknown>, prefix = '', out: Record<string, string> = {}): Record<string, string> {
+  for (const [k, v] of Object.entries(obj)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (v !== null && typeof v === 'object' && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype) {
+      flattenConfig(v as Record<string, unknown>, key, out);
+    } else {
+      out[key] = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
+    }
+  }
+  return out;
+}
+
+function configHtml(opts: ReportOptions): string {
+  const parts: string[] = [];
+  if (opts.config && Object.keys(opts.config).length) {
+    const flat = flattenConfig(opts.config);
+    parts.push('<table class="config"><tbody>' +
+      Object.entries(flat).map(([k, v]) => `<tr><th scope="row">${esc(k)}</th><td class="text">${esc(v)}</td></tr>`).join('') + '</tbody></table>');
+  }
+  const withCfg = opts.runs.filter((r) => r.config && Object.keys(r.config).length);
+  if (withCfg.length) {
+    const flats = withCfg.map((r) => flattenConfig(r.config!));
+    const keys: string[] = [];
+    for (const f of flats) for (const k of Object.keys(f)) if (!keys.includes(k)) keys.push(k);
+    const rows = keys.map((k) => {
+      const vals = flats.map((f) => f[k] ?? '');
+      const differs = vals.some((v) => v !== vals[0]);
+      return `<tr${differs ? ' class="differs"' : ''}><th scope="row">${esc(k)}</th>${vals.map((v) => `<td class="text">${esc(v)}</td>`).join('')}</tr>`;
+    });
+    parts.push(`<table class="config runs"><thead><tr><th>key</th>${withCfg.map((r) => `<th>${esc(r.name)}</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>`);
+  }
+  return parts.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// CSV
+
+/** RFC 4180 field: quoted when it holds a comma, quote or line break; non-finite numbers empty. */
+export function csvField(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : '';
+  const s = typeof v === 'string' ? v : JSON.stringify(v);
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+const LEADING = ['step', 'pairs_seen', 'loss', 'margin', 'accuracy', 'aug_accuracy', 'reward_chosen', 'reward_rejected',
+  'logp_chosen', 'logp_rejected', 'grad_norm', 'lr', 'tokens_per_s', 'pairs_per_s', 'pearson', 'spearman', 'kendall', 'n'];
+
+/** All rows of all runs: columns run, kind (train|eval), split, then every field seen. */
+export function reportCsv(runs: ReadonlyArray<ReportRun>): string {
+  const keys = new Set<string>();
+  for (const r of runs) {
+    for (const m of r.metrics) for (const k of Object.keys(m)) keys.add(k);
+    for (const e of r.eval ?? []) for (const k of Object.keys(e)) keys.add(k);
+  }
+  keys.delete('split');
+  const cols = [...LEADING.filter((k) => keys.has(k)), ...[...keys].filter((k) => !LEADING.includes(k))];
+  const lines = [['run', 'kind', 'split', ...cols].join(',')];
+  for (const r of runs) {
+    for (const m of r.metrics) lines.push([csvField(r.name), 'train', '', ...cols.map((k) => csvField((m as Record<string, unknown>)[k]))].join(','));
+    for (const e of r.eval ?? []) lines.push([csvField(r.name), 'eval', csvField(e.split), ...cols.map((k) => csvField((e as Record<string, unknown>)[k]))].join(','));
+  }
+  return lines.join('\n') + '\n';
+}
+
+export function evalTableCsv(table: ReadonlyArray<EvalTableRow>): string {
+  const cols = ['split', 'step', 'pairs_seen', ...EVAL_COLUMNS.map((c) => c.key)] as const;
+  const lines = [['run', ...cols].join(',')];
+  for (const r of table) lines.push([csvField(r.name), ...cols.map((k) => csvField(r[k]))].join(','));
+  return lines.join('\n') + '\n';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inline CSS and hover script
+
+const CSS = `
+body { font-family: system-ui, -apple-system, "Segoe UI", "DejaVu Sans", Arial, sans-serif; color: #222; margin: 20px 28px; background: #fafafa; }
+h1 { font-size: 22px; margin: 0 0 6px; }
+h2 { font-size: 17px; margin: 26px 0 10px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+.subtitle { color: #666; margin: 0 0 12px; }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 14px; }
+.chart-box { margin: 0; background: #fff; border: 1px solid #ddd; border-radius: 4px; padding: 4px; }
+.chart-box svg { width: 100%; height: auto; display: block; font-family: inherit; }
+table { border-collapse: collapse; background: #fff; font-size: 13px; margin: 6px 0; }
+th, td { border: 1px solid #ddd; padding: 4px 9px; }
+thead th { background: #f0f0f0; }
+td { text-align: right; font-variant-numeric: tabular-nums; }
+td.text { text-align: left; font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; white-space: pre-wrap; word-break: break-all; max-width: 560px; }
+tbody th { text-align: left; font-weight: 600; }
+tr.differs th { color: #b35900; }
+.swatch { display: inline-block; width: 12px; height: 12px; border-radius: 2px; margin-right: 6px; vertical-align: -1px; }
+.note, .foot, .empty { color: #666; font-size: 12px; }
+.tip { position: fixed; pointer-events: none; background: rgba(255,255,255,0.96); border: 1px solid #999; border-radius: 3px; padding: 4px 7px; font-size: 12px; box-shadow: 0 1px 4px rgba(0,0,0,0.2); white-space: nowrap; }
+`;
+
+// Hover read-out: nearest drawn point of each series at the mouse's x (plain DOM, no libraries).
+const HOVER_JS = `
+(function () {
+  var el = document.getElementById('chart-data');
+  if (!el) return;
+  var data = JSON.parse(el.textContent || '{}');
+  var tip = document.getElementById('tip');
+  function fmt(v) { return Math.abs(v) >= 1e6 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(3) : String(Number(v.toPrecision(4))); }
+  function nearest(xs, x) {
+    var lo = 0, hi = xs.length - 1;
+    while (hi - lo > 1) { var mid = (lo + hi) >> 1; if (xs[mid] < x) lo = mid; else hi = mid; }
+    return Math.abs(xs[lo] - x) <= Math.abs(xs[hi] - x) ? lo : hi;
+  }
+  document.querySelectorAll('svg.chart').forEach(function (svg) {
+    var series = data[svg.id] || [];
+    var d = svg.dataset, left = +d.left, top = +d.top, pw = +d.pw, ph = +d.ph, x0 = +d.x0, x1 = +d.x1;
+    var guide = svg.querySelector('line.hover');
+    svg.addEventListener('mousemove', function (ev) {
+      var pt = svg.createSVGPoint(); pt.x = ev.clientX; pt.y = ev.clientY;
+      var p = pt.matrixTransform(svg.getScreenCTM().inverse());
+      if (p.x < left || p.x > left + pw || p.y < top || p.y > top + ph) { tip.hidden = true; guide.setAttribute('visibility', 'hidden'); return; }
+      var x = x0 + (p.x - left) / pw * (x1 - x0);
+      var lines = [];
+      series.forEach(function (s) {
+        if (!s.x.length) return;
+        var i = nearest(s.x, x);
+        lines.push('<span style="color:' + s.color + '">\\u25A0</span> ' + s.name.replace(/[&<>]/g, function (c) { return {'&':'&amp;','<':'&lt;','>':'&gt;'}[c]; }) + ': ' + fmt(s.y[i]) + ' @ ' + fmt(s.x[i]));
+      });
+      if (!lines.length) return;
+      tip.innerHTML = lines.join('<br>');
+      tip.hidden = false;
+      tip.style.left = (ev.clientX + 14) + 'px'; tip.style.top = (ev.clientY + 10) + 'px';
+      guide.setAttribute('x1', p.x); guide.setAttribute('x2', p.x); guide.setAttribute('visibility', 'visible');
+    });
+    svg.addEventListener('mouseleave', function () { tip.hidden = true; guide.setAttribute('visibility', 'hidden'); });
+  });
+})();
+`;

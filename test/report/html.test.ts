@@ -1,0 +1,247 @@
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { demoReportOptions, writeDemo } from '../../src/report/demo.js';
+import { computeEvalMetrics, toEvalRow, type EvalTableRow } from '../../src/report/eval-metrics.js';
+import { csvField, renderReportHtml, runsFromDirs, writeReport, type ReportRun } from '../../src/report/html.js';
+import { readRunDir, type EvalRow, type MetricsRow } from '../../src/report/metrics-log.js';
+import { downsample, ema, finitePoints, formatTick, niceTicks, renderLineChart } from '../../src/report/svg-chart.js';
+
+const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'srk-report-'));
+afterAll(() => { if (!process.env.SRK_KEEP_REPORT) fs.rmSync(tmpRoot, { recursive: true, force: true }); });
+let counter = 0;
+const tmpDir = () => { const d = path.join(tmpRoot, String(counter++)); fs.mkdirSync(d); return d; };
+
+/** Synthetic metrics rows: value(step) per field. */
+function synthRun(name: string, steps: number, f: (s: number) => number, opts: { batch?: number; evalEvery?: number } = {}): ReportRun {
+  const batch = opts.batch ?? 32, evalEvery = opts.evalEvery ?? 25;
+  const metrics: Array<Partial<MetricsRow>> = [];
+  const evals: EvalRow[] = [];
+  for (let s = 1; s <= steps; s++) {
+    metrics.push({ step: s, pairs_seen: s * batch, loss: 0.7 - 0.3 * f(s), margin: f(s), accuracy: 0.5 + 0.4 * f(s), aug_accuracy: 0.45 + 0.4 * f(s), lr: 1e-6, tokens_per_s: 1000, pairs_per_s: 5 });
+    if (s % evalEvery === 0) evals.push({ step: s, pairs_seen: s * batch, split: 'test', margin: f(s) * 0.9, accuracy: 0.5 + 0.3 * f(s), aug_accuracy: 0.5 + 0.3 * f(s), pearson: 0.3, spearman: 0.25, kendall: 0.2, n: 200 });
+  }
+  return { name, metrics, eval: evals };
+}
+
+function count(s: string, re: RegExp): number { return (s.match(re) ?? []).length; }
+
+/** The <svg>...</svg> blocks of a page. */
+function svgs(html: string): string[] { return html.match(/<svg[\s\S]*?<\/svg>/g) ?? []; }
+
+describe('svg chart helpers', () => {
+  it('nice ticks, constant and single-value ranges, tick labels', () => {
+    expect(niceTicks(0, 1)).toMatchObject({ min: 0, max: 1, step: 0.2 });
+    expect(niceTicks(0.52, 0.68).ticks).toEqual([0.5, 0.55, 0.6, 0.65, 0.7]); // raw step 0.032 -> 0.05
+    const c = niceTicks(3, 3);
+    expect(c.max).toBeGreaterThan(c.min);
+    expect(c.min).toBeLessThanOrEqual(3); expect(c.max).toBeGreaterThanOrEqual(3);
+    const z = niceTicks(0, 0);
+    expect(z.max - z.min).toBeGreaterThan(0);
+    const nan = niceTicks(NaN, NaN);
+    expect([nan.min, nan.max]).toEqual([0, 1]);
+    expect(formatTick(12000, 2000)).toBe('12k');
+    expect(formatTick(1500000, 500000)).toBe('1.5M');
+    expect(formatTick(0.25, 0.05)).toBe('0.25');
+    expect(formatTick(-0, 0.1)).toBe('0.0');
+    expect(formatTick(-1e-17, 0.1)).toBe('0.0');
+    expect(formatTick(0, 1)).toBe('0');
+    expect(formatTick(3e-6, 1e-6)).toBe('3.0e-6');
+  });
+
+  it('finite points skip NaN and sort; downsampling keeps ends, extremes and the point limit', () => {
+    expect(finitePoints([3, 1, NaN, 2], [30, 10, 5, NaN])).toEqual({ x: [1, 3], y: [10, 30] });
+    const n = 100_000;
+    const x = Array.from({ length: n }, (_, i) => i), y = x.map((i) => Math.sin(i / 1000));
+    y[54_321] = 50; // a spike must survive
+    const d = downsample(x, y, 2000);
+    expect(d.x.length).toBe(2000);
+    expect(d.x[0]).toBe(0); expect(d.x[1999]).toBe(n - 1);
+    expect(d.y).toContain(50);
+    for (let i = 1; i < d.x.length; i++) expect(d.x[i]).toBeGreaterThan(d.x[i - 1]);
+    expect(downsample([1, 2], [3, 4], 2000)).toEqual({ x: [1, 2], y: [3, 4] });
+  });
+
+  it('EMA smoothing is debiased (a constant stays constant) and follows TensorBoard\'s recurrence', () => {
+    expect(ema([2, 2, 2], 0.9).map((v) => Number(v.toFixed(12)))).toEqual([2, 2, 2]);
+    const e = ema([1, 0], 0.5); // s1 = 0.5 / 0.5 = 1; s2 = (0.25 + 0) / 0.75 = 1/3
+    expect(e[0]).toBeCloseTo(1, 15); expect(e[1]).toBeCloseTo(1 / 3, 15);
+  });
+
+  it('edge cases render without NaN coordinates: single point, all-NaN, constant series', () => {
+    const single = renderLineChart({ id: 'a', title: 'one', xLabel: 'x', yLabel: 'y', series: [{ name: 'r', color: '#f00', x: [5], y: [0.3] }] });
+    expect(single.svg).toContain('class="single"');
+    const empty = renderLineChart({ id: 'b', title: 'none', xLabel: 'x', yLabel: 'y', series: [{ name: 'r', color: '#f00', x: [1, 2], y: [NaN, NaN] }] });
+    expect(empty.svg).toContain('no data');
+    expect(empty.svg).toContain('r (no data)');
+    expect(count(empty.svg, /<polyline/g)).toBe(0);
+    const flat = renderLineChart({ id: 'c', title: 'flat', xLabel: 'x', yLabel: 'y', series: [{ name: 'r', color: '#f00', x: [1, 2, 3], y: [2, 2, 2] }] });
+    for (const s of [single.svg, empty.svg, flat.svg]) {
+      expect(s).not.toMatch(/NaN|Infinity/);
+    }
+    const pts = flat.svg.match(/points="([^"]+)"/)![1].split(' ').map((p) => Number(p.split(',')[1]));
+    expect(new Set(pts).size).toBe(1); // a horizontal line inside the plot
+  });
+});
+
+describe('HTML report', () => {
+  const runs = [
+    synthRun('Sr-DPO', 200, (s) => 1 - Math.exp(-s / 50)),
+    synthRun('DPO', 180, (s) => 0.8 * (1 - Math.exp(-s / 70))),
+  ];
+  const evalTable: EvalTableRow[] = [
+    { name: 'Sr-DPO', split: 'test', step: 200, pairs_seen: 6400, margin: 0.61234, accuracy: 0.7125, aug_accuracy: 0.69, pearson: 0.4321, spearman: 0.3987, kendall: 0.2876, n: 512 },
+    { name: 'DPO', split: 'test', step: 180, pairs_seen: 5760, margin: 0.40111, accuracy: 0.655, aug_accuracy: 0.6, pearson: 0.3012, spearman: 0.2899, kendall: 0.2011, n: 512 },
+  ];
+
+  it('writes report.html with one svg per chart, one polyline per run, legends, eval markers and table', () => {
+    const dir = tmpDir();
+    const files = writeReport(dir, { title: 'Two runs <test>', runs, evalTable, config: { model: 'EleutherAI/pythia-70m', beta: 0.1, opt: { lr: 5e-7, name: 'rmsprop' } } });
+    const html = fs.readFileSync(files.html, 'utf8');
+    expect(html.startsWith('<!DOCTYPE html>')).toBe(true);
+    expect(html).toContain('<title>Two runs &lt;test&gt;</title>');
+    const charts = svgs(html);
+    expect(charts).toHaveLength(4);
+    const titles = ['Training loss', 'Reward margin', 'Accuracy (h &gt; 0)', 'Prompt-augmented accuracy'];
+    charts.forEach((svg, i) => {
+      expect(svg).toContain(titles[i]);
+      expect(count(svg, /<polyline/g)).toBe(runs.length);
+      expect(svg).toMatch(/<g class="legend">[\s\S]*>Sr-DPO<\/text>[\s\S]*>DPO<\/text>/);
+      expect(svg).toContain('>pairs seen</text>');
+      expect(count(svg, /class="yticks"/g)).toBe(1);
+      expect(svg).not.toMatch(/NaN|Infinity/);
+      // Distinct colours per run.
+      const strokes = [...svg.matchAll(/<polyline[^>]*stroke="([^"]+)"/g)].map((m) => m[1]);
+      expect(new Set(strokes).size).toBe(runs.length);
+    });
+    // Eval markers on margin/accuracy/aug charts (8 + 7 evals), none on loss (no loss in eval rows).
+    expect(count(charts[0], /class="marker"/g)).toBe(0);
+    for (const i of [1, 2, 3]) expect(count(charts[i], /class="marker"/g)).toBe(8 + 7);
+    expect(charts[1]).toContain('eval (test)');
+    // X ticks reach the last pairs_seen (6400) with k labels.
+    expect(charts[0]).toMatch(/>6\.4k<|>7k<|>6k</);
+
+    // Eval table values.
+    const table = html.match(/<table class="eval">[\s\S]*?<\/table>/)![0];
+    for (const h of ['margin', 'accuracy', 'aug acc', 'Pearson', 'Spearman', 'Kendall', 'n']) expect(table).toContain(`<th>${h}</th>`);
+    expect(table).toMatch(/<th scope="row">Sr-DPO<\/th><td class="text">test<\/td><td>200<\/td><td>6400<\/td><td>0\.6123<\/td><td>0\.7125<\/td><td>0\.6900<\/td><td>0\.4321<\/td><td>0\.3987<\/td><td>0\.2876<\/td><td>512<\/td>/);
+    expect(table).toContain('<th scope="row">DPO</th>');
+    // Config, flattened and escaped.
+    expect(html).toContain('<th scope="row">opt.lr</th><td class="text">5e-7</td>');
+    expect(html).toContain('EleutherAI/pythia-70m');
+    // Self-contained: no external scripts, stylesheets, images or fonts.
+    expect(html).not.toMatch(/<script[^>]*\ssrc=/i);
+    expect(html).not.toMatch(/<link[^>]*href=/i);
+    expect(html).not.toMatch(/(src|href)\s*=\s*["']?https?:/i);
+    expect(html).not.toMatch(/@import|url\(\s*["']?http/i);
+    // Only the SVG namespace URI contains "http".
+    expect(html.replace(/xmlns="http:\/\/www\.w3\.org\/2000\/svg"/g, '')).not.toContain('http');
+    // Atomic writes leave no temp files.
+    expect(fs.readdirSync(dir).sort()).toEqual(['report-eval.csv', 'report.csv', 'report.html']);
+  });
+
+  it('writes CSVs with every point of every run', () => {
+    const dir = tmpDir();
+    const files = writeReport(dir, { title: 't', runs, evalTable });
+    const lines = fs.readFileSync(files.csv, 'utf8').trimEnd().split('\n');
+    const header = lines[0].split(',');
+    expect(header.slice(0, 7)).toEqual(['run', 'kind', 'split', 'step', 'pairs_seen', 'loss', 'margin']);
+    const nEval = runs.reduce((a, r) => a + (r.eval?.length ?? 0), 0);
+    expect(lines).toHaveLength(1 + 200 + 180 + nEval);
+    const rec = (line: string) => Object.fromEntries(line.split(',').map((v, i) => [header[i], v]));
+    const r0 = rec(lines[1]);
+    expect(r0).toMatchObject({ run: 'Sr-DPO', kind: 'train', split: '', step: '1', pairs_seen: '32' });
+    expect(Number(r0.margin)).toBe(runs[0].metrics[0].margin);
+    const ev = lines.map(rec).filter((r) => r.kind === 'eval');
+    expect(ev).toHaveLength(nEval);
+    expect(ev[0]).toMatchObject({ run: 'Sr-DPO', split: 'test', step: '25', pearson: '0.3', n: '200' });
+    expect(ev[0].loss).toBe('');
+    const evalCsv = fs.readFileSync(files.evalCsv, 'utf8').trimEnd().split('\n');
+    expect(evalCsv[0]).toBe('run,split,step,pairs_seen,margin,accuracy,aug_accuracy,pearson,spearman,kendall,n');
+    expect(evalCsv[1]).toBe('Sr-DPO,test,200,6400,0.61234,0.7125,0.69,0.4321,0.3987,0.2876,512');
+    expect(csvField('a,"b"')).toBe('"a,""b"""');
+    expect(csvField(NaN)).toBe('');
+  });
+
+  it('handles NaN/null values, a single-point run, a run without metrics, huge runs and HTML-hostile names', () => {
+    const long: ReportRun = { name: 'long', metrics: [] };
+    const m = long.metrics as Array<Partial<MetricsRow>>;
+    for (let s = 1; s <= 50_000; s++) m.push({ step: s, pairs_seen: s * 64, loss: s % 1000 === 0 ? NaN : 1 / Math.sqrt(s), margin: s === 7 ? null : Math.log(s), accuracy: 0.6, aug_accuracy: null });
+    const weird: ReportRun = { name: '<b>x&y</b>', metrics: [{ step: 1, pairs_seen: 8, loss: 0.5, margin: 0.1, accuracy: 1, aug_accuracy: 0 }] };
+    const empty: ReportRun = { name: 'empty', metrics: [] };
+    const dir = tmpDir();
+    const files = writeReport(dir, { title: 'edge', runs: [long, weird, empty] });
+    const html = fs.readFileSync(files.html, 'utf8');
+    expect(html).not.toContain('<b>x&y</b>');
+    expect(html).toContain('&lt;b&gt;x&amp;y&lt;/b&gt;');
+    const charts = svgs(html);
+    expect(charts).toHaveLength(4);
+    for (const svg of charts) {
+      expect(svg).not.toMatch(/NaN|Infinity/);
+      for (const pl of svg.match(/points="[^"]*"/g) ?? []) expect(pl.split(' ').length).toBeLessThanOrEqual(2000);
+    }
+    // Aug accuracy: 'long' has only nulls -> no polyline for it; 'weird' is a single point.
+    expect(count(charts[3], /<polyline/g)).toBe(1);
+    expect(charts[3]).toContain('long (no data)');
+    expect(charts[0]).toContain('class="single"');
+    expect(html).toContain('No evaluation results.');
+    // The CSV keeps every row.
+    expect(fs.readFileSync(files.csv, 'utf8').trimEnd().split('\n')).toHaveLength(1 + 50_000 + 1);
+    // Empty input does not crash.
+    expect(renderReportHtml({ title: 'nothing', runs: [] })).toContain('No runs.');
+  });
+
+  it('builds from run directories (metrics.jsonl/eval.jsonl) and computes the eval table from eval rows', () => {
+    const out = tmpDir();
+    const files = writeDemo(out, { steps: 120, evalEvery: 40 });
+    const dirs = fs.readdirSync(path.join(out, 'runs')).sort();
+    expect(dirs).toEqual(['DPO', 'Sr-DPO']);
+    const back = runsFromDirs(['Sr-DPO', 'DPO'].map((name) => ({ name, dir: path.join(out, 'runs', name) })));
+    expect(back[0].metrics).toHaveLength(120);
+    expect(back[0].eval!.map((e) => e.step)).toEqual([40, 80, 120]);
+    expect(readRunDir(path.join(out, 'runs', 'DPO')).metrics[0]).toEqual(demoReportOptions({ steps: 120, evalEvery: 40 }).runs[1].metrics[0]);
+    const html = fs.readFileSync(files.html, 'utf8');
+    // The demo smooths: per chart one smoothed polyline and one faint raw path per run.
+    for (const svg of svgs(html)) {
+      expect(count(svg, /<polyline class="line"/g)).toBe(2);
+      expect(count(svg, /<path class="raw"/g)).toBe(2);
+    }
+    const table = html.match(/<table class="eval">[\s\S]*?<\/table>/)![0];
+    expect(count(table, /<tr>/g)).toBe(3);
+    expect(table).toMatch(/<th scope="row">Sr-DPO<\/th><td class="text">test<\/td><td>120<\/td>/);
+    // Eval rows computed through computeEvalMetrics produce correlations in the table.
+    const zeros = [0, 0, 0, 0];
+    const row = toEvalRow(computeEvalMetrics({ beta: 1, policyChosen: [1, 2, 3, 4], policyRejected: zeros, refChosen: zeros, refRejected: zeros, scoreDiff: [1, 3, 2, 4] }), { step: 1, pairs_seen: 1, split: 'test' });
+    const page = renderReportHtml({ title: 'x', runs: [{ name: 'r', metrics: [], eval: [row] }] });
+    expect(page).toContain('<td>0.8000</td>'); // Pearson of [1,2,3,4] vs [1,3,2,4]
+    expect(page).toContain('<td>0.6667</td>'); // Kendall tau-b: (5 - 1) / 6
+  });
+});
+
+const CHROMIUM = '/usr/bin/chromium';
+describe('rendering', () => {
+  it.skipIf(!fs.existsSync(CHROMIUM))('renders in headless Chromium (screenshot is non-trivial)', () => {
+    const dir = process.env.SRK_REPORT_SHOT_DIR ?? tmpDir();
+    const files = writeDemo(dir);
+    const png = path.join(dir, 'report.png');
+    const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'srk-chromium-'));
+    try {
+      const res = spawnSync(CHROMIUM, [
+        '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+        '--disable-sync', '--no-first-run', '--hide-scrollbars', `--user-data-dir=${profile}`, `--screenshot=${png}`,
+        '--window-size=1200,1600', pathToFileURL(path.resolve(files.html)).href,
+      ], { timeout: 25_000, encoding: 'utf8' });
+      expect(fs.existsSync(png), `chromium exit ${res.status}: ${res.stderr?.slice(-2000)}`).toBe(true);
+      const buf = fs.readFileSync(png);
+      expect(buf.subarray(1, 4).toString('latin1')).toBe('PNG');
+      expect(buf.readUInt32BE(16)).toBe(1200); // IHDR width
+      expect(buf.length).toBeGreaterThan(60_000); // charts and text, not a blank page
+    } finally {
+      fs.rmSync(profile, { recursive: true, force: true });
+    }
+  }, 30_000);
+  if (!fs.existsSync(CHROMIUM)) it('screenshot test skipped: /usr/bin/chromium not installed (apt-get install -y chromium)', () => {});
+});
