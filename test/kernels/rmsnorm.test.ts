@@ -45,6 +45,21 @@ describe(`rmsNorm (seed ${rng.seed})`, () => {
     });
   }
 
+  it('more than 65535 rows (2-D workgroup grid): N=66000, D=3', async () => {
+    const gpu = await getGpu();
+    const N = 66000; const D = 3; const eps = 1e-6;
+    const x = f32(rng.array(N * D)); const w = f32(rng.array(D)); const dy = f32(rng.array(N * D));
+    const t = { x: gpu.tensor([N, D], x), w: gpu.tensor([D], w), y: gpu.tensor([N, D]), rstd: gpu.tensor([N]),
+      dy: gpu.tensor([N, D], dy), dx: gpu.tensor([N, D]), dw: gpu.tensor([D], new Float32Array(D)) };
+    rmsNorm(gpu, { ...t, N, D, eps });
+    rmsNormBackward(gpu, { ...t, N, D });
+    const ref = rmsRef(x, w, N, D, eps); const g = rmsBackRef(dy, x, w, ref.rstd, N, D);
+    expect(relErr(await gpu.readF32(t.y), ref.y)).toBeLessThan(1e-5);
+    expect(relErr(await gpu.readF32(t.dx), g.dx)).toBeLessThan(1e-5);
+    expect(relErr(await gpu.readF32(t.dw), g.dw)).toBeLessThan(1e-5);
+    gpu.pool.release(...Object.values(t));
+  });
+
   it('backward matches a finite difference of the GPU forward (tiny size)', async () => {
     const gpu = await getGpu();
     const N = 3; const D = 5; const eps = 1e-6; const h = 2e-2;
