@@ -1,0 +1,237 @@
+// Tokenization and truncation of preference pairs (and SFT rows).
+//
+// Conventions:
+// - The prompt and each completion are tokenized separately. The prompt gets the tokenizer's special
+//   tokens (addSpecialTokens: true, i.e. a BOS where its post-processor adds one); completions get
+//   none. If a chat template already wrote the BOS text into the prompt, so that the ids start with
+//   BOS twice, one is dropped (counted in `doubleBosRemoved`).
+// - An EOS id is appended to each completion unless `noEos`, and unless the completion's ids
+//   already end with EOS (a chat template's end-of-turn; counted in `eosAlreadyPresent`).
+// - Truncation follows the original DPO code (tokenize_batch_element), with maxLength (default 512)
+//   and maxPromptLength (default 256):
+//     1. if len(prompt) + max(len(chosen), len(rejected)) > maxLength, the prompt is cut to
+//        maxPromptLength tokens, keeping its END (the DPO code's rule for HH; 'keep_start' keeps the
+//        beginning, its rule for other data sets). A leading BOS that the tokenizer added stays in
+//        front with keep_end (BOS + the last maxPromptLength - 1 tokens), since the original code
+//        tokenized without special tokens and never had one to lose.
+//     2. if it is still too long, both completions are cut to their first maxLength - maxPromptLength
+//        tokens (the appended EOS may be lost, as in the original).
+//   Lengths include the EOS. A row is `truncated` when step 1 or 2 removed any token.
+// - Augmented prompt (Sr-DPO / Sr-IPO, prompt p ⊕ x): augPromptIds = tokens(refine prompt, no special
+//   tokens) ++ promptIds, where promptIds are exactly the plain sequence's prompt ids (special tokens
+//   and truncation included), so the augmented sequence is refine ++ prompt ++ completion with the
+//   same completion ids as the plain one. The refine prompt does not count toward the limits: the
+//   plain sequence is truncated as above and then the refine ids are prepended, so an augmented
+//   sequence can be up to maxLength + len(refine ids) tokens.
+
+import type { ChatTemplateSource, PreferenceRow } from './preference-rows.js';
+
+/** What this module needs from a tokenizer; src/model/tokenizer.ts fits it structurally. */
+export interface TextTokenizer extends ChatTemplateSource {
+  encode(text: string, opts: { addSpecialTokens: boolean }): number[];
+  eosTokenId: number | null;
+  bosTokenId?: number | null;
+}
+
+export type PromptTruncation = 'keep_end' | 'keep_start';
+
+export interface TokenizeOptions {
+  /** Longest prompt + completion (default 512). */
+  maxLength?: number;
+  /** Prompt length kept when a pair is too long (default 256). */
+  maxPromptLength?: number;
+  /** Which end of a too-long prompt to keep (default 'keep_end', as the DPO code for HH). */
+  promptTruncation?: PromptTruncation;
+  /** Do not append EOS to completions. */
+  noEos?: boolean;
+  /** The Sr-DPO refinement prompt p; when set, each pair gets augPromptIds. */
+  refinePrompt?: string | null;
+}
+
+export interface TokenizedPair {
+  promptIds: number[];
+  chosenIds: number[];
+  rejectedIds: number[];
+  /** refine ids ++ promptIds (only with a refine prompt). */
+  augPromptIds?: number[];
+  scoreChosen?: number;
+  scoreRejected?: number;
+  truncated: boolean;
+}
+
+export interface TokenizedSft {
+  promptIds: number[];
+  completionIds: number[];
+  truncated: boolean;
+}
+
+export interface TokenizeStats {
+  rows: number;
+  /** Rows that lost any token. */
+  truncated: number;
+  /** Rows whose prompt was shortened (step 1). */
+  promptTruncated: number;
+  /** Rows whose completions were shortened (step 2). */
+  completionTruncated: number;
+  /** Completions that already ended with EOS (none appended). */
+  eosAlreadyPresent: number;
+  /** Prompts whose doubled leading BOS was reduced to one. */
+  doubleBosRemoved: number;
+  /** Length of the refine prompt ids (0 without one). */
+  refineLength: number;
+}
+
+export interface TruncateResult {
+  prompt: number[];
+  completions: number[][];
+  promptTruncated: boolean;
+  completionTruncated: boolean;
+  truncated: boolean;
+}
+
+export interface TruncateOptions {
+  maxLength: number;
+  maxPromptLength: number;
+  promptTruncation?: PromptTruncation;
+  /** Leading prompt tokens that keep_end must not drop (1 for a tokenizer-added BOS). */
+  pinnedPrefix?: number;
+}
+
+function checkLimits(maxLength: number, maxPromptLength: number): void {
+  if (!Number.isInteger(maxLength) || maxLength < 2) throw new RangeError(`maxLength must be an integer >= 2, got ${maxLength}`);
+  if (!Number.isInteger(maxPromptLength) || maxPromptLength < 1 || maxPromptLength >= maxLength) {
+    throw new RangeError(`maxPromptLength must be an integer in [1, maxLength), got ${maxPromptLength} (maxLength ${maxLength})`);
+  }
+}
+
+/** The original DPO truncation rule on token lists (see the header comment). Inputs are not modified. */
+export function truncatePromptCompletions(prompt: number[], completions: number[][], o: TruncateOptions): TruncateResult {
+  const { maxLength, maxPromptLength } = o;
+  checkLimits(maxLength, maxPromptLength);
+  const longest = (cs: number[][]): number => cs.reduce((m, c) => Math.max(m, c.length), 0);
+  let p = prompt;
+  let cs = completions;
+  let promptTruncated = false;
+  let completionTruncated = false;
+  if (p.length + longest(cs) > maxLength) {
+    if (p.length > maxPromptLength) {
+      if ((o.promptTruncation ?? 'keep_end') === 'keep_start') {
+        p = p.slice(0, maxPromptLength);
+      } else {
+        const pin = Math.min(o.pinnedPrefix ?? 0, maxPromptLength);
+        p = [...p.slice(0, pin), ...p.slice(p.length - (maxPromptLength - pin))];
+      }
+      promptTruncated = true;
+    }
+    if (p.length + longest(cs) > maxLength) {
+      const keep = maxLength - maxPromptLength;
+      cs = cs.map((c) => (c.length > keep ? c.slice(0, keep) : c));
+      completionTruncated = cs.some((c, i) => c.length !== completions[i].length);
+    }
+  }
+  return { prompt: p, completions: cs, promptTruncated, completionTruncated, truncated: promptTruncated || completionTruncated };
+}
+
+export function newTokenizeStats(): TokenizeStats {
+  return { rows: 0, truncated: 0, promptTruncated: 0, completionTruncated: 0, eosAlreadyPresent: 0, doubleBosRemoved: 0, refineLength: 0 };
+}
+
+/** Tokenizes rows one at a time with shared options and counts. */
+export class PairTokenizer {
+  readonly stats: TokenizeStats = newTokenizeStats();
+  readonly refineIds: number[] | null;
+  private readonly maxLength: number;
+  private readonly maxPromptLength: number;
+
+  constructor(private readonly tok: TextTokenizer, private readonly opts: TokenizeOptions = {}) {
+    this.maxLength = opts.maxLength ?? 512;
+    this.maxPromptLength = opts.maxPromptLength ?? 256;
+    checkLimits(this.maxLength, this.maxPromptLength);
+    if (!opts.noEos && (tok.eosTokenId === null || tok.eosTokenId === undefined)) {
+      throw new Error('the tokenizer has no EOS token: pass noEos to train without one');
+    }
+    this.refineIds = opts.refinePrompt ? tok.encode(opts.refinePrompt, { addSpecialTokens: false }) : null;
+    this.stats.refineLength = this.refineIds?.length ?? 0;
+  }
+
+  /** Prompt ids with special tokens; returns also how many leading ids are a tokenizer-added BOS. */
+  encodePrompt(text: string): { ids: number[]; pinned: number } {
+    let ids = this.tok.encode(text, { addSpecialTokens: true });
+    const bos = this.tok.bosTokenId;
+    let pinned = 0;
+    if (bos !== null && bos !== undefined && ids[0] === bos) {
+      if (ids[1] === bos) {
+        ids = ids.slice(1);
+        this.stats.doubleBosRemoved++;
+      }
+      pinned = 1;
+    }
+    if (ids.length === 0) throw new Error('a prompt has no tokens (the first completion token needs a token before it)');
+    return { ids, pinned };
+  }
+
+  /** Completion ids without special tokens, EOS appended per the options. */
+  encodeCompletion(text: string): number[] {
+    const ids = this.tok.encode(text, { addSpecialTokens: false });
+    if (this.opts.noEos) return ids;
+    const eos = this.tok.eosTokenId as number;
+    if (ids.length > 0 && ids[ids.length - 1] === eos) {
+      this.stats.eosAlreadyPresent++;
+      return ids;
+    }
+    return [...ids, eos];
+  }
+
+  private truncate(prompt: { ids: number[]; pinned: number }, completions: number[][]): TruncateResult {
+    const r = truncatePromptCompletions(prompt.ids, completions, {
+      maxLength: this.maxLength, maxPromptLength: this.maxPromptLength,
+      promptTruncation: this.opts.promptTruncation, pinnedPrefix: prompt.pinned,
+    });
+    this.stats.rows++;
+    if (r.truncated) this.stats.truncated++;
+    if (r.promptTruncated) this.stats.promptTruncated++;
+    if (r.completionTruncated) this.stats.completionTruncated++;
+    return r;
+  }
+
+  pair(row: PreferenceRow): TokenizedPair {
+    const prompt = this.encodePrompt(row.prompt);
+    const r = this.truncate(prompt, [this.encodeCompletion(row.chosen), this.encodeCompletion(row.rejected)]);
+    const out: TokenizedPair = { promptIds: r.prompt, chosenIds: r.completions[0], rejectedIds: r.completions[1], truncated: r.truncated };
+    if (this.refineIds) out.augPromptIds = [...this.refineIds, ...r.prompt];
+    if (row.scoreChosen !== undefined) out.scoreChosen = row.scoreChosen;
+    if (row.scoreRejected !== undefined) out.scoreRejected = row.scoreRejected;
+    return out;
+  }
+
+  sft(row: { prompt: string; chosen: string }): TokenizedSft {
+    const prompt = this.encodePrompt(row.prompt);
+    const r = this.truncate(prompt, [this.encodeCompletion(row.chosen)]);
+    return { promptIds: r.prompt, completionIds: r.completions[0], truncated: r.truncated };
+  }
+}
+
+/** Tokenizes preference rows (prompt + chosen + rejected). */
+export function tokenizePairs(rows: readonly PreferenceRow[], tok: TextTokenizer, opts: TokenizeOptions = {}): { pairs: TokenizedPair[]; stats: TokenizeStats } {
+  const t = new PairTokenizer(tok, opts);
+  const pairs = rows.map((r) => t.pair(r));
+  return { pairs, stats: t.stats };
+}
+
+/** SFT variant: prompt + chosen only (refinePrompt is ignored). */
+export function tokenizeSft(rows: readonly { prompt: string; chosen: string }[], tok: TextTokenizer, opts: TokenizeOptions = {}): { rows: TokenizedSft[]; stats: TokenizeStats } {
+  const t = new PairTokenizer(tok, { ...opts, refinePrompt: null });
+  const out = rows.map((r) => t.sft(r));
+  return { rows: out, stats: t.stats };
+}
+
+export function formatTokenizeStats(s: TokenizeStats, o: TokenizeOptions = {}): string {
+  const parts = [
+    `${s.rows} rows tokenized (maxLength ${o.maxLength ?? 512}, maxPromptLength ${o.maxPromptLength ?? 256})`,
+    `${s.truncated} truncated (${s.promptTruncated} prompts, ${s.completionTruncated} completions)`,
+  ];
+  if (s.refineLength) parts.push(`refine prompt ${s.refineLength} tokens`);
+  if (s.eosAlreadyPresent) parts.push(`${s.eosAlreadyPresent} completions already ended with EOS`);
+  if (s.doubleBosRemoved) parts.push(`${s.doubleBosRemoved} doubled BOS removed`);
+  return parts.join('; ');
+}

@@ -1,0 +1,223 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { describe, expect, it } from 'vitest';
+import { loadPreferenceRows, type PreferenceRow } from '../../src/data/preference-rows.js';
+import {
+  formatTokenizeStats, tokenizePairs, tokenizeSft, truncatePromptCompletions, type TextTokenizer,
+} from '../../src/data/tokenize-pairs.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const sharedData = path.resolve(repoRoot, '../shared/data');
+const fixtures = path.join(repoRoot, 'test/fixtures/data');
+
+const range = (a: number, b: number): number[] => Array.from({ length: b - a }, (_, i) => a + i);
+
+/** Character-level fake: "<s>" -> 1 (BOS), "</s>" -> 2 (EOS), any other character -> code + 10. */
+function fakeTokenizer(o: { addsBos: boolean; eos?: number | null }): TextTokenizer {
+  return {
+    encode(text, { addSpecialTokens }) {
+      const ids = [...text.matchAll(/<s>|<\/s>|[\s\S]/g)].map((m) => (m[0] === '<s>' ? 1 : m[0] === '</s>' ? 2 : m[0].codePointAt(0)! + 10));
+      return addSpecialTokens && o.addsBos ? [1, ...ids] : ids;
+    },
+    eosTokenId: o.eos === undefined ? 2 : o.eos,
+    bosTokenId: o.addsBos ? 1 : null,
+  };
+}
+const chars = (s: string): number[] => [...s].map((c) => c.codePointAt(0)! + 10);
+
+/** The fixture byte-level BPE through @huggingface/tokenizers (adds no BOS; <|endoftext|> = 0). */
+function hfTokenizer(file: string, eos: string): TextTokenizer {
+  const hf = new Tokenizer(JSON.parse(readFileSync(file, 'utf8')) as object, {});
+  return {
+    encode: (text, o) => hf.encode(text, { add_special_tokens: o.addSpecialTokens }).ids,
+    eosTokenId: hf.token_to_id(eos) ?? null,
+    bosTokenId: null,
+  };
+}
+
+describe('truncatePromptCompletions (original DPO rule)', () => {
+  const o = { maxLength: 32, maxPromptLength: 16 };
+
+  it('fits: nothing changes (a total of exactly maxLength fits)', () => {
+    const p = range(0, 20); const c = range(100, 112); const r = range(200, 203);
+    const t = truncatePromptCompletions(p, [c, r], o);
+    expect(t).toEqual({ prompt: p, completions: [c, r], promptTruncated: false, completionTruncated: false, truncated: false });
+  });
+
+  it('too long: the prompt keeps its last maxPromptLength tokens; responses fit then and stay whole', () => {
+    const p = range(0, 30); const c = range(100, 110); const r = range(200, 204);
+    const t = truncatePromptCompletions(p, [c, r], o);
+    expect(t.prompt).toEqual(range(14, 30));
+    expect(t.completions).toEqual([c, r]);
+    expect([t.promptTruncated, t.completionTruncated, t.truncated]).toEqual([true, false, true]);
+    expect(p).toEqual(range(0, 30)); // input untouched
+  });
+
+  it('still too long after the prompt cut: both responses keep their first maxLength - maxPromptLength tokens', () => {
+    const p = range(0, 30); const c = range(100, 125); const r = range(200, 205);
+    const t = truncatePromptCompletions(p, [c, r], o);
+    expect(t.prompt).toEqual(range(14, 30));
+    expect(t.completions).toEqual([range(100, 116), r]);
+    expect([t.promptTruncated, t.completionTruncated, t.truncated]).toEqual([true, true, true]);
+  });
+
+  it('short prompt, long response: the prompt stays, responses are cut to maxLength - maxPromptLength (not to what is left)', () => {
+    const p = range(0, 5); const c = range(100, 140); const r = range(200, 240);
+    const t = truncatePromptCompletions(p, [c, r], o);
+    expect(t.prompt).toEqual(p);
+    expect(t.completions).toEqual([range(100, 116), range(200, 216)]);
+    expect([t.promptTruncated, t.completionTruncated]).toEqual([false, true]);
+  });
+
+  it('keep_start keeps the beginning; a pinned BOS stays in front with keep_end', () => {
+    const p = range(0, 30); const c = range(100, 110);
+    expect(truncatePromptCompletions(p, [c], { ...o, promptTruncation: 'keep_start' }).prompt).toEqual(range(0, 16));
+    expect(truncatePromptCompletions(p, [c], { ...o, pinnedPrefix: 1 }).prompt).toEqual([0, ...range(15, 30)]);
+  });
+
+  it('rejects bad limits', () => {
+    expect(() => truncatePromptCompletions([1], [[2]], { maxLength: 16, maxPromptLength: 16 })).toThrow(RangeError);
+    expect(() => truncatePromptCompletions([1], [[2]], { maxLength: 16, maxPromptLength: 0 })).toThrow(RangeError);
+    expect(() => truncatePromptCompletions([1], [[2]], { maxLength: 16.5, maxPromptLength: 4 })).toThrow(RangeError);
+  });
+});
+
+describe('tokenizePairs', () => {
+  const row = (prompt: string, chosen: string, rejected: string): PreferenceRow => ({ prompt, chosen, rejected });
+
+  it('prompt with special tokens (BOS), completions without, EOS appended; --no-eos leaves it off', () => {
+    const tok = fakeTokenizer({ addsBos: true });
+    const { pairs, stats } = tokenizePairs([row('Q?', ' yes', ' no')], tok);
+    expect(pairs[0]).toEqual({ promptIds: [1, ...chars('Q?')], chosenIds: [...chars(' yes'), 2], rejectedIds: [...chars(' no'), 2], truncated: false });
+    expect(stats).toMatchObject({ rows: 1, truncated: 0, eosAlreadyPresent: 0, doubleBosRemoved: 0 });
+    const noEos = tokenizePairs([row('Q?', ' yes', ' no')], tok, { noEos: true }).pairs[0];
+    expect(noEos).toEqual({ promptIds: [1, ...chars('Q?')], chosenIds: chars(' yes'), rejectedIds: chars(' no'), truncated: false });
+  });
+
+  it('a tokenizer without EOS needs noEos', () => {
+    const tok = fakeTokenizer({ addsBos: false, eos: null });
+    expect(() => tokenizePairs([row('Q', 'a', 'b')], tok)).toThrow(/no EOS/);
+    expect(tokenizePairs([row('Q', 'a', 'b')], tok, { noEos: true }).pairs[0].chosenIds).toEqual(chars('a'));
+  });
+
+  it('chat-rendered text: a doubled BOS becomes one, a completion already ending in EOS gets no second one', () => {
+    const tok = fakeTokenizer({ addsBos: true });
+    const { pairs, stats } = tokenizePairs([row('<s>[INST] hi [/INST]', 'ok</s>', 'no')], tok);
+    expect(pairs[0].promptIds).toEqual([1, ...chars('[INST] hi [/INST]')]);
+    expect(pairs[0].chosenIds).toEqual([...chars('ok'), 2]);
+    expect(pairs[0].rejectedIds).toEqual([...chars('no'), 2]);
+    expect(stats.doubleBosRemoved).toBe(1);
+    expect(stats.eosAlreadyPresent).toBe(1);
+  });
+
+  it('augmented prompt = tokens(refine, no special tokens) ++ the plain prompt ids (special tokens, truncation)', () => {
+    const tok = fakeTokenizer({ addsBos: true });
+    const refine = 'Rate 100. Query:';
+    const long = 'x'.repeat(40);
+    const { pairs, stats } = tokenizePairs([row('Q?', ' yes', ' no'), row(long, ' a', ' b')], tok, { refinePrompt: refine, maxLength: 24, maxPromptLength: 10 });
+    expect(pairs[0].augPromptIds).toEqual([...chars(refine), 1, ...chars('Q?')]);
+    expect(pairs[0].augPromptIds).toEqual([...tok.encode(refine, { addSpecialTokens: false }), ...pairs[0].promptIds]);
+    // Second row: the prompt (BOS + 40) is cut to BOS + last 9; the refine ids are prepended to that.
+    expect(pairs[1].promptIds).toEqual([1, ...chars('x'.repeat(9))]);
+    expect(pairs[1].augPromptIds).toEqual([...chars(refine), ...pairs[1].promptIds]);
+    expect(pairs[1].truncated).toBe(true);
+    // The augmented sequence may exceed maxLength by the refine length, no more.
+    const augLen = pairs[1].augPromptIds!.length + Math.max(pairs[1].chosenIds.length, pairs[1].rejectedIds.length);
+    expect(augLen).toBeLessThanOrEqual(24 + chars(refine).length);
+    expect(stats.refineLength).toBe(chars(refine).length);
+  });
+
+  it('counts truncated rows over a batch, and scores pass through', () => {
+    const tok = fakeTokenizer({ addsBos: false });
+    const rows: PreferenceRow[] = [
+      row('p'.repeat(10), 'c'.repeat(5), 'r'.repeat(5)),        // fits (10 + 6 <= 32)
+      { ...row('p'.repeat(30), 'c'.repeat(5), 'r'.repeat(3)), scoreChosen: 8, scoreRejected: 3 }, // prompt cut
+      row('p'.repeat(30), 'c'.repeat(30), 'r'.repeat(3)),       // prompt and completions cut
+      row('p'.repeat(3), 'c'.repeat(40), 'r'.repeat(3)),        // completions cut only
+      row('p'.repeat(26), 'c'.repeat(5), 'r'.repeat(3)),        // exactly 32: fits
+    ];
+    const { pairs, stats } = tokenizePairs(rows, tok, { maxLength: 32, maxPromptLength: 16 });
+    expect(pairs.map((p) => p.truncated)).toEqual([false, true, true, true, false]);
+    expect(stats).toMatchObject({ rows: 5, truncated: 3, promptTruncated: 2, completionTruncated: 2 });
+    expect(pairs[1]).toMatchObject({ scoreChosen: 8, scoreRejected: 3 });
+    expect(pairs[2].chosenIds).toEqual(chars('c'.repeat(16))); // EOS lost, as in the original
+    expect(pairs[3].chosenIds).toHaveLength(16);
+    expect(pairs[3].rejectedIds).toEqual([...chars('rrr'), 2]);
+    for (const p of pairs) expect(p.promptIds.length + Math.max(p.chosenIds.length, p.rejectedIds.length)).toBeLessThanOrEqual(32);
+    expect(formatTokenizeStats(stats, { maxLength: 32, maxPromptLength: 16 })).toContain('3 truncated (2 prompts, 2 completions)');
+  });
+
+  it('an empty prompt (no tokens) is an error', () => {
+    expect(() => tokenizePairs([row('', 'a', 'b')], fakeTokenizer({ addsBos: false }))).toThrow(/prompt has no tokens/);
+  });
+
+  it('SFT variant: prompt + chosen only, same rules', () => {
+    const tok = fakeTokenizer({ addsBos: true });
+    const { rows, stats } = tokenizeSft([{ prompt: 'Q', chosen: ' a' }, { prompt: 'p'.repeat(30), chosen: 'c'.repeat(30) }], tok, { maxLength: 32, maxPromptLength: 16, refinePrompt: 'ignored' });
+    expect(rows[0]).toEqual({ promptIds: [1, ...chars('Q')], completionIds: [...chars(' a'), 2], truncated: false });
+    expect(rows[1].promptIds).toEqual([1, ...chars('p'.repeat(15))]);
+    expect(rows[1].completionIds).toEqual(chars('c'.repeat(16)));
+    expect(stats).toMatchObject({ rows: 2, truncated: 1, refineLength: 0 });
+  });
+});
+
+describe('fixture tokenizer: ids equal the Hugging Face fixtures', () => {
+  const tokFile = path.join(fixtures, 'fixture-tokenizer.json');
+  const pairsFile = path.join(fixtures, 'gpt-neox-tiny_pairs.jsonl');
+  for (const model of ['gpt-neox-tiny', 'mistral-tiny', 'llama-tiny-tied']) {
+    const expFile = path.join(repoRoot, 'test/fixtures/hf', model, 'expected.json');
+    it.skipIf(!existsSync(expFile))(`${model}: prompt/chosen/rejected ids and refine ids (no EOS, no BOS)`, async () => {
+      interface Exp { refine_prompt: string; refine_prompt_ids: number[]; pairs: { prompt_ids: number[]; chosen_ids: number[]; rejected_ids: number[] }[] }
+      const e = JSON.parse(readFileSync(expFile, 'utf8')) as Exp;
+      const tok = hfTokenizer(tokFile, '<|endoftext|>');
+      const { rows, stats: ns } = await loadPreferenceRows(pairsFile);
+      expect(ns.byShape.text).toBe(e.pairs.length);
+      const { pairs, stats } = tokenizePairs(rows, tok, { noEos: true, refinePrompt: e.refine_prompt });
+      expect(stats.truncated).toBe(0);
+      expect(pairs).toHaveLength(e.pairs.length);
+      pairs.forEach((p, i) => {
+        expect(p.promptIds).toEqual(e.pairs[i].prompt_ids);
+        expect(p.chosenIds).toEqual(e.pairs[i].chosen_ids);
+        expect(p.rejectedIds).toEqual(e.pairs[i].rejected_ids);
+        expect(p.augPromptIds).toEqual([...e.refine_prompt_ids, ...e.pairs[i].prompt_ids]);
+      });
+      // With EOS (<|endoftext|> = 0) each completion gains exactly that id.
+      const withEos = tokenizePairs(rows, tok).pairs;
+      withEos.forEach((p, i) => expect(p.chosenIds).toEqual([...e.pairs[i].chosen_ids, 0]));
+    });
+  }
+});
+
+describe('Pythia tokenizer on HH-RLHF (shared data)', () => {
+  const tokFile = path.join(sharedData, 'pythia-20b-tokenizer.json');
+  const hhFile = path.join(sharedData, 'hh-rlhf_harmless-base_test.jsonl.gz');
+  it.skipIf(!existsSync(tokFile) || !existsSync(hhFile))('harmless-base: limits hold, truncation counts match the untruncated lengths', async () => {
+    const tok = hfTokenizer(tokFile, '<|endoftext|>');
+    expect(tok.eosTokenId).toBe(0);
+    const { rows } = await loadPreferenceRows(hhFile);
+    const { pairs, stats } = tokenizePairs(rows, tok);
+    // Independent count from the untruncated lengths (+1 for EOS).
+    let expectTrunc = 0;
+    let expectPromptCut = 0;
+    let expectCompletionCut = 0;
+    for (const r of rows) {
+      const p = tok.encode(r.prompt, { addSpecialTokens: true }).length;
+      const longest = Math.max(tok.encode(r.chosen, { addSpecialTokens: false }).length, tok.encode(r.rejected, { addSpecialTokens: false }).length) + 1;
+      if (p + longest <= 512) continue;
+      expectTrunc++;
+      if (p > 256) expectPromptCut++;
+      if (Math.min(p, 256) + longest > 512) expectCompletionCut++;
+    }
+    expect(stats.rows).toBe(rows.length);
+    expect(stats.truncated).toBe(expectTrunc);
+    expect(stats.promptTruncated).toBe(expectPromptCut);
+    expect(stats.completionTruncated).toBe(expectCompletionCut);
+    for (const p of pairs) {
+      expect(p.promptIds.length + Math.max(p.chosenIds.length, p.rejectedIds.length)).toBeLessThanOrEqual(512);
+      if (!p.truncated) expect(p.chosenIds[p.chosenIds.length - 1]).toBe(0);
+    }
+    console.log(`harmless-base, Pythia tokenizer: ${formatTokenizeStats(stats)}`);
+  });
+});
