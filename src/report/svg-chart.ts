@@ -161,7 +161,17 @@ export function formatValue(v: number): string {
   return String(Number(v.toPrecision(4)));
 }
 
-const CHAR_W = 6.6; // average glyph width (px) at 12px sans-serif, for layout estimates
+/** Rough width (px) of `s` at `size` px sans-serif (generous, so that laid-out labels never overlap). */
+export function textWidth(s: string, size = 12): number {
+  let w = 0;
+  for (const ch of s) {
+    if (/[ilj.,:;|!'`()\[\] ]/.test(ch)) w += 0.32;
+    else if (/[mwMW@%&<>=+~—]/.test(ch)) w += 0.9;
+    else if (/[A-Z#]/.test(ch) || ch.charCodeAt(0) > 0x2000) w += 0.72;
+    else w += 0.58;
+  }
+  return w * size;
+}
 
 function markerPath(shape: MarkerShape, cx: number, cy: number, r: number): string {
   const f = (v: number) => v.toFixed(1);
@@ -229,8 +239,7 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
   for (const [label, shape] of markerKinds) legendItems.push({ label, kind: shape, color: '#444' });
 
   const yLabels = yt.ticks.map((t) => formatTick(t, yt.step));
-  const maxYLabel = Math.max(...yLabels.map((l) => l.length));
-  const left = Math.round(30 + maxYLabel * CHAR_W);
+  const left = Math.round(30 + Math.max(...yLabels.map((l) => textWidth(l, 11))));
   const right = 18;
   const titleH = 26;
   const legendRowH = 18;
@@ -238,7 +247,7 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
   {
     let cx = left;
     for (const item of legendItems) {
-      const w = 30 + item.label.length * CHAR_W + 14;
+      const w = 30 + textWidth(item.label) + 18;
       if (cx + w > W - right && legendRows[legendRows.length - 1].length) { legendRows.push([]); cx = left; }
       legendRows[legendRows.length - 1].push({ item, x: cx });
       cx += w;
@@ -283,7 +292,7 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
   out.push('</g>');
   // X labels: thin out when they would collide.
   const xLabels = xt.ticks.map((t) => formatTick(t, xt.step));
-  const maxXLabelW = Math.max(...xLabels.map((l) => l.length)) * CHAR_W * 0.95 + 8;
+  const maxXLabelW = Math.max(...xLabels.map((l) => textWidth(l, 11))) + 10;
   const every = Math.max(1, Math.ceil(maxXLabelW / (pw / Math.max(xt.ticks.length - 1, 1))));
   out.push('<g class="xticks" font-size="11" fill="#444" text-anchor="middle">');
   xt.ticks.forEach((t, i) => { if (i % every === 0) out.push(`<text x="${f1(sx(t))}" y="${top + ph + 16}">${escapeXml(xLabels[i])}</text>`); });
