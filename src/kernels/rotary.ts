@@ -139,7 +139,8 @@ function invFreqTensor(gpu: Gpu, inv: Float32Array): Tensor {
   const key = Array.from(new Uint32Array(inv.buffer, inv.byteOffset, inv.length)).join(',');
   let t = m.get(key);
   if (!t) {
-    if (m.size > 64) m.clear(); // tensors stay alive in the pool; a training run uses one or two
+    // A training run uses one or two; hand old ones back to the pool if something cycles through many.
+    if (m.size >= 64) { gpu.pool.release(...m.values()); m.clear(); }
     t = gpu.tensor([inv.length], inv, 'f32', 'inv_freq');
     m.set(key, t);
   }
