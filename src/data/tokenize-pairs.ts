@@ -24,7 +24,10 @@
 //   plain sequence is truncated as above and then the refine ids are prepended, so an augmented
 //   sequence can be up to maxLength + len(refine ids) tokens.
 
-import type { ChatTemplateSource, PreferenceRow } from './preference-rows.js';
+import type { JsonlOptions, JsonlStats } from './read-jsonl.js';
+import {
+  formatNormalizeStats, loadPreferenceRows, type ChatTemplateSource, type NormalizeOptions, type NormalizeStats, type PreferenceRow,
+} from './preference-rows.js';
 
 /** What this module needs from a tokenizer; src/model/tokenizer.ts fits it structurally. */
 export interface TextTokenizer extends ChatTemplateSource {
@@ -234,4 +237,29 @@ export function formatTokenizeStats(s: TokenizeStats, o: TokenizeOptions = {}): 
   if (s.eosAlreadyPresent) parts.push(`${s.eosAlreadyPresent} completions already ended with EOS`);
   if (s.doubleBosRemoved) parts.push(`${s.doubleBosRemoved} doubled BOS removed`);
   return parts.join('; ');
+}
+
+export type LoadPairsOptions = JsonlOptions & Omit<NormalizeOptions, keyof ChatTemplateSource> & TokenizeOptions;
+
+export interface LoadedPairs {
+  pairs: TokenizedPair[];
+  rows: PreferenceRow[];
+  read: JsonlStats;
+  normalize: NormalizeStats;
+  tokenize: TokenizeStats;
+  /** Human-readable summary of all counts (several lines). */
+  report: string;
+}
+
+/**
+ * Reads, normalizes and tokenizes a preference file in one call. The chat template, BOS and EOS
+ * strings for chat rows come from the tokenizer.
+ */
+export async function loadTokenizedPairs(file: string, tok: TextTokenizer, opts: LoadPairsOptions = {}): Promise<LoadedPairs> {
+  const { rows, read, stats } = await loadPreferenceRows(file, {
+    ...opts, chatTemplate: tok.chatTemplate, bosToken: tok.bosToken, eosToken: tok.eosToken,
+  });
+  const { pairs, stats: tstats } = tokenizePairs(rows, tok, opts);
+  const report = `${file}: ${formatNormalizeStats(stats, read)}\n${formatTokenizeStats(tstats, opts)}`;
+  return { pairs, rows, read, normalize: stats, tokenize: tstats, report };
 }

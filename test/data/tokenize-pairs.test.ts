@@ -5,7 +5,7 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { describe, expect, it } from 'vitest';
 import { loadPreferenceRows, type PreferenceRow } from '../../src/data/preference-rows.js';
 import {
-  formatTokenizeStats, tokenizePairs, tokenizeSft, truncatePromptCompletions, type TextTokenizer,
+  formatTokenizeStats, loadTokenizedPairs, tokenizePairs, tokenizeSft, truncatePromptCompletions, type TextTokenizer,
 } from '../../src/data/tokenize-pairs.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -188,6 +188,25 @@ describe('fixture tokenizer: ids equal the Hugging Face fixtures', () => {
       withEos.forEach((p, i) => expect(p.chosenIds).toEqual([...e.pairs[i].chosen_ids, 0]));
     });
   }
+});
+
+describe('loadTokenizedPairs', () => {
+  it('chat rows use the tokenizer\'s chat template and special-token strings', async () => {
+    const tok: TextTokenizer = {
+      ...fakeTokenizer({ addsBos: true }),
+      chatTemplate: "{{ bos_token }}{% for m in messages %}{% if m.role == 'user' %}{{ '[INST] ' + m.content + ' [/INST]' }}{% else %}{{ m.content + eos_token }}{% endif %}{% endfor %}",
+      bosToken: '<s>', eosToken: '</s>',
+    };
+    const r = await loadTokenizedPairs(path.join(fixtures, 'chat-rows.jsonl'), tok, { refinePrompt: 'R:' });
+    expect(r.rows[0]).toEqual({ prompt: '<s>[INST] What is 2+2? [/INST]', chosen: '4</s>', rejected: '5</s>', scoreChosen: 9, scoreRejected: 2.5 });
+    expect(r.pairs[0]).toEqual({
+      promptIds: [1, ...chars('[INST] What is 2+2? [/INST]')], chosenIds: [...chars('4'), 2], rejectedIds: [...chars('5'), 2],
+      augPromptIds: [...chars('R:'), 1, ...chars('[INST] What is 2+2? [/INST]')], scoreChosen: 9, scoreRejected: 2.5, truncated: false,
+    });
+    expect(r.normalize.byShape.chat).toBe(6);
+    expect(r.tokenize).toMatchObject({ rows: 6, doubleBosRemoved: 6, eosAlreadyPresent: 12 });
+    expect(r.report).toMatch(/chat-rows\.jsonl: 6 rows \(text 0, hh 0, chat 6\)/);
+  });
 });
 
 describe('Pythia tokenizer on HH-RLHF (shared data)', () => {
