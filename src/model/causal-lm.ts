@@ -1,0 +1,131 @@
+// A causal language model on the GPU: embedding, blocks, final norm, fused output layer, and the
+// per-token log-probs of the batch targets. forward() records every kernel; with `train` it keeps
+// each block's activations for backward(), which then adds every parameter gradient.
+//
+//   x0 = embed[ids]                                 [N, D]
+//   x_{l+1} = block_l(x_l)                          (gpt-neox.ts / llama.ts)
+//   h = finalNorm(x_L)                              [N, D]
+//   logp[n] = log softmax(h W_out^T)[n, target[n]]  [N] (0 where no target; output-logprob.ts)
+import type { Gpu } from '../engine/gpu.js';
+import type { Tensor } from '../engine/tensor.js';
+import { fill } from '../kernels/elementwise.js';
+import { normBackward, normForward } from '../kernels/layernorm.js';
+import { embeddingBackward, embeddingForward } from '../kernels/embedding.js';
+import { outputLogprob, outputLogprobBackward } from '../kernels/output-logprob.js';
+import { neoxBlockBackward, neoxBlockForward, neoxFreeSaved, type NeoxSaved } from './gpt-neox.js';
+import { llamaBlockBackward, llamaBlockForward, llamaFreeSaved, type LlamaSaved } from './llama.js';
+import type { ForwardContext, GpuBatch, ModelShape } from './context.js';
+import type { Params } from './params.js';
+
+/** HF names of the parameters outside the blocks. */
+export function outerNames(cfg: ModelShape): { embed: string; normW: string; normB?: string; out: string } {
+  if (cfg.arch === 'gpt-neox') {
+    return { embed: 'gpt_neox.embed_in.weight', normW: 'gpt_neox.final_layer_norm.weight', normB: 'gpt_neox.final_layer_norm.bias',
+      out: cfg.tiedEmbeddings ? 'gpt_neox.embed_in.weight' : 'embed_out.weight' };
+  }
+  return { embed: 'model.embed_tokens.weight', normW: 'model.norm.weight',
+    out: cfg.tiedEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight' };
+}
+
+type Saved = NeoxSaved | LlamaSaved;
+
+/** What forward(train) keeps for backward(). */
+export interface ForwardState {
+  ctx: ForwardContext;
+  blocks: Saved[];
+  xL: Tensor; h: Tensor; mean?: Tensor; rstd: Tensor;
+  /** Per-token log-probs [N]. */
+  logp: Tensor;
+}
+
+export class CausalLM {
+  private onesT: Tensor | undefined;
+
+  constructor(readonly gpu: Gpu, readonly cfg: ModelShape, readonly params: Params) {}
+
+  private ones(n: number): Tensor {
+    if (!this.onesT || this.onesT.numel < n) {
+      if (this.onesT) this.gpu.pool.release(this.onesT);
+      this.onesT = this.gpu.pool.acquire([Math.max(n, 256)], 'f32', 'ones');
+      fill(this.gpu, this.onesT, 1);
+    }
+    return this.onesT;
+  }
+
+  /**
+   * Per-token log-probs [N] of the batch's targets. With train = true, keeps the activations
+   * for backward() (call release() or backward() afterwards); otherwise frees them layer by layer.
+   */
+  forward(batch: GpuBatch, train: boolean): ForwardState {
+    const { gpu, cfg, params: p } = this;
+    const { N } = batch;
+    const D = cfg.hiddenSize; const V = cfg.vocabSize;
+    const names = outerNames(cfg);
+    const ctx: ForwardContext = { gpu, cfg, params: p, batch, ones: this.ones(N) };
+    let x = gpu.pool.acquire([N, D], 'f32', 'x0');
+    embeddingForward(gpu, { table: p.get(names.embed), ids: batch.ids, out: x, N, V, D });
+    const blocks: Saved[] = [];
+    for (let l = 0; l < cfg.numLayers; l++) {
+      const r = cfg.arch === 'gpt-neox' ? neoxBlockForward(ctx, l, x) : llamaBlockForward(ctx, l, x);
+      if (train) blocks.push(r.saved);
+      else { this.freeSaved(ctx, r.saved); gpu.pool.release(x); }
+      x = r.y;
+    }
+    const h = gpu.pool.acquire([N, D], 'f32', 'h_final');
+    const rstd = gpu.pool.acquire([N], 'f32', 'rstd_final');
+    const mean = cfg.arch === 'gpt-neox' ? gpu.pool.acquire([N], 'f32', 'mean_final') : undefined;
+    normForward(gpu, cfg.arch !== 'gpt-neox', { x, w: p.get(names.normW), b: names.normB ? p.get(names.normB) : undefined, y: h, mean, rstd, N, D, eps: cfg.normEps });
+    const logp = gpu.pool.acquire([N], 'f32', 'logp');
+    outputLogprob(gpu, { h, w: p.get(names.out), targets: batch.targets, logp, N, d: D, V });
+    const st: ForwardState = { ctx, blocks, xL: x, h, mean, rstd, logp };
+    if (!train) { this.release(st); st.blocks = []; }
+    return st;
+  }
+
+  /** Frees the activations of a forward (the logp tensor too unless keepLogp). */
+  release(st: ForwardState, keepLogp = true): void {
+    for (const s of st.blocks) { this.freeSaved(st.ctx, s); this.gpu.pool.release(s.x); }
+    st.blocks = [];
+    this.gpu.pool.release(st.xL, st.h, st.mean, st.rstd);
+    if (!keepLogp) this.gpu.pool.release(st.logp);
+  }
+
+  /**
+   * Adds dL/dparams for L = sum_n weights[n] * logp[n] (weights [N]: dL/dlogp per token, zero on
+   * prompt and padding). Frees the forward's activations (not logp).
+   */
+  backward(st: ForwardState, weights: Tensor): void {
+    const { gpu, cfg, params: p } = this;
+    const { ctx } = st;
+    const { N } = ctx.batch;
+    const D = cfg.hiddenSize; const V = cfg.vocabSize;
+    const names = outerNames(cfg);
+    const dh = gpu.pool.acquire([N, D], 'f32', 'd_h_final');
+    outputLogprobBackward(gpu, { h: st.h, w: p.get(names.out), targets: ctx.batch.targets, weights, dh, dw: p.grad(names.out), N, d: D, V });
+    let dx = gpu.pool.acquire([N, D], 'f32', 'dx');
+    normBackward(gpu, cfg.arch !== 'gpt-neox', { dy: dh, x: st.xL, w: p.get(names.normW), mean: st.mean, rstd: st.rstd, dx,
+      dw: p.grad(names.normW), db: names.normB ? p.grad(names.normB) : undefined, N, D });
+    gpu.pool.release(dh, st.xL, st.h, st.mean, st.rstd);
+    for (let l = cfg.numLayers - 1; l >= 0; l--) {
+      const s = st.blocks[l];
+      const dxPrev = cfg.arch === 'gpt-neox'
+        ? neoxBlockBackward(ctx, l, s as NeoxSaved, dx) : llamaBlockBackward(ctx, l, s as LlamaSaved, dx);
+      gpu.pool.release(dx);
+      this.freeSaved(ctx, s);
+      gpu.pool.release(s.x);
+      dx = dxPrev;
+    }
+    st.blocks = [];
+    embeddingBackward(gpu, { dy: dx, ids: ctx.batch.hostIds, dTable: p.grad(names.embed), N, V, D, paddingIdx: cfg.embedPaddingIdx ?? undefined });
+    gpu.pool.release(dx);
+  }
+
+  private freeSaved(ctx: ForwardContext, s: Saved): void {
+    if (this.cfg.arch === 'gpt-neox') neoxFreeSaved(ctx, s as NeoxSaved); else llamaFreeSaved(ctx, s as LlamaSaved);
+  }
+
+  destroy(): void {
+    if (this.onesT) this.gpu.pool.release(this.onesT);
+    this.onesT = undefined;
+  }
+}

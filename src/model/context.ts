@@ -1,0 +1,35 @@
+// What one forward/backward over a batch shares: the model's shape, its parameters, the batch
+// tensors on the GPU, and scratch it can reuse.
+import type { Gpu } from '../engine/gpu.js';
+import type { Tensor } from '../engine/tensor.js';
+import type { PackedMask } from '../kernels/attention-mask.js';
+import type { Params } from './params.js';
+
+/** The architecture facts the model code needs (config.ts's ModelConfig has all of them). */
+export interface ModelShape {
+  arch: 'gpt-neox' | 'mistral' | 'llama';
+  vocabSize: number; hiddenSize: number; intermediateSize: number; numLayers: number;
+  numHeads: number; numKvHeads: number; headDim: number; rotaryDim: number; ropeTheta: number;
+  normEps: number; act: 'gelu' | 'gelu_tanh' | 'silu';
+  parallelResidual: boolean; attentionBias: boolean; mlpBias: boolean; tiedEmbeddings: boolean;
+  slidingWindow: number | null;
+  /** Embedding row that gets no gradient (torch padding_idx), if any. */
+  embedPaddingIdx?: number | null;
+}
+
+/** A batch on the GPU (see batch.ts for the layout). */
+export interface GpuBatch {
+  B: number; T: number; N: number;
+  ids: Tensor;         // [N] u32
+  positions: Tensor;   // [N] i32 (rotary)
+  targets: Tensor;     // [N] i32, -1 = not scored
+  mask: PackedMask;    // attention mask
+  /** Host copy of the ids grouped for the embedding backward. */
+  hostIds: Uint32Array;
+}
+
+export interface ForwardContext {
+  gpu: Gpu; cfg: ModelShape; params: Params; batch: GpuBatch;
+  /** A tensor of at least N ones (bias gradients). */
+  ones: Tensor;
+}

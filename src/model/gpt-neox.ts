@@ -1,0 +1,145 @@
+// One GPT-NeoX (Pythia) block, forward and backward, llm.c style: explicit steps over named
+// buffers. N tokens, D = hidden, H heads of Dh, I = MLP width.
+//
+//   ln1 = LayerNorm1(x)                        [N, D]
+//   qkv = ln1 Wqkv^T + bqkv                    [N, 3D], per token [H, 3, Dh] (HF's fused order)
+//   rotary on the first rotaryDim channels of q and k (in place, per token position)
+//   att = attention(q, k, v)                   [N, H, Dh]
+//   parallel:   y = x + att Wo^T + bo + MLP(LayerNorm2(x))
+//   sequential: x1 = x + att Wo^T + bo; y = x1 + MLP(LayerNorm2(x1))
+//   MLP(z) = gelu(z W1^T + b1) W2^T + b2       (hidden [N, I])
+import type { Tensor } from '../engine/tensor.js';
+import { copy } from '../kernels/elementwise.js';
+import { normBackward, normForward } from '../kernels/layernorm.js';
+import { attentionBackward, attentionForward, type HeadOperand } from '../kernels/attention.js';
+import { gelu, geluBackward } from '../kernels/activations.js';
+import { rotary } from '../kernels/rotary.js';
+import { linearBackward, linearForward } from './linear.js';
+import type { ForwardContext } from './context.js';
+
+export interface NeoxSaved {
+  x: Tensor; ln1: Tensor; mean1: Tensor; rstd1: Tensor; qkv: Tensor; att: Tensor; lse: Tensor;
+  x1?: Tensor; ln2: Tensor; mean2: Tensor; rstd2: Tensor; h: Tensor;
+}
+
+const P = (l: number, s: string) => `gpt_neox.layers.${l}.${s}`;
+
+function geluKind(act: string): 'erf' | 'tanh' {
+  if (act === 'gelu') return 'erf';
+  if (act === 'gelu_tanh') return 'tanh';
+  throw new Error(`GPT-NeoX with activation ${act} is not supported (gelu or gelu_tanh)`);
+}
+
+function qkvOperands(qkv: Tensor, H: number, Dh: number): { q: HeadOperand; k: HeadOperand; v: HeadOperand } {
+  const tokenStride = 3 * H * Dh; const headStride = 3 * Dh;
+  return {
+    q: { tensor: qkv, offset: 0, tokenStride, headStride },
+    k: { tensor: qkv, offset: Dh, tokenStride, headStride },
+    v: { tensor: qkv, offset: 2 * Dh, tokenStride, headStride },
+  };
+}
+
+/** Runs block l on x [N, D] and returns y [N, D] (a new tensor) and what the backward needs. */
+export function neoxBlockForward(ctx: ForwardContext, l: number, x: Tensor): { y: Tensor; saved: NeoxSaved } {
+  const { gpu, cfg, params: p, batch } = ctx;
+  const { N, B, T } = batch;
+  const D = cfg.hiddenSize; const H = cfg.numHeads; const Dh = cfg.headDim; const I = cfg.intermediateSize;
+  const acq = (shape: number[], name: string) => gpu.pool.acquire(shape, 'f32', name);
+  const eps = cfg.normEps;
+
+  const ln1 = acq([N, D], 'ln1'); const mean1 = acq([N], 'mean1'); const rstd1 = acq([N], 'rstd1');
+  normForward(gpu, false, { x, w: p.get(P(l, 'input_layernorm.weight')), b: p.get(P(l, 'input_layernorm.bias')), y: ln1, mean: mean1, rstd: rstd1, N, D, eps });
+  const qkv = acq([N, 3 * D], 'qkv');
+  linearForward(gpu, ln1, p.get(P(l, 'attention.query_key_value.weight')), p.get(P(l, 'attention.query_key_value.bias')), qkv, N, D, 3 * D);
+  const ops = qkvOperands(qkv, H, Dh);
+  rotary(gpu, { x: ops.q, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions });
+  rotary(gpu, { x: ops.k, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions });
+  const att = acq([N, D], 'att'); const lse = acq([B, H, T], 'lse');
+  attentionForward(gpu, { B, T, Hq: H, Hkv: H, Dh, ...ops, mask: batch.mask, window: cfg.slidingWindow ?? 0, out: { tensor: att }, lse });
+
+  const y = acq([N, D], 'x');
+  copy(gpu, x, y);
+  linearForward(gpu, att, p.get(P(l, 'attention.dense.weight')), p.get(P(l, 'attention.dense.bias')), y, N, D, D, true);
+  let x1: Tensor | undefined;
+  let mlpIn = x;
+  if (!cfg.parallelResidual) { x1 = acq([N, D], 'x1'); copy(gpu, y, x1); mlpIn = x1; }
+  const ln2 = acq([N, D], 'ln2'); const mean2 = acq([N], 'mean2'); const rstd2 = acq([N], 'rstd2');
+  normForward(gpu, false, { x: mlpIn, w: p.get(P(l, 'post_attention_layernorm.weight')), b: p.get(P(l, 'post_attention_layernorm.bias')), y: ln2, mean: mean2, rstd: rstd2, N, D, eps });
+  const h = acq([N, I], 'mlp_h');
+  linearForward(gpu, ln2, p.get(P(l, 'mlp.dense_h_to_4h.weight')), p.get(P(l, 'mlp.dense_h_to_4h.bias')), h, N, D, I);
+  const a = acq([N, I], 'mlp_act');
+  gelu(gpu, h, a, geluKind(cfg.act));
+  linearForward(gpu, a, p.get(P(l, 'mlp.dense_4h_to_h.weight')), p.get(P(l, 'mlp.dense_4h_to_h.bias')), y, N, I, D, true);
+  gpu.pool.release(a);
+  return { y, saved: { x, ln1, mean1, rstd1, qkv, att, lse, x1, ln2, mean2, rstd2, h } };
+}
+
+/** Frees what a block saved, except its input x (owned by the caller). */
+export function neoxFreeSaved(ctx: ForwardContext, s: NeoxSaved): void {
+  ctx.gpu.pool.release(s.ln1, s.mean1, s.rstd1, s.qkv, s.att, s.lse, s.x1, s.ln2, s.mean2, s.rstd2, s.h);
+}
+
+/**
+ * Backward of block l: given dy = dL/dy [N, D], returns dL/dx (a new tensor; the caller releases
+ * dy). Parameter gradients are added into ctx.params' grads.
+ *   parallel:   dx = dy + LN1'(A'(dy)) + LN2'(M'(dy))
+ *   sequential: dx1 = dy + LN2'(M'(dy));  dx = dx1 + LN1'(A'(dx1))
+ */
+export function neoxBlockBackward(ctx: ForwardContext, l: number, s: NeoxSaved, dy: Tensor): Tensor {
+  const { gpu, cfg } = ctx;
+  const { N } = ctx.batch;
+  const D = cfg.hiddenSize;
+  const dx = gpu.pool.acquire([N, D], 'f32', 'dx');
+  copy(gpu, dy, dx);
+  mlpBackward(ctx, l, s, dy, dx);
+  // Sequential: the attention branch's output gradient is dx1, which dx now holds; the branch
+  // reads it fully (dense-layer backward) before LayerNorm1's backward adds into it.
+  attentionBranchBackward(ctx, l, s, cfg.parallelResidual ? dy : dx, dx);
+  return dx;
+}
+
+function mlpBackward(ctx: ForwardContext, l: number, s: NeoxSaved, dOut: Tensor, dx: Tensor): void {
+  const { gpu, cfg, params: p, ones } = ctx;
+  const { N } = ctx.batch;
+  const D = cfg.hiddenSize; const I = cfg.intermediateSize;
+  const acq = (shape: number[], name: string) => gpu.pool.acquire(shape, 'f32', name);
+  const g = (name: string) => p.grad(P(l, name));
+  const w = (name: string) => p.get(P(l, name));
+  const a = acq([N, I], 'mlp_act');
+  gelu(gpu, s.h, a, geluKind(cfg.act)); // recomputed rather than stored
+  const da = acq([N, I], 'd_mlp_act');
+  linearBackward(gpu, dOut, a, w('mlp.dense_4h_to_h.weight'), { dx: da, dw: g('mlp.dense_4h_to_h.weight'), db: g('mlp.dense_4h_to_h.bias') }, N, I, D, ones);
+  gpu.pool.release(a);
+  const dh = acq([N, I], 'd_mlp_h');
+  geluBackward(gpu, s.h, da, dh, geluKind(cfg.act));
+  gpu.pool.release(da);
+  const dln2 = acq([N, D], 'd_ln2');
+  linearBackward(gpu, dh, s.ln2, w('mlp.dense_h_to_4h.weight'), { dx: dln2, dw: g('mlp.dense_h_to_4h.weight'), db: g('mlp.dense_h_to_4h.bias') }, N, D, I, ones);
+  gpu.pool.release(dh);
+  normBackward(gpu, false, { dy: dln2, x: s.x1 ?? s.x, w: w('post_attention_layernorm.weight'), mean: s.mean2, rstd: s.rstd2, dx, accumulateDx: true, dw: g('post_attention_layernorm.weight'), db: g('post_attention_layernorm.bias'), N, D });
+  gpu.pool.release(dln2);
+}
+
+function attentionBranchBackward(ctx: ForwardContext, l: number, s: NeoxSaved, dOut: Tensor, dx: Tensor): void {
+  const { gpu, cfg, params: p, batch, ones } = ctx;
+  const { N, B, T } = batch;
+  const D = cfg.hiddenSize; const H = cfg.numHeads; const Dh = cfg.headDim;
+  const acq = (shape: number[], name: string) => gpu.pool.acquire(shape, 'f32', name);
+  const g = (name: string) => p.grad(P(l, name));
+  const w = (name: string) => p.get(P(l, name));
+  const datt = acq([N, D], 'd_att');
+  linearBackward(gpu, dOut, s.att, w('attention.dense.weight'), { dx: datt, dw: g('attention.dense.weight'), db: g('attention.dense.bias') }, N, D, D, ones);
+  const dqkv = acq([N, 3 * D], 'd_qkv');
+  const ops = qkvOperands(s.qkv, H, Dh);
+  const dops = qkvOperands(dqkv, H, Dh);
+  attentionBackward(gpu, { B, T, Hq: H, Hkv: H, Dh, ...ops, mask: batch.mask, window: cfg.slidingWindow ?? 0,
+    out: { tensor: s.att }, lse: s.lse, dout: { tensor: datt }, dq: dops.q, dk: dops.k, dv: dops.v });
+  gpu.pool.release(datt);
+  rotary(gpu, { x: dops.q, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions, inverse: true });
+  rotary(gpu, { x: dops.k, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions, inverse: true });
+  const dln1 = acq([N, D], 'd_ln1');
+  linearBackward(gpu, dqkv, s.ln1, w('attention.query_key_value.weight'), { dx: dln1, dw: g('attention.query_key_value.weight'), db: g('attention.query_key_value.bias') }, N, D, 3 * D, ones);
+  gpu.pool.release(dqkv);
+  normBackward(gpu, false, { dy: dln1, x: s.x, w: w('input_layernorm.weight'), mean: s.mean1, rstd: s.rstd1, dx, accumulateDx: true, dw: g('input_layernorm.weight'), db: g('input_layernorm.bias'), N, D });
+  gpu.pool.release(dln1);
+}

@@ -1,0 +1,30 @@
+// Linear layers as Hugging Face stores them: W [out, in], optional b [out]; y = x W^T + b.
+// Forward and backward are three matmuls; the bias gradient is a column sum done as a
+// matmul with a row of ones (deterministic, no atomics).
+import type { Gpu } from '../engine/gpu.js';
+import type { Tensor } from '../engine/tensor.js';
+import { matmul } from '../kernels/matmul.js';
+
+/** y [N, out] = x [N, in] W^T (+ b) (+ y if accumulate). */
+export function linearForward(gpu: Gpu, x: Tensor, w: Tensor, b: Tensor | undefined, y: Tensor,
+  N: number, inF: number, outF: number, accumulate = false): void {
+  matmul(gpu, { a: x, b: w, c: y, M: N, N: outF, K: inF, transB: true, bias: b, accumulate });
+}
+
+export interface LinearGrads {
+  /** dL/dx [N, in]: written, or added when accumulateDx. Omit to skip (first layer inputs). */
+  dx?: Tensor; accumulateDx?: boolean;
+  /** dL/dW [out, in] and dL/db [out]: always added (gradients accumulate over micro-batches). */
+  dw: Tensor; db?: Tensor;
+}
+
+/** Backward of y = x W^T + b given dy [N, out]. `ones` is a tensor of at least N ones. */
+export function linearBackward(gpu: Gpu, dy: Tensor, x: Tensor, w: Tensor, g: LinearGrads,
+  N: number, inF: number, outF: number, ones: Tensor): void {
+  // dW [out, in] += dy^T [out, N] x [N, in]
+  matmul(gpu, { a: dy, b: x, c: g.dw, M: outF, N: inF, K: N, transA: true, accumulate: true });
+  // db [1, out] += ones [1, N] dy [N, out]
+  if (g.db) matmul(gpu, { a: ones, b: dy, c: g.db, M: 1, N: outF, K: N, accumulate: true });
+  // dx [N, in] = dy [N, out] W [out, in]
+  if (g.dx) matmul(gpu, { a: dy, b: w, c: g.dx, M: N, N: inF, K: outF, accumulate: g.accumulateDx ?? false });
+}

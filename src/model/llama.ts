@@ -1,0 +1,117 @@
+// One Llama/Mistral block, forward and backward, llm.c style. N tokens, D = hidden,
+// Hq query heads and Hkv key/value heads of Dh (grouped-query attention), I = MLP width.
+//
+//   n1 = RMSNorm1(x)
+//   q = n1 Wq^T (+bq) [N, Hq, Dh];  k = n1 Wk^T (+bk), v = n1 Wv^T (+bv) [N, Hkv, Dh]
+//   rotary on q and k (full head by default), theta = rope_theta
+//   att = attention(q, k, v) (sliding window for Mistral)
+//   x1 = x + att Wo^T (+bo)
+//   n2 = RMSNorm2(x1);  y = x1 + (silu(n2 Wg^T) * (n2 Wu^T)) Wd^T
+// Biases exist only where the checkpoint has them (attention_bias / mlp_bias configs).
+import type { Tensor } from '../engine/tensor.js';
+import { copy } from '../kernels/elementwise.js';
+import { normBackward, normForward } from '../kernels/layernorm.js';
+import { attentionBackward, attentionForward } from '../kernels/attention.js';
+import { swiglu, swigluBackward } from '../kernels/activations.js';
+import { rotary } from '../kernels/rotary.js';
+import { linearBackward, linearForward } from './linear.js';
+import type { ForwardContext } from './context.js';
+
+export interface LlamaSaved {
+  x: Tensor; n1: Tensor; rstd1: Tensor; q: Tensor; k: Tensor; v: Tensor; att: Tensor; lse: Tensor;
+  x1: Tensor; n2: Tensor; rstd2: Tensor; gate: Tensor; up: Tensor;
+}
+
+const P = (l: number, s: string) => `model.layers.${l}.${s}`;
+
+export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor): { y: Tensor; saved: LlamaSaved } {
+  const { gpu, cfg, params: p, batch } = ctx;
+  const { N, B, T } = batch;
+  const D = cfg.hiddenSize; const Hq = cfg.numHeads; const Hkv = cfg.numKvHeads; const Dh = cfg.headDim;
+  const I = cfg.intermediateSize; const eps = cfg.normEps;
+  const acq = (shape: number[], name: string) => gpu.pool.acquire(shape, 'f32', name);
+  const w = (name: string) => p.get(P(l, name));
+  const bias = (name: string) => (p.has(P(l, name)) ? p.get(P(l, name)) : undefined);
+
+  const n1 = acq([N, D], 'n1'); const rstd1 = acq([N], 'rstd1');
+  normForward(gpu, true, { x, w: w('input_layernorm.weight'), y: n1, rstd: rstd1, N, D, eps });
+  const q = acq([N, Hq * Dh], 'q'); const k = acq([N, Hkv * Dh], 'k'); const v = acq([N, Hkv * Dh], 'v');
+  linearForward(gpu, n1, w('self_attn.q_proj.weight'), bias('self_attn.q_proj.bias'), q, N, D, Hq * Dh);
+  linearForward(gpu, n1, w('self_attn.k_proj.weight'), bias('self_attn.k_proj.bias'), k, N, D, Hkv * Dh);
+  linearForward(gpu, n1, w('self_attn.v_proj.weight'), bias('self_attn.v_proj.bias'), v, N, D, Hkv * Dh);
+  const rot = { N, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions };
+  rotary(gpu, { ...rot, x: { tensor: q }, heads: Hq });
+  rotary(gpu, { ...rot, x: { tensor: k }, heads: Hkv });
+  const att = acq([N, Hq * Dh], 'att'); const lse = acq([B, Hq, T], 'lse');
+  attentionForward(gpu, { B, T, Hq, Hkv, Dh, q: { tensor: q }, k: { tensor: k }, v: { tensor: v }, mask: batch.mask,
+    window: cfg.slidingWindow ?? 0, out: { tensor: att }, lse });
+  const x1 = acq([N, D], 'x1');
+  copy(gpu, x, x1);
+  linearForward(gpu, att, w('self_attn.o_proj.weight'), bias('self_attn.o_proj.bias'), x1, N, Hq * Dh, D, true);
+  const n2 = acq([N, D], 'n2'); const rstd2 = acq([N], 'rstd2');
+  normForward(gpu, true, { x: x1, w: w('post_attention_layernorm.weight'), y: n2, rstd: rstd2, N, D, eps });
+  const gate = acq([N, I], 'gate'); const up = acq([N, I], 'up');
+  linearForward(gpu, n2, w('mlp.gate_proj.weight'), bias('mlp.gate_proj.bias'), gate, N, D, I);
+  linearForward(gpu, n2, w('mlp.up_proj.weight'), bias('mlp.up_proj.bias'), up, N, D, I);
+  const a = acq([N, I], 'mlp_act');
+  swiglu(gpu, { gate, up, y: a, N, I });
+  const y = acq([N, D], 'x');
+  copy(gpu, x1, y);
+  linearForward(gpu, a, w('mlp.down_proj.weight'), bias('mlp.down_proj.bias'), y, N, I, D, true);
+  gpu.pool.release(a);
+  return { y, saved: { x, n1, rstd1, q, k, v, att, lse, x1, n2, rstd2, gate, up } };
+}
+
+export function llamaFreeSaved(ctx: ForwardContext, s: LlamaSaved): void {
+  ctx.gpu.pool.release(s.n1, s.rstd1, s.q, s.k, s.v, s.att, s.lse, s.x1, s.n2, s.rstd2, s.gate, s.up);
+}
+
+/** Backward of block l: dy [N, D] in, dL/dx returned as a new tensor (caller releases dy).
+ *  dx1 = dy + RMS2'(MLP'(dy));  dx = dx1 + RMS1'(Attn'(dx1)). */
+export function llamaBlockBackward(ctx: ForwardContext, l: number, s: LlamaSaved, dy: Tensor): Tensor {
+  const { gpu, cfg, params: p, batch, ones } = ctx;
+  const { N, B, T } = batch;
+  const D = cfg.hiddenSize; const Hq = cfg.numHeads; const Hkv = cfg.numKvHeads; const Dh = cfg.headDim;
+  const I = cfg.intermediateSize;
+  const acq = (shape: number[], name: string) => gpu.pool.acquire(shape, 'f32', name);
+  const w = (name: string) => p.get(P(l, name));
+  const g = (name: string) => p.grad(P(l, name));
+  const gb = (name: string) => (p.has(P(l, name)) ? p.grad(P(l, name)) : undefined);
+
+  const dx = acq([N, D], 'dx');
+  copy(gpu, dy, dx);
+  // MLP
+  const a = acq([N, I], 'mlp_act');
+  swiglu(gpu, { gate: s.gate, up: s.up, y: a, N, I }); // recomputed rather than stored
+  const da = acq([N, I], 'd_mlp_act');
+  linearBackward(gpu, dy, a, w('mlp.down_proj.weight'), { dx: da, dw: g('mlp.down_proj.weight'), db: gb('mlp.down_proj.bias') }, N, I, D, ones);
+  gpu.pool.release(a);
+  const dgate = acq([N, I], 'd_gate'); const dup = acq([N, I], 'd_up');
+  swigluBackward(gpu, { dy: da, gate: s.gate, up: s.up, dgate, dup, N, I });
+  gpu.pool.release(da);
+  const dn2 = acq([N, D], 'd_n2');
+  linearBackward(gpu, dgate, s.n2, w('mlp.gate_proj.weight'), { dx: dn2, dw: g('mlp.gate_proj.weight'), db: gb('mlp.gate_proj.bias') }, N, D, I, ones);
+  linearBackward(gpu, dup, s.n2, w('mlp.up_proj.weight'), { dx: dn2, accumulateDx: true, dw: g('mlp.up_proj.weight'), db: gb('mlp.up_proj.bias') }, N, D, I, ones);
+  gpu.pool.release(dgate, dup);
+  normBackward(gpu, true, { dy: dn2, x: s.x1, w: w('post_attention_layernorm.weight'), rstd: s.rstd2, dx, accumulateDx: true, dw: g('post_attention_layernorm.weight'), N, D });
+  gpu.pool.release(dn2);
+  // Attention: its output gradient is dx1, held in dx (read fully before RMSNorm1 adds into dx).
+  const datt = acq([N, Hq * Dh], 'd_att');
+  linearBackward(gpu, dx, s.att, w('self_attn.o_proj.weight'), { dx: datt, dw: g('self_attn.o_proj.weight'), db: gb('self_attn.o_proj.bias') }, N, Hq * Dh, D, ones);
+  const dq = acq([N, Hq * Dh], 'd_q'); const dk = acq([N, Hkv * Dh], 'd_k'); const dv = acq([N, Hkv * Dh], 'd_v');
+  attentionBackward(gpu, { B, T, Hq, Hkv, Dh, q: { tensor: s.q }, k: { tensor: s.k }, v: { tensor: s.v }, mask: batch.mask,
+    window: cfg.slidingWindow ?? 0, out: { tensor: s.att }, lse: s.lse, dout: { tensor: datt },
+    dq: { tensor: dq }, dk: { tensor: dk }, dv: { tensor: dv } });
+  gpu.pool.release(datt);
+  const rot = { N, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions, inverse: true };
+  rotary(gpu, { ...rot, x: { tensor: dq }, heads: Hq });
+  rotary(gpu, { ...rot, x: { tensor: dk }, heads: Hkv });
+  const dn1 = acq([N, D], 'd_n1');
+  linearBackward(gpu, dq, s.n1, w('self_attn.q_proj.weight'), { dx: dn1, dw: g('self_attn.q_proj.weight'), db: gb('self_attn.q_proj.bias') }, N, D, Hq * Dh, ones);
+  linearBackward(gpu, dk, s.n1, w('self_attn.k_proj.weight'), { dx: dn1, accumulateDx: true, dw: g('self_attn.k_proj.weight'), db: gb('self_attn.k_proj.bias') }, N, D, Hkv * Dh, ones);
+  linearBackward(gpu, dv, s.n1, w('self_attn.v_proj.weight'), { dx: dn1, accumulateDx: true, dw: g('self_attn.v_proj.weight'), db: gb('self_attn.v_proj.bias') }, N, D, Hkv * Dh, ones);
+  gpu.pool.release(dq, dk, dv);
+  normBackward(gpu, true, { dy: dn1, x: s.x, w: w('input_layernorm.weight'), rstd: s.rstd1, dx, accumulateDx: true, dw: g('input_layernorm.weight'), N, D });
+  gpu.pool.release(dn1);
+  return dx;
+}

@@ -1,0 +1,39 @@
+// Loading a Hugging Face checkpoint directory onto the GPU, and saving parameters back.
+import type { Gpu } from '../engine/gpu.js';
+import { openCheckpoint } from './safetensors.js';
+import { loadModelConfig, type ModelConfig } from './config.js';
+import { expectedParameters, checkCheckpointNames } from './tensor-names.js';
+import { uploadConverted } from '../kernels/convert.js';
+import { Params } from './params.js';
+import { CausalLM } from './causal-lm.js';
+
+export interface LoadedModel { cfg: ModelConfig; params: Params; model: CausalLM; dir: string }
+
+/**
+ * Reads config.json and the safetensors weights of `dir` into GPU parameters. Tensors are read
+ * and uploaded one at a time (converted to f32 on the way), so a large checkpoint never sits in
+ * host memory whole. Missing, unexpected or misshapen tensors are one error listing all of them.
+ */
+export async function loadModel(gpu: Gpu, dir: string, opts: { grads?: boolean } = {}): Promise<LoadedModel> {
+  const cfg = await loadModelConfig(dir);
+  const ckpt = await openCheckpoint(dir);
+  try {
+    checkCheckpointNames(cfg, ckpt.tensors, `checkpoint ${dir}`);
+    const specs = expectedParameters(cfg);
+    const params = new Params(gpu, specs).allocate();
+    for (const s of specs) {
+      const info = ckpt.tensors[s.name];
+      const t = params.get(s.name);
+      // Half and double precision cross to the GPU as raw bytes and are converted there.
+      if (info.dtype === 'F16') uploadConverted(gpu, 'f16', await ckpt.readRaw(s.name), t);
+      else if (info.dtype === 'BF16') uploadConverted(gpu, 'bf16', await ckpt.readRaw(s.name), t);
+      else if (info.dtype === 'F64') uploadConverted(gpu, 'f64', await ckpt.readRaw(s.name), t);
+      else if (info.dtype === 'F32') gpu.upload(t, await ckpt.readTensor(s.name));
+      else throw new Error(`checkpoint ${dir}: parameter ${s.name} has dtype ${info.dtype}; expected F32, F16, BF16 or F64`);
+    }
+    if (opts.grads) params.allocateGrads();
+    return { cfg, params, model: new CausalLM(gpu, cfg, params), dir };
+  } finally {
+    await ckpt.close();
+  }
+}
