@@ -1,0 +1,174 @@
+// Tokenizers: a thin wrapper over @huggingface/tokenizers (pure-JS port of the Rust `tokenizers`)
+// that reads a checkpoint directory and fixes the places where the package's defaults differ
+// from what transformers + Rust tokenizers do:
+//  - decode() of an empty list throws in the package; Rust returns "".
+//  - The package decodes unknown ids as its unk token (or undefined); Rust skips ids that have no
+//    token (e.g. Pythia's padded embedding rows 50277..50303 that a model can still sample).
+//  - The package cleans up tokenization spaces ("a , b" -> "a, b") unless told otherwise; here it
+//    is what tokenizer_config.json says, default off (transformers' current default).
+//  - Special-token ids come from tokenizer_config.json / special_tokens_map.json, else config.json.
+//  - Llama / GPT-NeoX tokenizer classes honour add_bos_token / add_eos_token (see withAddBosEos).
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
+
+export interface EncodeOptions {
+  /** Add what the tokenizer's post-processor adds (e.g. Llama's BOS); none for GPT-NeoX. */
+  addSpecialTokens: boolean;
+}
+export interface DecodeOptions {
+  /** Drop special tokens (default false, as transformers' decode). */
+  skipSpecialTokens?: boolean;
+}
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A special token in tokenizer_config.json is a string or an AddedToken object {content, ...}. */
+function tokenContent(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (isObject(v) && typeof v.content === 'string') return v.content;
+  return undefined;
+}
+
+/** Id of `token` in a tokenizer.json (added tokens, else the model vocabulary). */
+function idInJson(tokJson: Json, token: string): number | undefined {
+  const added = Array.isArray(tokJson.added_tokens) ? tokJson.added_tokens : [];
+  const a = added.find((t) => isObject(t) && t.content === token);
+  if (isObject(a) && Number.isSafeInteger(a.id)) return a.id as number;
+  const vocab = isObject(tokJson.model) ? tokJson.model.vocab : undefined;
+  const v = isObject(vocab) ? vocab[token] : undefined; // BPE / WordPiece: token -> id
+  return Number.isSafeInteger(v) ? (v as number) : undefined;
+}
+
+/**
+ * transformers' Llama and GPT-NeoX fast tokenizers do not use tokenizer.json's post-processor as
+ * is: they rebuild it from tokenizer_config.json's add_bos_token / add_eos_token
+ * (update_post_processor), e.g. a checkpoint whose config says add_eos_token: true gets EOS
+ * appended although tokenizer.json only adds BOS. Do the same when the config sets either flag.
+ */
+function withAddBosEos(tokJson: Json, cfg: Json): Json {
+  const cls = String(cfg.tokenizer_class ?? '').replace(/Fast$/, '');
+  const llama = cls === 'LlamaTokenizer' || cls === 'CodeLlamaTokenizer';
+  if (!llama && cls !== 'GPTNeoXTokenizer') return tokJson;
+  if (typeof cfg.add_bos_token !== 'boolean' && typeof cfg.add_eos_token !== 'boolean') return tokJson;
+  const addBos = typeof cfg.add_bos_token === 'boolean' ? cfg.add_bos_token : llama; // class defaults
+  const addEos = cfg.add_eos_token === true;
+  const specials: Record<string, { id: string; ids: number[]; tokens: string[] }> = {};
+  const piece = (key: 'bos' | 'eos', typeId: number) => {
+    const content = tokenContent(cfg[`${key}_token`]);
+    const id = content === undefined ? undefined : idInJson(tokJson, content);
+    if (content === undefined || id === undefined) throw new Error(`add_${key}_token is set but ${key}_token is missing or not in the vocabulary`);
+    specials[content] = { id: content, ids: [id], tokens: [content] };
+    return { SpecialToken: { id: content, type_id: typeId } };
+  };
+  const seq = (typeId: number) => [
+    ...(addBos ? [piece('bos', typeId)] : []), { Sequence: { id: typeId ? 'B' : 'A', type_id: typeId } }, ...(addEos ? [piece('eos', typeId)] : []),
+  ];
+  const single = seq(0);
+  return { ...tokJson, post_processor: { type: 'TemplateProcessing', single, pair: [...single, ...seq(1)], special_tokens: specials } };
+}
+
+export class SrkTokenizer {
+  readonly bosTokenId: number | undefined;
+  readonly eosTokenId: number | undefined;
+  readonly padTokenId: number | undefined;
+  /** Highest token id + 1: the embedding rows the tokenizer can address. */
+  readonly vocabSize: number;
+  readonly chatTemplate: string | undefined;
+  readonly cleanUpTokenizationSpaces: boolean;
+  private readonly tok: Tokenizer;
+
+  /**
+   * @param tokenizerJson parsed tokenizer.json
+   * @param tokenizerConfig parsed tokenizer_config.json merged over special_tokens_map.json ({} if none)
+   * @param modelConfig parsed config.json, for bos/eos/pad ids the tokenizer files do not name
+   * @param chatTemplateFile contents of chat_template.jinja, which newer saves use instead of the config field
+   */
+  constructor(tokenizerJson: Json, tokenizerConfig: Json = {}, modelConfig: Json = {}, chatTemplateFile?: string) {
+    this.cleanUpTokenizationSpaces = tokenizerConfig.clean_up_tokenization_spaces === true;
+    this.tok = new Tokenizer(withAddBosEos(tokenizerJson, tokenizerConfig), { ...tokenizerConfig, clean_up_tokenization_spaces: this.cleanUpTokenizationSpaces });
+    let maxId = -1;
+    for (const id of this.tok.get_vocab(true).values()) maxId = Math.max(maxId, id);
+    this.vocabSize = maxId + 1;
+    const special = (key: 'bos' | 'eos' | 'pad'): number | undefined => {
+      if (Object.hasOwn(tokenizerConfig, `${key}_token`)) { // an explicit null means "none"
+        const content = tokenContent(tokenizerConfig[`${key}_token`]);
+        if (content === undefined) return undefined;
+        const id = this.tok.token_to_id(content);
+        if (id === undefined) throw new Error(`${key}_token ${JSON.stringify(content)} is not in the vocabulary`);
+        return id;
+      }
+      const fromModel = modelConfig[`${key}_token_id`];
+      const id = Array.isArray(fromModel) ? fromModel[0] : fromModel; // eos may be a list
+      return Number.isSafeInteger(id) ? (id as number) : undefined;
+    };
+    this.bosTokenId = special('bos');
+    this.eosTokenId = special('eos');
+    this.padTokenId = special('pad');
+    this.chatTemplate = chatTemplateFile ?? SrkTokenizer.templateOf(tokenizerConfig.chat_template);
+  }
+
+  /** chat_template is a string, or a list of {name, template} of which "default" is used. */
+  private static templateOf(v: unknown): string | undefined {
+    if (typeof v === 'string') return v;
+    if (Array.isArray(v)) {
+      const d = v.find((t) => isObject(t) && t.name === 'default');
+      return isObject(d) && typeof d.template === 'string' ? d.template : undefined;
+    }
+    return undefined;
+  }
+
+  encode(text: string, opts: EncodeOptions): number[] {
+    return this.tok.encode(text, { add_special_tokens: opts.addSpecialTokens }).ids;
+  }
+
+  decode(ids: readonly number[], opts: DecodeOptions = {}): string {
+    for (const id of ids) {
+      if (!Number.isSafeInteger(id) || id < 0) throw new Error(`tokenizer: cannot decode id ${id}`);
+    }
+    const known = ids.filter((id) => this.tok.id_to_token(id) !== undefined);
+    if (known.length === 0) return '';
+    return this.tok.decode(known, {
+      skip_special_tokens: opts.skipSpecialTokens ?? false,
+      clean_up_tokenization_spaces: this.cleanUpTokenizationSpaces,
+    });
+  }
+
+  tokenToId(token: string): number | undefined { return this.tok.token_to_id(token); }
+  idToToken(id: number): string | undefined { return this.tok.id_to_token(id); }
+}
+
+async function readJson(file: string, required: boolean): Promise<Json | undefined> {
+  let text: string;
+  try { text = await fsp.readFile(file, 'utf8'); }
+  catch (e) {
+    if (!required && (e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new Error(`tokenizer: cannot read ${file} (${(e as Error).message})`);
+  }
+  let json: unknown;
+  try { json = JSON.parse(text); } catch (e) { throw new Error(`tokenizer: ${file} is not valid JSON (${(e as Error).message})`); }
+  if (!isObject(json)) throw new Error(`tokenizer: ${file} is not a JSON object`);
+  return json;
+}
+
+/**
+ * Loads the tokenizer of a checkpoint directory: tokenizer.json (required), and when present
+ * tokenizer_config.json, special_tokens_map.json, chat_template.jinja and config.json.
+ * A path to a .json file loads that tokenizer.json alone.
+ */
+export async function loadTokenizer(dirOrFile: string): Promise<SrkTokenizer> {
+  if (dirOrFile.endsWith('.json')) return wrap(dirOrFile, (await readJson(dirOrFile, true))!);
+  const dir = dirOrFile;
+  const tokJson = (await readJson(path.join(dir, 'tokenizer.json'), true))!;
+  const specialMap = (await readJson(path.join(dir, 'special_tokens_map.json'), false)) ?? {};
+  const tokConfig = (await readJson(path.join(dir, 'tokenizer_config.json'), false)) ?? {};
+  const modelConfig = (await readJson(path.join(dir, 'config.json'), false)) ?? {};
+  const template = await fsp.readFile(path.join(dir, 'chat_template.jinja'), 'utf8').catch(() => undefined);
+  return wrap(path.join(dir, 'tokenizer.json'), tokJson, { ...specialMap, ...tokConfig }, modelConfig, template);
+}
+
+function wrap(file: string, ...args: ConstructorParameters<typeof SrkTokenizer>): SrkTokenizer {
+  try { return new SrkTokenizer(...args); }
+  catch (e) { throw new Error(`tokenizer ${file}: ${(e as Error).message}`); }
+}

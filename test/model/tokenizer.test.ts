@@ -1,0 +1,113 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadTokenizer, SrkTokenizer } from '../../src/model/tokenizer.js';
+import { FIXTURES, MODELS, sharedFile } from './paths.js';
+
+interface Case { text: string; ids: number[]; decoded: string }
+const readJson = (p: string) => JSON.parse(readFileSync(p, 'utf8'));
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'srk-tok-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/**
+ * The two expectation files decode special tokens differently: the fixture tokenizer's file was
+ * made with special tokens skipped ("<|endoftext|>" -> ""), the Pythia one with them kept
+ * ("<|endoftext|>The end.<|padding|>" round-trips). Both are the Rust decode, with
+ * skip_special_tokens true resp. false; ids and every other decoding agree either way.
+ */
+function checkCases(tok: SrkTokenizer, cases: Case[], skipSpecialTokens: boolean) {
+  for (const c of cases) {
+    expect(tok.encode(c.text, { addSpecialTokens: false }), JSON.stringify(c.text)).toEqual(c.ids);
+    // Byte-level BPE adds nothing around the text (ByteLevel post-processor).
+    expect(tok.encode(c.text, { addSpecialTokens: true })).toEqual(c.ids);
+    expect(tok.decode(c.ids, { skipSpecialTokens }), JSON.stringify(c.text)).toBe(c.decoded);
+  }
+}
+
+describe('tokenizer: fixture tokenizer (byte-level BPE, vocab 384)', () => {
+  it('reproduces the Rust ids and decodings of tokenizer_expected.json', async () => {
+    const tok = await loadTokenizer(path.join(FIXTURES, 'tokenizer.json'));
+    const cases = readJson(path.join(FIXTURES, 'tokenizer_expected.json')) as Case[];
+    checkCases(tok, cases, true);
+    // Kept special tokens decode to their text.
+    expect(tok.decode([0])).toBe('<|endoftext|>');
+    expect(tok.vocabSize).toBe(384);
+  });
+
+  for (const name of MODELS) {
+    it(`${name}: prompt/chosen/rejected ids of expected.json (tokenized separately, no specials)`, async () => {
+      const tok = await loadTokenizer(path.join(FIXTURES, name));
+      const expected = readJson(path.join(FIXTURES, name, 'expected.json')) as {
+        refine_prompt: string; refine_prompt_ids: number[]; pairs: { prompt_ids: number[]; chosen_ids: number[]; rejected_ids: number[] }[];
+      };
+      expect(tok.encode(expected.refine_prompt, { addSpecialTokens: false })).toEqual(expected.refine_prompt_ids);
+      const pairs = readFileSync(path.join(FIXTURES, name, 'pairs.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { prompt: string; chosen: string; rejected: string });
+      expect(pairs.length).toBe(expected.pairs.length);
+      pairs.forEach((p, i) => {
+        const e = expected.pairs[i]!;
+        expect(tok.encode(p.prompt, { addSpecialTokens: false })).toEqual(e.prompt_ids);
+        expect(tok.encode(p.chosen, { addSpecialTokens: false })).toEqual(e.chosen_ids);
+        expect(tok.encode(p.rejected, { addSpecialTokens: false })).toEqual(e.rejected_ids);
+        expect(tok.decode(e.prompt_ids) + tok.decode(e.chosen_ids)).toBe(p.prompt + p.chosen);
+      });
+      // No tokenizer_config.json in the fixtures: bos/eos come from config.json.
+      const cfg = readJson(path.join(FIXTURES, name, 'config.json'));
+      expect([tok.bosTokenId, tok.eosTokenId]).toEqual([cfg.bos_token_id, cfg.eos_token_id]);
+      expect(tok.chatTemplate).toBeUndefined();
+    });
+  }
+
+  it('decode: empty list, unknown ids skipped (as Rust), bad ids refused, no space clean-up by default', async () => {
+    const tok = await loadTokenizer(path.join(FIXTURES, 'tokenizer.json'));
+    expect(tok.decode([])).toBe('');
+    const hello = tok.encode('Hello world', { addSpecialTokens: false });
+    expect(tok.decode([...hello, 384, 5000])).toBe('Hello world');
+    expect(tok.decode([400])).toBe('');
+    expect(() => tok.decode([-1])).toThrow(/cannot decode id -1/);
+    const spaced = 'a , b .';
+    expect(tok.decode(tok.encode(spaced, { addSpecialTokens: false }))).toBe(spaced);
+  });
+
+  it('tokenizer_config.json: special tokens, clean-up, chat template, add_bos/add_eos', async () => {
+    const dir = mkdtempSync(path.join(tmp, 'cfg-'));
+    copyFileSync(path.join(FIXTURES, 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
+    const write = (cfg: object) => writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(cfg));
+    write({ bos_token: { content: '<|padding|>', special: true }, eos_token: '<|endoftext|>', pad_token: null,
+      clean_up_tokenization_spaces: true, chat_template: [{ name: 'default', template: '{{ x }}' }] });
+    writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ bos_token_id: 7, eos_token_id: 8, pad_token_id: 9 }));
+    let tok = await loadTokenizer(dir);
+    expect([tok.bosTokenId, tok.eosTokenId, tok.padTokenId]).toEqual([1, 0, undefined]);
+    expect(tok.chatTemplate).toBe('{{ x }}');
+    expect(tok.decode(tok.encode('a , b .', { addSpecialTokens: false }))).toBe('a, b.');
+    writeFileSync(path.join(dir, 'chat_template.jinja'), '{{ y }}');
+    expect((await loadTokenizer(dir)).chatTemplate).toBe('{{ y }}');
+
+    // Llama-class config with add_bos_token / add_eos_token: the post-processor is rebuilt.
+    write({ tokenizer_class: 'LlamaTokenizerFast', bos_token: '<|padding|>', eos_token: '<|endoftext|>', add_eos_token: true });
+    tok = await loadTokenizer(dir);
+    const ids = tok.encode('Hello world', { addSpecialTokens: false });
+    expect(tok.encode('Hello world', { addSpecialTokens: true })).toEqual([1, ...ids, 0]);
+    expect(tok.decode([1, ...ids, 0], { skipSpecialTokens: true })).toBe('Hello world');
+    write({ tokenizer_class: 'GPTNeoXTokenizer', bos_token: '<|endoftext|>', eos_token: '<|endoftext|>', add_bos_token: false, add_eos_token: false });
+    expect((await loadTokenizer(dir)).encode('Hello world', { addSpecialTokens: true })).toEqual(ids);
+    write({ bos_token: '<|nope|>' });
+    await expect(loadTokenizer(dir)).rejects.toThrow(/tokenizer\.json: bos_token "<\|nope\|>" is not in the vocabulary/);
+  });
+
+  it('a directory without tokenizer.json is a clear error', async () => {
+    await expect(loadTokenizer(path.join(tmp, 'missing'))).rejects.toThrow(/cannot read .*missing\/tokenizer\.json/);
+  });
+});
+
+describe('tokenizer: Pythia (GPT-NeoX-20B) tokenizer', () => {
+  const file = sharedFile('data/pythia-20b-tokenizer.json');
+  it.skipIf(!file)('reproduces the Rust ids and decodings of pythia_tokenizer_expected.json', async () => {
+    const tok = await loadTokenizer(file!);
+    checkCases(tok, readJson(path.join(FIXTURES, 'pythia_tokenizer_expected.json')) as Case[], false);
+    expect(tok.vocabSize).toBe(50277);
+    // Ids of the padded embedding rows (50277..50303) have no token: skipped like Rust does.
+    expect(tok.decode([12092, 50300, 1533])).toBe('Hello world');
+  });
+  if (!file) it('pythia tokenizer absent', () => { console.warn('skipped: ../shared/data/pythia-20b-tokenizer.json not found beside the clone'); });
+});
