@@ -82,6 +82,26 @@ describe('safetensors: reading the HF fixtures', () => {
   });
 });
 
+describe('safetensors: large files', () => {
+  it('reads a tensor past 4 GiB of a sparse 5 GB file without reading the rest', async () => {
+    const BIG = 5_000_000_000;
+    const header = Buffer.from(JSON.stringify({ big: t('U8', [BIG], 0, BIG), small: t('F32', [2], BIG, BIG + 8) }));
+    const file = path.join(tmp, 'sparse.safetensors');
+    const prefix = Buffer.alloc(8); prefix.writeBigUInt64LE(BigInt(header.length));
+    writeFileSync(file, Buffer.concat([prefix, header]));
+    const { open } = await import('node:fs/promises');
+    const fh = await open(file, 'r+');
+    await fh.truncate(8 + header.length + BIG + 8); // sparse: no disk space used
+    await fh.write(new Uint8Array(new Float32Array([1.5, -2]).buffer), 0, 8, 8 + header.length + BIG);
+    await fh.close();
+    const f = await openSafetensors(file);
+    expect(f.header.small!.byteOffset).toBe(8 + header.length + BIG);
+    expect(Array.from(await f.readTensor('small'))).toEqual([1.5, -2]);
+    await f.close();
+    rmSync(file);
+  });
+});
+
 describe('safetensors: writing', () => {
   it('round-trips a fixture byte for byte (same order, metadata, padding)', async () => {
     const src = path.join(FIXTURES, 'gpt-neox-tiny', 'model.safetensors');
