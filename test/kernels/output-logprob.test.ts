@@ -96,40 +96,40 @@ describe(`output layer log-probs (seed ${rng.seed})`, () => {
     const saved = gpu.limits.maxStorageBufferBindingSize;
     gpu.limits.maxStorageBufferBindingSize = Math.min(saved, 128 * 1024 * 1024);
     try {
-    expect(V * d * 4).toBeGreaterThan(gpu.maxBinding);
-    const H = f32(rng.array(N * d));
-    const W = new Float32Array(V * d);
-    const sw = 2 / Math.sqrt(d);
-    for (let i = 0; i < W.length; i++) W[i] = (rng.uniform() - 0.5) * sw * 3.4;
-    const targets = Int32Array.from([rng.int(V), -1, V - 1]);
-    const g = f32([0.7, 0.3, -1.3]);
-    const ref = outputLogprobRef({ H, W, targets, N, d, V });
-    // The float64 backward from the reference's pieces (the full dW [V, d] is not needed).
-    const dlogits = logSoftmaxGatherBackward(ref.logits, targets, g, V, ref.lse);
-    const dH = new Float64Array(N * d);
-    for (let n = 0; n < N; n++) for (let v = 0; v < V; v++) {
-      const c = dlogits[n * V + v];
-      for (let k = 0; k < d; k++) dH[n * d + k] += c * W[v * d + k];
-    }
-    const dWrow = (v: number) => Float64Array.from({ length: d }, (_, k) => {
-      let s = 0; for (let n = 0; n < N; n++) s += dlogits[n * V + v] * H[n * d + k]; return s;
-    });
-    const th = gpu.tensor([N, d], H); const tw = gpu.tensor([V, d], W);
-    const tt = gpu.tensor([N], targets, 'i32'); const tg = gpu.tensor([N], g);
-    const tlp = gpu.tensor([N]); const tdh = gpu.tensor([N, d]); const tdw = gpu.tensor([V, d]);
-    gpu.recorder.clear({ buffer: tdw.buffer, offset: 0, size: tdw.bytes });
-    outputLogprob(gpu, { h: th, w: tw, targets: tt, logp: tlp, N, d, V });
-    expect(relErr(await gpu.readF32(tlp), ref.logp)).toBeLessThan(1e-5);
-    gpu.upload(tlp, new Float32Array(N));
-    // (On lavapipe this one call takes ~8 s: matmul pads M=3 to a 64-row tile. Chunking is covered above.)
-    outputLogprobBackward(gpu, { h: th, w: tw, targets: tt, weights: tg, dh: tdh, dw: tdw, logp: tlp, N, d, V });
-    expect(relErr(await gpu.readF32(tlp), ref.logp)).toBeLessThan(1e-5);
-    expect(relErr(await gpu.readF32(tdh), dH)).toBeLessThan(6e-5);
-    const dw = await gpu.readF32(tdw);
-    for (const v of [0, targets[0], V - 1, Math.floor(V / 2), V - 2, rng.int(V)]) {
-      expect(relErr(dw.subarray(v * d, (v + 1) * d), dWrow(v))).toBeLessThan(1e-4);
-    }
-    gpu.pool.release(th, tw, tt, tg, tlp, tdh, tdw);
+      expect(V * d * 4).toBeGreaterThan(gpu.maxBinding);
+      const H = f32(rng.array(N * d));
+      const W = new Float32Array(V * d);
+      const sw = 2 / Math.sqrt(d);
+      for (let i = 0; i < W.length; i++) W[i] = (rng.uniform() - 0.5) * sw * 3.4;
+      const targets = Int32Array.from([rng.int(V), -1, V - 1]);
+      const g = f32([0.7, 0.3, -1.3]);
+      const ref = outputLogprobRef({ H, W, targets, N, d, V });
+      // The float64 backward from the reference's pieces (the full dW [V, d] is not needed).
+      const dlogits = logSoftmaxGatherBackward(ref.logits, targets, g, V, ref.lse);
+      const dH = new Float64Array(N * d);
+      for (let n = 0; n < N; n++) for (let v = 0; v < V; v++) {
+        const c = dlogits[n * V + v];
+        for (let k = 0; k < d; k++) dH[n * d + k] += c * W[v * d + k];
+      }
+      const dWrow = (v: number) => Float64Array.from({ length: d }, (_, k) => {
+        let s = 0; for (let n = 0; n < N; n++) s += dlogits[n * V + v] * H[n * d + k]; return s;
+      });
+      const th = gpu.tensor([N, d], H); const tw = gpu.tensor([V, d], W);
+      const tt = gpu.tensor([N], targets, 'i32'); const tg = gpu.tensor([N], g);
+      const tlp = gpu.tensor([N]); const tdh = gpu.tensor([N, d]); const tdw = gpu.tensor([V, d]);
+      gpu.recorder.clear({ buffer: tdw.buffer, offset: 0, size: tdw.bytes });
+      outputLogprob(gpu, { h: th, w: tw, targets: tt, logp: tlp, N, d, V });
+      expect(relErr(await gpu.readF32(tlp), ref.logp)).toBeLessThan(1e-5);
+      gpu.upload(tlp, new Float32Array(N));
+      // (On lavapipe this one call takes ~8 s: matmul pads M=3 to a 64-row tile. Chunking is covered above.)
+      outputLogprobBackward(gpu, { h: th, w: tw, targets: tt, weights: tg, dh: tdh, dw: tdw, logp: tlp, N, d, V });
+      expect(relErr(await gpu.readF32(tlp), ref.logp)).toBeLessThan(1e-5);
+      expect(relErr(await gpu.readF32(tdh), dH)).toBeLessThan(6e-5);
+      const dw = await gpu.readF32(tdw);
+      for (const v of [0, targets[0], V - 1, Math.floor(V / 2), V - 2, rng.int(V)]) {
+        expect(relErr(dw.subarray(v * d, (v + 1) * d), dWrow(v))).toBeLessThan(1e-4);
+      }
+      gpu.pool.release(th, tw, tt, tg, tlp, tdh, tdw);
     } finally { gpu.limits.maxStorageBufferBindingSize = saved; }
   });
 });
