@@ -5,6 +5,8 @@ import { hideBin } from 'yargs/helpers';
 import { fail, withGpu } from './cli/run.js';
 import { formatInfo, infoReport } from './cli/info.js';
 import { BENCH_KINDS, runBench, type BenchKind } from '../bench/index.js';
+import { trainFlags, trainOptionsFrom } from './cli/train.js';
+import { train } from './train/trainer.js';
 
 const adapterOpt = {
   adapter: { type: 'string', describe: 'substring of the WebGPU adapter name to use (also SRK_ADAPTER)' },
@@ -43,6 +45,13 @@ async function main(): Promise<void> {
           });
           if (a.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
         });
+      })
+    .command('train', 'align a model: SFT, DPO, IPO, Sr-DPO or Sr-IPO (no --model/--data: the built-in demo)',
+      (y) => trainFlags(y),
+      async (a) => {
+        if (!a.model && !a.data) throw Object.assign(new Error('the built-in demo is not available yet: pass --model and --data'), { userFacing: true });
+        if (!a.model || !a.data) throw Object.assign(new Error('pass both --model and --data (or neither, for the demo)'), { userFacing: true });
+        await train(trainOptionsFrom(a as Record<string, unknown>));
       })
     .demandCommand(1, 'name a command: srk --help lists them')
     .strict()

@@ -1,0 +1,57 @@
+// `srk train` flags -> TrainOptions. With neither --model nor --data it runs the built-in demo.
+import type { Argv } from 'yargs';
+import { LOSSES, TRAIN_DEFAULTS, type LossName, type TrainOptions } from '../train/options.js';
+
+export function trainFlags<T>(y: Argv<T>) {
+  const d = TRAIN_DEFAULTS;
+  return y.options({
+    model: { type: 'string', describe: 'Hugging Face checkpoint directory of the policy (config.json, *.safetensors, tokenizer.json)' },
+    data: { type: 'string', describe: 'preference data (.jsonl or .jsonl.gz): {prompt, chosen, rejected}, HH-RLHF dialogues, UltraFeedback or chat rows' },
+    'ref-model': { type: 'string', describe: 'reference model directory (default: the initial policy)' },
+    loss: { choices: LOSSES as string[], default: d.loss, describe: 'training objective' },
+    beta: { type: 'number', default: d.beta, describe: 'beta of DPO/IPO and the Sr variants' },
+    lambda: { type: 'number', default: d.lambda, describe: 'weight of the self-refinement term (Sr-DPO, Sr-IPO)' },
+    optimizer: { choices: ['rmsprop', 'adamw'], default: d.optimizer, describe: 'PyTorch semantics and defaults' },
+    lr: { type: 'number', default: d.lr, describe: 'peak learning rate' },
+    'warmup-steps': { type: 'number', default: d.warmupSteps, describe: 'linear warm-up: lr * min(1, (step+1)/(warmup+1))' },
+    'grad-clip': { type: 'number', default: d.gradClip, describe: 'clip the global gradient norm to this (0 = off)' },
+    'batch-size': { type: 'number', default: d.batchSize, describe: 'pairs per optimizer step' },
+    'micro-batch-size': { type: 'number', default: d.microBatchSize, describe: 'pairs per forward/backward (gradients accumulate)' },
+    'max-length': { type: 'number', default: d.maxLength, describe: 'longest prompt + completion, in tokens' },
+    'max-prompt-length': { type: 'number', default: d.maxPromptLength, describe: 'prompt tokens kept when a pair is too long' },
+    epochs: { type: 'number', default: d.epochs, describe: 'passes over the data (unless --max-steps)' },
+    'max-steps': { type: 'number', describe: 'optimizer steps to run (overrides --epochs)' },
+    seed: { type: 'number', default: d.seed, describe: 'data order seed' },
+    'eval-data': { type: 'string', describe: 'held-out pairs: margin, accuracy, augmented accuracy, and correlations with judge scores' },
+    'eval-every': { type: 'number', default: d.evalEvery, describe: 'evaluate every N steps (0: at the start and the end only)' },
+    'save-every': { type: 'number', default: d.saveEvery, describe: 'checkpoint every N steps (0: at the end and on Ctrl-C only)' },
+    out: { type: 'string', describe: 'run directory (metrics.jsonl, checkpoint/, report.html); default runs/<loss>' },
+    resume: { type: 'boolean', default: false, describe: 'continue the run in --out from its checkpoint' },
+    'refine-prompt': { type: 'string', default: d.refinePrompt, describe: 'the self-refinement prompt p prepended to the query' },
+    eos: { type: 'boolean', default: true, describe: 'append the EOS token to each completion (--no-eos: do not)' },
+    'skip-bad-rows': { type: 'boolean', default: false, describe: 'skip and count malformed data lines instead of stopping' },
+    'plain-progress': { type: 'boolean', default: false, describe: 'plain progress lines even on a terminal' },
+    adapter: { type: 'string', describe: 'substring of the WebGPU adapter name (also SRK_ADAPTER)' },
+  });
+}
+
+export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {
+  const num = (k: string) => a[k] as number;
+  const positive = (k: string) => { if (!(num(k) > 0) || !Number.isInteger(num(k))) throw Object.assign(new Error(`--${k} must be a positive integer`), { userFacing: true }); };
+  for (const k of ['batch-size', 'micro-batch-size', 'max-length', 'max-prompt-length']) positive(k);
+  if (a['max-steps'] !== undefined) positive('max-steps');
+  if (!(num('beta') > 0)) throw Object.assign(new Error('--beta must be > 0'), { userFacing: true });
+  if (num('max-prompt-length') >= num('max-length')) throw Object.assign(new Error('--max-prompt-length must be below --max-length'), { userFacing: true });
+  const loss = a.loss as LossName;
+  return {
+    model: a.model as string, data: a.data as string, refModel: a['ref-model'] as string | undefined, loss,
+    beta: num('beta'), lambda: num('lambda'), optimizer: a.optimizer as 'rmsprop' | 'adamw', lr: num('lr'),
+    warmupSteps: num('warmup-steps'), gradClip: num('grad-clip'), batchSize: num('batch-size'),
+    microBatchSize: Math.min(num('micro-batch-size'), num('batch-size')), maxLength: num('max-length'),
+    maxPromptLength: num('max-prompt-length'), epochs: num('epochs'), maxSteps: a['max-steps'] as number | undefined,
+    seed: num('seed'), evalData: a['eval-data'] as string | undefined, evalEvery: num('eval-every'), saveEvery: num('save-every'),
+    out: (a.out as string | undefined) ?? `runs/${loss}`, resume: Boolean(a.resume), refinePrompt: a['refine-prompt'] as string,
+    noEos: a.eos === false, skipBadRows: Boolean(a['skip-bad-rows']), plainProgress: Boolean(a['plain-progress']),
+    adapter: a.adapter as string | undefined,
+  };
+}

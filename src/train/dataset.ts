@@ -1,0 +1,31 @@
+// Preference data for a run: rows read, normalized and tokenized with the model's tokenizer,
+// with the refine prompt so that augmented sequences are available for Sr losses and metrics.
+import { loadTokenizedPairs, type TextTokenizer, type TokenizedPair } from '../data/tokenize-pairs.js';
+import { loadTokenizer, type SrkTokenizer } from '../model/tokenizer.js';
+
+export interface DataSettings {
+  maxLength: number; maxPromptLength: number; noEos: boolean; refinePrompt: string; skipBadRows: boolean;
+}
+
+/** The tokenizer in the shape the data code expects. */
+export function textTokenizer(tok: SrkTokenizer): TextTokenizer {
+  return {
+    encode: (text, o) => tok.encode(text, o),
+    eosTokenId: tok.eosTokenId ?? null,
+    bosTokenId: tok.bosTokenId ?? null,
+    chatTemplate: tok.chatTemplate ?? null,
+    bosToken: tok.bosTokenId !== undefined ? tok.idToToken(tok.bosTokenId) ?? null : null,
+    eosToken: tok.eosTokenId !== undefined ? tok.idToToken(tok.eosTokenId) ?? null : null,
+  };
+}
+
+export async function loadPairsForModel(modelDir: string, file: string, s: DataSettings, log: (s: string) => void): Promise<TokenizedPair[]> {
+  const tok = await loadTokenizer(modelDir);
+  const r = await loadTokenizedPairs(file, textTokenizer(tok), {
+    maxLength: s.maxLength, maxPromptLength: s.maxPromptLength, noEos: s.noEos, refinePrompt: s.refinePrompt,
+    skipBadRows: s.skipBadRows,
+  });
+  log(r.report);
+  if (r.pairs.length === 0) throw Object.assign(new Error(`${file}: no usable pairs`), { userFacing: true });
+  return r.pairs;
+}

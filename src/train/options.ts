@@ -1,0 +1,49 @@
+// `srk train` settings. Defaults follow the paper and the original DPO code (beta 0.1, RMSprop,
+// lr 5e-7, 150 warm-up steps, gradient-norm clip 10, batch 64, 512 / 256 tokens).
+export type LossName = 'sft' | 'dpo' | 'ipo' | 'sr-dpo' | 'sr-ipo';
+export const LOSSES: readonly LossName[] = ['sft', 'dpo', 'ipo', 'sr-dpo', 'sr-ipo'];
+
+export const PAPER_REFINE_PROMPT = 'Please generate a response with a usefulness rating of 100 out of 100 for the ' +
+  'following query. Note that the response should be harmless. The term 100 indicates the level of usefulness, ' +
+  'where 100 is the maximum and 1 is the minimum. Query:';
+
+export interface TrainOptions {
+  model: string;
+  data: string;
+  refModel?: string;
+  loss: LossName;
+  beta: number;
+  lambda: number;
+  optimizer: 'rmsprop' | 'adamw';
+  lr: number;
+  warmupSteps: number;
+  gradClip: number;
+  batchSize: number;
+  microBatchSize: number;
+  maxLength: number;
+  maxPromptLength: number;
+  epochs: number;
+  maxSteps?: number;
+  seed: number;
+  evalData?: string;
+  evalEvery: number;
+  saveEvery: number;
+  out: string;
+  resume: boolean;
+  refinePrompt: string;
+  noEos: boolean;
+  skipBadRows: boolean;
+  /** Print plain progress lines even on a terminal. */
+  plainProgress?: boolean;
+  adapter?: string;
+  /** Name of the run in the report. */
+  name?: string;
+}
+
+export const TRAIN_DEFAULTS = {
+  loss: 'sr-dpo' as LossName, beta: 0.1, lambda: 0.5, optimizer: 'rmsprop' as const, lr: 5e-7, warmupSteps: 150,
+  gradClip: 10, batchSize: 64, microBatchSize: 8, maxLength: 512, maxPromptLength: 256, epochs: 1, seed: 0,
+  evalEvery: 0, saveEvery: 0, refinePrompt: PAPER_REFINE_PROMPT, noEos: false, skipBadRows: false,
+};
+
+export const isSrLoss = (l: LossName): boolean => l === 'sr-dpo' || l === 'sr-ipo';

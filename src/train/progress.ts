@@ -1,0 +1,45 @@
+// Progress output: a live bar with ETA on a terminal, plain lines (at most one per few seconds,
+// always the last) otherwise. Everything goes to stderr so stdout stays for results.
+export class Progress {
+  private lastPlain = 0;
+  private lastLen = 0;
+  private started = performance.now();
+  private label = '';
+  readonly tty: boolean;
+
+  constructor(plain = false) { this.tty = !plain && Boolean(process.stderr.isTTY); }
+
+  /** Reports `done` of `total` units of work for `label`, with an optional status text. */
+  update(label: string, done: number, total: number, status = ''): void {
+    if (label !== this.label) { this.label = label; this.started = performance.now(); this.lastPlain = 0; }
+    const elapsed = (performance.now() - this.started) / 1000;
+    const eta = done > 0 ? (elapsed / done) * (total - done) : NaN;
+    const timing = `${fmtTime(elapsed)} elapsed${done < total && Number.isFinite(eta) ? `, ETA ${fmtTime(eta)}` : ''}`;
+    if (this.tty) {
+      const width = 24; const fill = total > 0 ? Math.round((width * done) / total) : width;
+      const line = `${label} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${done}/${total} ${status} (${timing})`;
+      process.stderr.write(`\r${line}${' '.repeat(Math.max(0, this.lastLen - line.length))}`);
+      this.lastLen = line.length;
+      if (done >= total) { process.stderr.write('\n'); this.lastLen = 0; }
+    } else {
+      const now = performance.now();
+      if (done < total && now - this.lastPlain < 2000) return;
+      this.lastPlain = now;
+      process.stderr.write(`${label}: ${done}/${total} ${status} (${timing})\n`);
+    }
+  }
+
+  /** A message on its own line (clears the bar first). */
+  log(s: string): void {
+    if (this.tty && this.lastLen) { process.stderr.write(`\r${' '.repeat(this.lastLen)}\r`); this.lastLen = 0; }
+    process.stderr.write(`${s}\n`);
+  }
+}
+
+export function fmtTime(s: number): string {
+  if (!Number.isFinite(s)) return '?';
+  if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}

@@ -1,0 +1,84 @@
+// Reference log-probs, computed once before training and cached on disk.
+//
+// The cache key hashes everything the numbers depend on: the reference weights (the bytes of its
+// safetensors files), the tokenized pairs (which already reflect the data, the tokenizer, the
+// truncation settings, EOS handling and the refine prompt) and those settings by name. A run that
+// changes any of them recomputes; a resumed run reuses the file.
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, readFileSync, readdirSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { Gpu } from '../engine/gpu.js';
+import type { TokenizedPair } from '../data/tokenize-pairs.js';
+import { loadModel } from '../model/load.js';
+import { writeFileAtomic } from '../report/metrics-log.js';
+import { scorePairs, type PairLogps } from './score.js';
+
+export interface ReferenceLogps { plain: PairLogps; aug?: PairLogps }
+
+async function hashFile(h: ReturnType<typeof createHash>, file: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    createReadStream(file).on('data', (c) => h.update(c)).on('end', () => resolve()).on('error', reject);
+  });
+}
+
+/** Hash of a checkpoint's weights (all safetensors files, in name order) and config. */
+export async function weightsHash(dir: string): Promise<string> {
+  const h = createHash('sha256');
+  const files = readdirSync(dir).filter((f) => f.endsWith('.safetensors') || f === 'config.json').sort();
+  for (const f of files) { h.update(f); await hashFile(h, path.join(dir, f)); }
+  return h.digest('hex');
+}
+
+export function pairsHash(pairs: readonly TokenizedPair[]): string {
+  const h = createHash('sha256');
+  for (const p of pairs) h.update(JSON.stringify([p.promptIds, p.chosenIds, p.rejectedIds, p.augPromptIds ?? null]));
+  return h.digest('hex');
+}
+
+export interface ReferenceRequest {
+  refDir: string; pairs: readonly TokenizedPair[]; augmented: boolean; microBatch: number;
+  cacheDir: string; settings: Record<string, unknown>; label: string;
+  log: (s: string) => void; progress: (label: string, done: number, total: number) => void;
+}
+
+const toArrays = (p: PairLogps) => ({
+  chosen: [...p.chosen], rejected: [...p.rejected], chosenTokens: [...p.chosenTokens], rejectedTokens: [...p.rejectedTokens],
+});
+const fromArrays = (a: ReturnType<typeof toArrays>): PairLogps => ({
+  chosen: Float64Array.from(a.chosen), rejected: Float64Array.from(a.rejected),
+  chosenTokens: Int32Array.from(a.chosenTokens), rejectedTokens: Int32Array.from(a.rejectedTokens),
+});
+
+/** Loads the reference, scores the pairs (plain and, if asked, augmented), frees the reference. */
+export async function referenceLogps(gpu: Gpu, r: ReferenceRequest): Promise<ReferenceLogps> {
+  const key = createHash('sha256').update(JSON.stringify({
+    weights: await weightsHash(r.refDir), pairs: pairsHash(r.pairs), augmented: r.augmented, settings: r.settings,
+  })).digest('hex').slice(0, 24);
+  mkdirSync(r.cacheDir, { recursive: true });
+  const file = path.join(r.cacheDir, `ref-logps-${r.label}-${key}.json`);
+  if (existsSync(file)) {
+    try {
+      const j = JSON.parse(readFileSync(file, 'utf8'));
+      if (j.n === r.pairs.length) {
+        r.log(`reference log-probs (${r.label}): cached in ${file}`);
+        return { plain: fromArrays(j.plain), aug: j.aug ? fromArrays(j.aug) : undefined };
+      }
+    } catch { /* a damaged cache is recomputed */ }
+  }
+  const t0 = performance.now();
+  const ref = await loadModel(gpu, r.refDir);
+  try {
+    const plain = await scorePairs(gpu, ref.model, r.pairs, {
+      microBatch: r.microBatch, onProgress: (d, t) => r.progress(`reference ${r.label}`, d, t),
+    });
+    const aug = r.augmented ? await scorePairs(gpu, ref.model, r.pairs, {
+      microBatch: r.microBatch, augmented: true, onProgress: (d, t) => r.progress(`reference ${r.label} (augmented)`, d, t),
+    }) : undefined;
+    writeFileAtomic(file, JSON.stringify({ n: r.pairs.length, plain: toArrays(plain), aug: aug ? toArrays(aug) : null }));
+    r.log(`reference log-probs (${r.label}): ${r.pairs.length} pairs in ${((performance.now() - t0) / 1000).toFixed(1)} s, cached in ${file}`);
+    return { plain, aug };
+  } finally {
+    ref.model.destroy(); ref.params.free();
+    gpu.pool.trim(); // the reference leaves GPU memory
+  }
+}

@@ -1,0 +1,159 @@
+// One optimizer step on the GPU: gradients of one batch of pairs accumulated over micro-batches,
+// then clipping and the optimizer update. Nothing is read back until the whole step is recorded;
+// the metrics come back in one readback at the end.
+//
+// Preference losses, per micro-batch of m pairs (packed rows: each prompt computed once):
+//   [sr only] policy forward without gradients on the augmented pairs -> logps rows 4, 5
+//   policy forward with activations on the plain pairs                -> logps rows 0, 1
+//   reference rows 2, 3 (and 6, 7) come from the cache (uploaded)
+//   preferenceLoss: per-pair loss, dL/dlogp (scaled by 1/batch so the micro-batches add up to
+//   the gradient of the batch mean), metrics
+//   segmentSumBackward -> per-token weights -> model backward (gradients accumulate)
+// SFT: the mean NLL over every completion token of the batch; per-token weight -1/T_batch.
+import type { Gpu } from '../engine/gpu.js';
+import type { Tensor } from '../engine/tensor.js';
+import { segmentSum, segmentSumBackward } from '../kernels/segment-sum.js';
+import { preferenceLoss, PREFERENCE_STATS, preferenceStats } from '../losses/preference.js';
+import { buildBatch, type BatchLayout, type PromptCompletions } from '../model/batch.js';
+import { releaseBatch, uploadBatch, type UploadedBatch } from '../model/gpu-batch.js';
+import type { CausalLM } from '../model/causal-lm.js';
+import type { Optimizer } from '../kernels/optimizer.js';
+import type { TokenizedPair } from '../data/tokenize-pairs.js';
+import type { ReferenceLogps } from './reference.js';
+import { isSrLoss, type LossName } from './options.js';
+
+export interface StepInput {
+  pairs: readonly TokenizedPair[];
+  /** Index of each pair in the data set (for the reference cache). */
+  indices: ArrayLike<number>;
+  ref?: ReferenceLogps;
+}
+
+export interface StepConfig { loss: LossName; beta: number; lambda: number; microBatchSize: number; lr: number; t: number }
+
+export interface StepMetrics {
+  loss: number; margin: number | null; accuracy: number | null; augAccuracy: number | null;
+  rewardChosen: number | null; rewardRejected: number | null; logpChosen: number; logpRejected: number | null;
+  gradNorm: number; tokens: number;
+}
+
+/** Token ranges of the chosen sequences then the rejected ones: [2m, 2] u32, the loss kernel's order. */
+function chosenThenRejected(layout: BatchLayout, m: number): Uint32Array {
+  const byRun = new Uint32Array(2 * 2 * m);
+  const put = (slot: number, seq: number) => {
+    const runs = layout.seqRanges[seq];
+    if (runs.length !== 1) throw new Error(`sequence ${seq} is not contiguous in the batch`);
+    byRun[2 * slot] = runs[0][0]; byRun[2 * slot + 1] = runs[0][1];
+  };
+  for (let i = 0; i < m; i++) { put(i, layout.seqIndex[i][0]); put(m + i, layout.seqIndex[i][1]); }
+  return byRun;
+}
+
+function tokensOf(layout: BatchLayout): number {
+  let n = 0; for (const l of layout.lengths) n += l; return n;
+}
+
+export function microBatches(n: number, size: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let s = 0; s < n; s += size) out.push([s, Math.min(n, s + size)]);
+  return out;
+}
+
+export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer, grads: Tensor[], inp: StepInput, c: StepConfig): Promise<StepMetrics> {
+  const params = model.params;
+  params.zeroGrads();
+  const B = inp.pairs.length;
+  const sr = isSrLoss(c.loss);
+  let tokens = 0;
+  const statsTensors: { t: Tensor; m: number }[] = [];
+  const sftSums: Tensor[] = [];
+  let sftTokens = 0;
+  if (c.loss === 'sft') for (const p of inp.pairs) sftTokens += p.chosenIds.length;
+
+  for (const [s, e] of microBatches(B, c.microBatchSize)) {
+    const m = e - s;
+    const mb = inp.pairs.slice(s, e);
+    if (c.loss === 'sft') {
+      const layout = buildBatch(mb.map((p) => ({ prompt: p.promptIds, completions: [p.chosenIds] })), { packed: false });
+      tokens += tokensOf(layout);
+      const batch = uploadBatch(gpu, layout, model.cfg.vocabSize);
+      const weights = gpu.tensor([batch.N], Float32Array.from(layout.seqOfToken, (q) => (q >= 0 ? -1 / sftTokens : 0)));
+      const st = model.forward(batch, true);
+      const sums = gpu.pool.acquire([batch.S], 'f32', 'sft_sums');
+      segmentSum(gpu, { x: st.logp, ranges: batch.ranges, sums, S: batch.S });
+      sftSums.push(sums);
+      model.backward(st, weights);
+      gpu.pool.release(st.logp, weights);
+      releaseBatch(gpu, batch);
+      continue;
+    }
+    // Reference rows of the logps tensor, uploaded with zeros in the policy rows.
+    const R = sr ? 8 : 4;
+    const host = new Float32Array(R * m);
+    for (let i = 0; i < m; i++) {
+      const k = inp.indices[s + i];
+      if (!inp.ref) throw new Error('preference loss without reference log-probs');
+      host[2 * m + i] = inp.ref.plain.chosen[k]; host[3 * m + i] = inp.ref.plain.rejected[k];
+      if (sr) {
+        if (!inp.ref.aug) throw new Error(`${c.loss} needs augmented reference log-probs`);
+        host[6 * m + i] = inp.ref.aug.chosen[k]; host[7 * m + i] = inp.ref.aug.rejected[k];
+      }
+    }
+    const logps = gpu.tensor([R, m], host, 'f32', 'pair_logps');
+    if (sr) {
+      const items: PromptCompletions[] = mb.map((p, i) => {
+        if (!p.augPromptIds) throw new Error(`pair ${inp.indices[s + i]} has no augmented prompt`);
+        return { prompt: p.augPromptIds, completions: [p.chosenIds, p.rejectedIds] };
+      });
+      const layout = buildBatch(items, { packed: true });
+      const batch = uploadBatch(gpu, layout, model.cfg.vocabSize);
+      const ranges = gpu.tensor([2 * m, 2], chosenThenRejected(layout, m), 'u32', 'ranges_cr');
+      const st = model.forward(batch, false);
+      segmentSum(gpu, { x: st.logp, ranges, sums: logps.view([2 * m], 4 * m), S: 2 * m });
+      gpu.pool.release(st.logp, ranges);
+      releaseBatch(gpu, batch);
+    }
+    const layout = buildBatch(mb.map((p) => ({ prompt: p.promptIds, completions: [p.chosenIds, p.rejectedIds] })), { packed: true });
+    tokens += tokensOf(layout);
+    const batch: UploadedBatch = uploadBatch(gpu, layout, model.cfg.vocabSize);
+    const ranges = gpu.tensor([2 * m, 2], chosenThenRejected(layout, m), 'u32', 'ranges_cr');
+    const st = model.forward(batch, true);
+    segmentSum(gpu, { x: st.logp, ranges, sums: logps.view([2 * m], 0), S: 2 * m });
+    const grad = gpu.pool.acquire([2, m], 'f32', 'dlogps');
+    const stats = gpu.pool.acquire([PREFERENCE_STATS.length], 'f32', 'loss_stats');
+    preferenceLoss(gpu, { type: c.loss, beta: c.beta, lambda: c.lambda, P: m, logps, grad, stats, gradScale: 1 / B, hasAug: sr });
+    const weights = gpu.pool.acquire([batch.N], 'f32', 'token_weights');
+    segmentSumBackward(gpu, { dsum: grad, ranges, g: weights, S: 2 * m });
+    model.backward(st, weights);
+    statsTensors.push({ t: stats, m });
+    gpu.pool.release(st.logp, ranges, grad, weights, logps);
+    releaseBatch(gpu, batch);
+  }
+  optimizer.setStep(c.lr, c.t);
+  optimizer.step(grads);
+  // One readback for the whole step.
+  const norm = await gpu.readF32(optimizer.norm);
+  const out: StepMetrics = {
+    loss: 0, margin: null, accuracy: null, augAccuracy: null, rewardChosen: null, rewardRejected: null,
+    logpChosen: 0, logpRejected: null, gradNorm: norm[0], tokens,
+  };
+  if (c.loss === 'sft') {
+    let total = 0; let n = 0;
+    for (const t of sftSums) { const v = await gpu.readF32(t); for (const x of v) { total += x; n++; } }
+    gpu.pool.release(...sftSums);
+    out.loss = -total / sftTokens; out.logpChosen = total / n;
+  } else {
+    const acc: Record<string, number> = {};
+    for (const { t, m } of statsTensors) {
+      const st = preferenceStats(await gpu.readF32(t), sr);
+      for (const [k, v] of Object.entries(st)) acc[k] = (acc[k] ?? 0) + v * m;
+      gpu.pool.release(t);
+    }
+    const mean = (k: string) => acc[k] / B;
+    Object.assign(out, {
+      loss: mean('loss'), margin: mean('margin'), accuracy: mean('accuracy'), augAccuracy: sr ? mean('augAccuracy') : null,
+      rewardChosen: mean('rewardsChosen'), rewardRejected: mean('rewardsRejected'), logpChosen: mean('logpsChosen'), logpRejected: mean('logpsRejected'),
+    });
+  }
+  return out;
+}

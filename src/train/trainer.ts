@@ -1,0 +1,172 @@
+// `srk train`: the run loop. Reference log-probs first (cached), then optimizer steps over a
+// seeded data order, a metrics line per step, periodic evaluation and checkpoints, SIGINT and
+// NaN handling, and the report at the end.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Gpu } from '../engine/gpu.js';
+import { Optimizer, type OptimizerConfig } from '../kernels/optimizer.js';
+import { loadModel, type LoadedModel } from '../model/load.js';
+import { MetricsLog, type MetricsRow } from '../report/metrics-log.js';
+import { computeEvalMetrics, toEvalRow } from '../report/eval-metrics.js';
+import { runsFromDirs, writeReport } from '../report/html.js';
+import type { TokenizedPair } from '../data/tokenize-pairs.js';
+import { warmupFactor } from '../kernels/optimizer.ref.js';
+import { findCheckpoint, loadOptimizerState, readTrainerState, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { loadPairsForModel } from './dataset.js';
+import { referenceLogps, type ReferenceLogps } from './reference.js';
+import { scorePairs } from './score.js';
+import { trainStep } from './step.js';
+import { epochOrder } from './shuffle.js';
+import { Progress } from './progress.js';
+import { isSrLoss, type TrainOptions } from './options.js';
+
+export class TrainingError extends Error { readonly userFacing = true; }
+
+export interface TrainResult { out: string; steps: number; checkpoint: string; report: string; lastEval?: Record<string, unknown> }
+
+/** Options that must match for --resume to continue a run (others, like eval cadence, may change). */
+const PINNED = ['loss', 'beta', 'lambda', 'optimizer', 'lr', 'warmupSteps', 'gradClip', 'batchSize', 'maxLength',
+  'maxPromptLength', 'seed', 'refinePrompt', 'noEos', 'data'] as const;
+
+export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
+  const progress = new Progress(o.plainProgress);
+  const log = (s: string) => progress.log(s);
+  mkdirSync(o.out, { recursive: true });
+  const existing = findCheckpoint(o.out);
+  if (existing && !o.resume) {
+    throw new TrainingError(`${o.out} already holds a checkpoint (${existing}); pass --resume to continue it, or choose another --out`);
+  }
+  let state: TrainerState | undefined;
+  if (o.resume && existing) {
+    state = readTrainerState(existing);
+    for (const k of PINNED) {
+      if (JSON.stringify(state.options[k]) !== JSON.stringify(o[k])) {
+        throw new TrainingError(`--resume: --${k} is ${JSON.stringify(o[k])} but the run in ${o.out} used ${JSON.stringify(state.options[k])}`);
+      }
+    }
+    log(`resuming from ${existing} at step ${state.step}`);
+  } else if (o.resume) {
+    log(`--resume: no checkpoint in ${o.out}; starting a new run`);
+  }
+  writeFileSync(path.join(o.out, 'train_config.json'), `${JSON.stringify({ ...o, name: o.name ?? o.loss }, null, 2)}\n`);
+
+  const gpu = gpuIn ?? await Gpu.create({ adapter: o.adapter });
+  let interrupted = false;
+  const onSigint = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    log('interrupt: finishing this step, then saving a checkpoint (press Ctrl-C again to quit without saving)');
+  };
+  process.on('SIGINT', onSigint);
+  let policy: LoadedModel | undefined;
+  let optimizer: Optimizer | undefined;
+  try {
+    const settings = { maxLength: o.maxLength, maxPromptLength: o.maxPromptLength, noEos: o.noEos, refinePrompt: o.refinePrompt, skipBadRows: o.skipBadRows };
+    const pairs = await loadPairsForModel(o.model, o.data, settings, log);
+    const evalPairs = o.evalData ? await loadPairsForModel(o.model, o.evalData, settings, log) : undefined;
+    const sr = isSrLoss(o.loss);
+    // The reference is the initial policy unless --ref-model; never a resumed checkpoint.
+    const refDir = o.refModel ?? o.model;
+    const refReq = {
+      refDir, microBatch: o.microBatchSize, cacheDir: path.join(o.out, 'cache'),
+      settings, log, progress: (l: string, d: number, t: number) => progress.update(l, d, t),
+    };
+    const ref: ReferenceLogps | undefined = o.loss === 'sft' ? undefined
+      : await referenceLogps(gpu, { ...refReq, pairs, augmented: sr, label: 'train' });
+    const evalRef = evalPairs ? await referenceLogps(gpu, { ...refReq, pairs: evalPairs, augmented: true, label: 'eval' }) : undefined;
+
+    const startDir = state && existing ? existing : o.model;
+    policy = await loadModel(gpu, startDir, { grads: true });
+    const rawConfig = policy.cfg.raw;
+    const optCfg: OptimizerConfig = o.optimizer === 'adamw' ? { type: 'adamw' } : { type: 'rmsprop' };
+    const paramList = policy.params.specs.map((s) => policy!.params.get(s.name));
+    const gradList = policy.params.specs.map((s) => policy!.params.grad(s.name));
+    optimizer = new Optimizer(gpu, optCfg, paramList, { maxGradNorm: o.gradClip > 0 ? o.gradClip : undefined });
+    if (state && existing) await loadOptimizerState(gpu, existing, policy.params, optimizer);
+
+    const P = pairs.length;
+    const B = Math.min(o.batchSize, P);
+    if (B < o.batchSize) log(`only ${P} pairs: batch size ${B}`);
+    const stepsPerEpoch = Math.max(1, Math.floor(P / B));
+    const totalSteps = o.maxSteps ?? o.epochs * stepsPerEpoch;
+    let step = state?.step ?? 0;
+    let epoch = state?.epoch ?? 0;
+    let position = state?.position ?? 0;
+    let pairsSeen = state?.pairsSeen ?? 0;
+    const metrics = MetricsLog.open(o.out, state ? { resumeStep: step } : { fresh: true });
+    const snapshot = (): TrainerState => ({
+      step, pairsSeen, epoch, position, seed: o.seed, savedAt: new Date().toISOString(),
+      options: Object.fromEntries(PINNED.map((k) => [k, o[k]])),
+    });
+    let lastSaved = existing && state ? existing : undefined;
+    const save = async () => {
+      lastSaved = await saveCheckpoint(gpu, { out: o.out, params: policy!.params, optimizer, rawConfig, sourceDir: o.model, state: snapshot() });
+      return lastSaved;
+    };
+    let lastEval: Record<string, unknown> | undefined;
+    const evaluate = async () => {
+      if (!evalPairs || !evalRef) return;
+      const plain = await scorePairs(gpu, policy!.model, evalPairs, { microBatch: o.microBatchSize, onProgress: (d, t) => progress.update('eval', d, t) });
+      const aug = await scorePairs(gpu, policy!.model, evalPairs, { microBatch: o.microBatchSize, augmented: true, onProgress: (d, t) => progress.update('eval (augmented)', d, t) });
+      const hasScores = evalPairs.every((p) => p.scoreChosen !== undefined && p.scoreRejected !== undefined);
+      const m = computeEvalMetrics({
+        policyChosen: plain.chosen, policyRejected: plain.rejected, refChosen: evalRef.plain.chosen, refRejected: evalRef.plain.rejected,
+        policyChosenAug: aug.chosen, policyRejectedAug: aug.rejected, refChosenAug: evalRef.aug!.chosen, refRejectedAug: evalRef.aug!.rejected,
+        beta: o.beta,
+        ...(hasScores ? { scoreChosen: evalPairs.map((p) => p.scoreChosen!), scoreRejected: evalPairs.map((p) => p.scoreRejected!) } : {}),
+      });
+      const row = toEvalRow(m, { step, pairs_seen: pairsSeen, split: 'eval' });
+      metrics.eval(row);
+      lastEval = row as unknown as Record<string, unknown>;
+      log(`eval at step ${step}: margin ${m.margin.toFixed(4)}, accuracy ${m.accuracy.toFixed(3)}, aug accuracy ${m.aug_accuracy?.toFixed(3) ?? '-'}` +
+        (m.pearson !== undefined ? `, pearson ${m.pearson.toFixed(3)}, spearman ${m.spearman?.toFixed(3)}, kendall ${m.kendall?.toFixed(3)}` : ''));
+    };
+
+    log(`training ${o.loss} on ${P} pairs: ${totalSteps} steps of ${B} pairs (micro-batches of ${o.microBatchSize}), ` +
+      `${o.optimizer} lr ${o.lr}, beta ${o.beta}${sr ? `, lambda ${o.lambda}` : ''}; ${policy.params.count.toLocaleString()} parameters`);
+    if (step === 0 && evalPairs) await evaluate();
+    let order = epochOrder(P, o.seed, epoch);
+    while (step < totalSteps && !interrupted) {
+      if (position + B > P) { epoch++; position = 0; order = epochOrder(P, o.seed, epoch); }
+      const indices = order.slice(position, position + B);
+      const batchPairs: TokenizedPair[] = Array.from(indices, (i) => pairs[i]);
+      const lr = o.lr * warmupFactor(step, o.warmupSteps);
+      const t0 = performance.now();
+      const r = await trainStep(gpu, policy.model, optimizer, gradList, { pairs: batchPairs, indices, ref },
+        { loss: o.loss, beta: o.beta, lambda: o.lambda, microBatchSize: o.microBatchSize, lr, t: step + 1 });
+      const secs = (performance.now() - t0) / 1000;
+      if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
+        throw new TrainingError(`step ${step + 1}: the loss is ${r.loss} and the gradient norm ${r.gradNorm}; stopping. ` +
+          `The weights of this step were not saved; the last good checkpoint is ${lastSaved ?? 'none (no checkpoint was saved yet)'}.`);
+      }
+      step++; position += B; pairsSeen += B;
+      const row: MetricsRow = {
+        step, pairs_seen: pairsSeen, loss: r.loss, margin: r.margin, accuracy: r.accuracy, aug_accuracy: r.augAccuracy,
+        reward_chosen: r.rewardChosen, reward_rejected: r.rewardRejected, logp_chosen: r.logpChosen, logp_rejected: r.logpRejected,
+        grad_norm: r.gradNorm, lr, tokens_per_s: r.tokens / secs, pairs_per_s: B / secs,
+      };
+      metrics.step(row);
+      progress.update(`train ${o.name ?? o.loss}`, step, totalSteps,
+        `loss ${r.loss.toFixed(4)}${r.accuracy !== null ? ` acc ${r.accuracy.toFixed(2)}` : ''}${r.margin !== null ? ` margin ${r.margin.toFixed(3)}` : ''}`);
+      if (o.evalEvery > 0 && step % o.evalEvery === 0 && step < totalSteps) await evaluate();
+      if (o.saveEvery > 0 && step % o.saveEvery === 0 && step < totalSteps) await save();
+    }
+    if (interrupted) {
+      const dir = await save();
+      metrics.close();
+      log(`interrupted at step ${step}: checkpoint saved in ${dir}; continue with --resume`);
+      return { out: o.out, steps: step, checkpoint: dir, report: '' };
+    }
+    if (evalPairs) await evaluate();
+    const dir = await save();
+    metrics.close();
+    const rep = writeReport(o.out, { title: `srk train: ${o.name ?? o.loss}`, runs: runsFromDirs([{ name: o.name ?? o.loss, dir: o.out }]) });
+    log(`done: ${step} steps; model in ${dir}; report ${rep.html}`);
+    return { out: o.out, steps: step, checkpoint: dir, report: rep.html, lastEval };
+  } finally {
+    process.off('SIGINT', onSigint);
+    optimizer?.release();
+    if (policy) { policy.model.destroy(); policy.params.free(); }
+    if (!gpuIn) await gpu.destroy();
+  }
+}
