@@ -53,6 +53,7 @@ async function main(): Promise<void> {
         if (!a.model || !a.data) throw Object.assign(new Error('pass both --model and --data (or neither, for the demo)'), { userFacing: true });
         await train(trainOptionsFrom(a as Record<string, unknown>));
       })
+    .command((await import('./cli/logprobs.js')).logprobsCommand)
     .demandCommand(1, 'name a command: srk --help lists them')
     .strict()
     .help()

@@ -1,0 +1,212 @@
+// `srk logprobs`: summed log-probs of the chosen and rejected completions of each preference pair
+// under one model, one JSON line per input row (in input order):
+//   {"chosen_logp", "rejected_logp", "chosen_tokens", "rejected_tokens"[, "chosen_logp_aug", "rejected_logp_aug"]}
+// Conventions (those of training, src/data/tokenize-pairs.ts): the prompt is tokenized with the
+// tokenizer's special tokens, each completion without, EOS appended unless --no-eos, and the sums
+// run over the completion tokens only (EOS included). The augmented sequence is
+// tokens(refine prompt) ++ tokens(prompt) ++ tokens(completion).
+//
+// The input is streamed: rows are read, tokenized and scored one micro-batch at a time and each
+// finished micro-batch is written out at once, so a large file is never held in memory. Results go
+// to stdout (or atomically to --out); progress and the data report go to stderr.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import type { Gpu } from '../engine/gpu.js';
+import { JsonlRowError, iterateJsonl, readLines } from '../data/read-jsonl.js';
+import { PreferenceNormalizer, formatNormalizeStats, preferenceValidator } from '../data/preference-rows.js';
+import { PairTokenizer, formatTokenizeStats, type TokenizedPair } from '../data/tokenize-pairs.js';
+import { loadTokenizer } from '../model/tokenizer.js';
+import { loadModel, type LoadedModel } from '../model/load.js';
+import { textTokenizer } from '../train/dataset.js';
+import { scorePairs } from '../train/score.js';
+import { Progress } from '../train/progress.js';
+import { PAPER_REFINE_PROMPT, TRAIN_DEFAULTS } from '../train/options.js';
+import { withGpu } from './run.js';
+
+/** An error the user can act on: `fail` prints it without a stack trace. */
+export function userError(message: string): Error {
+  return Object.assign(new Error(message), { userFacing: true });
+}
+
+/** Re-throws data errors (bad lines, missing files) as user-facing errors. */
+export function asUserError(e: unknown): unknown {
+  if (e instanceof JsonlRowError) return Object.assign(e, { userFacing: true });
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') return Object.assign(e as Error, { userFacing: true });
+  return e;
+}
+
+/** Flags shared by `srk logprobs` and `srk eval`: how pairs are tokenized and scored. */
+export function scoringFlags<T>(y: Argv<T>) {
+  const d = TRAIN_DEFAULTS;
+  return y.options({
+    model: { type: 'string', demandOption: true, describe: 'Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer.json)' },
+    data: { type: 'string', demandOption: true, describe: 'preference data (.jsonl or .jsonl.gz): {prompt, chosen, rejected}, HH-RLHF dialogues, UltraFeedback or chat rows' },
+    'refine-prompt': { type: 'string', default: PAPER_REFINE_PROMPT, defaultDescription: 'the paper\'s', describe: 'the self-refinement prompt p of the augmented sequences p ++ x ++ y' },
+    eos: { type: 'boolean', default: true, describe: 'append the EOS token to each completion (--no-eos: do not)' },
+    'max-length': { type: 'number', default: d.maxLength, describe: 'longest prompt + completion, in tokens (longer pairs are truncated as in training)' },
+    'max-prompt-length': { type: 'number', default: d.maxPromptLength, describe: 'prompt tokens kept when a pair is too long' },
+    'micro-batch-size': { type: 'number', default: d.microBatchSize, describe: 'pairs per forward pass' },
+    adapter: { type: 'string', describe: 'substring of the WebGPU adapter name (also SRK_ADAPTER)' },
+  });
+}
+
+export interface ScoringSettings {
+  model: string; data: string; refinePrompt: string; noEos: boolean;
+  maxLength: number; maxPromptLength: number; microBatchSize: number; adapter?: string;
+}
+
+/** Checks and converts the shared flags. */
+export function scoringSettingsFrom(a: Record<string, unknown>): ScoringSettings {
+  const num = (k: string) => a[k] as number;
+  for (const k of ['micro-batch-size', 'max-length', 'max-prompt-length']) {
+    if (!(num(k) > 0) || !Number.isInteger(num(k))) throw userError(`--${k} must be a positive integer`);
+  }
+  if (num('max-prompt-length') >= num('max-length')) throw userError('--max-prompt-length must be below --max-length');
+  for (const k of ['model', 'data']) {
+    if (!fs.existsSync(a[k] as string)) throw userError(`--${k} ${a[k] as string}: no such file or directory`);
+  }
+  return {
+    model: a.model as string, data: a.data as string, refinePrompt: a['refine-prompt'] as string, noEos: a.eos === false,
+    maxLength: num('max-length'), maxPromptLength: num('max-prompt-length'), microBatchSize: num('micro-batch-size'),
+    adapter: a.adapter as string | undefined,
+  };
+}
+
+/** Frees a loaded model's GPU memory. */
+export function freeModel(gpu: Gpu, m: LoadedModel): void {
+  m.model.destroy();
+  m.params.free();
+  gpu.pool.trim();
+}
+
+/** Where result lines go: stdout, or a temp file renamed over --out once everything succeeded. */
+class LineSink {
+  private fd: number | null = null;
+  private readonly tmp: string | null = null;
+
+  constructor(private readonly out: string | undefined) {
+    if (out) {
+      fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
+      this.tmp = `${out}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+      this.fd = fs.openSync(this.tmp, 'w');
+    }
+  }
+
+  async write(text: string): Promise<void> {
+    if (this.fd !== null) {
+      fs.writeSync(this.fd, text);
+    } else if (!process.stdout.write(text)) {
+      await new Promise<void>((resolve) => process.stdout.once('drain', () => resolve()));
+    }
+  }
+
+  /** Makes the file appear under its name (fsync, rename). */
+  commit(): void {
+    if (this.fd === null || !this.tmp || !this.out) return;
+    fs.fsyncSync(this.fd);
+    fs.closeSync(this.fd);
+    this.fd = null;
+    fs.renameSync(this.tmp, this.out);
+  }
+
+  /** Drops a partly written file. */
+  abort(): void {
+    if (this.fd !== null) { fs.closeSync(this.fd); this.fd = null; }
+    if (this.tmp) fs.rmSync(this.tmp, { force: true });
+  }
+}
+
+/** Non-blank lines of a data file (for progress totals; gzip handled). */
+async function countRows(file: string): Promise<number> {
+  let n = 0;
+  for await (const { text } of readLines(file)) if (text.trim() !== '') n++;
+  return n;
+}
+
+export interface LogprobsOptions extends ScoringSettings { augmented: boolean; out?: string }
+
+export async function runLogprobs(o: LogprobsOptions): Promise<void> {
+  const progress = new Progress();
+  const log = (s: string) => progress.log(s);
+  const tok = await loadTokenizer(o.model);
+  const tt = textTokenizer(tok);
+  const normalizer = new PreferenceNormalizer({ chatTemplate: tt.chatTemplate, bosToken: tt.bosToken, eosToken: tt.eosToken });
+  const tokOpts = {
+    maxLength: o.maxLength, maxPromptLength: o.maxPromptLength, noEos: o.noEos,
+    refinePrompt: o.augmented ? o.refinePrompt : null,
+  };
+  let tokenizer: PairTokenizer;
+  try {
+    tokenizer = new PairTokenizer(tt, tokOpts);
+  } catch (e) {
+    throw userError(`${o.model}: ${(e as Error).message.replace('pass noEos', 'pass --no-eos')}`);
+  }
+  const total = await countRows(o.data).catch((e) => { throw asUserError(e); });
+
+  await withGpu({ adapter: o.adapter }, async (gpu) => {
+    const t0 = performance.now();
+    const lm = await loadModel(gpu, o.model);
+    const sink = new LineSink(o.out);
+    let done = 0;
+    try {
+      const flush = async (chunk: TokenizedPair[]) => {
+        if (chunk.length === 0) return;
+        const opts = { microBatch: chunk.length };
+        const plain = await scorePairs(gpu, lm.model, chunk, opts);
+        const aug = o.augmented ? await scorePairs(gpu, lm.model, chunk, { ...opts, augmented: true }) : undefined;
+        let text = '';
+        for (let i = 0; i < chunk.length; i++) {
+          const rec: Record<string, number> = {
+            chosen_logp: plain.chosen[i], rejected_logp: plain.rejected[i],
+            chosen_tokens: plain.chosenTokens[i], rejected_tokens: plain.rejectedTokens[i],
+          };
+          if (aug) { rec.chosen_logp_aug = aug.chosen[i]; rec.rejected_logp_aug = aug.rejected[i]; }
+          text += `${JSON.stringify(rec)}\n`;
+        }
+        await sink.write(text);
+        done += chunk.length;
+        progress.update('logprobs', done, total);
+      };
+      let chunk: TokenizedPair[] = [];
+      try {
+        for await (const { value, line } of iterateJsonl(o.data, preferenceValidator(normalizer))) {
+          try {
+            chunk.push(tokenizer.pair(value));
+          } catch (e) {
+            throw new JsonlRowError(o.data, line, (e as Error).message);
+          }
+          if (chunk.length >= o.microBatchSize) { await flush(chunk); chunk = []; }
+        }
+      } catch (e) {
+        throw asUserError(e);
+      }
+      await flush(chunk);
+      if (done === 0) throw userError(`${o.data}: no pairs`);
+      sink.commit();
+    } catch (e) {
+      sink.abort();
+      throw e;
+    } finally {
+      freeModel(gpu, lm);
+    }
+    log(`${o.data}: ${formatNormalizeStats(normalizer.stats)}\n${formatTokenizeStats(tokenizer.stats, tokOpts)}`);
+    log(`${done} pairs scored${o.augmented ? ' (plain and augmented)' : ''} in ${((performance.now() - t0) / 1000).toFixed(1)} s` +
+      (o.out ? `; wrote ${o.out}` : ''));
+  });
+}
+
+export const logprobsCommand: CommandModule = {
+  command: 'logprobs',
+  describe: 'sequence log-probs of each pair\'s chosen and rejected completions under a model: one JSON line per input row ' +
+    '{chosen_logp, rejected_logp, chosen_tokens, rejected_tokens} (+ *_logp_aug with --augmented), on stdout or --out',
+  builder: (y) => scoringFlags(y).options({
+    augmented: { type: 'boolean', default: false, describe: 'also score the augmented sequences refine prompt ++ prompt ++ completion (chosen_logp_aug, rejected_logp_aug)' },
+    out: { type: 'string', describe: 'write the JSON lines to this file (atomically) instead of stdout' },
+  }),
+  handler: async (a) => {
+    const args = a as Record<string, unknown>;
+    await runLogprobs({ ...scoringSettingsFrom(args), augmented: Boolean(args.augmented), out: args.out as string | undefined });
+  },
+};
