@@ -54,6 +54,7 @@ async function main(): Promise<void> {
         await train(trainOptionsFrom(a as Record<string, unknown>));
       })
     .command((await import('./cli/logprobs.js')).logprobsCommand)
+    .command((await import('./cli/eval.js')).evalCommand)
     .demandCommand(1, 'name a command: srk --help lists them')
     .strict()
     .help()

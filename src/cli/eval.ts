@@ -1,0 +1,172 @@
+// `srk eval`: preference metrics of a policy against a reference on a data file (notes/losses.md
+// §5.1, src/report/eval-metrics.ts): mean margin beta*h, accuracy [h > 0], augmented accuracy
+// [Delta > 0], mean implicit rewards, and, when every row carries judge scores (UltraFeedback's
+// score_chosen / score_rejected), Pearson, Spearman and Kendall tau-b between the per-pair margins
+// and the score differences.
+//
+// Both models score the same tokenized pairs (the policy's tokenizer), plain and augmented; the
+// reference is scored first and freed before the policy is loaded, so only one model is on the GPU
+// at a time. Without --ref-model the reference is the policy itself: margins are then exactly 0.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { CommandModule } from 'yargs';
+import type { Gpu } from '../engine/gpu.js';
+import type { TokenizedPair } from '../data/tokenize-pairs.js';
+import { loadModel } from '../model/load.js';
+import { computeEvalMetrics, formatEvalTable, type EvalMetrics } from '../report/eval-metrics.js';
+import { loadPairsForModel } from '../train/dataset.js';
+import { referenceLogps } from '../train/reference.js';
+import { scorePairs, type PairLogps } from '../train/score.js';
+import { Progress } from '../train/progress.js';
+import { TRAIN_DEFAULTS } from '../train/options.js';
+import { withGpu } from './run.js';
+import { asUserError, freeModel, scoringFlags, scoringSettingsFrom, userError, type ScoringSettings } from './logprobs.js';
+
+export interface EvalOptions extends ScoringSettings {
+  refModel?: string; beta: number; json: boolean; skipBadRows: boolean; cacheDir?: string;
+}
+
+export interface EvalReport {
+  model: string;
+  ref_model: string;
+  data: string;
+  beta: number;
+  n: number;
+  margin: number | null;
+  accuracy: number | null;
+  aug_accuracy: number | null;
+  aug_margin: number | null;
+  reward_chosen: number | null;
+  reward_rejected: number | null;
+  pearson?: number | null;
+  spearman?: number | null;
+  kendall?: number | null;
+  /** Pairs with judge scores (correlations need all of them). */
+  scored_pairs: number;
+  reference_is_policy: boolean;
+  notes: string[];
+}
+
+interface PlainAug { plain: PairLogps; aug: PairLogps }
+
+async function scoreModel(gpu: Gpu, dir: string, pairs: readonly TokenizedPair[], microBatch: number, label: string, progress: Progress): Promise<PlainAug> {
+  const lm = await loadModel(gpu, dir);
+  try {
+    const plain = await scorePairs(gpu, lm.model, pairs, { microBatch, onProgress: (d, t) => progress.update(label, d, t) });
+    const aug = await scorePairs(gpu, lm.model, pairs, { microBatch, augmented: true, onProgress: (d, t) => progress.update(`${label} (augmented)`, d, t) });
+    return { plain, aug };
+  } finally {
+    freeModel(gpu, lm);
+  }
+}
+
+const fin = (v: number | null | undefined): number | null => (v === null || v === undefined || !Number.isFinite(v) ? null : v);
+
+export function evalReport(m: EvalMetrics, o: EvalOptions, refDir: string, sameRef: boolean, scored: number, notes: string[]): EvalReport {
+  const r: EvalReport = {
+    model: o.model, ref_model: refDir, data: o.data, beta: o.beta, n: m.n,
+    margin: fin(m.margin), accuracy: fin(m.accuracy), aug_accuracy: fin(m.aug_accuracy), aug_margin: fin(m.aug_margin),
+    reward_chosen: fin(m.reward_chosen), reward_rejected: fin(m.reward_rejected),
+    scored_pairs: scored, reference_is_policy: sameRef, notes,
+  };
+  if (m.pearson !== undefined) { r.pearson = fin(m.pearson); r.spearman = fin(m.spearman); r.kendall = fin(m.kendall); }
+  return r;
+}
+
+export async function runEval(o: EvalOptions): Promise<EvalReport> {
+  const progress = new Progress();
+  const log = (s: string) => progress.log(s);
+  const refDir = o.refModel ?? o.model;
+  const sameRef = path.resolve(refDir) === path.resolve(o.model);
+  const settings = {
+    maxLength: o.maxLength, maxPromptLength: o.maxPromptLength, noEos: o.noEos, refinePrompt: o.refinePrompt, skipBadRows: o.skipBadRows,
+  };
+  let pairs: TokenizedPair[];
+  try {
+    pairs = await loadPairsForModel(o.model, o.data, settings, log);
+  } catch (e) {
+    throw asUserError(e);
+  }
+  const notes: string[] = [];
+  return withGpu({ adapter: o.adapter }, async (gpu) => {
+    const t0 = performance.now();
+    let ref: PlainAug;
+    let policy: PlainAug;
+    if (sameRef) {
+      policy = await scoreModel(gpu, o.model, pairs, o.microBatchSize, 'policy', progress);
+      ref = policy;
+      notes.push('the reference is the policy itself (no --ref-model): margins and rewards are 0 and accuracies 0 by construction');
+    } else {
+      if (o.cacheDir) {
+        const r = await referenceLogps(gpu, {
+          refDir, pairs, augmented: true, microBatch: o.microBatchSize, cacheDir: o.cacheDir, settings, label: 'eval',
+          log, progress: (l, d, t) => progress.update(l, d, t),
+        });
+        ref = { plain: r.plain, aug: r.aug! };
+      } else {
+        ref = await scoreModel(gpu, refDir, pairs, o.microBatchSize, 'reference', progress);
+      }
+      policy = await scoreModel(gpu, o.model, pairs, o.microBatchSize, 'policy', progress);
+    }
+    const scored = pairs.filter((p) => p.scoreChosen !== undefined && p.scoreRejected !== undefined).length;
+    const withScores = scored === pairs.length;
+    if (scored > 0 && !withScores) notes.push(`only ${scored} of ${pairs.length} pairs carry judge scores: no correlations`);
+    const m = computeEvalMetrics({
+      policyChosen: policy.plain.chosen, policyRejected: policy.plain.rejected, refChosen: ref.plain.chosen, refRejected: ref.plain.rejected,
+      policyChosenAug: policy.aug.chosen, policyRejectedAug: policy.aug.rejected, refChosenAug: ref.aug.chosen, refRejectedAug: ref.aug.rejected,
+      beta: o.beta,
+      ...(withScores ? { scoreChosen: pairs.map((p) => p.scoreChosen!), scoreRejected: pairs.map((p) => p.scoreRejected!) } : {}),
+    });
+    if (withScores && sameRef) notes.push('correlations are undefined (null) with constant margins');
+    log(`${pairs.length} pairs evaluated in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    return evalReport(m, o, refDir, sameRef, scored, notes);
+  });
+}
+
+/** The terminal form: the shared evaluation table plus rewards and notes. */
+export function formatEvalReport(r: EvalReport): string {
+  const table = formatEvalTable([{
+    name: path.basename(path.resolve(r.model)), margin: r.margin, accuracy: r.accuracy, aug_accuracy: r.aug_accuracy,
+    pearson: r.pearson ?? null, spearman: r.spearman ?? null, kendall: r.kendall ?? null, n: r.n,
+  }]);
+  const f = (v: number | null) => (v === null ? '-' : v.toFixed(4));
+  const lines = [
+    table,
+    '',
+    `reference ${r.ref_model}, beta ${r.beta}: reward chosen ${f(r.reward_chosen)}, reward rejected ${f(r.reward_rejected)}, ` +
+      `aug margin ${f(r.aug_margin)}; ${r.scored_pairs} of ${r.n} pairs with judge scores`,
+    ...r.notes.map((s) => `note: ${s}`),
+  ];
+  return lines.join('\n');
+}
+
+export const evalCommand: CommandModule = {
+  command: 'eval',
+  describe: 'evaluate a policy against a reference on preference data: mean margin, accuracy, augmented accuracy, reward means, ' +
+    'and Pearson/Spearman/Kendall between margins and judge score differences (score_chosen/score_rejected) when the data has them',
+  builder: (y) => scoringFlags(y).options({
+    'ref-model': { type: 'string', describe: 'reference model directory (default: the policy itself, which makes every margin 0)' },
+    beta: { type: 'number', default: TRAIN_DEFAULTS.beta, describe: 'beta of the implicit reward beta * log(pi/ref)' },
+    json: { type: 'boolean', default: false, describe: 'print one JSON object instead of the table' },
+    'skip-bad-rows': { type: 'boolean', default: false, describe: 'skip and count malformed data lines instead of stopping' },
+    'cache-dir': { type: 'string', describe: 'cache the reference log-probs in this directory (reused while the reference, data and settings stay the same)' },
+  }),
+  handler: async (a) => {
+    const args = a as Record<string, unknown>;
+    const s = scoringSettingsFrom(args);
+    if (!((args.beta as number) > 0)) throw userError('--beta must be > 0');
+    const refModel = args['ref-model'] as string | undefined;
+    if (refModel !== undefined && !fs.existsSync(refModel)) throw userError(`--ref-model ${refModel}: no such file or directory`);
+    const o: EvalOptions = {
+      ...s, refModel, beta: args.beta as number, json: Boolean(args.json), skipBadRows: Boolean(args['skip-bad-rows']),
+      cacheDir: args['cache-dir'] as string | undefined,
+    };
+    const r = await runEval(o);
+    if (o.json) {
+      for (const n of r.notes) process.stderr.write(`note: ${n}\n`);
+      process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+    } else {
+      process.stdout.write(`${formatEvalReport(r)}\n`);
+    }
+  },
+};
