@@ -1,0 +1,69 @@
+// Shared helpers of the end-to-end training tests: the built CLI (`node bin/srk.js train`) in a
+// child process, temp run directories, and metrics.jsonl reading.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll } from 'vitest';
+
+export const root = resolve(import.meta.dirname, '../..');
+export const srk = resolve(root, 'bin/srk.js');
+export const fixture = (name: string) => resolve(root, 'test/fixtures/hf', name);
+
+export interface RunResult { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+
+/** A temp directory removed after the test file (kept when SRK_KEEP_TMP is set). */
+export function tempDir(prefix = 'srk-train-'): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  afterAll(() => { if (!process.env.SRK_KEEP_TMP) rmSync(d, { recursive: true, force: true }); });
+  return d;
+}
+
+/** Starts `srk train ARGS` (the `--plain-progress` flag is added so stderr is line-oriented). */
+export function startTrain(args: string[]): { child: ChildProcess; done: Promise<RunResult>; output: () => string } {
+  const child = spawn(process.execPath, [srk, 'train', '--plain-progress', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = ''; let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
+  const done = new Promise<RunResult>((res, rej) => {
+    child.on('error', rej);
+    child.on('close', (code, signal) => res({ code, signal, stdout, stderr }));
+  });
+  return { child, done, output: () => stdout + stderr };
+}
+
+/** Runs `srk train ARGS` to the end. */
+export function train(args: string[]): Promise<RunResult> { return startTrain(args).done; }
+
+/** The common flags of a run on a fixture with its own pairs and (by default) its _ref reference. */
+export function fixtureArgs(name: string, o: { ref?: boolean } = {}): string[] {
+  const a = ['--model', fixture(name), '--data', join(fixture(name), 'pairs.jsonl'), '--no-eos'];
+  if (o.ref ?? true) a.push('--ref-model', fixture(`${name}_ref`));
+  return a;
+}
+
+export type Metrics = Record<string, number | null>;
+
+/** The lines of OUT/metrics.jsonl (complete lines only). */
+export function readMetrics(out: string): Metrics[] {
+  const f = join(out, 'metrics.jsonl');
+  if (!existsSync(f)) return [];
+  const text = readFileSync(f, 'utf8');
+  const end = text.lastIndexOf('\n');
+  if (end < 0) return [];
+  return text.slice(0, end).split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Metrics);
+}
+
+/** Polls until `cond` holds (or throws after `timeoutMs`). */
+export async function waitFor(cond: () => boolean, timeoutMs: number, what: string, pollMs = 20): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
+
+/** A readable failure message for a CLI run. */
+export function describeRun(r: RunResult): string {
+  return `exit ${r.code}${r.signal ? ` (${r.signal})` : ''}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+}
