@@ -1,0 +1,122 @@
+// `srk logprobs` as a user runs it (built CLI, real processes): per-pair log-probs of the fixture
+// models reproduce the PyTorch references in expected.json, plain and augmented, with and without EOS.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = resolve(import.meta.dirname, '../..');
+const srk = resolve(root, 'bin/srk.js');
+const fixtures = resolve(root, 'test/fixtures/hf');
+const MODELS = ['gpt-neox-tiny', 'llama-tiny-tied', 'mistral-tiny'];
+const tmp = mkdtempSync(join(tmpdir(), 'srk-logprobs-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function run(args: string[]) {
+  return spawnSync(process.execPath, [srk, ...args], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+}
+
+interface Expected {
+  pairs: { prompt_ids: number[]; chosen_ids: number[]; rejected_ids: number[] }[];
+  logps: Record<'policy_chosen' | 'policy_rejected' | 'policy_chosen_aug' | 'policy_rejected_aug', number[]>;
+}
+const expected = (name: string): Expected => JSON.parse(readFileSync(join(fixtures, name, 'expected.json'), 'utf8'));
+const lines = (text: string) => text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Record<string, number>);
+const relClose = (got: number, want: number) => expect(Math.abs(got - want)).toBeLessThanOrEqual(1e-4 * Math.abs(want));
+
+describe('srk logprobs', () => {
+  for (const name of MODELS) {
+    it(`${name}: --no-eos --augmented reproduces expected.json`, () => {
+      const dir = join(fixtures, name);
+      const r = run(['logprobs', '--model', dir, '--data', join(dir, 'pairs.jsonl'), '--no-eos', '--augmented']);
+      expect(r.status, r.stderr).toBe(0);
+      const e = expected(name);
+      const out = lines(r.stdout);
+      expect(out.length).toBe(e.pairs.length);
+      out.forEach((o, i) => {
+        expect(Object.keys(o).sort()).toEqual(['chosen_logp', 'chosen_logp_aug', 'chosen_tokens', 'rejected_logp', 'rejected_logp_aug', 'rejected_tokens']);
+        relClose(o.chosen_logp, e.logps.policy_chosen[i]);
+        relClose(o.rejected_logp, e.logps.policy_rejected[i]);
+        relClose(o.chosen_logp_aug, e.logps.policy_chosen_aug[i]);
+        relClose(o.rejected_logp_aug, e.logps.policy_rejected_aug[i]);
+        expect(o.chosen_tokens).toBe(e.pairs[i].chosen_ids.length);
+        expect(o.rejected_tokens).toBe(e.pairs[i].rejected_ids.length);
+      });
+      expect(r.stderr).toMatch(/6 pairs scored/);
+    });
+  }
+
+  it('appends EOS by default (one more token per completion unless it already ends with EOS), plain fields only', () => {
+    const dir = join(fixtures, 'llama-tiny-tied');
+    const r = run(['logprobs', '--model', dir, '--data', join(dir, 'pairs.jsonl'), '--micro-batch-size', '4']);
+    expect(r.status, r.stderr).toBe(0);
+    const e = expected('llama-tiny-tied');
+    // In this fixture's small vocabulary '!' is the EOS id (2), so a completion ending in '!'
+    // already ends with EOS and gets none appended (the training convention).
+    const eos = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).eos_token_id as number;
+    const withEos = (ids: number[]) => (ids[ids.length - 1] === eos ? ids.length : ids.length + 1);
+    const out = lines(r.stdout);
+    expect(out.length).toBe(e.pairs.length);
+    let appended = 0;
+    out.forEach((o, i) => {
+      expect(Object.keys(o).sort()).toEqual(['chosen_logp', 'chosen_tokens', 'rejected_logp', 'rejected_tokens']);
+      expect(o.chosen_tokens).toBe(withEos(e.pairs[i].chosen_ids));
+      expect(o.rejected_tokens).toBe(withEos(e.pairs[i].rejected_ids));
+      for (const [got, ids, plain] of [[o.chosen_logp, e.pairs[i].chosen_ids, e.logps.policy_chosen[i]], [o.rejected_logp, e.pairs[i].rejected_ids, e.logps.policy_rejected[i]]] as const) {
+        if (withEos(ids) === ids.length) { relClose(got, plain); continue; }
+        appended++;
+        expect(got).toBeLessThan(plain); // the EOS term is a log-prob: the sum only goes down
+      }
+    });
+    expect(appended).toBeGreaterThanOrEqual(10);
+  });
+
+  it('--out writes the same lines to a file and nothing to stdout', () => {
+    const dir = join(fixtures, 'gpt-neox-tiny');
+    const args = ['logprobs', '--model', dir, '--data', join(dir, 'pairs.jsonl'), '--no-eos', '--augmented', '--micro-batch-size', '5'];
+    const toStdout = run(args);
+    const file = join(tmp, 'sub', 'out.jsonl');
+    const toFile = run([...args, '--out', file]);
+    expect(toFile.status, toFile.stderr).toBe(0);
+    expect(toFile.stdout).toBe('');
+    expect(readFileSync(file, 'utf8')).toBe(toStdout.stdout);
+    expect(readdirSync(join(tmp, 'sub'))).toEqual(['out.jsonl']); // no temp file left behind
+  });
+
+  it('a malformed line is an error naming file:line, and --out is not written', () => {
+    const dir = join(fixtures, 'gpt-neox-tiny');
+    const good = readFileSync(join(dir, 'pairs.jsonl'), 'utf8').split('\n').filter((l) => l.trim() !== '');
+    const data = join(tmp, 'bad.jsonl');
+    writeFileSync(data, `${good[0]}\n${good[1]}\n{"prompt": "x", "chosen": "y"\n${good[2]}\n`);
+    const out = join(tmp, 'bad-out.jsonl');
+    const r = run(['logprobs', '--model', dir, '--data', data, '--out', out]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain(`${data}:3:`);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // a message, not a stack trace
+    expect(readdirSync(tmp).filter((f) => f.startsWith('bad-out'))).toEqual([]);
+
+    writeFileSync(data, `${good[0]}\n{"prompt": "x", "chosen": "y"}\n`);
+    const r2 = run(['logprobs', '--model', dir, '--data', data]);
+    expect(r2.status).not.toBe(0);
+    expect(r2.stderr).toContain(`${data}:2:`);
+    expect(r2.stderr).toMatch(/rejected/);
+  });
+
+  it('a missing data file is a clear error', () => {
+    const dir = join(fixtures, 'gpt-neox-tiny');
+    const r = run(['logprobs', '--model', dir, '--data', join(tmp, 'nope.jsonl')]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/nope\.jsonl: no such file/);
+  });
+
+  it('--help documents the command', () => {
+    const top = run(['--help']);
+    expect(top.stdout).toMatch(/srk logprobs/);
+    const r = run(['logprobs', '--help']);
+    expect(r.status).toBe(0);
+    for (const f of ['--model', '--data', '--augmented', '--refine-prompt', '--eos', '--out', '--max-length', '--max-prompt-length', '--micro-batch-size', '--adapter']) {
+      expect(r.stdout).toContain(f);
+    }
+  });
+});
