@@ -1,0 +1,151 @@
+// `srk eval` as a user runs it (built CLI, real processes): metrics of the fixture policies against
+// their references match what expected.json's PyTorch log-probs give; judge-score correlations
+// match src/losses/correlation.ts on those margins.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { kendallTauB, pearson, spearman } from '../../src/losses/correlation.js';
+
+const root = resolve(import.meta.dirname, '../..');
+const srk = resolve(root, 'bin/srk.js');
+const fixtures = resolve(root, 'test/fixtures/hf');
+const tmp = mkdtempSync(join(tmpdir(), 'srk-eval-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function run(args: string[]) {
+  return spawnSync(process.execPath, [srk, ...args], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+}
+
+interface Expected {
+  beta: number;
+  logratio_diff: number[];
+  delta: number[];
+  logps: Record<string, number[]>;
+}
+const expected = (name: string): Expected => JSON.parse(readFileSync(join(fixtures, name, 'expected.json'), 'utf8'));
+const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
+const close = (got: number, want: number, tol = 1e-4) => expect(Math.abs(got - want)).toBeLessThanOrEqual(tol * Math.max(1, Math.abs(want)));
+
+/** Metrics from expected.json's float64 log-probs. */
+function reference(name: string) {
+  const e = expected(name);
+  const L = e.logps;
+  const h = e.logratio_diff;
+  const augH = h.map((_, i) => (L.policy_chosen_aug[i] - L.ref_chosen_aug[i]) - (L.policy_rejected_aug[i] - L.ref_rejected_aug[i]));
+  return {
+    e,
+    margins: h.map((v) => e.beta * v),
+    margin: mean(h.map((v) => e.beta * v)),
+    accuracy: mean(h.map((v) => (v > 0 ? 1 : 0))),
+    augAccuracy: mean(augH.map((v) => (v > 0 ? 1 : 0))),
+    rewardChosen: mean(L.policy_chosen.map((v, i) => e.beta * (v - L.ref_chosen[i]))),
+    rewardRejected: mean(L.policy_rejected.map((v, i) => e.beta * (v - L.ref_rejected[i]))),
+  };
+}
+
+describe('srk eval', () => {
+  for (const name of ['gpt-neox-tiny', 'mistral-tiny']) {
+    it(`${name} vs ${name}_ref: --json margin, accuracies and rewards match expected.json`, () => {
+      const dir = join(fixtures, name);
+      const r = run(['eval', '--model', dir, '--ref-model', `${dir}_ref`, '--data', join(dir, 'pairs.jsonl'), '--no-eos', '--json', '--micro-batch-size', '4']);
+      expect(r.status, r.stderr).toBe(0);
+      const j = JSON.parse(r.stdout);
+      const x = reference(name);
+      expect(j.n).toBe(6);
+      expect(j.beta).toBe(0.1);
+      close(j.margin, x.margin);
+      expect(j.accuracy).toBeCloseTo(x.accuracy, 12);
+      expect(j.aug_accuracy).toBeCloseTo(x.augAccuracy, 12);
+      close(j.reward_chosen, x.rewardChosen);
+      close(j.reward_rejected, x.rewardRejected);
+      expect(j.reference_is_policy).toBe(false);
+      expect(j.pearson).toBeUndefined(); // no judge scores in the fixture data
+      expect(j.scored_pairs).toBe(0);
+    });
+  }
+
+  it('judge scores: Pearson, Spearman and Kendall tau-b between margins and score differences', () => {
+    const name = 'gpt-neox-tiny';
+    const dir = join(fixtures, name);
+    const rows = readFileSync(join(dir, 'pairs.jsonl'), 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
+    // Made-up UltraFeedback-style scores, with a tie in the differences to exercise tie handling.
+    const sc = [8, 6.5, 9, 7, 5, 9];
+    const sr = [3, 6, 2, 4, 2, 5];
+    const data = join(tmp, 'scored.jsonl');
+    writeFileSync(data, rows.map((r, i) => JSON.stringify({ ...r, score_chosen: sc[i], score_rejected: sr[i] })).join('\n') + '\n');
+    const r = run(['eval', '--model', dir, '--ref-model', `${dir}_ref`, '--data', data, '--no-eos', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    const x = reference(name);
+    const diff = sc.map((v, i) => v - sr[i]);
+    expect(j.scored_pairs).toBe(6);
+    close(j.margin, x.margin);
+    close(j.pearson, pearson(x.margins, diff), 1e-3);
+    expect(j.spearman).toBeCloseTo(spearman(x.margins, diff), 9); // ranks: exact unless margins nearly tie
+    expect(j.kendall).toBeCloseTo(kendallTauB(x.margins, diff), 9);
+    for (const k of ['pearson', 'spearman', 'kendall']) expect(Math.abs(j[k])).toBeLessThanOrEqual(1);
+
+    // The table form shows the same numbers.
+    const t = run(['eval', '--model', dir, '--ref-model', `${dir}_ref`, '--data', data, '--no-eos']);
+    expect(t.status, t.stderr).toBe(0);
+    const [header, , row] = t.stdout.split('\n');
+    expect(header).toMatch(/margin\s+accuracy\s+aug acc\s+Pearson\s+Spearman\s+Kendall\s+n/);
+    expect(row).toContain(name);
+    expect(row).toContain(j.margin.toFixed(4));
+    expect(row).toContain(j.kendall.toFixed(4));
+    expect(t.stdout).toMatch(/6 of 6 pairs with judge scores/);
+  });
+
+  it('without --ref-model the reference is the policy: zero margins and a note', () => {
+    const dir = join(fixtures, 'llama-tiny-tied');
+    const r = run(['eval', '--model', dir, '--data', join(dir, 'pairs.jsonl'), '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.reference_is_policy).toBe(true);
+    expect(j.margin).toBe(0);
+    expect(j.accuracy).toBe(0);
+    expect(j.notes.join(' ')).toMatch(/reference is the policy/);
+    expect(r.stderr).toMatch(/note: the reference is the policy/);
+  });
+
+  it('--cache-dir reuses the reference log-probs', () => {
+    const dir = join(fixtures, 'gpt-neox-tiny');
+    const cache = join(tmp, 'cache');
+    const args = ['eval', '--model', dir, '--ref-model', `${dir}_ref`, '--data', join(dir, 'pairs.jsonl'), '--no-eos', '--json', '--cache-dir', cache];
+    const a = run(args);
+    expect(a.status, a.stderr).toBe(0);
+    expect(readdirSync(cache).length).toBe(1);
+    const b = run(args);
+    expect(b.status, b.stderr).toBe(0);
+    expect(b.stderr).toMatch(/cached in/);
+    expect(JSON.parse(b.stdout).margin).toBe(JSON.parse(a.stdout).margin);
+  });
+
+  it('bad input: a malformed line names file:line; bad flags are clear errors', () => {
+    const dir = join(fixtures, 'gpt-neox-tiny');
+    const data = join(tmp, 'bad.jsonl');
+    writeFileSync(data, '{"prompt": "a", "chosen": " b", "rejected": " c"}\nnot json\n');
+    const r = run(['eval', '--model', dir, '--data', data]);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain(`${data}:2:`);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    const b = run(['eval', '--model', dir, '--data', data, '--beta', '0']);
+    expect(b.status).not.toBe(0);
+    expect(b.stderr).toMatch(/--beta must be > 0/);
+    const m = run(['eval', '--model', dir, '--ref-model', join(tmp, 'no-ref'), '--data', data]);
+    expect(m.status).not.toBe(0);
+    expect(m.stderr).toMatch(/--ref-model .*no-ref: no such file/);
+  });
+
+  it('--help documents the command', () => {
+    expect(run(['--help']).stdout).toMatch(/srk eval/);
+    const r = run(['eval', '--help']);
+    expect(r.status).toBe(0);
+    for (const f of ['--model', '--ref-model', '--data', '--json', '--beta', '--refine-prompt', '--eos', '--cache-dir', '--skip-bad-rows']) {
+      expect(r.stdout).toContain(f);
+    }
+    expect(r.stdout).toMatch(/Spearman/);
+  });
+});
