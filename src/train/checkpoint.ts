@@ -3,7 +3,7 @@
 // into a temporary directory and swapped in with renames, so a crash at any moment leaves the
 // last good checkpoint whole (either OUT/checkpoint, or the previous one kept as
 // OUT/.checkpoint-old while the swap is under way; findCheckpoint looks at both).
-import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Gpu } from '../engine/gpu.js';
 import type { Params } from '../model/params.js';
@@ -12,6 +12,7 @@ import type { Optimizer } from '../kernels/optimizer.js';
 
 export const CHECKPOINT = 'checkpoint';
 const OLD = '.checkpoint-old';
+const TMP_PREFIX = '.checkpoint-tmp-';
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json',
   'chat_template.jinja', 'vocab.json', 'merges.txt'];
 
@@ -41,8 +42,10 @@ export interface SaveRequest {
 }
 
 export async function saveCheckpoint(gpu: Gpu, r: SaveRequest): Promise<string> {
-  const tmp = path.join(r.out, `.checkpoint-tmp-${process.pid}`);
-  rmSync(tmp, { recursive: true, force: true });
+  const tmp = path.join(r.out, `${TMP_PREFIX}${process.pid}`);
+  // Temp directories of runs killed mid-save (another pid each) would otherwise pile up, each the
+  // size of a checkpoint.
+  for (const e of readdirSync(r.out)) if (e.startsWith(TMP_PREFIX)) rmSync(path.join(r.out, e), { recursive: true, force: true });
   await saveModelDir(gpu, r.params, r.rawConfig, r.sourceDir, tmp);
   if (r.optimizer) {
     const tensors: TensorToWrite[] = [];
@@ -57,8 +60,12 @@ export async function saveCheckpoint(gpu: Gpu, r: SaveRequest): Promise<string> 
   writeFileSync(path.join(tmp, 'trainer_state.json'), `${JSON.stringify(r.state, null, 2)}\n`);
   const final = path.join(r.out, CHECKPOINT);
   const old = path.join(r.out, OLD);
-  rmSync(old, { recursive: true, force: true });
-  if (existsSync(final)) renameSync(final, old);
+  // Only a complete OUT/checkpoint may push the previous one aside. After a crash mid-swap,
+  // OUT/.checkpoint-old alone is the last good checkpoint and stays until the new one is in place.
+  if (existsSync(final)) {
+    rmSync(old, { recursive: true, force: true });
+    renameSync(final, old);
+  }
   renameSync(tmp, final);
   rmSync(old, { recursive: true, force: true });
   return final;
