@@ -1,0 +1,90 @@
+// `srk train` interrupted and resumed: a run killed with SIGKILL (twice) and resumed from its
+// checkpoints must reproduce the uninterrupted run exactly (metrics lines and final weights), and
+// SIGINT must finish the step, save a checkpoint and exit 0.
+import { existsSync, readFileSync, readdirSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { describeRun, fixtureArgs, readMetrics, startTrain, tempDir, train, waitFor, type Metrics } from './helpers.js';
+
+/** Fields that depend on wall-clock time; every other field must be reproduced exactly. */
+const TIMING = new Set(['tokens_per_s', 'pairs_per_s']);
+const withoutTiming = (m: Metrics) => Object.fromEntries(Object.entries(m).filter(([k]) => !TIMING.has(k)));
+
+// 6 pairs in batches of 2: 3 steps per epoch, so 8 steps cross two epoch boundaries (reshuffles).
+// AdamW with warm-up, so the optimizer state and the step counter both matter on resume.
+const N = 8;
+const settings = [...fixtureArgs('gpt-neox-tiny'), '--loss', 'dpo', '--optimizer', 'adamw', '--lr', '1e-3', '--warmup-steps', '3',
+  '--batch-size', '2', '--max-steps', String(N), '--save-every', '1'];
+
+describe('srk train: SIGKILL then --resume reproduces the uninterrupted run exactly', () => {
+  const tmp = tempDir();
+
+  it(`metrics.jsonl (all fields but throughput) and the final weights and optimizer state are identical (${N} steps)`, async () => {
+    const a = join(tmp, 'A'); const b = join(tmp, 'B');
+    const ra = await train([...settings, '--out', a]);
+    expect(ra.code, describeRun(ra)).toBe(0);
+    const rowsA = readMetrics(a);
+    expect(rowsA.map((m) => m.step)).toEqual(Array.from({ length: N }, (_, i) => i + 1));
+
+    // Kill B at k >= 3 lines, resume and kill again at k >= 6, then resume to the end.
+    const kills: number[] = [];
+    for (const [i, k] of [3, 6].entries()) {
+      const run = startTrain([...settings, '--out', b, ...(i > 0 ? ['--resume'] : [])]);
+      await waitFor(() => readMetrics(b).length >= k || run.child.exitCode !== null, 60_000, `${k} metrics lines in ${b}`, 10);
+      run.child.kill('SIGKILL');
+      const r = await run.done;
+      expect(r.signal, `the run ended before it was killed:\n${describeRun(r)}`).toBe('SIGKILL');
+      kills.push(readMetrics(b).length);
+    }
+    const rb = await train([...settings, '--out', b, '--resume']);
+    expect(rb.code, describeRun(rb)).toBe(0);
+    expect(rb.stderr).toMatch(/resuming from .*checkpoint.* at step \d+/);
+
+    const rowsB = readMetrics(b);
+    expect(rowsB.map((m) => m.step), `killed after ${kills.join(' and ')} lines`).toEqual(rowsA.map((m) => m.step));
+    for (let i = 0; i < N; i++) expect(withoutTiming(rowsB[i]), `step ${i + 1}`).toEqual(withoutTiming(rowsA[i]));
+    for (const f of ['model.safetensors', 'optimizer.safetensors']) {
+      expect(readFileSync(join(b, 'checkpoint', f)).equals(readFileSync(join(a, 'checkpoint', f))), f).toBe(true);
+    }
+    const stA = JSON.parse(readFileSync(join(a, 'checkpoint', 'trainer_state.json'), 'utf8'));
+    const stB = JSON.parse(readFileSync(join(b, 'checkpoint', 'trainer_state.json'), 'utf8'));
+    for (const k of ['step', 'pairsSeen', 'epoch', 'position', 'options']) expect(stB[k], k).toEqual(stA[k]);
+    expect(stB.step).toBe(N);
+    // Temp directories of the saves the kills interrupted are cleaned up.
+    expect(readdirSync(b).filter((e) => e.startsWith('.checkpoint'))).toEqual([]);
+  }, 240_000);
+});
+
+describe('srk train: SIGINT finishes the step, saves a checkpoint, exits 0; --resume completes', () => {
+  const tmp = tempDir();
+
+  it('Ctrl-C after the first step, then --resume (from a checkpoint left mid-swap) to two more steps', async () => {
+    const out = join(tmp, 'int');
+    const args = [...fixtureArgs('gpt-neox-tiny'), '--loss', 'ipo', '--optimizer', 'rmsprop', '--lr', '1e-4', '--batch-size', '3', '--out', out];
+    const run = startTrain([...args, '--max-steps', '100000']);
+    await waitFor(() => readMetrics(out).length >= 1 || run.child.exitCode !== null, 60_000, `the first metrics line in ${out}`, 10);
+    run.child.kill('SIGINT');
+    const r = await run.done;
+    expect(r.code, describeRun(r)).toBe(0);
+    const m = /interrupted at step (\d+): checkpoint saved in (.+?); continue with --resume/.exec(r.stderr);
+    expect(m, r.stderr).not.toBeNull();
+    const state = JSON.parse(readFileSync(join(out, 'checkpoint', 'trainer_state.json'), 'utf8'));
+    expect(state.step).toBeGreaterThanOrEqual(1);
+    expect(state.step).toBe(Number(m![1]));
+    expect(state.pairsSeen).toBe(3 * state.step);
+    expect(readMetrics(out).map((x) => x.step)).toEqual(Array.from({ length: state.step }, (_, i) => i + 1));
+
+    // As if a crash had hit the checkpoint swap: only OUT/.checkpoint-old is left. It must be found,
+    // and kept until the new checkpoint is in place.
+    renameSync(join(out, 'checkpoint'), join(out, '.checkpoint-old'));
+    // --max-steps is not pinned: the resumed run may stop earlier than the original plan.
+    const total = state.step + 2;
+    const r2 = await train([...args, '--max-steps', String(total), '--resume']);
+    expect(r2.code, describeRun(r2)).toBe(0);
+    expect(r2.stderr).toMatch(new RegExp(`resuming from .* at step ${state.step}`));
+    expect(r2.stderr).toMatch(new RegExp(`done: ${total} steps`));
+    expect(readMetrics(out).map((x) => x.step)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+    expect(JSON.parse(readFileSync(join(out, 'checkpoint', 'trainer_state.json'), 'utf8')).step).toBe(total);
+    expect(existsSync(join(out, '.checkpoint-old'))).toBe(false);
+  }, 180_000);
+});
