@@ -1,0 +1,73 @@
+// `srk train` stops on a non-finite loss: non-zero exit, a message with the step and the last good
+// checkpoint, and that checkpoint left whole (it loads).
+import { cpSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadModel } from '../../src/model/load.js';
+import { openSafetensors } from '../../src/model/safetensors.js';
+import { getGpu } from '../helpers/gpu.js';
+import { describeRun, fixture, fixtureArgs, readMetrics, tempDir, train } from './helpers.js';
+
+/** Header of a safetensors file: tensor name -> dtype, shape, byte offsets in the data section. */
+function safetensorsHeader(buf: Buffer): { dataStart: number; tensors: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> } {
+  const n = Number(buf.readBigUInt64LE(0));
+  const h = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, unknown>;
+  delete h.__metadata__;
+  return { dataStart: 8 + n, tensors: h as never };
+}
+
+describe('srk train stops on a non-finite loss, naming the step and the last good checkpoint', () => {
+  const tmp = tempDir();
+
+  it('lr 1e30 without clipping: step 2 is NaN; exit 1; the step-1 checkpoint is whole and loads', async () => {
+    const out = join(tmp, 'blowup');
+    const r = await train([...fixtureArgs('gpt-neox-tiny'), '--loss', 'dpo', '--optimizer', 'adamw', '--lr', '1e30', '--grad-clip', '0',
+      '--warmup-steps', '0', '--batch-size', '3', '--max-steps', '5', '--save-every', '1', '--out', out]);
+    expect(r.code, describeRun(r)).toBe(1);
+    const ckpt = join(out, 'checkpoint');
+    expect(r.stderr).toMatch(/step 2: the loss is (NaN|-?Infinity)/);
+    expect(r.stderr).toContain(`the last good checkpoint is ${ckpt}`);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // a user-facing message, no stack trace
+    // Only the good step is logged; the checkpoint is the one of step 1.
+    expect(readMetrics(out).map((m) => m.step)).toEqual([1]);
+    expect(readdirSync(out).filter((e) => e.startsWith('.checkpoint'))).toEqual([]);
+    const state = JSON.parse(readFileSync(join(ckpt, 'trainer_state.json'), 'utf8'));
+    expect(state.step).toBe(1);
+    // Every tensor of the fixture, same shapes, finite values; and the model loads on the GPU.
+    const src = safetensorsHeader(readFileSync(join(fixture('gpt-neox-tiny'), 'model.safetensors'))).tensors;
+    const f = await openSafetensors(join(ckpt, 'model.safetensors'));
+    try {
+      expect(Object.keys(f.header).filter((k) => k !== '__metadata__').sort()).toEqual(Object.keys(src).sort());
+      for (const name of Object.keys(src)) {
+        const x = await f.readTensor(name);
+        expect(x.length, name).toBe(src[name].shape.reduce((a, b) => a * b, 1));
+        expect(x.every((v) => Number.isFinite(v)), `${name} is finite`).toBe(true);
+      }
+    } finally {
+      await f.close();
+    }
+    const gpu = await getGpu();
+    const m = await loadModel(gpu, ckpt);
+    expect(m.params.count).toBeGreaterThan(0);
+    m.model.destroy(); m.params.free();
+  });
+
+  it('NaN in the initial weights: step 1 fails, and the message says no checkpoint was saved', async () => {
+    const model = join(tmp, 'nan-model');
+    cpSync(fixture('gpt-neox-tiny'), model, { recursive: true });
+    const file = join(model, 'model.safetensors');
+    const buf = readFileSync(file);
+    const { dataStart, tensors } = safetensorsHeader(buf);
+    const [a, b] = tensors['gpt_neox.final_layer_norm.weight'].data_offsets;
+    for (let o = dataStart + a; o < dataStart + b; o += 4) buf.writeFloatLE(NaN, o);
+    writeFileSync(file, buf);
+    const out = join(tmp, 'nan');
+    const r = await train(['--model', model, '--ref-model', fixture('gpt-neox-tiny_ref'), '--data', join(model, 'pairs.jsonl'), '--no-eos',
+      '--loss', 'sr-ipo', '--batch-size', '6', '--max-steps', '2', '--save-every', '1', '--out', out]);
+    expect(r.code, describeRun(r)).toBe(1);
+    expect(r.stderr).toMatch(/step 1: the loss is (NaN|-?Infinity)/);
+    expect(r.stderr).toMatch(/last good checkpoint is none/);
+    expect(readMetrics(out)).toEqual([]);
+    expect(readdirSync(out).filter((e) => e.startsWith('.checkpoint') || e === 'checkpoint')).toEqual([]);
+  });
+});
