@@ -1,0 +1,90 @@
+// `srk train` refuses what it must not do, with a clear message and a non-zero exit, and touches
+// nothing while refusing: a run directory that already holds a checkpoint (without --resume), a
+// --resume with different pinned settings, malformed data. With --skip-bad-rows it goes on and
+// reports the counts of what it read (shapes, scores, HH per-side splits, skipped lines).
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { describeRun, fixture, fixtureArgs, readMetrics, tempDir, train } from './helpers.js';
+
+const STACK = /\n\s+at /;
+
+describe('srk train refuses to overwrite or mismatch an existing run', () => {
+  const tmp = tempDir();
+
+  it('a checkpoint in --out without --resume, and --resume with another --loss, are clear errors that change nothing', async () => {
+    const out = join(tmp, 'run');
+    const args = [...fixtureArgs('llama-tiny-tied'), '--batch-size', '6', '--lr', '0', '--max-steps', '1', '--out', out];
+    const r0 = await train([...args, '--loss', 'dpo']);
+    expect(r0.code, describeRun(r0)).toBe(0);
+    const files = ['metrics.jsonl', 'train_config.json', 'checkpoint/model.safetensors', 'checkpoint/trainer_state.json'];
+    const before = files.map((f) => readFileSync(join(out, f)));
+    const unchanged = () => files.forEach((f, i) => expect(readFileSync(join(out, f)).equals(before[i]), `${f} unchanged`).toBe(true));
+
+    const r1 = await train([...args, '--loss', 'dpo']);
+    expect(r1.code).not.toBe(0);
+    expect(r1.stderr).toMatch(/already holds a checkpoint/);
+    expect(r1.stderr).toMatch(/--resume/);
+    expect(r1.stderr).not.toMatch(STACK);
+    unchanged();
+
+    const r2 = await train([...args, '--loss', 'ipo', '--resume']);
+    expect(r2.code).not.toBe(0);
+    expect(r2.stderr).toMatch(/--resume: --loss is "ipo" but the run in .* used "dpo"/);
+    expect(r2.stderr).not.toMatch(STACK);
+    unchanged();
+  });
+});
+
+describe('srk train on malformed data: file:line error, or --skip-bad-rows with counts in the report', () => {
+  const tmp = tempDir();
+  // Rows of every text shape the loader knows, two with top-level scores, two UltraFeedback-style
+  // (scores under metadata), HH dialogues (one whose rejected has another prompt: split per side),
+  // a chat row (message lists; the fixture tokenizer has no chat template), and two bad lines.
+  const rows = [
+    JSON.stringify({ prompt: 'Q: two plus two?\nA:', chosen: ' four', rejected: ' five', score_chosen: 9, score_rejected: 3 }),
+    JSON.stringify({ prompt: 'Q: sky colour?\nA:', chosen: ' blue', rejected: ' green', score_chosen: 8, score_rejected: 2 }),
+    '{"prompt": "Q: cut off", "chosen": ',
+    JSON.stringify({ prompt: 'Name a fruit.', chosen: ' An apple.', rejected: ' A chair.', source_index: 7, metadata: { score_chosen: 9.0, score_rejected: 7.0 } }),
+    JSON.stringify({ prompt: 'Name a colour.', chosen: ' Red.', rejected: ' Seven.', source_index: 8, metadata: { score_chosen: 8.5, score_rejected: 1.0 } }),
+    JSON.stringify({ chosen: '\n\nHuman: Hi there\n\nAssistant: Hello, how can I help?', rejected: '\n\nHuman: Hi there\n\nAssistant: Go away.' }),
+    JSON.stringify({ chosen: '\n\nHuman: Tell me a joke\n\nAssistant: Why did the chicken cross the road?', rejected: '\n\nHuman: Tell me a joke\n\nAssistant: No.' }),
+    JSON.stringify({ prompt: 'only a prompt' }),
+    JSON.stringify({ chosen: '\n\nHuman: Help me\n\nAssistant: Sure, with what?', rejected: '\n\nHuman: Help me please\n\nAssistant: No.' }),
+    JSON.stringify({
+      chosen: [{ role: 'user', content: 'Say hi' }, { role: 'assistant', content: 'Hi!' }],
+      rejected: [{ role: 'user', content: 'Say hi' }, { role: 'assistant', content: 'Bye.' }],
+      score_chosen: 7, score_rejected: 4,
+    }),
+  ];
+  const data = join(tmp, 'mixed.jsonl');
+  writeFileSync(data, `${rows.join('\n')}\n`);
+  const args = (out: string) => ['--model', fixture('mistral-tiny'), '--data', data, '--loss', 'dpo', '--lr', '0', '--batch-size', '8',
+    '--max-steps', '1', '--out', out];
+
+  it('without --skip-bad-rows: exit 1 naming file:3, no stack trace, nothing trained', async () => {
+    const out = join(tmp, 'strict');
+    const r = await train(args(out));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${data}:3: invalid JSON`);
+    expect(r.stderr).not.toMatch(STACK);
+    expect(readMetrics(out)).toEqual([]);
+  });
+
+  it('--skip-bad-rows: trains on the 8 good rows and reports shapes, scores, per-side splits and the 2 skipped lines', async () => {
+    const out = join(tmp, 'lenient');
+    const r = await train([...args(out), '--skip-bad-rows']);
+    expect(r.code, describeRun(r)).toBe(0);
+    const e = r.stderr;
+    expect(e).toContain(`${data}: 8 rows (text 4, hh 3, chat 1)`);
+    expect(e).toContain('5 with scores');
+    expect(e).toMatch(/1 HH rows split per side/);
+    expect(e).toMatch(/1 chat rows as plain lines/);
+    expect(e).toMatch(/2 bad lines skipped \(.*mixed\.jsonl:3: invalid JSON.*\|.*mixed\.jsonl:8: /);
+    expect(e).toMatch(/8 rows tokenized/);
+    const m = readMetrics(out);
+    expect(m).toHaveLength(1);
+    expect(m[0].pairs_seen).toBe(8);
+    expect(Number.isFinite(m[0].loss)).toBe(true);
+  });
+});
