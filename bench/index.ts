@@ -5,14 +5,25 @@ import { benchCopy, type CopyResult } from './copy.js';
 import { benchMatmul, pythiaCases, type MatmulCase, type MatmulResult } from './matmul.js';
 import type { MatmulTile } from '../src/kernels/matmul.js';
 import { fmt, isCpuAdapter } from './harness.js';
+import { attentionCases, benchAttention, type AttentionResult } from './attention.js';
+import { benchClassifier, classifierCases, type ClassifierResult } from './classifier.js';
+import { benchNorm, normCases, type NormResult } from './norm.js';
+import { benchOptimizers, type OptimizerResult } from './optimizer.js';
+import { benchStep, checkStepOptions, type StepBenchOptions, type StepResult } from './step.js';
 
-export const BENCH_KINDS = ['matmul', 'copy'] as const;
+export const BENCH_KINDS = ['matmul', 'copy', 'attention', 'classifier', 'norm', 'optimizer', 'step'] as const;
 export type BenchKind = (typeof BENCH_KINDS)[number];
 
 export interface BenchOptions {
   kind: BenchKind; full: boolean; tokens?: number; sizes?: number[]; log: (s: string) => void;
   /** Also time every tiling in TILE_SWEEP on the square sizes (for tuning on a new GPU). */
   tileSweep?: boolean;
+  /** attention: override the pair shape (default 8 pairs, seq 512, prompt 256; CPU: 1, 128, 64). */
+  pairs?: number; seq?: number; prompt?: number;
+  /** classifier: vocabulary rows (default 50304; 4096 on a CPU adapter). */
+  vocab?: number;
+  /** step: its settings (pairs, seq, prompt above; defaults there are 8, 512, 256). */
+  step?: Omit<StepBenchOptions, 'pairs' | 'seq' | 'prompt' | 'warmup' | 'repeats' | 'shape'> & { shape?: StepBenchOptions['shape'] };
 }
 
 export const TILE_SWEEP: MatmulTile[] = [
@@ -26,10 +37,29 @@ export const TILE_SWEEP: MatmulTile[] = [
 export interface BenchReport {
   kind: BenchKind; date: string; adapter: Record<string, string>; timing: 'timestamp' | 'wall';
   reducedForCpu: boolean; copy: CopyResult; matmul?: MatmulResult[];
+  attention?: AttentionResult[]; classifier?: ClassifierResult[]; norm?: NormResult[]; optimizer?: OptimizerResult[]; step?: StepResult;
+}
+
+function userError(msg: string): Error {
+  return Object.assign(new Error(msg), { userFacing: true });
 }
 
 export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> {
   const cpu = isCpuAdapter(gpu) && !o.full;
+  let stepOpts: StepBenchOptions | undefined;
+  if (o.kind === 'step') {
+    // Checked before any GPU work, so a refusal is immediate.
+    const s = o.step ?? { loss: 'dpo' as const, microBatch: 8, precision: 'f32' as const, packed: true };
+    stepOpts = {
+      ...s, shape: s.shape ?? (cpu ? 'tiny' : 'pythia-160m'), pairs: o.pairs ?? 8, seq: o.seq ?? 512, prompt: o.prompt ?? 256,
+      warmup: cpu ? 1 : 2, repeats: cpu ? 3 : 5,
+    };
+    checkStepOptions(stepOpts);
+    if (cpu && stepOpts.shape.startsWith('pythia')) {
+      throw userError(`bench step: --shape ${stepOpts.shape} on a CPU adapter (${gpu.adapterInfo.device || gpu.adapterInfo.description}) ` +
+        'would take hours; use --shape tiny, or --full to run it anyway');
+    }
+  }
   const copy = await benchCopy(gpu, cpu ? 32 : 512);
   o.log(`copy ${fmt(copy.bytes / 2 ** 20)} MiB: ${fmt(copy.gbPerS)} GB/s (read+write), ${fmt(copy.timing.ms, 3)} ms`);
   const report: BenchReport = {
@@ -56,6 +86,62 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
       o.log(`${c.name.padEnd(32)} ${`${c.M}x${c.N}x${c.K}`.padEnd(18)} ${fmt(r.gflops).padStart(8)} GFLOP/s ` +
         `${fmt(r.timing.ms, 3).padStart(9)} ms   min traffic ${fmt(r.minTrafficPctOfCopy ?? 0)}% of copy`);
     }
+  }
+  const [warm, reps] = cpu ? [1, 3] : [2, 7];
+  const tokens = (cpuDefault: number) => o.tokens ?? (cpu ? cpuDefault : 8192);
+  if (o.kind === 'attention') {
+    const cases = attentionCases(cpu).map((c) => ({ ...c, pairs: o.pairs ?? c.pairs, seq: o.seq ?? c.seq, prompt: o.prompt ?? c.prompt }));
+    if (cpu) o.log(`(CPU adapter: reduced sizes, ${cases[0].pairs} pair(s) of ${cases[0].seq} tokens; --full for the real ones)`);
+    report.attention = [];
+    for (const c of cases) {
+      const r = await benchAttention(gpu, c, warm, reps);
+      report.attention.push(r);
+      o.log(`${c.name.padEnd(20)} ${`${r.B}x${r.T} H${c.H} Dh${c.Dh}`.padEnd(20)} fwd ${fmt(r.forward.timing.ms, 3).padStart(9)} ms ` +
+        `${fmt(r.forward.gflops).padStart(7)} GFLOP/s   bwd ${fmt(r.backward.timing.ms, 3).padStart(9)} ms ${fmt(r.backward.gflops).padStart(7)} GFLOP/s`);
+    }
+  }
+  if (o.kind === 'classifier') {
+    const n = tokens(32);
+    const V = o.vocab ?? (cpu ? 4096 : 50304);
+    if (cpu) o.log(`(CPU adapter: reduced sizes, ${n} tokens, vocabulary ${V}; --full for the real ones)`);
+    report.classifier = [];
+    for (const c of classifierCases(n, V)) {
+      const r = await benchClassifier(gpu, c, warm, reps);
+      report.classifier.push(r);
+      o.log(`${c.name.padEnd(20)} N ${c.N} V ${c.V} d ${c.d} (chunks of ${r.chunkRows} rows)  fwd ${fmt(r.forward.timing.ms, 3).padStart(9)} ms ` +
+        `${fmt(r.forward.gflops).padStart(7)} GFLOP/s   bwd ${fmt(r.backward.timing.ms, 3).padStart(9)} ms ${fmt(r.backward.gflops).padStart(7)} GFLOP/s`);
+    }
+  }
+  if (o.kind === 'norm') {
+    const n = tokens(256);
+    if (cpu) o.log(`(CPU adapter: reduced sizes, ${n} rows; --full for the real ones)`);
+    report.norm = [];
+    for (const c of normCases(n)) {
+      const r = await benchNorm(gpu, c, copy.gbPerS, warm, reps);
+      report.norm.push(r);
+      const part = (m: NormResult['forward']) => `${fmt(m.timing.ms, 3).padStart(9)} ms ${fmt(m.gbPerS).padStart(7)} GB/s ${fmt(m.pctOfCopy).padStart(5)}%`;
+      o.log(`${c.name.padEnd(16)} [${c.N}, ${c.D}]  fwd ${part(r.forward)}   bwd ${part(r.backward)}  (% of copy)`);
+    }
+  }
+  if (o.kind === 'optimizer') {
+    const shapes = cpu ? 'small' : 'pythia-160m';
+    if (cpu) o.log('(CPU adapter: the small preset\'s tensor shapes; --full for Pythia-160m\'s)');
+    report.optimizer = await benchOptimizers(gpu, shapes, copy.gbPerS, warm, reps);
+    for (const r of report.optimizer) {
+      o.log(`${r.name.padEnd(16)} ${r.shapes} (${r.tensors} tensors, ${(r.elements / 1e6).toFixed(1)}M elements, ${r.bytesPerElement} B each) ` +
+        `${fmt(r.timing.ms, 3).padStart(9)} ms ${fmt(r.gbPerS).padStart(7)} GB/s ${fmt(r.pctOfCopy).padStart(5)}% of copy`);
+    }
+  }
+  if (o.kind === 'step' && stepOpts) {
+    const s = stepOpts;
+    o.log(`step: ${s.shape}, ${s.loss}, ${s.pairs} pairs x (${s.prompt} prompt + ${s.seq - s.prompt} completion), micro-batch ${s.microBatch}, ` +
+      `f32, packed, RMSprop + clip; ${s.warmup} warm-up + ${s.repeats} timed steps (wall clock)`);
+    const r = await benchStep(gpu, s, o.log);
+    report.step = r;
+    o.log(`step ${fmt(r.stepMs, 3)} ms; policy ${r.policyTokens} tokens/step (packed) = ${fmt(r.tokensPerS)} tokens/s, ` +
+      `${fmt(r.unpackedTokensPerS)} unpacked-equivalent tokens/s (2 x pairs x seq = ${r.unpackedTokens})` +
+      `${r.augTokens ? `, plus ${r.augTokens} augmented forward-only tokens` : ''}; ` +
+      `peak GPU memory ${fmt(r.peakInUseBytes / 2 ** 20)} MiB (params ${fmt(r.resident.params / 2 ** 20)} MiB)`);
   }
   return report;
 }

@@ -5,6 +5,8 @@ import { hideBin } from 'yargs/helpers';
 import { fail, withGpu } from './cli/run.js';
 import { formatInfo, infoReport } from './cli/info.js';
 import { BENCH_KINDS, runBench, type BenchKind } from '../bench/index.js';
+import { STEP_LOSSES, STEP_SHAPES, type StepShape } from '../bench/step.js';
+import type { LossName } from './train/options.js';
 import { trainFlags, trainOptionsFrom } from './cli/train.js';
 import { train } from './train/trainer.js';
 
@@ -31,17 +33,30 @@ async function main(): Promise<void> {
           ...adapterOpt,
           json: { type: 'boolean', default: false, describe: 'print one JSON report on stdout (progress goes to stderr)' },
           full: { type: 'boolean', default: false, describe: 'real sizes even on a CPU adapter (slow on lavapipe)' },
-          tokens: { type: 'number', describe: 'tokens per step for the model-shaped cases (default 8192; 256 on a CPU adapter)' },
+          tokens: { type: 'number', describe: 'tokens (rows) for matmul, classifier, norm (default 8192; CPU adapter: 64, 32, 256)' },
           sizes: { type: 'array', number: true, describe: 'square matmul sizes (default 1024 4096; 256 512 on a CPU adapter)' },
           tiles: { type: 'boolean', default: false, describe: 'matmul: also sweep tile shapes on the square sizes' },
           fast: { type: 'boolean', default: false, describe: 'Dawn toggles disable_robustness, disable_workgroup_init, skip_validation' },
           timestamps: { type: 'boolean', default: true, describe: 'time with GPU timestamp queries when available (--no-timestamps: wall clock)' },
+          pairs: { type: 'number', describe: 'attention, step: preference pairs (default 8; attention on a CPU adapter 1)' },
+          seq: { type: 'number', describe: 'attention, step: tokens of prompt + completion (default 512; attention on a CPU adapter 128)' },
+          prompt: { type: 'number', describe: 'attention, step: prompt tokens (default 256; attention on a CPU adapter 64)' },
+          vocab: { type: 'number', describe: 'classifier: vocabulary rows (default 50304; 4096 on a CPU adapter)' },
+          shape: { type: 'string', choices: STEP_SHAPES, describe: 'step: model shapes, random init (default pythia-160m; tiny on a CPU adapter)' },
+          loss: { type: 'string', choices: STEP_LOSSES, default: 'dpo', describe: 'step: loss' },
+          'micro-batch': { type: 'number', default: 8, describe: 'step: pairs per micro-batch' },
+          precision: { type: 'string', choices: ['f32', 'mixed'], default: 'f32', describe: 'step: f32 (mixed is not implemented yet)' },
+          packed: { type: 'boolean', default: true, describe: 'step: pack each pair into one row (--no-packed is not available yet)' },
         }),
       async (a) => {
-        await withGpu({ adapter: a.adapter, profile: a.timestamps, fast: a.fast }, async (gpu) => {
+        // A whole training step is timed by the wall clock: per-dispatch timestamp passes would slow it.
+        await withGpu({ adapter: a.adapter, profile: a.timestamps && a.kind !== 'step', fast: a.fast }, async (gpu) => {
           const log = (s: string) => (a.json ? process.stderr : process.stdout).write(`${s}\n`);
           const report = await runBench(gpu, {
             kind: a.kind as BenchKind, full: a.full, tokens: a.tokens, tileSweep: a.tiles, sizes: a.sizes as number[] | undefined, log,
+            pairs: a.pairs, seq: a.seq, prompt: a.prompt, vocab: a.vocab,
+            step: { shape: a.shape as StepShape | undefined, loss: a.loss as LossName, microBatch: a['micro-batch'],
+              precision: a.precision as 'f32' | 'mixed', packed: a.packed },
           });
           if (a.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
         });

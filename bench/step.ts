@@ -1,0 +1,157 @@
+// A full training step (src/train/step.ts trainStep: forward + backward over every micro-batch,
+// gradient norm, clipping, RMSprop update, the step's readback) on a randomly initialized model
+// of a preset's shapes (src/init/presets.ts) and synthetic token ids. Only time matters here, so
+// the reference log-probs are random numbers and nothing is read from disk.
+//
+// Step time is wall-clock time around trainStep (which ends with its own readback), the median of
+// a few steps after warm-up. Token counts, per step:
+//   policyTokens      tokens the policy forward + backward actually processes: trainStep packs
+//                     each pair into one row, (prompt - 1) + 2 * (1 + completion) tokens;
+//   unpackedTokens    2 * pairs * seq, the count of the unpacked layout (one row per sequence),
+//                     which is how most DPO trainers count; unpackedTokensPerS uses it;
+//   augTokens         (Sr-DPO / Sr-IPO) tokens of the extra forward without gradients over the
+//                     augmented pairs (refine prompt of `refineTokens` ids + prompt + completions).
+// Peak memory is the tensor pool's peak bytes in use (size classes, so slightly above the tensors'
+// own sizes) during the timed steps; parameters, gradients and optimizer state are included.
+import type { Gpu } from '../src/engine/gpu.js';
+import { Optimizer } from '../src/kernels/optimizer.js';
+import { presetConfig } from '../src/init/presets.js';
+import { buildBatch } from '../src/model/batch.js';
+import { CausalLM } from '../src/model/causal-lm.js';
+import { Params } from '../src/model/params.js';
+import { expectedParameters } from '../src/model/tensor-names.js';
+import type { TokenizedPair } from '../src/data/tokenize-pairs.js';
+import type { ReferenceLogps } from '../src/train/reference.js';
+import type { PairLogps } from '../src/train/score.js';
+import { trainStep, type StepMetrics } from '../src/train/step.js';
+import { isSrLoss, type LossName } from '../src/train/options.js';
+import { randomInitParams, randomInts } from './random.js';
+
+export const STEP_SHAPES = ['tiny', 'small', 'pythia-160m', 'pythia-410m'] as const;
+export type StepShape = (typeof STEP_SHAPES)[number];
+export const STEP_LOSSES: readonly LossName[] = ['dpo', 'ipo', 'sr-dpo', 'sr-ipo', 'sft'];
+
+/** Length of the synthetic refine prompt of the Sr losses (the paper's prompt is ~60 BPE tokens). */
+export const REFINE_TOKENS = 64;
+
+export interface StepBenchOptions {
+  shape: StepShape; pairs: number; seq: number; prompt: number; loss: LossName; microBatch: number;
+  precision: 'f32' | 'mixed'; packed: boolean; warmup: number; repeats: number;
+}
+
+export interface StepResult {
+  shape: StepShape; parameters: number; loss: LossName; precision: 'f32'; packed: true; optimizer: 'rmsprop'; gradClip: number;
+  pairs: number; seq: number; prompt: number; completion: number; microBatch: number; refineTokens: number | null;
+  /** Batch rows of one micro-batch and their (padded) length. */
+  rowsPerMicroBatch: number; rowLength: number;
+  policyTokens: number; unpackedTokens: number; augTokens: number;
+  stepMs: number; samplesMs: number[]; warmupMs: number[];
+  tokensPerS: number; unpackedTokensPerS: number;
+  peakInUseBytes: number; resident: { params: number; grads: number; optimizerState: number }; allocatedBytes: number;
+  last: { loss: number; gradNorm: number };
+}
+
+function userError(msg: string): Error {
+  return Object.assign(new Error(msg), { userFacing: true });
+}
+
+/** Refusals that need no GPU work (the CPU-adapter rule is checked by the caller). */
+export function checkStepOptions(o: StepBenchOptions): void {
+  if (o.precision === 'mixed') {
+    throw userError('bench step: --precision mixed is not implemented yet (the f16 training path is future work); use --precision f32');
+  }
+  if (!o.packed) {
+    throw userError('bench step: --no-packed is not available: trainStep (src/train/step.ts) always packs each pair ' +
+      '(prompt once, both completions as branches); an unpacked step needs a layout option there');
+  }
+  if (!STEP_LOSSES.includes(o.loss)) throw userError(`bench step: unknown --loss ${o.loss} (known: ${STEP_LOSSES.join(', ')})`);
+  for (const [k, v] of [['pairs', o.pairs], ['seq', o.seq], ['prompt', o.prompt], ['micro-batch', o.microBatch]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw userError(`bench step: --${k} must be a positive integer, got ${v}`);
+  }
+  if (o.prompt >= o.seq) throw userError(`bench step: --prompt ${o.prompt} must be shorter than --seq ${o.seq} (completions are seq - prompt tokens)`);
+}
+
+function syntheticPairs(n: number, prompt: number, completion: number, vocab: number, sr: boolean): TokenizedPair[] {
+  return Array.from({ length: n }, (_, i) => {
+    const promptIds = [...randomInts(prompt, vocab, 3 * i + 1)];
+    return {
+      promptIds,
+      chosenIds: [...randomInts(completion, vocab, 3 * i + 2)],
+      rejectedIds: [...randomInts(completion, vocab, 3 * i + 3)],
+      augPromptIds: sr ? [...randomInts(REFINE_TOKENS, vocab, 99), ...promptIds] : undefined,
+      truncated: false,
+    };
+  });
+}
+
+function randomLogps(n: number, seed: number): PairLogps {
+  const r = randomInts(2 * n, 1000, seed);
+  return {
+    chosen: Float64Array.from({ length: n }, (_, i) => -50 - r[i] / 100),
+    rejected: Float64Array.from({ length: n }, (_, i) => -50 - r[n + i] / 100),
+    chosenTokens: new Int32Array(n), rejectedTokens: new Int32Array(n),
+  };
+}
+
+export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) => void): Promise<StepResult> {
+  checkStepOptions(o);
+  const cfg = presetConfig('gpt-neox', o.shape);
+  const V = cfg.vocabSize;
+  const sr = isSrLoss(o.loss);
+  const completion = o.seq - o.prompt;
+  const gradClip = 10;
+
+  const params = new Params(gpu, expectedParameters(cfg)).allocate();
+  randomInitParams(gpu, params);
+  params.allocateGrads();
+  const model = new CausalLM(gpu, cfg, params);
+  const paramList = params.specs.map((s) => params.get(s.name));
+  const gradList = params.specs.map((s) => params.grad(s.name));
+  const optimizer = new Optimizer(gpu, { type: 'rmsprop' }, paramList, { maxGradNorm: gradClip });
+  const paramBytes = paramList.reduce((s, t) => s + t.bytes, 0);
+  const stateBytes = optimizer.state.flat().reduce((s, t) => s + t.bytes, 0);
+  await gpu.sync();
+
+  const pairs = syntheticPairs(o.pairs, o.prompt, completion, V, sr);
+  const indices = Int32Array.from({ length: o.pairs }, (_, i) => i);
+  const ref: ReferenceLogps | undefined = o.loss === 'sft' ? undefined
+    : { plain: randomLogps(o.pairs, 7), aug: sr ? randomLogps(o.pairs, 8) : undefined };
+  const firstMb = pairs.slice(0, Math.min(o.pairs, o.microBatch));
+  const layout = o.loss === 'sft'
+    ? buildBatch(firstMb.map((p) => ({ prompt: p.promptIds, completions: [p.chosenIds] })), { packed: false })
+    : buildBatch(firstMb.map((p) => ({ prompt: p.promptIds, completions: [p.chosenIds, p.rejectedIds] })), { packed: true });
+  const augTokens = sr ? o.pairs * (REFINE_TOKENS + o.prompt - 1 + 2 * (1 + completion)) : 0;
+
+  let t = 1;
+  let last: StepMetrics | undefined;
+  const one = async (): Promise<number> => {
+    const t0 = performance.now();
+    last = await trainStep(gpu, model, optimizer, gradList, { pairs, indices, ref },
+      { loss: o.loss, beta: 0.1, lambda: 0.5, microBatchSize: o.microBatch, lr: 5e-7, t: t++ });
+    return performance.now() - t0;
+  };
+  const warmupMs: number[] = [];
+  for (let i = 0; i < o.warmup; i++) { warmupMs.push(await one()); log(`  warm-up step ${i + 1}: ${warmupMs[i].toFixed(0)} ms`); }
+  // Peak over the timed steps only (the pool's peak is a plain counter; start it from what is held now).
+  gpu.pool.peakInUseBytes = gpu.pool.inUseBytes;
+  const samplesMs: number[] = [];
+  for (let i = 0; i < o.repeats; i++) { samplesMs.push(await one()); log(`  step ${i + 1}: ${samplesMs[i].toFixed(0)} ms`); }
+  const peak = gpu.pool.peakInUseBytes;
+  const stepMs = [...samplesMs].sort((a, b) => a - b)[Math.floor(samplesMs.length / 2)];
+  const policyTokens = last!.tokens;
+  const unpackedTokens = o.loss === 'sft' ? o.pairs * o.seq : 2 * o.pairs * o.seq;
+
+  optimizer.release();
+  model.destroy();
+  params.free();
+  return {
+    shape: o.shape, parameters: params.count, loss: o.loss, precision: 'f32', packed: true, optimizer: 'rmsprop', gradClip,
+    pairs: o.pairs, seq: o.seq, prompt: o.prompt, completion, microBatch: o.microBatch, refineTokens: sr ? REFINE_TOKENS : null,
+    rowsPerMicroBatch: layout.B, rowLength: layout.T,
+    policyTokens, unpackedTokens, augTokens,
+    stepMs, samplesMs, warmupMs,
+    tokensPerS: policyTokens / (stepMs / 1000), unpackedTokensPerS: unpackedTokens / (stepMs / 1000),
+    peakInUseBytes: peak, resident: { params: paramBytes, grads: paramBytes, optimizerState: stateBytes }, allocatedBytes: gpu.pool.allocatedBytes,
+    last: { loss: last!.loss, gradNorm: last!.gradNorm },
+  };
+}
