@@ -1,0 +1,98 @@
+// `srk bench KIND --json` through the built CLI at small sizes: every kind runs, its report parses,
+// and its numbers are positive and finite. The refusals of `bench step` are clear errors.
+// Timing values themselves are not checked (lavapipe on a shared CPU is anything but steady).
+import { spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const root = resolve(import.meta.dirname, '../..');
+const srk = resolve(root, 'bin/srk.js');
+
+function run(args: string[]) {
+  return spawnSync(process.execPath, [srk, 'bench', ...args], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+}
+
+function bench(args: string[]): any {
+  const r = run([...args, '--json']);
+  if (r.status !== 0) throw new Error(`srk bench ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+  const report = JSON.parse(r.stdout);
+  expect(report.kind).toBe(args[0]);
+  expect(report.copy.gbPerS).toBeGreaterThan(0);
+  return report;
+}
+
+const positive = (x: unknown) => {
+  expect(typeof x).toBe('number');
+  expect(Number.isFinite(x as number) && (x as number) > 0).toBe(true);
+};
+
+let cpuAdapter = true;
+
+describe('srk bench', () => {
+  it('attention: plain causal and packed pairs, forward and backward', () => {
+    const r = bench(['attention', '--pairs', '1', '--seq', '48', '--prompt', '24']);
+    cpuAdapter = r.reducedForCpu;
+    const layouts = r.attention.map((c: { layout: string }) => c.layout);
+    expect(layouts).toContain('plain');
+    expect(layouts).toContain('packed');
+    for (const c of r.attention) {
+      expect(c.Dh).toBe(64);
+      for (const x of [c.visiblePairs, c.forward.timing.ms, c.forward.gflops, c.backward.timing.ms, c.backward.gflops]) positive(x);
+    }
+    const plain = r.attention.find((c: { layout: string }) => c.layout === 'plain');
+    expect(plain.visiblePairs).toBe((plain.B * plain.T * (plain.T + 1)) / 2);
+  }, 120_000);
+
+  it('classifier: fused output layer forward and backward at d 768 and 1024', () => {
+    const r = bench(['classifier', '--tokens', '8', '--vocab', '1024']);
+    expect(r.classifier.map((c: { d: number }) => c.d)).toEqual([768, 1024]);
+    for (const c of r.classifier) {
+      expect(c.V).toBe(1024);
+      for (const x of [c.chunkRows, c.forward.timing.ms, c.forward.gflops, c.backward.timing.ms, c.backward.gflops]) positive(x);
+    }
+  }, 120_000);
+
+  it('norm: LayerNorm and RMSNorm, GB/s and share of copy bandwidth', () => {
+    const r = bench(['norm', '--tokens', '64']);
+    expect(r.norm).toHaveLength(4);
+    for (const c of r.norm) for (const m of [c.forward, c.backward]) for (const x of [m.timing.ms, m.bytes, m.gbPerS, m.pctOfCopy]) positive(x);
+  }, 120_000);
+
+  it('optimizer: RMSprop and AdamW with clipping', () => {
+    const r = bench(['optimizer']);
+    expect(r.optimizer.map((o: { name: string }) => o.name)).toEqual(['rmsprop + clip', 'adamw + clip']);
+    for (const o of r.optimizer) for (const x of [o.elements, o.bytes, o.timing.ms, o.gbPerS, o.pctOfCopy]) positive(x);
+  }, 120_000);
+
+  it('step: a full Sr-DPO training step on the tiny shapes', () => {
+    const r = bench(['step', '--shape', 'tiny', '--pairs', '2', '--seq', '40', '--prompt', '16', '--loss', 'sr-dpo']);
+    const s = r.step;
+    expect(s.shape).toBe('tiny');
+    expect(s.packed).toBe(true);
+    // Packed: (prompt - 1) + 2 * (1 + completion) tokens per pair; unpacked count: 2 * pairs * seq.
+    expect(s.policyTokens).toBe(2 * (15 + 2 * 25));
+    expect(s.unpackedTokens).toBe(2 * 2 * 40);
+    expect(s.augTokens).toBe(2 * (s.refineTokens + 15 + 2 * 25));
+    for (const x of [s.parameters, s.stepMs, s.tokensPerS, s.unpackedTokensPerS, s.peakInUseBytes, s.resident.params, s.resident.optimizerState]) positive(x);
+    expect(s.peakInUseBytes).toBeGreaterThan(s.resident.params + s.resident.grads);
+    expect(Number.isFinite(s.last.loss)).toBe(true);
+    expect(Number.isFinite(s.last.gradNorm)).toBe(true);
+  }, 120_000);
+
+  it('step: refuses what it cannot do, with a clear message', () => {
+    const mixed = run(['step', '--shape', 'tiny', '--precision', 'mixed']);
+    expect(mixed.status).toBe(1);
+    expect(mixed.stderr).toMatch(/--precision mixed is not implemented yet/);
+    const unpacked = run(['step', '--shape', 'tiny', '--no-packed']);
+    expect(unpacked.status).toBe(1);
+    expect(unpacked.stderr).toMatch(/--no-packed is not available/);
+    const prompt = run(['step', '--shape', 'tiny', '--seq', '64', '--prompt', '64']);
+    expect(prompt.status).toBe(1);
+    expect(prompt.stderr).toMatch(/must be shorter than --seq/);
+    if (cpuAdapter) {
+      const big = run(['step', '--shape', 'pythia-160m']);
+      expect(big.status).toBe(1);
+      expect(big.stderr).toMatch(/CPU adapter .* --full/);
+    }
+  }, 120_000);
+});
