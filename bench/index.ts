@@ -1,5 +1,14 @@
 // `srk bench KIND`: kernel microbenchmarks. Every run measures the adapter's copy bandwidth
 // first, so each result can also be read as a ratio that compares across machines.
+//   copy        vec4 f32 copy bandwidth (copy.ts)
+//   matmul      square and Pythia-shaped products, optional tile sweep (matmul.ts)
+//   attention   flash attention forward/backward, plain causal and packed pairs (attention.ts)
+//   classifier  fused output layer (logits + log-softmax gather) forward/backward (classifier.ts)
+//   norm        LayerNorm / RMSNorm forward/backward, GB/s (norm.ts)
+//   optimizer   RMSprop / AdamW step with grad norm and clipping, GB/s (optimizer.ts)
+//   step        a full training step on a random-init model, wall clock (step.ts)
+// On a CPU adapter (lavapipe) every kind shrinks its sizes unless --full; `step` refuses the
+// Pythia shapes there unless --full.
 import type { Gpu } from '../src/engine/gpu.js';
 import { benchCopy, type CopyResult } from './copy.js';
 import { benchMatmul, pythiaCases, type MatmulCase, type MatmulResult } from './matmul.js';
