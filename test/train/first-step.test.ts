@@ -4,17 +4,22 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { describeRun, fixture, fixtureArgs, readMetrics, tempDir, train } from './helpers.js';
+import { describeRun, fixture, fixtureArgs, readMetrics, safetensorsNorm, tempDir, train } from './helpers.js';
 
 const FIXTURES = ['gpt-neox-tiny', 'mistral-tiny', 'llama-tiny-tied'] as const;
+/** Pairs per forward/backward: the batch of 6 in one piece, as 4 + 2, and as 3 x 2 (gradients and metrics accumulate). */
+const MICRO: Record<(typeof FIXTURES)[number], number> = { 'gpt-neox-tiny': 6, 'mistral-tiny': 4, 'llama-tiny-tied': 2 };
 const LOSSES = ['dpo', 'ipo', 'sr-dpo', 'sr-ipo'] as const;
 
-interface Expected { beta: number; losses_mean: Record<string, number>; logratio_diff: number[]; delta: number[] }
+interface Expected {
+  beta: number; losses_mean: Record<string, number>; logratio_diff: number[]; delta: number[];
+  logps: { policy_chosen: number[]; chosen_tokens: number[] };
+}
 
 const relClose = (got: number, want: number, rel: number, floor = 1e-6) =>
   Math.abs(got - want) <= rel * Math.max(Math.abs(want), floor);
 
-describe('srk train: the first metrics line equals the transformers fixtures (loss, margin, accuracy)', () => {
+describe('srk train: the first metrics line equals the transformers fixtures (loss, margin, accuracies, gradient norm)', () => {
   const tmp = tempDir();
   for (const name of FIXTURES) {
     const exp = JSON.parse(readFileSync(join(fixture(name), 'expected.json'), 'utf8')) as Expected;
@@ -23,9 +28,9 @@ describe('srk train: the first metrics line equals the transformers fixtures (lo
     const accuracy = h.filter((x) => x > 0).length / h.length;
     const augAccuracy = exp.delta.filter((x) => x > 0).length / exp.delta.length;
     for (const loss of LOSSES) {
-      it(`${name} ${loss}: loss == losses_mean, margin == mean(beta*h), accuracy == mean(h > 0), aug_accuracy == mean(delta > 0)`, async () => {
+      it(`${name} ${loss} (micro-batches of ${MICRO[name]}): loss == losses_mean, margin == mean(beta*h), accuracy == mean(h > 0), aug_accuracy == mean(delta > 0), grad_norm == |grads|`, async () => {
         const out = join(tmp, `${name}-${loss}`);
-        const r = await train([...fixtureArgs(name), '--batch-size', '6', '--lr', '0', '--max-steps', '1', '--loss', loss, '--out', out]);
+        const r = await train([...fixtureArgs(name), '--batch-size', '6', '--micro-batch-size', String(MICRO[name]), '--lr', '0', '--max-steps', '1', '--loss', loss, '--out', out]);
         expect(r.code, describeRun(r)).toBe(0);
         const rows = readMetrics(out);
         expect(rows).toHaveLength(1);
@@ -40,9 +45,31 @@ describe('srk train: the first metrics line equals the transformers fixtures (lo
         expect(m.accuracy).toBeCloseTo(accuracy, 6);
         if (loss.startsWith('sr-')) expect(m.aug_accuracy).toBeCloseTo(augAccuracy, 6);
         else expect(m.aug_accuracy).toBeNull();
-        expect(Number.isFinite(m.grad_norm)).toBe(true);
-        expect(m.grad_norm!).toBeGreaterThan(0);
+        // The gradient of the batch mean, accumulated over the micro-batches: its global norm is that
+        // of the fixture's d(mean loss)/d(parameter) (grads_LOSS.safetensors).
+        const gn = safetensorsNorm(join(fixture(name), `grads_${loss}.safetensors`));
+        expect(relClose(m.grad_norm!, gn, 1e-4), `grad_norm ${m.grad_norm} vs ${gn}`).toBe(true);
       });
     }
+  }
+});
+
+describe('srk train --loss sft: the first metrics line is the mean NLL per chosen token of the fixtures', () => {
+  const tmp = tempDir();
+  for (const name of FIXTURES) {
+    it(`${name} (micro-batches of ${MICRO[name]}): loss == -sum(policy_chosen) / sum(chosen_tokens), logp_chosen == mean(policy_chosen)`, async () => {
+      const exp = JSON.parse(readFileSync(join(fixture(name), 'expected.json'), 'utf8')) as Expected;
+      const out = join(tmp, `${name}-sft`);
+      const r = await train([...fixtureArgs(name, { ref: false }), '--batch-size', '6', '--micro-batch-size', String(MICRO[name]), '--lr', '0', '--max-steps', '1', '--loss', 'sft', '--out', out]);
+      expect(r.code, describeRun(r)).toBe(0);
+      const [m] = readMetrics(out);
+      const lp = exp.logps.policy_chosen;
+      const nll = -lp.reduce((a, b) => a + b, 0) / exp.logps.chosen_tokens.reduce((a, b) => a + b, 0);
+      expect(relClose(m.loss!, nll, 1e-4), `loss ${m.loss} vs ${nll}`).toBe(true);
+      const mean = lp.reduce((a, b) => a + b, 0) / lp.length;
+      expect(relClose(m.logp_chosen!, mean, 1e-4), `logp_chosen ${m.logp_chosen} vs ${mean}`).toBe(true);
+      expect(m.margin).toBeNull();
+      expect(m.accuracy).toBeNull();
+    });
   }
 });

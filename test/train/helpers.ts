@@ -67,3 +67,23 @@ export async function waitFor(cond: () => boolean, timeoutMs: number, what: stri
 export function describeRun(r: RunResult): string {
   return `exit ${r.code}${r.signal ? ` (${r.signal})` : ''}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
 }
+
+/** Header of a safetensors file: tensor name -> dtype, shape, byte offsets in the data section. */
+export function safetensorsHeader(buf: Buffer): { dataStart: number; tensors: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> } {
+  const n = Number(buf.readBigUInt64LE(0));
+  const h = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, unknown>;
+  delete h.__metadata__;
+  return { dataStart: 8 + n, tensors: h as never };
+}
+
+/** Global L2 norm of all F32 tensors of a safetensors file. */
+export function safetensorsNorm(file: string): number {
+  const buf = readFileSync(file);
+  const { dataStart, tensors } = safetensorsHeader(buf);
+  let s = 0;
+  for (const t of Object.values(tensors)) {
+    if (t.dtype !== 'F32') throw new Error(`${file}: ${t.dtype} tensor`);
+    for (let o = dataStart + t.data_offsets[0]; o < dataStart + t.data_offsets[1]; o += 4) s += buf.readFloatLE(o) ** 2;
+  }
+  return Math.sqrt(s);
+}

@@ -6,15 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { loadModel } from '../../src/model/load.js';
 import { openSafetensors } from '../../src/model/safetensors.js';
 import { getGpu } from '../helpers/gpu.js';
-import { describeRun, fixture, fixtureArgs, readMetrics, tempDir, train } from './helpers.js';
-
-/** Header of a safetensors file: tensor name -> dtype, shape, byte offsets in the data section. */
-function safetensorsHeader(buf: Buffer): { dataStart: number; tensors: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> } {
-  const n = Number(buf.readBigUInt64LE(0));
-  const h = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, unknown>;
-  delete h.__metadata__;
-  return { dataStart: 8 + n, tensors: h as never };
-}
+import { describeRun, fixture, fixtureArgs, readMetrics, safetensorsHeader, tempDir, train } from './helpers.js';
 
 describe('srk train stops on a non-finite loss, naming the step and the last good checkpoint', () => {
   const tmp = tempDir();
