@@ -1,19 +1,20 @@
 // `srk train` learns: a short Sr-DPO run on gpt-neox-tiny's 6 pairs, with the initial policy as
 // the reference, drives the training margin and accuracy up from their start (margin 0, since
 // policy == reference at step 1) and the loss down from log 2.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { describeRun, fixtureArgs, readMetrics, tempDir, train } from './helpers.js';
+import { describeRun, fixture, fixtureArgs, readMetrics, tempDir, train } from './helpers.js';
 
 describe('srk train sr-dpo on gpt-neox-tiny (adamw, 6 steps): training margin and accuracy rise, loss falls', () => {
   const tmp = tempDir();
 
-  it('the last metrics line beats the first; warm-up scales lr; the model is saved', async () => {
+  it('the last metrics line beats the first; warm-up scales lr; evaluations agree with the training metrics; the model is saved', async () => {
     const out = join(tmp, 'learn');
     const steps = 6;
     const r = await train([...fixtureArgs('gpt-neox-tiny', { ref: false }), '--loss', 'sr-dpo', '--optimizer', 'adamw',
-      '--lr', '1e-3', '--warmup-steps', '2', '--batch-size', '6', '--max-steps', String(steps), '--out', out]);
+      '--lr', '1e-3', '--warmup-steps', '2', '--batch-size', '6', '--max-steps', String(steps), '--out', out,
+      '--eval-data', join(fixture('gpt-neox-tiny'), 'pairs.jsonl'), '--eval-every', '3']);
     expect(r.code, describeRun(r)).toBe(0);
     const rows = readMetrics(out);
     expect(rows.map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6]);
@@ -32,6 +33,19 @@ describe('srk train sr-dpo on gpt-neox-tiny (adamw, 6 steps): training margin an
     expect(last.loss!).toBeLessThan(0.5 * first.loss!);
     expect(last.reward_chosen!).toBeGreaterThan(last.reward_rejected!);
     for (const m of rows) expect(Number.isFinite(m.grad_norm)).toBe(true);
+
+    // Evaluation (on the same 6 pairs) at the start, every 3 steps and at the end. The batch is the
+    // whole data set, so the evaluation after step 3 scores the weights that the metrics line of
+    // step 4 was computed with (before its update): the same margin and accuracies.
+    const evals = readFileSync(join(out, 'eval.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+    expect(evals.map((e) => e.step)).toEqual([0, 3, 6]);
+    expect(evals.every((e) => e.n === 6)).toBe(true);
+    expect(Math.abs(evals[0].margin)).toBeLessThan(1e-3);
+    expect(Math.abs(evals[1].margin - rows[3].margin!)).toBeLessThan(1e-4 * Math.max(1, Math.abs(evals[1].margin)));
+    expect(evals[1].accuracy).toBe(rows[3].accuracy);
+    expect(evals[1].aug_accuracy).toBe(rows[3].aug_accuracy);
+    expect(evals[2].margin).toBeGreaterThan(last.margin!);
+    expect(evals[2].accuracy).toBe(1);
     expect(existsSync(join(out, 'checkpoint', 'model.safetensors'))).toBe(true);
     expect(existsSync(join(out, 'report.html'))).toBe(true);
     expect(r.stderr).toMatch(/done: 6 steps/);
