@@ -9,6 +9,7 @@ import { STEP_LOSSES, STEP_SHAPES, type StepShape } from '../bench/step.js';
 import type { LossName } from './train/options.js';
 import { trainFlags, trainOptionsFrom } from './cli/train.js';
 import { train } from './train/trainer.js';
+import { runDemo } from './train/demo.js';
 
 const adapterOpt = {
   adapter: { type: 'string', describe: 'substring of the WebGPU adapter name to use (also SRK_ADAPTER)' },
@@ -64,7 +65,10 @@ async function main(): Promise<void> {
     .command('train', 'align a model: SFT, DPO, IPO, Sr-DPO or Sr-IPO (no --model/--data: the built-in demo)',
       (y) => trainFlags(y),
       async (a) => {
-        if (!a.model && !a.data) throw Object.assign(new Error('the built-in demo is not available yet: pass --model and --data'), { userFacing: true });
+        if (!a.model && !a.data) {
+          await runDemo({ out: (a.out as string | undefined) ?? 'runs/demo', seed: a.seed as number, adapter: a.adapter as string | undefined, plainProgress: a['plain-progress'] as boolean });
+          return;
+        }
         if (!a.model || !a.data) throw Object.assign(new Error('pass both --model and --data (or neither, for the demo)'), { userFacing: true });
         await train(trainOptionsFrom(a as Record<string, unknown>));
       })

@@ -24,14 +24,22 @@ import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, chunkRanges, grid, maxWindowElems, windowOf, type KernelDef } from '../engine/kernel.js';
 
-const WG = 256;
+/**
+ * Threads per row: enough to cover the row in about 4 strides, 32..256. Small rows with 256
+ * threads waste most of them, and on a CPU adapter every idle thread still pays for each barrier.
+ */
+export function rowWorkgroup(D: number): number {
+  let wg = 32;
+  while (wg < 256 && wg * 4 < D) wg *= 2;
+  return wg;
+}
 /** Rows summed by one stage-1 workgroup of the weight-gradient reduction. */
 const ROWS_PER_BLOCK = 32;
 /** Columns per stage-1/stage-2 workgroup. */
 const WGC = 64;
 
 // A fixed-order tree sum over the workgroup (must be called from uniform control flow).
-const REDUCE = /* wgsl */ `
+const REDUCE = (WG: number) => /* wgsl */ `
 var<workgroup> red: array<vec2f, ${WG}>;
 fn reduce2(v: vec2f, li: u32) -> vec2f {
   red[li] = v;
@@ -45,7 +53,7 @@ fn reduce2(v: vec2f, li: u32) -> vec2f {
   return r;
 }`;
 
-function forwardDef(rms: boolean): KernelDef {
+function forwardDef(rms: boolean, WG: number): KernelDef {
   // Bindings: x, w, [b], y, [mean], rstd.
   const b = rms ? -1 : 2;
   const y = rms ? 2 : 3;
@@ -65,7 +73,7 @@ ${rms ? '' : `@group(0) @binding(${b}) var<storage, read> bias: array<f32>;`}
 ${rms ? '' : `@group(0) @binding(${mean}) var<storage, read_write> meanOut: array<f32>;`}
 @group(0) @binding(${rstd}) var<storage, read_write> rstdOut: array<f32>;
 @group(0) @binding(${nb}) var<uniform> p: Params;
-${REDUCE}
+${REDUCE(WG)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let row = wg.x + wg.y * nwg.x;
@@ -91,7 +99,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   };
 }
 
-function backwardDxDef(rms: boolean): KernelDef {
+function backwardDxDef(rms: boolean, WG: number): KernelDef {
   // Bindings: dy, x, w, [mean], rstd, dx.
   const rstd = rms ? 3 : 4;
   const dx = rms ? 4 : 5;
@@ -108,7 +116,7 @@ ${rms ? '' : '@group(0) @binding(3) var<storage, read> meanIn: array<f32>;'}
 @group(0) @binding(${rstd}) var<storage, read> rstdIn: array<f32>;
 @group(0) @binding(${dx}) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(${dx + 1}) var<uniform> p: Params;
-${REDUCE}
+${REDUCE(WG)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let row = wg.x + wg.y * nwg.x;
@@ -235,7 +243,7 @@ export function normForward(gpu: Gpu, rms: boolean, a: NormForwardArgs): void {
   need(`${name} x`, x, N * D); need(`${name} y`, y, N * D); need(`${name} w`, w, D); need(`${name} rstd`, rstd, N);
   if (!rms) { if (!a.b || !a.mean) throw new Error('layerNorm: b and mean are required'); need('layerNorm b', a.b, D); need('layerNorm mean', a.mean, N); }
   if (N === 0 || D === 0) return;
-  const k = gpu.kernels.get(forwardDef(rms));
+  const k = gpu.kernels.get(forwardDef(rms, rowWorkgroup(D)));
   const ww = windowOf(gpu, w, 0, D);
   const wb = rms ? undefined : windowOf(gpu, a.b!, 0, D);
   for (const [r0, r1] of chunkRanges(N, rowsPerChunk(gpu, D))) {
@@ -259,7 +267,7 @@ export function normBackward(gpu: Gpu, rms: boolean, a: NormBackwardArgs): void 
   need(`${name} w`, w, D); need(`${name} rstd`, rstd, N); need(`${name} dw`, a.dw, D);
   if (!rms) { if (!a.mean) throw new Error('layerNormBackward: mean is required'); need(`${name} mean`, a.mean, N); need(`${name} db`, a.db, D); }
   if (N === 0 || D === 0) return;
-  const kdx = gpu.kernels.get(backwardDxDef(rms));
+  const kdx = gpu.kernels.get(backwardDxDef(rms, rowWorkgroup(D)));
   const ww = windowOf(gpu, w, 0, D);
   const mean = rms ? dummy(gpu) : a.mean!;
   const wantW = !!a.dw; const wantB = !rms && !!a.db;

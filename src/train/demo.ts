@@ -1,0 +1,63 @@
+// The built-in demo (`srk train` with no --model and --data): everything from scratch, offline.
+//   1. `srk init`: a small random GPT-NeoX with the project's byte-level tokenizer
+//   2. a synthetic preference task from a seed (sort, reverse, upper-case, add, count), where the
+//      rejected answer has 1-4 errors, so the quality gap varies from pair to pair, and judge
+//      scores (10 vs 10 - 2k) let the eval report correlations
+//   3. SFT warm-up on prompt + chosen
+//   4. Sr-DPO and DPO from the SFT model, side by side, evaluated on held-out pairs
+//   5. one report with both runs (OUT/report.html)
+// The demo's refine prompt is a short stand-in for the paper's: with a byte-level tokenizer the
+// paper's text is ~190 tokens, five times the demo's sequences, and a model trained from scratch
+// attaches no meaning to its words anyway. Real runs use the paper's prompt by default.
+export const DEMO_REFINE_PROMPT = 'Usefulness 100/100. Query:';
+import path from 'node:path';
+import { Gpu } from '../engine/gpu.js';
+import { initModel } from '../init/init-model.js';
+import { writeSyntheticSplit } from '../init/synthetic-task.js';
+import { runsFromDirs, writeReport } from '../report/html.js';
+import { formatEvalTable, evalTableFromRows } from '../report/eval-metrics.js';
+import { TRAIN_DEFAULTS, type TrainOptions } from './options.js';
+import { train } from './trainer.js';
+import { Progress } from './progress.js';
+
+export interface DemoOptions {
+  out: string; seed: number; adapter?: string; plainProgress?: boolean;
+  /** Scale of the demo (steps); 1 = the default, smaller for tests. */
+  scale?: number;
+}
+
+export async function runDemo(o: DemoOptions): Promise<{ report: string }> {
+  const log = new Progress(o.plainProgress);
+  const scale = o.scale ?? 1;
+  const t0 = performance.now();
+  const gpu = await Gpu.create({ adapter: o.adapter });
+  try {
+    log.log(`demo: a small GPT-NeoX trained from scratch on a synthetic preference task, in ${o.out}`);
+    const init = await initModel({ arch: 'gpt-neox', preset: 'tiny', outDir: path.join(o.out, 'init'), seed: o.seed, force: true });
+    log.log(`demo: initialized ${init.numParams.toLocaleString()} parameters in ${init.dir}`);
+    const data = await writeSyntheticSplit(path.join(o.out, 'data'), { train: Math.round(512 * scale), eval: 64, seed: o.seed });
+    const base: TrainOptions = {
+      ...TRAIN_DEFAULTS, model: init.dir, data: data.train, out: '', resume: false, seed: o.seed,
+      batchSize: 16, microBatchSize: 16, maxLength: 64, maxPromptLength: 32, refinePrompt: DEMO_REFINE_PROMPT, plainProgress: o.plainProgress, adapter: o.adapter,
+    };
+    const sftOut = path.join(o.out, 'sft');
+    await train({ ...base, loss: 'sft', optimizer: 'adamw', lr: 2e-3, warmupSteps: 10, maxSteps: Math.round(150 * scale), out: sftOut, name: 'SFT' }, gpu);
+    const sftModel = path.join(sftOut, 'checkpoint');
+    const runs: { name: string; dir: string }[] = [];
+    for (const [name, loss] of [['Sr-DPO', 'sr-dpo'], ['DPO', 'dpo']] as const) {
+      const dir = path.join(o.out, loss);
+      await train({
+        ...base, model: sftModel, loss, name, optimizer: 'rmsprop', lr: 1e-4, warmupSteps: 5, beta: 0.1, lambda: 0.5,
+        maxSteps: Math.round(60 * scale), evalData: data.eval, evalEvery: Math.max(1, Math.round(20 * scale)), out: dir,
+      }, gpu);
+      runs.push({ name, dir });
+    }
+    const reportRuns = runsFromDirs(runs);
+    const rep = writeReport(o.out, { title: 'srk demo: Sr-DPO vs DPO on a synthetic preference task', runs: reportRuns });
+    process.stdout.write(`\nHeld-out pairs (${path.basename(data.eval)}):\n${formatEvalTable(evalTableFromRows(reportRuns))}\n`);
+    process.stdout.write(`\nreport: ${rep.html}\n(demo finished in ${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
+    return { report: rep.html };
+  } finally {
+    await gpu.destroy();
+  }
+}
