@@ -72,6 +72,7 @@ async function main(): Promise<void> {
         if (!a.model || !a.data) throw Object.assign(new Error('pass both --model and --data (or neither, for the demo)'), { userFacing: true });
         await train(trainOptionsFrom(a as Record<string, unknown>));
       })
+    .command((await import('./cli/init.js')).initCommand)
     .command((await import('./cli/logprobs.js')).logprobsCommand)
     .command((await import('./cli/eval.js')).evalCommand)
     .demandCommand(1, 'name a command: srk --help lists them')
