@@ -19,9 +19,15 @@ export function tempDir(prefix = 'srk-train-'): string {
   return d;
 }
 
-/** Starts `srk train ARGS` (the `--plain-progress` flag is added so stderr is line-oriented). */
-export function startTrain(args: string[]): { child: ChildProcess; done: Promise<RunResult>; output: () => string } {
+/**
+ * Starts `srk train ARGS` (the `--plain-progress` flag is added so stderr is line-oriented). A run
+ * still going after `killAfterMs` (one that ignored a signal, or hangs) is killed so that no
+ * process outlives a failed test.
+ */
+export function startTrain(args: string[], killAfterMs = 110_000): { child: ChildProcess; done: Promise<RunResult>; output: () => string } {
   const child = spawn(process.execPath, [srk, 'train', '--plain-progress', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const guard = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+  child.on('close', () => clearTimeout(guard));
   let stdout = ''; let stderr = '';
   child.stdout!.setEncoding('utf8').on('data', (s: string) => { stdout += s; });
   child.stderr!.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
