@@ -122,7 +122,7 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
         (m.pearson !== undefined ? `, pearson ${m.pearson.toFixed(3)}, spearman ${m.spearman?.toFixed(3)}, kendall ${m.kendall?.toFixed(3)}` : ''));
     };
 
-    log(`training ${o.loss} on ${P} pairs: ${totalSteps} steps of ${B} pairs (micro-batches of ${o.microBatchSize}), ` +
+    log(`training ${o.loss} on ${P} pairs: ${totalSteps} steps of ${B} pairs (micro-batches of ${Math.min(o.microBatchSize, B)}), ` +
       `${o.optimizer} lr ${o.lr}, beta ${o.beta}${sr ? `, lambda ${o.lambda}` : ''}; ${policy.params.count.toLocaleString()} parameters`);
     if (step === 0 && evalPairs) await evaluate();
     let order = epochOrder(P, o.seed, epoch);
