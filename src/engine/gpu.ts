@@ -161,6 +161,17 @@ export class Gpu {
     this.check('sync');
   }
 
+  private placeholders: Tensor[] = [];
+  /**
+   * A small zeroed f32 tensor to bind where a kernel's optional operand is absent (every declared
+   * binding needs a buffer). Distinct `slot`s give distinct buffers, for kernels that bind several
+   * absent writable operands at once.
+   */
+  placeholder(slot = 0): Tensor {
+    while (this.placeholders.length <= slot) this.placeholders.push(this.tensor([4], new Float32Array(4), 'f32', 'placeholder'));
+    return this.placeholders[slot];
+  }
+
   /** A pooled tensor, optionally filled with `data`. */
   tensor(shape: readonly number[], data?: ArrayLike<number> | ArrayBufferView, dtype: DType = 'f32', label?: string): Tensor {
     const t = this.pool.acquire(shape, dtype, label);

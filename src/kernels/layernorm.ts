@@ -213,13 +213,6 @@ function rowsPerChunk(gpu: Gpu, D: number): number {
   return r;
 }
 
-let dummies = new WeakMap<Gpu, Tensor>();
-function dummy(gpu: Gpu): Tensor {
-  let t = dummies.get(gpu);
-  if (!t) { t = gpu.tensor([4], new Float32Array(4)); dummies.set(gpu, t); }
-  return t;
-}
-
 export interface NormForwardArgs {
   x: Tensor; w: Tensor; y: Tensor; rstd: Tensor; N: number; D: number; eps: number;
   /** LayerNorm only. */
@@ -269,7 +262,7 @@ export function normBackward(gpu: Gpu, rms: boolean, a: NormBackwardArgs): void 
   if (N === 0 || D === 0) return;
   const kdx = gpu.kernels.get(backwardDxDef(rms, rowWorkgroup(D)));
   const ww = windowOf(gpu, w, 0, D);
-  const mean = rms ? dummy(gpu) : a.mean!;
+  const mean = rms ? gpu.placeholder() : a.mean!;
   const wantW = !!a.dw; const wantB = !rms && !!a.db;
   for (const [r0, r1] of chunkRanges(N, rowsPerChunk(gpu, D))) {
     const rows = r1 - r0;

@@ -155,16 +155,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
   };
 }
 
-const dummies = new WeakMap<Gpu, Tensor[]>();
-function dummy(gpu: Gpu, slot: number): Tensor {
-  let list = dummies.get(gpu);
-  if (!list) {
-    list = [0, 1, 2].map(() => gpu.tensor([4], new Float32Array(4)));
-    dummies.set(gpu, list);
-  }
-  return list[slot];
-}
-
 export interface OptimizerStepArgs {
   params: readonly Tensor[];
   grads: readonly Tensor[];
@@ -195,7 +185,7 @@ export function optimizerUpdate(gpu: Gpu, cfg: OptimizerConfig, a: OptimizerStep
     c0 = cfg.alpha ?? 0.99; c1 = cfg.momentum ?? 0; eps = cfg.eps ?? 1e-8; wd = cfg.weightDecay ?? 0;
   }
   const wh = windowOf(gpu, a.hyper, 0, HYPER_LEN);
-  const wn = a.norm ? windowOf(gpu, a.norm, 0, 1) : windowOf(gpu, dummy(gpu, 0));
+  const wn = a.norm ? windowOf(gpu, a.norm, 0, 1) : windowOf(gpu, gpu.placeholder(0));
   const win = maxWindowElems(gpu);
   a.params.forEach((p, idx) => {
     const g = a.grads[idx];
@@ -210,7 +200,7 @@ export function optimizerUpdate(gpu: Gpu, cfg: OptimizerConfig, a: OptimizerStep
     for (const [s, e] of chunkRanges(p.numel, win)) {
       const wp = windowOf(gpu, p, s, e);
       const wg = windowOf(gpu, g, s, e);
-      const ws = st.map((t, slot) => (t ? windowOf(gpu, t, s, e) : windowOf(gpu, dummy(gpu, slot))));
+      const ws = st.map((t, slot) => (t ? windowOf(gpu, t, s, e) : windowOf(gpu, gpu.placeholder(slot))));
       const params = new ParamWriter()
         .u32(e - s, wp.base, wg.base, ws[0].base, ws[1].base, ws[2].base, wh.base, wn.base, clip ? 1 : 0)
         .f32(c0, c1, eps, wd, a.maxNorm ?? 0, 1 - c0, 1 - c1).bytes();

@@ -100,13 +100,6 @@ ${backward ? `
 const ROW_FWD = rowDef(false);
 const ROW_BWD = rowDef(true);
 
-const dummies = new WeakMap<Gpu, Tensor>();
-function dummy(gpu: Gpu): Tensor {
-  let t = dummies.get(gpu);
-  if (!t) { t = gpu.tensor([4], new Float32Array(4)); dummies.set(gpu, t); }
-  return t;
-}
-
 /** Rows [r0, r1) of a logits matrix with leading dimension ld (>= V) at element offset lOff. */
 function rowKernel(gpu: Gpu, backward: boolean, logits: Tensor, lOff: number, ld: number, V: number,
   rows: number, targets: Tensor, tOff: number, g: Tensor | undefined, gOff: number,
@@ -115,8 +108,8 @@ function rowKernel(gpu: Gpu, backward: boolean, logits: Tensor, lOff: number, ld
   const k = gpu.kernels.get(backward ? ROW_BWD : ROW_FWD);
   const wl = windowOf(gpu, logits, lOff, lOff + (rows - 1) * ld + V);
   const wt = windowOf(gpu, targets, tOff, tOff + rows);
-  const wg = g ? windowOf(gpu, g, gOff, gOff + rows) : windowOf(gpu, dummy(gpu));
-  const wo = logp ? windowOf(gpu, logp, oOff, oOff + rows) : windowOf(gpu, dummy(gpu));
+  const wg = g ? windowOf(gpu, g, gOff, gOff + rows) : windowOf(gpu, gpu.placeholder());
+  const wo = logp ? windowOf(gpu, logp, oOff, oOff + rows) : windowOf(gpu, gpu.placeholder());
   const params = new ParamWriter()
     .u32(V, rows, ld, wl.base, wt.base, wg.base, wo.base, logp ? 1 : 0).bytes();
   gpu.recorder.dispatch(k, [wl.range, wt.range, wg.range, wo.range], params, grid(rows));

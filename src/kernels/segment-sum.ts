@@ -73,13 +73,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
 }`,
 };
 
-const dummies = new WeakMap<Gpu, Tensor>();
-function dummy(gpu: Gpu): Tensor {
-  let t = dummies.get(gpu);
-  if (!t) { t = gpu.tensor([4], new Float32Array(4)); dummies.set(gpu, t); }
-  return t;
-}
-
 /**
  * Host helper: [S, 2] (start, end) ranges from per-token segment ids (ids in [0, S); -1,
  * 0xffffffff or any value outside [0, S) = ignored). Each sequence's tokens must be contiguous.
@@ -122,7 +115,7 @@ export function segmentSum(gpu: Gpu, a: SegmentSumArgs): void {
   const wx = windowOf(gpu, a.x);
   const wr = windowOf(gpu, a.ranges, 0, 2 * S);
   const ws = windowOf(gpu, a.sums, 0, S);
-  const wc = a.counts ? windowOf(gpu, a.counts, 0, S) : windowOf(gpu, dummy(gpu));
+  const wc = a.counts ? windowOf(gpu, a.counts, 0, S) : windowOf(gpu, gpu.placeholder());
   const params = new ParamWriter().u32(S, wx.base, wr.base, ws.base, wc.base, a.counts ? 1 : 0, a.x.numel).bytes();
   gpu.recorder.dispatch(k, [wx.range, wr.range, ws.range, wc.range], params, grid(S));
 }

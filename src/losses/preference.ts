@@ -128,13 +128,6 @@ fn main(@builtin(local_invocation_index) li: u32) {
 }`,
 };
 
-const dummies = new WeakMap<Gpu, Tensor>();
-function dummy(gpu: Gpu): Tensor {
-  let t = dummies.get(gpu);
-  if (!t) { t = gpu.tensor([4], new Float32Array(4)); dummies.set(gpu, t); }
-  return t;
-}
-
 export interface PreferenceLossArgs {
   type: PreferenceLossType;
   beta: number;
@@ -177,7 +170,7 @@ export function preferenceLoss(gpu: Gpu, a: PreferenceLossArgs): void {
   const wl = windowOf(gpu, a.logps, 0, (hasAug ? 8 : 4) * P);
   const wg = windowOf(gpu, a.grad, 0, 2 * P);
   const ws = windowOf(gpu, a.stats, 0, NSTATS);
-  const wp = a.perPair ? windowOf(gpu, a.perPair, 0, P) : windowOf(gpu, dummy(gpu));
+  const wp = a.perPair ? windowOf(gpu, a.perPair, 0, P) : windowOf(gpu, gpu.placeholder());
   const params = new ParamWriter()
     .u32(P, wl.base, wp.base, wg.base, ws.base, TYPE_CODE[type], hasAug ? 1 : 0, a.perPair ? 1 : 0)
     .f32(a.beta, a.lambda ?? 0, a.labelSmoothing ?? 0, a.gradScale ?? 1 / P).bytes();

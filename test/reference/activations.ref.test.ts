@@ -3,7 +3,7 @@ import { makeRng } from '../helpers/random.js';
 import {
   erf, erfc, geluErfBackward, geluErfForward, geluTanhBackward, geluTanhForward, sigmoid, swigluBackward, swigluForward,
 } from '../../src/kernels/activations.ref.js';
-import { dot, fdGrad, maxAbsDiff, relErr } from './gradcheck.js';
+import { dot, fdGrad, maxAbsDiff, relErr } from './fd.js';
 
 // Reference values computed independently (CPython math.erf / math.erfc, float64).
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);

@@ -4,7 +4,7 @@ import {
   EMPTY_ROW_LSE, attentionBackward, attentionForward, attentionVisible, packedPairMask,
   type AttentionDims, type AttentionMaskRef,
 } from '../../src/kernels/attention.ref.js';
-import { dot, fdGrad, maxAbsDiff, relErr } from './gradcheck.js';
+import { dot, fdGrad, maxAbsDiff, relErr } from './fd.js';
 
 const inputs = (rng: Rng, d: AttentionDims) => ({
   q: rng.array(d.B * d.T * d.Hq * d.Dh), k: rng.array(d.B * d.T * d.Hkv * d.Dh), v: rng.array(d.B * d.T * d.Hkv * d.Dh),

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { makeRng } from '../helpers/random.js';
 import { embeddingBackward, embeddingForward } from '../../src/kernels/embedding.ref.js';
-import { dot, fdGrad, relErr } from './gradcheck.js';
+import { dot, fdGrad, relErr } from './fd.js';
 
 describe('embedding reference', () => {
   it('gathers rows, and the backward (scatter-add with repeated ids) matches finite differences', () => {

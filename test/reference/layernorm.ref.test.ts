@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { makeRng } from '../helpers/random.js';
 import { layerNormBackward, layerNormForward } from '../../src/kernels/layernorm.ref.js';
-import { dot, fdGrad, maxAbsDiff, relErr } from './gradcheck.js';
+import { dot, fdGrad, maxAbsDiff, relErr } from './fd.js';
 
 describe('layerNorm reference', () => {
   it('backward matches central finite differences (N=7, D=13)', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { makeRng } from '../helpers/random.js';
 import { rmsNormBackward, rmsNormForward } from '../../src/kernels/rmsnorm.ref.js';
-import { dot, fdGrad, maxAbsDiff, relErr } from './gradcheck.js';
+import { dot, fdGrad, maxAbsDiff, relErr } from './fd.js';
 
 describe('rmsNorm reference', () => {
   it('backward matches central finite differences (N=7, D=13)', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { makeRng, type Rng } from '../helpers/random.js';
 import { rotaryBackward, rotaryForward, rotaryInvFreq } from '../../src/kernels/rotary.ref.js';
-import { dot, fdGrad, maxAbsDiff, relErr } from './gradcheck.js';
+import { dot, fdGrad, maxAbsDiff, relErr } from './fd.js';
 
 const positionsOf = (rng: Rng, T: number, max = 60) => Int32Array.from({ length: T }, () => rng.int(max));
 
