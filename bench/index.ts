@@ -12,7 +12,7 @@
 import type { Gpu } from '../src/engine/gpu.js';
 import { benchCopy, type CopyResult } from './copy.js';
 import { benchMatmul, pythiaCases, type MatmulCase, type MatmulResult } from './matmul.js';
-import type { MatmulTile } from '../src/kernels/matmul.js';
+import { tileName, type MatmulTile } from '../src/kernels/matmul.js';
 import { fmt, isCpuAdapter } from './harness.js';
 import { attentionCases, benchAttention, type AttentionResult } from './attention.js';
 import { benchClassifier, classifierCases, type ClassifierResult } from './classifier.js';
@@ -41,6 +41,15 @@ export const TILE_SWEEP: MatmulTile[] = [
   { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8 },
   { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4 },
   { BM: 64, BN: 128, BK: 8, TM: 4, TN: 8 },
+  // Register-tiled generated kernels (src/kernels/matmul.ts regDef); names from tileName().
+  { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8, kind: 'reg' },
+  { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, kind: 'reg' },
+  { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, kind: 'reg' },
+  { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4, kind: 'reg' },
+  { BM: 64, BN: 128, BK: 16, TM: 4, TN: 8, kind: 'reg' },
+  { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8, kind: 'reg', stages: 1 },
+  { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8, kind: 'reg', vec4: false },
+  { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8, kind: 'reg', unrollK: false },
 ];
 
 export interface BenchReport {
@@ -80,7 +89,7 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
     const tokens = o.tokens ?? (cpu ? 64 : 8192);
     const sweep: MatmulCase[] = o.tileSweep
       ? squares.flatMap((s) => TILE_SWEEP.map((tile) => ({
-        name: `square ${s} tile ${tile.BM}x${tile.BN}x${tile.BK}/${tile.TM}x${tile.TN}`, M: s, N: s, K: s, tile })))
+        name: `square ${s} tile ${tileName(tile)}`, M: s, N: s, K: s, tile })))
       : [];
     const cases: MatmulCase[] = [
       ...sweep,

@@ -31,15 +31,53 @@ export interface MatmulArgs {
   tile?: MatmulTile;
 }
 
-export interface MatmulTile { BM: number; BN: number; BK: number; TM: number; TN: number }
+export interface MatmulTile {
+  BM: number; BN: number; BK: number; TM: number; TN: number;
+  /**
+   * 'simple' (default): the loop-based kernel below (TM x TN outputs strided by the workgroup shape).
+   * 'reg': the generated register-tiled kernel (regDef): fully unrolled inner loops, accumulators as
+   * individual vec4 variables, A transposed in workgroup memory, vec4 global loads/stores where the
+   * operands allow it, double-buffered workgroup tiles. TM, TN and BK must be multiples of 4.
+   */
+  kind?: 'simple' | 'reg';
+  /** reg only: false forces scalar global loads and stores even where vec4 would be legal. */
+  vec4?: boolean;
+  /** reg only: workgroup-memory stages, 2 (default when it fits) = one barrier per K step. */
+  stages?: 1 | 2;
+  /** reg only: false keeps the K step as a loop (body still unrolled over the thread's outputs). */
+  unrollK?: boolean;
+}
+
+/** Short label of a tiling, used in kernel names and bench case names. */
+export function tileName(t: MatmulTile): string {
+  const base = `${t.BM}x${t.BN}x${t.BK}/${t.TM}x${t.TN}`;
+  if ((t.kind ?? 'simple') === 'simple') return base;
+  return `reg ${base}${t.stages === 1 ? ' 1-stage' : ''}${t.vec4 === false ? ' scalar' : ''}${t.unrollK === false ? ' rolled-K' : ''}`;
+}
+
+const SIMPLE_64: MatmulTile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
+const REG_128: MatmulTile = { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8, kind: 'reg' };
+const REG_64: MatmulTile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, kind: 'reg' };
+
+function isCpuAdapter(gpu: Gpu): boolean {
+  const a = gpu.adapterInfo;
+  return a.isFallbackAdapter === 'true' || /llvmpipe|lavapipe|swiftshader/i.test(`${a.device} ${a.description} ${a.architecture}`);
+}
 
 /**
- * Tile sizes. Measured on an H100 (bench/RESULTS.md): 64x64 tiles with 4x4 outputs per thread run at
- * ~18 TFLOP/s at 4096^3, while 128x128 with 8x8 per thread falls to ~1.4 (the 64 accumulators
- * spill). On lavapipe 64x64 is also the fastest. One tiling for all until a tuned kernel lands.
+ * Tile sizes. Measured on an H100 (bench/RESULTS.md): the simple kernel with 64x64 tiles and 4x4
+ * outputs per thread runs at ~18 TFLOP/s at 4096^3, while its 128x128/8x8 form falls to ~1.4 (the
+ * 64 accumulators of a loop-indexed array spill). On lavapipe the simple 64x64 is the fastest, so CPU
+ * adapters keep it. On other adapters the register-tiled kernel ('reg') is chosen: 128x128 tiles
+ * (8x8 per thread) when the product has enough of them to fill a large GPU, 64x64 (4x4) otherwise.
+ * That choice is a GUESS until `srk bench matmul --tiles` has been run on the H100; the simple
+ * 64x64 stays the fallback wherever a 'reg' tiling cannot run (adapter limits).
  */
-export function chooseTile(_gpu: Gpu, _M: number, _N: number): MatmulTile {
-  return { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
+export function chooseTile(gpu: Gpu, M: number, N: number): MatmulTile {
+  if (isCpuAdapter(gpu)) return SIMPLE_64;
+  // 264 = two workgroups per SM on a 132-SM H100 (a guess at what keeps every SM busy).
+  const big = Math.ceil(M / 128) * Math.ceil(N / 128) >= 264;
+  return big ? REG_128 : REG_64;
 }
 
 function matmulDef(t: MatmulTile, transA: boolean, transB: boolean, full: boolean): KernelDef {
@@ -125,6 +163,194 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   };
 }
 
+/** Which operands the 'reg' kernel accesses as vec4 (see vecFlags). */
+interface VecFlags { a: boolean; b: boolean; c: boolean }
+
+/** Checks a 'reg' tiling's shape rules; returns its thread grid. */
+function regShape(t: MatmulTile): { WX: number; WY: number; THREADS: number } {
+  const { BM, BN, BK, TM, TN } = t;
+  if (TM % 4 || TN % 4 || BK % 4 || BM % TM || BN % TN) {
+    throw new RangeError(`matmul: reg tiling ${tileName(t)} needs TM, TN, BK multiples of 4 dividing BM, BN, BK`);
+  }
+  const WX = BN / TN; const WY = BM / TM;
+  return { WX, WY, THREADS: WX * WY };
+}
+
+/** Workgroup memory bytes of a 'reg' tiling with `stages` buffers. */
+function regSharedBytes(t: MatmulTile, stages: number): number {
+  return stages * t.BK * (t.BM + t.BN) * 4;
+}
+
+/**
+ * The register-tiled kernel, generated with every inner loop unrolled (constant indices only), so
+ * the TM x TN accumulators live in registers as TM * TN / 4 vec4 variables.
+ *
+ * Threads form a WX x WY grid. Thread (tx, ty) owns output rows gi * 4WY + 4ty + i (gi < TM/4,
+ * i < 4) and column groups gj * 4WX + 4tx .. +3 (gj < TN/4): contiguous quads, so workgroup-memory
+ * reads and C stores are vec4. Workgroup memory holds A transposed (As[k][m], as vec4 along m) and
+ * B as is (Bs[k][n], vec4 along n). Global memory is read in quads of 4 consecutive elements along
+ * each operand's contiguous storage dimension: one vec4 load where `vec` allows it (the binding is
+ * then declared array<vec4<f32>>), else 4 bounds-checked scalar loads. With 2 stages the next K
+ * slice is loaded into registers before the current one is multiplied and stored into the other
+ * buffer afterwards: one barrier per K step. `full` tiles compile without bounds checks.
+ */
+function regDef(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, vec: VecFlags, stages: 1 | 2): KernelDef {
+  const { BM, BN, BK, TM, TN } = t;
+  const { WX, WY, THREADS } = regShape(t);
+  const AQ = BM / 4; const BQ = BN / 4; // vec4s per k row of As, Bs
+  const aStage = BK * AQ; const bStage = BK * BQ;
+  const L: string[] = [];
+  const u = (n: number) => `${n}u`;
+
+  // One operand's global -> register quads. Storage rows x contiguous columns; quads along columns.
+  // rowsTile/colsTile: the tile's extent in storage rows / columns; returns per-slot [code, stores].
+  interface Operand {
+    name: 'a' | 'b'; vec: boolean; off: string; ld: string;
+    rowsTile: number; colsTile: number;
+    // global row/column of the tile origin and their limits
+    row0: string; col0: string; rowLim: string; colLim: string;
+    // the stored element (storage row r, columns c..c+3) -> workgroup memory, as code
+    store: (slot: string, r: string, c: string, st: string) => string;
+  }
+  const quadLoad = (o: Operand, reg: string, gr: string, gc: string): string => {
+    const idx = `${o.off} + ${gr} * ${o.ld} + ${gc}`;
+    if (o.vec) {
+      const ld = `${reg} = ${o.name}[(${idx}) >> 2u];`;
+      return full ? ld : `if (${gr} < ${o.rowLim} && ${gc} < ${o.colLim}) { ${ld} } else { ${reg} = vec4<f32>(0.0); }`;
+    }
+    if (full) return `{ let i = ${idx}; ${reg} = vec4<f32>(${o.name}[i], ${o.name}[i + 1u], ${o.name}[i + 2u], ${o.name}[i + 3u]); }`;
+    return `${reg} = vec4<f32>(0.0); if (${gr} < ${o.rowLim}) { let i = ${idx}; ` +
+      [0, 1, 2, 3].map((j) => `if (${gc} + ${j}u < ${o.colLim}) { ${reg}[${j}] = ${o.name}[i + ${j}u]; }`).join(' ') + ' }';
+  };
+  const slots = (o: Operand) => {
+    const cq = o.colsTile / 4; const nq = o.rowsTile * cq;
+    const out: { reg: string; guard: string; r: string; c: string }[] = [];
+    for (let s = 0; s * THREADS < nq; s++) {
+      const guard = (s + 1) * THREADS > nq ? `li < ${u(nq - s * THREADS)}` : '';
+      const q = `(li + ${u(s * THREADS)})`;
+      out.push({ reg: `p${o.name}${s}`, guard, r: `${q} / ${u(cq)}`, c: `(${q} % ${u(cq)}) * 4u` });
+    }
+    return out;
+  };
+  // A: storage [M][lda] (contiguous K) or, transposed, [K][lda] (contiguous M).
+  const opA: Operand = transA
+    ? { name: 'a', vec: vec.a, off: 'aOff', ld: 'p.lda', rowsTile: BK, colsTile: BM, row0: 'k0', col0: 'm0', rowLim: 'p.K', colLim: 'p.M',
+        store: (reg, r, c, st) => `As[${st} + (${r}) * ${u(AQ)} + (${c}) / 4u] = ${reg};` }
+    : { name: 'a', vec: vec.a, off: 'aOff', ld: 'p.lda', rowsTile: BM, colsTile: BK, row0: 'm0', col0: 'k0', rowLim: 'p.M', colLim: 'p.K',
+        store: (reg, r, c, st) => `{ let r = ${r}; let w = ${st} + (${c}) * ${u(AQ)} + r / 4u; let e = r % 4u; ` +
+          [0, 1, 2, 3].map((j) => `As[w + ${u(j * AQ)}][e] = ${reg}[${j}];`).join(' ') + ' }' };
+  // B: storage [K][ldb] (contiguous N) or, transposed, [N][ldb] (contiguous K).
+  const opB: Operand = transB
+    ? { name: 'b', vec: vec.b, off: 'bOff', ld: 'p.ldb', rowsTile: BN, colsTile: BK, row0: 'n0', col0: 'k0', rowLim: 'p.N', colLim: 'p.K',
+        store: (reg, r, c, st) => `{ let r = ${r}; let w = ${st} + (${c}) * ${u(BQ)} + r / 4u; let e = r % 4u; ` +
+          [0, 1, 2, 3].map((j) => `Bs[w + ${u(j * BQ)}][e] = ${reg}[${j}];`).join(' ') + ' }' }
+    : { name: 'b', vec: vec.b, off: 'bOff', ld: 'p.ldb', rowsTile: BK, colsTile: BN, row0: 'k0', col0: 'n0', rowLim: 'p.K', colLim: 'p.N',
+        store: (reg, r, c, st) => `Bs[${st} + (${r}) * ${u(BQ)} + (${c}) / 4u] = ${reg};` };
+  const ops = [opA, opB];
+  const regDecls = ops.flatMap((o) => slots(o).map((s) => `var ${s.reg}: vec4<f32>;`));
+  const loadGlobal = (k: string) => [`{ let k0 = ${k};`, ...ops.flatMap((o) => slots(o).map((s) => {
+    const body = `{ let gr = ${o.row0} + ${s.r}; let gc = ${o.col0} + ${s.c}; ${quadLoad(o, s.reg, 'gr', 'gc')} }`;
+    return s.guard ? `if (${s.guard}) ${body}` : body;
+  })), '}'];
+  const storeShared = (stage: string) => ops.flatMap((o) => slots(o).map((s) => {
+    const st = stage === '0' ? '0u' : `${stage} * ${u(o === opA ? aStage : bStage)}`;
+    const body = o.store(s.reg, s.r, s.c, st);
+    return s.guard ? `if (${s.guard}) { ${body} }` : body;
+  }));
+  const compute = (stage: string) => {
+    const out = [`{ let ai = ${stage === '0' ? '' : `${stage} * ${u(aStage)} + `}ty; let bi = ${stage === '0' ? '' : `${stage} * ${u(bStage)} + `}tx;`];
+    const step = (kk: string, sfx: string) => {
+      for (let gi = 0; gi < TM / 4; gi++) out.push(`  let a${sfx}_${gi} = As[ai + ${kk}${AQ}u + ${u(gi * WY)}];`);
+      for (let gj = 0; gj < TN / 4; gj++) out.push(`  let b${sfx}_${gj} = Bs[bi + ${kk}${BQ}u + ${u(gj * WX)}];`);
+      for (let i = 0; i < TM; i++) {
+        for (let gj = 0; gj < TN / 4; gj++) {
+          out.push(`  acc${i}_${gj} = fma(vec4<f32>(a${sfx}_${i >> 2}[${i & 3}]), b${sfx}_${gj}, acc${i}_${gj});`);
+        }
+      }
+    };
+    if (t.unrollK !== false) for (let kk = 0; kk < BK; kk++) step(`${kk}u * `, `${kk}`);
+    else { out.push(`for (var kk = 0u; kk < ${u(BK)}; kk++) {`); step('kk * ', 'k'); out.push('}'); }
+    out.push('}');
+    return out;
+  };
+  const accDecls: string[] = [];
+  for (let i = 0; i < TM; i++) for (let gj = 0; gj < TN / 4; gj++) accDecls.push(`var acc${i}_${gj} = vec4<f32>(0.0);`);
+
+  L.push(...accDecls, ...regDecls, `let nT = (p.K + ${u(BK - 1)}) / ${u(BK)};`);
+  if (stages === 2) {
+    L.push('if (nT > 0u) {', ...loadGlobal('0u'), ...storeShared('0'), '}', 'workgroupBarrier();',
+      'for (var t = 0u; t < nT; t++) {', '  let cur = t & 1u;', '  let more = t + 1u < nT;',
+      '  if (more) {', ...loadGlobal(`(t + 1u) * ${u(BK)}`), '  }',
+      ...compute('cur'),
+      '  if (more) {', ...storeShared('(cur ^ 1u)'), '  }',
+      '  workgroupBarrier();', '}');
+  } else {
+    L.push('if (nT > 0u) {', ...loadGlobal('0u'), '}',
+      'for (var t = 0u; t < nT; t++) {', ...storeShared('0'), '  workgroupBarrier();',
+      `  if (t + 1u < nT) {`, ...loadGlobal(`(t + 1u) * ${u(BK)}`), '  }',
+      ...compute('0'), '  workgroupBarrier();', '}');
+  }
+  // Epilogue: alpha, bias, accumulate; vec4 or scalar stores.
+  for (let i = 0; i < TM; i++) {
+    const row = (i >> 2) * 4 * WY + (i & 3);
+    for (let gj = 0; gj < TN / 4; gj++) {
+      const col = gj * 4 * WX;
+      L.push(`{ let gm = m0 + ty * 4u + ${u(row)}; let gn = n0 + tx * 4u + ${u(col)}; var v = p.alpha * acc${i}_${gj};`);
+      if (vec.c) {
+        L.push(`  if (${full ? 'true' : 'gm < p.M && gn < p.N'}) {`,
+          '    if (p.hasBias != 0u) { let bb = p.biasBase + gn; v += vec4<f32>(bias[bb], bias[bb + 1u], bias[bb + 2u], bias[bb + 3u]); }',
+          '    let ci = (cOff + gm * p.ldc + gn) >> 2u;',
+          '    if (p.accumulate != 0u) { v += c[ci]; }',
+          '    c[ci] = v;', '  }');
+      } else {
+        L.push(`  if (${full ? 'true' : 'gm < p.M'}) { let ci = cOff + gm * p.ldc + gn;`);
+        for (let j = 0; j < 4; j++) {
+          L.push(`    if (${full ? 'true' : `gn + ${j}u < p.N`}) { var s = v[${j}]; if (p.hasBias != 0u) { s += bias[p.biasBase + gn + ${j}u]; }` +
+            ` if (p.accumulate != 0u) { s += c[ci + ${j}u]; } c[ci + ${j}u] = s; }`);
+        }
+        L.push('  }');
+      }
+      L.push('}');
+    }
+  }
+  const ty = (v: boolean) => (v ? 'vec4<f32>' : 'f32');
+  const name = `matmul_reg_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}_s${stages}` +
+    `${t.unrollK === false ? '_rolled' : ''}` +
+    `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${vec.c ? 'v' : 's'}${full ? '_full' : ''}`;
+  return {
+    name,
+    bindings: ['read', 'read', 'rw', 'read'],
+    uniform: true,
+    code: /* wgsl */ `
+struct Params {
+  M: u32, N: u32, K: u32, lda: u32, ldb: u32, ldc: u32,
+  aBase: u32, bBase: u32, cBase: u32, biasBase: u32,
+  strideA: u32, strideB: u32, strideC: u32,
+  accumulate: u32, hasBias: u32, alpha: f32,
+};
+@group(0) @binding(0) var<storage, read> a: array<${ty(vec.a)}>;
+@group(0) @binding(1) var<storage, read> b: array<${ty(vec.b)}>;
+@group(0) @binding(2) var<storage, read_write> c: array<${ty(vec.c)}>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+var<workgroup> As: array<vec4<f32>, ${stages * aStage}>; // [stage][BK][BM / 4]
+var<workgroup> Bs: array<vec4<f32>, ${stages * bStage}>; // [stage][BK][BN / 4]
+
+@compute @workgroup_size(${WX}, ${WY}, 1)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u,
+        @builtin(local_invocation_index) li: u32) {
+  let tx = lid.x; let ty = lid.y;
+  let n0 = wg.x * ${BN}u;
+  let m0 = wg.y * ${BM}u;
+  let aOff = p.aBase + wg.z * p.strideA;
+  let bOff = p.bBase + wg.z * p.strideB;
+  let cOff = p.cBase + wg.z * p.strideC;
+  ${L.join('\n  ')}
+}`,
+  };
+}
+
 interface Problem extends Required<Omit<MatmulArgs, 'bias' | 'a' | 'b' | 'c' | 'tile'>> {
   a: Tensor; b: Tensor; c: Tensor; bias?: Tensor; tile?: MatmulTile;
 }
@@ -165,6 +391,24 @@ export function matmul(gpu: Gpu, args: MatmulArgs): void {
   need(p.c, p.offC, span(batch, p.strideC, M, N, p.ldc), 'C');
   if (p.bias) need(p.bias, p.offBias, N, 'bias');
   run(gpu, p);
+}
+
+/**
+ * Operands the 'reg' kernel may read/write as vec4: every quad it touches (4 elements along the
+ * contiguous storage dimension, starting at a multiple of 4) must start at a 16-byte boundary of
+ * the binding and lie wholly inside or wholly outside the logical matrix. So: window base, leading
+ * dimension, batch stride and the contiguous extent are all multiples of 4.
+ */
+function vecFlags(p: Problem, tile: MatmulTile, wa: { base: number; range: { size: number } },
+  wb: { base: number; range: { size: number } }, wc: { base: number; range: { size: number } }, align: number): VecFlags {
+  if (tile.vec4 === false || align % 16 !== 0) return { a: false, b: false, c: false };
+  const ok = (base: number, size: number, ld: number, stride: number, contiguous: number) =>
+    base % 4 === 0 && size % 16 === 0 && ld % 4 === 0 && (p.batch === 1 || stride % 4 === 0) && contiguous % 4 === 0;
+  return {
+    a: ok(wa.base, wa.range.size, p.lda, p.strideA, p.transA ? p.M : p.K),
+    b: ok(wb.base, wb.range.size, p.ldb, p.strideB, p.transB ? p.K : p.N),
+    c: ok(wc.base, wc.range.size, p.ldc, p.strideC, p.N),
+  };
 }
 
 // Dispatches one problem, or splits it when an operand's binding window would be too large:
@@ -208,12 +452,27 @@ function run(gpu: Gpu, p: Problem): void {
     }
     throw new RangeError(`matmul: one row of an operand exceeds the binding limit (M=${M} N=${N} K=${K})`);
   }
-  const tile = p.tile ?? chooseTile(gpu, M, N);
-  const full = M % tile.BM === 0 && N % tile.BN === 0 && K % tile.BK === 0;
-  const kernel = gpu.kernels.get(matmulDef(tile, p.transA, p.transB, full));
+  let tile = p.tile ?? chooseTile(gpu, M, N);
+  let stages: 1 | 2 = 1;
+  if (tile.kind === 'reg') {
+    const { WX, WY, THREADS } = regShape(tile);
+    const lim = gpu.limits;
+    const fits = (st: number) => regSharedBytes(tile, st) <= lim.maxComputeWorkgroupStorageSize;
+    stages = tile.stages ?? (fits(2) ? 2 : 1);
+    if (!fits(stages) || THREADS > lim.maxComputeInvocationsPerWorkgroup ||
+        WX > lim.maxComputeWorkgroupSizeX || WY > lim.maxComputeWorkgroupSizeY) {
+      if (p.tile) throw new RangeError(`matmul: tiling ${tileName(tile)} exceeds this adapter's workgroup limits`);
+      tile = SIMPLE_64;
+    }
+  }
+  const full = M % tile.BM === 0 && N % tile.BN === 0 && K % tile.BK === 0 && K > 0;
   const wa = windowOf(gpu, p.a, p.offA, p.offA + Math.max(1, sA));
   const wb = windowOf(gpu, p.b, p.offB, p.offB + Math.max(1, sB));
   const wc = windowOf(gpu, p.c, p.offC, p.offC + sC);
+  const def = tile.kind === 'reg'
+    ? regDef(tile, p.transA, p.transB, full, vecFlags(p, tile, wa, wb, wc, gpu.bindingAlign), stages)
+    : matmulDef(tile, p.transA, p.transB, full);
+  const kernel = gpu.kernels.get(def);
   const bias = p.bias ?? dummy(gpu);
   const wbias = p.bias ? windowOf(gpu, bias, p.offBias, p.offBias + N) : windowOf(gpu, bias);
   const params = new ParamWriter()
