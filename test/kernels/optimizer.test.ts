@@ -50,6 +50,14 @@ describe(`optimizers (seed ${rng.seed})`, () => {
         const rms = c.cfg.type === 'rmsprop';
         const state = rms ? rmspropInit(refP, c.ref) : adamwInit(refP, c.ref);
         const scales = [2, 0.5, 1.5, 0.3, 4];
+        // RMSprop's weight decay forms g' = g + wd p before normalizing by sqrt(v): where g and wd p
+        // nearly cancel, g' has no correct f32 digits and its update (about lr / sqrt(1 - alpha) in
+        // the sign of g') is decided by rounding. Such elements (|g'| < 1e-4, a few per run) are
+        // left out of the comparison from then on; every other element must match.
+        const wd = rms ? (c.ref as { weightDecay?: number }).weightDecay ?? 0 : 0;
+        const excluded = SIZES.map(() => new Set<number>());
+        const masked = (a: ArrayLike<number>, b: ArrayLike<number>, i: number) =>
+          excluded[i].size ? Float64Array.from(a, (v, j) => (excluded[i].has(j) ? b[j] : v)) : a;
         for (let t = 1; t <= 5; t++) {
           const g = Float32Array.from(rng.array(TOTAL, scales[t - 1]));
           gpu.upload(flatG, g);
@@ -60,6 +68,10 @@ describe(`optimizers (seed ${rng.seed})`, () => {
           const norm = globalGradNormRef(refG);
           const { scale } = clipGradNormRef(refG, maxNorm);
           expect(scale < 1).toBe(t % 2 === 1);
+          if (wd) {
+            // refG is already clipped in place by clipGradNormRef.
+            refG.forEach((g1, i) => g1.forEach((v, j) => { if (Math.abs(v + wd * refP[i][j]) < 1e-4) excluded[i].add(j); }));
+          }
           if (rms) rmspropStepRef(refP, refG, state as ReturnType<typeof rmspropInit>, { ...c.ref, lr });
           else adamwStepRef(refP, refG, state as ReturnType<typeof adamwInit>, { ...c.ref, lr });
           const gotNorm = await gpu.readF32(opt.norm);
@@ -67,10 +79,11 @@ describe(`optimizers (seed ${rng.seed})`, () => {
           const got = await gpu.readF32(flatP);
           for (let i = 0; i < SIZES.length; i++) {
             const gp = got.subarray(OFFSETS[i], OFFSETS[i] + SIZES[i]);
-            expect(relErr(gp, refP[i]), `step ${t} param ${i}`).toBeLessThan(1e-5);
+            expect(relErr(masked(gp, refP[i], i), refP[i]), `step ${t} param ${i}`).toBeLessThan(1e-5);
+            expect(excluded[i].size).toBeLessThan(SIZES[i] / 1000 + 2);
             // The update itself (p_t - p_0), on its own scale.
             const p0i = p0.subarray(OFFSETS[i], OFFSETS[i] + SIZES[i]);
-            expect(relErr(gp.map((v, j) => v - p0i[j]), refP[i].map((v, j) => v - p0i[j])), `step ${t} update ${i}`)
+            expect(relErr(masked(gp.map((v, j) => v - p0i[j]), refP[i].map((v, j) => v - p0i[j]), i), refP[i].map((v, j) => v - p0i[j])), `step ${t} update ${i}`)
               .toBeLessThan(2e-4);
           }
           // Optimizer state.
@@ -83,7 +96,7 @@ describe(`optimizers (seed ${rng.seed})`, () => {
           for (let i = 0; i < SIZES.length; i++) {
             expect(opt.state[i].length).toBe(used.length);
             for (let s = 0; s < used.length; s++) {
-              expect(relErr(await gpu.readF32(opt.state[i][s]), used[s][i]), `step ${t} state ${s} of ${i}`).toBeLessThan(1e-5);
+              expect(relErr(masked(await gpu.readF32(opt.state[i][s]), used[s][i], i), used[s][i]), `step ${t} state ${s} of ${i}`).toBeLessThan(1e-5);
             }
           }
         }
