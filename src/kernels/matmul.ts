@@ -368,7 +368,7 @@ function dummy(gpu: Gpu): Tensor {
   return t;
 }
 
-export function matmul(gpu: Gpu, args: MatmulArgs): void {
+function problem(args: MatmulArgs): Problem {
   const transA = args.transA ?? false; const transB = args.transB ?? false;
   const { M, N, K } = args;
   const batch = args.batch ?? 1;
@@ -390,7 +390,18 @@ export function matmul(gpu: Gpu, args: MatmulArgs): void {
   need(p.b, p.offB, span(batch, p.strideB, transB ? N : K, transB ? K : N, p.ldb), 'B');
   need(p.c, p.offC, span(batch, p.strideC, M, N, p.ldc), 'C');
   if (p.bias) need(p.bias, p.offBias, N, 'bias');
-  run(gpu, p);
+  return p;
+}
+
+export function matmul(gpu: Gpu, args: MatmulArgs): void {
+  run(gpu, problem(args));
+}
+
+/** Names of the kernels matmul(gpu, args) would dispatch, in order; nothing is compiled or run (tests). */
+export function matmulKernels(gpu: Gpu, args: MatmulArgs): string[] {
+  const names: string[] = [];
+  run(gpu, problem(args), names);
+  return names;
 }
 
 /**
@@ -415,7 +426,7 @@ function vecFlags(p: Problem, tile: MatmulTile, wa: { base: number; range: { siz
 // first across the batch, then along the storage-row dimension of the largest operand (rows of
 // C and plain A split M; rows of transposed B split N; rows of transposed A or plain B split K,
 // the second half accumulating onto the first).
-function run(gpu: Gpu, p: Problem): void {
+function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   const { M, N, K, batch } = p;
   if (M === 0 || N === 0 || batch === 0) return;
   const limit = Math.floor((gpu.maxBinding - gpu.bindingAlign) / 4);
@@ -425,29 +436,29 @@ function run(gpu: Gpu, p: Problem): void {
   if (Math.max(sA, sB, sC) > limit) {
     if (batch > 1) {
       const h = Math.floor(batch / 2);
-      run(gpu, { ...p, batch: h });
-      run(gpu, { ...p, batch: batch - h, offA: p.offA + h * p.strideA, offB: p.offB + h * p.strideB, offC: p.offC + h * p.strideC });
+      run(gpu, { ...p, batch: h }, dry);
+      run(gpu, { ...p, batch: batch - h, offA: p.offA + h * p.strideA, offB: p.offB + h * p.strideB, offC: p.offC + h * p.strideC }, dry);
       return;
     }
     const worst = sC >= sA && sC >= sB ? 'C' : sA >= sB ? 'A' : 'B';
     const dim = worst === 'C' ? 'M' : worst === 'A' ? (p.transA ? 'K' : 'M') : (p.transB ? 'N' : 'K');
     if (dim === 'M' && M > 1) {
       const h = Math.floor(M / 2);
-      run(gpu, { ...p, M: h });
-      run(gpu, { ...p, M: M - h, offA: p.offA + h * (p.transA ? 1 : p.lda), offC: p.offC + h * p.ldc });
+      run(gpu, { ...p, M: h }, dry);
+      run(gpu, { ...p, M: M - h, offA: p.offA + h * (p.transA ? 1 : p.lda), offC: p.offC + h * p.ldc }, dry);
       return;
     }
     if (dim === 'N' && N > 1) {
       const h = Math.floor(N / 2);
-      run(gpu, { ...p, N: h });
-      run(gpu, { ...p, N: N - h, offB: p.offB + h * (p.transB ? p.ldb : 1), offC: p.offC + h, offBias: p.offBias + h });
+      run(gpu, { ...p, N: h }, dry);
+      run(gpu, { ...p, N: N - h, offB: p.offB + h * (p.transB ? p.ldb : 1), offC: p.offC + h, offBias: p.offBias + h }, dry);
       return;
     }
     if (dim === 'K' && K > 1) {
       const h = Math.floor(K / 2);
-      run(gpu, { ...p, K: h });
+      run(gpu, { ...p, K: h }, dry);
       run(gpu, { ...p, K: K - h, accumulate: true, bias: undefined,
-        offA: p.offA + h * (p.transA ? p.lda : 1), offB: p.offB + h * (p.transB ? 1 : p.ldb) });
+        offA: p.offA + h * (p.transA ? p.lda : 1), offB: p.offB + h * (p.transB ? 1 : p.ldb) }, dry);
       return;
     }
     throw new RangeError(`matmul: one row of an operand exceeds the binding limit (M=${M} N=${N} K=${K})`);
@@ -472,6 +483,7 @@ function run(gpu: Gpu, p: Problem): void {
   const def = tile.kind === 'reg'
     ? regDef(tile, p.transA, p.transB, full, vecFlags(p, tile, wa, wb, wc, gpu.bindingAlign), stages)
     : matmulDef(tile, p.transA, p.transB, full);
+  if (dry) { dry.push(def.name); return; }
   const kernel = gpu.kernels.get(def);
   const bias = p.bias ?? dummy(gpu);
   const wbias = p.bias ? windowOf(gpu, bias, p.offBias, p.offBias + N) : windowOf(gpu, bias);

@@ -1,11 +1,47 @@
 import { describe, expect, it } from 'vitest';
 import { getGpu, relErr } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
-import { matmul } from '../../src/kernels/matmul.js';
+import { chooseTile, matmul, matmulKernels, tileName, type MatmulTile } from '../../src/kernels/matmul.js';
+import type { Gpu } from '../../src/engine/gpu.js';
 import { matmulRef } from '../../src/kernels/matmul.ref.js';
 
 const rng = makeRng();
 const f32 = (x: Float64Array) => Float32Array.from(x);
+const reg = (BM: number, BN: number, BK: number, TM: number, TN: number, x: Partial<MatmulTile> = {}): MatmulTile =>
+  ({ BM, BN, BK, TM, TN, kind: 'reg', ...x });
+
+/**
+ * One product through `tile` with operands stored at element offsets off = [A, B, C] (bias at C's
+ * offset) inside larger tensors; with `epilogue`, bias + accumulate + alpha -0.5. Checks the C window
+ * against float64 and that C outside it is untouched; `path` must match every kernel name used
+ * (e.g. /_vvv_full$/: vec4 A, B, C on full tiles; /_sss$/: scalar and bounds-checked).
+ */
+async function checkTile(gpu: Gpu, tile: MatmulTile, M: number, N: number, K: number, transA: boolean, transB: boolean,
+  o: { off?: [number, number, number]; epilogue?: boolean; path?: RegExp } = {}): Promise<void> {
+  const [offA, offB, offC] = o.off ?? [0, 0, 0];
+  const pad = (off: number, x: Float64Array, extra: number) => { const t = new Float32Array(off + x.length + extra); t.set(f32(x), off); return t; };
+  const a = rng.array(M * K); const b = rng.array(K * N); const bias = rng.array(N);
+  const cAll = f32(rng.array(offC + M * N + 5)); const c0 = Float64Array.from(cAll.subarray(offC, offC + M * N));
+  const ta = gpu.tensor([offA + M * K + 3], pad(offA, a, 3)); const tb = gpu.tensor([offB + K * N + 1], pad(offB, b, 1));
+  const tc = gpu.tensor([cAll.length], cAll); const tbias = gpu.tensor([offC + N + 2], pad(offC, bias, 2));
+  const args = {
+    a: ta, b: tb, c: tc, M, N, K, transA, transB, offA, offB, offC, tile,
+    ...(o.epilogue ? { bias: tbias, offBias: offC, accumulate: true, alpha: -0.5 } : {}),
+  };
+  const what = `${tileName(tile)} ${M}x${N}x${K} transA=${transA} transB=${transB} off=${[offA, offB, offC]}`;
+  const names = matmulKernels(gpu, args);
+  if (o.path) for (const n of names) expect(n, what).toMatch(o.path);
+  matmul(gpu, args);
+  const got = await gpu.readF32(tc);
+  // Same object shapes as the calls above: more shapes make the reference's hot loop megamorphic (3x slower).
+  const want = o.epilogue
+    ? matmulRef({ a, b, c: f32(c0), bias, M, N, K, transA, transB, accumulate: true, alpha: -0.5 })
+    : matmulRef({ a, b, M, N, K, transA, transB });
+  expect(relErr(got.subarray(offC, offC + M * N), want), what).toBeLessThan(1e-5);
+  const outside = [...got.subarray(0, offC), ...got.subarray(offC + M * N)];
+  expect(outside, what).toEqual([...cAll.subarray(0, offC), ...cAll.subarray(offC + M * N)]);
+  gpu.pool.release(ta, tb, tc, tbias);
+}
 
 describe(`matmul (seed ${rng.seed})`, () => {
   const shapes: [number, number, number][] = [[1, 1, 1], [17, 33, 65], [257, 31, 129], [64, 64, 16], [3, 130, 7]];
@@ -39,6 +75,80 @@ describe(`matmul (seed ${rng.seed})`, () => {
       expect(relErr(await gpu.readF32(tc), matmulRef({ a, b, M, N, K, transA, transB }))).toBeLessThan(1e-5);
       gpu.pool.release(ta, tb, tc);
     }
+  });
+
+  // Register-tiled kernels ('reg'). Their unrolled pipelines take ~1.5 s (64x64) to ~5-12 s (128x128)
+  // to compile on lavapipe, so the four transposes x {scalar, vec4, full} grid runs on the 64x64 tiling
+  // (the generator's layout code is the same for every size) and each other tiling on one or two shapes.
+  for (const transA of [false, true]) {
+    for (const transB of [false, true]) {
+      it(`reg 64x64x16/4x4 transA=${transA} transB=${transB}: scalar, vec4 and full-tile paths, offsets, epilogue`, async () => {
+        const gpu = await getGpu();
+        const t = reg(64, 64, 16, 4, 4);
+        await checkTile(gpu, t, 1, 1, 1, transA, transB, { path: /_sss$/ });
+        await checkTile(gpu, t, 17, 33, 65, transA, transB, { path: /_sss$/, epilogue: true });
+        // Offsets that are not multiples of 4 force the scalar path even on an aligned shape.
+        await checkTile(gpu, t, 20, 36, 24, transA, transB, { off: [1, 2, 3], path: /_sss$/, epilogue: true });
+        await checkTile(gpu, t, 68, 36, 20, transA, transB, { path: /_vvv$/, epilogue: true });
+        await checkTile(gpu, t, 128, 64, 32, transA, transB, { path: /_vvv_full$/ });
+        await checkTile(gpu, t, 64, 64, 16, transA, transB, { off: [4, 8, 12], path: /_vvv_full$/, epilogue: true });
+        // K % 4 != 0 with M, N % 4 == 0: vec4 only for the operands whose contiguous dimension is M or N.
+        await checkTile(gpu, t, 36, 40, 21, transA, transB, {
+          path: new RegExp(`_${transA ? 'v' : 's'}${transB ? 's' : 'v'}v$`), epilogue: true });
+      });
+    }
+  }
+
+  it('reg 128x128x16/8x8 (chooseTile\'s pick for big GPUs): checked and full-tile vec4', async () => {
+    const gpu = await getGpu();
+    const t = reg(128, 128, 16, 8, 8);
+    await checkTile(gpu, t, 132, 260, 36, false, false, { path: /_s2_vvv$/, epilogue: true });
+    await checkTile(gpu, t, 256, 128, 64, true, true, { path: /_s2_vvv_full$/ });
+  });
+
+  it('the other reg tilings of the bench sweep (1-stage and scalar forms also on 64x64)', async () => {
+    const gpu = await getGpu();
+    await checkTile(gpu, reg(128, 128, 8, 8, 8), 256, 128, 40, true, false, { path: /_vvv_full$/, epilogue: true });
+    await checkTile(gpu, reg(128, 64, 16, 8, 4), 256, 128, 48, false, true, { path: /_vvv_full$/ });
+    await checkTile(gpu, reg(64, 128, 16, 4, 8), 100, 140, 52, false, true, { path: /_vvv$/, epilogue: true });
+    await checkTile(gpu, reg(128, 128, 16, 8, 8, { stages: 1 }), 128, 256, 32, true, false, { path: /_s1_vvv_full$/ });
+    await checkTile(gpu, reg(64, 64, 16, 4, 4, { stages: 1 }), 17, 33, 65, false, false, { path: /_s1_sss$/, epilogue: true });
+    await checkTile(gpu, reg(64, 64, 16, 4, 4, { vec4: false }), 128, 64, 32, false, true, { path: /_sss_full$/, epilogue: true });
+    // Checked scalar loads with two quads per thread per operand, through the rolled-K form (cheaper to compile).
+    await checkTile(gpu, reg(128, 128, 16, 8, 8, { unrollK: false }), 129, 257, 33, true, false, { path: /_rolled_sss$/, epilogue: true });
+  });
+
+  it('reg kernel: batched with strides and leading dimensions, scalar and vec4', async () => {
+    const gpu = await getGpu();
+    const t = reg(64, 64, 16, 4, 4);
+    for (const [M, N, K, lda, ldb, ldc, pad, path] of [[5, 6, 7, 9, 8, 10, 3, /_sss$/], [8, 12, 16, 20, 16, 16, 4, /_vvv$/]] as const) {
+      const B = 3; const sA = M * lda + pad; const sB = N * ldb + pad; const sC = M * ldc + pad;
+      const a = f32(rng.array(B * sA)); const b = f32(rng.array(B * sB)); const c = f32(rng.array(B * sC));
+      const ta = gpu.tensor([B * sA], a); const tb = gpu.tensor([B * sB], b); const tc = gpu.tensor([B * sC], c);
+      const args = { a: ta, b: tb, c: tc, M, N, K, transB: true, lda, ldb, ldc, batch: B, strideA: sA, strideB: sB, strideC: sC, tile: t };
+      for (const n of matmulKernels(gpu, args)) expect(n).toMatch(path);
+      matmul(gpu, args);
+      const got = await gpu.readF32(tc);
+      const want = Float64Array.from(c);
+      for (let z = 0; z < B; z++) {
+        for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
+          let s = 0;
+          for (let k = 0; k < K; k++) s += a[z * sA + m * lda + k] * b[z * sB + n * ldb + k];
+          want[z * sC + m * ldc + n] = s;
+        }
+      }
+      expect(relErr(got, want)).toBeLessThan(1e-5);
+      gpu.pool.release(ta, tb, tc);
+    }
+  });
+
+  it('chooseTile: simple 64x64 on CPU adapters; reg on GPUs, 128x128 only when there are enough tiles', async () => {
+    const gpu = await getGpu();
+    expect(chooseTile(gpu, 4096, 4096).kind ?? 'simple').toBe('simple'); // lavapipe
+    const fake = { adapterInfo: { vendor: 'nvidia', architecture: 'hopper', device: 'NVIDIA H100', description: '' } } as unknown as Gpu;
+    expect(tileName(chooseTile(fake, 4096, 4096))).toBe('reg 128x128x16/8x8');
+    expect(tileName(chooseTile(fake, 8192, 768))).toBe('reg 128x128x16/8x8');
+    expect(tileName(chooseTile(fake, 768, 768))).toBe('reg 64x64x16/4x4');
   });
 
   it('model-like 512x768x2304 (x W^T and dW = dy^T x)', async () => {
