@@ -74,7 +74,11 @@ function isCpuAdapter(gpu: Gpu): boolean {
  * 64x64 stays the fallback wherever a 'reg' tiling cannot run (adapter limits).
  */
 export function chooseTile(gpu: Gpu, M: number, N: number): MatmulTile {
-  if (isCpuAdapter(gpu)) return SIMPLE_64;
+  // SRK_MATMUL=simple|reg forces a kernel family (for measuring one against the other in one run).
+  const forced = process.env.SRK_MATMUL;
+  if (forced === 'simple') return SIMPLE_64;
+  if (forced !== undefined && forced !== 'reg' && forced !== '') throw new Error(`SRK_MATMUL=${forced}: expected simple or reg`);
+  if (isCpuAdapter(gpu) && forced !== 'reg') return SIMPLE_64;
   // 264 = two workgroups per SM on a 132-SM H100 (a guess at what keeps every SM busy).
   const big = Math.ceil(M / 128) * Math.ceil(N / 128) >= 264;
   return big ? REG_128 : REG_64;
@@ -202,15 +206,14 @@ function regDef(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, 
   const L: string[] = [];
   const u = (n: number) => `${n}u`;
 
-  // One operand's global -> register quads. Storage rows x contiguous columns; quads along columns.
-  // rowsTile/colsTile: the tile's extent in storage rows / columns; returns per-slot [code, stores].
+  // One operand as stored: rows x contiguous columns, read in quads along the columns. The tile
+  // covers rowsTile x colsTile of it from (row0, col0); rowLim/colLim bound the matrix; store()
+  // writes a quad register (storage row r, columns c..c+3) into workgroup stage `st`.
   interface Operand {
     name: 'a' | 'b'; vec: boolean; off: string; ld: string;
     rowsTile: number; colsTile: number;
-    // global row/column of the tile origin and their limits
     row0: string; col0: string; rowLim: string; colLim: string;
-    // the stored element (storage row r, columns c..c+3) -> workgroup memory, as code
-    store: (slot: string, r: string, c: string, st: string) => string;
+    store: (reg: string, r: string, c: string, st: string) => string;
   }
   const quadLoad = (o: Operand, reg: string, gr: string, gc: string): string => {
     const idx = `${o.off} + ${gr} * ${o.ld} + ${gc}`;
@@ -222,6 +225,7 @@ function regDef(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, 
     return `${reg} = vec4<f32>(0.0); if (${gr} < ${o.rowLim}) { let i = ${idx}; ` +
       [0, 1, 2, 3].map((j) => `if (${gc} + ${j}u < ${o.colLim}) { ${reg}[${j}] = ${o.name}[i + ${j}u]; }`).join(' ') + ' }';
   };
+  // Each thread moves ceil(quads / THREADS) quads per operand and K step (slot s: quad li + s * THREADS).
   const slots = (o: Operand) => {
     const cq = o.colsTile / 4; const nq = o.rowsTile * cq;
     const out: { reg: string; guard: string; r: string; c: string }[] = [];

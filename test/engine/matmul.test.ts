@@ -119,6 +119,8 @@ describe(`matmul (seed ${rng.seed})`, () => {
     await checkTile(gpu, reg(128, 128, 16, 8, 8, { stages: 1, unrollK: false }), 128, 256, 32, true, false, { path: /_s1_rolled_vvv_full$/ });
     await checkTile(gpu, reg(64, 64, 16, 4, 4, { stages: 1 }), 17, 33, 65, false, false, { path: /_s1_sss$/, epilogue: true });
     await checkTile(gpu, reg(64, 64, 16, 4, 4, { vec4: false }), 128, 64, 32, false, true, { path: /_sss_full$/, epilogue: true });
+    // Fewer quads than threads (64x8 per operand, 256 threads): the loads are guarded by thread index.
+    await checkTile(gpu, reg(64, 64, 8, 4, 4), 72, 68, 44, true, true, { path: /_vvv$/, epilogue: true });
   });
 
   it('reg kernel: batched with strides and leading dimensions, scalar and vec4', async () => {
