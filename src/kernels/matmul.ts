@@ -56,7 +56,9 @@ export function tileName(t: MatmulTile): string {
 }
 
 const SIMPLE_64: MatmulTile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
-const REG_128: MatmulTile = { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8, kind: 'reg' };
+// H100, 2026-11-27 (bench/RESULTS.md): at 4096^3 reg 128x128 runs 18.3 TFLOP/s with BK 8 and 13.5
+// with BK 16; at 1024^3 (64 tiles) reg 64x64 runs 21.5 against 13-14 for the 128x128 forms.
+const REG_128: MatmulTile = { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, kind: 'reg' };
 const REG_64: MatmulTile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, kind: 'reg' };
 
 function isCpuAdapter(gpu: Gpu): boolean {
