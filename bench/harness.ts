@@ -29,11 +29,6 @@ export async function timeIt(gpu: Gpu, run: () => void, warmup = 2, repeats = 7)
   return { ms: sorted[Math.floor(sorted.length / 2)], samplesMs: samples, method: prof ? 'timestamp' : 'wall' };
 }
 
-/** True for software adapters (lavapipe, SwiftShader): benchmarks shrink their sizes there. */
-export function isCpuAdapter(gpu: Gpu): boolean {
-  const a = gpu.adapterInfo;
-  return a.isFallbackAdapter === 'true' || /llvmpipe|lavapipe|swiftshader/i.test(`${a.device} ${a.description} ${a.architecture}`);
-}
 
 export function fmt(n: number, digits = 1): string {
   return n >= 100 ? n.toFixed(0) : n.toFixed(digits);

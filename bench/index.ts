@@ -13,7 +13,7 @@ import type { Gpu } from '../src/engine/gpu.js';
 import { benchCopy, type CopyResult } from './copy.js';
 import { benchMatmul, pythiaCases, type MatmulCase, type MatmulResult } from './matmul.js';
 import { tileName, type MatmulTile } from '../src/kernels/matmul.js';
-import { fmt, isCpuAdapter } from './harness.js';
+import { fmt } from './harness.js';
 import { attentionCases, benchAttention, type AttentionResult } from './attention.js';
 import { benchClassifier, classifierCases, type ClassifierResult } from './classifier.js';
 import { benchNorm, normCases, type NormResult } from './norm.js';
@@ -63,7 +63,7 @@ function userError(msg: string): Error {
 }
 
 export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> {
-  const cpu = isCpuAdapter(gpu) && !o.full;
+  const cpu = gpu.isCpuAdapter && !o.full;
   let stepOpts: StepBenchOptions | undefined;
   if (o.kind === 'step') {
     // Checked before any GPU work, so a refusal is immediate.

@@ -141,6 +141,12 @@ export class Gpu {
     return new Gpu(adapter, device, info, features, opts);
   }
 
+  /** A software adapter (lavapipe, SwiftShader): kernels pick CPU-friendly shapes, benchmarks shrink. */
+  get isCpuAdapter(): boolean {
+    const a = this.adapterInfo;
+    return a.isFallbackAdapter === 'true' || /llvmpipe|lavapipe|swiftshader/i.test(`${a.device} ${a.description} ${a.architecture}`);
+  }
+
   /** Largest byte range one storage binding may cover. */
   get maxBinding(): number { return this.limits.maxStorageBufferBindingSize; }
   get bindingAlign(): number { return this.limits.minStorageBufferOffsetAlignment; }

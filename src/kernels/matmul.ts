@@ -61,10 +61,6 @@ const SIMPLE_64: MatmulTile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
 const REG_128: MatmulTile = { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, kind: 'reg' };
 const REG_64: MatmulTile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, kind: 'reg' };
 
-function isCpuAdapter(gpu: Gpu): boolean {
-  const a = gpu.adapterInfo;
-  return a.isFallbackAdapter === 'true' || /llvmpipe|lavapipe|swiftshader/i.test(`${a.device} ${a.description} ${a.architecture}`);
-}
 
 /**
  * Tile sizes. Measured on an H100 (bench/RESULTS.md): the simple kernel with 64x64 tiles and 4x4
@@ -80,7 +76,7 @@ export function chooseTile(gpu: Gpu, M: number, N: number): MatmulTile {
   const forced = process.env.SRK_MATMUL;
   if (forced === 'simple') return SIMPLE_64;
   if (forced !== undefined && forced !== 'reg' && forced !== '') throw new Error(`SRK_MATMUL=${forced}: expected simple or reg`);
-  if (isCpuAdapter(gpu) && forced !== 'reg') return SIMPLE_64;
+  if (gpu.isCpuAdapter && forced !== 'reg') return SIMPLE_64;
   // 264 = two workgroups per SM on a 132-SM H100 (a guess at what keeps every SM busy).
   const big = Math.ceil(M / 128) * Math.ceil(N / 128) >= 264;
   return big ? REG_128 : REG_64;
@@ -367,13 +363,6 @@ function span(batch: number, stride: number, rows: number, cols: number, ld: num
   return (batch - 1) * stride + (rows - 1) * ld + cols;
 }
 
-let dummyBias: WeakMap<Gpu, Tensor> = new WeakMap();
-function dummy(gpu: Gpu): Tensor {
-  let t = dummyBias.get(gpu);
-  if (!t) { t = gpu.tensor([4], new Float32Array(4)); dummyBias.set(gpu, t); }
-  return t;
-}
-
 function problem(args: MatmulArgs): Problem {
   const transA = args.transA ?? false; const transB = args.transB ?? false;
   const { M, N, K } = args;
@@ -491,7 +480,7 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
     : matmulDef(tile, p.transA, p.transB, full);
   if (dry) { dry.push(def.name); return; }
   const kernel = gpu.kernels.get(def);
-  const bias = p.bias ?? dummy(gpu);
+  const bias = p.bias ?? gpu.placeholder();
   const wbias = p.bias ? windowOf(gpu, bias, p.offBias, p.offBias + N) : windowOf(gpu, bias);
   const params = new ParamWriter()
     .u32(M, N, K, p.lda, p.ldb, p.ldc, wa.base, wb.base, wc.base, wbias.base,
