@@ -27,6 +27,10 @@ export interface BenchOptions {
   kind: BenchKind; full: boolean; tokens?: number; sizes?: number[]; log: (s: string) => void;
   /** Also time every tiling in TILE_SWEEP on the square sizes (for tuning on a new GPU). */
   tileSweep?: boolean;
+  /** matmul: only the cases whose name matches this regular expression. */
+  only?: string;
+  /** matmul: run the cases in reverse order (order effects: clocks, memory growth). */
+  reverse?: boolean;
   /** attention: override the pair shape (default 8 pairs, seq 512, prompt 256; CPU: 1, 128, 64). */
   pairs?: number; seq?: number; prompt?: number;
   /** classifier: vocabulary rows (default 50304; 4096 on a CPU adapter). */
@@ -98,7 +102,10 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
     ];
     if (cpu) o.log(`(CPU adapter: reduced sizes, ${tokens} tokens; --full for the real ones)`);
     report.matmul = [];
-    for (const c of cases) {
+    const only = o.only ? new RegExp(o.only) : undefined;
+    const selected = cases.filter((c) => !only || only.test(c.name));
+    if (o.reverse) selected.reverse();
+    for (const c of selected) {
       const r = await benchMatmul(gpu, c, copy.gbPerS, cpu ? 1 : 2, cpu ? 3 : 7);
       report.matmul.push(r);
       o.log(`${c.name.padEnd(32)} ${`${c.M}x${c.N}x${c.K}`.padEnd(18)} ${fmt(r.gflops).padStart(8)} GFLOP/s ` +

@@ -37,6 +37,8 @@ async function main(): Promise<void> {
           tokens: { type: 'number', describe: 'tokens (rows) for matmul, classifier, norm (default 8192; CPU adapter: 64, 32, 256)' },
           sizes: { type: 'array', number: true, describe: 'square matmul sizes (default 1024 4096; 256 512 on a CPU adapter)' },
           tiles: { type: 'boolean', default: false, describe: 'matmul: also sweep tile shapes on the square sizes' },
+          only: { type: 'string', describe: 'matmul: only the cases whose name matches this regular expression' },
+          reverse: { type: 'boolean', default: false, describe: 'matmul: run the cases in reverse order' },
           fast: { type: 'boolean', default: false, describe: 'Dawn toggles disable_robustness, disable_workgroup_init, skip_validation' },
           timestamps: { type: 'boolean', default: true, describe: 'time with GPU timestamp queries when available (--no-timestamps: wall clock)' },
           pairs: { type: 'number', describe: 'attention, step: preference pairs (default 8; attention on a CPU adapter 1)' },
@@ -54,7 +56,7 @@ async function main(): Promise<void> {
         await withGpu({ adapter: a.adapter, profile: a.timestamps && a.kind !== 'step', fast: a.fast }, async (gpu) => {
           const log = (s: string) => (a.json ? process.stderr : process.stdout).write(`${s}\n`);
           const report = await runBench(gpu, {
-            kind: a.kind as BenchKind, full: a.full, tokens: a.tokens, tileSweep: a.tiles, sizes: a.sizes as number[] | undefined, log,
+            kind: a.kind as BenchKind, full: a.full, tokens: a.tokens, tileSweep: a.tiles, only: a.only, reverse: a.reverse, sizes: a.sizes as number[] | undefined, log,
             pairs: a.pairs, seq: a.seq, prompt: a.prompt, vocab: a.vocab,
             step: { shape: a.shape as StepShape | undefined, loss: a.loss as LossName, microBatch: a['micro-batch'],
               precision: a.precision as 'f32' | 'mixed', packed: a.packed },
