@@ -19,6 +19,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { toHfConfigJson, type Arch, type ModelConfig } from '../model/config.js';
 import { expectedParameters, type ParamSpec } from '../model/tensor-names.js';
+import { writeSafetensors, type TensorToWrite } from '../model/safetensors.js';
 import { ENDOFTEXT_ID, byteLevelTokenizerJson, specialTokensMapJson, tokenizerConfigJson } from './byte-tokenizer.js';
 import { presetConfig } from './presets.js';
 import { Rng, hashString } from './prng.js';
@@ -71,11 +72,9 @@ export function initConfigJson(cfg: ModelConfig, initializerRange = DEFAULT_INIT
   return { ...toHfConfigJson(cfg), initializer_range: initializerRange };
 }
 
-const CHUNK = 1 << 20; // elements generated and written at a time
-
 /**
- * Writes model.safetensors for `cfg` with F32 random-initialized tensors, streaming: the header is
- * computed from the shapes, then each tensor is generated chunk by chunk and appended.
+ * Writes model.safetensors for `cfg` with F32 random-initialized tensors through writeSafetensors,
+ * generating each tensor only when the writer reaches it.
  */
 export async function writeInitSafetensors(
   file: string, cfg: ModelConfig, seed: number, initializerRange = DEFAULT_INITIALIZER_RANGE,
@@ -84,48 +83,19 @@ export async function writeInitSafetensors(
   if (!(initializerRange >= 0 && Number.isFinite(initializerRange))) throw new Error(`initializer range must be >= 0 (got ${initializerRange})`);
   const specs = expectedParameters(cfg);
   const kinds = specs.map(initKind); // throws before anything is written
-  const head: Record<string, unknown> = { __metadata__: { format: 'pt' } };
-  let offset = 0;
-  for (const p of specs) {
-    const bytes = numel(p.shape) * 4;
-    head[p.name] = { dtype: 'F32', shape: p.shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  let json = Buffer.from(JSON.stringify(head), 'utf8');
-  json = Buffer.concat([json, Buffer.alloc(Math.ceil(json.length / 8) * 8 - json.length, 0x20)]);
-  const prefix = Buffer.alloc(8);
-  prefix.writeBigUInt64LE(BigInt(json.length));
-
-  const fh = await fsp.open(file, 'wx');
-  try {
-    let pos = 0;
-    const write = async (b: Uint8Array) => {
-      let done = 0;
-      while (done < b.byteLength) {
-        const { bytesWritten } = await fh.write(b, done, b.byteLength - done, pos + done);
-        done += bytesWritten;
-      }
-      pos += b.byteLength;
-    };
-    await write(prefix);
-    await write(json);
-    const buf = new Float32Array(CHUNK);
-    const bytes = new Uint8Array(buf.buffer);
-    for (let t = 0; t < specs.length; t++) {
-      const spec = specs[t]!; const kind = kinds[t]!; const n = numel(spec.shape);
-      const rng = kind === 'normal' ? new Rng(seed, hashString(spec.name)) : null;
-      for (let s = 0; s < n; s += CHUNK) {
-        const m = Math.min(CHUNK, n - s);
-        const view = buf.subarray(0, m);
-        if (rng) rng.fillNormal(view, initializerRange); else view.fill(kind === 'ones' ? 1 : 0);
-        await write(bytes.subarray(0, m * 4));
-      }
+  // Each tensor is generated when the writer reaches it, so only one is in memory at a time.
+  const tensors: TensorToWrite[] = specs.map((spec, t) => ({
+    name: spec.name, dtype: 'F32', shape: spec.shape,
+    data: async () => {
+      const buf = new Float32Array(numel(spec.shape));
+      const kind = kinds[t]!;
+      if (kind === 'normal') new Rng(seed, hashString(spec.name)).fillNormal(buf, initializerRange);
+      else buf.fill(kind === 'ones' ? 1 : 0);
       onTensor?.(spec.name, t, specs.length);
-    }
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+      return buf;
+    },
+  }));
+  await writeSafetensors(file, tensors, { format: 'pt' });
 }
 
 const json = (o: unknown) => JSON.stringify(o, null, 2) + '\n';

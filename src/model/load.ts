@@ -1,4 +1,4 @@
-// Loading a Hugging Face checkpoint directory onto the GPU, and saving parameters back.
+// Loading a Hugging Face checkpoint directory onto the GPU (saving: train/checkpoint.ts).
 import type { Gpu } from '../engine/gpu.js';
 import { openCheckpoint } from './safetensors.js';
 import { loadModelConfig, type ModelConfig } from './config.js';
@@ -21,16 +21,18 @@ export async function loadModel(gpu: Gpu, dir: string, opts: { grads?: boolean }
     checkCheckpointNames(cfg, ckpt.tensors, `checkpoint ${dir}`);
     const specs = expectedParameters(cfg);
     const params = new Params(gpu, specs).allocate();
-    for (const s of specs) {
-      const info = ckpt.tensors[s.name];
-      const t = params.get(s.name);
-      // Half and double precision cross to the GPU as raw bytes and are converted there.
-      if (info.dtype === 'F16') uploadConverted(gpu, 'f16', await ckpt.readRaw(s.name), t);
-      else if (info.dtype === 'BF16') uploadConverted(gpu, 'bf16', await ckpt.readRaw(s.name), t);
-      else if (info.dtype === 'F64') uploadConverted(gpu, 'f64', await ckpt.readRaw(s.name), t);
-      else if (info.dtype === 'F32') gpu.upload(t, await ckpt.readTensor(s.name));
-      else throw new Error(`checkpoint ${dir}: parameter ${s.name} has dtype ${info.dtype}; expected F32, F16, BF16 or F64`);
-    }
+    try {
+      for (const s of specs) {
+        const info = ckpt.tensors[s.name];
+        const t = params.get(s.name);
+        // Half and double precision cross to the GPU as raw bytes and are converted there.
+        if (info.dtype === 'F16') uploadConverted(gpu, 'f16', await ckpt.readRaw(s.name), t);
+        else if (info.dtype === 'BF16') uploadConverted(gpu, 'bf16', await ckpt.readRaw(s.name), t);
+        else if (info.dtype === 'F64') uploadConverted(gpu, 'f64', await ckpt.readRaw(s.name), t);
+        else if (info.dtype === 'F32') gpu.upload(t, await ckpt.readTensor(s.name));
+        else throw new Error(`checkpoint ${dir}: parameter ${s.name} has dtype ${info.dtype}; expected F32, F16, BF16 or F64`);
+      }
+    } catch (e) { params.free(); throw e; }
     if (opts.grads) params.allocateGrads();
     return { cfg, params, model: new CausalLM(gpu, cfg, params), dir };
   } finally {

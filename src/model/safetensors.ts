@@ -351,8 +351,10 @@ export interface TensorToWrite {
    * Float32Array: values, converted to dtype (F32, F16, BF16, F64; F16/BF16 round to nearest
    * even). Uint8Array: the tensor's raw little-endian bytes for any dtype, written unchanged.
    */
-  data: Float32Array | Uint8Array;
+  data: Float32Array | Uint8Array | (() => Promise<Float32Array | Uint8Array>);
 }
+// A function as `data` is called when that tensor's turn comes, so a writer holds one tensor at a
+// time (saving a model from the GPU, or generating a random init) however large the file.
 
 const f32Scratch = new Float32Array(1);
 const u32Scratch = new Uint32Array(f32Scratch.buffer);
@@ -415,6 +417,15 @@ function encodeChunk(data: Float32Array, dtype: Dtype, start: number, end: numbe
  * section starts 8-byte aligned, as the Python/Rust writer does. Memory use is one chunk at a
  * time, never the whole file.
  */
+function checkData(t: TensorToWrite, data: Float32Array | Uint8Array, numel: number, bytes: number, bad: (w: string) => Error): void {
+  if (data instanceof Float32Array) {
+    if (data.length !== numel) throw bad(`tensor "${t.name}": shape [${t.shape}] has ${numel} elements but data has ${data.length}`);
+    if (!['F32', 'F16', 'BF16', 'F64'].includes(t.dtype)) throw bad(`tensor "${t.name}": ${t.dtype} must be given as raw bytes`);
+  } else if (data.byteLength !== bytes) {
+    throw bad(`tensor "${t.name}": shape [${t.shape}] of ${t.dtype} needs ${bytes} bytes but data has ${data.byteLength}`);
+  }
+}
+
 export async function writeSafetensors(
   file: string, tensors: TensorToWrite[], metadata: Record<string, string> = { format: 'pt' },
 ): Promise<void> {
@@ -433,12 +444,7 @@ export async function writeSafetensors(
     if (!t.shape.every(isCount)) throw bad(`tensor "${t.name}": bad shape [${t.shape}]`);
     const numel = t.shape.reduce((a, b) => a * b, 1);
     const bytes = numel * DTYPE_SIZE[t.dtype];
-    if (t.data instanceof Float32Array) {
-      if (t.data.length !== numel) throw bad(`tensor "${t.name}": shape [${t.shape}] has ${numel} elements but data has ${t.data.length}`);
-      if (!['F32', 'F16', 'BF16', 'F64'].includes(t.dtype)) throw bad(`tensor "${t.name}": ${t.dtype} must be given as raw bytes`);
-    } else if (t.data.byteLength !== bytes) {
-      throw bad(`tensor "${t.name}": shape [${t.shape}] of ${t.dtype} needs ${bytes} bytes but data has ${t.data.byteLength}`);
-    }
+    if (typeof t.data !== 'function') checkData(t, t.data, numel, bytes, bad);
     head[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
@@ -464,8 +470,14 @@ export async function writeSafetensors(
     await write(json);
     const CHUNK = 1 << 22; // elements per converted chunk (16 MB of f32)
     for (const t of tensors) {
-      if (t.data instanceof Uint8Array) { await write(t.data); continue; }
-      for (let s = 0; s < t.data.length; s += CHUNK) await write(encodeChunk(t.data, t.dtype, s, Math.min(t.data.length, s + CHUNK)));
+      let data = t.data;
+      if (typeof data === 'function') {
+        data = await data();
+        const numel = t.shape.reduce((a, b) => a * b, 1);
+        checkData(t, data, numel, numel * DTYPE_SIZE[t.dtype], bad);
+      }
+      if (data instanceof Uint8Array) { await write(data); continue; }
+      for (let s = 0; s < data.length; s += CHUNK) await write(encodeChunk(data, t.dtype, s, Math.min(data.length, s + CHUNK)));
     }
     await fh.sync();
     await fh.close();

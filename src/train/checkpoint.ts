@@ -25,11 +25,12 @@ export interface TrainerState {
 
 export async function paramsToSafetensors(gpu: Gpu, params: Params, file: string): Promise<void> {
   const tensors: TensorToWrite[] = [];
-  for (const s of params.specs) tensors.push({ name: s.name, dtype: 'F32', shape: s.shape, data: await gpu.readF32(params.get(s.name)) });
+  for (const s of params.specs) tensors.push({ name: s.name, dtype: 'F32', shape: s.shape, data: () => gpu.readF32(params.get(s.name)) });
   await writeSafetensors(file, tensors, { format: 'pt' });
 }
 
-/** Writes an HF model directory: the source's config and tokenizer files, current weights. */
+/** Writes an HF model directory: the source's config and tokenizer files, current weights (read
+ *  back from the GPU one tensor at a time while the file is written). */
 export async function saveModelDir(gpu: Gpu, params: Params, rawConfig: Record<string, unknown>, sourceDir: string, dir: string): Promise<void> {
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, 'config.json'), `${JSON.stringify(rawConfig, null, 2)}\n`);
@@ -52,7 +53,8 @@ export async function saveCheckpoint(gpu: Gpu, r: SaveRequest): Promise<string> 
     for (let k = 0; k < r.params.specs.length; k++) {
       const s = r.params.specs[k];
       for (let j = 0; j < r.optimizer.state[k].length; j++) {
-        tensors.push({ name: `${s.name}#${j}`, dtype: 'F32', shape: s.shape, data: await gpu.readF32(r.optimizer.state[k][j]) });
+        const state = r.optimizer.state[k][j];
+        tensors.push({ name: `${s.name}#${j}`, dtype: 'F32', shape: s.shape, data: () => gpu.readF32(state) });
       }
     }
     await writeSafetensors(path.join(tmp, 'optimizer.safetensors'), tensors, { format: 'srk-optimizer', optimizer: r.optimizer.cfg.type });
