@@ -40,7 +40,7 @@ export interface StepBenchOptions {
 }
 
 export interface StepResult {
-  shape: StepShape; parameters: number; loss: LossName; precision: 'f32'; packed: true; optimizer: 'rmsprop'; gradClip: number;
+  shape: StepShape; parameters: number; loss: LossName; precision: 'f32'; packed: boolean; optimizer: 'rmsprop'; gradClip: number;
   pairs: number; seq: number; prompt: number; completion: number; microBatch: number; refineTokens: number | null;
   /** Batch rows of one micro-batch and their (padded) length. */
   rowsPerMicroBatch: number; rowLength: number;
@@ -59,10 +59,6 @@ function userError(msg: string): Error {
 export function checkStepOptions(o: StepBenchOptions): void {
   if (o.precision === 'mixed') {
     throw userError('bench step: --precision mixed is not implemented yet (the f16 training path is future work); use --precision f32');
-  }
-  if (!o.packed) {
-    throw userError('bench step: --no-packed is not available: trainStep (src/train/step.ts) always packs each pair ' +
-      '(prompt once, both completions as branches); an unpacked step needs a layout option there');
   }
   if (!STEP_LOSSES.includes(o.loss)) throw userError(`bench step: unknown --loss ${o.loss} (known: ${STEP_LOSSES.join(', ')})`);
   for (const [k, v] of [['pairs', o.pairs], ['seq', o.seq], ['prompt', o.prompt], ['micro-batch', o.microBatch]] as const) {
@@ -119,15 +115,15 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   const firstMb = pairs.slice(0, Math.min(o.pairs, o.microBatch));
   const layout = o.loss === 'sft'
     ? buildBatch(firstMb.map((p) => ({ prompt: p.promptIds, completions: [p.chosenIds] })), { packed: false })
-    : buildBatch(firstMb.map((p) => ({ prompt: p.promptIds, completions: [p.chosenIds, p.rejectedIds] })), { packed: true });
-  const augTokens = sr ? o.pairs * (REFINE_TOKENS + o.prompt - 1 + 2 * (1 + completion)) : 0;
+    : buildBatch(firstMb.map((p) => ({ prompt: p.promptIds, completions: [p.chosenIds, p.rejectedIds] })), { packed: o.packed });
+  const augTokens = !sr ? 0 : o.packed ? o.pairs * (REFINE_TOKENS + o.prompt - 1 + 2 * (1 + completion)) : 2 * o.pairs * (REFINE_TOKENS + o.seq);
 
   let t = 1;
   let last: StepMetrics | undefined;
   const one = async (): Promise<number> => {
     const t0 = performance.now();
     last = await trainStep(gpu, model, optimizer, gradList, { pairs, indices, ref },
-      { loss: o.loss, beta: 0.1, lambda: 0.5, microBatchSize: o.microBatch, lr: 5e-7, t: t++ });
+      { loss: o.loss, beta: 0.1, lambda: 0.5, microBatchSize: o.microBatch, lr: 5e-7, t: t++, packed: o.packed });
     return performance.now() - t0;
   };
   const warmupMs: number[] = [];
@@ -145,7 +141,7 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   model.destroy();
   params.free();
   return {
-    shape: o.shape, parameters: params.count, loss: o.loss, precision: 'f32', packed: true, optimizer: 'rmsprop', gradClip,
+    shape: o.shape, parameters: params.count, loss: o.loss, precision: 'f32', packed: o.packed, optimizer: 'rmsprop', gradClip,
     pairs: o.pairs, seq: o.seq, prompt: o.prompt, completion, microBatch: o.microBatch, refineTokens: sr ? REFINE_TOKENS : null,
     rowsPerMicroBatch: layout.B, rowLength: layout.T,
     policyTokens, unpackedTokens, augTokens,

@@ -49,7 +49,7 @@ async function main(): Promise<void> {
           loss: { type: 'string', choices: STEP_LOSSES, default: 'dpo', describe: 'step: loss' },
           'micro-batch': { type: 'number', default: 8, describe: 'step: pairs per micro-batch' },
           precision: { type: 'string', choices: ['f32', 'mixed'], default: 'f32', describe: 'step: f32 (mixed is not implemented yet)' },
-          packed: { type: 'boolean', default: true, describe: 'step: pack each pair into one row (--no-packed is not available yet)' },
+          packed: { type: 'boolean', default: true, describe: 'step: pack each pair into one row, prompt once (--no-packed: one row per sequence)' },
         }),
       async (a) => {
         // A whole training step is timed by the wall clock: per-dispatch timestamp passes would slow it.

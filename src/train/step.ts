@@ -29,7 +29,11 @@ export interface StepInput {
   ref?: ReferenceLogps;
 }
 
-export interface StepConfig { loss: LossName; beta: number; lambda: number; microBatchSize: number; lr: number; t: number }
+export interface StepConfig {
+  loss: LossName; beta: number; lambda: number; microBatchSize: number; lr: number; t: number;
+  /** Pack each pair into one row, prompt once (default); false: one row per sequence. */
+  packed?: boolean;
+}
 
 export interface StepMetrics {
   loss: number; margin: number | null; accuracy: number | null; augAccuracy: number | null;
@@ -105,7 +109,7 @@ export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer,
         if (!p.augPromptIds) throw new Error(`pair ${inp.indices[s + i]} has no augmented prompt`);
         return { prompt: p.augPromptIds, completions: [p.chosenIds, p.rejectedIds] };
       });
-      const layout = buildBatch(items, { packed: true });
+      const layout = buildBatch(items, { packed: c.packed ?? true });
       const batch = uploadBatch(gpu, layout, model.cfg.vocabSize);
       const ranges = gpu.tensor([2 * m, 2], chosenThenRejected(layout, m), 'u32', 'ranges_cr');
       const st = model.forward(batch, false);
@@ -113,7 +117,7 @@ export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer,
       gpu.pool.release(st.logp, ranges);
       releaseBatch(gpu, batch);
     }
-    const layout = buildBatch(mb.map((p) => ({ prompt: p.promptIds, completions: [p.chosenIds, p.rejectedIds] })), { packed: true });
+    const layout = buildBatch(mb.map((p) => ({ prompt: p.promptIds, completions: [p.chosenIds, p.rejectedIds] })), { packed: c.packed ?? true });
     tokens += tokensOf(layout);
     const batch: UploadedBatch = uploadBatch(gpu, layout, model.cfg.vocabSize);
     const ranges = gpu.tensor([2 * m, 2], chosenThenRejected(layout, m), 'u32', 'ranges_cr');

@@ -79,13 +79,19 @@ describe('srk bench', () => {
     expect(Number.isFinite(s.last.gradNorm)).toBe(true);
   }, 120_000);
 
+  it('step: packed and unpacked layouts compute the same loss; unpacked processes every token', () => {
+    const args = ['step', '--shape', 'tiny', '--pairs', '2', '--seq', '40', '--prompt', '16', '--loss', 'sr-dpo'];
+    const packed = bench(args).step;
+    const unpacked = bench([...args, '--no-packed']).step;
+    expect(unpacked.packed).toBe(false);
+    expect(unpacked.policyTokens).toBe(2 * 2 * 40);
+    expect(Math.abs(unpacked.last.loss - packed.last.loss)).toBeLessThan(1e-5 * Math.abs(packed.last.loss) + 1e-6);
+  }, 120_000);
+
   it('step: refuses what it cannot do, with a clear message', () => {
     const mixed = run(['step', '--shape', 'tiny', '--precision', 'mixed']);
     expect(mixed.status).toBe(1);
     expect(mixed.stderr).toMatch(/--precision mixed is not implemented yet/);
-    const unpacked = run(['step', '--shape', 'tiny', '--no-packed']);
-    expect(unpacked.status).toBe(1);
-    expect(unpacked.stderr).toMatch(/--no-packed is not available/);
     const prompt = run(['step', '--shape', 'tiny', '--seq', '64', '--prompt', '64']);
     expect(prompt.status).toBe(1);
     expect(prompt.stderr).toMatch(/must be shorter than --seq/);
