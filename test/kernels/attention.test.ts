@@ -7,7 +7,7 @@ import { getGpu, relErr } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 import type { Tensor } from '../../src/engine/tensor.js';
-import { attentionBackward, attentionForward, type HeadOperand } from '../../src/kernels/attention.js';
+import { attentionBackward, attentionForward, setAttentionTiling, type AttentionTiling, type HeadOperand } from '../../src/kernels/attention.js';
 import { packMask, packMaskArray, packMaskHost, type PackedMask } from '../../src/kernels/attention-mask.js';
 import { attentionBackward as attentionBackwardRef, attentionForward as attentionForwardRef, packedPairMask } from '../../src/kernels/attention.ref.js';
 
@@ -246,6 +246,34 @@ describe(`attention (seed ${rng.seed})`, () => {
       limits.maxStorageBufferBindingSize = saved;
     }
   });
+
+  // The register-tiled kernels pick their tiles from the adapter's workgroup memory; these force
+  // the shapes a 48 KiB GPU picks for Dh 64 (forward 64x32, dQ 32x32, dK/dV 32x32) at head dims
+  // that fit here, and the fallback kernels (used where no register tiling fits, e.g. dQ and dK/dV
+  // at Dh 128). Windows without a mask let the kernels skip whole tiles: T spans several.
+  const tilings: [string, AttentionTiling | undefined][] = [
+    ['adapter tiles', undefined],
+    ['GPU tiles', { fwd: [64, 32], dq: [32, 32], dkdv: [32, 32] }],
+    ['fallback kernels', { legacy: true }],
+  ];
+  for (const [name, tiling] of tilings) {
+    it(`(j) ${name}: window without mask (tile skipping), GQA with padding`, async () => {
+      const gpu = await getGpu();
+      const cases: Case[] = [
+        { B: 1, T: 100, Hq: 2, Hkv: 1, Dh: 16, window: 9 },
+        { B: 2, T: 77, Hq: 4, Hkv: 2, Dh: 32, lengths: Int32Array.from([77, 70]) },
+      ];
+      setAttentionTiling(tiling);
+      try {
+        for (const c of cases) {
+          const x = inputs(c);
+          expectClose(await runDense(gpu, c, x), reference(c, x));
+        }
+      } finally {
+        setAttentionTiling(undefined);
+      }
+    });
+  }
 
   it('finite differences of sum(dout * out) agree with the backward', async () => {
     const gpu = await getGpu();
