@@ -10,7 +10,12 @@
 // Mask: see attention-mask.ts (positions, segments, lengths; window per call). Reference:
 // attention.ref.ts.
 //
-// Forward: a workgroup owns BR query rows of one (batch row, query head); G threads share a row,
+// Kernels: register-tiled ones (see "Register-tiled kernels" below: 4 x 4 score blocks per
+// thread from vec4 workgroup tiles, each score and exponential computed once) wherever their
+// tiles fit the adapter's workgroup memory; tiles come from maxComputeWorkgroupStorageSize (Dh 64:
+// forward 64x32, dQ and dK/dV 32x32 on a 48 KiB GPU; 32x32, 32x16, 16x32 on lavapipe's 32 KiB).
+// The first kernels below are the fallback (dQ and dK/dV at Dh 128, anything at Dh > 128):
+// a workgroup owns BR query rows of one (batch row, query head); G threads share a row,
 // thread g owning the head-dim columns g, g+G, ... (DPT = 16 accumulators in registers). Key and
 // value tiles of BC rows are staged in workgroup memory; the BR x BC score tile goes through
 // workgroup memory too (a thread computes scores of its row for keys g, g+G, ..., then every
@@ -32,9 +37,11 @@
 // Bindings: at most 8 storage buffers per kernel. Operands larger than one binding window are
 // handled by chunking over batch rows; a single batch row must fit one window.
 //
-// Not tuned yet (correctness first): tiles are skipped only by causality and length (a sliding
-// window still scans every earlier key tile), loads are scalar, each of a row's G threads
-// recomputes the row's exp()s, and the score tiles sit in workgroup memory without padding.
+// Not done yet (performance): the register-tiled kernels skip tiles outside a sliding window only
+// without a mask (positions = indices); global loads are scalar (coalesced); the backward passes
+// run 64-thread workgroups (occupancy limited by their ~40 KiB of workgroup memory); the fallback
+// kernels keep their scalar, G-fold redundant design. WGSL note: declare per-iteration private
+// arrays with an explicit initializer (lavapipe did not re-zero `var s: array<f32, 16>;` inside a loop).
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, grid, maxWindowElems, windowOf, type KernelDef, type Window } from '../engine/kernel.js';
