@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Gpu } from '../engine/gpu.js';
 import { Optimizer, type OptimizerConfig } from '../kernels/optimizer.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
-import { MetricsLog, type MetricsRow } from '../report/metrics-log.js';
+import { EVAL_FILE, MetricsLog, readEval, type MetricsRow } from '../report/metrics-log.js';
 import { computeEvalMetrics, toEvalRow } from '../report/eval-metrics.js';
 import { runsFromDirs, writeReport } from '../report/html.js';
 import type { TokenizedPair } from '../data/tokenize-pairs.js';
@@ -157,7 +157,9 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
       log(`interrupted at step ${step}: checkpoint saved in ${dir}; continue with --resume`);
       return { out: o.out, steps: step, checkpoint: dir, report: '' };
     }
-    if (evalPairs) await evaluate();
+    // A run resumed after its final save has already evaluated this step: do not log it twice.
+    const evaluatedHere = readEval(path.join(o.out, EVAL_FILE), { lenient: true, missingOk: true }).some((e) => e.step === step);
+    if (evalPairs && !evaluatedHere) await evaluate();
     const dir = await save();
     metrics.close();
     const rep = writeReport(o.out, { title: `srk train: ${o.name ?? o.loss}`, runs: runsFromDirs([{ name: o.name ?? o.loss, dir: o.out }]) });
