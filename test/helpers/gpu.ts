@@ -24,3 +24,14 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   }
   return num / Math.max(den, 1e-30);
 }
+
+/**
+ * Runs `fn` with the adapter's maxStorageBufferBindingSize lowered to `bytes` (undefined: unchanged),
+ * so the chunking paths that lavapipe's 128 MiB or an H100's 2 GiB would need huge tensors to reach
+ * run on small ones.
+ */
+export async function withBindingLimit<T>(gpu: Gpu, bytes: number | undefined, fn: () => Promise<T>): Promise<T> {
+  const saved = gpu.limits.maxStorageBufferBindingSize;
+  if (bytes) gpu.limits.maxStorageBufferBindingSize = bytes;
+  try { return await fn(); } finally { gpu.limits.maxStorageBufferBindingSize = saved; }
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { getGpu, relErr } from '../helpers/gpu.js';
+import { getGpu, relErr, withBindingLimit } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 import { gelu, geluBackward, swiglu, swigluBackward, type GeluKind } from '../../src/kernels/activations.js';
@@ -10,12 +10,6 @@ import {
 const rng = makeRng();
 const f32 = (x: ArrayLike<number>) => Float32Array.from(x);
 
-async function withBindingLimit<T>(gpu: Gpu, bytes: number, fn: () => Promise<T>): Promise<T> {
-  const lim = gpu.limits as Record<string, number>;
-  const old = lim.maxStorageBufferBindingSize;
-  lim.maxStorageBufferBindingSize = bytes;
-  try { return await fn(); } finally { lim.maxStorageBufferBindingSize = old; }
-}
 
 /** Largest |a - b| / max(|b|, floor): elementwise relative error with an absolute floor. */
 function elemErr(a: ArrayLike<number>, b: ArrayLike<number>, floor: number): number {

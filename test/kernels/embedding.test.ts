@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { getGpu, relErr } from '../helpers/gpu.js';
+import { getGpu, relErr, withBindingLimit } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 import {
@@ -10,12 +10,6 @@ import { embeddingBackward as embBackRef, embeddingForward as embRef } from '../
 const rng = makeRng();
 const f32 = (x: ArrayLike<number>) => Float32Array.from(x);
 
-async function withBindingLimit<T>(gpu: Gpu, bytes: number, fn: () => Promise<T>): Promise<T> {
-  const lim = gpu.limits as Record<string, number>;
-  const old = lim.maxStorageBufferBindingSize;
-  lim.maxStorageBufferBindingSize = bytes;
-  try { return await fn(); } finally { lim.maxStorageBufferBindingSize = old; }
-}
 
 describe(`embedding (seed ${rng.seed})`, () => {
   it('groupIds: ascending unique ids, token order within a group, padding left out', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { getGpu, relErr } from '../helpers/gpu.js';
+import { getGpu, relErr, withBindingLimit } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 import { layerNorm, layerNormBackward } from '../../src/kernels/layernorm.js';
@@ -9,13 +9,6 @@ const rng = makeRng();
 const f32 = (x: ArrayLike<number>) => Float32Array.from(x);
 const add = (a: ArrayLike<number>, b: ArrayLike<number>) => Float64Array.from(a, (v, i) => v + b[i]);
 
-/** Runs `fn` with the binding limit lowered to `bytes`, so small tensors exercise the chunking. */
-async function withBindingLimit<T>(gpu: Gpu, bytes: number, fn: () => Promise<T>): Promise<T> {
-  const lim = gpu.limits as Record<string, number>;
-  const old = lim.maxStorageBufferBindingSize;
-  lim.maxStorageBufferBindingSize = bytes;
-  try { return await fn(); } finally { lim.maxStorageBufferBindingSize = old; }
-}
 
 describe(`layerNorm (seed ${rng.seed})`, () => {
   for (const [N, D, limit] of [[7, 13, 0], [33, 100, 0], [5, 1030, 0], [70, 100, 4096]] as const) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { getGpu, relErr } from '../helpers/gpu.js';
+import { getGpu, relErr, withBindingLimit } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 import { gradNorm } from '../../src/kernels/grad-norm.js';
@@ -10,12 +10,6 @@ import {
 
 const rng = makeRng();
 
-/** Runs `fn` with maxStorageBufferBindingSize lowered, so that small tensors take the chunked path. */
-async function withBindingLimit<T>(gpu: Gpu, bytes: number | undefined, fn: () => Promise<T>): Promise<T> {
-  const saved = gpu.limits.maxStorageBufferBindingSize;
-  if (bytes) gpu.limits.maxStorageBufferBindingSize = bytes;
-  try { return await fn(); } finally { gpu.limits.maxStorageBufferBindingSize = saved; }
-}
 
 const SIZES = [1, 4099, 70001];
 const TOTAL = SIZES.reduce((a, b) => a + b, 0);

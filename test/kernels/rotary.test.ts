@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { getGpu, relErr } from '../helpers/gpu.js';
+import { getGpu, relErr, withBindingLimit } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 import { rotary, rotaryInvFreqF32 } from '../../src/kernels/rotary.js';
@@ -8,12 +8,6 @@ import { rotaryBackward as rotBackRef, rotaryForward as rotRef, rotaryInvFreq } 
 const rng = makeRng();
 const f32 = (x: ArrayLike<number>) => Float32Array.from(x);
 
-async function withBindingLimit<T>(gpu: Gpu, bytes: number, fn: () => Promise<T>): Promise<T> {
-  const lim = gpu.limits as Record<string, number>;
-  const old = lim.maxStorageBufferBindingSize;
-  lim.maxStorageBufferBindingSize = bytes;
-  try { return await fn(); } finally { lim.maxStorageBufferBindingSize = old; }
-}
 
 /** HF's arithmetic: f32 inv_freq, f32 angle = pos * inv_freq, then exact cos/sin of that angle. */
 function hfRotary(x: ArrayLike<number>, pos: ArrayLike<number>, T: number, H: number, Dh: number, R: number, theta: number, sign = 1): Float64Array {
