@@ -13,6 +13,8 @@ export interface ModelShape {
   normEps: number; act: 'gelu' | 'gelu_tanh' | 'silu';
   parallelResidual: boolean; attentionBias: boolean; mlpBias: boolean; tiedEmbeddings: boolean;
   slidingWindow: number | null;
+  /** max_position_embeddings, when the config gives it (longer sequences are refused). */
+  maxPositions?: number;
   /** Embedding row that gets no gradient (torch padding_idx), if any. */
   embedPaddingIdx?: number | null;
 }

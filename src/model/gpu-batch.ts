@@ -14,8 +14,20 @@ export interface UploadedBatch extends GpuBatch {
   S: number;
 }
 
-export function uploadBatch(gpu: Gpu, layout: BatchLayout, vocabSize: number): UploadedBatch {
+/** What the model accepts: its vocabulary, and the longest position it was built for (if known). */
+export interface BatchLimits { vocabSize: number; maxPositions?: number }
+
+export function uploadBatch(gpu: Gpu, layout: BatchLayout, model: BatchLimits | number): UploadedBatch {
+  const { vocabSize, maxPositions } = typeof model === 'number' ? { vocabSize: model, maxPositions: undefined } : model;
   const { B, T } = layout; const N = B * T;
+  for (let b = 0; b < B && maxPositions !== undefined; b++) {
+    let longest = 0;
+    for (let i = 0; i < layout.lengths[b]; i++) longest = Math.max(longest, layout.positions[b * T + i]);
+    if (longest >= maxPositions) {
+      throw Object.assign(new RangeError(`a sequence in row ${b} reaches position ${longest}, past the model's ` +
+        `max_position_embeddings ${maxPositions}; lower --max-length (or --max-prompt-length)`), { userFacing: true });
+    }
+  }
   for (let i = 0; i < N; i++) {
     if (layout.ids[i] >= vocabSize) {
       throw new RangeError(`token id ${layout.ids[i]} at row ${Math.floor(i / T)}, position ${i % T} is outside the ` +

@@ -36,7 +36,7 @@ export async function scorePairs(gpu: Gpu, model: CausalLM, pairs: readonly Toke
       return { prompt, completions: [p.chosenIds, p.rejectedIds] };
     });
     const layout = buildBatch(items, { packed: o.packed ?? true });
-    const batch = uploadBatch(gpu, layout, model.cfg.vocabSize);
+    const batch = uploadBatch(gpu, layout, model.cfg);
     const st = model.forward(batch, false);
     const sums = gpu.pool.acquire([batch.S], 'f32', 'seq_logps');
     segmentSum(gpu, { x: st.logp, ranges: batch.ranges, sums, S: batch.S });

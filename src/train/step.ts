@@ -80,7 +80,7 @@ export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer,
     if (c.loss === 'sft') {
       const layout = buildBatch(mb.map((p) => ({ prompt: p.promptIds, completions: [p.chosenIds] })), { packed: false });
       tokens += tokensOf(layout);
-      const batch = uploadBatch(gpu, layout, model.cfg.vocabSize);
+      const batch = uploadBatch(gpu, layout, model.cfg);
       const weights = gpu.tensor([batch.N], Float32Array.from(layout.seqOfToken, (q) => (q >= 0 ? -1 / sftTokens : 0)));
       const st = model.forward(batch, true);
       const sums = gpu.pool.acquire([batch.S], 'f32', 'sft_sums');
@@ -110,7 +110,7 @@ export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer,
         return { prompt: p.augPromptIds, completions: [p.chosenIds, p.rejectedIds] };
       });
       const layout = buildBatch(items, { packed: c.packed ?? true });
-      const batch = uploadBatch(gpu, layout, model.cfg.vocabSize);
+      const batch = uploadBatch(gpu, layout, model.cfg);
       const ranges = gpu.tensor([2 * m, 2], chosenThenRejected(layout, m), 'u32', 'ranges_cr');
       const st = model.forward(batch, false);
       segmentSum(gpu, { x: st.logp, ranges, sums: logps.view([2 * m], 4 * m), S: 2 * m });
@@ -119,7 +119,7 @@ export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer,
     }
     const layout = buildBatch(mb.map((p) => ({ prompt: p.promptIds, completions: [p.chosenIds, p.rejectedIds] })), { packed: c.packed ?? true });
     tokens += tokensOf(layout);
-    const batch: UploadedBatch = uploadBatch(gpu, layout, model.cfg.vocabSize);
+    const batch: UploadedBatch = uploadBatch(gpu, layout, model.cfg);
     const ranges = gpu.tensor([2 * m, 2], chosenThenRejected(layout, m), 'u32', 'ranges_cr');
     const st = model.forward(batch, true);
     segmentSum(gpu, { x: st.logp, ranges, sums: logps.view([2 * m], 0), S: 2 * m });

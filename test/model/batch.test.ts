@@ -36,3 +36,13 @@ describe('batch layout', () => {
     expect(() => buildBatch(items, { packed: false, padTo: 3 })).toThrow(/shorter than the longest row/);
   });
 });
+
+describe('batch limits', () => {
+  it('refuses positions past max_position_embeddings and ids outside the vocabulary, naming the row', async () => {
+    const { uploadBatch } = await import('../../src/model/gpu-batch.js');
+    const noGpu = {} as never; // the checks run before anything touches the GPU
+    const layout = buildBatch([{ prompt: [1, 2, 3], completions: [[4, 5], [6]] }], { packed: true });
+    expect(() => uploadBatch(noGpu, layout, { vocabSize: 10, maxPositions: 4 })).toThrow(/row 0 reaches position 4, past the model's max_position_embeddings 4/);
+    expect(() => uploadBatch(noGpu, layout, { vocabSize: 6, maxPositions: 100 })).toThrow(/token id 6 .* vocabulary of 6/);
+  });
+});
