@@ -1,0 +1,86 @@
+// Tile choice for the attention kernels (attention.ts): the register-tiled shapes of
+// attention-blocked.ts wherever they fit the adapter's workgroup memory, else the tiles of the
+// fallback kernels in attention-legacy.ts; setAttentionTiling lets tests force either.
+import type { Gpu } from '../engine/gpu.js';
+
+export interface Tiles {
+  /** Threads per row and head-dim columns per thread; DP = G * DPT is Dh padded. */
+  G: number; DPT: number; DP: number;
+  /** Rows owned by a workgroup (one per G threads) and rows of the streamed tile. */
+  R: number; C: number;
+}
+
+export type Pass = 'fwd' | 'dq' | 'dkdv';
+
+/** Workgroup-memory floats a pass needs for R owned rows and C streamed rows. */
+function sharedFloats(pass: Pass, DP: number, R: number, C: number): number {
+  switch (pass) {
+    case 'fwd': return R * DP + 2 * C * DP + R * C + 2 * C + 4;          // Q, K, V, S, key pos/seg
+    case 'dq': return 2 * R * DP + 2 * C * DP + R * C + 2 * C + 4;       // Q, dO, K, V, dS, key pos/seg
+    case 'dkdv': return 2 * R * DP + 2 * C * DP + 2 * R * C + 4 * C + 4; // K, V, Q, dO, P, dS, query pos/seg/lse/D
+  }
+}
+
+// 16 accumulators per thread and G = ceil(Dh / 16) threads per row keep registers bounded from
+// Dh = 16 to 256, and one pipeline serves every Dh with the same G (Dh is a runtime parameter;
+// columns past it are zero in workgroup memory). Tiles start at 32 x 32 and halve until the
+// workgroup memory fits the adapter.
+export function chooseTiles(gpu: Gpu, pass: Pass, Dh: number): Tiles {
+  const G = Math.ceil(Dh / 16);
+  const DPT = 16;
+  const DP = G * DPT;
+  const maxThreads = Math.min(256, gpu.limits.maxComputeInvocationsPerWorkgroup);
+  const limit = gpu.limits.maxComputeWorkgroupStorageSize / 4;
+  let R = Math.max(1, Math.min(32, Math.floor(maxThreads / G)));
+  let C = 32;
+  while (sharedFloats(pass, DP, R, C) > limit) {
+    if (C >= R && C > 4) C /= 2;
+    else if (R > 1) R = Math.max(1, Math.floor(R / 2));
+    else throw new RangeError(`attention: Dh=${Dh} does not fit ${limit * 4} bytes of workgroup memory`);
+  }
+  return { G, DPT, DP, R, C };
+}
+
+// Register-tiled shapes; the thread layout that BR, BC, NCG, TD4 and DP describe is explained at
+// the top of attention-blocked.ts.
+export interface RegTiles { BR: number; BC: number; NCG: number; NT: number; DP: number; TD4: number }
+
+/** Tests: force the register-tiled shapes ([BR, BC] per pass) or the fallback kernels. */
+export interface AttentionTiling { legacy?: boolean; fwd?: [number, number]; dq?: [number, number]; dkdv?: [number, number] }
+let tilingOverride: AttentionTiling | undefined;
+export function setAttentionTiling(t: AttentionTiling | undefined): void { tilingOverride = t; }
+
+function regFloats(pass: Pass, t: RegTiles): number {
+  const rs = t.DP + 4; const ss = t.BC + 1;
+  switch (pass) {
+    case 'fwd': return (t.BR + t.BC) * rs + t.BR * ss + 3 * t.BR + 2 * t.BC + 4;
+    case 'dq': return (2 * t.BR + 2 * t.BC) * rs + t.BR * ss + 4 * t.BR + 2 * t.BC + 4;
+    case 'dkdv': return (2 * t.BR + 2 * t.BC) * rs + 2 * t.BR * ss + 2 * t.BR + 4 * t.BC + 4;
+  }
+}
+
+function regTiles(BR: number, BC: number, Dh: number): RegTiles {
+  const NCG = BC / 4;
+  const DP = Math.ceil(Dh / (4 * NCG)) * 4 * NCG;
+  return { BR, BC, NCG, NT: (BR / 4) * NCG, DP, TD4: DP / (4 * NCG) };
+}
+
+// Preference order: big query tiles first (each staged key tile serves more rows), BC = 32 before
+// 16. Accumulators per thread are capped at 64 floats (32 + 32 for dK/dV) so that nothing spills.
+const REG_CANDIDATES: [number, number][] = [[64, 32], [32, 32], [32, 16], [16, 32], [16, 16]];
+
+export function chooseRegTiles(gpu: Gpu, pass: Pass, Dh: number): RegTiles | undefined {
+  if (tilingOverride?.legacy) return undefined;
+  const forced = tilingOverride?.[pass];
+  const limit = gpu.limits.maxComputeWorkgroupStorageSize / 4;
+  const maxThreads = gpu.limits.maxComputeInvocationsPerWorkgroup;
+  for (const [BR, BC] of forced ? [forced] : REG_CANDIDATES) {
+    const t = regTiles(BR, BC, Dh);
+    const accs = (pass === 'dkdv' ? 2 : 1) * 4 * 4 * t.TD4;
+    if (t.NT > maxThreads || regFloats(pass, t) > limit) continue;
+    if (!forced && accs > 64) continue;
+    return t;
+  }
+  if (forced) throw new RangeError(`attention: forced ${pass} tiles ${forced} do not fit Dh=${Dh}`);
+  return undefined;
+}
