@@ -14,6 +14,7 @@ import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { segmentSum, segmentSumBackward } from '../kernels/segment-sum.js';
 import { preferenceLoss, PREFERENCE_STATS, preferenceStats } from '../losses/preference.js';
+import { sftLoss, sftWeights } from '../losses/sft.js';
 import { buildBatch, type BatchLayout, type PromptCompletions } from '../model/batch.js';
 import { releaseBatch, uploadBatch, type UploadedBatch } from '../model/gpu-batch.js';
 import type { CausalLM } from '../model/causal-lm.js';
@@ -70,7 +71,7 @@ export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer,
   const sr = isSrLoss(c.loss);
   let tokens = 0;
   const statsTensors: { t: Tensor; m: number }[] = [];
-  const sftSums: Tensor[] = [];
+  const sftStats: Tensor[] = [];
   let sftTokens = 0;
   if (c.loss === 'sft') for (const p of inp.pairs) sftTokens += p.chosenIds.length;
 
@@ -81,11 +82,13 @@ export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer,
       const layout = buildBatch(mb.map((p) => ({ prompt: p.promptIds, completions: [p.chosenIds] })), { packed: false });
       tokens += tokensOf(layout);
       const batch = uploadBatch(gpu, layout, model.cfg);
-      const weights = gpu.tensor([batch.N], Float32Array.from(layout.seqOfToken, (q) => (q >= 0 ? -1 / sftTokens : 0)));
+      // Token-weighted over the whole step: every counted token of every micro-batch weighs -1/T_batch.
+      const weights = gpu.pool.acquire([batch.N], 'f32', 'token_weights');
+      const stats = gpu.pool.acquire([2], 'f32', 'sft_stats');
+      sftWeights(gpu, { targets: batch.targets, weights, stats, N: batch.N, count: sftTokens });
       const st = model.forward(batch, true);
-      const sums = gpu.pool.acquire([batch.S], 'f32', 'sft_sums');
-      segmentSum(gpu, { x: st.logp, ranges: batch.ranges, sums, S: batch.S });
-      sftSums.push(sums);
+      sftLoss(gpu, { logp: st.logp, targets: batch.targets, stats, N: batch.N, count: sftTokens });
+      sftStats.push(stats);
       model.backward(st, weights);
       gpu.pool.release(st.logp, weights);
       releaseBatch(gpu, batch);
@@ -142,10 +145,11 @@ export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer,
     logpChosen: 0, logpRejected: null, gradNorm: norm[0], tokens,
   };
   if (c.loss === 'sft') {
-    let total = 0; let n = 0;
-    for (const t of sftSums) { const v = await gpu.readF32(t); for (const x of v) { total += x; n++; } }
-    gpu.pool.release(...sftSums);
-    out.loss = -total / sftTokens; out.logpChosen = total / n;
+    // Each micro-batch's stats[0] is its share of the step's mean NLL (divided by the step's count).
+    let loss = 0;
+    for (const t of sftStats) loss += (await gpu.readF32(t))[0];
+    gpu.pool.release(...sftStats);
+    out.loss = loss; out.logpChosen = (-loss * sftTokens) / B;
   } else {
     const acc: Record<string, number> = {};
     for (const { t, m } of statsTensors) {
