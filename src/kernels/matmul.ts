@@ -82,6 +82,14 @@ export function chooseTile(gpu: Gpu, M: number, N: number): MatmulTile {
   return big ? REG_128 : REG_64;
 }
 
+// The uniform parameters of both kernel families, in the order run() packs them.
+const PARAMS_WGSL = /* wgsl */ `struct Params {
+  M: u32, N: u32, K: u32, lda: u32, ldb: u32, ldc: u32,
+  aBase: u32, bBase: u32, cBase: u32, biasBase: u32,
+  strideA: u32, strideB: u32, strideC: u32,
+  accumulate: u32, hasBias: u32, alpha: f32,
+};`;
+
 function matmulDef(t: MatmulTile, transA: boolean, transB: boolean, full: boolean): KernelDef {
   const { BM, BN, BK, TM, TN } = t;
   const WX = BN / TN; const WY = BM / TM; const THREADS = WX * WY;
@@ -103,12 +111,7 @@ function matmulDef(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
     bindings: ['read', 'read', 'rw', 'read'],
     uniform: true,
     code: /* wgsl */ `
-struct Params {
-  M: u32, N: u32, K: u32, lda: u32, ldb: u32, ldc: u32,
-  aBase: u32, bBase: u32, cBase: u32, biasBase: u32,
-  strideA: u32, strideB: u32, strideC: u32,
-  accumulate: u32, hasBias: u32, alpha: f32,
-};
+${PARAMS_WGSL}
 @group(0) @binding(0) var<storage, read> a: array<f32>;
 @group(0) @binding(1) var<storage, read> b: array<f32>;
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
@@ -324,12 +327,7 @@ function regDef(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, 
     bindings: ['read', 'read', 'rw', 'read'],
     uniform: true,
     code: /* wgsl */ `
-struct Params {
-  M: u32, N: u32, K: u32, lda: u32, ldb: u32, ldc: u32,
-  aBase: u32, bBase: u32, cBase: u32, biasBase: u32,
-  strideA: u32, strideB: u32, strideC: u32,
-  accumulate: u32, hasBias: u32, alpha: f32,
-};
+${PARAMS_WGSL}
 @group(0) @binding(0) var<storage, read> a: array<${ty(vec.a)}>;
 @group(0) @binding(1) var<storage, read> b: array<${ty(vec.b)}>;
 @group(0) @binding(2) var<storage, read_write> c: array<${ty(vec.c)}>;
