@@ -11,10 +11,15 @@ export async function withGpu<T>(opts: GpuOptions, body: (gpu: Gpu) => Promise<T
   }
 }
 
-/** Prints an error the user can act on (no stack trace for expected failures) and exits non-zero. */
+/**
+ * Prints an error and exits non-zero. Our errors name the file, line, tensor or flag, so the message
+ * is what a user needs; the stack is shown for what looks like a bug in srk itself (TypeError,
+ * ReferenceError) or with SRK_DEBUG=1.
+ */
 export function fail(e: unknown): never {
-  const err = e as Error;
-  const expected = err instanceof GpuError || err instanceof RangeError || (err as { userFacing?: boolean }).userFacing;
-  process.stderr.write(`srk: ${expected || !err.stack ? err.message : err.stack}\n`);
+  const err = e instanceof Error ? e : new Error(String(e));
+  const bug = (err instanceof TypeError || err instanceof ReferenceError) && !(err as { userFacing?: boolean }).userFacing;
+  const showStack = (bug || process.env.SRK_DEBUG) && err.stack && !(err instanceof GpuError);
+  process.stderr.write(`srk: ${showStack ? err.stack : err.message}\n`);
   process.exit(1);
 }
