@@ -18,6 +18,7 @@ import { attentionCases, benchAttention, type AttentionResult } from './attentio
 import { benchClassifier, classifierCases, type ClassifierResult } from './classifier.js';
 import { benchNorm, normCases, type NormResult } from './norm.js';
 import { benchOptimizers, type OptimizerResult } from './optimizer.js';
+import { setPrecision } from '../src/engine/precision.js';
 import { benchStep, checkStepOptions, type StepBenchOptions, type StepResult } from './step.js';
 
 export const BENCH_KINDS = ['matmul', 'copy', 'attention', 'classifier', 'norm', 'optimizer', 'step'] as const;
@@ -35,6 +36,8 @@ export interface BenchOptions {
   pairs?: number; seq?: number; prompt?: number;
   /** classifier: vocabulary rows (default 50304; 4096 on a CPU adapter). */
   vocab?: number;
+  /** matmul: 'mixed' times every case in f32 and, right after it, with f16 operands (tensor cores). */
+  precision?: 'f32' | 'mixed';
   /** step: its settings (pairs, seq, prompt above; defaults there are 8, 512, 256). */
   step?: Omit<StepBenchOptions, 'pairs' | 'seq' | 'prompt' | 'warmup' | 'repeats' | 'shape'> & { shape?: StepBenchOptions['shape'] };
 }
@@ -95,11 +98,18 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
       ? squares.flatMap((s) => TILE_SWEEP.map((tile) => ({
         name: `square ${s} tile ${tileName(tile)}`, M: s, N: s, K: s, tile })))
       : [];
-    const cases: MatmulCase[] = [
+    let cases: MatmulCase[] = [
       ...sweep,
       ...squares.map((s) => ({ name: `square ${s}`, M: s, N: s, K: s })),
       ...pythiaCases('pythia-160m', tokens), ...pythiaCases('pythia-410m', tokens),
     ];
+    if (o.precision === 'mixed') {
+      const choice = setPrecision(gpu, 'mixed');
+      gpu.matmulPrecision = 'f32';
+      o.log(choice.note ? `(${choice.note})` : `(mixed: f16 cases on tensor cores, subgroup matrices ${JSON.stringify(gpu.smxF16)})`);
+      // Each f16 case right after its f32 twin; gradient products (dx, dW) scale A as training does.
+      cases = cases.flatMap((c) => c.tile ? [c] : [c, { ...c, name: `${c.name} f16`, precision: 'f16' as const, scaleA: / (dx|dW)$/.test(c.name) }]);
+    }
     if (cpu) o.log(`(CPU adapter: reduced sizes, ${tokens} tokens; --full for the real ones)`);
     report.matmul = [];
     const only = o.only ? new RegExp(o.only) : undefined;
@@ -160,7 +170,7 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
   if (o.kind === 'step' && stepOpts) {
     const s = stepOpts;
     o.log(`step: ${s.shape}, ${s.loss}, ${s.pairs} pairs x (${s.prompt} prompt + ${s.seq - s.prompt} completion), micro-batch ${s.microBatch}, ` +
-      `f32, packed, RMSprop + clip; ${s.warmup} warm-up + ${s.repeats} timed steps (wall clock)`);
+      `${s.precision}, ${s.packed ? 'packed' : 'unpacked'}, RMSprop + clip; ${s.warmup} warm-up + ${s.repeats} timed steps (wall clock)`);
     const r = await benchStep(gpu, s, o.log);
     report.step = r;
     o.log(`step ${fmt(r.stepMs, 3)} ms; policy ${r.policyTokens} tokens/step (packed) = ${fmt(r.tokensPerS)} tokens/s, ` +

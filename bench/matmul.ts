@@ -5,7 +5,11 @@ import type { Gpu } from '../src/engine/gpu.js';
 import { matmul, type MatmulTile } from '../src/kernels/matmul.js';
 import { timeIt, type Timing } from './harness.js';
 
-export interface MatmulCase { name: string; M: number; N: number; K: number; transA?: boolean; transB?: boolean; tile?: MatmulTile }
+export interface MatmulCase {
+  name: string; M: number; N: number; K: number; transA?: boolean; transB?: boolean; tile?: MatmulTile;
+  /** Operand precision (matmul.ts); 'f16' cases with scaleA time the gradient products as training runs them. */
+  precision?: 'f32' | 'f16'; scaleA?: boolean;
+}
 export interface MatmulResult extends MatmulCase { timing: Timing; gflops: number; minTrafficPctOfCopy?: number }
 
 /** Pythia shapes (hidden d, MLP 4d, vocab 50304) for `tokens` tokens: forward, dX and dW products. */
@@ -34,7 +38,8 @@ export async function benchMatmul(gpu: Gpu, c: MatmulCase, copyGBs?: number, war
   gpu.upload(a, fillA);
   const fillB = new Float32Array(sb); for (let i = 0; i < sb; i++) fillB[i] = ((i * 104729) % 11) / 11 - 0.5;
   gpu.upload(b, fillB);
-  const timing = await timeIt(gpu, () => matmul(gpu, { a, b, c: out, M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB, tile: c.tile }), warmup, repeats);
+  const timing = await timeIt(gpu, () => matmul(gpu, { a, b, c: out, M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB, tile: c.tile,
+    precision: c.precision ?? 'f32', scaleA: c.scaleA }), warmup, repeats);
   gpu.pool.release(a, b, out);
   const flops = 2 * c.M * c.N * c.K;
   const gflops = flops / (timing.ms * 1e6);

@@ -26,6 +26,8 @@ import type { PairLogps } from '../src/train/score.js';
 import { trainStep, type StepMetrics } from '../src/train/step.js';
 import { isSrLoss, type LossName } from '../src/train/options.js';
 import { randomInitParams, randomInts } from './random.js';
+import { PRECISIONS, setPrecision, type Precision } from '../src/engine/precision.js';
+import { scorePairs } from '../src/train/score.js';
 
 export const STEP_SHAPES = ['tiny', 'small', 'pythia-160m', 'pythia-410m'] as const;
 export type StepShape = (typeof STEP_SHAPES)[number];
@@ -39,8 +41,18 @@ export interface StepBenchOptions {
   precision: 'f32' | 'mixed'; packed: boolean; warmup: number; repeats: number;
 }
 
+/**
+ * Mixed precision against f32 on the same weights and batch (the first micro-batch, before any
+ * update): per-sequence summed log-probs and their per-token means.
+ */
+export interface PrecisionCheck {
+  sequences: number; tokensPerSequence: number;
+  maxAbsDiff: number; maxAbsDiffPerToken: number; maxRelDiff: number; meanAbsLogp: number;
+}
+
 export interface StepResult {
-  shape: StepShape; parameters: number; loss: LossName; precision: 'f32'; packed: boolean; optimizer: 'rmsprop'; gradClip: number;
+  shape: StepShape; parameters: number; loss: LossName; precision: Precision; precisionNote?: string; precisionCheck?: PrecisionCheck;
+  packed: boolean; optimizer: 'rmsprop'; gradClip: number;
   pairs: number; seq: number; prompt: number; completion: number; microBatch: number; refineTokens: number | null;
   /** Batch rows of one micro-batch and their (padded) length. */
   rowsPerMicroBatch: number; rowLength: number;
@@ -57,9 +69,7 @@ function userError(msg: string): Error {
 
 /** Refusals that need no GPU work (the CPU-adapter rule is checked by the caller). */
 export function checkStepOptions(o: StepBenchOptions): void {
-  if (o.precision === 'mixed') {
-    throw userError('bench step: --precision mixed is not implemented yet (the f16 training path is future work); use --precision f32');
-  }
+  if (!PRECISIONS.includes(o.precision)) throw userError(`bench step: unknown --precision ${o.precision} (known: ${PRECISIONS.join(', ')})`);
   if (!STEP_LOSSES.includes(o.loss)) throw userError(`bench step: unknown --loss ${o.loss} (known: ${STEP_LOSSES.join(', ')})`);
   for (const [k, v] of [['pairs', o.pairs], ['seq', o.seq], ['prompt', o.prompt], ['micro-batch', o.microBatch]] as const) {
     if (!Number.isInteger(v) || v < 1) throw userError(`bench step: --${k} must be a positive integer, got ${v}`);
@@ -116,6 +126,15 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   const layout = o.loss === 'sft'
     ? buildBatch(firstMb.map((p) => ({ prompt: p.promptIds, completions: [p.chosenIds] })), { packed: false })
     : buildBatch(firstMb.map((p) => ({ prompt: p.promptIds, completions: [p.chosenIds, p.rejectedIds] })), { packed: o.packed });
+  const choice = setPrecision(gpu, o.precision);
+  if (choice.note) log(`  (${choice.note})`);
+  const precisionCheck = choice.precision === 'mixed' && o.loss !== 'sft'
+    ? await comparePrecisions(gpu, model, firstMb, o.packed) : undefined;
+  if (precisionCheck) {
+    log(`  mixed vs f32 log-probs (${precisionCheck.sequences} sequences of ${precisionCheck.tokensPerSequence} tokens, same weights): ` +
+      `max |diff| ${precisionCheck.maxAbsDiff.toExponential(2)} per sequence, ${precisionCheck.maxAbsDiffPerToken.toExponential(2)} per token, ` +
+      `relative ${precisionCheck.maxRelDiff.toExponential(2)} (|log-prob| ~ ${precisionCheck.meanAbsLogp.toFixed(1)})`);
+  }
   const augTokens = !sr ? 0 : o.packed ? o.pairs * (REFINE_TOKENS + o.prompt - 1 + 2 * (1 + completion)) : 2 * o.pairs * (REFINE_TOKENS + o.seq);
 
   let t = 1;
@@ -140,8 +159,10 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   optimizer.release();
   model.destroy();
   params.free();
+  gpu.matmulPrecision = 'f32';
   return {
-    shape: o.shape, parameters: params.count, loss: o.loss, precision: 'f32', packed: o.packed, optimizer: 'rmsprop', gradClip,
+    shape: o.shape, parameters: params.count, loss: o.loss, precision: choice.precision, precisionNote: choice.note, precisionCheck,
+    packed: o.packed, optimizer: 'rmsprop', gradClip,
     pairs: o.pairs, seq: o.seq, prompt: o.prompt, completion, microBatch: o.microBatch, refineTokens: sr ? REFINE_TOKENS : null,
     rowsPerMicroBatch: layout.B, rowLength: layout.T,
     policyTokens, unpackedTokens, augTokens,
@@ -150,4 +171,24 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
     peakInUseBytes: peak, resident: { params: paramBytes, grads: paramBytes, optimizerState: stateBytes }, allocatedBytes: gpu.pool.allocatedBytes,
     last: { loss: last!.loss, gradNorm: last!.gradNorm },
   };
+}
+
+/** Scores `pairs` with f32 and with f16 matmul operands on the same weights (leaves f16 set). */
+async function comparePrecisions(gpu: Gpu, model: CausalLM, pairs: TokenizedPair[], packed: boolean): Promise<PrecisionCheck> {
+  gpu.matmulPrecision = 'f32';
+  const ref = await scorePairs(gpu, model, pairs, { microBatch: pairs.length, packed });
+  gpu.matmulPrecision = 'f16';
+  const mixed = await scorePairs(gpu, model, pairs, { microBatch: pairs.length, packed });
+  const r: PrecisionCheck = { sequences: 2 * pairs.length, tokensPerSequence: pairs[0].chosenIds.length,
+    maxAbsDiff: 0, maxAbsDiffPerToken: 0, maxRelDiff: 0, meanAbsLogp: 0 };
+  for (const [a, b, n] of [[ref.chosen, mixed.chosen, ref.chosenTokens], [ref.rejected, mixed.rejected, ref.rejectedTokens]] as const) {
+    for (let i = 0; i < a.length; i++) {
+      const d = Math.abs(a[i] - b[i]);
+      r.maxAbsDiff = Math.max(r.maxAbsDiff, d);
+      r.maxAbsDiffPerToken = Math.max(r.maxAbsDiffPerToken, d / Math.max(1, n[i]));
+      r.maxRelDiff = Math.max(r.maxRelDiff, d / Math.max(1e-30, Math.abs(a[i])));
+      r.meanAbsLogp += Math.abs(a[i]) / r.sequences;
+    }
+  }
+  return r;
 }

@@ -48,7 +48,7 @@ async function main(): Promise<void> {
           shape: { type: 'string', choices: STEP_SHAPES, describe: 'step: model shapes, random init (default pythia-160m; tiny on a CPU adapter)' },
           loss: { type: 'string', choices: STEP_LOSSES, default: 'dpo', describe: 'step: loss' },
           'micro-batch': { type: 'number', default: 8, describe: 'step: pairs per micro-batch' },
-          precision: { type: 'string', choices: ['f32', 'mixed'], default: 'f32', describe: 'step: f32 (mixed is not implemented yet)' },
+          precision: { type: 'string', choices: ['f32', 'mixed'], default: 'f32', describe: 'step, matmul: f32, or mixed (f16 operands on tensor cores, f32 accumulation and weights; falls back to f32 without f16 subgroup-matrix support); matmul times both' },
           packed: { type: 'boolean', default: true, describe: 'step: pack each pair into one row, prompt once (--no-packed: one row per sequence)' },
         }),
       async (a) => {
@@ -57,6 +57,7 @@ async function main(): Promise<void> {
           const log = (s: string) => (a.json ? process.stderr : process.stdout).write(`${s}\n`);
           const report = await runBench(gpu, {
             kind: a.kind as BenchKind, full: a.full, tokens: a.tokens, tileSweep: a.tiles, only: a.only, reverse: a.reverse, sizes: a.sizes as number[] | undefined, log,
+            precision: a.precision as 'f32' | 'mixed',
             pairs: a.pairs, seq: a.seq, prompt: a.prompt, vocab: a.vocab,
             step: { shape: a.shape as StepShape | undefined, loss: a.loss as LossName, microBatch: a['micro-batch'],
               precision: a.precision as 'f32' | 'mixed', packed: a.packed },

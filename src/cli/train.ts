@@ -1,5 +1,6 @@
 // `srk train` flags -> TrainOptions. With neither --model nor --data it runs the built-in demo.
 import type { Argv } from 'yargs';
+import { PRECISIONS, type Precision } from '../engine/precision.js';
 import { LOSSES, TRAIN_DEFAULTS, type LossName, type TrainOptions } from '../train/options.js';
 
 export function trainFlags<T>(y: Argv<T>) {
@@ -32,6 +33,8 @@ export function trainFlags<T>(y: Argv<T>) {
     'skip-bad-rows': { type: 'boolean', default: false, describe: 'skip and count malformed data lines instead of stopping' },
     'plain-progress': { type: 'boolean', default: false, describe: 'plain progress lines even on a terminal' },
     adapter: { type: 'string', describe: 'substring of the WebGPU adapter name (also SRK_ADAPTER)' },
+    precision: { choices: PRECISIONS as string[], default: d.precision,
+      describe: 'f32, or mixed: f16 matmul operands on tensor cores with f32 accumulation, weights and optimizer (f32 where the adapter lacks f16 subgroup-matrix support)' },
   });
 }
 
@@ -52,6 +55,6 @@ export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {
     seed: num('seed'), evalData: a['eval-data'] as string | undefined, evalEvery: num('eval-every'), saveEvery: num('save-every'),
     out: (a.out as string | undefined) ?? `runs/${loss}`, resume: Boolean(a.resume), refinePrompt: a['refine-prompt'] as string,
     noEos: a.eos === false, skipBadRows: Boolean(a['skip-bad-rows']), plainProgress: Boolean(a['plain-progress']),
-    adapter: a.adapter as string | undefined,
+    adapter: a.adapter as string | undefined, precision: a.precision as Precision,
   };
 }

@@ -56,6 +56,13 @@ export class Gpu {
   readonly kernels: KernelCache;
   readonly recorder: Recorder;
   readonly profiler: Profiler | undefined;
+  /**
+   * Operand precision of every matmul that does not ask for one: 'f32', or 'f16' (operands rounded
+   * to f16, products accumulated in f32; tensor cores through subgroup-matrix where the adapter has
+   * an f16 config, else the f32 kernels with rounded operands). Set through setMatmulPrecision()
+   * (src/engine/precision.ts), which falls back to f32 where the adapter lacks the feature.
+   */
+  matmulPrecision: 'f32' | 'f16' = 'f32';
   private errors: string[] = [];
   private lostReason: string | undefined;
   private destroyed = false;
@@ -139,6 +146,16 @@ export class Gpu {
       subgroupMatrixConfigs: configs,
     };
     return new Gpu(adapter, device, info, features, opts);
+  }
+
+  /**
+   * The subgroup-matrix configuration srk's tensor-core matmul uses: f16 operands, f32 results,
+   * 16x16x16 (NVIDIA exposes it once vulkan_enable_f16_on_nvidia is on), or undefined.
+   */
+  get smxF16(): SubgroupMatrixConfig | undefined {
+    if (!this.features.subgroupMatrix || !this.features.shaderF16 || !this.features.subgroups) return undefined;
+    return this.features.subgroupMatrixConfigs.find((c) => /f16/i.test(c.componentType) &&
+      /f32/i.test(c.resultComponentType) && c.M === 16 && c.N === 16 && c.K === 16);
   }
 
   /** A software adapter (lavapipe, SwiftShader): kernels pick CPU-friendly shapes, benchmarks shrink. */

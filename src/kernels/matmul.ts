@@ -15,6 +15,8 @@
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, windowOf, type KernelDef } from '../engine/kernel.js';
+import { ABSMAX_PARTS, absmaxParts, f16ScaleWgsl } from './absmax.js';
+import { smxDef, smxShape } from './matmul-smx.js';
 
 export interface MatmulArgs {
   a: Tensor; b: Tensor; c: Tensor;
@@ -29,6 +31,19 @@ export interface MatmulArgs {
   offA?: number; offB?: number; offC?: number; offBias?: number;
   /** Tile override (tests exercise every tiling on any adapter); default chooseTile(). */
   tile?: MatmulTile;
+  /**
+   * Operand precision; default gpu.matmulPrecision. 'f16': A and B are rounded to f16 and their
+   * products summed in f32 (tensor cores where the adapter has an f16 subgroup-matrix config,
+   * matmul-smx.ts; elsewhere the f32 kernels round their operands the same way). Products with M or N
+   * under 16 (bias gradients) stay f32: they are bandwidth-bound and gain nothing.
+   */
+  precision?: 'f32' | 'f16';
+  /**
+   * f16 only: multiply A by a power of two chosen from its max |A| (absmax.ts) before rounding, and
+   * divide the result by it, so small-magnitude operands (gradients) keep f16's full precision
+   * instead of falling into its subnormals. A per-tensor, per-call loss scale with nothing to tune.
+   */
+  scaleA?: boolean;
 }
 
 export interface MatmulTile {
@@ -39,19 +54,22 @@ export interface MatmulTile {
    * individual vec4 variables, A transposed in workgroup memory, vec4 global loads/stores where the
    * operands allow it, double-buffered workgroup tiles. TM, TN and BK must be multiples of 4.
    */
-  kind?: 'simple' | 'reg';
+  kind?: 'simple' | 'reg' | 'smx';
   /** reg only: false forces scalar global loads and stores even where vec4 would be legal. */
   vec4?: boolean;
   /** reg only: workgroup-memory stages, 2 (default when it fits) = one barrier per K step. */
   stages?: 1 | 2;
   /** reg only: false keeps the K step as a loop (body still unrolled over the thread's outputs). */
   unrollK?: boolean;
+  // 'smx' (matmul-smx.ts, f16 operands only): tensor-core tiles through subgroup matrices; each
+  // subgroup computes TM x TN of the BM x BN tile as (TM/16) x (TN/16) 16x16 f32 accumulators.
 }
 
 /** Short label of a tiling, used in kernel names and bench case names. */
 export function tileName(t: MatmulTile): string {
   const base = `${t.BM}x${t.BN}x${t.BK}/${t.TM}x${t.TN}`;
   if ((t.kind ?? 'simple') === 'simple') return base;
+  if (t.kind === 'smx') return `smx ${base}`;
   return `reg ${base}${t.stages === 1 ? ' 1-stage' : ''}${t.vec4 === false ? ' scalar' : ''}${t.unrollK === false ? ' rolled-K' : ''}`;
 }
 
@@ -60,6 +78,9 @@ const SIMPLE_64: MatmulTile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
 // with BK 16; at 1024^3 (64 tiles) reg 64x64 runs 21.5 against 13-14 for the 128x128 forms.
 const REG_128: MatmulTile = { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, kind: 'reg' };
 const REG_64: MatmulTile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, kind: 'reg' };
+// Tensor-core tilings (f16 operands): 8 subgroups of 64x32 (4x2 accumulators) or 4 of 32x32.
+export const SMX_128: MatmulTile = { BM: 128, BN: 128, BK: 32, TM: 64, TN: 32, kind: 'smx' };
+export const SMX_64: MatmulTile = { BM: 64, BN: 64, BK: 32, TM: 32, TN: 32, kind: 'smx' };
 
 
 /**
@@ -83,14 +104,42 @@ export function chooseTile(gpu: Gpu, M: number, N: number): MatmulTile {
 }
 
 // The uniform parameters of both kernel families, in the order run() packs them.
-const PARAMS_WGSL = /* wgsl */ `struct Params {
+export const PARAMS_WGSL = /* wgsl */ `struct Params {
   M: u32, N: u32, K: u32, lda: u32, ldb: u32, ldc: u32,
   aBase: u32, bBase: u32, cBase: u32, biasBase: u32,
   strideA: u32, strideB: u32, strideC: u32,
-  accumulate: u32, hasBias: u32, alpha: f32,
+  accumulate: u32, hasBias: u32, alpha: f32, partsBase: u32,
 };`;
 
-function matmulDef(t: MatmulTile, transA: boolean, transB: boolean, full: boolean): KernelDef {
+/**
+ * Operand rounding of the f16 precision in the f32 kernels (adapters without tensor-core f16, and
+ * tests): values are rounded to f16 as they are staged, A after its dynamic scale; the sums stay f32.
+ */
+export interface F16Staging { scaleA: boolean }
+
+/**
+ * WGSL for the f16 staging of the f32 kernels: h16(x) rounds an f32 to the nearest f16 value (ties
+ * to even, f16 subnormals below 2^-14) and keeps it as f32. Done with integer bit operations
+ * because compilers may fold an f32 -> f16 -> f32 round trip away (lavapipe does). Values past
+ * f16's range stay finite here (tensor cores would give inf); nothing srk feeds gets near 65504.
+ */
+function f16Header(f16: F16Staging | undefined): string {
+  if (!f16) return '';
+  return /* wgsl */ `
+fn h16(x: f32) -> f32 {
+  if (abs(x) < 6.103515625e-5) { return round(x * 16777216.0) * 5.9604644775390625e-8; }
+  let b = bitcast<u32>(x);
+  return bitcast<f32>((b + 0xfffu + ((b >> 13u) & 1u)) & 0xffffe000u);
+}
+fn h16v(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(h16(v.x), h16(v.y), h16(v.z), h16(v.w)); }`;
+}
+function f16Bindings(f16: F16Staging | undefined, threads: number): { decl: string; uniformBinding: number; kinds: ('read' | 'rw')[] } {
+  if (!f16?.scaleA) return { decl: '', uniformBinding: 4, kinds: [] };
+  return { decl: `@group(0) @binding(4) var<storage, read> parts: array<f32>;\n${f16ScaleWgsl(threads)}`, uniformBinding: 5, kinds: ['read'] };
+}
+export function f16Suffix(f16: F16Staging | undefined): string { return f16 ? (f16.scaleA ? '_h16s' : '_h16') : ''; }
+
+function matmulDef(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, f16?: F16Staging): KernelDef {
   const { BM, BN, BK, TM, TN } = t;
   const WX = BN / TN; const WY = BM / TM; const THREADS = WX * WY;
   // A tile element (row r of op(A), column kk): load index order follows the storage layout so
@@ -105,18 +154,21 @@ function matmulDef(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
        ${full ? 'let v = b[bOff + gn * p.ldb + gk];' : `var v = 0.0; if (gn < p.N && gk < p.K) { v = b[bOff + gn * p.ldb + gk]; }`}`
     : `let kk = idx / ${BN}u; let cc = idx % ${BN}u; let gn = n0 + cc; let gk = k0 + kk;
        ${full ? 'let v = b[bOff + gk * p.ldb + gn];' : `var v = 0.0; if (gn < p.N && gk < p.K) { v = b[bOff + gk * p.ldb + gn]; }`}`;
-  const name = `matmul_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}${full ? '_full' : ''}`;
+  const name = `matmul_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}${full ? '_full' : ''}${f16Suffix(f16)}`;
+  const fb = f16Bindings(f16, THREADS);
+  const stageA = f16 ? 'h16(v * sa)' : 'v'; const stageB = f16 ? 'h16(v)' : 'v';
   return {
     name,
-    bindings: ['read', 'read', 'rw', 'read'],
+    bindings: ['read', 'read', 'rw', 'read', ...fb.kinds],
     uniform: true,
     code: /* wgsl */ `
-${PARAMS_WGSL}
+${PARAMS_WGSL}${f16Header(f16)}
 @group(0) @binding(0) var<storage, read> a: array<f32>;
 @group(0) @binding(1) var<storage, read> b: array<f32>;
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<uniform> p: Params;
+@group(0) @binding(${fb.uniformBinding}) var<uniform> p: Params;
+${fb.decl}
 
 var<workgroup> As: array<f32, ${BK * BM}>; // [BK][BM]
 var<workgroup> Bs: array<f32, ${BK * BN}>; // [BK][BN]
@@ -129,15 +181,17 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   let aOff = p.aBase + wg.z * p.strideA;
   let bOff = p.bBase + wg.z * p.strideB;
   let cOff = p.cBase + wg.z * p.strideC;
+  let sa = ${f16?.scaleA ? 'f16Scale(li, p.partsBase)' : '1.0'};
+  let alpha = p.alpha / sa;
   var acc: array<array<f32, ${TN}>, ${TM}>;
   for (var k0 = 0u; k0 < p.K; k0 += ${BK}u) {
     for (var idx = li; idx < ${BM * BK}u; idx += ${THREADS}u) {
       ${loadA}
-      As[kk * ${BM}u + r] = v;
+      As[kk * ${BM}u + r] = ${stageA};
     }
     for (var idx = li; idx < ${BN * BK}u; idx += ${THREADS}u) {
       ${loadB}
-      Bs[kk * ${BN}u + cc] = v;
+      Bs[kk * ${BN}u + cc] = ${stageB};
     }
     workgroupBarrier();
     for (var kk = 0u; kk < ${BK}u; kk++) {
@@ -156,7 +210,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
     for (var j = 0u; j < ${TN}u; j++) {
       let gn = n0 + lid.x + j * ${WX}u;
       if (${full ? 'true' : 'gm < p.M && gn < p.N'}) {
-        var v = p.alpha * acc[i][j];
+        var v = alpha * acc[i][j];
         if (p.hasBias != 0u) { v += bias[p.biasBase + gn]; }
         let ci = cOff + gm * p.ldc + gn;
         if (p.accumulate != 0u) { v += c[ci]; }
@@ -169,7 +223,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 }
 
 /** Which operands the 'reg' kernel accesses as vec4 (see vecFlags). */
-interface VecFlags { a: boolean; b: boolean; c: boolean }
+export interface VecFlags { a: boolean; b: boolean; c: boolean }
 
 /** Checks a 'reg' tiling's shape rules; returns its thread grid. */
 function regShape(t: MatmulTile): { WX: number; WY: number; THREADS: number } {
@@ -199,7 +253,7 @@ function regSharedBytes(t: MatmulTile, stages: number): number {
  * slice is loaded into registers before the current one is multiplied and stored into the other
  * buffer afterwards: one barrier per K step. `full` tiles compile without bounds checks.
  */
-function regDef(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, vec: VecFlags, stages: 1 | 2): KernelDef {
+function regDef(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, vec: VecFlags, stages: 1 | 2, f16?: F16Staging): KernelDef {
   const { BM, BN, BK, TM, TN } = t;
   const { WX, WY, THREADS } = regShape(t);
   const AQ = BM / 4; const BQ = BN / 4; // vec4s per k row of As, Bs
@@ -242,13 +296,13 @@ function regDef(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, 
     ? { name: 'a', vec: vec.a, off: 'aOff', ld: 'p.lda', rowsTile: BK, colsTile: BM, row0: 'k0', col0: 'm0', rowLim: 'p.K', colLim: 'p.M',
         store: (reg, r, c, st) => `As[${st} + (${r}) * ${u(AQ)} + (${c}) / 4u] = ${reg};` }
     : { name: 'a', vec: vec.a, off: 'aOff', ld: 'p.lda', rowsTile: BM, colsTile: BK, row0: 'm0', col0: 'k0', rowLim: 'p.M', colLim: 'p.K',
-        store: (reg, r, c, st) => `{ let r = ${r}; let w = ${st} + (${c}) * ${u(AQ)} + r / 4u; let e = r % 4u; ` +
-          [0, 1, 2, 3].map((j) => `As[w + ${u(j * AQ)}][e] = ${reg}[${j}];`).join(' ') + ' }' };
+        store: (reg, r, c, st) => `{ let q = ${reg}; let r = ${r}; let w = ${st} + (${c}) * ${u(AQ)} + r / 4u; let e = r % 4u; ` +
+          [0, 1, 2, 3].map((j) => `As[w + ${u(j * AQ)}][e] = q[${j}];`).join(' ') + ' }' };
   // B: storage [K][ldb] (contiguous N) or, transposed, [N][ldb] (contiguous K).
   const opB: Operand = transB
     ? { name: 'b', vec: vec.b, off: 'bOff', ld: 'p.ldb', rowsTile: BN, colsTile: BK, row0: 'n0', col0: 'k0', rowLim: 'p.N', colLim: 'p.K',
-        store: (reg, r, c, st) => `{ let r = ${r}; let w = ${st} + (${c}) * ${u(BQ)} + r / 4u; let e = r % 4u; ` +
-          [0, 1, 2, 3].map((j) => `Bs[w + ${u(j * BQ)}][e] = ${reg}[${j}];`).join(' ') + ' }' }
+        store: (reg, r, c, st) => `{ let q = ${reg}; let r = ${r}; let w = ${st} + (${c}) * ${u(BQ)} + r / 4u; let e = r % 4u; ` +
+          [0, 1, 2, 3].map((j) => `Bs[w + ${u(j * BQ)}][e] = q[${j}];`).join(' ') + ' }' }
     : { name: 'b', vec: vec.b, off: 'bOff', ld: 'p.ldb', rowsTile: BK, colsTile: BN, row0: 'k0', col0: 'n0', rowLim: 'p.K', colLim: 'p.N',
         store: (reg, r, c, st) => `Bs[${st} + (${r}) * ${u(BQ)} + (${c}) / 4u] = ${reg};` };
   const ops = [opA, opB];
@@ -257,9 +311,12 @@ function regDef(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, 
     const body = `{ let gr = ${o.row0} + ${s.r}; let gc = ${o.col0} + ${s.c}; ${quadLoad(o, s.reg, 'gr', 'gc')} }`;
     return s.guard ? `if (${s.guard}) ${body}` : body;
   })), '}'];
+  // f16 precision: round each quad as it is staged (A after its scale).
+  const staged = (o: Operand, reg: string) => !f16 ? reg
+    : o === opA ? `h16v(${reg} * sa)` : `h16v(${reg})`;
   const storeShared = (stage: string) => ops.flatMap((o) => slots(o).map((s) => {
     const st = stage === '0' ? '0u' : `${stage} * ${u(o === opA ? aStage : bStage)}`;
-    const body = o.store(s.reg, s.r, s.c, st);
+    const body = o.store(staged(o, s.reg), s.r, s.c, st);
     return s.guard ? `if (${s.guard}) { ${body} }` : body;
   }));
   const compute = (stage: string) => {
@@ -281,7 +338,8 @@ function regDef(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, 
   const accDecls: string[] = [];
   for (let i = 0; i < TM; i++) for (let gj = 0; gj < TN / 4; gj++) accDecls.push(`var acc${i}_${gj} = vec4<f32>(0.0);`);
 
-  L.push(...accDecls, ...regDecls, `let nT = (p.K + ${u(BK - 1)}) / ${u(BK)};`);
+  L.push(`let sa = ${f16?.scaleA ? 'f16Scale(li, p.partsBase)' : '1.0'};`, 'let alpha = p.alpha / sa;',
+    ...accDecls, ...regDecls, `let nT = (p.K + ${u(BK - 1)}) / ${u(BK)};`);
   if (stages === 2) {
     L.push('if (nT > 0u) {', ...loadGlobal('0u'), ...storeShared('0'), '}', 'workgroupBarrier();',
       'for (var t = 0u; t < nT; t++) {', '  let cur = t & 1u;', '  let more = t + 1u < nT;',
@@ -300,7 +358,7 @@ function regDef(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, 
     const row = (i >> 2) * 4 * WY + (i & 3);
     for (let gj = 0; gj < TN / 4; gj++) {
       const col = gj * 4 * WX;
-      L.push(`{ let gm = m0 + ty * 4u + ${u(row)}; let gn = n0 + tx * 4u + ${u(col)}; var v = p.alpha * acc${i}_${gj};`);
+      L.push(`{ let gm = m0 + ty * 4u + ${u(row)}; let gn = n0 + tx * 4u + ${u(col)}; var v = alpha * acc${i}_${gj};`);
       if (vec.c) {
         L.push(`  if (${full ? 'true' : 'gm < p.M && gn < p.N'}) {`,
           '    if (p.hasBias != 0u) { let bb = p.biasBase + gn; v += vec4<f32>(bias[bb], bias[bb + 1u], bias[bb + 2u], bias[bb + 3u]); }',
@@ -321,19 +379,20 @@ function regDef(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, 
   const ty = (v: boolean) => (v ? 'vec4<f32>' : 'f32');
   const name = `matmul_reg_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}_s${stages}` +
     `${t.unrollK === false ? '_rolled' : ''}` +
-    `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${vec.c ? 'v' : 's'}${full ? '_full' : ''}`;
+    `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${vec.c ? 'v' : 's'}${full ? '_full' : ''}${f16Suffix(f16)}`;
+  const fb = f16Bindings(f16, THREADS);
   return {
     name,
-    bindings: ['read', 'read', 'rw', 'read'],
+    bindings: ['read', 'read', 'rw', 'read', ...fb.kinds],
     uniform: true,
     code: /* wgsl */ `
-${PARAMS_WGSL}
+${PARAMS_WGSL}${f16Header(f16)}
 @group(0) @binding(0) var<storage, read> a: array<${ty(vec.a)}>;
 @group(0) @binding(1) var<storage, read> b: array<${ty(vec.b)}>;
 @group(0) @binding(2) var<storage, read_write> c: array<${ty(vec.c)}>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<uniform> p: Params;
-
+@group(0) @binding(${fb.uniformBinding}) var<uniform> p: Params;
+${fb.decl}
 var<workgroup> As: array<vec4<f32>, ${stages * aStage}>; // [stage][BK][BM / 4]
 var<workgroup> Bs: array<vec4<f32>, ${stages * bStage}>; // [stage][BK][BN / 4]
 
@@ -351,8 +410,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   };
 }
 
-interface Problem extends Required<Omit<MatmulArgs, 'bias' | 'a' | 'b' | 'c' | 'tile'>> {
-  a: Tensor; b: Tensor; c: Tensor; bias?: Tensor; tile?: MatmulTile;
+interface Problem extends Required<Omit<MatmulArgs, 'bias' | 'a' | 'b' | 'c' | 'tile' | 'precision' | 'scaleA'>> {
+  a: Tensor; b: Tensor; c: Tensor; bias?: Tensor; tile?: MatmulTile; precision?: 'f32' | 'f16'; scaleA?: boolean;
 }
 
 /** Number of elements spanned by `batch` row-major matrices of `rows` x `cols` (leading dim ld). */
@@ -456,11 +515,24 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
     }
     throw new RangeError(`matmul: one row of an operand exceeds the binding limit (M=${M} N=${N} K=${K})`);
   }
-  let tile = p.tile ?? chooseTile(gpu, M, N);
+  // f16 operands where asked for and the product is big enough to be compute-bound.
+  const f16 = (p.precision ?? gpu.matmulPrecision) === 'f16' && M >= 16 && N >= 16;
+  const smx = gpu.smxF16;
+  const sgSize = Number(gpu.adapterInfo.subgroupMaxSize ?? 0);
+  let tile = p.tile ?? (f16 && smx
+    ? (Math.ceil(M / 128) * Math.ceil(N / 128) >= 264 ? SMX_128 : SMX_64)
+    : chooseTile(gpu, M, N));
   let stages: 1 | 2 = 1;
-  if (tile.kind === 'reg') {
+  const lim = gpu.limits;
+  if (tile.kind === 'smx') {
+    if (!f16) throw new RangeError(`matmul: tiling ${tileName(tile)} needs precision f16 (and M, N >= 16)`);
+    if (!smx) throw new RangeError(`matmul: tiling ${tileName(tile)} needs an f16 subgroup-matrix adapter`);
+    const { threads, sharedBytes } = smxShape(tile, sgSize, p.transA, p.transB);
+    if (threads > lim.maxComputeInvocationsPerWorkgroup || sharedBytes > lim.maxComputeWorkgroupStorageSize) {
+      throw new RangeError(`matmul: tiling ${tileName(tile)} exceeds this adapter's workgroup limits`);
+    }
+  } else if (tile.kind === 'reg') {
     const { WX, WY, THREADS } = regShape(tile);
-    const lim = gpu.limits;
     const fits = (st: number) => regSharedBytes(tile, st) <= lim.maxComputeWorkgroupStorageSize;
     stages = tile.stages ?? (fits(2) ? 2 : 1);
     if (!fits(stages) || THREADS > lim.maxComputeInvocationsPerWorkgroup ||
@@ -473,17 +545,25 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   const wa = windowOf(gpu, p.a, p.offA, p.offA + Math.max(1, sA));
   const wb = windowOf(gpu, p.b, p.offB, p.offB + Math.max(1, sB));
   const wc = windowOf(gpu, p.c, p.offC, p.offC + sC);
-  const def = tile.kind === 'reg'
-    ? regDef(tile, p.transA, p.transB, full, vecFlags(p, tile, wa, wb, wc, gpu.bindingAlign), stages)
-    : matmulDef(tile, p.transA, p.transB, full);
+  const staging: F16Staging | undefined = f16 ? { scaleA: p.scaleA ?? false } : undefined;
+  const vec = vecFlags(p, tile, wa, wb, wc, gpu.bindingAlign);
+  const def = tile.kind === 'smx' ? smxDef(tile, p.transA, p.transB, full, vec, staging!, sgSize)
+    : tile.kind === 'reg' ? regDef(tile, p.transA, p.transB, full, vec, stages, staging)
+    : matmulDef(tile, p.transA, p.transB, full, staging);
   if (dry) { dry.push(def.name); return; }
   const kernel = gpu.kernels.get(def);
   const bias = p.bias ?? gpu.placeholder();
   const wbias = p.bias ? windowOf(gpu, bias, p.offBias, p.offBias + N) : windowOf(gpu, bias);
+  // The dynamic scale of A: partial maxima over exactly the window the kernel reads.
+  const parts = staging?.scaleA ? gpu.tensor([ABSMAX_PARTS], undefined, 'f32', 'matmul absmax') : undefined;
+  if (parts) absmaxParts(gpu, p.a, p.offA, sA, parts);
+  const wparts = parts ? windowOf(gpu, parts) : undefined;
   const params = new ParamWriter()
     .u32(M, N, K, p.lda, p.ldb, p.ldc, wa.base, wb.base, wc.base, wbias.base,
       p.strideA, p.strideB, p.strideC, p.accumulate ? 1 : 0, p.bias ? 1 : 0)
-    .f32(p.alpha).bytes();
-  gpu.recorder.dispatch(kernel, [wa.range, wb.range, wc.range, wbias.range], params,
+    .f32(p.alpha).u32(wparts?.base ?? 0).bytes();
+  gpu.recorder.dispatch(kernel, [wa.range, wb.range, wc.range, wbias.range, ...(wparts ? [wparts.range] : [])], params,
     [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), batch]);
+  // Later work may reuse the buffer: it runs after this dispatch in queue order.
+  if (parts) gpu.pool.release(parts);
 }

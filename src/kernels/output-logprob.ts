@@ -228,9 +228,9 @@ export function outputLogprobBackward(gpu: Gpu, a: OutputLogprobBackwardArgs): v
     matmul(gpu, { a: a.h, b: a.w, c: logits, M: m, N: V, K: d, transB: true, offA: r0 * d });
     rowKernel(gpu, true, logits, 0, V, V, m, a.targets, r0, a.weights, r0, a.logp, r0);
     // dh[r0:r0+m] = dlogits [m, V] w [V, d]
-    matmul(gpu, { a: logits, b: a.w, c: a.dh, M: m, N: d, K: V, offC: r0 * d, accumulate: a.accumulateDh ?? false });
+    matmul(gpu, { a: logits, b: a.w, c: a.dh, M: m, N: d, K: V, offC: r0 * d, accumulate: a.accumulateDh ?? false, scaleA: true });
     // dw [V, d] += dlogits^T [V, m] h[r0:r0+m] [m, d]
-    matmul(gpu, { a: logits, b: a.h, c: a.dw, M: V, N: d, K: m, transA: true, lda: V, offB: r0 * d, accumulate: true });
+    matmul(gpu, { a: logits, b: a.h, c: a.dw, M: V, N: d, K: m, transA: true, lda: V, offB: r0 * d, accumulate: true, scaleA: true });
   }
   gpu.pool.release(logits);
 }

@@ -1,6 +1,8 @@
 // Linear layers as Hugging Face stores them: W [out, in], optional b [out]; y = x W^T + b.
 // Forward and backward are three matmuls; the bias gradient is a column sum done as a
-// matmul with a row of ones (deterministic, no atomics).
+// matmul with a row of ones (deterministic, no atomics). With the f16 precision the products
+// whose A operand is a gradient (dy) scale it per tensor before rounding (matmul scaleA): gradients
+// are small and would otherwise lose their low bits in f16's subnormal range.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { matmul } from '../kernels/matmul.js';
@@ -22,9 +24,9 @@ export interface LinearGrads {
 export function linearBackward(gpu: Gpu, dy: Tensor, x: Tensor, w: Tensor, g: LinearGrads,
   N: number, inF: number, outF: number, ones: Tensor): void {
   // dW [out, in] += dy^T [out, N] x [N, in]
-  matmul(gpu, { a: dy, b: x, c: g.dw, M: outF, N: inF, K: N, transA: true, accumulate: true });
+  matmul(gpu, { a: dy, b: x, c: g.dw, M: outF, N: inF, K: N, transA: true, accumulate: true, scaleA: true });
   // db [1, out] += ones [1, N] dy [N, out]
   if (g.db) matmul(gpu, { a: ones, b: dy, c: g.db, M: 1, N: outF, K: N, accumulate: true });
   // dx [N, in] = dy [N, out] W [out, in]
-  if (g.dx) matmul(gpu, { a: dy, b: w, c: g.dx, M: N, N: inF, K: outF, accumulate: g.accumulateDx ?? false });
+  if (g.dx) matmul(gpu, { a: dy, b: w, c: g.dx, M: N, N: inF, K: outF, accumulate: g.accumulateDx ?? false, scaleA: true });
 }

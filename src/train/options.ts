@@ -1,5 +1,7 @@
 // `srk train` settings. Defaults follow the paper and the original DPO code (beta 0.1, RMSprop,
 // lr 5e-7, 150 warm-up steps, gradient-norm clip 10, batch 64, 512 / 256 tokens).
+import type { Precision } from '../engine/precision.js';
+
 export type LossName = 'sft' | 'dpo' | 'ipo' | 'sr-dpo' | 'sr-ipo';
 export const LOSSES: readonly LossName[] = ['sft', 'dpo', 'ipo', 'sr-dpo', 'sr-ipo'];
 
@@ -36,6 +38,11 @@ export interface TrainOptions {
   /** Print plain progress lines even on a terminal. */
   plainProgress?: boolean;
   adapter?: string;
+  /**
+   * 'mixed': f16 matmul operands on tensor cores (reference log-probs included, so the policy starts
+   * at h = 0); falls back to f32 where the adapter lacks f16 subgroup-matrix support.
+   */
+  precision: Precision;
   /** Name of the run in the report. */
   name?: string;
 }
@@ -44,6 +51,7 @@ export const TRAIN_DEFAULTS = {
   loss: 'sr-dpo' as LossName, beta: 0.1, lambda: 0.5, optimizer: 'rmsprop' as const, lr: 5e-7, warmupSteps: 150,
   gradClip: 10, batchSize: 64, microBatchSize: 8, maxLength: 512, maxPromptLength: 256, epochs: 1, seed: 0,
   evalEvery: 0, saveEvery: 0, refinePrompt: PAPER_REFINE_PROMPT, noEos: false, skipBadRows: false,
+  precision: 'f32' as Precision,
 };
 
 export const isSrLoss = (l: LossName): boolean => l === 'sr-dpo' || l === 'sr-ipo';

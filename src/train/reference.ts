@@ -53,6 +53,7 @@ const fromArrays = (a: ReturnType<typeof toArrays>): PairLogps => ({
 export async function referenceLogps(gpu: Gpu, r: ReferenceRequest): Promise<ReferenceLogps> {
   const key = createHash('sha256').update(JSON.stringify({
     weights: await weightsHash(r.refDir), pairs: pairsHash(r.pairs), augmented: r.augmented, settings: r.settings,
+    matmulPrecision: gpu.matmulPrecision,
   })).digest('hex').slice(0, 24);
   mkdirSync(r.cacheDir, { recursive: true });
   const file = path.join(r.cacheDir, `ref-logps-${r.label}-${key}.json`);

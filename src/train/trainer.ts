@@ -13,6 +13,7 @@ import type { TokenizedPair } from '../data/tokenize-pairs.js';
 import { warmupFactor } from '../kernels/optimizer.ref.js';
 import { findCheckpoint, loadOptimizerState, readTrainerState, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { loadPairsForModel } from './dataset.js';
+import { setPrecision } from '../engine/precision.js';
 import { referenceLogps, type ReferenceLogps } from './reference.js';
 import { scorePairs } from './score.js';
 import { trainStep } from './step.js';
@@ -51,6 +52,9 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
   writeFileSync(path.join(o.out, 'train_config.json'), `${JSON.stringify({ ...o, name: o.name ?? o.loss }, null, 2)}\n`);
 
   const gpu = gpuIn ?? await Gpu.create({ adapter: o.adapter });
+  const precision = setPrecision(gpu, o.precision ?? 'f32');
+  if (precision.note) log(precision.note);
+  else if (precision.precision === 'mixed') log('mixed precision: f16 matmul operands on tensor cores, f32 accumulation, weights and optimizer');
   let interrupted = false;
   const onSigint = () => {
     if (interrupted) process.exit(130);

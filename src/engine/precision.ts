@@ -1,0 +1,33 @@
+// Training precision: 'f32' everywhere, or 'mixed': every large matmul takes f16 operands on tensor
+// cores (f32 accumulation; gradients' operands scaled per tensor, see matmul.ts scaleA) while
+// weights, optimizer state, activations, norms, softmax, attention and losses stay f32.
+import type { Gpu } from './gpu.js';
+
+export type Precision = 'f32' | 'mixed';
+export const PRECISIONS: readonly Precision[] = ['f32', 'mixed'];
+
+export interface PrecisionChoice {
+  /** What runs: 'mixed' only where the adapter has tensor-core f16 (or SRK_MIXED=emulate). */
+  precision: Precision;
+  /** Why the request was not honoured as asked, or how it runs (for the log); undefined if as asked. */
+  note?: string;
+}
+
+/**
+ * Sets gpu.matmulPrecision for `wanted`. 'mixed' needs an f16 16x16x16 -> f32 subgroup-matrix config
+ * (gpu.smxF16); elsewhere it falls back to f32 with a note, unless SRK_MIXED=emulate asks for the f32
+ * kernels with f16-rounded operands (same numerics, no speed-up: for checking precision on any adapter).
+ */
+export function setPrecision(gpu: Gpu, wanted: Precision): PrecisionChoice {
+  if (wanted === 'f32') { gpu.matmulPrecision = 'f32'; return { precision: 'f32' }; }
+  if (gpu.smxF16) { gpu.matmulPrecision = 'f16'; return { precision: 'mixed' }; }
+  if (process.env.SRK_MIXED === 'emulate') {
+    gpu.matmulPrecision = 'f16';
+    return { precision: 'mixed', note: 'mixed precision emulated (SRK_MIXED=emulate): f16-rounded operands in the f32 kernels, no speed-up' };
+  }
+  gpu.matmulPrecision = 'f32';
+  return {
+    precision: 'f32',
+    note: 'this adapter has no f16 subgroup-matrix (tensor core) support (see `srk info`); --precision mixed falls back to f32',
+  };
+}

@@ -1,0 +1,80 @@
+// Per-tensor max |x|, as ABSMAX_PARTS partial maxima (no atomics, no zeroing pass): workgroup g
+// writes the max over its grid-stride share to parts[g]. Consumers (the f16 matmul's dynamic operand
+// scale) reduce the ABSMAX_PARTS values themselves. NaN propagates (any NaN makes its part NaN).
+// Reference: absmax.ref.ts.
+import type { Gpu } from '../engine/gpu.js';
+import type { Tensor } from '../engine/tensor.js';
+import { ParamWriter, windowOf, type KernelDef } from '../engine/kernel.js';
+
+export const ABSMAX_PARTS = 256;
+const THREADS = 256;
+
+const ABSMAX: KernelDef = {
+  name: 'absmax_parts',
+  bindings: ['read', 'rw'],
+  uniform: true,
+  code: /* wgsl */ `
+struct Params { base: u32, n: u32, out: u32 };
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> parts: array<f32>;
+@group(0) @binding(2) var<uniform> p: Params;
+var<workgroup> red: array<f32, ${THREADS}>;
+
+// max that keeps NaN (WGSL's max may drop it).
+fn nanmax(a: f32, b: f32) -> f32 { return select(max(a, b), a + b, a != a || b != b); }
+
+@compute @workgroup_size(${THREADS})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  var m = 0.0;
+  for (var i = wg.x * ${THREADS}u + li; i < p.n; i += ${ABSMAX_PARTS * THREADS}u) { m = nanmax(m, abs(x[p.base + i])); }
+  red[li] = m;
+  workgroupBarrier();
+  for (var s = ${THREADS / 2}u; s > 0u; s >>= 1u) {
+    if (li < s) { red[li] = nanmax(red[li], red[li + s]); }
+    workgroupBarrier();
+  }
+  if (li == 0u) { parts[p.out + wg.x] = red[0]; }
+}`,
+};
+
+/**
+ * Records max |x[off .. off+n)| into parts[outOff .. outOff + ABSMAX_PARTS) as partial maxima.
+ * x's range must fit one binding (the matmul calls it per bound operand window).
+ */
+export function absmaxParts(gpu: Gpu, x: Tensor, off: number, n: number, parts: Tensor, outOff = 0): void {
+  if (outOff + ABSMAX_PARTS > parts.numel) throw new RangeError(`absmax: ${parts} is too small for ${ABSMAX_PARTS} parts`);
+  const wx = windowOf(gpu, x, off, off + Math.max(1, n));
+  const wp = windowOf(gpu, parts, outOff, outOff + ABSMAX_PARTS);
+  const params = new ParamWriter().u32(wx.base, n, wp.base).bytes();
+  gpu.recorder.dispatch(gpu.kernels.get(ABSMAX), [wx.range, wp.range], params, [ABSMAX_PARTS, 1, 1]);
+}
+
+/**
+ * WGSL: a function `f16Scale(li)` for a kernel with `threads` invocations that reduces the partial
+ * maxima in binding `parts` (declared by the caller) to the power-of-two operand scale of
+ * absmax.ref.ts f16ScaleRef (1 where the max is 0 or not finite). Uses its own workgroup array;
+ * every invocation must call it (it has barriers).
+ */
+export function f16ScaleWgsl(threads: number): string {
+  return /* wgsl */ `
+var<workgroup> scaleRed: array<f32, ${threads}>;
+fn f16Scale(li: u32, base: u32) -> f32 {
+  var m = 0.0;
+  for (var i = li; i < ${ABSMAX_PARTS}u; i += ${threads}u) { m = max(m, parts[base + i]); }
+  scaleRed[li] = m;
+  workgroupBarrier();
+  if (li == 0u) {
+    var r = 0.0;
+    for (var i = 0u; i < ${Math.min(threads, ABSMAX_PARTS)}u; i++) { r = max(r, scaleRed[i]); }
+    scaleRed[0] = r;
+  }
+  workgroupBarrier();
+  let amax = scaleRed[0];
+  // 2^floor(log2(16384 / amax)); exponents from the bits so no transcendental rounding can shift it.
+  if (!(amax > 0.0) || amax > 3.0e38) { return 1.0; }
+  let e = i32((bitcast<u32>(amax) >> 23u) & 255u) - 127; // floor(log2 amax) for normal amax
+  var k = 14 - e;                                          // amax * 2^k in [2^14, 2^15)
+  if ((bitcast<u32>(amax) & 0x7fffffu) != 0u) { k = k - 1; } // amax above 2^e: one less so it stays <= 2^14
+  return exp2(f32(clamp(k, -126, 127)));
+}`;
+}

@@ -1,0 +1,185 @@
+// Matrix multiply on tensor cores: f16 operands, f32 accumulation, through Dawn's
+// chromium-experimental-subgroup-matrix (Vulkan cooperative matrices). Same arguments, Params and
+// epilogue (alpha, bias, accumulate) as the f32 kernels in matmul.ts, which dispatches it for the
+// 'f16' precision on adapters with an f16 16x16x16 -> f32 config (gpu.smxF16).
+//
+// Tiling: a workgroup computes BM x BN of C with (BM/TM) x (BN/TN) subgroups; each subgroup owns a
+// TM x TN block as (TM/16) x (TN/16) 16x16 f32 result matrices. Per BK slice every thread loads
+// quads of 4 f32 along each operand's contiguous storage dimension (vec4 where legal), rounds them
+// to f16 (A after its dynamic scale) and stores them in workgroup memory in the operand's own
+// storage order with a padded row; the subgroup-matrix loads then read row- or column-major as the
+// transposes require, so no operand is transposed in memory. The next slice's global loads are
+// issued before the current slice is multiplied. Epilogue: each result matrix goes through a
+// per-subgroup 16x16 f32 scratch so the lanes can apply bounds, alpha, bias and accumulate.
+// Reference: matmul.ref.ts (matmulRef with f16 operands); checked in test/engine/matmul-f16.test.ts.
+import type { KernelDef } from '../engine/kernel.js';
+import type { F16Staging, MatmulTile, VecFlags } from './matmul.js';
+import { PARAMS_WGSL, f16Suffix } from './matmul.js';
+import { f16ScaleWgsl } from './absmax.js';
+
+const FRAG = 16; // the f16 config's M = N = K
+const PAD = 8;   // f16 elements of row padding in workgroup memory: 16-byte aligned rows, fewer bank conflicts
+
+/** Thread count and workgroup memory of an smx tiling (throws on a malformed one). */
+export function smxShape(t: MatmulTile, sgSize: number, transA: boolean, transB: boolean): { threads: number; sharedBytes: number; subgroups: number } {
+  const { BM, BN, BK, TM, TN } = t;
+  if (BM % TM || BN % TN || TM % FRAG || TN % FRAG || BK % FRAG || !(sgSize > 0)) {
+    throw new RangeError(`matmul: smx tiling ${BM}x${BN}x${BK}/${TM}x${TN} needs TM, TN, BK multiples of ${FRAG} dividing BM, BN (subgroup size ${sgSize})`);
+  }
+  const subgroups = (BM / TM) * (BN / TN);
+  const a = transA ? BK * (BM + PAD) : BM * (BK + PAD);
+  const b = transB ? BN * (BK + PAD) : BK * (BN + PAD);
+  const threads = subgroups * sgSize;
+  return { threads, subgroups, sharedBytes: 2 * (a + b) + 4 * subgroups * FRAG * FRAG + 4 * threads };
+}
+
+export function smxDef(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, vec: VecFlags,
+  f16: F16Staging, sgSize: number): KernelDef {
+  const { BM, BN, BK, TM, TN } = t;
+  const { threads, subgroups } = smxShape(t, sgSize, transA, transB);
+  const SGN = BN / TN; const FM = TM / FRAG; const FN = TN / FRAG;
+  const u = (n: number) => `${n}u`;
+
+  // One operand as stored: a rows x cols tile (cols contiguous in memory), staged into `sh` with
+  // row stride cols + PAD.
+  interface Operand {
+    name: 'a' | 'b'; sh: 'As' | 'Bs'; vec: boolean; off: string; ld: string; rows: number; cols: number;
+    row0: string; col0: string; rowLim: string; colLim: string; scale: string;
+  }
+  const opA: Operand = transA
+    ? { name: 'a', sh: 'As', vec: vec.a, off: 'aOff', ld: 'p.lda', rows: BK, cols: BM, row0: 'k0', col0: 'm0', rowLim: 'p.K', colLim: 'p.M', scale: ' * sa' }
+    : { name: 'a', sh: 'As', vec: vec.a, off: 'aOff', ld: 'p.lda', rows: BM, cols: BK, row0: 'm0', col0: 'k0', rowLim: 'p.M', colLim: 'p.K', scale: ' * sa' };
+  const opB: Operand = transB
+    ? { name: 'b', sh: 'Bs', vec: vec.b, off: 'bOff', ld: 'p.ldb', rows: BN, cols: BK, row0: 'n0', col0: 'k0', rowLim: 'p.N', colLim: 'p.K', scale: '' }
+    : { name: 'b', sh: 'Bs', vec: vec.b, off: 'bOff', ld: 'p.ldb', rows: BK, cols: BN, row0: 'k0', col0: 'n0', rowLim: 'p.K', colLim: 'p.N', scale: '' };
+  const ops = [opA, opB];
+  const slots = (o: Operand) => {
+    const cq = o.cols / 4; const nq = o.rows * cq;
+    const out: { reg: string; guard: string; r: string; c: string }[] = [];
+    for (let s = 0; s * threads < nq; s++) {
+      const guard = (s + 1) * threads > nq ? `li < ${u(nq - s * threads)}` : '';
+      const q = `(li + ${u(s * threads)})`;
+      out.push({ reg: `p${o.name}${s}`, guard, r: `${q} / ${u(cq)}`, c: `(${q} % ${u(cq)}) * 4u` });
+    }
+    return out;
+  };
+  const quadLoad = (o: Operand, reg: string, gr: string, gc: string): string => {
+    const idx = `${o.off} + ${gr} * ${o.ld} + ${gc}`;
+    if (o.vec) {
+      const ld = `${reg} = ${o.name}[(${idx}) >> 2u];`;
+      return full ? ld : `if (${gr} < ${o.rowLim} && ${gc} < ${o.colLim}) { ${ld} } else { ${reg} = vec4<f32>(0.0); }`;
+    }
+    if (full) return `{ let i = ${idx}; ${reg} = vec4<f32>(${o.name}[i], ${o.name}[i + 1u], ${o.name}[i + 2u], ${o.name}[i + 3u]); }`;
+    return `${reg} = vec4<f32>(0.0); if (${gr} < ${o.rowLim}) { let i = ${idx}; ` +
+      [0, 1, 2, 3].map((j) => `if (${gc} + ${j}u < ${o.colLim}) { ${reg}[${j}] = ${o.name}[i + ${j}u]; }`).join(' ') + ' }';
+  };
+  const regDecls = ops.flatMap((o) => slots(o).map((s) => `var ${s.reg}: vec4<f32>;`));
+  const loadGlobal = (k: string) => [`{ let k0 = ${k};`, ...ops.flatMap((o) => slots(o).map((s) => {
+    const body = `{ let gr = ${o.row0} + ${s.r}; let gc = ${o.col0} + ${s.c}; ${quadLoad(o, s.reg, 'gr', 'gc')} }`;
+    return s.guard ? `if (${s.guard}) ${body}` : body;
+  })), '}'];
+  const storeShared = ops.flatMap((o) => slots(o).map((s) => {
+    const body = `{ let h = vec4<f16>(${s.reg}${o.scale}); let w = (${s.r}) * ${u(o.cols + PAD)} + ${s.c}; ` +
+      [0, 1, 2, 3].map((j) => `${o.sh}[w + ${u(j)}] = h[${j}];`).join(' ') + ' }';
+    return s.guard ? `if (${s.guard}) ${body}` : body;
+  }));
+
+  // Fragment loads for one 16-wide K step at kk (a constant).
+  const aStride = opA.cols + PAD; const bStride = opB.cols + PAD;
+  const LEFT = `subgroup_matrix_left<f16, ${FRAG}, ${FRAG}>`;
+  const RIGHT = `subgroup_matrix_right<f16, ${FRAG}, ${FRAG}>`;
+  const RESULT = `subgroup_matrix_result<f32, ${FRAG}, ${FRAG}>`;
+  const loadLeft = (fi: number, kk: number) => transA
+    // As[k][m]: element (m, k) at k * stride + m: column-major for the left (rows m, columns k).
+    ? `subgroupMatrixLoad<${LEFT}, col_major>(&As, ${u(kk * aStride)} + rowA + ${u(fi * FRAG)}, ${u(aStride)})`
+    : `subgroupMatrixLoad<${LEFT}, row_major>(&As, (rowA + ${u(fi * FRAG)}) * ${u(aStride)} + ${u(kk)}, ${u(aStride)})`;
+  const loadRight = (fj: number, kk: number) => transB
+    // Bs[n][k]: element (k, n) at n * stride + k: column-major for the right (rows k, columns n).
+    ? `subgroupMatrixLoad<${RIGHT}, col_major>(&Bs, (colB + ${u(fj * FRAG)}) * ${u(bStride)} + ${u(kk)}, ${u(bStride)})`
+    : `subgroupMatrixLoad<${RIGHT}, row_major>(&Bs, ${u(kk * bStride)} + colB + ${u(fj * FRAG)}, ${u(bStride)})`;
+  const compute: string[] = [];
+  for (let kk = 0; kk < BK; kk += FRAG) {
+    compute.push('{');
+    for (let fi = 0; fi < FM; fi++) compute.push(`  let l${fi} = ${loadLeft(fi, kk)};`);
+    for (let fj = 0; fj < FN; fj++) compute.push(`  let r${fj} = ${loadRight(fj, kk)};`);
+    for (let fi = 0; fi < FM; fi++) {
+      for (let fj = 0; fj < FN; fj++) compute.push(`  acc${fi}_${fj} = subgroupMatrixMultiplyAccumulate(l${fi}, r${fj}, acc${fi}_${fj});`);
+    }
+    compute.push('}');
+  }
+  const accDecls: string[] = [];
+  for (let fi = 0; fi < FM; fi++) for (let fj = 0; fj < FN; fj++) accDecls.push(`var acc${fi}_${fj} = ${RESULT}();`);
+
+  // Epilogue, one result matrix at a time through the subgroup's scratch (every invocation runs
+  // the same sequence, so the barriers are in uniform control flow).
+  const epilogue: string[] = [];
+  for (let fi = 0; fi < FM; fi++) {
+    for (let fj = 0; fj < FN; fj++) {
+      epilogue.push(`subgroupMatrixStore<row_major>(&Cs, sg * ${u(FRAG * FRAG)}, acc${fi}_${fj}, ${u(FRAG)});`,
+        'workgroupBarrier();',
+        `for (var e = lane; e < ${u(FRAG * FRAG)}; e += sgs) {`,
+        `  let gm = m0 + rowA + ${u(fi * FRAG)} + e / ${u(FRAG)}; let gn = n0 + colB + ${u(fj * FRAG)} + e % ${u(FRAG)};`,
+        `  if (${full ? 'true' : 'gm < p.M && gn < p.N'}) {`,
+        `    var v = alpha * Cs[sg * ${u(FRAG * FRAG)} + e];`,
+        '    if (p.hasBias != 0u) { v += bias[p.biasBase + gn]; }',
+        '    let ci = cOff + gm * p.ldc + gn;',
+        '    if (p.accumulate != 0u) { v += c[ci]; }',
+        '    c[ci] = v;', '  }', '}', 'workgroupBarrier();');
+    }
+  }
+
+  const ty = (v: boolean) => (v ? 'vec4<f32>' : 'f32');
+  const scaled = f16.scaleA;
+  const name = `matmul_smx_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}` +
+    `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${full ? '_full' : ''}${f16Suffix(f16)}_sg${sgSize}`;
+  return {
+    name,
+    bindings: ['read', 'read', 'rw', 'read', ...(scaled ? ['read' as const] : [])],
+    uniform: true,
+    code: /* wgsl */ `enable f16;
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+${PARAMS_WGSL}
+@group(0) @binding(0) var<storage, read> a: array<${ty(vec.a)}>;
+@group(0) @binding(1) var<storage, read> b: array<${ty(vec.b)}>;
+@group(0) @binding(2) var<storage, read_write> c: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+${scaled ? '@group(0) @binding(4) var<storage, read> parts: array<f32>;' : ''}
+@group(0) @binding(${scaled ? 5 : 4}) var<uniform> p: Params;
+${scaled ? f16ScaleWgsl(threads) : ''}
+var<workgroup> As: array<f16, ${opA.rows * aStride}>; // A tile in storage order, padded rows
+var<workgroup> Bs: array<f16, ${opB.rows * bStride}>; // B tile in storage order, padded rows
+var<workgroup> Cs: array<f32, ${subgroups * FRAG * FRAG}>; // per-subgroup epilogue scratch
+
+@compute @workgroup_size(${threads}, 1, 1)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32,
+        @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
+  let sg = li / sgs;                        // this invocation's subgroup
+  let rowA = (sg / ${u(SGN)}) * ${u(TM)};    // the subgroup's rows within the tile
+  let colB = (sg % ${u(SGN)}) * ${u(TN)};    // and columns
+  let n0 = wg.x * ${u(BN)};
+  let m0 = wg.y * ${u(BM)};
+  let aOff = p.aBase + wg.z * p.strideA;
+  let bOff = p.bBase + wg.z * p.strideB;
+  let cOff = p.cBase + wg.z * p.strideC;
+  let sa = ${scaled ? 'f16Scale(li, p.partsBase)' : '1.0'};
+  let alpha = p.alpha / sa;
+  ${accDecls.join('\n  ')}
+  ${regDecls.join('\n  ')}
+  let nT = (p.K + ${u(BK - 1)}) / ${u(BK)};
+  if (nT > 0u) {
+  ${loadGlobal('0u').join('\n  ')}
+  }
+  for (var t = 0u; t < nT; t++) {
+    ${storeShared.join('\n    ')}
+    workgroupBarrier();
+    if (t + 1u < nT) {
+    ${loadGlobal(`(t + 1u) * ${u(BK)}`).join('\n    ')}
+    }
+    ${compute.join('\n    ')}
+    workgroupBarrier();
+  }
+  ${epilogue.join('\n  ')}
+}`,
+  };
+}

@@ -1,0 +1,163 @@
+// The f16 matmul precision: operands rounded to f16, f32 sums, A's dynamic power-of-two scale.
+// On every adapter the f32 kernels' f16 staging is checked against the float64 reference with
+// rounded operands; on adapters with an f16 subgroup-matrix config (tensor cores) the smx kernels
+// are checked the same way (skipped elsewhere, e.g. lavapipe).
+import { describe, expect, it } from 'vitest';
+import { getGpu, relErr } from '../helpers/gpu.js';
+import { makeRng } from '../helpers/random.js';
+import { matmul, matmulKernels, tileName, SMX_128, SMX_64, type MatmulTile } from '../../src/kernels/matmul.js';
+import { matmulRef } from '../../src/kernels/matmul.ref.js';
+import { absmaxParts, ABSMAX_PARTS } from '../../src/kernels/absmax.js';
+import { absmaxRef, f16ScaleRef, roundF16 } from '../../src/kernels/absmax.ref.js';
+import type { Gpu } from '../../src/engine/gpu.js';
+
+const rng = makeRng();
+const f32 = (x: ArrayLike<number>) => Float32Array.from(x);
+
+/**
+ * Largest ratio of |got - exact| to what f16 operands allow per element: WGSL lets an f32 -> f16
+ * conversion round to either neighbour (lavapipe and NVIDIA differ), so each operand carries a
+ * relative error under 2^-10: |err| <= (2^-9 + 2^-20) |alpha| sum_k |a_k b_k|, plus f32 slack.
+ * At most 1 means within f16's precision.
+ */
+function f16Bound(got: ArrayLike<number>, exact: ArrayLike<number>, absProd: ArrayLike<number>, alpha: number): number {
+  let worst = 0;
+  for (let i = 0; i < got.length; i++) {
+    const s = Math.abs(alpha) * absProd[i];
+    const allowed = (2 ** -9 + 2 ** -20) * s + 1e-6 * (Math.abs(exact[i]) + s) + 1e-30;
+    const r = Math.abs(got[i] - exact[i]) / allowed;
+    worst = Number.isNaN(r) ? Infinity : Math.max(worst, r);
+  }
+  return worst;
+}
+
+/**
+ * One f16 product through `tile` (operands at offsets inside larger tensors, epilogue with bias,
+ * accumulate and alpha); A scaled by `aScale` (to test tiny gradients) and dynamically scaled when
+ * `scaleA`. Returns the GPU result's error against the rounded-operand reference (ties-to-even
+ * rounding: tiny where the adapter rounds so), against the exact f32-operand product, and the
+ * per-element f16 bound (f16Bound).
+ */
+async function run(gpu: Gpu, tile: MatmulTile | undefined, M: number, N: number, K: number, transA: boolean, transB: boolean,
+  o: { scaleA?: boolean; aScale?: number; epilogue?: boolean } = {}): Promise<{ rounded: number; exact: number; bound: number; names: string[] }> {
+  const offA = 3; const offB = 5; const offC = 7;
+  const a = f32(rng.array(M * K).map((v) => v * (o.aScale ?? 1))); const b = f32(rng.array(K * N)); const bias = f32(rng.array(N));
+  const c0 = f32(rng.array(M * N));
+  const pad = (off: number, x: Float32Array) => { const t = new Float32Array(off + x.length + 2); t.set(x, off); return t; };
+  const ta = gpu.tensor([offA + a.length + 2], pad(offA, a)); const tb = gpu.tensor([offB + b.length + 2], pad(offB, b));
+  const tc = gpu.tensor([offC + c0.length + 2], pad(offC, c0)); const tbias = gpu.tensor([N], bias);
+  const ep = o.epilogue ? { bias: tbias, accumulate: true, alpha: -0.5 } : {};
+  const args = { a: ta, b: tb, c: tc, M, N, K, transA, transB, offA, offB, offC, tile, precision: 'f16' as const, scaleA: o.scaleA, ...ep };
+  const names = matmulKernels(gpu, args);
+  matmul(gpu, args);
+  const got = (await gpu.readF32(tc)).subarray(offC, offC + M * N);
+  const refArgs = { a, b, M, N, K, transA, transB, ...(o.epilogue ? { bias, c: c0, accumulate: true, alpha: -0.5 } : {}) };
+  gpu.pool.release(ta, tb, tc, tbias);
+  const exact = matmulRef(refArgs);
+  const absProd = matmulRef({ a: Array.from(a, Math.abs), b: Array.from(b, Math.abs), M, N, K, transA, transB });
+  return {
+    rounded: relErr(got, matmulRef({ ...refArgs, f16: true, scaleA: o.scaleA })),
+    exact: relErr(got, exact),
+    bound: f16Bound(got, exact, absProd, o.epilogue ? -0.5 : 1),
+    names,
+  };
+}
+
+describe(`f16 matmul precision (seed ${rng.seed})`, () => {
+  it('roundF16 rounds to nearest even binary16, with subnormals and overflow', () => {
+    expect(roundF16(1 / 3)).toBe(0.333251953125);
+    expect(roundF16(65504)).toBe(65504);
+    expect(roundF16(65519)).toBe(65504);
+    expect(roundF16(65520)).toBe(Infinity);
+    expect(roundF16(-(2 ** -24))).toBe(-(2 ** -24));
+    expect(roundF16(2 ** -26)).toBe(0);            // below half the smallest subnormal
+    expect(roundF16(3 * 2 ** -25)).toBe(2 ** -23); // tie between 1 and 2 subnormal steps: to even
+    expect(roundF16(1 + 2 ** -11)).toBe(1);        // tie: to even
+    expect(roundF16(1 + 3 * 2 ** -11)).toBe(1 + 2 ** -9);
+  });
+
+  it('f16ScaleRef: the largest power of two keeping max |A| at or below 2^14', () => {
+    expect(f16ScaleRef(1)).toBe(2 ** 14);
+    expect(f16ScaleRef(1.5)).toBe(2 ** 13);
+    expect(f16ScaleRef(2 ** -20)).toBe(2 ** 34);
+    expect(f16ScaleRef(0)).toBe(1);
+    expect(f16ScaleRef(NaN)).toBe(1);
+    for (let i = 0; i < 100; i++) {
+      const m = Math.exp(rng.normal() * 10);
+      const s = f16ScaleRef(m);
+      expect(m * s).toBeLessThanOrEqual(16384);
+      expect(m * s * 2).toBeGreaterThan(16384);
+    }
+  });
+
+  it('absmax partial maxima on awkward sizes and offsets', async () => {
+    const gpu = await getGpu();
+    for (const n of [1, 255, 257, 65537 + 19, 300_001]) {
+      const off = 13;
+      const x = f32(rng.array(n + off + 4));
+      x[off + Math.floor(n / 2)] = -7.5; // the max magnitude, negative
+      x[0] = 100; x[off + n] = 100;       // outside the range: must not count
+      const tx = gpu.tensor([x.length], x); const parts = gpu.tensor([ABSMAX_PARTS + 5]);
+      absmaxParts(gpu, tx, off, n, parts, 5);
+      const got = (await gpu.readF32(parts)).subarray(5);
+      expect(Math.max(...got), `n=${n}`).toBe(absmaxRef(x.subarray(off, off + n)));
+      gpu.pool.release(tx, parts);
+    }
+  });
+
+  // The f32 kernels' f16 staging (what runs where tensor cores are absent): simple and reg.
+  const tiles: (MatmulTile | undefined)[] = [undefined, { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, kind: 'reg' }];
+  for (const tile of tiles) {
+    const label = tile ? tileName(tile) : 'default';
+    it(`${label}: f16-rounded operands, f32 sums, all transposes, epilogue`, async () => {
+      const gpu = await getGpu();
+      if (!tile && gpu.smxF16) return; // the default is the smx kernel there (tested below)
+      for (const [M, N, K, transA, transB] of [[17, 33, 65, false, true], [70, 40, 100, true, false], [64, 64, 32, true, true], [33, 16, 7, false, false]] as const) {
+        const r = await run(gpu, tile, M, N, K, transA, transB, { epilogue: true });
+        const what = `${label} ${M}x${N}x${K} tA=${transA} tB=${transB}`;
+        expect(r.bound, what).toBeLessThanOrEqual(1); // within f16 operand precision...
+        expect(r.exact, what).toBeGreaterThan(1e-5);  // ...and rounding happened
+        expect(r.rounded, what).toBeLessThan(1e-5);   // the staging rounds ties to even, as the reference
+        for (const n of r.names) expect(n, what).toMatch(/_h16$/);
+      }
+    });
+  }
+
+  it('scaleA keeps tiny gradients precise; without it they fall into f16 subnormals', async () => {
+    const gpu = await getGpu();
+    const tile: MatmulTile | undefined = gpu.smxF16 ? undefined : { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
+    for (const [transA, transB] of [[false, false], [true, false], [false, true]] as const) {
+      const scaled = await run(gpu, tile, 48, 40, 96, transA, transB, { scaleA: true, aScale: 1e-7 });
+      expect(scaled.bound).toBeLessThanOrEqual(1);
+      for (const n of scaled.names) expect(n).toMatch(/_h16s/);
+      const plain = await run(gpu, tile, 48, 40, 96, transA, transB, { aScale: 1e-7 });
+      expect(plain.bound).toBeGreaterThan(10);
+    }
+  });
+
+  it('products with M or N under 16 stay f32', async () => {
+    const gpu = await getGpu();
+    const r = await run(gpu, undefined, 1, 70, 50, false, false, { scaleA: true });
+    expect(r.exact).toBeLessThan(1e-5);
+    for (const n of r.names) expect(n).not.toMatch(/_h16/);
+  });
+
+  // Tensor cores (f16 subgroup-matrix adapters only).
+  for (const tile of [SMX_128, SMX_64]) {
+    it(`${tileName(tile)} (tensor cores): awkward and full shapes, transposes, epilogue, scaleA`, async (ctx) => {
+      const gpu = await getGpu();
+      if (!gpu.smxF16) { ctx.skip(); return; }
+      const shapes: [number, number, number][] = [[17, 33, 65], [tile.BM, tile.BN, 64], [257, 130, 100], [2 * tile.BM, 3 * tile.BN, 96]];
+      for (const [M, N, K] of shapes) {
+        for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+          for (const o of [{}, { epilogue: true, scaleA: true, aScale: 1e-6 }]) {
+            const r = await run(gpu, tile, M, N, K, transA, transB, o);
+            const what = `${tileName(tile)} ${M}x${N}x${K} tA=${transA} tB=${transB} ${JSON.stringify(o)}`;
+            expect(r.bound, what).toBeLessThanOrEqual(1);
+            for (const n of r.names) expect(n, what).toMatch(/^matmul_smx_/);
+          }
+        }
+      }
+    });
+  }
+});
