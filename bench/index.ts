@@ -59,6 +59,20 @@ export const TILE_SWEEP: MatmulTile[] = [
   { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8, kind: 'reg', unrollK: false },
 ];
 
+/** Tensor-core tilings (f16 operands) swept with --tiles --precision mixed. */
+export const SMX_SWEEP: MatmulTile[] = [
+  { BM: 128, BN: 128, BK: 32, TM: 64, TN: 32, kind: 'smx' },
+  { BM: 128, BN: 128, BK: 32, TM: 32, TN: 64, kind: 'smx' },
+  { BM: 128, BN: 128, BK: 64, TM: 64, TN: 32, kind: 'smx' },
+  { BM: 128, BN: 128, BK: 16, TM: 64, TN: 32, kind: 'smx' },
+  { BM: 256, BN: 128, BK: 32, TM: 64, TN: 64, kind: 'smx' },
+  { BM: 128, BN: 256, BK: 32, TM: 64, TN: 64, kind: 'smx' },
+  { BM: 128, BN: 64, BK: 32, TM: 32, TN: 32, kind: 'smx' },
+  { BM: 64, BN: 128, BK: 32, TM: 32, TN: 32, kind: 'smx' },
+  { BM: 64, BN: 64, BK: 32, TM: 32, TN: 32, kind: 'smx' },
+  { BM: 64, BN: 64, BK: 64, TM: 32, TN: 32, kind: 'smx' },
+];
+
 export interface BenchReport {
   kind: BenchKind; date: string; adapter: Record<string, string>; timing: 'timestamp' | 'wall';
   reducedForCpu: boolean; copy: CopyResult; matmul?: MatmulResult[];
@@ -74,7 +88,7 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
   let stepOpts: StepBenchOptions | undefined;
   if (o.kind === 'step') {
     // Checked before any GPU work, so a refusal is immediate.
-    const s = o.step ?? { loss: 'dpo' as const, microBatch: 8, precision: 'f32' as const, packed: true };
+    const s = o.step ?? { loss: 'dpo' as const, microBatch: 8, precision: 'f32' as const, packed: true, profile: false };
     stepOpts = {
       ...s, shape: s.shape ?? (cpu ? 'tiny' : 'pythia-160m'), pairs: o.pairs ?? 8, seq: o.seq ?? 512, prompt: o.prompt ?? 256,
       warmup: cpu ? 1 : 2, repeats: cpu ? 3 : 5,
@@ -108,7 +122,14 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
       gpu.matmulPrecision = 'f32';
       o.log(choice.note ? `(${choice.note})` : `(mixed: f16 cases on tensor cores, subgroup matrices ${JSON.stringify(gpu.smxF16)})`);
       // Each f16 case right after its f32 twin; gradient products (dx, dW) scale A as training does.
-      cases = cases.flatMap((c) => c.tile ? [c] : [c, { ...c, name: `${c.name} f16`, precision: 'f16' as const, scaleA: / (dx|dW)$/.test(c.name) }]);
+      const f16 = (c: MatmulCase, tile?: MatmulTile): MatmulCase =>
+        ({ ...c, name: `${c.name} f16${tile ? ` tile ${tileName(tile)}` : ''}`, tile, precision: 'f16', scaleA: / (dx|dW)$/.test(c.name) });
+      cases = cases.flatMap((c) => c.tile ? [c] : [c, f16(c)]);
+      // --tiles: every tensor-core tiling on the squares and the model's products (narrow with --only).
+      if (o.tileSweep && gpu.smxF16) {
+        const base = cases.filter((c) => !c.tile && c.precision !== 'f16');
+        cases = cases.filter((c) => !c.tile).concat(base.flatMap((c) => SMX_SWEEP.map((t) => f16(c, t))));
+      }
     }
     if (cpu) o.log(`(CPU adapter: reduced sizes, ${tokens} tokens; --full for the real ones)`);
     report.matmul = [];
@@ -116,7 +137,14 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
     const selected = cases.filter((c) => !only || only.test(c.name));
     if (o.reverse) selected.reverse();
     for (const c of selected) {
-      const r = await benchMatmul(gpu, c, copy.gbPerS, cpu ? 1 : 2, cpu ? 3 : 7);
+      let r: MatmulResult;
+      try {
+        r = await benchMatmul(gpu, c, copy.gbPerS, cpu ? 1 : 2, cpu ? 3 : 7);
+      } catch (e) {
+        if (!c.tile) throw e;
+        o.log(`${c.name}: ${(e as Error).message.split('\n')[0]}`); // a swept tiling this adapter cannot run
+        continue;
+      }
       report.matmul.push(r);
       o.log(`${c.name.padEnd(32)} ${`${c.M}x${c.N}x${c.K}`.padEnd(18)} ${fmt(r.gflops).padStart(8)} GFLOP/s ` +
         `${fmt(r.timing.ms, 3).padStart(9)} ms   min traffic ${fmt(r.minTrafficPctOfCopy ?? 0)}% of copy`);

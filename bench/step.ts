@@ -39,6 +39,19 @@ export const REFINE_TOKENS = 64;
 export interface StepBenchOptions {
   shape: StepShape; pairs: number; seq: number; prompt: number; loss: LossName; microBatch: number;
   precision: 'f32' | 'mixed'; packed: boolean; warmup: number; repeats: number;
+  /** One more step with per-dispatch timestamps (gpu.profiler must exist), reported as StepProfile. */
+  profile?: boolean;
+}
+
+/**
+ * GPU time of one step by kernel family (the kernel name up to its first '_', e.g. matmul,
+ * attention) and the largest kernels by name. Every dispatch gets a pass of its own for its
+ * timestamps, so small kernels read high; gpuMs against wallMs shows host and submit overhead.
+ */
+export interface StepProfile {
+  wallMs: number; gpuMs: number; dispatches: number;
+  families: { name: string; calls: number; ms: number }[];
+  kernels: { name: string; calls: number; ms: number }[];
 }
 
 /**
@@ -61,6 +74,7 @@ export interface StepResult {
   tokensPerS: number; unpackedTokensPerS: number;
   peakInUseBytes: number; resident: { params: number; grads: number; optimizerState: number }; allocatedBytes: number;
   last: { loss: number; gradNorm: number };
+  profile?: StepProfile;
 }
 
 function userError(msg: string): Error {
@@ -101,6 +115,7 @@ function randomLogps(n: number, seed: number): PairLogps {
 
 export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) => void): Promise<StepResult> {
   checkStepOptions(o);
+  if (gpu.profiler) gpu.profiler.enabled = false; // timed steps run unprofiled; see o.profile
   const cfg = presetConfig('gpt-neox', o.shape);
   const V = cfg.vocabSize;
   const sr = isSrLoss(o.loss);
@@ -152,6 +167,29 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   const samplesMs: number[] = [];
   for (let i = 0; i < o.repeats; i++) { samplesMs.push(await one()); log(`  step ${i + 1}: ${samplesMs[i].toFixed(0)} ms`); }
   const peak = gpu.pool.peakInUseBytes;
+  let profile: StepProfile | undefined;
+  if (o.profile && gpu.profiler) {
+    await gpu.profiler.collect();
+    gpu.profiler.reset();
+    gpu.profiler.enabled = true;
+    const wallMs = await one();
+    const times = await gpu.profiler.collect();
+    gpu.profiler.enabled = false;
+    const fam = new Map<string, { name: string; calls: number; ms: number }>();
+    for (const k of times) {
+      const name = k.name.split('_')[0];
+      const f = fam.get(name) ?? { name, calls: 0, ms: 0 };
+      f.calls += k.calls; f.ms += k.ns / 1e6;
+      fam.set(name, f);
+    }
+    profile = {
+      wallMs, gpuMs: times.reduce((s, k) => s + k.ns / 1e6, 0), dispatches: times.reduce((s, k) => s + k.calls, 0),
+      families: [...fam.values()].sort((a, b) => b.ms - a.ms),
+      kernels: times.slice(0, 25).map((k) => ({ name: k.name, calls: k.calls, ms: k.ns / 1e6 })),
+    };
+    log(`  profiled step: wall ${wallMs.toFixed(1)} ms, GPU ${profile.gpuMs.toFixed(1)} ms in ${profile.dispatches} dispatches; ` +
+      profile.families.slice(0, 8).map((f) => `${f.name} ${f.ms.toFixed(1)}`).join(', '));
+  }
   const stepMs = [...samplesMs].sort((a, b) => a - b)[Math.floor(samplesMs.length / 2)];
   const policyTokens = last!.tokens;
   const unpackedTokens = o.loss === 'sft' ? o.pairs * o.seq : 2 * o.pairs * o.seq;
@@ -169,7 +207,7 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
     stepMs, samplesMs, warmupMs,
     tokensPerS: policyTokens / (stepMs / 1000), unpackedTokensPerS: unpackedTokens / (stepMs / 1000),
     peakInUseBytes: peak, resident: { params: paramBytes, grads: paramBytes, optimizerState: stateBytes }, allocatedBytes: gpu.pool.allocatedBytes,
-    last: { loss: last!.loss, gradNorm: last!.gradNorm },
+    last: { loss: last!.loss, gradNorm: last!.gradNorm }, profile,
   };
 }
 

@@ -49,18 +49,19 @@ async function main(): Promise<void> {
           loss: { type: 'string', choices: STEP_LOSSES, default: 'dpo', describe: 'step: loss' },
           'micro-batch': { type: 'number', default: 8, describe: 'step: pairs per micro-batch' },
           precision: { type: 'string', choices: ['f32', 'mixed'], default: 'f32', describe: 'step, matmul: f32, or mixed (f16 operands on tensor cores, f32 accumulation and weights; falls back to f32 without f16 subgroup-matrix support); matmul times both' },
+          profile: { type: 'boolean', default: false, describe: 'step: after the timed steps, one more step with a GPU timestamp per kernel: time per kernel family (inflated by one pass per dispatch)' },
           packed: { type: 'boolean', default: true, describe: 'step: pack each pair into one row, prompt once (--no-packed: one row per sequence)' },
         }),
       async (a) => {
         // A whole training step is timed by the wall clock: per-dispatch timestamp passes would slow it.
-        await withGpu({ adapter: a.adapter, profile: a.timestamps && a.kind !== 'step', fast: a.fast }, async (gpu) => {
+        await withGpu({ adapter: a.adapter, profile: a.timestamps && (a.kind !== 'step' || a.profile), fast: a.fast }, async (gpu) => {
           const log = (s: string) => (a.json ? process.stderr : process.stdout).write(`${s}\n`);
           const report = await runBench(gpu, {
             kind: a.kind as BenchKind, full: a.full, tokens: a.tokens, tileSweep: a.tiles, only: a.only, reverse: a.reverse, sizes: a.sizes as number[] | undefined, log,
             precision: a.precision as 'f32' | 'mixed',
             pairs: a.pairs, seq: a.seq, prompt: a.prompt, vocab: a.vocab,
             step: { shape: a.shape as StepShape | undefined, loss: a.loss as LossName, microBatch: a['micro-batch'],
-              precision: a.precision as 'f32' | 'mixed', packed: a.packed },
+              precision: a.precision as 'f32' | 'mixed', packed: a.packed, profile: a.profile },
           });
           if (a.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
         });

@@ -9,6 +9,8 @@ export interface KernelTime { name: string; calls: number; ns: number }
 const CAPACITY = 4096; // queries (2 per dispatch)
 
 export class Profiler {
+  /** While false the recorder records as without a profiler (one pass for many dispatches). */
+  enabled = true;
   private querySet: GPUQuerySet;
   private resolveBuf: GPUBuffer;
   private names: string[] = [];

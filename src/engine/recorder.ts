@@ -49,7 +49,7 @@ export class Recorder {
       ? [...storage, this.gpu.kernels.uniform(params ?? new Uint8Array(16))]
       : storage;
     const bg = this.gpu.kernels.bindGroup(kernel, ranges);
-    const prof = this.gpu.profiler;
+    const prof = this.gpu.profiler?.enabled ? this.gpu.profiler : undefined;
     let pass: GPUComputePassEncoder;
     if (prof) {
       if (prof.full) this.flush();

@@ -8,7 +8,6 @@
 //   logp[n] = log softmax(h W_out^T)[n, target[n]]  [N] (0 where no target; output-logprob.ts)
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { fill } from '../kernels/elementwise.js';
 import { normBackward, normForward } from '../kernels/layernorm.js';
 import { embeddingBackward, embeddingForward } from '../kernels/embedding.js';
 import { outputLogprob, outputLogprobBackward } from '../kernels/output-logprob.js';
@@ -39,18 +38,7 @@ export interface ForwardState {
 }
 
 export class CausalLM {
-  private onesT: Tensor | undefined;
-
   constructor(readonly gpu: Gpu, readonly cfg: ModelShape, readonly params: Params) {}
-
-  private ones(n: number): Tensor {
-    if (!this.onesT || this.onesT.numel < n) {
-      if (this.onesT) this.gpu.pool.release(this.onesT);
-      this.onesT = this.gpu.pool.acquire([Math.max(n, 256)], 'f32', 'ones');
-      fill(this.gpu, this.onesT, 1);
-    }
-    return this.onesT;
-  }
 
   /**
    * Per-token log-probs [N] of the batch's targets. With train = true, keeps the activations
@@ -61,7 +49,7 @@ export class CausalLM {
     const { N } = batch;
     const D = cfg.hiddenSize; const V = cfg.vocabSize;
     const names = outerNames(cfg);
-    const ctx: ForwardContext = { gpu, cfg, params: p, batch, ones: this.ones(N) };
+    const ctx: ForwardContext = { gpu, cfg, params: p, batch };
     let x = gpu.pool.acquire([N, D], 'f32', 'x0');
     embeddingForward(gpu, { table: p.get(names.embed), ids: batch.ids, out: x, N, V, D });
     const blocks: Saved[] = [];
@@ -124,8 +112,6 @@ export class CausalLM {
     if (this.cfg.arch === 'gpt-neox') neoxFreeSaved(ctx, s as NeoxSaved); else llamaFreeSaved(ctx, s as LlamaSaved);
   }
 
-  destroy(): void {
-    if (this.onesT) this.gpu.pool.release(this.onesT);
-    this.onesT = undefined;
-  }
+  /** Nothing is held between calls any more; kept so callers can release a model uniformly. */
+  destroy(): void { /* no state */ }
 }

@@ -32,6 +32,4 @@ export interface GpuBatch {
 
 export interface ForwardContext {
   gpu: Gpu; cfg: ModelShape; params: Params; batch: GpuBatch;
-  /** A tensor of at least N ones (bias gradients). */
-  ones: Tensor;
 }

@@ -99,7 +99,7 @@ export function neoxBlockBackward(ctx: ForwardContext, l: number, s: NeoxSaved, 
 }
 
 function mlpBackward(ctx: ForwardContext, l: number, s: NeoxSaved, dOut: Tensor, dx: Tensor): void {
-  const { gpu, cfg, params: p, ones } = ctx;
+  const { gpu, cfg, params: p } = ctx;
   const { N } = ctx.batch;
   const D = cfg.hiddenSize; const I = cfg.intermediateSize;
   const acq = (shape: number[], name: string) => gpu.pool.acquire(shape, 'f32', name);
@@ -108,27 +108,27 @@ function mlpBackward(ctx: ForwardContext, l: number, s: NeoxSaved, dOut: Tensor,
   const a = acq([N, I], 'mlp_act');
   gelu(gpu, s.h, a, geluKind(cfg.act)); // recomputed rather than stored
   const da = acq([N, I], 'd_mlp_act');
-  linearBackward(gpu, dOut, a, w('mlp.dense_4h_to_h.weight'), { dx: da, dw: g('mlp.dense_4h_to_h.weight'), db: g('mlp.dense_4h_to_h.bias') }, N, I, D, ones);
+  linearBackward(gpu, dOut, a, w('mlp.dense_4h_to_h.weight'), { dx: da, dw: g('mlp.dense_4h_to_h.weight'), db: g('mlp.dense_4h_to_h.bias') }, N, I, D);
   gpu.pool.release(a);
   const dh = acq([N, I], 'd_mlp_h');
   geluBackward(gpu, s.h, da, dh, geluKind(cfg.act));
   gpu.pool.release(da);
   const dln2 = acq([N, D], 'd_ln2');
-  linearBackward(gpu, dh, s.ln2, w('mlp.dense_h_to_4h.weight'), { dx: dln2, dw: g('mlp.dense_h_to_4h.weight'), db: g('mlp.dense_h_to_4h.bias') }, N, D, I, ones);
+  linearBackward(gpu, dh, s.ln2, w('mlp.dense_h_to_4h.weight'), { dx: dln2, dw: g('mlp.dense_h_to_4h.weight'), db: g('mlp.dense_h_to_4h.bias') }, N, D, I);
   gpu.pool.release(dh);
   normBackward(gpu, false, { dy: dln2, x: s.x1 ?? s.x, w: w('post_attention_layernorm.weight'), mean: s.mean2, rstd: s.rstd2, dx, accumulateDx: true, dw: g('post_attention_layernorm.weight'), db: g('post_attention_layernorm.bias'), N, D });
   gpu.pool.release(dln2);
 }
 
 function attentionBranchBackward(ctx: ForwardContext, l: number, s: NeoxSaved, dOut: Tensor, dx: Tensor): void {
-  const { gpu, cfg, params: p, batch, ones } = ctx;
+  const { gpu, cfg, params: p, batch } = ctx;
   const { N, B, T } = batch;
   const D = cfg.hiddenSize; const H = cfg.numHeads; const Dh = cfg.headDim;
   const acq = (shape: number[], name: string) => gpu.pool.acquire(shape, 'f32', name);
   const g = (name: string) => p.grad(P(l, name));
   const w = (name: string) => p.get(P(l, name));
   const datt = acq([N, D], 'd_att');
-  linearBackward(gpu, dOut, s.att, w('attention.dense.weight'), { dx: datt, dw: g('attention.dense.weight'), db: g('attention.dense.bias') }, N, D, D, ones);
+  linearBackward(gpu, dOut, s.att, w('attention.dense.weight'), { dx: datt, dw: g('attention.dense.weight'), db: g('attention.dense.bias') }, N, D, D);
   const dqkv = acq([N, 3 * D], 'd_qkv');
   const ops = qkvOperands(s.qkv, H, Dh);
   const dops = qkvOperands(dqkv, H, Dh);
@@ -138,7 +138,7 @@ function attentionBranchBackward(ctx: ForwardContext, l: number, s: NeoxSaved, d
   rotary(gpu, { x: dops.q, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions, inverse: true });
   rotary(gpu, { x: dops.k, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions, inverse: true });
   const dln1 = acq([N, D], 'd_ln1');
-  linearBackward(gpu, dqkv, s.ln1, w('attention.query_key_value.weight'), { dx: dln1, dw: g('attention.query_key_value.weight'), db: g('attention.query_key_value.bias') }, N, D, 3 * D, ones);
+  linearBackward(gpu, dqkv, s.ln1, w('attention.query_key_value.weight'), { dx: dln1, dw: g('attention.query_key_value.weight'), db: g('attention.query_key_value.bias') }, N, D, 3 * D);
   gpu.pool.release(dqkv);
   normBackward(gpu, false, { dy: dln1, x: s.x, w: w('input_layernorm.weight'), mean: s.mean1, rstd: s.rstd1, dx, accumulateDx: true, dw: g('input_layernorm.weight'), db: g('input_layernorm.bias'), N, D });
   gpu.pool.release(dln1);

@@ -1,11 +1,12 @@
 // Linear layers as Hugging Face stores them: W [out, in], optional b [out]; y = x W^T + b.
-// Forward and backward are three matmuls; the bias gradient is a column sum done as a
-// matmul with a row of ones (deterministic, no atomics). With the f16 precision the products
+// Forward and backward are three matmuls; the bias gradient is a column sum of dy
+// (column-sum.ts: deterministic, no atomics). With the f16 precision the products
 // whose A operand is a gradient (dy) scale it per tensor before rounding (matmul scaleA): gradients
 // are small and would otherwise lose their low bits in f16's subnormal range.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { matmul } from '../kernels/matmul.js';
+import { columnSum } from '../kernels/column-sum.js';
 
 /** y [N, out] = x [N, in] W^T (+ b) (+ y if accumulate). */
 export function linearForward(gpu: Gpu, x: Tensor, w: Tensor, b: Tensor | undefined, y: Tensor,
@@ -20,13 +21,13 @@ export interface LinearGrads {
   dw: Tensor; db?: Tensor;
 }
 
-/** Backward of y = x W^T + b given dy [N, out]. `ones` is a tensor of at least N ones. */
+/** Backward of y = x W^T + b given dy [N, out]. */
 export function linearBackward(gpu: Gpu, dy: Tensor, x: Tensor, w: Tensor, g: LinearGrads,
-  N: number, inF: number, outF: number, ones: Tensor): void {
+  N: number, inF: number, outF: number): void {
   // dW [out, in] += dy^T [out, N] x [N, in]
   matmul(gpu, { a: dy, b: x, c: g.dw, M: outF, N: inF, K: N, transA: true, accumulate: true, scaleA: true });
-  // db [1, out] += ones [1, N] dy [N, out]
-  if (g.db) matmul(gpu, { a: ones, b: dy, c: g.db, M: 1, N: outF, K: N, accumulate: true });
+  // db [out] += column sums of dy [N, out]
+  if (g.db) columnSum(gpu, { x: dy, out: g.db, N, D: outF, accumulate: true });
   // dx [N, in] = dy [N, out] W [out, in]
   if (g.dx) matmul(gpu, { a: dy, b: w, c: g.dx, M: N, N: inF, K: outF, accumulate: g.accumulateDx ?? false, scaleA: true });
 }

@@ -69,7 +69,7 @@ export function llamaFreeSaved(ctx: ForwardContext, s: LlamaSaved): void {
 /** Backward of block l: dy [N, D] in, dL/dx returned as a new tensor (caller releases dy).
  *  dx1 = dy + RMS2'(MLP'(dy));  dx = dx1 + RMS1'(Attn'(dx1)). */
 export function llamaBlockBackward(ctx: ForwardContext, l: number, s: LlamaSaved, dy: Tensor): Tensor {
-  const { gpu, cfg, params: p, batch, ones } = ctx;
+  const { gpu, cfg, params: p, batch } = ctx;
   const { N, B, T } = batch;
   const D = cfg.hiddenSize; const Hq = cfg.numHeads; const Hkv = cfg.numKvHeads; const Dh = cfg.headDim;
   const I = cfg.intermediateSize;
@@ -84,20 +84,20 @@ export function llamaBlockBackward(ctx: ForwardContext, l: number, s: LlamaSaved
   const a = acq([N, I], 'mlp_act');
   swiglu(gpu, { gate: s.gate, up: s.up, y: a, N, I }); // recomputed rather than stored
   const da = acq([N, I], 'd_mlp_act');
-  linearBackward(gpu, dy, a, w('mlp.down_proj.weight'), { dx: da, dw: g('mlp.down_proj.weight'), db: gb('mlp.down_proj.bias') }, N, I, D, ones);
+  linearBackward(gpu, dy, a, w('mlp.down_proj.weight'), { dx: da, dw: g('mlp.down_proj.weight'), db: gb('mlp.down_proj.bias') }, N, I, D);
   gpu.pool.release(a);
   const dgate = acq([N, I], 'd_gate'); const dup = acq([N, I], 'd_up');
   swigluBackward(gpu, { dy: da, gate: s.gate, up: s.up, dgate, dup, N, I });
   gpu.pool.release(da);
   const dn2 = acq([N, D], 'd_n2');
-  linearBackward(gpu, dgate, s.n2, w('mlp.gate_proj.weight'), { dx: dn2, dw: g('mlp.gate_proj.weight'), db: gb('mlp.gate_proj.bias') }, N, D, I, ones);
-  linearBackward(gpu, dup, s.n2, w('mlp.up_proj.weight'), { dx: dn2, accumulateDx: true, dw: g('mlp.up_proj.weight'), db: gb('mlp.up_proj.bias') }, N, D, I, ones);
+  linearBackward(gpu, dgate, s.n2, w('mlp.gate_proj.weight'), { dx: dn2, dw: g('mlp.gate_proj.weight'), db: gb('mlp.gate_proj.bias') }, N, D, I);
+  linearBackward(gpu, dup, s.n2, w('mlp.up_proj.weight'), { dx: dn2, accumulateDx: true, dw: g('mlp.up_proj.weight'), db: gb('mlp.up_proj.bias') }, N, D, I);
   gpu.pool.release(dgate, dup);
   normBackward(gpu, true, { dy: dn2, x: s.x1, w: w('post_attention_layernorm.weight'), rstd: s.rstd2, dx, accumulateDx: true, dw: g('post_attention_layernorm.weight'), N, D });
   gpu.pool.release(dn2);
   // Attention: its output gradient is dx1, held in dx (read fully before RMSNorm1 adds into dx).
   const datt = acq([N, Hq * Dh], 'd_att');
-  linearBackward(gpu, dx, s.att, w('self_attn.o_proj.weight'), { dx: datt, dw: g('self_attn.o_proj.weight'), db: gb('self_attn.o_proj.bias') }, N, Hq * Dh, D, ones);
+  linearBackward(gpu, dx, s.att, w('self_attn.o_proj.weight'), { dx: datt, dw: g('self_attn.o_proj.weight'), db: gb('self_attn.o_proj.bias') }, N, Hq * Dh, D);
   const dq = acq([N, Hq * Dh], 'd_q'); const dk = acq([N, Hkv * Dh], 'd_k'); const dv = acq([N, Hkv * Dh], 'd_v');
   attentionBackward(gpu, { B, T, Hq, Hkv, Dh, q: { tensor: s.q }, k: { tensor: s.k }, v: { tensor: s.v }, mask: batch.mask,
     window: cfg.slidingWindow ?? 0, out: { tensor: s.att }, lse: s.lse, dout: { tensor: datt },
@@ -107,9 +107,9 @@ export function llamaBlockBackward(ctx: ForwardContext, l: number, s: LlamaSaved
   rotary(gpu, { ...rot, x: { tensor: dq }, heads: Hq });
   rotary(gpu, { ...rot, x: { tensor: dk }, heads: Hkv });
   const dn1 = acq([N, D], 'd_n1');
-  linearBackward(gpu, dq, s.n1, w('self_attn.q_proj.weight'), { dx: dn1, dw: g('self_attn.q_proj.weight'), db: gb('self_attn.q_proj.bias') }, N, D, Hq * Dh, ones);
-  linearBackward(gpu, dk, s.n1, w('self_attn.k_proj.weight'), { dx: dn1, accumulateDx: true, dw: g('self_attn.k_proj.weight'), db: gb('self_attn.k_proj.bias') }, N, D, Hkv * Dh, ones);
-  linearBackward(gpu, dv, s.n1, w('self_attn.v_proj.weight'), { dx: dn1, accumulateDx: true, dw: g('self_attn.v_proj.weight'), db: gb('self_attn.v_proj.bias') }, N, D, Hkv * Dh, ones);
+  linearBackward(gpu, dq, s.n1, w('self_attn.q_proj.weight'), { dx: dn1, dw: g('self_attn.q_proj.weight'), db: gb('self_attn.q_proj.bias') }, N, D, Hq * Dh);
+  linearBackward(gpu, dk, s.n1, w('self_attn.k_proj.weight'), { dx: dn1, accumulateDx: true, dw: g('self_attn.k_proj.weight'), db: gb('self_attn.k_proj.bias') }, N, D, Hkv * Dh);
+  linearBackward(gpu, dv, s.n1, w('self_attn.v_proj.weight'), { dx: dn1, accumulateDx: true, dw: g('self_attn.v_proj.weight'), db: gb('self_attn.v_proj.bias') }, N, D, Hkv * Dh);
   gpu.pool.release(dq, dk, dv);
   normBackward(gpu, true, { dy: dn1, x: s.x, w: w('input_layernorm.weight'), rstd: s.rstd1, dx, accumulateDx: true, dw: g('input_layernorm.weight'), N, D });
   gpu.pool.release(dn1);

@@ -22,7 +22,6 @@ function rng(seed: number): { u: () => number; n: () => number } {
   return { u, n };
 }
 
-const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
 
 export interface DemoOptions {
   steps?: number;
