@@ -1,21 +1,26 @@
 // Per-tensor max |x|, as ABSMAX_PARTS partial maxima (no atomics, no zeroing pass): workgroup g
-// writes the max over its grid-stride share to parts[g]. Consumers (the f16 matmul's dynamic operand
+// writes the max over its grid-stride share to parts[g] (vec4 loads where the window allows). Consumers (the f16 matmul's dynamic operand
 // scale) reduce the ABSMAX_PARTS values themselves. NaN propagates (any NaN makes its part NaN).
 // Reference: absmax.ref.ts.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { ParamWriter, windowOf, type KernelDef } from '../engine/kernel.js';
+import { ParamWriter, maxWindowElems, windowOf, type KernelDef } from '../engine/kernel.js';
 
-export const ABSMAX_PARTS = 256;
+export const ABSMAX_PARTS = 1024;
 const THREADS = 256;
 
-const ABSMAX: KernelDef = {
-  name: 'absmax_parts',
-  bindings: ['read', 'rw'],
-  uniform: true,
-  code: /* wgsl */ `
+// vec4: the window starts 16-byte aligned and n is a multiple of 4 (every activation srk scales).
+function absmaxDef(vec4: boolean): KernelDef {
+  const load = vec4
+    ? 'let q = abs(x[(p.base >> 2u) + i]); m = nanmax(m, nanmax(nanmax(q.x, q.y), nanmax(q.z, q.w)));'
+    : 'm = nanmax(m, abs(x[p.base + i]));';
+  return {
+    name: vec4 ? 'absmax_parts_vec4' : 'absmax_parts',
+    bindings: ['read', 'rw'],
+    uniform: true,
+    code: /* wgsl */ `
 struct Params { base: u32, n: u32, out: u32 };
-@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<${vec4 ? 'vec4<f32>' : 'f32'}>;
 @group(0) @binding(1) var<storage, read_write> parts: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
 var<workgroup> red: array<f32, ${THREADS}>;
@@ -26,7 +31,8 @@ fn nanmax(a: f32, b: f32) -> f32 { return select(max(a, b), a + b, a != a || b !
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   var m = 0.0;
-  for (var i = wg.x * ${THREADS}u + li; i < p.n; i += ${ABSMAX_PARTS * THREADS}u) { m = nanmax(m, abs(x[p.base + i])); }
+  let n = ${vec4 ? 'p.n >> 2u' : 'p.n'};
+  for (var i = wg.x * ${THREADS}u + li; i < n; i += ${ABSMAX_PARTS * THREADS}u) { ${load} }
   red[li] = m;
   workgroupBarrier();
   for (var s = ${THREADS / 2}u; s > 0u; s >>= 1u) {
@@ -35,7 +41,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   }
   if (li == 0u) { parts[p.out + wg.x] = red[0]; }
 }`,
-};
+  };
+}
 
 /**
  * Records max |x[off .. off+n)| into parts[outOff .. outOff + ABSMAX_PARTS) as partial maxima.
@@ -44,9 +51,28 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 export function absmaxParts(gpu: Gpu, x: Tensor, off: number, n: number, parts: Tensor, outOff = 0): void {
   if (outOff + ABSMAX_PARTS > parts.numel) throw new RangeError(`absmax: ${parts} is too small for ${ABSMAX_PARTS} parts`);
   const wx = windowOf(gpu, x, off, off + Math.max(1, n));
+  const vec4 = wx.base % 4 === 0 && n % 4 === 0 && wx.range.size % 16 === 0 && gpu.bindingAlign % 16 === 0;
   const wp = windowOf(gpu, parts, outOff, outOff + ABSMAX_PARTS);
   const params = new ParamWriter().u32(wx.base, n, wp.base).bytes();
-  gpu.recorder.dispatch(gpu.kernels.get(ABSMAX), [wx.range, wp.range], params, [ABSMAX_PARTS, 1, 1]);
+  gpu.recorder.dispatch(gpu.kernels.get(absmaxDef(vec4)), [wx.range, wp.range], params, [ABSMAX_PARTS, 1, 1]);
+}
+
+/**
+ * The partial maxima of |x[0..n)| in a new pooled tensor (the caller releases it), chunked over
+ * binding windows: for a dynamically scaled operand used by several matmuls (MatmulArgs.scaleA).
+ * With chunks the parts hold each chunk's maxima folded by max, so the result is the same.
+ */
+export function absmaxOf(gpu: Gpu, x: Tensor, n: number): Tensor {
+  const parts = gpu.pool.acquire([ABSMAX_PARTS], 'f32', 'absmax parts');
+  const limit = Math.max(4, Math.floor(maxWindowElems(gpu) / 4) * 4);
+  if (n <= limit) { absmaxParts(gpu, x, 0, n, parts); return parts; }
+  // Each chunk into a scratch set of parts, then folded into `parts` with the elementwise max.
+  const scratch = gpu.pool.acquire([ABSMAX_PARTS * Math.ceil(n / limit)], 'f32', 'absmax chunks');
+  let c = 0;
+  for (let o = 0; o < n; o += limit, c++) absmaxParts(gpu, x, o, Math.min(limit, n - o), scratch, c * ABSMAX_PARTS);
+  absmaxParts(gpu, scratch, 0, c * ABSMAX_PARTS, parts); // its max over all parts lands in the parts: same reduction
+  gpu.pool.release(scratch);
+  return parts;
 }
 
 /**

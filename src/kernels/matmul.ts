@@ -42,8 +42,10 @@ export interface MatmulArgs {
    * f16 only: multiply A by a power of two chosen from its max |A| (absmax.ts) before rounding, and
    * divide the result by it, so small-magnitude operands (gradients) keep f16's full precision
    * instead of falling into its subnormals. A per-tensor, per-call loss scale with nothing to tune.
+   * A Tensor: partial maxima already computed over (at least) A by absmaxOf(), shared by the
+   * products that take the same A (dx and dW both take dy).
    */
-  scaleA?: boolean;
+  scaleA?: boolean | Tensor;
 }
 
 export interface MatmulTile {
@@ -411,7 +413,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 }
 
 interface Problem extends Required<Omit<MatmulArgs, 'bias' | 'a' | 'b' | 'c' | 'tile' | 'precision' | 'scaleA'>> {
-  a: Tensor; b: Tensor; c: Tensor; bias?: Tensor; tile?: MatmulTile; precision?: 'f32' | 'f16'; scaleA?: boolean;
+  a: Tensor; b: Tensor; c: Tensor; bias?: Tensor; tile?: MatmulTile; precision?: 'f32' | 'f16'; scaleA?: boolean | Tensor;
 }
 
 /** Number of elements spanned by `batch` row-major matrices of `rows` x `cols` (leading dim ld). */
@@ -545,7 +547,7 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   const wa = windowOf(gpu, p.a, p.offA, p.offA + Math.max(1, sA));
   const wb = windowOf(gpu, p.b, p.offB, p.offB + Math.max(1, sB));
   const wc = windowOf(gpu, p.c, p.offC, p.offC + sC);
-  const staging: F16Staging | undefined = f16 ? { scaleA: p.scaleA ?? false } : undefined;
+  const staging: F16Staging | undefined = f16 ? { scaleA: !!p.scaleA } : undefined;
   const vec = vecFlags(p, tile, wa, wb, wc, gpu.bindingAlign);
   const def = tile.kind === 'smx' ? smxDef(tile, p.transA, p.transB, full, vec, staging!, sgSize)
     : tile.kind === 'reg' ? regDef(tile, p.transA, p.transB, full, vec, stages, staging)
@@ -555,8 +557,9 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   const bias = p.bias ?? gpu.placeholder();
   const wbias = p.bias ? windowOf(gpu, bias, p.offBias, p.offBias + N) : windowOf(gpu, bias);
   // The dynamic scale of A: partial maxima over exactly the window the kernel reads.
-  const parts = staging?.scaleA ? gpu.tensor([ABSMAX_PARTS], undefined, 'f32', 'matmul absmax') : undefined;
-  if (parts) absmaxParts(gpu, p.a, p.offA, sA, parts);
+  const given = typeof p.scaleA === 'object' ? p.scaleA : undefined;
+  const parts = !staging?.scaleA ? undefined : given ?? gpu.tensor([ABSMAX_PARTS], undefined, 'f32', 'matmul absmax');
+  if (parts && !given) absmaxParts(gpu, p.a, p.offA, sA, parts);
   const wparts = parts ? windowOf(gpu, parts) : undefined;
   const params = new ParamWriter()
     .u32(M, N, K, p.lda, p.ldb, p.ldc, wa.base, wb.base, wc.base, wbias.base,
@@ -565,5 +568,5 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   gpu.recorder.dispatch(kernel, [wa.range, wb.range, wc.range, wbias.range, ...(wparts ? [wparts.range] : [])], params,
     [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), batch]);
   // Later work may reuse the buffer: it runs after this dispatch in queue order.
-  if (parts) gpu.pool.release(parts);
+  if (parts && !given) gpu.pool.release(parts);
 }

@@ -24,6 +24,7 @@ import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, grid, maxWindowElems, windowOf, type KernelDef } from '../engine/kernel.js';
 import { matmul } from './matmul.js';
+import { absmaxOf } from './absmax.js';
 
 const WG = 256;
 
@@ -227,10 +228,13 @@ export function outputLogprobBackward(gpu: Gpu, a: OutputLogprobBackwardArgs): v
     const m = Math.min(rows, N - r0);
     matmul(gpu, { a: a.h, b: a.w, c: logits, M: m, N: V, K: d, transB: true, offA: r0 * d });
     rowKernel(gpu, true, logits, 0, V, V, m, a.targets, r0, a.weights, r0, a.logp, r0);
+    // f16 precision: one max |dlogits| for both products below (they scale it before rounding).
+    const scale = gpu.matmulPrecision === 'f16' ? absmaxOf(gpu, logits, m * V) : undefined;
     // dh[r0:r0+m] = dlogits [m, V] w [V, d]
-    matmul(gpu, { a: logits, b: a.w, c: a.dh, M: m, N: d, K: V, offC: r0 * d, accumulate: a.accumulateDh ?? false, scaleA: true });
+    matmul(gpu, { a: logits, b: a.w, c: a.dh, M: m, N: d, K: V, offC: r0 * d, accumulate: a.accumulateDh ?? false, scaleA: scale });
     // dw [V, d] += dlogits^T [V, m] h[r0:r0+m] [m, d]
-    matmul(gpu, { a: logits, b: a.h, c: a.dw, M: V, N: d, K: m, transA: true, lda: V, offB: r0 * d, accumulate: true, scaleA: true });
+    matmul(gpu, { a: logits, b: a.h, c: a.dw, M: V, N: d, K: m, transA: true, lda: V, offB: r0 * d, accumulate: true, scaleA: scale });
+    if (scale) gpu.pool.release(scale);
   }
   gpu.pool.release(logits);
 }

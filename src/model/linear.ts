@@ -7,6 +7,7 @@ import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { matmul } from '../kernels/matmul.js';
 import { columnSum } from '../kernels/column-sum.js';
+import { absmaxOf } from '../kernels/absmax.js';
 
 /** y [N, out] = x [N, in] W^T (+ b) (+ y if accumulate). */
 export function linearForward(gpu: Gpu, x: Tensor, w: Tensor, b: Tensor | undefined, y: Tensor,
@@ -24,10 +25,13 @@ export interface LinearGrads {
 /** Backward of y = x W^T + b given dy [N, out]. */
 export function linearBackward(gpu: Gpu, dy: Tensor, x: Tensor, w: Tensor, g: LinearGrads,
   N: number, inF: number, outF: number): void {
+  // f16 precision: one max |dy| for both products that take dy.
+  const scale = gpu.matmulPrecision === 'f16' ? absmaxOf(gpu, dy, N * outF) : undefined;
   // dW [out, in] += dy^T [out, N] x [N, in]
-  matmul(gpu, { a: dy, b: x, c: g.dw, M: outF, N: inF, K: N, transA: true, accumulate: true, scaleA: true });
+  matmul(gpu, { a: dy, b: x, c: g.dw, M: outF, N: inF, K: N, transA: true, accumulate: true, scaleA: scale });
   // db [out] += column sums of dy [N, out]
   if (g.db) columnSum(gpu, { x: dy, out: g.db, N, D: outF, accumulate: true });
   // dx [N, in] = dy [N, out] W [out, in]
-  if (g.dx) matmul(gpu, { a: dy, b: w, c: g.dx, M: N, N: inF, K: outF, accumulate: g.accumulateDx ?? false, scaleA: true });
+  if (g.dx) matmul(gpu, { a: dy, b: w, c: g.dx, M: N, N: inF, K: outF, accumulate: g.accumulateDx ?? false, scaleA: scale });
+  if (scale) gpu.pool.release(scale);
 }

@@ -3,11 +3,11 @@
 // rounded operands; on adapters with an f16 subgroup-matrix config (tensor cores) the smx kernels
 // are checked the same way (skipped elsewhere, e.g. lavapipe).
 import { describe, expect, it } from 'vitest';
-import { getGpu, relErr } from '../helpers/gpu.js';
+import { getGpu, relErr, withBindingLimit } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import { matmul, matmulKernels, tileName, SMX_128, SMX_64, type MatmulTile } from '../../src/kernels/matmul.js';
 import { matmulRef } from '../../src/kernels/matmul.ref.js';
-import { absmaxParts, ABSMAX_PARTS } from '../../src/kernels/absmax.js';
+import { absmaxOf, absmaxParts, ABSMAX_PARTS } from '../../src/kernels/absmax.js';
 import { absmaxRef, f16ScaleRef, roundF16 } from '../../src/kernels/absmax.ref.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 
@@ -94,10 +94,9 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
     }
   });
 
-  it('absmax partial maxima on awkward sizes and offsets', async () => {
+  it('absmax partial maxima on awkward sizes and offsets (scalar and vec4 loads)', async () => {
     const gpu = await getGpu();
-    for (const n of [1, 255, 257, 65537 + 19, 300_001]) {
-      const off = 13;
+    for (const [n, off] of [[1, 13], [255, 13], [257, 13], [65537 + 19, 13], [300_001, 13], [4, 0], [1024, 0], [300_000, 0]]) {
       const x = f32(rng.array(n + off + 4));
       x[off + Math.floor(n / 2)] = -7.5; // the max magnitude, negative
       x[0] = 100; x[off + n] = 100;       // outside the range: must not count
@@ -107,6 +106,26 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
       expect(Math.max(...got), `n=${n}`).toBe(absmaxRef(x.subarray(off, off + n)));
       gpu.pool.release(tx, parts);
     }
+  });
+
+  it('absmaxOf over binding-limit chunks; a shared scale tensor gives the same products', async () => {
+    const gpu = await getGpu();
+    const n = 20000; const x = f32(rng.array(n)); x[17321] = -9.25;
+    const tx = gpu.tensor([n], x);
+    const parts = await withBindingLimit(gpu, 32768, async () => absmaxOf(gpu, tx, n)); // 3 windows of ~8k elements
+    expect(Math.max(...await gpu.readF32(parts))).toBe(9.25);
+    gpu.pool.release(parts);
+    // dW-like (transA) and dx-like products with one absmaxOf(A), against per-call scaling.
+    const M = 40; const K = 36; const N = 24;
+    const a = f32(rng.array(M * K).map((v) => v * 1e-6)); const b = f32(rng.array(K * N));
+    const ta = gpu.tensor([M * K], a); const tb = gpu.tensor([K * N], b); const c1 = gpu.tensor([M * N]); const c2 = gpu.tensor([M * N]);
+    const shared = absmaxOf(gpu, ta, M * K);
+    const tile: MatmulTile | undefined = gpu.smxF16 ? undefined : { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
+    matmul(gpu, { a: ta, b: tb, c: c1, M, N, K, precision: 'f16', scaleA: shared, tile });
+    matmul(gpu, { a: ta, b: tb, c: c2, M, N, K, precision: 'f16', scaleA: true, tile });
+    expect([...await gpu.readF32(c1)]).toEqual([...await gpu.readF32(c2)]);
+    expect(relErr(await gpu.readF32(c1), matmulRef({ a, b, M, N, K }))).toBeLessThan(5e-3);
+    gpu.pool.release(tx, ta, tb, c1, c2, shared);
   });
 
   // The f32 kernels' f16 staging (what runs where tensor cores are absent): simple and reg.
