@@ -1,13 +1,27 @@
 // Timing for `srk bench`: warm-up, then the median of repeats. GPU time comes from timestamp
 // queries when the adapter has them (Gpu created with profile: true), else from wall time around
 // a full sync. Each repeat is one submit + wait, so nothing overlaps between repeats.
+//
+// Warm-up runs for at least WARM_MS of wall time on a GPU, not a fixed count: after the host has
+// been busy (filling a case's operands) the GPU has dropped its clocks, and two short warm-up runs
+// did not bring them back. Measured on the H100 (bench/RESULTS.md, 2026-11-27): the same f16
+// matmul read 132 TFLOP/s as the first case of a run and 35 TFLOP/s later in it.
 import type { Gpu } from '../src/engine/gpu.js';
 
 export interface Timing { ms: number; samplesMs: number[]; method: 'timestamp' | 'wall' }
 
+const WARM_MS = 300;
+
 export async function timeIt(gpu: Gpu, run: () => void, warmup = 2, repeats = 7): Promise<Timing> {
-  for (let i = 0; i < warmup; i++) run();
-  await gpu.sync();
+  const warmMs = gpu.isCpuAdapter ? 0 : WARM_MS;
+  const t0 = performance.now();
+  const profiling = gpu.profiler?.enabled ?? false;
+  if (gpu.profiler) gpu.profiler.enabled = false; // warm-up runs are not timed
+  for (let i = 0; i < warmup || (performance.now() - t0 < warmMs && i < 10_000); i++) {
+    run();
+    await gpu.sync();
+  }
+  if (gpu.profiler) gpu.profiler.enabled = profiling;
   const samples: number[] = [];
   const prof = gpu.profiler;
   for (let i = 0; i < repeats; i++) {

@@ -69,6 +69,8 @@ const MAX_CACHED = 20_000;
 
 export class KernelCache {
   private pipelines = new Map<string, Kernel>();
+  /** Fast path: definitions seen before (constants and memoDef results) by identity. */
+  private byDef = new WeakMap<KernelDef, Kernel>();
   private uniforms = new Map<string, GPUBuffer>();
   private bindGroups = new Map<string, GPUBindGroup>();
   private nextId = 1;
@@ -76,9 +78,11 @@ export class KernelCache {
   constructor(private gpu: Gpu) {}
 
   get(def: KernelDef): Kernel {
-    const key = `${def.name}\u0000${def.entryPoint ?? 'main'}\u0000${def.code}`;
-    let k = this.pipelines.get(key);
+    let k = this.byDef.get(def);
     if (k) return k;
+    const key = `${def.name}\u0000${def.entryPoint ?? 'main'}\u0000${def.code}`;
+    k = this.pipelines.get(key);
+    if (k) { this.byDef.set(def, k); return k; }
     const device = this.gpu.device;
     const entries: GPUBindGroupLayoutEntry[] = def.bindings.map((kind, i) => ({
       binding: i, visibility: GPUShaderStage.COMPUTE,
@@ -96,6 +100,7 @@ export class KernelCache {
     });
     k = { def, pipeline, layout, id: this.nextId++ };
     this.pipelines.set(key, k);
+    this.byDef.set(def, k);
     return k;
   }
 
@@ -176,4 +181,19 @@ export function grid(n: number, maxPerDim = 65535): [number, number, number] {
   if (n <= maxPerDim) return [Math.max(1, n), 1, 1];
   const y = Math.ceil(n / maxPerDim);
   return [Math.ceil(n / y), y, 1];
+}
+
+/**
+ * Memoizes a kernel-definition generator by its arguments (JSON), so a variant's WGSL is generated
+ * once and KernelCache.get() finds its pipeline by identity: generating and hashing tens of KB of
+ * unrolled WGSL for every dispatch cost more host time than the GPU spent on many kernels.
+ */
+export function memoDef<A extends unknown[]>(gen: (...args: A) => KernelDef): (...args: A) => KernelDef {
+  const cache = new Map<string, KernelDef>();
+  return (...args: A): KernelDef => {
+    const key = JSON.stringify(args);
+    let d = cache.get(key);
+    if (!d) cache.set(key, (d = gen(...args)));
+    return d;
+  };
 }

@@ -1,13 +1,16 @@
 // Records dispatches and copies into one command encoder and submits them together.
 //
-// Work accumulates until flush(): a whole training step goes to the GPU in a handful of submits.
-// Readbacks and uploads flush first, so they see (and do not overtake) everything recorded.
+// Work accumulates until flush() or until `submitEvery` dispatches are recorded: a training step
+// goes to the GPU in a few dozen submits, so the GPU starts on the first layers while the host is
+// still recording the rest (recording ~1000 dispatches takes the host tens of milliseconds, which
+// would otherwise be added to the step). Nothing waits: a submit is not a readback. Readbacks and
+// uploads flush first, so they see (and do not overtake) everything recorded.
 import './webgpu.js';
 import type { Gpu } from './gpu.js';
 import type { BufferRange, Kernel } from './kernel.js';
 
-/** Flush after this many dispatches so one huge encoder does not hold everything back. */
-const MAX_DISPATCHES_PER_SUBMIT = 4096;
+/** Default dispatches per submit; SRK_SUBMIT_EVERY overrides it (for measuring the effect). */
+const SUBMIT_EVERY = 64;
 
 export class Recorder {
   private encoder: GPUCommandEncoder | undefined;
@@ -18,8 +21,13 @@ export class Recorder {
   /** Dispatches recorded since creation (for tests and bench statistics). */
   totalDispatches = 0;
   totalSubmits = 0;
+  /** Dispatches per submit (see the file comment). */
+  submitEvery: number;
 
-  constructor(private gpu: Gpu) {}
+  constructor(private gpu: Gpu) {
+    const env = Number(process.env.SRK_SUBMIT_EVERY);
+    this.submitEvery = Number.isInteger(env) && env > 0 ? env : SUBMIT_EVERY;
+  }
 
   private enc(): GPUCommandEncoder {
     if (!this.encoder) this.encoder = this.gpu.device.createCommandEncoder({ label: 'srk' });
@@ -65,7 +73,7 @@ export class Recorder {
     if (prof) pass.end();
     this.lastKernel = kernel.def.name;
     this.totalDispatches++;
-    if (++this.count >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+    if (++this.count >= this.submitEvery) this.flush();
   }
 
   copy(src: BufferRange, dst: BufferRange): void {

@@ -22,7 +22,9 @@ export function f16ScaleRef(amax: number): number {
   let e = Math.floor(Math.log2(amax));
   if (2 ** e > amax) e--; else if (2 ** (e + 1) <= amax) e++;
   const k = amax === 2 ** e ? 14 - e : 13 - e; // exact, where Math.log2 of a quotient could round
-  return 2 ** Math.min(127, Math.max(-126, k));
+  // At most 2^64: a tensor of near-zero values gains nothing from more, and the tensor-core
+  // epilogue divides an accumulated C by the scale (C * 2^64 stays finite for any sane C).
+  return 2 ** Math.min(64, Math.max(-126, k));
 }
 
 /** Rounds a number to the nearest IEEE binary16 value (ties to even); overflow gives +-Infinity. */

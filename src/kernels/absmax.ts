@@ -4,13 +4,13 @@
 // Reference: absmax.ref.ts.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { ParamWriter, maxWindowElems, windowOf, type KernelDef } from '../engine/kernel.js';
+import { ParamWriter, maxWindowElems, windowOf, type KernelDef, memoDef } from '../engine/kernel.js';
 
 export const ABSMAX_PARTS = 1024;
 const THREADS = 256;
 
 // vec4: the window starts 16-byte aligned and n is a multiple of 4 (every activation srk scales).
-function absmaxDef(vec4: boolean): KernelDef {
+function absmaxDefGen(vec4: boolean): KernelDef {
   const load = vec4
     ? 'let q = abs(x[(p.base >> 2u) + i]); m = nanmax(m, nanmax(nanmax(q.x, q.y), nanmax(q.z, q.w)));'
     : 'm = nanmax(m, abs(x[p.base + i]));';
@@ -101,6 +101,10 @@ fn f16Scale(li: u32, base: u32) -> f32 {
   let e = i32((bitcast<u32>(amax) >> 23u) & 255u) - 127; // floor(log2 amax) for normal amax
   var k = 14 - e;                                          // amax * 2^k in [2^14, 2^15)
   if ((bitcast<u32>(amax) & 0x7fffffu) != 0u) { k = k - 1; } // amax above 2^e: one less so it stays <= 2^14
-  return exp2(f32(clamp(k, -126, 127)));
+  return exp2(f32(clamp(k, -126, 64)));
 }`;
 }
+
+// Generated kernel definitions are memoized by their arguments: the WGSL is built once per
+// variant, and the kernel cache finds the pipeline by the definition's identity.
+const absmaxDef = memoDef(absmaxDefGen);

@@ -26,7 +26,7 @@
 // References: activations.ref.ts.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { ParamWriter, chunkRanges, grid, maxWindowElems, windowOf, type KernelDef } from '../engine/kernel.js';
+import { ParamWriter, chunkRanges, grid, maxWindowElems, windowOf, type KernelDef, memoDef } from '../engine/kernel.js';
 
 const WG = 256;
 
@@ -109,7 +109,7 @@ fn geluTanhGrad(x: f32) -> f32 {
 // Elementwise op: out[i] = f(x[i]) (forward) or f(x[i], g[i]) (backward, g = dy). In-place
 // variants use one read_write binding for the operand that is overwritten (WebGPU forbids binding
 // a range both as read and as read_write in one dispatch).
-function elemDef(op: Op, inPlace: boolean): KernelDef {
+function elemDefGen(op: Op, inPlace: boolean): KernelDef {
   const bwd = op.endsWith('_bwd');
   // Bindings: x, [g], out  (in place: forward x is out; backward g is out).
   const decl: string[] = [];
@@ -250,7 +250,7 @@ function swigluRows(gpu: Gpu, groups: Operand[][], N: number, I: number): number
   return Math.max(1, rows);
 }
 
-function swigluFwdDef(): KernelDef {
+function swigluFwdDefGen(): KernelDef {
   return {
     name: 'swiglu',
     bindings: ['read', 'read', 'rw'],
@@ -275,7 +275,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
 }
 
 // fused: dgate and dup live in one buffer and are written through a single binding.
-function swigluBwdDef(fused: boolean): KernelDef {
+function swigluBwdDefGen(fused: boolean): KernelDef {
   return {
     name: fused ? 'swiglu_bwd_fused' : 'swiglu_bwd',
     bindings: fused ? ['read', 'read', 'read', 'rw'] : ['read', 'read', 'read', 'rw', 'rw'],
@@ -350,3 +350,9 @@ export function swigluBackward(gpu: Gpu, a: SwigluBackwardArgs): void {
     gpu.recorder.dispatch(k, [...wIn, ...wOut].map((x) => x.range), params, grid(Math.ceil(((r1 - r0) * I) / WG)));
   }
 }
+
+// Generated kernel definitions are memoized by their arguments: the WGSL is built once per
+// variant, and the kernel cache finds the pipeline by the definition's identity.
+const elemDef = memoDef(elemDefGen);
+const swigluFwdDef = memoDef(swigluFwdDefGen);
+const swigluBwdDef = memoDef(swigluBwdDefGen);

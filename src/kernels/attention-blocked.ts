@@ -11,6 +11,7 @@
 // floats apart (vec4 reads of 8 different rows hit 8 different bank groups) and score rows BC + 1.
 // DP is Dh rounded up to 4 NCG (pad columns are zero in workgroup memory).
 import type { KernelDef } from '../engine/kernel.js';
+import { memoDef } from '../engine/kernel.js';
 import { MASK_WGSL } from './attention-mask.js';
 import type { RegTiles } from './attention-tiling.js';
 import { at, opFields } from './attention-wgsl.js';
@@ -97,7 +98,7 @@ function storeRows(t: RegTiles, acc: string, arr: string, n: string, head: strin
   }`);
 }
 
-export function regForwardDef(t: RegTiles): KernelDef {
+function regForwardDefGen(t: RegTiles): KernelDef {
   return {
     name: `attn_fwd_reg_${t.BR}x${t.BC}_d${t.DP}`,
     bindings: ['read', 'read', 'read', 'read', 'rw', 'rw'],
@@ -203,7 +204,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   };
 }
 
-export function regDqDef(t: RegTiles): KernelDef {
+function regDqDefGen(t: RegTiles): KernelDef {
   return {
     name: `attn_bwd_dq_reg_${t.BR}x${t.BC}_d${t.DP}`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'rw'],
@@ -287,7 +288,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   };
 }
 
-export function regDkdvDef(t: RegTiles, shared: boolean): KernelDef {
+function regDkdvDefGen(t: RegTiles, shared: boolean): KernelDef {
   return {
     name: `attn_bwd_dkdv_reg_${t.BR}x${t.BC}_d${t.DP}${shared ? '_shared' : ''}`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'rw', ...(shared ? [] : ['rw' as const])],
@@ -378,3 +379,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 }`,
   };
 }
+
+// Generated kernel definitions are memoized by their arguments: the WGSL is built once per
+// variant, and the kernel cache finds the pipeline by the definition's identity.
+export const regForwardDef = memoDef(regForwardDefGen);
+export const regDqDef = memoDef(regDqDefGen);
+export const regDkdvDef = memoDef(regDkdvDefGen);

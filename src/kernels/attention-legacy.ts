@@ -8,6 +8,7 @@
 // Tiles: chooseTiles (attention-tiling.ts). The algorithm and conventions are described at the
 // top of attention.ts.
 import type { KernelDef } from '../engine/kernel.js';
+import { memoDef } from '../engine/kernel.js';
 import { MASK_WGSL } from './attention-mask.js';
 import type { Tiles } from './attention-tiling.js';
 import { at, opFields } from './attention-wgsl.js';
@@ -24,7 +25,7 @@ const MASKED = -3.0e38; // score of an invisible pair (below any real score, and
 const M0 = -1.0e30;     // running max before any visible key: finite, so exp(M0 - m) never sees inf - inf`;
 }
 
-export function forwardDef(t: Tiles): KernelDef {
+function forwardDefGen(t: Tiles): KernelDef {
   return {
     name: `attn_fwd_g${t.G}x${t.DPT}_${t.R}x${t.C}`,
     bindings: ['read', 'read', 'read', 'read', 'rw', 'rw'],
@@ -136,7 +137,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 
 // shared: dk and dv live in one buffer (a fused dQKV) and are written through one binding, since
 // WebGPU rejects overlapping writable bindings in a dispatch.
-export function dkdvDef(t: Tiles, shared: boolean): KernelDef {
+function dkdvDefGen(t: Tiles, shared: boolean): KernelDef {
   return {
     name: `attn_bwd_dkdv_g${t.G}x${t.DPT}_${t.R}x${t.C}${shared ? '_shared' : ''}`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'rw', ...(shared ? [] : ['rw' as const])],
@@ -250,7 +251,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   };
 }
 
-export function dqDef(t: Tiles): KernelDef {
+function dqDefGen(t: Tiles): KernelDef {
   return {
     name: `attn_bwd_dq_g${t.G}x${t.DPT}_${t.R}x${t.C}`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'rw'],
@@ -351,3 +352,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 }`,
   };
 }
+
+// Generated kernel definitions are memoized by their arguments: the WGSL is built once per
+// variant, and the kernel cache finds the pipeline by the definition's identity.
+export const forwardDef = memoDef(forwardDefGen);
+export const dkdvDef = memoDef(dkdvDefGen);
+export const dqDef = memoDef(dqDefGen);

@@ -22,7 +22,7 @@
 // use a 2-D grid (grid()). References: layernorm.ref.ts, rmsnorm.ref.ts.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { ParamWriter, chunkRanges, grid, maxWindowElems, windowOf, type KernelDef } from '../engine/kernel.js';
+import { ParamWriter, chunkRanges, grid, maxWindowElems, windowOf, type KernelDef, memoDef } from '../engine/kernel.js';
 
 /**
  * Threads per row: enough to cover the row in about 4 strides, 32..256. Small rows with 256
@@ -53,7 +53,7 @@ fn reduce2(v: vec2f, li: u32) -> vec2f {
   return r;
 }`;
 
-function forwardDef(rms: boolean, WG: number): KernelDef {
+function forwardDefGen(rms: boolean, WG: number): KernelDef {
   // Bindings: x, w, [b], y, [mean], rstd.
   const b = rms ? -1 : 2;
   const y = rms ? 2 : 3;
@@ -99,7 +99,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   };
 }
 
-function backwardDxDef(rms: boolean, WG: number): KernelDef {
+function backwardDxDefGen(rms: boolean, WG: number): KernelDef {
   // Bindings: dy, x, w, [mean], rstd, dx.
   const rstd = rms ? 3 : 4;
   const dx = rms ? 4 : 5;
@@ -146,7 +146,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
 
 // Stage 1 of the weight gradients: partial[blk, d] = sum over the block's rows of dy * xhat
 // (and, for LayerNorm, partial[nblk + blk, d] = sum of dy).
-function partialDef(rms: boolean): KernelDef {
+function partialDefGen(rms: boolean): KernelDef {
   return {
     name: rms ? 'rmsnorm_bwd_dw_partial' : 'layernorm_bwd_dwdb_partial',
     bindings: ['read', 'read', 'read', 'read', 'rw'],
@@ -325,3 +325,9 @@ export interface LayerNormBackwardArgs {
 export function layerNormBackward(gpu: Gpu, a: LayerNormBackwardArgs): void {
   normBackward(gpu, false, a);
 }
+
+// Generated kernel definitions are memoized by their arguments: the WGSL is built once per
+// variant, and the kernel cache finds the pipeline by the definition's identity.
+const forwardDef = memoDef(forwardDefGen);
+const backwardDxDef = memoDef(backwardDxDefGen);
+const partialDef = memoDef(partialDefGen);

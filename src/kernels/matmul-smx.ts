@@ -9,10 +9,15 @@
 // to f16 (A after its dynamic scale) and stores them in workgroup memory in the operand's own
 // storage order with a padded row; the subgroup-matrix loads then read row- or column-major as the
 // transposes require, so no operand is transposed in memory. The next slice's global loads are
-// issued before the current slice is multiplied. Epilogue: each result matrix goes through a
-// per-subgroup 16x16 f32 scratch so the lanes can apply bounds, alpha, bias and accumulate.
+// issued before the current slice is multiplied; with 2 stages (where workgroup memory allows)
+// the slice is stored into the other buffer afterwards, so there is one barrier per slice.
+// Epilogue: without a bias, tiles wholly inside C store their result matrices straight to C
+// (C loaded first as the accumulator when accumulating, alpha applied as a matrix scalar); edge
+// tiles and biased products go through a per-subgroup 16x16 f32 scratch so the lanes can apply
+// bounds, alpha, bias and accumulate element by element.
 // Reference: matmul.ref.ts (matmulRef with f16 operands); checked in test/engine/matmul-f16.test.ts.
 import type { KernelDef } from '../engine/kernel.js';
+import { memoDef } from '../engine/kernel.js';
 import type { F16Staging, MatmulTile, VecFlags } from './matmul.js';
 import { PARAMS_WGSL, f16Suffix } from './matmul.js';
 import { f16ScaleWgsl } from './absmax.js';
@@ -21,7 +26,7 @@ const FRAG = 16; // the f16 config's M = N = K
 const PAD = 8;   // f16 elements of row padding in workgroup memory: 16-byte aligned rows, fewer bank conflicts
 
 /** Thread count and workgroup memory of an smx tiling (throws on a malformed one). */
-export function smxShape(t: MatmulTile, sgSize: number, transA: boolean, transB: boolean): { threads: number; sharedBytes: number; subgroups: number } {
+export function smxShape(t: MatmulTile, sgSize: number, transA: boolean, transB: boolean, stages: 1 | 2 = 1): { threads: number; sharedBytes: number; subgroups: number } {
   const { BM, BN, BK, TM, TN } = t;
   if (BM % TM || BN % TN || TM % FRAG || TN % FRAG || BK % FRAG || !(sgSize > 0)) {
     throw new RangeError(`matmul: smx tiling ${BM}x${BN}x${BK}/${TM}x${TN} needs TM, TN, BK multiples of ${FRAG} dividing BM, BN (subgroup size ${sgSize})`);
@@ -30,11 +35,15 @@ export function smxShape(t: MatmulTile, sgSize: number, transA: boolean, transB:
   const a = transA ? BK * (BM + PAD) : BM * (BK + PAD);
   const b = transB ? BN * (BK + PAD) : BK * (BN + PAD);
   const threads = subgroups * sgSize;
-  return { threads, subgroups, sharedBytes: 2 * (a + b) + 4 * subgroups * FRAG * FRAG + 4 * threads };
+  return { threads, subgroups, sharedBytes: stages * 2 * (a + b) + 4 * subgroups * FRAG * FRAG + 4 * threads };
 }
 
-export function smxDef(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, vec: VecFlags,
-  f16: F16Staging, sgSize: number): KernelDef {
+/**
+ * `stages`: 1 or 2 workgroup buffers per operand. `direct`: the product has no bias, so full tiles
+ * may store their result matrices straight to C.
+ */
+function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, vec: VecFlags,
+  f16: F16Staging, sgSize: number, stages: 1 | 2, direct: boolean): KernelDef {
   const { BM, BN, BK, TM, TN } = t;
   const { threads, subgroups } = smxShape(t, sgSize, transA, transB);
   const SGN = BN / TN; const FM = TM / FRAG; const FN = TN / FRAG;
@@ -78,8 +87,10 @@ export function smxDef(t: MatmulTile, transA: boolean, transB: boolean, full: bo
     const body = `{ let gr = ${o.row0} + ${s.r}; let gc = ${o.col0} + ${s.c}; ${quadLoad(o, s.reg, 'gr', 'gc')} }`;
     return s.guard ? `if (${s.guard}) ${body}` : body;
   })), '}'];
-  const storeShared = ops.flatMap((o) => slots(o).map((s) => {
-    const body = `{ let h = vec4<f16>(${s.reg}${o.scale}); let w = (${s.r}) * ${u(o.cols + PAD)} + ${s.c}; ` +
+  const stageSize = (o: Operand) => o.rows * (o.cols + PAD);
+  const storeShared = (stage: string) => ops.flatMap((o) => slots(o).map((s) => {
+    const base = stage === '0' ? '' : `${stage} * ${u(stageSize(o))} + `;
+    const body = `{ let h = vec4<f16>(${s.reg}${o.scale}); let w = ${base}(${s.r}) * ${u(o.cols + PAD)} + ${s.c}; ` +
       [0, 1, 2, 3].map((j) => `${o.sh}[w + ${u(j)}] = h[${j}];`).join(' ') + ' }';
     return s.guard ? `if (${s.guard}) ${body}` : body;
   }));
@@ -91,12 +102,12 @@ export function smxDef(t: MatmulTile, transA: boolean, transB: boolean, full: bo
   const RESULT = `subgroup_matrix_result<f32, ${FRAG}, ${FRAG}>`;
   const loadLeft = (fi: number, kk: number) => transA
     // As[k][m]: element (m, k) at k * stride + m: column-major for the left (rows m, columns k).
-    ? `subgroupMatrixLoad<${LEFT}, col_major>(&As, ${u(kk * aStride)} + rowA + ${u(fi * FRAG)}, ${u(aStride)})`
-    : `subgroupMatrixLoad<${LEFT}, row_major>(&As, (rowA + ${u(fi * FRAG)}) * ${u(aStride)} + ${u(kk)}, ${u(aStride)})`;
+    ? `subgroupMatrixLoad<${LEFT}, col_major>(&As, aS + ${u(kk * aStride)} + rowA + ${u(fi * FRAG)}, ${u(aStride)})`
+    : `subgroupMatrixLoad<${LEFT}, row_major>(&As, aS + (rowA + ${u(fi * FRAG)}) * ${u(aStride)} + ${u(kk)}, ${u(aStride)})`;
   const loadRight = (fj: number, kk: number) => transB
     // Bs[n][k]: element (k, n) at n * stride + k: column-major for the right (rows k, columns n).
-    ? `subgroupMatrixLoad<${RIGHT}, col_major>(&Bs, (colB + ${u(fj * FRAG)}) * ${u(bStride)} + ${u(kk)}, ${u(bStride)})`
-    : `subgroupMatrixLoad<${RIGHT}, row_major>(&Bs, ${u(kk * bStride)} + colB + ${u(fj * FRAG)}, ${u(bStride)})`;
+    ? `subgroupMatrixLoad<${RIGHT}, col_major>(&Bs, bS + (colB + ${u(fj * FRAG)}) * ${u(bStride)} + ${u(kk)}, ${u(bStride)})`
+    : `subgroupMatrixLoad<${RIGHT}, row_major>(&Bs, bS + ${u(kk * bStride)} + colB + ${u(fj * FRAG)}, ${u(bStride)})`;
   const compute: string[] = [];
   for (let kk = 0; kk < BK; kk += FRAG) {
     compute.push('{');
@@ -113,6 +124,17 @@ export function smxDef(t: MatmulTile, transA: boolean, transB: boolean, full: bo
   // Epilogue, one result matrix at a time through the subgroup's scratch (every invocation runs
   // the same sequence, so the barriers are in uniform control flow).
   const epilogue: string[] = [];
+  // Direct stores (no bias, tile inside C): C = alpha * acc, where accumulating starts from
+  // acc = C / alpha, so the one multiply by alpha at the end gives C + alpha * A B.
+  const cAt = (fi: number, fj: number) => `cOff + (m0 + rowA + ${u(fi * FRAG)}) * p.ldc + n0 + colB + ${u(fj * FRAG)}`;
+  const preload: string[] = [];
+  const directStore: string[] = [];
+  for (let fi = 0; fi < FM; fi++) {
+    for (let fj = 0; fj < FN; fj++) {
+      preload.push(`acc${fi}_${fj} = subgroupMatrixScalarMultiply(subgroupMatrixLoad<${RESULT}, row_major>(&c, ${cAt(fi, fj)}, p.ldc), 1.0 / alpha);`);
+      directStore.push(`subgroupMatrixStore<row_major>(&c, ${cAt(fi, fj)}, subgroupMatrixScalarMultiply(acc${fi}_${fj}, alpha), p.ldc);`);
+    }
+  }
   for (let fi = 0; fi < FM; fi++) {
     for (let fj = 0; fj < FN; fj++) {
       epilogue.push(`subgroupMatrixStore<row_major>(&Cs, sg * ${u(FRAG * FRAG)}, acc${fi}_${fj}, ${u(FRAG)});`,
@@ -130,8 +152,21 @@ export function smxDef(t: MatmulTile, transA: boolean, transB: boolean, full: bo
 
   const ty = (v: boolean) => (v ? 'vec4<f32>' : 'f32');
   const scaled = f16.scaleA;
-  const name = `matmul_smx_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}` +
-    `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${full ? '_full' : ''}${f16Suffix(f16)}_sg${sgSize}`;
+  const name = `matmul_smx_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}_s${stages}` +
+    `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${full ? '_full' : ''}${direct ? '_direct' : ''}${f16Suffix(f16)}_sg${sgSize}`;
+  // The K loop: 1 stage = store, barrier, prefetch, multiply, barrier; 2 stages = one barrier.
+  const loop: string[] = stages === 2
+    ? ['if (nT > 0u) {', ...loadGlobal('0u'), ...storeShared('0'), '}', 'workgroupBarrier();',
+      'for (var t = 0u; t < nT; t++) {', '  let cur = t & 1u;', '  let more = t + 1u < nT;',
+      `  let aS = cur * ${u(stageSize(opA))}; let bS = cur * ${u(stageSize(opB))};`,
+      '  if (more) {', ...loadGlobal(`(t + 1u) * ${u(BK)}`), '  }',
+      ...compute, '  if (more) {', ...storeShared('(cur ^ 1u)'), '  }', '  workgroupBarrier();', '}']
+    : ['if (nT > 0u) {', ...loadGlobal('0u'), '}',
+      'for (var t = 0u; t < nT; t++) {', '  let aS = 0u; let bS = 0u;', ...storeShared('0'), '  workgroupBarrier();',
+      '  if (t + 1u < nT) {', ...loadGlobal(`(t + 1u) * ${u(BK)}`), '  }',
+      ...compute, '  workgroupBarrier();', '}'];
+  // Whether this workgroup's tile lies wholly inside C (uniform: from workgroup_id and params).
+  const inside = full ? 'true' : `m0 + ${u(BM)} <= p.M && n0 + ${u(BN)} <= p.N`;
   return {
     name,
     bindings: ['read', 'read', 'rw', 'read', ...(scaled ? ['read' as const] : [])],
@@ -150,8 +185,8 @@ ${PARAMS_WGSL}
 ${scaled ? '@group(0) @binding(4) var<storage, read> parts: array<f32>;' : ''}
 @group(0) @binding(${scaled ? 5 : 4}) var<uniform> p: Params;
 ${scaled ? f16ScaleWgsl(threads) : ''}
-var<workgroup> As: array<f16, ${opA.rows * aStride}>; // A tile in storage order, padded rows
-var<workgroup> Bs: array<f16, ${opB.rows * bStride}>; // B tile in storage order, padded rows
+var<workgroup> As: array<f16, ${stages * stageSize(opA)}>; // [stage] A tile in storage order, padded rows
+var<workgroup> Bs: array<f16, ${stages * stageSize(opB)}>; // [stage] B tile in storage order, padded rows
 var<workgroup> Cs: array<f32, ${subgroups * FRAG * FRAG}>; // per-subgroup epilogue scratch
 
 @compute @workgroup_size(${threads}, 1, 1)
@@ -170,19 +205,20 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   ${accDecls.join('\n  ')}
   ${regDecls.join('\n  ')}
   let nT = (p.K + ${u(BK - 1)}) / ${u(BK)};
-  if (nT > 0u) {
-  ${loadGlobal('0u').join('\n  ')}
+  let direct = ${direct ? inside : 'false'};
+  if (direct && p.accumulate != 0u) {
+    ${preload.join('\n    ')}
   }
-  for (var t = 0u; t < nT; t++) {
-    ${storeShared.join('\n    ')}
-    workgroupBarrier();
-    if (t + 1u < nT) {
-    ${loadGlobal(`(t + 1u) * ${u(BK)}`).join('\n    ')}
-    }
-    ${compute.join('\n    ')}
-    workgroupBarrier();
-  }
+  ${loop.join('\n  ')}
+  if (direct) {
+    ${directStore.join('\n    ')}
+  } else {
   ${epilogue.join('\n  ')}
+  }
 }`,
   };
 }
+
+// Generated kernel definitions are memoized by their arguments: the WGSL is built once per
+// variant, and the kernel cache finds the pipeline by the definition's identity.
+export const smxDef = memoDef(smxDefGen);

@@ -14,7 +14,7 @@
 // Reference: matmul.ref.ts.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { ParamWriter, windowOf, type KernelDef } from '../engine/kernel.js';
+import { ParamWriter, windowOf, type KernelDef, memoDef } from '../engine/kernel.js';
 import { ABSMAX_PARTS, absmaxParts, f16ScaleWgsl } from './absmax.js';
 import { smxDef, smxShape } from './matmul-smx.js';
 
@@ -59,7 +59,7 @@ export interface MatmulTile {
   kind?: 'simple' | 'reg' | 'smx';
   /** reg only: false forces scalar global loads and stores even where vec4 would be legal. */
   vec4?: boolean;
-  /** reg only: workgroup-memory stages, 2 (default when it fits) = one barrier per K step. */
+  /** reg and smx: workgroup-memory stages, 2 (default when it fits) = one barrier per K step. */
   stages?: 1 | 2;
   /** reg only: false keeps the K step as a loop (body still unrolled over the thread's outputs). */
   unrollK?: boolean;
@@ -71,7 +71,7 @@ export interface MatmulTile {
 export function tileName(t: MatmulTile): string {
   const base = `${t.BM}x${t.BN}x${t.BK}/${t.TM}x${t.TN}`;
   if ((t.kind ?? 'simple') === 'simple') return base;
-  if (t.kind === 'smx') return `smx ${base}`;
+  if (t.kind === 'smx') return `smx ${base}${t.stages === 1 ? ' 1-stage' : ''}`;
   return `reg ${base}${t.stages === 1 ? ' 1-stage' : ''}${t.vec4 === false ? ' scalar' : ''}${t.unrollK === false ? ' rolled-K' : ''}`;
 }
 
@@ -141,7 +141,7 @@ function f16Bindings(f16: F16Staging | undefined, threads: number): { decl: stri
 }
 export function f16Suffix(f16: F16Staging | undefined): string { return f16 ? (f16.scaleA ? '_h16s' : '_h16') : ''; }
 
-function matmulDef(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, f16?: F16Staging): KernelDef {
+function matmulDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, f16?: F16Staging): KernelDef {
   const { BM, BN, BK, TM, TN } = t;
   const WX = BN / TN; const WY = BM / TM; const THREADS = WX * WY;
   // A tile element (row r of op(A), column kk): load index order follows the storage layout so
@@ -255,7 +255,7 @@ function regSharedBytes(t: MatmulTile, stages: number): number {
  * slice is loaded into registers before the current one is multiplied and stored into the other
  * buffer afterwards: one barrier per K step. `full` tiles compile without bounds checks.
  */
-function regDef(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, vec: VecFlags, stages: 1 | 2, f16?: F16Staging): KernelDef {
+function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, vec: VecFlags, stages: 1 | 2, f16?: F16Staging): KernelDef {
   const { BM, BN, BK, TM, TN } = t;
   const { WX, WY, THREADS } = regShape(t);
   const AQ = BM / 4; const BQ = BN / 4; // vec4s per k row of As, Bs
@@ -529,8 +529,10 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   if (tile.kind === 'smx') {
     if (!f16) throw new RangeError(`matmul: tiling ${tileName(tile)} needs precision f16 (and M, N >= 16)`);
     if (!smx) throw new RangeError(`matmul: tiling ${tileName(tile)} needs an f16 subgroup-matrix adapter`);
-    const { threads, sharedBytes } = smxShape(tile, sgSize, p.transA, p.transB);
-    if (threads > lim.maxComputeInvocationsPerWorkgroup || sharedBytes > lim.maxComputeWorkgroupStorageSize) {
+    const shape = (st: 1 | 2) => smxShape(tile, sgSize, p.transA, p.transB, st);
+    const fits = (st: 1 | 2) => shape(st).sharedBytes <= lim.maxComputeWorkgroupStorageSize;
+    stages = tile.stages ?? (fits(2) ? 2 : 1);
+    if (shape(stages).threads > lim.maxComputeInvocationsPerWorkgroup || !fits(stages)) {
       throw new RangeError(`matmul: tiling ${tileName(tile)} exceeds this adapter's workgroup limits`);
     }
   } else if (tile.kind === 'reg') {
@@ -549,7 +551,7 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   const wc = windowOf(gpu, p.c, p.offC, p.offC + sC);
   const staging: F16Staging | undefined = f16 ? { scaleA: !!p.scaleA } : undefined;
   const vec = vecFlags(p, tile, wa, wb, wc, gpu.bindingAlign);
-  const def = tile.kind === 'smx' ? smxDef(tile, p.transA, p.transB, full, vec, staging!, sgSize)
+  const def = tile.kind === 'smx' ? smxDef(tile, p.transA, p.transB, full, vec, staging!, sgSize, stages, !p.bias)
     : tile.kind === 'reg' ? regDef(tile, p.transA, p.transB, full, vec, stages, staging)
     : matmulDef(tile, p.transA, p.transB, full, staging);
   if (dry) { dry.push(def.name); return; }
@@ -570,3 +572,8 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   // Later work may reuse the buffer: it runs after this dispatch in queue order.
   if (parts && !given) gpu.pool.release(parts);
 }
+
+// Generated kernel definitions are memoized by their arguments: the WGSL is built once per
+// variant, and the kernel cache finds the pipeline by the definition's identity.
+const matmulDef = memoDef(matmulDefGen);
+const regDef = memoDef(regDefGen);

@@ -23,7 +23,7 @@
 // The Optimizer class bundles state, hyper, norm and the two stages. Reference: optimizer.ref.ts.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { ParamWriter, chunkRanges, grid, maxWindowElems, windowOf, type KernelDef } from '../engine/kernel.js';
+import { ParamWriter, chunkRanges, grid, maxWindowElems, windowOf, type KernelDef, memoDef } from '../engine/kernel.js';
 import { gradNorm } from './grad-norm.js';
 
 export interface RmspropConfig {
@@ -77,7 +77,7 @@ function lerpWgsl(w: number): string {
   return Math.abs(w) < 0.5 ? 'a + w * (b - a)' : 'b - (b - a) * (1.0 - w)';
 }
 
-function updateDef(cfg: OptimizerConfig): KernelDef {
+function updateDefGen(cfg: OptimizerConfig): KernelDef {
   let body: string;
   let name: string;
   if (cfg.type === 'adamw') {
@@ -249,3 +249,7 @@ export class Optimizer {
     this.gpu.pool.release(this.hyper, this.norm);
   }
 }
+
+// Generated kernel definitions are memoized by their arguments: the WGSL is built once per
+// variant, and the kernel cache finds the pipeline by the definition's identity.
+const updateDef = memoDef(updateDefGen);

@@ -28,7 +28,7 @@
 // of a packed batch).
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { ParamWriter, chunkRanges, grid, maxWindowElems, windowOf, type KernelDef } from '../engine/kernel.js';
+import { ParamWriter, chunkRanges, grid, maxWindowElems, windowOf, type KernelDef, memoDef } from '../engine/kernel.js';
 
 const WG = 256;
 
@@ -87,7 +87,7 @@ fn sincos(a: f32) -> vec2f {
   return sc;
 }`;
 
-function rotaryDef(outOfPlace: boolean): KernelDef {
+function rotaryDefGen(outOfPlace: boolean): KernelDef {
   return {
     name: outOfPlace ? 'rotary_copy' : 'rotary',
     bindings: outOfPlace ? ['read', 'read', 'read', 'rw'] : ['read', 'read', 'rw'],
@@ -197,3 +197,7 @@ export function rotary(gpu: Gpu, a: RotaryArgs): void {
     gpu.recorder.dispatch(k, ranges, params, grid(Math.ceil(((t1 - t0) * H * (half + pass)) / WG)));
   }
 }
+
+// Generated kernel definitions are memoized by their arguments: the WGSL is built once per
+// variant, and the kernel cache finds the pipeline by the definition's identity.
+const rotaryDef = memoDef(rotaryDefGen);

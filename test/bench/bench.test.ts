@@ -88,10 +88,21 @@ describe('srk bench', () => {
     expect(Math.abs(unpacked.last.loss - packed.last.loss)).toBeLessThan(1e-5 * Math.abs(packed.last.loss) + 1e-6);
   }, 120_000);
 
+  it('step --precision mixed: tensor cores where the adapter has f16 subgroup matrices, else f32 with a note', () => {
+    const mixed = run(['step', '--shape', 'tiny', '--precision', 'mixed', '--pairs', '1', '--seq', '24', '--prompt', '8', '--json']);
+    expect(mixed.status, mixed.stderr).toBe(0);
+    const step = JSON.parse(mixed.stdout).step;
+    if (cpuAdapter) {
+      expect(step.precision).toBe('f32');
+      expect(step.precisionNote).toMatch(/no f16 subgroup-matrix .* falls back to f32/);
+      expect(mixed.stderr).toMatch(/falls back to f32/);
+    } else {
+      expect(step.precision).toBe('mixed');
+      expect(step.precisionCheck.maxAbsDiffPerToken).toBeLessThan(1e-2);
+    }
+  }, 120_000);
+
   it('step: refuses what it cannot do, with a clear message', () => {
-    const mixed = run(['step', '--shape', 'tiny', '--precision', 'mixed']);
-    expect(mixed.status).toBe(1);
-    expect(mixed.stderr).toMatch(/--precision mixed is not implemented yet/);
     const prompt = run(['step', '--shape', 'tiny', '--seq', '64', '--prompt', '64']);
     expect(prompt.status).toBe(1);
     expect(prompt.stderr).toMatch(/must be shorter than --seq/);

@@ -42,27 +42,31 @@ function f16Bound(got: ArrayLike<number>, exact: ArrayLike<number>, absProd: Arr
  * per-element f16 bound (f16Bound).
  */
 async function run(gpu: Gpu, tile: MatmulTile | undefined, M: number, N: number, K: number, transA: boolean, transB: boolean,
-  o: { scaleA?: boolean; aScale?: number; epilogue?: boolean } = {}): Promise<{ rounded: number; exact: number; bound: number; names: string[] }> {
+  o: { scaleA?: boolean; aScale?: number; epilogue?: boolean; accumulate?: boolean } = {}): Promise<{ rounded: number; exact: number; bound: number; names: string[] }> {
   const offA = 3; const offB = 5; const offC = 7;
   const a = f32(rng.array(M * K).map((v) => v * (o.aScale ?? 1))); const b = f32(rng.array(K * N)); const bias = f32(rng.array(N));
   const c0 = f32(rng.array(M * N));
   const pad = (off: number, x: Float32Array) => { const t = new Float32Array(off + x.length + 2); t.set(x, off); return t; };
   const ta = gpu.tensor([offA + a.length + 2], pad(offA, a)); const tb = gpu.tensor([offB + b.length + 2], pad(offB, b));
   const tc = gpu.tensor([offC + c0.length + 2], pad(offC, c0)); const tbias = gpu.tensor([N], bias);
-  const ep = o.epilogue ? { bias: tbias, accumulate: true, alpha: -0.5 } : {};
+  // epilogue: bias + accumulate + alpha; accumulate: accumulate + alpha without a bias (the
+  // tensor-core kernel's direct-store path).
+  const ep = o.epilogue ? { bias: tbias, accumulate: true, alpha: -0.5 } : o.accumulate ? { accumulate: true, alpha: -0.5 } : {};
   const args = { a: ta, b: tb, c: tc, M, N, K, transA, transB, offA, offB, offC, tile, precision: 'f16' as const, scaleA: o.scaleA, ...ep };
   const names = matmulKernels(gpu, args);
   matmul(gpu, args);
   const got = (await gpu.readF32(tc)).subarray(offC, offC + M * N);
-  const refArgs = { a, b, M, N, K, transA, transB, ...(o.epilogue ? { bias, c: c0, accumulate: true, alpha: -0.5 } : {}) };
+  const refArgs = { a, b, M, N, K, transA, transB,
+    ...(o.epilogue ? { bias, c: c0, accumulate: true, alpha: -0.5 } : o.accumulate ? { c: c0, accumulate: true, alpha: -0.5 } : {}) };
   gpu.pool.release(ta, tb, tc, tbias);
   const exact = matmulRef(refArgs);
   const absProd = matmulRef({ a: Array.from(a, Math.abs), b: Array.from(b, Math.abs), M, N, K, transA, transB });
   return {
     rounded: relErr(got, matmulRef({ ...refArgs, f16: true, scaleA: o.scaleA })),
     exact: relErr(got, exact),
-    bound: f16Bound(got, exact, absProd, o.epilogue ? -0.5 : 1,
-      o.epilogue ? Float64Array.from(c0, (v, i) => Math.abs(v) + Math.abs(bias[i % N])) : undefined),
+    bound: f16Bound(got, exact, absProd, o.epilogue || o.accumulate ? -0.5 : 1,
+      o.epilogue ? Float64Array.from(c0, (v, i) => Math.abs(v) + Math.abs(bias[i % N]))
+        : o.accumulate ? Float64Array.from(c0, Math.abs) : undefined),
     names,
   };
 }
@@ -165,15 +169,16 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
     for (const n of r.names) expect(n).not.toMatch(/_h16/);
   });
 
-  // Tensor cores (f16 subgroup-matrix adapters only).
-  for (const tile of [SMX_128, SMX_64]) {
+  // Tensor cores (f16 subgroup-matrix adapters only): both stagings, direct stores (no bias: tiles
+  // inside C, with and without accumulate) and the scratch epilogue (bias; edge tiles).
+  for (const tile of [SMX_128, SMX_64, { ...SMX_128, stages: 1 as const }, { ...SMX_64, BK: 64 }]) {
     it(`${tileName(tile)} (tensor cores): awkward and full shapes, transposes, epilogue, scaleA`, async (ctx) => {
       const gpu = await getGpu();
       if (!gpu.smxF16) { ctx.skip(); return; }
       const shapes: [number, number, number][] = [[17, 33, 65], [tile.BM, tile.BN, 64], [257, 130, 100], [2 * tile.BM, 3 * tile.BN, 96]];
       for (const [M, N, K] of shapes) {
         for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
-          for (const o of [{}, { epilogue: true, scaleA: true, aScale: 1e-6 }]) {
+          for (const o of [{}, { epilogue: true, scaleA: true, aScale: 1e-6 }, { accumulate: true, scaleA: true, aScale: 1e-6 }]) {
             const r = await run(gpu, tile, M, N, K, transA, transB, o);
             const what = `${tileName(tile)} ${M}x${N}x${K} tA=${transA} tB=${transB} ${JSON.stringify(o)}`;
             expect(r.bound, what).toBeLessThanOrEqual(1);
