@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# The one prepared script for a lent GPU (see ../shared/gpu/README.md): benchmarks, correctness of
-# the kernels and models against their references on that GPU, and the PyTorch anchor on the same
-# card. Run through the device tool, from the project root, as
+# The one prepared script for a lent GPU (see ../shared/gpu/README.md), run through the device
+# tool from the project root as
 #   bash .gpu/boot.sh bash scripts/gpu-check.sh
-# Everything lands in $OUT/results.tgz (r/*.json, r/*.log, r/tests.txt); a summary is printed.
-# A section is skipped once the run has used SRK_GPU_BUDGET seconds (default 420).
+# Sections (SRK_GPU_SECTIONS, default all, in this order):
+#   tests   kernels, models and losses against their references on this GPU, mixed precision included
+#   matmul  f32 and f16 (tensor cores) on the square and Pythia shapes; with SRK_GPU_SWEEP=1 every tiling
+#   step    training steps, Pythia-160m/410m, DPO and Sr-DPO, f32 and mixed, packed (+ unpacked, profiles)
+#   torch   the PyTorch anchor on the same card (bench/anchor/torch_anchor.py)
+# Everything lands in $OUT/results.tgz (r/*.json, r/*.log); a summary is printed. A section is
+# skipped once the run has used SRK_GPU_BUDGET seconds (default 420).
 set -u
 out=${OUT:-gpu-out}; r="$out/r"; mkdir -p "$r"
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 budget=${SRK_GPU_BUDGET:-420}
+sections=${SRK_GPU_SECTIONS:-tests matmul step torch}
 t0=$(date +%s)
 left() { echo $(( budget - ($(date +%s) - t0) )); }
 stamp() { echo "[$(( $(date +%s) - t0 ))s] $*" | tee -a "$r/progress.txt"; }
@@ -19,22 +24,46 @@ run() { # run SECONDS NAME command...: bounded by the section limit and the rema
   [ "$limit" -gt "$l" ] && limit=$l
   stamp "$name"; timeout "$limit" "$@" > "$r/$name.json" 2> "$r/$name.log"; echo "rc=$?" >> "$r/$name.log"
 }
-nvidia-smi > "$r/nvidia-smi.txt" 2>&1
+has() { case " $sections " in *" $1 "*) return 0;; *) return 1;; esac; }
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$r/nvidia-smi.txt" 2>&1
+git log -1 --format=%h > "$r/commit.txt" 2>/dev/null || true
 run 20 info $srk info --json
-run 90 matmul $srk bench matmul --json --tiles
-for s in pythia-160m pythia-410m; do for l in dpo sr-dpo; do
-  run 75 "step-$s-$l" $srk bench step --shape $s --pairs 8 --seq 512 --prompt 256 --loss $l --json
-done; done
-run 60 step-pythia-160m-sr-dpo-simple env SRK_MATMUL=simple $srk bench step --shape pythia-160m --pairs 8 --seq 512 --prompt 256 --loss sr-dpo --json
-run 120 tests node node_modules/vitest/vitest.mjs run test/engine test/kernels test/model test/losses
-for k in attention classifier norm optimizer; do run 30 "$k" $srk bench $k --json; done
-run 100 torch python3 bench/anchor/torch_anchor.py pythia-160m pythia-410m
+if has tests; then
+  run 150 tests node node_modules/vitest/vitest.mjs run test/engine test/kernels test/model test/losses test/bench
+  # Tensor-core kernels failing here: time the rest with their first, simplest form.
+  if grep -q "×.*smx" "$r/tests.json" 2>/dev/null; then export SRK_SMX_SAFE=1; stamp "smx failures: SRK_SMX_SAFE=1"; fi
+fi
+if has matmul; then
+  [ "${SRK_GPU_SWEEP:-0}" = 1 ] || run 90 matmul $srk bench matmul --json --precision mixed
+  if [ "${SRK_GPU_SWEEP:-0}" = 1 ]; then
+    run 90 sweep $srk bench matmul --json --precision mixed --tiles --only 'square 4096|410m (mlp-up fwd|attn-out dW|qkv dx)'
+  fi
+fi
+step() { # step NAME ARGS...
+  local name=$1; shift
+  run 60 "step-$name" $srk bench step --pairs 8 --seq 512 --prompt 256 --json "$@"
+}
+if has step; then
+  for s in pythia-160m pythia-410m; do for p in mixed f32; do for l in dpo sr-dpo; do
+    step "$s-$l-$p" --shape $s --loss $l --precision $p
+  done; done; done
+  step pythia-160m-sr-dpo-mixed-unpacked --shape pythia-160m --loss sr-dpo --precision mixed --no-packed
+  step pythia-160m-sr-dpo-f32-unpacked --shape pythia-160m --loss sr-dpo --precision f32 --no-packed
+  step pythia-160m-sr-dpo-mixed-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
+  step pythia-410m-sr-dpo-mixed-profile --shape pythia-410m --loss sr-dpo --precision mixed --profile
+  SRK_SUBMIT_EVERY=100000 step pythia-160m-sr-dpo-mixed-onesubmit --shape pythia-160m --loss sr-dpo --precision mixed
+fi
+if has torch; then
+  run 120 torch python3 bench/anchor/torch_anchor.py pythia-160m pythia-410m
+fi
 stamp done
 tar czf "$out/results.tgz" -C "$out" r
 # Summary for the tool's output tail.
-grep -E "Test Files|Tests " "$r/tests.json" | tail -2
-grep -E 'copy|square 4096|8192x2304x768' "$r/matmul.log" | head -14
+cat "$r/nvidia-smi.txt" "$r/commit.txt" 2>/dev/null
+[ -f "$r/tests.json" ] && sed 's/\x1b\[[0-9;]*m//g' "$r/tests.json" | grep -E "×|Test Files|Tests |AssertionError" | head -12
+[ -f "$r/matmul.log" ] && grep -E "copy|square 4096" "$r/matmul.log" | head -6
+[ -f "$r/sweep.log" ] && grep -E "f16" "$r/sweep.log" | sort | head -48
 for f in "$r"/step-*.json; do
-  node -e "const j=JSON.parse(require('fs').readFileSync('$f'));console.log('$f'.split('/').pop(), j.step.stepMs.toFixed(1)+' ms', Math.round(j.step.tokensPerS)+' tok/s', Math.round(j.step.unpackedTokensPerS)+' unpacked tok/s', (j.step.peakInUseBytes/2**30).toFixed(2)+' GiB')" 2>/dev/null || { echo "$f:"; tail -3 "${f%.json}.log"; }
+  node -e "const j=JSON.parse(require('fs').readFileSync('$f'));const s=j.step;const p=s.profile;console.log('$f'.split('/').pop().replace('.json',''), s.precision, s.stepMs.toFixed(1)+' ms', Math.round(s.tokensPerS)+' tok/s', (s.peakInUseBytes/2**30).toFixed(2)+' GiB', s.precisionCheck?'dlogp/token '+s.precisionCheck.maxAbsDiffPerToken.toExponential(1):'', p?'profile gpu '+p.gpuMs.toFixed(0)+' ms: '+p.families.slice(0,6).map(f=>f.name+' '+f.ms.toFixed(1)).join(', '):'')" 2>/dev/null || { echo "$f:"; tail -3 "${f%.json}.log"; }
 done
-head -c 3000 "$r/torch.json"; tail -2 "$r/torch.log"
+[ -f "$r/torch.json" ] && { head -c 2500 "$r/torch.json"; tail -2 "$r/torch.log"; }

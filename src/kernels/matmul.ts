@@ -531,7 +531,8 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
     if (!smx) throw new RangeError(`matmul: tiling ${tileName(tile)} needs an f16 subgroup-matrix adapter`);
     const shape = (st: 1 | 2) => smxShape(tile, sgSize, p.transA, p.transB, st);
     const fits = (st: 1 | 2) => shape(st).sharedBytes <= lim.maxComputeWorkgroupStorageSize;
-    stages = tile.stages ?? (fits(2) ? 2 : 1);
+    // SRK_SMX_SAFE=1: the first tensor-core form (one stage, scratch epilogue), as a fallback switch.
+    stages = process.env.SRK_SMX_SAFE === '1' ? 1 : tile.stages ?? (fits(2) ? 2 : 1);
     if (shape(stages).threads > lim.maxComputeInvocationsPerWorkgroup || !fits(stages)) {
       throw new RangeError(`matmul: tiling ${tileName(tile)} exceeds this adapter's workgroup limits`);
     }
@@ -551,7 +552,7 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   const wc = windowOf(gpu, p.c, p.offC, p.offC + sC);
   const staging: F16Staging | undefined = f16 ? { scaleA: !!p.scaleA } : undefined;
   const vec = vecFlags(p, tile, wa, wb, wc, gpu.bindingAlign);
-  const def = tile.kind === 'smx' ? smxDef(tile, p.transA, p.transB, full, vec, staging!, sgSize, stages, !p.bias)
+  const def = tile.kind === 'smx' ? smxDef(tile, p.transA, p.transB, full, vec, staging!, sgSize, stages, !p.bias && process.env.SRK_SMX_SAFE !== '1')
     : tile.kind === 'reg' ? regDef(tile, p.transA, p.transB, full, vec, stages, staging)
     : matmulDef(tile, p.transA, p.transB, full, staging);
   if (dry) { dry.push(def.name); return; }
