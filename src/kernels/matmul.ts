@@ -59,7 +59,7 @@ export interface MatmulTile {
   kind?: 'simple' | 'reg' | 'smx';
   /** reg only: false forces scalar global loads and stores even where vec4 would be legal. */
   vec4?: boolean;
-  /** reg and smx: workgroup-memory stages, 2 (default when it fits) = one barrier per K step. */
+  /** Workgroup-memory stages, 2 = one barrier per K step. reg: default 2 where it fits; smx: default 1. */
   stages?: 1 | 2;
   /** reg only: false keeps the K step as a loop (body still unrolled over the thread's outputs). */
   unrollK?: boolean;
@@ -531,8 +531,10 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
     if (!smx) throw new RangeError(`matmul: tiling ${tileName(tile)} needs an f16 subgroup-matrix adapter`);
     const shape = (st: 1 | 2) => smxShape(tile, sgSize, p.transA, p.transB, st);
     const fits = (st: 1 | 2) => shape(st).sharedBytes <= lim.maxComputeWorkgroupStorageSize;
-    // SRK_SMX_SAFE=1: the first tensor-core form (one stage, scratch epilogue), as a fallback switch.
-    stages = process.env.SRK_SMX_SAFE === '1' ? 1 : tile.stages ?? (fits(2) ? 2 : 1);
+    // One stage unless the tiling asks for two: on the H100 (bench/RESULTS.md, 2026-11-27) the
+    // two-stage form ran the dx and dW products of a training step ~50% slower (47 KiB of
+    // workgroup memory per workgroup against 28). SRK_SMX_SAFE=1 also turns off direct stores.
+    stages = process.env.SRK_SMX_SAFE === '1' ? 1 : tile.stages ?? 1;
     if (shape(stages).threads > lim.maxComputeInvocationsPerWorkgroup || !fits(stages)) {
       throw new RangeError(`matmul: tiling ${tileName(tile)} exceeds this adapter's workgroup limits`);
     }
