@@ -24,8 +24,9 @@ export function tempDir(prefix = 'srk-train-'): string {
  * still going after `killAfterMs` (one that ignored a signal, or hangs) is killed so that no
  * process outlives a failed test.
  */
-export function startTrain(args: string[], killAfterMs = 110_000): { child: ChildProcess; done: Promise<RunResult>; output: () => string } {
-  const child = spawn(process.execPath, [srk, 'train', '--plain-progress', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startTrain(args: string[], killAfterMs = 110_000, env?: Record<string, string>): { child: ChildProcess; done: Promise<RunResult>; output: () => string } {
+  const child = spawn(process.execPath, [srk, 'train', '--plain-progress', ...args],
+    { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: env ? { ...process.env, ...env } : process.env });
   const guard = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
   child.on('close', () => clearTimeout(guard));
   let stdout = ''; let stderr = '';
@@ -38,8 +39,8 @@ export function startTrain(args: string[], killAfterMs = 110_000): { child: Chil
   return { child, done, output: () => stdout + stderr };
 }
 
-/** Runs `srk train ARGS` to the end. */
-export function train(args: string[]): Promise<RunResult> { return startTrain(args).done; }
+/** Runs `srk train ARGS` to the end (with extra environment variables if given). */
+export function train(args: string[], env?: Record<string, string>): Promise<RunResult> { return startTrain(args, undefined, env).done; }
 
 /** The common flags of a run on a fixture with its own pairs and (by default) its _ref reference. */
 export function fixtureArgs(name: string, o: { ref?: boolean } = {}): string[] {
