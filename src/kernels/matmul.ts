@@ -1,4 +1,4 @@
-// Matrix multiply, f32: C[b] = alpha * op(A[b]) op(B[b]) (+ C[b] if accumulate) (+ bias[n]).
+// Matrix multiply: C[b] = alpha * op(A[b]) op(B[b]) (+ C[b] if accumulate) (+ bias[n]).
 //
 // Logical shapes: op(A) [M, K], op(B) [K, N], C [M, N], bias [N]; `batch` independent products
 // with element strides between them. Storage (row-major, leading dimensions lda/ldb/ldc):
@@ -10,8 +10,14 @@
 // workgroup memory; each thread owns TM x TN outputs strided by the workgroup's shape (so
 // neighbouring threads touch neighbouring addresses in shared memory and in C). Loads are
 // bounds-checked (zero-filled) so any M, N, K works; when the shape divides the tile the checks
-// compile out. Operands over the binding limit are split into sub-products (splitForBindings).
-// Reference: matmul.ref.ts.
+// compile out. Operands over the binding limit are split into sub-products (see run()).
+//
+// Precision: f32 tensors in and out always; the operands may be rounded to f16 (precision 'f16',
+// default gpu.matmulPrecision) with the sums in f32: on tensor cores through subgroup matrices
+// (matmul-smx.ts) where the adapter has them, else in these kernels as they stage the operands
+// (h16() below). A gradient operand A can be scaled by a power of two from its max |A| first
+// (scaleA, absmax.ts) so that f16's range fits it.
+// Reference: matmul.ref.ts (with f16: true for the rounded operands).
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, windowOf, type KernelDef, memoDef } from '../engine/kernel.js';
