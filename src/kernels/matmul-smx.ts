@@ -18,8 +18,8 @@
 // Reference: matmul.ref.ts (matmulRef with f16 operands); checked in test/engine/matmul-f16.test.ts.
 import type { KernelDef } from '../engine/kernel.js';
 import { memoDef } from '../engine/kernel.js';
-import type { F16Staging, MatmulTile, VecFlags } from './matmul.js';
-import { PARAMS_WGSL, f16Suffix } from './matmul.js';
+import type { MatmulTile } from './matmul.js';
+import { PARAMS_WGSL, f16Suffix, type F16Staging, type VecFlags } from './matmul-params.js';
 import { f16ScaleWgsl } from './absmax.js';
 
 const FRAG = 16; // the f16 config's M = N = K

@@ -23,6 +23,7 @@ import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, windowOf, type KernelDef, memoDef } from '../engine/kernel.js';
 import { ABSMAX_PARTS, absmaxParts, f16ScaleWgsl } from './absmax.js';
 import { smxDef, smxShape } from './matmul-smx.js';
+import { PARAMS_WGSL, f16Suffix, type F16Staging, type VecFlags } from './matmul-params.js';
 
 export interface MatmulArgs {
   a: Tensor; b: Tensor; c: Tensor;
@@ -111,20 +112,6 @@ export function chooseTile(gpu: Gpu, M: number, N: number): MatmulTile {
   return big ? REG_128 : REG_64;
 }
 
-// The uniform parameters of both kernel families, in the order run() packs them.
-export const PARAMS_WGSL = /* wgsl */ `struct Params {
-  M: u32, N: u32, K: u32, lda: u32, ldb: u32, ldc: u32,
-  aBase: u32, bBase: u32, cBase: u32, biasBase: u32,
-  strideA: u32, strideB: u32, strideC: u32,
-  accumulate: u32, hasBias: u32, alpha: f32, partsBase: u32,
-};`;
-
-/**
- * Operand rounding of the f16 precision in the f32 kernels (adapters without tensor-core f16, and
- * tests): values are rounded to f16 as they are staged, A after its dynamic scale; the sums stay f32.
- */
-export interface F16Staging { scaleA: boolean }
-
 /**
  * WGSL for the f16 staging of the f32 kernels: h16(x) rounds an f32 to the nearest f16 value (ties
  * to even, f16 subnormals below 2^-14) and keeps it as f32. Done with integer bit operations
@@ -145,7 +132,6 @@ function f16Bindings(f16: F16Staging | undefined, threads: number): { decl: stri
   if (!f16?.scaleA) return { decl: '', uniformBinding: 4, kinds: [] };
   return { decl: `@group(0) @binding(4) var<storage, read> parts: array<f32>;\n${f16ScaleWgsl(threads)}`, uniformBinding: 5, kinds: ['read'] };
 }
-export function f16Suffix(f16: F16Staging | undefined): string { return f16 ? (f16.scaleA ? '_h16s' : '_h16') : ''; }
 
 function matmulDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, f16?: F16Staging): KernelDef {
   const { BM, BN, BK, TM, TN } = t;
@@ -230,8 +216,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   };
 }
 
-/** Which operands the 'reg' kernel accesses as vec4 (see vecFlags). */
-export interface VecFlags { a: boolean; b: boolean; c: boolean }
 
 /** Checks a 'reg' tiling's shape rules; returns its thread grid. */
 function regShape(t: MatmulTile): { WX: number; WY: number; THREADS: number } {
