@@ -8,7 +8,7 @@ import { makeRng } from '../helpers/random.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 import type { Tensor } from '../../src/engine/tensor.js';
 import { attentionBackward, attentionForward, setAttentionTiling, type AttentionTiling, type HeadOperand } from '../../src/kernels/attention.js';
-import { packMask, packMaskArray, packMaskHost, type PackedMask } from '../../src/kernels/attention-mask.js';
+import { SEG_CHUNK, maskRowLength, packMask, packMaskArray, packMaskHost, type PackedMask } from '../../src/kernels/attention-mask.js';
 import { attentionBackward as attentionBackwardRef, attentionForward as attentionForwardRef, packedPairMask } from '../../src/kernels/attention.ref.js';
 
 const rng = makeRng();
@@ -166,6 +166,36 @@ describe(`attention (seed ${rng.seed})`, () => {
     }
     for (const k of ['out', 'dq'] as const) expect(relErr(got[k], want[k]), k).toBeLessThan(TOL);
     for (const k of ['dk', 'dv'] as const) expect(relErr(packed[k], sums[k]), k).toBeLessThan(TOL);
+  });
+
+  it('(k) long packed pairs: tiles that see nothing through the segments are skipped, results unchanged', async () => {
+    const gpu = await getGpu();
+    // [prompt 40, chosen 90, rejected 100]: rejected queries x chosen keys span whole 64 x 32 tiles.
+    const P = 40; const C = 90; const R = 100; const T = P + C + R + 3; const B = 2;
+    const pm = packedPairMask(P, C, R);
+    const positions = new Int32Array(B * T); const segments = new Int32Array(B * T); const lengths = new Int32Array(B);
+    for (let b = 0; b < B; b++) { positions.set(pm.positions, b * T); segments.set(pm.segments, b * T); lengths[b] = P + C + R - 7 * b; }
+    const c: Case = { B, T, Hq: 2, Hkv: 1, Dh: 16, positions, segments, lengths };
+    // The chunk ranges in the packed mask: [min, max] segment per SEG_CHUNK tokens.
+    const packedHost = packMaskArray(B, T, c);
+    const row = maskRowLength(T);
+    for (let g = 0; g * SEG_CHUNK < T; g++) {
+      const segs = Array.from(segments.subarray(g * SEG_CHUNK, Math.min(lengths[0], (g + 1) * SEG_CHUNK))); // row 0's real tokens
+      const want = segs.length ? [Math.min(...segs), Math.max(...segs)] : [2147483647, -2147483647];
+      expect([packedHost[1 + 2 * T + 2 * g], packedHost[2 + 2 * T + 2 * g]], `chunk ${g}`).toEqual(want);
+    }
+    expect(packedHost.length).toBe(B * row);
+    // Such tile pairs exist for the tilings in use (so the skip is exercised, not just allowed).
+    const hidden = (qa: number, qe: number, ka: number, ke: number) => {
+      const seg = (a: number, e: number) => Array.from(segments.subarray(a, Math.min(e, lengths[0])));
+      const k = seg(ka, ke); const q = seg(qa, qe);
+      return Math.min(...k) > 0 && (Math.max(...k) < Math.min(...q) || Math.min(...k) > Math.max(...q));
+    };
+    expect(hidden(192, T, 64, 96)).toBe(true); // rejected queries [192, 233), chosen keys [64, 96)
+    const x = inputs(c);
+    const got = await runDense(gpu, c, x);
+    expectClose(got, reference(c, x));
+    expect(allFinite(got)).toBe(true);
   });
 
   it('(f) all combined: GQA, window, padding, two packed pairs, raw mask tensors packed on the GPU', async () => {
