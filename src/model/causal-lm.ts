@@ -4,13 +4,16 @@
 //
 //   x0 = embed[ids]                                 [N, D]
 //   x_{l+1} = block_l(x_l)                          (gpt-neox.ts / llama.ts)
-//   h = finalNorm(x_L)                              [N, D]
-//   logp[n] = log softmax(h W_out^T)[n, target[n]]  [N] (0 where no target; output-logprob.ts)
+//   h = finalNorm(x_L)[scored rows]                 [n, D] (the tokens with a target; embedding gather)
+//   logp[r] = log softmax(h W_out^T)[i, target[r]]  [N] for scored row r = rows[i], 0 elsewhere
+//                                                   (output-logprob.ts, scattered by row-scatter.ts)
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { normBackward, normForward } from '../kernels/layernorm.js';
 import { embeddingBackward, embeddingForward } from '../kernels/embedding.js';
 import { outputLogprob, outputLogprobBackward } from '../kernels/output-logprob.js';
+import { scatterRows } from '../kernels/row-scatter.js';
+import { fill } from '../kernels/elementwise.js';
 import { neoxBlockBackward, neoxBlockForward, neoxFreeSaved, type NeoxSaved } from './gpt-neox.js';
 import { llamaBlockBackward, llamaBlockForward, llamaFreeSaved, type LlamaSaved } from './llama.js';
 import type { ForwardContext, GpuBatch, ModelShape } from './context.js';
@@ -32,6 +35,7 @@ type Saved = NeoxSaved | LlamaSaved;
 export interface ForwardState {
   ctx: ForwardContext;
   blocks: Saved[];
+  /** xL: the last block's output [N, D]; h: the final-norm output of the scored tokens [n, D]. */
   xL: Tensor; h: Tensor; mean?: Tensor; rstd: Tensor;
   /** Per-token log-probs [N]. */
   logp: Tensor;
@@ -63,9 +67,19 @@ export class CausalLM {
     const rstd = gpu.pool.acquire([N], 'f32', 'rstd_final');
     const mean = cfg.arch === 'gpt-neox' ? gpu.pool.acquire([N], 'f32', 'mean_final') : undefined;
     normForward(gpu, cfg.arch !== 'gpt-neox', { x, w: p.get(names.normW), b: names.normB ? p.get(names.normB) : undefined, y: h, mean, rstd, N, D, eps: cfg.normEps });
+    // The output layer (the largest product, V rows) runs on the scored tokens only: in packed
+    // pairs a third of the tokens are prompt, unpacked half; padding never has a target.
+    const { rows, targets, n } = batch.scored;
+    const hs = gpu.pool.acquire([Math.max(1, n), D], 'f32', 'h_scored');
+    embeddingForward(gpu, { table: h, ids: rows, out: hs, N: n, V: N, D });
+    gpu.pool.release(h);
+    const logps = gpu.pool.acquire([Math.max(1, n)], 'f32', 'logp_scored');
+    outputLogprob(gpu, { h: hs, w: p.get(names.out), targets, logp: logps, N: n, d: D, V });
     const logp = gpu.pool.acquire([N], 'f32', 'logp');
-    outputLogprob(gpu, { h, w: p.get(names.out), targets: batch.targets, logp, N, d: D, V });
-    const st: ForwardState = { ctx, blocks, xL: x, h, mean, rstd, logp };
+    fill(gpu, logp, 0);
+    scatterRows(gpu, { x: logps, rows, out: logp, n, M: N, D: 1 });
+    gpu.pool.release(logps);
+    const st: ForwardState = { ctx, blocks, xL: x, h: hs, mean, rstd, logp };
     if (!train) { this.release(st); st.blocks = []; }
     return st;
   }
@@ -88,8 +102,16 @@ export class CausalLM {
     const { N } = ctx.batch;
     const D = cfg.hiddenSize; const V = cfg.vocabSize;
     const names = outerNames(cfg);
+    // The output layer's backward on the scored rows (st.h holds them), scattered into dh [N, D].
+    const { rows, targets, n } = ctx.batch.scored;
+    const ws = gpu.pool.acquire([Math.max(1, n)], 'f32', 'weights_scored');
+    embeddingForward(gpu, { table: weights, ids: rows, out: ws, N: n, V: N, D: 1 });
+    const dhs = gpu.pool.acquire([Math.max(1, n), D], 'f32', 'd_h_scored');
+    outputLogprobBackward(gpu, { h: st.h, w: p.get(names.out), targets, weights: ws, dh: dhs, dw: p.grad(names.out), N: n, d: D, V });
     const dh = gpu.pool.acquire([N, D], 'f32', 'd_h_final');
-    outputLogprobBackward(gpu, { h: st.h, w: p.get(names.out), targets: ctx.batch.targets, weights, dh, dw: p.grad(names.out), N, d: D, V });
+    fill(gpu, dh, 0);
+    scatterRows(gpu, { x: dhs, rows, out: dh, n, M: N, D });
+    gpu.pool.release(ws, dhs);
     let dx = gpu.pool.acquire([N, D], 'f32', 'dx');
     normBackward(gpu, cfg.arch !== 'gpt-neox', { dy: dh, x: st.xL, w: p.get(names.normW), mean: st.mean, rstd: st.rstd, dx,
       dw: p.grad(names.normW), db: names.normB ? p.grad(names.normB) : undefined, N, D });

@@ -25,6 +25,11 @@ export interface GpuBatch {
   ids: Tensor;         // [N] u32
   positions: Tensor;   // [N] i32 (rotary)
   targets: Tensor;     // [N] i32, -1 = not scored
+  /**
+   * The scored tokens (target >= 0), in token order: their row in [0, N) (u32 [n]) and target
+   * (i32 [n]). The output layer runs on these rows only (prompt and padding have no target).
+   */
+  scored: { rows: Tensor; targets: Tensor; n: number };
   mask: PackedMask;    // attention mask
   /** Host copy of the ids grouped for the embedding backward. */
   hostIds: Uint32Array;

@@ -35,11 +35,19 @@ export function uploadBatch(gpu: Gpu, layout: BatchLayout, model: BatchLimits | 
     }
   }
   const S = layout.numSeqs;
+  const scoredRows: number[] = [];
+  for (let i = 0; i < N; i++) if (layout.targets[i] >= 0) scoredRows.push(i);
+  const n = scoredRows.length;
   return {
     B, T, N, layout, S,
     ids: gpu.tensor([N], layout.ids, 'u32', 'ids'),
     positions: gpu.tensor([N], layout.positions, 'i32', 'positions'),
     targets: gpu.tensor([N], layout.targets, 'i32', 'targets'),
+    scored: {
+      rows: gpu.tensor([Math.max(1, n)], n ? Uint32Array.from(scoredRows) : new Uint32Array(1), 'u32', 'scored_rows'),
+      targets: gpu.tensor([Math.max(1, n)], n ? Int32Array.from(scoredRows, (i) => layout.targets[i]) : new Int32Array(1), 'i32', 'scored_targets'),
+      n,
+    },
     mask: packMaskHost(gpu, B, T, { positions: layout.positions, segments: layout.segments, lengths: layout.lengths }),
     hostIds: layout.ids,
     ranges: gpu.tensor([Math.max(1, S), 2], S ? segmentRanges(layout.seqOfToken, S) : new Uint32Array(2), 'u32', 'seq_ranges'),
@@ -47,5 +55,5 @@ export function uploadBatch(gpu: Gpu, layout: BatchLayout, model: BatchLimits | 
 }
 
 export function releaseBatch(gpu: Gpu, b: UploadedBatch): void {
-  gpu.pool.release(b.ids, b.positions, b.targets, b.mask.packed, b.ranges);
+  gpu.pool.release(b.ids, b.positions, b.targets, b.scored.rows, b.scored.targets, b.mask.packed, b.ranges);
 }
