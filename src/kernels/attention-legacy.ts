@@ -51,6 +51,7 @@ var<workgroup> Ss: array<f32, ${t.R * t.C}>;  // [BR][BC] scaled scores
 var<workgroup> kpos: array<i32, ${t.C}>;
 var<workgroup> kseg: array<i32, ${t.C}>;
 var<workgroup> lenS: u32;
+var<workgroup> skipS: u32; // this tile pair is hidden (tileHidden), broadcast uniformly
 
 // workgroup (x: query tile, y: query head, z: batch row in this chunk); thread (g, r).
 @compute @workgroup_size(${t.G}, ${t.R}, 1)
@@ -76,6 +77,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   // Causal and length bound: no row of this tile sees a key at or past kEnd.
   let kEnd = min(min(q0 + BR, p.T), len);
   for (var k0 = 0u; k0 < kEnd; k0 += BC) {
+    // A key tile hidden from this query tile by the segments is skipped (attention-mask.ts).
+    if (li == 0u) { skipS = select(0u, 1u, tileHidden(gb, q0, min(q0 + BR, len), k0, min(k0 + BC, kEnd))); }
+    if (workgroupUniformLoad(&skipS) != 0u) { continue; }
     for (var idx = li; idx < BC * DP; idx += NT) {
       let jj = idx / DP; let d = idx % DP; let j = k0 + jj;
       var kx = 0.0; var vx = 0.0;
@@ -169,6 +173,7 @@ var<workgroup> qseg: array<i32, ${t.C}>;
 var<workgroup> qlse: array<f32, ${t.C}>;
 var<workgroup> qD: array<f32, ${t.C}>;
 var<workgroup> lenS: u32;
+var<workgroup> skipS: u32; // this tile pair is hidden (tileHidden), broadcast uniformly
 
 // workgroup (x: key tile, y: kv head, z: batch row in this chunk); thread (g, r) owns key k0 + r.
 @compute @workgroup_size(${t.G}, ${t.R}, 1)
@@ -196,6 +201,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
     let ldRow = p.ldBase + 2u * ((b * p.Hq + h) * p.T);
     // Causal: only queries i >= k0 can see this tile's keys; none at or past the length.
     for (var i0 = k0; i0 < len; i0 += BC) {
+      // A query tile that sees none of this tile's keys through the segments is skipped.
+      if (li == 0u) { skipS = select(0u, 1u, tileHidden(gb, i0, min(i0 + BC, len), k0, min(k0 + BR, len))); }
+      if (workgroupUniformLoad(&skipS) != 0u) { continue; }
       for (var idx = li; idx < BC * DP; idx += NT) {
         let ii = idx / DP; let d = idx % DP; let qi = i0 + ii;
         var qx = 0.0; var gx = 0.0;
@@ -279,6 +287,7 @@ var<workgroup> dSs: array<f32, ${t.R * t.C}>;  // [BR][BC]
 var<workgroup> kpos: array<i32, ${t.C}>;
 var<workgroup> kseg: array<i32, ${t.C}>;
 var<workgroup> lenS: u32;
+var<workgroup> skipS: u32; // this tile pair is hidden (tileHidden), broadcast uniformly
 
 // workgroup (x: query tile, y: query head, z: batch row in this chunk); thread (g, r) owns query q0 + r.
 @compute @workgroup_size(${t.G}, ${t.R}, 1)
@@ -306,6 +315,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   var acc: array<f32, DPT>;
   let kEnd = min(min(q0 + BR, p.T), len);
   for (var k0 = 0u; k0 < kEnd; k0 += BC) {
+    // A key tile hidden from this query tile by the segments is skipped (attention-mask.ts).
+    if (li == 0u) { skipS = select(0u, 1u, tileHidden(gb, q0, min(q0 + BR, len), k0, min(k0 + BC, kEnd))); }
+    if (workgroupUniformLoad(&skipS) != 0u) { continue; }
     for (var idx = li; idx < BC * DP; idx += NT) {
       let jj = idx / DP; let d = idx % DP; let j = k0 + jj;
       var kx = 0.0; var vx = 0.0;
