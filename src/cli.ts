@@ -10,6 +10,7 @@ import type { LossName } from './train/options.js';
 import { trainFlags, trainOptionsFrom } from './cli/train.js';
 import { train } from './train/trainer.js';
 import { runDemo } from './train/demo.js';
+import type { Precision } from './engine/precision.js';
 
 const adapterOpt = {
   adapter: { type: 'string', describe: 'substring of the WebGPU adapter name to use (also SRK_ADAPTER)' },
@@ -70,7 +71,8 @@ async function main(): Promise<void> {
       (y) => trainFlags(y),
       async (a) => {
         if (!a.model && !a.data) {
-          await runDemo({ out: (a.out as string | undefined) ?? 'runs/demo', seed: a.seed as number, adapter: a.adapter as string | undefined, plainProgress: a['plain-progress'] as boolean });
+          await runDemo({ out: (a.out as string | undefined) ?? 'runs/demo', seed: a.seed as number, adapter: a.adapter as string | undefined,
+            plainProgress: a['plain-progress'] as boolean, precision: a.precision as Precision });
           return;
         }
         if (!a.model || !a.data) throw Object.assign(new Error('pass both --model and --data (or neither, for the demo)'), { userFacing: true });

@@ -17,11 +17,14 @@ import { writeSyntheticSplit } from '../init/synthetic-task.js';
 import { runsFromDirs, writeReport } from '../report/html.js';
 import { formatEvalTable, evalTableFromRows } from '../report/eval-metrics.js';
 import { TRAIN_DEFAULTS, type TrainOptions } from './options.js';
+import type { Precision } from '../engine/precision.js';
 import { train } from './trainer.js';
 import { Progress } from './progress.js';
 
 export interface DemoOptions {
   out: string; seed: number; adapter?: string; plainProgress?: boolean;
+  /** --precision of `srk train` (default f32). */
+  precision?: Precision;
   /** Scale of the demo (steps); 1 = the default, smaller for tests. */
   scale?: number;
 }
@@ -39,6 +42,7 @@ export async function runDemo(o: DemoOptions): Promise<{ report: string }> {
     const base: TrainOptions = {
       ...TRAIN_DEFAULTS, model: init.dir, data: data.train, out: '', resume: false, seed: o.seed,
       batchSize: 16, microBatchSize: 16, maxLength: 64, maxPromptLength: 32, refinePrompt: DEMO_REFINE_PROMPT, plainProgress: o.plainProgress, adapter: o.adapter,
+      precision: o.precision ?? 'f32',
     };
     const sftOut = path.join(o.out, 'sft');
     await train({ ...base, loss: 'sft', optimizer: 'adamw', lr: 2e-3, warmupSteps: 10, maxSteps: Math.round(150 * scale), out: sftOut, name: 'SFT' }, gpu);
