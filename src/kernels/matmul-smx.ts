@@ -9,15 +9,16 @@
 // to f16 (A after its dynamic scale) and stores them in workgroup memory in the operand's own
 // storage order with a padded row; the subgroup-matrix loads then read row- or column-major as the
 // transposes require, so no operand is transposed in memory. The next slice's global loads are
-// issued before the current slice is multiplied; with 2 stages (where workgroup memory allows)
-// the slice is stored into the other buffer afterwards, so there is one barrier per slice.
+// issued before the current slice is multiplied. One workgroup buffer per operand by default; a
+// tiling with stages: 2 stores the next slice into a second buffer after the multiply (one barrier
+// per slice instead of two) but, measured on the H100, ran the step's dx/dW products ~50% slower
+// (bench/RESULTS.md), so it is an option for tuning, not the default.
 // Epilogue: without a bias, tiles wholly inside C store their result matrices straight to C
 // (C loaded first as the accumulator when accumulating, alpha applied as a matrix scalar); edge
 // tiles and biased products go through a per-subgroup 16x16 f32 scratch so the lanes can apply
 // bounds, alpha, bias and accumulate element by element.
 // Reference: matmul.ref.ts (matmulRef with f16 operands); checked in test/engine/matmul-f16.test.ts.
-import type { KernelDef } from '../engine/kernel.js';
-import { memoDef } from '../engine/kernel.js';
+import { memoDef, type KernelDef } from '../engine/kernel.js';
 import type { MatmulTile } from './matmul.js';
 import { PARAMS_WGSL, f16Suffix, type F16Staging, type VecFlags } from './matmul-params.js';
 import { f16ScaleWgsl } from './absmax.js';
