@@ -62,6 +62,7 @@ export const TILE_SWEEP: MatmulTile[] = [
 /** Tensor-core tilings (f16 operands) swept with --tiles --precision mixed. */
 export const SMX_SWEEP: MatmulTile[] = [
   { BM: 128, BN: 128, BK: 32, TM: 64, TN: 32, kind: 'smx' },
+  { BM: 128, BN: 128, BK: 32, TM: 64, TN: 32, kind: 'smx', stages: 2 },
   { BM: 128, BN: 128, BK: 32, TM: 32, TN: 64, kind: 'smx' },
   { BM: 128, BN: 128, BK: 64, TM: 64, TN: 32, kind: 'smx' },
   { BM: 128, BN: 128, BK: 16, TM: 64, TN: 32, kind: 'smx' },
