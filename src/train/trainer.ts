@@ -141,7 +141,8 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
       const secs = (performance.now() - t0) / 1000;
       if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
         throw new TrainingError(`step ${step + 1}: the loss is ${r.loss} and the gradient norm ${r.gradNorm}; stopping. ` +
-          `The weights of this step were not saved; the last good checkpoint is ${lastSaved ?? 'none (no checkpoint was saved yet)'}.`);
+          `The weights of this step were not saved; the last good checkpoint is ${lastSaved ?? 'none (no checkpoint was saved yet)'}.` +
+          (precision.precision === 'mixed' ? ' (mixed precision: an activation past f16\'s range, 65504, also ends this way; --precision f32 tells the two apart.)' : ''));
       }
       step++; position += B; pairsSeen += B;
       const row: MetricsRow = {
