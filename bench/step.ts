@@ -13,6 +13,9 @@
 //                     augmented pairs (refine prompt of `refineTokens` ids + prompt + completions).
 // Peak memory is the tensor pool's peak bytes in use (size classes, so slightly above the tensors'
 // own sizes) during the timed steps; parameters, gradients and optimizer state are included.
+// Precision 'mixed' (src/engine/precision.ts) also scores the first micro-batch in f32 and mixed on
+// the same weights before training (PrecisionCheck). --profile adds one step with a timestamp per
+// dispatch (StepProfile).
 import type { Gpu } from '../src/engine/gpu.js';
 import { Optimizer } from '../src/kernels/optimizer.js';
 import { presetConfig } from '../src/init/presets.js';
