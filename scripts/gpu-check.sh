@@ -26,7 +26,7 @@ run() { # run SECONDS NAME command...: bounded by the section limit and the rema
 }
 has() { case " $sections " in *" $1 "*) return 0;; *) return 1;; esac; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$r/nvidia-smi.txt" 2>&1
-git log -1 --format=%h > "$r/commit.txt" 2>/dev/null || true
+cp dist/BUILD "$r/commit.txt" 2>/dev/null || echo "unknown (build with npm run build)" > "$r/commit.txt" # the commit dist/ was built from
 run 20 info $srk info --json
 if has tests; then
   run 150 tests node node_modules/vitest/vitest.mjs run test/engine test/kernels test/model test/losses test/bench
