@@ -114,14 +114,15 @@ export function chooseTile(gpu: Gpu, M: number, N: number): MatmulTile {
 
 /**
  * WGSL for the f16 staging of the f32 kernels: h16(x) rounds an f32 to the nearest f16 value (ties
- * to even, f16 subnormals below 2^-14) and keeps it as f32. Done with integer bit operations
- * because compilers may fold an f32 -> f16 -> f32 round trip away (lavapipe does). Values past
- * f16's range stay finite here (tensor cores would give inf); nothing srk feeds gets near 65504.
+ * to even, f16 subnormals below 2^-14, +-inf from 65520 on, as a conversion to f16 would) and keeps
+ * it as f32. Done with integer bit operations because compilers may fold an f32 -> f16 -> f32 round
+ * trip away (lavapipe does).
  */
 function f16Header(f16: F16Staging | undefined): string {
   if (!f16) return '';
   return /* wgsl */ `
 fn h16(x: f32) -> f32 {
+  if (abs(x) >= 65520.0) { return bitcast<f32>((bitcast<u32>(x) & 0x80000000u) | 0x7f800000u); }
   if (abs(x) < 6.103515625e-5) { return round(x * 16777216.0) * 5.9604644775390625e-8; }
   let b = bitcast<u32>(x);
   return bitcast<f32>((b + 0xfffu + ((b >> 13u) & 1u)) & 0xffffe000u);

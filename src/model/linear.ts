@@ -9,10 +9,14 @@ import { matmul } from '../kernels/matmul.js';
 import { columnSum } from '../kernels/column-sum.js';
 import { absmaxOf } from '../kernels/absmax.js';
 
-/** y [N, out] = x [N, in] W^T (+ b) (+ y if accumulate). */
+/**
+ * y [N, out] = x [N, in] W^T (+ b) (+ y if accumulate). With the f16 precision x is scaled per
+ * tensor too: activations of trained models can reach thousands in a few channels (the input of
+ * Llama's down projection), and f16 ends at 65504; scaled, no input can overflow.
+ */
 export function linearForward(gpu: Gpu, x: Tensor, w: Tensor, b: Tensor | undefined, y: Tensor,
   N: number, inF: number, outF: number, accumulate = false): void {
-  matmul(gpu, { a: x, b: w, c: y, M: N, N: outF, K: inF, transB: true, bias: b, accumulate });
+  matmul(gpu, { a: x, b: w, c: y, M: N, N: outF, K: inF, transB: true, bias: b, accumulate, scaleA: true });
 }
 
 export interface LinearGrads {

@@ -162,6 +162,17 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
     }
   });
 
+  it('scaleA also keeps operands past f16\'s range (65504) finite; without it they overflow', async () => {
+    const gpu = await getGpu();
+    const tile: MatmulTile | undefined = gpu.smxF16 ? undefined : { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
+    for (const [transA, transB] of [[false, true], [true, false]] as const) {
+      const scaled = await run(gpu, tile, 40, 24, 48, transA, transB, { scaleA: true, aScale: 3e4 }); // |A| up to ~1e5
+      expect(scaled.bound).toBeLessThanOrEqual(1);
+      const plain = await run(gpu, tile, 40, 24, 48, transA, transB, { aScale: 3e4 });
+      expect(plain.bound).toBeGreaterThan(10); // inf (or saturated) operands
+    }
+  });
+
   it('products with M or N under 16 stay f32', async () => {
     const gpu = await getGpu();
     const r = await run(gpu, undefined, 1, 70, 50, false, false, { scaleA: true });
