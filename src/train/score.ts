@@ -3,7 +3,9 @@
 // in the packed layout (each prompt computed once for both completions).
 import type { Gpu } from '../engine/gpu.js';
 import { segmentSum } from '../kernels/segment-sum.js';
-import { buildBatch, type PromptCompletions } from '../model/batch.js';
+import { buildBatch, type BatchLayout, type PromptCompletions } from '../model/batch.js';
+import type { Tensor } from '../engine/tensor.js';
+import { lengthOrder } from './length-order.js';
 import { releaseBatch, uploadBatch } from '../model/gpu-batch.js';
 import type { CausalLM } from '../model/causal-lm.js';
 import type { TokenizedPair } from '../data/tokenize-pairs.js';
@@ -28,11 +30,34 @@ export async function scorePairs(gpu: Gpu, model: CausalLM, pairs: readonly Toke
     chosen: new Float64Array(P), rejected: new Float64Array(P),
     chosenTokens: new Int32Array(P), rejectedTokens: new Int32Array(P),
   };
+  // Longest first, so micro-batches carry little padding (length-order.ts); results go back to
+  // the pairs' own places. Sums are read back every READ_EVERY micro-batches, not after each, so
+  // the GPU is not left idle while the host waits and then records the next one.
+  const order = lengthOrder(pairs, o.augmented);
+  const pending: { sums: Tensor; idx: number[]; layout: BatchLayout }[] = [];
+  let done = 0;
+  const drain = async () => {
+    for (const q of pending.splice(0)) {
+      const s = await gpu.readF32(q.sums);
+      gpu.pool.release(q.sums);
+      q.idx.forEach((k, i) => {
+        const [c, r] = q.layout.seqIndex[i];
+        out.chosen[k] = s[c]; out.rejected[k] = s[r];
+        out.chosenTokens[k] = q.layout.tokenCounts[c]; out.rejectedTokens[k] = q.layout.tokenCounts[r];
+        if (!Number.isFinite(s[c]) || !Number.isFinite(s[r])) {
+          throw new Error(`pair ${k}: log-prob is not finite (${s[c]}, ${s[r]})`);
+        }
+      });
+      done += q.idx.length;
+    }
+    o.onProgress?.(done, P);
+  };
   for (let p0 = 0; p0 < P; p0 += o.microBatch) {
-    const chunk = pairs.slice(p0, p0 + o.microBatch);
-    const items: PromptCompletions[] = chunk.map((p, i) => {
+    const idx = order.slice(p0, p0 + o.microBatch);
+    const items: PromptCompletions[] = idx.map((k) => {
+      const p = pairs[k];
       const prompt = o.augmented ? p.augPromptIds : p.promptIds;
-      if (!prompt) throw new Error(`pair ${p0 + i}: no augmented prompt (tokenize with a refine prompt)`);
+      if (!prompt) throw new Error(`pair ${k}: no augmented prompt (tokenize with a refine prompt)`);
       return { prompt, completions: [p.chosenIds, p.rejectedIds] };
     });
     const layout = buildBatch(items, { packed: o.packed ?? true });
@@ -42,17 +67,11 @@ export async function scorePairs(gpu: Gpu, model: CausalLM, pairs: readonly Toke
     segmentSum(gpu, { x: st.logp, ranges: batch.ranges, sums, S: batch.S });
     gpu.pool.release(st.logp);
     releaseBatch(gpu, batch);
-    const s = await gpu.readF32(sums);
-    gpu.pool.release(sums);
-    chunk.forEach((_, i) => {
-      const [c, r] = layout.seqIndex[i];
-      out.chosen[p0 + i] = s[c]; out.rejected[p0 + i] = s[r];
-      out.chosenTokens[p0 + i] = layout.tokenCounts[c]; out.rejectedTokens[p0 + i] = layout.tokenCounts[r];
-      if (!Number.isFinite(s[c]) || !Number.isFinite(s[r])) {
-        throw new Error(`pair ${p0 + i}: log-prob is not finite (${s[c]}, ${s[r]})`);
-      }
-    });
-    o.onProgress?.(Math.min(P, p0 + o.microBatch), P);
+    pending.push({ sums, idx, layout });
+    if (pending.length >= READ_EVERY) await drain();
   }
+  await drain();
   return out;
 }
+
+const READ_EVERY = 8;

@@ -21,6 +21,7 @@ import type { CausalLM } from '../model/causal-lm.js';
 import type { Optimizer } from '../kernels/optimizer.js';
 import type { TokenizedPair } from '../data/tokenize-pairs.js';
 import type { ReferenceLogps } from './reference.js';
+import { lengthOrder } from './length-order.js';
 import { isSrLoss, type LossName } from './options.js';
 
 export interface StepInput {
@@ -67,6 +68,9 @@ export function microBatches(n: number, size: number): [number, number][] {
 export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer, grads: Tensor[], inp: StepInput, c: StepConfig): Promise<StepMetrics> {
   const params = model.params;
   params.zeroGrads();
+  // Micro-batches of similar lengths (length-order.ts): less padding, the same step.
+  const order = lengthOrder(inp.pairs);
+  inp = { ...inp, pairs: order.map((i) => inp.pairs[i]), indices: Int32Array.from(order, (i) => inp.indices[i]) };
   const B = inp.pairs.length;
   const sr = isSrLoss(c.loss);
   let tokens = 0;
