@@ -89,7 +89,7 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
   let stepOpts: StepBenchOptions | undefined;
   if (o.kind === 'step') {
     // Checked before any GPU work, so a refusal is immediate.
-    const s = o.step ?? { loss: 'dpo' as const, microBatch: 8, precision: 'f32' as const, packed: true, profile: false };
+    const s = o.step ?? { loss: 'dpo' as const, microBatch: 8, precision: 'f32' as const, packed: true, profile: false, varied: false, lengthOrder: true };
     stepOpts = {
       ...s, shape: s.shape ?? (cpu ? 'tiny' : 'pythia-160m'), pairs: o.pairs ?? 8, seq: o.seq ?? 512, prompt: o.prompt ?? 256,
       warmup: cpu ? 1 : 2, repeats: cpu ? 3 : 5,

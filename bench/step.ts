@@ -44,6 +44,10 @@ export interface StepBenchOptions {
   precision: 'f32' | 'mixed'; packed: boolean; warmup: number; repeats: number;
   /** One more step with per-dispatch timestamps (gpu.profiler must exist), reported as StepProfile. */
   profile?: boolean;
+  /** Pair lengths vary as in real data: prompt and each completion from a quarter to all of theirs. */
+  varied?: boolean;
+  /** trainStep's length ordering of micro-batches (default on); off to measure what it saves. */
+  lengthOrder?: boolean;
 }
 
 /**
@@ -68,7 +72,7 @@ export interface PrecisionCheck {
 
 export interface StepResult {
   shape: StepShape; parameters: number; loss: LossName; precision: Precision; precisionNote?: string; precisionCheck?: PrecisionCheck;
-  packed: boolean; optimizer: 'rmsprop'; gradClip: number;
+  packed: boolean; varied: boolean; lengthOrder: boolean; optimizer: 'rmsprop'; gradClip: number;
   pairs: number; seq: number; prompt: number; completion: number; microBatch: number; refineTokens: number | null;
   /** Batch rows of one micro-batch and their (padded) length. */
   rowsPerMicroBatch: number; rowLength: number;
@@ -94,13 +98,15 @@ export function checkStepOptions(o: StepBenchOptions): void {
   if (o.prompt >= o.seq) throw userError(`bench step: --prompt ${o.prompt} must be shorter than --seq ${o.seq} (completions are seq - prompt tokens)`);
 }
 
-function syntheticPairs(n: number, prompt: number, completion: number, vocab: number, sr: boolean): TokenizedPair[] {
+function syntheticPairs(n: number, prompt: number, completion: number, vocab: number, sr: boolean, varied = false): TokenizedPair[] {
+  // varied: a seeded length from a quarter of the nominal one to all of it.
+  const draw = (full: number, seed: number) => varied ? Math.max(1, Math.ceil(full * (0.25 + 0.75 * (randomInts(1, 1 << 20, seed)[0] / (1 << 20))))) : full;
   return Array.from({ length: n }, (_, i) => {
-    const promptIds = [...randomInts(prompt, vocab, 3 * i + 1)];
+    const promptIds = [...randomInts(draw(prompt, 7919 * i + 11), vocab, 3 * i + 1)];
     return {
       promptIds,
-      chosenIds: [...randomInts(completion, vocab, 3 * i + 2)],
-      rejectedIds: [...randomInts(completion, vocab, 3 * i + 3)],
+      chosenIds: [...randomInts(draw(completion, 7919 * i + 12), vocab, 3 * i + 2)],
+      rejectedIds: [...randomInts(draw(completion, 7919 * i + 13), vocab, 3 * i + 3)],
       augPromptIds: sr ? [...randomInts(REFINE_TOKENS, vocab, 99), ...promptIds] : undefined,
       truncated: false,
     };
@@ -136,7 +142,7 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   const stateBytes = optimizer.state.flat().reduce((s, t) => s + t.bytes, 0);
   await gpu.sync();
 
-  const pairs = syntheticPairs(o.pairs, o.prompt, completion, V, sr);
+  const pairs = syntheticPairs(o.pairs, o.prompt, completion, V, sr, o.varied);
   const indices = Int32Array.from({ length: o.pairs }, (_, i) => i);
   const ref: ReferenceLogps | undefined = o.loss === 'sft' ? undefined
     : { plain: randomLogps(o.pairs, 7), aug: sr ? randomLogps(o.pairs, 8) : undefined };
@@ -153,14 +159,19 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
       `max |diff| ${precisionCheck.maxAbsDiff.toExponential(2)} per sequence, ${precisionCheck.maxAbsDiffPerToken.toExponential(2)} per token, ` +
       `relative ${precisionCheck.maxRelDiff.toExponential(2)} (|log-prob| ~ ${precisionCheck.meanAbsLogp.toFixed(1)})`);
   }
-  const augTokens = !sr ? 0 : o.packed ? o.pairs * (REFINE_TOKENS + o.prompt - 1 + 2 * (1 + completion)) : 2 * o.pairs * (REFINE_TOKENS + o.seq);
+  // Real (unpadded) tokens, from the pairs themselves (their lengths vary with --varied).
+  const sumOf = (f: (p: TokenizedPair) => number) => pairs.reduce((s, p) => s + f(p), 0);
+  const augTokens = !sr ? 0 : o.packed
+    ? sumOf((p) => REFINE_TOKENS + p.promptIds.length + 1 + p.chosenIds.length + p.rejectedIds.length)
+    : sumOf((p) => 2 * (REFINE_TOKENS + p.promptIds.length) + p.chosenIds.length + p.rejectedIds.length);
 
   let t = 1;
   let last: StepMetrics | undefined;
   const one = async (): Promise<number> => {
     const t0 = performance.now();
     last = await trainStep(gpu, model, optimizer, gradList, { pairs, indices, ref },
-      { loss: o.loss, beta: 0.1, lambda: 0.5, microBatchSize: o.microBatch, lr: 5e-7, t: t++, packed: o.packed });
+      { loss: o.loss, beta: 0.1, lambda: 0.5, microBatchSize: o.microBatch, lr: 5e-7, t: t++, packed: o.packed,
+        orderByLength: o.lengthOrder !== false });
     return performance.now() - t0;
   };
   const warmupMs: number[] = [];
@@ -195,7 +206,8 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   }
   const stepMs = [...samplesMs].sort((a, b) => a - b)[Math.floor(samplesMs.length / 2)];
   const policyTokens = last!.tokens;
-  const unpackedTokens = o.loss === 'sft' ? o.pairs * o.seq : 2 * o.pairs * o.seq;
+  const unpackedTokens = o.loss === 'sft' ? sumOf((p) => p.promptIds.length + p.chosenIds.length)
+    : sumOf((p) => 2 * p.promptIds.length + p.chosenIds.length + p.rejectedIds.length);
 
   optimizer.release();
   model.destroy();
@@ -203,7 +215,7 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   gpu.matmulPrecision = 'f32';
   return {
     shape: o.shape, parameters: params.count, loss: o.loss, precision: choice.precision, precisionNote: choice.note, precisionCheck,
-    packed: o.packed, optimizer: 'rmsprop', gradClip,
+    packed: o.packed, varied: o.varied ?? false, lengthOrder: o.lengthOrder !== false, optimizer: 'rmsprop', gradClip,
     pairs: o.pairs, seq: o.seq, prompt: o.prompt, completion, microBatch: o.microBatch, refineTokens: sr ? REFINE_TOKENS : null,
     rowsPerMicroBatch: layout.B, rowLength: layout.T,
     policyTokens, unpackedTokens, augTokens,

@@ -35,6 +35,8 @@ export interface StepConfig {
   loss: LossName; beta: number; lambda: number; microBatchSize: number; lr: number; t: number;
   /** Pack each pair into one row, prompt once (default); false: one row per sequence. */
   packed?: boolean;
+  /** Longest pairs first, so micro-batches hold similar lengths (default); false: in the given order. */
+  orderByLength?: boolean;
 }
 
 export interface StepMetrics {
@@ -69,7 +71,7 @@ export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer,
   const params = model.params;
   params.zeroGrads();
   // Micro-batches of similar lengths (length-order.ts): less padding, the same step.
-  const order = lengthOrder(inp.pairs);
+  const order = c.orderByLength === false ? inp.pairs.map((_, i) => i) : lengthOrder(inp.pairs);
   inp = { ...inp, pairs: order.map((i) => inp.pairs[i]), indices: Int32Array.from(order, (i) => inp.indices[i]) };
   const B = inp.pairs.length;
   const sr = isSrLoss(c.loss);

@@ -88,6 +88,18 @@ describe('srk bench', () => {
     expect(Math.abs(unpacked.last.loss - packed.last.loss)).toBeLessThan(1e-5 * Math.abs(packed.last.loss) + 1e-6);
   }, 120_000);
 
+  it('step --varied: lengths vary; length-ordered micro-batches give the same step as data order', () => {
+    const args = ['step', '--shape', 'tiny', '--pairs', '6', '--micro-batch', '2', '--seq', '40', '--prompt', '16', '--loss', 'dpo', '--varied'];
+    const ordered = bench(args).step;
+    const plain = bench([...args, '--no-length-order']).step;
+    expect(ordered.varied).toBe(true);
+    expect([ordered.lengthOrder, plain.lengthOrder]).toEqual([true, false]);
+    expect(ordered.policyTokens).toBeLessThan(6 * (16 + 1 + 2 * 24)); // lengths really vary
+    expect(ordered.policyTokens).toBe(plain.policyTokens);
+    expect(Math.abs(ordered.last.loss - plain.last.loss)).toBeLessThan(1e-5 * Math.abs(plain.last.loss) + 1e-6);
+    expect(Math.abs(ordered.last.gradNorm - plain.last.gradNorm)).toBeLessThan(1e-5 * plain.last.gradNorm);
+  }, 120_000);
+
   it('step --precision mixed: tensor cores where the adapter has f16 subgroup matrices, else f32 with a note', () => {
     const mixed = run(['step', '--shape', 'tiny', '--precision', 'mixed', '--pairs', '1', '--seq', '24', '--prompt', '8', '--json']);
     expect(mixed.status, mixed.stderr).toBe(0);
