@@ -52,6 +52,9 @@ if has step; then
   step pythia-160m-sr-dpo-mixed-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
   step pythia-410m-sr-dpo-mixed-profile --shape pythia-410m --loss sr-dpo --precision mixed --profile
   SRK_SUBMIT_EVERY=100000 step pythia-160m-sr-dpo-mixed-onesubmit --shape pythia-160m --loss sr-dpo --precision mixed
+  # Real-data-like lengths: what length-ordered micro-batches (micro-batch 2 of 8 pairs) save.
+  step pythia-160m-sr-dpo-mixed-varied --shape pythia-160m --loss sr-dpo --precision mixed --varied --micro-batch 2
+  step pythia-160m-sr-dpo-mixed-varied-dataorder --shape pythia-160m --loss sr-dpo --precision mixed --varied --micro-batch 2 --no-length-order
 fi
 if has torch; then
   run 120 torch python3 bench/anchor/torch_anchor.py pythia-160m pythia-410m
