@@ -6,7 +6,7 @@ export interface InfoReport {
   features: string[];
   subgroupMatrixConfigs: { componentType: string; resultComponentType: string; M: number; N: number; K: number }[];
   limits: Record<string, number>;
-  srk: { shaderF16: boolean; subgroups: boolean; subgroupMatrix: boolean; timestampQuery: boolean };
+  srk: { shaderF16: boolean; subgroups: boolean; subgroupMatrix: boolean; timestampQuery: boolean; mixedPrecision: boolean };
 }
 
 export function infoReport(gpu: Gpu): InfoReport {
@@ -18,6 +18,7 @@ export function infoReport(gpu: Gpu): InfoReport {
     srk: {
       shaderF16: gpu.features.shaderF16, subgroups: gpu.features.subgroups,
       subgroupMatrix: gpu.features.subgroupMatrix, timestampQuery: gpu.features.timestampQuery,
+      mixedPrecision: gpu.smxF16 !== undefined,
     },
   };
 }
@@ -32,6 +33,8 @@ export function formatInfo(r: InfoReport): string {
   if (a.subgroupMinSize) lines.push(`subgroups: ${a.subgroupMinSize}..${a.subgroupMaxSize}`);
   lines.push(`srk uses:  shader-f16 ${yn(r.srk.shaderF16)}, subgroups ${yn(r.srk.subgroups)}, ` +
     `subgroup-matrix ${yn(r.srk.subgroupMatrix)}, timestamp-query ${yn(r.srk.timestampQuery)}`);
+  lines.push(`--precision mixed: ${r.srk.mixedPrecision ? 'f16 tensor cores (subgroup-matrix f16 16x16x16 -> f32)'
+    : 'not available here (no f16 subgroup-matrix config with one subgroup size): runs f32'}`);
   if (r.subgroupMatrixConfigs.length) {
     lines.push('subgroup-matrix configs:');
     for (const c of r.subgroupMatrixConfigs) {

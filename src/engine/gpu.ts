@@ -154,6 +154,9 @@ export class Gpu {
    */
   get smxF16(): SubgroupMatrixConfig | undefined {
     if (!this.features.subgroupMatrix || !this.features.shaderF16 || !this.features.subgroups) return undefined;
+    // The kernel lays its subgroups out for one known subgroup size (matmul-smx.ts).
+    const { subgroupMinSize: lo, subgroupMaxSize: hi } = this.adapterInfo;
+    if (!lo || lo !== hi) return undefined;
     return this.features.subgroupMatrixConfigs.find((c) => /f16/i.test(c.componentType) &&
       /f32/i.test(c.resultComponentType) && c.M === 16 && c.N === 16 && c.K === 16);
   }
