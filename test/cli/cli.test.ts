@@ -25,6 +25,10 @@ describe('srk CLI', () => {
     expect(info.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 * 2 ** 20);
     expect(Array.isArray(info.features)).toBe(true);
     expect(typeof info.srk.shaderF16).toBe('boolean');
+    // Mixed precision runs on tensor cores exactly where an f16 -> f32 16x16x16 subgroup-matrix config exists.
+    const f16Config = info.subgroupMatrixConfigs.some((c: { componentType: string; resultComponentType: string; M: number }) =>
+      /f16/.test(c.componentType) && /f32/.test(c.resultComponentType) && c.M === 16);
+    expect(info.srk.mixedPrecision).toBe(f16Config && info.adapter.subgroupMinSize === info.adapter.subgroupMaxSize && info.srk.subgroupMatrix);
   });
 
   it('fails fast with the install hint when no Vulkan driver is present', () => {
