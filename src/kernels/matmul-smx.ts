@@ -20,7 +20,7 @@
 // Reference: matmul.ref.ts (matmulRef with f16 operands); checked in test/engine/matmul-f16.test.ts.
 import { memoDef, type KernelDef } from '../engine/kernel.js';
 import type { MatmulTile } from './matmul.js';
-import { PARAMS_WGSL, f16Suffix, type F16Staging, type VecFlags } from './matmul-params.js';
+import { PARAMS_WGSL, f16Suffix, loadTileWgsl, quadRegDecls, quadSlots, type F16Staging, type StagedOperand, type VecFlags } from './matmul-shared.js';
 import { f16ScaleWgsl } from './absmax.js';
 
 const FRAG = 16; // the f16 config's M = N = K
@@ -52,10 +52,7 @@ function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
 
   // One operand as stored: a rows x cols tile (cols contiguous in memory), staged into `sh` with
   // row stride cols + PAD.
-  interface Operand {
-    name: 'a' | 'b'; sh: 'As' | 'Bs'; vec: boolean; off: string; ld: string; rows: number; cols: number;
-    row0: string; col0: string; rowLim: string; colLim: string; scale: string;
-  }
+  interface Operand extends StagedOperand { sh: 'As' | 'Bs'; scale: string }
   const opA: Operand = transA
     ? { name: 'a', sh: 'As', vec: vec.a, off: 'aOff', ld: 'p.lda', rows: BK, cols: BM, row0: 'k0', col0: 'm0', rowLim: 'p.K', colLim: 'p.M', scale: ' * sa' }
     : { name: 'a', sh: 'As', vec: vec.a, off: 'aOff', ld: 'p.lda', rows: BM, cols: BK, row0: 'm0', col0: 'k0', rowLim: 'p.M', colLim: 'p.K', scale: ' * sa' };
@@ -63,31 +60,9 @@ function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
     ? { name: 'b', sh: 'Bs', vec: vec.b, off: 'bOff', ld: 'p.ldb', rows: BN, cols: BK, row0: 'n0', col0: 'k0', rowLim: 'p.N', colLim: 'p.K', scale: '' }
     : { name: 'b', sh: 'Bs', vec: vec.b, off: 'bOff', ld: 'p.ldb', rows: BK, cols: BN, row0: 'k0', col0: 'n0', rowLim: 'p.K', colLim: 'p.N', scale: '' };
   const ops = [opA, opB];
-  const slots = (o: Operand) => {
-    const cq = o.cols / 4; const nq = o.rows * cq;
-    const out: { reg: string; guard: string; r: string; c: string }[] = [];
-    for (let s = 0; s * threads < nq; s++) {
-      const guard = (s + 1) * threads > nq ? `li < ${u(nq - s * threads)}` : '';
-      const q = `(li + ${u(s * threads)})`;
-      out.push({ reg: `p${o.name}${s}`, guard, r: `${q} / ${u(cq)}`, c: `(${q} % ${u(cq)}) * 4u` });
-    }
-    return out;
-  };
-  const quadLoad = (o: Operand, reg: string, gr: string, gc: string): string => {
-    const idx = `${o.off} + ${gr} * ${o.ld} + ${gc}`;
-    if (o.vec) {
-      const ld = `${reg} = ${o.name}[(${idx}) >> 2u];`;
-      return full ? ld : `if (${gr} < ${o.rowLim} && ${gc} < ${o.colLim}) { ${ld} } else { ${reg} = vec4<f32>(0.0); }`;
-    }
-    if (full) return `{ let i = ${idx}; ${reg} = vec4<f32>(${o.name}[i], ${o.name}[i + 1u], ${o.name}[i + 2u], ${o.name}[i + 3u]); }`;
-    return `${reg} = vec4<f32>(0.0); if (${gr} < ${o.rowLim}) { let i = ${idx}; ` +
-      [0, 1, 2, 3].map((j) => `if (${gc} + ${j}u < ${o.colLim}) { ${reg}[${j}] = ${o.name}[i + ${j}u]; }`).join(' ') + ' }';
-  };
-  const regDecls = ops.flatMap((o) => slots(o).map((s) => `var ${s.reg}: vec4<f32>;`));
-  const loadGlobal = (k: string) => [`{ let k0 = ${k};`, ...ops.flatMap((o) => slots(o).map((s) => {
-    const body = `{ let gr = ${o.row0} + ${s.r}; let gc = ${o.col0} + ${s.c}; ${quadLoad(o, s.reg, 'gr', 'gc')} }`;
-    return s.guard ? `if (${s.guard}) ${body}` : body;
-  })), '}'];
+  const slots = (o: Operand) => quadSlots(o, threads);
+  const regDecls = quadRegDecls(ops, threads);
+  const loadGlobal = (k: string) => loadTileWgsl(ops, threads, k, full);
   const stageSize = (o: Operand) => o.rows * (o.cols + PAD);
   const storeShared = (stage: string) => ops.flatMap((o) => slots(o).map((s) => {
     const base = stage === '0' ? '' : `${stage} * ${u(stageSize(o))} + `;

@@ -23,7 +23,7 @@ import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, windowOf, type KernelDef, memoDef } from '../engine/kernel.js';
 import { ABSMAX_PARTS, absmaxParts, f16ScaleWgsl } from './absmax.js';
 import { smxDef, smxShape } from './matmul-smx.js';
-import { PARAMS_WGSL, f16Suffix, type F16Staging, type VecFlags } from './matmul-params.js';
+import { PARAMS_WGSL, f16Suffix, loadTileWgsl, quadRegDecls, quadSlots, type F16Staging, type StagedOperand, type VecFlags } from './matmul-shared.js';
 
 export interface MatmulArgs {
   a: Tensor; b: Tensor; c: Tensor;
@@ -254,56 +254,29 @@ function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
   const L: string[] = [];
   const u = (n: number) => `${n}u`;
 
-  // One operand as stored: rows x contiguous columns, read in quads along the columns. The tile
-  // covers rowsTile x colsTile of it from (row0, col0); rowLim/colLim bound the matrix; store()
-  // writes a quad register (storage row r, columns c..c+3) into workgroup stage `st`.
-  interface Operand {
-    name: 'a' | 'b'; vec: boolean; off: string; ld: string;
-    rowsTile: number; colsTile: number;
-    row0: string; col0: string; rowLim: string; colLim: string;
+  // One operand as stored (matmul-shared.ts StagedOperand); store() writes a quad register
+  // (storage row r, columns c..c+3) into workgroup stage `st`.
+  interface Operand extends StagedOperand {
     store: (reg: string, r: string, c: string, st: string) => string;
   }
-  const quadLoad = (o: Operand, reg: string, gr: string, gc: string): string => {
-    const idx = `${o.off} + ${gr} * ${o.ld} + ${gc}`;
-    if (o.vec) {
-      const ld = `${reg} = ${o.name}[(${idx}) >> 2u];`;
-      return full ? ld : `if (${gr} < ${o.rowLim} && ${gc} < ${o.colLim}) { ${ld} } else { ${reg} = vec4<f32>(0.0); }`;
-    }
-    if (full) return `{ let i = ${idx}; ${reg} = vec4<f32>(${o.name}[i], ${o.name}[i + 1u], ${o.name}[i + 2u], ${o.name}[i + 3u]); }`;
-    return `${reg} = vec4<f32>(0.0); if (${gr} < ${o.rowLim}) { let i = ${idx}; ` +
-      [0, 1, 2, 3].map((j) => `if (${gc} + ${j}u < ${o.colLim}) { ${reg}[${j}] = ${o.name}[i + ${j}u]; }`).join(' ') + ' }';
-  };
-  // Each thread moves ceil(quads / THREADS) quads per operand and K step (slot s: quad li + s * THREADS).
-  const slots = (o: Operand) => {
-    const cq = o.colsTile / 4; const nq = o.rowsTile * cq;
-    const out: { reg: string; guard: string; r: string; c: string }[] = [];
-    for (let s = 0; s * THREADS < nq; s++) {
-      const guard = (s + 1) * THREADS > nq ? `li < ${u(nq - s * THREADS)}` : '';
-      const q = `(li + ${u(s * THREADS)})`;
-      out.push({ reg: `p${o.name}${s}`, guard, r: `${q} / ${u(cq)}`, c: `(${q} % ${u(cq)}) * 4u` });
-    }
-    return out;
-  };
   // A: storage [M][lda] (contiguous K) or, transposed, [K][lda] (contiguous M).
   const opA: Operand = transA
-    ? { name: 'a', vec: vec.a, off: 'aOff', ld: 'p.lda', rowsTile: BK, colsTile: BM, row0: 'k0', col0: 'm0', rowLim: 'p.K', colLim: 'p.M',
+    ? { name: 'a', vec: vec.a, off: 'aOff', ld: 'p.lda', rows: BK, cols: BM, row0: 'k0', col0: 'm0', rowLim: 'p.K', colLim: 'p.M',
         store: (reg, r, c, st) => `As[${st} + (${r}) * ${u(AQ)} + (${c}) / 4u] = ${reg};` }
-    : { name: 'a', vec: vec.a, off: 'aOff', ld: 'p.lda', rowsTile: BM, colsTile: BK, row0: 'm0', col0: 'k0', rowLim: 'p.M', colLim: 'p.K',
+    : { name: 'a', vec: vec.a, off: 'aOff', ld: 'p.lda', rows: BM, cols: BK, row0: 'm0', col0: 'k0', rowLim: 'p.M', colLim: 'p.K',
         store: (reg, r, c, st) => `{ let q = ${reg}; let r = ${r}; let w = ${st} + (${c}) * ${u(AQ)} + r / 4u; let e = r % 4u; ` +
           [0, 1, 2, 3].map((j) => `As[w + ${u(j * AQ)}][e] = q[${j}];`).join(' ') + ' }' };
   // B: storage [K][ldb] (contiguous N) or, transposed, [N][ldb] (contiguous K).
   const opB: Operand = transB
-    ? { name: 'b', vec: vec.b, off: 'bOff', ld: 'p.ldb', rowsTile: BN, colsTile: BK, row0: 'n0', col0: 'k0', rowLim: 'p.N', colLim: 'p.K',
+    ? { name: 'b', vec: vec.b, off: 'bOff', ld: 'p.ldb', rows: BN, cols: BK, row0: 'n0', col0: 'k0', rowLim: 'p.N', colLim: 'p.K',
         store: (reg, r, c, st) => `{ let q = ${reg}; let r = ${r}; let w = ${st} + (${c}) * ${u(BQ)} + r / 4u; let e = r % 4u; ` +
           [0, 1, 2, 3].map((j) => `Bs[w + ${u(j * BQ)}][e] = q[${j}];`).join(' ') + ' }' }
-    : { name: 'b', vec: vec.b, off: 'bOff', ld: 'p.ldb', rowsTile: BK, colsTile: BN, row0: 'k0', col0: 'n0', rowLim: 'p.K', colLim: 'p.N',
+    : { name: 'b', vec: vec.b, off: 'bOff', ld: 'p.ldb', rows: BK, cols: BN, row0: 'k0', col0: 'n0', rowLim: 'p.K', colLim: 'p.N',
         store: (reg, r, c, st) => `Bs[${st} + (${r}) * ${u(BQ)} + (${c}) / 4u] = ${reg};` };
   const ops = [opA, opB];
-  const regDecls = ops.flatMap((o) => slots(o).map((s) => `var ${s.reg}: vec4<f32>;`));
-  const loadGlobal = (k: string) => [`{ let k0 = ${k};`, ...ops.flatMap((o) => slots(o).map((s) => {
-    const body = `{ let gr = ${o.row0} + ${s.r}; let gc = ${o.col0} + ${s.c}; ${quadLoad(o, s.reg, 'gr', 'gc')} }`;
-    return s.guard ? `if (${s.guard}) ${body}` : body;
-  })), '}'];
+  const slots = (o: Operand) => quadSlots(o, THREADS);
+  const regDecls = quadRegDecls(ops, THREADS);
+  const loadGlobal = (k: string) => loadTileWgsl(ops, THREADS, k, full);
   // f16 precision: round each quad as it is staged (A after its scale).
   const staged = (o: Operand, reg: string) => !f16 ? reg
     : o === opA ? `h16v(${reg} * sa)` : `h16v(${reg})`;

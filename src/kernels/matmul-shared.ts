@@ -1,0 +1,72 @@
+// Pieces shared by the matmul kernel families (matmul.ts: f32 simple and register-tiled;
+// matmul-smx.ts: tensor cores): the Params struct, the f16 staging flags, and the WGSL that loads
+// operand tiles from global memory in quads. Kept apart so those two files do not import each other.
+
+// The uniform parameters of both kernel families, in the order run() packs them.
+export const PARAMS_WGSL = /* wgsl */ `struct Params {
+  M: u32, N: u32, K: u32, lda: u32, ldb: u32, ldc: u32,
+  aBase: u32, bBase: u32, cBase: u32, biasBase: u32,
+  strideA: u32, strideB: u32, strideC: u32,
+  accumulate: u32, hasBias: u32, alpha: f32, partsBase: u32,
+};`;
+
+/**
+ * Operand rounding of the f16 precision in the f32 kernels (adapters without tensor-core f16, and
+ * tests): values are rounded to f16 as they are staged, A after its dynamic scale; the sums stay f32.
+ */
+export interface F16Staging { scaleA: boolean }
+
+/** Kernel-name suffix of an f16 staging. */
+export function f16Suffix(f16: F16Staging | undefined): string { return f16 ? (f16.scaleA ? '_h16s' : '_h16') : ''; }
+
+/** Which operands a kernel accesses as vec4 (matmul.ts vecFlags). */
+export interface VecFlags { a: boolean; b: boolean; c: boolean }
+
+/**
+ * One operand as stored, for the kernels that stage it through registers: `rows` x `cols` of it
+ * (cols contiguous in memory) per tile from (row0, col0), bounded by rowLim/colLim; read in quads of
+ * 4 along the columns, as vec4 loads where `vec` allows it (binding declared array<vec4<f32>>).
+ * Fields are WGSL expressions.
+ */
+export interface StagedOperand {
+  name: 'a' | 'b'; vec: boolean; off: string; ld: string; rows: number; cols: number;
+  row0: string; col0: string; rowLim: string; colLim: string;
+}
+
+/** The quads one thread moves per tile: slot s is quad li + s * threads (guarded where partial). */
+export function quadSlots(o: StagedOperand, threads: number): { reg: string; guard: string; r: string; c: string }[] {
+  const u = (n: number) => `${n}u`;
+  const cq = o.cols / 4; const nq = o.rows * cq;
+  const out: { reg: string; guard: string; r: string; c: string }[] = [];
+  for (let s = 0; s * threads < nq; s++) {
+    const guard = (s + 1) * threads > nq ? `li < ${u(nq - s * threads)}` : '';
+    const q = `(li + ${u(s * threads)})`;
+    out.push({ reg: `p${o.name}${s}`, guard, r: `${q} / ${u(cq)}`, c: `(${q} % ${u(cq)}) * 4u` });
+  }
+  return out;
+}
+
+/** WGSL loading the quad at (gr, gc) into `reg`, zero outside the matrix unless `full`. */
+function quadLoad(o: StagedOperand, reg: string, gr: string, gc: string, full: boolean): string {
+  const idx = `${o.off} + ${gr} * ${o.ld} + ${gc}`;
+  if (o.vec) {
+    const ld = `${reg} = ${o.name}[(${idx}) >> 2u];`;
+    return full ? ld : `if (${gr} < ${o.rowLim} && ${gc} < ${o.colLim}) { ${ld} } else { ${reg} = vec4<f32>(0.0); }`;
+  }
+  if (full) return `{ let i = ${idx}; ${reg} = vec4<f32>(${o.name}[i], ${o.name}[i + 1u], ${o.name}[i + 2u], ${o.name}[i + 3u]); }`;
+  return `${reg} = vec4<f32>(0.0); if (${gr} < ${o.rowLim}) { let i = ${idx}; ` +
+    [0, 1, 2, 3].map((j) => `if (${gc} + ${j}u < ${o.colLim}) { ${reg}[${j}] = ${o.name}[i + ${j}u]; }`).join(' ') + ' }';
+}
+
+/** Register declarations for the operands' quads. */
+export function quadRegDecls(ops: StagedOperand[], threads: number): string[] {
+  return ops.flatMap((o) => quadSlots(o, threads).map((s) => `var ${s.reg}: vec4<f32>;`));
+}
+
+/** WGSL loading every operand's tile at K offset `k` (an expression) into the quad registers. */
+export function loadTileWgsl(ops: StagedOperand[], threads: number, k: string, full: boolean): string[] {
+  return [`{ let k0 = ${k};`, ...ops.flatMap((o) => quadSlots(o, threads).map((s) => {
+    const body = `{ let gr = ${o.row0} + ${s.r}; let gc = ${o.col0} + ${s.c}; ${quadLoad(o, s.reg, 'gr', 'gc', full)} }`;
+    return s.guard ? `if (${s.guard}) ${body}` : body;
+  })), '}'];
+}
