@@ -129,7 +129,6 @@ var<workgroup> rowA: array<f32, ${t.BR}>;  // per-row rescale of this tile, then
 var<workgroup> kpos: array<i32, ${t.BC}>;
 var<workgroup> kseg: array<i32, ${t.BC}>;
 var<workgroup> lenS: u32;
-var<workgroup> skipS: u32; // this tile pair is hidden (tileHidden), broadcast uniformly
 
 // workgroup (x: query tile, y: query head, z: batch row in this chunk).
 @compute @workgroup_size(${t.NT}, 1, 1)
@@ -155,8 +154,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   for (var k0 = kStart; k0 < kEnd; k0 += BC) {
     // A key tile no query of this tile can see through the segments (packed pairs: rejected
     // queries, chosen keys) is skipped whole.
-    if (li == 0u) { skipS = select(0u, 1u, tileHidden(gb, q0, min(q0 + BR, len), k0, min(k0 + BC, kEnd))); }
-    if (workgroupUniformLoad(&skipS) != 0u) { continue; }
+    if (tileSkipped(li, gb, q0, min(q0 + BR, len), k0, min(k0 + BC, kEnd))) { continue; }
     ${stage('BC', 'k0', 'kEnd', 'kvh', [['KVs', 'k', 'k']])}
     for (var jj = li; jj < BC; jj += NT) {
       let j = k0 + jj; var pj = 0; var sj = 0;
@@ -245,7 +243,6 @@ var<workgroup> qD: array<f32, ${t.BR}>;
 var<workgroup> kpos: array<i32, ${t.BC}>;
 var<workgroup> kseg: array<i32, ${t.BC}>;
 var<workgroup> lenS: u32;
-var<workgroup> skipS: u32; // this tile pair is hidden (tileHidden), broadcast uniformly
 
 // workgroup (x: query tile, y: query head, z: batch row in this chunk).
 @compute @workgroup_size(${t.NT}, 1, 1)
@@ -271,8 +268,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   for (var k0 = kStart; k0 < kEnd; k0 += BC) {
     // A key tile no query of this tile can see through the segments (packed pairs: rejected
     // queries, chosen keys) is skipped whole.
-    if (li == 0u) { skipS = select(0u, 1u, tileHidden(gb, q0, min(q0 + BR, len), k0, min(k0 + BC, kEnd))); }
-    if (workgroupUniformLoad(&skipS) != 0u) { continue; }
+    if (tileSkipped(li, gb, q0, min(q0 + BR, len), k0, min(k0 + BC, kEnd))) { continue; }
     ${stage('BC', 'k0', 'kEnd', 'kvh', [['Ks', 'k', 'k'], ['Vs', 'v', 'v']])}
     for (var jj = li; jj < BC; jj += NT) {
       let j = k0 + jj; var pj = 0; var sj = 0;
@@ -336,7 +332,6 @@ var<workgroup> qseg: array<i32, ${t.BC}>;
 var<workgroup> qlse: array<f32, ${t.BC}>;
 var<workgroup> qD: array<f32, ${t.BC}>;
 var<workgroup> lenS: u32;
-var<workgroup> skipS: u32; // this tile pair is hidden (tileHidden), broadcast uniformly
 
 // workgroup (x: key tile, y: kv head, z: batch row in this chunk).
 @compute @workgroup_size(${t.NT}, 1, 1)
@@ -363,8 +358,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     // Causal: only queries i >= k0 can see this tile's keys; none at or past the length.
     for (var i0 = k0; i0 < iEnd; i0 += BC) {
       // A query tile that sees none of this tile's keys through the segments is skipped whole.
-      if (li == 0u) { skipS = select(0u, 1u, tileHidden(gb, i0, min(i0 + BC, iEnd), k0, min(k0 + BR, len))); }
-      if (workgroupUniformLoad(&skipS) != 0u) { continue; }
+      if (tileSkipped(li, gb, i0, min(i0 + BC, iEnd), k0, min(k0 + BR, len))) { continue; }
       ${stage('BC', 'i0', 'iEnd', 'h', [['Qs', 'q', 'q'], ['dOs', 'dout', 'g']])}
       for (var ii = li; ii < BC; ii += NT) {
         let qi = i0 + ii;

@@ -51,7 +51,6 @@ var<workgroup> Ss: array<f32, ${t.R * t.C}>;  // [BR][BC] scaled scores
 var<workgroup> kpos: array<i32, ${t.C}>;
 var<workgroup> kseg: array<i32, ${t.C}>;
 var<workgroup> lenS: u32;
-var<workgroup> skipS: u32; // this tile pair is hidden (tileHidden), broadcast uniformly
 
 // workgroup (x: query tile, y: query head, z: batch row in this chunk); thread (g, r).
 @compute @workgroup_size(${t.G}, ${t.R}, 1)
@@ -78,8 +77,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   let kEnd = min(min(q0 + BR, p.T), len);
   for (var k0 = 0u; k0 < kEnd; k0 += BC) {
     // A key tile hidden from this query tile by the segments is skipped (attention-mask.ts).
-    if (li == 0u) { skipS = select(0u, 1u, tileHidden(gb, q0, min(q0 + BR, len), k0, min(k0 + BC, kEnd))); }
-    if (workgroupUniformLoad(&skipS) != 0u) { continue; }
+    if (tileSkipped(li, gb, q0, min(q0 + BR, len), k0, min(k0 + BC, kEnd))) { continue; }
     for (var idx = li; idx < BC * DP; idx += NT) {
       let jj = idx / DP; let d = idx % DP; let j = k0 + jj;
       var kx = 0.0; var vx = 0.0;
@@ -173,7 +171,6 @@ var<workgroup> qseg: array<i32, ${t.C}>;
 var<workgroup> qlse: array<f32, ${t.C}>;
 var<workgroup> qD: array<f32, ${t.C}>;
 var<workgroup> lenS: u32;
-var<workgroup> skipS: u32; // this tile pair is hidden (tileHidden), broadcast uniformly
 
 // workgroup (x: key tile, y: kv head, z: batch row in this chunk); thread (g, r) owns key k0 + r.
 @compute @workgroup_size(${t.G}, ${t.R}, 1)
@@ -202,8 +199,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
     // Causal: only queries i >= k0 can see this tile's keys; none at or past the length.
     for (var i0 = k0; i0 < len; i0 += BC) {
       // A query tile that sees none of this tile's keys through the segments is skipped.
-      if (li == 0u) { skipS = select(0u, 1u, tileHidden(gb, i0, min(i0 + BC, len), k0, min(k0 + BR, len))); }
-      if (workgroupUniformLoad(&skipS) != 0u) { continue; }
+      if (tileSkipped(li, gb, i0, min(i0 + BC, len), k0, min(k0 + BR, len))) { continue; }
       for (var idx = li; idx < BC * DP; idx += NT) {
         let ii = idx / DP; let d = idx % DP; let qi = i0 + ii;
         var qx = 0.0; var gx = 0.0;
@@ -287,7 +283,6 @@ var<workgroup> dSs: array<f32, ${t.R * t.C}>;  // [BR][BC]
 var<workgroup> kpos: array<i32, ${t.C}>;
 var<workgroup> kseg: array<i32, ${t.C}>;
 var<workgroup> lenS: u32;
-var<workgroup> skipS: u32; // this tile pair is hidden (tileHidden), broadcast uniformly
 
 // workgroup (x: query tile, y: query head, z: batch row in this chunk); thread (g, r) owns query q0 + r.
 @compute @workgroup_size(${t.G}, ${t.R}, 1)
@@ -316,8 +311,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   let kEnd = min(min(q0 + BR, p.T), len);
   for (var k0 = 0u; k0 < kEnd; k0 += BC) {
     // A key tile hidden from this query tile by the segments is skipped (attention-mask.ts).
-    if (li == 0u) { skipS = select(0u, 1u, tileHidden(gb, q0, min(q0 + BR, len), k0, min(k0 + BC, kEnd))); }
-    if (workgroupUniformLoad(&skipS) != 0u) { continue; }
+    if (tileSkipped(li, gb, q0, min(q0 + BR, len), k0, min(k0 + BC, kEnd))) { continue; }
     for (var idx = li; idx < BC * DP; idx += NT) {
       let jj = idx / DP; let d = idx % DP; let j = k0 + jj;
       var kx = 0.0; var vx = 0.0;

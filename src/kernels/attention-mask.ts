@@ -188,6 +188,13 @@ fn tileHidden(gb: u32, qa: u32, qe: u32, ka: u32, ke: u32) -> bool {
   let q = segRange(gb, qa, qe);
   return k.y < q.x || k.x > q.y;
 }
+var<workgroup> skipS: u32;
+// tileHidden as a workgroup-uniform value, so a kernel may skip a tile pair in uniform control
+// flow: invocation li 0 decides, workgroupUniformLoad hands it to all. Call from uniform control flow.
+fn tileSkipped(li: u32, gb: u32, qa: u32, qe: u32, ka: u32, ke: u32) -> bool {
+  if (li == 0u) { skipS = select(0u, 1u, tileHidden(gb, qa, qe, ka, ke)); }
+  return workgroupUniformLoad(&skipS) != 0u;
+}
 // Query i (position pi, segment si) sees key j (pj, sj) of a row of length len.
 fn visible(i: u32, j: u32, len: u32, pi: i32, si: i32, pj: i32, sj: i32) -> bool {
   return j <= i && i < len && (sj == 0 || sj == si) && (p.window == 0u || pi - pj < i32(p.window));
