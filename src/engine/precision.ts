@@ -21,7 +21,11 @@ export interface PrecisionChoice {
 export function setPrecision(gpu: Gpu, wanted: Precision): PrecisionChoice {
   if (wanted === 'f32') { gpu.matmulPrecision = 'f32'; return { precision: 'f32' }; }
   if (gpu.smxF16) { gpu.matmulPrecision = 'f16'; return { precision: 'mixed' }; }
-  if (process.env.SRK_MIXED === 'emulate') {
+  const mode = process.env.SRK_MIXED;
+  if (mode && mode !== 'emulate') {
+    throw Object.assign(new Error(`SRK_MIXED=${mode}: the only value is emulate`), { userFacing: true });
+  }
+  if (mode === 'emulate') {
     gpu.matmulPrecision = 'f16';
     return { precision: 'mixed', note: 'mixed precision emulated (SRK_MIXED=emulate): f16-rounded operands in the f32 kernels, no speed-up' };
   }

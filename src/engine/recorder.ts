@@ -25,8 +25,12 @@ export class Recorder {
   submitEvery: number;
 
   constructor(private gpu: Gpu) {
-    const env = Number(process.env.SRK_SUBMIT_EVERY);
-    this.submitEvery = Number.isInteger(env) && env > 0 ? env : SUBMIT_EVERY;
+    const raw = process.env.SRK_SUBMIT_EVERY;
+    const env = Number(raw);
+    if (raw && !(Number.isInteger(env) && env > 0)) {
+      throw Object.assign(new Error(`SRK_SUBMIT_EVERY=${raw}: expected a positive whole number of dispatches`), { userFacing: true });
+    }
+    this.submitEvery = raw ? env : SUBMIT_EVERY;
   }
 
   private enc(): GPUCommandEncoder {

@@ -101,9 +101,13 @@ export const SMX_64: MatmulTile = { BM: 64, BN: 64, BK: 32, TM: 32, TN: 32, kind
  * That choice is a GUESS until `srk bench matmul --tiles` has been run on the H100; the simple
  * 64x64 stays the fallback wherever a 'reg' tiling cannot run (adapter limits).
  */
+// Measuring switches, read once (not on every dispatch): SRK_MATMUL=simple|reg forces an f32 kernel
+// family; SRK_SMX_SAFE=1 gives the tensor-core kernel's simplest form (one stage, scratch epilogue).
+const FORCED_FAMILY = process.env.SRK_MATMUL;
+const SMX_SAFE = process.env.SRK_SMX_SAFE === '1';
+
 export function chooseTile(gpu: Gpu, M: number, N: number): MatmulTile {
-  // SRK_MATMUL=simple|reg forces a kernel family (for measuring one against the other in one run).
-  const forced = process.env.SRK_MATMUL;
+  const forced = FORCED_FAMILY;
   if (forced === 'simple') return SIMPLE_64;
   if (forced !== undefined && forced !== 'reg' && forced !== '') throw new Error(`SRK_MATMUL=${forced}: expected simple or reg`);
   if (gpu.isCpuAdapter && forced !== 'reg') return SIMPLE_64;
@@ -498,7 +502,7 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
     // One stage unless the tiling asks for two: on the H100 (bench/RESULTS.md, 2026-11-27) the
     // two-stage form ran the dx and dW products of a training step ~50% slower (47 KiB of
     // workgroup memory per workgroup against 28). SRK_SMX_SAFE=1 also turns off direct stores.
-    stages = process.env.SRK_SMX_SAFE === '1' ? 1 : tile.stages ?? 1;
+    stages = SMX_SAFE ? 1 : tile.stages ?? 1;
     if (shape(stages).threads > lim.maxComputeInvocationsPerWorkgroup || !fits(stages)) {
       throw new RangeError(`matmul: tiling ${tileName(tile)} exceeds this adapter's workgroup limits`);
     }
@@ -518,7 +522,7 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   const wc = windowOf(gpu, p.c, p.offC, p.offC + sC);
   const staging: F16Staging | undefined = f16 ? { scaleA: !!p.scaleA } : undefined;
   const vec = vecFlags(p, tile, wa, wb, wc, gpu.bindingAlign);
-  const def = tile.kind === 'smx' ? smxDef(tile, p.transA, p.transB, full, vec, staging!, sgSize, stages, !p.bias && process.env.SRK_SMX_SAFE !== '1')
+  const def = tile.kind === 'smx' ? smxDef(tile, p.transA, p.transB, full, vec, staging!, sgSize, stages, !p.bias && !SMX_SAFE)
     : tile.kind === 'reg' ? regDef(tile, p.transA, p.transB, full, vec, stages, staging)
     : matmulDef(tile, p.transA, p.transB, full, staging);
   if (dry) { dry.push(def.name); return; }

@@ -14,7 +14,7 @@ import { normBackward, normForward } from '../kernels/layernorm.js';
 import { attentionBackward, attentionForward } from '../kernels/attention.js';
 import { swiglu, swigluBackward } from '../kernels/activations.js';
 import { rotary } from '../kernels/rotary.js';
-import { linearBackward, linearForward } from './linear.js';
+import { linearBackward, linearForward, operandScale } from './linear.js';
 import type { ForwardContext } from './context.js';
 
 export interface LlamaSaved {
@@ -36,9 +36,11 @@ export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor): { 
   const n1 = acq([N, D], 'n1'); const rstd1 = acq([N], 'rstd1');
   normForward(gpu, true, { x, w: w('input_layernorm.weight'), y: n1, rstd: rstd1, N, D, eps });
   const q = acq([N, Hq * Dh], 'q'); const k = acq([N, Hkv * Dh], 'k'); const v = acq([N, Hkv * Dh], 'v');
-  linearForward(gpu, n1, w('self_attn.q_proj.weight'), bias('self_attn.q_proj.bias'), q, N, D, Hq * Dh);
-  linearForward(gpu, n1, w('self_attn.k_proj.weight'), bias('self_attn.k_proj.bias'), k, N, D, Hkv * Dh);
-  linearForward(gpu, n1, w('self_attn.v_proj.weight'), bias('self_attn.v_proj.bias'), v, N, D, Hkv * Dh);
+  const s1 = operandScale(gpu, n1, N * D); // one max |n1| for q, k and v
+  linearForward(gpu, n1, w('self_attn.q_proj.weight'), bias('self_attn.q_proj.bias'), q, N, D, Hq * Dh, false, s1);
+  linearForward(gpu, n1, w('self_attn.k_proj.weight'), bias('self_attn.k_proj.bias'), k, N, D, Hkv * Dh, false, s1);
+  linearForward(gpu, n1, w('self_attn.v_proj.weight'), bias('self_attn.v_proj.bias'), v, N, D, Hkv * Dh, false, s1);
+  gpu.pool.release(s1);
   const rot = { N, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions };
   rotary(gpu, { ...rot, x: { tensor: q }, heads: Hq });
   rotary(gpu, { ...rot, x: { tensor: k }, heads: Hkv });
@@ -51,8 +53,10 @@ export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor): { 
   const n2 = acq([N, D], 'n2'); const rstd2 = acq([N], 'rstd2');
   normForward(gpu, true, { x: x1, w: w('post_attention_layernorm.weight'), y: n2, rstd: rstd2, N, D, eps });
   const gate = acq([N, I], 'gate'); const up = acq([N, I], 'up');
-  linearForward(gpu, n2, w('mlp.gate_proj.weight'), bias('mlp.gate_proj.bias'), gate, N, D, I);
-  linearForward(gpu, n2, w('mlp.up_proj.weight'), bias('mlp.up_proj.bias'), up, N, D, I);
+  const s2 = operandScale(gpu, n2, N * D); // one max |n2| for gate and up
+  linearForward(gpu, n2, w('mlp.gate_proj.weight'), bias('mlp.gate_proj.bias'), gate, N, D, I, false, s2);
+  linearForward(gpu, n2, w('mlp.up_proj.weight'), bias('mlp.up_proj.bias'), up, N, D, I, false, s2);
+  gpu.pool.release(s2);
   const a = acq([N, I], 'mlp_act');
   swiglu(gpu, { gate, up, y: a, N, I });
   const y = acq([N, D], 'x');
