@@ -18,7 +18,7 @@ import { attentionCases, benchAttention, type AttentionResult } from './attentio
 import { benchClassifier, classifierCases, type ClassifierResult } from './classifier.js';
 import { benchNorm, normCases, type NormResult } from './norm.js';
 import { benchOptimizers, type OptimizerResult } from './optimizer.js';
-import { setPrecision } from '../src/engine/precision.js';
+import { precisionFor } from '../src/engine/precision.js';
 import { benchStep, checkStepOptions, type StepBenchOptions, type StepResult } from './step.js';
 
 export const BENCH_KINDS = ['matmul', 'copy', 'attention', 'classifier', 'norm', 'optimizer', 'step'] as const;
@@ -119,8 +119,8 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
       ...pythiaCases('pythia-160m', tokens), ...pythiaCases('pythia-410m', tokens),
     ];
     if (o.precision === 'mixed') {
-      const choice = setPrecision(gpu, 'mixed');
-      gpu.matmulPrecision = 'f32';
+      // The f16 cases ask for it per call (MatmulCase.precision); the default stays f32.
+      const choice = precisionFor(gpu, 'mixed');
       o.log(choice.note ? `(${choice.note})` : `(mixed: f16 cases on tensor cores, subgroup matrices ${JSON.stringify(gpu.smxF16)})`);
       // Each f16 case right after its f32 twin; gradient products (dx, dW) scale A as training does.
       const f16 = (c: MatmulCase, tile?: MatmulTile): MatmulCase =>

@@ -19,17 +19,22 @@ export interface PrecisionChoice {
  * kernels with f16-rounded operands (same numerics, no speed-up: for checking precision on any adapter).
  */
 export function setPrecision(gpu: Gpu, wanted: Precision): PrecisionChoice {
-  if (wanted === 'f32') { gpu.matmulPrecision = 'f32'; return { precision: 'f32' }; }
-  if (gpu.smxF16) { gpu.matmulPrecision = 'f16'; return { precision: 'mixed' }; }
+  const choice = precisionFor(gpu, wanted);
+  gpu.matmulPrecision = choice.precision === 'mixed' ? 'f16' : 'f32';
+  return choice;
+}
+
+/** What setPrecision(gpu, wanted) would choose, without setting it. */
+export function precisionFor(gpu: Gpu, wanted: Precision): PrecisionChoice {
+  if (wanted === 'f32') return { precision: 'f32' };
+  if (gpu.smxF16) return { precision: 'mixed' };
   const mode = process.env.SRK_MIXED;
   if (mode && mode !== 'emulate') {
     throw Object.assign(new Error(`SRK_MIXED=${mode}: the only value is emulate`), { userFacing: true });
   }
   if (mode === 'emulate') {
-    gpu.matmulPrecision = 'f16';
     return { precision: 'mixed', note: 'mixed precision emulated (SRK_MIXED=emulate): f16-rounded operands in the f32 kernels, no speed-up' };
   }
-  gpu.matmulPrecision = 'f32';
   return {
     precision: 'f32',
     note: 'this adapter has no f16 subgroup-matrix (tensor core) support (see `srk info`); --precision mixed falls back to f32',
