@@ -118,10 +118,12 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
       ...squares.map((s) => ({ name: `square ${s}`, M: s, N: s, K: s })),
       ...pythiaCases('pythia-160m', tokens), ...pythiaCases('pythia-410m', tokens),
     ];
-    if (o.precision === 'mixed') {
-      // The f16 cases ask for it per call (MatmulCase.precision); the default stays f32.
-      const choice = precisionFor(gpu, 'mixed');
-      o.log(choice.note ? `(${choice.note})` : `(mixed: f16 cases on tensor cores, subgroup matrices ${JSON.stringify(gpu.smxF16)})`);
+    // The f16 cases ask for it per call (MatmulCase.precision); the default stays f32. Where mixed
+    // falls back to f32 there are no f16 cases (SRK_MIXED=emulate times the emulation).
+    const choice = o.precision === 'mixed' ? precisionFor(gpu, 'mixed') : undefined;
+    if (choice?.note) o.log(`(${choice.note})`);
+    if (choice?.precision === 'mixed') {
+      if (!choice.note) o.log(`(mixed: f16 cases on tensor cores, subgroup matrices ${JSON.stringify(gpu.smxF16)})`);
       // Each f16 case right after its f32 twin; gradient products (dx, dW) scale A as training does.
       const f16 = (c: MatmulCase, tile?: MatmulTile): MatmulCase =>
         ({ ...c, name: `${c.name} f16${tile ? ` tile ${tileName(tile)}` : ''}`, tile, precision: 'f16', scaleA: / (dx|dW)$/.test(c.name) });
