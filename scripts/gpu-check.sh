@@ -30,6 +30,8 @@ cp dist/BUILD "$r/commit.txt" 2>/dev/null || echo "unknown (build with npm run b
 run 20 info $srk info --json
 if has tests; then
   run 150 tests node node_modules/vitest/vitest.mjs run test/engine test/kernels test/model test/losses test/bench
+  # The HF fixtures in mixed precision with the tensor-core attention forward too.
+  SRK_ATTENTION=tc run 60 tests-tcattn node node_modules/vitest/vitest.mjs run test/model/mixed-precision.test.ts
   # Tensor-core kernels failing here: time the rest with their first, simplest form.
   if grep -q "×.*smx" "$r/tests.json" 2>/dev/null; then export SRK_SMX_SAFE=1; stamp "smx failures: SRK_SMX_SAFE=1"; fi
 fi
@@ -47,6 +49,12 @@ if has step; then
   for s in pythia-160m pythia-410m; do for p in mixed f32; do for l in dpo sr-dpo; do
     step "$s-$l-$p" --shape $s --loss $l --precision $p
   done; done; done
+  # The tensor-core attention forward (opt-in until checked here; test/kernels/attention-smx.test.ts
+  # in the tests section): the same mixed steps with SRK_ATTENTION=tc.
+  for s in pythia-160m pythia-410m; do
+    SRK_ATTENTION=tc step "$s-sr-dpo-mixed-tcattn" --shape $s --loss sr-dpo --precision mixed
+  done
+  SRK_ATTENTION=tc step pythia-160m-dpo-mixed-tcattn --shape pythia-160m --loss dpo --precision mixed
   step pythia-160m-sr-dpo-mixed-unpacked --shape pythia-160m --loss sr-dpo --precision mixed --no-packed
   step pythia-160m-sr-dpo-f32-unpacked --shape pythia-160m --loss sr-dpo --precision f32 --no-packed
   step pythia-160m-sr-dpo-mixed-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
@@ -63,7 +71,7 @@ stamp done
 tar czf "$out/results.tgz" -C "$out" r
 # Summary for the tool's output tail.
 cat "$r/nvidia-smi.txt" "$r/commit.txt" 2>/dev/null
-[ -f "$r/tests.json" ] && sed 's/\x1b\[[0-9;]*m//g' "$r/tests.json" | grep -E "×|Test Files|Tests |AssertionError" | head -12
+for f in tests tests-tcattn; do [ -f "$r/$f.json" ] && sed 's/\x1b\[[0-9;]*m//g' "$r/$f.json" | grep -E "×|Test Files|Tests |AssertionError" | head -12; done
 [ -f "$r/matmul.log" ] && grep -E "copy|square 4096" "$r/matmul.log" | head -6
 [ -f "$r/sweep.log" ] && grep -E "f16" "$r/sweep.log" | sort | head -48
 for f in "$r"/step-*.json; do

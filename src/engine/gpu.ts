@@ -63,6 +63,12 @@ export class Gpu {
    * (src/engine/precision.ts), which falls back to f32 where the adapter lacks the feature.
    */
   matmulPrecision: 'f32' | 'f16' = 'f32';
+  /**
+   * Run the tensor-core kernels with their subgroup matrices emulated in plain WGSL
+   * (src/kernels/smx-wgsl.ts) where the adapter has no f16 subgroup-matrix config: for tests on any
+   * adapter with f16 and subgroups, and SRK_MIXED=emulate-tc. Never faster.
+   */
+  emulateSmx = false;
   private errors: string[] = [];
   private lostReason: string | undefined;
   private destroyed = false;
@@ -159,6 +165,17 @@ export class Gpu {
     if (!lo || lo !== hi) return undefined;
     return this.features.subgroupMatrixConfigs.find((c) => /f16/i.test(c.componentType) &&
       /f32/i.test(c.resultComponentType) && c.M === 16 && c.N === 16 && c.K === 16);
+  }
+
+  /**
+   * How the tensor-core kernels run here: 'native' (smxF16), 'emulated' (emulateSmx on an adapter
+   * with f16, subgroups and one subgroup size), or undefined (they cannot).
+   */
+  get smxMode(): 'native' | 'emulated' | undefined {
+    if (this.smxF16) return 'native';
+    if (!this.emulateSmx || !this.features.shaderF16 || !this.features.subgroups) return undefined;
+    const { subgroupMinSize: lo, subgroupMaxSize: hi } = this.adapterInfo;
+    return lo && lo === hi ? 'emulated' : undefined;
   }
 
   /** A software adapter (lavapipe, SwiftShader): kernels pick CPU-friendly shapes, benchmarks shrink. */

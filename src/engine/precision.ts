@@ -16,11 +16,14 @@ export interface PrecisionChoice {
 /**
  * Sets gpu.matmulPrecision for `wanted`. 'mixed' needs an f16 16x16x16 -> f32 subgroup-matrix config
  * (gpu.smxF16); elsewhere it falls back to f32 with a note, unless SRK_MIXED=emulate asks for the f32
- * kernels with f16-rounded operands (same numerics, no speed-up: for checking precision on any adapter).
+ * kernels with f16-rounded operands (same numerics, no speed-up: for checking precision on any adapter)
+ * or SRK_MIXED=emulate-tc for the tensor-core kernels themselves with emulated subgroup matrices
+ * (gpu.emulateSmx; for checking them on adapters with f16 and subgroups, e.g. lavapipe).
  */
 export function setPrecision(gpu: Gpu, wanted: Precision): PrecisionChoice {
   const choice = precisionFor(gpu, wanted);
   gpu.matmulPrecision = choice.precision === 'mixed' ? 'f16' : 'f32';
+  if (choice.precision === 'mixed' && !gpu.smxF16 && process.env.SRK_MIXED === 'emulate-tc') gpu.emulateSmx = true;
   return choice;
 }
 
@@ -29,11 +32,14 @@ export function precisionFor(gpu: Gpu, wanted: Precision): PrecisionChoice {
   if (wanted === 'f32') return { precision: 'f32' };
   if (gpu.smxF16) return { precision: 'mixed' };
   const mode = process.env.SRK_MIXED;
-  if (mode && mode !== 'emulate') {
-    throw Object.assign(new Error(`SRK_MIXED=${mode}: the only value is emulate`), { userFacing: true });
+  if (mode && mode !== 'emulate' && mode !== 'emulate-tc') {
+    throw Object.assign(new Error(`SRK_MIXED=${mode}: expected emulate or emulate-tc`), { userFacing: true });
   }
   if (mode === 'emulate') {
     return { precision: 'mixed', note: 'mixed precision emulated (SRK_MIXED=emulate): f16-rounded operands in the f32 kernels, no speed-up' };
+  }
+  if (mode === 'emulate-tc' && gpu.features.shaderF16 && gpu.features.subgroups) {
+    return { precision: 'mixed', note: 'mixed precision emulated (SRK_MIXED=emulate-tc): the tensor-core kernels with subgroup matrices emulated in plain WGSL, much slower' };
   }
   return {
     precision: 'f32',

@@ -2,6 +2,7 @@
 // attention-blocked.ts wherever they fit the adapter's workgroup memory, else the tiles of the
 // fallback kernels in attention-legacy.ts; setAttentionTiling lets tests force either.
 import type { Gpu } from '../engine/gpu.js';
+import { chooseSmxAttentionTiles, type SmxAttentionTiles } from './attention-smx.js';
 
 export interface Tiles {
   /** Threads per row and head-dim columns per thread; DP = G * DPT is Dh padded. */
@@ -45,8 +46,12 @@ export function chooseTiles(gpu: Gpu, pass: Pass, Dh: number): Tiles {
 // the top of attention-blocked.ts.
 export interface RegTiles { BR: number; BC: number; NCG: number; NT: number; DP: number; TD4: number }
 
-/** Tests: force the register-tiled shapes ([BR, BC] per pass) or the fallback kernels. */
-export interface AttentionTiling { legacy?: boolean; fwd?: [number, number]; dq?: [number, number]; dkdv?: [number, number] }
+/**
+ * Tests: force the register-tiled shapes ([BR, BC] per pass) or the fallback kernels; tensorCores
+ * turns the tensor-core forward (attention-smx.ts) on or off for f16 precision, overriding
+ * SRK_ATTENTION.
+ */
+export interface AttentionTiling { legacy?: boolean; fwd?: [number, number]; dq?: [number, number]; dkdv?: [number, number]; tensorCores?: boolean }
 let tilingOverride: AttentionTiling | undefined;
 export function setAttentionTiling(t: AttentionTiling | undefined): void { tilingOverride = t; }
 
@@ -83,4 +88,20 @@ export function chooseRegTiles(gpu: Gpu, pass: Pass, Dh: number): RegTiles | und
   }
   if (forced) throw new RangeError(`attention: forced ${pass} tiles ${forced} do not fit Dh=${Dh}`);
   return undefined;
+}
+
+// SRK_ATTENTION=tc runs the forward on tensor cores (attention-smx.ts) in f16 precision; the default
+// (simt) keeps the f32 kernels until the tensor-core forward has been checked and timed on a GPU
+// (scripts/gpu-check.sh runs it; bench/RESULTS.md). Read once.
+const ATTENTION_MODE = process.env.SRK_ATTENTION;
+
+/** The tensor-core forward's tiles for this call, or undefined for the f32 kernels. */
+export function chooseSmxForward(gpu: Gpu, precision: 'f32' | 'f16', Dh: number): SmxAttentionTiles | undefined {
+  if (ATTENTION_MODE !== undefined && ATTENTION_MODE !== '' && ATTENTION_MODE !== 'tc' && ATTENTION_MODE !== 'simt') {
+    throw Object.assign(new Error(`SRK_ATTENTION=${ATTENTION_MODE}: expected tc or simt`), { userFacing: true });
+  }
+  const wanted = tilingOverride?.tensorCores ?? ATTENTION_MODE === 'tc';
+  if (!wanted || precision !== 'f16' || !gpu.smxMode || tilingOverride?.legacy) return undefined;
+  const sg = Number(gpu.adapterInfo.subgroupMaxSize ?? 0);
+  return chooseSmxAttentionTiles(Dh, sg, gpu.limits.maxComputeWorkgroupStorageSize, gpu.limits.maxComputeInvocationsPerWorkgroup);
 }

@@ -15,7 +15,8 @@
 // tiles fit the adapter's workgroup memory; tiles come from maxComputeWorkgroupStorageSize (Dh 64:
 // forward 64x32, dQ and dK/dV 32x32 on a 48 KiB GPU; 32x32, 32x16, 16x32 on lavapipe's 32 KiB).
 // The previous kernels (attention-legacy.ts, which describes their layout) are the fallback (dQ
-// and dK/dV at Dh 128, anything at Dh > 128). No T x T matrix exists.
+// and dK/dV at Dh 128, anything at Dh > 128). In f16 precision with SRK_ATTENTION=tc (opt-in until
+// checked on a GPU), the forward runs on tensor cores (attention-smx.ts). No T x T matrix exists.
 // Rows at or past their length have no visible key: they write out = 0 and lse = 0 (finite, so
 // the backward, which recomputes P = exp(s - lse) only for visible pairs, never meets NaN).
 //
@@ -49,7 +50,8 @@ import { ParamWriter, grid, maxWindowElems, windowOf, type Window } from '../eng
 import { dummyI32, isPackedMask, packMask, type MaskTensors, type PackedMask } from './attention-mask.js';
 import { regDkdvDef, regDqDef, regForwardDef } from './attention-blocked.js';
 import { dkdvDef, dqDef, forwardDef } from './attention-legacy.js';
-import { chooseRegTiles, chooseTiles } from './attention-tiling.js';
+import { chooseRegTiles, chooseSmxForward, chooseTiles } from './attention-tiling.js';
+import { smxForwardDef } from './attention-smx.js';
 import { PREP, PRE_WG, opParams, type Op } from './attention-wgsl.js';
 
 export { setAttentionTiling, type AttentionTiling } from './attention-tiling.js';
@@ -67,6 +69,11 @@ export interface AttentionArgs {
   window?: number;
   /** Score scale; default 1 / sqrt(Dh). */
   scale?: number;
+  /**
+   * Forward only: 'f16' may run S = Q K^T and P V on tensor cores (attention-smx.ts; f32 softmax and
+   * accumulation) where chooseSmxForward allows; default gpu.matmulPrecision.
+   */
+  precision?: 'f32' | 'f16';
 }
 
 export interface AttentionForwardArgs extends AttentionArgs {
@@ -202,9 +209,11 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
   checkNoAlias([o.t, a.lse], [q.t, k.t, v.t]);
   if (o.t.buffer === a.lse.buffer) throw new Error('attention: out and lse must be in different GPU buffers');
   const mask = maskOf(gpu, a);
-  const rt = chooseRegTiles(gpu, 'fwd', Dh);
-  const rows = rt ? rt.BR : chooseTiles(gpu, 'fwd', Dh).R;
-  const kernel = gpu.kernels.get(rt ? regForwardDef(rt) : forwardDef(chooseTiles(gpu, 'fwd', Dh)));
+  const tc = chooseSmxForward(gpu, a.precision ?? gpu.matmulPrecision, Dh);
+  const rt = tc ? undefined : chooseRegTiles(gpu, 'fwd', Dh);
+  const rows = tc ? 16 * tc.SGQ : rt ? rt.BR : chooseTiles(gpu, 'fwd', Dh).R;
+  const kernel = gpu.kernels.get(tc ? smxForwardDef(tc, Number(gpu.adapterInfo.subgroupMaxSize), gpu.smxMode === 'emulated')
+    : rt ? regForwardDef(rt) : forwardDef(chooseTiles(gpu, 'fwd', Dh)));
   const nb = batchChunk(gpu, a, [q, k, v, o], Hq * T);
   const mt = mask.m ?? dummyI32(gpu);
   const wm = windowOf(gpu, mt);

@@ -22,6 +22,7 @@ import { memoDef, type KernelDef } from '../engine/kernel.js';
 import type { MatmulTile } from './matmul.js';
 import { PARAMS_WGSL, f16Suffix, loadTileWgsl, quadRegDecls, quadSlots, type F16Staging, type StagedOperand, type VecFlags } from './matmul-shared.js';
 import { f16ScaleWgsl } from './absmax.js';
+import { smxDialect } from './smx-wgsl.js';
 
 const FRAG = 16; // the f16 config's M = N = K
 const PAD = 8;   // f16 elements of row padding in workgroup memory: 16-byte aligned rows, fewer bank conflicts
@@ -44,8 +45,9 @@ export function smxShape(t: MatmulTile, sgSize: number, transA: boolean, transB:
  * may store their result matrices straight to C.
  */
 function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, vec: VecFlags,
-  f16: F16Staging, sgSize: number, stages: 1 | 2, direct: boolean): KernelDef {
+  f16: F16Staging, sgSize: number, stages: 1 | 2, direct: boolean, emulated = false): KernelDef {
   const { BM, BN, BK, TM, TN } = t;
+  const sm = smxDialect(emulated);
   const { threads, subgroups } = smxShape(t, sgSize, transA, transB);
   const SGN = BN / TN; const FM = TM / FRAG; const FN = TN / FRAG;
   const u = (n: number) => `${n}u`;
@@ -73,29 +75,26 @@ function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
 
   // Fragment loads for one 16-wide K step at kk (a constant).
   const aStride = opA.cols + PAD; const bStride = opB.cols + PAD;
-  const LEFT = `subgroup_matrix_left<f16, ${FRAG}, ${FRAG}>`;
-  const RIGHT = `subgroup_matrix_right<f16, ${FRAG}, ${FRAG}>`;
-  const RESULT = `subgroup_matrix_result<f32, ${FRAG}, ${FRAG}>`;
   const loadLeft = (fi: number, kk: number) => transA
     // As[k][m]: element (m, k) at k * stride + m: column-major for the left (rows m, columns k).
-    ? `subgroupMatrixLoad<${LEFT}, col_major>(&As, aS + ${u(kk * aStride)} + rowA + ${u(fi * FRAG)}, ${u(aStride)})`
-    : `subgroupMatrixLoad<${LEFT}, row_major>(&As, aS + (rowA + ${u(fi * FRAG)}) * ${u(aStride)} + ${u(kk)}, ${u(aStride)})`;
+    ? sm.load('left', `l${fi}`, 'As', `aS + ${u(kk * aStride)} + rowA + ${u(fi * FRAG)}`, 'col_major', u(aStride))
+    : sm.load('left', `l${fi}`, 'As', `aS + (rowA + ${u(fi * FRAG)}) * ${u(aStride)} + ${u(kk)}`, 'row_major', u(aStride));
   const loadRight = (fj: number, kk: number) => transB
     // Bs[n][k]: element (k, n) at n * stride + k: column-major for the right (rows k, columns n).
-    ? `subgroupMatrixLoad<${RIGHT}, col_major>(&Bs, bS + (colB + ${u(fj * FRAG)}) * ${u(bStride)} + ${u(kk)}, ${u(bStride)})`
-    : `subgroupMatrixLoad<${RIGHT}, row_major>(&Bs, bS + ${u(kk * bStride)} + colB + ${u(fj * FRAG)}, ${u(bStride)})`;
+    ? sm.load('right', `r${fj}`, 'Bs', `bS + (colB + ${u(fj * FRAG)}) * ${u(bStride)} + ${u(kk)}`, 'col_major', u(bStride))
+    : sm.load('right', `r${fj}`, 'Bs', `bS + ${u(kk * bStride)} + colB + ${u(fj * FRAG)}`, 'row_major', u(bStride));
   const compute: string[] = [];
   for (let kk = 0; kk < BK; kk += FRAG) {
     compute.push('{');
-    for (let fi = 0; fi < FM; fi++) compute.push(`  let l${fi} = ${loadLeft(fi, kk)};`);
-    for (let fj = 0; fj < FN; fj++) compute.push(`  let r${fj} = ${loadRight(fj, kk)};`);
+    for (let fi = 0; fi < FM; fi++) compute.push(`  ${loadLeft(fi, kk)}`);
+    for (let fj = 0; fj < FN; fj++) compute.push(`  ${loadRight(fj, kk)}`);
     for (let fi = 0; fi < FM; fi++) {
-      for (let fj = 0; fj < FN; fj++) compute.push(`  acc${fi}_${fj} = subgroupMatrixMultiplyAccumulate(l${fi}, r${fj}, acc${fi}_${fj});`);
+      for (let fj = 0; fj < FN; fj++) compute.push(`  ${sm.mma(`acc${fi}_${fj}`, `l${fi}`, `r${fj}`)}`);
     }
     compute.push('}');
   }
   const accDecls: string[] = [];
-  for (let fi = 0; fi < FM; fi++) for (let fj = 0; fj < FN; fj++) accDecls.push(`var acc${fi}_${fj} = ${RESULT}();`);
+  for (let fi = 0; fi < FM; fi++) for (let fj = 0; fj < FN; fj++) accDecls.push(sm.declResult(`acc${fi}_${fj}`));
 
   // Epilogue, one result matrix at a time through the subgroup's scratch (every invocation runs
   // the same sequence, so the barriers are in uniform control flow).
@@ -107,13 +106,14 @@ function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
   const directStore: string[] = [];
   for (let fi = 0; fi < FM; fi++) {
     for (let fj = 0; fj < FN; fj++) {
-      preload.push(`acc${fi}_${fj} = subgroupMatrixScalarMultiply(subgroupMatrixLoad<${RESULT}, row_major>(&c, ${cAt(fi, fj)}, p.ldc), 1.0 / alpha);`);
-      directStore.push(`subgroupMatrixStore<row_major>(&c, ${cAt(fi, fj)}, subgroupMatrixScalarMultiply(acc${fi}_${fj}, alpha), p.ldc);`);
+      const acc = `acc${fi}_${fj}`;
+      preload.push(sm.load('result', acc, 'c', cAt(fi, fj), 'row_major', 'p.ldc', true), sm.scale(acc, '1.0 / alpha'));
+      directStore.push(sm.scale(acc, 'alpha'), sm.store('c', cAt(fi, fj), acc, 'row_major', 'p.ldc'));
     }
   }
   for (let fi = 0; fi < FM; fi++) {
     for (let fj = 0; fj < FN; fj++) {
-      epilogue.push(`subgroupMatrixStore<row_major>(&Cs, sg * ${u(FRAG * FRAG)}, acc${fi}_${fj}, ${u(FRAG)});`,
+      epilogue.push(sm.store('Cs', `sg * ${u(FRAG * FRAG)}`, `acc${fi}_${fj}`, 'row_major', u(FRAG)),
         'workgroupBarrier();',
         `for (var e = lane; e < ${u(FRAG * FRAG)}; e += sgs) {`,
         `  let gm = m0 + rowA + ${u(fi * FRAG)} + e / ${u(FRAG)}; let gn = n0 + colB + ${u(fj * FRAG)} + e % ${u(FRAG)};`,
@@ -129,7 +129,7 @@ function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
   const ty = (v: boolean) => (v ? 'vec4<f32>' : 'f32');
   const scaled = f16.scaleA;
   const name = `matmul_smx_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}_s${stages}` +
-    `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${full ? '_full' : ''}${direct ? '_direct' : ''}${f16Suffix(f16)}_sg${sgSize}`;
+    `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${full ? '_full' : ''}${direct ? '_direct' : ''}${f16Suffix(f16)}_sg${sgSize}${emulated ? '_emu' : ''}`;
   // The K loop: 1 stage = store, barrier, prefetch, multiply, barrier; 2 stages = one barrier.
   const loop: string[] = stages === 2
     ? ['if (nT > 0u) {', ...loadGlobal('0u'), ...storeShared('0'), '}', 'workgroupBarrier();',
@@ -147,12 +147,7 @@ function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
     name,
     bindings: ['read', 'read', 'rw', 'read', ...(scaled ? ['read' as const] : [])],
     uniform: true,
-    // Subgroup-matrix offsets depend on the subgroup index (li / subgroup_size): uniform within a
-    // subgroup, which is all the hardware needs, but not workgroup-uniform as the analysis asks.
-    code: /* wgsl */ `enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-diagnostic(off, chromium.subgroup_matrix_uniformity);
+    code: /* wgsl */ `${sm.header}
 ${PARAMS_WGSL}
 @group(0) @binding(0) var<storage, read> a: array<${ty(vec.a)}>;
 @group(0) @binding(1) var<storage, read> b: array<${ty(vec.b)}>;

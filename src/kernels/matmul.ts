@@ -487,7 +487,7 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   }
   // f16 operands where asked for and the product is big enough to be compute-bound.
   const f16 = (p.precision ?? gpu.matmulPrecision) === 'f16' && M >= 16 && N >= 16;
-  const smx = gpu.smxF16;
+  const smx = gpu.smxMode;
   const sgSize = Number(gpu.adapterInfo.subgroupMaxSize ?? 0);
   let tile = p.tile ?? (f16 && smx
     ? (Math.ceil(M / 128) * Math.ceil(N / 128) >= 264 ? SMX_128 : SMX_64)
@@ -522,7 +522,7 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   const wc = windowOf(gpu, p.c, p.offC, p.offC + sC);
   const staging: F16Staging | undefined = f16 ? { scaleA: !!p.scaleA } : undefined;
   const vec = vecFlags(p, tile, wa, wb, wc, gpu.bindingAlign);
-  const def = tile.kind === 'smx' ? smxDef(tile, p.transA, p.transB, full, vec, staging!, sgSize, stages, !p.bias && !SMX_SAFE)
+  const def = tile.kind === 'smx' ? smxDef(tile, p.transA, p.transB, full, vec, staging!, sgSize, stages, !p.bias && !SMX_SAFE, smx === 'emulated')
     : tile.kind === 'reg' ? regDef(tile, p.transA, p.transB, full, vec, stages, staging)
     : matmulDef(tile, p.transA, p.transB, full, staging);
   if (dry) { dry.push(def.name); return; }

@@ -40,14 +40,18 @@ describe('srk CLI', () => {
     expect(Date.now() - t0).toBeLessThan(30_000);
   });
 
-  it('a malformed SRK_SUBMIT_EVERY or SRK_MIXED is a one-line error naming the variable', () => {
+  it('a malformed SRK_SUBMIT_EVERY, SRK_MIXED or SRK_ATTENTION is a one-line error naming the variable', () => {
     const submit = run(['info'], { SRK_SUBMIT_EVERY: 'abc' });
     expect(submit.status).toBe(1);
     expect(submit.stderr).toMatch(/^srk: SRK_SUBMIT_EVERY=abc: expected a positive whole number/m);
     expect(submit.stderr).not.toMatch(/\n\s+at /);
     const mixed = run(['bench', 'step', '--precision', 'mixed', '--pairs', '1', '--seq', '16', '--prompt', '8'], { SRK_MIXED: 'yes' });
     expect(mixed.status).toBe(1);
-    expect(mixed.stderr).toMatch(/^srk: SRK_MIXED=yes: the only value is emulate/m);
+    expect(mixed.stderr).toMatch(/^srk: SRK_MIXED=yes: expected emulate or emulate-tc/m);
+    const attention = run(['bench', 'step', '--pairs', '1', '--seq', '16', '--prompt', '8'], { SRK_ATTENTION: 'fast' });
+    expect(attention.status).toBe(1);
+    expect(attention.stderr).toMatch(/^srk: SRK_ATTENTION=fast: expected tc or simt/m);
+    expect(attention.stderr).not.toMatch(/\n\s+at /);
   });
 
   it('an unknown adapter name is a clear error', () => {

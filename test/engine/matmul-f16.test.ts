@@ -203,4 +203,31 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
       }
     });
   }
+
+  // The same kernels with emulated subgroup matrices (smx-wgsl.ts) where the adapter has none
+  // (lavapipe): their staging, offsets, transposes and both epilogues, not the hardware's matrix
+  // ops. Each case is its own pipeline and lavapipe compiles an emulated one in 10-50 s, so the
+  // cases are few: y = x W^T with bias (nt: scratch epilogue, edge tiles) on both tilings, and
+  // dW += dy^T x (tn: direct stores on full tiles, accumulating, scaled A).
+  it('tensor-core kernels with emulated subgroup matrices: the products of a training step', async (ctx) => {
+    const gpu = await getGpu();
+    if (gpu.smxF16) { ctx.skip(); return; } // tested natively above
+    gpu.emulateSmx = true;
+    try {
+      if (!gpu.smxMode) { ctx.skip(); return; }
+      const cases: [MatmulTile, number, number, number, boolean, boolean, Parameters<typeof run>[7]][] = [
+        [SMX_64, 37, 70, 50, false, true, { epilogue: true, scaleA: true, aScale: 1e-6 }],
+        [SMX_64, 64, 128, 96, true, false, { accumulate: true, scaleA: true, aScale: 1e-6 }],
+        [SMX_128, 137, 130, 48, false, true, { epilogue: true }],
+      ];
+      for (const [tile, M, N, K, transA, transB, o] of cases) {
+        const r = await run(gpu, tile, M, N, K, transA, transB, o);
+        const what = `${tileName(tile)} ${M}x${N}x${K} tA=${transA} tB=${transB} ${JSON.stringify(o)}`;
+        expect(r.bound, what).toBeLessThanOrEqual(1);
+        for (const n of r.names) expect(n, what).toMatch(/^matmul_smx_.*_emu$/);
+      }
+    } finally {
+      gpu.emulateSmx = false;
+    }
+  }, 300_000);
 });

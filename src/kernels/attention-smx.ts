@@ -1,0 +1,257 @@
+// Attention forward on tensor cores (f16 operands, f32 accumulation) for the 'f16' precision:
+// S = Q K^T and O += P V as 16x16 subgroup matrices (smx-wgsl.ts: native, or emulated for tests);
+// the online softmax, mask, rescaling and output stay f32. Same arguments, Params, mask rules and
+// outputs (out, lse) as the register-tiled forward (attention-blocked.ts), which attention.ts runs
+// otherwise. The backward stays f32: it recomputes P from f32 q, k and this pass's lse, so its P
+// differs from this pass's by the f16 rounding of the scores (~1e-3 relative), like any mixed-precision
+// recomputation.
+//
+// Workgroup: SGQ subgroups, each owning 16 query rows of one head (BR = 16 SGQ rows), walking key
+// tiles of BC keys. Per key tile:
+//   1. stage K and V (f32 -> f16) in workgroup memory, rows DP + 8 halves apart (DP = Dh rounded
+//      up to 16; pad columns and keys past the tile's end are zero);
+//   2. each subgroup multiplies its Q fragments (loaded once, before the loop) by K^T into BC / 16
+//      result matrices and stores the scores to its f32 scratch [16][SW];
+//   3. online softmax over the subgroup's 16 rows (lanes split rows, or columns of a row with
+//      subgroup shuffles to combine): mask, running max m and sum l per row, P = exp(s - m) to an
+//      f16 tile, and the rescale factor exp(m_old - m_new) per row;
+//   4. P V into DP / 16 result matrices, stored to the same scratch (S is consumed by then);
+//   5. every lane rescales the output elements it owns (O kept in registers, f32) and adds P V.
+// Barriers: after 1, 2, 3 and 4 (all subgroups run the same sequence; skipped tiles are skipped by
+// the whole workgroup). Rows past their length or without visible keys write out = 0, lse = 0.
+// Reference: attention.ref.ts; checked in test/kernels/attention-smx.test.ts (emulated on lavapipe).
+import type { KernelDef } from '../engine/kernel.js';
+import { memoDef } from '../engine/kernel.js';
+import { MASK_WGSL } from './attention-mask.js';
+import { at, opFields } from './attention-wgsl.js';
+import { smxDialect } from './smx-wgsl.js';
+
+const F = 16;
+const PAD = 8; // f16 row padding of staged tiles: 16-byte aligned rows, fewer bank conflicts
+
+export interface SmxAttentionTiles {
+  /** Subgroups per workgroup (each owns 16 query rows) and keys per tile (a multiple of 16). */
+  SGQ: number; BC: number;
+  /** Head dim padded to 16. */
+  DP: number;
+}
+
+/** Workgroup bytes and threads of a tiling at subgroup size sg. */
+export function smxAttentionShape(t: SmxAttentionTiles, sg: number): { threads: number; sharedBytes: number } {
+  const BR = F * t.SGQ; const RSH = t.DP + PAD; const SW = Math.max(t.BC, t.DP);
+  const kv = 2 * Math.max(BR, 2 * t.BC) * RSH;    // Q once, then K and V (f16)
+  const s = 4 * t.SGQ * F * SW;                    // per-subgroup f32 scratch (scores, then P V)
+  const pt = 2 * t.SGQ * F * (t.BC + PAD);         // per-subgroup P (f16)
+  const small = 4 * (3 * BR + 2 * t.BC + 4);       // qpos, qseg, rowA, kpos, kseg, flags
+  return { threads: t.SGQ * sg, sharedBytes: kv + s + pt + small };
+}
+
+/** The largest tiling that fits the adapter (Dh <= 256), or undefined. */
+export function chooseSmxAttentionTiles(Dh: number, sg: number, maxBytes: number, maxThreads: number): SmxAttentionTiles | undefined {
+  const DP = Math.ceil(Dh / F) * F;
+  for (const [SGQ, BC] of [[4, 32], [2, 32], [1, 32], [1, 16]]) {
+    const t = { SGQ, BC, DP };
+    const s = smxAttentionShape(t, sg);
+    if (s.sharedBytes <= maxBytes && s.threads <= maxThreads) return t;
+  }
+  return undefined;
+}
+
+function smxForwardDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean): KernelDef {
+  const sm = smxDialect(emulated);
+  const { SGQ, BC, DP } = t;
+  const BR = F * SGQ; const RSH = DP + PAD; const SW = Math.max(BC, DP); const PS = BC + PAD;
+  const FD = DP / F; const FC = BC / F;
+  const threads = SGQ * sg;
+  const u = (n: number) => `${n}u`;
+  // Softmax lanes: with sg >= 16, LPR lanes share a row (columns part, part + LPR, ...) and combine
+  // with shuffles; with sg < 16, a lane owns RPL rows. (Emulated on lavapipe, sg = 8: no shuffles;
+  // the shuffle path runs only where subgroups have 16 or more invocations.)
+  const LPR = Math.max(1, sg / F); const RPL = Math.max(1, F / sg);
+  const combine = (x: string, op: 'max' | '+') => {
+    const steps: string[] = [];
+    for (let d = F; d < F * LPR; d *= 2) {
+      steps.push(op === 'max' ? `${x} = max(${x}, subgroupShuffleXor(${x}, ${u(d)}));` : `${x} += subgroupShuffleXor(${x}, ${u(d)});`);
+    }
+    return steps.join(' ');
+  };
+  // Lane's softmax rows: rr(i) for i < RPL (the row within the subgroup), its column part.
+  const rowOf = (i: number) => (sg >= F ? 'lane % 16u' : `lane + ${u(i * sg)}`);
+  const part = sg >= F ? 'lane / 16u' : '0u';
+
+  const qLoads: string[] = [];
+  for (let d = 0; d < FD; d++) qLoads.push(sm.load('left', `qf${d}`, 'KV', `(sg * ${u(F)}) * ${u(RSH)} + ${u(d * F)}`, 'row_major', u(RSH)));
+  // S = Q K^T: K staged as KV[key][d]; the right matrix (rows d, columns keys) is column-major.
+  const scores: string[] = [];
+  for (let c = 0; c < FC; c++) {
+    scores.push('{', sm.declResult('sres'));
+    for (let d = 0; d < FD; d++) {
+      scores.push(sm.load('right', `kf${d}`, 'KV', `${u(c * F * RSH + d * F)}`, 'col_major', u(RSH)), sm.mma('sres', `qf${d}`, `kf${d}`));
+    }
+    scores.push(sm.store('Ss', `sg * ${u(F * SW)} + ${u(c * F)}`, 'sres', 'row_major', u(SW)), '}');
+  }
+  // P V: P [16][BC] (left, row-major), V staged after K as KV[BC + key][d] (right, row-major).
+  const pv: string[] = [];
+  for (let d = 0; d < FD; d++) {
+    pv.push('{', sm.declResult('pvr'));
+    for (let c = 0; c < FC; c++) {
+      pv.push(sm.load('left', `pf${c}`, 'Ps', `sg * ${u(F * PS)} + ${u(c * F)}`, 'row_major', u(PS)),
+        sm.load('right', `vf${c}`, 'KV', `${u((BC + c * F) * RSH + d * F)}`, 'row_major', u(RSH)), sm.mma('pvr', `pf${c}`, `vf${c}`));
+    }
+    pv.push(sm.store('Ss', `sg * ${u(F * SW)} + ${u(d * F)}`, 'pvr', 'row_major', u(SW)), '}');
+  }
+  const OPL = (F * DP) / sg; // output elements per lane: e = lane + sg * t, row e / DP, column e % DP
+
+  const softmaxRows: string[] = [];
+  for (let i = 0; i < RPL; i++) {
+    softmaxRows.push(`{
+      let r = ${rowOf(i)}; let rr = sg * 16u + r; let qi = q0 + rr;
+      var tmax = M0;
+      for (var cc = 0u; cc < ${u(BC / LPR)}; cc++) {
+        let jj = ${part} + ${u(LPR)} * cc; let j = k0 + jj;
+        var x = MASKED;
+        if (j < kEnd && visible(qi, j, len, qpos[rr], qseg[rr], kpos[jj], kseg[jj])) { x = Ss[sg * ${u(F * SW)} + r * ${u(SW)} + jj] * p.scale; }
+        Ss[sg * ${u(F * SW)} + r * ${u(SW)} + jj] = x;
+        tmax = max(tmax, x);
+      }
+      ${combine('tmax', 'max')}
+      let mnew = max(mrow[${i}], tmax);
+      let alpha = exp(mrow[${i}] - mnew);
+      var sum = 0.0;
+      for (var cc = 0u; cc < ${u(BC / LPR)}; cc++) {
+        let jj = ${part} + ${u(LPR)} * cc;
+        let x = Ss[sg * ${u(F * SW)} + r * ${u(SW)} + jj];
+        var e = 0.0;
+        if (x > MASKED) { e = exp(x - mnew); }
+        Ps[sg * ${u(F * PS)} + r * ${u(PS)} + jj] = f16(e);
+        sum += e;
+      }
+      ${combine('sum', '+')}
+      lrow[${i}] = lrow[${i}] * alpha + sum;
+      mrow[${i}] = mnew;
+      rowA[rr] = alpha;
+    }`);
+  }
+  const finishRows: string[] = [];
+  for (let i = 0; i < RPL; i++) {
+    finishRows.push(`{
+      let r = ${rowOf(i)}; let rr = sg * 16u + r; let qi = q0 + rr;
+      var inv = 0.0; var l = 0.0;
+      if (lrow[${i}] > 0.0) { inv = 1.0 / lrow[${i}]; l = mrow[${i}] + log(lrow[${i}]); }
+      rowA[rr] = inv;
+      if (${part} == 0u && qi < p.T) { lse[p.lseBase + (b * p.Hq + h) * p.T + qi] = l; }
+    }`);
+  }
+
+  return {
+    name: `attn_fwd_smx_${BR}x${BC}_d${DP}_sg${sg}${emulated ? '_emu' : ''}`,
+    bindings: ['read', 'read', 'read', 'read', 'rw', 'rw'],
+    uniform: true,
+    // Shuffles run in uniform control flow (the key loop's bounds and skips are workgroup-uniform;
+    // Tint's uniformity analysis accepts the sg 16, 32 and 64 forms).
+    code: /* wgsl */ `${sm.header}
+const BR = ${u(BR)};
+const BC = ${u(BC)};
+const DP = ${u(DP)};
+const MASKED = -3.0e38;
+const M0 = -1.0e30;
+struct Params {
+  T: u32, Dh: u32, Hq: u32, nRep: u32, b0: u32, mBase: u32, hasMask: u32, window: u32,
+  ${opFields('q')} ${opFields('k')} ${opFields('v')} ${opFields('o')}
+  lseBase: u32, scale: f32,
+};
+@group(0) @binding(0) var<storage, read> q: array<f32>;
+@group(0) @binding(1) var<storage, read> k: array<f32>;
+@group(0) @binding(2) var<storage, read> v: array<f32>;
+@group(0) @binding(3) var<storage, read> m: array<i32>;
+@group(0) @binding(4) var<storage, read_write> o: array<f32>;
+@group(0) @binding(5) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(6) var<uniform> p: Params;
+${MASK_WGSL}
+var<workgroup> KV: array<f16, ${Math.max(BR, 2 * BC) * RSH}>; // Q [BR][RSH] first; then K [BC][RSH], V [BC][RSH]
+var<workgroup> Ss: array<f32, ${SGQ * F * SW}>;  // per subgroup [16][SW]: scores, then P V
+var<workgroup> Ps: array<f16, ${SGQ * F * PS}>;  // per subgroup [16][PS]: P
+var<workgroup> qpos: array<i32, ${BR}>;
+var<workgroup> qseg: array<i32, ${BR}>;
+var<workgroup> rowA: array<f32, ${BR}>;          // per row: this tile's rescale, at the end 1 / l
+var<workgroup> kpos: array<i32, ${BC}>;
+var<workgroup> kseg: array<i32, ${BC}>;
+var<workgroup> lenS: u32;
+
+/** Stages rows [r0, r0 + n) of operand (arr, its fields) for head hh into KV from row dst, f16, zero past lim / Dh. */
+fn stageRow(li: u32, n: u32, lim: u32, r0: u32, dst: u32, which: u32, b: u32, hh: u32) {
+  for (var idx = li; idx < n * (DP / 4u); idx += ${u(threads)}) {
+    let rr = idx / (DP / 4u); let d0 = (idx % (DP / 4u)) * 4u; let t = r0 + rr;
+    var x = vec4f(0.0);
+    if (t < lim) {
+      for (var c = 0u; c < 4u; c++) {
+        if (d0 + c < p.Dh) {
+          if (which == 0u) { x[c] = q[${at('q', 'b', 't', 'hh', 'd0 + c')}]; }
+          else if (which == 1u) { x[c] = k[${at('k', 'b', 't', 'hh', 'd0 + c')}]; }
+          else { x[c] = v[${at('v', 'b', 't', 'hh', 'd0 + c')}]; }
+        }
+      }
+    }
+    let w = (dst + rr) * ${u(RSH)} + d0;
+    let hx = vec4<f16>(x);
+    KV[w] = hx.x; KV[w + 1u] = hx.y; KV[w + 2u] = hx.z; KV[w + 3u] = hx.w;
+  }
+}
+
+// workgroup (x: query tile, y: query head, z: batch row in this chunk).
+@compute @workgroup_size(${threads}, 1, 1)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32,
+        @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
+  let b = wg.z; let gb = p.b0 + b; let h = wg.y; let kvh = h / p.nRep; let q0 = wg.x * BR;
+  let sg = li / sgs;
+  if (li == 0u) { lenS = rowLen(gb); }
+  let len = workgroupUniformLoad(&lenS);
+  stageRow(li, BR, p.T, q0, 0u, 0u, b, h);
+  for (var rr = li; rr < BR; rr += ${u(threads)}) {
+    let i = q0 + rr; var pi = 0; var si = 0;
+    if (i < p.T) { pi = posOf(gb, i); si = segOf(gb, i); }
+    qpos[rr] = pi; qseg[rr] = si;
+  }
+  workgroupBarrier();
+  ${qLoads.join('\n  ')}
+  workgroupBarrier();
+  var mrow = array<f32, ${RPL}>(${Array(RPL).fill('M0').join(', ')});
+  var lrow = array<f32, ${RPL}>();
+  var acc = array<f32, ${OPL}>();
+  let kEnd = min(min(q0 + BR, p.T), len);
+  var kStart = 0u;
+  if (p.hasMask == 0u && p.window > 0u && q0 + 1u > p.window) { kStart = ((q0 + 1u - p.window) / BC) * BC; }
+  for (var k0 = kStart; k0 < kEnd; k0 += BC) {
+    if (tileSkipped(li, gb, q0, min(q0 + BR, len), k0, min(k0 + BC, kEnd))) { continue; }
+    stageRow(li, BC, kEnd, k0, 0u, 1u, b, kvh);
+    stageRow(li, BC, kEnd, k0, BC, 2u, b, kvh);
+    for (var jj = li; jj < BC; jj += ${u(threads)}) {
+      let j = k0 + jj; var pj = 0; var sj = 0;
+      if (j < kEnd) { pj = posOf(gb, j); sj = segOf(gb, j); }
+      kpos[jj] = pj; kseg[jj] = sj;
+    }
+    workgroupBarrier();
+    ${scores.join('\n    ')}
+    workgroupBarrier();
+    ${softmaxRows.join('\n    ')}
+    workgroupBarrier();
+    ${pv.join('\n    ')}
+    workgroupBarrier();
+    for (var t = 0u; t < ${u(OPL)}; t++) {
+      let e = lane + ${u(sg)} * t; let r = e / DP; let c = e % DP;
+      acc[t] = acc[t] * rowA[sg * 16u + r] + Ss[sg * ${u(F * SW)} + r * ${u(SW)} + c];
+    }
+  }
+  // A barrier before rowA changes meaning (the last tile's rescale was read above).
+  workgroupBarrier();
+  ${finishRows.join('\n  ')}
+  workgroupBarrier();
+  for (var t = 0u; t < ${u(OPL)}; t++) {
+    let e = lane + ${u(sg)} * t; let r = e / DP; let c = e % DP; let rr = sg * 16u + r; let qi = q0 + rr;
+    if (qi < p.T && c < p.Dh) { o[${at('o', 'b', 'qi', 'h', 'c')}] = acc[t] * rowA[rr]; }
+  }
+}`,
+  };
+}
+
+export const smxForwardDef = memoDef(smxForwardDefGen);

@@ -1,0 +1,129 @@
+// The tensor-core attention forward (src/kernels/attention-smx.ts: f16 Q, K, V and P, f32 softmax
+// and accumulation) against the float64 reference on f16-rounded inputs. Natively where the adapter
+// has an f16 subgroup-matrix config, else with emulated subgroup matrices (smx-wgsl.ts: same
+// kernel, same tiling, plain WGSL matrix ops), so lavapipe checks the kernel's staging, masks,
+// online softmax and output. Bounds: S is exact up to f32 sums of f16 products (lse within 1e-5);
+// P is rounded to f16 (relative 2^-11), so out is within ~1e-3 of the rounded-input reference.
+import { afterAll, describe, expect, it } from 'vitest';
+import { getGpu, relErr } from '../helpers/gpu.js';
+import { makeRng } from '../helpers/random.js';
+import type { Gpu } from '../../src/engine/gpu.js';
+import { attentionBackward, attentionForward, setAttentionTiling, type HeadOperand } from '../../src/kernels/attention.js';
+import { packMaskHost } from '../../src/kernels/attention-mask.js';
+import { attentionBackward as backwardRef, attentionForward as forwardRef, packedPairMask } from '../../src/kernels/attention.ref.js';
+import { roundF16 } from '../../src/kernels/absmax.ref.js';
+
+const rng = makeRng();
+
+interface Case {
+  B: number; T: number; Hq: number; Hkv: number; Dh: number; window?: number;
+  positions?: Int32Array; segments?: Int32Array; lengths?: Int32Array;
+  /** GPT-NeoX's fused [B*T, H, 3, Dh] layout for q, k, v (Hq = Hkv). */
+  fused?: boolean;
+}
+
+const f32 = (x: ArrayLike<number>) => Float32Array.from(x);
+
+/** Tensor-core (or emulated) gpu, or undefined when this adapter can run neither. */
+async function tcGpu(): Promise<Gpu | undefined> {
+  const gpu = await getGpu();
+  gpu.emulateSmx = !gpu.smxF16;
+  return gpu.smxMode ? gpu : undefined;
+}
+afterAll(async () => { setAttentionTiling(undefined); (await getGpu()).emulateSmx = false; });
+
+/** Forward (and optionally backward) on the GPU with tensor cores on or off. */
+async function run(gpu: Gpu, c: Case, q: Float32Array, k: Float32Array, v: Float32Array, dout: Float32Array, tensorCores: boolean) {
+  const { B, T, Hq, Hkv, Dh } = c;
+  setAttentionTiling({ tensorCores });
+  const pool: ReturnType<Gpu['tensor']>[] = [];
+  const t = (shape: number[], x?: Float32Array) => { const r = gpu.tensor(shape, x); pool.push(r); return r; };
+  let ops: { q: HeadOperand; k: HeadOperand; v: HeadOperand };
+  if (c.fused) {
+    const qkv = new Float32Array(B * T * Hq * 3 * Dh);
+    for (let r = 0; r < B * T; r++) for (let h = 0; h < Hq; h++) for (let d = 0; d < Dh; d++) {
+      const s = (r * Hq + h) * Dh + d; const base = (r * Hq + h) * 3 * Dh + d;
+      qkv[base] = q[s]; qkv[base + Dh] = k[s]; qkv[base + 2 * Dh] = v[s];
+    }
+    const tq = t([B * T, Hq, 3, Dh], qkv);
+    const o = (off: number) => ({ tensor: tq, offset: off, tokenStride: 3 * Hq * Dh, headStride: 3 * Dh });
+    ops = { q: o(0), k: o(Dh), v: o(2 * Dh) };
+  } else {
+    ops = { q: { tensor: t([B * T, Hq, Dh], q) }, k: { tensor: t([B * T, Hkv, Dh], k) }, v: { tensor: t([B * T, Hkv, Dh], v) } };
+  }
+  const mask = c.positions || c.segments || c.lengths ? packMaskHost(gpu, B, T, c) : undefined;
+  const to = t([B * T, Hq, Dh]); const tl = t([B, Hq, T]);
+  const args = { B, T, Hq, Hkv, Dh, ...ops, mask, window: c.window, precision: 'f16' as const };
+  attentionForward(gpu, { ...args, out: { tensor: to }, lse: tl });
+  const tg = t([B * T, Hq, Dh], dout); const tdq = t([B * T, Hq, Dh]); const tdk = t([B * T, Hkv, Dh]); const tdv = t([B * T, Hkv, Dh]);
+  attentionBackward(gpu, { ...args, out: { tensor: to }, lse: tl, dout: { tensor: tg }, dq: { tensor: tdq }, dk: { tensor: tdk }, dv: { tensor: tdv } });
+  const r = { out: await gpu.readF32(to), lse: await gpu.readF32(tl), dq: await gpu.readF32(tdq), dk: await gpu.readF32(tdk), dv: await gpu.readF32(tdv) };
+  gpu.pool.release(...pool);
+  if (mask) gpu.pool.release(mask.packed);
+  setAttentionTiling(undefined);
+  return r;
+}
+
+async function check(c: Case): Promise<{ out: Float32Array; lse: Float32Array }> {
+  const gpu = await tcGpu();
+  if (!gpu) return { out: new Float32Array(), lse: new Float32Array() };
+  const { B, T, Hq, Hkv, Dh } = c;
+  const q = f32(rng.array(B * T * Hq * Dh)); const k = f32(rng.array(B * T * Hkv * Dh));
+  const v = f32(rng.array(B * T * Hkv * Dh)); const dout = f32(rng.array(B * T * Hq * Dh));
+  const dims = { B, T, Hq, Hkv, Dh };
+  const mask = { positions: c.positions, segments: c.segments, lengths: c.lengths, window: c.window ?? 0 };
+  const r16 = (x: Float32Array) => Float64Array.from(x, roundF16);
+  const rounded = forwardRef(r16(q), r16(k), r16(v), dims, mask);
+  const exact = forwardRef(Float64Array.from(q), Float64Array.from(k), Float64Array.from(v), dims, mask);
+  const tc = await run(gpu, c, q, k, v, dout, true);
+  const simt = await run(gpu, c, q, k, v, dout, false);
+  const what = JSON.stringify({ B, T, Hq, Hkv, Dh, window: c.window, fused: c.fused, masked: !!(c.segments || c.lengths) });
+  expect(relErr(tc.lse, rounded.lse), `lse ${what}`).toBeLessThan(1e-5);
+  expect(relErr(tc.out, rounded.out), `out ${what}`).toBeLessThan(2e-3);
+  expect(relErr(tc.out, exact.out), `out vs exact ${what}`).toBeLessThan(5e-3);
+  // Rounding happened: this is not the f32 kernel.
+  expect(relErr(tc.out, simt.out), `tc vs f32 ${what}`).toBeGreaterThan(1e-5);
+  expect(tc.out.every(Number.isFinite) && tc.lse.every(Number.isFinite)).toBe(true);
+  // The f32 backward from this forward's out and lse: gradients within mixed-precision error.
+  const g = backwardRef(Float64Array.from(dout), Float64Array.from(q), Float64Array.from(k), Float64Array.from(v), exact.out, exact.lse, dims, mask);
+  for (const key of ['dq', 'dk', 'dv'] as const) expect(relErr(tc[key], g[key]), `${key} ${what}`).toBeLessThan(1e-2);
+  return tc;
+}
+
+describe(`attention forward on tensor cores (or emulated) (seed ${rng.seed})`, () => {
+  it('plain causal, GQA with Dh padded to 16, sliding window', async (ctx) => {
+    if (!(await tcGpu())) { ctx.skip(); return; }
+    await check({ B: 2, T: 37, Hq: 3, Hkv: 3, Dh: 16 });
+    await check({ B: 1, T: 45, Hq: 4, Hkv: 2, Dh: 12 });
+    await check({ B: 2, T: 70, Hq: 2, Hkv: 2, Dh: 32, window: 9 });
+  }, 300_000);
+
+  it('padding rows write exactly 0 (out and lse); GPT-NeoX fused QKV operands', async (ctx) => {
+    if (!(await tcGpu())) { ctx.skip(); return; }
+    const T = 40; const Hq = 2; const Dh = 16;
+    const r = await check({ B: 2, T, Hq, Hkv: 2, Dh, lengths: Int32Array.from([T, T - 13]) });
+    for (let t = T - 13; t < T; t++) {
+      for (let n = 0; n < Hq * Dh; n++) expect(r.out[(T + t) * Hq * Dh + n]).toBe(0);
+      for (let h = 0; h < Hq; h++) expect(r.lse[(Hq + h) * T + t]).toBe(0);
+    }
+    await check({ B: 1, T: 33, Hq: 2, Hkv: 2, Dh: 24, fused: true });
+  });
+
+  it('packed pairs across several key tiles (whole tiles hidden by the segments are skipped)', async (ctx) => {
+    if (!(await tcGpu())) { ctx.skip(); return; }
+    // [prompt 40, chosen 90, rejected 100]: rejected query tiles x chosen key tiles see nothing.
+    const P = 40; const C = 90; const R = 100; const T = P + C + R + 3; const B = 2;
+    const pm = packedPairMask(P, C, R);
+    const positions = new Int32Array(B * T); const segments = new Int32Array(B * T); const lengths = new Int32Array(B);
+    for (let b = 0; b < B; b++) { positions.set(pm.positions, b * T); segments.set(pm.segments, b * T); lengths[b] = P + C + R - 7 * b; }
+    await check({ B, T, Hq: 1, Hkv: 1, Dh: 16, positions, segments, lengths });
+  });
+
+  // Emulated, each head size is a pipeline that lavapipe compiles in 10-25 s: Dh 128 natively only.
+  it('Dh 64 and 128 (the models\' head sizes)', async (ctx) => {
+    const gpu = await tcGpu();
+    if (!gpu) { ctx.skip(); return; }
+    await check({ B: 1, T: 40, Hq: 2, Hkv: 1, Dh: 64 });
+    if (gpu.smxMode === 'native') await check({ B: 1, T: 20, Hq: 1, Hkv: 1, Dh: 128 });
+  }, 300_000);
+});
