@@ -30,7 +30,7 @@ cp dist/BUILD "$r/commit.txt" 2>/dev/null || echo "unknown (build with npm run b
 run 20 info $srk info --json
 if has tests; then
   run 150 tests node node_modules/vitest/vitest.mjs run test/engine test/kernels test/model test/losses test/bench
-  # The HF fixtures in mixed precision with the tensor-core attention forward too.
+  # The HF fixtures in mixed precision with tensor-core attention too.
   SRK_ATTENTION=tc run 60 tests-tcattn node node_modules/vitest/vitest.mjs run test/model/mixed-precision.test.ts
   # Tensor-core kernels failing here: time the rest with their first, simplest form.
   if grep -q "×.*smx" "$r/tests.json" 2>/dev/null; then export SRK_SMX_SAFE=1; stamp "smx failures: SRK_SMX_SAFE=1"; fi
@@ -49,8 +49,8 @@ if has step; then
   for s in pythia-160m pythia-410m; do for p in mixed f32; do for l in dpo sr-dpo; do
     step "$s-$l-$p" --shape $s --loss $l --precision $p
   done; done; done
-  # The tensor-core attention forward (opt-in until checked here; test/kernels/attention-smx.test.ts
-  # in the tests section): the same mixed steps with SRK_ATTENTION=tc.
+  # Tensor-core attention (opt-in until checked here; test/kernels/attention-smx.test.ts in the tests
+  # section): the same mixed steps with SRK_ATTENTION=tc.
   for s in pythia-160m pythia-410m; do
     SRK_ATTENTION=tc step "$s-sr-dpo-mixed-tcattn" --shape $s --loss sr-dpo --precision mixed
   done

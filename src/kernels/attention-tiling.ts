@@ -2,7 +2,7 @@
 // attention-blocked.ts wherever they fit the adapter's workgroup memory, else the tiles of the
 // fallback kernels in attention-legacy.ts; setAttentionTiling lets tests force either.
 import type { Gpu } from '../engine/gpu.js';
-import { chooseSmxAttentionTiles, type SmxAttentionTiles } from './attention-smx.js';
+import { chooseSmxAttentionTiles, chooseSmxBackwardTiles, type SmxAttentionTiles } from './attention-smx.js';
 
 export interface Tiles {
   /** Threads per row and head-dim columns per thread; DP = G * DPT is Dh padded. */
@@ -48,7 +48,7 @@ export interface RegTiles { BR: number; BC: number; NCG: number; NT: number; DP:
 
 /**
  * Tests: force the register-tiled shapes ([BR, BC] per pass) or the fallback kernels; tensorCores
- * turns the tensor-core forward (attention-smx.ts) on or off for f16 precision, overriding
+ * turns the tensor-core kernels (attention-smx.ts) on or off for f16 precision, overriding
  * SRK_ATTENTION.
  */
 export interface AttentionTiling { legacy?: boolean; fwd?: [number, number]; dq?: [number, number]; dkdv?: [number, number]; tensorCores?: boolean }
@@ -90,8 +90,8 @@ export function chooseRegTiles(gpu: Gpu, pass: Pass, Dh: number): RegTiles | und
   return undefined;
 }
 
-// SRK_ATTENTION=tc runs the forward on tensor cores (attention-smx.ts) in f16 precision; the default
-// (simt) keeps the f32 kernels until the tensor-core forward has been checked and timed on a GPU
+// SRK_ATTENTION=tc runs attention on tensor cores (attention-smx.ts) in f16 precision; the default
+// (simt) keeps the f32 kernels until the tensor-core kernels have been checked and timed on a GPU
 // (scripts/gpu-check.sh runs it; bench/RESULTS.md). Read once.
 const ATTENTION_MODE = process.env.SRK_ATTENTION;
 
@@ -104,4 +104,16 @@ export function chooseSmxForward(gpu: Gpu, precision: 'f32' | 'f16', Dh: number)
   if (!wanted || precision !== 'f16' || !gpu.smxMode || tilingOverride?.legacy) return undefined;
   const sg = Number(gpu.adapterInfo.subgroupMaxSize ?? 0);
   return chooseSmxAttentionTiles(Dh, sg, gpu.limits.maxComputeWorkgroupStorageSize, gpu.limits.maxComputeInvocationsPerWorkgroup);
+}
+
+/**
+ * The tensor-core backward's tiles for this call (both passes), or undefined for the f32 kernels:
+ * as chooseSmxForward, and only where a kernel may bind 9 storage buffers (dO's scale parts).
+ */
+export function chooseSmxBackward(gpu: Gpu, precision: 'f32' | 'f16', Dh: number): { dq: SmxAttentionTiles; dkdv: SmxAttentionTiles } | undefined {
+  if (!chooseSmxForward(gpu, precision, Dh) || gpu.limits.maxStorageBuffersPerShaderStage < 9) return undefined;
+  const sg = Number(gpu.adapterInfo.subgroupMaxSize ?? 0);
+  const fit = (pass: 'dq' | 'dkdv') => chooseSmxBackwardTiles(pass, Dh, sg, gpu.limits.maxComputeWorkgroupStorageSize, gpu.limits.maxComputeInvocationsPerWorkgroup);
+  const dq = fit('dq'); const dkdv = fit('dkdv');
+  return dq && dkdv ? { dq, dkdv } : undefined;
 }

@@ -16,7 +16,7 @@
 // forward 64x32, dQ and dK/dV 32x32 on a 48 KiB GPU; 32x32, 32x16, 16x32 on lavapipe's 32 KiB).
 // The previous kernels (attention-legacy.ts, which describes their layout) are the fallback (dQ
 // and dK/dV at Dh 128, anything at Dh > 128). In f16 precision with SRK_ATTENTION=tc (opt-in until
-// checked on a GPU), the forward runs on tensor cores (attention-smx.ts). No T x T matrix exists.
+// checked on a GPU), all three passes run on tensor cores (attention-smx.ts). No T x T matrix exists.
 // Rows at or past their length have no visible key: they write out = 0 and lse = 0 (finite, so
 // the backward, which recomputes P = exp(s - lse) only for visible pairs, never meets NaN).
 //
@@ -50,8 +50,9 @@ import { ParamWriter, grid, maxWindowElems, windowOf, type Window } from '../eng
 import { dummyI32, isPackedMask, packMask, type MaskTensors, type PackedMask } from './attention-mask.js';
 import { regDkdvDef, regDqDef, regForwardDef } from './attention-blocked.js';
 import { dkdvDef, dqDef, forwardDef } from './attention-legacy.js';
-import { chooseRegTiles, chooseSmxForward, chooseTiles } from './attention-tiling.js';
-import { smxForwardDef } from './attention-smx.js';
+import { chooseRegTiles, chooseSmxBackward, chooseSmxForward, chooseTiles } from './attention-tiling.js';
+import { smxDkdvDef, smxDqDef, smxForwardDef } from './attention-smx.js';
+import { absmaxOf } from './absmax.js';
 import { PREP, PRE_WG, opParams, type Op } from './attention-wgsl.js';
 
 export { setAttentionTiling, type AttentionTiling } from './attention-tiling.js';
@@ -70,8 +71,8 @@ export interface AttentionArgs {
   /** Score scale; default 1 / sqrt(Dh). */
   scale?: number;
   /**
-   * Forward only: 'f16' may run S = Q K^T and P V on tensor cores (attention-smx.ts; f32 softmax and
-   * accumulation) where chooseSmxForward allows; default gpu.matmulPrecision.
+   * 'f16' may run the products on tensor cores (attention-smx.ts: f16 operands, f32 softmax and sums)
+   * where chooseSmxForward / chooseSmxBackward allow; default gpu.matmulPrecision.
    */
   precision?: 'f32' | 'f16';
 }
@@ -246,14 +247,20 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
   const mt = mask.m ?? dummyI32(gpu);
   const wm = windowOf(gpu, mt);
   const ld = gpu.pool.acquire([B, Hq, T, 2], 'f32', 'attn_lse_d');
-  const rq = chooseRegTiles(gpu, 'dq', Dh);
-  const rkv = chooseRegTiles(gpu, 'dkdv', Dh);
-  const kPrep = gpu.kernels.get(PREP);
   const shared = dk.t.buffer === dv.t.buffer;
-  const kKV = gpu.kernels.get(rkv ? regDkdvDef(rkv, shared) : dkdvDef(chooseTiles(gpu, 'dkdv', Dh), shared));
-  const kQ = gpu.kernels.get(rq ? regDqDef(rq) : dqDef(chooseTiles(gpu, 'dq', Dh)));
-  const kvRows = rkv ? rkv.BR : chooseTiles(gpu, 'dkdv', Dh).R;
-  const qRows = rq ? rq.BR : chooseTiles(gpu, 'dq', Dh).R;
+  const tc = chooseSmxBackward(gpu, a.precision ?? gpu.matmulPrecision, Dh);
+  const sg = Number(gpu.adapterInfo.subgroupMaxSize ?? 0); const emu = gpu.smxMode === 'emulated';
+  const rq = tc ? undefined : chooseRegTiles(gpu, 'dq', Dh);
+  const rkv = tc ? undefined : chooseRegTiles(gpu, 'dkdv', Dh);
+  const kPrep = gpu.kernels.get(PREP);
+  const kKV = gpu.kernels.get(tc ? smxDkdvDef(tc.dkdv, sg, emu, shared)
+    : rkv ? regDkdvDef(rkv, shared) : dkdvDef(chooseTiles(gpu, 'dkdv', Dh), shared));
+  const kQ = gpu.kernels.get(tc ? smxDqDef(tc.dq, sg, emu) : rq ? regDqDef(rq) : dqDef(chooseTiles(gpu, 'dq', Dh)));
+  const kvRows = tc ? 16 * tc.dkdv.SGQ : rkv ? rkv.BR : chooseTiles(gpu, 'dkdv', Dh).R;
+  const qRows = tc ? 16 * tc.dq.SGQ : rq ? rq.BR : chooseTiles(gpu, 'dq', Dh).R;
+  // The tensor-core passes scale dO by a power of two from its max |value| (over its whole tensor).
+  const parts = tc ? absmaxOf(gpu, go.t, go.t.numel) : undefined;
+  const wparts = parts ? windowOf(gpu, parts) : undefined;
   const nb = batchChunk(gpu, a, [q, k, v, o, go, dq, dk, dv], 2 * Hq * T, shared ? [[dk, dv]] : []);
   for (let b0 = 0; b0 < B; b0 += nb) {
     const n = Math.min(nb, B - b0);
@@ -284,15 +291,19 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
     const pkv = head(new ParamWriter());
     opParams(pkv, wdk, dk); opParams(pkv, wdv, dv);
     pkv.u32(wld.base).f32(scale);
-    gpu.recorder.dispatch(kKV, [wq.range, wk.range, wv.range, wg.range, wld.range, wm.range, wdk.range, ...(shared ? [] : [wdv.range])],
+    if (wparts) pkv.u32(wparts.base);
+    const pr = wparts ? [wparts.range] : [];
+    gpu.recorder.dispatch(kKV, [wq.range, wk.range, wv.range, wg.range, wld.range, wm.range, ...pr, wdk.range, ...(shared ? [] : [wdv.range])],
       pkv.bytes(), [Math.ceil(T / kvRows), Hkv, n]);
 
     const pq = head(new ParamWriter());
     opParams(pq, wdq, dq);
     pq.u32(wld.base).f32(scale);
-    gpu.recorder.dispatch(kQ, [wq.range, wk.range, wv.range, wg.range, wld.range, wm.range, wdq.range],
+    if (wparts) pq.u32(wparts.base);
+    gpu.recorder.dispatch(kQ, [wq.range, wk.range, wv.range, wg.range, wld.range, wm.range, ...pr, wdq.range],
       pq.bytes(), [Math.ceil(T / qRows), Hq, n]);
   }
   gpu.pool.release(ld);
+  if (parts) gpu.pool.release(parts);
   mask.done();
 }
