@@ -16,6 +16,7 @@
 // Precision 'mixed' (src/engine/precision.ts) also scores the first micro-batch in f32 and mixed on
 // the same weights before training (PrecisionCheck). --profile adds one step with a timestamp per
 // dispatch (StepProfile).
+import { chooseSmxBackward } from '../src/kernels/attention-tiling.js';
 import type { Gpu } from '../src/engine/gpu.js';
 import { Optimizer } from '../src/kernels/optimizer.js';
 import { presetConfig } from '../src/init/presets.js';
@@ -72,6 +73,8 @@ export interface PrecisionCheck {
 
 export interface StepResult {
   shape: StepShape; parameters: number; loss: LossName; precision: Precision; precisionNote?: string; precisionCheck?: PrecisionCheck;
+  /** Attention kernels in this step: 'tensor cores' (f16 precision with SRK_ATTENTION=tc) or 'f32'. */
+  attention: 'tensor cores' | 'f32';
   packed: boolean; varied: boolean; lengthOrder: boolean; optimizer: 'rmsprop'; gradClip: number;
   pairs: number; seq: number; prompt: number; completion: number; microBatch: number; refineTokens: number | null;
   /** Batch rows of one micro-batch and their (padded) length. */
@@ -152,6 +155,8 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
     : buildBatch(firstMb.map((p) => ({ prompt: p.promptIds, completions: [p.chosenIds, p.rejectedIds] })), { packed: o.packed });
   const choice = setPrecision(gpu, o.precision);
   if (choice.note) log(`  (${choice.note})`);
+  const attentionKind = chooseSmxBackward(gpu, gpu.matmulPrecision, cfg.headDim) ? 'tensor cores' as const : 'f32' as const;
+  log(`  attention: ${attentionKind}`);
   const precisionCheck = choice.precision === 'mixed' && o.loss !== 'sft'
     ? await comparePrecisions(gpu, model, firstMb, o.packed) : undefined;
   if (precisionCheck) {
@@ -215,6 +220,7 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   gpu.matmulPrecision = 'f32';
   return {
     shape: o.shape, parameters: params.count, loss: o.loss, precision: choice.precision, precisionNote: choice.note, precisionCheck,
+    attention: attentionKind,
     packed: o.packed, varied: o.varied ?? false, lengthOrder: o.lengthOrder !== false, optimizer: 'rmsprop', gradClip,
     pairs: o.pairs, seq: o.seq, prompt: o.prompt, completion, microBatch: o.microBatch, refineTokens: sr ? REFINE_TOKENS : null,
     rowsPerMicroBatch: layout.B, rowLength: layout.T,

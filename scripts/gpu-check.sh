@@ -75,6 +75,6 @@ for f in tests tests-tcattn; do [ -f "$r/$f.json" ] && sed 's/\x1b\[[0-9;]*m//g'
 [ -f "$r/matmul.log" ] && grep -E "copy|square 4096" "$r/matmul.log" | head -6
 [ -f "$r/sweep.log" ] && grep -E "f16" "$r/sweep.log" | sort | head -48
 for f in "$r"/step-*.json; do
-  node -e "const j=JSON.parse(require('fs').readFileSync('$f'));const s=j.step;const p=s.profile;console.log('$f'.split('/').pop().replace('.json',''), s.precision, s.stepMs.toFixed(1)+' ms', Math.round(s.tokensPerS)+' tok/s', (s.peakInUseBytes/2**30).toFixed(2)+' GiB', s.precisionCheck?'dlogp/token '+s.precisionCheck.maxAbsDiffPerToken.toExponential(1):'', p?'profile gpu '+p.gpuMs.toFixed(0)+' ms: '+p.families.slice(0,6).map(f=>f.name+' '+f.ms.toFixed(1)).join(', '):'')" 2>/dev/null || { echo "$f:"; tail -3 "${f%.json}.log"; }
+  node -e "const j=JSON.parse(require('fs').readFileSync('$f'));const s=j.step;const p=s.profile;console.log('$f'.split('/').pop().replace('.json',''), s.precision, 'attn '+s.attention, s.stepMs.toFixed(1)+' ms', Math.round(s.tokensPerS)+' tok/s', (s.peakInUseBytes/2**30).toFixed(2)+' GiB', s.precisionCheck?'dlogp/token '+s.precisionCheck.maxAbsDiffPerToken.toExponential(1):'', p?'profile gpu '+p.gpuMs.toFixed(0)+' ms: '+p.families.slice(0,6).map(f=>f.name+' '+f.ms.toFixed(1)).join(', '):'')" 2>/dev/null || { echo "$f:"; tail -3 "${f%.json}.log"; }
 done
 [ -f "$r/torch.json" ] && { head -c 2500 "$r/torch.json"; tail -2 "$r/torch.log"; }
