@@ -101,22 +101,22 @@ async function check(c: Case): Promise<{ out: Float32Array; lse: Float32Array }>
 }
 
 describe(`attention forward on tensor cores (or emulated) (seed ${rng.seed})`, () => {
-  it('plain causal, GQA with Dh padded to 16, sliding window', async (ctx) => {
+  it('plain causal, GQA with Dh padded to 32, sliding window', async (ctx) => {
     if (!(await tcGpu())) { ctx.skip(); return; }
-    await check({ B: 2, T: 37, Hq: 3, Hkv: 3, Dh: 16 });
-    await check({ B: 1, T: 45, Hq: 4, Hkv: 2, Dh: 12 });
+    await check({ B: 2, T: 37, Hq: 3, Hkv: 3, Dh: 32 });
+    await check({ B: 1, T: 45, Hq: 4, Hkv: 2, Dh: 20 });
     await check({ B: 2, T: 70, Hq: 2, Hkv: 2, Dh: 32, window: 9 });
   }, 300_000);
 
   it('padding rows write exactly 0 (out and lse); GPT-NeoX fused QKV operands', async (ctx) => {
     if (!(await tcGpu())) { ctx.skip(); return; }
-    const T = 40; const Hq = 2; const Dh = 16;
+    const T = 40; const Hq = 2; const Dh = 24;
     const r = await check({ B: 2, T, Hq, Hkv: 2, Dh, lengths: Int32Array.from([T, T - 13]) });
     for (let t = T - 13; t < T; t++) {
       for (let n = 0; n < Hq * Dh; n++) expect(r.out[(T + t) * Hq * Dh + n]).toBe(0);
       for (let h = 0; h < Hq; h++) expect(r.lse[(Hq + h) * T + t]).toBe(0);
     }
-    await check({ B: 1, T: 33, Hq: 2, Hkv: 2, Dh: 16, fused: true });
+    await check({ B: 1, T: 33, Hq: 2, Hkv: 2, Dh: 32, fused: true });
   });
 
   it('packed pairs across several key tiles (whole tiles hidden by the segments are skipped)', async (ctx) => {
@@ -126,11 +126,12 @@ describe(`attention forward on tensor cores (or emulated) (seed ${rng.seed})`, (
     const pm = packedPairMask(P, C, R);
     const positions = new Int32Array(B * T); const segments = new Int32Array(B * T); const lengths = new Int32Array(B);
     for (let b = 0; b < B; b++) { positions.set(pm.positions, b * T); segments.set(pm.segments, b * T); lengths[b] = P + C + R - 7 * b; }
-    await check({ B, T, Hq: 1, Hkv: 1, Dh: 16, positions, segments, lengths });
+    await check({ B, T, Hq: 1, Hkv: 1, Dh: 32, positions, segments, lengths });
   });
 
-  // Emulated, each head size is three pipelines that lavapipe compiles in 10-30 s each, so there
-  // the head sizes are 16 and 32 (one and two 16-column fragments); natively the models' 64 and 128.
+  // Emulated, each padded head size is three pipelines that lavapipe compiles in 10-30 s each, so
+  // the cases above share one: Dh 20 to 32 (two 16-column fragments, padding columns); natively also
+  // the models' 64 and 128.
   it('Dh 64 and 128 (the models\' head sizes; natively only)', async (ctx) => {
     const gpu = await tcGpu();
     if (!gpu || gpu.smxMode !== 'native') { ctx.skip(); return; }
