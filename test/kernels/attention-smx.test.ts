@@ -60,9 +60,22 @@ async function run(gpu: Gpu, c: Case, q: Float32Array, k: Float32Array, v: Float
   const to = t([B * T, Hq, Dh]); const tl = t([B, Hq, T]);
   const args = { B, T, Hq, Hkv, Dh, ...ops, mask, window: c.window, precision: 'f16' as const };
   attentionForward(gpu, { ...args, out: { tensor: to }, lse: tl });
-  const tg = t([B * T, Hq, Dh], dout); const tdq = t([B * T, Hq, Dh]); const tdk = t([B * T, Hkv, Dh]); const tdv = t([B * T, Hkv, Dh]);
-  attentionBackward(gpu, { ...args, out: { tensor: to }, lse: tl, dout: { tensor: tg }, dq: { tensor: tdq }, dk: { tensor: tdk }, dv: { tensor: tdv } });
-  const r = { out: await gpu.readF32(to), lse: await gpu.readF32(tl), dq: await gpu.readF32(tdq), dk: await gpu.readF32(tdk), dv: await gpu.readF32(tdv) };
+  const tg = t([B * T, Hq, Dh], dout);
+  let grads: { dq: Float32Array; dk: Float32Array; dv: Float32Array };
+  if (c.fused) {
+    // Gradients into one fused dQKV buffer, as GPT-NeoX's backward asks (dk and dv share a binding).
+    const td = t([B * T, Hq, 3, Dh]);
+    const o = (off: number) => ({ tensor: td, offset: off, tokenStride: 3 * Hq * Dh, headStride: 3 * Dh });
+    attentionBackward(gpu, { ...args, out: { tensor: to }, lse: tl, dout: { tensor: tg }, dq: o(0), dk: o(Dh), dv: o(2 * Dh) });
+    const all = await gpu.readF32(td);
+    const split = (w: number) => Float32Array.from({ length: B * T * Hq * Dh }, (_, i) => all[Math.floor(i / Dh) * 3 * Dh + w * Dh + (i % Dh)]);
+    grads = { dq: split(0), dk: split(1), dv: split(2) };
+  } else {
+    const tdq = t([B * T, Hq, Dh]); const tdk = t([B * T, Hkv, Dh]); const tdv = t([B * T, Hkv, Dh]);
+    attentionBackward(gpu, { ...args, out: { tensor: to }, lse: tl, dout: { tensor: tg }, dq: { tensor: tdq }, dk: { tensor: tdk }, dv: { tensor: tdv } });
+    grads = { dq: await gpu.readF32(tdq), dk: await gpu.readF32(tdk), dv: await gpu.readF32(tdv) };
+  }
+  const r = { out: await gpu.readF32(to), lse: await gpu.readF32(tl), ...grads };
   gpu.pool.release(...pool);
   if (mask) gpu.pool.release(mask.packed);
   setAttentionTiling(undefined);
@@ -108,7 +121,7 @@ describe(`attention forward on tensor cores (or emulated) (seed ${rng.seed})`, (
     await check({ B: 2, T: 70, Hq: 2, Hkv: 2, Dh: 32, window: 9 });
   }, 300_000);
 
-  it('padding rows write exactly 0 (out and lse); GPT-NeoX fused QKV operands', async (ctx) => {
+  it('padding rows write exactly 0 (out and lse); GPT-NeoX fused QKV operands and fused dQKV gradients', async (ctx) => {
     if (!(await tcGpu())) { ctx.skip(); return; }
     const T = 40; const Hq = 2; const Dh = 24;
     const r = await check({ B: 2, T, Hq, Hkv: 2, Dh, lengths: Int32Array.from([T, T - 13]) });
