@@ -104,6 +104,7 @@ describe('srk bench', () => {
     const mixed = run(['step', '--shape', 'tiny', '--precision', 'mixed', '--pairs', '1', '--seq', '24', '--prompt', '8', '--json']);
     expect(mixed.status, mixed.stderr).toBe(0);
     const step = JSON.parse(mixed.stdout).step;
+    expect(step.attention).toBe('f32'); // tensor-core attention is opt-in (SRK_ATTENTION=tc)
     if (cpuAdapter) {
       expect(step.precision).toBe('f32');
       expect(step.precisionNote).toMatch(/no f16 subgroup-matrix .* falls back to f32/);
