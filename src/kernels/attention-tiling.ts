@@ -2,7 +2,8 @@
 // attention-blocked.ts wherever they fit the adapter's workgroup memory, else the tiles of the
 // fallback kernels in attention-legacy.ts; setAttentionTiling lets tests force either.
 import type { Gpu } from '../engine/gpu.js';
-import { chooseSmxAttentionTiles, chooseSmxBackwardTiles, type SmxAttentionTiles } from './attention-smx.js';
+import { chooseSmxAttentionTiles, type SmxAttentionTiles } from './attention-smx.js';
+import { chooseSmxBackwardTiles } from './attention-smx-backward.js';
 
 export interface Tiles {
   /** Threads per row and head-dim columns per thread; DP = G * DPT is Dh padded. */

@@ -16,7 +16,8 @@
 // forward 64x32, dQ and dK/dV 32x32 on a 48 KiB GPU; 32x32, 32x16, 16x32 on lavapipe's 32 KiB).
 // The previous kernels (attention-legacy.ts, which describes their layout) are the fallback (dQ
 // and dK/dV at Dh 128, anything at Dh > 128). In f16 precision with SRK_ATTENTION=tc (opt-in until
-// checked on a GPU), all three passes run on tensor cores (attention-smx.ts). No T x T matrix exists.
+// checked on a GPU), all three passes run on tensor cores (attention-smx.ts, attention-smx-backward.ts).
+// No T x T matrix exists.
 // Rows at or past their length have no visible key: they write out = 0 and lse = 0 (finite, so
 // the backward, which recomputes P = exp(s - lse) only for visible pairs, never meets NaN).
 //
@@ -51,7 +52,8 @@ import { dummyI32, isPackedMask, packMask, type MaskTensors, type PackedMask } f
 import { regDkdvDef, regDqDef, regForwardDef } from './attention-blocked.js';
 import { dkdvDef, dqDef, forwardDef } from './attention-legacy.js';
 import { chooseRegTiles, chooseSmxBackward, chooseSmxForward, chooseTiles } from './attention-tiling.js';
-import { smxDkdvDef, smxDqDef, smxForwardDef } from './attention-smx.js';
+import { smxForwardDef } from './attention-smx.js';
+import { smxDkdvDef, smxDqDef } from './attention-smx-backward.js';
 import { absmaxOf } from './absmax.js';
 import { PREP, PRE_WG, opParams, type Op } from './attention-wgsl.js';
 

@@ -1,0 +1,317 @@
+// Attention backward on tensor cores: the dQ and dK/dV passes for the 'f16' precision (the forward,
+// the tile shapes and the staging they share are in attention-smx.ts).
+import type { KernelDef } from '../engine/kernel.js';
+import { memoDef } from '../engine/kernel.js';
+import { MASK_WGSL } from './attention-mask.js';
+import { at, opFields } from './attention-wgsl.js';
+import { smxDialect } from './smx-wgsl.js';
+import { f16ScaleWgsl } from './absmax.js';
+import { F, PAD, stageFn, type SmxAttentionTiles } from './attention-smx.js';
+
+// Backward on tensor cores (flash-attention-2 as in attention.ts, with f16 operands): the same two
+// passes and outputs as the f32 kernels, after the same preparation kernel (lse and D per row).
+// dO is tiny where the loss gradient is, so it is scaled by a power of two from its max |value|
+// (absmax.ts parts: f16Scale puts it at 2^14, and a further 2^-8 leaves room for dP = dO V^T and
+// dS = P (dP - D) to stay inside f16's range with |v| up to ~16 on average); D is scaled alike and
+// the gradients are divided by it at the end. P, dS and the staged operands are f16, every
+// product sums in f32, the elementwise work (P = exp(s - lse), dS) is f32.
+//   dQ pass:   a workgroup owns BR = 16 SGQ query rows (Q and dO fragments loaded once) and walks
+//              key tiles: S = Q K^T, dP = dO V^T (scratch), dS (f16), dQ += dS K (result matrices
+//              kept across the walk: no rescaling in the backward).
+//   dK/dV pass: a workgroup owns 16 SGQ keys of one kv head (K and V fragments loaded once) and walks
+//              the query tiles of every query head sharing it: S^T = K Q^T, dP^T = V dO^T, P^T and
+//              dS^T (f16), dV += P^T dO, dK += dS^T Q.
+
+const DO_HEADROOM = 1 / 256;
+
+/** Workgroup bytes of a backward tiling ('dq': SGQ x 16 query rows, BC keys per tile; 'dkdv':
+ *  SGQ x 16 keys, BC queries per tile). */
+export function smxBackwardShape(pass: 'dq' | 'dkdv', t: SmxAttentionTiles, sg: number): { threads: number; sharedBytes: number } {
+  const R = F * t.SGQ; const RSH = t.DP + PAD; const PS = t.BC + PAD; const threads = t.SGQ * sg;
+  const kv = 2 * 2 * Math.max(R, t.BC) * RSH;           // owned operands first, then the streamed pair
+  const sab = 2 * 4 * t.SGQ * F * t.BC;                 // two f32 scratches per subgroup
+  const half = (pass === 'dq' ? 1 : 2) * 2 * t.SGQ * F * PS; // dS (and P^T) in f16
+  const small = 4 * (pass === 'dq' ? 4 * R + 2 * t.BC : 2 * R + 4 * t.BC) + 16 + 4 * threads; // + f16Scale's reduction
+  return { threads, sharedBytes: kv + sab + half + small };
+}
+
+export function chooseSmxBackwardTiles(pass: 'dq' | 'dkdv', Dh: number, sg: number, maxBytes: number, maxThreads: number): SmxAttentionTiles | undefined {
+  const DP = Math.ceil(Dh / F) * F;
+  for (const [SGQ, BC] of [[4, 32], [2, 32], [1, 32], [1, 16]]) {
+    const t = { SGQ, BC, DP };
+    const s = smxBackwardShape(pass, t, sg);
+    if (s.sharedBytes <= maxBytes && s.threads <= maxThreads) return t;
+  }
+  return undefined;
+}
+
+/** Stores result matrices `mats[d]` (16 rows of this subgroup x 16 columns d*16..) through the
+ *  subgroup's scratch Sa into operand field `f` of array `arr` for head `head`, rows row0 + sg*16 + r. */
+function storeFrags(sm: ReturnType<typeof smxDialect>, mats: string[], factor: string, arr: string, f: string, head: string,
+  row0: string, scratch: number, sg: number): string {
+  const out: string[] = [];
+  mats.forEach((mname, d) => {
+    out.push(sm.scale(mname, factor), sm.store('Sa', `sgi * ${scratch}u`, mname, 'row_major', `${F}u`), 'workgroupBarrier();',
+      `for (var t = 0u; t < ${(F * F) / sg}u; t++) {`,
+      `  let e = lane + ${sg}u * t; let r = e / ${F}u; let col = ${d * F}u + e % ${F}u; let tok = ${row0} + sgi * ${F}u + r;`,
+      `  if (tok < p.T && col < p.Dh) { ${arr}[${at(f, 'b', 'tok', head, 'col')}] = Sa[sgi * ${scratch}u + e]; }`,
+      '}', 'workgroupBarrier();');
+  });
+  return out.join('\n  ');
+}
+
+function smxDqDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean): KernelDef {
+  const sm = smxDialect(emulated);
+  const { SGQ, BC, DP } = t;
+  const BR = F * SGQ; const RSH = DP + PAD; const PS = BC + PAD; const FD = DP / F; const FC = BC / F;
+  const threads = SGQ * sg; const SA = F * BC; // per-subgroup scratch floats
+  const u = (n: number) => `${n}u`;
+  const loads: string[] = [];
+  for (let d = 0; d < FD; d++) {
+    loads.push(sm.load('left', `qf${d}`, 'KV', `(sgi * 16u) * ${u(RSH)} + ${u(d * F)}`, 'row_major', u(RSH)),
+      sm.load('left', `gf${d}`, 'KV', `(${u(BR)} + sgi * 16u) * ${u(RSH)} + ${u(d * F)}`, 'row_major', u(RSH)));
+  }
+  const sdp: string[] = [];
+  for (let c = 0; c < FC; c++) {
+    sdp.push('{', sm.declResult('sres'), sm.declResult('dpres'));
+    for (let d = 0; d < FD; d++) {
+      sdp.push(sm.load('right', `kt${d}`, 'KV', u(c * F * RSH + d * F), 'col_major', u(RSH)), sm.mma('sres', `qf${d}`, `kt${d}`),
+        sm.load('right', `vt${d}`, 'KV', u((BC + c * F) * RSH + d * F), 'col_major', u(RSH)), sm.mma('dpres', `gf${d}`, `vt${d}`));
+    }
+    sdp.push(sm.store('Sa', `sgi * ${u(SA)} + ${u(c * F)}`, 'sres', 'row_major', u(BC)),
+      sm.store('Sb', `sgi * ${u(SA)} + ${u(c * F)}`, 'dpres', 'row_major', u(BC)), '}');
+  }
+  const dqs: string[] = [];
+  for (let d = 0; d < FD; d++) {
+    for (let c = 0; c < FC; c++) {
+      dqs.push(`{ ${sm.load('left', 'dsf', 'Ps', `sgi * ${u(F * PS)} + ${u(c * F)}`, 'row_major', u(PS))} ` +
+        `${sm.load('right', 'kf', 'KV', u(c * F * RSH + d * F), 'row_major', u(RSH))} ${sm.mma(`dq${d}`, 'dsf', 'kf')} }`);
+    }
+  }
+  const accs = Array.from({ length: FD }, (_, d) => `dq${d}`);
+  return {
+    name: `attn_bwd_dq_smx_${BR}x${BC}_d${DP}_sg${sg}${emulated ? '_emu' : ''}`,
+    bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'read', 'rw'],
+    uniform: true,
+    code: /* wgsl */ `${sm.header}
+const BR = ${u(BR)};
+const BC = ${u(BC)};
+const DP = ${u(DP)};
+struct Params {
+  T: u32, Dh: u32, Hq: u32, nRep: u32, b0: u32, mBase: u32, hasMask: u32, window: u32,
+  ${opFields('q')} ${opFields('k')} ${opFields('v')} ${opFields('g')} ${opFields('dq')}
+  ldBase: u32, scale: f32, partsBase: u32,
+};
+@group(0) @binding(0) var<storage, read> q: array<f32>;
+@group(0) @binding(1) var<storage, read> k: array<f32>;
+@group(0) @binding(2) var<storage, read> v: array<f32>;
+@group(0) @binding(3) var<storage, read> dout: array<f32>;
+@group(0) @binding(4) var<storage, read> ld: array<f32>;
+@group(0) @binding(5) var<storage, read> m: array<i32>;
+@group(0) @binding(6) var<storage, read> parts: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dq: array<f32>;
+@group(0) @binding(8) var<uniform> p: Params;
+${MASK_WGSL}
+${f16ScaleWgsl(threads)}
+var<workgroup> KV: array<f16, ${2 * Math.max(BR, BC) * RSH}>; // Q [BR], dO [BR] first; then K [BC], V [BC]
+var<workgroup> Sa: array<f32, ${SGQ * SA}>; // per subgroup [16][BC]: S (then output fragments)
+var<workgroup> Sb: array<f32, ${SGQ * SA}>; // per subgroup [16][BC]: dP
+var<workgroup> Ps: array<f16, ${SGQ * F * PS}>; // per subgroup [16][PS]: dS
+var<workgroup> qpos: array<i32, ${BR}>;
+var<workgroup> qseg: array<i32, ${BR}>;
+var<workgroup> qlse: array<f32, ${BR}>;
+var<workgroup> qD: array<f32, ${BR}>;
+var<workgroup> kpos: array<i32, ${BC}>;
+var<workgroup> kseg: array<i32, ${BC}>;
+var<workgroup> lenS: u32;
+${stageFn([['q', 'q'], ['k', 'k'], ['v', 'v'], ['dout', 'g']], threads, RSH)}
+
+// workgroup (x: query tile, y: query head, z: batch row in this chunk).
+@compute @workgroup_size(${threads}, 1, 1)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32,
+        @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
+  let b = wg.z; let gb = p.b0 + b; let h = wg.y; let kvh = h / p.nRep; let q0 = wg.x * BR;
+  let sgi = li / sgs;
+  let gs = f16Scale(li, p.partsBase) * ${DO_HEADROOM};
+  if (li == 0u) { lenS = rowLen(gb); }
+  let len = workgroupUniformLoad(&lenS);
+  stageRow(li, BR, p.T, q0, 0u, 0u, b, h, 1.0);
+  stageRow(li, BR, p.T, q0, BR, 3u, b, h, gs);
+  let ldRow = p.ldBase + 2u * ((b * p.Hq + h) * p.T);
+  for (var rr = li; rr < BR; rr += ${u(threads)}) {
+    let i = q0 + rr; var pi = 0; var si = 0; var l = 0.0; var D = 0.0;
+    if (i < p.T) { pi = posOf(gb, i); si = segOf(gb, i); l = ld[ldRow + 2u * i]; D = ld[ldRow + 2u * i + 1u] * gs; }
+    qpos[rr] = pi; qseg[rr] = si; qlse[rr] = l; qD[rr] = D;
+  }
+  workgroupBarrier();
+  ${loads.join('\n  ')}
+  workgroupBarrier();
+  ${accs.map((a) => sm.declResult(a)).join('\n  ')}
+  let kEnd = min(min(q0 + BR, p.T), len);
+  var kStart = 0u;
+  if (p.hasMask == 0u && p.window > 0u && q0 + 1u > p.window) { kStart = ((q0 + 1u - p.window) / BC) * BC; }
+  for (var k0 = kStart; k0 < kEnd; k0 += BC) {
+    if (tileSkipped(li, gb, q0, min(q0 + BR, len), k0, min(k0 + BC, kEnd))) { continue; }
+    stageRow(li, BC, kEnd, k0, 0u, 1u, b, kvh, 1.0);
+    stageRow(li, BC, kEnd, k0, BC, 2u, b, kvh, 1.0);
+    for (var jj = li; jj < BC; jj += ${u(threads)}) {
+      let j = k0 + jj; var pj = 0; var sj = 0;
+      if (j < kEnd) { pj = posOf(gb, j); sj = segOf(gb, j); }
+      kpos[jj] = pj; kseg[jj] = sj;
+    }
+    workgroupBarrier();
+    ${sdp.join('\n    ')}
+    workgroupBarrier();
+    for (var t = 0u; t < ${u((F * BC) / sg)}; t++) {
+      let e = lane + ${u(sg)} * t; let r = e / BC; let jj = e % BC; let rr = sgi * 16u + r; let j = k0 + jj;
+      var ds = 0.0;
+      if (j < kEnd && visible(q0 + rr, j, len, qpos[rr], qseg[rr], kpos[jj], kseg[jj])) {
+        let pv = exp(Sa[sgi * ${u(SA)} + e] * p.scale - qlse[rr]);
+        ds = pv * (Sb[sgi * ${u(SA)} + e] - qD[rr]);
+      }
+      Ps[sgi * ${u(F * PS)} + r * ${u(PS)} + jj] = f16(ds);
+    }
+    workgroupBarrier();
+    ${dqs.join('\n    ')}
+    workgroupBarrier();
+  }
+  ${storeFrags(sm, accs, 'p.scale / gs', 'dq', 'dq', 'h', 'q0', SA, sg)}
+}`,
+  };
+}
+
+function smxDkdvDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean, shared: boolean): KernelDef {
+  const sm = smxDialect(emulated);
+  const { SGQ, BC, DP } = t;
+  const BK = F * SGQ; const BQ = BC; const RSH = DP + PAD; const PS = BQ + PAD; const FD = DP / F; const FC = BQ / F;
+  const threads = SGQ * sg; const SA = F * BQ;
+  const u = (n: number) => `${n}u`;
+  const loads: string[] = [];
+  for (let d = 0; d < FD; d++) {
+    loads.push(sm.load('left', `kf${d}`, 'KV', `(sgi * 16u) * ${u(RSH)} + ${u(d * F)}`, 'row_major', u(RSH)),
+      sm.load('left', `vf${d}`, 'KV', `(${u(BK)} + sgi * 16u) * ${u(RSH)} + ${u(d * F)}`, 'row_major', u(RSH)));
+  }
+  // S^T = K Q^T and dP^T = V dO^T: Q and dO staged [query][d], read as column-major rights.
+  const sdp: string[] = [];
+  for (let c = 0; c < FC; c++) {
+    sdp.push('{', sm.declResult('sres'), sm.declResult('dpres'));
+    for (let d = 0; d < FD; d++) {
+      sdp.push(sm.load('right', `qt${d}`, 'KV', u(c * F * RSH + d * F), 'col_major', u(RSH)), sm.mma('sres', `kf${d}`, `qt${d}`),
+        sm.load('right', `gt${d}`, 'KV', u((BQ + c * F) * RSH + d * F), 'col_major', u(RSH)), sm.mma('dpres', `vf${d}`, `gt${d}`));
+    }
+    sdp.push(sm.store('Sa', `sgi * ${u(SA)} + ${u(c * F)}`, 'sres', 'row_major', u(BQ)),
+      sm.store('Sb', `sgi * ${u(SA)} + ${u(c * F)}`, 'dpres', 'row_major', u(BQ)), '}');
+  }
+  const prods: string[] = [];
+  for (let d = 0; d < FD; d++) {
+    for (let c = 0; c < FC; c++) {
+      prods.push(`{ ${sm.load('left', 'ptf', 'Pt', `sgi * ${u(F * PS)} + ${u(c * F)}`, 'row_major', u(PS))} ` +
+        `${sm.load('right', 'gf', 'KV', u((BQ + c * F) * RSH + d * F), 'row_major', u(RSH))} ${sm.mma(`dv${d}`, 'ptf', 'gf')} }`,
+      `{ ${sm.load('left', 'dsf', 'Dt', `sgi * ${u(F * PS)} + ${u(c * F)}`, 'row_major', u(PS))} ` +
+        `${sm.load('right', 'qf', 'KV', u(c * F * RSH + d * F), 'row_major', u(RSH))} ${sm.mma(`dk${d}`, 'dsf', 'qf')} }`);
+    }
+  }
+  const dks = Array.from({ length: FD }, (_, d) => `dk${d}`);
+  const dvs = Array.from({ length: FD }, (_, d) => `dv${d}`);
+  return {
+    name: `attn_bwd_dkdv_smx_${BK}x${BQ}_d${DP}_sg${sg}${shared ? '_shared' : ''}${emulated ? '_emu' : ''}`,
+    bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'read', 'rw', ...(shared ? [] : ['rw' as const])],
+    uniform: true,
+    code: /* wgsl */ `${sm.header}
+const BK = ${u(BK)};
+const BQ = ${u(BQ)};
+const DP = ${u(DP)};
+struct Params {
+  T: u32, Dh: u32, Hq: u32, nRep: u32, b0: u32, mBase: u32, hasMask: u32, window: u32,
+  ${opFields('q')} ${opFields('k')} ${opFields('v')} ${opFields('g')} ${opFields('dk')} ${opFields('dv')}
+  ldBase: u32, scale: f32, partsBase: u32,
+};
+@group(0) @binding(0) var<storage, read> q: array<f32>;
+@group(0) @binding(1) var<storage, read> k: array<f32>;
+@group(0) @binding(2) var<storage, read> v: array<f32>;
+@group(0) @binding(3) var<storage, read> dout: array<f32>;
+@group(0) @binding(4) var<storage, read> ld: array<f32>;
+@group(0) @binding(5) var<storage, read> m: array<i32>;
+@group(0) @binding(6) var<storage, read> parts: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dk: array<f32>;
+${shared ? '' : '@group(0) @binding(8) var<storage, read_write> dv: array<f32>;'}
+@group(0) @binding(${shared ? 8 : 9}) var<uniform> p: Params;
+${MASK_WGSL}
+${f16ScaleWgsl(threads)}
+var<workgroup> KV: array<f16, ${2 * Math.max(BK, BQ) * RSH}>; // K [BK], V [BK] first; then Q [BQ], dO [BQ]
+var<workgroup> Sa: array<f32, ${SGQ * SA}>; // per subgroup [16 keys][BQ]: S^T (then output fragments)
+var<workgroup> Sb: array<f32, ${SGQ * SA}>; // dP^T
+var<workgroup> Pt: array<f16, ${SGQ * F * PS}>; // P^T
+var<workgroup> Dt: array<f16, ${SGQ * F * PS}>; // dS^T
+var<workgroup> kpos: array<i32, ${BK}>;
+var<workgroup> kseg: array<i32, ${BK}>;
+var<workgroup> qpos: array<i32, ${BQ}>;
+var<workgroup> qseg: array<i32, ${BQ}>;
+var<workgroup> qlse: array<f32, ${BQ}>;
+var<workgroup> qD: array<f32, ${BQ}>;
+var<workgroup> lenS: u32;
+${stageFn([['q', 'q'], ['k', 'k'], ['v', 'v'], ['dout', 'g']], threads, RSH)}
+
+// workgroup (x: key tile, y: kv head, z: batch row in this chunk).
+@compute @workgroup_size(${threads}, 1, 1)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32,
+        @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
+  let b = wg.z; let gb = p.b0 + b; let kvh = wg.y; let k0 = wg.x * BK;
+  let sgi = li / sgs;
+  let gs = f16Scale(li, p.partsBase) * ${DO_HEADROOM};
+  if (li == 0u) { lenS = rowLen(gb); }
+  let len = workgroupUniformLoad(&lenS);
+  stageRow(li, BK, len, k0, 0u, 1u, b, kvh, 1.0);
+  stageRow(li, BK, len, k0, BK, 2u, b, kvh, 1.0);
+  for (var rr = li; rr < BK; rr += ${u(threads)}) {
+    let j = k0 + rr; var pj = 0; var sj = 0;
+    if (j < len) { pj = posOf(gb, j); sj = segOf(gb, j); }
+    kpos[rr] = pj; kseg[rr] = sj;
+  }
+  workgroupBarrier();
+  ${loads.join('\n  ')}
+  workgroupBarrier();
+  ${[...dks, ...dvs].map((a) => sm.declResult(a)).join('\n  ')}
+  // Without a mask (positions = indices) a sliding window hides every query at or past
+  // k0 + BK - 1 + window from this tile's keys.
+  var iEnd = len;
+  if (p.hasMask == 0u && p.window > 0u) { iEnd = min(len, k0 + BK - 1u + p.window); }
+  for (var hh = 0u; hh < p.nRep; hh++) {
+    let h = kvh * p.nRep + hh;
+    let ldRow = p.ldBase + 2u * ((b * p.Hq + h) * p.T);
+    // Causal: only queries i >= k0 can see this tile's keys; none at or past the length.
+    for (var i0 = k0; i0 < iEnd; i0 += BQ) {
+      if (tileSkipped(li, gb, i0, min(i0 + BQ, iEnd), k0, min(k0 + BK, len))) { continue; }
+      stageRow(li, BQ, iEnd, i0, 0u, 0u, b, h, 1.0);
+      stageRow(li, BQ, iEnd, i0, BQ, 3u, b, h, gs);
+      for (var ii = li; ii < BQ; ii += ${u(threads)}) {
+        let qi = i0 + ii; var pq = 0; var sq = 0; var lq = 0.0; var D = 0.0;
+        if (qi < iEnd) { pq = posOf(gb, qi); sq = segOf(gb, qi); lq = ld[ldRow + 2u * qi]; D = ld[ldRow + 2u * qi + 1u] * gs; }
+        qpos[ii] = pq; qseg[ii] = sq; qlse[ii] = lq; qD[ii] = D;
+      }
+      workgroupBarrier();
+      ${sdp.join('\n      ')}
+      workgroupBarrier();
+      for (var t = 0u; t < ${u((F * BQ) / sg)}; t++) {
+        let e = lane + ${u(sg)} * t; let r = e / BQ; let ii = e % BQ; let rr = sgi * 16u + r; let qi = i0 + ii;
+        var pv = 0.0; var ds = 0.0;
+        if (qi < iEnd && visible(qi, k0 + rr, len, qpos[ii], qseg[ii], kpos[rr], kseg[rr])) {
+          pv = exp(Sa[sgi * ${u(SA)} + e] * p.scale - qlse[ii]);
+          ds = pv * (Sb[sgi * ${u(SA)} + e] - qD[ii]);
+        }
+        Pt[sgi * ${u(F * PS)} + r * ${u(PS)} + ii] = f16(pv);
+        Dt[sgi * ${u(F * PS)} + r * ${u(PS)} + ii] = f16(ds);
+      }
+      workgroupBarrier();
+      ${prods.join('\n      ')}
+      workgroupBarrier();
+    }
+  }
+  ${storeFrags(sm, dks, 'p.scale / gs', 'dk', 'dk', 'kvh', 'k0', SA, sg)}
+  ${storeFrags(sm, dvs, '1.0 / gs', shared ? 'dk' : 'dv', 'dv', 'kvh', 'k0', SA, sg)}
+}`,
+  };
+}
+
+export const smxDqDef = memoDef(smxDqDefGen);
+export const smxDkdvDef = memoDef(smxDkdvDefGen);
