@@ -90,11 +90,14 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
     expect(f16ScaleRef(2 ** -20)).toBe(2 ** 34);
     expect(f16ScaleRef(0)).toBe(1);
     expect(f16ScaleRef(NaN)).toBe(1);
+    expect(f16ScaleRef(2 ** -60)).toBe(2 ** 64); // clamped: near-zero tensors gain nothing from more
     for (let i = 0; i < 100; i++) {
       const m = Math.exp(rng.normal() * 10);
       const s = f16ScaleRef(m);
       expect(m * s).toBeLessThanOrEqual(16384);
-      expect(m * s * 2).toBeGreaterThan(16384);
+      // The largest such power of two, except under 2^-50 or so, where the 2^64 clamp holds it
+      // (exp(10 z) gets there for z < -3.5: about 2% of runs of 100 draws).
+      if (s < 2 ** 64) expect(m * s * 2).toBeGreaterThan(16384);
     }
   });
 
