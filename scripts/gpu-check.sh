@@ -5,7 +5,8 @@
 # Sections (SRK_GPU_SECTIONS, default all, in this order):
 #   tests   kernels, models and losses against their references on this GPU, mixed precision included
 #   matmul  f32 and f16 (tensor cores) on the square and Pythia shapes; with SRK_GPU_SWEEP=1 every tiling
-#   step    training steps, Pythia-160m/410m, DPO and Sr-DPO, f32 and mixed, packed (+ unpacked, profiles)
+#   step    training steps, Pythia-160m/410m, DPO and Sr-DPO, mixed (with and without tensor-core
+#           attention) then f32, packed (+ unpacked, profiles, varied lengths)
 #   torch   the PyTorch anchor on the same card (bench/anchor/torch_anchor.py)
 # Everything lands in $OUT/results.tgz (r/*.json, r/*.log); a summary is printed. A section is
 # skipped once the run has used SRK_GPU_BUDGET seconds (default 420).
@@ -46,15 +47,19 @@ step() { # step NAME ARGS...
   run 60 "step-$name" $srk bench step --pairs 8 --seq 512 --prompt 256 --json "$@"
 }
 if has step; then
-  for s in pythia-160m pythia-410m; do for p in mixed f32; do for l in dpo sr-dpo; do
-    step "$s-$l-$p" --shape $s --loss $l --precision $p
-  done; done; done
-  # Tensor-core attention (opt-in until checked here; test/kernels/attention-smx.test.ts in the tests
-  # section): the same mixed steps with SRK_ATTENTION=tc.
+  # Most wanted first (the budget may end the section): the mixed Sr-DPO steps with the f32 attention
+  # and with tensor-core attention (SRK_ATTENTION=tc: opt-in until checked here, see the tests
+  # section), then DPO, then f32, then the rest.
   for s in pythia-160m pythia-410m; do
+    step "$s-sr-dpo-mixed" --shape $s --loss sr-dpo --precision mixed
     SRK_ATTENTION=tc step "$s-sr-dpo-mixed-tcattn" --shape $s --loss sr-dpo --precision mixed
+    step "$s-dpo-mixed" --shape $s --loss dpo --precision mixed
+    SRK_ATTENTION=tc step "$s-dpo-mixed-tcattn" --shape $s --loss dpo --precision mixed
   done
-  SRK_ATTENTION=tc step pythia-160m-dpo-mixed-tcattn --shape pythia-160m --loss dpo --precision mixed
+  SRK_ATTENTION=tc step pythia-160m-sr-dpo-mixed-tcattn-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
+  for s in pythia-160m pythia-410m; do for l in dpo sr-dpo; do
+    step "$s-$l-f32" --shape $s --loss $l --precision f32
+  done; done
   step pythia-160m-sr-dpo-mixed-unpacked --shape pythia-160m --loss sr-dpo --precision mixed --no-packed
   step pythia-160m-sr-dpo-f32-unpacked --shape pythia-160m --loss sr-dpo --precision f32 --no-packed
   step pythia-160m-sr-dpo-mixed-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
