@@ -5,15 +5,15 @@ import { memoDef } from '../engine/kernel.js';
 import { MASK_WGSL } from './attention-mask.js';
 import { at, opFields } from './attention-wgsl.js';
 import { smxDialect } from './smx-wgsl.js';
-import { f16ScaleWgsl } from './absmax.js';
+import { ABSMAX_PARTS, f16ScaleWgsl } from './absmax.js';
 import { F, PAD, stageFn, type SmxAttentionTiles } from './attention-smx.js';
 
 // Backward on tensor cores (flash-attention-2 as in attention.ts, with f16 operands): the same two
 // passes and outputs as the f32 kernels, after the same preparation kernel (lse and D per row).
-// dO is tiny where the loss gradient is, so it is scaled by a power of two from its max |value|
-// (absmax.ts parts: f16Scale puts it at 2^14, and a further 2^-8 leaves room for dP = dO V^T and
-// dS = P (dP - D) to stay inside f16's range with |v| up to ~16 on average); D is scaled alike and
-// the gradients are divided by it at the end. P, dS and the staged operands are f16, every
+// dO is tiny where the loss gradient is, so it is scaled by a power of two gs (gradScale below) from
+// its max |value| and V's: as large as keeps max |dO| gs <= 2^14 and, since |dP|, |D| <=
+// Dh max|dO| max|v|, |dS| = |P (dP - D)| <= 2^15 inside f16's range whatever the activations; D is
+// scaled alike and the gradients are divided by gs at the end. P, dS and the staged operands are f16, every
 // product sums in f32, the elementwise work (P = exp(s - lse), dS) is f32.
 //   dQ pass:   a workgroup owns BR = 16 SGQ query rows (Q and dO fragments loaded once) and walks
 //              key tiles: S = Q K^T, dP = dO V^T (scratch), dS (f16), dQ += dS K (result matrices
@@ -22,7 +22,23 @@ import { F, PAD, stageFn, type SmxAttentionTiles } from './attention-smx.js';
 //              the query tiles of every query head sharing it: S^T = K Q^T, dP^T = V dO^T, P^T and
 //              dS^T (f16), dV += P^T dO, dK += dS^T Q.
 
-const DO_HEADROOM = 1 / 256;
+
+/**
+ * WGSL fn gradScale(li, base): the power of two dO is multiplied by. parts[base ..) holds the absmax
+ * parts of dO, then those of V (2 x ABSMAX_PARTS). With s_g = f16Scale(dO) and s_v = f16Scale(V)
+ * (max|x| <= 2^14 / s_x), gs = s_g min(1, s_v / (2^14 DhP)) where DhP >= Dh is a power of two, so
+ * 2 Dh max|dO| max|v| gs <= 2^15. All factors are powers of two: exact.
+ */
+function gradScaleWgsl(threads: number, DP: number): string {
+  const DhP = 2 ** Math.ceil(Math.log2(DP));
+  return `${f16ScaleWgsl(threads)}
+fn gradScale(li: u32, base: u32) -> f32 {
+  let sg = f16Scale(li, base);
+  workgroupBarrier(); // every invocation has read f16Scale's result before its scratch is reused
+  let sv = f16Scale(li, base + ${ABSMAX_PARTS}u);
+  return sg * min(1.0, sv / ${16384 * DhP}.0);
+}`;
+}
 
 /** Workgroup bytes of a backward tiling ('dq': SGQ x 16 query rows, BC keys per tile; 'dkdv':
  *  SGQ x 16 keys, BC queries per tile). */
@@ -112,7 +128,7 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> dq: array<f32>;
 @group(0) @binding(8) var<uniform> p: Params;
 ${MASK_WGSL}
-${f16ScaleWgsl(threads)}
+${gradScaleWgsl(threads, DP)}
 var<workgroup> KV: array<f16, ${2 * Math.max(BR, BC) * RSH}>; // Q [BR], dO [BR] first; then K [BC], V [BC]
 var<workgroup> Sa: array<f32, ${SGQ * SA}>; // per subgroup [16][BC]: S (then output fragments)
 var<workgroup> Sb: array<f32, ${SGQ * SA}>; // per subgroup [16][BC]: dP
@@ -132,7 +148,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
         @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
   let b = wg.z; let gb = p.b0 + b; let h = wg.y; let kvh = h / p.nRep; let q0 = wg.x * BR;
   let sgi = li / sgs;
-  let gs = f16Scale(li, p.partsBase) * ${DO_HEADROOM};
+  let gs = gradScale(li, p.partsBase);
   if (li == 0u) { lenS = rowLen(gb); }
   let len = workgroupUniformLoad(&lenS);
   stageRow(li, BR, p.T, q0, 0u, 0u, b, h, 1.0);
@@ -237,7 +253,7 @@ struct Params {
 ${shared ? '' : '@group(0) @binding(8) var<storage, read_write> dv: array<f32>;'}
 @group(0) @binding(${shared ? 8 : 9}) var<uniform> p: Params;
 ${MASK_WGSL}
-${f16ScaleWgsl(threads)}
+${gradScaleWgsl(threads, DP)}
 var<workgroup> KV: array<f16, ${2 * Math.max(BK, BQ) * RSH}>; // K [BK], V [BK] first; then Q [BQ], dO [BQ]
 var<workgroup> Sa: array<f32, ${SGQ * SA}>; // per subgroup [16 keys][BQ]: S^T (then output fragments)
 var<workgroup> Sb: array<f32, ${SGQ * SA}>; // dP^T
@@ -258,7 +274,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
         @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
   let b = wg.z; let gb = p.b0 + b; let kvh = wg.y; let k0 = wg.x * BK;
   let sgi = li / sgs;
-  let gs = f16Scale(li, p.partsBase) * ${DO_HEADROOM};
+  let gs = gradScale(li, p.partsBase);
   if (li == 0u) { lenS = rowLen(gb); }
   let len = workgroupUniformLoad(&lenS);
   stageRow(li, BK, len, k0, 0u, 1u, b, kvh, 1.0);

@@ -54,7 +54,7 @@ import { dkdvDef, dqDef, forwardDef } from './attention-legacy.js';
 import { chooseRegTiles, chooseSmxBackward, chooseSmxForward, chooseTiles } from './attention-tiling.js';
 import { smxForwardDef } from './attention-smx.js';
 import { smxDkdvDef, smxDqDef } from './attention-smx-backward.js';
-import { absmaxOf } from './absmax.js';
+import { ABSMAX_PARTS, absmaxOf, absmaxParts } from './absmax.js';
 import { PREP, PRE_WG, opParams, type Op } from './attention-wgsl.js';
 
 export { setAttentionTiling, type AttentionTiling } from './attention-tiling.js';
@@ -260,8 +260,16 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
   const kQ = gpu.kernels.get(tc ? smxDqDef(tc.dq, sg, emu) : rq ? regDqDef(rq) : dqDef(chooseTiles(gpu, 'dq', Dh)));
   const kvRows = tc ? 16 * tc.dkdv.SGQ : rkv ? rkv.BR : chooseTiles(gpu, 'dkdv', Dh).R;
   const qRows = tc ? 16 * tc.dq.SGQ : rq ? rq.BR : chooseTiles(gpu, 'dq', Dh).R;
-  // The tensor-core passes scale dO by a power of two from its max |value| (over its whole tensor).
-  const parts = tc ? absmaxOf(gpu, go.t, go.t.numel) : undefined;
+  // The tensor-core passes scale dO by a power of two from its and V's max |value| (over their whole
+  // tensors): absmax parts of dO, then of V, in one binding.
+  let parts: Tensor | undefined;
+  if (tc) {
+    parts = gpu.pool.acquire([2 * ABSMAX_PARTS], 'f32', 'attn grad scale');
+    const pg = absmaxOf(gpu, go.t, go.t.numel); const pv = absmaxOf(gpu, v.t, v.t.numel);
+    absmaxParts(gpu, pg, 0, ABSMAX_PARTS, parts, 0);
+    absmaxParts(gpu, pv, 0, ABSMAX_PARTS, parts, ABSMAX_PARTS);
+    gpu.pool.release(pg, pv);
+  }
   const wparts = parts ? windowOf(gpu, parts) : undefined;
   const nb = batchChunk(gpu, a, [q, k, v, o, go, dq, dk, dv], 2 * Hq * T, shared ? [[dk, dv]] : []);
   for (let b0 = 0; b0 < B; b0 += nb) {

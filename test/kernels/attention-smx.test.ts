@@ -25,6 +25,8 @@ interface Case {
   positions?: Int32Array; segments?: Int32Array; lengths?: Int32Array;
   /** GPT-NeoX's fused [B*T, H, 3, Dh] layout for q, k, v (Hq = Hkv). */
   fused?: boolean;
+  /** Multiplies V (large values test the backward's dO scale against f16 overflow of dS). */
+  vScale?: number;
 }
 
 const f32 = (x: ArrayLike<number>) => Float32Array.from(x);
@@ -87,7 +89,7 @@ async function check(c: Case): Promise<{ out: Float32Array; lse: Float32Array }>
   if (!gpu) return { out: new Float32Array(), lse: new Float32Array() };
   const { B, T, Hq, Hkv, Dh } = c;
   const q = f32(rng.array(B * T * Hq * Dh)); const k = f32(rng.array(B * T * Hkv * Dh));
-  const v = f32(rng.array(B * T * Hkv * Dh)); const dout = f32(rng.array(B * T * Hq * Dh));
+  const v = f32(rng.array(B * T * Hkv * Dh).map((x) => x * (c.vScale ?? 1))); const dout = f32(rng.array(B * T * Hq * Dh));
   const dims = { B, T, Hq, Hkv, Dh };
   const mask = { positions: c.positions, segments: c.segments, lengths: c.lengths, window: c.window ?? 0 };
   const r16 = (x: Float32Array) => Float64Array.from(x, roundF16);
@@ -130,6 +132,12 @@ describe(`attention forward on tensor cores (or emulated) (seed ${rng.seed})`, (
       for (let h = 0; h < Hq; h++) expect(r.lse[(Hq + h) * T + t]).toBe(0);
     }
     await check({ B: 1, T: 33, Hq: 2, Hkv: 2, Dh: 32, fused: true });
+  });
+
+  it('large values of V: dO\'s scale keeps dP and dS inside f16\'s range', async (ctx) => {
+    if (!(await tcGpu())) { ctx.skip(); return; }
+    // |v| up to 5000: with dO put at 2^6 alone, dP - D = (dO V^T)_j - D reaches ~1e6 and dS overflows f16.
+    await check({ B: 1, T: 30, Hq: 2, Hkv: 2, Dh: 32, vScale: 5000 });
   });
 
   it('packed pairs across several key tiles (whole tiles hidden by the segments are skipped)', async (ctx) => {
