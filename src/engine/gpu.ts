@@ -160,11 +160,18 @@ export class Gpu {
    */
   get smxF16(): SubgroupMatrixConfig | undefined {
     if (!this.features.subgroupMatrix || !this.features.shaderF16 || !this.features.subgroups) return undefined;
-    // The kernel lays its subgroups out for one known subgroup size (matmul-smx.ts).
-    const { subgroupMinSize: lo, subgroupMaxSize: hi } = this.adapterInfo;
-    if (!lo || lo !== hi) return undefined;
+    if (!this.fixedSubgroupSize) return undefined;
     return this.features.subgroupMatrixConfigs.find((c) => /f16/i.test(c.componentType) &&
       /f32/i.test(c.resultComponentType) && c.M === 16 && c.N === 16 && c.K === 16);
+  }
+
+  /**
+   * The adapter's one subgroup size, or 0 where it has a range (or reports none): the tensor-core
+   * kernels lay their subgroups out for one known size (matmul-smx.ts, attention-smx.ts).
+   */
+  get fixedSubgroupSize(): number {
+    const { subgroupMinSize: lo, subgroupMaxSize: hi } = this.adapterInfo;
+    return lo && lo === hi ? Number(lo) : 0;
   }
 
   /**
@@ -174,8 +181,7 @@ export class Gpu {
   get smxMode(): 'native' | 'emulated' | undefined {
     if (this.smxF16) return 'native';
     if (!this.emulateSmx || !this.features.shaderF16 || !this.features.subgroups) return undefined;
-    const { subgroupMinSize: lo, subgroupMaxSize: hi } = this.adapterInfo;
-    return lo && lo === hi ? 'emulated' : undefined;
+    return this.fixedSubgroupSize ? 'emulated' : undefined;
   }
 
   /** A software adapter (lavapipe, SwiftShader): kernels pick CPU-friendly shapes, benchmarks shrink. */

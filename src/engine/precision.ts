@@ -38,8 +38,11 @@ export function precisionFor(gpu: Gpu, wanted: Precision): PrecisionChoice {
   if (mode === 'emulate') {
     return { precision: 'mixed', note: 'mixed precision emulated (SRK_MIXED=emulate): f16-rounded operands in the f32 kernels, no speed-up' };
   }
-  if (mode === 'emulate-tc' && gpu.features.shaderF16 && gpu.features.subgroups) {
-    return { precision: 'mixed', note: 'mixed precision emulated (SRK_MIXED=emulate-tc): the tensor-core kernels with subgroup matrices emulated in plain WGSL, much slower' };
+  if (mode === 'emulate-tc') {
+    if (gpu.features.shaderF16 && gpu.features.subgroups && gpu.fixedSubgroupSize) {
+      return { precision: 'mixed', note: 'mixed precision emulated (SRK_MIXED=emulate-tc): the tensor-core kernels with subgroup matrices emulated in plain WGSL, much slower' };
+    }
+    return { precision: 'f32', note: 'SRK_MIXED=emulate-tc needs shader-f16, subgroups and one subgroup size (see `srk info`); running f32' };
   }
   return {
     precision: 'f32',

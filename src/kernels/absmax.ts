@@ -64,15 +64,20 @@ export function absmaxParts(gpu: Gpu, x: Tensor, off: number, n: number, parts: 
  */
 export function absmaxOf(gpu: Gpu, x: Tensor, n: number): Tensor {
   const parts = gpu.pool.acquire([ABSMAX_PARTS], 'f32', 'absmax parts');
+  absmaxInto(gpu, x, n, parts, 0);
+  return parts;
+}
+
+/** absmaxOf written into parts[outOff .. outOff + ABSMAX_PARTS) of a caller's tensor. */
+export function absmaxInto(gpu: Gpu, x: Tensor, n: number, parts: Tensor, outOff: number): void {
   const limit = Math.max(4, Math.floor(maxWindowElems(gpu) / 4) * 4);
-  if (n <= limit) { absmaxParts(gpu, x, 0, n, parts); return parts; }
+  if (n <= limit) { absmaxParts(gpu, x, 0, n, parts, outOff); return; }
   // Each chunk into a scratch set of parts, then folded into `parts` with the elementwise max.
   const scratch = gpu.pool.acquire([ABSMAX_PARTS * Math.ceil(n / limit)], 'f32', 'absmax chunks');
   let c = 0;
   for (let o = 0; o < n; o += limit, c++) absmaxParts(gpu, x, o, Math.min(limit, n - o), scratch, c * ABSMAX_PARTS);
-  absmaxParts(gpu, scratch, 0, c * ABSMAX_PARTS, parts); // its max over all parts lands in the parts: same reduction
+  absmaxParts(gpu, scratch, 0, c * ABSMAX_PARTS, parts, outOff); // its max over all parts lands in the parts: same reduction
   gpu.pool.release(scratch);
-  return parts;
 }
 
 /**

@@ -6,7 +6,7 @@ import { MASK_WGSL } from './attention-mask.js';
 import { at, opFields } from './attention-wgsl.js';
 import { smxDialect } from './smx-wgsl.js';
 import { ABSMAX_PARTS, f16ScaleWgsl } from './absmax.js';
-import { F, PAD, stageFn, type SmxAttentionTiles } from './attention-smx.js';
+import { F, PAD, keyTileWalk, stagePosSeg, stageFn, type SmxAttentionTiles } from './attention-smx.js';
 
 // Backward on tensor cores (flash-attention-2 as in attention.ts, with f16 operands): the same two
 // passes and outputs as the f32 kernels, after the same preparation kernel (lse and D per row).
@@ -63,7 +63,7 @@ export function chooseSmxBackwardTiles(pass: 'dq' | 'dkdv', Dh: number, sg: numb
 
 /** Stores result matrices `mats[d]` (16 rows of this subgroup x 16 columns d*16..) through the
  *  subgroup's scratch Sa into operand field `f` of array `arr` for head `head`, rows row0 + sg*16 + r. */
-function storeFrags(sm: ReturnType<typeof smxDialect>, mats: string[], factor: string, arr: string, f: string, head: string,
+function storeFrags(sm: Dialect, mats: string[], factor: string, arr: string, f: string, head: string,
   row0: string, scratch: number, sg: number): string {
   const out: string[] = [];
   mats.forEach((mname, d) => {
@@ -76,34 +76,59 @@ function storeFrags(sm: ReturnType<typeof smxDialect>, mats: string[], factor: s
   return out.join('\n  ');
 }
 
+type Dialect = ReturnType<typeof smxDialect>;
+
+/** Loads the subgroup's 16 owned rows of the two operands staged at KV rows 0 and R as left
+ *  matrices a0.., b0.. (one per 16 head-dim columns). */
+function ownedFrags(sm: Dialect, a: string, b: string, R: number, FD: number, RSH: number): string[] {
+  const out: string[] = [];
+  for (let d = 0; d < FD; d++) {
+    out.push(sm.load('left', `${a}${d}`, 'KV', `(sgi * 16u) * ${RSH}u + ${d * F}u`, 'row_major', `${RSH}u`),
+      sm.load('left', `${b}${d}`, 'KV', `(${R}u + sgi * 16u) * ${RSH}u + ${d * F}u`, 'row_major', `${RSH}u`));
+  }
+  return out;
+}
+
+/**
+ * Sa = A X^T and Sb = B Y^T for the subgroup's rows (A, B: owned fragments a*, b*; X, Y: the
+ * streamed tiles of C rows at KV rows 0 and C, read as column-major rights), stored [16][C].
+ */
+function pairScores(sm: Dialect, a: string, b: string, C: number, FD: number, RSH: number): string[] {
+  const out: string[] = [];
+  for (let c = 0; c < C / F; c++) {
+    out.push('{', sm.declResult('sres'), sm.declResult('dpres'));
+    for (let d = 0; d < FD; d++) {
+      out.push(sm.load('right', `xt${d}`, 'KV', `${c * F * RSH + d * F}u`, 'col_major', `${RSH}u`), sm.mma('sres', `${a}${d}`, `xt${d}`),
+        sm.load('right', `yt${d}`, 'KV', `${(C + c * F) * RSH + d * F}u`, 'col_major', `${RSH}u`), sm.mma('dpres', `${b}${d}`, `yt${d}`));
+    }
+    out.push(sm.store('Sa', `sgi * ${F * C}u + ${c * F}u`, 'sres', 'row_major', `${C}u`),
+      sm.store('Sb', `sgi * ${F * C}u + ${c * F}u`, 'dpres', 'row_major', `${C}u`), '}');
+  }
+  return out;
+}
+
+/** acc_d += W Z for each 16 head-dim columns d: W the subgroup's f16 [16][C] tile in `w` (row
+ *  stride PS), Z the streamed tile at KV row z0 (row-major). */
+function accumulate(sm: Dialect, acc: string, w: string, z0: number, C: number, FD: number, RSH: number, PS: number): string[] {
+  const out: string[] = [];
+  for (let d = 0; d < FD; d++) {
+    for (let c = 0; c < C / F; c++) {
+      out.push(`{ ${sm.load('left', 'wf', w, `sgi * ${F * PS}u + ${c * F}u`, 'row_major', `${PS}u`)} ` +
+        `${sm.load('right', 'zf', 'KV', `${(z0 + c * F) * RSH + d * F}u`, 'row_major', `${RSH}u`)} ${sm.mma(`${acc}${d}`, 'wf', 'zf')} }`);
+    }
+  }
+  return out;
+}
+
 function smxDqDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean): KernelDef {
   const sm = smxDialect(emulated);
   const { SGQ, BC, DP } = t;
-  const BR = F * SGQ; const RSH = DP + PAD; const PS = BC + PAD; const FD = DP / F; const FC = BC / F;
+  const BR = F * SGQ; const RSH = DP + PAD; const PS = BC + PAD; const FD = DP / F;
   const threads = SGQ * sg; const SA = F * BC; // per-subgroup scratch floats
   const u = (n: number) => `${n}u`;
-  const loads: string[] = [];
-  for (let d = 0; d < FD; d++) {
-    loads.push(sm.load('left', `qf${d}`, 'KV', `(sgi * 16u) * ${u(RSH)} + ${u(d * F)}`, 'row_major', u(RSH)),
-      sm.load('left', `gf${d}`, 'KV', `(${u(BR)} + sgi * 16u) * ${u(RSH)} + ${u(d * F)}`, 'row_major', u(RSH)));
-  }
-  const sdp: string[] = [];
-  for (let c = 0; c < FC; c++) {
-    sdp.push('{', sm.declResult('sres'), sm.declResult('dpres'));
-    for (let d = 0; d < FD; d++) {
-      sdp.push(sm.load('right', `kt${d}`, 'KV', u(c * F * RSH + d * F), 'col_major', u(RSH)), sm.mma('sres', `qf${d}`, `kt${d}`),
-        sm.load('right', `vt${d}`, 'KV', u((BC + c * F) * RSH + d * F), 'col_major', u(RSH)), sm.mma('dpres', `gf${d}`, `vt${d}`));
-    }
-    sdp.push(sm.store('Sa', `sgi * ${u(SA)} + ${u(c * F)}`, 'sres', 'row_major', u(BC)),
-      sm.store('Sb', `sgi * ${u(SA)} + ${u(c * F)}`, 'dpres', 'row_major', u(BC)), '}');
-  }
-  const dqs: string[] = [];
-  for (let d = 0; d < FD; d++) {
-    for (let c = 0; c < FC; c++) {
-      dqs.push(`{ ${sm.load('left', 'dsf', 'Ps', `sgi * ${u(F * PS)} + ${u(c * F)}`, 'row_major', u(PS))} ` +
-        `${sm.load('right', 'kf', 'KV', u(c * F * RSH + d * F), 'row_major', u(RSH))} ${sm.mma(`dq${d}`, 'dsf', 'kf')} }`);
-    }
-  }
+  const loads = ownedFrags(sm, 'qf', 'gf', BR, FD, RSH);   // Q and dO (staged at rows 0 and BR)
+  const sdp = pairScores(sm, 'qf', 'gf', BC, FD, RSH);       // S = Q K^T, dP = dO V^T
+  const dqs = accumulate(sm, 'dq', 'Ps', 0, BC, FD, RSH, PS); // dQ += dS K
   const accs = Array.from({ length: FD }, (_, d) => `dq${d}`);
   return {
     name: `attn_bwd_dq_smx_${BR}x${BC}_d${DP}_sg${sg}${emulated ? '_emu' : ''}`,
@@ -154,28 +179,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   stageRow(li, BR, p.T, q0, 0u, 0u, b, h, 1.0);
   stageRow(li, BR, p.T, q0, BR, 3u, b, h, gs);
   let ldRow = p.ldBase + 2u * ((b * p.Hq + h) * p.T);
-  for (var rr = li; rr < BR; rr += ${u(threads)}) {
-    let i = q0 + rr; var pi = 0; var si = 0; var l = 0.0; var D = 0.0;
-    if (i < p.T) { pi = posOf(gb, i); si = segOf(gb, i); l = ld[ldRow + 2u * i]; D = ld[ldRow + 2u * i + 1u] * gs; }
-    qpos[rr] = pi; qseg[rr] = si; qlse[rr] = l; qD[rr] = D;
-  }
+  ${stagePosSeg('BR', 'q0', 'p.T', 'qpos', 'qseg', threads, true)}
   workgroupBarrier();
   ${loads.join('\n  ')}
   workgroupBarrier();
   ${accs.map((a) => sm.declResult(a)).join('\n  ')}
-  let kEnd = min(min(q0 + BR, p.T), len);
-  var kStart = 0u;
-  if (p.hasMask == 0u && p.window > 0u && q0 + 1u > p.window) { kStart = ((q0 + 1u - p.window) / BC) * BC; }
-  for (var k0 = kStart; k0 < kEnd; k0 += BC) {
-    if (tileSkipped(li, gb, q0, min(q0 + BR, len), k0, min(k0 + BC, kEnd))) { continue; }
-    stageRow(li, BC, kEnd, k0, 0u, 1u, b, kvh, 1.0);
-    stageRow(li, BC, kEnd, k0, BC, 2u, b, kvh, 1.0);
-    for (var jj = li; jj < BC; jj += ${u(threads)}) {
-      let j = k0 + jj; var pj = 0; var sj = 0;
-      if (j < kEnd) { pj = posOf(gb, j); sj = segOf(gb, j); }
-      kpos[jj] = pj; kseg[jj] = sj;
-    }
-    workgroupBarrier();
+  ${keyTileWalk(threads)}
     ${sdp.join('\n    ')}
     workgroupBarrier();
     for (var t = 0u; t < ${u((F * BC) / sg)}; t++) {
@@ -199,34 +208,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 function smxDkdvDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean, shared: boolean): KernelDef {
   const sm = smxDialect(emulated);
   const { SGQ, BC, DP } = t;
-  const BK = F * SGQ; const BQ = BC; const RSH = DP + PAD; const PS = BQ + PAD; const FD = DP / F; const FC = BQ / F;
+  const BK = F * SGQ; const BQ = BC; const RSH = DP + PAD; const PS = BQ + PAD; const FD = DP / F;
   const threads = SGQ * sg; const SA = F * BQ;
   const u = (n: number) => `${n}u`;
-  const loads: string[] = [];
-  for (let d = 0; d < FD; d++) {
-    loads.push(sm.load('left', `kf${d}`, 'KV', `(sgi * 16u) * ${u(RSH)} + ${u(d * F)}`, 'row_major', u(RSH)),
-      sm.load('left', `vf${d}`, 'KV', `(${u(BK)} + sgi * 16u) * ${u(RSH)} + ${u(d * F)}`, 'row_major', u(RSH)));
-  }
-  // S^T = K Q^T and dP^T = V dO^T: Q and dO staged [query][d], read as column-major rights.
-  const sdp: string[] = [];
-  for (let c = 0; c < FC; c++) {
-    sdp.push('{', sm.declResult('sres'), sm.declResult('dpres'));
-    for (let d = 0; d < FD; d++) {
-      sdp.push(sm.load('right', `qt${d}`, 'KV', u(c * F * RSH + d * F), 'col_major', u(RSH)), sm.mma('sres', `kf${d}`, `qt${d}`),
-        sm.load('right', `gt${d}`, 'KV', u((BQ + c * F) * RSH + d * F), 'col_major', u(RSH)), sm.mma('dpres', `vf${d}`, `gt${d}`));
-    }
-    sdp.push(sm.store('Sa', `sgi * ${u(SA)} + ${u(c * F)}`, 'sres', 'row_major', u(BQ)),
-      sm.store('Sb', `sgi * ${u(SA)} + ${u(c * F)}`, 'dpres', 'row_major', u(BQ)), '}');
-  }
-  const prods: string[] = [];
-  for (let d = 0; d < FD; d++) {
-    for (let c = 0; c < FC; c++) {
-      prods.push(`{ ${sm.load('left', 'ptf', 'Pt', `sgi * ${u(F * PS)} + ${u(c * F)}`, 'row_major', u(PS))} ` +
-        `${sm.load('right', 'gf', 'KV', u((BQ + c * F) * RSH + d * F), 'row_major', u(RSH))} ${sm.mma(`dv${d}`, 'ptf', 'gf')} }`,
-      `{ ${sm.load('left', 'dsf', 'Dt', `sgi * ${u(F * PS)} + ${u(c * F)}`, 'row_major', u(PS))} ` +
-        `${sm.load('right', 'qf', 'KV', u(c * F * RSH + d * F), 'row_major', u(RSH))} ${sm.mma(`dk${d}`, 'dsf', 'qf')} }`);
-    }
-  }
+  const loads = ownedFrags(sm, 'kf', 'vf', BK, FD, RSH);  // K and V (staged at rows 0 and BK)
+  const sdp = pairScores(sm, 'kf', 'vf', BQ, FD, RSH);      // S^T = K Q^T, dP^T = V dO^T
+  const prods = [...accumulate(sm, 'dv', 'Pt', BQ, BQ, FD, RSH, PS),  // dV += P^T dO
+    ...accumulate(sm, 'dk', 'Dt', 0, BQ, FD, RSH, PS)];             // dK += dS^T Q
   const dks = Array.from({ length: FD }, (_, d) => `dk${d}`);
   const dvs = Array.from({ length: FD }, (_, d) => `dv${d}`);
   return {
@@ -279,11 +267,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let len = workgroupUniformLoad(&lenS);
   stageRow(li, BK, len, k0, 0u, 1u, b, kvh, 1.0);
   stageRow(li, BK, len, k0, BK, 2u, b, kvh, 1.0);
-  for (var rr = li; rr < BK; rr += ${u(threads)}) {
-    let j = k0 + rr; var pj = 0; var sj = 0;
-    if (j < len) { pj = posOf(gb, j); sj = segOf(gb, j); }
-    kpos[rr] = pj; kseg[rr] = sj;
-  }
+  ${stagePosSeg('BK', 'k0', 'len', 'kpos', 'kseg', threads)}
   workgroupBarrier();
   ${loads.join('\n  ')}
   workgroupBarrier();
@@ -300,11 +284,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       if (tileSkipped(li, gb, i0, min(i0 + BQ, iEnd), k0, min(k0 + BK, len))) { continue; }
       stageRow(li, BQ, iEnd, i0, 0u, 0u, b, h, 1.0);
       stageRow(li, BQ, iEnd, i0, BQ, 3u, b, h, gs);
-      for (var ii = li; ii < BQ; ii += ${u(threads)}) {
-        let qi = i0 + ii; var pq = 0; var sq = 0; var lq = 0.0; var D = 0.0;
-        if (qi < iEnd) { pq = posOf(gb, qi); sq = segOf(gb, qi); lq = ld[ldRow + 2u * qi]; D = ld[ldRow + 2u * qi + 1u] * gs; }
-        qpos[ii] = pq; qseg[ii] = sq; qlse[ii] = lq; qD[ii] = D;
-      }
+      ${stagePosSeg('BQ', 'i0', 'iEnd', 'qpos', 'qseg', threads, true)}
       workgroupBarrier();
       ${sdp.join('\n      ')}
       workgroupBarrier();

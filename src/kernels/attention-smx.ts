@@ -85,6 +85,37 @@ fn stageRow(li: u32, n: u32, lim: u32, r0: u32, dst: u32, which: u32, b: u32, hh
 }`;
 }
 
+/**
+ * WGSL: positions and segments of rows start + rr (rr < count, those below lim; 0 past it) into
+ * workgroup arrays pos[rr], seg[rr]; with `lseD` also each query row's lse and gs * D from ld
+ * (row base ldRow) into qlse, qD.
+ */
+export function stagePosSeg(count: string, start: string, lim: string, pos: string, seg: string, threads: number, lseD = false): string {
+  return `for (var rr = li; rr < ${count}; rr += ${threads}u) {
+    let t = ${start} + rr; var pt = 0; var st = 0;${lseD ? ' var l = 0.0; var D = 0.0;' : ''}
+    if (t < ${lim}) { pt = posOf(gb, t); st = segOf(gb, t);${lseD ? ' l = ld[ldRow + 2u * t]; D = ld[ldRow + 2u * t + 1u] * gs;' : ''} }
+    ${pos}[rr] = pt; ${seg}[rr] = st;${lseD ? ' qlse[rr] = l; qD[rr] = D;' : ''}
+  }`;
+}
+
+/**
+ * WGSL opening the key-tile walk of a workgroup that owns query rows [q0, q0 + BR) (forward and dQ):
+ * keys up to kEnd (causal, length), from kStart (a window without a mask), tiles the segments hide
+ * skipped; each tile's K and V staged into KV rows [0, BC) and [BC, 2 BC) with their positions and
+ * segments, then a barrier. The caller writes the tile's body and closes the loop.
+ */
+export function keyTileWalk(threads: number): string {
+  return `let kEnd = min(min(q0 + BR, p.T), len);
+  var kStart = 0u;
+  if (p.hasMask == 0u && p.window > 0u && q0 + 1u > p.window) { kStart = ((q0 + 1u - p.window) / BC) * BC; }
+  for (var k0 = kStart; k0 < kEnd; k0 += BC) {
+    if (tileSkipped(li, gb, q0, min(q0 + BR, len), k0, min(k0 + BC, kEnd))) { continue; }
+    stageRow(li, BC, kEnd, k0, 0u, 1u, b, kvh, 1.0);
+    stageRow(li, BC, kEnd, k0, BC, 2u, b, kvh, 1.0);
+    ${stagePosSeg('BC', 'k0', 'kEnd', 'kpos', 'kseg', threads)}
+    workgroupBarrier();`;
+}
+
 function smxForwardDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean): KernelDef {
   const sm = smxDialect(emulated);
   const { SGQ, BC, DP } = t;
@@ -217,30 +248,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   if (li == 0u) { lenS = rowLen(gb); }
   let len = workgroupUniformLoad(&lenS);
   stageRow(li, BR, p.T, q0, 0u, 0u, b, h, 1.0);
-  for (var rr = li; rr < BR; rr += ${u(threads)}) {
-    let i = q0 + rr; var pi = 0; var si = 0;
-    if (i < p.T) { pi = posOf(gb, i); si = segOf(gb, i); }
-    qpos[rr] = pi; qseg[rr] = si;
-  }
+  ${stagePosSeg('BR', 'q0', 'p.T', 'qpos', 'qseg', threads)}
   workgroupBarrier();
   ${qLoads.join('\n  ')}
   workgroupBarrier();
   var mrow = array<f32, ${RPL}>(${Array(RPL).fill('M0').join(', ')});
   var lrow = array<f32, ${RPL}>();
   var acc = array<f32, ${OPL}>();
-  let kEnd = min(min(q0 + BR, p.T), len);
-  var kStart = 0u;
-  if (p.hasMask == 0u && p.window > 0u && q0 + 1u > p.window) { kStart = ((q0 + 1u - p.window) / BC) * BC; }
-  for (var k0 = kStart; k0 < kEnd; k0 += BC) {
-    if (tileSkipped(li, gb, q0, min(q0 + BR, len), k0, min(k0 + BC, kEnd))) { continue; }
-    stageRow(li, BC, kEnd, k0, 0u, 1u, b, kvh, 1.0);
-    stageRow(li, BC, kEnd, k0, BC, 2u, b, kvh, 1.0);
-    for (var jj = li; jj < BC; jj += ${u(threads)}) {
-      let j = k0 + jj; var pj = 0; var sj = 0;
-      if (j < kEnd) { pj = posOf(gb, j); sj = segOf(gb, j); }
-      kpos[jj] = pj; kseg[jj] = sj;
-    }
-    workgroupBarrier();
+  ${keyTileWalk(threads)}
     ${scores.join('\n    ')}
     workgroupBarrier();
     ${softmaxRows.join('\n    ')}

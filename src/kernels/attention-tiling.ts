@@ -103,7 +103,7 @@ export function chooseSmxForward(gpu: Gpu, precision: 'f32' | 'f16', Dh: number)
   }
   const wanted = tilingOverride?.tensorCores ?? ATTENTION_MODE === 'tc';
   if (!wanted || precision !== 'f16' || !gpu.smxMode || tilingOverride?.legacy) return undefined;
-  const sg = Number(gpu.adapterInfo.subgroupMaxSize ?? 0);
+  const sg = gpu.fixedSubgroupSize;
   return chooseSmxAttentionTiles(Dh, sg, gpu.limits.maxComputeWorkgroupStorageSize, gpu.limits.maxComputeInvocationsPerWorkgroup);
 }
 
@@ -113,7 +113,7 @@ export function chooseSmxForward(gpu: Gpu, precision: 'f32' | 'f16', Dh: number)
  */
 export function chooseSmxBackward(gpu: Gpu, precision: 'f32' | 'f16', Dh: number): { dq: SmxAttentionTiles; dkdv: SmxAttentionTiles } | undefined {
   if (!chooseSmxForward(gpu, precision, Dh) || gpu.limits.maxStorageBuffersPerShaderStage < 9) return undefined;
-  const sg = Number(gpu.adapterInfo.subgroupMaxSize ?? 0);
+  const sg = gpu.fixedSubgroupSize;
   const fit = (pass: 'dq' | 'dkdv') => chooseSmxBackwardTiles(pass, Dh, sg, gpu.limits.maxComputeWorkgroupStorageSize, gpu.limits.maxComputeInvocationsPerWorkgroup);
   const dq = fit('dq'); const dkdv = fit('dkdv');
   return dq && dkdv ? { dq, dkdv } : undefined;

@@ -54,7 +54,7 @@ import { dkdvDef, dqDef, forwardDef } from './attention-legacy.js';
 import { chooseRegTiles, chooseSmxBackward, chooseSmxForward, chooseTiles } from './attention-tiling.js';
 import { smxForwardDef } from './attention-smx.js';
 import { smxDkdvDef, smxDqDef } from './attention-smx-backward.js';
-import { ABSMAX_PARTS, absmaxOf, absmaxParts } from './absmax.js';
+import { ABSMAX_PARTS, absmaxInto } from './absmax.js';
 import { PREP, PRE_WG, opParams, type Op } from './attention-wgsl.js';
 
 export { setAttentionTiling, type AttentionTiling } from './attention-tiling.js';
@@ -215,7 +215,7 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
   const tc = chooseSmxForward(gpu, a.precision ?? gpu.matmulPrecision, Dh);
   const rt = tc ? undefined : chooseRegTiles(gpu, 'fwd', Dh);
   const rows = tc ? 16 * tc.SGQ : rt ? rt.BR : chooseTiles(gpu, 'fwd', Dh).R;
-  const kernel = gpu.kernels.get(tc ? smxForwardDef(tc, Number(gpu.adapterInfo.subgroupMaxSize), gpu.smxMode === 'emulated')
+  const kernel = gpu.kernels.get(tc ? smxForwardDef(tc, gpu.fixedSubgroupSize, gpu.smxMode === 'emulated')
     : rt ? regForwardDef(rt) : forwardDef(chooseTiles(gpu, 'fwd', Dh)));
   const nb = batchChunk(gpu, a, [q, k, v, o], Hq * T);
   const mt = mask.m ?? dummyI32(gpu);
@@ -251,7 +251,7 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
   const ld = gpu.pool.acquire([B, Hq, T, 2], 'f32', 'attn_lse_d');
   const shared = dk.t.buffer === dv.t.buffer;
   const tc = chooseSmxBackward(gpu, a.precision ?? gpu.matmulPrecision, Dh);
-  const sg = Number(gpu.adapterInfo.subgroupMaxSize ?? 0); const emu = gpu.smxMode === 'emulated';
+  const sg = gpu.fixedSubgroupSize; const emu = gpu.smxMode === 'emulated';
   const rq = tc ? undefined : chooseRegTiles(gpu, 'dq', Dh);
   const rkv = tc ? undefined : chooseRegTiles(gpu, 'dkdv', Dh);
   const kPrep = gpu.kernels.get(PREP);
@@ -265,10 +265,8 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
   let parts: Tensor | undefined;
   if (tc) {
     parts = gpu.pool.acquire([2 * ABSMAX_PARTS], 'f32', 'attn grad scale');
-    const pg = absmaxOf(gpu, go.t, go.t.numel); const pv = absmaxOf(gpu, v.t, v.t.numel);
-    absmaxParts(gpu, pg, 0, ABSMAX_PARTS, parts, 0);
-    absmaxParts(gpu, pv, 0, ABSMAX_PARTS, parts, ABSMAX_PARTS);
-    gpu.pool.release(pg, pv);
+    absmaxInto(gpu, go.t, go.t.numel, parts, 0);
+    absmaxInto(gpu, v.t, v.t.numel, parts, ABSMAX_PARTS);
   }
   const wparts = parts ? windowOf(gpu, parts) : undefined;
   const nb = batchChunk(gpu, a, [q, k, v, o, go, dq, dk, dv], 2 * Hq * T, shared ? [[dk, dv]] : []);

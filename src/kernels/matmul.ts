@@ -488,7 +488,7 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   // f16 operands where asked for and the product is big enough to be compute-bound.
   const f16 = (p.precision ?? gpu.matmulPrecision) === 'f16' && M >= 16 && N >= 16;
   const smx = gpu.smxMode;
-  const sgSize = Number(gpu.adapterInfo.subgroupMaxSize ?? 0);
+  const sgSize = gpu.fixedSubgroupSize;
   let tile = p.tile ?? (f16 && smx
     ? (Math.ceil(M / 128) * Math.ceil(N / 128) >= 264 ? SMX_128 : SMX_64)
     : chooseTile(gpu, M, N));
