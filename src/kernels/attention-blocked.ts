@@ -12,9 +12,8 @@
 // DP is Dh rounded up to 4 NCG (pad columns are zero in workgroup memory).
 import type { KernelDef } from '../engine/kernel.js';
 import { memoDef } from '../engine/kernel.js';
-import { MASK_WGSL } from './attention-mask.js';
 import type { RegTiles } from './attention-tiling.js';
-import { at, opFields } from './attention-wgsl.js';
+import { at, passIO } from './attention-wgsl.js';
 
 function regHeader(t: RegTiles): string {
   return `
@@ -104,19 +103,7 @@ function regForwardDefGen(t: RegTiles): KernelDef {
     bindings: ['read', 'read', 'read', 'read', 'rw', 'rw'],
     uniform: true,
     code: /* wgsl */ `${regHeader(t)}
-struct Params {
-  T: u32, Dh: u32, Hq: u32, nRep: u32, b0: u32, mBase: u32, hasMask: u32, window: u32,
-  ${opFields('q')} ${opFields('k')} ${opFields('v')} ${opFields('o')}
-  lseBase: u32, scale: f32,
-};
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> k: array<f32>;
-@group(0) @binding(2) var<storage, read> v: array<f32>;
-@group(0) @binding(3) var<storage, read> m: array<i32>;
-@group(0) @binding(4) var<storage, read_write> o: array<f32>;
-@group(0) @binding(5) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(6) var<uniform> p: Params;
-${MASK_WGSL}
+${passIO('fwd')}
 ${load4('q')}
 ${load4('k')}
 ${load4('v')}
@@ -213,20 +200,7 @@ function regDqDefGen(t: RegTiles): KernelDef {
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'rw'],
     uniform: true,
     code: /* wgsl */ `${regHeader(t)}
-struct Params {
-  T: u32, Dh: u32, Hq: u32, nRep: u32, b0: u32, mBase: u32, hasMask: u32, window: u32,
-  ${opFields('q')} ${opFields('k')} ${opFields('v')} ${opFields('g')} ${opFields('dq')}
-  ldBase: u32, scale: f32,
-};
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> k: array<f32>;
-@group(0) @binding(2) var<storage, read> v: array<f32>;
-@group(0) @binding(3) var<storage, read> dout: array<f32>;
-@group(0) @binding(4) var<storage, read> ld: array<f32>;
-@group(0) @binding(5) var<storage, read> m: array<i32>;
-@group(0) @binding(6) var<storage, read_write> dq: array<f32>;
-@group(0) @binding(7) var<uniform> p: Params;
-${MASK_WGSL}
+${passIO('dq')}
 ${load4('q')}
 ${load4('k')}
 ${load4('v')}
@@ -300,21 +274,7 @@ function regDkdvDefGen(t: RegTiles, shared: boolean): KernelDef {
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'rw', ...(shared ? [] : ['rw' as const])],
     uniform: true,
     code: /* wgsl */ `${regHeader(t)}
-struct Params {
-  T: u32, Dh: u32, Hq: u32, nRep: u32, b0: u32, mBase: u32, hasMask: u32, window: u32,
-  ${opFields('q')} ${opFields('k')} ${opFields('v')} ${opFields('g')} ${opFields('dk')} ${opFields('dv')}
-  ldBase: u32, scale: f32,
-};
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> k: array<f32>;
-@group(0) @binding(2) var<storage, read> v: array<f32>;
-@group(0) @binding(3) var<storage, read> dout: array<f32>;
-@group(0) @binding(4) var<storage, read> ld: array<f32>;
-@group(0) @binding(5) var<storage, read> m: array<i32>;
-@group(0) @binding(6) var<storage, read_write> dk: array<f32>;
-${shared ? '' : '@group(0) @binding(7) var<storage, read_write> dv: array<f32>;'}
-@group(0) @binding(${shared ? 7 : 8}) var<uniform> p: Params;
-${MASK_WGSL}
+${passIO('dkdv', { shared })}
 ${load4('q')}
 ${load4('k')}
 ${load4('v')}

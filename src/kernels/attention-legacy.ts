@@ -9,9 +9,8 @@
 // top of attention.ts.
 import type { KernelDef } from '../engine/kernel.js';
 import { memoDef } from '../engine/kernel.js';
-import { MASK_WGSL } from './attention-mask.js';
 import type { Tiles } from './attention-tiling.js';
-import { at, opFields } from './attention-wgsl.js';
+import { at, passIO } from './attention-wgsl.js';
 
 function header(t: Tiles): string {
   return `
@@ -31,19 +30,7 @@ function forwardDefGen(t: Tiles): KernelDef {
     bindings: ['read', 'read', 'read', 'read', 'rw', 'rw'],
     uniform: true,
     code: /* wgsl */ `${header(t)}
-struct Params {
-  T: u32, Dh: u32, Hq: u32, nRep: u32, b0: u32, mBase: u32, hasMask: u32, window: u32,
-  ${opFields('q')} ${opFields('k')} ${opFields('v')} ${opFields('o')}
-  lseBase: u32, scale: f32,
-};
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> k: array<f32>;
-@group(0) @binding(2) var<storage, read> v: array<f32>;
-@group(0) @binding(3) var<storage, read> m: array<i32>;
-@group(0) @binding(4) var<storage, read_write> o: array<f32>;
-@group(0) @binding(5) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(6) var<uniform> p: Params;
-${MASK_WGSL}
+${passIO('fwd')}
 var<workgroup> Qs: array<f32, ${t.R * t.DP}>; // [BR][DP]
 var<workgroup> Ks: array<f32, ${t.C * t.DP}>; // [BC][DP]
 var<workgroup> Vs: array<f32, ${t.C * t.DP}>; // [BC][DP]
@@ -145,21 +132,7 @@ function dkdvDefGen(t: Tiles, shared: boolean): KernelDef {
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'rw', ...(shared ? [] : ['rw' as const])],
     uniform: true,
     code: /* wgsl */ `${header(t)}
-struct Params {
-  T: u32, Dh: u32, Hq: u32, nRep: u32, b0: u32, mBase: u32, hasMask: u32, window: u32,
-  ${opFields('q')} ${opFields('k')} ${opFields('v')} ${opFields('g')} ${opFields('dk')} ${opFields('dv')}
-  ldBase: u32, scale: f32,
-};
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> k: array<f32>;
-@group(0) @binding(2) var<storage, read> v: array<f32>;
-@group(0) @binding(3) var<storage, read> dout: array<f32>;
-@group(0) @binding(4) var<storage, read> ld: array<f32>;
-@group(0) @binding(5) var<storage, read> m: array<i32>;
-@group(0) @binding(6) var<storage, read_write> dk: array<f32>;
-${shared ? '' : '@group(0) @binding(7) var<storage, read_write> dv: array<f32>;'}
-@group(0) @binding(${shared ? 7 : 8}) var<uniform> p: Params;
-${MASK_WGSL}
+${passIO('dkdv', { shared })}
 var<workgroup> Ks: array<f32, ${t.R * t.DP}>;  // [BR][DP] owned keys
 var<workgroup> Vs: array<f32, ${t.R * t.DP}>;
 var<workgroup> Qs: array<f32, ${t.C * t.DP}>;  // [BC][DP] streamed queries
@@ -261,20 +234,7 @@ function dqDefGen(t: Tiles): KernelDef {
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'rw'],
     uniform: true,
     code: /* wgsl */ `${header(t)}
-struct Params {
-  T: u32, Dh: u32, Hq: u32, nRep: u32, b0: u32, mBase: u32, hasMask: u32, window: u32,
-  ${opFields('q')} ${opFields('k')} ${opFields('v')} ${opFields('g')} ${opFields('dq')}
-  ldBase: u32, scale: f32,
-};
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> k: array<f32>;
-@group(0) @binding(2) var<storage, read> v: array<f32>;
-@group(0) @binding(3) var<storage, read> dout: array<f32>;
-@group(0) @binding(4) var<storage, read> ld: array<f32>;
-@group(0) @binding(5) var<storage, read> m: array<i32>;
-@group(0) @binding(6) var<storage, read_write> dq: array<f32>;
-@group(0) @binding(7) var<uniform> p: Params;
-${MASK_WGSL}
+${passIO('dq')}
 var<workgroup> Qs: array<f32, ${t.R * t.DP}>;  // [BR][DP] owned queries
 var<workgroup> dOs: array<f32, ${t.R * t.DP}>;
 var<workgroup> Ks: array<f32, ${t.C * t.DP}>;  // [BC][DP] streamed keys

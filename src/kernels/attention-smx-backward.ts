@@ -2,8 +2,7 @@
 // the tile shapes and the staging they share are in attention-smx.ts).
 import type { KernelDef } from '../engine/kernel.js';
 import { memoDef } from '../engine/kernel.js';
-import { MASK_WGSL } from './attention-mask.js';
-import { at, opFields } from './attention-wgsl.js';
+import { at, passIO } from './attention-wgsl.js';
 import { smxDialect } from './smx-wgsl.js';
 import { ABSMAX_PARTS, f16ScaleWgsl } from './absmax.js';
 import { F, PAD, keyTileWalk, stagePosSeg, stageFn, type SmxAttentionTiles } from './attention-smx.js';
@@ -138,21 +137,7 @@ function smxDqDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean): Kerne
 const BR = ${u(BR)};
 const BC = ${u(BC)};
 const DP = ${u(DP)};
-struct Params {
-  T: u32, Dh: u32, Hq: u32, nRep: u32, b0: u32, mBase: u32, hasMask: u32, window: u32,
-  ${opFields('q')} ${opFields('k')} ${opFields('v')} ${opFields('g')} ${opFields('dq')}
-  ldBase: u32, scale: f32, partsBase: u32,
-};
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> k: array<f32>;
-@group(0) @binding(2) var<storage, read> v: array<f32>;
-@group(0) @binding(3) var<storage, read> dout: array<f32>;
-@group(0) @binding(4) var<storage, read> ld: array<f32>;
-@group(0) @binding(5) var<storage, read> m: array<i32>;
-@group(0) @binding(6) var<storage, read> parts: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dq: array<f32>;
-@group(0) @binding(8) var<uniform> p: Params;
-${MASK_WGSL}
+${passIO('dq', { scaled: true })}
 ${gradScaleWgsl(threads, DP)}
 var<workgroup> KV: array<f16, ${2 * Math.max(BR, BC) * RSH}>; // Q [BR], dO [BR] first; then K [BC], V [BC]
 var<workgroup> Sa: array<f32, ${SGQ * SA}>; // per subgroup [16][BC]: S (then output fragments)
@@ -225,22 +210,7 @@ function smxDkdvDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean, shar
 const BK = ${u(BK)};
 const BQ = ${u(BQ)};
 const DP = ${u(DP)};
-struct Params {
-  T: u32, Dh: u32, Hq: u32, nRep: u32, b0: u32, mBase: u32, hasMask: u32, window: u32,
-  ${opFields('q')} ${opFields('k')} ${opFields('v')} ${opFields('g')} ${opFields('dk')} ${opFields('dv')}
-  ldBase: u32, scale: f32, partsBase: u32,
-};
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> k: array<f32>;
-@group(0) @binding(2) var<storage, read> v: array<f32>;
-@group(0) @binding(3) var<storage, read> dout: array<f32>;
-@group(0) @binding(4) var<storage, read> ld: array<f32>;
-@group(0) @binding(5) var<storage, read> m: array<i32>;
-@group(0) @binding(6) var<storage, read> parts: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dk: array<f32>;
-${shared ? '' : '@group(0) @binding(8) var<storage, read_write> dv: array<f32>;'}
-@group(0) @binding(${shared ? 8 : 9}) var<uniform> p: Params;
-${MASK_WGSL}
+${passIO('dkdv', { shared, scaled: true })}
 ${gradScaleWgsl(threads, DP)}
 var<workgroup> KV: array<f16, ${2 * Math.max(BK, BQ) * RSH}>; // K [BK], V [BK] first; then Q [BQ], dO [BQ]
 var<workgroup> Sa: array<f32, ${SGQ * SA}>; // per subgroup [16 keys][BQ]: S^T (then output fragments)

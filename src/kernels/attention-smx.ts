@@ -23,8 +23,7 @@
 // subgroups of 8, so the softmax's shuffle path for 16+ lanes runs natively only).
 import type { KernelDef } from '../engine/kernel.js';
 import { memoDef } from '../engine/kernel.js';
-import { MASK_WGSL } from './attention-mask.js';
-import { at, opFields } from './attention-wgsl.js';
+import { at, passIO } from './attention-wgsl.js';
 import { smxDialect } from './smx-wgsl.js';
 
 export const F = 16;
@@ -214,19 +213,7 @@ const BC = ${u(BC)};
 const DP = ${u(DP)};
 const MASKED = -3.0e38;
 const M0 = -1.0e30;
-struct Params {
-  T: u32, Dh: u32, Hq: u32, nRep: u32, b0: u32, mBase: u32, hasMask: u32, window: u32,
-  ${opFields('q')} ${opFields('k')} ${opFields('v')} ${opFields('o')}
-  lseBase: u32, scale: f32,
-};
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(1) var<storage, read> k: array<f32>;
-@group(0) @binding(2) var<storage, read> v: array<f32>;
-@group(0) @binding(3) var<storage, read> m: array<i32>;
-@group(0) @binding(4) var<storage, read_write> o: array<f32>;
-@group(0) @binding(5) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(6) var<uniform> p: Params;
-${MASK_WGSL}
+${passIO('fwd')}
 var<workgroup> KV: array<f16, ${Math.max(BR, 2 * BC) * RSH}>; // Q [BR][RSH] first; then K [BC][RSH], V [BC][RSH]
 var<workgroup> Ss: array<f32, ${SGQ * F * SW}>;  // per subgroup [16][SW]: scores, then P V
 var<workgroup> Ps: array<f16, ${SGQ * F * PS}>;  // per subgroup [16][PS]: P

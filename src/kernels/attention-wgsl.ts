@@ -3,6 +3,7 @@
 // preparation kernel, which both backward paths run first.
 import type { Tensor } from '../engine/tensor.js';
 import type { KernelDef, ParamWriter, Window } from '../engine/kernel.js';
+import { MASK_WGSL } from './attention-mask.js';
 
 /** A resolved HeadOperand (attention.ts): tensor, element offset, token and head strides, head count. */
 export interface Op { t: Tensor; off: number; ts: number; hs: number; H: number }
@@ -12,6 +13,33 @@ export const opParams = (w: ParamWriter, wi: Window, op: Op) => w.u32(wi.base, o
 /** Index of element (local batch b, token t, head h, column d) of operand n. */
 export const at = (n: string, b: string, t: string, h: string, d: string) =>
   `p.${n}Base + (${b} * p.T + ${t}) * p.${n}Tok + ${h} * p.${n}Head + ${d}`;
+
+/**
+ * The Params struct, storage bindings and uniform of one attention pass, followed by MASK_WGSL: one
+ * definition for every kernel family, in the order attention.ts binds them. `shared`: dK and dV in
+ * one binding (named dk; dv addressed through its own fields). `scaled`: the tensor-core backward's
+ * dO and V absmax parts (partsBase, binding before the outputs).
+ */
+export function passIO(pass: 'fwd' | 'dq' | 'dkdv', o: { shared?: boolean; scaled?: boolean } = {}): string {
+  const ops = pass === 'fwd' ? ['q', 'k', 'v', 'o'] : pass === 'dq' ? ['q', 'k', 'v', 'g', 'dq'] : ['q', 'k', 'v', 'g', 'dk', 'dv'];
+  const tail = pass === 'fwd' ? 'lseBase: u32, scale: f32,' : `ldBase: u32, scale: f32,${o.scaled ? ' partsBase: u32,' : ''}`;
+  const inputs: [string, string][] = pass === 'fwd'
+    ? [['q', 'f32'], ['k', 'f32'], ['v', 'f32'], ['m', 'i32']]
+    : [['q', 'f32'], ['k', 'f32'], ['v', 'f32'], ['dout', 'f32'], ['ld', 'f32'], ['m', 'i32'], ...(o.scaled ? [['parts', 'f32'] as [string, string]] : [])];
+  const outputs = pass === 'fwd' ? ['o', 'lse'] : pass === 'dq' ? ['dq'] : o.shared ? ['dk'] : ['dk', 'dv'];
+  const lines = [
+    ...inputs.map(([n, t], i) => `@group(0) @binding(${i}) var<storage, read> ${n}: array<${t}>;`),
+    ...outputs.map((n, i) => `@group(0) @binding(${inputs.length + i}) var<storage, read_write> ${n}: array<f32>;`),
+    `@group(0) @binding(${inputs.length + outputs.length}) var<uniform> p: Params;`,
+  ];
+  return `struct Params {
+  T: u32, Dh: u32, Hq: u32, nRep: u32, b0: u32, mBase: u32, hasMask: u32, window: u32,
+  ${ops.map(opFields).join(' ')}
+  ${tail}
+};
+${lines.join('\n')}
+${MASK_WGSL}`;
+}
 
 export const PRE_WG = 64;
 // D_i = rowsum(dout_i * out_i), stored beside lse_i: ld[2 n] = lse, ld[2 n + 1] = D (n = (b Hq + h) T + i).
