@@ -16,6 +16,7 @@
 // Precision 'mixed' (src/engine/precision.ts) also scores the first micro-batch in f32 and mixed on
 // the same weights before training (PrecisionCheck). --profile adds one step with a timestamp per
 // dispatch (StepProfile).
+import type { TuneDecision } from '../src/engine/tuner.js';
 import { chooseSmxBackward } from '../src/kernels/attention-tiling.js';
 import type { Gpu } from '../src/engine/gpu.js';
 import { Optimizer } from '../src/kernels/optimizer.js';
@@ -85,6 +86,8 @@ export interface StepResult {
   peakInUseBytes: number; resident: { params: number; grads: number; optimizerState: number }; allocatedBytes: number;
   last: { loss: number; gradNorm: number };
   profile?: StepProfile;
+  /** The tuner's kernel choices (engine/tuner.ts; on: real GPUs unless SRK_TUNE=0). */
+  tuning: { on: boolean; decisions: TuneDecision[] };
 }
 
 function userError(msg: string): Error {
@@ -181,6 +184,16 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   };
   const warmupMs: number[] = [];
   for (let i = 0; i < o.warmup; i++) { warmupMs.push(await one()); log(`  warm-up step ${i + 1}: ${warmupMs[i].toFixed(0)} ms`); }
+  // Timed steps run with the tuner's choices made (engine/tuner.ts): more warm-up while it measures.
+  for (let i = warmupMs.length; gpu.tuner?.table.open && i < o.warmup + 4; i++) {
+    warmupMs.push(await one()); log(`  warm-up step ${i + 1} (tuning): ${warmupMs[i].toFixed(0)} ms`);
+  }
+  const tuning = gpu.tuner?.table.decisions() ?? [];
+  if (gpu.tuner) log(`  tuner: ${tuning.length} kernel choices timed, ${tuning.filter((d) => d.chosen !== 0).length} differ from the rule`);
+  for (const d of tuning.filter((d) => d.chosen !== 0)) {
+    const ms = (i: number) => (d.medianMs[i] === null ? 'not timed' : `${d.medianMs[i]!.toFixed(3)} ms`);
+    log(`    ${d.key}: ${d.candidates[d.chosen]} ${ms(d.chosen)} (rule ${d.candidates[0]} ${ms(0)})`);
+  }
   // Peak over the timed steps only (the pool's peak is a plain counter; start it from what is held now).
   gpu.pool.peakInUseBytes = gpu.pool.inUseBytes;
   const samplesMs: number[] = [];
@@ -229,6 +242,7 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
     tokensPerS: policyTokens / (stepMs / 1000), unpackedTokensPerS: unpackedTokens / (stepMs / 1000),
     peakInUseBytes: peak, resident: { params: paramBytes, grads: paramBytes, optimizerState: stateBytes }, allocatedBytes: gpu.pool.allocatedBytes,
     last: { loss: last!.loss, gradNorm: last!.gradNorm }, profile,
+    tuning: { on: !!gpu.tuner, decisions: tuning },
   };
 }
 

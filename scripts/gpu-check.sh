@@ -49,10 +49,12 @@ step() { # step NAME ARGS...
 if has step; then
   # Most wanted first (the budget may end the section): the mixed Sr-DPO steps with the f32 attention
   # and with tensor-core attention (SRK_ATTENTION=tc: opt-in until checked here, see the tests
-  # section), then DPO, then f32, then the rest.
+  # section), then DPO, then f32, then the rest. Every step is tuned (src/engine/tuner.ts: the matmul
+  # tilings timed in the warm-up steps) but the `-untuned` ones (SRK_TUNE=0: the fixed rule).
   for s in pythia-160m pythia-410m; do
     step "$s-sr-dpo-mixed" --shape $s --loss sr-dpo --precision mixed
     SRK_ATTENTION=tc step "$s-sr-dpo-mixed-tcattn" --shape $s --loss sr-dpo --precision mixed
+    SRK_TUNE=0 step "$s-sr-dpo-mixed-untuned" --shape $s --loss sr-dpo --precision mixed
     step "$s-dpo-mixed" --shape $s --loss dpo --precision mixed
     SRK_ATTENTION=tc step "$s-dpo-mixed-tcattn" --shape $s --loss dpo --precision mixed
   done
@@ -60,6 +62,7 @@ if has step; then
   for s in pythia-160m pythia-410m; do for l in dpo sr-dpo; do
     step "$s-$l-f32" --shape $s --loss $l --precision f32
   done; done
+  SRK_TUNE=0 step pythia-410m-sr-dpo-f32-untuned --shape pythia-410m --loss sr-dpo --precision f32
   step pythia-160m-sr-dpo-mixed-unpacked --shape pythia-160m --loss sr-dpo --precision mixed --no-packed
   step pythia-160m-sr-dpo-f32-unpacked --shape pythia-160m --loss sr-dpo --precision f32 --no-packed
   step pythia-160m-sr-dpo-mixed-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
@@ -80,6 +83,6 @@ for f in tests tests-tcattn; do [ -f "$r/$f.json" ] && sed 's/\x1b\[[0-9;]*m//g'
 [ -f "$r/matmul.log" ] && grep -E "copy|square 4096" "$r/matmul.log" | head -6
 [ -f "$r/sweep.log" ] && grep -E "f16" "$r/sweep.log" | sort | head -48
 for f in "$r"/step-*.json; do
-  node -e "const j=JSON.parse(require('fs').readFileSync('$f'));const s=j.step;const p=s.profile;console.log('$f'.split('/').pop().replace('.json',''), s.precision, 'attn '+s.attention, s.stepMs.toFixed(1)+' ms', Math.round(s.tokensPerS)+' tok/s', (s.peakInUseBytes/2**30).toFixed(2)+' GiB', s.precisionCheck?'dlogp/token '+s.precisionCheck.maxAbsDiffPerToken.toExponential(1):'', p?'profile gpu '+p.gpuMs.toFixed(0)+' ms: '+p.families.slice(0,6).map(f=>f.name+' '+f.ms.toFixed(1)).join(', '):'')" 2>/dev/null || { echo "$f:"; tail -3 "${f%.json}.log"; }
+  node -e "const j=JSON.parse(require('fs').readFileSync('$f'));const s=j.step;const p=s.profile;const tu=s.tuning?s.tuning.decisions:[];console.log('$f'.split('/').pop().replace('.json',''), s.precision, 'attn '+s.attention, s.tuning&&s.tuning.on?'tuned '+tu.filter(d=>d.chosen).length+'/'+tu.length:'untuned', s.stepMs.toFixed(1)+' ms', Math.round(s.tokensPerS)+' tok/s', (s.peakInUseBytes/2**30).toFixed(2)+' GiB', s.precisionCheck?'dlogp/token '+s.precisionCheck.maxAbsDiffPerToken.toExponential(1):'', p?'profile gpu '+p.gpuMs.toFixed(0)+' ms: '+p.families.slice(0,6).map(f=>f.name+' '+f.ms.toFixed(1)).join(', '):'')" 2>/dev/null || { echo "$f:"; tail -3 "${f%.json}.log"; }
 done
 [ -f "$r/torch.json" ] && { head -c 2500 "$r/torch.json"; tail -2 "$r/torch.log"; }

@@ -8,6 +8,7 @@ import { Recorder } from './recorder.js';
 import { TensorPool, Tensor, type DType } from './tensor.js';
 import { KernelCache } from './kernel.js';
 import { Profiler } from './profiler.js';
+import { Tuner, tuningWanted } from './tuner.js';
 
 
 export interface GpuOptions {
@@ -23,6 +24,8 @@ export interface GpuOptions {
   toggles?: string[];
   /** Record per-kernel GPU time with timestamp queries (when the adapter has them). */
   profile?: boolean;
+  /** Choose between equivalent kernels by timing the first steps (tuner.ts); default tuningWanted(). */
+  tune?: boolean;
 }
 
 export interface SubgroupMatrixConfig {
@@ -56,6 +59,8 @@ export class Gpu {
   readonly kernels: KernelCache;
   readonly recorder: Recorder;
   readonly profiler: Profiler | undefined;
+  /** Times the first steps' candidate kernels and keeps the fastest (tuner.ts); undefined: defaults. */
+  readonly tuner: Tuner | undefined;
   /**
    * Operand precision of every matmul that does not ask for one: 'f32', or 'f16' (operands rounded
    * to f16, products accumulated in f32; tensor cores through subgroup-matrix where the adapter has
@@ -91,6 +96,8 @@ export class Gpu {
       if (!this.destroyed) this.lostReason = `${info.reason}: ${info.message}`;
     });
     this.profiler = opts.profile && features.timestampQuery ? new Profiler(device) : undefined;
+    const tune = opts.tune ?? tuningWanted(this.isCpuAdapter, features.timestampQuery);
+    this.tuner = tune && features.timestampQuery ? new Tuner(device) : undefined;
     this.pool = new TensorPool(this);
     this.kernels = new KernelCache(this);
     this.recorder = new Recorder(this);
@@ -102,10 +109,11 @@ export class Gpu {
       ...(opts.allowUnsafeApis !== false ? ['allow_unsafe_apis'] : []),
       ...(opts.enableF16OnNvidia !== false ? ['vulkan_enable_f16_on_nvidia'] : []),
       ...(opts.fast ? ['disable_robustness', 'disable_workgroup_init', 'skip_validation'] : []),
-      ...(opts.profile ? [] : []),
       ...(opts.toggles ?? []),
     ];
-    const disable = opts.profile ? ['timestamp_quantization'] : [];
+    // Full timestamp resolution for the profiler and the tuner (quantization is a browser privacy
+    // measure; it rounds the times of short dispatches away).
+    const disable = ['timestamp_quantization'];
     const args = [`enable-dawn-features=${enable.join(',')}`];
     if (disable.length) args.push(`disable-dawn-features=${disable.join(',')}`);
     if (adapterName) args.push(`adapter=${adapterName}`);

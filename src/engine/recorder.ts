@@ -44,10 +44,11 @@ export class Recorder {
 
   /**
    * Records one dispatch. `storage` are the storage bindings in order; `params` the packed
-   * uniform bytes when the kernel has a uniform binding.
+   * uniform bytes when the kernel has a uniform binding. `tuning`: a name the tuner times this
+   * dispatch under (tuner.ts), when it is one of the candidates being measured.
    */
   dispatch(kernel: Kernel, storage: BufferRange[], params: Uint8Array | undefined,
-    groups: readonly [number, number?, number?]): void {
+    groups: readonly [number, number?, number?], tuning?: string): void {
     const [x, y = 1, z = 1] = groups;
     if (x === 0 || y === 0 || z === 0) return;
     const max = this.gpu.limits.maxComputeWorkgroupsPerDimension;
@@ -61,12 +62,15 @@ export class Recorder {
       ? [...storage, this.gpu.kernels.uniform(params ?? new Uint8Array(16))]
       : storage;
     const bg = this.gpu.kernels.bindGroup(kernel, ranges);
-    const prof = this.gpu.profiler?.enabled ? this.gpu.profiler : undefined;
+    // A pass of its own with begin/end timestamps: for the profiler (every dispatch) or the tuner.
+    const prof = this.gpu.profiler?.enabled ? this.gpu.profiler
+      : tuning !== undefined ? this.gpu.tuner?.profiler : undefined;
     let pass: GPUComputePassEncoder;
     if (prof) {
       if (prof.full) this.flush();
       this.endPass();
-      pass = this.enc().beginComputePass({ label: kernel.def.name, timestampWrites: prof.next(kernel.def.name) });
+      const name = prof === this.gpu.profiler ? kernel.def.name : tuning!;
+      pass = this.enc().beginComputePass({ label: kernel.def.name, timestampWrites: prof.next(name) });
     } else {
       if (!this.pass) this.pass = this.enc().beginComputePass({ label: 'srk' });
       pass = this.pass;
@@ -99,6 +103,7 @@ export class Recorder {
     if (!this.encoder) return;
     this.endPass();
     this.gpu.profiler?.resolve(this.encoder);
+    this.gpu.tuner?.profiler.resolve(this.encoder);
     const cb = this.encoder.finish();
     this.encoder = undefined;
     this.count = 0;

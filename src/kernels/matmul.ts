@@ -444,6 +444,67 @@ function vecFlags(p: Problem, tile: MatmulTile, wa: { base: number; range: { siz
   };
 }
 
+interface FittedTile { tile: MatmulTile; stages: 1 | 2 }
+
+/**
+ * A tiling with its workgroup-memory stages where it can run this problem on this adapter, else
+ * why not (smx needs f16 operands and the tensor-core feature; every tiling must fit the
+ * adapter's workgroup limits).
+ */
+function fitTile(gpu: Gpu, tile: MatmulTile, p: Problem, f16: boolean): FittedTile | string {
+  const lim = gpu.limits;
+  if (tile.kind === 'smx') {
+    if (!f16) return 'needs precision f16 (and M, N >= 16)';
+    if (!gpu.smxMode) return 'needs an f16 subgroup-matrix adapter';
+    const shape = (st: 1 | 2) => smxShape(tile, gpu.fixedSubgroupSize, p.transA, p.transB, st);
+    // One stage unless the tiling asks for two: on the H100 (bench/RESULTS.md, 2026-11-27) the
+    // two-stage form ran the dx and dW products of a training step ~50% slower (47 KiB of
+    // workgroup memory per workgroup against 28). SRK_SMX_SAFE=1 also turns off direct stores.
+    const stages = SMX_SAFE ? 1 : tile.stages ?? 1;
+    const s = shape(stages);
+    if (s.threads > lim.maxComputeInvocationsPerWorkgroup || s.sharedBytes > lim.maxComputeWorkgroupStorageSize) {
+      return "exceeds this adapter's workgroup limits";
+    }
+    return { tile, stages };
+  }
+  if (tile.kind === 'reg') {
+    const { WX, WY, THREADS } = regShape(tile);
+    const fits = (st: number) => regSharedBytes(tile, st) <= lim.maxComputeWorkgroupStorageSize;
+    const stages = tile.stages ?? (fits(2) ? 2 : 1);
+    if (!fits(stages) || THREADS > lim.maxComputeInvocationsPerWorkgroup ||
+        WX > lim.maxComputeWorkgroupSizeX || WY > lim.maxComputeWorkgroupSizeY) {
+      return "exceeds this adapter's workgroup limits";
+    }
+    return { tile, stages };
+  }
+  return { tile, stages: 1 };
+}
+
+// The tuner's candidates (tuner.ts): the tensor-core tilings for f16 on tensor cores, else the
+// f32 register tilings the H100 sweeps found fastest somewhere (bench/RESULTS.md: 64x128 best at
+// 1024^3, 128x128 BK 8 at 4096^3, the simple 64x64 ahead of reg 64x64 at 4096^3).
+const F32_CANDIDATES: MatmulTile[] = [REG_128, REG_64,
+  { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4, kind: 'reg' }, { BM: 64, BN: 128, BK: 16, TM: 4, TN: 8, kind: 'reg' }, SIMPLE_64];
+const SMX_CANDIDATES: MatmulTile[] = [SMX_128, SMX_64];
+
+/** The rule's tiling first, then the other candidates for this kind of product (none on CPUs). */
+function tileCandidates(gpu: Gpu, rule: MatmulTile): MatmulTile[] {
+  if (!gpu.tuner || FORCED_FAMILY) return [rule];
+  const pool = rule.kind === 'smx' ? SMX_CANDIDATES : F32_CANDIDATES;
+  return [rule, ...pool.filter((t) => t !== rule)];
+}
+
+/**
+ * The tuner's key: layout, operand precision, and the shape in half-octave buckets, so the many
+ * token counts of a run (micro-batches of varied lengths) share a few keys; the bias and
+ * accumulate flags change the epilogue, so they are part of it.
+ */
+function tuneKey(p: Problem, f16: boolean): string {
+  const b = (x: number) => (Math.round(2 * Math.log2(Math.max(1, x))) / 2).toString();
+  return `matmul ${p.transA ? 't' : 'n'}${p.transB ? 't' : 'n'}${f16 ? ' f16' : ''}${f16 && p.scaleA ? ' scaled' : ''}` +
+    `${p.bias ? ' bias' : ''}${p.accumulate ? ' acc' : ''} 2^(${b(p.M)},${b(p.N)},${b(p.K)})${p.batch > 1 ? ` x2^${b(p.batch)}` : ''}`;
+}
+
 // Dispatches one problem, or splits it when an operand's binding window would be too large:
 // first across the batch, then along the storage-row dimension of the largest operand (rows of
 // C and plain A split M; rows of transposed B split N; rows of transposed A or plain B split K,
@@ -489,32 +550,27 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   const f16 = (p.precision ?? gpu.matmulPrecision) === 'f16' && M >= 16 && N >= 16;
   const smx = gpu.smxMode;
   const sgSize = gpu.fixedSubgroupSize;
-  let tile = p.tile ?? (f16 && smx
-    ? (Math.ceil(M / 128) * Math.ceil(N / 128) >= 264 ? SMX_128 : SMX_64)
-    : chooseTile(gpu, M, N));
-  let stages: 1 | 2 = 1;
-  const lim = gpu.limits;
-  if (tile.kind === 'smx') {
-    if (!f16) throw new RangeError(`matmul: tiling ${tileName(tile)} needs precision f16 (and M, N >= 16)`);
-    if (!smx) throw new RangeError(`matmul: tiling ${tileName(tile)} needs an f16 subgroup-matrix adapter`);
-    const shape = (st: 1 | 2) => smxShape(tile, sgSize, p.transA, p.transB, st);
-    const fits = (st: 1 | 2) => shape(st).sharedBytes <= lim.maxComputeWorkgroupStorageSize;
-    // One stage unless the tiling asks for two: on the H100 (bench/RESULTS.md, 2026-11-27) the
-    // two-stage form ran the dx and dW products of a training step ~50% slower (47 KiB of
-    // workgroup memory per workgroup against 28). SRK_SMX_SAFE=1 also turns off direct stores.
-    stages = SMX_SAFE ? 1 : tile.stages ?? 1;
-    if (shape(stages).threads > lim.maxComputeInvocationsPerWorkgroup || !fits(stages)) {
-      throw new RangeError(`matmul: tiling ${tileName(tile)} exceeds this adapter's workgroup limits`);
+  // The tiling: the caller's, else the tuner's pick among the candidates (tuner.ts), else the rule.
+  let tile: MatmulTile;
+  let stages: 1 | 2;
+  let tuning: string | undefined;
+  if (p.tile) {
+    const fit = fitTile(gpu, p.tile, p, f16);
+    if (typeof fit === 'string') throw new RangeError(`matmul: tiling ${tileName(p.tile)} ${fit}`);
+    ({ tile, stages } = fit);
+  } else {
+    const rule = f16 && smx ? (Math.ceil(M / 128) * Math.ceil(N / 128) >= 264 ? SMX_128 : SMX_64) : chooseTile(gpu, M, N);
+    const fits = tileCandidates(gpu, rule)
+      .map((t) => fitTile(gpu, t, p, f16)).filter((f): f is FittedTile => typeof f !== 'string');
+    // A rule tiling that does not fit falls back to the simple kernel (always within limits).
+    if (fits.length === 0 || fits[0].tile !== rule) {
+      fits.splice(0, fits.length, { tile: SIMPLE_64, stages: 1 }, ...fits.filter((f) => f.tile !== SIMPLE_64));
     }
-  } else if (tile.kind === 'reg') {
-    const { WX, WY, THREADS } = regShape(tile);
-    const fits = (st: number) => regSharedBytes(tile, st) <= lim.maxComputeWorkgroupStorageSize;
-    stages = tile.stages ?? (fits(2) ? 2 : 1);
-    if (!fits(stages) || THREADS > lim.maxComputeInvocationsPerWorkgroup ||
-        WX > lim.maxComputeWorkgroupSizeX || WY > lim.maxComputeWorkgroupSizeY) {
-      if (p.tile) throw new RangeError(`matmul: tiling ${tileName(tile)} exceeds this adapter's workgroup limits`);
-      tile = SIMPLE_64;
+    let index = 0;
+    if (gpu.tuner && !dry && fits.length > 1) {
+      ({ index, timing: tuning } = gpu.tuner.pick(tuneKey(p, f16), fits.map((f) => tileName(f.tile))));
     }
+    ({ tile, stages } = fits[index]);
   }
   const full = M % tile.BM === 0 && N % tile.BN === 0 && K % tile.BK === 0 && K > 0;
   const wa = windowOf(gpu, p.a, p.offA, p.offA + Math.max(1, sA));
@@ -539,7 +595,7 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
       p.strideA, p.strideB, p.strideC, p.accumulate ? 1 : 0, p.bias ? 1 : 0)
     .f32(p.alpha).u32(wparts?.base ?? 0).bytes();
   gpu.recorder.dispatch(kernel, [wa.range, wb.range, wc.range, wbias.range, ...(wparts ? [wparts.range] : [])], params,
-    [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), batch]);
+    [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), batch], tuning);
   // Later work may reuse the buffer: it runs after this dispatch in queue order.
   if (parts && !given) gpu.pool.release(parts);
 }

@@ -146,6 +146,8 @@ export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer,
   optimizer.step(grads);
   // One readback for the whole step.
   const norm = await gpu.readF32(optimizer.norm);
+  // The first steps time candidate kernels (engine/tuner.ts); the readback above means they ran.
+  await gpu.tuner?.settle();
   const out: StepMetrics = {
     loss: 0, margin: null, accuracy: null, augAccuracy: null, rewardChosen: null, rewardRejected: null,
     logpChosen: 0, logpRejected: null, gradNorm: norm[0], tokens,

@@ -1,0 +1,150 @@
+// Online choice between equivalent kernels, timed on the real dispatches of the first steps.
+//
+// Some operations have several kernels that compute the same thing (the matmul's tilings): which is
+// fastest depends on the adapter and the shape, and a fixed rule measured on one GPU is a guess on
+// the next (bench/RESULTS.md: at one shape the best H100 tiling is twice as fast as the worst; at
+// another the order flips). So, per problem key (operation + bucketed shape), the first steps
+// dispatch the candidates in turn, each in a compute pass of its own with GPU timestamps; after each
+// step `settle()` reads the times, and a key whose candidates all have enough samples keeps the one
+// with the lowest median from then on. Nothing extra runs: every timed dispatch is a real one whose
+// result the step uses (all candidates are exact alternatives), so tuning costs only the split
+// passes of those steps and the candidates' pipeline compiles.
+//
+// Off on CPU adapters (lavapipe: one tiling is best, and compiles are slow) and without
+// timestamp queries; SRK_TUNE=0 turns it off anywhere, SRK_TUNE=1 on anywhere (tests). A tuned run
+// is deterministic within its process; two processes may choose differently when two candidates
+// are within noise of each other (their results can differ in the last bits of f32 sums).
+import './webgpu.js';
+import { Profiler } from './profiler.js';
+
+/** One key's outcome, for reports (bench step --json). */
+export interface TuneDecision {
+  key: string;
+  /** Candidate labels, the default first. */
+  candidates: string[];
+  /** Median GPU time per candidate in ms (null: not measured). */
+  medianMs: (number | null)[];
+  /** Index into candidates. */
+  chosen: number;
+}
+
+interface Entry { labels: string[]; samples: number[][]; issued: number[]; next: number; chosen?: number }
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+/**
+ * The decision logic, without the GPU (unit-tested on its own): candidates in turn while a key is
+ * open; a key closes when every candidate has `minSamples` times, or when `maxSteps` steps have
+ * settled (then among the measured ones; the default, candidate 0, is always measured first).
+ */
+export class TuneTable {
+  private entries = new Map<string, Entry>();
+  /** Steps settled so far. */
+  steps = 0;
+
+  constructor(readonly maxSteps = 2, readonly minSamples = 3) {}
+
+  /** Candidate index for this dispatch of `key`, and whether it is timed (key still open). */
+  pick(key: string, labels: string[]): { index: number; timed: boolean } {
+    let e = this.entries.get(key);
+    if (!e) {
+      e = { labels, samples: labels.map(() => []), issued: labels.map(() => 0), next: 0 };
+      // Nothing to choose between, or tuning already over (a key first seen late): the default.
+      if (labels.length < 2 || this.steps >= this.maxSteps) e.chosen = 0;
+      this.entries.set(key, e);
+    } else if (e.labels.length !== labels.length || e.labels.some((l, i) => l !== labels[i])) {
+      // One key must always mean one candidate list; a mismatch is a bug in the caller's key.
+      throw new Error(`tuner: key ${key} seen with candidates [${e.labels.join(', ')}] and [${labels.join(', ')}]`);
+    }
+    if (e.chosen !== undefined) return { index: e.chosen, timed: false };
+    // Enough timed dispatches issued for this step: the default, untimed, until settled (so a long
+    // pass between two steps, such as the reference log-probs, times only its first dispatches).
+    if (e.issued.every((n) => n >= this.minSamples)) return { index: 0, timed: false };
+    while (e.issued[e.next] >= this.minSamples) e.next = (e.next + 1) % labels.length;
+    const index = e.next;
+    e.issued[index]++;
+    e.next = (e.next + 1) % labels.length;
+    return { index, timed: true };
+  }
+
+  /** Adds one measured time (ms) of candidate `index` of `key`. */
+  add(key: string, index: number, ms: number): void {
+    const e = this.entries.get(key);
+    if (!e || e.chosen !== undefined) return;
+    e.samples[index].push(ms);
+  }
+
+  /** Ends a step: closes the keys that are measured enough (or all, after maxSteps). */
+  endStep(): void {
+    this.steps++;
+    for (const e of this.entries.values()) {
+      if (e.chosen !== undefined) continue;
+      e.issued = e.samples.map((s) => s.length); // times that never came back are issued again
+      const done = e.samples.every((s) => s.length >= this.minSamples);
+      if (!done && this.steps < this.maxSteps) continue;
+      if (e.samples[0].length === 0) { e.chosen = 0; continue; }
+      let best = 0;
+      e.samples.forEach((s, i) => { if (s.length && median(s) < median(e.samples[best])) best = i; });
+      e.chosen = best;
+    }
+  }
+
+  /** True while some key is still being measured. */
+  get open(): boolean {
+    for (const e of this.entries.values()) if (e.chosen === undefined) return true;
+    return false;
+  }
+
+  decisions(): TuneDecision[] {
+    return [...this.entries.entries()].filter(([, e]) => e.labels.length > 1 && e.chosen !== undefined).map(([key, e]) => ({
+      key, candidates: e.labels, chosen: e.chosen!,
+      medianMs: e.samples.map((s) => (s.length ? median(s) : null)),
+    }));
+  }
+}
+
+const SEP = '\u0001';
+
+/** TuneTable plus the timestamp queries that feed it (one per Gpu, see Gpu.tuner). */
+export class Tuner {
+  readonly table: TuneTable;
+  readonly profiler: Profiler;
+
+  constructor(device: GPUDevice, maxSteps?: number, minSamples?: number) {
+    this.table = new TuneTable(maxSteps, minSamples);
+    this.profiler = new Profiler(device);
+  }
+
+  /** See TuneTable.pick; `timing` is the name the recorder times the dispatch under, if timed. */
+  pick(key: string, labels: string[]): { index: number; timing?: string } {
+    const { index, timed } = this.table.pick(key, labels);
+    return timed ? { index, timing: `${key}${SEP}${index}` } : { index };
+  }
+
+  /** After a step whose work has finished (the caller read a result back): reads times, decides. */
+  async settle(): Promise<void> {
+    if (!this.table.open) return;
+    await this.profiler.collect();
+    for (const [name, ns] of this.profiler.samples) {
+      const cut = name.lastIndexOf(SEP);
+      for (const t of ns) this.table.add(name.slice(0, cut), Number(name.slice(cut + 1)), t / 1e6);
+    }
+    this.profiler.reset();
+    this.table.endStep();
+  }
+}
+
+/** Whether a Gpu tunes: SRK_TUNE=0/1 forces it; otherwise real GPUs with timestamp queries. */
+export function tuningWanted(isCpuAdapter: boolean, timestampQuery: boolean): boolean {
+  const env = process.env.SRK_TUNE;
+  if (env !== undefined && env !== '' && env !== '0' && env !== '1') {
+    throw Object.assign(new Error(`SRK_TUNE=${env}: expected 0 (off) or 1 (on)`), { userFacing: true });
+  }
+  if (!timestampQuery) return false;
+  if (env === '0') return false;
+  if (env === '1') return true;
+  return !isCpuAdapter;
+}

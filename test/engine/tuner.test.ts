@@ -1,0 +1,131 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { Gpu } from '../../src/engine/gpu.js';
+import { TuneTable, tuningWanted } from '../../src/engine/tuner.js';
+import { matmul, tileName } from '../../src/kernels/matmul.js';
+import { matmulRef } from '../../src/kernels/matmul.ref.js';
+import { relErr } from '../helpers/gpu.js';
+import { makeRng } from '../helpers/random.js';
+
+const rng = makeRng();
+
+describe('TuneTable (the tuner without a GPU)', () => {
+  it('takes the candidates in turn, minSamples each, then the default untimed until the step settles', () => {
+    const t = new TuneTable(2, 2);
+    const labels = ['rule', 'b', 'c'];
+    const picks = Array.from({ length: 8 }, () => t.pick('k', labels));
+    expect(picks.map((p) => p.index)).toEqual([0, 1, 2, 0, 1, 2, 0, 0]);
+    expect(picks.map((p) => p.timed)).toEqual([true, true, true, true, true, true, false, false]);
+  });
+
+  it('keeps the candidate with the lowest median once every candidate is measured', () => {
+    const t = new TuneTable(5, 3);
+    const labels = ['rule', 'fast', 'slow'];
+    const times = [[2, 2.1, 9], [1.5, 1.4, 50], [3, 3, 3]]; // 'fast' has one outlier: the median ignores it
+    for (let r = 0; r < 3; r++) for (let i = 0; i < 3; i++) {
+      const p = t.pick('k', labels);
+      t.add('k', p.index, times[p.index][r]);
+    }
+    expect(t.open).toBe(true);
+    t.endStep();
+    expect(t.open).toBe(false);
+    expect(t.pick('k', labels)).toEqual({ index: 1, timed: false });
+    expect(t.decisions()).toEqual([{ key: 'k', candidates: labels, chosen: 1, medianMs: [2.1, 1.5, 3] }]);
+  });
+
+  it('stays open while samples are missing, and after maxSteps chooses among the measured', () => {
+    const t = new TuneTable(2, 2);
+    const labels = ['rule', 'x', 'y'];
+    let p = t.pick('k', labels); t.add('k', p.index, 5); // rule: 5
+    p = t.pick('k', labels); t.add('k', p.index, 4); // x: 4
+    t.endStep();
+    expect(t.open).toBe(true);
+    p = t.pick('k', labels);
+    expect(p).toEqual({ index: 2, timed: true }); // the turn goes on where it stopped
+    // y's time never comes back (say, a lost timestamp): after maxSteps the measured x wins.
+    t.endStep();
+    expect(t.open).toBe(false);
+    expect(t.pick('k', labels).index).toBe(1);
+  });
+
+  it('keeps the default where it was never measured, and for keys first seen after tuning', () => {
+    const t = new TuneTable(1, 1);
+    t.pick('a', ['rule', 'x']); // issued, never measured
+    t.endStep();
+    expect(t.pick('a', ['rule', 'x'])).toEqual({ index: 0, timed: false });
+    expect(t.pick('late', ['rule', 'x'])).toEqual({ index: 0, timed: false });
+    expect(t.pick('single', ['rule'])).toEqual({ index: 0, timed: false });
+  });
+
+  it('refuses one key with two candidate lists (a caller bug)', () => {
+    const t = new TuneTable();
+    t.pick('k', ['a', 'b']);
+    expect(() => t.pick('k', ['a', 'c'])).toThrow(/key k seen with candidates \[a, b\] and \[a, c\]/);
+  });
+
+  it('SRK_TUNE: 0 off, 1 on, otherwise real GPUs with timestamps; anything else is an error', () => {
+    const saved = process.env.SRK_TUNE;
+    try {
+      delete process.env.SRK_TUNE;
+      expect(tuningWanted(false, true)).toBe(true);
+      expect(tuningWanted(true, true)).toBe(false);
+      expect(tuningWanted(false, false)).toBe(false);
+      process.env.SRK_TUNE = '1';
+      expect(tuningWanted(true, true)).toBe(true);
+      expect(tuningWanted(true, false)).toBe(false); // nothing to time with
+      process.env.SRK_TUNE = '0';
+      expect(tuningWanted(false, true)).toBe(false);
+      process.env.SRK_TUNE = 'yes';
+      expect(() => tuningWanted(false, true)).toThrow(/SRK_TUNE=yes: expected 0 \(off\) or 1 \(on\)/);
+    } finally {
+      if (saved === undefined) delete process.env.SRK_TUNE; else process.env.SRK_TUNE = saved;
+    }
+  });
+});
+
+describe('matmul with the tuner (real dispatches timed on this adapter)', () => {
+  let gpu: Gpu | undefined;
+  afterAll(async () => { await gpu?.destroy(); });
+
+  it('every candidate computes the product; the step settles on one of them and stops timing', async () => {
+    gpu = await Gpu.create({ tune: true });
+    const tuner = gpu.tuner!;
+    expect(tuner).toBeDefined();
+    // Awkward sizes: edge tiles in M, N and K; bias and accumulate (the nt product of a linear layer).
+    const M = 70; const N = 36; const K = 29;
+    const a = rng.array(M * K); const b = rng.array(N * K); const bias = rng.array(N);
+    const ta = gpu.tensor([M * K], Float32Array.from(a)); const tb = gpu.tensor([N * K], Float32Array.from(b));
+    const tbias = gpu.tensor([N], Float32Array.from(bias));
+    const want = matmulRef({ a, b, bias, M, N, K, transA: false, transB: true });
+    const kernels = new Set<string>();
+    // Enough calls for every candidate's samples, each checked on its own.
+    for (let i = 0; i < 3 * 5; i++) {
+      const tc = gpu.tensor([M * N]);
+      matmul(gpu, { a: ta, b: tb, c: tc, bias: tbias, M, N, K, transB: true });
+      kernels.add(gpu.recorder.lastKernel);
+      expect(relErr(await gpu.readF32(tc), want), gpu.recorder.lastKernel).toBeLessThan(1e-5);
+      gpu.pool.release(tc);
+    }
+    expect(kernels.size).toBeGreaterThan(1); // the candidates really ran
+    expect(tuner.table.open).toBe(true);
+    await tuner.settle();
+    expect(tuner.table.open).toBe(false);
+    const [d] = tuner.table.decisions();
+    expect(d.key).toMatch(/^matmul nt bias /);
+    expect(d.candidates.length).toBe(kernels.size);
+    expect(d.medianMs.every((m) => m !== null && m > 0)).toBe(true);
+    expect(d.medianMs[d.chosen]).toBe(Math.min(...(d.medianMs as number[])));
+    // From now on the chosen tiling, untimed, and still exact.
+    const chosen = d.candidates[d.chosen];
+    const tc = gpu.tensor([M * N]);
+    matmul(gpu, { a: ta, b: tb, c: tc, bias: tbias, M, N, K, transB: true });
+    const dims = chosen.replace(/^reg /, '').split('/')[0].split('x');
+    expect(gpu.recorder.lastKernel).toContain(`${dims[0]}x${dims[1]}x${dims[2]}`);
+    expect(relErr(await gpu.readF32(tc), want)).toBeLessThan(1e-5);
+    // A caller's explicit tiling is not tuned.
+    const fixed = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
+    matmul(gpu, { a: ta, b: tb, c: tc, M, N, K, transB: true, tile: fixed });
+    expect(gpu.recorder.lastKernel).toContain('64x64x16_4x4');
+    expect(tileName(fixed)).toBe('64x64x16/4x4');
+    expect(tuner.table.decisions().length).toBe(1);
+  }, 120_000);
+});
