@@ -150,7 +150,8 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
       }
       report.matmul.push(r);
       o.log(`${c.name.padEnd(32)} ${`${c.M}x${c.N}x${c.K}`.padEnd(18)} ${fmt(r.gflops).padStart(8)} GFLOP/s ` +
-        `${fmt(r.timing.ms, 3).padStart(9)} ms   min traffic ${fmt(r.minTrafficPctOfCopy ?? 0)}% of copy`);
+        `${fmt(r.timing.ms, 3).padStart(9)} ms   min traffic ${fmt(r.minTrafficPctOfCopy ?? 0)}% of copy` +
+        (r.tunedKernels ? `   tuned: ${r.tunedKernels.join(' + ')}` : ''));
     }
   }
   const [warm, reps] = cpu ? [1, 3] : [2, 7];

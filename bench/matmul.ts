@@ -2,7 +2,7 @@
 // Each result carries GFLOP/s and, to compare machines, the fraction of the adapter's measured
 // copy bandwidth that the minimum traffic (read A and B, write C once) would need.
 import type { Gpu } from '../src/engine/gpu.js';
-import { matmul, type MatmulTile } from '../src/kernels/matmul.js';
+import { matmul, matmulKernels, type MatmulArgs, type MatmulTile } from '../src/kernels/matmul.js';
 import { timeIt, type Timing } from './harness.js';
 
 export interface MatmulCase {
@@ -10,7 +10,11 @@ export interface MatmulCase {
   /** Operand precision (matmul.ts); 'f16' cases with scaleA time the gradient products as training runs them. */
   precision?: 'f32' | 'f16'; scaleA?: boolean;
 }
-export interface MatmulResult extends MatmulCase { timing: Timing; gflops: number; minTrafficPctOfCopy?: number }
+export interface MatmulResult extends MatmulCase {
+  timing: Timing; gflops: number; minTrafficPctOfCopy?: number;
+  /** Without a fixed tile where the tuner is on: the kernels of its choice (what was timed). */
+  tunedKernels?: string[];
+}
 
 /** Pythia shapes (hidden d, MLP 4d, vocab 50304) for `tokens` tokens: forward, dX and dW products. */
 export function pythiaCases(model: 'pythia-160m' | 'pythia-410m', tokens: number): MatmulCase[] {
@@ -38,12 +42,27 @@ export async function benchMatmul(gpu: Gpu, c: MatmulCase, copyGBs?: number, war
   gpu.upload(a, fillA);
   const fillB = new Float32Array(sb); for (let i = 0; i < sb; i++) fillB[i] = ((i * 104729) % 11) / 11 - 0.5;
   gpu.upload(b, fillB);
-  const timing = await timeIt(gpu, () => matmul(gpu, { a, b, c: out, M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB, tile: c.tile,
-    precision: c.precision ?? 'f32', scaleA: c.scaleA }), warmup, repeats);
+  const args: MatmulArgs = { a, b, c: out, M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB, tile: c.tile,
+    precision: c.precision ?? 'f32', scaleA: c.scaleA };
+  // With the tuner on (engine/tuner.ts) an untiled case is timed as training runs it: the tuner's
+  // choice, made the way the first training steps make it (candidates timed in turn, two settles).
+  let tunedKernels: string[] | undefined;
+  if (gpu.tuner && !c.tile) {
+    const profiling = gpu.profiler?.enabled ?? false;
+    if (gpu.profiler) gpu.profiler.enabled = false; // the tuner's timestamps need the passes
+    for (let round = 0; round < gpu.tuner.table.maxSteps; round++) {
+      for (let i = 0; i < 32; i++) matmul(gpu, args);
+      await gpu.sync();
+      await gpu.tuner.settle();
+    }
+    if (gpu.profiler) gpu.profiler.enabled = profiling;
+    tunedKernels = matmulKernels(gpu, args);
+  }
+  const timing = await timeIt(gpu, () => matmul(gpu, args), warmup, repeats);
   gpu.pool.release(a, b, out);
   const flops = 2 * c.M * c.N * c.K;
   const gflops = flops / (timing.ms * 1e6);
-  const r: MatmulResult = { ...c, timing, gflops };
+  const r: MatmulResult = { ...c, timing, gflops, tunedKernels };
   if (copyGBs) r.minTrafficPctOfCopy = (100 * (4 * (sa + sb + sc)) / (timing.ms * 1e6)) / copyGBs;
   return r;
 }

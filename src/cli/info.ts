@@ -6,7 +6,7 @@ export interface InfoReport {
   features: string[];
   subgroupMatrixConfigs: { componentType: string; resultComponentType: string; M: number; N: number; K: number }[];
   limits: Record<string, number>;
-  srk: { shaderF16: boolean; subgroups: boolean; subgroupMatrix: boolean; timestampQuery: boolean; mixedPrecision: boolean };
+  srk: { shaderF16: boolean; subgroups: boolean; subgroupMatrix: boolean; timestampQuery: boolean; mixedPrecision: boolean; tuning: boolean };
 }
 
 export function infoReport(gpu: Gpu): InfoReport {
@@ -19,6 +19,7 @@ export function infoReport(gpu: Gpu): InfoReport {
       shaderF16: gpu.features.shaderF16, subgroups: gpu.features.subgroups,
       subgroupMatrix: gpu.features.subgroupMatrix, timestampQuery: gpu.features.timestampQuery,
       mixedPrecision: gpu.smxF16 !== undefined,
+      tuning: gpu.tuner !== undefined,
     },
   };
 }
@@ -35,6 +36,8 @@ export function formatInfo(r: InfoReport): string {
     `subgroup-matrix ${yn(r.srk.subgroupMatrix)}, timestamp-query ${yn(r.srk.timestampQuery)}`);
   lines.push(`--precision mixed: ${r.srk.mixedPrecision ? 'f16 tensor cores (subgroup-matrix f16 16x16x16 -> f32)'
     : 'not available here (no f16 subgroup-matrix config with one subgroup size): runs f32'}`);
+  lines.push(`tuning:    ${r.srk.tuning ? 'on: the first training steps time the matmul tilings and keep the fastest'
+    : 'off: built-in tilings (SRK_TUNE=1 turns the tuner on; it needs timestamp-query)'}`);
   if (r.subgroupMatrixConfigs.length) {
     lines.push('subgroup-matrix configs:');
     for (const c of r.subgroupMatrixConfigs) {

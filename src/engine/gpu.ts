@@ -105,6 +105,7 @@ export class Gpu {
 
   static async create(opts: GpuOptions = {}): Promise<Gpu> {
     const adapterName = opts.adapter ?? process.env.SRK_ADAPTER;
+    tuningWanted(false, false); // a malformed SRK_TUNE fails here, before there is a device to release
     const enable = [
       ...(opts.allowUnsafeApis !== false ? ['allow_unsafe_apis'] : []),
       ...(opts.enableF16OnNvidia !== false ? ['vulkan_enable_f16_on_nvidia'] : []),

@@ -28,7 +28,7 @@ export interface TuneDecision {
   chosen: number;
 }
 
-interface Entry { labels: string[]; samples: number[][]; issued: number[]; next: number; chosen?: number }
+interface Entry { labels: string[]; samples: number[][]; issued: number[]; next: number; steps: number; chosen?: number }
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -38,7 +38,8 @@ function median(xs: number[]): number {
 /**
  * The decision logic, without the GPU (unit-tested on its own): candidates in turn while a key is
  * open; a key closes when every candidate has `minSamples` times, or when `maxSteps` steps have
- * settled (then among the measured ones; the default, candidate 0, is always measured first).
+ * settled since it was first seen (then among the measured ones; the default, candidate 0, is
+ * always measured first). A key first seen late (a longer micro-batch) is tuned in its own first steps.
  */
 export class TuneTable {
   private entries = new Map<string, Entry>();
@@ -51,9 +52,8 @@ export class TuneTable {
   pick(key: string, labels: string[]): { index: number; timed: boolean } {
     let e = this.entries.get(key);
     if (!e) {
-      e = { labels, samples: labels.map(() => []), issued: labels.map(() => 0), next: 0 };
-      // Nothing to choose between, or tuning already over (a key first seen late): the default.
-      if (labels.length < 2 || this.steps >= this.maxSteps) e.chosen = 0;
+      e = { labels, samples: labels.map(() => []), issued: labels.map(() => 0), next: 0, steps: 0 };
+      if (labels.length < 2) e.chosen = 0; // nothing to choose between
       this.entries.set(key, e);
     } else if (e.labels.length !== labels.length || e.labels.some((l, i) => l !== labels[i])) {
       // One key must always mean one candidate list; a mismatch is a bug in the caller's key.
@@ -70,6 +70,9 @@ export class TuneTable {
     return { index, timed: true };
   }
 
+  /** The chosen candidate of a closed key, else undefined (no side effects: dry runs, reports). */
+  chosen(key: string): number | undefined { return this.entries.get(key)?.chosen; }
+
   /** Adds one measured time (ms) of candidate `index` of `key`. */
   add(key: string, index: number, ms: number): void {
     const e = this.entries.get(key);
@@ -83,8 +86,9 @@ export class TuneTable {
     for (const e of this.entries.values()) {
       if (e.chosen !== undefined) continue;
       e.issued = e.samples.map((s) => s.length); // times that never came back are issued again
+      e.steps++;
       const done = e.samples.every((s) => s.length >= this.minSamples);
-      if (!done && this.steps < this.maxSteps) continue;
+      if (!done && e.steps < this.maxSteps) continue;
       if (e.samples[0].length === 0) { e.chosen = 0; continue; }
       let best = 0;
       e.samples.forEach((s, i) => { if (s.length && median(s) < median(e.samples[best])) best = i; });
@@ -118,10 +122,15 @@ export class Tuner {
     this.profiler = new Profiler(device);
   }
 
-  /** See TuneTable.pick; `timing` is the name the recorder times the dispatch under, if timed. */
+  private picks = 0;
+
+  /**
+   * See TuneTable.pick; `timing` is the name the recorder times the candidate's dispatches under, if
+   * timed: one name per pick, so a candidate of several dispatches (split-K) is timed as their sum.
+   */
   pick(key: string, labels: string[]): { index: number; timing?: string } {
     const { index, timed } = this.table.pick(key, labels);
-    return timed ? { index, timing: `${key}${SEP}${index}` } : { index };
+    return timed ? { index, timing: `${key}${SEP}${index}${SEP}${this.picks++}` } : { index };
   }
 
   /** After a step whose work has finished (the caller read a result back): reads times, decides. */
@@ -129,8 +138,8 @@ export class Tuner {
     if (!this.table.open) return;
     await this.profiler.collect();
     for (const [name, ns] of this.profiler.samples) {
-      const cut = name.lastIndexOf(SEP);
-      for (const t of ns) this.table.add(name.slice(0, cut), Number(name.slice(cut + 1)), t / 1e6);
+      const [key, index] = name.split(SEP);
+      this.table.add(key, Number(index), ns.reduce((a, b) => a + b, 0) / 1e6);
     }
     this.profiler.reset();
     this.table.endStep();

@@ -23,6 +23,7 @@ import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, windowOf, type KernelDef, memoDef } from '../engine/kernel.js';
 import { ABSMAX_PARTS, absmaxParts, f16ScaleWgsl } from './absmax.js';
 import { smxDef, smxShape } from './matmul-smx.js';
+import { splitKReduce } from './matmul-splitk.js';
 import { PARAMS_WGSL, f16Suffix, loadTileWgsl, quadRegDecls, quadSlots, type F16Staging, type StagedOperand, type VecFlags } from './matmul-shared.js';
 
 export interface MatmulArgs {
@@ -70,12 +71,18 @@ export interface MatmulTile {
   stages?: 1 | 2;
   /** reg only: false keeps the K step as a loop (body still unrolled over the thread's outputs). */
   unrollK?: boolean;
+  /**
+   * Split K into this many chunks whose products are summed by a second kernel (matmul-splitk.ts):
+   * more workgroups for products with few output tiles and a long K. Unbatched products only.
+   */
+  splitK?: number;
   // 'smx' (matmul-smx.ts, f16 operands only): tensor-core tiles through subgroup matrices; each
   // subgroup computes TM x TN of the BM x BN tile as (TM/16) x (TN/16) 16x16 f32 accumulators.
 }
 
 /** Short label of a tiling, used in kernel names and bench case names. */
 export function tileName(t: MatmulTile): string {
+  if (t.splitK && t.splitK > 1) return `${tileName({ ...t, splitK: undefined })} split-K ${t.splitK}`;
   const base = `${t.BM}x${t.BN}x${t.BK}/${t.TM}x${t.TN}`;
   if ((t.kind ?? 'simple') === 'simple') return base;
   if (t.kind === 'smx') return `smx ${base}${t.stages === 1 ? ' 1-stage' : ''}`;
@@ -382,6 +389,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 
 interface Problem extends Required<Omit<MatmulArgs, 'bias' | 'a' | 'b' | 'c' | 'tile' | 'precision' | 'scaleA'>> {
   a: Tensor; b: Tensor; c: Tensor; bias?: Tensor; tile?: MatmulTile; precision?: 'f32' | 'f16'; scaleA?: boolean | Tensor;
+  /** The tuner's name for the candidate this (sub-)problem is part of (tuner.ts). */
+  timing?: string;
 }
 
 /** Number of elements spanned by `batch` row-major matrices of `rows` x `cols` (leading dim ld). */
@@ -453,6 +462,13 @@ interface FittedTile { tile: MatmulTile; stages: 1 | 2 }
  */
 function fitTile(gpu: Gpu, tile: MatmulTile, p: Problem, f16: boolean): FittedTile | string {
   const lim = gpu.limits;
+  if (tile.splitK !== undefined && tile.splitK > 1) {
+    if (!Number.isInteger(tile.splitK)) return 'needs a whole number of K chunks';
+    if (p.batch !== 1) return 'splits unbatched products only';
+    if (tile.splitK * p.M * p.N * 4 > gpu.maxBinding - gpu.bindingAlign) return 'needs a partial buffer over the binding limit';
+    const base = fitTile(gpu, { ...tile, splitK: undefined }, p, f16);
+    return typeof base === 'string' ? base : { tile, stages: base.stages };
+  }
   if (tile.kind === 'smx') {
     if (!f16) return 'needs precision f16 (and M, N >= 16)';
     if (!gpu.smxMode) return 'needs an f16 subgroup-matrix adapter';
@@ -487,11 +503,17 @@ const F32_CANDIDATES: MatmulTile[] = [REG_128, REG_64,
   { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4, kind: 'reg' }, { BM: 64, BN: 128, BK: 16, TM: 4, TN: 8, kind: 'reg' }, SIMPLE_64];
 const SMX_CANDIDATES: MatmulTile[] = [SMX_128, SMX_64];
 
-/** The rule's tiling first, then the other candidates for this kind of product (none on CPUs). */
-function tileCandidates(gpu: Gpu, rule: MatmulTile): MatmulTile[] {
+/**
+ * The rule's tiling first, then the other candidates for this kind of product (none without a
+ * tuner). Products with few output tiles and a long K (weight gradients) also try the rule's
+ * tiling with K split in 4 and 8 (matmul-splitk.ts).
+ */
+function tileCandidates(gpu: Gpu, rule: MatmulTile, p: Problem): MatmulTile[] {
   if (!gpu.tuner || FORCED_FAMILY) return [rule];
   const pool = rule.kind === 'smx' ? SMX_CANDIDATES : F32_CANDIDATES;
-  return [rule, ...pool.filter((t) => t !== rule)];
+  const tiles = Math.ceil(p.M / rule.BM) * Math.ceil(p.N / rule.BN);
+  const split = p.batch === 1 && tiles < 528 && p.K >= 2048 ? [4, 8].map((S) => ({ ...rule, splitK: S })) : [];
+  return [rule, ...pool.filter((t) => t !== rule), ...split];
 }
 
 /**
@@ -553,25 +575,29 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   // The tiling: the caller's, else the tuner's pick among the candidates (tuner.ts), else the rule.
   let tile: MatmulTile;
   let stages: 1 | 2;
-  let tuning: string | undefined;
+  let tuning = p.timing;
   if (p.tile) {
     const fit = fitTile(gpu, p.tile, p, f16);
     if (typeof fit === 'string') throw new RangeError(`matmul: tiling ${tileName(p.tile)} ${fit}`);
     ({ tile, stages } = fit);
   } else {
     const rule = f16 && smx ? (Math.ceil(M / 128) * Math.ceil(N / 128) >= 264 ? SMX_128 : SMX_64) : chooseTile(gpu, M, N);
-    const fits = tileCandidates(gpu, rule)
+    const fits = tileCandidates(gpu, rule, p)
       .map((t) => fitTile(gpu, t, p, f16)).filter((f): f is FittedTile => typeof f !== 'string');
     // A rule tiling that does not fit falls back to the simple kernel (always within limits).
     if (fits.length === 0 || fits[0].tile !== rule) {
       fits.splice(0, fits.length, { tile: SIMPLE_64, stages: 1 }, ...fits.filter((f) => f.tile !== SIMPLE_64));
     }
     let index = 0;
-    if (gpu.tuner && !dry && fits.length > 1) {
-      ({ index, timing: tuning } = gpu.tuner.pick(tuneKey(p, f16), fits.map((f) => tileName(f.tile))));
+    if (gpu.tuner && fits.length > 1) {
+      const key = tuneKey(p, f16);
+      // A dry run (matmulKernels) names what a tuned key dispatches, and times nothing.
+      if (dry) index = gpu.tuner.table.chosen(key) ?? 0;
+      else ({ index, timing: tuning } = gpu.tuner.pick(key, fits.map((f) => tileName(f.tile))));
     }
     ({ tile, stages } = fits[index]);
   }
+  if (tile.splitK !== undefined && tile.splitK > 1) { runSplitK(gpu, p, tile, tuning, dry); return; }
   const full = M % tile.BM === 0 && N % tile.BN === 0 && K % tile.BK === 0 && K > 0;
   const wa = windowOf(gpu, p.a, p.offA, p.offA + Math.max(1, sA));
   const wb = windowOf(gpu, p.b, p.offB, p.offB + Math.max(1, sB));
@@ -598,6 +624,50 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
     [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), batch], tuning);
   // Later work may reuse the buffer: it runs after this dispatch in queue order.
   if (parts && !given) gpu.pool.release(parts);
+}
+
+/**
+ * A split-K product (matmul-splitk.ts): the K chunks as one batched product into a partial buffer
+ * [S, M, N] (chunks of a whole number of BK slices; a shorter last chunk as a second product),
+ * then the ordered sum with C's epilogue (alpha, accumulate, bias). A scaled f16 A gets one
+ * maximum over all of A, shared by the chunks.
+ */
+function runSplitK(gpu: Gpu, p: Problem, tile: MatmulTile, timing: string | undefined, dry?: string[]): void {
+  const { M, N, K } = p;
+  const base: MatmulTile = { ...tile, splitK: undefined };
+  const Kc = Math.ceil(Math.ceil(K / tile.splitK!) / base.BK) * base.BK;
+  const full = Math.floor(K / Kc);
+  const rest = K - full * Kc;
+  const S = full + (rest > 0 ? 1 : 0);
+  // Element steps of one K chunk in A and B as stored.
+  const stepA = p.transA ? Kc * p.lda : Kc;
+  const stepB = p.transB ? Kc : Kc * p.ldb;
+  const part = dry ? p.c : gpu.pool.acquire([S * M * N], 'f32', 'matmul split-K partials');
+  const f16 = (p.precision ?? gpu.matmulPrecision) === 'f16';
+  const sA = span(1, p.strideA, p.transA ? K : M, p.transA ? M : K, p.lda);
+  let parts: Tensor | undefined;
+  if (f16 && p.scaleA === true && !dry) {
+    parts = gpu.tensor([ABSMAX_PARTS], undefined, 'f32', 'matmul absmax');
+    absmaxParts(gpu, p.a, p.offA, sA, parts);
+  }
+  const sub: Problem = {
+    ...p, tile: base, timing, c: part, offC: 0, ldc: N, strideC: M * N, accumulate: false, bias: undefined, offBias: 0, alpha: 1,
+    scaleA: parts ?? p.scaleA,
+  };
+  if (full > 0) run(gpu, { ...sub, K: Kc, batch: full, strideA: stepA, strideB: stepB }, dry);
+  if (rest > 0) run(gpu, { ...sub, K: rest, batch: 1, offA: p.offA + full * stepA, offB: p.offB + full * stepB, offC: full * M * N }, dry);
+  if (dry) { dry.push('matmul_splitk_reduce'); return; }
+  const wc = windowOf(gpu, p.c, p.offC, p.offC + span(1, p.strideC, M, N, p.ldc));
+  const wp = windowOf(gpu, part, 0, S * M * N);
+  const ph = windowOf(gpu, gpu.placeholder());
+  splitKReduce(gpu, {
+    part: { range: wp.range, base: wp.base }, S, c: { range: wc.range, base: wc.base }, ldc: p.ldc, M, N,
+    bias: p.bias ? (() => { const w = windowOf(gpu, p.bias!, p.offBias, p.offBias + N); return { range: w.range, base: w.base }; })() : undefined,
+    alpha: p.alpha, accumulate: p.accumulate, tuning: timing,
+  }, { range: ph.range, base: ph.base });
+  // Later work may reuse these: they are read before it in queue order.
+  gpu.pool.release(part);
+  if (parts) gpu.pool.release(parts);
 }
 
 // Generated kernel definitions are memoized by their arguments: the WGSL is built once per

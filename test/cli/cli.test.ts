@@ -29,6 +29,13 @@ describe('srk CLI', () => {
     const f16Config = info.subgroupMatrixConfigs.some((c: { componentType: string; resultComponentType: string; M: number }) =>
       /f16/.test(c.componentType) && /f32/.test(c.resultComponentType) && c.M === 16);
     expect(info.srk.mixedPrecision).toBe(f16Config && info.adapter.subgroupMinSize === info.adapter.subgroupMaxSize && info.srk.subgroupMatrix);
+    // The tuner: on for real GPUs with timestamps; SRK_TUNE=1 anywhere with them, and a bad value refused.
+    const cpu = info.adapter.isFallbackAdapter === 'true' || /llvmpipe|lavapipe|swiftshader/i.test(info.adapter.device + info.adapter.description);
+    expect(info.srk.tuning).toBe(info.srk.timestampQuery && !cpu);
+    expect(JSON.parse(run(['info', '--json'], { SRK_TUNE: '1' }).stdout).srk.tuning).toBe(info.srk.timestampQuery);
+    const bad = run(['info'], { SRK_TUNE: 'on' });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/SRK_TUNE=on: expected 0 \(off\) or 1 \(on\)/);
   });
 
   it('fails fast with the install hint when no Vulkan driver is present', () => {

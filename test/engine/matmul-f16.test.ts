@@ -165,6 +165,21 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
     }
   });
 
+  it('split-K with scaleA (tiny and past-f16 operands): within the f16 bound, all layouts', async () => {
+    const gpu = await getGpu();
+    const tile: MatmulTile = gpu.smxF16 ? { ...SMX_64, splitK: 4 } : { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, splitK: 4 };
+    for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      for (const o of [{ scaleA: true, aScale: 1e-7, accumulate: true }, { scaleA: true, aScale: 3e4, epilogue: true }]) {
+        const r = await run(gpu, tile, 40, 36, 201, transA, transB, o);
+        const what = `${tileName(tile)} tA=${transA} tB=${transB} ${JSON.stringify(o)}`;
+        expect(r.bound, what).toBeLessThanOrEqual(1);
+        // The f32 kernels round as the reference does (a power-of-two scale changes no rounding).
+        if (!gpu.smxF16) expect(r.rounded, what).toBeLessThan(1e-5);
+        expect(r.names.filter((n) => n === 'matmul_splitk_reduce'), what).toHaveLength(1);
+      }
+    }
+  });
+
   it('scaleA also keeps operands past f16\'s range (65504) finite; without it they overflow', async () => {
     const gpu = await getGpu();
     const tile: MatmulTile | undefined = gpu.smxF16 ? undefined : { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
@@ -187,7 +202,8 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
   // inside C, with and without accumulate) and the scratch epilogue (bias; edge tiles).
   // The default tilings get every case; the variants (two stages, BK 64) one awkward shape in the
   // layouts training uses (each case compiles its own pipelines: ~1 s each on the H100).
-  const smxTiles: [MatmulTile, boolean][] = [[SMX_128, true], [SMX_64, true], [{ ...SMX_128, stages: 2 }, false], [{ ...SMX_64, BK: 64 }, false]];
+  const smxTiles: [MatmulTile, boolean][] = [[SMX_128, true], [SMX_64, true], [{ ...SMX_128, stages: 2 }, false], [{ ...SMX_64, BK: 64 }, false],
+    [{ ...SMX_64, splitK: 4 }, false]];
   for (const [tile, all] of smxTiles) {
     it(`${tileName(tile)} (tensor cores): awkward and full shapes, transposes, epilogue, scaleA`, async (ctx) => {
       const gpu = await getGpu();
@@ -200,7 +216,7 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
             const r = await run(gpu, tile, M, N, K, transA, transB, o);
             const what = `${tileName(tile)} ${M}x${N}x${K} tA=${transA} tB=${transB} ${JSON.stringify(o)}`;
             expect(r.bound, what).toBeLessThanOrEqual(1);
-            for (const n of r.names) expect(n, what).toMatch(/^matmul_smx_/);
+            for (const n of r.names) expect(n, what).toMatch(/^matmul_smx_|^matmul_splitk_reduce$/);
           }
         }
       }
@@ -222,12 +238,14 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
       const cases: [MatmulTile, number, number, number, boolean, boolean, Parameters<typeof run>[7]][] = [
         [SMX_64, 37, 70, 50, false, true, { epilogue: true, scaleA: true, aScale: 1e-6 }],
         [SMX_64, 64, 128, 96, true, false, { accumulate: true, scaleA: true, aScale: 1e-6 }],
+        // The same pipeline on two K chunks of 96 (split-K: one maximum of A shared by the chunks).
+        [{ ...SMX_64, splitK: 2 }, 64, 128, 192, true, false, { accumulate: true, scaleA: true, aScale: 1e-6 }],
       ];
       for (const [tile, M, N, K, transA, transB, o] of cases) {
         const r = await run(gpu, tile, M, N, K, transA, transB, o);
         const what = `${tileName(tile)} ${M}x${N}x${K} tA=${transA} tB=${transB} ${JSON.stringify(o)}`;
         expect(r.bound, what).toBeLessThanOrEqual(1);
-        for (const n of r.names) expect(n, what).toMatch(/^matmul_smx_.*_emu$/);
+        for (const n of r.names) expect(n, what).toMatch(/^matmul_smx_.*_emu$|^matmul_splitk_reduce$/);
       }
     } finally {
       gpu.emulateSmx = false;

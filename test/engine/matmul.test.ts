@@ -124,6 +124,36 @@ describe(`matmul (seed ${rng.seed})`, () => {
     await checkTile(gpu, reg(64, 64, 8, 4, 4), 72, 68, 44, true, true, { path: /_vvv$/, epilogue: true });
   });
 
+  // Split-K (matmul-splitk.ts): K chunks of whole BK slices as one batched product, a shorter last
+  // chunk, then the ordered sum with the epilogue. K = 203 in 4: three chunks of 64 and one of 11;
+  // K = 20: one of 16 and one of 4; K = 5: a single short chunk.
+  for (const transA of [false, true]) {
+    for (const transB of [false, true]) {
+      it(`split-K transA=${transA} transB=${transB}: chunks, a short last chunk, offsets, epilogue`, async () => {
+        const gpu = await getGpu();
+        const split = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, splitK: 4 };
+        await checkTile(gpu, split, 37, 70, 203, transA, transB, { epilogue: true });
+        await checkTile(gpu, split, 20, 36, 20, transA, transB, { off: [1, 2, 3], epilogue: true });
+        await checkTile(gpu, split, 9, 5, 5, transA, transB, { epilogue: true });
+        await checkTile(gpu, split, 64, 64, 256, transA, transB);
+      });
+    }
+  }
+
+  it('split-K: kernels dispatched, register tiles with vec4 chunks, and refusals', async () => {
+    const gpu = await getGpu();
+    const split8 = { ...reg(64, 64, 16, 4, 4), splitK: 8 };
+    expect(tileName(split8)).toBe('reg 64x64x16/4x4 split-K 8');
+    const ta = gpu.tensor([64 * 256]); const tb = gpu.tensor([256 * 64]); const tc = gpu.tensor([64 * 64]);
+    // 256 = 8 chunks of 32: one batched product on full vec4 tiles, then the reduction.
+    expect(matmulKernels(gpu, { a: ta, b: tb, c: tc, M: 64, N: 64, K: 256, transA: true, tile: split8 }))
+      .toEqual(['matmul_reg_tn_64x64x16_4x4_s2_vvv_full', 'matmul_splitk_reduce']);
+    await checkTile(gpu, split8, 68, 36, 300, true, false, { path: /^matmul_reg_tn_64x64x16_4x4_s2_vvv|^matmul_splitk_reduce$/, epilogue: true });
+    expect(() => matmul(gpu, { a: ta, b: tb, c: tc, M: 8, N: 8, K: 16, batch: 2, strideA: 128, strideB: 128, strideC: 64,
+      tile: { ...split8, splitK: 2 } })).toThrow(/split-K 2 splits unbatched products only/);
+    gpu.pool.release(ta, tb, tc);
+  });
+
   it('reg kernel: batched with strides and leading dimensions, scalar and vec4', async () => {
     const gpu = await getGpu();
     const t = reg(64, 64, 16, 4, 4);

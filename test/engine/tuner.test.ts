@@ -47,13 +47,20 @@ describe('TuneTable (the tuner without a GPU)', () => {
     expect(t.pick('k', labels).index).toBe(1);
   });
 
-  it('keeps the default where it was never measured, and for keys first seen after tuning', () => {
+  it('keeps the default where it was never measured; a key first seen late gets its own steps', () => {
     const t = new TuneTable(1, 1);
     t.pick('a', ['rule', 'x']); // issued, never measured
     t.endStep();
     expect(t.pick('a', ['rule', 'x'])).toEqual({ index: 0, timed: false });
-    expect(t.pick('late', ['rule', 'x'])).toEqual({ index: 0, timed: false });
+    expect(t.chosen('a')).toBe(0);
     expect(t.pick('single', ['rule'])).toEqual({ index: 0, timed: false });
+    const late = t.pick('late', ['rule', 'x']);
+    expect(late).toEqual({ index: 0, timed: true });
+    expect(t.chosen('late')).toBeUndefined();
+    t.add('late', 0, 3);
+    t.add('late', t.pick('late', ['rule', 'x']).index, 2);
+    t.endStep();
+    expect(t.chosen('late')).toBe(1);
   });
 
   it('refuses one key with two candidate lists (a caller bug)', () => {
@@ -90,15 +97,16 @@ describe('matmul with the tuner (real dispatches timed on this adapter)', () => 
     gpu = await Gpu.create({ tune: true });
     const tuner = gpu.tuner!;
     expect(tuner).toBeDefined();
-    // Awkward sizes: edge tiles in M, N and K; bias and accumulate (the nt product of a linear layer).
-    const M = 70; const N = 36; const K = 29;
+    // Awkward sizes: edge tiles in M, N and K; a bias (the nt product of a linear layer). Few output
+    // tiles and a long K: split-K tilings are candidates too (several dispatches each, timed as one).
+    const M = 70; const N = 36; const K = 2100;
     const a = rng.array(M * K); const b = rng.array(N * K); const bias = rng.array(N);
     const ta = gpu.tensor([M * K], Float32Array.from(a)); const tb = gpu.tensor([N * K], Float32Array.from(b));
     const tbias = gpu.tensor([N], Float32Array.from(bias));
     const want = matmulRef({ a, b, bias, M, N, K, transA: false, transB: true });
     const kernels = new Set<string>();
-    // Enough calls for every candidate's samples, each checked on its own.
-    for (let i = 0; i < 3 * 5; i++) {
+    // Enough calls for every candidate's samples (3 each of 7), each checked on its own.
+    for (let i = 0; i < 3 * 7; i++) {
       const tc = gpu.tensor([M * N]);
       matmul(gpu, { a: ta, b: tb, c: tc, bias: tbias, M, N, K, transB: true });
       kernels.add(gpu.recorder.lastKernel);
@@ -111,7 +119,8 @@ describe('matmul with the tuner (real dispatches timed on this adapter)', () => 
     expect(tuner.table.open).toBe(false);
     const [d] = tuner.table.decisions();
     expect(d.key).toMatch(/^matmul nt bias /);
-    expect(d.candidates.length).toBe(kernels.size);
+    expect(d.candidates.slice(-2)).toEqual(['64x64x16/4x4 split-K 4', '64x64x16/4x4 split-K 8'].map((x) => d.candidates[0].startsWith('reg') ? `reg ${x}` : x));
+    expect(d.candidates.length).toBe(kernels.size + 1); // both split ones end with the one reduction kernel
     expect(d.medianMs.every((m) => m !== null && m > 0)).toBe(true);
     expect(d.medianMs[d.chosen]).toBe(Math.min(...(d.medianMs as number[])));
     // From now on the chosen tiling, untimed, and still exact.
@@ -119,7 +128,8 @@ describe('matmul with the tuner (real dispatches timed on this adapter)', () => 
     const tc = gpu.tensor([M * N]);
     matmul(gpu, { a: ta, b: tb, c: tc, bias: tbias, M, N, K, transB: true });
     const dims = chosen.replace(/^reg /, '').split('/')[0].split('x');
-    expect(gpu.recorder.lastKernel).toContain(`${dims[0]}x${dims[1]}x${dims[2]}`);
+    if (/split-K/.test(chosen)) expect(gpu.recorder.lastKernel).toBe('matmul_splitk_reduce');
+    else expect(gpu.recorder.lastKernel).toContain(`${dims[0]}x${dims[1]}x${dims[2]}`);
     expect(relErr(await gpu.readF32(tc), want)).toBeLessThan(1e-5);
     // A caller's explicit tiling is not tuned.
     const fixed = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
