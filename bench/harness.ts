@@ -44,6 +44,24 @@ export async function timeIt(gpu: Gpu, run: () => void, warmup = 2, repeats = 7)
 }
 
 
+/**
+ * With the tuner on (src/engine/tuner.ts), makes its choices for the kernels `run` dispatches the
+ * way the first training steps do (candidates timed in turn, then settled), so what is timed next
+ * is what training runs. Returns whether the tuner was on.
+ */
+export async function tuneFirst(gpu: Gpu, run: () => void, calls = 32): Promise<boolean> {
+  if (!gpu.tuner) return false;
+  const profiling = gpu.profiler?.enabled ?? false;
+  if (gpu.profiler) gpu.profiler.enabled = false; // the tuner's timestamps need the passes
+  for (let round = 0; round < gpu.tuner.table.maxSteps; round++) {
+    for (let i = 0; i < calls; i++) run();
+    await gpu.sync();
+    await gpu.tuner.settle();
+  }
+  if (gpu.profiler) gpu.profiler.enabled = profiling;
+  return true;
+}
+
 export function fmt(n: number, digits = 1): string {
   return n >= 100 ? n.toFixed(0) : n.toFixed(digits);
 }

@@ -3,7 +3,7 @@
 // copy bandwidth that the minimum traffic (read A and B, write C once) would need.
 import type { Gpu } from '../src/engine/gpu.js';
 import { matmul, matmulKernels, type MatmulArgs, type MatmulTile } from '../src/kernels/matmul.js';
-import { timeIt, type Timing } from './harness.js';
+import { timeIt, tuneFirst, type Timing } from './harness.js';
 
 export interface MatmulCase {
   name: string; M: number; N: number; K: number; transA?: boolean; transB?: boolean; tile?: MatmulTile;
@@ -46,18 +46,7 @@ export async function benchMatmul(gpu: Gpu, c: MatmulCase, copyGBs?: number, war
     precision: c.precision ?? 'f32', scaleA: c.scaleA };
   // With the tuner on (engine/tuner.ts) an untiled case is timed as training runs it: the tuner's
   // choice, made the way the first training steps make it (candidates timed in turn, two settles).
-  let tunedKernels: string[] | undefined;
-  if (gpu.tuner && !c.tile) {
-    const profiling = gpu.profiler?.enabled ?? false;
-    if (gpu.profiler) gpu.profiler.enabled = false; // the tuner's timestamps need the passes
-    for (let round = 0; round < gpu.tuner.table.maxSteps; round++) {
-      for (let i = 0; i < 32; i++) matmul(gpu, args);
-      await gpu.sync();
-      await gpu.tuner.settle();
-    }
-    if (gpu.profiler) gpu.profiler.enabled = profiling;
-    tunedKernels = matmulKernels(gpu, args);
-  }
+  const tunedKernels = !c.tile && await tuneFirst(gpu, () => matmul(gpu, args)) ? matmulKernels(gpu, args) : undefined;
   const timing = await timeIt(gpu, () => matmul(gpu, args), warmup, repeats);
   gpu.pool.release(a, b, out);
   const flops = 2 * c.M * c.N * c.K;

@@ -112,6 +112,11 @@ export class TuneTable {
 
 const SEP = '\u0001';
 
+/** A size in half-octave buckets for tuner keys: 6152 and 6504 tokens share "12.5". */
+export function halfOctave(x: number): string {
+  return (Math.round(2 * Math.log2(Math.max(1, x))) / 2).toString();
+}
+
 /** TuneTable plus the timestamp queries that feed it (one per Gpu, see Gpu.tuner). */
 export class Tuner {
   readonly table: TuneTable;

@@ -75,20 +75,34 @@ function regTiles(BR: number, BC: number, Dh: number): RegTiles {
 // 16. Accumulators per thread are capped at 64 floats (32 + 32 for dK/dV) so that nothing spills.
 const REG_CANDIDATES: [number, number][] = [[64, 32], [32, 32], [32, 16], [16, 32], [16, 16]];
 
+function regFits(gpu: Gpu, pass: Pass, t: RegTiles, forced: boolean): boolean {
+  const accs = (pass === 'dkdv' ? 2 : 1) * 4 * 4 * t.TD4;
+  if (t.NT > gpu.limits.maxComputeInvocationsPerWorkgroup || regFloats(pass, t) > gpu.limits.maxComputeWorkgroupStorageSize / 4) return false;
+  return forced || accs <= 64;
+}
+
 export function chooseRegTiles(gpu: Gpu, pass: Pass, Dh: number): RegTiles | undefined {
   if (tilingOverride?.legacy) return undefined;
   const forced = tilingOverride?.[pass];
-  const limit = gpu.limits.maxComputeWorkgroupStorageSize / 4;
-  const maxThreads = gpu.limits.maxComputeInvocationsPerWorkgroup;
   for (const [BR, BC] of forced ? [forced] : REG_CANDIDATES) {
     const t = regTiles(BR, BC, Dh);
-    const accs = (pass === 'dkdv' ? 2 : 1) * 4 * 4 * t.TD4;
-    if (t.NT > maxThreads || regFloats(pass, t) > limit) continue;
-    if (!forced && accs > 64) continue;
-    return t;
+    if (regFits(gpu, pass, t, !!forced)) return t;
   }
   if (forced) throw new RangeError(`attention: forced ${pass} tiles ${forced} do not fit Dh=${Dh}`);
   return undefined;
+}
+
+/**
+ * The tuner's candidates for a pass (engine/tuner.ts): every register tiling that fits, the rule's
+ * (chooseRegTiles) first; just the rule where tests force tiles.
+ */
+export function regTileCandidates(gpu: Gpu, pass: Pass, Dh: number): RegTiles[] {
+  const rule = chooseRegTiles(gpu, pass, Dh);
+  if (!rule) return [];
+  if (tilingOverride?.[pass]) return [rule];
+  const rest = REG_CANDIDATES.map(([BR, BC]) => regTiles(BR, BC, Dh))
+    .filter((t) => regFits(gpu, pass, t, false) && !(t.BR === rule.BR && t.BC === rule.BC));
+  return [rule, ...rest];
 }
 
 // SRK_ATTENTION=tc runs attention on tensor cores (attention-smx.ts) in f16 precision; the default

@@ -51,7 +51,8 @@ import { ParamWriter, grid, maxWindowElems, windowOf, type Window } from '../eng
 import { dummyI32, isPackedMask, packMask, type MaskTensors, type PackedMask } from './attention-mask.js';
 import { regDkdvDef, regDqDef, regForwardDef } from './attention-blocked.js';
 import { dkdvDef, dqDef, forwardDef } from './attention-legacy.js';
-import { chooseRegTiles, chooseSmxBackward, chooseSmxForward, chooseTiles } from './attention-tiling.js';
+import { chooseSmxBackward, chooseSmxForward, chooseTiles, regTileCandidates, type Pass, type RegTiles } from './attention-tiling.js';
+import { halfOctave } from '../engine/tuner.js';
 import { smxForwardDef } from './attention-smx.js';
 import { smxDkdvDef, smxDqDef } from './attention-smx-backward.js';
 import { ABSMAX_PARTS, absmaxInto } from './absmax.js';
@@ -203,6 +204,21 @@ function common(gpu: Gpu, a: AttentionArgs) {
   return { q, k, v, scale, window, nRep: a.Hq / a.Hkv };
 }
 
+/**
+ * The register tiles of one pass (undefined: the fallback kernels): the tuner's pick among those that
+ * fit (engine/tuner.ts), keyed by pass, head size, sequence length and rows of work in half-octave
+ * buckets and the mask kind; else the rule's. `timing`: the tuner's name for the pass's dispatches.
+ */
+function regTilesFor(gpu: Gpu, pass: Pass, a: AttentionArgs, masked: boolean): { rt?: RegTiles; timing?: string } {
+  const cands = regTileCandidates(gpu, pass, a.Dh);
+  if (cands.length === 0) return {};
+  if (!gpu.tuner || cands.length === 1) return { rt: cands[0] };
+  const key = `attention ${pass} Dh ${a.Dh} T 2^${halfOctave(a.T)} heads 2^${halfOctave(a.B * a.Hq)}` +
+    `${a.Hq !== a.Hkv ? ' gqa' : ''}${masked ? ' masked' : ''}${a.window ? ' window' : ''}`;
+  const { index, timing } = gpu.tuner.pick(key, cands.map((t) => `${t.BR}x${t.BC}`));
+  return { rt: cands[index], timing };
+}
+
 /** Writes out [B*T, Hq, Dh] (through its HeadOperand) and lse [B, Hq, T]. */
 export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
   const { q, k, v, scale, window, nRep } = common(gpu, a);
@@ -213,7 +229,7 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
   if (o.t.buffer === a.lse.buffer) throw new Error('attention: out and lse must be in different GPU buffers');
   const mask = maskOf(gpu, a);
   const tc = chooseSmxForward(gpu, a.precision ?? gpu.matmulPrecision, Dh);
-  const rt = tc ? undefined : chooseRegTiles(gpu, 'fwd', Dh);
+  const { rt, timing } = tc ? {} : regTilesFor(gpu, 'fwd', a, !!mask.m);
   const rows = tc ? 16 * tc.SGQ : rt ? rt.BR : chooseTiles(gpu, 'fwd', Dh).R;
   const kernel = gpu.kernels.get(tc ? smxForwardDef(tc, gpu.fixedSubgroupSize, gpu.smxMode === 'emulated')
     : rt ? regForwardDef(rt) : forwardDef(chooseTiles(gpu, 'fwd', Dh)));
@@ -229,7 +245,7 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
     opParams(pw, wq, q); opParams(pw, wk, k); opParams(pw, wv, v); opParams(pw, wo, o);
     pw.u32(wl.base).f32(scale);
     gpu.recorder.dispatch(kernel, [wq.range, wk.range, wv.range, wm.range, wo.range, wl.range], pw.bytes(),
-      [Math.ceil(T / rows), Hq, n]);
+      [Math.ceil(T / rows), Hq, n], timing);
   }
   mask.done();
 }
@@ -252,8 +268,8 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
   const shared = dk.t.buffer === dv.t.buffer;
   const tc = chooseSmxBackward(gpu, a.precision ?? gpu.matmulPrecision, Dh);
   const sg = gpu.fixedSubgroupSize; const emu = gpu.smxMode === 'emulated';
-  const rq = tc ? undefined : chooseRegTiles(gpu, 'dq', Dh);
-  const rkv = tc ? undefined : chooseRegTiles(gpu, 'dkdv', Dh);
+  const { rt: rq, timing: timeQ } = tc ? {} : regTilesFor(gpu, 'dq', a, !!mask.m);
+  const { rt: rkv, timing: timeKV } = tc ? {} : regTilesFor(gpu, 'dkdv', a, !!mask.m);
   const kPrep = gpu.kernels.get(PREP);
   const kKV = gpu.kernels.get(tc ? smxDkdvDef(tc.dkdv, sg, emu, shared)
     : rkv ? regDkdvDef(rkv, shared) : dkdvDef(chooseTiles(gpu, 'dkdv', Dh), shared));
@@ -302,14 +318,14 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
     if (wparts) pkv.u32(wparts.base);
     const pr = wparts ? [wparts.range] : [];
     gpu.recorder.dispatch(kKV, [wq.range, wk.range, wv.range, wg.range, wld.range, wm.range, ...pr, wdk.range, ...(shared ? [] : [wdv.range])],
-      pkv.bytes(), [Math.ceil(T / kvRows), Hkv, n]);
+      pkv.bytes(), [Math.ceil(T / kvRows), Hkv, n], timeKV);
 
     const pq = head(new ParamWriter());
     opParams(pq, wdq, dq);
     pq.u32(wld.base).f32(scale);
     if (wparts) pq.u32(wparts.base);
     gpu.recorder.dispatch(kQ, [wq.range, wk.range, wv.range, wg.range, wld.range, wm.range, ...pr, wdq.range],
-      pq.bytes(), [Math.ceil(T / qRows), Hq, n]);
+      pq.bytes(), [Math.ceil(T / qRows), Hq, n], timeQ);
   }
   gpu.pool.release(ld);
   if (parts) gpu.pool.release(parts);

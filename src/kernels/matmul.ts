@@ -24,6 +24,7 @@ import { ParamWriter, windowOf, type KernelDef, memoDef } from '../engine/kernel
 import { ABSMAX_PARTS, absmaxParts, f16ScaleWgsl } from './absmax.js';
 import { smxDef, smxShape } from './matmul-smx.js';
 import { splitKReduce } from './matmul-splitk.js';
+import { halfOctave } from '../engine/tuner.js';
 import { PARAMS_WGSL, f16Suffix, loadTileWgsl, quadRegDecls, quadSlots, type F16Staging, type StagedOperand, type VecFlags } from './matmul-shared.js';
 
 export interface MatmulArgs {
@@ -522,7 +523,7 @@ function tileCandidates(gpu: Gpu, rule: MatmulTile, p: Problem): MatmulTile[] {
  * accumulate flags change the epilogue, so they are part of it.
  */
 function tuneKey(p: Problem, f16: boolean): string {
-  const b = (x: number) => (Math.round(2 * Math.log2(Math.max(1, x))) / 2).toString();
+  const b = halfOctave;
   return `matmul ${p.transA ? 't' : 'n'}${p.transB ? 't' : 'n'}${f16 ? ' f16' : ''}${f16 && p.scaleA ? ' scaled' : ''}` +
     `${p.bias ? ' bias' : ''}${p.accumulate ? ' acc' : ''} 2^(${b(p.M)},${b(p.N)},${b(p.K)})${p.batch > 1 ? ` x2^${b(p.batch)}` : ''}`;
 }

@@ -2,6 +2,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Gpu } from '../../src/engine/gpu.js';
 import { TuneTable, tuningWanted } from '../../src/engine/tuner.js';
 import { matmul, tileName } from '../../src/kernels/matmul.js';
+import { attentionBackward, attentionForward } from '../../src/kernels/attention.js';
+import { attentionBackward as attentionBackwardRef, attentionForward as attentionForwardRef } from '../../src/kernels/attention.ref.js';
 import { matmulRef } from '../../src/kernels/matmul.ref.js';
 import { relErr } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
@@ -138,4 +140,41 @@ describe('matmul with the tuner (real dispatches timed on this adapter)', () => 
     expect(tileName(fixed)).toBe('64x64x16/4x4');
     expect(tuner.table.decisions().length).toBe(1);
   }, 120_000);
+
+  it('attention: each pass tunes its register tiles; every candidate is exact', async () => {
+    gpu ??= await Gpu.create({ tune: true });
+    const tuner = gpu.tuner!;
+    // Causal, GQA 2:1, a head size with padding columns, a length that is no tile multiple.
+    const B = 1; const T = 37; const Hq = 2; const Hkv = 1; const Dh = 24;
+    const r = (n: number) => Float64Array.from(Float32Array.from(rng.array(n)));
+    const x = { q: r(B * T * Hq * Dh), k: r(B * T * Hkv * Dh), v: r(B * T * Hkv * Dh), dout: r(B * T * Hq * Dh) };
+    const dims = { B, T, Hq, Hkv, Dh };
+    const f = attentionForwardRef(x.q, x.k, x.v, dims, { window: 0 });
+    const g = attentionBackwardRef(x.dout, x.q, x.k, x.v, f.out, f.lse, dims, { window: 0 });
+    const t = (a: Float64Array | number, shape: number[]) => gpu!.tensor(shape, typeof a === 'number' ? undefined : Float32Array.from(a));
+    const tq = t(x.q, [B * T, Hq, Dh]); const tk = t(x.k, [B * T, Hkv, Dh]); const tv = t(x.v, [B * T, Hkv, Dh]);
+    const tg = t(x.dout, [B * T, Hq, Dh]);
+    const args = { B, T, Hq, Hkv, Dh, q: { tensor: tq }, k: { tensor: tk }, v: { tensor: tv } };
+    const seen = new Set<string>();
+    for (let i = 0; i < 15; i++) {
+      const to = t(0, [B * T, Hq, Dh]); const tl = t(0, [B, Hq, T]);
+      const tdq = t(0, [B * T, Hq, Dh]); const tdk = t(0, [B * T, Hkv, Dh]); const tdv = t(0, [B * T, Hkv, Dh]);
+      attentionForward(gpu, { ...args, out: { tensor: to }, lse: tl });
+      seen.add(gpu.recorder.lastKernel);
+      attentionBackward(gpu, { ...args, out: { tensor: to }, lse: tl, dout: { tensor: tg }, dq: { tensor: tdq }, dk: { tensor: tdk }, dv: { tensor: tdv } });
+      for (const [name, got, want] of [['out', to, f.out], ['lse', tl, f.lse], ['dq', tdq, g.dq], ['dk', tdk, g.dk], ['dv', tdv, g.dv]] as const) {
+        expect(relErr(await gpu.readF32(got), want), `${name} call ${i}`).toBeLessThan(1e-5);
+      }
+      gpu.pool.release(to, tl, tdq, tdk, tdv);
+    }
+    expect(seen.size).toBeGreaterThan(1); // forward candidates really ran
+    await tuner.settle();
+    const passes = tuner.table.decisions().filter((d) => d.key.startsWith('attention'));
+    expect(passes.map((d) => d.key.split(' ')[1]).sort()).toEqual(['dkdv', 'dq', 'fwd']);
+    for (const d of passes) {
+      expect(d.candidates.length).toBeGreaterThan(1);
+      expect(d.medianMs[d.chosen]).toBe(Math.min(...d.medianMs.filter((m): m is number => m !== null)));
+    }
+    gpu.pool.release(tq, tk, tv, tg);
+  }, 180_000);
 });
