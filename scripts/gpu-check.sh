@@ -30,9 +30,11 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > 
 cp dist/BUILD "$r/commit.txt" 2>/dev/null || echo "unknown (build with npm run build)" > "$r/commit.txt" # the commit dist/ was built from
 run 20 info $srk info --json
 if has tests; then
-  run 150 tests node node_modules/vitest/vitest.mjs run test/engine test/kernels test/model test/losses test/bench
+  # Untuned (SRK_TUNE=0): the tuner would compile every candidate tiling of every test shape; its own
+  # test (test/engine/tuner.test.ts) turns it on and checks every candidate it dispatches.
+  SRK_TUNE=0 run 150 tests node node_modules/vitest/vitest.mjs run test/engine test/kernels test/model test/losses test/bench
   # The HF fixtures in mixed precision with tensor-core attention too.
-  SRK_ATTENTION=tc run 60 tests-tcattn node node_modules/vitest/vitest.mjs run test/model/mixed-precision.test.ts
+  SRK_TUNE=0 SRK_ATTENTION=tc run 60 tests-tcattn node node_modules/vitest/vitest.mjs run test/model/mixed-precision.test.ts
   # Tensor-core kernels failing here: time the rest with their first, simplest form.
   if grep -q "×.*smx" "$r/tests.json" 2>/dev/null; then export SRK_SMX_SAFE=1; stamp "smx failures: SRK_SMX_SAFE=1"; fi
 fi

@@ -59,8 +59,11 @@ export class Gpu {
   readonly kernels: KernelCache;
   readonly recorder: Recorder;
   readonly profiler: Profiler | undefined;
-  /** Times the first steps' candidate kernels and keeps the fastest (tuner.ts); undefined: defaults. */
-  readonly tuner: Tuner | undefined;
+  /**
+   * Times the first steps' candidate kernels and keeps the fastest (tuner.ts); undefined: the
+   * built-in rules. Tests may attach one to a shared device (`new Tuner(gpu.device)`).
+   */
+  tuner: Tuner | undefined;
   /**
    * Operand precision of every matmul that does not ask for one: 'f32', or 'f16' (operands rounded
    * to f16, products accumulated in f32; tensor cores through subgroup-matrix where the adapter has

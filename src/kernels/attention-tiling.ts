@@ -92,15 +92,19 @@ export function chooseRegTiles(gpu: Gpu, pass: Pass, Dh: number): RegTiles | und
   return undefined;
 }
 
+// The tuner's alternatives to the rule's tiles: query tiles of 32 rows or more (smaller ones leave
+// each staged key tile serving too few rows to win on a GPU big enough to tune for).
+const TUNED_CANDIDATES: [number, number][] = [[64, 32], [32, 32], [32, 16]];
+
 /**
- * The tuner's candidates for a pass (engine/tuner.ts): every register tiling that fits, the rule's
- * (chooseRegTiles) first; just the rule where tests force tiles.
+ * The tuner's candidates for a pass (engine/tuner.ts): the rule's tiles (chooseRegTiles), then the
+ * other TUNED_CANDIDATES that fit; just the rule where tests force tiles.
  */
 export function regTileCandidates(gpu: Gpu, pass: Pass, Dh: number): RegTiles[] {
   const rule = chooseRegTiles(gpu, pass, Dh);
   if (!rule) return [];
   if (tilingOverride?.[pass]) return [rule];
-  const rest = REG_CANDIDATES.map(([BR, BC]) => regTiles(BR, BC, Dh))
+  const rest = TUNED_CANDIDATES.map(([BR, BC]) => regTiles(BR, BC, Dh))
     .filter((t) => regFits(gpu, pass, t, false) && !(t.BR === rule.BR && t.BC === rule.BC));
   return [rule, ...rest];
 }

@@ -86,7 +86,7 @@ export function tileName(t: MatmulTile): string {
   if (t.splitK && t.splitK > 1) return `${tileName({ ...t, splitK: undefined })} split-K ${t.splitK}`;
   const base = `${t.BM}x${t.BN}x${t.BK}/${t.TM}x${t.TN}`;
   if ((t.kind ?? 'simple') === 'simple') return base;
-  if (t.kind === 'smx') return `smx ${base}${t.stages === 1 ? ' 1-stage' : ''}`;
+  if (t.kind === 'smx') return `smx ${base}${t.stages === 2 ? ' 2-stage' : ''}`; // one stage by default
   return `reg ${base}${t.stages === 1 ? ' 1-stage' : ''}${t.vec4 === false ? ' scalar' : ''}${t.unrollK === false ? ' rolled-K' : ''}`;
 }
 
@@ -502,7 +502,12 @@ function fitTile(gpu: Gpu, tile: MatmulTile, p: Problem, f16: boolean): FittedTi
 // 1024^3, 128x128 BK 8 at 4096^3, the simple 64x64 ahead of reg 64x64 at 4096^3).
 const F32_CANDIDATES: MatmulTile[] = [REG_128, REG_64,
   { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4, kind: 'reg' }, { BM: 64, BN: 128, BK: 16, TM: 4, TN: 8, kind: 'reg' }, SIMPLE_64];
-const SMX_CANDIDATES: MatmulTile[] = [SMX_128, SMX_64];
+// Tensor cores: the two rule tilings, the other subgroup layout and a 128x64 tile, a 64-deep K step, and
+// two stages where they fit (slower for the H100's dx and dW in run 4, bench/RESULTS.md; timed per shape
+// here). Every one is checked on a tensor-core GPU by test/engine/matmul-f16.test.ts.
+const SMX_CANDIDATES: MatmulTile[] = [SMX_128, SMX_64,
+  { ...SMX_128, TM: 32, TN: 64 }, { BM: 128, BN: 64, BK: 32, TM: 32, TN: 32, kind: 'smx' },
+  { ...SMX_64, BK: 64 }, { ...SMX_64, stages: 2 }];
 
 /**
  * The rule's tiling first, then the other candidates for this kind of product (none without a
@@ -510,7 +515,8 @@ const SMX_CANDIDATES: MatmulTile[] = [SMX_128, SMX_64];
  * tiling with K split in 4 and 8 (matmul-splitk.ts).
  */
 function tileCandidates(gpu: Gpu, rule: MatmulTile, p: Problem): MatmulTile[] {
-  if (!gpu.tuner || FORCED_FAMILY) return [rule];
+  // SRK_SMX_SAFE=1 (scripts/gpu-check.sh sets it when a tensor-core test fails): the rule's tiling only.
+  if (!gpu.tuner || FORCED_FAMILY || (rule.kind === 'smx' && SMX_SAFE)) return [rule];
   const pool = rule.kind === 'smx' ? SMX_CANDIDATES : F32_CANDIDATES;
   const tiles = Math.ceil(p.M / rule.BM) * Math.ceil(p.N / rule.BN);
   const split = p.batch === 1 && tiles < 528 && p.K >= 2048 ? [4, 8].map((S) => ({ ...rule, splitK: S })) : [];

@@ -50,6 +50,8 @@ export async function scorePairs(gpu: Gpu, model: CausalLM, pairs: readonly Toke
       });
       done += q.idx.length;
     }
+    // A long scoring pass (the reference log-probs before training) tunes as steps do (engine/tuner.ts).
+    await gpu.tuner?.settle();
     o.onProgress?.(done, P);
   };
   for (let p0 = 0; p0 < P; p0 += o.microBatch) {

@@ -97,6 +97,7 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
     let epoch = state?.epoch ?? 0;
     let position = state?.position ?? 0;
     let pairsSeen = state?.pairsSeen ?? 0;
+    let tuneReported = false; // the tuner's choices are logged once, when made (engine/tuner.ts)
     const metrics = MetricsLog.open(o.out, state ? { resumeStep: step } : { fresh: true });
     const snapshot = (): TrainerState => ({
       step, pairsSeen, epoch, position, seed: o.seed, savedAt: new Date().toISOString(),
@@ -145,6 +146,11 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
           (precision.precision === 'mixed' ? ' (mixed precision: an activation past f16\'s range, 65504, also ends this way; --precision f32 tells the two apart.)' : ''));
       }
       step++; position += B; pairsSeen += B;
+      if (gpu.tuner && !tuneReported && !gpu.tuner.table.open) {
+        tuneReported = true;
+        const d = gpu.tuner.table.decisions();
+        if (d.length) log(`tuner: ${d.length} kernel choices timed in the first steps, ${d.filter((x) => x.chosen !== 0).length} differ from the built-in rule`);
+      }
       const row: MetricsRow = {
         step, pairs_seen: pairsSeen, loss: r.loss, margin: r.margin, accuracy: r.accuracy, aug_accuracy: r.augAccuracy,
         reward_chosen: r.rewardChosen, reward_rejected: r.rewardRejected, logp_chosen: r.logpChosen, logp_rejected: r.logpRejected,

@@ -202,8 +202,10 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
   // inside C, with and without accumulate) and the scratch epilogue (bias; edge tiles).
   // The default tilings get every case; the variants (two stages, BK 64) one awkward shape in the
   // layouts training uses (each case compiles its own pipelines: ~1 s each on the H100).
+  // The variants are the tuner's other candidates (matmul.ts SMX_CANDIDATES), so each is checked here.
   const smxTiles: [MatmulTile, boolean][] = [[SMX_128, true], [SMX_64, true], [{ ...SMX_128, stages: 2 }, false], [{ ...SMX_64, BK: 64 }, false],
-    [{ ...SMX_64, splitK: 4 }, false]];
+    [{ ...SMX_64, splitK: 4 }, false], [{ ...SMX_128, TM: 32, TN: 64 }, false], [{ BM: 128, BN: 64, BK: 32, TM: 32, TN: 32, kind: 'smx' }, false],
+    [{ ...SMX_64, stages: 2 }, false]];
   for (const [tile, all] of smxTiles) {
     it(`${tileName(tile)} (tensor cores): awkward and full shapes, transposes, epilogue, scaleA`, async (ctx) => {
       const gpu = await getGpu();

@@ -4,6 +4,7 @@ import { makeRng } from '../helpers/random.js';
 import { chooseTile, matmul, matmulKernels, tileName, type MatmulTile } from '../../src/kernels/matmul.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 import { matmulRef } from '../../src/kernels/matmul.ref.js';
+import { Tuner } from '../../src/engine/tuner.js';
 
 const rng = makeRng();
 const f32 = (x: Float64Array) => Float32Array.from(x);
@@ -259,5 +260,53 @@ describe(`matmul (seed ${rng.seed})`, () => {
       expect(Math.abs(w2[v * K + k] - s)).toBeLessThan(1e-4);
     }
     gpu.pool.release(tw, tx, tl, tdl, tdx);
+  });
+
+  // The tuner (src/engine/tuner.ts) on this device: last in the file, so most candidates' pipelines
+  // (nn layout, vec4, edge tiles) are already compiled by the tests above.
+  it('with the tuner: every candidate (split-K included) computes the product; one is kept, untimed', async () => {
+    const gpu = await getGpu();
+    const tuner = new Tuner(gpu.device);
+    gpu.tuner = tuner;
+    try {
+      // Edge tiles in M and N, K long enough and output tiles few enough for split-K candidates,
+      // a bias: split-K candidates are several dispatches each, timed as one.
+      const M = 68; const N = 36; const K = 2100;
+      const a = rng.array(M * K); const b = rng.array(K * N); const bias = rng.array(N);
+      const ta = gpu.tensor([M * K], f32(a)); const tb = gpu.tensor([K * N], f32(b)); const tbias = gpu.tensor([N], f32(bias));
+      const want = matmulRef({ a, b, bias, M, N, K, transA: false, transB: false });
+      const args = { a: ta, b: tb, bias: tbias, M, N, K };
+      const ran = new Set<string>();
+      for (let i = 0; i < 3 * 7; i++) { // 3 samples of each of 7 candidates
+        const tc = gpu.tensor([M * N]);
+        matmul(gpu, { ...args, c: tc });
+        ran.add(gpu.recorder.lastKernel);
+        expect(relErr(await gpu.readF32(tc), want), `call ${i}: ${gpu.recorder.lastKernel}`).toBeLessThan(1e-5);
+        gpu.pool.release(tc);
+      }
+      expect(tuner.table.open).toBe(true);
+      await tuner.settle();
+      expect(tuner.table.open).toBe(false);
+      const [d] = tuner.table.decisions();
+      expect(d.key).toMatch(/^matmul nn bias 2\^/);
+      expect(d.candidates.slice(-2).map((c) => c.replace(/.* split-K/, 'split-K'))).toEqual(['split-K 4', 'split-K 8']);
+      expect(d.candidates.length).toBe(ran.size + 1); // both split forms end with the one reduction kernel
+      expect(d.medianMs.every((m) => m !== null && m > 0)).toBe(true);
+      expect(d.medianMs[d.chosen]).toBe(Math.min(...(d.medianMs as number[])));
+      // The choice from now on: what a dry run names, untimed, still exact.
+      const tc = gpu.tensor([M * N]);
+      const names = matmulKernels(gpu, { ...args, c: tc });
+      expect(names.at(-1)).toBe(/split-K/.test(d.candidates[d.chosen]) ? 'matmul_splitk_reduce' : names[0]);
+      matmul(gpu, { ...args, c: tc });
+      expect(gpu.recorder.lastKernel).toBe(names.at(-1));
+      expect(relErr(await gpu.readF32(tc), want)).toBeLessThan(1e-5);
+      // A caller's tiling is not tuned.
+      matmul(gpu, { ...args, c: tc, tile: { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 } });
+      expect(gpu.recorder.lastKernel).toMatch(/^matmul_nn_64x64x16_4x4/);
+      expect(tuner.table.decisions()).toHaveLength(1);
+      gpu.pool.release(ta, tb, tbias, tc);
+    } finally {
+      gpu.tuner = undefined;
+    }
   });
 });

@@ -8,6 +8,7 @@ import { makeRng } from '../helpers/random.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 import type { Tensor } from '../../src/engine/tensor.js';
 import { attentionBackward, attentionForward, setAttentionTiling, type AttentionTiling, type HeadOperand } from '../../src/kernels/attention.js';
+import { Tuner } from '../../src/engine/tuner.js';
 import { SEG_CHUNK, maskRowLength, packMask, packMaskArray, packMaskHost, type PackedMask } from '../../src/kernels/attention-mask.js';
 import { attentionBackward as attentionBackwardRef, attentionForward as attentionForwardRef, packedPairMask } from '../../src/kernels/attention.ref.js';
 
@@ -328,6 +329,37 @@ describe(`attention (seed ${rng.seed})`, () => {
         const fd = (await loss(plus) - await loss(minus)) / (2 * eps);
         expect(Math.abs(fd - grad[n]), `${name}[${n}] fd ${fd} vs ${grad[n]}`).toBeLessThan(2e-3 + 1e-2 * Math.abs(grad[n]));
       }
+    }
+  });
+
+  // The tuner (src/engine/tuner.ts) on this device: each pass's register tiles in turn, every call
+  // checked; last in the file, where the rule's tiles for this case are already compiled ((j) above).
+  it('with the tuner: each pass tries its candidate tiles, every one exact, and keeps one', async () => {
+    const gpu = await getGpu();
+    const tuner = new Tuner(gpu.device);
+    gpu.tuner = tuner;
+    try {
+      const c: Case = { B: 2, T: 77, Hq: 4, Hkv: 2, Dh: 32, lengths: Int32Array.from([77, 70]) };
+      const x = inputs(c);
+      const want = reference(c, x);
+      const dq = new Set<string>();
+      for (let i = 0; i < 9; i++) { // 3 samples of each forward candidate (of 3 at most)
+        expectClose(await runDense(gpu, c, x), want);
+        dq.add(gpu.recorder.lastKernel); // the dQ pass is the last dispatch
+      }
+      expect(dq.size).toBeGreaterThan(1);
+      await tuner.settle();
+      expect(tuner.table.open).toBe(false);
+      const passes = tuner.table.decisions();
+      expect(passes.map((d) => d.key.split(' ')[1]).sort()).toEqual(['dkdv', 'dq', 'fwd']);
+      for (const d of passes) {
+        expect(d.key).toMatch(/ Dh 32 .* gqa masked$/);
+        expect(d.medianMs.every((m) => m !== null && m > 0)).toBe(true);
+        expect(d.medianMs[d.chosen]).toBe(Math.min(...(d.medianMs as number[])));
+      }
+      expectClose(await runDense(gpu, c, x), want); // with the choices, untimed
+    } finally {
+      gpu.tuner = undefined;
     }
   });
 });
