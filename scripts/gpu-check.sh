@@ -39,7 +39,8 @@ if has tests; then
   if grep -q "×.*smx" "$r/tests.json" 2>/dev/null; then export SRK_SMX_SAFE=1; stamp "smx failures: SRK_SMX_SAFE=1"; fi
 fi
 if has matmul; then
-  [ "${SRK_GPU_SWEEP:-0}" = 1 ] || run 90 matmul $srk bench matmul --json --precision mixed
+  # The built-in rule's tilings (comparable with earlier runs); tuned choices on a few shapes come last.
+  [ "${SRK_GPU_SWEEP:-0}" = 1 ] || SRK_TUNE=0 run 90 matmul $srk bench matmul --json --precision mixed
   if [ "${SRK_GPU_SWEEP:-0}" = 1 ]; then
     run 90 sweep $srk bench matmul --json --precision mixed --tiles --only 'square 4096|410m (mlp-up fwd|attn-out dW|qkv dx)'
   fi
@@ -74,6 +75,9 @@ if has step; then
   step pythia-160m-sr-dpo-mixed-varied --shape pythia-160m --loss sr-dpo --precision mixed --varied --micro-batch 2
   step pythia-160m-sr-dpo-mixed-varied-dataorder --shape pythia-160m --loss sr-dpo --precision mixed --varied --micro-batch 2 --no-length-order
 fi
+if has matmul; then # lowest priority: what the tuner picks where the rule is weakest (dW: split-K)
+  run 90 matmul-tuned $srk bench matmul --json --precision mixed --only 'square 4096|(160m|410m) (attn-out|qkv) dW'
+fi
 if has torch; then
   run 120 torch python3 bench/anchor/torch_anchor.py pythia-160m pythia-410m
 fi
@@ -83,6 +87,7 @@ tar czf "$out/results.tgz" -C "$out" r
 cat "$r/nvidia-smi.txt" "$r/commit.txt" 2>/dev/null
 for f in tests tests-tcattn; do [ -f "$r/$f.json" ] && sed 's/\x1b\[[0-9;]*m//g' "$r/$f.json" | grep -E "×|Test Files|Tests |AssertionError" | head -12; done
 [ -f "$r/matmul.log" ] && grep -E "copy|square 4096" "$r/matmul.log" | head -6
+[ -f "$r/matmul-tuned.log" ] && grep -E "tuned" "$r/matmul-tuned.log" | head -12
 [ -f "$r/sweep.log" ] && grep -E "f16" "$r/sweep.log" | sort | head -48
 for f in "$r"/step-*.json; do
   node -e "const j=JSON.parse(require('fs').readFileSync('$f'));const s=j.step;const p=s.profile;const tu=s.tuning?s.tuning.decisions:[];console.log('$f'.split('/').pop().replace('.json',''), s.precision, 'attn '+s.attention, s.tuning&&s.tuning.on?'tuned '+tu.filter(d=>d.chosen).length+'/'+tu.length:'untuned', s.stepMs.toFixed(1)+' ms', Math.round(s.tokensPerS)+' tok/s', (s.peakInUseBytes/2**30).toFixed(2)+' GiB', s.precisionCheck?'dlogp/token '+s.precisionCheck.maxAbsDiffPerToken.toExponential(1):'', p?'profile gpu '+p.gpuMs.toFixed(0)+' ms: '+p.families.slice(0,6).map(f=>f.name+' '+f.ms.toFixed(1)).join(', '):'')" 2>/dev/null || { echo "$f:"; tail -3 "${f%.json}.log"; }

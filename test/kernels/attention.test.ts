@@ -333,27 +333,24 @@ describe(`attention (seed ${rng.seed})`, () => {
   });
 
   // The tuner (src/engine/tuner.ts) on this device: each pass's register tiles in turn, every call
-  // checked; last in the file, where the rule's tiles for this case are already compiled ((j) above).
+  // checked. Dh 64, the common head size: on lavapipe (32 KiB) the forward tries 32x32 (compiled by
+  // (h) above) and 32x16; on a 48 KiB GPU the forward tries three and dQ two, the ones it would tune.
   it('with the tuner: each pass tries its candidate tiles, every one exact, and keeps one', async () => {
     const gpu = await getGpu();
     const tuner = new Tuner(gpu.device);
     gpu.tuner = tuner;
     try {
-      const c: Case = { B: 2, T: 77, Hq: 4, Hkv: 2, Dh: 32, lengths: Int32Array.from([77, 70]) };
+      const c: Case = { B: 2, T: 45, Hq: 4, Hkv: 2, Dh: 64, lengths: Int32Array.from([45, 40]) };
       const x = inputs(c);
       const want = reference(c, x);
-      const dq = new Set<string>();
-      for (let i = 0; i < 9; i++) { // 3 samples of each forward candidate (of 3 at most)
-        expectClose(await runDense(gpu, c, x), want);
-        dq.add(gpu.recorder.lastKernel); // the dQ pass is the last dispatch
-      }
-      expect(dq.size).toBeGreaterThan(1);
+      for (let i = 0; i < 9; i++) expectClose(await runDense(gpu, c, x), want); // 3 samples of up to 3 candidates
       await tuner.settle();
       expect(tuner.table.open).toBe(false);
-      const passes = tuner.table.decisions();
-      expect(passes.map((d) => d.key.split(' ')[1]).sort()).toEqual(['dkdv', 'dq', 'fwd']);
+      const passes = tuner.table.decisions(); // the passes with more than one candidate
+      expect(passes.map((d) => d.key.split(' ')[1])).toContain('fwd');
       for (const d of passes) {
-        expect(d.key).toMatch(/ Dh 32 .* gqa masked$/);
+        expect(d.key).toMatch(/ Dh 64 .* gqa masked$/);
+        expect(d.candidates.length).toBeGreaterThan(1);
         expect(d.medianMs.every((m) => m !== null && m > 0)).toBe(true);
         expect(d.medianMs[d.chosen]).toBe(Math.min(...(d.medianMs as number[])));
       }
