@@ -649,7 +649,8 @@ function runSplitK(gpu: Gpu, p: Problem, tile: MatmulTile, timing: string | unde
   // Element steps of one K chunk in A and B as stored.
   const stepA = p.transA ? Kc * p.lda : Kc;
   const stepB = p.transB ? Kc : Kc * p.ldb;
-  const part = dry ? p.c : gpu.pool.acquire([S * M * N], 'f32', 'matmul split-K partials');
+  // (A dry run too: the chunks' kernel variants depend on the partial buffer's windows.)
+  const part = gpu.pool.acquire([S * M * N], 'f32', 'matmul split-K partials');
   const f16 = (p.precision ?? gpu.matmulPrecision) === 'f16';
   const sA = span(1, p.strideA, p.transA ? K : M, p.transA ? M : K, p.lda);
   let parts: Tensor | undefined;
@@ -663,7 +664,7 @@ function runSplitK(gpu: Gpu, p: Problem, tile: MatmulTile, timing: string | unde
   };
   if (full > 0) run(gpu, { ...sub, K: Kc, batch: full, strideA: stepA, strideB: stepB }, dry);
   if (rest > 0) run(gpu, { ...sub, K: rest, batch: 1, offA: p.offA + full * stepA, offB: p.offB + full * stepB, offC: full * M * N }, dry);
-  if (dry) { dry.push('matmul_splitk_reduce'); return; }
+  if (dry) { dry.push('matmul_splitk_reduce'); gpu.pool.release(part); return; }
   const wc = windowOf(gpu, p.c, p.offC, p.offC + span(1, p.strideC, M, N, p.ldc));
   const wp = windowOf(gpu, part, 0, S * M * N);
   const ph = windowOf(gpu, gpu.placeholder());
