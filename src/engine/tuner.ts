@@ -28,7 +28,11 @@ export interface TuneDecision {
   chosen: number;
 }
 
-interface Entry { labels: string[]; samples: number[][]; issued: number[]; next: number; steps: number; chosen?: number }
+interface Entry {
+  labels: string[]; samples: number[][]; issued: number[]; next: number; steps: number; chosen?: number;
+  /** Loaded from an earlier run (load()); replaced if the candidates have changed since. */
+  preset?: boolean;
+}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -43,6 +47,8 @@ function median(xs: number[]): number {
  */
 export class TuneTable {
   private entries = new Map<string, Entry>();
+  /** Median times of loaded decisions, for reports. */
+  private loaded = new Map<string, (number | null)[]>();
   /** Steps settled so far. */
   steps = 0;
 
@@ -55,6 +61,10 @@ export class TuneTable {
       e = { labels, samples: labels.map(() => []), issued: labels.map(() => 0), next: 0, steps: 0 };
       if (labels.length < 2) e.chosen = 0; // nothing to choose between
       this.entries.set(key, e);
+    } else if (e.preset && (e.labels.length !== labels.length || e.labels.some((l, i) => l !== labels[i]))) {
+      // An earlier run's choice among other candidates (another srk version): tune again.
+      this.entries.delete(key);
+      return this.pick(key, labels);
     } else if (e.labels.length !== labels.length || e.labels.some((l, i) => l !== labels[i])) {
       // One key must always mean one candidate list; a mismatch is a bug in the caller's key.
       throw new Error(`tuner: key ${key} seen with candidates [${e.labels.join(', ')}] and [${labels.join(', ')}]`);
@@ -70,6 +80,21 @@ export class TuneTable {
     return { index, timed: true };
   }
 
+  /**
+   * Takes an earlier run's decisions (decisions() of that run, e.g. from a run directory's
+   * tuning.json) as made, so a resumed run dispatches the same kernels; keys not among them are
+   * tuned as usual.
+   */
+  load(decisions: readonly TuneDecision[]): void {
+    for (const d of decisions) {
+      if (!Number.isInteger(d.chosen) || d.chosen < 0 || d.chosen >= d.candidates.length) continue;
+      this.entries.set(d.key, {
+        labels: [...d.candidates], samples: d.candidates.map(() => []), issued: d.candidates.map(() => 0), next: 0, steps: 0,
+        chosen: d.chosen, preset: true,
+      });
+      this.loaded.set(d.key, d.medianMs);
+    }
+  }
   /** The chosen candidate of a closed key, else undefined (no side effects: dry runs, reports). */
   chosen(key: string): number | undefined { return this.entries.get(key)?.chosen; }
 
@@ -105,7 +130,7 @@ export class TuneTable {
   decisions(): TuneDecision[] {
     return [...this.entries.entries()].filter(([, e]) => e.labels.length > 1 && e.chosen !== undefined).map(([key, e]) => ({
       key, candidates: e.labels, chosen: e.chosen!,
-      medianMs: e.samples.map((s) => (s.length ? median(s) : null)),
+      medianMs: e.preset ? this.loaded.get(key) ?? e.labels.map(() => null) : e.samples.map((s) => (s.length ? median(s) : null)),
     }));
   }
 }

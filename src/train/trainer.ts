@@ -17,6 +17,7 @@ import { setPrecision } from '../engine/precision.js';
 import { referenceLogps, type ReferenceLogps } from './reference.js';
 import { scorePairs } from './score.js';
 import { trainStep } from './step.js';
+import { TUNING_FILE, adapterName, loadTuning, saveTuning } from './tuning-file.js';
 import { epochOrder } from './shuffle.js';
 import { Progress } from './progress.js';
 import { isSrLoss, type TrainOptions } from './options.js';
@@ -52,6 +53,16 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
   writeFileSync(path.join(o.out, 'train_config.json'), `${JSON.stringify({ ...o, name: o.name ?? o.loss }, null, 2)}\n`);
 
   const gpu = gpuIn ?? await Gpu.create({ adapter: o.adapter });
+  // The tuner's choices of an earlier run in this directory (same adapter): a resumed run dispatches
+  // the same kernels, so its numbers continue the interrupted ones exactly (tuning-file.ts).
+  const tuningFile = path.join(o.out, TUNING_FILE);
+  const adapter = adapterName(gpu.adapterInfo);
+  let tuneLoaded = 0;
+  if (gpu.tuner) {
+    const loaded = loadTuning(gpu.tuner.table, tuningFile, adapter);
+    if (typeof loaded === 'number') tuneLoaded = loaded;
+    if (loaded !== undefined) log(typeof loaded === 'number' ? `tuner: ${loaded} kernel choices from ${tuningFile}` : `tuner: ${loaded}`);
+  }
   const precision = setPrecision(gpu, o.precision ?? 'f32');
   if (precision.note) log(precision.note);
   else if (precision.precision === 'mixed') log('mixed precision: f16 matmul operands on tensor cores, f32 accumulation, weights and optimizer');
@@ -97,7 +108,7 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
     let epoch = state?.epoch ?? 0;
     let position = state?.position ?? 0;
     let pairsSeen = state?.pairsSeen ?? 0;
-    let tuneReported = false; // the tuner's choices are logged once, when made (engine/tuner.ts)
+    let tuneSaved = tuneLoaded; // tuner choices in tuning.json so far (engine/tuner.ts)
     const metrics = MetricsLog.open(o.out, state ? { resumeStep: step } : { fresh: true });
     const snapshot = (): TrainerState => ({
       step, pairsSeen, epoch, position, seed: o.seed, savedAt: new Date().toISOString(),
@@ -146,10 +157,13 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
           (precision.precision === 'mixed' ? ' (mixed precision: an activation past f16\'s range, 65504, also ends this way; --precision f32 tells the two apart.)' : ''));
       }
       step++; position += B; pairsSeen += B;
-      if (gpu.tuner && !tuneReported && !gpu.tuner.table.open) {
-        tuneReported = true;
+      if (gpu.tuner && !gpu.tuner.table.open) {
+        // Saved whenever new choices are made (a longer micro-batch can bring a new shape bucket).
         const d = gpu.tuner.table.decisions();
-        if (d.length) log(`tuner: ${d.length} kernel choices timed in the first steps, ${d.filter((x) => x.chosen !== 0).length} differ from the built-in rule`);
+        if (d.length > tuneSaved) {
+          if (tuneSaved === 0) log(`tuner: ${d.length} kernel choices, ${d.filter((x) => x.chosen !== 0).length} differ from the built-in rule (${tuningFile})`);
+          tuneSaved = saveTuning(gpu.tuner.table, tuningFile, adapter);
+        }
       }
       const row: MetricsRow = {
         step, pairs_seen: pairsSeen, loss: r.loss, margin: r.margin, accuracy: r.accuracy, aug_accuracy: r.augAccuracy,

@@ -1,0 +1,42 @@
+// A run directory's tuning.json: the tuner's kernel choices (engine/tuner.ts) with the adapter they
+// were timed on. Written when choices are made; read when a run starts in the same directory, so a
+// resumed run dispatches the same kernels as the interrupted one and its numbers continue exactly.
+import { existsSync, readFileSync } from 'node:fs';
+import type { TuneDecision, TuneTable } from '../engine/tuner.js';
+import { writeFileAtomic } from '../report/metrics-log.js';
+
+export const TUNING_FILE = 'tuning.json';
+
+interface TuningFile { adapter: string; decisions: TuneDecision[] }
+
+/** One line naming the adapter (choices timed on one GPU say nothing about another). */
+export function adapterName(info: Record<string, string>): string {
+  return Object.values(info).filter((v) => typeof v === 'string' && v !== '').join(' ');
+}
+
+/**
+ * Loads `file` into `table` if it exists and was written on `adapter`. Returns what happened, for
+ * the log: the number of choices taken, or why none were (undefined: no file).
+ */
+export function loadTuning(table: TuneTable, file: string, adapter: string): number | string | undefined {
+  if (!existsSync(file)) return undefined;
+  let saved: TuningFile;
+  try {
+    saved = JSON.parse(readFileSync(file, 'utf8')) as TuningFile;
+  } catch (e) {
+    return `${file} is unreadable (${(e as Error).message.split('\n')[0]}): tuning again`;
+  }
+  if (!saved || typeof saved.adapter !== 'string' || !Array.isArray(saved.decisions)) return `${file} is not a tuning file: tuning again`;
+  if (saved.adapter !== adapter) return `${file} was timed on another adapter (${saved.adapter}): tuning again`;
+  const valid = saved.decisions.filter((d) => d && typeof d.key === 'string' && Array.isArray(d.candidates) &&
+    d.candidates.every((c) => typeof c === 'string') && Array.isArray(d.medianMs) && Number.isInteger(d.chosen));
+  table.load(valid);
+  return valid.length;
+}
+
+/** Writes the table's decisions to `file` (atomically). Returns how many. */
+export function saveTuning(table: TuneTable, file: string, adapter: string): number {
+  const decisions = table.decisions();
+  writeFileAtomic(file, `${JSON.stringify({ adapter, decisions } satisfies TuningFile, null, 1)}\n`);
+  return decisions.length;
+}

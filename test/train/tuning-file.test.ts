@@ -1,0 +1,60 @@
+// tuning.json (src/train/tuning-file.ts): the tuner's choices saved with a run and taken back by a
+// resumed one; anything else in the file (another adapter, other candidates, garbage) means tuning again.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { TuneTable } from '../../src/engine/tuner.js';
+import { adapterName, loadTuning, saveTuning } from '../../src/train/tuning-file.js';
+
+/** A table whose key 'k' chose candidate 1 of three after one measured round. */
+function tuned(): TuneTable {
+  const t = new TuneTable(1, 1);
+  for (const ms of [2, 1, 3]) { const p = t.pick('k', ['rule', 'fast', 'slow']); t.add('k', p.index, ms); }
+  t.endStep();
+  return t;
+}
+
+describe('tuning.json', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'srk-tuning-'));
+  const file = path.join(dir, 'tuning.json');
+  const gpuA = adapterName({ vendor: 'nvidia', device: 'H100', description: 'driver 580' });
+
+  it('a resumed run takes the saved choices: same kernels, untimed, reported with their times', () => {
+    expect(saveTuning(tuned(), file, gpuA)).toBe(1);
+    const t = new TuneTable();
+    expect(loadTuning(t, file, gpuA)).toBe(1);
+    expect(t.pick('k', ['rule', 'fast', 'slow'])).toEqual({ index: 1, timed: false });
+    expect(t.decisions()).toEqual([{ key: 'k', candidates: ['rule', 'fast', 'slow'], chosen: 1, medianMs: [2, 1, 3] }]);
+    expect(t.pick('new', ['rule', 'x']).timed).toBe(true); // keys not in the file are tuned as usual
+  });
+
+  it('other candidates for a saved key (another srk version): that key is tuned again', () => {
+    saveTuning(tuned(), file, gpuA);
+    const t = new TuneTable();
+    loadTuning(t, file, gpuA);
+    expect(t.pick('k', ['rule', 'fast', 'other'])).toEqual({ index: 0, timed: true });
+    expect(t.chosen('k')).toBeUndefined();
+  });
+
+  it('another adapter, a broken file or no file: nothing is taken', () => {
+    saveTuning(tuned(), file, gpuA);
+    const t = new TuneTable();
+    expect(loadTuning(t, file, 'amd MI300')).toMatch(/timed on another adapter \(nvidia H100 driver 580\): tuning again/);
+    expect(t.chosen('k')).toBeUndefined();
+    writeFileSync(file, readFileSync(file, 'utf8').slice(0, 20));
+    expect(loadTuning(t, file, gpuA)).toMatch(/tuning\.json is unreadable \(.*\): tuning again/);
+    writeFileSync(file, '[1, 2]');
+    expect(loadTuning(t, file, gpuA)).toMatch(/is not a tuning file/);
+    expect(loadTuning(t, path.join(dir, 'missing.json'), gpuA)).toBeUndefined();
+    // A decision whose choice is out of range is skipped, the rest taken.
+    writeFileSync(file, JSON.stringify({ adapter: gpuA, decisions: [
+      { key: 'bad', candidates: ['a', 'b'], medianMs: [1, 2], chosen: 5 },
+      { key: 'good', candidates: ['a', 'b'], medianMs: [2, 1], chosen: 1 },
+    ] }));
+    const u = new TuneTable();
+    loadTuning(u, file, gpuA);
+    expect(u.chosen('bad')).toBeUndefined();
+    expect(u.chosen('good')).toBe(1);
+  });
+});
