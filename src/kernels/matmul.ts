@@ -10,7 +10,10 @@
 // workgroup memory; each thread owns TM x TN outputs strided by the workgroup's shape (so
 // neighbouring threads touch neighbouring addresses in shared memory and in C). Loads are
 // bounds-checked (zero-filled) so any M, N, K works; when the shape divides the tile the checks
-// compile out. Operands over the binding limit are split into sub-products (see run()).
+// compile out. Operands over the binding limit are split into sub-products (see run()). Which
+// tiling runs: the caller's, else on a GPU with a tuner (engine/tuner.ts) the fastest candidate
+// timed in the first steps (tileCandidates(), split-K forms included: matmul-splitk.ts), else the
+// built-in rule (chooseTile()).
 //
 // Precision: f32 tensors in and out always; the operands may be rounded to f16 (precision 'f16',
 // default gpu.matmulPrecision) with the sums in f32: on tensor cores through subgroup matrices
