@@ -31,12 +31,16 @@ cp dist/BUILD "$r/commit.txt" 2>/dev/null || echo "unknown (build with npm run b
 run 20 info $srk info --json
 if has tests; then
   # Untuned (SRK_TUNE=0): the tuner would compile every candidate tiling of every test shape; its own
-  # test (test/engine/tuner.test.ts) turns it on and checks every candidate it dispatches.
-  SRK_TUNE=0 run 150 tests node node_modules/vitest/vitest.mjs run test/engine test/kernels test/model test/losses test/bench
-  # The HF fixtures in mixed precision with tensor-core attention too.
-  SRK_TUNE=0 SRK_ATTENTION=tc run 60 tests-tcattn node node_modules/vitest/vitest.mjs run test/model/mixed-precision.test.ts
+  # tests (at the end of matmul.test.ts and attention.test.ts) attach one and check every candidate.
+  # The tensor-core kernels first (the budget may end the section), then the HF fixtures in mixed
+  # precision with tensor-core attention, then everything else.
+  vt="node node_modules/vitest/vitest.mjs run"
+  SRK_TUNE=0 run 120 tests-tc $vt test/kernels/attention-smx.test.ts test/engine/matmul-f16.test.ts
+  SRK_TUNE=0 SRK_ATTENTION=tc run 60 tests-tcattn $vt test/model/mixed-precision.test.ts
+  SRK_TUNE=0 run 150 tests $vt test/engine test/kernels test/model test/losses test/bench \
+    --exclude test/kernels/attention-smx.test.ts --exclude test/engine/matmul-f16.test.ts
   # Tensor-core kernels failing here: time the rest with their first, simplest form.
-  if grep -q "×.*smx" "$r/tests.json" 2>/dev/null; then export SRK_SMX_SAFE=1; stamp "smx failures: SRK_SMX_SAFE=1"; fi
+  if grep -q "×.*smx" "$r/tests-tc.json" 2>/dev/null; then export SRK_SMX_SAFE=1; stamp "smx failures: SRK_SMX_SAFE=1"; fi
 fi
 if has matmul; then
   # The built-in rule's tilings (comparable with earlier runs); tuned choices on a few shapes come last.
@@ -86,7 +90,7 @@ stamp done
 tar czf "$out/results.tgz" -C "$out" r
 # Summary for the tool's output tail.
 cat "$r/nvidia-smi.txt" "$r/commit.txt" 2>/dev/null
-for f in tests tests-tcattn; do [ -f "$r/$f.json" ] && sed 's/\x1b\[[0-9;]*m//g' "$r/$f.json" | grep -E "×|Test Files|Tests |AssertionError" | head -12; done
+for f in tests-tc tests-tcattn tests; do [ -f "$r/$f.json" ] && sed 's/\x1b\[[0-9;]*m//g' "$r/$f.json" | grep -E "×|Test Files|Tests |AssertionError" | head -12; done
 [ -f "$r/matmul.log" ] && grep -E "copy|square 4096" "$r/matmul.log" | head -6
 [ -f "$r/matmul-tuned.log" ] && grep -E "tuned" "$r/matmul-tuned.log" | head -12
 [ -f "$r/sweep.log" ] && grep -E "f16" "$r/sweep.log" | sort | head -48
