@@ -240,14 +240,12 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
       const cases: [MatmulTile, number, number, number, boolean, boolean, Parameters<typeof run>[7]][] = [
         [SMX_64, 37, 70, 50, false, true, { epilogue: true, scaleA: true, aScale: 1e-6 }],
         [SMX_64, 64, 128, 96, true, false, { accumulate: true, scaleA: true, aScale: 1e-6 }],
-        // The same pipeline on two K chunks of 96 (split-K: one maximum of A shared by the chunks).
-        [{ ...SMX_64, splitK: 2 }, 64, 128, 192, true, false, { accumulate: true, scaleA: true, aScale: 1e-6 }],
       ];
       for (const [tile, M, N, K, transA, transB, o] of cases) {
         const r = await run(gpu, tile, M, N, K, transA, transB, o);
         const what = `${tileName(tile)} ${M}x${N}x${K} tA=${transA} tB=${transB} ${JSON.stringify(o)}`;
         expect(r.bound, what).toBeLessThanOrEqual(1);
-        for (const n of r.names) expect(n, what).toMatch(/^matmul_smx_.*_emu$|^matmul_splitk_reduce$/);
+        for (const n of r.names) expect(n, what).toMatch(/^matmul_smx_.*_emu$/);
       }
     } finally {
       gpu.emulateSmx = false;
