@@ -29,14 +29,23 @@ export interface TuneDecision {
 }
 
 interface Entry {
-  labels: string[]; samples: number[][]; issued: number[]; next: number; steps: number; chosen?: number;
-  /** Loaded from an earlier run (load()); replaced if the candidates have changed since. */
-  preset?: boolean;
+  key: string; labels: string[]; samples: number[][]; issued: number[]; next: number; steps: number; chosen?: number;
+  /** Median times of a decision loaded from an earlier run (load()), for reports. */
+  loadedMs?: (number | null)[];
 }
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
+}
+
+/**
+ * An entry is a key with one candidate list: a caller's list can change inside one key's shape
+ * bucket (the rule's tiling, or split-K, depends on exact sizes), and an earlier run's list can
+ * differ from this version's; either way it is another choice, tuned on its own.
+ */
+function entryId(key: string, labels: readonly string[]): string {
+  return `${key}\u0002${labels.join('\u0003')}`;
 }
 
 /**
@@ -47,61 +56,56 @@ function median(xs: number[]): number {
  */
 export class TuneTable {
   private entries = new Map<string, Entry>();
-  /** Median times of loaded decisions, for reports. */
-  private loaded = new Map<string, (number | null)[]>();
   /** Steps settled so far. */
   steps = 0;
 
   constructor(readonly maxSteps = 2, readonly minSamples = 3) {}
 
-  /** Candidate index for this dispatch of `key`, and whether it is timed (key still open). */
-  pick(key: string, labels: string[]): { index: number; timed: boolean } {
-    let e = this.entries.get(key);
+  /**
+   * Candidate index for this dispatch of `key` among `labels` (the default first), whether it is
+   * timed (key still open), and the entry's id for add().
+   */
+  pick(key: string, labels: string[]): { index: number; timed: boolean; id: string } {
+    const id = entryId(key, labels);
+    let e = this.entries.get(id);
     if (!e) {
-      e = { labels, samples: labels.map(() => []), issued: labels.map(() => 0), next: 0, steps: 0 };
+      e = { key, labels: [...labels], samples: labels.map(() => []), issued: labels.map(() => 0), next: 0, steps: 0 };
       if (labels.length < 2) e.chosen = 0; // nothing to choose between
-      this.entries.set(key, e);
-    } else if (e.preset && (e.labels.length !== labels.length || e.labels.some((l, i) => l !== labels[i]))) {
-      // An earlier run's choice among other candidates (another srk version): tune again.
-      this.entries.delete(key);
-      return this.pick(key, labels);
-    } else if (e.labels.length !== labels.length || e.labels.some((l, i) => l !== labels[i])) {
-      // One key must always mean one candidate list; a mismatch is a bug in the caller's key.
-      throw new Error(`tuner: key ${key} seen with candidates [${e.labels.join(', ')}] and [${labels.join(', ')}]`);
+      this.entries.set(id, e);
     }
-    if (e.chosen !== undefined) return { index: e.chosen, timed: false };
+    if (e.chosen !== undefined) return { index: e.chosen, timed: false, id };
     // Enough timed dispatches issued for this step: the default, untimed, until settled (so a long
     // pass between two steps, such as the reference log-probs, times only its first dispatches).
-    if (e.issued.every((n) => n >= this.minSamples)) return { index: 0, timed: false };
+    if (e.issued.every((n) => n >= this.minSamples)) return { index: 0, timed: false, id };
     while (e.issued[e.next] >= this.minSamples) e.next = (e.next + 1) % labels.length;
     const index = e.next;
     e.issued[index]++;
     e.next = (e.next + 1) % labels.length;
-    return { index, timed: true };
+    return { index, timed: true, id };
   }
 
   /**
    * Takes an earlier run's decisions (decisions() of that run, e.g. from a run directory's
-   * tuning.json) as made, so a resumed run dispatches the same kernels; keys not among them are
-   * tuned as usual.
+   * tuning.json) as made, so a resumed run dispatches the same kernels; keys not among them, or
+   * asked for with other candidates, are tuned as usual.
    */
   load(decisions: readonly TuneDecision[]): void {
     for (const d of decisions) {
       if (!Number.isInteger(d.chosen) || d.chosen < 0 || d.chosen >= d.candidates.length) continue;
-      this.entries.set(d.key, {
-        labels: [...d.candidates], samples: d.candidates.map(() => []), issued: d.candidates.map(() => 0), next: 0, steps: 0,
-        chosen: d.chosen, preset: true,
+      this.entries.set(entryId(d.key, d.candidates), {
+        key: d.key, labels: [...d.candidates], samples: d.candidates.map(() => []), issued: d.candidates.map(() => 0),
+        next: 0, steps: 0, chosen: d.chosen, loadedMs: d.medianMs,
       });
-      this.loaded.set(d.key, d.medianMs);
     }
   }
-  /** The chosen candidate of a closed key, else undefined (no side effects: dry runs, reports). */
-  chosen(key: string): number | undefined { return this.entries.get(key)?.chosen; }
 
-  /** Adds one measured time (ms) of candidate `index` of `key`. */
-  add(key: string, index: number, ms: number): void {
-    const e = this.entries.get(key);
-    if (!e || e.chosen !== undefined) return;
+  /** The chosen candidate of a closed key, else undefined (no side effects: dry runs, reports). */
+  chosen(key: string, labels: readonly string[]): number | undefined { return this.entries.get(entryId(key, labels))?.chosen; }
+
+  /** Adds one measured time (ms) of candidate `index` of entry `id` (from pick()). */
+  add(id: string, index: number, ms: number): void {
+    const e = this.entries.get(id);
+    if (!e || e.chosen !== undefined || !(index >= 0 && index < e.samples.length)) return;
     e.samples[index].push(ms);
   }
 
@@ -128,9 +132,9 @@ export class TuneTable {
   }
 
   decisions(): TuneDecision[] {
-    return [...this.entries.entries()].filter(([, e]) => e.labels.length > 1 && e.chosen !== undefined).map(([key, e]) => ({
-      key, candidates: e.labels, chosen: e.chosen!,
-      medianMs: e.preset ? this.loaded.get(key) ?? e.labels.map(() => null) : e.samples.map((s) => (s.length ? median(s) : null)),
+    return [...this.entries.values()].filter((e) => e.labels.length > 1 && e.chosen !== undefined).map((e) => ({
+      key: e.key, candidates: e.labels, chosen: e.chosen!,
+      medianMs: e.loadedMs ?? e.samples.map((s) => (s.length ? median(s) : null)),
     }));
   }
 }
@@ -159,8 +163,8 @@ export class Tuner {
    * timed: one name per pick, so a candidate of several dispatches (split-K) is timed as their sum.
    */
   pick(key: string, labels: string[]): { index: number; timing?: string } {
-    const { index, timed } = this.table.pick(key, labels);
-    return timed ? { index, timing: `${key}${SEP}${index}${SEP}${this.picks++}` } : { index };
+    const { index, timed, id } = this.table.pick(key, labels);
+    return timed ? { index, timing: `${id}${SEP}${index}${SEP}${this.picks++}` } : { index };
   }
 
   /** After a step whose work has finished (the caller read a result back): reads times, decides. */
@@ -168,8 +172,8 @@ export class Tuner {
     if (!this.table.open) return;
     await this.profiler.collect();
     for (const [name, ns] of this.profiler.samples) {
-      const [key, index] = name.split(SEP);
-      this.table.add(key, Number(index), ns.reduce((a, b) => a + b, 0) / 1e6);
+      const [id, index] = name.split(SEP);
+      this.table.add(id, Number(index), ns.reduce((a, b) => a + b, 0) / 1e6);
     }
     this.profiler.reset();
     this.table.endStep();

@@ -601,9 +601,10 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
     let index = 0;
     if (gpu.tuner && fits.length > 1) {
       const key = tuneKey(p, f16);
+      const labels = fits.map((f) => tileName(f.tile));
       // A dry run (matmulKernels) names what a tuned key dispatches, and times nothing.
-      if (dry) index = gpu.tuner.table.chosen(key) ?? 0;
-      else ({ index, timing: tuning } = gpu.tuner.pick(key, fits.map((f) => tileName(f.tile))));
+      if (dry) index = gpu.tuner.table.chosen(key, labels) ?? 0;
+      else ({ index, timing: tuning } = gpu.tuner.pick(key, labels));
     }
     ({ tile, stages } = fits[index]);
   }

@@ -19,24 +19,24 @@ describe('TuneTable (the tuner without a GPU)', () => {
     const times = [[2, 2.1, 9], [1.5, 1.4, 50], [3, 3, 3]]; // 'fast' has one outlier: the median ignores it
     for (let r = 0; r < 3; r++) for (let i = 0; i < 3; i++) {
       const p = t.pick('k', labels);
-      t.add('k', p.index, times[p.index][r]);
+      t.add(p.id, p.index, times[p.index][r]);
     }
     expect(t.open).toBe(true);
     t.endStep();
     expect(t.open).toBe(false);
-    expect(t.pick('k', labels)).toEqual({ index: 1, timed: false });
+    expect(t.pick('k', labels)).toMatchObject({ index: 1, timed: false });
     expect(t.decisions()).toEqual([{ key: 'k', candidates: labels, chosen: 1, medianMs: [2.1, 1.5, 3] }]);
   });
 
   it('stays open while samples are missing, and after maxSteps chooses among the measured', () => {
     const t = new TuneTable(2, 2);
     const labels = ['rule', 'x', 'y'];
-    let p = t.pick('k', labels); t.add('k', p.index, 5); // rule: 5
-    p = t.pick('k', labels); t.add('k', p.index, 4); // x: 4
+    let p = t.pick('k', labels); t.add(p.id, p.index, 5); // rule: 5
+    p = t.pick('k', labels); t.add(p.id, p.index, 4); // x: 4
     t.endStep();
     expect(t.open).toBe(true);
     p = t.pick('k', labels);
-    expect(p).toEqual({ index: 2, timed: true }); // the turn goes on where it stopped
+    expect(p).toMatchObject({ index: 2, timed: true }); // the turn goes on where it stopped
     // y's time never comes back (say, a lost timestamp): after maxSteps the measured x wins.
     t.endStep();
     expect(t.open).toBe(false);
@@ -47,22 +47,30 @@ describe('TuneTable (the tuner without a GPU)', () => {
     const t = new TuneTable(1, 1);
     t.pick('a', ['rule', 'x']); // issued, never measured
     t.endStep();
-    expect(t.pick('a', ['rule', 'x'])).toEqual({ index: 0, timed: false });
-    expect(t.chosen('a')).toBe(0);
-    expect(t.pick('single', ['rule'])).toEqual({ index: 0, timed: false });
+    expect(t.pick('a', ['rule', 'x'])).toMatchObject({ index: 0, timed: false });
+    expect(t.chosen('a', ['rule', 'x'])).toBe(0);
+    expect(t.pick('single', ['rule'])).toMatchObject({ index: 0, timed: false });
     const late = t.pick('late', ['rule', 'x']);
-    expect(late).toEqual({ index: 0, timed: true });
-    expect(t.chosen('late')).toBeUndefined();
-    t.add('late', 0, 3);
-    t.add('late', t.pick('late', ['rule', 'x']).index, 2);
+    expect(late).toMatchObject({ index: 0, timed: true });
+    expect(t.chosen('late', ['rule', 'x'])).toBeUndefined();
+    t.add(late.id, 0, 3);
+    const x = t.pick('late', ['rule', 'x']);
+    t.add(x.id, x.index, 2);
     t.endStep();
-    expect(t.chosen('late')).toBe(1);
+    expect(t.chosen('late', ['rule', 'x'])).toBe(1);
   });
 
-  it('refuses one key with two candidate lists (a caller bug)', () => {
-    const t = new TuneTable();
-    t.pick('k', ['a', 'b']);
-    expect(() => t.pick('k', ['a', 'c'])).toThrow(/key k seen with candidates \[a, b\] and \[a, c\]/);
+  it('one key with two candidate lists (sizes inside one bucket on both sides of a rule) is two choices', () => {
+    const t = new TuneTable(1, 1);
+    const ab = t.pick('k', ['a', 'b']); t.add(ab.id, ab.index, 2);
+    const ab2 = t.pick('k', ['a', 'b']); t.add(ab2.id, ab2.index, 1);
+    const ac = t.pick('k', ['a', 'c']); t.add(ac.id, ac.index, 1);
+    const ac2 = t.pick('k', ['a', 'c']); t.add(ac2.id, ac2.index, 2);
+    expect(ab.id).not.toBe(ac.id);
+    t.endStep();
+    expect(t.chosen('k', ['a', 'b'])).toBe(1);
+    expect(t.chosen('k', ['a', 'c'])).toBe(0);
+    expect(t.decisions().map((d) => [d.key, d.candidates[d.chosen]])).toEqual([['k', 'b'], ['k', 'a']]);
   });
 
   it('SRK_TUNE: 0 off, 1 on, otherwise real GPUs with timestamps; anything else is an error', () => {

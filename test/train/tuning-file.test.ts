@@ -10,7 +10,7 @@ import { adapterName, loadTuning, saveTuning } from '../../src/train/tuning-file
 /** A table whose key 'k' chose candidate 1 of three after one measured round. */
 function tuned(): TuneTable {
   const t = new TuneTable(1, 1);
-  for (const ms of [2, 1, 3]) { const p = t.pick('k', ['rule', 'fast', 'slow']); t.add('k', p.index, ms); }
+  for (const ms of [2, 1, 3]) { const p = t.pick('k', ['rule', 'fast', 'slow']); t.add(p.id, p.index, ms); }
   t.endStep();
   return t;
 }
@@ -24,7 +24,7 @@ describe('tuning.json', () => {
     expect(saveTuning(tuned(), file, gpuA)).toBe(1);
     const t = new TuneTable();
     expect(loadTuning(t, file, gpuA)).toBe(1);
-    expect(t.pick('k', ['rule', 'fast', 'slow'])).toEqual({ index: 1, timed: false });
+    expect(t.pick('k', ['rule', 'fast', 'slow'])).toMatchObject({ index: 1, timed: false });
     expect(t.decisions()).toEqual([{ key: 'k', candidates: ['rule', 'fast', 'slow'], chosen: 1, medianMs: [2, 1, 3] }]);
     expect(t.pick('new', ['rule', 'x']).timed).toBe(true); // keys not in the file are tuned as usual
   });
@@ -33,15 +33,15 @@ describe('tuning.json', () => {
     saveTuning(tuned(), file, gpuA);
     const t = new TuneTable();
     loadTuning(t, file, gpuA);
-    expect(t.pick('k', ['rule', 'fast', 'other'])).toEqual({ index: 0, timed: true });
-    expect(t.chosen('k')).toBeUndefined();
+    expect(t.pick('k', ['rule', 'fast', 'other'])).toMatchObject({ index: 0, timed: true });
+    expect(t.chosen('k', ['rule', 'fast', 'other'])).toBeUndefined();
   });
 
   it('another adapter, a broken file or no file: nothing is taken', () => {
     saveTuning(tuned(), file, gpuA);
     const t = new TuneTable();
     expect(loadTuning(t, file, 'amd MI300')).toMatch(/timed on another adapter \(nvidia H100 driver 580\): tuning again/);
-    expect(t.chosen('k')).toBeUndefined();
+    expect(t.chosen('k', ['rule', 'fast', 'slow'])).toBeUndefined();
     writeFileSync(file, readFileSync(file, 'utf8').slice(0, 20));
     expect(loadTuning(t, file, gpuA)).toMatch(/tuning\.json is unreadable \(.*\): tuning again/);
     writeFileSync(file, '[1, 2]');
@@ -54,7 +54,7 @@ describe('tuning.json', () => {
     ] }));
     const u = new TuneTable();
     loadTuning(u, file, gpuA);
-    expect(u.chosen('bad')).toBeUndefined();
-    expect(u.chosen('good')).toBe(1);
+    expect(u.chosen('bad', ['a', 'b'])).toBeUndefined();
+    expect(u.chosen('good', ['a', 'b'])).toBe(1);
   });
 });
