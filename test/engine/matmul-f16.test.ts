@@ -11,6 +11,10 @@ import { absmaxOf, absmaxParts, ABSMAX_PARTS } from '../../src/kernels/absmax.js
 import { absmaxRef, f16ScaleRef, roundF16 } from '../../src/kernels/absmax.ref.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 
+// lavapipe compiles the emulated tensor-core kernels about twice as fast without LLVM's
+// optimization passes (cold cache: this file 96 -> 65 s); set before this file's GPU device (its
+// own process) loads the driver. No effect on other adapters.
+process.env.GALLIVM_PERF ??= 'nopt';
 const rng = makeRng();
 const f32 = (x: ArrayLike<number>) => Float32Array.from(x);
 
