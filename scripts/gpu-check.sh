@@ -4,6 +4,7 @@
 #   bash .gpu/boot.sh bash scripts/gpu-check.sh
 # Sections (SRK_GPU_SECTIONS, default all, in this order):
 #   tests   kernels, models and losses against their references on this GPU, mixed precision included
+#           (what the steps run first: tensor cores, tuner candidates; the other tests after the steps)
 #   matmul  f32 and f16 (tensor cores) on the square and Pythia shapes; with SRK_GPU_SWEEP=1 every tiling
 #   step    training steps, Pythia-160m/410m, DPO and Sr-DPO, mixed (with and without tensor-core
 #           attention) then f32, packed (+ unpacked, profiles, varied lengths)
@@ -29,18 +30,20 @@ has() { case " $sections " in *" $1 "*) return 0;; *) return 1;; esac; }
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$r/nvidia-smi.txt" 2>&1
 cp dist/BUILD "$r/commit.txt" 2>/dev/null || echo "unknown (build with npm run build)" > "$r/commit.txt" # the commit dist/ was built from
 run 20 info $srk info --json
+vt="node node_modules/vitest/vitest.mjs run"
 if has tests; then
   # Untuned (SRK_TUNE=0): the tuner would compile every candidate tiling of every test shape; its own
   # tests (at the end of matmul.test.ts and attention.test.ts) attach one and check every candidate.
-  # The tensor-core kernels first (the budget may end the section), then the HF fixtures in mixed
-  # precision with tensor-core attention, then everything else.
-  vt="node node_modules/vitest/vitest.mjs run"
-  SRK_TUNE=0 run 120 tests-tc $vt test/kernels/attention-smx.test.ts test/engine/matmul-f16.test.ts
+  # What the steps below will run first: the tensor-core kernels, the tuner's candidates, the HF
+  # fixtures in mixed precision with tensor-core attention. The other tests (checked on this card
+  # type before) come after the steps.
+  SRK_TUNE=0 run 150 tests-tc $vt test/kernels/attention-smx.test.ts test/engine/matmul-f16.test.ts
+  SRK_TUNE=0 run 60 tests-tuner $vt test/engine/matmul.test.ts test/kernels/attention.test.ts -t "with the tuner"
   SRK_TUNE=0 SRK_ATTENTION=tc run 60 tests-tcattn $vt test/model/mixed-precision.test.ts
-  SRK_TUNE=0 run 150 tests $vt test/engine test/kernels test/model test/losses test/bench \
-    --exclude test/kernels/attention-smx.test.ts --exclude test/engine/matmul-f16.test.ts
   # Tensor-core kernels failing here: time the rest with their first, simplest form.
   if grep -q "×.*smx" "$r/tests-tc.json" 2>/dev/null; then export SRK_SMX_SAFE=1; stamp "smx failures: SRK_SMX_SAFE=1"; fi
+  # A tuner candidate failing here: time the rest untuned.
+  if grep -q "×" "$r/tests-tuner.json" 2>/dev/null; then export SRK_TUNE=0; stamp "tuner candidate failures: SRK_TUNE=0"; fi
 fi
 if has matmul; then
   # The built-in rule's tilings (comparable with earlier runs); tuned choices on a few shapes come last.
@@ -80,6 +83,10 @@ if has step; then
   step pythia-160m-sr-dpo-mixed-varied --shape pythia-160m --loss sr-dpo --precision mixed --varied --micro-batch 2
   step pythia-160m-sr-dpo-mixed-varied-dataorder --shape pythia-160m --loss sr-dpo --precision mixed --varied --micro-batch 2 --no-length-order
 fi
+if has tests; then
+  SRK_TUNE=0 run 150 tests $vt test/engine test/kernels test/model test/losses test/bench \
+    --exclude test/kernels/attention-smx.test.ts --exclude test/engine/matmul-f16.test.ts
+fi
 if has matmul; then # lowest priority: what the tuner picks where the rule is weakest (dW: split-K)
   run 90 matmul-tuned $srk bench matmul --json --precision mixed --only 'square 4096|(160m|410m) (attn-out|qkv) dW'
 fi
@@ -90,7 +97,7 @@ stamp done
 tar czf "$out/results.tgz" -C "$out" r
 # Summary for the tool's output tail.
 cat "$r/nvidia-smi.txt" "$r/commit.txt" 2>/dev/null
-for f in tests-tc tests-tcattn tests; do [ -f "$r/$f.json" ] && sed 's/\x1b\[[0-9;]*m//g' "$r/$f.json" | grep -E "×|Test Files|Tests |AssertionError" | head -12; done
+for f in tests-tc tests-tuner tests-tcattn tests; do [ -f "$r/$f.json" ] && sed 's/\x1b\[[0-9;]*m//g' "$r/$f.json" | grep -E "×|Test Files|Tests |AssertionError" | head -12; done
 [ -f "$r/matmul.log" ] && grep -E "copy|square 4096" "$r/matmul.log" | head -6
 [ -f "$r/matmul-tuned.log" ] && grep -E "tuned" "$r/matmul-tuned.log" | head -12
 [ -f "$r/sweep.log" ] && grep -E "f16" "$r/sweep.log" | sort | head -48
