@@ -518,8 +518,9 @@ const SMX_CANDIDATES: MatmulTile[] = [SMX_128, SMX_64,
  * tiling with K split in 4 and 8 (matmul-splitk.ts).
  */
 function tileCandidates(gpu: Gpu, rule: MatmulTile, p: Problem): MatmulTile[] {
-  // SRK_SMX_SAFE=1 (scripts/gpu-check.sh sets it when a tensor-core test fails): the rule's tiling only.
-  if (!gpu.tuner || FORCED_FAMILY || (rule.kind === 'smx' && SMX_SAFE)) return [rule];
+  // SRK_SMX_SAFE=1 (scripts/gpu-check.sh sets it when a tensor-core test fails) or emulated tensor
+  // cores (for checking, never fast): the rule's tiling only.
+  if (!gpu.tuner || FORCED_FAMILY || (rule.kind === 'smx' && (SMX_SAFE || gpu.smxMode === 'emulated'))) return [rule];
   const pool = rule.kind === 'smx' ? SMX_CANDIDATES : F32_CANDIDATES;
   const tiles = Math.ceil(p.M / rule.BM) * Math.ceil(p.N / rule.BN);
   const split = p.batch === 1 && tiles < 528 && p.K >= 2048 ? [4, 8].map((S) => ({ ...rule, splitK: S })) : [];
