@@ -8,7 +8,7 @@ import { Recorder } from './recorder.js';
 import { TensorPool, Tensor, type DType } from './tensor.js';
 import { KernelCache } from './kernel.js';
 import { Profiler } from './profiler.js';
-import { Tuner, tuningWanted } from './tuner.js';
+import { Tuner, tuneEnv, tuningWanted } from './tuner.js';
 
 
 export interface GpuOptions {
@@ -108,7 +108,7 @@ export class Gpu {
 
   static async create(opts: GpuOptions = {}): Promise<Gpu> {
     const adapterName = opts.adapter ?? process.env.SRK_ADAPTER;
-    tuningWanted(false, false); // a malformed SRK_TUNE fails here, before there is a device to release
+    tuneEnv(); // a malformed SRK_TUNE fails here, before there is a device to release
     const enable = [
       ...(opts.allowUnsafeApis !== false ? ['allow_unsafe_apis'] : []),
       ...(opts.enableF16OnNvidia !== false ? ['vulkan_enable_f16_on_nvidia'] : []),

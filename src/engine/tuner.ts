@@ -180,14 +180,19 @@ export class Tuner {
   }
 }
 
-/** Whether a Gpu tunes: SRK_TUNE=0/1 forces it; otherwise real GPUs with timestamp queries. */
-export function tuningWanted(isCpuAdapter: boolean, timestampQuery: boolean): boolean {
+/** SRK_TUNE: '0' (off), '1' (on) or undefined (unset); anything else is a user-facing error. */
+export function tuneEnv(): '0' | '1' | undefined {
   const env = process.env.SRK_TUNE;
-  if (env !== undefined && env !== '' && env !== '0' && env !== '1') {
+  if (env === undefined || env === '') return undefined;
+  if (env !== '0' && env !== '1') {
     throw Object.assign(new Error(`SRK_TUNE=${env}: expected 0 (off) or 1 (on)`), { userFacing: true });
   }
-  if (!timestampQuery) return false;
-  if (env === '0') return false;
-  if (env === '1') return true;
-  return !isCpuAdapter;
+  return env;
+}
+
+/** Whether a Gpu tunes: SRK_TUNE=0/1 forces it; otherwise real GPUs with timestamp queries. */
+export function tuningWanted(isCpuAdapter: boolean, timestampQuery: boolean): boolean {
+  const env = tuneEnv();
+  if (!timestampQuery || env === '0') return false;
+  return env === '1' || !isCpuAdapter;
 }

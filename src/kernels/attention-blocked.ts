@@ -13,7 +13,7 @@
 import type { KernelDef } from '../engine/kernel.js';
 import { memoDef } from '../engine/kernel.js';
 import type { RegTiles } from './attention-tiling.js';
-import { at, passIO } from './attention-wgsl.js';
+import { at, passIO, queryTileWalk } from './attention-wgsl.js';
 
 function regHeader(t: RegTiles): string {
   return `
@@ -308,17 +308,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   }
   var dka: array<vec4f, ${4 * t.TD4}>;
   var dva: array<vec4f, ${4 * t.TD4}>;
-  // Without a mask (positions = indices) a sliding window hides every query at or past
-  // k0 + BR - 1 + window from this tile's keys.
-  var iEnd = len;
-  if (p.hasMask == 0u && p.window > 0u) { iEnd = min(len, k0 + BR - 1u + p.window); }
-  for (var hh = 0u; hh < p.nRep; hh++) {
-    let h = kvh * p.nRep + hh;
-    let ldRow = p.ldBase + 2u * ((b * p.Hq + h) * p.T);
-    // Causal: only queries i >= k0 can see this tile's keys; none at or past the length.
-    for (var i0 = k0; i0 < iEnd; i0 += BC) {
-      // A query tile that sees none of this tile's keys through the segments is skipped whole.
-      if (tileSkipped(li, gb, i0, min(i0 + BC, iEnd), k0, min(k0 + BR, len))) { continue; }
+  ${queryTileWalk('BR', 'BC')}
       ${stage('BC', 'i0', 'iEnd', 'h', [['Qs', 'q', 'q'], ['dOs', 'dout', 'g']])}
       for (var ii = li; ii < BC; ii += NT) {
         let qi = i0 + ii;

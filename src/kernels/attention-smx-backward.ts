@@ -2,7 +2,7 @@
 // the tile shapes and the staging they share are in attention-smx.ts).
 import type { KernelDef } from '../engine/kernel.js';
 import { memoDef } from '../engine/kernel.js';
-import { at, passIO } from './attention-wgsl.js';
+import { at, passIO, queryTileWalk } from './attention-wgsl.js';
 import { smxDialect } from './smx-wgsl.js';
 import { ABSMAX_PARTS, f16ScaleWgsl } from './absmax.js';
 import { F, PAD, keyTileWalk, stagePosSeg, stageFn, type SmxAttentionTiles } from './attention-smx.js';
@@ -242,16 +242,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   ${loads.join('\n  ')}
   workgroupBarrier();
   ${[...dks, ...dvs].map((a) => sm.declResult(a)).join('\n  ')}
-  // Without a mask (positions = indices) a sliding window hides every query at or past
-  // k0 + BK - 1 + window from this tile's keys.
-  var iEnd = len;
-  if (p.hasMask == 0u && p.window > 0u) { iEnd = min(len, k0 + BK - 1u + p.window); }
-  for (var hh = 0u; hh < p.nRep; hh++) {
-    let h = kvh * p.nRep + hh;
-    let ldRow = p.ldBase + 2u * ((b * p.Hq + h) * p.T);
-    // Causal: only queries i >= k0 can see this tile's keys; none at or past the length.
-    for (var i0 = k0; i0 < iEnd; i0 += BQ) {
-      if (tileSkipped(li, gb, i0, min(i0 + BQ, iEnd), k0, min(k0 + BK, len))) { continue; }
+  ${queryTileWalk('BK', 'BQ')}
       stageRow(li, BQ, iEnd, i0, 0u, 0u, b, h, 1.0);
       stageRow(li, BQ, iEnd, i0, BQ, 3u, b, h, gs);
       ${stagePosSeg('BQ', 'i0', 'iEnd', 'qpos', 'qseg', threads, true)}

@@ -41,6 +41,26 @@ ${lines.join('\n')}
 ${MASK_WGSL}`;
 }
 
+/**
+ * The dK/dV passes' walk over the query tiles that can see key tile [k0, k0 + keyRows): every query
+ * head of the key head's group, the causal range from k0 (cut by a sliding window when positions
+ * are indices), query tiles of `queryRows` that the segments hide skipped. Opens two loops (with i0,
+ * h and ldRow, the head's lse/D row, in scope) that the caller closes; `len` is the row's length.
+ */
+export function queryTileWalk(keyRows: string, queryRows: string): string {
+  return `// Without a mask (positions = indices) a sliding window hides every query at or past
+  // k0 + ${keyRows} - 1 + window from this tile's keys.
+  var iEnd = len;
+  if (p.hasMask == 0u && p.window > 0u) { iEnd = min(len, k0 + ${keyRows} - 1u + p.window); }
+  for (var hh = 0u; hh < p.nRep; hh++) {
+    let h = kvh * p.nRep + hh;
+    let ldRow = p.ldBase + 2u * ((b * p.Hq + h) * p.T);
+    // Causal: only queries i >= k0 can see this tile's keys; none at or past the length.
+    for (var i0 = k0; i0 < iEnd; i0 += ${queryRows}) {
+      // A query tile that sees none of this tile's keys through the segments is skipped whole.
+      if (tileSkipped(li, gb, i0, min(i0 + ${queryRows}, iEnd), k0, min(k0 + ${keyRows}, len))) { continue; }`;
+}
+
 export const PRE_WG = 64;
 // D_i = rowsum(dout_i * out_i), stored beside lse_i: ld[2 n] = lse, ld[2 n + 1] = D (n = (b Hq + h) T + i).
 export const PREP: KernelDef = {

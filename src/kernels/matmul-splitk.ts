@@ -8,8 +8,7 @@
 // (engine/tuner.ts: split tilings are candidates, never the rule). Reference: matmul.ref.ts, through
 // matmul() with a split tiling (test/engine/matmul.test.ts).
 import type { Gpu } from '../engine/gpu.js';
-import type { BufferRange } from '../engine/kernel.js';
-import { ParamWriter, type KernelDef } from '../engine/kernel.js';
+import { ParamWriter, windowOf, type KernelDef, type Window } from '../engine/kernel.js';
 
 const WG = 64; // columns per workgroup; one row of C per workgroup row
 
@@ -41,19 +40,19 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 };
 
 export interface SplitKReduceArgs {
-  /** Window of the [S, M, N] partial products, its element base, and the S count. */
-  part: { range: BufferRange; base: number }; S: number;
-  /** Window of C, its element base and leading dimension. */
-  c: { range: BufferRange; base: number }; ldc: number;
-  bias?: { range: BufferRange; base: number };
+  /** Window of the [S, M, N] partial products (windowOf), and the S count. */
+  part: Window; S: number;
+  /** Window of C and its leading dimension. */
+  c: Window; ldc: number;
+  bias?: Window;
   M: number; N: number; alpha: number; accumulate: boolean;
   /** Name the tuner times this dispatch under (part of one candidate's time). */
   tuning?: string;
 }
 
-export function splitKReduce(gpu: Gpu, a: SplitKReduceArgs, placeholder: { range: BufferRange; base: number }): void {
+export function splitKReduce(gpu: Gpu, a: SplitKReduceArgs): void {
   const kernel = gpu.kernels.get(REDUCE);
-  const bias = a.bias ?? placeholder;
+  const bias = a.bias ?? windowOf(gpu, gpu.placeholder());
   const maxRows = gpu.limits.maxComputeWorkgroupsPerDimension;
   for (let row0 = 0; row0 < a.M; row0 += maxRows) {
     const rows = Math.min(maxRows, a.M - row0);

@@ -670,14 +670,11 @@ function runSplitK(gpu: Gpu, p: Problem, tile: MatmulTile, timing: string | unde
   if (full > 0) run(gpu, { ...sub, K: Kc, batch: full, strideA: stepA, strideB: stepB }, dry);
   if (rest > 0) run(gpu, { ...sub, K: rest, batch: 1, offA: p.offA + full * stepA, offB: p.offB + full * stepB, offC: full * M * N }, dry);
   if (dry) { dry.push('matmul_splitk_reduce'); gpu.pool.release(part); return; }
-  const wc = windowOf(gpu, p.c, p.offC, p.offC + span(1, p.strideC, M, N, p.ldc));
-  const wp = windowOf(gpu, part, 0, S * M * N);
-  const ph = windowOf(gpu, gpu.placeholder());
   splitKReduce(gpu, {
-    part: { range: wp.range, base: wp.base }, S, c: { range: wc.range, base: wc.base }, ldc: p.ldc, M, N,
-    bias: p.bias ? (() => { const w = windowOf(gpu, p.bias!, p.offBias, p.offBias + N); return { range: w.range, base: w.base }; })() : undefined,
-    alpha: p.alpha, accumulate: p.accumulate, tuning: timing,
-  }, { range: ph.range, base: ph.base });
+    part: windowOf(gpu, part, 0, S * M * N), S, c: windowOf(gpu, p.c, p.offC, p.offC + span(1, p.strideC, M, N, p.ldc)), ldc: p.ldc,
+    bias: p.bias ? windowOf(gpu, p.bias, p.offBias, p.offBias + N) : undefined,
+    M, N, alpha: p.alpha, accumulate: p.accumulate, tuning: timing,
+  });
   // Later work may reuse these: they are read before it in queue order.
   gpu.pool.release(part);
   if (parts) gpu.pool.release(parts);
