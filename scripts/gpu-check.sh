@@ -2,12 +2,16 @@
 # The one prepared script for a lent GPU (see ../shared/gpu/README.md), run through the device
 # tool from the project root as
 #   bash .gpu/boot.sh bash scripts/gpu-check.sh
-# Sections (SRK_GPU_SECTIONS, default all, in this order):
+# Sections (SRK_GPU_SECTIONS, default all but quicksteps, in this order):
 #   tests   kernels, models and losses against their references on this GPU, mixed precision included
 #           (what the steps run first: tensor cores, tuner candidates; the other tests after the steps)
-#   matmul  f32 and f16 (tensor cores) on the square and Pythia shapes; with SRK_GPU_SWEEP=1 every tiling
+#   tc      tensor-core attention: adapter probes, its tests and the mixed HF fixtures with it, in each
+#           kernel form until one passes (the steps' SRK_ATTENTION=tc runs use that form)
+#   quicksteps  only the mixed 160m/410m DPO and Sr-DPO steps, with and without tensor-core attention
 #   step    training steps, Pythia-160m/410m, DPO and Sr-DPO, mixed (with and without tensor-core
 #           attention) then f32, packed (+ unpacked, profiles, varied lengths)
+#   matmul  f32 and f16 (tensor cores) on the square and Pythia shapes; with SRK_GPU_SWEEP=1 every tiling
+#   mf16    (not by default: tests has it) test/engine/matmul-f16.test.ts alone, each test as it finishes
 #   torch   the PyTorch anchor on the same card (bench/anchor/torch_anchor.py)
 # Everything lands in $OUT/results.tgz (r/*.json, r/*.log); a summary is printed. A section is
 # skipped once the run has used SRK_GPU_BUDGET seconds (default 420).
@@ -15,7 +19,7 @@ set -u
 out=${OUT:-gpu-out}; r="$out/r"; mkdir -p "$r"
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 budget=${SRK_GPU_BUDGET:-420}
-sections=${SRK_GPU_SECTIONS:-tests matmul step torch}
+sections=${SRK_GPU_SECTIONS:-tests tc step matmul torch}
 t0=$(date +%s)
 left() { echo $(( budget - ($(date +%s) - t0) )); }
 stamp() { echo "[$(( $(date +%s) - t0 ))s] $*" | tee -a "$r/progress.txt"; }
@@ -37,26 +41,47 @@ if has tests; then
   # What the steps below will run first: the tensor-core kernels, the tuner's candidates, the HF
   # fixtures in mixed precision with tensor-core attention. The other tests (checked on this card
   # type before) come after the steps.
-  SRK_TUNE=0 run 150 tests-tc $vt test/kernels/attention-smx.test.ts test/engine/matmul-f16.test.ts
-  SRK_TUNE=0 run 60 tests-tuner $vt test/engine/matmul.test.ts test/kernels/attention.test.ts -t "with the tuner"
-  SRK_TUNE=0 SRK_ATTENTION=tc run 60 tests-tcattn $vt test/model/mixed-precision.test.ts
+  SRK_TUNE=0 run 120 tests-tc $vt --reporter=verbose test/engine/matmul-f16.test.ts
+  SRK_TUNE=0 run 45 tests-tuner $vt test/engine/matmul.test.ts test/kernels/attention.test.ts -t "with the tuner"
   # Tensor-core kernels failing here: time the rest with their first, simplest form.
   if grep -q "×.*smx" "$r/tests-tc.json" 2>/dev/null; then export SRK_SMX_SAFE=1; stamp "smx failures: SRK_SMX_SAFE=1"; fi
   # A tuner candidate failing here: time the rest untuned.
   if grep -q "×" "$r/tests-tuner.json" 2>/dev/null; then export SRK_TUNE=0; stamp "tuner candidate failures: SRK_TUNE=0"; fi
 fi
-if has matmul; then
-  # The built-in rule's tilings (comparable with earlier runs); tuned choices on a few shapes come last.
-  [ "${SRK_GPU_SWEEP:-0}" = 1 ] || SRK_TUNE=0 run 90 matmul $srk bench matmul --json --precision mixed
-  if [ "${SRK_GPU_SWEEP:-0}" = 1 ]; then
-    run 90 sweep $srk bench matmul --json --precision mixed --tiles --only 'square 4096|410m (mlp-up fwd|attn-out dW|qkv dx)'
-  fi
+if has tc; then
+  # Tensor-core attention: the adapter facts it relies on (smx-platform.test.ts), then its tests and
+  # the HF fixtures in mixed precision with it, in each kernel form until one passes (default; the
+  # forward's softmax one lane per row without shuffles; owned fragments loaded per tile; both).
+  # The first form that passes is what the steps' SRK_ATTENTION=tc runs use; none: they are skipped.
+  SRK_TUNE=0 run 40 tests-platform $vt --reporter=verbose test/kernels/smx-platform.test.ts
+  tc_ok=""
+  for form in default row reload row+reload; do
+    sm=""; rl=""; case $form in *row*) sm=row;; esac; case $form in *reload*) rl=1;; esac
+    SRK_TUNE=0 SRK_SMX_SOFTMAX=$sm SRK_SMX_RELOAD=$rl run 60 "tests-tcattn-$form" $vt --reporter=verbose test/kernels/attention-smx.test.ts
+    SRK_TUNE=0 SRK_SMX_SOFTMAX=$sm SRK_SMX_RELOAD=$rl SRK_ATTENTION=tc run 45 "tests-tcmodel-$form" $vt test/model/mixed-precision.test.ts
+    if grep -q "rc=0" "$r/tests-tcattn-$form.log" && grep -q "rc=0" "$r/tests-tcmodel-$form.log"; then
+      tc_ok=$form; export SRK_SMX_SOFTMAX=$sm SRK_SMX_RELOAD=$rl; stamp "tensor-core attention passes as: $form"; break
+    fi
+  done
+  [ -n "$tc_ok" ] || stamp "tensor-core attention failed in every form: its steps are skipped"
 fi
+tcstep() { # tcstep NAME ARGS...: a step with tensor-core attention, where the tc section found a passing form
+  if [ -n "${tc_ok-unchecked}" ]; then SRK_ATTENTION=tc step "$@"; else stamp "skip step-$1 (tensor-core attention failed)"; fi
+}
 step() { # step NAME ARGS...
   local name=$1; shift
   # 120 s: a tuned run's first steps also compile every candidate kernel (later runs hit the driver's cache).
   run 120 "step-$name" $srk bench step --pairs 8 --seq 512 --prompt 256 --json "$@"
 }
+if has quicksteps; then
+  # The mixed steps with and without tensor-core attention, tuned (a short run's steps).
+  for s in pythia-160m pythia-410m; do for l in sr-dpo dpo; do
+    step "$s-$l-mixed" --shape $s --loss $l --precision mixed
+    tcstep "$s-$l-mixed-tcattn" --shape $s --loss $l --precision mixed
+  done; done
+  tcstep pythia-160m-sr-dpo-mixed-tcattn-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
+  tcstep pythia-410m-sr-dpo-mixed-tcattn-profile --shape pythia-410m --loss sr-dpo --precision mixed --profile
+fi
 if has step; then
   # Most wanted first (the budget may end the section): the mixed Sr-DPO steps with the f32 attention
   # and with tensor-core attention (SRK_ATTENTION=tc: opt-in until checked here, see the tests
@@ -65,11 +90,11 @@ if has step; then
   for s in pythia-160m pythia-410m; do
     SRK_TUNE=0 step "$s-sr-dpo-mixed-untuned" --shape $s --loss sr-dpo --precision mixed
     step "$s-sr-dpo-mixed" --shape $s --loss sr-dpo --precision mixed
-    SRK_ATTENTION=tc step "$s-sr-dpo-mixed-tcattn" --shape $s --loss sr-dpo --precision mixed
+    tcstep "$s-sr-dpo-mixed-tcattn" --shape $s --loss sr-dpo --precision mixed
     step "$s-dpo-mixed" --shape $s --loss dpo --precision mixed
-    SRK_ATTENTION=tc step "$s-dpo-mixed-tcattn" --shape $s --loss dpo --precision mixed
+    tcstep "$s-dpo-mixed-tcattn" --shape $s --loss dpo --precision mixed
   done
-  SRK_ATTENTION=tc step pythia-160m-sr-dpo-mixed-tcattn-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
+  tcstep pythia-160m-sr-dpo-mixed-tcattn-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
   for s in pythia-160m pythia-410m; do for l in dpo sr-dpo; do
     step "$s-$l-f32" --shape $s --loss $l --precision f32
   done; done
@@ -83,12 +108,23 @@ if has step; then
   step pythia-160m-sr-dpo-mixed-varied --shape pythia-160m --loss sr-dpo --precision mixed --varied --micro-batch 2
   step pythia-160m-sr-dpo-mixed-varied-dataorder --shape pythia-160m --loss sr-dpo --precision mixed --varied --micro-batch 2 --no-length-order
 fi
+if has matmul; then
+  # The built-in rule's tilings (comparable with earlier runs), after the steps (measured before; the
+  # steps are what the issue counts); tuned choices on a few shapes come last.
+  [ "${SRK_GPU_SWEEP:-0}" = 1 ] || SRK_TUNE=0 run 75 matmul $srk bench matmul --json --precision mixed
+  if [ "${SRK_GPU_SWEEP:-0}" = 1 ]; then
+    run 90 sweep $srk bench matmul --json --precision mixed --tiles --only 'square 4096|410m (mlp-up fwd|attn-out dW|qkv dx)'
+  fi
+fi
 if has tests; then
   SRK_TUNE=0 run 150 tests $vt test/engine test/kernels test/model test/losses test/bench \
     --exclude test/kernels/attention-smx.test.ts --exclude test/engine/matmul-f16.test.ts
 fi
 if has matmul; then # lowest priority: what the tuner picks where the rule is weakest (dW: split-K)
   run 90 matmul-tuned $srk bench matmul --json --precision mixed --only 'square 4096|(160m|410m) (attn-out|qkv) dW'
+fi
+if has mf16; then # the tensor-core matmul's own tests (every tiling the tuner may pick), each as it finishes
+  SRK_TUNE=0 run 150 tests-mf16 $vt --reporter=verbose test/engine/matmul-f16.test.ts
 fi
 if has torch; then
   run 120 torch python3 bench/anchor/torch_anchor.py pythia-160m pythia-410m
@@ -97,11 +133,11 @@ stamp done
 tar czf "$out/results.tgz" -C "$out" r
 # Summary for the tool's output tail.
 cat "$r/nvidia-smi.txt" "$r/commit.txt" 2>/dev/null
-for f in tests-tc tests-tuner tests-tcattn tests; do [ -f "$r/$f.json" ] && sed 's/\x1b\[[0-9;]*m//g' "$r/$f.json" | grep -E "×|Test Files|Tests |AssertionError" | head -12; done
+for f in "$r"/tests*.json; do echo "${f##*/}:"; sed 's/\x1b\[[0-9;]*m//g' "$f" "${f%.json}.log" | grep -E "×|Test Files|Tests  |AssertionError|Error:|rc=" | head -14; done
 [ -f "$r/matmul.log" ] && grep -E "copy|square 4096" "$r/matmul.log" | head -6
 [ -f "$r/matmul-tuned.log" ] && grep -E "tuned" "$r/matmul-tuned.log" | head -12
 [ -f "$r/sweep.log" ] && grep -E "f16" "$r/sweep.log" | sort | head -48
-for f in "$r"/step-*.json; do
+for f in "$r"/step-*.json; do [ -f "$f" ] || continue
   node -e "const j=JSON.parse(require('fs').readFileSync('$f'));const s=j.step;const p=s.profile;const tu=s.tuning?s.tuning.decisions:[];console.log('$f'.split('/').pop().replace('.json',''), s.precision, 'attn '+s.attention, s.tuning&&s.tuning.on?'tuned '+tu.filter(d=>d.chosen).length+'/'+tu.length:'untuned', s.stepMs.toFixed(1)+' ms', Math.round(s.tokensPerS)+' tok/s', (s.peakInUseBytes/2**30).toFixed(2)+' GiB', s.precisionCheck?'dlogp/token '+s.precisionCheck.maxAbsDiffPerToken.toExponential(1):'', p?'profile gpu '+p.gpuMs.toFixed(0)+' ms: '+p.families.slice(0,6).map(f=>f.name+' '+f.ms.toFixed(1)).join(', '):'')" 2>/dev/null || { echo "$f:"; tail -3 "${f%.json}.log"; }
 done
 [ -f "$r/torch.json" ] && { head -c 2500 "$r/torch.json"; tail -2 "$r/torch.log"; }

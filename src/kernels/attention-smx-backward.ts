@@ -5,7 +5,7 @@ import { memoDef } from '../engine/kernel.js';
 import { at, passIO, queryTileWalk } from './attention-wgsl.js';
 import { smxDialect } from './smx-wgsl.js';
 import { ABSMAX_PARTS, f16ScaleWgsl } from './absmax.js';
-import { F, PAD, keyTileWalk, stagePosSeg, stageFn, type SmxAttentionTiles } from './attention-smx.js';
+import { F, PAD, keyTileWalk, quadStore, stagePosSeg, stageFn, type SmxAttentionTiles } from './attention-smx.js';
 
 // Backward on tensor cores (flash-attention-2 as in attention.ts, with f16 operands): the same two
 // passes and outputs as the f32 kernels, after the same preparation kernel (lse and D per row).
@@ -43,17 +43,17 @@ fn gradScale(li: u32, base: u32) -> f32 {
  *  SGQ x 16 keys, BC queries per tile). */
 export function smxBackwardShape(pass: 'dq' | 'dkdv', t: SmxAttentionTiles, sg: number): { threads: number; sharedBytes: number } {
   const R = F * t.SGQ; const RSH = t.DP + PAD; const PS = t.BC + PAD; const threads = t.SGQ * sg;
-  const kv = 2 * 2 * Math.max(R, t.BC) * RSH;           // owned operands first, then the streamed pair
+  const kv = 2 * (t.reload ? 2 * (R + t.BC) : 2 * Math.max(R, t.BC)) * RSH; // owned operands first (after the streamed pair with reload), then the streamed pair
   const sab = 2 * 4 * t.SGQ * F * t.BC;                 // two f32 scratches per subgroup
   const half = (pass === 'dq' ? 1 : 2) * 2 * t.SGQ * F * PS; // dS (and P^T) in f16
   const small = 4 * (pass === 'dq' ? 4 * R + 2 * t.BC : 2 * R + 4 * t.BC) + 16 + 4 * threads; // + f16Scale's reduction
   return { threads, sharedBytes: kv + sab + half + small };
 }
 
-export function chooseSmxBackwardTiles(pass: 'dq' | 'dkdv', Dh: number, sg: number, maxBytes: number, maxThreads: number): SmxAttentionTiles | undefined {
+export function chooseSmxBackwardTiles(pass: 'dq' | 'dkdv', Dh: number, sg: number, maxBytes: number, maxThreads: number, reload = false): SmxAttentionTiles | undefined {
   const DP = Math.ceil(Dh / F) * F;
   for (const [SGQ, BC] of [[4, 32], [2, 32], [1, 32], [1, 16]]) {
-    const t = { SGQ, BC, DP };
+    const t = reload ? { SGQ, BC, DP, reload } : { SGQ, BC, DP };
     const s = smxBackwardShape(pass, t, sg);
     if (s.sharedBytes <= maxBytes && s.threads <= maxThreads) return t;
   }
@@ -77,13 +77,21 @@ function storeFrags(sm: Dialect, mats: string[], factor: string, arr: string, f:
 
 type Dialect = ReturnType<typeof smxDialect>;
 
-/** Loads the subgroup's 16 owned rows of the two operands staged at KV rows 0 and R as left
- *  matrices a0.., b0.. (one per 16 head-dim columns). */
-function ownedFrags(sm: Dialect, a: string, b: string, R: number, FD: number, RSH: number): string[] {
+/** Quads of 4 elements per lane covering a subgroup's [16][C] tile (C a multiple of 4). */
+function quads(C: number, sg: number): number {
+  const n = (F * C) / (4 * sg);
+  if (!Number.isInteger(n)) throw new RangeError(`attention: smx tile of ${C} columns does not split into quads over ${sg} lanes`);
+  return n;
+}
+
+
+/** Loads the subgroup's 16 owned rows of the two operands staged at KV rows base and base + R as
+ *  left matrices a0.., b0.. (one per 16 head-dim columns). */
+function ownedFrags(sm: Dialect, a: string, b: string, R: number, FD: number, RSH: number, base: number): string[] {
   const out: string[] = [];
   for (let d = 0; d < FD; d++) {
-    out.push(sm.load('left', `${a}${d}`, 'KV', `(sgi * 16u) * ${RSH}u + ${d * F}u`, 'row_major', `${RSH}u`),
-      sm.load('left', `${b}${d}`, 'KV', `(${R}u + sgi * 16u) * ${RSH}u + ${d * F}u`, 'row_major', `${RSH}u`));
+    out.push(sm.load('left', `${a}${d}`, 'KV', `(${base}u + sgi * 16u) * ${RSH}u + ${d * F}u`, 'row_major', `${RSH}u`),
+      sm.load('left', `${b}${d}`, 'KV', `(${base + R}u + sgi * 16u) * ${RSH}u + ${d * F}u`, 'row_major', `${RSH}u`));
   }
   return out;
 }
@@ -125,12 +133,13 @@ function smxDqDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean): Kerne
   const BR = F * SGQ; const RSH = DP + PAD; const PS = BC + PAD; const FD = DP / F;
   const threads = SGQ * sg; const SA = F * BC; // per-subgroup scratch floats
   const u = (n: number) => `${n}u`;
-  const loads = ownedFrags(sm, 'qf', 'gf', BR, FD, RSH);   // Q and dO (staged at rows 0 and BR)
+  const OWN = t.reload ? 2 * BC : 0; // the owned operands' first KV row
+  const loads = ownedFrags(sm, 'qf', 'gf', BR, FD, RSH, OWN); // Q and dO (staged at rows OWN and OWN + BR)
   const sdp = pairScores(sm, 'qf', 'gf', BC, FD, RSH);       // S = Q K^T, dP = dO V^T
   const dqs = accumulate(sm, 'dq', 'Ps', 0, BC, FD, RSH, PS); // dQ += dS K
   const accs = Array.from({ length: FD }, (_, d) => `dq${d}`);
   return {
-    name: `attn_bwd_dq_smx_${BR}x${BC}_d${DP}_sg${sg}${emulated ? '_emu' : ''}`,
+    name: `attn_bwd_dq_smx_${BR}x${BC}_d${DP}_sg${sg}${t.reload ? '_reload' : ''}${emulated ? '_emu' : ''}`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'read', 'rw'],
     uniform: true,
     code: /* wgsl */ `${sm.header}
@@ -139,7 +148,7 @@ const BC = ${u(BC)};
 const DP = ${u(DP)};
 ${passIO('dq', { scaled: true })}
 ${gradScaleWgsl(threads, DP)}
-var<workgroup> KV: array<f16, ${2 * Math.max(BR, BC) * RSH}>; // Q [BR], dO [BR] first; then K [BC], V [BC]
+var<workgroup> KV: array<f16, ${(t.reload ? 2 * (BR + BC) : 2 * Math.max(BR, BC)) * RSH}>; // ${t.reload ? 'K [BC], V [BC], Q [BR], dO [BR]' : 'Q [BR], dO [BR] first; then K [BC], V [BC]'}
 var<workgroup> Sa: array<f32, ${SGQ * SA}>; // per subgroup [16][BC]: S (then output fragments)
 var<workgroup> Sb: array<f32, ${SGQ * SA}>; // per subgroup [16][BC]: dP
 var<workgroup> Ps: array<f16, ${SGQ * F * PS}>; // per subgroup [16][PS]: dS
@@ -161,25 +170,30 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let gs = gradScale(li, p.partsBase);
   if (li == 0u) { lenS = rowLen(gb); }
   let len = workgroupUniformLoad(&lenS);
-  stageRow(li, BR, p.T, q0, 0u, 0u, b, h, 1.0);
-  stageRow(li, BR, p.T, q0, BR, 3u, b, h, gs);
+  stageRow(li, BR, p.T, q0, ${u(OWN)}, 0u, b, h, 1.0);
+  stageRow(li, BR, p.T, q0, ${u(OWN + BR)}, 3u, b, h, gs);
   let ldRow = p.ldBase + 2u * ((b * p.Hq + h) * p.T);
   ${stagePosSeg('BR', 'q0', 'p.T', 'qpos', 'qseg', threads, true)}
   workgroupBarrier();
-  ${loads.join('\n  ')}
+  ${t.reload ? '' : loads.join('\n  ')}
   workgroupBarrier();
   ${accs.map((a) => sm.declResult(a)).join('\n  ')}
   ${keyTileWalk(threads)}
+    ${t.reload ? loads.join('\n    ') : ''}
     ${sdp.join('\n    ')}
     workgroupBarrier();
-    for (var t = 0u; t < ${u((F * BC) / sg)}; t++) {
-      let e = lane + ${u(sg)} * t; let r = e / BC; let jj = e % BC; let rr = sgi * 16u + r; let j = k0 + jj;
-      var ds = 0.0;
-      if (j < kEnd && visible(q0 + rr, j, len, qpos[rr], qseg[rr], kpos[jj], kseg[jj])) {
-        let pv = exp(Sa[sgi * ${u(SA)} + e] * p.scale - qlse[rr]);
-        ds = pv * (Sb[sgi * ${u(SA)} + e] - qD[rr]);
+    // Lanes take aligned quads of 4 elements (dS written 8 bytes at a time, as the staging does).
+    for (var t = 0u; t < ${u(quads(BC, sg))}; t++) {
+      let e0 = 4u * (lane + ${u(sg)} * t); let r = e0 / BC; let j0 = e0 % BC; let rr = sgi * 16u + r;
+      var ds = vec4f(0.0);
+      for (var k4 = 0u; k4 < 4u; k4++) {
+        let jj = j0 + k4; let j = k0 + jj; let e = e0 + k4;
+        if (j < kEnd && visible(q0 + rr, j, len, qpos[rr], qseg[rr], kpos[jj], kseg[jj])) {
+          let pv = exp(Sa[sgi * ${u(SA)} + e] * p.scale - qlse[rr]);
+          ds[k4] = pv * (Sb[sgi * ${u(SA)} + e] - qD[rr]);
+        }
       }
-      Ps[sgi * ${u(F * PS)} + r * ${u(PS)} + jj] = f16(ds);
+      ${quadStore('Ps', `sgi * ${u(F * PS)} + r * ${u(PS)} + j0`, 'ds')}
     }
     workgroupBarrier();
     ${dqs.join('\n    ')}
@@ -196,14 +210,15 @@ function smxDkdvDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean, shar
   const BK = F * SGQ; const BQ = BC; const RSH = DP + PAD; const PS = BQ + PAD; const FD = DP / F;
   const threads = SGQ * sg; const SA = F * BQ;
   const u = (n: number) => `${n}u`;
-  const loads = ownedFrags(sm, 'kf', 'vf', BK, FD, RSH);  // K and V (staged at rows 0 and BK)
+  const OWN = t.reload ? 2 * BQ : 0; // the owned operands' first KV row
+  const loads = ownedFrags(sm, 'kf', 'vf', BK, FD, RSH, OWN); // K and V (staged at rows OWN and OWN + BK)
   const sdp = pairScores(sm, 'kf', 'vf', BQ, FD, RSH);      // S^T = K Q^T, dP^T = V dO^T
   const prods = [...accumulate(sm, 'dv', 'Pt', BQ, BQ, FD, RSH, PS),  // dV += P^T dO
     ...accumulate(sm, 'dk', 'Dt', 0, BQ, FD, RSH, PS)];             // dK += dS^T Q
   const dks = Array.from({ length: FD }, (_, d) => `dk${d}`);
   const dvs = Array.from({ length: FD }, (_, d) => `dv${d}`);
   return {
-    name: `attn_bwd_dkdv_smx_${BK}x${BQ}_d${DP}_sg${sg}${shared ? '_shared' : ''}${emulated ? '_emu' : ''}`,
+    name: `attn_bwd_dkdv_smx_${BK}x${BQ}_d${DP}_sg${sg}${shared ? '_shared' : ''}${t.reload ? '_reload' : ''}${emulated ? '_emu' : ''}`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'read', 'rw', ...(shared ? [] : ['rw' as const])],
     uniform: true,
     code: /* wgsl */ `${sm.header}
@@ -212,7 +227,7 @@ const BQ = ${u(BQ)};
 const DP = ${u(DP)};
 ${passIO('dkdv', { shared, scaled: true })}
 ${gradScaleWgsl(threads, DP)}
-var<workgroup> KV: array<f16, ${2 * Math.max(BK, BQ) * RSH}>; // K [BK], V [BK] first; then Q [BQ], dO [BQ]
+var<workgroup> KV: array<f16, ${(t.reload ? 2 * (BK + BQ) : 2 * Math.max(BK, BQ)) * RSH}>; // ${t.reload ? 'Q [BQ], dO [BQ], K [BK], V [BK]' : 'K [BK], V [BK] first; then Q [BQ], dO [BQ]'}
 var<workgroup> Sa: array<f32, ${SGQ * SA}>; // per subgroup [16 keys][BQ]: S^T (then output fragments)
 var<workgroup> Sb: array<f32, ${SGQ * SA}>; // dP^T
 var<workgroup> Pt: array<f16, ${SGQ * F * PS}>; // P^T
@@ -235,11 +250,11 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let gs = gradScale(li, p.partsBase);
   if (li == 0u) { lenS = rowLen(gb); }
   let len = workgroupUniformLoad(&lenS);
-  stageRow(li, BK, len, k0, 0u, 1u, b, kvh, 1.0);
-  stageRow(li, BK, len, k0, BK, 2u, b, kvh, 1.0);
+  stageRow(li, BK, len, k0, ${u(OWN)}, 1u, b, kvh, 1.0);
+  stageRow(li, BK, len, k0, ${u(OWN + BK)}, 2u, b, kvh, 1.0);
   ${stagePosSeg('BK', 'k0', 'len', 'kpos', 'kseg', threads)}
   workgroupBarrier();
-  ${loads.join('\n  ')}
+  ${t.reload ? '' : loads.join('\n  ')}
   workgroupBarrier();
   ${[...dks, ...dvs].map((a) => sm.declResult(a)).join('\n  ')}
   ${queryTileWalk('BK', 'BQ')}
@@ -247,17 +262,21 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       stageRow(li, BQ, iEnd, i0, BQ, 3u, b, h, gs);
       ${stagePosSeg('BQ', 'i0', 'iEnd', 'qpos', 'qseg', threads, true)}
       workgroupBarrier();
+      ${t.reload ? loads.join('\n      ') : ''}
       ${sdp.join('\n      ')}
       workgroupBarrier();
-      for (var t = 0u; t < ${u((F * BQ) / sg)}; t++) {
-        let e = lane + ${u(sg)} * t; let r = e / BQ; let ii = e % BQ; let rr = sgi * 16u + r; let qi = i0 + ii;
-        var pv = 0.0; var ds = 0.0;
-        if (qi < iEnd && visible(qi, k0 + rr, len, qpos[ii], qseg[ii], kpos[rr], kseg[rr])) {
-          pv = exp(Sa[sgi * ${u(SA)} + e] * p.scale - qlse[ii]);
-          ds = pv * (Sb[sgi * ${u(SA)} + e] - qD[ii]);
+      for (var t = 0u; t < ${u(quads(BQ, sg))}; t++) {
+        let e0 = 4u * (lane + ${u(sg)} * t); let r = e0 / BQ; let i4 = e0 % BQ; let rr = sgi * 16u + r;
+        var pv = vec4f(0.0); var ds = vec4f(0.0);
+        for (var k4 = 0u; k4 < 4u; k4++) {
+          let ii = i4 + k4; let qi = i0 + ii; let e = e0 + k4;
+          if (qi < iEnd && visible(qi, k0 + rr, len, qpos[ii], qseg[ii], kpos[rr], kseg[rr])) {
+            pv[k4] = exp(Sa[sgi * ${u(SA)} + e] * p.scale - qlse[ii]);
+            ds[k4] = pv[k4] * (Sb[sgi * ${u(SA)} + e] - qD[ii]);
+          }
         }
-        Pt[sgi * ${u(F * PS)} + r * ${u(PS)} + ii] = f16(pv);
-        Dt[sgi * ${u(F * PS)} + r * ${u(PS)} + ii] = f16(ds);
+        ${quadStore('Pt', `sgi * ${u(F * PS)} + r * ${u(PS)} + i4`, 'pv')}
+        ${quadStore('Dt', `sgi * ${u(F * PS)} + r * ${u(PS)} + i4`, 'ds')}
       }
       workgroupBarrier();
       ${prods.join('\n      ')}

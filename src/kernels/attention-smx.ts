@@ -34,12 +34,23 @@ export interface SmxAttentionTiles {
   SGQ: number; BC: number;
   /** Head dim padded to 16. */
   DP: number;
+  /**
+   * The owned fragments (Q in the forward; Q, dO or K, V in the backward) staged in a region of
+   * their own and loaded again for every tile instead of once before the walk (SRK_SMX_RELOAD=1):
+   * a diagnostic form that holds no subgroup matrix across the walk's barriers and stores.
+   */
+  reload?: boolean;
 }
+
+/** WGSL storing the f32 vec4 `v` as 4 f16 at dst[at ..] (at a multiple of 4): one lane's aligned
+ *  8 bytes, never single halves beside another lane's. */
+export const quadStore = (dst: string, at: string, v: string) =>
+  `{ let h = vec4<f16>(${v}); let w = ${at}; ${dst}[w] = h.x; ${dst}[w + 1u] = h.y; ${dst}[w + 2u] = h.z; ${dst}[w + 3u] = h.w; }`;
 
 /** Workgroup bytes and threads of a tiling at subgroup size sg. */
 export function smxAttentionShape(t: SmxAttentionTiles, sg: number): { threads: number; sharedBytes: number } {
   const BR = F * t.SGQ; const RSH = t.DP + PAD; const SW = Math.max(t.BC, t.DP);
-  const kv = 2 * Math.max(BR, 2 * t.BC) * RSH;    // Q once, then K and V (f16)
+  const kv = 2 * (t.reload ? BR + 2 * t.BC : Math.max(BR, 2 * t.BC)) * RSH; // Q (first, or after K and V), K and V (f16)
   const s = 4 * t.SGQ * F * SW;                    // per-subgroup f32 scratch (scores, then P V)
   const pt = 2 * t.SGQ * F * (t.BC + PAD);         // per-subgroup P (f16)
   const small = 4 * (3 * BR + 2 * t.BC + 4);       // qpos, qseg, rowA, kpos, kseg, flags
@@ -47,10 +58,10 @@ export function smxAttentionShape(t: SmxAttentionTiles, sg: number): { threads: 
 }
 
 /** The largest tiling that fits the adapter (Dh <= 256), or undefined. */
-export function chooseSmxAttentionTiles(Dh: number, sg: number, maxBytes: number, maxThreads: number): SmxAttentionTiles | undefined {
+export function chooseSmxAttentionTiles(Dh: number, sg: number, maxBytes: number, maxThreads: number, reload = false): SmxAttentionTiles | undefined {
   const DP = Math.ceil(Dh / F) * F;
   for (const [SGQ, BC] of [[4, 32], [2, 32], [1, 32], [1, 16]]) {
-    const t = { SGQ, BC, DP };
+    const t = reload ? { SGQ, BC, DP, reload } : { SGQ, BC, DP };
     const s = smxAttentionShape(t, sg);
     if (s.sharedBytes <= maxBytes && s.threads <= maxThreads) return t;
   }
@@ -115,17 +126,21 @@ export function keyTileWalk(threads: number): string {
     workgroupBarrier();`;
 }
 
-function smxForwardDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean): KernelDef {
+function smxForwardDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean, rowLanes = false): KernelDef {
   const sm = smxDialect(emulated);
   const { SGQ, BC, DP } = t;
   const BR = F * SGQ; const RSH = DP + PAD; const SW = Math.max(BC, DP); const PS = BC + PAD;
   const FD = DP / F; const FC = BC / F;
   const threads = SGQ * sg;
   const u = (n: number) => `${n}u`;
-  // Softmax lanes: with sg >= 16, LPR lanes share a row (columns part, part + LPR, ...) and combine
-  // with shuffles; with sg < 16, a lane owns RPL rows. (Emulated on lavapipe, sg = 8: no shuffles;
-  // the shuffle path runs only where subgroups have 16 or more invocations.)
-  const LPR = Math.max(1, sg / F); const RPL = Math.max(1, F / sg);
+  // Softmax lanes: with sg >= 16, LPR lanes share a row (column quads part, part + LPR, ...) and
+  // combine with shuffles; with sg < 16, a lane owns RPL rows. (Emulated on lavapipe, sg = 8: no
+  // shuffles; the shuffle path runs only where subgroups have 16 or more invocations.) `rowLanes`
+  // (SRK_SMX_SOFTMAX=row): one lane per row and no shuffles at any subgroup size, lanes 16+ idle.
+  // Every lane writes P in aligned quads of 4 f16 (8 bytes), as the staging does, never single
+  // halves beside another lane's.
+  const LPR = rowLanes ? 1 : Math.max(1, sg / F); const RPL = Math.max(1, F / sg);
+  const active = rowLanes && sg > F ? 'lane < 16u' : 'true';
   const combine = (x: string, op: 'max' | '+') => {
     const steps: string[] = [];
     for (let d = F; d < F * LPR; d *= 2) {
@@ -135,10 +150,13 @@ function smxForwardDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean): 
   };
   // Lane's softmax rows: rr(i) for i < RPL (the row within the subgroup), its column part.
   const rowOf = (i: number) => (sg >= F ? 'lane % 16u' : `lane + ${u(i * sg)}`);
-  const part = sg >= F ? 'lane / 16u' : '0u';
+  const part = sg >= F && LPR > 1 ? 'lane / 16u' : '0u';
+  const QPL = BC / (4 * LPR); // column quads per lane and row
+  if (!Number.isInteger(QPL)) throw new RangeError(`attention: smx key tile ${BC} is not a multiple of ${4 * LPR}`);
 
+  const QROW = t.reload ? 2 * BC : 0; // Q's first KV row
   const qLoads: string[] = [];
-  for (let d = 0; d < FD; d++) qLoads.push(sm.load('left', `qf${d}`, 'KV', `(sg * ${u(F)}) * ${u(RSH)} + ${u(d * F)}`, 'row_major', u(RSH)));
+  for (let d = 0; d < FD; d++) qLoads.push(sm.load('left', `qf${d}`, 'KV', `(${u(QROW)} + sg * ${u(F)}) * ${u(RSH)} + ${u(d * F)}`, 'row_major', u(RSH)));
   // S = Q K^T: K staged as KV[key][d]; the right matrix (rows d, columns keys) is column-major.
   const scores: string[] = [];
   for (let c = 0; c < FC; c++) {
@@ -162,27 +180,31 @@ function smxForwardDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean): 
 
   const softmaxRows: string[] = [];
   for (let i = 0; i < RPL; i++) {
-    softmaxRows.push(`{
-      let r = ${rowOf(i)}; let rr = sg * 16u + r; let qi = q0 + rr;
+    softmaxRows.push(`if (${active}) {
+      let r = ${rowOf(i)}; let rr = sg * 16u + r; let qi = q0 + rr; let srow = sg * ${u(F * SW)} + r * ${u(SW)};
       var tmax = M0;
-      for (var cc = 0u; cc < ${u(BC / LPR)}; cc++) {
-        let jj = ${part} + ${u(LPR)} * cc; let j = k0 + jj;
-        var x = MASKED;
-        if (j < kEnd && visible(qi, j, len, qpos[rr], qseg[rr], kpos[jj], kseg[jj])) { x = Ss[sg * ${u(F * SW)} + r * ${u(SW)} + jj] * p.scale; }
-        Ss[sg * ${u(F * SW)} + r * ${u(SW)} + jj] = x;
-        tmax = max(tmax, x);
+      for (var cc = 0u; cc < ${u(QPL)}; cc++) {
+        for (var k4 = 0u; k4 < 4u; k4++) {
+          let jj = 4u * (${part} + ${u(LPR)} * cc) + k4; let j = k0 + jj;
+          var x = MASKED;
+          if (j < kEnd && visible(qi, j, len, qpos[rr], qseg[rr], kpos[jj], kseg[jj])) { x = Ss[srow + jj] * p.scale; }
+          Ss[srow + jj] = x;
+          tmax = max(tmax, x);
+        }
       }
       ${combine('tmax', 'max')}
       let mnew = max(mrow[${i}], tmax);
       let alpha = exp(mrow[${i}] - mnew);
       var sum = 0.0;
-      for (var cc = 0u; cc < ${u(BC / LPR)}; cc++) {
-        let jj = ${part} + ${u(LPR)} * cc;
-        let x = Ss[sg * ${u(F * SW)} + r * ${u(SW)} + jj];
-        var e = 0.0;
-        if (x > MASKED) { e = exp(x - mnew); }
-        Ps[sg * ${u(F * PS)} + r * ${u(PS)} + jj] = f16(e);
-        sum += e;
+      for (var cc = 0u; cc < ${u(QPL)}; cc++) {
+        let j0 = 4u * (${part} + ${u(LPR)} * cc);
+        var e = vec4f(0.0);
+        for (var k4 = 0u; k4 < 4u; k4++) {
+          let x = Ss[srow + j0 + k4];
+          if (x > MASKED) { e[k4] = exp(x - mnew); }
+        }
+        ${quadStore('Ps', `sg * ${u(F * PS)} + r * ${u(PS)} + j0`, 'e')}
+        sum += e.x + e.y + e.z + e.w;
       }
       ${combine('sum', '+')}
       lrow[${i}] = lrow[${i}] * alpha + sum;
@@ -192,7 +214,7 @@ function smxForwardDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean): 
   }
   const finishRows: string[] = [];
   for (let i = 0; i < RPL; i++) {
-    finishRows.push(`{
+    finishRows.push(`if (${active}) {
       let r = ${rowOf(i)}; let rr = sg * 16u + r; let qi = q0 + rr;
       var inv = 0.0; var l = 0.0;
       if (lrow[${i}] > 0.0) { inv = 1.0 / lrow[${i}]; l = mrow[${i}] + log(lrow[${i}]); }
@@ -202,7 +224,7 @@ function smxForwardDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean): 
   }
 
   return {
-    name: `attn_fwd_smx_${BR}x${BC}_d${DP}_sg${sg}${emulated ? '_emu' : ''}`,
+    name: `attn_fwd_smx_${BR}x${BC}_d${DP}_sg${sg}${rowLanes ? '_rowlanes' : ''}${t.reload ? '_reload' : ''}${emulated ? '_emu' : ''}`,
     bindings: ['read', 'read', 'read', 'read', 'rw', 'rw'],
     uniform: true,
     // Shuffles run in uniform control flow (the key loop's bounds and skips are workgroup-uniform;
@@ -214,7 +236,7 @@ const DP = ${u(DP)};
 const MASKED = -3.0e38;
 const M0 = -1.0e30;
 ${passIO('fwd')}
-var<workgroup> KV: array<f16, ${Math.max(BR, 2 * BC) * RSH}>; // Q [BR][RSH] first; then K [BC][RSH], V [BC][RSH]
+var<workgroup> KV: array<f16, ${(t.reload ? BR + 2 * BC : Math.max(BR, 2 * BC)) * RSH}>; // ${t.reload ? 'K [BC][RSH], V [BC][RSH], Q [BR][RSH]' : 'Q [BR][RSH] first; then K [BC][RSH], V [BC][RSH]'}
 var<workgroup> Ss: array<f32, ${SGQ * F * SW}>;  // per subgroup [16][SW]: scores, then P V
 var<workgroup> Ps: array<f16, ${SGQ * F * PS}>;  // per subgroup [16][PS]: P
 var<workgroup> qpos: array<i32, ${BR}>;
@@ -234,15 +256,16 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let sg = li / sgs;
   if (li == 0u) { lenS = rowLen(gb); }
   let len = workgroupUniformLoad(&lenS);
-  stageRow(li, BR, p.T, q0, 0u, 0u, b, h, 1.0);
+  stageRow(li, BR, p.T, q0, ${u(QROW)}, 0u, b, h, 1.0);
   ${stagePosSeg('BR', 'q0', 'p.T', 'qpos', 'qseg', threads)}
   workgroupBarrier();
-  ${qLoads.join('\n  ')}
+  ${t.reload ? '' : qLoads.join('\n  ')}
   workgroupBarrier();
   var mrow = array<f32, ${RPL}>(${Array(RPL).fill('M0').join(', ')});
   var lrow = array<f32, ${RPL}>();
   var acc = array<f32, ${OPL}>();
   ${keyTileWalk(threads)}
+    ${t.reload ? qLoads.join('\n    ') : ''}
     ${scores.join('\n    ')}
     workgroupBarrier();
     ${softmaxRows.join('\n    ')}

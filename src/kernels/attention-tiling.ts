@@ -113,6 +113,27 @@ export function regTileCandidates(gpu: Gpu, pass: Pass, Dh: number): RegTiles[] 
 // (simt) keeps the f32 kernels until the tensor-core kernels have been checked and timed on a GPU
 // (scripts/gpu-check.sh runs it; bench/RESULTS.md). Read once.
 const ATTENTION_MODE = process.env.SRK_ATTENTION;
+// SRK_SMX_SOFTMAX=row: the tensor-core forward's softmax with one lane per row and no subgroup
+// shuffles (attention-smx.ts), a diagnostic form for adapters whose shuffles are in doubt.
+const SMX_SOFTMAX = process.env.SRK_SMX_SOFTMAX;
+
+// SRK_SMX_RELOAD=1: the tensor-core kernels load their owned fragments again for every tile
+// (SmxAttentionTiles.reload), a diagnostic form.
+const SMX_RELOAD = process.env.SRK_SMX_RELOAD;
+function smxReload(): boolean {
+  if (SMX_RELOAD !== undefined && SMX_RELOAD !== '' && SMX_RELOAD !== '0' && SMX_RELOAD !== '1') {
+    throw Object.assign(new Error(`SRK_SMX_RELOAD=${SMX_RELOAD}: expected 0 or 1`), { userFacing: true });
+  }
+  return SMX_RELOAD === '1';
+}
+
+/** Whether the tensor-core forward runs its softmax one lane per row (SRK_SMX_SOFTMAX=row). */
+export function smxRowLanes(): boolean {
+  if (SMX_SOFTMAX !== undefined && SMX_SOFTMAX !== '' && SMX_SOFTMAX !== 'row' && SMX_SOFTMAX !== 'shuffle') {
+    throw Object.assign(new Error(`SRK_SMX_SOFTMAX=${SMX_SOFTMAX}: expected row or shuffle`), { userFacing: true });
+  }
+  return SMX_SOFTMAX === 'row';
+}
 
 /** The tensor-core forward's tiles for this call, or undefined for the f32 kernels. */
 export function chooseSmxForward(gpu: Gpu, precision: 'f32' | 'f16', Dh: number): SmxAttentionTiles | undefined {
@@ -122,7 +143,7 @@ export function chooseSmxForward(gpu: Gpu, precision: 'f32' | 'f16', Dh: number)
   const wanted = tilingOverride?.tensorCores ?? ATTENTION_MODE === 'tc';
   if (!wanted || precision !== 'f16' || !gpu.smxMode || tilingOverride?.legacy) return undefined;
   const sg = gpu.fixedSubgroupSize;
-  return chooseSmxAttentionTiles(Dh, sg, gpu.limits.maxComputeWorkgroupStorageSize, gpu.limits.maxComputeInvocationsPerWorkgroup);
+  return chooseSmxAttentionTiles(Dh, sg, gpu.limits.maxComputeWorkgroupStorageSize, gpu.limits.maxComputeInvocationsPerWorkgroup, smxReload());
 }
 
 /**
@@ -132,7 +153,7 @@ export function chooseSmxForward(gpu: Gpu, precision: 'f32' | 'f16', Dh: number)
 export function chooseSmxBackward(gpu: Gpu, precision: 'f32' | 'f16', Dh: number): { dq: SmxAttentionTiles; dkdv: SmxAttentionTiles } | undefined {
   if (!chooseSmxForward(gpu, precision, Dh) || gpu.limits.maxStorageBuffersPerShaderStage < 9) return undefined;
   const sg = gpu.fixedSubgroupSize;
-  const fit = (pass: 'dq' | 'dkdv') => chooseSmxBackwardTiles(pass, Dh, sg, gpu.limits.maxComputeWorkgroupStorageSize, gpu.limits.maxComputeInvocationsPerWorkgroup);
+  const fit = (pass: 'dq' | 'dkdv') => chooseSmxBackwardTiles(pass, Dh, sg, gpu.limits.maxComputeWorkgroupStorageSize, gpu.limits.maxComputeInvocationsPerWorkgroup, smxReload());
   const dq = fit('dq'); const dkdv = fit('dkdv');
   return dq && dkdv ? { dq, dkdv } : undefined;
 }

@@ -51,7 +51,7 @@ import { ParamWriter, grid, maxWindowElems, windowOf, type Window } from '../eng
 import { dummyI32, isPackedMask, packMask, type MaskTensors, type PackedMask } from './attention-mask.js';
 import { regDkdvDef, regDqDef, regForwardDef } from './attention-blocked.js';
 import { dkdvDef, dqDef, forwardDef } from './attention-legacy.js';
-import { chooseSmxBackward, chooseSmxForward, chooseTiles, regTileCandidates, type Pass, type RegTiles } from './attention-tiling.js';
+import { chooseSmxBackward, chooseSmxForward, chooseTiles, regTileCandidates, smxRowLanes, type Pass, type RegTiles } from './attention-tiling.js';
 import { halfOctave } from '../engine/tuner.js';
 import { smxForwardDef } from './attention-smx.js';
 import { smxDkdvDef, smxDqDef } from './attention-smx-backward.js';
@@ -231,7 +231,7 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
   const tc = chooseSmxForward(gpu, a.precision ?? gpu.matmulPrecision, Dh);
   const { rt, timing } = tc ? {} : regTilesFor(gpu, 'fwd', a, !!mask.m);
   const rows = tc ? 16 * tc.SGQ : rt ? rt.BR : chooseTiles(gpu, 'fwd', Dh).R;
-  const kernel = gpu.kernels.get(tc ? smxForwardDef(tc, gpu.fixedSubgroupSize, gpu.smxMode === 'emulated')
+  const kernel = gpu.kernels.get(tc ? smxForwardDef(tc, gpu.fixedSubgroupSize, gpu.smxMode === 'emulated', smxRowLanes())
     : rt ? regForwardDef(rt) : forwardDef(chooseTiles(gpu, 'fwd', Dh)));
   const nb = batchChunk(gpu, a, [q, k, v, o], Hq * T);
   const mt = mask.m ?? dummyI32(gpu);

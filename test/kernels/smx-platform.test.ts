@@ -1,0 +1,136 @@
+// What the tensor-core attention kernels (attention-smx*.ts) take from the adapter, each checked
+// alone so that a failure there names its cause: f16 workgroup stores by neighbouring invocations,
+// subgroup shuffles at every xor distance, and a 16x16 product S = Q K^T (K read column-major from
+// f16 workgroup memory) stored to f32 workgroup memory and read back by the lanes. Natively where
+// the adapter has an f16 subgroup-matrix config (the third case emulated elsewhere: smx-wgsl.ts).
+// Inputs are small integers, so every expected value is exact in f16 and f32.
+import { describe, expect, it } from 'vitest';
+import { getGpu } from '../helpers/gpu.js';
+import { makeRng } from '../helpers/random.js';
+import { windowOf, type KernelDef } from '../../src/engine/kernel.js';
+import type { Gpu } from '../../src/engine/gpu.js';
+import { smxDialect } from '../../src/kernels/smx-wgsl.js';
+
+process.env.GALLIVM_PERF ??= 'nopt';
+const rng = makeRng();
+
+/** Runs a one-workgroup kernel whose only binding is out (n f32) and returns out. */
+async function runOut(gpu: Gpu, def: KernelDef, n: number): Promise<Float32Array> {
+  const out = gpu.tensor([n]);
+  gpu.recorder.dispatch(gpu.kernels.get(def), [windowOf(gpu, out).range], undefined, [1, 1, 1]);
+  return gpu.readF32(out);
+}
+
+describe('the adapter, as the tensor-core attention uses it', () => {
+  it('f16 workgroup stores by neighbouring invocations (single halves, as lanes interleave) all land', async () => {
+    const gpu = await getGpu();
+    if (!gpu.features.shaderF16) return;
+    const N = 1024; const WG = 64;
+    // Element e is written by invocation e % WG (neighbours write the two halves of one 32-bit word
+    // in the same instruction), then read back by another invocation after the barrier.
+    const def: KernelDef = {
+      name: 'probe_f16_interleaved_stores', bindings: ['rw'],
+      code: `enable f16;
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+var<workgroup> W: array<f16, ${N}>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) li: u32) {
+  for (var e = li; e < ${N}u; e += ${WG}u) { W[e] = f16(f32(e % 2048u) - 1000.0); }
+  workgroupBarrier();
+  for (var e = li; e < ${N}u; e += ${WG}u) { let s = ${N - 1}u - e; out[s] = f32(W[s]); }
+}`,
+    };
+    const got = await runOut(gpu, def, N);
+    const bad = [...got].map((v, e) => [e, v, (e % 2048) - 1000]).filter(([, v, w]) => v !== w);
+    expect(bad.slice(0, 8), `${bad.length} of ${N} halves lost or wrong`).toEqual([]);
+  });
+
+  it('subgroup shuffles at every xor distance below the subgroup size', async () => {
+    const gpu = await getGpu();
+    const sg = gpu.fixedSubgroupSize;
+    if (!gpu.features.subgroups || !sg) return;
+    const WG = Math.max(64, sg * 2);
+    const dists: number[] = [];
+    for (let d = 1; d < sg; d *= 2) dists.push(d);
+    const def: KernelDef = {
+      name: `probe_shuffle_xor_sg${sg}`, bindings: ['rw'],
+      code: `enable subgroups;
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) li: u32) {
+  let x = f32(li) * 2.0 + 1.0;
+  ${dists.map((d, i) => `out[${i * WG}u + li] = subgroupShuffleXor(x, ${d}u);`).join('\n  ')}
+}`,
+    };
+    const got = await runOut(gpu, def, dists.length * WG);
+    dists.forEach((d, i) => {
+      const bad: number[] = [];
+      for (let l = 0; l < WG; l++) if (got[i * WG + l] !== (l ^ d) * 2 + 1) bad.push(l);
+      expect(bad.slice(0, 8), `xor ${d} (subgroup size ${sg}): ${bad.length} lanes wrong`).toEqual([]);
+    });
+  });
+
+  it('S = Q K^T as the attention kernels form it: Q row-major, K column-major from f16 staging, S through f32 scratch, Q held over the walk', async () => {
+    const gpu = await getGpu();
+    gpu.emulateSmx = !gpu.smxF16;
+    try {
+      if (!gpu.smxMode) return;
+      const sg = gpu.fixedSubgroupSize; const sm = smxDialect(gpu.smxMode === 'emulated');
+      const RSH = 24; const SW = 32; // padded rows as the kernels use them
+      const q = Array.from({ length: 256 }, () => rng.int(15) - 7);
+      const k = Array.from({ length: 256 }, () => rng.int(15) - 7);
+      // Q at KV rows 0..15, K at rows 16..31, both [row][d] with row stride RSH; written one half per
+      // invocation from constants.
+      const lit = (a: number[]) => `array<f32, 256>(${a.map((x) => x.toFixed(1)).join(', ')})`;
+      const def: KernelDef = {
+        name: `probe_smx_qkt_sg${sg}${sm.emulated ? '_emu' : ''}`, bindings: ['rw'],
+        code: `${sm.header}
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+var<workgroup> KV: array<f16, ${32 * RSH}>;
+var<workgroup> Ss: array<f32, ${32 * SW}>;
+const QV = ${lit(q)};
+const KVAL = ${lit(k)};
+@compute @workgroup_size(${sg})
+fn main(@builtin(local_invocation_index) li: u32) {
+  for (var e = li; e < 256u; e += ${sg}u) {
+    KV[(e / 16u) * ${RSH}u + e % 16u] = f16(QV[e]);
+    KV[(16u + e / 16u) * ${RSH}u + e % 16u] = f16(KVAL[e]);
+  }
+  workgroupBarrier();
+  ${sm.load('left', 'qf', 'KV', '0u', 'row_major', `${RSH}u`)}
+  ${sm.load('right', 'kf', 'KV', `${16 * RSH}u`, 'col_major', `${RSH}u`)}
+  ${sm.declResult('s')}
+  ${sm.mma('s', 'qf', 'kf')}
+  // Q's fragment is held, as the kernels hold their owned fragments over the tile walk: its source
+  // rows are overwritten (and read as the next tile's K) before it is used again.
+  workgroupBarrier();
+  for (var e = li; e < 256u; e += ${sg}u) { KV[(e / 16u) * ${RSH}u + e % 16u] = f16(KVAL[255u - e]); }
+  workgroupBarrier();
+  ${sm.load('right', 'kf2', 'KV', '0u', 'col_major', `${RSH}u`)}
+  ${sm.declResult('s2')}
+  ${sm.mma('s2', 'qf', 'kf2')}
+  ${sm.store('Ss', `${16 * SW + 16}u`, 's2', 'row_major', `${SW}u`)}
+  ${sm.store('Ss', '16u', 's', 'row_major', `${SW}u`)}
+  workgroupBarrier();
+  for (var e = li; e < 256u; e += ${sg}u) {
+    out[e] = Ss[16u + (e / 16u) * ${SW}u + e % 16u];
+    out[256u + e] = Ss[${16 * SW + 16}u + (e / 16u) * ${SW}u + e % 16u];
+  }
+}`,
+      };
+      const got = await runOut(gpu, def, 512);
+      const k2 = [...k].reverse();
+      [k, k2].forEach((kk, m) => {
+        const bad: string[] = [];
+        for (let i = 0; i < 16; i++) for (let j = 0; j < 16; j++) {
+          let s = 0; for (let d = 0; d < 16; d++) s += q[i * 16 + d] * kk[j * 16 + d];
+          if (got[m * 256 + i * 16 + j] !== s) bad.push(`(${i},${j}) ${got[m * 256 + i * 16 + j]} vs ${s}`);
+        }
+        const what = m ? 'with Q held over a barrier and its source overwritten' : 'first product';
+        expect(bad.slice(0, 6), `${what}: ${bad.length} of 256 scores wrong (seed ${rng.seed})`).toEqual([]);
+      });
+    } finally {
+      gpu.emulateSmx = false;
+    }
+  });
+});
