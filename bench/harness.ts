@@ -53,7 +53,8 @@ export async function tuneFirst(gpu: Gpu, run: () => void, calls = 32): Promise<
   if (!gpu.tuner) return false;
   const profiling = gpu.profiler?.enabled ?? false;
   if (gpu.profiler) gpu.profiler.enabled = false; // the tuner's timestamps need the passes
-  for (let round = 0; round < gpu.tuner.table.maxSteps; round++) {
+  // Rounds until the tuner has chosen (a tensor-core attention check first takes a round of its own).
+  for (let round = 0; round < gpu.tuner.table.maxSteps + 2 && (round < gpu.tuner.table.maxSteps || gpu.tuner.open); round++) {
     for (let i = 0; i < calls; i++) run();
     await gpu.sync();
     await gpu.tuner.settle();

@@ -18,6 +18,7 @@
 // dispatch (StepProfile).
 import type { TuneDecision } from '../src/engine/tuner.js';
 import { chooseSmxBackward } from '../src/kernels/attention-tiling.js';
+import { tcCheckState } from '../src/kernels/attention-selfcheck.js';
 import type { Gpu } from '../src/engine/gpu.js';
 import { Optimizer } from '../src/kernels/optimizer.js';
 import { presetConfig } from '../src/init/presets.js';
@@ -74,8 +75,11 @@ export interface PrecisionCheck {
 
 export interface StepResult {
   shape: StepShape; parameters: number; loss: LossName; precision: Precision; precisionNote?: string; precisionCheck?: PrecisionCheck;
-  /** Attention kernels in this step: 'tensor cores' (f16 precision with SRK_ATTENTION=tc) or 'f32'. */
-  attention: 'tensor cores' | 'f32';
+  /**
+   * Attention kernels in this step: 'tensor cores' (SRK_ATTENTION=tc, or the tuner chose them for
+   * every pass), 'mixed' (for some passes) or 'f32'; tcCheck: their self-check here (mixed precision).
+   */
+  attention: 'tensor cores' | 'mixed' | 'f32'; tcCheck?: string;
   packed: boolean; varied: boolean; lengthOrder: boolean; optimizer: 'rmsprop'; gradClip: number;
   pairs: number; seq: number; prompt: number; completion: number; microBatch: number; refineTokens: number | null;
   /** Batch rows of one micro-batch and their (padded) length. */
@@ -158,15 +162,6 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
     : buildBatch(firstMb.map((p) => ({ prompt: p.promptIds, completions: [p.chosenIds, p.rejectedIds] })), { packed: o.packed });
   const choice = setPrecision(gpu, o.precision);
   if (choice.note) log(`  (${choice.note})`);
-  const attentionKind = chooseSmxBackward(gpu, gpu.matmulPrecision, cfg.headDim) ? 'tensor cores' as const : 'f32' as const;
-  log(`  attention: ${attentionKind}`);
-  const precisionCheck = choice.precision === 'mixed' && o.loss !== 'sft'
-    ? await comparePrecisions(gpu, model, firstMb, o.packed) : undefined;
-  if (precisionCheck) {
-    log(`  mixed vs f32 log-probs (${precisionCheck.sequences} sequences of ${precisionCheck.tokensPerSequence} tokens, same weights): ` +
-      `max |diff| ${precisionCheck.maxAbsDiff.toExponential(2)} per sequence, ${precisionCheck.maxAbsDiffPerToken.toExponential(2)} per token, ` +
-      `relative ${precisionCheck.maxRelDiff.toExponential(2)} (|log-prob| ~ ${precisionCheck.meanAbsLogp.toFixed(1)})`);
-  }
   // Real (unpadded) tokens, from the pairs themselves (their lengths vary with --varied).
   const sumOf = (f: (p: TokenizedPair) => number) => pairs.reduce((s, p) => s + f(p), 0);
   const augTokens = !sr ? 0 : o.packed
@@ -185,7 +180,7 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   const warmupMs: number[] = [];
   for (let i = 0; i < o.warmup; i++) { warmupMs.push(await one()); log(`  warm-up step ${i + 1}: ${warmupMs[i].toFixed(0)} ms`); }
   // Timed steps run with the tuner's choices made (engine/tuner.ts): more warm-up while it measures.
-  for (let i = warmupMs.length; gpu.tuner?.table.open && i < o.warmup + 4; i++) {
+  for (let i = warmupMs.length; gpu.tuner?.open && i < o.warmup + 6; i++) {
     warmupMs.push(await one()); log(`  warm-up step ${i + 1} (tuning): ${warmupMs[i].toFixed(0)} ms`);
   }
   const tuning = gpu.tuner?.table.decisions() ?? [];
@@ -193,6 +188,22 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   for (const d of tuning.filter((d) => d.chosen !== 0)) {
     const ms = (i: number) => (d.medianMs[i] === null ? 'not timed' : `${d.medianMs[i]!.toFixed(3)} ms`);
     log(`    ${d.key}: ${d.candidates[d.chosen]} ${ms(d.chosen)} (rule ${d.candidates[0]} ${ms(0)})`);
+  }
+  // Which attention kernels the step runs: forced (SRK_ATTENTION=tc), or the tuner's picks once the
+  // tensor-core kernels passed their check here (kernels/attention-selfcheck.ts).
+  const forcedTc = !!chooseSmxBackward(gpu, gpu.matmulPrecision, cfg.headDim);
+  const attnPicks = tuning.filter((d) => d.key.startsWith('attention ')).map((d) => d.candidates[d.chosen].startsWith('tc'));
+  const attentionKind = forcedTc || (attnPicks.length > 0 && attnPicks.every(Boolean)) ? 'tensor cores' as const
+    : attnPicks.some(Boolean) ? 'mixed' as const : 'f32' as const;
+  const tcCheck = choice.precision === 'mixed' ? tcCheckState(gpu, cfg.headDim) : undefined;
+  log(`  attention: ${attentionKind}${forcedTc ? ' (SRK_ATTENTION=tc)' : ''}${tcCheck ? `; tensor-core check: ${tcCheck}` : ''}`);
+  // Mixed against f32 log-probs with the kernels the timed steps run (after tuning).
+  const precisionCheck = choice.precision === 'mixed' && o.loss !== 'sft'
+    ? await comparePrecisions(gpu, model, firstMb, o.packed) : undefined;
+  if (precisionCheck) {
+    log(`  mixed vs f32 log-probs (${precisionCheck.sequences} sequences of ${precisionCheck.tokensPerSequence} tokens, same weights): ` +
+      `max |diff| ${precisionCheck.maxAbsDiff.toExponential(2)} per sequence, ${precisionCheck.maxAbsDiffPerToken.toExponential(2)} per token, ` +
+      `relative ${precisionCheck.maxRelDiff.toExponential(2)} (|log-prob| ~ ${precisionCheck.meanAbsLogp.toFixed(1)})`);
   }
   // Peak over the timed steps only (the pool's peak is a plain counter; start it from what is held now).
   gpu.pool.peakInUseBytes = gpu.pool.inUseBytes;
@@ -233,7 +244,7 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   gpu.matmulPrecision = 'f32';
   return {
     shape: o.shape, parameters: params.count, loss: o.loss, precision: choice.precision, precisionNote: choice.note, precisionCheck,
-    attention: attentionKind,
+    attention: attentionKind, tcCheck,
     packed: o.packed, varied: o.varied ?? false, lengthOrder: o.lengthOrder !== false, optimizer: 'rmsprop', gradClip,
     pairs: o.pairs, seq: o.seq, prompt: o.prompt, completion, microBatch: o.microBatch, refineTokens: sr ? REFINE_TOKENS : null,
     rowsPerMicroBatch: layout.B, rowLength: layout.T,

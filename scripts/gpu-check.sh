@@ -83,10 +83,11 @@ if has quicksteps; then
   tcstep pythia-410m-sr-dpo-mixed-tcattn-profile --shape pythia-410m --loss sr-dpo --precision mixed --profile
 fi
 if has step; then
-  # Most wanted first (the budget may end the section): the mixed Sr-DPO steps with the f32 attention
-  # and with tensor-core attention (SRK_ATTENTION=tc: opt-in until checked here, see the tests
-  # section), then DPO, then f32, then the rest. Every step is tuned (src/engine/tuner.ts: the matmul
-  # tilings timed in the warm-up steps) but the `-untuned` ones (SRK_TUNE=0: the fixed rule).
+  # Most wanted first (the budget may end the section): the mixed Sr-DPO steps, then DPO, then f32,
+  # then the rest. Every step is tuned (src/engine/tuner.ts: the kernels timed in the warm-up steps;
+  # in mixed precision tensor-core attention is a candidate once its self-check passed, see the
+  # `attention:` log line) but the `-untuned` ones (SRK_TUNE=0: the fixed rule, f32 attention); the
+  # `-tcattn` ones force tensor-core attention (SRK_ATTENTION=tc, in the form the tc section found).
   for s in pythia-160m pythia-410m; do
     SRK_TUNE=0 step "$s-sr-dpo-mixed-untuned" --shape $s --loss sr-dpo --precision mixed
     step "$s-sr-dpo-mixed" --shape $s --loss sr-dpo --precision mixed
@@ -138,6 +139,6 @@ for f in "$r"/tests*.json; do echo "${f##*/}:"; sed 's/\x1b\[[0-9;]*m//g' "$f" "
 [ -f "$r/matmul-tuned.log" ] && grep -E "tuned" "$r/matmul-tuned.log" | head -12
 [ -f "$r/sweep.log" ] && grep -E "f16" "$r/sweep.log" | sort | head -48
 for f in "$r"/step-*.json; do [ -f "$f" ] || continue
-  node -e "const j=JSON.parse(require('fs').readFileSync('$f'));const s=j.step;const p=s.profile;const tu=s.tuning?s.tuning.decisions:[];console.log('$f'.split('/').pop().replace('.json',''), s.precision, 'attn '+s.attention, s.tuning&&s.tuning.on?'tuned '+tu.filter(d=>d.chosen).length+'/'+tu.length:'untuned', s.stepMs.toFixed(1)+' ms', Math.round(s.tokensPerS)+' tok/s', (s.peakInUseBytes/2**30).toFixed(2)+' GiB', s.precisionCheck?'dlogp/token '+s.precisionCheck.maxAbsDiffPerToken.toExponential(1):'', p?'profile gpu '+p.gpuMs.toFixed(0)+' ms: '+p.families.slice(0,6).map(f=>f.name+' '+f.ms.toFixed(1)).join(', '):'')" 2>/dev/null || { echo "$f:"; tail -3 "${f%.json}.log"; }
+  node -e "const j=JSON.parse(require('fs').readFileSync('$f'));const s=j.step;const p=s.profile;const tu=s.tuning?s.tuning.decisions:[];console.log('$f'.split('/').pop().replace('.json',''), s.precision, 'attn '+s.attention+(s.tcCheck?' (tc check: '+s.tcCheck.slice(0,60)+')':''), s.tuning&&s.tuning.on?'tuned '+tu.filter(d=>d.chosen).length+'/'+tu.length:'untuned', s.stepMs.toFixed(1)+' ms', Math.round(s.tokensPerS)+' tok/s', (s.peakInUseBytes/2**30).toFixed(2)+' GiB', s.precisionCheck?'dlogp/token '+s.precisionCheck.maxAbsDiffPerToken.toExponential(1):'', p?'profile gpu '+p.gpuMs.toFixed(0)+' ms: '+p.families.slice(0,6).map(f=>f.name+' '+f.ms.toFixed(1)).join(', '):'')" 2>/dev/null || { echo "$f:"; tail -3 "${f%.json}.log"; }
 done
 [ -f "$r/torch.json" ] && { head -c 2500 "$r/torch.json"; tail -2 "$r/torch.log"; }

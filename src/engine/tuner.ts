@@ -157,6 +157,17 @@ export class Tuner {
   }
 
   private picks = 0;
+  /** Work that reads results back once the step's work has finished (defer()). */
+  private deferred: (() => Promise<void>)[] = [];
+
+  /**
+   * Runs `fn` at the next settle(), after the step's readback: a check recorded beside the step's
+   * work (attention-selfcheck.ts) reads its results there.
+   */
+  defer(fn: () => Promise<void>): void { this.deferred.push(fn); }
+
+  /** True while some key is being measured or deferred work waits (more steps will change choices). */
+  get open(): boolean { return this.table.open || this.deferred.length > 0; }
 
   /**
    * See TuneTable.pick; `timing` is the name the recorder times the candidate's dispatches under, if
@@ -169,6 +180,8 @@ export class Tuner {
 
   /** After a step whose work has finished (the caller read a result back): reads times, decides. */
   async settle(): Promise<void> {
+    const work = this.deferred.splice(0);
+    for (const fn of work) await fn();
     if (!this.table.open) return;
     await this.profiler.collect();
     for (const [name, ns] of this.profiler.samples) {

@@ -109,9 +109,10 @@ export function regTileCandidates(gpu: Gpu, pass: Pass, Dh: number): RegTiles[] 
   return [rule, ...rest];
 }
 
-// SRK_ATTENTION=tc runs attention on tensor cores (attention-smx.ts) in f16 precision; the default
-// (simt) keeps the f32 kernels until the tensor-core kernels have been checked and timed on a GPU
-// (scripts/gpu-check.sh runs it; bench/RESULTS.md). Read once.
+// SRK_ATTENTION=tc forces attention onto tensor cores (attention-smx.ts) in f16 precision, without
+// their self-check (for checking them: scripts/gpu-check.sh); simt keeps the f32 kernels. Unset: the
+// tensor-core kernels are a tuner candidate once they passed their check (attention-selfcheck.ts).
+// Read once.
 const ATTENTION_MODE = process.env.SRK_ATTENTION;
 // SRK_SMX_SOFTMAX=row: the tensor-core forward's softmax with one lane per row and no subgroup
 // shuffles (attention-smx.ts), a diagnostic form for adapters whose shuffles are in doubt.
@@ -144,6 +145,27 @@ export function chooseSmxForward(gpu: Gpu, precision: 'f32' | 'f16', Dh: number)
   if (!wanted || precision !== 'f16' || !gpu.smxMode || tilingOverride?.legacy) return undefined;
   const sg = gpu.fixedSubgroupSize;
   return chooseSmxAttentionTiles(Dh, sg, gpu.limits.maxComputeWorkgroupStorageSize, gpu.limits.maxComputeInvocationsPerWorkgroup, smxReload());
+}
+
+/**
+ * Whether the tensor-core kernels may be a tuner candidate for a pass in this call (once checked,
+ * attention-selfcheck.ts): f16 precision, tensor cores (native or emulated), SRK_ATTENTION unset
+ * (tc forces them, simt keeps them out), no test override, and for the backward 9 storage bindings.
+ */
+export function tcCandidateAllowed(gpu: Gpu, pass: Pass, precision: 'f32' | 'f16'): boolean {
+  smxRowLanes(); smxReload(); // refuse malformed settings on every path
+  if (ATTENTION_MODE !== undefined && ATTENTION_MODE !== '' && ATTENTION_MODE !== 'tc' && ATTENTION_MODE !== 'simt') {
+    throw Object.assign(new Error(`SRK_ATTENTION=${ATTENTION_MODE}: expected tc or simt`), { userFacing: true });
+  }
+  if (precision !== 'f16' || !gpu.smxMode || tilingOverride || (ATTENTION_MODE ?? '') !== '') return false;
+  return pass === 'fwd' || gpu.limits.maxStorageBuffersPerShaderStage >= 9;
+}
+
+/** The tensor-core tiles of one pass for a kernel form (undefined: none fits the adapter). */
+export function tcTilesFor(gpu: Gpu, pass: Pass, Dh: number, reload: boolean): SmxAttentionTiles | undefined {
+  const sg = gpu.fixedSubgroupSize;
+  const bytes = gpu.limits.maxComputeWorkgroupStorageSize; const threads = gpu.limits.maxComputeInvocationsPerWorkgroup;
+  return pass === 'fwd' ? chooseSmxAttentionTiles(Dh, sg, bytes, threads, reload) : chooseSmxBackwardTiles(pass, Dh, sg, bytes, threads, reload);
 }
 
 /**

@@ -15,8 +15,10 @@
 // tiles fit the adapter's workgroup memory; tiles come from maxComputeWorkgroupStorageSize (Dh 64:
 // forward 64x32, dQ and dK/dV 32x32 on a 48 KiB GPU; 32x32, 32x16, 16x32 on lavapipe's 32 KiB).
 // The previous kernels (attention-legacy.ts, which describes their layout) are the fallback (dQ
-// and dK/dV at Dh 128, anything at Dh > 128). In f16 precision with SRK_ATTENTION=tc (opt-in until
-// checked on a GPU), all three passes run on tensor cores (attention-smx.ts, attention-smx-backward.ts).
+// and dK/dV at Dh 128, anything at Dh > 128). In f16 precision the tensor-core kernels
+// (attention-smx.ts, attention-smx-backward.ts) are one more tuner candidate per pass once they passed
+// their self-check on the adapter (attention-selfcheck.ts); SRK_ATTENTION=tc forces them, simt keeps
+// them out.
 // No T x T matrix exists.
 // Rows at or past their length have no visible key: they write out = 0 and lse = 0 (finite, so
 // the backward, which recomputes P = exp(s - lse) only for visible pairs, never meets NaN).
@@ -48,10 +50,12 @@
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, grid, maxWindowElems, windowOf, type Window } from '../engine/kernel.js';
-import { dummyI32, isPackedMask, packMask, type MaskTensors, type PackedMask } from './attention-mask.js';
+import { dummyI32, isPackedMask, packMask, packMaskHost, type MaskTensors, type PackedMask } from './attention-mask.js';
 import { regDkdvDef, regDqDef, regForwardDef } from './attention-blocked.js';
 import { dkdvDef, dqDef, forwardDef } from './attention-legacy.js';
-import { chooseSmxBackward, chooseSmxForward, chooseTiles, regTileCandidates, smxRowLanes, type Pass, type RegTiles } from './attention-tiling.js';
+import { chooseSmxBackward, chooseSmxForward, chooseTiles, regTileCandidates, smxRowLanes, tcCandidateAllowed, tcTilesFor, type Pass, type RegTiles } from './attention-tiling.js';
+import { checkedTcForm, tcFormLabel, type TcCheckCase, type TcCheckRecorder, type TcForm } from './attention-selfcheck.js';
+import type { SmxAttentionTiles } from './attention-smx.js';
 import { halfOctave } from '../engine/tuner.js';
 import { smxForwardDef } from './attention-smx.js';
 import { smxDkdvDef, smxDqDef } from './attention-smx-backward.js';
@@ -78,6 +82,8 @@ export interface AttentionArgs {
    * where chooseSmxForward / chooseSmxBackward allow; default gpu.matmulPrecision.
    */
   precision?: 'f32' | 'f16';
+  /** Internal (attention-selfcheck.ts): every pass on the tensor-core kernels in this form. */
+  tcForm?: TcForm;
 }
 
 export interface AttentionForwardArgs extends AttentionArgs {
@@ -204,20 +210,63 @@ function common(gpu: Gpu, a: AttentionArgs) {
   return { q, k, v, scale, window, nRep: a.Hq / a.Hkv };
 }
 
+/** One pass's kernel: tensor-core tiles (with the forward's softmax form), register tiles, or neither
+ *  (the fallback kernels); `timing`: the tuner's name for the pass's dispatches. */
+interface PassPick { tc?: SmxAttentionTiles; rowLanes?: boolean; rt?: RegTiles; timing?: string }
+
 /**
- * The register tiles of one pass (undefined: the fallback kernels): the tuner's pick among those that
- * fit (engine/tuner.ts), keyed by pass, head size, sequence length and rows of work in half-octave
- * buckets and the mask kind; else the rule's. `timing`: the tuner's name for the pass's dispatches.
+ * One pass's kernel where nothing forces it: the tuner's pick (engine/tuner.ts) among the register
+ * tiles that fit and, in f16 precision once it has passed its check on this adapter
+ * (attention-selfcheck.ts), the tensor-core kernels; keyed by pass, head size, sequence length and
+ * rows of work in half-octave buckets and the mask kind. Without a tuner: the rule's tiles.
  */
-function regTilesFor(gpu: Gpu, pass: Pass, a: AttentionArgs, masked: boolean): { rt?: RegTiles; timing?: string } {
+function passPick(gpu: Gpu, pass: Pass, a: AttentionArgs, masked: boolean): PassPick {
   const cands = regTileCandidates(gpu, pass, a.Dh);
   if (cands.length === 0) return {};
-  if (!gpu.tuner || cands.length === 1) return { rt: cands[0] };
+  if (!gpu.tuner) return { rt: cands[0] };
+  const form = tcCandidateAllowed(gpu, pass, a.precision ?? gpu.matmulPrecision) ? checkedTcForm(gpu, a.Dh, recordTcCheck) : undefined;
+  const tc = form ? tcTilesFor(gpu, pass, a.Dh, form.reload) : undefined;
+  const labels = cands.map((t) => `${t.BR}x${t.BC}`);
+  if (tc) labels.push(tcFormLabel(form!));
+  if (labels.length === 1) return { rt: cands[0] };
   const key = `attention ${pass} Dh ${a.Dh} T 2^${halfOctave(a.T)} heads 2^${halfOctave(a.B * a.Hq)}` +
     `${a.Hq !== a.Hkv ? ' gqa' : ''}${masked ? ' masked' : ''}${a.window ? ' window' : ''}`;
-  const { index, timing } = gpu.tuner.pick(key, cands.map((t) => `${t.BR}x${t.BC}`));
-  return { rt: cands[index], timing };
+  const { index, timing } = gpu.tuner.pick(key, labels);
+  return index < cands.length ? { rt: cands[index], timing } : { tc, rowLanes: form!.rowLanes, timing };
 }
+
+/** A pass forced onto tensor cores (the self-check's form, SRK_ATTENTION=tc or a test), else undefined. */
+function forcedTc(gpu: Gpu, pass: Pass, a: AttentionArgs): PassPick | undefined {
+  if (a.tcForm) {
+    const tc = tcTilesFor(gpu, pass, a.Dh, a.tcForm.reload);
+    if (!tc) throw new RangeError(`attention: no tensor-core tiling fits head size ${a.Dh} here`);
+    return { tc, rowLanes: a.tcForm.rowLanes };
+  }
+  const precision = a.precision ?? gpu.matmulPrecision;
+  if (pass === 'fwd') { const tc = chooseSmxForward(gpu, precision, a.Dh); return tc ? { tc, rowLanes: smxRowLanes() } : undefined; }
+  const both = chooseSmxBackward(gpu, precision, a.Dh);
+  return both ? { tc: both[pass] } : undefined;
+}
+
+/**
+ * The self-check's case (attention-selfcheck.ts) through the tensor-core kernels in `form`, recorded
+ * beside the caller's work; its reader runs after the step.
+ */
+const recordTcCheck: TcCheckRecorder = (gpu: Gpu, c: TcCheckCase, form: TcForm) => {
+  const { B, T, Hq, Hkv, Dh } = c;
+  const mask = packMaskHost(gpu, B, T, { positions: c.positions, segments: c.segments, lengths: c.lengths });
+  const q = gpu.tensor([B * T, Hq, Dh], c.q, 'f32', 'tc check'); const k = gpu.tensor([B * T, Hkv, Dh], c.k, 'f32', 'tc check');
+  const v = gpu.tensor([B * T, Hkv, Dh], c.v, 'f32', 'tc check'); const g = gpu.tensor([B * T, Hq, Dh], c.dout, 'f32', 'tc check');
+  const out = gpu.tensor([B * T, Hq, Dh]); const lse = gpu.tensor([B, Hq, T]);
+  const dq = gpu.tensor([B * T, Hq, Dh]); const dk = gpu.tensor([B * T, Hkv, Dh]); const dv = gpu.tensor([B * T, Hkv, Dh]);
+  const args = { B, T, Hq, Hkv, Dh, q: { tensor: q }, k: { tensor: k }, v: { tensor: v }, mask, precision: 'f16' as const, tcForm: form };
+  attentionForward(gpu, { ...args, out: { tensor: out }, lse });
+  attentionBackward(gpu, { ...args, out: { tensor: out }, lse, dout: { tensor: g }, dq: { tensor: dq }, dk: { tensor: dk }, dv: { tensor: dv } });
+  return {
+    tensors: [mask.packed, q, k, v, g, out, lse, dq, dk, dv],
+    read: async () => ({ out: await gpu.readF32(out), lse: await gpu.readF32(lse), dq: await gpu.readF32(dq), dk: await gpu.readF32(dk), dv: await gpu.readF32(dv) }),
+  };
+};
 
 /** Writes out [B*T, Hq, Dh] (through its HeadOperand) and lse [B, Hq, T]. */
 export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
@@ -228,10 +277,9 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
   checkNoAlias([o.t, a.lse], [q.t, k.t, v.t]);
   if (o.t.buffer === a.lse.buffer) throw new Error('attention: out and lse must be in different GPU buffers');
   const mask = maskOf(gpu, a);
-  const tc = chooseSmxForward(gpu, a.precision ?? gpu.matmulPrecision, Dh);
-  const { rt, timing } = tc ? {} : regTilesFor(gpu, 'fwd', a, !!mask.m);
+  const { tc, rowLanes, rt, timing } = forcedTc(gpu, 'fwd', a) ?? passPick(gpu, 'fwd', a, !!mask.m);
   const rows = tc ? 16 * tc.SGQ : rt ? rt.BR : chooseTiles(gpu, 'fwd', Dh).R;
-  const kernel = gpu.kernels.get(tc ? smxForwardDef(tc, gpu.fixedSubgroupSize, gpu.smxMode === 'emulated', smxRowLanes())
+  const kernel = gpu.kernels.get(tc ? smxForwardDef(tc, gpu.fixedSubgroupSize, gpu.smxMode === 'emulated', !!rowLanes)
     : rt ? regForwardDef(rt) : forwardDef(chooseTiles(gpu, 'fwd', Dh)));
   const nb = batchChunk(gpu, a, [q, k, v, o], Hq * T);
   const mt = mask.m ?? dummyI32(gpu);
@@ -266,20 +314,19 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
   const wm = windowOf(gpu, mt);
   const ld = gpu.pool.acquire([B, Hq, T, 2], 'f32', 'attn_lse_d');
   const shared = dk.t.buffer === dv.t.buffer;
-  const tc = chooseSmxBackward(gpu, a.precision ?? gpu.matmulPrecision, Dh);
   const sg = gpu.fixedSubgroupSize; const emu = gpu.smxMode === 'emulated';
-  const { rt: rq, timing: timeQ } = tc ? {} : regTilesFor(gpu, 'dq', a, !!mask.m);
-  const { rt: rkv, timing: timeKV } = tc ? {} : regTilesFor(gpu, 'dkdv', a, !!mask.m);
+  const { tc: tq, rt: rq, timing: timeQ } = forcedTc(gpu, 'dq', a) ?? passPick(gpu, 'dq', a, !!mask.m);
+  const { tc: tkv, rt: rkv, timing: timeKV } = forcedTc(gpu, 'dkdv', a) ?? passPick(gpu, 'dkdv', a, !!mask.m);
   const kPrep = gpu.kernels.get(PREP);
-  const kKV = gpu.kernels.get(tc ? smxDkdvDef(tc.dkdv, sg, emu, shared)
+  const kKV = gpu.kernels.get(tkv ? smxDkdvDef(tkv, sg, emu, shared)
     : rkv ? regDkdvDef(rkv, shared) : dkdvDef(chooseTiles(gpu, 'dkdv', Dh), shared));
-  const kQ = gpu.kernels.get(tc ? smxDqDef(tc.dq, sg, emu) : rq ? regDqDef(rq) : dqDef(chooseTiles(gpu, 'dq', Dh)));
-  const kvRows = tc ? 16 * tc.dkdv.SGQ : rkv ? rkv.BR : chooseTiles(gpu, 'dkdv', Dh).R;
-  const qRows = tc ? 16 * tc.dq.SGQ : rq ? rq.BR : chooseTiles(gpu, 'dq', Dh).R;
+  const kQ = gpu.kernels.get(tq ? smxDqDef(tq, sg, emu) : rq ? regDqDef(rq) : dqDef(chooseTiles(gpu, 'dq', Dh)));
+  const kvRows = tkv ? 16 * tkv.SGQ : rkv ? rkv.BR : chooseTiles(gpu, 'dkdv', Dh).R;
+  const qRows = tq ? 16 * tq.SGQ : rq ? rq.BR : chooseTiles(gpu, 'dq', Dh).R;
   // The tensor-core passes scale dO by a power of two from its and V's max |value| (over their whole
-  // tensors): absmax parts of dO, then of V, in one binding.
+  // tensors): absmax parts of dO, then of V, in one binding (bound by the tensor-core passes only).
   let parts: Tensor | undefined;
-  if (tc) {
+  if (tq || tkv) {
     parts = gpu.pool.acquire([2 * ABSMAX_PARTS], 'f32', 'attn grad scale');
     absmaxInto(gpu, go.t, go.t.numel, parts, 0);
     absmaxInto(gpu, v.t, v.t.numel, parts, ABSMAX_PARTS);
@@ -315,16 +362,16 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
     const pkv = head(new ParamWriter());
     opParams(pkv, wdk, dk); opParams(pkv, wdv, dv);
     pkv.u32(wld.base).f32(scale);
-    if (wparts) pkv.u32(wparts.base);
-    const pr = wparts ? [wparts.range] : [];
-    gpu.recorder.dispatch(kKV, [wq.range, wk.range, wv.range, wg.range, wld.range, wm.range, ...pr, wdk.range, ...(shared ? [] : [wdv.range])],
+    if (wparts && tkv) pkv.u32(wparts.base);
+    const prKV = wparts && tkv ? [wparts.range] : []; const prQ = wparts && tq ? [wparts.range] : [];
+    gpu.recorder.dispatch(kKV, [wq.range, wk.range, wv.range, wg.range, wld.range, wm.range, ...prKV, wdk.range, ...(shared ? [] : [wdv.range])],
       pkv.bytes(), [Math.ceil(T / kvRows), Hkv, n], timeKV);
 
     const pq = head(new ParamWriter());
     opParams(pq, wdq, dq);
     pq.u32(wld.base).f32(scale);
-    if (wparts) pq.u32(wparts.base);
-    gpu.recorder.dispatch(kQ, [wq.range, wk.range, wv.range, wg.range, wld.range, wm.range, ...pr, wdq.range],
+    if (wparts && tq) pq.u32(wparts.base);
+    gpu.recorder.dispatch(kQ, [wq.range, wk.range, wv.range, wg.range, wld.range, wm.range, ...prQ, wdq.range],
       pq.bytes(), [Math.ceil(T / qRows), Hq, n], timeQ);
   }
   gpu.pool.release(ld);

@@ -157,7 +157,7 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
           (precision.precision === 'mixed' ? ' (mixed precision: an activation past f16\'s range, 65504, also ends this way; --precision f32 tells the two apart.)' : ''));
       }
       step++; position += B; pairsSeen += B;
-      if (gpu.tuner && !gpu.tuner.table.open) {
+      if (gpu.tuner && !gpu.tuner.open) {
         // Saved whenever new choices are made (a longer micro-batch can bring a new shape bucket).
         const d = gpu.tuner.table.decisions();
         if (d.length > tuneSaved) {

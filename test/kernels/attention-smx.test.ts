@@ -13,6 +13,8 @@ import { attentionBackward, attentionForward, setAttentionTiling, type HeadOpera
 import { packMaskHost } from '../../src/kernels/attention-mask.js';
 import { attentionBackward as backwardRef, attentionForward as forwardRef, packedPairMask } from '../../src/kernels/attention.ref.js';
 import { roundF16 } from '../../src/kernels/absmax.ref.js';
+import { Tuner } from '../../src/engine/tuner.js';
+import { resetTcChecks, tcCheckState } from '../../src/kernels/attention-selfcheck.js';
 
 // lavapipe compiles the emulated tensor-core kernels (huge private arrays) about twice as fast
 // without LLVM's optimization passes; set before this file's GPU device (its own process) loads
@@ -39,10 +41,10 @@ async function tcGpu(): Promise<Gpu | undefined> {
 }
 afterAll(async () => { setAttentionTiling(undefined); (await getGpu()).emulateSmx = false; });
 
-/** Forward (and optionally backward) on the GPU with tensor cores on or off. */
-async function run(gpu: Gpu, c: Case, q: Float32Array, k: Float32Array, v: Float32Array, dout: Float32Array, tensorCores: boolean) {
+/** Forward and backward on the GPU with tensor cores on or off (undefined: as the tuner picks). */
+async function run(gpu: Gpu, c: Case, q: Float32Array, k: Float32Array, v: Float32Array, dout: Float32Array, tensorCores: boolean | undefined) {
   const { B, T, Hq, Hkv, Dh } = c;
-  setAttentionTiling({ tensorCores });
+  setAttentionTiling(tensorCores === undefined ? undefined : { tensorCores });
   const pool: ReturnType<Gpu['tensor']>[] = [];
   const t = (shape: number[], x?: Float32Array) => { const r = gpu.tensor(shape, x); pool.push(r); return r; };
   let ops: { q: HeadOperand; k: HeadOperand; v: HeadOperand };
@@ -158,5 +160,41 @@ describe(`attention forward on tensor cores (or emulated) (seed ${rng.seed})`, (
     if (!gpu || gpu.smxMode !== 'native') { ctx.skip(); return; }
     await check({ B: 1, T: 40, Hq: 2, Hkv: 1, Dh: 64 });
     await check({ B: 1, T: 20, Hq: 1, Hkv: 1, Dh: 128 });
+  }, 300_000);
+
+  // Last: reuses the Dh 32 pipelines compiled above (emulated, each costs lavapipe 10-30 s).
+  it('with the tuner: the kernels check themselves on this adapter first, then join the tuner\'s candidates', async (ctx) => {
+    const gpu = await tcGpu();
+    if (!gpu) { ctx.skip(); return; }
+    const tuner = new Tuner(gpu.device);
+    gpu.tuner = tuner;
+    resetTcChecks(gpu);
+    try {
+      const c: Case = { B: 1, T: 40, Hq: 2, Hkv: 1, Dh: 32 };
+      const { B, T, Hq, Hkv, Dh } = c;
+      const q = f32(rng.array(B * T * Hq * Dh)); const k = f32(rng.array(B * T * Hkv * Dh));
+      const v = f32(rng.array(B * T * Hkv * Dh)); const dout = f32(rng.array(B * T * Hq * Dh));
+      const dims = { B, T, Hq, Hkv, Dh };
+      const exact = forwardRef(Float64Array.from(q), Float64Array.from(k), Float64Array.from(v), dims, {});
+      const g = backwardRef(Float64Array.from(dout), Float64Array.from(q), Float64Array.from(k), Float64Array.from(v), exact.out, exact.lse, dims, {});
+      // Every call, whichever kernels it ran: within the tensor-core bounds of the exact result.
+      const expectGood = (r: Awaited<ReturnType<typeof run>>) => {
+        expect(relErr(r.out, exact.out)).toBeLessThan(5e-3);
+        for (const key of ['dq', 'dk', 'dv'] as const) expect(relErr(r[key], g[key]), key).toBeLessThan(1e-2);
+      };
+      expectGood(await run(gpu, c, q, k, v, dout, undefined)); // records the check beside this work
+      expect(tcCheckState(gpu, Dh)).toBe('pending (tc)');
+      await tuner.settle();
+      expect(tcCheckState(gpu, Dh)).toBe('ok (tc)');
+      for (let i = 0; i < 12; i++) expectGood(await run(gpu, c, q, k, v, dout, undefined)); // 3 samples of up to 4 candidates
+      await tuner.settle();
+      expect(tuner.open).toBe(false);
+      const withTc = tuner.table.decisions().filter((d) => d.candidates.includes('tc'));
+      expect(withTc.map((d) => d.key.split(' ')[1]).sort()).toEqual(['dkdv', 'dq', 'fwd']);
+      for (const d of withTc) expect(d.medianMs.every((m) => m !== null && m > 0), d.key).toBe(true);
+    } finally {
+      gpu.tuner = undefined;
+      resetTcChecks(gpu);
+    }
   }, 300_000);
 });
