@@ -1,7 +1,8 @@
 // What the tensor-core attention kernels (attention-smx*.ts) take from the adapter, each checked
 // alone so that a failure there names its cause: f16 workgroup stores by neighbouring invocations,
 // subgroup shuffles at every xor distance, and a 16x16 product S = Q K^T (K read column-major from
-// f16 workgroup memory) stored to f32 workgroup memory and read back by the lanes. Natively where
+// f16 workgroup memory) stored to f32 workgroup memory and read back by the lanes, with Q held
+// across barriers and S declared afresh in a loop. Natively where
 // the adapter has an f16 subgroup-matrix config (the third case emulated elsewhere: smx-wgsl.ts).
 // Inputs are small integers, so every expected value is exact in f16 and f32.
 import { describe, expect, it } from 'vitest';
@@ -70,7 +71,7 @@ fn main(@builtin(local_invocation_index) li: u32) {
     });
   });
 
-  it('S = Q K^T as the attention kernels form it: Q row-major, K column-major from f16 staging, S through f32 scratch, Q held over the walk', async () => {
+  it('S = Q K^T as the attention kernels form it: Q row-major, K column-major from f16 staging, S through f32 scratch, Q held over the walk, S declared per tile', async () => {
     const gpu = await getGpu();
     gpu.emulateSmx = !gpu.smxF16;
     try {
@@ -87,7 +88,7 @@ fn main(@builtin(local_invocation_index) li: u32) {
         code: `${sm.header}
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 var<workgroup> KV: array<f16, ${32 * RSH}>;
-var<workgroup> Ss: array<f32, ${32 * SW}>;
+var<workgroup> Ss: array<f32, ${64 * SW}>;
 const QV = ${lit(q)};
 const KVAL = ${lit(k)};
 @compute @workgroup_size(${sg})
@@ -110,23 +111,33 @@ fn main(@builtin(local_invocation_index) li: u32) {
   ${sm.declResult('s2')}
   ${sm.mma('s2', 'qf', 'kf2')}
   ${sm.store('Ss', `${16 * SW + 16}u`, 's2', 'row_major', `${SW}u`)}
+  // A result matrix declared inside a loop (as the kernels declare their per-tile scores) starts
+  // from zero in every iteration: both iterations store Q K2^T, not a running sum.
+  for (var it = 0u; it < 2u; it++) {
+    ${sm.declResult('sl')}
+    ${sm.mma('sl', 'qf', 'kf2')}
+    ${sm.store('Ss', `${32 * SW}u + it * ${16 * SW}u`, 'sl', 'row_major', `${SW}u`)}
+  }
   ${sm.store('Ss', '16u', 's', 'row_major', `${SW}u`)}
   workgroupBarrier();
   for (var e = li; e < 256u; e += ${sg}u) {
     out[e] = Ss[16u + (e / 16u) * ${SW}u + e % 16u];
     out[256u + e] = Ss[${16 * SW + 16}u + (e / 16u) * ${SW}u + e % 16u];
+    out[512u + e] = Ss[${32 * SW}u + (e / 16u) * ${SW}u + e % 16u];
+    out[768u + e] = Ss[${48 * SW}u + (e / 16u) * ${SW}u + e % 16u];
   }
 }`,
       };
-      const got = await runOut(gpu, def, 512);
+      const got = await runOut(gpu, def, 1024);
       const k2 = [...k].reverse();
-      [k, k2].forEach((kk, m) => {
+      [k, k2, k2, k2].forEach((kk, m) => {
         const bad: string[] = [];
         for (let i = 0; i < 16; i++) for (let j = 0; j < 16; j++) {
           let s = 0; for (let d = 0; d < 16; d++) s += q[i * 16 + d] * kk[j * 16 + d];
           if (got[m * 256 + i * 16 + j] !== s) bad.push(`(${i},${j}) ${got[m * 256 + i * 16 + j]} vs ${s}`);
         }
-        const what = m ? 'with Q held over a barrier and its source overwritten' : 'first product';
+        const what = ['first product', 'with Q held over a barrier and its source overwritten',
+          'declared in a loop, first iteration', 'declared in a loop, second iteration (must not accumulate)'][m];
         expect(bad.slice(0, 6), `${what}: ${bad.length} of 256 scores wrong (seed ${rng.seed})`).toEqual([]);
       });
     } finally {
