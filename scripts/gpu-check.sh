@@ -63,6 +63,16 @@ if has tc; then
       tc_ok=$form; export SRK_SMX_SOFTMAX=$sm SRK_SMX_RELOAD=$rl; stamp "tensor-core attention passes as: $form"; break
     fi
   done
+  if [ -z "$tc_ok" ]; then
+    # Every kernel form failed: once more in the default form under the Vulkan memory model (Dawn
+    # toggle use_vulkan_memory_model, which Tint's subgroup-matrix lowering takes into account).
+    SRK_TUNE=0 SRK_DAWN_TOGGLES=use_vulkan_memory_model run 40 tests-platform-vmm $vt --reporter=verbose test/kernels/smx-platform.test.ts
+    SRK_TUNE=0 SRK_DAWN_TOGGLES=use_vulkan_memory_model run 60 tests-tcattn-vmm $vt --reporter=verbose test/kernels/attention-smx.test.ts
+    SRK_TUNE=0 SRK_DAWN_TOGGLES=use_vulkan_memory_model SRK_ATTENTION=tc run 45 tests-tcmodel-vmm $vt test/model/mixed-precision.test.ts
+    if grep -q "rc=0" "$r/tests-tcattn-vmm.log" && grep -q "rc=0" "$r/tests-tcmodel-vmm.log"; then
+      tc_ok=vmm; export SRK_DAWN_TOGGLES=use_vulkan_memory_model; stamp "tensor-core attention passes under use_vulkan_memory_model (every step below runs with it)"
+    fi
+  fi
   [ -n "$tc_ok" ] || stamp "tensor-core attention failed in every form: its steps are skipped"
 fi
 tcstep() { # tcstep NAME ARGS...: a step with tensor-core attention, where the tc section found a passing form

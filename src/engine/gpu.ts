@@ -52,6 +52,21 @@ let instanceKey = '';
 
 export class GpuError extends Error {}
 
+/**
+ * SRK_DAWN_TOGGLES: more Dawn toggles to enable, comma-separated (a diagnostic switch, e.g.
+ * use_vulkan_memory_model, which scripts/gpu-check.sh tries when the tensor-core attention fails).
+ */
+export function dawnTogglesEnv(): string[] {
+  const raw = process.env.SRK_DAWN_TOGGLES;
+  if (!raw) return [];
+  const names = raw.split(',').map((x) => x.trim()).filter(Boolean);
+  const bad = names.filter((x) => !/^[a-z0-9_]+$/.test(x));
+  if (bad.length) {
+    throw Object.assign(new Error(`SRK_DAWN_TOGGLES=${raw}: ${bad.join(', ')} is not a Dawn toggle name (lower case, digits, _)`), { userFacing: true });
+  }
+  return names;
+}
+
 export class Gpu {
   readonly features: GpuFeatures;
   readonly limits: Record<string, number>;
@@ -114,6 +129,7 @@ export class Gpu {
       ...(opts.enableF16OnNvidia !== false ? ['vulkan_enable_f16_on_nvidia'] : []),
       ...(opts.fast ? ['disable_robustness', 'disable_workgroup_init', 'skip_validation'] : []),
       ...(opts.toggles ?? []),
+      ...dawnTogglesEnv(),
     ];
     // Full timestamp resolution for the profiler and the tuner (quantization is a browser privacy
     // measure; it rounds the times of short dispatches away).

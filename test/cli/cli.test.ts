@@ -37,6 +37,11 @@ describe('srk CLI', () => {
     const bad = run(['info'], { SRK_TUNE: 'on' });
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/SRK_TUNE=on: expected 0 \(off\) or 1 \(on\)/);
+    // Extra Dawn toggles (a diagnostic switch): a toggle name is passed on, anything else refused.
+    expect(run(['info'], { SRK_DAWN_TOGGLES: 'use_vulkan_memory_model' }).status).toBe(0);
+    const badToggle = run(['info'], { SRK_DAWN_TOGGLES: 'use vulkan;memory' });
+    expect(badToggle.status).toBe(1);
+    expect(badToggle.stderr).toMatch(/SRK_DAWN_TOGGLES=.*is not a Dawn toggle name/);
   });
 
   it('fails fast with the install hint when no Vulkan driver is present', () => {
