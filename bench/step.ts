@@ -17,7 +17,7 @@
 // the same weights before training (PrecisionCheck). --profile adds one step with a timestamp per
 // dispatch (StepProfile).
 import type { TuneDecision } from '../src/engine/tuner.js';
-import { chooseSmxBackward } from '../src/kernels/attention-tiling.js';
+import { chooseSmxBackward, unfusedWanted } from '../src/kernels/attention-tiling.js';
 import { tcCheckState } from '../src/kernels/attention-selfcheck.js';
 import type { Gpu } from '../src/engine/gpu.js';
 import { Optimizer } from '../src/kernels/optimizer.js';
@@ -77,9 +77,10 @@ export interface StepResult {
   shape: StepShape; parameters: number; loss: LossName; precision: Precision; precisionNote?: string; precisionCheck?: PrecisionCheck;
   /**
    * Attention kernels in this step: 'tensor cores' (SRK_ATTENTION=tc, or the tuner chose them for
-   * every pass), 'mixed' (for some passes) or 'f32'; tcCheck: their self-check here (mixed precision).
+   * every pass), 'mixed' (for some passes), 'unfused' (SRK_ATTENTION=unfused: through the matmul
+   * kernels) or 'f32'; tcCheck: the tensor-core kernels' self-check here (mixed precision).
    */
-  attention: 'tensor cores' | 'mixed' | 'f32'; tcCheck?: string;
+  attention: 'tensor cores' | 'mixed' | 'unfused' | 'f32'; tcCheck?: string;
   packed: boolean; varied: boolean; lengthOrder: boolean; optimizer: 'rmsprop'; gradClip: number;
   pairs: number; seq: number; prompt: number; completion: number; microBatch: number; refineTokens: number | null;
   /** Batch rows of one micro-batch and their (padded) length. */
@@ -193,8 +194,9 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   // tensor-core kernels passed their check here (kernels/attention-selfcheck.ts).
   const forcedTc = !!chooseSmxBackward(gpu, gpu.matmulPrecision, cfg.headDim);
   const attnPicks = tuning.filter((d) => d.key.startsWith('attention ')).map((d) => d.candidates[d.chosen].startsWith('tc'));
-  const attentionKind = forcedTc || (attnPicks.length > 0 && attnPicks.every(Boolean)) ? 'tensor cores' as const
-    : attnPicks.some(Boolean) ? 'mixed' as const : 'f32' as const;
+  const attentionKind = unfusedWanted() ? 'unfused' as const
+    : forcedTc || (attnPicks.length > 0 && attnPicks.every(Boolean)) ? 'tensor cores' as const
+      : attnPicks.some(Boolean) ? 'mixed' as const : 'f32' as const;
   const tcCheck = choice.precision === 'mixed' ? tcCheckState(gpu, cfg.headDim) : undefined;
   log(`  attention: ${attentionKind}${forcedTc ? ' (SRK_ATTENTION=tc)' : ''}${tcCheck ? `; tensor-core check: ${tcCheck}` : ''}`);
   // Mixed against f32 log-probs with the kernels the timed steps run (after tuning).

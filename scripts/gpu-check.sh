@@ -7,7 +7,8 @@
 #           (what the steps run first: tensor cores, tuner candidates; the other tests after the steps)
 #   tc      tensor-core attention: adapter probes, its tests and the mixed HF fixtures with it, in each
 #           kernel form until one passes (the steps' SRK_ATTENTION=tc runs use that form)
-#   quicksteps  only the mixed 160m/410m DPO and Sr-DPO steps, with and without tensor-core attention
+#   quicksteps  only the mixed 160m/410m DPO and Sr-DPO steps (flash, unfused and tensor-core attention)
+#           and the f32 Sr-DPO ones (flash and unfused)
 #   step    training steps, Pythia-160m/410m, DPO and Sr-DPO, mixed (with and without tensor-core
 #           attention) then f32, packed (+ unpacked, profiles, varied lengths)
 #   matmul  f32 and f16 (tensor cores) on the square and Pythia shapes; with SRK_GPU_SWEEP=1 every tiling
@@ -84,11 +85,19 @@ step() { # step NAME ARGS...
   run 120 "step-$name" $srk bench step --pairs 8 --seq 512 --prompt 256 --json "$@"
 }
 if has quicksteps; then
-  # The mixed steps with and without tensor-core attention, tuned (a short run's steps).
+  # The mixed steps with the flash kernels (tensor cores among the tuner's candidates once checked),
+  # with attention through the matmul (SRK_ATTENTION=unfused) and forced tensor-core attention, tuned
+  # (a short run's steps); then the f32 Sr-DPO steps with and without the unfused attention.
   for s in pythia-160m pythia-410m; do for l in sr-dpo dpo; do
     step "$s-$l-mixed" --shape $s --loss $l --precision mixed
+    SRK_ATTENTION=unfused step "$s-$l-mixed-unfused" --shape $s --loss $l --precision mixed
     tcstep "$s-$l-mixed-tcattn" --shape $s --loss $l --precision mixed
   done; done
+  for s in pythia-160m pythia-410m; do
+    step "$s-sr-dpo-f32" --shape $s --loss sr-dpo --precision f32
+    SRK_ATTENTION=unfused step "$s-sr-dpo-f32-unfused" --shape $s --loss sr-dpo --precision f32
+  done
+  SRK_ATTENTION=unfused step pythia-160m-sr-dpo-mixed-unfused-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
   tcstep pythia-160m-sr-dpo-mixed-tcattn-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
   tcstep pythia-410m-sr-dpo-mixed-tcattn-profile --shape pythia-410m --loss sr-dpo --precision mixed --profile
 fi
@@ -101,6 +110,8 @@ if has step; then
   for s in pythia-160m pythia-410m; do
     SRK_TUNE=0 step "$s-sr-dpo-mixed-untuned" --shape $s --loss sr-dpo --precision mixed
     step "$s-sr-dpo-mixed" --shape $s --loss sr-dpo --precision mixed
+    SRK_ATTENTION=unfused step "$s-sr-dpo-mixed-unfused" --shape $s --loss sr-dpo --precision mixed
+    SRK_ATTENTION=unfused step "$s-sr-dpo-f32-unfused" --shape $s --loss sr-dpo --precision f32
     tcstep "$s-sr-dpo-mixed-tcattn" --shape $s --loss sr-dpo --precision mixed
     step "$s-dpo-mixed" --shape $s --loss dpo --precision mixed
     tcstep "$s-dpo-mixed-tcattn" --shape $s --loss dpo --precision mixed

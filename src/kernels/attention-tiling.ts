@@ -50,9 +50,9 @@ export interface RegTiles { BR: number; BC: number; NCG: number; NT: number; DP:
 /**
  * Tests: force the register-tiled shapes ([BR, BC] per pass) or the fallback kernels; tensorCores
  * turns the tensor-core kernels (attention-smx.ts) on or off for f16 precision, overriding
- * SRK_ATTENTION.
+ * SRK_ATTENTION; unfused runs the matmul-based path (attention-unfused.ts).
  */
-export interface AttentionTiling { legacy?: boolean; fwd?: [number, number]; dq?: [number, number]; dkdv?: [number, number]; tensorCores?: boolean }
+export interface AttentionTiling { legacy?: boolean; fwd?: [number, number]; dq?: [number, number]; dkdv?: [number, number]; tensorCores?: boolean; unfused?: boolean }
 let tilingOverride: AttentionTiling | undefined;
 export function setAttentionTiling(t: AttentionTiling | undefined): void { tilingOverride = t; }
 
@@ -114,6 +114,14 @@ export function regTileCandidates(gpu: Gpu, pass: Pass, Dh: number): RegTiles[] 
 // tensor-core kernels are a tuner candidate once they passed their check (attention-selfcheck.ts).
 // Read once.
 const ATTENTION_MODE = process.env.SRK_ATTENTION;
+/** SRK_ATTENTION, checked ('' when unset); anything else is a user-facing error. */
+function attentionMode(): '' | 'tc' | 'simt' | 'unfused' {
+  const m = ATTENTION_MODE ?? '';
+  if (m !== '' && m !== 'tc' && m !== 'simt' && m !== 'unfused') {
+    throw Object.assign(new Error(`SRK_ATTENTION=${m}: expected tc, simt or unfused`), { userFacing: true });
+  }
+  return m;
+}
 // SRK_SMX_SOFTMAX=row: the tensor-core forward's softmax with one lane per row and no subgroup
 // shuffles (attention-smx.ts), a diagnostic form for adapters whose shuffles are in doubt.
 const SMX_SOFTMAX = process.env.SRK_SMX_SOFTMAX;
@@ -128,6 +136,12 @@ function smxReload(): boolean {
   return SMX_RELOAD === '1';
 }
 
+/** SRK_ATTENTION=unfused: attention through the matmul kernels (attention-unfused.ts), unless a test
+ *  override forces a kernel family. */
+export function unfusedWanted(): boolean {
+  return (tilingOverride?.unfused ?? attentionMode() === 'unfused') && !tilingOverride?.legacy;
+}
+
 /** Whether the tensor-core forward runs its softmax one lane per row (SRK_SMX_SOFTMAX=row). */
 export function smxRowLanes(): boolean {
   if (SMX_SOFTMAX !== undefined && SMX_SOFTMAX !== '' && SMX_SOFTMAX !== 'row' && SMX_SOFTMAX !== 'shuffle') {
@@ -138,10 +152,7 @@ export function smxRowLanes(): boolean {
 
 /** The tensor-core forward's tiles for this call, or undefined for the f32 kernels. */
 export function chooseSmxForward(gpu: Gpu, precision: 'f32' | 'f16', Dh: number): SmxAttentionTiles | undefined {
-  if (ATTENTION_MODE !== undefined && ATTENTION_MODE !== '' && ATTENTION_MODE !== 'tc' && ATTENTION_MODE !== 'simt') {
-    throw Object.assign(new Error(`SRK_ATTENTION=${ATTENTION_MODE}: expected tc or simt`), { userFacing: true });
-  }
-  const wanted = tilingOverride?.tensorCores ?? ATTENTION_MODE === 'tc';
+  const wanted = tilingOverride?.tensorCores ?? attentionMode() === 'tc';
   if (!wanted || precision !== 'f16' || !gpu.smxMode || tilingOverride?.legacy) return undefined;
   const sg = gpu.fixedSubgroupSize;
   return chooseSmxAttentionTiles(Dh, sg, gpu.limits.maxComputeWorkgroupStorageSize, gpu.limits.maxComputeInvocationsPerWorkgroup, smxReload());
@@ -154,10 +165,7 @@ export function chooseSmxForward(gpu: Gpu, precision: 'f32' | 'f16', Dh: number)
  */
 export function tcCandidateAllowed(gpu: Gpu, pass: Pass, precision: 'f32' | 'f16'): boolean {
   smxRowLanes(); smxReload(); // refuse malformed settings on every path
-  if (ATTENTION_MODE !== undefined && ATTENTION_MODE !== '' && ATTENTION_MODE !== 'tc' && ATTENTION_MODE !== 'simt') {
-    throw Object.assign(new Error(`SRK_ATTENTION=${ATTENTION_MODE}: expected tc or simt`), { userFacing: true });
-  }
-  if (precision !== 'f16' || !gpu.smxMode || tilingOverride || (ATTENTION_MODE ?? '') !== '') return false;
+  if (precision !== 'f16' || !gpu.smxMode || tilingOverride || attentionMode() !== '') return false;
   return pass === 'fwd' || gpu.limits.maxStorageBuffersPerShaderStage >= 9;
 }
 

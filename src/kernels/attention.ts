@@ -18,7 +18,8 @@
 // and dK/dV at Dh 128, anything at Dh > 128). In f16 precision the tensor-core kernels
 // (attention-smx.ts, attention-smx-backward.ts) are one more tuner candidate per pass once they passed
 // their self-check on the adapter (attention-selfcheck.ts); SRK_ATTENTION=tc forces them, simt keeps
-// them out.
+// them out. SRK_ATTENTION=unfused runs attention through the matmul kernels instead
+// (attention-unfused.ts; the backward keeps this file's preparation kernel).
 // No T x T matrix exists.
 // Rows at or past their length have no visible key: they write out = 0 and lse = 0 (finite, so
 // the backward, which recomputes P = exp(s - lse) only for visible pairs, never meets NaN).
@@ -53,7 +54,8 @@ import { ParamWriter, grid, maxWindowElems, windowOf, type Window } from '../eng
 import { dummyI32, isPackedMask, packMask, packMaskHost, type MaskTensors, type PackedMask } from './attention-mask.js';
 import { regDkdvDef, regDqDef, regForwardDef } from './attention-blocked.js';
 import { dkdvDef, dqDef, forwardDef } from './attention-legacy.js';
-import { chooseSmxBackward, chooseSmxForward, chooseTiles, regTileCandidates, smxRowLanes, tcCandidateAllowed, tcTilesFor, type Pass, type RegTiles } from './attention-tiling.js';
+import { chooseSmxBackward, chooseSmxForward, chooseTiles, regTileCandidates, smxRowLanes, tcCandidateAllowed, tcTilesFor, unfusedWanted, type Pass, type RegTiles } from './attention-tiling.js';
+import { unfusedBackward, unfusedFits, unfusedForward } from './attention-unfused.js';
 import { checkedTcForm, tcFormLabel, type TcCheckCase, type TcCheckRecorder, type TcForm } from './attention-selfcheck.js';
 import type { SmxAttentionTiles } from './attention-smx.js';
 import { halfOctave } from '../engine/tuner.js';
@@ -277,6 +279,12 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
   checkNoAlias([o.t, a.lse], [q.t, k.t, v.t]);
   if (o.t.buffer === a.lse.buffer) throw new Error('attention: out and lse must be in different GPU buffers');
   const mask = maskOf(gpu, a);
+  if (!a.tcForm && unfusedWanted() && unfusedFits(gpu, Hq, T)) {
+    unfusedForward(gpu, { B, T, Hq, Hkv: a.Hkv, Dh, nRep, scale, window }, { q, k, v, o }, a.lse,
+      mask.m ?? dummyI32(gpu), !!mask.m, a.precision ?? gpu.matmulPrecision);
+    mask.done();
+    return;
+  }
   const { tc, rowLanes, rt, timing } = forcedTc(gpu, 'fwd', a) ?? passPick(gpu, 'fwd', a, !!mask.m);
   const rows = tc ? 16 * tc.SGQ : rt ? rt.BR : chooseTiles(gpu, 'fwd', Dh).R;
   const kernel = gpu.kernels.get(tc ? smxForwardDef(tc, gpu.fixedSubgroupSize, gpu.smxMode === 'emulated', !!rowLanes)
@@ -315,12 +323,14 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
   const ld = gpu.pool.acquire([B, Hq, T, 2], 'f32', 'attn_lse_d');
   const shared = dk.t.buffer === dv.t.buffer;
   const sg = gpu.fixedSubgroupSize; const emu = gpu.smxMode === 'emulated';
-  const { tc: tq, rt: rq, timing: timeQ } = forcedTc(gpu, 'dq', a) ?? passPick(gpu, 'dq', a, !!mask.m);
-  const { tc: tkv, rt: rkv, timing: timeKV } = forcedTc(gpu, 'dkdv', a) ?? passPick(gpu, 'dkdv', a, !!mask.m);
+  // Unfused (attention-unfused.ts): the preparation kernel below, then its products instead of the passes.
+  const unfused = !a.tcForm && unfusedWanted() && unfusedFits(gpu, Hq, T);
+  const { tc: tq, rt: rq, timing: timeQ } = unfused ? {} : forcedTc(gpu, 'dq', a) ?? passPick(gpu, 'dq', a, !!mask.m);
+  const { tc: tkv, rt: rkv, timing: timeKV } = unfused ? {} : forcedTc(gpu, 'dkdv', a) ?? passPick(gpu, 'dkdv', a, !!mask.m);
   const kPrep = gpu.kernels.get(PREP);
-  const kKV = gpu.kernels.get(tkv ? smxDkdvDef(tkv, sg, emu, shared)
+  const kKV = unfused ? undefined : gpu.kernels.get(tkv ? smxDkdvDef(tkv, sg, emu, shared)
     : rkv ? regDkdvDef(rkv, shared) : dkdvDef(chooseTiles(gpu, 'dkdv', Dh), shared));
-  const kQ = gpu.kernels.get(tq ? smxDqDef(tq, sg, emu) : rq ? regDqDef(rq) : dqDef(chooseTiles(gpu, 'dq', Dh)));
+  const kQ = unfused ? undefined : gpu.kernels.get(tq ? smxDqDef(tq, sg, emu) : rq ? regDqDef(rq) : dqDef(chooseTiles(gpu, 'dq', Dh)));
   const kvRows = tkv ? 16 * tkv.SGQ : rkv ? rkv.BR : chooseTiles(gpu, 'dkdv', Dh).R;
   const qRows = tq ? 16 * tq.SGQ : rq ? rq.BR : chooseTiles(gpu, 'dq', Dh).R;
   // The tensor-core passes scale dO by a power of two from its and V's max |value| (over their whole
@@ -353,6 +363,7 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
     opParams(pp, wg, go); opParams(pp, wo, o);
     pp.u32(wlse.base, wld.base);
     gpu.recorder.dispatch(kPrep, [wg.range, wo.range, wlse.range, wld.range], pp.bytes(), grid(Math.ceil(rows / PRE_WG)));
+    if (unfused) continue;
 
     const head = (w: ParamWriter) => {
       w.u32(T, Dh, Hq, nRep, b0, wm.base, mask.m ? 1 : 0, window);
@@ -364,15 +375,19 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
     pkv.u32(wld.base).f32(scale);
     if (wparts && tkv) pkv.u32(wparts.base);
     const prKV = wparts && tkv ? [wparts.range] : []; const prQ = wparts && tq ? [wparts.range] : [];
-    gpu.recorder.dispatch(kKV, [wq.range, wk.range, wv.range, wg.range, wld.range, wm.range, ...prKV, wdk.range, ...(shared ? [] : [wdv.range])],
+    gpu.recorder.dispatch(kKV!, [wq.range, wk.range, wv.range, wg.range, wld.range, wm.range, ...prKV, wdk.range, ...(shared ? [] : [wdv.range])],
       pkv.bytes(), [Math.ceil(T / kvRows), Hkv, n], timeKV);
 
     const pq = head(new ParamWriter());
     opParams(pq, wdq, dq);
     pq.u32(wld.base).f32(scale);
     if (wparts && tq) pq.u32(wparts.base);
-    gpu.recorder.dispatch(kQ, [wq.range, wk.range, wv.range, wg.range, wld.range, wm.range, ...prQ, wdq.range],
+    gpu.recorder.dispatch(kQ!, [wq.range, wk.range, wv.range, wg.range, wld.range, wm.range, ...prQ, wdq.range],
       pq.bytes(), [Math.ceil(T / qRows), Hq, n], timeQ);
+  }
+  if (unfused) {
+    unfusedBackward(gpu, { B, T, Hq, Hkv, Dh, nRep, scale, window }, { q, k, v, g: go, dq, dk, dv }, ld,
+      mt, !!mask.m, a.precision ?? gpu.matmulPrecision);
   }
   gpu.pool.release(ld);
   if (parts) gpu.pool.release(parts);

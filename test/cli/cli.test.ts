@@ -63,7 +63,7 @@ describe('srk CLI', () => {
     expect(mixed.stderr).toMatch(/^srk: SRK_MIXED=yes: expected emulate or emulate-tc/m);
     const attention = run(['bench', 'step', '--pairs', '1', '--seq', '16', '--prompt', '8'], { SRK_ATTENTION: 'fast' });
     expect(attention.status).toBe(1);
-    expect(attention.stderr).toMatch(/^srk: SRK_ATTENTION=fast: expected tc or simt/m);
+    expect(attention.stderr).toMatch(/^srk: SRK_ATTENTION=fast: expected tc, simt or unfused/m);
     expect(attention.stderr).not.toMatch(/\n\s+at /);
   });
 

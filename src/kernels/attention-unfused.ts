@@ -1,0 +1,234 @@
+// Attention through the matmul kernels ("unfused", SRK_ATTENTION=unfused): per batch row, the scores
+// of every head as batched products into a [Hq][T][T] f32 scratch, a masked softmax over its rows,
+// and the products back. Same arguments, mask rules and outputs (out, lse; dq, dk, dv) as the flash
+// kernels in attention.ts, which call this.
+//
+// Why: the fused tensor-core attention (attention-smx.ts) failed on the first real tensor cores,
+// while the tensor-core matmul was exact there and runs at 85-140 TFLOP/s against ~6 for the f32
+// flash kernels (bench/RESULTS.md, run 5). Built from the matmul, attention gets the matmul's
+// tensor cores in mixed precision (and its f32 kernels, ~5x the flash kernels' rate, in f32) for the
+// price of computing whole T x T score blocks (causally half are masked) and of moving them through
+// memory: 4 T^2 Hq floats per row and pass, transient (one batch row at a time).
+//
+// Per batch row b (GQA: query head h = g nRep + r reads kv head g; the products loop over r and are
+// batched over g, so every operand has one stride):
+//   forward:  S_h = scale Q_h K_g^T; softmax rows (visible keys only) -> P_h and lse; O_h = P_h V_g.
+//   backward: D = rowsum(dO * O) (the flash kernels' preparation kernel, PREP); S_h recomputed;
+//             dP_h = dO_h V_g^T; P_h = exp(S_h - lse), dS_h = P_h (dP_h - D) (one kernel, in place);
+//             dV_g += P_h^T dO_h; dK_g += scale dS_h^T Q_h; dQ_h = scale dS_h K_g.
+// Precision 'f16': the products take f16 operands (tensor cores where the adapter has them) with A
+// scaled by a power of two from its max |value| where it is a gradient or an activation (Q, dO, dS);
+// P is <= 1 and is rounded as is. dV = P^T dO stays f32: its small operand dO is B, which the matmul
+// does not scale, and would fall into f16's subnormals.
+// Reference: attention.ref.ts; checked in test/kernels/attention-unfused.test.ts.
+import type { Gpu } from '../engine/gpu.js';
+import type { Tensor } from '../engine/tensor.js';
+import { ParamWriter, maxWindowElems, windowOf, type KernelDef } from '../engine/kernel.js';
+import { MASK_WGSL } from './attention-mask.js';
+import { matmul } from './matmul.js';
+import type { Op } from './attention-wgsl.js';
+
+const WG = 64;
+
+const COMMON = /* wgsl */ `
+struct Params { T: u32, Hq: u32, gb: u32, mBase: u32, hasMask: u32, window: u32, rowBase: u32, sBase: u32 };
+@group(0) @binding(0) var<storage, read> m: array<i32>;`;
+
+/** Workgroup reductions over WG invocations (max and sum). */
+const REDUCE = /* wgsl */ `
+var<workgroup> red: array<f32, ${WG}>;
+fn reduceMax(li: u32, x: f32) -> f32 {
+  red[li] = x;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
+    if (li < s) { red[li] = max(red[li], red[li + s]); }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+fn reduceSum(li: u32, x: f32) -> f32 {
+  red[li] = x;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
+    if (li < s) { red[li] = red[li] + red[li + s]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}`;
+
+// Forward softmax of one row of scores (query i of head h of batch row gb): over the visible keys,
+// P = exp(s - lse), lse = max + log(sum exp(s - max)); every other key P = 0; a row without visible
+// keys (past its length) lse = 0, as the flash kernels write it.
+const SOFTMAX: KernelDef = {
+  name: 'attn_unfused_softmax',
+  bindings: ['read', 'rw', 'rw'],
+  uniform: true,
+  code: /* wgsl */ `${COMMON}
+@group(0) @binding(1) var<storage, read_write> s: array<f32>;   // [Hq][T][T] scaled scores -> P
+@group(0) @binding(2) var<storage, read_write> lse: array<f32>; // [Hq][T] of this batch row, from rowBase
+@group(0) @binding(3) var<uniform> p: Params;
+${MASK_WGSL}
+${REDUCE}
+// workgroup (x: query i, y: head h)
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let i = wg.x; let h = wg.y; let gb = p.gb;
+  let len = rowLen(gb); let pi = posOf(gb, i); let si = segOf(gb, i);
+  let row = p.sBase + (h * p.T + i) * p.T;
+  let kEnd = min(i + 1u, p.T);
+  var mx = -3.0e38;
+  for (var j = li; j < kEnd; j += ${WG}u) {
+    if (visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) { mx = max(mx, s[row + j]); }
+  }
+  mx = reduceMax(li, mx);
+  var sum = 0.0;
+  for (var j = li; j < kEnd; j += ${WG}u) {
+    if (visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) { sum += exp(s[row + j] - mx); }
+  }
+  sum = reduceSum(li, sum);
+  var l = 0.0;
+  if (sum > 0.0) { l = mx + log(sum); }
+  for (var j = li; j < p.T; j += ${WG}u) {
+    var e = 0.0;
+    if (j < kEnd && visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) { e = exp(s[row + j] - l); }
+    s[row + j] = e;
+  }
+  if (li == 0u) { lse[p.rowBase + h * p.T + i] = l; }
+}`,
+};
+
+// Backward of the softmax for one row: P = exp(s - lse) on the visible keys (0 elsewhere) into the
+// scores' place, dS = P (dP - D) into dP's place; lse and D from the preparation kernel's ld.
+const DSOFTMAX: KernelDef = {
+  name: 'attn_unfused_dsoftmax',
+  bindings: ['read', 'read', 'rw', 'rw'],
+  uniform: true,
+  code: /* wgsl */ `${COMMON}
+@group(0) @binding(1) var<storage, read> ld: array<f32>;         // [Hq][T][2] of this batch row (lse, D), from rowBase
+@group(0) @binding(2) var<storage, read_write> s: array<f32>;    // [Hq][T][T] scaled scores -> P
+@group(0) @binding(3) var<storage, read_write> dp: array<f32>;   // [Hq][T][T] dP -> dS
+@group(0) @binding(4) var<uniform> p: Params;
+${MASK_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let i = wg.x; let h = wg.y; let gb = p.gb;
+  let len = rowLen(gb); let pi = posOf(gb, i); let si = segOf(gb, i);
+  let row = p.sBase + (h * p.T + i) * p.T;
+  let n = p.rowBase + 2u * (h * p.T + i);
+  let l = ld[n]; let D = ld[n + 1u];
+  let kEnd = min(i + 1u, p.T);
+  for (var j = li; j < p.T; j += ${WG}u) {
+    var pv = 0.0; var ds = 0.0;
+    if (j < kEnd && visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) {
+      pv = exp(s[row + j] - l);
+      ds = pv * (dp[row + j] - D);
+    }
+    s[row + j] = pv;
+    dp[row + j] = ds;
+  }
+}`,
+};
+
+/** The call's shapes and resolved operands (attention.ts resolves and checks them). */
+export interface UnfusedShape { B: number; T: number; Hq: number; Hkv: number; Dh: number; nRep: number; scale: number; window: number }
+
+/** Whether a batch row's [Hq][T][T] scratch fits one binding window (else the flash kernels run). */
+export function unfusedFits(gpu: Gpu, Hq: number, T: number): boolean {
+  return Hq * T * T <= maxWindowElems(gpu);
+}
+
+function params(T: number, Hq: number, gb: number, wm: { base: number }, hasMask: boolean, window: number, rowBase: number, sBase: number): Uint8Array {
+  return new ParamWriter().u32(T, Hq, gb, wm.base, hasMask ? 1 : 0, window, rowBase, sBase).bytes();
+}
+
+/** One batched product per r (query head h = g nRep + r), over the kv heads g. */
+interface HeadProduct {
+  a: Op; b: Op; c: Op | 'scratch';
+  /** Which head indexes each operand: the query head h, or the kv head g. */
+  ah: 'q' | 'kv' | 's'; bh: 'q' | 'kv' | 's'; ch: 'q' | 'kv' | 's';
+  M: number; N: number; K: number; transA?: boolean; transB?: boolean;
+  alpha?: number; accumulate?: boolean; scaleA?: boolean; precision: 'f32' | 'f16';
+}
+
+/**
+ * Runs `pr` for batch row b and every r: operands indexed by query head h (stride nRep hs over g,
+ * offset r hs), kv head g (stride hs) or scratch head h ([Hq][T][T], stride nRep T^2).
+ */
+function headProduct(gpu: Gpu, pr: HeadProduct, sh: UnfusedShape, b: number, scratch: Record<'s' | 'dp', Tensor>, sa: 's' | 'dp', sb: 's' | 'dp', sc: 's' | 'dp', r: number, accumulate: boolean): void {
+  const { T, nRep } = sh;
+  const TT = T * T;
+  const place = (op: Op | 'scratch', who: 'q' | 'kv' | 's', which: 's' | 'dp') => {
+    if (op === 'scratch' || who === 's') return { t: scratch[which], off: r * TT, stride: nRep * TT, ld: T };
+    const base = op.off + b * T * op.ts;
+    return who === 'q' ? { t: op.t, off: base + r * op.hs, stride: nRep * op.hs, ld: op.ts } : { t: op.t, off: base, stride: op.hs, ld: op.ts };
+  };
+  const A = place(pr.a, pr.ah, sa); const Bo = place(pr.b, pr.bh, sb); const C = place(pr.c, pr.ch, sc);
+  matmul(gpu, {
+    a: A.t, b: Bo.t, c: C.t, M: pr.M, N: pr.N, K: pr.K, transA: pr.transA, transB: pr.transB,
+    lda: A.ld, ldb: Bo.ld, ldc: C.ld, batch: sh.Hkv, strideA: A.stride, strideB: Bo.stride, strideC: C.stride,
+    offA: A.off, offB: Bo.off, offC: C.off, alpha: pr.alpha, accumulate, precision: pr.precision,
+    scaleA: pr.precision === 'f16' && pr.scaleA,
+  });
+}
+
+/** Forward: writes out (through its operand) and lse [B, Hq, T]. `m`: the packed mask or a dummy. */
+export function unfusedForward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; v: Op; o: Op }, lse: Tensor,
+  m: Tensor, hasMask: boolean, precision: 'f32' | 'f16'): void {
+  const { B, T, Hq, Dh, nRep, scale } = sh;
+  const S = gpu.pool.acquire([Hq, T, T], 'f32', 'attn unfused S');
+  const scratch = { s: S, dp: S };
+  const wm = windowOf(gpu, m); const ws = windowOf(gpu, S);
+  for (let b = 0; b < B; b++) {
+    for (let r = 0; r < nRep; r++) {
+      headProduct(gpu, { a: ops.q, ah: 'q', b: ops.k, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, alpha: scale, scaleA: true, precision },
+        sh, b, scratch, 's', 's', 's', r, false);
+    }
+    const wl = windowOf(gpu, lse, b * Hq * T, (b + 1) * Hq * T);
+    gpu.recorder.dispatch(gpu.kernels.get(SOFTMAX), [wm.range, ws.range, wl.range], params(T, Hq, b, wm, hasMask, sh.window, wl.base, ws.base), [T, Hq, 1]);
+    for (let r = 0; r < nRep; r++) {
+      headProduct(gpu, { a: 'scratch' as never, ah: 's', b: ops.v, bh: 'kv', c: ops.o, ch: 'q', M: T, N: Dh, K: T, precision },
+        sh, b, scratch, 's', 's', 's', r, false);
+    }
+  }
+  gpu.pool.release(S);
+}
+
+/**
+ * Backward: writes dq, dk, dv (through their operands) given ld [B, Hq, T, 2] (lse and D, from the
+ * flash kernels' preparation kernel, which the caller ran).
+ */
+export function unfusedBackward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; v: Op; g: Op; dq: Op; dk: Op; dv: Op }, ld: Tensor,
+  m: Tensor, hasMask: boolean, precision: 'f32' | 'f16'): void {
+  const { B, T, Hq, Dh, nRep, scale } = sh;
+  const S = gpu.pool.acquire([Hq, T, T], 'f32', 'attn unfused S');
+  const dP = gpu.pool.acquire([Hq, T, T], 'f32', 'attn unfused dP');
+  const scratch = { s: S, dp: dP };
+  const wm = windowOf(gpu, m); const ws = windowOf(gpu, S); const wd = windowOf(gpu, dP);
+  for (let b = 0; b < B; b++) {
+    for (let r = 0; r < nRep; r++) {
+      // S = scale Q K^T (recomputed); dP = dO V^T.
+      headProduct(gpu, { a: ops.q, ah: 'q', b: ops.k, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, alpha: scale, scaleA: true, precision },
+        sh, b, scratch, 's', 's', 's', r, false);
+      headProduct(gpu, { a: ops.g, ah: 'q', b: ops.v, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, scaleA: true, precision },
+        sh, b, scratch, 'dp', 'dp', 'dp', r, false);
+    }
+    const wld = windowOf(gpu, ld, 2 * b * Hq * T, 2 * (b + 1) * Hq * T);
+    if (ws.base !== wd.base) throw new Error('attention (unfused): S and dP scratch windows differ in alignment');
+    gpu.recorder.dispatch(gpu.kernels.get(DSOFTMAX), [wm.range, wld.range, ws.range, wd.range],
+      params(T, Hq, b, wm, hasMask, sh.window, wld.base, ws.base), [T, Hq, 1]);
+    for (let r = 0; r < nRep; r++) {
+      // dV_g (+)= P_h^T dO_h (f32: dO is B, unscaled); dK_g (+)= scale dS_h^T Q_h; dQ_h = scale dS_h K_g.
+      headProduct(gpu, { a: 'scratch' as never, ah: 's', b: ops.g, bh: 'q', c: ops.dv, ch: 'kv', M: T, N: Dh, K: T, transA: true, precision: 'f32' },
+        sh, b, scratch, 's', 's', 's', r, r > 0);
+      headProduct(gpu, { a: 'scratch' as never, ah: 's', b: ops.q, bh: 'q', c: ops.dk, ch: 'kv', M: T, N: Dh, K: T, transA: true, alpha: scale, scaleA: true, precision },
+        sh, b, scratch, 'dp', 'dp', 'dp', r, r > 0);
+      headProduct(gpu, { a: 'scratch' as never, ah: 's', b: ops.k, bh: 'kv', c: ops.dq, ch: 'q', M: T, N: Dh, K: T, alpha: scale, scaleA: true, precision },
+        sh, b, scratch, 'dp', 'dp', 'dp', r, false);
+    }
+  }
+  gpu.pool.release(S, dP);
+}

@@ -1,0 +1,114 @@
+// Attention through the matmul kernels (src/kernels/attention-unfused.ts, SRK_ATTENTION=unfused)
+// against the float64 reference, on fresh random inputs of awkward sizes: plain causal, GQA with a
+// sliding window, packed pairs with short rows (padding rows write out = 0 and lse = 0), and
+// GPT-NeoX's fused QKV operands with gradients into one fused dQKV buffer. f32: relErr < 1e-5 as
+// the flash kernels (attention.test.ts); f16 precision: the forward against the reference on
+// f16-rounded inputs, the gradients against the exact ones, within the tensor-core bounds of
+// attention-smx.test.ts (and not the f32 result: the rounding happened).
+import { afterAll, describe, expect, it } from 'vitest';
+import { getGpu, relErr } from '../helpers/gpu.js';
+import { makeRng } from '../helpers/random.js';
+import type { Gpu } from '../../src/engine/gpu.js';
+import { attentionBackward, attentionForward, setAttentionTiling, type HeadOperand } from '../../src/kernels/attention.js';
+import { packMaskHost } from '../../src/kernels/attention-mask.js';
+import { attentionBackward as backwardRef, attentionForward as forwardRef, packedPairMask } from '../../src/kernels/attention.ref.js';
+import { roundF16 } from '../../src/kernels/absmax.ref.js';
+
+const rng = makeRng();
+afterAll(() => setAttentionTiling(undefined));
+
+interface Case {
+  B: number; T: number; Hq: number; Hkv: number; Dh: number; window?: number;
+  positions?: Int32Array; segments?: Int32Array; lengths?: Int32Array; fused?: boolean;
+}
+type Result = { out: Float32Array; lse: Float32Array; dq: Float32Array; dk: Float32Array; dv: Float32Array };
+
+async function run(gpu: Gpu, c: Case, x: Record<'q' | 'k' | 'v' | 'dout', Float32Array>, precision: 'f32' | 'f16', unfused: boolean): Promise<Result> {
+  const { B, T, Hq, Hkv, Dh } = c;
+  setAttentionTiling(unfused ? { unfused: true } : {});
+  const pool: ReturnType<Gpu['tensor']>[] = [];
+  const t = (shape: number[], d?: Float32Array) => { const r = gpu.tensor(shape, d); pool.push(r); return r; };
+  let ops: { q: HeadOperand; k: HeadOperand; v: HeadOperand };
+  let grads: () => Promise<{ dq: Float32Array; dk: Float32Array; dv: Float32Array }>;
+  let gops: { dq: HeadOperand; dk: HeadOperand; dv: HeadOperand };
+  if (c.fused) {
+    const qkv = new Float32Array(B * T * Hq * 3 * Dh);
+    for (let r = 0; r < B * T; r++) for (let h = 0; h < Hq; h++) for (let d = 0; d < Dh; d++) {
+      const s = (r * Hq + h) * Dh + d; const base = (r * Hq + h) * 3 * Dh + d;
+      qkv[base] = x.q[s]; qkv[base + Dh] = x.k[s]; qkv[base + 2 * Dh] = x.v[s];
+    }
+    const tq = t([B * T, Hq, 3, Dh], qkv); const td = t([B * T, Hq, 3, Dh]);
+    const o = (tt: typeof tq, off: number) => ({ tensor: tt, offset: off, tokenStride: 3 * Hq * Dh, headStride: 3 * Dh });
+    ops = { q: o(tq, 0), k: o(tq, Dh), v: o(tq, 2 * Dh) };
+    gops = { dq: o(td, 0), dk: o(td, Dh), dv: o(td, 2 * Dh) };
+    grads = async () => {
+      const all = await gpu.readF32(td);
+      const split = (w: number) => Float32Array.from({ length: B * T * Hq * Dh }, (_, i) => all[Math.floor(i / Dh) * 3 * Dh + w * Dh + (i % Dh)]);
+      return { dq: split(0), dk: split(1), dv: split(2) };
+    };
+  } else {
+    ops = { q: { tensor: t([B * T, Hq, Dh], x.q) }, k: { tensor: t([B * T, Hkv, Dh], x.k) }, v: { tensor: t([B * T, Hkv, Dh], x.v) } };
+    const tdq = t([B * T, Hq, Dh]); const tdk = t([B * T, Hkv, Dh]); const tdv = t([B * T, Hkv, Dh]);
+    gops = { dq: { tensor: tdq }, dk: { tensor: tdk }, dv: { tensor: tdv } };
+    grads = async () => ({ dq: await gpu.readF32(tdq), dk: await gpu.readF32(tdk), dv: await gpu.readF32(tdv) });
+  }
+  const mask = c.positions || c.segments || c.lengths ? packMaskHost(gpu, B, T, c) : undefined;
+  const to = t([B * T, Hq, Dh]); const tl = t([B, Hq, T]); const tg = t([B * T, Hq, Dh], x.dout);
+  const args = { B, T, Hq, Hkv, Dh, ...ops, mask, window: c.window, precision };
+  attentionForward(gpu, { ...args, out: { tensor: to }, lse: tl });
+  attentionBackward(gpu, { ...args, out: { tensor: to }, lse: tl, dout: { tensor: tg }, ...gops });
+  const r = { out: await gpu.readF32(to), lse: await gpu.readF32(tl), ...(await grads()) };
+  gpu.pool.release(...pool);
+  if (mask) gpu.pool.release(mask.packed);
+  setAttentionTiling(undefined);
+  return r;
+}
+
+async function check(c: Case): Promise<Result> {
+  const gpu = await getGpu();
+  const { B, T, Hq, Hkv, Dh } = c;
+  const n = (k: number) => Float32Array.from(rng.array(k));
+  const x = { q: n(B * T * Hq * Dh), k: n(B * T * Hkv * Dh), v: n(B * T * Hkv * Dh), dout: n(B * T * Hq * Dh) };
+  const dims = { B, T, Hq, Hkv, Dh };
+  const mask = { positions: c.positions, segments: c.segments, lengths: c.lengths, window: c.window ?? 0 };
+  const exact = forwardRef(x.q, x.k, x.v, dims, mask);
+  const g = backwardRef(x.dout, x.q, x.k, x.v, exact.out, exact.lse, dims, mask);
+  const what = `${JSON.stringify({ B, T, Hq, Hkv, Dh, window: c.window, fused: c.fused, masked: !!(c.segments || c.lengths) })} seed ${rng.seed}`;
+  const r = await run(gpu, c, x, 'f32', true);
+  expect(relErr(r.lse, exact.lse), `lse ${what}`).toBeLessThan(1e-5);
+  expect(relErr(r.out, exact.out), `out ${what}`).toBeLessThan(1e-5);
+  for (const k of ['dq', 'dk', 'dv'] as const) expect(relErr(r[k], g[k]), `${k} ${what}`).toBeLessThan(1e-5);
+  // f16 operands (tensor cores where the adapter has them; the f32 kernels rounding elsewhere).
+  const r16 = (a: Float32Array) => Float64Array.from(a, roundF16);
+  const rounded = forwardRef(r16(x.q), r16(x.k), r16(x.v), dims, mask);
+  const h = await run(gpu, c, x, 'f16', true);
+  expect(relErr(h.lse, rounded.lse), `f16 lse ${what}`).toBeLessThan(1e-5);
+  expect(relErr(h.out, rounded.out), `f16 out ${what}`).toBeLessThan(2e-3);
+  expect(relErr(h.out, r.out), `f16 is rounded ${what}`).toBeGreaterThan(1e-6);
+  for (const k of ['dq', 'dk', 'dv'] as const) expect(relErr(h[k], g[k]), `f16 ${k} ${what}`).toBeLessThan(1e-2);
+  return r;
+}
+
+describe(`attention through the matmul kernels (seed ${rng.seed})`, () => {
+  it('plain causal; GQA with a sliding window', async () => {
+    await check({ B: 2, T: 37, Hq: 3, Hkv: 3, Dh: 20 });
+    await check({ B: 1, T: 50, Hq: 4, Hkv: 2, Dh: 16, window: 9 });
+  }, 300_000);
+
+  it('packed pairs with short rows: padding rows write out = 0 and lse = 0', async () => {
+    const P = 9; const C = 14; const R = 11; const T = P + C + R + 3; const B = 2; const Hq = 2;
+    const pm = packedPairMask(P, C, R);
+    const positions = new Int32Array(B * T); const segments = new Int32Array(B * T);
+    for (let b = 0; b < B; b++) { positions.set(pm.positions, b * T); segments.set(pm.segments, b * T); }
+    const lengths = Int32Array.from([P + C + R, P + C + R - 6]);
+    const r = await check({ B, T, Hq, Hkv: 1, Dh: 12, positions, segments, lengths });
+    for (let b = 0; b < B; b++) for (let t = lengths[b]; t < T; t++) for (let h = 0; h < Hq; h++) {
+      expect(r.lse[(b * Hq + h) * T + t]).toBe(0);
+      for (let d = 0; d < 12; d++) expect(r.out[((b * T + t) * Hq + h) * 12 + d]).toBe(0);
+    }
+  }, 300_000);
+
+  it('GPT-NeoX fused QKV operands, gradients into one fused dQKV buffer', async () => {
+    await check({ B: 2, T: 21, Hq: 2, Hkv: 2, Dh: 8, fused: true });
+  }, 300_000);
+});
