@@ -53,11 +53,15 @@ export async function tuneFirst(gpu: Gpu, run: () => void, calls = 32): Promise<
   if (!gpu.tuner) return false;
   const profiling = gpu.profiler?.enabled ?? false;
   if (gpu.profiler) gpu.profiler.enabled = false; // the tuner's timestamps need the passes
-  // Rounds until the tuner has chosen (a tensor-core attention check first takes a round of its own).
-  for (let round = 0; round < gpu.tuner.table.maxSteps + 2 && (round < gpu.tuner.table.maxSteps || gpu.tuner.open); round++) {
+  // Rounds until the tuner has chosen: a tensor-core attention check takes a round of its own, and a
+  // choice can open others (attention's tiles once the flash kernels are kept), so also one more round
+  // after any round that met new keys or made choices.
+  for (let round = 0, grew = true; round < gpu.tuner.table.maxSteps + 4 && (round < gpu.tuner.table.maxSteps || gpu.tuner.open || grew); round++) {
+    const before = gpu.tuner.table.progress;
     for (let i = 0; i < calls; i++) run();
     await gpu.sync();
     await gpu.tuner.settle();
+    grew = gpu.tuner.table.progress > before;
   }
   if (gpu.profiler) gpu.profiler.enabled = profiling;
   return true;

@@ -76,9 +76,10 @@ export interface PrecisionCheck {
 export interface StepResult {
   shape: StepShape; parameters: number; loss: LossName; precision: Precision; precisionNote?: string; precisionCheck?: PrecisionCheck;
   /**
-   * Attention kernels in this step: 'tensor cores' (SRK_ATTENTION=tc, or the tuner chose them for
-   * every pass), 'mixed' (for some passes), 'unfused' (SRK_ATTENTION=unfused: through the matmul
-   * kernels) or 'f32'; tcCheck: the tensor-core kernels' self-check here (mixed precision).
+   * Attention kernels in this step: 'unfused' (through the matmul kernels: SRK_ATTENTION=unfused, or
+   * the tuner chose it both ways), 'tensor cores' (SRK_ATTENTION=tc, or the tuner chose them for every
+   * pass), 'mixed' (either for some) or 'f32' (the f32 flash kernels); tcCheck: the tensor-core
+   * kernels' self-check here (mixed precision).
    */
   attention: 'tensor cores' | 'mixed' | 'unfused' | 'f32'; tcCheck?: string;
   packed: boolean; varied: boolean; lengthOrder: boolean; optimizer: 'rmsprop'; gradClip: number;
@@ -179,10 +180,20 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
     return performance.now() - t0;
   };
   const warmupMs: number[] = [];
-  for (let i = 0; i < o.warmup; i++) { warmupMs.push(await one()); log(`  warm-up step ${i + 1}: ${warmupMs[i].toFixed(0)} ms`); }
+  // Whether the last step met new tuner keys or made choices (tuner.ts: a choice can open others).
+  let grew = false;
+  const warm = async (): Promise<number> => {
+    const before = gpu.tuner?.table.progress ?? 0;
+    const ms = await one();
+    grew = (gpu.tuner?.table.progress ?? 0) > before;
+    return ms;
+  };
+  for (let i = 0; i < o.warmup; i++) { warmupMs.push(await warm()); log(`  warm-up step ${i + 1}: ${warmupMs[i].toFixed(0)} ms`); }
   // Timed steps run with the tuner's choices made (engine/tuner.ts): more warm-up while it measures.
-  for (let i = warmupMs.length; gpu.tuner?.open && i < o.warmup + 6; i++) {
-    warmupMs.push(await one()); log(`  warm-up step ${i + 1} (tuning): ${warmupMs[i].toFixed(0)} ms`);
+  // A choice can open others (attention: the flash kernels' tiles once flash is kept over the matmul
+  // path), so also one more step after any step that met new keys or made choices.
+  for (let i = warmupMs.length; gpu.tuner && (gpu.tuner.open || grew) && i < o.warmup + 8; i++) {
+    warmupMs.push(await warm()); log(`  warm-up step ${i + 1} (tuning): ${warmupMs[i].toFixed(0)} ms`);
   }
   const tuning = gpu.tuner?.table.decisions() ?? [];
   if (gpu.tuner) log(`  tuner: ${tuning.length} kernel choices timed, ${tuning.filter((d) => d.chosen !== 0).length} differ from the rule`);
@@ -193,10 +204,12 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   // Which attention kernels the step runs: forced (SRK_ATTENTION=tc), or the tuner's picks once the
   // tensor-core kernels passed their check here (kernels/attention-selfcheck.ts).
   const forcedTc = !!chooseSmxBackward(gpu, gpu.matmulPrecision, cfg.headDim);
-  const attnPicks = tuning.filter((d) => d.key.startsWith('attention ')).map((d) => d.candidates[d.chosen].startsWith('tc'));
-  const attentionKind = unfusedWanted() ? 'unfused' as const
-    : forcedTc || (attnPicks.length > 0 && attnPicks.every(Boolean)) ? 'tensor cores' as const
-      : attnPicks.some(Boolean) ? 'mixed' as const : 'f32' as const;
+  const modes = tuning.filter((d) => d.key.startsWith('attention mode ')).map((d) => d.candidates[d.chosen]);
+  const tcPicks = tuning.filter((d) => d.key.startsWith('attention ') && !d.key.startsWith('attention mode '))
+    .map((d) => d.candidates[d.chosen].startsWith('tc'));
+  const attentionKind = unfusedWanted() || (modes.length > 0 && modes.every((m) => m === 'unfused')) ? 'unfused' as const
+    : forcedTc || (!modes.includes('unfused') && tcPicks.length > 0 && tcPicks.every(Boolean)) ? 'tensor cores' as const
+      : modes.includes('unfused') || tcPicks.some(Boolean) ? 'mixed' as const : 'f32' as const;
   const tcCheck = choice.precision === 'mixed' ? tcCheckState(gpu, cfg.headDim) : undefined;
   log(`  attention: ${attentionKind}${forcedTc ? ' (SRK_ATTENTION=tc)' : ''}${tcCheck ? `; tensor-core check: ${tcCheck}` : ''}`);
   // Mixed against f32 log-probs with the kernels the timed steps run (after tuning).

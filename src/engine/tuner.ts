@@ -125,6 +125,16 @@ export class TuneTable {
     }
   }
 
+  /**
+   * A count that grows when an entry (a key with its candidate list) is first seen or closes: a step
+   * that changes it may lead the next step to new keys (a choice can open others).
+   */
+  get progress(): number {
+    let closed = 0;
+    for (const e of this.entries.values()) if (e.chosen !== undefined) closed++;
+    return this.entries.size + closed;
+  }
+
   /** True while some key is still being measured. */
   get open(): boolean {
     for (const e of this.entries.values()) if (e.chosen === undefined) return true;

@@ -142,6 +142,15 @@ export function unfusedWanted(): boolean {
   return (tilingOverride?.unfused ?? attentionMode() === 'unfused') && !tilingOverride?.legacy;
 }
 
+/**
+ * Whether the unfused path may be a tuner candidate against the flash kernels (attention.ts):
+ * SRK_ATTENTION unset, no test override, and not over emulated tensor cores (checking only, never
+ * fast, and each of their pipelines costs lavapipe seconds to compile).
+ */
+export function unfusedCandidateAllowed(gpu: Gpu, precision: 'f32' | 'f16'): boolean {
+  return attentionMode() === '' && !tilingOverride && !(precision === 'f16' && gpu.smxMode === 'emulated');
+}
+
 /** Whether the tensor-core forward runs its softmax one lane per row (SRK_SMX_SOFTMAX=row). */
 export function smxRowLanes(): boolean {
   if (SMX_SOFTMAX !== undefined && SMX_SOFTMAX !== '' && SMX_SOFTMAX !== 'row' && SMX_SOFTMAX !== 'shuffle') {

@@ -1,7 +1,9 @@
-// Attention through the matmul kernels ("unfused", SRK_ATTENTION=unfused): per batch row, the scores
-// of every head as batched products into a [Hq][T][T] f32 scratch, a masked softmax over its rows,
-// and the products back. Same arguments, mask rules and outputs (out, lse; dq, dk, dv) as the flash
-// kernels in attention.ts, which call this.
+// Attention through the matmul kernels ("unfused"): per batch row, the scores of every head as
+// batched products into a [Hq][T][T] f32 scratch, a masked softmax over its rows, and the products
+// back. Same arguments, mask rules and outputs (out, lse; dq, dk, dv) as the flash kernels in
+// attention.ts, which call this: with a tuner, for each direction (forward, backward) and shape
+// bucket, as a candidate timed against the flash kernels (the faster kept); SRK_ATTENTION=unfused
+// forces it.
 //
 // Why: the fused tensor-core attention (attention-smx.ts) failed on the first real tensor cores,
 // while the tensor-core matmul was exact there and runs at 85-140 TFLOP/s against ~6 for the f32
@@ -134,7 +136,11 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 };
 
 /** The call's shapes and resolved operands (attention.ts resolves and checks them). */
-export interface UnfusedShape { B: number; T: number; Hq: number; Hkv: number; Dh: number; nRep: number; scale: number; window: number }
+export interface UnfusedShape {
+  B: number; T: number; Hq: number; Hkv: number; Dh: number; nRep: number; scale: number; window: number;
+  /** The tuner's name when this runs as a candidate being timed (attention.ts), for every dispatch. */
+  timing?: string;
+}
 
 /** Whether a batch row's [Hq][T][T] scratch fits one binding window (else the flash kernels run). */
 export function unfusedFits(gpu: Gpu, Hq: number, T: number): boolean {
@@ -171,7 +177,7 @@ function headProduct(gpu: Gpu, pr: HeadProduct, sh: UnfusedShape, b: number, scr
     a: A.t, b: Bo.t, c: C.t, M: pr.M, N: pr.N, K: pr.K, transA: pr.transA, transB: pr.transB,
     lda: A.ld, ldb: Bo.ld, ldc: C.ld, batch: sh.Hkv, strideA: A.stride, strideB: Bo.stride, strideC: C.stride,
     offA: A.off, offB: Bo.off, offC: C.off, alpha: pr.alpha, accumulate, precision: pr.precision,
-    scaleA: pr.precision === 'f16' && pr.scaleA,
+    scaleA: pr.precision === 'f16' && pr.scaleA, timing: sh.timing,
   });
 }
 
@@ -188,7 +194,8 @@ export function unfusedForward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; 
         sh, b, scratch, 's', 's', 's', r, false);
     }
     const wl = windowOf(gpu, lse, b * Hq * T, (b + 1) * Hq * T);
-    gpu.recorder.dispatch(gpu.kernels.get(SOFTMAX), [wm.range, ws.range, wl.range], params(T, Hq, b, wm, hasMask, sh.window, wl.base, ws.base), [T, Hq, 1]);
+    gpu.recorder.dispatch(gpu.kernels.get(SOFTMAX), [wm.range, ws.range, wl.range], params(T, Hq, b, wm, hasMask, sh.window, wl.base, ws.base),
+      [T, Hq, 1], sh.timing);
     for (let r = 0; r < nRep; r++) {
       headProduct(gpu, { a: 'scratch' as never, ah: 's', b: ops.v, bh: 'kv', c: ops.o, ch: 'q', M: T, N: Dh, K: T, precision },
         sh, b, scratch, 's', 's', 's', r, false);
@@ -219,7 +226,7 @@ export function unfusedBackward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op;
     const wld = windowOf(gpu, ld, 2 * b * Hq * T, 2 * (b + 1) * Hq * T);
     if (ws.base !== wd.base) throw new Error('attention (unfused): S and dP scratch windows differ in alignment');
     gpu.recorder.dispatch(gpu.kernels.get(DSOFTMAX), [wm.range, wld.range, ws.range, wd.range],
-      params(T, Hq, b, wm, hasMask, sh.window, wld.base, ws.base), [T, Hq, 1]);
+      params(T, Hq, b, wm, hasMask, sh.window, wld.base, ws.base), [T, Hq, 1], sh.timing);
     for (let r = 0; r < nRep; r++) {
       // dV_g (+)= P_h^T dO_h (f32: dO is B, unscaled); dK_g (+)= scale dS_h^T Q_h; dQ_h = scale dS_h K_g.
       headProduct(gpu, { a: 'scratch' as never, ah: 's', b: ops.g, bh: 'q', c: ops.dv, ch: 'kv', M: T, N: Dh, K: T, transA: true, precision: 'f32' },

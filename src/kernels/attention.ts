@@ -54,7 +54,7 @@ import { ParamWriter, grid, maxWindowElems, windowOf, type Window } from '../eng
 import { dummyI32, isPackedMask, packMask, packMaskHost, type MaskTensors, type PackedMask } from './attention-mask.js';
 import { regDkdvDef, regDqDef, regForwardDef } from './attention-blocked.js';
 import { dkdvDef, dqDef, forwardDef } from './attention-legacy.js';
-import { chooseSmxBackward, chooseSmxForward, chooseTiles, regTileCandidates, smxRowLanes, tcCandidateAllowed, tcTilesFor, unfusedWanted, type Pass, type RegTiles } from './attention-tiling.js';
+import { chooseSmxBackward, chooseSmxForward, chooseTiles, regTileCandidates, smxRowLanes, tcCandidateAllowed, tcTilesFor, unfusedCandidateAllowed, unfusedWanted, type Pass, type RegTiles } from './attention-tiling.js';
 import { unfusedBackward, unfusedFits, unfusedForward } from './attention-unfused.js';
 import { checkedTcForm, tcFormLabel, type TcCheckCase, type TcCheckRecorder, type TcForm } from './attention-selfcheck.js';
 import type { SmxAttentionTiles } from './attention-smx.js';
@@ -222,19 +222,43 @@ interface PassPick { tc?: SmxAttentionTiles; rowLanes?: boolean; rt?: RegTiles; 
  * (attention-selfcheck.ts), the tensor-core kernels; keyed by pass, head size, sequence length and
  * rows of work in half-octave buckets and the mask kind. Without a tuner: the rule's tiles.
  */
-function passPick(gpu: Gpu, pass: Pass, a: AttentionArgs, masked: boolean): PassPick {
+function passPick(gpu: Gpu, pass: Pass, a: AttentionArgs, masked: boolean, outer?: string): PassPick {
   const cands = regTileCandidates(gpu, pass, a.Dh);
-  if (cands.length === 0) return {};
+  if (cands.length === 0) return { timing: outer };
   if (!gpu.tuner) return { rt: cands[0] };
   const form = tcCandidateAllowed(gpu, pass, a.precision ?? gpu.matmulPrecision) ? checkedTcForm(gpu, a.Dh, recordTcCheck) : undefined;
   const tc = form ? tcTilesFor(gpu, pass, a.Dh, form.reload) : undefined;
   const labels = cands.map((t) => `${t.BR}x${t.BC}`);
   if (tc) labels.push(tcFormLabel(form!));
-  if (labels.length === 1) return { rt: cands[0] };
-  const key = `attention ${pass} Dh ${a.Dh} T 2^${halfOctave(a.T)} heads 2^${halfOctave(a.B * a.Hq)}` +
-    `${a.Hq !== a.Hkv ? ' gqa' : ''}${masked ? ' masked' : ''}${a.window ? ' window' : ''}`;
-  const { index, timing } = gpu.tuner.pick(key, labels);
+  if (labels.length === 1) return { rt: cands[0], timing: outer };
+  const key = `attention ${pass} ${shapeKey(a, masked)}`;
+  // Timed as a candidate of the outer choice (modePick): the choice made for this pass, else the rule.
+  const { index, timing } = outer !== undefined ? { index: gpu.tuner.table.chosen(key, labels) ?? 0, timing: outer }
+    : gpu.tuner.pick(key, labels);
   return index < cands.length ? { rt: cands[index], timing } : { tc, rowLanes: form!.rowLanes, timing };
+}
+
+/** The shape part of the attention tuner keys: head size, length and rows of work in half-octave
+ *  buckets, and the mask kind. */
+function shapeKey(a: AttentionArgs, masked: boolean): string {
+  return `Dh ${a.Dh} T 2^${halfOctave(a.T)} heads 2^${halfOctave(a.B * a.Hq)}` +
+    `${a.Hq !== a.Hkv ? ' gqa' : ''}${masked ? ' masked' : ''}${a.window ? ' window' : ''}`;
+}
+
+/**
+ * Flash kernels or the matmul path (attention-unfused.ts) for a forward or a backward:
+ * SRK_ATTENTION=unfused forces the latter where its scratch fits; otherwise, with a tuner, the two
+ * are candidates of one key, each timed as a whole (inner choices as made, else the rules; the
+ * absmax of scaled products and the backward's shared preparation kernel untimed) and the faster
+ * kept. `timing`: the name to time this call's dispatches under while that key is measured.
+ */
+function modePick(gpu: Gpu, dir: 'fwd' | 'bwd', a: AttentionArgs, masked: boolean): { unfused: boolean; timing?: string } {
+  if (a.tcForm) return { unfused: false };
+  const fits = unfusedFits(gpu, a.Hq, a.T);
+  if (unfusedWanted()) return { unfused: fits };
+  if (!gpu.tuner || !fits || !unfusedCandidateAllowed(gpu, a.precision ?? gpu.matmulPrecision)) return { unfused: false };
+  const { index, timing } = gpu.tuner.pick(`attention mode ${dir} ${shapeKey(a, masked)}`, ['flash', 'unfused']);
+  return { unfused: index === 1, timing };
 }
 
 /** A pass forced onto tensor cores (the self-check's form, SRK_ATTENTION=tc or a test), else undefined. */
@@ -279,13 +303,14 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
   checkNoAlias([o.t, a.lse], [q.t, k.t, v.t]);
   if (o.t.buffer === a.lse.buffer) throw new Error('attention: out and lse must be in different GPU buffers');
   const mask = maskOf(gpu, a);
-  if (!a.tcForm && unfusedWanted() && unfusedFits(gpu, Hq, T)) {
-    unfusedForward(gpu, { B, T, Hq, Hkv: a.Hkv, Dh, nRep, scale, window }, { q, k, v, o }, a.lse,
+  const mode = modePick(gpu, 'fwd', a, !!mask.m);
+  if (mode.unfused) {
+    unfusedForward(gpu, { B, T, Hq, Hkv: a.Hkv, Dh, nRep, scale, window, timing: mode.timing }, { q, k, v, o }, a.lse,
       mask.m ?? dummyI32(gpu), !!mask.m, a.precision ?? gpu.matmulPrecision);
     mask.done();
     return;
   }
-  const { tc, rowLanes, rt, timing } = forcedTc(gpu, 'fwd', a) ?? passPick(gpu, 'fwd', a, !!mask.m);
+  const { tc, rowLanes, rt, timing } = forcedTc(gpu, 'fwd', a) ?? passPick(gpu, 'fwd', a, !!mask.m, mode.timing);
   const rows = tc ? 16 * tc.SGQ : rt ? rt.BR : chooseTiles(gpu, 'fwd', Dh).R;
   const kernel = gpu.kernels.get(tc ? smxForwardDef(tc, gpu.fixedSubgroupSize, gpu.smxMode === 'emulated', !!rowLanes)
     : rt ? regForwardDef(rt) : forwardDef(chooseTiles(gpu, 'fwd', Dh)));
@@ -324,9 +349,10 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
   const shared = dk.t.buffer === dv.t.buffer;
   const sg = gpu.fixedSubgroupSize; const emu = gpu.smxMode === 'emulated';
   // Unfused (attention-unfused.ts): the preparation kernel below, then its products instead of the passes.
-  const unfused = !a.tcForm && unfusedWanted() && unfusedFits(gpu, Hq, T);
-  const { tc: tq, rt: rq, timing: timeQ } = unfused ? {} : forcedTc(gpu, 'dq', a) ?? passPick(gpu, 'dq', a, !!mask.m);
-  const { tc: tkv, rt: rkv, timing: timeKV } = unfused ? {} : forcedTc(gpu, 'dkdv', a) ?? passPick(gpu, 'dkdv', a, !!mask.m);
+  const mode = modePick(gpu, 'bwd', a, !!mask.m);
+  const unfused = mode.unfused;
+  const { tc: tq, rt: rq, timing: timeQ } = unfused ? {} : forcedTc(gpu, 'dq', a) ?? passPick(gpu, 'dq', a, !!mask.m, mode.timing);
+  const { tc: tkv, rt: rkv, timing: timeKV } = unfused ? {} : forcedTc(gpu, 'dkdv', a) ?? passPick(gpu, 'dkdv', a, !!mask.m, mode.timing);
   const kPrep = gpu.kernels.get(PREP);
   const kKV = unfused ? undefined : gpu.kernels.get(tkv ? smxDkdvDef(tkv, sg, emu, shared)
     : rkv ? regDkdvDef(rkv, shared) : dkdvDef(chooseTiles(gpu, 'dkdv', Dh), shared));
@@ -386,7 +412,7 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
       pq.bytes(), [Math.ceil(T / qRows), Hq, n], timeQ);
   }
   if (unfused) {
-    unfusedBackward(gpu, { B, T, Hq, Hkv, Dh, nRep, scale, window }, { q, k, v, g: go, dq, dk, dv }, ld,
+    unfusedBackward(gpu, { B, T, Hq, Hkv, Dh, nRep, scale, window, timing: mode.timing }, { q, k, v, g: go, dq, dk, dv }, ld,
       mt, !!mask.m, a.precision ?? gpu.matmulPrecision);
   }
   gpu.pool.release(ld);

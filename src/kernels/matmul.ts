@@ -58,6 +58,13 @@ export interface MatmulArgs {
    * products that take the same A (dx and dW both take dy).
    */
   scaleA?: boolean | Tensor;
+  /**
+   * The tuner's name of an outer candidate this product is part of (attention-unfused.ts, timed as a
+   * whole against another way of computing the same thing): its dispatches are timed under it, with
+   * the tiling the tuner already chose for this product's key, else the rule's (no tuning of its own
+   * while the outer choice is measured).
+   */
+  timing?: string;
 }
 
 export interface MatmulTile {
@@ -391,7 +398,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   };
 }
 
-interface Problem extends Required<Omit<MatmulArgs, 'bias' | 'a' | 'b' | 'c' | 'tile' | 'precision' | 'scaleA'>> {
+interface Problem extends Required<Omit<MatmulArgs, 'bias' | 'a' | 'b' | 'c' | 'tile' | 'precision' | 'scaleA' | 'timing'>> {
   a: Tensor; b: Tensor; c: Tensor; bias?: Tensor; tile?: MatmulTile; precision?: 'f32' | 'f16'; scaleA?: boolean | Tensor;
   /** The tuner's name for the candidate this (sub-)problem is part of (tuner.ts). */
   timing?: string;
@@ -603,8 +610,9 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
     if (gpu.tuner && fits.length > 1) {
       const key = tuneKey(p, f16);
       const labels = fits.map((f) => tileName(f.tile));
-      // A dry run (matmulKernels) names what a tuned key dispatches, and times nothing.
-      if (dry) index = gpu.tuner.table.chosen(key, labels) ?? 0;
+      // A dry run (matmulKernels) names what a tuned key dispatches, and times nothing; a product
+      // timed as part of an outer candidate (p.timing) takes the choice made, else the rule.
+      if (dry || p.timing !== undefined) index = gpu.tuner.table.chosen(key, labels) ?? 0;
       else ({ index, timing: tuning } = gpu.tuner.pick(key, labels));
     }
     ({ tile, stages } = fits[index]);

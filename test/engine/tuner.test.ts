@@ -73,6 +73,21 @@ describe('TuneTable (the tuner without a GPU)', () => {
     expect(t.decisions().map((d) => [d.key, d.candidates[d.chosen]])).toEqual([['k', 'b'], ['k', 'a']]);
   });
 
+  it('progress grows when a key is first seen and when it closes (a choice can open other keys)', () => {
+    const t = new TuneTable(2, 1);
+    const p0 = t.progress;
+    const { id } = t.pick('mode', ['flash', 'unfused']);
+    expect(t.progress).toBe(p0 + 1);
+    t.add(id, 0, 2);
+    const { id: id2, index } = t.pick('mode', ['flash', 'unfused']);
+    t.add(id2, index, 1);
+    t.endStep();
+    expect(t.chosen('mode', ['flash', 'unfused'])).toBe(1);
+    expect(t.progress).toBe(p0 + 2);
+    t.endStep(); // nothing new: no progress
+    expect(t.progress).toBe(p0 + 2);
+  });
+
   it('SRK_TUNE: 0 off, 1 on, otherwise real GPUs with timestamps; anything else is an error', () => {
     const saved = process.env.SRK_TUNE;
     try {

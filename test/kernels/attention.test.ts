@@ -339,7 +339,7 @@ describe(`attention (seed ${rng.seed})`, () => {
   // The tuner (src/engine/tuner.ts) on this device: each pass's register tiles in turn, every call
   // checked. Dh 64, the common head size: on lavapipe (32 KiB) the forward tries 32x32 (compiled by
   // (h) above) and 32x16; on a 48 KiB GPU the forward tries three and dQ two, the ones it would tune.
-  it('with the tuner: each pass tries its candidate tiles, every one exact, and keeps one', async () => {
+  it('with the tuner: flash or unfused per direction, then each pass its tiles, every one exact; keeps the fastest', async () => {
     const gpu = await getGpu();
     const tuner = new Tuner(gpu.device);
     gpu.tuner = tuner;
@@ -347,12 +347,20 @@ describe(`attention (seed ${rng.seed})`, () => {
       const c: Case = { B: 2, T: 45, Hq: 4, Hkv: 2, Dh: 64, lengths: Int32Array.from([45, 40]) };
       const x = inputs(c);
       const want = reference(c, x);
-      for (let i = 0; i < 9; i++) expectClose(await runDense(gpu, c, x), want); // 3 samples of up to 3 candidates
-      await tuner.settle();
-      expect(tuner.table.open).toBe(false);
-      const passes = tuner.table.decisions(); // the passes with more than one candidate
-      expect(passes.map((d) => d.key.split(' ')[1])).toContain('fwd');
-      for (const d of passes) {
+      // First the flash kernels against the matmul path (attention-unfused.ts), each direction timed
+      // as a whole; then, in the way kept, each pass's tiles. Steps of 9 calls until all is chosen.
+      for (let step = 0; step === 0 || (step < 4 && tuner.open); step++) {
+        for (let i = 0; i < 9; i++) expectClose(await runDense(gpu, c, x), want); // 3 samples of up to 3 candidates
+        await tuner.settle();
+      }
+      expect(tuner.open).toBe(false);
+      const decisions = tuner.table.decisions(); // the choices with more than one candidate
+      const modes = decisions.filter((d) => d.key.startsWith('attention mode '));
+      expect(modes.map((d) => d.key.split(' ')[2]).sort()).toEqual(['bwd', 'fwd']);
+      for (const d of modes) expect(d.candidates).toEqual(['flash', 'unfused']);
+      const passes = decisions.filter((d) => !d.key.startsWith('attention mode '));
+      if (modes.some((d) => d.key.split(' ')[2] === 'fwd' && d.chosen === 0)) expect(passes.map((d) => d.key.split(' ')[1])).toContain('fwd');
+      for (const d of decisions) {
         expect(d.key).toMatch(/ Dh 64 .* gqa masked$/);
         expect(d.candidates.length).toBeGreaterThan(1);
         expect(d.medianMs.every((m) => m !== null && m > 0)).toBe(true);
