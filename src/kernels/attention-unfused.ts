@@ -142,9 +142,13 @@ export interface UnfusedShape {
   timing?: string;
 }
 
-/** Whether a batch row's [Hq][T][T] scratch fits one binding window (else the flash kernels run). */
+/** Largest scratch (floats, each of the two) the unfused path takes: 256 MiB, so long sequences
+ *  (where T^2 outgrows the model) stay on the flash kernels. */
+export const UNFUSED_MAX_SCRATCH = 64 * 2 ** 20;
+
+/** Whether a batch row's [Hq][T][T] scratch fits one binding window and the cap (else the flash kernels run). */
 export function unfusedFits(gpu: Gpu, Hq: number, T: number): boolean {
-  return Hq * T * T <= maxWindowElems(gpu);
+  return Hq * T * T <= Math.min(maxWindowElems(gpu), UNFUSED_MAX_SCRATCH);
 }
 
 function params(T: number, Hq: number, gb: number, wm: { base: number }, hasMask: boolean, window: number, rowBase: number, sBase: number): Uint8Array {
