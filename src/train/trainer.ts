@@ -109,6 +109,7 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
     let position = state?.position ?? 0;
     let pairsSeen = state?.pairsSeen ?? 0;
     let tuneSaved = tuneLoaded; // tuner choices in tuning.json so far (engine/tuner.ts)
+    let tuneLogged = false;
     const metrics = MetricsLog.open(o.out, state ? { resumeStep: step } : { fresh: true });
     const snapshot = (): TrainerState => ({
       step, pairsSeen, epoch, position, seed: o.seed, savedAt: new Date().toISOString(),
@@ -157,12 +158,14 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
           (precision.precision === 'mixed' ? ' (mixed precision: an activation past f16\'s range, 65504, also ends this way; --precision f32 tells the two apart.)' : ''));
       }
       step++; position += B; pairsSeen += B;
-      if (gpu.tuner && !gpu.tuner.open) {
-        // Saved whenever new choices are made (a longer micro-batch can bring a new shape bucket).
+      if (gpu.tuner) {
+        // Saved whenever new choices are made (a choice can open others, and a longer micro-batch can
+        // bring a new shape bucket); logged once the first round of choices is complete.
         const d = gpu.tuner.table.decisions();
-        if (d.length > tuneSaved) {
-          if (tuneSaved === 0) log(`tuner: ${d.length} kernel choices, ${d.filter((x) => x.chosen !== 0).length} differ from the built-in rule (${tuningFile})`);
-          tuneSaved = saveTuning(gpu.tuner.table, tuningFile, adapter);
+        if (d.length > tuneSaved) tuneSaved = saveTuning(gpu.tuner.table, tuningFile, adapter);
+        if (!gpu.tuner.open && !tuneLogged && d.length > tuneLoaded) {
+          tuneLogged = true;
+          log(`tuner: ${d.length} kernel choices, ${d.filter((x) => x.chosen !== 0).length} differ from the built-in rule (${tuningFile})`);
         }
       }
       const row: MetricsRow = {
