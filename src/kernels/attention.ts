@@ -250,7 +250,9 @@ function shapeKey(a: AttentionArgs, masked: boolean): string {
  * SRK_ATTENTION=unfused forces the latter where its scratch fits; otherwise, with a tuner, the two
  * are candidates of one key, each timed as a whole (inner choices as made, else the rules; the
  * absmax of scaled products and the backward's shared preparation kernel untimed) and the faster
- * kept. `timing`: the name to time this call's dispatches under while that key is measured.
+ * kept. The directions are chosen apart: a flash forward (f32 scores) with the unfused backward in
+ * f16 (P from that forward's lse) stays within the f16 bounds (attention-unfused.test.ts).
+ * `timing`: the name to time this call's dispatches under while that key is measured.
  */
 function modePick(gpu: Gpu, dir: 'fwd' | 'bwd', a: AttentionArgs, masked: boolean): { unfused: boolean; timing?: string } {
   if (a.tcForm) return { unfused: false };

@@ -4,7 +4,8 @@
 // GPT-NeoX's fused QKV operands with gradients into one fused dQKV buffer. f32: relErr < 1e-5 as
 // the flash kernels (attention.test.ts); f16 precision: the forward against the reference on
 // f16-rounded inputs, the gradients against the exact ones, within the tensor-core bounds of
-// attention-smx.test.ts (and not the f32 result: the rounding happened).
+// attention-smx.test.ts (and not the f32 result: the rounding happened), also after the flash
+// forward (the tuner chooses each direction apart).
 import { afterAll, describe, expect, it } from 'vitest';
 import { getGpu, relErr } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
@@ -23,9 +24,10 @@ interface Case {
 }
 type Result = { out: Float32Array; lse: Float32Array; dq: Float32Array; dk: Float32Array; dv: Float32Array };
 
-async function run(gpu: Gpu, c: Case, x: Record<'q' | 'k' | 'v' | 'dout', Float32Array>, precision: 'f32' | 'f16', unfused: boolean): Promise<Result> {
+/** Forward and backward; `unfused`: both through the matmul path, or [forward, backward] apart. */
+async function run(gpu: Gpu, c: Case, x: Record<'q' | 'k' | 'v' | 'dout', Float32Array>, precision: 'f32' | 'f16', unfused: boolean | [boolean, boolean]): Promise<Result> {
   const { B, T, Hq, Hkv, Dh } = c;
-  setAttentionTiling(unfused ? { unfused: true } : {});
+  const [uf, ub] = typeof unfused === 'boolean' ? [unfused, unfused] : unfused;
   const pool: ReturnType<Gpu['tensor']>[] = [];
   const t = (shape: number[], d?: Float32Array) => { const r = gpu.tensor(shape, d); pool.push(r); return r; };
   let ops: { q: HeadOperand; k: HeadOperand; v: HeadOperand };
@@ -55,7 +57,9 @@ async function run(gpu: Gpu, c: Case, x: Record<'q' | 'k' | 'v' | 'dout', Float3
   const mask = c.positions || c.segments || c.lengths ? packMaskHost(gpu, B, T, c) : undefined;
   const to = t([B * T, Hq, Dh]); const tl = t([B, Hq, T]); const tg = t([B * T, Hq, Dh], x.dout);
   const args = { B, T, Hq, Hkv, Dh, ...ops, mask, window: c.window, precision };
+  setAttentionTiling({ unfused: uf });
   attentionForward(gpu, { ...args, out: { tensor: to }, lse: tl });
+  setAttentionTiling({ unfused: ub });
   attentionBackward(gpu, { ...args, out: { tensor: to }, lse: tl, dout: { tensor: tg }, ...gops });
   const r = { out: await gpu.readF32(to), lse: await gpu.readF32(tl), ...(await grads()) };
   gpu.pool.release(...pool);
@@ -86,6 +90,10 @@ async function check(c: Case): Promise<Result> {
   expect(relErr(h.out, rounded.out), `f16 out ${what}`).toBeLessThan(2e-3);
   expect(relErr(h.out, r.out), `f16 is rounded ${what}`).toBeGreaterThan(1e-6);
   for (const k of ['dq', 'dk', 'dv'] as const) expect(relErr(h[k], g[k]), `f16 ${k} ${what}`).toBeLessThan(1e-2);
+  // The tuner picks each direction apart: the flash forward (f32 scores and lse) with this backward
+  // (f16 scores, P from the flash lse) stays within the same bounds.
+  const mix = await run(gpu, c, x, 'f16', [false, true]);
+  for (const k of ['dq', 'dk', 'dv'] as const) expect(relErr(mix[k], g[k]), `flash forward, unfused f16 backward: ${k} ${what}`).toBeLessThan(1e-2);
   return r;
 }
 
