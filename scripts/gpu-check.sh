@@ -7,8 +7,8 @@
 #           (what the steps run first: tensor cores, tuner candidates; the other tests after the steps)
 #   tc      tensor-core attention: adapter probes, its tests and the mixed HF fixtures with it, in each
 #           kernel form until one passes (the steps' SRK_ATTENTION=tc runs use that form)
-#   quicksteps  only the mixed 160m/410m DPO and Sr-DPO steps (flash, unfused and tensor-core attention)
-#           and the f32 Sr-DPO ones (flash and unfused)
+#   quicksteps  a short run's steps: tuned mixed 160m/410m DPO and Sr-DPO, f32 Sr-DPO, then Sr-DPO with
+#           attention forced unfused or onto tensor cores, then profiles
 #   step    training steps, Pythia-160m/410m, DPO and Sr-DPO, mixed (with and without tensor-core
 #           attention) then f32, packed (+ unpacked, profiles, varied lengths)
 #   matmul  f32 and f16 (tensor cores) on the square and Pythia shapes; with SRK_GPU_SWEEP=1 every tiling
@@ -85,21 +85,21 @@ step() { # step NAME ARGS...
   run 120 "step-$name" $srk bench step --pairs 8 --seq 512 --prompt 256 --json "$@"
 }
 if has quicksteps; then
-  # The mixed steps with the flash kernels (tensor cores among the tuner's candidates once checked),
-  # with attention through the matmul (SRK_ATTENTION=unfused) and forced tensor-core attention, tuned
-  # (a short run's steps); then the f32 Sr-DPO steps with and without the unfused attention.
+  # A short run's steps, most wanted first: the tuned defaults (mixed: flash or unfused attention per
+  # direction, tensor-core flash kernels among the candidates once checked; f32 likewise), then the same
+  # with attention forced through the matmul (SRK_ATTENTION=unfused) or onto tensor cores, then profiles.
   for s in pythia-160m pythia-410m; do for l in sr-dpo dpo; do
     step "$s-$l-mixed" --shape $s --loss $l --precision mixed
-    SRK_ATTENTION=unfused step "$s-$l-mixed-unfused" --shape $s --loss $l --precision mixed
-    tcstep "$s-$l-mixed-tcattn" --shape $s --loss $l --precision mixed
   done; done
+  for s in pythia-160m pythia-410m; do step "$s-sr-dpo-f32" --shape $s --loss sr-dpo --precision f32; done
   for s in pythia-160m pythia-410m; do
-    step "$s-sr-dpo-f32" --shape $s --loss sr-dpo --precision f32
+    SRK_ATTENTION=unfused step "$s-sr-dpo-mixed-unfused" --shape $s --loss sr-dpo --precision mixed
     SRK_ATTENTION=unfused step "$s-sr-dpo-f32-unfused" --shape $s --loss sr-dpo --precision f32
+    tcstep "$s-sr-dpo-mixed-tcattn" --shape $s --loss sr-dpo --precision mixed
   done
+  step pythia-160m-sr-dpo-mixed-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
   SRK_ATTENTION=unfused step pythia-160m-sr-dpo-mixed-unfused-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
   tcstep pythia-160m-sr-dpo-mixed-tcattn-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
-  tcstep pythia-410m-sr-dpo-mixed-tcattn-profile --shape pythia-410m --loss sr-dpo --precision mixed --profile
 fi
 if has step; then
   # Most wanted first (the budget may end the section): the mixed Sr-DPO steps, then DPO, then f32,
@@ -160,6 +160,6 @@ for f in "$r"/tests*.json; do echo "${f##*/}:"; sed 's/\x1b\[[0-9;]*m//g' "$f" "
 [ -f "$r/matmul-tuned.log" ] && grep -E "tuned" "$r/matmul-tuned.log" | head -12
 [ -f "$r/sweep.log" ] && grep -E "f16" "$r/sweep.log" | sort | head -48
 for f in "$r"/step-*.json; do [ -f "$f" ] || continue
-  node -e "const j=JSON.parse(require('fs').readFileSync('$f'));const s=j.step;const p=s.profile;const tu=s.tuning?s.tuning.decisions:[];console.log('$f'.split('/').pop().replace('.json',''), s.precision, 'attn '+s.attention+(s.tcCheck?' (tc check: '+s.tcCheck.slice(0,60)+')':''), s.tuning&&s.tuning.on?'tuned '+tu.filter(d=>d.chosen).length+'/'+tu.length:'untuned', s.stepMs.toFixed(1)+' ms', Math.round(s.tokensPerS)+' tok/s', (s.peakInUseBytes/2**30).toFixed(2)+' GiB', s.precisionCheck?'dlogp/token '+s.precisionCheck.maxAbsDiffPerToken.toExponential(1):'', p?'profile gpu '+p.gpuMs.toFixed(0)+' ms: '+p.families.slice(0,6).map(f=>f.name+' '+f.ms.toFixed(1)).join(', '):'')" 2>/dev/null || { echo "$f:"; tail -3 "${f%.json}.log"; }
+  node -e "const j=JSON.parse(require('fs').readFileSync('$f'));const s=j.step;const p=s.profile;const tu=s.tuning?s.tuning.decisions:[];console.log('$f'.split('/').pop().replace('.json',''), s.precision, 'attn '+s.attention+(s.tcCheck?' (tc check: '+s.tcCheck.slice(0,60)+')':''), s.tuning&&s.tuning.on?'tuned '+tu.filter(d=>d.chosen).length+'/'+tu.length+' '+tu.filter(d=>d.key.startsWith('attention mode')).map(d=>d.key.split(' ')[2]+':'+d.candidates[d.chosen]).join(','):'untuned', s.stepMs.toFixed(1)+' ms', Math.round(s.tokensPerS)+' tok/s', (s.peakInUseBytes/2**30).toFixed(2)+' GiB', s.precisionCheck?'dlogp/token '+s.precisionCheck.maxAbsDiffPerToken.toExponential(1):'', p?'profile gpu '+p.gpuMs.toFixed(0)+' ms: '+p.families.slice(0,6).map(f=>f.name+' '+f.ms.toFixed(1)).join(', '):'')" 2>/dev/null || { echo "$f:"; tail -3 "${f%.json}.log"; }
 done
 [ -f "$r/torch.json" ] && { head -c 2500 "$r/torch.json"; tail -2 "$r/torch.log"; }
