@@ -18,7 +18,7 @@ import { attentionCases, benchAttention, type AttentionResult } from './attentio
 import { benchClassifier, classifierCases, type ClassifierResult } from './classifier.js';
 import { benchNorm, normCases, type NormResult } from './norm.js';
 import { benchOptimizers, type OptimizerResult } from './optimizer.js';
-import { precisionFor } from '../src/engine/precision.js';
+import { precisionFor, setPrecision } from '../src/engine/precision.js';
 import { benchStep, checkStepOptions, type StepBenchOptions, type StepResult } from './step.js';
 
 export const BENCH_KINDS = ['matmul', 'copy', 'attention', 'classifier', 'norm', 'optimizer', 'step'] as const;
@@ -159,6 +159,9 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
   if (o.kind === 'attention') {
     const cases = attentionCases(cpu).map((c) => ({ ...c, pairs: o.pairs ?? c.pairs, seq: o.seq ?? c.seq, prompt: o.prompt ?? c.prompt }));
     if (cpu) o.log(`(CPU adapter: reduced sizes, ${cases[0].pairs} pair(s) of ${cases[0].seq} tokens; --full for the real ones)`);
+    // --precision mixed: f16 operands where attention runs products (tensor cores, the matmul path).
+    const choice = setPrecision(gpu, o.precision ?? 'f32');
+    o.log(`attention precision ${choice.precision}${choice.note ? ` (${choice.note})` : ''}`);
     report.attention = [];
     for (const c of cases) {
       const r = await benchAttention(gpu, c, warm, reps);

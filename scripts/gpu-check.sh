@@ -92,6 +92,11 @@ if has quicksteps; then
     step "$s-$l-mixed" --shape $s --loss $l --precision mixed
   done; done
   for s in pythia-160m pythia-410m; do step "$s-sr-dpo-f32" --shape $s --loss sr-dpo --precision f32; done
+  # Attention alone (Pythia shapes, plain and packed), untuned: the flash kernels against the matmul path.
+  for p in mixed f32; do
+    SRK_TUNE=0 run 40 "attn-$p-flash" $srk bench attention --json --precision $p
+    SRK_TUNE=0 SRK_ATTENTION=unfused run 40 "attn-$p-unfused" $srk bench attention --json --precision $p
+  done
   for s in pythia-160m pythia-410m; do
     SRK_ATTENTION=unfused step "$s-sr-dpo-mixed-unfused" --shape $s --loss sr-dpo --precision mixed
     SRK_ATTENTION=unfused step "$s-sr-dpo-f32-unfused" --shape $s --loss sr-dpo --precision f32
@@ -157,6 +162,7 @@ tar czf "$out/results.tgz" -C "$out" r
 cat "$r/nvidia-smi.txt" "$r/commit.txt" 2>/dev/null
 for f in "$r"/tests*.json; do echo "${f##*/}:"; sed 's/\x1b\[[0-9;]*m//g' "$f" "${f%.json}.log" | grep -E "×|Test Files|Tests  |AssertionError|Error:|rc=" | head -14; done
 [ -f "$r/matmul.log" ] && grep -E "copy|square 4096" "$r/matmul.log" | head -6
+for f in "$r"/attn-*.log; do [ -f "$f" ] && { echo "${f##*/}:"; grep -E "fwd|rc=" "$f" | head -5; }; done
 [ -f "$r/matmul-tuned.log" ] && grep -E "tuned" "$r/matmul-tuned.log" | head -12
 [ -f "$r/sweep.log" ] && grep -E "f16" "$r/sweep.log" | sort | head -48
 for f in "$r"/step-*.json; do [ -f "$f" ] || continue

@@ -49,7 +49,7 @@ async function main(): Promise<void> {
           shape: { type: 'string', choices: STEP_SHAPES, describe: 'step: model shapes, random init (default pythia-160m; tiny on a CPU adapter)' },
           loss: { type: 'string', choices: STEP_LOSSES, default: 'dpo', describe: 'step: loss' },
           'micro-batch': { type: 'number', default: 8, describe: 'step: pairs per micro-batch' },
-          precision: { type: 'string', choices: ['f32', 'mixed'], default: 'f32', describe: 'step, matmul: f32, or mixed (f16 operands on tensor cores, f32 accumulation and weights; falls back to f32 without f16 subgroup-matrix support); matmul times both' },
+          precision: { type: 'string', choices: ['f32', 'mixed'], default: 'f32', describe: 'step, matmul, attention: f32, or mixed (f16 operands on tensor cores, f32 accumulation and weights; falls back to f32 without f16 subgroup-matrix support); matmul times both' },
           varied: { type: 'boolean', default: false, describe: 'step: pair lengths vary (prompt and completions from a quarter to all of theirs), as in real data' },
           'length-order': { type: 'boolean', default: true, describe: 'step: micro-batches of similar lengths, longest first (--no-length-order: in data order)' },
           profile: { type: 'boolean', default: false, describe: 'step: after the timed steps, one more step with a GPU timestamp per kernel: time per kernel family (inflated by one pass per dispatch)' },
