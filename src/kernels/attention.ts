@@ -220,7 +220,9 @@ interface PassPick { tc?: SmxAttentionTiles; rowLanes?: boolean; rt?: RegTiles; 
  * One pass's kernel where nothing forces it: the tuner's pick (engine/tuner.ts) among the register
  * tiles that fit and, in f16 precision once it has passed its check on this adapter
  * (attention-selfcheck.ts), the tensor-core kernels; keyed by pass, head size, sequence length and
- * rows of work in half-octave buckets and the mask kind. Without a tuner: the rule's tiles.
+ * rows of work in half-octave buckets and the mask kind. Without a tuner: the rule's tiles. `outer`:
+ * the flash kernels are being timed as a whole against the matmul path (modePick): no pick of their
+ * own, the choice made (else the rule), timed under that name.
  */
 function passPick(gpu: Gpu, pass: Pass, a: AttentionArgs, masked: boolean, outer?: string): PassPick {
   const cands = regTileCandidates(gpu, pass, a.Dh);
