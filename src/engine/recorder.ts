@@ -45,10 +45,11 @@ export class Recorder {
   /**
    * Records one dispatch. `storage` are the storage bindings in order; `params` the packed
    * uniform bytes when the kernel has a uniform binding. `tuning`: a name the tuner times this
-   * dispatch under (tuner.ts), when it is one of the candidates being measured.
+   * dispatch under (tuner.ts), when it is one of the candidates being measured. `label`: the
+   * profiler's name for it (default the kernel's), e.g. attention's products filed under attention.
    */
   dispatch(kernel: Kernel, storage: BufferRange[], params: Uint8Array | undefined,
-    groups: readonly [number, number?, number?], tuning?: string): void {
+    groups: readonly [number, number?, number?], tuning?: string, label?: string): void {
     const [x, y = 1, z = 1] = groups;
     if (x === 0 || y === 0 || z === 0) return;
     const max = this.gpu.limits.maxComputeWorkgroupsPerDimension;
@@ -69,7 +70,7 @@ export class Recorder {
     if (prof) {
       if (prof.full) this.flush();
       this.endPass();
-      const name = prof === this.gpu.profiler ? kernel.def.name : tuning!;
+      const name = prof === this.gpu.profiler ? label ?? kernel.def.name : tuning!;
       pass = this.enc().beginComputePass({ label: kernel.def.name, timestampWrites: prof.next(name) });
     } else {
       if (!this.pass) this.pass = this.enc().beginComputePass({ label: 'srk' });

@@ -157,6 +157,8 @@ function params(T: number, Hq: number, gb: number, wm: { base: number }, hasMask
 
 /** One batched product per r (query head h = g nRep + r), over the kv heads g. */
 interface HeadProduct {
+  /** The profiler's name (attn_unfused_<what>_<kernel>). */
+  what: string;
   a: Op; b: Op; c: Op | 'scratch';
   /** Which head indexes each operand: the query head h, or the kv head g. */
   ah: 'q' | 'kv' | 's'; bh: 'q' | 'kv' | 's'; ch: 'q' | 'kv' | 's';
@@ -181,7 +183,7 @@ function headProduct(gpu: Gpu, pr: HeadProduct, sh: UnfusedShape, b: number, scr
     a: A.t, b: Bo.t, c: C.t, M: pr.M, N: pr.N, K: pr.K, transA: pr.transA, transB: pr.transB,
     lda: A.ld, ldb: Bo.ld, ldc: C.ld, batch: sh.Hkv, strideA: A.stride, strideB: Bo.stride, strideC: C.stride,
     offA: A.off, offB: Bo.off, offC: C.off, alpha: pr.alpha, accumulate, precision: pr.precision,
-    scaleA: pr.precision === 'f16' && pr.scaleA, timing: sh.timing,
+    scaleA: pr.precision === 'f16' && pr.scaleA, timing: sh.timing, profileLabel: `attn_unfused_${pr.what}`,
   });
 }
 
@@ -194,14 +196,14 @@ export function unfusedForward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; 
   const wm = windowOf(gpu, m); const ws = windowOf(gpu, S);
   for (let b = 0; b < B; b++) {
     for (let r = 0; r < nRep; r++) {
-      headProduct(gpu, { a: ops.q, ah: 'q', b: ops.k, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, alpha: scale, scaleA: true, precision },
+      headProduct(gpu, { what: 'qk', a: ops.q, ah: 'q', b: ops.k, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, alpha: scale, scaleA: true, precision },
         sh, b, scratch, 's', 's', 's', r, false);
     }
     const wl = windowOf(gpu, lse, b * Hq * T, (b + 1) * Hq * T);
     gpu.recorder.dispatch(gpu.kernels.get(SOFTMAX), [wm.range, ws.range, wl.range], params(T, Hq, b, wm, hasMask, sh.window, wl.base, ws.base),
       [T, Hq, 1], sh.timing);
     for (let r = 0; r < nRep; r++) {
-      headProduct(gpu, { a: 'scratch' as never, ah: 's', b: ops.v, bh: 'kv', c: ops.o, ch: 'q', M: T, N: Dh, K: T, precision },
+      headProduct(gpu, { what: 'pv', a: 'scratch' as never, ah: 's', b: ops.v, bh: 'kv', c: ops.o, ch: 'q', M: T, N: Dh, K: T, precision },
         sh, b, scratch, 's', 's', 's', r, false);
     }
   }
@@ -222,9 +224,9 @@ export function unfusedBackward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op;
   for (let b = 0; b < B; b++) {
     for (let r = 0; r < nRep; r++) {
       // S = scale Q K^T (recomputed); dP = dO V^T.
-      headProduct(gpu, { a: ops.q, ah: 'q', b: ops.k, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, alpha: scale, scaleA: true, precision },
+      headProduct(gpu, { what: 'qk', a: ops.q, ah: 'q', b: ops.k, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, alpha: scale, scaleA: true, precision },
         sh, b, scratch, 's', 's', 's', r, false);
-      headProduct(gpu, { a: ops.g, ah: 'q', b: ops.v, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, scaleA: true, precision },
+      headProduct(gpu, { what: 'dp', a: ops.g, ah: 'q', b: ops.v, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, scaleA: true, precision },
         sh, b, scratch, 'dp', 'dp', 'dp', r, false);
     }
     const wld = windowOf(gpu, ld, 2 * b * Hq * T, 2 * (b + 1) * Hq * T);
@@ -233,11 +235,11 @@ export function unfusedBackward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op;
       params(T, Hq, b, wm, hasMask, sh.window, wld.base, ws.base), [T, Hq, 1], sh.timing);
     for (let r = 0; r < nRep; r++) {
       // dV_g (+)= P_h^T dO_h (f32: dO is B, unscaled); dK_g (+)= scale dS_h^T Q_h; dQ_h = scale dS_h K_g.
-      headProduct(gpu, { a: 'scratch' as never, ah: 's', b: ops.g, bh: 'q', c: ops.dv, ch: 'kv', M: T, N: Dh, K: T, transA: true, precision: 'f32' },
+      headProduct(gpu, { what: 'dv', a: 'scratch' as never, ah: 's', b: ops.g, bh: 'q', c: ops.dv, ch: 'kv', M: T, N: Dh, K: T, transA: true, precision: 'f32' },
         sh, b, scratch, 's', 's', 's', r, r > 0);
-      headProduct(gpu, { a: 'scratch' as never, ah: 's', b: ops.q, bh: 'q', c: ops.dk, ch: 'kv', M: T, N: Dh, K: T, transA: true, alpha: scale, scaleA: true, precision },
+      headProduct(gpu, { what: 'dk', a: 'scratch' as never, ah: 's', b: ops.q, bh: 'q', c: ops.dk, ch: 'kv', M: T, N: Dh, K: T, transA: true, alpha: scale, scaleA: true, precision },
         sh, b, scratch, 'dp', 'dp', 'dp', r, r > 0);
-      headProduct(gpu, { a: 'scratch' as never, ah: 's', b: ops.k, bh: 'kv', c: ops.dq, ch: 'q', M: T, N: Dh, K: T, alpha: scale, scaleA: true, precision },
+      headProduct(gpu, { what: 'dq', a: 'scratch' as never, ah: 's', b: ops.k, bh: 'kv', c: ops.dq, ch: 'q', M: T, N: Dh, K: T, alpha: scale, scaleA: true, precision },
         sh, b, scratch, 'dp', 'dp', 'dp', r, false);
     }
   }

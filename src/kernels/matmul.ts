@@ -65,6 +65,9 @@ export interface MatmulArgs {
    * while the outer choice is measured).
    */
   timing?: string;
+  /** The profiler's name for this product's dispatch (default the kernel's name; bench step --profile
+   *  sums by the name's first word): attention-unfused.ts files its products under attention. */
+  profileLabel?: string;
 }
 
 export interface MatmulTile {
@@ -398,8 +401,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   };
 }
 
-interface Problem extends Required<Omit<MatmulArgs, 'bias' | 'a' | 'b' | 'c' | 'tile' | 'precision' | 'scaleA' | 'timing'>> {
+interface Problem extends Required<Omit<MatmulArgs, 'bias' | 'a' | 'b' | 'c' | 'tile' | 'precision' | 'scaleA' | 'timing' | 'profileLabel'>> {
   a: Tensor; b: Tensor; c: Tensor; bias?: Tensor; tile?: MatmulTile; precision?: 'f32' | 'f16'; scaleA?: boolean | Tensor;
+  profileLabel?: string;
   /** The tuner's name for the candidate this (sub-)problem is part of (tuner.ts). */
   timing?: string;
 }
@@ -641,7 +645,7 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
       p.strideA, p.strideB, p.strideC, p.accumulate ? 1 : 0, p.bias ? 1 : 0)
     .f32(p.alpha).u32(wparts?.base ?? 0).bytes();
   gpu.recorder.dispatch(kernel, [wa.range, wb.range, wc.range, wbias.range, ...(wparts ? [wparts.range] : [])], params,
-    [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), batch], tuning);
+    [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), batch], tuning, p.profileLabel && `${p.profileLabel}_${def.name}`);
   // Later work may reuse the buffer: it runs after this dispatch in queue order.
   if (parts && !given) gpu.pool.release(parts);
 }
