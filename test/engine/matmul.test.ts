@@ -304,6 +304,16 @@ describe(`matmul (seed ${rng.seed})`, () => {
       matmul(gpu, { ...args, c: tc, tile: { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 } });
       expect(gpu.recorder.lastKernel).toMatch(/^matmul_nn_64x64x16_4x4/);
       expect(tuner.table.decisions()).toHaveLength(1);
+      // Part of an outer candidate (attention-unfused.ts): no pick of its own; the choice made, timed
+      // under the outer name.
+      const progress = tuner.table.progress;
+      matmul(gpu, { ...args, c: tc, timing: 'outer' });
+      expect(gpu.recorder.lastKernel).toBe(names.at(-1));
+      expect(relErr(await gpu.readF32(tc), want)).toBeLessThan(1e-5);
+      await tuner.profiler.collect();
+      expect(tuner.profiler.samples.get('outer')?.length).toBeGreaterThan(0);
+      tuner.profiler.reset();
+      expect(tuner.table.progress).toBe(progress);
       gpu.pool.release(ta, tb, tbias, tc);
     } finally {
       gpu.tuner = undefined;
