@@ -19,7 +19,8 @@
 //             dP_h = dO_h V_g^T; P_h = exp(S_h - lse), dS_h = P_h (dP_h - D) (one kernel, in place);
 //             dV_g += P_h^T dO_h; dK_g += scale dS_h^T Q_h; dQ_h = scale dS_h K_g.
 // Precision 'f16': the products take f16 operands (tensor cores where the adapter has them) with A
-// scaled by a power of two from its max |value| where it is a gradient or an activation (Q, dO, dS);
+// scaled by a power of two from its max |value| where it is a gradient or an activation (Q, dO, dS;
+// the maxima found once per call for Q and dO, once per row for dS, and shared by the products);
 // P is <= 1 and is rounded as is. dV = P^T dO stays f32: its small operand dO is B, which the matmul
 // does not scale, and would fall into f16's subnormals.
 // Reference: attention.ref.ts; checked in test/kernels/attention-unfused.test.ts.
@@ -28,6 +29,7 @@ import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, maxWindowElems, windowOf, type KernelDef } from '../engine/kernel.js';
 import { MASK_WGSL } from './attention-mask.js';
 import { matmul } from './matmul.js';
+import { absmaxOf } from './absmax.js';
 import type { Op } from './attention-wgsl.js';
 
 const WG = 64;
@@ -163,7 +165,9 @@ interface HeadProduct {
   /** Which head indexes each operand: the query head h, or the kv head g. */
   ah: 'q' | 'kv' | 's'; bh: 'q' | 'kv' | 's'; ch: 'q' | 'kv' | 's';
   M: number; N: number; K: number; transA?: boolean; transB?: boolean;
-  alpha?: number; accumulate?: boolean; scaleA?: boolean; precision: 'f32' | 'f16';
+  alpha?: number; accumulate?: boolean; precision: 'f32' | 'f16';
+  /** f16: A's partial maxima (absmax.ts), computed once for all the products that take it. */
+  scaleA?: Tensor;
 }
 
 /**
@@ -183,7 +187,7 @@ function headProduct(gpu: Gpu, pr: HeadProduct, sh: UnfusedShape, b: number, scr
     a: A.t, b: Bo.t, c: C.t, M: pr.M, N: pr.N, K: pr.K, transA: pr.transA, transB: pr.transB,
     lda: A.ld, ldb: Bo.ld, ldc: C.ld, batch: sh.Hkv, strideA: A.stride, strideB: Bo.stride, strideC: C.stride,
     offA: A.off, offB: Bo.off, offC: C.off, alpha: pr.alpha, accumulate, precision: pr.precision,
-    scaleA: pr.precision === 'f16' && pr.scaleA, timing: sh.timing, profileLabel: `attn_unfused_${pr.what}`,
+    scaleA: pr.precision === 'f16' ? pr.scaleA ?? false : false, timing: sh.timing, profileLabel: `attn_unfused_${pr.what}`,
   });
 }
 
@@ -194,9 +198,11 @@ export function unfusedForward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; 
   const S = gpu.pool.acquire([Hq, T, T], 'f32', 'attn unfused S');
   const scratch = { s: S, dp: S };
   const wm = windowOf(gpu, m); const ws = windowOf(gpu, S);
+  // Q's scale once for every row and head (over its whole tensor: a superset of what each product reads).
+  const qScale = scaled(gpu, ops.q, precision);
   for (let b = 0; b < B; b++) {
     for (let r = 0; r < nRep; r++) {
-      headProduct(gpu, { what: 'qk', a: ops.q, ah: 'q', b: ops.k, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, alpha: scale, scaleA: true, precision },
+      headProduct(gpu, { what: 'qk', a: ops.q, ah: 'q', b: ops.k, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, alpha: scale, scaleA: qScale, precision },
         sh, b, scratch, 's', 's', 's', r, false);
     }
     const wl = windowOf(gpu, lse, b * Hq * T, (b + 1) * Hq * T);
@@ -207,7 +213,12 @@ export function unfusedForward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; 
         sh, b, scratch, 's', 's', 's', r, false);
     }
   }
-  gpu.pool.release(S);
+  gpu.pool.release(S, ...(qScale ? [qScale] : []));
+}
+
+/** The partial maxima of an operand's whole tensor in f16 precision (release after use), else undefined. */
+function scaled(gpu: Gpu, op: Op, precision: 'f32' | 'f16'): Tensor | undefined {
+  return precision === 'f16' ? absmaxOf(gpu, op.t, op.t.numel) : undefined;
 }
 
 /**
@@ -221,27 +232,31 @@ export function unfusedBackward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op;
   const dP = gpu.pool.acquire([Hq, T, T], 'f32', 'attn unfused dP');
   const scratch = { s: S, dp: dP };
   const wm = windowOf(gpu, m); const ws = windowOf(gpu, S); const wd = windowOf(gpu, dP);
+  // Q's and dO's scales once for every row and head; dS's per row (below).
+  const qScale = scaled(gpu, ops.q, precision); const gScale = scaled(gpu, ops.g, precision);
   for (let b = 0; b < B; b++) {
     for (let r = 0; r < nRep; r++) {
       // S = scale Q K^T (recomputed); dP = dO V^T.
-      headProduct(gpu, { what: 'qk', a: ops.q, ah: 'q', b: ops.k, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, alpha: scale, scaleA: true, precision },
+      headProduct(gpu, { what: 'qk', a: ops.q, ah: 'q', b: ops.k, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, alpha: scale, scaleA: qScale, precision },
         sh, b, scratch, 's', 's', 's', r, false);
-      headProduct(gpu, { what: 'dp', a: ops.g, ah: 'q', b: ops.v, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, scaleA: true, precision },
+      headProduct(gpu, { what: 'dp', a: ops.g, ah: 'q', b: ops.v, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, scaleA: gScale, precision },
         sh, b, scratch, 'dp', 'dp', 'dp', r, false);
     }
     const wld = windowOf(gpu, ld, 2 * b * Hq * T, 2 * (b + 1) * Hq * T);
     if (ws.base !== wd.base) throw new Error('attention (unfused): S and dP scratch windows differ in alignment');
     gpu.recorder.dispatch(gpu.kernels.get(DSOFTMAX), [wm.range, wld.range, ws.range, wd.range],
       params(T, Hq, b, wm, hasMask, sh.window, wld.base, ws.base), [T, Hq, 1], sh.timing);
+    const dsScale = precision === 'f16' ? absmaxOf(gpu, dP, Hq * T * T) : undefined; // dS of this row, for dK and dQ
     for (let r = 0; r < nRep; r++) {
       // dV_g (+)= P_h^T dO_h (f32: dO is B, unscaled); dK_g (+)= scale dS_h^T Q_h; dQ_h = scale dS_h K_g.
       headProduct(gpu, { what: 'dv', a: 'scratch' as never, ah: 's', b: ops.g, bh: 'q', c: ops.dv, ch: 'kv', M: T, N: Dh, K: T, transA: true, precision: 'f32' },
         sh, b, scratch, 's', 's', 's', r, r > 0);
-      headProduct(gpu, { what: 'dk', a: 'scratch' as never, ah: 's', b: ops.q, bh: 'q', c: ops.dk, ch: 'kv', M: T, N: Dh, K: T, transA: true, alpha: scale, scaleA: true, precision },
+      headProduct(gpu, { what: 'dk', a: 'scratch' as never, ah: 's', b: ops.q, bh: 'q', c: ops.dk, ch: 'kv', M: T, N: Dh, K: T, transA: true, alpha: scale, scaleA: dsScale, precision },
         sh, b, scratch, 'dp', 'dp', 'dp', r, r > 0);
-      headProduct(gpu, { what: 'dq', a: 'scratch' as never, ah: 's', b: ops.k, bh: 'kv', c: ops.dq, ch: 'q', M: T, N: Dh, K: T, alpha: scale, scaleA: true, precision },
+      headProduct(gpu, { what: 'dq', a: 'scratch' as never, ah: 's', b: ops.k, bh: 'kv', c: ops.dq, ch: 'q', M: T, N: Dh, K: T, alpha: scale, scaleA: dsScale, precision },
         sh, b, scratch, 'dp', 'dp', 'dp', r, false);
     }
+    if (dsScale) gpu.pool.release(dsScale);
   }
-  gpu.pool.release(S, dP);
+  gpu.pool.release(S, dP, ...[qScale, gScale].filter((x): x is Tensor => !!x));
 }
