@@ -1,26 +1,26 @@
-// Attention through the matmul kernels ("unfused"): per batch row, the scores of every head as
-// batched products into a [Hq][T][T] f32 scratch, a masked softmax over its rows, and the products
-// back. Same arguments, mask rules and outputs (out, lse; dq, dk, dv) as the flash kernels in
-// attention.ts, which call this: with a tuner, for each direction (forward, backward) and shape
-// bucket, as a candidate timed against the flash kernels (the faster kept); SRK_ATTENTION=unfused
-// forces it.
+// Attention through the matmul kernels ("unfused"): for a chunk of batch rows at a time, the scores
+// of every head as products batched over rows and heads into a [rows][Hq][T][T] f32 scratch, a masked
+// softmax over its rows, and the products back. Same arguments, mask rules and outputs (out, lse;
+// dq, dk, dv) as the flash kernels in attention.ts, which call this: with a tuner, for each direction
+// (forward, backward) and shape bucket, as a candidate timed against the flash kernels (the faster
+// kept); SRK_ATTENTION=unfused forces it.
 //
 // Why: the fused tensor-core attention (attention-smx.ts) failed on the first real tensor cores,
 // while the tensor-core matmul was exact there and runs at 85-140 TFLOP/s against ~6 for the f32
 // flash kernels (bench/RESULTS.md, run 5). Built from the matmul, attention gets the matmul's
 // tensor cores in mixed precision (and its f32 kernels, ~5x the flash kernels' rate, in f32) for the
 // price of computing whole T x T score blocks (causally half are masked) and of moving them through
-// memory: 4 T^2 Hq floats per row and pass, transient (one batch row at a time).
+// memory: 4-6 T^2 Hq floats per row and pass, transient (a chunk of rows at a time).
 //
-// Per batch row b (GQA: query head h = g nRep + r reads kv head g; the products loop over r and are
-// batched over g, so every operand has one stride):
+// Per chunk of batch rows (as many as a 256 MiB scratch holds; GQA: query head h = g nRep + r reads kv
+// head g; the products loop over r and are batched over rows and g, the matmul's two batch levels):
 //   forward:  S_h = scale Q_h K_g^T; softmax rows (visible keys only) -> P_h and lse; O_h = P_h V_g.
 //   backward: D = rowsum(dO * O) (the flash kernels' preparation kernel, PREP); S_h recomputed;
 //             dP_h = dO_h V_g^T; P_h = exp(S_h - lse), dS_h = P_h (dP_h - D) (one kernel, in place);
 //             dV_g += P_h^T dO_h; dK_g += scale dS_h^T Q_h; dQ_h = scale dS_h K_g.
 // Precision 'f16': the products take f16 operands (tensor cores where the adapter has them) with A
 // scaled by a power of two from its max |value| where it is a gradient or an activation (Q, dO, dS;
-// the maxima found once per call for Q and dO, once per row for dS, and shared by the products);
+// the maxima found once per call for Q and dO, once per chunk for dS, and shared by the products);
 // P is <= 1 and is rounded as is. dV = P^T dO stays f32: its small operand dO is B, which the matmul
 // does not scale, and would fall into f16's subnormals.
 // Reference: attention.ref.ts; checked in test/kernels/attention-unfused.test.ts.
@@ -72,17 +72,17 @@ const SOFTMAX: KernelDef = {
   bindings: ['read', 'rw', 'rw'],
   uniform: true,
   code: /* wgsl */ `${COMMON}
-@group(0) @binding(1) var<storage, read_write> s: array<f32>;   // [Hq][T][T] scaled scores -> P
-@group(0) @binding(2) var<storage, read_write> lse: array<f32>; // [Hq][T] of this batch row, from rowBase
+@group(0) @binding(1) var<storage, read_write> s: array<f32>;   // [rows][Hq][T][T] scaled scores -> P
+@group(0) @binding(2) var<storage, read_write> lse: array<f32>; // [rows][Hq][T] of this chunk, from rowBase
 @group(0) @binding(3) var<uniform> p: Params;
 ${MASK_WGSL}
 ${REDUCE}
-// workgroup (x: query i, y: head h)
+// workgroup (x: query i, y: head h, z: batch row within the chunk, whose first is p.gb)
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = wg.x; let h = wg.y; let gb = p.gb;
+  let i = wg.x; let h = wg.y; let gb = p.gb + wg.z; let n = (wg.z * p.Hq + h) * p.T + i;
   let len = rowLen(gb); let pi = posOf(gb, i); let si = segOf(gb, i);
-  let row = p.sBase + (h * p.T + i) * p.T;
+  let row = p.sBase + n * p.T;
   let kEnd = min(i + 1u, p.T);
   var mx = -3.0e38;
   for (var j = li; j < kEnd; j += ${WG}u) {
@@ -101,7 +101,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     if (j < kEnd && visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) { e = exp(s[row + j] - l); }
     s[row + j] = e;
   }
-  if (li == 0u) { lse[p.rowBase + h * p.T + i] = l; }
+  if (li == 0u) { lse[p.rowBase + n] = l; }
 }`,
 };
 
@@ -112,18 +112,17 @@ const DSOFTMAX: KernelDef = {
   bindings: ['read', 'read', 'rw', 'rw'],
   uniform: true,
   code: /* wgsl */ `${COMMON}
-@group(0) @binding(1) var<storage, read> ld: array<f32>;         // [Hq][T][2] of this batch row (lse, D), from rowBase
-@group(0) @binding(2) var<storage, read_write> s: array<f32>;    // [Hq][T][T] scaled scores -> P
-@group(0) @binding(3) var<storage, read_write> dp: array<f32>;   // [Hq][T][T] dP -> dS
+@group(0) @binding(1) var<storage, read> ld: array<f32>;         // [rows][Hq][T][2] of this chunk (lse, D), from rowBase
+@group(0) @binding(2) var<storage, read_write> s: array<f32>;    // [rows][Hq][T][T] scaled scores -> P
+@group(0) @binding(3) var<storage, read_write> dp: array<f32>;   // [rows][Hq][T][T] dP -> dS
 @group(0) @binding(4) var<uniform> p: Params;
 ${MASK_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = wg.x; let h = wg.y; let gb = p.gb;
+  let i = wg.x; let h = wg.y; let gb = p.gb + wg.z; let n = (wg.z * p.Hq + h) * p.T + i;
   let len = rowLen(gb); let pi = posOf(gb, i); let si = segOf(gb, i);
-  let row = p.sBase + (h * p.T + i) * p.T;
-  let n = p.rowBase + 2u * (h * p.T + i);
-  let l = ld[n]; let D = ld[n + 1u];
+  let row = p.sBase + n * p.T;
+  let l = ld[p.rowBase + 2u * n]; let D = ld[p.rowBase + 2u * n + 1u];
   let kEnd = min(i + 1u, p.T);
   for (var j = li; j < p.T; j += ${WG}u) {
     var pv = 0.0; var ds = 0.0;
@@ -153,6 +152,12 @@ export function unfusedFits(gpu: Gpu, Hq: number, T: number): boolean {
   return Hq * T * T <= Math.min(maxWindowElems(gpu), UNFUSED_MAX_SCRATCH);
 }
 
+/** Batch rows per chunk: as many as the scratch cap and a binding window hold (each product and
+ *  softmax dispatch covers a chunk's rows at once). */
+function rowsPerChunk(gpu: Gpu, B: number, Hq: number, T: number): number {
+  return Math.max(1, Math.min(B, Math.floor(Math.min(maxWindowElems(gpu), UNFUSED_MAX_SCRATCH) / (Hq * T * T))));
+}
+
 function params(T: number, Hq: number, gb: number, wm: { base: number }, hasMask: boolean, window: number, rowBase: number, sBase: number): Uint8Array {
   return new ParamWriter().u32(T, Hq, gb, wm.base, hasMask ? 1 : 0, window, rowBase, sBase).bytes();
 }
@@ -171,21 +176,26 @@ interface HeadProduct {
 }
 
 /**
- * Runs `pr` for batch row b and every r: operands indexed by query head h (stride nRep hs over g,
- * offset r hs), kv head g (stride hs) or scratch head h ([Hq][T][T], stride nRep T^2).
+ * Runs `pr` for batch rows [b0, b0 + rows) and one r, as one product batched two ways: over the
+ * rows (outer: T token rows apart, or [Hq][T][T] in the scratch) and the kv heads g (inner); the
+ * operands indexed by query head h = g nRep + r (stride nRep hs over g, offset r hs), kv head g
+ * (stride hs) or scratch head h (stride nRep T^2, offset r T^2).
  */
-function headProduct(gpu: Gpu, pr: HeadProduct, sh: UnfusedShape, b: number, scratch: Record<'s' | 'dp', Tensor>, sa: 's' | 'dp', sb: 's' | 'dp', sc: 's' | 'dp', r: number, accumulate: boolean): void {
-  const { T, nRep } = sh;
+function headProduct(gpu: Gpu, pr: HeadProduct, sh: UnfusedShape, b0: number, rows: number, scratch: Record<'s' | 'dp', Tensor>,
+  sa: 's' | 'dp', sb: 's' | 'dp', sc: 's' | 'dp', r: number, accumulate: boolean): void {
+  const { T, nRep, Hq } = sh;
   const TT = T * T;
   const place = (op: Op | 'scratch', who: 'q' | 'kv' | 's', which: 's' | 'dp') => {
-    if (op === 'scratch' || who === 's') return { t: scratch[which], off: r * TT, stride: nRep * TT, ld: T };
-    const base = op.off + b * T * op.ts;
-    return who === 'q' ? { t: op.t, off: base + r * op.hs, stride: nRep * op.hs, ld: op.ts } : { t: op.t, off: base, stride: op.hs, ld: op.ts };
+    if (op === 'scratch' || who === 's') return { t: scratch[which], off: r * TT, stride: nRep * TT, ld: T, outer: Hq * TT };
+    const base = op.off + b0 * T * op.ts;
+    return who === 'q' ? { t: op.t, off: base + r * op.hs, stride: nRep * op.hs, ld: op.ts, outer: T * op.ts }
+      : { t: op.t, off: base, stride: op.hs, ld: op.ts, outer: T * op.ts };
   };
   const A = place(pr.a, pr.ah, sa); const Bo = place(pr.b, pr.bh, sb); const C = place(pr.c, pr.ch, sc);
   matmul(gpu, {
     a: A.t, b: Bo.t, c: C.t, M: pr.M, N: pr.N, K: pr.K, transA: pr.transA, transB: pr.transB,
     lda: A.ld, ldb: Bo.ld, ldc: C.ld, batch: sh.Hkv, strideA: A.stride, strideB: Bo.stride, strideC: C.stride,
+    outer: rows, outerStrideA: A.outer, outerStrideB: Bo.outer, outerStrideC: C.outer,
     offA: A.off, offB: Bo.off, offC: C.off, alpha: pr.alpha, accumulate, precision: pr.precision,
     scaleA: pr.precision === 'f16' ? pr.scaleA ?? false : false, timing: sh.timing, profileLabel: `attn_unfused_${pr.what}`,
   });
@@ -195,22 +205,25 @@ function headProduct(gpu: Gpu, pr: HeadProduct, sh: UnfusedShape, b: number, scr
 export function unfusedForward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; v: Op; o: Op }, lse: Tensor,
   m: Tensor, hasMask: boolean, precision: 'f32' | 'f16'): void {
   const { B, T, Hq, Dh, nRep, scale } = sh;
-  const S = gpu.pool.acquire([Hq, T, T], 'f32', 'attn unfused S');
+  const R = rowsPerChunk(gpu, B, Hq, T);
+  const S = gpu.pool.acquire([R, Hq, T, T], 'f32', 'attn unfused S');
   const scratch = { s: S, dp: S };
-  const wm = windowOf(gpu, m); const ws = windowOf(gpu, S);
+  const wm = windowOf(gpu, m);
   // Q's scale once for every row and head (over its whole tensor: a superset of what each product reads).
   const qScale = scaled(gpu, ops.q, precision);
-  for (let b = 0; b < B; b++) {
+  for (let b0 = 0; b0 < B; b0 += R) {
+    const n = Math.min(R, B - b0);
     for (let r = 0; r < nRep; r++) {
       headProduct(gpu, { what: 'qk', a: ops.q, ah: 'q', b: ops.k, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, alpha: scale, scaleA: qScale, precision },
-        sh, b, scratch, 's', 's', 's', r, false);
+        sh, b0, n, scratch, 's', 's', 's', r, false);
     }
-    const wl = windowOf(gpu, lse, b * Hq * T, (b + 1) * Hq * T);
-    gpu.recorder.dispatch(gpu.kernels.get(SOFTMAX), [wm.range, ws.range, wl.range], params(T, Hq, b, wm, hasMask, sh.window, wl.base, ws.base),
-      [T, Hq, 1], sh.timing);
+    const ws = windowOf(gpu, S, 0, n * Hq * T * T);
+    const wl = windowOf(gpu, lse, b0 * Hq * T, (b0 + n) * Hq * T);
+    gpu.recorder.dispatch(gpu.kernels.get(SOFTMAX), [wm.range, ws.range, wl.range], params(T, Hq, b0, wm, hasMask, sh.window, wl.base, ws.base),
+      [T, Hq, n], sh.timing);
     for (let r = 0; r < nRep; r++) {
       headProduct(gpu, { what: 'pv', a: 'scratch' as never, ah: 's', b: ops.v, bh: 'kv', c: ops.o, ch: 'q', M: T, N: Dh, K: T, precision },
-        sh, b, scratch, 's', 's', 's', r, false);
+        sh, b0, n, scratch, 's', 's', 's', r, false);
     }
   }
   gpu.pool.release(S, ...(qScale ? [qScale] : []));
@@ -228,33 +241,36 @@ function scaled(gpu: Gpu, op: Op, precision: 'f32' | 'f16'): Tensor | undefined 
 export function unfusedBackward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; v: Op; g: Op; dq: Op; dk: Op; dv: Op }, ld: Tensor,
   m: Tensor, hasMask: boolean, precision: 'f32' | 'f16'): void {
   const { B, T, Hq, Dh, nRep, scale } = sh;
-  const S = gpu.pool.acquire([Hq, T, T], 'f32', 'attn unfused S');
-  const dP = gpu.pool.acquire([Hq, T, T], 'f32', 'attn unfused dP');
+  const R = rowsPerChunk(gpu, B, Hq, T);
+  const S = gpu.pool.acquire([R, Hq, T, T], 'f32', 'attn unfused S');
+  const dP = gpu.pool.acquire([R, Hq, T, T], 'f32', 'attn unfused dP');
   const scratch = { s: S, dp: dP };
-  const wm = windowOf(gpu, m); const ws = windowOf(gpu, S); const wd = windowOf(gpu, dP);
-  // Q's and dO's scales once for every row and head; dS's per row (below).
+  const wm = windowOf(gpu, m);
+  // Q's and dO's scales once for every row and head; dS's per chunk of rows (below).
   const qScale = scaled(gpu, ops.q, precision); const gScale = scaled(gpu, ops.g, precision);
-  for (let b = 0; b < B; b++) {
+  for (let b0 = 0; b0 < B; b0 += R) {
+    const n = Math.min(R, B - b0);
     for (let r = 0; r < nRep; r++) {
       // S = scale Q K^T (recomputed); dP = dO V^T.
       headProduct(gpu, { what: 'qk', a: ops.q, ah: 'q', b: ops.k, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, alpha: scale, scaleA: qScale, precision },
-        sh, b, scratch, 's', 's', 's', r, false);
+        sh, b0, n, scratch, 's', 's', 's', r, false);
       headProduct(gpu, { what: 'dp', a: ops.g, ah: 'q', b: ops.v, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, scaleA: gScale, precision },
-        sh, b, scratch, 'dp', 'dp', 'dp', r, false);
+        sh, b0, n, scratch, 'dp', 'dp', 'dp', r, false);
     }
-    const wld = windowOf(gpu, ld, 2 * b * Hq * T, 2 * (b + 1) * Hq * T);
+    const ws = windowOf(gpu, S, 0, n * Hq * T * T); const wd = windowOf(gpu, dP, 0, n * Hq * T * T);
+    const wld = windowOf(gpu, ld, 2 * b0 * Hq * T, 2 * (b0 + n) * Hq * T);
     if (ws.base !== wd.base) throw new Error('attention (unfused): S and dP scratch windows differ in alignment');
     gpu.recorder.dispatch(gpu.kernels.get(DSOFTMAX), [wm.range, wld.range, ws.range, wd.range],
-      params(T, Hq, b, wm, hasMask, sh.window, wld.base, ws.base), [T, Hq, 1], sh.timing);
-    const dsScale = precision === 'f16' ? absmaxOf(gpu, dP, Hq * T * T) : undefined; // dS of this row, for dK and dQ
+      params(T, Hq, b0, wm, hasMask, sh.window, wld.base, ws.base), [T, Hq, n], sh.timing);
+    const dsScale = precision === 'f16' ? absmaxOf(gpu, dP, n * Hq * T * T) : undefined; // dS of these rows, for dK and dQ
     for (let r = 0; r < nRep; r++) {
       // dV_g (+)= P_h^T dO_h (f32: dO is B, unscaled); dK_g (+)= scale dS_h^T Q_h; dQ_h = scale dS_h K_g.
       headProduct(gpu, { what: 'dv', a: 'scratch' as never, ah: 's', b: ops.g, bh: 'q', c: ops.dv, ch: 'kv', M: T, N: Dh, K: T, transA: true, precision: 'f32' },
-        sh, b, scratch, 's', 's', 's', r, r > 0);
+        sh, b0, n, scratch, 's', 's', 's', r, r > 0);
       headProduct(gpu, { what: 'dk', a: 'scratch' as never, ah: 's', b: ops.q, bh: 'q', c: ops.dk, ch: 'kv', M: T, N: Dh, K: T, transA: true, alpha: scale, scaleA: dsScale, precision },
-        sh, b, scratch, 'dp', 'dp', 'dp', r, r > 0);
+        sh, b0, n, scratch, 'dp', 'dp', 'dp', r, r > 0);
       headProduct(gpu, { what: 'dq', a: 'scratch' as never, ah: 's', b: ops.k, bh: 'kv', c: ops.dq, ch: 'q', M: T, N: Dh, K: T, alpha: scale, scaleA: dsScale, precision },
-        sh, b, scratch, 'dp', 'dp', 'dp', r, false);
+        sh, b0, n, scratch, 'dp', 'dp', 'dp', r, false);
     }
     if (dsScale) gpu.pool.release(dsScale);
   }

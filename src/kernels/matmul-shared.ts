@@ -8,7 +8,17 @@ export const PARAMS_WGSL = /* wgsl */ `struct Params {
   aBase: u32, bBase: u32, cBase: u32, biasBase: u32,
   strideA: u32, strideB: u32, strideC: u32,
   accumulate: u32, hasBias: u32, alpha: f32, partsBase: u32,
+  batch: u32, oStrideA: u32, oStrideB: u32, oStrideC: u32,
 };`;
+
+/**
+ * WGSL: the element offsets of this workgroup's product (wg.z over outer x batch products: product
+ * (o, i) at o * outer stride + i * stride), as aOff, bOff, cOff.
+ */
+export const BATCH_OFFSETS_WGSL = /* wgsl */ `let zo = wg.z / p.batch; let zi = wg.z - zo * p.batch;
+  let aOff = p.aBase + zo * p.oStrideA + zi * p.strideA;
+  let bOff = p.bBase + zo * p.oStrideB + zi * p.strideB;
+  let cOff = p.cBase + zo * p.oStrideC + zi * p.strideC;`;
 
 /**
  * Operand rounding of the f16 precision in the f32 kernels (adapters without tensor-core f16, and

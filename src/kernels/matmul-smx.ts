@@ -20,7 +20,7 @@
 // Reference: matmul.ref.ts (matmulRef with f16 operands); checked in test/engine/matmul-f16.test.ts.
 import { memoDef, type KernelDef } from '../engine/kernel.js';
 import type { MatmulTile } from './matmul.js';
-import { PARAMS_WGSL, f16Suffix, loadTileWgsl, quadRegDecls, quadSlots, type F16Staging, type StagedOperand, type VecFlags } from './matmul-shared.js';
+import { BATCH_OFFSETS_WGSL, PARAMS_WGSL, f16Suffix, loadTileWgsl, quadRegDecls, quadSlots, type F16Staging, type StagedOperand, type VecFlags } from './matmul-shared.js';
 import { f16ScaleWgsl } from './absmax.js';
 import { smxDialect } from './smx-wgsl.js';
 
@@ -168,9 +168,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let colB = (sg % ${u(SGN)}) * ${u(TN)};    // and columns
   let n0 = wg.x * ${u(BN)};
   let m0 = wg.y * ${u(BM)};
-  let aOff = p.aBase + wg.z * p.strideA;
-  let bOff = p.bBase + wg.z * p.strideB;
-  let cOff = p.cBase + wg.z * p.strideC;
+  ${BATCH_OFFSETS_WGSL}
   let sa = ${scaled ? 'f16Scale(li, p.partsBase)' : '1.0'};
   let alpha = p.alpha / sa;
   ${accDecls.join('\n  ')}

@@ -28,7 +28,7 @@ import { ABSMAX_PARTS, absmaxParts, f16ScaleWgsl } from './absmax.js';
 import { smxDef, smxShape } from './matmul-smx.js';
 import { splitKReduce } from './matmul-splitk.js';
 import { halfOctave } from '../engine/tuner.js';
-import { PARAMS_WGSL, f16Suffix, loadTileWgsl, quadRegDecls, quadSlots, type F16Staging, type StagedOperand, type VecFlags } from './matmul-shared.js';
+import { BATCH_OFFSETS_WGSL, PARAMS_WGSL, f16Suffix, loadTileWgsl, quadRegDecls, quadSlots, type F16Staging, type StagedOperand, type VecFlags } from './matmul-shared.js';
 
 export interface MatmulArgs {
   a: Tensor; b: Tensor; c: Tensor;
@@ -36,6 +36,11 @@ export interface MatmulArgs {
   transA?: boolean; transB?: boolean;
   lda?: number; ldb?: number; ldc?: number;
   batch?: number; strideA?: number; strideB?: number; strideC?: number;
+  /**
+   * A second batch level: `outer` groups of `batch` products, product (o, i) of each operand at
+   * o * outerStride + i * stride (attention-unfused.ts: batch rows x heads, whose strides differ).
+   */
+  outer?: number; outerStrideA?: number; outerStrideB?: number; outerStrideC?: number;
   bias?: Tensor;
   accumulate?: boolean;
   alpha?: number;
@@ -198,9 +203,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
         @builtin(local_invocation_index) li: u32) {
   let n0 = wg.x * ${BN}u;
   let m0 = wg.y * ${BM}u;
-  let aOff = p.aBase + wg.z * p.strideA;
-  let bOff = p.bBase + wg.z * p.strideB;
-  let cOff = p.cBase + wg.z * p.strideC;
+  ${BATCH_OFFSETS_WGSL}
   let sa = ${f16?.scaleA ? 'f16Scale(li, p.partsBase)' : '1.0'};
   let alpha = p.alpha / sa;
   var acc: array<array<f32, ${TN}>, ${TM}>;
@@ -393,9 +396,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   let tx = lid.x; let ty = lid.y;
   let n0 = wg.x * ${BN}u;
   let m0 = wg.y * ${BM}u;
-  let aOff = p.aBase + wg.z * p.strideA;
-  let bOff = p.bBase + wg.z * p.strideB;
-  let cOff = p.cBase + wg.z * p.strideC;
+  ${BATCH_OFFSETS_WGSL}
   ${L.join('\n  ')}
 }`,
   };
@@ -408,10 +409,11 @@ interface Problem extends Required<Omit<MatmulArgs, 'bias' | 'a' | 'b' | 'c' | '
   timing?: string;
 }
 
-/** Number of elements spanned by `batch` row-major matrices of `rows` x `cols` (leading dim ld). */
-function span(batch: number, stride: number, rows: number, cols: number, ld: number): number {
-  if (batch === 0 || rows === 0 || cols === 0) return 0;
-  return (batch - 1) * stride + (rows - 1) * ld + cols;
+/** Number of elements spanned by `batch` row-major matrices of `rows` x `cols` (leading dim ld),
+ *  in `outer` groups `outerStride` apart. */
+function span(batch: number, stride: number, rows: number, cols: number, ld: number, outer = 1, outerStride = 0): number {
+  if (batch === 0 || rows === 0 || cols === 0 || outer === 0) return 0;
+  return (outer - 1) * outerStride + (batch - 1) * stride + (rows - 1) * ld + cols;
 }
 
 function problem(args: MatmulArgs): Problem {
@@ -424,6 +426,7 @@ function problem(args: MatmulArgs): Problem {
     strideA: args.strideA ?? M * K, strideB: args.strideB ?? K * N, strideC: args.strideC ?? M * N,
     accumulate: args.accumulate ?? false, alpha: args.alpha ?? 1,
     offA: args.offA ?? 0, offB: args.offB ?? 0, offC: args.offC ?? 0, offBias: args.offBias ?? 0,
+    outer: args.outer ?? 1, outerStrideA: args.outerStrideA ?? 0, outerStrideB: args.outerStrideB ?? 0, outerStrideC: args.outerStrideC ?? 0,
   };
   // Shape checks: every access must stay inside its tensor.
   const need = (t: Tensor, off: number, n: number, what: string) => {
@@ -432,9 +435,9 @@ function problem(args: MatmulArgs): Problem {
         `(M=${M} N=${N} K=${K} batch=${batch} transA=${transA} transB=${transB})`);
     }
   };
-  need(p.a, p.offA, span(batch, p.strideA, transA ? K : M, transA ? M : K, p.lda), 'A');
-  need(p.b, p.offB, span(batch, p.strideB, transB ? N : K, transB ? K : N, p.ldb), 'B');
-  need(p.c, p.offC, span(batch, p.strideC, M, N, p.ldc), 'C');
+  need(p.a, p.offA, span(batch, p.strideA, transA ? K : M, transA ? M : K, p.lda, p.outer, p.outerStrideA), 'A');
+  need(p.b, p.offB, span(batch, p.strideB, transB ? N : K, transB ? K : N, p.ldb, p.outer, p.outerStrideB), 'B');
+  need(p.c, p.offC, span(batch, p.strideC, M, N, p.ldc, p.outer, p.outerStrideC), 'C');
   if (p.bias) need(p.bias, p.offBias, N, 'bias');
   return p;
 }
@@ -461,10 +464,11 @@ function vecFlags(p: Problem, tile: MatmulTile, wa: { base: number; range: { siz
   if (tile.vec4 === false || align % 16 !== 0) return { a: false, b: false, c: false };
   const ok = (base: number, size: number, ld: number, stride: number, contiguous: number) =>
     base % 4 === 0 && size % 16 === 0 && ld % 4 === 0 && (p.batch === 1 || stride % 4 === 0) && contiguous % 4 === 0;
+  const o = (outerStride: number) => p.outer === 1 || outerStride % 4 === 0;
   return {
-    a: ok(wa.base, wa.range.size, p.lda, p.strideA, p.transA ? p.M : p.K),
-    b: ok(wb.base, wb.range.size, p.ldb, p.strideB, p.transB ? p.K : p.N),
-    c: ok(wc.base, wc.range.size, p.ldc, p.strideC, p.N),
+    a: ok(wa.base, wa.range.size, p.lda, p.strideA, p.transA ? p.M : p.K) && o(p.outerStrideA),
+    b: ok(wb.base, wb.range.size, p.ldb, p.strideB, p.transB ? p.K : p.N) && o(p.outerStrideB),
+    c: ok(wc.base, wc.range.size, p.ldc, p.strideC, p.N) && o(p.outerStrideC),
   };
 }
 
@@ -479,7 +483,7 @@ function fitTile(gpu: Gpu, tile: MatmulTile, p: Problem, f16: boolean): FittedTi
   const lim = gpu.limits;
   if (tile.splitK !== undefined && tile.splitK > 1) {
     if (!Number.isInteger(tile.splitK)) return 'needs a whole number of K chunks';
-    if (p.batch !== 1) return 'splits unbatched products only';
+    if (p.batch !== 1 || p.outer !== 1) return 'splits unbatched products only';
     if (tile.splitK * p.M * p.N * 4 > gpu.maxBinding - gpu.bindingAlign) return 'needs a partial buffer over the binding limit';
     const base = fitTile(gpu, { ...tile, splitK: undefined }, p, f16);
     return typeof base === 'string' ? base : { tile, stages: base.stages };
@@ -534,7 +538,7 @@ function tileCandidates(gpu: Gpu, rule: MatmulTile, p: Problem): MatmulTile[] {
   if (!gpu.tuner || FORCED_FAMILY || (rule.kind === 'smx' && (SMX_SAFE || gpu.smxMode === 'emulated'))) return [rule];
   const pool = rule.kind === 'smx' ? SMX_CANDIDATES : F32_CANDIDATES;
   const tiles = Math.ceil(p.M / rule.BM) * Math.ceil(p.N / rule.BN);
-  const split = p.batch === 1 && tiles < 528 && p.K >= 2048 ? [4, 8].map((S) => ({ ...rule, splitK: S })) : [];
+  const split = p.batch === 1 && p.outer === 1 && tiles < 528 && p.K >= 2048 ? [4, 8].map((S) => ({ ...rule, splitK: S })) : [];
   return [rule, ...pool.filter((t) => t !== rule), ...split];
 }
 
@@ -546,7 +550,7 @@ function tileCandidates(gpu: Gpu, rule: MatmulTile, p: Problem): MatmulTile[] {
 function tuneKey(p: Problem, f16: boolean): string {
   const b = halfOctave;
   return `matmul ${p.transA ? 't' : 'n'}${p.transB ? 't' : 'n'}${f16 ? ' f16' : ''}${f16 && p.scaleA ? ' scaled' : ''}` +
-    `${p.bias ? ' bias' : ''}${p.accumulate ? ' acc' : ''} 2^(${b(p.M)},${b(p.N)},${b(p.K)})${p.batch > 1 ? ` x2^${b(p.batch)}` : ''}`;
+    `${p.bias ? ' bias' : ''}${p.accumulate ? ' acc' : ''} 2^(${b(p.M)},${b(p.N)},${b(p.K)})${p.batch * p.outer > 1 ? ` x2^${b(p.batch * p.outer)}` : ''}`;
 }
 
 // Dispatches one problem, or splits it when an operand's binding window would be too large:
@@ -555,12 +559,18 @@ function tuneKey(p: Problem, f16: boolean): string {
 // the second half accumulating onto the first).
 function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   const { M, N, K, batch } = p;
-  if (M === 0 || N === 0 || batch === 0) return;
+  if (M === 0 || N === 0 || batch === 0 || p.outer === 0) return;
   const limit = Math.floor((gpu.maxBinding - gpu.bindingAlign) / 4);
-  const sA = span(batch, p.strideA, p.transA ? K : M, p.transA ? M : K, p.lda);
-  const sB = span(batch, p.strideB, p.transB ? N : K, p.transB ? K : N, p.ldb);
-  const sC = span(batch, p.strideC, M, N, p.ldc);
+  const sA = span(batch, p.strideA, p.transA ? K : M, p.transA ? M : K, p.lda, p.outer, p.outerStrideA);
+  const sB = span(batch, p.strideB, p.transB ? N : K, p.transB ? K : N, p.ldb, p.outer, p.outerStrideB);
+  const sC = span(batch, p.strideC, M, N, p.ldc, p.outer, p.outerStrideC);
   if (Math.max(sA, sB, sC) > limit) {
+    if (p.outer > 1) { // the outer level first, then the batch, then the matrices
+      const h = Math.floor(p.outer / 2);
+      run(gpu, { ...p, outer: h }, dry);
+      run(gpu, { ...p, outer: p.outer - h, offA: p.offA + h * p.outerStrideA, offB: p.offB + h * p.outerStrideB, offC: p.offC + h * p.outerStrideC }, dry);
+      return;
+    }
     if (batch > 1) {
       const h = Math.floor(batch / 2);
       run(gpu, { ...p, batch: h }, dry);
@@ -643,9 +653,9 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   const params = new ParamWriter()
     .u32(M, N, K, p.lda, p.ldb, p.ldc, wa.base, wb.base, wc.base, wbias.base,
       p.strideA, p.strideB, p.strideC, p.accumulate ? 1 : 0, p.bias ? 1 : 0)
-    .f32(p.alpha).u32(wparts?.base ?? 0).bytes();
+    .f32(p.alpha).u32(wparts?.base ?? 0, batch, p.outerStrideA, p.outerStrideB, p.outerStrideC).bytes();
   gpu.recorder.dispatch(kernel, [wa.range, wb.range, wc.range, wbias.range, ...(wparts ? [wparts.range] : [])], params,
-    [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), batch], tuning, p.profileLabel && `${p.profileLabel}_${def.name}`);
+    [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), batch * p.outer], tuning, p.profileLabel && `${p.profileLabel}_${def.name}`);
   // Later work may reuse the buffer: it runs after this dispatch in queue order.
   if (parts && !given) gpu.pool.release(parts);
 }

@@ -251,6 +251,26 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
         expect(r.bound, what).toBeLessThanOrEqual(1);
         for (const n of r.names) expect(n, what).toMatch(/^matmul_smx_.*_emu$/);
       }
+      // Two batch levels (attention-unfused.ts: rows x heads) through the first case's kernel (odd
+      // leading dimensions and a bias, so the same pipeline): each product within f16 error.
+      const O = 2; const I = 2; const M = 37; const N = 20; const K = 50; const lda = 111; const ldb = 51; const ldc = 21;
+      const [iA, iB, iC] = [51, 1, M * ldc]; const [oA, oB, oC] = [M * lda, 2 * N * ldb, I * M * ldc];
+      const a = f32(rng.array(O * oA)); const b = f32(rng.array(O * oB)); const bias = f32(rng.array(N));
+      const ta = gpu.tensor([O * oA], a); const tb = gpu.tensor([O * oB], b); const tc = gpu.tensor([O * oC]); const tbias = gpu.tensor([N], bias);
+      const args = { a: ta, b: tb, c: tc, bias: tbias, M, N, K, transB: true, lda, ldb, ldc, batch: I, strideA: iA, strideB: iB, strideC: iC,
+        outer: O, outerStrideA: oA, outerStrideB: oB, outerStrideC: oC, tile: SMX_64, precision: 'f16' as const, scaleA: true };
+      for (const n of matmulKernels(gpu, args)) expect(n).toMatch(/^matmul_smx_.*_emu$/);
+      matmul(gpu, args);
+      const got = await gpu.readF32(tc);
+      const want = new Float64Array(O * oC);
+      for (let o = 0; o < O; o++) for (let i = 0; i < I; i++) for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
+        let sum = bias[n];
+        for (let k = 0; k < K; k++) sum += a[o * oA + i * iA + m * lda + k] * b[o * oB + i * iB + n * ldb + k];
+        want[o * oC + i * iC + m * ldc + n] = sum;
+      }
+      expect(relErr(got, want), 'two batch levels').toBeLessThan(5e-3);
+      expect(relErr(got, want), 'two batch levels: rounded to f16').toBeGreaterThan(1e-6);
+      gpu.pool.release(ta, tb, tc, tbias);
     } finally {
       gpu.emulateSmx = false;
     }

@@ -224,6 +224,32 @@ describe(`matmul (seed ${rng.seed})`, () => {
     gpu.pool.release(ta, tb, tc);
   });
 
+  it('two batch levels (rows x heads, as attention-unfused.ts binds them), simple and reg kernels', async () => {
+    const gpu = await getGpu();
+    // 2 outer x 3 inner products of [5 x 7] x [6 x 7]^T: inner strides 9 (heads inside a token row),
+    // outer strides past the inner span; C written with its own strides; gaps keep their values.
+    const O = 2; const I = 3; const M = 5; const N = 6; const K = 7;
+    const lda = 40; const ldb = 30; const ldc = 8;
+    const [iA, iB, iC] = [9, 8, M * ldc + 1]; const [oA, oB, oC] = [M * lda + 5, N * ldb + 3, I * iC + 2];
+    const a = f32(rng.array(O * oA)); const b = f32(rng.array(O * oB)); const c = f32(rng.array(O * oC));
+    for (const tile of [undefined, reg(64, 64, 16, 4, 4)]) {
+      const ta = gpu.tensor([O * oA], a); const tb = gpu.tensor([O * oB], b); const tc = gpu.tensor([O * oC], c);
+      matmul(gpu, { a: ta, b: tb, c: tc, M, N, K, transB: true, lda, ldb, ldc, batch: I, strideA: iA, strideB: iB, strideC: iC,
+        outer: O, outerStrideA: oA, outerStrideB: oB, outerStrideC: oC, tile });
+      const got = await gpu.readF32(tc);
+      const want = Float64Array.from(c);
+      for (let o = 0; o < O; o++) for (let i = 0; i < I; i++) {
+        for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
+          let sum = 0;
+          for (let k = 0; k < K; k++) sum += a[o * oA + i * iA + m * lda + k] * b[o * oB + i * iB + n * ldb + k];
+          want[o * oC + i * iC + m * ldc + n] = sum;
+        }
+      }
+      expect(relErr(got, want), tile ? tileName(tile) : 'rule').toBeLessThan(1e-5);
+      gpu.pool.release(ta, tb, tc);
+    }
+  });
+
   it('operands larger than maxStorageBufferBindingSize are split (logits-, dW- and dx-shaped)', async (ctx) => {
     const gpu = await getGpu();
     // The point is the 128 MiB lavapipe limit; on a GPU with 2 GiB bindings the host arrays would be huge.
