@@ -19,6 +19,10 @@ import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { attentionBackward as backwardRef, attentionForward as forwardRef, packedPairMask } from './attention.ref.js';
 import { roundF16 } from './absmax.ref.js';
+import { Rng } from '../init/prng.js';
+
+/** Normals from a fixed seed (init/prng.ts): the same case on every run and machine. */
+const normals = (n: number, stream: number) => new Rng(20261127, stream).fillNormal(new Float32Array(n), 1);
 
 export interface TcForm { rowLanes: boolean; reload: boolean }
 export const TC_FORMS: readonly TcForm[] = [
@@ -43,17 +47,6 @@ export type TcCheckRecorder = (gpu: Gpu, c: TcCheckCase, form: TcForm) => { read
 /** Per head size; `why`: what each failed form got wrong. */
 type State = { kind: 'pending' | 'retry'; form: number; why: string[] } | { kind: 'ok'; form: TcForm } | { kind: 'failed'; why: string[] };
 const states = new WeakMap<Gpu, Map<number, State>>();
-
-/** Deterministic normals (mulberry32 + Box-Muller): the same case on every run. */
-function normals(n: number, seed: number): Float32Array {
-  let a = seed >>> 0;
-  const uni = () => {
-    a = (a + 0x6d2b79f5) >>> 0; let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1); t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
-  };
-  return Float32Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(uni())) * Math.cos(2 * Math.PI * uni()));
-}
 
 /**
  * Two rows of packed pairs (prompt 20, chosen 25, rejected 27: 72 tokens, row 1 cut to 60 by its
@@ -83,17 +76,25 @@ function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 /**
+ * What correct tensor-core kernels give on the case, in float64: the forward on inputs rounded to f16
+ * (out, lse), and the exact gradients.
+ */
+export function tcCheckReference(c: TcCheckCase): { rounded: { out: Float64Array; lse: Float64Array }; exact: { dq: Float64Array; dk: Float64Array; dv: Float64Array } } {
+  const dims = { B: c.B, T: c.T, Hq: c.Hq, Hkv: c.Hkv, Dh: c.Dh };
+  const mask = { positions: c.positions, segments: c.segments, lengths: c.lengths };
+  const r16 = (x: Float32Array) => Float64Array.from(x, roundF16);
+  const rounded = forwardRef(r16(c.q), r16(c.k), r16(c.v), dims, mask);
+  const f = forwardRef(c.q, c.k, c.v, dims, mask);
+  return { rounded, exact: backwardRef(c.dout, c.q, c.k, c.v, f.out, f.lse, dims, mask) };
+}
+
+/**
  * What is wrong with a form's result on the case (empty: nothing). Bounds as attention-smx.test.ts
  * sets them, with a margin: lse and out against the reference on f16-rounded inputs (1e-4, 4e-3),
  * the gradients against the exact ones (2e-2).
  */
 export function judgeTcCheck(c: TcCheckCase, r: TcCheckResult): string[] {
-  const dims = { B: c.B, T: c.T, Hq: c.Hq, Hkv: c.Hkv, Dh: c.Dh };
-  const mask = { positions: c.positions, segments: c.segments, lengths: c.lengths };
-  const r16 = (x: Float32Array) => Float64Array.from(x, roundF16);
-  const rounded = forwardRef(r16(c.q), r16(c.k), r16(c.v), dims, mask);
-  const exact = forwardRef(c.q, c.k, c.v, dims, mask);
-  const g = backwardRef(c.dout, c.q, c.k, c.v, exact.out, exact.lse, dims, mask);
+  const { rounded, exact } = tcCheckReference(c);
   const bad: string[] = [];
   const bound = (name: string, got: Float32Array, want: Float64Array, tol: number) => {
     const e = relErr(got, want);
@@ -101,9 +102,9 @@ export function judgeTcCheck(c: TcCheckCase, r: TcCheckResult): string[] {
   };
   bound('lse', r.lse, rounded.lse, 1e-4);
   bound('out', r.out, rounded.out, 4e-3);
-  bound('dq', r.dq, g.dq, 2e-2);
-  bound('dk', r.dk, g.dk, 2e-2);
-  bound('dv', r.dv, g.dv, 2e-2);
+  bound('dq', r.dq, exact.dq, 2e-2);
+  bound('dk', r.dk, exact.dk, 2e-2);
+  bound('dv', r.dv, exact.dv, 2e-2);
   return bad;
 }
 

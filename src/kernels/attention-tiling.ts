@@ -109,32 +109,28 @@ export function regTileCandidates(gpu: Gpu, pass: Pass, Dh: number): RegTiles[] 
   return [rule, ...rest];
 }
 
+/**
+ * An attention switch read from the environment: undefined when unset or empty, else one of
+ * `allowed`; anything else is a user-facing error naming the variable (read when first needed, so
+ * the CLI reports it as a one-line error).
+ */
+function envChoice<T extends string>(name: string, allowed: readonly T[]): T | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return undefined;
+  if (!(allowed as readonly string[]).includes(raw)) {
+    const list = allowed.length > 1 ? `${allowed.slice(0, -1).join(', ')} or ${allowed.at(-1)}` : allowed[0];
+    throw Object.assign(new Error(`${name}=${raw}: expected ${list}`), { userFacing: true });
+  }
+  return raw as T;
+}
 // SRK_ATTENTION=tc forces attention onto tensor cores (attention-smx.ts) in f16 precision, without
-// their self-check (for checking them: scripts/gpu-check.sh); simt keeps the f32 kernels. Unset: the
-// tensor-core kernels are a tuner candidate once they passed their check (attention-selfcheck.ts).
-// Read once.
-const ATTENTION_MODE = process.env.SRK_ATTENTION;
-/** SRK_ATTENTION, checked ('' when unset); anything else is a user-facing error. */
-function attentionMode(): '' | 'tc' | 'simt' | 'unfused' {
-  const m = ATTENTION_MODE ?? '';
-  if (m !== '' && m !== 'tc' && m !== 'simt' && m !== 'unfused') {
-    throw Object.assign(new Error(`SRK_ATTENTION=${m}: expected tc, simt or unfused`), { userFacing: true });
-  }
-  return m;
-}
+// their self-check (for checking them: scripts/gpu-check.sh); simt keeps the flash kernels; unfused
+// the matmul path (attention-unfused.ts). Unset: the tuner chooses among them (attention.ts).
+const attentionMode = () => envChoice('SRK_ATTENTION', ['tc', 'simt', 'unfused'] as const) ?? '';
 // SRK_SMX_SOFTMAX=row: the tensor-core forward's softmax with one lane per row and no subgroup
-// shuffles (attention-smx.ts), a diagnostic form for adapters whose shuffles are in doubt.
-const SMX_SOFTMAX = process.env.SRK_SMX_SOFTMAX;
-
-// SRK_SMX_RELOAD=1: the tensor-core kernels load their owned fragments again for every tile
-// (SmxAttentionTiles.reload), a diagnostic form.
-const SMX_RELOAD = process.env.SRK_SMX_RELOAD;
-function smxReload(): boolean {
-  if (SMX_RELOAD !== undefined && SMX_RELOAD !== '' && SMX_RELOAD !== '0' && SMX_RELOAD !== '1') {
-    throw Object.assign(new Error(`SRK_SMX_RELOAD=${SMX_RELOAD}: expected 0 or 1`), { userFacing: true });
-  }
-  return SMX_RELOAD === '1';
-}
+// shuffles (attention-smx.ts); SRK_SMX_RELOAD=1: the tensor-core kernels load their owned fragments
+// again for every tile (SmxAttentionTiles.reload). Diagnostic forms (scripts/gpu-check.sh).
+const smxReload = () => envChoice('SRK_SMX_RELOAD', ['0', '1'] as const) === '1';
 
 /** SRK_ATTENTION=unfused: attention through the matmul kernels (attention-unfused.ts), unless a test
  *  override forces a kernel family. */
@@ -151,13 +147,12 @@ export function unfusedCandidateAllowed(gpu: Gpu, precision: 'f32' | 'f16'): boo
   return attentionMode() === '' && !tilingOverride && !(precision === 'f16' && gpu.smxMode === 'emulated');
 }
 
+/** Refuses malformed attention switches (SRK_ATTENTION, SRK_SMX_SOFTMAX, SRK_SMX_RELOAD) on every call,
+ *  whichever kernels it runs. */
+export function checkAttentionEnv(): void { attentionMode(); smxRowLanes(); smxReload(); }
+
 /** Whether the tensor-core forward runs its softmax one lane per row (SRK_SMX_SOFTMAX=row). */
-export function smxRowLanes(): boolean {
-  if (SMX_SOFTMAX !== undefined && SMX_SOFTMAX !== '' && SMX_SOFTMAX !== 'row' && SMX_SOFTMAX !== 'shuffle') {
-    throw Object.assign(new Error(`SRK_SMX_SOFTMAX=${SMX_SOFTMAX}: expected row or shuffle`), { userFacing: true });
-  }
-  return SMX_SOFTMAX === 'row';
-}
+export const smxRowLanes = (): boolean => envChoice('SRK_SMX_SOFTMAX', ['row', 'shuffle'] as const) === 'row';
 
 /** The tensor-core forward's tiles for this call, or undefined for the f32 kernels. */
 export function chooseSmxForward(gpu: Gpu, precision: 'f32' | 'f16', Dh: number): SmxAttentionTiles | undefined {
@@ -173,7 +168,6 @@ export function chooseSmxForward(gpu: Gpu, precision: 'f32' | 'f16', Dh: number)
  * (tc forces them, simt keeps them out), no test override, and for the backward 9 storage bindings.
  */
 export function tcCandidateAllowed(gpu: Gpu, pass: Pass, precision: 'f32' | 'f16'): boolean {
-  smxRowLanes(); smxReload(); // refuse malformed settings on every path
   if (precision !== 'f16' || !gpu.smxMode || tilingOverride || attentionMode() !== '') return false;
   return pass === 'fwd' || gpu.limits.maxStorageBuffersPerShaderStage >= 9;
 }

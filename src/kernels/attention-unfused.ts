@@ -38,31 +38,28 @@ const COMMON = /* wgsl */ `
 struct Params { T: u32, Hq: u32, gb: u32, mBase: u32, hasMask: u32, window: u32, rowBase: u32, sBase: u32 };
 @group(0) @binding(0) var<storage, read> m: array<i32>;`;
 
-/** Workgroup reductions over WG invocations (max and sum). */
-const REDUCE = /* wgsl */ `
-var<workgroup> red: array<f32, ${WG}>;
-fn reduceMax(li: u32, x: f32) -> f32 {
+/** A workgroup reduction over WG invocations: fn `name`(li, x) combining with `op` (WGSL of a, b). */
+const reduceFn = (name: string, op: string) => /* wgsl */ `
+fn ${name}(li: u32, x: f32) -> f32 {
   red[li] = x;
   workgroupBarrier();
   for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
-    if (li < s) { red[li] = max(red[li], red[li + s]); }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-fn reduceSum(li: u32, x: f32) -> f32 {
-  red[li] = x;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {
-    if (li < s) { red[li] = red[li] + red[li + s]; }
+    if (li < s) { let a = red[li]; let b = red[li + s]; red[li] = ${op}; }
     workgroupBarrier();
   }
   let r = red[0];
   workgroupBarrier();
   return r;
 }`;
+const REDUCE = `var<workgroup> red: array<f32, ${WG}>;${reduceFn('reduceMax', 'max(a, b)')}${reduceFn('reduceSum', 'a + b')}`;
+
+// The row a workgroup owns in both softmax kernels (x: query i, y: head h, z: batch row within the
+// chunk, whose first is p.gb): n indexes [rows][Hq][T], row the scores' [rows][Hq][T][T]; the mask's
+// length, position and segment of the query, and the causal end of its keys.
+const ROW_WGSL = /* wgsl */ `let i = wg.x; let h = wg.y; let gb = p.gb + wg.z; let n = (wg.z * p.Hq + h) * p.T + i;
+  let len = rowLen(gb); let pi = posOf(gb, i); let si = segOf(gb, i);
+  let row = p.sBase + n * p.T;
+  let kEnd = min(i + 1u, p.T);`;
 
 // Forward softmax of one row of scores (query i of head h of batch row gb): over the visible keys,
 // P = exp(s - lse), lse = max + log(sum exp(s - max)); every other key P = 0; a row without visible
@@ -77,13 +74,9 @@ const SOFTMAX: KernelDef = {
 @group(0) @binding(3) var<uniform> p: Params;
 ${MASK_WGSL}
 ${REDUCE}
-// workgroup (x: query i, y: head h, z: batch row within the chunk, whose first is p.gb)
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = wg.x; let h = wg.y; let gb = p.gb + wg.z; let n = (wg.z * p.Hq + h) * p.T + i;
-  let len = rowLen(gb); let pi = posOf(gb, i); let si = segOf(gb, i);
-  let row = p.sBase + n * p.T;
-  let kEnd = min(i + 1u, p.T);
+  ${ROW_WGSL}
   var mx = -3.0e38;
   for (var j = li; j < kEnd; j += ${WG}u) {
     if (visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) { mx = max(mx, s[row + j]); }
@@ -119,11 +112,8 @@ const DSOFTMAX: KernelDef = {
 ${MASK_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let i = wg.x; let h = wg.y; let gb = p.gb + wg.z; let n = (wg.z * p.Hq + h) * p.T + i;
-  let len = rowLen(gb); let pi = posOf(gb, i); let si = segOf(gb, i);
-  let row = p.sBase + n * p.T;
+  ${ROW_WGSL}
   let l = ld[p.rowBase + 2u * n]; let D = ld[p.rowBase + 2u * n + 1u];
-  let kEnd = min(i + 1u, p.T);
   for (var j = li; j < p.T; j += ${WG}u) {
     var pv = 0.0; var ds = 0.0;
     if (j < kEnd && visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) {

@@ -54,7 +54,7 @@ import { ParamWriter, grid, maxWindowElems, windowOf, type Window } from '../eng
 import { dummyI32, isPackedMask, packMask, packMaskHost, type MaskTensors, type PackedMask } from './attention-mask.js';
 import { regDkdvDef, regDqDef, regForwardDef } from './attention-blocked.js';
 import { dkdvDef, dqDef, forwardDef } from './attention-legacy.js';
-import { chooseSmxBackward, chooseSmxForward, chooseTiles, regTileCandidates, smxRowLanes, tcCandidateAllowed, tcTilesFor, unfusedCandidateAllowed, unfusedWanted, type Pass, type RegTiles } from './attention-tiling.js';
+import { checkAttentionEnv, chooseSmxBackward, chooseSmxForward, chooseTiles, regTileCandidates, smxRowLanes, tcCandidateAllowed, tcTilesFor, unfusedCandidateAllowed, unfusedWanted, type Pass, type RegTiles } from './attention-tiling.js';
 import { unfusedBackward, unfusedFits, unfusedForward } from './attention-unfused.js';
 import { checkedTcForm, tcFormLabel, type TcCheckCase, type TcCheckRecorder, type TcForm } from './attention-selfcheck.js';
 import type { SmxAttentionTiles } from './attention-smx.js';
@@ -204,6 +204,7 @@ function maskOf(gpu: Gpu, a: AttentionArgs): { m?: Tensor; done: () => void } {
 
 function common(gpu: Gpu, a: AttentionArgs) {
   checkArgs(a);
+  checkAttentionEnv();
   const q = resolve('q', a.q, a.Hq, a);
   const k = resolve('k', a.k, a.Hkv, a);
   const v = resolve('v', a.v, a.Hkv, a);
@@ -335,6 +336,19 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
   mask.done();
 }
 
+/** D_i = rowsum(dout_i * out_i) beside lse_i into ld [B, Hq, T, 2] for batch rows [b0, b0 + n) (PREP). */
+function prepareLseD(gpu: Gpu, a: AttentionBackwardArgs, o: Op, go: Op, ld: Tensor, b0: number, n: number): void {
+  const { T, Hq, Dh } = a;
+  const rows = n * Hq * T;
+  const wld = windowOf(gpu, ld, 2 * b0 * Hq * T, 2 * (b0 + n) * Hq * T);
+  const wlse = windowOf(gpu, a.lse, b0 * Hq * T, (b0 + n) * Hq * T);
+  const wo = win(gpu, o, b0, n, T, Dh); const wg = win(gpu, go, b0, n, T, Dh);
+  const pp = new ParamWriter().u32(T, Hq, Dh, rows);
+  opParams(pp, wg, go); opParams(pp, wo, o);
+  pp.u32(wlse.base, wld.base);
+  gpu.recorder.dispatch(gpu.kernels.get(PREP), [wg.range, wo.range, wlse.range, wld.range], pp.bytes(), grid(Math.ceil(rows / PRE_WG)));
+}
+
 /** Writes dq, dk, dv (through their HeadOperands) from dout and the forward's out and lse. */
 export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
   const { q, k, v, scale, window, nRep } = common(gpu, a);
@@ -350,17 +364,24 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
   const mt = mask.m ?? dummyI32(gpu);
   const wm = windowOf(gpu, mt);
   const ld = gpu.pool.acquire([B, Hq, T, 2], 'f32', 'attn_lse_d');
+  const mode = modePick(gpu, 'bwd', a, !!mask.m);
+  if (mode.unfused) {
+    // The matmul path (attention-unfused.ts) after the same preparation kernel (lse and D per row).
+    const nbPrep = batchChunk(gpu, a, [o, go], 2 * Hq * T);
+    for (let b0 = 0; b0 < B; b0 += nbPrep) prepareLseD(gpu, a, o, go, ld, b0, Math.min(nbPrep, B - b0));
+    unfusedBackward(gpu, { B, T, Hq, Hkv, Dh, nRep, scale, window, timing: mode.timing }, { q, k, v, g: go, dq, dk, dv }, ld,
+      mt, !!mask.m, a.precision ?? gpu.matmulPrecision);
+    gpu.pool.release(ld);
+    mask.done();
+    return;
+  }
   const shared = dk.t.buffer === dv.t.buffer;
   const sg = gpu.fixedSubgroupSize; const emu = gpu.smxMode === 'emulated';
-  // Unfused (attention-unfused.ts): the preparation kernel below, then its products instead of the passes.
-  const mode = modePick(gpu, 'bwd', a, !!mask.m);
-  const unfused = mode.unfused;
-  const { tc: tq, rt: rq, timing: timeQ } = unfused ? {} : forcedTc(gpu, 'dq', a) ?? passPick(gpu, 'dq', a, !!mask.m, mode.timing);
-  const { tc: tkv, rt: rkv, timing: timeKV } = unfused ? {} : forcedTc(gpu, 'dkdv', a) ?? passPick(gpu, 'dkdv', a, !!mask.m, mode.timing);
-  const kPrep = gpu.kernels.get(PREP);
-  const kKV = unfused ? undefined : gpu.kernels.get(tkv ? smxDkdvDef(tkv, sg, emu, shared)
+  const { tc: tq, rt: rq, timing: timeQ } = forcedTc(gpu, 'dq', a) ?? passPick(gpu, 'dq', a, !!mask.m, mode.timing);
+  const { tc: tkv, rt: rkv, timing: timeKV } = forcedTc(gpu, 'dkdv', a) ?? passPick(gpu, 'dkdv', a, !!mask.m, mode.timing);
+  const kKV = gpu.kernels.get(tkv ? smxDkdvDef(tkv, sg, emu, shared)
     : rkv ? regDkdvDef(rkv, shared) : dkdvDef(chooseTiles(gpu, 'dkdv', Dh), shared));
-  const kQ = unfused ? undefined : gpu.kernels.get(tq ? smxDqDef(tq, sg, emu) : rq ? regDqDef(rq) : dqDef(chooseTiles(gpu, 'dq', Dh)));
+  const kQ = gpu.kernels.get(tq ? smxDqDef(tq, sg, emu) : rq ? regDqDef(rq) : dqDef(chooseTiles(gpu, 'dq', Dh)));
   const kvRows = tkv ? 16 * tkv.SGQ : rkv ? rkv.BR : chooseTiles(gpu, 'dkdv', Dh).R;
   const qRows = tq ? 16 * tq.SGQ : rq ? rq.BR : chooseTiles(gpu, 'dq', Dh).R;
   // The tensor-core passes scale dO by a power of two from its and V's max |value| (over their whole
@@ -375,11 +396,10 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
   const nb = batchChunk(gpu, a, [q, k, v, o, go, dq, dk, dv], 2 * Hq * T, shared ? [[dk, dv]] : []);
   for (let b0 = 0; b0 < B; b0 += nb) {
     const n = Math.min(nb, B - b0);
-    const rows = n * Hq * T;
+    prepareLseD(gpu, a, o, go, ld, b0, n);
     const wld = windowOf(gpu, ld, 2 * b0 * Hq * T, 2 * (b0 + n) * Hq * T);
-    const wlse = windowOf(gpu, a.lse, b0 * Hq * T, (b0 + n) * Hq * T);
     const wq = win(gpu, q, b0, n, T, Dh); const wk = win(gpu, k, b0, n, T, Dh); const wv = win(gpu, v, b0, n, T, Dh);
-    const wo = win(gpu, o, b0, n, T, Dh); const wg = win(gpu, go, b0, n, T, Dh);
+    const wg = win(gpu, go, b0, n, T, Dh);
     const wdq = win(gpu, dq, b0, n, T, Dh);
     let wdk: Window; let wdv: Window;
     if (shared) {
@@ -389,11 +409,6 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
       wdk = win(gpu, dk, b0, n, T, Dh); wdv = win(gpu, dv, b0, n, T, Dh);
     }
 
-    const pp = new ParamWriter().u32(T, Hq, Dh, rows);
-    opParams(pp, wg, go); opParams(pp, wo, o);
-    pp.u32(wlse.base, wld.base);
-    gpu.recorder.dispatch(kPrep, [wg.range, wo.range, wlse.range, wld.range], pp.bytes(), grid(Math.ceil(rows / PRE_WG)));
-    if (unfused) continue;
 
     const head = (w: ParamWriter) => {
       w.u32(T, Dh, Hq, nRep, b0, wm.base, mask.m ? 1 : 0, window);
@@ -405,19 +420,15 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
     pkv.u32(wld.base).f32(scale);
     if (wparts && tkv) pkv.u32(wparts.base);
     const prKV = wparts && tkv ? [wparts.range] : []; const prQ = wparts && tq ? [wparts.range] : [];
-    gpu.recorder.dispatch(kKV!, [wq.range, wk.range, wv.range, wg.range, wld.range, wm.range, ...prKV, wdk.range, ...(shared ? [] : [wdv.range])],
+    gpu.recorder.dispatch(kKV, [wq.range, wk.range, wv.range, wg.range, wld.range, wm.range, ...prKV, wdk.range, ...(shared ? [] : [wdv.range])],
       pkv.bytes(), [Math.ceil(T / kvRows), Hkv, n], timeKV);
 
     const pq = head(new ParamWriter());
     opParams(pq, wdq, dq);
     pq.u32(wld.base).f32(scale);
     if (wparts && tq) pq.u32(wparts.base);
-    gpu.recorder.dispatch(kQ!, [wq.range, wk.range, wv.range, wg.range, wld.range, wm.range, ...prQ, wdq.range],
+    gpu.recorder.dispatch(kQ, [wq.range, wk.range, wv.range, wg.range, wld.range, wm.range, ...prQ, wdq.range],
       pq.bytes(), [Math.ceil(T / qRows), Hq, n], timeQ);
-  }
-  if (unfused) {
-    unfusedBackward(gpu, { B, T, Hq, Hkv, Dh, nRep, scale, window, timing: mode.timing }, { q, k, v, g: go, dq, dk, dv }, ld,
-      mt, !!mask.m, a.precision ?? gpu.matmulPrecision);
   }
   gpu.pool.release(ld);
   if (parts) gpu.pool.release(parts);

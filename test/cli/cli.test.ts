@@ -53,7 +53,7 @@ describe('srk CLI', () => {
     expect(Date.now() - t0).toBeLessThan(30_000);
   });
 
-  it('a malformed SRK_SUBMIT_EVERY, SRK_MIXED or SRK_ATTENTION is a one-line error naming the variable', () => {
+  it('a malformed SRK_SUBMIT_EVERY, SRK_MIXED, SRK_ATTENTION or SRK_SMX_RELOAD is a one-line error naming the variable', () => {
     const submit = run(['info'], { SRK_SUBMIT_EVERY: 'abc' });
     expect(submit.status).toBe(1);
     expect(submit.stderr).toMatch(/^srk: SRK_SUBMIT_EVERY=abc: expected a positive whole number/m);
@@ -65,6 +65,10 @@ describe('srk CLI', () => {
     expect(attention.status).toBe(1);
     expect(attention.stderr).toMatch(/^srk: SRK_ATTENTION=fast: expected tc, simt or unfused/m);
     expect(attention.stderr).not.toMatch(/\n\s+at /);
+    // The tensor-core attention's diagnostic forms, refused whichever kernels run.
+    const form = run(['bench', 'step', '--pairs', '1', '--seq', '16', '--prompt', '8'], { SRK_SMX_RELOAD: 'yes' });
+    expect(form.status).toBe(1);
+    expect(form.stderr).toMatch(/^srk: SRK_SMX_RELOAD=yes: expected 0 or 1/m);
   });
 
   it('an unknown adapter name is a clear error', () => {

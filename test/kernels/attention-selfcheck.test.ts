@@ -5,19 +5,13 @@
 // end of attention-smx.test.ts.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Gpu } from '../../src/engine/gpu.js';
-import { TC_FORMS, checkedTcForm, judgeTcCheck, tcCheckCase, tcCheckState, type TcCheckCase, type TcCheckResult, type TcForm } from '../../src/kernels/attention-selfcheck.js';
-import { attentionBackward as backwardRef, attentionForward as forwardRef } from '../../src/kernels/attention.ref.js';
-import { roundF16 } from '../../src/kernels/absmax.ref.js';
+import { TC_FORMS, checkedTcForm, judgeTcCheck, tcCheckCase, tcCheckReference, tcCheckState, type TcCheckCase, type TcCheckResult, type TcForm } from '../../src/kernels/attention-selfcheck.js';
 
-/** What correct tensor-core kernels return: the forward on f16-rounded inputs, exact gradients. */
+/** What correct tensor-core kernels return (the self-check's own reference, as f32). */
 function goodResult(c: TcCheckCase): TcCheckResult {
-  const dims = { B: c.B, T: c.T, Hq: c.Hq, Hkv: c.Hkv, Dh: c.Dh };
-  const mask = { positions: c.positions, segments: c.segments, lengths: c.lengths };
-  const r16 = (x: Float32Array) => Float64Array.from(x, roundF16);
-  const f = forwardRef(r16(c.q), r16(c.k), r16(c.v), dims, mask);
-  const exact = forwardRef(c.q, c.k, c.v, dims, mask);
-  const g = backwardRef(c.dout, c.q, c.k, c.v, exact.out, exact.lse, dims, mask);
-  return { out: Float32Array.from(f.out), lse: Float32Array.from(f.lse), dq: Float32Array.from(g.dq), dk: Float32Array.from(g.dk), dv: Float32Array.from(g.dv) };
+  const { rounded, exact } = tcCheckReference(c);
+  const f = (x: Float64Array) => Float32Array.from(x);
+  return { out: f(rounded.out), lse: f(rounded.lse), dq: f(exact.dq), dk: f(exact.dk), dv: f(exact.dv) };
 }
 
 /** A Gpu stand-in with what checkedTcForm touches: a tuner that defers, tensor cores, a pool. */
