@@ -8,7 +8,8 @@
 #   tc      tensor-core attention: adapter probes, its tests and the mixed HF fixtures with it, in each
 #           kernel form until one passes (the steps' SRK_ATTENTION=tc runs use that form)
 #   quicksteps  a short run's steps: tuned mixed 160m/410m DPO and Sr-DPO, f32 Sr-DPO, then Sr-DPO with
-#           attention forced unfused or onto tensor cores, then profiles
+#           attention forced unfused or onto tensor cores, linear layers forced to f16 copies or not,
+#           then profiles
 #   step    training steps, Pythia-160m/410m, DPO and Sr-DPO, mixed (with and without tensor-core
 #           attention) then f32, packed (+ unpacked, profiles, varied lengths)
 #   matmul  f32 and f16 (tensor cores) on the square and Pythia shapes; with SRK_GPU_SWEEP=1 every tiling
@@ -102,6 +103,10 @@ if has quicksteps; then
     SRK_ATTENTION=unfused step "$s-sr-dpo-f32-unfused" --shape $s --loss sr-dpo --precision f32
     tcstep "$s-sr-dpo-mixed-tcattn" --shape $s --loss sr-dpo --precision mixed
   done
+  # Linear layers reading f16 copies of their operands (half.ts) or staging f32 (the tuned defaults
+  # above choose per key: the step logs' `linear ... f16 operands` tuner lines).
+  SRK_F16_COPIES=1 step pythia-160m-sr-dpo-mixed-copies --shape pythia-160m --loss sr-dpo --precision mixed
+  SRK_F16_COPIES=0 step pythia-160m-sr-dpo-mixed-staged --shape pythia-160m --loss sr-dpo --precision mixed
   step pythia-160m-sr-dpo-mixed-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
   SRK_ATTENTION=unfused step pythia-160m-sr-dpo-mixed-unfused-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
   tcstep pythia-160m-sr-dpo-mixed-tcattn-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
@@ -128,6 +133,10 @@ if has step; then
   SRK_TUNE=0 step pythia-410m-sr-dpo-f32-untuned --shape pythia-410m --loss sr-dpo --precision f32
   step pythia-160m-sr-dpo-mixed-unpacked --shape pythia-160m --loss sr-dpo --precision mixed --no-packed
   step pythia-160m-sr-dpo-f32-unpacked --shape pythia-160m --loss sr-dpo --precision f32 --no-packed
+  # Linear layers reading f16 copies of their operands (half.ts) or staging f32 (the tuned defaults
+  # above choose per key: the step logs' `linear ... f16 operands` tuner lines).
+  SRK_F16_COPIES=1 step pythia-160m-sr-dpo-mixed-copies --shape pythia-160m --loss sr-dpo --precision mixed
+  SRK_F16_COPIES=0 step pythia-160m-sr-dpo-mixed-staged --shape pythia-160m --loss sr-dpo --precision mixed
   step pythia-160m-sr-dpo-mixed-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
   step pythia-410m-sr-dpo-mixed-profile --shape pythia-410m --loss sr-dpo --precision mixed --profile
   SRK_SUBMIT_EVERY=100000 step pythia-160m-sr-dpo-mixed-onesubmit --shape pythia-160m --loss sr-dpo --precision mixed

@@ -2,6 +2,7 @@
 // attention-blocked.ts wherever they fit the adapter's workgroup memory, else the tiles of the
 // fallback kernels in attention-legacy.ts; setAttentionTiling lets tests force either.
 import type { Gpu } from '../engine/gpu.js';
+import { envChoice } from '../engine/env.js';
 import { chooseSmxAttentionTiles, type SmxAttentionTiles } from './attention-smx.js';
 import { chooseSmxBackwardTiles } from './attention-smx-backward.js';
 
@@ -109,20 +110,6 @@ export function regTileCandidates(gpu: Gpu, pass: Pass, Dh: number): RegTiles[] 
   return [rule, ...rest];
 }
 
-/**
- * An attention switch read from the environment: undefined when unset or empty, else one of
- * `allowed`; anything else is a user-facing error naming the variable (read when first needed, so
- * the CLI reports it as a one-line error).
- */
-function envChoice<T extends string>(name: string, allowed: readonly T[]): T | undefined {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return undefined;
-  if (!(allowed as readonly string[]).includes(raw)) {
-    const list = allowed.length > 1 ? `${allowed.slice(0, -1).join(', ')} or ${allowed.at(-1)}` : allowed[0];
-    throw Object.assign(new Error(`${name}=${raw}: expected ${list}`), { userFacing: true });
-  }
-  return raw as T;
-}
 // SRK_ATTENTION=tc forces attention onto tensor cores (attention-smx.ts) in f16 precision, without
 // their self-check (for checking them: scripts/gpu-check.sh); simt keeps the flash kernels; unfused
 // the matmul path (attention-unfused.ts). Unset: the tuner chooses among them (attention.ts).

@@ -23,11 +23,22 @@ export const BATCH_OFFSETS_WGSL = /* wgsl */ `let zo = wg.z / p.batch; let zi = 
 /**
  * Operand rounding of the f16 precision in the f32 kernels (adapters without tensor-core f16, and
  * tests): values are rounded to f16 as they are staged, A after its dynamic scale; the sums stay f32.
+ * `halfA`/`halfB`: the operand is stored as f16 (an f16 copy, half.ts): its values are f16 already,
+ * and a scaled A was multiplied by its scale when copied, so it is only divided out at the end.
  */
-export interface F16Staging { scaleA: boolean }
+export interface F16Staging { scaleA: boolean; halfA?: boolean; halfB?: boolean }
 
 /** Kernel-name suffix of an f16 staging. */
-export function f16Suffix(f16: F16Staging | undefined): string { return f16 ? (f16.scaleA ? '_h16s' : '_h16') : ''; }
+export function f16Suffix(f16: F16Staging | undefined): string {
+  if (!f16) return '';
+  return (f16.scaleA ? '_h16s' : '_h16') + (f16.halfA ? '_ha' : '') + (f16.halfB ? '_hb' : '');
+}
+
+/** WGSL element type of an operand binding: f32 or f16 (`half`), scalar or vec4. */
+export function operandType(vec: boolean, half: boolean | undefined): string {
+  const e = half ? 'f16' : 'f32';
+  return vec ? `vec4<${e}>` : e;
+}
 
 /** Which operands a kernel accesses as vec4 (matmul.ts vecFlags). */
 export interface VecFlags { a: boolean; b: boolean; c: boolean }
@@ -41,6 +52,8 @@ export interface VecFlags { a: boolean; b: boolean; c: boolean }
 export interface StagedOperand {
   name: 'a' | 'b'; vec: boolean; off: string; ld: string; rows: number; cols: number;
   row0: string; col0: string; rowLim: string; colLim: string;
+  /** Stored as f16 (binding array<f16> or array<vec4<f16>>); loaded into the same f32 quads. */
+  half?: boolean;
 }
 
 /** The quads one thread moves per tile: slot s is quad li + s * threads (guarded where partial). */
@@ -59,13 +72,14 @@ export function quadSlots(o: StagedOperand, threads: number): { reg: string; gua
 /** WGSL loading the quad at (gr, gc) into `reg`, zero outside the matrix unless `full`. */
 function quadLoad(o: StagedOperand, reg: string, gr: string, gc: string, full: boolean): string {
   const idx = `${o.off} + ${gr} * ${o.ld} + ${gc}`;
+  const el = (i: string) => (o.half ? `f32(${o.name}[${i}])` : `${o.name}[${i}]`);
   if (o.vec) {
-    const ld = `${reg} = ${o.name}[(${idx}) >> 2u];`;
+    const ld = `${reg} = ${o.half ? `vec4<f32>(${o.name}[(${idx}) >> 2u])` : `${o.name}[(${idx}) >> 2u]`};`;
     return full ? ld : `if (${gr} < ${o.rowLim} && ${gc} < ${o.colLim}) { ${ld} } else { ${reg} = vec4<f32>(0.0); }`;
   }
-  if (full) return `{ let i = ${idx}; ${reg} = vec4<f32>(${o.name}[i], ${o.name}[i + 1u], ${o.name}[i + 2u], ${o.name}[i + 3u]); }`;
+  if (full) return `{ let i = ${idx}; ${reg} = vec4<f32>(${el('i')}, ${el('i + 1u')}, ${el('i + 2u')}, ${el('i + 3u')}); }`;
   return `${reg} = vec4<f32>(0.0); if (${gr} < ${o.rowLim}) { let i = ${idx}; ` +
-    [0, 1, 2, 3].map((j) => `if (${gc} + ${j}u < ${o.colLim}) { ${reg}[${j}] = ${o.name}[i + ${j}u]; }`).join(' ') + ' }';
+    [0, 1, 2, 3].map((j) => `if (${gc} + ${j}u < ${o.colLim}) { ${reg}[${j}] = ${el(`i + ${j}u`)}; }`).join(' ') + ' }';
 }
 
 /** Register declarations for the operands' quads. */

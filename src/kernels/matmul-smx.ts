@@ -20,7 +20,7 @@
 // Reference: matmul.ref.ts (matmulRef with f16 operands); checked in test/engine/matmul-f16.test.ts.
 import { memoDef, type KernelDef } from '../engine/kernel.js';
 import type { MatmulTile } from './matmul.js';
-import { BATCH_OFFSETS_WGSL, PARAMS_WGSL, f16Suffix, loadTileWgsl, quadRegDecls, quadSlots, type F16Staging, type StagedOperand, type VecFlags } from './matmul-shared.js';
+import { BATCH_OFFSETS_WGSL, PARAMS_WGSL, f16Suffix, loadTileWgsl, operandType, quadRegDecls, quadSlots, type F16Staging, type StagedOperand, type VecFlags } from './matmul-shared.js';
 import { f16ScaleWgsl } from './absmax.js';
 import { smxDialect } from './smx-wgsl.js';
 
@@ -55,12 +55,14 @@ function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
   // One operand as stored: a rows x cols tile (cols contiguous in memory), staged into `sh` with
   // row stride cols + PAD.
   interface Operand extends StagedOperand { sh: 'As' | 'Bs'; scale: string }
+  // An f16 copy of A (half.ts) was scaled when it was made: its quads are staged as they are.
+  const halfA = f16.halfA; const halfB = f16.halfB; const scaleOnStage = halfA ? '' : ' * sa';
   const opA: Operand = transA
-    ? { name: 'a', sh: 'As', vec: vec.a, off: 'aOff', ld: 'p.lda', rows: BK, cols: BM, row0: 'k0', col0: 'm0', rowLim: 'p.K', colLim: 'p.M', scale: ' * sa' }
-    : { name: 'a', sh: 'As', vec: vec.a, off: 'aOff', ld: 'p.lda', rows: BM, cols: BK, row0: 'm0', col0: 'k0', rowLim: 'p.M', colLim: 'p.K', scale: ' * sa' };
+    ? { name: 'a', sh: 'As', vec: vec.a, half: halfA, off: 'aOff', ld: 'p.lda', rows: BK, cols: BM, row0: 'k0', col0: 'm0', rowLim: 'p.K', colLim: 'p.M', scale: scaleOnStage }
+    : { name: 'a', sh: 'As', vec: vec.a, half: halfA, off: 'aOff', ld: 'p.lda', rows: BM, cols: BK, row0: 'm0', col0: 'k0', rowLim: 'p.M', colLim: 'p.K', scale: scaleOnStage };
   const opB: Operand = transB
-    ? { name: 'b', sh: 'Bs', vec: vec.b, off: 'bOff', ld: 'p.ldb', rows: BN, cols: BK, row0: 'n0', col0: 'k0', rowLim: 'p.N', colLim: 'p.K', scale: '' }
-    : { name: 'b', sh: 'Bs', vec: vec.b, off: 'bOff', ld: 'p.ldb', rows: BK, cols: BN, row0: 'k0', col0: 'n0', rowLim: 'p.K', colLim: 'p.N', scale: '' };
+    ? { name: 'b', sh: 'Bs', vec: vec.b, half: halfB, off: 'bOff', ld: 'p.ldb', rows: BN, cols: BK, row0: 'n0', col0: 'k0', rowLim: 'p.N', colLim: 'p.K', scale: '' }
+    : { name: 'b', sh: 'Bs', vec: vec.b, half: halfB, off: 'bOff', ld: 'p.ldb', rows: BK, cols: BN, row0: 'k0', col0: 'n0', rowLim: 'p.K', colLim: 'p.N', scale: '' };
   const ops = [opA, opB];
   const slots = (o: Operand) => quadSlots(o, threads);
   const regDecls = quadRegDecls(ops, threads);
@@ -126,7 +128,6 @@ function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
     }
   }
 
-  const ty = (v: boolean) => (v ? 'vec4<f32>' : 'f32');
   const scaled = f16.scaleA;
   const name = `matmul_smx_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}_s${stages}` +
     `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${full ? '_full' : ''}${direct ? '_direct' : ''}${f16Suffix(f16)}_sg${sgSize}${emulated ? '_emu' : ''}`;
@@ -149,8 +150,8 @@ function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
     uniform: true,
     code: /* wgsl */ `${sm.header}
 ${PARAMS_WGSL}
-@group(0) @binding(0) var<storage, read> a: array<${ty(vec.a)}>;
-@group(0) @binding(1) var<storage, read> b: array<${ty(vec.b)}>;
+@group(0) @binding(0) var<storage, read> a: array<${operandType(vec.a, halfA)}>;
+@group(0) @binding(1) var<storage, read> b: array<${operandType(vec.b, halfB)}>;
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 ${scaled ? '@group(0) @binding(4) var<storage, read> parts: array<f32>;' : ''}

@@ -19,7 +19,9 @@
 // default gpu.matmulPrecision) with the sums in f32: on tensor cores through subgroup matrices
 // (matmul-smx.ts) where the adapter has them, else in these kernels as they stage the operands
 // (h16() below). A gradient operand A can be scaled by a power of two from its max |A| first
-// (scaleA, absmax.ts) so that f16's range fits it.
+// (scaleA, absmax.ts) so that f16's range fits it. A or B may also come as f16 copies made
+// beforehand (half.ts: the same rounded values, half the bytes to read; a copy of A already
+// scaled), which every kernel family reads as they are.
 // Reference: matmul.ref.ts (with f16: true for the rounded operands).
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -28,9 +30,10 @@ import { ABSMAX_PARTS, absmaxParts, f16ScaleWgsl } from './absmax.js';
 import { smxDef, smxShape } from './matmul-smx.js';
 import { splitKReduce } from './matmul-splitk.js';
 import { halfOctave } from '../engine/tuner.js';
-import { BATCH_OFFSETS_WGSL, PARAMS_WGSL, f16Suffix, loadTileWgsl, quadRegDecls, quadSlots, type F16Staging, type StagedOperand, type VecFlags } from './matmul-shared.js';
+import { BATCH_OFFSETS_WGSL, PARAMS_WGSL, f16Suffix, loadTileWgsl, operandType, quadRegDecls, quadSlots, type F16Staging, type StagedOperand, type VecFlags } from './matmul-shared.js';
 
 export interface MatmulArgs {
+  /** f32 tensors; with precision 'f16', a or b may instead be an f16 copy (half.ts). */
   a: Tensor; b: Tensor; c: Tensor;
   M: number; N: number; K: number;
   transA?: boolean; transB?: boolean;
@@ -148,6 +151,11 @@ export function chooseTile(gpu: Gpu, M: number, N: number): MatmulTile {
  * it as f32. Done with integer bit operations because compilers may fold an f32 -> f16 -> f32 round
  * trip away (lavapipe does).
  */
+/** `enable f16;` where an operand is stored as f16 (it must open the module). */
+function halfEnable(f16: F16Staging | undefined): string {
+  return f16?.halfA || f16?.halfB ? 'enable f16;\n' : '';
+}
+
 function f16Header(f16: F16Staging | undefined): string {
   if (!f16) return '';
   return /* wgsl */ `
@@ -169,27 +177,31 @@ function matmulDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boo
   const WX = BN / TN; const WY = BM / TM; const THREADS = WX * WY;
   // A tile element (row r of op(A), column kk): load index order follows the storage layout so
   // consecutive threads read consecutive addresses.
+  // An element of a or b as f32 (f16 copies are widened).
+  const A = (i: string) => (f16?.halfA ? `f32(a[${i}])` : `a[${i}]`);
+  const B = (i: string) => (f16?.halfB ? `f32(b[${i}])` : `b[${i}]`);
   const loadA = transA
     ? `let kk = idx / ${BM}u; let r = idx % ${BM}u; let gm = m0 + r; let gk = k0 + kk;
-       ${full ? 'let v = a[aOff + gk * p.lda + gm];' : `var v = 0.0; if (gm < p.M && gk < p.K) { v = a[aOff + gk * p.lda + gm]; }`}`
+       ${full ? `let v = ${A('aOff + gk * p.lda + gm')};` : `var v = 0.0; if (gm < p.M && gk < p.K) { v = ${A('aOff + gk * p.lda + gm')}; }`}`
     : `let r = idx / ${BK}u; let kk = idx % ${BK}u; let gm = m0 + r; let gk = k0 + kk;
-       ${full ? 'let v = a[aOff + gm * p.lda + gk];' : `var v = 0.0; if (gm < p.M && gk < p.K) { v = a[aOff + gm * p.lda + gk]; }`}`;
+       ${full ? `let v = ${A('aOff + gm * p.lda + gk')};` : `var v = 0.0; if (gm < p.M && gk < p.K) { v = ${A('aOff + gm * p.lda + gk')}; }`}`;
   const loadB = transB
     ? `let cc = idx / ${BK}u; let kk = idx % ${BK}u; let gn = n0 + cc; let gk = k0 + kk;
-       ${full ? 'let v = b[bOff + gn * p.ldb + gk];' : `var v = 0.0; if (gn < p.N && gk < p.K) { v = b[bOff + gn * p.ldb + gk]; }`}`
+       ${full ? `let v = ${B('bOff + gn * p.ldb + gk')};` : `var v = 0.0; if (gn < p.N && gk < p.K) { v = ${B('bOff + gn * p.ldb + gk')}; }`}`
     : `let kk = idx / ${BN}u; let cc = idx % ${BN}u; let gn = n0 + cc; let gk = k0 + kk;
-       ${full ? 'let v = b[bOff + gk * p.ldb + gn];' : `var v = 0.0; if (gn < p.N && gk < p.K) { v = b[bOff + gk * p.ldb + gn]; }`}`;
+       ${full ? `let v = ${B('bOff + gk * p.ldb + gn')};` : `var v = 0.0; if (gn < p.N && gk < p.K) { v = ${B('bOff + gk * p.ldb + gn')}; }`}`;
   const name = `matmul_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}${full ? '_full' : ''}${f16Suffix(f16)}`;
   const fb = f16Bindings(f16, THREADS);
-  const stageA = f16 ? 'h16(v * sa)' : 'v'; const stageB = f16 ? 'h16(v)' : 'v';
+  // f16 copies hold f16 values (A already scaled): staged as they are.
+  const stageA = !f16 || f16.halfA ? 'v' : 'h16(v * sa)'; const stageB = !f16 || f16.halfB ? 'v' : 'h16(v)';
   return {
     name,
     bindings: ['read', 'read', 'rw', 'read', ...fb.kinds],
     uniform: true,
-    code: /* wgsl */ `
+    code: /* wgsl */ `${halfEnable(f16)}
 ${PARAMS_WGSL}${f16Header(f16)}
-@group(0) @binding(0) var<storage, read> a: array<f32>;
-@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(0) var<storage, read> a: array<${operandType(false, f16?.halfA)}>;
+@group(0) @binding(1) var<storage, read> b: array<${operandType(false, f16?.halfB)}>;
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(${fb.uniformBinding}) var<uniform> p: Params;
@@ -288,25 +300,27 @@ function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
     store: (reg: string, r: string, c: string, st: string) => string;
   }
   // A: storage [M][lda] (contiguous K) or, transposed, [K][lda] (contiguous M).
+  const halfA = f16?.halfA; const halfB = f16?.halfB;
   const opA: Operand = transA
-    ? { name: 'a', vec: vec.a, off: 'aOff', ld: 'p.lda', rows: BK, cols: BM, row0: 'k0', col0: 'm0', rowLim: 'p.K', colLim: 'p.M',
+    ? { name: 'a', vec: vec.a, half: halfA, off: 'aOff', ld: 'p.lda', rows: BK, cols: BM, row0: 'k0', col0: 'm0', rowLim: 'p.K', colLim: 'p.M',
         store: (reg, r, c, st) => `As[${st} + (${r}) * ${u(AQ)} + (${c}) / 4u] = ${reg};` }
-    : { name: 'a', vec: vec.a, off: 'aOff', ld: 'p.lda', rows: BM, cols: BK, row0: 'm0', col0: 'k0', rowLim: 'p.M', colLim: 'p.K',
+    : { name: 'a', vec: vec.a, half: halfA, off: 'aOff', ld: 'p.lda', rows: BM, cols: BK, row0: 'm0', col0: 'k0', rowLim: 'p.M', colLim: 'p.K',
         store: (reg, r, c, st) => `{ let q = ${reg}; let r = ${r}; let w = ${st} + (${c}) * ${u(AQ)} + r / 4u; let e = r % 4u; ` +
           [0, 1, 2, 3].map((j) => `As[w + ${u(j * AQ)}][e] = q[${j}];`).join(' ') + ' }' };
   // B: storage [K][ldb] (contiguous N) or, transposed, [N][ldb] (contiguous K).
   const opB: Operand = transB
-    ? { name: 'b', vec: vec.b, off: 'bOff', ld: 'p.ldb', rows: BN, cols: BK, row0: 'n0', col0: 'k0', rowLim: 'p.N', colLim: 'p.K',
+    ? { name: 'b', vec: vec.b, half: halfB, off: 'bOff', ld: 'p.ldb', rows: BN, cols: BK, row0: 'n0', col0: 'k0', rowLim: 'p.N', colLim: 'p.K',
         store: (reg, r, c, st) => `{ let q = ${reg}; let r = ${r}; let w = ${st} + (${c}) * ${u(BQ)} + r / 4u; let e = r % 4u; ` +
           [0, 1, 2, 3].map((j) => `Bs[w + ${u(j * BQ)}][e] = q[${j}];`).join(' ') + ' }' }
-    : { name: 'b', vec: vec.b, off: 'bOff', ld: 'p.ldb', rows: BK, cols: BN, row0: 'k0', col0: 'n0', rowLim: 'p.K', colLim: 'p.N',
+    : { name: 'b', vec: vec.b, half: halfB, off: 'bOff', ld: 'p.ldb', rows: BK, cols: BN, row0: 'k0', col0: 'n0', rowLim: 'p.K', colLim: 'p.N',
         store: (reg, r, c, st) => `Bs[${st} + (${r}) * ${u(BQ)} + (${c}) / 4u] = ${reg};` };
   const ops = [opA, opB];
   const slots = (o: Operand) => quadSlots(o, THREADS);
   const regDecls = quadRegDecls(ops, THREADS);
   const loadGlobal = (k: string) => loadTileWgsl(ops, THREADS, k, full);
   // f16 precision: round each quad as it is staged (A after its scale).
-  const staged = (o: Operand, reg: string) => !f16 ? reg
+  // f16 copies (o.half) hold f16 values, A already scaled: staged as they are.
+  const staged = (o: Operand, reg: string) => !f16 || o.half ? reg
     : o === opA ? `h16v(${reg} * sa)` : `h16v(${reg})`;
   const storeShared = (stage: string) => ops.flatMap((o) => slots(o).map((s) => {
     const st = stage === '0' ? '0u' : `${stage} * ${u(o === opA ? aStage : bStage)}`;
@@ -370,7 +384,6 @@ function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
       L.push('}');
     }
   }
-  const ty = (v: boolean) => (v ? 'vec4<f32>' : 'f32');
   const name = `matmul_reg_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}_s${stages}` +
     `${t.unrollK === false ? '_rolled' : ''}` +
     `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${vec.c ? 'v' : 's'}${full ? '_full' : ''}${f16Suffix(f16)}`;
@@ -379,11 +392,11 @@ function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
     name,
     bindings: ['read', 'read', 'rw', 'read', ...fb.kinds],
     uniform: true,
-    code: /* wgsl */ `
+    code: /* wgsl */ `${halfEnable(f16)}
 ${PARAMS_WGSL}${f16Header(f16)}
-@group(0) @binding(0) var<storage, read> a: array<${ty(vec.a)}>;
-@group(0) @binding(1) var<storage, read> b: array<${ty(vec.b)}>;
-@group(0) @binding(2) var<storage, read_write> c: array<${ty(vec.c)}>;
+@group(0) @binding(0) var<storage, read> a: array<${operandType(vec.a, halfA)}>;
+@group(0) @binding(1) var<storage, read> b: array<${operandType(vec.b, halfB)}>;
+@group(0) @binding(2) var<storage, read_write> c: array<${operandType(vec.c, false)}>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(${fb.uniformBinding}) var<uniform> p: Params;
 ${fb.decl}
@@ -416,7 +429,7 @@ function span(batch: number, stride: number, rows: number, cols: number, ld: num
   return (outer - 1) * outerStride + (batch - 1) * stride + (rows - 1) * ld + cols;
 }
 
-function problem(args: MatmulArgs): Problem {
+function problem(gpu: Gpu, args: MatmulArgs): Problem {
   const transA = args.transA ?? false; const transB = args.transB ?? false;
   const { M, N, K } = args;
   const batch = args.batch ?? 1;
@@ -428,6 +441,19 @@ function problem(args: MatmulArgs): Problem {
     offA: args.offA ?? 0, offB: args.offB ?? 0, offC: args.offC ?? 0, offBias: args.offBias ?? 0,
     outer: args.outer ?? 1, outerStrideA: args.outerStrideA ?? 0, outerStrideB: args.outerStrideB ?? 0, outerStrideC: args.outerStrideC ?? 0,
   };
+  // Operand types: f32, or f16 copies (half.ts) in the f16 precision, a copy of A holding A times
+  // the scale of the partial maxima passed as scaleA.
+  for (const [t, what] of [[p.a, 'A'], [p.b, 'B']] as const) {
+    if (t.dtype !== 'f32' && t.dtype !== 'f16') throw new TypeError(`matmul: ${what} is ${t}: expected f32 or an f16 copy`);
+  }
+  if (p.c.dtype !== 'f32') throw new TypeError(`matmul: C is ${p.c}: expected f32`);
+  if (p.a.dtype === 'f16' || p.b.dtype === 'f16') {
+    if ((p.precision ?? gpu.matmulPrecision) !== 'f16') throw new TypeError('matmul: f16 operand copies need the f16 precision');
+    if (!gpu.features.shaderF16) throw new Error('matmul: f16 operand copies need an adapter with shader-f16');
+    if (p.a.dtype === 'f16' && p.scaleA === true) {
+      throw new TypeError('matmul: an f16 copy of A is scaled when it is made (half.ts): pass the partial maxima it was scaled by as scaleA');
+    }
+  }
   // Shape checks: every access must stay inside its tensor.
   const need = (t: Tensor, off: number, n: number, what: string) => {
     if (off + n > t.numel) {
@@ -443,13 +469,13 @@ function problem(args: MatmulArgs): Problem {
 }
 
 export function matmul(gpu: Gpu, args: MatmulArgs): void {
-  run(gpu, problem(args));
+  run(gpu, problem(gpu, args));
 }
 
 /** Names of the kernels matmul(gpu, args) would dispatch, in order; nothing is compiled or run (tests). */
 export function matmulKernels(gpu: Gpu, args: MatmulArgs): string[] {
   const names: string[] = [];
-  run(gpu, problem(args), names);
+  run(gpu, problem(gpu, args), names);
   return names;
 }
 
@@ -462,13 +488,14 @@ export function matmulKernels(gpu: Gpu, args: MatmulArgs): string[] {
 function vecFlags(p: Problem, tile: MatmulTile, wa: { base: number; range: { size: number } },
   wb: { base: number; range: { size: number } }, wc: { base: number; range: { size: number } }, align: number): VecFlags {
   if (tile.vec4 === false || align % 16 !== 0) return { a: false, b: false, c: false };
-  const ok = (base: number, size: number, ld: number, stride: number, contiguous: number) =>
-    base % 4 === 0 && size % 16 === 0 && ld % 4 === 0 && (p.batch === 1 || stride % 4 === 0) && contiguous % 4 === 0;
+  // size: whole quads of the element type (16 bytes of f32, 8 of an f16 copy).
+  const ok = (t: Tensor, base: number, size: number, ld: number, stride: number, contiguous: number) =>
+    base % 4 === 0 && size % (4 * t.elemBytes) === 0 && ld % 4 === 0 && (p.batch === 1 || stride % 4 === 0) && contiguous % 4 === 0;
   const o = (outerStride: number) => p.outer === 1 || outerStride % 4 === 0;
   return {
-    a: ok(wa.base, wa.range.size, p.lda, p.strideA, p.transA ? p.M : p.K) && o(p.outerStrideA),
-    b: ok(wb.base, wb.range.size, p.ldb, p.strideB, p.transB ? p.K : p.N) && o(p.outerStrideB),
-    c: ok(wc.base, wc.range.size, p.ldc, p.strideC, p.N) && o(p.outerStrideC),
+    a: ok(p.a, wa.base, wa.range.size, p.lda, p.strideA, p.transA ? p.M : p.K) && o(p.outerStrideA),
+    b: ok(p.b, wb.base, wb.range.size, p.ldb, p.strideB, p.transB ? p.K : p.N) && o(p.outerStrideB),
+    c: ok(p.c, wc.base, wc.range.size, p.ldc, p.strideC, p.N) && o(p.outerStrideC),
   };
 }
 
@@ -522,10 +549,14 @@ const F32_CANDIDATES: MatmulTile[] = [REG_128, REG_64,
   { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4, kind: 'reg' }, { BM: 64, BN: 128, BK: 16, TM: 4, TN: 8, kind: 'reg' }, SIMPLE_64];
 // Tensor cores: the two rule tilings, the other subgroup layout and a 128x64 tile, a 64-deep K step, and
 // two stages where they fit (slower for the H100's dx and dW in run 4, bench/RESULTS.md; timed per shape
-// here). Every one is checked on a tensor-core GPU by test/engine/matmul-f16.test.ts.
-const SMX_CANDIDATES: MatmulTile[] = [SMX_128, SMX_64,
+// here); and 64x64 per subgroup (16 accumulators: each loaded fragment used 4 times), in 128x128 and
+// 256x128 tiles, which read a quarter less of each operand from L2 per output than 128x128 tiles of
+// 64x32 (run 5's tensor-core products, 120-140 TFLOP/s alone, moved ~4 TB/s of f32 operands from L2).
+// Every one is checked on a tensor-core GPU by test/engine/matmul-f16.test.ts.
+export const SMX_CANDIDATES: readonly MatmulTile[] = [SMX_128, SMX_64,
   { ...SMX_128, TM: 32, TN: 64 }, { BM: 128, BN: 64, BK: 32, TM: 32, TN: 32, kind: 'smx' },
-  { ...SMX_64, BK: 64 }, { ...SMX_64, stages: 2 }];
+  { ...SMX_64, BK: 64 }, { ...SMX_64, stages: 2 },
+  { ...SMX_128, TM: 64, TN: 64 }, { BM: 256, BN: 128, BK: 32, TM: 64, TN: 64, kind: 'smx' }];
 
 /**
  * The rule's tiling first, then the other candidates for this kind of product (none without a
@@ -549,7 +580,8 @@ function tileCandidates(gpu: Gpu, rule: MatmulTile, p: Problem): MatmulTile[] {
  */
 function tuneKey(p: Problem, f16: boolean): string {
   const b = halfOctave;
-  return `matmul ${p.transA ? 't' : 'n'}${p.transB ? 't' : 'n'}${f16 ? ' f16' : ''}${f16 && p.scaleA ? ' scaled' : ''}` +
+  const copies = `${p.a.dtype === 'f16' ? ' copyA' : ''}${p.b.dtype === 'f16' ? ' copyB' : ''}`;
+  return `matmul ${p.transA ? 't' : 'n'}${p.transB ? 't' : 'n'}${f16 ? ' f16' : ''}${f16 && p.scaleA ? ' scaled' : ''}${copies}` +
     `${p.bias ? ' bias' : ''}${p.accumulate ? ' acc' : ''} 2^(${b(p.M)},${b(p.N)},${b(p.K)})${p.batch * p.outer > 1 ? ` x2^${b(p.batch * p.outer)}` : ''}`;
 }
 
@@ -600,8 +632,10 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
     }
     throw new RangeError(`matmul: one row of an operand exceeds the binding limit (M=${M} N=${N} K=${K})`);
   }
-  // f16 operands where asked for and the product is big enough to be compute-bound.
-  const f16 = (p.precision ?? gpu.matmulPrecision) === 'f16' && M >= 16 && N >= 16;
+  // f16 operands where asked for and the product is big enough to be compute-bound; f16 copies
+  // (half.ts) are f16 whatever the size.
+  const halfA = p.a.dtype === 'f16'; const halfB = p.b.dtype === 'f16';
+  const f16 = (p.precision ?? gpu.matmulPrecision) === 'f16' && ((M >= 16 && N >= 16) || halfA || halfB);
   const smx = gpu.smxMode;
   const sgSize = gpu.fixedSubgroupSize;
   // The tiling: the caller's, else the tuner's pick among the candidates (tuner.ts), else the rule.
@@ -636,7 +670,7 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   const wa = windowOf(gpu, p.a, p.offA, p.offA + Math.max(1, sA));
   const wb = windowOf(gpu, p.b, p.offB, p.offB + Math.max(1, sB));
   const wc = windowOf(gpu, p.c, p.offC, p.offC + sC);
-  const staging: F16Staging | undefined = f16 ? { scaleA: !!p.scaleA } : undefined;
+  const staging: F16Staging | undefined = f16 ? { scaleA: !!p.scaleA, ...(halfA ? { halfA } : {}), ...(halfB ? { halfB } : {}) } : undefined;
   const vec = vecFlags(p, tile, wa, wb, wc, gpu.bindingAlign);
   const def = tile.kind === 'smx' ? smxDef(tile, p.transA, p.transB, full, vec, staging!, sgSize, stages, !p.bias && !SMX_SAFE, smx === 'emulated')
     : tile.kind === 'reg' ? regDef(tile, p.transA, p.transB, full, vec, stages, staging)

@@ -4,11 +4,22 @@
 // operand (x, dy) per tensor before rounding (matmul scaleA): gradients are small and would lose
 // their low bits in f16's subnormals; activations of trained models can reach thousands in a few
 // channels (the input of Llama's down projection), and f16 ends at 65504.
+//
+// f16 copies (half.ts): in the f16 precision the products may read their operands as f16 copies
+// made just before them (x and dy with their scales, W and the saved x as they are) instead of
+// rounding f32 as they stage them: the same values reach the products (bit-identical results), at
+// half the bytes per operand read (a tensor-core product reads each operand from L2 once per tile of
+// the other), for one extra pass over each operand. Whether that pays depends on the adapter and the
+// shape, so on tensor cores with a tuner both ways are timed as a whole, per direction and shape
+// bucket, and the faster kept; SRK_F16_COPIES=1 forces copies (any adapter with shader-f16), 0 never.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
+import { envChoice } from '../engine/env.js';
+import { halfOctave } from '../engine/tuner.js';
 import { matmul } from '../kernels/matmul.js';
 import { columnSum } from '../kernels/column-sum.js';
 import { absmaxOf } from '../kernels/absmax.js';
+import { halfOf } from '../kernels/half.js';
 
 /**
  * The per-tensor scale of an operand several products take (absmax.ts partial maxima; release it
@@ -18,13 +29,35 @@ export function operandScale(gpu: Gpu, t: Tensor, n: number): Tensor | undefined
   return gpu.matmulPrecision === 'f16' ? absmaxOf(gpu, t, n) : undefined;
 }
 
+/** SRK_F16_COPIES: '1' always, '0' never, unset: the tuner's choice (on tensor cores). */
+export const f16CopiesEnv = (): '0' | '1' | undefined => envChoice('SRK_F16_COPIES', ['0', '1'] as const);
+
+/** Whether this linear product reads f16 copies, and the tuner's timing name while it measures. */
+function copiesPick(gpu: Gpu, dir: 'fwd' | 'bwd', N: number, inF: number, outF: number): { copies: boolean; timing?: string } {
+  const env = f16CopiesEnv();
+  if (gpu.matmulPrecision !== 'f16' || !gpu.features.shaderF16) return { copies: false };
+  if (env !== undefined) return { copies: env === '1' };
+  if (!gpu.tuner || gpu.smxMode !== 'native' || Math.min(N, inF, outF) < 16) return { copies: false };
+  const b = halfOctave;
+  const { index, timing } = gpu.tuner.pick(`linear ${dir} f16 operands 2^(${b(N)},${b(inF)},${b(outF)})`, ['staged', 'f16 copies']);
+  return { copies: index === 1, timing };
+}
+
 /**
  * y [N, out] = x [N, in] W^T (+ b) (+ y if accumulate). `xScale`: operandScale(x) when x feeds
  * several layers (Llama's q, k, v); otherwise x's scale is found here.
  */
 export function linearForward(gpu: Gpu, x: Tensor, w: Tensor, b: Tensor | undefined, y: Tensor,
   N: number, inF: number, outF: number, accumulate = false, xScale?: Tensor): void {
-  matmul(gpu, { a: x, b: w, c: y, M: N, N: outF, K: inF, transB: true, bias: b, accumulate, scaleA: xScale ?? true });
+  const { copies, timing } = copiesPick(gpu, 'fwd', N, inF, outF);
+  const product = { c: y, M: N, N: outF, K: inF, transB: true, bias: b, accumulate, timing };
+  if (!copies) { matmul(gpu, { ...product, a: x, b: w, scaleA: xScale ?? true }); return; }
+  const parts = xScale ?? absmaxOf(gpu, x, N * inF);
+  const xh = halfOf(gpu, x, N * inF, parts, timing);
+  const wh = halfOf(gpu, w, outF * inF, undefined, timing);
+  matmul(gpu, { ...product, a: xh, b: wh, scaleA: parts });
+  gpu.pool.release(xh, wh);
+  if (!xScale) gpu.pool.release(parts);
 }
 
 export interface LinearGrads {
@@ -37,13 +70,22 @@ export interface LinearGrads {
 /** Backward of y = x W^T + b given dy [N, out]. */
 export function linearBackward(gpu: Gpu, dy: Tensor, x: Tensor, w: Tensor, g: LinearGrads,
   N: number, inF: number, outF: number): void {
+  const { copies, timing } = copiesPick(gpu, 'bwd', N, inF, outF);
   // f16 precision: one max |dy| for both products that take dy.
   const scale = operandScale(gpu, dy, N * outF);
+  // The operands as the products read them: f32, or f16 copies (dy with its scale).
+  const dyIn = copies ? halfOf(gpu, dy, N * outF, scale, timing) : dy;
+  const xIn = copies ? halfOf(gpu, x, N * inF, undefined, timing) : x;
   // dW [out, in] += dy^T [out, N] x [N, in]
-  matmul(gpu, { a: dy, b: x, c: g.dw, M: outF, N: inF, K: N, transA: true, accumulate: true, scaleA: scale });
+  matmul(gpu, { a: dyIn, b: xIn, c: g.dw, M: outF, N: inF, K: N, transA: true, accumulate: true, scaleA: scale, timing });
   // db [out] += column sums of dy [N, out]
   if (g.db) columnSum(gpu, { x: dy, out: g.db, N, D: outF, accumulate: true });
   // dx [N, in] = dy [N, out] W [out, in]
-  if (g.dx) matmul(gpu, { a: dy, b: w, c: g.dx, M: N, N: inF, K: outF, accumulate: g.accumulateDx ?? false, scaleA: scale });
+  if (g.dx) {
+    const wIn = copies ? halfOf(gpu, w, outF * inF, undefined, timing) : w;
+    matmul(gpu, { a: dyIn, b: wIn, c: g.dx, M: N, N: inF, K: outF, accumulate: g.accumulateDx ?? false, scaleA: scale, timing });
+    if (copies) gpu.pool.release(wIn);
+  }
+  if (copies) gpu.pool.release(dyIn, xIn);
   if (scale) gpu.pool.release(scale);
 }

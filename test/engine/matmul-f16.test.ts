@@ -5,9 +5,10 @@
 import { describe, expect, it } from 'vitest';
 import { getGpu, relErr, withBindingLimit } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
-import { matmul, matmulKernels, tileName, SMX_128, SMX_64, type MatmulTile } from '../../src/kernels/matmul.js';
+import { matmul, matmulKernels, tileName, SMX_128, SMX_64, SMX_CANDIDATES, type MatmulTile } from '../../src/kernels/matmul.js';
 import { matmulRef } from '../../src/kernels/matmul.ref.js';
 import { absmaxOf, absmaxParts, ABSMAX_PARTS } from '../../src/kernels/absmax.js';
+import { halfCopy } from '../../src/kernels/half.js';
 import { absmaxRef, f16ScaleRef, roundF16 } from '../../src/kernels/absmax.ref.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 
@@ -73,6 +74,37 @@ async function run(gpu: Gpu, tile: MatmulTile | undefined, M: number, N: number,
         : o.accumulate ? Float64Array.from(c0, Math.abs) : undefined),
     names,
   };
+}
+
+/**
+ * The same f16 product twice, on the same inputs: staged from f32 (A scaled by its partial maxima)
+ * and from f16 copies (half.ts; A's copy scaled by the same maxima), operands at offsets inside
+ * larger tensors, epilogue with bias, accumulate and alpha. The copies hold the values the staging
+ * rounds to, so the results must agree bit for bit. Returns the count of differing elements and
+ * both products' kernel names.
+ */
+async function copiesAgainstStaging(gpu: Gpu, tile: MatmulTile | undefined, M: number, N: number, K: number, transA: boolean,
+  transB: boolean): Promise<{ differ: number; staged: string[]; copies: string[] }> {
+  const offA = 3; const offB = 5; const offC = 7;
+  const a = f32(rng.array(M * K, 1e-6)); const b = f32(rng.array(K * N)); const bias = f32(rng.array(N)); const c0 = f32(rng.array(M * N));
+  const pad = (off: number, x: Float32Array) => { const t = new Float32Array(off + x.length + 2); t.set(x, off); return t; };
+  const ta = gpu.tensor([offA + a.length + 2], pad(offA, a)); const tb = gpu.tensor([offB + b.length + 2], pad(offB, b));
+  const tbias = gpu.tensor([N], bias);
+  const c1 = gpu.tensor([offC + c0.length + 2], pad(offC, c0)); const c2 = gpu.tensor([offC + c0.length + 2], pad(offC, c0));
+  const parts = absmaxOf(gpu, ta.view([a.length], offA), a.length);
+  const ha = gpu.pool.acquire([offA + a.length], 'f16'); const hb = gpu.pool.acquire([offB + b.length], 'f16');
+  halfCopy(gpu, { x: ta.view([a.length], offA), out: ha.view([a.length], offA), n: a.length, parts });
+  halfCopy(gpu, { x: tb.view([b.length], offB), out: hb.view([b.length], offB), n: b.length });
+  const common = { M, N, K, transA, transB, tile, precision: 'f16' as const, bias: tbias, accumulate: true, alpha: -0.5, scaleA: parts, offC };
+  const staged = { ...common, a: ta, b: tb, c: c1, offA, offB };
+  const copies = { ...common, a: ha, b: hb, c: c2, offA, offB };
+  const names = { staged: matmulKernels(gpu, staged), copies: matmulKernels(gpu, copies) };
+  matmul(gpu, staged); matmul(gpu, copies);
+  const r1 = await gpu.readF32(c1); const r2 = await gpu.readF32(c2);
+  let differ = 0;
+  for (let i = 0; i < r1.length; i++) if (!Object.is(r1[i], r2[i])) differ++;
+  gpu.pool.release(ta, tb, tbias, c1, c2, parts, ha, hb);
+  return { differ, ...names };
 }
 
 describe(`f16 matmul precision (seed ${rng.seed})`, () => {
@@ -195,6 +227,35 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
     }
   });
 
+  // f16 copies (half.ts) in every kernel family this adapter runs: the default (simple 64x64 on
+  // lavapipe, tensor cores on an smx adapter), the reg kernel (vec4 loads), split-K.
+  it('f16 operand copies give the staged products bit for bit: all layouts, reg, split-K', async (ctx) => {
+    const gpu = await getGpu();
+    if (!gpu.features.shaderF16) { ctx.skip(); return; }
+    const cases: [MatmulTile | undefined, number, number, number][] = [[undefined, 37, 70, 50], [undefined, 20, 16, 33],
+      [{ BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, kind: 'reg' }, 64, 128, 96],
+      [gpu.smxF16 ? { ...SMX_64, splitK: 4 } : { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, splitK: 4 }, 40, 36, 201]];
+    for (const [tile, M, N, K] of cases) {
+      for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+        const r = await copiesAgainstStaging(gpu, tile, M, N, K, transA, transB);
+        const what = `${tile ? tileName(tile) : 'default'} ${M}x${N}x${K} tA=${transA} tB=${transB}`;
+        expect(r.differ, what).toBe(0);
+        for (const n of r.copies.filter((x) => x !== 'matmul_splitk_reduce')) expect(n, what).toMatch(/_h16s_ha_hb/);
+        for (const n of r.staged) expect(n, what).not.toMatch(/_ha|_hb/);
+      }
+    }
+  });
+
+  it('f16 operand copies: refused in the f32 precision, as C, and as an A without its scale', async () => {
+    const gpu = await getGpu();
+    const a = gpu.pool.acquire([64], 'f16'); const b = gpu.tensor([64]); const c = gpu.tensor([64]);
+    const p = { M: 8, N: 8, K: 8 };
+    expect(() => matmul(gpu, { ...p, a, b, c, precision: 'f32' })).toThrow(/need the f16 precision/);
+    expect(() => matmul(gpu, { ...p, a, b, c, precision: 'f16', scaleA: true })).toThrow(/scaled when it is made/);
+    expect(() => matmul(gpu, { ...p, a: b, b, c: a, precision: 'f16' })).toThrow(/C is .*expected f32/);
+    gpu.pool.release(a, b, c);
+  });
+
   it('products with M or N under 16 stay f32', async () => {
     const gpu = await getGpu();
     const r = await run(gpu, undefined, 1, 70, 50, false, false, { scaleA: true });
@@ -207,9 +268,9 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
   // The default tilings get every case; the variants (two stages, BK 64) one awkward shape in the
   // layouts training uses (each case compiles its own pipelines: ~1 s each on the H100).
   // The variants are the tuner's other candidates (matmul.ts SMX_CANDIDATES), so each is checked here.
-  const smxTiles: [MatmulTile, boolean][] = [[SMX_128, true], [SMX_64, true], [{ ...SMX_128, stages: 2 }, false], [{ ...SMX_64, BK: 64 }, false],
-    [{ ...SMX_64, splitK: 4 }, false], [{ ...SMX_128, TM: 32, TN: 64 }, false], [{ BM: 128, BN: 64, BK: 32, TM: 32, TN: 32, kind: 'smx' }, false],
-    [{ ...SMX_64, stages: 2 }, false]];
+  const smxTiles: [MatmulTile, boolean][] = [[SMX_128, true], [SMX_64, true],
+    ...SMX_CANDIDATES.filter((t) => t !== SMX_128 && t !== SMX_64).map((t): [MatmulTile, boolean] => [t, false]),
+    [{ ...SMX_128, stages: 2 }, false], [{ ...SMX_64, splitK: 4 }, false]];
   for (const [tile, all] of smxTiles) {
     it(`${tileName(tile)} (tensor cores): awkward and full shapes, transposes, epilogue, scaleA`, async (ctx) => {
       const gpu = await getGpu();
@@ -251,12 +312,17 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
         expect(r.bound, what).toBeLessThanOrEqual(1);
         for (const n of r.names) expect(n, what).toMatch(/^matmul_smx_.*_emu$/);
       }
+      // f16 copies through the first case's kernel layout: the same products bit for bit.
+      const copies = await copiesAgainstStaging(gpu, SMX_64, 37, 70, 50, false, true);
+      expect(copies.differ, 'f16 copies, emulated tensor cores').toBe(0);
+      expect(copies.copies[0]).toMatch(/^matmul_smx_.*_ha_hb.*_emu$/);
       // Two batch levels (attention-unfused.ts: rows x heads) through the first case's kernel (odd
-      // leading dimensions and a bias, so the same pipeline): each product within f16 error.
+      // leading dimensions and a bias, so the same pipeline): each product within f16 error. C starts
+      // zeroed (a pooled buffer holds whatever its last user left): the gaps between rows stay 0.
       const O = 2; const I = 2; const M = 37; const N = 20; const K = 50; const lda = 111; const ldb = 51; const ldc = 21;
       const [iA, iB, iC] = [51, 1, M * ldc]; const [oA, oB, oC] = [M * lda, 2 * N * ldb, I * M * ldc];
       const a = f32(rng.array(O * oA)); const b = f32(rng.array(O * oB)); const bias = f32(rng.array(N));
-      const ta = gpu.tensor([O * oA], a); const tb = gpu.tensor([O * oB], b); const tc = gpu.tensor([O * oC]); const tbias = gpu.tensor([N], bias);
+      const ta = gpu.tensor([O * oA], a); const tb = gpu.tensor([O * oB], b); const tc = gpu.tensor([O * oC], new Float32Array(O * oC)); const tbias = gpu.tensor([N], bias);
       const args = { a: ta, b: tb, c: tc, bias: tbias, M, N, K, transB: true, lda, ldb, ldc, batch: I, strideA: iA, strideB: iB, strideC: iC,
         outer: O, outerStrideA: oA, outerStrideB: oB, outerStrideC: oC, tile: SMX_64, precision: 'f16' as const, scaleA: true };
       for (const n of matmulKernels(gpu, args)) expect(n).toMatch(/^matmul_smx_.*_emu$/);

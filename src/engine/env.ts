@@ -1,0 +1,15 @@
+// Switches read from the environment (measuring and checking: SRK_ATTENTION, SRK_F16_COPIES, ...).
+
+/**
+ * A switch: undefined when unset or empty, else one of `allowed`; anything else is a user-facing
+ * error naming the variable (read when first needed, so the CLI reports it as a one-line error).
+ */
+export function envChoice<T extends string>(name: string, allowed: readonly T[]): T | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return undefined;
+  if (!(allowed as readonly string[]).includes(raw)) {
+    const list = allowed.length > 1 ? `${allowed.slice(0, -1).join(', ')} or ${allowed.at(-1)}` : allowed[0];
+    throw Object.assign(new Error(`${name}=${raw}: expected ${list}`), { userFacing: true });
+  }
+  return raw as T;
+}

@@ -1,0 +1,92 @@
+// f16 operand copies in the linear layers (linear.ts, half.ts): in the f16 precision, a model's
+// forward and backward with every linear product reading f16 copies (SRK_F16_COPIES=1) give the same
+// log-probs and the same parameter gradients, bit for bit, as with the products rounding f32
+// operands as they stage them (=0): the copies hold exactly the values the staging rounds to.
+// GPT-NeoX (fused QKV, biases) and the tied Llama (q, k, v and gate, up sharing a scale).
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { getGpu } from '../helpers/gpu.js';
+import { loadModel } from '../../src/model/load.js';
+import { buildBatch } from '../../src/model/batch.js';
+import { releaseBatch, uploadBatch } from '../../src/model/gpu-batch.js';
+import { makeRng } from '../helpers/random.js';
+import type { Gpu } from '../../src/engine/gpu.js';
+
+const FIX = resolve(import.meta.dirname, '../fixtures/hf');
+const rng = makeRng();
+
+/** Runs fn with SRK_F16_COPIES set, collecting the names of the kernels it dispatches. */
+async function withCopies<T>(gpu: Gpu, value: '0' | '1', fn: () => Promise<T>): Promise<{ out: T; kernels: Set<string> }> {
+  const saved = process.env.SRK_F16_COPIES;
+  const kernels = new Set<string>();
+  const recorder = gpu.recorder;
+  const dispatch = recorder.dispatch;
+  recorder.dispatch = function (kernel, ...rest) { kernels.add(kernel.def.name); return dispatch.call(this, kernel, ...rest); };
+  process.env.SRK_F16_COPIES = value;
+  try {
+    return { out: await fn(), kernels };
+  } finally {
+    recorder.dispatch = dispatch;
+    if (saved === undefined) delete process.env.SRK_F16_COPIES; else process.env.SRK_F16_COPIES = saved;
+  }
+}
+
+describe(`f16 operand copies in a model (seed ${rng.seed})`, () => {
+  for (const name of ['gpt-neox-tiny', 'llama-tiny-tied']) {
+    it(`${name}: log-probs and every gradient bit for bit with and without copies`, async (ctx) => {
+      const gpu = await getGpu();
+      if (!gpu.features.shaderF16) { ctx.skip(); return; }
+      const m = await loadModel(gpu, resolve(FIX, name), { grads: true });
+      const V = m.cfg.vocabSize;
+      const ids = (n: number) => Array.from({ length: n }, () => rng.int(V));
+      const layout = buildBatch([{ prompt: ids(9), completions: [ids(7), ids(5)] }, { prompt: ids(4), completions: [ids(11), ids(6)] }], { packed: true });
+      const pass = async () => {
+        m.params.zeroGrads();
+        const batch = uploadBatch(gpu, layout, V);
+        const st = m.model.forward(batch, true);
+        const logp = await gpu.readF32(st.logp);
+        // d/dlogp: a fixed random weight per token, so every product's gradient is exercised.
+        const w = gpu.tensor([batch.N], Float32Array.from({ length: batch.N }, (_, i) => Math.sin(i + 1)));
+        m.model.backward(st, w);
+        const grads = new Map<string, Float32Array>();
+        for (const s of m.params.specs) grads.set(s.name, await gpu.readF32(m.params.grad(s.name)));
+        gpu.pool.release(w, st.logp); releaseBatch(gpu, batch);
+        return { logp, grads };
+      };
+      gpu.matmulPrecision = 'f16';
+      try {
+        const staged = await withCopies(gpu, '0', pass);
+        const copies = await withCopies(gpu, '1', pass);
+        expect([...copies.kernels].filter((k) => k.startsWith('half_copy')).length).toBeGreaterThan(0);
+        expect([...staged.kernels].filter((k) => k.startsWith('half_copy'))).toEqual([]);
+        expect([...copies.kernels].some((k) => /^matmul_.*_ha_hb/.test(k))).toBe(true);
+        expect(Buffer.from(copies.out.logp.buffer).equals(Buffer.from(staged.out.logp.buffer)), 'log-probs').toBe(true);
+        for (const [pname, g] of staged.out.grads) {
+          expect(Buffer.from(copies.out.grads.get(pname)!.buffer).equals(Buffer.from(g.buffer)), `grad of ${pname}`).toBe(true);
+        }
+        // The f16 rounding is in effect (the test would pass trivially in f32).
+        gpu.matmulPrecision = 'f32';
+        const f32 = await pass();
+        expect(Buffer.from(f32.logp.buffer).equals(Buffer.from(staged.out.logp.buffer))).toBe(false);
+      } finally {
+        gpu.matmulPrecision = 'f32';
+        m.model.destroy(); m.params.free();
+      }
+    });
+  }
+
+  it('SRK_F16_COPIES other than 0 or 1 is refused, naming the variable', async () => {
+    const gpu = await getGpu();
+    const m = await loadModel(gpu, resolve(FIX, 'gpt-neox-tiny'), {});
+    const layout = buildBatch([{ prompt: [1, 2, 3], completions: [[4, 5], [6]] }], { packed: true });
+    const batch = uploadBatch(gpu, layout, m.cfg.vocabSize);
+    const saved = process.env.SRK_F16_COPIES;
+    process.env.SRK_F16_COPIES = 'yes';
+    try {
+      expect(() => m.model.forward(batch, false)).toThrow(/SRK_F16_COPIES=yes: expected 0 or 1/);
+    } finally {
+      if (saved === undefined) delete process.env.SRK_F16_COPIES; else process.env.SRK_F16_COPIES = saved;
+      releaseBatch(gpu, batch); m.params.free();
+    }
+  });
+});
