@@ -12,6 +12,7 @@
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, chunkRanges, grid, maxWindowElems, memoDef, windowOf, type KernelDef } from '../engine/kernel.js';
+import { envChoice } from '../engine/env.js';
 import { f16ScaleWgsl } from './absmax.js';
 
 const THREADS = 256;
@@ -81,4 +82,22 @@ export function halfOf(gpu: Gpu, x: Tensor, n: number, parts?: Tensor, timing?: 
   const out = gpu.pool.acquire([n], 'f16', 'f16 copy');
   halfCopy(gpu, { x, out, n, parts, timing });
   return out;
+}
+
+/** SRK_F16_COPIES: '1' always, '0' never, unset: the tuner's choice (on tensor cores). */
+export const f16CopiesEnv = (): '0' | '1' | undefined => envChoice('SRK_F16_COPIES', ['0', '1'] as const);
+
+/**
+ * Whether the products of one operation (a linear layer's direction, the output layer's) read f16
+ * copies of their operands, and the tuner's timing name for the copies and products while it
+ * measures: only in the f16 precision; SRK_F16_COPIES forces either way; otherwise on tensor cores
+ * with a tuner, the two ways are candidates under `key` (operation and shape bucket), timed as a whole.
+ */
+export function f16CopiesPick(gpu: Gpu, key: string): { copies: boolean; timing?: string } {
+  const env = f16CopiesEnv();
+  if (gpu.matmulPrecision !== 'f16' || !gpu.features.shaderF16) return { copies: false };
+  if (env !== undefined) return { copies: env === '1' };
+  if (!gpu.tuner || gpu.smxMode !== 'native') return { copies: false };
+  const { index, timing } = gpu.tuner.pick(`${key} f16 operands`, ['staged', 'f16 copies']);
+  return { copies: index === 1, timing };
 }

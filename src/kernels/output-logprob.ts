@@ -19,12 +19,16 @@
 // The backward recomputes the logits (the DPO weights are known only after every sequence's
 // log-prob is), which is what keeps memory at one chunk. Rows per chunk: as many as fit
 // `chunkBytes` (default: min(maxBinding, 128 MiB) = 667 rows at V = 50304), at least 1.
+// In the f16 precision the products may read f16 copies of h and w (made once per call) and of each
+// dlogits chunk instead of staging f32 (half.ts f16CopiesPick: the tuner times both ways).
 // Reference: output-logprob.ref.ts.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, grid, maxWindowElems, windowOf, type KernelDef } from '../engine/kernel.js';
+import { halfOctave } from '../engine/tuner.js';
 import { matmul } from './matmul.js';
 import { absmaxOf } from './absmax.js';
+import { f16CopiesPick, halfOf } from './half.js';
 
 const WG = 256;
 
@@ -206,12 +210,31 @@ export function outputLogprob(gpu: Gpu, a: OutputLogprobForwardArgs): void {
   if (a.logp.numel < N) throw new RangeError(`outputLogprob: logp ${a.logp} shorter than N=${N}`);
   if (N === 0) return;
   const logits = gpu.pool.acquire([rows, V], 'f32', 'logits-chunk');
+  const { h, w, timing, release } = operands(gpu, a, rows, 'fwd');
   for (let r0 = 0; r0 < N; r0 += rows) {
     const m = Math.min(rows, N - r0);
-    matmul(gpu, { a: a.h, b: a.w, c: logits, M: m, N: V, K: d, transB: true, offA: r0 * d });
+    matmul(gpu, { a: h, b: w, c: logits, M: m, N: V, K: d, transB: true, offA: r0 * d, timing });
     rowKernel(gpu, false, logits, 0, V, V, m, a.targets, r0, undefined, 0, a.logp, r0);
   }
+  release();
   gpu.pool.release(logits);
+}
+
+/**
+ * h and w as the products read them: f32, or in the f16 precision f16 copies (half.ts, made once
+ * per call for all chunks) where f16CopiesPick says so; the tuner's timing name while it compares
+ * the two ways (the copies and products timed, the row kernels the same either way and untimed).
+ */
+function operands(gpu: Gpu, a: OutputLogprobArgs, rows: number, dir: 'fwd' | 'bwd'): { h: Tensor; w: Tensor; copies: boolean; timing?: string; release: () => void } {
+  const { N, d, V } = a;
+  // A chunk under 16 rows multiplies in f32 when staged (matmul.ts): no copies then.
+  const small = Math.min(rows, N - Math.floor((N - 1) / rows) * rows, d) < 16;
+  const { copies, timing } = small ? { copies: false, timing: undefined }
+    : f16CopiesPick(gpu, `output layer ${dir} 2^(${halfOctave(N)},${halfOctave(V)},${halfOctave(d)})`);
+  if (!copies) return { h: a.h, w: a.w, copies, timing, release: () => {} };
+  const h = halfOf(gpu, a.h, N * d, undefined, timing);
+  const w = halfOf(gpu, a.w, V * d, undefined, timing);
+  return { h, w, copies, timing, release: () => gpu.pool.release(h, w) };
 }
 
 /** Backward (recomputing the logits chunk by chunk): dh = dlogits w, dw += dlogits^T h. */
@@ -224,17 +247,21 @@ export function outputLogprobBackward(gpu: Gpu, a: OutputLogprobBackwardArgs): v
   if (a.logp && a.logp.numel < N) throw new RangeError(`outputLogprobBackward: logp ${a.logp} shorter than N=${N}`);
   if (N === 0) return;
   const logits = gpu.pool.acquire([rows, V], 'f32', 'logits-chunk');
+  const { h, w, copies, timing, release } = operands(gpu, a, rows, 'bwd');
   for (let r0 = 0; r0 < N; r0 += rows) {
     const m = Math.min(rows, N - r0);
-    matmul(gpu, { a: a.h, b: a.w, c: logits, M: m, N: V, K: d, transB: true, offA: r0 * d });
+    matmul(gpu, { a: h, b: w, c: logits, M: m, N: V, K: d, transB: true, offA: r0 * d, timing });
     rowKernel(gpu, true, logits, 0, V, V, m, a.targets, r0, a.weights, r0, a.logp, r0);
     // f16 precision: one max |dlogits| for both products below (they scale it before rounding).
     const scale = gpu.matmulPrecision === 'f16' ? absmaxOf(gpu, logits, m * V) : undefined;
+    const dl = copies ? halfOf(gpu, logits, m * V, scale, timing) : logits;
     // dh[r0:r0+m] = dlogits [m, V] w [V, d]
-    matmul(gpu, { a: logits, b: a.w, c: a.dh, M: m, N: d, K: V, offC: r0 * d, accumulate: a.accumulateDh ?? false, scaleA: scale });
+    matmul(gpu, { a: dl, b: w, c: a.dh, M: m, N: d, K: V, offC: r0 * d, accumulate: a.accumulateDh ?? false, scaleA: scale, timing });
     // dw [V, d] += dlogits^T [V, m] h[r0:r0+m] [m, d]
-    matmul(gpu, { a: logits, b: a.h, c: a.dw, M: V, N: d, K: m, transA: true, lda: V, offB: r0 * d, accumulate: true, scaleA: scale });
+    matmul(gpu, { a: dl, b: h, c: a.dw, M: V, N: d, K: m, transA: true, lda: V, offB: r0 * d, accumulate: true, scaleA: scale, timing });
+    if (copies) gpu.pool.release(dl);
     if (scale) gpu.pool.release(scale);
   }
+  release();
   gpu.pool.release(logits);
 }

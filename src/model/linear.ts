@@ -14,12 +14,11 @@
 // bucket, and the faster kept; SRK_F16_COPIES=1 forces copies (any adapter with shader-f16), 0 never.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { envChoice } from '../engine/env.js';
 import { halfOctave } from '../engine/tuner.js';
 import { matmul } from '../kernels/matmul.js';
 import { columnSum } from '../kernels/column-sum.js';
 import { absmaxOf } from '../kernels/absmax.js';
-import { halfOf } from '../kernels/half.js';
+import { f16CopiesEnv, f16CopiesPick, halfOf } from '../kernels/half.js';
 
 /**
  * The per-tensor scale of an operand several products take (absmax.ts partial maxima; release it
@@ -29,18 +28,11 @@ export function operandScale(gpu: Gpu, t: Tensor, n: number): Tensor | undefined
   return gpu.matmulPrecision === 'f16' ? absmaxOf(gpu, t, n) : undefined;
 }
 
-/** SRK_F16_COPIES: '1' always, '0' never, unset: the tuner's choice (on tensor cores). */
-export const f16CopiesEnv = (): '0' | '1' | undefined => envChoice('SRK_F16_COPIES', ['0', '1'] as const);
-
-/** Whether this linear product reads f16 copies, and the tuner's timing name while it measures. */
+/** The f16-copies choice (half.ts) for one direction of a linear layer of this shape. */
 function copiesPick(gpu: Gpu, dir: 'fwd' | 'bwd', N: number, inF: number, outF: number): { copies: boolean; timing?: string } {
-  const env = f16CopiesEnv();
-  if (gpu.matmulPrecision !== 'f16' || !gpu.features.shaderF16) return { copies: false };
-  if (env !== undefined) return { copies: env === '1' };
-  if (!gpu.tuner || gpu.smxMode !== 'native' || Math.min(N, inF, outF) < 16) return { copies: false };
+  if (Math.min(N, inF, outF) < 16 && f16CopiesEnv() === undefined) return { copies: false };
   const b = halfOctave;
-  const { index, timing } = gpu.tuner.pick(`linear ${dir} f16 operands 2^(${b(N)},${b(inF)},${b(outF)})`, ['staged', 'f16 copies']);
-  return { copies: index === 1, timing };
+  return f16CopiesPick(gpu, `linear ${dir} 2^(${b(N)},${b(inF)},${b(outF)})`);
 }
 
 /**

@@ -1,5 +1,6 @@
-// f16 operand copies in the linear layers (linear.ts, half.ts): in the f16 precision, a model's
-// forward and backward with every linear product reading f16 copies (SRK_F16_COPIES=1) give the same
+// f16 operand copies in the linear layers (linear.ts) and the output layer (output-logprob.ts), half.ts:
+// in the f16 precision, a model's forward and backward with every such product reading f16 copies
+// (SRK_F16_COPIES=1) give the same
 // log-probs and the same parameter gradients, bit for bit, as with the products rounding f32
 // operands as they stage them (=0): the copies hold exactly the values the staging rounds to.
 // GPT-NeoX (fused QKV, biases) and the tied Llama (q, k, v and gate, up sharing a scale).
