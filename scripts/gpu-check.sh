@@ -103,13 +103,13 @@ if has quicksteps; then
     SRK_ATTENTION=unfused step "$s-sr-dpo-f32-unfused" --shape $s --loss sr-dpo --precision f32
     tcstep "$s-sr-dpo-mixed-tcattn" --shape $s --loss sr-dpo --precision mixed
   done
-  # Linear layers reading f16 copies of their operands (half.ts) or staging f32 (the tuned defaults
-  # above choose per key: the step logs' `linear ... f16 operands` tuner lines).
-  SRK_F16_COPIES=1 step pythia-160m-sr-dpo-mixed-copies --shape pythia-160m --loss sr-dpo --precision mixed
-  SRK_F16_COPIES=0 step pythia-160m-sr-dpo-mixed-staged --shape pythia-160m --loss sr-dpo --precision mixed
   step pythia-160m-sr-dpo-mixed-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
   SRK_ATTENTION=unfused step pythia-160m-sr-dpo-mixed-unfused-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
   tcstep pythia-160m-sr-dpo-mixed-tcattn-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
+  # Linear and output layers reading f16 copies of their operands (half.ts) or staging f32, forced
+  # (the tuned steps above choose per key: their logs' `... f16 operands` tuner lines).
+  SRK_F16_COPIES=1 step pythia-160m-sr-dpo-mixed-copies --shape pythia-160m --loss sr-dpo --precision mixed
+  SRK_F16_COPIES=0 step pythia-160m-sr-dpo-mixed-staged --shape pythia-160m --loss sr-dpo --precision mixed
 fi
 if has step; then
   # Most wanted first (the budget may end the section): the mixed Sr-DPO steps, then DPO, then f32,
@@ -133,10 +133,6 @@ if has step; then
   SRK_TUNE=0 step pythia-410m-sr-dpo-f32-untuned --shape pythia-410m --loss sr-dpo --precision f32
   step pythia-160m-sr-dpo-mixed-unpacked --shape pythia-160m --loss sr-dpo --precision mixed --no-packed
   step pythia-160m-sr-dpo-f32-unpacked --shape pythia-160m --loss sr-dpo --precision f32 --no-packed
-  # Linear layers reading f16 copies of their operands (half.ts) or staging f32 (the tuned defaults
-  # above choose per key: the step logs' `linear ... f16 operands` tuner lines).
-  SRK_F16_COPIES=1 step pythia-160m-sr-dpo-mixed-copies --shape pythia-160m --loss sr-dpo --precision mixed
-  SRK_F16_COPIES=0 step pythia-160m-sr-dpo-mixed-staged --shape pythia-160m --loss sr-dpo --precision mixed
   step pythia-160m-sr-dpo-mixed-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
   step pythia-410m-sr-dpo-mixed-profile --shape pythia-410m --loss sr-dpo --precision mixed --profile
   SRK_SUBMIT_EVERY=100000 step pythia-160m-sr-dpo-mixed-onesubmit --shape pythia-160m --loss sr-dpo --precision mixed
@@ -175,6 +171,6 @@ for f in "$r"/attn-*.log; do [ -f "$f" ] && { echo "${f##*/}:"; grep -E "fwd|rc=
 [ -f "$r/matmul-tuned.log" ] && grep -E "tuned" "$r/matmul-tuned.log" | head -12
 [ -f "$r/sweep.log" ] && grep -E "f16" "$r/sweep.log" | sort | head -48
 for f in "$r"/step-*.json; do [ -f "$f" ] || continue
-  node -e "const j=JSON.parse(require('fs').readFileSync('$f'));const s=j.step;const p=s.profile;const tu=s.tuning?s.tuning.decisions:[];console.log('$f'.split('/').pop().replace('.json',''), s.precision, 'attn '+s.attention+(s.tcCheck?' (tc check: '+s.tcCheck.slice(0,60)+')':''), s.tuning&&s.tuning.on?'tuned '+tu.filter(d=>d.chosen).length+'/'+tu.length+' '+tu.filter(d=>d.key.startsWith('attention mode')).map(d=>d.key.split(' ')[2]+':'+d.candidates[d.chosen]).join(','):'untuned', s.stepMs.toFixed(1)+' ms', Math.round(s.tokensPerS)+' tok/s', (s.peakInUseBytes/2**30).toFixed(2)+' GiB', s.precisionCheck?'dlogp/token '+s.precisionCheck.maxAbsDiffPerToken.toExponential(1):'', p?'profile gpu '+p.gpuMs.toFixed(0)+' ms: '+p.families.slice(0,6).map(f=>f.name+' '+f.ms.toFixed(1)).join(', '):'')" 2>/dev/null || { echo "$f:"; tail -3 "${f%.json}.log"; }
+  node -e "const j=JSON.parse(require('fs').readFileSync('$f'));const s=j.step;const p=s.profile;const tu=s.tuning?s.tuning.decisions:[];console.log('$f'.split('/').pop().replace('.json',''), s.precision, 'attn '+s.attention+(s.tcCheck?' (tc check: '+s.tcCheck.slice(0,60)+')':''), s.tuning&&s.tuning.on?'tuned '+tu.filter(d=>d.chosen).length+'/'+tu.length+' '+tu.filter(d=>d.key.startsWith('attention mode')).map(d=>d.key.split(' ')[2]+':'+d.candidates[d.chosen]).join(',')+' copies '+tu.filter(d=>d.key.endsWith('f16 operands')&&d.chosen===1).length+'/'+tu.filter(d=>d.key.endsWith('f16 operands')).length:'untuned', s.stepMs.toFixed(1)+' ms', Math.round(s.tokensPerS)+' tok/s', (s.peakInUseBytes/2**30).toFixed(2)+' GiB', s.precisionCheck?'dlogp/token '+s.precisionCheck.maxAbsDiffPerToken.toExponential(1):'', p?'profile gpu '+p.gpuMs.toFixed(0)+' ms: '+p.families.slice(0,6).map(f=>f.name+' '+f.ms.toFixed(1)).join(', '):'')" 2>/dev/null || { echo "$f:"; tail -3 "${f%.json}.log"; }
 done
 [ -f "$r/torch.json" ] && { head -c 2500 "$r/torch.json"; tail -2 "$r/torch.log"; }
