@@ -90,14 +90,16 @@ export const f16CopiesEnv = (): '0' | '1' | undefined => envChoice('SRK_F16_COPI
 /**
  * Whether the products of one operation (a linear layer's direction, the output layer's) read f16
  * copies of their operands, and the tuner's timing name for the copies and products while it
- * measures: only in the f16 precision; SRK_F16_COPIES forces either way; otherwise on tensor cores
- * with a tuner, the two ways are candidates under `key` (operation and shape bucket), timed as a whole.
+ * measures: only in the f16 precision (tensor cores; elsewhere SRK_MIXED=emulate); SRK_F16_COPIES
+ * forces either way; otherwise, with a tuner, the two ways are candidates under `key` (operation and
+ * shape bucket), timed as a whole.
  */
 export function f16CopiesPick(gpu: Gpu, key: string): { copies: boolean; timing?: string } {
   const env = f16CopiesEnv();
   if (gpu.matmulPrecision !== 'f16' || !gpu.features.shaderF16) return { copies: false };
   if (env !== undefined) return { copies: env === '1' };
-  if (!gpu.tuner || gpu.smxMode !== 'native') return { copies: false };
+  // Not over emulated tensor cores (checking only, never fast, and each pipeline costs lavapipe seconds).
+  if (!gpu.tuner || gpu.smxMode === 'emulated') return { copies: false };
   const { index, timing } = gpu.tuner.pick(`${key} f16 operands`, ['staged', 'f16 copies']);
   return { copies: index === 1, timing };
 }

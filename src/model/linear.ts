@@ -10,8 +10,8 @@
 // rounding f32 as they stage them: the same values reach the products (bit-identical results), at
 // half the bytes per operand read (a tensor-core product reads each operand from L2 once per tile of
 // the other), for one extra pass over each operand. Whether that pays depends on the adapter and the
-// shape, so on tensor cores with a tuner both ways are timed as a whole, per direction and shape
-// bucket, and the faster kept; SRK_F16_COPIES=1 forces copies (any adapter with shader-f16), 0 never.
+// shape, so with a tuner (real GPUs) both ways are timed as a whole, per direction and shape bucket,
+// and the faster kept (half.ts f16CopiesPick); SRK_F16_COPIES=1 forces copies, 0 never.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { halfOctave } from '../engine/tuner.js';

@@ -12,6 +12,8 @@ import { buildBatch } from '../../src/model/batch.js';
 import { releaseBatch, uploadBatch } from '../../src/model/gpu-batch.js';
 import { makeRng } from '../helpers/random.js';
 import type { Gpu } from '../../src/engine/gpu.js';
+import { Tuner } from '../../src/engine/tuner.js';
+import { linearBackward, linearForward } from '../../src/model/linear.js';
 
 const FIX = resolve(import.meta.dirname, '../fixtures/hf');
 const rng = makeRng();
@@ -75,6 +77,46 @@ describe(`f16 operand copies in a model (seed ${rng.seed})`, () => {
       }
     });
   }
+
+  // With a tuner (f16 precision on any adapter here: the simple kernels' staging), each linear
+  // direction's two ways are candidates timed as a whole; every call, timed or not, gives the same result.
+  it('the tuner times staged against copies per linear direction and shape, and keeps one', async (ctx) => {
+    const gpu = await getGpu();
+    if (!gpu.features.shaderF16) { ctx.skip(); return; }
+    const N = 40; const inF = 32; const outF = 48;
+    const x = gpu.tensor([N * inF], Float32Array.from(rng.array(N * inF)));
+    const w = gpu.tensor([outF * inF], Float32Array.from(rng.array(outF * inF, 0.1)));
+    const b = gpu.tensor([outF], Float32Array.from(rng.array(outF)));
+    const dy = gpu.tensor([N * outF], Float32Array.from(rng.array(N * outF, 1e-6)));
+    const once = async () => {
+      const y = gpu.tensor([N * outF], new Float32Array(N * outF)); const dx = gpu.tensor([N * inF], new Float32Array(N * inF));
+      const dw = gpu.tensor([outF * inF], new Float32Array(outF * inF)); const db = gpu.tensor([outF], new Float32Array(outF));
+      linearForward(gpu, x, w, b, y, N, inF, outF);
+      linearBackward(gpu, dy, x, w, { dx, dw, db }, N, inF, outF);
+      const out = [await gpu.readF32(y), await gpu.readF32(dx), await gpu.readF32(dw)];
+      gpu.pool.release(y, dx, dw, db);
+      return out.map((t) => Buffer.from(t.buffer));
+    };
+    gpu.matmulPrecision = 'f16';
+    const tuner = new Tuner(gpu.device);
+    try {
+      const want = (await withCopies(gpu, '0', once)).out;
+      gpu.tuner = tuner;
+      for (let i = 0; i < 6; i++) (await once()).forEach((t, j) => expect(t.equals(want[j]), `call ${i}, output ${j}`).toBe(true));
+      await tuner.settle();
+      const ds = tuner.table.decisions().filter((d) => d.key.endsWith('f16 operands'));
+      expect(ds.map((d) => d.key.split(' ').slice(0, 2).join(' ')).sort()).toEqual(['linear bwd', 'linear fwd']);
+      for (const d of ds) {
+        expect(d.candidates).toEqual(['staged', 'f16 copies']);
+        expect(d.medianMs.every((m) => m !== null && m > 0)).toBe(true);
+      }
+      (await once()).forEach((t, j) => expect(t.equals(want[j]), `after the choice, output ${j}`).toBe(true));
+    } finally {
+      gpu.tuner = undefined;
+      gpu.matmulPrecision = 'f32';
+      gpu.pool.release(x, w, b, dy);
+    }
+  });
 
   it('SRK_F16_COPIES other than 0 or 1 is refused, naming the variable', async () => {
     const gpu = await getGpu();
