@@ -549,14 +549,16 @@ const F32_CANDIDATES: MatmulTile[] = [REG_128, REG_64,
   { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4, kind: 'reg' }, { BM: 64, BN: 128, BK: 16, TM: 4, TN: 8, kind: 'reg' }, SIMPLE_64];
 // Tensor cores: the two rule tilings, the other subgroup layout and a 128x64 tile, a 64-deep K step, and
 // two stages where they fit (slower for the H100's dx and dW in run 4, bench/RESULTS.md; timed per shape
-// here); and 64x64 per subgroup (16 accumulators: each loaded fragment used 4 times), in 128x128 and
-// 256x128 tiles, which read a quarter less of each operand from L2 per output than 128x128 tiles of
-// 64x32 (run 5's tensor-core products, 120-140 TFLOP/s alone, moved ~4 TB/s of f32 operands from L2).
+// here); and 64x64 per subgroup (16 accumulators: each loaded fragment used 4 times), in 128x128,
+// 256x128 and 128x256 tiles, the last two reading a quarter less of the operands from L2 per output
+// than 128x128 tiles (run 5's tensor-core products, 120-140 TFLOP/s alone, moved ~4 TB/s of f32
+// operands from L2).
 // Every one is checked on a tensor-core GPU by test/engine/matmul-f16.test.ts.
 export const SMX_CANDIDATES: readonly MatmulTile[] = [SMX_128, SMX_64,
   { ...SMX_128, TM: 32, TN: 64 }, { BM: 128, BN: 64, BK: 32, TM: 32, TN: 32, kind: 'smx' },
   { ...SMX_64, BK: 64 }, { ...SMX_64, stages: 2 },
-  { ...SMX_128, TM: 64, TN: 64 }, { BM: 256, BN: 128, BK: 32, TM: 64, TN: 64, kind: 'smx' }];
+  { ...SMX_128, TM: 64, TN: 64 }, { BM: 256, BN: 128, BK: 32, TM: 64, TN: 64, kind: 'smx' },
+  { BM: 128, BN: 256, BK: 32, TM: 64, TN: 64, kind: 'smx' }];
 
 /**
  * The rule's tiling first, then the other candidates for this kind of product (none without a
