@@ -53,7 +53,7 @@ describe('srk CLI', () => {
     expect(Date.now() - t0).toBeLessThan(30_000);
   });
 
-  it('a malformed SRK_SUBMIT_EVERY, SRK_MIXED, SRK_ATTENTION or SRK_SMX_RELOAD is a one-line error naming the variable', () => {
+  it('a malformed SRK_SUBMIT_EVERY, SRK_MIXED, SRK_ATTENTION, SRK_SMX_RELOAD or SRK_F16_COPIES is a one-line error naming the variable', () => {
     const submit = run(['info'], { SRK_SUBMIT_EVERY: 'abc' });
     expect(submit.status).toBe(1);
     expect(submit.stderr).toMatch(/^srk: SRK_SUBMIT_EVERY=abc: expected a positive whole number/m);
@@ -69,6 +69,11 @@ describe('srk CLI', () => {
     const form = run(['bench', 'step', '--pairs', '1', '--seq', '16', '--prompt', '8'], { SRK_SMX_RELOAD: 'yes' });
     expect(form.status).toBe(1);
     expect(form.stderr).toMatch(/^srk: SRK_SMX_RELOAD=yes: expected 0 or 1/m);
+    // Read by every linear layer, whatever the precision.
+    const copies = run(['bench', 'step', '--pairs', '1', '--seq', '16', '--prompt', '8'], { SRK_F16_COPIES: 'on' });
+    expect(copies.status).toBe(1);
+    expect(copies.stderr).toMatch(/^srk: SRK_F16_COPIES=on: expected 0 or 1/m);
+    expect(copies.stderr).not.toMatch(/\n\s+at /);
   });
 
   it('an unknown adapter name is a clear error', () => {
