@@ -1,6 +1,40 @@
-// Pieces shared by the matmul kernel families (matmul.ts: f32 simple and register-tiled;
-// matmul-smx.ts: tensor cores): the Params struct, the f16 staging flags, and the WGSL that loads
-// operand tiles from global memory in quads. Kept apart so those two files do not import each other.
+// Pieces shared by the matmul kernel families (matmul-simt.ts: f32 simple and register-tiled;
+// matmul-smx.ts: tensor cores) and their dispatcher (matmul.ts): the tiling type, the Params struct,
+// the f16 staging flags, and the WGSL that loads operand tiles from global memory in quads.
+
+/** A tiling of the matmul (matmul.ts chooses one per product). */
+export interface MatmulTile {
+  BM: number; BN: number; BK: number; TM: number; TN: number;
+  /**
+   * 'simple' (default): the loop-based kernel (matmul-simt.ts; TM x TN outputs strided by the workgroup shape).
+   * 'reg': the generated register-tiled kernel (matmul-simt.ts regDef): fully unrolled inner loops, accumulators as
+   * individual vec4 variables, A transposed in workgroup memory, vec4 global loads/stores where the
+   * operands allow it, double-buffered workgroup tiles. TM, TN and BK must be multiples of 4.
+   */
+  kind?: 'simple' | 'reg' | 'smx';
+  /** reg only: false forces scalar global loads and stores even where vec4 would be legal. */
+  vec4?: boolean;
+  /** Workgroup-memory stages, 2 = one barrier per K step. reg: default 2 where it fits; smx: default 1. */
+  stages?: 1 | 2;
+  /** reg only: false keeps the K step as a loop (body still unrolled over the thread's outputs). */
+  unrollK?: boolean;
+  /**
+   * Split K into this many chunks whose products are summed by a second kernel (matmul-splitk.ts):
+   * more workgroups for products with few output tiles and a long K. Unbatched products only.
+   */
+  splitK?: number;
+  // 'smx' (matmul-smx.ts, f16 operands only): tensor-core tiles through subgroup matrices; each
+  // subgroup computes TM x TN of the BM x BN tile as (TM/16) x (TN/16) 16x16 f32 accumulators.
+}
+
+/** Short label of a tiling, used in kernel names and bench case names. */
+export function tileName(t: MatmulTile): string {
+  if (t.splitK && t.splitK > 1) return `${tileName({ ...t, splitK: undefined })} split-K ${t.splitK}`;
+  const base = `${t.BM}x${t.BN}x${t.BK}/${t.TM}x${t.TN}`;
+  if ((t.kind ?? 'simple') === 'simple') return base;
+  if (t.kind === 'smx') return `smx ${base}${t.stages === 2 ? ' 2-stage' : ''}`; // one stage by default
+  return `reg ${base}${t.stages === 1 ? ' 1-stage' : ''}${t.vec4 === false ? ' scalar' : ''}${t.unrollK === false ? ' rolled-K' : ''}`;
+}
 
 // The uniform parameters of both kernel families, in the order run() packs them.
 export const PARAMS_WGSL = /* wgsl */ `struct Params {

@@ -19,8 +19,8 @@
 // bounds, alpha, bias and accumulate element by element.
 // Reference: matmul.ref.ts (matmulRef with f16 operands); checked in test/engine/matmul-f16.test.ts.
 import { memoDef, type KernelDef } from '../engine/kernel.js';
-import type { MatmulTile } from './matmul.js';
-import { BATCH_OFFSETS_WGSL, PARAMS_WGSL, f16Suffix, loadTileWgsl, operandType, quadRegDecls, quadSlots, type F16Staging, type StagedOperand, type VecFlags } from './matmul-shared.js';
+import { BATCH_OFFSETS_WGSL, PARAMS_WGSL, f16Suffix, loadTileWgsl, operandType, quadRegDecls, quadSlots,
+  type F16Staging, type MatmulTile, type StagedOperand, type VecFlags } from './matmul-shared.js';
 import { f16ScaleWgsl } from './absmax.js';
 import { smxDialect } from './smx-wgsl.js';
 

@@ -7,8 +7,7 @@
 // (transA, accumulate).
 //
 // Tiling: a workgroup computes a BM x BN tile of C, stepping through K in BK slices staged in
-// workgroup memory; each thread owns TM x TN outputs strided by the workgroup's shape (so
-// neighbouring threads touch neighbouring addresses in shared memory and in C). Loads are
+// workgroup memory (kernels: matmul-simt.ts simple and reg, matmul-smx.ts tensor cores). Loads are
 // bounds-checked (zero-filled) so any M, N, K works; when the shape divides the tile the checks
 // compile out. Operands over the binding limit are split into sub-products (see run()). Which
 // tiling runs: the caller's, else on a GPU with a tuner (engine/tuner.ts) the fastest candidate
@@ -17,20 +16,23 @@
 //
 // Precision: f32 tensors in and out always; the operands may be rounded to f16 (precision 'f16',
 // default gpu.matmulPrecision) with the sums in f32: on tensor cores through subgroup matrices
-// (matmul-smx.ts) where the adapter has them, else in these kernels as they stage the operands
-// (h16() below). A gradient operand A can be scaled by a power of two from its max |A| first
+// (matmul-smx.ts) where the adapter has them, else in the SIMT kernels as they stage the operands
+// (matmul-simt.ts h16()). A gradient operand A can be scaled by a power of two from its max |A| first
 // (scaleA, absmax.ts) so that f16's range fits it. A or B may also come as f16 copies made
 // beforehand (half.ts: the same rounded values, half the bytes to read; a copy of A already
 // scaled), which every kernel family reads as they are.
 // Reference: matmul.ref.ts (with f16: true for the rounded operands).
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { ParamWriter, windowOf, type KernelDef, memoDef } from '../engine/kernel.js';
-import { ABSMAX_PARTS, absmaxParts, f16ScaleWgsl } from './absmax.js';
+import { ParamWriter, windowOf } from '../engine/kernel.js';
+import { ABSMAX_PARTS, absmaxParts } from './absmax.js';
 import { smxDef, smxShape } from './matmul-smx.js';
 import { splitKReduce } from './matmul-splitk.js';
 import { halfOctave } from '../engine/tuner.js';
-import { BATCH_OFFSETS_WGSL, PARAMS_WGSL, f16Suffix, loadTileWgsl, operandType, quadRegDecls, quadSlots, type F16Staging, type StagedOperand, type VecFlags } from './matmul-shared.js';
+import { tileName, type F16Staging, type MatmulTile, type VecFlags } from './matmul-shared.js';
+import { regDef, regShape, regSharedBytes, simpleDef } from './matmul-simt.js';
+
+export { tileName, type MatmulTile };
 
 export interface MatmulArgs {
   /** f32 tensors; with precision 'f16', a or b may instead be an f16 copy (half.ts). */
@@ -78,39 +80,6 @@ export interface MatmulArgs {
   profileLabel?: string;
 }
 
-export interface MatmulTile {
-  BM: number; BN: number; BK: number; TM: number; TN: number;
-  /**
-   * 'simple' (default): the loop-based kernel below (TM x TN outputs strided by the workgroup shape).
-   * 'reg': the generated register-tiled kernel (regDef): fully unrolled inner loops, accumulators as
-   * individual vec4 variables, A transposed in workgroup memory, vec4 global loads/stores where the
-   * operands allow it, double-buffered workgroup tiles. TM, TN and BK must be multiples of 4.
-   */
-  kind?: 'simple' | 'reg' | 'smx';
-  /** reg only: false forces scalar global loads and stores even where vec4 would be legal. */
-  vec4?: boolean;
-  /** Workgroup-memory stages, 2 = one barrier per K step. reg: default 2 where it fits; smx: default 1. */
-  stages?: 1 | 2;
-  /** reg only: false keeps the K step as a loop (body still unrolled over the thread's outputs). */
-  unrollK?: boolean;
-  /**
-   * Split K into this many chunks whose products are summed by a second kernel (matmul-splitk.ts):
-   * more workgroups for products with few output tiles and a long K. Unbatched products only.
-   */
-  splitK?: number;
-  // 'smx' (matmul-smx.ts, f16 operands only): tensor-core tiles through subgroup matrices; each
-  // subgroup computes TM x TN of the BM x BN tile as (TM/16) x (TN/16) 16x16 f32 accumulators.
-}
-
-/** Short label of a tiling, used in kernel names and bench case names. */
-export function tileName(t: MatmulTile): string {
-  if (t.splitK && t.splitK > 1) return `${tileName({ ...t, splitK: undefined })} split-K ${t.splitK}`;
-  const base = `${t.BM}x${t.BN}x${t.BK}/${t.TM}x${t.TN}`;
-  if ((t.kind ?? 'simple') === 'simple') return base;
-  if (t.kind === 'smx') return `smx ${base}${t.stages === 2 ? ' 2-stage' : ''}`; // one stage by default
-  return `reg ${base}${t.stages === 1 ? ' 1-stage' : ''}${t.vec4 === false ? ' scalar' : ''}${t.unrollK === false ? ' rolled-K' : ''}`;
-}
-
 const SIMPLE_64: MatmulTile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
 // H100, 2026-11-27 (bench/RESULTS.md): at 4096^3 reg 128x128 runs 18.3 TFLOP/s with BK 8 and 13.5
 // with BK 16; at 1024^3 (64 tiles) reg 64x64 runs 21.5 against 13-14 for the 128x128 forms.
@@ -143,276 +112,6 @@ export function chooseTile(gpu: Gpu, M: number, N: number): MatmulTile {
   // 264 = two workgroups per SM on a 132-SM H100 (a guess at what keeps every SM busy).
   const big = Math.ceil(M / 128) * Math.ceil(N / 128) >= 264;
   return big ? REG_128 : REG_64;
-}
-
-/**
- * WGSL for the f16 staging of the f32 kernels: h16(x) rounds an f32 to the nearest f16 value (ties
- * to even, f16 subnormals below 2^-14, +-inf from 65520 on, as a conversion to f16 would) and keeps
- * it as f32. Done with integer bit operations because compilers may fold an f32 -> f16 -> f32 round
- * trip away (lavapipe does).
- */
-/** `enable f16;` where an operand is stored as f16 (it must open the module). */
-function halfEnable(f16: F16Staging | undefined): string {
-  return f16?.halfA || f16?.halfB ? 'enable f16;\n' : '';
-}
-
-function f16Header(f16: F16Staging | undefined): string {
-  if (!f16) return '';
-  return /* wgsl */ `
-fn h16(x: f32) -> f32 {
-  if (abs(x) >= 65520.0) { return bitcast<f32>((bitcast<u32>(x) & 0x80000000u) | 0x7f800000u); }
-  if (abs(x) < 6.103515625e-5) { return round(x * 16777216.0) * 5.9604644775390625e-8; }
-  let b = bitcast<u32>(x);
-  return bitcast<f32>((b + 0xfffu + ((b >> 13u) & 1u)) & 0xffffe000u);
-}
-fn h16v(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(h16(v.x), h16(v.y), h16(v.z), h16(v.w)); }`;
-}
-function f16Bindings(f16: F16Staging | undefined, threads: number): { decl: string; uniformBinding: number; kinds: ('read' | 'rw')[] } {
-  if (!f16?.scaleA) return { decl: '', uniformBinding: 4, kinds: [] };
-  return { decl: `@group(0) @binding(4) var<storage, read> parts: array<f32>;\n${f16ScaleWgsl(threads)}`, uniformBinding: 5, kinds: ['read'] };
-}
-
-function matmulDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, f16?: F16Staging): KernelDef {
-  const { BM, BN, BK, TM, TN } = t;
-  const WX = BN / TN; const WY = BM / TM; const THREADS = WX * WY;
-  // A tile element (row r of op(A), column kk): load index order follows the storage layout so
-  // consecutive threads read consecutive addresses.
-  // An element of a or b as f32 (f16 copies are widened).
-  const A = (i: string) => (f16?.halfA ? `f32(a[${i}])` : `a[${i}]`);
-  const B = (i: string) => (f16?.halfB ? `f32(b[${i}])` : `b[${i}]`);
-  const loadA = transA
-    ? `let kk = idx / ${BM}u; let r = idx % ${BM}u; let gm = m0 + r; let gk = k0 + kk;
-       ${full ? `let v = ${A('aOff + gk * p.lda + gm')};` : `var v = 0.0; if (gm < p.M && gk < p.K) { v = ${A('aOff + gk * p.lda + gm')}; }`}`
-    : `let r = idx / ${BK}u; let kk = idx % ${BK}u; let gm = m0 + r; let gk = k0 + kk;
-       ${full ? `let v = ${A('aOff + gm * p.lda + gk')};` : `var v = 0.0; if (gm < p.M && gk < p.K) { v = ${A('aOff + gm * p.lda + gk')}; }`}`;
-  const loadB = transB
-    ? `let cc = idx / ${BK}u; let kk = idx % ${BK}u; let gn = n0 + cc; let gk = k0 + kk;
-       ${full ? `let v = ${B('bOff + gn * p.ldb + gk')};` : `var v = 0.0; if (gn < p.N && gk < p.K) { v = ${B('bOff + gn * p.ldb + gk')}; }`}`
-    : `let kk = idx / ${BN}u; let cc = idx % ${BN}u; let gn = n0 + cc; let gk = k0 + kk;
-       ${full ? `let v = ${B('bOff + gk * p.ldb + gn')};` : `var v = 0.0; if (gn < p.N && gk < p.K) { v = ${B('bOff + gk * p.ldb + gn')}; }`}`;
-  const name = `matmul_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}${full ? '_full' : ''}${f16Suffix(f16)}`;
-  const fb = f16Bindings(f16, THREADS);
-  // f16 copies hold f16 values (A already scaled): staged as they are.
-  const stageA = !f16 || f16.halfA ? 'v' : 'h16(v * sa)'; const stageB = !f16 || f16.halfB ? 'v' : 'h16(v)';
-  return {
-    name,
-    bindings: ['read', 'read', 'rw', 'read', ...fb.kinds],
-    uniform: true,
-    code: /* wgsl */ `${halfEnable(f16)}
-${PARAMS_WGSL}${f16Header(f16)}
-@group(0) @binding(0) var<storage, read> a: array<${operandType(false, f16?.halfA)}>;
-@group(0) @binding(1) var<storage, read> b: array<${operandType(false, f16?.halfB)}>;
-@group(0) @binding(2) var<storage, read_write> c: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(${fb.uniformBinding}) var<uniform> p: Params;
-${fb.decl}
-
-var<workgroup> As: array<f32, ${BK * BM}>; // [BK][BM]
-var<workgroup> Bs: array<f32, ${BK * BN}>; // [BK][BN]
-
-@compute @workgroup_size(${WX}, ${WY}, 1)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u,
-        @builtin(local_invocation_index) li: u32) {
-  let n0 = wg.x * ${BN}u;
-  let m0 = wg.y * ${BM}u;
-  ${BATCH_OFFSETS_WGSL}
-  let sa = ${f16?.scaleA ? 'f16Scale(li, p.partsBase)' : '1.0'};
-  let alpha = p.alpha / sa;
-  var acc: array<array<f32, ${TN}>, ${TM}>;
-  for (var k0 = 0u; k0 < p.K; k0 += ${BK}u) {
-    for (var idx = li; idx < ${BM * BK}u; idx += ${THREADS}u) {
-      ${loadA}
-      As[kk * ${BM}u + r] = ${stageA};
-    }
-    for (var idx = li; idx < ${BN * BK}u; idx += ${THREADS}u) {
-      ${loadB}
-      Bs[kk * ${BN}u + cc] = ${stageB};
-    }
-    workgroupBarrier();
-    for (var kk = 0u; kk < ${BK}u; kk++) {
-      var av: array<f32, ${TM}>;
-      var bv: array<f32, ${TN}>;
-      for (var i = 0u; i < ${TM}u; i++) { av[i] = As[kk * ${BM}u + lid.y + i * ${WY}u]; }
-      for (var j = 0u; j < ${TN}u; j++) { bv[j] = Bs[kk * ${BN}u + lid.x + j * ${WX}u]; }
-      for (var i = 0u; i < ${TM}u; i++) {
-        for (var j = 0u; j < ${TN}u; j++) { acc[i][j] = fma(av[i], bv[j], acc[i][j]); }
-      }
-    }
-    workgroupBarrier();
-  }
-  for (var i = 0u; i < ${TM}u; i++) {
-    let gm = m0 + lid.y + i * ${WY}u;
-    for (var j = 0u; j < ${TN}u; j++) {
-      let gn = n0 + lid.x + j * ${WX}u;
-      if (${full ? 'true' : 'gm < p.M && gn < p.N'}) {
-        var v = alpha * acc[i][j];
-        if (p.hasBias != 0u) { v += bias[p.biasBase + gn]; }
-        let ci = cOff + gm * p.ldc + gn;
-        if (p.accumulate != 0u) { v += c[ci]; }
-        c[ci] = v;
-      }
-    }
-  }
-}`,
-  };
-}
-
-
-/** Checks a 'reg' tiling's shape rules; returns its thread grid. */
-function regShape(t: MatmulTile): { WX: number; WY: number; THREADS: number } {
-  const { BM, BN, BK, TM, TN } = t;
-  if (TM % 4 || TN % 4 || BK % 4 || BM % TM || BN % TN) {
-    throw new RangeError(`matmul: reg tiling ${tileName(t)} needs TM, TN, BK multiples of 4 dividing BM, BN, BK`);
-  }
-  const WX = BN / TN; const WY = BM / TM;
-  return { WX, WY, THREADS: WX * WY };
-}
-
-/** Workgroup memory bytes of a 'reg' tiling with `stages` buffers. */
-function regSharedBytes(t: MatmulTile, stages: number): number {
-  return stages * t.BK * (t.BM + t.BN) * 4;
-}
-
-/**
- * The register-tiled kernel, generated with every inner loop unrolled (constant indices only), so
- * the TM x TN accumulators live in registers as TM * TN / 4 vec4 variables.
- *
- * Threads form a WX x WY grid. Thread (tx, ty) owns output rows gi * 4WY + 4ty + i (gi < TM/4,
- * i < 4) and column groups gj * 4WX + 4tx .. +3 (gj < TN/4): contiguous quads, so workgroup-memory
- * reads and C stores are vec4. Workgroup memory holds A transposed (As[k][m], as vec4 along m) and
- * B as is (Bs[k][n], vec4 along n). Global memory is read in quads of 4 consecutive elements along
- * each operand's contiguous storage dimension: one vec4 load where `vec` allows it (the binding is
- * then declared array<vec4<f32>>), else 4 bounds-checked scalar loads. With 2 stages the next K
- * slice is loaded into registers before the current one is multiplied and stored into the other
- * buffer afterwards: one barrier per K step. `full` tiles compile without bounds checks.
- */
-function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, vec: VecFlags, stages: 1 | 2, f16?: F16Staging): KernelDef {
-  const { BM, BN, BK, TM, TN } = t;
-  const { WX, WY, THREADS } = regShape(t);
-  const AQ = BM / 4; const BQ = BN / 4; // vec4s per k row of As, Bs
-  const aStage = BK * AQ; const bStage = BK * BQ;
-  const L: string[] = [];
-  const u = (n: number) => `${n}u`;
-
-  // One operand as stored (matmul-shared.ts StagedOperand); store() writes a quad register
-  // (storage row r, columns c..c+3) into workgroup stage `st`.
-  interface Operand extends StagedOperand {
-    store: (reg: string, r: string, c: string, st: string) => string;
-  }
-  // A: storage [M][lda] (contiguous K) or, transposed, [K][lda] (contiguous M).
-  const halfA = f16?.halfA; const halfB = f16?.halfB;
-  const opA: Operand = transA
-    ? { name: 'a', vec: vec.a, half: halfA, off: 'aOff', ld: 'p.lda', rows: BK, cols: BM, row0: 'k0', col0: 'm0', rowLim: 'p.K', colLim: 'p.M',
-        store: (reg, r, c, st) => `As[${st} + (${r}) * ${u(AQ)} + (${c}) / 4u] = ${reg};` }
-    : { name: 'a', vec: vec.a, half: halfA, off: 'aOff', ld: 'p.lda', rows: BM, cols: BK, row0: 'm0', col0: 'k0', rowLim: 'p.M', colLim: 'p.K',
-        store: (reg, r, c, st) => `{ let q = ${reg}; let r = ${r}; let w = ${st} + (${c}) * ${u(AQ)} + r / 4u; let e = r % 4u; ` +
-          [0, 1, 2, 3].map((j) => `As[w + ${u(j * AQ)}][e] = q[${j}];`).join(' ') + ' }' };
-  // B: storage [K][ldb] (contiguous N) or, transposed, [N][ldb] (contiguous K).
-  const opB: Operand = transB
-    ? { name: 'b', vec: vec.b, half: halfB, off: 'bOff', ld: 'p.ldb', rows: BN, cols: BK, row0: 'n0', col0: 'k0', rowLim: 'p.N', colLim: 'p.K',
-        store: (reg, r, c, st) => `{ let q = ${reg}; let r = ${r}; let w = ${st} + (${c}) * ${u(BQ)} + r / 4u; let e = r % 4u; ` +
-          [0, 1, 2, 3].map((j) => `Bs[w + ${u(j * BQ)}][e] = q[${j}];`).join(' ') + ' }' }
-    : { name: 'b', vec: vec.b, half: halfB, off: 'bOff', ld: 'p.ldb', rows: BK, cols: BN, row0: 'k0', col0: 'n0', rowLim: 'p.K', colLim: 'p.N',
-        store: (reg, r, c, st) => `Bs[${st} + (${r}) * ${u(BQ)} + (${c}) / 4u] = ${reg};` };
-  const ops = [opA, opB];
-  const slots = (o: Operand) => quadSlots(o, THREADS);
-  const regDecls = quadRegDecls(ops, THREADS);
-  const loadGlobal = (k: string) => loadTileWgsl(ops, THREADS, k, full);
-  // f16 precision: round each quad as it is staged (A after its scale).
-  // f16 copies (o.half) hold f16 values, A already scaled: staged as they are.
-  const staged = (o: Operand, reg: string) => !f16 || o.half ? reg
-    : o === opA ? `h16v(${reg} * sa)` : `h16v(${reg})`;
-  const storeShared = (stage: string) => ops.flatMap((o) => slots(o).map((s) => {
-    const st = stage === '0' ? '0u' : `${stage} * ${u(o === opA ? aStage : bStage)}`;
-    const body = o.store(staged(o, s.reg), s.r, s.c, st);
-    return s.guard ? `if (${s.guard}) { ${body} }` : body;
-  }));
-  const compute = (stage: string) => {
-    const out = [`{ let ai = ${stage === '0' ? '' : `${stage} * ${u(aStage)} + `}ty; let bi = ${stage === '0' ? '' : `${stage} * ${u(bStage)} + `}tx;`];
-    const step = (kk: string, sfx: string) => {
-      for (let gi = 0; gi < TM / 4; gi++) out.push(`  let a${sfx}_${gi} = As[ai + ${kk}${AQ}u + ${u(gi * WY)}];`);
-      for (let gj = 0; gj < TN / 4; gj++) out.push(`  let b${sfx}_${gj} = Bs[bi + ${kk}${BQ}u + ${u(gj * WX)}];`);
-      for (let i = 0; i < TM; i++) {
-        for (let gj = 0; gj < TN / 4; gj++) {
-          out.push(`  acc${i}_${gj} = fma(vec4<f32>(a${sfx}_${i >> 2}[${i & 3}]), b${sfx}_${gj}, acc${i}_${gj});`);
-        }
-      }
-    };
-    if (t.unrollK !== false) for (let kk = 0; kk < BK; kk++) step(`${kk}u * `, `${kk}`);
-    else { out.push(`for (var kk = 0u; kk < ${u(BK)}; kk++) {`); step('kk * ', 'k'); out.push('}'); }
-    out.push('}');
-    return out;
-  };
-  const accDecls: string[] = [];
-  for (let i = 0; i < TM; i++) for (let gj = 0; gj < TN / 4; gj++) accDecls.push(`var acc${i}_${gj} = vec4<f32>(0.0);`);
-
-  L.push(`let sa = ${f16?.scaleA ? 'f16Scale(li, p.partsBase)' : '1.0'};`, 'let alpha = p.alpha / sa;',
-    ...accDecls, ...regDecls, `let nT = (p.K + ${u(BK - 1)}) / ${u(BK)};`);
-  if (stages === 2) {
-    L.push('if (nT > 0u) {', ...loadGlobal('0u'), ...storeShared('0'), '}', 'workgroupBarrier();',
-      'for (var t = 0u; t < nT; t++) {', '  let cur = t & 1u;', '  let more = t + 1u < nT;',
-      '  if (more) {', ...loadGlobal(`(t + 1u) * ${u(BK)}`), '  }',
-      ...compute('cur'),
-      '  if (more) {', ...storeShared('(cur ^ 1u)'), '  }',
-      '  workgroupBarrier();', '}');
-  } else {
-    L.push('if (nT > 0u) {', ...loadGlobal('0u'), '}',
-      'for (var t = 0u; t < nT; t++) {', ...storeShared('0'), '  workgroupBarrier();',
-      `  if (t + 1u < nT) {`, ...loadGlobal(`(t + 1u) * ${u(BK)}`), '  }',
-      ...compute('0'), '  workgroupBarrier();', '}');
-  }
-  // Epilogue: alpha, bias, accumulate; vec4 or scalar stores.
-  for (let i = 0; i < TM; i++) {
-    const row = (i >> 2) * 4 * WY + (i & 3);
-    for (let gj = 0; gj < TN / 4; gj++) {
-      const col = gj * 4 * WX;
-      L.push(`{ let gm = m0 + ty * 4u + ${u(row)}; let gn = n0 + tx * 4u + ${u(col)}; var v = alpha * acc${i}_${gj};`);
-      if (vec.c) {
-        L.push(`  if (${full ? 'true' : 'gm < p.M && gn < p.N'}) {`,
-          '    if (p.hasBias != 0u) { let bb = p.biasBase + gn; v += vec4<f32>(bias[bb], bias[bb + 1u], bias[bb + 2u], bias[bb + 3u]); }',
-          '    let ci = (cOff + gm * p.ldc + gn) >> 2u;',
-          '    if (p.accumulate != 0u) { v += c[ci]; }',
-          '    c[ci] = v;', '  }');
-      } else {
-        L.push(`  if (${full ? 'true' : 'gm < p.M'}) { let ci = cOff + gm * p.ldc + gn;`);
-        for (let j = 0; j < 4; j++) {
-          L.push(`    if (${full ? 'true' : `gn + ${j}u < p.N`}) { var s = v[${j}]; if (p.hasBias != 0u) { s += bias[p.biasBase + gn + ${j}u]; }` +
-            ` if (p.accumulate != 0u) { s += c[ci + ${j}u]; } c[ci + ${j}u] = s; }`);
-        }
-        L.push('  }');
-      }
-      L.push('}');
-    }
-  }
-  const name = `matmul_reg_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}_s${stages}` +
-    `${t.unrollK === false ? '_rolled' : ''}` +
-    `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${vec.c ? 'v' : 's'}${full ? '_full' : ''}${f16Suffix(f16)}`;
-  const fb = f16Bindings(f16, THREADS);
-  return {
-    name,
-    bindings: ['read', 'read', 'rw', 'read', ...fb.kinds],
-    uniform: true,
-    code: /* wgsl */ `${halfEnable(f16)}
-${PARAMS_WGSL}${f16Header(f16)}
-@group(0) @binding(0) var<storage, read> a: array<${operandType(vec.a, halfA)}>;
-@group(0) @binding(1) var<storage, read> b: array<${operandType(vec.b, halfB)}>;
-@group(0) @binding(2) var<storage, read_write> c: array<${operandType(vec.c, false)}>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(${fb.uniformBinding}) var<uniform> p: Params;
-${fb.decl}
-var<workgroup> As: array<vec4<f32>, ${stages * aStage}>; // [stage][BK][BM / 4]
-var<workgroup> Bs: array<vec4<f32>, ${stages * bStage}>; // [stage][BK][BN / 4]
-
-@compute @workgroup_size(${WX}, ${WY}, 1)
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u,
-        @builtin(local_invocation_index) li: u32) {
-  let tx = lid.x; let ty = lid.y;
-  let n0 = wg.x * ${BN}u;
-  let m0 = wg.y * ${BM}u;
-  ${BATCH_OFFSETS_WGSL}
-  ${L.join('\n  ')}
-}`,
-  };
 }
 
 interface Problem extends Required<Omit<MatmulArgs, 'bias' | 'a' | 'b' | 'c' | 'tile' | 'precision' | 'scaleA' | 'timing' | 'profileLabel'>> {
@@ -676,7 +375,7 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   const vec = vecFlags(p, tile, wa, wb, wc, gpu.bindingAlign);
   const def = tile.kind === 'smx' ? smxDef(tile, p.transA, p.transB, full, vec, staging!, sgSize, stages, !p.bias && !SMX_SAFE, smx === 'emulated')
     : tile.kind === 'reg' ? regDef(tile, p.transA, p.transB, full, vec, stages, staging)
-    : matmulDef(tile, p.transA, p.transB, full, staging);
+    : simpleDef(tile, p.transA, p.transB, full, staging);
   if (dry) { dry.push(def.name); return; }
   const kernel = gpu.kernels.get(def);
   const bias = p.bias ?? gpu.placeholder();
@@ -737,8 +436,3 @@ function runSplitK(gpu: Gpu, p: Problem, tile: MatmulTile, timing: string | unde
   gpu.pool.release(part);
   if (parts) gpu.pool.release(parts);
 }
-
-// Generated kernel definitions are memoized by their arguments: the WGSL is built once per
-// variant, and the kernel cache finds the pipeline by the definition's identity.
-const matmulDef = memoDef(matmulDefGen);
-const regDef = memoDef(regDefGen);
