@@ -83,8 +83,11 @@ describe(`preference losses on the GPU (seed ${rng.seed})`, () => {
         const got = await runGpu(type, rows, beta, lambda, { labelSmoothing, gradScale: 0.25 });
         const ref = preferenceLossRef(type, asLogps(rows), { beta, lambda, labelSmoothing });
         expect(relErr(got.perPair, ref.perPair), `${type} ls=${ls}`).toBeLessThan(1e-6);
-        // gradScale replaces 1/P: grad = 0.25 * dl/dh.
-        expect(relErr(got.grad, [...ref.dLdh.map((v) => 0.25 * v), ...ref.dLdh.map((v) => -0.25 * v)])).toBeLessThan(1e-6);
+        // gradScale replaces 1/P: grad = 0.25 * dl/dh. Bound: h is formed in f32 from log-probs near
+        // 150 (|dh| ~ 1e-5, a few roundings at ulp 7.6e-6), and the DPO-family gradients move by up to
+        // beta^2 / 4 per unit of h, against a largest gradient near beta: relative ~ beta * 1e-5 / 4,
+        // 1.4e-6 at beta 0.55 (the seed 1244639913 draws 1.02e-6).
+        expect(relErr(got.grad, [...ref.dLdh.map((v) => 0.25 * v), ...ref.dLdh.map((v) => -0.25 * v)]), `${type} ls=${ls} grad`).toBeLessThan(3e-6);
         expect(Math.abs(got.stats[0] - ref.loss) / Math.abs(ref.loss)).toBeLessThan(1e-6);
       }
     }
