@@ -79,13 +79,13 @@ async function run(gpu: Gpu, tile: MatmulTile | undefined, M: number, N: number,
 /**
  * The same f16 product twice, on the same inputs: staged from f32 (A scaled by its partial maxima)
  * and from f16 copies (half.ts; A's copy scaled by the same maxima), operands at offsets inside
- * larger tensors, epilogue with bias, accumulate and alpha. The copies hold the values the staging
+ * larger tensors (odd by default: scalar loads; multiples of 4: vec4 where the kernel has them),
+ * epilogue with bias, accumulate and alpha. The copies hold the values the staging
  * rounds to, so the results must agree bit for bit. Returns the count of differing elements and
  * both products' kernel names.
  */
 async function copiesAgainstStaging(gpu: Gpu, tile: MatmulTile | undefined, M: number, N: number, K: number, transA: boolean,
-  transB: boolean): Promise<{ differ: number; staged: string[]; copies: string[] }> {
-  const offA = 3; const offB = 5; const offC = 7;
+  transB: boolean, [offA, offB, offC] = [3, 5, 7]): Promise<{ differ: number; staged: string[]; copies: string[] }> {
   const a = f32(rng.array(M * K, 1e-6)); const b = f32(rng.array(K * N)); const bias = f32(rng.array(N)); const c0 = f32(rng.array(M * N));
   const pad = (off: number, x: Float32Array) => { const t = new Float32Array(off + x.length + 2); t.set(x, off); return t; };
   const ta = gpu.tensor([offA + a.length + 2], pad(offA, a)); const tb = gpu.tensor([offB + b.length + 2], pad(offB, b));
@@ -228,18 +228,25 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
   });
 
   // f16 copies (half.ts) in every kernel family this adapter runs: the default (simple 64x64 on
-  // lavapipe, tensor cores on an smx adapter), the reg kernel (vec4 loads), split-K.
-  it('f16 operand copies give the staged products bit for bit: all layouts, reg, split-K', async (ctx) => {
+  // lavapipe, tensor cores on an smx adapter) in the three layouts of a linear layer (y = x W^T,
+  // dW += dy^T x, dx = dy W) and with both operands transposed, the reg kernel (vec4 loads) in the
+  // forward's, split-K in the weight gradient's (each reg pipeline costs lavapipe seconds to compile).
+  it('f16 operand copies give the staged products bit for bit: linear layouts, reg, split-K', async (ctx) => {
     const gpu = await getGpu();
     if (!gpu.features.shaderF16) { ctx.skip(); return; }
-    const cases: [MatmulTile | undefined, number, number, number][] = [[undefined, 37, 70, 50], [undefined, 20, 16, 33],
-      [{ BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, kind: 'reg' }, 64, 128, 96],
-      [gpu.smxF16 ? { ...SMX_64, splitK: 4 } : { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, splitK: 4 }, 40, 36, 201]];
-    for (const [tile, M, N, K] of cases) {
-      for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]] as const) {
-        const r = await copiesAgainstStaging(gpu, tile, M, N, K, transA, transB);
-        const what = `${tile ? tileName(tile) : 'default'} ${M}x${N}x${K} tA=${transA} tB=${transB}`;
+    const all = [[false, true], [true, false], [false, false], [true, true]] as const;
+    const aligned: [number, number, number] = [4, 8, 4];
+    const cases: [MatmulTile | undefined, number, number, number, readonly (readonly [boolean, boolean])[], [number, number, number]?][] = [
+      [undefined, 37, 70, 50, all], [undefined, 64, 128, 96, [[false, true]], aligned],
+      [{ BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, kind: 'reg' }, 64, 128, 96, [[false, true]], aligned],
+      [gpu.smxF16 ? { ...SMX_64, splitK: 4 } : { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, splitK: 4 }, 40, 36, 201, [[true, false]]]];
+    for (const [tile, M, N, K, layouts, offsets] of cases) {
+      for (const [transA, transB] of layouts) {
+        const r = await copiesAgainstStaging(gpu, tile, M, N, K, transA, transB, offsets);
+        const what = `${tile ? tileName(tile) : 'default'} ${M}x${N}x${K} tA=${transA} tB=${transB}${offsets ? ' aligned' : ''}`;
         expect(r.differ, what).toBe(0);
+        // Aligned operands: the reg and tensor-core kernels read the copies as vec4<f16>.
+        if (offsets && (tile?.kind === 'reg' || gpu.smxF16)) expect(r.copies[0], what).toMatch(/_vv/);
         for (const n of r.copies.filter((x) => x !== 'matmul_splitk_reduce')) expect(n, what).toMatch(/_h16s_ha_hb/);
         for (const n of r.staged) expect(n, what).not.toMatch(/_ha|_hb/);
       }
