@@ -103,10 +103,11 @@ function ownedFrags(sm: Dialect, a: string, b: string, R: number, FD: number, RS
 function pairScores(sm: Dialect, a: string, b: string, C: number, FD: number, RSH: number): string[] {
   const out: string[] = [];
   for (let c = 0; c < C / F; c++) {
-    out.push('{', sm.declResult('sres'), sm.declResult('dpres'));
+    out.push('{');
     for (let d = 0; d < FD; d++) {
-      out.push(sm.load('right', `xt${d}`, 'KV', `${c * F * RSH + d * F}u`, 'col_major', `${RSH}u`), sm.mma('sres', `${a}${d}`, `xt${d}`),
-        sm.load('right', `yt${d}`, 'KV', `${(C + c * F) * RSH + d * F}u`, 'col_major', `${RSH}u`), sm.mma('dpres', `${b}${d}`, `yt${d}`));
+      const op = d === 0 ? sm.mul : sm.mma; // each tile's sums start from their first product
+      out.push(sm.load('right', `xt${d}`, 'KV', `${c * F * RSH + d * F}u`, 'col_major', `${RSH}u`), op('sres', `${a}${d}`, `xt${d}`),
+        sm.load('right', `yt${d}`, 'KV', `${(C + c * F) * RSH + d * F}u`, 'col_major', `${RSH}u`), op('dpres', `${b}${d}`, `yt${d}`));
     }
     out.push(sm.store('Sa', `sgi * ${F * C}u + ${c * F}u`, 'sres', 'row_major', `${C}u`),
       sm.store('Sb', `sgi * ${F * C}u + ${c * F}u`, 'dpres', 'row_major', `${C}u`), '}');

@@ -11,7 +11,8 @@
 //   1. stage K and V (f32 -> f16) in workgroup memory, rows DP + 8 halves apart (DP = Dh rounded
 //      up to 16; pad columns and keys past the tile's end are zero);
 //   2. each subgroup multiplies its Q fragments (loaded once, before the loop) by K^T into BC / 16
-//      result matrices and stores the scores to its f32 scratch [16][SW];
+//      result matrices and stores the scores to its f32 scratch [16][SW] (every per-tile sum starts
+//      from its first product, subgroupMatrixMultiply, not from a zero matrix declared in the loop);
 //   3. online softmax over the subgroup's 16 rows (lanes split rows, or columns of a row with
 //      subgroup shuffles to combine): mask, running max m and sum l per row, P = exp(s - m) to an
 //      f16 tile, and the rescale factor exp(m_old - m_new) per row;
@@ -160,19 +161,21 @@ function smxForwardDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean, r
   // S = Q K^T: K staged as KV[key][d]; the right matrix (rows d, columns keys) is column-major.
   const scores: string[] = [];
   for (let c = 0; c < FC; c++) {
-    scores.push('{', sm.declResult('sres'));
+    scores.push('{');
     for (let d = 0; d < FD; d++) {
-      scores.push(sm.load('right', `kf${d}`, 'KV', `${u(c * F * RSH + d * F)}`, 'col_major', u(RSH)), sm.mma('sres', `qf${d}`, `kf${d}`));
+      scores.push(sm.load('right', `kf${d}`, 'KV', `${u(c * F * RSH + d * F)}`, 'col_major', u(RSH)),
+        d === 0 ? sm.mul('sres', `qf${d}`, `kf${d}`) : sm.mma('sres', `qf${d}`, `kf${d}`));
     }
     scores.push(sm.store('Ss', `sg * ${u(F * SW)} + ${u(c * F)}`, 'sres', 'row_major', u(SW)), '}');
   }
   // P V: P [16][BC] (left, row-major), V staged after K as KV[BC + key][d] (right, row-major).
   const pv: string[] = [];
   for (let d = 0; d < FD; d++) {
-    pv.push('{', sm.declResult('pvr'));
+    pv.push('{');
     for (let c = 0; c < FC; c++) {
       pv.push(sm.load('left', `pf${c}`, 'Ps', `sg * ${u(F * PS)} + ${u(c * F)}`, 'row_major', u(PS)),
-        sm.load('right', `vf${c}`, 'KV', `${u((BC + c * F) * RSH + d * F)}`, 'row_major', u(RSH)), sm.mma('pvr', `pf${c}`, `vf${c}`));
+        sm.load('right', `vf${c}`, 'KV', `${u((BC + c * F) * RSH + d * F)}`, 'row_major', u(RSH)),
+        c === 0 ? sm.mul('pvr', `pf${c}`, `vf${c}`) : sm.mma('pvr', `pf${c}`, `vf${c}`));
     }
     pv.push(sm.store('Ss', `sg * ${u(F * SW)} + ${u(d * F)}`, 'pvr', 'row_major', u(SW)), '}');
   }

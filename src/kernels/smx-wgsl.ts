@@ -27,6 +27,12 @@ export interface SmxDialect {
   /** Declares a zero result matrix. */
   declResult(name: string): string;
   /**
+   * Declares result matrix `name` = l * r: a product that starts a sum, so no zero matrix is
+   * declared and accumulated onto (inside a loop that would ask the compiler to re-zero a variable
+   * every iteration; the kernels' per-tile sums start this way).
+   */
+  mul(name: string, l: string, r: string): string;
+  /**
    * Loads a matrix from array `src` (workgroup or storage; f16 for left/right, f32 for results).
    * Declares `name` unless `assign` (then `name` is an existing result variable).
    */
@@ -53,6 +59,7 @@ export const NATIVE_SMX: SmxDialect = {
     // which is all the hardware needs, but not workgroup-uniform as the analysis asks.
     'diagnostic(off, chromium.subgroup_matrix_uniformity);',
   declResult: (name) => `var ${name} = ${TYPE.result}();`,
+  mul: (name, l, r) => `var ${name} = subgroupMatrixMultiply<f32>(${l}, ${r});`,
   load: (kind, name, src, offset, layout, stride, assign) =>
     `${assign ? '' : 'let '}${name} = subgroupMatrixLoad<${TYPE[kind]}, ${layout}>(&${src}, ${offset}, ${stride});`,
   mma: (acc, l, r) => `${acc} = subgroupMatrixMultiplyAccumulate(${l}, ${r}, ${acc});`,
@@ -68,6 +75,7 @@ export const EMULATED_SMX: SmxDialect = {
   emulated: true,
   header: 'enable f16;\nenable subgroups;',
   declResult: (name) => `var ${name} = array<f32, ${F * F}>();`,
+  mul: (name, l, r) => `${EMULATED_SMX.declResult(name)} ${EMULATED_SMX.mma(name, l, r)}`,
   load: (_kind, name, src, offset, layout, stride, assign) =>
     `${assign ? '' : `var ${name} = array<f32, ${F * F}>(); `}` +
     `for (var e_ = 0u; e_ < ${F * F}u; e_++) { ${name}[e_] = f32(${src}[${elemE(offset, layout, stride)}]); }`,

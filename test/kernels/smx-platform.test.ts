@@ -2,7 +2,8 @@
 // alone so that a failure there names its cause: f16 workgroup stores by neighbouring invocations,
 // subgroup shuffles at every xor distance, and a 16x16 product S = Q K^T (K read column-major from
 // f16 workgroup memory) stored to f32 workgroup memory and read back by the lanes, with Q held
-// across barriers and S declared afresh in a loop. Natively where
+// across barriers, S declared afresh in a loop, and S started by a product (subgroupMatrixMultiply,
+// as the kernels start each tile's sums) in a loop. Natively where
 // the adapter has an f16 subgroup-matrix config (the third case emulated elsewhere: smx-wgsl.ts).
 // Inputs are small integers, so every expected value is exact in f16 and f32.
 import { describe, expect, it } from 'vitest';
@@ -88,7 +89,7 @@ fn main(@builtin(local_invocation_index) li: u32) {
         code: `${sm.header}
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 var<workgroup> KV: array<f16, ${32 * RSH}>;
-var<workgroup> Ss: array<f32, ${64 * SW}>;
+var<workgroup> Ss: array<f32, ${80 * SW}>;
 const QV = ${lit(q)};
 const KVAL = ${lit(k)};
 @compute @workgroup_size(${sg})
@@ -118,6 +119,12 @@ fn main(@builtin(local_invocation_index) li: u32) {
     ${sm.mma('sl', 'qf', 'kf2')}
     ${sm.store('Ss', `${32 * SW}u + it * ${16 * SW}u`, 'sl', 'row_major', `${SW}u`)}
   }
+  // A per-tile sum started by a product (subgroupMatrixMultiply, as the attention kernels start theirs)
+  // rather than by a zero matrix: the second iteration's.
+  for (var it = 0u; it < 2u; it++) {
+    ${sm.mul('sm', 'qf', 'kf2')}
+    if (it == 1u) { ${sm.store('Ss', `${64 * SW}u`, 'sm', 'row_major', `${SW}u`)} }
+  }
   ${sm.store('Ss', '16u', 's', 'row_major', `${SW}u`)}
   workgroupBarrier();
   for (var e = li; e < 256u; e += ${sg}u) {
@@ -125,19 +132,21 @@ fn main(@builtin(local_invocation_index) li: u32) {
     out[256u + e] = Ss[${16 * SW + 16}u + (e / 16u) * ${SW}u + e % 16u];
     out[512u + e] = Ss[${32 * SW}u + (e / 16u) * ${SW}u + e % 16u];
     out[768u + e] = Ss[${48 * SW}u + (e / 16u) * ${SW}u + e % 16u];
+    out[1024u + e] = Ss[${64 * SW}u + (e / 16u) * ${SW}u + e % 16u];
   }
 }`,
       };
-      const got = await runOut(gpu, def, 1024);
+      const got = await runOut(gpu, def, 1280);
       const k2 = [...k].reverse();
-      [k, k2, k2, k2].forEach((kk, m) => {
+      [k, k2, k2, k2, k2].forEach((kk, m) => {
         const bad: string[] = [];
         for (let i = 0; i < 16; i++) for (let j = 0; j < 16; j++) {
           let s = 0; for (let d = 0; d < 16; d++) s += q[i * 16 + d] * kk[j * 16 + d];
           if (got[m * 256 + i * 16 + j] !== s) bad.push(`(${i},${j}) ${got[m * 256 + i * 16 + j]} vs ${s}`);
         }
         const what = ['first product', 'with Q held over a barrier and its source overwritten',
-          'declared in a loop, first iteration', 'declared in a loop, second iteration (must not accumulate)'][m];
+          'declared in a loop, first iteration', 'declared in a loop, second iteration (must not accumulate)',
+          'started by a product in a loop, second iteration'][m];
         expect(bad.slice(0, 6), `${what}: ${bad.length} of 256 scores wrong (seed ${rng.seed})`).toEqual([]);
       });
     } finally {
