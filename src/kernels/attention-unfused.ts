@@ -1,6 +1,7 @@
 // Attention through the matmul kernels ("unfused"): for a chunk of batch rows at a time, the scores
-// of every head as products batched over rows and heads into a [rows][Hq][T][T] f32 scratch, a masked
-// softmax over its rows, and the products back. Same arguments, mask rules and outputs (out, lse;
+// of every head as products batched over rows and heads into an f32 scratch of causal row blocks
+// ([rows][Hq][A], blockLayout: each block of query rows with the keys it can see), a masked softmax
+// over its rows, and the products back. Same arguments, mask rules and outputs (out, lse;
 // dq, dk, dv) as the flash kernels in attention.ts, which call this: with a tuner, for each direction
 // (forward, backward) and shape bucket, as a candidate timed against the flash kernels (the faster
 // kept); SRK_ATTENTION=unfused forces it.
@@ -9,15 +10,18 @@
 // while the tensor-core matmul was exact there and runs at 85-140 TFLOP/s against ~6 for the f32
 // flash kernels (bench/RESULTS.md, run 5). Built from the matmul, attention gets the matmul's
 // tensor cores in mixed precision (and its f32 kernels, ~5x the flash kernels' rate, in f32) for the
-// price of computing whole T x T score blocks (causally half are masked) and of moving them through
-// memory: 4-6 T^2 Hq floats per row and pass, transient (a chunk of rows at a time).
+// price of computing whole score blocks (with 4 row blocks about 5/8 of T^2, of which causally 1/2 is
+// needed) and of moving them through memory: 4-6 A Hq floats per row and pass, transient (a chunk of
+// rows at a time).
 //
 // Per chunk of batch rows (as many as a 256 MiB scratch holds; GQA: query head h = g nRep + r reads kv
-// head g; the products loop over r and are batched over rows and g, the matmul's two batch levels):
+// head g; the products loop over r and the row blocks, and are batched over rows and g, the matmul's
+// two batch levels):
 //   forward:  S_h = scale Q_h K_g^T; softmax rows (visible keys only) -> P_h and lse; O_h = P_h V_g.
 //   backward: D = rowsum(dO * O) (the flash kernels' preparation kernel, PREP); S_h recomputed;
 //             dP_h = dO_h V_g^T; P_h = exp(S_h - lse), dS_h = P_h (dP_h - D) (one kernel, in place);
-//             dV_g += P_h^T dO_h; dK_g += scale dS_h^T Q_h; dQ_h = scale dS_h K_g.
+//             dV_g += P_h^T dO_h; dK_g += scale dS_h^T Q_h; dQ_h = scale dS_h K_g (per row block: the
+//             last, which sees every key, writes dK and dV first and the others add to theirs).
 // Precision 'f16': the products take f16 operands (tensor cores where the adapter has them) with A
 // scaled by a power of two from its max |value| where it is a gradient or an activation (Q, dO, dS;
 // the maxima found once per call for Q and dO, once per chunk for dS, and shared by the products);
@@ -35,7 +39,7 @@ import type { Op } from './attention-wgsl.js';
 const WG = 64;
 
 const COMMON = /* wgsl */ `
-struct Params { T: u32, Hq: u32, gb: u32, mBase: u32, hasMask: u32, window: u32, rowBase: u32, sBase: u32 };
+struct Params { T: u32, Hq: u32, gb: u32, mBase: u32, hasMask: u32, window: u32, rowBase: u32, sBase: u32, Tb: u32, A: u32 };
 @group(0) @binding(0) var<storage, read> m: array<i32>;`;
 
 /** A workgroup reduction over WG invocations: fn `name`(li, x) combining with `op` (WGSL of a, b). */
@@ -54,11 +58,14 @@ fn ${name}(li: u32, x: f32) -> f32 {
 const REDUCE = `var<workgroup> red: array<f32, ${WG}>;${reduceFn('reduceMax', 'max(a, b)')}${reduceFn('reduceSum', 'a + b')}`;
 
 // The row a workgroup owns in both softmax kernels (x: query i, y: head h, z: batch row within the
-// chunk, whose first is p.gb): n indexes [rows][Hq][T], row the scores' [rows][Hq][T][T]; the mask's
-// length, position and segment of the query, and the causal end of its keys.
+// chunk, whose first is p.gb): n indexes [rows][Hq][T]; row is where its scores start in the scratch
+// (blockLayout: query block qb = i / Tb holds keys [0, width)); the mask's length, position and
+// segment of the query, and the causal end of its keys.
 const ROW_WGSL = /* wgsl */ `let i = wg.x; let h = wg.y; let gb = p.gb + wg.z; let n = (wg.z * p.Hq + h) * p.T + i;
   let len = rowLen(gb); let pi = posOf(gb, i); let si = segOf(gb, i);
-  let row = p.sBase + n * p.T;
+  let qb = min(i / p.Tb, max(p.T / p.Tb, 1u) - 1u); let r0 = qb * p.Tb;
+  let width = select(r0 + p.Tb, p.T, qb + 1u == max(p.T / p.Tb, 1u));
+  let row = p.sBase + (wg.z * p.Hq + h) * p.A + p.Tb * p.Tb * (qb * (qb + 1u) / 2u) + (i - r0) * width;
   let kEnd = min(i + 1u, p.T);`;
 
 // Forward softmax of one row of scores (query i of head h of batch row gb): over the visible keys,
@@ -69,7 +76,7 @@ const SOFTMAX: KernelDef = {
   bindings: ['read', 'rw', 'rw'],
   uniform: true,
   code: /* wgsl */ `${COMMON}
-@group(0) @binding(1) var<storage, read_write> s: array<f32>;   // [rows][Hq][T][T] scaled scores -> P
+@group(0) @binding(1) var<storage, read_write> s: array<f32>;   // [rows][Hq][A] scaled scores -> P (blockLayout)
 @group(0) @binding(2) var<storage, read_write> lse: array<f32>; // [rows][Hq][T] of this chunk, from rowBase
 @group(0) @binding(3) var<uniform> p: Params;
 ${MASK_WGSL}
@@ -89,7 +96,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   sum = reduceSum(li, sum);
   var l = 0.0;
   if (sum > 0.0) { l = mx + log(sum); }
-  for (var j = li; j < p.T; j += ${WG}u) {
+  for (var j = li; j < width; j += ${WG}u) {
     var e = 0.0;
     if (j < kEnd && visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) { e = exp(s[row + j] - l); }
     s[row + j] = e;
@@ -106,15 +113,15 @@ const DSOFTMAX: KernelDef = {
   uniform: true,
   code: /* wgsl */ `${COMMON}
 @group(0) @binding(1) var<storage, read> ld: array<f32>;         // [rows][Hq][T][2] of this chunk (lse, D), from rowBase
-@group(0) @binding(2) var<storage, read_write> s: array<f32>;    // [rows][Hq][T][T] scaled scores -> P
-@group(0) @binding(3) var<storage, read_write> dp: array<f32>;   // [rows][Hq][T][T] dP -> dS
+@group(0) @binding(2) var<storage, read_write> s: array<f32>;    // [rows][Hq][A] scaled scores -> P (blockLayout)
+@group(0) @binding(3) var<storage, read_write> dp: array<f32>;   // [rows][Hq][A] dP -> dS (blockLayout)
 @group(0) @binding(4) var<uniform> p: Params;
 ${MASK_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   ${ROW_WGSL}
   let l = ld[p.rowBase + 2u * n]; let D = ld[p.rowBase + 2u * n + 1u];
-  for (var j = li; j < p.T; j += ${WG}u) {
+  for (var j = li; j < width; j += ${WG}u) {
     var pv = 0.0; var ds = 0.0;
     if (j < kEnd && visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) {
       pv = exp(s[row + j] - l);
@@ -137,27 +144,51 @@ export interface UnfusedShape {
  *  (where T^2 outgrows the model) stay on the flash kernels. */
 export const UNFUSED_MAX_SCRATCH = 64 * 2 ** 20;
 
-/** Whether a batch row's [Hq][T][T] scratch fits one binding window and the cap (else the flash kernels run). */
+/**
+ * Causal row blocks of the scores: query rows in blocks of Tb (a quarter of T rounded down to a
+ * multiple of 16, at least 16; T <= 32 is one block), block q holding its rows' scores for keys [0, width(q)), since no query
+ * sees a later key. The last block takes the rows left over (Tb to 2 Tb - 1 of them), so every
+ * product keeps at least 16 rows (matmul.ts multiplies narrower ones in f32, whatever the precision).
+ * Per batch row and head the blocks lie one after another, A floats in all: about 5/8 of T^2 at 4
+ * blocks, so the products, the softmax passes and the scratch all shrink by that much. Block q's
+ * offset is Tb^2 q (q + 1) / 2 (every block before the last is full); ROW_WGSL mirrors this.
+ */
+export function blockLayout(T: number): { Tb: number; nb: number; A: number; blocks: { r0: number; rows: number; width: number; off: number }[] } {
+  const Tb = T <= 32 ? Math.max(1, T) : Math.max(16, Math.floor(T / 64) * 16);
+  const nb = Math.max(1, Math.floor(T / Tb));
+  const blocks = Array.from({ length: nb }, (_, q) => {
+    const r0 = q * Tb; const rows = q === nb - 1 ? T - r0 : Tb;
+    return { r0, rows, width: r0 + rows, off: (Tb * Tb * q * (q + 1)) / 2 };
+  });
+  const last = blocks[nb - 1];
+  return { Tb, nb, A: last.off + last.rows * last.width, blocks };
+}
+
+/** Whether a batch row's [Hq][A] scratch fits one binding window and the cap (else the flash kernels run). */
 export function unfusedFits(gpu: Gpu, Hq: number, T: number): boolean {
-  return Hq * T * T <= Math.min(maxWindowElems(gpu), UNFUSED_MAX_SCRATCH);
+  return Hq * blockLayout(T).A <= Math.min(maxWindowElems(gpu), UNFUSED_MAX_SCRATCH);
 }
 
 /** Batch rows per chunk: as many as the scratch cap and a binding window hold (each product and
  *  softmax dispatch covers a chunk's rows at once). */
-function rowsPerChunk(gpu: Gpu, B: number, Hq: number, T: number): number {
-  return Math.max(1, Math.min(B, Math.floor(Math.min(maxWindowElems(gpu), UNFUSED_MAX_SCRATCH) / (Hq * T * T))));
+function rowsPerChunk(gpu: Gpu, B: number, Hq: number, A: number): number {
+  return Math.max(1, Math.min(B, Math.floor(Math.min(maxWindowElems(gpu), UNFUSED_MAX_SCRATCH) / (Hq * A))));
 }
 
-function params(T: number, Hq: number, gb: number, wm: { base: number }, hasMask: boolean, window: number, rowBase: number, sBase: number): Uint8Array {
-  return new ParamWriter().u32(T, Hq, gb, wm.base, hasMask ? 1 : 0, window, rowBase, sBase).bytes();
+function params(T: number, Hq: number, gb: number, wm: { base: number }, hasMask: boolean, window: number, rowBase: number, sBase: number,
+  layout: { Tb: number; A: number }): Uint8Array {
+  return new ParamWriter().u32(T, Hq, gb, wm.base, hasMask ? 1 : 0, window, rowBase, sBase, layout.Tb, layout.A).bytes();
 }
 
-/** One batched product per r (query head h = g nRep + r), over the kv heads g. */
+/** One batched product per r (query head h = g nRep + r) and query block, over the kv heads g. */
 interface HeadProduct {
   /** The profiler's name (attn_unfused_<what>_<kernel>). */
   what: string;
   a: Op; b: Op; c: Op | 'scratch';
-  /** Which head indexes each operand: the query head h, or the kv head g. */
+  /**
+   * Which head indexes each operand: the query head h (then its token rows are the block's queries,
+   * from r0), the kv head g (token rows from key 0), or the scratch's head h (the block's scores).
+   */
   ah: 'q' | 'kv' | 's'; bh: 'q' | 'kv' | 's'; ch: 'q' | 'kv' | 's';
   M: number; N: number; K: number; transA?: boolean; transB?: boolean;
   alpha?: number; accumulate?: boolean; precision: 'f32' | 'f16';
@@ -165,28 +196,30 @@ interface HeadProduct {
   scaleA?: Tensor;
 }
 
+interface Block { r0: number; rows: number; width: number; off: number }
+
 /**
- * Runs `pr` for batch rows [b0, b0 + rows) and one r, as one product batched two ways: over the
- * rows (outer: T token rows apart, or [Hq][T][T] in the scratch) and the kv heads g (inner); the
- * operands indexed by query head h = g nRep + r (stride nRep hs over g, offset r hs), kv head g
- * (stride hs) or scratch head h (stride nRep T^2, offset r T^2).
+ * Runs `pr` for batch rows [b0, b0 + rows), one r and one query block, as one product batched two
+ * ways: over the rows (outer: T token rows apart, or [Hq][A] in the scratch) and the kv heads g
+ * (inner); the operands indexed by query head h = g nRep + r (stride nRep hs over g, offset r hs),
+ * kv head g (stride hs) or scratch head h (stride nRep A, offset r A + the block's offset, rows of
+ * the block's width).
  */
-function headProduct(gpu: Gpu, pr: HeadProduct, sh: UnfusedShape, b0: number, rows: number, scratch: Record<'s' | 'dp', Tensor>,
-  sa: 's' | 'dp', sb: 's' | 'dp', sc: 's' | 'dp', r: number, accumulate: boolean): void {
+function headProduct(gpu: Gpu, pr: HeadProduct, sh: UnfusedShape, A: number, blk: Block, b0: number, rows: number,
+  scratch: Record<'s' | 'dp', Tensor>, which: 's' | 'dp', r: number): void {
   const { T, nRep, Hq } = sh;
-  const TT = T * T;
-  const place = (op: Op | 'scratch', who: 'q' | 'kv' | 's', which: 's' | 'dp') => {
-    if (op === 'scratch' || who === 's') return { t: scratch[which], off: r * TT, stride: nRep * TT, ld: T, outer: Hq * TT };
+  const place = (op: Op | 'scratch', who: 'q' | 'kv' | 's') => {
+    if (op === 'scratch' || who === 's') return { t: scratch[which], off: r * A + blk.off, stride: nRep * A, ld: blk.width, outer: Hq * A };
     const base = op.off + b0 * T * op.ts;
-    return who === 'q' ? { t: op.t, off: base + r * op.hs, stride: nRep * op.hs, ld: op.ts, outer: T * op.ts }
+    return who === 'q' ? { t: op.t, off: base + blk.r0 * op.ts + r * op.hs, stride: nRep * op.hs, ld: op.ts, outer: T * op.ts }
       : { t: op.t, off: base, stride: op.hs, ld: op.ts, outer: T * op.ts };
   };
-  const A = place(pr.a, pr.ah, sa); const Bo = place(pr.b, pr.bh, sb); const C = place(pr.c, pr.ch, sc);
+  const A_ = place(pr.a, pr.ah); const Bo = place(pr.b, pr.bh); const C = place(pr.c, pr.ch);
   matmul(gpu, {
-    a: A.t, b: Bo.t, c: C.t, M: pr.M, N: pr.N, K: pr.K, transA: pr.transA, transB: pr.transB,
-    lda: A.ld, ldb: Bo.ld, ldc: C.ld, batch: sh.Hkv, strideA: A.stride, strideB: Bo.stride, strideC: C.stride,
-    outer: rows, outerStrideA: A.outer, outerStrideB: Bo.outer, outerStrideC: C.outer,
-    offA: A.off, offB: Bo.off, offC: C.off, alpha: pr.alpha, accumulate, precision: pr.precision,
+    a: A_.t, b: Bo.t, c: C.t, M: pr.M, N: pr.N, K: pr.K, transA: pr.transA, transB: pr.transB,
+    lda: A_.ld, ldb: Bo.ld, ldc: C.ld, batch: sh.Hkv, strideA: A_.stride, strideB: Bo.stride, strideC: C.stride,
+    outer: rows, outerStrideA: A_.outer, outerStrideB: Bo.outer, outerStrideC: C.outer,
+    offA: A_.off, offB: Bo.off, offC: C.off, alpha: pr.alpha, accumulate: pr.accumulate ?? false, precision: pr.precision,
     scaleA: pr.precision === 'f16' ? pr.scaleA ?? false : false, timing: sh.timing, profileLabel: `attn_unfused_${pr.what}`,
   });
 }
@@ -195,8 +228,9 @@ function headProduct(gpu: Gpu, pr: HeadProduct, sh: UnfusedShape, b0: number, ro
 export function unfusedForward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; v: Op; o: Op }, lse: Tensor,
   m: Tensor, hasMask: boolean, precision: 'f32' | 'f16'): void {
   const { B, T, Hq, Dh, nRep, scale } = sh;
-  const R = rowsPerChunk(gpu, B, Hq, T);
-  const S = gpu.pool.acquire([R, Hq, T, T], 'f32', 'attn unfused S');
+  const layout = blockLayout(T); const { A } = layout;
+  const R = rowsPerChunk(gpu, B, Hq, A);
+  const S = gpu.pool.acquire([R, Hq, A], 'f32', 'attn unfused S');
   const scratch = { s: S, dp: S };
   const wm = windowOf(gpu, m);
   // Q's scale once for every row and head (over its whole tensor: a superset of what each product reads).
@@ -204,16 +238,20 @@ export function unfusedForward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; 
   for (let b0 = 0; b0 < B; b0 += R) {
     const n = Math.min(R, B - b0);
     for (let r = 0; r < nRep; r++) {
-      headProduct(gpu, { what: 'qk', a: ops.q, ah: 'q', b: ops.k, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, alpha: scale, scaleA: qScale, precision },
-        sh, b0, n, scratch, 's', 's', 's', r, false);
+      for (const blk of layout.blocks) {
+        headProduct(gpu, { what: 'qk', a: ops.q, ah: 'q', b: ops.k, bh: 'kv', c: 'scratch', ch: 's', M: blk.rows, N: blk.width, K: Dh, transB: true, alpha: scale, scaleA: qScale, precision },
+          sh, A, blk, b0, n, scratch, 's', r);
+      }
     }
-    const ws = windowOf(gpu, S, 0, n * Hq * T * T);
+    const ws = windowOf(gpu, S, 0, n * Hq * A);
     const wl = windowOf(gpu, lse, b0 * Hq * T, (b0 + n) * Hq * T);
-    gpu.recorder.dispatch(gpu.kernels.get(SOFTMAX), [wm.range, ws.range, wl.range], params(T, Hq, b0, wm, hasMask, sh.window, wl.base, ws.base),
+    gpu.recorder.dispatch(gpu.kernels.get(SOFTMAX), [wm.range, ws.range, wl.range], params(T, Hq, b0, wm, hasMask, sh.window, wl.base, ws.base, layout),
       [T, Hq, n], sh.timing);
     for (let r = 0; r < nRep; r++) {
-      headProduct(gpu, { what: 'pv', a: 'scratch' as never, ah: 's', b: ops.v, bh: 'kv', c: ops.o, ch: 'q', M: T, N: Dh, K: T, precision },
-        sh, b0, n, scratch, 's', 's', 's', r, false);
+      for (const blk of layout.blocks) {
+        headProduct(gpu, { what: 'pv', a: 'scratch' as never, ah: 's', b: ops.v, bh: 'kv', c: ops.o, ch: 'q', M: blk.rows, N: Dh, K: blk.width, precision },
+          sh, A, blk, b0, n, scratch, 's', r);
+      }
     }
   }
   gpu.pool.release(S, ...(qScale ? [qScale] : []));
@@ -231,36 +269,45 @@ function scaled(gpu: Gpu, op: Op, precision: 'f32' | 'f16'): Tensor | undefined 
 export function unfusedBackward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; v: Op; g: Op; dq: Op; dk: Op; dv: Op }, ld: Tensor,
   m: Tensor, hasMask: boolean, precision: 'f32' | 'f16'): void {
   const { B, T, Hq, Dh, nRep, scale } = sh;
-  const R = rowsPerChunk(gpu, B, Hq, T);
-  const S = gpu.pool.acquire([R, Hq, T, T], 'f32', 'attn unfused S');
-  const dP = gpu.pool.acquire([R, Hq, T, T], 'f32', 'attn unfused dP');
+  const layout = blockLayout(T); const { A } = layout;
+  const R = rowsPerChunk(gpu, B, Hq, A);
+  const S = gpu.pool.acquire([R, Hq, A], 'f32', 'attn unfused S');
+  const dP = gpu.pool.acquire([R, Hq, A], 'f32', 'attn unfused dP');
   const scratch = { s: S, dp: dP };
   const wm = windowOf(gpu, m);
+  // The last block first: it spans every key, so its dK and dV products write them (r = 0) and the
+  // other blocks' add to the keys they see.
+  const lastFirst = [...layout.blocks].reverse();
   // Q's and dO's scales once for every row and head; dS's per chunk of rows (below).
   const qScale = scaled(gpu, ops.q, precision); const gScale = scaled(gpu, ops.g, precision);
   for (let b0 = 0; b0 < B; b0 += R) {
     const n = Math.min(R, B - b0);
     for (let r = 0; r < nRep; r++) {
-      // S = scale Q K^T (recomputed); dP = dO V^T.
-      headProduct(gpu, { what: 'qk', a: ops.q, ah: 'q', b: ops.k, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, alpha: scale, scaleA: qScale, precision },
-        sh, b0, n, scratch, 's', 's', 's', r, false);
-      headProduct(gpu, { what: 'dp', a: ops.g, ah: 'q', b: ops.v, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, scaleA: gScale, precision },
-        sh, b0, n, scratch, 'dp', 'dp', 'dp', r, false);
+      for (const blk of layout.blocks) {
+        // S = scale Q K^T (recomputed); dP = dO V^T.
+        headProduct(gpu, { what: 'qk', a: ops.q, ah: 'q', b: ops.k, bh: 'kv', c: 'scratch', ch: 's', M: blk.rows, N: blk.width, K: Dh, transB: true, alpha: scale, scaleA: qScale, precision },
+          sh, A, blk, b0, n, scratch, 's', r);
+        headProduct(gpu, { what: 'dp', a: ops.g, ah: 'q', b: ops.v, bh: 'kv', c: 'scratch', ch: 's', M: blk.rows, N: blk.width, K: Dh, transB: true, scaleA: gScale, precision },
+          sh, A, blk, b0, n, scratch, 'dp', r);
+      }
     }
-    const ws = windowOf(gpu, S, 0, n * Hq * T * T); const wd = windowOf(gpu, dP, 0, n * Hq * T * T);
+    const ws = windowOf(gpu, S, 0, n * Hq * A); const wd = windowOf(gpu, dP, 0, n * Hq * A);
     const wld = windowOf(gpu, ld, 2 * b0 * Hq * T, 2 * (b0 + n) * Hq * T);
     if (ws.base !== wd.base) throw new Error('attention (unfused): S and dP scratch windows differ in alignment');
     gpu.recorder.dispatch(gpu.kernels.get(DSOFTMAX), [wm.range, wld.range, ws.range, wd.range],
-      params(T, Hq, b0, wm, hasMask, sh.window, wld.base, ws.base), [T, Hq, n], sh.timing);
-    const dsScale = precision === 'f16' ? absmaxOf(gpu, dP, n * Hq * T * T) : undefined; // dS of these rows, for dK and dQ
+      params(T, Hq, b0, wm, hasMask, sh.window, wld.base, ws.base, layout), [T, Hq, n], sh.timing);
+    const dsScale = precision === 'f16' ? absmaxOf(gpu, dP, n * Hq * A) : undefined; // dS of these rows, for dK and dQ
     for (let r = 0; r < nRep; r++) {
-      // dV_g (+)= P_h^T dO_h (f32: dO is B, unscaled); dK_g (+)= scale dS_h^T Q_h; dQ_h = scale dS_h K_g.
-      headProduct(gpu, { what: 'dv', a: 'scratch' as never, ah: 's', b: ops.g, bh: 'q', c: ops.dv, ch: 'kv', M: T, N: Dh, K: T, transA: true, precision: 'f32' },
-        sh, b0, n, scratch, 's', 's', 's', r, r > 0);
-      headProduct(gpu, { what: 'dk', a: 'scratch' as never, ah: 's', b: ops.q, bh: 'q', c: ops.dk, ch: 'kv', M: T, N: Dh, K: T, transA: true, alpha: scale, scaleA: dsScale, precision },
-        sh, b0, n, scratch, 'dp', 'dp', 'dp', r, r > 0);
-      headProduct(gpu, { what: 'dq', a: 'scratch' as never, ah: 's', b: ops.k, bh: 'kv', c: ops.dq, ch: 'q', M: T, N: Dh, K: T, alpha: scale, scaleA: dsScale, precision },
-        sh, b0, n, scratch, 'dp', 'dp', 'dp', r, false);
+      lastFirst.forEach((blk, i) => {
+        const acc = r > 0 || i > 0;
+        // dV_g (+)= P_h^T dO_h (f32: dO is B, unscaled); dK_g (+)= scale dS_h^T Q_h; dQ_h = scale dS_h K_g.
+        headProduct(gpu, { what: 'dv', a: 'scratch' as never, ah: 's', b: ops.g, bh: 'q', c: ops.dv, ch: 'kv', M: blk.width, N: Dh, K: blk.rows, transA: true, accumulate: acc, precision: 'f32' },
+          sh, A, blk, b0, n, scratch, 's', r);
+        headProduct(gpu, { what: 'dk', a: 'scratch' as never, ah: 's', b: ops.q, bh: 'q', c: ops.dk, ch: 'kv', M: blk.width, N: Dh, K: blk.rows, transA: true, alpha: scale, scaleA: dsScale, accumulate: acc, precision },
+          sh, A, blk, b0, n, scratch, 'dp', r);
+        headProduct(gpu, { what: 'dq', a: 'scratch' as never, ah: 's', b: ops.k, bh: 'kv', c: ops.dq, ch: 'q', M: blk.rows, N: Dh, K: blk.width, alpha: scale, scaleA: dsScale, precision },
+          sh, A, blk, b0, n, scratch, 'dp', r);
+      });
     }
     if (dsScale) gpu.pool.release(dsScale);
   }

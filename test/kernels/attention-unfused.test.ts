@@ -14,6 +14,7 @@ import { attentionBackward, attentionForward, setAttentionTiling, type HeadOpera
 import { packMaskHost } from '../../src/kernels/attention-mask.js';
 import { attentionBackward as backwardRef, attentionForward as forwardRef, packedPairMask } from '../../src/kernels/attention.ref.js';
 import { roundF16 } from '../../src/kernels/absmax.ref.js';
+import { blockLayout } from '../../src/kernels/attention-unfused.js';
 
 const rng = makeRng();
 afterAll(() => setAttentionTiling(undefined));
@@ -101,6 +102,37 @@ async function check(c: Case, f16 = false): Promise<Result> {
 }
 
 describe(`attention through the matmul kernels (seed ${rng.seed})`, () => {
+  // The scratch's causal row blocks (no GPU): they tile the rows, hold every key a row sees, keep 16+
+  // rows a product, and the softmax kernels' row arithmetic (ROW_WGSL, mirrored here) lands each
+  // row's scores where the products put them.
+  it('causal row blocks: cover every row and visible key, 16+ rows each, about 5/8 of T^2 at 4 blocks', () => {
+    for (const T of [1, 7, 32, 33, 37, 50, 63, 64, 100, 255, 256, 511, 512, 768, 770, 1024, 2048]) {
+      const { Tb, nb, A, blocks } = blockLayout(T);
+      let next = 0; let off = 0;
+      for (const [q, b] of blocks.entries()) {
+        expect(b.r0, `T ${T} block ${q}`).toBe(next);
+        expect(b.width).toBe(b.r0 + b.rows);
+        expect(b.off).toBe(off);
+        if (T > 32) expect(b.rows).toBeGreaterThanOrEqual(16);
+        if (q < nb - 1) expect(b.rows).toBe(Tb);
+        next += b.rows; off += b.rows * b.width;
+      }
+      expect(next).toBe(T);
+      expect(A).toBe(off);
+      if (T >= 256) expect(A / (T * T)).toBeLessThan(0.66);
+      // ROW_WGSL's mapping of query i to its block (u32 arithmetic).
+      const last = Math.max(Math.floor(T / Tb), 1) - 1;
+      for (let i = 0; i < T; i++) {
+        const qb = Math.min(Math.floor(i / Tb), last);
+        const b = blocks[qb];
+        const width = qb === last ? T : qb * Tb + Tb;
+        expect(i >= b.r0 && i < b.r0 + b.rows, `T ${T} row ${i}`).toBe(true);
+        expect(width).toBe(b.width);
+        expect(Tb * Tb * ((qb * (qb + 1)) / 2) + (i - qb * Tb) * width).toBe(b.off + (i - b.r0) * b.width);
+      }
+    }
+  });
+
   it('plain causal; GQA with a sliding window', async () => {
     await check({ B: 2, T: 37, Hq: 3, Hkv: 3, Dh: 20 }, true);
     await check({ B: 1, T: 50, Hq: 4, Hkv: 2, Dh: 16, window: 9 });
@@ -114,9 +146,10 @@ describe(`attention through the matmul kernels (seed ${rng.seed})`, () => {
     const lengths = Int32Array.from([P + C + R, P + C + R - 6]);
     const c: Case = { B, T, Hq, Hkv: 1, Dh: 12, positions, segments, lengths };
     const r = await check(c, true);
-    // One row per chunk (a binding window that holds one row's [Hq][T][T] scores but not two).
+    // One row per chunk (a binding window that holds one row's [Hq][A] scores but not two).
     const gpu = await getGpu();
-    expect(2 * Hq * T * T * 4).toBeGreaterThan(16384);
+    expect(2 * Hq * blockLayout(T).A * 4).toBeGreaterThan(16384);
+    expect(Hq * blockLayout(T).A * 4).toBeLessThan(16384 - 256);
     await withBindingLimit(gpu, 16384, () => check(c));
     for (let b = 0; b < B; b++) for (let t = lengths[b]; t < T; t++) for (let h = 0; h < Hq; h++) {
       expect(r.lse[(b * Hq + h) * T + t]).toBe(0);
