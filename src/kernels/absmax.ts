@@ -81,26 +81,27 @@ export function absmaxInto(gpu: Gpu, x: Tensor, n: number, parts: Tensor, outOff
 }
 
 /**
- * WGSL: a function `f16Scale(li)` for a kernel with `threads` invocations that reduces the partial
- * maxima in binding `parts` (declared by the caller) to the power-of-two operand scale of
- * absmax.ref.ts f16ScaleRef (1 where the max is 0 or not finite). Uses its own workgroup array;
- * every invocation must call it (it has barriers).
+ * WGSL: a function `fn(li, base)` (default f16Scale) for a kernel with `threads` invocations that
+ * reduces the partial maxima in binding `parts` (declared by the caller) to the power-of-two operand
+ * scale of absmax.ref.ts f16ScaleRef (1 where the max is 0 or not finite). Uses its own workgroup
+ * array; every invocation must call it (it has barriers).
  */
-export function f16ScaleWgsl(threads: number): string {
+export function f16ScaleWgsl(threads: number, fn = 'f16Scale', parts = 'parts'): string {
+  const red = `${fn}Red`;
   return /* wgsl */ `
-var<workgroup> scaleRed: array<f32, ${threads}>;
-fn f16Scale(li: u32, base: u32) -> f32 {
+var<workgroup> ${red}: array<f32, ${threads}>;
+fn ${fn}(li: u32, base: u32) -> f32 {
   var m = 0.0;
-  for (var i = li; i < ${ABSMAX_PARTS}u; i += ${threads}u) { m = max(m, parts[base + i]); }
-  scaleRed[li] = m;
+  for (var i = li; i < ${ABSMAX_PARTS}u; i += ${threads}u) { m = max(m, ${parts}[base + i]); }
+  ${red}[li] = m;
   workgroupBarrier();
   if (li == 0u) {
     var r = 0.0;
-    for (var i = 0u; i < ${Math.min(threads, ABSMAX_PARTS)}u; i++) { r = max(r, scaleRed[i]); }
-    scaleRed[0] = r;
+    for (var i = 0u; i < ${Math.min(threads, ABSMAX_PARTS)}u; i++) { r = max(r, ${red}[i]); }
+    ${red}[0] = r;
   }
   workgroupBarrier();
-  let amax = scaleRed[0];
+  let amax = ${red}[0];
   // 2^floor(log2(16384 / amax)); exponents from the bits so no transcendental rounding can shift it.
   if (!(amax > 0.0) || amax > 3.0e38) { return 1.0; }
   let e = i32((bitcast<u32>(amax) >> 23u) & 255u) - 127; // floor(log2 amax) for normal amax

@@ -25,8 +25,7 @@
 // Precision 'f16': the products take f16 operands (tensor cores where the adapter has them) with A
 // scaled by a power of two from its max |value| where it is a gradient or an activation (Q, dO, dS;
 // the maxima found once per call for Q and dO, once per chunk for dS, and shared by the products);
-// P is <= 1 and is rounded as is. dV = P^T dO stays f32: its small operand dO is B, which the matmul
-// does not scale, and would fall into f16's subnormals.
+// P is <= 1 and is rounded as is; in dV = P^T dO the small dO is B, scaled as such (scaleB).
 // Reference: attention.ref.ts; checked in test/kernels/attention-unfused.test.ts.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -192,8 +191,8 @@ interface HeadProduct {
   ah: 'q' | 'kv' | 's'; bh: 'q' | 'kv' | 's'; ch: 'q' | 'kv' | 's';
   M: number; N: number; K: number; transA?: boolean; transB?: boolean;
   alpha?: number; accumulate?: boolean; precision: 'f32' | 'f16';
-  /** f16: A's partial maxima (absmax.ts), computed once for all the products that take it. */
-  scaleA?: Tensor;
+  /** f16: A's (B's) partial maxima (absmax.ts), computed once for all the products that take it. */
+  scaleA?: Tensor; scaleB?: Tensor;
 }
 
 interface Block { r0: number; rows: number; width: number; off: number }
@@ -220,7 +219,8 @@ function headProduct(gpu: Gpu, pr: HeadProduct, sh: UnfusedShape, A: number, blk
     lda: A_.ld, ldb: Bo.ld, ldc: C.ld, batch: sh.Hkv, strideA: A_.stride, strideB: Bo.stride, strideC: C.stride,
     outer: rows, outerStrideA: A_.outer, outerStrideB: Bo.outer, outerStrideC: C.outer,
     offA: A_.off, offB: Bo.off, offC: C.off, alpha: pr.alpha, accumulate: pr.accumulate ?? false, precision: pr.precision,
-    scaleA: pr.precision === 'f16' ? pr.scaleA ?? false : false, timing: sh.timing, profileLabel: `attn_unfused_${pr.what}`,
+    scaleA: pr.precision === 'f16' ? pr.scaleA ?? false : false, scaleB: pr.precision === 'f16' ? pr.scaleB : undefined,
+    timing: sh.timing, profileLabel: `attn_unfused_${pr.what}`,
   });
 }
 
@@ -300,8 +300,8 @@ export function unfusedBackward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op;
     for (let r = 0; r < nRep; r++) {
       lastFirst.forEach((blk, i) => {
         const acc = r > 0 || i > 0;
-        // dV_g (+)= P_h^T dO_h (f32: dO is B, unscaled); dK_g (+)= scale dS_h^T Q_h; dQ_h = scale dS_h K_g.
-        headProduct(gpu, { what: 'dv', a: 'scratch' as never, ah: 's', b: ops.g, bh: 'q', c: ops.dv, ch: 'kv', M: blk.width, N: Dh, K: blk.rows, transA: true, accumulate: acc, precision: 'f32' },
+        // dV_g (+)= P_h^T dO_h (dO scaled as B); dK_g (+)= scale dS_h^T Q_h; dQ_h = scale dS_h K_g.
+        headProduct(gpu, { what: 'dv', a: 'scratch' as never, ah: 's', b: ops.g, bh: 'q', c: ops.dv, ch: 'kv', M: blk.width, N: Dh, K: blk.rows, transA: true, scaleB: gScale, accumulate: acc, precision },
           sh, A, blk, b0, n, scratch, 's', r);
         headProduct(gpu, { what: 'dk', a: 'scratch' as never, ah: 's', b: ops.q, bh: 'q', c: ops.dk, ch: 'kv', M: blk.width, N: Dh, K: blk.rows, transA: true, alpha: scale, scaleA: dsScale, accumulate: acc, precision },
           sh, A, blk, b0, n, scratch, 'dp', r);

@@ -19,8 +19,8 @@
 // (attention-smx.ts, attention-smx-backward.ts) are one more tuner candidate per pass once they passed
 // their self-check on the adapter (attention-selfcheck.ts); SRK_ATTENTION=tc forces them, simt keeps
 // them out. SRK_ATTENTION=unfused runs attention through the matmul kernels instead
-// (attention-unfused.ts; the backward keeps this file's preparation kernel).
-// No T x T matrix exists.
+// (attention-unfused.ts; the backward keeps this file's preparation kernel). The flash kernels
+// hold no T x T matrix.
 // Rows at or past their length have no visible key: they write out = 0 and lse = 0 (finite, so
 // the backward, which recomputes P = exp(s - lse) only for visible pairs, never meets NaN).
 //

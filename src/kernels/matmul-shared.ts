@@ -1,6 +1,6 @@
 // Pieces shared by the matmul kernel families (matmul-simt.ts: f32 simple and register-tiled;
 // matmul-smx.ts: tensor cores) and their dispatcher (matmul.ts): the tiling type, the Params struct,
-// the f16 staging flags, and the WGSL that loads operand tiles from global memory in quads.
+// the f16 staging flags and scale bindings, and the WGSL that loads operand tiles from global memory in quads.
 
 /** A tiling of the matmul (matmul.ts chooses one per product). */
 export interface MatmulTile {
@@ -36,13 +36,15 @@ export function tileName(t: MatmulTile): string {
   return `reg ${base}${t.stages === 1 ? ' 1-stage' : ''}${t.vec4 === false ? ' scalar' : ''}${t.unrollK === false ? ' rolled-K' : ''}`;
 }
 
+import { f16ScaleWgsl } from './absmax.js';
+
 // The uniform parameters of both kernel families, in the order run() packs them.
 export const PARAMS_WGSL = /* wgsl */ `struct Params {
   M: u32, N: u32, K: u32, lda: u32, ldb: u32, ldc: u32,
   aBase: u32, bBase: u32, cBase: u32, biasBase: u32,
   strideA: u32, strideB: u32, strideC: u32,
   accumulate: u32, hasBias: u32, alpha: f32, partsBase: u32,
-  batch: u32, oStrideA: u32, oStrideB: u32, oStrideC: u32,
+  batch: u32, oStrideA: u32, oStrideB: u32, oStrideC: u32, partsBBase: u32,
 };`;
 
 /**
@@ -56,16 +58,17 @@ export const BATCH_OFFSETS_WGSL = /* wgsl */ `let zo = wg.z / p.batch; let zi = 
 
 /**
  * Operand rounding of the f16 precision in the f32 kernels (adapters without tensor-core f16, and
- * tests): values are rounded to f16 as they are staged, A after its dynamic scale; the sums stay f32.
+ * tests): values are rounded to f16 as they are staged, A (and B with `scaleB`) after its dynamic
+ * scale; the sums stay f32.
  * `halfA`/`halfB`: the operand is stored as f16 (an f16 copy, half.ts): its values are f16 already,
- * and a scaled A was multiplied by its scale when copied, so it is only divided out at the end.
+ * and a scaled A (B) was multiplied by its scale when copied, so it is only divided out at the end.
  */
-export interface F16Staging { scaleA: boolean; halfA?: boolean; halfB?: boolean }
+export interface F16Staging { scaleA: boolean; scaleB?: boolean; halfA?: boolean; halfB?: boolean }
 
 /** Kernel-name suffix of an f16 staging. */
 export function f16Suffix(f16: F16Staging | undefined): string {
   if (!f16) return '';
-  return (f16.scaleA ? '_h16s' : '_h16') + (f16.halfA ? '_ha' : '') + (f16.halfB ? '_hb' : '');
+  return (f16.scaleA ? '_h16s' : '_h16') + (f16.scaleB ? '_sb' : '') + (f16.halfA ? '_ha' : '') + (f16.halfB ? '_hb' : '');
 }
 
 /** WGSL element type of an operand binding: f32 or f16 (`half`), scalar or vec4. */
@@ -127,4 +130,24 @@ export function loadTileWgsl(ops: StagedOperand[], threads: number, k: string, f
     const body = `{ let gr = ${o.row0} + ${s.r}; let gc = ${o.col0} + ${s.c}; ${quadLoad(o, s.reg, 'gr', 'gc', full)} }`;
     return s.guard ? `if (${s.guard}) ${body}` : body;
   })), '}'];
+}
+
+/**
+ * The scale parts bindings of an f16 staging, from binding 4 on (A's, then B's), with the WGSL that
+ * declares them and their reductions (absmax.ts f16ScaleWgsl: f16Scale for A, f16ScaleB for B), and
+ * the uniform's binding after them.
+ */
+export function scaleBindings(f16: F16Staging | undefined, threads: number): { decl: string; uniformBinding: number; kinds: 'read'[] } {
+  const parts: [string, string][] = [];
+  if (f16?.scaleA) parts.push(['parts', 'f16Scale']);
+  if (f16?.scaleB) parts.push(['partsB', 'f16ScaleB']);
+  const decl = parts.map(([name, fn], i) => `@group(0) @binding(${4 + i}) var<storage, read> ${name}: array<f32>;\n${f16ScaleWgsl(threads, fn, name)}`).join('\n');
+  return { decl, uniformBinding: 4 + parts.length, kinds: parts.map(() => 'read') };
+}
+
+/** WGSL: sa and sb, the operands' scales (1 unless scaled), and alpha with both divided out. */
+export function scalesWgsl(f16: F16Staging | undefined): string {
+  return `let sa = ${f16?.scaleA ? 'f16Scale(li, p.partsBase)' : '1.0'};
+  let sb = ${f16?.scaleB ? 'f16ScaleB(li, p.partsBBase)' : '1.0'};
+  let alpha = p.alpha / (sa * sb);`;
 }

@@ -5,12 +5,11 @@
 //   reg:    generated with every inner loop unrolled, the accumulators in registers as vec4 variables,
 //           A transposed in workgroup memory, vec4 global loads and C stores where the operands allow
 //           them, double-buffered tiles.
-// Both round their operands to f16 while staging them in the f16 precision (h16 below; A after its
-// scale), read f16 copies (half.ts) as they are, and share the epilogue (alpha, bias, accumulate).
+// Both round their operands to f16 while staging them in the f16 precision (h16 below; A, and B with
+// scaleB, after their scales), read f16 copies (half.ts) as they are, and share the epilogue (alpha, bias, accumulate).
 // Reference: matmul.ref.ts; checked in test/engine/matmul.test.ts and matmul-f16.test.ts.
 import { memoDef, type KernelDef } from '../engine/kernel.js';
-import { f16ScaleWgsl } from './absmax.js';
-import { BATCH_OFFSETS_WGSL, PARAMS_WGSL, f16Suffix, loadTileWgsl, operandType, quadRegDecls, quadSlots, tileName,
+import { BATCH_OFFSETS_WGSL, PARAMS_WGSL, f16Suffix, loadTileWgsl, operandType, quadRegDecls, quadSlots, scaleBindings, scalesWgsl, tileName,
   type F16Staging, type MatmulTile, type StagedOperand, type VecFlags } from './matmul-shared.js';
 
 /** `enable f16;` where an operand is stored as f16 (it must open the module). */
@@ -35,11 +34,6 @@ fn h16(x: f32) -> f32 {
 }
 fn h16v(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(h16(v.x), h16(v.y), h16(v.z), h16(v.w)); }`;
 }
-function f16Bindings(f16: F16Staging | undefined, threads: number): { decl: string; uniformBinding: number; kinds: ('read' | 'rw')[] } {
-  if (!f16?.scaleA) return { decl: '', uniformBinding: 4, kinds: [] };
-  return { decl: `@group(0) @binding(4) var<storage, read> parts: array<f32>;\n${f16ScaleWgsl(threads)}`, uniformBinding: 5, kinds: ['read'] };
-}
-
 function matmulDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, f16?: F16Staging): KernelDef {
   const { BM, BN, BK, TM, TN } = t;
   const WX = BN / TN; const WY = BM / TM; const THREADS = WX * WY;
@@ -59,9 +53,9 @@ function matmulDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boo
     : `let kk = idx / ${BN}u; let cc = idx % ${BN}u; let gn = n0 + cc; let gk = k0 + kk;
        ${full ? `let v = ${B('bOff + gk * p.ldb + gn')};` : `var v = 0.0; if (gn < p.N && gk < p.K) { v = ${B('bOff + gk * p.ldb + gn')}; }`}`;
   const name = `matmul_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}${full ? '_full' : ''}${f16Suffix(f16)}`;
-  const fb = f16Bindings(f16, THREADS);
+  const fb = scaleBindings(f16, THREADS);
   // f16 copies hold f16 values (A already scaled): staged as they are.
-  const stageA = !f16 || f16.halfA ? 'v' : 'h16(v * sa)'; const stageB = !f16 || f16.halfB ? 'v' : 'h16(v)';
+  const stageA = !f16 || f16.halfA ? 'v' : 'h16(v * sa)'; const stageB = !f16 || f16.halfB ? 'v' : 'h16(v * sb)';
   return {
     name,
     bindings: ['read', 'read', 'rw', 'read', ...fb.kinds],
@@ -84,8 +78,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   let n0 = wg.x * ${BN}u;
   let m0 = wg.y * ${BM}u;
   ${BATCH_OFFSETS_WGSL}
-  let sa = ${f16?.scaleA ? 'f16Scale(li, p.partsBase)' : '1.0'};
-  let alpha = p.alpha / sa;
+  ${scalesWgsl(f16)}
   var acc: array<array<f32, ${TN}>, ${TM}>;
   for (var k0 = 0u; k0 < p.K; k0 += ${BK}u) {
     for (var idx = li; idx < ${BM * BK}u; idx += ${THREADS}u) {
@@ -189,7 +182,7 @@ function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
   // f16 precision: round each quad as it is staged (A after its scale).
   // f16 copies (o.half) hold f16 values, A already scaled: staged as they are.
   const staged = (o: Operand, reg: string) => !f16 || o.half ? reg
-    : o === opA ? `h16v(${reg} * sa)` : `h16v(${reg})`;
+    : o === opA ? `h16v(${reg} * sa)` : `h16v(${reg} * sb)`;
   const storeShared = (stage: string) => ops.flatMap((o) => slots(o).map((s) => {
     const st = stage === '0' ? '0u' : `${stage} * ${u(o === opA ? aStage : bStage)}`;
     const body = o.store(staged(o, s.reg), s.r, s.c, st);
@@ -214,7 +207,7 @@ function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
   const accDecls: string[] = [];
   for (let i = 0; i < TM; i++) for (let gj = 0; gj < TN / 4; gj++) accDecls.push(`var acc${i}_${gj} = vec4<f32>(0.0);`);
 
-  L.push(`let sa = ${f16?.scaleA ? 'f16Scale(li, p.partsBase)' : '1.0'};`, 'let alpha = p.alpha / sa;',
+  L.push(scalesWgsl(f16),
     ...accDecls, ...regDecls, `let nT = (p.K + ${u(BK - 1)}) / ${u(BK)};`);
   if (stages === 2) {
     L.push('if (nT > 0u) {', ...loadGlobal('0u'), ...storeShared('0'), '}', 'workgroupBarrier();',
@@ -255,7 +248,7 @@ function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
   const name = `matmul_reg_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}_s${stages}` +
     `${t.unrollK === false ? '_rolled' : ''}` +
     `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${vec.c ? 'v' : 's'}${full ? '_full' : ''}${f16Suffix(f16)}`;
-  const fb = f16Bindings(f16, THREADS);
+  const fb = scaleBindings(f16, THREADS);
   return {
     name,
     bindings: ['read', 'read', 'rw', 'read', ...fb.kinds],

@@ -19,9 +19,8 @@
 // bounds, alpha, bias and accumulate element by element.
 // Reference: matmul.ref.ts (matmulRef with f16 operands); checked in test/engine/matmul-f16.test.ts.
 import { memoDef, type KernelDef } from '../engine/kernel.js';
-import { BATCH_OFFSETS_WGSL, PARAMS_WGSL, f16Suffix, loadTileWgsl, operandType, quadRegDecls, quadSlots,
+import { BATCH_OFFSETS_WGSL, PARAMS_WGSL, f16Suffix, loadTileWgsl, operandType, quadRegDecls, quadSlots, scaleBindings, scalesWgsl,
   type F16Staging, type MatmulTile, type StagedOperand, type VecFlags } from './matmul-shared.js';
-import { f16ScaleWgsl } from './absmax.js';
 import { smxDialect } from './smx-wgsl.js';
 
 const FRAG = 16; // the f16 config's M = N = K
@@ -57,12 +56,13 @@ function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
   interface Operand extends StagedOperand { sh: 'As' | 'Bs'; scale: string }
   // An f16 copy of A (half.ts) was scaled when it was made: its quads are staged as they are.
   const halfA = f16.halfA; const halfB = f16.halfB; const scaleOnStage = halfA ? '' : ' * sa';
+  const scaleBOnStage = halfB || !f16.scaleB ? '' : ' * sb';
   const opA: Operand = transA
     ? { name: 'a', sh: 'As', vec: vec.a, half: halfA, off: 'aOff', ld: 'p.lda', rows: BK, cols: BM, row0: 'k0', col0: 'm0', rowLim: 'p.K', colLim: 'p.M', scale: scaleOnStage }
     : { name: 'a', sh: 'As', vec: vec.a, half: halfA, off: 'aOff', ld: 'p.lda', rows: BM, cols: BK, row0: 'm0', col0: 'k0', rowLim: 'p.M', colLim: 'p.K', scale: scaleOnStage };
   const opB: Operand = transB
-    ? { name: 'b', sh: 'Bs', vec: vec.b, half: halfB, off: 'bOff', ld: 'p.ldb', rows: BN, cols: BK, row0: 'n0', col0: 'k0', rowLim: 'p.N', colLim: 'p.K', scale: '' }
-    : { name: 'b', sh: 'Bs', vec: vec.b, half: halfB, off: 'bOff', ld: 'p.ldb', rows: BK, cols: BN, row0: 'k0', col0: 'n0', rowLim: 'p.K', colLim: 'p.N', scale: '' };
+    ? { name: 'b', sh: 'Bs', vec: vec.b, half: halfB, off: 'bOff', ld: 'p.ldb', rows: BN, cols: BK, row0: 'n0', col0: 'k0', rowLim: 'p.N', colLim: 'p.K', scale: scaleBOnStage }
+    : { name: 'b', sh: 'Bs', vec: vec.b, half: halfB, off: 'bOff', ld: 'p.ldb', rows: BK, cols: BN, row0: 'k0', col0: 'n0', rowLim: 'p.K', colLim: 'p.N', scale: scaleBOnStage };
   const ops = [opA, opB];
   const slots = (o: Operand) => quadSlots(o, threads);
   const regDecls = quadRegDecls(ops, threads);
@@ -128,7 +128,7 @@ function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
     }
   }
 
-  const scaled = f16.scaleA;
+  const sb = scaleBindings(f16, threads);
   const name = `matmul_smx_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}_s${stages}` +
     `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${full ? '_full' : ''}${direct ? '_direct' : ''}${f16Suffix(f16)}_sg${sgSize}${emulated ? '_emu' : ''}`;
   // The K loop: 1 stage = store, barrier, prefetch, multiply, barrier; 2 stages = one barrier.
@@ -146,7 +146,7 @@ function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
   const inside = full ? 'true' : `m0 + ${u(BM)} <= p.M && n0 + ${u(BN)} <= p.N`;
   return {
     name,
-    bindings: ['read', 'read', 'rw', 'read', ...(scaled ? ['read' as const] : [])],
+    bindings: ['read', 'read', 'rw', 'read', ...sb.kinds],
     uniform: true,
     code: /* wgsl */ `${sm.header}
 ${PARAMS_WGSL}
@@ -154,9 +154,8 @@ ${PARAMS_WGSL}
 @group(0) @binding(1) var<storage, read> b: array<${operandType(vec.b, halfB)}>;
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-${scaled ? '@group(0) @binding(4) var<storage, read> parts: array<f32>;' : ''}
-@group(0) @binding(${scaled ? 5 : 4}) var<uniform> p: Params;
-${scaled ? f16ScaleWgsl(threads) : ''}
+@group(0) @binding(${sb.uniformBinding}) var<uniform> p: Params;
+${sb.decl}
 var<workgroup> As: array<f16, ${stages * stageSize(opA)}>; // [stage] A tile in storage order, padded rows
 var<workgroup> Bs: array<f16, ${stages * stageSize(opB)}>; // [stage] B tile in storage order, padded rows
 var<workgroup> Cs: array<f32, ${subgroups * FRAG * FRAG}>; // per-subgroup epilogue scratch
@@ -170,8 +169,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let n0 = wg.x * ${u(BN)};
   let m0 = wg.y * ${u(BM)};
   ${BATCH_OFFSETS_WGSL}
-  let sa = ${scaled ? 'f16Scale(li, p.partsBase)' : '1.0'};
-  let alpha = p.alpha / sa;
+  ${scalesWgsl(f16)}
   ${accDecls.join('\n  ')}
   ${regDecls.join('\n  ')}
   let nT = (p.K + ${u(BK - 1)}) / ${u(BK)};

@@ -3,8 +3,8 @@ import { absmaxRef, f16ScaleRef, roundF16 } from './absmax.ref.js';
 export interface MatmulRefArgs {
   a: ArrayLike<number>; b: ArrayLike<number>; c?: ArrayLike<number>; bias?: ArrayLike<number>;
   M: number; N: number; K: number; transA?: boolean; transB?: boolean; alpha?: number; accumulate?: boolean;
-  /** The f16 precision: operands rounded to f16 (A times its dynamic scale when scaleA), exact sums. */
-  f16?: boolean; scaleA?: boolean;
+  /** The f16 precision: operands rounded to f16 (A, B times their dynamic scales when scaleA, scaleB), exact sums. */
+  f16?: boolean; scaleA?: boolean; scaleB?: boolean;
 }
 
 /** op(A) [M, K] x op(B) [K, N] -> C [M, N] in float64. */
@@ -13,8 +13,9 @@ export function matmulRef(r: MatmulRefArgs): Float64Array {
   let alpha = r.alpha ?? 1;
   if (r.f16) {
     const sa = r.scaleA ? f16ScaleRef(absmaxRef(r.a)) : 1;
-    r = { ...r, a: Array.from(r.a, (v) => roundF16(v * sa)), b: Array.from(r.b, roundF16) };
-    alpha /= sa;
+    const sb = r.scaleB ? f16ScaleRef(absmaxRef(r.b)) : 1;
+    r = { ...r, a: Array.from(r.a, (v) => roundF16(v * sa)), b: Array.from(r.b, (v) => roundF16(v * sb)) };
+    alpha /= sa * sb;
   }
   const out = new Float64Array(M * N);
   for (let m = 0; m < M; m++) {

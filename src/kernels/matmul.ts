@@ -69,6 +69,12 @@ export interface MatmulArgs {
    */
   scaleA?: boolean | Tensor;
   /**
+   * f16 only: the same for B, with partial maxima computed over (at least) B (absmaxOf): for a small
+   * B, such as dO in attention's dV = P^T dO (attention-unfused.ts). An f16 copy of B with it must
+   * hold B times that scale.
+   */
+  scaleB?: Tensor;
+  /**
    * The tuner's name of an outer candidate this product is part of (attention-unfused.ts, timed as a
    * whole against another way of computing the same thing): its dispatches are timed under it, with
    * the tiling the tuner already chose for this product's key, else the rule's (no tuning of its own
@@ -114,8 +120,8 @@ export function chooseTile(gpu: Gpu, M: number, N: number): MatmulTile {
   return big ? REG_128 : REG_64;
 }
 
-interface Problem extends Required<Omit<MatmulArgs, 'bias' | 'a' | 'b' | 'c' | 'tile' | 'precision' | 'scaleA' | 'timing' | 'profileLabel'>> {
-  a: Tensor; b: Tensor; c: Tensor; bias?: Tensor; tile?: MatmulTile; precision?: 'f32' | 'f16'; scaleA?: boolean | Tensor;
+interface Problem extends Required<Omit<MatmulArgs, 'bias' | 'a' | 'b' | 'c' | 'tile' | 'precision' | 'scaleA' | 'scaleB' | 'timing' | 'profileLabel'>> {
+  a: Tensor; b: Tensor; c: Tensor; bias?: Tensor; tile?: MatmulTile; precision?: 'f32' | 'f16'; scaleA?: boolean | Tensor; scaleB?: Tensor;
   profileLabel?: string;
   /** The tuner's name for the candidate this (sub-)problem is part of (tuner.ts). */
   timing?: string;
@@ -282,7 +288,7 @@ function tileCandidates(gpu: Gpu, rule: MatmulTile, p: Problem): MatmulTile[] {
 function tuneKey(p: Problem, f16: boolean): string {
   const b = halfOctave;
   const copies = `${p.a.dtype === 'f16' ? ' copyA' : ''}${p.b.dtype === 'f16' ? ' copyB' : ''}`;
-  return `matmul ${p.transA ? 't' : 'n'}${p.transB ? 't' : 'n'}${f16 ? ' f16' : ''}${f16 && p.scaleA ? ' scaled' : ''}${copies}` +
+  return `matmul ${p.transA ? 't' : 'n'}${p.transB ? 't' : 'n'}${f16 ? ' f16' : ''}${f16 && p.scaleA ? ' scaled' : ''}${f16 && p.scaleB ? ' scaledB' : ''}${copies}` +
     `${p.bias ? ' bias' : ''}${p.accumulate ? ' acc' : ''} 2^(${b(p.M)},${b(p.N)},${b(p.K)})${p.batch * p.outer > 1 ? ` x2^${b(p.batch * p.outer)}` : ''}`;
 }
 
@@ -371,7 +377,8 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   const wa = windowOf(gpu, p.a, p.offA, p.offA + Math.max(1, sA));
   const wb = windowOf(gpu, p.b, p.offB, p.offB + Math.max(1, sB));
   const wc = windowOf(gpu, p.c, p.offC, p.offC + sC);
-  const staging: F16Staging | undefined = f16 ? { scaleA: !!p.scaleA, ...(halfA ? { halfA } : {}), ...(halfB ? { halfB } : {}) } : undefined;
+  const staging: F16Staging | undefined = !f16 ? undefined
+    : { scaleA: !!p.scaleA, ...(p.scaleB ? { scaleB: true } : {}), ...(halfA ? { halfA } : {}), ...(halfB ? { halfB } : {}) };
   const vec = vecFlags(p, tile, wa, wb, wc, gpu.bindingAlign);
   const def = tile.kind === 'smx' ? smxDef(tile, p.transA, p.transB, full, vec, staging!, sgSize, stages, !p.bias && !SMX_SAFE, smx === 'emulated')
     : tile.kind === 'reg' ? regDef(tile, p.transA, p.transB, full, vec, stages, staging)
@@ -385,11 +392,12 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   const parts = !staging?.scaleA ? undefined : given ?? gpu.tensor([ABSMAX_PARTS], undefined, 'f32', 'matmul absmax');
   if (parts && !given) absmaxParts(gpu, p.a, p.offA, sA, parts);
   const wparts = parts ? windowOf(gpu, parts) : undefined;
+  const wpartsB = staging?.scaleB ? windowOf(gpu, p.scaleB!) : undefined;
   const params = new ParamWriter()
     .u32(M, N, K, p.lda, p.ldb, p.ldc, wa.base, wb.base, wc.base, wbias.base,
       p.strideA, p.strideB, p.strideC, p.accumulate ? 1 : 0, p.bias ? 1 : 0)
-    .f32(p.alpha).u32(wparts?.base ?? 0, batch, p.outerStrideA, p.outerStrideB, p.outerStrideC).bytes();
-  gpu.recorder.dispatch(kernel, [wa.range, wb.range, wc.range, wbias.range, ...(wparts ? [wparts.range] : [])], params,
+    .f32(p.alpha).u32(wparts?.base ?? 0, batch, p.outerStrideA, p.outerStrideB, p.outerStrideC, wpartsB?.base ?? 0).bytes();
+  gpu.recorder.dispatch(kernel, [wa.range, wb.range, wc.range, wbias.range, ...[wparts, wpartsB].filter((w) => w).map((w) => w!.range)], params,
     [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), batch * p.outer], tuning, p.profileLabel && `${p.profileLabel}_${def.name}`);
   // Later work may reuse the buffer: it runs after this dispatch in queue order.
   if (parts && !given) gpu.pool.release(parts);

@@ -47,9 +47,9 @@ function f16Bound(got: ArrayLike<number>, exact: ArrayLike<number>, absProd: Arr
  * per-element f16 bound (f16Bound).
  */
 async function run(gpu: Gpu, tile: MatmulTile | undefined, M: number, N: number, K: number, transA: boolean, transB: boolean,
-  o: { scaleA?: boolean; aScale?: number; epilogue?: boolean; accumulate?: boolean } = {}): Promise<{ rounded: number; exact: number; bound: number; names: string[] }> {
+  o: { scaleA?: boolean; aScale?: number; scaleB?: boolean; bScale?: number; epilogue?: boolean; accumulate?: boolean } = {}): Promise<{ rounded: number; exact: number; bound: number; names: string[] }> {
   const offA = 3; const offB = 5; const offC = 7;
-  const a = f32(rng.array(M * K).map((v) => v * (o.aScale ?? 1))); const b = f32(rng.array(K * N)); const bias = f32(rng.array(N));
+  const a = f32(rng.array(M * K).map((v) => v * (o.aScale ?? 1))); const b = f32(rng.array(K * N).map((v) => v * (o.bScale ?? 1))); const bias = f32(rng.array(N));
   const c0 = f32(rng.array(M * N));
   const pad = (off: number, x: Float32Array) => { const t = new Float32Array(off + x.length + 2); t.set(x, off); return t; };
   const ta = gpu.tensor([offA + a.length + 2], pad(offA, a)); const tb = gpu.tensor([offB + b.length + 2], pad(offB, b));
@@ -57,9 +57,11 @@ async function run(gpu: Gpu, tile: MatmulTile | undefined, M: number, N: number,
   // epilogue: bias + accumulate + alpha; accumulate: accumulate + alpha without a bias (the
   // tensor-core kernel's direct-store path).
   const ep = o.epilogue ? { bias: tbias, accumulate: true, alpha: -0.5 } : o.accumulate ? { accumulate: true, alpha: -0.5 } : {};
-  const args = { a: ta, b: tb, c: tc, M, N, K, transA, transB, offA, offB, offC, tile, precision: 'f16' as const, scaleA: o.scaleA, ...ep };
+  const partsB = o.scaleB ? absmaxOf(gpu, tb, tb.numel) : undefined; // over the padded tensor: the same max
+  const args = { a: ta, b: tb, c: tc, M, N, K, transA, transB, offA, offB, offC, tile, precision: 'f16' as const, scaleA: o.scaleA, scaleB: partsB, ...ep };
   const names = matmulKernels(gpu, args);
   matmul(gpu, args);
+  if (partsB) gpu.pool.release(partsB);
   const got = (await gpu.readF32(tc)).subarray(offC, offC + M * N);
   const refArgs = { a, b, M, N, K, transA, transB,
     ...(o.epilogue ? { bias, c: c0, accumulate: true, alpha: -0.5 } : o.accumulate ? { c: c0, accumulate: true, alpha: -0.5 } : {}) };
@@ -67,7 +69,7 @@ async function run(gpu: Gpu, tile: MatmulTile | undefined, M: number, N: number,
   const exact = matmulRef(refArgs);
   const absProd = matmulRef({ a: Array.from(a, Math.abs), b: Array.from(b, Math.abs), M, N, K, transA, transB });
   return {
-    rounded: relErr(got, matmulRef({ ...refArgs, f16: true, scaleA: o.scaleA })),
+    rounded: relErr(got, matmulRef({ ...refArgs, f16: true, scaleA: o.scaleA, scaleB: o.scaleB })),
     exact: relErr(got, exact),
     bound: f16Bound(got, exact, absProd, o.epilogue || o.accumulate ? -0.5 : 1,
       o.epilogue ? Float64Array.from(c0, (v, i) => Math.abs(v) + Math.abs(bias[i % N]))
@@ -201,6 +203,21 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
     }
   });
 
+  it('scaleB keeps a tiny B precise (beside a scaled A, and split-K); without it B falls into f16 subnormals', async () => {
+    const gpu = await getGpu();
+    const tile: MatmulTile | undefined = gpu.smxF16 ? undefined : { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
+    for (const [transA, transB] of [[false, false], [true, false], [false, true]] as const) {
+      const scaled = await run(gpu, tile, 48, 40, 96, transA, transB, { scaleB: true, bScale: 1e-7, scaleA: transA, aScale: transA ? 1e-6 : 1 });
+      expect(scaled.bound).toBeLessThanOrEqual(1);
+      if (!gpu.smxF16) expect(scaled.rounded).toBeLessThan(1e-5);
+      for (const n of scaled.names) expect(n).toMatch(/_sb/);
+      const plain = await run(gpu, tile, 48, 40, 96, transA, transB, { bScale: 1e-7 });
+      expect(plain.bound).toBeGreaterThan(10);
+    }
+    const split = await run(gpu, gpu.smxF16 ? { ...SMX_64, splitK: 4 } : { ...tile!, splitK: 4 }, 40, 36, 201, true, false, { scaleB: true, bScale: 1e-7, accumulate: true });
+    expect(split.bound).toBeLessThanOrEqual(1);
+  });
+
   it('split-K with scaleA (tiny and past-f16 operands): within the f16 bound, all layouts', async () => {
     const gpu = await getGpu();
     const tile: MatmulTile = gpu.smxF16 ? { ...SMX_64, splitK: 4 } : { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, splitK: 4 };
@@ -286,7 +303,7 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
       const layouts = all ? [[false, false], [false, true], [true, false], [true, true]] as const : [[false, true], [false, false], [true, false]] as const;
       for (const [M, N, K] of shapes) {
         for (const [transA, transB] of layouts) {
-          for (const o of [{}, { epilogue: true, scaleA: true, aScale: 1e-6 }, { accumulate: true, scaleA: true, aScale: 1e-6 }]) {
+          for (const o of [{}, { epilogue: true, scaleA: true, aScale: 1e-6 }, { accumulate: true, scaleA: true, aScale: 1e-6, scaleB: true, bScale: 1e-6 }]) {
             const r = await run(gpu, tile, M, N, K, transA, transB, o);
             const what = `${tileName(tile)} ${M}x${N}x${K} tA=${transA} tB=${transB} ${JSON.stringify(o)}`;
             expect(r.bound, what).toBeLessThanOrEqual(1);
