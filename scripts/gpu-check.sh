@@ -87,12 +87,15 @@ step() { # step NAME ARGS...
 }
 if has quicksteps; then
   # What the tuned steps may run that no earlier GPU run has checked (unless the tests section did):
-  # the f16 operand copies and the 64x64-per-subgroup tensor-core tiles, against their references.
-  # A failure keeps them out of the steps (copies off; tensor-core tilings at the rule's simplest form).
+  # the f16 operand copies, the 64x64-per-subgroup tensor-core tiles, B's scale, and attention through
+  # the matmul in row blocks, against their references. A failure keeps them out of the steps (copies
+  # off; tensor-core tilings at the rule's simplest form; attention on the flash kernels).
   if ! has tests; then
-    SRK_TUNE=0 run 90 tests-new $vt --reporter=verbose test/engine/matmul-f16.test.ts test/kernels/half.test.ts test/model/f16-copies.test.ts -t 'copies|/64x64 \(tensor'
+    SRK_TUNE=0 run 100 tests-new $vt --reporter=verbose test/engine/matmul-f16.test.ts test/kernels/half.test.ts test/model/f16-copies.test.ts \
+      test/kernels/attention-unfused.test.ts -t 'copies|/64x64 \(tensor|scaleB|matmul kernels'
     if grep -q "×.*copies" "$r/tests-new.json" 2>/dev/null; then export SRK_F16_COPIES=0; stamp "f16 copies failed: SRK_F16_COPIES=0"; fi
-    if grep -q "×.*64x64 (tensor" "$r/tests-new.json" 2>/dev/null; then export SRK_SMX_SAFE=1; stamp "new smx tiles failed: SRK_SMX_SAFE=1"; fi
+    if grep -q "×.*\(64x64 (tensor\|scaleB\)" "$r/tests-new.json" 2>/dev/null; then export SRK_SMX_SAFE=1; stamp "new smx tiles or scaleB failed: SRK_SMX_SAFE=1"; fi
+    if grep -q "×.*matmul kernels" "$r/tests-new.json" 2>/dev/null; then export SRK_ATTENTION=simt; stamp "unfused attention failed: SRK_ATTENTION=simt"; fi
   fi
   # A short run's steps, most wanted first: the tuned defaults (mixed: flash or unfused attention per
   # direction, tensor-core flash kernels among the candidates once checked; f32 likewise), then the same
