@@ -28,9 +28,13 @@ export function operandScale(gpu: Gpu, t: Tensor, n: number): Tensor | undefined
   return gpu.matmulPrecision === 'f16' ? absmaxOf(gpu, t, n) : undefined;
 }
 
-/** The f16-copies choice (half.ts) for one direction of a linear layer of this shape. */
+/**
+ * The f16-copies choice (half.ts) for one direction of a linear layer of this shape. A product under
+ * 16 rows or columns multiplies f32 operands when staged (matmul.ts): such layers never take copies,
+ * which would round them (SRK_F16_COPIES is still checked).
+ */
 function copiesPick(gpu: Gpu, dir: 'fwd' | 'bwd', N: number, inF: number, outF: number): { copies: boolean; timing?: string } {
-  if (Math.min(N, inF, outF) < 16 && f16CopiesEnv() === undefined) return { copies: false };
+  if (Math.min(N, inF, outF) < 16) { f16CopiesEnv(); return { copies: false }; }
   const b = halfOctave;
   return f16CopiesPick(gpu, `linear ${dir} 2^(${b(N)},${b(inF)},${b(outF)})`);
 }
