@@ -15,6 +15,10 @@ import type { Gpu } from '../../src/engine/gpu.js';
 import { Tuner } from '../../src/engine/tuner.js';
 import { linearBackward, linearForward } from '../../src/model/linear.js';
 
+// lavapipe compiles without LLVM's optimization passes (set before this file's GPU device loads the
+// driver): this file's cost is compiling two models' kernels in both forms (cold: 103 -> 83 s of CPU);
+// the models are tiny, so their slower code costs nothing. No effect on other adapters.
+process.env.GALLIVM_PERF ??= 'nopt';
 const FIX = resolve(import.meta.dirname, '../fixtures/hf');
 const rng = makeRng();
 
@@ -63,14 +67,12 @@ describe(`f16 operand copies in a model (seed ${rng.seed})`, () => {
         expect([...copies.kernels].filter((k) => k.startsWith('half_copy')).length).toBeGreaterThan(0);
         expect([...staged.kernels].filter((k) => k.startsWith('half_copy'))).toEqual([]);
         expect([...copies.kernels].some((k) => /^matmul_.*_ha_hb/.test(k))).toBe(true);
+        // The f16 rounding is in effect both ways (the test would pass trivially in f32).
+        expect([...staged.kernels].some((k) => /^matmul_.*_h16s/.test(k))).toBe(true);
         expect(Buffer.from(copies.out.logp.buffer).equals(Buffer.from(staged.out.logp.buffer)), 'log-probs').toBe(true);
         for (const [pname, g] of staged.out.grads) {
           expect(Buffer.from(copies.out.grads.get(pname)!.buffer).equals(Buffer.from(g.buffer)), `grad of ${pname}`).toBe(true);
         }
-        // The f16 rounding is in effect (the test would pass trivially in f32).
-        gpu.matmulPrecision = 'f32';
-        const f32 = await pass();
-        expect(Buffer.from(f32.logp.buffer).equals(Buffer.from(staged.out.logp.buffer))).toBe(false);
       } finally {
         gpu.matmulPrecision = 'f32';
         m.model.destroy(); m.params.free();
