@@ -65,7 +65,8 @@ export function halfCopy(gpu: Gpu, a: HalfCopyArgs): void {
   if (x.numel < n || out.numel < n) throw new RangeError(`halfCopy: ${n} elements from ${x} to ${out}`);
   if (!gpu.features.shaderF16) throw new Error('halfCopy needs an adapter with shader-f16');
   const wp = parts ? windowOf(gpu, parts) : undefined;
-  const chunk = Math.floor(maxWindowElems(gpu) / PER_WG) * PER_WG;
+  // Chunks of whole quads (vec4 stays possible past the first), at least one.
+  const chunk = Math.max(4, Math.floor(maxWindowElems(gpu) / 4) * 4);
   for (const [s, e] of chunkRanges(n, chunk)) {
     const wx = windowOf(gpu, x, s, e);
     const wo = windowOf(gpu, out, s, e);

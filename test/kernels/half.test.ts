@@ -68,10 +68,14 @@ describe(`f16 operand copies (seed ${rng.seed})`, () => {
     const parts = absmaxOf(gpu, tx, n);
     const whole = halfOf(gpu, tx, n, parts);
     const chunked = await withBindingLimit(gpu, 65_536, async () => halfOf(gpu, tx, n, parts)); // 16k-element windows
+    // Windows smaller than a workgroup's share (8192 elements) still make progress.
+    const small = await withBindingLimit(gpu, 16_384, async () => halfOf(gpu, tx, n, parts));
     const a = (await gpu.read(whole)) as Uint16Array; const b = (await gpu.read(chunked)) as Uint16Array;
+    const c = (await gpu.read(small)) as Uint16Array;
     expect(Buffer.from(b.buffer, b.byteOffset, 2 * n).equals(Buffer.from(a.buffer, a.byteOffset, 2 * n))).toBe(true);
+    expect(Buffer.from(c.buffer, c.byteOffset, 2 * n).equals(Buffer.from(a.buffer, a.byteOffset, 2 * n))).toBe(true);
     expectHalf(decodeRef('f16', new Uint8Array(a.buffer, a.byteOffset, 2 * n)), x, f16ScaleRef(absmaxRef(x)), halfCopyRef(x, true), 'whole');
-    gpu.pool.release(tx, parts, whole, chunked);
+    gpu.pool.release(tx, parts, whole, chunked, small);
   });
 
   it('refuses other types and short tensors', async () => {
