@@ -206,7 +206,8 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
   it('scaleB keeps a tiny B precise (beside a scaled A, and split-K); without it B falls into f16 subnormals', async () => {
     const gpu = await getGpu();
     const tile: MatmulTile | undefined = gpu.smxF16 ? undefined : { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
-    for (const [transA, transB] of [[false, false], [true, false], [false, true]] as const) {
+    // The layouts of attention's dV = P^T dO (A transposed) and of a forward product.
+    for (const [transA, transB] of [[true, false], [false, true]] as const) {
       const scaled = await run(gpu, tile, 48, 40, 96, transA, transB, { scaleB: true, bScale: 1e-7, scaleA: transA, aScale: transA ? 1e-6 : 1 });
       expect(scaled.bound).toBeLessThanOrEqual(1);
       if (!gpu.smxF16) expect(scaled.rounded).toBeLessThan(1e-5);
@@ -246,12 +247,12 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
 
   // f16 copies (half.ts) in every kernel family this adapter runs: the default (simple 64x64 on
   // lavapipe, tensor cores on an smx adapter) in the three layouts of a linear layer (y = x W^T,
-  // dW += dy^T x, dx = dy W) and with both operands transposed, the reg kernel (vec4 loads) in the
+  // dW += dy^T x, dx = dy W), the reg kernel (vec4 loads) in the
   // forward's, split-K in the weight gradient's (each reg pipeline costs lavapipe seconds to compile).
   it('f16 operand copies give the staged products bit for bit: linear layouts, reg, split-K', async (ctx) => {
     const gpu = await getGpu();
     if (!gpu.features.shaderF16) { ctx.skip(); return; }
-    const all = [[false, true], [true, false], [false, false], [true, true]] as const;
+    const all = [[false, true], [true, false], [false, false]] as const;
     const aligned: [number, number, number] = [4, 8, 4];
     const cases: [MatmulTile | undefined, number, number, number, readonly (readonly [boolean, boolean])[], [number, number, number]?][] = [
       [undefined, 37, 70, 50, all], [undefined, 64, 128, 96, [[false, true]], aligned],
