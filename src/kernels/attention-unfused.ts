@@ -224,10 +224,22 @@ function headProduct(gpu: Gpu, pr: HeadProduct, sh: UnfusedShape, A: number, blk
   });
 }
 
+/** S = scale Q K^T for batch rows [b0, b0 + n) into the scratch S, every query head and row block
+ *  (the forward's scores; the backward recomputes them). */
+function scoreProducts(gpu: Gpu, sh: UnfusedShape, layout: ReturnType<typeof blockLayout>, ops: { q: Op; k: Op }, b0: number, n: number,
+  S: Tensor, qScale: Tensor | undefined, precision: 'f32' | 'f16'): void {
+  for (let r = 0; r < sh.nRep; r++) {
+    for (const blk of layout.blocks) {
+      headProduct(gpu, { what: 'qk', a: ops.q, ah: 'q', b: ops.k, bh: 'kv', c: 'scratch', ch: 's', M: blk.rows, N: blk.width, K: sh.Dh, transB: true,
+        alpha: sh.scale, scaleA: qScale, precision }, sh, layout.A, blk, b0, n, { s: S, dp: S }, 's', r);
+    }
+  }
+}
+
 /** Forward: writes out (through its operand) and lse [B, Hq, T]. `m`: the packed mask or a dummy. */
 export function unfusedForward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; v: Op; o: Op }, lse: Tensor,
   m: Tensor, hasMask: boolean, precision: 'f32' | 'f16'): void {
-  const { B, T, Hq, Dh, nRep, scale } = sh;
+  const { B, T, Hq, Dh, nRep } = sh;
   const layout = blockLayout(T); const { A } = layout;
   const R = rowsPerChunk(gpu, B, Hq, A);
   const S = gpu.pool.acquire([R, Hq, A], 'f32', 'attn unfused S');
@@ -237,12 +249,7 @@ export function unfusedForward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; 
   const qScale = scaled(gpu, ops.q, precision);
   for (let b0 = 0; b0 < B; b0 += R) {
     const n = Math.min(R, B - b0);
-    for (let r = 0; r < nRep; r++) {
-      for (const blk of layout.blocks) {
-        headProduct(gpu, { what: 'qk', a: ops.q, ah: 'q', b: ops.k, bh: 'kv', c: 'scratch', ch: 's', M: blk.rows, N: blk.width, K: Dh, transB: true, alpha: scale, scaleA: qScale, precision },
-          sh, A, blk, b0, n, scratch, 's', r);
-      }
-    }
+    scoreProducts(gpu, sh, layout, ops, b0, n, S, qScale, precision);
     const ws = windowOf(gpu, S, 0, n * Hq * A);
     const wl = windowOf(gpu, lse, b0 * Hq * T, (b0 + n) * Hq * T);
     gpu.recorder.dispatch(gpu.kernels.get(SOFTMAX), [wm.range, ws.range, wl.range], params(T, Hq, b0, wm, hasMask, sh.window, wl.base, ws.base, layout),
@@ -282,11 +289,10 @@ export function unfusedBackward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op;
   const qScale = scaled(gpu, ops.q, precision); const gScale = scaled(gpu, ops.g, precision);
   for (let b0 = 0; b0 < B; b0 += R) {
     const n = Math.min(R, B - b0);
+    // S = scale Q K^T (recomputed); dP = dO V^T.
+    scoreProducts(gpu, sh, layout, ops, b0, n, S, qScale, precision);
     for (let r = 0; r < nRep; r++) {
       for (const blk of layout.blocks) {
-        // S = scale Q K^T (recomputed); dP = dO V^T.
-        headProduct(gpu, { what: 'qk', a: ops.q, ah: 'q', b: ops.k, bh: 'kv', c: 'scratch', ch: 's', M: blk.rows, N: blk.width, K: Dh, transB: true, alpha: scale, scaleA: qScale, precision },
-          sh, A, blk, b0, n, scratch, 's', r);
         headProduct(gpu, { what: 'dp', a: ops.g, ah: 'q', b: ops.v, bh: 'kv', c: 'scratch', ch: 's', M: blk.rows, N: blk.width, K: Dh, transB: true, scaleA: gScale, precision },
           sh, A, blk, b0, n, scratch, 'dp', r);
       }

@@ -133,16 +133,24 @@ export function loadTileWgsl(ops: StagedOperand[], threads: number, k: string, f
 }
 
 /**
- * The scale parts bindings of an f16 staging, from binding 4 on (A's, then B's), with the WGSL that
- * declares them and their reductions (absmax.ts f16ScaleWgsl: f16Scale for A, f16ScaleB for B), and
- * the uniform's binding after them.
+ * The bindings every matmul kernel declares, as kinds for its KernelDef and as WGSL (after any
+ * `enable` lines): the Params struct; a, b (f32 or f16 copies, vec4 where `vec` says), c, bias; the
+ * scale parts of an f16 staging from binding 4 on (A's, then B's) with their reductions (absmax.ts
+ * f16ScaleWgsl: f16Scale for A, f16ScaleB for B); the uniform after them.
  */
-export function scaleBindings(f16: F16Staging | undefined, threads: number): { decl: string; uniformBinding: number; kinds: 'read'[] } {
+export function matmulBindings(vec: VecFlags, f16: F16Staging | undefined, threads: number): { kinds: ('read' | 'rw')[]; wgsl: string } {
   const parts: [string, string][] = [];
   if (f16?.scaleA) parts.push(['parts', 'f16Scale']);
   if (f16?.scaleB) parts.push(['partsB', 'f16ScaleB']);
-  const decl = parts.map(([name, fn], i) => `@group(0) @binding(${4 + i}) var<storage, read> ${name}: array<f32>;\n${f16ScaleWgsl(threads, fn, name)}`).join('\n');
-  return { decl, uniformBinding: 4 + parts.length, kinds: parts.map(() => 'read') };
+  const wgsl = [PARAMS_WGSL,
+    `@group(0) @binding(0) var<storage, read> a: array<${operandType(vec.a, f16?.halfA)}>;`,
+    `@group(0) @binding(1) var<storage, read> b: array<${operandType(vec.b, f16?.halfB)}>;`,
+    `@group(0) @binding(2) var<storage, read_write> c: array<${operandType(vec.c, false)}>;`,
+    '@group(0) @binding(3) var<storage, read> bias: array<f32>;',
+    `@group(0) @binding(${4 + parts.length}) var<uniform> p: Params;`,
+    ...parts.map(([name, fn], i) => `@group(0) @binding(${4 + i}) var<storage, read> ${name}: array<f32>;\n${f16ScaleWgsl(threads, fn, name)}`),
+  ].join('\n');
+  return { kinds: ['read', 'read', 'rw', 'read', ...parts.map(() => 'read' as const)], wgsl };
 }
 
 /** WGSL: sa and sb, the operands' scales (1 unless scaled), and alpha with both divided out. */

@@ -9,7 +9,7 @@
 // scaleB, after their scales), read f16 copies (half.ts) as they are, and share the epilogue (alpha, bias, accumulate).
 // Reference: matmul.ref.ts; checked in test/engine/matmul.test.ts and matmul-f16.test.ts.
 import { memoDef, type KernelDef } from '../engine/kernel.js';
-import { BATCH_OFFSETS_WGSL, PARAMS_WGSL, f16Suffix, loadTileWgsl, operandType, quadRegDecls, quadSlots, scaleBindings, scalesWgsl, tileName,
+import { BATCH_OFFSETS_WGSL, f16Suffix, loadTileWgsl, matmulBindings, quadRegDecls, quadSlots, scalesWgsl, tileName,
   type F16Staging, type MatmulTile, type StagedOperand, type VecFlags } from './matmul-shared.js';
 
 /** `enable f16;` where an operand is stored as f16 (it must open the module). */
@@ -53,21 +53,15 @@ function matmulDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boo
     : `let kk = idx / ${BN}u; let cc = idx % ${BN}u; let gn = n0 + cc; let gk = k0 + kk;
        ${full ? `let v = ${B('bOff + gk * p.ldb + gn')};` : `var v = 0.0; if (gn < p.N && gk < p.K) { v = ${B('bOff + gk * p.ldb + gn')}; }`}`;
   const name = `matmul_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}${full ? '_full' : ''}${f16Suffix(f16)}`;
-  const fb = scaleBindings(f16, THREADS);
+  const mb = matmulBindings({ a: false, b: false, c: false }, f16, THREADS);
   // f16 copies hold f16 values (A already scaled): staged as they are.
   const stageA = !f16 || f16.halfA ? 'v' : 'h16(v * sa)'; const stageB = !f16 || f16.halfB ? 'v' : 'h16(v * sb)';
   return {
     name,
-    bindings: ['read', 'read', 'rw', 'read', ...fb.kinds],
+    bindings: mb.kinds,
     uniform: true,
     code: /* wgsl */ `${halfEnable(f16)}
-${PARAMS_WGSL}${f16Header(f16)}
-@group(0) @binding(0) var<storage, read> a: array<${operandType(false, f16?.halfA)}>;
-@group(0) @binding(1) var<storage, read> b: array<${operandType(false, f16?.halfB)}>;
-@group(0) @binding(2) var<storage, read_write> c: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(${fb.uniformBinding}) var<uniform> p: Params;
-${fb.decl}
+${mb.wgsl}${f16Header(f16)}
 
 var<workgroup> As: array<f32, ${BK * BM}>; // [BK][BM]
 var<workgroup> Bs: array<f32, ${BK * BN}>; // [BK][BN]
@@ -248,19 +242,13 @@ function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
   const name = `matmul_reg_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}_s${stages}` +
     `${t.unrollK === false ? '_rolled' : ''}` +
     `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${vec.c ? 'v' : 's'}${full ? '_full' : ''}${f16Suffix(f16)}`;
-  const fb = scaleBindings(f16, THREADS);
+  const mb = matmulBindings(vec, f16, THREADS);
   return {
     name,
-    bindings: ['read', 'read', 'rw', 'read', ...fb.kinds],
+    bindings: mb.kinds,
     uniform: true,
     code: /* wgsl */ `${halfEnable(f16)}
-${PARAMS_WGSL}${f16Header(f16)}
-@group(0) @binding(0) var<storage, read> a: array<${operandType(vec.a, halfA)}>;
-@group(0) @binding(1) var<storage, read> b: array<${operandType(vec.b, halfB)}>;
-@group(0) @binding(2) var<storage, read_write> c: array<${operandType(vec.c, false)}>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(${fb.uniformBinding}) var<uniform> p: Params;
-${fb.decl}
+${mb.wgsl}${f16Header(f16)}
 var<workgroup> As: array<vec4<f32>, ${stages * aStage}>; // [stage][BK][BM / 4]
 var<workgroup> Bs: array<vec4<f32>, ${stages * bStage}>; // [stage][BK][BN / 4]
 

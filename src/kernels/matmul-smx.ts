@@ -19,7 +19,7 @@
 // bounds, alpha, bias and accumulate element by element.
 // Reference: matmul.ref.ts (matmulRef with f16 operands); checked in test/engine/matmul-f16.test.ts.
 import { memoDef, type KernelDef } from '../engine/kernel.js';
-import { BATCH_OFFSETS_WGSL, PARAMS_WGSL, f16Suffix, loadTileWgsl, operandType, quadRegDecls, quadSlots, scaleBindings, scalesWgsl,
+import { BATCH_OFFSETS_WGSL, f16Suffix, loadTileWgsl, matmulBindings, quadRegDecls, quadSlots, scalesWgsl,
   type F16Staging, type MatmulTile, type StagedOperand, type VecFlags } from './matmul-shared.js';
 import { smxDialect } from './smx-wgsl.js';
 
@@ -128,7 +128,7 @@ function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
     }
   }
 
-  const sb = scaleBindings(f16, threads);
+  const mb = matmulBindings({ a: vec.a, b: vec.b, c: false }, f16, threads);
   const name = `matmul_smx_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}_s${stages}` +
     `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${full ? '_full' : ''}${direct ? '_direct' : ''}${f16Suffix(f16)}_sg${sgSize}${emulated ? '_emu' : ''}`;
   // The K loop: 1 stage = store, barrier, prefetch, multiply, barrier; 2 stages = one barrier.
@@ -146,16 +146,10 @@ function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
   const inside = full ? 'true' : `m0 + ${u(BM)} <= p.M && n0 + ${u(BN)} <= p.N`;
   return {
     name,
-    bindings: ['read', 'read', 'rw', 'read', ...sb.kinds],
+    bindings: mb.kinds,
     uniform: true,
     code: /* wgsl */ `${sm.header}
-${PARAMS_WGSL}
-@group(0) @binding(0) var<storage, read> a: array<${operandType(vec.a, halfA)}>;
-@group(0) @binding(1) var<storage, read> b: array<${operandType(vec.b, halfB)}>;
-@group(0) @binding(2) var<storage, read_write> c: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(${sb.uniformBinding}) var<uniform> p: Params;
-${sb.decl}
+${mb.wgsl}
 var<workgroup> As: array<f16, ${stages * stageSize(opA)}>; // [stage] A tile in storage order, padded rows
 var<workgroup> Bs: array<f16, ${stages * stageSize(opB)}>; // [stage] B tile in storage order, padded rows
 var<workgroup> Cs: array<f32, ${subgroups * FRAG * FRAG}>; // per-subgroup epilogue scratch

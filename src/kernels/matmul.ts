@@ -397,7 +397,8 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
     .u32(M, N, K, p.lda, p.ldb, p.ldc, wa.base, wb.base, wc.base, wbias.base,
       p.strideA, p.strideB, p.strideC, p.accumulate ? 1 : 0, p.bias ? 1 : 0)
     .f32(p.alpha).u32(wparts?.base ?? 0, batch, p.outerStrideA, p.outerStrideB, p.outerStrideC, wpartsB?.base ?? 0).bytes();
-  gpu.recorder.dispatch(kernel, [wa.range, wb.range, wc.range, wbias.range, ...[wparts, wpartsB].filter((w) => w).map((w) => w!.range)], params,
+  const scaleRanges = [wparts, wpartsB].flatMap((w) => (w ? [w.range] : []));
+  gpu.recorder.dispatch(kernel, [wa.range, wb.range, wc.range, wbias.range, ...scaleRanges], params,
     [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), batch * p.outer], tuning, p.profileLabel && `${p.profileLabel}_${def.name}`);
   // Later work may reuse the buffer: it runs after this dispatch in queue order.
   if (parts && !given) gpu.pool.release(parts);
