@@ -67,10 +67,19 @@ function bufferId(b: GPUBuffer): number {
 
 const MAX_CACHED = 20_000;
 
+/** A checked() kernel not ready to dispatch: its creation under way, or refused by the adapter. */
+export type KernelCheck = { pending: Promise<void> } | { failed: string };
+
+function kernelKey(def: KernelDef): string {
+  return `${def.name}\u0000${def.entryPoint ?? 'main'}\u0000${def.code}`;
+}
+
 export class KernelCache {
   private pipelines = new Map<string, Kernel>();
   /** Fast path: definitions seen before (constants and memoDef results) by identity. */
   private byDef = new WeakMap<KernelDef, Kernel>();
+  /** checked() creations under way or refused, by kernelKey. */
+  private checks = new Map<string, KernelCheck>();
   private uniforms = new Map<string, GPUBuffer>();
   private bindGroups = new Map<string, GPUBindGroup>();
   private nextId = 1;
@@ -80,9 +89,57 @@ export class KernelCache {
   get(def: KernelDef): Kernel {
     let k = this.byDef.get(def);
     if (k) return k;
-    const key = `${def.name}\u0000${def.entryPoint ?? 'main'}\u0000${def.code}`;
+    const key = kernelKey(def);
     k = this.pipelines.get(key);
     if (k) { this.byDef.set(def, k); return k; }
+    const { layout, pipelineLayout } = this.layouts(def);
+    const module = this.gpu.device.createShaderModule({ label: def.name, code: def.code });
+    const pipeline = this.gpu.device.createComputePipeline({
+      label: def.name, layout: pipelineLayout, compute: { module, entryPoint: def.entryPoint ?? 'main' },
+    });
+    return this.keep(def, key, pipeline, layout);
+  }
+
+  /**
+   * The kernel once the adapter has compiled it without error, for alternatives that may not build
+   * on every adapter (the tuner's candidate tilings): get() creates pipelines synchronously, so a
+   * kernel the driver refuses turns into an error of the whole step. The first call starts an
+   * asynchronous creation and returns `{ pending }`, a promise that resolves once the outcome is
+   * known (the caller runs something else meanwhile); a refused kernel is `{ failed: message }`
+   * from then on, with no error reported to the device.
+   */
+  checked(def: KernelDef): Kernel | KernelCheck {
+    const k = this.byDef.get(def);
+    if (k) return k;
+    const key = kernelKey(def);
+    const done = this.pipelines.get(key);
+    if (done) { this.byDef.set(def, done); return done; }
+    const state = this.checks.get(key);
+    if (state) return state;
+    const device = this.gpu.device;
+    const { layout, pipelineLayout } = this.layouts(def);
+    // The module's own errors (WGSL the compiler refuses) go to these scopes, not to the step.
+    device.pushErrorScope('internal');
+    device.pushErrorScope('validation');
+    const module = device.createShaderModule({ label: def.name, code: def.code });
+    const creation = device.createComputePipelineAsync({
+      label: def.name, layout: pipelineLayout, compute: { module, entryPoint: def.entryPoint ?? 'main' },
+    });
+    const scopes = [device.popErrorScope(), device.popErrorScope()];
+    const pending = Promise.all([creation, ...scopes]).then(
+      ([pipeline, ...errors]) => {
+        const error = errors.find((e) => e);
+        if (error) this.checks.set(key, { failed: error.message });
+        else { this.checks.delete(key); this.keep(def, key, pipeline as GPUComputePipeline, layout); }
+      },
+      (e: unknown) => { this.checks.set(key, { failed: e instanceof Error ? e.message : String(e) }); },
+    );
+    const st = { pending };
+    this.checks.set(key, st);
+    return st;
+  }
+
+  private layouts(def: KernelDef): { layout: GPUBindGroupLayout; pipelineLayout: GPUPipelineLayout } {
     const device = this.gpu.device;
     const entries: GPUBindGroupLayoutEntry[] = def.bindings.map((kind, i) => ({
       binding: i, visibility: GPUShaderStage.COMPUTE,
@@ -92,13 +149,11 @@ export class KernelCache {
       entries.push({ binding: def.bindings.length, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } });
     }
     const layout = device.createBindGroupLayout({ label: def.name, entries });
-    const module = device.createShaderModule({ label: def.name, code: def.code });
-    const pipeline = device.createComputePipeline({
-      label: def.name,
-      layout: device.createPipelineLayout({ label: def.name, bindGroupLayouts: [layout] }),
-      compute: { module, entryPoint: def.entryPoint ?? 'main' },
-    });
-    k = { def, pipeline, layout, id: this.nextId++ };
+    return { layout, pipelineLayout: device.createPipelineLayout({ label: def.name, bindGroupLayouts: [layout] }) };
+  }
+
+  private keep(def: KernelDef, key: string, pipeline: GPUComputePipeline, layout: GPUBindGroupLayout): Kernel {
+    const k = { def, pipeline, layout, id: this.nextId++ };
     this.pipelines.set(key, k);
     this.byDef.set(def, k);
     return k;

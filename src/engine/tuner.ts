@@ -15,6 +15,7 @@
 // is deterministic within its process; two processes may choose differently when two candidates
 // are within noise of each other (their results can differ in the last bits of f32 sums).
 import './webgpu.js';
+import type { KernelCheck } from './kernel.js';
 import { Profiler } from './profiler.js';
 
 /** One key's outcome, for reports (bench step --json). */
@@ -30,6 +31,10 @@ export interface TuneDecision {
 
 interface Entry {
   key: string; labels: string[]; samples: number[][]; issued: number[]; next: number; steps: number; chosen?: number;
+  /** Candidates that cannot run on this adapter (withdraw()): never picked, never chosen. */
+  failed: boolean[];
+  /** Steps in which a candidate was withdrawn while its kernels compiled (see withdraw()). */
+  waits: number; waiting: boolean;
   /** Median times of a decision loaded from an earlier run (load()), for reports. */
   loadedMs?: (number | null)[];
 }
@@ -69,15 +74,16 @@ export class TuneTable {
     const id = entryId(key, labels);
     let e = this.entries.get(id);
     if (!e) {
-      e = { key, labels: [...labels], samples: labels.map(() => []), issued: labels.map(() => 0), next: 0, steps: 0 };
+      e = newEntry(key, labels);
       if (labels.length < 2) e.chosen = 0; // nothing to choose between
       this.entries.set(id, e);
     }
     if (e.chosen !== undefined) return { index: e.chosen, timed: false, id };
     // Enough timed dispatches issued for this step: the default, untimed, until settled (so a long
     // pass between two steps, such as the reference log-probs, times only its first dispatches).
-    if (e.issued.every((n) => n >= this.minSamples)) return { index: 0, timed: false, id };
-    while (e.issued[e.next] >= this.minSamples) e.next = (e.next + 1) % labels.length;
+    const measured = (i: number) => e.failed[i] || e.issued[i] >= this.minSamples;
+    if (e.issued.every((_, i) => measured(i))) return { index: 0, timed: false, id };
+    while (measured(e.next)) e.next = (e.next + 1) % labels.length;
     const index = e.next;
     e.issued[index]++;
     e.next = (e.next + 1) % labels.length;
@@ -92,10 +98,7 @@ export class TuneTable {
   load(decisions: readonly TuneDecision[]): void {
     for (const d of decisions) {
       if (!Number.isInteger(d.chosen) || d.chosen < 0 || d.chosen >= d.candidates.length) continue;
-      this.entries.set(entryId(d.key, d.candidates), {
-        key: d.key, labels: [...d.candidates], samples: d.candidates.map(() => []), issued: d.candidates.map(() => 0),
-        next: 0, steps: 0, chosen: d.chosen, loadedMs: d.medianMs,
-      });
+      this.entries.set(entryId(d.key, d.candidates), { ...newEntry(d.key, d.candidates), chosen: d.chosen, loadedMs: d.medianMs });
     }
   }
 
@@ -109,18 +112,39 @@ export class TuneTable {
     e.samples[index].push(ms);
   }
 
+  /**
+   * Takes back a pick of candidate `index` (not 0, the default, which always runs) that could not
+   * run: its kernels are still compiling (`failed` false: the caller ran the default instead,
+   * untimed, and a step spent waiting does not count towards maxSteps, up to two such steps), or
+   * the adapter refused them (`failed` true: never picked again, and a decision that named it, as
+   * loaded from an earlier run, falls back to the default).
+   */
+  withdraw(id: string, index: number, failed: boolean): void {
+    const e = this.entries.get(id);
+    if (!e || !(index > 0 && index < e.labels.length)) return;
+    if (failed) {
+      e.failed[index] = true;
+      if (e.chosen === index) e.chosen = 0;
+    } else if (e.chosen === undefined) {
+      e.waiting = true;
+    }
+    if (e.chosen === undefined && e.issued[index] > 0) e.issued[index]--;
+  }
+
   /** Ends a step: closes the keys that are measured enough (or all, after maxSteps). */
   endStep(): void {
     this.steps++;
     for (const e of this.entries.values()) {
       if (e.chosen !== undefined) continue;
       e.issued = e.samples.map((s) => s.length); // times that never came back are issued again
-      e.steps++;
-      const done = e.samples.every((s) => s.length >= this.minSamples);
+      if (e.waiting && e.waits < 2) e.waits++;
+      else e.steps++;
+      e.waiting = false;
+      const done = e.samples.every((s, i) => e.failed[i] || s.length >= this.minSamples);
       if (!done && e.steps < this.maxSteps) continue;
       if (e.samples[0].length === 0) { e.chosen = 0; continue; }
       let best = 0;
-      e.samples.forEach((s, i) => { if (s.length && median(s) < median(e.samples[best])) best = i; });
+      e.samples.forEach((s, i) => { if (!e.failed[i] && s.length && median(s) < median(e.samples[best])) best = i; });
       e.chosen = best;
     }
   }
@@ -147,6 +171,13 @@ export class TuneTable {
       medianMs: e.loadedMs ?? e.samples.map((s) => (s.length ? median(s) : null)),
     }));
   }
+}
+
+function newEntry(key: string, labels: readonly string[]): Entry {
+  return {
+    key, labels: [...labels], samples: labels.map(() => []), issued: labels.map(() => 0), next: 0, steps: 0,
+    failed: labels.map(() => false), waits: 0, waiting: false,
+  };
 }
 
 const SEP = '\u0001';
@@ -176,6 +207,34 @@ export class Tuner {
    */
   defer(fn: () => Promise<void>): void { this.deferred.push(fn); }
 
+  /** Candidate kernels being compiled (withdraw()), each awaited once at the next settle(). */
+  private compiling = new Set<Promise<void>>();
+  /** Kernels the adapter refused, reported once each. */
+  private refused = new Set<string>();
+
+  /**
+   * Candidate `index` of `key`, just picked, cannot run (KernelCache.checked says why): the caller
+   * dispatches the default instead. Still compiling: the pick is taken back and the next settle()
+   * waits for the compile, so the next step can time it. Refused by the adapter: left out of this
+   * key for good (TuneTable.withdraw), with a warning once per kernel.
+   */
+  withdraw(key: string, labels: string[], index: number, kernel: string, check: KernelCheck): void {
+    const id = entryId(key, labels);
+    if ('pending' in check) {
+      this.table.withdraw(id, index, false);
+      if (!this.compiling.has(check.pending)) {
+        this.compiling.add(check.pending);
+        this.defer(() => check.pending);
+      }
+      return;
+    }
+    this.table.withdraw(id, index, true);
+    if (this.refused.has(kernel)) return;
+    this.refused.add(kernel);
+    console.warn(`srk: the tuner leaves out ${labels[index]} for ${key}: this adapter refused its kernel ${kernel} ` +
+      `(${check.failed.split('\n')[0]})`);
+  }
+
   /** True while some key is being measured or deferred work waits (more steps will change choices). */
   get open(): boolean { return this.table.open || this.deferred.length > 0; }
 
@@ -192,6 +251,7 @@ export class Tuner {
   async settle(): Promise<void> {
     const work = this.deferred.splice(0);
     for (const fn of work) await fn();
+    this.compiling.clear();
     if (!this.table.open) return;
     await this.profiler.collect();
     for (const [name, ns] of this.profiler.samples) {

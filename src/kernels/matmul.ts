@@ -24,7 +24,7 @@
 // Reference: matmul.ref.ts (with f16: true for the rounded operands).
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { ParamWriter, windowOf } from '../engine/kernel.js';
+import { ParamWriter, windowOf, type Kernel, type KernelCheck, type KernelDef } from '../engine/kernel.js';
 import { ABSMAX_PARTS, absmaxParts } from './absmax.js';
 import { smxDef, smxShape } from './matmul-smx.js';
 import { splitKReduce } from './matmul-splitk.js';
@@ -349,6 +349,8 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   let tile: MatmulTile;
   let stages: 1 | 2;
   let tuning = p.timing;
+  // A tuner's pick other than the rule, run only once its kernel is known to build.
+  let candidate: { key: string; labels: string[]; index: number; rule: FittedTile } | undefined;
   if (p.tile) {
     const fit = fitTile(gpu, p.tile, p, f16);
     if (typeof fit === 'string') throw new RangeError(`matmul: tiling ${tileName(p.tile)} ${fit}`);
@@ -369,22 +371,35 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
       // timed as part of an outer candidate (p.timing) takes the choice made, else the rule.
       if (dry || p.timing !== undefined) index = gpu.tuner.table.chosen(key, labels) ?? 0;
       else ({ index, timing: tuning } = gpu.tuner.pick(key, labels));
+      // A candidate other than the rule runs once the adapter has compiled it (kernel.ts checked()):
+      // one the driver refuses must cost its place among the candidates, not the step.
+      if (index > 0 && !dry) candidate = { key, labels, index, rule: fits[0] };
     }
     ({ tile, stages } = fits[index]);
   }
   if (tile.splitK !== undefined && tile.splitK > 1) { runSplitK(gpu, p, tile, tuning, dry); return; }
-  const full = M % tile.BM === 0 && N % tile.BN === 0 && K % tile.BK === 0 && K > 0;
   const wa = windowOf(gpu, p.a, p.offA, p.offA + Math.max(1, sA));
   const wb = windowOf(gpu, p.b, p.offB, p.offB + Math.max(1, sB));
   const wc = windowOf(gpu, p.c, p.offC, p.offC + sC);
   const staging: F16Staging | undefined = !f16 ? undefined
     : { scaleA: !!p.scaleA, ...(p.scaleB ? { scaleB: true } : {}), ...(halfA ? { halfA } : {}), ...(halfB ? { halfB } : {}) };
-  const vec = vecFlags(p, tile, wa, wb, wc, gpu.bindingAlign);
-  const def = tile.kind === 'smx' ? smxDef(tile, p.transA, p.transB, full, vec, staging!, sgSize, stages, !p.bias && !SMX_SAFE, smx === 'emulated')
-    : tile.kind === 'reg' ? regDef(tile, p.transA, p.transB, full, vec, stages, staging)
-    : simpleDef(tile, p.transA, p.transB, full, staging);
+  const defOf = (t: MatmulTile, st: 1 | 2): KernelDef => {
+    const full = M % t.BM === 0 && N % t.BN === 0 && K % t.BK === 0 && K > 0;
+    const vec = vecFlags(p, t, wa, wb, wc, gpu.bindingAlign);
+    return t.kind === 'smx' ? smxDef(t, p.transA, p.transB, full, vec, staging!, sgSize, st, !p.bias && !SMX_SAFE, smx === 'emulated')
+      : t.kind === 'reg' ? regDef(t, p.transA, p.transB, full, vec, st, staging)
+      : simpleDef(t, p.transA, p.transB, full, staging);
+  };
+  let def = defOf(tile, stages);
   if (dry) { dry.push(def.name); return; }
-  const kernel = gpu.kernels.get(def);
+  let kernel: Kernel | KernelCheck = candidate ? gpu.kernels.checked(def) : gpu.kernels.get(def);
+  if (!('pipeline' in kernel)) {
+    gpu.tuner!.withdraw(candidate!.key, candidate!.labels, candidate!.index, def.name, kernel);
+    ({ tile, stages } = candidate!.rule);
+    tuning = p.timing;
+    def = defOf(tile, stages);
+    kernel = gpu.kernels.get(def);
+  }
   const bias = p.bias ?? gpu.placeholder();
   const wbias = p.bias ? windowOf(gpu, bias, p.offBias, p.offBias + N) : windowOf(gpu, bias);
   // The dynamic scale of A: partial maxima over exactly the window the kernel reads.

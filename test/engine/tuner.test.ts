@@ -88,6 +88,57 @@ describe('TuneTable (the tuner without a GPU)', () => {
     expect(t.progress).toBe(p0 + 2);
   });
 
+  it('a candidate still compiling is taken back, and the steps spent waiting (two at most) do not count', () => {
+    const t = new TuneTable(1, 1);
+    const labels = ['rule', 'x'];
+    const r = t.pick('k', labels); t.add(r.id, r.index, 3);
+    const x = t.pick('k', labels);
+    expect(x.index).toBe(1);
+    t.withdraw(x.id, 1, false); // the caller ran the rule instead, untimed
+    expect(t.pick('k', labels)).toMatchObject({ index: 1, timed: true }); // asked again in this step
+    t.withdraw(x.id, 1, false);
+    t.endStep(); // maxSteps 1, but this step waited: still open
+    expect(t.chosen('k', labels)).toBeUndefined();
+    t.withdraw(t.pick('k', labels).id, 1, false);
+    t.endStep(); // a second wait
+    expect(t.chosen('k', labels)).toBeUndefined();
+    t.withdraw(t.pick('k', labels).id, 1, false);
+    t.endStep(); // a third: the key closes with what it measured
+    expect(t.chosen('k', labels)).toBe(0);
+    // Once compiled, the candidate is timed like any other.
+    const u = new TuneTable(1, 1);
+    const a = u.pick('k', labels); u.add(a.id, 0, 3);
+    u.withdraw(u.pick('k', labels).id, 1, false);
+    u.endStep();
+    const b = u.pick('k', labels);
+    expect(b).toMatchObject({ index: 1, timed: true });
+    u.add(b.id, 1, 2);
+    u.endStep();
+    expect(u.chosen('k', labels)).toBe(1);
+  });
+
+  it('a candidate the adapter refused is never picked or chosen again, a loaded choice of it included', () => {
+    const t = new TuneTable(3, 2);
+    const labels = ['rule', 'broken', 'ok'];
+    const picks = [];
+    for (let i = 0; i < 6; i++) {
+      const p = t.pick('k', labels);
+      picks.push(p.index);
+      if (p.index === 1) t.withdraw(p.id, 1, true);
+      else t.add(p.id, p.index, p.index === 0 ? 2 : 3);
+    }
+    expect(picks).toEqual([0, 1, 2, 0, 2, 0]); // the last: every live candidate measured, the default untimed
+    t.endStep(); // closes without samples of the refused one
+    expect(t.chosen('k', labels)).toBe(0);
+    expect(t.decisions()[0].medianMs).toEqual([2, null, 3]);
+    const loaded = new TuneTable();
+    loaded.load([{ key: 'k', candidates: labels, chosen: 1, medianMs: [2, 1, 3] }]);
+    const p = loaded.pick('k', labels);
+    expect(p).toMatchObject({ index: 1, timed: false });
+    loaded.withdraw(p.id, 1, true);
+    expect(loaded.pick('k', labels)).toMatchObject({ index: 0, timed: false });
+  });
+
   it('SRK_TUNE: 0 off, 1 on, otherwise real GPUs with timestamps; anything else is an error', () => {
     const saved = process.env.SRK_TUNE;
     try {
