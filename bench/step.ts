@@ -88,6 +88,11 @@ export interface StepResult {
   rowsPerMicroBatch: number; rowLength: number;
   policyTokens: number; unpackedTokens: number; augTokens: number;
   stepMs: number; samplesMs: number[]; warmupMs: number[];
+  /**
+   * Host time recording one timed step (median; train/step.ts StepMetrics.recordMs) and its
+   * dispatches: near stepMs, the host bounds the step, not the GPU.
+   */
+  recordMs: number; dispatches: number;
   tokensPerS: number; unpackedTokensPerS: number;
   peakInUseBytes: number; resident: { params: number; grads: number; optimizerState: number }; allocatedBytes: number;
   last: { loss: number; gradNorm: number };
@@ -223,7 +228,12 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   // Peak over the timed steps only (the pool's peak is a plain counter; start it from what is held now).
   gpu.pool.peakInUseBytes = gpu.pool.inUseBytes;
   const samplesMs: number[] = [];
-  for (let i = 0; i < o.repeats; i++) { samplesMs.push(await one()); log(`  step ${i + 1}: ${samplesMs[i].toFixed(0)} ms`); }
+  const recordMs: number[] = [];
+  for (let i = 0; i < o.repeats; i++) {
+    samplesMs.push(await one());
+    recordMs.push(last!.recordMs);
+    log(`  step ${i + 1}: ${samplesMs[i].toFixed(0)} ms (host recording ${last!.recordMs.toFixed(0)} ms, ${last!.dispatches} dispatches)`);
+  }
   const peak = gpu.pool.peakInUseBytes;
   let profile: StepProfile | undefined;
   if (o.profile && gpu.profiler) {
@@ -248,7 +258,8 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
     log(`  profiled step: wall ${wallMs.toFixed(1)} ms, GPU ${profile.gpuMs.toFixed(1)} ms in ${profile.dispatches} dispatches; ` +
       profile.families.slice(0, 8).map((f) => `${f.name} ${f.ms.toFixed(1)}`).join(', '));
   }
-  const stepMs = [...samplesMs].sort((a, b) => a - b)[Math.floor(samplesMs.length / 2)];
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const stepMs = median(samplesMs);
   const policyTokens = last!.tokens;
   const unpackedTokens = o.loss === 'sft' ? sumOf((p) => p.promptIds.length + p.chosenIds.length)
     : sumOf((p) => 2 * p.promptIds.length + p.chosenIds.length + p.rejectedIds.length);
@@ -264,7 +275,7 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
     pairs: o.pairs, seq: o.seq, prompt: o.prompt, completion, microBatch: o.microBatch, refineTokens: sr ? REFINE_TOKENS : null,
     rowsPerMicroBatch: layout.B, rowLength: layout.T,
     policyTokens, unpackedTokens, augTokens,
-    stepMs, samplesMs, warmupMs,
+    stepMs, samplesMs, warmupMs, recordMs: median(recordMs), dispatches: last!.dispatches,
     tokensPerS: policyTokens / (stepMs / 1000), unpackedTokensPerS: unpackedTokens / (stepMs / 1000),
     peakInUseBytes: peak, resident: { params: paramBytes, grads: paramBytes, optimizerState: stateBytes }, allocatedBytes: gpu.pool.allocatedBytes,
     last: { loss: last!.loss, gradNorm: last!.gradNorm }, profile,

@@ -43,6 +43,12 @@ export interface StepMetrics {
   loss: number; margin: number | null; accuracy: number | null; augAccuracy: number | null;
   rewardChosen: number | null; rewardRejected: number | null; logpChosen: number; logpRejected: number | null;
   gradNorm: number; tokens: number;
+  /**
+   * Host milliseconds spent recording the step's work (from the call until the optimizer update was
+   * recorded, before the readback) and the dispatches recorded: when recordMs approaches the step's
+   * time the host, not the GPU, bounds the step (bench step reports both).
+   */
+  recordMs: number; dispatches: number;
 }
 
 /** Token ranges of the chosen sequences then the rejected ones: [2m, 2] u32, the loss kernel's order. */
@@ -68,6 +74,8 @@ export function microBatches(n: number, size: number): [number, number][] {
 }
 
 export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer, grads: Tensor[], inp: StepInput, c: StepConfig): Promise<StepMetrics> {
+  const t0 = performance.now();
+  const dispatches0 = gpu.recorder.totalDispatches;
   const params = model.params;
   params.zeroGrads();
   // Micro-batches of similar lengths (length-order.ts): less padding, the same step.
@@ -144,13 +152,15 @@ export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer,
   }
   optimizer.setStep(c.lr, c.t);
   optimizer.step(grads);
+  const recordMs = performance.now() - t0;
+  const dispatches = gpu.recorder.totalDispatches - dispatches0;
   // One readback for the whole step.
   const norm = await gpu.readF32(optimizer.norm);
   // The first steps time candidate kernels (engine/tuner.ts); the readback above means they ran.
   await gpu.tuner?.settle();
   const out: StepMetrics = {
     loss: 0, margin: null, accuracy: null, augAccuracy: null, rewardChosen: null, rewardRejected: null,
-    logpChosen: 0, logpRejected: null, gradNorm: norm[0], tokens,
+    logpChosen: 0, logpRejected: null, gradNorm: norm[0], tokens, recordMs, dispatches,
   };
   if (c.loss === 'sft') {
     // Each micro-batch's stats[0] is its share of the step's mean NLL (divided by the step's count).

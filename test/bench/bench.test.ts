@@ -75,6 +75,10 @@ describe('srk bench', () => {
     expect(s.augTokens).toBe(2 * (s.refineTokens + 15 + 2 * 25));
     for (const x of [s.parameters, s.stepMs, s.tokensPerS, s.unpackedTokensPerS, s.peakInUseBytes, s.resident.params, s.resident.optimizerState]) positive(x);
     expect(s.peakInUseBytes).toBeGreaterThan(s.resident.params + s.resident.grads);
+    // Host recording time: part of each step's wall time, so its median is at most the step's.
+    positive(s.recordMs);
+    expect(s.recordMs).toBeLessThanOrEqual(s.stepMs);
+    expect(Number.isInteger(s.dispatches) && s.dispatches > 50).toBe(true);
     expect(Number.isFinite(s.last.loss)).toBe(true);
     expect(Number.isFinite(s.last.gradNorm)).toBe(true);
   }, 120_000);
