@@ -6,7 +6,7 @@
 #   tests   kernels, models and losses against their references on this GPU, mixed precision included
 #           (what the steps run first: tensor cores, tuner candidates; the other tests after the steps)
 #   tc      tensor-core attention: adapter probes, its tests and the mixed HF fixtures with it, in each
-#           kernel form until one passes (the steps' SRK_ATTENTION=tc runs use that form)
+#           kernel form until one passes or SRK_TC_BUDGET seconds (150) are spent (the steps' SRK_ATTENTION=tc runs use that form)
 #   quicksteps  a short run's steps: tuned mixed 160m/410m DPO and Sr-DPO, f32 Sr-DPO, then Sr-DPO with
 #           attention forced unfused or onto tensor cores, linear layers forced to f16 copies or not,
 #           then profiles
@@ -56,8 +56,11 @@ if has tc; then
   # forward's softmax one lane per row without shuffles; owned fragments loaded per tile; both).
   # The first form that passes is what the steps' SRK_ATTENTION=tc runs use; none: they are skipped.
   SRK_TUNE=0 run 40 tests-platform $vt --reporter=verbose test/kernels/smx-platform.test.ts
-  tc_ok=""
+  tc_ok=""; tc_cut=""
+  # At most SRK_TC_BUDGET seconds (default 150) for the forms, so a hanging form cannot take the steps' time.
+  tc_end=$(( $(date +%s) + ${SRK_TC_BUDGET:-150} ))
   for form in default row reload row+reload; do
+    [ "$(date +%s)" -lt "$tc_end" ] || { stamp "skip tensor-core attention form $form and after (SRK_TC_BUDGET)"; tc_cut=1; break; }
     sm=""; rl=""; case $form in *row*) sm=row;; esac; case $form in *reload*) rl=1;; esac
     SRK_TUNE=0 SRK_SMX_SOFTMAX=$sm SRK_SMX_RELOAD=$rl run 60 "tests-tcattn-$form" $vt --reporter=verbose test/kernels/attention-smx.test.ts
     SRK_TUNE=0 SRK_SMX_SOFTMAX=$sm SRK_SMX_RELOAD=$rl SRK_ATTENTION=tc run 45 "tests-tcmodel-$form" $vt test/model/mixed-precision.test.ts
@@ -65,7 +68,7 @@ if has tc; then
       tc_ok=$form; export SRK_SMX_SOFTMAX=$sm SRK_SMX_RELOAD=$rl; stamp "tensor-core attention passes as: $form"; break
     fi
   done
-  if [ -z "$tc_ok" ]; then
+  if [ -z "$tc_ok" ] && [ "$(date +%s)" -lt "$tc_end" ]; then
     # Every kernel form failed: once more in the default form under the Vulkan memory model (Dawn
     # toggle use_vulkan_memory_model, which Tint's subgroup-matrix lowering takes into account).
     SRK_TUNE=0 SRK_DAWN_TOGGLES=use_vulkan_memory_model run 40 tests-platform-vmm $vt --reporter=verbose test/kernels/smx-platform.test.ts
@@ -75,7 +78,7 @@ if has tc; then
       tc_ok=vmm; export SRK_DAWN_TOGGLES=use_vulkan_memory_model; stamp "tensor-core attention passes under use_vulkan_memory_model (every step below runs with it)"
     fi
   fi
-  [ -n "$tc_ok" ] || stamp "tensor-core attention failed in every form: its steps are skipped"
+  [ -n "$tc_ok" ] || stamp "tensor-core attention failed in every form${tc_cut:+ tried}: its steps are skipped"
 fi
 tcstep() { # tcstep NAME ARGS...: a step with tensor-core attention, where the tc section found a passing form
   if [ -n "${tc_ok-unchecked}" ]; then SRK_ATTENTION=tc step "$@"; else stamp "skip step-$1 (tensor-core attention failed)"; fi
