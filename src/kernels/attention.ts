@@ -50,7 +50,7 @@
 // attention-legacy.ts the two kernel families.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { ParamWriter, grid, maxWindowElems, windowOf, type Window } from '../engine/kernel.js';
+import { ParamWriter, grid, maxWindowElems, windowOf, type KernelDef, type Window } from '../engine/kernel.js';
 import { dummyI32, isPackedMask, packMask, packMaskHost, type MaskTensors, type PackedMask } from './attention-mask.js';
 import { regDkdvDef, regDqDef, regForwardDef } from './attention-blocked.js';
 import { dkdvDef, dqDef, forwardDef } from './attention-legacy.js';
@@ -221,11 +221,12 @@ interface PassPick { tc?: SmxAttentionTiles; rowLanes?: boolean; rt?: RegTiles; 
  * One pass's kernel where nothing forces it: the tuner's pick (engine/tuner.ts) among the register
  * tiles that fit and, in f16 precision once it has passed its check on this adapter
  * (attention-selfcheck.ts), the tensor-core kernels; keyed by pass, head size, sequence length and
- * rows of work in half-octave buckets and the mask kind. Without a tuner: the rule's tiles. `outer`:
+ * rows of work in half-octave buckets and the mask kind. Without a tuner: the rule's tiles. `regDef`:
+ * the pass's register-tile kernel (a candidate's is built before its first use). `outer`:
  * the flash kernels are being timed as a whole against the matmul path (modePick): no pick of their
  * own, the choice made (else the rule), timed under that name.
  */
-function passPick(gpu: Gpu, pass: Pass, a: AttentionArgs, masked: boolean, outer?: string): PassPick {
+function passPick(gpu: Gpu, pass: Pass, a: AttentionArgs, masked: boolean, regDef: (rt: RegTiles) => KernelDef, outer?: string): PassPick {
   const cands = regTileCandidates(gpu, pass, a.Dh);
   if (cands.length === 0) return { timing: outer };
   if (!gpu.tuner) return { rt: cands[0] };
@@ -238,7 +239,18 @@ function passPick(gpu: Gpu, pass: Pass, a: AttentionArgs, masked: boolean, outer
   // Timed as a candidate of the outer choice (modePick): the choice made for this pass, else the rule.
   const { index, timing } = outer !== undefined ? { index: gpu.tuner.table.chosen(key, labels) ?? 0, timing: outer }
     : gpu.tuner.pick(key, labels);
-  return index < cands.length ? { rt: cands[index], timing } : { tc, rowLanes: form!.rowLanes, timing };
+  if (index >= cands.length) return { tc, rowLanes: form!.rowLanes, timing };
+  // Register tiles other than the rule's run once the adapter has built their kernel (as the
+  // matmul's tilings: kernel.ts checked()); meanwhile, or if it is refused, the rule's tiles.
+  if (index > 0) {
+    const def = regDef(cands[index]);
+    const k = gpu.kernels.checked(def);
+    if (!('pipeline' in k)) {
+      gpu.tuner.withdraw(key, labels, index, def.name, k);
+      return { rt: cands[0], timing: outer };
+    }
+  }
+  return { rt: cands[index], timing };
 }
 
 /** The shape part of the attention tuner keys: head size, length and rows of work in half-octave
@@ -315,7 +327,7 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
     mask.done();
     return;
   }
-  const { tc, rowLanes, rt, timing } = forcedTc(gpu, 'fwd', a) ?? passPick(gpu, 'fwd', a, !!mask.m, mode.timing);
+  const { tc, rowLanes, rt, timing } = forcedTc(gpu, 'fwd', a) ?? passPick(gpu, 'fwd', a, !!mask.m, regForwardDef, mode.timing);
   const rows = tc ? 16 * tc.SGQ : rt ? rt.BR : chooseTiles(gpu, 'fwd', Dh).R;
   const kernel = gpu.kernels.get(tc ? smxForwardDef(tc, gpu.fixedSubgroupSize, gpu.smxMode === 'emulated', !!rowLanes)
     : rt ? regForwardDef(rt) : forwardDef(chooseTiles(gpu, 'fwd', Dh)));
@@ -377,8 +389,8 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
   }
   const shared = dk.t.buffer === dv.t.buffer;
   const sg = gpu.fixedSubgroupSize; const emu = gpu.smxMode === 'emulated';
-  const { tc: tq, rt: rq, timing: timeQ } = forcedTc(gpu, 'dq', a) ?? passPick(gpu, 'dq', a, !!mask.m, mode.timing);
-  const { tc: tkv, rt: rkv, timing: timeKV } = forcedTc(gpu, 'dkdv', a) ?? passPick(gpu, 'dkdv', a, !!mask.m, mode.timing);
+  const { tc: tq, rt: rq, timing: timeQ } = forcedTc(gpu, 'dq', a) ?? passPick(gpu, 'dq', a, !!mask.m, regDqDef, mode.timing);
+  const { tc: tkv, rt: rkv, timing: timeKV } = forcedTc(gpu, 'dkdv', a) ?? passPick(gpu, 'dkdv', a, !!mask.m, (rt) => regDkdvDef(rt, shared), mode.timing);
   const kKV = gpu.kernels.get(tkv ? smxDkdvDef(tkv, sg, emu, shared)
     : rkv ? regDkdvDef(rkv, shared) : dkdvDef(chooseTiles(gpu, 'dkdv', Dh), shared));
   const kQ = gpu.kernels.get(tq ? smxDqDef(tq, sg, emu) : rq ? regDqDef(rq) : dqDef(chooseTiles(gpu, 'dq', Dh)));

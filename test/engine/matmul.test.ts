@@ -6,6 +6,10 @@ import type { Gpu } from '../../src/engine/gpu.js';
 import { matmulRef } from '../../src/kernels/matmul.ref.js';
 import { Tuner } from '../../src/engine/tuner.js';
 
+// lavapipe compiles the many tilings and layouts here about twice as fast without LLVM's optimization
+// passes (cold shader cache: this file 262 -> ~150 s in the full suite); set before this file's GPU
+// device (its own process) loads the driver. No effect on other adapters.
+process.env.GALLIVM_PERF ??= 'nopt';
 const rng = makeRng();
 const f32 = (x: Float64Array) => Float32Array.from(x);
 const reg = (BM: number, BN: number, BK: number, TM: number, TN: number, x: Partial<MatmulTile> = {}): MatmulTile =>
