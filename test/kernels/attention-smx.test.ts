@@ -186,8 +186,12 @@ describe(`attention forward on tensor cores (or emulated) (seed ${rng.seed})`, (
       expect(tcCheckState(gpu, Dh)).toBe('pending (tc)');
       await tuner.settle();
       expect(tcCheckState(gpu, Dh)).toBe('ok (tc)');
-      for (let i = 0; i < 4; i++) expectGood(await run(gpu, c, q, k, v, dout, undefined)); // a sample of up to 4 candidates
-      await tuner.settle();
+      // Steps of 4 calls (a sample of up to 4 candidates) until all is chosen: a step whose candidate
+      // kernels were still compiling (kernel.ts checked()) does not count.
+      for (let step = 0; step < 4 && tuner.open; step++) {
+        for (let i = 0; i < 4; i++) expectGood(await run(gpu, c, q, k, v, dout, undefined));
+        await tuner.settle();
+      }
       expect(tuner.open).toBe(false);
       const withTc = tuner.table.decisions().filter((d) => d.candidates.includes('tc'));
       expect(withTc.map((d) => d.key.split(' ')[1]).sort()).toEqual(['dkdv', 'dq', 'fwd']);
