@@ -4,7 +4,7 @@
 //   matmul      square and Pythia-shaped products, optional tile sweep (matmul.ts)
 //   attention   flash attention forward/backward, plain causal and packed pairs (attention.ts)
 //   classifier  fused output layer (logits + log-softmax gather) forward/backward (classifier.ts)
-//   norm        LayerNorm / RMSNorm forward/backward, GB/s (norm.ts)
+//   norm        LayerNorm / RMSNorm forward/backward and bias-gradient column sums, GB/s (norm.ts)
 //   optimizer   RMSprop / AdamW step with grad norm and clipping, GB/s (optimizer.ts)
 //   step        a full training step on a random-init model, wall clock (step.ts)
 // On a CPU adapter (lavapipe) every kind shrinks its sizes unless --full; `step` refuses the
@@ -16,7 +16,7 @@ import { tileName, type MatmulTile } from '../src/kernels/matmul.js';
 import { fmt } from './harness.js';
 import { attentionCases, benchAttention, type AttentionResult } from './attention.js';
 import { benchClassifier, classifierCases, type ClassifierResult } from './classifier.js';
-import { benchNorm, normCases, type NormResult } from './norm.js';
+import { benchColumnSum, benchNorm, normCases, type ColumnSumResult, type NormResult } from './norm.js';
 import { benchOptimizers, type OptimizerResult } from './optimizer.js';
 import { precisionFor, setPrecision } from '../src/engine/precision.js';
 import { benchStep, checkStepOptions, type StepBenchOptions, type StepResult } from './step.js';
@@ -77,7 +77,7 @@ export const SMX_SWEEP: MatmulTile[] = [
 export interface BenchReport {
   kind: BenchKind; date: string; adapter: Record<string, string>; timing: 'timestamp' | 'wall';
   reducedForCpu: boolean; copy: CopyResult; matmul?: MatmulResult[];
-  attention?: AttentionResult[]; classifier?: ClassifierResult[]; norm?: NormResult[]; optimizer?: OptimizerResult[]; step?: StepResult;
+  attention?: AttentionResult[]; classifier?: ClassifierResult[]; norm?: NormResult[]; columnSum?: ColumnSumResult[]; optimizer?: OptimizerResult[]; step?: StepResult;
 }
 
 function userError(msg: string): Error {
@@ -191,6 +191,12 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
       report.norm.push(r);
       const part = (m: NormResult['forward']) => `${fmt(m.timing.ms, 3).padStart(9)} ms ${fmt(m.gbPerS).padStart(7)} GB/s ${fmt(m.pctOfCopy).padStart(5)}%`;
       o.log(`${c.name.padEnd(16)} [${c.N}, ${c.D}]  fwd ${part(r.forward)}   bwd ${part(r.backward)}  (% of copy)`);
+    }
+    report.columnSum = [];
+    for (const D of [768, 3072]) { // Pythia-160m's attention-out / mlp-down and mlp-up biases
+      const r = await benchColumnSum(gpu, n, D, copy.gbPerS, warm, reps);
+      report.columnSum.push(r);
+      o.log(`${r.name.padEnd(20)} [${n}, ${D}]  ${fmt(r.timing.ms, 3).padStart(9)} ms ${fmt(r.gbPerS).padStart(7)} GB/s ${fmt(r.pctOfCopy).padStart(5)}% of copy`);
     }
   }
   if (o.kind === 'optimizer') {

@@ -4,9 +4,12 @@
 //   forward:  read x, write y (2 N D), read w (and b) (D each), write rstd (and mean) (N each);
 //   backward: read dy and x, write dx (3 N D), read w, rstd (and mean), read and write dw (and db).
 // The backward's weight-gradient partials (2 * ceil(N/32) * D floats, written then read) are
-// counted too, since they are part of the kernels' real traffic.
+// counted too, since they are part of the kernels' real traffic. Also the column sums of the linear
+// layers' bias gradients (src/kernels/column-sum.ts, db = sum of dy over tokens): read dy (N D),
+// write and read the partial rows (ceil(N/64) D each way), read and write db.
 import type { Gpu } from '../src/engine/gpu.js';
 import { normBackward, normForward } from '../src/kernels/layernorm.js';
+import { columnSum } from '../src/kernels/column-sum.js';
 import { timeIt, type Timing } from './harness.js';
 import { fillUniform } from './random.js';
 
@@ -42,4 +45,15 @@ export async function benchNorm(gpu: Gpu, c: NormCase, copyGBs: number, warmup: 
 
 export function normCases(tokens: number): NormCase[] {
   return [false, true].flatMap((rms) => [768, 1024].map((D) => ({ name: `${rms ? 'rmsnorm' : 'layernorm'} D ${D}`, rms, N: tokens, D })));
+}
+
+export interface ColumnSumResult extends Measured { name: string; N: number; D: number }
+
+export async function benchColumnSum(gpu: Gpu, N: number, D: number, copyGBs: number, warmup: number, repeats: number): Promise<ColumnSumResult> {
+  const dy = gpu.pool.acquire([N, D]); const db = gpu.pool.acquire([D]);
+  fillUniform(gpu, dy, 1, 35); fillUniform(gpu, db, 0, 0);
+  const t = await timeIt(gpu, () => columnSum(gpu, { x: dy, out: db, N, D, accumulate: true }), warmup, repeats);
+  gpu.pool.release(dy, db);
+  const bytes = 4 * (N * D + 2 * Math.ceil(N / 64) * D + 2 * D);
+  return { name: `bias gradient D ${D}`, N, D, ...measured(t, bytes, copyGBs) };
 }

@@ -1,13 +1,29 @@
 // Column sums: out[d] (+)= sum over rows r of x[r, d], for x [N, D] (bias gradients: db = sum of
 // dy over tokens). Deterministic without atomics: stage 1 sums blocks of ROWS rows per column into
-// partial[blk, d] (threads along d, so loads are coalesced), stage 2 adds the blocks in order.
+// partial[blk, d] (threads along d, so loads are coalesced), stage 2 adds the blocks in order
+// (sumPartialRows, also the norms' weight-gradient stage 2).
 // Rows are processed in chunks whose window fits one binding. Reference: column-sum.ref.ts.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { ParamWriter, chunkRanges, maxWindowElems, windowOf, type KernelDef } from '../engine/kernel.js';
+import { ParamWriter, chunkRanges, maxWindowElems, windowOf, type KernelDef, type Window } from '../engine/kernel.js';
 
 const WG = 64;     // columns per workgroup
 const ROWS = 64;   // rows per stage-1 block
+
+/**
+ * WGSL: `acc += load(i)` for i in [from, to), eight loads issued before their sum (a loop of
+ * dependent single loads keeps one load in flight per thread: these kernels are latency-bound
+ * otherwise), summed in a fixed order, so results are deterministic. `i` names the loop variable.
+ */
+export function unrolledSumWgsl(acc: string, i: string, from: string, to: string, load: (i: string) => string): string {
+  const v = Array.from({ length: 8 }, (_, j) => `let v${j} = ${load(j ? `${i} + ${j}u` : i)};`).join(' ');
+  return `var ${i} = ${from};
+  for (; ${i} + 8u <= ${to}; ${i} += 8u) {
+    ${v}
+    ${acc} += ((v0 + v1) + (v2 + v3)) + ((v4 + v5) + (v6 + v7));
+  }
+  for (; ${i} < ${to}; ${i}++) { ${acc} += ${load(i)}; }`;
+}
 
 const PARTIAL: KernelDef = {
   name: 'colsum_partial',
@@ -25,17 +41,18 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let r0 = wg.y * ${ROWS}u;
   let r1 = min(p.rows, r0 + ${ROWS}u);
   var s = 0.0;
-  for (var r = r0; r < r1; r++) { s += x[p.xBase + r * p.D + d]; }
+  ${unrolledSumWgsl('s', 'r', 'r0', 'r1', (r) => `x[p.xBase + (${r}) * p.D + d]`)}
   partial[wg.y * p.D + d] = s;
 }`,
 };
 
+// Stage 2: out[d] (+)= sum over blocks b of partial[pBase + b * D + d], blocks in order.
 const TOTAL: KernelDef = {
   name: 'colsum_total',
   bindings: ['read', 'rw'],
   uniform: true,
   code: /* wgsl */ `
-struct Params { D: u32, nblk: u32, outBase: u32, accumulate: u32 };
+struct Params { D: u32, nblk: u32, outBase: u32, accumulate: u32, pBase: u32 };
 @group(0) @binding(0) var<storage, read> partial: array<f32>;
 @group(0) @binding(1) var<storage, read_write> outv: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
@@ -44,11 +61,20 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let d = wg.x * ${WG}u + li;
   if (d >= p.D) { return; }
   var s = 0.0;
-  for (var b = 0u; b < p.nblk; b++) { s += partial[b * p.D + d]; }
+  ${unrolledSumWgsl('s', 'b', '0u', 'p.nblk', (b) => `partial[p.pBase + (${b}) * p.D + d]`)}
   if (p.accumulate != 0u) { s += outv[p.outBase + d]; }
   outv[p.outBase + d] = s;
 }`,
 };
+
+/**
+ * Stage 2 of a two-stage column sum, shared with the norms' weight gradients (layernorm.ts):
+ * out[d] (+)= the sum of `nblk` partial rows of D floats starting at element `pBase` of `part`.
+ */
+export function sumPartialRows(gpu: Gpu, part: Window, pBase: number, nblk: number, D: number, out: Window, accumulate: boolean): void {
+  gpu.recorder.dispatch(gpu.kernels.get(TOTAL), [part.range, out.range],
+    new ParamWriter().u32(D, nblk, out.base, accumulate ? 1 : 0, part.base + pBase).bytes(), [Math.ceil(D / WG), 1, 1]);
+}
 
 export interface ColumnSumArgs {
   /** [N, D] input and [D] output. */
@@ -77,8 +103,7 @@ export function columnSum(gpu: Gpu, a: ColumnSumArgs): void {
       gpu.recorder.dispatch(gpu.kernels.get(PARTIAL), [wx.range, wp.range], new ParamWriter().u32(rows, D, wx.base).bytes(),
         [Math.ceil(D / WG), nblk, 1]);
     }
-    gpu.recorder.dispatch(gpu.kernels.get(TOTAL), [wp.range, wo.range],
-      new ParamWriter().u32(D, nblk, wo.base, accumulate ? 1 : 0).bytes(), [Math.ceil(D / WG), 1, 1]);
+    sumPartialRows(gpu, wp, 0, nblk, D, wo, accumulate);
     gpu.pool.release(part); // later users record after these dispatches
     accumulate = true; // the next chunk adds to this one
   }

@@ -23,6 +23,7 @@
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, chunkRanges, grid, maxWindowElems, windowOf, type KernelDef, memoDef } from '../engine/kernel.js';
+import { sumPartialRows } from './column-sum.js';
 
 /**
  * Threads per row: enough to cover the row in about 4 strides, 32..256. Small rows with 256
@@ -168,7 +169,16 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let r1 = min(p.rows, r0 + ${ROWS_PER_BLOCK}u);
   var sw = 0.0;
   var sb = 0.0;
-  for (var row = r0; row < r1; row++) {
+  // Four rows' loads issued before their products and sums (in a fixed order): one row at a time
+  // keeps a single load chain in flight per thread.
+  var row = r0;
+  for (; row + 4u <= r1; row += 4u) {
+    ${[0, 1, 2, 3].map((j) => `let g${j} = dy[p.dyBase + (row + ${j}u) * p.D + d]; let x${j} = x[p.xBase + (row + ${j}u) * p.D + d]; ` +
+      `let m${j} = ${rms ? '0.0' : `meanIn[p.meanBase + row + ${j}u]`}; let s${j} = rstdIn[p.rstdBase + row + ${j}u];`).join('\n    ')}
+    sw += (g0 * (x0 - m0) * s0 + g1 * (x1 - m1) * s1) + (g2 * (x2 - m2) * s2 + g3 * (x3 - m3) * s3);
+    sb += (g0 + g1) + (g2 + g3);
+  }
+  for (; row < r1; row++) {
     let g = dy[p.dyBase + row * p.D + d];
     let mu = ${rms ? '0.0' : 'meanIn[p.meanBase + row]'};
     sw += g * (x[p.xBase + row * p.D + d] - mu) * rstdIn[p.rstdBase + row];
@@ -179,26 +189,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 }`,
   };
 }
-
-// Stage 2: out[d] += sum over blk of partial[off + blk * D + d], blocks in order.
-const COLSUM: KernelDef = {
-  name: 'norm_bwd_colsum',
-  bindings: ['read', 'rw'],
-  uniform: true,
-  code: /* wgsl */ `
-struct Params { D: u32, nblk: u32, pBase: u32, outBase: u32 };
-@group(0) @binding(0) var<storage, read> partial: array<f32>;
-@group(0) @binding(1) var<storage, read_write> outv: array<f32>;
-@group(0) @binding(2) var<uniform> p: Params;
-@compute @workgroup_size(${WGC})
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let d = wg.x * ${WGC}u + li;
-  if (d >= p.D) { return; }
-  var s = 0.0;
-  for (var b = 0u; b < p.nblk; b++) { s += partial[p.pBase + b * p.D + d]; }
-  outv[p.outBase + d] += s;
-}`,
-};
 
 function need(what: string, t: Tensor | undefined, n: number): void {
   if (!t) return;
@@ -285,14 +275,8 @@ export function normBackward(gpu: Gpu, rms: boolean, a: NormBackwardArgs): void 
     const pp = new ParamWriter().u32(rows, D, wdy.base, wx.base, wm.base, wr.base, nblk).bytes();
     gpu.recorder.dispatch(gpu.kernels.get(partialDef(rms)), [wdy.range, wx.range, wm.range, wr.range, wp.range], pp,
       [Math.ceil(D / WGC), nblk, 1]);
-    const ksum = gpu.kernels.get(COLSUM);
     const outs: [Tensor | undefined, number][] = [[a.dw, 0], [wantB ? a.db : undefined, nblk * D]];
-    for (const [out, off] of outs) {
-      if (!out) continue;
-      const wo = windowOf(gpu, out, 0, D);
-      gpu.recorder.dispatch(ksum, [wp.range, wo.range], new ParamWriter().u32(D, nblk, wp.base + off, wo.base).bytes(),
-        [Math.ceil(D / WGC), 1, 1]);
-    }
+    for (const [out, off] of outs) if (out) sumPartialRows(gpu, wp, off, nblk, D, windowOf(gpu, out, 0, D), true);
     // Safe to hand back now: a later user of this buffer records after these dispatches.
     gpu.pool.release(part);
   }

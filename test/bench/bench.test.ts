@@ -52,10 +52,12 @@ describe('srk bench', () => {
     }
   }, 120_000);
 
-  it('norm: LayerNorm and RMSNorm, GB/s and share of copy bandwidth', () => {
+  it('norm: LayerNorm and RMSNorm, bias-gradient column sums, GB/s and share of copy bandwidth', () => {
     const r = bench(['norm', '--tokens', '64']);
     expect(r.norm).toHaveLength(4);
     for (const c of r.norm) for (const m of [c.forward, c.backward]) for (const x of [m.timing.ms, m.bytes, m.gbPerS, m.pctOfCopy]) positive(x);
+    expect(r.columnSum.map((c: { D: number }) => c.D)).toEqual([768, 3072]);
+    for (const c of r.columnSum) for (const x of [c.timing.ms, c.bytes, c.gbPerS, c.pctOfCopy]) positive(x);
   }, 120_000);
 
   it('optimizer: RMSprop and AdamW with clipping', () => {
