@@ -249,9 +249,12 @@ function fitTile(gpu: Gpu, tile: MatmulTile, p: Problem, f16: boolean): FittedTi
 
 // The tuner's candidates (tuner.ts): the tensor-core tilings for f16 on tensor cores, else the
 // f32 register tilings the H100 sweeps found fastest somewhere (bench/RESULTS.md: 64x128 best at
-// 1024^3, 128x128 BK 8 at 4096^3, the simple 64x64 ahead of reg 64x64 at 4096^3).
+// 1024^3, 128x128 BK 8 at 4096^3, the simple 64x64 ahead of reg 64x64 at 4096^3), and 128x128 with a
+// 16-deep K step (half the barriers and twice the loads in flight per K step of BK 8, in 32 KiB of
+// workgroup memory with two stages; not yet timed on a GPU).
 const F32_CANDIDATES: MatmulTile[] = [REG_128, REG_64,
-  { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4, kind: 'reg' }, { BM: 64, BN: 128, BK: 16, TM: 4, TN: 8, kind: 'reg' }, SIMPLE_64];
+  { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4, kind: 'reg' }, { BM: 64, BN: 128, BK: 16, TM: 4, TN: 8, kind: 'reg' }, SIMPLE_64,
+  { ...REG_128, BK: 16 }];
 // Tensor cores: the two rule tilings, the other subgroup layout and a 128x64 tile, a 64-deep K step, and
 // two stages where they fit (slower for the H100's dx and dW in run 4, bench/RESULTS.md; timed per shape
 // here); and 64x64 per subgroup (16 accumulators: each loaded fragment used 4 times), in 128x128,

@@ -309,9 +309,9 @@ describe(`matmul (seed ${rng.seed})`, () => {
       const want = matmulRef({ a, b, bias, M, N, K, transA: false, transB: false });
       const args = { a: ta, b: tb, bias: tbias, M, N, K };
       const ran = new Set<string>();
-      // 3 samples of each of 7 candidates, and one more call per candidate whose first pick finds its
+      // 3 samples of each of 8 candidates, and one more call per candidate whose first pick finds its
       // kernel still compiling (kernel.ts checked(): the rule runs instead, untimed).
-      for (let i = 0; i < 4 * 7; i++) {
+      for (let i = 0; i < 4 * 8; i++) {
         const tc = gpu.tensor([M * N]);
         matmul(gpu, { ...args, c: tc });
         ran.add(gpu.recorder.lastKernel);
