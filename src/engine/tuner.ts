@@ -113,22 +113,17 @@ export class TuneTable {
   }
 
   /**
-   * Takes back a pick of candidate `index` (not 0, the default, which always runs) that could not
-   * run: its kernels are still compiling (`failed` false: the caller ran the default instead,
-   * untimed, and a step spent waiting does not count towards maxSteps, up to two such steps), or
-   * the adapter refused them (`failed` true: never picked again, and a decision that named it, as
-   * loaded from an earlier run, falls back to the default).
+   * Takes back a timed pick of candidate `index` (not 0, the default, which always runs) that
+   * could not run: its kernels are still compiling (`failed` false: the caller ran the default
+   * instead, untimed, and a step spent waiting does not count towards maxSteps, up to two such
+   * steps), or the adapter refused them (`failed` true: never picked again).
    */
   withdraw(id: string, index: number, failed: boolean): void {
     const e = this.entries.get(id);
-    if (!e || !(index > 0 && index < e.labels.length)) return;
-    if (failed) {
-      e.failed[index] = true;
-      if (e.chosen === index) e.chosen = 0;
-    } else if (e.chosen === undefined) {
-      e.waiting = true;
-    }
-    if (e.chosen === undefined && e.issued[index] > 0) e.issued[index]--;
+    if (!e || e.chosen !== undefined || !(index > 0 && index < e.labels.length)) return;
+    if (failed) e.failed[index] = true;
+    else e.waiting = true;
+    if (e.issued[index] > 0) e.issued[index]--;
   }
 
   /** Ends a step: closes the keys that are measured enough (or all, after maxSteps). */

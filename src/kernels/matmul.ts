@@ -373,10 +373,14 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
       // A dry run (matmulKernels) names what a tuned key dispatches, and times nothing; a product
       // timed as part of an outer candidate (p.timing) takes the choice made, else the rule.
       if (dry || p.timing !== undefined) index = gpu.tuner.table.chosen(key, labels) ?? 0;
-      else ({ index, timing: tuning } = gpu.tuner.pick(key, labels));
-      // A candidate other than the rule runs once the adapter has compiled it (kernel.ts checked()):
-      // one the driver refuses must cost its place among the candidates, not the step.
-      if (index > 0 && !dry) candidate = { key, labels, index, rule: fits[0] };
+      else {
+        ({ index, timing: tuning } = gpu.tuner.pick(key, labels));
+        // A candidate other than the rule, while it is being timed, runs once the adapter has
+        // compiled it (kernel.ts checked()): one the driver refuses must cost its place among the
+        // candidates, not the step. A choice made (here, or loaded from this run's tuning.json on
+        // the same adapter) runs as chosen, so a resumed run dispatches what the first one did.
+        if (index > 0 && tuning !== undefined) candidate = { key, labels, index, rule: fits[0] };
+      }
     }
     ({ tile, stages } = fits[index]);
   }
@@ -399,7 +403,7 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   if (!('pipeline' in kernel)) {
     gpu.tuner!.withdraw(candidate!.key, candidate!.labels, candidate!.index, def.name, kernel);
     ({ tile, stages } = candidate!.rule);
-    tuning = p.timing;
+    tuning = undefined;
     def = defOf(tile, stages);
     kernel = gpu.kernels.get(def);
   }
