@@ -53,18 +53,45 @@ let instanceKey = '';
 export class GpuError extends Error {}
 
 /**
- * SRK_DAWN_TOGGLES: more Dawn toggles to enable, comma-separated (a diagnostic switch, e.g.
- * use_vulkan_memory_model, which scripts/gpu-check.sh tries when the tensor-core attention fails).
+ * SRK_DAWN_TOGGLES: Dawn toggles to enable, comma-separated, or with a leading '-' to disable (a
+ * diagnostic switch: e.g. use_vulkan_memory_model, which scripts/gpu-check.sh tries when the
+ * tensor-core attention fails, or -enable_integer_range_analysis_in_robustness to time without it).
  */
-export function dawnTogglesEnv(): string[] {
+export function dawnTogglesEnv(): { enable: string[]; disable: string[] } {
   const raw = process.env.SRK_DAWN_TOGGLES;
-  if (!raw) return [];
+  if (!raw) return { enable: [], disable: [] };
   const names = raw.split(',').map((x) => x.trim()).filter(Boolean);
-  const bad = names.filter((x) => !/^[a-z0-9_]+$/.test(x));
+  const bad = names.filter((x) => !/^-?[a-z0-9_]+$/.test(x));
   if (bad.length) {
-    throw Object.assign(new Error(`SRK_DAWN_TOGGLES=${raw}: ${bad.join(', ')} is not a Dawn toggle name (lower case, digits, _)`), { userFacing: true });
+    throw Object.assign(new Error(`SRK_DAWN_TOGGLES=${raw}: ${bad.join(', ')} is not a Dawn toggle name (lower case, digits, _; ` +
+      'a leading - disables it)'), { userFacing: true });
   }
-  return names;
+  return { enable: names.filter((x) => !x.startsWith('-')), disable: names.filter((x) => x.startsWith('-')).map((x) => x.slice(1)) };
+}
+
+/**
+ * Dawn's instance arguments for `opts` and SRK_DAWN_TOGGLES: the toggles srk enables (and the
+ * environment adds), and those it disables (the environment's '-name' ones win over srk's).
+ */
+export function dawnFeatureArgs(opts: GpuOptions): string[] {
+  const env = dawnTogglesEnv();
+  const enable = [
+    ...(opts.allowUnsafeApis !== false ? ['allow_unsafe_apis'] : []),
+    ...(opts.enableF16OnNvidia !== false ? ['vulkan_enable_f16_on_nvidia'] : []),
+    // The robustness transform clamps every runtime index (4 clamps per 64 FMAs in the f32
+    // matmul's inner loop); with its integer range analysis it leaves out the clamps it proves
+    // needless (Chrome's default in newer Dawn; accesses that could be out of range stay clamped).
+    'enable_integer_range_analysis_in_robustness',
+    ...(opts.fast ? ['disable_robustness', 'disable_workgroup_init', 'skip_validation'] : []),
+    ...(opts.toggles ?? []),
+    ...env.enable,
+  ].filter((x) => !env.disable.includes(x));
+  // Full timestamp resolution for the profiler and the tuner (quantization is a browser privacy
+  // measure; it rounds the times of short dispatches away).
+  const disable = ['timestamp_quantization', ...env.disable];
+  const args = [`enable-dawn-features=${enable.join(',')}`];
+  if (disable.length) args.push(`disable-dawn-features=${disable.join(',')}`);
+  return args;
 }
 
 export class Gpu {
@@ -124,18 +151,7 @@ export class Gpu {
   static async create(opts: GpuOptions = {}): Promise<Gpu> {
     const adapterName = opts.adapter ?? process.env.SRK_ADAPTER;
     tuneEnv(); // a malformed SRK_TUNE fails here, before there is a device to release
-    const enable = [
-      ...(opts.allowUnsafeApis !== false ? ['allow_unsafe_apis'] : []),
-      ...(opts.enableF16OnNvidia !== false ? ['vulkan_enable_f16_on_nvidia'] : []),
-      ...(opts.fast ? ['disable_robustness', 'disable_workgroup_init', 'skip_validation'] : []),
-      ...(opts.toggles ?? []),
-      ...dawnTogglesEnv(),
-    ];
-    // Full timestamp resolution for the profiler and the tuner (quantization is a browser privacy
-    // measure; it rounds the times of short dispatches away).
-    const disable = ['timestamp_quantization'];
-    const args = [`enable-dawn-features=${enable.join(',')}`];
-    if (disable.length) args.push(`disable-dawn-features=${disable.join(',')}`);
+    const args = dawnFeatureArgs(opts);
     if (adapterName) args.push(`adapter=${adapterName}`);
     if (!process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = '/tmp';
     const key = args.join(' ');
