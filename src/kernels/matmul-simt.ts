@@ -204,11 +204,14 @@ function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
   L.push(scalesWgsl(f16),
     ...accDecls, ...regDecls, `let nT = (p.K + ${u(BK - 1)}) / ${u(BK)};`);
   if (stages === 2) {
+    // The stage as `t % 2u` and the other as `1u - cur` (not `t & 1u`, `cur ^ 1u`): Dawn's integer
+    // range analysis (gpu.ts) bounds these, so every workgroup-memory index of the kernel is proven
+    // in range and left unclamped by the robustness transform (checked in Dawn's dump_shaders SPIR-V).
     L.push('if (nT > 0u) {', ...loadGlobal('0u'), ...storeShared('0'), '}', 'workgroupBarrier();',
-      'for (var t = 0u; t < nT; t++) {', '  let cur = t & 1u;', '  let more = t + 1u < nT;',
+      'for (var t = 0u; t < nT; t++) {', '  let cur = t % 2u;', '  let more = t + 1u < nT;',
       '  if (more) {', ...loadGlobal(`(t + 1u) * ${u(BK)}`), '  }',
       ...compute('cur'),
-      '  if (more) {', ...storeShared('(cur ^ 1u)'), '  }',
+      '  if (more) {', ...storeShared('(1u - cur)'), '  }',
       '  workgroupBarrier();', '}');
   } else {
     L.push('if (nT > 0u) {', ...loadGlobal('0u'), '}',

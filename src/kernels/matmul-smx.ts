@@ -131,13 +131,14 @@ function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
   const mb = matmulBindings({ a: vec.a, b: vec.b, c: false }, f16, threads);
   const name = `matmul_smx_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}_s${stages}` +
     `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${full ? '_full' : ''}${direct ? '_direct' : ''}${f16Suffix(f16)}_sg${sgSize}${emulated ? '_emu' : ''}`;
-  // The K loop: 1 stage = store, barrier, prefetch, multiply, barrier; 2 stages = one barrier.
+  // The K loop: 1 stage = store, barrier, prefetch, multiply, barrier; 2 stages = one barrier (the
+  // stages as `t % 2u` and `1u - cur`, which Dawn's integer range analysis bounds: matmul-simt.ts).
   const loop: string[] = stages === 2
     ? ['if (nT > 0u) {', ...loadGlobal('0u'), ...storeShared('0'), '}', 'workgroupBarrier();',
-      'for (var t = 0u; t < nT; t++) {', '  let cur = t & 1u;', '  let more = t + 1u < nT;',
+      'for (var t = 0u; t < nT; t++) {', '  let cur = t % 2u;', '  let more = t + 1u < nT;',
       `  let aS = cur * ${u(stageSize(opA))}; let bS = cur * ${u(stageSize(opB))};`,
       '  if (more) {', ...loadGlobal(`(t + 1u) * ${u(BK)}`), '  }',
-      ...compute, '  if (more) {', ...storeShared('(cur ^ 1u)'), '  }', '  workgroupBarrier();', '}']
+      ...compute, '  if (more) {', ...storeShared('(1u - cur)'), '  }', '  workgroupBarrier();', '}']
     : ['if (nT > 0u) {', ...loadGlobal('0u'), '}',
       'for (var t = 0u; t < nT; t++) {', '  let aS = 0u; let bS = 0u;', ...storeShared('0'), '  workgroupBarrier();',
       '  if (t + 1u < nT) {', ...loadGlobal(`(t + 1u) * ${u(BK)}`), '  }',
