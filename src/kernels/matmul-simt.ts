@@ -52,6 +52,16 @@ function matmulDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boo
        ${full ? `let v = ${B('bOff + gn * p.ldb + gk')};` : `var v = 0.0; if (gn < p.N && gk < p.K) { v = ${B('bOff + gn * p.ldb + gk')}; }`}`
     : `let kk = idx / ${BN}u; let cc = idx % ${BN}u; let gn = n0 + cc; let gk = k0 + kk;
        ${full ? `let v = ${B('bOff + gk * p.ldb + gn')};` : `var v = 0.0; if (gn < p.N && gk < p.K) { v = ${B('bOff + gk * p.ldb + gn')}; }`}`;
+  // Staging `n` elements, element idx = li + s THREADS: a loop counted from 0 by 1, so Dawn's integer
+  // range analysis bounds idx and the workgroup stores go unclamped (as the reg kernel's do).
+  const stagingLoop = (n: number, body: string) => {
+    const steps = Math.ceil(n / THREADS);
+    return `for (var s = 0u; s < ${steps}u; s++) {
+      let idx = li + s * ${THREADS}u;${n % THREADS ? `
+      if (idx >= ${n}u) { break; }` : ''}
+      ${body}
+    }`;
+  };
   const name = `matmul_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}${full ? '_full' : ''}${f16Suffix(f16)}`;
   const mb = matmulBindings({ a: false, b: false, c: false }, f16, THREADS);
   // f16 copies hold f16 values (A already scaled): staged as they are.
@@ -75,14 +85,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   ${scalesWgsl(f16)}
   var acc: array<array<f32, ${TN}>, ${TM}>;
   for (var k0 = 0u; k0 < p.K; k0 += ${BK}u) {
-    for (var idx = li; idx < ${BM * BK}u; idx += ${THREADS}u) {
-      ${loadA}
-      As[kk * ${BM}u + r] = ${stageA};
-    }
-    for (var idx = li; idx < ${BN * BK}u; idx += ${THREADS}u) {
-      ${loadB}
-      Bs[kk * ${BN}u + cc] = ${stageB};
-    }
+    ${stagingLoop(BM * BK, `${loadA}
+      As[kk * ${BM}u + r] = ${stageA};`)}
+    ${stagingLoop(BN * BK, `${loadB}
+      Bs[kk * ${BN}u + cc] = ${stageB};`)}
     workgroupBarrier();
     for (var kk = 0u; kk < ${BK}u; kk++) {
       var av: array<f32, ${TM}>;

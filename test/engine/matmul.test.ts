@@ -82,6 +82,12 @@ describe(`matmul (seed ${rng.seed})`, () => {
     }
   });
 
+  it('a simple tiling whose staging is not a whole number of passes over the threads (48x32x8/4x4: 96 threads, 256 of B)', async () => {
+    const gpu = await getGpu();
+    await checkTile(gpu, { BM: 48, BN: 32, BK: 8, TM: 4, TN: 4 }, 50, 70, 21, false, true, { epilogue: true });
+    await checkTile(gpu, { BM: 48, BN: 32, BK: 8, TM: 4, TN: 4 }, 96, 64, 16, true, false, { path: /_full$/ });
+  });
+
   // Register-tiled kernels ('reg'). Their unrolled pipelines take ~1.5 s (64x64) to ~5-12 s (128x128)
   // to compile on lavapipe, so the four transposes x {scalar, vec4, full} grid runs on the 64x64 tiling
   // (the generator's layout code is the same for every size) and each other tiling on one or two shapes.
