@@ -15,7 +15,7 @@
 // is deterministic within its process; two processes may choose differently when two candidates
 // are within noise of each other (their results can differ in the last bits of f32 sums).
 import './webgpu.js';
-import type { KernelCheck } from './kernel.js';
+import type { Kernel, KernelCache, KernelCheck, KernelDef } from './kernel.js';
 import { Profiler } from './profiler.js';
 
 /** One key's outcome, for reports (bench step --json). */
@@ -202,18 +202,26 @@ export class Tuner {
    */
   defer(fn: () => Promise<void>): void { this.deferred.push(fn); }
 
-  /** Candidate kernels being compiled (withdraw()), each awaited once at the next settle(). */
+  /** Candidate kernels being compiled (built()), each awaited once at the next settle(). */
   private compiling = new Set<Promise<void>>();
   /** Kernels the adapter refused, reported once each. */
   private refused = new Set<string>();
 
   /**
-   * Candidate `index` of `key`, just picked, cannot run (KernelCache.checked says why): the caller
-   * dispatches the default instead. Still compiling: the pick is taken back and the next settle()
-   * waits for the compile, so the next step can time it. Refused by the adapter: left out of this
-   * key for good (TuneTable.withdraw), with a warning once per kernel.
+   * The kernel `def` of candidate `index` of `key`, just picked and timed, once the adapter has
+   * built it (KernelCache.checked); else undefined, and the caller dispatches the default instead.
+   * Still compiling: the pick is taken back and the next settle() waits for the compile, so the next
+   * step can time it. Refused by the adapter: left out of this key for good (TuneTable.withdraw),
+   * with a warning once per kernel.
    */
-  withdraw(key: string, labels: string[], index: number, kernel: string, check: KernelCheck): void {
+  built(kernels: KernelCache, key: string, labels: string[], index: number, def: KernelDef): Kernel | undefined {
+    const k = kernels.checked(def);
+    if ('pipeline' in k) return k;
+    this.withdraw(key, labels, index, def.name, k);
+    return undefined;
+  }
+
+  private withdraw(key: string, labels: string[], index: number, kernel: string, check: KernelCheck): void {
     const id = entryId(key, labels);
     if ('pending' in check) {
       this.table.withdraw(id, index, false);

@@ -242,13 +242,8 @@ function passPick(gpu: Gpu, pass: Pass, a: AttentionArgs, masked: boolean, regDe
   if (index >= cands.length) return { tc, rowLanes: form!.rowLanes, timing };
   // Register tiles other than the rule's, while being timed, run once the adapter has built their
   // kernel (as the matmul's tilings: kernel.ts checked()); meanwhile, or if refused, the rule's tiles.
-  if (index > 0 && outer === undefined && timing !== undefined) {
-    const def = regDef(cands[index]);
-    const k = gpu.kernels.checked(def);
-    if (!('pipeline' in k)) {
-      gpu.tuner.withdraw(key, labels, index, def.name, k);
-      return { rt: cands[0] };
-    }
+  if (index > 0 && outer === undefined && timing !== undefined && !gpu.tuner.built(gpu.kernels, key, labels, index, regDef(cands[index]))) {
+    return { rt: cands[0] };
   }
   return { rt: cands[index], timing };
 }

@@ -24,7 +24,7 @@
 // Reference: matmul.ref.ts (with f16: true for the rounded operands).
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { ParamWriter, windowOf, type Kernel, type KernelCheck, type KernelDef } from '../engine/kernel.js';
+import { ParamWriter, windowOf, type KernelDef } from '../engine/kernel.js';
 import { ABSMAX_PARTS, absmaxParts } from './absmax.js';
 import { smxDef, smxShape } from './matmul-smx.js';
 import { splitKReduce } from './matmul-splitk.js';
@@ -399,9 +399,8 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   };
   let def = defOf(tile, stages);
   if (dry) { dry.push(def.name); return; }
-  let kernel: Kernel | KernelCheck = candidate ? gpu.kernels.checked(def) : gpu.kernels.get(def);
-  if (!('pipeline' in kernel)) {
-    gpu.tuner!.withdraw(candidate!.key, candidate!.labels, candidate!.index, def.name, kernel);
+  let kernel = candidate ? gpu.tuner!.built(gpu.kernels, candidate.key, candidate.labels, candidate.index, def) : gpu.kernels.get(def);
+  if (!kernel) {
     ({ tile, stages } = candidate!.rule);
     tuning = undefined;
     def = defOf(tile, stages);
