@@ -59,13 +59,17 @@ if has tc; then
   tc_ok=""; tc_cut=""
   # At most SRK_TC_BUDGET seconds (default 150) for the forms, so a hanging form cannot take the steps' time.
   tc_end=$(( $(date +%s) + ${SRK_TC_BUDGET:-150} ))
-  for form in default row reload row+reload; do
+  # `norobust`: the default form without Dawn's robustness transform, which wraps every subgroup-matrix
+  # load and store in a bounds predicate (and raises strides below the matrix's width): passing only
+  # there points at that transform, not at the kernels; the tcsteps then run without it.
+  tc_toggles=""
+  for form in default norobust row reload row+reload; do
     [ "$(date +%s)" -lt "$tc_end" ] || { stamp "skip tensor-core attention form $form and after (SRK_TC_BUDGET)"; tc_cut=1; break; }
-    sm=""; rl=""; case $form in *row*) sm=row;; esac; case $form in *reload*) rl=1;; esac
-    SRK_TUNE=0 SRK_SMX_SOFTMAX=$sm SRK_SMX_RELOAD=$rl run 60 "tests-tcattn-$form" $vt --reporter=verbose test/kernels/attention-smx.test.ts
-    SRK_TUNE=0 SRK_SMX_SOFTMAX=$sm SRK_SMX_RELOAD=$rl SRK_ATTENTION=tc run 45 "tests-tcmodel-$form" $vt test/model/mixed-precision.test.ts
+    sm=""; rl=""; tg=""; case $form in *row*) sm=row;; esac; case $form in *reload*) rl=1;; esac; case $form in norobust) tg=disable_robustness;; esac
+    SRK_TUNE=0 SRK_SMX_SOFTMAX=$sm SRK_SMX_RELOAD=$rl SRK_DAWN_TOGGLES=$tg run 60 "tests-tcattn-$form" $vt --reporter=verbose test/kernels/attention-smx.test.ts
+    SRK_TUNE=0 SRK_SMX_SOFTMAX=$sm SRK_SMX_RELOAD=$rl SRK_DAWN_TOGGLES=$tg SRK_ATTENTION=tc run 45 "tests-tcmodel-$form" $vt test/model/mixed-precision.test.ts
     if grep -q "rc=0" "$r/tests-tcattn-$form.log" && grep -q "rc=0" "$r/tests-tcmodel-$form.log"; then
-      tc_ok=$form; export SRK_SMX_SOFTMAX=$sm SRK_SMX_RELOAD=$rl; stamp "tensor-core attention passes as: $form"; break
+      tc_ok=$form; tc_toggles=$tg; export SRK_SMX_SOFTMAX=$sm SRK_SMX_RELOAD=$rl; stamp "tensor-core attention passes as: $form"; break
     fi
   done
   if [ -z "$tc_ok" ] && [ "$(date +%s)" -lt "$tc_end" ]; then
@@ -81,7 +85,7 @@ if has tc; then
   [ -n "$tc_ok" ] || stamp "tensor-core attention failed in every form${tc_cut:+ tried}: its steps are skipped"
 fi
 tcstep() { # tcstep NAME ARGS...: a step with tensor-core attention, where the tc section found a passing form
-  if [ -n "${tc_ok-unchecked}" ]; then SRK_ATTENTION=tc step "$@"; else stamp "skip step-$1 (tensor-core attention failed)"; fi
+  if [ -n "${tc_ok-unchecked}" ]; then SRK_DAWN_TOGGLES=${tc_toggles:-${SRK_DAWN_TOGGLES:-}} SRK_ATTENTION=tc step "$@"; else stamp "skip step-$1 (tensor-core attention failed)"; fi
 }
 step() { # step NAME ARGS...
   local name=$1; shift
