@@ -43,18 +43,14 @@ fn ${arr}4(i: u32, d0: u32) -> vec4f {
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const unroll = (n: number, f: (i: number) => string) => range(n).map(f).join('\n');
 
-/**
- * Stages rows [r0, r0 + rows) (those below `lim`) of operands into vec4 workgroup tiles: element idx
- * = li + s NT, counted from 0 by 1 (not `idx += NT`), so Dawn's integer range analysis bounds idx
- * (below rows D4 when NT divides it) and the tile stores go unclamped.
- */
-function stage(t: RegTiles, rows: 'BR' | 'BC', r0: string, lim: string, head: string, ops: [string, string, string][]): string {
+/** Stages rows [r0, r0 + ROWS) (those below `lim`) of operands into vec4 workgroup tiles. */
+function stage(rows: string, r0: string, lim: string, head: string, ops: [string, string, string][]): string {
   // ops: [workgroup array, storage array, operand field name]
-  const n = (rows === 'BR' ? t.BR : t.BC) * (t.DP / 4);
+  // (Strided by NT, so Dawn's range analysis keeps these once-per-tile stores clamped: a loop counted
+  // from 0 would bound them, but lavapipe's LLVM then unrolls it around the inlined loads and takes
+  // twice as long to compile the attention kernels, for no gain in the hot loops.)
   return `
-    for (var sq = 0u; sq < ${Math.ceil(n / t.NT)}u; sq++) {
-      let idx = li + sq * NT;${n % t.NT ? `
-      if (idx >= ${n}u) { break; }` : ''}
+    for (var idx = li; idx < ${rows} * D4; idx += NT) {
       let rr = idx / D4; let c4 = idx % D4; let t = ${r0} + rr; let d0 = c4 * 4u;
       ${ops.map(([w]) => `var x${w} = vec4f(0.0);`).join(' ')}
       if (t < ${lim}) {
@@ -131,7 +127,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let cg = li % NCG; let rg = li / NCG;
   if (li == 0u) { lenS = rowLen(gb); }
   let len = workgroupUniformLoad(&lenS);
-  ${stage(t, 'BR', 'q0', 'p.T', 'h', [['Qs', 'q', 'q']])}
+  ${stage('BR', 'q0', 'p.T', 'h', [['Qs', 'q', 'q']])}
   for (var rr = li; rr < BR; rr += NT) {
     let i = q0 + rr; var pi = 0; var si = 0;
     if (i < p.T) { pi = posOf(gb, i); si = segOf(gb, i); }
@@ -149,7 +145,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     // A key tile no query of this tile can see through the segments (packed pairs: rejected
     // queries, chosen keys) is skipped whole.
     if (tileSkipped(li, gb, q0, min(q0 + BR, len), k0, min(k0 + BC, kEnd))) { continue; }
-    ${stage(t, 'BC', 'k0', 'kEnd', 'kvh', [['KVs', 'k', 'k']])}
+    ${stage('BC', 'k0', 'kEnd', 'kvh', [['KVs', 'k', 'k']])}
     for (var jj = li; jj < BC; jj += NT) {
       let j = k0 + jj; var pj = 0; var sj = 0;
       if (j < kEnd) { pj = posOf(gb, j); sj = segOf(gb, j); }
@@ -164,7 +160,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       Ss[rr * SS + jj] = x;
     }`)}
     workgroupBarrier();
-    ${stage(t, 'BC', 'k0', 'kEnd', 'kvh', [['KVs', 'v', 'v']])}
+    ${stage('BC', 'k0', 'kEnd', 'kvh', [['KVs', 'v', 'v']])}
     if (li < BR) {
       let r = li % BR; // li itself here, in a form Dawn's range analysis bounds (no clamps below)
       var tmax = M0;
@@ -233,7 +229,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let cg = li % NCG; let rg = li / NCG;
   if (li == 0u) { lenS = rowLen(gb); }
   let len = workgroupUniformLoad(&lenS);
-  ${stage(t, 'BR', 'q0', 'len', 'h', [['Qs', 'q', 'q'], ['dOs', 'dout', 'g']])}
+  ${stage('BR', 'q0', 'len', 'h', [['Qs', 'q', 'q'], ['dOs', 'dout', 'g']])}
   for (var rr = li; rr < BR; rr += NT) {
     let i = q0 + rr; var pi = 0; var si = 0; var lq = 0.0; var Dq = 0.0;
     if (i < len) {
@@ -251,7 +247,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     // A key tile no query of this tile can see through the segments (packed pairs: rejected
     // queries, chosen keys) is skipped whole.
     if (tileSkipped(li, gb, q0, min(q0 + BR, len), k0, min(k0 + BC, kEnd))) { continue; }
-    ${stage(t, 'BC', 'k0', 'kEnd', 'kvh', [['Ks', 'k', 'k'], ['Vs', 'v', 'v']])}
+    ${stage('BC', 'k0', 'kEnd', 'kvh', [['Ks', 'k', 'k'], ['Vs', 'v', 'v']])}
     for (var jj = li; jj < BC; jj += NT) {
       let j = k0 + jj; var pj = 0; var sj = 0;
       if (j < kEnd) { pj = posOf(gb, j); sj = segOf(gb, j); }
@@ -308,7 +304,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let cg = li % NCG; let rg = li / NCG;
   if (li == 0u) { lenS = rowLen(gb); }
   let len = workgroupUniformLoad(&lenS);
-  ${stage(t, 'BR', 'k0', 'len', 'kvh', [['Ks', 'k', 'k'], ['Vs', 'v', 'v']])}
+  ${stage('BR', 'k0', 'len', 'kvh', [['Ks', 'k', 'k'], ['Vs', 'v', 'v']])}
   for (var rr = li; rr < BR; rr += NT) {
     let j = k0 + rr; var pj = 0; var sj = 0;
     if (j < len) { pj = posOf(gb, j); sj = segOf(gb, j); }
@@ -317,7 +313,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   var dka: array<vec4f, ${4 * t.TD4}>;
   var dva: array<vec4f, ${4 * t.TD4}>;
   ${queryTileWalk('BR', 'BC')}
-      ${stage(t, 'BC', 'i0', 'iEnd', 'h', [['Qs', 'q', 'q'], ['dOs', 'dout', 'g']])}
+      ${stage('BC', 'i0', 'iEnd', 'h', [['Qs', 'q', 'q'], ['dOs', 'dout', 'g']])}
       for (var ii = li; ii < BC; ii += NT) {
         let qi = i0 + ii;
         var pq = 0; var sq = 0; var lq = 0.0; var dq = 0.0;

@@ -19,6 +19,9 @@ vi.mock('../../src/kernels/matmul-simt.js', async (importOriginal) => {
   return { ...mod, regDef };
 });
 
+// lavapipe compiles the candidates' unrolled kernels about twice as fast without LLVM's optimization
+// passes; set before this file's GPU device (its own process) loads the driver.
+process.env.GALLIVM_PERF ??= 'nopt';
 const rng = makeRng();
 const f32 = (x: Float64Array) => Float32Array.from(x);
 
