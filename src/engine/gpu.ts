@@ -69,11 +69,17 @@ export function dawnTogglesEnv(): { enable: string[]; disable: string[] } {
   return { enable: names.filter((x) => !x.startsWith('-')), disable: names.filter((x) => x.startsWith('-')).map((x) => x.slice(1)) };
 }
 
+/** A software adapter (lavapipe, SwiftShader), from its info (adapterInfoRecord). */
+export function isCpuAdapterInfo(a: Record<string, string>): boolean {
+  return a.isFallbackAdapter === 'true' || /llvmpipe|lavapipe|swiftshader/i.test(`${a.device} ${a.description} ${a.architecture}`);
+}
+
 /**
  * Dawn's instance arguments for `opts` and SRK_DAWN_TOGGLES: the toggles srk enables (and the
  * environment adds), and those it disables (the environment's '-name' ones win over srk's).
+ * `gpu`: for a hardware adapter (Gpu.create asks for the adapter first without it).
  */
-export function dawnFeatureArgs(opts: GpuOptions): string[] {
+export function dawnFeatureArgs(opts: GpuOptions, gpu: boolean): string[] {
   const env = dawnTogglesEnv();
   const enable = [
     ...(opts.allowUnsafeApis !== false ? ['allow_unsafe_apis'] : []),
@@ -81,14 +87,16 @@ export function dawnFeatureArgs(opts: GpuOptions): string[] {
     // The robustness transform clamps every runtime index (4 clamps per 64 FMAs in the f32
     // matmul's inner loop); with its integer range analysis it leaves out the clamps it proves
     // needless (Chrome's default in newer Dawn; accesses that could be out of range stay clamped).
-    'enable_integer_range_analysis_in_robustness',
+    // Dawn turns it on by default; srk asks for it on GPUs and turns it off on CPU adapters, where
+    // it gains nothing and lavapipe compiles the unclamped kernels ~1.5x slower (the test suite).
+    ...(gpu ? [RANGE_ANALYSIS] : []),
     ...(opts.fast ? ['disable_robustness', 'disable_workgroup_init', 'skip_validation'] : []),
     ...(opts.toggles ?? []),
     ...env.enable,
   ].filter((x) => !env.disable.includes(x));
   // Full timestamp resolution for the profiler and the tuner (quantization is a browser privacy
   // measure; it rounds the times of short dispatches away).
-  const disable = ['timestamp_quantization', ...env.disable];
+  const disable = ['timestamp_quantization', ...(gpu || env.enable.includes(RANGE_ANALYSIS) ? [] : [RANGE_ANALYSIS]), ...env.disable];
   const args = [`enable-dawn-features=${enable.join(',')}`];
   if (disable.length) args.push(`disable-dawn-features=${disable.join(',')}`);
   return args;
@@ -151,25 +159,14 @@ export class Gpu {
   static async create(opts: GpuOptions = {}): Promise<Gpu> {
     const adapterName = opts.adapter ?? process.env.SRK_ADAPTER;
     tuneEnv(); // a malformed SRK_TUNE fails here, before there is a device to release
-    const args = dawnFeatureArgs(opts);
-    if (adapterName) args.push(`adapter=${adapterName}`);
     if (!process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = '/tmp';
-    const key = args.join(' ');
-    if (!instance || instanceKey !== key) {
-      instance = create(args);
-      instanceKey = key;
-    }
-    let adapter: GPUAdapter | null = null;
-    try {
-      adapter = await withTimeout(instance.requestAdapter({ powerPreference: 'high-performance' }), 30_000,
-        'requestAdapter');
-    } catch (e) {
-      throw new GpuError(`${INSTALL_HINT}\n(${(e as Error).message})`);
-    }
-    if (!adapter) {
-      throw new GpuError(adapterName
-        ? `No WebGPU adapter matches "${adapterName}" (--adapter / SRK_ADAPTER). ${INSTALL_HINT}`
-        : INSTALL_HINT);
+    const argsFor = (gpu: boolean) => [...dawnFeatureArgs(opts, gpu), ...(adapterName ? [`adapter=${adapterName}`] : [])];
+    let args = argsFor(false);
+    let adapter = await requestAdapter(args, adapterName);
+    // A hardware adapter: once more through an instance with the GPU-only toggles, if they differ.
+    if (!isCpuAdapterInfo(adapterInfoRecord(adapter)) && argsFor(true).join(' ') !== args.join(' ')) {
+      args = argsFor(true);
+      adapter = await requestAdapter(args, adapterName);
     }
     const has = (f: string) => adapter!.features.has(f);
     const wanted = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix']
@@ -229,10 +226,7 @@ export class Gpu {
   }
 
   /** A software adapter (lavapipe, SwiftShader): kernels pick CPU-friendly shapes, benchmarks shrink. */
-  get isCpuAdapter(): boolean {
-    const a = this.adapterInfo;
-    return a.isFallbackAdapter === 'true' || /llvmpipe|lavapipe|swiftshader/i.test(`${a.device} ${a.description} ${a.architecture}`);
-  }
+  get isCpuAdapter(): boolean { return isCpuAdapterInfo(this.adapterInfo); }
 
   /** Largest byte range one storage binding may cover. */
   get maxBinding(): number { return this.limits.maxStorageBufferBindingSize; }
@@ -332,6 +326,29 @@ export class Gpu {
     this.pool.destroyAll();
     this.device.destroy();
   }
+}
+
+const RANGE_ANALYSIS = 'enable_integer_range_analysis_in_robustness';
+
+/** The adapter of a Dawn instance made with `args` (kept in module scope, see `instance`). */
+async function requestAdapter(args: string[], adapterName: string | undefined): Promise<GPUAdapter> {
+  const key = args.join(' ');
+  if (!instance || instanceKey !== key) {
+    instance = create(args);
+    instanceKey = key;
+  }
+  let adapter: GPUAdapter | null = null;
+  try {
+    adapter = await withTimeout(instance.requestAdapter({ powerPreference: 'high-performance' }), 30_000, 'requestAdapter');
+  } catch (e) {
+    throw new GpuError(`${INSTALL_HINT}\n(${(e as Error).message})`);
+  }
+  if (!adapter) {
+    throw new GpuError(adapterName
+      ? `No WebGPU adapter matches "${adapterName}" (--adapter / SRK_ADAPTER). ${INSTALL_HINT}`
+      : INSTALL_HINT);
+  }
+  return adapter;
 }
 
 function adapterInfoRecord(adapter: GPUAdapter): Record<string, string> {
