@@ -10,6 +10,7 @@
 // paper's text is ~190 tokens, five times the demo's sequences, and a model trained from scratch
 // attaches no meaning to its words anyway. Real runs use the paper's prompt by default.
 export const DEMO_REFINE_PROMPT = 'Usefulness 100/100. Query:';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Gpu } from '../engine/gpu.js';
 import { initModel } from '../init/init-model.js';
@@ -18,7 +19,7 @@ import { runsFromDirs, writeReport } from '../report/html.js';
 import { formatEvalTable, evalTableFromRows } from '../report/eval-metrics.js';
 import { TRAIN_DEFAULTS, type TrainOptions } from './options.js';
 import type { Precision } from '../engine/precision.js';
-import { train } from './trainer.js';
+import { train, TrainingError } from './trainer.js';
 import { Progress } from './progress.js';
 
 export interface DemoOptions {
@@ -29,13 +30,44 @@ export interface DemoOptions {
   scale?: number;
 }
 
+/** The file that marks a directory as the demo's own (written at the start of every demo run). */
+const DEMO_MARK = 'demo.json';
+/** The stages' run directories, which a new demo run replaces. */
+const DEMO_STAGES = ['sft', 'sr-dpo', 'dpo'];
+
+/**
+ * Whether the demo may write into `out`: 'new' (absent or empty), 'earlier' (an earlier demo's: its
+ * mark, or, from before the mark, an SFT stage trained from `out`/init with the demo's refine prompt;
+ * the demo is deterministic, so it starts over there), or 'foreign' (anything else: left alone).
+ */
+export function demoDirState(out: string): 'new' | 'earlier' | 'foreign' {
+  if (!existsSync(out) || readdirSync(out).length === 0) return 'new';
+  if (existsSync(path.join(out, DEMO_MARK))) return 'earlier';
+  try {
+    const cfg = JSON.parse(readFileSync(path.join(out, 'sft', 'train_config.json'), 'utf8')) as { model?: string; refinePrompt?: string };
+    if (cfg.refinePrompt === DEMO_REFINE_PROMPT && path.resolve(cfg.model ?? '') === path.resolve(out, 'init')) return 'earlier';
+  } catch { /* not an earlier demo */ }
+  return 'foreign';
+}
+
 export async function runDemo(o: DemoOptions): Promise<{ report: string }> {
+  const state = demoDirState(o.out);
+  if (state === 'foreign') {
+    throw new TrainingError(`${o.out} holds files the demo did not write; choose another --out ` +
+      '(the demo writes init/, data/, sft/, sr-dpo/, dpo/ and a report there)');
+  }
   const log = new Progress(o.plainProgress);
   const scale = o.scale ?? 1;
   const t0 = performance.now();
   const gpu = await Gpu.create({ adapter: o.adapter });
   try {
     log.log(`demo: a small GPT-NeoX trained from scratch on a synthetic preference task, in ${o.out}`);
+    if (state === 'earlier') {
+      log.log(`demo: ${o.out} holds an earlier demo; starting over`);
+      for (const d of DEMO_STAGES) rmSync(path.join(o.out, d), { recursive: true, force: true });
+    }
+    mkdirSync(o.out, { recursive: true });
+    writeFileSync(path.join(o.out, DEMO_MARK), `${JSON.stringify({ written_by: 'srk train (the built-in demo)', seed: o.seed })}\n`);
     const init = await initModel({ arch: 'gpt-neox', preset: 'tiny', outDir: path.join(o.out, 'init'), seed: o.seed, force: true });
     log.log(`demo: initialized ${init.numParams.toLocaleString()} parameters in ${init.dir}`);
     const data = await writeSyntheticSplit(path.join(o.out, 'data'), { train: Math.round(512 * scale), eval: 64, seed: o.seed });
