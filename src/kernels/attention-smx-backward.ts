@@ -143,7 +143,7 @@ function smxDqDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean): Kerne
     name: `attn_bwd_dq_smx_${BR}x${BC}_d${DP}_sg${sg}${t.reload ? '_reload' : ''}${emulated ? '_emu' : ''}`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'read', 'rw'],
     uniform: true,
-    code: /* wgsl */ `${sm.header}
+    code: sm.module(/* wgsl */ `${sm.header}
 const BR = ${u(BR)};
 const BC = ${u(BC)};
 const DP = ${u(DP)};
@@ -201,7 +201,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     workgroupBarrier();
   }
   ${storeFrags(sm, accs, 'p.scale / gs', 'dq', 'dq', 'h', 'q0', SA, sg)}
-}`,
+}`),
   };
 }
 
@@ -222,7 +222,7 @@ function smxDkdvDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean, shar
     name: `attn_bwd_dkdv_smx_${BK}x${BQ}_d${DP}_sg${sg}${shared ? '_shared' : ''}${t.reload ? '_reload' : ''}${emulated ? '_emu' : ''}`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'read', 'rw', ...(shared ? [] : ['rw' as const])],
     uniform: true,
-    code: /* wgsl */ `${sm.header}
+    code: sm.module(/* wgsl */ `${sm.header}
 const BK = ${u(BK)};
 const BQ = ${u(BQ)};
 const DP = ${u(DP)};
@@ -286,7 +286,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   }
   ${storeFrags(sm, dks, 'p.scale / gs', 'dk', 'dk', 'kvh', 'k0', SA, sg)}
   ${storeFrags(sm, dvs, '1.0 / gs', shared ? 'dk' : 'dv', 'dv', 'kvh', 'k0', SA, sg)}
-}`,
+}`),
   };
 }
 

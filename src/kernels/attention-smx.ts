@@ -232,7 +232,7 @@ function smxForwardDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean, r
     uniform: true,
     // Shuffles run in uniform control flow (the key loop's bounds and skips are workgroup-uniform;
     // Tint's uniformity analysis accepts the sg 16, 32 and 64 forms).
-    code: /* wgsl */ `${sm.header}
+    code: sm.module(/* wgsl */ `${sm.header}
 const BR = ${u(BR)};
 const BC = ${u(BC)};
 const DP = ${u(DP)};
@@ -288,7 +288,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     let e = lane + ${u(sg)} * t; let r = e / DP; let c = e % DP; let rr = sg * 16u + r; let qi = q0 + rr;
     if (qi < p.T && c < p.Dh) { o[${at('o', 'b', 'qi', 'h', 'c')}] = acc[t] * rowA[rr]; }
   }
-}`,
+}`),
   };
 }
 

@@ -149,7 +149,7 @@ function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
     name,
     bindings: mb.kinds,
     uniform: true,
-    code: /* wgsl */ `${sm.header}
+    code: sm.module(/* wgsl */ `${sm.header}
 ${mb.wgsl}
 var<workgroup> As: array<f16, ${stages * stageSize(opA)}>; // [stage] A tile in storage order, padded rows
 var<workgroup> Bs: array<f16, ${stages * stageSize(opB)}>; // [stage] B tile in storage order, padded rows
@@ -180,7 +180,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   } else {
   ${epilogue.join('\n  ')}
   }
-}`,
+}`),
   };
 }
 

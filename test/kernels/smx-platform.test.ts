@@ -86,7 +86,7 @@ fn main(@builtin(local_invocation_index) li: u32) {
       const lit = (a: number[]) => `array<f32, 256>(${a.map((x) => x.toFixed(1)).join(', ')})`;
       const def: KernelDef = {
         name: `probe_smx_qkt_sg${sg}${sm.emulated ? '_emu' : ''}`, bindings: ['rw'],
-        code: `${sm.header}
+        code: sm.module(`${sm.header}
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
 var<workgroup> KV: array<f16, ${32 * RSH}>;
 var<workgroup> Ss: array<f32, ${80 * SW}>;
@@ -134,7 +134,7 @@ fn main(@builtin(local_invocation_index) li: u32) {
     out[768u + e] = Ss[${48 * SW}u + (e / 16u) * ${SW}u + e % 16u];
     out[1024u + e] = Ss[${64 * SW}u + (e / 16u) * ${SW}u + e % 16u];
   }
-}`,
+}`),
       };
       const got = await runOut(gpu, def, 1280);
       const k2 = [...k].reverse();
