@@ -9,7 +9,7 @@
 // write and read the partial rows (ceil(N/64) D each way), read and write db.
 import type { Gpu } from '../src/engine/gpu.js';
 import { normBackward, normForward } from '../src/kernels/layernorm.js';
-import { columnSum } from '../src/kernels/column-sum.js';
+import { COLUMN_SUM_ROWS, columnSum } from '../src/kernels/column-sum.js';
 import { timeIt, type Timing } from './harness.js';
 import { fillUniform } from './random.js';
 
@@ -54,6 +54,6 @@ export async function benchColumnSum(gpu: Gpu, N: number, D: number, copyGBs: nu
   fillUniform(gpu, dy, 1, 35); fillUniform(gpu, db, 0, 0);
   const t = await timeIt(gpu, () => columnSum(gpu, { x: dy, out: db, N, D, accumulate: true }), warmup, repeats);
   gpu.pool.release(dy, db);
-  const bytes = 4 * (N * D + 2 * Math.ceil(N / 64) * D + 2 * D);
+  const bytes = 4 * (N * D + 2 * Math.ceil(N / COLUMN_SUM_ROWS) * D + 2 * D);
   return { name: `bias gradient D ${D}`, N, D, ...measured(t, bytes, copyGBs) };
 }

@@ -45,10 +45,9 @@ export const INSTALL_HINT =
   'machine. On Debian/Ubuntu run `bash scripts/setup-vulkan.sh` (installs libvulkan1 and ' +
   'mesa-vulkan-drivers, from bookworm-backports on Debian 12), and make sure XDG_RUNTIME_DIR is set.';
 
-// Keep the `create()` result in module scope: Dawn keeps the process alive while it is
-// reachable from globalThis, and releasing it explicitly can crash (engines.md section 4).
-let instance: GPU | undefined;
-let instanceKey = '';
+// Keep the `create()` results in module scope, one per argument list: Dawn keeps the process alive
+// while one is reachable from globalThis, and releasing it explicitly can crash (engines.md section 4).
+const instances = new Map<string, GPU>();
 
 export class GpuError extends Error {}
 
@@ -77,26 +76,25 @@ export function isCpuAdapterInfo(a: Record<string, string>): boolean {
 /**
  * Dawn's instance arguments for `opts` and SRK_DAWN_TOGGLES: the toggles srk enables (and the
  * environment adds), and those it disables (the environment's '-name' ones win over srk's).
- * `gpu`: for a hardware adapter (Gpu.create asks for the adapter first without it).
+ * `cpu`: for a software adapter (Gpu.create asks for the adapter with the hardware arguments first).
  */
-export function dawnFeatureArgs(opts: GpuOptions, gpu: boolean): string[] {
+export function dawnFeatureArgs(opts: GpuOptions, cpu: boolean): string[] {
   const env = dawnTogglesEnv();
   const enable = [
     ...(opts.allowUnsafeApis !== false ? ['allow_unsafe_apis'] : []),
     ...(opts.enableF16OnNvidia !== false ? ['vulkan_enable_f16_on_nvidia'] : []),
-    // The robustness transform clamps every runtime index (4 clamps per 64 FMAs in the f32
-    // matmul's inner loop); with its integer range analysis it leaves out the clamps it proves
-    // needless (Chrome's default in newer Dawn; accesses that could be out of range stay clamped).
-    // Dawn turns it on by default; srk asks for it on GPUs and turns it off on CPU adapters, where
-    // it gains nothing and lavapipe compiles the unclamped kernels ~1.5x slower (the test suite).
-    ...(gpu ? [RANGE_ANALYSIS] : []),
+    // The robustness transform clamps every runtime index; its integer range analysis (Dawn's
+    // default) leaves out the clamps it proves needless, e.g. all of the f32 register matmul's
+    // (4 per 64 FMAs of its inner loop otherwise). Asked for on GPUs, turned off on CPU adapters:
+    // lavapipe gains nothing and compiles the unclamped kernels ~1.5x slower (the test suite).
+    ...(cpu ? [] : [RANGE_ANALYSIS]),
     ...(opts.fast ? ['disable_robustness', 'disable_workgroup_init', 'skip_validation'] : []),
     ...(opts.toggles ?? []),
     ...env.enable,
   ].filter((x) => !env.disable.includes(x));
   // Full timestamp resolution for the profiler and the tuner (quantization is a browser privacy
   // measure; it rounds the times of short dispatches away).
-  const disable = ['timestamp_quantization', ...(gpu || env.enable.includes(RANGE_ANALYSIS) ? [] : [RANGE_ANALYSIS]), ...env.disable];
+  const disable = ['timestamp_quantization', ...(cpu && !env.enable.includes(RANGE_ANALYSIS) ? [RANGE_ANALYSIS] : []), ...env.disable];
   const args = [`enable-dawn-features=${enable.join(',')}`];
   if (disable.length) args.push(`disable-dawn-features=${disable.join(',')}`);
   return args;
@@ -160,14 +158,11 @@ export class Gpu {
     const adapterName = opts.adapter ?? process.env.SRK_ADAPTER;
     tuneEnv(); // a malformed SRK_TUNE fails here, before there is a device to release
     if (!process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = '/tmp';
-    const argsFor = (gpu: boolean) => [...dawnFeatureArgs(opts, gpu), ...(adapterName ? [`adapter=${adapterName}`] : [])];
-    let args = argsFor(false);
-    let adapter = await requestAdapter(args, adapterName);
-    // A hardware adapter: once more through an instance with the GPU-only toggles, if they differ.
-    if (!isCpuAdapterInfo(adapterInfoRecord(adapter)) && argsFor(true).join(' ') !== args.join(' ')) {
-      args = argsFor(true);
-      adapter = await requestAdapter(args, adapterName);
-    }
+    const argsFor = (cpu: boolean) => [...dawnFeatureArgs(opts, cpu), ...(adapterName ? [`adapter=${adapterName}`] : [])];
+    let adapter = await requestAdapter(argsFor(false), adapterName);
+    // A software adapter: once more through an instance with the CPU toggles (so the path with two
+    // instances is the one every lavapipe run takes, and a GPU takes one).
+    if (isCpuAdapterInfo(adapterInfoRecord(adapter))) adapter = await requestAdapter(argsFor(true), adapterName);
     const has = (f: string) => adapter!.features.has(f);
     const wanted = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix']
       .filter(has);
@@ -330,13 +325,11 @@ export class Gpu {
 
 const RANGE_ANALYSIS = 'enable_integer_range_analysis_in_robustness';
 
-/** The adapter of a Dawn instance made with `args` (kept in module scope, see `instance`). */
+/** The adapter of the Dawn instance made with `args` (kept in module scope, see `instances`). */
 async function requestAdapter(args: string[], adapterName: string | undefined): Promise<GPUAdapter> {
   const key = args.join(' ');
-  if (!instance || instanceKey !== key) {
-    instance = create(args);
-    instanceKey = key;
-  }
+  let instance = instances.get(key);
+  if (!instance) instances.set(key, (instance = create(args)));
   let adapter: GPUAdapter | null = null;
   try {
     adapter = await withTimeout(instance.requestAdapter({ powerPreference: 'high-performance' }), 30_000, 'requestAdapter');

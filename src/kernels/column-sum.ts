@@ -1,6 +1,6 @@
 // Column sums: out[d] (+)= sum over rows r of x[r, d], for x [N, D] (bias gradients: db = sum of
-// dy over tokens). Deterministic without atomics: stage 1 sums blocks of ROWS rows per column into
-// partial[blk, d] (threads along d, so loads are coalesced), stage 2 adds the blocks in order
+// dy over tokens). Deterministic without atomics: stage 1 sums blocks of COLUMN_SUM_ROWS rows per
+// column into partial[blk, d] (threads along d, so loads are coalesced), stage 2 adds the blocks in order
 // (sumPartialRows, also the norms' weight-gradient stage 2).
 // Rows are processed in chunks whose window fits one binding. Reference: column-sum.ref.ts.
 import type { Gpu } from '../engine/gpu.js';
@@ -8,14 +8,15 @@ import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, chunkRanges, maxWindowElems, windowOf, type KernelDef, type Window } from '../engine/kernel.js';
 
 const WG = 64;     // columns per workgroup
-const ROWS = 64;   // rows per stage-1 block
+/** Rows per stage-1 block (bench/norm.ts counts the partial rows' traffic with it). */
+export const COLUMN_SUM_ROWS = 64;
 
 /**
  * WGSL: `acc += load(i)` for i in [from, to), eight loads issued before their sum (a loop of
  * dependent single loads keeps one load in flight per thread: these kernels are latency-bound
  * otherwise), summed in a fixed order, so results are deterministic. `i` names the loop variable.
  */
-export function unrolledSumWgsl(acc: string, i: string, from: string, to: string, load: (i: string) => string): string {
+function unrolledSumWgsl(acc: string, i: string, from: string, to: string, load: (i: string) => string): string {
   const v = Array.from({ length: 8 }, (_, j) => `let v${j} = ${load(j ? `${i} + ${j}u` : i)};`).join(' ');
   return `var ${i} = ${from};
   for (; ${i} + 8u <= ${to}; ${i} += 8u) {
@@ -38,8 +39,8 @@ struct Params { rows: u32, D: u32, xBase: u32 };
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let d = wg.x * ${WG}u + li;
   if (d >= p.D) { return; }
-  let r0 = wg.y * ${ROWS}u;
-  let r1 = min(p.rows, r0 + ${ROWS}u);
+  let r0 = wg.y * ${COLUMN_SUM_ROWS}u;
+  let r1 = min(p.rows, r0 + ${COLUMN_SUM_ROWS}u);
   var s = 0.0;
   ${unrolledSumWgsl('s', 'r', 'r0', 'r1', (r) => `x[p.xBase + (${r}) * p.D + d]`)}
   partial[wg.y * p.D + d] = s;
@@ -93,7 +94,7 @@ export function columnSum(gpu: Gpu, a: ColumnSumArgs): void {
   let accumulate = a.accumulate ?? false;
   for (const [r0, r1] of N === 0 ? [[0, 0]] : chunkRanges(N, rowsPerChunk)) {
     const rows = r1 - r0;
-    const nblk = Math.max(1, Math.ceil(rows / ROWS));
+    const nblk = Math.max(1, Math.ceil(rows / COLUMN_SUM_ROWS));
     const part = gpu.pool.acquire([nblk * D], 'f32', 'colsum partial');
     const wp = windowOf(gpu, part);
     if (rows === 0) {

@@ -1,6 +1,7 @@
 // Pieces shared by the matmul kernel families (matmul-simt.ts: f32 simple and register-tiled;
 // matmul-smx.ts: tensor cores) and their dispatcher (matmul.ts): the tiling type, the Params struct,
 // the f16 staging flags and scale bindings, and the WGSL that loads operand tiles from global memory in quads.
+import { f16ScaleWgsl } from './absmax.js';
 
 /** A tiling of the matmul (matmul.ts chooses one per product). */
 export interface MatmulTile {
@@ -36,7 +37,6 @@ export function tileName(t: MatmulTile): string {
   return `reg ${base}${t.stages === 1 ? ' 1-stage' : ''}${t.vec4 === false ? ' scalar' : ''}${t.unrollK === false ? ' rolled-K' : ''}`;
 }
 
-import { f16ScaleWgsl } from './absmax.js';
 
 // The uniform parameters of both kernel families, in the order run() packs them.
 export const PARAMS_WGSL = /* wgsl */ `struct Params {

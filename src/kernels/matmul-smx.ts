@@ -158,8 +158,8 @@ var<workgroup> Cs: array<f32, ${subgroups * FRAG * FRAG}>; // per-subgroup epilo
 @compute @workgroup_size(${threads}, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32,
         @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
-  // This invocation's subgroup, with the adapter's fixed subgroup size as a constant (sgs at run
-  // time): Dawn's integer range analysis then bounds every fragment offset below.
+  // This invocation's subgroup, from the adapter's fixed subgroup size as a constant (rather than
+  // the sgs builtin), so Dawn's integer range analysis can bound every fragment offset below.
   let sg = li / ${u(sgSize)};
   let rowA = (sg / ${u(SGN)}) * ${u(TM)};    // the subgroup's rows within the tile
   let colB = (sg % ${u(SGN)}) * ${u(TN)};    // and columns

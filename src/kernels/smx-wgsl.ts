@@ -5,8 +5,9 @@
 //   emulated: plain WGSL on any adapter with f16 and subgroups (lavapipe), so CI checks the
 //             tensor-core kernels' tiling, offsets, strides, masks and epilogues: everything except
 //             the hardware's matrix ops, which test/engine/matmul-f16.test.ts checks natively where
-//             an adapter has them. Its loads and stores also do what Dawn's robustness transform makes
-//             of native ones (bounds predicate, stride at least 16), so the emulated checks see that too. Every invocation holds whole matrices (array<f32, 256>, row-major)
+//             an adapter has them. Its loads and stores also do what Dawn's robustness transform
+//             makes of native ones (bounds predicate, stride at least 16), so the emulated checks
+//             meet that too. Every invocation holds whole matrices (array<f32, 256>, row-major)
 //             and does the whole product itself: the subgroup's invocations compute identical values
 //             and their stores write identical values. Redundant, and lavapipe's LLVM takes 10-25 s
 //             to compile one such kernel (without its shader cache), but a form that spread the

@@ -7,9 +7,9 @@ const saved = process.env.SRK_DAWN_TOGGLES;
 afterEach(() => { if (saved === undefined) delete process.env.SRK_DAWN_TOGGLES; else process.env.SRK_DAWN_TOGGLES = saved; });
 
 /** The enabled and disabled toggle lists of one call. */
-function toggles(opts: Parameters<typeof dawnFeatureArgs>[0], env?: string, gpu = true): { on: string[]; off: string[] } {
+function toggles(opts: Parameters<typeof dawnFeatureArgs>[0], env?: string, cpu = false): { on: string[]; off: string[] } {
   if (env === undefined) delete process.env.SRK_DAWN_TOGGLES; else process.env.SRK_DAWN_TOGGLES = env;
-  const args = dawnFeatureArgs(opts, gpu);
+  const args = dawnFeatureArgs(opts, cpu);
   const list = (prefix: string) => args.find((a) => a.startsWith(prefix))?.slice(prefix.length).split(',').filter(Boolean) ?? [];
   return { on: list('enable-dawn-features='), off: list('disable-dawn-features=') };
 }
@@ -21,10 +21,10 @@ describe('Dawn toggles', () => {
     expect(t.on).not.toContain('disable_robustness');
     expect(t.off).toEqual(['timestamp_quantization']);
     // On a CPU adapter (lavapipe) the range analysis (Dawn's default) is turned off, unless asked for.
-    const cpu = toggles({}, undefined, false);
+    const cpu = toggles({}, undefined, true);
     expect(cpu.on).not.toContain('enable_integer_range_analysis_in_robustness');
     expect(cpu.off).toEqual(['timestamp_quantization', 'enable_integer_range_analysis_in_robustness']);
-    const asked = toggles({}, 'enable_integer_range_analysis_in_robustness', false);
+    const asked = toggles({}, 'enable_integer_range_analysis_in_robustness', true);
     expect(asked.on).toContain('enable_integer_range_analysis_in_robustness');
     expect(asked.off).toEqual(['timestamp_quantization']);
     expect(toggles({ fast: true }).on).toEqual(expect.arrayContaining(['disable_robustness', 'disable_workgroup_init', 'skip_validation']));
