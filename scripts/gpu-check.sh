@@ -10,6 +10,8 @@
 #   quicksteps  a short run's steps: tuned mixed 160m/410m DPO and Sr-DPO, f32 Sr-DPO, then Sr-DPO with
 #           attention forced unfused or onto tensor cores, linear layers forced to f16 copies or not,
 #           then profiles
+#   toggles (not by default) Dawn's robustness toggles on the f32/f16 matmul and the steps; bounds-checked
+#           against full tiles at the model's shapes
 #   step    training steps, Pythia-160m/410m, DPO and Sr-DPO, mixed (with and without tensor-core
 #           attention) then f32, packed (+ unpacked, profiles, varied lengths)
 #   matmul  f32 and f16 (tensor cores) on the square and Pythia shapes; with SRK_GPU_SWEEP=1 every tiling
@@ -92,6 +94,34 @@ step() { # step NAME ARGS...
   # 120 s: a tuned run's first steps also compile every candidate kernel (later runs hit the driver's cache).
   run 120 "step-$name" $srk bench step --pairs 8 --seq 512 --prompt 256 --json "$@"
 }
+if has toggles; then
+  # What Dawn's robustness still costs after the range analysis (run 6: square 4096 f32 36.4 TFLOP/s as
+  # srk runs, 39.5 with --fast): `vulkan_use_buffer_robust_access_2` leaves storage-buffer bounds to
+  # the driver (VK_EXT_robustness2: reads past the binding give 0, writes are dropped: still safe)
+  # instead of Tint's clamp on every index; `disable_workgroup_init` skips zeroing workgroup memory.
+  # Then the model's shapes with a token count the tiles divide (6144) and not (6152, the step's):
+  # what the bounds-checked kernel costs. Then steps, a same-machine baseline first.
+  r2=vulkan_use_buffer_robust_access_2
+  SRK_TUNE=0 run 20 mmt-f32 $srk bench matmul --json --only 'square 4096'
+  SRK_TUNE=0 SRK_DAWN_TOGGLES=$r2 run 20 mmt-f32-robust2 $srk bench matmul --json --only 'square 4096'
+  SRK_TUNE=0 SRK_DAWN_TOGGLES=$r2,disable_workgroup_init run 20 mmt-f32-robust2-noinit $srk bench matmul --json --only 'square 4096'
+  SRK_TUNE=0 run 20 mmt-f32-fast $srk bench matmul --json --only 'square 4096' --fast
+  SRK_TUNE=0 SRK_DAWN_TOGGLES=$r2 run 30 mmt-mixed-robust2 $srk bench matmul --json --precision mixed --only 'square 4096'
+  SRK_TUNE=0 run 30 mmt-mixed $srk bench matmul --json --precision mixed --only 'square 4096'
+  SRK_TUNE=0 run 30 mmt-410m-6152 $srk bench matmul --json --tokens 6152 --only '410m'
+  SRK_TUNE=0 run 30 mmt-410m-6144 $srk bench matmul --json --tokens 6144 --only '410m'
+  SRK_TUNE=0 SRK_DAWN_TOGGLES=$r2 run 30 mmt-410m-6152-robust2 $srk bench matmul --json --tokens 6152 --only '410m'
+  step pythia-410m-sr-dpo-f32 --shape pythia-410m --loss sr-dpo --precision f32
+  SRK_DAWN_TOGGLES=$r2 step pythia-410m-sr-dpo-f32-robust2 --shape pythia-410m --loss sr-dpo --precision f32
+  step pythia-410m-sr-dpo-f32-fast --shape pythia-410m --loss sr-dpo --precision f32 --fast
+  SRK_DAWN_TOGGLES=$r2 step pythia-410m-dpo-f32-robust2 --shape pythia-410m --loss dpo --precision f32
+  SRK_DAWN_TOGGLES=$r2 step pythia-160m-sr-dpo-f32-robust2 --shape pythia-160m --loss sr-dpo --precision f32
+  SRK_DAWN_TOGGLES=$r2 step pythia-160m-dpo-f32-robust2 --shape pythia-160m --loss dpo --precision f32
+  SRK_DAWN_TOGGLES=$r2 step pythia-410m-sr-dpo-mixed-robust2 --shape pythia-410m --loss sr-dpo --precision mixed
+  step pythia-410m-sr-dpo-mixed --shape pythia-410m --loss sr-dpo --precision mixed
+  SRK_DAWN_TOGGLES=$r2 step pythia-410m-dpo-mixed-robust2 --shape pythia-410m --loss dpo --precision mixed
+  step pythia-410m-sr-dpo-f32-again --shape pythia-410m --loss sr-dpo --precision f32  # the machine's drift
+fi
 if has quicksteps; then
   # What the tuned steps may run that no earlier GPU run has checked (unless the tests section did):
   # the f16 operand copies, the 64x64-per-subgroup tensor-core tiles, B's scale, and attention through
@@ -193,7 +223,7 @@ tar czf "$out/results.tgz" -C "$out" r
 cat "$r/nvidia-smi.txt" "$r/commit.txt" 2>/dev/null
 for f in "$r"/tests*.json; do echo "${f##*/}:"; sed 's/\x1b\[[0-9;]*m//g' "$f" "${f%.json}.log" | grep -E "×|Test Files|Tests  |AssertionError|Error:|rc=" | head -14; done
 [ -f "$r/matmul.log" ] && grep -E "copy|square 4096" "$r/matmul.log" | head -6
-for f in "$r"/mm-f32*.log; do [ -f "$f" ] && { echo "${f##*/}:"; grep -E "square 4096|rc=" "$f" | head -3; }; done
+for f in "$r"/mm-f32*.log "$r"/mmt-*.log; do [ -f "$f" ] && { echo "${f##*/}:"; grep -E "square 4096|rc=" "$f" | head -3; }; done
 for f in "$r"/attn-*.log; do [ -f "$f" ] && { echo "${f##*/}:"; grep -E "fwd|rc=" "$f" | head -5; }; done
 [ -f "$r/matmul-tuned.log" ] && grep -E "tuned" "$r/matmul-tuned.log" | head -12
 [ -f "$r/sweep.log" ] && grep -E "f16" "$r/sweep.log" | sort | head -48

@@ -271,7 +271,8 @@ export const SMX_CANDIDATES: readonly MatmulTile[] = [SMX_128, SMX_64,
 /**
  * The rule's tiling first, then the other candidates for this kind of product (none without a
  * tuner). Products with few output tiles and a long K (weight gradients) also try the rule's
- * tiling with K split in 4 and 8 (matmul-splitk.ts).
+ * tiling with K split in 2, 4 and 8 (matmul-splitk.ts; 2 for shapes whose tiles fill one and a half
+ * waves of the GPU, as the 410m step's N = 1024 products on 128x128 tiles: 392 tiles on an H100's 264 slots).
  */
 function tileCandidates(gpu: Gpu, rule: MatmulTile, p: Problem): MatmulTile[] {
   // SRK_SMX_SAFE=1 (scripts/gpu-check.sh sets it when a tensor-core test fails) or emulated tensor
@@ -279,7 +280,7 @@ function tileCandidates(gpu: Gpu, rule: MatmulTile, p: Problem): MatmulTile[] {
   if (!gpu.tuner || FORCED_FAMILY || (rule.kind === 'smx' && (SMX_SAFE || gpu.smxMode === 'emulated'))) return [rule];
   const pool = rule.kind === 'smx' ? SMX_CANDIDATES : F32_CANDIDATES;
   const tiles = Math.ceil(p.M / rule.BM) * Math.ceil(p.N / rule.BN);
-  const split = p.batch === 1 && p.outer === 1 && tiles < 528 && p.K >= 2048 ? [4, 8].map((S) => ({ ...rule, splitK: S })) : [];
+  const split = p.batch === 1 && p.outer === 1 && tiles < 528 && p.K >= 2048 ? [2, 4, 8].map((S) => ({ ...rule, splitK: S })) : [];
   return [rule, ...pool.filter((t) => t !== rule), ...split];
 }
 

@@ -315,9 +315,9 @@ describe(`matmul (seed ${rng.seed})`, () => {
       const want = matmulRef({ a, b, bias, M, N, K, transA: false, transB: false });
       const args = { a: ta, b: tb, bias: tbias, M, N, K };
       const ran = new Set<string>();
-      // 3 samples of each of 8 candidates, and one more call per candidate whose first pick finds its
+      // 3 samples of each of 9 candidates, and one more call per candidate whose first pick finds its
       // kernel still compiling (kernel.ts checked(): the rule runs instead, untimed).
-      for (let i = 0; i < 4 * 8; i++) {
+      for (let i = 0; i < 4 * 9; i++) {
         const tc = gpu.tensor([M * N]);
         matmul(gpu, { ...args, c: tc });
         ran.add(gpu.recorder.lastKernel);
@@ -329,8 +329,8 @@ describe(`matmul (seed ${rng.seed})`, () => {
       expect(tuner.table.open).toBe(false);
       const [d] = tuner.table.decisions();
       expect(d.key).toMatch(/^matmul nn bias 2\^/);
-      expect(d.candidates.slice(-2).map((c) => c.replace(/.* split-K/, 'split-K'))).toEqual(['split-K 4', 'split-K 8']);
-      expect(d.candidates.length).toBe(ran.size + 1); // both split forms end with the one reduction kernel
+      expect(d.candidates.slice(-3).map((c) => c.replace(/.* split-K/, 'split-K'))).toEqual(['split-K 2', 'split-K 4', 'split-K 8']);
+      expect(d.candidates.length).toBe(ran.size + 2); // the three split forms end with the one reduction kernel
       expect(d.medianMs.every((m) => m !== null && m > 0)).toBe(true);
       expect(d.medianMs[d.chosen]).toBe(Math.min(...(d.medianMs as number[])));
       // The choice from now on: what a dry run names, untimed, still exact.
