@@ -17,7 +17,7 @@
 // the same weights before training (PrecisionCheck). --profile adds one step with a timestamp per
 // dispatch (StepProfile).
 import type { TuneDecision } from '../src/engine/tuner.js';
-import { chooseSmxBackward, unfusedWanted } from '../src/kernels/attention-tiling.js';
+import { attentionModeLabels, chooseSmxBackward, unfusedCandidateAllowed, unfusedWanted } from '../src/kernels/attention-tiling.js';
 import { tcCheckState } from '../src/kernels/attention-selfcheck.js';
 import type { Gpu } from '../src/engine/gpu.js';
 import { Optimizer } from '../src/kernels/optimizer.js';
@@ -212,7 +212,9 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   const modes = tuning.filter((d) => d.key.startsWith('attention mode ')).map((d) => d.candidates[d.chosen]);
   const tcPicks = tuning.filter((d) => d.key.startsWith('attention ') && !d.key.startsWith('attention mode '))
     .map((d) => d.candidates[d.chosen].startsWith('tc'));
-  const attentionKind = unfusedWanted() || (modes.length > 0 && modes.every((m) => m === 'unfused')) ? 'unfused' as const
+  // Untuned, the rule: the matmul path on GPUs (attention-tiling.ts attentionModeLabels).
+  const ruleUnfused = !gpu.tuner && attentionModeLabels(gpu.isCpuAdapter)[0] === 'unfused' && unfusedCandidateAllowed(gpu, gpu.matmulPrecision);
+  const attentionKind = unfusedWanted() || ruleUnfused || (modes.length > 0 && modes.every((m) => m === 'unfused')) ? 'unfused' as const
     : forcedTc || (!modes.includes('unfused') && tcPicks.length > 0 && tcPicks.every(Boolean)) ? 'tensor cores' as const
       : modes.includes('unfused') || tcPicks.some(Boolean) ? 'mixed' as const : 'f32' as const;
   const tcCheck = choice.precision === 'mixed' ? tcCheckState(gpu, cfg.headDim) : undefined;

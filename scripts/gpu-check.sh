@@ -151,7 +151,7 @@ if has quicksteps; then
   SRK_TUNE=0 run 20 mm-f32-fast $srk bench matmul --json --only 'square 4096' --fast
   # Attention alone (Pythia shapes, plain and packed), untuned: the flash kernels against the matmul path.
   for p in mixed f32; do
-    SRK_TUNE=0 run 40 "attn-$p-flash" $srk bench attention --json --precision $p
+    SRK_TUNE=0 SRK_ATTENTION=simt run 40 "attn-$p-flash" $srk bench attention --json --precision $p
     SRK_TUNE=0 SRK_ATTENTION=unfused run 40 "attn-$p-unfused" $srk bench attention --json --precision $p
   done
   for s in pythia-160m pythia-410m; do
@@ -171,7 +171,7 @@ if has step; then
   # Most wanted first (the budget may end the section): the mixed Sr-DPO steps, then DPO, then f32,
   # then the rest. Every step is tuned (src/engine/tuner.ts: the kernels timed in the warm-up steps;
   # in mixed precision tensor-core attention is a candidate once its self-check passed, see the
-  # `attention:` log line) but the `-untuned` ones (SRK_TUNE=0: the fixed rule, f32 attention); the
+  # `attention:` log line) but the `-untuned` ones (SRK_TUNE=0: the fixed rules, attention through the matmul); the
   # `-tcattn` ones force tensor-core attention (SRK_ATTENTION=tc, in the form the tc section found).
   for s in pythia-160m pythia-410m; do
     SRK_TUNE=0 step "$s-sr-dpo-mixed-untuned" --shape $s --loss sr-dpo --precision mixed

@@ -126,6 +126,17 @@ export function unfusedWanted(): boolean {
 }
 
 /**
+ * The two ways of attention (flash kernels, the matmul path) as a tuner's labels, the rule first:
+ * on a GPU the matmul path, which run 6 on an H100 (bench/RESULTS.md) found faster at every Pythia
+ * shape, both directions and both precisions (410m Sr-DPO steps: f32 836 -> 667 ms, mixed 463 ->
+ * 302 ms); on a CPU adapter the flash kernels (lavapipe has no fast matmul to gain, and the
+ * scratch's T^2 floats cost it memory). The rule runs untuned (SRK_TUNE=0) and before the timing.
+ */
+export function attentionModeLabels(isCpuAdapter: boolean): ['flash', 'unfused'] | ['unfused', 'flash'] {
+  return isCpuAdapter ? ['flash', 'unfused'] : ['unfused', 'flash'];
+}
+
+/**
  * Whether the unfused path may be a tuner candidate against the flash kernels (attention.ts):
  * SRK_ATTENTION unset, no test override, and not over emulated tensor cores (checking only, never
  * fast, and each of their pipelines costs lavapipe seconds to compile).

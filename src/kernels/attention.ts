@@ -18,9 +18,10 @@
 // and dK/dV at Dh 128, anything at Dh > 128). In f16 precision the tensor-core kernels
 // (attention-smx.ts, attention-smx-backward.ts) are one more tuner candidate per pass once they passed
 // their self-check on the adapter (attention-selfcheck.ts); SRK_ATTENTION=tc forces them, simt keeps
-// them out. SRK_ATTENTION=unfused runs attention through the matmul kernels instead
-// (attention-unfused.ts; the backward keeps this file's preparation kernel). The flash kernels
-// hold no T x T matrix.
+// them out. Attention through the matmul kernels (attention-unfused.ts; the backward keeps this
+// file's preparation kernel) is the other way: the rule on GPUs (faster on the H100 at every Pythia
+// shape), a tuner candidate against these kernels everywhere; SRK_ATTENTION=unfused forces it, simt
+// keeps these. The flash kernels hold no T x T matrix.
 // Rows at or past their length have no visible key: they write out = 0 and lse = 0 (finite, so
 // the backward, which recomputes P = exp(s - lse) only for visible pairs, never meets NaN).
 //
@@ -54,7 +55,7 @@ import { ParamWriter, grid, maxWindowElems, windowOf, type KernelDef, type Windo
 import { dummyI32, isPackedMask, packMask, packMaskHost, type MaskTensors, type PackedMask } from './attention-mask.js';
 import { regDkdvDef, regDqDef, regForwardDef } from './attention-blocked.js';
 import { dkdvDef, dqDef, forwardDef } from './attention-legacy.js';
-import { checkAttentionEnv, chooseSmxBackward, chooseSmxForward, chooseTiles, regTileCandidates, smxRowLanes, tcCandidateAllowed, tcTilesFor, unfusedCandidateAllowed, unfusedWanted, type Pass, type RegTiles } from './attention-tiling.js';
+import { attentionModeLabels, checkAttentionEnv, chooseSmxBackward, chooseSmxForward, chooseTiles, regTileCandidates, smxRowLanes, tcCandidateAllowed, tcTilesFor, unfusedCandidateAllowed, unfusedWanted, type Pass, type RegTiles } from './attention-tiling.js';
 import { unfusedBackward, unfusedFits, unfusedForward } from './attention-unfused.js';
 import { checkedTcForm, tcFormLabel, type TcCheckCase, type TcCheckRecorder, type TcForm } from './attention-selfcheck.js';
 import type { SmxAttentionTiles } from './attention-smx.js';
@@ -257,20 +258,23 @@ function shapeKey(a: AttentionArgs, masked: boolean): string {
 
 /**
  * Flash kernels or the matmul path (attention-unfused.ts) for a forward or a backward:
- * SRK_ATTENTION=unfused forces the latter where its scratch fits; otherwise, with a tuner, the two
+ * SRK_ATTENTION=unfused forces the latter where its scratch fits, simt the former; otherwise the
+ * rule (attentionModeLabels: the matmul path on GPUs, flash on CPU adapters) or, with a tuner, the two
  * are candidates of one key, each timed as a whole (inner choices as made, else the rules; the
  * absmax of scaled products and the backward's shared preparation kernel untimed) and the faster
  * kept. The directions are chosen apart: a flash forward (f32 scores) with the unfused backward in
  * f16 (P from that forward's lse) stays within the f16 bounds (attention-unfused.test.ts).
  * `timing`: the name to time this call's dispatches under while that key is measured.
  */
-function modePick(gpu: Gpu, dir: 'fwd' | 'bwd', a: AttentionArgs, masked: boolean): { unfused: boolean; timing?: string } {
+export function modePick(gpu: Gpu, dir: 'fwd' | 'bwd', a: AttentionArgs, masked: boolean): { unfused: boolean; timing?: string } {
   if (a.tcForm) return { unfused: false };
   const fits = unfusedFits(gpu, a.Hq, a.T);
   if (unfusedWanted()) return { unfused: fits };
-  if (!gpu.tuner || !fits || !unfusedCandidateAllowed(gpu, a.precision ?? gpu.matmulPrecision)) return { unfused: false };
-  const { index, timing } = gpu.tuner.pick(`attention mode ${dir} ${shapeKey(a, masked)}`, ['flash', 'unfused']);
-  return { unfused: index === 1, timing };
+  if (!fits || !unfusedCandidateAllowed(gpu, a.precision ?? gpu.matmulPrecision)) return { unfused: false };
+  const labels = attentionModeLabels(gpu.isCpuAdapter);
+  if (!gpu.tuner) return { unfused: labels[0] === 'unfused' };
+  const { index, timing } = gpu.tuner.pick(`attention mode ${dir} ${shapeKey(a, masked)}`, labels);
+  return { unfused: labels[index] === 'unfused', timing };
 }
 
 /** A pass forced onto tensor cores (the self-check's form, SRK_ATTENTION=tc or a test), else undefined. */

@@ -10,7 +10,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { getGpu, relErr, withBindingLimit } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import type { Gpu } from '../../src/engine/gpu.js';
-import { attentionBackward, attentionForward, setAttentionTiling, type HeadOperand } from '../../src/kernels/attention.js';
+import { attentionBackward, attentionForward, modePick, setAttentionTiling, type HeadOperand } from '../../src/kernels/attention.js';
+import { attentionModeLabels } from '../../src/kernels/attention-tiling.js';
 import { packMaskHost } from '../../src/kernels/attention-mask.js';
 import { attentionBackward as backwardRef, attentionForward as forwardRef, packedPairMask } from '../../src/kernels/attention.ref.js';
 import { roundF16 } from '../../src/kernels/absmax.ref.js';
@@ -102,6 +103,27 @@ async function check(c: Case, f16 = false): Promise<Result> {
 }
 
 describe(`attention through the matmul kernels (seed ${rng.seed})`, () => {
+  // Without timings (no tuner, or before a key is timed) the rule decides: the matmul path on a GPU,
+  // the flash kernels on a CPU adapter; SRK_ATTENTION-like overrides and an over-large scratch win.
+  it('the rule: the matmul path on a GPU, the flash kernels on a CPU adapter; forced ways and the scratch limit first', async () => {
+    const real = await getGpu();
+    const as = (isCpuAdapter: boolean) => Object.create(real, { isCpuAdapter: { value: isCpuAdapter }, tuner: { value: undefined } }) as Gpu;
+    const head = { tensor: real.tensor([4]) };
+    const a = { B: 2, T: 64, Hq: 4, Hkv: 2, Dh: 16, q: head, k: head, v: head, precision: 'f32' as const };
+    for (const dir of ['fwd', 'bwd'] as const) {
+      expect(modePick(as(false), dir, a, false).unfused, dir).toBe(true);
+      expect(modePick(as(true), dir, a, false).unfused, dir).toBe(false);
+    }
+    expect(attentionModeLabels(false)[0]).toBe('unfused');
+    expect(attentionModeLabels(true)[0]).toBe('flash');
+    setAttentionTiling({ unfused: false });
+    expect(modePick(as(false), 'fwd', a, false).unfused).toBe(false);
+    setAttentionTiling(undefined);
+    // A scratch for even one row over the binding limit: the flash kernels, on any adapter.
+    expect(modePick(as(false), 'fwd', { ...a, B: 1, T: 1 << 14, Hq: 64 }, false).unfused).toBe(false);
+    real.pool.release(head.tensor);
+  });
+
   // The scratch's causal row blocks (no GPU): they tile the rows, hold every key a row sees, keep 16+
   // rows a product, and the softmax kernels' row arithmetic (ROW_WGSL, mirrored here) lands each
   // row's scores where the products put them.
