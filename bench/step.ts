@@ -93,6 +93,9 @@ export interface StepResult {
    * dispatches: near stepMs, the host bounds the step, not the GPU.
    */
   recordMs: number; dispatches: number;
+  /** Bind groups and uniform buffers a timed step created (median; 0 when every dispatch finds its
+   *  bindings cached, kernel.ts, as from a run's second step on): host work on top of the recording. */
+  bindGroupsPerStep: number; uniformsPerStep: number;
   tokensPerS: number; unpackedTokensPerS: number;
   peakInUseBytes: number; resident: { params: number; grads: number; optimizerState: number }; allocatedBytes: number;
   last: { loss: number; gradNorm: number };
@@ -231,10 +234,15 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   gpu.pool.peakInUseBytes = gpu.pool.inUseBytes;
   const samplesMs: number[] = [];
   const recordMs: number[] = [];
+  const bindGroups: number[] = []; const uniforms: number[] = [];
   for (let i = 0; i < o.repeats; i++) {
+    const bg0 = gpu.kernels.bindGroupsCreated; const u0 = gpu.kernels.uniformsCreated;
     samplesMs.push(await one());
     recordMs.push(last!.recordMs);
-    log(`  step ${i + 1}: ${samplesMs[i].toFixed(0)} ms (host recording ${last!.recordMs.toFixed(0)} ms, ${last!.dispatches} dispatches)`);
+    const bg = gpu.kernels.bindGroupsCreated - bg0; const un = gpu.kernels.uniformsCreated - u0;
+    bindGroups.push(bg); uniforms.push(un);
+    log(`  step ${i + 1}: ${samplesMs[i].toFixed(0)} ms (host recording ${last!.recordMs.toFixed(0)} ms, ${last!.dispatches} dispatches` +
+      `${bg || un ? `, ${bg} new bind groups, ${un} new uniform buffers` : ''})`);
   }
   const peak = gpu.pool.peakInUseBytes;
   let profile: StepProfile | undefined;
@@ -278,6 +286,7 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
     rowsPerMicroBatch: layout.B, rowLength: layout.T,
     policyTokens, unpackedTokens, augTokens,
     stepMs, samplesMs, warmupMs, recordMs: median(recordMs), dispatches: last!.dispatches,
+    bindGroupsPerStep: median(bindGroups), uniformsPerStep: median(uniforms),
     tokensPerS: policyTokens / (stepMs / 1000), unpackedTokensPerS: unpackedTokens / (stepMs / 1000),
     peakInUseBytes: peak, resident: { params: paramBytes, grads: paramBytes, optimizerState: stateBytes }, allocatedBytes: gpu.pool.allocatedBytes,
     last: { loss: last!.loss, gradNorm: last!.gradNorm }, profile,

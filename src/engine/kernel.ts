@@ -82,6 +82,10 @@ export class KernelCache {
   private checks = new Map<string, KernelCheck>();
   private uniforms = new Map<string, GPUBuffer>();
   private bindGroups = new Map<string, GPUBindGroup>();
+  /** Bind groups and uniform buffers created so far: in a training step's steady state none are
+   *  (the pool hands out the same buffers every step: tensor.ts TensorPool), `bench step` reports it. */
+  bindGroupsCreated = 0;
+  uniformsCreated = 0;
   private nextId = 1;
 
   constructor(private gpu: Gpu) {}
@@ -167,6 +171,7 @@ export class KernelCache {
     let buf = this.uniforms.get(key);
     if (!buf) {
       if (this.uniforms.size >= MAX_CACHED) this.forget();
+      this.uniformsCreated++;
       buf = this.gpu.device.createBuffer({
         size: bytes.length, usage: GPUBufferUsage.UNIFORM, mappedAtCreation: true, label: 'params',
       });
@@ -183,6 +188,7 @@ export class KernelCache {
     let bg = this.bindGroups.get(key);
     if (!bg) {
       if (this.bindGroups.size >= MAX_CACHED) this.bindGroups.clear();
+      this.bindGroupsCreated++;
       bg = this.gpu.device.createBindGroup({
         label: kernel.def.name, layout: kernel.layout,
         entries: ranges.map((r, i) => ({ binding: i, resource: { buffer: r.buffer, offset: r.offset, size: r.size } })),

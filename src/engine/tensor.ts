@@ -45,7 +45,8 @@ export class Tensor {
   toString(): string { return `Tensor<${this.dtype}>[${this.shape.join(', ')}]`; }
 }
 
-export interface PooledBuffer { buffer: GPUBuffer; size: number; free: boolean }
+/** A pool's buffer; `id` orders its size class's free list (creation order). */
+export interface PooledBuffer { buffer: GPUBuffer; size: number; free: boolean; id: number }
 
 const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
@@ -58,9 +59,17 @@ function sizeClass(bytes: number): number {
   return Math.ceil(b / step) * step;
 }
 
+/**
+ * Buffers by size class, reused. A free list hands out its lowest-id buffer (not the last released),
+ * so which buffer an acquire gets depends only on which are free, not on the order earlier steps
+ * released them: a training step's acquires get the same buffers every step, its dispatches bind the
+ * same ranges, and the kernel cache's bind groups (kernel.ts bindGroup) are found instead of created
+ * anew (LIFO lists came back permuted each step: ~1 in 3 dispatches created a bind group).
+ */
 export class TensorPool {
   private free = new Map<number, PooledBuffer[]>();
   private all = new Set<PooledBuffer>();
+  private nextId = 0;
   /** Bytes currently held in GPU buffers (free or in use) and the most ever in use. */
   allocatedBytes = 0;
   inUseBytes = 0;
@@ -78,7 +87,7 @@ export class TensorPool {
     let pb = this.free.get(size)?.pop();
     if (!pb) {
       const buffer = this.gpu.device.createBuffer({ size, usage: USAGE, label });
-      pb = { buffer, size, free: false };
+      pb = { buffer, size, free: false, id: this.nextId++ };
       this.all.add(pb);
       this.allocatedBytes += size;
     }
@@ -98,7 +107,10 @@ export class TensorPool {
       this.inUseBytes -= pb.size;
       let list = this.free.get(pb.size);
       if (!list) this.free.set(pb.size, (list = []));
-      list.push(pb);
+      // Kept in descending id order, so pop() gives the lowest id.
+      let at = list.length;
+      while (at > 0 && list[at - 1].id < pb.id) at--;
+      list.splice(at, 0, pb);
     }
   }
 

@@ -80,6 +80,10 @@ describe('srk bench', () => {
     // Host recording time: part of each step's wall time, so its median is at most the step's.
     positive(s.recordMs);
     expect(s.recordMs).toBeLessThanOrEqual(s.stepMs);
+    // Steady state (the median timed step): every dispatch finds its bind group and uniform buffer
+    // cached (the pool hands out the same buffers each step), so the host creates none.
+    expect(s.bindGroupsPerStep).toBe(0);
+    expect(s.uniformsPerStep).toBe(0);
     expect(Number.isInteger(s.dispatches) && s.dispatches > 50).toBe(true);
     expect(Number.isFinite(s.last.loss)).toBe(true);
     expect(Number.isFinite(s.last.gradNorm)).toBe(true);
