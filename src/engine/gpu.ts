@@ -3,7 +3,7 @@
 // One Gpu object owns one GPUDevice. Everything else (tensors, kernels, the command recorder)
 // hangs off it. Dawn's Node binding keeps the process alive (and a core busy) until the device
 // is destroyed, so every command must end with `await gpu.destroy()`.
-import { create } from './webgpu.js';
+import { create, paceDawnEvents } from './webgpu.js';
 import { Recorder } from './recorder.js';
 import { TensorPool, Tensor, type DType } from './tensor.js';
 import { KernelCache } from './kernel.js';
@@ -162,7 +162,10 @@ export class Gpu {
     let adapter = await requestAdapter(argsFor(false), adapterName);
     // A software adapter: once more through an instance with the CPU toggles (so the path with two
     // instances is the one every lavapipe run takes, and a GPU takes one).
-    if (isCpuAdapterInfo(adapterInfoRecord(adapter))) adapter = await requestAdapter(argsFor(true), adapterName);
+    const cpu = isCpuAdapterInfo(adapterInfoRecord(adapter));
+    if (cpu) adapter = await requestAdapter(argsFor(true), adapterName);
+    // The busy event pump paced on CPU adapters, where it would take a core from the adapter (webgpu.ts).
+    paceDawnEvents(cpu ? 1 : 0);
     const has = (f: string) => adapter!.features.has(f);
     const wanted = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix']
       .filter(has);
