@@ -1,8 +1,8 @@
 // The WebGPU device: adapter choice, features, limits, error handling and clean shutdown.
 //
 // One Gpu object owns one GPUDevice. Everything else (tensors, kernels, the command recorder)
-// hangs off it. Dawn's Node binding keeps the process alive (and a core busy) until the device
-// is destroyed, so every command must end with `await gpu.destroy()`.
+// hangs off it. Dawn's Node binding keeps the process alive (and its event pump running: webgpu.ts)
+// until the device is destroyed, so every command must end with `await gpu.destroy()`.
 import { create, paceDawnEvents } from './webgpu.js';
 import { Recorder } from './recorder.js';
 import { TensorPool, Tensor, type DType } from './tensor.js';
