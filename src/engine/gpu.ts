@@ -125,6 +125,12 @@ export class Gpu {
    * adapter with f16 and subgroups, and SRK_MIXED=emulate-tc. Never faster.
    */
   emulateSmx = false;
+  /**
+   * Tests: emulated tensor-core kernels laid out for this subgroup size instead of the adapter's (the
+   * emulation holds whole matrices per invocation and takes subgroup index and lane from the local
+   * index, so e.g. an H100's 32 runs on lavapipe's 8; kernels that shuffle across lanes cannot).
+   */
+  simulatedSubgroupSize: number | undefined;
   private errors: string[] = [];
   private lostReason: string | undefined;
   private destroyed = false;
@@ -209,6 +215,7 @@ export class Gpu {
    * kernels lay their subgroups out for one known size (matmul-smx.ts, attention-smx.ts).
    */
   get fixedSubgroupSize(): number {
+    if (this.simulatedSubgroupSize && this.emulateSmx && !this.features.subgroupMatrix) return this.simulatedSubgroupSize;
     const { subgroupMinSize: lo, subgroupMaxSize: hi } = this.adapterInfo;
     return lo && lo === hi ? Number(lo) : 0;
   }

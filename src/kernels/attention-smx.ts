@@ -254,7 +254,10 @@ ${stageFn([['q', 'q'], ['k', 'k'], ['v', 'v']], threads, RSH)}
 // workgroup (x: query tile, y: query head, z: batch row in this chunk).
 @compute @workgroup_size(${threads}, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32,
-        @builtin(subgroup_size) sgs: u32, @builtin(subgroup_invocation_id) lane: u32) {
+        @builtin(subgroup_size) sgs_: u32, @builtin(subgroup_invocation_id) lane_: u32) {
+  // Emulated: subgroup index and lane from the local index at the layout's size (gpu.ts
+  // simulatedSubgroupSize: an H100's 32 checked on lavapipe's 8); native: the adapter's builtins.
+  let sgs = ${emulated ? `${u(sg)}` : 'sgs_'}; let lane = ${emulated ? `li % ${u(sg)}` : 'lane_'};
   let b = wg.z; let gb = p.b0 + b; let h = wg.y; let kvh = h / p.nRep; let q0 = wg.x * BR;
   let sg = li / sgs;
   if (li == 0u) { lenS = rowLen(gb); }

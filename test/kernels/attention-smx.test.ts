@@ -152,6 +152,25 @@ describe(`attention forward on tensor cores (or emulated) (seed ${rng.seed})`, (
     await check({ B, T, Hq: 1, Hkv: 1, Dh: 32, positions, segments, lengths });
   });
 
+  // The H100 runs these kernels with subgroups of 32 (lavapipe has 8): the emulation, which takes the
+  // subgroup index and lane from the local index, can lay them out for 32 here, in the form without
+  // cross-lane shuffles (one lane per softmax row, SRK_SMX_SOFTMAX=row; the shuffles need real
+  // subgroups of 32). Run 6 saw this form fail natively; here its logic at 32 is checked.
+  it('subgroups of 32 (the H100\'s) simulated: the one-lane-per-row form', async (ctx) => {
+    const gpu = await tcGpu();
+    if (!gpu || gpu.smxMode !== 'emulated') { ctx.skip(); return; }
+    const saved = process.env.SRK_SMX_SOFTMAX;
+    gpu.simulatedSubgroupSize = 32;
+    process.env.SRK_SMX_SOFTMAX = 'row';
+    try {
+      expect(gpu.fixedSubgroupSize).toBe(32);
+      await check({ B: 2, T: 37, Hq: 3, Hkv: 3, Dh: 32 });
+    } finally {
+      gpu.simulatedSubgroupSize = undefined;
+      if (saved === undefined) delete process.env.SRK_SMX_SOFTMAX; else process.env.SRK_SMX_SOFTMAX = saved;
+    }
+  }, 300_000);
+
   // Emulated, each padded head size is three pipelines that lavapipe compiles in 10-30 s each, so
   // the cases above share one: Dh 20 to 32 (two 16-column fragments, padding columns); natively also
   // the models' 64 and 128.
