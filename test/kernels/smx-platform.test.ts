@@ -3,7 +3,8 @@
 // subgroup shuffles at every xor distance, and a 16x16 product S = Q K^T (K read column-major from
 // f16 workgroup memory) stored to f32 workgroup memory and read back by the lanes, with Q held
 // across barriers, S declared afresh in a loop, and S started by a product (subgroupMatrixMultiply,
-// as the kernels start each tile's sums) in a loop. Natively where
+// as the kernels start each tile's sums) in a loop; then four subgroups in one workgroup, each with
+// its own rows, and O = P V with V a row-major right operand and P from an f16 array of its own. Natively where
 // the adapter has an f16 subgroup-matrix config (the third case emulated elsewhere: smx-wgsl.ts).
 // Inputs are small integers, so every expected value is exact in f16 and f32.
 import { describe, expect, it } from 'vitest';
@@ -149,6 +150,70 @@ fn main(@builtin(local_invocation_index) li: u32) {
           'started by a product in a loop, second iteration'][m];
         expect(bad.slice(0, 6), `${what}: ${bad.length} of 256 scores wrong (seed ${rng.seed})`).toEqual([]);
       });
+    } finally {
+      gpu.emulateSmx = false;
+    }
+  });
+
+  // What the forward kernel has and the probe above lacks: several subgroups per workgroup, each at its
+  // own offsets (rows sg * 16), V read as a row-major right operand, P as a left operand from an f16
+  // array of its own, and each subgroup's results in its own part of one f32 scratch.
+  it('four subgroups per workgroup: S = Q K^T on their own rows, then O = P V (P from its own f16 array, V a row-major right operand)', async () => {
+    const gpu = await getGpu();
+    gpu.emulateSmx = !gpu.smxF16;
+    try {
+      if (!gpu.smxMode) return;
+      const sg = gpu.fixedSubgroupSize; const sm = smxDialect(gpu.smxMode === 'emulated');
+      const SGQ = 4; const WG = SGQ * sg; const RSH = 40; const PS = 24; const SW = 32; // the kernels' padding
+      const ints = (n: number, r: number) => Array.from({ length: n }, () => rng.int(2 * r + 1) - r);
+      const q = ints(SGQ * 256, 7); const k = ints(256, 7); const v = ints(256, 7); const pm = ints(SGQ * 256, 3);
+      const lit = (a: number[]) => `array<f32, ${a.length}>(${a.map((x) => x.toFixed(1)).join(', ')})`;
+      const def: KernelDef = {
+        name: `probe_smx_subgroups_pv_sg${sg}${sm.emulated ? '_emu' : ''}`, bindings: ['rw'],
+        code: sm.module(`${sm.header}
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+var<workgroup> KV: array<f16, ${(SGQ * 16 + 32) * RSH}>; // Q [64][RSH], K [16][RSH], V [16][RSH]
+var<workgroup> Ps: array<f16, ${SGQ * 16 * PS}>;        // per subgroup [16][PS]
+var<workgroup> Ss: array<f32, ${2 * SGQ * 16 * SW}>;     // per subgroup [16][SW]: S, then (after all S) O
+const QV = ${lit(q)};
+const KVAL = ${lit(k)};
+const VV = ${lit(v)};
+const PV = ${lit(pm)};
+@compute @workgroup_size(${WG})
+fn main(@builtin(local_invocation_index) li: u32) {
+  for (var e = li; e < ${SGQ * 256}u; e += ${WG}u) {
+    KV[(e / 16u) * ${RSH}u + e % 16u] = f16(QV[e]);
+    Ps[(e / 16u) * ${PS}u + e % 16u] = f16(PV[e]);
+  }
+  for (var e = li; e < 256u; e += ${WG}u) {
+    KV[(${SGQ * 16}u + e / 16u) * ${RSH}u + e % 16u] = f16(KVAL[e]);
+    KV[(${SGQ * 16 + 16}u + e / 16u) * ${RSH}u + e % 16u] = f16(VV[e]);
+  }
+  workgroupBarrier();
+  let sg = li / ${sg}u;
+  ${sm.load('left', 'qf', 'KV', `sg * ${16 * RSH}u`, 'row_major', `${RSH}u`)}
+  ${sm.load('right', 'kf', 'KV', `${SGQ * 16 * RSH}u`, 'col_major', `${RSH}u`)}
+  ${sm.mul('s', 'qf', 'kf')}
+  ${sm.store('Ss', `sg * ${16 * SW}u`, 's', 'row_major', `${SW}u`)}
+  ${sm.load('left', 'pf', 'Ps', `sg * ${16 * PS}u`, 'row_major', `${PS}u`)}
+  ${sm.load('right', 'vf', 'KV', `${(SGQ * 16 + 16) * RSH}u`, 'row_major', `${RSH}u`)}
+  ${sm.mul('o', 'pf', 'vf')}
+  ${sm.store('Ss', `${SGQ * 16 * SW}u + sg * ${16 * SW}u`, 'o', 'row_major', `${SW}u`)}
+  workgroupBarrier();
+  for (var e = li; e < ${2 * SGQ * 256}u; e += ${WG}u) { out[e] = Ss[(e / 16u) * ${SW}u + e % 16u]; }
+}`),
+      };
+      const got = await runOut(gpu, def, 2 * SGQ * 256);
+      const bad: string[] = [];
+      for (let g = 0; g < SGQ; g++) for (let i = 0; i < 16; i++) for (let j = 0; j < 16; j++) {
+        let s = 0; let o = 0;
+        for (let d = 0; d < 16; d++) s += q[(g * 16 + i) * 16 + d] * k[j * 16 + d];
+        for (let t = 0; t < 16; t++) o += pm[(g * 16 + i) * 16 + t] * v[t * 16 + j];
+        const gs = got[(g * 16 + i) * 16 + j]; const go = got[SGQ * 256 + (g * 16 + i) * 16 + j];
+        if (gs !== s) bad.push(`S subgroup ${g} (${i},${j}) ${gs} vs ${s}`);
+        if (go !== o) bad.push(`O subgroup ${g} (${i},${j}) ${go} vs ${o}`);
+      }
+      expect(bad.slice(0, 8), `${bad.length} of ${2 * SGQ * 256} values wrong (subgroup size ${sg}, seed ${rng.seed})`).toEqual([]);
     } finally {
       gpu.emulateSmx = false;
     }
