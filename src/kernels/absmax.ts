@@ -84,15 +84,22 @@ export function absmaxInto(gpu: Gpu, x: Tensor, n: number, parts: Tensor, outOff
  * WGSL: a function `fn(li, base)` (default f16Scale) for a kernel with `threads` invocations that
  * reduces the partial maxima in binding `parts` (declared by the caller) to the power-of-two operand
  * scale of absmax.ref.ts f16ScaleRef (1 where the max is 0 or not finite). Uses its own workgroup
- * array; every invocation must call it (it has barriers).
+ * array; every invocation must call it (it has barriers). `subgroupSize`: for kernels that enable
+ * subgroups and whose subgroups are the runs of that many consecutive local indices (the tensor-core
+ * matmul): one subgroupMax per subgroup, then every invocation takes the few subgroup maxima, instead
+ * of one invocation walking all `threads` values while the workgroup waits (a fixed cost at the start
+ * of every workgroup, felt most by short-K products such as attention's scores). Same result: a max.
  */
-export function f16ScaleWgsl(threads: number, fn = 'f16Scale', parts = 'parts'): string {
+export function f16ScaleWgsl(threads: number, fn = 'f16Scale', parts = 'parts', subgroupSize = 0): string {
   const red = `${fn}Red`;
-  return /* wgsl */ `
-var<workgroup> ${red}: array<f32, ${threads}>;
-fn ${fn}(li: u32, base: u32) -> f32 {
-  var m = 0.0;
-  for (var i = li; i < ${ABSMAX_PARTS}u; i += ${threads}u) { m = max(m, ${parts}[base + i]); }
+  const bySubgroup = subgroupSize > 0 && threads % subgroupSize === 0;
+  const nSub = bySubgroup ? threads / subgroupSize : 0;
+  const reduce = bySubgroup ? `
+  let ms = subgroupMax(m);
+  if (li % ${subgroupSize}u == 0u) { ${red}[li / ${subgroupSize}u] = ms; }
+  workgroupBarrier();
+  var amax = 0.0;
+  for (var i = 0u; i < ${nSub}u; i++) { amax = max(amax, ${red}[i]); }` : `
   ${red}[li] = m;
   workgroupBarrier();
   if (li == 0u) {
@@ -101,7 +108,12 @@ fn ${fn}(li: u32, base: u32) -> f32 {
     ${red}[0] = r;
   }
   workgroupBarrier();
-  let amax = ${red}[0];
+  let amax = ${red}[0];`;
+  return /* wgsl */ `
+var<workgroup> ${red}: array<f32, ${bySubgroup ? nSub : threads}>;
+fn ${fn}(li: u32, base: u32) -> f32 {
+  var m = 0.0;
+  for (var i = li; i < ${ABSMAX_PARTS}u; i += ${threads}u) { m = max(m, ${parts}[base + i]); }${reduce}
   // 2^floor(log2(16384 / amax)); exponents from the bits so no transcendental rounding can shift it.
   if (!(amax > 0.0) || amax > 3.0e38) { return 1.0; }
   let e = i32((bitcast<u32>(amax) >> 23u) & 255u) - 127; // floor(log2 amax) for normal amax

@@ -136,9 +136,10 @@ export function loadTileWgsl(ops: StagedOperand[], threads: number, k: string, f
  * The bindings every matmul kernel declares, as kinds for its KernelDef and as WGSL (after any
  * `enable` lines): the Params struct; a, b (f32 or f16 copies, vec4 where `vec` says), c, bias; the
  * scale parts of an f16 staging from binding 4 on (A's, then B's) with their reductions (absmax.ts
- * f16ScaleWgsl: f16Scale for A, f16ScaleB for B); the uniform after them.
+ * f16ScaleWgsl: f16Scale for A, f16ScaleB for B; by subgroups where `subgroupSize` is given: kernels that
+ * enable subgroups); the uniform after them.
  */
-export function matmulBindings(vec: VecFlags, f16: F16Staging | undefined, threads: number): { kinds: ('read' | 'rw')[]; wgsl: string } {
+export function matmulBindings(vec: VecFlags, f16: F16Staging | undefined, threads: number, subgroupSize = 0): { kinds: ('read' | 'rw')[]; wgsl: string } {
   const parts: [string, string][] = [];
   if (f16?.scaleA) parts.push(['parts', 'f16Scale']);
   if (f16?.scaleB) parts.push(['partsB', 'f16ScaleB']);
@@ -148,7 +149,7 @@ export function matmulBindings(vec: VecFlags, f16: F16Staging | undefined, threa
     `@group(0) @binding(2) var<storage, read_write> c: array<${operandType(vec.c, false)}>;`,
     '@group(0) @binding(3) var<storage, read> bias: array<f32>;',
     `@group(0) @binding(${4 + parts.length}) var<uniform> p: Params;`,
-    ...parts.map(([name, fn], i) => `@group(0) @binding(${4 + i}) var<storage, read> ${name}: array<f32>;\n${f16ScaleWgsl(threads, fn, name)}`),
+    ...parts.map(([name, fn], i) => `@group(0) @binding(${4 + i}) var<storage, read> ${name}: array<f32>;\n${f16ScaleWgsl(threads, fn, name, subgroupSize)}`),
   ].join('\n');
   return { kinds: ['read', 'read', 'rw', 'read', ...parts.map(() => 'read' as const)], wgsl };
 }

@@ -128,7 +128,7 @@ function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
     }
   }
 
-  const mb = matmulBindings({ a: vec.a, b: vec.b, c: false }, f16, threads);
+  const mb = matmulBindings({ a: vec.a, b: vec.b, c: false }, f16, threads, sgSize);
   const name = `matmul_smx_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}_s${stages}` +
     `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${full ? '_full' : ''}${direct ? '_direct' : ''}${f16Suffix(f16)}_sg${sgSize}${emulated ? '_emu' : ''}`;
   // The K loop: 1 stage = store, barrier, prefetch, multiply, barrier; 2 stages = one barrier (the
