@@ -156,64 +156,79 @@ fn main(@builtin(local_invocation_index) li: u32) {
   });
 
   // What the forward kernel has and the probe above lacks: several subgroups per workgroup, each at its
-  // own offsets (rows sg * 16), V read as a row-major right operand, P as a left operand from an f16
-  // array of its own, and each subgroup's results in its own part of one f32 scratch.
-  it('four subgroups per workgroup: S = Q K^T on their own rows, then O = P V (P from its own f16 array, V a row-major right operand)', async () => {
+  // own offsets (rows sg * 16); head size 32 and key tiles of 32, so each score block is a product
+  // started by subgroupMatrixMultiply and continued by an accumulate, stored side by side; V read as a
+  // row-major right operand and P as a left operand from an f16 array of its own, O = P V summed over
+  // two key blocks; each subgroup's results in its own part of one f32 scratch. The kernels' paddings.
+  it('four subgroups per workgroup: S = Q K^T (Dh 32, 32 keys) on their own rows, then O = P V (P from its own f16 array, V a row-major right operand)', async () => {
     const gpu = await getGpu();
     gpu.emulateSmx = !gpu.smxF16;
     try {
       if (!gpu.smxMode) return;
       const sg = gpu.fixedSubgroupSize; const sm = smxDialect(gpu.smxMode === 'emulated');
-      const SGQ = 4; const WG = SGQ * sg; const RSH = 40; const PS = 24; const SW = 32; // the kernels' padding
+      const SGQ = 4; const WG = SGQ * sg; const D = 32; const BC = 32; const DV = 16;
+      const RSH = D + 8; const PS = BC + 8; const SW = Math.max(BC, D);
+      const KROW = SGQ * 16; const VROW = KROW + BC; // KV rows: Q [64][RSH], K [32][RSH], V [32][RSH]
       const ints = (n: number, r: number) => Array.from({ length: n }, () => rng.int(2 * r + 1) - r);
-      const q = ints(SGQ * 256, 7); const k = ints(256, 7); const v = ints(256, 7); const pm = ints(SGQ * 256, 3);
+      const q = ints(SGQ * 16 * D, 5); const k = ints(BC * D, 5); const v = ints(BC * DV, 7); const pm = ints(SGQ * 16 * BC, 3);
       const lit = (a: number[]) => `array<f32, ${a.length}>(${a.map((x) => x.toFixed(1)).join(', ')})`;
+      const scores: string[] = [];
+      for (let c = 0; c < BC / 16; c++) {
+        scores.push('{');
+        for (let d = 0; d < D / 16; d++) {
+          scores.push(sm.load('right', `kf${d}`, 'KV', `${(KROW + c * 16) * RSH + d * 16}u`, 'col_major', `${RSH}u`),
+            d === 0 ? sm.mul('sres', `qf${d}`, `kf${d}`) : sm.mma('sres', `qf${d}`, `kf${d}`));
+        }
+        scores.push(sm.store('Ss', `sg * ${16 * SW}u + ${c * 16}u`, 'sres', 'row_major', `${SW}u`), '}');
+      }
+      const pv: string[] = [];
+      for (let c = 0; c < BC / 16; c++) {
+        pv.push(sm.load('left', `pf${c}`, 'Ps', `sg * ${16 * PS}u + ${c * 16}u`, 'row_major', `${PS}u`),
+          sm.load('right', `vf${c}`, 'KV', `${(VROW + c * 16) * RSH}u`, 'row_major', `${RSH}u`),
+          c === 0 ? sm.mul('o', `pf${c}`, `vf${c}`) : sm.mma('o', `pf${c}`, `vf${c}`));
+      }
       const def: KernelDef = {
         name: `probe_smx_subgroups_pv_sg${sg}${sm.emulated ? '_emu' : ''}`, bindings: ['rw'],
         code: sm.module(`${sm.header}
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
-var<workgroup> KV: array<f16, ${(SGQ * 16 + 32) * RSH}>; // Q [64][RSH], K [16][RSH], V [16][RSH]
-var<workgroup> Ps: array<f16, ${SGQ * 16 * PS}>;        // per subgroup [16][PS]
-var<workgroup> Ss: array<f32, ${2 * SGQ * 16 * SW}>;     // per subgroup [16][SW]: S, then (after all S) O
+var<workgroup> KV: array<f16, ${(VROW + BC) * RSH}>;
+var<workgroup> Ps: array<f16, ${SGQ * 16 * PS}>;   // per subgroup [16][PS]
+var<workgroup> Ss: array<f32, ${2 * SGQ * 16 * SW}>; // per subgroup [16][SW]: S; after them O
 const QV = ${lit(q)};
 const KVAL = ${lit(k)};
 const VV = ${lit(v)};
 const PV = ${lit(pm)};
 @compute @workgroup_size(${WG})
 fn main(@builtin(local_invocation_index) li: u32) {
-  for (var e = li; e < ${SGQ * 256}u; e += ${WG}u) {
-    KV[(e / 16u) * ${RSH}u + e % 16u] = f16(QV[e]);
-    Ps[(e / 16u) * ${PS}u + e % 16u] = f16(PV[e]);
-  }
-  for (var e = li; e < 256u; e += ${WG}u) {
-    KV[(${SGQ * 16}u + e / 16u) * ${RSH}u + e % 16u] = f16(KVAL[e]);
-    KV[(${SGQ * 16 + 16}u + e / 16u) * ${RSH}u + e % 16u] = f16(VV[e]);
-  }
+  for (var e = li; e < ${SGQ * 16 * D}u; e += ${WG}u) { KV[(e / ${D}u) * ${RSH}u + e % ${D}u] = f16(QV[e]); }
+  for (var e = li; e < ${BC * D}u; e += ${WG}u) { KV[(${KROW}u + e / ${D}u) * ${RSH}u + e % ${D}u] = f16(KVAL[e]); }
+  for (var e = li; e < ${BC * DV}u; e += ${WG}u) { KV[(${VROW}u + e / ${DV}u) * ${RSH}u + e % ${DV}u] = f16(VV[e]); }
+  for (var e = li; e < ${SGQ * 16 * BC}u; e += ${WG}u) { Ps[(e / ${BC}u) * ${PS}u + e % ${BC}u] = f16(PV[e]); }
   workgroupBarrier();
   let sg = li / ${sg}u;
-  ${sm.load('left', 'qf', 'KV', `sg * ${16 * RSH}u`, 'row_major', `${RSH}u`)}
-  ${sm.load('right', 'kf', 'KV', `${SGQ * 16 * RSH}u`, 'col_major', `${RSH}u`)}
-  ${sm.mul('s', 'qf', 'kf')}
-  ${sm.store('Ss', `sg * ${16 * SW}u`, 's', 'row_major', `${SW}u`)}
-  ${sm.load('left', 'pf', 'Ps', `sg * ${16 * PS}u`, 'row_major', `${PS}u`)}
-  ${sm.load('right', 'vf', 'KV', `${(SGQ * 16 + 16) * RSH}u`, 'row_major', `${RSH}u`)}
-  ${sm.mul('o', 'pf', 'vf')}
+  ${Array.from({ length: D / 16 }, (_, d) => sm.load('left', `qf${d}`, 'KV', `sg * ${16 * RSH}u + ${d * 16}u`, 'row_major', `${RSH}u`)).join('\n  ')}
+  ${scores.join('\n  ')}
+  ${pv.join('\n  ')}
   ${sm.store('Ss', `${SGQ * 16 * SW}u + sg * ${16 * SW}u`, 'o', 'row_major', `${SW}u`)}
   workgroupBarrier();
-  for (var e = li; e < ${2 * SGQ * 256}u; e += ${WG}u) { out[e] = Ss[(e / 16u) * ${SW}u + e % 16u]; }
+  for (var e = li; e < ${SGQ * 16 * BC}u; e += ${WG}u) { out[e] = Ss[(e / ${BC}u) * ${SW}u + e % ${BC}u]; }
+  for (var e = li; e < ${SGQ * 16 * DV}u; e += ${WG}u) { out[${SGQ * 16 * BC}u + e] = Ss[${SGQ * 16 * SW}u + (e / ${DV}u) * ${SW}u + e % ${DV}u]; }
 }`),
       };
-      const got = await runOut(gpu, def, 2 * SGQ * 256);
+      const nS = SGQ * 16 * BC;
+      const got = await runOut(gpu, def, nS + SGQ * 16 * DV);
       const bad: string[] = [];
-      for (let g = 0; g < SGQ; g++) for (let i = 0; i < 16; i++) for (let j = 0; j < 16; j++) {
-        let s = 0; let o = 0;
-        for (let d = 0; d < 16; d++) s += q[(g * 16 + i) * 16 + d] * k[j * 16 + d];
-        for (let t = 0; t < 16; t++) o += pm[(g * 16 + i) * 16 + t] * v[t * 16 + j];
-        const gs = got[(g * 16 + i) * 16 + j]; const go = got[SGQ * 256 + (g * 16 + i) * 16 + j];
-        if (gs !== s) bad.push(`S subgroup ${g} (${i},${j}) ${gs} vs ${s}`);
-        if (go !== o) bad.push(`O subgroup ${g} (${i},${j}) ${go} vs ${o}`);
+      for (let r = 0; r < SGQ * 16; r++) {
+        for (let j = 0; j < BC; j++) {
+          let s = 0; for (let d = 0; d < D; d++) s += q[r * D + d] * k[j * D + d];
+          if (got[r * BC + j] !== s) bad.push(`S row ${r} (subgroup ${r >> 4}) key ${j}: ${got[r * BC + j]} vs ${s}`);
+        }
+        for (let n = 0; n < DV; n++) {
+          let o = 0; for (let j = 0; j < BC; j++) o += pm[r * BC + j] * v[j * DV + n];
+          if (got[nS + r * DV + n] !== o) bad.push(`O row ${r} (subgroup ${r >> 4}) col ${n}: ${got[nS + r * DV + n]} vs ${o}`);
+        }
       }
-      expect(bad.slice(0, 8), `${bad.length} of ${2 * SGQ * 256} values wrong (subgroup size ${sg}, seed ${rng.seed})`).toEqual([]);
+      expect(bad.slice(0, 8), `${bad.length} of ${nS + SGQ * 16 * DV} values wrong (subgroup size ${sg}, seed ${rng.seed})`).toEqual([]);
     } finally {
       gpu.emulateSmx = false;
     }
