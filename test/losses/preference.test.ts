@@ -87,8 +87,11 @@ describe(`preference losses on the GPU (seed ${rng.seed})`, () => {
         // 150 (|dh| ~ 1e-5, a few roundings at ulp 7.6e-6), and the DPO-family gradients move by up to
         // beta^2 / 4 per unit of h, against a largest gradient near beta: relative ~ beta * 1e-5 / 4,
         // 1.4e-6 at beta 0.55 (the seed 1244639913 draws 1.02e-6). 1e-6 as before up to beta 0.2.
-        const gradTol = Math.max(1e-6, 5e-6 * beta);
-        expect(relErr(got.grad, [...ref.dLdh.map((v) => 0.25 * v), ...ref.dLdh.map((v) => -0.25 * v)]), `${type} ls=${ls} beta=${beta} grad`).toBeLessThan(gradTol);
+        // The Sr losses' argument also holds lambda Delta = lambda beta h_aug, whose h_aug is formed the
+        // same way: up to (1 + lambda) times the error (the seed 1349339809 draws 1.96e-6 for Sr-DPO at
+        // beta 0.32, over the plain bound of 1.61e-6).
+        const gradTol = Math.max(1e-6, 5e-6 * beta * (type.startsWith('sr') ? 1 + lambda : 1));
+        expect(relErr(got.grad, [...ref.dLdh.map((v) => 0.25 * v), ...ref.dLdh.map((v) => -0.25 * v)]), `${type} ls=${ls} beta=${beta} lambda=${lambda} grad`).toBeLessThan(gradTol);
         expect(Math.abs(got.stats[0] - ref.loss) / Math.abs(ref.loss)).toBeLessThan(1e-6);
       }
     }
