@@ -129,9 +129,9 @@ if has quicksteps; then
   # off; tensor-core tilings at the rule's simplest form; attention on the flash kernels).
   if ! has tests; then
     SRK_TUNE=0 run 100 tests-new $vt --reporter=verbose test/engine/matmul-f16.test.ts test/kernels/half.test.ts test/model/f16-copies.test.ts \
-      test/kernels/attention-unfused.test.ts -t 'copies|/64x64 \(tensor|scaleB|matmul kernels'
+      test/kernels/attention-unfused.test.ts test/kernels/f16-scale.test.ts -t 'copies|/64x64 \(tensor|scaleB|matmul kernels|scale of the maximum'
     if grep -q "×.*copies" "$r/tests-new.json" 2>/dev/null; then export SRK_F16_COPIES=0; stamp "f16 copies failed: SRK_F16_COPIES=0"; fi
-    if grep -q "×.*\(64x64 (tensor\|scaleB\)" "$r/tests-new.json" 2>/dev/null; then export SRK_SMX_SAFE=1; stamp "new smx tiles or scaleB failed: SRK_SMX_SAFE=1"; fi
+    if grep -q "×.*\(64x64 (tensor\|scaleB\|scale of the maximum\)" "$r/tests-new.json" 2>/dev/null; then export SRK_SMX_SAFE=1; stamp "new smx tiles, scaleB or the subgroup scale reduction failed: SRK_SMX_SAFE=1"; fi
     if grep -q "×.*matmul kernels" "$r/tests-new.json" 2>/dev/null; then export SRK_ATTENTION=simt; stamp "unfused attention failed: SRK_ATTENTION=simt"; fi
   fi
   # A short run's steps, most wanted first: the tuned defaults (mixed: flash or unfused attention per

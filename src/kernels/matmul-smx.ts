@@ -44,7 +44,7 @@ export function smxShape(t: MatmulTile, sgSize: number, transA: boolean, transB:
  * may store their result matrices straight to C.
  */
 function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, vec: VecFlags,
-  f16: F16Staging, sgSize: number, stages: 1 | 2, direct: boolean, emulated = false): KernelDef {
+  f16: F16Staging, sgSize: number, stages: 1 | 2, direct: boolean, emulated = false, subgroupScale = true): KernelDef {
   const { BM, BN, BK, TM, TN } = t;
   const sm = smxDialect(emulated);
   const { threads, subgroups } = smxShape(t, sgSize, transA, transB);
@@ -128,9 +128,10 @@ function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
     }
   }
 
-  const mb = matmulBindings({ a: vec.a, b: vec.b, c: false }, f16, threads, sgSize);
+  // The operand scales reduced by subgroups (absmax.ts f16ScaleWgsl), unless asked not to (SRK_SMX_SAFE).
+  const mb = matmulBindings({ a: vec.a, b: vec.b, c: false }, f16, threads, subgroupScale ? sgSize : 0);
   const name = `matmul_smx_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}_s${stages}` +
-    `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${full ? '_full' : ''}${direct ? '_direct' : ''}${f16Suffix(f16)}_sg${sgSize}${emulated ? '_emu' : ''}`;
+    `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${full ? '_full' : ''}${direct ? '_direct' : ''}${f16Suffix(f16)}_sg${sgSize}${subgroupScale ? '' : '_wgscale'}${emulated ? '_emu' : ''}`;
   // The K loop: 1 stage = store, barrier, prefetch, multiply, barrier; 2 stages = one barrier (the
   // stages as `t % 2u` and `1u - cur`, which Dawn's integer range analysis bounds: matmul-simt.ts).
   const loop: string[] = stages === 2

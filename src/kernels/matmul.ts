@@ -106,7 +106,8 @@ export const SMX_64: MatmulTile = { BM: 64, BN: 64, BK: 32, TM: 32, TN: 32, kind
  * 64x64 stays the fallback wherever a 'reg' tiling cannot run (adapter limits).
  */
 // Measuring switches, read once (not on every dispatch): SRK_MATMUL=simple|reg forces an f32 kernel
-// family; SRK_SMX_SAFE=1 gives the tensor-core kernel's simplest form (one stage, scratch epilogue).
+// family; SRK_SMX_SAFE=1 gives the tensor-core kernel's simplest form (one stage, scratch epilogue,
+// operand scales reduced without subgroup operations).
 const FORCED_FAMILY = process.env.SRK_MATMUL;
 const SMX_SAFE = process.env.SRK_SMX_SAFE === '1';
 
@@ -394,7 +395,7 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   const defOf = (t: MatmulTile, st: 1 | 2): KernelDef => {
     const full = M % t.BM === 0 && N % t.BN === 0 && K % t.BK === 0 && K > 0;
     const vec = vecFlags(p, t, wa, wb, wc, gpu.bindingAlign);
-    return t.kind === 'smx' ? smxDef(t, p.transA, p.transB, full, vec, staging!, sgSize, st, !p.bias && !SMX_SAFE, smx === 'emulated')
+    return t.kind === 'smx' ? smxDef(t, p.transA, p.transB, full, vec, staging!, sgSize, st, !p.bias && !SMX_SAFE, smx === 'emulated', !SMX_SAFE)
       : t.kind === 'reg' ? regDef(t, p.transA, p.transB, full, vec, st, staging)
       : simpleDef(t, p.transA, p.transB, full, staging);
   };
