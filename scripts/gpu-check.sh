@@ -100,7 +100,8 @@ if has toggles; then
   # the driver (VK_EXT_robustness2: reads past the binding give 0, writes are dropped: still safe)
   # instead of Tint's clamp on every index; `disable_workgroup_init` skips zeroing workgroup memory.
   # Then the model's shapes with a token count the tiles divide (6144) and not (6152, the step's):
-  # what the bounds-checked kernel costs. Then steps, a same-machine baseline first.
+  # what the bounds-checked kernel costs. Then steps, a same-machine baseline first. Run 6 (bench/RESULTS.md):
+  # none of it moved the f32 step by more than 1%; kept for another driver or card.
   r2=vulkan_use_buffer_robust_access_2
   SRK_TUNE=0 run 20 mmt-f32 $srk bench matmul --json --only 'square 4096'
   SRK_TUNE=0 SRK_DAWN_TOGGLES=$r2 run 20 mmt-f32-robust2 $srk bench matmul --json --only 'square 4096'
