@@ -12,7 +12,7 @@ import { getGpu } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import { windowOf, type KernelDef } from '../../src/engine/kernel.js';
 import type { Gpu } from '../../src/engine/gpu.js';
-import { smxDialect } from '../../src/kernels/smx-wgsl.js';
+import { smxDialect, type SmxDialect } from '../../src/kernels/smx-wgsl.js';
 
 process.env.GALLIVM_PERF ??= 'nopt';
 const rng = makeRng();
@@ -22,6 +22,19 @@ async function runOut(gpu: Gpu, def: KernelDef, n: number): Promise<Float32Array
   const out = gpu.tensor([n]);
   gpu.recorder.dispatch(gpu.kernels.get(def), [windowOf(gpu, out).range], undefined, [1, 1, 1]);
   return gpu.readF32(out);
+}
+
+/** Runs `body` with the tensor-core kernels' dialect, native where the adapter has an f16 subgroup-matrix
+ *  config, else emulated (nothing where neither runs). */
+async function withSmx(body: (gpu: Gpu, sg: number, sm: SmxDialect) => Promise<void>): Promise<void> {
+  const gpu = await getGpu();
+  gpu.emulateSmx = !gpu.smxF16;
+  try {
+    if (!gpu.smxMode) return;
+    await body(gpu, gpu.fixedSubgroupSize, smxDialect(gpu.smxMode === 'emulated'));
+  } finally {
+    gpu.emulateSmx = false;
+  }
 }
 
 describe('the adapter, as the tensor-core attention uses it', () => {
@@ -74,11 +87,7 @@ fn main(@builtin(local_invocation_index) li: u32) {
   });
 
   it('S = Q K^T as the attention kernels form it: Q row-major, K column-major from f16 staging, S through f32 scratch, Q held over the walk, S declared per tile', async () => {
-    const gpu = await getGpu();
-    gpu.emulateSmx = !gpu.smxF16;
-    try {
-      if (!gpu.smxMode) return;
-      const sg = gpu.fixedSubgroupSize; const sm = smxDialect(gpu.smxMode === 'emulated');
+    await withSmx(async (gpu, sg, sm) => {
       const RSH = 24; const SW = 32; // padded rows as the kernels use them
       const q = Array.from({ length: 256 }, () => rng.int(15) - 7);
       const k = Array.from({ length: 256 }, () => rng.int(15) - 7);
@@ -150,9 +159,7 @@ fn main(@builtin(local_invocation_index) li: u32) {
           'started by a product in a loop, second iteration'][m];
         expect(bad.slice(0, 6), `${what}: ${bad.length} of 256 scores wrong (seed ${rng.seed})`).toEqual([]);
       });
-    } finally {
-      gpu.emulateSmx = false;
-    }
+    });
   });
 
   // What the forward kernel has and the probe above lacks: several subgroups per workgroup, each at its
@@ -161,11 +168,7 @@ fn main(@builtin(local_invocation_index) li: u32) {
   // row-major right operand and P as a left operand from an f16 array of its own, O = P V summed over
   // two key blocks; each subgroup's results in its own part of one f32 scratch. The kernels' paddings.
   it('four subgroups per workgroup: S = Q K^T (Dh 32, 32 keys) on their own rows, then O = P V (P from its own f16 array, V a row-major right operand)', async () => {
-    const gpu = await getGpu();
-    gpu.emulateSmx = !gpu.smxF16;
-    try {
-      if (!gpu.smxMode) return;
-      const sg = gpu.fixedSubgroupSize; const sm = smxDialect(gpu.smxMode === 'emulated');
+    await withSmx(async (gpu, sg, sm) => {
       const SGQ = 4; const WG = SGQ * sg; const D = 32; const BC = 32; const DV = 16;
       const RSH = D + 8; const PS = BC + 8; const SW = Math.max(BC, D);
       const KROW = SGQ * 16; const VROW = KROW + BC; // KV rows: Q [64][RSH], K [32][RSH], V [32][RSH]
@@ -229,8 +232,6 @@ fn main(@builtin(local_invocation_index) li: u32) {
         }
       }
       expect(bad.slice(0, 8), `${bad.length} of ${nS + SGQ * 16 * DV} values wrong (subgroup size ${sg}, seed ${rng.seed})`).toEqual([]);
-    } finally {
-      gpu.emulateSmx = false;
-    }
+    });
   });
 });
