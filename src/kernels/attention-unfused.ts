@@ -58,13 +58,14 @@ const REDUCE = `var<workgroup> red: array<f32, ${WG}>;${reduceFn('reduceMax', 'm
 
 // The row a workgroup owns in both softmax kernels (x: query i, y: head h, z: batch row within the
 // chunk, whose first is p.gb): n indexes [rows][Hq][T]; row is where its scores start in the scratch
-// (blockLayout: query block qb = i / Tb holds keys [0, width)); the mask's length, position and
+// (blockLayout: query block qb = i / Tb holds keys [0, width), rows width rounded up to 16 apart); the mask's length, position and
 // segment of the query, and the causal end of its keys.
 const ROW_WGSL = /* wgsl */ `let i = wg.x; let h = wg.y; let gb = p.gb + wg.z; let n = (wg.z * p.Hq + h) * p.T + i;
   let len = rowLen(gb); let pi = posOf(gb, i); let si = segOf(gb, i);
   let qb = min(i / p.Tb, max(p.T / p.Tb, 1u) - 1u); let r0 = qb * p.Tb;
   let width = select(r0 + p.Tb, p.T, qb + 1u == max(p.T / p.Tb, 1u));
-  let row = p.sBase + (wg.z * p.Hq + h) * p.A + p.Tb * p.Tb * (qb * (qb + 1u) / 2u) + (i - r0) * width;
+  let rowLd = (width + 15u) / 16u * 16u;
+  let row = p.sBase + (wg.z * p.Hq + h) * p.A + p.Tb * p.Tb * (qb * (qb + 1u) / 2u) + (i - r0) * rowLd;
   let kEnd = min(i + 1u, p.T);`;
 
 // Forward softmax of one row of scores (query i of head h of batch row gb): over the visible keys,
@@ -95,7 +96,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   sum = reduceSum(li, sum);
   var l = 0.0;
   if (sum > 0.0) { l = mx + log(sum); }
-  for (var j = li; j < width; j += ${WG}u) {
+  // The row's pad (blockLayout: [width, rowLd)) zeroed too, so the whole scratch range is defined.
+  for (var j = li; j < rowLd; j += ${WG}u) {
     var e = 0.0;
     if (j < kEnd && visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) { e = exp(s[row + j] - l); }
     s[row + j] = e;
@@ -120,7 +122,8 @@ ${MASK_WGSL}
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   ${ROW_WGSL}
   let l = ld[p.rowBase + 2u * n]; let D = ld[p.rowBase + 2u * n + 1u];
-  for (var j = li; j < width; j += ${WG}u) {
+  // Through the row's pad (zeroed): dS's maximum is taken over the whole range (absmaxOf).
+  for (var j = li; j < rowLd; j += ${WG}u) {
     var pv = 0.0; var ds = 0.0;
     if (j < kEnd && visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) {
       pv = exp(s[row + j] - l);
@@ -149,18 +152,22 @@ export const UNFUSED_MAX_SCRATCH = 64 * 2 ** 20;
  * sees a later key. The last block takes the rows left over (Tb to 2 Tb - 1 of them), so every
  * product keeps at least 16 rows (matmul.ts multiplies narrower ones in f32, whatever the precision).
  * Per batch row and head the blocks lie one after another, A floats in all: about 5/8 of T^2 at 4
- * blocks, so the products, the softmax passes and the scratch all shrink by that much. Block q's
- * offset is Tb^2 q (q + 1) / 2 (every block before the last is full); ROW_WGSL mirrors this.
+ * blocks, so the products, the softmax passes and the scratch all shrink by that much. A block's rows
+ * lie `ld` floats apart: its width rounded up to 16 (only the last block's width, T, can be other than
+ * a multiple of 16, Tb being one; the pad is never read or written), so every score row starts 64-byte
+ * aligned and the products read and write the scratch in vec4s and whole fragments (run 6's profile:
+ * the last block's products ran on scalar loads at a width of 769). Block q's offset is
+ * Tb^2 q (q + 1) / 2 (every block before the last is full); ROW_WGSL mirrors this.
  */
-export function blockLayout(T: number): { Tb: number; nb: number; A: number; blocks: { r0: number; rows: number; width: number; off: number }[] } {
+export function blockLayout(T: number): { Tb: number; nb: number; A: number; blocks: Block[] } {
   const Tb = T <= 32 ? Math.max(1, T) : Math.max(16, Math.floor(T / 64) * 16);
   const nb = Math.max(1, Math.floor(T / Tb));
   const blocks = Array.from({ length: nb }, (_, q) => {
-    const r0 = q * Tb; const rows = q === nb - 1 ? T - r0 : Tb;
-    return { r0, rows, width: r0 + rows, off: (Tb * Tb * q * (q + 1)) / 2 };
+    const r0 = q * Tb; const rows = q === nb - 1 ? T - r0 : Tb; const width = r0 + rows;
+    return { r0, rows, width, ld: Math.ceil(width / 16) * 16, off: (Tb * Tb * q * (q + 1)) / 2 };
   });
   const last = blocks[nb - 1];
-  return { Tb, nb, A: last.off + last.rows * last.width, blocks };
+  return { Tb, nb, A: last.off + last.rows * last.ld, blocks };
 }
 
 /** Whether a batch row's [Hq][A] scratch fits one binding window and the cap (else the flash kernels run). */
@@ -195,7 +202,8 @@ interface HeadProduct {
   scaleA?: Tensor; scaleB?: Tensor;
 }
 
-interface Block { r0: number; rows: number; width: number; off: number }
+/** A causal row block of the scores (blockLayout): rows [r0, r0 + rows) over keys [0, width), rows ld apart. */
+export interface Block { r0: number; rows: number; width: number; ld: number; off: number }
 
 /**
  * Runs `pr` for batch rows [b0, b0 + rows), one r and one query block, as one product batched two
@@ -208,7 +216,7 @@ function headProduct(gpu: Gpu, pr: HeadProduct, sh: UnfusedShape, A: number, blk
   scratch: Record<'s' | 'dp', Tensor>, which: 's' | 'dp', r: number): void {
   const { T, nRep, Hq } = sh;
   const place = (op: Op | 'scratch', who: 'q' | 'kv' | 's') => {
-    if (op === 'scratch' || who === 's') return { t: scratch[which], off: r * A + blk.off, stride: nRep * A, ld: blk.width, outer: Hq * A };
+    if (op === 'scratch' || who === 's') return { t: scratch[which], off: r * A + blk.off, stride: nRep * A, ld: blk.ld, outer: Hq * A };
     const base = op.off + b0 * T * op.ts;
     return who === 'q' ? { t: op.t, off: base + blk.r0 * op.ts + r * op.hs, stride: nRep * op.hs, ld: op.ts, outer: T * op.ts }
       : { t: op.t, off: base, stride: op.hs, ld: op.ts, outer: T * op.ts };

@@ -134,10 +134,14 @@ describe(`attention through the matmul kernels (seed ${rng.seed})`, () => {
       for (const [q, b] of blocks.entries()) {
         expect(b.r0, `T ${T} block ${q}`).toBe(next);
         expect(b.width).toBe(b.r0 + b.rows);
+        expect(b.ld % 16, 'rows 64-byte aligned').toBe(0);
+        expect(b.ld - b.width).toBeGreaterThanOrEqual(0);
+        expect(b.ld - b.width).toBeLessThan(16);
+        if (q < nb - 1) expect(b.ld).toBe(b.width); // only the last block is padded
         expect(b.off).toBe(off);
         if (T > 32) expect(b.rows).toBeGreaterThanOrEqual(16);
         if (q < nb - 1) expect(b.rows).toBe(Tb);
-        next += b.rows; off += b.rows * b.width;
+        next += b.rows; off += b.rows * b.ld;
       }
       expect(next).toBe(T);
       expect(A).toBe(off);
@@ -150,7 +154,7 @@ describe(`attention through the matmul kernels (seed ${rng.seed})`, () => {
         const width = qb === last ? T : qb * Tb + Tb;
         expect(i >= b.r0 && i < b.r0 + b.rows, `T ${T} row ${i}`).toBe(true);
         expect(width).toBe(b.width);
-        expect(Tb * Tb * ((qb * (qb + 1)) / 2) + (i - qb * Tb) * width).toBe(b.off + (i - b.r0) * b.width);
+        expect(Tb * Tb * ((qb * (qb + 1)) / 2) + (i - qb * Tb) * (Math.floor((width + 15) / 16) * 16)).toBe(b.off + (i - b.r0) * b.ld);
       }
     }
   });
@@ -177,6 +181,27 @@ describe(`attention through the matmul kernels (seed ${rng.seed})`, () => {
       expect(r.lse[(b * Hq + h) * T + t]).toBe(0);
       for (let d = 0; d < 12; d++) expect(r.out[((b * T + t) * Hq + h) * 12 + d]).toBe(0);
     }
+  }, 300_000);
+
+  // The scratch's rows lie 16-float aligned (blockLayout ld), so the last block's rows have a pad the
+  // products never touch; the softmax kernels zero it, since dS's maximum (its f16 scale) is taken
+  // over the whole range. A scratch that an earlier user left full of huge values changes nothing.
+  it('the scratch rows\' pads are zeroed: a scratch left full of huge values by an earlier user changes nothing', async () => {
+    const gpu = await getGpu();
+    const c: Case = { B: 2, T: 37, Hq: 3, Hkv: 3, Dh: 20 }; // the last block: 21 rows of width 37, 48 apart
+    expect(blockLayout(c.T).blocks.at(-1)!.ld - c.T).toBe(11);
+    const n = (k: number) => Float32Array.from(rng.array(k));
+    const x = { q: n(c.B * c.T * c.Hq * c.Dh), k: n(c.B * c.T * c.Hkv * c.Dh), v: n(c.B * c.T * c.Hkv * c.Dh), dout: n(c.B * c.T * c.Hq * c.Dh) };
+    const clean = await run(gpu, c, x, 'f16', true);
+    // Every free pool buffer of the scratch's size class (the pool hands out the lowest-id one) filled.
+    const numel = c.B * c.Hq * blockLayout(c.T).A;
+    const held: ReturnType<Gpu['tensor']>[] = [];
+    const bytes0 = gpu.pool.allocatedBytes;
+    while (gpu.pool.allocatedBytes === bytes0) held.push(gpu.pool.acquire([numel]));
+    for (const t of held) gpu.upload(t, new Float32Array(numel).fill(1e30));
+    gpu.pool.release(...held);
+    const dirty = await run(gpu, c, x, 'f16', true);
+    for (const k of ['out', 'lse', 'dq', 'dk', 'dv'] as const) expect(Array.from(dirty[k]), k).toEqual(Array.from(clean[k]));
   }, 300_000);
 
   it('GPT-NeoX fused QKV operands, gradients into one fused dQKV buffer', async () => {
