@@ -154,9 +154,11 @@ export const UNFUSED_MAX_SCRATCH = 64 * 2 ** 20;
  * Per batch row and head the blocks lie one after another, A floats in all: about 5/8 of T^2 at 4
  * blocks, so the products, the softmax passes and the scratch all shrink by that much. A block's rows
  * lie `ld` floats apart: its width rounded up to 16 (only the last block's width, T, can be other than
- * a multiple of 16, Tb being one; the pad is never read or written), so every score row starts 64-byte
- * aligned and the products read and write the scratch in vec4s and whole fragments (run 6's profile:
- * the last block's products ran on scalar loads at a width of 769). Block q's offset is
+ * a multiple of 16, Tb being one; the products never touch the pad, the softmax kernels zero it), so
+ * every score row starts 64-byte aligned: the tensor-core products store their result matrices
+ * straight into the scratch (matmul-smx.ts direct stores) at a 64-byte-multiple stride instead of,
+ * at the benchmark's packed rows, 769 floats (run 6's profile: the score products wrote at ~0.5 TB/s;
+ * whether this is the cause is for the next GPU run). Block q's offset is
  * Tb^2 q (q + 1) / 2 (every block before the last is full); ROW_WGSL mirrors this.
  */
 export function blockLayout(T: number): { Tb: number; nb: number; A: number; blocks: Block[] } {
