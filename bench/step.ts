@@ -17,7 +17,7 @@
 // the same weights before training (PrecisionCheck). --profile adds one step with a timestamp per
 // dispatch (StepProfile).
 import type { TuneDecision } from '../src/engine/tuner.js';
-import { attentionModeLabels, chooseSmxBackward, unfusedCandidateAllowed, unfusedWanted } from '../src/kernels/attention-tiling.js';
+import { chooseSmxBackward, unfusedByRule, unfusedWanted } from '../src/kernels/attention-tiling.js';
 import { tcCheckState } from '../src/kernels/attention-selfcheck.js';
 import type { Gpu } from '../src/engine/gpu.js';
 import { Optimizer } from '../src/kernels/optimizer.js';
@@ -215,8 +215,8 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   const modes = tuning.filter((d) => d.key.startsWith('attention mode ')).map((d) => d.candidates[d.chosen]);
   const tcPicks = tuning.filter((d) => d.key.startsWith('attention ') && !d.key.startsWith('attention mode '))
     .map((d) => d.candidates[d.chosen].startsWith('tc'));
-  // Untuned, the rule: the matmul path on GPUs (attention-tiling.ts attentionModeLabels).
-  const ruleUnfused = !gpu.tuner && attentionModeLabels(gpu.isCpuAdapter)[0] === 'unfused' && unfusedCandidateAllowed(gpu, gpu.matmulPrecision);
+  // Untuned, the rule: the matmul path on GPUs (attention-tiling.ts unfusedByRule).
+  const ruleUnfused = !gpu.tuner && unfusedByRule(gpu, gpu.matmulPrecision);
   const attentionKind = unfusedWanted() || ruleUnfused || (modes.length > 0 && modes.every((m) => m === 'unfused')) ? 'unfused' as const
     : forcedTc || (!modes.includes('unfused') && tcPicks.length > 0 && tcPicks.every(Boolean)) ? 'tensor cores' as const
       : modes.includes('unfused') || tcPicks.some(Boolean) ? 'mixed' as const : 'f32' as const;

@@ -5,7 +5,7 @@ import { memoDef } from '../engine/kernel.js';
 import { at, passIO, queryTileWalk } from './attention-wgsl.js';
 import { smxDialect } from './smx-wgsl.js';
 import { ABSMAX_PARTS, f16ScaleWgsl } from './absmax.js';
-import { F, PAD, keyTileWalk, quadStore, stagePosSeg, stageFn, type SmxAttentionTiles } from './attention-smx.js';
+import { F, PAD, SUBGROUP_PARAMS, keyTileWalk, quadStore, stagePosSeg, stageFn, subgroupLets, type SmxAttentionTiles } from './attention-smx.js';
 
 // Backward on tensor cores (flash-attention-2 as in attention.ts, with f16 operands): the same two
 // passes and outputs as the f32 kernels, after the same preparation kernel (lse and D per row).
@@ -165,10 +165,8 @@ ${stageFn([['q', 'q'], ['k', 'k'], ['v', 'v'], ['dout', 'g']], threads, RSH)}
 // workgroup (x: query tile, y: query head, z: batch row in this chunk).
 @compute @workgroup_size(${threads}, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32,
-        @builtin(subgroup_size) sgs_: u32, @builtin(subgroup_invocation_id) lane_: u32) {
-  // Emulated: subgroup index and lane from the local index at the layout's size (gpu.ts
-  // simulatedSubgroupSize: an H100's 32 checked on lavapipe's 8); native: the adapter's builtins.
-  let sgs = ${emulated ? `${u(sg)}` : 'sgs_'}; let lane = ${emulated ? `li % ${u(sg)}` : 'lane_'};
+        ${SUBGROUP_PARAMS}) {
+  ${subgroupLets(sg, emulated)}
   let b = wg.z; let gb = p.b0 + b; let h = wg.y; let kvh = h / p.nRep; let q0 = wg.x * BR;
   let sgi = li / sgs;
   let gs = gradScale(li, p.partsBase);
@@ -248,10 +246,8 @@ ${stageFn([['q', 'q'], ['k', 'k'], ['v', 'v'], ['dout', 'g']], threads, RSH)}
 // workgroup (x: key tile, y: kv head, z: batch row in this chunk).
 @compute @workgroup_size(${threads}, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32,
-        @builtin(subgroup_size) sgs_: u32, @builtin(subgroup_invocation_id) lane_: u32) {
-  // Emulated: subgroup index and lane from the local index at the layout's size (gpu.ts
-  // simulatedSubgroupSize: an H100's 32 checked on lavapipe's 8); native: the adapter's builtins.
-  let sgs = ${emulated ? `${u(sg)}` : 'sgs_'}; let lane = ${emulated ? `li % ${u(sg)}` : 'lane_'};
+        ${SUBGROUP_PARAMS}) {
+  ${subgroupLets(sg, emulated)}
   let b = wg.z; let gb = p.b0 + b; let kvh = wg.y; let k0 = wg.x * BK;
   let sgi = li / sgs;
   let gs = gradScale(li, p.partsBase);

@@ -48,6 +48,18 @@ export interface SmxAttentionTiles {
 export const quadStore = (dst: string, at: string, v: string) =>
   `{ let h = vec4<f16>(${v}); let w = ${at}; ${dst}[w] = h.x; ${dst}[w + 1u] = h.y; ${dst}[w + 2u] = h.z; ${dst}[w + 3u] = h.w; }`;
 
+/** The tensor-core attention kernels' entry-point parameters for their subgroup (after `li`). */
+export const SUBGROUP_PARAMS = '@builtin(subgroup_size) sgs_: u32, @builtin(subgroup_invocation_id) lane_: u32';
+
+/**
+ * WGSL naming the subgroup size `sgs` and the lane `lane` (with SUBGROUP_PARAMS): natively the
+ * adapter's builtins; emulated, from the local index at the layout's size sg, so the emulation can
+ * lay the kernels out for another adapter's subgroups (gpu.ts simulatedSubgroupSize: an H100's 32
+ * checked on lavapipe's 8).
+ */
+export const subgroupLets = (sg: number, emulated: boolean): string =>
+  emulated ? `let sgs = ${sg}u; let lane = li % ${sg}u;` : 'let sgs = sgs_; let lane = lane_;';
+
 /** Workgroup bytes and threads of a tiling at subgroup size sg. */
 export function smxAttentionShape(t: SmxAttentionTiles, sg: number): { threads: number; sharedBytes: number } {
   const BR = F * t.SGQ; const RSH = t.DP + PAD; const SW = Math.max(t.BC, t.DP);
@@ -254,10 +266,8 @@ ${stageFn([['q', 'q'], ['k', 'k'], ['v', 'v']], threads, RSH)}
 // workgroup (x: query tile, y: query head, z: batch row in this chunk).
 @compute @workgroup_size(${threads}, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32,
-        @builtin(subgroup_size) sgs_: u32, @builtin(subgroup_invocation_id) lane_: u32) {
-  // Emulated: subgroup index and lane from the local index at the layout's size (gpu.ts
-  // simulatedSubgroupSize: an H100's 32 checked on lavapipe's 8); native: the adapter's builtins.
-  let sgs = ${emulated ? `${u(sg)}` : 'sgs_'}; let lane = ${emulated ? `li % ${u(sg)}` : 'lane_'};
+        ${SUBGROUP_PARAMS}) {
+  ${subgroupLets(sg, emulated)}
   let b = wg.z; let gb = p.b0 + b; let h = wg.y; let kvh = h / p.nRep; let q0 = wg.x * BR;
   let sg = li / sgs;
   if (li == 0u) { lenS = rowLen(gb); }

@@ -136,6 +136,11 @@ export function attentionModeLabels(isCpuAdapter: boolean): ['flash', 'unfused']
   return isCpuAdapter ? ['flash', 'unfused'] : ['unfused', 'flash'];
 }
 
+/** Whether, untuned (no timings), attention for this precision runs through the matmul path (the rule). */
+export function unfusedByRule(gpu: Gpu, precision: 'f32' | 'f16'): boolean {
+  return attentionModeLabels(gpu.isCpuAdapter)[0] === 'unfused' && unfusedCandidateAllowed(gpu, precision);
+}
+
 /**
  * Whether the unfused path may be a tuner candidate against the flash kernels (attention.ts):
  * SRK_ATTENTION unset, no test override, and not over emulated tensor cores (checking only, never

@@ -55,7 +55,7 @@ import { ParamWriter, grid, maxWindowElems, windowOf, type KernelDef, type Windo
 import { dummyI32, isPackedMask, packMask, packMaskHost, type MaskTensors, type PackedMask } from './attention-mask.js';
 import { regDkdvDef, regDqDef, regForwardDef } from './attention-blocked.js';
 import { dkdvDef, dqDef, forwardDef } from './attention-legacy.js';
-import { attentionModeLabels, checkAttentionEnv, chooseSmxBackward, chooseSmxForward, chooseTiles, regTileCandidates, smxRowLanes, tcCandidateAllowed, tcTilesFor, unfusedCandidateAllowed, unfusedWanted, type Pass, type RegTiles } from './attention-tiling.js';
+import { attentionModeLabels, checkAttentionEnv, unfusedByRule, chooseSmxBackward, chooseSmxForward, chooseTiles, regTileCandidates, smxRowLanes, tcCandidateAllowed, tcTilesFor, unfusedCandidateAllowed, unfusedWanted, type Pass, type RegTiles } from './attention-tiling.js';
 import { unfusedBackward, unfusedFits, unfusedForward } from './attention-unfused.js';
 import { checkedTcForm, tcFormLabel, type TcCheckCase, type TcCheckRecorder, type TcForm } from './attention-selfcheck.js';
 import type { SmxAttentionTiles } from './attention-smx.js';
@@ -270,9 +270,10 @@ export function modePick(gpu: Gpu, dir: 'fwd' | 'bwd', a: AttentionArgs, masked:
   if (a.tcForm) return { unfused: false };
   const fits = unfusedFits(gpu, a.Hq, a.T);
   if (unfusedWanted()) return { unfused: fits };
-  if (!fits || !unfusedCandidateAllowed(gpu, a.precision ?? gpu.matmulPrecision)) return { unfused: false };
+  const precision = a.precision ?? gpu.matmulPrecision;
+  if (!fits || !unfusedCandidateAllowed(gpu, precision)) return { unfused: false };
+  if (!gpu.tuner) return { unfused: unfusedByRule(gpu, precision) };
   const labels = attentionModeLabels(gpu.isCpuAdapter);
-  if (!gpu.tuner) return { unfused: labels[0] === 'unfused' };
   const { index, timing } = gpu.tuner.pick(`attention mode ${dir} ${shapeKey(a, masked)}`, labels);
   return { unfused: labels[index] === 'unfused', timing };
 }

@@ -37,7 +37,6 @@ export function tileName(t: MatmulTile): string {
   return `reg ${base}${t.stages === 1 ? ' 1-stage' : ''}${t.vec4 === false ? ' scalar' : ''}${t.unrollK === false ? ' rolled-K' : ''}`;
 }
 
-
 // The uniform parameters of both kernel families, in the order run() packs them.
 export const PARAMS_WGSL = /* wgsl */ `struct Params {
   M: u32, N: u32, K: u32, lda: u32, ldb: u32, ldc: u32,
