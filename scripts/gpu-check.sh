@@ -10,6 +10,8 @@
 #   quicksteps  a short run's steps: tuned mixed 160m/410m DPO and Sr-DPO, f32 Sr-DPO, then Sr-DPO with
 #           attention forced unfused or onto tensor cores, linear layers forced to f16 copies or not,
 #           then profiles
+#   brief   (not by default) the pre-check of quicksteps, the adapter probes, the headline steps and
+#           profiles of the 410m f32 and 160m mixed Sr-DPO steps: a few minutes
 #   toggles (not by default) Dawn's robustness toggles on the f32/f16 matmul and the steps; bounds-checked
 #           against full tiles at the model's shapes
 #   step    training steps, Pythia-160m/410m, DPO and Sr-DPO, mixed (with and without tensor-core
@@ -123,18 +125,35 @@ if has toggles; then
   SRK_DAWN_TOGGLES=$r2 step pythia-410m-dpo-mixed-robust2 --shape pythia-410m --loss dpo --precision mixed
   step pythia-410m-sr-dpo-f32-again --shape pythia-410m --loss sr-dpo --precision f32  # the machine's drift
 fi
-if has quicksteps; then
+precheck() {
   # What the tuned steps may run that no earlier GPU run has checked (unless the tests section did):
-  # the f16 operand copies, the 64x64-per-subgroup tensor-core tiles, B's scale, and attention through
-  # the matmul in row blocks, against their references. A failure keeps them out of the steps (copies
-  # off; tensor-core tilings at the rule's simplest form; attention on the flash kernels).
-  if ! has tests; then
-    SRK_TUNE=0 run 100 tests-new $vt --reporter=verbose test/engine/matmul-f16.test.ts test/kernels/half.test.ts test/model/f16-copies.test.ts \
-      test/kernels/attention-unfused.test.ts test/kernels/f16-scale.test.ts -t 'copies|/64x64 \(tensor|scaleB|matmul kernels|scale of the maximum'
-    if grep -q "×.*copies" "$r/tests-new.json" 2>/dev/null; then export SRK_F16_COPIES=0; stamp "f16 copies failed: SRK_F16_COPIES=0"; fi
-    if grep -q "×.*\(64x64 (tensor\|scaleB\|scale of the maximum\)" "$r/tests-new.json" 2>/dev/null; then export SRK_SMX_SAFE=1; stamp "new smx tiles, scaleB or the subgroup scale reduction failed: SRK_SMX_SAFE=1"; fi
-    if grep -q "×.*matmul kernels" "$r/tests-new.json" 2>/dev/null; then export SRK_ATTENTION=simt; stamp "unfused attention failed: SRK_ATTENTION=simt"; fi
-  fi
+  # the f16 operand copies, the 64x64-per-subgroup tensor-core tiles, B's scale, the subgroup scale
+  # reduction, and attention through the matmul in row blocks, against their references. A failure
+  # keeps them out of the steps (copies off; tensor-core tilings at the rule's simplest form;
+  # attention on the flash kernels).
+  has tests && return
+  SRK_TUNE=0 run 100 tests-new $vt --reporter=verbose test/engine/matmul-f16.test.ts test/kernels/half.test.ts test/model/f16-copies.test.ts \
+    test/kernels/attention-unfused.test.ts test/kernels/f16-scale.test.ts -t 'copies|/64x64 \(tensor|scaleB|matmul kernels|scale of the maximum'
+  if grep -q "×.*copies" "$r/tests-new.json" 2>/dev/null; then export SRK_F16_COPIES=0; stamp "f16 copies failed: SRK_F16_COPIES=0"; fi
+  if grep -q "×.*\(64x64 (tensor\|scaleB\|scale of the maximum\)" "$r/tests-new.json" 2>/dev/null; then export SRK_SMX_SAFE=1; stamp "new smx tiles, scaleB or the subgroup scale reduction failed: SRK_SMX_SAFE=1"; fi
+  if grep -q "×.*matmul kernels" "$r/tests-new.json" 2>/dev/null; then export SRK_ATTENTION=simt; stamp "unfused attention failed: SRK_ATTENTION=simt"; fi
+}
+if has brief; then
+  # The shortest useful run (a few minutes): the pre-check, the adapter probes for tensor-core
+  # attention, the headline steps, and per-kernel profiles of the f32 and the mixed step.
+  precheck
+  SRK_TUNE=0 run 40 tests-platform $vt --reporter=verbose test/kernels/smx-platform.test.ts
+  step pythia-160m-sr-dpo-mixed --shape pythia-160m --loss sr-dpo --precision mixed
+  step pythia-160m-dpo-mixed --shape pythia-160m --loss dpo --precision mixed
+  step pythia-410m-sr-dpo-f32 --shape pythia-410m --loss sr-dpo --precision f32
+  step pythia-410m-sr-dpo-f32-profile --shape pythia-410m --loss sr-dpo --precision f32 --profile
+  step pythia-410m-sr-dpo-mixed --shape pythia-410m --loss sr-dpo --precision mixed
+  step pythia-160m-sr-dpo-mixed-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
+  step pythia-410m-dpo-f32 --shape pythia-410m --loss dpo --precision f32
+  step pythia-410m-dpo-mixed --shape pythia-410m --loss dpo --precision mixed
+fi
+if has quicksteps; then
+  precheck
   # A short run's steps, most wanted first: the tuned defaults (mixed: flash or unfused attention per
   # direction, tensor-core flash kernels among the candidates once checked; f32 likewise), then the same
   # with attention forced through the matmul (SRK_ATTENTION=unfused) or onto tensor cores, then profiles.
