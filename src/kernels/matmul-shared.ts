@@ -24,6 +24,12 @@ export interface MatmulTile {
    * more workgroups for products with few output tiles and a long K. Unbatched products only.
    */
   splitK?: number;
+  /**
+   * reg only: each 32 consecutive invocations (an NVIDIA warp) own an x-by-y block of the thread grid
+   * (default: whole rows of the grid, li = tx + WX ty). With 8 x 4, a warp's workgroup-memory reads
+   * of A and B are each 4 or 8 neighbouring vec4s (one 128-byte wavefront) instead of 2 and 16.
+   */
+  lanes?: '8x4';
   // 'smx' (matmul-smx.ts, f16 operands only): tensor-core tiles through subgroup matrices; each
   // subgroup computes TM x TN of the BM x BN tile as (TM/16) x (TN/16) 16x16 f32 accumulators.
 }
@@ -34,7 +40,7 @@ export function tileName(t: MatmulTile): string {
   const base = `${t.BM}x${t.BN}x${t.BK}/${t.TM}x${t.TN}`;
   if ((t.kind ?? 'simple') === 'simple') return base;
   if (t.kind === 'smx') return `smx ${base}${t.stages === 2 ? ' 2-stage' : ''}`; // one stage by default
-  return `reg ${base}${t.stages === 1 ? ' 1-stage' : ''}${t.vec4 === false ? ' scalar' : ''}${t.unrollK === false ? ' rolled-K' : ''}`;
+  return `reg ${base}${t.stages === 1 ? ' 1-stage' : ''}${t.vec4 === false ? ' scalar' : ''}${t.unrollK === false ? ' rolled-K' : ''}${t.lanes ? ` lanes ${t.lanes}` : ''}`;
 }
 
 // The uniform parameters of both kernel families, in the order run() packs them.

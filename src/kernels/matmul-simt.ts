@@ -126,6 +126,7 @@ export function regShape(t: MatmulTile): { WX: number; WY: number; THREADS: numb
     throw new RangeError(`matmul: reg tiling ${tileName(t)} needs TM, TN, BK multiples of 4 dividing BM, BN, BK`);
   }
   const WX = BN / TN; const WY = BM / TM;
+  if (t.lanes && (WX % 8 || WY % 4)) throw new RangeError(`matmul: reg tiling ${tileName(t)} needs a thread grid of whole 8 x 4 blocks`);
   return { WX, WY, THREADS: WX * WY };
 }
 
@@ -249,7 +250,7 @@ function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
     }
   }
   const name = `matmul_reg_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}_s${stages}` +
-    `${t.unrollK === false ? '_rolled' : ''}` +
+    `${t.unrollK === false ? '_rolled' : ''}${t.lanes ? `_l${t.lanes}` : ''}` +
     `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${vec.c ? 'v' : 's'}${full ? '_full' : ''}${f16Suffix(f16)}`;
   const mb = matmulBindings(vec, f16, THREADS);
   return {
@@ -264,7 +265,10 @@ var<workgroup> Bs: array<vec4<f32>, ${stages * bStage}>; // [stage][BK][BN / 4]
 @compute @workgroup_size(${WX}, ${WY}, 1)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u,
         @builtin(local_invocation_index) li: u32) {
-  let tx = lid.x; let ty = lid.y;
+  ${t.lanes ? `// 8 x 4 lanes a warp (MatmulTile.lanes): warp w covers grid columns 8 (w % ${WX / 8}) .. +7, rows 4 (w / ${WX / 8}) .. +3.
+  let w = li / 32u; let lane = li % 32u;
+  let tx = (w % ${WX / 8}u) * 8u + lane % 8u; let ty = (w / ${WX / 8}u) * 4u + lane / 8u;`
+    : 'let tx = lid.x; let ty = lid.y;'}
   let n0 = wg.x * ${BN}u;
   let m0 = wg.y * ${BM}u;
   ${BATCH_OFFSETS_WGSL}

@@ -81,6 +81,14 @@ export interface MatmulArgs {
    * while the outer choice is measured).
    */
   timing?: string;
+  /**
+   * A's rows may be read, and C's written, past the matrix along their contiguous storage dimension
+   * up to the next multiple of 4 (inside the leading dimension): A holds finite values there (they
+   * meet only B's rows past K, read as 0, or make output rows past M, not stored), C's pad is
+   * scratch that no one reads as data (C has no bias then). So such operands move as vec4 whatever
+   * that dimension (attention-unfused.ts: score rows of width T, 16-float aligned, pad zeroed).
+   */
+  padA?: boolean; padC?: boolean;
   /** The profiler's name for this product's dispatch (default the kernel's name; bench step --profile
    *  sums by the name's first word): attention-unfused.ts files its products under attention. */
   profileLabel?: string;
@@ -143,7 +151,7 @@ function problem(gpu: Gpu, args: MatmulArgs): Problem {
     ...args, transA, transB, batch,
     lda: args.lda ?? (transA ? M : K), ldb: args.ldb ?? (transB ? K : N), ldc: args.ldc ?? N,
     strideA: args.strideA ?? M * K, strideB: args.strideB ?? K * N, strideC: args.strideC ?? M * N,
-    accumulate: args.accumulate ?? false, alpha: args.alpha ?? 1,
+    accumulate: args.accumulate ?? false, alpha: args.alpha ?? 1, padA: args.padA ?? false, padC: args.padC ?? false,
     offA: args.offA ?? 0, offB: args.offB ?? 0, offC: args.offC ?? 0, offBias: args.offBias ?? 0,
     outer: args.outer ?? 1, outerStrideA: args.outerStrideA ?? 0, outerStrideB: args.outerStrideB ?? 0, outerStrideC: args.outerStrideC ?? 0,
   };
@@ -167,11 +175,26 @@ function problem(gpu: Gpu, args: MatmulArgs): Problem {
         `(M=${M} N=${N} K=${K} batch=${batch} transA=${transA} transB=${transB})`);
     }
   };
-  need(p.a, p.offA, span(batch, p.strideA, transA ? K : M, transA ? M : K, p.lda, p.outer, p.outerStrideA), 'A');
+  if (p.padC && p.bias) throw new TypeError('matmul: a padded C takes no bias');
+  for (const [pad, ld, cols, what] of [[p.padA, p.lda, transA ? M : K, 'A'], [p.padC, p.ldc, N, 'C']] as const) {
+    if (pad && ld < quad(cols)) throw new RangeError(`matmul: padded ${what} needs a leading dimension of at least ${quad(cols)} (has ${ld})`);
+  }
+  need(p.a, p.offA, spanA(p), 'A');
   need(p.b, p.offB, span(batch, p.strideB, transB ? N : K, transB ? K : N, p.ldb, p.outer, p.outerStrideB), 'B');
-  need(p.c, p.offC, span(batch, p.strideC, M, N, p.ldc, p.outer, p.outerStrideC), 'C');
+  need(p.c, p.offC, spanC(p), 'C');
   if (p.bias) need(p.bias, p.offBias, N, 'bias');
   return p;
+}
+
+/** n rounded up to a multiple of 4. */
+const quad = (n: number) => Math.ceil(n / 4) * 4;
+/** Elements A's and C's windows span: with padding (padA, padC), their last row to the quad's end. */
+function spanA(p: Problem): number {
+  const cols = p.transA ? p.M : p.K;
+  return span(p.batch, p.strideA, p.transA ? p.K : p.M, p.padA ? quad(cols) : cols, p.lda, p.outer, p.outerStrideA);
+}
+function spanC(p: Problem): number {
+  return span(p.batch, p.strideC, p.M, p.padC ? quad(p.N) : p.N, p.ldc, p.outer, p.outerStrideC);
 }
 
 export function matmul(gpu: Gpu, args: MatmulArgs): void {
@@ -199,9 +222,9 @@ function vecFlags(p: Problem, tile: MatmulTile, wa: { base: number; range: { siz
     base % 4 === 0 && size % (4 * t.elemBytes) === 0 && ld % 4 === 0 && (p.batch === 1 || stride % 4 === 0) && contiguous % 4 === 0;
   const o = (outerStride: number) => p.outer === 1 || outerStride % 4 === 0;
   return {
-    a: ok(p.a, wa.base, wa.range.size, p.lda, p.strideA, p.transA ? p.M : p.K) && o(p.outerStrideA),
+    a: ok(p.a, wa.base, wa.range.size, p.lda, p.strideA, p.padA ? quad(p.transA ? p.M : p.K) : p.transA ? p.M : p.K) && o(p.outerStrideA),
     b: ok(p.b, wb.base, wb.range.size, p.ldb, p.strideB, p.transB ? p.K : p.N) && o(p.outerStrideB),
-    c: ok(p.c, wc.base, wc.range.size, p.ldc, p.strideC, p.N) && o(p.outerStrideC),
+    c: ok(p.c, wc.base, wc.range.size, p.ldc, p.strideC, p.padC ? quad(p.N) : p.N) && o(p.outerStrideC),
   };
 }
 
@@ -252,10 +275,12 @@ function fitTile(gpu: Gpu, tile: MatmulTile, p: Problem, f16: boolean): FittedTi
 // f32 register tilings the H100 sweeps found fastest somewhere (bench/RESULTS.md: 64x128 best at
 // 1024^3, 128x128 BK 8 at 4096^3, the simple 64x64 ahead of reg 64x64 at 4096^3), and 128x128 with a
 // 16-deep K step (half the barriers and twice the loads in flight per K step of BK 8, in 32 KiB of
-// workgroup memory with two stages; not yet timed on a GPU).
+// workgroup memory with two stages), and 128x128 and 64x64 with 8 x 4 lanes a warp (MatmulTile.lanes:
+// fewer workgroup-memory wavefronts per multiply-add; added after run 7, where the f32 products ran
+// at ~34 TFLOP/s against cuBLAS's 50).
 const F32_CANDIDATES: MatmulTile[] = [REG_128, REG_64,
   { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4, kind: 'reg' }, { BM: 64, BN: 128, BK: 16, TM: 4, TN: 8, kind: 'reg' }, SIMPLE_64,
-  { ...REG_128, BK: 16 }];
+  { ...REG_128, BK: 16 }, { ...REG_128, lanes: '8x4' }, { ...REG_64, lanes: '8x4' }];
 // Tensor cores: the two rule tilings, the other subgroup layout and a 128x64 tile, a 64-deep K step, and
 // two stages where they fit (slower for the H100's dx and dW in run 4, bench/RESULTS.md; timed per shape
 // here); and 64x64 per subgroup (16 accumulators: each loaded fragment used 4 times), in 128x128,
@@ -305,9 +330,9 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   const { M, N, K, batch } = p;
   if (M === 0 || N === 0 || batch === 0 || p.outer === 0) return;
   const limit = Math.floor((gpu.maxBinding - gpu.bindingAlign) / 4);
-  const sA = span(batch, p.strideA, p.transA ? K : M, p.transA ? M : K, p.lda, p.outer, p.outerStrideA);
+  const sA = spanA(p);
   const sB = span(batch, p.strideB, p.transB ? N : K, p.transB ? K : N, p.ldb, p.outer, p.outerStrideB);
-  const sC = span(batch, p.strideC, M, N, p.ldc, p.outer, p.outerStrideC);
+  const sC = spanC(p);
   if (Math.max(sA, sB, sC) > limit) {
     if (p.outer > 1) { // the outer level first, then the batch, then the matrices
       const h = Math.floor(p.outer / 2);
@@ -331,7 +356,7 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
     }
     if (dim === 'N' && N > 1) {
       const h = Math.floor(N / 2);
-      run(gpu, { ...p, N: h }, dry);
+      run(gpu, { ...p, N: h, padC: false }, dry); // its pad is the second half's first columns
       run(gpu, { ...p, N: N - h, offB: p.offB + h * (p.transB ? p.ldb : 1), offC: p.offC + h, offBias: p.offBias + h }, dry);
       return;
     }
@@ -453,7 +478,7 @@ function runSplitK(gpu: Gpu, p: Problem, tile: MatmulTile, timing: string | unde
     absmaxParts(gpu, p.a, p.offA, sA, parts);
   }
   const sub: Problem = {
-    ...p, tile: base, timing, c: part, offC: 0, ldc: N, strideC: M * N, accumulate: false, bias: undefined, offBias: 0, alpha: 1,
+    ...p, tile: base, timing, c: part, offC: 0, ldc: N, strideC: M * N, accumulate: false, bias: undefined, offBias: 0, alpha: 1, padC: false,
     scaleA: parts ?? p.scaleA,
   };
   if (full > 0) run(gpu, { ...sub, K: Kc, batch: full, strideA: stepA, strideB: stepB }, dry);

@@ -133,6 +133,13 @@ describe(`matmul (seed ${rng.seed})`, () => {
     await checkTile(gpu, reg(64, 64, 16, 4, 4, { vec4: false }), 128, 64, 32, false, true, { path: /_sss_full$/, epilogue: true });
     // Fewer quads than threads (64x8 per operand, 256 threads): the loads are guarded by thread index.
     await checkTile(gpu, reg(64, 64, 8, 4, 4), 72, 68, 44, true, true, { path: /_vvv$/, epilogue: true });
+    // 8 x 4 lanes a warp: every output still owned by one thread, on partial and full tiles.
+    await checkTile(gpu, reg(128, 128, 8, 8, 8, { lanes: '8x4' }), 130, 260, 36, false, true, { path: /_l8x4_vvv$/, epilogue: true });
+    await checkTile(gpu, reg(64, 64, 16, 4, 4, { lanes: '8x4' }), 128, 64, 32, true, false, { path: /_l8x4_vvv_full$/, epilogue: true });
+    const t = gpu.tensor([64]); const tc = gpu.tensor([64]);
+    expect(() => matmul(gpu, { a: t, b: t, c: tc, M: 4, N: 4, K: 4, tile: reg(64, 16, 16, 4, 4, { lanes: '8x4' }) })) // a 4 x 16 grid
+      .toThrow(/whole 8 x 4 blocks/);
+    gpu.pool.release(t, tc);
   });
 
   // Split-K (matmul-splitk.ts): K chunks of whole BK slices as one batched product, a shorter last
@@ -187,6 +194,61 @@ describe(`matmul (seed ${rng.seed})`, () => {
       expect(relErr(got, want)).toBeLessThan(1e-5);
       gpu.pool.release(ta, tb, tc);
     }
+  });
+
+  it('padded A and C (score rows of awkward width, 16-float rows): vec4 whatever the width, the pad never in the result', async () => {
+    const gpu = await getGpu();
+    const ld16 = (n: number) => Math.ceil(n / 16) * 16;
+    const W = 37; const D = 16; const R = 20; const B = 2; // W: the score rows' width; D: the head size; R: query rows
+    // [padA, transA, M, N, K, rows x ld of A, of C]: P V (A's rows W wide), dS^T Q (A transposed, its
+    // rows W wide), Q K^T (C's rows W wide).
+    const cases = [
+      { what: 'P V', padA: true, padC: false, transA: false, transB: false, M: R, N: D, K: W, lda: ld16(W), ldb: D, ldc: D, aRows: R, bRows: W, cRows: R },
+      { what: 'dS^T Q', padA: true, padC: false, transA: true, transB: false, M: W, N: D, K: R, lda: ld16(W), ldb: D, ldc: D, aRows: R, bRows: R, cRows: W },
+      { what: 'Q K^T', padA: false, padC: true, transA: false, transB: true, M: R, N: W, K: D, lda: D, ldb: D, ldc: ld16(W), aRows: R, bRows: W, cRows: R },
+    ];
+    for (const tile of [reg(64, 64, 16, 4, 4), undefined]) {
+      for (const precision of ['f32', 'f16'] as const) {
+        for (const c of cases) {
+          const sA = c.aRows * c.lda; const sB = c.bRows * c.ldb; const sC = c.cRows * c.ldc;
+          // A's pad holds finite values other than 0 (the contract: finite), C's starts as garbage.
+          const a = f32(rng.array(B * sA)); const b = f32(rng.array(B * sB)); const c0 = f32(rng.array(B * sC));
+          const ta = gpu.tensor([B * sA], a); const tb = gpu.tensor([B * sB], b); const tc = gpu.tensor([B * sC], c0);
+          const args = { a: ta, b: tb, c: tc, M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB, lda: c.lda, ldb: c.ldb, ldc: c.ldc,
+            batch: B, strideA: sA, strideB: sB, strideC: sC, padA: c.padA, padC: c.padC, precision, ...(tile ? { tile } : {}) };
+          const what = `${c.what} ${tile ? tileName(tile) : 'rule'} ${precision}`;
+          // The padded operand moves as vec4 (reg kernels name A, B and C: _vvv; smx kernels A and B: _vv;
+          // the simple kernel, the rule on CPU adapters, has no vec4 form).
+          const names = matmulKernels(gpu, args);
+          if (tile) expect(names.length, what).toBeGreaterThan(0);
+          for (const n of names) if (tile || /^matmul_(reg|smx)_/.test(n)) expect(n, what).toMatch(/^matmul_(reg|smx)_.*_vvv?(_|$)/);
+          matmul(gpu, args);
+          const got = await gpu.readF32(tc);
+          for (let z = 0; z < B; z++) {
+            const want = new Float64Array(c.M * c.N); const gotC = new Float64Array(c.M * c.N);
+            for (let m = 0; m < c.M; m++) for (let n = 0; n < c.N; n++) {
+              let acc = 0;
+              for (let k = 0; k < c.K; k++) {
+                const av = a[z * sA + (c.transA ? k * c.lda + m : m * c.lda + k)];
+                const bv = b[z * sB + (c.transB ? n * c.ldb + k : k * c.ldb + n)];
+                acc += av * bv;
+              }
+              want[m * c.N + n] = acc; gotC[m * c.N + n] = got[z * sC + m * c.ldc + n];
+            }
+            expect(relErr(gotC, want), what).toBeLessThan(precision === 'f16' ? 2e-3 : 1e-5);
+            // Outside the rows' quads nothing is written: the pad past them and other rows' space.
+            for (let m = 0; m < c.cRows; m++) {
+              for (let n = Math.ceil(c.N / 4) * 4; n < c.ldc; n++) expect(got[z * sC + m * c.ldc + n], what).toBe(c0[z * sC + m * c.ldc + n]);
+            }
+          }
+          gpu.pool.release(ta, tb, tc);
+        }
+      }
+    }
+    // A padded C that is too narrow for its quads is refused.
+    const t = gpu.tensor([64]);
+    expect(() => matmul(gpu, { a: t, b: t, c: t, M: 2, N: 5, K: 2, ldc: 6, padC: true })).toThrow(/padded C needs a leading dimension of at least 8/);
+    gpu.pool.release(t);
   });
 
   it('chooseTile: simple 64x64 on CPU adapters; reg on GPUs, 128x128 only when there are enough tiles', async () => {
@@ -315,9 +377,9 @@ describe(`matmul (seed ${rng.seed})`, () => {
       const want = matmulRef({ a, b, bias, M, N, K, transA: false, transB: false });
       const args = { a: ta, b: tb, bias: tbias, M, N, K };
       const ran = new Set<string>();
-      // 3 samples of each of 9 candidates, and one more call per candidate whose first pick finds its
+      // 3 samples of each of 11 candidates, and one more call per candidate whose first pick finds its
       // kernel still compiling (kernel.ts checked(): the rule runs instead, untimed).
-      for (let i = 0; i < 4 * 9; i++) {
+      for (let i = 0; i < 4 * 11; i++) {
         const tc = gpu.tensor([M * N]);
         matmul(gpu, { ...args, c: tc });
         ran.add(gpu.recorder.lastKernel);
