@@ -276,11 +276,13 @@ function fitTile(gpu: Gpu, tile: MatmulTile, p: Problem, f16: boolean): FittedTi
 // 1024^3, 128x128 BK 8 at 4096^3, the simple 64x64 ahead of reg 64x64 at 4096^3), and 128x128 with a
 // 16-deep K step (half the barriers and twice the loads in flight per K step of BK 8, in 32 KiB of
 // workgroup memory with two stages), and 128x128 and 64x64 with 8 x 4 lanes a warp (MatmulTile.lanes:
-// fewer workgroup-memory wavefronts per multiply-add; added after run 7, where the f32 products ran
-// at ~34 TFLOP/s against cuBLAS's 50).
+// fewer workgroup-memory wavefronts per multiply-add), and 128x256 with 8x16 per thread (a third fewer
+// workgroup-memory reads per multiply-add than 8x8, at 128 accumulators a thread); the last four added
+// after run 7, where the f32 products ran at ~34 TFLOP/s against cuBLAS's 50.
 const F32_CANDIDATES: MatmulTile[] = [REG_128, REG_64,
   { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4, kind: 'reg' }, { BM: 64, BN: 128, BK: 16, TM: 4, TN: 8, kind: 'reg' }, SIMPLE_64,
-  { ...REG_128, BK: 16 }, { ...REG_128, lanes: '8x4' }, { ...REG_64, lanes: '8x4' }];
+  { ...REG_128, BK: 16 }, { ...REG_128, lanes: '8x4' }, { ...REG_64, lanes: '8x4' },
+  { BM: 128, BN: 256, BK: 8, TM: 8, TN: 16, kind: 'reg' }, { BM: 128, BN: 256, BK: 8, TM: 8, TN: 16, kind: 'reg', lanes: '8x4' }];
 // Tensor cores: the two rule tilings, the other subgroup layout and a 128x64 tile, a 64-deep K step, and
 // two stages where they fit (slower for the H100's dx and dW in run 4, bench/RESULTS.md; timed per shape
 // here); and 64x64 per subgroup (16 accumulators: each loaded fragment used 4 times), in 128x128,
@@ -298,7 +300,8 @@ export const SMX_CANDIDATES: readonly MatmulTile[] = [SMX_128, SMX_64,
  * The rule's tiling first, then the other candidates for this kind of product (none without a
  * tuner). Products with few output tiles and a long K (weight gradients) also try the rule's
  * tiling with K split in 2, 4 and 8 (matmul-splitk.ts; 2 for shapes whose tiles fill one and a half
- * waves of the GPU, as the 410m step's N = 1024 products on 128x128 tiles: 392 tiles on an H100's 264 slots).
+ * waves of the GPU, as the 410m step's N = 1024 products on 128x128 tiles: 392 tiles on an H100's 264 slots;
+ * K from 1024 on since run 7, for the attention output's products, K = 1024 at 410m).
  */
 function tileCandidates(gpu: Gpu, rule: MatmulTile, p: Problem): MatmulTile[] {
   // SRK_SMX_SAFE=1 (scripts/gpu-check.sh sets it when a tensor-core test fails) or emulated tensor
@@ -306,7 +309,7 @@ function tileCandidates(gpu: Gpu, rule: MatmulTile, p: Problem): MatmulTile[] {
   if (!gpu.tuner || FORCED_FAMILY || (rule.kind === 'smx' && (SMX_SAFE || gpu.smxMode === 'emulated'))) return [rule];
   const pool = rule.kind === 'smx' ? SMX_CANDIDATES : F32_CANDIDATES;
   const tiles = Math.ceil(p.M / rule.BM) * Math.ceil(p.N / rule.BN);
-  const split = p.batch === 1 && p.outer === 1 && tiles < 528 && p.K >= 2048 ? [2, 4, 8].map((S) => ({ ...rule, splitK: S })) : [];
+  const split = p.batch === 1 && p.outer === 1 && tiles < 528 && p.K >= 1024 ? [2, 4, 8].map((S) => ({ ...rule, splitK: S })) : [];
   return [rule, ...pool.filter((t) => t !== rule), ...split];
 }
 
