@@ -10,8 +10,8 @@
 #   quicksteps  a short run's steps: tuned mixed 160m/410m DPO and Sr-DPO, f32 Sr-DPO, then Sr-DPO with
 #           attention forced unfused or onto tensor cores, linear layers forced to f16 copies or not,
 #           then profiles
-#   brief   (not by default) the pre-check of quicksteps, the adapter probes, the headline steps and
-#           profiles of the 410m f32 and 160m mixed Sr-DPO steps: a few minutes
+#   brief   (not by default) the newest changes' tests, the adapter probes, the headline steps, profiles
+#           of the 410m f32 and 160m mixed Sr-DPO steps, f32 tilings at 4096^3, PyTorch: a few minutes
 #   toggles (not by default) Dawn's robustness toggles on the f32/f16 matmul and the steps; bounds-checked
 #           against full tiles at the model's shapes
 #   step    training steps, Pythia-160m/410m, DPO and Sr-DPO, mixed (with and without tensor-core
@@ -139,18 +139,26 @@ precheck() {
   if grep -q "×.*matmul kernels" "$r/tests-new.json" 2>/dev/null; then export SRK_ATTENTION=simt; stamp "unfused attention failed: SRK_ATTENTION=simt"; fi
 }
 if has brief; then
-  # The shortest useful run (a few minutes): the pre-check, the adapter probes for tensor-core
-  # attention, the headline steps, and per-kernel profiles of the f32 and the mixed step.
-  precheck
+  # The shortest useful run (a few minutes): what changed since the last run checked natively, the
+  # adapter probes for tensor-core attention, the headline steps, per-kernel profiles of the f32 and
+  # the mixed step, the f32 tilings at 4096^3, then the PyTorch anchor if time is left.
+  SRK_TUNE=0 run 100 tests-new $vt --reporter=verbose test/engine/matmul.test.ts test/kernels/attention-unfused.test.ts \
+    -t 'padded|other reg tilings|with the tuner: every|matmul kernels'
+  if grep -q "×.*\(padded\|reg tilings\|with the tuner\)" "$r/tests-new.json" 2>/dev/null; then export SRK_TUNE=0; stamp "new matmul forms failed: SRK_TUNE=0"; fi
+  if grep -q "×.*matmul kernels" "$r/tests-new.json" 2>/dev/null; then export SRK_ATTENTION=simt; stamp "unfused attention failed: SRK_ATTENTION=simt"; fi
   SRK_TUNE=0 run 40 tests-platform $vt --reporter=verbose test/kernels/smx-platform.test.ts
-  step pythia-160m-sr-dpo-mixed --shape pythia-160m --loss sr-dpo --precision mixed
-  step pythia-160m-dpo-mixed --shape pythia-160m --loss dpo --precision mixed
   step pythia-410m-sr-dpo-f32 --shape pythia-410m --loss sr-dpo --precision f32
   step pythia-410m-sr-dpo-f32-profile --shape pythia-410m --loss sr-dpo --precision f32 --profile
-  step pythia-410m-sr-dpo-mixed --shape pythia-410m --loss sr-dpo --precision mixed
-  step pythia-160m-sr-dpo-mixed-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
   step pythia-410m-dpo-f32 --shape pythia-410m --loss dpo --precision f32
+  step pythia-160m-sr-dpo-mixed-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
+  step pythia-160m-sr-dpo-mixed --shape pythia-160m --loss sr-dpo --precision mixed
+  step pythia-410m-sr-dpo-mixed --shape pythia-410m --loss sr-dpo --precision mixed
   step pythia-410m-dpo-mixed --shape pythia-410m --loss dpo --precision mixed
+  step pythia-160m-dpo-mixed --shape pythia-160m --loss dpo --precision mixed
+  step pythia-160m-sr-dpo-f32 --shape pythia-160m --loss sr-dpo --precision f32
+  step pythia-160m-dpo-f32 --shape pythia-160m --loss dpo --precision f32
+  SRK_TUNE=0 run 60 mm-tiles $srk bench matmul --json --tiles --sizes 4096 --only 'square 4096 tile reg 128x(128|256)x8'
+  has torch || run 120 torch python3 bench/anchor/torch_anchor.py pythia-160m pythia-410m
 fi
 if has quicksteps; then
   precheck
@@ -243,7 +251,7 @@ tar czf "$out/results.tgz" -C "$out" r
 cat "$r/nvidia-smi.txt" "$r/commit.txt" 2>/dev/null
 for f in "$r"/tests*.json; do echo "${f##*/}:"; sed 's/\x1b\[[0-9;]*m//g' "$f" "${f%.json}.log" | grep -E "×|Test Files|Tests  |AssertionError|Error:|rc=" | head -14; done
 [ -f "$r/matmul.log" ] && grep -E "copy|square 4096" "$r/matmul.log" | head -6
-for f in "$r"/mm-f32*.log "$r"/mmt-*.log; do [ -f "$f" ] && { echo "${f##*/}:"; grep -E "square 4096|rc=" "$f" | head -3; }; done
+for f in "$r"/mm-f32*.log "$r"/mmt-*.log "$r"/mm-tiles.log; do [ -f "$f" ] && { echo "${f##*/}:"; grep -E "square 4096|rc=" "$f" | head -8; }; done
 for f in "$r"/attn-*.log; do [ -f "$f" ] && { echo "${f##*/}:"; grep -E "fwd|rc=" "$f" | head -5; }; done
 [ -f "$r/matmul-tuned.log" ] && grep -E "tuned" "$r/matmul-tuned.log" | head -12
 [ -f "$r/sweep.log" ] && grep -E "f16" "$r/sweep.log" | sort | head -48
