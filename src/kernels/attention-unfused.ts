@@ -229,6 +229,10 @@ function headProduct(gpu: Gpu, pr: HeadProduct, sh: UnfusedShape, A: number, blk
     lda: A_.ld, ldb: Bo.ld, ldc: C.ld, batch: sh.Hkv, strideA: A_.stride, strideB: Bo.stride, strideC: C.stride,
     outer: rows, outerStrideA: A_.outer, outerStrideB: Bo.outer, outerStrideC: C.outer,
     offA: A_.off, offB: Bo.off, offC: C.off, alpha: pr.alpha, accumulate: pr.accumulate ?? false, precision: pr.precision,
+    // Score rows go past their width to the 16-float pad (blockLayout), which the softmax kernels
+    // zero: the products move them in vec4s whatever T (run 7: the last block's products, on
+    // scalar loads and stores at T = 769, took 39 of the 112 ms of attention in the 410m f32 step).
+    padA: pr.ah === 's', padC: pr.ch === 's',
     scaleA: pr.precision === 'f16' ? pr.scaleA ?? false : false, scaleB: pr.precision === 'f16' ? pr.scaleB : undefined,
     timing: sh.timing, profileLabel: `attn_unfused_${pr.what}`,
   });
