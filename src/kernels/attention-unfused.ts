@@ -29,7 +29,7 @@
 // Reference: attention.ref.ts; checked in test/kernels/attention-unfused.test.ts.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { ParamWriter, maxWindowElems, windowOf, type KernelDef } from '../engine/kernel.js';
+import { ParamWriter, maxWindowElems, memoDef, windowOf, type KernelDef } from '../engine/kernel.js';
 import { MASK_WGSL } from './attention-mask.js';
 import { matmul } from './matmul.js';
 import { absmaxOf } from './absmax.js';
@@ -56,7 +56,7 @@ fn ${name}(li: u32, x: f32) -> f32 {
 }`;
 const REDUCE = `var<workgroup> red: array<f32, ${WG}>;${reduceFn('reduceMax', 'max(a, b)')}${reduceFn('reduceSum', 'a + b')}`;
 
-// The row a workgroup owns in both softmax kernels (x: query i, y: head h, z: batch row within the
+// The row a workgroup owns in the softmax kernels (x: query i, y: head h, z: batch row within the
 // chunk, whose first is p.gb): n indexes [rows][Hq][T]; row is where its scores start in the scratch
 // (blockLayout: query block qb = i / Tb holds keys [0, width), rows width rounded up to 16 apart); the mask's length, position and
 // segment of the query, and the causal end of its keys.
@@ -71,6 +71,65 @@ const ROW_WGSL = /* wgsl */ `let i = wg.x; let h = wg.y; let gb = p.gb + wg.z; l
 // Forward softmax of one row of scores (query i of head h of batch row gb): over the visible keys,
 // P = exp(s - lse), lse = max + log(sum exp(s - max)); every other key P = 0; a row without visible
 // keys (past its length) lse = 0, as the flash kernels write it.
+//
+// The row held in registers, so it is read once (and the mask evaluated once per key) instead of
+// once per pass of max, sum and write: `size` invocations hold R keys each, key j = li + k size (each
+// k a contiguous run of loads and stores), with a visibility bit per key. Max and sum come out of one
+// reduction of each invocation's (max, sum of exp(s - max)) pairs, combined as
+// (m, a exp(ma - m) + b exp(mb - m)), m the larger max: one tree of barriers instead of two.
+function softmaxRegGen(size: number, R: number): KernelDef {
+  return {
+    name: `attn_unfused_softmax_${size}x${R}`,
+    bindings: ['read', 'rw', 'rw'],
+    uniform: true,
+    code: /* wgsl */ `${COMMON}
+@group(0) @binding(1) var<storage, read_write> s: array<f32>;   // [rows][Hq][A] scaled scores -> P (blockLayout)
+@group(0) @binding(2) var<storage, read_write> lse: array<f32>; // [rows][Hq][T] of this chunk, from rowBase
+@group(0) @binding(3) var<uniform> p: Params;
+${MASK_WGSL}
+var<workgroup> red: array<vec2f, ${size}>; // (max, sum) per invocation, then the tree's
+@compute @workgroup_size(${size})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  ${ROW_WGSL}
+  var x: array<f32, ${R}>; // [R] scores of keys li + k ${size}, where visible
+  var vis = 0u;            // bit k: key li + k ${size} visible
+  var mx = -3.0e38;
+  for (var k = 0u; k < ${R}u; k++) {
+    let j = li + k * ${size}u;
+    if (j < kEnd && visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) {
+      x[k] = s[row + j]; vis |= 1u << k; mx = max(mx, x[k]);
+    }
+  }
+  var sum = 0.0;
+  for (var k = 0u; k < ${R}u; k++) {
+    if ((vis & (1u << k)) != 0u) { sum += exp(x[k] - mx); }
+  }
+  // An invocation without visible keys holds (-3e38, 0): weighted by exp(0) = 1 at worst, it adds 0.
+  red[li] = vec2f(mx, sum);
+  workgroupBarrier();
+  for (var st = ${size / 2}u; st > 0u; st = st >> 1u) {
+    if (li < st) {
+      let a = red[li]; let b = red[li + st]; let m = max(a.x, b.x);
+      red[li] = vec2f(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
+    }
+    workgroupBarrier();
+  }
+  let ms = red[0];
+  var l = 0.0;
+  if (ms.y > 0.0) { l = ms.x + log(ms.y); }
+  // The row's pad (blockLayout: [width, rowLd)) zeroed too, so the whole scratch range is defined.
+  for (var k = 0u; k < ${R}u; k++) {
+    let j = li + k * ${size}u;
+    if (j < rowLd) { s[row + j] = select(0.0, exp(x[k] - l), (vis & (1u << k)) != 0u); }
+  }
+  if (li == 0u) { lse[p.rowBase + n] = l; }
+}`,
+  };
+}
+const softmaxReg = memoDef(softmaxRegGen);
+
+// The same softmax in three passes over the row in memory (max, sum, write), each evaluating the
+// mask again: for rows too wide for the register kernel's registers.
 const SOFTMAX: KernelDef = {
   name: 'attn_unfused_softmax',
   bindings: ['read', 'rw', 'rw'],
@@ -105,6 +164,24 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   if (li == 0u) { lse[p.rowBase + n] = l; }
 }`,
 };
+
+/** Keys the register softmax holds at most (R 16 at 256 invocations); wider rows take SOFTMAX. */
+const SOFTMAX_REG_KEYS = 4096;
+
+/**
+ * The forward softmax kernel for a call's T. Rows are at most T keys wide (the last block's), rowLd
+ * (T rounded up to 16) apart, which any power of two >= T from 16 covers too. The register kernel
+ * holds size x R = the power of two >= max(T, 64) keys, size growing from 64 to 256 so that R stays
+ * <= 8 (few registers: full occupancy), then R 16 (seven variants); wider rows take the three-pass
+ * kernel.
+ */
+function softmaxDef(T: number): KernelDef {
+  let cells = 64;
+  while (cells < T) cells *= 2;
+  if (cells > SOFTMAX_REG_KEYS) return SOFTMAX;
+  const size = Math.min(256, Math.max(64, cells / 8));
+  return softmaxReg(size, cells / size);
+}
 
 // Backward of the softmax for one row: P = exp(s - lse) on the visible keys (0 elsewhere) into the
 // scores' place, dS = P (dP - D) into dP's place; lse and D from the preparation kernel's ld.
@@ -266,7 +343,7 @@ export function unfusedForward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; 
     scoreProducts(gpu, sh, layout, ops, b0, n, S, qScale, precision);
     const ws = windowOf(gpu, S, 0, n * Hq * A);
     const wl = windowOf(gpu, lse, b0 * Hq * T, (b0 + n) * Hq * T);
-    gpu.recorder.dispatch(gpu.kernels.get(SOFTMAX), [wm.range, ws.range, wl.range], params(T, Hq, b0, wm, hasMask, sh.window, wl.base, ws.base, layout),
+    gpu.recorder.dispatch(gpu.kernels.get(softmaxDef(T)), [wm.range, ws.range, wl.range], params(T, Hq, b0, wm, hasMask, sh.window, wl.base, ws.base, layout),
       [T, Hq, n], sh.timing);
     for (let r = 0; r < nRep; r++) {
       for (const blk of layout.blocks) {

@@ -13,7 +13,7 @@ import type { Gpu } from '../../src/engine/gpu.js';
 import { attentionBackward, attentionForward, modePick, setAttentionTiling, type HeadOperand } from '../../src/kernels/attention.js';
 import { attentionModeLabels } from '../../src/kernels/attention-tiling.js';
 import { packMaskHost } from '../../src/kernels/attention-mask.js';
-import { attentionBackward as backwardRef, attentionForward as forwardRef, packedPairMask } from '../../src/kernels/attention.ref.js';
+import { attentionBackward as backwardRef, attentionForward as forwardRef, attentionVisible, packedPairMask } from '../../src/kernels/attention.ref.js';
 import { roundF16 } from '../../src/kernels/absmax.ref.js';
 import { blockLayout } from '../../src/kernels/attention-unfused.js';
 
@@ -202,6 +202,71 @@ describe(`attention through the matmul kernels (seed ${rng.seed})`, () => {
     gpu.pool.release(...held);
     const dirty = await run(gpu, c, x, 'f16', true);
     for (const k of ['out', 'lse', 'dq', 'dk', 'dv'] as const) expect(Array.from(dirty[k]), k).toEqual(Array.from(clean[k]));
+  }, 300_000);
+
+  // The forward softmax holds a row in registers (a kernel per power of two of T, up to 4096 keys)
+  // and walks wider rows three times in memory. Per variant and the three-pass kernel, P read straight
+  // from the scratch, which is filled with NaN first so that a key or pad left unwritten shows, against
+  // float64: exp(s - lse) on the visible keys, exact zeros on the hidden ones and the rows' pads; lse
+  // and out too. Packed pairs (keys hidden mid-row), rows past the length, T not a multiple of 16.
+  it('the forward softmax in registers (each width) and in three passes (T > 4096): P with its zeroed pads, lse, out', async () => {
+    const gpu = await getGpu();
+    const Hq = 1; const Hkv = 1; const Dh = 8; const scale = 1 / Math.sqrt(Dh);
+    const names: string[] = [];
+    let S: ReturnType<Gpu['tensor']> | undefined;
+    const dispatch = gpu.recorder.dispatch.bind(gpu.recorder);
+    const acquire = gpu.pool.acquire.bind(gpu.pool);
+    gpu.recorder.dispatch = (k, ...rest) => { names.push(k.def.name); dispatch(k, ...rest); };
+    gpu.pool.acquire = (shape, dtype, label) => {
+      const t = acquire(shape, dtype, label);
+      if (label === 'attn unfused S') { S = t; gpu.upload(t, new Float32Array(t.numel).fill(NaN)); }
+      return t;
+    };
+    try {
+      for (const [T, kernel] of [[75, '_64x2'], [470, '_64x8'], [1000, '_128x8'], [2100, '_256x16'], [4097, '']] as const) {
+        const third = Math.floor(T / 3);
+        const pm = packedPairMask(third, third, T - 2 * third - 3);
+        const positions = new Int32Array(T); const segments = new Int32Array(T);
+        positions.set(pm.positions); segments.set(pm.segments);
+        const lengths = Int32Array.from([T - 5]);
+        const x = { q: Float32Array.from(rng.array(T * Hq * Dh)), k: Float32Array.from(rng.array(T * Hkv * Dh)), v: Float32Array.from(rng.array(T * Hkv * Dh)) };
+        const mask = { positions, segments, lengths, window: 0 };
+        const exact = forwardRef(x.q, x.k, x.v, { B: 1, T, Hq, Hkv, Dh }, mask);
+        const tq = gpu.tensor([T, Hq, Dh], x.q); const tk = gpu.tensor([T, Hkv, Dh], x.k); const tv = gpu.tensor([T, Hkv, Dh], x.v);
+        const to = gpu.tensor([T, Hq, Dh]); const tl = gpu.tensor([1, Hq, T]);
+        const pmask = packMaskHost(gpu, 1, T, mask);
+        names.length = 0;
+        setAttentionTiling({ unfused: true });
+        attentionForward(gpu, { B: 1, T, Hq, Hkv, Dh, q: { tensor: tq }, k: { tensor: tk }, v: { tensor: tv }, mask: pmask, precision: 'f32', out: { tensor: to }, lse: tl });
+        setAttentionTiling(undefined);
+        const got = { out: await gpu.readF32(to), lse: await gpu.readF32(tl), P: await gpu.readF32(S!) };
+        gpu.pool.release(tq, tk, tv, to, tl, pmask.packed);
+        expect(names.filter((s) => s.startsWith('attn_unfused_softmax')), `T ${T}`).toEqual([`attn_unfused_softmax${kernel}`]);
+        expect(relErr(got.lse, exact.lse), `lse T ${T}`).toBeLessThan(1e-5);
+        expect(relErr(got.out, exact.out), `out T ${T}`).toBeLessThan(1e-5);
+        // Every row's P through its pad ([h][A] blockLayout), the key's score in float64.
+        const { A, blocks } = blockLayout(T);
+        let bad = 0; let first = '';
+        for (let h = 0; h < Hq; h++) for (const blk of blocks) for (let i = blk.r0; i < blk.r0 + blk.rows; i++) {
+          const at = h * A + blk.off + (i - blk.r0) * blk.ld;
+          for (let j = 0; j < blk.ld; j++) {
+            let want = 0;
+            if (j < blk.width && attentionVisible(mask, T, 0, i, j)) {
+              let dot = 0;
+              for (let d = 0; d < Dh; d++) dot += x.q[(i * Hq + h) * Dh + d] * x.k[j * Hkv * Dh + d];
+              want = Math.exp(scale * dot - exact.lse[h * T + i]);
+            }
+            const ok = want === 0 ? got.P[at + j] === 0 : Math.abs(got.P[at + j] - want) <= 1e-5;
+            if (!ok && bad++ === 0) first = `head ${h} query ${i} key ${j} (width ${blk.width}, ld ${blk.ld}): ${got.P[at + j]}, want ${want}`;
+          }
+        }
+        expect(bad, `T ${T}: P wrong at ${bad} entries, first ${first}`).toBe(0);
+      }
+    } finally {
+      gpu.recorder.dispatch = dispatch;
+      gpu.pool.acquire = acquire;
+      setAttentionTiling(undefined);
+    }
   }, 300_000);
 
   it('GPT-NeoX fused QKV operands, gradients into one fused dQKV buffer', async () => {
