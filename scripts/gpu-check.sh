@@ -155,6 +155,7 @@ if has brief; then
   step pythia-160m-sr-dpo-mixed-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
   step pythia-160m-sr-dpo-mixed --shape pythia-160m --loss sr-dpo --precision mixed
   step pythia-410m-sr-dpo-mixed --shape pythia-410m --loss sr-dpo --precision mixed
+  step pythia-410m-sr-dpo-mixed-profile --shape pythia-410m --loss sr-dpo --precision mixed --profile
   step pythia-410m-dpo-mixed --shape pythia-410m --loss dpo --precision mixed
   step pythia-160m-dpo-mixed --shape pythia-160m --loss dpo --precision mixed
   step pythia-160m-sr-dpo-f32 --shape pythia-160m --loss sr-dpo --precision f32

@@ -283,6 +283,10 @@ const F32_CANDIDATES: MatmulTile[] = [REG_128, REG_64,
   { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4, kind: 'reg' }, { BM: 64, BN: 128, BK: 16, TM: 4, TN: 8, kind: 'reg' }, SIMPLE_64,
   { ...REG_128, BK: 16 }, { ...REG_128, lanes: '8x4' }, { ...REG_64, lanes: '8x4' },
   { BM: 128, BN: 256, BK: 8, TM: 8, TN: 16, kind: 'reg' }, { BM: 128, BN: 256, BK: 8, TM: 8, TN: 16, kind: 'reg', lanes: '8x4' }];
+// Short K (attention's score products, K = the head size): the whole K in two 32-deep steps of one
+// stage (32 KiB of workgroup memory), 4 barriers a tile where BK 8 has 9 (run 7: the 410m f32 score
+// products ran at ~17 TFLOP/s, a third of the long products' rate).
+const SHORT_K: MatmulTile = { ...REG_128, BK: 32, stages: 1 };
 // Tensor cores: the two rule tilings, the other subgroup layout and a 128x64 tile, a 64-deep K step, and
 // two stages where they fit (slower for the H100's dx and dW in run 4, bench/RESULTS.md; timed per shape
 // here); and 64x64 per subgroup (16 accumulators: each loaded fragment used 4 times), in 128x128,
@@ -301,7 +305,8 @@ export const SMX_CANDIDATES: readonly MatmulTile[] = [SMX_128, SMX_64,
  * tuner). Products with few output tiles and a long K (weight gradients) also try the rule's
  * tiling with K split in 2, 4 and 8 (matmul-splitk.ts; 2 for shapes whose tiles fill one and a half
  * waves of the GPU, as the 410m step's N = 1024 products on 128x128 tiles: 392 tiles on an H100's 264 slots;
- * K from 1024 on since run 7, for the attention output's products, K = 1024 at 410m).
+ * K from 1024 on since run 7, for the attention output's products, K = 1024 at 410m). f32 products
+ * with K <= 256 also try SHORT_K.
  */
 function tileCandidates(gpu: Gpu, rule: MatmulTile, p: Problem): MatmulTile[] {
   // SRK_SMX_SAFE=1 (scripts/gpu-check.sh sets it when a tensor-core test fails) or emulated tensor
@@ -310,7 +315,8 @@ function tileCandidates(gpu: Gpu, rule: MatmulTile, p: Problem): MatmulTile[] {
   const pool = rule.kind === 'smx' ? SMX_CANDIDATES : F32_CANDIDATES;
   const tiles = Math.ceil(p.M / rule.BM) * Math.ceil(p.N / rule.BN);
   const split = p.batch === 1 && p.outer === 1 && tiles < 528 && p.K >= 1024 ? [2, 4, 8].map((S) => ({ ...rule, splitK: S })) : [];
-  return [rule, ...pool.filter((t) => t !== rule), ...split];
+  const short = rule.kind !== 'smx' && p.K <= 256 ? [SHORT_K] : [];
+  return [rule, ...pool.filter((t) => t !== rule), ...short, ...split];
 }
 
 /**

@@ -136,6 +136,9 @@ describe(`matmul (seed ${rng.seed})`, () => {
     // 8 x 4 lanes a warp: every output still owned by one thread, on partial and full tiles.
     await checkTile(gpu, reg(128, 128, 8, 8, 8, { lanes: '8x4' }), 130, 260, 36, false, true, { path: /_l8x4_vvv$/, epilogue: true });
     await checkTile(gpu, reg(64, 64, 16, 4, 4, { lanes: '8x4' }), 128, 64, 32, true, false, { path: /_l8x4_vvv_full$/, epilogue: true });
+    // The short-K tiling (the whole K of a head-size product in two 32-deep steps, one stage).
+    await checkTile(gpu, reg(128, 128, 32, 8, 8, { stages: 1 }), 200, 132, 64, false, true, { path: /_s1_vvv$/, epilogue: true });
+    await checkTile(gpu, reg(128, 128, 32, 8, 8, { stages: 1 }), 128, 128, 40, true, false, { path: /_s1_vvv$/ });
     // 8x16 per thread (128x256 tiles), with and without the lanes.
     await checkTile(gpu, reg(128, 256, 8, 8, 16), 140, 268, 20, true, true, { path: /_vvv$/, epilogue: true });
     await checkTile(gpu, reg(128, 256, 8, 8, 16, { lanes: '8x4' }), 128, 256, 16, false, false, { path: /_l8x4_vvv_full$/ });
