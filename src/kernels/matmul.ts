@@ -316,7 +316,10 @@ function tileCandidates(gpu: Gpu, rule: MatmulTile, p: Problem): MatmulTile[] {
   const tiles = Math.ceil(p.M / rule.BM) * Math.ceil(p.N / rule.BN);
   const split = p.batch === 1 && p.outer === 1 && tiles < 528 && p.K >= 1024 ? [2, 4, 8].map((S) => ({ ...rule, splitK: S })) : [];
   const short = rule.kind !== 'smx' && p.K <= 256 ? [SHORT_K] : [];
-  return [rule, ...pool.filter((t) => t !== rule), ...short, ...split];
+  // The tuner samples candidates in this order, in turn, for two steps (tuner.ts): a key with few
+  // calls a step (the output layer's chunks) samples only the first ones, so the forms made for
+  // its kind of product come right after the rule.
+  return [rule, ...split, ...short, ...pool.filter((t) => t !== rule)];
 }
 
 /**
