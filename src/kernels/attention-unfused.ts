@@ -68,6 +68,13 @@ const ROW_WGSL = /* wgsl */ `let i = wg.x; let h = wg.y; let gb = p.gb + wg.z; l
   let row = p.sBase + (wg.z * p.Hq + h) * p.A + p.Tb * p.Tb * (qb * (qb + 1u) / 2u) + (i - r0) * rowLd;
   let kEnd = min(i + 1u, p.T);`;
 
+// The forward softmax kernels' bindings (scores in place -> P, lse) and mask functions.
+const SOFTMAX_HEADER = /* wgsl */ `${COMMON}
+@group(0) @binding(1) var<storage, read_write> s: array<f32>;   // [rows][Hq][A] scaled scores -> P (blockLayout)
+@group(0) @binding(2) var<storage, read_write> lse: array<f32>; // [rows][Hq][T] of this chunk, from rowBase
+@group(0) @binding(3) var<uniform> p: Params;
+${MASK_WGSL}`;
+
 // Forward softmax of one row of scores (query i of head h of batch row gb): over the visible keys,
 // P = exp(s - lse), lse = max + log(sum exp(s - max)); every other key P = 0; a row without visible
 // keys (past its length) lse = 0, as the flash kernels write it.
@@ -82,11 +89,7 @@ function softmaxRegGen(size: number, R: number): KernelDef {
     name: `attn_unfused_softmax_${size}x${R}`,
     bindings: ['read', 'rw', 'rw'],
     uniform: true,
-    code: /* wgsl */ `${COMMON}
-@group(0) @binding(1) var<storage, read_write> s: array<f32>;   // [rows][Hq][A] scaled scores -> P (blockLayout)
-@group(0) @binding(2) var<storage, read_write> lse: array<f32>; // [rows][Hq][T] of this chunk, from rowBase
-@group(0) @binding(3) var<uniform> p: Params;
-${MASK_WGSL}
+    code: /* wgsl */ `${SOFTMAX_HEADER}
 var<workgroup> red: array<vec2f, ${size}>; // (max, sum) per invocation, then the tree's
 @compute @workgroup_size(${size})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -134,11 +137,7 @@ const SOFTMAX: KernelDef = {
   name: 'attn_unfused_softmax',
   bindings: ['read', 'rw', 'rw'],
   uniform: true,
-  code: /* wgsl */ `${COMMON}
-@group(0) @binding(1) var<storage, read_write> s: array<f32>;   // [rows][Hq][A] scaled scores -> P (blockLayout)
-@group(0) @binding(2) var<storage, read_write> lse: array<f32>; // [rows][Hq][T] of this chunk, from rowBase
-@group(0) @binding(3) var<uniform> p: Params;
-${MASK_WGSL}
+  code: /* wgsl */ `${SOFTMAX_HEADER}
 ${REDUCE}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
