@@ -57,11 +57,12 @@ export const TILE_SWEEP: MatmulTile[] = [
   { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8, kind: 'reg', stages: 1 },
   { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8, kind: 'reg', vec4: false },
   { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8, kind: 'reg', unrollK: false },
-  // 8 x 4 lanes a warp and 8x16 per thread (tuner candidates since run 7).
+  // 8 x 4 lanes a warp, 8x16 per thread, scalar accumulators (tuner candidates since run 7).
   { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, kind: 'reg', lanes: '8x4' },
   { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, kind: 'reg', lanes: '8x4' },
   { BM: 128, BN: 256, BK: 8, TM: 8, TN: 16, kind: 'reg' },
   { BM: 128, BN: 256, BK: 8, TM: 8, TN: 16, kind: 'reg', lanes: '8x4' },
+  { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, kind: 'reg', scalarAcc: true },
 ];
 
 /** Tensor-core tilings (f16 operands) swept with --tiles --precision mixed. */

@@ -30,6 +30,12 @@ export interface MatmulTile {
    * of A and B are each 4 or 8 neighbouring vec4s (one 128-byte wavefront) instead of 2 and 16.
    */
   lanes?: '8x4';
+  /**
+   * reg only: scalar accumulators, each multiply-add taking A's value as a scalar operand, instead of
+   * vec4 accumulators fed a vec4 splat of it (how the driver's compiler lowers the splat is unknown;
+   * a sweep candidate since run 7).
+   */
+  scalarAcc?: boolean;
   // 'smx' (matmul-smx.ts, f16 operands only): tensor-core tiles through subgroup matrices; each
   // subgroup computes TM x TN of the BM x BN tile as (TM/16) x (TN/16) 16x16 f32 accumulators.
 }
@@ -40,7 +46,7 @@ export function tileName(t: MatmulTile): string {
   const base = `${t.BM}x${t.BN}x${t.BK}/${t.TM}x${t.TN}`;
   if ((t.kind ?? 'simple') === 'simple') return base;
   if (t.kind === 'smx') return `smx ${base}${t.stages === 2 ? ' 2-stage' : ''}`; // one stage by default
-  return `reg ${base}${t.stages === 1 ? ' 1-stage' : ''}${t.vec4 === false ? ' scalar' : ''}${t.unrollK === false ? ' rolled-K' : ''}${t.lanes ? ` lanes ${t.lanes}` : ''}`;
+  return `reg ${base}${t.stages === 1 ? ' 1-stage' : ''}${t.vec4 === false ? ' scalar' : ''}${t.unrollK === false ? ' rolled-K' : ''}${t.lanes ? ` lanes ${t.lanes}` : ''}${t.scalarAcc ? ' scalar-acc' : ''}`;
 }
 
 // The uniform parameters of both kernel families, in the order run() packs them.

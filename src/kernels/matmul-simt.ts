@@ -196,7 +196,9 @@ function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
       for (let gj = 0; gj < TN / 4; gj++) out.push(`  let b${sfx}_${gj} = Bs[bi + ${kk}${BQ}u + ${u(gj * WX)}];`);
       for (let i = 0; i < TM; i++) {
         for (let gj = 0; gj < TN / 4; gj++) {
-          out.push(`  acc${i}_${gj} = fma(vec4<f32>(a${sfx}_${i >> 2}[${i & 3}]), b${sfx}_${gj}, acc${i}_${gj});`);
+          const a = `a${sfx}_${i >> 2}[${i & 3}]`; const b = `b${sfx}_${gj}`;
+          if (t.scalarAcc) for (let e = 0; e < 4; e++) out.push(`  acc${i}_${gj}_${e} = fma(${a}, ${b}[${e}], acc${i}_${gj}_${e});`);
+          else out.push(`  acc${i}_${gj} = fma(vec4<f32>(${a}), ${b}, acc${i}_${gj});`);
         }
       }
     };
@@ -206,7 +208,15 @@ function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
     return out;
   };
   const accDecls: string[] = [];
-  for (let i = 0; i < TM; i++) for (let gj = 0; gj < TN / 4; gj++) accDecls.push(`var acc${i}_${gj} = vec4<f32>(0.0);`);
+  for (let i = 0; i < TM; i++) {
+    for (let gj = 0; gj < TN / 4; gj++) {
+      if (t.scalarAcc) for (let e = 0; e < 4; e++) accDecls.push(`var acc${i}_${gj}_${e} = 0.0;`);
+      else accDecls.push(`var acc${i}_${gj} = vec4<f32>(0.0);`);
+    }
+  }
+  // An output quad's accumulators as one vec4.
+  const accQuad = (i: number, gj: number) => t.scalarAcc
+    ? `vec4<f32>(${[0, 1, 2, 3].map((e) => `acc${i}_${gj}_${e}`).join(', ')})` : `acc${i}_${gj}`;
 
   L.push(scalesWgsl(f16),
     ...accDecls, ...regDecls, `let nT = (p.K + ${u(BK - 1)}) / ${u(BK)};`);
@@ -231,7 +241,7 @@ function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
     const row = (i >> 2) * 4 * WY + (i & 3);
     for (let gj = 0; gj < TN / 4; gj++) {
       const col = gj * 4 * WX;
-      L.push(`{ let gm = m0 + ty * 4u + ${u(row)}; let gn = n0 + tx * 4u + ${u(col)}; var v = alpha * acc${i}_${gj};`);
+      L.push(`{ let gm = m0 + ty * 4u + ${u(row)}; let gn = n0 + tx * 4u + ${u(col)}; var v = alpha * ${accQuad(i, gj)};`);
       if (vec.c) {
         L.push(`  if (${full ? 'true' : 'gm < p.M && gn < p.N'}) {`,
           '    if (p.hasBias != 0u) { let bb = p.biasBase + gn; v += vec4<f32>(bias[bb], bias[bb + 1u], bias[bb + 2u], bias[bb + 3u]); }',
@@ -250,7 +260,7 @@ function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
     }
   }
   const name = `matmul_reg_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}_s${stages}` +
-    `${t.unrollK === false ? '_rolled' : ''}${t.lanes ? `_l${t.lanes}` : ''}` +
+    `${t.unrollK === false ? '_rolled' : ''}${t.lanes ? `_l${t.lanes}` : ''}${t.scalarAcc ? '_sacc' : ''}` +
     `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${vec.c ? 'v' : 's'}${full ? '_full' : ''}${f16Suffix(f16)}`;
   const mb = matmulBindings(vec, f16, THREADS);
   return {

@@ -277,12 +277,14 @@ function fitTile(gpu: Gpu, tile: MatmulTile, p: Problem, f16: boolean): FittedTi
 // 16-deep K step (half the barriers and twice the loads in flight per K step of BK 8, in 32 KiB of
 // workgroup memory with two stages), and 128x128 and 64x64 with 8 x 4 lanes a warp (MatmulTile.lanes:
 // fewer workgroup-memory wavefronts per multiply-add), and 128x256 with 8x16 per thread (a third fewer
-// workgroup-memory reads per multiply-add than 8x8, at 128 accumulators a thread); the last four added
-// after run 7, where the f32 products ran at ~34 TFLOP/s against cuBLAS's 50.
+// workgroup-memory reads per multiply-add than 8x8, at 128 accumulators a thread), and 128x128 on
+// scalar accumulators (MatmulTile.scalarAcc); the last five added after run 7, where the f32 products
+// ran at ~34 TFLOP/s against cuBLAS's 50.
 const F32_CANDIDATES: MatmulTile[] = [REG_128, REG_64,
   { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4, kind: 'reg' }, { BM: 64, BN: 128, BK: 16, TM: 4, TN: 8, kind: 'reg' }, SIMPLE_64,
   { ...REG_128, BK: 16 }, { ...REG_128, lanes: '8x4' }, { ...REG_64, lanes: '8x4' },
-  { BM: 128, BN: 256, BK: 8, TM: 8, TN: 16, kind: 'reg' }, { BM: 128, BN: 256, BK: 8, TM: 8, TN: 16, kind: 'reg', lanes: '8x4' }];
+  { BM: 128, BN: 256, BK: 8, TM: 8, TN: 16, kind: 'reg' }, { BM: 128, BN: 256, BK: 8, TM: 8, TN: 16, kind: 'reg', lanes: '8x4' },
+  { ...REG_128, scalarAcc: true }];
 // Short K (attention's score products, K = the head size): the whole K in two 32-deep steps of one
 // stage (32 KiB of workgroup memory), 4 barriers a tile where BK 8 has 9 (run 7: the 410m f32 score
 // products ran at ~17 TFLOP/s, a third of the long products' rate).

@@ -38,11 +38,11 @@ describe(`tuner with a refused candidate (seed ${rng.seed})`, () => {
     const want = matmulRef({ a, b, M, N, K, transA: false, transB: false });
     try {
       const ran = new Set<string>();
-      // Steps of 33 products (11 candidates, the short-K one but no split-K at this K: 3 samples each) until the key
+      // Steps of 36 products (12 candidates, the short-K one but no split-K at this K: 3 samples each) until the key
       // closes: the first step mostly waits for the candidates' compiles, which settle() awaits.
       let steps = 0;
       while (tuner.table.decisions().length === 0 && steps < 4) {
-        for (let i = 0; i < 33; i++) {
+        for (let i = 0; i < 36; i++) {
           matmul(gpu, { a: ta, b: tb, c: tc, M, N, K });
           ran.add(gpu.recorder.lastKernel);
           expect(relErr(await gpu.readF32(tc), want), `step ${steps} call ${i}: ${gpu.recorder.lastKernel}`).toBeLessThan(1e-5);
@@ -57,9 +57,9 @@ describe(`tuner with a refused candidate (seed ${rng.seed})`, () => {
       const refused = d.candidates.findIndex((c) => /^reg 64x128/.test(c));
       expect(refused, d.candidates.join(', ')).toBeGreaterThan(0);
       expect(d.medianMs[refused]).toBeNull();
-      expect(d.candidates).toHaveLength(11);
-      expect(ran.size).toBe(10); // every candidate but the refused one
-      expect(d.medianMs.filter((m) => m !== null)).toHaveLength(10);
+      expect(d.candidates).toHaveLength(12);
+      expect(ran.size).toBe(11); // every candidate but the refused one
+      expect(d.medianMs.filter((m) => m !== null)).toHaveLength(11);
       expect(d.chosen).not.toBe(refused);
       expect(warn).toHaveBeenCalledTimes(1);
       expect(String(warn.mock.calls[0][0])).toMatch(/leaves out reg 64x128.*refused its kernel matmul_reg_nn_64x128x16/);
