@@ -35,6 +35,8 @@ interface Entry {
   failed: boolean[];
   /** Steps in which a candidate was withdrawn while its kernels compiled (see withdraw()). */
   waits: number; waiting: boolean;
+  /** Turns each candidate was offered (timed picks, whether it ran, was withdrawn, or its time got lost). */
+  turns: number[];
   /** Median times of a decision loaded from an earlier run (load()), for reports. */
   loadedMs?: (number | null)[];
 }
@@ -56,8 +58,8 @@ function entryId(key: string, labels: readonly string[]): string {
 /**
  * The decision logic, without the GPU (unit-tested on its own): candidates in turn while a key is
  * open; a key closes when every candidate has `minSamples` times, or when `maxSteps` steps have
- * settled since it was first seen (then among the measured ones; the default, candidate 0, is
- * always measured first). A key first seen late (a longer micro-batch) is tuned in its own first steps.
+ * settled since it was first seen and every candidate has had a turn (at most 3 maxSteps; then
+ * among the measured ones; the default, candidate 0, is always measured first). A key first seen late (a longer micro-batch) is tuned in its own first steps.
  */
 export class TuneTable {
   private entries = new Map<string, Entry>();
@@ -86,6 +88,7 @@ export class TuneTable {
     while (measured(e.next)) e.next = (e.next + 1) % labels.length;
     const index = e.next;
     e.issued[index]++;
+    e.turns[index]++;
     e.next = (e.next + 1) % labels.length;
     return { index, timed: true, id };
   }
@@ -136,7 +139,10 @@ export class TuneTable {
       else e.steps++;
       e.waiting = false;
       const done = e.samples.every((s, i) => e.failed[i] || s.length >= this.minSamples);
-      if (!done && e.steps < this.maxSteps) continue;
+      // A key with fewer calls a step than candidates (the output layer's chunks) stays open past
+      // maxSteps until every candidate has had a turn, for at most 3 maxSteps.
+      const untried = e.turns.some((n, i) => n === 0 && !e.failed[i]);
+      if (!done && (e.steps < this.maxSteps || (untried && e.steps < 3 * this.maxSteps))) continue;
       if (e.samples[0].length === 0) { e.chosen = 0; continue; }
       let best = 0;
       e.samples.forEach((s, i) => { if (!e.failed[i] && s.length && median(s) < median(e.samples[best])) best = i; });
@@ -171,7 +177,7 @@ export class TuneTable {
 function newEntry(key: string, labels: readonly string[]): Entry {
   return {
     key, labels: [...labels], samples: labels.map(() => []), issued: labels.map(() => 0), next: 0, steps: 0,
-    failed: labels.map(() => false), waits: 0, waiting: false,
+    failed: labels.map(() => false), waits: 0, waiting: false, turns: labels.map(() => 0),
   };
 }
 

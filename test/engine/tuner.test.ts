@@ -43,9 +43,26 @@ describe('TuneTable (the tuner without a GPU)', () => {
     expect(t.pick('k', labels).index).toBe(1);
   });
 
+  it('a key with fewer calls a step than candidates stays open past maxSteps until each had a turn, at most 3 maxSteps', () => {
+    const labels = ['rule', 'a', 'b', 'c', 'd'];
+    const t = new TuneTable(2, 3);
+    const step = (times: number[]) => { for (const ms of times) { const p = t.pick('k', labels); t.add(p.id, p.index, ms); } t.endStep(); };
+    step([5, 4]); // rule, a
+    step([6, 3]); // b, c: maxSteps, but d has not had a turn
+    expect(t.open).toBe(true);
+    step([1]); // d
+    expect(t.open).toBe(false);
+    expect(t.decisions()[0]).toMatchObject({ chosen: 4, medianMs: [5, 4, 6, 3, 1] });
+    // At most 3 maxSteps: one call a step never reaches the last candidates.
+    const u = new TuneTable(1, 3);
+    for (let i = 0; i < 3; i++) { const p = u.pick('k', labels); u.add(p.id, p.index, 10 - i); u.endStep(); }
+    expect(u.open).toBe(false);
+    expect(u.decisions()[0]).toMatchObject({ chosen: 2, medianMs: [10, 9, 8, null, null] });
+  });
+
   it('keeps the default where it was never measured; a key first seen late gets its own steps', () => {
     const t = new TuneTable(1, 1);
-    t.pick('a', ['rule', 'x']); // issued, never measured
+    t.pick('a', ['rule', 'x']); t.pick('a', ['rule', 'x']); // both issued, neither measured
     t.endStep();
     expect(t.pick('a', ['rule', 'x'])).toMatchObject({ index: 0, timed: false });
     expect(t.chosen('a', ['rule', 'x'])).toBe(0);

@@ -206,8 +206,9 @@ describe(`attention forward on tensor cores (or emulated) (seed ${rng.seed})`, (
       await tuner.settle();
       expect(tcCheckState(gpu, Dh)).toBe('ok (tc)');
       // Steps of 4 calls (a sample of up to 4 candidates) until all is chosen: a step whose candidate
-      // kernels were still compiling (kernel.ts checked()) does not count.
-      for (let step = 0; step < 4 && tuner.open; step++) {
+      // kernels were still compiling (kernel.ts checked()) does not count, and a key stays open until
+      // each of its candidates had a turn (at most 6 steps: tuner.ts).
+      for (let step = 0; step < 8 && tuner.open; step++) {
         for (let i = 0; i < 4; i++) expectGood(await run(gpu, c, q, k, v, dout, undefined));
         await tuner.settle();
       }
