@@ -11,6 +11,7 @@
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, chunkRanges, grid, maxWindowElems, windowOf, type KernelDef } from '../engine/kernel.js';
+import { coalesce } from '../engine/arena.js';
 
 const WG = 256;
 const PER_THREAD = 16;
@@ -84,8 +85,9 @@ export function gradNorm(gpu: Gpu, grads: readonly Tensor[], out: Tensor): void 
   const win = Math.floor(maxWindowElems(gpu) / GRAD_NORM_BLOCK) * GRAD_NORM_BLOCK;
   const jobs: { t: Tensor; s: number; e: number; slot: number }[] = [];
   let slots = 0;
-  for (const t of grads) {
-    if (t.dtype !== 'f32') throw new TypeError(`gradNorm: ${t} is not f32`);
+  for (const t of grads) if (t.dtype !== 'f32') throw new TypeError(`gradNorm: ${t} is not f32`);
+  // Gradients back to back in a buffer (engine/arena.ts) are summed as one tensor: one dispatch per window.
+  for (const { tensors: [t] } of coalesce([grads])) {
     for (const [s, e] of chunkRanges(t.numel, win)) {
       jobs.push({ t, s, e, slot: slots });
       slots += Math.ceil((e - s) / GRAD_NORM_BLOCK);

@@ -25,6 +25,7 @@ import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, chunkRanges, grid, maxWindowElems, windowOf, type KernelDef, memoDef } from '../engine/kernel.js';
 import { gradNorm } from './grad-norm.js';
+import { acquireLike, coalesce } from '../engine/arena.js';
 
 export interface RmspropConfig {
   type: 'rmsprop';
@@ -62,14 +63,15 @@ export function optimizerStateSlots(cfg: OptimizerConfig): boolean[] {
     : [true, cfg.centered ?? false, (cfg.momentum ?? 0) > 0];
 }
 
-/** Zeroed state tensors for `params` (state[k] = the used slots of parameter k, in slot order). */
-export function initOptimizerState(gpu: Gpu, cfg: OptimizerConfig, params: readonly Tensor[]): Tensor[][] {
-  const slots = optimizerStateSlots(cfg);
-  return params.map((p) => slots.filter((s) => s).map(() => {
-    const t = gpu.pool.acquire(p.shape, 'f32', 'optimizer-state');
-    gpu.recorder.clear({ buffer: t.buffer, offset: t.offset, size: Math.ceil(t.bytes / 4) * 4 });
-    return t;
-  }));
+/**
+ * Zeroed state tensors for `params` (state[k] = the used slots of parameter k, in slot order), laid
+ * out as the parameters are (engine/arena.ts acquireLike: parameters back to back in a buffer have
+ * their states back to back too, so the update takes them in one dispatch). `arenas`: what to release.
+ */
+export function initOptimizerState(gpu: Gpu, cfg: OptimizerConfig, params: readonly Tensor[]): { state: Tensor[][]; arenas: Tensor[] } {
+  const used = optimizerStateSlots(cfg).filter((s) => s).length;
+  const slots = Array.from({ length: used }, () => acquireLike(gpu, params, 'optimizer-state'));
+  return { state: params.map((_, k) => slots.map((sl) => sl.views[k])), arenas: slots.flatMap((sl) => sl.arenas) };
 }
 
 function lerpWgsl(w: number): string {
@@ -187,16 +189,22 @@ export function optimizerUpdate(gpu: Gpu, cfg: OptimizerConfig, a: OptimizerStep
   const wh = windowOf(gpu, a.hyper, 0, HYPER_LEN);
   const wn = a.norm ? windowOf(gpu, a.norm, 0, 1) : windowOf(gpu, gpu.placeholder(0));
   const win = maxWindowElems(gpu);
+  const used = slots.filter((x) => x).length;
   a.params.forEach((p, idx) => {
     const g = a.grads[idx];
     if (p.dtype !== 'f32' || g.dtype !== 'f32' || g.numel !== p.numel) {
       throw new RangeError(`optimizer: param ${idx} ${p} vs grad ${g}`);
     }
+    if (a.state[idx].length !== used) throw new RangeError(`optimizer: param ${idx} has ${a.state[idx].length} state tensors, expected ${used}`);
+    for (const s of a.state[idx]) if (s.numel !== p.numel) throw new RangeError(`optimizer: state ${s} vs param ${p}`);
+  });
+  // Parameters back to back in a buffer, with their gradients and states (engine/arena.ts), are
+  // updated as one tensor: the same elements, one dispatch per binding window.
+  const runs = coalesce([a.params, a.grads, ...Array.from({ length: used }, (_, j) => a.state.map((st) => st[j]))]);
+  for (const { tensors: [p, g, ...stUsed] } of runs) {
     const st: (Tensor | undefined)[] = [];
     let j = 0;
-    for (const used of slots) st.push(used ? a.state[idx][j++] : undefined);
-    if (j !== a.state[idx].length) throw new RangeError(`optimizer: param ${idx} has ${a.state[idx].length} state tensors, expected ${j}`);
-    for (const s of st) if (s && s.numel !== p.numel) throw new RangeError(`optimizer: state ${s} vs param ${p}`);
+    for (const u of slots) st.push(u ? stUsed[j++] : undefined);
     for (const [s, e] of chunkRanges(p.numel, win)) {
       const wp = windowOf(gpu, p, s, e);
       const wg = windowOf(gpu, g, s, e);
@@ -207,7 +215,7 @@ export function optimizerUpdate(gpu: Gpu, cfg: OptimizerConfig, a: OptimizerStep
       gpu.recorder.dispatch(k, [wp.range, wg.range, ws[0].range, ws[1].range, ws[2].range, wh.range, wn.range],
         params, grid(Math.ceil((e - s) / WG)));
     }
-  });
+  }
 }
 
 export interface OptimizerOptions {
@@ -218,6 +226,8 @@ export interface OptimizerOptions {
 /** State, per-step data and gradient norm of one parameter list, and the two-stage step. */
 export class Optimizer {
   readonly state: Tensor[][];
+  /** The buffers the state tensors are views of. */
+  private stateArenas: Tensor[];
   /** f32 [HYPER_LEN] per-step data (setStep writes it). */
   readonly hyper: Tensor;
   /** f32 [2]: global gradient norm and its square, from the last step (before clipping). */
@@ -225,7 +235,7 @@ export class Optimizer {
 
   constructor(private gpu: Gpu, readonly cfg: OptimizerConfig, readonly params: readonly Tensor[],
     readonly opts: OptimizerOptions = {}) {
-    this.state = initOptimizerState(gpu, cfg, params);
+    ({ state: this.state, arenas: this.stateArenas } = initOptimizerState(gpu, cfg, params));
     this.hyper = gpu.tensor([HYPER_LEN], new Float32Array(HYPER_LEN), 'f32');
     this.norm = gpu.tensor([2], new Float32Array(2), 'f32');
   }
@@ -245,8 +255,7 @@ export class Optimizer {
 
   /** Returns the state, hyper and norm tensors to the pool. */
   release(): void {
-    for (const s of this.state) this.gpu.pool.release(...s);
-    this.gpu.pool.release(this.hyper, this.norm);
+    this.gpu.pool.release(...this.stateArenas, this.hyper, this.norm);
   }
 }
 

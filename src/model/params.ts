@@ -1,21 +1,28 @@
 // Model parameters on the GPU, one tensor per Hugging Face tensor name, plus their gradients.
 // Names are the checkpoint's, so the model code reads like a weight map
-// (`p.get('gpt_neox.layers.0.attention.dense.weight')`).
+// (`p.get('gpt_neox.layers.0.attention.dense.weight')`). Both lie back to back in a few buffers
+// (engine/arena.ts, in spec order), so the optimizer, the gradient norm and zeroing the gradients
+// take a buffer per dispatch rather than a tensor.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { zero } from '../kernels/elementwise.js';
+import { acquireLike, allocateArenas } from '../engine/arena.js';
 
 export interface ParamSpec { name: string; shape: number[] }
 
 export class Params {
   readonly tensors = new Map<string, Tensor>();
   grads: Map<string, Tensor> | undefined;
+  /** The buffers the parameters and the gradients are views of. */
+  private arenas: Tensor[] = [];
+  private gradArenas: Tensor[] = [];
 
   constructor(readonly gpu: Gpu, readonly specs: ParamSpec[]) {}
 
   /** Allocates every parameter (uninitialized). */
   allocate(): this {
-    for (const s of this.specs) this.tensors.set(s.name, this.gpu.pool.acquire(s.shape, 'f32', s.name));
+    const { views, arenas } = allocateArenas(this.gpu, this.specs.map((s) => s.shape), 'params');
+    this.specs.forEach((s, i) => this.tensors.set(s.name, views[i]));
+    this.arenas = arenas;
     return this;
   }
 
@@ -34,26 +41,29 @@ export class Params {
     return g;
   }
 
+  /** Zeroed gradients, laid out as the parameters are. */
   allocateGrads(): void {
     if (this.grads) return;
-    this.grads = new Map();
-    for (const s of this.specs) this.grads.set(s.name, this.gpu.pool.acquire(s.shape, 'f32', `grad:${s.name}`));
-    this.zeroGrads();
+    const { views, arenas } = acquireLike(this.gpu, this.specs.map((s) => this.get(s.name)), 'grads');
+    this.grads = new Map(this.specs.map((s, i) => [s.name, views[i]]));
+    this.gradArenas = arenas;
   }
 
   zeroGrads(): void {
-    for (const g of this.grads?.values() ?? []) zero(this.gpu, g);
+    for (const a of this.gradArenas) this.gpu.recorder.clear({ buffer: a.buffer, offset: a.offset, size: a.bytes });
   }
 
   freeGrads(): void {
     if (!this.grads) return;
-    this.gpu.pool.release(...this.grads.values());
+    this.gpu.pool.release(...this.gradArenas);
+    this.gradArenas = [];
     this.grads = undefined;
   }
 
   free(): void {
     this.freeGrads();
-    this.gpu.pool.release(...this.tensors.values());
+    this.gpu.pool.release(...this.arenas);
+    this.arenas = [];
     this.tensors.clear();
   }
 
