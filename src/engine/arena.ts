@@ -31,7 +31,7 @@ export function allocateArenas(gpu: Gpu, shapes: readonly (readonly number[])[],
   const views: Tensor[] = new Array(shapes.length);
   const arenas = groups.map((g) => {
     const total = g.reduce((s, i) => s + numel[i], 0);
-    const arena = gpu.pool.acquire([Math.max(1, total)], 'f32', `${label} arena`);
+    const arena = gpu.pool.acquire([Math.max(1, total)], 'f32', `${label} arena`, true);
     gpu.recorder.clear({ buffer: arena.buffer, offset: arena.offset, size: Math.max(4, total * 4) });
     let at = 0;
     for (const i of g) { views[i] = arena.view(shapes[i], at); at += numel[i]; }
@@ -50,7 +50,7 @@ export function acquireLike(gpu: Gpu, like: readonly Tensor[], label: string): {
     let arena = arenaOf.get(t.buffer);
     if (!arena) {
       const end = Math.max(...like.filter((u) => u.buffer === t.buffer).map((u) => u.offset + u.bytes));
-      arena = gpu.pool.acquire([Math.ceil(end / 4)], 'f32', label);
+      arena = gpu.pool.acquire([Math.ceil(end / 4)], 'f32', label, true);
       gpu.recorder.clear({ buffer: arena.buffer, offset: 0, size: Math.ceil(end / 4) * 4 });
       arenaOf.set(t.buffer, arena);
     }

@@ -77,9 +77,14 @@ export class TensorPool {
 
   constructor(private gpu: Gpu) {}
 
-  acquire(shape: readonly number[], dtype: DType = 'f32', label?: string): Tensor {
+  /**
+   * A tensor of `shape` in a free buffer of its size class, else a new one. `exact`: a buffer of just
+   * its size (to 256 bytes), for long-lived large tensors (engine/arena.ts), where a size class's up to
+   * 1/8 of slack would be memory held for nothing.
+   */
+  acquire(shape: readonly number[], dtype: DType = 'f32', label?: string, exact = false): Tensor {
     const bytes = Math.max(4, shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype]);
-    const size = sizeClass(bytes);
+    const size = exact ? Math.ceil(bytes / 256) * 256 : sizeClass(bytes);
     if (size > this.gpu.limits.maxBufferSize) {
       throw new RangeError(`tensor ${label ?? ''}[${shape}] ${dtype} needs ${size} bytes, over this ` +
         `adapter's maxBufferSize ${this.gpu.limits.maxBufferSize}`);

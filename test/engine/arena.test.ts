@@ -29,6 +29,10 @@ describe(`arenas (seed ${rng.seed})`, () => {
     });
     for (const v of a.views) expect([...(await gpu.readF32(v))].every((x) => x === 0)).toBe(true);
     gpu.pool.release(...a.arenas);
+    // A large arena's buffer is its exact size (to 256 bytes), not its size class (81920 bytes here).
+    const big = allocateArenas(gpu, [[20000], [1]], 'test');
+    expect(big.arenas[0].buffer.size).toBe(80128);
+    gpu.pool.release(...big.arenas);
     // Arenas of 1024 bytes at most (a binding window less its alignment): [300] floats, over that,
     // get a buffer of their own (kernels chunk such a tensor); the others share theirs in order.
     await withBindingLimit(gpu, 1024 + gpu.bindingAlign, async () => {
