@@ -20,6 +20,19 @@ describe(`embedding (seed ${rng.seed})`, () => {
     const h = groupIds([5, 2, 5, 7, 2, 2, 0], { first: 2, end: 6 });
     expect(Array.from(h.unique)).toEqual([2, 5, 7]);
     expect(Array.from(h.order)).toEqual([2, 3, 0, 1]);
+    // Random ids against a plain grouping: through the numeric-key sort, and (ids of 2^31 and more)
+    // through the comparator sort.
+    for (const big of [0, 2 ** 31]) {
+      const ids = Array.from({ length: 3000 }, () => big + rng.int(40));
+      const first = 17; const end = 2900; const pad = big + 3;
+      const g = groupIds(ids, { first, end, paddingIdx: pad });
+      const want = new Map<number, number[]>();
+      for (let n = first; n < end; n++) if (ids[n] !== pad) want.set(ids[n], [...(want.get(ids[n]) ?? []), n - first]);
+      const keys = [...want.keys()].sort((a, b) => a - b);
+      expect(Array.from(g.unique)).toEqual(keys);
+      expect(Array.from(g.order)).toEqual(keys.flatMap((k) => want.get(k)!));
+      expect(Array.from(g.offsets)).toEqual([0, ...keys.map((_, i) => keys.slice(0, i + 1).reduce((s, k) => s + want.get(k)!.length, 0))]);
+    }
   });
 
   for (const [N, V, D, limit] of [[7, 20, 1030, 0], [33, 50, 13, 0], [100, 64, 100, 4096]] as const) {
