@@ -485,7 +485,7 @@ function runSplitK(gpu: Gpu, p: Problem, tile: MatmulTile, timing: string | unde
   // (A dry run too: the chunks' kernel variants depend on the partial buffer's windows.)
   const part = gpu.pool.acquire([S * M * N], 'f32', 'matmul split-K partials');
   const f16 = (p.precision ?? gpu.matmulPrecision) === 'f16';
-  const sA = span(1, p.strideA, p.transA ? K : M, p.transA ? M : K, p.lda);
+  const sA = spanA({ ...p, batch: 1, outer: 1 }); // a padded A's pad included: the kernels read it
   let parts: Tensor | undefined;
   if (f16 && p.scaleA === true && !dry) {
     parts = gpu.tensor([ABSMAX_PARTS], undefined, 'f32', 'matmul absmax');
