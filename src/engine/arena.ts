@@ -45,17 +45,14 @@ export function allocateArenas(gpu: Gpu, shapes: readonly (readonly number[])[],
  * at the same byte offsets of one new buffer, so runs that coalesce() finds in `like` are runs here too.
  */
 export function acquireLike(gpu: Gpu, like: readonly Tensor[], label: string): { views: Tensor[]; arenas: Tensor[] } {
-  const arenaOf = new Map<GPUBuffer, Tensor>();
-  const views = like.map((t) => {
-    let arena = arenaOf.get(t.buffer);
-    if (!arena) {
-      const end = Math.max(...like.filter((u) => u.buffer === t.buffer).map((u) => u.offset + u.bytes));
-      arena = gpu.pool.acquire([Math.ceil(end / 4)], 'f32', label, true);
-      gpu.recorder.clear({ buffer: arena.buffer, offset: 0, size: Math.ceil(end / 4) * 4 });
-      arenaOf.set(t.buffer, arena);
-    }
-    return new Tensor(arena.buffer, t.offset, t.shape, 'f32');
-  });
+  const ends = new Map<GPUBuffer, number>(); // bytes each buffer of `like` needs
+  for (const t of like) ends.set(t.buffer, Math.max(ends.get(t.buffer) ?? 0, t.offset + t.bytes));
+  const arenaOf = new Map([...ends].map(([buffer, end]) => {
+    const arena = gpu.pool.acquire([Math.ceil(end / 4)], 'f32', label, true);
+    gpu.recorder.clear({ buffer: arena.buffer, offset: 0, size: Math.ceil(end / 4) * 4 });
+    return [buffer, arena];
+  }));
+  const views = like.map((t) => new Tensor(arenaOf.get(t.buffer)!.buffer, t.offset, t.shape, 'f32'));
   return { views, arenas: [...arenaOf.values()] };
 }
 

@@ -59,7 +59,8 @@ function entryId(key: string, labels: readonly string[]): string {
  * The decision logic, without the GPU (unit-tested on its own): candidates in turn while a key is
  * open; a key closes when every candidate has `minSamples` times, or when `maxSteps` steps have
  * settled since it was first seen and every candidate has had a turn (at most 3 maxSteps; then
- * among the measured ones; the default, candidate 0, is always measured first). A key first seen late (a longer micro-batch) is tuned in its own first steps.
+ * among the measured ones; the default, candidate 0, is always measured first). A key first seen
+ * late (a longer micro-batch) is tuned in its own first steps.
  */
 export class TuneTable {
   private entries = new Map<string, Entry>();

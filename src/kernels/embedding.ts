@@ -151,14 +151,14 @@ export function groupIds(ids: ArrayLike<number>, opts: { first?: number; end?: n
     idx.sort((a, b) => (ids[first + a] - ids[first + b]) || (a - b));
     order.set(idx);
   }
+  const unique = new Uint32Array(count); const offsets = new Uint32Array(count + 1);
   let U = 0;
-  for (let k = 0; k < count; k++) if (k === 0 || ids[first + order[k]] !== ids[first + order[k - 1]]) U++;
-  const unique = new Uint32Array(U); const offsets = new Uint32Array(U + 1);
-  for (let k = 0, u = 0; k < count; k++) {
-    if (k === 0 || ids[first + order[k]] !== ids[first + order[k - 1]]) { unique[u] = ids[first + order[k]]; offsets[u++] = k; }
+  for (let k = 0; k < count; k++) {
+    const id = ids[first + order[k]];
+    if (U === 0 || id !== unique[U - 1]) { unique[U] = id; offsets[U++] = k; }
   }
   offsets[U] = count;
-  return { unique, offsets, order };
+  return { unique: unique.slice(0, U), offsets: offsets.slice(0, U + 1), order };
 }
 
 /** The backward's GPU-side plan for one batch: token chunks (dy windows), each grouped and uploaded. */

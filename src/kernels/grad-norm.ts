@@ -3,7 +3,8 @@
 //   norm = sqrt(sum_k sum_i grads[k][i]^2)           (torch clip_grad_norm_'s total_norm, p = 2)
 //
 // Two stages, both with fixed-order tree reductions (deterministic, no atomics):
-//   1. every tensor (split into binding windows when large) is cut into blocks of BLOCK elements;
+//   1. every tensor, or run of tensors back to back in one buffer (engine/arena.ts coalesce: a
+//      model's gradients), split into binding windows when large, is cut into blocks of BLOCK elements;
 //      one workgroup per block writes its sum of squares to its own slot of a partials buffer;
 //   2. one workgroup sums all partials in slot order and writes out[0] = norm (and out[1] = the
 //      sum of squares when out has two elements).

@@ -6,6 +6,7 @@
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { acquireLike, allocateArenas } from '../engine/arena.js';
+import { zero } from '../kernels/elementwise.js';
 
 export interface ParamSpec { name: string; shape: number[] }
 
@@ -50,7 +51,7 @@ export class Params {
   }
 
   zeroGrads(): void {
-    for (const a of this.gradArenas) this.gpu.recorder.clear({ buffer: a.buffer, offset: a.offset, size: a.bytes });
+    for (const a of this.gradArenas) zero(this.gpu, a);
   }
 
   freeGrads(): void {
