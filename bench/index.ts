@@ -217,7 +217,7 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
   if (o.kind === 'step' && stepOpts) {
     const s = stepOpts;
     o.log(`step: ${s.shape}, ${s.loss}, ${s.pairs} pairs x (${s.prompt} prompt + ${s.seq - s.prompt} completion), micro-batch ${s.microBatch}, ` +
-      `${s.precision}, ${s.packed ? 'packed' : 'unpacked'}, RMSprop + clip; ${s.warmup} warm-up + ${s.repeats} timed steps (wall clock)`);
+      `${s.precision}${s.augPrecision && s.augPrecision !== s.precision ? ` (augmented pass ${s.augPrecision})` : ''}, ${s.packed ? 'packed' : 'unpacked'}, RMSprop + clip; ${s.warmup} warm-up + ${s.repeats} timed steps (wall clock)`);
     const r = await benchStep(gpu, s, o.log);
     report.step = r;
     o.log(`step ${fmt(r.stepMs, 3)} ms (host recording ${fmt(r.recordMs)} ms, ${r.dispatches} dispatches); policy ${r.policyTokens} tokens/step (packed) = ${fmt(r.tokensPerS)} tokens/s, ` +

@@ -32,7 +32,7 @@ import type { PairLogps } from '../src/train/score.js';
 import { trainStep, type StepMetrics } from '../src/train/step.js';
 import { isSrLoss, type LossName } from '../src/train/options.js';
 import { randomInitParams, randomInts } from './random.js';
-import { PRECISIONS, setPrecision, type Precision } from '../src/engine/precision.js';
+import { PRECISIONS, setAugPrecision, setPrecision, type Precision } from '../src/engine/precision.js';
 import { scorePairs } from '../src/train/score.js';
 
 export const STEP_SHAPES = ['tiny', 'small', 'pythia-160m', 'pythia-410m'] as const;
@@ -51,6 +51,8 @@ export interface StepBenchOptions {
   varied?: boolean;
   /** trainStep's length ordering of micro-batches (default on); off to measure what it saves. */
   lengthOrder?: boolean;
+  /** The Sr losses' augmented pass in another precision than the step's (precision.ts setAugPrecision). */
+  augPrecision?: 'f32' | 'mixed';
 }
 
 /**
@@ -75,6 +77,8 @@ export interface PrecisionCheck {
 
 export interface StepResult {
   shape: StepShape; parameters: number; loss: LossName; precision: Precision; precisionNote?: string; precisionCheck?: PrecisionCheck;
+  /** The augmented pass's precision (Sr losses; null otherwise): the step's unless --aug-precision. */
+  augPrecision: Precision | null; augPrecisionNote?: string;
   /**
    * Attention kernels in this step: 'unfused' (through the matmul kernels: SRK_ATTENTION=unfused, or
    * the tuner chose it both ways), 'tensor cores' (SRK_ATTENTION=tc, or the tuner chose them for every
@@ -111,6 +115,9 @@ function userError(msg: string): Error {
 /** Refusals that need no GPU work (the CPU-adapter rule is checked by the caller). */
 export function checkStepOptions(o: StepBenchOptions): void {
   if (!PRECISIONS.includes(o.precision)) throw userError(`bench step: unknown --precision ${o.precision} (known: ${PRECISIONS.join(', ')})`);
+  if (o.augPrecision !== undefined && !PRECISIONS.includes(o.augPrecision)) {
+    throw userError(`bench step: unknown --aug-precision ${o.augPrecision} (known: ${PRECISIONS.join(', ')})`);
+  }
   if (!STEP_LOSSES.includes(o.loss)) throw userError(`bench step: unknown --loss ${o.loss} (known: ${STEP_LOSSES.join(', ')})`);
   for (const [k, v] of [['pairs', o.pairs], ['seq', o.seq], ['prompt', o.prompt], ['micro-batch', o.microBatch]] as const) {
     if (!Number.isInteger(v) || v < 1) throw userError(`bench step: --${k} must be a positive integer, got ${v}`);
@@ -172,6 +179,9 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
     : buildBatch(firstMb.map((p) => ({ prompt: p.promptIds, completions: [p.chosenIds, p.rejectedIds] })), { packed: o.packed });
   const choice = setPrecision(gpu, o.precision);
   if (choice.note) log(`  (${choice.note})`);
+  // The augmented pass as the rest of the step, unless --aug-precision asks otherwise (Sr losses).
+  const augChoice = sr && o.augPrecision !== undefined && o.augPrecision !== choice.precision ? setAugPrecision(gpu, o.augPrecision) : undefined;
+  if (augChoice) log(`  augmented pass: ${augChoice.note ?? `${augChoice.precision}${augChoice.precision === 'mixed' ? ' (f16 operands on tensor cores)' : ''}`}`);
   // Real (unpadded) tokens, from the pairs themselves (their lengths vary with --varied).
   const sumOf = (f: (p: TokenizedPair) => number) => pairs.reduce((s, p) => s + f(p), 0);
   const augTokens = !sr ? 0 : o.packed
@@ -184,7 +194,7 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
     const t0 = performance.now();
     last = await trainStep(gpu, model, optimizer, gradList, { pairs, indices, ref },
       { loss: o.loss, beta: 0.1, lambda: 0.5, microBatchSize: o.microBatch, lr: 5e-7, t: t++, packed: o.packed,
-        orderByLength: o.lengthOrder !== false });
+        orderByLength: o.lengthOrder !== false, augMatmulPrecision: augChoice?.matmul });
     return performance.now() - t0;
   };
   const warmupMs: number[] = [];
@@ -280,6 +290,7 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   gpu.matmulPrecision = 'f32';
   return {
     shape: o.shape, parameters: params.count, loss: o.loss, precision: choice.precision, precisionNote: choice.note, precisionCheck,
+    augPrecision: sr ? augChoice?.precision ?? choice.precision : null, augPrecisionNote: augChoice?.note,
     attention: attentionKind, tcCheck,
     packed: o.packed, varied: o.varied ?? false, lengthOrder: o.lengthOrder !== false, optimizer: 'rmsprop', gradClip,
     pairs: o.pairs, seq: o.seq, prompt: o.prompt, completion, microBatch: o.microBatch, refineTokens: sr ? REFINE_TOKENS : null,

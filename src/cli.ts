@@ -50,6 +50,7 @@ async function main(): Promise<void> {
           loss: { type: 'string', choices: STEP_LOSSES, default: 'dpo', describe: 'step: loss' },
           'micro-batch': { type: 'number', default: 8, describe: 'step: pairs per micro-batch' },
           precision: { type: 'string', choices: ['f32', 'mixed'], default: 'f32', describe: 'step, matmul, attention: f32, or mixed (f16 operands on tensor cores, f32 accumulation and weights; falls back to f32 without f16 subgroup-matrix support); matmul times both' },
+          'aug-precision': { type: 'string', choices: ['f32', 'mixed'], describe: 'step, sr-dpo/sr-ipo: precision of the augmented no-gradient pass (default: as --precision); mixed with --precision f32 puts only that pass on tensor cores' },
           varied: { type: 'boolean', default: false, describe: 'step: pair lengths vary (prompt and completions from a quarter to all of theirs), as in real data' },
           'length-order': { type: 'boolean', default: true, describe: 'step: micro-batches of similar lengths, longest first (--no-length-order: in data order)' },
           profile: { type: 'boolean', default: false, describe: 'step: after the timed steps, one more step with a GPU timestamp per kernel: time per kernel family (inflated by one pass per dispatch)' },
@@ -65,7 +66,7 @@ async function main(): Promise<void> {
             pairs: a.pairs, seq: a.seq, prompt: a.prompt, vocab: a.vocab,
             step: { shape: a.shape as StepShape | undefined, loss: a.loss as LossName, microBatch: a['micro-batch'],
               precision: a.precision as 'f32' | 'mixed', packed: a.packed, profile: a.profile,
-              varied: a.varied, lengthOrder: a['length-order'] },
+              varied: a.varied, lengthOrder: a['length-order'], augPrecision: a['aug-precision'] as 'f32' | 'mixed' | undefined },
           });
           if (a.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
         });

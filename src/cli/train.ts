@@ -35,6 +35,8 @@ export function trainFlags<T>(y: Argv<T>) {
     adapter: { type: 'string', describe: 'substring of the WebGPU adapter name (also SRK_ADAPTER)' },
     precision: { choices: PRECISIONS as string[], default: d.precision,
       describe: 'f32, or mixed: f16 matmul operands on tensor cores with f32 accumulation, weights and optimizer (f32 where the adapter lacks f16 subgroup-matrix support)' },
+    'aug-precision': { choices: PRECISIONS as string[],
+      describe: 'precision of the augmented pass (sr-dpo, sr-ipo: the no-gradient forward behind sg[Delta], and the reference\'s augmented log-probs); default: as --precision. mixed with --precision f32 puts only that pass on tensor cores' },
   });
 }
 
@@ -56,5 +58,6 @@ export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {
     out: (a.out as string | undefined) ?? `runs/${loss}`, resume: Boolean(a.resume), refinePrompt: a['refine-prompt'] as string,
     noEos: a.eos === false, skipBadRows: Boolean(a['skip-bad-rows']), plainProgress: Boolean(a['plain-progress']),
     adapter: a.adapter as string | undefined, precision: a.precision as Precision,
+    augPrecision: a['aug-precision'] as Precision | undefined,
   };
 }

@@ -22,13 +22,13 @@ export interface PrecisionChoice {
  */
 export function setPrecision(gpu: Gpu, wanted: Precision): PrecisionChoice {
   const choice = precisionFor(gpu, wanted);
-  gpu.matmulPrecision = choice.precision === 'mixed' ? 'f16' : 'f32';
+  gpu.matmulPrecision = matmulPrecisionOf(choice.precision);
   if (choice.precision === 'mixed' && !gpu.smxF16 && process.env.SRK_MIXED === 'emulate-tc') gpu.emulateSmx = true;
   return choice;
 }
 
-/** What setPrecision(gpu, wanted) would choose, without setting it. */
-export function precisionFor(gpu: Gpu, wanted: Precision): PrecisionChoice {
+/** What setPrecision(gpu, wanted) would choose, without setting it. `flag`: the option named in notes. */
+export function precisionFor(gpu: Gpu, wanted: Precision, flag = '--precision'): PrecisionChoice {
   if (wanted === 'f32') return { precision: 'f32' };
   if (gpu.smxF16) return { precision: 'mixed' };
   const mode = process.env.SRK_MIXED;
@@ -46,6 +46,38 @@ export function precisionFor(gpu: Gpu, wanted: Precision): PrecisionChoice {
   }
   return {
     precision: 'f32',
-    note: 'this adapter has no f16 subgroup-matrix (tensor core) support (see `srk info`); --precision mixed falls back to f32',
+    note: `this adapter has no f16 subgroup-matrix (tensor core) support (see \`srk info\`); ${flag} mixed falls back to f32`,
   };
+}
+
+/** The matmul operand precision (gpu.matmulPrecision) a precision choice runs as. */
+export function matmulPrecisionOf(p: Precision): 'f32' | 'f16' {
+  return p === 'mixed' ? 'f16' : 'f32';
+}
+
+/**
+ * The precision of the augmented pass (Sr losses): the policy's forward without gradients on the
+ * augmented pairs, whose log-probs reach the loss only through sg[Delta], and the reference's
+ * augmented log-probs, computed the same way so that Delta starts at 0. 'mixed' runs that pass on
+ * tensor cores even when the rest of the step is f32: a forward-only pass is ~a third of a step's
+ * products, and f16 operands with f32 sums move a sequence's log-prob by ~1e-4 per token, which
+ * lambda * beta (0.05 at the paper's settings) scales down further. Chosen as precisionFor chooses
+ * (f32 where the adapter lacks tensor-core f16), and like setPrecision it turns on the emulated
+ * subgroup matrices for SRK_MIXED=emulate-tc.
+ */
+export function setAugPrecision(gpu: Gpu, wanted: Precision): PrecisionChoice & { matmul: 'f32' | 'f16' } {
+  const choice = precisionFor(gpu, wanted, '--aug-precision');
+  if (choice.precision === 'mixed' && !gpu.smxF16 && process.env.SRK_MIXED === 'emulate-tc') gpu.emulateSmx = true;
+  return { ...choice, matmul: matmulPrecisionOf(choice.precision) };
+}
+
+/**
+ * Records fn's work with gpu.matmulPrecision set to `p`, then restores it (also when fn throws).
+ * fn must record synchronously: the setting is read as each kernel is recorded.
+ */
+export function withMatmulPrecision<T>(gpu: Gpu, p: 'f32' | 'f16' | undefined, fn: () => T): T {
+  if (p === undefined || p === gpu.matmulPrecision) return fn();
+  const before = gpu.matmulPrecision;
+  gpu.matmulPrecision = p;
+  try { return fn(); } finally { gpu.matmulPrecision = before; }
 }

@@ -43,6 +43,12 @@ export interface TrainOptions {
    * at h = 0); falls back to f32 where the adapter lacks f16 subgroup-matrix support.
    */
   precision: Precision;
+  /**
+   * Precision of the augmented pass (Sr losses: the policy's forward without gradients on the
+   * augmented pairs, and the reference's augmented log-probs); default: as `precision`. 'mixed' with
+   * an f32 run puts only that pass on tensor cores (precision.ts setAugPrecision).
+   */
+  augPrecision?: Precision;
   /** Name of the run in the report. */
   name?: string;
 }

@@ -38,6 +38,8 @@ export function pairsHash(pairs: readonly TokenizedPair[]): string {
 export interface ReferenceRequest {
   refDir: string; pairs: readonly TokenizedPair[]; augmented: boolean; microBatch: number;
   cacheDir: string; settings: Record<string, unknown>; label: string;
+  /** Matmul operand precision of the augmented pass (precision.ts setAugPrecision); default gpu.matmulPrecision. */
+  augMatmulPrecision?: 'f32' | 'f16';
   log: (s: string) => void; progress: (label: string, done: number, total: number) => void;
 }
 
@@ -54,6 +56,8 @@ export async function referenceLogps(gpu: Gpu, r: ReferenceRequest): Promise<Ref
   const key = createHash('sha256').update(JSON.stringify({
     weights: await weightsHash(r.refDir), pairs: pairsHash(r.pairs), augmented: r.augmented, settings: r.settings,
     matmulPrecision: gpu.matmulPrecision,
+    // Only where it differs, so the caches of runs without it keep their keys.
+    ...(r.augmented && r.augMatmulPrecision && r.augMatmulPrecision !== gpu.matmulPrecision ? { augMatmulPrecision: r.augMatmulPrecision } : {}),
   })).digest('hex').slice(0, 24);
   mkdirSync(r.cacheDir, { recursive: true });
   const file = path.join(r.cacheDir, `ref-logps-${r.label}-${key}.json`);
@@ -73,7 +77,7 @@ export async function referenceLogps(gpu: Gpu, r: ReferenceRequest): Promise<Ref
       microBatch: r.microBatch, onProgress: (d, t) => r.progress(`reference ${r.label}`, d, t),
     });
     const aug = r.augmented ? await scorePairs(gpu, ref.model, r.pairs, {
-      microBatch: r.microBatch, augmented: true, onProgress: (d, t) => r.progress(`reference ${r.label} (augmented)`, d, t),
+      microBatch: r.microBatch, augmented: true, matmulPrecision: r.augMatmulPrecision, onProgress: (d, t) => r.progress(`reference ${r.label} (augmented)`, d, t),
     }) : undefined;
     writeFileAtomic(file, JSON.stringify({ n: r.pairs.length, plain: toArrays(plain), aug: aug ? toArrays(aug) : null }));
     r.log(`reference log-probs (${r.label}): ${r.pairs.length} pairs in ${((performance.now() - t0) / 1000).toFixed(1)} s, cached in ${file}`);

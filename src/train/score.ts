@@ -2,6 +2,7 @@
 // `srk eval`, and the policy's augmented pass outside training. Pairs go through in micro-batches
 // in the packed layout (each prompt computed once for both completions).
 import type { Gpu } from '../engine/gpu.js';
+import { withMatmulPrecision } from '../engine/precision.js';
 import { segmentSum } from '../kernels/segment-sum.js';
 import { buildBatch, type BatchLayout, type PromptCompletions } from '../model/batch.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -21,6 +22,8 @@ export interface ScoreOptions {
   /** Score the augmented prompt (refine prompt ++ prompt) instead of the plain one. */
   augmented?: boolean;
   packed?: boolean;
+  /** Matmul operand precision of the forward passes; default gpu.matmulPrecision (precision.ts setAugPrecision). */
+  matmulPrecision?: 'f32' | 'f16';
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -64,7 +67,7 @@ export async function scorePairs(gpu: Gpu, model: CausalLM, pairs: readonly Toke
     });
     const layout = buildBatch(items, { packed: o.packed ?? true });
     const batch = uploadBatch(gpu, layout, model.cfg);
-    const st = model.forward(batch, false);
+    const st = withMatmulPrecision(gpu, o.matmulPrecision, () => model.forward(batch, false));
     const sums = gpu.pool.acquire([batch.S], 'f32', 'seq_logps');
     segmentSum(gpu, { x: st.logp, ranges: batch.ranges, sums, S: batch.S });
     gpu.pool.release(st.logp);

@@ -4,6 +4,7 @@
 //
 // Preference losses, per micro-batch of m pairs (packed rows: each prompt computed once):
 //   [sr only] policy forward without gradients on the augmented pairs -> logps rows 4, 5
+//             (its matmuls in c.augMatmulPrecision: f16 on tensor cores even in an f32 step, if asked)
 //   policy forward with activations on the plain pairs                -> logps rows 0, 1
 //   reference rows 2, 3 (and 6, 7) come from the cache (uploaded)
 //   preferenceLoss: per-pair loss, dL/dlogp (scaled by 1/batch so the micro-batches add up to
@@ -11,6 +12,7 @@
 //   segmentSumBackward -> per-token weights -> model backward (gradients accumulate)
 // SFT: the mean NLL over every completion token of the batch; per-token weight -1/T_batch.
 import type { Gpu } from '../engine/gpu.js';
+import { withMatmulPrecision } from '../engine/precision.js';
 import type { Tensor } from '../engine/tensor.js';
 import { segmentSum, segmentSumBackward } from '../kernels/segment-sum.js';
 import { preferenceLoss, PREFERENCE_STATS, preferenceStats } from '../losses/preference.js';
@@ -37,6 +39,11 @@ export interface StepConfig {
   packed?: boolean;
   /** Longest pairs first, so micro-batches hold similar lengths (default); false: in the given order. */
   orderByLength?: boolean;
+  /**
+   * Matmul operand precision of the augmented pass (Sr losses; precision.ts setAugPrecision); default
+   * gpu.matmulPrecision, as the rest of the step.
+   */
+  augMatmulPrecision?: 'f32' | 'f16';
 }
 
 export interface StepMetrics {
@@ -129,7 +136,7 @@ export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer,
       const layout = buildBatch(items, { packed: c.packed ?? true });
       const batch = uploadBatch(gpu, layout, model.cfg);
       const ranges = gpu.tensor([2 * m, 2], chosenThenRejected(layout, m), 'u32', 'ranges_cr');
-      const st = model.forward(batch, false);
+      const st = withMatmulPrecision(gpu, c.augMatmulPrecision, () => model.forward(batch, false));
       segmentSum(gpu, { x: st.logp, ranges, sums: logps.view([2 * m], 4 * m), S: 2 * m });
       gpu.pool.release(st.logp, ranges);
       releaseBatch(gpu, batch);

@@ -13,7 +13,7 @@ import type { TokenizedPair } from '../data/tokenize-pairs.js';
 import { warmupFactor } from '../kernels/optimizer.ref.js';
 import { findCheckpoint, loadOptimizerState, readTrainerState, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { loadPairsForModel } from './dataset.js';
-import { setPrecision } from '../engine/precision.js';
+import { setAugPrecision, setPrecision } from '../engine/precision.js';
 import { referenceLogps, type ReferenceLogps } from './reference.js';
 import { scorePairs } from './score.js';
 import { trainStep } from './step.js';
@@ -66,6 +66,15 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
   const precision = setPrecision(gpu, o.precision ?? 'f32');
   if (precision.note) log(precision.note);
   else if (precision.precision === 'mixed') log('mixed precision: f16 matmul operands on tensor cores, f32 accumulation, weights and optimizer');
+  // The augmented pass (Sr losses, and the augmented accuracy of --eval-data): as the rest unless
+  // --aug-precision says otherwise (precision.ts setAugPrecision).
+  const augWanted = o.augPrecision ?? precision.precision;
+  const augChoice = augWanted === precision.precision ? { ...precision, matmul: gpu.matmulPrecision } : setAugPrecision(gpu, augWanted);
+  if (augWanted !== precision.precision) {
+    log(augChoice.note ? `augmented pass: ${augChoice.note}`
+      : `augmented pass (policy and reference, no gradients): ${augChoice.precision === 'mixed' ? 'f16 matmul operands on tensor cores, f32 accumulation' : 'f32'}`);
+  }
+  const augMatmulPrecision = augChoice.matmul;
   let interrupted = false;
   const onSigint = () => {
     if (interrupted) process.exit(130);
@@ -84,7 +93,7 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
     const refDir = o.refModel ?? o.model;
     const refReq = {
       refDir, microBatch: o.microBatchSize, cacheDir: path.join(o.out, 'cache'),
-      settings, log, progress: (l: string, d: number, t: number) => progress.update(l, d, t),
+      settings, log, progress: (l: string, d: number, t: number) => progress.update(l, d, t), augMatmulPrecision,
     };
     const ref: ReferenceLogps | undefined = o.loss === 'sft' ? undefined
       : await referenceLogps(gpu, { ...refReq, pairs, augmented: sr, label: 'train' });
@@ -124,7 +133,7 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
     const evaluate = async () => {
       if (!evalPairs || !evalRef) return;
       const plain = await scorePairs(gpu, policy!.model, evalPairs, { microBatch: o.microBatchSize, onProgress: (d, t) => progress.update('eval', d, t) });
-      const aug = await scorePairs(gpu, policy!.model, evalPairs, { microBatch: o.microBatchSize, augmented: true, onProgress: (d, t) => progress.update('eval (augmented)', d, t) });
+      const aug = await scorePairs(gpu, policy!.model, evalPairs, { microBatch: o.microBatchSize, augmented: true, matmulPrecision: augMatmulPrecision, onProgress: (d, t) => progress.update('eval (augmented)', d, t) });
       const hasScores = evalPairs.every((p) => p.scoreChosen !== undefined && p.scoreRejected !== undefined);
       const m = computeEvalMetrics({
         policyChosen: plain.chosen, policyRejected: plain.rejected, refChosen: evalRef.plain.chosen, refRejected: evalRef.plain.rejected,
@@ -150,7 +159,7 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
       const lr = o.lr * warmupFactor(step, o.warmupSteps);
       const t0 = performance.now();
       const r = await trainStep(gpu, policy.model, optimizer, gradList, { pairs: batchPairs, indices, ref },
-        { loss: o.loss, beta: o.beta, lambda: o.lambda, microBatchSize: o.microBatchSize, lr, t: step + 1 });
+        { loss: o.loss, beta: o.beta, lambda: o.lambda, microBatchSize: o.microBatchSize, lr, t: step + 1, augMatmulPrecision });
       const secs = (performance.now() - t0) / 1000;
       if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
         throw new TrainingError(`step ${step + 1}: the loss is ${r.loss} and the gradient norm ${r.gradNorm}; stopping. ` +

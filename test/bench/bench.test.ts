@@ -125,6 +125,19 @@ describe('srk bench', () => {
     }
   }, 120_000);
 
+  it('step --aug-precision mixed: an f32 step with only the augmented pass in f16 (emulated here), named in the report', () => {
+    const args = ['step', '--shape', 'tiny', '--loss', 'sr-dpo', '--pairs', '2', '--seq', '24', '--prompt', '8', '--aug-precision', 'mixed', '--json'];
+    const r = spawnSync(process.execPath, [srk, 'bench', ...args], { cwd: root, encoding: 'utf8', timeout: 120_000, env: { ...process.env, SRK_MIXED: 'emulate' } });
+    expect(r.status, r.stderr).toBe(0);
+    const step = JSON.parse(r.stdout).step;
+    expect(step.precision).toBe('f32');
+    expect(step.augPrecision).toBe('mixed');
+    expect(r.stderr).toMatch(/f32 \(augmented pass mixed\)/);
+    // DPO has no augmented pass: nothing to report.
+    const dpo = bench(['step', '--shape', 'tiny', '--loss', 'dpo', '--pairs', '1', '--seq', '24', '--prompt', '8', '--aug-precision', 'mixed']).step;
+    expect(dpo.augPrecision).toBeNull();
+  }, 120_000);
+
   it('step: refuses what it cannot do, with a clear message', () => {
     const prompt = run(['step', '--shape', 'tiny', '--seq', '64', '--prompt', '64']);
     expect(prompt.status).toBe(1);

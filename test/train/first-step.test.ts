@@ -102,3 +102,36 @@ describe('srk train --precision mixed: the first step near the transformers fixt
     expect(relClose(m.grad_norm!, gn, 5e-3), `grad_norm ${m.grad_norm} vs ${gn}`).toBe(true);
   });
 });
+
+describe('srk train --precision f32 --aug-precision mixed: only the augmented pass in f16', () => {
+  const tmp = tempDir();
+  const name = 'gpt-neox-tiny';
+  const exp = JSON.parse(readFileSync(join(fixture(name), 'expected.json'), 'utf8')) as Expected;
+  const h = exp.logratio_diff;
+  const margin = h.reduce((s, x) => s + exp.beta * x, 0) / h.length;
+  const args = (out: string) => [...fixtureArgs(name), '--batch-size', '6', '--micro-batch-size', '6', '--lr', '0', '--max-steps', '1',
+    '--loss', 'sr-dpo', '--aug-precision', 'mixed', '--out', out];
+
+  it('with f16 operands (tensor cores, or SRK_MIXED=emulate): the plain margin as f32 (1e-4), loss within 1e-3 and gradient norm within 5e-3 of float64', async () => {
+    const out = join(tmp, 'aug-mixed');
+    const r = await train(args(out), { SRK_MIXED: 'emulate' });
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/augmented pass.*(f16|mixed precision emulated)/);
+    expect(r.stdout + r.stderr).not.toMatch(/falls back to f32/);
+    const m = readMetrics(out)[0];
+    expect(Math.abs(m.margin! - margin), `margin ${m.margin} vs ${margin}`).toBeLessThanOrEqual(1e-4 * Math.max(1, Math.abs(margin)));
+    const want = exp.losses_mean['sr-dpo'];
+    expect(relClose(m.loss!, want, 1e-3), `loss ${m.loss} vs ${want}`).toBe(true);
+    const gn = safetensorsNorm(join(fixture(name), 'grads_sr-dpo.safetensors'));
+    expect(relClose(m.grad_norm!, gn, 5e-3), `grad_norm ${m.grad_norm} vs ${gn}`).toBe(true);
+  });
+
+  it('on an adapter without f16 subgroup matrices: a note naming --aug-precision, then f32 (the fixture loss within 1e-4)', async (ctx) => {
+    const out = join(tmp, 'aug-fallback');
+    const r = await train(args(out));
+    expect(r.code, describeRun(r)).toBe(0);
+    if (!/falls back to f32/.test(r.stdout + r.stderr)) { ctx.skip(); return; } // a tensor-core adapter runs mixed
+    expect(r.stdout + r.stderr).toMatch(/augmented pass: .*--aug-precision mixed falls back to f32/);
+    expect(relClose(readMetrics(out)[0].loss!, exp.losses_mean['sr-dpo'], 1e-4)).toBe(true);
+  });
+});
