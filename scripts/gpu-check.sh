@@ -152,6 +152,8 @@ if has brief; then
   step pythia-410m-sr-dpo-f32 --shape pythia-410m --loss sr-dpo --precision f32
   step pythia-410m-sr-dpo-f32-profile --shape pythia-410m --loss sr-dpo --precision f32 --profile
   step pythia-410m-dpo-f32 --shape pythia-410m --loss dpo --precision f32
+  # An f32 step with only the augmented pass (no gradients) on tensor cores (--aug-precision).
+  step pythia-410m-sr-dpo-f32-augmixed --shape pythia-410m --loss sr-dpo --precision f32 --aug-precision mixed
   step pythia-160m-sr-dpo-mixed-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
   step pythia-160m-sr-dpo-mixed --shape pythia-160m --loss sr-dpo --precision mixed
   step pythia-410m-sr-dpo-mixed --shape pythia-410m --loss sr-dpo --precision mixed
@@ -160,6 +162,7 @@ if has brief; then
   step pythia-160m-dpo-mixed --shape pythia-160m --loss dpo --precision mixed
   step pythia-160m-sr-dpo-f32 --shape pythia-160m --loss sr-dpo --precision f32
   step pythia-160m-dpo-f32 --shape pythia-160m --loss dpo --precision f32
+  step pythia-160m-sr-dpo-f32-augmixed --shape pythia-160m --loss sr-dpo --precision f32 --aug-precision mixed
   SRK_TUNE=0 run 60 mm-tiles $srk bench matmul --json --tiles --sizes 4096 --only 'square 4096 tile reg 128x(128|256)x8'
   has torch || run 120 torch python3 bench/anchor/torch_anchor.py pythia-160m pythia-410m
 fi
