@@ -236,7 +236,7 @@ function passPick(gpu: Gpu, pass: Pass, a: AttentionArgs, masked: boolean, regDe
   const labels = cands.map((t) => `${t.BR}x${t.BC}`);
   if (tc) labels.push(tcFormLabel(form!));
   if (labels.length === 1) return { rt: cands[0], timing: outer };
-  const key = `attention ${pass} ${shapeKey(a, masked)}`;
+  const key = `attention ${pass} ${shapeKey(gpu, a, masked)}`;
   // Timed as a candidate of the outer choice (modePick): the choice made for this pass, else the rule.
   const { index, timing } = outer !== undefined ? { index: gpu.tuner.table.chosen(key, labels) ?? 0, timing: outer }
     : gpu.tuner.pick(key, labels);
@@ -250,10 +250,12 @@ function passPick(gpu: Gpu, pass: Pass, a: AttentionArgs, masked: boolean, regDe
 }
 
 /** The shape part of the attention tuner keys: head size, length and rows of work in half-octave
- *  buckets, and the mask kind. */
-function shapeKey(a: AttentionArgs, masked: boolean): string {
+ *  buckets, the mask kind, and f16 operands. */
+function shapeKey(gpu: Gpu, a: AttentionArgs, masked: boolean): string {
+  // The precision too: an f32 step may run its augmented pass in f16 (--aug-precision), same shapes.
   return `Dh ${a.Dh} T 2^${halfOctave(a.T)} heads 2^${halfOctave(a.B * a.Hq)}` +
-    `${a.Hq !== a.Hkv ? ' gqa' : ''}${masked ? ' masked' : ''}${a.window ? ' window' : ''}`;
+    `${a.Hq !== a.Hkv ? ' gqa' : ''}${masked ? ' masked' : ''}${a.window ? ' window' : ''}` +
+    `${(a.precision ?? gpu.matmulPrecision) === 'f16' ? ' f16' : ''}`;
 }
 
 /**
@@ -274,7 +276,7 @@ export function modePick(gpu: Gpu, dir: 'fwd' | 'bwd', a: AttentionArgs, masked:
   if (!fits || !unfusedCandidateAllowed(gpu, precision)) return { unfused: false };
   if (!gpu.tuner) return { unfused: unfusedByRule(gpu, precision) };
   const labels = attentionModeLabels(gpu.isCpuAdapter);
-  const { index, timing } = gpu.tuner.pick(`attention mode ${dir} ${shapeKey(a, masked)}`, labels);
+  const { index, timing } = gpu.tuner.pick(`attention mode ${dir} ${shapeKey(gpu, a, masked)}`, labels);
   return { unfused: labels[index] === 'unfused', timing };
 }
 

@@ -373,7 +373,17 @@ describe(`attention (seed ${rng.seed})`, () => {
         expect(d.medianMs[d.chosen]).toBe(Math.min(...(d.medianMs as number[])));
       }
       expectClose(await runDense(gpu, c, x), want); // with the choices, untimed
+      // The same shapes with f16 operands (an f32 step's augmented pass may run so, --aug-precision):
+      // keys of their own, not the f32 choices and timings.
+      gpu.matmulPrecision = 'f16';
+      for (let step = 0; step === 0 || (step < 4 && tuner.open); step++) {
+        for (let i = 0; i < 3; i++) await runDense(gpu, c, x);
+        await tuner.settle();
+      }
+      const f16Modes = tuner.table.decisions().filter((d) => d.key.startsWith('attention mode ') && d.key.endsWith(' f16'));
+      expect(f16Modes.map((d) => d.key.split(' ')[2]).sort()).toEqual(['bwd', 'fwd']);
     } finally {
+      gpu.matmulPrecision = 'f32';
       gpu.tuner = undefined;
     }
   });
