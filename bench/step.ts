@@ -79,6 +79,8 @@ export interface StepResult {
   shape: StepShape; parameters: number; loss: LossName; precision: Precision; precisionNote?: string; precisionCheck?: PrecisionCheck;
   /** The augmented pass's precision (Sr losses; null otherwise): the step's unless --aug-precision. */
   augPrecision: Precision | null; augPrecisionNote?: string;
+  /** With the augmented pass alone in f16: its log-probs of the first micro-batch against f32 (same weights). */
+  augPrecisionCheck?: PrecisionCheck;
   /**
    * Attention kernels in this step: 'unfused' (through the matmul kernels: SRK_ATTENTION=unfused, or
    * the tuner chose it both ways), 'tensor cores' (SRK_ATTENTION=tc, or the tuner chose them for every
@@ -235,6 +237,12 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   // Mixed against f32 log-probs with the kernels the timed steps run (after tuning).
   const precisionCheck = choice.precision === 'mixed' && o.loss !== 'sft'
     ? await comparePrecisions(gpu, model, firstMb, o.packed) : undefined;
+  // The augmented pass alone in f16 (--aug-precision mixed): its log-probs against f32 likewise.
+  const augPrecisionCheck = augChoice?.precision === 'mixed' ? await comparePrecisions(gpu, model, firstMb, o.packed, true) : undefined;
+  if (augPrecisionCheck) {
+    log(`  augmented pass, mixed vs f32 log-probs: max |diff| ${augPrecisionCheck.maxAbsDiff.toExponential(2)} per sequence, ` +
+      `${augPrecisionCheck.maxAbsDiffPerToken.toExponential(2)} per token`);
+  }
   if (precisionCheck) {
     log(`  mixed vs f32 log-probs (${precisionCheck.sequences} sequences of ${precisionCheck.tokensPerSequence} tokens, same weights): ` +
       `max |diff| ${precisionCheck.maxAbsDiff.toExponential(2)} per sequence, ${precisionCheck.maxAbsDiffPerToken.toExponential(2)} per token, ` +
@@ -290,7 +298,7 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   gpu.matmulPrecision = 'f32';
   return {
     shape: o.shape, parameters: params.count, loss: o.loss, precision: choice.precision, precisionNote: choice.note, precisionCheck,
-    augPrecision: sr ? augChoice?.precision ?? choice.precision : null, augPrecisionNote: augChoice?.note,
+    augPrecision: sr ? augChoice?.precision ?? choice.precision : null, augPrecisionNote: augChoice?.note, augPrecisionCheck,
     attention: attentionKind, tcCheck,
     packed: o.packed, varied: o.varied ?? false, lengthOrder: o.lengthOrder !== false, optimizer: 'rmsprop', gradClip,
     pairs: o.pairs, seq: o.seq, prompt: o.prompt, completion, microBatch: o.microBatch, refineTokens: sr ? REFINE_TOKENS : null,
@@ -305,12 +313,10 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   };
 }
 
-/** Scores `pairs` with f32 and with f16 matmul operands on the same weights (leaves f16 set). */
-async function comparePrecisions(gpu: Gpu, model: CausalLM, pairs: TokenizedPair[], packed: boolean): Promise<PrecisionCheck> {
-  gpu.matmulPrecision = 'f32';
-  const ref = await scorePairs(gpu, model, pairs, { microBatch: pairs.length, packed });
-  gpu.matmulPrecision = 'f16';
-  const mixed = await scorePairs(gpu, model, pairs, { microBatch: pairs.length, packed });
+/** Scores `pairs` (their augmented prompts if asked) with f32 and with f16 matmul operands on the same weights. */
+async function comparePrecisions(gpu: Gpu, model: CausalLM, pairs: TokenizedPair[], packed: boolean, augmented = false): Promise<PrecisionCheck> {
+  const ref = await scorePairs(gpu, model, pairs, { microBatch: pairs.length, packed, augmented, matmulPrecision: 'f32' });
+  const mixed = await scorePairs(gpu, model, pairs, { microBatch: pairs.length, packed, augmented, matmulPrecision: 'f16' });
   const r: PrecisionCheck = { sequences: 2 * pairs.length, tokensPerSequence: pairs[0].chosenIds.length,
     maxAbsDiff: 0, maxAbsDiffPerToken: 0, maxRelDiff: 0, meanAbsLogp: 0 };
   for (const [a, b, n] of [[ref.chosen, mixed.chosen, ref.chosenTokens], [ref.rejected, mixed.rejected, ref.rejectedTokens]] as const) {

@@ -132,6 +132,9 @@ describe('srk bench', () => {
     const step = JSON.parse(r.stdout).step;
     expect(step.precision).toBe('f32');
     expect(step.augPrecision).toBe('mixed');
+    // Its log-probs against f32 on the same weights: close, and not the same (f16 operands were used).
+    expect(step.augPrecisionCheck.maxAbsDiffPerToken).toBeLessThan(1e-2);
+    expect(step.augPrecisionCheck.maxAbsDiff).toBeGreaterThan(0);
     expect(r.stderr).toMatch(/f32 \(augmented pass mixed\)/);
     // DPO has no augmented pass: nothing to report.
     const dpo = bench(['step', '--shape', 'tiny', '--loss', 'dpo', '--pairs', '1', '--seq', '24', '--prompt', '8', '--aug-precision', 'mixed']).step;
