@@ -14,6 +14,10 @@ import { Params } from '../../src/model/params.js';
 import { expectedParameters } from '../../src/model/tensor-names.js';
 import { scorePairs } from '../../src/train/score.js';
 import { trainStep } from '../../src/train/step.js';
+import { referenceLogps } from '../../src/train/reference.js';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import type { Gpu } from '../../src/engine/gpu.js';
 import type { TokenizedPair } from '../../src/data/tokenize-pairs.js';
 
@@ -93,5 +97,29 @@ describe('the augmented pass in another precision (--aug-precision)', () => {
     const mismatched = await step(augF32, 'f16');
     expect(Math.abs(mismatched.loss - Math.LN2)).toBeGreaterThan(1e-6);
     optimizer.release(); lm.destroy(); params.free();
+  });
+
+  it('reference log-probs: the augmented ones in the asked precision, cached under a key of their own; the plain ones unchanged', async () => {
+    const gpu = await getGpu();
+    const cacheDir = mkdtempSync(join(tmpdir(), 'srk-aug-ref-'));
+    try {
+      const refDir = resolve(import.meta.dirname, '../fixtures/hf/gpt-neox-tiny_ref');
+      const ps = pairs(3).map((p) => ({ ...p,
+        promptIds: p.promptIds.map((t) => t % 384), augPromptIds: p.augPromptIds!.map((t) => t % 384),
+        chosenIds: p.chosenIds.map((t) => t % 384), rejectedIds: p.rejectedIds.map((t) => t % 384) }));
+      const req = { refDir, pairs: ps, augmented: true, microBatch: 3, cacheDir, settings: {}, label: 'train', log: () => {}, progress: () => {} };
+      const f32 = await referenceLogps(gpu, req);
+      const f16 = await referenceLogps(gpu, { ...req, augMatmulPrecision: 'f16' });
+      expect(gpu.matmulPrecision).toBe('f32');
+      expect(readdirSync(cacheDir).filter((f) => f.startsWith('ref-logps-train-'))).toHaveLength(2);
+      expect([...f16.plain.chosen]).toEqual([...f32.plain.chosen]);
+      expect([...f16.aug!.chosen]).not.toEqual([...f32.aug!.chosen]);
+      for (let k = 0; k < ps.length; k++) expect(Math.abs(f16.aug!.chosen[k] - f32.aug!.chosen[k]) / f32.aug!.chosenTokens[k]).toBeLessThan(1e-2);
+      // From the cache, the same numbers.
+      const again = await referenceLogps(gpu, { ...req, augMatmulPrecision: 'f16' });
+      expect([...again.aug!.chosen]).toEqual([...f16.aug!.chosen]);
+    } finally {
+      rmSync(cacheDir, { recursive: true, force: true });
+    }
   });
 });
