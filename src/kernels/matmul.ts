@@ -317,11 +317,41 @@ function tileCandidates(gpu: Gpu, rule: MatmulTile, p: Problem): MatmulTile[] {
   const pool = rule.kind === 'smx' ? SMX_CANDIDATES : F32_CANDIDATES;
   const tiles = Math.ceil(p.M / rule.BM) * Math.ceil(p.N / rule.BN);
   const split = p.batch === 1 && p.outer === 1 && tiles < 528 && p.K >= 1024 ? [2, 4, 8].map((S) => ({ ...rule, splitK: S })) : [];
+  // A long-K product too small for the big tiles (run 7, 410m f32: the attention and QKV weight
+  // gradients, K = 6152 tokens, kept 64x64 tiles at ~31 TFLOP/s, while 128x128 tiles, the faster kernel
+  // on the large products, left SMs idle with 64-192 tiles): those tiles split along K as well.
+  if (split.length && rule === REG_64 && p.K >= 4096) split.push(...[2, 4].map((S) => ({ ...REG_128, splitK: S })));
   const short = rule.kind !== 'smx' && p.K <= 256 ? [SHORT_K] : [];
   // The tuner samples candidates in this order, in turn, for two steps (tuner.ts): a key with few
   // calls a step (the output layer's chunks) samples only the first ones, so the forms made for
   // its kind of product come right after the rule.
   return [rule, ...split, ...short, ...pool.filter((t) => t !== rule)];
+}
+
+/** The tilings a product may run with, the rule's first (the tuner's candidates; the rule alone without one). */
+function candidateFits(gpu: Gpu, p: Problem, f16: boolean): FittedTile[] {
+  const rule = f16 && gpu.smxMode ? (Math.ceil(p.M / 128) * Math.ceil(p.N / 128) >= 264 ? SMX_128 : SMX_64) : chooseTile(gpu, p.M, p.N);
+  const fits = tileCandidates(gpu, rule, p)
+    .map((t) => fitTile(gpu, t, p, f16)).filter((f): f is FittedTile => typeof f !== 'string');
+  // A rule tiling that does not fit falls back to the simple kernel (always within limits).
+  if (fits.length === 0 || fits[0].tile !== rule) {
+    fits.splice(0, fits.length, { tile: SIMPLE_64, stages: 1 }, ...fits.filter((f) => f.tile !== SIMPLE_64));
+  }
+  return fits;
+}
+
+/**
+ * Names of the tilings the tuner would time for matmul(gpu, args) (the rule's first), for tests;
+ * nothing is compiled or run. A product the binding limit splits is named as a whole.
+ */
+export function matmulCandidates(gpu: Gpu, args: MatmulArgs): string[] {
+  const p = problem(gpu, args);
+  return candidateFits(gpu, p, f16Operands(gpu, p)).map((f) => tileName(f.tile));
+}
+
+/** Whether a product takes f16 operands: asked for and big enough to be compute-bound; f16 copies (half.ts) whatever the size. */
+function f16Operands(gpu: Gpu, p: Problem): boolean {
+  return (p.precision ?? gpu.matmulPrecision) === 'f16' && ((p.M >= 16 && p.N >= 16) || p.a.dtype === 'f16' || p.b.dtype === 'f16');
 }
 
 /**
@@ -383,10 +413,8 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
     }
     throw new RangeError(`matmul: one row of an operand exceeds the binding limit (M=${M} N=${N} K=${K})`);
   }
-  // f16 operands where asked for and the product is big enough to be compute-bound; f16 copies
-  // (half.ts) are f16 whatever the size.
   const halfA = p.a.dtype === 'f16'; const halfB = p.b.dtype === 'f16';
-  const f16 = (p.precision ?? gpu.matmulPrecision) === 'f16' && ((M >= 16 && N >= 16) || halfA || halfB);
+  const f16 = f16Operands(gpu, p);
   const smx = gpu.smxMode;
   const sgSize = gpu.fixedSubgroupSize;
   // The tiling: the caller's, else the tuner's pick among the candidates (tuner.ts), else the rule.
@@ -400,13 +428,7 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
     if (typeof fit === 'string') throw new RangeError(`matmul: tiling ${tileName(p.tile)} ${fit}`);
     ({ tile, stages } = fit);
   } else {
-    const rule = f16 && smx ? (Math.ceil(M / 128) * Math.ceil(N / 128) >= 264 ? SMX_128 : SMX_64) : chooseTile(gpu, M, N);
-    const fits = tileCandidates(gpu, rule, p)
-      .map((t) => fitTile(gpu, t, p, f16)).filter((f): f is FittedTile => typeof f !== 'string');
-    // A rule tiling that does not fit falls back to the simple kernel (always within limits).
-    if (fits.length === 0 || fits[0].tile !== rule) {
-      fits.splice(0, fits.length, { tile: SIMPLE_64, stages: 1 }, ...fits.filter((f) => f.tile !== SIMPLE_64));
-    }
+    const fits = candidateFits(gpu, p, f16);
     let index = 0;
     if (gpu.tuner && fits.length > 1) {
       const key = tuneKey(p, f16);

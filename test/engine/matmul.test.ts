@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { getGpu, relErr } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
-import { chooseTile, matmul, matmulKernels, tileName, type MatmulTile } from '../../src/kernels/matmul.js';
+import { chooseTile, matmul, matmulCandidates, matmulKernels, tileName, type MatmulTile } from '../../src/kernels/matmul.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 import { matmulRef } from '../../src/kernels/matmul.ref.js';
 import { Tuner } from '../../src/engine/tuner.js';
@@ -181,6 +181,23 @@ describe(`matmul (seed ${rng.seed})`, () => {
     expect(() => matmul(gpu, { a: ta, b: tb, c: tc, M: 8, N: 8, K: 16, batch: 2, strideA: 128, strideB: 128, strideC: 64,
       tile: { ...split8, splitK: 2 } })).toThrow(/split-K 2 splits unbatched products only/);
     gpu.pool.release(ta, tb, tc);
+  });
+
+  it('the tuner\'s candidates on a GPU: a long-K product too small for 128x128 tiles also tries them split along K', async () => {
+    const real = await getGpu();
+    // The GPU rule (chooseTile: 64x64 register tiles for few output tiles), with a tuner attached.
+    const gpu = Object.create(real, { isCpuAdapter: { value: false }, tuner: { value: new Tuner(real.device) } }) as Gpu;
+    const M = 256; const N = 256;
+    const ta = real.tensor([M * 4100]); const tb = real.tensor([4100 * N]); const tc = real.tensor([M * N]);
+    const names = (K: number) => matmulCandidates(gpu, { a: ta, b: tb, c: tc, M, N, K, transA: true });
+    const long = names(4100);
+    expect(long[0]).toBe('reg 64x64x16/4x4');
+    expect(long.slice(1, 6)).toEqual(['reg 64x64x16/4x4 split-K 2', 'reg 64x64x16/4x4 split-K 4', 'reg 64x64x16/4x4 split-K 8',
+      'reg 128x128x8/8x8 split-K 2', 'reg 128x128x8/8x8 split-K 4']);
+    expect(names(2048).filter((n) => n.startsWith('reg 128x128x8/8x8 split'))).toEqual([]);
+    real.pool.release(ta, tb, tc);
+    // That form computes the product (transposed A as the weight gradients take it, a short last chunk).
+    await checkTile(real, { ...reg(128, 128, 8, 8, 8), splitK: 2 }, 70, 36, 4100, true, false, { epilogue: true });
   });
 
   it('reg kernel: batched with strides and leading dimensions, scalar and vec4', async () => {
