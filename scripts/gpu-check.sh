@@ -150,10 +150,10 @@ if has brief; then
   # 125.5 later in the call): a throwaway one first.
   step warmup --shape pythia-160m --loss dpo --precision f32
   step pythia-410m-sr-dpo-f32 --shape pythia-410m --loss sr-dpo --precision f32
-  step pythia-410m-sr-dpo-f32-profile --shape pythia-410m --loss sr-dpo --precision f32 --profile
   step pythia-410m-dpo-f32 --shape pythia-410m --loss dpo --precision f32
   # An f32 step with only the augmented pass (no gradients) on tensor cores (--aug-precision).
   step pythia-410m-sr-dpo-f32-augmixed --shape pythia-410m --loss sr-dpo --precision f32 --aug-precision mixed
+  step pythia-410m-sr-dpo-f32-profile --shape pythia-410m --loss sr-dpo --precision f32 --profile
   step pythia-160m-sr-dpo-mixed-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
   step pythia-160m-sr-dpo-mixed --shape pythia-160m --loss sr-dpo --precision mixed
   step pythia-410m-sr-dpo-mixed --shape pythia-410m --loss sr-dpo --precision mixed
