@@ -70,7 +70,9 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
   // --aug-precision says otherwise (precision.ts setAugPrecision).
   const augWanted = o.augPrecision ?? precision.precision;
   const augChoice = augWanted === precision.precision ? { ...precision, matmul: gpu.matmulPrecision } : setAugPrecision(gpu, augWanted);
-  if (augWanted !== precision.precision) {
+  if (augWanted !== precision.precision && !isSrLoss(o.loss) && !o.evalData) {
+    log(`--aug-precision ${augWanted}: ${o.loss} has no augmented pass and there is no --eval-data; it changes nothing here`);
+  } else if (augWanted !== precision.precision) {
     log(augChoice.note ? `augmented pass: ${augChoice.note}`
       : `augmented pass (policy and reference, no gradients): ${augChoice.precision === 'mixed' ? 'f16 matmul operands on tensor cores, f32 accumulation' : 'f32'}`);
   }

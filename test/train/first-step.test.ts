@@ -126,6 +126,15 @@ describe('srk train --precision f32 --aug-precision mixed: only the augmented pa
     expect(relClose(m.grad_norm!, gn, 5e-3), `grad_norm ${m.grad_norm} vs ${gn}`).toBe(true);
   });
 
+  it('with a loss that has no augmented pass and no --eval-data: a note that it changes nothing, and the f32 numbers', async () => {
+    const out = join(tmp, 'aug-dpo');
+    const r = await train([...fixtureArgs(name), '--batch-size', '6', '--micro-batch-size', '6', '--lr', '0', '--max-steps', '1',
+      '--loss', 'dpo', '--aug-precision', 'mixed', '--out', out], { SRK_MIXED: 'emulate' });
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/--aug-precision mixed: dpo has no augmented pass .* changes nothing here/);
+    expect(relClose(readMetrics(out)[0].loss!, exp.losses_mean.dpo, 1e-4)).toBe(true);
+  });
+
   it('on an adapter without f16 subgroup matrices: a note naming --aug-precision, then f32 (the fixture loss within 1e-4)', async (ctx) => {
     const out = join(tmp, 'aug-fallback');
     const r = await train(args(out));
