@@ -250,6 +250,7 @@ export class Gpu {
   async sync(): Promise<void> {
     this.recorder.flush();
     await this.device.queue.onSubmittedWorkDone();
+    this.recorder.idle();
     this.check('sync');
   }
 
@@ -306,6 +307,8 @@ export class Gpu {
       this.check(`read of ${t} (last kernel ${this.recorder.lastKernel})`);
       throw e;
     }
+    // Everything submitted before the copy has run: the GPU waits for the next submit.
+    this.recorder.idle();
     const copy = staging.getMappedRange().slice(0, t.bytes);
     staging.unmap();
     staging.destroy();
