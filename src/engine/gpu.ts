@@ -327,6 +327,35 @@ export class Gpu {
     return (await this.read(t)) as Float32Array;
   }
 
+  /**
+   * Reads several f32 tensors in one round trip (one staging buffer, one wait): the end of a training
+   * step reads its gradient norm and each micro-batch's loss statistics, and each separate readback
+   * would be a wait of its own with the GPU idle.
+   */
+  async readManyF32(ts: readonly Tensor[]): Promise<Float32Array[]> {
+    for (const t of ts) if (t.dtype !== 'f32') throw new TypeError(`readManyF32 of ${t}`);
+    if (ts.length === 1) return [await this.readF32(ts[0])];
+    let len = 0;
+    const at = ts.map((t) => { const o = len; len += t.bytes; return o; });
+    if (len === 0) return ts.map(() => new Float32Array(0));
+    const staging = this.device.createBuffer({ size: len, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    ts.forEach((t, i) => { if (t.bytes) this.recorder.copy({ buffer: t.buffer, offset: t.offset, size: t.bytes }, { buffer: staging, offset: at[i], size: t.bytes }); });
+    this.recorder.flush();
+    const what = `read of ${ts.length} tensors (last kernel ${this.recorder.lastKernel})`;
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+    } catch (e) {
+      this.check(what);
+      throw e;
+    }
+    this.recorder.idle();
+    const all = staging.getMappedRange().slice(0);
+    staging.unmap();
+    staging.destroy();
+    this.check(what);
+    return ts.map((t, i) => new Float32Array(all, at[i], t.numel));
+  }
+
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     try { this.recorder.flush(); await this.device.queue.onSubmittedWorkDone(); } catch { /* lost */ }

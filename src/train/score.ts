@@ -34,14 +34,16 @@ export async function scorePairs(gpu: Gpu, model: CausalLM, pairs: readonly Toke
     chosenTokens: new Int32Array(P), rejectedTokens: new Int32Array(P),
   };
   // Longest first, so micro-batches carry little padding (length-order.ts); results go back to
-  // the pairs' own places. Sums are read back every READ_EVERY micro-batches, not after each, so
-  // the GPU is not left idle while the host waits and then records the next one.
+  // the pairs' own places. Sums are read back every READ_EVERY micro-batches, in one readback, not
+  // after each, so the GPU is not left idle while the host waits and then records the next one.
   const order = lengthOrder(pairs, o.augmented);
   const pending: { sums: Tensor; idx: number[]; layout: BatchLayout }[] = [];
   let done = 0;
   const drain = async () => {
-    for (const q of pending.splice(0)) {
-      const s = await gpu.readF32(q.sums);
+    const batch = pending.splice(0);
+    const values = batch.length ? await gpu.readManyF32(batch.map((q) => q.sums)) : [];
+    for (const [j, q] of batch.entries()) {
+      const s = values[j];
       gpu.pool.release(q.sums);
       q.idx.forEach((k, i) => {
         const [c, r] = q.layout.seqIndex[i];

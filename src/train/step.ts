@@ -1,6 +1,6 @@
 // One optimizer step on the GPU: gradients of one batch of pairs accumulated over micro-batches,
 // then clipping and the optimizer update. Nothing is read back until the whole step is recorded;
-// the metrics come back in one readback at the end.
+// the metrics come back in one readback at the end (Gpu.readManyF32).
 //
 // Preference losses, per micro-batch of m pairs (packed rows: each prompt computed once):
 //   [sr only] policy forward without gradients on the augmented pairs -> logps rows 4, 5
@@ -161,8 +161,8 @@ export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer,
   optimizer.step(grads);
   const recordMs = performance.now() - t0;
   const dispatches = gpu.recorder.totalDispatches - dispatches0;
-  // One readback for the whole step.
-  const norm = await gpu.readF32(optimizer.norm);
+  // One readback for the whole step: the gradient norm and every micro-batch's statistics.
+  const [norm, ...statValues] = await gpu.readManyF32([optimizer.norm, ...sftStats, ...statsTensors.map((s) => s.t)]);
   // The first steps time candidate kernels (engine/tuner.ts); the readback above means they ran.
   await gpu.tuner?.settle();
   const out: StepMetrics = {
@@ -172,16 +172,16 @@ export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer,
   if (c.loss === 'sft') {
     // Each micro-batch's stats[0] is its share of the step's mean NLL (divided by the step's count).
     let loss = 0;
-    for (const t of sftStats) loss += (await gpu.readF32(t))[0];
+    for (const v of statValues) loss += v[0];
     gpu.pool.release(...sftStats);
     out.loss = loss; out.logpChosen = (-loss * sftTokens) / B;
   } else {
     const acc: Record<string, number> = {};
-    for (const { t, m } of statsTensors) {
-      const st = preferenceStats(await gpu.readF32(t), sr);
+    statsTensors.forEach(({ t, m }, i) => {
+      const st = preferenceStats(statValues[i], sr);
       for (const [k, v] of Object.entries(st)) acc[k] = (acc[k] ?? 0) + v * m;
       gpu.pool.release(t);
-    }
+    });
     const mean = (k: string) => acc[k] / B;
     Object.assign(out, {
       loss: mean('loss'), margin: mean('margin'), accuracy: mean('accuracy'), augAccuracy: sr ? mean('augAccuracy') : null,

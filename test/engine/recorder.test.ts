@@ -30,4 +30,22 @@ describe('recorder submits', () => {
     expect((await gpu.readF32(t))[15]).toBe(280);
     gpu.pool.release(t);
   });
+
+  it('readManyF32: several tensors (views at offsets, odd sizes) in one readback, each its own values', async () => {
+    const gpu = await getGpu();
+    const a = gpu.tensor([7], Float32Array.from({ length: 7 }, (_, i) => i + 0.5));
+    const b = gpu.tensor([40], Float32Array.from({ length: 40 }, (_, i) => -i));
+    const bView = b.view([3], 5); // elements 5, 6, 7
+    const c = gpu.tensor([1], Float32Array.of(42));
+    fill(gpu, c, 43); // recorded work before the read is seen by it
+    const submits = gpu.recorder.totalSubmits;
+    const [va, vb, vc] = await gpu.readManyF32([a, bView, c]);
+    expect(gpu.recorder.totalSubmits).toBe(submits + 1);
+    expect([...va]).toEqual([0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5]);
+    expect([...vb]).toEqual([-5, -6, -7]);
+    expect([...vc]).toEqual([43]);
+    const ints = gpu.tensor([2], undefined, 'i32');
+    await expect(gpu.readManyF32([a, ints])).rejects.toThrow(/readManyF32 of/);
+    gpu.pool.release(a, b, c, ints);
+  });
 });
