@@ -182,8 +182,8 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   const choice = setPrecision(gpu, o.precision);
   if (choice.note) log(`  (${choice.note})`);
   // The augmented pass as the rest of the step, unless --aug-precision asks otherwise (Sr losses).
-  const augChoice = sr && o.augPrecision !== undefined && o.augPrecision !== choice.precision ? setAugPrecision(gpu, o.augPrecision) : undefined;
-  if (augChoice) log(`  augmented pass: ${augChoice.note ?? `${augChoice.precision}${augChoice.precision === 'mixed' ? ' (f16 operands on tensor cores)' : ''}`}`);
+  const augChoice = sr ? setAugPrecision(gpu, choice.precision, o.augPrecision) : undefined;
+  if (augChoice) log(`  augmented pass: ${augChoice.description}`);
   // Real (unpadded) tokens, from the pairs themselves (their lengths vary with --varied).
   const sumOf = (f: (p: TokenizedPair) => number) => pairs.reduce((s, p) => s + f(p), 0);
   const augTokens = !sr ? 0 : o.packed

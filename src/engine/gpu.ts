@@ -295,24 +295,42 @@ export class Gpu {
     this.device.queue.writeBuffer(t.buffer, t.offset, padded, 0, len);
   }
 
-  /** Reads a tensor back to the host (submits pending work and waits for it). */
-  async read(t: Tensor): Promise<Float32Array | Uint32Array | Int32Array | Uint16Array> {
-    const len = Math.ceil(t.bytes / 4) * 4;
+  /**
+   * Copies tensors into one staging buffer, submits everything recorded and waits for it: one round
+   * trip however many tensors (a step's end reads its gradient norm and each micro-batch's loss
+   * statistics; separate readbacks would each wait with the GPU idle). Each tensor's bytes start at
+   * its `at` (a copy moves whole 4-byte words: an odd f16 count reads its neighbour's half too).
+   */
+  private async readRaw(ts: readonly Tensor[], what: string): Promise<{ data: ArrayBuffer; at: number[] }> {
+    let len = 0;
+    const at = ts.map((t) => { const o = len; len += Math.ceil(t.bytes / 4) * 4; return o; });
+    if (len === 0) { await this.sync(); return { data: new ArrayBuffer(0), at }; } // still a wait for what is recorded
     const staging = this.device.createBuffer({ size: len, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    this.recorder.copy({ buffer: t.buffer, offset: t.offset, size: len }, { buffer: staging, offset: 0, size: len });
+    ts.forEach((t, i) => {
+      const size = Math.ceil(t.bytes / 4) * 4;
+      if (size) this.recorder.copy({ buffer: t.buffer, offset: t.offset, size }, { buffer: staging, offset: at[i], size });
+    });
     this.recorder.flush();
+    const context = `${what} (last kernel ${this.recorder.lastKernel})`;
     try {
       await staging.mapAsync(GPUMapMode.READ);
     } catch (e) {
-      this.check(`read of ${t} (last kernel ${this.recorder.lastKernel})`);
+      this.check(context);
       throw e;
     }
-    // Everything submitted before the copy has run: the GPU waits for the next submit.
+    // Everything submitted before the copies has run: the GPU waits for the next submit.
     this.recorder.idle();
-    const copy = staging.getMappedRange().slice(0, t.bytes);
+    const data = staging.getMappedRange().slice(0);
     staging.unmap();
     staging.destroy();
-    this.check(`read of ${t} (last kernel ${this.recorder.lastKernel})`);
+    this.check(context);
+    return { data, at };
+  }
+
+  /** Reads a tensor back to the host (submits pending work and waits for it). */
+  async read(t: Tensor): Promise<Float32Array | Uint32Array | Int32Array | Uint16Array> {
+    const { data } = await this.readRaw([t], `read of ${t}`);
+    const copy = data.slice(0, t.bytes);
     switch (t.dtype) {
       case 'f32': return new Float32Array(copy);
       case 'u32': return new Uint32Array(copy);
@@ -327,33 +345,11 @@ export class Gpu {
     return (await this.read(t)) as Float32Array;
   }
 
-  /**
-   * Reads several f32 tensors in one round trip (one staging buffer, one wait): the end of a training
-   * step reads its gradient norm and each micro-batch's loss statistics, and each separate readback
-   * would be a wait of its own with the GPU idle.
-   */
+  /** Reads several f32 tensors in one round trip (readRaw). */
   async readManyF32(ts: readonly Tensor[]): Promise<Float32Array[]> {
     for (const t of ts) if (t.dtype !== 'f32') throw new TypeError(`readManyF32 of ${t}`);
-    if (ts.length === 1) return [await this.readF32(ts[0])];
-    let len = 0;
-    const at = ts.map((t) => { const o = len; len += t.bytes; return o; });
-    if (len === 0) return ts.map(() => new Float32Array(0));
-    const staging = this.device.createBuffer({ size: len, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    ts.forEach((t, i) => { if (t.bytes) this.recorder.copy({ buffer: t.buffer, offset: t.offset, size: t.bytes }, { buffer: staging, offset: at[i], size: t.bytes }); });
-    this.recorder.flush();
-    const what = `read of ${ts.length} tensors (last kernel ${this.recorder.lastKernel})`;
-    try {
-      await staging.mapAsync(GPUMapMode.READ);
-    } catch (e) {
-      this.check(what);
-      throw e;
-    }
-    this.recorder.idle();
-    const all = staging.getMappedRange().slice(0);
-    staging.unmap();
-    staging.destroy();
-    this.check(what);
-    return ts.map((t, i) => new Float32Array(all, at[i], t.numel));
+    const { data, at } = await this.readRaw(ts, `read of ${ts.length} tensors`);
+    return ts.map((t, i) => new Float32Array(data, at[i], t.numel));
   }
 
   async destroy(): Promise<void> {

@@ -23,8 +23,13 @@ export interface PrecisionChoice {
 export function setPrecision(gpu: Gpu, wanted: Precision): PrecisionChoice {
   const choice = precisionFor(gpu, wanted);
   gpu.matmulPrecision = matmulPrecisionOf(choice.precision);
-  if (choice.precision === 'mixed' && !gpu.smxF16 && process.env.SRK_MIXED === 'emulate-tc') gpu.emulateSmx = true;
+  emulateIfAsked(gpu, choice);
   return choice;
+}
+
+/** SRK_MIXED=emulate-tc: a mixed choice without tensor cores runs their kernels emulated. */
+function emulateIfAsked(gpu: Gpu, choice: PrecisionChoice): void {
+  if (choice.precision === 'mixed' && !gpu.smxF16 && process.env.SRK_MIXED === 'emulate-tc') gpu.emulateSmx = true;
 }
 
 /** What setPrecision(gpu, wanted) would choose, without setting it. `flag`: the option named in notes. */
@@ -55,20 +60,31 @@ export function matmulPrecisionOf(p: Precision): 'f32' | 'f16' {
   return p === 'mixed' ? 'f16' : 'f32';
 }
 
+/** The augmented pass's own precision (setAugPrecision). */
+export interface AugPrecisionChoice extends PrecisionChoice {
+  /** Its gpu.matmulPrecision. */
+  matmul: 'f32' | 'f16';
+  /** What runs, for the log: the fallback's note, or the operands. */
+  description: string;
+}
+
 /**
  * The precision of the augmented pass (Sr losses): the policy's forward without gradients on the
  * augmented pairs, whose log-probs reach the loss only through sg[Delta], and the reference's
  * augmented log-probs, computed the same way so that Delta starts at 0. 'mixed' runs that pass on
- * tensor cores even when the rest of the step is f32: a forward-only pass is ~a third of a step's
- * products, and f16 operands with f32 sums move a sequence's log-prob by ~1e-4 per token, which
- * lambda * beta (0.05 at the paper's settings) scales down further. Chosen as precisionFor chooses
- * (f32 where the adapter lacks tensor-core f16), and like setPrecision it turns on the emulated
- * subgroup matrices for SRK_MIXED=emulate-tc.
+ * tensor cores even when the rest of the step (`main`) is f32: a forward-only pass is ~a third of a
+ * step's products, and f16 operands with f32 sums move a sequence's log-prob by ~1e-4 per token,
+ * which lambda * beta (0.05 at the paper's settings) scales down further. Undefined when the pass
+ * runs as the rest (`wanted` absent or the same); otherwise chosen as precisionFor chooses (f32 where
+ * the adapter lacks tensor-core f16, with a note naming --aug-precision), turning on the emulated
+ * subgroup matrices for SRK_MIXED=emulate-tc as setPrecision does.
  */
-export function setAugPrecision(gpu: Gpu, wanted: Precision): PrecisionChoice & { matmul: 'f32' | 'f16' } {
+export function setAugPrecision(gpu: Gpu, main: Precision, wanted: Precision | undefined): AugPrecisionChoice | undefined {
+  if (wanted === undefined || wanted === main) return undefined;
   const choice = precisionFor(gpu, wanted, '--aug-precision');
-  if (choice.precision === 'mixed' && !gpu.smxF16 && process.env.SRK_MIXED === 'emulate-tc') gpu.emulateSmx = true;
-  return { ...choice, matmul: matmulPrecisionOf(choice.precision) };
+  emulateIfAsked(gpu, choice);
+  const description = choice.note ?? (choice.precision === 'mixed' ? 'f16 matmul operands on tensor cores, f32 accumulation' : 'f32');
+  return { ...choice, matmul: matmulPrecisionOf(choice.precision), description };
 }
 
 /**

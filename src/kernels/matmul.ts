@@ -506,7 +506,7 @@ function runSplitK(gpu: Gpu, p: Problem, tile: MatmulTile, timing: string | unde
   const stepB = p.transB ? Kc : Kc * p.ldb;
   // (A dry run too: the chunks' kernel variants depend on the partial buffer's windows.)
   const part = gpu.pool.acquire([S * M * N], 'f32', 'matmul split-K partials');
-  const f16 = (p.precision ?? gpu.matmulPrecision) === 'f16';
+  const f16 = f16Operands(gpu, p);
   const sA = spanA({ ...p, batch: 1, outer: 1 }); // a padded A's pad included: the kernels read it
   let parts: Tensor | undefined;
   if (f16 && p.scaleA === true && !dry) {

@@ -41,7 +41,7 @@ export async function scorePairs(gpu: Gpu, model: CausalLM, pairs: readonly Toke
   let done = 0;
   const drain = async () => {
     const batch = pending.splice(0);
-    const values = batch.length ? await gpu.readManyF32(batch.map((q) => q.sums)) : [];
+    const values = await gpu.readManyF32(batch.map((q) => q.sums));
     for (const [j, q] of batch.entries()) {
       const s = values[j];
       gpu.pool.release(q.sums);

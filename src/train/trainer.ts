@@ -68,15 +68,13 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
   else if (precision.precision === 'mixed') log('mixed precision: f16 matmul operands on tensor cores, f32 accumulation, weights and optimizer');
   // The augmented pass (Sr losses, and the augmented accuracy of --eval-data): as the rest unless
   // --aug-precision says otherwise (precision.ts setAugPrecision).
-  const augWanted = o.augPrecision ?? precision.precision;
-  const augChoice = augWanted === precision.precision ? { ...precision, matmul: gpu.matmulPrecision } : setAugPrecision(gpu, augWanted);
-  if (augWanted !== precision.precision && !isSrLoss(o.loss) && !o.evalData) {
-    log(`--aug-precision ${augWanted}: ${o.loss} has no augmented pass and there is no --eval-data; it changes nothing here`);
-  } else if (augWanted !== precision.precision) {
-    log(augChoice.note ? `augmented pass: ${augChoice.note}`
-      : `augmented pass (policy and reference, no gradients): ${augChoice.precision === 'mixed' ? 'f16 matmul operands on tensor cores, f32 accumulation' : 'f32'}`);
+  const aug = setAugPrecision(gpu, precision.precision, o.augPrecision);
+  if (aug && !isSrLoss(o.loss) && !o.evalData) {
+    log(`--aug-precision ${o.augPrecision}: ${o.loss} has no augmented pass and there is no --eval-data; it changes nothing here`);
+  } else if (aug) {
+    log(`augmented pass (policy and reference, no gradients): ${aug.description}`);
   }
-  const augMatmulPrecision = augChoice.matmul;
+  const augMatmulPrecision = aug?.matmul;
   let interrupted = false;
   const onSigint = () => {
     if (interrupted) process.exit(130);

@@ -140,7 +140,7 @@ describe('srk train --precision f32 --aug-precision mixed: only the augmented pa
     const r = await train(args(out));
     expect(r.code, describeRun(r)).toBe(0);
     if (!/falls back to f32/.test(r.stdout + r.stderr)) { ctx.skip(); return; } // a tensor-core adapter runs mixed
-    expect(r.stdout + r.stderr).toMatch(/augmented pass: .*--aug-precision mixed falls back to f32/);
+    expect(r.stdout + r.stderr).toMatch(/augmented pass \(policy and reference, no gradients\): .*--aug-precision mixed falls back to f32/);
     expect(relClose(readMetrics(out)[0].loss!, exp.losses_mean['sr-dpo'], 1e-4)).toBe(true);
   });
 });
