@@ -39,6 +39,10 @@ export const STEP_SHAPES = ['tiny', 'small', 'pythia-160m', 'pythia-410m'] as co
 export type StepShape = (typeof STEP_SHAPES)[number];
 export const STEP_LOSSES: readonly LossName[] = ['dpo', 'ipo', 'sr-dpo', 'sr-ipo', 'sft'];
 
+/** Steps recorded without submitting for StepResult.hostOnlyMs. */
+const HOST_ONLY_STEPS = 5;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
 /** Length of the synthetic refine prompt of the Sr losses (the paper's prompt is ~60 BPE tokens). */
 export const REFINE_TOKENS = 64;
 
@@ -99,6 +103,13 @@ export interface StepResult {
    * dispatches: near stepMs, the host bounds the step, not the GPU.
    */
   recordMs: number; dispatches: number;
+  /**
+   * The same steps' recording with nothing submitted (median of HOST_ONLY_STEPS; null while the tuner
+   * still measures): the host's own cost, srk's code and Dawn's up to the submit, free of GPU work
+   * competing for the CPU (a CPU adapter) and of the driver's submit-time work. / dispatches = the
+   * host's time per dispatch.
+   */
+  hostOnlyMs: number | null;
   /** Bind groups and uniform buffers a timed step created (median; 0 when every dispatch finds its
    *  bindings cached, kernel.ts, as from a run's second step on): host work on top of the recording. */
   bindGroupsPerStep: number; uniformsPerStep: number;
@@ -263,6 +274,18 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
       `${bg || un ? `, ${bg} new bind groups, ${un} new uniform buffers` : ''})`);
   }
   const peak = gpu.pool.peakInUseBytes;
+  const timed = last!; // (the host-only and profiled steps below report nothing of their own results)
+  const dispatchesPerStep = timed.dispatches;
+  // The host alone: steps recorded but never submitted (engine/recorder.ts discard), so no GPU work
+  // competes for the CPU and nothing waits: srk's own code and Dawn's recording up to the submit.
+  // Not while the tuner still measures (it would read times of passes that never ran).
+  const hostOnly: number[] = [];
+  if (!gpu.tuner?.open) {
+    gpu.recorder.discard = true;
+    try {
+      for (let i = 0; i < HOST_ONLY_STEPS; i++) { await one(); hostOnly.push(last!.recordMs); }
+    } finally { gpu.recorder.discard = false; }
+  }
   let profile: StepProfile | undefined;
   if (o.profile && gpu.profiler) {
     await gpu.profiler.collect();
@@ -286,9 +309,8 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
     log(`  profiled step: wall ${wallMs.toFixed(1)} ms, GPU ${profile.gpuMs.toFixed(1)} ms in ${profile.dispatches} dispatches; ` +
       profile.families.slice(0, 8).map((f) => `${f.name} ${f.ms.toFixed(1)}`).join(', '));
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const stepMs = median(samplesMs);
-  const policyTokens = last!.tokens;
+  const policyTokens = timed.tokens;
   const unpackedTokens = o.loss === 'sft' ? sumOf((p) => p.promptIds.length + p.chosenIds.length)
     : sumOf((p) => 2 * p.promptIds.length + p.chosenIds.length + p.rejectedIds.length);
 
@@ -304,11 +326,12 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
     pairs: o.pairs, seq: o.seq, prompt: o.prompt, completion, microBatch: o.microBatch, refineTokens: sr ? REFINE_TOKENS : null,
     rowsPerMicroBatch: layout.B, rowLength: layout.T,
     policyTokens, unpackedTokens, augTokens,
-    stepMs, samplesMs, warmupMs, recordMs: median(recordMs), dispatches: last!.dispatches,
+    stepMs, samplesMs, warmupMs, recordMs: median(recordMs), dispatches: dispatchesPerStep,
+    hostOnlyMs: hostOnly.length ? median(hostOnly) : null,
     bindGroupsPerStep: median(bindGroups), uniformsPerStep: median(uniforms),
     tokensPerS: policyTokens / (stepMs / 1000), unpackedTokensPerS: unpackedTokens / (stepMs / 1000),
     peakInUseBytes: peak, resident: { params: paramBytes, grads: paramBytes, optimizerState: stateBytes }, allocatedBytes: gpu.pool.allocatedBytes,
-    last: { loss: last!.loss, gradNorm: last!.gradNorm }, profile,
+    last: { loss: timed.loss, gradNorm: timed.gradNorm }, profile,
     tuning: { on: !!gpu.tuner, decisions: tuning },
   };
 }

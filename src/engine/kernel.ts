@@ -65,6 +65,15 @@ function bufferId(b: GPUBuffer): number {
   return id;
 }
 
+// A buffer's size, remembered: GPUBuffer.size is a call into Dawn (~0.1 us), and windowOf() runs for
+// every binding of every dispatch.
+const bufferSizes = new WeakMap<GPUBuffer, number>();
+function bufferSize(b: GPUBuffer): number {
+  let n = bufferSizes.get(b);
+  if (n === undefined) bufferSizes.set(b, (n = b.size));
+  return n;
+}
+
 const MAX_CACHED = 20_000;
 
 /** A checked() kernel not ready to dispatch: its creation under way, or refused by the adapter. */
@@ -164,10 +173,10 @@ export class KernelCache {
   }
 
   uniform(bytes: Uint8Array): BufferRange {
-    let key = '';
-    for (let i = 0; i < bytes.length; i += 4) {
-      key += String.fromCharCode(bytes[i] | (bytes[i + 1] << 8), bytes[i + 2] | (bytes[i + 3] << 8));
-    }
+    // The bytes as the key, two to a UTF-16 unit, in one call (ParamWriter's bytes are aligned and a
+    // multiple of 16 long; anything else is copied first).
+    const even = bytes.byteOffset % 2 === 0 && bytes.length % 2 === 0 ? bytes : Uint8Array.from({ length: bytes.length + (bytes.length % 2) }, (_, i) => bytes[i] ?? 0);
+    const key = String.fromCharCode.apply(null, new Uint16Array(even.buffer, even.byteOffset, even.length / 2) as unknown as number[]);
     let buf = this.uniforms.get(key);
     if (!buf) {
       if (this.uniforms.size >= MAX_CACHED) this.forget();
@@ -217,7 +226,7 @@ export function windowOf(gpu: Gpu, t: Tensor, first = 0, end = t.numel): Window 
   const start = t.offset + first * eb;
   const alignedStart = Math.floor(start / align) * align;
   let size = Math.max(4, Math.ceil((t.offset + end * eb - alignedStart) / 4) * 4);
-  size = Math.min(size, t.buffer.size - alignedStart);
+  size = Math.min(size, bufferSize(t.buffer) - alignedStart);
   if (size > gpu.maxBinding) {
     throw new RangeError(`binding of ${t} elements [${first}, ${end}) is ${size} bytes, over this adapter's ` +
       `maxStorageBufferBindingSize ${gpu.maxBinding}; the kernel must chunk it`);

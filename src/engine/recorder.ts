@@ -31,6 +31,12 @@ export class Recorder {
   submitEvery: number;
   /** Dispatches that make the next submit: FIRST_AFTER_IDLE after idle(), doubling to submitEvery. */
   private limit: number;
+  /**
+   * Record but never submit (bench step's host-only steps: the host's own cost of recording a step,
+   * with no GPU work competing for the CPU, as on a 2-core machine with lavapipe). Nothing recorded
+   * meanwhile runs, so results read back are stale: for measuring only.
+   */
+  discard = false;
 
   constructor(private gpu: Gpu) {
     const raw = process.env.SRK_SUBMIT_EVERY;
@@ -123,6 +129,7 @@ export class Recorder {
     const cb = this.encoder.finish();
     this.encoder = undefined;
     this.count = 0;
+    if (this.discard) return;
     this.gpu.device.queue.submit([cb]);
     this.totalSubmits++;
   }

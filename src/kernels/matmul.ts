@@ -147,13 +147,18 @@ function problem(gpu: Gpu, args: MatmulArgs): Problem {
   const transA = args.transA ?? false; const transB = args.transB ?? false;
   const { M, N, K } = args;
   const batch = args.batch ?? 1;
+  // Every field named, no `{ ...args, ... }`: in Node 20's V8 each property written after an object
+  // spread costs ~1 us (a slow store per property), and this object's 20 took ~22 us a matmul, more
+  // host time than Dawn spends recording the dispatch (bench/RESULTS.md, thirteenth session).
   const p: Problem = {
-    ...args, transA, transB, batch,
+    a: args.a, b: args.b, c: args.c, bias: args.bias, M, N, K, transA, transB, batch,
     lda: args.lda ?? (transA ? M : K), ldb: args.ldb ?? (transB ? K : N), ldc: args.ldc ?? N,
     strideA: args.strideA ?? M * K, strideB: args.strideB ?? K * N, strideC: args.strideC ?? M * N,
     accumulate: args.accumulate ?? false, alpha: args.alpha ?? 1, padA: args.padA ?? false, padC: args.padC ?? false,
     offA: args.offA ?? 0, offB: args.offB ?? 0, offC: args.offC ?? 0, offBias: args.offBias ?? 0,
     outer: args.outer ?? 1, outerStrideA: args.outerStrideA ?? 0, outerStrideB: args.outerStrideB ?? 0, outerStrideC: args.outerStrideC ?? 0,
+    tile: args.tile, precision: args.precision, scaleA: args.scaleA, scaleB: args.scaleB,
+    timing: args.timing, profileLabel: args.profileLabel,
   };
   // Operand types: f32, or f16 copies (half.ts) in the f16 precision, a copy of A holding A times
   // the scale of the partial maxima passed as scaleA.
@@ -316,17 +321,26 @@ function tileCandidates(gpu: Gpu, rule: MatmulTile, p: Problem): MatmulTile[] {
   if (!gpu.tuner || FORCED_FAMILY || (rule.kind === 'smx' && (SMX_SAFE || gpu.smxMode === 'emulated'))) return [rule];
   const pool = rule.kind === 'smx' ? SMX_CANDIDATES : F32_CANDIDATES;
   const tiles = Math.ceil(p.M / rule.BM) * Math.ceil(p.N / rule.BN);
-  const split = p.batch === 1 && p.outer === 1 && tiles < 528 && p.K >= 1024 ? [2, 4, 8].map((S) => ({ ...rule, splitK: S })) : [];
+  const split = p.batch === 1 && p.outer === 1 && tiles < 528 && p.K >= 1024 ? splitForms(rule) : [];
   // A long-K product too small for the big tiles (run 7, 410m f32: the attention and QKV weight
   // gradients, K = 6152 tokens, kept 64x64 tiles at ~31 TFLOP/s, while 128x128 tiles, the faster kernel
   // on the large products, left SMs idle with 64-192 tiles): those tiles split along K as well.
-  if (split.length && rule === REG_64 && p.K >= 4096) split.push(...[2, 4].map((S) => ({ ...REG_128, splitK: S })));
+  const splitBig = split.length && rule === REG_64 && p.K >= 4096 ? REG_128_SPLIT : [];
   const short = rule.kind !== 'smx' && p.K <= 256 ? [SHORT_K] : [];
   // The tuner samples candidates in this order, in turn, for two steps (tuner.ts): a key with few
   // calls a step (the output layer's chunks) samples only the first ones, so the forms made for
   // its kind of product come right after the rule.
-  return [rule, ...split, ...short, ...pool.filter((t) => t !== rule)];
+  return [rule, ...split, ...splitBig, ...short, ...pool.filter((t) => t !== rule)];
 }
+
+// Split-K forms of each rule tiling, made once (not per call: host time, see problem()).
+const SPLIT_FORMS = new Map<MatmulTile, MatmulTile[]>();
+function splitForms(rule: MatmulTile): MatmulTile[] {
+  let forms = SPLIT_FORMS.get(rule);
+  if (!forms) SPLIT_FORMS.set(rule, (forms = [2, 4, 8].map((S) => ({ ...rule, splitK: S }))));
+  return forms;
+}
+const REG_128_SPLIT: MatmulTile[] = [2, 4].map((S) => ({ ...REG_128, splitK: S }));
 
 /** The tilings a product may run with, the rule's first (the tuner's candidates; the rule alone without one). */
 function candidateFits(gpu: Gpu, p: Problem, f16: boolean): FittedTile[] {

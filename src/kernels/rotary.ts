@@ -133,10 +133,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
 }
 
 const invFreqCache = new WeakMap<Gpu, Map<string, Tensor>>();
-function invFreqTensor(gpu: Gpu, inv: Float32Array): Tensor {
+/** "rotaryDim,theta" -> rotaryInvFreqF32 and its invFreqTensor key. */
+const defaultInvFreq = new Map<string, { inv: Float32Array; key: string }>();
+const invFreqKey = (inv: Float32Array) => Array.from(new Uint32Array(inv.buffer, inv.byteOffset, inv.length)).join(',');
+function invFreqTensor(gpu: Gpu, inv: Float32Array, key = invFreqKey(inv)): Tensor {
   let m = invFreqCache.get(gpu);
   if (!m) invFreqCache.set(gpu, (m = new Map()));
-  const key = Array.from(new Uint32Array(inv.buffer, inv.byteOffset, inv.length)).join(',');
   let t = m.get(key);
   if (!t) {
     // A training run uses one or two; hand old ones back to the pool if something cycles through many.
@@ -172,9 +174,22 @@ export function rotary(gpu: Gpu, a: RotaryArgs): void {
     else throw new Error('rotary: out shares a buffer with x (rotate in place by omitting out)');
   }
   if (N === 0 || H === 0) return;
-  const inv = a.invFreq ? Float32Array.from(a.invFreq) : rotaryInvFreqF32(R, a.theta);
-  if (inv.length !== R / 2) throw new RangeError(`rotary: invFreq has ${inv.length} entries, expected ${R / 2}`);
-  const tInv = invFreqTensor(gpu, inv);
+  let tInv: Tensor;
+  if (a.invFreq) {
+    const inv = Float32Array.from(a.invFreq);
+    if (inv.length !== R / 2) throw new RangeError(`rotary: invFreq has ${inv.length} entries, expected ${R / 2}`);
+    tInv = invFreqTensor(gpu, inv);
+  } else {
+    // The model's own frequencies, looked up by (rotaryDim, theta): a layer's four calls a step made
+    // the table and its key anew each time (host time per dispatch, bench/RESULTS.md thirteenth session).
+    const id = `${R},${a.theta}`;
+    let d = defaultInvFreq.get(id);
+    if (!d) {
+      const inv = rotaryInvFreqF32(R, a.theta);
+      defaultInvFreq.set(id, (d = { inv, key: invFreqKey(inv) }));
+    }
+    tInv = invFreqTensor(gpu, d.inv, d.key);
+  }
   const half = R / 2; const pass = out ? Dh - R : 0;
   const k = gpu.kernels.get(rotaryDef(!!out));
   // Tokens per chunk: every operand's span of rows must fit one binding.

@@ -14,7 +14,7 @@ import { normBackward, normForward } from '../kernels/layernorm.js';
 import { attentionBackward, attentionForward, type HeadOperand } from '../kernels/attention.js';
 import { gelu, geluBackward } from '../kernels/activations.js';
 import { rotary } from '../kernels/rotary.js';
-import { linearBackward, linearForward } from './linear.js';
+import { linearBackward, linearForward, operandScale } from './linear.js';
 import type { ForwardContext } from './context.js';
 
 export interface NeoxSaved {
@@ -55,7 +55,7 @@ export function neoxBlockForward(ctx: ForwardContext, l: number, x: Tensor): { y
   rotary(gpu, { x: ops.q, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions });
   rotary(gpu, { x: ops.k, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions });
   const att = acq([N, D], 'att'); const lse = acq([B, H, T], 'lse');
-  attentionForward(gpu, { B, T, Hq: H, Hkv: H, Dh, ...ops, mask: batch.mask, window: cfg.slidingWindow ?? 0, out: { tensor: att }, lse });
+  attentionForward(gpu, { B, T, Hq: H, Hkv: H, Dh, q: ops.q, k: ops.k, v: ops.v, mask: batch.mask, window: cfg.slidingWindow ?? 0, out: { tensor: att }, lse });
 
   const y = acq([N, D], 'x');
   copy(gpu, x, y);
@@ -91,14 +91,17 @@ export function neoxBlockBackward(ctx: ForwardContext, l: number, s: NeoxSaved, 
   const D = cfg.hiddenSize;
   const dx = gpu.pool.acquire([N, D], 'f32', 'dx');
   copy(gpu, dy, dx);
-  mlpBackward(ctx, l, s, dy, dx);
+  // Parallel: both branches' output layers take dy, so its f16 scale is found once.
+  const dyScale = cfg.parallelResidual ? operandScale(gpu, dy, N * D) : undefined;
+  mlpBackward(ctx, l, s, dy, dx, dyScale);
   // Sequential: the attention branch's output gradient is dx1, which dx now holds; the branch
   // reads it fully (dense-layer backward) before LayerNorm1's backward adds into it.
-  attentionBranchBackward(ctx, l, s, cfg.parallelResidual ? dy : dx, dx);
+  attentionBranchBackward(ctx, l, s, cfg.parallelResidual ? dy : dx, dx, dyScale);
+  if (dyScale) gpu.pool.release(dyScale);
   return dx;
 }
 
-function mlpBackward(ctx: ForwardContext, l: number, s: NeoxSaved, dOut: Tensor, dx: Tensor): void {
+function mlpBackward(ctx: ForwardContext, l: number, s: NeoxSaved, dOut: Tensor, dx: Tensor, dOutScale?: Tensor): void {
   const { gpu, cfg, params: p } = ctx;
   const { N } = ctx.batch;
   const D = cfg.hiddenSize; const I = cfg.intermediateSize;
@@ -108,7 +111,7 @@ function mlpBackward(ctx: ForwardContext, l: number, s: NeoxSaved, dOut: Tensor,
   const a = acq([N, I], 'mlp_act');
   gelu(gpu, s.h, a, geluKind(cfg.act)); // recomputed rather than stored
   const da = acq([N, I], 'd_mlp_act');
-  linearBackward(gpu, dOut, a, w('mlp.dense_4h_to_h.weight'), { dx: da, dw: g('mlp.dense_4h_to_h.weight'), db: g('mlp.dense_4h_to_h.bias') }, N, I, D);
+  linearBackward(gpu, dOut, a, w('mlp.dense_4h_to_h.weight'), { dx: da, dw: g('mlp.dense_4h_to_h.weight'), db: g('mlp.dense_4h_to_h.bias') }, N, I, D, dOutScale);
   gpu.pool.release(a);
   const dh = acq([N, I], 'd_mlp_h');
   geluBackward(gpu, s.h, da, dh, geluKind(cfg.act));
@@ -120,7 +123,7 @@ function mlpBackward(ctx: ForwardContext, l: number, s: NeoxSaved, dOut: Tensor,
   gpu.pool.release(dln2);
 }
 
-function attentionBranchBackward(ctx: ForwardContext, l: number, s: NeoxSaved, dOut: Tensor, dx: Tensor): void {
+function attentionBranchBackward(ctx: ForwardContext, l: number, s: NeoxSaved, dOut: Tensor, dx: Tensor, dOutScale?: Tensor): void {
   const { gpu, cfg, params: p, batch } = ctx;
   const { N, B, T } = batch;
   const D = cfg.hiddenSize; const H = cfg.numHeads; const Dh = cfg.headDim;
@@ -128,11 +131,11 @@ function attentionBranchBackward(ctx: ForwardContext, l: number, s: NeoxSaved, d
   const g = (name: string) => p.grad(P(l, name));
   const w = (name: string) => p.get(P(l, name));
   const datt = acq([N, D], 'd_att');
-  linearBackward(gpu, dOut, s.att, w('attention.dense.weight'), { dx: datt, dw: g('attention.dense.weight'), db: g('attention.dense.bias') }, N, D, D);
+  linearBackward(gpu, dOut, s.att, w('attention.dense.weight'), { dx: datt, dw: g('attention.dense.weight'), db: g('attention.dense.bias') }, N, D, D, dOutScale);
   const dqkv = acq([N, 3 * D], 'd_qkv');
   const ops = qkvOperands(s.qkv, H, Dh);
   const dops = qkvOperands(dqkv, H, Dh);
-  attentionBackward(gpu, { B, T, Hq: H, Hkv: H, Dh, ...ops, mask: batch.mask, window: cfg.slidingWindow ?? 0,
+  attentionBackward(gpu, { B, T, Hq: H, Hkv: H, Dh, q: ops.q, k: ops.k, v: ops.v, mask: batch.mask, window: cfg.slidingWindow ?? 0,
     out: { tensor: s.att }, lse: s.lse, dout: { tensor: datt }, dq: dops.q, dk: dops.k, dv: dops.v });
   gpu.pool.release(datt);
   rotary(gpu, { x: dops.q, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions, inverse: true });

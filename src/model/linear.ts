@@ -46,12 +46,13 @@ function copiesPick(gpu: Gpu, dir: 'fwd' | 'bwd', N: number, inF: number, outF: 
 export function linearForward(gpu: Gpu, x: Tensor, w: Tensor, b: Tensor | undefined, y: Tensor,
   N: number, inF: number, outF: number, accumulate = false, xScale?: Tensor): void {
   const { copies, timing } = copiesPick(gpu, 'fwd', N, inF, outF);
-  const product = { c: y, M: N, N: outF, K: inF, transB: true, bias: b, accumulate, timing };
-  if (!copies) { matmul(gpu, { ...product, a: x, b: w, scaleA: xScale ?? true }); return; }
+  // (The arguments written out in full: properties added after an object spread are slow stores in
+  // V8, ~1 us each, matmul.ts problem().)
+  if (!copies) { matmul(gpu, { a: x, b: w, c: y, M: N, N: outF, K: inF, transB: true, bias: b, accumulate, timing, scaleA: xScale ?? true }); return; }
   const parts = xScale ?? absmaxOf(gpu, x, N * inF);
   const xh = halfOf(gpu, x, N * inF, parts, timing);
   const wh = halfOf(gpu, w, outF * inF, undefined, timing);
-  matmul(gpu, { ...product, a: xh, b: wh, scaleA: parts });
+  matmul(gpu, { a: xh, b: wh, c: y, M: N, N: outF, K: inF, transB: true, bias: b, accumulate, timing, scaleA: parts });
   gpu.pool.release(xh, wh);
   if (!xScale) gpu.pool.release(parts);
 }
@@ -63,12 +64,16 @@ export interface LinearGrads {
   dw: Tensor; db?: Tensor;
 }
 
-/** Backward of y = x W^T + b given dy [N, out]. */
+/**
+ * Backward of y = x W^T + b given dy [N, out]. `dyScale`: operandScale(dy) when dy feeds several
+ * layers' backward (GPT-NeoX's parallel residual: the attention output and MLP output layers);
+ * otherwise dy's scale is found here.
+ */
 export function linearBackward(gpu: Gpu, dy: Tensor, x: Tensor, w: Tensor, g: LinearGrads,
-  N: number, inF: number, outF: number): void {
+  N: number, inF: number, outF: number, dyScale?: Tensor): void {
   const { copies, timing } = copiesPick(gpu, 'bwd', N, inF, outF);
   // f16 precision: one max |dy| for both products that take dy.
-  const scale = operandScale(gpu, dy, N * outF);
+  const scale = dyScale ?? operandScale(gpu, dy, N * outF);
   // The operands as the products read them: f32, or f16 copies (dy with its scale).
   const dyIn = copies ? halfOf(gpu, dy, N * outF, scale, timing) : dy;
   const xIn = copies ? halfOf(gpu, x, N * inF, undefined, timing) : x;
@@ -83,5 +88,5 @@ export function linearBackward(gpu: Gpu, dy: Tensor, x: Tensor, w: Tensor, g: Li
     if (copies) gpu.pool.release(wIn);
   }
   if (copies) gpu.pool.release(dyIn, xIn);
-  if (scale) gpu.pool.release(scale);
+  if (scale && !dyScale) gpu.pool.release(scale);
 }

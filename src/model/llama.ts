@@ -41,9 +41,9 @@ export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor): { 
   linearForward(gpu, n1, w('self_attn.k_proj.weight'), bias('self_attn.k_proj.bias'), k, N, D, Hkv * Dh, false, s1);
   linearForward(gpu, n1, w('self_attn.v_proj.weight'), bias('self_attn.v_proj.bias'), v, N, D, Hkv * Dh, false, s1);
   gpu.pool.release(s1);
-  const rot = { N, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions };
-  rotary(gpu, { ...rot, x: { tensor: q }, heads: Hq });
-  rotary(gpu, { ...rot, x: { tensor: k }, heads: Hkv });
+  const rot = (x: Tensor, heads: number) => ({ x: { tensor: x }, heads, N, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions });
+  rotary(gpu, rot(q, Hq));
+  rotary(gpu, rot(k, Hkv));
   const att = acq([N, Hq * Dh], 'att'); const lse = acq([B, Hq, T], 'lse');
   attentionForward(gpu, { B, T, Hq, Hkv, Dh, q: { tensor: q }, k: { tensor: k }, v: { tensor: v }, mask: batch.mask,
     window: cfg.slidingWindow ?? 0, out: { tensor: att }, lse });
@@ -107,9 +107,9 @@ export function llamaBlockBackward(ctx: ForwardContext, l: number, s: LlamaSaved
     window: cfg.slidingWindow ?? 0, out: { tensor: s.att }, lse: s.lse, dout: { tensor: datt },
     dq: { tensor: dq }, dk: { tensor: dk }, dv: { tensor: dv } });
   gpu.pool.release(datt);
-  const rot = { N, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions, inverse: true };
-  rotary(gpu, { ...rot, x: { tensor: dq }, heads: Hq });
-  rotary(gpu, { ...rot, x: { tensor: dk }, heads: Hkv });
+  const rot = (x: Tensor, heads: number) => ({ x: { tensor: x }, heads, N, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions, inverse: true });
+  rotary(gpu, rot(dq, Hq));
+  rotary(gpu, rot(dk, Hkv));
   const dn1 = acq([N, D], 'd_n1');
   linearBackward(gpu, dq, s.n1, w('self_attn.q_proj.weight'), { dx: dn1, dw: g('self_attn.q_proj.weight'), db: gb('self_attn.q_proj.bias') }, N, D, Hq * Dh);
   linearBackward(gpu, dk, s.n1, w('self_attn.k_proj.weight'), { dx: dn1, accumulateDx: true, dw: g('self_attn.k_proj.weight'), db: gb('self_attn.k_proj.bias') }, N, D, Hkv * Dh);

@@ -80,6 +80,9 @@ describe('srk bench', () => {
     // Host recording time: part of each step's wall time, so its median is at most the step's.
     positive(s.recordMs);
     expect(s.recordMs).toBeLessThanOrEqual(s.stepMs);
+    // The same steps recorded with nothing submitted (the tuner is off here): host time only.
+    positive(s.hostOnlyMs);
+    expect(s.hostOnlyMs).toBeLessThan(s.stepMs);
     // Steady state (the median timed step): every dispatch finds its bind group and uniform buffer
     // cached (the pool hands out the same buffers each step), so the host creates none.
     expect(s.bindGroupsPerStep).toBe(0);

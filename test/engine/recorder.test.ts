@@ -48,4 +48,44 @@ describe('recorder submits', () => {
     await expect(gpu.readManyF32([a, ints])).rejects.toThrow(/readManyF32 of/);
     gpu.pool.release(a, b, c, ints);
   });
+
+  it('discard: records and finishes but submits nothing, so the work never runs (bench step host-only steps)', async () => {
+    const gpu = await getGpu();
+    const t = gpu.tensor([16]);
+    fill(gpu, t, 1);
+    await gpu.sync();
+    const submits = gpu.recorder.totalSubmits;
+    gpu.recorder.discard = true;
+    try {
+      for (let i = 0; i < 100; i++) fill(gpu, t, 2); // past the submit points: flushed and dropped
+      gpu.recorder.flush();
+      expect(gpu.recorder.totalSubmits).toBe(submits);
+      expect(gpu.recorder.pending).toBe(false);
+    } finally { gpu.recorder.discard = false; }
+    expect((await gpu.readF32(t))[7]).toBe(1);
+    fill(gpu, t, 3);
+    expect((await gpu.readF32(t))[7]).toBe(3);
+    gpu.pool.release(t);
+  });
+});
+
+describe('uniform buffers, cached by content', () => {
+  it('the same bytes find the same buffer; one changed byte anywhere, another', async () => {
+    const gpu = await getGpu();
+    const bytes = Uint8Array.from({ length: 48 }, (_, i) => (i * 37 + 11) & 255);
+    const first = gpu.kernels.uniform(bytes).buffer;
+    expect(gpu.kernels.uniform(Uint8Array.from(bytes)).buffer).toBe(first);
+    // The same content in a view at an offset of a larger array.
+    const host = new Uint8Array(64); host.set(bytes, 16);
+    expect(gpu.kernels.uniform(host.subarray(16, 64)).buffer).toBe(first);
+    const seen = new Set([first]);
+    for (const i of [0, 1, 2, 3, 30, 47]) { // each byte of a word: the key packs two per character
+      const other = Uint8Array.from(bytes); other[i] ^= 1;
+      const b = gpu.kernels.uniform(other).buffer;
+      expect(seen.has(b)).toBe(false);
+      seen.add(b);
+    }
+    // A shorter prefix of the same bytes is another buffer (its size differs).
+    expect(gpu.kernels.uniform(bytes.subarray(0, 32)).buffer).not.toBe(first);
+  });
 });
