@@ -333,6 +333,11 @@ function tileCandidates(gpu: Gpu, rule: MatmulTile, p: Problem): MatmulTile[] {
   return [rule, ...split, ...splitBig, ...short, ...pool.filter((t) => t !== rule)];
 }
 
+/** The unsplit tiling of each split-K tiling (runSplitK). */
+const SPLIT_BASES = new WeakMap<MatmulTile, MatmulTile>();
+/** Kernel definitions by tiling object, then defOf()'s key of the other arguments (run()). */
+const DEFS = new WeakMap<MatmulTile, Map<string, KernelDef>>();
+
 // Split-K forms of each rule tiling, made once (not per call: host time, see problem()).
 const SPLIT_FORMS = new Map<MatmulTile, MatmulTile[]>();
 function splitForms(rule: MatmulTile): MatmulTile[] {
@@ -470,9 +475,20 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   const defOf = (t: MatmulTile, st: 1 | 2): KernelDef => {
     const full = M % t.BM === 0 && N % t.BN === 0 && K % t.BK === 0 && K > 0;
     const vec = vecFlags(p, t, wa, wb, wc, gpu.bindingAlign);
-    return t.kind === 'smx' ? smxDef(t, p.transA, p.transB, full, vec, staging!, sgSize, st, !p.bias && !SMX_SAFE, smx === 'emulated', !SMX_SAFE)
-      : t.kind === 'reg' ? regDef(t, p.transA, p.transB, full, vec, st, staging)
-      : simpleDef(t, p.transA, p.transB, full, staging);
+    // Every argument of the generators below in a short key, per tiling object: their memoDef keys
+    // are JSON of all arguments, ~1-2 us a call (host time per dispatch).
+    const key = `${+p.transA}${+p.transB}${+full}${+vec.a}${+vec.b}${+vec.c}${st}${+!!p.bias}${sgSize}${smx ?? ''}` +
+      (staging ? `${+staging.scaleA}${+!!staging.scaleB}${+!!staging.halfA}${+!!staging.halfB}` : '');
+    let byKey = DEFS.get(t);
+    if (!byKey) DEFS.set(t, (byKey = new Map()));
+    let def = byKey.get(key);
+    if (!def) {
+      def = t.kind === 'smx' ? smxDef(t, p.transA, p.transB, full, vec, staging!, sgSize, st, !p.bias && !SMX_SAFE, smx === 'emulated', !SMX_SAFE)
+        : t.kind === 'reg' ? regDef(t, p.transA, p.transB, full, vec, st, staging)
+        : simpleDef(t, p.transA, p.transB, full, staging);
+      byKey.set(key, def);
+    }
+    return def;
   };
   let def = defOf(tile, stages);
   if (dry) { dry.push(def.name); return; }
@@ -510,7 +526,8 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
  */
 function runSplitK(gpu: Gpu, p: Problem, tile: MatmulTile, timing: string | undefined, dry?: string[]): void {
   const { M, N, K } = p;
-  const base: MatmulTile = { ...tile, splitK: undefined };
+  let base = SPLIT_BASES.get(tile); // (one object per split tiling: run()'s definitions are cached by it)
+  if (!base) SPLIT_BASES.set(tile, (base = { ...tile, splitK: undefined }));
   const Kc = Math.ceil(Math.ceil(K / tile.splitK!) / base.BK) * base.BK;
   const full = Math.floor(K / Kc);
   const rest = K - full * Kc;

@@ -89,3 +89,62 @@ describe('uniform buffers, cached by content', () => {
     expect(gpu.kernels.uniform(bytes.subarray(0, 32)).buffer).not.toBe(first);
   });
 });
+
+describe('bind groups, cached by kernel and ranges', () => {
+  it('the same kernel and ranges find the same group; any other buffer, offset, size or kernel, another', async () => {
+    const gpu = await getGpu();
+    const def = (name: string) => ({
+      name, bindings: ['read', 'rw'] as ('read' | 'rw')[],
+      code: `@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read_write> b: array<f32>;
+@compute @workgroup_size(1) fn main() { b[0] = a[0]; }`,
+    });
+    const k1 = gpu.kernels.get(def('bg_cache_test_1')); const k2 = gpu.kernels.get(def('bg_cache_test_2'));
+    const x = gpu.tensor([1024]); const y = gpu.tensor([1024]);
+    const r = (t: typeof x, offset: number, size: number) => ({ buffer: t.buffer, offset: t.offset + offset, size });
+    const base = [r(x, 0, 256), r(y, 256, 512)];
+    const g = gpu.kernels.bindGroup(k1, base);
+    expect(gpu.kernels.bindGroup(k1, [r(x, 0, 256), r(y, 256, 512)])).toBe(g);
+    const others = [
+      gpu.kernels.bindGroup(k2, base),
+      gpu.kernels.bindGroup(k1, [r(y, 0, 256), r(y, 256, 512)]),
+      gpu.kernels.bindGroup(k1, [r(x, 256, 256), r(y, 256, 512)]),
+      gpu.kernels.bindGroup(k1, [r(x, 0, 512), r(y, 256, 512)]),
+      gpu.kernels.bindGroup(k1, [r(x, 0, 256), r(y, 0, 512)]),
+    ];
+    expect(new Set([g, ...others]).size).toBe(6);
+    // Each is found again, not made twice.
+    const made = gpu.kernels.bindGroupsCreated;
+    expect(gpu.kernels.bindGroup(k2, base)).toBe(others[0]);
+    expect(gpu.kernels.bindGroup(k1, [r(x, 0, 256), r(y, 0, 512)])).toBe(others[4]);
+    expect(gpu.kernels.bindGroupsCreated).toBe(made);
+    gpu.pool.release(x, y);
+  });
+});
+
+describe('bind groups whose keys share a hash bucket', () => {
+  it('stay apart (the key itself is compared, not only its hash)', async () => {
+    const gpu = await getGpu();
+    const k = gpu.kernels.get({
+      name: 'bg_collision_test', bindings: ['read', 'rw'],
+      code: `@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read_write> b: array<f32>;
+@compute @workgroup_size(1) fn main() { b[0] = a[0]; }`,
+    });
+    const x = gpu.tensor([4096]); const y = gpu.tensor([4096]);
+    const ranges = (o: number, size: number) => [{ buffer: x.buffer, offset: x.offset + o, size }, { buffer: y.buffer, offset: y.offset, size: 16 }];
+    const hash = gpu.kernels.bindKeyHash;
+    gpu.kernels.bindKeyHash = () => 7; // every key in one bucket
+    try {
+      const cases: [number, number][] = [[0, 256], [256, 256], [0, 512], [512, 1024]];
+      const groups = cases.map(([o, s]) => gpu.kernels.bindGroup(k, ranges(o, s)));
+      expect(new Set(groups).size).toBe(cases.length);
+      const made = gpu.kernels.bindGroupsCreated;
+      cases.forEach(([o, s], i) => expect(gpu.kernels.bindGroup(k, ranges(o, s))).toBe(groups[i]));
+      expect(gpu.kernels.bindGroupsCreated).toBe(made);
+    } finally {
+      gpu.kernels.bindKeyHash = hash;
+    }
+    gpu.pool.release(x, y);
+  });
+});
