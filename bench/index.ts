@@ -220,7 +220,8 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
       `${s.precision}${s.augPrecision && s.augPrecision !== s.precision ? ` (augmented pass ${s.augPrecision})` : ''}, ${s.packed ? 'packed' : 'unpacked'}, RMSprop + clip; ${s.warmup} warm-up + ${s.repeats} timed steps (wall clock)`);
     const r = await benchStep(gpu, s, o.log);
     report.step = r;
-    const hostOnly = r.hostOnlyMs === null ? '' : `; ${fmt(r.hostOnlyMs)} ms = ${fmt((1000 * r.hostOnlyMs) / r.dispatches)} us a dispatch with nothing submitted`;
+    const hostOnly = r.hostOnlyMs === null ? '' : `; ${fmt(r.hostOnlyMs)} ms = ${fmt((1000 * r.hostOnlyMs) / r.dispatches)} us a dispatch ` +
+      `with nothing submitted, ${fmt(r.hostOnlyCpuMs!)} ms of CPU`;
     o.log(`step ${fmt(r.stepMs, 3)} ms (host recording ${fmt(r.recordMs)} ms, ${r.dispatches} dispatches${hostOnly}); policy ${r.policyTokens} tokens/step (packed) = ${fmt(r.tokensPerS)} tokens/s, ` +
       `${fmt(r.unpackedTokensPerS)} unpacked-equivalent tokens/s (2 x pairs x seq = ${r.unpackedTokens})` +
       `${r.augTokens ? `, plus ${r.augTokens} augmented forward-only tokens` : ''}; ` +

@@ -110,6 +110,12 @@ export interface StepResult {
    * host's time per dispatch.
    */
   hostOnlyMs: number | null;
+  /**
+   * CPU time of the process per host-only step (mean; every thread: the garbage collector's and
+   * Dawn's too): above hostOnlyMs, other threads work for the step; on a machine with few cores they
+   * take time from the recording.
+   */
+  hostOnlyCpuMs: number | null;
   /** Bind groups and uniform buffers a timed step created (median; 0 when every dispatch finds its
    *  bindings cached, kernel.ts, as from a run's second step on): host work on top of the recording. */
   bindGroupsPerStep: number; uniformsPerStep: number;
@@ -280,11 +286,15 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   // competes for the CPU and nothing waits: srk's own code and Dawn's recording up to the submit.
   // Not while the tuner still measures (it would read times of passes that never ran).
   const hostOnly: number[] = [];
+  let hostOnlyCpuMs: number | null = null;
   if (!gpu.tuner?.open) {
     gpu.recorder.discard = true;
+    const cpu0 = process.cpuUsage();
     try {
       for (let i = 0; i < HOST_ONLY_STEPS; i++) { await one(); hostOnly.push(last!.recordMs); }
     } finally { gpu.recorder.discard = false; }
+    const cpu = process.cpuUsage(cpu0);
+    hostOnlyCpuMs = (cpu.user + cpu.system) / 1000 / HOST_ONLY_STEPS;
   }
   let profile: StepProfile | undefined;
   if (o.profile && gpu.profiler) {
@@ -327,7 +337,7 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
     rowsPerMicroBatch: layout.B, rowLength: layout.T,
     policyTokens, unpackedTokens, augTokens,
     stepMs, samplesMs, warmupMs, recordMs: median(recordMs), dispatches: dispatchesPerStep,
-    hostOnlyMs: hostOnly.length ? median(hostOnly) : null,
+    hostOnlyMs: hostOnly.length ? median(hostOnly) : null, hostOnlyCpuMs,
     bindGroupsPerStep: median(bindGroups), uniformsPerStep: median(uniforms),
     tokensPerS: policyTokens / (stepMs / 1000), unpackedTokensPerS: unpackedTokens / (stepMs / 1000),
     peakInUseBytes: peak, resident: { params: paramBytes, grads: paramBytes, optimizerState: stateBytes }, allocatedBytes: gpu.pool.allocatedBytes,

@@ -83,6 +83,7 @@ describe('srk bench', () => {
     // The same steps recorded with nothing submitted (the tuner is off here): host time only.
     positive(s.hostOnlyMs);
     expect(s.hostOnlyMs).toBeLessThan(s.stepMs);
+    positive(s.hostOnlyCpuMs);
     // Steady state (the median timed step): every dispatch finds its bind group and uniform buffer
     // cached (the pool hands out the same buffers each step), so the host creates none.
     expect(s.bindGroupsPerStep).toBe(0);
