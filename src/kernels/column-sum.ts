@@ -47,13 +47,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 }`,
 };
 
-// Stage 2: out[d] (+)= sum over blocks b of partial[pBase + b * D + d], blocks in order.
+// Stage 2: out[d] (+)= sum over blocks b of partial[pBase + b * stride + d], blocks in order.
 const TOTAL: KernelDef = {
   name: 'colsum_total',
   bindings: ['read', 'rw'],
   uniform: true,
   code: /* wgsl */ `
-struct Params { D: u32, nblk: u32, outBase: u32, accumulate: u32, pBase: u32 };
+struct Params { D: u32, nblk: u32, outBase: u32, accumulate: u32, pBase: u32, stride: u32 };
 @group(0) @binding(0) var<storage, read> partial: array<f32>;
 @group(0) @binding(1) var<storage, read_write> outv: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
@@ -62,7 +62,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let d = wg.x * ${WG}u + li;
   if (d >= p.D) { return; }
   var s = 0.0;
-  ${unrolledSumWgsl('s', 'b', '0u', 'p.nblk', (b) => `partial[p.pBase + (${b}) * p.D + d]`)}
+  ${unrolledSumWgsl('s', 'b', '0u', 'p.nblk', (b) => `partial[p.pBase + (${b}) * p.stride + d]`)}
   if (p.accumulate != 0u) { s += outv[p.outBase + d]; }
   outv[p.outBase + d] = s;
 }`,
@@ -70,11 +70,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 
 /**
  * Stage 2 of a two-stage column sum, shared with the norms' weight gradients (layernorm.ts):
- * out[d] (+)= the sum of `nblk` partial rows of D floats starting at element `pBase` of `part`.
+ * out[d] (+)= the sum of `nblk` partial rows of D floats, `stride` apart (default D), starting at
+ * element `pBase` of `part`.
  */
-export function sumPartialRows(gpu: Gpu, part: Window, pBase: number, nblk: number, D: number, out: Window, accumulate: boolean): void {
+export function sumPartialRows(gpu: Gpu, part: Window, pBase: number, nblk: number, D: number, out: Window, accumulate: boolean, stride = D): void {
   gpu.recorder.dispatch(gpu.kernels.get(TOTAL), [part.range, out.range],
-    new ParamWriter().u32(D, nblk, out.base, accumulate ? 1 : 0, part.base + pBase).bytes(), [Math.ceil(D / WG), 1, 1]);
+    new ParamWriter().u32(D, nblk, out.base, accumulate ? 1 : 0, part.base + pBase, stride).bytes(), [Math.ceil(D / WG), 1, 1]);
 }
 
 export interface ColumnSumArgs {

@@ -21,7 +21,7 @@
 // the chunks' contributions are added in chunk order: still deterministic). More than 65535 rows
 // use a 2-D grid (grid()). References: layernorm.ref.ts, rmsnorm.ref.ts.
 import type { Gpu } from '../engine/gpu.js';
-import type { Tensor } from '../engine/tensor.js';
+import { Tensor } from '../engine/tensor.js';
 import { ParamWriter, chunkRanges, grid, maxWindowElems, windowOf, type KernelDef, memoDef } from '../engine/kernel.js';
 import { sumPartialRows } from './column-sum.js';
 
@@ -145,15 +145,17 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   };
 }
 
-// Stage 1 of the weight gradients: partial[blk, d] = sum over the block's rows of dy * xhat
-// (and, for LayerNorm, partial[nblk + blk, d] = sum of dy).
+// Stage 1 of the weight gradients: partial[blk * stride + d] = sum over the block's rows of dy * xhat
+// (and, for LayerNorm, partial[blk * stride + D + d] = sum of dy; stride 2D): each block's dw and db
+// rows side by side, so where dw and db lie side by side too (a model's gradients, arena.ts) one
+// stage-2 dispatch sums both.
 function partialDefGen(rms: boolean): KernelDef {
   return {
     name: rms ? 'rmsnorm_bwd_dw_partial' : 'layernorm_bwd_dwdb_partial',
     bindings: ['read', 'read', 'read', 'read', 'rw'],
     uniform: true,
     code: /* wgsl */ `
-struct Params { rows: u32, D: u32, dyBase: u32, xBase: u32, meanBase: u32, rstdBase: u32, nblk: u32 };
+struct Params { rows: u32, D: u32, dyBase: u32, xBase: u32, meanBase: u32, rstdBase: u32, stride: u32 };
 @group(0) @binding(0) var<storage, read> dy: array<f32>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> meanIn: array<f32>;
@@ -184,8 +186,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     sw += g * (x[p.xBase + row * p.D + d] - mu) * rstdIn[p.rstdBase + row];
     sb += g;
   }
-  partial[blk * p.D + d] = sw;
-  ${rms ? '' : 'partial[(p.nblk + blk) * p.D + d] = sb;'}
+  partial[blk * p.stride + d] = sw;
+  ${rms ? '' : 'partial[blk * p.stride + p.D + d] = sb;'}
 }`,
   };
 }
@@ -272,11 +274,17 @@ export function normBackward(gpu: Gpu, rms: boolean, a: NormBackwardArgs): void 
     const nblk = Math.ceil(rows / ROWS_PER_BLOCK);
     const part = gpu.pool.acquire([(rms ? 1 : 2) * nblk * D], 'f32', 'norm partial');
     const wp = windowOf(gpu, part);
-    const pp = new ParamWriter().u32(rows, D, wdy.base, wx.base, wm.base, wr.base, nblk).bytes();
+    const stride = (rms ? 1 : 2) * D;
+    const pp = new ParamWriter().u32(rows, D, wdy.base, wx.base, wm.base, wr.base, stride).bytes();
     gpu.recorder.dispatch(gpu.kernels.get(partialDef(rms)), [wdy.range, wx.range, wm.range, wr.range, wp.range], pp,
       [Math.ceil(D / WGC), nblk, 1]);
-    const outs: [Tensor | undefined, number][] = [[a.dw, 0], [wantB ? a.db : undefined, nblk * D]];
-    for (const [out, off] of outs) if (out) sumPartialRows(gpu, wp, off, nblk, D, windowOf(gpu, out, 0, D), true);
+    if (wantW && wantB && a.db!.buffer === a.dw!.buffer && a.db!.offset === a.dw!.offset + 4 * D) {
+      // db right after dw: one sum over 2D columns (a model's LayerNorm gradients: one dispatch fewer each).
+      sumPartialRows(gpu, wp, 0, nblk, 2 * D, windowOf(gpu, new Tensor(a.dw!.buffer, a.dw!.offset, [2 * D]), 0, 2 * D), true, stride);
+    } else {
+      const outs: [Tensor | undefined, number][] = [[a.dw, 0], [wantB ? a.db : undefined, D]];
+      for (const [out, off] of outs) if (out) sumPartialRows(gpu, wp, off, nblk, D, windowOf(gpu, out, 0, D), true, stride);
+    }
     // Safe to hand back now: a later user of this buffer records after these dispatches.
     gpu.pool.release(part);
   }

@@ -10,6 +10,8 @@ import { acquireLike, allocateArenas, coalesce } from '../../src/engine/arena.js
 import { Tensor } from '../../src/engine/tensor.js';
 import { gradNorm } from '../../src/kernels/grad-norm.js';
 import { Optimizer } from '../../src/kernels/optimizer.js';
+import { presetConfig } from '../../src/init/presets.js';
+import { expectedParameters } from '../../src/model/tensor-names.js';
 import { Params } from '../../src/model/params.js';
 
 const rng = makeRng();
@@ -102,6 +104,21 @@ describe(`arenas (seed ${rng.seed})`, () => {
     gradNorm(gpu, specs.map((s) => params.grad(s.name)), out);
     expect((await gpu.readF32(out))[0]).toBe(0);
     gpu.pool.release(...sepP, ...sepG, out);
+    params.free();
+  });
+
+  it("a GPT-NeoX model's LayerNorm weight and bias gradients lie side by side (one stage-2 sum each, layernorm.ts)", async () => {
+    const gpu = await getGpu();
+    const cfg = presetConfig('gpt-neox', 'tiny');
+    const params = new Params(gpu, expectedParameters(cfg)).allocate();
+    params.allocateGrads();
+    const norms = expectedParameters(cfg).map((s) => s.name).filter((n) => /(layernorm|layer_norm)\.weight$/.test(n));
+    expect(norms.length).toBe(2 * cfg.numLayers + 1);
+    for (const n of norms) {
+      const dw = params.grad(n); const db = params.grad(n.replace(/weight$/, 'bias'));
+      expect(db.buffer).toBe(dw.buffer);
+      expect(db.offset).toBe(dw.offset + dw.bytes);
+    }
     params.free();
   });
 });

@@ -43,6 +43,38 @@ describe(`layerNorm (seed ${rng.seed})`, () => {
     });
   }
 
+  for (const [N, D, limit] of [[37, 100, 0], [70, 100, 4096]] as const) {
+    it(`N=${N} D=${D}${limit ? ' (row chunks)' : ''}: dw and db side by side (as in a model's gradients) take one stage-2 sum`, async () => {
+      const gpu = await getGpu();
+      const eps = 1e-5;
+      const x = f32(rng.array(N * D).map((v) => 3 + v)); const w = f32(rng.array(D)); const b = f32(rng.array(D));
+      const dy = f32(rng.array(N * D)); const dwdb0 = f32(rng.array(2 * D));
+      const t = {
+        x: gpu.tensor([N, D], x), w: gpu.tensor([D], w), b: gpu.tensor([D], b), y: gpu.tensor([N, D]),
+        mean: gpu.tensor([N]), rstd: gpu.tensor([N]), dy: gpu.tensor([N, D], dy), dx: gpu.tensor([N, D]),
+        dwdb: gpu.tensor([2 * D], dwdb0),
+      };
+      const dw = t.dwdb.view([D], 0); const db = t.dwdb.view([D], D);
+      const apart = { dw: gpu.tensor([D], dwdb0.slice(0, D)), db: gpu.tensor([D], dwdb0.slice(D)) };
+      const dispatches = (f: () => void) => { const n0 = gpu.recorder.totalDispatches; f(); return gpu.recorder.totalDispatches - n0; };
+      let merged = 0; let separate = 0;
+      const run = async () => {
+        layerNorm(gpu, { ...t, N, D, eps });
+        merged = dispatches(() => layerNormBackward(gpu, { ...t, dw, db, N, D }));
+        separate = dispatches(() => layerNormBackward(gpu, { ...t, ...apart, N, D }));
+      };
+      if (limit) await withBindingLimit(gpu, limit, run); else await run();
+      const chunks = limit ? Math.ceil(N / Math.floor(limit / 4 / D)) : 1;
+      expect(separate - merged).toBe(chunks); // one stage-2 dispatch fewer per row chunk
+      const ref = lnRef(x, w, b, N, D, eps);
+      const g = lnBackRef(dy, x, w, ref.mean, ref.rstd, N, D);
+      const want = add(dwdb0, [...g.dw, ...g.db]);
+      expect(relErr(await gpu.readF32(t.dwdb), want)).toBeLessThan(1e-5);
+      expect(relErr([...(await gpu.readF32(apart.dw)), ...(await gpu.readF32(apart.db))], want)).toBeLessThan(1e-5);
+      gpu.pool.release(...Object.values(t), apart.dw, apart.db);
+    });
+  }
+
   it('backward matches a finite difference of the GPU forward (tiny size)', async () => {
     const gpu = await getGpu();
     const N = 3; const D = 5; const eps = 1e-5; const h = 2e-2;
