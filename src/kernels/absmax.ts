@@ -1,10 +1,12 @@
 // Per-tensor max |x|, as ABSMAX_PARTS partial maxima (no atomics, no zeroing pass): workgroup g
 // writes the max over its grid-stride share to parts[g] (vec4 loads where the window allows). Consumers (the f16 matmul's dynamic operand
-// scale) reduce the ABSMAX_PARTS values themselves. NaN propagates (any NaN makes its part NaN).
+// scale) reduce the ABSMAX_PARTS values themselves. NaN propagates (any NaN makes its part NaN) where
+// the adapter keeps NaN: WGSL lets a compiler assume there is none, and lavapipe's folds the test away;
+// the NaN values still reach the matmul's output and the loss.
 // Reference: absmax.ref.ts.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { ParamWriter, maxWindowElems, windowOf, type KernelDef, memoDef } from '../engine/kernel.js';
+import { ParamWriter, maxWindowElems, windowOf, type KernelDef, type Window, memoDef } from '../engine/kernel.js';
 
 export const ABSMAX_PARTS = 1024;
 const THREADS = 256;
@@ -42,6 +44,43 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   if (li == 0u) { parts[p.out + wg.x] = red[0]; }
 }`,
   };
+}
+
+/**
+ * WGSL for a kernel that writes a tensor and, in the same pass, its ABSMAX_PARTS partial maxima
+ * (LayerNorm, GELU: the inputs of the next linear layer in f16 precision), so no absmax pass reads
+ * the tensor again. Such a kernel runs exactly ABSMAX_PARTS workgroups over its work in grid-stride
+ * order, each folding |value| of what it writes into `m` with `amaxNan`, and ends (every invocation,
+ * in uniform control flow) with `writeAbsmaxPart(li, m, wg)`: the workgroup's max into parts[base +
+ * wg], or folded into the part already there when `accumulate` (a later binding-window chunk of the
+ * same tensor). The maxima are those absmax.ts would find (max is order-free; NaN as there), so a
+ * matmul scaled by them computes the same bits. Declares binding `binding` as `absmaxOut` and reads
+ * p.partsBase and p.partsAccumulate from the caller's Params.
+ */
+export function absmaxPartWgsl(WG: number, binding: number): string {
+  return /* wgsl */ `
+@group(0) @binding(${binding}) var<storage, read_write> absmaxOut: array<f32>;
+var<workgroup> amaxRed: array<f32, ${WG}>;
+fn amaxNan(a: f32, b: f32) -> f32 { return select(max(a, b), a + b, a != a || b != b); }
+fn writeAbsmaxPart(li: u32, m: f32, wg: u32) {
+  amaxRed[li] = m;
+  workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (li < s) { amaxRed[li] = amaxNan(amaxRed[li], amaxRed[li + s]); }
+    workgroupBarrier();
+  }
+  if (li == 0u) {
+    let r = amaxRed[0];
+    let o = p.partsBase + wg;
+    absmaxOut[o] = select(r, amaxNan(absmaxOut[o], r), p.partsAccumulate != 0u);
+  }
+}`;
+}
+
+/** Checks a tensor for a producer's partial maxima (absmaxPartWgsl) and its binding window. */
+export function absmaxPartsWindow(gpu: Gpu, parts: Tensor): Window {
+  if (parts.dtype !== 'f32' || parts.numel < ABSMAX_PARTS) throw new RangeError(`absmax: ${parts} must be f32 with >= ${ABSMAX_PARTS} elements`);
+  return windowOf(gpu, parts, 0, ABSMAX_PARTS);
 }
 
 /**

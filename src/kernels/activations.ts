@@ -27,6 +27,7 @@
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, chunkRanges, grid, maxWindowElems, windowOf, type KernelDef, memoDef } from '../engine/kernel.js';
+import { ABSMAX_PARTS, absmaxPartWgsl, absmaxPartsWindow } from './absmax.js';
 
 const WG = 256;
 
@@ -108,8 +109,9 @@ fn geluTanhGrad(x: f32) -> f32 {
 
 // Elementwise op: out[i] = f(x[i]) (forward) or f(x[i], g[i]) (backward, g = dy). In-place
 // variants use one read_write binding for the operand that is overwritten (WebGPU forbids binding
-// a range both as read and as read_write in one dispatch).
-function elemDefGen(op: Op, inPlace: boolean): KernelDef {
+// a range both as read and as read_write in one dispatch). `parts`: the variant that also writes the
+// result's partial maxima (absmax.ts absmaxPartWgsl): ABSMAX_PARTS workgroups in grid-stride order.
+function elemDefGen(op: Op, inPlace: boolean, parts = false): KernelDef {
   const bwd = op.endsWith('_bwd');
   // Bindings: x, [g], out  (in place: forward x is out; backward g is out).
   const decl: string[] = [];
@@ -130,23 +132,34 @@ function elemDefGen(op: Op, inPlace: boolean): KernelDef {
       '@group(0) @binding(2) var<storage, read_write> o: array<f32>;');
     load = 'let xv = x[p.xBase + i]; let gv = g[p.gBase + i];'; store = 'o[p.oBase + i] = r;';
   }
-  return {
-    name: `${op}${inPlace ? '_inplace' : ''}`,
-    bindings: decl.map((d) => (d.includes('read_write') ? 'rw' : 'read')),
-    uniform: true,
-    code: /* wgsl */ `
-struct Params { n: u32, xBase: u32, gBase: u32, oBase: u32 };
-${decl.join('\n')}
-@group(0) @binding(${decl.length}) var<uniform> p: Params;
-${MATH}
-${op === 'gelu_tanh_bwd' ? TANH_GRAD : ''}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  const bindings: ('read' | 'rw')[] = decl.map((d) => (d.includes('read_write') ? 'rw' : 'read'));
+  const main = parts ? `
+  var m = 0.0;
+  for (var i = wg.x * ${WG}u + li; i < p.n; i += ${ABSMAX_PARTS * WG}u) {
+    ${load}
+    let r = ${EXPR[op]};
+    ${store}
+    m = amaxNan(m, abs(r));
+  }
+  writeAbsmaxPart(li, m, wg.x);` : `
   let i = (wg.x + wg.y * nwg.x) * ${WG}u + li;
   if (i >= p.n) { return; }
   ${load}
   let r = ${EXPR[op]};
-  ${store}
+  ${store}`;
+  return {
+    name: `${op}${inPlace ? '_inplace' : ''}${parts ? '_absmax' : ''}`,
+    bindings: parts ? [...bindings, 'rw'] : bindings,
+    uniform: true,
+    code: /* wgsl */ `
+struct Params { n: u32, xBase: u32, gBase: u32, oBase: u32, partsBase: u32, partsAccumulate: u32 };
+${decl.join('\n')}
+${parts ? absmaxPartWgsl(WG, decl.length) : ''}
+@group(0) @binding(${decl.length + (parts ? 1 : 0)}) var<uniform> p: Params;
+${MATH}
+${op === 'gelu_tanh_bwd' ? TANH_GRAD : ''}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {${main}
 }`,
   };
 }
@@ -163,38 +176,43 @@ export type GeluKind = 'erf' | 'tanh';
 
 // Runs an elementwise op over n elements in chunks that fit the binding limit. `ts` are the
 // bound tensors in binding order with the role of each base parameter.
-function runElem(gpu: Gpu, def: KernelDef, n: number, ops: { t: Tensor; role: 'x' | 'g' | 'o' }[]): void {
+function runElem(gpu: Gpu, def: KernelDef, n: number, ops: { t: Tensor; role: 'x' | 'g' | 'o' }[], parts?: Tensor): void {
   const k = gpu.kernels.get(def);
+  const wparts = parts ? absmaxPartsWindow(gpu, parts) : undefined;
+  let chunk = 0;
   for (const [s, e] of chunkRanges(n, maxWindowElems(gpu))) {
     const bases = { x: 0, g: 0, o: 0 };
     const ranges = ops.map(({ t, role }) => { const w = windowOf(gpu, t, s, e); bases[role] = w.base; return w.range; });
-    const params = new ParamWriter().u32(e - s, bases.x, bases.g, bases.o).bytes();
-    gpu.recorder.dispatch(k, ranges, params, grid(Math.ceil((e - s) / WG)));
+    if (wparts) ranges.push(wparts.range);
+    const params = new ParamWriter().u32(e - s, bases.x, bases.g, bases.o, wparts?.base ?? 0, chunk++ > 0 ? 1 : 0).bytes();
+    gpu.recorder.dispatch(k, ranges, params, wparts ? [ABSMAX_PARTS, 1, 1] : grid(Math.ceil((e - s) / WG)));
   }
 }
 
 /**
  * y = gelu(x) elementwise (kind 'erf': exact, HF "gelu"; 'tanh': HF "gelu_new"/"gelu_pytorch_tanh").
  * x and y have the same number of elements; y may be x itself (in place), otherwise they must not
- * share a buffer range.
+ * share a buffer range. `absmax`: also y's partial maxima into this [ABSMAX_PARTS] tensor (absmax.ts),
+ * in the same pass (the f16 scale of the linear layer that takes y).
  */
-export function gelu(gpu: Gpu, x: Tensor, y: Tensor, kind: GeluKind = 'erf'): void {
+export function gelu(gpu: Gpu, x: Tensor, y: Tensor, kind: GeluKind = 'erf', absmax?: Tensor): void {
   checkF32('gelu', x, y);
   if (x.numel !== y.numel) throw new RangeError(`gelu: ${x} and ${y} differ in size`);
   const op: Op = kind === 'erf' ? 'gelu' : 'gelu_tanh';
-  if (sameView(x, y)) runElem(gpu, elemDef(op, true), x.numel, [{ t: x, role: 'x' }]);
-  else runElem(gpu, elemDef(op, false), x.numel, [{ t: x, role: 'x' }, { t: y, role: 'o' }]);
+  if (sameView(x, y)) runElem(gpu, elemDef(op, true, !!absmax), x.numel, [{ t: x, role: 'x' }], absmax);
+  else runElem(gpu, elemDef(op, false, !!absmax), x.numel, [{ t: x, role: 'x' }, { t: y, role: 'o' }], absmax);
 }
 
 /**
- * dx = dy * gelu'(x) elementwise, x the forward input. dx may be dy itself (in place).
+ * dx = dy * gelu'(x) elementwise, x the forward input. dx may be dy itself (in place). `absmax`: also
+ * dx's partial maxima, as for gelu().
  */
-export function geluBackward(gpu: Gpu, x: Tensor, dy: Tensor, dx: Tensor, kind: GeluKind = 'erf'): void {
+export function geluBackward(gpu: Gpu, x: Tensor, dy: Tensor, dx: Tensor, kind: GeluKind = 'erf', absmax?: Tensor): void {
   checkF32('geluBackward', x, dy, dx);
   if (x.numel !== dy.numel || x.numel !== dx.numel) throw new RangeError(`geluBackward: ${x}, ${dy}, ${dx} differ in size`);
   const op: Op = kind === 'erf' ? 'gelu_bwd' : 'gelu_tanh_bwd';
-  if (sameView(dy, dx)) runElem(gpu, elemDef(op, true), x.numel, [{ t: x, role: 'x' }, { t: dy, role: 'g' }]);
-  else runElem(gpu, elemDef(op, false), x.numel, [{ t: x, role: 'x' }, { t: dy, role: 'g' }, { t: dx, role: 'o' }]);
+  if (sameView(dy, dx)) runElem(gpu, elemDef(op, true, !!absmax), x.numel, [{ t: x, role: 'x' }, { t: dy, role: 'g' }], absmax);
+  else runElem(gpu, elemDef(op, false, !!absmax), x.numel, [{ t: x, role: 'x' }, { t: dy, role: 'g' }, { t: dx, role: 'o' }], absmax);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import type { Gpu } from '../engine/gpu.js';
 import { Tensor } from '../engine/tensor.js';
 import { ParamWriter, chunkRanges, grid, maxWindowElems, windowOf, type KernelDef, memoDef } from '../engine/kernel.js';
 import { sumPartialRows } from './column-sum.js';
+import { ABSMAX_PARTS, absmaxPartWgsl, absmaxPartsWindow } from './absmax.js';
 
 /**
  * Threads per row: enough to cover the row in about 4 strides, 32..256. Small rows with 256
@@ -54,31 +55,37 @@ fn reduce2(v: vec2f, li: u32) -> vec2f {
   return r;
 }`;
 
-function forwardDefGen(rms: boolean, WG: number): KernelDef {
-  // Bindings: x, w, [b], y, [mean], rstd.
+// `parts`: the variant that also writes y's partial maxima (absmax.ts absmaxPartWgsl): ABSMAX_PARTS
+// workgroups, each over rows wg, wg + ABSMAX_PARTS, ... (else one workgroup per row).
+function forwardDefGen(rms: boolean, WG: number, parts = false): KernelDef {
+  // Bindings: x, w, [b], y, [mean], rstd, [absmax parts].
   const b = rms ? -1 : 2;
   const y = rms ? 2 : 3;
   const mean = rms ? -1 : 4;
   const rstd = rms ? 3 : 5;
-  const nb = rms ? 4 : 6;
+  const nb = (rms ? 4 : 6) + (parts ? 1 : 0);
+  const bindings: ('read' | 'rw')[] = rms ? ['read', 'read', 'rw', 'rw'] : ['read', 'read', 'read', 'rw', 'rw', 'rw'];
+  const rowLoop = parts ? `var m = 0.0;\n  for (var row = wg.x; row < p.rows; row += ${ABSMAX_PARTS}u) {`
+    : 'let row = wg.x + wg.y * nwg.x;\n  if (row >= p.rows) { return; }\n  {';
   return {
-    name: rms ? 'rmsnorm_fwd' : 'layernorm_fwd',
-    bindings: rms ? ['read', 'read', 'rw', 'rw'] : ['read', 'read', 'read', 'rw', 'rw', 'rw'],
+    name: `${rms ? 'rmsnorm_fwd' : 'layernorm_fwd'}${parts ? '_absmax' : ''}`,
+    bindings: parts ? [...bindings, 'rw'] : bindings,
     uniform: true,
     code: /* wgsl */ `
-struct Params { rows: u32, D: u32, xBase: u32, wBase: u32, bBase: u32, yBase: u32, meanBase: u32, rstdBase: u32, eps: f32 };
+struct Params { rows: u32, D: u32, xBase: u32, wBase: u32, bBase: u32, yBase: u32, meanBase: u32, rstdBase: u32, eps: f32,
+  partsBase: u32, partsAccumulate: u32 };
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 ${rms ? '' : `@group(0) @binding(${b}) var<storage, read> bias: array<f32>;`}
 @group(0) @binding(${y}) var<storage, read_write> y: array<f32>;
 ${rms ? '' : `@group(0) @binding(${mean}) var<storage, read_write> meanOut: array<f32>;`}
 @group(0) @binding(${rstd}) var<storage, read_write> rstdOut: array<f32>;
+${parts ? absmaxPartWgsl(WG, nb - 1) : ''}
 @group(0) @binding(${nb}) var<uniform> p: Params;
 ${REDUCE(WG)}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let row = wg.x + wg.y * nwg.x;
-  if (row >= p.rows) { return; }
+  ${rowLoop}
   let xo = p.xBase + row * p.D;
   let yo = p.yBase + row * p.D;
   let fD = f32(p.D);
@@ -90,12 +97,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   for (var d = li; d < p.D; d += ${WG}u) { let c = x[xo + d] - mu; q += c * c; }
   let r = inverseSqrt(reduce2(vec2f(q, 0.0), li).x / fD + p.eps);
   for (var d = li; d < p.D; d += ${WG}u) {
-    y[yo + d] = (x[xo + d] - mu) * r * w[p.wBase + d]${rms ? '' : ' + bias[p.bBase + d]'};
+    let v = (x[xo + d] - mu) * r * w[p.wBase + d]${rms ? '' : ' + bias[p.bBase + d]'};
+    y[yo + d] = v;${parts ? '\n    m = amaxNan(m, abs(v));' : ''}
   }
   if (li == 0u) {
     ${rms ? '' : 'meanOut[p.meanBase + row] = mu;'}
     rstdOut[p.rstdBase + row] = r;
   }
+  }${parts ? '\n  writeAbsmaxPart(li, m, wg.x);' : ''}
 }`,
   };
 }
@@ -209,6 +218,12 @@ export interface NormForwardArgs {
   x: Tensor; w: Tensor; y: Tensor; rstd: Tensor; N: number; D: number; eps: number;
   /** LayerNorm only. */
   b?: Tensor; mean?: Tensor;
+  /**
+   * Also y's partial maxima, into this [ABSMAX_PARTS] tensor (absmax.ts; in f16 precision the scale of
+   * the linear layers that take y, MatmulArgs.scaleA), written in the same pass instead of by a pass of
+   * its own over y.
+   */
+  absmax?: Tensor;
 }
 
 export interface NormBackwardArgs {
@@ -228,19 +243,22 @@ export function normForward(gpu: Gpu, rms: boolean, a: NormForwardArgs): void {
   need(`${name} x`, x, N * D); need(`${name} y`, y, N * D); need(`${name} w`, w, D); need(`${name} rstd`, rstd, N);
   if (!rms) { if (!a.b || !a.mean) throw new Error('layerNorm: b and mean are required'); need('layerNorm b', a.b, D); need('layerNorm mean', a.mean, N); }
   if (N === 0 || D === 0) return;
-  const k = gpu.kernels.get(forwardDef(rms, rowWorkgroup(D)));
+  const k = gpu.kernels.get(forwardDef(rms, rowWorkgroup(D), !!a.absmax));
   const ww = windowOf(gpu, w, 0, D);
   const wb = rms ? undefined : windowOf(gpu, a.b!, 0, D);
+  const wparts = a.absmax ? absmaxPartsWindow(gpu, a.absmax) : undefined;
+  let chunk = 0;
   for (const [r0, r1] of chunkRanges(N, rowsPerChunk(gpu, D))) {
     const wx = windowOf(gpu, x, r0 * D, r1 * D);
     const wy = windowOf(gpu, y, r0 * D, r1 * D);
     const wm = rms ? undefined : windowOf(gpu, a.mean!, r0, r1);
     const wr = windowOf(gpu, rstd, r0, r1);
     const params = new ParamWriter().u32(r1 - r0, D, wx.base, ww.base, wb?.base ?? 0, wy.base, wm?.base ?? 0, wr.base)
-      .f32(eps).bytes();
+      .f32(eps).u32(wparts?.base ?? 0, chunk++ > 0 ? 1 : 0).bytes();
     const ranges = rms ? [wx.range, ww.range, wy.range, wr.range]
       : [wx.range, ww.range, wb!.range, wy.range, wm!.range, wr.range];
-    gpu.recorder.dispatch(k, ranges, params, grid(r1 - r0));
+    if (wparts) ranges.push(wparts.range);
+    gpu.recorder.dispatch(k, ranges, params, wparts ? [ABSMAX_PARTS, 1, 1] : grid(r1 - r0));
   }
 }
 

@@ -14,7 +14,7 @@ import { normBackward, normForward } from '../kernels/layernorm.js';
 import { attentionBackward, attentionForward, type HeadOperand } from '../kernels/attention.js';
 import { gelu, geluBackward } from '../kernels/activations.js';
 import { rotary } from '../kernels/rotary.js';
-import { linearBackward, linearForward, operandScale } from './linear.js';
+import { linearBackward, linearForward, operandScale, producedScale } from './linear.js';
 import type { ForwardContext } from './context.js';
 
 export interface NeoxSaved {
@@ -47,10 +47,14 @@ export function neoxBlockForward(ctx: ForwardContext, l: number, x: Tensor): { y
   const acq = (shape: number[], name: string) => gpu.pool.acquire(shape, 'f32', name);
   const eps = cfg.normEps;
 
+  // In f16 precision the norms and GELU also write their output's partial maxima (the next linear
+  // layer's operand scale), so no absmax pass reads those outputs again.
   const ln1 = acq([N, D], 'ln1'); const mean1 = acq([N], 'mean1'); const rstd1 = acq([N], 'rstd1');
-  normForward(gpu, false, { x, w: p.get(P(l, 'input_layernorm.weight')), b: p.get(P(l, 'input_layernorm.bias')), y: ln1, mean: mean1, rstd: rstd1, N, D, eps });
+  const s1 = producedScale(gpu);
+  normForward(gpu, false, { x, w: p.get(P(l, 'input_layernorm.weight')), b: p.get(P(l, 'input_layernorm.bias')), y: ln1, mean: mean1, rstd: rstd1, N, D, eps, absmax: s1 });
   const qkv = acq([N, 3 * D], 'qkv');
-  linearForward(gpu, ln1, p.get(P(l, 'attention.query_key_value.weight')), p.get(P(l, 'attention.query_key_value.bias')), qkv, N, D, 3 * D);
+  linearForward(gpu, ln1, p.get(P(l, 'attention.query_key_value.weight')), p.get(P(l, 'attention.query_key_value.bias')), qkv, N, D, 3 * D, false, s1);
+  if (s1) gpu.pool.release(s1);
   const ops = qkvOperands(qkv, H, Dh);
   rotary(gpu, { x: ops.q, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions });
   rotary(gpu, { x: ops.k, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions });
@@ -64,13 +68,16 @@ export function neoxBlockForward(ctx: ForwardContext, l: number, x: Tensor): { y
   let mlpIn = x;
   if (!cfg.parallelResidual) { x1 = acq([N, D], 'x1'); copy(gpu, y, x1); mlpIn = x1; }
   const ln2 = acq([N, D], 'ln2'); const mean2 = acq([N], 'mean2'); const rstd2 = acq([N], 'rstd2');
-  normForward(gpu, false, { x: mlpIn, w: p.get(P(l, 'post_attention_layernorm.weight')), b: p.get(P(l, 'post_attention_layernorm.bias')), y: ln2, mean: mean2, rstd: rstd2, N, D, eps });
+  const s2 = producedScale(gpu);
+  normForward(gpu, false, { x: mlpIn, w: p.get(P(l, 'post_attention_layernorm.weight')), b: p.get(P(l, 'post_attention_layernorm.bias')), y: ln2, mean: mean2, rstd: rstd2, N, D, eps, absmax: s2 });
   const h = acq([N, I], 'mlp_h');
-  linearForward(gpu, ln2, p.get(P(l, 'mlp.dense_h_to_4h.weight')), p.get(P(l, 'mlp.dense_h_to_4h.bias')), h, N, D, I);
+  linearForward(gpu, ln2, p.get(P(l, 'mlp.dense_h_to_4h.weight')), p.get(P(l, 'mlp.dense_h_to_4h.bias')), h, N, D, I, false, s2);
   const a = acq([N, I], 'mlp_act');
-  gelu(gpu, h, a, geluKind(cfg.act));
-  linearForward(gpu, a, p.get(P(l, 'mlp.dense_4h_to_h.weight')), p.get(P(l, 'mlp.dense_4h_to_h.bias')), y, N, I, D, true);
+  const s3 = producedScale(gpu);
+  gelu(gpu, h, a, geluKind(cfg.act), s3);
+  linearForward(gpu, a, p.get(P(l, 'mlp.dense_4h_to_h.weight')), p.get(P(l, 'mlp.dense_4h_to_h.bias')), y, N, I, D, true, s3);
   gpu.pool.release(a);
+  for (const s of [s2, s3]) if (s) gpu.pool.release(s);
   return { y, saved: { x, ln1, mean1, rstd1, qkv, att, lse, x1, ln2, mean2, rstd2, h } };
 }
 
@@ -114,11 +121,13 @@ function mlpBackward(ctx: ForwardContext, l: number, s: NeoxSaved, dOut: Tensor,
   linearBackward(gpu, dOut, a, w('mlp.dense_4h_to_h.weight'), { dx: da, dw: g('mlp.dense_4h_to_h.weight'), db: g('mlp.dense_4h_to_h.bias') }, N, I, D, dOutScale);
   gpu.pool.release(a);
   const dh = acq([N, I], 'd_mlp_h');
-  geluBackward(gpu, s.h, da, dh, geluKind(cfg.act));
+  const dhScale = producedScale(gpu);
+  geluBackward(gpu, s.h, da, dh, geluKind(cfg.act), dhScale);
   gpu.pool.release(da);
   const dln2 = acq([N, D], 'd_ln2');
-  linearBackward(gpu, dh, s.ln2, w('mlp.dense_h_to_4h.weight'), { dx: dln2, dw: g('mlp.dense_h_to_4h.weight'), db: g('mlp.dense_h_to_4h.bias') }, N, D, I);
+  linearBackward(gpu, dh, s.ln2, w('mlp.dense_h_to_4h.weight'), { dx: dln2, dw: g('mlp.dense_h_to_4h.weight'), db: g('mlp.dense_h_to_4h.bias') }, N, D, I, dhScale);
   gpu.pool.release(dh);
+  if (dhScale) gpu.pool.release(dhScale);
   normBackward(gpu, false, { dy: dln2, x: s.x1 ?? s.x, w: w('post_attention_layernorm.weight'), mean: s.mean2, rstd: s.rstd2, dx, accumulateDx: true, dw: g('post_attention_layernorm.weight'), db: g('post_attention_layernorm.bias'), N, D });
   gpu.pool.release(dln2);
 }

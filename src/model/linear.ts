@@ -17,7 +17,7 @@ import type { Tensor } from '../engine/tensor.js';
 import { halfOctave } from '../engine/tuner.js';
 import { matmul } from '../kernels/matmul.js';
 import { columnSum } from '../kernels/column-sum.js';
-import { absmaxOf } from '../kernels/absmax.js';
+import { ABSMAX_PARTS, absmaxOf } from '../kernels/absmax.js';
 import { f16CopiesEnv, f16CopiesPick, halfOf } from '../kernels/half.js';
 
 /**
@@ -26,6 +26,15 @@ import { f16CopiesEnv, f16CopiesPick, halfOf } from '../kernels/half.js';
  */
 export function operandScale(gpu: Gpu, t: Tensor, n: number): Tensor | undefined {
   return gpu.matmulPrecision === 'f16' ? absmaxOf(gpu, t, n) : undefined;
+}
+
+/**
+ * Where the kernel that makes a linear layer's input can write its partial maxima in the same pass
+ * (LayerNorm, RMSNorm, GELU and its backward: their `absmax` argument): a tensor for them when
+ * matmuls are f16, else undefined. Pass it on as xScale / dyScale and release it after.
+ */
+export function producedScale(gpu: Gpu): Tensor | undefined {
+  return gpu.matmulPrecision === 'f16' ? gpu.pool.acquire([ABSMAX_PARTS], 'f32', 'absmax parts') : undefined;
 }
 
 /**

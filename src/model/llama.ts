@@ -14,7 +14,7 @@ import { normBackward, normForward } from '../kernels/layernorm.js';
 import { attentionBackward, attentionForward } from '../kernels/attention.js';
 import { swiglu, swigluBackward } from '../kernels/activations.js';
 import { rotary } from '../kernels/rotary.js';
-import { linearBackward, linearForward, operandScale } from './linear.js';
+import { linearBackward, linearForward, producedScale } from './linear.js';
 import type { ForwardContext } from './context.js';
 
 export interface LlamaSaved {
@@ -34,9 +34,9 @@ export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor): { 
   const bias = (name: string) => (p.has(P(l, name)) ? p.get(P(l, name)) : undefined);
 
   const n1 = acq([N, D], 'n1'); const rstd1 = acq([N], 'rstd1');
-  normForward(gpu, true, { x, w: w('input_layernorm.weight'), y: n1, rstd: rstd1, N, D, eps });
+  const s1 = producedScale(gpu); // one max |n1| for q, k and v, written by the norm
+  normForward(gpu, true, { x, w: w('input_layernorm.weight'), y: n1, rstd: rstd1, N, D, eps, absmax: s1 });
   const q = acq([N, Hq * Dh], 'q'); const k = acq([N, Hkv * Dh], 'k'); const v = acq([N, Hkv * Dh], 'v');
-  const s1 = operandScale(gpu, n1, N * D); // one max |n1| for q, k and v
   linearForward(gpu, n1, w('self_attn.q_proj.weight'), bias('self_attn.q_proj.bias'), q, N, D, Hq * Dh, false, s1);
   linearForward(gpu, n1, w('self_attn.k_proj.weight'), bias('self_attn.k_proj.bias'), k, N, D, Hkv * Dh, false, s1);
   linearForward(gpu, n1, w('self_attn.v_proj.weight'), bias('self_attn.v_proj.bias'), v, N, D, Hkv * Dh, false, s1);
@@ -51,9 +51,9 @@ export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor): { 
   copy(gpu, x, x1);
   linearForward(gpu, att, w('self_attn.o_proj.weight'), bias('self_attn.o_proj.bias'), x1, N, Hq * Dh, D, true);
   const n2 = acq([N, D], 'n2'); const rstd2 = acq([N], 'rstd2');
-  normForward(gpu, true, { x: x1, w: w('post_attention_layernorm.weight'), y: n2, rstd: rstd2, N, D, eps });
+  const s2 = producedScale(gpu); // one max |n2| for gate and up, written by the norm
+  normForward(gpu, true, { x: x1, w: w('post_attention_layernorm.weight'), y: n2, rstd: rstd2, N, D, eps, absmax: s2 });
   const gate = acq([N, I], 'gate'); const up = acq([N, I], 'up');
-  const s2 = operandScale(gpu, n2, N * D); // one max |n2| for gate and up
   linearForward(gpu, n2, w('mlp.gate_proj.weight'), bias('mlp.gate_proj.bias'), gate, N, D, I, false, s2);
   linearForward(gpu, n2, w('mlp.up_proj.weight'), bias('mlp.up_proj.bias'), up, N, D, I, false, s2);
   gpu.pool.release(s2);
