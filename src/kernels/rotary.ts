@@ -53,6 +53,12 @@ export interface RotaryArgs {
   inverse?: boolean;
   /** [rotaryDim / 2] inverse frequencies (scaled RoPE: linear, llama3, ...); default HF's f32 formula. */
   invFreq?: ArrayLike<number>;
+  /**
+   * A second operand rotated in place the same way in the same dispatch: the same tensor and token and
+   * head strides as x, at a larger offset, its heads apart from x's (GPT-NeoX's k beside q in the fused
+   * qkv: one dispatch where two would do). Not with `out`.
+   */
+  also?: HeadOperand;
 }
 
 /** HF's inv_freq in float32: 1 / theta^(float(2j) / rotaryDim), each step rounded to f32. */
@@ -96,6 +102,7 @@ function rotaryDefGen(outOfPlace: boolean): KernelDef {
 struct Params {
   tokens: u32, heads: u32, half: u32, passDims: u32, rotaryDim: u32,
   xBase: u32, xTok: u32, xHead: u32, oBase: u32, oTok: u32, oHead: u32, posBase: u32, sign: f32,
+  sub: u32, subOff: u32,  // operands (1, or 2 with \`also\`) and the element offset from x to the second
 };
 @group(0) @binding(0) var<storage, read> pos: array<i32>;
 @group(0) @binding(1) var<storage, read> invFreq: array<f32>;
@@ -107,13 +114,15 @@ ${SINCOS}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let i = (wg.x + wg.y * nwg.x) * ${WG}u + li;
-  let per = p.half + p.passDims;     // work items per (token, head): rotated pairs, then copied channels
-  if (i >= p.tokens * p.heads * per) { return; }
+  let per = p.half + p.passDims;     // work items per (token, head, operand): rotated pairs, then copied channels
+  let hs = p.heads * p.sub;
+  if (i >= p.tokens * hs * per) { return; }
   let j = i % per;
   let th = i / per;
-  let h = th % p.heads;
-  let t = th / p.heads;
-  let xi = p.xBase + t * p.xTok + h * p.xHead;
+  let hh = th % hs;
+  let h = hh / p.sub;
+  let t = th / hs;
+  let xi = p.xBase + t * p.xTok + h * p.xHead + (hh % p.sub) * p.subOff;
   let oi = ${outOfPlace ? 'p.oBase + t * p.oTok + h * p.oHead' : 'xi'};
   if (j >= p.half) {
     ${outOfPlace ? 'let d = p.rotaryDim + j - p.half; o[oi + d] = x[xi + d];' : ''}
@@ -168,6 +177,18 @@ export function rotary(gpu: Gpu, a: RotaryArgs): void {
     return op;
   };
   const x = mk(a.x, 'x');
+  let subOff = 0;
+  if (a.also) {
+    const b = mk(a.also, 'also');
+    subOff = b.off - x.off;
+    const sameLayout = b.t.buffer === x.t.buffer && b.t.offset === x.t.offset && b.ts === x.ts && b.hs === x.hs;
+    // Every head of both apart: the second's heads after all of x's, or between x's heads, and all
+    // within the token (before the next token's x).
+    const apart = subOff >= Dh && (H * x.hs <= subOff || subOff + Dh <= x.hs) && (N <= 1 || subOff + (H - 1) * x.hs + Dh <= x.ts);
+    if (!sameLayout || !apart || a.out) {
+      throw new RangeError('rotary: `also` must be in x\'s tensor with x\'s strides, at an offset whose heads do not overlap x\'s, and without `out`');
+    }
+  }
   let out = a.out ? mk(a.out, 'out') : undefined;
   if (out && out.t.buffer === x.t.buffer) {
     if (out.t.offset + out.off * 4 === x.t.offset + x.off * 4 && out.ts === x.ts && out.hs === x.hs) out = undefined;
@@ -195,21 +216,24 @@ export function rotary(gpu: Gpu, a: RotaryArgs): void {
   // Tokens per chunk: every operand's span of rows must fit one binding.
   const max = maxWindowElems(gpu);
   let per = N;
+  const sub = a.also ? 2 : 1;
+  // A token's span in x: its heads, and the second operand's past them.
+  const rowSpan = (o: Op) => (H - 1) * o.hs + Dh + (o === x ? subOff : 0);
   for (const o of out ? [x, out] : [x]) {
-    const row = (H - 1) * o.hs + Dh;
+    const row = rowSpan(o);
     if (row > max) throw new RangeError('rotary: one token exceeds the binding limit');
     per = Math.min(per, Math.floor((max - row) / Math.max(1, o.ts)) + 1);
   }
   const wInv = windowOf(gpu, tInv);
   for (const [t0, t1] of chunkRanges(N, Math.max(1, per))) {
-    const win = (o: Op) => windowOf(gpu, o.t, o.off + t0 * o.ts, o.off + (t1 - 1) * o.ts + (H - 1) * o.hs + Dh);
+    const win = (o: Op) => windowOf(gpu, o.t, o.off + t0 * o.ts, o.off + (t1 - 1) * o.ts + rowSpan(o));
     const wx = win(x); const wo = out ? win(out) : undefined;
     const wp = windowOf(gpu, a.positions, t0, t1);
     const params = new ParamWriter()
       .u32(t1 - t0, H, half, pass, R, wx.base, x.ts, x.hs, wo?.base ?? 0, out?.ts ?? 0, out?.hs ?? 0, wp.base)
-      .f32(a.inverse ? -1 : 1).bytes();
+      .f32(a.inverse ? -1 : 1).u32(sub, subOff).bytes();
     const ranges = out ? [wp.range, wInv.range, wx.range, wo!.range] : [wp.range, wInv.range, wx.range];
-    gpu.recorder.dispatch(k, ranges, params, grid(Math.ceil(((t1 - t0) * H * (half + pass)) / WG)));
+    gpu.recorder.dispatch(k, ranges, params, grid(Math.ceil(((t1 - t0) * H * sub * (half + pass)) / WG)));
   }
 }
 

@@ -56,8 +56,7 @@ export function neoxBlockForward(ctx: ForwardContext, l: number, x: Tensor): { y
   linearForward(gpu, ln1, p.get(P(l, 'attention.query_key_value.weight')), p.get(P(l, 'attention.query_key_value.bias')), qkv, N, D, 3 * D, false, s1);
   if (s1) gpu.pool.release(s1);
   const ops = qkvOperands(qkv, H, Dh);
-  rotary(gpu, { x: ops.q, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions });
-  rotary(gpu, { x: ops.k, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions });
+  rotary(gpu, { x: ops.q, also: ops.k, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions });
   const att = acq([N, D], 'att'); const lse = acq([B, H, T], 'lse');
   attentionForward(gpu, { B, T, Hq: H, Hkv: H, Dh, q: ops.q, k: ops.k, v: ops.v, mask: batch.mask, window: cfg.slidingWindow ?? 0, out: { tensor: att }, lse });
 
@@ -147,8 +146,7 @@ function attentionBranchBackward(ctx: ForwardContext, l: number, s: NeoxSaved, d
   attentionBackward(gpu, { B, T, Hq: H, Hkv: H, Dh, q: ops.q, k: ops.k, v: ops.v, mask: batch.mask, window: cfg.slidingWindow ?? 0,
     out: { tensor: s.att }, lse: s.lse, dout: { tensor: datt }, dq: dops.q, dk: dops.k, dv: dops.v });
   gpu.pool.release(datt);
-  rotary(gpu, { x: dops.q, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions, inverse: true });
-  rotary(gpu, { x: dops.k, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions, inverse: true });
+  rotary(gpu, { x: dops.q, also: dops.k, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions, inverse: true });
   const dln1 = acq([N, D], 'd_ln1');
   linearBackward(gpu, dqkv, s.ln1, w('attention.query_key_value.weight'), { dx: dln1, dw: g('attention.query_key_value.weight'), db: g('attention.query_key_value.bias') }, N, D, 3 * D);
   gpu.pool.release(dqkv);

@@ -83,6 +83,49 @@ describe(`rotary (seed ${rng.seed})`, () => {
     gpu.pool.release(t, tp);
   });
 
+  for (const limit of [0, 2048]) {
+    it(`GPT-NeoX fused qkv: q and k in one dispatch (also), the same as one each${limit ? ' (token chunks)' : ''}; inverse`, async () => {
+      const gpu = await getGpu();
+      const T = 9; const H = 3; const Dh = 16; const R = 8; const theta = 10000;
+      const qkv = f32(rng.array(T * H * 3 * Dh)); const pos = positions(T, 1000);
+      const one = gpu.tensor([T, 3 * H * Dh], qkv); const two = gpu.tensor([T, 3 * H * Dh], qkv); const tp = gpu.tensor([T], pos, 'i32');
+      const op = (t: typeof one, part: number) => ({ tensor: t, offset: part * Dh, tokenStride: 3 * H * Dh, headStride: 3 * Dh });
+      const base = { N: T, heads: H, headDim: Dh, rotaryDim: R, theta, positions: tp };
+      let dispatches = 0;
+      const run = async () => {
+        for (const inverse of [false, true]) {
+          rotary(gpu, { ...base, inverse, x: op(two, 0) });
+          rotary(gpu, { ...base, inverse, x: op(two, 1) });
+          const n0 = gpu.recorder.totalDispatches;
+          rotary(gpu, { ...base, inverse, x: op(one, 0), also: op(one, 1) });
+          dispatches = gpu.recorder.totalDispatches - n0;
+        }
+      };
+      if (limit) await withBindingLimit(gpu, limit, run); else await run();
+      if (limit) expect(dispatches).toBeGreaterThan(1); else expect(dispatches).toBe(1); // one per token chunk
+      expect([...(await gpu.readF32(one))]).toEqual([...(await gpu.readF32(two))]);
+      // and not the input: the rotation and its inverse ran (round trip to ~1e-6, v untouched exactly)
+      const got = await gpu.readF32(one);
+      expect(relErr(got, qkv)).toBeLessThan(1e-5);
+      rotary(gpu, { ...base, x: op(one, 0), also: op(one, 1) });
+      expect(relErr(await gpu.readF32(one), qkv)).toBeGreaterThan(1e-3);
+      gpu.pool.release(one, two, tp);
+    });
+  }
+
+  it('also: refused where its heads would overlap x\'s, in another tensor, or with out', async () => {
+    const gpu = await getGpu();
+    const T = 3; const H = 2; const Dh = 8;
+    const t = gpu.tensor([T, 3 * H * Dh]); const u = gpu.tensor([T, 3 * H * Dh]); const tp = gpu.tensor([T], Int32Array.from([0, 1, 2]), 'i32');
+    const op = (tensor: typeof t, offset: number) => ({ tensor, offset, tokenStride: 3 * H * Dh, headStride: 3 * Dh });
+    const base = { N: T, heads: H, headDim: Dh, rotaryDim: 4, theta: 10000, positions: tp };
+    expect(() => rotary(gpu, { ...base, x: op(t, 0), also: op(t, Dh / 2) })).toThrow(/also/);
+    expect(() => rotary(gpu, { ...base, x: op(t, 0), also: op(u, Dh) })).toThrow(/also/);
+    expect(() => rotary(gpu, { ...base, x: op(t, 0), also: op(t, Dh), out: op(u, 0) })).toThrow(/also/);
+    expect(() => rotary(gpu, { ...base, x: op(t, 0), also: { ...op(t, Dh), headStride: 2 * Dh } })).toThrow(/also/);
+    gpu.pool.release(t, u, tp);
+  });
+
   it('out of place with pass-through copy (odd half = 5), u32 positions, lowered binding limit', async () => {
     const gpu = await getGpu();
     const T = 40; const H = 2; const Dh = 20; const R = 10; const theta = 500;
