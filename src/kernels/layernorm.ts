@@ -109,21 +109,26 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   };
 }
 
-function backwardDxDefGen(rms: boolean, WG: number): KernelDef {
-  // Bindings: dy, x, w, [mean], rstd, dx.
+// `residual`: the variant that writes dx = residual + the norm's gradient (a residual stream's
+// gradient: one pass instead of copying the residual into dx first and adding to it).
+function backwardDxDefGen(rms: boolean, WG: number, residual = false): KernelDef {
+  // Bindings: dy, x, w, [mean], rstd, [residual], dx.
   const rstd = rms ? 3 : 4;
-  const dx = rms ? 4 : 5;
+  const res = rstd + 1;
+  const dx = rstd + (residual ? 2 : 1);
+  const bindings: ('read' | 'rw')[] = rms ? ['read', 'read', 'read', 'read'] : ['read', 'read', 'read', 'read', 'read'];
   return {
-    name: rms ? 'rmsnorm_bwd_dx' : 'layernorm_bwd_dx',
-    bindings: rms ? ['read', 'read', 'read', 'read', 'rw'] : ['read', 'read', 'read', 'read', 'read', 'rw'],
+    name: `${rms ? 'rmsnorm_bwd_dx' : 'layernorm_bwd_dx'}${residual ? '_residual' : ''}`,
+    bindings: [...bindings, ...(residual ? ['read' as const] : []), 'rw'],
     uniform: true,
     code: /* wgsl */ `
-struct Params { rows: u32, D: u32, dyBase: u32, xBase: u32, wBase: u32, meanBase: u32, rstdBase: u32, dxBase: u32, accumulate: u32 };
+struct Params { rows: u32, D: u32, dyBase: u32, xBase: u32, wBase: u32, meanBase: u32, rstdBase: u32, dxBase: u32, accumulate: u32, resBase: u32 };
 @group(0) @binding(0) var<storage, read> dy: array<f32>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 ${rms ? '' : '@group(0) @binding(3) var<storage, read> meanIn: array<f32>;'}
 @group(0) @binding(${rstd}) var<storage, read> rstdIn: array<f32>;
+${residual ? `@group(0) @binding(${res}) var<storage, read> residualIn: array<f32>;` : ''}
 @group(0) @binding(${dx}) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(${dx + 1}) var<uniform> p: Params;
 ${REDUCE(WG)}
@@ -147,7 +152,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
     let g = dy[yo + d] * w[p.wBase + d];
     let xh = (x[xo + d] - mu) * r;
     var v = r * (g${rms ? '' : ' - m.x'} - xh * m.y);
-    if (p.accumulate != 0u) { v += dx[o + d]; }
+    ${residual ? 'v += residualIn[p.resBase + row * p.D + d];' : 'if (p.accumulate != 0u) { v += dx[o + d]; }'}
     dx[o + d] = v;
   }
 }`,
@@ -232,6 +237,8 @@ export interface NormBackwardArgs {
   dw?: Tensor;
   /** dx += (instead of =): adds into a residual-stream gradient. */
   accumulateDx?: boolean;
+  /** dx = residual + (instead of =; not with accumulateDx): a residual stream's gradient [N, D], in one pass. */
+  residual?: Tensor;
   /** LayerNorm only: mean [N] from the forward; db [D] accumulated (+=), optional. */
   mean?: Tensor; db?: Tensor;
 }
@@ -270,7 +277,11 @@ export function normBackward(gpu: Gpu, rms: boolean, a: NormBackwardArgs): void 
   need(`${name} w`, w, D); need(`${name} rstd`, rstd, N); need(`${name} dw`, a.dw, D);
   if (!rms) { if (!a.mean) throw new Error('layerNormBackward: mean is required'); need(`${name} mean`, a.mean, N); need(`${name} db`, a.db, D); }
   if (N === 0 || D === 0) return;
-  const kdx = gpu.kernels.get(backwardDxDef(rms, rowWorkgroup(D)));
+  if (a.residual) {
+    need(`${name} residual`, a.residual, N * D);
+    if (a.accumulateDx) throw new Error(`${name}: residual and accumulateDx exclude each other`);
+  }
+  const kdx = gpu.kernels.get(backwardDxDef(rms, rowWorkgroup(D), !!a.residual));
   const ww = windowOf(gpu, w, 0, D);
   const mean = rms ? gpu.placeholder() : a.mean!;
   const wantW = !!a.dw; const wantB = !rms && !!a.db;
@@ -281,10 +292,12 @@ export function normBackward(gpu: Gpu, rms: boolean, a: NormBackwardArgs): void 
     const wdx = windowOf(gpu, dx, r0 * D, r1 * D);
     const wm = rms ? windowOf(gpu, mean) : windowOf(gpu, mean, r0, r1);
     const wr = windowOf(gpu, rstd, r0, r1);
+    const wres = a.residual ? windowOf(gpu, a.residual, r0 * D, r1 * D) : undefined;
     const params = new ParamWriter().u32(rows, D, wdy.base, wx.base, ww.base, wm.base, wr.base, wdx.base,
-      a.accumulateDx ? 1 : 0).bytes();
-    const ranges = rms ? [wdy.range, wx.range, ww.range, wr.range, wdx.range]
-      : [wdy.range, wx.range, ww.range, wm.range, wr.range, wdx.range];
+      a.accumulateDx ? 1 : 0, wres?.base ?? 0).bytes();
+    const ranges = rms ? [wdy.range, wx.range, ww.range, wr.range] : [wdy.range, wx.range, ww.range, wm.range, wr.range];
+    if (wres) ranges.push(wres.range);
+    ranges.push(wdx.range);
     gpu.recorder.dispatch(kdx, ranges, params, grid(rows));
     if (!wantW && !wantB) continue;
     // Weight gradients for this chunk: partial rows, then the in-order column sums. The partial

@@ -96,7 +96,8 @@ export function neoxBlockBackward(ctx: ForwardContext, l: number, s: NeoxSaved, 
   const { N } = ctx.batch;
   const D = cfg.hiddenSize;
   const dx = gpu.pool.acquire([N, D], 'f32', 'dx');
-  copy(gpu, dy, dx);
+  // dx = dy + the branches' gradients: LayerNorm2's backward (mlpBackward) writes dy + its part, so dy
+  // is not copied into dx first.
   // Parallel: both branches' output layers take dy, so its f16 scale is found once.
   const dyScale = cfg.parallelResidual ? operandScale(gpu, dy, N * D) : undefined;
   mlpBackward(ctx, l, s, dy, dx, dyScale);
@@ -127,7 +128,7 @@ function mlpBackward(ctx: ForwardContext, l: number, s: NeoxSaved, dOut: Tensor,
   linearBackward(gpu, dh, s.ln2, w('mlp.dense_h_to_4h.weight'), { dx: dln2, dw: g('mlp.dense_h_to_4h.weight'), db: g('mlp.dense_h_to_4h.bias') }, N, D, I, dhScale);
   gpu.pool.release(dh);
   if (dhScale) gpu.pool.release(dhScale);
-  normBackward(gpu, false, { dy: dln2, x: s.x1 ?? s.x, w: w('post_attention_layernorm.weight'), mean: s.mean2, rstd: s.rstd2, dx, accumulateDx: true, dw: g('post_attention_layernorm.weight'), db: g('post_attention_layernorm.bias'), N, D });
+  normBackward(gpu, false, { dy: dln2, x: s.x1 ?? s.x, w: w('post_attention_layernorm.weight'), mean: s.mean2, rstd: s.rstd2, dx, residual: dOut, dw: g('post_attention_layernorm.weight'), db: g('post_attention_layernorm.bias'), N, D });
   gpu.pool.release(dln2);
 }
 

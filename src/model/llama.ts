@@ -82,8 +82,8 @@ export function llamaBlockBackward(ctx: ForwardContext, l: number, s: LlamaSaved
   const g = (name: string) => p.grad(P(l, name));
   const gb = (name: string) => (p.has(P(l, name)) ? p.grad(P(l, name)) : undefined);
 
+  // dx = dy + the branches' gradients: RMSNorm2's backward writes dy + its part (no copy of dy first).
   const dx = acq([N, D], 'dx');
-  copy(gpu, dy, dx);
   // MLP
   const a = acq([N, I], 'mlp_act');
   swiglu(gpu, { gate: s.gate, up: s.up, y: a, N, I }); // recomputed rather than stored
@@ -97,7 +97,7 @@ export function llamaBlockBackward(ctx: ForwardContext, l: number, s: LlamaSaved
   linearBackward(gpu, dgate, s.n2, w('mlp.gate_proj.weight'), { dx: dn2, dw: g('mlp.gate_proj.weight'), db: gb('mlp.gate_proj.bias') }, N, D, I);
   linearBackward(gpu, dup, s.n2, w('mlp.up_proj.weight'), { dx: dn2, accumulateDx: true, dw: g('mlp.up_proj.weight'), db: gb('mlp.up_proj.bias') }, N, D, I);
   gpu.pool.release(dgate, dup);
-  normBackward(gpu, true, { dy: dn2, x: s.x1, w: w('post_attention_layernorm.weight'), rstd: s.rstd2, dx, accumulateDx: true, dw: g('post_attention_layernorm.weight'), N, D });
+  normBackward(gpu, true, { dy: dn2, x: s.x1, w: w('post_attention_layernorm.weight'), rstd: s.rstd2, dx, residual: dy, dw: g('post_attention_layernorm.weight'), N, D });
   gpu.pool.release(dn2);
   // Attention: its output gradient is dx1, held in dx (read fully before RMSNorm1 adds into dx).
   const datt = acq([N, Hq * Dh], 'd_att');

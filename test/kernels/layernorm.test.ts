@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { getGpu, relErr, withBindingLimit } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import type { Gpu } from '../../src/engine/gpu.js';
-import { layerNorm, layerNormBackward } from '../../src/kernels/layernorm.js';
+import { layerNorm, layerNormBackward, normBackward, normForward } from '../../src/kernels/layernorm.js';
+import { copy } from '../../src/kernels/elementwise.js';
 import { layerNormForward as lnRef, layerNormBackward as lnBackRef } from '../../src/kernels/layernorm.ref.js';
 
 const rng = makeRng();
@@ -72,6 +73,27 @@ describe(`layerNorm (seed ${rng.seed})`, () => {
       expect(relErr(await gpu.readF32(t.dwdb), want)).toBeLessThan(1e-5);
       expect(relErr([...(await gpu.readF32(apart.dw)), ...(await gpu.readF32(apart.db))], want)).toBeLessThan(1e-5);
       gpu.pool.release(...Object.values(t), apart.dw, apart.db);
+    });
+  }
+
+  for (const rms of [false, true]) {
+    it(`${rms ? 'RMSNorm' : 'LayerNorm'} backward with a residual: dx = residual + the gradient, the bits of copying then accumulating`, async () => {
+      const gpu = await getGpu();
+      const N = 29; const D = 70;
+      const x = f32(rng.array(N * D).map((v) => 3 + v)); const w = f32(rng.array(D)); const b = f32(rng.array(D));
+      const t = {
+        x: gpu.tensor([N, D], x), w: gpu.tensor([D], w), b: gpu.tensor([D], b), y: gpu.tensor([N, D]), mean: gpu.tensor([N]), rstd: gpu.tensor([N]),
+        dy: gpu.tensor([N, D], f32(rng.array(N * D))), res: gpu.tensor([N, D], f32(rng.array(N * D))),
+        dxA: gpu.tensor([N, D]), dxB: gpu.tensor([N, D], f32(rng.array(N * D))),
+      };
+      const common = { x: t.x, w: t.w, rstd: t.rstd, N, D, ...(rms ? {} : { mean: t.mean }) };
+      normForward(gpu, rms, { ...common, y: t.y, eps: 1e-5, ...(rms ? {} : { b: t.b }) });
+      copy(gpu, t.res, t.dxA);
+      normBackward(gpu, rms, { ...common, dy: t.dy, dx: t.dxA, accumulateDx: true });
+      normBackward(gpu, rms, { ...common, dy: t.dy, dx: t.dxB, residual: t.res });
+      expect([...(await gpu.readF32(t.dxB))]).toEqual([...(await gpu.readF32(t.dxA))]);
+      expect(() => normBackward(gpu, rms, { ...common, dy: t.dy, dx: t.dxB, residual: t.res, accumulateDx: true })).toThrow(/exclude/);
+      gpu.pool.release(...Object.values(t));
     });
   }
 
