@@ -5,6 +5,7 @@
 //   offset + t * tokenStride + h * headStride + d       (defaults: offset 0, tokenStride H*headDim, headStride headDim)
 // so GPT-NeoX's fused qkv [T, H, 3, Dh] is rotated in place (q: offset 0, k: offset Dh, both with
 // tokenStride 3*H*Dh and headStride 3*Dh), as are Llama's separate q [T, Hq, Dh] and k [T, Hkv, Dh].
+// (GPT-NeoX rotates its q and k in one dispatch: `also`.)
 //
 // Within the first rotaryDim channels of a head, channel j < rotaryDim/2 pairs with j + rotaryDim/2:
 //   out_j = x_j cos(a) - x_{j+r/2} sin(a),   out_{j+r/2} = x_{j+r/2} cos(a) + x_j sin(a)
