@@ -87,11 +87,11 @@ function mixHash(h: number, x: number): number {
   return h ^ (h >>> 16);
 }
 
-/** The bucket of a bind-group key. */
+/** The bucket of a bind-group key: 30 bits, so the Map key is a small integer (a larger one is a boxed double). */
 export function bindKeyHash(key: readonly number[]): number {
   let h = 0x9e3779b1;
-  for (const x of key) h = mixHash(h, x);
-  return h;
+  for (let i = 0; i < key.length; i++) h = mixHash(h, key[i]);
+  return h & 0x3fffffff;
 }
 
 function sameKey(a: number[], b: number[]): boolean {
