@@ -83,14 +83,22 @@ export interface ColumnSumArgs {
   x: Tensor; out: Tensor; N: number; D: number;
   /** out += (the gradient convention); false: out =. */
   accumulate?: boolean;
+  /**
+   * A second [D] output given the same sums the same way (GPT-NeoX's parallel residual: the attention
+   * output's and the MLP output's bias gradients are both the column sums of the block's dy): x is read
+   * once, only the stage-2 sum runs for each.
+   */
+  also?: Tensor;
 }
 
 export function columnSum(gpu: Gpu, a: ColumnSumArgs): void {
   const { x, out, N, D } = a;
   if (x.numel < N * D) throw new RangeError(`columnSum: ${x} has ${x.numel} elements, needs ${N * D}`);
   if (out.numel < D) throw new RangeError(`columnSum: ${out} has ${out.numel} elements, needs ${D}`);
+  if (a.also && a.also.numel < D) throw new RangeError(`columnSum: ${a.also} has ${a.also.numel} elements, needs ${D}`);
   if (D === 0) return;
   const wo = windowOf(gpu, out, 0, D);
+  const wAlso = a.also ? windowOf(gpu, a.also, 0, D) : undefined;
   const rowsPerChunk = Math.max(1, Math.floor(maxWindowElems(gpu) / D));
   let accumulate = a.accumulate ?? false;
   for (const [r0, r1] of N === 0 ? [[0, 0]] : chunkRanges(N, rowsPerChunk)) {
@@ -106,6 +114,7 @@ export function columnSum(gpu: Gpu, a: ColumnSumArgs): void {
         [Math.ceil(D / WG), nblk, 1]);
     }
     sumPartialRows(gpu, wp, 0, nblk, D, wo, accumulate);
+    if (wAlso) sumPartialRows(gpu, wp, 0, nblk, D, wAlso, accumulate);
     gpu.pool.release(part); // later users record after these dispatches
     accumulate = true; // the next chunk adds to this one
   }

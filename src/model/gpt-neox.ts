@@ -15,6 +15,8 @@ import { attentionBackward, attentionForward, type HeadOperand } from '../kernel
 import { gelu, geluBackward } from '../kernels/activations.js';
 import { rotary } from '../kernels/rotary.js';
 import { linearBackward, linearForward, operandScale, producedScale } from './linear.js';
+import { columnSum } from '../kernels/column-sum.js';
+import type { Params } from './params.js';
 import type { ForwardContext } from './context.js';
 
 export interface NeoxSaved {
@@ -29,6 +31,11 @@ function geluKind(act: string): 'erf' | 'tanh' {
   if (act === 'gelu_tanh') return 'tanh';
   throw new Error(`GPT-NeoX with activation ${act} is not supported (gelu or gelu_tanh)`);
 }
+
+// The attention's biases are optional (attention_bias false: Hugging Face leaves them off
+// query_key_value and dense); the MLP's and the norms' are always there.
+function optional(p: Params, name: string): Tensor | undefined { return p.has(name) ? p.get(name) : undefined; }
+function optionalGrad(p: Params, name: string): Tensor | undefined { return p.has(name) ? p.grad(name) : undefined; }
 
 function qkvOperands(qkv: Tensor, H: number, Dh: number): { q: HeadOperand; k: HeadOperand; v: HeadOperand } {
   const tokenStride = 3 * H * Dh; const headStride = 3 * Dh;
@@ -53,7 +60,7 @@ export function neoxBlockForward(ctx: ForwardContext, l: number, x: Tensor): { y
   const s1 = producedScale(gpu);
   normForward(gpu, false, { x, w: p.get(P(l, 'input_layernorm.weight')), b: p.get(P(l, 'input_layernorm.bias')), y: ln1, mean: mean1, rstd: rstd1, N, D, eps, absmax: s1 });
   const qkv = acq([N, 3 * D], 'qkv');
-  linearForward(gpu, ln1, p.get(P(l, 'attention.query_key_value.weight')), p.get(P(l, 'attention.query_key_value.bias')), qkv, N, D, 3 * D, false, s1);
+  linearForward(gpu, ln1, p.get(P(l, 'attention.query_key_value.weight')), optional(p, P(l, 'attention.query_key_value.bias')), qkv, N, D, 3 * D, false, s1);
   if (s1) gpu.pool.release(s1);
   const ops = qkvOperands(qkv, H, Dh);
   rotary(gpu, { x: ops.q, also: ops.k, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions });
@@ -62,7 +69,7 @@ export function neoxBlockForward(ctx: ForwardContext, l: number, x: Tensor): { y
 
   const y = acq([N, D], 'x');
   copy(gpu, x, y);
-  linearForward(gpu, att, p.get(P(l, 'attention.dense.weight')), p.get(P(l, 'attention.dense.bias')), y, N, D, D, true);
+  linearForward(gpu, att, p.get(P(l, 'attention.dense.weight')), optional(p, P(l, 'attention.dense.bias')), y, N, D, D, true);
   let x1: Tensor | undefined;
   let mlpIn = x;
   if (!cfg.parallelResidual) { x1 = acq([N, D], 'x1'); copy(gpu, y, x1); mlpIn = x1; }
@@ -98,17 +105,21 @@ export function neoxBlockBackward(ctx: ForwardContext, l: number, s: NeoxSaved, 
   const dx = gpu.pool.acquire([N, D], 'f32', 'dx');
   // dx = dy + the branches' gradients: LayerNorm2's backward (mlpBackward) writes dy + its part, so dy
   // is not copied into dx first.
-  // Parallel: both branches' output layers take dy, so its f16 scale is found once.
+  // Parallel: both branches' output layers take dy, so its f16 scale is found once, and their bias
+  // gradients (both dy's column sums) come from one pass over dy.
   const dyScale = cfg.parallelResidual ? operandScale(gpu, dy, N * D) : undefined;
-  mlpBackward(ctx, l, s, dy, dx, dyScale);
+  const denseBias = optionalGrad(ctx.params, P(l, 'attention.dense.bias'));
+  const sharedBias = cfg.parallelResidual && !!denseBias;
+  if (sharedBias) columnSum(gpu, { x: dy, out: ctx.params.grad(P(l, 'mlp.dense_4h_to_h.bias')), also: denseBias, N, D, accumulate: true });
+  mlpBackward(ctx, l, s, dy, dx, dyScale, sharedBias);
   // Sequential: the attention branch's output gradient is dx1, which dx now holds; the branch
   // reads it fully (dense-layer backward) before LayerNorm1's backward adds into it.
-  attentionBranchBackward(ctx, l, s, cfg.parallelResidual ? dy : dx, dx, dyScale);
+  attentionBranchBackward(ctx, l, s, cfg.parallelResidual ? dy : dx, dx, dyScale, sharedBias);
   if (dyScale) gpu.pool.release(dyScale);
   return dx;
 }
 
-function mlpBackward(ctx: ForwardContext, l: number, s: NeoxSaved, dOut: Tensor, dx: Tensor, dOutScale?: Tensor): void {
+function mlpBackward(ctx: ForwardContext, l: number, s: NeoxSaved, dOut: Tensor, dx: Tensor, dOutScale?: Tensor, sharedBias = false): void {
   const { gpu, cfg, params: p } = ctx;
   const { N } = ctx.batch;
   const D = cfg.hiddenSize; const I = cfg.intermediateSize;
@@ -118,7 +129,8 @@ function mlpBackward(ctx: ForwardContext, l: number, s: NeoxSaved, dOut: Tensor,
   const a = acq([N, I], 'mlp_act');
   gelu(gpu, s.h, a, geluKind(cfg.act)); // recomputed rather than stored
   const da = acq([N, I], 'd_mlp_act');
-  linearBackward(gpu, dOut, a, w('mlp.dense_4h_to_h.weight'), { dx: da, dw: g('mlp.dense_4h_to_h.weight'), db: g('mlp.dense_4h_to_h.bias') }, N, I, D, dOutScale);
+  // (sharedBias: the bias gradient was added with the attention output's, neoxBlockBackward.)
+  linearBackward(gpu, dOut, a, w('mlp.dense_4h_to_h.weight'), { dx: da, dw: g('mlp.dense_4h_to_h.weight'), db: sharedBias ? undefined : g('mlp.dense_4h_to_h.bias') }, N, I, D, dOutScale);
   gpu.pool.release(a);
   const dh = acq([N, I], 'd_mlp_h');
   const dhScale = producedScale(gpu);
@@ -132,7 +144,7 @@ function mlpBackward(ctx: ForwardContext, l: number, s: NeoxSaved, dOut: Tensor,
   gpu.pool.release(dln2);
 }
 
-function attentionBranchBackward(ctx: ForwardContext, l: number, s: NeoxSaved, dOut: Tensor, dx: Tensor, dOutScale?: Tensor): void {
+function attentionBranchBackward(ctx: ForwardContext, l: number, s: NeoxSaved, dOut: Tensor, dx: Tensor, dOutScale?: Tensor, sharedBias = false): void {
   const { gpu, cfg, params: p, batch } = ctx;
   const { N, B, T } = batch;
   const D = cfg.hiddenSize; const H = cfg.numHeads; const Dh = cfg.headDim;
@@ -140,7 +152,7 @@ function attentionBranchBackward(ctx: ForwardContext, l: number, s: NeoxSaved, d
   const g = (name: string) => p.grad(P(l, name));
   const w = (name: string) => p.get(P(l, name));
   const datt = acq([N, D], 'd_att');
-  linearBackward(gpu, dOut, s.att, w('attention.dense.weight'), { dx: datt, dw: g('attention.dense.weight'), db: g('attention.dense.bias') }, N, D, D, dOutScale);
+  linearBackward(gpu, dOut, s.att, w('attention.dense.weight'), { dx: datt, dw: g('attention.dense.weight'), db: sharedBias ? undefined : optionalGrad(p, P(l, 'attention.dense.bias')) }, N, D, D, dOutScale);
   const dqkv = acq([N, 3 * D], 'd_qkv');
   const ops = qkvOperands(s.qkv, H, Dh);
   const dops = qkvOperands(dqkv, H, Dh);
@@ -149,7 +161,7 @@ function attentionBranchBackward(ctx: ForwardContext, l: number, s: NeoxSaved, d
   gpu.pool.release(datt);
   rotary(gpu, { x: dops.q, also: dops.k, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions, inverse: true });
   const dln1 = acq([N, D], 'd_ln1');
-  linearBackward(gpu, dqkv, s.ln1, w('attention.query_key_value.weight'), { dx: dln1, dw: g('attention.query_key_value.weight'), db: g('attention.query_key_value.bias') }, N, D, 3 * D);
+  linearBackward(gpu, dqkv, s.ln1, w('attention.query_key_value.weight'), { dx: dln1, dw: g('attention.query_key_value.weight'), db: optionalGrad(p, P(l, 'attention.query_key_value.bias')) }, N, D, 3 * D);
   gpu.pool.release(dqkv);
   normBackward(gpu, false, { dy: dln1, x: s.x, w: w('input_layernorm.weight'), mean: s.mean1, rstd: s.rstd1, dx, accumulateDx: true, dw: g('input_layernorm.weight'), db: g('input_layernorm.bias'), N, D });
   gpu.pool.release(dln1);

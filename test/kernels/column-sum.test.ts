@@ -33,4 +33,18 @@ describe(`column sums (bias gradients) (seed ${rng.seed})`, () => {
     expect(relErr(await gpu.readF32(to), columnSumRef(x, N, D))).toBeLessThan(1e-5);
     gpu.pool.release(tx, to);
   });
+
+  for (const limit of [0, 8192]) {
+    it(`also: a second output gets the same sums, each += its own, x read once${limit ? ' (row chunks)' : ''}`, async () => {
+      const gpu = await getGpu();
+      const N = 300; const D = 50;
+      const x = rng.array(N * D); const o1 = rng.array(D); const o2 = rng.array(D);
+      const tx = gpu.tensor([N * D], Float32Array.from(x)); const t1 = gpu.tensor([D], Float32Array.from(o1)); const t2 = gpu.tensor([D], Float32Array.from(o2));
+      const run = async () => { columnSum(gpu, { x: tx, out: t1, also: t2, N, D, accumulate: true }); await gpu.sync(); };
+      if (limit) await withBindingLimit(gpu, limit, run); else await run();
+      expect(relErr(await gpu.readF32(t1), columnSumRef(x, N, D, Float32Array.from(o1)))).toBeLessThan(1e-5);
+      expect(relErr(await gpu.readF32(t2), columnSumRef(x, N, D, Float32Array.from(o2)))).toBeLessThan(1e-5);
+      gpu.pool.release(tx, t1, t2);
+    });
+  }
 });

@@ -1,0 +1,67 @@
+// GPT-NeoX with attention_bias false (Hugging Face: no bias on query_key_value and dense; the MLP keeps
+// its biases): a config srk accepts (tensor-names.ts leaves those tensors out) must also run. Checked
+// against the same model with those biases present and zero, which computes the same function: equal
+// log-probs and equal gradients of every shared parameter (to f32 rounding), in both residual styles.
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { getGpu } from '../helpers/gpu.js';
+import { makeRng } from '../helpers/random.js';
+import { loadModel } from '../../src/model/load.js';
+import { buildBatch } from '../../src/model/batch.js';
+import { releaseBatch, uploadBatch } from '../../src/model/gpu-batch.js';
+import { CausalLM } from '../../src/model/causal-lm.js';
+import { Params } from '../../src/model/params.js';
+import { expectedParameters } from '../../src/model/tensor-names.js';
+import { copy } from '../../src/kernels/elementwise.js';
+import type { Gpu } from '../../src/engine/gpu.js';
+
+const FIX = resolve(import.meta.dirname, '../fixtures/hf');
+const rng = makeRng();
+
+async function pass(gpu: Gpu, model: CausalLM, params: Params, layout: ReturnType<typeof buildBatch>): Promise<{ logp: Float32Array; grads: Map<string, Float32Array> }> {
+  params.zeroGrads();
+  const batch = uploadBatch(gpu, layout, model.cfg.vocabSize);
+  const st = model.forward(batch, true);
+  const logp = await gpu.readF32(st.logp);
+  const w = gpu.tensor([batch.N], Float32Array.from({ length: batch.N }, (_, i) => Math.sin(i + 1)));
+  model.backward(st, w);
+  const grads = new Map<string, Float32Array>();
+  for (const s of params.specs) grads.set(s.name, await gpu.readF32(params.grad(s.name)));
+  gpu.pool.release(w, st.logp); releaseBatch(gpu, batch);
+  return { logp, grads };
+}
+
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let m = 0; let s = 0;
+  for (let i = 0; i < a.length; i++) { m = Math.max(m, Math.abs(a[i] - b[i])); s = Math.max(s, Math.abs(b[i])); }
+  return m / Math.max(s, 1e-30);
+};
+
+describe(`GPT-NeoX without attention biases (seed ${rng.seed})`, () => {
+  for (const parallelResidual of [true, false]) {
+    it(`${parallelResidual ? 'parallel' : 'sequential'} residual: as the model with zero attention biases`, async () => {
+      const gpu = await getGpu();
+      const m = await loadModel(gpu, resolve(FIX, 'gpt-neox-tiny'), { grads: true });
+      const cfg = { ...m.cfg, parallelResidual };
+      const withBias = new CausalLM(gpu, cfg, m.params);
+      const noBiasCfg = { ...cfg, attentionBias: false };
+      const specs = expectedParameters(noBiasCfg);
+      const params = new Params(gpu, specs).allocate();
+      params.allocateGrads();
+      for (const s of specs) copy(gpu, m.params.get(s.name), params.get(s.name));
+      for (const s of m.params.specs) {
+        if (/attention\.(query_key_value|dense)\.bias$/.test(s.name)) gpu.upload(m.params.get(s.name), new Float32Array(m.params.get(s.name).numel));
+      }
+      expect(specs.length).toBe(m.params.specs.length - 2 * cfg.numLayers);
+      const noBias = new CausalLM(gpu, noBiasCfg, params);
+      const V = cfg.vocabSize;
+      const ids = (n: number) => Array.from({ length: n }, () => rng.int(V));
+      const layout = buildBatch([{ prompt: ids(9), completions: [ids(7), ids(5)] }, { prompt: ids(4), completions: [ids(11), ids(6)] }], { packed: true });
+      const a = await pass(gpu, withBias, m.params, layout);
+      const b = await pass(gpu, noBias, params, layout);
+      expect(maxDiff(b.logp, a.logp)).toBeLessThan(1e-6);
+      for (const s of specs) expect(maxDiff(b.grads.get(s.name)!, a.grads.get(s.name)!), s.name).toBeLessThan(1e-5);
+      params.free(); m.params.free();
+    });
+  }
+});
