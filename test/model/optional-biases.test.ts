@@ -1,7 +1,8 @@
-// GPT-NeoX with attention_bias false (Hugging Face: no bias on query_key_value and dense; the MLP keeps
+// Optional biases. GPT-NeoX with attention_bias false (Hugging Face: no bias on query_key_value and dense; the MLP keeps
 // its biases): a config srk accepts (tensor-names.ts leaves those tensors out) must also run. Checked
 // against the same model with those biases present and zero, which computes the same function: equal
 // log-probs and equal gradients of every shared parameter (to f32 rounding), in both residual styles.
+// And Llama with attention_bias and mlp_bias true, against the tied fixture without them.
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { getGpu } from '../helpers/gpu.js';
@@ -64,4 +65,31 @@ describe(`GPT-NeoX without attention biases (seed ${rng.seed})`, () => {
       params.free(); m.params.free();
     });
   }
+
+  it('Llama with attention and MLP biases (zero) computes what the fixture without them does', async () => {
+    const gpu = await getGpu();
+    const m = await loadModel(gpu, resolve(FIX, 'llama-tiny-tied'), { grads: true });
+    expect([m.cfg.attentionBias, m.cfg.mlpBias]).toEqual([false, false]);
+    const biasCfg = { ...m.cfg, attentionBias: true, mlpBias: true };
+    const specs = expectedParameters(biasCfg);
+    const params = new Params(gpu, specs).allocate();
+    params.allocateGrads();
+    for (const s of specs) {
+      if (m.params.has(s.name)) copy(gpu, m.params.get(s.name), params.get(s.name));
+      else gpu.upload(params.get(s.name), new Float32Array(params.get(s.name).numel));
+    }
+    expect(specs.length).toBe(m.params.specs.length + 7 * m.cfg.numLayers); // q, k, v, o, gate, up, down
+    const withBias = new CausalLM(gpu, biasCfg, params);
+    const V = m.cfg.vocabSize;
+    const ids = (n: number) => Array.from({ length: n }, () => rng.int(V));
+    const layout = buildBatch([{ prompt: ids(8), completions: [ids(6), ids(9)] }, { prompt: ids(5), completions: [ids(4), ids(7)] }], { packed: true });
+    const a = await pass(gpu, m.model, m.params, layout);
+    const b = await pass(gpu, withBias, params, layout);
+    expect(maxDiff(b.logp, a.logp)).toBeLessThan(1e-6);
+    for (const s of m.params.specs) expect(maxDiff(b.grads.get(s.name)!, a.grads.get(s.name)!), s.name).toBeLessThan(1e-5);
+    // The biases' own gradients: the column sums of their layers' output gradients, so not zero.
+    const qBias = b.grads.get('model.layers.0.self_attn.q_proj.bias')!;
+    expect(qBias.some((v) => v !== 0)).toBe(true);
+    params.free(); m.params.free();
+  });
 });
