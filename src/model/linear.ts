@@ -15,6 +15,7 @@
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { halfOctave } from '../engine/tuner.js';
+import { envChoice } from '../engine/env.js';
 import { matmul } from '../kernels/matmul.js';
 import { columnSum } from '../kernels/column-sum.js';
 import { ABSMAX_PARTS, absmaxOf } from '../kernels/absmax.js';
@@ -32,9 +33,11 @@ export function operandScale(gpu: Gpu, t: Tensor, n: number): Tensor | undefined
  * Where the kernel that makes a linear layer's input can write its partial maxima in the same pass
  * (LayerNorm, RMSNorm, GELU and its backward: their `absmax` argument): a tensor for them when
  * matmuls are f16, else undefined. Pass it on as xScale / dyScale and release it after.
+ * SRK_FUSED_ABSMAX=0: undefined (the linear layers then find the scale in a pass of their own).
  */
 export function producedScale(gpu: Gpu): Tensor | undefined {
-  return gpu.matmulPrecision === 'f16' ? gpu.pool.acquire([ABSMAX_PARTS], 'f32', 'absmax parts') : undefined;
+  if (gpu.matmulPrecision !== 'f16' || envChoice('SRK_FUSED_ABSMAX', ['0', '1']) === '0') return undefined;
+  return gpu.pool.acquire([ABSMAX_PARTS], 'f32', 'absmax parts');
 }
 
 /**

@@ -10,6 +10,7 @@ import type { Tensor } from '../../src/engine/tensor.js';
 import { ABSMAX_PARTS, absmaxOf } from '../../src/kernels/absmax.js';
 import { gelu, geluBackward } from '../../src/kernels/activations.js';
 import { normForward } from '../../src/kernels/layernorm.js';
+import { producedScale } from '../../src/model/linear.js';
 
 const rng = makeRng();
 const f32 = (x: ArrayLike<number>) => Float32Array.from(x);
@@ -93,5 +94,25 @@ describe(`partial maxima written by the producing kernel (seed ${rng.seed})`, ()
     const separate = absmaxOf(gpu, t.y, n);
     expect(await partsMax(gpu, t.parts)).toBe(await partsMax(gpu, separate));
     gpu.pool.release(...Object.values(t), separate);
+  });
+
+  it('producedScale: a parts tensor in f16 precision only, none with SRK_FUSED_ABSMAX=0 (the fallback gpu-check.sh sets)', async () => {
+    const gpu = await getGpu();
+    const saved = gpu.matmulPrecision; const env = process.env.SRK_FUSED_ABSMAX;
+    try {
+      gpu.matmulPrecision = 'f32';
+      expect(producedScale(gpu)).toBeUndefined();
+      gpu.matmulPrecision = 'f16';
+      const t = producedScale(gpu)!;
+      expect(t.numel).toBe(ABSMAX_PARTS);
+      gpu.pool.release(t);
+      process.env.SRK_FUSED_ABSMAX = '0';
+      expect(producedScale(gpu)).toBeUndefined();
+      process.env.SRK_FUSED_ABSMAX = 'yes';
+      expect(() => producedScale(gpu)).toThrow(/SRK_FUSED_ABSMAX=yes/);
+    } finally {
+      gpu.matmulPrecision = saved;
+      if (env === undefined) delete process.env.SRK_FUSED_ABSMAX; else process.env.SRK_FUSED_ABSMAX = env;
+    }
   });
 });
