@@ -101,9 +101,9 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
       warmup: cpu ? 1 : 2, repeats: cpu ? 3 : 5,
     };
     checkStepOptions(stepOpts);
-    if (cpu && stepOpts.shape.startsWith('pythia')) {
+    if (cpu && stepOpts.shape.startsWith('pythia') && !stepOpts.hostOnly) {
       throw userError(`bench step: --shape ${stepOpts.shape} on a CPU adapter (${gpu.adapterInfo.device || gpu.adapterInfo.description}) ` +
-        'would take hours; use --shape tiny, or --full to run it anyway');
+        'would take hours; use --shape tiny, --host-only (the host\'s recording alone), or --full to run it anyway');
     }
   }
   const copy = await benchCopy(gpu, cpu ? 32 : 512);
@@ -220,6 +220,12 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
       `${s.precision}${s.augPrecision && s.augPrecision !== s.precision ? ` (augmented pass ${s.augPrecision})` : ''}, ${s.packed ? 'packed' : 'unpacked'}, RMSprop + clip; ${s.warmup} warm-up + ${s.repeats} timed steps (wall clock)`);
     const r = await benchStep(gpu, s, o.log);
     report.step = r;
+    if (r.hostOnly) {
+      const ms = r.hostOnlyMs ?? r.recordMs;
+      o.log(`host only (nothing submitted): recording ${fmt(ms)} ms a step, ${r.dispatches} dispatches = ${fmt((1000 * ms) / r.dispatches)} us a dispatch; ` +
+        `${fmt(r.hostOnlyCpuMs ?? 0)} ms of CPU a step (every thread); peak GPU memory ${fmt(r.peakInUseBytes / 2 ** 20)} MiB`);
+      return report;
+    }
     const hostOnly = r.hostOnlyMs === null ? '' : `; ${fmt(r.hostOnlyMs)} ms = ${fmt((1000 * r.hostOnlyMs) / r.dispatches)} us a dispatch ` +
       `with nothing submitted, ${fmt(r.hostOnlyCpuMs!)} ms of CPU`;
     o.log(`step ${fmt(r.stepMs, 3)} ms (host recording ${fmt(r.recordMs)} ms, ${r.dispatches} dispatches${hostOnly}); policy ${r.policyTokens} tokens/step (packed) = ${fmt(r.tokensPerS)} tokens/s, ` +

@@ -57,6 +57,13 @@ export interface StepBenchOptions {
   lengthOrder?: boolean;
   /** The Sr losses' augmented pass in another precision than the step's (precision.ts setAugPrecision). */
   augPrecision?: 'f32' | 'mixed';
+  /**
+   * Nothing is submitted at all (engine/recorder.ts discard), from the model's initialization on: only
+   * the host's recording is measured (recordMs, hostOnlyMs, hostOnlyCpuMs, dispatches), at any shape on
+   * any adapter, a CPU one included. Step times, losses and the precision checks mean nothing then and
+   * are not reported; the Gpu should not tune (its timings would be of passes that never ran).
+   */
+  hostOnly?: boolean;
 }
 
 /**
@@ -116,6 +123,8 @@ export interface StepResult {
    * take time from the recording.
    */
   hostOnlyCpuMs: number | null;
+  /** StepBenchOptions.hostOnly: nothing ran; only recordMs, hostOnlyMs, hostOnlyCpuMs, dispatches and memory mean anything. */
+  hostOnly: boolean;
   /** Bind groups and uniform buffers a timed step created (median; 0 when every dispatch finds its
    *  bindings cached, kernel.ts, as from a run's second step on): host work on top of the recording. */
   bindGroupsPerStep: number; uniformsPerStep: number;
@@ -170,7 +179,17 @@ function randomLogps(n: number, seed: number): PairLogps {
 
 export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) => void): Promise<StepResult> {
   checkStepOptions(o);
+  if (o.hostOnly && gpu.tuner) throw userError('bench step --host-only: the tuner would time passes that never run (SRK_TUNE=0)');
   if (gpu.profiler) gpu.profiler.enabled = false; // timed steps run unprofiled; see o.profile
+  if (o.hostOnly) gpu.recorder.discard = true;
+  try {
+    return await benchStepRun(gpu, o, log);
+  } finally {
+    if (o.hostOnly) gpu.recorder.discard = false;
+  }
+}
+
+async function benchStepRun(gpu: Gpu, o: StepBenchOptions, log: (s: string) => void): Promise<StepResult> {
   const cfg = presetConfig('gpt-neox', o.shape);
   const V = cfg.vocabSize;
   const sr = isSrLoss(o.loss);
@@ -252,10 +271,10 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   const tcCheck = choice.precision === 'mixed' ? tcCheckState(gpu, cfg.headDim) : undefined;
   log(`  attention: ${attentionKind}${forcedTc ? ' (SRK_ATTENTION=tc)' : ''}${tcCheck ? `; tensor-core check: ${tcCheck}` : ''}`);
   // Mixed against f32 log-probs with the kernels the timed steps run (after tuning).
-  const precisionCheck = choice.precision === 'mixed' && o.loss !== 'sft'
+  const precisionCheck = choice.precision === 'mixed' && o.loss !== 'sft' && !o.hostOnly
     ? await comparePrecisions(gpu, model, firstMb, o.packed) : undefined;
   // The augmented pass alone in f16 (--aug-precision mixed): its log-probs against f32 likewise.
-  const augPrecisionCheck = augChoice?.precision === 'mixed' ? await comparePrecisions(gpu, model, firstMb, o.packed, true) : undefined;
+  const augPrecisionCheck = augChoice?.precision === 'mixed' && !o.hostOnly ? await comparePrecisions(gpu, model, firstMb, o.packed, true) : undefined;
   if (augPrecisionCheck) {
     log(`  augmented pass, mixed vs f32 log-probs: max |diff| ${augPrecisionCheck.maxAbsDiff.toExponential(2)} per sequence, ` +
       `${augPrecisionCheck.maxAbsDiffPerToken.toExponential(2)} per token`);
@@ -288,16 +307,17 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   const hostOnly: number[] = [];
   let hostOnlyCpuMs: number | null = null;
   if (!gpu.tuner?.open) {
+    const was = gpu.recorder.discard;
     gpu.recorder.discard = true;
     const cpu0 = process.cpuUsage();
     try {
       for (let i = 0; i < HOST_ONLY_STEPS; i++) { await one(); hostOnly.push(last!.recordMs); }
-    } finally { gpu.recorder.discard = false; }
+    } finally { gpu.recorder.discard = was; }
     const cpu = process.cpuUsage(cpu0);
     hostOnlyCpuMs = (cpu.user + cpu.system) / 1000 / HOST_ONLY_STEPS;
   }
   let profile: StepProfile | undefined;
-  if (o.profile && gpu.profiler) {
+  if (o.profile && gpu.profiler && !o.hostOnly) {
     await gpu.profiler.collect();
     gpu.profiler.reset();
     gpu.profiler.enabled = true;
@@ -337,7 +357,7 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
     rowsPerMicroBatch: layout.B, rowLength: layout.T,
     policyTokens, unpackedTokens, augTokens,
     stepMs, samplesMs, warmupMs, recordMs: median(recordMs), dispatches: dispatchesPerStep,
-    hostOnlyMs: hostOnly.length ? median(hostOnly) : null, hostOnlyCpuMs,
+    hostOnlyMs: hostOnly.length ? median(hostOnly) : null, hostOnlyCpuMs, hostOnly: !!o.hostOnly,
     bindGroupsPerStep: median(bindGroups), uniformsPerStep: median(uniforms),
     tokensPerS: policyTokens / (stepMs / 1000), unpackedTokensPerS: unpackedTokens / (stepMs / 1000),
     peakInUseBytes: peak, resident: { params: paramBytes, grads: paramBytes, optimizerState: stateBytes }, allocatedBytes: gpu.pool.allocatedBytes,

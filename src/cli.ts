@@ -55,10 +55,11 @@ async function main(): Promise<void> {
           'length-order': { type: 'boolean', default: true, describe: 'step: micro-batches of similar lengths, longest first (--no-length-order: in data order)' },
           profile: { type: 'boolean', default: false, describe: 'step: after the timed steps, one more step with a GPU timestamp per kernel: time per kernel family (inflated by one pass per dispatch)' },
           packed: { type: 'boolean', default: true, describe: 'step: pack each pair into one row, prompt once (--no-packed: one row per sequence)' },
+          'host-only': { type: 'boolean', default: false, describe: 'step: submit nothing, measure the host\'s recording alone (any shape, a CPU adapter included; no tuning)' },
         }),
       async (a) => {
         // A whole training step is timed by the wall clock: per-dispatch timestamp passes would slow it.
-        await withGpu({ adapter: a.adapter, profile: a.timestamps && (a.kind !== 'step' || a.profile), fast: a.fast }, async (gpu) => {
+        await withGpu({ adapter: a.adapter, profile: a.timestamps && (a.kind !== 'step' || a.profile), fast: a.fast, ...(a['host-only'] ? { tune: false } : {}) }, async (gpu) => {
           const log = (s: string) => (a.json ? process.stderr : process.stdout).write(`${s}\n`);
           const report = await runBench(gpu, {
             kind: a.kind as BenchKind, full: a.full, tokens: a.tokens, tileSweep: a.tiles, only: a.only, reverse: a.reverse, sizes: a.sizes as number[] | undefined, log,
@@ -66,7 +67,8 @@ async function main(): Promise<void> {
             pairs: a.pairs, seq: a.seq, prompt: a.prompt, vocab: a.vocab,
             step: { shape: a.shape as StepShape | undefined, loss: a.loss as LossName, microBatch: a['micro-batch'],
               precision: a.precision as 'f32' | 'mixed', packed: a.packed, profile: a.profile,
-              varied: a.varied, lengthOrder: a['length-order'], augPrecision: a['aug-precision'] as 'f32' | 'mixed' | undefined },
+              varied: a.varied, lengthOrder: a['length-order'], augPrecision: a['aug-precision'] as 'f32' | 'mixed' | undefined,
+              hostOnly: a['host-only'] },
           });
           if (a.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
         });

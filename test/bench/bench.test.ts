@@ -93,6 +93,17 @@ describe('srk bench', () => {
     expect(Number.isFinite(s.last.gradNorm)).toBe(true);
   }, 120_000);
 
+  it('step --host-only: the host\'s recording at a Pythia shape on a CPU adapter, nothing submitted', () => {
+    const r = bench(['step', '--shape', 'pythia-160m', '--loss', 'sr-dpo', '--host-only']);
+    const s = r.step;
+    expect(s.hostOnly).toBe(true);
+    expect(s.shape).toBe('pythia-160m');
+    expect(s.dispatches).toBeGreaterThan(500); // 12 layers, forward, augmented forward and backward
+    for (const x of [s.recordMs, s.hostOnlyMs, s.hostOnlyCpuMs, s.peakInUseBytes]) positive(x);
+    expect(s.precisionCheck).toBeUndefined();
+    expect(s.tuning.on).toBe(false);
+  }, 120_000);
+
   it('step: packed and unpacked layouts compute the same loss; unpacked processes every token', () => {
     const args = ['step', '--shape', 'tiny', '--pairs', '2', '--seq', '40', '--prompt', '16', '--loss', 'sr-dpo'];
     const packed = bench(args).step;
