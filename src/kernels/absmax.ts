@@ -11,6 +11,9 @@ import { ParamWriter, maxWindowElems, windowOf, type KernelDef, type Window, mem
 export const ABSMAX_PARTS = 1024;
 const THREADS = 256;
 
+/** WGSL: max that keeps NaN (WGSL's max may drop it), named `name`. */
+const nanmaxWgsl = (name: string) => `fn ${name}(a: f32, b: f32) -> f32 { return select(max(a, b), a + b, a != a || b != b); }`;
+
 // vec4: the window starts 16-byte aligned and n is a multiple of 4 (every activation srk scales).
 function absmaxDefGen(vec4: boolean): KernelDef {
   const load = vec4
@@ -27,8 +30,7 @@ struct Params { base: u32, n: u32, out: u32 };
 @group(0) @binding(2) var<uniform> p: Params;
 var<workgroup> red: array<f32, ${THREADS}>;
 
-// max that keeps NaN (WGSL's max may drop it).
-fn nanmax(a: f32, b: f32) -> f32 { return select(max(a, b), a + b, a != a || b != b); }
+${nanmaxWgsl('nanmax')}
 
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -61,7 +63,7 @@ export function absmaxPartWgsl(WG: number, binding: number): string {
   return /* wgsl */ `
 @group(0) @binding(${binding}) var<storage, read_write> absmaxOut: array<f32>;
 var<workgroup> amaxRed: array<f32, ${WG}>;
-fn amaxNan(a: f32, b: f32) -> f32 { return select(max(a, b), a + b, a != a || b != b); }
+${nanmaxWgsl('amaxNan')}
 fn writeAbsmaxPart(li: u32, m: f32, wg: u32) {
   amaxRed[li] = m;
   workgroupBarrier();

@@ -16,7 +16,6 @@ import { gelu, geluBackward } from '../kernels/activations.js';
 import { rotary } from '../kernels/rotary.js';
 import { linearBackward, linearForward, operandScale, producedScale } from './linear.js';
 import { columnSum } from '../kernels/column-sum.js';
-import type { Params } from './params.js';
 import type { ForwardContext } from './context.js';
 
 export interface NeoxSaved {
@@ -31,11 +30,6 @@ function geluKind(act: string): 'erf' | 'tanh' {
   if (act === 'gelu_tanh') return 'tanh';
   throw new Error(`GPT-NeoX with activation ${act} is not supported (gelu or gelu_tanh)`);
 }
-
-// The attention's biases are optional (attention_bias false: Hugging Face leaves them off
-// query_key_value and dense); the MLP's and the norms' are always there.
-function optional(p: Params, name: string): Tensor | undefined { return p.has(name) ? p.get(name) : undefined; }
-function optionalGrad(p: Params, name: string): Tensor | undefined { return p.has(name) ? p.grad(name) : undefined; }
 
 function qkvOperands(qkv: Tensor, H: number, Dh: number): { q: HeadOperand; k: HeadOperand; v: HeadOperand } {
   const tokenStride = 3 * H * Dh; const headStride = 3 * Dh;
@@ -60,7 +54,7 @@ export function neoxBlockForward(ctx: ForwardContext, l: number, x: Tensor): { y
   const s1 = producedScale(gpu);
   normForward(gpu, false, { x, w: p.get(P(l, 'input_layernorm.weight')), b: p.get(P(l, 'input_layernorm.bias')), y: ln1, mean: mean1, rstd: rstd1, N, D, eps, absmax: s1 });
   const qkv = acq([N, 3 * D], 'qkv');
-  linearForward(gpu, ln1, p.get(P(l, 'attention.query_key_value.weight')), optional(p, P(l, 'attention.query_key_value.bias')), qkv, N, D, 3 * D, false, s1);
+  linearForward(gpu, ln1, p.get(P(l, 'attention.query_key_value.weight')), p.getOptional(P(l, 'attention.query_key_value.bias')), qkv, N, D, 3 * D, false, s1);
   if (s1) gpu.pool.release(s1);
   const ops = qkvOperands(qkv, H, Dh);
   rotary(gpu, { x: ops.q, also: ops.k, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions });
@@ -69,7 +63,7 @@ export function neoxBlockForward(ctx: ForwardContext, l: number, x: Tensor): { y
 
   const y = acq([N, D], 'x');
   copy(gpu, x, y);
-  linearForward(gpu, att, p.get(P(l, 'attention.dense.weight')), optional(p, P(l, 'attention.dense.bias')), y, N, D, D, true);
+  linearForward(gpu, att, p.get(P(l, 'attention.dense.weight')), p.getOptional(P(l, 'attention.dense.bias')), y, N, D, D, true);
   let x1: Tensor | undefined;
   let mlpIn = x;
   if (!cfg.parallelResidual) { x1 = acq([N, D], 'x1'); copy(gpu, y, x1); mlpIn = x1; }
@@ -108,7 +102,7 @@ export function neoxBlockBackward(ctx: ForwardContext, l: number, s: NeoxSaved, 
   // Parallel: both branches' output layers take dy, so its f16 scale is found once, and their bias
   // gradients (both dy's column sums) come from one pass over dy.
   const dyScale = cfg.parallelResidual ? operandScale(gpu, dy, N * D) : undefined;
-  const denseBias = optionalGrad(ctx.params, P(l, 'attention.dense.bias'));
+  const denseBias = ctx.params.gradOptional(P(l, 'attention.dense.bias'));
   const sharedBias = cfg.parallelResidual && !!denseBias;
   if (sharedBias) columnSum(gpu, { x: dy, out: ctx.params.grad(P(l, 'mlp.dense_4h_to_h.bias')), also: denseBias, N, D, accumulate: true });
   mlpBackward(ctx, l, s, dy, dx, dyScale, sharedBias);
@@ -152,7 +146,7 @@ function attentionBranchBackward(ctx: ForwardContext, l: number, s: NeoxSaved, d
   const g = (name: string) => p.grad(P(l, name));
   const w = (name: string) => p.get(P(l, name));
   const datt = acq([N, D], 'd_att');
-  linearBackward(gpu, dOut, s.att, w('attention.dense.weight'), { dx: datt, dw: g('attention.dense.weight'), db: sharedBias ? undefined : optionalGrad(p, P(l, 'attention.dense.bias')) }, N, D, D, dOutScale);
+  linearBackward(gpu, dOut, s.att, w('attention.dense.weight'), { dx: datt, dw: g('attention.dense.weight'), db: sharedBias ? undefined : p.gradOptional(P(l, 'attention.dense.bias')) }, N, D, D, dOutScale);
   const dqkv = acq([N, 3 * D], 'd_qkv');
   const ops = qkvOperands(s.qkv, H, Dh);
   const dops = qkvOperands(dqkv, H, Dh);
@@ -161,7 +155,7 @@ function attentionBranchBackward(ctx: ForwardContext, l: number, s: NeoxSaved, d
   gpu.pool.release(datt);
   rotary(gpu, { x: dops.q, also: dops.k, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions, inverse: true });
   const dln1 = acq([N, D], 'd_ln1');
-  linearBackward(gpu, dqkv, s.ln1, w('attention.query_key_value.weight'), { dx: dln1, dw: g('attention.query_key_value.weight'), db: optionalGrad(p, P(l, 'attention.query_key_value.bias')) }, N, D, 3 * D);
+  linearBackward(gpu, dqkv, s.ln1, w('attention.query_key_value.weight'), { dx: dln1, dw: g('attention.query_key_value.weight'), db: p.gradOptional(P(l, 'attention.query_key_value.bias')) }, N, D, 3 * D);
   gpu.pool.release(dqkv);
   normBackward(gpu, false, { dy: dln1, x: s.x, w: w('input_layernorm.weight'), mean: s.mean1, rstd: s.rstd1, dx, accumulateDx: true, dw: g('input_layernorm.weight'), db: g('input_layernorm.bias'), N, D });
   gpu.pool.release(dln1);

@@ -31,7 +31,7 @@ export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor): { 
   const I = cfg.intermediateSize; const eps = cfg.normEps;
   const acq = (shape: number[], name: string) => gpu.pool.acquire(shape, 'f32', name);
   const w = (name: string) => p.get(P(l, name));
-  const bias = (name: string) => (p.has(P(l, name)) ? p.get(P(l, name)) : undefined);
+  const bias = (name: string) => p.getOptional(P(l, name));
 
   const n1 = acq([N, D], 'n1'); const rstd1 = acq([N], 'rstd1');
   const s1 = producedScale(gpu); // one max |n1| for q, k and v, written by the norm
@@ -80,7 +80,7 @@ export function llamaBlockBackward(ctx: ForwardContext, l: number, s: LlamaSaved
   const acq = (shape: number[], name: string) => gpu.pool.acquire(shape, 'f32', name);
   const w = (name: string) => p.get(P(l, name));
   const g = (name: string) => p.grad(P(l, name));
-  const gb = (name: string) => (p.has(P(l, name)) ? p.grad(P(l, name)) : undefined);
+  const gb = (name: string) => p.gradOptional(P(l, name));
 
   // dx = dy + the branches' gradients: RMSNorm2's backward writes dy + its part (no copy of dy first).
   const dx = acq([N, D], 'dx');

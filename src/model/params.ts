@@ -35,6 +35,12 @@ export class Params {
 
   has(name: string): boolean { return this.tensors.has(name); }
 
+  /** A parameter the config may leave out (a bias), or undefined. */
+  getOptional(name: string): Tensor | undefined { return this.tensors.get(name); }
+
+  /** The gradient of a parameter the config may leave out, or undefined. */
+  gradOptional(name: string): Tensor | undefined { return this.has(name) ? this.grad(name) : undefined; }
+
   /** Gradient tensor of a parameter (allocated by allocateGrads). */
   grad(name: string): Tensor {
     const g = this.grads?.get(name);

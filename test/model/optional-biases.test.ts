@@ -5,7 +5,7 @@
 // And Llama with attention_bias and mlp_bias true, against the tied fixture without them.
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { getGpu } from '../helpers/gpu.js';
+import { getGpu, relErr } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import { loadModel } from '../../src/model/load.js';
 import { buildBatch } from '../../src/model/batch.js';
@@ -32,12 +32,6 @@ async function pass(gpu: Gpu, model: CausalLM, params: Params, layout: ReturnTyp
   return { logp, grads };
 }
 
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let m = 0; let s = 0;
-  for (let i = 0; i < a.length; i++) { m = Math.max(m, Math.abs(a[i] - b[i])); s = Math.max(s, Math.abs(b[i])); }
-  return m / Math.max(s, 1e-30);
-};
-
 describe(`GPT-NeoX without attention biases (seed ${rng.seed})`, () => {
   for (const parallelResidual of [true, false]) {
     it(`${parallelResidual ? 'parallel' : 'sequential'} residual: as the model with zero attention biases`, async () => {
@@ -60,8 +54,8 @@ describe(`GPT-NeoX without attention biases (seed ${rng.seed})`, () => {
       const layout = buildBatch([{ prompt: ids(9), completions: [ids(7), ids(5)] }, { prompt: ids(4), completions: [ids(11), ids(6)] }], { packed: true });
       const a = await pass(gpu, withBias, m.params, layout);
       const b = await pass(gpu, noBias, params, layout);
-      expect(maxDiff(b.logp, a.logp)).toBeLessThan(1e-6);
-      for (const s of specs) expect(maxDiff(b.grads.get(s.name)!, a.grads.get(s.name)!), s.name).toBeLessThan(1e-5);
+      expect(relErr(b.logp, a.logp)).toBeLessThan(1e-6);
+      for (const s of specs) expect(relErr(b.grads.get(s.name)!, a.grads.get(s.name)!), s.name).toBeLessThan(1e-5);
       params.free(); m.params.free();
     });
   }
@@ -85,8 +79,8 @@ describe(`GPT-NeoX without attention biases (seed ${rng.seed})`, () => {
     const layout = buildBatch([{ prompt: ids(8), completions: [ids(6), ids(9)] }, { prompt: ids(5), completions: [ids(4), ids(7)] }], { packed: true });
     const a = await pass(gpu, m.model, m.params, layout);
     const b = await pass(gpu, withBias, params, layout);
-    expect(maxDiff(b.logp, a.logp)).toBeLessThan(1e-6);
-    for (const s of m.params.specs) expect(maxDiff(b.grads.get(s.name)!, a.grads.get(s.name)!), s.name).toBeLessThan(1e-5);
+    expect(relErr(b.logp, a.logp)).toBeLessThan(1e-6);
+    for (const s of m.params.specs) expect(relErr(b.grads.get(s.name)!, a.grads.get(s.name)!), s.name).toBeLessThan(1e-5);
     // The biases' own gradients: the column sums of their layers' output gradients, so not zero.
     const qBias = b.grads.get('model.layers.0.self_attn.q_proj.bias')!;
     expect(qBias.some((v) => v !== 0)).toBe(true);
