@@ -181,6 +181,7 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   checkStepOptions(o);
   if (o.hostOnly && gpu.tuner) throw userError('bench step --host-only: the tuner would time passes that never run (SRK_TUNE=0)');
   if (gpu.profiler) gpu.profiler.enabled = false; // timed steps run unprofiled; see o.profile
+  if (o.hostOnly && o.profile) log('  (--profile does nothing with --host-only: no kernel runs)');
   if (o.hostOnly) gpu.recorder.discard = true;
   try {
     return await benchStepRun(gpu, o, log);
