@@ -102,6 +102,12 @@ export interface StagedOperand {
   row0: string; col0: string; rowLim: string; colLim: string;
   /** Stored as f16 (binding array<f16> or array<vec4<f16>>); loaded into the same f32 quads. */
   half?: boolean;
+  /**
+   * Lower triangular as stored (MatmulArgs.causal 'lowerA'): only elements on or below the storage
+   * diagonal (column <= row, matrix indices) are read as they are; the others load as 0 whatever the
+   * memory holds there (NaN included), so the caller need not write them.
+   */
+  lower?: boolean;
 }
 
 /** The quads one thread moves per tile: slot s is quad li + s * threads (guarded where partial). */
@@ -117,8 +123,15 @@ export function quadSlots(o: StagedOperand, threads: number): { reg: string; gua
   return out;
 }
 
-/** WGSL loading the quad at (gr, gc) into `reg`, zero outside the matrix unless `full`. */
+/** WGSL loading the quad at (gr, gc) into `reg`, zero outside the matrix unless `full` (and above a
+ *  `lower` operand's diagonal). */
 function quadLoad(o: StagedOperand, reg: string, gr: string, gc: string, full: boolean): string {
+  const load = quadLoadPlain(o, reg, gr, gc, full);
+  // select, not a multiply: what lies above the diagonal may be anything, NaN included.
+  return o.lower ? `${load} ${reg} = select(vec4<f32>(0.0), ${reg}, vec4<u32>(${gc}) + vec4<u32>(0u, 1u, 2u, 3u) <= vec4<u32>(${gr}));` : load;
+}
+
+function quadLoadPlain(o: StagedOperand, reg: string, gr: string, gc: string, full: boolean): string {
   const idx = `${o.off} + ${gr} * ${o.ld} + ${gc}`;
   const el = (i: string) => (o.half ? `f32(${o.name}[${i}])` : `${o.name}[${i}]`);
   if (o.vec) {
@@ -163,6 +176,36 @@ export function matmulBindings(vec: VecFlags, f16: F16Staging | undefined, threa
     ...parts.map(([name, fn], i) => `@group(0) @binding(${4 + i}) var<storage, read> ${name}: array<f32>;\n${f16ScaleWgsl(threads, fn, name, subgroupSize)}`),
   ].join('\n');
   return { kinds: ['read', 'read', 'rw', 'read', ...parts.map(() => 'read' as const)], wgsl };
+}
+
+/**
+ * Causal products (MatmulArgs.causal), for attention's scores in a square per head (query rows,
+ * key columns; attention-unfused.ts):
+ *   'lowerC': only C's lower triangle (n <= m) is wanted; workgroups whose tile lies wholly above it
+ *             return at once, leaving that part of C as it was (the diagonal tiles compute all theirs).
+ *   'lowerA': A is lower triangular as stored (A[m][k] = 0 for k > m; transposed, A[k][m] = 0 for
+ *             m > k): only the K steps that meet the tile's nonzero part run (non-transposed A: K up to
+ *             the tile's last row; transposed: from its first), and entries above A's diagonal load as 0
+ *             (StagedOperand.lower) whatever the memory holds.
+ */
+export type Causal = 'lowerC' | 'lowerA';
+
+/**
+ * WGSL pieces of a causal product's K loop over slices of BK (m0: the tile's first row):
+ * `skip`, a statement that ends a workgroup with nothing to compute; `t0`, the first K slice; `nT`, the
+ * end of the slices. Without `causal`, the plain loop (0 to all of K) and no skip.
+ */
+export function causalLoop(causal: Causal | undefined, transA: boolean, BM: number, BK: number): { skip: string; t0: string; nT: string } {
+  const all = `(p.K + ${BK - 1}u) / ${BK}u`;
+  if (causal === 'lowerC') return { skip: `if (n0 >= m0 + ${BM}u) { return; }`, t0: '0u', nT: all };
+  if (causal === 'lowerA' && transA) return { skip: '', t0: `m0 / ${BK}u`, nT: all };
+  if (causal === 'lowerA') return { skip: '', t0: '0u', nT: `(min(p.K, m0 + ${BM}u) + ${BK - 1}u) / ${BK}u` };
+  return { skip: '', t0: '0u', nT: all };
+}
+
+/** Kernel-name suffix of a causal product. */
+export function causalSuffix(causal: Causal | undefined): string {
+  return causal === 'lowerC' ? '_lc' : causal === 'lowerA' ? '_la' : '';
 }
 
 /** WGSL: sa and sb, the operands' scales (1 unless scaled), and alpha with both divided out. */

@@ -9,8 +9,8 @@
 // scaleB, after their scales), read f16 copies (half.ts) as they are, and share the epilogue (alpha, bias, accumulate).
 // Reference: matmul.ref.ts; checked in test/engine/matmul.test.ts and matmul-f16.test.ts.
 import { memoDef, type KernelDef } from '../engine/kernel.js';
-import { BATCH_OFFSETS_WGSL, f16Suffix, loadTileWgsl, matmulBindings, quadRegDecls, quadSlots, scalesWgsl, tileName,
-  type F16Staging, type MatmulTile, type StagedOperand, type VecFlags } from './matmul-shared.js';
+import { BATCH_OFFSETS_WGSL, causalLoop, causalSuffix, f16Suffix, loadTileWgsl, matmulBindings, quadRegDecls, quadSlots, scalesWgsl, tileName,
+  type Causal, type F16Staging, type MatmulTile, type StagedOperand, type VecFlags } from './matmul-shared.js';
 
 /** `enable f16;` where an operand is stored as f16 (it must open the module). */
 function halfEnable(f16: F16Staging | undefined): string {
@@ -34,8 +34,12 @@ fn h16(x: f32) -> f32 {
 }
 fn h16v(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(h16(v.x), h16(v.y), h16(v.z), h16(v.w)); }`;
 }
-function matmulDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, f16?: F16Staging): KernelDef {
+function matmulDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, f16?: F16Staging, causal?: Causal): KernelDef {
   const { BM, BN, BK, TM, TN } = t;
+  const cl = causalLoop(causal, transA, BM, BK);
+  // A lower triangular as stored (causal 'lowerA'): entries above its diagonal read as 0.
+  const maskA = causal !== 'lowerA' ? '' : transA ? '\n       if (gm > gk) { v = 0.0; }' : '\n       if (gk > gm) { v = 0.0; }';
+  const vA = causal === 'lowerA' ? 'var' : 'let';
   const WX = BN / TN; const WY = BM / TM; const THREADS = WX * WY;
   // A tile element (row r of op(A), column kk): load index order follows the storage layout so
   // consecutive threads read consecutive addresses.
@@ -44,9 +48,9 @@ function matmulDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boo
   const B = (i: string) => (f16?.halfB ? `f32(b[${i}])` : `b[${i}]`);
   const loadA = transA
     ? `let kk = idx / ${BM}u; let r = idx % ${BM}u; let gm = m0 + r; let gk = k0 + kk;
-       ${full ? `let v = ${A('aOff + gk * p.lda + gm')};` : `var v = 0.0; if (gm < p.M && gk < p.K) { v = ${A('aOff + gk * p.lda + gm')}; }`}`
+       ${full ? `${vA} v = ${A('aOff + gk * p.lda + gm')};` : `var v = 0.0; if (gm < p.M && gk < p.K) { v = ${A('aOff + gk * p.lda + gm')}; }`}${maskA}`
     : `let r = idx / ${BK}u; let kk = idx % ${BK}u; let gm = m0 + r; let gk = k0 + kk;
-       ${full ? `let v = ${A('aOff + gm * p.lda + gk')};` : `var v = 0.0; if (gm < p.M && gk < p.K) { v = ${A('aOff + gm * p.lda + gk')}; }`}`;
+       ${full ? `${vA} v = ${A('aOff + gm * p.lda + gk')};` : `var v = 0.0; if (gm < p.M && gk < p.K) { v = ${A('aOff + gm * p.lda + gk')}; }`}${maskA}`;
   const loadB = transB
     ? `let cc = idx / ${BK}u; let kk = idx % ${BK}u; let gn = n0 + cc; let gk = k0 + kk;
        ${full ? `let v = ${B('bOff + gn * p.ldb + gk')};` : `var v = 0.0; if (gn < p.N && gk < p.K) { v = ${B('bOff + gn * p.ldb + gk')}; }`}`
@@ -62,7 +66,7 @@ function matmulDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boo
       ${body}
     }`;
   };
-  const name = `matmul_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}${full ? '_full' : ''}${f16Suffix(f16)}`;
+  const name = `matmul_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}${full ? '_full' : ''}${f16Suffix(f16)}${causalSuffix(causal)}`;
   const mb = matmulBindings({ a: false, b: false, c: false }, f16, THREADS);
   // f16 copies hold f16 values (A already scaled): staged as they are.
   const stageA = !f16 || f16.halfA ? 'v' : 'h16(v * sa)'; const stageB = !f16 || f16.halfB ? 'v' : 'h16(v * sb)';
@@ -80,11 +84,12 @@ var<workgroup> Bs: array<f32, ${BK * BN}>; // [BK][BN]
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u,
         @builtin(local_invocation_index) li: u32) {
   let n0 = wg.x * ${BN}u;
-  let m0 = wg.y * ${BM}u;
+  let m0 = wg.y * ${BM}u;${cl.skip ? `
+  ${cl.skip}` : ''}
   ${BATCH_OFFSETS_WGSL}
   ${scalesWgsl(f16)}
   var acc: array<array<f32, ${TN}>, ${TM}>;
-  for (var k0 = 0u; k0 < p.K; k0 += ${BK}u) {
+  for (var k0 = ${causal ? `(${cl.t0}) * ${BK}u` : '0u'}; k0 < ${causal ? `(${cl.nT}) * ${BK}u` : 'p.K'}; k0 += ${BK}u) {
     ${stagingLoop(BM * BK, `${loadA}
       As[kk * ${BM}u + r] = ${stageA};`)}
     ${stagingLoop(BN * BK, `${loadB}
@@ -148,8 +153,11 @@ export function regSharedBytes(t: MatmulTile, stages: number): number {
  * slice is loaded into registers before the current one is multiplied and stored into the other
  * buffer afterwards: one barrier per K step. `full` tiles compile without bounds checks.
  */
-function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, vec: VecFlags, stages: 1 | 2, f16?: F16Staging): KernelDef {
+function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, vec: VecFlags, stages: 1 | 2, f16?: F16Staging,
+  causal?: Causal): KernelDef {
   const { BM, BN, BK, TM, TN } = t;
+  const cl = causalLoop(causal, transA, BM, BK);
+  const lower = causal === 'lowerA';
   const { WX, WY, THREADS } = regShape(t);
   const AQ = BM / 4; const BQ = BN / 4; // vec4s per k row of As, Bs
   const aStage = BK * AQ; const bStage = BK * BQ;
@@ -164,9 +172,9 @@ function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
   // A: storage [M][lda] (contiguous K) or, transposed, [K][lda] (contiguous M).
   const halfA = f16?.halfA; const halfB = f16?.halfB;
   const opA: Operand = transA
-    ? { name: 'a', vec: vec.a, half: halfA, off: 'aOff', ld: 'p.lda', rows: BK, cols: BM, row0: 'k0', col0: 'm0', rowLim: 'p.K', colLim: 'p.M',
+    ? { name: 'a', vec: vec.a, half: halfA, lower, off: 'aOff', ld: 'p.lda', rows: BK, cols: BM, row0: 'k0', col0: 'm0', rowLim: 'p.K', colLim: 'p.M',
         store: (reg, r, c, st) => `As[${st} + (${r}) * ${u(AQ)} + (${c}) / 4u] = ${reg};` }
-    : { name: 'a', vec: vec.a, half: halfA, off: 'aOff', ld: 'p.lda', rows: BM, cols: BK, row0: 'm0', col0: 'k0', rowLim: 'p.M', colLim: 'p.K',
+    : { name: 'a', vec: vec.a, half: halfA, lower, off: 'aOff', ld: 'p.lda', rows: BM, cols: BK, row0: 'm0', col0: 'k0', rowLim: 'p.M', colLim: 'p.K',
         store: (reg, r, c, st) => `{ let q = ${reg}; let r = ${r}; let w = ${st} + (${c}) * ${u(AQ)} + r / 4u; let e = r % 4u; ` +
           [0, 1, 2, 3].map((j) => `As[w + ${u(j * AQ)}][e] = q[${j}];`).join(' ') + ' }' };
   // B: storage [K][ldb] (contiguous N) or, transposed, [N][ldb] (contiguous K).
@@ -218,21 +226,25 @@ function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
   const accQuad = (i: number, gj: number) => t.scalarAcc
     ? `vec4<f32>(${[0, 1, 2, 3].map((e) => `acc${i}_${gj}_${e}`).join(', ')})` : `acc${i}_${gj}`;
 
+  // K slices t0 .. nT - 1 (all of K unless causal: causalLoop).
+  const from0 = cl.t0 === '0u';
   L.push(scalesWgsl(f16),
-    ...accDecls, ...regDecls, `let nT = (p.K + ${u(BK - 1)}) / ${u(BK)};`);
+    ...accDecls, ...regDecls, `let nT = ${cl.nT};`, ...(from0 ? [] : [`let t0 = ${cl.t0};`]));
+  const t0 = from0 ? '0u' : 't0';
+  const first = from0 ? '0u' : `t0 * ${u(BK)}`;
   if (stages === 2) {
     // The stage as `t % 2u` and the other as `1u - cur` (not `t & 1u`, `cur ^ 1u`): Dawn's integer
     // range analysis (gpu.ts) bounds these, so every workgroup-memory index of the kernel is proven
     // in range and left unclamped by the robustness transform (checked in Dawn's dump_shaders SPIR-V).
-    L.push('if (nT > 0u) {', ...loadGlobal('0u'), ...storeShared('0'), '}', 'workgroupBarrier();',
-      'for (var t = 0u; t < nT; t++) {', '  let cur = t % 2u;', '  let more = t + 1u < nT;',
+    L.push(`if (nT > ${t0}) {`, ...loadGlobal(first), ...storeShared('0'), '}', 'workgroupBarrier();',
+      `for (var t = ${t0}; t < nT; t++) {`, `  let cur = ${from0 ? 't' : '(t - t0)'} % 2u;`, '  let more = t + 1u < nT;',
       '  if (more) {', ...loadGlobal(`(t + 1u) * ${u(BK)}`), '  }',
       ...compute('cur'),
       '  if (more) {', ...storeShared('(1u - cur)'), '  }',
       '  workgroupBarrier();', '}');
   } else {
-    L.push('if (nT > 0u) {', ...loadGlobal('0u'), '}',
-      'for (var t = 0u; t < nT; t++) {', ...storeShared('0'), '  workgroupBarrier();',
+    L.push(`if (nT > ${t0}) {`, ...loadGlobal(first), '}',
+      `for (var t = ${t0}; t < nT; t++) {`, ...storeShared('0'), '  workgroupBarrier();',
       `  if (t + 1u < nT) {`, ...loadGlobal(`(t + 1u) * ${u(BK)}`), '  }',
       ...compute('0'), '  workgroupBarrier();', '}');
   }
@@ -261,7 +273,7 @@ function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
   }
   const name = `matmul_reg_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}_s${stages}` +
     `${t.unrollK === false ? '_rolled' : ''}${t.lanes ? `_l${t.lanes}` : ''}${t.scalarAcc ? '_sacc' : ''}` +
-    `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${vec.c ? 'v' : 's'}${full ? '_full' : ''}${f16Suffix(f16)}`;
+    `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${vec.c ? 'v' : 's'}${full ? '_full' : ''}${f16Suffix(f16)}${causalSuffix(causal)}`;
   const mb = matmulBindings(vec, f16, THREADS);
   return {
     name,
@@ -280,7 +292,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   let tx = (w % ${WX / 8}u) * 8u + lane % 8u; let ty = (w / ${WX / 8}u) * 4u + lane / 8u;`
     : 'let tx = lid.x; let ty = lid.y;'}
   let n0 = wg.x * ${BN}u;
-  let m0 = wg.y * ${BM}u;
+  let m0 = wg.y * ${BM}u;${cl.skip ? `\n  ${cl.skip}` : ''}
   ${BATCH_OFFSETS_WGSL}
   ${L.join('\n  ')}
 }`,

@@ -19,8 +19,8 @@
 // bounds, alpha, bias and accumulate element by element.
 // Reference: matmul.ref.ts (matmulRef with f16 operands); checked in test/engine/matmul-f16.test.ts.
 import { memoDef, type KernelDef } from '../engine/kernel.js';
-import { BATCH_OFFSETS_WGSL, f16Suffix, loadTileWgsl, matmulBindings, quadRegDecls, quadSlots, scalesWgsl,
-  type F16Staging, type MatmulTile, type StagedOperand, type VecFlags } from './matmul-shared.js';
+import { BATCH_OFFSETS_WGSL, causalLoop, causalSuffix, f16Suffix, loadTileWgsl, matmulBindings, quadRegDecls, quadSlots, scalesWgsl,
+  type Causal, type F16Staging, type MatmulTile, type StagedOperand, type VecFlags } from './matmul-shared.js';
 import { smxDialect } from './smx-wgsl.js';
 
 const FRAG = 16; // the f16 config's M = N = K
@@ -44,8 +44,10 @@ export function smxShape(t: MatmulTile, sgSize: number, transA: boolean, transB:
  * may store their result matrices straight to C.
  */
 function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, vec: VecFlags,
-  f16: F16Staging, sgSize: number, stages: 1 | 2, direct: boolean, emulated = false, subgroupScale = true): KernelDef {
+  f16: F16Staging, sgSize: number, stages: 1 | 2, direct: boolean, emulated = false, subgroupScale = true, causal?: Causal): KernelDef {
   const { BM, BN, BK, TM, TN } = t;
+  const cl = causalLoop(causal, transA, BM, BK);
+  const lower = causal === 'lowerA';
   const sm = smxDialect(emulated);
   const { threads, subgroups } = smxShape(t, sgSize, transA, transB);
   const SGN = BN / TN; const FM = TM / FRAG; const FN = TN / FRAG;
@@ -58,8 +60,8 @@ function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
   const halfA = f16.halfA; const halfB = f16.halfB; const scaleOnStage = halfA ? '' : ' * sa';
   const scaleBOnStage = halfB || !f16.scaleB ? '' : ' * sb';
   const opA: Operand = transA
-    ? { name: 'a', sh: 'As', vec: vec.a, half: halfA, off: 'aOff', ld: 'p.lda', rows: BK, cols: BM, row0: 'k0', col0: 'm0', rowLim: 'p.K', colLim: 'p.M', scale: scaleOnStage }
-    : { name: 'a', sh: 'As', vec: vec.a, half: halfA, off: 'aOff', ld: 'p.lda', rows: BM, cols: BK, row0: 'm0', col0: 'k0', rowLim: 'p.M', colLim: 'p.K', scale: scaleOnStage };
+    ? { name: 'a', sh: 'As', vec: vec.a, half: halfA, lower, off: 'aOff', ld: 'p.lda', rows: BK, cols: BM, row0: 'k0', col0: 'm0', rowLim: 'p.K', colLim: 'p.M', scale: scaleOnStage }
+    : { name: 'a', sh: 'As', vec: vec.a, half: halfA, lower, off: 'aOff', ld: 'p.lda', rows: BM, cols: BK, row0: 'm0', col0: 'k0', rowLim: 'p.M', colLim: 'p.K', scale: scaleOnStage };
   const opB: Operand = transB
     ? { name: 'b', sh: 'Bs', vec: vec.b, half: halfB, off: 'bOff', ld: 'p.ldb', rows: BN, cols: BK, row0: 'n0', col0: 'k0', rowLim: 'p.N', colLim: 'p.K', scale: scaleBOnStage }
     : { name: 'b', sh: 'Bs', vec: vec.b, half: halfB, off: 'bOff', ld: 'p.ldb', rows: BK, cols: BN, row0: 'k0', col0: 'n0', rowLim: 'p.K', colLim: 'p.N', scale: scaleBOnStage };
@@ -131,17 +133,21 @@ function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
   // The operand scales reduced by subgroups (absmax.ts f16ScaleWgsl), unless asked not to (SRK_SMX_SAFE).
   const mb = matmulBindings({ a: vec.a, b: vec.b, c: false }, f16, threads, subgroupScale ? sgSize : 0);
   const name = `matmul_smx_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}_s${stages}` +
-    `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${full ? '_full' : ''}${direct ? '_direct' : ''}${f16Suffix(f16)}_sg${sgSize}${subgroupScale ? '' : '_wgscale'}${emulated ? '_emu' : ''}`;
+    `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${full ? '_full' : ''}${direct ? '_direct' : ''}${f16Suffix(f16)}_sg${sgSize}${subgroupScale ? '' : '_wgscale'}${causalSuffix(causal)}${emulated ? '_emu' : ''}`;
   // The K loop: 1 stage = store, barrier, prefetch, multiply, barrier; 2 stages = one barrier (the
   // stages as `t % 2u` and `1u - cur`, which Dawn's integer range analysis bounds: matmul-simt.ts).
+  // K slices t0 .. nT - 1 (all of K unless causal: causalLoop).
+  const from0 = cl.t0 === '0u';
+  const t0 = from0 ? '0u' : 't0';
+  const first = from0 ? '0u' : `t0 * ${u(BK)}`;
   const loop: string[] = stages === 2
-    ? ['if (nT > 0u) {', ...loadGlobal('0u'), ...storeShared('0'), '}', 'workgroupBarrier();',
-      'for (var t = 0u; t < nT; t++) {', '  let cur = t % 2u;', '  let more = t + 1u < nT;',
+    ? [`if (nT > ${t0}) {`, ...loadGlobal(first), ...storeShared('0'), '}', 'workgroupBarrier();',
+      `for (var t = ${t0}; t < nT; t++) {`, `  let cur = ${from0 ? 't' : '(t - t0)'} % 2u;`, '  let more = t + 1u < nT;',
       `  let aS = cur * ${u(stageSize(opA))}; let bS = cur * ${u(stageSize(opB))};`,
       '  if (more) {', ...loadGlobal(`(t + 1u) * ${u(BK)}`), '  }',
       ...compute, '  if (more) {', ...storeShared('(1u - cur)'), '  }', '  workgroupBarrier();', '}']
-    : ['if (nT > 0u) {', ...loadGlobal('0u'), '}',
-      'for (var t = 0u; t < nT; t++) {', '  let aS = 0u; let bS = 0u;', ...storeShared('0'), '  workgroupBarrier();',
+    : [`if (nT > ${t0}) {`, ...loadGlobal(first), '}',
+      `for (var t = ${t0}; t < nT; t++) {`, '  let aS = 0u; let bS = 0u;', ...storeShared('0'), '  workgroupBarrier();',
       '  if (t + 1u < nT) {', ...loadGlobal(`(t + 1u) * ${u(BK)}`), '  }',
       ...compute, '  workgroupBarrier();', '}'];
   // Whether this workgroup's tile lies wholly inside C (uniform: from workgroup_id and params).
@@ -165,12 +171,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let rowA = (sg / ${u(SGN)}) * ${u(TM)};    // the subgroup's rows within the tile
   let colB = (sg % ${u(SGN)}) * ${u(TN)};    // and columns
   let n0 = wg.x * ${u(BN)};
-  let m0 = wg.y * ${u(BM)};
+  let m0 = wg.y * ${u(BM)};${cl.skip ? `\n  ${cl.skip}` : ''}
   ${BATCH_OFFSETS_WGSL}
   ${scalesWgsl(f16)}
   ${accDecls.join('\n  ')}
   ${regDecls.join('\n  ')}
-  let nT = (p.K + ${u(BK - 1)}) / ${u(BK)};
+  let nT = ${cl.nT};${from0 ? '' : `\n  let t0 = ${cl.t0};`}
   let direct = ${direct ? inside : 'false'};
   if (direct && p.accumulate != 0u) {
     ${preload.join('\n    ')}

@@ -5,12 +5,19 @@ export interface MatmulRefArgs {
   M: number; N: number; K: number; transA?: boolean; transB?: boolean; alpha?: number; accumulate?: boolean;
   /** The f16 precision: operands rounded to f16 (A, B times their dynamic scales when scaleA, scaleB), exact sums. */
   f16?: boolean; scaleA?: boolean; scaleB?: boolean;
+  /** matmul's causal 'lowerA': A lower triangular as stored, entries above its diagonal taken as 0. */
+  lowerA?: boolean;
 }
 
 /** op(A) [M, K] x op(B) [K, N] -> C [M, N] in float64. */
 export function matmulRef(r: MatmulRefArgs): Float64Array {
   const { M, N, K } = r;
   let alpha = r.alpha ?? 1;
+  if (r.lowerA) {
+    // Stored [M, K] (or [K, M] transposed): element (row, col) kept where col <= row.
+    const cols = r.transA ? M : K;
+    r = { ...r, lowerA: false, a: Array.from(r.a, (v, i) => (i % cols <= Math.floor(i / cols) ? v : 0)) };
+  }
   if (r.f16) {
     const sa = r.scaleA ? f16ScaleRef(absmaxRef(r.a)) : 1;
     const sb = r.scaleB ? f16ScaleRef(absmaxRef(r.b)) : 1;

@@ -29,7 +29,7 @@ import { ABSMAX_PARTS, absmaxParts } from './absmax.js';
 import { smxDef, smxShape } from './matmul-smx.js';
 import { splitKReduce } from './matmul-splitk.js';
 import { halfOctave } from '../engine/tuner.js';
-import { tileName, type F16Staging, type MatmulTile, type VecFlags } from './matmul-shared.js';
+import { tileName, type Causal, type F16Staging, type MatmulTile, type VecFlags } from './matmul-shared.js';
 import { regDef, regShape, regSharedBytes, simpleDef } from './matmul-simt.js';
 
 export { tileName, type MatmulTile };
@@ -89,6 +89,15 @@ export interface MatmulArgs {
    * that dimension (attention-unfused.ts: score rows of width T, 16-float aligned, pad zeroed).
    */
   padA?: boolean; padC?: boolean;
+  /**
+   * A causal product (matmul-shared.ts Causal), for attention's scores kept as a square per head:
+   * 'lowerC' computes only the output tiles that meet C's lower triangle (n <= m; C above it is left
+   * as it was, or holds the full product in the diagonal tiles), 'lowerA' takes A as lower triangular
+   * as stored and neither reads nor multiplies the rest (entries above its diagonal may hold
+   * anything, NaN included). Such a product is never split along M, N or K (binding limit, split-K),
+   * and a scaled A takes partial maxima computed over its lower triangle (scaleA as a Tensor).
+   */
+  causal?: Causal;
   /** The profiler's name for this product's dispatch (default the kernel's name; bench step --profile
    *  sums by the name's first word): attention-unfused.ts files its products under attention. */
   profileLabel?: string;
@@ -129,8 +138,9 @@ export function chooseTile(gpu: Gpu, M: number, N: number): MatmulTile {
   return big ? REG_128 : REG_64;
 }
 
-interface Problem extends Required<Omit<MatmulArgs, 'bias' | 'a' | 'b' | 'c' | 'tile' | 'precision' | 'scaleA' | 'scaleB' | 'timing' | 'profileLabel'>> {
+interface Problem extends Required<Omit<MatmulArgs, 'bias' | 'a' | 'b' | 'c' | 'tile' | 'precision' | 'scaleA' | 'scaleB' | 'timing' | 'profileLabel' | 'causal'>> {
   a: Tensor; b: Tensor; c: Tensor; bias?: Tensor; tile?: MatmulTile; precision?: 'f32' | 'f16'; scaleA?: boolean | Tensor; scaleB?: Tensor;
+  causal?: Causal;
   profileLabel?: string;
   /** The tuner's name for the candidate this (sub-)problem is part of (tuner.ts). */
   timing?: string;
@@ -158,8 +168,13 @@ function problem(gpu: Gpu, args: MatmulArgs): Problem {
     offA: args.offA ?? 0, offB: args.offB ?? 0, offC: args.offC ?? 0, offBias: args.offBias ?? 0,
     outer: args.outer ?? 1, outerStrideA: args.outerStrideA ?? 0, outerStrideB: args.outerStrideB ?? 0, outerStrideC: args.outerStrideC ?? 0,
     tile: args.tile, precision: args.precision, scaleA: args.scaleA, scaleB: args.scaleB,
-    timing: args.timing, profileLabel: args.profileLabel,
+    timing: args.timing, profileLabel: args.profileLabel, causal: args.causal,
   };
+  if (p.causal !== undefined && p.causal !== 'lowerC' && p.causal !== 'lowerA') throw new TypeError(`matmul: causal is ${String(p.causal)}: expected lowerC or lowerA`);
+  // A's maxima found here would span its whole window, the ignored upper triangle included.
+  if (p.causal === 'lowerA' && p.scaleA === true) {
+    throw new TypeError('matmul: a lower-triangular A is scaled by partial maxima of its lower triangle: pass them as scaleA');
+  }
   // Operand types: f32, or f16 copies (half.ts) in the f16 precision, a copy of A holding A times
   // the scale of the partial maxima passed as scaleA.
   for (const [t, what] of [[p.a, 'A'], [p.b, 'B']] as const) {
@@ -245,6 +260,7 @@ function fitTile(gpu: Gpu, tile: MatmulTile, p: Problem, f16: boolean): FittedTi
   if (tile.splitK !== undefined && tile.splitK > 1) {
     if (!Number.isInteger(tile.splitK)) return 'needs a whole number of K chunks';
     if (p.batch !== 1 || p.outer !== 1) return 'splits unbatched products only';
+    if (p.causal) return 'splits no causal product';
     if (tile.splitK * p.M * p.N * 4 > gpu.maxBinding - gpu.bindingAlign) return 'needs a partial buffer over the binding limit';
     const base = fitTile(gpu, { ...tile, splitK: undefined }, p, f16);
     return typeof base === 'string' ? base : { tile, stages: base.stages };
@@ -321,7 +337,7 @@ function tileCandidates(gpu: Gpu, rule: MatmulTile, p: Problem): MatmulTile[] {
   if (!gpu.tuner || FORCED_FAMILY || (rule.kind === 'smx' && (SMX_SAFE || gpu.smxMode === 'emulated'))) return [rule];
   const pool = rule.kind === 'smx' ? SMX_CANDIDATES : F32_CANDIDATES;
   const tiles = Math.ceil(p.M / rule.BM) * Math.ceil(p.N / rule.BN);
-  const split = p.batch === 1 && p.outer === 1 && tiles < 528 && p.K >= 1024 ? splitForms(rule) : [];
+  const split = p.batch === 1 && p.outer === 1 && !p.causal && tiles < 528 && p.K >= 1024 ? splitForms(rule) : [];
   // A long-K product too small for the big tiles (run 7, 410m f32: the attention and QKV weight
   // gradients, K = 6152 tokens, kept 64x64 tiles at ~31 TFLOP/s, while 128x128 tiles, the faster kernel
   // on the large products, left SMs idle with 64-192 tiles): those tiles split along K as well.
@@ -382,7 +398,7 @@ function tuneKey(p: Problem, f16: boolean): string {
   const b = halfOctave;
   const copies = `${p.a.dtype === 'f16' ? ' copyA' : ''}${p.b.dtype === 'f16' ? ' copyB' : ''}`;
   return `matmul ${p.transA ? 't' : 'n'}${p.transB ? 't' : 'n'}${f16 ? ' f16' : ''}${f16 && p.scaleA ? ' scaled' : ''}${f16 && p.scaleB ? ' scaledB' : ''}${copies}` +
-    `${p.bias ? ' bias' : ''}${p.accumulate ? ' acc' : ''} 2^(${b(p.M)},${b(p.N)},${b(p.K)})${p.batch * p.outer > 1 ? ` x2^${b(p.batch * p.outer)}` : ''}`;
+    `${p.bias ? ' bias' : ''}${p.accumulate ? ' acc' : ''}${p.causal ? ` ${p.causal}` : ''} 2^(${b(p.M)},${b(p.N)},${b(p.K)})${p.batch * p.outer > 1 ? ` x2^${b(p.batch * p.outer)}` : ''}`;
 }
 
 // Dispatches one problem, or splits it when an operand's binding window would be too large:
@@ -409,6 +425,8 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
       run(gpu, { ...p, batch: batch - h, offA: p.offA + h * p.strideA, offB: p.offB + h * p.strideB, offC: p.offC + h * p.strideC }, dry);
       return;
     }
+    // Split along a matrix dimension, a causal product's diagonal would move with the offsets.
+    if (p.causal) throw new RangeError(`matmul: a causal product (${p.causal}) over the binding limit must be split by its caller (M=${M} N=${N} K=${K})`);
     const worst = sC >= sA && sC >= sB ? 'C' : sA >= sB ? 'A' : 'B';
     const dim = worst === 'C' ? 'M' : worst === 'A' ? (p.transA ? 'K' : 'M') : (p.transB ? 'N' : 'K');
     if (dim === 'M' && M > 1) {
@@ -478,14 +496,14 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
     // Every argument of the generators below in a short key, per tiling object: their memoDef keys
     // are JSON of all arguments, ~1-2 us a call (host time per dispatch).
     const key = `${+p.transA}${+p.transB}${+full}${+vec.a}${+vec.b}${+vec.c}${st}${+!!p.bias}${sgSize}${smx ?? ''}` +
-      (staging ? `${+staging.scaleA}${+!!staging.scaleB}${+!!staging.halfA}${+!!staging.halfB}` : '');
+      (staging ? `${+staging.scaleA}${+!!staging.scaleB}${+!!staging.halfA}${+!!staging.halfB}` : '') + (p.causal ?? '');
     let byKey = DEFS.get(t);
     if (!byKey) DEFS.set(t, (byKey = new Map()));
     let def = byKey.get(key);
     if (!def) {
-      def = t.kind === 'smx' ? smxDef(t, p.transA, p.transB, full, vec, staging!, sgSize, st, !p.bias && !SMX_SAFE, smx === 'emulated', !SMX_SAFE)
-        : t.kind === 'reg' ? regDef(t, p.transA, p.transB, full, vec, st, staging)
-        : simpleDef(t, p.transA, p.transB, full, staging);
+      def = t.kind === 'smx' ? smxDef(t, p.transA, p.transB, full, vec, staging!, sgSize, st, !p.bias && !SMX_SAFE, smx === 'emulated', !SMX_SAFE, p.causal)
+        : t.kind === 'reg' ? regDef(t, p.transA, p.transB, full, vec, st, staging, p.causal)
+        : simpleDef(t, p.transA, p.transB, full, staging, p.causal);
       byKey.set(key, def);
     }
     return def;
