@@ -1,44 +1,53 @@
 // Attention through the matmul kernels ("unfused"): for a chunk of batch rows at a time, the scores
-// of every head as products batched over rows and heads into an f32 scratch of causal row blocks
-// ([rows][Hq][A], blockLayout: each block of query rows with the keys it can see), a masked softmax
-// over its rows, and the products back. Same arguments, mask rules and outputs (out, lse;
-// dq, dk, dv) as the flash kernels in attention.ts, which call this: with a tuner, for each direction
-// (forward, backward) and shape bucket, as a candidate timed against the flash kernels (the faster
-// kept); SRK_ATTENTION=unfused forces it.
+// of every head as products batched over rows and heads into an f32 scratch holding a square of
+// scores per row and head ([rows][Hq][T][ld], squareLayout), a masked softmax over its rows, and the
+// products back. Same arguments, mask rules and outputs (out, lse; dq, dk, dv) as the flash kernels
+// in attention.ts, which call this: with a tuner, for each direction (forward, backward) and shape
+// bucket, as a candidate timed against the flash kernels (the faster kept); SRK_ATTENTION=unfused
+// forces it.
 //
 // Why: the fused tensor-core attention (attention-smx.ts) failed on the first real tensor cores,
 // while the tensor-core matmul was exact there and runs at 85-140 TFLOP/s against ~6 for the f32
 // flash kernels (bench/RESULTS.md, run 5). Built from the matmul, attention gets the matmul's
 // tensor cores in mixed precision (and its f32 kernels, ~5x the flash kernels' rate, in f32) for the
-// price of computing whole score blocks (with 4 row blocks about 5/8 of T^2, of which causally 1/2 is
-// needed) and of moving them through memory: 4-6 A Hq floats per row and pass, transient (a chunk of
-// rows at a time).
+// price of moving score matrices through memory: 4-6 floats per visible score and pass, transient (a
+// chunk of rows at a time).
 //
-// Per chunk of batch rows (as many as a 256 MiB scratch holds; GQA: query head h = g nRep + r reads kv
-// head g; the products loop over r and the row blocks, and are batched over rows and g, the matmul's
+// Causality through the matmul (matmul.ts `causal`): the score products compute only the output
+// tiles that meet the lower triangle ('lowerC'), and the products that take P or dS as A read them as
+// lower triangular ('lowerA': only the K slices that meet the tile's nonzero part, entries above the
+// diagonal loaded as 0). So each product is one dispatch over the whole square (the 14th session's
+// 4 causal row blocks took 4: ~14 of the 40 dispatches per layer and pass), computing about half of
+// T^2 plus the diagonal tiles (at 128x128 tiles and T = 769, 57%; the row blocks 62.5%), and the
+// softmax kernels write only each row's keys up to the query (a row's P past its query is never read).
+//
+// Per chunk of batch rows (as many as the scratch cap and a binding window hold; GQA: query head h =
+// g nRep + r reads kv head g; the products loop over r and are batched over rows and g, the matmul's
 // two batch levels):
 //   forward:  S_h = scale Q_h K_g^T; softmax rows (visible keys only) -> P_h and lse; O_h = P_h V_g.
 //   backward: D = rowsum(dO * O) (the flash kernels' preparation kernel, PREP); S_h recomputed;
 //             dP_h = dO_h V_g^T; P_h = exp(S_h - lse), dS_h = P_h (dP_h - D) (one kernel, in place);
-//             dV_g += P_h^T dO_h; dK_g += scale dS_h^T Q_h; dQ_h = scale dS_h K_g (per row block: the
-//             last, which sees every key, writes dK and dV first and the others add to theirs).
+//             dV_g (+)= P_h^T dO_h; dK_g (+)= scale dS_h^T Q_h; dQ_h = scale dS_h K_g (r = 0 writes dK
+//             and dV, the other r add to them).
 // Precision 'f16': the products take f16 operands (tensor cores where the adapter has them) with A
 // scaled by a power of two from its max |value| where it is a gradient or an activation (Q, dO, dS;
-// the maxima found once per call for Q and dO, once per chunk for dS, and shared by the products);
-// P is <= 1 and is rounded as is; in dV = P^T dO the small dO is B, scaled as such (scaleB).
+// the maxima found once per call for Q and dO, and for dS by the backward softmax kernel as it writes
+// it, per chunk, absmax.ts absmaxPartWgsl), shared by the products; P is <= 1 and is rounded as is; in
+// dV = P^T dO the small dO is B, scaled as such (scaleB).
 // Reference: attention.ref.ts; checked in test/kernels/attention-unfused.test.ts.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, maxWindowElems, memoDef, windowOf, type KernelDef } from '../engine/kernel.js';
 import { MASK_WGSL } from './attention-mask.js';
 import { matmul } from './matmul.js';
-import { absmaxOf } from './absmax.js';
+import { ABSMAX_PARTS, absmaxOf, absmaxPartWgsl } from './absmax.js';
 import type { Op } from './attention-wgsl.js';
 
 const WG = 64;
 
 const COMMON = /* wgsl */ `
-struct Params { T: u32, Hq: u32, gb: u32, mBase: u32, hasMask: u32, window: u32, rowBase: u32, sBase: u32, Tb: u32, A: u32 };
+struct Params { T: u32, Hq: u32, gb: u32, mBase: u32, hasMask: u32, window: u32, rowBase: u32, sBase: u32, ld: u32, A: u32,
+  partsBase: u32, partsAccumulate: u32, rows: u32 };
 @group(0) @binding(0) var<storage, read> m: array<i32>;`;
 
 /** A workgroup reduction over WG invocations: fn `name`(li, x) combining with `op` (WGSL of a, b). */
@@ -56,28 +65,27 @@ fn ${name}(li: u32, x: f32) -> f32 {
 }`;
 const REDUCE = `var<workgroup> red: array<f32, ${WG}>;${reduceFn('reduceMax', 'max(a, b)')}${reduceFn('reduceSum', 'a + b')}`;
 
-// The row a workgroup owns in the softmax kernels (x: query i, y: head h, z: batch row within the
-// chunk, whose first is p.gb): n indexes [rows][Hq][T]; row is where its scores start in the scratch
-// (blockLayout: query block qb = i / Tb holds keys [0, width), rows width rounded up to 16 apart); the mask's length, position and
-// segment of the query, and the causal end of its keys.
-const ROW_WGSL = /* wgsl */ `let i = wg.x; let h = wg.y; let gb = p.gb + wg.z; let n = (wg.z * p.Hq + h) * p.T + i;
+// The row a softmax kernel works on (query i of head h of batch row z within the chunk, whose first
+// is p.gb; i, h, z defined before): n indexes [rows][Hq][T]; row is where its scores start in the
+// scratch (squareLayout); the mask's length, position and segment of the query, and the causal end of
+// its keys (the softmax kernels write keys [0, kEnd) of a row, all that the products read of it).
+const ROW_WGSL = /* wgsl */ `let gb = p.gb + z; let n = (z * p.Hq + h) * p.T + i;
   let len = rowLen(gb); let pi = posOf(gb, i); let si = segOf(gb, i);
-  let qb = min(i / p.Tb, max(p.T / p.Tb, 1u) - 1u); let r0 = qb * p.Tb;
-  let width = select(r0 + p.Tb, p.T, qb + 1u == max(p.T / p.Tb, 1u));
-  let rowLd = (width + 15u) / 16u * 16u;
-  let row = p.sBase + (wg.z * p.Hq + h) * p.A + p.Tb * p.Tb * (qb * (qb + 1u) / 2u) + (i - r0) * rowLd;
+  let row = p.sBase + (z * p.Hq + h) * p.A + i * p.ld;
   let kEnd = min(i + 1u, p.T);`;
+// One row per workgroup: x the query, y the head, z the batch row within the chunk.
+const ROW_OF_WG = 'let i = wg.x; let h = wg.y; let z = wg.z;';
 
 // The forward softmax kernels' bindings (scores in place -> P, lse) and mask functions.
 const SOFTMAX_HEADER = /* wgsl */ `${COMMON}
-@group(0) @binding(1) var<storage, read_write> s: array<f32>;   // [rows][Hq][A] scaled scores -> P (blockLayout)
+@group(0) @binding(1) var<storage, read_write> s: array<f32>;   // [rows][Hq][T][ld] scaled scores -> P (squareLayout)
 @group(0) @binding(2) var<storage, read_write> lse: array<f32>; // [rows][Hq][T] of this chunk, from rowBase
 @group(0) @binding(3) var<uniform> p: Params;
 ${MASK_WGSL}`;
 
 // Forward softmax of one row of scores (query i of head h of batch row gb): over the visible keys,
-// P = exp(s - lse), lse = max + log(sum exp(s - max)); every other key P = 0; a row without visible
-// keys (past its length) lse = 0, as the flash kernels write it.
+// P = exp(s - lse), lse = max + log(sum exp(s - max)); every other key up to the query P = 0; a row
+// without visible keys (past its length) lse = 0, as the flash kernels write it.
 //
 // The row held in registers, so it is read once (and the mask evaluated once per key) instead of
 // once per pass of max, sum and write: `size` invocations hold R keys each, key j = li + k size (each
@@ -93,6 +101,7 @@ function softmaxRegGen(size: number, R: number): KernelDef {
 var<workgroup> red: array<vec2f, ${size}>; // (max, sum) per invocation, then the tree's
 @compute @workgroup_size(${size})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  ${ROW_OF_WG}
   ${ROW_WGSL}
   var x: array<f32, ${R}>; // [R] scores of keys li + k ${size}, where visible
   var vis = 0u;            // bit k: key li + k ${size} visible
@@ -120,10 +129,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let ms = red[0];
   var l = 0.0;
   if (ms.y > 0.0) { l = ms.x + log(ms.y); }
-  // The row's pad (blockLayout: [width, rowLd)) zeroed too, so the whole scratch range is defined.
   for (var k = 0u; k < ${R}u; k++) {
     let j = li + k * ${size}u;
-    if (j < rowLd) { s[row + j] = select(0.0, exp(x[k] - l), (vis & (1u << k)) != 0u); }
+    if (j < kEnd) { s[row + j] = select(0.0, exp(x[k] - l), (vis & (1u << k)) != 0u); }
   }
   if (li == 0u) { lse[p.rowBase + n] = l; }
 }`,
@@ -141,6 +149,7 @@ const SOFTMAX: KernelDef = {
 ${REDUCE}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  ${ROW_OF_WG}
   ${ROW_WGSL}
   var mx = -3.0e38;
   for (var j = li; j < kEnd; j += ${WG}u) {
@@ -154,10 +163,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   sum = reduceSum(li, sum);
   var l = 0.0;
   if (sum > 0.0) { l = mx + log(sum); }
-  // The row's pad (blockLayout: [width, rowLd)) zeroed too, so the whole scratch range is defined.
-  for (var j = li; j < rowLd; j += ${WG}u) {
+  for (var j = li; j < kEnd; j += ${WG}u) {
     var e = 0.0;
-    if (j < kEnd && visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) { e = exp(s[row + j] - l); }
+    if (visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) { e = exp(s[row + j] - l); }
     s[row + j] = e;
   }
   if (li == 0u) { lse[p.rowBase + n] = l; }
@@ -168,8 +176,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 const SOFTMAX_REG_KEYS = 4096;
 
 /**
- * The forward softmax kernel for a call's T. Rows are at most T keys wide (the last block's), rowLd
- * (T rounded up to 16) apart, which any power of two >= T from 16 covers too. The register kernel
+ * The forward softmax kernel for a call's T. Rows are at most T keys wide. The register kernel
  * holds size x R = the power of two >= max(T, 64) keys, size growing from 64 to 256 so that R stays
  * <= 8 (few registers: full occupancy), then R 16 (seven variants); wider rows take the three-pass
  * kernel.
@@ -182,34 +189,56 @@ function softmaxDef(T: number): KernelDef {
   return softmaxReg(size, cells / size);
 }
 
-// Backward of the softmax for one row: P = exp(s - lse) on the visible keys (0 elsewhere) into the
-// scores' place, dS = P (dP - D) into dP's place; lse and D from the preparation kernel's ld.
-const DSOFTMAX: KernelDef = {
-  name: 'attn_unfused_dsoftmax',
-  bindings: ['read', 'read', 'rw', 'rw'],
-  uniform: true,
-  code: /* wgsl */ `${COMMON}
+/** Invocations of the backward softmax kernel that also finds dS's partial maxima. */
+const DS_WG = 128;
+
+// Backward of the softmax for one row: P = exp(s - lse) on the visible keys (0 elsewhere up to the
+// query) into the scores' place, dS = P (dP - D) into dP's place; lse and D from the preparation
+// kernel's ld. `maxima` (f16 precision, where dS is the scaled A of dK's and dQ's products): also
+// dS's partial maxima as it is written (absmax.ts absmaxPartWgsl): ABSMAX_PARTS workgroups of DS_WG
+// invocations take the chunk's rows in grid-stride order; without, one workgroup per row.
+function dsoftmaxGen(maxima: boolean): KernelDef {
+  const wg = maxima ? DS_WG : WG;
+  const rowBody = /* wgsl */ `${ROW_WGSL}
+    let l = ld[p.rowBase + 2u * n]; let D = ld[p.rowBase + 2u * n + 1u];
+    for (var j = li; j < kEnd; j += ${wg}u) {
+      var pv = 0.0; var ds = 0.0;
+      if (visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) {
+        pv = exp(s[row + j] - l);
+        ds = pv * (dp[row + j] - D);
+      }
+      s[row + j] = pv;
+      dp[row + j] = ds;${maxima ? '\n      mx = amaxNan(mx, abs(ds));' : ''}
+    }`;
+  return {
+    name: maxima ? 'attn_unfused_dsoftmax_absmax' : 'attn_unfused_dsoftmax',
+    bindings: maxima ? ['read', 'read', 'rw', 'rw', 'rw'] : ['read', 'read', 'rw', 'rw'],
+    uniform: true,
+    code: /* wgsl */ `${COMMON}
 @group(0) @binding(1) var<storage, read> ld: array<f32>;         // [rows][Hq][T][2] of this chunk (lse, D), from rowBase
-@group(0) @binding(2) var<storage, read_write> s: array<f32>;    // [rows][Hq][A] scaled scores -> P (blockLayout)
-@group(0) @binding(3) var<storage, read_write> dp: array<f32>;   // [rows][Hq][A] dP -> dS (blockLayout)
-@group(0) @binding(4) var<uniform> p: Params;
+@group(0) @binding(2) var<storage, read_write> s: array<f32>;    // [rows][Hq][T][ld] scaled scores -> P (squareLayout)
+@group(0) @binding(3) var<storage, read_write> dp: array<f32>;   // [rows][Hq][T][ld] dP -> dS (squareLayout)
+${maxima ? absmaxPartWgsl(DS_WG, 4) : ''}
+@group(0) @binding(${maxima ? 5 : 4}) var<uniform> p: Params;
 ${MASK_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
-  ${ROW_WGSL}
-  let l = ld[p.rowBase + 2u * n]; let D = ld[p.rowBase + 2u * n + 1u];
-  // Through the row's pad (zeroed): dS's maximum is taken over the whole range (absmaxOf).
-  for (var j = li; j < rowLd; j += ${WG}u) {
-    var pv = 0.0; var ds = 0.0;
-    if (j < kEnd && visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) {
-      pv = exp(s[row + j] - l);
-      ds = pv * (dp[row + j] - D);
-    }
-    s[row + j] = pv;
-    dp[row + j] = ds;
+@compute @workgroup_size(${wg})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {${maxima ? `
+  var mx = 0.0;
+  // The chunk's rows r = i + T (h + Hq z), workgroup wg.x taking every ABSMAX_PARTS-th.
+  let total = p.rows * p.Hq * p.T;
+  for (var r = wg.x; r < total; r += ${ABSMAX_PARTS}u) {
+    let i = r % p.T; let hz = r / p.T; let h = hz % p.Hq; let z = hz / p.Hq;
+    ${rowBody}
   }
+  writeAbsmaxPart(li, mx, wg.x);` : `
+  ${ROW_OF_WG}
+  {
+    ${rowBody}
+  }`}
 }`,
-};
+  };
+}
+const dsoftmaxDef = memoDef(dsoftmaxGen);
 
 /** The call's shapes and resolved operands (attention.ts resolves and checks them). */
 export interface UnfusedShape {
@@ -218,39 +247,26 @@ export interface UnfusedShape {
   timing?: string;
 }
 
-/** Largest scratch (floats, each of the two) the unfused path takes: 256 MiB, so long sequences
- *  (where T^2 outgrows the model) stay on the flash kernels. */
-export const UNFUSED_MAX_SCRATCH = 64 * 2 ** 20;
+/** Largest scratch (floats, each of the two) the unfused path takes: 384 MiB, so long sequences
+ *  (where T^2 outgrows the model) stay on the flash kernels. (8 rows of Pythia-410m's 16 heads at
+ *  T = 769 take 77M floats: one chunk.) */
+export const UNFUSED_MAX_SCRATCH = 96 * 2 ** 20;
 
 /**
- * Causal row blocks of the scores: query rows in blocks of Tb (a quarter of T rounded down to a
- * multiple of 16, at least 16; T <= 32 is one block), block q holding its rows' scores for keys [0, width(q)), since no query
- * sees a later key. The last block takes the rows left over (Tb to 2 Tb - 1 of them), so every
- * product keeps at least 16 rows (matmul.ts multiplies narrower ones in f32, whatever the precision).
- * Per batch row and head the blocks lie one after another, A floats in all: about 5/8 of T^2 at 4
- * blocks, so the products, the softmax passes and the scratch all shrink by that much. A block's rows
- * lie `ld` floats apart: its width rounded up to 16 (only the last block's width, T, can be other than
- * a multiple of 16, Tb being one; the products never touch the pad, the softmax kernels zero it), so
- * every score row starts 64-byte aligned: the tensor-core products store their result matrices
- * straight into the scratch (matmul-smx.ts direct stores) at a 64-byte-multiple stride instead of,
- * at the benchmark's packed rows, 769 floats (run 6's profile: the score products wrote at ~0.5 TB/s;
- * whether this is the cause is for the next GPU run). Block q's offset is
- * Tb^2 q (q + 1) / 2 (every block before the last is full); ROW_WGSL mirrors this.
+ * The scores of one batch row and head: a square of T query rows by T keys, rows `ld` floats apart
+ * (T rounded up to 16, so every score row starts 64-byte aligned: the tensor-core products store
+ * their result matrices straight into the scratch, matmul-smx.ts direct stores, and the pad lets
+ * every product move score rows as vec4, matmul.ts padA/padC). A = T ld floats per row and head.
+ * Only each row's keys up to its query are written and read (the products are causal).
  */
-export function blockLayout(T: number): { Tb: number; nb: number; A: number; blocks: Block[] } {
-  const Tb = T <= 32 ? Math.max(1, T) : Math.max(16, Math.floor(T / 64) * 16);
-  const nb = Math.max(1, Math.floor(T / Tb));
-  const blocks = Array.from({ length: nb }, (_, q) => {
-    const r0 = q * Tb; const rows = q === nb - 1 ? T - r0 : Tb; const width = r0 + rows;
-    return { r0, rows, width, ld: Math.ceil(width / 16) * 16, off: (Tb * Tb * q * (q + 1)) / 2 };
-  });
-  const last = blocks[nb - 1];
-  return { Tb, nb, A: last.off + last.rows * last.ld, blocks };
+export function squareLayout(T: number): { ld: number; A: number } {
+  const ld = Math.ceil(T / 16) * 16;
+  return { ld, A: T * ld };
 }
 
 /** Whether a batch row's [Hq][A] scratch fits one binding window and the cap (else the flash kernels run). */
 export function unfusedFits(gpu: Gpu, Hq: number, T: number): boolean {
-  return Hq * blockLayout(T).A <= Math.min(maxWindowElems(gpu), UNFUSED_MAX_SCRATCH);
+  return Hq * squareLayout(T).A <= Math.min(maxWindowElems(gpu), UNFUSED_MAX_SCRATCH);
 }
 
 /** Batch rows per chunk: as many as the scratch cap and a binding window hold (each product and
@@ -260,43 +276,42 @@ function rowsPerChunk(gpu: Gpu, B: number, Hq: number, A: number): number {
 }
 
 function params(T: number, Hq: number, gb: number, wm: { base: number }, hasMask: boolean, window: number, rowBase: number, sBase: number,
-  layout: { Tb: number; A: number }): Uint8Array {
-  return new ParamWriter().u32(T, Hq, gb, wm.base, hasMask ? 1 : 0, window, rowBase, sBase, layout.Tb, layout.A).bytes();
+  layout: { ld: number; A: number }, partsBase = 0, rows = 0): Uint8Array {
+  return new ParamWriter().u32(T, Hq, gb, wm.base, hasMask ? 1 : 0, window, rowBase, sBase, layout.ld, layout.A, partsBase, 0, rows).bytes();
 }
 
-/** One batched product per r (query head h = g nRep + r) and query block, over the kv heads g. */
+/** One batched product per r (query head h = g nRep + r), over the kv heads g and the chunk's rows. */
 interface HeadProduct {
   /** The profiler's name (attn_unfused_<what>_<kernel>). */
   what: string;
-  a: Op; b: Op; c: Op | 'scratch';
+  a: Op | 'scratch'; b: Op; c: Op | 'scratch';
   /**
-   * Which head indexes each operand: the query head h (then its token rows are the block's queries,
-   * from r0), the kv head g (token rows from key 0), or the scratch's head h (the block's scores).
+   * Which head indexes each operand: the query head h, the kv head g, or the scratch's head h (its
+   * square of scores).
    */
   ah: 'q' | 'kv' | 's'; bh: 'q' | 'kv' | 's'; ch: 'q' | 'kv' | 's';
   M: number; N: number; K: number; transA?: boolean; transB?: boolean;
   alpha?: number; accumulate?: boolean; precision: 'f32' | 'f16';
+  /** The score products compute C's lower triangle; the others take the scores as a lower-triangular A. */
+  causal: 'lowerC' | 'lowerA';
   /** f16: A's (B's) partial maxima (absmax.ts), computed once for all the products that take it. */
   scaleA?: Tensor; scaleB?: Tensor;
 }
 
-/** A causal row block of the scores (blockLayout): rows [r0, r0 + rows) over keys [0, width), rows ld apart. */
-export interface Block { r0: number; rows: number; width: number; ld: number; off: number }
-
 /**
- * Runs `pr` for batch rows [b0, b0 + rows), one r and one query block, as one product batched two
- * ways: over the rows (outer: T token rows apart, or [Hq][A] in the scratch) and the kv heads g
- * (inner); the operands indexed by query head h = g nRep + r (stride nRep hs over g, offset r hs),
- * kv head g (stride hs) or scratch head h (stride nRep A, offset r A + the block's offset, rows of
- * the block's width).
+ * Runs `pr` for batch rows [b0, b0 + rows) and one r as one product batched two ways: over the rows
+ * (outer: T token rows apart, or [Hq][A] in the scratch) and the kv heads g (inner); the operands
+ * indexed by query head h = g nRep + r (stride nRep hs over g, offset r hs), kv head g (stride hs) or
+ * scratch head h (stride nRep A, offset r A, rows ld apart).
  */
-function headProduct(gpu: Gpu, pr: HeadProduct, sh: UnfusedShape, A: number, blk: Block, b0: number, rows: number,
-  scratch: Record<'s' | 'dp', Tensor>, which: 's' | 'dp', r: number): void {
+function headProduct(gpu: Gpu, pr: HeadProduct, sh: UnfusedShape, layout: { ld: number; A: number }, b0: number, rows: number,
+  scratch: Tensor, r: number): void {
   const { T, nRep, Hq } = sh;
+  const { A } = layout;
   const place = (op: Op | 'scratch', who: 'q' | 'kv' | 's') => {
-    if (op === 'scratch' || who === 's') return { t: scratch[which], off: r * A + blk.off, stride: nRep * A, ld: blk.ld, outer: Hq * A };
+    if (op === 'scratch' || who === 's') return { t: scratch, off: r * A, stride: nRep * A, ld: layout.ld, outer: Hq * A };
     const base = op.off + b0 * T * op.ts;
-    return who === 'q' ? { t: op.t, off: base + blk.r0 * op.ts + r * op.hs, stride: nRep * op.hs, ld: op.ts, outer: T * op.ts }
+    return who === 'q' ? { t: op.t, off: base + r * op.hs, stride: nRep * op.hs, ld: op.ts, outer: T * op.ts }
       : { t: op.t, off: base, stride: op.hs, ld: op.ts, outer: T * op.ts };
   };
   const A_ = place(pr.a, pr.ah); const Bo = place(pr.b, pr.bh); const C = place(pr.c, pr.ch);
@@ -305,24 +320,22 @@ function headProduct(gpu: Gpu, pr: HeadProduct, sh: UnfusedShape, A: number, blk
     lda: A_.ld, ldb: Bo.ld, ldc: C.ld, batch: sh.Hkv, strideA: A_.stride, strideB: Bo.stride, strideC: C.stride,
     outer: rows, outerStrideA: A_.outer, outerStrideB: Bo.outer, outerStrideC: C.outer,
     offA: A_.off, offB: Bo.off, offC: C.off, alpha: pr.alpha, accumulate: pr.accumulate ?? false, precision: pr.precision,
-    // Score rows go past their width to the 16-float pad (blockLayout), which the softmax kernels
-    // zero: the products move them in vec4s whatever T (run 7: the last block's products, on
-    // scalar loads and stores at T = 769, took 39 of the 112 ms of attention in the 410m f32 step).
-    padA: pr.ah === 's', padC: pr.ch === 's',
+    // Score rows are read, or written, past T to their 16-float pad as vec4 (run 7: products on
+    // scalar loads and stores at T = 769 took 39 of the 112 ms of attention in the 410m f32 step).
+    // The pad lies above the diagonal: a lower-triangular A never uses it, and C's is never read.
+    padA: pr.ah === 's', padC: pr.ch === 's', causal: pr.causal,
     scaleA: pr.precision === 'f16' ? pr.scaleA ?? false : false, scaleB: pr.precision === 'f16' ? pr.scaleB : undefined,
     timing: sh.timing, profileLabel: `attn_unfused_${pr.what}`,
   });
 }
 
-/** S = scale Q K^T for batch rows [b0, b0 + n) into the scratch S, every query head and row block
- *  (the forward's scores; the backward recomputes them). */
-function scoreProducts(gpu: Gpu, sh: UnfusedShape, layout: ReturnType<typeof blockLayout>, ops: { q: Op; k: Op }, b0: number, n: number,
+/** S = scale Q K^T for batch rows [b0, b0 + n) into the scratch S, every query head (the forward's
+ *  scores; the backward recomputes them): the lower triangle, by whole tiles. */
+function scoreProducts(gpu: Gpu, sh: UnfusedShape, layout: { ld: number; A: number }, ops: { q: Op; k: Op }, b0: number, n: number,
   S: Tensor, qScale: Tensor | undefined, precision: 'f32' | 'f16'): void {
   for (let r = 0; r < sh.nRep; r++) {
-    for (const blk of layout.blocks) {
-      headProduct(gpu, { what: 'qk', a: ops.q, ah: 'q', b: ops.k, bh: 'kv', c: 'scratch', ch: 's', M: blk.rows, N: blk.width, K: sh.Dh, transB: true,
-        alpha: sh.scale, scaleA: qScale, precision }, sh, layout.A, blk, b0, n, { s: S, dp: S }, 's', r);
-    }
+    headProduct(gpu, { what: 'qk', a: ops.q, ah: 'q', b: ops.k, bh: 'kv', c: 'scratch', ch: 's', M: sh.T, N: sh.T, K: sh.Dh, transB: true,
+      alpha: sh.scale, scaleA: qScale, precision, causal: 'lowerC' }, sh, layout, b0, n, S, r);
   }
 }
 
@@ -330,10 +343,9 @@ function scoreProducts(gpu: Gpu, sh: UnfusedShape, layout: ReturnType<typeof blo
 export function unfusedForward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; v: Op; o: Op }, lse: Tensor,
   m: Tensor, hasMask: boolean, precision: 'f32' | 'f16'): void {
   const { B, T, Hq, Dh, nRep } = sh;
-  const layout = blockLayout(T); const { A } = layout;
+  const layout = squareLayout(T); const { A } = layout;
   const R = rowsPerChunk(gpu, B, Hq, A);
   const S = gpu.pool.acquire([R, Hq, A], 'f32', 'attn unfused S');
-  const scratch = { s: S, dp: S };
   const wm = windowOf(gpu, m);
   // Q's scale once for every row and head (over its whole tensor: a superset of what each product reads).
   const qScale = scaled(gpu, ops.q, precision);
@@ -345,10 +357,8 @@ export function unfusedForward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; 
     gpu.recorder.dispatch(gpu.kernels.get(softmaxDef(T)), [wm.range, ws.range, wl.range], params(T, Hq, b0, wm, hasMask, sh.window, wl.base, ws.base, layout),
       [T, Hq, n], sh.timing);
     for (let r = 0; r < nRep; r++) {
-      for (const blk of layout.blocks) {
-        headProduct(gpu, { what: 'pv', a: 'scratch' as never, ah: 's', b: ops.v, bh: 'kv', c: ops.o, ch: 'q', M: blk.rows, N: Dh, K: blk.width, precision },
-          sh, A, blk, b0, n, scratch, 's', r);
-      }
+      headProduct(gpu, { what: 'pv', a: 'scratch', ah: 's', b: ops.v, bh: 'kv', c: ops.o, ch: 'q', M: T, N: Dh, K: T, precision, causal: 'lowerA' },
+        sh, layout, b0, n, S, r);
     }
   }
   gpu.pool.release(S, ...(qScale ? [qScale] : []));
@@ -366,46 +376,38 @@ function scaled(gpu: Gpu, op: Op, precision: 'f32' | 'f16'): Tensor | undefined 
 export function unfusedBackward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; v: Op; g: Op; dq: Op; dk: Op; dv: Op }, ld: Tensor,
   m: Tensor, hasMask: boolean, precision: 'f32' | 'f16'): void {
   const { B, T, Hq, Dh, nRep, scale } = sh;
-  const layout = blockLayout(T); const { A } = layout;
+  const layout = squareLayout(T); const { A } = layout;
   const R = rowsPerChunk(gpu, B, Hq, A);
   const S = gpu.pool.acquire([R, Hq, A], 'f32', 'attn unfused S');
   const dP = gpu.pool.acquire([R, Hq, A], 'f32', 'attn unfused dP');
-  const scratch = { s: S, dp: dP };
   const wm = windowOf(gpu, m);
-  // The last block first: it spans every key, so its dK and dV products write them (r = 0) and the
-  // other blocks' add to the keys they see.
-  const lastFirst = [...layout.blocks].reverse();
-  // Q's and dO's scales once for every row and head; dS's per chunk of rows (below).
+  // Q's and dO's scales once for every row and head; dS's per chunk of rows, by the softmax kernel.
   const qScale = scaled(gpu, ops.q, precision); const gScale = scaled(gpu, ops.g, precision);
+  const dsScale = precision === 'f16' ? gpu.pool.acquire([ABSMAX_PARTS], 'f32', 'attn unfused dS absmax') : undefined;
   for (let b0 = 0; b0 < B; b0 += R) {
     const n = Math.min(R, B - b0);
     // S = scale Q K^T (recomputed); dP = dO V^T.
     scoreProducts(gpu, sh, layout, ops, b0, n, S, qScale, precision);
     for (let r = 0; r < nRep; r++) {
-      for (const blk of layout.blocks) {
-        headProduct(gpu, { what: 'dp', a: ops.g, ah: 'q', b: ops.v, bh: 'kv', c: 'scratch', ch: 's', M: blk.rows, N: blk.width, K: Dh, transB: true, scaleA: gScale, precision },
-          sh, A, blk, b0, n, scratch, 'dp', r);
-      }
+      headProduct(gpu, { what: 'dp', a: ops.g, ah: 'q', b: ops.v, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, scaleA: gScale, precision, causal: 'lowerC' },
+        sh, layout, b0, n, dP, r);
     }
     const ws = windowOf(gpu, S, 0, n * Hq * A); const wd = windowOf(gpu, dP, 0, n * Hq * A);
     const wld = windowOf(gpu, ld, 2 * b0 * Hq * T, 2 * (b0 + n) * Hq * T);
     if (ws.base !== wd.base) throw new Error('attention (unfused): S and dP scratch windows differ in alignment');
-    gpu.recorder.dispatch(gpu.kernels.get(DSOFTMAX), [wm.range, wld.range, ws.range, wd.range],
-      params(T, Hq, b0, wm, hasMask, sh.window, wld.base, ws.base, layout), [T, Hq, n], sh.timing);
-    const dsScale = precision === 'f16' ? absmaxOf(gpu, dP, n * Hq * A) : undefined; // dS of these rows, for dK and dQ
+    const wparts = dsScale ? windowOf(gpu, dsScale, 0, ABSMAX_PARTS) : undefined;
+    gpu.recorder.dispatch(gpu.kernels.get(dsoftmaxDef(!!dsScale)), [wm.range, wld.range, ws.range, wd.range, ...(wparts ? [wparts.range] : [])],
+      params(T, Hq, b0, wm, hasMask, sh.window, wld.base, ws.base, layout, wparts?.base ?? 0, n), wparts ? [ABSMAX_PARTS, 1, 1] : [T, Hq, n], sh.timing);
     for (let r = 0; r < nRep; r++) {
-      lastFirst.forEach((blk, i) => {
-        const acc = r > 0 || i > 0;
-        // dV_g (+)= P_h^T dO_h (dO scaled as B); dK_g (+)= scale dS_h^T Q_h; dQ_h = scale dS_h K_g.
-        headProduct(gpu, { what: 'dv', a: 'scratch' as never, ah: 's', b: ops.g, bh: 'q', c: ops.dv, ch: 'kv', M: blk.width, N: Dh, K: blk.rows, transA: true, scaleB: gScale, accumulate: acc, precision },
-          sh, A, blk, b0, n, scratch, 's', r);
-        headProduct(gpu, { what: 'dk', a: 'scratch' as never, ah: 's', b: ops.q, bh: 'q', c: ops.dk, ch: 'kv', M: blk.width, N: Dh, K: blk.rows, transA: true, alpha: scale, scaleA: dsScale, accumulate: acc, precision },
-          sh, A, blk, b0, n, scratch, 'dp', r);
-        headProduct(gpu, { what: 'dq', a: 'scratch' as never, ah: 's', b: ops.k, bh: 'kv', c: ops.dq, ch: 'q', M: blk.rows, N: Dh, K: blk.width, alpha: scale, scaleA: dsScale, precision },
-          sh, A, blk, b0, n, scratch, 'dp', r);
-      });
+      const acc = r > 0;
+      // dV_g (+)= P_h^T dO_h (dO scaled as B); dK_g (+)= scale dS_h^T Q_h; dQ_h = scale dS_h K_g.
+      headProduct(gpu, { what: 'dv', a: 'scratch', ah: 's', b: ops.g, bh: 'q', c: ops.dv, ch: 'kv', M: T, N: Dh, K: T, transA: true, scaleB: gScale, accumulate: acc, precision, causal: 'lowerA' },
+        sh, layout, b0, n, S, r);
+      headProduct(gpu, { what: 'dk', a: 'scratch', ah: 's', b: ops.q, bh: 'q', c: ops.dk, ch: 'kv', M: T, N: Dh, K: T, transA: true, alpha: scale, scaleA: dsScale, accumulate: acc, precision, causal: 'lowerA' },
+        sh, layout, b0, n, dP, r);
+      headProduct(gpu, { what: 'dq', a: 'scratch', ah: 's', b: ops.k, bh: 'kv', c: ops.dq, ch: 'q', M: T, N: Dh, K: T, alpha: scale, scaleA: dsScale, precision, causal: 'lowerA' },
+        sh, layout, b0, n, dP, r);
     }
-    if (dsScale) gpu.pool.release(dsScale);
   }
-  gpu.pool.release(S, dP, ...[qScale, gScale].filter((x): x is Tensor => !!x));
+  gpu.pool.release(S, dP, ...[qScale, gScale, dsScale].filter((x): x is Tensor => !!x));
 }

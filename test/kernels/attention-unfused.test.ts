@@ -15,7 +15,7 @@ import { attentionModeLabels } from '../../src/kernels/attention-tiling.js';
 import { packMaskHost } from '../../src/kernels/attention-mask.js';
 import { attentionBackward as backwardRef, attentionForward as forwardRef, attentionVisible, packedPairMask } from '../../src/kernels/attention.ref.js';
 import { roundF16 } from '../../src/kernels/absmax.ref.js';
-import { blockLayout } from '../../src/kernels/attention-unfused.js';
+import { squareLayout } from '../../src/kernels/attention-unfused.js';
 
 const rng = makeRng();
 afterAll(() => setAttentionTiling(undefined));
@@ -124,38 +124,15 @@ describe(`attention through the matmul kernels (seed ${rng.seed})`, () => {
     real.pool.release(head.tensor);
   });
 
-  // The scratch's causal row blocks (no GPU): they tile the rows, hold every key a row sees, keep 16+
-  // rows a product, and the softmax kernels' row arithmetic (ROW_WGSL, mirrored here) lands each
-  // row's scores where the products put them.
-  it('causal row blocks: cover every row and visible key, 16+ rows each, about 5/8 of T^2 at 4 blocks', () => {
-    for (const T of [1, 7, 32, 33, 37, 50, 63, 64, 100, 255, 256, 511, 512, 768, 770, 1024, 2048]) {
-      const { Tb, nb, A, blocks } = blockLayout(T);
-      let next = 0; let off = 0;
-      for (const [q, b] of blocks.entries()) {
-        expect(b.r0, `T ${T} block ${q}`).toBe(next);
-        expect(b.width).toBe(b.r0 + b.rows);
-        expect(b.ld % 16, 'rows 64-byte aligned').toBe(0);
-        expect(b.ld - b.width).toBeGreaterThanOrEqual(0);
-        expect(b.ld - b.width).toBeLessThan(16);
-        if (q < nb - 1) expect(b.ld).toBe(b.width); // only the last block is padded
-        expect(b.off).toBe(off);
-        if (T > 32) expect(b.rows).toBeGreaterThanOrEqual(16);
-        if (q < nb - 1) expect(b.rows).toBe(Tb);
-        next += b.rows; off += b.rows * b.ld;
-      }
-      expect(next).toBe(T);
-      expect(A).toBe(off);
-      if (T >= 256) expect(A / (T * T)).toBeLessThan(0.66);
-      // ROW_WGSL's mapping of query i to its block (u32 arithmetic).
-      const last = Math.max(Math.floor(T / Tb), 1) - 1;
-      for (let i = 0; i < T; i++) {
-        const qb = Math.min(Math.floor(i / Tb), last);
-        const b = blocks[qb];
-        const width = qb === last ? T : qb * Tb + Tb;
-        expect(i >= b.r0 && i < b.r0 + b.rows, `T ${T} row ${i}`).toBe(true);
-        expect(width).toBe(b.width);
-        expect(Tb * Tb * ((qb * (qb + 1)) / 2) + (i - qb * Tb) * (Math.floor((width + 15) / 16) * 16)).toBe(b.off + (i - b.r0) * b.ld);
-      }
+  // The scratch (no GPU): a square per row and head, rows 16-float aligned (the softmax kernels'
+  // ROW_WGSL row arithmetic uses ld and A as given).
+  it('the scratch layout: T rows of T keys, 64-byte aligned rows', () => {
+    for (const T of [1, 7, 16, 37, 64, 769, 2048]) {
+      const { ld, A } = squareLayout(T);
+      expect(ld % 16).toBe(0);
+      expect(ld - T).toBeGreaterThanOrEqual(0);
+      expect(ld - T).toBeLessThan(16);
+      expect(A).toBe(T * ld);
     }
   });
 
@@ -174,42 +151,65 @@ describe(`attention through the matmul kernels (seed ${rng.seed})`, () => {
     const r = await check(c, true);
     // One row per chunk (a binding window that holds one row's [Hq][A] scores but not two).
     const gpu = await getGpu();
-    expect(2 * Hq * blockLayout(T).A * 4).toBeGreaterThan(16384);
-    expect(Hq * blockLayout(T).A * 4).toBeLessThan(16384 - 256);
-    await withBindingLimit(gpu, 16384, () => check(c));
+    const limit = 4 * Hq * squareLayout(T).A + 512;
+    expect(2 * Hq * squareLayout(T).A * 4).toBeGreaterThan(limit);
+    await withBindingLimit(gpu, limit, () => check(c));
     for (let b = 0; b < B; b++) for (let t = lengths[b]; t < T; t++) for (let h = 0; h < Hq; h++) {
       expect(r.lse[(b * Hq + h) * T + t]).toBe(0);
       for (let d = 0; d < 12; d++) expect(r.out[((b * T + t) * Hq + h) * 12 + d]).toBe(0);
     }
   }, 300_000);
 
-  // The scratch's rows lie 16-float aligned (blockLayout ld), so the last block's rows have a pad the
-  // products never touch; the softmax kernels zero it, since dS's maximum (its f16 scale) is taken
-  // over the whole range. A scratch that an earlier user left full of huge values changes nothing.
-  it('the scratch rows\' pads are zeroed: a scratch left full of huge values by an earlier user changes nothing', async () => {
+  // Only each row's keys up to its query are written (squareLayout): the rest of the square, and the
+  // rows' pads, hold whatever the scratch's earlier user left. The products read the scores as lower
+  // triangular and dS's maximum (its f16 scale) comes from what the backward softmax writes, so a
+  // scratch left full of huge values, or of NaN, changes nothing.
+  it('the scratch past each row\'s query is never read: a scratch left full of huge values or NaN changes nothing', async () => {
     const gpu = await getGpu();
-    const c: Case = { B: 2, T: 37, Hq: 3, Hkv: 3, Dh: 20 }; // the last block: 21 rows of width 37, 48 apart
-    expect(blockLayout(c.T).blocks.at(-1)!.ld - c.T).toBe(11);
+    // Rows 150 wide, 160 apart: with 64x64 tiles (the rule here) the score products skip the tiles
+    // wholly above the diagonal, so what lies there is the earlier user's.
+    const c: Case = { B: 2, T: 150, Hq: 2, Hkv: 2, Dh: 16 };
+    expect(squareLayout(c.T).ld - c.T).toBe(10);
     const n = (k: number) => Float32Array.from(rng.array(k));
     const x = { q: n(c.B * c.T * c.Hq * c.Dh), k: n(c.B * c.T * c.Hkv * c.Dh), v: n(c.B * c.T * c.Hkv * c.Dh), dout: n(c.B * c.T * c.Hq * c.Dh) };
     const clean = await run(gpu, c, x, 'f16', true);
     // Every free pool buffer of the scratch's size class (the pool hands out the lowest-id one) filled.
-    const numel = c.B * c.Hq * blockLayout(c.T).A;
-    const held: ReturnType<Gpu['tensor']>[] = [];
-    const bytes0 = gpu.pool.allocatedBytes;
-    while (gpu.pool.allocatedBytes === bytes0) held.push(gpu.pool.acquire([numel]));
-    for (const t of held) gpu.upload(t, new Float32Array(numel).fill(1e30));
-    gpu.pool.release(...held);
-    const dirty = await run(gpu, c, x, 'f16', true);
-    for (const k of ['out', 'lse', 'dq', 'dk', 'dv'] as const) expect(Array.from(dirty[k]), k).toEqual(Array.from(clean[k]));
+    const numel = c.B * c.Hq * squareLayout(c.T).A;
+    for (const fill of [1e30, NaN]) {
+      const held: ReturnType<Gpu['tensor']>[] = [];
+      const bytes0 = gpu.pool.allocatedBytes;
+      while (gpu.pool.allocatedBytes === bytes0) held.push(gpu.pool.acquire([numel]));
+      for (const t of held) gpu.upload(t, new Float32Array(numel).fill(fill));
+      gpu.pool.release(...held);
+      const dirty = await run(gpu, c, x, 'f16', true);
+      for (const k of ['out', 'lse', 'dq', 'dk', 'dv'] as const) expect(Array.from(dirty[k]), `${k}, scratch of ${fill}`).toEqual(Array.from(clean[k]));
+    }
+  }, 300_000);
+
+  // dS's f16 scale comes from the maxima the backward softmax finds as it writes dS: gradients of any
+  // magnitude keep f16's precision in dK and dQ (tiny ones would fall into f16's subnormals unscaled,
+  // huge ones overflow).
+  it('f16 backward with tiny and huge output gradients: dS scaled by its own maxima', async () => {
+    const gpu = await getGpu();
+    const c: Case = { B: 2, T: 37, Hq: 3, Hkv: 3, Dh: 20 };
+    const n = (k: number, sc = 1) => Float32Array.from(rng.array(k, sc));
+    for (const mag of [1e-10, 1e5]) {
+      const x = { q: n(c.B * c.T * c.Hq * c.Dh), k: n(c.B * c.T * c.Hkv * c.Dh), v: n(c.B * c.T * c.Hkv * c.Dh), dout: n(c.B * c.T * c.Hq * c.Dh, mag) };
+      const dims = { B: c.B, T: c.T, Hq: c.Hq, Hkv: c.Hkv, Dh: c.Dh };
+      const mask = { window: 0 };
+      const exact = forwardRef(x.q, x.k, x.v, dims, mask);
+      const g = backwardRef(x.dout, x.q, x.k, x.v, exact.out, exact.lse, dims, mask);
+      const h = await run(gpu, c, x, 'f16', true);
+      for (const k of ['dq', 'dk', 'dv'] as const) expect(relErr(h[k], g[k]), `f16 ${k}, |dO| ~ ${mag}, seed ${rng.seed}`).toBeLessThan(1e-2);
+    }
   }, 300_000);
 
   // The forward softmax holds a row in registers (a kernel per power of two of T, up to 4096 keys)
   // and walks wider rows three times in memory. Per variant and the three-pass kernel, P read straight
-  // from the scratch, which is filled with NaN first so that a key or pad left unwritten shows, against
-  // float64: exp(s - lse) on the visible keys, exact zeros on the hidden ones and the rows' pads; lse
+  // from the scratch, which is filled with NaN first so that a key left unwritten shows, against
+  // float64: exp(s - lse) on the visible keys, exact zeros on the hidden ones up to the query; lse
   // and out too. Packed pairs (keys hidden mid-row), rows past the length, T not a multiple of 16.
-  it('the forward softmax in registers (each width) and in three passes (T > 4096): P with its zeroed pads, lse, out', async () => {
+  it('the forward softmax in registers (each width) and in three passes (T > 4096): P up to each query, lse, out', async () => {
     const gpu = await getGpu();
     const Hq = 1; const Hkv = 1; const Dh = 8; const scale = 1 / Math.sqrt(Dh);
     const names: string[] = [];
@@ -244,20 +244,20 @@ describe(`attention through the matmul kernels (seed ${rng.seed})`, () => {
         expect(names.filter((s) => s.startsWith('attn_unfused_softmax')), `T ${T}`).toEqual([`attn_unfused_softmax${kernel}`]);
         expect(relErr(got.lse, exact.lse), `lse T ${T}`).toBeLessThan(1e-5);
         expect(relErr(got.out, exact.out), `out T ${T}`).toBeLessThan(1e-5);
-        // Every row's P through its pad ([h][A] blockLayout), the key's score in float64.
-        const { A, blocks } = blockLayout(T);
+        // Every row's P up to its query ([h][T][ld] squareLayout), the key's score in float64.
+        const { ld, A } = squareLayout(T);
         let bad = 0; let first = '';
-        for (let h = 0; h < Hq; h++) for (const blk of blocks) for (let i = blk.r0; i < blk.r0 + blk.rows; i++) {
-          const at = h * A + blk.off + (i - blk.r0) * blk.ld;
-          for (let j = 0; j < blk.ld; j++) {
+        for (let h = 0; h < Hq; h++) for (let i = 0; i < T; i++) {
+          const at = h * A + i * ld;
+          for (let j = 0; j <= i; j++) {
             let want = 0;
-            if (j < blk.width && attentionVisible(mask, T, 0, i, j)) {
+            if (attentionVisible(mask, T, 0, i, j)) {
               let dot = 0;
               for (let d = 0; d < Dh; d++) dot += x.q[(i * Hq + h) * Dh + d] * x.k[j * Hkv * Dh + d];
               want = Math.exp(scale * dot - exact.lse[h * T + i]);
             }
             const ok = want === 0 ? got.P[at + j] === 0 : Math.abs(got.P[at + j] - want) <= 1e-5;
-            if (!ok && bad++ === 0) first = `head ${h} query ${i} key ${j} (width ${blk.width}, ld ${blk.ld}): ${got.P[at + j]}, want ${want}`;
+            if (!ok && bad++ === 0) first = `head ${h} query ${i} key ${j}: ${got.P[at + j]}, want ${want}`;
           }
         }
         expect(bad, `T ${T}: P wrong at ${bad} entries, first ${first}`).toBe(0);
