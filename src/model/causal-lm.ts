@@ -11,7 +11,7 @@ import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { normBackward, normForward } from '../kernels/layernorm.js';
 import { embeddingBackward, embeddingForward } from '../kernels/embedding.js';
-import { outputLogprob, outputLogprobBackward } from '../kernels/output-logprob.js';
+import { keptLogitsBudget, outputLogprob, outputLogprobBackward, releaseKeptLogits, type KeptLogits } from '../kernels/output-logprob.js';
 import { scatterRows } from '../kernels/row-scatter.js';
 import { fill } from '../kernels/elementwise.js';
 import { neoxBlockBackward, neoxBlockForward, neoxFreeSaved, type NeoxSaved } from './gpt-neox.js';
@@ -39,6 +39,8 @@ export interface ForwardState {
   xL: Tensor; h: Tensor; mean?: Tensor; rstd: Tensor;
   /** Per-token log-probs [N]. */
   logp: Tensor;
+  /** The output layer's logits of the scored tokens, kept for backward() (training, within keptLogitsBudget()). */
+  logits?: KeptLogits;
 }
 
 export class CausalLM {
@@ -74,12 +76,14 @@ export class CausalLM {
     embeddingForward(gpu, { table: h, ids: rows, out: hs, N: n, V: N, D });
     gpu.pool.release(h);
     const logps = gpu.pool.acquire([Math.max(1, n)], 'f32', 'logp_scored');
-    outputLogprob(gpu, { h: hs, w: p.get(names.out), targets, logp: logps, N: n, d: D, V });
+    // Training: the logits stay for backward() where they fit the budget (else it recomputes them).
+    const keep = train && n * V * 4 <= keptLogitsBudget();
+    const logits = outputLogprob(gpu, { h: hs, w: p.get(names.out), targets, logp: logps, N: n, d: D, V, keep });
     const logp = gpu.pool.acquire([N], 'f32', 'logp');
     fill(gpu, logp, 0);
     scatterRows(gpu, { x: logps, rows, out: logp, n, M: N, D: 1 });
     gpu.pool.release(logps);
-    const st: ForwardState = { ctx, blocks, xL: x, h: hs, mean, rstd, logp };
+    const st: ForwardState = { ctx, blocks, xL: x, h: hs, mean, rstd, logp, logits };
     if (!train) { this.release(st); st.blocks = []; }
     return st;
   }
@@ -89,6 +93,7 @@ export class CausalLM {
     for (const s of st.blocks) { this.freeSaved(st.ctx, s); this.gpu.pool.release(s.x); }
     st.blocks = [];
     this.gpu.pool.release(st.xL, st.h, st.mean, st.rstd);
+    releaseKeptLogits(this.gpu, st.logits);
     if (!keepLogp) this.gpu.pool.release(st.logp);
   }
 
@@ -107,7 +112,8 @@ export class CausalLM {
     const ws = gpu.pool.acquire([Math.max(1, n)], 'f32', 'weights_scored');
     embeddingForward(gpu, { table: weights, ids: rows, out: ws, N: n, V: N, D: 1 });
     const dhs = gpu.pool.acquire([Math.max(1, n), D], 'f32', 'd_h_scored');
-    outputLogprobBackward(gpu, { h: st.h, w: p.get(names.out), targets, weights: ws, dh: dhs, dw: p.grad(names.out), N: n, d: D, V });
+    outputLogprobBackward(gpu, { h: st.h, w: p.get(names.out), targets, weights: ws, dh: dhs, dw: p.grad(names.out), N: n, d: D, V, kept: st.logits });
+    st.logits = undefined;
     const dh = gpu.pool.acquire([N, D], 'f32', 'd_h_final');
     fill(gpu, dh, 0);
     scatterRows(gpu, { x: dhs, rows, out: dh, n, M: N, D });

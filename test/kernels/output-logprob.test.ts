@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { getGpu, relErr } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
-import { logSoftmaxGather, outputLogprob, outputLogprobBackward } from '../../src/kernels/output-logprob.js';
+import { keptLogitsBudget, logSoftmaxGather, outputLogprob, outputLogprobBackward, releaseKeptLogits } from '../../src/kernels/output-logprob.js';
 import {
   logSoftmaxGather as logSoftmaxGatherRef, logSoftmaxGatherBackward, outputLogprobBackwardRef, outputLogprobRef,
 } from '../../src/kernels/output-logprob.ref.js';
@@ -61,6 +61,71 @@ describe(`output layer log-probs (seed ${rng.seed})`, () => {
     expect(relErr(await gpu.readF32(tlp), logSoftmaxGatherRef(dense, targets, V))).toBeLessThan(2e-6);
     expect(relErr(await gpu.readF32(tl), L)).toBe(0); // not modified
     gpu.pool.release(th, tw, tt, tg, tlp, tdh, tdw, tu, tl);
+  });
+
+  // A training forward keeps its logits chunks (`keep`) and the backward reads them instead of
+  // recomputing them: the same dh, dw and logp bit for bit, every chunk handed back to the pool, and
+  // logits kept for another shape refused.
+  it('kept logits: the backward without the recompute gives the same bits; chunks released; a mismatch refused', async () => {
+    const gpu = await getGpu();
+    const N = 11; const d = 9; const V = 37;
+    const H = f32(rng.array(N * d)); const W = f32(rng.array(V * d, 0.8));
+    const targets = makeTargets(N, V); const g = f32(rng.array(N));
+    const grads = outputLogprobBackwardRef({ H, W, targets, N, d, V }, g);
+    const th = gpu.tensor([N, d], H); const tw = gpu.tensor([V, d], W);
+    const tt = gpu.tensor([N], targets, 'i32'); const tg = gpu.tensor([N], g);
+    const tlp = gpu.tensor([N]); const tdh = gpu.tensor([N, d]); const tdw = gpu.tensor([V, d]);
+    for (const chunkRows of [undefined, 4]) {
+      let warm = false;
+      const run = async (keep: boolean) => {
+        gpu.upload(tdw, new Float32Array(V * d)); gpu.upload(tlp, new Float32Array(N).fill(99));
+        const inUse = gpu.pool.inUseBytes;
+        const kept = outputLogprob(gpu, { h: th, w: tw, targets: tt, logp: tlp, N, d, V, chunkRows, keep });
+        // (the pool rounds each chunk up to its size class)
+        if (warm && keep) expect(gpu.pool.inUseBytes - inUse, 'kept chunks held').toBeGreaterThanOrEqual(Math.ceil(N / (chunkRows ?? N)) * (chunkRows ?? N) * V * 4);
+        if (warm && !keep) expect(gpu.pool.inUseBytes, 'nothing held').toBe(inUse);
+        expect(kept === undefined, `keep ${keep}`).toBe(!keep);
+        if (kept) expect(kept.chunks.length).toBe(Math.ceil(N / (chunkRows ?? N)));
+        const logp = await gpu.readF32(tlp);
+        // The products dispatched: dh and dw per chunk, and the logits again only without kept ones.
+        const names: string[] = [];
+        const dispatch = gpu.recorder.dispatch.bind(gpu.recorder);
+        gpu.recorder.dispatch = (k, ...rest) => { names.push(k.def.name); dispatch(k, ...rest); };
+        try {
+          outputLogprobBackward(gpu, { h: th, w: tw, targets: tt, weights: tg, dh: tdh, dw: tdw, N, d, V, chunkRows, kept });
+        } finally { gpu.recorder.dispatch = dispatch; }
+        expect(names.filter((n) => n.startsWith('matmul')).length, `keep ${keep}`).toBe((keep ? 2 : 3) * Math.ceil(N / (chunkRows ?? N)));
+        if (warm) expect(gpu.pool.inUseBytes, `chunks back in the pool (keep ${keep})`).toBe(inUse);
+        if (kept) expect(kept.chunks.length).toBe(0);
+        warm = true;
+        return { logp, dh: await gpu.readF32(tdh), dw: await gpu.readF32(tdw) };
+      };
+      await run(false); // (a first call makes the placeholder bindings, held from then on)
+      const again = await run(false); const kept = await run(true);
+      expect(relErr(kept.dh, grads.dH), `chunkRows ${chunkRows}`).toBeLessThan(1e-5);
+      expect(relErr(kept.dw, grads.dW), `chunkRows ${chunkRows}`).toBeLessThan(1e-5);
+      for (const k of ['logp', 'dh', 'dw'] as const) expect(Array.from(kept[k]), `${k} chunkRows ${chunkRows}`).toEqual(Array.from(again[k]));
+    }
+    // Kept for other chunks: refused (and releaseKeptLogits frees what no backward took).
+    const inUse = gpu.pool.inUseBytes;
+    const kept = outputLogprob(gpu, { h: th, w: tw, targets: tt, logp: tlp, N, d, V, chunkRows: 4, keep: true });
+    expect(() => outputLogprobBackward(gpu, { h: th, w: tw, targets: tt, weights: tg, dh: tdh, dw: tdw, N, d, V, chunkRows: 5, kept }))
+      .toThrow(/kept logits \(11 x 37 in 3 chunks of 4 rows\) are not this call's \(11 x 37, 5 rows a chunk\)/);
+    releaseKeptLogits(gpu, kept);
+    expect(gpu.pool.inUseBytes).toBe(inUse);
+    gpu.pool.release(th, tw, tt, tg, tlp, tdh, tdw);
+    // The budget: 1 GiB unless SRK_KEEP_LOGITS_MIB says otherwise (0: never keep).
+    const saved = process.env.SRK_KEEP_LOGITS_MIB;
+    try {
+      delete process.env.SRK_KEEP_LOGITS_MIB;
+      expect(keptLogitsBudget()).toBe(2 ** 30);
+      process.env.SRK_KEEP_LOGITS_MIB = '0';
+      expect(keptLogitsBudget()).toBe(0);
+      process.env.SRK_KEEP_LOGITS_MIB = 'lots';
+      expect(() => keptLogitsBudget()).toThrow(/SRK_KEEP_LOGITS_MIB=lots/);
+    } finally {
+      if (saved === undefined) delete process.env.SRK_KEEP_LOGITS_MIB; else process.env.SRK_KEEP_LOGITS_MIB = saved;
+    }
   });
 
   it('V=50304 d=16 N=5 in chunks of 2 rows (large vocabulary)', async () => {
