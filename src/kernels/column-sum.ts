@@ -4,8 +4,8 @@
 // (sumPartialRows, also the norms' weight-gradient stage 2).
 // Rows are processed in chunks whose window fits one binding. Reference: column-sum.ref.ts.
 import type { Gpu } from '../engine/gpu.js';
-import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, chunkRanges, maxWindowElems, windowOf, type KernelDef, type Window } from '../engine/kernel.js';
+import { Tensor } from '../engine/tensor.js';
 
 const WG = 64;     // columns per workgroup
 /** Rows per stage-1 block (bench/norm.ts counts the partial rows' traffic with it). */
@@ -47,26 +47,39 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 }`,
 };
 
-// Stage 2: out[d] (+)= sum over blocks b of partial[pBase + b * stride + d], blocks in order.
-const TOTAL: KernelDef = {
-  name: 'colsum_total',
-  bindings: ['read', 'rw'],
-  uniform: true,
-  code: /* wgsl */ `
-struct Params { D: u32, nblk: u32, outBase: u32, accumulate: u32, pBase: u32, stride: u32 };
+// Stage 2: out[d] (+)= sum over blocks b of partial[pBase + b * stride + d], blocks in order;
+// `also`: the same sum into a second output too (alsov[alsoBase + d] (+)= it), in the same pass:
+// 'apart' binds it on its own, 'shared' in the first output's binding (outputs that lie close in one
+// buffer, whose two windows would overlap: WebGPU refuses overlapping writable bindings).
+function totalDef(also: 'apart' | 'shared' | undefined): KernelDef {
+  return {
+    name: also ? `colsum_total_also${also === 'shared' ? '_shared' : ''}` : 'colsum_total',
+    bindings: also === 'apart' ? ['read', 'rw', 'rw'] : ['read', 'rw'],
+    uniform: true,
+    code: /* wgsl */ `
+struct Params { D: u32, nblk: u32, outBase: u32, accumulate: u32, pBase: u32, stride: u32, alsoBase: u32 };
 @group(0) @binding(0) var<storage, read> partial: array<f32>;
-@group(0) @binding(1) var<storage, read_write> outv: array<f32>;
-@group(0) @binding(2) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> outv: array<f32>;${also === 'apart' ? `
+@group(0) @binding(2) var<storage, read_write> alsov: array<f32>;` : ''}
+@group(0) @binding(${also === 'apart' ? 3 : 2}) var<uniform> p: Params;
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let d = wg.x * ${WG}u + li;
   if (d >= p.D) { return; }
   var s = 0.0;
   ${unrolledSumWgsl('s', 'b', '0u', 'p.nblk', (b) => `partial[p.pBase + (${b}) * p.stride + d]`)}
-  if (p.accumulate != 0u) { s += outv[p.outBase + d]; }
-  outv[p.outBase + d] = s;
+  var o = s;
+  if (p.accumulate != 0u) { o += outv[p.outBase + d]; }
+  outv[p.outBase + d] = o;${also ? `
+  var a = s;
+  if (p.accumulate != 0u) { a += ${also === 'shared' ? 'outv' : 'alsov'}[p.alsoBase + d]; }
+  ${also === 'shared' ? 'outv' : 'alsov'}[p.alsoBase + d] = a;` : ''}
 }`,
-};
+  };
+}
+const TOTAL = totalDef(undefined);
+const TOTAL_ALSO = totalDef('apart');
+const TOTAL_ALSO_SHARED = totalDef('shared');
 
 /**
  * Stage 2 of a two-stage column sum, shared with the norms' weight gradients (layernorm.ts):
@@ -74,8 +87,35 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
  * element `pBase` of `part`.
  */
 export function sumPartialRows(gpu: Gpu, part: Window, pBase: number, nblk: number, D: number, out: Window, accumulate: boolean, stride = D): void {
-  gpu.recorder.dispatch(gpu.kernels.get(TOTAL), [part.range, out.range],
-    new ParamWriter().u32(D, nblk, out.base, accumulate ? 1 : 0, part.base + pBase, stride).bytes(), [Math.ceil(D / WG), 1, 1]);
+  dispatchTotal(gpu, TOTAL, [part.range, out.range], part.base + pBase, nblk, D, out.base, 0, accumulate, stride);
+}
+
+function dispatchTotal(gpu: Gpu, def: KernelDef, ranges: Window['range'][], pBase: number, nblk: number, D: number, outBase: number, alsoBase: number,
+  accumulate: boolean, stride: number): void {
+  gpu.recorder.dispatch(gpu.kernels.get(def), ranges,
+    new ParamWriter().u32(D, nblk, outBase, accumulate ? 1 : 0, pBase, stride, alsoBase).bytes(), [Math.ceil(D / WG), 1, 1]);
+}
+
+/**
+ * Stage 2 into `out` and `also` in one pass: their windows bound apart, or, when both lie in one
+ * buffer within one binding's reach, one window over both (overlapping writable windows are refused).
+ */
+function totalsInto(gpu: Gpu, part: Window, nblk: number, D: number, out: Tensor, also: Tensor, accumulate: boolean): void {
+  if (out.buffer === also.buffer) {
+    const lo = Math.min(out.offset, also.offset);
+    const hi = Math.max(out.offset, also.offset) + D * 4;
+    if (hi - lo <= 4 * maxWindowElems(gpu)) {
+      const w = windowOf(gpu, new Tensor(out.buffer, lo, [(hi - lo) / 4]), 0, (hi - lo) / 4);
+      dispatchTotal(gpu, TOTAL_ALSO_SHARED, [part.range, w.range], part.base, nblk, D, w.base + (out.offset - lo) / 4, w.base + (also.offset - lo) / 4,
+        accumulate, D);
+      return;
+    }
+    sumPartialRows(gpu, part, 0, nblk, D, windowOf(gpu, out, 0, D), accumulate);
+    sumPartialRows(gpu, part, 0, nblk, D, windowOf(gpu, also, 0, D), accumulate);
+    return;
+  }
+  const wo = windowOf(gpu, out, 0, D); const wa = windowOf(gpu, also, 0, D);
+  dispatchTotal(gpu, TOTAL_ALSO, [part.range, wo.range, wa.range], part.base, nblk, D, wo.base, wa.base, accumulate, D);
 }
 
 export interface ColumnSumArgs {
@@ -86,7 +126,7 @@ export interface ColumnSumArgs {
   /**
    * A second [D] output given the same sums the same way (GPT-NeoX's parallel residual: the attention
    * output's and the MLP output's bias gradients are both the column sums of the block's dy): x is read
-   * once, only the stage-2 sum runs for each.
+   * once, and one stage-2 pass writes both.
    */
   also?: Tensor;
 }
@@ -98,7 +138,6 @@ export function columnSum(gpu: Gpu, a: ColumnSumArgs): void {
   if (a.also && a.also.numel < D) throw new RangeError(`columnSum: ${a.also} has ${a.also.numel} elements, needs ${D}`);
   if (D === 0) return;
   const wo = windowOf(gpu, out, 0, D);
-  const wAlso = a.also ? windowOf(gpu, a.also, 0, D) : undefined;
   const rowsPerChunk = Math.max(1, Math.floor(maxWindowElems(gpu) / D));
   let accumulate = a.accumulate ?? false;
   for (const [r0, r1] of N === 0 ? [[0, 0]] : chunkRanges(N, rowsPerChunk)) {
@@ -113,8 +152,8 @@ export function columnSum(gpu: Gpu, a: ColumnSumArgs): void {
       gpu.recorder.dispatch(gpu.kernels.get(PARTIAL), [wx.range, wp.range], new ParamWriter().u32(rows, D, wx.base).bytes(),
         [Math.ceil(D / WG), nblk, 1]);
     }
-    sumPartialRows(gpu, wp, 0, nblk, D, wo, accumulate);
-    if (wAlso) sumPartialRows(gpu, wp, 0, nblk, D, wAlso, accumulate);
+    if (a.also) totalsInto(gpu, wp, nblk, D, out, a.also, accumulate);
+    else sumPartialRows(gpu, wp, 0, nblk, D, wo, accumulate);
     gpu.pool.release(part); // later users record after these dispatches
     accumulate = true; // the next chunk adds to this one
   }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { Tensor } from '../../src/engine/tensor.js';
 import { getGpu, relErr, withBindingLimit } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import { columnSum } from '../../src/kernels/column-sum.js';
@@ -47,4 +48,27 @@ describe(`column sums (bias gradients) (seed ${rng.seed})`, () => {
       gpu.pool.release(tx, t1, t2);
     });
   }
+
+  // As a model's gradients lie (arena.ts): the two outputs side by side in one buffer, D not a multiple
+  // of the binding alignment, so their binding windows overlap.
+  it('also: the two outputs adjacent in one buffer', async () => {
+    const gpu = await getGpu();
+    const N = 130; const D = 37;
+    const x = rng.array(N * D); const o = rng.array(2 * D + 3);
+    const tx = gpu.tensor([N * D], Float32Array.from(x)); const tb = gpu.tensor([2 * D + 3], Float32Array.from(o));
+    // (also before out in the buffer: the window spans from the lower one)
+    const also = new Tensor(tb.buffer, tb.offset + 4, [D]); const out = new Tensor(tb.buffer, tb.offset + 4 * (D + 1), [D]);
+    const names: string[] = [];
+    const dispatch = gpu.recorder.dispatch.bind(gpu.recorder);
+    gpu.recorder.dispatch = (k, ...rest) => { names.push(k.def.name); dispatch(k, ...rest); };
+    try { columnSum(gpu, { x: tx, out, also, N, D, accumulate: true }); } finally { gpu.recorder.dispatch = dispatch; }
+    expect(names).toEqual(['colsum_partial', 'colsum_total_also_shared']);
+    const got = await gpu.readF32(tb);
+    const want = Float64Array.from(o);
+    const sums = columnSumRef(x, N, D);
+    for (let d = 0; d < D; d++) { want[1 + d] += sums[d]; want[D + 1 + d] += sums[d]; }
+    expect(relErr(got, want)).toBeLessThan(1e-5);
+    expect([got[0], got[2 * D + 1], got[2 * D + 2]]).toEqual([o[0], o[2 * D + 1], o[2 * D + 2]].map(Math.fround));
+    gpu.pool.release(tx, tb);
+  });
 });
