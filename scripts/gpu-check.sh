@@ -144,13 +144,14 @@ if has brief; then
   # then the PyTorch anchor if time is left.
   SRK_TUNE=0 run 100 tests-new $vt --reporter=verbose test/engine/matmul.test.ts test/engine/matmul-causal.test.ts test/kernels/attention-unfused.test.ts \
     test/kernels/attention-unfused-reg.test.ts test/kernels/absmax-fused.test.ts test/kernels/rotary.test.ts \
-    test/kernels/layernorm.test.ts test/kernels/column-sum.test.ts test/model/optional-biases.test.ts \
-    -t 'padded|other reg tilings|with the tuner: every|causal matmul|matmul kernels|register-tiled matmul|candidates on a GPU|GELU and|LayerNorm N=|RMSNorm N=|NaN in the output|one dispatch|residual|side by side|also|attention biases|MLP biases'
+    test/kernels/layernorm.test.ts test/kernels/column-sum.test.ts test/model/optional-biases.test.ts test/kernels/output-logprob.test.ts \
+    -t 'padded|other reg tilings|with the tuner: every|causal matmul|matmul kernels|register-tiled matmul|candidates on a GPU|GELU and|LayerNorm N=|RMSNorm N=|NaN in the output|one dispatch|residual|side by side|also|attention biases|MLP biases|kept logits'
   if grep -q "×.*\(padded\|reg tilings\|with the tuner\|candidates on a GPU\)" "$r/tests-new.json" 2>/dev/null; then export SRK_TUNE=0; stamp "new matmul forms failed: SRK_TUNE=0"; fi
   if grep -q "×.*\(GELU and\|LayerNorm N=\|RMSNorm N=\|NaN in the output\)" "$r/tests-new.json" 2>/dev/null; then export SRK_FUSED_ABSMAX=0; stamp "fused partial maxima failed: SRK_FUSED_ABSMAX=0"; fi
   # The unfused attention's products are causal (matmul causal, since the fourteenth session): a failure of
   # either sends attention to the flash kernels.
   if grep -q "×.*\(matmul kernels\|register-tiled matmul\|causal matmul\)" "$r/tests-new.json" 2>/dev/null; then export SRK_ATTENTION=simt; stamp "unfused attention failed: SRK_ATTENTION=simt"; fi
+  if grep -q "×.*kept logits" "$r/tests-new.json" 2>/dev/null; then export SRK_KEEP_LOGITS_MIB=0; stamp "kept logits failed: SRK_KEEP_LOGITS_MIB=0"; fi
   # The first step process on a fresh machine runs slow (run 7: 160m mixed Sr-DPO 189.7 ms first,
   # 125.5 later in the call): a throwaway one first.
   step warmup --shape pythia-160m --loss dpo --precision f32
