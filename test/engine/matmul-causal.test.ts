@@ -113,15 +113,20 @@ describe(`causal matmul (seed ${rng.seed})`, () => {
     }
   }, 300_000);
 
+  // Each kind on two-stage 64x64 tiles; then one kind each (every case is a pipeline for lavapipe to
+  // compile): one stage with K slices from the tile's first row (P^T), f16 staging (P V), and 128x128
+  // tiles with 8-deep K slices (P^T again: the first slice index m0 / BK, 16 of them a tile).
   it('register tiles (one and two stages, 128x128 with BK 8): vec4 through the pads', async () => {
     const gpu = await getGpu();
-    for (const kind of kinds) {
-      for (const tile of [reg(64, 64, 16, 4, 4), reg(64, 64, 16, 4, 4, { stages: 1 })]) {
-        const names = await check(gpu, kind, 150, 16, 2, 'f32', tile);
-        for (const n of names) expect(n, kind).toMatch(/^matmul_reg_.*_vvv(_h16s?)?_l[ca]$/);
-      }
-      await check(gpu, kind, 77, 16, 1, 'f16', reg(64, 64, 16, 4, 4));
-      await check(gpu, kind, 300, 16, 1, 'f32', reg(128, 128, 8, 8, 8));
+    const cases: [Kind, number, 'f32' | 'f16', MatmulTile][] = [
+      ...kinds.map((k): [Kind, number, 'f32' | 'f16', MatmulTile] => [k, 150, 'f32', reg(64, 64, 16, 4, 4)]),
+      ['dV = P^T dO', 150, 'f32', reg(64, 64, 16, 4, 4, { stages: 1 })],
+      ['O = P V', 77, 'f16', reg(64, 64, 16, 4, 4)],
+      ['dV = P^T dO', 300, 'f32', reg(128, 128, 8, 8, 8)],
+    ];
+    for (const [kind, T, precision, tile] of cases) {
+      const names = await check(gpu, kind, T, 16, 2, precision, tile);
+      for (const n of names) expect(n, kind).toMatch(/^matmul_reg_.*_vvv(_h16s?)?_l[ca]$/);
     }
   }, 300_000);
 
