@@ -191,19 +191,20 @@ function softmaxDef(T: number): KernelDef {
   return softmaxReg(size, cells / size);
 }
 
-/** Invocations of the backward softmax kernel that also finds dS's partial maxima. */
-const DS_WG = 128;
+/** Rows the backward softmax kernel that also finds dS's partial maxima works on at once, WG lanes each. */
+const DS_ROWS = 4;
 
 // Backward of the softmax for one row: P = exp(s - lse) on the visible keys (0 elsewhere up to the
 // query) into the scores' place, dS = P (dP - D) into dP's place; lse and D from the preparation
-// kernel's ld. `maxima` (f16 precision, where dS is the scaled A of dK's and dQ's products): also
-// dS's partial maxima as it is written (absmax.ts absmaxPartWgsl): ABSMAX_PARTS workgroups of DS_WG
-// invocations take the chunk's rows in grid-stride order; without, one workgroup per row.
+// kernel's ld. Each row is WG lanes' work (`lane`). `maxima` (f16 precision, where dS is the scaled
+// A of dK's and dQ's products): also dS's partial maxima as it is written (absmax.ts
+// absmaxPartWgsl): ABSMAX_PARTS workgroups of DS_ROWS x WG invocations take the chunk's rows in
+// grid-stride order, DS_ROWS at a time (as many invocations in flight as ~260k, where one row each
+// of 64 would leave an H100's SMs a quarter full); without, one workgroup per row.
 function dsoftmaxGen(maxima: boolean): KernelDef {
-  const wg = maxima ? DS_WG : WG;
   const rowBody = /* wgsl */ `${ROW_WGSL}
     let l = ld[p.rowBase + 2u * n]; let D = ld[p.rowBase + 2u * n + 1u];
-    for (var j = li; j < kEnd; j += ${wg}u) {
+    for (var j = lane; j < kEnd; j += ${WG}u) {
       var pv = 0.0; var ds = 0.0;
       if (visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) {
         pv = exp(s[row + j] - l);
@@ -220,20 +221,23 @@ function dsoftmaxGen(maxima: boolean): KernelDef {
 @group(0) @binding(1) var<storage, read> ld: array<f32>;         // [rows][Hq][T][2] of this chunk (lse, D), from rowBase
 @group(0) @binding(2) var<storage, read_write> s: array<f32>;    // [rows][Hq][T][ld] scaled scores -> P (squareLayout)
 @group(0) @binding(3) var<storage, read_write> dp: array<f32>;   // [rows][Hq][T][ld] dP -> dS (squareLayout)
-${maxima ? absmaxPartWgsl(DS_WG, 4) : ''}
+${maxima ? absmaxPartWgsl(DS_ROWS * WG, 4) : ''}
 @group(0) @binding(${maxima ? 5 : 4}) var<uniform> p: Params;
 ${MASK_WGSL}
-@compute @workgroup_size(${wg})
+@compute @workgroup_size(${maxima ? DS_ROWS * WG : WG})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {${maxima ? `
   var mx = 0.0;
-  // The chunk's rows r = i + T (h + Hq z), workgroup wg.x taking every ABSMAX_PARTS-th.
+  // The chunk's rows r = i + T (h + Hq z): lanes [g WG, (g + 1) WG) take rows wg.x DS_ROWS + g, then
+  // every (ABSMAX_PARTS DS_ROWS)-th after it.
   let total = p.rows * p.Hq * p.T;
-  for (var r = wg.x; r < total; r += ${ABSMAX_PARTS}u) {
+  let lane = li % ${WG}u;
+  for (var r = wg.x * ${DS_ROWS}u + li / ${WG}u; r < total; r += ${ABSMAX_PARTS * DS_ROWS}u) {
     let i = r % p.T; let hz = r / p.T; let h = hz % p.Hq; let z = hz / p.Hq;
     ${rowBody}
   }
   writeAbsmaxPart(li, mx, wg.x);` : `
   ${ROW_OF_WG}
+  let lane = li;
   {
     ${rowBody}
   }`}
@@ -259,7 +263,8 @@ export const UNFUSED_MAX_SCRATCH = 96 * 2 ** 20;
  * (T rounded up to 16, so every score row starts 64-byte aligned: the tensor-core products store
  * their result matrices straight into the scratch, matmul-smx.ts direct stores, and the pad lets
  * every product move score rows as vec4, matmul.ts padA/padC). A = T ld floats per row and head.
- * Only each row's keys up to its query are written and read (the products are causal).
+ * The softmax kernels write each row's keys up to its query, and the products read no further
+ * (they are causal; the score products write whole tiles that meet the diagonal).
  */
 export function squareLayout(T: number): { ld: number; A: number } {
   const ld = Math.ceil(T / 16) * 16;

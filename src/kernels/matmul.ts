@@ -86,7 +86,8 @@ export interface MatmulArgs {
    * up to the next multiple of 4 (inside the leading dimension): A holds finite values there (they
    * meet only B's rows past K, read as 0, or make output rows past M, not stored), C's pad is
    * scratch that no one reads as data (C has no bias then). So such operands move as vec4 whatever
-   * that dimension (attention-unfused.ts: score rows of width T, 16-float aligned, pad zeroed).
+   * that dimension (attention-unfused.ts: score rows of width T, 16-float aligned; A there is causal
+   * 'lowerA' too, whose pad lies above the diagonal and loads as 0 whatever it holds).
    */
   padA?: boolean; padC?: boolean;
   /**
