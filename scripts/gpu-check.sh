@@ -148,9 +148,12 @@ if has brief; then
     -t 'padded|other reg tilings|with the tuner: every|causal matmul|matmul kernels|register-tiled matmul|candidates on a GPU|GELU and|LayerNorm N=|RMSNorm N=|NaN in the output|one dispatch|residual|side by side|also|attention biases|MLP biases|kept logits'
   if grep -q "×.*\(padded\|reg tilings\|with the tuner\|candidates on a GPU\)" "$r/tests-new.json" 2>/dev/null; then export SRK_TUNE=0; stamp "new matmul forms failed: SRK_TUNE=0"; fi
   if grep -q "×.*\(GELU and\|LayerNorm N=\|RMSNorm N=\|NaN in the output\)" "$r/tests-new.json" 2>/dev/null; then export SRK_FUSED_ABSMAX=0; stamp "fused partial maxima failed: SRK_FUSED_ABSMAX=0"; fi
-  # The unfused attention's products are causal (matmul causal, since the fourteenth session): a failure of
-  # either sends attention to the flash kernels.
-  if grep -q "×.*\(matmul kernels\|register-tiled matmul\|causal matmul\)" "$r/tests-new.json" 2>/dev/null; then export SRK_ATTENTION=simt; stamp "unfused attention failed: SRK_ATTENTION=simt"; fi
+  # The unfused attention's products are causal (matmul causal, since the fourteenth session): if the
+  # causal kernels fail, attention runs its products whole over the square (SRK_UNFUSED_CAUSAL=0; the
+  # attention tests, which ran causal, fail with them); any other unfused failure sends attention to the
+  # flash kernels.
+  if grep -q "×.*causal matmul" "$r/tests-new.json" 2>/dev/null; then export SRK_UNFUSED_CAUSAL=0; stamp "causal matmul failed: SRK_UNFUSED_CAUSAL=0"
+  elif grep -q "×.*\(matmul kernels\|register-tiled matmul\)" "$r/tests-new.json" 2>/dev/null; then export SRK_ATTENTION=simt; stamp "unfused attention failed: SRK_ATTENTION=simt"; fi
   if grep -q "×.*kept logits" "$r/tests-new.json" 2>/dev/null; then export SRK_KEEP_LOGITS_MIB=0; stamp "kept logits failed: SRK_KEEP_LOGITS_MIB=0"; fi
   # The first step process on a fresh machine runs slow (run 7: 160m mixed Sr-DPO 189.7 ms first,
   # 125.5 later in the call): a throwaway one first.

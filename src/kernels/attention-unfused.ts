@@ -49,7 +49,7 @@ const WG = 64;
 
 const COMMON = /* wgsl */ `
 struct Params { T: u32, Hq: u32, gb: u32, mBase: u32, hasMask: u32, window: u32, rowBase: u32, sBase: u32, ld: u32, A: u32,
-  partsBase: u32, partsAccumulate: u32, rows: u32 };
+  partsBase: u32, partsAccumulate: u32, rows: u32, wholeRows: u32 };
 @group(0) @binding(0) var<storage, read> m: array<i32>;`;
 
 /** A workgroup reduction over WG invocations: fn `name`(li, x) combining with `op` (WGSL of a, b). */
@@ -70,11 +70,13 @@ const REDUCE = `var<workgroup> red: array<f32, ${WG}>;${reduceFn('reduceMax', 'm
 // The row a softmax kernel works on (query i of head h of batch row z within the chunk, whose first
 // is p.gb; i, h, z defined before): n indexes [rows][Hq][T]; row is where its scores start in the
 // scratch (squareLayout); the mask's length, position and segment of the query, and the causal end of
-// its keys (the softmax kernels write keys [0, kEnd) of a row, all that the products read of it).
+// its keys; wEnd, where the softmax kernels' writes of the row end: kEnd (all that the causal products
+// read of it), or with p.wholeRows (SRK_UNFUSED_CAUSAL=0) the row's pad, zeros past kEnd.
 const ROW_WGSL = /* wgsl */ `let gb = p.gb + z; let n = (z * p.Hq + h) * p.T + i;
   let len = rowLen(gb); let pi = posOf(gb, i); let si = segOf(gb, i);
   let row = p.sBase + (z * p.Hq + h) * p.A + i * p.ld;
-  let kEnd = min(i + 1u, p.T);`;
+  let kEnd = min(i + 1u, p.T);
+  let wEnd = select(kEnd, p.ld, p.wholeRows != 0u);`;
 // One row per workgroup: x the query, y the head, z the batch row within the chunk.
 const ROW_OF_WG = 'let i = wg.x; let h = wg.y; let z = wg.z;';
 
@@ -133,7 +135,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   if (ms.y > 0.0) { l = ms.x + log(ms.y); }
   for (var k = 0u; k < ${R}u; k++) {
     let j = li + k * ${size}u;
-    if (j < kEnd) { s[row + j] = select(0.0, exp(x[k] - l), (vis & (1u << k)) != 0u); }
+    if (j < wEnd) { s[row + j] = select(0.0, exp(x[k] - l), (vis & (1u << k)) != 0u); }
   }
   if (li == 0u) { lse[p.rowBase + n] = l; }
 }`,
@@ -165,9 +167,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   sum = reduceSum(li, sum);
   var l = 0.0;
   if (sum > 0.0) { l = mx + log(sum); }
-  for (var j = li; j < kEnd; j += ${WG}u) {
+  for (var j = li; j < wEnd; j += ${WG}u) {
     var e = 0.0;
-    if (visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) { e = exp(s[row + j] - l); }
+    if (j < kEnd && visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) { e = exp(s[row + j] - l); }
     s[row + j] = e;
   }
   if (li == 0u) { lse[p.rowBase + n] = l; }
@@ -204,9 +206,9 @@ const DS_ROWS = 4;
 function dsoftmaxGen(maxima: boolean): KernelDef {
   const rowBody = /* wgsl */ `${ROW_WGSL}
     let l = ld[p.rowBase + 2u * n]; let D = ld[p.rowBase + 2u * n + 1u];
-    for (var j = lane; j < kEnd; j += ${WG}u) {
+    for (var j = lane; j < wEnd; j += ${WG}u) {
       var pv = 0.0; var ds = 0.0;
-      if (visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) {
+      if (j < kEnd && visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) {
         pv = exp(s[row + j] - l);
         ds = pv * (dp[row + j] - D);
       }
@@ -253,6 +255,15 @@ export interface UnfusedShape {
   timing?: string;
 }
 
+/**
+ * Whether the products are causal (matmul.ts `causal`), as by default. SRK_UNFUSED_CAUSAL=0 (for a GPU
+ * whose causal kernels fail their check, scripts/gpu-check.sh) runs them whole over the square, the
+ * softmax kernels writing each row through its pad (zeros past the query) for them; setUnfusedCausal
+ * for tests.
+ */
+let causalProducts = process.env.SRK_UNFUSED_CAUSAL !== '0';
+export function setUnfusedCausal(on: boolean | undefined): void { causalProducts = on ?? process.env.SRK_UNFUSED_CAUSAL !== '0'; }
+
 /** Largest scratch (floats, each of the two) the unfused path takes: 384 MiB, so long sequences
  *  (where T^2 outgrows the model) stay on the flash kernels. (8 rows of Pythia-410m's 16 heads at
  *  T = 769 take 77M floats: one chunk.) */
@@ -284,7 +295,8 @@ function rowsPerChunk(gpu: Gpu, B: number, Hq: number, A: number): number {
 
 function params(T: number, Hq: number, gb: number, wm: { base: number }, hasMask: boolean, window: number, rowBase: number, sBase: number,
   layout: { ld: number; A: number }, partsBase = 0, rows = 0): Uint8Array {
-  return new ParamWriter().u32(T, Hq, gb, wm.base, hasMask ? 1 : 0, window, rowBase, sBase, layout.ld, layout.A, partsBase, 0, rows).bytes();
+  return new ParamWriter().u32(T, Hq, gb, wm.base, hasMask ? 1 : 0, window, rowBase, sBase, layout.ld, layout.A, partsBase, 0, rows,
+    causalProducts ? 0 : 1).bytes();
 }
 
 /** One batched product per r (query head h = g nRep + r), over the kv heads g and the chunk's rows. */
@@ -330,7 +342,7 @@ function headProduct(gpu: Gpu, pr: HeadProduct, sh: UnfusedShape, layout: { ld: 
     // Score rows are read, or written, past T to their 16-float pad as vec4 (run 7: products on
     // scalar loads and stores at T = 769 took 39 of the 112 ms of attention in the 410m f32 step).
     // The pad lies above the diagonal: a lower-triangular A never uses it, and C's is never read.
-    padA: pr.ah === 's', padC: pr.ch === 's', causal: pr.causal,
+    padA: pr.ah === 's', padC: pr.ch === 's', causal: causalProducts ? pr.causal : undefined,
     scaleA: pr.precision === 'f16' ? pr.scaleA ?? false : false, scaleB: pr.precision === 'f16' ? pr.scaleB : undefined,
     timing: sh.timing, profileLabel: `attn_unfused_${pr.what}`,
   });

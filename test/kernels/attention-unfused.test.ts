@@ -15,7 +15,7 @@ import { attentionModeLabels } from '../../src/kernels/attention-tiling.js';
 import { packMaskHost } from '../../src/kernels/attention-mask.js';
 import { attentionBackward as backwardRef, attentionForward as forwardRef, attentionVisible, packedPairMask } from '../../src/kernels/attention.ref.js';
 import { roundF16 } from '../../src/kernels/absmax.ref.js';
-import { squareLayout } from '../../src/kernels/attention-unfused.js';
+import { setUnfusedCausal, squareLayout } from '../../src/kernels/attention-unfused.js';
 
 const rng = makeRng();
 afterAll(() => setAttentionTiling(undefined));
@@ -267,6 +267,32 @@ describe(`attention through the matmul kernels (seed ${rng.seed})`, () => {
       gpu.pool.acquire = acquire;
       setAttentionTiling(undefined);
     }
+  }, 300_000);
+
+  // The fallback for a GPU whose causal products fail (SRK_UNFUSED_CAUSAL=0, scripts/gpu-check.sh): the
+  // products whole over the square, the softmax kernels writing each row through its pad.
+  it('SRK_UNFUSED_CAUSAL=0: whole products over the square, the same results, also on a scratch full of NaN', async () => {
+    const gpu = await getGpu();
+    const names = new Set<string>();
+    const dispatch = gpu.recorder.dispatch.bind(gpu.recorder);
+    gpu.recorder.dispatch = (k, ...rest) => { names.add(k.def.name); dispatch(k, ...rest); };
+    const acquire = gpu.pool.acquire.bind(gpu.pool);
+    gpu.pool.acquire = (shape, dtype, label) => {
+      const t = acquire(shape, dtype, label);
+      if (label?.startsWith('attn unfused')) gpu.upload(t, new Float32Array(t.numel).fill(NaN));
+      return t;
+    };
+    setUnfusedCausal(false);
+    try {
+      await check({ B: 2, T: 150, Hq: 2, Hkv: 1, Dh: 16, window: 40 }, true);
+    } finally {
+      setUnfusedCausal(undefined);
+      gpu.recorder.dispatch = dispatch;
+      gpu.pool.acquire = acquire;
+    }
+    const products = [...names].filter((n) => n.startsWith('matmul'));
+    expect(products.length).toBeGreaterThan(0);
+    for (const n of products) expect(n).not.toMatch(/_l[ca]$/);
   }, 300_000);
 
   it('GPT-NeoX fused QKV operands, gradients into one fused dQKV buffer', async () => {
