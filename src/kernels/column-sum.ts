@@ -6,6 +6,8 @@
 import type { Gpu } from '../engine/gpu.js';
 import { ParamWriter, chunkRanges, maxWindowElems, windowOf, type KernelDef, type Window } from '../engine/kernel.js';
 import { Tensor } from '../engine/tensor.js';
+import { ABSMAX_PARTS, absmaxPartWgsl, absmaxPartsWindow } from './absmax.js';
+import { fill } from './elementwise.js';
 
 const WG = 64;     // columns per workgroup
 /** Rows per stage-1 block (bench/norm.ts counts the partial rows' traffic with it). */
@@ -16,14 +18,15 @@ export const COLUMN_SUM_ROWS = 64;
  * dependent single loads keeps one load in flight per thread: these kernels are latency-bound
  * otherwise), summed in a fixed order, so results are deterministic. `i` names the loop variable.
  */
-function unrolledSumWgsl(acc: string, i: string, from: string, to: string, load: (i: string) => string): string {
+function unrolledSumWgsl(acc: string, i: string, from: string, to: string, load: (i: string) => string, each?: (v: string) => string): string {
   const v = Array.from({ length: 8 }, (_, j) => `let v${j} = ${load(j ? `${i} + ${j}u` : i)};`).join(' ');
+  const seen = (names: string[]) => (each ? ` ${names.map(each).join(' ')}` : '');
   return `var ${i} = ${from};
   for (; ${i} + 8u <= ${to}; ${i} += 8u) {
-    ${v}
+    ${v}${seen(['v0', 'v1', 'v2', 'v3', 'v4', 'v5', 'v6', 'v7'])}
     ${acc} += ((v0 + v1) + (v2 + v3)) + ((v4 + v5) + (v6 + v7));
   }
-  for (; ${i} < ${to}; ${i}++) { ${acc} += ${load(i)}; }`;
+  for (; ${i} < ${to}; ${i}++) { let v = ${load(i)};${seen(['v'])} ${acc} += v; }`;
 }
 
 const PARTIAL: KernelDef = {
@@ -44,6 +47,40 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   var s = 0.0;
   ${unrolledSumWgsl('s', 'r', 'r0', 'r1', (r) => `x[p.xBase + (${r}) * p.D + d]`)}
   partial[wg.y * p.D + d] = s;
+}`,
+};
+
+// Stage 1 that also finds x's partial maxima (absmax.ts absmaxPartWgsl: ABSMAX_PARTS workgroups, each
+// taking the (column block, row block) tiles wg.x, wg.x + ABSMAX_PARTS, ...): for a gradient whose bias
+// gradient and f16 scale are both wanted (a linear layer's dy), one pass over it instead of two. The
+// same sums, in the same order, as PARTIAL.
+const PARTIAL_ABSMAX: KernelDef = {
+  name: 'colsum_partial_absmax',
+  bindings: ['read', 'rw', 'rw'],
+  uniform: true,
+  code: /* wgsl */ `
+struct Params { rows: u32, D: u32, xBase: u32, partsBase: u32, partsAccumulate: u32 };
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> partial: array<f32>;
+${absmaxPartWgsl(WG, 2)}
+@group(0) @binding(3) var<uniform> p: Params;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let cblk = (p.D + ${WG - 1}u) / ${WG}u;
+  let tiles = cblk * ((p.rows + ${COLUMN_SUM_ROWS - 1}u) / ${COLUMN_SUM_ROWS}u);
+  var m = 0.0;
+  for (var t = wg.x; t < tiles; t += ${ABSMAX_PARTS}u) {
+    let d = (t % cblk) * ${WG}u + li;
+    let rb = t / cblk;
+    if (d < p.D) {
+      let r0 = rb * ${COLUMN_SUM_ROWS}u;
+      let r1 = min(p.rows, r0 + ${COLUMN_SUM_ROWS}u);
+      var s = 0.0;
+      ${unrolledSumWgsl('s', 'r', 'r0', 'r1', (r) => `x[p.xBase + (${r}) * p.D + d]`, (v) => `m = amaxNan(m, abs(${v}));`)}
+      partial[rb * p.D + d] = s;
+    }
+  }
+  writeAbsmaxPart(li, m, wg.x);
 }`,
 };
 
@@ -129,6 +166,11 @@ export interface ColumnSumArgs {
    * once, and one stage-2 pass writes both.
    */
   also?: Tensor;
+  /**
+   * [ABSMAX_PARTS] out: x's partial maxima (absmax.ts), found in the same pass (a linear layer's dy in
+   * f16 precision: its bias gradient and its scale from one read).
+   */
+  absmax?: Tensor;
 }
 
 export function columnSum(gpu: Gpu, a: ColumnSumArgs): void {
@@ -138,8 +180,10 @@ export function columnSum(gpu: Gpu, a: ColumnSumArgs): void {
   if (a.also && a.also.numel < D) throw new RangeError(`columnSum: ${a.also} has ${a.also.numel} elements, needs ${D}`);
   if (D === 0) return;
   const wo = windowOf(gpu, out, 0, D);
+  const wparts = a.absmax ? absmaxPartsWindow(gpu, a.absmax) : undefined;
   const rowsPerChunk = Math.max(1, Math.floor(maxWindowElems(gpu) / D));
   let accumulate = a.accumulate ?? false;
+  let chunk = 0;
   for (const [r0, r1] of N === 0 ? [[0, 0]] : chunkRanges(N, rowsPerChunk)) {
     const rows = r1 - r0;
     const nblk = Math.max(1, Math.ceil(rows / COLUMN_SUM_ROWS));
@@ -147,11 +191,17 @@ export function columnSum(gpu: Gpu, a: ColumnSumArgs): void {
     const wp = windowOf(gpu, part);
     if (rows === 0) {
       gpu.recorder.clear(wp.range);
+      if (a.absmax) fill(gpu, a.absmax.view([ABSMAX_PARTS]), 0); // no rows: every maximum 0
+    } else if (wparts) {
+      const wx = windowOf(gpu, x, r0 * D, r1 * D);
+      gpu.recorder.dispatch(gpu.kernels.get(PARTIAL_ABSMAX), [wx.range, wp.range, wparts.range],
+        new ParamWriter().u32(rows, D, wx.base, wparts.base, chunk > 0 ? 1 : 0).bytes(), [ABSMAX_PARTS, 1, 1]);
     } else {
       const wx = windowOf(gpu, x, r0 * D, r1 * D);
       gpu.recorder.dispatch(gpu.kernels.get(PARTIAL), [wx.range, wp.range], new ParamWriter().u32(rows, D, wx.base).bytes(),
         [Math.ceil(D / WG), nblk, 1]);
     }
+    chunk++;
     if (a.also) totalsInto(gpu, wp, nblk, D, out, a.also, accumulate);
     else sumPartialRows(gpu, wp, 0, nblk, D, wo, accumulate);
     gpu.pool.release(part); // later users record after these dispatches

@@ -100,11 +100,12 @@ export function neoxBlockBackward(ctx: ForwardContext, l: number, s: NeoxSaved, 
   // dx = dy + the branches' gradients: LayerNorm2's backward (mlpBackward) writes dy + its part, so dy
   // is not copied into dx first.
   // Parallel: both branches' output layers take dy, so its f16 scale is found once, and their bias
-  // gradients (both dy's column sums) come from one pass over dy.
-  const dyScale = cfg.parallelResidual ? operandScale(gpu, dy, N * D) : undefined;
+  // gradients (both dy's column sums) come from one pass over dy, which finds the scale too.
   const denseBias = ctx.params.gradOptional(P(l, 'attention.dense.bias'));
   const sharedBias = cfg.parallelResidual && !!denseBias;
-  if (sharedBias) columnSum(gpu, { x: dy, out: ctx.params.grad(P(l, 'mlp.dense_4h_to_h.bias')), also: denseBias, N, D, accumulate: true });
+  let dyScale = sharedBias ? producedScale(gpu) : undefined;
+  if (sharedBias) columnSum(gpu, { x: dy, out: ctx.params.grad(P(l, 'mlp.dense_4h_to_h.bias')), also: denseBias, N, D, accumulate: true, absmax: dyScale });
+  if (cfg.parallelResidual && !dyScale) dyScale = operandScale(gpu, dy, N * D);
   mlpBackward(ctx, l, s, dy, dx, dyScale, sharedBias);
   // Sequential: the attention branch's output gradient is dx1, which dx now holds; the branch
   // reads it fully (dense-layer backward) before LayerNorm1's backward adds into it.

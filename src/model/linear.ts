@@ -84,15 +84,19 @@ export interface LinearGrads {
 export function linearBackward(gpu: Gpu, dy: Tensor, x: Tensor, w: Tensor, g: LinearGrads,
   N: number, inF: number, outF: number, dyScale?: Tensor): void {
   const { copies, timing } = copiesPick(gpu, 'bwd', N, inF, outF);
-  // f16 precision: one max |dy| for both products that take dy.
-  const scale = dyScale ?? operandScale(gpu, dy, N * outF);
+  // f16 precision: one max |dy| for both products that take dy; with a bias, found by the pass that
+  // sums its gradient (one read of dy for both), else by a pass of its own.
+  let scale = dyScale;
+  let own = false; // (found here: released here)
+  if (!scale && g.db) { scale = producedScale(gpu); own = !!scale; }
+  // db [out] += column sums of dy [N, out]
+  if (g.db) columnSum(gpu, { x: dy, out: g.db, N, D: outF, accumulate: true, absmax: own ? scale : undefined });
+  if (!scale) { scale = operandScale(gpu, dy, N * outF); own = !!scale; }
   // The operands as the products read them: f32, or f16 copies (dy with its scale).
   const dyIn = copies ? halfOf(gpu, dy, N * outF, scale, timing) : dy;
   const xIn = copies ? halfOf(gpu, x, N * inF, undefined, timing) : x;
   // dW [out, in] += dy^T [out, N] x [N, in]
   matmul(gpu, { a: dyIn, b: xIn, c: g.dw, M: outF, N: inF, K: N, transA: true, accumulate: true, scaleA: scale, timing });
-  // db [out] += column sums of dy [N, out]
-  if (g.db) columnSum(gpu, { x: dy, out: g.db, N, D: outF, accumulate: true });
   // dx [N, in] = dy [N, out] W [out, in]
   if (g.dx) {
     const wIn = copies ? halfOf(gpu, w, outF * inF, undefined, timing) : w;
@@ -100,5 +104,5 @@ export function linearBackward(gpu: Gpu, dy: Tensor, x: Tensor, w: Tensor, g: Li
     if (copies) gpu.pool.release(wIn);
   }
   if (copies) gpu.pool.release(dyIn, xIn);
-  if (scale && !dyScale) gpu.pool.release(scale);
+  if (own) gpu.pool.release(scale!);
 }

@@ -3,6 +3,7 @@ import { Tensor } from '../../src/engine/tensor.js';
 import { getGpu, relErr, withBindingLimit } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import { columnSum } from '../../src/kernels/column-sum.js';
+import { ABSMAX_PARTS } from '../../src/kernels/absmax.js';
 import { columnSumRef } from '../../src/kernels/column-sum.ref.js';
 
 const rng = makeRng();
@@ -46,6 +47,36 @@ describe(`column sums (bias gradients) (seed ${rng.seed})`, () => {
       expect(relErr(await gpu.readF32(t1), columnSumRef(x, N, D, Float32Array.from(o1)))).toBeLessThan(1e-5);
       expect(relErr(await gpu.readF32(t2), columnSumRef(x, N, D, Float32Array.from(o2)))).toBeLessThan(1e-5);
       gpu.pool.release(tx, t1, t2);
+    });
+  }
+
+  // A linear layer's dy in f16 precision: its bias gradient and its partial maxima in one pass. The sums
+  // are the plain pass's to the bit; the maxima's max is max |x| (NaN kept); row chunks fold their maxima.
+  for (const limit of [0, 8192]) {
+    it(`absmax: the partial maxima in the same pass, the same sums${limit ? ' (row chunks)' : ''}`, async () => {
+      const gpu = await getGpu();
+      for (const [N, D] of [[300, 50], [1, 3], [129, 200]] as const) {
+        const x = Float32Array.from(rng.array(N * D));
+        x[rng.int(D)] = -7.5; // the largest magnitude, negative, in the first row (the first chunk)
+        const tx = gpu.tensor([N * D], x); const plain = gpu.tensor([D]); const fused = gpu.tensor([D]);
+        const parts = gpu.tensor([ABSMAX_PARTS], new Float32Array(ABSMAX_PARTS).fill(123)); // stale values must go
+        const names: string[] = [];
+        const dispatch = gpu.recorder.dispatch.bind(gpu.recorder);
+        const run = async () => {
+          columnSum(gpu, { x: tx, out: plain, N, D });
+          gpu.recorder.dispatch = (k, ...rest) => { names.push(k.def.name); dispatch(k, ...rest); };
+          try { columnSum(gpu, { x: tx, out: fused, N, D, absmax: parts }); } finally { gpu.recorder.dispatch = dispatch; }
+          await gpu.sync();
+        };
+        if (limit) await withBindingLimit(gpu, limit, run); else await run();
+        const what = `N ${N} D ${D} limit ${limit}`;
+        expect(names.filter((n) => n.startsWith('absmax')), what).toEqual([]);
+        expect(names[0], what).toBe('colsum_partial_absmax');
+        expect(Array.from(await gpu.readF32(fused)), what).toEqual(Array.from(await gpu.readF32(plain)));
+        expect(relErr(await gpu.readF32(fused), columnSumRef(Float64Array.from(x), N, D)), what).toBeLessThan(1e-5);
+        expect(Math.max(...(await gpu.readF32(parts))), what).toBe(7.5);
+        gpu.pool.release(tx, plain, fused, parts);
+      }
     });
   }
 
