@@ -48,6 +48,66 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   };
 }
 
+// The same over `count` blocks of `len` elements, `stride` apart (one head's columns of every token in
+// a fused QKV tensor: Q's maximum without reading K and V). vec4: base, len and stride multiples of 4.
+function absmaxStridedDefGen(vec4: boolean): KernelDef {
+  const q = vec4 ? 4 : 1;
+  const load = vec4
+    ? 'let v = abs(x[e]); m = nanmax(m, nanmax(nanmax(v.x, v.y), nanmax(v.z, v.w)));'
+    : 'm = nanmax(m, abs(x[e]));';
+  return {
+    name: vec4 ? 'absmax_parts_strided_vec4' : 'absmax_parts_strided',
+    bindings: ['read', 'rw'],
+    uniform: true,
+    code: /* wgsl */ `
+struct Params { base: u32, len: u32, stride: u32, count: u32, out: u32 };
+@group(0) @binding(0) var<storage, read> x: array<${vec4 ? 'vec4<f32>' : 'f32'}>;
+@group(0) @binding(1) var<storage, read_write> parts: array<f32>;
+@group(0) @binding(2) var<uniform> p: Params;
+var<workgroup> red: array<f32, ${THREADS}>;
+
+${nanmaxWgsl('nanmax')}
+
+@compute @workgroup_size(${THREADS})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  var m = 0.0;
+  // (in units of ${q} element${q > 1 ? 's' : ''})
+  let len = p.len / ${q}u; let stride = p.stride / ${q}u; let base = p.base / ${q}u;
+  let n = p.count * len;
+  for (var i = wg.x * ${THREADS}u + li; i < n; i += ${ABSMAX_PARTS * THREADS}u) {
+    let e = base + (i / len) * stride + i % len;
+    ${load}
+  }
+  red[li] = m;
+  workgroupBarrier();
+  for (var s = ${THREADS / 2}u; s > 0u; s >>= 1u) {
+    if (li < s) { red[li] = nanmax(red[li], red[li + s]); }
+    workgroupBarrier();
+  }
+  if (li == 0u) { parts[p.out + wg.x] = red[0]; }
+}`,
+  };
+}
+
+/**
+ * The partial maxima of `count` blocks of `len` elements of x, `stride` apart from element `off`, in a new
+ * pooled tensor (the caller releases it): Q's scale read from a fused QKV tensor without K and V.
+ * Blocks spanning more than one binding window fall back to the whole of x from `off` (a superset).
+ */
+export function absmaxStridedOf(gpu: Gpu, x: Tensor, off: number, len: number, stride: number, count: number): Tensor {
+  if (!(len >= 1 && stride >= len && count >= 1)) throw new RangeError(`absmax: blocks of ${len} every ${stride}, ${count} of them`);
+  const span = (count - 1) * stride + len;
+  if (off + span > x.numel) throw new RangeError(`absmax: ${count} blocks of ${len} every ${stride} from ${off} exceed ${x}`);
+  if (span > maxWindowElems(gpu)) return absmaxOf(gpu, x.view([x.numel - off], off), x.numel - off);
+  const parts = gpu.pool.acquire([ABSMAX_PARTS], 'f32', 'absmax parts');
+  const wx = windowOf(gpu, x, off, off + span);
+  const vec4 = wx.base % 4 === 0 && len % 4 === 0 && stride % 4 === 0 && wx.range.size % 16 === 0 && gpu.bindingAlign % 16 === 0;
+  const wp = windowOf(gpu, parts, 0, ABSMAX_PARTS);
+  gpu.recorder.dispatch(gpu.kernels.get(absmaxStridedDef(vec4)), [wx.range, wp.range],
+    new ParamWriter().u32(wx.base, len, stride, count, wp.base).bytes(), [ABSMAX_PARTS, 1, 1]);
+  return parts;
+}
+
 /**
  * WGSL for a kernel that writes a tensor and, in the same pass, its ABSMAX_PARTS partial maxima
  * (LayerNorm, GELU: the inputs of the next linear layer in f16 precision), so no absmax pass reads
@@ -167,3 +227,4 @@ fn ${fn}(li: u32, base: u32) -> f32 {
 // Generated kernel definitions are memoized by their arguments: the WGSL is built once per
 // variant, and the kernel cache finds the pipeline by the definition's identity.
 const absmaxDef = memoDef(absmaxDefGen);
+const absmaxStridedDef = memoDef(absmaxStridedDefGen);

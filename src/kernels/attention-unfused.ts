@@ -42,7 +42,7 @@ import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, maxWindowElems, memoDef, windowOf, type KernelDef } from '../engine/kernel.js';
 import { MASK_WGSL } from './attention-mask.js';
 import { matmul } from './matmul.js';
-import { ABSMAX_PARTS, absmaxOf, absmaxPartWgsl } from './absmax.js';
+import { ABSMAX_PARTS, absmaxOf, absmaxPartWgsl, absmaxStridedOf } from './absmax.js';
 import type { Op } from './attention-wgsl.js';
 
 const WG = 64;
@@ -366,8 +366,8 @@ export function unfusedForward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; 
   const R = rowsPerChunk(gpu, B, Hq, A);
   const S = gpu.pool.acquire([R, Hq, A], 'f32', 'attn unfused S');
   const wm = windowOf(gpu, m);
-  // Q's scale once for every row and head (over its whole tensor: a superset of what each product reads).
-  const qScale = scaled(gpu, ops.q, precision);
+  // Q's scale once for every row and head (scaled(): Q's columns, a superset of what each product reads).
+  const qScale = scaled(gpu, sh, ops.q, precision);
   for (let b0 = 0; b0 < B; b0 += R) {
     const n = Math.min(R, B - b0);
     scoreProducts(gpu, sh, layout, ops, b0, n, S, qScale, precision);
@@ -383,9 +383,15 @@ export function unfusedForward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; 
   gpu.pool.release(S, ...(qScale ? [qScale] : []));
 }
 
-/** The partial maxima of an operand's whole tensor in f16 precision (release after use), else undefined. */
-function scaled(gpu: Gpu, op: Op, precision: 'f32' | 'f16'): Tensor | undefined {
-  return precision === 'f16' ? absmaxOf(gpu, op.t, op.t.numel) : undefined;
+/**
+ * The partial maxima of an operand in f16 precision (release after use), else undefined: of its own
+ * columns where its heads lie evenly through the tokens (Q of GPT-NeoX's fused QKV tensor without K and
+ * V, a third of the reads; a tensor of its own whole), else of its whole tensor (a superset).
+ */
+function scaled(gpu: Gpu, sh: UnfusedShape, op: Op, precision: 'f32' | 'f16'): Tensor | undefined {
+  if (precision !== 'f16') return undefined;
+  if (op.ts === op.H * op.hs) return absmaxStridedOf(gpu, op.t, op.off, sh.Dh, op.hs, sh.B * sh.T * op.H);
+  return absmaxOf(gpu, op.t, op.t.numel);
 }
 
 /**
@@ -401,7 +407,7 @@ export function unfusedBackward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op;
   const dP = gpu.pool.acquire([R, Hq, A], 'f32', 'attn unfused dP');
   const wm = windowOf(gpu, m);
   // Q's and dO's scales once for every row and head; dS's per chunk of rows, by the softmax kernel.
-  const qScale = scaled(gpu, ops.q, precision); const gScale = scaled(gpu, ops.g, precision);
+  const qScale = scaled(gpu, sh, ops.q, precision); const gScale = scaled(gpu, sh, ops.g, precision);
   const dsScale = precision === 'f16' ? gpu.pool.acquire([ABSMAX_PARTS], 'f32', 'attn unfused dS absmax') : undefined;
   for (let b0 = 0; b0 < B; b0 += R) {
     const n = Math.min(R, B - b0);

@@ -7,7 +7,7 @@ import { getGpu, withBindingLimit } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 import type { Tensor } from '../../src/engine/tensor.js';
-import { ABSMAX_PARTS, absmaxOf } from '../../src/kernels/absmax.js';
+import { ABSMAX_PARTS, absmaxOf, absmaxStridedOf } from '../../src/kernels/absmax.js';
 import { gelu, geluBackward } from '../../src/kernels/activations.js';
 import { normForward } from '../../src/kernels/layernorm.js';
 import { producedScale } from '../../src/model/linear.js';
@@ -114,5 +114,35 @@ describe(`partial maxima written by the producing kernel (seed ${rng.seed})`, ()
       gpu.matmulPrecision = saved;
       if (env === undefined) delete process.env.SRK_FUSED_ABSMAX; else process.env.SRK_FUSED_ABSMAX = env;
     }
+  });
+  // Q's maximum read out of a fused QKV tensor (attention-unfused.ts): count blocks of len elements,
+  // stride apart from off; what lies between the blocks (K and V) is not Q's. vec4 and scalar; over a
+  // binding window, the whole tensor from off (a superset).
+  it('strided maxima: only the blocks count; over a binding window, the tensor from off', async () => {
+    const gpu = await getGpu();
+    for (const [len, stride, count, off] of [[16, 48, 62, 32], [5, 13, 50, 3], [8, 8, 20, 0]] as const) {
+      const n = off + (count - 1) * stride + len + 7;
+      const x = f32(rng.array(n));
+      const inBlock = (i: number) => i >= off && (i - off) % stride < len && i < off + (count - 1) * stride + len;
+      // Larger values outside the blocks (before, between, after) that must not count.
+      for (let i = 0; i < n; i++) if (!inBlock(i)) x[i] = 50 + i;
+      const want = absmaxRef(Array.from(x).filter((_, i) => inBlock(i)));
+      const tx = gpu.tensor([n], x);
+      const parts = absmaxStridedOf(gpu, tx, off, len, stride, count);
+      const what = `len ${len} stride ${stride} count ${count} off ${off}`;
+      expect(await partsMax(gpu, parts), what).toBe(Math.fround(want));
+      gpu.pool.release(parts);
+      // 9000-byte bindings: the parts fit, the first case's blocks (11776 bytes) do not.
+      if ((count - 1) * stride + len > 2250) {
+        const wide = await withBindingLimit(gpu, 9000, async () => absmaxStridedOf(gpu, tx, off, len, stride, count));
+        expect(await partsMax(gpu, wide), `${what}, over a window`).toBe(Math.fround(absmaxRef(x.subarray(off))));
+        gpu.pool.release(wide);
+      }
+      gpu.pool.release(tx);
+    }
+    const t = gpu.tensor([10]);
+    expect(() => absmaxStridedOf(gpu, t, 2, 4, 3, 2)).toThrow(/blocks of 4 every 3/);
+    expect(() => absmaxStridedOf(gpu, t, 2, 4, 4, 3)).toThrow(/exceed/);
+    gpu.pool.release(t);
   });
 });
