@@ -14,17 +14,21 @@ const THREADS = 256;
 /** WGSL: max that keeps NaN (WGSL's max may drop it), named `name`. */
 const nanmaxWgsl = (name: string) => `fn ${name}(a: f32, b: f32) -> f32 { return select(max(a, b), a + b, a != a || b != b); }`;
 
-// vec4: the window starts 16-byte aligned and n is a multiple of 4 (every activation srk scales).
-function absmaxDefGen(vec4: boolean): KernelDef {
+/**
+ * A partial-maxima kernel: ABSMAX_PARTS workgroups, workgroup g folding |x[e]| for the indices i = g
+ * THREADS + li, + ABSMAX_PARTS THREADS, ... below `n` (WGSL, after `prelude`) into parts[p.out + g], e =
+ * `elem` (WGSL of i; in vec4s where `vec4`).
+ */
+function absmaxKernel(name: string, vec4: boolean, params: string, prelude: string, elem: string): KernelDef {
   const load = vec4
-    ? 'let q = abs(x[(p.base >> 2u) + i]); m = nanmax(m, nanmax(nanmax(q.x, q.y), nanmax(q.z, q.w)));'
-    : 'm = nanmax(m, abs(x[p.base + i]));';
+    ? 'let q = abs(x[e]); m = nanmax(m, nanmax(nanmax(q.x, q.y), nanmax(q.z, q.w)));'
+    : 'm = nanmax(m, abs(x[e]));';
   return {
-    name: vec4 ? 'absmax_parts_vec4' : 'absmax_parts',
+    name,
     bindings: ['read', 'rw'],
     uniform: true,
     code: /* wgsl */ `
-struct Params { base: u32, n: u32, out: u32 };
+struct Params { ${params}, out: u32 };
 @group(0) @binding(0) var<storage, read> x: array<${vec4 ? 'vec4<f32>' : 'f32'}>;
 @group(0) @binding(1) var<storage, read_write> parts: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
@@ -35,8 +39,8 @@ ${nanmaxWgsl('nanmax')}
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   var m = 0.0;
-  let n = ${vec4 ? 'p.n >> 2u' : 'p.n'};
-  for (var i = wg.x * ${THREADS}u + li; i < n; i += ${ABSMAX_PARTS * THREADS}u) { ${load} }
+  ${prelude}
+  for (var i = wg.x * ${THREADS}u + li; i < n; i += ${ABSMAX_PARTS * THREADS}u) { let e = ${elem}; ${load} }
   red[li] = m;
   workgroupBarrier();
   for (var s = ${THREADS / 2}u; s > 0u; s >>= 1u) {
@@ -48,45 +52,19 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   };
 }
 
+// vec4: the window starts 16-byte aligned and n is a multiple of 4 (every activation srk scales).
+function absmaxDefGen(vec4: boolean): KernelDef {
+  return absmaxKernel(vec4 ? 'absmax_parts_vec4' : 'absmax_parts', vec4, 'base: u32, n: u32',
+    `let n = ${vec4 ? 'p.n >> 2u' : 'p.n'};`, vec4 ? '(p.base >> 2u) + i' : 'p.base + i');
+}
+
 // The same over `count` blocks of `len` elements, `stride` apart (one head's columns of every token in
 // a fused QKV tensor: Q's maximum without reading K and V). vec4: base, len and stride multiples of 4.
 function absmaxStridedDefGen(vec4: boolean): KernelDef {
   const q = vec4 ? 4 : 1;
-  const load = vec4
-    ? 'let v = abs(x[e]); m = nanmax(m, nanmax(nanmax(v.x, v.y), nanmax(v.z, v.w)));'
-    : 'm = nanmax(m, abs(x[e]));';
-  return {
-    name: vec4 ? 'absmax_parts_strided_vec4' : 'absmax_parts_strided',
-    bindings: ['read', 'rw'],
-    uniform: true,
-    code: /* wgsl */ `
-struct Params { base: u32, len: u32, stride: u32, count: u32, out: u32 };
-@group(0) @binding(0) var<storage, read> x: array<${vec4 ? 'vec4<f32>' : 'f32'}>;
-@group(0) @binding(1) var<storage, read_write> parts: array<f32>;
-@group(0) @binding(2) var<uniform> p: Params;
-var<workgroup> red: array<f32, ${THREADS}>;
-
-${nanmaxWgsl('nanmax')}
-
-@compute @workgroup_size(${THREADS})
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
-  var m = 0.0;
-  // (in units of ${q} element${q > 1 ? 's' : ''})
-  let len = p.len / ${q}u; let stride = p.stride / ${q}u; let base = p.base / ${q}u;
-  let n = p.count * len;
-  for (var i = wg.x * ${THREADS}u + li; i < n; i += ${ABSMAX_PARTS * THREADS}u) {
-    let e = base + (i / len) * stride + i % len;
-    ${load}
-  }
-  red[li] = m;
-  workgroupBarrier();
-  for (var s = ${THREADS / 2}u; s > 0u; s >>= 1u) {
-    if (li < s) { red[li] = nanmax(red[li], red[li + s]); }
-    workgroupBarrier();
-  }
-  if (li == 0u) { parts[p.out + wg.x] = red[0]; }
-}`,
-  };
+  return absmaxKernel(vec4 ? 'absmax_parts_strided_vec4' : 'absmax_parts_strided', vec4, 'base: u32, len: u32, stride: u32, count: u32',
+    `let len = p.len / ${q}u; let stride = p.stride / ${q}u; let base = p.base / ${q}u; let n = p.count * len; // in units of ${q}`,
+    'base + (i / len) * stride + i % len');
 }
 
 /**
