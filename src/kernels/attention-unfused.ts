@@ -41,6 +41,7 @@ import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, maxWindowElems, memoDef, windowOf, type KernelDef } from '../engine/kernel.js';
 import { MASK_WGSL } from './attention-mask.js';
+import { envChoice } from '../engine/env.js';
 import { matmul } from './matmul.js';
 import { ABSMAX_PARTS, absmaxOf, absmaxPartWgsl, absmaxStridedOf } from './absmax.js';
 import type { Op } from './attention-wgsl.js';
@@ -261,8 +262,9 @@ export interface UnfusedShape {
  * softmax kernels writing each row through its pad (zeros past the query) for them; setUnfusedCausal
  * for tests.
  */
-let causalProducts = process.env.SRK_UNFUSED_CAUSAL !== '0';
-export function setUnfusedCausal(on: boolean | undefined): void { causalProducts = on ?? process.env.SRK_UNFUSED_CAUSAL !== '0'; }
+let causalOverride: boolean | undefined;
+export function setUnfusedCausal(on: boolean | undefined): void { causalOverride = on; }
+const causalProducts = (): boolean => causalOverride ?? envChoice('SRK_UNFUSED_CAUSAL', ['0', '1'] as const) !== '0';
 
 /** Largest scratch (floats, each of the two) the unfused path takes: 384 MiB, so long sequences
  *  (where T^2 outgrows the model) stay on the flash kernels. (8 rows of Pythia-410m's 16 heads at
@@ -296,7 +298,7 @@ function rowsPerChunk(gpu: Gpu, B: number, Hq: number, A: number): number {
 function params(T: number, Hq: number, gb: number, wm: { base: number }, hasMask: boolean, window: number, rowBase: number, sBase: number,
   layout: { ld: number; A: number }, partsBase = 0, rows = 0): Uint8Array {
   return new ParamWriter().u32(T, Hq, gb, wm.base, hasMask ? 1 : 0, window, rowBase, sBase, layout.ld, layout.A, partsBase, 0, rows,
-    causalProducts ? 0 : 1).bytes();
+    causalProducts() ? 0 : 1).bytes();
 }
 
 /** One batched product per r (query head h = g nRep + r), over the kv heads g and the chunk's rows. */
@@ -342,7 +344,7 @@ function headProduct(gpu: Gpu, pr: HeadProduct, sh: UnfusedShape, layout: { ld: 
     // Score rows are read, or written, past T to their 16-float pad as vec4 (run 7: products on
     // scalar loads and stores at T = 769 took 39 of the 112 ms of attention in the 410m f32 step).
     // The pad lies above the diagonal: a lower-triangular A never uses it, and C's is never read.
-    padA: pr.ah === 's', padC: pr.ch === 's', causal: causalProducts ? pr.causal : undefined,
+    padA: pr.ah === 's', padC: pr.ch === 's', causal: causalProducts() ? pr.causal : undefined,
     scaleA: pr.precision === 'f16' ? pr.scaleA ?? false : false, scaleB: pr.precision === 'f16' ? pr.scaleB : undefined,
     timing: sh.timing, profileLabel: `attn_unfused_${pr.what}`,
   });

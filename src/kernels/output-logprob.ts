@@ -219,7 +219,7 @@ export function keptLogitsBudget(): number {
   const env = process.env.SRK_KEEP_LOGITS_MIB;
   if (env === undefined || env === '') return 1024 * 2 ** 20;
   const mib = Number(env);
-  if (!(mib >= 0)) throw new RangeError(`SRK_KEEP_LOGITS_MIB=${env}: expected a number of MiB >= 0`);
+  if (!(mib >= 0)) throw Object.assign(new Error(`SRK_KEEP_LOGITS_MIB=${env}: expected a number of MiB >= 0`), { userFacing: true });
   return mib * 2 ** 20;
 }
 

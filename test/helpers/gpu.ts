@@ -35,3 +35,19 @@ export async function withBindingLimit<T>(gpu: Gpu, bytes: number | undefined, f
   if (bytes) gpu.limits.maxStorageBufferBindingSize = bytes;
   try { return await fn(); } finally { gpu.limits.maxStorageBufferBindingSize = saved; }
 }
+
+/**
+ * The names of the kernels dispatched while `fn` runs (in order, repeats kept), and its result: for
+ * tests that check which kernels a call records (a fused pass instead of two, a product left out).
+ */
+export async function dispatchedKernels<T>(gpu: Gpu, fn: () => T | Promise<T>): Promise<{ names: string[]; result: T }> {
+  const names: string[] = [];
+  const recorder = gpu.recorder;
+  const dispatch = recorder.dispatch;
+  recorder.dispatch = function (kernel, ...rest) { names.push(kernel.def.name); return dispatch.call(this, kernel, ...rest); };
+  try {
+    return { names, result: await fn() };
+  } finally {
+    recorder.dispatch = dispatch;
+  }
+}

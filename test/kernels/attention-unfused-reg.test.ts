@@ -3,7 +3,7 @@
 // whose width is not a multiple of 4, which the products read and write as vec4 through the rows'
 // pad (matmul padA / padC), causally (matmul causal). Against the float64 reference, forward and backward, f32 and f16.
 import { describe, expect, it } from 'vitest';
-import { getGpu, relErr } from '../helpers/gpu.js';
+import { dispatchedKernels, getGpu, relErr } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 import { attentionBackward, attentionForward, setAttentionTiling } from '../../src/kernels/attention.js';
@@ -29,10 +29,7 @@ describe(`attention through the register-tiled matmul (seed ${rng.seed})`, () =>
     const maskRef = { positions, segments, lengths, window: 0 };
     const exact = forwardRef(x.q, x.k, x.v, dims, maskRef);
     const g = backwardRef(x.dout, x.q, x.k, x.v, exact.out, exact.lse, dims, maskRef);
-    const names = new Set<string>();
-    const dispatch = real.recorder.dispatch.bind(real.recorder);
-    real.recorder.dispatch = (k, ...rest) => { names.add(k.def.name); dispatch(k, ...rest); };
-    try {
+    const run = async () => {
       for (const precision of ['f32', 'f16'] as const) {
         const t = (d: Float32Array) => real.tensor([d.length], d);
         const tq = t(x.q); const tk = t(x.k); const tv = t(x.v); const tg = t(x.dout);
@@ -49,12 +46,15 @@ describe(`attention through the register-tiled matmul (seed ${rng.seed})`, () =>
         for (const k of ['dq', 'dk', 'dv'] as const) expect(relErr(got[k], g[k]), `${precision} ${k}`).toBeLessThan(bound);
         real.pool.release(tq, tk, tv, tg, to, tl, dq, dk, dv, mask.packed);
       }
+    };
+    let names: string[];
+    try {
+      ({ names } = await dispatchedKernels(real, run));
     } finally {
-      real.recorder.dispatch = dispatch;
       setAttentionTiling(undefined);
     }
     // The products (A or C the 37-wide score rows, causal) ran on register tiles in vec4.
-    const products = [...names].filter((s) => s.startsWith('matmul_'));
+    const products = [...new Set(names)].filter((s) => s.startsWith('matmul_'));
     expect(products.length).toBeGreaterThan(0);
     for (const s of products) expect(s).toMatch(/^matmul_(reg|smx)_.*_l[ca]$/);
     for (const s of products.filter((s) => s.startsWith('matmul_reg'))) expect(s).toMatch(/_vvv(_|$)/);

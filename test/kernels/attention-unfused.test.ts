@@ -7,7 +7,7 @@
 // attention-smx.test.ts (and not the f32 result: the rounding happened), also after the flash
 // forward (the tuner chooses each direction apart).
 import { afterAll, describe, expect, it } from 'vitest';
-import { getGpu, relErr, withBindingLimit } from '../helpers/gpu.js';
+import { dispatchedKernels, getGpu, relErr, withBindingLimit } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 import { attentionBackward, attentionForward, modePick, setAttentionTiling, type HeadOperand } from '../../src/kernels/attention.js';
@@ -273,9 +273,6 @@ describe(`attention through the matmul kernels (seed ${rng.seed})`, () => {
   // products whole over the square, the softmax kernels writing each row through its pad.
   it('SRK_UNFUSED_CAUSAL=0: whole products over the square, the same results, also on a scratch full of NaN', async () => {
     const gpu = await getGpu();
-    const names = new Set<string>();
-    const dispatch = gpu.recorder.dispatch.bind(gpu.recorder);
-    gpu.recorder.dispatch = (k, ...rest) => { names.add(k.def.name); dispatch(k, ...rest); };
     const acquire = gpu.pool.acquire.bind(gpu.pool);
     gpu.pool.acquire = (shape, dtype, label) => {
       const t = acquire(shape, dtype, label);
@@ -283,16 +280,27 @@ describe(`attention through the matmul kernels (seed ${rng.seed})`, () => {
       return t;
     };
     setUnfusedCausal(false);
+    let names: string[];
     try {
-      await check({ B: 2, T: 150, Hq: 2, Hkv: 1, Dh: 16, window: 40 }, true);
+      ({ names } = await dispatchedKernels(gpu, () => check({ B: 2, T: 150, Hq: 2, Hkv: 1, Dh: 16, window: 40 }, true)));
     } finally {
       setUnfusedCausal(undefined);
-      gpu.recorder.dispatch = dispatch;
       gpu.pool.acquire = acquire;
     }
-    const products = [...names].filter((n) => n.startsWith('matmul'));
+    const products = names.filter((n) => n.startsWith('matmul'));
     expect(products.length).toBeGreaterThan(0);
     for (const n of products) expect(n).not.toMatch(/_l[ca]$/);
+    // Any other value of the switch is refused by name.
+    const saved = process.env.SRK_UNFUSED_CAUSAL;
+    process.env.SRK_UNFUSED_CAUSAL = 'no';
+    try {
+      const c: Case = { B: 1, T: 8, Hq: 1, Hkv: 1, Dh: 4 };
+      const n = (k: number) => Float32Array.from(rng.array(k));
+      await expect(run(gpu, c, { q: n(32), k: n(32), v: n(32), dout: n(32) }, 'f32', true)).rejects.toThrow(/SRK_UNFUSED_CAUSAL=no: expected 0 or 1/);
+    } finally {
+      if (saved === undefined) delete process.env.SRK_UNFUSED_CAUSAL; else process.env.SRK_UNFUSED_CAUSAL = saved;
+      setAttentionTiling(undefined);
+    }
   }, 300_000);
 
   it('GPT-NeoX fused QKV operands, gradients into one fused dQKV buffer', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Tensor } from '../../src/engine/tensor.js';
-import { getGpu, relErr, withBindingLimit } from '../helpers/gpu.js';
+import { dispatchedKernels, getGpu, relErr, withBindingLimit } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import { columnSum } from '../../src/kernels/column-sum.js';
 import { ABSMAX_PARTS } from '../../src/kernels/absmax.js';
@@ -61,15 +61,13 @@ describe(`column sums (bias gradients) (seed ${rng.seed})`, () => {
         x[rng.int(D)] = -7.5; // the largest magnitude, negative, in the first row (the first chunk)
         const tx = gpu.tensor([N * D], x); const plain = gpu.tensor([D]); const fused = gpu.tensor([D]);
         const parts = gpu.tensor([ABSMAX_PARTS], new Float32Array(ABSMAX_PARTS).fill(123)); // stale values must go
-        const names: string[] = [];
-        const dispatch = gpu.recorder.dispatch.bind(gpu.recorder);
         const run = async () => {
           columnSum(gpu, { x: tx, out: plain, N, D });
-          gpu.recorder.dispatch = (k, ...rest) => { names.push(k.def.name); dispatch(k, ...rest); };
-          try { columnSum(gpu, { x: tx, out: fused, N, D, absmax: parts }); } finally { gpu.recorder.dispatch = dispatch; }
+          const { names } = await dispatchedKernels(gpu, () => columnSum(gpu, { x: tx, out: fused, N, D, absmax: parts }));
           await gpu.sync();
+          return names;
         };
-        if (limit) await withBindingLimit(gpu, limit, run); else await run();
+        const names = limit ? await withBindingLimit(gpu, limit, run) : await run();
         const what = `N ${N} D ${D} limit ${limit}`;
         expect(names.filter((n) => n.startsWith('absmax')), what).toEqual([]);
         expect(names[0], what).toBe('colsum_partial_absmax');
@@ -90,10 +88,7 @@ describe(`column sums (bias gradients) (seed ${rng.seed})`, () => {
     const tx = gpu.tensor([N * D], Float32Array.from(x)); const tb = gpu.tensor([2 * D + 3], Float32Array.from(o));
     // (also before out in the buffer: the window spans from the lower one)
     const also = new Tensor(tb.buffer, tb.offset + 4, [D]); const out = new Tensor(tb.buffer, tb.offset + 4 * (D + 1), [D]);
-    const names: string[] = [];
-    const dispatch = gpu.recorder.dispatch.bind(gpu.recorder);
-    gpu.recorder.dispatch = (k, ...rest) => { names.push(k.def.name); dispatch(k, ...rest); };
-    try { columnSum(gpu, { x: tx, out, also, N, D, accumulate: true }); } finally { gpu.recorder.dispatch = dispatch; }
+    const { names } = await dispatchedKernels(gpu, () => columnSum(gpu, { x: tx, out, also, N, D, accumulate: true }));
     expect(names).toEqual(['colsum_partial', 'colsum_total_also_shared']);
     const got = await gpu.readF32(tb);
     const want = Float64Array.from(o);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { getGpu, relErr } from '../helpers/gpu.js';
+import { dispatchedKernels, getGpu, relErr } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import { keptLogitsBudget, logSoftmaxGather, outputLogprob, outputLogprobBackward, releaseKeptLogits } from '../../src/kernels/output-logprob.js';
 import {
@@ -88,12 +88,8 @@ describe(`output layer log-probs (seed ${rng.seed})`, () => {
         if (kept) expect(kept.chunks.length).toBe(Math.ceil(N / (chunkRows ?? N)));
         const logp = await gpu.readF32(tlp);
         // The products dispatched: dh and dw per chunk, and the logits again only without kept ones.
-        const names: string[] = [];
-        const dispatch = gpu.recorder.dispatch.bind(gpu.recorder);
-        gpu.recorder.dispatch = (k, ...rest) => { names.push(k.def.name); dispatch(k, ...rest); };
-        try {
-          outputLogprobBackward(gpu, { h: th, w: tw, targets: tt, weights: tg, dh: tdh, dw: tdw, N, d, V, chunkRows, kept });
-        } finally { gpu.recorder.dispatch = dispatch; }
+        const { names } = await dispatchedKernels(gpu,
+          () => outputLogprobBackward(gpu, { h: th, w: tw, targets: tt, weights: tg, dh: tdh, dw: tdw, N, d, V, chunkRows, kept }));
         expect(names.filter((n) => n.startsWith('matmul')).length, `keep ${keep}`).toBe((keep ? 2 : 3) * Math.ceil(N / (chunkRows ?? N)));
         if (warm) expect(gpu.pool.inUseBytes, `chunks back in the pool (keep ${keep})`).toBe(inUse);
         if (kept) expect(kept.chunks.length).toBe(0);
