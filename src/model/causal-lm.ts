@@ -59,10 +59,11 @@ export class CausalLM {
     let x = gpu.pool.acquire([N, D], 'f32', 'x0');
     embeddingForward(gpu, { table: p.get(names.embed), ids: batch.ids, out: x, N, V, D });
     const blocks: Saved[] = [];
+    // Without backward, each block adds its residual sums into x in place (no copy of the stream).
     for (let l = 0; l < cfg.numLayers; l++) {
-      const r = cfg.arch === 'gpt-neox' ? neoxBlockForward(ctx, l, x) : llamaBlockForward(ctx, l, x);
+      const r = cfg.arch === 'gpt-neox' ? neoxBlockForward(ctx, l, x, !train) : llamaBlockForward(ctx, l, x, !train);
       if (train) blocks.push(r.saved);
-      else { this.freeSaved(ctx, r.saved); gpu.pool.release(x); }
+      else this.freeSaved(ctx, r.saved);
       x = r.y;
     }
     const h = gpu.pool.acquire([N, D], 'f32', 'h_final');

@@ -40,8 +40,12 @@ function qkvOperands(qkv: Tensor, H: number, Dh: number): { q: HeadOperand; k: H
   };
 }
 
-/** Runs block l on x [N, D] and returns y [N, D] (a new tensor) and what the backward needs. */
-export function neoxBlockForward(ctx: ForwardContext, l: number, x: Tensor): { y: Tensor; saved: NeoxSaved } {
+/**
+ * Runs block l on x [N, D] and returns y [N, D] and what the backward needs. y is a new tensor, or
+ * with `inPlace` (a forward without backward: x is needed by nothing after this block) x itself, the
+ * residual sums added into it, which saves a copy of the residual stream per block.
+ */
+export function neoxBlockForward(ctx: ForwardContext, l: number, x: Tensor, inPlace = false): { y: Tensor; saved: NeoxSaved } {
   const { gpu, cfg, params: p, batch } = ctx;
   const { N, B, T } = batch;
   const D = cfg.hiddenSize; const H = cfg.numHeads; const Dh = cfg.headDim; const I = cfg.intermediateSize;
@@ -61,15 +65,20 @@ export function neoxBlockForward(ctx: ForwardContext, l: number, x: Tensor): { y
   const att = acq([N, D], 'att'); const lse = acq([B, H, T], 'lse');
   attentionForward(gpu, { B, T, Hq: H, Hkv: H, Dh, q: ops.q, k: ops.k, v: ops.v, mask: batch.mask, window: cfg.slidingWindow ?? 0, out: { tensor: att }, lse });
 
-  const y = acq([N, D], 'x');
-  copy(gpu, x, y);
-  linearForward(gpu, att, p.get(P(l, 'attention.dense.weight')), p.getOptional(P(l, 'attention.dense.bias')), y, N, D, D, true);
-  let x1: Tensor | undefined;
-  let mlpIn = x;
-  if (!cfg.parallelResidual) { x1 = acq([N, D], 'x1'); copy(gpu, y, x1); mlpIn = x1; }
   const ln2 = acq([N, D], 'ln2'); const mean2 = acq([N], 'mean2'); const rstd2 = acq([N], 'rstd2');
   const s2 = producedScale(gpu);
-  normForward(gpu, false, { x: mlpIn, w: p.get(P(l, 'post_attention_layernorm.weight')), b: p.get(P(l, 'post_attention_layernorm.bias')), y: ln2, mean: mean2, rstd: rstd2, N, D, eps, absmax: s2 });
+  const norm2 = (z: Tensor) => normForward(gpu, false, { x: z, w: p.get(P(l, 'post_attention_layernorm.weight')), b: p.get(P(l, 'post_attention_layernorm.bias')), y: ln2, mean: mean2, rstd: rstd2, N, D, eps, absmax: s2 });
+  // Parallel: the MLP reads x, so its norm runs before anything is added to x (in place).
+  if (cfg.parallelResidual) norm2(x);
+  const y = inPlace ? x : acq([N, D], 'x');
+  if (!inPlace) copy(gpu, x, y);
+  linearForward(gpu, att, p.get(P(l, 'attention.dense.weight')), p.getOptional(P(l, 'attention.dense.bias')), y, N, D, D, true);
+  // Sequential: the MLP reads x1 = x + attention; a copy is kept for the backward (LayerNorm2's input).
+  let x1: Tensor | undefined;
+  if (!cfg.parallelResidual) {
+    if (!inPlace) { x1 = acq([N, D], 'x1'); copy(gpu, y, x1); }
+    norm2(x1 ?? y);
+  }
   const h = acq([N, I], 'mlp_h');
   linearForward(gpu, ln2, p.get(P(l, 'mlp.dense_h_to_4h.weight')), p.get(P(l, 'mlp.dense_h_to_4h.bias')), h, N, D, I, false, s2);
   const a = acq([N, I], 'mlp_act');

@@ -24,7 +24,11 @@ export interface LlamaSaved {
 
 const P = (l: number, s: string) => `model.layers.${l}.${s}`;
 
-export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor): { y: Tensor; saved: LlamaSaved } {
+/**
+ * Runs block l on x [N, D]: y [N, D] (a new tensor, or x itself with `inPlace`: a forward without
+ * backward, the residual sums added into x; neoxBlockForward) and what the backward needs.
+ */
+export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor, inPlace = false): { y: Tensor; saved: LlamaSaved } {
   const { gpu, cfg, params: p, batch } = ctx;
   const { N, B, T } = batch;
   const D = cfg.hiddenSize; const Hq = cfg.numHeads; const Hkv = cfg.numKvHeads; const Dh = cfg.headDim;
@@ -47,8 +51,9 @@ export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor): { 
   const att = acq([N, Hq * Dh], 'att'); const lse = acq([B, Hq, T], 'lse');
   attentionForward(gpu, { B, T, Hq, Hkv, Dh, q: { tensor: q }, k: { tensor: k }, v: { tensor: v }, mask: batch.mask,
     window: cfg.slidingWindow ?? 0, out: { tensor: att }, lse });
-  const x1 = acq([N, D], 'x1');
-  copy(gpu, x, x1);
+  // In place, x1 and y are x; otherwise x1 is kept for the backward (RMSNorm2's input) and y is its copy.
+  const x1 = inPlace ? x : acq([N, D], 'x1');
+  if (!inPlace) copy(gpu, x, x1);
   linearForward(gpu, att, w('self_attn.o_proj.weight'), bias('self_attn.o_proj.bias'), x1, N, Hq * Dh, D, true);
   const n2 = acq([N, D], 'n2'); const rstd2 = acq([N], 'rstd2');
   const s2 = producedScale(gpu); // one max |n2| for gate and up, written by the norm
@@ -59,15 +64,16 @@ export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor): { 
   gpu.pool.release(s2);
   const a = acq([N, I], 'mlp_act');
   swiglu(gpu, { gate, up, y: a, N, I });
-  const y = acq([N, D], 'x');
-  copy(gpu, x1, y);
+  const y = inPlace ? x : acq([N, D], 'x');
+  if (!inPlace) copy(gpu, x1, y);
   linearForward(gpu, a, w('mlp.down_proj.weight'), bias('mlp.down_proj.bias'), y, N, I, D, true);
   gpu.pool.release(a);
   return { y, saved: { x, n1, rstd1, q, k, v, att, lse, x1, n2, rstd2, gate, up } };
 }
 
 export function llamaFreeSaved(ctx: ForwardContext, s: LlamaSaved): void {
-  ctx.gpu.pool.release(s.n1, s.rstd1, s.q, s.k, s.v, s.att, s.lse, s.x1, s.n2, s.rstd2, s.gate, s.up);
+  // (x1 is x itself after an in-place forward: the caller owns it.)
+  ctx.gpu.pool.release(s.n1, s.rstd1, s.q, s.k, s.v, s.att, s.lse, s.x1 === s.x ? undefined : s.x1, s.n2, s.rstd2, s.gate, s.up);
 }
 
 /** Backward of block l: dy [N, D] in, dL/dx returned as a new tensor (caller releases dy).
