@@ -89,7 +89,9 @@ fn normCdf(x: f32) -> f32 {
 }
 `;
 
-type Op = 'gelu' | 'gelu_bwd' | 'gelu_tanh' | 'gelu_tanh_bwd';
+/** The GELU elementwise ops: forward y = f(x), backward dx = dy f'(x), in either form. */
+export type GeluOp = 'gelu' | 'gelu_bwd' | 'gelu_tanh' | 'gelu_tanh_bwd';
+type Op = GeluOp;
 const EXPR: Record<Op, string> = {
   gelu: 'xv * normCdf(xv)',
   gelu_bwd: 'gv * (normCdf(xv) + xv * INV_SQRT_2PI * exp(-0.5 * xv * xv))',
@@ -106,6 +108,28 @@ fn geluTanhGrad(x: f32) -> f32 {
   // s (1 - s) underflows to 0 long before x^3 overflows; 0 * inf would be NaN at |x| > 1e13.
   return s + select(2.0 * x * ss * K_TANH * (1.0 + 3.0 * C_TANH * x * x), 0.0, ss == 0.0);
 }`;
+
+/** The GELU op of a form and direction. */
+export function geluOp(kind: GeluKind, backward: boolean): GeluOp {
+  return `${kind === 'erf' ? 'gelu' : 'gelu_tanh'}${backward ? '_bwd' : ''}` as GeluOp;
+}
+
+/**
+ * WGSL for applying a GELU op inside another kernel (matmul.ts `act`: a product's epilogue), the
+ * same functions and expressions as the elementwise kernels here, so the fused values are theirs: a
+ * forward op defines fn actFwd(xv: f32) -> f32, a backward one fn actBwd(gv: f32, xv: f32) -> f32
+ * (gv = dy, xv = the forward input).
+ */
+export function geluEpilogueWgsl(op: GeluOp): string {
+  const bwd = op.endsWith('_bwd');
+  return `${MATH}${op === 'gelu_tanh_bwd' ? TANH_GRAD : ''}
+${bwd ? 'fn actBwd(gv: f32, xv: f32) -> f32' : 'fn actFwd(xv: f32) -> f32'} { return ${EXPR[op]}; }`;
+}
+
+/** The name of the elementwise kernel gelu()/geluBackward() dispatch for `op`. */
+export function geluKernelName(op: GeluOp, inPlace: boolean, parts: boolean): string {
+  return `${op}${inPlace ? '_inplace' : ''}${parts ? '_absmax' : ''}`;
+}
 
 // Elementwise op: out[i] = f(x[i]) (forward) or f(x[i], g[i]) (backward, g = dy). In-place
 // variants use one read_write binding for the operand that is overwritten (WebGPU forbids binding
@@ -148,7 +172,7 @@ function elemDefGen(op: Op, inPlace: boolean, parts = false): KernelDef {
   let r = ${EXPR[op]};
   ${store}`;
   return {
-    name: `${op}${inPlace ? '_inplace' : ''}${parts ? '_absmax' : ''}`,
+    name: geluKernelName(op, inPlace, parts),
     bindings: parts ? [...bindings, 'rw'] : bindings,
     uniform: true,
     code: /* wgsl */ `

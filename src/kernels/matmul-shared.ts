@@ -2,6 +2,7 @@
 // matmul-smx.ts: tensor cores) and their dispatcher (matmul.ts): the tiling type, the Params struct,
 // the f16 staging flags and scale bindings, and the WGSL that loads operand tiles from global memory in quads.
 import { f16ScaleWgsl } from './absmax.js';
+import { geluEpilogueWgsl, type GeluOp } from './activations.js';
 
 /** A tiling of the matmul (matmul.ts chooses one per product). */
 export interface MatmulTile {
@@ -88,6 +89,32 @@ export function operandType(vec: boolean, half: boolean | undefined): string {
   return vec ? `vec4<${e}>` : e;
 }
 
+/**
+ * An activation applied as the SIMT kernels store C (matmul.ts MatmulArgs.act): `op` forward, C =
+ * act(result) and, with pre 'write', the result before it into `pre` (C's layout); `op` backward
+ * (..._bwd), C = result * act'(pre) with pre 'read'.
+ */
+export interface ActEpilogue { op: GeluOp; pre: 'none' | 'write' | 'read' }
+
+/** Kernel-name suffix of an activation epilogue. */
+export function actSuffix(act: ActEpilogue | undefined): string {
+  return act ? `_${act.op}${act.pre === 'write' ? '_pre' : ''}` : '';
+}
+
+/**
+ * WGSL storing C's element or quad `v` at element index `i` of C's binding (its offset from cOff
+ * included), with an activation epilogue applied first (pre's index: i - cBase + preBase). `vec`: v
+ * and the bindings are vec4 (index i >> 2).
+ */
+export function storeCWgsl(act: ActEpilogue | undefined, vec: boolean, v: string, i: string): string {
+  const at = (x: string) => (vec ? `(${x}) >> 2u` : x);
+  if (!act) return `c[${at(i)}] = ${v};`;
+  const pi = `${i} - p.cBase + p.preBase`;
+  const each = (f: (e: string) => string) => (vec ? `vec4<f32>(${['x', 'y', 'z', 'w'].map((e) => f(`.${e}`)).join(', ')})` : f(''));
+  if (act.pre === 'read') return `{ let xq = pre[${at(pi)}]; c[${at(i)}] = ${each((e) => `actBwd(${v}${e}, xq${e})`)}; }`;
+  return `{ let yq = ${v};${act.pre === 'write' ? ` pre[${at(pi)}] = yq;` : ''} c[${at(i)}] = ${each((e) => `actFwd(yq${e})`)}; }`;
+}
+
 /** Which operands a kernel accesses as vec4 (matmul.ts vecFlags). */
 export interface VecFlags { a: boolean; b: boolean; c: boolean }
 
@@ -163,19 +190,26 @@ export function loadTileWgsl(ops: StagedOperand[], threads: number, k: string, f
  * f16ScaleWgsl: f16Scale for A, f16ScaleB for B; by subgroups where `subgroupSize` is given: kernels that
  * enable subgroups); the uniform after them.
  */
-export function matmulBindings(vec: VecFlags, f16: F16Staging | undefined, threads: number, subgroupSize = 0): { kinds: ('read' | 'rw')[]; wgsl: string } {
+export function matmulBindings(vec: VecFlags, f16: F16Staging | undefined, threads: number, subgroupSize = 0,
+  act?: ActEpilogue): { kinds: ('read' | 'rw')[]; wgsl: string } {
   const parts: [string, string][] = [];
   if (f16?.scaleA) parts.push(['parts', 'f16Scale']);
   if (f16?.scaleB) parts.push(['partsB', 'f16ScaleB']);
-  const wgsl = [PARAMS_WGSL,
+  // An activation epilogue's pre binding comes after the scales, and its base is one more field of
+  // Params (only in these kernels: every other kernel keeps its WGSL).
+  const pre = act && act.pre !== 'none' ? act.pre : undefined;
+  const n = 4 + parts.length + (pre ? 1 : 0);
+  const wgsl = [act ? PARAMS_WGSL.replace('partsBBase: u32,', 'partsBBase: u32, preBase: u32,') : PARAMS_WGSL,
     `@group(0) @binding(0) var<storage, read> a: array<${operandType(vec.a, f16?.halfA)}>;`,
     `@group(0) @binding(1) var<storage, read> b: array<${operandType(vec.b, f16?.halfB)}>;`,
     `@group(0) @binding(2) var<storage, read_write> c: array<${operandType(vec.c, false)}>;`,
     '@group(0) @binding(3) var<storage, read> bias: array<f32>;',
-    `@group(0) @binding(${4 + parts.length}) var<uniform> p: Params;`,
+    `@group(0) @binding(${n}) var<uniform> p: Params;`,
     ...parts.map(([name, fn], i) => `@group(0) @binding(${4 + i}) var<storage, read> ${name}: array<f32>;\n${f16ScaleWgsl(threads, fn, name, subgroupSize)}`),
+    ...(pre ? [`@group(0) @binding(${4 + parts.length}) var<storage, ${pre === 'write' ? 'read_write' : 'read'}> pre: array<${operandType(vec.c, false)}>;`] : []),
+    ...(act ? [geluEpilogueWgsl(act.op)] : []),
   ].join('\n');
-  return { kinds: ['read', 'read', 'rw', 'read', ...parts.map(() => 'read' as const)], wgsl };
+  return { kinds: ['read', 'read', 'rw', 'read', ...parts.map(() => 'read' as const), ...(pre ? [pre === 'write' ? 'rw' as const : 'read' as const] : [])], wgsl };
 }
 
 /**

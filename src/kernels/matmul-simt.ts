@@ -6,11 +6,12 @@
 //           A transposed in workgroup memory, vec4 global loads and C stores where the operands allow
 //           them, double-buffered tiles.
 // Both round their operands to f16 while staging them in the f16 precision (h16 below; A, and B with
-// scaleB, after their scales), read f16 copies (half.ts) as they are, and share the epilogue (alpha, bias, accumulate).
+// scaleB, after their scales), read f16 copies (half.ts) as they are, and share the epilogue (alpha, bias, accumulate, and GELU or its
+// backward where matmul.ts fuses an activation: matmul-shared.ts storeCWgsl).
 // Reference: matmul.ref.ts; checked in test/engine/matmul.test.ts and matmul-f16.test.ts.
 import { memoDef, type KernelDef } from '../engine/kernel.js';
-import { BATCH_OFFSETS_WGSL, causalLoop, causalSuffix, f16Suffix, loadTileWgsl, matmulBindings, quadRegDecls, quadSlots, scalesWgsl, tileName,
-  type Causal, type F16Staging, type MatmulTile, type StagedOperand, type VecFlags } from './matmul-shared.js';
+import { BATCH_OFFSETS_WGSL, actSuffix, causalLoop, causalSuffix, f16Suffix, loadTileWgsl, matmulBindings, quadRegDecls, quadSlots, scalesWgsl, storeCWgsl, tileName,
+  type ActEpilogue, type Causal, type F16Staging, type MatmulTile, type StagedOperand, type VecFlags } from './matmul-shared.js';
 
 /** `enable f16;` where an operand is stored as f16 (it must open the module). */
 function halfEnable(f16: F16Staging | undefined): string {
@@ -34,7 +35,7 @@ fn h16(x: f32) -> f32 {
 }
 fn h16v(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(h16(v.x), h16(v.y), h16(v.z), h16(v.w)); }`;
 }
-function matmulDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, f16?: F16Staging, causal?: Causal): KernelDef {
+function matmulDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, f16?: F16Staging, causal?: Causal, act?: ActEpilogue): KernelDef {
   const { BM, BN, BK, TM, TN } = t;
   const cl = causalLoop(causal, transA, BM, BK);
   // A lower triangular as stored (causal 'lowerA'): entries above its diagonal read as 0.
@@ -66,8 +67,8 @@ function matmulDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boo
       ${body}
     }`;
   };
-  const name = `matmul_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}${full ? '_full' : ''}${f16Suffix(f16)}${causalSuffix(causal)}`;
-  const mb = matmulBindings({ a: false, b: false, c: false }, f16, THREADS);
+  const name = `matmul_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}${full ? '_full' : ''}${f16Suffix(f16)}${causalSuffix(causal)}${actSuffix(act)}`;
+  const mb = matmulBindings({ a: false, b: false, c: false }, f16, THREADS, 0, act);
   // f16 copies hold f16 values (A already scaled): staged as they are.
   const stageA = !f16 || f16.halfA ? 'v' : 'h16(v * sa)'; const stageB = !f16 || f16.halfB ? 'v' : 'h16(v * sb)';
   return {
@@ -115,7 +116,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
         if (p.hasBias != 0u) { v += bias[p.biasBase + gn]; }
         let ci = cOff + gm * p.ldc + gn;
         if (p.accumulate != 0u) { v += c[ci]; }
-        c[ci] = v;
+        ${storeCWgsl(act, false, 'v', 'ci')}
       }
     }
   }
@@ -154,7 +155,7 @@ export function regSharedBytes(t: MatmulTile, stages: number): number {
  * buffer afterwards: one barrier per K step. `full` tiles compile without bounds checks.
  */
 function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, vec: VecFlags, stages: 1 | 2, f16?: F16Staging,
-  causal?: Causal): KernelDef {
+  causal?: Causal, act?: ActEpilogue): KernelDef {
   const { BM, BN, BK, TM, TN } = t;
   const cl = causalLoop(causal, transA, BM, BK);
   const lower = causal === 'lowerA';
@@ -257,14 +258,14 @@ function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
       if (vec.c) {
         L.push(`  if (${full ? 'true' : 'gm < p.M && gn < p.N'}) {`,
           '    if (p.hasBias != 0u) { let bb = p.biasBase + gn; v += vec4<f32>(bias[bb], bias[bb + 1u], bias[bb + 2u], bias[bb + 3u]); }',
-          '    let ci = (cOff + gm * p.ldc + gn) >> 2u;',
+          '    let ce = cOff + gm * p.ldc + gn; let ci = ce >> 2u;',
           '    if (p.accumulate != 0u) { v += c[ci]; }',
-          '    c[ci] = v;', '  }');
+          `    ${storeCWgsl(act, true, 'v', 'ce')}`, '  }');
       } else {
         L.push(`  if (${full ? 'true' : 'gm < p.M'}) { let ci = cOff + gm * p.ldc + gn;`);
         for (let j = 0; j < 4; j++) {
           L.push(`    if (${full ? 'true' : `gn + ${j}u < p.N`}) { var s = v[${j}]; if (p.hasBias != 0u) { s += bias[p.biasBase + gn + ${j}u]; }` +
-            ` if (p.accumulate != 0u) { s += c[ci + ${j}u]; } c[ci + ${j}u] = s; }`);
+            ` if (p.accumulate != 0u) { s += c[ci + ${j}u]; } ${storeCWgsl(act, false, 's', `ci + ${j}u`)} }`);
         }
         L.push('  }');
       }
@@ -273,8 +274,8 @@ function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
   }
   const name = `matmul_reg_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}_s${stages}` +
     `${t.unrollK === false ? '_rolled' : ''}${t.lanes ? `_l${t.lanes}` : ''}${t.scalarAcc ? '_sacc' : ''}` +
-    `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${vec.c ? 'v' : 's'}${full ? '_full' : ''}${f16Suffix(f16)}${causalSuffix(causal)}`;
-  const mb = matmulBindings(vec, f16, THREADS);
+    `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${vec.c ? 'v' : 's'}${full ? '_full' : ''}${f16Suffix(f16)}${causalSuffix(causal)}${actSuffix(act)}`;
+  const mb = matmulBindings(vec, f16, THREADS, 0, act);
   return {
     name,
     bindings: mb.kinds,

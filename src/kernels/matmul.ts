@@ -1,4 +1,5 @@
 // Matrix multiply: C[b] = alpha * op(A[b]) op(B[b]) (+ C[b] if accumulate) (+ bias[n]).
+// Optionally GELU or its backward applied as C is stored (`act`: GPT-NeoX's MLP).
 //
 // Logical shapes: op(A) [M, K], op(B) [K, N], C [M, N], bias [N]; `batch` independent products
 // with element strides between them. Storage (row-major, leading dimensions lda/ldb/ldc):
@@ -29,7 +30,9 @@ import { ABSMAX_PARTS, absmaxParts } from './absmax.js';
 import { smxDef, smxShape } from './matmul-smx.js';
 import { splitKReduce } from './matmul-splitk.js';
 import { halfOctave } from '../engine/tuner.js';
-import { tileName, type Causal, type F16Staging, type MatmulTile, type VecFlags } from './matmul-shared.js';
+import { tileName, type ActEpilogue, type Causal, type F16Staging, type MatmulTile, type VecFlags } from './matmul-shared.js';
+import { gelu, geluBackward, geluKernelName, type GeluOp } from './activations.js';
+import { envChoice } from '../engine/env.js';
 import { regDef, regShape, regSharedBytes, simpleDef } from './matmul-simt.js';
 
 export { tileName, type MatmulTile };
@@ -99,6 +102,18 @@ export interface MatmulArgs {
    * and a scaled A takes partial maxima computed over its lower triangle (scaleA as a Tensor).
    */
   causal?: Causal;
+  /**
+   * GELU applied as C is stored (GPT-NeoX's MLP). op 'gelu' or 'gelu_tanh': C = act(product + bias),
+   * and `pre`, when given, gets product + bias (what the backward takes); op 'gelu_bwd' or
+   * 'gelu_tanh_bwd': C = product * act'(pre). Fused into the f32 SIMT kernels' stores (no pass over C
+   * of its own). Where the product runs elsewhere (f16 operands, an operand over the binding limit, a
+   * forced tensor-core or split-K tiling, SRK_FUSED_ACT=0), the product is stored and activations.ts
+   * runs the op as a pass of its own with the same WGSL functions; that pass also writes C's partial
+   * maxima into `absmax` when given (f16 precision: the next product's operand scale), so a product
+   * with `absmax` always takes it. C and pre: whole contiguous [M, N] f32 tensors, not overlapping;
+   * no batch, accumulate, padding or causal mask.
+   */
+  act?: { op: GeluOp; pre?: Tensor; absmax?: Tensor };
   /** The profiler's name for this product's dispatch (default the kernel's name; bench step --profile
    *  sums by the name's first word): attention-unfused.ts files its products under attention. */
   profileLabel?: string;
@@ -139,9 +154,9 @@ export function chooseTile(gpu: Gpu, M: number, N: number): MatmulTile {
   return big ? REG_128 : REG_64;
 }
 
-interface Problem extends Required<Omit<MatmulArgs, 'bias' | 'a' | 'b' | 'c' | 'tile' | 'precision' | 'scaleA' | 'scaleB' | 'timing' | 'profileLabel' | 'causal'>> {
+interface Problem extends Required<Omit<MatmulArgs, 'bias' | 'a' | 'b' | 'c' | 'tile' | 'precision' | 'scaleA' | 'scaleB' | 'timing' | 'profileLabel' | 'causal' | 'act'>> {
   a: Tensor; b: Tensor; c: Tensor; bias?: Tensor; tile?: MatmulTile; precision?: 'f32' | 'f16'; scaleA?: boolean | Tensor; scaleB?: Tensor;
-  causal?: Causal;
+  causal?: Causal; act?: MatmulArgs['act'];
   profileLabel?: string;
   /** The tuner's name for the candidate this (sub-)problem is part of (tuner.ts). */
   timing?: string;
@@ -169,8 +184,9 @@ function problem(gpu: Gpu, args: MatmulArgs): Problem {
     offA: args.offA ?? 0, offB: args.offB ?? 0, offC: args.offC ?? 0, offBias: args.offBias ?? 0,
     outer: args.outer ?? 1, outerStrideA: args.outerStrideA ?? 0, outerStrideB: args.outerStrideB ?? 0, outerStrideC: args.outerStrideC ?? 0,
     tile: args.tile, precision: args.precision, scaleA: args.scaleA, scaleB: args.scaleB,
-    timing: args.timing, profileLabel: args.profileLabel, causal: args.causal,
+    timing: args.timing, profileLabel: args.profileLabel, causal: args.causal, act: args.act,
   };
+  if (p.act) checkAct(p);
   if (p.causal !== undefined && p.causal !== 'lowerC' && p.causal !== 'lowerA') throw new TypeError(`matmul: causal is ${String(p.causal)}: expected lowerC or lowerA`);
   // A's maxima found here would span its whole window, the ignored upper triangle included.
   if (p.causal === 'lowerA' && p.scaleA === true) {
@@ -207,6 +223,62 @@ function problem(gpu: Gpu, args: MatmulArgs): Problem {
   return p;
 }
 
+const GELU_OPS: readonly GeluOp[] = ['gelu', 'gelu_tanh', 'gelu_bwd', 'gelu_tanh_bwd'];
+
+/** The activation's rules (MatmulArgs.act). */
+function checkAct(p: Problem): void {
+  const { op, pre } = p.act!;
+  if (!GELU_OPS.includes(op)) throw new TypeError(`matmul: act ${String(op)}: expected ${GELU_OPS.join(', ')}`);
+  if (op.endsWith('_bwd') && !pre) throw new TypeError(`matmul: act ${op} needs the forward's input as pre`);
+  if (p.batch !== 1 || p.outer !== 1 || p.accumulate || p.padC || p.causal || p.ldc !== p.N || p.offC !== 0) {
+    throw new TypeError('matmul: an activation takes a whole [M, N] C: no batch, accumulate, padding, causal mask or offset');
+  }
+  for (const [t, what] of [[p.c, 'C'], [pre, 'pre']] as const) {
+    if (t && (t.dtype !== 'f32' || t.numel !== p.M * p.N)) throw new RangeError(`matmul: act needs ${what} as f32 [${p.M}, ${p.N}], got ${t}`);
+  }
+  if (pre && pre.buffer === p.c.buffer && pre.offset < p.c.offset + p.c.bytes && p.c.offset < pre.offset + pre.bytes) {
+    throw new RangeError(`matmul: act's pre ${pre} overlaps C ${p.c}`);
+  }
+}
+
+/** The kernels' form of an activation (ActEpilogue), one object per form (kernel definitions are cached by key). */
+const ACT_FORMS = new Map<string, ActEpilogue>();
+function actEpilogue(act: NonNullable<Problem['act']>): ActEpilogue {
+  const pre = !act.pre ? 'none' : act.op.endsWith('_bwd') ? 'read' : 'write';
+  const key = `${act.op} ${pre}`;
+  let f = ACT_FORMS.get(key);
+  if (!f) ACT_FORMS.set(key, (f = { op: act.op, pre }));
+  return f;
+}
+
+/**
+ * Whether a product with an activation runs it in the f32 SIMT kernels' epilogue: f32 operands, no
+ * maxima wanted, every operand within one binding window (the splits along K add the second half
+ * onto the first), no forced tensor-core or split-K tiling, SRK_FUSED_ACT not 0.
+ */
+function actFused(gpu: Gpu, p: Problem): boolean {
+  if (envChoice('SRK_FUSED_ACT', ['0', '1']) === '0' || p.act!.absmax || f16Operands(gpu, p)) return false;
+  if (p.tile && (p.tile.kind === 'smx' || (p.tile.splitK ?? 1) > 1)) return false;
+  const limit = Math.floor((gpu.maxBinding - gpu.bindingAlign) / 4);
+  const sB = span(p.batch, p.strideB, p.transB ? p.N : p.K, p.transB ? p.K : p.N, p.ldb, p.outer, p.outerStrideB);
+  return Math.max(spanA(p), sB, spanC(p)) <= limit;
+}
+
+/** A product with an activation as two passes: the product (into pre for a forward that keeps it), then activations.ts's. */
+function runActApart(gpu: Gpu, p: Problem, dry?: string[]): void {
+  const { op, pre, absmax } = p.act!;
+  const c = p.c;
+  const bwd = op.endsWith('_bwd');
+  const kind = op.startsWith('gelu_tanh') ? 'tanh' : 'erf';
+  // (p is this call's own object: problem() made it.)
+  p.act = undefined;
+  if (!bwd && pre) p.c = pre;
+  run(gpu, p, dry);
+  if (dry) { dry.push(geluKernelName(op, bwd || !pre, !!absmax)); return; }
+  if (bwd) geluBackward(gpu, pre!, c, c, kind, absmax);
+  else gelu(gpu, pre ?? c, c, kind, absmax);
+}
+
 /** n rounded up to a multiple of 4. */
 const quad = (n: number) => Math.ceil(n / 4) * 4;
 /** Elements A's and C's windows span: with padding (padA, padC), their last row to the quad's end. */
@@ -219,13 +291,19 @@ function spanC(p: Problem): number {
 }
 
 export function matmul(gpu: Gpu, args: MatmulArgs): void {
-  run(gpu, problem(gpu, args));
+  exec(gpu, problem(gpu, args));
+}
+
+/** Runs a problem: with an activation fused where the kernels can (actFused), else in two passes. */
+function exec(gpu: Gpu, p: Problem, dry?: string[]): void {
+  if (p.act && !actFused(gpu, p)) runActApart(gpu, p, dry);
+  else run(gpu, p, dry);
 }
 
 /** Names of the kernels matmul(gpu, args) would dispatch, in order; nothing is compiled or run (tests). */
 export function matmulKernels(gpu: Gpu, args: MatmulArgs): string[] {
   const names: string[] = [];
-  run(gpu, problem(gpu, args), names);
+  exec(gpu, problem(gpu, args), names);
   return names;
 }
 
@@ -262,6 +340,7 @@ function fitTile(gpu: Gpu, tile: MatmulTile, p: Problem, f16: boolean): FittedTi
     if (!Number.isInteger(tile.splitK)) return 'needs a whole number of K chunks';
     if (p.batch !== 1 || p.outer !== 1) return 'splits unbatched products only';
     if (p.causal) return 'splits no causal product';
+    if (p.act) return 'fuses no activation (its reduction would apply it)';
     if (tile.splitK * p.M * p.N * 4 > gpu.maxBinding - gpu.bindingAlign) return 'needs a partial buffer over the binding limit';
     const base = fitTile(gpu, { ...tile, splitK: undefined }, p, f16);
     return typeof base === 'string' ? base : { tile, stages: base.stages };
@@ -399,7 +478,7 @@ function tuneKey(p: Problem, f16: boolean): string {
   const b = halfOctave;
   const copies = `${p.a.dtype === 'f16' ? ' copyA' : ''}${p.b.dtype === 'f16' ? ' copyB' : ''}`;
   return `matmul ${p.transA ? 't' : 'n'}${p.transB ? 't' : 'n'}${f16 ? ' f16' : ''}${f16 && p.scaleA ? ' scaled' : ''}${f16 && p.scaleB ? ' scaledB' : ''}${copies}` +
-    `${p.bias ? ' bias' : ''}${p.accumulate ? ' acc' : ''}${p.causal ? ` ${p.causal}` : ''} 2^(${b(p.M)},${b(p.N)},${b(p.K)})${p.batch * p.outer > 1 ? ` x2^${b(p.batch * p.outer)}` : ''}`;
+    `${p.bias ? ' bias' : ''}${p.accumulate ? ' acc' : ''}${p.causal ? ` ${p.causal}` : ''}${p.act ? ` ${p.act.op}${p.act.pre ? ' pre' : ''}` : ''} 2^(${b(p.M)},${b(p.N)},${b(p.K)})${p.batch * p.outer > 1 ? ` x2^${b(p.batch * p.outer)}` : ''}`;
 }
 
 // Dispatches one problem, or splits it when an operand's binding window would be too large:
@@ -414,6 +493,7 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   const sB = span(batch, p.strideB, p.transB ? N : K, p.transB ? K : N, p.ldb, p.outer, p.outerStrideB);
   const sC = spanC(p);
   if (Math.max(sA, sB, sC) > limit) {
+    if (p.act) throw new Error('matmul: internal: a fused activation reached the binding-limit split (actFused)');
     if (p.outer > 1) { // the outer level first, then the batch, then the matrices
       const h = Math.floor(p.outer / 2);
       run(gpu, { ...p, outer: h }, dry);
@@ -489,22 +569,29 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   const wa = windowOf(gpu, p.a, p.offA, p.offA + Math.max(1, sA));
   const wb = windowOf(gpu, p.b, p.offB, p.offB + Math.max(1, sB));
   const wc = windowOf(gpu, p.c, p.offC, p.offC + sC);
+  // An activation epilogue (actFused: the f32 SIMT kernels) and its pre tensor, laid out as C.
+  const act = p.act ? actEpilogue(p.act) : undefined;
+  const wpre = p.act?.pre ? windowOf(gpu, p.act.pre, 0, sC) : undefined;
   const staging: F16Staging | undefined = !f16 ? undefined
     : { scaleA: !!p.scaleA, ...(p.scaleB ? { scaleB: true } : {}), ...(halfA ? { halfA } : {}), ...(halfB ? { halfB } : {}) };
   const defOf = (t: MatmulTile, st: 1 | 2): KernelDef => {
     const full = M % t.BM === 0 && N % t.BN === 0 && K % t.BK === 0 && K > 0;
     const vec = vecFlags(p, t, wa, wb, wc, gpu.bindingAlign);
+    // pre moves in C's quads: vec4 only where its window allows them too.
+    if (wpre && !(wpre.base % 4 === 0 && wpre.range.size % 16 === 0)) vec.c = false;
     // Every argument of the generators below in a short key, per tiling object: their memoDef keys
     // are JSON of all arguments, ~1-2 us a call (host time per dispatch).
     const key = `${+p.transA}${+p.transB}${+full}${+vec.a}${+vec.b}${+vec.c}${st}${+!!p.bias}${sgSize}${smx ?? ''}` +
-      (staging ? `${+staging.scaleA}${+!!staging.scaleB}${+!!staging.halfA}${+!!staging.halfB}` : '') + (p.causal ?? '');
+      (staging ? `${+staging.scaleA}${+!!staging.scaleB}${+!!staging.halfA}${+!!staging.halfB}` : '') + (p.causal ?? '') +
+      (act ? ` ${act.op} ${act.pre}` : '');
     let byKey = DEFS.get(t);
     if (!byKey) DEFS.set(t, (byKey = new Map()));
     let def = byKey.get(key);
     if (!def) {
+      if (act && t.kind === 'smx') throw new Error('matmul: internal: an activation epilogue on tensor cores (actFused)');
       def = t.kind === 'smx' ? smxDef(t, p.transA, p.transB, full, vec, staging!, sgSize, st, !p.bias && !SMX_SAFE, smx === 'emulated', !SMX_SAFE, p.causal)
-        : t.kind === 'reg' ? regDef(t, p.transA, p.transB, full, vec, st, staging, p.causal)
-        : simpleDef(t, p.transA, p.transB, full, staging, p.causal);
+        : t.kind === 'reg' ? regDef(t, p.transA, p.transB, full, vec, st, staging, p.causal, act)
+        : simpleDef(t, p.transA, p.transB, full, staging, p.causal, act);
       byKey.set(key, def);
     }
     return def;
@@ -529,8 +616,8 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   const params = new ParamWriter()
     .u32(M, N, K, p.lda, p.ldb, p.ldc, wa.base, wb.base, wc.base, wbias.base,
       p.strideA, p.strideB, p.strideC, p.accumulate ? 1 : 0, p.bias ? 1 : 0)
-    .f32(p.alpha).u32(wparts?.base ?? 0, batch, p.outerStrideA, p.outerStrideB, p.outerStrideC, wpartsB?.base ?? 0).bytes();
-  const scaleRanges = [wparts, wpartsB].flatMap((w) => (w ? [w.range] : []));
+    .f32(p.alpha).u32(wparts?.base ?? 0, batch, p.outerStrideA, p.outerStrideB, p.outerStrideC, wpartsB?.base ?? 0, ...(act ? [wpre?.base ?? 0] : [])).bytes();
+  const scaleRanges = [wparts, wpartsB, wpre].flatMap((w) => (w ? [w.range] : []));
   gpu.recorder.dispatch(kernel, [wa.range, wb.range, wc.range, wbias.range, ...scaleRanges], params,
     [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), batch * p.outer], tuning, p.profileLabel && `${p.profileLabel}_${def.name}`);
   // Later work may reuse the buffer: it runs after this dispatch in queue order.

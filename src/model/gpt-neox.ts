@@ -7,12 +7,12 @@
 //   att = attention(q, k, v)                   [N, H, Dh]
 //   parallel:   y = x + att Wo^T + bo + MLP(LayerNorm2(x))
 //   sequential: x1 = x + att Wo^T + bo; y = x1 + MLP(LayerNorm2(x1))
-//   MLP(z) = gelu(z W1^T + b1) W2^T + b2       (hidden [N, I])
+//   MLP(z) = gelu(z W1^T + b1) W2^T + b2       (hidden [N, I]; GELU and its backward in the products' epilogues)
 import type { Tensor } from '../engine/tensor.js';
 import { copy } from '../kernels/elementwise.js';
 import { normBackward, normForward } from '../kernels/layernorm.js';
 import { attentionBackward, attentionForward, type HeadOperand } from '../kernels/attention.js';
-import { gelu, geluBackward } from '../kernels/activations.js';
+import { gelu, geluOp } from '../kernels/activations.js';
 import { rotary } from '../kernels/rotary.js';
 import { linearBackward, linearForward, operandScale, producedScale } from './linear.js';
 import { columnSum } from '../kernels/column-sum.js';
@@ -20,7 +20,9 @@ import type { ForwardContext } from './context.js';
 
 export interface NeoxSaved {
   x: Tensor; ln1: Tensor; mean1: Tensor; rstd1: Tensor; qkv: Tensor; att: Tensor; lse: Tensor;
-  x1?: Tensor; ln2: Tensor; mean2: Tensor; rstd2: Tensor; h: Tensor;
+  x1?: Tensor; ln2: Tensor; mean2: Tensor; rstd2: Tensor;
+  /** GELU's input [N, I] (none after an in-place forward, which has no backward). */
+  h?: Tensor;
 }
 
 const P = (l: number, s: string) => `gpt_neox.layers.${l}.${s}`;
@@ -79,11 +81,13 @@ export function neoxBlockForward(ctx: ForwardContext, l: number, x: Tensor, inPl
     if (!inPlace) { x1 = acq([N, D], 'x1'); copy(gpu, y, x1); }
     norm2(x1 ?? y);
   }
-  const h = acq([N, I], 'mlp_h');
-  linearForward(gpu, ln2, p.get(P(l, 'mlp.dense_h_to_4h.weight')), p.get(P(l, 'mlp.dense_h_to_4h.bias')), h, N, D, I, false, s2);
+  // a = gelu(ln2 W1^T + b1), GELU in the product's epilogue where it can be (matmul.ts act); its
+  // input h is kept for the backward (not in place: there is none).
+  const h = inPlace ? undefined : acq([N, I], 'mlp_h');
   const a = acq([N, I], 'mlp_act');
   const s3 = producedScale(gpu);
-  gelu(gpu, h, a, geluKind(cfg.act), s3);
+  linearForward(gpu, ln2, p.get(P(l, 'mlp.dense_h_to_4h.weight')), p.get(P(l, 'mlp.dense_h_to_4h.bias')), a, N, D, I, false, s2,
+    { op: geluOp(geluKind(cfg.act), false), pre: h, absmax: s3 });
   linearForward(gpu, a, p.get(P(l, 'mlp.dense_4h_to_h.weight')), p.get(P(l, 'mlp.dense_4h_to_h.bias')), y, N, I, D, true, s3);
   gpu.pool.release(a);
   for (const s of [s2, s3]) if (s) gpu.pool.release(s);
@@ -130,16 +134,17 @@ function mlpBackward(ctx: ForwardContext, l: number, s: NeoxSaved, dOut: Tensor,
   const acq = (shape: number[], name: string) => gpu.pool.acquire(shape, 'f32', name);
   const g = (name: string) => p.grad(P(l, name));
   const w = (name: string) => p.get(P(l, name));
+  const h = s.h;
+  if (!h) throw new Error('GPT-NeoX backward: the forward kept no MLP activations (it ran in place)');
   const a = acq([N, I], 'mlp_act');
-  gelu(gpu, s.h, a, geluKind(cfg.act)); // recomputed rather than stored
-  const da = acq([N, I], 'd_mlp_act');
+  gelu(gpu, h, a, geluKind(cfg.act)); // recomputed rather than stored
+  // dh = (dOut W2) * gelu'(h): GELU's backward in the dx product's epilogue where it can be (matmul.ts act).
   // (sharedBias: the bias gradient was added with the attention output's, neoxBlockBackward.)
-  linearBackward(gpu, dOut, a, w('mlp.dense_4h_to_h.weight'), { dx: da, dw: g('mlp.dense_4h_to_h.weight'), db: sharedBias ? undefined : g('mlp.dense_4h_to_h.bias') }, N, I, D, dOutScale);
-  gpu.pool.release(a);
   const dh = acq([N, I], 'd_mlp_h');
   const dhScale = producedScale(gpu);
-  geluBackward(gpu, s.h, da, dh, geluKind(cfg.act), dhScale);
-  gpu.pool.release(da);
+  linearBackward(gpu, dOut, a, w('mlp.dense_4h_to_h.weight'), { dx: dh, dxAct: { op: geluOp(geluKind(cfg.act), true), pre: h, absmax: dhScale },
+    dw: g('mlp.dense_4h_to_h.weight'), db: sharedBias ? undefined : g('mlp.dense_4h_to_h.bias') }, N, I, D, dOutScale);
+  gpu.pool.release(a);
   const dln2 = acq([N, D], 'd_ln2');
   linearBackward(gpu, dh, s.ln2, w('mlp.dense_h_to_4h.weight'), { dx: dln2, dw: g('mlp.dense_h_to_4h.weight'), db: g('mlp.dense_h_to_4h.bias') }, N, D, I, dhScale);
   gpu.pool.release(dh);

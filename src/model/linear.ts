@@ -16,7 +16,7 @@ import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { halfOctave } from '../engine/tuner.js';
 import { envChoice } from '../engine/env.js';
-import { matmul } from '../kernels/matmul.js';
+import { matmul, type MatmulArgs } from '../kernels/matmul.js';
 import { columnSum } from '../kernels/column-sum.js';
 import { ABSMAX_PARTS, absmaxOf } from '../kernels/absmax.js';
 import { f16CopiesEnv, f16CopiesPick, halfOf } from '../kernels/half.js';
@@ -53,18 +53,19 @@ function copiesPick(gpu: Gpu, dir: 'fwd' | 'bwd', N: number, inF: number, outF: 
 
 /**
  * y [N, out] = x [N, in] W^T (+ b) (+ y if accumulate). `xScale`: operandScale(x) when x feeds
- * several layers (Llama's q, k, v); otherwise x's scale is found here.
+ * several layers (Llama's q, k, v); otherwise x's scale is found here. `act`: y = act(x W^T + b),
+ * fused into the product where it can be (matmul.ts MatmulArgs.act; no accumulate).
  */
 export function linearForward(gpu: Gpu, x: Tensor, w: Tensor, b: Tensor | undefined, y: Tensor,
-  N: number, inF: number, outF: number, accumulate = false, xScale?: Tensor): void {
+  N: number, inF: number, outF: number, accumulate = false, xScale?: Tensor, act?: MatmulArgs['act']): void {
   const { copies, timing } = copiesPick(gpu, 'fwd', N, inF, outF);
   // (The arguments written out in full: properties added after an object spread are slow stores in
   // V8, ~1 us each, matmul.ts problem().)
-  if (!copies) { matmul(gpu, { a: x, b: w, c: y, M: N, N: outF, K: inF, transB: true, bias: b, accumulate, timing, scaleA: xScale ?? true }); return; }
+  if (!copies) { matmul(gpu, { a: x, b: w, c: y, M: N, N: outF, K: inF, transB: true, bias: b, accumulate, timing, scaleA: xScale ?? true, act }); return; }
   const parts = xScale ?? absmaxOf(gpu, x, N * inF);
   const xh = halfOf(gpu, x, N * inF, parts, timing);
   const wh = halfOf(gpu, w, outF * inF, undefined, timing);
-  matmul(gpu, { a: xh, b: wh, c: y, M: N, N: outF, K: inF, transB: true, bias: b, accumulate, timing, scaleA: parts });
+  matmul(gpu, { a: xh, b: wh, c: y, M: N, N: outF, K: inF, transB: true, bias: b, accumulate, timing, scaleA: parts, act });
   gpu.pool.release(xh, wh);
   if (!xScale) gpu.pool.release(parts);
 }
@@ -72,6 +73,12 @@ export function linearForward(gpu: Gpu, x: Tensor, w: Tensor, b: Tensor | undefi
 export interface LinearGrads {
   /** dL/dx [N, in]: written, or added when accumulateDx. Omit to skip (first layer inputs). */
   dx?: Tensor; accumulateDx?: boolean;
+  /**
+   * The backward of the activation that made x, applied to dx as it is stored (matmul.ts
+   * MatmulArgs.act, op ..._bwd, pre = the activation's input): dx then holds the gradient of that
+   * input (GPT-NeoX's MLP: dL/dh from the output layer's dy). No accumulateDx.
+   */
+  dxAct?: MatmulArgs['act'];
   /** dL/dW [out, in] and dL/db [out]: always added (gradients accumulate over micro-batches). */
   dw: Tensor; db?: Tensor;
 }
@@ -100,7 +107,7 @@ export function linearBackward(gpu: Gpu, dy: Tensor, x: Tensor, w: Tensor, g: Li
   // dx [N, in] = dy [N, out] W [out, in]
   if (g.dx) {
     const wIn = copies ? halfOf(gpu, w, outF * inF, undefined, timing) : w;
-    matmul(gpu, { a: dyIn, b: wIn, c: g.dx, M: N, N: inF, K: outF, accumulate: g.accumulateDx ?? false, scaleA: scale, timing });
+    matmul(gpu, { a: dyIn, b: wIn, c: g.dx, M: N, N: inF, K: outF, accumulate: g.accumulateDx ?? false, scaleA: scale, timing, act: g.dxAct });
     if (copies) gpu.pool.release(wIn);
   }
   if (copies) gpu.pool.release(dyIn, xIn);
