@@ -24,8 +24,9 @@
 // further: the last row block's kernels wrote whole rows of width T).
 //
 // Per chunk of batch rows (as many as the scratch cap and a binding window hold; GQA: query head h =
-// g nRep + r reads kv head g; the products loop over r and are batched over rows and g, the matmul's
-// two batch levels):
+// g nRep + r reads kv head g. The products are batched over rows and heads, the matmul's two batch
+// levels: over every query head where only B is a kv head's (matmul groupB: S, P V, dP, dQ), one
+// product per r where the output sums over a kv head's query heads (dV, dK)):
 //   forward:  S_h = scale Q_h K_g^T; softmax rows (visible keys only) -> P_h and lse; O_h = P_h V_g.
 //   backward: D = rowsum(dO * O) (the flash kernels' preparation kernel, PREP); S_h recomputed;
 //             dP_h = dO_h V_g^T; P_h = exp(S_h - lse), dS_h = P_h (dP_h - D) (one kernel, in place);
@@ -301,7 +302,7 @@ function params(T: number, Hq: number, gb: number, wm: { base: number }, hasMask
     causalProducts() ? 0 : 1).bytes();
 }
 
-/** One batched product per r (query head h = g nRep + r), over the kv heads g and the chunk's rows. */
+/** One product batched over the chunk's rows and heads (headProduct). */
 interface HeadProduct {
   /** The profiler's name (attn_unfused_<what>_<kernel>). */
   what: string;
@@ -320,25 +321,31 @@ interface HeadProduct {
 }
 
 /**
- * Runs `pr` for batch rows [b0, b0 + rows) and one r as one product batched two ways: over the rows
- * (outer: T token rows apart, or [Hq][A] in the scratch) and the kv heads g (inner); the operands
- * indexed by query head h = g nRep + r (stride nRep hs over g, offset r hs), kv head g (stride hs) or
- * scratch head h (stride nRep A, offset r A, rows ld apart).
+ * Runs `pr` for batch rows [b0, b0 + rows) as one product batched two ways: over the rows (outer: T
+ * token rows apart, or [Hq][A] in the scratch) and heads (inner). For one r, the inner batch is the kv
+ * heads g, the operands indexed by query head h = g nRep + r (stride nRep hs over g, offset r hs), kv
+ * head g (stride hs) or scratch head h (stride nRep A, offset r A, rows ld apart). With r 'all' (no
+ * operand but B indexed by kv head: GQA's products whose output is per query head), the inner batch is
+ * every query head h, B's kv head g = h / nRep (matmul groupB): one dispatch for all r.
  */
 function headProduct(gpu: Gpu, pr: HeadProduct, sh: UnfusedShape, layout: { ld: number; A: number }, b0: number, rows: number,
-  scratch: Tensor, r: number): void {
+  scratch: Tensor, r: number | 'all'): void {
   const { T, nRep, Hq } = sh;
   const { A } = layout;
+  const all = r === 'all';
+  if (all && (pr.ah === 'kv' || pr.ch === 'kv')) throw new Error(`attention (unfused): ${pr.what} sums over query heads: one product per r`);
+  const k = all ? 0 : r; const step = all ? 1 : nRep; // query head of inner product i: i step + k
   const place = (op: Op | 'scratch', who: 'q' | 'kv' | 's') => {
-    if (op === 'scratch' || who === 's') return { t: scratch, off: r * A, stride: nRep * A, ld: layout.ld, outer: Hq * A };
+    if (op === 'scratch' || who === 's') return { t: scratch, off: k * A, stride: step * A, ld: layout.ld, outer: Hq * A };
     const base = op.off + b0 * T * op.ts;
-    return who === 'q' ? { t: op.t, off: base + r * op.hs, stride: nRep * op.hs, ld: op.ts, outer: T * op.ts }
+    return who === 'q' ? { t: op.t, off: base + k * op.hs, stride: step * op.hs, ld: op.ts, outer: T * op.ts }
       : { t: op.t, off: base, stride: op.hs, ld: op.ts, outer: T * op.ts };
   };
   const A_ = place(pr.a, pr.ah); const Bo = place(pr.b, pr.bh); const C = place(pr.c, pr.ch);
   matmul(gpu, {
     a: A_.t, b: Bo.t, c: C.t, M: pr.M, N: pr.N, K: pr.K, transA: pr.transA, transB: pr.transB,
-    lda: A_.ld, ldb: Bo.ld, ldc: C.ld, batch: sh.Hkv, strideA: A_.stride, strideB: Bo.stride, strideC: C.stride,
+    lda: A_.ld, ldb: Bo.ld, ldc: C.ld, batch: all ? Hq : sh.Hkv, groupB: all && pr.bh === 'kv' ? nRep : 1,
+    strideA: A_.stride, strideB: Bo.stride, strideC: C.stride,
     outer: rows, outerStrideA: A_.outer, outerStrideB: Bo.outer, outerStrideC: C.outer,
     offA: A_.off, offB: Bo.off, offC: C.off, alpha: pr.alpha, accumulate: pr.accumulate ?? false, precision: pr.precision,
     // Score rows are read, or written, past T to their 16-float pad as vec4 (run 7: products on
@@ -354,16 +361,14 @@ function headProduct(gpu: Gpu, pr: HeadProduct, sh: UnfusedShape, layout: { ld: 
  *  scores; the backward recomputes them): the lower triangle, by whole tiles. */
 function scoreProducts(gpu: Gpu, sh: UnfusedShape, layout: { ld: number; A: number }, ops: { q: Op; k: Op }, b0: number, n: number,
   S: Tensor, qScale: Tensor | undefined, precision: 'f32' | 'f16'): void {
-  for (let r = 0; r < sh.nRep; r++) {
-    headProduct(gpu, { what: 'qk', a: ops.q, ah: 'q', b: ops.k, bh: 'kv', c: 'scratch', ch: 's', M: sh.T, N: sh.T, K: sh.Dh, transB: true,
-      alpha: sh.scale, scaleA: qScale, precision, causal: 'lowerC' }, sh, layout, b0, n, S, r);
-  }
+  headProduct(gpu, { what: 'qk', a: ops.q, ah: 'q', b: ops.k, bh: 'kv', c: 'scratch', ch: 's', M: sh.T, N: sh.T, K: sh.Dh, transB: true,
+    alpha: sh.scale, scaleA: qScale, precision, causal: 'lowerC' }, sh, layout, b0, n, S, 'all');
 }
 
 /** Forward: writes out (through its operand) and lse [B, Hq, T]. `m`: the packed mask or a dummy. */
 export function unfusedForward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; v: Op; o: Op }, lse: Tensor,
   m: Tensor, hasMask: boolean, precision: 'f32' | 'f16'): void {
-  const { B, T, Hq, Dh, nRep } = sh;
+  const { B, T, Hq, Dh } = sh;
   const layout = squareLayout(T); const { A } = layout;
   const R = rowsPerChunk(gpu, B, Hq, A);
   const S = gpu.pool.acquire([R, Hq, A], 'f32', 'attn unfused S');
@@ -377,10 +382,8 @@ export function unfusedForward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; 
     const wl = windowOf(gpu, lse, b0 * Hq * T, (b0 + n) * Hq * T);
     gpu.recorder.dispatch(gpu.kernels.get(softmaxDef(T)), [wm.range, ws.range, wl.range], params(T, Hq, b0, wm, hasMask, sh.window, wl.base, ws.base, layout),
       [T, Hq, n], sh.timing);
-    for (let r = 0; r < nRep; r++) {
-      headProduct(gpu, { what: 'pv', a: 'scratch', ah: 's', b: ops.v, bh: 'kv', c: ops.o, ch: 'q', M: T, N: Dh, K: T, precision, causal: 'lowerA' },
-        sh, layout, b0, n, S, r);
-    }
+    headProduct(gpu, { what: 'pv', a: 'scratch', ah: 's', b: ops.v, bh: 'kv', c: ops.o, ch: 'q', M: T, N: Dh, K: T, precision, causal: 'lowerA' },
+      sh, layout, b0, n, S, 'all');
   }
   gpu.pool.release(S, ...(qScale ? [qScale] : []));
 }
@@ -415,26 +418,26 @@ export function unfusedBackward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op;
     const n = Math.min(R, B - b0);
     // S = scale Q K^T (recomputed); dP = dO V^T.
     scoreProducts(gpu, sh, layout, ops, b0, n, S, qScale, precision);
-    for (let r = 0; r < nRep; r++) {
-      headProduct(gpu, { what: 'dp', a: ops.g, ah: 'q', b: ops.v, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, scaleA: gScale, precision, causal: 'lowerC' },
-        sh, layout, b0, n, dP, r);
-    }
+    headProduct(gpu, { what: 'dp', a: ops.g, ah: 'q', b: ops.v, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, scaleA: gScale, precision, causal: 'lowerC' },
+      sh, layout, b0, n, dP, 'all');
     const ws = windowOf(gpu, S, 0, n * Hq * A); const wd = windowOf(gpu, dP, 0, n * Hq * A);
     const wld = windowOf(gpu, ld, 2 * b0 * Hq * T, 2 * (b0 + n) * Hq * T);
     if (ws.base !== wd.base) throw new Error('attention (unfused): S and dP scratch windows differ in alignment');
     const wparts = dsScale ? windowOf(gpu, dsScale, 0, ABSMAX_PARTS) : undefined;
     gpu.recorder.dispatch(gpu.kernels.get(dsoftmaxDef(!!dsScale)), [wm.range, wld.range, ws.range, wd.range, ...(wparts ? [wparts.range] : [])],
       params(T, Hq, b0, wm, hasMask, sh.window, wld.base, ws.base, layout, wparts?.base ?? 0, n), wparts ? [ABSMAX_PARTS, 1, 1] : [T, Hq, n], sh.timing);
+    // dV_g (+)= P_h^T dO_h (dO scaled as B); dK_g (+)= scale dS_h^T Q_h: sums over the query heads
+    // of a kv head, one product per r (r = 0 writes, the others add).
     for (let r = 0; r < nRep; r++) {
       const acc = r > 0;
-      // dV_g (+)= P_h^T dO_h (dO scaled as B); dK_g (+)= scale dS_h^T Q_h; dQ_h = scale dS_h K_g.
       headProduct(gpu, { what: 'dv', a: 'scratch', ah: 's', b: ops.g, bh: 'q', c: ops.dv, ch: 'kv', M: T, N: Dh, K: T, transA: true, scaleB: gScale, accumulate: acc, precision, causal: 'lowerA' },
         sh, layout, b0, n, S, r);
       headProduct(gpu, { what: 'dk', a: 'scratch', ah: 's', b: ops.q, bh: 'q', c: ops.dk, ch: 'kv', M: T, N: Dh, K: T, transA: true, alpha: scale, scaleA: dsScale, accumulate: acc, precision, causal: 'lowerA' },
         sh, layout, b0, n, dP, r);
-      headProduct(gpu, { what: 'dq', a: 'scratch', ah: 's', b: ops.k, bh: 'kv', c: ops.dq, ch: 'q', M: T, N: Dh, K: T, alpha: scale, scaleA: dsScale, precision, causal: 'lowerA' },
-        sh, layout, b0, n, dP, r);
     }
+    // dQ_h = scale dS_h K_g, every query head at once.
+    headProduct(gpu, { what: 'dq', a: 'scratch', ah: 's', b: ops.k, bh: 'kv', c: ops.dq, ch: 'q', M: T, N: Dh, K: T, alpha: scale, scaleA: dsScale, precision, causal: 'lowerA' },
+      sh, layout, b0, n, dP, 'all');
   }
   gpu.pool.release(S, dP, ...[qScale, gScale, dsScale].filter((x): x is Tensor => !!x));
 }

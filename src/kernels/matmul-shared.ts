@@ -61,12 +61,21 @@ export const PARAMS_WGSL = /* wgsl */ `struct Params {
 
 /**
  * WGSL: the element offsets of this workgroup's product (wg.z over outer x batch products: product
- * (o, i) at o * outer stride + i * stride), as aOff, bOff, cOff.
+ * (o, i) at o * outer stride + i * stride), as aOff, bOff, cOff. `groupB` > 1 (MatmulArgs.groupB): B's
+ * matrix is shared by each run of groupB consecutive products, product i reading B's (i / groupB)-th.
  */
-export const BATCH_OFFSETS_WGSL = /* wgsl */ `let zo = wg.z / p.batch; let zi = wg.z - zo * p.batch;
+export function batchOffsetsWgsl(groupB = 1): string {
+  return /* wgsl */ `let zo = wg.z / p.batch; let zi = wg.z - zo * p.batch;
   let aOff = p.aBase + zo * p.oStrideA + zi * p.strideA;
-  let bOff = p.bBase + zo * p.oStrideB + zi * p.strideB;
+  let bOff = p.bBase + zo * p.oStrideB + ${groupB > 1 ? `(zi / ${groupB}u)` : 'zi'} * p.strideB;
   let cOff = p.cBase + zo * p.oStrideC + zi * p.strideC;`;
+}
+export const BATCH_OFFSETS_WGSL = batchOffsetsWgsl();
+
+/** Kernel-name suffix of a B shared by groups of products. */
+export function groupSuffix(groupB = 1): string {
+  return groupB > 1 ? `_gb${groupB}` : '';
+}
 
 /**
  * Operand rounding of the f16 precision in the f32 kernels (adapters without tensor-core f16, and

@@ -10,7 +10,7 @@
 // backward where matmul.ts fuses an activation: matmul-shared.ts storeCWgsl).
 // Reference: matmul.ref.ts; checked in test/engine/matmul.test.ts and matmul-f16.test.ts.
 import { memoDef, type KernelDef } from '../engine/kernel.js';
-import { BATCH_OFFSETS_WGSL, actSuffix, causalLoop, causalSuffix, f16Suffix, loadTileWgsl, matmulBindings, quadRegDecls, quadSlots, scalesWgsl, storeCWgsl, tileName,
+import { actSuffix, batchOffsetsWgsl, groupSuffix, causalLoop, causalSuffix, f16Suffix, loadTileWgsl, matmulBindings, quadRegDecls, quadSlots, scalesWgsl, storeCWgsl, tileName,
   type ActEpilogue, type Causal, type F16Staging, type MatmulTile, type StagedOperand, type VecFlags } from './matmul-shared.js';
 
 /** `enable f16;` where an operand is stored as f16 (it must open the module). */
@@ -35,7 +35,8 @@ fn h16(x: f32) -> f32 {
 }
 fn h16v(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(h16(v.x), h16(v.y), h16(v.z), h16(v.w)); }`;
 }
-function matmulDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, f16?: F16Staging, causal?: Causal, act?: ActEpilogue): KernelDef {
+function matmulDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, f16?: F16Staging, causal?: Causal, act?: ActEpilogue,
+  groupB = 1): KernelDef {
   const { BM, BN, BK, TM, TN } = t;
   const cl = causalLoop(causal, transA, BM, BK);
   // A lower triangular as stored (causal 'lowerA'): entries above its diagonal read as 0.
@@ -67,7 +68,7 @@ function matmulDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boo
       ${body}
     }`;
   };
-  const name = `matmul_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}${full ? '_full' : ''}${f16Suffix(f16)}${causalSuffix(causal)}${actSuffix(act)}`;
+  const name = `matmul_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}${full ? '_full' : ''}${f16Suffix(f16)}${causalSuffix(causal)}${actSuffix(act)}${groupSuffix(groupB)}`;
   const mb = matmulBindings({ a: false, b: false, c: false }, f16, THREADS, 0, act);
   // f16 copies hold f16 values (A already scaled): staged as they are.
   const stageA = !f16 || f16.halfA ? 'v' : 'h16(v * sa)'; const stageB = !f16 || f16.halfB ? 'v' : 'h16(v * sb)';
@@ -87,7 +88,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   let n0 = wg.x * ${BN}u;
   let m0 = wg.y * ${BM}u;${cl.skip ? `
   ${cl.skip}` : ''}
-  ${BATCH_OFFSETS_WGSL}
+  ${batchOffsetsWgsl(groupB)}
   ${scalesWgsl(f16)}
   var acc: array<array<f32, ${TN}>, ${TM}>;
   for (var k0 = ${causal ? `(${cl.t0}) * ${BK}u` : '0u'}; k0 < ${causal ? `(${cl.nT}) * ${BK}u` : 'p.K'}; k0 += ${BK}u) {
@@ -155,7 +156,7 @@ export function regSharedBytes(t: MatmulTile, stages: number): number {
  * buffer afterwards: one barrier per K step. `full` tiles compile without bounds checks.
  */
 function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, vec: VecFlags, stages: 1 | 2, f16?: F16Staging,
-  causal?: Causal, act?: ActEpilogue): KernelDef {
+  causal?: Causal, act?: ActEpilogue, groupB = 1): KernelDef {
   const { BM, BN, BK, TM, TN } = t;
   const cl = causalLoop(causal, transA, BM, BK);
   const lower = causal === 'lowerA';
@@ -274,7 +275,7 @@ function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
   }
   const name = `matmul_reg_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}_s${stages}` +
     `${t.unrollK === false ? '_rolled' : ''}${t.lanes ? `_l${t.lanes}` : ''}${t.scalarAcc ? '_sacc' : ''}` +
-    `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${vec.c ? 'v' : 's'}${full ? '_full' : ''}${f16Suffix(f16)}${causalSuffix(causal)}${actSuffix(act)}`;
+    `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${vec.c ? 'v' : 's'}${full ? '_full' : ''}${f16Suffix(f16)}${causalSuffix(causal)}${actSuffix(act)}${groupSuffix(groupB)}`;
   const mb = matmulBindings(vec, f16, THREADS, 0, act);
   return {
     name,
@@ -294,7 +295,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
     : 'let tx = lid.x; let ty = lid.y;'}
   let n0 = wg.x * ${BN}u;
   let m0 = wg.y * ${BM}u;${cl.skip ? `\n  ${cl.skip}` : ''}
-  ${BATCH_OFFSETS_WGSL}
+  ${batchOffsetsWgsl(groupB)}
   ${L.join('\n  ')}
 }`,
   };

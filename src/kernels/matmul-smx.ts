@@ -19,7 +19,7 @@
 // bounds, alpha, bias and accumulate element by element.
 // Reference: matmul.ref.ts (matmulRef with f16 operands); checked in test/engine/matmul-f16.test.ts.
 import { memoDef, type KernelDef } from '../engine/kernel.js';
-import { BATCH_OFFSETS_WGSL, causalLoop, causalSuffix, f16Suffix, loadTileWgsl, matmulBindings, quadRegDecls, quadSlots, scalesWgsl,
+import { batchOffsetsWgsl, causalLoop, causalSuffix, groupSuffix, f16Suffix, loadTileWgsl, matmulBindings, quadRegDecls, quadSlots, scalesWgsl,
   type Causal, type F16Staging, type MatmulTile, type StagedOperand, type VecFlags } from './matmul-shared.js';
 import { smxDialect } from './smx-wgsl.js';
 
@@ -44,7 +44,7 @@ export function smxShape(t: MatmulTile, sgSize: number, transA: boolean, transB:
  * may store their result matrices straight to C.
  */
 function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, vec: VecFlags,
-  f16: F16Staging, sgSize: number, stages: 1 | 2, direct: boolean, emulated = false, subgroupScale = true, causal?: Causal): KernelDef {
+  f16: F16Staging, sgSize: number, stages: 1 | 2, direct: boolean, emulated = false, subgroupScale = true, causal?: Causal, groupB = 1): KernelDef {
   const { BM, BN, BK, TM, TN } = t;
   const cl = causalLoop(causal, transA, BM, BK);
   const lower = causal === 'lowerA';
@@ -133,7 +133,7 @@ function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
   // The operand scales reduced by subgroups (absmax.ts f16ScaleWgsl), unless asked not to (SRK_SMX_SAFE).
   const mb = matmulBindings({ a: vec.a, b: vec.b, c: false }, f16, threads, subgroupScale ? sgSize : 0);
   const name = `matmul_smx_${transA ? 't' : 'n'}${transB ? 't' : 'n'}_${BM}x${BN}x${BK}_${TM}x${TN}_s${stages}` +
-    `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${full ? '_full' : ''}${direct ? '_direct' : ''}${f16Suffix(f16)}_sg${sgSize}${subgroupScale ? '' : '_wgscale'}${causalSuffix(causal)}${emulated ? '_emu' : ''}`;
+    `_${vec.a ? 'v' : 's'}${vec.b ? 'v' : 's'}${full ? '_full' : ''}${direct ? '_direct' : ''}${f16Suffix(f16)}_sg${sgSize}${subgroupScale ? '' : '_wgscale'}${causalSuffix(causal)}${groupSuffix(groupB)}${emulated ? '_emu' : ''}`;
   // The K loop: 1 stage = store, barrier, prefetch, multiply, barrier; 2 stages = one barrier (the
   // stages as `t % 2u` and `1u - cur`, which Dawn's integer range analysis bounds: matmul-simt.ts).
   // K slices t0 .. nT - 1 (all of K unless causal: causalLoop).
@@ -172,7 +172,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let colB = (sg % ${u(SGN)}) * ${u(TN)};    // and columns
   let n0 = wg.x * ${u(BN)};
   let m0 = wg.y * ${u(BM)};${cl.skip ? `\n  ${cl.skip}` : ''}
-  ${BATCH_OFFSETS_WGSL}
+  ${batchOffsetsWgsl(groupB)}
   ${scalesWgsl(f16)}
   ${accDecls.join('\n  ')}
   ${regDecls.join('\n  ')}

@@ -49,6 +49,12 @@ export interface MatmulArgs {
    * o * outerStride + i * stride (attention-unfused.ts: batch rows x heads, whose strides differ).
    */
   outer?: number; outerStrideA?: number; outerStrideB?: number; outerStrideC?: number;
+  /**
+   * B shared by groups of products (grouped-query attention: nRep query heads read one kv head):
+   * product i of a batch reads B's matrix i / groupB (strideB apart), A and C their own as usual. The
+   * batch must be a whole number of groups. Default 1.
+   */
+  groupB?: number;
   bias?: Tensor;
   accumulate?: boolean;
   alpha?: number;
@@ -182,11 +188,14 @@ function problem(gpu: Gpu, args: MatmulArgs): Problem {
     strideA: args.strideA ?? M * K, strideB: args.strideB ?? K * N, strideC: args.strideC ?? M * N,
     accumulate: args.accumulate ?? false, alpha: args.alpha ?? 1, padA: args.padA ?? false, padC: args.padC ?? false,
     offA: args.offA ?? 0, offB: args.offB ?? 0, offC: args.offC ?? 0, offBias: args.offBias ?? 0,
-    outer: args.outer ?? 1, outerStrideA: args.outerStrideA ?? 0, outerStrideB: args.outerStrideB ?? 0, outerStrideC: args.outerStrideC ?? 0,
+    groupB: args.groupB ?? 1, outer: args.outer ?? 1, outerStrideA: args.outerStrideA ?? 0, outerStrideB: args.outerStrideB ?? 0, outerStrideC: args.outerStrideC ?? 0,
     tile: args.tile, precision: args.precision, scaleA: args.scaleA, scaleB: args.scaleB,
     timing: args.timing, profileLabel: args.profileLabel, causal: args.causal, act: args.act,
   };
   if (p.act) checkAct(p);
+  if (!(Number.isInteger(p.groupB) && p.groupB >= 1 && batch % p.groupB === 0)) {
+    throw new RangeError(`matmul: groupB ${p.groupB} must be a whole number dividing the batch ${batch}`);
+  }
   if (p.causal !== undefined && p.causal !== 'lowerC' && p.causal !== 'lowerA') throw new TypeError(`matmul: causal is ${String(p.causal)}: expected lowerC or lowerA`);
   // A's maxima found here would span its whole window, the ignored upper triangle included.
   if (p.causal === 'lowerA' && p.scaleA === true) {
@@ -217,7 +226,7 @@ function problem(gpu: Gpu, args: MatmulArgs): Problem {
     if (pad && ld < quad(cols)) throw new RangeError(`matmul: padded ${what} needs a leading dimension of at least ${quad(cols)} (has ${ld})`);
   }
   need(p.a, p.offA, spanA(p), 'A');
-  need(p.b, p.offB, span(batch, p.strideB, transB ? N : K, transB ? K : N, p.ldb, p.outer, p.outerStrideB), 'B');
+  need(p.b, p.offB, spanB(p), 'B');
   need(p.c, p.offC, spanC(p), 'C');
   if (p.bias) need(p.bias, p.offBias, N, 'bias');
   return p;
@@ -260,8 +269,7 @@ function actFused(gpu: Gpu, p: Problem): boolean {
   if (envChoice('SRK_FUSED_ACT', ['0', '1']) === '0' || p.act!.absmax || f16Operands(gpu, p)) return false;
   if (p.tile && (p.tile.kind === 'smx' || (p.tile.splitK ?? 1) > 1)) return false;
   const limit = Math.floor((gpu.maxBinding - gpu.bindingAlign) / 4);
-  const sB = span(p.batch, p.strideB, p.transB ? p.N : p.K, p.transB ? p.K : p.N, p.ldb, p.outer, p.outerStrideB);
-  return Math.max(spanA(p), sB, spanC(p)) <= limit;
+  return Math.max(spanA(p), spanB(p), spanC(p)) <= limit;
 }
 
 /** A product with an activation as two passes: the product (into pre for a forward that keeps it), then activations.ts's. */
@@ -285,6 +293,10 @@ const quad = (n: number) => Math.ceil(n / 4) * 4;
 function spanA(p: Problem): number {
   const cols = p.transA ? p.M : p.K;
   return span(p.batch, p.strideA, p.transA ? p.K : p.M, p.padA ? quad(cols) : cols, p.lda, p.outer, p.outerStrideA);
+}
+/** Elements B's window spans: one matrix per group of products (groupB). */
+function spanB(p: Problem): number {
+  return span(p.batch / p.groupB, p.strideB, p.transB ? p.N : p.K, p.transB ? p.K : p.N, p.ldb, p.outer, p.outerStrideB);
 }
 function spanC(p: Problem): number {
   return span(p.batch, p.strideC, p.M, p.padC ? quad(p.N) : p.N, p.ldc, p.outer, p.outerStrideC);
@@ -478,7 +490,7 @@ function tuneKey(p: Problem, f16: boolean): string {
   const b = halfOctave;
   const copies = `${p.a.dtype === 'f16' ? ' copyA' : ''}${p.b.dtype === 'f16' ? ' copyB' : ''}`;
   return `matmul ${p.transA ? 't' : 'n'}${p.transB ? 't' : 'n'}${f16 ? ' f16' : ''}${f16 && p.scaleA ? ' scaled' : ''}${f16 && p.scaleB ? ' scaledB' : ''}${copies}` +
-    `${p.bias ? ' bias' : ''}${p.accumulate ? ' acc' : ''}${p.causal ? ` ${p.causal}` : ''}${p.act ? ` ${p.act.op}${p.act.pre ? ' pre' : ''}` : ''} 2^(${b(p.M)},${b(p.N)},${b(p.K)})${p.batch * p.outer > 1 ? ` x2^${b(p.batch * p.outer)}` : ''}`;
+    `${p.bias ? ' bias' : ''}${p.accumulate ? ' acc' : ''}${p.causal ? ` ${p.causal}` : ''}${p.act ? ` ${p.act.op}${p.act.pre ? ' pre' : ''}` : ''}${p.groupB > 1 ? ` groupB ${p.groupB}` : ''} 2^(${b(p.M)},${b(p.N)},${b(p.K)})${p.batch * p.outer > 1 ? ` x2^${b(p.batch * p.outer)}` : ''}`;
 }
 
 // Dispatches one problem, or splits it when an operand's binding window would be too large:
@@ -490,7 +502,7 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
   if (M === 0 || N === 0 || batch === 0 || p.outer === 0) return;
   const limit = Math.floor((gpu.maxBinding - gpu.bindingAlign) / 4);
   const sA = spanA(p);
-  const sB = span(batch, p.strideB, p.transB ? N : K, p.transB ? K : N, p.ldb, p.outer, p.outerStrideB);
+  const sB = spanB(p);
   const sC = spanC(p);
   if (Math.max(sA, sB, sC) > limit) {
     if (p.act) throw new Error('matmul: internal: a fused activation reached the binding-limit split (actFused)');
@@ -501,9 +513,17 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
       return;
     }
     if (batch > 1) {
-      const h = Math.floor(batch / 2);
-      run(gpu, { ...p, batch: h }, dry);
-      run(gpu, { ...p, batch: batch - h, offA: p.offA + h * p.strideA, offB: p.offB + h * p.strideB, offC: p.offC + h * p.strideC }, dry);
+      // Whole groups of a shared B (groupB) apart; one group alone into two groups that read its B.
+      const g = p.groupB;
+      if (batch > g) {
+        const h = Math.floor(batch / (2 * g)) * g;
+        run(gpu, { ...p, batch: h }, dry);
+        run(gpu, { ...p, batch: batch - h, offA: p.offA + h * p.strideA, offB: p.offB + (h / g) * p.strideB, offC: p.offC + h * p.strideC }, dry);
+      } else {
+        const h = Math.floor(batch / 2);
+        run(gpu, { ...p, batch: h, groupB: h }, dry);
+        run(gpu, { ...p, batch: batch - h, groupB: batch - h, offA: p.offA + h * p.strideA, offC: p.offC + h * p.strideC }, dry);
+      }
       return;
     }
     // Split along a matrix dimension, a causal product's diagonal would move with the offsets.
@@ -583,15 +603,15 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
     // are JSON of all arguments, ~1-2 us a call (host time per dispatch).
     const key = `${+p.transA}${+p.transB}${+full}${+vec.a}${+vec.b}${+vec.c}${st}${+!!p.bias}${sgSize}${smx ?? ''}` +
       (staging ? `${+staging.scaleA}${+!!staging.scaleB}${+!!staging.halfA}${+!!staging.halfB}` : '') + (p.causal ?? '') +
-      (act ? ` ${act.op} ${act.pre}` : '');
+      (act ? ` ${act.op} ${act.pre}` : '') + (p.groupB > 1 ? ` g${p.groupB}` : '');
     let byKey = DEFS.get(t);
     if (!byKey) DEFS.set(t, (byKey = new Map()));
     let def = byKey.get(key);
     if (!def) {
       if (act && t.kind === 'smx') throw new Error('matmul: internal: an activation epilogue on tensor cores (actFused)');
-      def = t.kind === 'smx' ? smxDef(t, p.transA, p.transB, full, vec, staging!, sgSize, st, !p.bias && !SMX_SAFE, smx === 'emulated', !SMX_SAFE, p.causal)
-        : t.kind === 'reg' ? regDef(t, p.transA, p.transB, full, vec, st, staging, p.causal, act)
-        : simpleDef(t, p.transA, p.transB, full, staging, p.causal, act);
+      def = t.kind === 'smx' ? smxDef(t, p.transA, p.transB, full, vec, staging!, sgSize, st, !p.bias && !SMX_SAFE, smx === 'emulated', !SMX_SAFE, p.causal, p.groupB)
+        : t.kind === 'reg' ? regDef(t, p.transA, p.transB, full, vec, st, staging, p.causal, act, p.groupB)
+        : simpleDef(t, p.transA, p.transB, full, staging, p.causal, act, p.groupB);
       byKey.set(key, def);
     }
     return def;
