@@ -70,7 +70,6 @@ export function batchOffsetsWgsl(groupB = 1): string {
   let bOff = p.bBase + zo * p.oStrideB + ${groupB > 1 ? `(zi / ${groupB}u)` : 'zi'} * p.strideB;
   let cOff = p.cBase + zo * p.oStrideC + zi * p.strideC;`;
 }
-export const BATCH_OFFSETS_WGSL = batchOffsetsWgsl();
 
 /** Kernel-name suffix of a B shared by groups of products. */
 export function groupSuffix(groupB = 1): string {

@@ -259,7 +259,8 @@ function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
       if (vec.c) {
         L.push(`  if (${full ? 'true' : 'gm < p.M && gn < p.N'}) {`,
           '    if (p.hasBias != 0u) { let bb = p.biasBase + gn; v += vec4<f32>(bias[bb], bias[bb + 1u], bias[bb + 2u], bias[bb + 3u]); }',
-          '    let ce = cOff + gm * p.ldc + gn; let ci = ce >> 2u;',
+          // (ce, C's element index, only where an activation's pre is indexed by it: other kernels keep their WGSL.)
+          act ? '    let ce = cOff + gm * p.ldc + gn; let ci = ce >> 2u;' : '    let ci = (cOff + gm * p.ldc + gn) >> 2u;',
           '    if (p.accumulate != 0u) { v += c[ci]; }',
           `    ${storeCWgsl(act, true, 'v', 'ce')}`, '  }');
       } else {
