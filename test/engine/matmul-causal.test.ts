@@ -5,7 +5,7 @@
 // batched, in the simple and register kernels (and the tensor-core kernel with emulated subgroup
 // matrices), f32 and f16 (scaled A); and the refusals.
 import { describe, expect, it } from 'vitest';
-import { getGpu, relErr, withBindingLimit } from '../helpers/gpu.js';
+import { getGpu, relErr, withBindingLimit, withTensorCores } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 import { matmul, matmulCandidates, matmulKernels, SMX_64, tileName, type MatmulTile } from '../../src/kernels/matmul.js';
@@ -135,17 +135,13 @@ describe(`causal matmul (seed ${rng.seed})`, () => {
   // skipped tiles of S too. The skip is the same statement in every kernel family (causalLoop).
   it('tensor-core kernels (emulated where the adapter has none): P^T dO, and natively Q K^T', async (ctx) => {
     const gpu = await getGpu();
-    const emulate = !gpu.smxF16;
-    if (emulate) gpu.emulateSmx = true;
-    try {
-      if (!gpu.smxMode) { ctx.skip(); return; }
-      for (const kind of emulate ? ['dV = P^T dO'] as const : ['dV = P^T dO', 'S = Q K^T'] as const) {
+    const ran = await withTensorCores(gpu, async (emulated) => {
+      for (const kind of emulated ? ['dV = P^T dO'] as const : ['dV = P^T dO', 'S = Q K^T'] as const) {
         const names = await check(gpu, kind, 150, 32, 2, 'f16', SMX_64);
         for (const n of names) expect(n, kind).toMatch(/^matmul_smx_.*_l[ca](_emu)?$/);
       }
-    } finally {
-      if (emulate) gpu.emulateSmx = false;
-    }
+    });
+    if (!ran) ctx.skip();
   }, 300_000);
 
   it('refused: a lower A scaled from its whole window, split-K, and splits along M, N or K', async () => {

@@ -3,7 +3,7 @@
 // float64 with both batch levels, in the simple, register and (emulated where the adapter has none)
 // tensor-core kernels; split at the binding limit (whole groups, then one group's matrices); refusals.
 import { describe, expect, it } from 'vitest';
-import { getGpu, relErr, withBindingLimit } from '../helpers/gpu.js';
+import { getGpu, relErr, withBindingLimit, withTensorCores } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 import { matmul, matmulKernels, SMX_64, type MatmulArgs, type MatmulTile } from '../../src/kernels/matmul.js';
@@ -57,15 +57,9 @@ describe(`matmul with B shared by groups of products (seed ${rng.seed})`, () => 
 
   it('tensor-core kernel (emulated where the adapter has none)', async (ctx) => {
     const gpu = await getGpu();
-    const emulate = !gpu.smxF16;
-    if (emulate) gpu.emulateSmx = true;
-    try {
-      if (!gpu.smxMode) { ctx.skip(); return; }
-      const names = await check(gpu, { M: 40, N: 32, K: 32, outer: 2, batch: 4, groupB: 2, transB: true, tile: SMX_64, precision: 'f16' });
-      expect(names[0]).toMatch(/^matmul_smx_.*_gb2/);
-    } finally {
-      if (emulate) gpu.emulateSmx = false;
-    }
+    const ran = await withTensorCores(gpu, () => check(gpu, { M: 40, N: 32, K: 32, outer: 2, batch: 4, groupB: 2, transB: true, tile: SMX_64, precision: 'f16' }));
+    if (!ran) { ctx.skip(); return; }
+    expect(ran.result[0]).toMatch(/^matmul_smx_.*_gb2/);
   });
 
   it('over the binding limit: whole groups apart, one group into two that read its B, then along the matrices', async () => {

@@ -51,3 +51,19 @@ export async function dispatchedKernels<T>(gpu: Gpu, fn: () => T | Promise<T>): 
     recorder.dispatch = dispatch;
   }
 }
+
+/**
+ * Runs `fn` with the tensor-core matmul kernels available: natively on an f16 subgroup-matrix adapter,
+ * else emulated in plain WGSL (Gpu.emulateSmx, turned off again after); `fn` learns which. Returns
+ * undefined, without calling `fn`, where neither can run (no f16 or subgroups): the caller skips.
+ */
+export async function withTensorCores<T>(gpu: Gpu, fn: (emulated: boolean) => Promise<T>): Promise<{ result: T } | undefined> {
+  const emulate = !gpu.smxF16;
+  if (emulate) gpu.emulateSmx = true;
+  try {
+    if (!gpu.smxMode) return undefined;
+    return { result: await fn(emulate) };
+  } finally {
+    if (emulate) gpu.emulateSmx = false;
+  }
+}
