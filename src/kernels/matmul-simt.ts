@@ -262,7 +262,7 @@ function regDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
           // (ce, C's element index, only where an activation's pre is indexed by it: other kernels keep their WGSL.)
           act ? '    let ce = cOff + gm * p.ldc + gn; let ci = ce >> 2u;' : '    let ci = (cOff + gm * p.ldc + gn) >> 2u;',
           '    if (p.accumulate != 0u) { v += c[ci]; }',
-          `    ${storeCWgsl(act, true, 'v', 'ce')}`, '  }');
+          act ? `    ${storeCWgsl(act, true, 'v', 'ce')}` : '    c[ci] = v;', '  }');
       } else {
         L.push(`  if (${full ? 'true' : 'gm < p.M'}) { let ci = cOff + gm * p.ldc + gn;`);
         for (let j = 0; j < 4; j++) {
