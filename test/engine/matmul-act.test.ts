@@ -16,6 +16,7 @@ import type { GeluOp } from '../../src/kernels/activations.js';
 process.env.GALLIVM_PERF ??= 'nopt'; // as matmul.test.ts: lavapipe compiles these faster unoptimized
 const rng = makeRng();
 const REG_64: MatmulTile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, kind: 'reg' };
+const REG_128: MatmulTile = { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, kind: 'reg' };
 
 afterEach(() => { delete process.env.SRK_FUSED_ACT; });
 
@@ -76,12 +77,15 @@ describe(`matmul with GELU as C is stored (seed ${rng.seed})`, () => {
     }
   });
 
-  it('fused in the register kernel: vec4 and scalar stores', async () => {
+  it('fused in the register kernel: vec4 and scalar stores, 64x64 and 128x128 tiles', async () => {
     const gpu = await getGpu();
     const vec = await check(gpu, { op: 'gelu', M: 70, N: 52, K: 36, bias: true, pre: true, tile: REG_64 });
     expect(vec.names).toEqual([expect.stringMatching(/^matmul_reg_nt_.*_vvv.*_gelu_pre$/)]);
     const scalar = await check(gpu, { op: 'gelu_bwd', M: 33, N: 50, K: 40, tile: REG_64, preOffset: 7 });
     expect(scalar.names).toEqual([expect.stringMatching(/^matmul_reg_nn_.*_v[vs]s.*_gelu_bwd$/)]);
+    // The big-GPU rule's tiling (8x8 a thread), as the MLP's dx product runs there: partial tiles.
+    const big = await check(gpu, { op: 'gelu_bwd', M: 150, N: 136, K: 24, tile: REG_128 });
+    expect(big.names).toEqual([expect.stringMatching(/^matmul_reg_nn_128x128x8_8x8_.*_vvv.*_gelu_bwd$/)]);
   });
 
   it('a pass of its own where the kernels cannot take it: maxima wanted, the binding limit, SRK_FUSED_ACT=0', async () => {
