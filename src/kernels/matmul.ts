@@ -116,7 +116,7 @@ export interface MatmulArgs {
    * forced tensor-core or split-K tiling, SRK_FUSED_ACT=0), the product is stored and activations.ts
    * runs the op as a pass of its own with the same WGSL functions; that pass also writes C's partial
    * maxima into `absmax` when given (f16 precision: the next product's operand scale), so a product
-   * with `absmax` always takes it. C and pre: whole contiguous [M, N] f32 tensors, not overlapping;
+   * with `absmax` always takes it. C and pre: whole contiguous [M, N] f32 tensors in different buffers;
    * no batch, accumulate, padding or causal mask.
    */
   act?: { op: GeluOp; pre?: Tensor; absmax?: Tensor };
@@ -245,9 +245,9 @@ function checkAct(p: Problem): void {
   for (const [t, what] of [[p.c, 'C'], [pre, 'pre']] as const) {
     if (t && (t.dtype !== 'f32' || t.numel !== p.M * p.N)) throw new RangeError(`matmul: act needs ${what} as f32 [${p.M}, ${p.N}], got ${t}`);
   }
-  if (pre && pre.buffer === p.c.buffer && pre.offset < p.c.offset + p.c.bytes && p.c.offset < pre.offset + pre.bytes) {
-    throw new RangeError(`matmul: act's pre ${pre} overlaps C ${p.c}`);
-  }
+  // Their binding windows start at aligned offsets, so two tensors of one buffer could meet in them even
+  // apart; WebGPU refuses a writable binding that meets another in one dispatch.
+  if (pre && pre.buffer === p.c.buffer) throw new RangeError(`matmul: act's pre ${pre} shares a buffer with C ${p.c}`);
 }
 
 /** The kernels' form of an activation (ActEpilogue), one object per form (kernel definitions are cached by key). */

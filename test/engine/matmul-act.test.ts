@@ -108,17 +108,19 @@ describe(`matmul with GELU as C is stored (seed ${rng.seed})`, () => {
     expect(fwd.names).toEqual([expect.stringMatching(/^matmul_/), 'gelu_tanh_inplace']);
   });
 
-  it('refuses what it cannot apply: accumulate, a backward without its input, pre over C, wrong sizes', async () => {
+  it('refuses what it cannot apply: accumulate, a backward without its input, pre in C\'s buffer, wrong sizes', async () => {
     const gpu = await getGpu();
     const t = (n: number) => gpu.tensor([n], new Float32Array(n));
     const a = t(6); const b = t(6); const c = t(4); const pre = t(4);
     const base = { a, b, c, M: 2, N: 2, K: 3, precision: 'f32' as const };
     expect(() => matmul(gpu, { ...base, accumulate: true, act: { op: 'gelu' } })).toThrow(/no batch, accumulate/);
     expect(() => matmul(gpu, { ...base, act: { op: 'gelu_bwd' } })).toThrow(/needs the forward's input as pre/);
-    expect(() => matmul(gpu, { ...base, act: { op: 'gelu', pre: c } })).toThrow(/overlaps C/);
+    expect(() => matmul(gpu, { ...base, act: { op: 'gelu', pre: c } })).toThrow(/shares a buffer with C/);
+    const two = t(8); // C and pre side by side in one buffer
+    expect(() => matmul(gpu, { ...base, c: two.view([4], 0), act: { op: 'gelu_bwd', pre: two.view([4], 4) } })).toThrow(/shares a buffer with C/);
     expect(() => matmul(gpu, { ...base, act: { op: 'gelu', pre: t(5) } })).toThrow(/pre as f32 \[2, 2\]/);
     expect(() => matmul(gpu, { ...base, c: t(6), act: { op: 'gelu' } })).toThrow(/C as f32 \[2, 2\]/);
     expect(() => matmul(gpu, { ...base, act: { op: 'relu' as GeluOp } })).toThrow(/act relu: expected/);
-    gpu.pool.release(a, b, c, pre);
+    gpu.pool.release(a, b, c, pre, two);
   });
 });
