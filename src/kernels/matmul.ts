@@ -250,14 +250,9 @@ function checkAct(p: Problem): void {
   if (pre && pre.buffer === p.c.buffer) throw new RangeError(`matmul: act's pre ${pre} shares a buffer with C ${p.c}`);
 }
 
-/** The kernels' form of an activation (ActEpilogue), one object per form (kernel definitions are cached by key). */
-const ACT_FORMS = new Map<string, ActEpilogue>();
+/** The kernels' form of an activation (ActEpilogue): what they do with pre. */
 function actEpilogue(act: NonNullable<Problem['act']>): ActEpilogue {
-  const pre = !act.pre ? 'none' : act.op.endsWith('_bwd') ? 'read' : 'write';
-  const key = `${act.op} ${pre}`;
-  let f = ACT_FORMS.get(key);
-  if (!f) ACT_FORMS.set(key, (f = { op: act.op, pre }));
-  return f;
+  return { op: act.op, pre: !act.pre ? 'none' : act.op.endsWith('_bwd') ? 'read' : 'write' };
 }
 
 /**

@@ -212,11 +212,8 @@ describe(`attention through the matmul kernels (seed ${rng.seed})`, () => {
   it('the forward softmax in registers (each width) and in three passes (T > 4096): P up to each query, lse, out', async () => {
     const gpu = await getGpu();
     const Hq = 1; const Hkv = 1; const Dh = 8; const scale = 1 / Math.sqrt(Dh);
-    const names: string[] = [];
     let S: ReturnType<Gpu['tensor']> | undefined;
-    const dispatch = gpu.recorder.dispatch.bind(gpu.recorder);
     const acquire = gpu.pool.acquire.bind(gpu.pool);
-    gpu.recorder.dispatch = (k, ...rest) => { names.push(k.def.name); dispatch(k, ...rest); };
     gpu.pool.acquire = (shape, dtype, label) => {
       const t = acquire(shape, dtype, label);
       if (label === 'attn unfused S') { S = t; gpu.upload(t, new Float32Array(t.numel).fill(NaN)); }
@@ -235,9 +232,9 @@ describe(`attention through the matmul kernels (seed ${rng.seed})`, () => {
         const tq = gpu.tensor([T, Hq, Dh], x.q); const tk = gpu.tensor([T, Hkv, Dh], x.k); const tv = gpu.tensor([T, Hkv, Dh], x.v);
         const to = gpu.tensor([T, Hq, Dh]); const tl = gpu.tensor([1, Hq, T]);
         const pmask = packMaskHost(gpu, 1, T, mask);
-        names.length = 0;
         setAttentionTiling({ unfused: true });
-        attentionForward(gpu, { B: 1, T, Hq, Hkv, Dh, q: { tensor: tq }, k: { tensor: tk }, v: { tensor: tv }, mask: pmask, precision: 'f32', out: { tensor: to }, lse: tl });
+        const { names } = await dispatchedKernels(gpu, () => attentionForward(gpu, { B: 1, T, Hq, Hkv, Dh, q: { tensor: tq }, k: { tensor: tk }, v: { tensor: tv },
+          mask: pmask, precision: 'f32', out: { tensor: to }, lse: tl }));
         setAttentionTiling(undefined);
         const got = { out: await gpu.readF32(to), lse: await gpu.readF32(tl), P: await gpu.readF32(S!) };
         gpu.pool.release(tq, tk, tv, to, tl, pmask.packed);
@@ -263,7 +260,6 @@ describe(`attention through the matmul kernels (seed ${rng.seed})`, () => {
         expect(bad, `T ${T}: P wrong at ${bad} entries, first ${first}`).toBe(0);
       }
     } finally {
-      gpu.recorder.dispatch = dispatch;
       gpu.pool.acquire = acquire;
       setAttentionTiling(undefined);
     }

@@ -6,7 +6,7 @@
 // GPT-NeoX (fused QKV, biases) and the tied Llama (q, k, v and gate, up sharing a scale).
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { getGpu } from '../helpers/gpu.js';
+import { dispatchedKernels, getGpu } from '../helpers/gpu.js';
 import { loadModel } from '../../src/model/load.js';
 import { buildBatch } from '../../src/model/batch.js';
 import { releaseBatch, uploadBatch } from '../../src/model/gpu-batch.js';
@@ -25,15 +25,11 @@ const rng = makeRng();
 /** Runs fn with SRK_F16_COPIES set, collecting the names of the kernels it dispatches. */
 async function withCopies<T>(gpu: Gpu, value: '0' | '1', fn: () => Promise<T>): Promise<{ out: T; kernels: Set<string> }> {
   const saved = process.env.SRK_F16_COPIES;
-  const kernels = new Set<string>();
-  const recorder = gpu.recorder;
-  const dispatch = recorder.dispatch;
-  recorder.dispatch = function (kernel, ...rest) { kernels.add(kernel.def.name); return dispatch.call(this, kernel, ...rest); };
   process.env.SRK_F16_COPIES = value;
   try {
-    return { out: await fn(), kernels };
+    const { names, result } = await dispatchedKernels(gpu, fn);
+    return { out: result, kernels: new Set(names) };
   } finally {
-    recorder.dispatch = dispatch;
     if (saved === undefined) delete process.env.SRK_F16_COPIES; else process.env.SRK_F16_COPIES = saved;
   }
 }
