@@ -5,8 +5,10 @@
 //   x0 = embed[ids]                                 [N, D]
 //   x_{l+1} = block_l(x_l)                          (gpt-neox.ts / llama.ts)
 //   h = finalNorm(x_L)[scored rows]                 [n, D] (the tokens with a target; embedding gather)
-//   logp[r] = log softmax(h W_out^T)[i, target[r]]  [N] for scored row r = rows[i], 0 elsewhere
+//   logp[r] = log softmax(h W_out^T)[i, target[r]]  [B T] for scored row r = rows[i], 0 elsewhere
 //                                                   (output-logprob.ts, scattered by row-scatter.ts)
+// Without backward, rows that begin alike may share their prefix (N < B T tokens through the blocks:
+// shared-prefix.ts); the log-probs are still laid out by the rows.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { normBackward, normForward } from '../kernels/layernorm.js';
@@ -37,7 +39,7 @@ export interface ForwardState {
   blocks: Saved[];
   /** xL: the last block's output [N, D]; h: the final-norm output of the scored tokens [n, D]. */
   xL: Tensor; h: Tensor; mean?: Tensor; rstd: Tensor;
-  /** Per-token log-probs [N]. */
+  /** Per-token log-probs [B T]. */
   logp: Tensor;
   /** The output layer's logits of the scored tokens, kept for backward() (training, within keptLogitsBudget()). */
   logits?: KeptLogits;
@@ -47,12 +49,16 @@ export class CausalLM {
   constructor(readonly gpu: Gpu, readonly cfg: ModelShape, readonly params: Params) {}
 
   /**
-   * Per-token log-probs [N] of the batch's targets. With train = true, keeps the activations
+   * Per-token log-probs [B T] of the batch's targets. With train = true, keeps the activations
    * for backward() (call release() or backward() afterwards); otherwise frees them layer by layer.
    */
   forward(batch: GpuBatch, train: boolean): ForwardState {
     const { gpu, cfg, params: p } = this;
     const { N } = batch;
+    // The log-probs are per token of the rows' own layout (B T), also where the blocks run on fewer
+    // (a shared prefix, which has no backward).
+    if (train && batch.shared) throw new Error('CausalLM.forward: a batch with a shared prefix has no backward (upload it without sharePrefix)');
+    const NL = batch.shared?.full ?? N;
     const D = cfg.hiddenSize; const V = cfg.vocabSize;
     const names = outerNames(cfg);
     const ctx: ForwardContext = { gpu, cfg, params: p, batch };
@@ -72,7 +78,7 @@ export class CausalLM {
     normForward(gpu, cfg.arch !== 'gpt-neox', { x, w: p.get(names.normW), b: names.normB ? p.get(names.normB) : undefined, y: h, mean, rstd, N, D, eps: cfg.normEps });
     // The output layer (the largest product, V rows) runs on the scored tokens only: in packed
     // pairs a third of the tokens are prompt, unpacked half; padding never has a target.
-    const { rows, targets, n } = batch.scored;
+    const { rows, fullRows, targets, n } = batch.scored;
     const hs = gpu.pool.acquire([Math.max(1, n), D], 'f32', 'h_scored');
     embeddingForward(gpu, { table: h, ids: rows, out: hs, N: n, V: N, D });
     gpu.pool.release(h);
@@ -80,9 +86,9 @@ export class CausalLM {
     // Training: the logits stay for backward() where they fit the budget (else it recomputes them).
     const keep = train && n * V * 4 <= keptLogitsBudget();
     const logits = outputLogprob(gpu, { h: hs, w: p.get(names.out), targets, logp: logps, N: n, d: D, V, keep });
-    const logp = gpu.pool.acquire([N], 'f32', 'logp');
+    const logp = gpu.pool.acquire([NL], 'f32', 'logp');
     fill(gpu, logp, 0);
-    scatterRows(gpu, { x: logps, rows, out: logp, n, M: N, D: 1 });
+    scatterRows(gpu, { x: logps, rows: fullRows, out: logp, n, M: NL, D: 1 });
     gpu.pool.release(logps);
     const st: ForwardState = { ctx, blocks, xL: x, h: hs, mean, rstd, logp, logits };
     if (!train) { this.release(st); st.blocks = []; }

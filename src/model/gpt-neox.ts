@@ -4,7 +4,8 @@
 //   ln1 = LayerNorm1(x)                        [N, D]
 //   qkv = ln1 Wqkv^T + bqkv                    [N, 3D], per token [H, 3, Dh] (HF's fused order)
 //   rotary on the first rotaryDim channels of q and k (in place, per token position)
-//   att = attention(q, k, v)                   [N, H, Dh]
+//   att = attention(q, k, v)                   [N, H, Dh] (over the rows whole: B T tokens, the mask's layout;
+//                                              a shared prefix's N are fewer, shared-prefix.ts)
 //   parallel:   y = x + att Wo^T + bo + MLP(LayerNorm2(x))
 //   sequential: x1 = x + att Wo^T + bo; y = x1 + MLP(LayerNorm2(x1))
 //   MLP(z) = gelu(z W1^T + b1) W2^T + b2       (hidden [N, I]; GELU and its backward in the products' epilogues)
@@ -16,6 +17,7 @@ import { gelu, geluOp } from '../kernels/activations.js';
 import { rotary } from '../kernels/rotary.js';
 import { linearBackward, linearForward, operandScale, producedScale } from './linear.js';
 import { columnSum } from '../kernels/column-sum.js';
+import { compactRows, expandRows } from './shared-prefix.js';
 import type { ForwardContext } from './context.js';
 
 export interface NeoxSaved {
@@ -65,7 +67,13 @@ export function neoxBlockForward(ctx: ForwardContext, l: number, x: Tensor, inPl
   const ops = qkvOperands(qkv, H, Dh);
   rotary(gpu, { x: ops.q, also: ops.k, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions });
   const att = acq([N, D], 'att'); const lse = acq([B, H, T], 'lse');
-  attentionForward(gpu, { B, T, Hq: H, Hkv: H, Dh, q: ops.q, k: ops.k, v: ops.v, mask: batch.mask, window: cfg.slidingWindow ?? 0, out: { tensor: att }, lse });
+  // A shared prefix (no backward): attention reads the rows whole, gathered from the compact order.
+  const sp = batch.shared;
+  const qkvRows = sp ? expandRows(gpu, qkv, sp, N, 3 * D, 'qkv_rows') : qkv;
+  const attRows = sp ? acq([sp.full, D], 'att_rows') : att;
+  const rowOps = sp ? qkvOperands(qkvRows, H, Dh) : ops;
+  attentionForward(gpu, { B, T, Hq: H, Hkv: H, Dh, q: rowOps.q, k: rowOps.k, v: rowOps.v, mask: batch.mask, window: cfg.slidingWindow ?? 0, out: { tensor: attRows }, lse });
+  if (sp) { compactRows(gpu, attRows, sp, att, N, D); gpu.pool.release(qkvRows, attRows); }
 
   const ln2 = acq([N, D], 'ln2'); const mean2 = acq([N], 'mean2'); const rstd2 = acq([N], 'rstd2');
   const s2 = producedScale(gpu);

@@ -6,6 +6,7 @@ import { packMaskHost } from '../kernels/attention-mask.js';
 import { segmentRanges } from '../kernels/segment-sum.js';
 import type { BatchLayout } from './batch.js';
 import type { GpuBatch } from './context.js';
+import { compactIndex, prefixMaps, prefixToShare } from './shared-prefix.js';
 
 export interface UploadedBatch extends GpuBatch {
   layout: BatchLayout;
@@ -17,7 +18,11 @@ export interface UploadedBatch extends GpuBatch {
 /** What the model accepts: its vocabulary, and the longest position it was built for (if known). */
 export interface BatchLimits { vocabSize: number; maxPositions?: number }
 
-export function uploadBatch(gpu: Gpu, layout: BatchLayout, model: BatchLimits | number): UploadedBatch {
+/**
+ * Options: sharePrefix (a forward without backward will read the batch): the rows' common prefix,
+ * where it pays, goes through the blocks once (shared-prefix.ts).
+ */
+export function uploadBatch(gpu: Gpu, layout: BatchLayout, model: BatchLimits | number, opts: { sharePrefix?: boolean } = {}): UploadedBatch {
   const { vocabSize, maxPositions } = typeof model === 'number' ? { vocabSize: model, maxPositions: undefined } : model;
   const { B, T } = layout; const N = B * T;
   for (let b = 0; b < B && maxPositions !== undefined; b++) {
@@ -38,22 +43,39 @@ export function uploadBatch(gpu: Gpu, layout: BatchLayout, model: BatchLimits | 
   const scoredRows: number[] = [];
   for (let i = 0; i < N; i++) if (layout.targets[i] >= 0) scoredRows.push(i);
   const n = scoredRows.length;
+  const L = opts.sharePrefix ? prefixToShare(layout) : 0;
+  // The tokens the blocks run on: B T, or the compact order (row 0, then the others without the prefix).
+  const Nc = L ? L + B * (T - L) : N;
+  const maps = L ? prefixMaps(B, T, L) : undefined;
+  const compactOf = (t: number) => compactIndex(Math.floor(t / T), t % T, T, L);
+  const ids = maps ? Uint32Array.from(maps.toFull, (t) => layout.ids[t]) : layout.ids;
+  const positions = maps ? Int32Array.from(maps.toFull, (t) => layout.positions[t]) : layout.positions;
+  const u32 = (a: number[], name: string) => gpu.tensor([Math.max(1, a.length)], a.length ? Uint32Array.from(a) : new Uint32Array(1), 'u32', name);
+  const fullRows = u32(scoredRows, 'scored_rows');
   return {
-    B, T, N, layout, S,
-    ids: gpu.tensor([N], layout.ids, 'u32', 'ids'),
-    positions: gpu.tensor([N], layout.positions, 'i32', 'positions'),
+    B, T, N: Nc, layout, S,
+    ids: gpu.tensor([Nc], ids, 'u32', 'ids'),
+    positions: gpu.tensor([Nc], positions, 'i32', 'positions'),
     targets: gpu.tensor([N], layout.targets, 'i32', 'targets'),
     scored: {
-      rows: gpu.tensor([Math.max(1, n)], n ? Uint32Array.from(scoredRows) : new Uint32Array(1), 'u32', 'scored_rows'),
+      rows: L ? u32(scoredRows.map(compactOf), 'scored_rows_compact') : fullRows,
+      fullRows,
       targets: gpu.tensor([Math.max(1, n)], n ? Int32Array.from(scoredRows, (i) => layout.targets[i]) : new Int32Array(1), 'i32', 'scored_targets'),
       n,
     },
+    shared: maps ? {
+      L, full: N,
+      toCompact: gpu.tensor([N], maps.toCompact, 'u32', 'prefix_to_compact'),
+      toFull: gpu.tensor([Nc], maps.toFull, 'u32', 'prefix_to_full'),
+    } : undefined,
     mask: packMaskHost(gpu, B, T, { positions: layout.positions, segments: layout.segments, lengths: layout.lengths }),
-    hostIds: layout.ids,
+    hostIds: ids,
     ranges: gpu.tensor([Math.max(1, S), 2], S ? segmentRanges(layout.seqOfToken, S) : new Uint32Array(2), 'u32', 'seq_ranges'),
   };
 }
 
 export function releaseBatch(gpu: Gpu, b: UploadedBatch): void {
   gpu.pool.release(b.ids, b.positions, b.targets, b.scored.rows, b.scored.targets, b.mask.packed, b.ranges);
+  if (b.scored.fullRows !== b.scored.rows) gpu.pool.release(b.scored.fullRows);
+  if (b.shared) gpu.pool.release(b.shared.toCompact, b.shared.toFull);
 }

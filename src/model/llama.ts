@@ -16,6 +16,7 @@ import { swiglu, swigluBackward } from '../kernels/activations.js';
 import { rotary } from '../kernels/rotary.js';
 import { linearBackward, linearForward, producedScale } from './linear.js';
 import type { ForwardContext } from './context.js';
+import { compactRows, expandRows } from './shared-prefix.js';
 
 export interface LlamaSaved {
   x: Tensor; n1: Tensor; rstd1: Tensor; q: Tensor; k: Tensor; v: Tensor; att: Tensor; lse: Tensor;
@@ -49,8 +50,14 @@ export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor, inP
   rotary(gpu, rot(q, Hq));
   rotary(gpu, rot(k, Hkv));
   const att = acq([N, Hq * Dh], 'att'); const lse = acq([B, Hq, T], 'lse');
-  attentionForward(gpu, { B, T, Hq, Hkv, Dh, q: { tensor: q }, k: { tensor: k }, v: { tensor: v }, mask: batch.mask,
-    window: cfg.slidingWindow ?? 0, out: { tensor: att }, lse });
+  // A shared prefix (no backward): attention reads the rows whole, gathered from the compact order.
+  const sp = batch.shared;
+  const rows = (t: Tensor, width: number, name: string) => sp ? expandRows(gpu, t, sp, N, width, name) : t;
+  const qr = rows(q, Hq * Dh, 'q_rows'); const kr = rows(k, Hkv * Dh, 'k_rows'); const vr = rows(v, Hkv * Dh, 'v_rows');
+  const attRows = sp ? acq([sp.full, Hq * Dh], 'att_rows') : att;
+  attentionForward(gpu, { B, T, Hq, Hkv, Dh, q: { tensor: qr }, k: { tensor: kr }, v: { tensor: vr }, mask: batch.mask,
+    window: cfg.slidingWindow ?? 0, out: { tensor: attRows }, lse });
+  if (sp) { compactRows(gpu, attRows, sp, att, N, Hq * Dh); gpu.pool.release(qr, kr, vr, attRows); }
   // In place, x1 and y are x; otherwise x1 is kept for the backward (RMSNorm2's input) and y is its copy.
   const x1 = inPlace ? x : acq([N, D], 'x1');
   if (!inPlace) copy(gpu, x, x1);

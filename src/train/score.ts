@@ -68,7 +68,8 @@ export async function scorePairs(gpu: Gpu, model: CausalLM, pairs: readonly Toke
       return { prompt, completions: [p.chosenIds, p.rejectedIds] };
     });
     const layout = buildBatch(items, { packed: o.packed ?? true });
-    const batch = uploadBatch(gpu, layout, model.cfg);
+    // Rows that begin alike (the refinement prompt, a chat template's opening) share it (shared-prefix.ts).
+    const batch = uploadBatch(gpu, layout, model.cfg, { sharePrefix: true });
     const st = withMatmulPrecision(gpu, o.matmulPrecision, () => model.forward(batch, false));
     const sums = gpu.pool.acquire([batch.S], 'f32', 'seq_logps');
     segmentSum(gpu, { x: st.logp, ranges: batch.ranges, sums, S: batch.S });

@@ -134,7 +134,8 @@ export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer,
         return { prompt: p.augPromptIds, completions: [p.chosenIds, p.rejectedIds] };
       });
       const layout = buildBatch(items, { packed: c.packed ?? true });
-      const batch = uploadBatch(gpu, layout, model.cfg);
+      // Every augmented row begins with the refinement prompt: it goes through the blocks once (shared-prefix.ts).
+      const batch = uploadBatch(gpu, layout, model.cfg, { sharePrefix: true });
       const ranges = gpu.tensor([2 * m, 2], chosenThenRejected(layout, m), 'u32', 'ranges_cr');
       const st = withMatmulPrecision(gpu, c.augMatmulPrecision, () => model.forward(batch, false));
       segmentSum(gpu, { x: st.logp, ranges, sums: logps.view([2 * m], 4 * m), S: 2 * m });
