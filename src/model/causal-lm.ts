@@ -16,6 +16,7 @@ import { embeddingBackward, embeddingForward } from '../kernels/embedding.js';
 import { keptLogitsBudget, outputLogprob, outputLogprobBackward, releaseKeptLogits, type KeptLogits } from '../kernels/output-logprob.js';
 import { scatterRows } from '../kernels/row-scatter.js';
 import { fill } from '../kernels/elementwise.js';
+import { lastBlockTail } from './block-tail.js';
 import { neoxBlockBackward, neoxBlockForward, neoxFreeSaved, type NeoxSaved } from './gpt-neox.js';
 import { llamaBlockBackward, llamaBlockForward, llamaFreeSaved, type LlamaSaved } from './llama.js';
 import type { ForwardContext, GpuBatch, ModelShape } from './context.js';
@@ -37,8 +38,10 @@ type Saved = NeoxSaved | LlamaSaved;
 export interface ForwardState {
   ctx: ForwardContext;
   blocks: Saved[];
-  /** xL: the last block's output [N, D]; h: the final-norm output of the scored tokens [n, D]. */
+  /** xL: the last block's output [N, D] ([n, D] with `tail`); h: the final-norm output of the scored tokens [n, D]. */
   xL: Tensor; h: Tensor; mean?: Tensor; rstd: Tensor;
+  /** Whether the last block ran its tail on the scored rows (block-tail.ts): xL, mean, rstd have n rows. */
+  tail: boolean;
   /** Per-token log-probs [B T]. */
   logp: Tensor;
   /** The output layer's logits of the scored tokens, kept for backward() (training, within keptLogitsBudget()). */
@@ -65,23 +68,34 @@ export class CausalLM {
     let x = gpu.pool.acquire([N, D], 'f32', 'x0');
     embeddingForward(gpu, { table: p.get(names.embed), ids: batch.ids, out: x, N, V, D });
     const blocks: Saved[] = [];
+    // The last block's tail (after attention) runs on the scored rows only (block-tail.ts).
+    const tail = lastBlockTail(batch);
     // Without backward, each block adds its residual sums into x in place (no copy of the stream).
     for (let l = 0; l < cfg.numLayers; l++) {
-      const r = cfg.arch === 'gpt-neox' ? neoxBlockForward(ctx, l, x, !train) : llamaBlockForward(ctx, l, x, !train);
+      const t = l === cfg.numLayers - 1 ? tail : undefined;
+      const r = cfg.arch === 'gpt-neox' ? neoxBlockForward(ctx, l, x, !train, t) : llamaBlockForward(ctx, l, x, !train, t);
       if (train) blocks.push(r.saved);
-      else this.freeSaved(ctx, r.saved);
+      else {
+        this.freeSaved(ctx, r.saved);
+        if (r.y !== x) gpu.pool.release(x); // (the tail's rows are a new tensor)
+      }
       x = r.y;
     }
-    const h = gpu.pool.acquire([N, D], 'f32', 'h_final');
-    const rstd = gpu.pool.acquire([N], 'f32', 'rstd_final');
-    const mean = cfg.arch === 'gpt-neox' ? gpu.pool.acquire([N], 'f32', 'mean_final') : undefined;
-    normForward(gpu, cfg.arch !== 'gpt-neox', { x, w: p.get(names.normW), b: names.normB ? p.get(names.normB) : undefined, y: h, mean, rstd, N, D, eps: cfg.normEps });
     // The output layer (the largest product, V rows) runs on the scored tokens only: in packed
-    // pairs a third of the tokens are prompt, unpacked half; padding never has a target.
+    // pairs a third of the tokens are prompt, unpacked half; padding never has a target. With the
+    // tail, x holds just those rows; else the final norm's output is gathered to them.
     const { rows, fullRows, targets, n } = batch.scored;
-    const hs = gpu.pool.acquire([Math.max(1, n), D], 'f32', 'h_scored');
-    embeddingForward(gpu, { table: h, ids: rows, out: hs, N: n, V: N, D });
-    gpu.pool.release(h);
+    const Nx = tail ? tail.n : N;
+    const h = gpu.pool.acquire([Math.max(1, Nx), D], 'f32', tail ? 'h_scored' : 'h_final');
+    const rstd = gpu.pool.acquire([Nx], 'f32', 'rstd_final');
+    const mean = cfg.arch === 'gpt-neox' ? gpu.pool.acquire([Nx], 'f32', 'mean_final') : undefined;
+    normForward(gpu, cfg.arch !== 'gpt-neox', { x, w: p.get(names.normW), b: names.normB ? p.get(names.normB) : undefined, y: h, mean, rstd, N: Nx, D, eps: cfg.normEps });
+    let hs = h;
+    if (!tail) {
+      hs = gpu.pool.acquire([Math.max(1, n), D], 'f32', 'h_scored');
+      embeddingForward(gpu, { table: h, ids: rows, out: hs, N: n, V: N, D });
+      gpu.pool.release(h);
+    }
     const logps = gpu.pool.acquire([Math.max(1, n)], 'f32', 'logp_scored');
     // Training: the logits stay for backward() where they fit the budget (else it recomputes them).
     const keep = train && n * V * 4 <= keptLogitsBudget();
@@ -90,7 +104,7 @@ export class CausalLM {
     fill(gpu, logp, 0);
     scatterRows(gpu, { x: logps, rows: fullRows, out: logp, n, M: NL, D: 1 });
     gpu.pool.release(logps);
-    const st: ForwardState = { ctx, blocks, xL: x, h: hs, mean, rstd, logp, logits };
+    const st: ForwardState = { ctx, blocks, xL: x, h: hs, mean, rstd, logp, logits, tail: !!tail };
     if (!train) { this.release(st); st.blocks = []; }
     return st;
   }
@@ -114,20 +128,27 @@ export class CausalLM {
     const { N } = ctx.batch;
     const D = cfg.hiddenSize; const V = cfg.vocabSize;
     const names = outerNames(cfg);
-    // The output layer's backward on the scored rows (st.h holds them), scattered into dh [N, D].
+    // The output layer's backward on the scored rows (st.h holds them), scattered into dh [N, D] unless the
+    // last block's tail has only those rows.
     const { rows, targets, n } = ctx.batch.scored;
     const ws = gpu.pool.acquire([Math.max(1, n)], 'f32', 'weights_scored');
     embeddingForward(gpu, { table: weights, ids: rows, out: ws, N: n, V: N, D: 1 });
     const dhs = gpu.pool.acquire([Math.max(1, n), D], 'f32', 'd_h_scored');
     outputLogprobBackward(gpu, { h: st.h, w: p.get(names.out), targets, weights: ws, dh: dhs, dw: p.grad(names.out), N: n, d: D, V, kept: st.logits });
     st.logits = undefined;
-    const dh = gpu.pool.acquire([N, D], 'f32', 'd_h_final');
-    fill(gpu, dh, 0);
-    scatterRows(gpu, { x: dhs, rows, out: dh, n, M: N, D });
-    gpu.pool.release(ws, dhs);
-    let dx = gpu.pool.acquire([N, D], 'f32', 'dx');
+    // With the tail, the final norm and the last block's tail have just the scored rows: no scatter.
+    const Nx = st.tail ? n : N;
+    let dh = dhs;
+    if (!st.tail) {
+      dh = gpu.pool.acquire([N, D], 'f32', 'd_h_final');
+      fill(gpu, dh, 0);
+      scatterRows(gpu, { x: dhs, rows, out: dh, n, M: N, D });
+      gpu.pool.release(dhs);
+    }
+    gpu.pool.release(ws);
+    let dx = gpu.pool.acquire([Nx, D], 'f32', 'dx');
     normBackward(gpu, cfg.arch !== 'gpt-neox', { dy: dh, x: st.xL, w: p.get(names.normW), mean: st.mean, rstd: st.rstd, dx,
-      dw: p.grad(names.normW), db: names.normB ? p.grad(names.normB) : undefined, N, D });
+      dw: p.grad(names.normW), db: names.normB ? p.grad(names.normB) : undefined, N: Nx, D });
     gpu.pool.release(dh, st.xL, st.h, st.mean, st.rstd);
     for (let l = cfg.numLayers - 1; l >= 0; l--) {
       const s = st.blocks[l];

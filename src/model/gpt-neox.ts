@@ -18,6 +18,7 @@ import { rotary } from '../kernels/rotary.js';
 import { linearBackward, linearForward, operandScale, producedScale } from './linear.js';
 import { columnSum } from '../kernels/column-sum.js';
 import { compactRows, expandRows } from './shared-prefix.js';
+import { fullRows, tailRows, type BlockTail } from './block-tail.js';
 import type { ForwardContext } from './context.js';
 
 export interface NeoxSaved {
@@ -25,6 +26,11 @@ export interface NeoxSaved {
   x1?: Tensor; ln2: Tensor; mean2: Tensor; rstd2: Tensor;
   /** GELU's input [N, I] (none after an in-place forward, which has no backward). */
   h?: Tensor;
+  /**
+   * The last block's tail on the scored rows (block-tail.ts): those rows of x and att ([n, D]; x
+   * none after an in-place forward, where it became the output). ln2 .. h then have n rows.
+   */
+  tail?: BlockTail & { x?: Tensor; att: Tensor };
 }
 
 const P = (l: number, s: string) => `gpt_neox.layers.${l}.${s}`;
@@ -47,9 +53,10 @@ function qkvOperands(qkv: Tensor, H: number, Dh: number): { q: HeadOperand; k: H
 /**
  * Runs block l on x [N, D] and returns y [N, D] and what the backward needs. y is a new tensor, or
  * with `inPlace` (a forward without backward: x is needed by nothing after this block) x itself, the
- * residual sums added into it, which saves a copy of the residual stream per block.
+ * residual sums added into it, which saves a copy of the residual stream per block. With `tail` (the
+ * last block, block-tail.ts) everything after attention runs on the tail's rows: y is [n, D], new.
  */
-export function neoxBlockForward(ctx: ForwardContext, l: number, x: Tensor, inPlace = false): { y: Tensor; saved: NeoxSaved } {
+export function neoxBlockForward(ctx: ForwardContext, l: number, x: Tensor, inPlace = false, tail?: BlockTail): { y: Tensor; saved: NeoxSaved } {
   const { gpu, cfg, params: p, batch } = ctx;
   const { N, B, T } = batch;
   const D = cfg.hiddenSize; const H = cfg.numHeads; const Dh = cfg.headDim; const I = cfg.intermediateSize;
@@ -75,49 +82,56 @@ export function neoxBlockForward(ctx: ForwardContext, l: number, x: Tensor, inPl
   attentionForward(gpu, { B, T, Hq: H, Hkv: H, Dh, q: rowOps.q, k: rowOps.k, v: rowOps.v, mask: batch.mask, window: cfg.slidingWindow ?? 0, out: { tensor: attRows }, lse });
   if (sp) { compactRows(gpu, attRows, sp, att, N, D); gpu.pool.release(qkvRows, attRows); }
 
-  const ln2 = acq([N, D], 'ln2'); const mean2 = acq([N], 'mean2'); const rstd2 = acq([N], 'rstd2');
+  // The rest is row by row: on the tail's rows only where there is one (xt, attT: Nt rows).
+  const Nt = tail ? tail.n : N;
+  const xt = tail ? tailRows(gpu, x, tail, N, D, 'x_tail') : x;
+  const attT = tail ? tailRows(gpu, att, tail, N, D, 'att_tail') : att;
+  const ln2 = acq([Nt, D], 'ln2'); const mean2 = acq([Nt], 'mean2'); const rstd2 = acq([Nt], 'rstd2');
   const s2 = producedScale(gpu);
-  const norm2 = (z: Tensor) => normForward(gpu, false, { x: z, w: p.get(P(l, 'post_attention_layernorm.weight')), b: p.get(P(l, 'post_attention_layernorm.bias')), y: ln2, mean: mean2, rstd: rstd2, N, D, eps, absmax: s2 });
+  const norm2 = (z: Tensor) => normForward(gpu, false, { x: z, w: p.get(P(l, 'post_attention_layernorm.weight')), b: p.get(P(l, 'post_attention_layernorm.bias')), y: ln2, mean: mean2, rstd: rstd2, N: Nt, D, eps, absmax: s2 });
   // Parallel: the MLP reads x, so its norm runs before anything is added to x (in place).
-  if (cfg.parallelResidual) norm2(x);
-  const y = inPlace ? x : acq([N, D], 'x');
-  if (!inPlace) copy(gpu, x, y);
-  linearForward(gpu, att, p.get(P(l, 'attention.dense.weight')), p.getOptional(P(l, 'attention.dense.bias')), y, N, D, D, true);
+  if (cfg.parallelResidual) norm2(xt);
+  const y = inPlace ? xt : acq([Nt, D], 'x');
+  if (!inPlace) copy(gpu, xt, y);
+  linearForward(gpu, attT, p.get(P(l, 'attention.dense.weight')), p.getOptional(P(l, 'attention.dense.bias')), y, Nt, D, D, true);
   // Sequential: the MLP reads x1 = x + attention; a copy is kept for the backward (LayerNorm2's input).
   let x1: Tensor | undefined;
   if (!cfg.parallelResidual) {
-    if (!inPlace) { x1 = acq([N, D], 'x1'); copy(gpu, y, x1); }
+    if (!inPlace) { x1 = acq([Nt, D], 'x1'); copy(gpu, y, x1); }
     norm2(x1 ?? y);
   }
   // a = gelu(ln2 W1^T + b1), GELU in the product's epilogue where it can be (matmul.ts act); its
   // input h is kept for the backward (not in place: there is none).
-  const h = inPlace ? undefined : acq([N, I], 'mlp_h');
-  const a = acq([N, I], 'mlp_act');
+  const h = inPlace ? undefined : acq([Nt, I], 'mlp_h');
+  const a = acq([Nt, I], 'mlp_act');
   const s3 = producedScale(gpu);
-  linearForward(gpu, ln2, p.get(P(l, 'mlp.dense_h_to_4h.weight')), p.get(P(l, 'mlp.dense_h_to_4h.bias')), a, N, D, I, false, s2,
+  linearForward(gpu, ln2, p.get(P(l, 'mlp.dense_h_to_4h.weight')), p.get(P(l, 'mlp.dense_h_to_4h.bias')), a, Nt, D, I, false, s2,
     { op: geluOp(geluKind(cfg.act), false), pre: h, absmax: s3 });
-  linearForward(gpu, a, p.get(P(l, 'mlp.dense_4h_to_h.weight')), p.get(P(l, 'mlp.dense_4h_to_h.bias')), y, N, I, D, true, s3);
+  linearForward(gpu, a, p.get(P(l, 'mlp.dense_4h_to_h.weight')), p.get(P(l, 'mlp.dense_4h_to_h.bias')), y, Nt, I, D, true, s3);
   gpu.pool.release(a);
   for (const s of [s2, s3]) if (s) gpu.pool.release(s);
-  return { y, saved: { x, ln1, mean1, rstd1, qkv, att, lse, x1, ln2, mean2, rstd2, h } };
+  const savedTail = tail ? { ...tail, x: inPlace ? undefined : xt, att: attT } : undefined;
+  return { y, saved: { x, ln1, mean1, rstd1, qkv, att, lse, x1, ln2, mean2, rstd2, h, tail: savedTail } };
 }
 
 /** Frees what a block saved, except its input x (owned by the caller). */
 export function neoxFreeSaved(ctx: ForwardContext, s: NeoxSaved): void {
-  ctx.gpu.pool.release(s.ln1, s.mean1, s.rstd1, s.qkv, s.att, s.lse, s.x1, s.ln2, s.mean2, s.rstd2, s.h);
+  ctx.gpu.pool.release(s.ln1, s.mean1, s.rstd1, s.qkv, s.att, s.lse, s.x1, s.ln2, s.mean2, s.rstd2, s.h, s.tail?.x, s.tail?.att);
 }
 
 /**
- * Backward of block l: given dy = dL/dy [N, D], returns dL/dx (a new tensor; the caller releases
- * dy). Parameter gradients are added into ctx.params' grads.
+ * Backward of block l: given dy = dL/dy [N, D] ([n, D] with a tail), returns dL/dx [N, D] (a new
+ * tensor; the caller releases dy). Parameter gradients are added into ctx.params' grads.
  *   parallel:   dx = dy + LN1'(A'(dy)) + LN2'(M'(dy))
  *   sequential: dx1 = dy + LN2'(M'(dy));  dx = dx1 + LN1'(A'(dx1))
+ * With a tail, the terms but LN1'(...) have its n rows: they are scattered into dx's rows.
  */
 export function neoxBlockBackward(ctx: ForwardContext, l: number, s: NeoxSaved, dy: Tensor): Tensor {
   const { gpu, cfg } = ctx;
   const { N } = ctx.batch;
+  const Nt = s.tail?.n ?? N;
   const D = cfg.hiddenSize;
-  const dx = gpu.pool.acquire([N, D], 'f32', 'dx');
+  const dxT = gpu.pool.acquire([Nt, D], 'f32', s.tail ? 'dx_tail' : 'dx');
   // dx = dy + the branches' gradients: LayerNorm2's backward (mlpBackward) writes dy + its part, so dy
   // is not copied into dx first.
   // Parallel: both branches' output layers take dy, so its f16 scale is found once, and their bias
@@ -125,19 +139,23 @@ export function neoxBlockBackward(ctx: ForwardContext, l: number, s: NeoxSaved, 
   const denseBias = ctx.params.gradOptional(P(l, 'attention.dense.bias'));
   const sharedBias = cfg.parallelResidual && !!denseBias;
   let dyScale = sharedBias ? producedScale(gpu) : undefined;
-  if (sharedBias) columnSum(gpu, { x: dy, out: ctx.params.grad(P(l, 'mlp.dense_4h_to_h.bias')), also: denseBias, N, D, accumulate: true, absmax: dyScale });
-  if (cfg.parallelResidual && !dyScale) dyScale = operandScale(gpu, dy, N * D);
-  mlpBackward(ctx, l, s, dy, dx, dyScale, sharedBias);
-  // Sequential: the attention branch's output gradient is dx1, which dx now holds; the branch
-  // reads it fully (dense-layer backward) before LayerNorm1's backward adds into it.
-  attentionBranchBackward(ctx, l, s, cfg.parallelResidual ? dy : dx, dx, dyScale, sharedBias);
+  if (sharedBias) columnSum(gpu, { x: dy, out: ctx.params.grad(P(l, 'mlp.dense_4h_to_h.bias')), also: denseBias, N: Nt, D, accumulate: true, absmax: dyScale });
+  if (cfg.parallelResidual && !dyScale) dyScale = operandScale(gpu, dy, Nt * D);
+  mlpBackward(ctx, l, s, dy, dxT, dyScale, sharedBias);
+  // Sequential: the attention branch's output gradient is dx1, which dxT now holds; the branch
+  // reads it fully (dense-layer backward) before LayerNorm1's backward adds into dx (dxT itself
+  // without a tail).
+  const dx = s.tail ? fullRows(gpu, dxT, s.tail, N, D, 'dx') : dxT;
+  attentionBranchBackward(ctx, l, s, cfg.parallelResidual ? dy : dxT, dx, dyScale, sharedBias);
   if (dyScale) gpu.pool.release(dyScale);
+  if (dx !== dxT) gpu.pool.release(dxT);
   return dx;
 }
 
+/** The MLP's backward on the tail's rows (all N without one): dx = dOut + LN2'(M'(dOut)). */
 function mlpBackward(ctx: ForwardContext, l: number, s: NeoxSaved, dOut: Tensor, dx: Tensor, dOutScale?: Tensor, sharedBias = false): void {
   const { gpu, cfg, params: p } = ctx;
-  const { N } = ctx.batch;
+  const N = s.tail?.n ?? ctx.batch.N;
   const D = cfg.hiddenSize; const I = cfg.intermediateSize;
   const acq = (shape: number[], name: string) => gpu.pool.acquire(shape, 'f32', name);
   const g = (name: string) => p.grad(P(l, name));
@@ -157,7 +175,7 @@ function mlpBackward(ctx: ForwardContext, l: number, s: NeoxSaved, dOut: Tensor,
   linearBackward(gpu, dh, s.ln2, w('mlp.dense_h_to_4h.weight'), { dx: dln2, dw: g('mlp.dense_h_to_4h.weight'), db: g('mlp.dense_h_to_4h.bias') }, N, D, I, dhScale);
   gpu.pool.release(dh);
   if (dhScale) gpu.pool.release(dhScale);
-  normBackward(gpu, false, { dy: dln2, x: s.x1 ?? s.x, w: w('post_attention_layernorm.weight'), mean: s.mean2, rstd: s.rstd2, dx, residual: dOut, dw: g('post_attention_layernorm.weight'), db: g('post_attention_layernorm.bias'), N, D });
+  normBackward(gpu, false, { dy: dln2, x: s.x1 ?? s.tail?.x ?? s.x, w: w('post_attention_layernorm.weight'), mean: s.mean2, rstd: s.rstd2, dx, residual: dOut, dw: g('post_attention_layernorm.weight'), db: g('post_attention_layernorm.bias'), N, D });
   gpu.pool.release(dln2);
 }
 
@@ -168,8 +186,11 @@ function attentionBranchBackward(ctx: ForwardContext, l: number, s: NeoxSaved, d
   const acq = (shape: number[], name: string) => gpu.pool.acquire(shape, 'f32', name);
   const g = (name: string) => p.grad(P(l, name));
   const w = (name: string) => p.get(P(l, name));
-  const datt = acq([N, D], 'd_att');
-  linearBackward(gpu, dOut, s.att, w('attention.dense.weight'), { dx: datt, dw: g('attention.dense.weight'), db: sharedBias ? undefined : p.gradOptional(P(l, 'attention.dense.bias')) }, N, D, D, dOutScale);
+  // The dense layer on the tail's rows (dOut has them), its dx scattered to every row for attention.
+  const Nt = s.tail?.n ?? N;
+  let datt = acq([Nt, D], 'd_att');
+  linearBackward(gpu, dOut, s.tail?.att ?? s.att, w('attention.dense.weight'), { dx: datt, dw: g('attention.dense.weight'), db: sharedBias ? undefined : p.gradOptional(P(l, 'attention.dense.bias')) }, Nt, D, D, dOutScale);
+  if (s.tail) { const full = fullRows(gpu, datt, s.tail, N, D, 'd_att'); gpu.pool.release(datt); datt = full; }
   const dqkv = acq([N, 3 * D], 'd_qkv');
   const ops = qkvOperands(s.qkv, H, Dh);
   const dops = qkvOperands(dqkv, H, Dh);

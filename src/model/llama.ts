@@ -17,19 +17,25 @@ import { rotary } from '../kernels/rotary.js';
 import { linearBackward, linearForward, producedScale } from './linear.js';
 import type { ForwardContext } from './context.js';
 import { compactRows, expandRows } from './shared-prefix.js';
+import { fullRows, tailRows, type BlockTail } from './block-tail.js';
 
 export interface LlamaSaved {
   x: Tensor; n1: Tensor; rstd1: Tensor; q: Tensor; k: Tensor; v: Tensor; att: Tensor; lse: Tensor;
-  x1: Tensor; n2: Tensor; rstd2: Tensor; gate: Tensor; up: Tensor;
+  /** x + attention, RMSNorm2's input (none after an in-place forward, which has no backward). */
+  x1?: Tensor;
+  n2: Tensor; rstd2: Tensor; gate: Tensor; up: Tensor;
+  /** The last block's tail on the scored rows (block-tail.ts): att's rows [n, Hq Dh]; x1 .. up then have n rows. */
+  tail?: BlockTail & { att: Tensor };
 }
 
 const P = (l: number, s: string) => `model.layers.${l}.${s}`;
 
 /**
  * Runs block l on x [N, D]: y [N, D] (a new tensor, or x itself with `inPlace`: a forward without
- * backward, the residual sums added into x; neoxBlockForward) and what the backward needs.
+ * backward, the residual sums added into x; neoxBlockForward) and what the backward needs. With
+ * `tail` (the last block, block-tail.ts) everything after attention runs on its rows: y [n, D], new.
  */
-export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor, inPlace = false): { y: Tensor; saved: LlamaSaved } {
+export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor, inPlace = false, tail?: BlockTail): { y: Tensor; saved: LlamaSaved } {
   const { gpu, cfg, params: p, batch } = ctx;
   const { N, B, T } = batch;
   const D = cfg.hiddenSize; const Hq = cfg.numHeads; const Hkv = cfg.numKvHeads; const Dh = cfg.headDim;
@@ -58,36 +64,48 @@ export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor, inP
   attentionForward(gpu, { B, T, Hq, Hkv, Dh, q: { tensor: qr }, k: { tensor: kr }, v: { tensor: vr }, mask: batch.mask,
     window: cfg.slidingWindow ?? 0, out: { tensor: attRows }, lse });
   if (sp) { compactRows(gpu, attRows, sp, att, N, Hq * Dh); gpu.pool.release(qr, kr, vr, attRows); }
-  // In place, x1 and y are x; otherwise x1 is kept for the backward (RMSNorm2's input) and y is its copy.
-  const x1 = inPlace ? x : acq([N, D], 'x1');
-  if (!inPlace) copy(gpu, x, x1);
-  linearForward(gpu, att, w('self_attn.o_proj.weight'), bias('self_attn.o_proj.bias'), x1, N, Hq * Dh, D, true);
-  const n2 = acq([N, D], 'n2'); const rstd2 = acq([N], 'rstd2');
+  // The rest is row by row: on the tail's rows only where there is one (xt, attT: Nt rows).
+  const Nt = tail ? tail.n : N;
+  const xt = tail ? tailRows(gpu, x, tail, N, D, 'x_tail') : x;
+  const attT = tail ? tailRows(gpu, att, tail, N, Hq * Dh, 'att_tail') : att;
+  // In place, x1 and y are xt; otherwise x1 is kept for the backward (RMSNorm2's input) and y is its copy.
+  const x1 = inPlace ? xt : acq([Nt, D], 'x1');
+  if (!inPlace) copy(gpu, xt, x1);
+  if (!inPlace && xt !== x) gpu.pool.release(xt);
+  linearForward(gpu, attT, w('self_attn.o_proj.weight'), bias('self_attn.o_proj.bias'), x1, Nt, Hq * Dh, D, true);
+  const n2 = acq([Nt, D], 'n2'); const rstd2 = acq([Nt], 'rstd2');
   const s2 = producedScale(gpu); // one max |n2| for gate and up, written by the norm
-  normForward(gpu, true, { x: x1, w: w('post_attention_layernorm.weight'), y: n2, rstd: rstd2, N, D, eps, absmax: s2 });
-  const gate = acq([N, I], 'gate'); const up = acq([N, I], 'up');
-  linearForward(gpu, n2, w('mlp.gate_proj.weight'), bias('mlp.gate_proj.bias'), gate, N, D, I, false, s2);
-  linearForward(gpu, n2, w('mlp.up_proj.weight'), bias('mlp.up_proj.bias'), up, N, D, I, false, s2);
+  normForward(gpu, true, { x: x1, w: w('post_attention_layernorm.weight'), y: n2, rstd: rstd2, N: Nt, D, eps, absmax: s2 });
+  const gate = acq([Nt, I], 'gate'); const up = acq([Nt, I], 'up');
+  linearForward(gpu, n2, w('mlp.gate_proj.weight'), bias('mlp.gate_proj.bias'), gate, Nt, D, I, false, s2);
+  linearForward(gpu, n2, w('mlp.up_proj.weight'), bias('mlp.up_proj.bias'), up, Nt, D, I, false, s2);
   gpu.pool.release(s2);
-  const a = acq([N, I], 'mlp_act');
-  swiglu(gpu, { gate, up, y: a, N, I });
-  const y = inPlace ? x : acq([N, D], 'x');
+  const a = acq([Nt, I], 'mlp_act');
+  swiglu(gpu, { gate, up, y: a, N: Nt, I });
+  const y = inPlace ? xt : acq([Nt, D], 'x');
   if (!inPlace) copy(gpu, x1, y);
-  linearForward(gpu, a, w('mlp.down_proj.weight'), bias('mlp.down_proj.bias'), y, N, I, D, true);
+  linearForward(gpu, a, w('mlp.down_proj.weight'), bias('mlp.down_proj.bias'), y, Nt, I, D, true);
   gpu.pool.release(a);
-  return { y, saved: { x, n1, rstd1, q, k, v, att, lse, x1, n2, rstd2, gate, up } };
+  const savedTail = tail ? { ...tail, att: attT } : undefined;
+  return { y, saved: { x, n1, rstd1, q, k, v, att, lse, x1: inPlace ? undefined : x1, n2, rstd2, gate, up, tail: savedTail } };
 }
 
 export function llamaFreeSaved(ctx: ForwardContext, s: LlamaSaved): void {
-  // (x1 is x itself after an in-place forward: the caller owns it.)
-  ctx.gpu.pool.release(s.n1, s.rstd1, s.q, s.k, s.v, s.att, s.lse, s.x1 === s.x ? undefined : s.x1, s.n2, s.rstd2, s.gate, s.up);
+  // (After an in-place forward x1 was the block's output, which the caller owns: none is saved.)
+  ctx.gpu.pool.release(s.n1, s.rstd1, s.q, s.k, s.v, s.att, s.lse, s.x1, s.n2, s.rstd2, s.gate, s.up, s.tail?.att);
 }
 
-/** Backward of block l: dy [N, D] in, dL/dx returned as a new tensor (caller releases dy).
- *  dx1 = dy + RMS2'(MLP'(dy));  dx = dx1 + RMS1'(Attn'(dx1)). */
+/** Backward of block l: dy [N, D] ([n, D] with a tail) in, dL/dx [N, D] returned as a new tensor
+ *  (caller releases dy).  dx1 = dy + RMS2'(MLP'(dy));  dx = dx1 + RMS1'(Attn'(dx1)); with a tail,
+ *  dx1 has its n rows, scattered into dx's. */
 export function llamaBlockBackward(ctx: ForwardContext, l: number, s: LlamaSaved, dy: Tensor): Tensor {
   const { gpu, cfg, params: p, batch } = ctx;
-  const { N, B, T } = batch;
+  const { B, T } = batch;
+  const Nfull = batch.N;
+  // The MLP, RMSNorm2 and the output projection run on the tail's rows (all without one).
+  const N = s.tail?.n ?? Nfull;
+  const x1 = s.x1;
+  if (!x1) throw new Error('Llama backward: the forward kept no activations (it ran in place)');
   const D = cfg.hiddenSize; const Hq = cfg.numHeads; const Hkv = cfg.numKvHeads; const Dh = cfg.headDim;
   const I = cfg.intermediateSize;
   const acq = (shape: number[], name: string) => gpu.pool.acquire(shape, 'f32', name);
@@ -95,8 +113,8 @@ export function llamaBlockBackward(ctx: ForwardContext, l: number, s: LlamaSaved
   const g = (name: string) => p.grad(P(l, name));
   const gb = (name: string) => p.gradOptional(P(l, name));
 
-  // dx = dy + the branches' gradients: RMSNorm2's backward writes dy + its part (no copy of dy first).
-  const dx = acq([N, D], 'dx');
+  // dx1 = dy + the MLP branch's gradient: RMSNorm2's backward writes dy + its part (no copy of dy first).
+  const dx1 = acq([N, D], s.tail ? 'dx_tail' : 'dx');
   // MLP
   const a = acq([N, I], 'mlp_act');
   swiglu(gpu, { gate: s.gate, up: s.up, y: a, N, I }); // recomputed rather than stored
@@ -110,25 +128,31 @@ export function llamaBlockBackward(ctx: ForwardContext, l: number, s: LlamaSaved
   linearBackward(gpu, dgate, s.n2, w('mlp.gate_proj.weight'), { dx: dn2, dw: g('mlp.gate_proj.weight'), db: gb('mlp.gate_proj.bias') }, N, D, I);
   linearBackward(gpu, dup, s.n2, w('mlp.up_proj.weight'), { dx: dn2, accumulateDx: true, dw: g('mlp.up_proj.weight'), db: gb('mlp.up_proj.bias') }, N, D, I);
   gpu.pool.release(dgate, dup);
-  normBackward(gpu, true, { dy: dn2, x: s.x1, w: w('post_attention_layernorm.weight'), rstd: s.rstd2, dx, residual: dy, dw: g('post_attention_layernorm.weight'), N, D });
+  normBackward(gpu, true, { dy: dn2, x: x1, w: w('post_attention_layernorm.weight'), rstd: s.rstd2, dx: dx1, residual: dy, dw: g('post_attention_layernorm.weight'), N, D });
   gpu.pool.release(dn2);
-  // Attention: its output gradient is dx1, held in dx (read fully before RMSNorm1 adds into dx).
-  const datt = acq([N, Hq * Dh], 'd_att');
-  linearBackward(gpu, dx, s.att, w('self_attn.o_proj.weight'), { dx: datt, dw: g('self_attn.o_proj.weight'), db: gb('self_attn.o_proj.bias') }, N, Hq * Dh, D);
-  const dq = acq([N, Hq * Dh], 'd_q'); const dk = acq([N, Hkv * Dh], 'd_k'); const dv = acq([N, Hkv * Dh], 'd_v');
+  // Attention: its output gradient is dx1 (read fully before RMSNorm1 adds into dx, which is dx1
+  // itself without a tail, else dx1 scattered to every row).
+  let datt = acq([N, Hq * Dh], 'd_att');
+  linearBackward(gpu, dx1, s.tail?.att ?? s.att, w('self_attn.o_proj.weight'), { dx: datt, dw: g('self_attn.o_proj.weight'), db: gb('self_attn.o_proj.bias') }, N, Hq * Dh, D);
+  let dx = dx1;
+  if (s.tail) {
+    const full = fullRows(gpu, datt, s.tail, Nfull, Hq * Dh, 'd_att'); gpu.pool.release(datt); datt = full;
+    dx = fullRows(gpu, dx1, s.tail, Nfull, D, 'dx'); gpu.pool.release(dx1);
+  }
+  const dq = acq([Nfull, Hq * Dh], 'd_q'); const dk = acq([Nfull, Hkv * Dh], 'd_k'); const dv = acq([Nfull, Hkv * Dh], 'd_v');
   attentionBackward(gpu, { B, T, Hq, Hkv, Dh, q: { tensor: s.q }, k: { tensor: s.k }, v: { tensor: s.v }, mask: batch.mask,
     window: cfg.slidingWindow ?? 0, out: { tensor: s.att }, lse: s.lse, dout: { tensor: datt },
     dq: { tensor: dq }, dk: { tensor: dk }, dv: { tensor: dv } });
   gpu.pool.release(datt);
-  const rot = (x: Tensor, heads: number) => ({ x: { tensor: x }, heads, N, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions, inverse: true });
+  const rot = (x: Tensor, heads: number) => ({ x: { tensor: x }, heads, N: Nfull, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions, inverse: true });
   rotary(gpu, rot(dq, Hq));
   rotary(gpu, rot(dk, Hkv));
-  const dn1 = acq([N, D], 'd_n1');
-  linearBackward(gpu, dq, s.n1, w('self_attn.q_proj.weight'), { dx: dn1, dw: g('self_attn.q_proj.weight'), db: gb('self_attn.q_proj.bias') }, N, D, Hq * Dh);
-  linearBackward(gpu, dk, s.n1, w('self_attn.k_proj.weight'), { dx: dn1, accumulateDx: true, dw: g('self_attn.k_proj.weight'), db: gb('self_attn.k_proj.bias') }, N, D, Hkv * Dh);
-  linearBackward(gpu, dv, s.n1, w('self_attn.v_proj.weight'), { dx: dn1, accumulateDx: true, dw: g('self_attn.v_proj.weight'), db: gb('self_attn.v_proj.bias') }, N, D, Hkv * Dh);
+  const dn1 = acq([Nfull, D], 'd_n1');
+  linearBackward(gpu, dq, s.n1, w('self_attn.q_proj.weight'), { dx: dn1, dw: g('self_attn.q_proj.weight'), db: gb('self_attn.q_proj.bias') }, Nfull, D, Hq * Dh);
+  linearBackward(gpu, dk, s.n1, w('self_attn.k_proj.weight'), { dx: dn1, accumulateDx: true, dw: g('self_attn.k_proj.weight'), db: gb('self_attn.k_proj.bias') }, Nfull, D, Hkv * Dh);
+  linearBackward(gpu, dv, s.n1, w('self_attn.v_proj.weight'), { dx: dn1, accumulateDx: true, dw: g('self_attn.v_proj.weight'), db: gb('self_attn.v_proj.bias') }, Nfull, D, Hkv * Dh);
   gpu.pool.release(dq, dk, dv);
-  normBackward(gpu, true, { dy: dn1, x: s.x, w: w('input_layernorm.weight'), rstd: s.rstd1, dx, accumulateDx: true, dw: g('input_layernorm.weight'), N, D });
+  normBackward(gpu, true, { dy: dn1, x: s.x, w: w('input_layernorm.weight'), rstd: s.rstd1, dx, accumulateDx: true, dw: g('input_layernorm.weight'), N: Nfull, D });
   gpu.pool.release(dn1);
   return dx;
 }
