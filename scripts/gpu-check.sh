@@ -145,7 +145,8 @@ if has brief; then
   SRK_TUNE=0 run 100 tests-new $vt --reporter=verbose test/engine/matmul.test.ts test/engine/matmul-causal.test.ts test/engine/matmul-act.test.ts test/engine/matmul-group.test.ts \
     test/kernels/attention-unfused.test.ts test/kernels/attention-unfused-reg.test.ts test/kernels/absmax-fused.test.ts test/kernels/rotary.test.ts \
     test/kernels/layernorm.test.ts test/kernels/column-sum.test.ts test/model/optional-biases.test.ts test/kernels/output-logprob.test.ts \
-    -t 'padded|other reg tilings|with the tuner: every|causal matmul|matmul kernels|register-tiled matmul|candidates on a GPU|GELU and|LayerNorm N=|RMSNorm N=|NaN in the output|one dispatch|residual|side by side|also|attention biases|MLP biases|kept logits|GELU as C|shared by groups'
+    test/model/shared-prefix.test.ts test/model/block-tail.test.ts \
+    -t 'padded|other reg tilings|with the tuner: every|causal matmul|matmul kernels|register-tiled matmul|candidates on a GPU|GELU and|LayerNorm N=|RMSNorm N=|NaN in the output|one dispatch|residual|side by side|also|attention biases|MLP biases|kept logits|GELU as C|shared by groups|as the rows apart|as on every row'
   if grep -q "×.*\(padded\|reg tilings\|with the tuner\|candidates on a GPU\)" "$r/tests-new.json" 2>/dev/null; then export SRK_TUNE=0; stamp "new matmul forms failed: SRK_TUNE=0"; fi
   if grep -q "×.*\(GELU and\|LayerNorm N=\|RMSNorm N=\|NaN in the output\)" "$r/tests-new.json" 2>/dev/null; then export SRK_FUSED_ABSMAX=0; stamp "fused partial maxima failed: SRK_FUSED_ABSMAX=0"; fi
   # The unfused attention's products are causal (matmul causal, since the fourteenth session): if the
@@ -156,6 +157,9 @@ if has brief; then
   elif grep -q "×.*\(matmul kernels\|register-tiled matmul\)" "$r/tests-new.json" 2>/dev/null; then export SRK_ATTENTION=simt; stamp "unfused attention failed: SRK_ATTENTION=simt"; fi
   if grep -q "×.*kept logits" "$r/tests-new.json" 2>/dev/null; then export SRK_KEEP_LOGITS_MIB=0; stamp "kept logits failed: SRK_KEEP_LOGITS_MIB=0"; fi
   if grep -q "×.*GELU as C" "$r/tests-new.json" 2>/dev/null; then export SRK_FUSED_ACT=0; stamp "GELU in the matmul epilogue failed: SRK_FUSED_ACT=0"; fi
+  # The shared prefix (the augmented pass) and the last block on the scored rows, natively.
+  if grep -q "×.*as the rows apart" "$r/tests-new.json" 2>/dev/null; then export SRK_SHARED_PREFIX=0; stamp "shared prefix failed: SRK_SHARED_PREFIX=0"; fi
+  if grep -q "×.*as on every row" "$r/tests-new.json" 2>/dev/null; then export SRK_LAST_BLOCK_TRIM=0; stamp "last block on the scored rows failed: SRK_LAST_BLOCK_TRIM=0"; fi
   # (B shared by groups is GQA's: no Pythia step uses it; a failure is only recorded.)
   if grep -q "×.*shared by groups" "$r/tests-new.json" 2>/dev/null; then stamp "matmul groupB (GQA attention products) failed natively: Mistral/Llama attention needs a look"; fi
   # The first step process on a fresh machine runs slow (run 7: 160m mixed Sr-DPO 189.7 ms first,

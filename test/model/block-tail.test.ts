@@ -50,17 +50,12 @@ describe(`last block's tail on the scored rows (seed ${rng.seed})`, () => {
             process.env.SRK_LAST_BLOCK_TRIM = '1';
             const trimmed = await run(batch, w, true);
             expect(trimmed.logp.some((x) => x !== 0)).toBe(true);
-            if (precision === 'f32') {
-              // The same products on the same rows: the same bits (lavapipe). Gradients sum over fewer
-              // zero rows, in another order.
-              expect(Array.from(trimmed.logp), what).toEqual(Array.from(all.logp));
-              expect(Array.from(trimmed.noGrad), what).toEqual(Array.from(all.noGrad));
-            } else {
-              // f16 operands take a power-of-two scale from their tensor's max: over the scored rows
-              // that may be another scale, so another rounding (measured up to 3.5e-4 per token).
-              trimmed.logp.forEach((v, i) => expect(Math.abs(v - all.logp[i]), `${what} token ${i}`).toBeLessThan(3e-3));
-              trimmed.noGrad.forEach((v, i) => expect(Math.abs(v - all.noGrad[i]), `${what} token ${i}`).toBeLessThan(3e-3));
-            }
+            // f32: the same products on the same rows, the same bits on lavapipe (a GPU's rule may tile
+            // n rows otherwise than N: 1e-5). f16: operands take a power-of-two scale from their tensor's
+            // max, over the scored rows perhaps another, so another rounding (measured up to 3.5e-4 a token).
+            const tol = precision === 'f32' ? 1e-5 : 3e-3;
+            trimmed.logp.forEach((v, i) => expect(Math.abs(v - all.logp[i]), `${what} token ${i}`).toBeLessThan(tol));
+            trimmed.noGrad.forEach((v, i) => expect(Math.abs(v - all.noGrad[i]), `${what} token ${i}`).toBeLessThan(tol));
             for (const [pname, g] of all.grads) {
               const t = trimmed.grads.get(pname)!;
               let d2 = 0; let n2 = 0;

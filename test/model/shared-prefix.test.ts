@@ -118,7 +118,8 @@ describe(`shared prefix: the forward's log-probs (seed ${rng.seed})`, () => {
             expect(got.length).toBe(layout.B * layout.T);
             expect(want.some((x) => x !== 0)).toBe(true);
             const worst = Math.max(...Array.from(got, (g, i) => Math.abs(g - want[i])));
-            expect(worst, `${packed ? 'packed' : 'unpacked'} ${precision}`).toBeLessThanOrEqual(1e-6); // 0 on lavapipe: the same kernels on the same rows
+            // 0 on lavapipe (the same kernels on the same rows); a GPU's rule may tile Nc rows otherwise than B T.
+            expect(worst, `${packed ? 'packed' : 'unpacked'} ${precision}`).toBeLessThanOrEqual(precision === 'f32' ? 1e-5 : 1e-3);
             expect(() => model.forward(batch, true)).toThrow(/shared prefix has no backward/);
             releaseBatch(gpu, batch);
             releaseBatch(gpu, apart);
