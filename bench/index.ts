@@ -230,7 +230,7 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
       `with nothing submitted, ${fmt(r.hostOnlyCpuMs!)} ms of CPU`;
     o.log(`step ${fmt(r.stepMs, 3)} ms (host recording ${fmt(r.recordMs)} ms, ${r.dispatches} dispatches${hostOnly}); policy ${r.policyTokens} tokens/step (packed) = ${fmt(r.tokensPerS)} tokens/s, ` +
       `${fmt(r.unpackedTokensPerS)} unpacked-equivalent tokens/s (2 x pairs x seq = ${r.unpackedTokens})` +
-      `${r.augTokens ? `, plus ${r.augTokens} augmented forward-only tokens` : ''}; ` +
+      `${r.augTokens ? `, plus ${r.augTokens} augmented forward-only tokens${r.augSharedTokens ? ` (${r.augSharedTokens} of them the rows' shared refinement prompt, computed once)` : ''}` : ''}; ` +
       `peak GPU memory ${fmt(r.peakInUseBytes / 2 ** 20)} MiB (params ${fmt(r.resident.params / 2 ** 20)} MiB)`);
   }
   return report;

@@ -10,7 +10,9 @@
 //   unpackedTokens    2 * pairs * seq, the count of the unpacked layout (one row per sequence),
 //                     which is how most DPO trainers count; unpackedTokensPerS uses it;
 //   augTokens         (Sr-DPO / Sr-IPO) tokens of the extra forward without gradients over the
-//                     augmented pairs (refine prompt of `refineTokens` ids + prompt + completions).
+//                     augmented pairs (refine prompt of `refineTokens` ids + prompt + completions);
+//   augSharedTokens   of those, the ones the blocks skip: a micro-batch's rows share the refine
+//                     prompt, computed once (src/model/shared-prefix.ts).
 // Peak memory is the tensor pool's peak bytes in use (size classes, so slightly above the tensors'
 // own sizes) during the timed steps; parameters, gradients and optimizer state are included.
 // Precision 'mixed' (src/engine/precision.ts) also scores the first micro-batch in f32 and mixed on
@@ -103,7 +105,7 @@ export interface StepResult {
   pairs: number; seq: number; prompt: number; completion: number; microBatch: number; refineTokens: number | null;
   /** Batch rows of one micro-batch and their (padded) length. */
   rowsPerMicroBatch: number; rowLength: number;
-  policyTokens: number; unpackedTokens: number; augTokens: number;
+  policyTokens: number; unpackedTokens: number; augTokens: number; augSharedTokens: number;
   stepMs: number; samplesMs: number[]; warmupMs: number[];
   /**
    * Host time recording one timed step (median; train/step.ts StepMetrics.recordMs) and its
@@ -356,7 +358,7 @@ async function benchStepRun(gpu: Gpu, o: StepBenchOptions, log: (s: string) => v
     packed: o.packed, varied: o.varied ?? false, lengthOrder: o.lengthOrder !== false, optimizer: 'rmsprop', gradClip,
     pairs: o.pairs, seq: o.seq, prompt: o.prompt, completion, microBatch: o.microBatch, refineTokens: sr ? REFINE_TOKENS : null,
     rowsPerMicroBatch: layout.B, rowLength: layout.T,
-    policyTokens, unpackedTokens, augTokens,
+    policyTokens, unpackedTokens, augTokens, augSharedTokens: timed.augSharedTokens,
     stepMs, samplesMs, warmupMs, recordMs: median(recordMs), dispatches: dispatchesPerStep,
     hostOnlyMs: hostOnly.length ? median(hostOnly) : null, hostOnlyCpuMs, hostOnly: !!o.hostOnly,
     bindGroupsPerStep: median(bindGroups), uniformsPerStep: median(uniforms),

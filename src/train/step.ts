@@ -50,6 +50,8 @@ export interface StepMetrics {
   loss: number; margin: number | null; accuracy: number | null; augAccuracy: number | null;
   rewardChosen: number | null; rewardRejected: number | null; logpChosen: number; logpRejected: number | null;
   gradNorm: number; tokens: number;
+  /** Augmented-pass tokens computed once for several rows: their shared refinement prompt (shared-prefix.ts). */
+  augSharedTokens: number;
   /**
    * Host milliseconds spent recording the step's work (from the call until the optimizer update was
    * recorded, before the readback) and the dispatches recorded: when recordMs approaches the step's
@@ -91,6 +93,7 @@ export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer,
   const B = inp.pairs.length;
   const sr = isSrLoss(c.loss);
   let tokens = 0;
+  let augSharedTokens = 0;
   const statsTensors: { t: Tensor; m: number }[] = [];
   const sftStats: Tensor[] = [];
   let sftTokens = 0;
@@ -136,6 +139,7 @@ export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer,
       const layout = buildBatch(items, { packed: c.packed ?? true });
       // Every augmented row begins with the refinement prompt: it goes through the blocks once (shared-prefix.ts).
       const batch = uploadBatch(gpu, layout, model.cfg, { sharePrefix: true });
+      if (batch.shared) augSharedTokens += (batch.B - 1) * batch.shared.L;
       const ranges = gpu.tensor([2 * m, 2], chosenThenRejected(layout, m), 'u32', 'ranges_cr');
       const st = withMatmulPrecision(gpu, c.augMatmulPrecision, () => model.forward(batch, false));
       segmentSum(gpu, { x: st.logp, ranges, sums: logps.view([2 * m], 4 * m), S: 2 * m });
@@ -168,7 +172,7 @@ export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer,
   await gpu.tuner?.settle();
   const out: StepMetrics = {
     loss: 0, margin: null, accuracy: null, augAccuracy: null, rewardChosen: null, rewardRejected: null,
-    logpChosen: 0, logpRejected: null, gradNorm: norm[0], tokens, recordMs, dispatches,
+    logpChosen: 0, logpRejected: null, gradNorm: norm[0], tokens, augSharedTokens, recordMs, dispatches,
   };
   if (c.loss === 'sft') {
     // Each micro-batch's stats[0] is its share of the step's mean NLL (divided by the step's count).

@@ -75,6 +75,8 @@ describe('srk bench', () => {
     expect(s.policyTokens).toBe(2 * (15 + 2 * 25));
     expect(s.unpackedTokens).toBe(2 * 2 * 40);
     expect(s.augTokens).toBe(2 * (s.refineTokens + 15 + 2 * 25));
+    // Both augmented rows begin with the refinement prompt: the blocks compute it once.
+    expect(s.augSharedTokens).toBe(s.refineTokens);
     for (const x of [s.parameters, s.stepMs, s.tokensPerS, s.unpackedTokensPerS, s.peakInUseBytes, s.resident.params, s.resident.optimizerState]) positive(x);
     expect(s.peakInUseBytes).toBeGreaterThan(s.resident.params + s.resident.grads);
     // Host recording time: part of each step's wall time, so its median is at most the step's.
