@@ -11,21 +11,14 @@ import { loadModel } from '../../src/model/load.js';
 import { buildBatch, type PromptCompletions } from '../../src/model/batch.js';
 import { releaseBatch, uploadBatch, type UploadedBatch } from '../../src/model/gpu-batch.js';
 import { CausalLM } from '../../src/model/causal-lm.js';
-import type { ModelConfig } from '../../src/model/config.js';
+import { FIXTURES_HF as FIX, MODEL_VARIANTS } from '../helpers/models.js';
 
-const FIX = resolve(import.meta.dirname, '../fixtures/hf');
 const rng = makeRng();
 const saved = process.env.SRK_LAST_BLOCK_TRIM;
 afterEach(() => { if (saved === undefined) delete process.env.SRK_LAST_BLOCK_TRIM; else process.env.SRK_LAST_BLOCK_TRIM = saved; });
 
 describe(`last block's tail on the scored rows (seed ${rng.seed})`, () => {
-  const cases: [string, string, Partial<ModelConfig>][] = [
-    ['GPT-NeoX, parallel residual', 'gpt-neox-tiny', {}],
-    ['GPT-NeoX, sequential residual', 'gpt-neox-tiny', { parallelResidual: false }],
-    ['Mistral (sliding window, GQA)', 'mistral-tiny', {}],
-    ['Llama, tied embeddings', 'llama-tiny-tied', {}],
-  ];
-  for (const [name, dir, change] of cases) {
+  for (const [name, dir, change] of MODEL_VARIANTS) {
     it(`${name}: log-probs and gradients as on every row`, async () => {
       const gpu = await getGpu();
       const m = await loadModel(gpu, resolve(FIX, dir), { grads: true });

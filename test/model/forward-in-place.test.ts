@@ -10,19 +10,12 @@ import { loadModel } from '../../src/model/load.js';
 import { buildBatch } from '../../src/model/batch.js';
 import { releaseBatch, uploadBatch } from '../../src/model/gpu-batch.js';
 import { CausalLM } from '../../src/model/causal-lm.js';
-import type { ModelConfig } from '../../src/model/config.js';
+import { FIXTURES_HF as FIX, MODEL_VARIANTS } from '../helpers/models.js';
 
-const FIX = resolve(import.meta.dirname, '../fixtures/hf');
 const rng = makeRng();
 
 describe(`forward without backward, residual in place (seed ${rng.seed})`, () => {
-  const cases: [string, string, Partial<ModelConfig>][] = [
-    ['GPT-NeoX, parallel residual', 'gpt-neox-tiny', {}],
-    ['GPT-NeoX, sequential residual', 'gpt-neox-tiny', { parallelResidual: false }],
-    ['Mistral (sliding window, GQA)', 'mistral-tiny', {}],
-    ['Llama, tied embeddings', 'llama-tiny-tied', {}],
-  ];
-  for (const [name, dir, change] of cases) {
+  for (const [name, dir, change] of MODEL_VARIANTS) {
     it(name, async () => {
       const gpu = await getGpu();
       const m = await loadModel(gpu, resolve(FIX, dir));

@@ -11,9 +11,8 @@ import { buildBatch, type PromptCompletions } from '../../src/model/batch.js';
 import { releaseBatch, uploadBatch } from '../../src/model/gpu-batch.js';
 import { CausalLM } from '../../src/model/causal-lm.js';
 import { MIN_SHARE, compactIndex, prefixMaps, prefixToShare, sharedPrefixLength } from '../../src/model/shared-prefix.js';
-import type { ModelConfig } from '../../src/model/config.js';
+import { FIXTURES_HF as FIX, MODEL_VARIANTS } from '../helpers/models.js';
 
-const FIX = resolve(import.meta.dirname, '../fixtures/hf');
 const rng = makeRng();
 const ids = (n: number, V = 50) => Array.from({ length: n }, () => rng.int(V));
 const saved = process.env.SRK_SHARED_PREFIX;
@@ -79,13 +78,7 @@ describe(`shared prefix: which tokens (seed ${rng.seed})`, () => {
 });
 
 describe(`shared prefix: the forward's log-probs (seed ${rng.seed})`, () => {
-  const cases: [string, string, Partial<ModelConfig>][] = [
-    ['GPT-NeoX, parallel residual', 'gpt-neox-tiny', {}],
-    ['GPT-NeoX, sequential residual', 'gpt-neox-tiny', { parallelResidual: false }],
-    ['Mistral (sliding window, GQA)', 'mistral-tiny', {}],
-    ['Llama, tied embeddings', 'llama-tiny-tied', {}],
-  ];
-  for (const [name, dir, change] of cases) {
+  for (const [name, dir, change] of MODEL_VARIANTS) {
     it(`${name}: as the rows apart, packed and unpacked, f32 and mixed; no backward`, async () => {
       const gpu = await getGpu();
       const m = await loadModel(gpu, resolve(FIX, dir));

@@ -1,0 +1,13 @@
+// The fixture models a model-level test runs on: each HF fixture architecture, and GPT-NeoX also
+// with the sequential residual (Pythia's is parallel), as [name, fixture directory, config change].
+import { resolve } from 'node:path';
+import type { ModelConfig } from '../../src/model/config.js';
+
+export const FIXTURES_HF = resolve(import.meta.dirname, '../fixtures/hf');
+
+export const MODEL_VARIANTS: [string, string, Partial<ModelConfig>][] = [
+  ['GPT-NeoX, parallel residual', 'gpt-neox-tiny', {}],
+  ['GPT-NeoX, sequential residual', 'gpt-neox-tiny', { parallelResidual: false }],
+  ['Mistral (sliding window, GQA)', 'mistral-tiny', {}],
+  ['Llama, tied embeddings', 'llama-tiny-tied', {}],
+];
