@@ -142,11 +142,11 @@ if has brief; then
   # The shortest useful run (a few minutes): what changed since the last run checked natively, the
   # headline steps, per-kernel profiles of the f32 and the mixed step, the f32 tilings at 4096^3,
   # then the PyTorch anchor if time is left.
-  SRK_TUNE=0 run 100 tests-new $vt --reporter=verbose test/engine/matmul.test.ts test/engine/matmul-causal.test.ts test/engine/matmul-act.test.ts test/engine/matmul-group.test.ts \
+  SRK_TUNE=0 run 150 tests-new $vt --reporter=verbose test/engine/matmul.test.ts test/engine/matmul-causal.test.ts test/engine/matmul-act.test.ts test/engine/matmul-group.test.ts \
     test/kernels/attention-unfused.test.ts test/kernels/attention-unfused-reg.test.ts test/kernels/absmax-fused.test.ts test/kernels/rotary.test.ts \
     test/kernels/layernorm.test.ts test/kernels/column-sum.test.ts test/model/optional-biases.test.ts test/kernels/output-logprob.test.ts \
-    test/model/shared-prefix.test.ts test/model/block-tail.test.ts \
-    -t 'padded|other reg tilings|with the tuner: every|causal matmul|matmul kernels|register-tiled matmul|candidates on a GPU|GELU and|LayerNorm N=|RMSNorm N=|NaN in the output|one dispatch|residual|side by side|also|attention biases|MLP biases|kept logits|GELU as C|shared by groups|as the rows apart|as on every row'
+    test/model/shared-prefix.test.ts test/model/block-tail.test.ts test/engine/matmul-f16.test.ts \
+    -t 'smx (128x128x32/64x32|64x64x32/32x32) \(tensor cores\)|padded|other reg tilings|with the tuner: every|causal matmul|matmul kernels|register-tiled matmul|candidates on a GPU|GELU and|LayerNorm N=|RMSNorm N=|NaN in the output|one dispatch|residual|side by side|also|attention biases|MLP biases|kept logits|GELU as C|shared by groups|as the rows apart|as on every row'
   if grep -q "×.*\(padded\|reg tilings\|with the tuner\|candidates on a GPU\)" "$r/tests-new.json" 2>/dev/null; then export SRK_TUNE=0; stamp "new matmul forms failed: SRK_TUNE=0"; fi
   if grep -q "×.*\(GELU and\|LayerNorm N=\|RMSNorm N=\|NaN in the output\)" "$r/tests-new.json" 2>/dev/null; then export SRK_FUSED_ABSMAX=0; stamp "fused partial maxima failed: SRK_FUSED_ABSMAX=0"; fi
   # The unfused attention's products are causal (matmul causal, since the fourteenth session): if the
@@ -157,6 +157,9 @@ if has brief; then
   elif grep -q "×.*\(matmul kernels\|register-tiled matmul\)" "$r/tests-new.json" 2>/dev/null; then export SRK_ATTENTION=simt; stamp "unfused attention failed: SRK_ATTENTION=simt"; fi
   if grep -q "×.*kept logits" "$r/tests-new.json" 2>/dev/null; then export SRK_KEEP_LOGITS_MIB=0; stamp "kept logits failed: SRK_KEEP_LOGITS_MIB=0"; fi
   if grep -q "×.*GELU as C" "$r/tests-new.json" 2>/dev/null; then export SRK_FUSED_ACT=0; stamp "GELU in the matmul epilogue failed: SRK_FUSED_ACT=0"; fi
+  # The rule's tensor-core tilings, whose tiles inside C now also store directly with a bias (from
+  # bias / alpha): a failure gives them their simplest form (scratch epilogue everywhere).
+  if grep -q "×.*(tensor cores): awkward" "$r/tests-new.json" 2>/dev/null; then export SRK_SMX_SAFE=1; stamp "tensor-core tilings failed: SRK_SMX_SAFE=1"; fi
   # The shared prefix (the augmented pass) and the last block on the scored rows, natively.
   if grep -q "×.*as the rows apart" "$r/tests-new.json" 2>/dev/null; then export SRK_SHARED_PREFIX=0; stamp "shared prefix failed: SRK_SHARED_PREFIX=0"; fi
   if grep -q "×.*as on every row" "$r/tests-new.json" 2>/dev/null; then export SRK_LAST_BLOCK_TRIM=0; stamp "last block on the scored rows failed: SRK_LAST_BLOCK_TRIM=0"; fi

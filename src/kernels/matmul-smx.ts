@@ -13,10 +13,13 @@
 // tiling with stages: 2 stores the next slice into a second buffer after the multiply (one barrier
 // per slice instead of two) but, measured on the H100, ran the step's dx/dW products ~50% slower
 // (bench/RESULTS.md), so it is an option for tuning, not the default.
-// Epilogue: without a bias, tiles wholly inside C store their result matrices straight to C
-// (C loaded first as the accumulator when accumulating, alpha applied as a matrix scalar); edge
-// tiles and biased products go through a per-subgroup 16x16 f32 scratch so the lanes can apply
-// bounds, alpha, bias and accumulate element by element.
+// Epilogue: tiles wholly inside C store their result matrices straight to C, alpha applied as a
+// matrix scalar, the accumulators starting from C / alpha when accumulating (C loaded as result
+// matrices) or from bias / alpha with a bias (broadcast down the columns through the subgroup's
+// scratch: a subgroup-matrix load cannot broadcast a row, Dawn raises its stride to 16). Edge
+// tiles, and products with both a bias and accumulate (no matrix add puts both into the
+// accumulators), go through a per-subgroup 16x16 f32 scratch so the lanes can apply bounds, alpha,
+// bias and accumulate element by element.
 // Reference: matmul.ref.ts (matmulRef with f16 operands); checked in test/engine/matmul-f16.test.ts.
 import { memoDef, type KernelDef } from '../engine/kernel.js';
 import { batchOffsetsWgsl, causalLoop, causalSuffix, groupSuffix, f16Suffix, loadTileWgsl, matmulBindings, quadRegDecls, quadSlots, scalesWgsl,
@@ -40,8 +43,8 @@ export function smxShape(t: MatmulTile, sgSize: number, transA: boolean, transB:
 }
 
 /**
- * `stages`: 1 or 2 workgroup buffers per operand. `direct`: the product has no bias, so full tiles
- * may store their result matrices straight to C.
+ * `stages`: 1 or 2 workgroup buffers per operand. `direct`: tiles inside C may store their result
+ * matrices straight to C (unless the product has both a bias and accumulate; a runtime choice).
  */
 function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolean, vec: VecFlags,
   f16: F16Staging, sgSize: number, stages: 1 | 2, direct: boolean, emulated = false, subgroupScale = true, causal?: Causal, groupB = 1): KernelDef {
@@ -100,11 +103,23 @@ function smxDefGen(t: MatmulTile, transA: boolean, transB: boolean, full: boolea
   const accDecls: string[] = [];
   for (let fi = 0; fi < FM; fi++) for (let fj = 0; fj < FN; fj++) accDecls.push(sm.declResult(`acc${fi}_${fj}`));
 
+  // A bias without accumulate on a direct tile: the accumulators start at bias / alpha, so that
+  // alpha * acc = bias + alpha A B (the same f32 sum with the bias first rather than last: it rounds
+  // differently, as summation orders do). The scratch holds one 16-column block of it down 16 rows at a time.
+  const biasInit: string[] = [];
+  for (let fj = 0; fj < FN; fj++) {
+    biasInit.push(`for (var e = lane; e < ${u(FRAG * FRAG)}; e += sgs) { Cs[sg * ${u(FRAG * FRAG)} + e] = bias[p.biasBase + n0 + colB + ${u(fj * FRAG)} + e % ${u(FRAG)}] / alpha; }`,
+      'workgroupBarrier();');
+    for (let fi = 0; fi < FM; fi++) biasInit.push(sm.load('result', `acc${fi}_${fj}`, 'Cs', `sg * ${u(FRAG * FRAG)}`, 'row_major', u(FRAG), true));
+    biasInit.push('workgroupBarrier();');
+  }
+
   // Epilogue, one result matrix at a time through the subgroup's scratch (every invocation runs
   // the same sequence, so the barriers are in uniform control flow).
   const epilogue: string[] = [];
-  // Direct stores (no bias, tile inside C): C = alpha * acc, where accumulating starts from
-  // acc = C / alpha, so the one multiply by alpha at the end gives C + alpha * A B.
+  // Direct stores (tile inside C; not bias and accumulate together): C = alpha * acc, where
+  // accumulating starts from acc = C / alpha (a bias from bias / alpha, above), so the one multiply
+  // by alpha at the end gives C + alpha * A B.
   const cAt = (fi: number, fj: number) => `cOff + (m0 + rowA + ${u(fi * FRAG)}) * p.ldc + n0 + colB + ${u(fj * FRAG)}`;
   const preload: string[] = [];
   const directStore: string[] = [];
@@ -177,9 +192,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   ${accDecls.join('\n  ')}
   ${regDecls.join('\n  ')}
   let nT = ${cl.nT};${from0 ? '' : `\n  let t0 = ${cl.t0};`}
-  let direct = ${direct ? inside : 'false'};
+  let direct = ${direct ? `${inside} && (p.hasBias == 0u || p.accumulate == 0u)` : 'false'};
   if (direct && p.accumulate != 0u) {
     ${preload.join('\n    ')}
+  }
+  if (direct && p.hasBias != 0u) {
+    ${biasInit.join('\n    ')}
   }
   ${loop.join('\n  ')}
   if (direct) {

@@ -604,7 +604,7 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
     let def = byKey.get(key);
     if (!def) {
       if (act && t.kind === 'smx') throw new Error('matmul: internal: an activation epilogue on tensor cores (actFused)');
-      def = t.kind === 'smx' ? smxDef(t, p.transA, p.transB, full, vec, staging!, sgSize, st, !p.bias && !SMX_SAFE, smx === 'emulated', !SMX_SAFE, p.causal, p.groupB)
+      def = t.kind === 'smx' ? smxDef(t, p.transA, p.transB, full, vec, staging!, sgSize, st, !SMX_SAFE, smx === 'emulated', !SMX_SAFE, p.causal, p.groupB)
         : t.kind === 'reg' ? regDef(t, p.transA, p.transB, full, vec, st, staging, p.causal, act, p.groupB)
         : simpleDef(t, p.transA, p.transB, full, staging, p.causal, act, p.groupB);
       byKey.set(key, def);

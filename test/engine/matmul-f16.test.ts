@@ -47,16 +47,18 @@ function f16Bound(got: ArrayLike<number>, exact: ArrayLike<number>, absProd: Arr
  * per-element f16 bound (f16Bound).
  */
 async function run(gpu: Gpu, tile: MatmulTile | undefined, M: number, N: number, K: number, transA: boolean, transB: boolean,
-  o: { scaleA?: boolean; aScale?: number; scaleB?: boolean; bScale?: number; epilogue?: boolean; accumulate?: boolean } = {}): Promise<{ rounded: number; exact: number; bound: number; names: string[] }> {
+  o: { scaleA?: boolean; aScale?: number; scaleB?: boolean; bScale?: number; epilogue?: boolean; accumulate?: boolean; bias?: boolean } = {}): Promise<{ rounded: number; exact: number; bound: number; names: string[] }> {
   const offA = 3; const offB = 5; const offC = 7;
   const a = f32(rng.array(M * K).map((v) => v * (o.aScale ?? 1))); const b = f32(rng.array(K * N).map((v) => v * (o.bScale ?? 1))); const bias = f32(rng.array(N));
   const c0 = f32(rng.array(M * N));
   const pad = (off: number, x: Float32Array) => { const t = new Float32Array(off + x.length + 2); t.set(x, off); return t; };
   const ta = gpu.tensor([offA + a.length + 2], pad(offA, a)); const tb = gpu.tensor([offB + b.length + 2], pad(offB, b));
   const tc = gpu.tensor([offC + c0.length + 2], pad(offC, c0)); const tbias = gpu.tensor([N], bias);
-  // epilogue: bias + accumulate + alpha; accumulate: accumulate + alpha without a bias (the
-  // tensor-core kernel's direct-store path).
-  const ep = o.epilogue ? { bias: tbias, accumulate: true, alpha: -0.5 } : o.accumulate ? { accumulate: true, alpha: -0.5 } : {};
+  // epilogue: bias + accumulate + alpha (the tensor-core kernel's scratch epilogue); accumulate:
+  // accumulate + alpha without a bias; bias: bias + alpha without accumulate (those two: its direct
+  // stores on tiles inside C, from C / alpha or bias / alpha).
+  const ep = o.epilogue ? { bias: tbias, accumulate: true, alpha: -0.5 } : o.accumulate ? { accumulate: true, alpha: -0.5 }
+    : o.bias ? { bias: tbias, alpha: -0.5 } : {};
   const partsB = o.scaleB ? absmaxOf(gpu, tb, tb.numel) : undefined; // over the padded tensor: the same max
   const args = { a: ta, b: tb, c: tc, M, N, K, transA, transB, offA, offB, offC, tile, precision: 'f16' as const, scaleA: o.scaleA, scaleB: partsB, ...ep };
   const names = matmulKernels(gpu, args);
@@ -64,16 +66,17 @@ async function run(gpu: Gpu, tile: MatmulTile | undefined, M: number, N: number,
   if (partsB) gpu.pool.release(partsB);
   const got = (await gpu.readF32(tc)).subarray(offC, offC + M * N);
   const refArgs = { a, b, M, N, K, transA, transB,
-    ...(o.epilogue ? { bias, c: c0, accumulate: true, alpha: -0.5 } : o.accumulate ? { c: c0, accumulate: true, alpha: -0.5 } : {}) };
+    ...(o.epilogue ? { bias, c: c0, accumulate: true, alpha: -0.5 } : o.accumulate ? { c: c0, accumulate: true, alpha: -0.5 }
+      : o.bias ? { bias, alpha: -0.5 } : {}) };
   gpu.pool.release(ta, tb, tc, tbias);
   const exact = matmulRef(refArgs);
   const absProd = matmulRef({ a: Array.from(a, Math.abs), b: Array.from(b, Math.abs), M, N, K, transA, transB });
   return {
     rounded: relErr(got, matmulRef({ ...refArgs, f16: true, scaleA: o.scaleA, scaleB: o.scaleB })),
     exact: relErr(got, exact),
-    bound: f16Bound(got, exact, absProd, o.epilogue || o.accumulate ? -0.5 : 1,
+    bound: f16Bound(got, exact, absProd, o.epilogue || o.accumulate || o.bias ? -0.5 : 1,
       o.epilogue ? Float64Array.from(c0, (v, i) => Math.abs(v) + Math.abs(bias[i % N]))
-        : o.accumulate ? Float64Array.from(c0, Math.abs) : undefined),
+        : o.accumulate ? Float64Array.from(c0, Math.abs) : o.bias ? Float64Array.from(c0, (_, i) => Math.abs(bias[i % N])) : undefined),
     names,
   };
 }
@@ -304,7 +307,8 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
       const layouts = all ? [[false, false], [false, true], [true, false], [true, true]] as const : [[false, true], [false, false], [true, false]] as const;
       for (const [M, N, K] of shapes) {
         for (const [transA, transB] of layouts) {
-          for (const o of [{}, { epilogue: true, scaleA: true, aScale: 1e-6 }, { accumulate: true, scaleA: true, aScale: 1e-6, scaleB: true, bScale: 1e-6 }]) {
+          for (const o of [{}, { epilogue: true, scaleA: true, aScale: 1e-6 }, { accumulate: true, scaleA: true, aScale: 1e-6, scaleB: true, bScale: 1e-6 },
+            { bias: true, scaleA: true }]) {
             const r = await run(gpu, tile, M, N, K, transA, transB, o);
             const what = `${tileName(tile)} ${M}x${N}x${K} tA=${transA} tB=${transB} ${JSON.stringify(o)}`;
             expect(r.bound, what).toBeLessThanOrEqual(1);
@@ -318,9 +322,11 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
   // The same kernels with emulated subgroup matrices (smx-wgsl.ts) where the adapter has none
   // (lavapipe): their staging, offsets, transposes and both epilogues, not the hardware's matrix
   // ops. Each case is its own pipeline and lavapipe compiles an emulated one in 10-50 s, so the
-  // cases are two, on the 64x64 tiling (2 x 2 result matrices per subgroup): y = x W^T with bias (nt:
-  // scratch epilogue, edge tiles) and dW += dy^T x (tn: direct stores on full tiles, accumulating,
-  // scaled A). The 128x128 tiling (4 x 2 per subgroup) is the same generator, checked natively.
+  // cases are two pipelines, on the 64x64 tiling (2 x 2 result matrices per subgroup): y = x W^T
+  // (nt) with a bias, on tiles inside C (direct stores from bias / alpha) and edge tiles (the
+  // scratch epilogue), and with bias and accumulate (the scratch epilogue everywhere), the same
+  // kernel; and dW += dy^T x (tn: direct stores on full tiles, accumulating, scaled A). The
+  // 128x128 tiling (4 x 2 per subgroup) is the same generator, checked natively.
   it('tensor-core kernels with emulated subgroup matrices: the products of a training step', async (ctx) => {
     const gpu = await getGpu();
     if (gpu.smxF16) { ctx.skip(); return; } // tested natively above
@@ -328,7 +334,8 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
     try {
       if (!gpu.smxMode) { ctx.skip(); return; }
       const cases: [MatmulTile, number, number, number, boolean, boolean, Parameters<typeof run>[7]][] = [
-        [SMX_64, 37, 70, 50, false, true, { epilogue: true, scaleA: true, aScale: 1e-6 }],
+        [SMX_64, 133, 70, 50, false, true, { epilogue: true, scaleA: true, aScale: 1e-6 }],
+        [SMX_64, 133, 70, 50, false, true, { bias: true, scaleA: true }],
         [SMX_64, 64, 128, 96, true, false, { accumulate: true, scaleA: true, aScale: 1e-6 }],
       ];
       for (const [tile, M, N, K, transA, transB, o] of cases) {
