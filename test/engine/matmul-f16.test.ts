@@ -323,10 +323,10 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
   // (lavapipe): their staging, offsets, transposes and both epilogues, not the hardware's matrix
   // ops. Each case is its own pipeline and lavapipe compiles an emulated one in 10-50 s, so the
   // cases are two pipelines, on the 64x64 tiling (2 x 2 result matrices per subgroup): y = x W^T
-  // (nt) with a bias, on tiles inside C (direct stores from bias / alpha) and edge tiles (the
-  // scratch epilogue), and with bias and accumulate (the scratch epilogue everywhere), the same
-  // kernel; and dW += dy^T x (tn: direct stores on full tiles, accumulating, scaled A). The
-  // 128x128 tiling (4 x 2 per subgroup) is the same generator, checked natively.
+  // (nt) with bias and accumulate (the scratch epilogue everywhere) and, the same kernel, with a bias
+  // alone at 64 x 70, one tile inside C (direct stores from bias / alpha) and one at its edge (the
+  // scratch epilogue); and dW += dy^T x (tn: direct stores on full tiles, accumulating, scaled A).
+  // The 128x128 tiling (4 x 2 per subgroup) is the same generator, checked natively.
   it('tensor-core kernels with emulated subgroup matrices: the products of a training step', async (ctx) => {
     const gpu = await getGpu();
     if (gpu.smxF16) { ctx.skip(); return; } // tested natively above
@@ -334,8 +334,8 @@ describe(`f16 matmul precision (seed ${rng.seed})`, () => {
     try {
       if (!gpu.smxMode) { ctx.skip(); return; }
       const cases: [MatmulTile, number, number, number, boolean, boolean, Parameters<typeof run>[7]][] = [
-        [SMX_64, 133, 70, 50, false, true, { epilogue: true, scaleA: true, aScale: 1e-6 }],
-        [SMX_64, 133, 70, 50, false, true, { bias: true, scaleA: true }],
+        [SMX_64, 37, 70, 50, false, true, { epilogue: true, scaleA: true, aScale: 1e-6 }],
+        [SMX_64, 64, 70, 50, false, true, { bias: true, scaleA: true }],
         [SMX_64, 64, 128, 96, true, false, { accumulate: true, scaleA: true, aScale: 1e-6 }],
       ];
       for (const [tile, M, N, K, transA, transB, o] of cases) {
