@@ -27,8 +27,8 @@ export interface NeoxSaved {
   /** GELU's input [N, I] (none after an in-place forward, which has no backward). */
   h?: Tensor;
   /**
-   * The last block's tail on the scored rows (block-tail.ts): those rows of x and att ([n, D]; x
-   * none after an in-place forward, where it became the output). ln2 .. h then have n rows.
+   * The last block's tail on the scored rows (block-tail.ts): those rows of x and att ([n, D]; x only
+   * with the parallel residual and a backward, as LayerNorm2's input). ln2 .. h then have n rows.
    */
   tail?: BlockTail & { x?: Tensor; att: Tensor };
 }
@@ -93,6 +93,9 @@ export function neoxBlockForward(ctx: ForwardContext, l: number, x: Tensor, inPl
   if (cfg.parallelResidual) norm2(xt);
   const y = inPlace ? xt : acq([Nt, D], 'x');
   if (!inPlace) copy(gpu, xt, y);
+  // The tail's rows of x are LayerNorm2's input in the parallel form (kept for the backward), else done with.
+  const keepXt = !!tail && !inPlace && cfg.parallelResidual;
+  if (tail && !inPlace && !keepXt) gpu.pool.release(xt);
   linearForward(gpu, attT, p.get(P(l, 'attention.dense.weight')), p.getOptional(P(l, 'attention.dense.bias')), y, Nt, D, D, true);
   // Sequential: the MLP reads x1 = x + attention; a copy is kept for the backward (LayerNorm2's input).
   let x1: Tensor | undefined;
@@ -110,7 +113,7 @@ export function neoxBlockForward(ctx: ForwardContext, l: number, x: Tensor, inPl
   linearForward(gpu, a, p.get(P(l, 'mlp.dense_4h_to_h.weight')), p.get(P(l, 'mlp.dense_4h_to_h.bias')), y, Nt, I, D, true, s3);
   gpu.pool.release(a);
   for (const s of [s2, s3]) if (s) gpu.pool.release(s);
-  const savedTail = tail ? { ...tail, x: inPlace ? undefined : xt, att: attT } : undefined;
+  const savedTail = tail ? { ...tail, x: keepXt ? xt : undefined, att: attT } : undefined;
   return { y, saved: { x, ln1, mean1, rstd1, qkv, att, lse, x1, ln2, mean2, rstd2, h, tail: savedTail } };
 }
 
