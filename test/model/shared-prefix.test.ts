@@ -43,7 +43,8 @@ describe(`shared prefix: which tokens (seed ${rng.seed})`, () => {
 
   it('is shared where it saves MIN_SHARE of the tokens, never for one row; SRK_SHARED_PREFIX forces either way', () => {
     const p = ids(4);
-    const wide = (n: number) => [{ prompt: [...p, ...ids(n)], completions: [ids(n)] }, { prompt: [...p, 9, ...ids(n)], completions: [ids(n)] }];
+    // (The rows part right after p: 1 against 2.)
+    const wide = (n: number) => [{ prompt: [...p, 1, ...ids(n)], completions: [ids(n)] }, { prompt: [...p, 2, ...ids(n)], completions: [ids(n)] }];
     // B = 2 rows of T tokens save L = 4: shared while 4 >= MIN_SHARE 2 T.
     const Tmax = Math.floor(4 / (2 * MIN_SHARE));
     const fits = buildBatch(wide(2), { packed: false });
@@ -87,7 +88,8 @@ describe(`shared prefix: the forward's log-probs (seed ${rng.seed})`, () => {
       const V = cfg.vocabSize;
       // A prefix longer than the tiny Mistral's sliding window, and rows of different lengths (padding).
       const pre = ids(9 + rng.int(6), V);
-      const items: PromptCompletions[] = [3, 1, 6].map((extra) => ({ prompt: [...pre, ...ids(extra, V)], completions: [ids(2 + rng.int(8), V), ids(2 + rng.int(8), V)] }));
+      // The rows part right after the prefix (tokens 1, 2, 3), then go on at random.
+      const items: PromptCompletions[] = [3, 1, 6].map((extra, r) => ({ prompt: [...pre, 1 + r, ...ids(extra - 1, V)], completions: [ids(2 + rng.int(8), V), ids(2 + rng.int(8), V)] }));
       try {
         for (const packed of [true, false]) {
           // Mixed precision in the packed layout only, the step's (each case compiles its own kernels: suite time).
