@@ -448,5 +448,5 @@ describe(`matmul (seed ${rng.seed})`, () => {
     } finally {
       gpu.tuner = undefined;
     }
-  });
+  }, 240_000); // 14 candidate kernels compile on a cold shader cache: ~70 s here, twice that on a loaded machine
 });
