@@ -5,14 +5,10 @@
 // MLP are row by row. So the last block runs them on the scored rows alone (packed pairs at 8 x 512
 // with prompt 256: 4096 of 6152 tokens; unpacked about half), and so do the final norm and the
 // backward through them. Attention itself still runs on every token (they are keys and values for
-// the scored queries). The block gathers its input and attention output to those rows (tailRows);
-// the backward scatters the gradients of both back into zeros (fullRows).
-import type { Gpu } from '../engine/gpu.js';
+// the scored queries). The block gathers its input and attention output to those rows; the backward
+// spreads the gradients of both back over every row, zeros elsewhere (rows.ts).
 import type { Tensor } from '../engine/tensor.js';
 import { envChoice } from '../engine/env.js';
-import { embeddingForward } from '../kernels/embedding.js';
-import { fill } from '../kernels/elementwise.js';
-import { scatterRows } from '../kernels/row-scatter.js';
 import type { GpuBatch } from './context.js';
 
 /** The rows (in the blocks' token order) the last block's tail runs on. */
@@ -26,19 +22,4 @@ export function lastBlockTail(batch: GpuBatch): BlockTail | undefined {
   if (envChoice('SRK_LAST_BLOCK_TRIM', ['0', '1'] as const) === '0') return undefined;
   const { rows, n } = batch.scored;
   return n > 0 && n < batch.N ? { rows, n } : undefined;
-}
-
-/** x [N, width] -> its tail rows [n, width] (a new tensor). */
-export function tailRows(gpu: Gpu, x: Tensor, tail: BlockTail, N: number, width: number, name: string): Tensor {
-  const out = gpu.pool.acquire([tail.n, width], 'f32', name);
-  embeddingForward(gpu, { table: x, ids: tail.rows, out, N: tail.n, V: N, D: width });
-  return out;
-}
-
-/** xT [n, width] -> [N, width] with the tail's rows and zeros elsewhere (a new tensor). */
-export function fullRows(gpu: Gpu, xT: Tensor, tail: BlockTail, N: number, width: number, name: string): Tensor {
-  const out = gpu.pool.acquire([N, width], 'f32', name);
-  fill(gpu, out, 0);
-  scatterRows(gpu, { x: xT, rows: tail.rows, out, n: tail.n, M: N, D: width });
-  return out;
 }

@@ -14,8 +14,7 @@ import type { Tensor } from '../engine/tensor.js';
 import { normBackward, normForward } from '../kernels/layernorm.js';
 import { embeddingBackward, embeddingForward } from '../kernels/embedding.js';
 import { keptLogitsBudget, outputLogprob, outputLogprobBackward, releaseKeptLogits, type KeptLogits } from '../kernels/output-logprob.js';
-import { scatterRows } from '../kernels/row-scatter.js';
-import { fill } from '../kernels/elementwise.js';
+import { gatherRows, spreadRows } from './rows.js';
 import { lastBlockTail } from './block-tail.js';
 import { neoxBlockBackward, neoxBlockForward, neoxFreeSaved, type NeoxSaved } from './gpt-neox.js';
 import { llamaBlockBackward, llamaBlockForward, llamaFreeSaved, type LlamaSaved } from './llama.js';
@@ -90,19 +89,13 @@ export class CausalLM {
     const rstd = gpu.pool.acquire([Nx], 'f32', 'rstd_final');
     const mean = cfg.arch === 'gpt-neox' ? gpu.pool.acquire([Nx], 'f32', 'mean_final') : undefined;
     normForward(gpu, cfg.arch !== 'gpt-neox', { x, w: p.get(names.normW), b: names.normB ? p.get(names.normB) : undefined, y: h, mean, rstd, N: Nx, D, eps: cfg.normEps });
-    let hs = h;
-    if (!tail) {
-      hs = gpu.pool.acquire([Math.max(1, n), D], 'f32', 'h_scored');
-      embeddingForward(gpu, { table: h, ids: rows, out: hs, N: n, V: N, D });
-      gpu.pool.release(h);
-    }
+    const hs = tail ? h : gatherRows(gpu, h, rows, n, N, D, 'h_scored');
+    if (hs !== h) gpu.pool.release(h);
     const logps = gpu.pool.acquire([Math.max(1, n)], 'f32', 'logp_scored');
     // Training: the logits stay for backward() where they fit the budget (else it recomputes them).
     const keep = train && n * V * 4 <= keptLogitsBudget();
     const logits = outputLogprob(gpu, { h: hs, w: p.get(names.out), targets, logp: logps, N: n, d: D, V, keep });
-    const logp = gpu.pool.acquire([NL], 'f32', 'logp');
-    fill(gpu, logp, 0);
-    scatterRows(gpu, { x: logps, rows: fullRows, out: logp, n, M: NL, D: 1 });
+    const logp = spreadRows(gpu, logps, fullRows, n, NL, 1, 'logp');
     gpu.pool.release(logps);
     const st: ForwardState = { ctx, blocks, xL: x, h: hs, mean, rstd, logp, logits, tail: !!tail };
     if (!train) { this.release(st); st.blocks = []; }
@@ -131,20 +124,14 @@ export class CausalLM {
     // The output layer's backward on the scored rows (st.h holds them), scattered into dh [N, D] unless the
     // last block's tail has only those rows.
     const { rows, targets, n } = ctx.batch.scored;
-    const ws = gpu.pool.acquire([Math.max(1, n)], 'f32', 'weights_scored');
-    embeddingForward(gpu, { table: weights, ids: rows, out: ws, N: n, V: N, D: 1 });
+    const ws = gatherRows(gpu, weights, rows, n, N, 1, 'weights_scored');
     const dhs = gpu.pool.acquire([Math.max(1, n), D], 'f32', 'd_h_scored');
     outputLogprobBackward(gpu, { h: st.h, w: p.get(names.out), targets, weights: ws, dh: dhs, dw: p.grad(names.out), N: n, d: D, V, kept: st.logits });
     st.logits = undefined;
     // With the tail, the final norm and the last block's tail have just the scored rows: no scatter.
     const Nx = st.tail ? n : N;
-    let dh = dhs;
-    if (!st.tail) {
-      dh = gpu.pool.acquire([N, D], 'f32', 'd_h_final');
-      fill(gpu, dh, 0);
-      scatterRows(gpu, { x: dhs, rows, out: dh, n, M: N, D });
-      gpu.pool.release(dhs);
-    }
+    const dh = st.tail ? dhs : spreadRows(gpu, dhs, rows, n, N, D, 'd_h_final');
+    if (dh !== dhs) gpu.pool.release(dhs);
     gpu.pool.release(ws);
     let dx = gpu.pool.acquire([Nx, D], 'f32', 'dx');
     normBackward(gpu, cfg.arch !== 'gpt-neox', { dy: dh, x: st.xL, w: p.get(names.normW), mean: st.mean, rstd: st.rstd, dx,

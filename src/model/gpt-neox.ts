@@ -17,8 +17,8 @@ import { gelu, geluOp } from '../kernels/activations.js';
 import { rotary } from '../kernels/rotary.js';
 import { linearBackward, linearForward, operandScale, producedScale } from './linear.js';
 import { columnSum } from '../kernels/column-sum.js';
-import { compactRows, expandRows } from './shared-prefix.js';
-import { fullRows, tailRows, type BlockTail } from './block-tail.js';
+import type { BlockTail } from './block-tail.js';
+import { gatherRows, spreadRows } from './rows.js';
 import type { ForwardContext } from './context.js';
 
 export interface NeoxSaved {
@@ -76,26 +76,26 @@ export function neoxBlockForward(ctx: ForwardContext, l: number, x: Tensor, inPl
   const att = acq([N, D], 'att'); const lse = acq([B, H, T], 'lse');
   // A shared prefix (no backward): attention reads the rows whole, gathered from the compact order.
   const sp = batch.shared;
-  const qkvRows = sp ? expandRows(gpu, qkv, sp, N, 3 * D, 'qkv_rows') : qkv;
+  const qkvRows = sp ? gatherRows(gpu, qkv, sp.toCompact, sp.full, N, 3 * D, 'qkv_rows') : qkv;
   const attRows = sp ? acq([sp.full, D], 'att_rows') : att;
   const rowOps = sp ? qkvOperands(qkvRows, H, Dh) : ops;
   attentionForward(gpu, { B, T, Hq: H, Hkv: H, Dh, q: rowOps.q, k: rowOps.k, v: rowOps.v, mask: batch.mask, window: cfg.slidingWindow ?? 0, out: { tensor: attRows }, lse });
-  if (sp) { compactRows(gpu, attRows, sp, att, N, D); gpu.pool.release(qkvRows, attRows); }
+  if (sp) { gatherRows(gpu, attRows, sp.toFull, N, sp.full, D, att); gpu.pool.release(qkvRows, attRows); }
 
-  // The rest is row by row: on the tail's rows only where there is one (xt, attT: Nt rows).
+  // The rest is row by row: on the tail's rows only where there is one (xt, attT: Nt rows, new tensors).
   const Nt = tail ? tail.n : N;
-  const xt = tail ? tailRows(gpu, x, tail, N, D, 'x_tail') : x;
-  const attT = tail ? tailRows(gpu, att, tail, N, D, 'att_tail') : att;
+  const xt = tail ? gatherRows(gpu, x, tail.rows, Nt, N, D, 'x_tail') : x;
+  const attT = tail ? gatherRows(gpu, att, tail.rows, Nt, N, D, 'att_tail') : att;
   const ln2 = acq([Nt, D], 'ln2'); const mean2 = acq([Nt], 'mean2'); const rstd2 = acq([Nt], 'rstd2');
   const s2 = producedScale(gpu);
   const norm2 = (z: Tensor) => normForward(gpu, false, { x: z, w: p.get(P(l, 'post_attention_layernorm.weight')), b: p.get(P(l, 'post_attention_layernorm.bias')), y: ln2, mean: mean2, rstd: rstd2, N: Nt, D, eps, absmax: s2 });
   // Parallel: the MLP reads x, so its norm runs before anything is added to x (in place).
   if (cfg.parallelResidual) norm2(xt);
-  const y = inPlace ? xt : acq([Nt, D], 'x');
-  if (!inPlace) copy(gpu, xt, y);
-  // The tail's rows of x are LayerNorm2's input in the parallel form (kept for the backward), else done with.
+  // The tail's rows of x are LayerNorm2's input in the parallel form (kept for the backward); else
+  // nothing reads them after this, and they become y as x does in place.
   const keepXt = !!tail && !inPlace && cfg.parallelResidual;
-  if (tail && !inPlace && !keepXt) gpu.pool.release(xt);
+  const y = inPlace || (tail && !keepXt) ? xt : acq([Nt, D], 'x');
+  if (y !== xt) copy(gpu, xt, y);
   linearForward(gpu, attT, p.get(P(l, 'attention.dense.weight')), p.getOptional(P(l, 'attention.dense.bias')), y, Nt, D, D, true);
   // Sequential: the MLP reads x1 = x + attention; a copy is kept for the backward (LayerNorm2's input).
   let x1: Tensor | undefined;
@@ -148,7 +148,7 @@ export function neoxBlockBackward(ctx: ForwardContext, l: number, s: NeoxSaved, 
   // Sequential: the attention branch's output gradient is dx1, which dxT now holds; the branch
   // reads it fully (dense-layer backward) before LayerNorm1's backward adds into dx (dxT itself
   // without a tail).
-  const dx = s.tail ? fullRows(gpu, dxT, s.tail, N, D, 'dx') : dxT;
+  const dx = s.tail ? spreadRows(gpu, dxT, s.tail.rows, Nt, N, D, 'dx') : dxT;
   attentionBranchBackward(ctx, l, s, cfg.parallelResidual ? dy : dxT, dx, dyScale, sharedBias);
   if (dyScale) gpu.pool.release(dyScale);
   if (dx !== dxT) gpu.pool.release(dxT);
@@ -193,7 +193,7 @@ function attentionBranchBackward(ctx: ForwardContext, l: number, s: NeoxSaved, d
   const Nt = s.tail?.n ?? N;
   let datt = acq([Nt, D], 'd_att');
   linearBackward(gpu, dOut, s.tail?.att ?? s.att, w('attention.dense.weight'), { dx: datt, dw: g('attention.dense.weight'), db: sharedBias ? undefined : p.gradOptional(P(l, 'attention.dense.bias')) }, Nt, D, D, dOutScale);
-  if (s.tail) { const full = fullRows(gpu, datt, s.tail, N, D, 'd_att'); gpu.pool.release(datt); datt = full; }
+  if (s.tail) { const full = spreadRows(gpu, datt, s.tail.rows, Nt, N, D, 'd_att'); gpu.pool.release(datt); datt = full; }
   const dqkv = acq([N, 3 * D], 'd_qkv');
   const ops = qkvOperands(s.qkv, H, Dh);
   const dops = qkvOperands(dqkv, H, Dh);

@@ -16,8 +16,8 @@ import { swiglu, swigluBackward } from '../kernels/activations.js';
 import { rotary } from '../kernels/rotary.js';
 import { linearBackward, linearForward, producedScale } from './linear.js';
 import type { ForwardContext } from './context.js';
-import { compactRows, expandRows } from './shared-prefix.js';
-import { fullRows, tailRows, type BlockTail } from './block-tail.js';
+import type { BlockTail } from './block-tail.js';
+import { gatherRows, spreadRows } from './rows.js';
 
 export interface LlamaSaved {
   x: Tensor; n1: Tensor; rstd1: Tensor; q: Tensor; k: Tensor; v: Tensor; att: Tensor; lse: Tensor;
@@ -58,20 +58,19 @@ export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor, inP
   const att = acq([N, Hq * Dh], 'att'); const lse = acq([B, Hq, T], 'lse');
   // A shared prefix (no backward): attention reads the rows whole, gathered from the compact order.
   const sp = batch.shared;
-  const rows = (t: Tensor, width: number, name: string) => sp ? expandRows(gpu, t, sp, N, width, name) : t;
+  const rows = (t: Tensor, width: number, name: string) => sp ? gatherRows(gpu, t, sp.toCompact, sp.full, N, width, name) : t;
   const qr = rows(q, Hq * Dh, 'q_rows'); const kr = rows(k, Hkv * Dh, 'k_rows'); const vr = rows(v, Hkv * Dh, 'v_rows');
   const attRows = sp ? acq([sp.full, Hq * Dh], 'att_rows') : att;
   attentionForward(gpu, { B, T, Hq, Hkv, Dh, q: { tensor: qr }, k: { tensor: kr }, v: { tensor: vr }, mask: batch.mask,
     window: cfg.slidingWindow ?? 0, out: { tensor: attRows }, lse });
-  if (sp) { compactRows(gpu, attRows, sp, att, N, Hq * Dh); gpu.pool.release(qr, kr, vr, attRows); }
-  // The rest is row by row: on the tail's rows only where there is one (xt, attT: Nt rows).
+  if (sp) { gatherRows(gpu, attRows, sp.toFull, N, sp.full, Hq * Dh, att); gpu.pool.release(qr, kr, vr, attRows); }
+  // The rest is row by row: on the tail's rows only where there is one (x1, attT: Nt rows, new tensors).
+  // x1 = x + attention: in place, x itself (and y too); otherwise kept for the backward (RMSNorm2's
+  // input): the tail's gathered rows, or a copy of x; y is then its copy.
   const Nt = tail ? tail.n : N;
-  const xt = tail ? tailRows(gpu, x, tail, N, D, 'x_tail') : x;
-  const attT = tail ? tailRows(gpu, att, tail, N, Hq * Dh, 'att_tail') : att;
-  // In place, x1 and y are xt; otherwise x1 is kept for the backward (RMSNorm2's input) and y is its copy.
-  const x1 = inPlace ? xt : acq([Nt, D], 'x1');
-  if (!inPlace) copy(gpu, xt, x1);
-  if (!inPlace && xt !== x) gpu.pool.release(xt);
+  const x1 = tail ? gatherRows(gpu, x, tail.rows, Nt, N, D, inPlace ? 'x_tail' : 'x1') : inPlace ? x : acq([N, D], 'x1');
+  if (x1 !== x && !tail) copy(gpu, x, x1);
+  const attT = tail ? gatherRows(gpu, att, tail.rows, Nt, N, Hq * Dh, 'att_tail') : att;
   linearForward(gpu, attT, w('self_attn.o_proj.weight'), bias('self_attn.o_proj.bias'), x1, Nt, Hq * Dh, D, true);
   const n2 = acq([Nt, D], 'n2'); const rstd2 = acq([Nt], 'rstd2');
   const s2 = producedScale(gpu); // one max |n2| for gate and up, written by the norm
@@ -82,7 +81,7 @@ export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor, inP
   gpu.pool.release(s2);
   const a = acq([Nt, I], 'mlp_act');
   swiglu(gpu, { gate, up, y: a, N: Nt, I });
-  const y = inPlace ? xt : acq([Nt, D], 'x');
+  const y = inPlace ? x1 : acq([Nt, D], 'x');
   if (!inPlace) copy(gpu, x1, y);
   linearForward(gpu, a, w('mlp.down_proj.weight'), bias('mlp.down_proj.bias'), y, Nt, I, D, true);
   gpu.pool.release(a);
@@ -136,8 +135,8 @@ export function llamaBlockBackward(ctx: ForwardContext, l: number, s: LlamaSaved
   linearBackward(gpu, dx1, s.tail?.att ?? s.att, w('self_attn.o_proj.weight'), { dx: datt, dw: g('self_attn.o_proj.weight'), db: gb('self_attn.o_proj.bias') }, N, Hq * Dh, D);
   let dx = dx1;
   if (s.tail) {
-    const full = fullRows(gpu, datt, s.tail, Nfull, Hq * Dh, 'd_att'); gpu.pool.release(datt); datt = full;
-    dx = fullRows(gpu, dx1, s.tail, Nfull, D, 'dx'); gpu.pool.release(dx1);
+    const full = spreadRows(gpu, datt, s.tail.rows, N, Nfull, Hq * Dh, 'd_att'); gpu.pool.release(datt); datt = full;
+    dx = spreadRows(gpu, dx1, s.tail.rows, N, Nfull, D, 'dx'); gpu.pool.release(dx1);
   }
   const dq = acq([Nfull, Hq * Dh], 'd_q'); const dk = acq([Nfull, Hkv * Dh], 'd_k'); const dv = acq([Nfull, Hkv * Dh], 'd_v');
   attentionBackward(gpu, { B, T, Hq, Hkv, Dh, q: { tensor: s.q }, k: { tensor: s.k }, v: { tensor: s.v }, mask: batch.mask,

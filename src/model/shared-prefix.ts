@@ -11,16 +11,14 @@
 //   compact(b, i) = i                for i < L (the prefix, row 0's copy)
 //                 = b (T - L) + i    for i >= L
 // Attention alone needs the rows whole ([B, T], the mask's layout): a block gathers q, k and v into
-// that layout (the prefix's rows copied into every row) and gathers the output back (expandRows,
-// compactRows). Each gather moves a row once; where (B - 1) L is a small share of the tokens the
+// that layout (the prefix's rows copied into every row, by toCompact) and gathers the output back
+// (by toFull; rows.ts gatherRows). Each gather moves a row once; where (B - 1) L is a small share of the tokens the
 // moves cost more than the products save, so the prefix is shared only from MIN_SHARE of them.
 //
 // Only forwards without backward (the augmented pass, reference and eval scoring): a backward would
 // have to sum the prefix's gradients over the rows.
-import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { envChoice } from '../engine/env.js';
-import { embeddingForward } from '../kernels/embedding.js';
 import type { BatchLayout } from './batch.js';
 
 /** Where the batch's rows share their first L tokens: the maps between the two token orders. */
@@ -88,16 +86,4 @@ export function prefixMaps(B: number, T: number, L: number): { toCompact: Uint32
     }
   }
   return { toCompact, toFull };
-}
-
-/** Gathers a compact [Nc, width] tensor into the rows' layout [B T, width] (a new tensor). */
-export function expandRows(gpu: Gpu, x: Tensor, sp: SharedPrefix, Nc: number, width: number, name: string): Tensor {
-  const out = gpu.pool.acquire([sp.full, width], 'f32', name);
-  embeddingForward(gpu, { table: x, ids: sp.toCompact, out, N: sp.full, V: Nc, D: width });
-  return out;
-}
-
-/** Gathers [B T, width] back into the compact order, into out [Nc, width]. */
-export function compactRows(gpu: Gpu, x: Tensor, sp: SharedPrefix, out: Tensor, Nc: number, width: number): void {
-  embeddingForward(gpu, { table: x, ids: sp.toFull, out, N: Nc, V: sp.full, D: width });
 }

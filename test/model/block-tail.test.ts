@@ -11,6 +11,8 @@ import { loadModel } from '../../src/model/load.js';
 import { buildBatch, type PromptCompletions } from '../../src/model/batch.js';
 import { releaseBatch, uploadBatch, type UploadedBatch } from '../../src/model/gpu-batch.js';
 import { CausalLM } from '../../src/model/causal-lm.js';
+import { lastBlockTail } from '../../src/model/block-tail.js';
+import type { GpuBatch } from '../../src/model/context.js';
 import { FIXTURES_HF as FIX, MODEL_VARIANTS } from '../helpers/models.js';
 
 const rng = makeRng();
@@ -18,6 +20,11 @@ const saved = process.env.SRK_LAST_BLOCK_TRIM;
 afterEach(() => { if (saved === undefined) delete process.env.SRK_LAST_BLOCK_TRIM; else process.env.SRK_LAST_BLOCK_TRIM = saved; });
 
 describe(`last block's tail on the scored rows (seed ${rng.seed})`, () => {
+  it('SRK_LAST_BLOCK_TRIM other than 0 or 1 is refused by name', () => {
+    process.env.SRK_LAST_BLOCK_TRIM = 'yes';
+    expect(() => lastBlockTail({} as GpuBatch)).toThrow(/SRK_LAST_BLOCK_TRIM=yes: expected 0 or 1/);
+  });
+
   for (const [name, dir, change] of MODEL_VARIANTS) {
     it(`${name}: log-probs and gradients as on every row`, async () => {
       const gpu = await getGpu();
