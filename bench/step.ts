@@ -35,6 +35,7 @@ import { trainStep, type StepMetrics } from '../src/train/step.js';
 import { isSrLoss, type LossName } from '../src/train/options.js';
 import { randomInitParams, randomInts } from './random.js';
 import { PRECISIONS, setAugPrecision, setPrecision, type Precision } from '../src/engine/precision.js';
+import { checkedPrecision } from '../src/kernels/matmul-selfcheck.js';
 import { scorePairs } from '../src/train/score.js';
 
 export const STEP_SHAPES = ['tiny', 'small', 'pythia-160m', 'pythia-410m'] as const;
@@ -90,6 +91,8 @@ export interface PrecisionCheck {
 
 export interface StepResult {
   shape: StepShape; parameters: number; loss: LossName; precision: Precision; precisionNote?: string; precisionCheck?: PrecisionCheck;
+  /** The tensor-core matmul's self-check, where the step's products run on native tensor cores (matmul-selfcheck.ts). */
+  tcMatmulCheck?: string;
   /** The augmented pass's precision (Sr losses; null otherwise): the step's unless --aug-precision. */
   augPrecision: Precision | null; augPrecisionNote?: string;
   /** With the augmented pass alone in f16: its log-probs of the first micro-batch against f32 (same weights). */
@@ -218,11 +221,14 @@ async function benchStepRun(gpu: Gpu, o: StepBenchOptions, log: (s: string) => v
   const layout = o.loss === 'sft'
     ? buildBatch(firstMb.map((p) => ({ prompt: p.promptIds, completions: [p.chosenIds] })), { packed: false })
     : buildBatch(firstMb.map((p) => ({ prompt: p.promptIds, completions: [p.chosenIds, p.rejectedIds] })), { packed: o.packed });
-  const choice = setPrecision(gpu, o.precision);
+  let choice = setPrecision(gpu, o.precision);
   if (choice.note) log(`  (${choice.note})`);
   // The augmented pass as the rest of the step, unless --aug-precision asks otherwise (Sr losses).
-  const augChoice = sr ? setAugPrecision(gpu, choice.precision, o.augPrecision) : undefined;
+  let augChoice = sr ? setAugPrecision(gpu, choice.precision, o.augPrecision) : undefined;
   if (augChoice) log(`  augmented pass: ${augChoice.description}`);
+  // As in training: products on native tensor cores check themselves first (matmul-selfcheck.ts).
+  let tcMatmulCheck: string | undefined;
+  ({ main: choice, aug: augChoice } = await checkedPrecision(gpu, choice, augChoice, (l) => { tcMatmulCheck = l; log(`  (${l})`); }));
   // Real (unpadded) tokens, from the pairs themselves (their lengths vary with --varied).
   const sumOf = (f: (p: TokenizedPair) => number) => pairs.reduce((s, p) => s + f(p), 0);
   const augTokens = !sr ? 0 : o.packed
@@ -352,7 +358,7 @@ async function benchStepRun(gpu: Gpu, o: StepBenchOptions, log: (s: string) => v
   params.free();
   gpu.matmulPrecision = 'f32';
   return {
-    shape: o.shape, parameters: params.count, loss: o.loss, precision: choice.precision, precisionNote: choice.note, precisionCheck,
+    shape: o.shape, parameters: params.count, loss: o.loss, precision: choice.precision, precisionNote: choice.note, precisionCheck, tcMatmulCheck,
     augPrecision: sr ? augChoice?.precision ?? choice.precision : null, augPrecisionNote: augChoice?.note, augPrecisionCheck,
     attention: attentionKind, tcCheck,
     packed: o.packed, varied: o.varied ?? false, lengthOrder: o.lengthOrder !== false, optimizer: 'rmsprop', gradClip,

@@ -125,7 +125,7 @@ export interface MatmulArgs {
   profileLabel?: string;
 }
 
-const SIMPLE_64: MatmulTile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
+export const SIMPLE_64: MatmulTile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 };
 // H100, 2026-11-27 (bench/RESULTS.md): at 4096^3 reg 128x128 runs 18.3 TFLOP/s with BK 8 and 13.5
 // with BK 16; at 1024^3 (64 tiles) reg 64x64 runs 21.5 against 13-14 for the 128x128 forms.
 const REG_128: MatmulTile = { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, kind: 'reg' };
@@ -149,6 +149,33 @@ export const SMX_64: MatmulTile = { BM: 64, BN: 64, BK: 32, TM: 32, TN: 32, kind
 // operand scales reduced without subgroup operations).
 const FORCED_FAMILY = process.env.SRK_MATMUL;
 const SMX_SAFE = process.env.SRK_SMX_SAFE === '1';
+
+// What the tensor-core self-check (matmul-selfcheck.ts) decided for an adapter: the safe forms
+// instead of the default ones (as SRK_SMX_SAFE=1), and tuner candidates left out for good.
+const SAFE_FORMS = new WeakSet<Gpu>();
+const EXCLUDED = new WeakMap<Gpu, Set<MatmulTile>>();
+/** Whether the tensor-core kernels run in their safe forms on gpu (SRK_SMX_SAFE=1, or the self-check's finding). */
+export function smxSafe(gpu: Gpu): boolean { return SMX_SAFE || SAFE_FORMS.has(gpu); }
+/** Runs gpu's tensor-core products in their safe forms from now on (the self-check's finding; tests). */
+export function useSafeTensorCoreForms(gpu: Gpu, on = true): void { if (on) SAFE_FORMS.add(gpu); else SAFE_FORMS.delete(gpu); }
+/** Leaves a tiling (one of SMX_CANDIDATES, or a split form from splitForms) out of gpu's tuner candidates. */
+export function excludeTiling(gpu: Gpu, tile: MatmulTile): void {
+  let set = EXCLUDED.get(gpu);
+  if (!set) EXCLUDED.set(gpu, (set = new Set()));
+  set.add(tile);
+}
+/** Whether a tensor-core tiling fits gpu's workgroup limits in every transpose (as fitTile decides it per product). */
+export function smxTilingFits(gpu: Gpu, tile: MatmulTile): boolean {
+  if (!gpu.smxMode) return false;
+  const lim = gpu.limits;
+  const stages = smxSafe(gpu) ? 1 : tile.stages ?? 1;
+  return [false, true].every((ta) => [false, true].every((tb) => {
+    const s = smxShape(tile, gpu.fixedSubgroupSize, ta, tb, stages);
+    return s.threads <= lim.maxComputeInvocationsPerWorkgroup && s.sharedBytes <= lim.maxComputeWorkgroupStorageSize;
+  }));
+}
+/** For tests: forgets what the self-check decided for gpu. */
+export function resetTensorCoreFindings(gpu: Gpu): void { SAFE_FORMS.delete(gpu); EXCLUDED.delete(gpu); }
 
 export function chooseTile(gpu: Gpu, M: number, N: number): MatmulTile {
   const forced = FORCED_FAMILY;
@@ -359,7 +386,7 @@ function fitTile(gpu: Gpu, tile: MatmulTile, p: Problem, f16: boolean): FittedTi
     // One stage unless the tiling asks for two: on the H100 (bench/RESULTS.md, 2026-11-27) the
     // two-stage form ran the dx and dW products of a training step ~50% slower (47 KiB of
     // workgroup memory per workgroup against 28). SRK_SMX_SAFE=1 also turns off direct stores.
-    const stages = SMX_SAFE ? 1 : tile.stages ?? 1;
+    const stages = smxSafe(gpu) ? 1 : tile.stages ?? 1;
     const s = shape(stages);
     if (s.threads > lim.maxComputeInvocationsPerWorkgroup || s.sharedBytes > lim.maxComputeWorkgroupStorageSize) {
       return "exceeds this adapter's workgroup limits";
@@ -421,7 +448,7 @@ export const SMX_CANDIDATES: readonly MatmulTile[] = [SMX_128, SMX_64,
 function tileCandidates(gpu: Gpu, rule: MatmulTile, p: Problem): MatmulTile[] {
   // SRK_SMX_SAFE=1 (scripts/gpu-check.sh sets it when a tensor-core test fails) or emulated tensor
   // cores (for checking, never fast): the rule's tiling only.
-  if (!gpu.tuner || FORCED_FAMILY || (rule.kind === 'smx' && (SMX_SAFE || gpu.smxMode === 'emulated'))) return [rule];
+  if (!gpu.tuner || FORCED_FAMILY || (rule.kind === 'smx' && (smxSafe(gpu) || gpu.smxMode === 'emulated'))) return [rule];
   const pool = rule.kind === 'smx' ? SMX_CANDIDATES : F32_CANDIDATES;
   const tiles = Math.ceil(p.M / rule.BM) * Math.ceil(p.N / rule.BN);
   const split = p.batch === 1 && p.outer === 1 && !p.causal && tiles < 528 && p.K >= 1024 ? splitForms(rule) : [];
@@ -433,7 +460,9 @@ function tileCandidates(gpu: Gpu, rule: MatmulTile, p: Problem): MatmulTile[] {
   // The tuner samples candidates in this order, in turn, for two steps (tuner.ts): a key with few
   // calls a step (the output layer's chunks) samples only the first ones, so the forms made for
   // its kind of product come right after the rule.
-  return [rule, ...split, ...splitBig, ...short, ...pool.filter((t) => t !== rule)];
+  const all = [rule, ...split, ...splitBig, ...short, ...pool.filter((t) => t !== rule)];
+  const excluded = EXCLUDED.get(gpu);
+  return excluded ? all.filter((t) => t === rule || !excluded.has(t)) : all;
 }
 
 /** The unsplit tiling of each split-K tiling (runSplitK). */
@@ -443,7 +472,8 @@ const DEFS = new WeakMap<MatmulTile, Map<string, KernelDef>>();
 
 // Split-K forms of each rule tiling, made once (not per call: host time, see problem()).
 const SPLIT_FORMS = new Map<MatmulTile, MatmulTile[]>();
-function splitForms(rule: MatmulTile): MatmulTile[] {
+/** The split-K tilings (K in 2, 4, 8) of a rule tiling, as the tuner's candidates hold them. */
+export function splitForms(rule: MatmulTile): MatmulTile[] {
   let forms = SPLIT_FORMS.get(rule);
   if (!forms) SPLIT_FORMS.set(rule, (forms = [2, 4, 8].map((S) => ({ ...rule, splitK: S }))));
   return forms;
@@ -596,7 +626,8 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
     if (wpre && !(wpre.base % 4 === 0 && wpre.range.size % 16 === 0)) vec.c = false;
     // Every argument of the generators below in a short key, per tiling object: their memoDef keys
     // are JSON of all arguments, ~1-2 us a call (host time per dispatch).
-    const key = `${+p.transA}${+p.transB}${+full}${+vec.a}${+vec.b}${+vec.c}${st}${+!!p.bias}${sgSize}${smx ?? ''}` +
+    const safe = t.kind === 'smx' && smxSafe(gpu);
+    const key = `${+p.transA}${+p.transB}${+full}${+vec.a}${+vec.b}${+vec.c}${st}${+!!p.bias}${sgSize}${smx ?? ''}${safe ? 'safe' : ''}` +
       (staging ? `${+staging.scaleA}${+!!staging.scaleB}${+!!staging.halfA}${+!!staging.halfB}` : '') + (p.causal ?? '') +
       (act ? ` ${act.op} ${act.pre}` : '') + (p.groupB > 1 ? ` g${p.groupB}` : '');
     let byKey = DEFS.get(t);
@@ -604,7 +635,7 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
     let def = byKey.get(key);
     if (!def) {
       if (act && t.kind === 'smx') throw new Error('matmul: internal: an activation epilogue on tensor cores (actFused)');
-      def = t.kind === 'smx' ? smxDef(t, p.transA, p.transB, full, vec, staging!, sgSize, st, !SMX_SAFE, smx === 'emulated', !SMX_SAFE, p.causal, p.groupB)
+      def = t.kind === 'smx' ? smxDef(t, p.transA, p.transB, full, vec, staging!, sgSize, st, !safe, smx === 'emulated', !safe, p.causal, p.groupB)
         : t.kind === 'reg' ? regDef(t, p.transA, p.transB, full, vec, st, staging, p.causal, act, p.groupB)
         : simpleDef(t, p.transA, p.transB, full, staging, p.causal, act, p.groupB);
       byKey.set(key, def);

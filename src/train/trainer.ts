@@ -14,6 +14,7 @@ import { warmupFactor } from '../kernels/optimizer.ref.js';
 import { findCheckpoint, loadOptimizerState, readTrainerState, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { loadPairsForModel } from './dataset.js';
 import { setAugPrecision, setPrecision } from '../engine/precision.js';
+import { checkedPrecision } from '../kernels/matmul-selfcheck.js';
 import { referenceLogps, type ReferenceLogps } from './reference.js';
 import { scorePairs } from './score.js';
 import { trainStep } from './step.js';
@@ -63,17 +64,19 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
     if (typeof loaded === 'number') tuneLoaded = loaded;
     if (loaded !== undefined) log(typeof loaded === 'number' ? `tuner: ${loaded} kernel choices from ${tuningFile}` : `tuner: ${loaded}`);
   }
-  const precision = setPrecision(gpu, o.precision ?? 'f32');
+  let precision = setPrecision(gpu, o.precision ?? 'f32');
   if (precision.note) log(precision.note);
   else if (precision.precision === 'mixed') log('mixed precision: f16 matmul operands on tensor cores, f32 accumulation, weights and optimizer');
   // The augmented pass (Sr losses, and the augmented accuracy of --eval-data): as the rest unless
   // --aug-precision says otherwise (precision.ts setAugPrecision).
-  const aug = setAugPrecision(gpu, precision.precision, o.augPrecision);
+  let aug = setAugPrecision(gpu, precision.precision, o.augPrecision);
   if (aug && !isSrLoss(o.loss) && !o.evalData) {
     log(`--aug-precision ${o.augPrecision}: ${o.loss} has no augmented pass and there is no --eval-data; it changes nothing here`);
   } else if (aug) {
     log(`augmented pass (policy and reference, no gradients): ${aug.description}`);
   }
+  // Products on native tensor cores: their kernels check themselves first (matmul-selfcheck.ts).
+  ({ main: precision, aug } = await checkedPrecision(gpu, precision, aug, log));
   const augMatmulPrecision = aug?.matmul;
   let interrupted = false;
   const onSigint = () => {

@@ -1,0 +1,251 @@
+// The tensor-core matmul checks itself on the adapter before a mixed-precision run uses it.
+//
+// Why: the tensor-core kernels (matmul-smx.ts) are tested natively only where a test run has a
+// tensor-core GPU (scripts/gpu-check.sh); everywhere else they pass emulated (smx-wgsl.ts), and the
+// emulation cannot show what a driver's cooperative matrices do with a given form (the tensor-core
+// attention passed emulated and failed natively on the first H100: attention-selfcheck.ts). A form
+// that computes wrong numbers would make a training run wrong without a word. So before a run puts
+// its products on tensor cores (`srk train` / `srk bench step` with mixed precision or
+// --aug-precision mixed, on an adapter with native f16 subgroup matrices), every tensor-core tiling
+// the products may take (SMX_CANDIDATES, and the rule tilings split along K) runs a few small products
+// in the forms the model uses, inputs from a fixed seed, against the float64 product bounded as f16
+// operands allow:
+//   - x W^T with a bias (direct stores from bias / alpha inside C, the scratch epilogue at its edges);
+//   - dy W accumulating, A scaled (C preloaded into the accumulators), every tile inside C;
+//   - dy^T x with a bias and accumulating, alpha -0.5 (the scratch epilogue), edge tiles;
+//   - x W^T from f16 operand copies (half.ts), every tile inside C;
+//   - attention's P V: A lower triangular (causal 'lowerA', entries above its diagonal holding 1e3
+//     that must read as 0), two products sharing one B (grouped-query attention);
+//   - attention's scores: only C's lower triangle (causal 'lowerC'), a batch of two;
+//   - the rule tilings only: the K split in two (matmul-splitk.ts) with a bias, accumulating.
+// Products that write C start from NaN, so an element left unwritten fails. A tuner candidate that
+// fails is left out of this adapter's candidates (matmul.ts excludeTiling); a failing split leaves out
+// the rule's split forms; a failing rule tiling turns on the safe forms (matmul.ts smxSafe: one stage,
+// the scratch epilogue, scales reduced without subgroups) and the rule tilings are checked again; if
+// they still fail, the run falls back to f32 with a warning. A few hundred small products; on an H100
+// their compiles take most of the time. SRK_SMX_CHECK=0 skips the check.
+import type { Gpu } from '../engine/gpu.js';
+import type { Tensor } from '../engine/tensor.js';
+import { Rng } from '../init/prng.js';
+import { envChoice } from '../engine/env.js';
+import { matmul, excludeTiling, splitForms, useSafeTensorCoreForms, smxSafe, smxTilingFits, SMX_128, SMX_64, SMX_CANDIDATES, type MatmulArgs } from './matmul.js';
+import { tileName, type MatmulTile } from './matmul-shared.js';
+import { matmulRef } from './matmul.ref.js';
+import { halfCopy } from './half.js';
+import type { AugPrecisionChoice, PrecisionChoice } from '../engine/precision.js';
+
+/** One check product: shapes and epilogue as matmul takes them; `batch` products `groupB` to a B. */
+export interface SmxCheckCase {
+  what: string;
+  M: number; N: number; K: number;
+  transA?: boolean; transB?: boolean;
+  bias?: boolean; accumulate?: boolean; alpha?: number; scaleA?: boolean;
+  /** Operands as f16 copies (half.ts) instead of f32. */
+  copies?: boolean;
+  causal?: 'lowerA' | 'lowerC';
+  batch?: number; groupB?: number;
+  /** The tiling's split-K form in 2 (rule tilings only). */
+  split?: boolean;
+}
+
+/** The cases for a tiling (header comment): edges past one tile, wholly inside C, K not a multiple of BK. */
+export function smxCheckCases(t: MatmulTile, rule: boolean): SmxCheckCase[] {
+  const M = t.BM + 24; const N = t.BN + 40;
+  const cases: SmxCheckCase[] = [
+    { what: 'x W^T with a bias', M, N, K: 88, transB: true, bias: true },
+    { what: 'dy W accumulating, A scaled, tiles inside C', M: 2 * t.BM, N: t.BN, K: 128, accumulate: true, alpha: 0.5, scaleA: true },
+    { what: 'dy^T x with a bias, accumulating, alpha -0.5', M, N, K: 72, transA: true, bias: true, accumulate: true, alpha: -0.5, scaleA: true },
+    { what: 'x W^T from f16 copies, tiles inside C', M: t.BM, N: 2 * t.BN, K: 128, transB: true, copies: true },
+    { what: 'P V, A lower triangular, two products on one B', M, N: 64, K: M, causal: 'lowerA', batch: 2, groupB: 2 },
+    { what: 'scores, C lower triangle, a batch of two', M, N: M, K: 64, transB: true, causal: 'lowerC', batch: 2, alpha: 0.125 },
+  ];
+  if (rule) cases.push({ what: 'K split in two, with a bias, accumulating', M, N, K: 1040, bias: true, accumulate: true, alpha: -0.5, split: true });
+  return cases;
+}
+
+interface Recorded { c: SmxCheckCase; read: () => Promise<string | undefined>; tensors: Tensor[] }
+
+/**
+ * Records one case through `tile` (its split form when c.split); returns what is wrong with it once
+ * read back after the GPU has run it (undefined: nothing), and the tensors to release after.
+ */
+function recordCase(gpu: Gpu, tile: MatmulTile, c: SmxCheckCase, seed: number): Recorded {
+  const batch = c.batch ?? 1; const groupB = c.groupB ?? 1;
+  const rng = new Rng(20261128, seed);
+  const normals = (n: number) => rng.fillNormal(new Float32Array(n), 1);
+  const a = normals(batch * c.M * c.K);
+  if (c.causal === 'lowerA') {
+    // Above A's diagonal: values the kernel must not read (it takes them as 0).
+    for (let i = 0; i < a.length; i++) if (i % c.K > Math.floor(i / c.K) % c.M) a[i] = 1e3;
+  }
+  const b = normals((batch / groupB) * c.K * c.N);
+  const bias = c.bias ? normals(c.N) : undefined;
+  const c0 = c.accumulate ? normals(batch * c.M * c.N) : new Float32Array(batch * c.M * c.N).fill(NaN);
+  const ta = gpu.tensor([a.length], a); const tb = gpu.tensor([b.length], b); const tc = gpu.tensor([c0.length], c0);
+  const tbias = bias ? gpu.tensor([bias.length], bias) : undefined;
+  const tensors = [ta, tb, tc, ...(tbias ? [tbias] : [])];
+  let opA: Tensor = ta; let opB: Tensor = tb;
+  if (c.copies) {
+    opA = gpu.pool.acquire([a.length], 'f16'); opB = gpu.pool.acquire([b.length], 'f16');
+    halfCopy(gpu, { x: ta, out: opA, n: a.length }); halfCopy(gpu, { x: tb, out: opB, n: b.length });
+    tensors.push(opA, opB);
+  }
+  const args: MatmulArgs = {
+    a: opA, b: opB, c: tc, M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB,
+    bias: tbias, accumulate: c.accumulate, alpha: c.alpha, scaleA: c.scaleA, precision: 'f16',
+    tile: c.split ? splitForms(tile)[0] : tile, causal: c.causal,
+    ...(batch > 1 ? { batch, groupB, strideA: c.M * c.K, strideB: c.K * c.N, strideC: c.M * c.N } : {}),
+  };
+  matmul(gpu, args);
+  const read = async () => judgeCase(c, a, b, bias, c0, await gpu.readF32(tc));
+  return { c, read, tensors };
+}
+
+/**
+ * What is wrong with `got` for case c (undefined: nothing): each element against the float64 product
+ * of the f32 inputs, allowed what f16 operands (relative error under 2^-10 each, either rounding
+ * direction) and f32 sums allow, twice over. 'lowerC' products are compared on C's lower triangle.
+ */
+export function judgeCase(c: SmxCheckCase, a: Float32Array, b: Float32Array, bias: Float32Array | undefined,
+  c0: Float32Array, got: Float32Array): string | undefined {
+  const batch = c.batch ?? 1; const groupB = c.groupB ?? 1; const alpha = c.alpha ?? 1;
+  const MK = c.M * c.K; const KN = c.K * c.N; const MN = c.M * c.N;
+  let worst = 0; let at = '';
+  for (let i = 0; i < batch; i++) {
+    const ai = a.subarray(i * MK, (i + 1) * MK); const bi = b.subarray(Math.floor(i / groupB) * KN, (Math.floor(i / groupB) + 1) * KN);
+    const ci = c0.subarray(i * MN, (i + 1) * MN);
+    const common = { M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB, lowerA: c.causal === 'lowerA' };
+    const exact = matmulRef({ ...common, a: ai, b: bi, bias, c: ci, accumulate: c.accumulate, alpha });
+    const absProd = matmulRef({ ...common, a: Array.from(ai, Math.abs), b: Array.from(bi, Math.abs) });
+    for (let m = 0; m < c.M; m++) {
+      for (let n = 0; n < c.N; n++) {
+        if (c.causal === 'lowerC' && n > m) continue;
+        const e = m * c.N + n;
+        const s = Math.abs(alpha) * absProd[e];
+        const addends = (bias ? Math.abs(bias[n]) : 0) + (c.accumulate ? Math.abs(ci[e]) : 0);
+        const allowed = 2 * ((2 ** -9 + 2 ** -20) * s + 1e-6 * (s + addends)) + 1e-30;
+        const r = Math.abs(got[i * MN + e] - exact[e]) / allowed;
+        const ratio = Number.isNaN(r) ? Infinity : r;
+        if (ratio > worst) { worst = ratio; at = `[${i}, ${m}, ${n}]: ${got[i * MN + e]} for ${exact[e].toPrecision(6)}`; }
+      }
+    }
+  }
+  return worst <= 1 ? undefined : `${c.what}: ${Number.isFinite(worst) ? `${worst.toPrecision(3)} times the f16 bound` : 'not finite'} at ${at}`;
+}
+
+/** Per tiling, what went wrong in its cases: the split form's apart. */
+export type TilingFindings = Map<MatmulTile, { plain: string[]; split: string[] }>;
+/** Runs the cases of `tilings` (the split case for those among `rules`). */
+export type TilingRunner = (gpu: Gpu, tilings: readonly MatmulTile[], rules: readonly MatmulTile[]) => Promise<TilingFindings>;
+
+/**
+ * Runs the cases of each tiling on the adapter (the runner checkTensorCoreMatmul uses), those `only`
+ * keeps. Any tiling matmul takes runs them: tests run them on the f32 kernels too (f16 operands).
+ */
+export async function runTilings(gpu: Gpu, tilings: readonly MatmulTile[], rules: readonly MatmulTile[],
+  only: (c: SmxCheckCase) => boolean = () => true): Promise<TilingFindings> {
+  const out: TilingFindings = new Map();
+  for (const t of tilings) {
+    const found = { plain: [] as string[], split: [] as string[] };
+    out.set(t, found);
+    const device = gpu.device;
+    device.pushErrorScope('internal');
+    device.pushErrorScope('validation');
+    const recorded: Recorded[] = [];
+    try {
+      smxCheckCases(t, rules.includes(t)).forEach((c, i) => { if (only(c)) recorded.push(recordCase(gpu, t, c, i)); });
+      gpu.recorder.flush();
+    } catch (e) {
+      found.plain.push(`error: ${(e as Error).message}`);
+    }
+    const errors = (await Promise.all([device.popErrorScope(), device.popErrorScope()])).filter((e) => e);
+    if (errors.length) found.plain.push(...errors.map((e) => `adapter error: ${e!.message}`));
+    for (const r of recorded) {
+      try {
+        if (!errors.length) {
+          const bad = await r.read();
+          if (bad) (r.c.split ? found.split : found.plain).push(bad);
+        }
+      } finally {
+        gpu.pool.release(...r.tensors);
+      }
+    }
+  }
+  return out;
+}
+
+/** What the check found and did. */
+export interface TensorCoreCheck {
+  /** Whether the run may put its products on tensor cores (false: it runs f32). */
+  usable: boolean;
+  /** Whether the tensor-core kernels run in their safe forms (a rule tiling failed in its default form). */
+  safe: boolean;
+  /** Tuner candidates left out, by name, with why. */
+  excluded: string[];
+  /** What failed in the rule tilings (empty when usable and not safe). */
+  why: string[];
+  /** Tilings checked, and the check's wall time. */
+  tilings: number; ms: number;
+}
+
+/**
+ * Checks the tensor-core tilings on gpu (all of SMX_CANDIDATES that fit it, or `tilings`) and applies
+ * what it finds (header comment). Needs gpu.smxMode (native, or emulated for tests).
+ */
+export async function checkTensorCoreMatmul(gpu: Gpu, tilings: readonly MatmulTile[] = SMX_CANDIDATES, run: TilingRunner = runTilings): Promise<TensorCoreCheck> {
+  if (!gpu.smxMode) throw new Error('checkTensorCoreMatmul: this adapter has no tensor-core kernels (gpu.smxMode)');
+  const t0 = performance.now();
+  const rules = [SMX_128, SMX_64].filter((t) => tilings.includes(t));
+  const fits = tilings.filter((t) => smxTilingFits(gpu, t));
+  const found = await run(gpu, fits, rules);
+  const excluded: string[] = [];
+  for (const [t, f] of found) {
+    if (f.split.length) {
+      for (const s of splitForms(t)) excludeTiling(gpu, s);
+      excluded.push(`${tileName(t)} split along K (${f.split.join('; ')})`);
+    }
+    if (f.plain.length && !rules.includes(t)) { excludeTiling(gpu, t); excluded.push(`${tileName(t)} (${f.plain.join('; ')})`); }
+  }
+  const ruleWhy = rules.flatMap((t) => found.get(t)?.plain.map((w) => `${tileName(t)}: ${w}`) ?? []);
+  const done = (usable: boolean, why: string[]): TensorCoreCheck =>
+    ({ usable, safe: smxSafe(gpu), excluded, why, tilings: fits.length, ms: performance.now() - t0 });
+  if (ruleWhy.length === 0) return done(true, []);
+  if (smxSafe(gpu)) return done(false, ruleWhy);
+  useSafeTensorCoreForms(gpu);
+  const again = await run(gpu, rules, []);
+  const safeWhy = rules.flatMap((t) => again.get(t)?.plain.map((w) => `${tileName(t)} (safe forms): ${w}`) ?? []);
+  return done(safeWhy.length === 0, [...ruleWhy, ...safeWhy]);
+}
+
+/** A line for the run's log. */
+export function describeCheck(r: TensorCoreCheck): string {
+  const head = `tensor-core matmul: ${r.tilings} tilings checked on this adapter in ${(r.ms / 1000).toFixed(1)} s`;
+  const parts = [r.usable ? (r.safe ? 'the default forms failed, the safe forms pass (SRK_SMX_SAFE=1 does the same)' : 'all as computed in float64')
+    : 'they fail even in their safe forms'];
+  if (r.excluded.length) parts.push(`left out of tuning: ${r.excluded.join('; ')}`);
+  if (r.why.length) parts.push(`failed: ${r.why.join('; ')}`);
+  return `${head}: ${parts.join('; ')}`;
+}
+
+/**
+ * The precision choices after the check: unchanged where no product runs on native tensor cores, the
+ * check passes, or SRK_SMX_CHECK=0; else f32 (gpu.matmulPrecision and the augmented pass's), with a
+ * note saying why. `log` gets the check's line.
+ */
+export async function checkedPrecision(gpu: Gpu, main: PrecisionChoice, aug: AugPrecisionChoice | undefined,
+  log: (line: string) => void, check: (gpu: Gpu) => Promise<TensorCoreCheck> = checkTensorCoreMatmul):
+  Promise<{ main: PrecisionChoice; aug: AugPrecisionChoice | undefined }> {
+  const mode = envChoice('SRK_SMX_CHECK', ['0', '1']);
+  const onTc = main.precision === 'mixed' || aug?.matmul === 'f16';
+  if (!onTc || mode === '0' || !(gpu.smxMode === 'native' || (mode === '1' && gpu.smxMode))) return { main, aug };
+  const r = await check(gpu);
+  log(describeCheck(r));
+  if (r.usable) return { main, aug };
+  const note = 'the tensor-core matmul failed its check on this adapter (above); running f32';
+  if (gpu.matmulPrecision === 'f16') gpu.matmulPrecision = 'f32';
+  console.warn(`srk: ${note}`);
+  return {
+    main: main.precision === 'mixed' ? { precision: 'f32', note } : main,
+    aug: aug && aug.matmul === 'f16' ? { precision: 'f32', note, matmul: 'f32', description: note } : aug,
+  };
+}
