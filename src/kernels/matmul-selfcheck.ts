@@ -22,13 +22,15 @@
 // fails is left out of this adapter's candidates (matmul.ts excludeTiling); a failing split leaves out
 // the rule's split forms; a failing rule tiling turns on the safe forms (matmul.ts smxSafe: one stage,
 // the scratch epilogue, scales reduced without subgroups) and the rule tilings are checked again; if
-// they still fail, the run falls back to f32 with a warning. A few hundred small products; on an H100
-// their compiles take most of the time. SRK_SMX_CHECK=0 skips the check.
+// they still fail, the run falls back to f32 with a warning. A kernel the adapter refuses to build is a
+// failure of its tiling too (every case's kernels are built first, all at once and asynchronously).
+// About sixty small products: their kernels' builds take most of the time. SRK_SMX_CHECK=0 skips it.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
+import type { KernelDef } from '../engine/kernel.js';
 import { Rng } from '../init/prng.js';
 import { envChoice } from '../engine/env.js';
-import { matmul, excludeTiling, splitForms, useSafeTensorCoreForms, smxSafe, smxTilingFits, SMX_128, SMX_64, SMX_CANDIDATES, type MatmulArgs } from './matmul.js';
+import { matmul, matmulDefs, excludeTiling, splitForms, useSafeTensorCoreForms, smxSafe, smxTilingFits, SMX_128, SMX_64, SMX_CANDIDATES, type MatmulArgs } from './matmul.js';
 import { tileName, type MatmulTile } from './matmul-shared.js';
 import { matmulRef } from './matmul.ref.js';
 import { halfCopy } from './half.js';
@@ -63,13 +65,16 @@ export function smxCheckCases(t: MatmulTile, rule: boolean): SmxCheckCase[] {
   return cases;
 }
 
-interface Recorded { c: SmxCheckCase; read: () => Promise<string | undefined>; tensors: Tensor[] }
+/** One case made ready: its inputs, its tensors (uploaded), the arguments matmul takes. */
+interface Prepared {
+  c: SmxCheckCase; a: Float32Array; b: Float32Array; bias?: Float32Array; c0: Float32Array;
+  /** C on the GPU; with copies, the f32 operands and their f16 copies to make first. */
+  tc: Tensor; copies?: [Tensor, Tensor, Tensor, Tensor];
+  args: MatmulArgs; tensors: Tensor[];
+}
 
-/**
- * Records one case through `tile` (its split form when c.split); returns what is wrong with it once
- * read back after the GPU has run it (undefined: nothing), and the tensors to release after.
- */
-function recordCase(gpu: Gpu, tile: MatmulTile, c: SmxCheckCase, seed: number): Recorded {
+/** Inputs (a fixed seed per case) and tensors for case c through `tile` (its split form when c.split). */
+function prepareCase(gpu: Gpu, tile: MatmulTile, c: SmxCheckCase, seed: number): Prepared {
   const batch = c.batch ?? 1; const groupB = c.groupB ?? 1;
   const rng = new Rng(20261128, seed);
   const normals = (n: number) => rng.fillNormal(new Float32Array(n), 1);
@@ -84,21 +89,27 @@ function recordCase(gpu: Gpu, tile: MatmulTile, c: SmxCheckCase, seed: number): 
   const ta = gpu.tensor([a.length], a); const tb = gpu.tensor([b.length], b); const tc = gpu.tensor([c0.length], c0);
   const tbias = bias ? gpu.tensor([bias.length], bias) : undefined;
   const tensors = [ta, tb, tc, ...(tbias ? [tbias] : [])];
-  let opA: Tensor = ta; let opB: Tensor = tb;
+  let copies: Prepared['copies'];
   if (c.copies) {
-    opA = gpu.pool.acquire([a.length], 'f16'); opB = gpu.pool.acquire([b.length], 'f16');
-    halfCopy(gpu, { x: ta, out: opA, n: a.length }); halfCopy(gpu, { x: tb, out: opB, n: b.length });
-    tensors.push(opA, opB);
+    copies = [ta, gpu.pool.acquire([a.length], 'f16'), tb, gpu.pool.acquire([b.length], 'f16')];
+    tensors.push(copies[1], copies[3]);
   }
   const args: MatmulArgs = {
-    a: opA, b: opB, c: tc, M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB,
+    a: copies?.[1] ?? ta, b: copies?.[3] ?? tb, c: tc, M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB,
     bias: tbias, accumulate: c.accumulate, alpha: c.alpha, scaleA: c.scaleA, precision: 'f16',
     tile: c.split ? splitForms(tile)[0] : tile, causal: c.causal,
     ...(batch > 1 ? { batch, groupB, strideA: c.M * c.K, strideB: c.K * c.N, strideC: c.M * c.N } : {}),
   };
-  matmul(gpu, args);
-  const read = async () => judgeCase(c, a, b, bias, c0, await gpu.readF32(tc));
-  return { c, read, tensors };
+  return { c, a, b, bias, c0, tc, copies, args, tensors };
+}
+
+/** Records a prepared case: the f16 copies, then the product. */
+function recordCase(gpu: Gpu, p: Prepared): void {
+  if (p.copies) {
+    const [xa, ha, xb, hb] = p.copies;
+    halfCopy(gpu, { x: xa, out: ha, n: xa.numel }); halfCopy(gpu, { x: xb, out: hb, n: xb.numel });
+  }
+  matmul(gpu, p.args);
 }
 
 /**
@@ -141,35 +152,51 @@ export type TilingRunner = (gpu: Gpu, tilings: readonly MatmulTile[], rules: rea
 /**
  * Runs the cases of each tiling on the adapter (the runner checkTensorCoreMatmul uses), those `only`
  * keeps. Any tiling matmul takes runs them: tests run them on the f32 kernels too (f16 operands).
+ * Every case's kernels are built first, all at once and asynchronously (the driver may compile them
+ * side by side; kernel.ts checked()), so a kernel the adapter refuses is a finding, not a device error.
  */
 export async function runTilings(gpu: Gpu, tilings: readonly MatmulTile[], rules: readonly MatmulTile[],
   only: (c: SmxCheckCase) => boolean = () => true): Promise<TilingFindings> {
   const out: TilingFindings = new Map();
-  for (const t of tilings) {
+  const device = gpu.device;
+  const work = tilings.map((t) => {
     const found = { plain: [] as string[], split: [] as string[] };
     out.set(t, found);
-    const device = gpu.device;
-    device.pushErrorScope('internal');
-    device.pushErrorScope('validation');
-    const recorded: Recorded[] = [];
+    const cases = smxCheckCases(t, rules.includes(t)).map((c, i) => ({ c, i })).filter(({ c }) => only(c))
+      .map(({ c, i }) => prepareCase(gpu, t, c, i));
+    let defs: KernelDef[] = [];
     try {
-      smxCheckCases(t, rules.includes(t)).forEach((c, i) => { if (only(c)) recorded.push(recordCase(gpu, t, c, i)); });
-      gpu.recorder.flush();
+      defs = cases.flatMap((p) => matmulDefs(gpu, p.args));
     } catch (e) {
       found.plain.push(`error: ${(e as Error).message}`);
     }
-    const errors = (await Promise.all([device.popErrorScope(), device.popErrorScope()])).filter((e) => e);
-    if (errors.length) found.plain.push(...errors.map((e) => `adapter error: ${e!.message}`));
-    for (const r of recorded) {
+    return { t, found, cases, defs };
+  });
+  try {
+    const building = work.flatMap((w) => w.defs).map((d) => gpu.kernels.checked(d));
+    await Promise.all(building.map((st) => ('pending' in st ? st.pending : undefined)));
+    for (const { found, cases, defs } of work) {
+      if (found.plain.length) continue;
+      const refused = defs.flatMap((d) => { const st = gpu.kernels.checked(d); return 'failed' in st ? [`the adapter refused ${d.name}: ${st.failed}`] : []; });
+      if (refused.length) { found.plain.push(...new Set(refused)); continue; }
+      device.pushErrorScope('internal');
+      device.pushErrorScope('validation');
       try {
-        if (!errors.length) {
-          const bad = await r.read();
-          if (bad) (r.c.split ? found.split : found.plain).push(bad);
-        }
-      } finally {
-        gpu.pool.release(...r.tensors);
+        for (const p of cases) recordCase(gpu, p);
+        gpu.recorder.flush();
+      } catch (e) {
+        found.plain.push(`error: ${(e as Error).message}`);
+      }
+      const errors = (await Promise.all([device.popErrorScope(), device.popErrorScope()])).filter((e) => e);
+      if (errors.length) { found.plain.push(...errors.map((e) => `adapter error: ${e!.message}`)); continue; }
+      if (found.plain.length) continue;
+      for (const p of cases) {
+        const bad = judgeCase(p.c, p.a, p.b, p.bias, p.c0, await gpu.readF32(p.tc));
+        if (bad) (p.c.split ? found.split : found.plain).push(bad);
       }
     }
+  } finally {
+    for (const w of work) for (const p of w.cases) gpu.pool.release(...p.tensors);
   }
   return out;
 }

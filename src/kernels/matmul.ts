@@ -341,6 +341,23 @@ export function matmulKernels(gpu: Gpu, args: MatmulArgs): string[] {
   return names;
 }
 
+// Where a dry run also collects the matmul kernels' definitions (matmulDefs; set only during one).
+let DEF_SINK: KernelDef[] | undefined;
+/**
+ * The definitions of the matmul kernels (not the split-K reduction or activation passes) that
+ * matmul(gpu, args) would dispatch, nothing compiled or run: for building them ahead, asynchronously
+ * (matmul-selfcheck.ts).
+ */
+export function matmulDefs(gpu: Gpu, args: MatmulArgs): KernelDef[] {
+  DEF_SINK = [];
+  try {
+    exec(gpu, problem(gpu, args), []);
+    return DEF_SINK;
+  } finally {
+    DEF_SINK = undefined;
+  }
+}
+
 /**
  * Operands the 'reg' kernel may read/write as vec4: every quad it touches (4 elements along the
  * contiguous storage dimension, starting at a multiple of 4) must start at a 16-byte boundary of
@@ -643,7 +660,7 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
     return def;
   };
   let def = defOf(tile, stages);
-  if (dry) { dry.push(def.name); return; }
+  if (dry) { dry.push(def.name); DEF_SINK?.push(def); return; }
   let kernel = candidate ? gpu.tuner!.built(gpu.kernels, candidate.key, candidate.labels, candidate.index, def) : gpu.kernels.get(def);
   if (!kernel) {
     ({ tile, stages } = candidate!.rule);
