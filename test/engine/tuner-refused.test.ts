@@ -10,14 +10,8 @@ import { Tuner } from '../../src/engine/tuner.js';
 
 // The 64x128 register tiling's WGSL broken on purpose (a type error), as a driver might refuse a
 // kernel its compiler cannot build.
-vi.mock('../../src/kernels/matmul-simt.js', async (importOriginal) => {
-  const mod = await importOriginal<typeof import('../../src/kernels/matmul-simt.js')>();
-  const regDef: typeof mod.regDef = (t, ...rest) => {
-    const def = mod.regDef(t, ...rest);
-    return t.BM === 64 && t.BN === 128 ? { ...def, code: `${def.code}\nconst broken: u32 = 1.5;` } : def;
-  };
-  return { ...mod, regDef };
-});
+vi.mock('../../src/kernels/matmul-simt.js', async (importOriginal) =>
+  (await import('../helpers/broken-tiling.js')).withBrokenRegTiling(await importOriginal()));
 
 // lavapipe compiles the candidates' unrolled kernels about twice as fast without LLVM's optimization
 // passes; set before this file's GPU device (its own process) loads the driver.

@@ -3,22 +3,17 @@
 import { describe, expect, it, vi } from 'vitest';
 import { getGpu } from '../helpers/gpu.js';
 import { runTilings } from '../../src/kernels/matmul-selfcheck.js';
-import { SIMPLE_64, type MatmulTile } from '../../src/kernels/matmul.js';
+import { SIMPLE_64 } from '../../src/kernels/matmul.js';
+import { BROKEN_TILING } from '../helpers/broken-tiling.js';
 
-// The 64x128 register tiling's WGSL broken on purpose (a type error), as a driver might refuse a kernel.
-vi.mock('../../src/kernels/matmul-simt.js', async (importOriginal) => {
-  const mod = await importOriginal<typeof import('../../src/kernels/matmul-simt.js')>();
-  const regDef: typeof mod.regDef = (t, ...rest) => {
-    const def = mod.regDef(t, ...rest);
-    return t.BM === 64 && t.BN === 128 ? { ...def, code: `${def.code}\nconst broken: u32 = 1.5;` } : def;
-  };
-  return { ...mod, regDef };
-});
+// The 64x128 register tiling's WGSL broken on purpose (helpers/broken-tiling.ts), as a driver might refuse a kernel.
+vi.mock('../../src/kernels/matmul-simt.js', async (importOriginal) =>
+  (await import('../helpers/broken-tiling.js')).withBrokenRegTiling(await importOriginal()));
 
 describe('tensor-core matmul self-check, a refused tiling', () => {
   it('is a finding of that tiling alone; no device error', async () => {
     const gpu = await getGpu();
-    const broken: MatmulTile = { BM: 64, BN: 128, BK: 16, TM: 4, TN: 8, kind: 'reg' };
+    const broken = BROKEN_TILING;
     const found = await runTilings(gpu, [broken, SIMPLE_64], [], (c) => !c.copies && !c.causal);
     expect(found.get(SIMPLE_64)).toEqual({ plain: [], split: [] });
     const bad = found.get(broken)!;
