@@ -7,7 +7,8 @@
 // that computes wrong numbers would make a training run wrong without a word. So before a run puts
 // its products on tensor cores (`srk train` / `srk bench step` with mixed precision or
 // --aug-precision mixed, on an adapter with native f16 subgroup matrices), every tensor-core tiling
-// the products may take (SMX_CANDIDATES, and the rule tilings split along K) runs a few small products
+// the products may take (SMX_CANDIDATES and the rule tilings split along K where the tuner picks among
+// them, else the two rule tilings) runs a few small products
 // in the forms the model uses, inputs from a fixed seed, against the float64 product bounded as f16
 // operands allow:
 //   - x W^T with a bias (direct stores from bias / alpha inside C, the scratch epilogue at its edges);
@@ -216,15 +217,20 @@ export interface TensorCoreCheck {
 }
 
 /**
- * Checks the tensor-core tilings on gpu (all of SMX_CANDIDATES that fit it, or `tilings`) and applies
- * what it finds (header comment). Needs gpu.smxMode (native, or emulated for tests).
+ * Checks the tensor-core tilings on gpu and applies what it finds (header comment): by default those
+ * its products may take, i.e. all of SMX_CANDIDATES that fit it with a tuner on native tensor cores,
+ * else the two rule tilings alone (and their split forms only with such a tuner, which alone picks
+ * them). Needs gpu.smxMode (native, or emulated for tests).
  */
-export async function checkTensorCoreMatmul(gpu: Gpu, tilings: readonly MatmulTile[] = SMX_CANDIDATES, run: TilingRunner = runTilings): Promise<TensorCoreCheck> {
+export async function checkTensorCoreMatmul(gpu: Gpu, tilings?: readonly MatmulTile[], run: TilingRunner = runTilings): Promise<TensorCoreCheck> {
   if (!gpu.smxMode) throw new Error('checkTensorCoreMatmul: this adapter has no tensor-core kernels (gpu.smxMode)');
   const t0 = performance.now();
-  const rules = [SMX_128, SMX_64].filter((t) => tilings.includes(t));
-  const fits = tilings.filter((t) => smxTilingFits(gpu, t));
-  const found = await run(gpu, fits, rules);
+  const tuned = !!gpu.tuner && gpu.smxMode === 'native';
+  const which = tilings ?? (tuned ? SMX_CANDIDATES : [SMX_128, SMX_64]);
+  const rules = [SMX_128, SMX_64].filter((t) => which.includes(t));
+  const fits = which.filter((t) => smxTilingFits(gpu, t));
+  const withSplit = tuned || tilings !== undefined;
+  const found = await run(gpu, fits, withSplit ? rules : []);
   const excluded: string[] = [];
   for (const [t, f] of found) {
     if (f.split.length) {

@@ -8,7 +8,7 @@ import { makeRng } from '../helpers/random.js';
 import { checkTensorCoreMatmul, checkedPrecision, judgeCase, runTilings, smxCheckCases, type SmxCheckCase } from '../../src/kernels/matmul-selfcheck.js';
 import { matmulRef } from '../../src/kernels/matmul.ref.js';
 import { roundF16 } from '../../src/kernels/absmax.ref.js';
-import { excludeTiling, matmulCandidates, matmulKernels, resetTensorCoreFindings, smxSafe, splitForms, useSafeTensorCoreForms, SIMPLE_64, SMX_128, SMX_64, SMX_CANDIDATES } from '../../src/kernels/matmul.js';
+import { excludeTiling, matmulCandidates, matmulKernels, resetTensorCoreFindings, smxSafe, smxTilingFits, splitForms, useSafeTensorCoreForms, SIMPLE_64, SMX_128, SMX_64, SMX_CANDIDATES } from '../../src/kernels/matmul.js';
 import { tileName, type MatmulTile } from '../../src/kernels/matmul-shared.js';
 import { Tuner } from '../../src/engine/tuner.js';
 import type { Gpu } from '../../src/engine/gpu.js';
@@ -80,7 +80,7 @@ describe(`tensor-core matmul self-check (seed ${rng.seed})`, () => {
     // compiles each such pipeline in ~10 s; matmul-f16.test.ts checks their forms) the first case.
     const tc = await withTensorCores(gpu, async (emulated) => {
       try {
-        if (!emulated) return await checkTensorCoreMatmul(gpu);
+        if (!emulated) return await checkTensorCoreMatmul(gpu, SMX_CANDIDATES);
         return await runTilings(gpu, [SMX_64], [], (c) => c.what === 'x W^T with a bias');
       } finally { resetTensorCoreFindings(gpu); }
     });
@@ -135,6 +135,30 @@ describe(`tensor-core matmul self-check (seed ${rng.seed})`, () => {
         }
       } finally {
         resetTensorCoreFindings(gpu);
+      }
+    });
+  });
+
+  it('checks the rule tilings alone where no tuner picks others, and every candidate (splits too) where one does', async () => {
+    const gpu = await getGpu();
+    await withTensorCores(gpu, async () => {
+      const seen: { tilings: string[]; rules: string[] }[] = [];
+      const runner = async (_: Gpu, tilings: readonly MatmulTile[], rules: readonly MatmulTile[]) => {
+        seen.push({ tilings: tilings.map(tileName), rules: rules.map(tileName) });
+        return new Map(tilings.map((t) => [t, { plain: [] as string[], split: [] as string[] }]));
+      };
+      const native = Object.create(gpu, { smxMode: { get: () => 'native' }, tuner: { value: new Tuner(gpu.device) } }) as Gpu;
+      try {
+        expect(await checkTensorCoreMatmul(gpu, undefined, runner)).toMatchObject({ usable: true, tilings: 2 });
+        expect(await checkTensorCoreMatmul(native, undefined, runner)).toMatchObject({ usable: true });
+        const fit = SMX_CANDIDATES.filter((t) => smxTilingFits(native, t)).map(tileName);
+        expect(seen).toEqual([
+          { tilings: [tileName(SMX_128), tileName(SMX_64)], rules: [] },
+          { tilings: fit, rules: [tileName(SMX_128), tileName(SMX_64)] },
+        ]);
+        expect(fit.length).toBeGreaterThan(2);
+      } finally {
+        resetTensorCoreFindings(gpu); resetTensorCoreFindings(native);
       }
     });
   });
