@@ -16,8 +16,9 @@
 //   - dy^T x with a bias and accumulating, alpha -0.5 (the scratch epilogue), edge tiles;
 //   - x W^T from f16 operand copies (half.ts), every tile inside C;
 //   - attention's P V: A lower triangular (causal 'lowerA', entries above its diagonal holding 1e3
-//     that must read as 0), two products sharing one B (grouped-query attention);
-//   - attention's scores: only C's lower triangle (causal 'lowerC'), a batch of two;
+//     that must read as 0), two products sharing one B (grouped-query attention), in two groups (rows);
+//   - attention's scores: only C's lower triangle (causal 'lowerC'), two groups of two products;
+//     the groups lie apart with NaN between them, which no product may read;
 //   - the rule tilings only: the K split in two (matmul-splitk.ts) with a bias, accumulating.
 // Products that write C start from NaN, so an element left unwritten fails. A tuner candidate that
 // fails is left out of this adapter's candidates (matmul.ts excludeTiling); a failing split leaves out
@@ -47,6 +48,8 @@ export interface SmxCheckCase {
   copies?: boolean;
   causal?: 'lowerA' | 'lowerC';
   batch?: number; groupB?: number;
+  /** Groups of `batch` products (attention's rows, of heads), GAP elements apart beyond their batch. */
+  outer?: number;
   /** The tiling's split-K form in 2 (rule tilings only). */
   split?: boolean;
 }
@@ -59,8 +62,8 @@ export function smxCheckCases(t: MatmulTile, rule: boolean): SmxCheckCase[] {
     { what: 'dy W accumulating, A scaled, tiles inside C', M: 2 * t.BM, N: t.BN, K: 128, accumulate: true, alpha: 0.5, scaleA: true },
     { what: 'dy^T x with a bias, accumulating, alpha -0.5', M, N, K: 72, transA: true, bias: true, accumulate: true, alpha: -0.5, scaleA: true },
     { what: 'x W^T from f16 copies, tiles inside C', M: t.BM, N: 2 * t.BN, K: 128, transB: true, copies: true },
-    { what: 'P V, A lower triangular, two products on one B', M, N: 64, K: M, causal: 'lowerA', batch: 2, groupB: 2 },
-    { what: 'scores, C lower triangle, a batch of two', M, N: M, K: 64, transB: true, causal: 'lowerC', batch: 2, alpha: 0.125 },
+    { what: 'P V, A lower triangular, two products on one B, two groups', M, N: 64, K: M, causal: 'lowerA', batch: 2, groupB: 2, outer: 2 },
+    { what: 'scores, C lower triangle, two groups of two', M, N: M, K: 64, transB: true, causal: 'lowerC', batch: 2, outer: 2, alpha: 0.125 },
   ];
   if (rule) cases.push({ what: 'K split in two, with a bias, accumulating', M, N, K: 1040, bias: true, accumulate: true, alpha: -0.5, split: true });
   return cases;
@@ -74,19 +77,38 @@ interface Prepared {
   args: MatmulArgs; tensors: Tensor[];
 }
 
+/** Elements between outer groups beyond their batch: filled with NaN, which no product may read. */
+const GAP = 8;
+
+/** Where case c's products lie: the per-product strides, the group strides, the total lengths. */
+export function caseLayout(c: SmxCheckCase) {
+  const batch = c.batch ?? 1; const groupB = c.groupB ?? 1; const outer = c.outer ?? 1;
+  const sA = c.M * c.K; const sB = c.K * c.N; const sC = c.M * c.N;
+  const oA = batch * sA + (outer > 1 ? GAP : 0); const oB = (batch / groupB) * sB + (outer > 1 ? GAP : 0);
+  const oC = batch * sC + (outer > 1 ? GAP : 0);
+  return { batch, groupB, outer, sA, sB, sC, oA, oB, oC, lenA: outer * oA, lenB: outer * oB, lenC: outer * oC };
+}
+
 /** Inputs (a fixed seed per case) and tensors for case c through `tile` (its split form when c.split). */
 function prepareCase(gpu: Gpu, tile: MatmulTile, c: SmxCheckCase, seed: number): Prepared {
-  const batch = c.batch ?? 1; const groupB = c.groupB ?? 1;
+  const L = caseLayout(c);
   const rng = new Rng(20261128, seed);
   const normals = (n: number) => rng.fillNormal(new Float32Array(n), 1);
-  const a = normals(batch * c.M * c.K);
-  if (c.causal === 'lowerA') {
-    // Above A's diagonal: values the kernel must not read (it takes them as 0).
-    for (let i = 0; i < a.length; i++) if (i % c.K > Math.floor(i / c.K) % c.M) a[i] = 1e3;
+  const a = normals(L.lenA); const b = normals(L.lenB);
+  const c0 = c.accumulate ? normals(L.lenC) : new Float32Array(L.lenC).fill(NaN);
+  for (let o = 1; o < L.outer; o++) {
+    a.fill(NaN, o * L.oA - GAP, o * L.oA); b.fill(NaN, o * L.oB - GAP, o * L.oB); c0.fill(NaN, o * L.oC - GAP, o * L.oC);
   }
-  const b = normals((batch / groupB) * c.K * c.N);
+  if (c.causal === 'lowerA') {
+    // Above each A's diagonal: values the kernel must not read (it takes them as 0).
+    for (let o = 0; o < L.outer; o++) {
+      for (let i = 0; i < L.batch; i++) {
+        const at = o * L.oA + i * L.sA;
+        for (let e = 0; e < L.sA; e++) if (e % c.K > Math.floor(e / c.K)) a[at + e] = 1e3;
+      }
+    }
+  }
   const bias = c.bias ? normals(c.N) : undefined;
-  const c0 = c.accumulate ? normals(batch * c.M * c.N) : new Float32Array(batch * c.M * c.N).fill(NaN);
   const ta = gpu.tensor([a.length], a); const tb = gpu.tensor([b.length], b); const tc = gpu.tensor([c0.length], c0);
   const tbias = bias ? gpu.tensor([bias.length], bias) : undefined;
   const tensors = [ta, tb, tc, ...(tbias ? [tbias] : [])];
@@ -99,7 +121,8 @@ function prepareCase(gpu: Gpu, tile: MatmulTile, c: SmxCheckCase, seed: number):
     a: copies?.[1] ?? ta, b: copies?.[3] ?? tb, c: tc, M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB,
     bias: tbias, accumulate: c.accumulate, alpha: c.alpha, scaleA: c.scaleA, precision: 'f16',
     tile: c.split ? splitForms(tile)[0] : tile, causal: c.causal,
-    ...(batch > 1 ? { batch, groupB, strideA: c.M * c.K, strideB: c.K * c.N, strideC: c.M * c.N } : {}),
+    ...(L.batch > 1 ? { batch: L.batch, groupB: L.groupB, strideA: L.sA, strideB: L.sB, strideC: L.sC } : {}),
+    ...(L.outer > 1 ? { outer: L.outer, outerStrideA: L.oA, outerStrideB: L.oB, outerStrideC: L.oC } : {}),
   };
   return { c, a, b, bias, c0, tc, copies, args, tensors };
 }
@@ -120,12 +143,12 @@ function recordCase(gpu: Gpu, p: Prepared): void {
  */
 export function judgeCase(c: SmxCheckCase, a: Float32Array, b: Float32Array, bias: Float32Array | undefined,
   c0: Float32Array, got: Float32Array): string | undefined {
-  const batch = c.batch ?? 1; const groupB = c.groupB ?? 1; const alpha = c.alpha ?? 1;
-  const MK = c.M * c.K; const KN = c.K * c.N; const MN = c.M * c.N;
+  const L = caseLayout(c); const alpha = c.alpha ?? 1;
   let worst = 0; let at = '';
-  for (let i = 0; i < batch; i++) {
-    const ai = a.subarray(i * MK, (i + 1) * MK); const bi = b.subarray(Math.floor(i / groupB) * KN, (Math.floor(i / groupB) + 1) * KN);
-    const ci = c0.subarray(i * MN, (i + 1) * MN);
+  for (let p = 0; p < L.outer * L.batch; p++) {
+    const o = Math.floor(p / L.batch); const i = p % L.batch;
+    const offA = o * L.oA + i * L.sA; const offB = o * L.oB + Math.floor(i / L.groupB) * L.sB; const offC = o * L.oC + i * L.sC;
+    const ai = a.subarray(offA, offA + L.sA); const bi = b.subarray(offB, offB + L.sB); const ci = c0.subarray(offC, offC + L.sC);
     const common = { M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB, lowerA: c.causal === 'lowerA' };
     const exact = matmulRef({ ...common, a: ai, b: bi, bias, c: ci, accumulate: c.accumulate, alpha });
     const absProd = matmulRef({ ...common, a: Array.from(ai, Math.abs), b: Array.from(bi, Math.abs) });
@@ -136,9 +159,9 @@ export function judgeCase(c: SmxCheckCase, a: Float32Array, b: Float32Array, bia
         const s = Math.abs(alpha) * absProd[e];
         const addends = (bias ? Math.abs(bias[n]) : 0) + (c.accumulate ? Math.abs(ci[e]) : 0);
         const allowed = 2 * ((2 ** -9 + 2 ** -20) * s + 1e-6 * (s + addends)) + 1e-30;
-        const r = Math.abs(got[i * MN + e] - exact[e]) / allowed;
+        const r = Math.abs(got[offC + e] - exact[e]) / allowed;
         const ratio = Number.isNaN(r) ? Infinity : r;
-        if (ratio > worst) { worst = ratio; at = `[${i}, ${m}, ${n}]: ${got[i * MN + e]} for ${exact[e].toPrecision(6)}`; }
+        if (ratio > worst) { worst = ratio; at = `[${o}, ${i}, ${m}, ${n}]: ${got[offC + e]} for ${exact[e].toPrecision(6)}`; }
       }
     }
   }
