@@ -18,7 +18,9 @@
 //   - attention's P V: A lower triangular (causal 'lowerA', entries above its diagonal holding 1e3
 //     that must read as 0), two products sharing one B (grouped-query attention), in two groups (rows);
 //   - attention's scores: only C's lower triangle (causal 'lowerC'), two groups of two products;
-//     the groups lie apart with NaN between them, which no product may read;
+//     in both, the score rows as attention lays them out (a width no multiple of 4, rows 16-float
+//     aligned, moved past their width to the quad: padA, padC; NaN beyond, never read), and the
+//     groups apart with NaN between them;
 //   - the rule tilings only: the K split in two (matmul-splitk.ts) with a bias, accumulating.
 // Products that write C start from NaN, so an element left unwritten fails. A tuner candidate that
 // fails is left out of this adapter's candidates (matmul.ts excludeTiling); a failing split leaves out
@@ -50,6 +52,11 @@ export interface SmxCheckCase {
   batch?: number; groupB?: number;
   /** Groups of `batch` products (attention's rows, of heads), GAP elements apart beyond their batch. */
   outer?: number;
+  /**
+   * The causal operand as attention's score rows: rows 16-float aligned, read ('lowerA': A) or written
+   * ('lowerC': C) past their width up to the next multiple of 4 (matmul padA, padC).
+   */
+  padded?: boolean;
   /** The tiling's split-K form in 2 (rule tilings only). */
   split?: boolean;
 }
@@ -57,13 +64,14 @@ export interface SmxCheckCase {
 /** The cases for a tiling (header comment): edges past one tile, wholly inside C, K not a multiple of BK. */
 export function smxCheckCases(t: MatmulTile, rule: boolean): SmxCheckCase[] {
   const M = t.BM + 24; const N = t.BN + 40;
+  const T = t.BM + 21; // attention's rows: a width no multiple of 4
   const cases: SmxCheckCase[] = [
     { what: 'x W^T with a bias', M, N, K: 88, transB: true, bias: true },
     { what: 'dy W accumulating, A scaled, tiles inside C', M: 2 * t.BM, N: t.BN, K: 128, accumulate: true, alpha: 0.5, scaleA: true },
     { what: 'dy^T x with a bias, accumulating, alpha -0.5', M, N, K: 72, transA: true, bias: true, accumulate: true, alpha: -0.5, scaleA: true },
     { what: 'x W^T from f16 copies, tiles inside C', M: t.BM, N: 2 * t.BN, K: 128, transB: true, copies: true },
-    { what: 'P V, A lower triangular, two products on one B, two groups', M, N: 64, K: M, causal: 'lowerA', batch: 2, groupB: 2, outer: 2 },
-    { what: 'scores, C lower triangle, two groups of two', M, N: M, K: 64, transB: true, causal: 'lowerC', batch: 2, outer: 2, alpha: 0.125 },
+    { what: 'P V, A lower triangular and padded, two products on one B, two groups', M: T, N: 64, K: T, causal: 'lowerA', padded: true, batch: 2, groupB: 2, outer: 2 },
+    { what: 'scores, C lower triangle and padded, two groups of two', M: T, N: T, K: 64, transB: true, causal: 'lowerC', padded: true, batch: 2, outer: 2, alpha: 0.125 },
   ];
   if (rule) cases.push({ what: 'K split in two, with a bias, accumulating', M, N, K: 1040, bias: true, accumulate: true, alpha: -0.5, split: true });
   return cases;
@@ -80,13 +88,19 @@ interface Prepared {
 /** Elements between outer groups beyond their batch: filled with NaN, which no product may read. */
 const GAP = 8;
 
-/** Where case c's products lie: the per-product strides, the group strides, the total lengths. */
+/**
+ * Where case c's products lie: A's and C's rows (stored), their width and leading dimension, the
+ * per-product strides, the group strides, the total lengths.
+ */
 export function caseLayout(c: SmxCheckCase) {
   const batch = c.batch ?? 1; const groupB = c.groupB ?? 1; const outer = c.outer ?? 1;
-  const sA = c.M * c.K; const sB = c.K * c.N; const sC = c.M * c.N;
+  const padA = !!c.padded && c.causal === 'lowerA'; const padC = !!c.padded && c.causal === 'lowerC';
+  const rowsA = c.transA ? c.K : c.M; const colsA = c.transA ? c.M : c.K;
+  const ldA = padA ? Math.ceil(colsA / 16) * 16 : colsA; const ldC = padC ? Math.ceil(c.N / 16) * 16 : c.N;
+  const sA = rowsA * ldA; const sB = c.K * c.N; const sC = c.M * ldC;
   const oA = batch * sA + (outer > 1 ? GAP : 0); const oB = (batch / groupB) * sB + (outer > 1 ? GAP : 0);
   const oC = batch * sC + (outer > 1 ? GAP : 0);
-  return { batch, groupB, outer, sA, sB, sC, oA, oB, oC, lenA: outer * oA, lenB: outer * oB, lenC: outer * oC };
+  return { batch, groupB, outer, padA, padC, rowsA, colsA, ldA, ldC, sA, sB, sC, oA, oB, oC, lenA: outer * oA, lenB: outer * oB, lenC: outer * oC };
 }
 
 /** Inputs (a fixed seed per case) and tensors for case c through `tile` (its split form when c.split). */
@@ -99,12 +113,16 @@ function prepareCase(gpu: Gpu, tile: MatmulTile, c: SmxCheckCase, seed: number):
   for (let o = 1; o < L.outer; o++) {
     a.fill(NaN, o * L.oA - GAP, o * L.oA); b.fill(NaN, o * L.oB - GAP, o * L.oB); c0.fill(NaN, o * L.oC - GAP, o * L.oC);
   }
-  if (c.causal === 'lowerA') {
-    // Above each A's diagonal: values the kernel must not read (it takes them as 0).
-    for (let o = 0; o < L.outer; o++) {
-      for (let i = 0; i < L.batch; i++) {
-        const at = o * L.oA + i * L.sA;
-        for (let e = 0; e < L.sA; e++) if (e % c.K > Math.floor(e / c.K)) a[at + e] = 1e3;
+  // Above each A's diagonal ('lowerA'): values the kernel must not read (it takes them as 0). Past a
+  // padded row's width: finite up to its quad (read, never used), then NaN (never read).
+  const quadA = Math.ceil(L.colsA / 4) * 4;
+  for (let o = 0; o < L.outer; o++) {
+    for (let i = 0; i < L.batch; i++) {
+      const at = o * L.oA + i * L.sA;
+      for (let e = 0; e < L.sA; e++) {
+        const row = Math.floor(e / L.ldA); const col = e % L.ldA;
+        if (col >= quadA) a[at + e] = NaN;
+        else if (col >= L.colsA || (c.causal === 'lowerA' && col > row)) a[at + e] = 1e3;
       }
     }
   }
@@ -121,6 +139,7 @@ function prepareCase(gpu: Gpu, tile: MatmulTile, c: SmxCheckCase, seed: number):
     a: copies?.[1] ?? ta, b: copies?.[3] ?? tb, c: tc, M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB,
     bias: tbias, accumulate: c.accumulate, alpha: c.alpha, scaleA: c.scaleA, precision: 'f16',
     tile: c.split ? splitForms(tile)[0] : tile, causal: c.causal,
+    ...(L.padA ? { lda: L.ldA, padA: true } : {}), ...(L.padC ? { ldc: L.ldC, padC: true } : {}),
     ...(L.batch > 1 ? { batch: L.batch, groupB: L.groupB, strideA: L.sA, strideB: L.sB, strideC: L.sC } : {}),
     ...(L.outer > 1 ? { outer: L.outer, outerStrideA: L.oA, outerStrideB: L.oB, outerStrideC: L.oC } : {}),
   };
@@ -148,7 +167,11 @@ export function judgeCase(c: SmxCheckCase, a: Float32Array, b: Float32Array, bia
   for (let p = 0; p < L.outer * L.batch; p++) {
     const o = Math.floor(p / L.batch); const i = p % L.batch;
     const offA = o * L.oA + i * L.sA; const offB = o * L.oB + Math.floor(i / L.groupB) * L.sB; const offC = o * L.oC + i * L.sC;
-    const ai = a.subarray(offA, offA + L.sA); const bi = b.subarray(offB, offB + L.sB); const ci = c0.subarray(offC, offC + L.sC);
+    // This product's A and C, dense.
+    const ai = new Float32Array(L.rowsA * L.colsA); const ci = new Float32Array(c.M * c.N);
+    for (let r = 0; r < L.rowsA; r++) ai.set(a.subarray(offA + r * L.ldA, offA + r * L.ldA + L.colsA), r * L.colsA);
+    for (let m = 0; m < c.M; m++) ci.set(c0.subarray(offC + m * L.ldC, offC + m * L.ldC + c.N), m * c.N);
+    const bi = b.subarray(offB, offB + L.sB);
     const common = { M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB, lowerA: c.causal === 'lowerA' };
     const exact = matmulRef({ ...common, a: ai, b: bi, bias, c: ci, accumulate: c.accumulate, alpha });
     const absProd = matmulRef({ ...common, a: Array.from(ai, Math.abs), b: Array.from(bi, Math.abs) });
@@ -159,9 +182,10 @@ export function judgeCase(c: SmxCheckCase, a: Float32Array, b: Float32Array, bia
         const s = Math.abs(alpha) * absProd[e];
         const addends = (bias ? Math.abs(bias[n]) : 0) + (c.accumulate ? Math.abs(ci[e]) : 0);
         const allowed = 2 * ((2 ** -9 + 2 ** -20) * s + 1e-6 * (s + addends)) + 1e-30;
-        const r = Math.abs(got[offC + e] - exact[e]) / allowed;
+        const g = got[offC + m * L.ldC + n];
+        const r = Math.abs(g - exact[e]) / allowed;
         const ratio = Number.isNaN(r) ? Infinity : r;
-        if (ratio > worst) { worst = ratio; at = `[${o}, ${i}, ${m}, ${n}]: ${got[offC + e]} for ${exact[e].toPrecision(6)}`; }
+        if (ratio > worst) { worst = ratio; at = `[${o}, ${i}, ${m}, ${n}]: ${g} for ${exact[e].toPrecision(6)}`; }
       }
     }
   }
