@@ -36,7 +36,7 @@ import { Rng } from '../init/prng.js';
 import { envChoice } from '../engine/env.js';
 import { matmul, matmulDefs, excludeTiling, splitForms, useSafeTensorCoreForms, smxSafe, smxTilingFits, SMX_128, SMX_64, SMX_CANDIDATES, type MatmulArgs } from './matmul.js';
 import { tileName, type MatmulTile } from './matmul-shared.js';
-import { matmulRef } from './matmul.ref.js';
+import { f16ProductTolerance, matmulRef } from './matmul.ref.js';
 import { halfCopy } from './half.js';
 import type { AugPrecisionChoice, PrecisionChoice } from '../engine/precision.js';
 
@@ -92,7 +92,7 @@ const GAP = 8;
  * Where case c's products lie: A's and C's rows (stored), their width and leading dimension, the
  * per-product strides, the group strides, the total lengths.
  */
-export function caseLayout(c: SmxCheckCase) {
+function caseLayout(c: SmxCheckCase) {
   const batch = c.batch ?? 1; const groupB = c.groupB ?? 1; const outer = c.outer ?? 1;
   const padA = !!c.padded && c.causal === 'lowerA'; const padC = !!c.padded && c.causal === 'lowerC';
   const rowsA = c.transA ? c.K : c.M; const colsA = c.transA ? c.M : c.K;
@@ -157,8 +157,8 @@ function recordCase(gpu: Gpu, p: Prepared): void {
 
 /**
  * What is wrong with `got` for case c (undefined: nothing): each element against the float64 product
- * of the f32 inputs, allowed what f16 operands (relative error under 2^-10 each, either rounding
- * direction) and f32 sums allow, twice over. 'lowerC' products are compared on C's lower triangle.
+ * of the f32 inputs, allowed twice what f16 operands and f32 sums allow (f16ProductTolerance, the
+ * bound the kernels' tests hold them to). 'lowerC' products are compared on C's lower triangle.
  */
 export function judgeCase(c: SmxCheckCase, a: Float32Array, b: Float32Array, bias: Float32Array | undefined,
   c0: Float32Array, got: Float32Array): string | undefined {
@@ -181,7 +181,7 @@ export function judgeCase(c: SmxCheckCase, a: Float32Array, b: Float32Array, bia
         const e = m * c.N + n;
         const s = Math.abs(alpha) * absProd[e];
         const addends = (bias ? Math.abs(bias[n]) : 0) + (c.accumulate ? Math.abs(ci[e]) : 0);
-        const allowed = 2 * ((2 ** -9 + 2 ** -20) * s + 1e-6 * (s + addends)) + 1e-30;
+        const allowed = 2 * f16ProductTolerance(s, addends);
         const g = got[offC + m * L.ldC + n];
         const r = Math.abs(g - exact[e]) / allowed;
         const ratio = Number.isNaN(r) ? Infinity : r;

@@ -41,3 +41,14 @@ export function matmulRef(r: MatmulRefArgs): Float64Array {
   }
   return out;
 }
+
+/**
+ * How far an element of an f16-operand product may lie from the exact product of its f32 operands:
+ * WGSL lets an f32 -> f16 conversion round to either neighbour, so each operand carries a relative
+ * error under 2^-10, and |err| <= (2^-9 + 2^-20) |alpha| sum_k |a_k b_k|, plus f32 rounding relative
+ * to the terms added (|alpha A B|, |bias|, |C|: not to their sum, which may cancel). `absProd`:
+ * |alpha| sum_k |a_k b_k| for the element; `addends`: |bias| + |C| where the epilogue adds them.
+ */
+export function f16ProductTolerance(absProd: number, addends = 0): number {
+  return (2 ** -9 + 2 ** -20) * absProd + 1e-6 * (absProd + addends) + 1e-30;
+}

@@ -295,7 +295,7 @@ function actFused(gpu: Gpu, p: Problem): boolean {
 }
 
 /** A product with an activation as two passes: the product (into pre for a forward that keeps it), then activations.ts's. */
-function runActApart(gpu: Gpu, p: Problem, dry?: string[]): void {
+function runActApart(gpu: Gpu, p: Problem, dry?: DryRun): void {
   const { op, pre, absmax } = p.act!;
   const c = p.c;
   const bwd = op.endsWith('_bwd');
@@ -304,7 +304,7 @@ function runActApart(gpu: Gpu, p: Problem, dry?: string[]): void {
   p.act = undefined;
   if (!bwd && pre) p.c = pre;
   run(gpu, p, dry);
-  if (dry) { dry.push(geluKernelName(op, bwd || !pre, !!absmax)); return; }
+  if (dry) { dry.names.push(geluKernelName(op, bwd || !pre, !!absmax)); return; }
   if (bwd) geluBackward(gpu, pre!, c, c, kind, absmax);
   else gelu(gpu, pre ?? c, c, kind, absmax);
 }
@@ -329,34 +329,31 @@ export function matmul(gpu: Gpu, args: MatmulArgs): void {
 }
 
 /** Runs a problem: with an activation fused where the kernels can (actFused), else in two passes. */
-function exec(gpu: Gpu, p: Problem, dry?: string[]): void {
+function exec(gpu: Gpu, p: Problem, dry?: DryRun): void {
   if (p.act && !actFused(gpu, p)) runActApart(gpu, p, dry);
   else run(gpu, p, dry);
 }
 
 /** Names of the kernels matmul(gpu, args) would dispatch, in order; nothing is compiled or run (tests). */
 export function matmulKernels(gpu: Gpu, args: MatmulArgs): string[] {
-  const names: string[] = [];
-  exec(gpu, problem(gpu, args), names);
-  return names;
+  const dry: DryRun = { names: [], defs: [] };
+  exec(gpu, problem(gpu, args), dry);
+  return dry.names;
 }
 
-// Where a dry run also collects the matmul kernels' definitions (matmulDefs; set only during one).
-let DEF_SINK: KernelDef[] | undefined;
 /**
  * The definitions of the matmul kernels (not the split-K reduction or activation passes) that
  * matmul(gpu, args) would dispatch, nothing compiled or run: for building them ahead, asynchronously
  * (matmul-selfcheck.ts).
  */
 export function matmulDefs(gpu: Gpu, args: MatmulArgs): KernelDef[] {
-  DEF_SINK = [];
-  try {
-    exec(gpu, problem(gpu, args), []);
-    return DEF_SINK;
-  } finally {
-    DEF_SINK = undefined;
-  }
+  const dry: DryRun = { names: [], defs: [] };
+  exec(gpu, problem(gpu, args), dry);
+  return dry.defs;
 }
+
+/** What a dry run records instead of dispatching: every kernel's name, and the matmul kernels' definitions. */
+interface DryRun { names: string[]; defs: KernelDef[] }
 
 /**
  * Operands the 'reg' kernel may read/write as vec4: every quad it touches (4 elements along the
@@ -539,7 +536,7 @@ function tuneKey(p: Problem, f16: boolean): string {
 // first across the batch, then along the storage-row dimension of the largest operand (rows of
 // C and plain A split M; rows of transposed B split N; rows of transposed A or plain B split K,
 // the second half accumulating onto the first).
-function run(gpu: Gpu, p: Problem, dry?: string[]): void {
+function run(gpu: Gpu, p: Problem, dry?: DryRun): void {
   const { M, N, K, batch } = p;
   if (M === 0 || N === 0 || batch === 0 || p.outer === 0) return;
   const limit = Math.floor((gpu.maxBinding - gpu.bindingAlign) / 4);
@@ -660,7 +657,7 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
     return def;
   };
   let def = defOf(tile, stages);
-  if (dry) { dry.push(def.name); DEF_SINK?.push(def); return; }
+  if (dry) { dry.names.push(def.name); dry.defs.push(def); return; }
   let kernel = candidate ? gpu.tuner!.built(gpu.kernels, candidate.key, candidate.labels, candidate.index, def) : gpu.kernels.get(def);
   if (!kernel) {
     ({ tile, stages } = candidate!.rule);
@@ -693,7 +690,7 @@ function run(gpu: Gpu, p: Problem, dry?: string[]): void {
  * then the ordered sum with C's epilogue (alpha, accumulate, bias). A scaled f16 A gets one
  * maximum over all of A, shared by the chunks.
  */
-function runSplitK(gpu: Gpu, p: Problem, tile: MatmulTile, timing: string | undefined, dry?: string[]): void {
+function runSplitK(gpu: Gpu, p: Problem, tile: MatmulTile, timing: string | undefined, dry?: DryRun): void {
   const { M, N, K } = p;
   let base = SPLIT_BASES.get(tile); // (one object per split tiling: run()'s definitions are cached by it)
   if (!base) SPLIT_BASES.set(tile, (base = { ...tile, splitK: undefined }));
@@ -719,7 +716,7 @@ function runSplitK(gpu: Gpu, p: Problem, tile: MatmulTile, timing: string | unde
   };
   if (full > 0) run(gpu, { ...sub, K: Kc, batch: full, strideA: stepA, strideB: stepB }, dry);
   if (rest > 0) run(gpu, { ...sub, K: rest, batch: 1, offA: p.offA + full * stepA, offB: p.offB + full * stepB, offC: full * M * N }, dry);
-  if (dry) { dry.push('matmul_splitk_reduce'); gpu.pool.release(part); return; }
+  if (dry) { dry.names.push('matmul_splitk_reduce'); gpu.pool.release(part); return; }
   splitKReduce(gpu, {
     part: windowOf(gpu, part, 0, S * M * N), S, c: windowOf(gpu, p.c, p.offC, p.offC + span(1, p.strideC, M, N, p.ldc)), ldc: p.ldc,
     bias: p.bias ? windowOf(gpu, p.bias, p.offBias, p.offBias + N) : undefined,

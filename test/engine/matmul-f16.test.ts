@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { getGpu, relErr, withBindingLimit } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import { matmul, matmulKernels, tileName, SMX_128, SMX_64, SMX_CANDIDATES, type MatmulTile } from '../../src/kernels/matmul.js';
-import { matmulRef } from '../../src/kernels/matmul.ref.js';
+import { f16ProductTolerance, matmulRef } from '../../src/kernels/matmul.ref.js';
 import { absmaxOf, absmaxParts, ABSMAX_PARTS } from '../../src/kernels/absmax.js';
 import { halfCopy } from '../../src/kernels/half.js';
 import { absmaxRef, f16ScaleRef, roundF16 } from '../../src/kernels/absmax.ref.js';
@@ -19,21 +19,12 @@ process.env.GALLIVM_PERF ??= 'nopt';
 const rng = makeRng();
 const f32 = (x: ArrayLike<number>) => Float32Array.from(x);
 
-/**
- * Largest ratio of |got - exact| to what f16 operands allow per element: WGSL lets an f32 -> f16
- * conversion round to either neighbour, so each operand carries a
- * relative error under 2^-10: |err| <= (2^-9 + 2^-20) |alpha| sum_k |a_k b_k|, plus f32 slack.
- * At most 1 means within f16's precision.
- */
+/** Largest ratio of |got - exact| to what f16 operands allow per element (f16ProductTolerance): at most 1 is within f16's precision. */
 function f16Bound(got: ArrayLike<number>, exact: ArrayLike<number>, absProd: ArrayLike<number>, alpha: number,
   addends?: ArrayLike<number>): number {
   let worst = 0;
   for (let i = 0; i < got.length; i++) {
-    const s = Math.abs(alpha) * absProd[i];
-    // f32 rounding in the epilogue is relative to the terms added (|alpha A B|, |bias|, |C|), not to
-    // their sum, which may cancel.
-    const allowed = (2 ** -9 + 2 ** -20) * s + 1e-6 * (s + (addends?.[i] ?? 0)) + 1e-30;
-    const r = Math.abs(got[i] - exact[i]) / allowed;
+    const r = Math.abs(got[i] - exact[i]) / f16ProductTolerance(Math.abs(alpha) * absProd[i], addends?.[i] ?? 0);
     worst = Number.isNaN(r) ? Infinity : Math.max(worst, r);
   }
   return worst;

@@ -17,6 +17,13 @@ process.env.GALLIVM_PERF ??= 'nopt'; // lavapipe compiles the emulated kernels f
 const rng = makeRng();
 const normals = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
 
+/**
+ * The same device as an adapter with native tensor cores and a tuner sees it: what the self-check and
+ * the candidate list do there (emulated tensor cores are never tuned). Nothing is dispatched through it.
+ */
+const asNativeTuned = (gpu: Gpu): Gpu =>
+  Object.create(gpu, { smxMode: { get: () => 'native' }, tuner: { value: new Tuner(gpu.device) } }) as Gpu;
+
 /** Inputs for case c and the product f16-rounded operands give (what correct tensor cores return). */
 function roundedProduct(c: SmxCheckCase) {
   const a = normals(c.M * c.K); const b = normals(c.K * c.N); const bias = c.bias ? normals(c.N) : undefined;
@@ -147,7 +154,7 @@ describe(`tensor-core matmul self-check (seed ${rng.seed})`, () => {
         seen.push({ tilings: tilings.map(tileName), rules: rules.map(tileName) });
         return new Map(tilings.map((t) => [t, { plain: [] as string[], split: [] as string[] }]));
       };
-      const native = Object.create(gpu, { smxMode: { get: () => 'native' }, tuner: { value: new Tuner(gpu.device) } }) as Gpu;
+      const native = asNativeTuned(gpu);
       try {
         expect(await checkTensorCoreMatmul(gpu, undefined, runner)).toMatchObject({ usable: true, tilings: 2 });
         expect(await checkTensorCoreMatmul(native, undefined, runner)).toMatchObject({ usable: true });
@@ -166,9 +173,7 @@ describe(`tensor-core matmul self-check (seed ${rng.seed})`, () => {
   it("an excluded tiling and the rule's split forms leave the tuner's candidates; the rule stays", async () => {
     const gpu = await getGpu();
     await withTensorCores(gpu, async () => {
-      // The candidates as an adapter with native tensor cores and a tuner lists them (emulated
-      // tensor cores are never tuned): the same device, seen as native.
-      const native = Object.create(gpu, { smxMode: { get: () => 'native' }, tuner: { value: new Tuner(gpu.device) } }) as Gpu;
+      const native = asNativeTuned(gpu);
       const a = gpu.tensor([1536 * 1024]); const b = gpu.tensor([1024 * 1024]); const c = gpu.tensor([1536 * 1024]);
       const args = { a, b, c, M: 1536, N: 1024, K: 1024, precision: 'f16' as const };
       try {
