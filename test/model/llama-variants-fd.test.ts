@@ -1,0 +1,43 @@
+// Llama / Mistral settings that no Hugging Face fixture covers: the fixtures are a Mistral with two
+// query heads per key/value head and no sliding window, and a tied Llama with one query head per
+// key/value head, neither with biases. Here: a sliding window shorter than the sequences, four query
+// heads sharing one key/value head, heads narrower than hidden / heads (q_proj not square), Llama's
+// attention and MLP biases, and an untied Llama. The whole model's gradient against finite
+// differences of its own f32 forward (test/helpers/model-fd.ts says how); each fixture as it is runs
+// first, as the control (their gradients match transformers' in hf-fixtures.test.ts).
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { getGpu } from '../helpers/gpu.js';
+import { makeRng } from '../helpers/random.js';
+import { FIXTURES_HF } from '../helpers/models.js';
+import { modelGradientFd } from '../helpers/model-fd.js';
+import type { ModelConfig } from '../../src/model/config.js';
+
+const rng = makeRng();
+
+describe(`Llama and Mistral variants: gradient against finite differences (seed ${rng.seed})`, () => {
+  // [name, fixture, config change, how many parameters the change draws afresh]
+  const variants: [string, string, Partial<ModelConfig>, RegExp | null][] = [
+    ['Mistral as it is (the control)', 'mistral-tiny', {}, null],
+    ['Mistral, sliding window of 4 keys over sequences of up to 15 tokens', 'mistral-tiny', { slidingWindow: 4 }, null],
+    ['Mistral, four query heads a key/value head, window 6', 'mistral-tiny', { numKvHeads: 1, slidingWindow: 6 }, /\.(k|v)_proj\.weight$/],
+    ['Mistral, heads of 8 channels (q_proj 32 x 64)', 'mistral-tiny', { headDim: 8, rotaryDim: 8 }, /\.(q|k|v|o)_proj\.weight$/],
+    ['Llama tied as it is (the control)', 'llama-tiny-tied', {}, null],
+    ['Llama, attention and MLP biases', 'llama-tiny-tied', { attentionBias: true, mlpBias: true }, /\.bias$/],
+    ['Llama, untied output layer', 'llama-tiny-tied', { tiedEmbeddings: false }, /^lm_head\.weight$/],
+  ];
+  for (const [name, fixture, change, fresh] of variants) {
+    it(name, async () => {
+      const { fd, analytic, drawn } = await modelGradientFd(await getGpu(), resolve(FIXTURES_HF, fixture), change, rng,
+        [[7, 8, 5], [4, 11, 3]]);
+      // The change took effect: exactly the parameters it reshapes or adds are drawn afresh.
+      if (fresh === null) expect(drawn).toEqual([]);
+      else {
+        expect(drawn.length).toBeGreaterThan(0);
+        for (const n of drawn) expect(n).toMatch(fresh);
+      }
+      expect(Math.abs(fd)).toBeGreaterThan(1e-2); // a direction the loss depends on
+      expect(Math.abs(analytic - fd) / Math.max(1, Math.abs(fd))).toBeLessThan(5e-4);
+    });
+  }
+});
