@@ -82,6 +82,7 @@ export function presetConfig(arch: Arch, preset: string, opts: PresetConfigOptio
     headDim,
     rotaryDim: neox ? Math.trunc(headDim * 0.25) : headDim,
     ropeTheta: 10000,
+    ropeScaling: null,
     maxPositions: p.maxPositions,
     norm: neox ? 'layernorm' : 'rmsnorm',
     normEps: 1e-5,

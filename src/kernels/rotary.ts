@@ -52,7 +52,10 @@ export interface RotaryArgs {
   positions: Tensor;
   /** Rotate by -angle: the backward (dx from dy). */
   inverse?: boolean;
-  /** [rotaryDim / 2] inverse frequencies (scaled RoPE: linear, llama3, ...); default HF's f32 formula. */
+  /**
+   * [rotaryDim / 2] inverse frequencies (scaled RoPE: linear, llama3, ...; model/rope.ts); default HF's f32
+   * formula. A Float32Array is taken as fixed once passed: its GPU copy is found by the array itself.
+   */
   invFreq?: ArrayLike<number>;
   /**
    * A second operand rotated in place the same way in the same dispatch: the same tensor and token and
@@ -145,6 +148,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
 const invFreqCache = new WeakMap<Gpu, Map<string, Tensor>>();
 /** "rotaryDim,theta" -> rotaryInvFreqF32 and its invFreqTensor key. */
 const defaultInvFreq = new Map<string, { inv: Float32Array; key: string }>();
+/** A caller's own Float32Array table -> its invFreqTensor key. */
+const givenInvFreqKey = new WeakMap<Float32Array, string>();
 const invFreqKey = (inv: Float32Array) => Array.from(new Uint32Array(inv.buffer, inv.byteOffset, inv.length)).join(',');
 function invFreqTensor(gpu: Gpu, inv: Float32Array, key = invFreqKey(inv)): Tensor {
   let m = invFreqCache.get(gpu);
@@ -198,9 +203,13 @@ export function rotary(gpu: Gpu, a: RotaryArgs): void {
   if (N === 0 || H === 0) return;
   let tInv: Tensor;
   if (a.invFreq) {
-    const inv = Float32Array.from(a.invFreq);
-    if (inv.length !== R / 2) throw new RangeError(`rotary: invFreq has ${inv.length} entries, expected ${R / 2}`);
-    tInv = invFreqTensor(gpu, inv);
+    if (a.invFreq.length !== R / 2) throw new RangeError(`rotary: invFreq has ${a.invFreq.length} entries, expected ${R / 2}`);
+    // A model's scaled table is one array for the whole run: its key is made once (host time per call).
+    const given = a.invFreq instanceof Float32Array ? a.invFreq : undefined;
+    let key = given && givenInvFreqKey.get(given);
+    const inv = given ?? Float32Array.from(a.invFreq);
+    if (!key) { key = invFreqKey(inv); if (given) givenInvFreqKey.set(given, key); }
+    tInv = invFreqTensor(gpu, inv, key);
   } else {
     // The model's own frequencies, looked up by (rotaryDim, theta): a layer's four calls a step made
     // the table and its key anew each time (host time per dispatch, bench/RESULTS.md thirteenth session).

@@ -9,6 +9,7 @@
 // an unknown field is refused too, unless it is known not to affect the math (see NEUTRAL).
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
+import type { RopeScaling } from './rope.js';
 
 export type Arch = 'gpt-neox' | 'mistral' | 'llama';
 
@@ -34,6 +35,8 @@ export interface ModelConfig {
   attentionBias: boolean;
   mlpBias: boolean;
   tiedEmbeddings: boolean;
+  /** Scaled rotary embeddings (rope.ts: linear, dynamic, llama3); null = the default frequencies. */
+  ropeScaling: RopeScaling | null;
   /** Mistral: a query attends to at most this many keys (itself included); null = full causal. */
   slidingWindow: number | null;
   /**
@@ -127,31 +130,66 @@ function agree(f: Fields, found: [string, unknown][], dflt: number): number {
   return given.length ? (given[0]![1] as number) : dflt;
 }
 
-/** Rotary settings from either spelling: returns theta and the rotated fraction of a head. */
-function readRope(f: Fields, arch: Arch): { theta: number; fraction: number } {
-  const params = f.get('rope_parameters');
-  if (params !== undefined && !isObject(params)) throw f.error('rope_parameters', 'must be an object');
-  const p = (params ?? {}) as Record<string, unknown>;
-  for (const k of Object.keys(p)) {
-    if (!['rope_type', 'type', 'rope_theta', 'partial_rotary_factor'].includes(k)) {
-      throw f.error(`rope_parameters.${k}`, 'is not supported (only default rotary embeddings are implemented)');
+/** The rope types whose parameters srk reads, with their fields (rope.ts says what each computes). */
+const ROPE_TYPE_FIELDS: Record<string, string[]> = {
+  default: [],
+  linear: ['factor'],
+  dynamic: ['factor', 'original_max_position_embeddings'],
+  llama3: ['factor', 'low_freq_factor', 'high_freq_factor', 'original_max_position_embeddings'],
+};
+const ROPE_COMMON_FIELDS = ['rope_type', 'type', 'rope_theta', 'partial_rotary_factor'];
+
+/**
+ * A rope type and its parameters from rope_parameters (transformers 5) or rope_scaling (hub
+ * configs); null for the default rotary embeddings. `where` names the object in errors.
+ */
+function readRopeType(f: Fields, where: string, o: Record<string, unknown>): RopeScaling | null {
+  const t = o.rope_type ?? o.type ?? 'default';
+  const fields = typeof t === 'string' && Object.hasOwn(ROPE_TYPE_FIELDS, t) ? ROPE_TYPE_FIELDS[t]! : undefined;
+  if (!fields) {
+    throw f.error(`${where}.rope_type`, `= ${JSON.stringify(t)} is not supported (supported: ${Object.keys(ROPE_TYPE_FIELDS).join(', ')}; ` +
+      'yarn and longrope also scale attention and are not implemented)');
+  }
+  for (const k of Object.keys(o)) {
+    if (!ROPE_COMMON_FIELDS.includes(k) && !fields.includes(k) && o[k] !== null) {
+      throw f.error(`${where}.${k}`, `is not a ${t} rope setting; refusing rather than ignoring it`);
     }
   }
-  const ropeType = p.rope_type ?? p.type;
-  if (ropeType !== undefined && ropeType !== null && ropeType !== 'default') {
-    throw f.error('rope_parameters.rope_type', `= ${JSON.stringify(ropeType)} is not supported (only "default")`);
+  const num = (k: string, ok: (v: number) => boolean, what: string): number => {
+    const v = o[k];
+    if (v === undefined || v === null) throw f.error(`${where}.${k}`, `is required for rope_type ${t}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v)) throw f.error(`${where}.${k}`, `must be ${what} (got ${JSON.stringify(v)})`);
+    return v;
+  };
+  if (t === 'default') return null;
+  const factor = num('factor', (v) => v > 0, 'a positive number');
+  if (t === 'linear') return { type: 'linear', factor };
+  if (t === 'dynamic') return { type: 'dynamic', factor };
+  const lowFreqFactor = num('low_freq_factor', (v) => v > 0, 'a positive number');
+  const highFreqFactor = num('high_freq_factor', (v) => v > lowFreqFactor, `a number above low_freq_factor ${lowFreqFactor}`);
+  const originalMaxPositions = num('original_max_position_embeddings', (v) => Number.isSafeInteger(v) && v > 0, 'a positive integer');
+  return { type: 'llama3', factor, lowFreqFactor, highFreqFactor, originalMaxPositions };
+}
+
+/** Rotary settings from either spelling: theta, the rotated fraction of a head, and the rope scaling. */
+function readRope(f: Fields, arch: Arch): { theta: number; fraction: number; scaling: RopeScaling | null } {
+  const params = f.get('rope_parameters');
+  if (params !== undefined && params !== null && !isObject(params)) throw f.error('rope_parameters', 'must be an object');
+  const p = (params ?? {}) as Record<string, unknown>;
+  const fromParams = readRopeType(f, 'rope_parameters', p);
+  // Legacy rope_scaling: null, or an object with its own rope type (hub configs of Llama 3.1 and later).
+  const scalingRaw = f.get('rope_scaling');
+  if (scalingRaw !== undefined && scalingRaw !== null && !isObject(scalingRaw)) throw f.error('rope_scaling', 'must be an object or null');
+  const fromScaling = isObject(scalingRaw) ? readRopeType(f, 'rope_scaling', scalingRaw) : null;
+  // Both given (a file touched by both versions): they must say the same.
+  if (params != null && isObject(scalingRaw) && JSON.stringify(fromParams) !== JSON.stringify(fromScaling)) {
+    throw f.error('rope_scaling', `= ${JSON.stringify(scalingRaw)} contradicts "rope_parameters" = ${JSON.stringify(params)}`);
   }
-  // Legacy rope_scaling: null, or a "default" type without parameters (what some saves write).
-  const scaling = f.get('rope_scaling');
-  if (scaling !== undefined) {
-    const t = isObject(scaling) ? (scaling.rope_type ?? scaling.type) : undefined;
-    const keys = isObject(scaling) ? Object.keys(scaling).filter((k) => k !== 'rope_type' && k !== 'type' && k !== 'rope_theta') : [];
-    if (t !== 'default' || keys.length) throw f.error('rope_scaling', `= ${JSON.stringify(scaling)} is not supported (only null / default)`);
-  }
+  const scaling = fromParams ?? fromScaling;
   const theta = agree(f, [
     ['rope_parameters.rope_theta', p.rope_theta], ['rope_theta', f.get('rope_theta')],
     ['rotary_emb_base', arch === 'gpt-neox' ? f.get('rotary_emb_base') : undefined],
-    ['rope_scaling.rope_theta', isObject(scaling) ? scaling.rope_theta : undefined],
+    ['rope_scaling.rope_theta', isObject(scalingRaw) ? scalingRaw.rope_theta : undefined],
   ], 10000);
   if (!(theta > 0)) throw f.error('rope_theta', `must be positive (got ${theta})`);
   const fraction = agree(f, [
@@ -162,7 +200,7 @@ function readRope(f: Fields, arch: Arch): { theta: number; fraction: number } {
   if (!(fraction > 0 && fraction <= 1)) throw f.error('rotary_pct', `must be in (0, 1] (got ${fraction})`);
   // Llama/Mistral apply the rotation to the whole head (cos/sin must cover head_dim).
   if (arch !== 'gpt-neox' && fraction !== 1) throw f.error('partial_rotary_factor', `= ${fraction} is not supported for ${arch} (only 1)`);
-  return { theta, fraction };
+  return { theta, fraction, scaling };
 }
 
 function activation(f: Fields, arch: Arch): ModelConfig['act'] {
@@ -282,7 +320,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
 
   return {
     arch, vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads, headDim, rotaryDim,
-    ropeTheta: rope.theta, maxPositions, norm: neox ? 'layernorm' : 'rmsnorm', normEps, act,
+    ropeTheta: rope.theta, ropeScaling: rope.scaling, maxPositions, norm: neox ? 'layernorm' : 'rmsnorm', normEps, act,
     parallelResidual, attentionBias, mlpBias, tiedEmbeddings, slidingWindow, embedPaddingIdx,
     bosTokenId, eosTokenId, dtype, raw: json,
   };
@@ -325,7 +363,7 @@ export function toHfConfigJson(cfg: ModelConfig): Record<string, unknown> {
     return {
       architectures: ['GPTNeoXForCausalLM'], model_type: 'gpt_neox', ...common,
       hidden_act: cfg.act === 'gelu' ? 'gelu' : 'gelu_new',
-      rotary_pct: rotaryPct, rotary_emb_base: cfg.ropeTheta, layer_norm_eps: cfg.normEps,
+      rotary_pct: rotaryPct, rotary_emb_base: cfg.ropeTheta, rope_scaling: ropeScalingJson(cfg.ropeScaling), layer_norm_eps: cfg.normEps,
       use_parallel_residual: cfg.parallelResidual, attention_bias: cfg.attentionBias, ...tail,
     };
   }
@@ -336,10 +374,18 @@ export function toHfConfigJson(cfg: ModelConfig): Record<string, unknown> {
   return {
     architectures: [llama ? 'LlamaForCausalLM' : 'MistralForCausalLM'], model_type: cfg.arch, ...common,
     num_key_value_heads: cfg.numKvHeads, head_dim: cfg.headDim, hidden_act: 'silu',
-    rms_norm_eps: cfg.normEps, rope_theta: cfg.ropeTheta, rope_scaling: null,
+    rms_norm_eps: cfg.normEps, rope_theta: cfg.ropeTheta, rope_scaling: ropeScalingJson(cfg.ropeScaling),
     ...(llama ? { attention_bias: cfg.attentionBias, mlp_bias: cfg.mlpBias } : { sliding_window: cfg.slidingWindow }),
     pad_token_id: cfg.embedPaddingIdx, ...tail,
   };
+}
+
+/** A rope scaling in the hub configs' spelling (`rope_scaling`), or null. */
+function ropeScalingJson(s: RopeScaling | null): Record<string, unknown> | null {
+  if (!s) return null;
+  if (s.type !== 'llama3') return { rope_type: s.type, factor: s.factor };
+  return { rope_type: 'llama3', factor: s.factor, low_freq_factor: s.lowFreqFactor, high_freq_factor: s.highFreqFactor,
+    original_max_position_embeddings: s.originalMaxPositions };
 }
 
 /** Writes toHfConfigJson(cfg) as `<dir>/config.json`. */

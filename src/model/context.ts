@@ -5,6 +5,7 @@ import type { Tensor } from '../engine/tensor.js';
 import type { PackedMask } from '../kernels/attention-mask.js';
 import type { Params } from './params.js';
 import type { SharedPrefix } from './shared-prefix.js';
+import type { RopeScaling } from './rope.js';
 
 /** The architecture facts the model code needs (config.ts's ModelConfig has all of them). */
 export interface ModelShape {
@@ -14,6 +15,8 @@ export interface ModelShape {
   normEps: number; act: 'gelu' | 'gelu_tanh' | 'silu';
   parallelResidual: boolean; attentionBias: boolean; mlpBias: boolean; tiedEmbeddings: boolean;
   slidingWindow: number | null;
+  /** Scaled rotary embeddings (rope.ts); absent or null = the default frequencies. */
+  ropeScaling?: RopeScaling | null;
   /** max_position_embeddings, when the config gives it (longer sequences are refused). */
   maxPositions?: number;
   /** Embedding row that gets no gradient (torch padding_idx), if any. */

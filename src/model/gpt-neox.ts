@@ -15,6 +15,7 @@ import { normBackward, normForward } from '../kernels/layernorm.js';
 import { attentionBackward, attentionForward, type HeadOperand } from '../kernels/attention.js';
 import { gelu, geluOp } from '../kernels/activations.js';
 import { rotary } from '../kernels/rotary.js';
+import { modelInvFreq } from './rope.js';
 import { linearBackward, linearForward, operandScale, producedScale } from './linear.js';
 import { columnSum } from '../kernels/column-sum.js';
 import type { BlockTail } from './block-tail.js';
@@ -72,7 +73,7 @@ export function neoxBlockForward(ctx: ForwardContext, l: number, x: Tensor, inPl
   linearForward(gpu, ln1, p.get(P(l, 'attention.query_key_value.weight')), p.getOptional(P(l, 'attention.query_key_value.bias')), qkv, N, D, 3 * D, false, s1);
   if (s1) gpu.pool.release(s1);
   const ops = qkvOperands(qkv, H, Dh);
-  rotary(gpu, { x: ops.q, also: ops.k, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions });
+  rotary(gpu, { x: ops.q, also: ops.k, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, invFreq: modelInvFreq(cfg), positions: batch.positions });
   const att = acq([N, D], 'att'); const lse = acq([B, H, T], 'lse');
   // A shared prefix (no backward): attention reads the rows whole, gathered from the compact order.
   const sp = batch.shared;
@@ -200,7 +201,7 @@ function attentionBranchBackward(ctx: ForwardContext, l: number, s: NeoxSaved, d
   attentionBackward(gpu, { B, T, Hq: H, Hkv: H, Dh, q: ops.q, k: ops.k, v: ops.v, mask: batch.mask, window: cfg.slidingWindow ?? 0,
     out: { tensor: s.att }, lse: s.lse, dout: { tensor: datt }, dq: dops.q, dk: dops.k, dv: dops.v });
   gpu.pool.release(datt);
-  rotary(gpu, { x: dops.q, also: dops.k, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions, inverse: true });
+  rotary(gpu, { x: dops.q, also: dops.k, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, invFreq: modelInvFreq(cfg), positions: batch.positions, inverse: true });
   const dln1 = acq([N, D], 'd_ln1');
   linearBackward(gpu, dqkv, s.ln1, w('attention.query_key_value.weight'), { dx: dln1, dw: g('attention.query_key_value.weight'), db: p.gradOptional(P(l, 'attention.query_key_value.bias')) }, N, D, 3 * D);
   gpu.pool.release(dqkv);

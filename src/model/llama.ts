@@ -14,6 +14,7 @@ import { normBackward, normForward } from '../kernels/layernorm.js';
 import { attentionBackward, attentionForward } from '../kernels/attention.js';
 import { swiglu, swigluBackward } from '../kernels/activations.js';
 import { rotary } from '../kernels/rotary.js';
+import { modelInvFreq } from './rope.js';
 import { linearBackward, linearForward, producedScale } from './linear.js';
 import type { ForwardContext } from './context.js';
 import type { BlockTail } from './block-tail.js';
@@ -52,7 +53,7 @@ export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor, inP
   linearForward(gpu, n1, w('self_attn.k_proj.weight'), bias('self_attn.k_proj.bias'), k, N, D, Hkv * Dh, false, s1);
   linearForward(gpu, n1, w('self_attn.v_proj.weight'), bias('self_attn.v_proj.bias'), v, N, D, Hkv * Dh, false, s1);
   gpu.pool.release(s1);
-  const rot = (x: Tensor, heads: number) => ({ x: { tensor: x }, heads, N, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions });
+  const rot = (x: Tensor, heads: number) => ({ x: { tensor: x }, heads, N, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, invFreq: modelInvFreq(cfg), positions: batch.positions });
   rotary(gpu, rot(q, Hq));
   rotary(gpu, rot(k, Hkv));
   const att = acq([N, Hq * Dh], 'att'); const lse = acq([B, Hq, T], 'lse');
@@ -143,7 +144,7 @@ export function llamaBlockBackward(ctx: ForwardContext, l: number, s: LlamaSaved
     window: cfg.slidingWindow ?? 0, out: { tensor: s.att }, lse: s.lse, dout: { tensor: datt },
     dq: { tensor: dq }, dk: { tensor: dk }, dv: { tensor: dv } });
   gpu.pool.release(datt);
-  const rot = (x: Tensor, heads: number) => ({ x: { tensor: x }, heads, N: Nfull, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, positions: batch.positions, inverse: true });
+  const rot = (x: Tensor, heads: number) => ({ x: { tensor: x }, heads, N: Nfull, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, invFreq: modelInvFreq(cfg), positions: batch.positions, inverse: true });
   rotary(gpu, rot(dq, Hq));
   rotary(gpu, rot(dk, Hkv));
   const dn1 = acq([Nfull, D], 'd_n1');

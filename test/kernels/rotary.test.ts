@@ -3,6 +3,7 @@ import { getGpu, relErr, withBindingLimit } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 import { rotary, rotaryInvFreqF32 } from '../../src/kernels/rotary.js';
+import { scaledInvFreq } from '../../src/model/rope.js';
 import { rotaryBackward as rotBackRef, rotaryForward as rotRef, rotaryInvFreq } from '../../src/kernels/rotary.ref.js';
 
 const rng = makeRng();
@@ -58,6 +59,27 @@ describe(`rotary (seed ${rng.seed})`, () => {
     rotary(gpu, { x: { tensor: tx }, N: T, heads: H, headDim: Dh, rotaryDim: R, theta, positions: tp, inverse: true });
     expect(relErr(await gpu.readF32(tx), x)).toBeLessThan(1e-6);
     gpu.pool.release(tx, tp, tdy);
+  });
+
+  it('a scaled table (invFreq: Llama 3.1 rope scaling) replaces theta; a table passed again is found again', async () => {
+    const gpu = await getGpu();
+    const T = 21; const H = 2; const Dh = 40; const R = 40; const theta = 5e5;
+    const inv = scaledInvFreq(R, theta, { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 256 })!;
+    expect(Array.from(inv).some((v, j) => v !== rotaryInvFreqF32(R, theta)[j])).toBe(true);
+    const x = f32(rng.array(T * H * Dh)); const pos = positions(T, 3000);
+    const tx = gpu.tensor([T, H, Dh], x); const tp = gpu.tensor([T], pos, 'i32');
+    const args = { x: { tensor: tx }, N: T, heads: H, headDim: Dh, rotaryDim: R, theta, invFreq: inv, positions: tp };
+    rotary(gpu, args);
+    const y = await gpu.readF32(tx);
+    expect(relErr(y, rotRef(x, pos, T, H, Dh, R, theta, inv))).toBeLessThan(3000 * 2 ** -24 * 2.5);
+    expect(relErr(y, rotRef(x, pos, T, H, Dh, R, theta))).toBeGreaterThan(1e-3); // not the unscaled rotation
+    // The same array again (a model's table), then as a plain array: the backward undoes the forward.
+    rotary(gpu, { ...args, inverse: true });
+    expect(relErr(await gpu.readF32(tx), x)).toBeLessThan(1e-6);
+    rotary(gpu, { ...args, invFreq: Array.from(inv) });
+    expect(relErr(await gpu.readF32(tx), y)).toBeLessThan(1e-6);
+    expect(() => rotary(gpu, { ...args, invFreq: inv.subarray(1) })).toThrow(/invFreq has 19 entries, expected 20/);
+    gpu.pool.release(tx, tp);
   });
 
   it('GPT-NeoX fused qkv [T, H, 3, Dh], partial rotary (25%), q and k in place, v untouched', async () => {

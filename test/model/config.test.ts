@@ -15,13 +15,13 @@ describe('loadModelConfig on the fixtures', () => {
   it('normalizes the three fixture configs', async () => {
     expect(withoutRaw(await loadModelConfig(path.join(FIXTURES, 'gpt-neox-tiny')))).toEqual({
       arch: 'gpt-neox', vocabSize: 384, hiddenSize: 64, intermediateSize: 256, numLayers: 2, numHeads: 4,
-      numKvHeads: 4, headDim: 16, rotaryDim: 4, ropeTheta: 10000, maxPositions: 2048, norm: 'layernorm',
+      numKvHeads: 4, headDim: 16, rotaryDim: 4, ropeTheta: 10000, ropeScaling: null, maxPositions: 2048, norm: 'layernorm',
       normEps: 1e-5, act: 'gelu', parallelResidual: true, attentionBias: true, mlpBias: true,
       tiedEmbeddings: false, slidingWindow: null, embedPaddingIdx: null, bosTokenId: 0, eosTokenId: 0, dtype: 'float32',
     });
     expect(withoutRaw(await loadModelConfig(path.join(FIXTURES, 'mistral-tiny')))).toEqual({
       arch: 'mistral', vocabSize: 384, hiddenSize: 64, intermediateSize: 160, numLayers: 2, numHeads: 4,
-      numKvHeads: 2, headDim: 16, rotaryDim: 16, ropeTheta: 10000, maxPositions: 4096, norm: 'rmsnorm',
+      numKvHeads: 2, headDim: 16, rotaryDim: 16, ropeTheta: 10000, ropeScaling: null, maxPositions: 4096, norm: 'rmsnorm',
       normEps: 1e-5, act: 'silu', parallelResidual: false, attentionBias: false, mlpBias: false,
       tiedEmbeddings: false, slidingWindow: null, embedPaddingIdx: null, bosTokenId: 1, eosTokenId: 2, dtype: 'float32',
     });
@@ -53,6 +53,9 @@ describe('loadModelConfig on the fixtures', () => {
       { ...base, slidingWindow: 8, embedPaddingIdx: 3, eosTokenId: [2, 5], dtype: null, bosTokenId: null },
       { ...(await loadModelConfig(path.join(FIXTURES, 'gpt-neox-tiny'))), act: 'gelu_tanh', parallelResidual: false, attentionBias: false, rotaryDim: 16 },
       { ...(await loadModelConfig(path.join(FIXTURES, 'llama-tiny-tied'))), attentionBias: true, mlpBias: true, headDim: 16, rotaryDim: 16 },
+      { ...(await loadModelConfig(path.join(FIXTURES, 'llama-tiny-tied'))), ropeScaling: LLAMA31 },
+      { ...(await loadModelConfig(path.join(FIXTURES, 'gpt-neox-tiny'))), ropeScaling: { type: 'linear', factor: 2 } },
+      { ...base, ropeScaling: { type: 'dynamic', factor: 4 } },
     ];
     for (const v of variants) expect(withoutRaw(parseModelConfig(toHfConfigJson(v), 'mem'))).toEqual(withoutRaw(v));
     // Unrepresentable configs are refused.
@@ -75,15 +78,40 @@ describe('loadModelConfig on the fixtures', () => {
     // rope_scaling of type default is the same computation.
     expect(parseModelConfig({ ...hub('llama-tiny-tied'), rope_scaling: { rope_type: 'default' } }, 'x').ropeTheta).toBe(500000);
   });
+
+  it('rope scaling: Llama 3.1 (hub rope_scaling and transformers-5 rope_parameters alike), linear, dynamic', () => {
+    const llama31 = { rope_type: 'llama3', factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 8192 };
+    const a = parseModelConfig({ ...hub('llama-tiny-tied'), rope_scaling: llama31, max_position_embeddings: 131072 }, 'hub');
+    expect(a.ropeScaling).toEqual(LLAMA31);
+    const { rope_theta: _t, ...rest } = hub('llama-tiny-tied');
+    const b = parseModelConfig({ ...rest, rope_parameters: { ...llama31, rope_theta: 5e5 }, max_position_embeddings: 131072 }, 'v5');
+    expect(withoutRaw(b)).toEqual(withoutRaw(a));
+    // Both spellings in one file, saying the same: accepted.
+    expect(parseModelConfig({ ...hub('llama-tiny-tied'), rope_scaling: llama31, rope_parameters: { ...llama31, rope_theta: 5e5 } }, 'both').ropeScaling).toEqual(LLAMA31);
+    // The older key `type`, and GPT-NeoX's linear / dynamic (HF GPT-NeoX reads rope_scaling too).
+    expect(parseModelConfig({ ...hub('gpt-neox-tiny'), rope_scaling: { type: 'linear', factor: 4 } }, 'x').ropeScaling).toEqual({ type: 'linear', factor: 4 });
+    expect(parseModelConfig({ ...hub('mistral-tiny'), rope_scaling: { type: 'dynamic', factor: 2, original_max_position_embeddings: 4096 } }, 'x').ropeScaling)
+      .toEqual({ type: 'dynamic', factor: 2 });
+    expect(parseModelConfig({ ...hub('mistral-tiny'), rope_scaling: null }, 'x').ropeScaling).toBe(null);
+  });
 });
+
+const LLAMA31 = { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 } as const;
 
 describe('unsupported configs are errors naming the field and the file', () => {
   const cases: [string, string, Record<string, unknown>, RegExp][] = [
     ['model_type', 'gpt-neox-tiny', { model_type: 'gpt2' }, /"model_type" = "gpt2" is not supported/],
     ['architectures', 'gpt-neox-tiny', { architectures: ['GPTNeoXForSequenceClassification'] }, /"architectures".*expected \["GPTNeoXForCausalLM"\]/],
-    ['rope_scaling linear', 'llama-tiny-tied', { rope_scaling: { type: 'linear', factor: 2 } }, /"rope_scaling" = .*linear.* is not supported/],
-    ['rope_type llama3', 'llama-tiny-tied', { rope_parameters: { rope_type: 'llama3', rope_theta: 5e5 } }, /"rope_parameters.rope_type" = "llama3"/],
-    ['rope params extra', 'llama-tiny-tied', { rope_parameters: { rope_type: 'default', rope_theta: 5e5, factor: 2 } }, /"rope_parameters.factor" is not supported/],
+    ['rope_scaling yarn', 'llama-tiny-tied', { rope_scaling: { type: 'yarn', factor: 2 } }, /"rope_scaling.rope_type" = "yarn" is not supported \(supported: default, linear, dynamic, llama3; yarn and longrope/],
+    ['rope_type longrope', 'llama-tiny-tied', { rope_parameters: { rope_type: 'longrope', rope_theta: 5e5 } }, /"rope_parameters.rope_type" = "longrope" is not supported/],
+    ['llama3 without its factors', 'llama-tiny-tied', { rope_parameters: { rope_type: 'llama3', rope_theta: 5e5, factor: 8 } }, /"rope_parameters.low_freq_factor" is required for rope_type llama3/],
+    ['llama3 high <= low', 'llama-tiny-tied', { rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 4, high_freq_factor: 4, original_max_position_embeddings: 8192 } }, /"rope_scaling.high_freq_factor" must be a number above low_freq_factor 4/],
+    ['linear factor', 'llama-tiny-tied', { rope_scaling: { type: 'linear', factor: 0 } }, /"rope_scaling.factor" must be a positive number \(got 0\)/],
+    ['linear without factor', 'gpt-neox-tiny', { rope_scaling: { type: 'linear' } }, /"rope_scaling.factor" is required for rope_type linear/],
+    ['rope params extra', 'llama-tiny-tied', { rope_parameters: { rope_type: 'default', rope_theta: 5e5, factor: 2 } }, /"rope_parameters.factor" is not a default rope setting/],
+    ['llama3 unknown key', 'llama-tiny-tied', { rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192, beta_fast: 32 } }, /"rope_scaling.beta_fast" is not a llama3 rope setting/],
+    ['rope_scaling not an object', 'llama-tiny-tied', { rope_scaling: 2 }, /"rope_scaling" must be an object or null/],
+    ['two spellings disagree', 'llama-tiny-tied', { rope_scaling: { type: 'linear', factor: 2 }, rope_parameters: { rope_type: 'linear', factor: 4, rope_theta: 5e5 } }, /"rope_scaling" = .* contradicts "rope_parameters"/],
     ['theta contradiction', 'llama-tiny-tied', { rope_parameters: { rope_theta: 1e4 } }, /"rope_theta" = 500000 contradicts "rope_parameters.rope_theta" = 10000/],
     ['rotary_pct contradiction', 'gpt-neox-tiny', { rope_parameters: { partial_rotary_factor: 0.5 } }, /"rotary_pct" = 0.25 contradicts/],
     ['odd rotary', 'gpt-neox-tiny', { rotary_pct: 0.3125 }, /"rotary_pct" gives 5 rotary channels/],

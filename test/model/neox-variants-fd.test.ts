@@ -1,8 +1,8 @@
 // GPT-NeoX settings that no Hugging Face fixture covers (the fixture is parallel residual, exact GELU,
-// with attention biases): sequential residual, the tanh GELU, no attention biases. The whole model's
-// gradient against finite differences of its own f32 forward (test/helpers/model-fd.ts says how).
-// The fixture's own settings run first, as the control (its gradients match transformers' in
-// hf-fixtures.test.ts).
+// with attention biases, no rope scaling): sequential residual, the tanh GELU, no attention biases,
+// linear rope scaling. The whole model's gradient against finite differences of its own f32 forward
+// (test/helpers/model-fd.ts says how). The fixture's own settings run first, as the control (its
+// gradients match transformers' in hf-fixtures.test.ts).
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { getGpu } from '../helpers/gpu.js';
@@ -19,6 +19,7 @@ describe(`GPT-NeoX variants: gradient against finite differences (seed ${rng.see
     ['sequential residual, tanh GELU', { parallelResidual: false, act: 'gelu_tanh' }],
     ['sequential residual, no attention biases', { parallelResidual: false, attentionBias: false }],
     ['parallel residual, no attention biases, full rotary', { attentionBias: false, rotaryDim: 16 }],
+    ['linear rope scaling, factor 4, full rotary', { ropeScaling: { type: 'linear', factor: 4 }, rotaryDim: 16 }],
   ];
   for (const [name, change] of variants) {
     it(name, async () => {
