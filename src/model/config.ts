@@ -9,7 +9,7 @@
 // an unknown field is refused too, unless it is known not to affect the math (see NEUTRAL).
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import type { RopeScaling } from './rope.js';
+import { describeRopeScaling, type RopeScaling } from './rope.js';
 
 export type Arch = 'gpt-neox' | 'mistral' | 'llama';
 
@@ -324,6 +324,25 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     parallelResidual, attentionBias, mlpBias, tiedEmbeddings, slidingWindow, embedPaddingIdx,
     bosTokenId, eosTokenId, dtype, raw: json,
   };
+}
+
+/** One line saying what was read, for a run's log: the settings that decide the computation. */
+export function describeModel(cfg: ModelConfig): string {
+  const heads = cfg.numKvHeads === cfg.numHeads ? `${cfg.numHeads} heads` : `${cfg.numHeads} query / ${cfg.numKvHeads} key-value heads`;
+  const parts = [
+    `${cfg.arch}, ${cfg.numLayers} layers, hidden ${cfg.hiddenSize}, ${heads} of ${cfg.headDim}` +
+      (cfg.rotaryDim !== cfg.headDim ? ` (${cfg.rotaryDim} rotary)` : ''),
+    `MLP ${cfg.intermediateSize}${cfg.act === 'silu' ? ' (SwiGLU)' : cfg.act === 'gelu_tanh' ? ' (tanh GELU)' : ''}`,
+    `vocab ${cfg.vocabSize}`,
+  ];
+  if (cfg.arch === 'gpt-neox') parts.push(cfg.parallelResidual ? 'parallel residual' : 'sequential residual');
+  parts.push(`rope theta ${cfg.ropeTheta}` + (cfg.ropeScaling ? `, ${describeRopeScaling(cfg.ropeScaling)}` : ''));
+  if (cfg.slidingWindow !== null) parts.push(`sliding window ${cfg.slidingWindow}`);
+  if (cfg.arch !== 'gpt-neox' && (cfg.attentionBias || cfg.mlpBias)) {
+    parts.push([cfg.attentionBias ? 'attention' : '', cfg.mlpBias ? 'MLP' : ''].filter(Boolean).join(' and ') + ' biases');
+  }
+  if (cfg.tiedEmbeddings) parts.push('tied embeddings');
+  return parts.join(', ');
 }
 
 /** Loads `<dir>/config.json` (or the .json file given) and normalizes it. */

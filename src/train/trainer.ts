@@ -15,6 +15,7 @@ import { findCheckpoint, loadOptimizerState, readTrainerState, saveCheckpoint, t
 import { loadPairsForModel } from './dataset.js';
 import { setAugPrecision, setPrecision } from '../engine/precision.js';
 import { checkedPrecision } from '../kernels/matmul-selfcheck.js';
+import { describeModel } from '../model/config.js';
 import { referenceLogps, type ReferenceLogps } from './reference.js';
 import { scorePairs } from './score.js';
 import { trainStep } from './step.js';
@@ -104,6 +105,7 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
 
     const startDir = state && existing ? existing : o.model;
     policy = await loadModel(gpu, startDir, { grads: true });
+    log(`policy ${startDir}: ${describeModel(policy.cfg)}`);
     const rawConfig = policy.cfg.raw;
     const optCfg: OptimizerConfig = o.optimizer === 'adamw' ? { type: 'adamw' } : { type: 'rmsprop' };
     const paramList = policy.params.specs.map((s) => policy!.params.get(s.name));

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadModelConfig, parseModelConfig, toHfConfigJson, writeHfConfig, type ModelConfig } from '../../src/model/config.js';
+import { describeModel, loadModelConfig, parseModelConfig, toHfConfigJson, writeHfConfig, type ModelConfig } from '../../src/model/config.js';
 import { FIXTURES, MODELS } from './paths.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'srk-cfg-'));
@@ -93,6 +93,20 @@ describe('loadModelConfig on the fixtures', () => {
     expect(parseModelConfig({ ...hub('mistral-tiny'), rope_scaling: { type: 'dynamic', factor: 2, original_max_position_embeddings: 4096 } }, 'x').ropeScaling)
       .toEqual({ type: 'dynamic', factor: 2 });
     expect(parseModelConfig({ ...hub('mistral-tiny'), rope_scaling: null }, 'x').ropeScaling).toBe(null);
+  });
+});
+
+describe('describeModel: the line a run logs', () => {
+  it('names what decides the computation', async () => {
+    expect(describeModel(await loadModelConfig(path.join(FIXTURES, 'gpt-neox-tiny')))).toBe(
+      'gpt-neox, 2 layers, hidden 64, 4 heads of 16 (4 rotary), MLP 256, vocab 384, parallel residual, rope theta 10000');
+    const mistral = await loadModelConfig(path.join(FIXTURES, 'mistral-tiny'));
+    expect(describeModel({ ...mistral, slidingWindow: 4096 })).toBe(
+      'mistral, 2 layers, hidden 64, 4 query / 2 key-value heads of 16, MLP 160 (SwiGLU), vocab 384, rope theta 10000, sliding window 4096');
+    const llama = await loadModelConfig(path.join(FIXTURES, 'llama-tiny-tied'));
+    expect(describeModel({ ...llama, ropeScaling: LLAMA31, mlpBias: true })).toBe(
+      'llama, 2 layers, hidden 48, 4 heads of 12, MLP 96 (SwiGLU), vocab 384, rope theta 500000, llama3 rope scaling ' +
+      '(factor 8, low/high frequency factors 1/4, original context 8192), MLP biases, tied embeddings');
   });
 });
 

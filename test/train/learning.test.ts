@@ -49,6 +49,8 @@ describe('srk train sr-dpo on gpt-neox-tiny (adamw, 6 steps): training margin an
     expect(existsSync(join(out, 'checkpoint', 'model.safetensors'))).toBe(true);
     expect(existsSync(join(out, 'report.html'))).toBe(true);
     expect(r.stderr).toMatch(/done: 6 steps/);
+    // What was read, in the log: the fixture's settings.
+    expect(r.stderr).toMatch(/policy .*gpt-neox-tiny: gpt-neox, 2 layers, hidden 64, 4 heads of 16 \(4 rotary\), .*parallel residual, rope theta 10000\n/);
   });
 });
 
