@@ -73,6 +73,13 @@ const NEUTRAL = new Set([
   'attention_dropout', 'hidden_dropout', 'classifier_dropout',
   // Splits the matmuls in transformers when > 1; the result is the same up to float rounding.
   'pretraining_tp',
+  // Bookkeeping that some saves add: transformers 4.47-4.48 (`_attn_implementation_autoset`), old
+  // PretrainedConfig attributes, Unsloth's marks.
+  '_attn_implementation_autoset', 'use_bfloat16', 'tf_legacy_loss', 'gradient_checkpointing',
+  'unsloth_version', 'unsloth_fixed',
+  // nanotron's export keys in SmolLM / SmolLM2 configs (LlamaForCausalLM): transformers' Llama reads
+  // neither, so whatever their value it computes the standard model (rotate_half rope), as srk does.
+  'is_llama_config', 'rope_interleaved',
   // Generation defaults that old configs carry.
   'max_length', 'min_length', 'do_sample', 'early_stopping', 'num_beams', 'num_beam_groups',
   'diversity_penalty', 'temperature', 'top_k', 'top_p', 'typical_p', 'repetition_penalty',

@@ -79,6 +79,33 @@ describe('loadModelConfig on the fixtures', () => {
     expect(parseModelConfig({ ...hub('llama-tiny-tied'), rope_scaling: { rope_type: 'default' } }, 'x').ropeTheta).toBe(500000);
   });
 
+  it('a SmolLM2-135M config (Llama with nanotron export keys, GQA 9:3, tied, head_dim 64) is read as transformers reads it', () => {
+    const cfg = parseModelConfig({
+      architectures: ['LlamaForCausalLM'], attention_bias: false, attention_dropout: 0.0, bos_token_id: 0, eos_token_id: 0,
+      head_dim: 64, hidden_act: 'silu', hidden_size: 576, initializer_range: 0.041666666666666664, intermediate_size: 1536,
+      is_llama_config: true, max_position_embeddings: 8192, mlp_bias: false, model_type: 'llama', num_attention_heads: 9,
+      num_hidden_layers: 30, num_key_value_heads: 3, pretraining_tp: 1, rms_norm_eps: 1e-05, rope_interleaved: false,
+      rope_scaling: null, rope_theta: 100000, tie_word_embeddings: true, torch_dtype: 'bfloat16', transformers_version: '4.42.3',
+      use_cache: true, vocab_size: 49152,
+    }, 'smollm2');
+    expect(withoutRaw(cfg)).toMatchObject({ arch: 'llama', numHeads: 9, numKvHeads: 3, headDim: 64, rotaryDim: 64, ropeTheta: 100000,
+      ropeScaling: null, tiedEmbeddings: true, normEps: 1e-5, dtype: 'bfloat16' });
+  });
+
+  it('a Llama-3.2-1B-Instruct config (llama3 rope scaling, GQA 32:8, tied, eos list) is read whole', () => {
+    const cfg = parseModelConfig({
+      architectures: ['LlamaForCausalLM'], attention_bias: false, attention_dropout: 0.0, bos_token_id: 128000,
+      eos_token_id: [128001, 128008, 128009], head_dim: 64, hidden_act: 'silu', hidden_size: 2048, initializer_range: 0.02,
+      intermediate_size: 8192, max_position_embeddings: 131072, mlp_bias: false, model_type: 'llama', num_attention_heads: 32,
+      num_hidden_layers: 16, num_key_value_heads: 8, pretraining_tp: 1, rms_norm_eps: 1e-05,
+      rope_scaling: { factor: 32.0, high_freq_factor: 4.0, low_freq_factor: 1.0, original_max_position_embeddings: 8192, rope_type: 'llama3' },
+      rope_theta: 500000.0, tie_word_embeddings: true, torch_dtype: 'bfloat16', transformers_version: '4.45.0.dev0', use_cache: true,
+      vocab_size: 128256,
+    }, 'llama-3.2-1b');
+    expect(withoutRaw(cfg)).toMatchObject({ numKvHeads: 8, headDim: 64, eosTokenId: [128001, 128008, 128009], tiedEmbeddings: true,
+      ropeScaling: { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 } });
+  });
+
   it('rope scaling: Llama 3.1 (hub rope_scaling and transformers-5 rope_parameters alike), linear, dynamic', () => {
     const llama31 = { rope_type: 'llama3', factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 8192 };
     const a = parseModelConfig({ ...hub('llama-tiny-tied'), rope_scaling: llama31, max_position_embeddings: 131072 }, 'hub');
