@@ -146,7 +146,7 @@ if has brief; then
     test/kernels/attention-unfused.test.ts test/kernels/attention-unfused-reg.test.ts test/kernels/absmax-fused.test.ts test/kernels/rotary.test.ts \
     test/kernels/layernorm.test.ts test/kernels/column-sum.test.ts test/model/optional-biases.test.ts test/kernels/output-logprob.test.ts \
     test/model/shared-prefix.test.ts test/model/block-tail.test.ts test/engine/matmul-f16.test.ts \
-    -t 'smx (128x128x32/64x32|64x64x32/32x32) \(tensor cores\)|padded|other reg tilings|with the tuner: every|causal matmul|matmul kernels|register-tiled matmul|candidates on a GPU|GELU and|LayerNorm N=|RMSNorm N=|NaN in the output|one dispatch|residual|side by side|also|attention biases|MLP biases|kept logits|GELU as C|shared by groups|as the rows apart|as on every row'
+    -t 'smx (128x128x32/64x32|64x64x32/32x32) \(tensor cores\)|padded|other reg tilings|with the tuner: every|causal matmul|matmul kernels|register-tiled matmul|candidates on a GPU|GELU and|LayerNorm N=|RMSNorm N=|NaN in the output|one dispatch|residual|side by side|also|attention biases|MLP biases|kept logits|GELU as C|shared by groups|as the rows apart|as on every row|a scaled table'
   if grep -q "×.*\(padded\|reg tilings\|with the tuner\|candidates on a GPU\)" "$r/tests-new.json" 2>/dev/null; then export SRK_TUNE=0; stamp "new matmul forms failed: SRK_TUNE=0"; fi
   if grep -q "×.*\(GELU and\|LayerNorm N=\|RMSNorm N=\|NaN in the output\)" "$r/tests-new.json" 2>/dev/null; then export SRK_FUSED_ABSMAX=0; stamp "fused partial maxima failed: SRK_FUSED_ABSMAX=0"; fi
   # The unfused attention's products are causal (matmul causal, since the fourteenth session): if the
