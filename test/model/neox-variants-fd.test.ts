@@ -1,8 +1,8 @@
 // GPT-NeoX settings that no Hugging Face fixture covers (the fixture is parallel residual, exact GELU,
-// with attention biases, no rope scaling): sequential residual, the tanh GELU, no attention biases,
-// linear rope scaling. The whole model's gradient against finite differences of its own f32 forward
-// (test/helpers/model-fd.ts says how). The fixture's own settings run first, as the control (its
-// gradients match transformers' in hf-fixtures.test.ts).
+// with attention biases, no rope scaling, untied): sequential residual, the tanh GELU, no attention
+// biases, linear rope scaling, tied embeddings. The whole model's gradient against finite differences
+// of its own f32 forward (test/helpers/model-fd.ts says how). The fixture's own settings run first, as
+// the control (its gradients match transformers' in hf-fixtures.test.ts).
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { getGpu } from '../helpers/gpu.js';
@@ -20,6 +20,7 @@ describe(`GPT-NeoX variants: gradient against finite differences (seed ${rng.see
     ['sequential residual, no attention biases', { parallelResidual: false, attentionBias: false }],
     ['parallel residual, no attention biases, full rotary', { attentionBias: false, rotaryDim: 16 }],
     ['linear rope scaling, factor 4, full rotary', { ropeScaling: { type: 'linear', factor: 4 }, rotaryDim: 16 }],
+    ['tied embeddings (embed_out is embed_in: both uses add to one gradient)', { tiedEmbeddings: true }],
   ];
   for (const [name, change] of variants) {
     it(name, async () => {
