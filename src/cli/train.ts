@@ -25,7 +25,7 @@ export function trainFlags<T>(y: Argv<T>) {
     seed: { type: 'number', default: d.seed, describe: 'data order seed' },
     'eval-data': { type: 'string', describe: 'held-out pairs: margin, accuracy, augmented accuracy, and correlations with judge scores' },
     'eval-every': { type: 'number', default: d.evalEvery, describe: 'evaluate every N steps (0: at the start and the end only)' },
-    'save-every': { type: 'number', default: d.saveEvery, describe: 'checkpoint every N steps (0: at the end and on Ctrl-C only)' },
+    'save-every': { type: 'number', default: d.saveEvery, describe: 'checkpoint every N steps (0: at the end and on Ctrl-C or SIGTERM only)' },
     out: { type: 'string', describe: 'run directory (metrics.jsonl, checkpoint/, report.html); default runs/<loss>' },
     resume: { type: 'boolean', default: false, describe: 'continue the run in --out from its checkpoint' },
     'refine-prompt': { type: 'string', default: d.refinePrompt, describe: 'the self-refinement prompt p prepended to the query' },

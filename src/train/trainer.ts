@@ -1,5 +1,5 @@
 // `srk train`: the run loop. Reference log-probs first (cached), then optimizer steps over a
-// seeded data order, a metrics line per step, periodic evaluation and checkpoints, SIGINT and
+// seeded data order, a metrics line per step, periodic evaluation and checkpoints, SIGINT / SIGTERM and
 // NaN handling, and the report at the end.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -79,13 +79,17 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
   // Products on native tensor cores: their kernels check themselves first (matmul-selfcheck.ts).
   ({ main: precision, aug } = await checkedPrecision(gpu, precision, aug, log));
   const augMatmulPrecision = aug?.matmul;
+  // Ctrl-C, and SIGTERM as a scheduler sends it before it kills a job (SLURM, Kubernetes, systemd): the
+  // step finishes and a checkpoint is saved; the same signal again quits without saving.
   let interrupted = false;
-  const onSigint = () => {
-    if (interrupted) process.exit(130);
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (interrupted) process.exit(sig === 'SIGTERM' ? 143 : 130);
     interrupted = true;
-    log('interrupt: finishing this step, then saving a checkpoint (press Ctrl-C again to quit without saving)');
+    log(`${sig === 'SIGTERM' ? 'SIGTERM' : 'interrupt'}: finishing this step, then saving a checkpoint ` +
+      `(${sig === 'SIGTERM' ? 'a second SIGTERM' : 'Ctrl-C again'} quits without saving)`);
   };
-  process.on('SIGINT', onSigint);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   let policy: LoadedModel | undefined;
   let optimizer: Optimizer | undefined;
   try {
@@ -208,7 +212,8 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
     log(`done: ${step} steps; model in ${dir}; report ${rep.html}`);
     return { out: o.out, steps: step, checkpoint: dir, report: rep.html, lastEval };
   } finally {
-    process.off('SIGINT', onSigint);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     optimizer?.release();
     if (policy) { policy.model.destroy(); policy.params.free(); }
     if (!gpuIn) await gpu.destroy();

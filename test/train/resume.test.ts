@@ -1,6 +1,6 @@
 // `srk train` interrupted and resumed: a run killed with SIGKILL (twice) and resumed from its
 // checkpoints must reproduce the uninterrupted run exactly (metrics lines and final weights), and
-// SIGINT must finish the step, save a checkpoint and exit 0.
+// SIGINT (and SIGTERM) must finish the step, save a checkpoint and exit 0.
 import { existsSync, readFileSync, readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -55,7 +55,7 @@ describe('srk train: SIGKILL then --resume reproduces the uninterrupted run exac
   }, 240_000);
 });
 
-describe('srk train: SIGINT finishes the step, saves a checkpoint, exits 0; --resume completes', () => {
+describe('srk train: SIGINT or SIGTERM finishes the step, saves a checkpoint, exits 0; --resume completes', () => {
   const tmp = tempDir();
 
   it('Ctrl-C after the first step, then --resume (from a checkpoint left mid-swap) to two more steps', async () => {
@@ -87,4 +87,17 @@ describe('srk train: SIGINT finishes the step, saves a checkpoint, exits 0; --re
     expect(JSON.parse(readFileSync(join(out, 'checkpoint', 'trainer_state.json'), 'utf8')).step).toBe(total);
     expect(existsSync(join(out, '.checkpoint-old'))).toBe(false);
   }, 180_000);
+
+  it('SIGTERM (a scheduler ending the job) does the same: the step finishes, a checkpoint is saved, exit 0', async () => {
+    const out = join(tmp, 'term');
+    const run = startTrain([...fixtureArgs('gpt-neox-tiny'), '--loss', 'dpo', '--batch-size', '3', '--out', out, '--max-steps', '100000']);
+    await waitFor(() => readMetrics(out).length >= 1 || run.child.exitCode !== null, 60_000, `the first metrics line in ${out}`, 10);
+    run.child.kill('SIGTERM');
+    const r = await run.done;
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(r.stderr).toMatch(/SIGTERM: finishing this step, then saving a checkpoint/);
+    const m = /interrupted at step (\d+): checkpoint saved/.exec(r.stderr);
+    expect(m, r.stderr).not.toBeNull();
+    expect(JSON.parse(readFileSync(join(out, 'checkpoint', 'trainer_state.json'), 'utf8')).step).toBe(Number(m![1]));
+  }, 120_000);
 });
