@@ -41,7 +41,7 @@ export function asUserError(e: unknown): unknown {
 export function scoringFlags<T>(y: Argv<T>) {
   const d = TRAIN_DEFAULTS;
   return y.options({
-    model: { type: 'string', demandOption: true, describe: 'Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer.json)' },
+    model: { type: 'string', demandOption: true, describe: 'Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer.json or tokenizer.model)' },
     data: { type: 'string', demandOption: true, describe: 'preference data (.jsonl or .jsonl.gz): {prompt, chosen, rejected}, HH-RLHF dialogues, UltraFeedback or chat rows' },
     'refine-prompt': { type: 'string', default: PAPER_REFINE_PROMPT, defaultDescription: 'the paper\'s', describe: 'the self-refinement prompt p of the augmented sequences p ++ x ++ y' },
     eos: { type: 'boolean', default: true, describe: 'append the EOS token to each completion (--no-eos: do not)' },

@@ -6,7 +6,7 @@ import { LOSSES, TRAIN_DEFAULTS, type LossName, type TrainOptions } from '../tra
 export function trainFlags<T>(y: Argv<T>) {
   const d = TRAIN_DEFAULTS;
   return y.options({
-    model: { type: 'string', describe: 'Hugging Face checkpoint directory of the policy (config.json, *.safetensors, tokenizer.json)' },
+    model: { type: 'string', describe: 'Hugging Face checkpoint directory of the policy (config.json, *.safetensors, tokenizer.json or tokenizer.model)' },
     data: { type: 'string', describe: 'preference data (.jsonl or .jsonl.gz): {prompt, chosen, rejected}, HH-RLHF dialogues, UltraFeedback or chat rows' },
     'ref-model': { type: 'string', describe: 'reference model directory (default: the initial policy)' },
     loss: { choices: LOSSES as string[], default: d.loss, describe: 'training objective' },

@@ -11,6 +11,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { parseSentencePieceModel, sentencePieceTokenizerJson } from './sentencepiece.js';
 
 export interface EncodeOptions {
   /** Add what the tokenizer's post-processor adds (e.g. Llama's BOS); none for GPT-NeoX. */
@@ -153,19 +154,32 @@ async function readJson(file: string, required: boolean): Promise<Json | undefin
 }
 
 /**
- * Loads the tokenizer of a checkpoint directory: tokenizer.json (required), and when present
+ * Loads the tokenizer of a checkpoint directory: tokenizer.json, or where there is none a SentencePiece
+ * tokenizer.model (converted as transformers does, sentencepiece.ts), and when present
  * tokenizer_config.json, special_tokens_map.json, chat_template.jinja and config.json.
  * A path to a .json file loads that tokenizer.json alone.
  */
 export async function loadTokenizer(dirOrFile: string): Promise<SrkTokenizer> {
   if (dirOrFile.endsWith('.json')) return wrap(dirOrFile, (await readJson(dirOrFile, true))!);
   const dir = dirOrFile;
-  const tokJson = (await readJson(path.join(dir, 'tokenizer.json'), true))!;
   const specialMap = (await readJson(path.join(dir, 'special_tokens_map.json'), false)) ?? {};
-  const tokConfig = (await readJson(path.join(dir, 'tokenizer_config.json'), false)) ?? {};
+  const tokConfig = { ...specialMap, ...((await readJson(path.join(dir, 'tokenizer_config.json'), false)) ?? {}) };
   const modelConfig = (await readJson(path.join(dir, 'config.json'), false)) ?? {};
   const template = await fsp.readFile(path.join(dir, 'chat_template.jinja'), 'utf8').catch(() => undefined);
-  return wrap(path.join(dir, 'tokenizer.json'), tokJson, { ...specialMap, ...tokConfig }, modelConfig, template);
+  const jsonFile = path.join(dir, 'tokenizer.json'); const spFile = path.join(dir, 'tokenizer.model');
+  let tokJson = await readJson(jsonFile, false);
+  let file = jsonFile;
+  if (!tokJson) {
+    const bytes = await fsp.readFile(spFile).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') throw new Error(`tokenizer: ${dir} has neither tokenizer.json nor tokenizer.model`);
+      throw new Error(`tokenizer: cannot read ${spFile} (${e.message})`);
+    });
+    file = spFile;
+    const flag = (k: string) => (typeof tokConfig[k] === 'boolean' ? tokConfig[k] as boolean : undefined);
+    tokJson = sentencePieceTokenizerJson(parseSentencePieceModel(bytes, spFile), spFile,
+      { legacy: flag('legacy'), addPrefixSpace: flag('add_prefix_space'), addBosToken: flag('add_bos_token'), addEosToken: flag('add_eos_token') });
+  }
+  return wrap(file, tokJson, tokConfig, modelConfig, template);
 }
 
 function wrap(file: string, ...args: ConstructorParameters<typeof SrkTokenizer>): SrkTokenizer {

@@ -13,7 +13,7 @@ import type { Optimizer } from '../kernels/optimizer.js';
 export const CHECKPOINT = 'checkpoint';
 const OLD = '.checkpoint-old';
 const TMP_PREFIX = '.checkpoint-tmp-';
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json',
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer.model', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json',
   'chat_template.jinja', 'vocab.json', 'merges.txt'];
 
 export interface TrainerState {

@@ -95,8 +95,8 @@ describe('tokenizer: fixture tokenizer (byte-level BPE, vocab 384)', () => {
     await expect(loadTokenizer(dir)).rejects.toThrow(/tokenizer\.json: bos_token "<\|nope\|>" is not in the vocabulary/);
   });
 
-  it('a directory without tokenizer.json is a clear error', async () => {
-    await expect(loadTokenizer(path.join(tmp, 'missing'))).rejects.toThrow(/cannot read .*missing\/tokenizer\.json/);
+  it('a directory without tokenizer.json or tokenizer.model is a clear error', async () => {
+    await expect(loadTokenizer(path.join(tmp, 'missing'))).rejects.toThrow(/missing has neither tokenizer\.json nor tokenizer\.model/);
   });
 });
 

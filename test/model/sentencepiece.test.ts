@@ -1,0 +1,146 @@
+// SentencePiece tokenizer.model (Mistral v0.1's, ../shared/data) read and converted to a tokenizer.json
+// (src/model/sentencepiece.ts), then run by @huggingface/tokenizers: against SentencePiece's own BPE
+// algorithm written out here (highest-scoring adjacent pair merged first, leftmost on ties; characters
+// outside the vocabulary as their UTF-8 bytes), on HH-RLHF and UltraFeedback text, unicode and
+// whitespace runs; decoding back to the text; special tokens; a checkpoint directory with only
+// tokenizer.model, and saved with a checkpoint; bad files.
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadTokenizer, SrkTokenizer } from '../../src/model/tokenizer.js';
+import {
+  parseSentencePieceModel, sentencePieceMerges, sentencePieceTokenizerJson, SP_BYTE, SP_CONTROL, SP_NORMAL, SP_UNKNOWN, SP_USER_DEFINED, type SpModel,
+} from '../../src/model/sentencepiece.js';
+import { FIXTURES, sharedFile } from './paths.js';
+import { getGpu } from '../helpers/gpu.js';
+import { loadModel } from '../../src/model/load.js';
+import { saveModelDir } from '../../src/train/checkpoint.js';
+
+const MODEL = sharedFile('data/mistral_v0.1_tokenizer.model');
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'srk-sp-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** SentencePiece BPE encoding (bpe_model.cc's algorithm), legacy normalization: "▁" + text with spaces as "▁". */
+function spEncode(sp: SpModel, text: string, dummyPrefix = true): number[] {
+  const ids = new Map<string, number>(); const score = new Map<string, number>();
+  sp.pieces.forEach((p, i) => {
+    if ((p.type === SP_NORMAL || p.type === SP_USER_DEFINED) && !ids.has(p.piece)) { ids.set(p.piece, i); score.set(p.piece, p.score); }
+  });
+  if (text === '') return [];
+  const sym = Array.from((dummyPrefix ? '▁' : '') + text.replaceAll(' ', '▁'));
+  for (;;) {
+    let best = -1; let bestScore = -Infinity;
+    for (let i = 0; i + 1 < sym.length; i++) {
+      const s = score.get(sym[i] + sym[i + 1]);
+      if (s !== undefined && s > bestScore) { best = i; bestScore = s; }
+    }
+    if (best < 0) break;
+    sym.splice(best, 2, sym[best] + sym[best + 1]);
+  }
+  const byteId = (b: number) => sp.pieces.findIndex((p) => p.type === SP_BYTE && p.piece === `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
+  return sym.flatMap((s) => ids.has(s) ? [ids.get(s)!] : Array.from(new TextEncoder().encode(s), byteId));
+}
+
+function texts(): string[] {
+  const out = ['Hello world', 'hello', ' leading space', 'trailing space ', 'two  spaces and   three', '    four', 'tab\there\nnewline\n\n',
+    'Ünïcödé café, naïve façade', '日本語のテキスト、中文文本', 'emoji 🤖🚀 and ✓ marks', 'math: ∑ x² ≤ ∞', 'a', ' ', '▁already meta', '\u0000\u0007 controls',
+    'https://example.com/path?q=1&r=2', 'def f(x):\n    return x ** 2  # comment', 'Ask questions.</s> not special here?'];
+  const hh = sharedFile('data/hh-rlhf_helpful-base_test.jsonl.gz');
+  if (hh) {
+    const rows = gunzipSync(readFileSync(hh)).toString('utf8').split('\n').filter(Boolean).slice(0, 25).map((l) => JSON.parse(l) as { chosen: string; rejected: string });
+    for (const r of rows) out.push(r.chosen, r.rejected);
+  }
+  const uf = sharedFile('data/ultrafeedback_binarized_trl-lib_sample200_eval.jsonl');
+  if (uf) {
+    const rows = readFileSync(uf, 'utf8').split('\n').filter(Boolean).slice(0, 8).map((l) => JSON.parse(l) as Record<string, unknown>);
+    for (const r of rows) for (const v of Object.values(r)) if (typeof v === 'string') out.push(v.slice(0, 1500));
+  }
+  return out;
+}
+
+describe.skipIf(!MODEL)('SentencePiece tokenizer.model (Mistral v0.1)', () => {
+  const bytes = MODEL ? readFileSync(MODEL) : new Uint8Array();
+  const sp = MODEL ? parseSentencePieceModel(bytes, MODEL) : undefined!;
+
+  it('reads the model: 32000 pieces, BPE with byte fallback, the documented ids', () => {
+    expect(sp.pieces.length).toBe(32000);
+    expect([sp.modelType, sp.byteFallback, sp.addDummyPrefix, sp.normalizerName, sp.hasCharsMap]).toEqual([2, true, true, 'identity', false]);
+    expect(sp.pieces.slice(0, 3).map((p) => [p.piece, p.type])).toEqual([['<unk>', SP_UNKNOWN], ['<s>', SP_CONTROL], ['</s>', SP_CONTROL]]);
+    expect([sp.pieces[3].piece, sp.pieces[258].piece, sp.pieces[3].type]).toEqual(['<0x00>', '<0xFF>', SP_BYTE]);
+    expect([259, 260, 261, 264, 28705].map((i) => sp.pieces[i].piece)).toEqual(['▁▁', '▁▁▁▁', '▁t', '▁a', '▁']);
+    expect(sp.pieces.filter((p) => p.type === SP_BYTE).length).toBe(256);
+  });
+
+  it('merges: every two-piece split of a piece, highest merged score first', () => {
+    const merges = sentencePieceMerges(sp.pieces);
+    const score = new Map(sp.pieces.map((p) => [p.piece, p.score]));
+    for (let i = 1; i < merges.length; i++) expect(score.get(merges[i - 1].join(''))! >= score.get(merges[i].join(''))!).toBe(true);
+    expect(merges[0]).toEqual(['▁', 't']); // "▁t" (id 261) is the best-scoring piece of two characters
+    expect(merges.every(([l, r]) => score.has(l) && score.has(r) && score.has(l + r))).toBe(true);
+  });
+
+  it("encodes as SentencePiece's BPE does, decodes back to the text, BOS in front with special tokens", () => {
+    const tok = new SrkTokenizer(sentencePieceTokenizerJson(sp, 'tokenizer.model'));
+    let n = 0;
+    for (const t of texts()) {
+      const ids = tok.encode(t, { addSpecialTokens: false });
+      if (!t.includes('</s>')) { expect(ids, JSON.stringify(t.slice(0, 80))).toEqual(spEncode(sp, t)); n++; }
+      // (Text that holds "▁" decodes it as a space, and legacy normalization gives the text after a
+      // special token a "▁" of its own, as in transformers: those do not decode back.)
+      if (!t.includes('▁') && !t.includes('</s>')) expect(tok.decode(ids), JSON.stringify(t.slice(0, 80))).toBe(t);
+      expect(tok.encode(t, { addSpecialTokens: true })).toEqual([1, ...ids]);
+    }
+    expect(n).toBeGreaterThan(15);
+    // A control symbol's text is that token (an added, special token), and is skipped when asked.
+    const withEos = tok.encode('Ask.</s>Next', { addSpecialTokens: false });
+    expect(withEos).toEqual([...spEncode(sp, 'Ask.'), 2, ...spEncode(sp, 'Next')]); // legacy: "▁" again after it
+    expect(tok.decode(withEos, { skipSpecialTokens: true })).toBe('Ask. Next');
+    expect(tok.vocabSize).toBe(32000);
+  });
+
+  it('legacy: false (tokenizer_config.json): Metaspace, so no "▁" after a special token, nor a second one before a leading space', () => {
+    const tok = new SrkTokenizer(sentencePieceTokenizerJson(sp, 'tokenizer.model', { legacy: false }));
+    for (const t of texts().slice(0, 30).filter((x) => !x.includes('</s>'))) {
+      const lead = t.startsWith(' ') || t.startsWith('▁'); // Metaspace prepends only where none is
+      const want = !lead ? spEncode(sp, t) : t.length === 1 ? [28705] : spEncode(sp, t.slice(1));
+      expect(tok.encode(t, { addSpecialTokens: false }), JSON.stringify(t.slice(0, 80))).toEqual(want);
+    }
+    expect(tok.encode('Ask.</s>Next', { addSpecialTokens: false })).toEqual([...spEncode(sp, 'Ask.'), 2, ...spEncode(sp, 'Next', false)]);
+  });
+
+  it('a checkpoint directory with tokenizer.model and no tokenizer.json', async () => {
+    const dir = path.join(tmp, 'mistral'); mkdirSync(dir);
+    copyFileSync(MODEL!, path.join(dir, 'tokenizer.model'));
+    writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ bos_token_id: 1, eos_token_id: 2 }));
+    let tok = await loadTokenizer(dir);
+    expect([tok.bosTokenId, tok.eosTokenId]).toEqual([1, 2]);
+    expect(tok.encode('Hello world', { addSpecialTokens: true })).toEqual([1, ...spEncode(sp, 'Hello world')]);
+    writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ add_bos_token: false, add_eos_token: true, bos_token: '<s>', eos_token: '</s>' }));
+    tok = await loadTokenizer(dir);
+    expect(tok.encode('Hello world', { addSpecialTokens: true })).toEqual([...spEncode(sp, 'Hello world'), 2]);
+  });
+
+  it('a saved checkpoint keeps tokenizer.model beside the weights (saveModelDir)', async () => {
+    const gpu = await getGpu();
+    const src = path.join(tmp, 'src'); mkdirSync(src);
+    for (const f of ['config.json', 'model.safetensors']) copyFileSync(path.join(FIXTURES, 'mistral-tiny', f), path.join(src, f));
+    copyFileSync(MODEL!, path.join(src, 'tokenizer.model'));
+    const m = await loadModel(gpu, src);
+    const out = path.join(tmp, 'saved');
+    await saveModelDir(gpu, m.params, m.cfg.raw, src, out);
+    m.params.free();
+    expect(readFileSync(path.join(out, 'tokenizer.model')).equals(readFileSync(MODEL!))).toBe(true);
+    expect((await loadTokenizer(out)).encode('Hello world', { addSpecialTokens: false })).toEqual(spEncode(sp, 'Hello world'));
+  });
+
+  it('bad files are errors naming the file', async () => {
+    expect(() => parseSentencePieceModel(bytes.subarray(0, 1000), 'cut.model')).toThrow(/tokenizer cut\.model: .* (runs past the end|truncated)/);
+    expect(() => parseSentencePieceModel(new TextEncoder().encode('{"not": "protobuf"}'), 'x.model')).toThrow(/tokenizer x\.model/);
+    expect(() => sentencePieceTokenizerJson({ ...sp, modelType: 1 }, 'uni.model')).toThrow(/uni\.model: a SentencePiece unigram model is not supported/);
+    const dir = path.join(tmp, 'broken'); mkdirSync(dir);
+    writeFileSync(path.join(dir, 'tokenizer.model'), bytes.subarray(0, 5000));
+    await expect(loadTokenizer(dir)).rejects.toThrow(/broken\/tokenizer\.model/);
+  });
+});
