@@ -123,6 +123,7 @@ const chars = (s: string): string[] => Array.from(s);
 export function sentencePieceMerges(pieces: readonly SpPiece[]): [string, string][] {
   const id = new Map<string, number>();
   pieces.forEach((p, i) => { if (!id.has(p.piece)) id.set(p.piece, i); });
+  const len = (s: string): number => chars(s).length;
   const all: { l: string; r: string; score: number; ll: number; lr: number; order: number }[] = [];
   for (const p of pieces) {
     const c = chars(p.piece);
@@ -133,11 +134,10 @@ export function sentencePieceMerges(pieces: readonly SpPiece[]): [string, string
       if (il !== undefined && ir !== undefined) local.push({ l, r, il, ir });
     }
     local.sort((a, b) => a.il - b.il || a.ir - b.ir);
-    for (const m of local) all.push({ l: m.l, r: m.r, score: p.score, ll: k(m.l), lr: k(m.r), order: all.length });
+    for (const m of local) all.push({ l: m.l, r: m.r, score: p.score, ll: len(m.l), lr: len(m.r), order: all.length });
   }
   all.sort((a, b) => b.score - a.score || b.ll - a.ll || b.lr - a.lr || a.order - b.order);
   return all.map((m) => [m.l, m.r]);
-  function k(s: string): number { return chars(s).length; }
 }
 
 export interface SpConvertOptions {
@@ -189,6 +189,7 @@ export function sentencePieceTokenizerJson(sp: SpModel, file: string, o: SpConve
     decoder,
     model: {
       type: 'BPE', dropout: null, unk_token: sp.pieces[unk].piece, continuing_subword_prefix: null, end_of_word_suffix: null,
+      // (transformers sets byte_fallback always; without <0xNN> pieces it falls back to <unk> just the same.)
       fuse_unk: true, byte_fallback: sp.byteFallback, ignore_merges: false, vocab, merges: sentencePieceMerges(sp.pieces),
     },
   };
