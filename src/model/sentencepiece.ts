@@ -189,8 +189,8 @@ export function sentencePieceTokenizerJson(sp: SpModel, file: string, o: SpConve
     decoder,
     model: {
       type: 'BPE', dropout: null, unk_token: sp.pieces[unk].piece, continuing_subword_prefix: null, end_of_word_suffix: null,
-      // (transformers sets byte_fallback always; without <0xNN> pieces it falls back to <unk> just the same.)
-      fuse_unk: true, byte_fallback: sp.byteFallback, ignore_merges: false, vocab, merges: sentencePieceMerges(sp.pieces),
+      // Byte fallback always, as transformers' LlamaConverter sets it (without <0xNN> pieces it gives <unk>).
+      fuse_unk: true, byte_fallback: true, ignore_merges: false, vocab, merges: sentencePieceMerges(sp.pieces),
     },
   };
 }
