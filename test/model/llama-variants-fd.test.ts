@@ -23,6 +23,8 @@ describe(`Llama and Mistral variants: gradient against finite differences (seed 
     ['Mistral, four query heads a key/value head, window 6', 'mistral-tiny', { numKvHeads: 1, slidingWindow: 6 }, /\.(k|v)_proj\.weight$/],
     ['Mistral, heads of 8 channels (q_proj 32 x 64)', 'mistral-tiny', { headDim: 8, rotaryDim: 8 }, /\.(q|k|v|o)_proj\.weight$/],
     ['Llama tied as it is (the control)', 'llama-tiny-tied', {}, null],
+    ['Llama, 9 query heads sharing 3 key/value heads of 8 channels (SmolLM2\'s grouping)', 'llama-tiny-tied',
+      { numHeads: 9, numKvHeads: 3, headDim: 8, rotaryDim: 8 }, /\.(q|k|v|o)_proj\.weight$/],
     ['Llama, attention and MLP biases', 'llama-tiny-tied', { attentionBias: true, mlpBias: true }, /\.bias$/],
     ['Llama, untied output layer', 'llama-tiny-tied', { tiedEmbeddings: false }, /^lm_head\.weight$/],
     ['Llama, llama3 rope scaling over an original context of 8 (one frequency blended, the rest divided by 4)', 'llama-tiny-tied',
