@@ -18,11 +18,13 @@
 //        tokens (the appended EOS may be lost, as in the original).
 //   Lengths include the EOS. A row is `truncated` when step 1 or 2 removed any token.
 // - Augmented prompt (Sr-DPO / Sr-IPO, prompt p ⊕ x): augPromptIds = tokens(refine prompt, no special
-//   tokens) ++ promptIds, where promptIds are exactly the plain sequence's prompt ids (special tokens
-//   and truncation included), so the augmented sequence is refine ++ prompt ++ completion with the
-//   same completion ids as the plain one. The refine prompt does not count toward the limits: the
-//   plain sequence is truncated as above and then the refine ids are prepended, so an augmented
-//   sequence can be up to maxLength + len(refine ids) tokens.
+//   tokens) ++ promptIds, where promptIds are exactly the plain sequence's prompt ids (truncation
+//   included), so the augmented sequence is refine ++ prompt ++ completion with the same completion ids
+//   as the plain one. A BOS at the head of the prompt stays at the head of the sequence: [BOS] ++ refine
+//   ++ the prompt's other ids, as tokenizing the text p ⊕ x would put it (Llama / Mistral models expect
+//   BOS at position 0, and see none in the middle of a text). The refine prompt does not count toward the
+//   limits: the plain sequence is truncated as above and then the refine ids are inserted, so an
+//   augmented sequence can be up to maxLength + len(refine ids) tokens.
 
 import type { JsonlOptions, JsonlStats } from './read-jsonl.js';
 import {
@@ -55,7 +57,7 @@ export interface TokenizedPair {
   promptIds: number[];
   chosenIds: number[];
   rejectedIds: number[];
-  /** refine ids ++ promptIds (only with a refine prompt). */
+  /** refine ids ++ promptIds, a leading BOS kept in front (only with a refine prompt). */
   augPromptIds?: number[];
   scoreChosen?: number;
   scoreRejected?: number;
@@ -201,7 +203,10 @@ export class PairTokenizer {
     const prompt = this.encodePrompt(row.prompt);
     const r = this.truncate(prompt, [this.encodeCompletion(row.chosen), this.encodeCompletion(row.rejected)]);
     const out: TokenizedPair = { promptIds: r.prompt, chosenIds: r.completions[0], rejectedIds: r.completions[1], truncated: r.truncated };
-    if (this.refineIds) out.augPromptIds = [...this.refineIds, ...r.prompt];
+    if (this.refineIds) {
+      // encodePrompt pins a tokenizer-added BOS at the head, and truncation keeps it there.
+      out.augPromptIds = prompt.pinned ? [r.prompt[0], ...this.refineIds, ...r.prompt.slice(1)] : [...this.refineIds, ...r.prompt];
+    }
     if (row.scoreChosen !== undefined) out.scoreChosen = row.scoreChosen;
     if (row.scoreRejected !== undefined) out.scoreRejected = row.scoreRejected;
     return out;

@@ -112,16 +112,19 @@ describe('tokenizePairs', () => {
     expect(stats.eosAlreadyPresent).toBe(1);
   });
 
-  it('augmented prompt = tokens(refine, no special tokens) ++ the plain prompt ids (special tokens, truncation)', () => {
+  it('augmented prompt = tokens(refine, no special tokens) ++ the plain prompt ids (truncation), a leading BOS kept in front', () => {
     const tok = fakeTokenizer({ addsBos: true });
     const refine = 'Rate 100. Query:';
     const long = 'x'.repeat(40);
     const { pairs, stats } = tokenizePairs([row('Q?', ' yes', ' no'), row(long, ' a', ' b')], tok, { refinePrompt: refine, maxLength: 24, maxPromptLength: 10 });
-    expect(pairs[0].augPromptIds).toEqual([...chars(refine), 1, ...chars('Q?')]);
-    expect(pairs[0].augPromptIds).toEqual([...tok.encode(refine, { addSpecialTokens: false }), ...pairs[0].promptIds]);
-    // Second row: the prompt (BOS + 40) is cut to BOS + last 9; the refine ids are prepended to that.
+    expect(pairs[0].augPromptIds).toEqual([1, ...chars(refine), ...chars('Q?')]);
+    expect(pairs[0].augPromptIds).toEqual([1, ...tok.encode(refine, { addSpecialTokens: false }), ...pairs[0].promptIds.slice(1)]);
+    // Second row: the prompt (BOS + 40) is cut to BOS + last 9; the refine ids go between the BOS and those.
     expect(pairs[1].promptIds).toEqual([1, ...chars('x'.repeat(9))]);
-    expect(pairs[1].augPromptIds).toEqual([...chars(refine), ...pairs[1].promptIds]);
+    expect(pairs[1].augPromptIds).toEqual([1, ...chars(refine), ...pairs[1].promptIds.slice(1)]);
+    // Without a BOS (GPT-NeoX's tokenizer adds none) the refine ids simply come first.
+    const plain = tokenizePairs([row('Q?', ' yes', ' no')], fakeTokenizer({ addsBos: false }), { refinePrompt: refine }).pairs[0];
+    expect(plain.augPromptIds).toEqual([...chars(refine), ...plain.promptIds]);
     expect(pairs[1].truncated).toBe(true);
     // The augmented sequence may exceed maxLength by the refine length, no more.
     const augLen = pairs[1].augPromptIds!.length + Math.max(pairs[1].chosenIds.length, pairs[1].rejectedIds.length);
@@ -201,7 +204,7 @@ describe('loadTokenizedPairs', () => {
     expect(r.rows[0]).toEqual({ prompt: '<s>[INST] What is 2+2? [/INST]', chosen: '4</s>', rejected: '5</s>', scoreChosen: 9, scoreRejected: 2.5 });
     expect(r.pairs[0]).toEqual({
       promptIds: [1, ...chars('[INST] What is 2+2? [/INST]')], chosenIds: [...chars('4'), 2], rejectedIds: [...chars('5'), 2],
-      augPromptIds: [...chars('R:'), 1, ...chars('[INST] What is 2+2? [/INST]')], scoreChosen: 9, scoreRejected: 2.5, truncated: false,
+      augPromptIds: [1, ...chars('R:'), ...chars('[INST] What is 2+2? [/INST]')], scoreChosen: 9, scoreRejected: 2.5, truncated: false,
     });
     expect(r.normalize.byShape.chat).toBe(6);
     expect(r.tokenize).toMatchObject({ rows: 6, doubleBosRemoved: 6, eosAlreadyPresent: 12 });

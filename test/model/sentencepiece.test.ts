@@ -17,6 +17,7 @@ import { FIXTURES, sharedFile } from './paths.js';
 import { getGpu } from '../helpers/gpu.js';
 import { loadModel } from '../../src/model/load.js';
 import { saveModelDir } from '../../src/train/checkpoint.js';
+import { tokenizePairs } from '../../src/data/tokenize-pairs.js';
 
 const MODEL = sharedFile('data/mistral_v0.1_tokenizer.model');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'srk-sp-'));
@@ -120,6 +121,16 @@ describe.skipIf(!MODEL)('SentencePiece tokenizer.model (Mistral v0.1)', () => {
     writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ add_bos_token: false, add_eos_token: true, bos_token: '<s>', eos_token: '</s>' }));
     tok = await loadTokenizer(dir);
     expect(tok.encode('Hello world', { addSpecialTokens: true })).toEqual([...spEncode(sp, 'Hello world'), 2]);
+  });
+
+  it('a Sr-DPO augmented prompt keeps its BOS first: BOS ++ refine prompt ++ prompt', () => {
+    const tok = new SrkTokenizer(sentencePieceTokenizerJson(sp, 'tokenizer.model'), {}, { bos_token_id: 1, eos_token_id: 2 });
+    const refine = 'Please generate a response with a usefulness rating of 100 out of 100. Query:';
+    const { pairs } = tokenizePairs([{ prompt: 'How do I sort a list?', chosen: ' Use sorted().', rejected: ' No.' }], tok, { refinePrompt: refine });
+    const p = pairs[0];
+    expect(p.promptIds[0]).toBe(1);
+    expect(p.augPromptIds).toEqual([1, ...spEncode(sp, refine), ...p.promptIds.slice(1)]);
+    expect(p.augPromptIds!.filter((id) => id === 1)).toHaveLength(1);
   });
 
   it('a saved checkpoint keeps tokenizer.model beside the weights (saveModelDir)', async () => {
