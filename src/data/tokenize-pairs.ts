@@ -155,7 +155,11 @@ export class PairTokenizer {
     if (!opts.noEos && (tok.eosTokenId === null || tok.eosTokenId === undefined)) {
       throw new Error('the tokenizer has no EOS token: pass noEos to train without one');
     }
-    this.refineIds = opts.refinePrompt ? tok.encode(opts.refinePrompt, { addSpecialTokens: false }) : null;
+    this.refineIds = typeof opts.refinePrompt === 'string' ? tok.encode(opts.refinePrompt, { addSpecialTokens: false }) : null;
+    if (this.refineIds && this.refineIds.length === 0) {
+      throw Object.assign(new Error(`the refine prompt (--refine-prompt) ${JSON.stringify(opts.refinePrompt)} has no tokens: the augmented ` +
+        'sequences p ++ x ++ y need a prompt p (the default is the paper\'s text)'), { userFacing: true });
+    }
     this.stats.refineLength = this.refineIds?.length ?? 0;
   }
 

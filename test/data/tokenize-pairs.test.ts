@@ -122,6 +122,8 @@ describe('tokenizePairs', () => {
     // Second row: the prompt (BOS + 40) is cut to BOS + last 9; the refine ids go between the BOS and those.
     expect(pairs[1].promptIds).toEqual([1, ...chars('x'.repeat(9))]);
     expect(pairs[1].augPromptIds).toEqual([1, ...chars(refine), ...pairs[1].promptIds.slice(1)]);
+    // An empty refine prompt is refused by name rather than an augmented pass without p.
+    expect(() => tokenizePairs([row('Q?', ' yes', ' no')], tok, { refinePrompt: '' })).toThrow(/refine prompt \(--refine-prompt\) "" has no tokens/);
     // Without a BOS (GPT-NeoX's tokenizer adds none) the refine ids simply come first.
     const plain = tokenizePairs([row('Q?', ' yes', ' no')], fakeTokenizer({ addsBos: false }), { refinePrompt: refine }).pairs[0];
     expect(plain.augPromptIds).toEqual([...chars(refine), ...plain.promptIds]);
