@@ -42,10 +42,17 @@ export function trainFlags<T>(y: Argv<T>) {
 
 export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {
   const num = (k: string) => a[k] as number;
-  const positive = (k: string) => { if (!(num(k) > 0) || !Number.isInteger(num(k))) throw Object.assign(new Error(`--${k} must be a positive integer`), { userFacing: true }); };
-  for (const k of ['batch-size', 'micro-batch-size', 'max-length', 'max-prompt-length']) positive(k);
+  const refuse = (msg: string) => { throw Object.assign(new Error(msg), { userFacing: true }); };
+  const positive = (k: string) => { if (!(num(k) > 0) || !Number.isInteger(num(k))) refuse(`--${k} must be a positive integer (got ${a[k]})`); };
+  const count = (k: string) => { if (!(num(k) >= 0) || !Number.isInteger(num(k))) refuse(`--${k} must be an integer >= 0 (got ${a[k]})`); };
+  const atLeastZero = (k: string, why: string) => { if (!(num(k) >= 0) || !Number.isFinite(num(k))) refuse(`--${k} must be a number >= 0${why} (got ${a[k]})`); };
+  for (const k of ['batch-size', 'micro-batch-size', 'max-length', 'max-prompt-length', 'epochs']) positive(k);
   if (a['max-steps'] !== undefined) positive('max-steps');
-  if (!(num('beta') > 0)) throw Object.assign(new Error('--beta must be > 0'), { userFacing: true });
+  for (const k of ['warmup-steps', 'eval-every', 'save-every', 'seed']) count(k);
+  if (!(num('beta') > 0) || !Number.isFinite(num('beta'))) refuse(`--beta must be > 0 (got ${a.beta})`);
+  atLeastZero('lr', '');
+  atLeastZero('lambda', ' (0 is DPO / IPO)');
+  atLeastZero('grad-clip', ' (0: no clipping)');
   if (num('max-prompt-length') >= num('max-length')) throw Object.assign(new Error('--max-prompt-length must be below --max-length'), { userFacing: true });
   const loss = a.loss as LossName;
   return {

@@ -1,0 +1,36 @@
+// `srk train`'s flags -> options: values a run cannot mean are refused by flag name, before anything
+// loads (a negative learning rate would climb the loss; a negative lambda turns the refinement round).
+import yargs from 'yargs';
+import { describe, expect, it } from 'vitest';
+import { trainFlags, trainOptionsFrom } from '../../src/cli/train.js';
+
+const parse = (...args: string[]) => trainOptionsFrom(trainFlags(yargs(args)).parseSync() as Record<string, unknown>);
+
+describe('srk train flags', () => {
+  it('the defaults and ordinary values pass', () => {
+    const o = parse('--model', 'm', '--data', 'd', '--lr', '0', '--lambda', '0', '--grad-clip', '0', '--warmup-steps', '0');
+    expect(o).toMatchObject({ lr: 0, lambda: 0, gradClip: 0, warmupSteps: 0 });
+    expect(parse('--model', 'm', '--data', 'd')).toMatchObject({ beta: 0.1, loss: expect.any(String) });
+  });
+
+  const bad: [string[], RegExp][] = [
+    [['--lr', '-1'], /--lr must be a number >= 0 \(got -1\)/],
+    [['--lr', 'abc'], /--lr must be a number >= 0/],
+    [['--lambda', '-0.5'], /--lambda must be a number >= 0 \(0 is DPO \/ IPO\) \(got -0.5\)/],
+    [['--grad-clip', '-1'], /--grad-clip must be a number >= 0 \(0: no clipping\)/],
+    [['--beta', '0'], /--beta must be > 0/],
+    [['--beta', 'Infinity'], /--beta must be > 0/],
+    [['--warmup-steps', '-3'], /--warmup-steps must be an integer >= 0/],
+    [['--eval-every', '1.5'], /--eval-every must be an integer >= 0/],
+    [['--save-every', '-1'], /--save-every must be an integer >= 0/],
+    [['--seed', '-2'], /--seed must be an integer >= 0/],
+    [['--epochs', '0'], /--epochs must be a positive integer/],
+    [['--batch-size', '0'], /--batch-size must be a positive integer/],
+    [['--max-steps', '2.5'], /--max-steps must be a positive integer/],
+  ];
+  for (const [args, re] of bad) {
+    it(`refuses ${args.join(' ')}`, () => {
+      expect(() => parse('--model', 'm', '--data', 'd', ...args)).toThrow(re);
+    });
+  }
+});
