@@ -78,6 +78,8 @@ export class SrkTokenizer {
   readonly vocabSize: number;
   readonly chatTemplate: string | undefined;
   readonly cleanUpTokenizationSpaces: boolean;
+  /** Set where loadTokenizer converted a SentencePiece tokenizer.model (the checkpoint has no tokenizer.json). */
+  sentencePieceFile?: string;
   private readonly tok: Tokenizer;
 
   /**
@@ -179,7 +181,9 @@ export async function loadTokenizer(dirOrFile: string): Promise<SrkTokenizer> {
     tokJson = sentencePieceTokenizerJson(parseSentencePieceModel(bytes, spFile), spFile,
       { legacy: flag('legacy'), addPrefixSpace: flag('add_prefix_space'), addBosToken: flag('add_bos_token'), addEosToken: flag('add_eos_token') });
   }
-  return wrap(file, tokJson, tokConfig, modelConfig, template);
+  const tok = wrap(file, tokJson, tokConfig, modelConfig, template);
+  if (file === spFile) tok.sentencePieceFile = spFile;
+  return tok;
 }
 
 function wrap(file: string, ...args: ConstructorParameters<typeof SrkTokenizer>): SrkTokenizer {

@@ -29,6 +29,7 @@ function dataError(e: unknown): unknown {
 
 export async function loadPairsForModel(modelDir: string, file: string, s: DataSettings, log: (s: string) => void): Promise<TokenizedPair[]> {
   const tok = await loadTokenizer(modelDir);
+  if (tok.sentencePieceFile) log(`tokenizer: ${tok.sentencePieceFile} (SentencePiece; no tokenizer.json, converted as transformers does)`);
   const r = await loadTokenizedPairs(file, textTokenizer(tok), {
     maxLength: s.maxLength, maxPromptLength: s.maxPromptLength, noEos: s.noEos, refinePrompt: s.refinePrompt,
     skipBadRows: s.skipBadRows,

@@ -117,6 +117,7 @@ describe.skipIf(!MODEL)('SentencePiece tokenizer.model (Mistral v0.1)', () => {
     writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ bos_token_id: 1, eos_token_id: 2 }));
     let tok = await loadTokenizer(dir);
     expect([tok.bosTokenId, tok.eosTokenId]).toEqual([1, 2]);
+    expect(tok.sentencePieceFile).toBe(path.join(dir, 'tokenizer.model')); // (a run's log names it)
     expect(tok.encode('Hello world', { addSpecialTokens: true })).toEqual([1, ...spEncode(sp, 'Hello world')]);
     writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ add_bos_token: false, add_eos_token: true, bos_token: '<s>', eos_token: '</s>' }));
     tok = await loadTokenizer(dir);
