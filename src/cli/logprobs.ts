@@ -4,7 +4,7 @@
 // Conventions (those of training, src/data/tokenize-pairs.ts): the prompt is tokenized with the
 // tokenizer's special tokens, each completion without, EOS appended unless --no-eos, and the sums
 // run over the completion tokens only (EOS included). The augmented sequence is
-// tokens(refine prompt) ++ tokens(prompt) ++ tokens(completion).
+// tokens(refine prompt) ++ tokens(prompt) ++ tokens(completion), a BOS the tokenizer adds kept first.
 //
 // The input is streamed: rows are read, tokenized and scored one micro-batch at a time and each
 // finished micro-batch is written out at once, so a large file is never held in memory. Results go
