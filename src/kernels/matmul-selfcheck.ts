@@ -238,10 +238,12 @@ export async function runTilings(gpu: Gpu, tilings: readonly MatmulTile[], rules
       const errors = (await Promise.all([device.popErrorScope(), device.popErrorScope()])).filter((e) => e);
       if (errors.length) { found.plain.push(...errors.map((e) => `adapter error: ${e!.message}`)); continue; }
       if (found.plain.length) continue;
-      for (const p of cases) {
-        const bad = judgeCase(p.c, p.a, p.b, p.bias, p.c0, await gpu.readF32(p.tc));
+      // One readback for the tiling's cases (one wait, not one per case).
+      const results = cases.length ? await gpu.readManyF32(cases.map((p) => p.tc)) : [];
+      cases.forEach((p, i) => {
+        const bad = judgeCase(p.c, p.a, p.b, p.bias, p.c0, results[i]);
         if (bad) (p.c.split ? found.split : found.plain).push(bad);
-      }
+      });
     }
   } finally {
     for (const w of work) for (const p of w.cases) gpu.pool.release(...p.tensors);

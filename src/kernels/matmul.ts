@@ -166,13 +166,20 @@ export function excludeTiling(gpu: Gpu, tile: MatmulTile): void {
 }
 /** Whether a tensor-core tiling fits gpu's workgroup limits in every transpose (as fitTile decides it per product). */
 export function smxTilingFits(gpu: Gpu, tile: MatmulTile): boolean {
-  if (!gpu.smxMode) return false;
-  const lim = gpu.limits;
+  return !!gpu.smxMode && [false, true].every((ta) => [false, true].every((tb) => smxStages(gpu, tile, ta, tb) !== undefined));
+}
+
+/**
+ * The workgroup-memory stages of a tensor-core tiling for these transposes on gpu, or undefined where
+ * it exceeds the adapter's workgroup limits. One stage unless the tiling asks for two: on the H100
+ * (bench/RESULTS.md, 2026-11-27) the two-stage form ran the dx and dW products of a training step ~50%
+ * slower (47 KiB of workgroup memory per workgroup against 28). The safe forms have one stage.
+ */
+function smxStages(gpu: Gpu, tile: MatmulTile, transA: boolean, transB: boolean): 1 | 2 | undefined {
   const stages = smxSafe(gpu) ? 1 : tile.stages ?? 1;
-  return [false, true].every((ta) => [false, true].every((tb) => {
-    const s = smxShape(tile, gpu.fixedSubgroupSize, ta, tb, stages);
-    return s.threads <= lim.maxComputeInvocationsPerWorkgroup && s.sharedBytes <= lim.maxComputeWorkgroupStorageSize;
-  }));
+  const s = smxShape(tile, gpu.fixedSubgroupSize, transA, transB, stages);
+  const lim = gpu.limits;
+  return s.threads <= lim.maxComputeInvocationsPerWorkgroup && s.sharedBytes <= lim.maxComputeWorkgroupStorageSize ? stages : undefined;
 }
 /** For tests: forgets what the self-check decided for gpu. */
 export function resetTensorCoreFindings(gpu: Gpu): void { SAFE_FORMS.delete(gpu); EXCLUDED.delete(gpu); }
@@ -396,16 +403,9 @@ function fitTile(gpu: Gpu, tile: MatmulTile, p: Problem, f16: boolean): FittedTi
   if (tile.kind === 'smx') {
     if (!f16) return 'needs precision f16 (and M, N >= 16)';
     if (!gpu.smxMode) return 'needs an f16 subgroup-matrix adapter';
-    const shape = (st: 1 | 2) => smxShape(tile, gpu.fixedSubgroupSize, p.transA, p.transB, st);
-    // One stage unless the tiling asks for two: on the H100 (bench/RESULTS.md, 2026-11-27) the
-    // two-stage form ran the dx and dW products of a training step ~50% slower (47 KiB of
-    // workgroup memory per workgroup against 28). SRK_SMX_SAFE=1 also turns off direct stores.
-    const stages = smxSafe(gpu) ? 1 : tile.stages ?? 1;
-    const s = shape(stages);
-    if (s.threads > lim.maxComputeInvocationsPerWorkgroup || s.sharedBytes > lim.maxComputeWorkgroupStorageSize) {
-      return "exceeds this adapter's workgroup limits";
-    }
-    return { tile, stages };
+    // (The safe forms, SRK_SMX_SAFE=1 or the self-check's finding, also turn off direct stores: run().)
+    const stages = smxStages(gpu, tile, p.transA, p.transB);
+    return stages === undefined ? "exceeds this adapter's workgroup limits" : { tile, stages };
   }
   if (tile.kind === 'reg') {
     const { WX, WY, THREADS } = regShape(tile);

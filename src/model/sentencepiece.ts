@@ -10,7 +10,8 @@
 //               prepends "▁" to the first section only (not after special tokens);
 //   decoder     "▁" -> " ", bytes <0xNN> back to text, fused, one leading space stripped;
 //   specials    <unk>, control symbols (<s>, </s>) and user-defined pieces as added tokens;
-//   post-proc.  BOS in front (add_bos_token, default true), EOS after with add_eos_token.
+//   post-proc.  none here: BOS / EOS as for any Llama tokenizer (tokenizer.ts: add_bos_token, default
+//               true; add_eos_token).
 // Only BPE models are read (Llama 1/2, Mistral v0.1-v0.2, TinyLlama...); a unigram model (T5-style) is
 // refused by name.
 type Json = Record<string, unknown>;
@@ -145,8 +146,6 @@ export interface SpConvertOptions {
   legacy?: boolean;
   /** tokenizer_config.json's `add_prefix_space` (default true). */
   addPrefixSpace?: boolean;
-  addBosToken?: boolean;
-  addEosToken?: boolean;
 }
 
 /** tokenizer.json (as an object) for a SentencePiece BPE model, as transformers' LlamaConverter builds it. */
@@ -173,19 +172,11 @@ export function sentencePieceTokenizerJson(sp: SpModel, file: string, o: SpConve
     { type: 'Replace', pattern: { String: '▁' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' },
     ...(prefix ? [{ type: 'Strip', content: ' ', start: 1, stop: 0 }] : []),
   ] };
-  const special = (i: number | undefined, typeId: number) => i === undefined ? [] : [{ SpecialToken: { id: sp.pieces[i].piece, type_id: typeId } }];
-  const bos = (o.addBosToken ?? true) ? sp.pieces.findIndex((p) => p.piece === '<s>') : -1;
-  const eos = o.addEosToken ? sp.pieces.findIndex((p) => p.piece === '</s>') : -1;
-  if ((o.addBosToken ?? true) && bos < 0) throw new Error(`${where}: add_bos_token, but there is no <s> piece`);
-  if (o.addEosToken && eos < 0) throw new Error(`${where}: add_eos_token, but there is no </s> piece`);
-  const seq = (typeId: number) => [...special(bos >= 0 ? bos : undefined, typeId), { Sequence: { id: typeId ? 'B' : 'A', type_id: typeId } },
-    ...special(eos >= 0 ? eos : undefined, typeId)];
-  const specials: Record<string, { id: string; ids: number[]; tokens: string[] }> = {};
-  for (const i of [bos, eos]) if (i >= 0) specials[sp.pieces[i].piece] = { id: sp.pieces[i].piece, ids: [i], tokens: [sp.pieces[i].piece] };
   return {
     version: '1.0', truncation: null, padding: null, added_tokens: addedTokens,
-    normalizer, pre_tokenizer: preTokenizer,
-    post_processor: { type: 'TemplateProcessing', single: seq(0), pair: [...seq(0), ...seq(1)], special_tokens: specials },
+    // BOS / EOS: transformers' Llama tokenizer adds them from add_bos_token / add_eos_token, as the
+    // loader does for any Llama tokenizer (tokenizer.ts withAddBosEos, with the class's defaults).
+    normalizer, pre_tokenizer: preTokenizer, post_processor: null,
     decoder,
     model: {
       type: 'BPE', dropout: null, unk_token: sp.pieces[unk].piece, continuing_subword_prefix: null, end_of_word_suffix: null,

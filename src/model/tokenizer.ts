@@ -70,6 +70,26 @@ function withAddBosEos(tokJson: Json, cfg: Json): Json {
   return { ...tokJson, post_processor: { type: 'TemplateProcessing', single, pair: [...single, ...seq(1)], special_tokens: specials } };
 }
 
+/**
+ * transformers' LlamaTokenizer(Fast) defaults, which a checkpoint's tokenizer_config.json overrides:
+ * what a tokenizer converted from tokenizer.model runs with (it is loaded as that class).
+ */
+const LLAMA_TOKENIZER_DEFAULTS: Json = { bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>', add_bos_token: true, add_eos_token: false };
+
+/**
+ * A tokenizer from a SentencePiece tokenizer.model (sentencepiece.ts), as transformers' Llama fast
+ * tokenizer builds it: `legacy` and `add_prefix_space` shape the conversion, and BOS / EOS follow
+ * add_bos_token / add_eos_token like any Llama tokenizer's (withAddBosEos).
+ */
+export function sentencePieceTokenizer(bytes: Uint8Array, file: string, tokenizerConfig: Json = {}, modelConfig: Json = {},
+  chatTemplateFile?: string): SrkTokenizer {
+  const flag = (k: string) => (typeof tokenizerConfig[k] === 'boolean' ? tokenizerConfig[k] as boolean : undefined);
+  const json = sentencePieceTokenizerJson(parseSentencePieceModel(bytes, file), file, { legacy: flag('legacy'), addPrefixSpace: flag('add_prefix_space') });
+  const tok = wrap(file, json, { ...LLAMA_TOKENIZER_DEFAULTS, ...tokenizerConfig, tokenizer_class: 'LlamaTokenizerFast' }, modelConfig, chatTemplateFile);
+  tok.sentencePieceFile = file;
+  return tok;
+}
+
 export class SrkTokenizer {
   readonly bosTokenId: number | undefined;
   readonly eosTokenId: number | undefined;
@@ -169,21 +189,13 @@ export async function loadTokenizer(dirOrFile: string): Promise<SrkTokenizer> {
   const modelConfig = (await readJson(path.join(dir, 'config.json'), false)) ?? {};
   const template = await fsp.readFile(path.join(dir, 'chat_template.jinja'), 'utf8').catch(() => undefined);
   const jsonFile = path.join(dir, 'tokenizer.json'); const spFile = path.join(dir, 'tokenizer.model');
-  let tokJson = await readJson(jsonFile, false);
-  let file = jsonFile;
-  if (!tokJson) {
-    const bytes = await fsp.readFile(spFile).catch((e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') throw new Error(`tokenizer: ${dir} has neither tokenizer.json nor tokenizer.model`);
-      throw new Error(`tokenizer: cannot read ${spFile} (${e.message})`);
-    });
-    file = spFile;
-    const flag = (k: string) => (typeof tokConfig[k] === 'boolean' ? tokConfig[k] as boolean : undefined);
-    tokJson = sentencePieceTokenizerJson(parseSentencePieceModel(bytes, spFile), spFile,
-      { legacy: flag('legacy'), addPrefixSpace: flag('add_prefix_space'), addBosToken: flag('add_bos_token'), addEosToken: flag('add_eos_token') });
-  }
-  const tok = wrap(file, tokJson, tokConfig, modelConfig, template);
-  if (file === spFile) tok.sentencePieceFile = spFile;
-  return tok;
+  const tokJson = await readJson(jsonFile, false);
+  if (tokJson) return wrap(jsonFile, tokJson, tokConfig, modelConfig, template);
+  const bytes = await fsp.readFile(spFile).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') throw new Error(`tokenizer: ${dir} has neither tokenizer.json nor tokenizer.model`);
+    throw new Error(`tokenizer: cannot read ${spFile} (${e.message})`);
+  });
+  return sentencePieceTokenizer(bytes, spFile, tokConfig, modelConfig, template);
 }
 
 function wrap(file: string, ...args: ConstructorParameters<typeof SrkTokenizer>): SrkTokenizer {

@@ -9,7 +9,7 @@ import { gunzipSync } from 'node:zlib';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadTokenizer, SrkTokenizer } from '../../src/model/tokenizer.js';
+import { loadTokenizer, sentencePieceTokenizer } from '../../src/model/tokenizer.js';
 import {
   parseSentencePieceModel, sentencePieceMerges, sentencePieceTokenizerJson, SP_BYTE, SP_CONTROL, SP_NORMAL, SP_UNKNOWN, SP_USER_DEFINED, type SpModel,
 } from '../../src/model/sentencepiece.js';
@@ -83,7 +83,7 @@ describe.skipIf(!MODEL)('SentencePiece tokenizer.model (Mistral v0.1)', () => {
   });
 
   it("encodes as SentencePiece's BPE does, decodes back to the text, BOS in front with special tokens", () => {
-    const tok = new SrkTokenizer(sentencePieceTokenizerJson(sp, 'tokenizer.model'));
+    const tok = sentencePieceTokenizer(bytes, 'tokenizer.model');
     let n = 0;
     for (const t of texts()) {
       const ids = tok.encode(t, { addSpecialTokens: false });
@@ -102,7 +102,7 @@ describe.skipIf(!MODEL)('SentencePiece tokenizer.model (Mistral v0.1)', () => {
   });
 
   it('legacy: false (tokenizer_config.json): Metaspace, so no "▁" after a special token, nor a second one before a leading space', () => {
-    const tok = new SrkTokenizer(sentencePieceTokenizerJson(sp, 'tokenizer.model', { legacy: false }));
+    const tok = sentencePieceTokenizer(bytes, 'tokenizer.model', { legacy: false });
     for (const t of texts().slice(0, 30).filter((x) => !x.includes('</s>'))) {
       const lead = t.startsWith(' ') || t.startsWith('▁'); // Metaspace prepends only where none is
       const want = !lead ? spEncode(sp, t) : t.length === 1 ? [28705] : spEncode(sp, t.slice(1));
@@ -125,7 +125,7 @@ describe.skipIf(!MODEL)('SentencePiece tokenizer.model (Mistral v0.1)', () => {
   });
 
   it('a Sr-DPO augmented prompt keeps its BOS first: BOS ++ refine prompt ++ prompt', () => {
-    const tok = new SrkTokenizer(sentencePieceTokenizerJson(sp, 'tokenizer.model'), {}, { bos_token_id: 1, eos_token_id: 2 });
+    const tok = sentencePieceTokenizer(bytes, 'tokenizer.model');
     const refine = 'Please generate a response with a usefulness rating of 100 out of 100. Query:';
     const { pairs } = tokenizePairs([{ prompt: 'How do I sort a list?', chosen: ' Use sorted().', rejected: ' No.' }], tok, { refinePrompt: refine });
     const p = pairs[0];
