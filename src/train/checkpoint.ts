@@ -7,8 +7,9 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameS
 import path from 'node:path';
 import type { Gpu } from '../engine/gpu.js';
 import type { Params } from '../model/params.js';
-import { openSafetensors, writeSafetensors, type TensorToWrite } from '../model/safetensors.js';
+import { openSafetensors, writeSafetensors, type Dtype, type TensorToWrite } from '../model/safetensors.js';
 import type { Optimizer } from '../kernels/optimizer.js';
+import { absmaxOf, ABSMAX_PARTS } from '../kernels/absmax.js';
 
 export const CHECKPOINT = 'checkpoint';
 const OLD = '.checkpoint-old';
@@ -23,23 +24,86 @@ export interface TrainerState {
   savedAt: string;
 }
 
-export async function paramsToSafetensors(gpu: Gpu, params: Params, file: string): Promise<void> {
+/**
+ * Storage dtype of a saved model.safetensors, by the names config.json's `torch_dtype` uses. float32
+ * is the default because it keeps every update: at the paper's lr 5e-7 an RMSprop step moves a weight
+ * by about 5e-7, and one of size 0.02 sits where half a bfloat16 step is 6e-5 and half a float16 one
+ * 8e-6, so a half copy of a short run can round most of what it learned away. float16 / bfloat16 halve the file (the
+ * hub's usual form); the optimizer file then keeps the float32 weights, so --resume loses nothing.
+ */
+export type SaveDtype = 'float32' | 'float16' | 'bfloat16';
+export const SAVE_DTYPES: readonly SaveDtype[] = ['float32', 'float16', 'bfloat16'];
+const STORED: Record<SaveDtype, Dtype> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' };
+const F16_MAX = 65504;
+/** Suffix of the float32 weights in optimizer.safetensors when model.safetensors is half. */
+const MASTER = '#master';
+
+/** The first parameter float16 cannot hold (a |value| over 65504, or not finite), or undefined. */
+export async function float16Overflow(gpu: Gpu, params: Params): Promise<{ name: string; absmax: number } | undefined> {
+  const parts = params.specs.map((s) => absmaxOf(gpu, params.get(s.name), params.get(s.name).numel));
+  try {
+    const maxima = await gpu.readManyF32(parts);
+    for (let k = 0; k < parts.length; k++) {
+      let m = 0;
+      for (let i = 0; i < ABSMAX_PARTS; i++) { const v = maxima[k]![i]!; if (!(v <= m)) m = v; } // NaN wins
+      if (!(m <= F16_MAX)) return { name: params.specs[k]!.name, absmax: m };
+    }
+    return undefined;
+  } finally {
+    for (const p of parts) gpu.pool.release(p);
+  }
+}
+
+export async function paramsToSafetensors(gpu: Gpu, params: Params, file: string, dtype: Dtype = 'F32'): Promise<void> {
   const tensors: TensorToWrite[] = [];
-  for (const s of params.specs) tensors.push({ name: s.name, dtype: 'F32', shape: s.shape, data: () => gpu.readF32(params.get(s.name)) });
+  for (const s of params.specs) tensors.push({ name: s.name, dtype, shape: s.shape, data: () => gpu.readF32(params.get(s.name)) });
   await writeSafetensors(file, tensors, { format: 'pt' });
 }
 
-/** Writes an HF model directory: the source's config and tokenizer files, current weights (read
- *  back from the GPU one tensor at a time while the file is written). */
-export async function saveModelDir(gpu: Gpu, params: Params, rawConfig: Record<string, unknown>, sourceDir: string, dir: string): Promise<void> {
+/** config.json for weights stored as `dtype`: transformers' `dtype: "auto"` (its default from version
+ *  5) loads what the config names, so it must name what the file holds. Sets whichever of `dtype`
+ *  (transformers 5) and `torch_dtype` the source has, `torch_dtype` when it has neither. */
+export function configForDtype(raw: Record<string, unknown>, dtype: SaveDtype): Record<string, unknown> {
+  const out = { ...raw };
+  if ('dtype' in raw) out.dtype = dtype;
+  if ('torch_dtype' in raw || !('dtype' in raw)) out.torch_dtype = dtype;
+  return out;
+}
+
+export interface SaveModelOptions {
+  /** Storage dtype of model.safetensors (default float32). */
+  dtype?: SaveDtype;
+  /** Where a note goes when float16 cannot hold a weight and float32 is written instead. */
+  log?: (line: string) => void;
+}
+
+/** Writes an HF model directory: the source's config (its dtype set to the one stored) and tokenizer
+ *  files, current weights (read back from the GPU one tensor at a time while the file is written).
+ *  Returns the dtype written: float32 in place of float16 where a weight is past float16's range,
+ *  so a run's end never fails to save what it trained. */
+export async function saveModelDir(gpu: Gpu, params: Params, rawConfig: Record<string, unknown>, sourceDir: string, dir: string,
+  o: SaveModelOptions = {}): Promise<SaveDtype> {
+  let dtype = o.dtype ?? 'float32';
+  if (dtype === 'float16') {
+    const over = await float16Overflow(gpu, params);
+    if (over) {
+      (o.log ?? console.warn)(`float16 cannot hold ${over.name} (max |value| ${over.absmax}, float16's largest is ${F16_MAX}): ` +
+        `${dir} is saved in float32 instead (--save-dtype bfloat16 has float32's range)`);
+      dtype = 'float32';
+    }
+  }
   mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, 'config.json'), `${JSON.stringify(rawConfig, null, 2)}\n`);
+  writeFileSync(path.join(dir, 'config.json'), `${JSON.stringify(configForDtype(rawConfig, dtype), null, 2)}\n`);
   for (const f of TOKENIZER_FILES) if (existsSync(path.join(sourceDir, f))) copyFileSync(path.join(sourceDir, f), path.join(dir, f));
-  await paramsToSafetensors(gpu, params, path.join(dir, 'model.safetensors'));
+  await paramsToSafetensors(gpu, params, path.join(dir, 'model.safetensors'), STORED[dtype]);
+  return dtype;
 }
 
 export interface SaveRequest {
   out: string; params: Params; optimizer?: Optimizer; rawConfig: Record<string, unknown>; sourceDir: string; state: TrainerState;
+  /** Storage dtype of model.safetensors (default float32). */
+  dtype?: SaveDtype;
+  log?: (line: string) => void;
 }
 
 export async function saveCheckpoint(gpu: Gpu, r: SaveRequest): Promise<string> {
@@ -47,11 +111,13 @@ export async function saveCheckpoint(gpu: Gpu, r: SaveRequest): Promise<string> 
   // Temp directories of runs killed mid-save (another pid each) would otherwise pile up, each the
   // size of a checkpoint.
   for (const e of readdirSync(r.out)) if (e.startsWith(TMP_PREFIX)) rmSync(path.join(r.out, e), { recursive: true, force: true });
-  await saveModelDir(gpu, r.params, r.rawConfig, r.sourceDir, tmp);
+  const dtype = await saveModelDir(gpu, r.params, r.rawConfig, r.sourceDir, tmp, { dtype: r.dtype, log: r.log });
   if (r.optimizer) {
     const tensors: TensorToWrite[] = [];
     for (let k = 0; k < r.params.specs.length; k++) {
       const s = r.params.specs[k];
+      // Half weights in model.safetensors: the float32 ones a resumed run continues from.
+      if (dtype !== 'float32') tensors.push({ name: `${s.name}${MASTER}`, dtype: 'F32', shape: s.shape, data: () => gpu.readF32(r.params.get(s.name)) });
       for (let j = 0; j < r.optimizer.state[k].length; j++) {
         const state = r.optimizer.state[k][j];
         tensors.push({ name: `${s.name}#${j}`, dtype: 'F32', shape: s.shape, data: () => gpu.readF32(state) });
@@ -86,7 +152,8 @@ export function readTrainerState(dir: string): TrainerState {
   return JSON.parse(readFileSync(path.join(dir, 'trainer_state.json'), 'utf8')) as TrainerState;
 }
 
-/** Restores optimizer state tensors saved by saveCheckpoint. */
+/** Restores optimizer state tensors saved by saveCheckpoint, and the float32 weights where the
+ *  checkpoint's model.safetensors holds half ones (loaded before this). */
 export async function loadOptimizerState(gpu: Gpu, dir: string, params: Params, optimizer: Optimizer): Promise<void> {
   const f = await openSafetensors(path.join(dir, 'optimizer.safetensors'));
   try {
@@ -99,6 +166,8 @@ export async function loadOptimizerState(gpu: Gpu, dir: string, params: Params, 
         if (!f.header[name]) throw new Error(`${dir}/optimizer.safetensors lacks ${name}`);
         gpu.upload(optimizer.state[k][j], await f.readTensor(name));
       }
+      const master = `${params.specs[k].name}${MASTER}`;
+      if (f.header[master]) gpu.upload(params.get(params.specs[k].name), await f.readTensor(master));
     }
   } finally {
     await f.close();

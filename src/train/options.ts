@@ -1,6 +1,7 @@
 // `srk train` settings. Defaults follow the paper and the original DPO code (beta 0.1, RMSprop,
 // lr 5e-7, 150 warm-up steps, gradient-norm clip 10, batch 64, 512 / 256 tokens).
 import type { Precision } from '../engine/precision.js';
+import type { SaveDtype } from './checkpoint.js';
 
 export type LossName = 'sft' | 'dpo' | 'ipo' | 'sr-dpo' | 'sr-ipo';
 export const LOSSES: readonly LossName[] = ['sft', 'dpo', 'ipo', 'sr-dpo', 'sr-ipo'];
@@ -49,6 +50,8 @@ export interface TrainOptions {
    * an f32 run puts only that pass on tensor cores (precision.ts setAugPrecision).
    */
   augPrecision?: Precision;
+  /** Storage dtype of checkpoint/model.safetensors (checkpoint.ts SaveDtype); default float32. */
+  saveDtype?: SaveDtype;
   /** Name of the run in the report. */
   name?: string;
 }

@@ -135,7 +135,7 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
     });
     let lastSaved = existing && state ? existing : undefined;
     const save = async () => {
-      lastSaved = await saveCheckpoint(gpu, { out: o.out, params: policy!.params, optimizer, rawConfig, sourceDir: o.model, state: snapshot() });
+      lastSaved = await saveCheckpoint(gpu, { out: o.out, params: policy!.params, optimizer, rawConfig, sourceDir: o.model, state: snapshot(), dtype: o.saveDtype, log });
       return lastSaved;
     };
     let lastEval: Record<string, unknown> | undefined;
