@@ -34,8 +34,8 @@ import type { PairLogps } from '../src/train/score.js';
 import { trainStep, type StepMetrics } from '../src/train/step.js';
 import { isSrLoss, type LossName } from '../src/train/options.js';
 import { randomInitParams, randomInts } from './random.js';
-import { PRECISIONS, setAugPrecision, setPrecision, type Precision } from '../src/engine/precision.js';
-import { checkedPrecision } from '../src/kernels/matmul-selfcheck.js';
+import { PRECISIONS, type Precision } from '../src/engine/precision.js';
+import { choosePrecisions } from '../src/train/precision-choice.js';
 import { scorePairs } from '../src/train/score.js';
 
 export const STEP_SHAPES = ['tiny', 'small', 'pythia-160m', 'pythia-410m'] as const;
@@ -221,14 +221,10 @@ async function benchStepRun(gpu: Gpu, o: StepBenchOptions, log: (s: string) => v
   const layout = o.loss === 'sft'
     ? buildBatch(firstMb.map((p) => ({ prompt: p.promptIds, completions: [p.chosenIds] })), { packed: false })
     : buildBatch(firstMb.map((p) => ({ prompt: p.promptIds, completions: [p.chosenIds, p.rejectedIds] })), { packed: o.packed });
-  let choice = setPrecision(gpu, o.precision);
-  if (choice.note) log(`  (${choice.note})`);
-  // The augmented pass as the rest of the step, unless --aug-precision asks otherwise (Sr losses).
-  let augChoice = sr ? setAugPrecision(gpu, choice.precision, o.augPrecision) : undefined;
-  if (augChoice) log(`  augmented pass: ${augChoice.description}`);
-  // As in training: products on native tensor cores check themselves first (matmul-selfcheck.ts).
-  let tcMatmulCheck: string | undefined;
-  ({ main: choice, aug: augChoice } = await checkedPrecision(gpu, choice, augChoice, (l) => { tcMatmulCheck = l; log(`  (${l})`); }));
+  // As in training (precision-choice.ts): the augmented pass as the rest unless --aug-precision says
+  // otherwise, and products on native tensor cores check themselves first.
+  const { main: choice, aug: augChoice, check: tcMatmulCheck } =
+    await choosePrecisions(gpu, { precision: o.precision, augPrecision: o.augPrecision, augmented: sr, whyNotAugmented: `${o.loss} has no augmented pass` }, (l) => log(`  (${l})`));
   // Real (unpadded) tokens, from the pairs themselves (their lengths vary with --varied).
   const sumOf = (f: (p: TokenizedPair) => number) => pairs.reduce((s, p) => s + f(p), 0);
   const augTokens = !sr ? 0 : o.packed

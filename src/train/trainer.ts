@@ -13,8 +13,7 @@ import type { TokenizedPair } from '../data/tokenize-pairs.js';
 import { warmupFactor } from '../kernels/optimizer.ref.js';
 import { findCheckpoint, loadOptimizerState, readTrainerState, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { loadPairsForModel } from './dataset.js';
-import { setAugPrecision, setPrecision } from '../engine/precision.js';
-import { checkedPrecision } from '../kernels/matmul-selfcheck.js';
+import { choosePrecisions } from './precision-choice.js';
 import { describeModel } from '../model/config.js';
 import { referenceLogps, type ReferenceLogps } from './reference.js';
 import { scorePairs } from './score.js';
@@ -65,19 +64,11 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
     if (typeof loaded === 'number') tuneLoaded = loaded;
     if (loaded !== undefined) log(typeof loaded === 'number' ? `tuner: ${loaded} kernel choices from ${tuningFile}` : `tuner: ${loaded}`);
   }
-  let precision = setPrecision(gpu, o.precision ?? 'f32');
-  if (precision.note) log(precision.note);
-  else if (precision.precision === 'mixed') log('mixed precision: f16 matmul operands on tensor cores, f32 accumulation, weights and optimizer');
-  // The augmented pass (Sr losses, and the augmented accuracy of --eval-data): as the rest unless
-  // --aug-precision says otherwise (precision.ts setAugPrecision).
-  let aug = setAugPrecision(gpu, precision.precision, o.augPrecision);
-  if (aug && !isSrLoss(o.loss) && !o.evalData) {
-    log(`--aug-precision ${o.augPrecision}: ${o.loss} has no augmented pass and there is no --eval-data; it changes nothing here`);
-  } else if (aug) {
-    log(`augmented pass (policy and reference, no gradients): ${aug.description}`);
-  }
-  // Products on native tensor cores: their kernels check themselves first (matmul-selfcheck.ts).
-  ({ main: precision, aug } = await checkedPrecision(gpu, precision, aug, log));
+  // The step's precision, the augmented pass's (Sr losses, and the augmented accuracy of --eval-data)
+  // where --aug-precision differs, and the tensor-core matmul's self-check (precision-choice.ts).
+  const { main: precision, aug } = await choosePrecisions(gpu,
+    { precision: o.precision ?? 'f32', augPrecision: o.augPrecision, augmented: isSrLoss(o.loss) || o.evalData !== undefined,
+      whyNotAugmented: `${o.loss} has no augmented pass and there is no --eval-data` }, log);
   const augMatmulPrecision = aug?.matmul;
   // Ctrl-C, and SIGTERM as a scheduler sends it before it kills a job (SLURM, Kubernetes, systemd): the
   // step finishes and a checkpoint is saved; the same signal again quits without saving.
