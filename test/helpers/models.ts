@@ -3,6 +3,10 @@
 // tests' sequences (the fixture's own config has none), as [name, fixture directory, config change].
 import { resolve } from 'node:path';
 import type { ModelConfig } from '../../src/model/config.js';
+import type { Gpu } from '../../src/engine/gpu.js';
+import type { BatchLayout } from '../../src/model/batch.js';
+import type { CausalLM } from '../../src/model/causal-lm.js';
+import { releaseBatch, uploadBatch } from '../../src/model/gpu-batch.js';
 
 export const FIXTURES_HF = resolve(import.meta.dirname, '../fixtures/hf');
 
@@ -12,3 +16,22 @@ export const MODEL_VARIANTS: [string, string, Partial<ModelConfig>][] = [
   ['Mistral (GQA, sliding window of 6 keys)', 'mistral-tiny', { slidingWindow: 6 }],
   ['Llama, tied embeddings', 'llama-tiny-tied', {}],
 ];
+
+/**
+ * One forward and backward of `model` on `layout` with per-token weights `w` (default sin(i + 1)): the
+ * log-probs and every parameter's gradient (zeroed first), read back. For tests that compare two
+ * models that must compute the same function.
+ */
+export async function logpAndGrads(gpu: Gpu, model: CausalLM, layout: BatchLayout, w?: Float32Array): Promise<{ logp: Float32Array; grads: Map<string, Float32Array> }> {
+  const params = model.params;
+  params.zeroGrads();
+  const batch = uploadBatch(gpu, layout, model.cfg.vocabSize);
+  const st = model.forward(batch, true);
+  const logp = await gpu.readF32(st.logp);
+  const tw = gpu.tensor([batch.N], w ?? Float32Array.from({ length: batch.N }, (_, i) => Math.sin(i + 1)));
+  model.backward(st, tw);
+  const grads = new Map<string, Float32Array>();
+  for (const s of params.specs) grads.set(s.name, await gpu.readF32(params.grad(s.name)));
+  gpu.pool.release(tw, st.logp); releaseBatch(gpu, batch);
+  return { logp, grads };
+}

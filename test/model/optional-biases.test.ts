@@ -7,30 +7,15 @@ import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { getGpu, relErr } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
+import { FIXTURES_HF as FIX, logpAndGrads } from '../helpers/models.js';
 import { loadModel } from '../../src/model/load.js';
 import { buildBatch } from '../../src/model/batch.js';
-import { releaseBatch, uploadBatch } from '../../src/model/gpu-batch.js';
 import { CausalLM } from '../../src/model/causal-lm.js';
 import { Params } from '../../src/model/params.js';
 import { expectedParameters } from '../../src/model/tensor-names.js';
 import { copy } from '../../src/kernels/elementwise.js';
-import type { Gpu } from '../../src/engine/gpu.js';
 
-const FIX = resolve(import.meta.dirname, '../fixtures/hf');
 const rng = makeRng();
-
-async function pass(gpu: Gpu, model: CausalLM, params: Params, layout: ReturnType<typeof buildBatch>): Promise<{ logp: Float32Array; grads: Map<string, Float32Array> }> {
-  params.zeroGrads();
-  const batch = uploadBatch(gpu, layout, model.cfg.vocabSize);
-  const st = model.forward(batch, true);
-  const logp = await gpu.readF32(st.logp);
-  const w = gpu.tensor([batch.N], Float32Array.from({ length: batch.N }, (_, i) => Math.sin(i + 1)));
-  model.backward(st, w);
-  const grads = new Map<string, Float32Array>();
-  for (const s of params.specs) grads.set(s.name, await gpu.readF32(params.grad(s.name)));
-  gpu.pool.release(w, st.logp); releaseBatch(gpu, batch);
-  return { logp, grads };
-}
 
 describe(`GPT-NeoX without attention biases (seed ${rng.seed})`, () => {
   for (const parallelResidual of [true, false]) {
@@ -52,8 +37,8 @@ describe(`GPT-NeoX without attention biases (seed ${rng.seed})`, () => {
       const V = cfg.vocabSize;
       const ids = (n: number) => Array.from({ length: n }, () => rng.int(V));
       const layout = buildBatch([{ prompt: ids(9), completions: [ids(7), ids(5)] }, { prompt: ids(4), completions: [ids(11), ids(6)] }], { packed: true });
-      const a = await pass(gpu, withBias, m.params, layout);
-      const b = await pass(gpu, noBias, params, layout);
+      const a = await logpAndGrads(gpu, withBias, layout);
+      const b = await logpAndGrads(gpu, noBias, layout);
       expect(relErr(b.logp, a.logp)).toBeLessThan(1e-6);
       for (const s of specs) expect(relErr(b.grads.get(s.name)!, a.grads.get(s.name)!), s.name).toBeLessThan(1e-5);
       params.free(); m.params.free();
@@ -77,8 +62,8 @@ describe(`GPT-NeoX without attention biases (seed ${rng.seed})`, () => {
     const V = m.cfg.vocabSize;
     const ids = (n: number) => Array.from({ length: n }, () => rng.int(V));
     const layout = buildBatch([{ prompt: ids(8), completions: [ids(6), ids(9)] }, { prompt: ids(5), completions: [ids(4), ids(7)] }], { packed: true });
-    const a = await pass(gpu, m.model, m.params, layout);
-    const b = await pass(gpu, withBias, params, layout);
+    const a = await logpAndGrads(gpu, m.model, layout);
+    const b = await logpAndGrads(gpu, withBias, layout);
     expect(relErr(b.logp, a.logp)).toBeLessThan(1e-6);
     for (const s of m.params.specs) expect(relErr(b.grads.get(s.name)!, a.grads.get(s.name)!), s.name).toBeLessThan(1e-5);
     // The biases' own gradients: the column sums of their layers' output gradients, so not zero.

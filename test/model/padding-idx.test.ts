@@ -8,32 +8,15 @@ import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { getGpu, relErr } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
-import { FIXTURES_HF as FIX } from '../helpers/models.js';
+import { FIXTURES_HF as FIX, logpAndGrads } from '../helpers/models.js';
 import { loadModel } from '../../src/model/load.js';
-import { buildBatch, type BatchLayout } from '../../src/model/batch.js';
-import { releaseBatch, uploadBatch } from '../../src/model/gpu-batch.js';
+import { buildBatch } from '../../src/model/batch.js';
 import { CausalLM } from '../../src/model/causal-lm.js';
 import { Params } from '../../src/model/params.js';
 import { expectedParameters } from '../../src/model/tensor-names.js';
 import { copy } from '../../src/kernels/elementwise.js';
-import type { ModelConfig } from '../../src/model/config.js';
-import type { Gpu } from '../../src/engine/gpu.js';
 
 const rng = makeRng();
-
-async function grads(gpu: Gpu, cfg: ModelConfig, params: Params, layout: BatchLayout, w: Float32Array) {
-  params.zeroGrads();
-  const model = new CausalLM(gpu, cfg, params);
-  const batch = uploadBatch(gpu, layout, cfg);
-  const st = model.forward(batch, true);
-  const logp = await gpu.readF32(st.logp);
-  const tw = gpu.tensor([batch.N], w);
-  model.backward(st, tw);
-  const out = new Map<string, Float32Array>();
-  for (const s of params.specs) out.set(s.name, await gpu.readF32(params.grad(s.name)));
-  gpu.pool.release(tw, st.logp); releaseBatch(gpu, batch);
-  return { logp, g: out };
-}
 
 const row = (a: Float32Array, r: number, D: number) => a.subarray(r * D, (r + 1) * D);
 const otherRows = (a: Float32Array, r: number, D: number) => Float32Array.from(a).fill(0, r * D, (r + 1) * D);
@@ -51,31 +34,31 @@ describe(`pad_token_id: the embedding row gets no lookup gradient (seed ${rng.se
         { prompt: ids(3), completions: [ids(7), [pad, ...ids(2)]] }], { packed: true });
       const w = Float32Array.from({ length: layout.B * layout.T }, () => rng.normal());
       const embed = 'model.embed_tokens.weight';
-      const plain = await grads(gpu, m.cfg, m.params, layout, w);
-      const padded = await grads(gpu, { ...m.cfg, embedPaddingIdx: pad }, m.params, layout, w);
+      const plain = await logpAndGrads(gpu, new CausalLM(gpu, m.cfg, m.params), layout, w);
+      const padded = await logpAndGrads(gpu, new CausalLM(gpu, { ...m.cfg, embedPaddingIdx: pad }, m.params), layout, w);
       // The same function and the same other gradients (equal here; a GPU's tuner may pick another tiling
       // between the passes, hence the tolerance).
       expect(relErr(padded.logp, plain.logp)).toBeLessThan(1e-6);
       for (const s of m.params.specs) {
-        const a = plain.g.get(s.name)!; const b = padded.g.get(s.name)!;
+        const a = plain.grads.get(s.name)!; const b = padded.grads.get(s.name)!;
         if (s.name === embed) expect(relErr(otherRows(b, pad, D), otherRows(a, pad, D))).toBeLessThan(1e-6);
         else expect(relErr(b, a), s.name).toBeLessThan(1e-6);
       }
-      const padRow = row(padded.g.get(embed)!, pad, D);
+      const padRow = row(padded.grads.get(embed)!, pad, D);
       if (!m.cfg.tiedEmbeddings) {
         expect(padRow.every((v) => v === 0)).toBe(true);
-        expect(row(plain.g.get(embed)!, pad, D).some((v) => v !== 0)).toBe(true);
+        expect(row(plain.grads.get(embed)!, pad, D).some((v) => v !== 0)).toBe(true);
       } else {
         // Untied copy: lm_head = the embedding; its two gradients are the lookup's and the output layer's parts.
         const cfg = { ...m.cfg, tiedEmbeddings: false };
         const params = new Params(gpu, expectedParameters(cfg)).allocate();
         params.allocateGrads();
         for (const s of params.specs) copy(gpu, m.params.get(s.name === 'lm_head.weight' ? embed : s.name), params.get(s.name));
-        const apart = await grads(gpu, cfg, params, layout, w);
-        const lookup = row(apart.g.get(embed)!, pad, D); const output = row(apart.g.get('lm_head.weight')!, pad, D);
+        const apart = await logpAndGrads(gpu, new CausalLM(gpu, cfg, params), layout, w);
+        const lookup = row(apart.grads.get(embed)!, pad, D); const output = row(apart.grads.get('lm_head.weight')!, pad, D);
         expect(lookup.some((v) => v !== 0) && output.some((v) => v !== 0)).toBe(true);
         expect(relErr(padRow, output)).toBeLessThan(1e-5);
-        expect(relErr(row(plain.g.get(embed)!, pad, D), Float32Array.from(lookup, (v, i) => v + output[i]))).toBeLessThan(1e-5);
+        expect(relErr(row(plain.grads.get(embed)!, pad, D), Float32Array.from(lookup, (v, i) => v + output[i]))).toBeLessThan(1e-5);
         params.free();
       }
       m.params.free();
