@@ -14,13 +14,22 @@ export interface LoadedModel { cfg: ModelConfig; params: Params; model: CausalLM
  * and uploaded one at a time (converted to f32 on the way), so a large checkpoint never sits in
  * host memory whole. Missing, unexpected or misshapen tensors are one error listing all of them.
  */
-export async function loadModel(gpu: Gpu, dir: string, opts: { grads?: boolean } = {}): Promise<LoadedModel> {
+export interface LoadOptions {
+  /** Gradient buffers too (a policy). */
+  grads?: boolean;
+  /** Bytes of the checkpoint read so far, of `total`: after each tensor (a 7B model is minutes of reading). */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export async function loadModel(gpu: Gpu, dir: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   const cfg = await loadModelConfig(dir);
   const ckpt = await openCheckpoint(dir);
   try {
     checkCheckpointNames(cfg, ckpt.tensors, `checkpoint ${dir}`);
     const specs = expectedParameters(cfg);
     const params = new Params(gpu, specs).allocate();
+    const total = specs.reduce((n, s) => n + ckpt.tensors[s.name].byteLength, 0);
+    let done = 0;
     try {
       for (const s of specs) {
         const info = ckpt.tensors[s.name];
@@ -31,6 +40,8 @@ export async function loadModel(gpu: Gpu, dir: string, opts: { grads?: boolean }
         else if (info.dtype === 'F64') uploadConverted(gpu, 'f64', await ckpt.readRaw(s.name), t);
         else if (info.dtype === 'F32') gpu.upload(t, await ckpt.readTensor(s.name));
         else throw new Error(`checkpoint ${dir}: parameter ${s.name} has dtype ${info.dtype}; expected F32, F16, BF16 or F64`);
+        done += info.byteLength;
+        opts.onProgress?.(done, total);
       }
     } catch (e) { params.free(); throw e; }
     if (opts.grads) params.allocateGrads();

@@ -7,9 +7,10 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameS
 import path from 'node:path';
 import type { Gpu } from '../engine/gpu.js';
 import type { Params } from '../model/params.js';
+import type { Tensor } from '../engine/tensor.js';
 import { openSafetensors, writeSafetensors, type Dtype, type TensorToWrite } from '../model/safetensors.js';
 import type { Optimizer } from '../kernels/optimizer.js';
-import { absmaxOf, ABSMAX_PARTS } from '../kernels/absmax.js';
+import { absmaxOf } from '../kernels/absmax.js';
 
 export const CHECKPOINT = 'checkpoint';
 const OLD = '.checkpoint-old';
@@ -28,8 +29,9 @@ export interface TrainerState {
  * Storage dtype of a saved model.safetensors, by the names config.json's `torch_dtype` uses. float32
  * is the default because it keeps every update: at the paper's lr 5e-7 an RMSprop step moves a weight
  * by about 5e-7, and one of size 0.02 sits where half a bfloat16 step is 6e-5 and half a float16 one
- * 8e-6, so a half copy of a short run can round most of what it learned away. float16 / bfloat16 halve the file (the
- * hub's usual form); the optimizer file then keeps the float32 weights, so --resume loses nothing.
+ * 8e-6, so a half copy of a short run can round most of what it learned away. float16 / bfloat16
+ * halve the file (the hub's usual form); the optimizer file then keeps the float32 weights, so --resume
+ * loses nothing.
  */
 export type SaveDtype = 'float32' | 'float16' | 'bfloat16';
 export const SAVE_DTYPES: readonly SaveDtype[] = ['float32', 'float16', 'bfloat16'];
@@ -45,7 +47,7 @@ export async function float16Overflow(gpu: Gpu, params: Params): Promise<{ name:
     const maxima = await gpu.readManyF32(parts);
     for (let k = 0; k < parts.length; k++) {
       let m = 0;
-      for (let i = 0; i < ABSMAX_PARTS; i++) { const v = maxima[k]![i]!; if (!(v <= m)) m = v; } // NaN wins
+      for (const v of maxima[k]!) { if (Number.isNaN(v)) { m = NaN; break; } m = Math.max(m, v); }
       if (!(m <= F16_MAX)) return { name: params.specs[k]!.name, absmax: m };
     }
     return undefined;
@@ -54,9 +56,25 @@ export async function float16Overflow(gpu: Gpu, params: Params): Promise<{ name:
   }
 }
 
-export async function paramsToSafetensors(gpu: Gpu, params: Params, file: string, dtype: Dtype = 'F32'): Promise<void> {
+/** Counts the bytes read back from the GPU while a checkpoint is written, for a progress callback. */
+class ReadbackProgress {
+  private done = 0;
+  constructor(readonly total: number, private readonly report?: (done: number, total: number) => void) {}
+  /** `t` read back, counted once it has arrived. */
+  read(gpu: Gpu, t: Tensor): () => Promise<Float32Array> {
+    return async () => {
+      const v = await gpu.readF32(t);
+      this.done += v.byteLength;
+      this.report?.(this.done, this.total);
+      return v;
+    };
+  }
+}
+
+export async function paramsToSafetensors(gpu: Gpu, params: Params, file: string, dtype: Dtype = 'F32',
+  progress = new ReadbackProgress(params.count * 4)): Promise<void> {
   const tensors: TensorToWrite[] = [];
-  for (const s of params.specs) tensors.push({ name: s.name, dtype, shape: s.shape, data: () => gpu.readF32(params.get(s.name)) });
+  for (const s of params.specs) tensors.push({ name: s.name, dtype, shape: s.shape, data: progress.read(gpu, params.get(s.name)) });
   await writeSafetensors(file, tensors, { format: 'pt' });
 }
 
@@ -75,28 +93,37 @@ export interface SaveModelOptions {
   dtype?: SaveDtype;
   /** Where a note goes when float16 cannot hold a weight and float32 is written instead. */
   log?: (line: string) => void;
+  /** Bytes read back from the GPU so far, of `total` (a 7B model's checkpoint takes minutes). */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** The dtype a save writes: float32 in place of float16 where a weight is past float16's range (with a
+ *  note naming it), so a run's end never fails to save what it trained. */
+async function dtypeToWrite(gpu: Gpu, params: Params, wanted: SaveDtype, dir: string, log?: (line: string) => void): Promise<SaveDtype> {
+  if (wanted !== 'float16') return wanted;
+  const over = await float16Overflow(gpu, params);
+  if (!over) return wanted;
+  (log ?? console.warn)(`float16 cannot hold ${over.name} (max |value| ${over.absmax}, float16's largest is ${F16_MAX}): ` +
+    `the model in ${dir} is saved in float32 instead (--save-dtype bfloat16 has float32's range)`);
+  return 'float32';
 }
 
 /** Writes an HF model directory: the source's config (its dtype set to the one stored) and tokenizer
  *  files, current weights (read back from the GPU one tensor at a time while the file is written).
- *  Returns the dtype written: float32 in place of float16 where a weight is past float16's range,
- *  so a run's end never fails to save what it trained. */
+ *  Returns the dtype written (dtypeToWrite). */
 export async function saveModelDir(gpu: Gpu, params: Params, rawConfig: Record<string, unknown>, sourceDir: string, dir: string,
   o: SaveModelOptions = {}): Promise<SaveDtype> {
-  let dtype = o.dtype ?? 'float32';
-  if (dtype === 'float16') {
-    const over = await float16Overflow(gpu, params);
-    if (over) {
-      (o.log ?? console.warn)(`float16 cannot hold ${over.name} (max |value| ${over.absmax}, float16's largest is ${F16_MAX}): ` +
-        `${dir} is saved in float32 instead (--save-dtype bfloat16 has float32's range)`);
-      dtype = 'float32';
-    }
-  }
+  const dtype = await dtypeToWrite(gpu, params, o.dtype ?? 'float32', dir, o.log);
+  await writeModelDir(gpu, params, rawConfig, sourceDir, dir, dtype, new ReadbackProgress(params.count * 4, o.onProgress));
+  return dtype;
+}
+
+async function writeModelDir(gpu: Gpu, params: Params, rawConfig: Record<string, unknown>, sourceDir: string, dir: string,
+  dtype: SaveDtype, progress: ReadbackProgress): Promise<void> {
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, 'config.json'), `${JSON.stringify(configForDtype(rawConfig, dtype), null, 2)}\n`);
   for (const f of TOKENIZER_FILES) if (existsSync(path.join(sourceDir, f))) copyFileSync(path.join(sourceDir, f), path.join(dir, f));
-  await paramsToSafetensors(gpu, params, path.join(dir, 'model.safetensors'), STORED[dtype]);
-  return dtype;
+  await paramsToSafetensors(gpu, params, path.join(dir, 'model.safetensors'), STORED[dtype], progress);
 }
 
 export interface SaveRequest {
@@ -104,6 +131,8 @@ export interface SaveRequest {
   /** Storage dtype of model.safetensors (default float32). */
   dtype?: SaveDtype;
   log?: (line: string) => void;
+  /** Bytes read back from the GPU so far (weights, optimizer state, float32 weights of a half save), of `total`. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export async function saveCheckpoint(gpu: Gpu, r: SaveRequest): Promise<string> {
@@ -111,16 +140,20 @@ export async function saveCheckpoint(gpu: Gpu, r: SaveRequest): Promise<string> 
   // Temp directories of runs killed mid-save (another pid each) would otherwise pile up, each the
   // size of a checkpoint.
   for (const e of readdirSync(r.out)) if (e.startsWith(TMP_PREFIX)) rmSync(path.join(r.out, e), { recursive: true, force: true });
-  const dtype = await saveModelDir(gpu, r.params, r.rawConfig, r.sourceDir, tmp, { dtype: r.dtype, log: r.log });
+  const dtype = await dtypeToWrite(gpu, r.params, r.dtype ?? 'float32', r.out, r.log);
+  // Every tensor read back: the weights, each optimizer state, and the weights again in float32 for a half save.
+  const perParams = 1 + (r.optimizer?.state[0]?.length ?? 0) + (r.optimizer && dtype !== 'float32' ? 1 : 0);
+  const progress = new ReadbackProgress(r.params.count * 4 * perParams, r.onProgress);
+  await writeModelDir(gpu, r.params, r.rawConfig, r.sourceDir, tmp, dtype, progress);
   if (r.optimizer) {
     const tensors: TensorToWrite[] = [];
     for (let k = 0; k < r.params.specs.length; k++) {
       const s = r.params.specs[k];
       // Half weights in model.safetensors: the float32 ones a resumed run continues from.
-      if (dtype !== 'float32') tensors.push({ name: `${s.name}${MASTER}`, dtype: 'F32', shape: s.shape, data: () => gpu.readF32(r.params.get(s.name)) });
+      if (dtype !== 'float32') tensors.push({ name: `${s.name}${MASTER}`, dtype: 'F32', shape: s.shape, data: progress.read(gpu, r.params.get(s.name)) });
       for (let j = 0; j < r.optimizer.state[k].length; j++) {
         const state = r.optimizer.state[k][j];
-        tensors.push({ name: `${s.name}#${j}`, dtype: 'F32', shape: s.shape, data: () => gpu.readF32(state) });
+        tensors.push({ name: `${s.name}#${j}`, dtype: 'F32', shape: s.shape, data: progress.read(gpu, state) });
       }
     }
     await writeSafetensors(path.join(tmp, 'optimizer.safetensors'), tensors, { format: 'srk-optimizer', optimizer: r.optimizer.cfg.type });

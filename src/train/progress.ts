@@ -43,3 +43,16 @@ export function fmtTime(s: number): string {
   if (m < 60) return `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
   return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
 }
+
+/** Below this, loading or saving a model is quick enough to need no progress bar (Pythia-70m in f32 is 280 MiB). */
+export const BYTES_PROGRESS_MIN = 256 * 2 ** 20;
+
+/**
+ * A (done, total) bytes callback for reading or writing a model: `update` in MiB under `label`, only
+ * where the whole is at least `minBytes`, so a tiny model's load adds no lines to the log.
+ */
+export function bytesProgress(update: (label: string, done: number, total: number, status?: string) => void, label: string,
+  minBytes = BYTES_PROGRESS_MIN): (done: number, total: number) => void {
+  const mib = (b: number) => Math.round(b / 2 ** 20);
+  return (done, total) => { if (total >= minBytes) update(label, mib(done), mib(total), 'MiB'); };
+}

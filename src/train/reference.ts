@@ -9,6 +9,7 @@ import { createReadStream, existsSync, readFileSync, readdirSync, mkdirSync } fr
 import path from 'node:path';
 import type { Gpu } from '../engine/gpu.js';
 import type { TokenizedPair } from '../data/tokenize-pairs.js';
+import { bytesProgress } from './progress.js';
 import { loadModel } from '../model/load.js';
 import { writeFileAtomic } from '../report/metrics-log.js';
 import { scorePairs, type PairLogps } from './score.js';
@@ -71,7 +72,7 @@ export async function referenceLogps(gpu: Gpu, r: ReferenceRequest): Promise<Ref
     } catch { /* a damaged cache is recomputed */ }
   }
   const t0 = performance.now();
-  const ref = await loadModel(gpu, r.refDir);
+  const ref = await loadModel(gpu, r.refDir, { onProgress: bytesProgress(r.progress, `load reference ${r.refDir}`) });
   try {
     const plain = await scorePairs(gpu, ref.model, r.pairs, {
       microBatch: r.microBatch, onProgress: (d, t) => r.progress(`reference ${r.label}`, d, t),

@@ -20,7 +20,7 @@ import { scorePairs } from './score.js';
 import { trainStep } from './step.js';
 import { TUNING_FILE, adapterName, loadTuning, saveTuning } from './tuning-file.js';
 import { epochOrder } from './shuffle.js';
-import { Progress } from './progress.js';
+import { Progress, bytesProgress } from './progress.js';
 import { isSrLoss, type TrainOptions } from './options.js';
 
 export class TrainingError extends Error { readonly userFacing = true; }
@@ -99,7 +99,7 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
     const evalRef = evalPairs ? await referenceLogps(gpu, { ...refReq, pairs: evalPairs, augmented: true, label: 'eval' }) : undefined;
 
     const startDir = state && existing ? existing : o.model;
-    policy = await loadModel(gpu, startDir, { grads: true });
+    policy = await loadModel(gpu, startDir, { grads: true, onProgress: bytesProgress(progress.update.bind(progress), `load policy ${startDir}`) });
     log(`policy ${startDir}: ${describeModel(policy.cfg)}`);
     const rawConfig = policy.cfg.raw;
     const optCfg: OptimizerConfig = o.optimizer === 'adamw' ? { type: 'adamw' } : { type: 'rmsprop' };
@@ -126,7 +126,8 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
     });
     let lastSaved = existing && state ? existing : undefined;
     const save = async () => {
-      lastSaved = await saveCheckpoint(gpu, { out: o.out, params: policy!.params, optimizer, rawConfig, sourceDir: o.model, state: snapshot(), dtype: o.saveDtype, log });
+      lastSaved = await saveCheckpoint(gpu, { out: o.out, params: policy!.params, optimizer, rawConfig, sourceDir: o.model, state: snapshot(), dtype: o.saveDtype, log,
+        onProgress: bytesProgress(progress.update.bind(progress), 'save checkpoint') });
       return lastSaved;
     };
     let lastEval: Record<string, unknown> | undefined;
