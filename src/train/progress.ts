@@ -54,5 +54,10 @@ export const BYTES_PROGRESS_MIN = 256 * 2 ** 20;
 export function bytesProgress(update: (label: string, done: number, total: number, status?: string) => void, label: string,
   minBytes = BYTES_PROGRESS_MIN): (done: number, total: number) => void {
   const mib = (b: number) => Math.round(b / 2 ** 20);
-  return (done, total) => { if (total >= minBytes) update(label, mib(done), mib(total), 'MiB'); };
+  let last = -1; // a file hash reports every 64 KiB read: pass on each MiB once
+  return (done, total) => {
+    if (total < minBytes || mib(done) === last) return;
+    last = mib(done);
+    update(label, last, mib(total), 'MiB');
+  };
 }

@@ -5,7 +5,7 @@
 // truncation settings, EOS handling and the refine prompt) and those settings by name. A run that
 // changes any of them recomputes; a resumed run reuses the file.
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, readdirSync, mkdirSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, readdirSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Gpu } from '../engine/gpu.js';
 import type { TokenizedPair } from '../data/tokenize-pairs.js';
@@ -16,18 +16,33 @@ import { scorePairs, type PairLogps } from './score.js';
 
 export interface ReferenceLogps { plain: PairLogps; aug?: PairLogps }
 
-async function hashFile(h: ReturnType<typeof createHash>, file: string): Promise<void> {
+async function hashFile(h: ReturnType<typeof createHash>, file: string, onBytes: (n: number) => void): Promise<void> {
   await new Promise<void>((resolve, reject) => {
-    createReadStream(file).on('data', (c) => h.update(c)).on('end', () => resolve()).on('error', reject);
+    createReadStream(file).on('data', (c) => { h.update(c); onBytes(c.length); }).on('end', () => resolve()).on('error', reject);
   });
 }
 
-/** Hash of a checkpoint's weights (all safetensors files, in name order) and config. */
-export async function weightsHash(dir: string): Promise<string> {
-  const h = createHash('sha256');
+/** Hashes already computed in this process, by directory and its files' sizes and times (train and eval
+ *  data both key their caches by the same reference: a 7B model's 14 GB is read once). */
+const hashed = new Map<string, string>();
+
+/** sha256 of the safetensors files and config.json of `dir`; `onProgress` gets the bytes read of the total. */
+export async function weightsHash(dir: string, onProgress?: (done: number, total: number) => void): Promise<string> {
   const files = readdirSync(dir).filter((f) => f.endsWith('.safetensors') || f === 'config.json').sort();
-  for (const f of files) { h.update(f); await hashFile(h, path.join(dir, f)); }
-  return h.digest('hex');
+  const stats = files.map((f) => statSync(path.join(dir, f)));
+  const memo = JSON.stringify([path.resolve(dir), files, stats.map((st) => [st.size, st.mtimeMs])]);
+  const known = hashed.get(memo);
+  if (known) return known;
+  const total = stats.reduce((n, st) => n + st.size, 0);
+  let done = 0;
+  const h = createHash('sha256');
+  for (const f of files) {
+    h.update(f);
+    await hashFile(h, path.join(dir, f), (n) => { done += n; onProgress?.(done, total); });
+  }
+  const hex = h.digest('hex');
+  hashed.set(memo, hex);
+  return hex;
 }
 
 export function pairsHash(pairs: readonly TokenizedPair[]): string {
@@ -55,7 +70,7 @@ const fromArrays = (a: ReturnType<typeof toArrays>): PairLogps => ({
 /** Loads the reference, scores the pairs (plain and, if asked, augmented), frees the reference. */
 export async function referenceLogps(gpu: Gpu, r: ReferenceRequest): Promise<ReferenceLogps> {
   const key = createHash('sha256').update(JSON.stringify({
-    weights: await weightsHash(r.refDir), pairs: pairsHash(r.pairs), augmented: r.augmented, settings: r.settings,
+    weights: await weightsHash(r.refDir, bytesProgress(r.progress, `hash reference ${r.refDir}`)), pairs: pairsHash(r.pairs), augmented: r.augmented, settings: r.settings,
     matmulPrecision: gpu.matmulPrecision,
     // Only where it differs, so the caches of runs without it keep their keys.
     ...(r.augmented && r.augMatmulPrecision && r.augMatmulPrecision !== gpu.matmulPrecision ? { augMatmulPrecision: r.augMatmulPrecision } : {}),

@@ -1,7 +1,7 @@
 // Progress of reading and writing a model (what a 7B checkpoint needs, minutes of it): loadModel reports
 // the checkpoint's bytes after each tensor and saveCheckpoint the bytes it reads back from the GPU, each
-// ending at its total; bytesProgress passes them on in MiB only for a model big enough to need it.
-import { readFileSync } from 'node:fs';
+// ending at its total; weightsHash (the reference cache's key) the bytes it hashes; bytesProgress passes them on in MiB only for a model big enough to need it.
+import { cpSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { getGpu } from '../helpers/gpu.js';
@@ -9,6 +9,7 @@ import { loadModel } from '../../src/model/load.js';
 import { Optimizer } from '../../src/kernels/optimizer.js';
 import { saveCheckpoint, type SaveDtype } from '../../src/train/checkpoint.js';
 import { bytesProgress } from '../../src/train/progress.js';
+import { weightsHash } from '../../src/train/reference.js';
 import { fixture, safetensorsHeader, tempDir } from './helpers.js';
 
 /** The calls of a (done, total) callback, checked to rise to their one total. */
@@ -59,12 +60,27 @@ describe('progress of loading and saving a model', () => {
     });
   }
 
+  it('weightsHash: the bytes of the safetensors files and config.json read; known in this process afterwards; a changed file hashes anew', async () => {
+    const dir = tempDir();
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) cpSync(path.join(fixture('llama-tiny-tied'), f), path.join(dir, f));
+    const r = recorder();
+    const first = await weightsHash(dir, r.fn);
+    r.check(statSync(path.join(dir, 'config.json')).size + statSync(path.join(dir, 'model.safetensors')).size);
+    const again = recorder();
+    expect(await weightsHash(dir, again.fn)).toBe(first);
+    expect(again.calls).toEqual([]);
+    const cfg = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, rms_norm_eps: 1e-5 }));
+    expect(await weightsHash(dir)).not.toBe(first);
+  });
+
   it('bytesProgress: MiB under the label, nothing for a whole below the threshold', () => {
     const seen: unknown[][] = [];
     const p = bytesProgress((...a) => { seen.push(a); }, 'load x', 2 ** 21);
     p(10, 2 ** 21 - 1);
     expect(seen).toEqual([]);
     p(2 ** 20, 3 * 2 ** 20);
+    p(2 ** 20 + 1000, 3 * 2 ** 20); // the same MiB: not again
     p(3 * 2 ** 20, 3 * 2 ** 20);
     expect(seen).toEqual([['load x', 1, 3, 'MiB'], ['load x', 3, 3, 'MiB']]);
   });
