@@ -87,6 +87,7 @@ async function main(): Promise<void> {
     .command((await import('./cli/init.js')).initCommand)
     .command((await import('./cli/logprobs.js')).logprobsCommand)
     .command((await import('./cli/eval.js')).evalCommand)
+    .command((await import('./cli/report.js')).reportCommand)
     .demandCommand(1, 'name a command: srk --help lists them')
     .strict()
     .help()

@@ -7,7 +7,7 @@
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { EVAL_COLUMNS, evalTableFromRows, formatCell, type EvalTableRow } from './eval-metrics.js';
-import { readRunDir, writeFileAtomic, type EvalRow, type MetricsRow } from './metrics-log.js';
+import { RUN_CONFIG_FILE, readRunDir, writeFileAtomic, type EvalRow, type MetricsRow } from './metrics-log.js';
 import { PALETTE, escapeXml, formatValue, renderLineChart, type MarkerSeries, type MarkerShape } from './svg-chart.js';
 
 export interface ReportRun {
@@ -91,11 +91,11 @@ export function writeReport(outDir: string, opts: ReportOptions): WrittenReport 
   return files;
 }
 
-/** Builds report options from run directories holding metrics.jsonl / eval.jsonl / config.json. */
+/** Builds report options from run directories holding metrics.jsonl / eval.jsonl / train_config.json. */
 export function runsFromDirs(dirs: Array<{ name: string; dir: string }>): ReportRun[] {
   return dirs.map(({ name, dir }) => {
     const { metrics, eval: ev } = readRunDir(dir);
-    const cfgPath = path.join(dir, 'config.json');
+    const cfgPath = path.join(dir, RUN_CONFIG_FILE);
     let config: Record<string, unknown> | undefined;
     if (fs.existsSync(cfgPath)) {
       try { config = JSON.parse(fs.readFileSync(cfgPath, 'utf8')) as Record<string, unknown>; } catch { config = undefined; }

@@ -53,6 +53,8 @@ export interface EvalRow {
 
 export const METRICS_FILE = 'metrics.jsonl';
 export const EVAL_FILE = 'eval.jsonl';
+/** The run's settings (`srk train` writes its TrainOptions there), shown in the report. */
+export const RUN_CONFIG_FILE = 'train_config.json';
 
 /** JSON text of one record on one line; non-finite numbers become null. */
 export function toJsonLine(record: object): string {

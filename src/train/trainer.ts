@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Gpu } from '../engine/gpu.js';
 import { Optimizer, type OptimizerConfig } from '../kernels/optimizer.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
-import { EVAL_FILE, MetricsLog, readEval, type MetricsRow } from '../report/metrics-log.js';
+import { EVAL_FILE, RUN_CONFIG_FILE, MetricsLog, readEval, type MetricsRow } from '../report/metrics-log.js';
 import { computeEvalMetrics, toEvalRow } from '../report/eval-metrics.js';
 import { runsFromDirs, writeReport } from '../report/html.js';
 import type { TokenizedPair } from '../data/tokenize-pairs.js';
@@ -51,7 +51,7 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
   } else if (o.resume) {
     log(`--resume: no checkpoint in ${o.out}; starting a new run`);
   }
-  writeFileSync(path.join(o.out, 'train_config.json'), `${JSON.stringify({ ...o, name: o.name ?? o.loss }, null, 2)}\n`);
+  writeFileSync(path.join(o.out, RUN_CONFIG_FILE), `${JSON.stringify({ ...o, name: o.name ?? o.loss }, null, 2)}\n`);
 
   const gpu = gpuIn ?? await Gpu.create({ adapter: o.adapter });
   // The tuner's choices of an earlier run in this directory (same adapter): a resumed run dispatches
