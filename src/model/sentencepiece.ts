@@ -185,3 +185,68 @@ export function sentencePieceTokenizerJson(sp: SpModel, file: string, o: SpConve
     },
   };
 }
+
+/**
+ * tokenizer_config.json's `added_tokens_decoder` (id -> {content, lstrip, rstrip, normalized, single_word,
+ * special}) applied to a converted tokenizer.json, as transformers' fast tokenizer applies it after
+ * converting: an id inside the SentencePiece vocabulary must name its own piece and sets that token's
+ * flags; ids past it are new tokens (a fine-tune's chat markers, e.g. <|im_start|>), in order from the
+ * vocabulary's end. `addedTokensJson` (a slow tokenizer's added_tokens.json, content -> id) may only
+ * repeat what the rest says: its flags are not recorded anywhere, so a token it alone adds is refused
+ * rather than guessed. Anything inconsistent is an error naming `where` (the files).
+ */
+export function applyAddedTokens(json: Json, decoder: unknown, addedTokensJson: unknown, where: { config: string; added: string }): Json {
+  const model = json.model as { vocab: Record<string, number> };
+  const pieceOf = new Map<number, string>();
+  for (const [piece, id] of Object.entries(model.vocab)) if (!pieceOf.has(id)) pieceOf.set(id, piece);
+  const size = Math.max(-1, ...pieceOf.keys()) + 1;
+  const added = (json.added_tokens as Json[]).map((t) => ({ ...t }));
+  const byId = new Map<number, string>();
+  if (decoder !== undefined) {
+    if (decoder === null || typeof decoder !== 'object' || Array.isArray(decoder)) throw new Error(`${where.config}: added_tokens_decoder must be an object`);
+    const fresh: Json[] = [];
+    for (const [key, raw] of Object.entries(decoder as Json)) {
+      const at = `${where.config}: added_tokens_decoder["${key}"]`;
+      const id = Number(key);
+      if (!Number.isInteger(id) || id < 0 || String(id) !== key) throw new Error(`${at}: the key must be a token id`);
+      const e = raw as Json;
+      if (e === null || typeof e !== 'object' || typeof e.content !== 'string' || e.content === '') throw new Error(`${at}: needs a non-empty "content"`);
+      const flag = (k: string, dflt: boolean) => {
+        if (e[k] === undefined) return dflt;
+        if (typeof e[k] !== 'boolean') throw new Error(`${at}: "${k}" must be true or false`);
+        return e[k] as boolean;
+      };
+      const special = flag('special', false); // AddedToken's defaults: not special, normalized unless special
+      const token = { id, content: e.content as string, single_word: flag('single_word', false), lstrip: flag('lstrip', false),
+        rstrip: flag('rstrip', false), normalized: flag('normalized', !special), special };
+      byId.set(id, token.content);
+      if (id < size) {
+        if (pieceOf.get(id) !== token.content) {
+          throw new Error(`${at}: "${token.content}" but tokenizer.model's piece ${id} is ${JSON.stringify(pieceOf.get(id))}`);
+        }
+        const i = added.findIndex((t) => t.id === id);
+        if (i >= 0) added[i] = token; else added.push(token);
+      } else {
+        fresh.push(token);
+      }
+    }
+    fresh.sort((a, b) => (a.id as number) - (b.id as number));
+    fresh.forEach((t, i) => {
+      if (t.id !== size + i) {
+        throw new Error(`${where.config}: added_tokens_decoder gives "${t.content}" id ${t.id}, but tokens past tokenizer.model's ` +
+          `${size} pieces must take the ids ${size}, ${size + 1}, ... in turn`);
+      }
+    });
+    added.push(...fresh);
+  }
+  if (addedTokensJson !== undefined) {
+    if (addedTokensJson === null || typeof addedTokensJson !== 'object' || Array.isArray(addedTokensJson)) throw new Error(`${where.added}: must be an object of token -> id`);
+    for (const [content, id] of Object.entries(addedTokensJson as Json)) {
+      if (byId.get(id as number) === content || (typeof id === 'number' && id < size && pieceOf.get(id) === content)) continue;
+      throw new Error(`${where.added}: "${content}" (id ${JSON.stringify(id)}) is not in tokenizer.model nor in ${where.config}'s ` +
+        'added_tokens_decoder, which would say how it splits text; give the checkpoint its tokenizer.json');
+    }
+  }
+  added.sort((a, b) => (a.id as number) - (b.id as number));
+  return { ...json, added_tokens: added };
+}

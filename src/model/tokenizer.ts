@@ -11,7 +11,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { parseSentencePieceModel, sentencePieceTokenizerJson } from './sentencepiece.js';
+import { applyAddedTokens, parseSentencePieceModel, sentencePieceTokenizerJson } from './sentencepiece.js';
 
 export interface EncodeOptions {
   /** Add what the tokenizer's post-processor adds (e.g. Llama's BOS); none for GPT-NeoX. */
@@ -82,9 +82,13 @@ const LLAMA_TOKENIZER_DEFAULTS: Json = { bos_token: '<s>', eos_token: '</s>', un
  * add_bos_token / add_eos_token like any Llama tokenizer's (withAddBosEos).
  */
 export function sentencePieceTokenizer(bytes: Uint8Array, file: string, tokenizerConfig: Json = {}, modelConfig: Json = {},
-  chatTemplateFile?: string): SrkTokenizer {
+  chatTemplateFile?: string, addedTokensJson?: unknown): SrkTokenizer {
   const flag = (k: string) => (typeof tokenizerConfig[k] === 'boolean' ? tokenizerConfig[k] as boolean : undefined);
-  const json = sentencePieceTokenizerJson(parseSentencePieceModel(bytes, file), file, { legacy: flag('legacy'), addPrefixSpace: flag('add_prefix_space') });
+  const dir = path.dirname(file);
+  const json = applyAddedTokens(
+    sentencePieceTokenizerJson(parseSentencePieceModel(bytes, file), file, { legacy: flag('legacy'), addPrefixSpace: flag('add_prefix_space') }),
+    tokenizerConfig.added_tokens_decoder, addedTokensJson,
+    { config: path.join(dir, 'tokenizer_config.json'), added: path.join(dir, 'added_tokens.json') });
   const tok = wrap(file, json, { ...LLAMA_TOKENIZER_DEFAULTS, ...tokenizerConfig, tokenizer_class: 'LlamaTokenizerFast' }, modelConfig, chatTemplateFile);
   tok.sentencePieceFile = file;
   return tok;
@@ -195,7 +199,8 @@ export async function loadTokenizer(dirOrFile: string): Promise<SrkTokenizer> {
     if (e.code === 'ENOENT') throw new Error(`tokenizer: ${dir} has neither tokenizer.json nor tokenizer.model`);
     throw new Error(`tokenizer: cannot read ${spFile} (${e.message})`);
   });
-  return sentencePieceTokenizer(bytes, spFile, tokConfig, modelConfig, template);
+  const addedTokens = (await readJson(path.join(dir, 'added_tokens.json'), false)) ?? undefined;
+  return sentencePieceTokenizer(bytes, spFile, tokConfig, modelConfig, template, addedTokens);
 }
 
 function wrap(file: string, ...args: ConstructorParameters<typeof SrkTokenizer>): SrkTokenizer {

@@ -16,7 +16,7 @@ export const CHECKPOINT = 'checkpoint';
 const OLD = '.checkpoint-old';
 const TMP_PREFIX = '.checkpoint-tmp-';
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer.model', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json',
-  'chat_template.jinja', 'vocab.json', 'merges.txt'];
+  'chat_template.jinja', 'vocab.json', 'merges.txt', 'added_tokens.json'];
 
 export interface TrainerState {
   step: number; pairsSeen: number; epoch: number; position: number; seed: number;

@@ -147,6 +147,41 @@ describe.skipIf(!MODEL)('SentencePiece tokenizer.model (Mistral v0.1)', () => {
     expect((await loadTokenizer(out)).encode('Hello world', { addSpecialTokens: false })).toEqual(spEncode(sp, 'Hello world'));
   });
 
+  it('tokenizer_config.json\'s added_tokens_decoder: tokens past the vocabulary (chat markers) are single tokens; inconsistencies are errors', async () => {
+    const dir = path.join(tmp, 'chatml'); mkdirSync(dir);
+    copyFileSync(MODEL!, path.join(dir, 'tokenizer.model'));
+    const flags = (special: boolean) => ({ lstrip: false, rstrip: false, single_word: false, normalized: false, special });
+    const decoder: Record<string, unknown> = {
+      0: { content: '<unk>', ...flags(true) }, 1: { content: '<s>', ...flags(true) }, 2: { content: '</s>', ...flags(true) },
+      32000: { content: '<|im_start|>', ...flags(true) }, 32001: { content: '<|im_end|>', ...flags(true) },
+    };
+    const config = (d: Record<string, unknown>) => writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ added_tokens_decoder: d }));
+    const text = '<|im_start|>user\nHi there<|im_end|>';
+    // Control: without the decoder the markers are text.
+    const plain = (await loadTokenizer(dir)).encode(text, { addSpecialTokens: false });
+    expect(plain.every((id) => id < 32000)).toBe(true);
+    config(decoder);
+    const tok = await loadTokenizer(dir);
+    expect(tok.vocabSize).toBe(32002);
+    const ids = tok.encode(text, { addSpecialTokens: false });
+    expect(ids[0]).toBe(32000);
+    expect(ids.at(-1)).toBe(32001);
+    // Legacy normalization prepends "▁" to each text between added tokens, as transformers does.
+    expect(ids.slice(1, -1)).toEqual(spEncode(sp, 'user\nHi there'));
+    // added_tokens.json may repeat what the decoder says; a token only it names is refused.
+    writeFileSync(path.join(dir, 'added_tokens.json'), JSON.stringify({ '<|im_start|>': 32000, '<|im_end|>': 32001 }));
+    expect((await loadTokenizer(dir)).encode(text, { addSpecialTokens: false })).toEqual(ids);
+    writeFileSync(path.join(dir, 'added_tokens.json'), JSON.stringify({ '<|im_start|>': 32000, '<tool>': 32002 }));
+    await expect(loadTokenizer(dir)).rejects.toThrow(/chatml\/added_tokens\.json: "<tool>" \(id 32002\) is not in tokenizer\.model nor/);
+    rmSync(path.join(dir, 'added_tokens.json'));
+    config({ ...decoder, 5: { content: '<mine>', ...flags(true) } });
+    await expect(loadTokenizer(dir)).rejects.toThrow(/chatml\/tokenizer_config\.json: added_tokens_decoder\["5"\]: "<mine>" but tokenizer\.model's piece 5 is "<0x02>"/);
+    config({ ...decoder, 32003: { content: '<gap>', ...flags(true) } });
+    await expect(loadTokenizer(dir)).rejects.toThrow(/"<gap>" id 32003, but tokens past tokenizer\.model's 32000 pieces must take the ids 32000, 32001, \.\.\. in turn/);
+    config({ 32000: { content: '' } });
+    await expect(loadTokenizer(dir)).rejects.toThrow(/added_tokens_decoder\["32000"\]: needs a non-empty "content"/);
+  });
+
   it('bad files are errors naming the file', async () => {
     expect(() => parseSentencePieceModel(bytes.subarray(0, 1000), 'cut.model')).toThrow(/tokenizer cut\.model: .* (runs past the end|truncated)/);
     expect(() => parseSentencePieceModel(new TextEncoder().encode('{"not": "protobuf"}'), 'x.model')).toThrow(/tokenizer x\.model/);
