@@ -14,6 +14,7 @@ import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import type { Gpu } from '../engine/gpu.js';
 import { JsonlRowError, iterateJsonl, readLines } from '../data/read-jsonl.js';
+import { isParquet, parquetRowCount } from '../data/read-parquet.js';
 import { PreferenceNormalizer, formatNormalizeStats, preferenceValidator } from '../data/preference-rows.js';
 import { PairTokenizer, formatTokenizeStats, type TokenizedPair } from '../data/tokenize-pairs.js';
 import { loadTokenizer } from '../model/tokenizer.js';
@@ -42,7 +43,7 @@ export function scoringFlags<T>(y: Argv<T>) {
   const d = TRAIN_DEFAULTS;
   return y.options({
     model: { type: 'string', demandOption: true, describe: 'Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer.json or tokenizer.model)' },
-    data: { type: 'string', demandOption: true, describe: 'preference data (.jsonl or .jsonl.gz): {prompt, chosen, rejected}, HH-RLHF dialogues, UltraFeedback or chat rows' },
+    data: { type: 'string', demandOption: true, describe: 'preference data (.jsonl, .jsonl.gz or a Parquet file, e.g. a Hugging Face dataset\'s): {prompt, chosen, rejected}, HH-RLHF dialogues, UltraFeedback or chat rows' },
     'refine-prompt': { type: 'string', default: PAPER_REFINE_PROMPT, defaultDescription: 'the paper\'s', describe: 'the self-refinement prompt p of the augmented sequences p ++ x ++ y' },
     eos: { type: 'boolean', default: true, describe: 'append the EOS token to each completion (--no-eos: do not)' },
     'max-length': { type: 'number', default: d.maxLength, describe: 'longest prompt + completion, in tokens (longer pairs are truncated as in training)' },
@@ -118,8 +119,9 @@ class LineSink {
   }
 }
 
-/** Non-blank lines of a data file (for progress totals; gzip handled). */
+/** Non-blank lines of a data file, or a Parquet file's rows (for progress totals; gzip handled). */
 async function countRows(file: string): Promise<number> {
+  if (await isParquet(file)) return parquetRowCount(file);
   let n = 0;
   for await (const { text } of readLines(file)) if (text.trim() !== '') n++;
   return n;

@@ -1,4 +1,5 @@
-// Streaming JSON-lines reader for .jsonl and .jsonl.gz files.
+// Streaming JSON-lines reader for .jsonl and .jsonl.gz files, and Parquet files' rows (read-parquet.ts)
+// through the same checks.
 //
 // Lines are read one at a time (readline over a file stream, through a gunzip stream when the file
 // starts with the gzip magic bytes 1f 8b, whatever its name), so a large file is never held whole in
@@ -15,11 +16,12 @@ import { open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
+import { isParquet, parquetRows } from './read-parquet.js';
 
-/** A malformed line: `file:line: reason`. */
+/** A malformed line: `file:line: reason` (a Parquet file's row: `file: row N: reason`). */
 export class JsonlRowError extends Error {
-  constructor(readonly file: string, readonly line: number, readonly reason: string) {
-    super(`${file}:${line}: ${reason}`);
+  constructor(readonly file: string, readonly line: number, readonly reason: string, unit: 'line' | 'row' = 'line') {
+    super(unit === 'line' ? `${file}:${line}: ${reason}` : `${file}: row ${line}: ${reason}`);
     this.name = 'JsonlRowError';
   }
 }
@@ -110,9 +112,30 @@ function describe(v: unknown): string {
   return `a ${typeof v}`;
 }
 
+/** A file's objects in order: JSON lines (a line that is not a JSON object as its reason), or a Parquet
+ *  file's rows (read-parquet.ts), each with its 1-based line or row number. */
+async function* objectsOf(file: string): AsyncGenerator<{ line: number; obj?: JsonObject; reason?: string }> {
+  if (await isParquet(file)) {
+    for await (const { row, value } of parquetRows(file)) yield { line: row, obj: value };
+    return;
+  }
+  for await (const { line, text } of readLines(file)) {
+    if (text.trim() === '') continue;
+    let obj: unknown;
+    try {
+      obj = JSON.parse(text);
+    } catch (e) {
+      yield { line, reason: `invalid JSON (${e instanceof Error ? e.message : String(e)})` };
+      continue;
+    }
+    if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) yield { line, reason: `expected a JSON object, got ${describe(obj)}` };
+    else yield { line, obj: obj as JsonObject };
+  }
+}
+
 /**
- * Streams the rows of a .jsonl / .jsonl.gz file. `stats` (if given) is updated as rows go by.
- * Without `validate` each row is the parsed object itself.
+ * Streams the rows of a .jsonl / .jsonl.gz file, or of a Parquet file (told by its magic bytes, as
+ * gzip is). `stats` (if given) is updated as rows go by. Without `validate` each row is the object itself.
  */
 export async function* iterateJsonl<T = JsonObject>(
   file: string,
@@ -121,30 +144,20 @@ export async function* iterateJsonl<T = JsonObject>(
   stats: JsonlStats = newJsonlStats(),
 ): AsyncGenerator<JsonlRow<T>> {
   const maxReasons = opts.maxReasons ?? 5;
+  const unit = (await isParquet(file)) ? 'row' : 'line';
   const bad = (line: number, reason: string): void => {
-    const err = new JsonlRowError(file, line, reason);
+    const err = new JsonlRowError(file, line, reason, unit);
     if (!opts.skipBadRows) throw err;
     stats.badRows++;
     if (stats.badReasons.length < maxReasons) stats.badReasons.push(err.message);
   };
-  for await (const { line, text } of readLines(file)) {
-    if (text.trim() === '') continue;
+  for await (const { line, obj, reason } of objectsOf(file)) {
     stats.lines++;
-    let obj: unknown;
-    try {
-      obj = JSON.parse(text);
-    } catch (e) {
-      bad(line, `invalid JSON (${e instanceof Error ? e.message : String(e)})`);
-      continue;
-    }
-    if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
-      bad(line, `expected a JSON object, got ${describe(obj)}`);
-      continue;
-    }
+    if (!obj) { bad(line, reason!); continue; }
     let value: T;
     if (validate) {
       try {
-        value = validate(obj as JsonObject, line);
+        value = validate(obj, line);
       } catch (e) {
         bad(line, e instanceof Error ? e.message : String(e));
         continue;
