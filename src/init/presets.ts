@@ -13,7 +13,7 @@
 import type { Arch, ModelConfig } from '../model/config.js';
 import { BYTE_TOKENIZER_VOCAB, ENDOFTEXT_ID } from './byte-tokenizer.js';
 
-export const ARCHS: readonly Arch[] = ['gpt-neox', 'mistral', 'llama'];
+export const ARCHS: readonly Arch[] = ['gpt-neox', 'mistral', 'llama', 'qwen2'];
 
 export interface Preset {
   name: string;
@@ -43,7 +43,7 @@ const GQA: Preset[] = [
   { name: 'small', description: 'd 128, 4 layers, 4 heads, 2 KV heads (demo)', hiddenSize: 128, numLayers: 4, numHeads: 4, numKvHeads: 2, intermediateSize: swiglu(128), vocabSize: null, maxPositions: 4096 },
 ];
 
-export const PRESETS: Readonly<Record<Arch, readonly Preset[]>> = { 'gpt-neox': NEOX, mistral: GQA, llama: GQA };
+export const PRESETS: Readonly<Record<Arch, readonly Preset[]>> = { 'gpt-neox': NEOX, mistral: GQA, llama: GQA, qwen2: GQA };
 
 export function presetNames(arch: Arch): string[] {
   return PRESETS[arch].map((p) => p.name);
@@ -88,7 +88,7 @@ export function presetConfig(arch: Arch, preset: string, opts: PresetConfigOptio
     normEps: 1e-5,
     act: neox ? 'gelu' : 'silu',
     parallelResidual: neox,
-    attentionBias: neox,
+    attentionBias: neox || arch === 'qwen2', // Qwen2: q/k/v_proj biases always
     mlpBias: neox,
     tiedEmbeddings: opts.tiedEmbeddings ?? false,
     slidingWindow: null,

@@ -1,4 +1,5 @@
-// Hugging Face config.json -> one normalized ModelConfig for GPT-NeoX (Pythia), Mistral and Llama.
+// Hugging Face config.json -> one normalized ModelConfig for GPT-NeoX (Pythia), Mistral, Llama and Qwen2
+// (Qwen2 / Qwen2.5: Llama's computation with biases on q/k/v_proj and none on o_proj).
 //
 // Two spellings exist for the same model: hub files as downloaded (rotary_pct, rotary_emb_base,
 // rope_theta, rope_scaling, torch_dtype) and what transformers 5 writes (rope_parameters
@@ -11,7 +12,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { describeRopeScaling, type RopeScaling } from './rope.js';
 
-export type Arch = 'gpt-neox' | 'mistral' | 'llama';
+export type Arch = 'gpt-neox' | 'mistral' | 'llama' | 'qwen2';
 
 export interface ModelConfig {
   arch: Arch;
@@ -31,7 +32,8 @@ export interface ModelConfig {
   /** gelu = exact erf GELU; gelu_tanh = tanh approximation; silu = SwiGLU gate (llama/mistral). */
   act: 'gelu' | 'gelu_tanh' | 'silu';
   parallelResidual: boolean;
-  /** gpt-neox: query_key_value and dense have biases; llama: q/k/v/o_proj have biases. */
+  /** gpt-neox: query_key_value and dense have biases; llama: q/k/v/o_proj have biases; qwen2: always,
+   *  on q/k/v_proj only (tensor-names.ts). */
   attentionBias: boolean;
   mlpBias: boolean;
   tiedEmbeddings: boolean;
@@ -56,6 +58,7 @@ const MODEL_TYPES: Record<string, { arch: Arch; architecture: string }> = {
   gpt_neox: { arch: 'gpt-neox', architecture: 'GPTNeoXForCausalLM' },
   mistral: { arch: 'mistral', architecture: 'MistralForCausalLM' },
   llama: { arch: 'llama', architecture: 'LlamaForCausalLM' },
+  qwen2: { arch: 'qwen2', architecture: 'Qwen2ForCausalLM' },
 };
 
 /**
@@ -266,7 +269,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     throw f.error(neox ? 'rotary_pct' : 'head_dim', `gives ${rotaryDim} rotary channels per head (head_dim ${headDim} * ${rope.fraction}); must be even and >= 2`);
   }
 
-  const maxPositions = f.int('max_position_embeddings', neox || arch === 'llama' ? 2048 : 4096 * 32);
+  const maxPositions = f.int('max_position_embeddings', neox || arch === 'llama' ? 2048 : arch === 'qwen2' ? 32768 : 4096 * 32);
   const normEps = neox ? f.num('layer_norm_eps', 1e-5) : f.num('rms_norm_eps', 1e-6);
   const act = activation(f, arch);
   const tiedEmbeddings = f.bool('tie_word_embeddings', false);
@@ -283,6 +286,16 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     if (arch === 'llama') {
       attentionBias = f.bool('attention_bias', false);
       mlpBias = f.bool('mlp_bias', false);
+    } else if (arch === 'qwen2') {
+      // Qwen2Attention builds q/k/v_proj with biases and o_proj without, whatever the config says.
+      attentionBias = true;
+      f.only('attention_bias', true, 'Qwen2 has biases on q/k/v_proj');
+      f.only('mlp_bias', false, 'Qwen2\'s MLP has no biases');
+      // Sliding-window attention only on the layers from max_window_layers on, and only with
+      // use_sliding_window; the hub's Qwen2 / Qwen2.5 configs name a window but leave it off.
+      f.only('use_sliding_window', false, 'per-layer sliding windows are not implemented');
+      f.get('sliding_window'); f.get('max_window_layers');
+      f.only('use_mrope', false, 'multimodal rotary embeddings (Qwen2-VL) are not implemented');
     } else {
       // MistralAttention/MLP are built without biases whatever the config says; refuse a config
       // that claims otherwise rather than guess.
@@ -345,7 +358,8 @@ export function describeModel(cfg: ModelConfig): string {
   if (cfg.arch === 'gpt-neox') parts.push(cfg.parallelResidual ? 'parallel residual' : 'sequential residual');
   parts.push(`rope theta ${cfg.ropeTheta}` + (cfg.ropeScaling ? `, ${describeRopeScaling(cfg.ropeScaling)}` : ''));
   if (cfg.slidingWindow !== null) parts.push(`sliding window ${cfg.slidingWindow}`);
-  if (cfg.arch !== 'gpt-neox' && (cfg.attentionBias || cfg.mlpBias)) {
+  if (cfg.arch === 'qwen2') parts.push('q/k/v biases');
+  else if (cfg.arch !== 'gpt-neox' && (cfg.attentionBias || cfg.mlpBias)) {
     parts.push([cfg.attentionBias ? 'attention' : '', cfg.mlpBias ? 'MLP' : ''].filter(Boolean).join(' and ') + ' biases');
   }
   if (cfg.tiedEmbeddings) parts.push('tied embeddings');
@@ -395,6 +409,15 @@ export function toHfConfigJson(cfg: ModelConfig): Record<string, unknown> {
   }
   need(cfg.norm === 'rmsnorm' && cfg.act === 'silu' && !cfg.parallelResidual, 'uses RMSNorm, SiLU and sequential residuals');
   need(cfg.rotaryDim === cfg.headDim, 'rotates whole heads (rotaryDim = headDim)');
+  if (cfg.arch === 'qwen2') {
+    need(cfg.attentionBias && !cfg.mlpBias && cfg.slidingWindow === null, 'has q/k/v biases, no MLP biases and no sliding window');
+    return {
+      architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', ...common,
+      num_key_value_heads: cfg.numKvHeads, head_dim: cfg.headDim, hidden_act: 'silu',
+      rms_norm_eps: cfg.normEps, rope_theta: cfg.ropeTheta, rope_scaling: ropeScalingJson(cfg.ropeScaling),
+      use_sliding_window: false, pad_token_id: cfg.embedPaddingIdx, ...tail,
+    };
+  }
   const llama = cfg.arch === 'llama';
   need(llama ? cfg.slidingWindow === null : !cfg.attentionBias && !cfg.mlpBias, llama ? 'has no sliding window' : 'has no biases');
   return {

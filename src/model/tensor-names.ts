@@ -39,10 +39,11 @@ export function expectedParameters(cfg: ModelConfig): ParamSpec[] {
   for (let i = 0; i < cfg.numLayers; i++) {
     const p = `model.layers.${i}.`;
     add(`${p}input_layernorm.weight`, D);
-    // Llama's attention_bias puts a bias on all four projections (o_proj included).
+    // Llama's attention_bias puts a bias on all four projections (o_proj included); Qwen2 has them on
+    // q/k/v_proj only.
     for (const [proj, rows, cols] of [['q_proj', Q, D], ['k_proj', KV, D], ['v_proj', KV, D], ['o_proj', D, Q]] as const) {
       add(`${p}self_attn.${proj}.weight`, rows, cols);
-      if (cfg.attentionBias) add(`${p}self_attn.${proj}.bias`, rows);
+      if (cfg.attentionBias && !(cfg.arch === 'qwen2' && proj === 'o_proj')) add(`${p}self_attn.${proj}.bias`, rows);
     }
     for (const [proj, rows, cols] of [['gate_proj', I, D], ['up_proj', I, D], ['down_proj', D, I]] as const) {
       add(`${p}mlp.${proj}.weight`, rows, cols);

@@ -106,6 +106,31 @@ describe('loadModelConfig on the fixtures', () => {
       ropeScaling: { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 } });
   });
 
+  it('a Qwen2.5-0.5B-Instruct config (q/k/v biases, GQA 14:2, tied, a window named but off) is read whole; what it cannot mean is refused', () => {
+    const qwen = {
+      architectures: ['Qwen2ForCausalLM'], attention_dropout: 0.0, bos_token_id: 151643, eos_token_id: 151645, hidden_act: 'silu',
+      hidden_size: 896, initializer_range: 0.02, intermediate_size: 4864, max_position_embeddings: 32768, max_window_layers: 21,
+      model_type: 'qwen2', num_attention_heads: 14, num_hidden_layers: 24, num_key_value_heads: 2, rms_norm_eps: 1e-06,
+      rope_theta: 1000000.0, sliding_window: 32768, tie_word_embeddings: true, torch_dtype: 'bfloat16', transformers_version: '4.43.1',
+      use_cache: true, use_sliding_window: false, vocab_size: 151936,
+    };
+    const cfg = parseModelConfig(qwen, 'qwen2.5-0.5b');
+    expect(withoutRaw(cfg)).toEqual({
+      arch: 'qwen2', vocabSize: 151936, hiddenSize: 896, intermediateSize: 4864, numLayers: 24, numHeads: 14, numKvHeads: 2,
+      headDim: 64, rotaryDim: 64, ropeTheta: 1e6, ropeScaling: null, maxPositions: 32768, norm: 'rmsnorm', normEps: 1e-6, act: 'silu',
+      parallelResidual: false, attentionBias: true, mlpBias: false, tiedEmbeddings: true, slidingWindow: null, embedPaddingIdx: null,
+      bosTokenId: 151643, eosTokenId: 151645, dtype: 'bfloat16',
+    });
+    expect(describeModel(cfg)).toMatch(/^qwen2, 24 layers, hidden 896, 14 query \/ 2 key-value heads of 64, .*q\/k\/v biases, tied embeddings$/);
+    expect(withoutRaw(parseModelConfig(toHfConfigJson(cfg), 'mem'))).toEqual(withoutRaw(cfg));
+    expect(() => parseModelConfig({ ...qwen, use_sliding_window: true }, 'q')).toThrow(/"use_sliding_window" = true is not supported: per-layer sliding windows/);
+    expect(() => parseModelConfig({ ...qwen, use_mrope: true }, 'q')).toThrow(/"use_mrope" = true is not supported/);
+    expect(() => parseModelConfig({ ...qwen, attention_bias: false }, 'q')).toThrow(/"attention_bias" = false is not supported: Qwen2 has biases on q\/k\/v_proj/);
+    expect(() => parseModelConfig({ ...qwen, architectures: ['LlamaForCausalLM'] }, 'q')).toThrow(/expected \["Qwen2ForCausalLM"\]/);
+    expect(() => parseModelConfig({ ...qwen, layer_types: Array(24).fill('sliding_attention') }, 'q')).toThrow(/"layer_types" must list "full_attention"/);
+    expect(parseModelConfig({ ...qwen, layer_types: Array(24).fill('full_attention'), use_mrope: false }, 'q').arch).toBe('qwen2');
+  });
+
   it('rope scaling: Llama 3.1 (hub rope_scaling and transformers-5 rope_parameters alike), linear, dynamic', () => {
     const llama31 = { rope_type: 'llama3', factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 8192 };
     const a = parseModelConfig({ ...hub('llama-tiny-tied'), rope_scaling: llama31, max_position_embeddings: 131072 }, 'hub');

@@ -14,6 +14,7 @@ import { CausalLM } from '../../src/model/causal-lm.js';
 import { Params } from '../../src/model/params.js';
 import { expectedParameters } from '../../src/model/tensor-names.js';
 import { copy } from '../../src/kernels/elementwise.js';
+import type { ModelConfig } from '../../src/model/config.js';
 
 const rng = makeRng();
 
@@ -45,30 +46,39 @@ describe(`GPT-NeoX without attention biases (seed ${rng.seed})`, () => {
     });
   }
 
-  it('Llama with attention and MLP biases (zero) computes what the fixture without them does', async () => {
-    const gpu = await getGpu();
-    const m = await loadModel(gpu, resolve(FIX, 'llama-tiny-tied'), { grads: true });
-    expect([m.cfg.attentionBias, m.cfg.mlpBias]).toEqual([false, false]);
-    const biasCfg = { ...m.cfg, attentionBias: true, mlpBias: true };
-    const specs = expectedParameters(biasCfg);
-    const params = new Params(gpu, specs).allocate();
-    params.allocateGrads();
-    for (const s of specs) {
-      if (m.params.has(s.name)) copy(gpu, m.params.get(s.name), params.get(s.name));
-      else gpu.upload(params.get(s.name), new Float32Array(params.get(s.name).numel));
-    }
-    expect(specs.length).toBe(m.params.specs.length + 7 * m.cfg.numLayers); // q, k, v, o, gate, up, down
-    const withBias = new CausalLM(gpu, biasCfg, params);
-    const V = m.cfg.vocabSize;
-    const ids = (n: number) => Array.from({ length: n }, () => rng.int(V));
-    const layout = buildBatch([{ prompt: ids(8), completions: [ids(6), ids(9)] }, { prompt: ids(5), completions: [ids(4), ids(7)] }], { packed: true });
-    const a = await logpAndGrads(gpu, m.model, layout);
-    const b = await logpAndGrads(gpu, withBias, layout);
-    expect(relErr(b.logp, a.logp)).toBeLessThan(1e-6);
-    for (const s of m.params.specs) expect(relErr(b.grads.get(s.name)!, a.grads.get(s.name)!), s.name).toBeLessThan(1e-5);
-    // The biases' own gradients: the column sums of their layers' output gradients, so not zero.
-    const qBias = b.grads.get('model.layers.0.self_attn.q_proj.bias')!;
-    expect(qBias.some((v) => v !== 0)).toBe(true);
-    params.free(); m.params.free();
-  });
+  // [name, config change, biases per layer]: Llama's attention_bias puts one on all four projections;
+  // Qwen2 has them on q/k/v_proj only.
+  for (const [name, change, perLayer] of [
+    ['Llama with attention and MLP biases', { attentionBias: true, mlpBias: true }, ['q', 'k', 'v', 'o', 'gate', 'up', 'down']],
+    ['Qwen2 (q/k/v biases)', { arch: 'qwen2', attentionBias: true }, ['q', 'k', 'v']],
+  ] as [string, Partial<ModelConfig>, string[]][]) {
+    it(`${name} (zero) computes what the Llama fixture without them does`, async () => {
+      const gpu = await getGpu();
+      const m = await loadModel(gpu, resolve(FIX, 'llama-tiny-tied'), { grads: true });
+      expect([m.cfg.attentionBias, m.cfg.mlpBias]).toEqual([false, false]);
+      const biasCfg = { ...m.cfg, ...change };
+      const specs = expectedParameters(biasCfg);
+      const params = new Params(gpu, specs).allocate();
+      params.allocateGrads();
+      for (const s of specs) {
+        if (m.params.has(s.name)) copy(gpu, m.params.get(s.name), params.get(s.name));
+        else gpu.upload(params.get(s.name), new Float32Array(params.get(s.name).numel));
+      }
+      const added = specs.filter((s) => !m.params.has(s.name)).map((s) => s.name);
+      expect(added).toEqual(Array.from({ length: m.cfg.numLayers }, (_, l) => perLayer.map((p) =>
+        `model.layers.${l}.${['gate', 'up', 'down'].includes(p) ? 'mlp' : 'self_attn'}.${p}_proj.bias`)).flat());
+      const withBias = new CausalLM(gpu, biasCfg, params);
+      const V = m.cfg.vocabSize;
+      const ids = (n: number) => Array.from({ length: n }, () => rng.int(V));
+      const layout = buildBatch([{ prompt: ids(8), completions: [ids(6), ids(9)] }, { prompt: ids(5), completions: [ids(4), ids(7)] }], { packed: true });
+      const a = await logpAndGrads(gpu, m.model, layout);
+      const b = await logpAndGrads(gpu, withBias, layout);
+      expect(relErr(b.logp, a.logp)).toBeLessThan(1e-6);
+      for (const s of m.params.specs) expect(relErr(b.grads.get(s.name)!, a.grads.get(s.name)!), s.name).toBeLessThan(1e-5);
+      // The biases' own gradients: the column sums of their layers' output gradients, so not zero.
+      const qBias = b.grads.get('model.layers.0.self_attn.q_proj.bias')!;
+      expect(qBias.some((v) => v !== 0)).toBe(true);
+      params.free(); m.params.free();
+    });
+  }
 });
