@@ -3,6 +3,7 @@ import type { Argv } from 'yargs';
 import { PRECISIONS, type Precision } from '../engine/precision.js';
 import { LOSSES, TRAIN_DEFAULTS, type LossName, type TrainOptions } from '../train/options.js';
 import { SAVE_DTYPES, type SaveDtype } from '../train/checkpoint.js';
+import { LR_SCHEDULES, type LrSchedule } from '../train/lr-schedule.js';
 
 export function trainFlags<T>(y: Argv<T>) {
   const d = TRAIN_DEFAULTS;
@@ -16,6 +17,8 @@ export function trainFlags<T>(y: Argv<T>) {
     optimizer: { choices: ['rmsprop', 'adamw'], default: d.optimizer, describe: 'PyTorch semantics and defaults' },
     lr: { type: 'number', default: d.lr, describe: 'peak learning rate' },
     'warmup-steps': { type: 'number', default: d.warmupSteps, describe: 'linear warm-up: lr * min(1, (step+1)/(warmup+1))' },
+    'lr-schedule': { choices: LR_SCHEDULES as string[], default: d.lrSchedule,
+      describe: 'after warm-up: constant (the paper, the DPO code), or linear / cosine decay toward 0 at the run\'s last step (transformers\' schedules)' },
     'grad-clip': { type: 'number', default: d.gradClip, describe: 'clip the global gradient norm to this (0 = off)' },
     'batch-size': { type: 'number', default: d.batchSize, describe: 'pairs per optimizer step' },
     'micro-batch-size': { type: 'number', default: d.microBatchSize, describe: 'pairs per forward/backward (gradients accumulate)' },
@@ -61,7 +64,7 @@ export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {
   return {
     model: a.model as string, data: a.data as string, refModel: a['ref-model'] as string | undefined, loss,
     beta: num('beta'), lambda: num('lambda'), optimizer: a.optimizer as 'rmsprop' | 'adamw', lr: num('lr'),
-    warmupSteps: num('warmup-steps'), gradClip: num('grad-clip'), batchSize: num('batch-size'),
+    warmupSteps: num('warmup-steps'), lrSchedule: a['lr-schedule'] as LrSchedule, gradClip: num('grad-clip'), batchSize: num('batch-size'),
     microBatchSize: Math.min(num('micro-batch-size'), num('batch-size')), maxLength: num('max-length'),
     maxPromptLength: num('max-prompt-length'), epochs: num('epochs'), maxSteps: a['max-steps'] as number | undefined,
     seed: num('seed'), evalData: a['eval-data'] as string | undefined, evalEvery: num('eval-every'), saveEvery: num('save-every'),

@@ -2,6 +2,7 @@
 // lr 5e-7, 150 warm-up steps, gradient-norm clip 10, batch 64, 512 / 256 tokens).
 import type { Precision } from '../engine/precision.js';
 import type { SaveDtype } from './checkpoint.js';
+import type { LrSchedule } from './lr-schedule.js';
 
 export type LossName = 'sft' | 'dpo' | 'ipo' | 'sr-dpo' | 'sr-ipo';
 export const LOSSES: readonly LossName[] = ['sft', 'dpo', 'ipo', 'sr-dpo', 'sr-ipo'];
@@ -20,6 +21,8 @@ export interface TrainOptions {
   optimizer: 'rmsprop' | 'adamw';
   lr: number;
   warmupSteps: number;
+  /** After warm-up: constant (the paper), or linear / cosine decay over the run (lr-schedule.ts). */
+  lrSchedule: LrSchedule;
   gradClip: number;
   batchSize: number;
   microBatchSize: number;
@@ -57,7 +60,7 @@ export interface TrainOptions {
 }
 
 export const TRAIN_DEFAULTS = {
-  loss: 'sr-dpo' as LossName, beta: 0.1, lambda: 0.5, optimizer: 'rmsprop' as const, lr: 5e-7, warmupSteps: 150,
+  loss: 'sr-dpo' as LossName, beta: 0.1, lambda: 0.5, optimizer: 'rmsprop' as const, lr: 5e-7, warmupSteps: 150, lrSchedule: 'constant' as LrSchedule,
   gradClip: 10, batchSize: 64, microBatchSize: 8, maxLength: 512, maxPromptLength: 256, epochs: 1, seed: 0,
   evalEvery: 0, saveEvery: 0, refinePrompt: PAPER_REFINE_PROMPT, noEos: false, skipBadRows: false,
   precision: 'f32' as Precision,

@@ -10,7 +10,7 @@ import { EVAL_FILE, RUN_CONFIG_FILE, MetricsLog, readEval, type MetricsRow } fro
 import { computeEvalMetrics, toEvalRow } from '../report/eval-metrics.js';
 import { runsFromDirs, writeReport } from '../report/html.js';
 import type { TokenizedPair } from '../data/tokenize-pairs.js';
-import { warmupFactor } from '../kernels/optimizer.ref.js';
+import { lrFactor } from './lr-schedule.js';
 import { findCheckpoint, loadOptimizerState, readTrainerState, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { loadPairsForModel } from './dataset.js';
 import { choosePrecisions } from './precision-choice.js';
@@ -28,8 +28,10 @@ export class TrainingError extends Error { readonly userFacing = true; }
 export interface TrainResult { out: string; steps: number; checkpoint: string; report: string; lastEval?: Record<string, unknown> }
 
 /** Options that must match for --resume to continue a run (others, like eval cadence, may change). */
-const PINNED = ['loss', 'beta', 'lambda', 'optimizer', 'lr', 'warmupSteps', 'gradClip', 'batchSize', 'maxLength',
+const PINNED = ['loss', 'beta', 'lambda', 'optimizer', 'lr', 'warmupSteps', 'lrSchedule', 'gradClip', 'batchSize', 'maxLength',
   'maxPromptLength', 'seed', 'refinePrompt', 'noEos', 'data'] as const;
+/** What a pinned option recorded by an older srk (before it existed) was. */
+const PINNED_BEFORE: Partial<Record<(typeof PINNED)[number], unknown>> = { lrSchedule: 'constant' };
 
 export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
   const progress = new Progress(o.plainProgress);
@@ -43,8 +45,9 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
   if (o.resume && existing) {
     state = readTrainerState(existing);
     for (const k of PINNED) {
-      if (JSON.stringify(state.options[k]) !== JSON.stringify(o[k])) {
-        throw new TrainingError(`--resume: --${k} is ${JSON.stringify(o[k])} but the run in ${o.out} used ${JSON.stringify(state.options[k])}`);
+      const was = Object.hasOwn(state.options, k) ? state.options[k] : PINNED_BEFORE[k];
+      if (JSON.stringify(was) !== JSON.stringify(o[k])) {
+        throw new TrainingError(`--resume: --${k} is ${JSON.stringify(o[k])} but the run in ${o.out} used ${JSON.stringify(was)}`);
       }
     }
     log(`resuming from ${existing} at step ${state.step}`);
@@ -157,7 +160,7 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
       if (position + B > P) { epoch++; position = 0; order = epochOrder(P, o.seed, epoch); }
       const indices = order.slice(position, position + B);
       const batchPairs: TokenizedPair[] = Array.from(indices, (i) => pairs[i]);
-      const lr = o.lr * warmupFactor(step, o.warmupSteps);
+      const lr = o.lr * lrFactor(step, o.warmupSteps, o.lrSchedule ?? 'constant', totalSteps);
       const t0 = performance.now();
       const r = await trainStep(gpu, policy.model, optimizer, gradList, { pairs: batchPairs, indices, ref },
         { loss: o.loss, beta: o.beta, lambda: o.lambda, microBatchSize: o.microBatchSize, lr, t: step + 1, augMatmulPrecision });
