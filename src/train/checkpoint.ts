@@ -22,6 +22,11 @@ export interface TrainerState {
   step: number; pairsSeen: number; epoch: number; position: number; seed: number;
   /** Options the run was started with (checked on resume). */
   options: Record<string, unknown>;
+  /** sha256 of the tokenized training pairs (reference.ts pairsHash; checked on resume: the data order
+   *  and position mean nothing for other pairs). Absent in checkpoints of older srk. */
+  dataHash?: string;
+  /** sha256 of the reference's weights (reference.ts weightsHash; checked on resume); absent for SFT and older srk. */
+  refHash?: string;
   savedAt: string;
 }
 

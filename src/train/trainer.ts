@@ -15,7 +15,7 @@ import { findCheckpoint, loadOptimizerState, readTrainerState, saveCheckpoint, t
 import { loadPairsForModel } from './dataset.js';
 import { choosePrecisions } from './precision-choice.js';
 import { describeModel } from '../model/config.js';
-import { referenceLogps, type ReferenceLogps } from './reference.js';
+import { pairsHash, referenceLogps, weightsHash, type ReferenceLogps } from './reference.js';
 import { scorePairs } from './score.js';
 import { trainStep } from './step.js';
 import { TUNING_FILE, adapterName, loadTuning, saveTuning } from './tuning-file.js';
@@ -54,7 +54,6 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
   } else if (o.resume) {
     log(`--resume: no checkpoint in ${o.out}; starting a new run`);
   }
-  writeFileSync(path.join(o.out, RUN_CONFIG_FILE), `${JSON.stringify({ ...o, name: o.name ?? o.loss }, null, 2)}\n`);
 
   const gpu = gpuIn ?? await Gpu.create({ adapter: o.adapter });
   // The tuner's choices of an earlier run in this directory (same adapter): a resumed run dispatches
@@ -89,6 +88,12 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
   try {
     const settings = { maxLength: o.maxLength, maxPromptLength: o.maxPromptLength, noEos: o.noEos, refinePrompt: o.refinePrompt, skipBadRows: o.skipBadRows };
     const pairs = await loadPairsForModel(o.model, o.data, settings, log);
+    const dataHash = pairsHash(pairs);
+    if (state?.dataHash !== undefined && state.dataHash !== dataHash) {
+      throw new TrainingError(`--resume: the pairs read from ${o.data} are not the ones the run in ${o.out} trained on ` +
+        '(the file changed, or what tokenizes it: the tokenizer, --max-length, --max-prompt-length, --refine-prompt, --no-eos); ' +
+        'its data order and position would not mean the same pairs');
+    }
     const evalPairs = o.evalData ? await loadPairsForModel(o.model, o.evalData, settings, log) : undefined;
     const sr = isSrLoss(o.loss);
     // The reference is the initial policy unless --ref-model; never a resumed checkpoint.
@@ -97,6 +102,14 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
       refDir, microBatch: o.microBatchSize, cacheDir: path.join(o.out, 'cache'),
       settings, log, progress: (l: string, d: number, t: number) => progress.update(l, d, t), augMatmulPrecision,
     };
+    // The reference's weights (hashed for its log-prob cache anyway, once per process): a resumed run
+    // must keep the reference it started with, wherever its directory now is.
+    const refHash = o.loss === 'sft' ? undefined : await weightsHash(refDir, bytesProgress(progress.update.bind(progress), `hash reference ${refDir}`));
+    if (refHash !== undefined && state?.refHash !== undefined && state.refHash !== refHash) {
+      throw new TrainingError(`--resume: the reference ${refDir} is not the model the run in ${o.out} started with (its weights differ)`);
+    }
+    // Written once the run is known to be what it says (a refused --resume leaves the directory as it was).
+    writeFileSync(path.join(o.out, RUN_CONFIG_FILE), `${JSON.stringify({ ...o, name: o.name ?? o.loss }, null, 2)}\n`);
     const ref: ReferenceLogps | undefined = o.loss === 'sft' ? undefined
       : await referenceLogps(gpu, { ...refReq, pairs, augmented: sr, label: 'train' });
     const evalRef = evalPairs ? await referenceLogps(gpu, { ...refReq, pairs: evalPairs, augmented: true, label: 'eval' }) : undefined;
@@ -124,7 +137,7 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
     let tuneLogged = false;
     const metrics = MetricsLog.open(o.out, state ? { resumeStep: step } : { fresh: true });
     const snapshot = (): TrainerState => ({
-      step, pairsSeen, epoch, position, seed: o.seed, savedAt: new Date().toISOString(),
+      step, pairsSeen, epoch, position, seed: o.seed, dataHash, refHash, savedAt: new Date().toISOString(),
       options: Object.fromEntries(PINNED.map((k) => [k, o[k]])),
     });
     let lastSaved = existing && state ? existing : undefined;

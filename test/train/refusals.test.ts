@@ -1,6 +1,6 @@
 // `srk train` refuses what it must not do, with a clear message and a non-zero exit, and touches
 // nothing while refusing: a run directory that already holds a checkpoint (without --resume), a
-// --resume with different pinned settings, malformed data. With --skip-bad-rows it goes on and
+// --resume with different pinned settings, other pairs or another reference, malformed data. With --skip-bad-rows it goes on and
 // reports the counts of what it read (shapes, scores, HH per-side splits, skipped lines).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -34,6 +34,32 @@ describe('srk train refuses to overwrite or mismatch an existing run', () => {
     expect(r2.stderr).not.toMatch(STACK);
     unchanged();
   });
+
+  it('--resume with other pairs in the same data file, or another reference, is a clear error that changes nothing', async () => {
+    const out = join(tmp, 'run2');
+    const data = join(tmp, 'pairs.jsonl');
+    const original = readFileSync(join(fixture('llama-tiny-tied'), 'pairs.jsonl'), 'utf8');
+    writeFileSync(data, original);
+    const args = ['--model', fixture('llama-tiny-tied'), '--data', data, '--no-eos', '--batch-size', '3', '--lr', '1e-4', '--loss', 'dpo', '--out', out];
+    const r0 = await train([...args, '--ref-model', fixture('llama-tiny-tied_ref'), '--max-steps', '1']);
+    expect(r0.code, describeRun(r0)).toBe(0);
+    const files = ['metrics.jsonl', 'train_config.json', 'checkpoint/model.safetensors', 'checkpoint/trainer_state.json'];
+    const before = files.map((f) => readFileSync(join(out, f)));
+    const unchanged = () => files.forEach((f, i) => expect(readFileSync(join(out, f)).equals(before[i]), `${f} unchanged`).toBe(true));
+    writeFileSync(data, original.replace(/"chosen": ?"/, '"chosen": "Edited: '));
+    const r1 = await train([...args, '--ref-model', fixture('llama-tiny-tied_ref'), '--max-steps', '2', '--resume']);
+    expect(r1.code).toBe(1);
+    expect(r1.stderr).toMatch(/--resume: the pairs read from .*pairs\.jsonl are not the ones the run in .* trained on/);
+    unchanged();
+    writeFileSync(data, original);
+    const r2 = await train([...args, '--ref-model', fixture('llama-tiny-tied'), '--max-steps', '2', '--resume']);
+    expect(r2.code).toBe(1);
+    expect(r2.stderr).toMatch(/--resume: the reference .*llama-tiny-tied is not the model the run in .* started with/);
+    unchanged();
+    const r3 = await train([...args, '--ref-model', fixture('llama-tiny-tied_ref'), '--max-steps', '2', '--resume']);
+    expect(r3.code, describeRun(r3)).toBe(0);
+    expect(readMetrics(out)).toHaveLength(2);
+  }, 120_000);
 });
 
 describe('srk train on malformed data: file:line error, or --skip-bad-rows with counts in the report', () => {
