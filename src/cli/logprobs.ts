@@ -134,7 +134,8 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
   const log = (s: string) => progress.log(s);
   const tok = await loadTokenizer(o.model);
   const tt = textTokenizer(tok);
-  const normalizer = new PreferenceNormalizer({ chatTemplate: tt.chatTemplate, bosToken: tt.bosToken, eosToken: tt.eosToken });
+  const normalizer = new PreferenceNormalizer({ chatTemplate: tt.chatTemplate, bosToken: tt.bosToken, eosToken: tt.eosToken,
+    refinePrompt: o.augmented ? o.refinePrompt : null });
   const tokOpts = {
     maxLength: o.maxLength, maxPromptLength: o.maxPromptLength, noEos: o.noEos,
     refinePrompt: o.augmented ? o.refinePrompt : null,

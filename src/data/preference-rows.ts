@@ -50,6 +50,12 @@ export interface PreferenceRow {
   rejected: string;
   scoreChosen?: number;
   scoreRejected?: number;
+  /**
+   * Chat rows with a refinement prompt p (NormalizeOptions.refinePrompt): the prompt rendered with p at
+   * the head of the first user message, so that p ⊕ x sits inside the user's turn as the query itself
+   * does. Text and HH rows have none: p goes before their prompt text (tokenize-pairs.ts).
+   */
+  augPrompt?: string;
 }
 
 export type RowShape = 'text' | 'hh' | 'chat';
@@ -71,6 +77,8 @@ export interface NormalizeOptions extends ChatTemplateSource {
   chatFallback?: 'lines' | 'error';
   /** Extra variables for the chat template (e.g. a system prompt flag). */
   templateVars?: Record<string, unknown>;
+  /** The Sr refinement prompt p: chat rows get PreferenceRow.augPrompt. */
+  refinePrompt?: string | null;
 }
 
 export interface NormalizeStats {
@@ -261,17 +269,32 @@ export class PreferenceNormalizer {
     const prefix = chosen.slice(0, -1);
     if (prefix.length === 0) throw new RowShapeError('chat row has no messages before the assistant response (no prompt)');
     const mismatch = !sameMessages(prefix, rejected.slice(0, -1));
+    const augPrefix = this.withRefinePrompt(prefix);
     if (!this.template) {
       if (this.opts.chatFallback === 'error') {
         throw new RowShapeError('chat row, but the tokenizer has no chat template (chatFallback is "error")');
       }
-      const promptText = [...prefix.map((m) => `${m.role}: ${m.content}`), 'assistant:'].join('\n');
-      return { row: { prompt: promptText, chosen: ' ' + chosenResp.content, rejected: ' ' + rejectedResp.content }, mismatch, plain: true, templateFallback: false };
+      const lines = (msgs: ChatMessage[]) => [...msgs.map((m) => `${m.role}: ${m.content}`), 'assistant:'].join('\n');
+      const row: PreferenceRow = { prompt: lines(prefix), chosen: ' ' + chosenResp.content, rejected: ' ' + rejectedResp.content };
+      if (augPrefix) row.augPrompt = lines(augPrefix);
+      return { row, mismatch, plain: true, templateFallback: false };
     }
     const promptText = this.render(prefix, true);
     const a = this.completion(promptText, prefix, chosenResp);
     const b = this.completion(promptText, prefix, rejectedResp);
-    return { row: { prompt: promptText, chosen: a.text, rejected: b.text }, mismatch, plain: false, templateFallback: a.fallback || b.fallback };
+    const row: PreferenceRow = { prompt: promptText, chosen: a.text, rejected: b.text };
+    if (augPrefix) row.augPrompt = this.render(augPrefix, true);
+    return { row, mismatch, plain: false, templateFallback: a.fallback || b.fallback };
+  }
+
+  /** The messages with the refinement prompt at the head of the first user message ("p query", as the
+   *  paper's p ⊕ x), or undefined without a refinement prompt or a user message. */
+  private withRefinePrompt(messages: ChatMessage[]): ChatMessage[] | undefined {
+    const p = this.opts.refinePrompt;
+    const u = messages.findIndex((m) => m.role === 'user');
+    if (typeof p !== 'string' || u < 0) return undefined;
+    const sep = /\s$/.test(p) ? '' : ' ';
+    return messages.map((m, i) => (i === u ? { ...m, content: `${p}${sep}${m.content}` } : m));
   }
 
   private render(messages: ChatMessage[], addGenerationPrompt: boolean): string {

@@ -17,14 +17,18 @@
 //     2. if it is still too long, both completions are cut to their first maxLength - maxPromptLength
 //        tokens (the appended EOS may be lost, as in the original).
 //   Lengths include the EOS. A row is `truncated` when step 1 or 2 removed any token.
-// - Augmented prompt (Sr-DPO / Sr-IPO, prompt p ⊕ x): augPromptIds = tokens(refine prompt, no special
+// - Augmented prompt (Sr-DPO / Sr-IPO, prompt p ⊕ x). Chat rows: their prompt rendered again with p at the
+//   head of the first user message ("p query", PreferenceRow.augPrompt), tokenized as a prompt, so p sits in
+//   the user's turn as the query does; the completions are the plain row's. A chat row whose prompt was
+//   truncated, and every text / HH row: augPromptIds = tokens(refine prompt, no special
 //   tokens) ++ promptIds, where promptIds are exactly the plain sequence's prompt ids (truncation
 //   included), so the augmented sequence is refine ++ prompt ++ completion with the same completion ids
 //   as the plain one. A BOS at the head of the prompt stays at the head of the sequence: [BOS] ++ refine
 //   ++ the prompt's other ids, as tokenizing the text p ⊕ x would put it (Llama / Mistral models expect
 //   BOS at position 0, and see none in the middle of a text). The refine prompt does not count toward the
 //   limits: the plain sequence is truncated as above and then the refine ids are inserted, so an
-//   augmented sequence can be up to maxLength + len(refine ids) tokens.
+//   augmented sequence can be up to maxLength + len(refine ids) tokens (a chat row's a token or two more,
+//   where p and the query join). Longer than the model's positions is refused when the batch is built.
 
 import type { JsonlOptions, JsonlStats } from './read-jsonl.js';
 import {
@@ -84,6 +88,10 @@ export interface TokenizeStats {
   doubleBosRemoved: number;
   /** Length of the refine prompt ids (0 without one). */
   refineLength: number;
+  /** Chat rows whose augmented prompt is their own rendering with p in the first user message. */
+  refineInUserTurn: number;
+  /** Chat rows with a truncated prompt: p before the (cut) prompt instead, as for text rows. */
+  refineBeforeCutChat: number;
 }
 
 export interface TruncateResult {
@@ -138,7 +146,8 @@ export function truncatePromptCompletions(prompt: number[], completions: number[
 }
 
 export function newTokenizeStats(): TokenizeStats {
-  return { rows: 0, truncated: 0, promptTruncated: 0, completionTruncated: 0, eosAlreadyPresent: 0, doubleBosRemoved: 0, refineLength: 0 };
+  return { rows: 0, truncated: 0, promptTruncated: 0, completionTruncated: 0, eosAlreadyPresent: 0, doubleBosRemoved: 0, refineLength: 0,
+    refineInUserTurn: 0, refineBeforeCutChat: 0 };
 }
 
 /** Tokenizes rows one at a time with shared options and counts. */
@@ -163,15 +172,16 @@ export class PairTokenizer {
     this.stats.refineLength = this.refineIds?.length ?? 0;
   }
 
-  /** Prompt ids with special tokens; returns also how many leading ids are a tokenizer-added BOS. */
-  encodePrompt(text: string): { ids: number[]; pinned: number } {
+  /** Prompt ids with special tokens; returns also how many leading ids are a tokenizer-added BOS.
+   *  `count`: whether a removed doubled BOS counts in the stats (not for a row's second, augmented prompt). */
+  encodePrompt(text: string, count = true): { ids: number[]; pinned: number } {
     let ids = this.tok.encode(text, { addSpecialTokens: true });
     const bos = this.tok.bosTokenId;
     let pinned = 0;
     if (bos !== null && bos !== undefined && ids[0] === bos) {
       if (ids[1] === bos) {
         ids = ids.slice(1);
-        this.stats.doubleBosRemoved++;
+        if (count) this.stats.doubleBosRemoved++;
       }
       pinned = 1;
     }
@@ -207,9 +217,15 @@ export class PairTokenizer {
     const prompt = this.encodePrompt(row.prompt);
     const r = this.truncate(prompt, [this.encodeCompletion(row.chosen), this.encodeCompletion(row.rejected)]);
     const out: TokenizedPair = { promptIds: r.prompt, chosenIds: r.completions[0], rejectedIds: r.completions[1], truncated: r.truncated };
-    if (this.refineIds) {
-      // encodePrompt pins a tokenizer-added BOS at the head, and truncation keeps it there.
+    if (this.refineIds && row.augPrompt !== undefined && !r.promptTruncated) {
+      // A chat row: its own rendering with p inside the first user turn (preference-rows.ts).
+      out.augPromptIds = this.encodePrompt(row.augPrompt, false).ids;
+      this.stats.refineInUserTurn++;
+    } else if (this.refineIds) {
+      // encodePrompt pins a tokenizer-added BOS at the head, and truncation keeps it there. A chat row
+      // whose prompt was cut (its first user turn, p's place, may be gone) comes here too, counted.
       out.augPromptIds = prompt.pinned ? [r.prompt[0], ...this.refineIds, ...r.prompt.slice(1)] : [...this.refineIds, ...r.prompt];
+      if (row.augPrompt !== undefined) this.stats.refineBeforeCutChat++;
     }
     if (row.scoreChosen !== undefined) out.scoreChosen = row.scoreChosen;
     if (row.scoreRejected !== undefined) out.scoreRejected = row.scoreRejected;
@@ -242,7 +258,10 @@ export function formatTokenizeStats(s: TokenizeStats, o: TokenizeOptions = {}): 
     `${s.rows} rows tokenized (maxLength ${o.maxLength ?? 512}, maxPromptLength ${o.maxPromptLength ?? 256})`,
     `${s.truncated} truncated (${s.promptTruncated} prompts, ${s.completionTruncated} completions)`,
   ];
-  if (s.refineLength) parts.push(`refine prompt ${s.refineLength} tokens`);
+  if (s.refineLength) {
+    parts.push(`refine prompt ${s.refineLength} tokens` + (s.refineInUserTurn || s.refineBeforeCutChat
+      ? ` (inside the first user message of ${s.refineInUserTurn} chat rows${s.refineBeforeCutChat ? `; before the cut prompt of ${s.refineBeforeCutChat} truncated ones` : ''})` : ''));
+  }
   if (s.eosAlreadyPresent) parts.push(`${s.eosAlreadyPresent} completions already ended with EOS`);
   if (s.doubleBosRemoved) parts.push(`${s.doubleBosRemoved} doubled BOS removed`);
   return parts.join('; ');

@@ -182,6 +182,29 @@ describe('chat rows', () => {
       .toThrow(/chat template failed: only user and assistant roles/);
   });
 
+  it('a refinement prompt: augPrompt renders p at the head of the first user message (after a system one); text rows get none', () => {
+    const p = 'Rate 100. Query:';
+    const sys = { role: 'system', content: 'Be brief.' };
+    const conv = (last: string) => [sys, { role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }, { role: 'user', content: 'bye' },
+      { role: 'assistant', content: last }];
+    const n = new PreferenceNormalizer({ chatTemplate: CHATML, refinePrompt: p });
+    const row = n.normalize({ chosen: conv('ciao'), rejected: conv('no') });
+    const t = (role: string, c: string) => `<|im_start|>${role}\n${c}<|im_end|>\n`;
+    const gen = '<|im_start|>assistant\n';
+    expect(row.prompt).toBe(t('system', 'Be brief.') + t('user', 'hi') + t('assistant', 'hello') + t('user', 'bye') + gen);
+    expect(row.augPrompt).toBe(t('system', 'Be brief.') + t('user', 'Rate 100. Query: hi') + t('assistant', 'hello') + t('user', 'bye') + gen);
+    expect([row.chosen, row.rejected]).toEqual(['ciao<|im_end|>\n', 'no<|im_end|>\n']);
+    // A prompt ending in whitespace is joined as it is; no template: "role: content" lines the same way.
+    const lines = new PreferenceNormalizer({ refinePrompt: 'Rate 100.\n' }).normalize({ chosen: conv('a'), rejected: conv('b') });
+    expect(lines.augPrompt).toBe('system: Be brief.\nuser: Rate 100.\nhi\nassistant: hello\nuser: bye\nassistant:');
+    // No user message: no augPrompt (tokenize-pairs puts p before the prompt instead).
+    const noUser = new PreferenceNormalizer({ chatTemplate: CHATML, refinePrompt: p })
+      .normalize({ chosen: [sys, { role: 'assistant', content: 'x' }], rejected: [sys, { role: 'assistant', content: 'y' }] });
+    expect(noUser.augPrompt).toBeUndefined();
+    expect(new PreferenceNormalizer({ refinePrompt: p }).normalize({ prompt: 'Q', chosen: 'a', rejected: 'b' }).augPrompt).toBeUndefined();
+    expect(new PreferenceNormalizer({ chatTemplate: CHATML }).normalize({ chosen: conv('a'), rejected: conv('b') }).augPrompt).toBeUndefined();
+  });
+
   it('template whose generation prompt is not a prefix: completion from the assistant message alone, counted and warned', () => {
     const n = new PreferenceNormalizer({ chatTemplate: ODD });
     const row = n.normalize({

@@ -134,6 +134,22 @@ describe('tokenizePairs', () => {
     expect(stats.refineLength).toBe(chars(refine).length);
   });
 
+  it('a chat row\'s augmented prompt is its own rendering with p in the user turn, tokenized as a prompt; cut prompts fall back', () => {
+    const tok = fakeTokenizer({ addsBos: true });
+    const chat = (prompt: string, aug: string): PreferenceRow => ({ prompt, augPrompt: aug, chosen: ' yes</s>', rejected: ' no' });
+    const rows = [chat('<s>[INST] Q? [/INST]', '<s>[INST] Rate. Query: Q? [/INST]'), chat('[INST] ' + 'x'.repeat(40) + ' [/INST]', '[INST] Rate. Query: ' + 'x'.repeat(40) + ' [/INST]')];
+    const { pairs, stats } = tokenizePairs(rows, tok, { refinePrompt: 'Rate. Query:', maxLength: 30, maxPromptLength: 12 });
+    // Row 1: the chat template's BOS text and the tokenizer's BOS make one; completions as the plain row's.
+    expect(pairs[0].augPromptIds).toEqual([1, ...chars('[INST] Rate. Query: Q? [/INST]')]);
+    expect(pairs[0].promptIds).toEqual([1, ...chars('[INST] Q? [/INST]')]);
+    expect(pairs[0].chosenIds).toEqual([...chars(' yes'), 2]);
+    // Row 2: its prompt was cut, so p goes before the kept ids as for text rows.
+    expect(pairs[1].truncated).toBe(true);
+    expect(pairs[1].augPromptIds).toEqual([1, ...chars('Rate. Query:'), ...pairs[1].promptIds.slice(1)]);
+    expect([stats.refineInUserTurn, stats.refineBeforeCutChat, stats.doubleBosRemoved]).toEqual([1, 1, 1]);
+    expect(formatTokenizeStats(stats)).toMatch(/refine prompt 12 tokens \(inside the first user message of 1 chat rows; before the cut prompt of 1 truncated ones\)/);
+  });
+
   it('counts truncated rows over a batch, and scores pass through', () => {
     const tok = fakeTokenizer({ addsBos: false });
     const rows: PreferenceRow[] = [
@@ -203,13 +219,15 @@ describe('loadTokenizedPairs', () => {
       bosToken: '<s>', eosToken: '</s>',
     };
     const r = await loadTokenizedPairs(path.join(fixtures, 'chat-rows.jsonl'), tok, { refinePrompt: 'R:' });
-    expect(r.rows[0]).toEqual({ prompt: '<s>[INST] What is 2+2? [/INST]', chosen: '4</s>', rejected: '5</s>', scoreChosen: 9, scoreRejected: 2.5 });
+    // The refinement prompt goes inside the user's turn (the augmented prompt is rendered again).
+    expect(r.rows[0]).toEqual({ prompt: '<s>[INST] What is 2+2? [/INST]', augPrompt: '<s>[INST] R: What is 2+2? [/INST]', chosen: '4</s>', rejected: '5</s>',
+      scoreChosen: 9, scoreRejected: 2.5 });
     expect(r.pairs[0]).toEqual({
       promptIds: [1, ...chars('[INST] What is 2+2? [/INST]')], chosenIds: [...chars('4'), 2], rejectedIds: [...chars('5'), 2],
-      augPromptIds: [1, ...chars('R:'), ...chars('[INST] What is 2+2? [/INST]')], scoreChosen: 9, scoreRejected: 2.5, truncated: false,
+      augPromptIds: [1, ...chars('[INST] R: What is 2+2? [/INST]')], scoreChosen: 9, scoreRejected: 2.5, truncated: false,
     });
     expect(r.normalize.byShape.chat).toBe(6);
-    expect(r.tokenize).toMatchObject({ rows: 6, doubleBosRemoved: 6, eosAlreadyPresent: 12 });
+    expect(r.tokenize).toMatchObject({ rows: 6, doubleBosRemoved: 6, eosAlreadyPresent: 12, refineInUserTurn: 6, refineBeforeCutChat: 0 });
     expect(r.report).toMatch(/chat-rows\.jsonl: 6 rows \(text 0, hh 0, chat 6\)/);
   });
 });
