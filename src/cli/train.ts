@@ -33,6 +33,8 @@ export function trainFlags<T>(y: Argv<T>) {
     out: { type: 'string', describe: 'run directory (metrics.jsonl, checkpoint/, report.html); default runs/<loss>' },
     'save-dtype': { choices: SAVE_DTYPES as string[], default: 'float32',
       describe: 'dtype of checkpoint/model.safetensors, named in its config.json. float32 keeps every update (at lr 5e-7 most steps are below a half-precision step); float16 / bfloat16 halve the file, and optimizer.safetensors then keeps the float32 weights for --resume' },
+    'keep-models': { type: 'boolean', default: false,
+      describe: 'keep the model of every save (each --save-every and the last) as OUT/models/step-N, a Hugging Face directory (hard links: no copy)' },
     resume: { type: 'boolean', default: false, describe: 'continue the run in --out from its checkpoint' },
     'refine-prompt': { type: 'string', default: d.refinePrompt, describe: 'the self-refinement prompt p prepended to the query' },
     eos: { type: 'boolean', default: true, describe: 'append the EOS token to each completion (--no-eos: do not)' },
@@ -72,5 +74,6 @@ export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {
     noEos: a.eos === false, skipBadRows: Boolean(a['skip-bad-rows']), plainProgress: Boolean(a['plain-progress']),
     adapter: a.adapter as string | undefined, precision: a.precision as Precision,
     augPrecision: a['aug-precision'] as Precision | undefined, saveDtype: a['save-dtype'] as SaveDtype | undefined,
+    keepModels: Boolean(a['keep-models']),
   };
 }

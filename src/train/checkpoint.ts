@@ -3,7 +3,7 @@
 // into a temporary directory and swapped in with renames, so a crash at any moment leaves the
 // last good checkpoint whole (either OUT/checkpoint, or the previous one kept as
 // OUT/.checkpoint-old while the swap is under way; findCheckpoint looks at both).
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Gpu } from '../engine/gpu.js';
 import type { Params } from '../model/params.js';
@@ -174,6 +174,32 @@ export async function saveCheckpoint(gpu: Gpu, r: SaveRequest): Promise<string> 
   }
   renameSync(tmp, final);
   rmSync(old, { recursive: true, force: true });
+  return final;
+}
+
+/** Where --keep-models keeps the model of each save: OUT/models/step-N. */
+export const KEPT_MODELS = 'models';
+/** What a kept model leaves out of a checkpoint: the resume state, not part of a Hugging Face model. */
+const RESUME_ONLY = new Set(['optimizer.safetensors', 'trainer_state.json']);
+
+/**
+ * Keeps the model of checkpoint `dir` as OUT/models/step-`step` (config, weights, tokenizer files), by
+ * hard links: no copy, and the next save writes new files, so the kept ones stay as they are. Built
+ * in a temporary directory and renamed into place, as checkpoints are.
+ */
+export function keepModel(out: string, dir: string, step: number): string {
+  const base = path.join(out, KEPT_MODELS);
+  const final = path.join(base, `step-${step}`);
+  const tmp = path.join(base, `.step-${step}-tmp-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  for (const f of readdirSync(dir)) {
+    if (RESUME_ONLY.has(f)) continue;
+    try { linkSync(path.join(dir, f), path.join(tmp, f)); }
+    catch { copyFileSync(path.join(dir, f), path.join(tmp, f)); } // a file system without hard links
+  }
+  rmSync(final, { recursive: true, force: true });
+  renameSync(tmp, final);
   return final;
 }
 

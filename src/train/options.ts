@@ -55,6 +55,8 @@ export interface TrainOptions {
   augPrecision?: Precision;
   /** Storage dtype of checkpoint/model.safetensors (checkpoint.ts SaveDtype); default float32. */
   saveDtype?: SaveDtype;
+  /** Keep the model of every save as OUT/models/step-N (checkpoint.ts keepModel). */
+  keepModels?: boolean;
   /** Name of the run in the report. */
   name?: string;
 }

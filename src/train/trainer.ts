@@ -11,7 +11,7 @@ import { computeEvalMetrics, toEvalRow } from '../report/eval-metrics.js';
 import { runsFromDirs, writeReport } from '../report/html.js';
 import type { TokenizedPair } from '../data/tokenize-pairs.js';
 import { lrFactor } from './lr-schedule.js';
-import { findCheckpoint, loadOptimizerState, readTrainerState, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { findCheckpoint, keepModel, loadOptimizerState, readTrainerState, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { loadPairsForModel } from './dataset.js';
 import { choosePrecisions } from './precision-choice.js';
 import { describeModel } from '../model/config.js';
@@ -144,6 +144,7 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
     const save = async () => {
       lastSaved = await saveCheckpoint(gpu, { out: o.out, params: policy!.params, optimizer, rawConfig, sourceDir: o.model, state: snapshot(), dtype: o.saveDtype, log,
         onProgress: bytesProgress(progress.update.bind(progress), 'save checkpoint') });
+      if (o.keepModels) keepModel(o.out, lastSaved, step);
       return lastSaved;
     };
     let lastEval: Record<string, unknown> | undefined;
