@@ -2,7 +2,8 @@
 //
 // Shapes (detected per row; the counts are reported in NormalizeStats.byShape):
 //  text  {prompt, chosen, rejected} strings. Scores are kept when the row has them, either at the
-//        top level (score_chosen / score_rejected) or under `metadata` (the flattened
+//        top level (score_chosen / score_rejected; Argilla's chosen_rating / rejected_rating, or
+//        chosen_score / rejected_score) or under `metadata` (the flattened
 //        UltraFeedback samples in shared/data: {prompt, chosen, rejected, source_index,
 //        metadata: {score_chosen, score_rejected}}).
 //  hh    {chosen, rejected} strings holding whole Anthropic HH-RLHF dialogues, no prompt field. As
@@ -142,18 +143,26 @@ export function splitHH(chosen: string, rejected: string): HHSplit {
   return { prompt, chosen: chosenResp, rejected: rejected.slice(j + tag.length), perSide: true, ownPromptDiffers: true };
 }
 
+/** Names judge scores go by: UltraFeedback's (trl-lib, HuggingFaceH4), Argilla / distilabel's ratings, and
+ *  a third spelling some sets use; the first pair a row has (at the top level, else under `metadata`). */
+const SCORE_FIELDS: readonly [string, string][] = [['score_chosen', 'score_rejected'], ['chosen_rating', 'rejected_rating'], ['chosen_score', 'rejected_score']];
+
 function readScores(obj: JsonObject): { scoreChosen?: number; scoreRejected?: number } {
-  let src: JsonObject = obj;
-  if (obj.score_chosen === undefined && obj.score_rejected === undefined) {
-    const m = obj.metadata;
-    if (m !== null && typeof m === 'object' && !Array.isArray(m)) src = m as JsonObject;
+  const has = (o: JsonObject, [c, r]: [string, string]) => (o[c] !== undefined && o[c] !== null) || (o[r] !== undefined && o[r] !== null);
+  const m = obj.metadata;
+  const meta = m !== null && typeof m === 'object' && !Array.isArray(m) ? m as JsonObject : undefined;
+  for (const src of [obj, meta]) {
+    if (!src) continue;
+    const pair = SCORE_FIELDS.find((f) => has(src, f));
+    if (!pair) continue;
+    const scoreChosen = optionalNumber(src, pair[0]);
+    const scoreRejected = optionalNumber(src, pair[1]);
+    if ((scoreChosen === undefined) !== (scoreRejected === undefined)) {
+      throw new RowShapeError(`only one of ${pair[0]} / ${pair[1]} is present`);
+    }
+    return { scoreChosen, scoreRejected };
   }
-  const scoreChosen = optionalNumber(src, 'score_chosen');
-  const scoreRejected = optionalNumber(src, 'score_rejected');
-  if ((scoreChosen === undefined) !== (scoreRejected === undefined)) {
-    throw new RowShapeError('only one of score_chosen / score_rejected is present');
-  }
-  return scoreChosen === undefined ? {} : { scoreChosen, scoreRejected };
+  return {};
 }
 
 function asMessages(v: unknown, key: string): ChatMessage[] {

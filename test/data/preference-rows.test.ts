@@ -29,17 +29,23 @@ const INST = "{{ bos_token }}{% for message in messages %}{% if message['role'] 
 const ODD = "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}{% if add_generation_prompt %}ASSISTANT>{% endif %}";
 
 describe('text rows', () => {
-  it('{prompt, chosen, rejected} pass through; scores at the top level or under metadata are kept', () => {
+  it('{prompt, chosen, rejected} pass through; scores (three spellings) at the top level or under metadata are kept', () => {
     const n = new PreferenceNormalizer();
     expect(n.normalize({ prompt: 'P', chosen: 'C', rejected: 'R' })).toEqual({ prompt: 'P', chosen: 'C', rejected: 'R' });
     expect(n.normalize({ prompt: 'P', chosen: 'C', rejected: 'R', score_chosen: 9, score_rejected: 7.5 }))
       .toEqual({ prompt: 'P', chosen: 'C', rejected: 'R', scoreChosen: 9, scoreRejected: 7.5 });
     expect(n.normalize({ prompt: 'P', chosen: 'C', rejected: 'C', metadata: { score_chosen: 6, score_rejected: 6 } }))
       .toEqual({ prompt: 'P', chosen: 'C', rejected: 'C', scoreChosen: 6, scoreRejected: 6 });
-    expect(n.stats.total).toBe(3);
-    expect(n.stats.byShape).toEqual({ text: 3, hh: 0, chat: 0 });
-    expect(n.stats.withScores).toBe(2);
+    // Argilla / distilabel's ratings, and the chosen_score spelling.
+    expect(n.normalize({ prompt: 'P', chosen: 'C', rejected: 'R', chosen_rating: 5, rejected_rating: 2.5 }))
+      .toEqual({ prompt: 'P', chosen: 'C', rejected: 'R', scoreChosen: 5, scoreRejected: 2.5 });
+    expect(n.normalize({ prompt: 'P', chosen: 'C', rejected: 'R', metadata: { chosen_score: 3, rejected_score: 1 } }))
+      .toEqual({ prompt: 'P', chosen: 'C', rejected: 'R', scoreChosen: 3, scoreRejected: 1 });
+    expect(n.stats.total).toBe(5);
+    expect(n.stats.byShape).toEqual({ text: 5, hh: 0, chat: 0 });
+    expect(n.stats.withScores).toBe(4);
     expect(n.stats.identicalResponses).toBe(1);
+    expect(() => n.normalize({ prompt: 'P', chosen: 'C', rejected: 'R', chosen_rating: 4 })).toThrow(/only one of chosen_rating \/ rejected_rating/);
   });
 
   it('mistyped and missing fields are errors', () => {
