@@ -145,8 +145,10 @@ describe(`matmul (seed ${rng.seed})`, () => {
     await checkTile(gpu, reg(128, 128, 8, 8, 8, { scalarAcc: true }), 130, 132, 36, false, true, { path: /_sacc_vvv$/, epilogue: true });
     // The short-K tiling (the whole K of a head-size product in two 32-deep steps, one stage).
     await checkTile(gpu, reg(128, 128, 32, 8, 8, { stages: 1 }), 200, 132, 64, false, true, { path: /_s1_vvv$/, epilogue: true });
-    // 8x16 per thread (128x256 tiles; with the lanes among the tuner test's candidates).
-    await checkTile(gpu, reg(128, 256, 8, 8, 16), 140, 268, 20, true, true, { path: /_vvv$/, epilogue: true });
+    // 8x16 per thread (128x256 tiles; with the lanes among the tuner test's candidates). In the tuner
+    // test's layout (nt), as the lanes and scalar-accumulator tilings above, so that test compiles
+    // fewer kernels of its own (on lavapipe each of these takes seconds to build).
+    await checkTile(gpu, reg(128, 256, 8, 8, 16), 140, 268, 20, false, true, { path: /_vvv$/, epilogue: true });
     const t = gpu.tensor([64]); const tc = gpu.tensor([64]);
     expect(() => matmul(gpu, { a: t, b: t, c: tc, M: 4, N: 4, K: 4, tile: reg(64, 16, 16, 4, 4, { lanes: '8x4' }) })) // a 4 x 16 grid
       .toThrow(/whole 8 x 4 blocks/);
@@ -399,11 +401,13 @@ describe(`matmul (seed ${rng.seed})`, () => {
     try {
       // Edge tiles in M and N, K long enough and output tiles few enough for split-K candidates,
       // a bias: split-K candidates are several dispatches each, timed as one.
+      // B transposed (x W^T, the linear layers' forward): the layout of the bench-sweep test's lanes,
+      // scalar-accumulator and 128x256 checks, whose kernels this test then reuses.
       const M = 68; const N = 36; const K = 2100;
       const a = rng.array(M * K); const b = rng.array(K * N); const bias = rng.array(N);
       const ta = gpu.tensor([M * K], f32(a)); const tb = gpu.tensor([K * N], f32(b)); const tbias = gpu.tensor([N], f32(bias));
-      const want = matmulRef({ a, b, bias, M, N, K, transA: false, transB: false });
-      const args = { a: ta, b: tb, bias: tbias, M, N, K };
+      const want = matmulRef({ a, b, bias, M, N, K, transA: false, transB: true });
+      const args = { a: ta, b: tb, bias: tbias, M, N, K, transB: true };
       const ran = new Set<string>();
       // 3 samples of each of 14 candidates, and one more call per candidate whose first pick finds its
       // kernel still compiling (kernel.ts checked(): the rule runs instead, untimed).
@@ -418,7 +422,7 @@ describe(`matmul (seed ${rng.seed})`, () => {
       await tuner.settle();
       expect(tuner.table.open).toBe(false);
       const [d] = tuner.table.decisions();
-      expect(d.key).toMatch(/^matmul nn bias 2\^/);
+      expect(d.key).toMatch(/^matmul nt bias 2\^/);
       expect(d.candidates.slice(1, 4).map((c) => c.replace(/.* split-K/, 'split-K'))).toEqual(['split-K 2', 'split-K 4', 'split-K 8']);
       expect(d.candidates.length).toBe(ran.size + 2); // the three split forms end with the one reduction kernel
       expect(d.medianMs.every((m) => m !== null && m > 0)).toBe(true);
@@ -432,7 +436,7 @@ describe(`matmul (seed ${rng.seed})`, () => {
       expect(relErr(await gpu.readF32(tc), want)).toBeLessThan(1e-5);
       // A caller's tiling is not tuned.
       matmul(gpu, { ...args, c: tc, tile: { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4 } });
-      expect(gpu.recorder.lastKernel).toMatch(/^matmul_nn_64x64x16_4x4/);
+      expect(gpu.recorder.lastKernel).toMatch(/^matmul_nt_64x64x16_4x4/);
       expect(tuner.table.decisions()).toHaveLength(1);
       // Part of an outer candidate (attention-unfused.ts): no pick of its own; the choice made, timed
       // under the outer name.
