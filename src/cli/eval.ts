@@ -17,7 +17,7 @@ import { computeEvalMetrics, formatEvalTable, type EvalMetrics } from '../report
 import { loadPairsForModel } from '../train/dataset.js';
 import { referenceLogps } from '../train/reference.js';
 import { scorePairs, type PairLogps } from '../train/score.js';
-import { Progress, bytesProgress } from '../train/progress.js';
+import { Progress } from '../train/progress.js';
 import { TRAIN_DEFAULTS } from '../train/options.js';
 import { withGpu } from './run.js';
 import { asUserError, freeModel, scoringFlags, scoringSettingsFrom, userError, type ScoringSettings } from './logprobs.js';
@@ -50,7 +50,7 @@ export interface EvalReport {
 interface PlainAug { plain: PairLogps; aug: PairLogps }
 
 async function scoreModel(gpu: Gpu, dir: string, pairs: readonly TokenizedPair[], microBatch: number, label: string, progress: Progress): Promise<PlainAug> {
-  const lm = await loadModel(gpu, dir, { onProgress: bytesProgress(progress.update.bind(progress), `load ${label} ${dir}`) });
+  const lm = await loadModel(gpu, dir, { onProgress: progress.bytes(`load ${label} ${dir}`) });
   try {
     const plain = await scorePairs(gpu, lm.model, pairs, { microBatch, onProgress: (d, t) => progress.update(label, d, t) });
     const aug = await scorePairs(gpu, lm.model, pairs, { microBatch, augmented: true, onProgress: (d, t) => progress.update(`${label} (augmented)`, d, t) });

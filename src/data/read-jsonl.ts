@@ -114,8 +114,8 @@ function describe(v: unknown): string {
 
 /** A file's objects in order: JSON lines (a line that is not a JSON object as its reason), or a Parquet
  *  file's rows (read-parquet.ts), each with its 1-based line or row number. */
-async function* objectsOf(file: string): AsyncGenerator<{ line: number; obj?: JsonObject; reason?: string }> {
-  if (await isParquet(file)) {
+async function* objectsOf(file: string, parquet: boolean): AsyncGenerator<{ line: number; obj?: JsonObject; reason?: string }> {
+  if (parquet) {
     for await (const { row, value } of parquetRows(file)) yield { line: row, obj: value };
     return;
   }
@@ -144,14 +144,15 @@ export async function* iterateJsonl<T = JsonObject>(
   stats: JsonlStats = newJsonlStats(),
 ): AsyncGenerator<JsonlRow<T>> {
   const maxReasons = opts.maxReasons ?? 5;
-  const unit = (await isParquet(file)) ? 'row' : 'line';
+  const parquet = await isParquet(file);
+  const unit = parquet ? 'row' : 'line';
   const bad = (line: number, reason: string): void => {
     const err = new JsonlRowError(file, line, reason, unit);
     if (!opts.skipBadRows) throw err;
     stats.badRows++;
     if (stats.badReasons.length < maxReasons) stats.badReasons.push(err.message);
   };
-  for await (const { line, obj, reason } of objectsOf(file)) {
+  for await (const { line, obj, reason } of objectsOf(file, parquet)) {
     stats.lines++;
     if (!obj) { bad(line, reason!); continue; }
     let value: T;

@@ -76,8 +76,7 @@ class ReadbackProgress {
   }
 }
 
-export async function paramsToSafetensors(gpu: Gpu, params: Params, file: string, dtype: Dtype = 'F32',
-  progress = new ReadbackProgress(params.count * 4)): Promise<void> {
+async function paramsToSafetensors(gpu: Gpu, params: Params, file: string, dtype: Dtype, progress: ReadbackProgress): Promise<void> {
   const tensors: TensorToWrite[] = [];
   for (const s of params.specs) tensors.push({ name: s.name, dtype, shape: s.shape, data: progress.read(gpu, params.get(s.name)) });
   await writeSafetensors(file, tensors, { format: 'pt' });

@@ -29,6 +29,9 @@ export class Progress {
     }
   }
 
+  /** A (done, total) bytes callback reporting here under `label` (bytesProgress). */
+  bytes(label: string): (done: number, total: number) => void { return bytesProgress(this.update.bind(this), label); }
+
   /** A message on its own line (clears the bar first). */
   log(s: string): void {
     if (this.tty && this.lastLen) { process.stderr.write(`\r${' '.repeat(this.lastLen)}\r`); this.lastLen = 0; }

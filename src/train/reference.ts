@@ -45,10 +45,17 @@ export async function weightsHash(dir: string, onProgress?: (done: number, total
   return hex;
 }
 
+/** pairsHash's results by the pairs array (the trainer's resume check and the reference cache's key hash the same one). */
+const pairsHashes = new WeakMap<readonly TokenizedPair[], string>();
+
 export function pairsHash(pairs: readonly TokenizedPair[]): string {
-  const h = createHash('sha256');
-  for (const p of pairs) h.update(JSON.stringify([p.promptIds, p.chosenIds, p.rejectedIds, p.augPromptIds ?? null]));
-  return h.digest('hex');
+  let hex = pairsHashes.get(pairs);
+  if (hex === undefined) {
+    const h = createHash('sha256');
+    for (const p of pairs) h.update(JSON.stringify([p.promptIds, p.chosenIds, p.rejectedIds, p.augPromptIds ?? null]));
+    pairsHashes.set(pairs, (hex = h.digest('hex')));
+  }
+  return hex;
 }
 
 export interface ReferenceRequest {

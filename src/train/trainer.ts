@@ -20,7 +20,7 @@ import { scorePairs } from './score.js';
 import { trainStep } from './step.js';
 import { TUNING_FILE, adapterName, loadTuning, saveTuning } from './tuning-file.js';
 import { epochOrder } from './shuffle.js';
-import { Progress, bytesProgress } from './progress.js';
+import { Progress } from './progress.js';
 import { isSrLoss, type TrainOptions } from './options.js';
 
 export class TrainingError extends Error { readonly userFacing = true; }
@@ -104,7 +104,7 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
     };
     // The reference's weights (hashed for its log-prob cache anyway, once per process): a resumed run
     // must keep the reference it started with, wherever its directory now is.
-    const refHash = o.loss === 'sft' ? undefined : await weightsHash(refDir, bytesProgress(progress.update.bind(progress), `hash reference ${refDir}`));
+    const refHash = o.loss === 'sft' ? undefined : await weightsHash(refDir, progress.bytes(`hash reference ${refDir}`));
     if (refHash !== undefined && state?.refHash !== undefined && state.refHash !== refHash) {
       throw new TrainingError(`--resume: the reference ${refDir} is not the model the run in ${o.out} started with (its weights differ)`);
     }
@@ -115,7 +115,7 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
     const evalRef = evalPairs ? await referenceLogps(gpu, { ...refReq, pairs: evalPairs, augmented: true, label: 'eval' }) : undefined;
 
     const startDir = state && existing ? existing : o.model;
-    policy = await loadModel(gpu, startDir, { grads: true, onProgress: bytesProgress(progress.update.bind(progress), `load policy ${startDir}`) });
+    policy = await loadModel(gpu, startDir, { grads: true, onProgress: progress.bytes(`load policy ${startDir}`) });
     log(`policy ${startDir}: ${describeModel(policy.cfg)}`);
     const rawConfig = policy.cfg.raw;
     const optCfg: OptimizerConfig = o.optimizer === 'adamw' ? { type: 'adamw' } : { type: 'rmsprop' };
@@ -143,7 +143,7 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
     let lastSaved = existing && state ? existing : undefined;
     const save = async () => {
       lastSaved = await saveCheckpoint(gpu, { out: o.out, params: policy!.params, optimizer, rawConfig, sourceDir: o.model, state: snapshot(), dtype: o.saveDtype, log,
-        onProgress: bytesProgress(progress.update.bind(progress), 'save checkpoint') });
+        onProgress: progress.bytes('save checkpoint') });
       if (o.keepModels) keepModel(o.out, lastSaved, step);
       return lastSaved;
     };

@@ -30,7 +30,7 @@ const messages = (name: string) => [
 ];
 
 function writeParquet(name: string, schema: Row[], rows: Row[], o: { rowGroupSize?: number; codec?: string } = {}): string {
-  const columns = schema.filter((_, i) => i > 0 && isTopLevel(schema, i)).map((e) => e.name as string);
+  const columns = Object.keys(rows[0]!); // in the schema's order of its top-level fields
   const compressors = { GZIP: (b: Uint8Array) => new Uint8Array(zlib.gzipSync(b)), BROTLI: (b: Uint8Array) => new Uint8Array(zlib.brotliCompressSync(b)) };
   const buf = parquetWriteBuffer({
     schema: [{ name: 'root', num_children: columns.length }, ...schema.slice(1)] as never,
@@ -40,14 +40,6 @@ function writeParquet(name: string, schema: Row[], rows: Row[], o: { rowGroupSiz
   const f = path.join(dir, name);
   writeFileSync(f, new Uint8Array(buf));
   return f;
-}
-
-/** Whether schema[i] is a column of the root (walks num_children). */
-function isTopLevel(schema: Row[], i: number): boolean {
-  let j = 1;
-  const skip = (k: number): number => { let n = k + 1; for (let c = 0; c < ((schema[k].num_children as number) ?? 0); c++) n = skip(n); return n; };
-  while (j < schema.length) { if (j === i) return true; j = skip(j); }
-  return false;
 }
 
 const writeJsonl = (name: string, rows: Row[]) => {
