@@ -7,7 +7,7 @@ import { formatInfo, infoReport } from './cli/info.js';
 import { BENCH_KINDS, runBench, type BenchKind } from '../bench/index.js';
 import { STEP_LOSSES, STEP_SHAPES, type StepShape } from '../bench/step.js';
 import type { LossName } from './train/options.js';
-import { trainFlags, trainOptionsFrom } from './cli/train.js';
+import { DEMO_FLAGS, demoIgnoredFlags, trainFlags, trainOptionsFrom } from './cli/train.js';
 import { train } from './train/trainer.js';
 import { runDemo } from './train/demo.js';
 import type { Precision } from './engine/precision.js';
@@ -36,7 +36,7 @@ async function main(): Promise<void> {
           json: { type: 'boolean', default: false, describe: 'print one JSON report on stdout (progress goes to stderr)' },
           full: { type: 'boolean', default: false, describe: 'real sizes even on a CPU adapter (slow on lavapipe)' },
           tokens: { type: 'number', describe: 'tokens (rows) for matmul, classifier, norm (default 8192; CPU adapter: 64, 32, 256)' },
-          sizes: { type: 'array', number: true, describe: 'square matmul sizes (default 1024 4096; 256 512 on a CPU adapter)' },
+          sizes: { type: 'array', number: true, describe: 'square matmul sizes (default 1024 4096; 256 on a CPU adapter)' },
           tiles: { type: 'boolean', default: false, describe: 'matmul: also sweep tile shapes on the square sizes' },
           only: { type: 'string', describe: 'matmul: only the cases whose name matches this regular expression' },
           reverse: { type: 'boolean', default: false, describe: 'matmul: run the cases in reverse order' },
@@ -77,6 +77,12 @@ async function main(): Promise<void> {
       (y) => trainFlags(y),
       async (a) => {
         if (!a.model && !a.data) {
+          const ignored = demoIgnoredFlags(hideBin(process.argv));
+          if (ignored.length > 0) {
+            throw Object.assign(new Error(`${ignored.map((f) => `--${f}`).join(', ')}: the built-in demo (srk train without --model and --data) ` +
+              `runs SFT, Sr-DPO and DPO with its own settings and reads only ${DEMO_FLAGS.map((f) => `--${f}`).join(', ')}; ` +
+              'give --model and --data to train with these flags'), { userFacing: true });
+          }
           await runDemo({ out: (a.out as string | undefined) ?? 'runs/demo', seed: a.seed as number, adapter: a.adapter as string | undefined,
             plainProgress: a['plain-progress'] as boolean, precision: a.precision as Precision });
           return;

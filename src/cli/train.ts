@@ -30,7 +30,7 @@ export function trainFlags<T>(y: Argv<T>) {
     'eval-data': { type: 'string', describe: 'held-out pairs: margin, accuracy, augmented accuracy, and correlations with judge scores' },
     'eval-every': { type: 'number', default: d.evalEvery, describe: 'evaluate every N steps (0: at the start and the end only)' },
     'save-every': { type: 'number', default: d.saveEvery, describe: 'checkpoint every N steps (0: at the end and on Ctrl-C or SIGTERM only)' },
-    out: { type: 'string', describe: 'run directory (metrics.jsonl, checkpoint/, report.html); default runs/<loss>' },
+    out: { type: 'string', describe: 'run directory (metrics.jsonl, checkpoint/, report.html); default runs/<loss> (the demo: runs/demo)' },
     'save-dtype': { choices: SAVE_DTYPES as string[], default: 'float32',
       describe: 'dtype of checkpoint/model.safetensors, named in its config.json. float32 keeps every update (at lr 5e-7 most steps are below a half-precision step); float16 / bfloat16 halve the file, and optimizer.safetensors then keeps the float32 weights for --resume' },
     'keep-models': { type: 'boolean', default: false,
@@ -46,6 +46,30 @@ export function trainFlags<T>(y: Argv<T>) {
     'aug-precision': { choices: PRECISIONS as string[],
       describe: 'precision of the augmented pass (sr-dpo, sr-ipo: the no-gradient forward behind sg[Delta], and the reference\'s augmented log-probs); default: as --precision. mixed with --precision f32 puts only that pass on tensor cores' },
   });
+}
+
+/** The flags the built-in demo reads (src/train/demo.ts picks every other setting per stage). */
+export const DEMO_FLAGS = ['out', 'seed', 'adapter', 'plain-progress', 'precision'];
+
+/**
+ * The train flags on a command line that the demo would not use (it runs SFT, Sr-DPO and DPO with
+ * its own settings): `srk train --loss dpo` without --model/--data must not look as if it ran DPO.
+ * `args` as typed (process.argv after the command), in any of yargs' spellings: --max-steps 3,
+ * --max-steps=3, --maxSteps, --no-eos.
+ */
+export function demoIgnoredFlags(args: readonly string[]): string[] {
+  // The flag names, as trainFlags declares them (an Argv that only records its options call).
+  const known = new Set<string>();
+  trainFlags({ options: (o: object) => { for (const k of Object.keys(o)) known.add(k); } } as unknown as Argv);
+  const out: string[] = [];
+  for (const arg of args) {
+    if (arg === '--') break;
+    if (!arg.startsWith('--')) continue;
+    let name = arg.slice(2).split('=')[0].replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    if (!known.has(name) && name.startsWith('no-')) name = name.slice(3);
+    if (known.has(name) && !DEMO_FLAGS.includes(name) && !out.includes(name)) out.push(name);
+  }
+  return out;
 }
 
 export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {

@@ -44,6 +44,13 @@ describe('srk CLI', () => {
     expect(badToggle.stderr).toMatch(/SRK_DAWN_TOGGLES=.*is not a Dawn toggle name/);
   });
 
+  it('srk train without --model and --data (the demo) refuses the training flags it would not use, before any work', () => {
+    const r = run(['train', '--loss', 'dpo', '--out', '/nonexistent-dir/demo', '--max-steps', '3']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^srk: --loss, --max-steps: the built-in demo .* reads only --out, --seed, --adapter, --plain-progress, --precision; give --model and --data/m);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
   it('fails fast with the install hint when no Vulkan driver is present', () => {
     const t0 = Date.now();
     const r = run(['info'], { VK_DRIVER_FILES: '/nonexistent-icd.json', VK_ICD_FILENAMES: '/nonexistent-icd.json' });

@@ -2,7 +2,7 @@
 // loads (a negative learning rate would climb the loss; a negative lambda turns the refinement round).
 import yargs from 'yargs';
 import { describe, expect, it } from 'vitest';
-import { trainFlags, trainOptionsFrom } from '../../src/cli/train.js';
+import { DEMO_FLAGS, demoIgnoredFlags, trainFlags, trainOptionsFrom } from '../../src/cli/train.js';
 
 const parse = (...args: string[]) => trainOptionsFrom(trainFlags(yargs(args)).parseSync() as Record<string, unknown>);
 
@@ -33,4 +33,16 @@ describe('srk train flags', () => {
       expect(() => parse('--model', 'm', '--data', 'd', ...args)).toThrow(re);
     });
   }
+});
+
+describe('the built-in demo (srk train without --model and --data)', () => {
+  it('names the training flags it would not use, in any of yargs\' spellings; its own flags pass', () => {
+    expect(demoIgnoredFlags(['--loss', 'dpo', '--out', 'x', '--maxSteps=3', '--no-eos', '--seed', '1', '--plain-progress', '--precision', 'f32']))
+      .toEqual(['loss', 'max-steps', 'eos']);
+    expect(demoIgnoredFlags(['--out=runs/d', '--adapter', 'llvmpipe', '--no-plain-progress'])).toEqual([]);
+    // After "--" nothing is a flag; values and unknown words are not flags.
+    expect(demoIgnoredFlags(['--seed', '3', '--', '--beta', '0.2'])).toEqual([]);
+    expect(demoIgnoredFlags(['--lambda=0.1', '--lambda', '0.3', 'lambda'])).toEqual(['lambda']);
+    for (const f of DEMO_FLAGS) expect(demoIgnoredFlags([`--${f}`])).toEqual([]);
+  });
 });
