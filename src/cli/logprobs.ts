@@ -173,12 +173,13 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
         progress.update('logprobs', done, total);
       };
       let chunk: TokenizedPair[] = [];
+      const unit = (await isParquet(o.data)) ? 'row' : 'line';
       try {
         for await (const { value, line } of iterateJsonl(o.data, preferenceValidator(normalizer))) {
           try {
             chunk.push(tokenizer.pair(value));
           } catch (e) {
-            throw new JsonlRowError(o.data, line, (e as Error).message);
+            throw new JsonlRowError(o.data, line, (e as Error).message, unit);
           }
           if (chunk.length >= o.microBatchSize) { await flush(chunk); chunk = []; }
         }

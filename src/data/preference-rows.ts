@@ -37,8 +37,8 @@
 //        (counted in `chatPlainFallback`); with chatFallback 'error' such rows are errors.
 //
 // Rendered chat text may contain the template's special-token strings (e.g. a BOS "<s>" at the start
-// of the prompt, an end-of-turn token at the end of the completion); tokenize-pairs.ts removes a
-// doubled BOS and does not append a second EOS.
+// of the prompt, an end-of-turn token in the completion, which templates such as Zephyr's and ChatML
+// follow with a newline); tokenize-pairs.ts removes a doubled BOS and does not append a second EOS.
 
 import { Template } from '@huggingface/jinja';
 import {
@@ -57,6 +57,12 @@ export interface PreferenceRow {
    * does. Text and HH rows have none: p goes before their prompt text (tokenize-pairs.ts).
    */
   augPrompt?: string;
+  /**
+   * Chat rows rendered by the tokenizer's chat template: the completions are the template's text for the
+   * assistant turn, its end-of-turn included (and whatever the template writes after it, such as a newline).
+   * tokenize-pairs.ts appends no EOS to a completion whose ids already hold one anywhere.
+   */
+  templated?: true;
 }
 
 export type RowShape = 'text' | 'hh' | 'chat';
@@ -255,14 +261,22 @@ export class PreferenceNormalizer {
     let rejected = asMessages(obj.rejected, 'rejected');
     const p = obj.prompt;
     if (Array.isArray(p)) {
+      // TRL's explicit prompt: chosen / rejected are the turns after it, unless (as some exports
+      // write them) they already start with the prompt's messages.
       const pm = asMessages(p, 'prompt');
-      chosen = [...pm, ...chosen];
-      rejected = [...pm, ...rejected];
+      const addPrompt = (msgs: ChatMessage[]): ChatMessage[] =>
+        msgs.length > pm.length && sameMessages(msgs.slice(0, pm.length), pm) ? msgs : [...pm, ...msgs];
+      chosen = addPrompt(chosen);
+      rejected = addPrompt(rejected);
     } else if (typeof p === 'string') {
-      // H4 style repeats the prompt as the first user message; otherwise chosen/rejected are
-      // assistant turns only and the prompt string is the user message.
-      const addUser = (msgs: ChatMessage[]): ChatMessage[] =>
-        msgs.length > 1 && msgs[0].role === 'user' && msgs[0].content === p ? msgs : [{ role: 'user', content: p }, ...msgs];
+      // H4 style repeats the prompt as the first user message (after any system messages), give or
+      // take surrounding whitespace; otherwise chosen/rejected are assistant turns only and the
+      // prompt string is the user message.
+      const addUser = (msgs: ChatMessage[]): ChatMessage[] => {
+        const u = msgs.findIndex((m) => m.role === 'user');
+        const repeated = u >= 0 && u < msgs.length - 1 && msgs.slice(0, u).every((m) => m.role === 'system') && msgs[u].content.trim() === p.trim();
+        return repeated ? msgs : [{ role: 'user', content: p }, ...msgs];
+      };
       chosen = addUser(chosen);
       rejected = addUser(rejected);
     } else if (p !== undefined && p !== null) {
@@ -291,7 +305,7 @@ export class PreferenceNormalizer {
     const promptText = this.render(prefix, true);
     const a = this.completion(promptText, prefix, chosenResp);
     const b = this.completion(promptText, prefix, rejectedResp);
-    const row: PreferenceRow = { prompt: promptText, chosen: a.text, rejected: b.text };
+    const row: PreferenceRow = { prompt: promptText, chosen: a.text, rejected: b.text, templated: true };
     if (augPrefix) row.augPrompt = this.render(augPrefix, true);
     return { row, mismatch, plain: false, templateFallback: a.fallback || b.fallback };
   }

@@ -1,9 +1,9 @@
 // Streaming JSON-lines reader for .jsonl and .jsonl.gz files, and Parquet files' rows (read-parquet.ts)
 // through the same checks.
 //
-// Lines are read one at a time (readline over a file stream, through a gunzip stream when the file
+// Lines are read one at a time (split from a file stream, through a gunzip stream when the file
 // starts with the gzip magic bytes 1f 8b, whatever its name), so a large file is never held whole in
-// memory as text. Blank lines are ignored. Each other line must be a JSON object; an optional
+// memory as text; each is strict UTF-8 (a line that is not is a bad line). Blank lines are ignored. Each other line must be a JSON object; an optional
 // `validate` callback checks its fields and turns it into the caller's row type (it throws on a
 // missing or mistyped field).
 //
@@ -13,7 +13,6 @@
 
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
 import { isParquet, parquetRows } from './read-parquet.js';
@@ -78,8 +77,13 @@ async function isGzip(file: string): Promise<boolean> {
   }
 }
 
-/** Raw lines (without line terminators) with 1-based line numbers; gzip is detected by magic bytes. */
-export async function* readLines(file: string): AsyncGenerator<{ line: number; text: string }> {
+/**
+ * Raw lines (without line terminators: \n, \r\n or a lone \r) with 1-based line numbers; gzip is
+ * detected by magic bytes. Each line is decoded as strict UTF-8: a line that is not valid UTF-8 has
+ * `invalid` set (its text decoded with replacement characters), so the reader can name it rather
+ * than read U+FFFD into the data where Python's json and datasets would stop.
+ */
+export async function* readLines(file: string): AsyncGenerator<{ line: number; text: string; invalid?: string }> {
   const gz = await isGzip(file);
   const raw = createReadStream(file);
   let input: Readable = raw;
@@ -89,18 +93,40 @@ export async function* readLines(file: string): AsyncGenerator<{ line: number; t
     raw.on('error', (e) => gunzip.destroy(e));
     input = raw.pipe(gunzip);
   }
-  const rl = createInterface({ input, crlfDelay: Infinity });
+  const strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  const lenient = new TextDecoder('utf-8', { ignoreBOM: true });
   let line = 0;
-  try {
-    for await (const text of rl) {
+  // One line's bytes (\n-delimited) as text lines: a lone \r also ends a line, as readline has it.
+  const decode = (bytes: Uint8Array): { text: string; invalid?: string }[] => {
+    let text: string; let invalid: string | undefined;
+    try { text = strict.decode(bytes); } catch { text = lenient.decode(bytes); invalid = 'not valid UTF-8'; }
+    if (text.endsWith('\r')) text = text.slice(0, -1);
+    return text.split('\r').map((t) => (invalid ? { text: t, invalid } : { text: t }));
+  };
+  const emit = function* (bytes: Uint8Array): Generator<{ line: number; text: string; invalid?: string }> {
+    for (const l of decode(bytes)) {
       line++;
-      yield { line, text: line === 1 && text.charCodeAt(0) === 0xfeff ? text.slice(1) : text };
+      yield line === 1 && l.text.charCodeAt(0) === 0xfeff ? { line, ...l, text: l.text.slice(1) } : { line, ...l };
     }
+  };
+  // Bytes of the line being read, across chunks (joined once its end is found).
+  let pending: Buffer[] = [];
+  try {
+    for await (const chunk of input as AsyncIterable<Buffer>) {
+      let start = 0;
+      for (let nl = chunk.indexOf(0x0a); nl >= 0; nl = chunk.indexOf(0x0a, start)) {
+        const part = chunk.subarray(start, nl);
+        yield* emit(pending.length ? Buffer.concat([...pending, part]) : part);
+        pending = [];
+        start = nl + 1;
+      }
+      if (start < chunk.length) pending.push(chunk.subarray(start));
+    }
+    if (pending.length) yield* emit(Buffer.concat(pending));
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     throw new Error(`${file}: read failed after line ${line}${gz ? ' (gzip)' : ''}: ${msg}`);
   } finally {
-    rl.close();
     raw.destroy();
     if (input !== raw) input.destroy();
   }
@@ -119,7 +145,8 @@ async function* objectsOf(file: string, parquet: boolean): AsyncGenerator<{ line
     for await (const { row, value } of parquetRows(file)) yield { line: row, obj: value };
     return;
   }
-  for await (const { line, text } of readLines(file)) {
+  for await (const { line, text, invalid } of readLines(file)) {
+    if (invalid) { yield { line, reason: invalid }; continue; }
     if (text.trim() === '') continue;
     let obj: unknown;
     try {

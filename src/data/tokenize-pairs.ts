@@ -6,7 +6,15 @@
 //   none. If a chat template already wrote the BOS text into the prompt, so that the ids start with
 //   BOS twice, one is dropped (counted in `doubleBosRemoved`).
 // - An EOS id is appended to each completion unless `noEos`, and unless the completion's ids
-//   already end with EOS (a chat template's end-of-turn; counted in `eosAlreadyPresent`).
+//   already end with EOS, or (a chat template's rendering, PreferenceRow.templated) hold an EOS
+//   anywhere: Zephyr's and ChatML's turns end with the end-of-turn token and a newline, and an EOS
+//   after that newline would be scored as text the model never sees (counted in `eosAlreadyPresent`).
+//   An EOS inside a text completion is left where it is and counted (`eosInsideText`; the original
+//   DPO code refuses such rows).
+// - A completion with no tokens (an empty response with noEos) is an error of its row: its
+//   log-prob would be 0 under every model, a pair that says nothing. Errors of a row name the
+//   data file and line (loadTokenizedPairs), and skipBadRows skips and counts them as it does
+//   malformed lines.
 // - Truncation follows the original DPO code (tokenize_batch_element), with maxLength (default 512)
 //   and maxPromptLength (default 256):
 //     1. if len(prompt) + max(len(chosen), len(rejected)) > maxLength, the prompt is cut to
@@ -30,7 +38,8 @@
 //   augmented sequence can be up to maxLength + len(refine ids) tokens (a chat row's a token or two more,
 //   where p and the query join). Longer than the model's positions is refused when the batch is built.
 
-import type { JsonlOptions, JsonlStats } from './read-jsonl.js';
+import { JsonlRowError, type JsonlOptions, type JsonlStats } from './read-jsonl.js';
+import { isParquet } from './read-parquet.js';
 import {
   formatNormalizeStats, loadPreferenceRows, type ChatTemplateSource, type NormalizeOptions, type NormalizeStats, type PreferenceRow,
 } from './preference-rows.js';
@@ -82,8 +91,10 @@ export interface TokenizeStats {
   promptTruncated: number;
   /** Rows whose completions were shortened (step 2). */
   completionTruncated: number;
-  /** Completions that already ended with EOS (none appended). */
+  /** Completions that already ended with EOS, or templated ones holding one (none appended). */
   eosAlreadyPresent: number;
+  /** Text completions with an EOS id before their end (the EOS text inside the response). */
+  eosInsideText: number;
   /** Prompts whose doubled leading BOS was reduced to one. */
   doubleBosRemoved: number;
   /** Length of the refine prompt ids (0 without one). */
@@ -146,7 +157,7 @@ export function truncatePromptCompletions(prompt: number[], completions: number[
 }
 
 export function newTokenizeStats(): TokenizeStats {
-  return { rows: 0, truncated: 0, promptTruncated: 0, completionTruncated: 0, eosAlreadyPresent: 0, doubleBosRemoved: 0, refineLength: 0,
+  return { rows: 0, truncated: 0, promptTruncated: 0, completionTruncated: 0, eosAlreadyPresent: 0, eosInsideText: 0, doubleBosRemoved: 0, refineLength: 0,
     refineInUserTurn: 0, refineBeforeCutChat: 0 };
 }
 
@@ -189,16 +200,19 @@ export class PairTokenizer {
     return { ids, pinned };
   }
 
-  /** Completion ids without special tokens, EOS appended per the options. */
-  encodeCompletion(text: string): number[] {
-    const ids = this.tok.encode(text, { addSpecialTokens: false });
-    if (this.opts.noEos) return ids;
-    const eos = this.tok.eosTokenId as number;
-    if (ids.length > 0 && ids[ids.length - 1] === eos) {
-      this.stats.eosAlreadyPresent++;
-      return ids;
+  /** Completion ids without special tokens, EOS appended per the options (see the header comment).
+   *  `templated`: a chat template's rendering of the assistant turn. `side` names it in an error. */
+  encodeCompletion(text: string, templated = false, side = 'the completion'): number[] {
+    let ids = this.tok.encode(text, { addSpecialTokens: false });
+    const eos = this.tok.eosTokenId;
+    const at = eos === null || eos === undefined ? -1 : ids.indexOf(eos);
+    if (!templated && at >= 0 && at < ids.length - 1) this.stats.eosInsideText++;
+    if (!this.opts.noEos) {
+      if (at >= 0 && (templated || ids[ids.length - 1] === eos)) this.stats.eosAlreadyPresent++;
+      else ids = [...ids, eos as number];
     }
-    return [...ids, eos];
+    if (ids.length === 0) throw new Error(`${side} has no tokens (an empty response${this.opts.noEos ? ' and no EOS' : ''}: its log-prob would be 0 under every model)`);
+    return ids;
   }
 
   private truncate(prompt: { ids: number[]; pinned: number }, completions: number[][]): TruncateResult {
@@ -215,7 +229,8 @@ export class PairTokenizer {
 
   pair(row: PreferenceRow): TokenizedPair {
     const prompt = this.encodePrompt(row.prompt);
-    const r = this.truncate(prompt, [this.encodeCompletion(row.chosen), this.encodeCompletion(row.rejected)]);
+    const t = row.templated === true;
+    const r = this.truncate(prompt, [this.encodeCompletion(row.chosen, t, 'chosen'), this.encodeCompletion(row.rejected, t, 'rejected')]);
     const out: TokenizedPair = { promptIds: r.prompt, chosenIds: r.completions[0], rejectedIds: r.completions[1], truncated: r.truncated };
     if (this.refineIds && row.augPrompt !== undefined && !r.promptTruncated) {
       // A chat row: its own rendering with p inside the first user turn (preference-rows.ts).
@@ -232,9 +247,9 @@ export class PairTokenizer {
     return out;
   }
 
-  sft(row: { prompt: string; chosen: string }): TokenizedSft {
+  sft(row: { prompt: string; chosen: string; templated?: true }): TokenizedSft {
     const prompt = this.encodePrompt(row.prompt);
-    const r = this.truncate(prompt, [this.encodeCompletion(row.chosen)]);
+    const r = this.truncate(prompt, [this.encodeCompletion(row.chosen, row.templated === true, 'chosen')]);
     return { promptIds: r.prompt, completionIds: r.completions[0], truncated: r.truncated };
   }
 }
@@ -262,7 +277,8 @@ export function formatTokenizeStats(s: TokenizeStats, o: TokenizeOptions = {}): 
     parts.push(`refine prompt ${s.refineLength} tokens` + (s.refineInUserTurn || s.refineBeforeCutChat
       ? ` (inside the first user message of ${s.refineInUserTurn} chat rows${s.refineBeforeCutChat ? `; before the cut prompt of ${s.refineBeforeCutChat} truncated ones` : ''})` : ''));
   }
-  if (s.eosAlreadyPresent) parts.push(`${s.eosAlreadyPresent} completions already ended with EOS`);
+  if (s.eosAlreadyPresent) parts.push(`${s.eosAlreadyPresent} completions already held their EOS`);
+  if (s.eosInsideText) parts.push(`${s.eosInsideText} completions with the EOS token inside their text (kept as EOS there)`);
   if (s.doubleBosRemoved) parts.push(`${s.doubleBosRemoved} doubled BOS removed`);
   return parts.join('; ');
 }
@@ -284,10 +300,27 @@ export interface LoadedPairs {
  * strings for chat rows come from the tokenizer.
  */
 export async function loadTokenizedPairs(file: string, tok: TextTokenizer, opts: LoadPairsOptions = {}): Promise<LoadedPairs> {
-  const { rows, read, stats } = await loadPreferenceRows(file, {
+  const { rows: all, lineNumbers, read, stats } = await loadPreferenceRows(file, {
     ...opts, chatTemplate: tok.chatTemplate, bosToken: tok.bosToken, eosToken: tok.eosToken,
   });
-  const { pairs, stats: tstats } = tokenizePairs(rows, tok, opts);
-  const report = `${file}: ${formatNormalizeStats(stats, read)}\n${formatTokenizeStats(tstats, opts)}`;
-  return { pairs, rows, read, normalize: stats, tokenize: tstats, report };
+  const t = new PairTokenizer(tok, opts);
+  const unit = (await isParquet(file)) ? 'row' : 'line';
+  const pairs: TokenizedPair[] = [];
+  const rows: PreferenceRow[] = [];
+  all.forEach((row, i) => {
+    try {
+      pairs.push(t.pair(row));
+      rows.push(row);
+    } catch (e) {
+      // A row that reads but cannot be tokenized (an empty prompt or response) is a bad row like a
+      // malformed line: named by file and line, or skipped and counted with skipBadRows.
+      const err = new JsonlRowError(file, lineNumbers[i], e instanceof Error ? e.message : String(e), unit);
+      if (!opts.skipBadRows) throw err;
+      read.badRows++;
+      read.rows--;
+      if (read.badReasons.length < (opts.maxReasons ?? 5)) read.badReasons.push(err.message);
+    }
+  });
+  const report = `${file}: ${formatNormalizeStats(stats, read)}\n${formatTokenizeStats(t.stats, opts)}`;
+  return { pairs, rows, read, normalize: stats, tokenize: t.stats, report };
 }

@@ -2,8 +2,8 @@
 // words, become f32 tensors. Checkpoints in half precision thus cross the bus at half the size.
 //   f16:  two per word, unpack2x16float (IEEE half, subnormals included)
 //   bf16: two per word, the upper 16 bits of an f32
-//   f64:  two words per value (little-endian lo, hi); mantissa rounded to f32, exponent applied
-//         with ldexp (values below the f32 range become 0 or subnormal, above become inf)
+//   f64:  two words per value (little-endian lo, hi), rounded to the nearest f32 (ties to even) in
+//         integer arithmetic: subnormal f32 results included, past the f32 range inf
 // Reference: convert.ref.ts.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -15,22 +15,35 @@ const WG = 256;
 const BODY: Record<SourceDtype, string> = {
   f16: `let w = src[p.sBase + i / 2u]; let v = unpack2x16float(w)[i % 2u];`,
   bf16: `let w = src[p.sBase + i / 2u]; let v = bitcast<f32>(select(w << 16u, w & 0xffff0000u, (i % 2u) == 1u));`,
+  // Correctly rounded (to nearest, ties to even, as torch's .float() and Math.fround), in integers:
+  // rounding the mantissa to an f32 first and scaling after would round twice.
   f64: `let lo = src[p.sBase + 2u * i]; let hi = src[p.sBase + 2u * i + 1u];
+  let sign = hi & 0x80000000u;
   let e = i32((hi >> 20u) & 0x7ffu);
-  let sign = select(1.0, -1.0, (hi >> 31u) == 1u);
-  var v = 0.0;
-  // Inf/NaN bit patterns are built at run time: WGSL rejects them as constant expressions.
-  let runtimeZero = p.n & 0u;
-  let inf = bitcast<f32>(0x7f800000u | runtimeZero);
+  // The f64 mantissa's top 23 bits, and the 29 below them that rounding looks at.
+  let m23 = ((hi & 0xfffffu) << 3u) | (lo >> 29u);
+  let rest = lo & 0x1fffffffu;
+  let e32 = e - 896; // the f32 biased exponent: e - 1023 + 127
+  var bits = sign;
   if (e == 0x7ff) {
-    v = select(sign * inf, bitcast<f32>(0x7fc00000u | runtimeZero), ((hi & 0xfffffu) | lo) != 0u);
-  } else if (e - 1023 > 127) {
-    v = sign * inf;
-  } else if (e != 0) {
-    // 1.m with the top 24 mantissa bits exact; the low bits only matter for rounding.
-    let m = 1.0 + f32(hi & 0xfffffu) * 9.5367431640625e-7 + f32(lo) * 2.220446049250313e-16;
-    v = sign * ldexp(m, max(e - 1023, -200));
-  }`,
+    bits = select(sign | 0x7f800000u, 0x7fc00000u, ((hi & 0xfffffu) | lo) != 0u);
+  } else if (e32 >= 255) {
+    bits = sign | 0x7f800000u;
+  } else if (e32 >= 1) {
+    let up = rest > 0x10000000u || (rest == 0x10000000u && (m23 & 1u) == 1u);
+    // A carry out of the mantissa moves into the exponent (up to inf), as rounding should.
+    bits = sign | (((u32(e32) << 23u) | m23) + select(0u, 1u, up));
+  } else if (e != 0 && e32 >= -23) {
+    // An f32 subnormal: the 24-bit significand 1.m shifted right by d = 1 - e32 (1..24) bits.
+    let sig = 0x800000u | m23;
+    let d = u32(1 - e32);
+    let kept = sig >> d;
+    let dropped = sig & ((1u << d) - 1u);
+    let half = 1u << (d - 1u);
+    let up = dropped > half || (dropped == half && (rest != 0u || (kept & 1u) == 1u));
+    bits = sign | (kept + select(0u, 1u, up));
+  }
+  let v = bitcast<f32>(bits);`,
 };
 
 function def(src: SourceDtype): KernelDef {

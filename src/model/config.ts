@@ -206,6 +206,8 @@ function readRope(f: Fields, arch: Arch): { theta: number; fraction: number; sca
     ['rope_parameters.partial_rotary_factor', p.partial_rotary_factor],
     ['partial_rotary_factor', f.get('partial_rotary_factor')],
     ['rotary_pct', arch === 'gpt-neox' ? f.get('rotary_pct') : undefined],
+    // Read there by some transformers versions and not by others: a contradiction is refused.
+    ['rope_scaling.partial_rotary_factor', isObject(scalingRaw) ? scalingRaw.partial_rotary_factor : undefined],
   ], arch === 'gpt-neox' ? 0.25 : 1); // GPTNeoXConfig's default rotary_pct is 0.25
   if (!(fraction > 0 && fraction <= 1)) throw f.error('rotary_pct', `must be in (0, 1] (got ${fraction})`);
   // Llama/Mistral apply the rotation to the whole head (cos/sin must cover head_dim).
@@ -258,7 +260,9 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
   } else {
     headDim = f.int('head_dim', hiddenSize / numHeads);
   }
-  const numKvHeads = neox ? numHeads : f.int('num_key_value_heads', numHeads);
+  // Absent, the config classes' own defaults (MistralConfig 8, Qwen2Config 32, LlamaConfig the heads);
+  // null, the heads (multi-head attention), as each class turns None.
+  const numKvHeads = neox || f.raw.num_key_value_heads === null ? numHeads : f.int('num_key_value_heads', arch === 'mistral' ? 8 : arch === 'qwen2' ? 32 : numHeads);
   if (numHeads % numKvHeads !== 0) {
     throw f.error('num_key_value_heads', `= ${numKvHeads} does not divide num_attention_heads = ${numHeads}`);
   }
@@ -301,10 +305,12 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
       // that claims otherwise rather than guess.
       f.only('attention_bias', false, 'Mistral layers have no biases');
       f.only('mlp_bias', false, 'Mistral layers have no biases');
+      // As MistralConfig: a window of 4096 when the key is absent, none when it is null. Mistral's
+      // attention reads sliding_window alone; a use_sliding_window key (Qwen2's switch, found in
+      // some converted configs) changes nothing in transformers, so it changes nothing here.
       const useSw = f.get('use_sliding_window');
-      if (useSw !== undefined && typeof useSw !== 'boolean') throw f.error('use_sliding_window', 'must be true or false');
-      const sw = f.get('sliding_window');
-      if (sw !== undefined && useSw !== false) slidingWindow = f.int('sliding_window');
+      if (useSw !== undefined && useSw !== null && typeof useSw !== 'boolean') throw f.error('use_sliding_window', 'must be true or false');
+      if (f.raw.sliding_window !== null) slidingWindow = f.int('sliding_window', 4096); // get() reads null as absent
     }
     if (padTokenId !== null) {
       if (padTokenId >= vocabSize) throw f.error('pad_token_id', `= ${padTokenId} is outside the vocabulary (${vocabSize})`);
@@ -328,8 +334,10 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
   } else {
     eosTokenId = f.tokenId('eos_token_id');
   }
-  const dtypeRaw = f.get('dtype') ?? f.get('torch_dtype');
-  if (dtypeRaw !== undefined && typeof dtypeRaw !== 'string') throw f.error('dtype', 'must be a string');
+  // transformers 5 writes `dtype`, earlier versions `torch_dtype`; some tools write both (the first wins).
+  const dtypeNew = f.get('dtype'); const dtypeOld = f.get('torch_dtype');
+  const dtypeRaw = dtypeNew ?? dtypeOld;
+  if (dtypeRaw !== undefined && dtypeRaw !== null && typeof dtypeRaw !== 'string') throw f.error(dtypeNew != null ? 'dtype' : 'torch_dtype', 'must be a string');
   const dtype = (dtypeRaw as string | undefined) ?? null;
 
   const leftovers = Object.keys(json).filter((k) => !f.used.has(k) && !NEUTRAL.has(k) && json[k] !== null);

@@ -161,15 +161,15 @@ describe('chat rows', () => {
     const u = (s: string): string => `<|im_start|>user\n${s}<|im_end|>\n`;
     const a = (s: string): string => `<|im_start|>assistant\n${s}<|im_end|>\n`;
     const gen = '<|im_start|>assistant\n';
-    expect(r.rows[0]).toEqual({ prompt: u('What is 2+2?') + gen, chosen: '4<|im_end|>\n', rejected: '5<|im_end|>\n', scoreChosen: 9, scoreRejected: 2.5 });
+    expect(r.rows[0]).toEqual({ prompt: u('What is 2+2?') + gen, chosen: '4<|im_end|>\n', rejected: '5<|im_end|>\n', templated: true, scoreChosen: 9, scoreRejected: 2.5 });
     expect(r.rows[1]).toEqual({
-      prompt: u('Hi') + a('Hello!') + u('Name a colour.') + gen, chosen: 'Blue.<|im_end|>\n', rejected: 'No.<|im_end|>\n', scoreChosen: 8, scoreRejected: 1,
+      prompt: u('Hi') + a('Hello!') + u('Name a colour.') + gen, chosen: 'Blue.<|im_end|>\n', rejected: 'No.<|im_end|>\n', templated: true, scoreChosen: 8, scoreRejected: 1,
     });
-    expect(r.rows[2]).toEqual({ prompt: u('Say yes.') + gen, chosen: 'Yes.<|im_end|>\n', rejected: 'No.<|im_end|>\n' });
-    expect(r.rows[3]).toEqual({ prompt: u('Capital of France?') + gen, chosen: 'Paris.<|im_end|>\n', rejected: 'Rome.<|im_end|>\n', scoreChosen: 10, scoreRejected: 1 });
-    expect(r.rows[4]).toEqual({ prompt: u('Count to two.') + gen, chosen: '1, 2.<|im_end|>\n', rejected: '2, 1.<|im_end|>\n' });
+    expect(r.rows[2]).toEqual({ prompt: u('Say yes.') + gen, chosen: 'Yes.<|im_end|>\n', rejected: 'No.<|im_end|>\n', templated: true });
+    expect(r.rows[3]).toEqual({ prompt: u('Capital of France?') + gen, chosen: 'Paris.<|im_end|>\n', rejected: 'Rome.<|im_end|>\n', templated: true, scoreChosen: 10, scoreRejected: 1 });
+    expect(r.rows[4]).toEqual({ prompt: u('Count to two.') + gen, chosen: '1, 2.<|im_end|>\n', rejected: '2, 1.<|im_end|>\n', templated: true });
     // Rejected's own prefix differs: the prompt is taken from chosen.
-    expect(r.rows[5]).toEqual({ prompt: u('Pick a number.') + gen, chosen: '7<|im_end|>\n', rejected: 'none<|im_end|>\n' });
+    expect(r.rows[5]).toEqual({ prompt: u('Pick a number.') + gen, chosen: '7<|im_end|>\n', rejected: 'none<|im_end|>\n', templated: true });
     expect(r.stats.byShape).toEqual({ text: 0, hh: 0, chat: 6 });
     expect(r.stats.withScores).toBe(3);
     expect(r.stats.chatPrefixMismatch).toBe(1);
@@ -183,7 +183,7 @@ describe('chat rows', () => {
       chosen: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }, { role: 'user', content: 'bye' }, { role: 'assistant', content: 'ciao' }],
       rejected: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello' }, { role: 'user', content: 'bye' }, { role: 'assistant', content: 'no' }],
     });
-    expect(row).toEqual({ prompt: '<s>[INST] hi [/INST]hello</s>[INST] bye [/INST]', chosen: 'ciao</s>', rejected: 'no</s>' });
+    expect(row).toEqual({ prompt: '<s>[INST] hi [/INST]hello</s>[INST] bye [/INST]', chosen: 'ciao</s>', rejected: 'no</s>', templated: true });
     expect(() => n.normalize({ chosen: [{ role: 'system', content: 's' }, { role: 'assistant', content: 'x' }], rejected: [{ role: 'system', content: 's' }, { role: 'assistant', content: 'y' }] }))
       .toThrow(/chat template failed: only user and assistant roles/);
   });
@@ -217,7 +217,7 @@ describe('chat rows', () => {
       chosen: [{ role: 'user', content: 'q' }, { role: 'assistant', content: 'yes' }],
       rejected: [{ role: 'user', content: 'q' }, { role: 'assistant', content: 'no' }],
     });
-    expect(row).toEqual({ prompt: 'user: q\nASSISTANT>', chosen: 'assistant: yes\n', rejected: 'assistant: no\n' });
+    expect(row).toEqual({ prompt: 'user: q\nASSISTANT>', chosen: 'assistant: yes\n', rejected: 'assistant: no\n', templated: true });
     expect(n.stats.chatTemplateFallback).toBe(1);
     expect(n.stats.warnings.join()).toMatch(/not a prefix/);
   });
@@ -231,6 +231,25 @@ describe('chat rows', () => {
     expect(r.stats.chatPlainFallback).toBe(6);
     expect(formatNormalizeStats(r.stats)).toMatch(/warning: no chat template/);
     await expect(loadPreferenceRows(chatFile, { chatFallback: 'error' })).rejects.toThrow(/chat-rows\.jsonl:1: chat row, but the tokenizer has no chat template/);
+  });
+
+  it('a prompt that chosen / rejected already repeat is not added twice (message lists, whitespace, system first)', () => {
+    const n = new PreferenceNormalizer({ chatTemplate: CHATML });
+    const U = (c: string) => ({ role: 'user', content: c }); const A = (c: string) => ({ role: 'assistant', content: c });
+    const S = { role: 'system', content: 'Be brief.' };
+    const t = (role: string, c: string): string => `<|im_start|>${role}\n${c}<|im_end|>\n`;
+    const once = t('user', 'hi') + '<|im_start|>assistant\n';
+    // A message-list prompt, and chosen / rejected that start with it (or not: then it is prepended).
+    expect(n.normalize({ prompt: [U('hi')], chosen: [U('hi'), A('Hello')], rejected: [U('hi'), A('No')] }).prompt).toBe(once);
+    expect(n.normalize({ prompt: [U('hi')], chosen: [A('Hello')], rejected: [U('hi'), A('No')] }).prompt).toBe(once);
+    // A string prompt repeated with other surrounding whitespace, or after a system message.
+    expect(n.normalize({ prompt: 'hi ', chosen: [U('hi'), A('Hello')], rejected: [U('hi'), A('No')] }).prompt).toBe(once);
+    expect(n.normalize({ prompt: 'hi', chosen: [S, U('hi'), A('Hello')], rejected: [S, U('hi'), A('No')] }).prompt)
+      .toBe(t('system', 'Be brief.') + once);
+    // A different first user message is a conversation that the prompt string starts.
+    expect(n.normalize({ prompt: 'hi', chosen: [U('more'), A('Hello')], rejected: [U('more'), A('No')] }).prompt)
+      .toBe(t('user', 'hi') + t('user', 'more') + '<|im_start|>assistant\n');
+    expect(n.stats.chatPrefixMismatch).toBe(0);
   });
 
   it('malformed chat rows', () => {

@@ -93,10 +93,33 @@ describe('readJsonl', () => {
     await expect(readJsonl(f)).rejects.toThrow(/broken\.jsonl\.gz/);
   });
 
-  it('readLines yields raw lines', async () => {
-    const f = write('raw.txt', 'a\nb\n\nc');
+  it('readLines yields raw lines (\\n, \\r\\n and a lone \\r end one; a BOM only at the start is dropped)', async () => {
+    const f = write('raw.txt', '\ufeffa\nb\r\n\nc\rd\n\ufeffe');
     const got: string[] = [];
-    for await (const l of readLines(f)) got.push(`${l.line}:${l.text}`);
-    expect(got).toEqual(['1:a', '2:b', '3:', '4:c']);
+    for await (const l of readLines(f)) got.push(`${l.line}:${l.text}${l.invalid ? '!' : ''}`);
+    expect(got).toEqual(['1:a', '2:b', '3:', '4:c', '5:d', '6:\ufeffe']);
+  });
+
+  it('lines are strict UTF-8, whatever the chunks: a multi-byte character across a chunk boundary reads whole', async () => {
+    // Lines of 2-byte and 4-byte characters over several 64 KiB stream chunks (plain and gzip).
+    const lines = Array.from({ length: 3000 }, (_, i) => JSON.stringify({ i, s: 'é'.repeat(i % 50) + '😀'.repeat(i % 7) }));
+    for (const gz of [false, true]) {
+      const f = write(`utf8${gz ? '.jsonl.gz' : '.jsonl'}`, `${lines.join('\n')}\n`, gz);
+      const got: string[] = [];
+      for await (const l of readLines(f)) { expect(l.invalid).toBeUndefined(); got.push(l.text); }
+      expect(got).toEqual(lines);
+    }
+  });
+
+  it('a line that is not valid UTF-8 is a bad line by number (Latin-1 bytes, a cut character), skippable', async () => {
+    const f = path.join(dir, 'latin1.jsonl');
+    const good = Buffer.from('{"prompt":"caf\u00e9","chosen":"a","rejected":"b"}\n');
+    writeFileSync(f, Buffer.concat([good, Buffer.from('{"prompt":"caf'), Buffer.from([0xe9]), Buffer.from('","chosen":"a","rejected":"b"}\n'),
+      good, Buffer.from('{"prompt":"'), Buffer.from([0xf0, 0x9f, 0x98]), Buffer.from('"}\n')]));
+    await expect(readJsonl(f)).rejects.toThrow(/latin1\.jsonl:2: not valid UTF-8/);
+    const r = await readJsonl(f, undefined, { skipBadRows: true });
+    expect(r.values.map((v) => v.prompt)).toEqual(['café', 'café']);
+    expect(r.lineNumbers).toEqual([1, 3]);
+    expect(r.badReasons).toEqual([expect.stringMatching(/:2: not valid UTF-8/), expect.stringMatching(/:4: not valid UTF-8/)]);
   });
 });

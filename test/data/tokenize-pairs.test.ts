@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tokenizer } from '@huggingface/tokenizers';
@@ -170,8 +171,26 @@ describe('tokenizePairs', () => {
     expect(formatTokenizeStats(stats, { maxLength: 32, maxPromptLength: 16 })).toContain('3 truncated (2 prompts, 2 completions)');
   });
 
-  it('an empty prompt (no tokens) is an error', () => {
+  it('an empty prompt, or an empty response without EOS (no tokens), is an error', () => {
     expect(() => tokenizePairs([row('', 'a', 'b')], fakeTokenizer({ addsBos: false }))).toThrow(/prompt has no tokens/);
+    expect(() => tokenizePairs([row('Q', '', 'b')], fakeTokenizer({ addsBos: false }), { noEos: true })).toThrow(/chosen has no tokens \(an empty response and no EOS/);
+    expect(() => tokenizePairs([row('Q', 'a', '')], fakeTokenizer({ addsBos: false }), { noEos: true })).toThrow(/rejected has no tokens/);
+    // With EOS an empty response is the EOS alone (the pair says: stop at once).
+    expect(tokenizePairs([row('Q', '', 'b')], fakeTokenizer({ addsBos: false })).pairs[0].chosenIds).toEqual([2]);
+  });
+
+  it('a chat template\'s turn holding EOS before a newline gets no second EOS; EOS text inside a text response is counted', () => {
+    const tok = fakeTokenizer({ addsBos: true });
+    // Zephyr / ChatML-like: the end-of-turn token, then the template's newline.
+    const chat: PreferenceRow = { prompt: '<s>Q', chosen: 'yes</s>\n', rejected: 'no</s>\n', templated: true };
+    const { pairs, stats } = tokenizePairs([chat, row('Q', 'a</s>b', 'c')], tok);
+    expect(pairs[0].chosenIds).toEqual([...chars('yes'), 2, ...chars('\n')]);
+    expect(pairs[0].rejectedIds).toEqual([...chars('no'), 2, ...chars('\n')]);
+    // A text row: the same text gains an EOS after the newline (it is text, not a template's turn).
+    expect(tokenizePairs([row('Q', 'yes</s>\n', 'no')], tok).pairs[0].chosenIds).toEqual([...chars('yes'), 2, ...chars('\n'), 2]);
+    expect(pairs[1].chosenIds).toEqual([...chars('a'), 2, ...chars('b'), 2]);
+    expect(stats).toMatchObject({ eosAlreadyPresent: 2, eosInsideText: 1 });
+    expect(formatTokenizeStats(stats)).toMatch(/2 completions already held their EOS; 1 completions with the EOS token inside their text/);
   });
 
   it('SFT variant: prompt + chosen only, same rules', () => {
@@ -221,7 +240,7 @@ describe('loadTokenizedPairs', () => {
     const r = await loadTokenizedPairs(path.join(fixtures, 'chat-rows.jsonl'), tok, { refinePrompt: 'R:' });
     // The refinement prompt goes inside the user's turn (the augmented prompt is rendered again).
     expect(r.rows[0]).toEqual({ prompt: '<s>[INST] What is 2+2? [/INST]', augPrompt: '<s>[INST] R: What is 2+2? [/INST]', chosen: '4</s>', rejected: '5</s>',
-      scoreChosen: 9, scoreRejected: 2.5 });
+      scoreChosen: 9, scoreRejected: 2.5, templated: true });
     expect(r.pairs[0]).toEqual({
       promptIds: [1, ...chars('[INST] What is 2+2? [/INST]')], chosenIds: [...chars('4'), 2], rejectedIds: [...chars('5'), 2],
       augPromptIds: [1, ...chars('[INST] R: What is 2+2? [/INST]')], scoreChosen: 9, scoreRejected: 2.5, truncated: false,
@@ -229,6 +248,35 @@ describe('loadTokenizedPairs', () => {
     expect(r.normalize.byShape.chat).toBe(6);
     expect(r.tokenize).toMatchObject({ rows: 6, doubleBosRemoved: 6, eosAlreadyPresent: 12, refineInUserTurn: 6, refineBeforeCutChat: 0 });
     expect(r.report).toMatch(/chat-rows\.jsonl: 6 rows \(text 0, hh 0, chat 6\)/);
+  });
+});
+
+describe('loadTokenizedPairs: rows that read but do not tokenize', () => {
+  it('name the file and line, or are skipped and counted with skipBadRows (rows and pairs stay aligned)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'srk-tok-rows-'));
+    try {
+      const file = path.join(dir, 'pairs.jsonl');
+      writeFileSync(file, [
+        { prompt: 'Q1', chosen: ' a', rejected: ' b' }, { prompt: '', chosen: ' a', rejected: ' b' }, {},
+        { prompt: 'Q4', chosen: '', rejected: ' b' }, { prompt: 'Q5', chosen: ' c', rejected: ' d' },
+      ].map((o) => JSON.stringify(o)).join('\n') + '\n');
+      const tok = fakeTokenizer({ addsBos: false });
+      const first = path.join(dir, 'first.jsonl');
+      writeFileSync(first, `${JSON.stringify({ prompt: 'Q1', chosen: ' a', rejected: ' b' })}\n\n${JSON.stringify({ prompt: 'Q3', chosen: '', rejected: ' b' })}\n`);
+      await expect(loadTokenizedPairs(first, tok, { noEos: true })).rejects.toThrow(/first\.jsonl:3: chosen has no tokens/);
+      const r = await loadTokenizedPairs(file, tok, { noEos: true, skipBadRows: true });
+      expect(r.rows.map((x) => x.prompt)).toEqual(['Q1', 'Q5']);
+      expect(r.pairs.map((x) => x.chosenIds)).toEqual([chars(' a'), chars(' c')]);
+      expect(r.read).toMatchObject({ rows: 2, badRows: 3 });
+      // The lines that do not read are found first (reading), then those that do not tokenize.
+      expect(r.read.badReasons).toEqual([
+        expect.stringMatching(/pairs\.jsonl:3: /), expect.stringMatching(/pairs\.jsonl:2: a prompt has no tokens/),
+        expect.stringMatching(/pairs\.jsonl:4: chosen has no tokens/),
+      ]);
+      expect(r.report).toMatch(/3 bad lines skipped/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -72,9 +72,27 @@ describe('loadModelConfig on the fixtures', () => {
     expect(cfg).toMatchObject({ headDim: 256, rotaryDim: 64, dtype: 'float16', act: 'gelu' });
     const tanh = parseModelConfig({ ...hub('gpt-neox-tiny'), hidden_act: 'gelu_pytorch_tanh' }, 'x');
     expect(tanh.act).toBe('gelu_tanh');
-    // Mistral-7B-like: sliding window on, and switched off by use_sliding_window=false.
-    expect(parseModelConfig({ ...hub('mistral-tiny'), sliding_window: 4096 }, 'x').slidingWindow).toBe(4096);
-    expect(parseModelConfig({ ...hub('mistral-tiny'), sliding_window: 4096, use_sliding_window: false }, 'x').slidingWindow).toBe(null);
+    // Mistral-7B-like: a sliding window, as MistralConfig reads it: the key alone decides (null: none;
+    // absent: 4096, the class's default), and use_sliding_window (Qwen2's switch) changes nothing.
+    const { sliding_window: _sw, ...noWindowKey } = hub('mistral-tiny');
+    expect(parseModelConfig({ ...hub('mistral-tiny'), sliding_window: 2048 }, 'x').slidingWindow).toBe(2048);
+    expect(parseModelConfig(noWindowKey, 'x').slidingWindow).toBe(4096);
+    expect(parseModelConfig({ ...hub('mistral-tiny'), sliding_window: 4096, use_sliding_window: false }, 'x').slidingWindow).toBe(4096);
+    expect(() => parseModelConfig({ ...hub('mistral-tiny'), use_sliding_window: 'no' }, 'x')).toThrow(/"use_sliding_window" must be true or false/);
+    // num_key_value_heads absent: MistralConfig's 8 (a shape error then, not a silent MHA), Llama's
+    // heads; null: the heads.
+    const { num_key_value_heads: _kv, ...noKv } = { ...hub('mistral-tiny'), num_attention_heads: 8, hidden_size: 128 };
+    expect(parseModelConfig(noKv, 'x').numKvHeads).toBe(8);
+    expect(parseModelConfig({ ...noKv, num_attention_heads: 16, num_key_value_heads: null }, 'x').numKvHeads).toBe(16);
+    const { num_key_value_heads: _kv2, ...llamaNoKv } = hub('llama-tiny-tied');
+    expect(parseModelConfig(llamaNoKv, 'x').numKvHeads).toBe(llamaNoKv.num_attention_heads);
+    // A rotary fraction inside rope_scaling must agree with rotary_pct.
+    expect(() => parseModelConfig({ ...hub('gpt-neox-tiny'), rotary_pct: 0.25, rope_scaling: { rope_type: 'linear', factor: 2, partial_rotary_factor: 0.5 } }, 'x'))
+      .toThrow(/"rope_scaling.partial_rotary_factor" = 0.5 contradicts/);
+    expect(parseModelConfig({ ...hub('gpt-neox-tiny'), rotary_pct: 0.5, rope_scaling: { rope_type: 'linear', factor: 2, partial_rotary_factor: 0.5 } }, 'x').rotaryDim)
+      .toBe(8);
+    // Both dtype spellings (some tools write both): dtype wins, neither is refused.
+    expect(parseModelConfig({ ...hub('mistral-tiny'), dtype: 'bfloat16', torch_dtype: 'float32' }, 'x').dtype).toBe('bfloat16');
     // rope_scaling of type default is the same computation.
     expect(parseModelConfig({ ...hub('llama-tiny-tied'), rope_scaling: { rope_type: 'default' } }, 'x').ropeTheta).toBe(500000);
   });
