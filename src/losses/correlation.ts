@@ -10,7 +10,9 @@ function checkPair(x: ArrayLike<number>, y: ArrayLike<number>): number {
 /** Pearson correlation of x [n] and y [n]. */
 export function pearson(x: ArrayLike<number>, y: ArrayLike<number>): number {
   const n = checkPair(x, y);
-  if (n < 2) return NaN;
+  // A constant input by its values, as scipy tests it: [0.1, 0.1, 0.1]'s float mean leaves deviations
+  // of 1e-17 that would otherwise give a correlation.
+  if (n < 2 || isConstant(x) || isConstant(y)) return NaN;
   let mx = 0, my = 0;
   for (let i = 0; i < n; i++) { mx += x[i]; my += y[i]; }
   mx /= n; my /= n;
@@ -40,10 +42,21 @@ export function averageRanks(x: ArrayLike<number>): Float64Array {
   return r;
 }
 
-/** Spearman rank correlation of x [n] and y [n] (Pearson of average ranks). */
+/** Spearman rank correlation of x [n] and y [n] (Pearson of average ranks); NaN in either gives NaN, as scipy. */
 export function spearman(x: ArrayLike<number>, y: ArrayLike<number>): number {
   checkPair(x, y);
+  if (hasNaN(x) || hasNaN(y)) return NaN; // NaN has no rank (a sort would place it anywhere)
   return pearson(averageRanks(x), averageRanks(y));
+}
+
+function isConstant(x: ArrayLike<number>): boolean {
+  for (let i = 1; i < x.length; i++) if (!(x[i] === x[0])) return false;
+  return true;
+}
+
+function hasNaN(x: ArrayLike<number>): boolean {
+  for (let i = 0; i < x.length; i++) if (Number.isNaN(x[i])) return true;
+  return false;
 }
 
 /** Kendall tau-b of x [n] and y [n]: (C - D) / sqrt((n0 - n1)(n0 - n2)). */

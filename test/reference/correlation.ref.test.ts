@@ -39,6 +39,11 @@ describe('correlation statistics', () => {
     expect(Number.isNaN(pearson([1, 1, 1], [1, 2, 3]))).toBe(true);
     expect(Number.isNaN(spearman([1], [2]))).toBe(true);
     expect(Number.isNaN(kendallTauB([2, 2], [1, 3]))).toBe(true);
+    // Constant by value though its float mean is not exact (scipy: NaN); NaN has no rank.
+    expect(Number.isNaN(pearson([0.1, 0.1, 0.1], [1, 2, 4]))).toBe(true);
+    expect(Number.isNaN(pearson([1, 2, 4], [0.7, 0.7, 0.7]))).toBe(true);
+    expect(Number.isNaN(spearman([1, NaN, 3, 0], [1, 2, 3, 4]))).toBe(true);
+    expect(Number.isNaN(spearman([1, 2, 3, 0], [1, 2, NaN, 4]))).toBe(true);
     expect(() => pearson([1, 2], [1])).toThrow();
   });
 });
