@@ -29,7 +29,7 @@ export function trainFlags<T>(y: Argv<T>) {
     seed: { type: 'number', default: d.seed, describe: 'data order seed' },
     'eval-data': { type: 'string', describe: 'held-out pairs: margin, accuracy, augmented accuracy, and correlations with judge scores' },
     'eval-every': { type: 'number', default: d.evalEvery, describe: 'evaluate every N steps (0: at the start and the end only)' },
-    'save-every': { type: 'number', default: d.saveEvery, describe: 'checkpoint every N steps (0: at the end and on Ctrl-C or SIGTERM only)' },
+    'save-every': { type: 'number', default: d.saveEvery, describe: 'checkpoint every N steps, as transformers\' Trainer (a job killed without warning loses at most that many); 0: only at the end and on Ctrl-C or SIGTERM' },
     out: { type: 'string', describe: 'run directory (metrics.jsonl, checkpoint/, report.html); default runs/<loss> (the demo: runs/demo)' },
     'save-dtype': { choices: SAVE_DTYPES as string[], default: 'float32',
       describe: 'dtype of checkpoint/model.safetensors, named in its config.json. float32 keeps every update (at lr 5e-7 most steps are below a half-precision step); float16 / bfloat16 halve the file, and optimizer.safetensors then keeps the float32 weights for --resume' },

@@ -3,7 +3,7 @@
 // into a temporary directory and swapped in with renames, so a crash at any moment leaves the
 // last good checkpoint whole (either OUT/checkpoint, or the previous one kept as
 // OUT/.checkpoint-old while the swap is under way; findCheckpoint looks at both).
-import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { Gpu } from '../engine/gpu.js';
 import type { Params } from '../model/params.js';
@@ -27,6 +27,8 @@ export interface TrainerState {
   dataHash?: string;
   /** sha256 of the reference's weights (reference.ts weightsHash; checked on resume); absent for SFT and older srk. */
   refHash?: string;
+  /** The step the run planned to end at when saved (a resume that moves it is noted: lr schedules follow it). */
+  totalSteps?: number;
   savedAt: string;
 }
 
@@ -144,6 +146,15 @@ export async function saveCheckpoint(gpu: Gpu, r: SaveRequest): Promise<string> 
   // Temp directories of runs killed mid-save (another pid each) would otherwise pile up, each the
   // size of a checkpoint.
   for (const e of readdirSync(r.out)) if (e.startsWith(TMP_PREFIX)) rmSync(path.join(r.out, e), { recursive: true, force: true });
+  try {
+    return await writeCheckpoint(gpu, r, tmp);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true }); // a failed save (a full disk) leaves no half directory
+    throw e;
+  }
+}
+
+async function writeCheckpoint(gpu: Gpu, r: SaveRequest, tmp: string): Promise<string> {
   const dtype = await dtypeToWrite(gpu, r.params, r.dtype ?? 'float32', r.out, r.log);
   // Every tensor read back: the weights, each optimizer state, and the weights again in float32 for a half save.
   const perParams = 1 + (r.optimizer?.state[0]?.length ?? 0) + (r.optimizer && dtype !== 'float32' ? 1 : 0);
@@ -162,7 +173,7 @@ export async function saveCheckpoint(gpu: Gpu, r: SaveRequest): Promise<string> 
     }
     await writeSafetensors(path.join(tmp, 'optimizer.safetensors'), tensors, { format: 'srk-optimizer', optimizer: r.optimizer.cfg.type });
   }
-  writeFileSync(path.join(tmp, 'trainer_state.json'), `${JSON.stringify(r.state, null, 2)}\n`);
+  writeSynced(path.join(tmp, 'trainer_state.json'), `${JSON.stringify(r.state, null, 2)}\n`);
   const final = path.join(r.out, CHECKPOINT);
   const old = path.join(r.out, OLD);
   // Only a complete OUT/checkpoint may push the previous one aside. After a crash mid-swap,
@@ -172,8 +183,22 @@ export async function saveCheckpoint(gpu: Gpu, r: SaveRequest): Promise<string> 
     renameSync(final, old);
   }
   renameSync(tmp, final);
+  syncDir(r.out); // the renames reach the disk before the previous checkpoint goes
   rmSync(old, { recursive: true, force: true });
   return final;
+}
+
+/** A small file written and fsynced (the safetensors writer syncs its own): after a power loss it is whole or absent. */
+function writeSynced(file: string, text: string): void {
+  const fd = openSync(file, 'w');
+  try { writeSync(fd, text); fsyncSync(fd); } finally { closeSync(fd); }
+}
+
+function syncDir(dir: string): void {
+  try {
+    const fd = openSync(dir, 'r');
+    try { fsyncSync(fd); } finally { closeSync(fd); }
+  } catch { /* a platform without directory fsync: renames are still atomic */ }
 }
 
 /** Where --keep-models keeps the model of each save: OUT/models/step-N. */
@@ -202,17 +227,32 @@ export function keepModel(out: string, dir: string, step: number): string {
   return final;
 }
 
-/** The newest complete checkpoint under OUT (also one left mid-swap by a crash), or undefined. */
+/** The newest complete checkpoint under OUT (also one left mid-swap by a crash), or undefined. A
+ *  checkpoint whose trainer_state.json does not read (cut short by a power loss) is passed over for
+ *  the previous one where that is still there. */
 export function findCheckpoint(out: string): string | undefined {
+  let unreadable: string | undefined;
   for (const d of [CHECKPOINT, OLD]) {
     const dir = path.join(out, d);
-    if (existsSync(path.join(dir, 'trainer_state.json')) && existsSync(path.join(dir, 'model.safetensors'))) return dir;
+    if (!existsSync(path.join(dir, 'trainer_state.json')) || !existsSync(path.join(dir, 'model.safetensors'))) continue;
+    try { readTrainerState(dir); return dir; } catch { unreadable ??= dir; }
   }
-  return undefined;
+  return unreadable; // then readTrainerState names the file
 }
 
 export function readTrainerState(dir: string): TrainerState {
-  return JSON.parse(readFileSync(path.join(dir, 'trainer_state.json'), 'utf8')) as TrainerState;
+  const file = path.join(dir, 'trainer_state.json');
+  let state: unknown;
+  try {
+    state = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw Object.assign(new Error(`${file}: ${e instanceof Error ? e.message : String(e)} (an incomplete checkpoint: no step to resume from)`), { userFacing: true });
+  }
+  const s = state as Partial<TrainerState> | null;
+  if (!s || typeof s !== 'object' || !Number.isSafeInteger(s.step) || typeof s.options !== 'object') {
+    throw Object.assign(new Error(`${file}: not a trainer state (step and options missing)`), { userFacing: true });
+  }
+  return s as TrainerState;
 }
 
 /** Restores optimizer state tensors saved by saveCheckpoint, and the float32 weights where the

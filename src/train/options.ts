@@ -64,7 +64,7 @@ export interface TrainOptions {
 export const TRAIN_DEFAULTS = {
   loss: 'sr-dpo' as LossName, beta: 0.1, lambda: 0.5, optimizer: 'rmsprop' as const, lr: 5e-7, warmupSteps: 150, lrSchedule: 'constant' as LrSchedule,
   gradClip: 10, batchSize: 64, microBatchSize: 8, maxLength: 512, maxPromptLength: 256, epochs: 1, seed: 0,
-  evalEvery: 0, saveEvery: 0, refinePrompt: PAPER_REFINE_PROMPT, noEos: false, skipBadRows: false,
+  evalEvery: 0, saveEvery: 500, refinePrompt: PAPER_REFINE_PROMPT, noEos: false, skipBadRows: false,
   precision: 'f32' as Precision,
 };
 

@@ -1,19 +1,38 @@
 // Progress output: a live bar with ETA on a terminal, plain lines (at most one per few seconds,
 // always the last) otherwise. Everything goes to stderr so stdout stays for results.
+/**
+ * One label's pace: the time spent on it (between its own reports, not while another label ran in
+ * between, such as an eval inside training) and the units done since its first report. A resumed
+ * run's training starts at step 900 of 1000, and an eval every 100 steps pauses it: the ETA comes
+ * from this pass's own rate, not from `done` over the time since the last pause.
+ */
+interface Pace { first: number; active: number; lastAt: number; lastDone: number }
+
 export class Progress {
   private lastPlain = 0;
   private lastLen = 0;
-  private started = performance.now();
   private label = '';
+  private readonly paces = new Map<string, Pace>();
   readonly tty: boolean;
 
   constructor(plain = false) { this.tty = !plain && Boolean(process.stderr.isTTY); }
 
   /** Reports `done` of `total` units of work for `label`, with an optional status text. */
   update(label: string, done: number, total: number, status = ''): void {
-    if (label !== this.label) { this.label = label; this.started = performance.now(); this.lastPlain = 0; }
-    const elapsed = (performance.now() - this.started) / 1000;
-    const eta = done > 0 ? (elapsed / done) * (total - done) : NaN;
+    const now = performance.now();
+    let pace = this.paces.get(label);
+    // A label seen for the first time, or counting from the start again (the next eval pass).
+    if (!pace || done < pace.lastDone) {
+      pace = { first: done, active: 0, lastAt: now, lastDone: done };
+      this.paces.set(label, pace);
+    } else if (label === this.label) {
+      pace.active += now - pace.lastAt;
+    }
+    pace.lastAt = now; pace.lastDone = done;
+    if (label !== this.label) { this.label = label; this.lastPlain = 0; }
+    const elapsed = pace.active / 1000;
+    // The rate of the units done since the label's first report (none before a second report).
+    const eta = done > pace.first ? (elapsed / (done - pace.first)) * (total - done) : NaN;
     const timing = `${fmtTime(elapsed)} elapsed${done < total && Number.isFinite(eta) ? `, ETA ${fmtTime(eta)}` : ''}`;
     if (this.tty) {
       const width = 24; const fill = total > 0 ? Math.round((width * done) / total) : width;

@@ -1,12 +1,12 @@
 // `srk train`: the run loop. Reference log-probs first (cached), then optimizer steps over a
 // seeded data order, a metrics line per step, periodic evaluation and checkpoints, SIGINT / SIGTERM and
 // NaN handling, and the report at the end.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Gpu } from '../engine/gpu.js';
 import { Optimizer, type OptimizerConfig } from '../kernels/optimizer.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
-import { EVAL_FILE, RUN_CONFIG_FILE, MetricsLog, readEval, type MetricsRow } from '../report/metrics-log.js';
+import { EVAL_FILE, METRICS_FILE, RUN_CONFIG_FILE, MetricsLog, readEval, type MetricsRow } from '../report/metrics-log.js';
 import { computeEvalMetrics, toEvalRow } from '../report/eval-metrics.js';
 import { runsFromDirs, writeReport } from '../report/html.js';
 import type { TokenizedPair } from '../data/tokenize-pairs.js';
@@ -25,6 +25,13 @@ import { isSrLoss, type TrainOptions } from './options.js';
 
 export class TrainingError extends Error { readonly userFacing = true; }
 
+/** An evaluation that failed, named by its data and step, with where the weights are. */
+function evalError(e: unknown, file: string, step: number, saved: string | undefined): Error {
+  if (e instanceof TrainingError) return e;
+  return new TrainingError(`eval on ${file} at step ${step}: ${e instanceof Error ? e.message : String(e)}` +
+    (saved ? `; the weights of step ${step} are saved in ${saved}` : ''));
+}
+
 export interface TrainResult { out: string; steps: number; checkpoint: string; report: string; lastEval?: Record<string, unknown> }
 
 /** Options that must match for --resume to continue a run (others, like eval cadence, may change). */
@@ -41,10 +48,20 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
   if (existing && !o.resume) {
     throw new TrainingError(`${o.out} already holds a checkpoint (${existing}); pass --resume to continue it, or choose another --out`);
   }
+  // A run that stopped before its first save (a crash, a NaN at step 3) left its metrics: what one
+  // reads to see why. A new run there would start them over.
+  const earlierMetrics = [METRICS_FILE, EVAL_FILE].map((f) => path.join(o.out, f)).find((f) => existsSync(f) && statSync(f).size > 0);
+  if (!existing && earlierMetrics) {
+    throw new TrainingError(`${o.out} holds ${path.basename(earlierMetrics)} of an earlier run that saved no checkpoint; ` +
+      'remove it (or the directory) to start over there, or choose another --out');
+  }
   let state: TrainerState | undefined;
   if (o.resume && existing) {
     state = readTrainerState(existing);
     for (const k of PINNED) {
+      // The data file's content is checked by its pairs' hash (below): the same file by another path
+      // (./x.jsonl, an absolute path, a moved copy) is the same run.
+      if (k === 'data' && state.dataHash !== undefined) continue;
       const was = Object.hasOwn(state.options, k) ? state.options[k] : PINNED_BEFORE[k];
       if (JSON.stringify(was) !== JSON.stringify(o[k])) {
         throw new TrainingError(`--resume: --${k} is ${JSON.stringify(o[k])} but the run in ${o.out} used ${JSON.stringify(was)}`);
@@ -56,36 +73,46 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
   }
 
   const gpu = gpuIn ?? await Gpu.create({ adapter: o.adapter });
-  // The tuner's choices of an earlier run in this directory (same adapter): a resumed run dispatches
-  // the same kernels, so its numbers continue the interrupted ones exactly (tuning-file.ts).
-  const tuningFile = path.join(o.out, TUNING_FILE);
-  const adapter = adapterName(gpu.adapterInfo);
-  let tuneLoaded = 0;
-  if (gpu.tuner) {
-    const loaded = loadTuning(gpu.tuner.table, tuningFile, adapter);
-    if (typeof loaded === 'number') tuneLoaded = loaded;
-    if (loaded !== undefined) log(typeof loaded === 'number' ? `tuner: ${loaded} kernel choices from ${tuningFile}` : `tuner: ${loaded}`);
-  }
-  // The step's precision, the augmented pass's (Sr losses, and the augmented accuracy of --eval-data)
-  // where --aug-precision differs, and the tensor-core matmul's self-check (precision-choice.ts).
-  const { main: precision, aug } = await choosePrecisions(gpu,
-    { precision: o.precision ?? 'f32', augPrecision: o.augPrecision, augmented: isSrLoss(o.loss) || o.evalData !== undefined,
-      whyNotAugmented: `${o.loss} has no augmented pass and there is no --eval-data` }, log);
-  const augMatmulPrecision = aug?.matmul;
-  // Ctrl-C, and SIGTERM as a scheduler sends it before it kills a job (SLURM, Kubernetes, systemd): the
-  // step finishes and a checkpoint is saved; the same signal again quits without saving.
-  let interrupted = false;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (interrupted) process.exit(sig === 'SIGTERM' ? 143 : 130);
-    interrupted = true;
-    log(`${sig === 'SIGTERM' ? 'SIGTERM' : 'interrupt'}: finishing this step, then saving a checkpoint ` +
-      `(${sig === 'SIGTERM' ? 'a second SIGTERM' : 'Ctrl-C again'} quits without saving)`);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
   let policy: LoadedModel | undefined;
   let optimizer: Optimizer | undefined;
+  let onSignal: ((sig: NodeJS.Signals) => void) | undefined;
+  // From here on the device is destroyed on every way out (Dawn keeps a process alive until then).
   try {
+    // The tuner's choices of an earlier run in this directory (same adapter): a resumed run dispatches
+    // the same kernels, so its numbers continue the interrupted ones exactly (tuning-file.ts).
+    const tuningFile = path.join(o.out, TUNING_FILE);
+    const adapter = adapterName(gpu.adapterInfo);
+    let tuneLoaded = 0;
+    if (gpu.tuner) {
+      const loaded = loadTuning(gpu.tuner.table, tuningFile, adapter);
+      if (typeof loaded === 'number') tuneLoaded = loaded;
+      if (loaded !== undefined) log(typeof loaded === 'number' ? `tuner: ${loaded} kernel choices from ${tuningFile}` : `tuner: ${loaded}`);
+    }
+    // The step's precision, the augmented pass's (Sr losses, and the augmented accuracy of --eval-data)
+    // where --aug-precision differs, and the tensor-core matmul's self-check (precision-choice.ts).
+    const { main: precision, aug } = await choosePrecisions(gpu,
+      { precision: o.precision ?? 'f32', augPrecision: o.augPrecision, augmented: isSrLoss(o.loss) || o.evalData !== undefined,
+        whyNotAugmented: `${o.loss} has no augmented pass and there is no --eval-data` }, log);
+    const augMatmulPrecision = aug?.matmul;
+    // Ctrl-C, and SIGTERM as a scheduler sends it before it kills a job (SLURM, Kubernetes, systemd): the
+    // step finishes and a checkpoint is saved; the same signal again quits without saving.
+    let interrupted = false;
+    let training = false;
+    onSignal = (sig: NodeJS.Signals) => {
+      if (!training) {
+        // Reading data, hashing and scoring the reference, loading the policy, the first eval: nothing
+        // is trained yet, so there is nothing to save and no reason to wait (the reference cache is
+        // written whole or not at all).
+        log(`${sig === 'SIGTERM' ? 'SIGTERM' : 'interrupt'} before this run's first step: nothing to save; stopping`);
+        process.exit(sig === 'SIGTERM' ? 143 : 130);
+      }
+      if (interrupted) process.exit(sig === 'SIGTERM' ? 143 : 130);
+      interrupted = true;
+      log(`${sig === 'SIGTERM' ? 'SIGTERM' : 'interrupt'}: finishing this step, then saving a checkpoint ` +
+        `(${sig === 'SIGTERM' ? 'a second SIGTERM' : 'Ctrl-C again'} quits without saving)`);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     const settings = { maxLength: o.maxLength, maxPromptLength: o.maxPromptLength, noEos: o.noEos, refinePrompt: o.refinePrompt, skipBadRows: o.skipBadRows };
     const pairs = await loadPairsForModel(o.model, o.data, settings, log);
     const dataHash = pairsHash(pairs);
@@ -137,13 +164,22 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
     let tuneLogged = false;
     const metrics = MetricsLog.open(o.out, state ? { resumeStep: step } : { fresh: true });
     const snapshot = (): TrainerState => ({
-      step, pairsSeen, epoch, position, seed: o.seed, dataHash, refHash, savedAt: new Date().toISOString(),
+      step, pairsSeen, epoch, position, seed: o.seed, dataHash, refHash, totalSteps, savedAt: new Date().toISOString(),
       options: Object.fromEntries(PINNED.map((k) => [k, o[k]])),
     });
     let lastSaved = existing && state ? existing : undefined;
-    const save = async () => {
-      lastSaved = await saveCheckpoint(gpu, { out: o.out, params: policy!.params, optimizer, rawConfig, sourceDir: o.model, state: snapshot(), dtype: o.saveDtype, log,
-        onProgress: progress.bytes('save checkpoint') });
+    let lastSavedStep = state?.step;
+    const save = async (): Promise<string> => {
+      if (lastSaved && lastSavedStep === step) return lastSaved; // this step's weights are saved already
+      metrics.flush(); // the checkpoint's metrics lines are on disk before it is
+      try {
+        lastSaved = await saveCheckpoint(gpu, { out: o.out, params: policy!.params, optimizer, rawConfig, sourceDir: o.model, state: snapshot(), dtype: o.saveDtype, log,
+          onProgress: progress.bytes('save checkpoint') });
+      } catch (e) {
+        throw new TrainingError(`saving the checkpoint of step ${step} in ${o.out} failed: ${e instanceof Error ? e.message : String(e)}; ` +
+          (lastSaved ? `${lastSaved} (step ${lastSavedStep}) is intact` : 'no checkpoint was saved before'));
+      }
+      lastSavedStep = step;
       if (o.keepModels) keepModel(o.out, lastSaved, step);
       return lastSaved;
     };
@@ -168,7 +204,14 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
 
     log(`training ${o.loss} on ${P} pairs: ${totalSteps} steps of ${B} pairs (micro-batches of ${Math.min(o.microBatchSize, B)}), ` +
       `${o.optimizer} lr ${o.lr}, beta ${o.beta}${sr ? `, lambda ${o.lambda}` : ''}; ${policy.params.count.toLocaleString()} parameters`);
-    if (step === 0 && evalPairs) await evaluate();
+    if (state?.totalSteps !== undefined && state.totalSteps !== totalSteps && (o.lrSchedule ?? 'constant') !== 'constant') {
+      log(`note: this run now ends at step ${totalSteps} (it planned ${state.totalSteps}); the ${o.lrSchedule} lr decay follows the new end from here`);
+    }
+    if (P % B !== 0) log(`${P % B} of the ${P} pairs sit out each epoch (its last, partial batch; a new permutation every epoch)`);
+    if (step === 0 && evalPairs) {
+      try { await evaluate(); } catch (e) { throw evalError(e, o.evalData!, step, undefined); }
+    }
+    training = true;
     let order = epochOrder(P, o.seed, epoch);
     while (step < totalSteps && !interrupted) {
       if (position + B > P) { epoch++; position = 0; order = epochOrder(P, o.seed, epoch); }
@@ -203,7 +246,11 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
       metrics.step(row);
       progress.update(`train ${o.name ?? o.loss}`, step, totalSteps,
         `loss ${r.loss.toFixed(4)}${r.accuracy !== null ? ` acc ${r.accuracy.toFixed(2)}` : ''}${r.margin !== null ? ` margin ${r.margin.toFixed(3)}` : ''}`);
-      if (o.evalEvery > 0 && step % o.evalEvery === 0 && step < totalSteps) await evaluate();
+      if (o.evalEvery > 0 && step % o.evalEvery === 0 && step < totalSteps) {
+        // A pair the trained policy scores as non-finite on the eval data (f16 overflow, say) ends the
+        // run, but the weights that trained with finite losses are saved first.
+        try { await evaluate(); } catch (e) { throw evalError(e, o.evalData!, step, await save()); }
+      }
       if (o.saveEvery > 0 && step % o.saveEvery === 0 && step < totalSteps) await save();
     }
     if (interrupted) {
@@ -214,15 +261,16 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
     }
     // A run resumed after its final save has already evaluated this step: do not log it twice.
     const evaluatedHere = readEval(path.join(o.out, EVAL_FILE), { lenient: true, missingOk: true }).some((e) => e.step === step);
-    if (evalPairs && !evaluatedHere) await evaluate();
+    if (evalPairs && !evaluatedHere) {
+      try { await evaluate(); } catch (e) { throw evalError(e, o.evalData!, step, await save()); }
+    }
     const dir = await save();
     metrics.close();
     const rep = writeReport(o.out, { title: `srk train: ${o.name ?? o.loss}`, runs: runsFromDirs([{ name: o.name ?? o.loss, dir: o.out }]) });
     log(`done: ${step} steps; model in ${dir}; report ${rep.html}`);
     return { out: o.out, steps: step, checkpoint: dir, report: rep.html, lastEval };
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    if (onSignal) { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); }
     optimizer?.release();
     if (policy) { policy.model.destroy(); policy.params.free(); }
     if (!gpuIn) await gpu.destroy();

@@ -2,10 +2,10 @@
 // nothing while refusing: a run directory that already holds a checkpoint (without --resume), a
 // --resume with different pinned settings, other pairs or another reference, malformed data. With --skip-bad-rows it goes on and
 // reports the counts of what it read (shapes, scores, HH per-side splits, skipped lines).
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { describeRun, fixture, fixtureArgs, readMetrics, tempDir, train } from './helpers.js';
+import { describeRun, fixture, fixtureArgs, readMetrics, root, tempDir, train } from './helpers.js';
 
 const STACK = /\n\s+at /;
 
@@ -56,10 +56,24 @@ describe('srk train refuses to overwrite or mismatch an existing run', () => {
     expect(r2.code).toBe(1);
     expect(r2.stderr).toMatch(/--resume: the reference .*llama-tiny-tied is not the model the run in .* started with/);
     unchanged();
-    const r3 = await train([...args, '--ref-model', fixture('llama-tiny-tied_ref'), '--max-steps', '2', '--resume']);
+    // The same file by another path (relative to the working directory here): the pairs' hash decides.
+    const otherPath = args.map((a) => (a === data ? relative(root, data) : a));
+    expect(otherPath).not.toEqual(args);
+    const r3 = await train([...otherPath, '--ref-model', fixture('llama-tiny-tied_ref'), '--max-steps', '2', '--resume']);
     expect(r3.code, describeRun(r3)).toBe(0);
     expect(readMetrics(out)).toHaveLength(2);
   }, 120_000);
+
+  it('an --out holding the metrics of a run that saved no checkpoint is refused, before any work', async () => {
+    const out = join(tmp, 'crashed');
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, 'metrics.jsonl'), `${JSON.stringify({ step: 1, loss: 0.69 })}\n`);
+    const r = await train([...fixtureArgs('gpt-neox-tiny'), '--loss', 'dpo', '--max-steps', '1', '--out', out]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/holds metrics\.jsonl of an earlier run that saved no checkpoint; remove it/);
+    expect(r.stderr).not.toMatch(STACK);
+    expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8')).toMatch(/"loss":0\.69/);
+  });
 });
 
 describe('srk train on malformed data: file:line error, or --skip-bad-rows with counts in the report', () => {

@@ -1,10 +1,11 @@
 // `srk train` interrupted and resumed: a run killed with SIGKILL (twice) and resumed from its
 // checkpoints must reproduce the uninterrupted run exactly (metrics lines and final weights), and
 // SIGINT (and SIGTERM) must finish the step, save a checkpoint and exit 0.
-import { existsSync, readFileSync, readdirSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { describeRun, fixtureArgs, readMetrics, startTrain, tempDir, train, waitFor, type Metrics } from './helpers.js';
+import { findCheckpoint, readTrainerState } from '../../src/train/checkpoint.js';
 
 /** Fields that depend on wall-clock time; every other field must be reproduced exactly. */
 const TIMING = new Set(['tokens_per_s', 'pairs_per_s']);
@@ -100,4 +101,39 @@ describe('srk train: SIGINT or SIGTERM finishes the step, saves a checkpoint, ex
     expect(m, r.stderr).not.toBeNull();
     expect(JSON.parse(readFileSync(join(out, 'checkpoint', 'trainer_state.json'), 'utf8')).step).toBe(Number(m![1]));
   }, 120_000);
+});
+
+describe('srk train: a signal before the first step stops at once, with nothing to save', () => {
+  const tmp = tempDir();
+
+  it('SIGINT while the data and the reference are being prepared: exit 130 at once, no checkpoint', async () => {
+    const out = join(tmp, 'early');
+    const run = startTrain([...fixtureArgs('gpt-neox-tiny'), '--loss', 'sr-dpo', '--batch-size', '3', '--out', out, '--max-steps', '5']);
+    // The data is read and tokenized before the reference pass and the first step.
+    await waitFor(() => /rows tokenized/.test(run.output()) || run.child.exitCode !== null, 60_000, 'the data summary', 10);
+    run.child.kill('SIGINT');
+    const r = await run.done;
+    expect(r.code, describeRun(r)).toBe(130);
+    expect(r.stderr).toMatch(/interrupt before this run's first step: nothing to save; stopping/);
+    expect(existsSync(join(out, 'checkpoint'))).toBe(false);
+    expect(readMetrics(out)).toEqual([]);
+  }, 120_000);
+});
+
+describe('checkpoints on disk', () => {
+  const tmp = tempDir();
+
+  it('a checkpoint whose trainer_state.json is cut short gives way to the previous one, or is named', () => {
+    const out = join(tmp, 'cut');
+    for (const [d, text] of [['checkpoint', '{"step": 4, "opt'], ['.checkpoint-old', JSON.stringify({ step: 2, options: {} })]]) {
+      mkdirSync(join(out, d), { recursive: true });
+      writeFileSync(join(out, d, 'model.safetensors'), '');
+      writeFileSync(join(out, d, 'trainer_state.json'), text);
+    }
+    expect(findCheckpoint(out)).toBe(join(out, '.checkpoint-old'));
+    expect(readTrainerState(findCheckpoint(out)!).step).toBe(2);
+    rmSync(join(out, '.checkpoint-old'), { recursive: true });
+    expect(findCheckpoint(out)).toBe(join(out, 'checkpoint'));
+    expect(() => readTrainerState(join(out, 'checkpoint'))).toThrow(/checkpoint[/\\]trainer_state\.json: .*an incomplete checkpoint/);
+  });
 });
