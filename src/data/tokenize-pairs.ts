@@ -1,10 +1,20 @@
 // Tokenization and truncation of preference pairs (and SFT rows).
 //
 // Conventions:
-// - The prompt and each completion are tokenized separately. The prompt gets the tokenizer's special
-//   tokens (addSpecialTokens: true, i.e. a BOS where its post-processor adds one); completions get
-//   none. If a chat template already wrote the BOS text into the prompt, so that the ids start with
-//   BOS twice, one is dropped (counted in `doubleBosRemoved`).
+// - The prompt is tokenized with the tokenizer's special tokens (addSpecialTokens: true, i.e. a BOS
+//   where its post-processor adds one). If a chat template already wrote the BOS text into the prompt,
+//   so that the ids start with BOS twice, one is dropped (counted in `doubleBosRemoved`).
+// - A completion's ids are what it becomes after its prompt, as TRL (its DPOTrainer before 0.12 and
+//   since 0.29, and so the alignment-handbook recipes) and the model see it: prompt + completion is
+//   tokenized and the prompt's ids are taken off its front. Tokenized alone, a SentencePiece
+//   completion " Hello" would start with a lone "▁" (its dummy prefix, then the space) that no text
+//   ever puts after "Assistant:". Byte-level BPE (Pythia) splits words at spaces, so for it the two
+//   ways agree wherever prompt and completion meet at a word boundary. Only the prompt's tail (its
+//   last ~200 characters, from a whitespace) is tokenized with the completion: segmentation does not
+//   reach further back, and the whole prompt again for each completion would double the time a large
+//   data set takes to tokenize. Where the tail's ids are not a prefix of tail + completion's (the two
+//   meet inside a word, or a prompt ending in a space joins the completion's first word), the
+//   completion is tokenized alone instead, counted in `completionsAlone`.
 // - An EOS id is appended to each completion unless `noEos`, and unless the completion's ids
 //   already end with EOS, or (a chat template's rendering, PreferenceRow.templated) hold an EOS
 //   anywhere: Zephyr's and ChatML's turns end with the end-of-turn token and a newline, and an EOS
@@ -91,6 +101,8 @@ export interface TokenizeStats {
   promptTruncated: number;
   /** Rows whose completions were shortened (step 2). */
   completionTruncated: number;
+  /** Completions tokenized alone: their prompt's tail is not a prefix of tail + completion (see the header). */
+  completionsAlone: number;
   /** Completions that already ended with EOS, or templated ones holding one (none appended). */
   eosAlreadyPresent: number;
   /** Text completions with an EOS id before their end (the EOS text inside the response). */
@@ -157,9 +169,12 @@ export function truncatePromptCompletions(prompt: number[], completions: number[
 }
 
 export function newTokenizeStats(): TokenizeStats {
-  return { rows: 0, truncated: 0, promptTruncated: 0, completionTruncated: 0, eosAlreadyPresent: 0, eosInsideText: 0, doubleBosRemoved: 0, refineLength: 0,
+  return { rows: 0, truncated: 0, promptTruncated: 0, completionTruncated: 0, completionsAlone: 0, eosAlreadyPresent: 0, eosInsideText: 0, doubleBosRemoved: 0, refineLength: 0,
     refineInUserTurn: 0, refineBeforeCutChat: 0 };
 }
+
+/** Characters of a prompt's end tokenized again with each completion (see the header comment). */
+const PROMPT_TAIL_CHARS = 200;
 
 /** Tokenizes rows one at a time with shared options and counts. */
 export class PairTokenizer {
@@ -200,10 +215,10 @@ export class PairTokenizer {
     return { ids, pinned };
   }
 
-  /** Completion ids without special tokens, EOS appended per the options (see the header comment).
+  /** Completion ids as they follow `prompt` (see the header comment), EOS appended per the options.
    *  `templated`: a chat template's rendering of the assistant turn. `side` names it in an error. */
-  encodeCompletion(text: string, templated = false, side = 'the completion'): number[] {
-    let ids = this.tok.encode(text, { addSpecialTokens: false });
+  encodeCompletion(prompt: string, text: string, templated = false, side = 'the completion'): number[] {
+    let ids = this.completionAfter(prompt, text);
     const eos = this.tok.eosTokenId;
     const at = eos === null || eos === undefined ? -1 : ids.indexOf(eos);
     if (!templated && at >= 0 && at < ids.length - 1) this.stats.eosInsideText++;
@@ -213,6 +228,23 @@ export class PairTokenizer {
     }
     if (ids.length === 0) throw new Error(`${side} has no tokens (an empty response${this.opts.noEos ? ' and no EOS' : ''}: its log-prob would be 0 under every model)`);
     return ids;
+  }
+
+  /** The ids `text` has after `prompt`: tail + text tokenized, less the tail's own ids; alone where those are not its prefix. */
+  private completionAfter(prompt: string, text: string): number[] {
+    const alone = () => this.tok.encode(text, { addSpecialTokens: false });
+    if (text === '' || prompt === '') return alone();
+    let cut = Math.max(0, prompt.length - PROMPT_TAIL_CHARS);
+    if (cut > 0) {
+      const ws = prompt.slice(cut).search(/\s/);
+      cut = ws < 0 ? 0 : cut + ws;
+    }
+    const tail = prompt.slice(cut);
+    const tailIds = this.tok.encode(tail, { addSpecialTokens: false });
+    const joint = this.tok.encode(tail + text, { addSpecialTokens: false });
+    if (joint.length >= tailIds.length && tailIds.every((id, i) => joint[i] === id)) return joint.slice(tailIds.length);
+    this.stats.completionsAlone++;
+    return alone();
   }
 
   private truncate(prompt: { ids: number[]; pinned: number }, completions: number[][]): TruncateResult {
@@ -230,7 +262,7 @@ export class PairTokenizer {
   pair(row: PreferenceRow): TokenizedPair {
     const prompt = this.encodePrompt(row.prompt);
     const t = row.templated === true;
-    const r = this.truncate(prompt, [this.encodeCompletion(row.chosen, t, 'chosen'), this.encodeCompletion(row.rejected, t, 'rejected')]);
+    const r = this.truncate(prompt, [this.encodeCompletion(row.prompt, row.chosen, t, 'chosen'), this.encodeCompletion(row.prompt, row.rejected, t, 'rejected')]);
     const out: TokenizedPair = { promptIds: r.prompt, chosenIds: r.completions[0], rejectedIds: r.completions[1], truncated: r.truncated };
     if (this.refineIds && row.augPrompt !== undefined && !r.promptTruncated) {
       // A chat row: its own rendering with p inside the first user turn (preference-rows.ts).
@@ -249,7 +281,7 @@ export class PairTokenizer {
 
   sft(row: { prompt: string; chosen: string; templated?: true }): TokenizedSft {
     const prompt = this.encodePrompt(row.prompt);
-    const r = this.truncate(prompt, [this.encodeCompletion(row.chosen, row.templated === true, 'chosen')]);
+    const r = this.truncate(prompt, [this.encodeCompletion(row.prompt, row.chosen, row.templated === true, 'chosen')]);
     return { promptIds: r.prompt, completionIds: r.completions[0], truncated: r.truncated };
   }
 }
@@ -277,6 +309,7 @@ export function formatTokenizeStats(s: TokenizeStats, o: TokenizeOptions = {}): 
     parts.push(`refine prompt ${s.refineLength} tokens` + (s.refineInUserTurn || s.refineBeforeCutChat
       ? ` (inside the first user message of ${s.refineInUserTurn} chat rows${s.refineBeforeCutChat ? `; before the cut prompt of ${s.refineBeforeCutChat} truncated ones` : ''})` : ''));
   }
+  if (s.completionsAlone) parts.push(`${s.completionsAlone} completions tokenized alone (they join their prompt inside a word)`);
   if (s.eosAlreadyPresent) parts.push(`${s.eosAlreadyPresent} completions already held their EOS`);
   if (s.eosInsideText) parts.push(`${s.eosInsideText} completions with the EOS token inside their text (kept as EOS there)`);
   if (s.doubleBosRemoved) parts.push(`${s.doubleBosRemoved} doubled BOS removed`);

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,6 +8,8 @@ import { loadPreferenceRows, type PreferenceRow } from '../../src/data/preferenc
 import {
   formatTokenizeStats, loadTokenizedPairs, tokenizePairs, tokenizeSft, truncatePromptCompletions, type TextTokenizer,
 } from '../../src/data/tokenize-pairs.js';
+import { loadTokenizer } from '../../src/model/tokenizer.js';
+import { textTokenizer } from '../../src/train/dataset.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const sharedData = path.resolve(repoRoot, '../shared/data');
@@ -95,6 +97,34 @@ describe('tokenizePairs', () => {
     expect(stats).toMatchObject({ rows: 1, truncated: 0, eosAlreadyPresent: 0, doubleBosRemoved: 0 });
     const noEos = tokenizePairs([row('Q?', ' yes', ' no')], tok, { noEos: true }).pairs[0];
     expect(noEos).toEqual({ promptIds: [1, ...chars('Q?')], chosenIds: chars(' yes'), rejectedIds: chars(' no'), truncated: false });
+  });
+
+  it('a completion is tokenized as it follows its prompt: no dummy prefix of its own; alone where they join inside a word', () => {
+    // SentencePiece-like: a text starts with "_" (the dummy prefix), spaces are "_", words are one id each.
+    const words = new Map<string, number>();
+    const sp: TextTokenizer = {
+      encode(text, { addSpecialTokens }) {
+        const ids = [...`_${text.replace(/ /g, '_')}`.matchAll(/_[^_]*|[^_]+/g)]
+          .map(([w]) => { if (!words.has(w)) words.set(w, 100 + words.size); return words.get(w)!; });
+        return addSpecialTokens ? [1, ...ids] : ids;
+      },
+      eosTokenId: 2, bosTokenId: 1,
+    };
+    const alone = sp.encode(' Hello there', { addSpecialTokens: false }); // "_" "_Hello" "_there"
+    expect(alone).toEqual([words.get('_'), words.get('_Hello'), words.get('_there')]);
+    const { pairs, stats } = tokenizePairs([row('Human: hi Assistant:', ' Hello there', ' No')], sp);
+    // After the prompt " Hello" is "_Hello", as tokenizing the whole text gives it, not "_" "_Hello".
+    expect(pairs[0].chosenIds).toEqual([words.get('_Hello'), words.get('_there'), 2]);
+    expect(pairs[0].rejectedIds).toEqual([words.get('_No'), 2]);
+    expect(stats.completionsAlone).toBe(0);
+    // A prompt whose last word the completion continues ("Ans" + "wer"): tokenized alone, counted.
+    const glued = tokenizePairs([row('Q: Ans', 'wer: yes', ' no')], sp);
+    expect(glued.pairs[0].chosenIds).toEqual([...sp.encode('wer: yes', { addSpecialTokens: false }), 2]);
+    expect(glued.stats.completionsAlone).toBe(1);
+    expect(formatTokenizeStats(glued.stats)).toMatch(/1 completions tokenized alone/);
+    // Only the prompt's tail takes part: a long prompt gives the same completion ids.
+    const long = tokenizePairs([row(`${'word '.repeat(500)}Assistant:`, ' Hello there', ' No')], sp).pairs[0];
+    expect(long.chosenIds).toEqual(pairs[0].chosenIds);
   });
 
   it('a tokenizer without EOS needs noEos', () => {
@@ -274,6 +304,33 @@ describe('loadTokenizedPairs: rows that read but do not tokenize', () => {
         expect.stringMatching(/pairs\.jsonl:4: chosen has no tokens/),
       ]);
       expect(r.report).toMatch(/3 bad lines skipped/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('completions after their prompt, with real tokenizers (shared data)', () => {
+  const mistral = path.join(sharedData, 'mistral_v0.1_tokenizer.model');
+  const pythia = path.join(sharedData, 'pythia-20b-tokenizer.json');
+  const hh = path.join(sharedData, 'hh-rlhf_helpful-base_test.jsonl.gz');
+  it.skipIf(!existsSync(mistral) || !existsSync(pythia) || !existsSync(hh))('Mistral\'s SentencePiece: " Hello" after "Assistant:" as the whole text has it; Pythia: the same ids as alone', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'srk-sp-'));
+    try {
+      copyFileSync(mistral, path.join(dir, 'tokenizer.model'));
+      const sp = textTokenizer(await loadTokenizer(dir));
+      const prompt = '\n\nHuman: Hi\n\nAssistant:';
+      const { pairs } = tokenizePairs([{ prompt, chosen: ' Hello there', rejected: ' No' }], sp, { noEos: true });
+      const whole = sp.encode(prompt + ' Hello there', { addSpecialTokens: true });
+      expect([...pairs[0].promptIds, ...pairs[0].chosenIds]).toEqual(whole);
+      expect(sp.encode(' Hello there', { addSpecialTokens: false }).length).toBe(pairs[0].chosenIds.length + 1); // alone: a lone "▁" first
+      // Byte-level BPE splits at the spaces where HH's prompts and responses meet: nothing changes there.
+      const bpe = hfTokenizer(pythia, '<|endoftext|>');
+      const { rows } = await loadPreferenceRows(hh);
+      const some = rows.slice(0, 300);
+      const r = tokenizePairs(some, bpe, { noEos: true, maxLength: 100000, maxPromptLength: 99999 });
+      some.forEach((row, i) => expect(r.pairs[i].chosenIds).toEqual(bpe.encode(row.chosen, { addSpecialTokens: false })));
+      expect(r.stats.completionsAlone).toBe(0);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
