@@ -105,4 +105,9 @@ async function main(): Promise<void> {
     .parseAsync();
 }
 
+// `srk logprobs ... | head`: the reader has what it wanted; stop quietly rather than on an EPIPE stack.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  fail(e);
+});
 main().then(() => process.exit(0), fail);

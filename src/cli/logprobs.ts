@@ -144,9 +144,10 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
   try {
     tokenizer = new PairTokenizer(tt, tokOpts);
   } catch (e) {
-    throw userError(`${o.model}: ${(e as Error).message.replace('pass noEos', 'pass --no-eos')}`);
+    throw userError(`${o.model}: ${(e as Error).message}`);
   }
   const total = await countRows(o.data).catch((e) => { throw asUserError(e); });
+  if (total === 0) throw userError(`${o.data}: no pairs (an empty file)`); // before a model loads for nothing
 
   await withGpu({ adapter: o.adapter }, async (gpu) => {
     const t0 = performance.now();
@@ -156,7 +157,7 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
     try {
       const flush = async (chunk: TokenizedPair[]) => {
         if (chunk.length === 0) return;
-        const opts = { microBatch: chunk.length };
+        const opts = { microBatch: chunk.length, pairName: (k: number) => (unit === 'row' ? `${o.data}: row ${lines[k]}` : `${o.data}:${lines[k]}`) };
         const plain = await scorePairs(gpu, lm.model, chunk, opts);
         const aug = o.augmented ? await scorePairs(gpu, lm.model, chunk, { ...opts, augmented: true }) : undefined;
         let text = '';
@@ -173,20 +174,22 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
         progress.update('logprobs', done, total);
       };
       let chunk: TokenizedPair[] = [];
+      let lines: number[] = []; // the chunk's lines (rows) in the data file
       const unit = (await isParquet(o.data)) ? 'row' : 'line';
       try {
         for await (const { value, line } of iterateJsonl(o.data, preferenceValidator(normalizer))) {
           try {
             chunk.push(tokenizer.pair(value));
+            lines.push(line);
           } catch (e) {
             throw new JsonlRowError(o.data, line, (e as Error).message, unit);
           }
-          if (chunk.length >= o.microBatchSize) { await flush(chunk); chunk = []; }
+          if (chunk.length >= o.microBatchSize) { await flush(chunk); chunk = []; lines = []; }
         }
+        await flush(chunk);
       } catch (e) {
         throw asUserError(e);
       }
-      await flush(chunk);
       if (done === 0) throw userError(`${o.data}: no pairs`);
       sink.commit();
     } catch (e) {

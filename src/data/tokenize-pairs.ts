@@ -188,7 +188,7 @@ export class PairTokenizer {
     this.maxPromptLength = opts.maxPromptLength ?? 256;
     checkLimits(this.maxLength, this.maxPromptLength);
     if (!opts.noEos && (tok.eosTokenId === null || tok.eosTokenId === undefined)) {
-      throw new Error('the tokenizer has no EOS token: pass noEos to train without one');
+      throw Object.assign(new Error('the tokenizer has no EOS token: pass --no-eos to score completions without one'), { userFacing: true });
     }
     this.refineIds = typeof opts.refinePrompt === 'string' ? tok.encode(opts.refinePrompt, { addSpecialTokens: false }) : null;
     if (this.refineIds && this.refineIds.length === 0) {

@@ -117,7 +117,7 @@ export async function initModel(o: InitModelOptions): Promise<InitModelResult> {
   const range = o.initializerRange ?? DEFAULT_INITIALIZER_RANGE;
   const outDir = path.resolve(o.outDir);
   if (!o.force && await isNonEmptyDir(outDir)) {
-    throw new Error(`init: ${outDir} exists and is not empty (pass force to replace it)`);
+    throw new Error(`init: ${outDir} exists and is not empty (pass --force to replace it)`);
   }
   const parent = path.dirname(outDir); const base = path.basename(outDir);
   await fsp.mkdir(parent, { recursive: true });
@@ -139,7 +139,7 @@ export async function initModel(o: InitModelOptions): Promise<InitModelResult> {
     // that outDir is always either the old directory or the complete new one.
     let old: string | null = null;
     if (await fsp.stat(outDir).then(() => true, () => false)) {
-      if (!o.force && await isNonEmptyDir(outDir)) throw new Error(`init: ${outDir} exists and is not empty (pass force to replace it)`);
+      if (!o.force && await isNonEmptyDir(outDir)) throw new Error(`init: ${outDir} exists and is not empty (pass --force to replace it)`);
       old = path.join(parent, `.${base}.old-${tag}`);
       await fsp.rename(outDir, old);
     }

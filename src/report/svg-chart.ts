@@ -40,7 +40,9 @@ export interface ChartOptions {
   maxPoints?: number;
 }
 
-export const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
+// Ten well-separated hues, then ten darker ones, so a sweep of up to twenty runs has no two alike.
+export const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf',
+  '#393b79', '#843c39', '#637939', '#8c6d31', '#7b4173', '#31a354', '#e6550d', '#3182bd', '#636363', '#9c9ede'];
 
 export function escapeXml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -134,10 +136,16 @@ function roundTo(v: number, step: number): number {
   return r === 0 ? 0 : r; // no "-0"
 }
 
-/** Tick label: SI suffixes (k, M, G) for large values, decimals from the tick step otherwise. */
-export function formatTick(v: number, step: number): string {
+/**
+ * Tick label: SI suffixes (k, M, G) for large values, otherwise as many decimals as the tick step needs,
+ * so that neighbouring ticks always read differently (a loss within 1e-6 of ln 2: 0.6931465, 0.6931470).
+ * `axisMax`, the largest |tick| of the axis, picks one form for the whole axis: where every tick is
+ * below 1e-4 (learning rates), mantissa and exponent, with the mantissa's digits from the step.
+ */
+export function formatTick(v: number, step: number, axisMax?: number): string {
   if (Math.abs(v) < Math.abs(step) * 1e-6) v = 0; // float noise around a zero tick
   const av = Math.abs(v);
+  axisMax ??= av;
   const units: Array<[number, string]> = [[1e9, 'G'], [1e6, 'M'], [1e3, 'k']];
   for (const [u, s] of units) {
     if (av >= u && step >= u / 100) {
@@ -145,9 +153,13 @@ export function formatTick(v: number, step: number): string {
       return `${trimZeros((v / u).toFixed(d))}${s}`;
     }
   }
-  if (av !== 0 && (av < 1e-4 || step < 1e-5)) return v.toExponential(1);
-  const d = Math.max(0, Math.min(8, -Math.floor(Math.log10(step) + 1e-9)));
-  return trimZeros(v.toFixed(d));
+  const stepExp = Math.floor(Math.log10(step) + 1e-9);
+  if (axisMax > 0 && axisMax < 1e-4) {
+    if (av === 0) return '0';
+    const d = Math.max(1, Math.min(6, Math.floor(Math.log10(av) + 1e-9) - stepExp));
+    return v.toExponential(d);
+  }
+  return trimZeros(v.toFixed(Math.max(0, Math.min(12, -stepExp))));
 }
 
 function trimZeros(s: string): string {
@@ -238,7 +250,8 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
   for (const m of markers) if (m.points.length && !markerKinds.has(m.label)) markerKinds.set(m.label, m.shape);
   for (const [label, shape] of markerKinds) legendItems.push({ label, kind: shape, color: '#444' });
 
-  const yLabels = yt.ticks.map((t) => formatTick(t, yt.step));
+  const yMax = Math.max(...yt.ticks.map(Math.abs));
+  const yLabels = yt.ticks.map((t) => formatTick(t, yt.step, yMax));
   const left = Math.round(30 + Math.max(...yLabels.map((l) => textWidth(l, 11))));
   const right = 18;
   const titleH = 26;
@@ -291,7 +304,8 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
   yt.ticks.forEach((t, i) => out.push(`<text x="${left - 6}" y="${f1(sy(t) + 4)}">${escapeXml(yLabels[i])}</text>`));
   out.push('</g>');
   // X labels: thin out when they would collide.
-  const xLabels = xt.ticks.map((t) => formatTick(t, xt.step));
+  const xMax = Math.max(...xt.ticks.map(Math.abs));
+  const xLabels = xt.ticks.map((t) => formatTick(t, xt.step, xMax));
   const maxXLabelW = Math.max(...xLabels.map((l) => textWidth(l, 11))) + 10;
   const every = Math.max(1, Math.ceil(maxXLabelW / (pw / Math.max(xt.ticks.length - 1, 1))));
   out.push('<g class="xticks" font-size="11" fill="#444" text-anchor="middle">');

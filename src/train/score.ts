@@ -25,6 +25,8 @@ export interface ScoreOptions {
   /** Matmul operand precision of the forward passes; default gpu.matmulPrecision (precision.ts setAugPrecision). */
   matmulPrecision?: 'f32' | 'f16';
   onProgress?: (done: number, total: number) => void;
+  /** How an error names pair k (e.g. its data file and line); default `pair k`. */
+  pairName?: (k: number) => string;
 }
 
 export async function scorePairs(gpu: Gpu, model: CausalLM, pairs: readonly TokenizedPair[], o: ScoreOptions): Promise<PairLogps> {
@@ -50,7 +52,8 @@ export async function scorePairs(gpu: Gpu, model: CausalLM, pairs: readonly Toke
         out.chosen[k] = s[c]; out.rejected[k] = s[r];
         out.chosenTokens[k] = q.layout.tokenCounts[c]; out.rejectedTokens[k] = q.layout.tokenCounts[r];
         if (!Number.isFinite(s[c]) || !Number.isFinite(s[r])) {
-          throw new Error(`pair ${k}: log-prob is not finite (${s[c]}, ${s[r]})`);
+          // A model that overflows on this data (f16 past 65504, say): the user's to see, not a stack trace.
+          throw Object.assign(new Error(`${o.pairName ? o.pairName(k) : `pair ${k}`}: log-prob is not finite (chosen ${s[c]}, rejected ${s[r]})`), { userFacing: true });
         }
       });
       done += q.idx.length;

@@ -25,6 +25,12 @@ import { isSrLoss, type TrainOptions } from './options.js';
 
 export class TrainingError extends Error { readonly userFacing = true; }
 
+/** The reference's scoring failed (a non-finite log-prob: its pairs are named by index in the file's usable pairs). */
+function refError(e: unknown, refDir: string, file: string): unknown {
+  if (!(e instanceof Error) || !(e as { userFacing?: boolean }).userFacing) return e;
+  return new TrainingError(`reference ${refDir} on ${file}: ${e.message}`);
+}
+
 /** An evaluation that failed, named by its data and step, with where the weights are. */
 function evalError(e: unknown, file: string, step: number, saved: string | undefined): Error {
   if (e instanceof TrainingError) return e;
@@ -138,8 +144,10 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
     // Written once the run is known to be what it says (a refused --resume leaves the directory as it was).
     writeFileSync(path.join(o.out, RUN_CONFIG_FILE), `${JSON.stringify({ ...o, name: o.name ?? o.loss }, null, 2)}\n`);
     const ref: ReferenceLogps | undefined = o.loss === 'sft' ? undefined
-      : await referenceLogps(gpu, { ...refReq, pairs, augmented: sr, label: 'train' });
-    const evalRef = evalPairs ? await referenceLogps(gpu, { ...refReq, pairs: evalPairs, augmented: true, label: 'eval' }) : undefined;
+      : await referenceLogps(gpu, { ...refReq, pairs, augmented: sr, label: 'train' }).catch((e: unknown) => { throw refError(e, refDir, o.data); });
+    const evalRef = evalPairs
+      ? await referenceLogps(gpu, { ...refReq, pairs: evalPairs, augmented: true, label: 'eval' }).catch((e: unknown) => { throw refError(e, refDir, o.evalData!); })
+      : undefined;
 
     const startDir = state && existing ? existing : o.model;
     policy = await loadModel(gpu, startDir, { grads: true, onProgress: progress.bytes(`load policy ${startDir}`) });

@@ -50,6 +50,16 @@ describe('svg chart helpers', () => {
     expect(formatTick(-1e-17, 0.1)).toBe('0.0');
     expect(formatTick(0, 1)).toBe('0');
     expect(formatTick(3e-6, 1e-6)).toBe('3.0e-6');
+    // Every axis reads: neighbouring ticks never share a label, one form per axis.
+    const labels = (lo: number, hi: number) => { const t = niceTicks(lo, hi); const m = Math.max(...t.ticks.map(Math.abs)); return t.ticks.map((v) => formatTick(v, t.step, m)); };
+    for (const [lo, hi] of [[0.6931452, 0.6931472], [1.2e-5, 1.25e-5], [2.3, 2.30004], [0, 2e-6], [-5e-5, 1e-4], [0.1, 0.9], [1e-7, 5e-7], [-3.2, 7.9]]) {
+      const l = labels(lo, hi);
+      expect(new Set(l).size, `${lo}..${hi}: ${l.join(' | ')}`).toBe(l.length);
+      const sci = l.filter((x) => x !== '0' && /e/.test(x)).length;
+      expect(sci === 0 || sci === l.filter((x) => x !== '0').length, `${lo}..${hi}: one form (${l.join(' | ')})`).toBe(true);
+    }
+    expect(labels(0.6931452, 0.6931472)).toContain('0.6931460');
+    expect(labels(0, 2e-6)[0]).toBe('0');
   });
 
   it('finite points skip NaN and sort; downsampling keeps ends, extremes and the point limit', () => {
