@@ -14,7 +14,7 @@ import type { Gpu } from '../engine/gpu.js';
 import type { TokenizedPair } from '../data/tokenize-pairs.js';
 import { loadModel } from '../model/load.js';
 import { computeEvalMetrics, formatEvalTable, type EvalMetrics } from '../report/eval-metrics.js';
-import { loadPairsForModel } from '../train/dataset.js';
+import { checkSameTokenizer, loadPairsForModel } from '../train/dataset.js';
 import { referenceLogps } from '../train/reference.js';
 import { scorePairs, type PairLogps } from '../train/score.js';
 import { Progress } from '../train/progress.js';
@@ -83,6 +83,7 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
   };
   let pairs: TokenizedPair[];
   try {
+    if (!sameRef) await checkSameTokenizer(o.model, refDir);
     pairs = await loadPairsForModel(o.model, o.data, settings, log);
   } catch (e) {
     throw asUserError(e);

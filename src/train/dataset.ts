@@ -2,6 +2,8 @@
 // with the refine prompt so that augmented sequences are available for Sr losses and metrics.
 import { loadTokenizedPairs, type TextTokenizer, type TokenizedPair } from '../data/tokenize-pairs.js';
 import { JsonlRowError } from '../data/read-jsonl.js';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { loadTokenizer, type SrkTokenizer } from '../model/tokenizer.js';
 
 export interface DataSettings {
@@ -37,4 +39,27 @@ export async function loadPairsForModel(modelDir: string, file: string, s: DataS
   log(r.report);
   if (r.pairs.length === 0) throw Object.assign(new Error(`${file}: no usable pairs`), { userFacing: true });
   return r.pairs;
+}
+
+/** Text that tells tokenizers apart: words, digits, punctuation, accents, CJK, emoji, the common special-token strings. */
+const TOKENIZER_PROBE = 'Hello world! The quick brown fox jumps over 12,345 lazy dogs; naïve café, 漢字かな, 🙂.\n\nHuman: hi?\n\nAssistant: ' +
+  'Sure <|endoftext|> </s> <s> <|im_end|> [INST]';
+
+/**
+ * Refuses a reference whose tokenizer reads text differently from the policy's: the reference scores the
+ * policy's token ids, which would then mean other tokens (margins of nonsense, without an error). A
+ * reference directory without tokenizer files (weights and config only) is taken to share the policy's.
+ */
+export async function checkSameTokenizer(policyDir: string, refDir: string): Promise<void> {
+  if (path.resolve(policyDir) === path.resolve(refDir)) return;
+  const hasOwn = ['tokenizer.json', 'tokenizer.model'].some((f) => existsSync(path.join(refDir, f)));
+  if (!hasOwn) return;
+  const [a, b] = await Promise.all([loadTokenizer(policyDir), loadTokenizer(refDir)]);
+  const ids = (t: SrkTokenizer) => t.encode(TOKENIZER_PROBE, { addSpecialTokens: true });
+  const pa = ids(a); const pb = ids(b);
+  const at = pa.findIndex((x, i) => x !== pb[i]);
+  if (at < 0 && pa.length === pb.length && a.eosTokenId === b.eosTokenId) return;
+  throw Object.assign(new Error(`the reference ${refDir} tokenizes text differently from the policy ${policyDir} ` +
+    (at >= 0 || pa.length !== pb.length ? `(a sample text differs from token ${at < 0 ? Math.min(pa.length, pb.length) : at} on)` : `(EOS ${b.eosTokenId} against ${a.eosTokenId})`) +
+    ': it would score the policy\'s token ids as other tokens; give a reference with the policy\'s tokenizer'), { userFacing: true });
 }

@@ -12,7 +12,7 @@ import { runsFromDirs, writeReport } from '../report/html.js';
 import type { TokenizedPair } from '../data/tokenize-pairs.js';
 import { lrFactor } from './lr-schedule.js';
 import { findCheckpoint, keepModel, loadOptimizerState, readTrainerState, saveCheckpoint, type TrainerState } from './checkpoint.js';
-import { loadPairsForModel } from './dataset.js';
+import { checkSameTokenizer, loadPairsForModel } from './dataset.js';
 import { choosePrecisions } from './precision-choice.js';
 import { describeModel } from '../model/config.js';
 import { pairsHash, referenceLogps, weightsHash, type ReferenceLogps } from './reference.js';
@@ -131,6 +131,7 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
     const sr = isSrLoss(o.loss);
     // The reference is the initial policy unless --ref-model; never a resumed checkpoint.
     const refDir = o.refModel ?? o.model;
+    if (o.loss !== 'sft') await checkSameTokenizer(o.model, refDir);
     const refReq = {
       refDir, microBatch: o.microBatchSize, cacheDir: path.join(o.out, 'cache'),
       settings, log, progress: (l: string, d: number, t: number) => progress.update(l, d, t), augMatmulPrecision,
