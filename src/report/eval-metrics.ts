@@ -161,10 +161,15 @@ export const EVAL_COLUMNS: ReadonlyArray<{ key: keyof EvalTableRow & string; lab
   { key: 'n', label: 'n', digits: 0 },
 ];
 
-/** Formats a table cell: fixed digits, '-' for a missing or non-finite value. */
+/**
+ * Formats a table cell: fixed digits, '-' for a missing or non-finite value. A value too small for them
+ * (an early margin at lr 5e-7 is ~1e-5) goes in mantissa and exponent rather than reading 0.0000.
+ */
 export function formatCell(v: unknown, digits: number): string {
   if (typeof v !== 'number' || !Number.isFinite(v)) return '-';
-  return digits === 0 ? String(Math.round(v)) : v.toFixed(digits);
+  if (digits === 0) return String(Math.round(v));
+  if (v !== 0 && Math.abs(v) < 0.5 * 10 ** -digits) return v.toExponential(2);
+  return v.toFixed(digits);
 }
 
 /** The latest eval row of each run as a table row (preferring `split` when given). */

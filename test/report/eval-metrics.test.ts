@@ -120,5 +120,8 @@ describe('computeEvalMetrics', () => {
     expect(lines[3]).toMatch(/^DPO\s+test\s+2\.0000\s+0\.5000/);
     // Columns line up: every line has the same length up to trailing spaces of the header.
     expect(new Set(lines.map((l) => l.length)).size).toBe(1);
+    // A margin too small for four decimals (early training at lr 5e-7) is not shown as zero.
+    const tiny = formatEvalTable(evalTableFromRows([{ name: 'early', eval: [{ ...row, margin: -3.2e-5, accuracy: 0 }] }])).split('\n')[2];
+    expect(tiny).toMatch(/^early\s+test\s+-3\.20e-5\s+0\.0000\s/);
   });
 });
