@@ -21,6 +21,7 @@ import { trainStep } from './step.js';
 import { TUNING_FILE, adapterName, loadTuning, saveTuning } from './tuning-file.js';
 import { epochOrder } from './shuffle.js';
 import { Progress } from './progress.js';
+import { acquireRunLock } from './run-lock.js';
 import { isSrLoss, type TrainOptions } from './options.js';
 
 export class TrainingError extends Error { readonly userFacing = true; }
@@ -47,9 +48,18 @@ const PINNED = ['loss', 'beta', 'lambda', 'optimizer', 'lr', 'warmupSteps', 'lrS
 const PINNED_BEFORE: Partial<Record<(typeof PINNED)[number], unknown>> = { lrSchedule: 'constant' };
 
 export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
+  mkdirSync(o.out, { recursive: true });
+  const release = acquireRunLock(o.out); // one run per directory (run-lock.ts)
+  try {
+    return await trainInDir(o, gpuIn);
+  } finally {
+    release();
+  }
+}
+
+async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
   const progress = new Progress(o.plainProgress);
   const log = (s: string) => progress.log(s);
-  mkdirSync(o.out, { recursive: true });
   const existing = findCheckpoint(o.out);
   if (existing && !o.resume) {
     throw new TrainingError(`${o.out} already holds a checkpoint (${existing}); pass --resume to continue it, or choose another --out`);

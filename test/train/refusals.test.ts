@@ -2,10 +2,12 @@
 // nothing while refusing: a run directory that already holds a checkpoint (without --resume), a
 // --resume with different pinned settings, other pairs or another reference, malformed data. With --skip-bad-rows it goes on and
 // reports the counts of what it read (shapes, scores, HH per-side splits, skipped lines).
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { describeRun, fixture, fixtureArgs, readMetrics, root, tempDir, train } from './helpers.js';
+import { RUN_LOCK } from '../../src/train/run-lock.js';
 
 const STACK = /\n\s+at /;
 
@@ -63,6 +65,28 @@ describe('srk train refuses to overwrite or mismatch an existing run', () => {
     expect(r3.code, describeRun(r3)).toBe(0);
     expect(readMetrics(out)).toHaveLength(2);
   }, 120_000);
+
+  it('one run per --out: a live run\'s lock refuses a second; a dead one\'s is taken over and released at the end', async () => {
+    const out = join(tmp, 'locked');
+    mkdirSync(out, { recursive: true });
+    const lock = join(out, RUN_LOCK);
+    // This test process stands for a run in progress on this host.
+    writeFileSync(lock, `${JSON.stringify({ pid: process.pid, host: hostname(), started: '2026-11-28T00:00:00Z' })}\n`);
+    const args = [...fixtureArgs('gpt-neox-tiny'), '--loss', 'dpo', '--batch-size', '3', '--max-steps', '1', '--out', out];
+    const r1 = await train(args);
+    expect(r1.code).toBe(1);
+    expect(r1.stderr).toMatch(new RegExp(`is in use by another srk train \\(pid ${process.pid} on .*\\); choose another --out`));
+    expect(r1.stderr).not.toMatch(STACK);
+    expect(existsSync(join(out, 'metrics.jsonl'))).toBe(false);
+    // A process that no longer exists (a run killed with SIGKILL) leaves a lock that does not hold.
+    let dead = 4_000_000;
+    while ((() => { try { process.kill(dead, 0); return true; } catch { return false; } })()) dead++;
+    writeFileSync(lock, `${JSON.stringify({ pid: dead, host: hostname(), started: '2026-11-28T00:00:00Z' })}\n`);
+    const r2 = await train(args);
+    expect(r2.code, describeRun(r2)).toBe(0);
+    expect(readMetrics(out)).toHaveLength(1);
+    expect(existsSync(lock)).toBe(false);
+  });
 
   it('an --out holding the metrics of a run that saved no checkpoint is refused, before any work', async () => {
     const out = join(tmp, 'crashed');
