@@ -43,6 +43,8 @@ export interface EvalReport {
   kendall?: number | null;
   /** Pairs with judge scores (correlations need all of them). */
   scored_pairs: number;
+  /** Lines of the data file skipped as bad (--skip-bad-rows): `n` counts only the usable pairs. */
+  skipped_rows: number;
   reference_is_policy: boolean;
   notes: string[];
 }
@@ -62,12 +64,12 @@ async function scoreModel(gpu: Gpu, dir: string, pairs: readonly TokenizedPair[]
 
 const fin = (v: number | null | undefined): number | null => (v === null || v === undefined || !Number.isFinite(v) ? null : v);
 
-export function evalReport(m: EvalMetrics, o: EvalOptions, refDir: string, sameRef: boolean, scored: number, notes: string[]): EvalReport {
+export function evalReport(m: EvalMetrics, o: EvalOptions, refDir: string, sameRef: boolean, scored: number, notes: string[], skipped = 0): EvalReport {
   const r: EvalReport = {
     model: o.model, ref_model: refDir, data: o.data, beta: o.beta, n: m.n,
     margin: fin(m.margin), accuracy: fin(m.accuracy), aug_accuracy: fin(m.aug_accuracy), aug_margin: fin(m.aug_margin),
     reward_chosen: fin(m.reward_chosen), reward_rejected: fin(m.reward_rejected),
-    scored_pairs: scored, reference_is_policy: sameRef, notes,
+    scored_pairs: scored, skipped_rows: skipped, reference_is_policy: sameRef, notes,
   };
   if (m.pearson !== undefined) { r.pearson = fin(m.pearson); r.spearman = fin(m.spearman); r.kendall = fin(m.kendall); }
   return r;
@@ -82,13 +84,15 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
     maxLength: o.maxLength, maxPromptLength: o.maxPromptLength, noEos: o.noEos, refinePrompt: o.refinePrompt, skipBadRows: o.skipBadRows,
   };
   let pairs: TokenizedPair[];
+  let skipped = 0;
   try {
     if (!sameRef) await checkSameTokenizer(o.model, refDir);
-    pairs = await loadPairsForModel(o.model, o.data, settings, log);
+    pairs = await loadPairsForModel(o.model, o.data, settings, log, (read) => { skipped = read.badRows; });
   } catch (e) {
     throw asUserError(e);
   }
   const notes: string[] = [];
+  if (skipped > 0) notes.push(`${skipped} bad lines of ${o.data} skipped (--skip-bad-rows); the metrics are over the other ${pairs.length} pairs`);
   return withGpu({ adapter: o.adapter }, async (gpu) => {
     const t0 = performance.now();
     let ref: PlainAug;
@@ -120,7 +124,7 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
     });
     if (withScores && sameRef) notes.push('correlations are undefined (null) with constant margins');
     log(`${pairs.length} pairs evaluated in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    return evalReport(m, o, refDir, sameRef, scored, notes);
+    return evalReport(m, o, refDir, sameRef, scored, notes, skipped);
   });
 }
 

@@ -1,7 +1,7 @@
 // Preference data for a run: rows read, normalized and tokenized with the model's tokenizer,
 // with the refine prompt so that augmented sequences are available for Sr losses and metrics.
 import { loadTokenizedPairs, type TextTokenizer, type TokenizedPair } from '../data/tokenize-pairs.js';
-import { JsonlRowError } from '../data/read-jsonl.js';
+import { JsonlRowError, type JsonlStats } from '../data/read-jsonl.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { loadTokenizer, type SrkTokenizer } from '../model/tokenizer.js';
@@ -29,7 +29,9 @@ function dataError(e: unknown): unknown {
   return e;
 }
 
-export async function loadPairsForModel(modelDir: string, file: string, s: DataSettings, log: (s: string) => void): Promise<TokenizedPair[]> {
+/** The file's usable pairs tokenized for the model; `onRead` gets the reader's counts (bad lines skipped). */
+export async function loadPairsForModel(modelDir: string, file: string, s: DataSettings, log: (s: string) => void,
+  onRead?: (read: JsonlStats) => void): Promise<TokenizedPair[]> {
   const tok = await loadTokenizer(modelDir);
   if (tok.sentencePieceFile) log(`tokenizer: ${tok.sentencePieceFile} (SentencePiece; no tokenizer.json, converted as transformers does)`);
   const r = await loadTokenizedPairs(file, textTokenizer(tok), {
@@ -37,6 +39,7 @@ export async function loadPairsForModel(modelDir: string, file: string, s: DataS
     skipBadRows: s.skipBadRows,
   }).catch((e: unknown) => { throw dataError(e); });
   log(r.report);
+  onRead?.(r.read);
   if (r.pairs.length === 0) throw Object.assign(new Error(`${file}: no usable pairs`), { userFacing: true });
   return r.pairs;
 }

@@ -137,6 +137,12 @@ describe('srk eval', () => {
     const m = run(['eval', '--model', dir, '--ref-model', join(tmp, 'no-ref'), '--data', data]);
     expect(m.status).not.toBe(0);
     expect(m.stderr).toMatch(/--ref-model .*no-ref: no such file/);
+    // --skip-bad-rows: the JSON says how many lines it left out, and n counts the rest.
+    const s = run(['eval', '--model', dir, '--data', data, '--skip-bad-rows', '--json']);
+    expect(s.status, s.stderr).toBe(0);
+    const j = JSON.parse(s.stdout);
+    expect([j.n, j.skipped_rows]).toEqual([1, 1]);
+    expect(j.notes.join(' ')).toMatch(/1 bad lines of .*bad\.jsonl skipped \(--skip-bad-rows\); the metrics are over the other 1 pairs/);
   });
 
   it('--help documents the command', () => {
