@@ -101,6 +101,7 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
       policy = await scoreModel(gpu, o.model, pairs, o.microBatchSize, 'policy', progress);
       ref = policy;
       notes.push('the reference is the policy itself (no --ref-model): margins and rewards are 0 and accuracies 0 by construction');
+      if (o.cacheDir) notes.push(`--cache-dir ${o.cacheDir} unused: there is no separate reference to cache`);
     } else {
       if (o.cacheDir) {
         const r = await referenceLogps(gpu, {

@@ -100,9 +100,10 @@ describe('srk eval', () => {
 
   it('without --ref-model the reference is the policy: zero margins and a note', () => {
     const dir = join(fixtures, 'llama-tiny-tied');
-    const r = run(['eval', '--model', dir, '--data', join(dir, 'pairs.jsonl'), '--json']);
+    const r = run(['eval', '--model', dir, '--data', join(dir, 'pairs.jsonl'), '--json', '--cache-dir', join(tmp, 'unused-cache')]);
     expect(r.status, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
+    expect(j.notes.join(' ')).toMatch(/--cache-dir .*unused-cache unused: there is no separate reference/);
     expect(j.reference_is_policy).toBe(true);
     expect(j.margin).toBe(0);
     expect(j.accuracy).toBe(0);
