@@ -2,13 +2,17 @@
 // both defaulting to runs/<loss>) would interleave their metrics lines and replace each other's
 // checkpoints. OUT/.srk-train.lock holds the owner's pid and host; it is created atomically ('wx'),
 // and a lock whose process is gone (killed with SIGKILL, a machine restarted) is taken over.
-import { openSync, readFileSync, unlinkSync, writeSync, closeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 
 export const RUN_LOCK = '.srk-train.lock';
 
 interface LockInfo { pid: number; host: string; started: string }
+
+function mtimeMs(file: string): number {
+  try { return statSync(file).mtimeMs; } catch { return 0; }
+}
 
 function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
@@ -33,6 +37,10 @@ export function acquireRunLock(out: string): () => void {
     }
     let held: LockInfo | undefined;
     try { held = JSON.parse(readFileSync(file, 'utf8')) as LockInfo; } catch { held = undefined; }
+    // Unreadable: a crash between creating and writing it, or a run that is writing it right now.
+    if (!held && Date.now() - mtimeMs(file) < 10_000) {
+      throw Object.assign(new Error(`${out} is being taken by another srk train (${file} is being written); choose another --out`), { userFacing: true });
+    }
     // Another host's pid cannot be checked from here (a shared file system): that lock stands.
     if (held && Number.isSafeInteger(held.pid) && (held.host !== mine.host || alive(held.pid))) {
       throw Object.assign(new Error(`${out} is in use by another srk train (pid ${held.pid} on ${held.host}, since ${held.started}); ` +

@@ -1,0 +1,43 @@
+// OUT/.srk-train.lock (src/train/run-lock.ts): one srk train per run directory. The end-to-end refusal
+// and take-over are in refusals.test.ts; these are the lock's own cases.
+import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { RUN_LOCK, acquireRunLock } from '../../src/train/run-lock.js';
+import { tempDir } from './helpers.js';
+
+describe('the run directory lock', () => {
+  const dir = tempDir('srk-lock-');
+  const lock = join(dir, RUN_LOCK);
+
+  it('taken and released; a second taker is refused while it is held', () => {
+    const release = acquireRunLock(dir);
+    expect(JSON.parse(readFileSync(lock, 'utf8')).pid).toBe(process.pid);
+    expect(() => acquireRunLock(dir)).toThrow(/is in use by another srk train \(pid \d+ on /);
+    release();
+    expect(existsSync(lock)).toBe(false);
+    acquireRunLock(dir)();
+  });
+
+  it('an unreadable lock: one being written (new) refuses, one a crash left (old) is taken over', () => {
+    writeFileSync(lock, '');
+    expect(() => acquireRunLock(dir)).toThrow(/is being taken by another srk train/);
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(lock, old, old);
+    const release = acquireRunLock(dir);
+    expect(JSON.parse(readFileSync(lock, 'utf8')).pid).toBe(process.pid);
+    release();
+  });
+
+  it('another host\'s lock stands (its pid cannot be checked from here); a release leaves a lock it does not own', () => {
+    writeFileSync(lock, JSON.stringify({ pid: 1, host: 'elsewhere', started: 'then' }));
+    expect(() => acquireRunLock(dir)).toThrow(/pid 1 on elsewhere/);
+    writeFileSync(lock, '');
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(lock, old, old);
+    const release = acquireRunLock(dir);
+    writeFileSync(lock, JSON.stringify({ pid: 1, host: 'elsewhere', started: 'later' })); // taken over meanwhile
+    release();
+    expect(existsSync(lock)).toBe(true);
+  });
+});
