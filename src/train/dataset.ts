@@ -29,14 +29,19 @@ function dataError(e: unknown): unknown {
   return e;
 }
 
+/** Rows from which tokenizing reports progress (about ten seconds of it on this project's 2-core machine). */
+const PROGRESS_ROWS = 5000;
+
 /** The file's usable pairs tokenized for the model; `onRead` gets the reader's counts (bad lines skipped). */
 export async function loadPairsForModel(modelDir: string, file: string, s: DataSettings, log: (s: string) => void,
-  onRead?: (read: JsonlStats) => void): Promise<TokenizedPair[]> {
+  onRead?: (read: JsonlStats) => void, progress?: (label: string, done: number, total: number) => void): Promise<TokenizedPair[]> {
   const tok = await loadTokenizer(modelDir);
   if (tok.sentencePieceFile) log(`tokenizer: ${tok.sentencePieceFile} (SentencePiece; no tokenizer.json, converted as transformers does)`);
   const r = await loadTokenizedPairs(file, textTokenizer(tok), {
     maxLength: s.maxLength, maxPromptLength: s.maxPromptLength, noEos: s.noEos, refinePrompt: s.refinePrompt,
     skipBadRows: s.skipBadRows,
+    // Only data sets big enough to take a while say how far they are.
+    onProgress: (done, total) => { if (total >= PROGRESS_ROWS) progress?.(`tokenize ${file}`, done, total); },
   }).catch((e: unknown) => { throw dataError(e); });
   log(r.report);
   onRead?.(r.read);

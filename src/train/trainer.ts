@@ -130,14 +130,15 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     const settings = { maxLength: o.maxLength, maxPromptLength: o.maxPromptLength, noEos: o.noEos, refinePrompt: o.refinePrompt, skipBadRows: o.skipBadRows };
-    const pairs = await loadPairsForModel(o.model, o.data, settings, log);
+    const dataProgress = (l: string, d: number, t: number) => progress.update(l, d, t);
+    const pairs = await loadPairsForModel(o.model, o.data, settings, log, undefined, dataProgress);
     const dataHash = pairsHash(pairs);
     if (state?.dataHash !== undefined && state.dataHash !== dataHash) {
       throw new TrainingError(`--resume: the pairs read from ${o.data} are not the ones the run in ${o.out} trained on ` +
         '(the file changed, or what tokenizes it: the tokenizer, --max-length, --max-prompt-length, --refine-prompt, --no-eos); ' +
         'its data order and position would not mean the same pairs');
     }
-    const evalPairs = o.evalData ? await loadPairsForModel(o.model, o.evalData, settings, log) : undefined;
+    const evalPairs = o.evalData ? await loadPairsForModel(o.model, o.evalData, settings, log, undefined, dataProgress) : undefined;
     const sr = isSrLoss(o.loss);
     // The reference is the initial policy unless --ref-model; never a resumed checkpoint.
     const refDir = o.refModel ?? o.model;

@@ -294,7 +294,9 @@ describe('loadTokenizedPairs: rows that read but do not tokenize', () => {
       const first = path.join(dir, 'first.jsonl');
       writeFileSync(first, `${JSON.stringify({ prompt: 'Q1', chosen: ' a', rejected: ' b' })}\n\n${JSON.stringify({ prompt: 'Q3', chosen: '', rejected: ' b' })}\n`);
       await expect(loadTokenizedPairs(first, tok, { noEos: true })).rejects.toThrow(/first\.jsonl:3: chosen has no tokens/);
-      const r = await loadTokenizedPairs(file, tok, { noEos: true, skipBadRows: true });
+      const calls: [number, number][] = [];
+      const r = await loadTokenizedPairs(file, tok, { noEos: true, skipBadRows: true, onProgress: (d, t) => calls.push([d, t]) });
+      expect(calls).toEqual([[1, 4], [4, 4]]); // every 1024 rows and the last (the 4 that read)
       expect(r.rows.map((x) => x.prompt)).toEqual(['Q1', 'Q5']);
       expect(r.pairs.map((x) => x.chosenIds)).toEqual([chars(' a'), chars(' c')]);
       expect(r.read).toMatchObject({ rows: 2, badRows: 3 });
