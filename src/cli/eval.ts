@@ -81,7 +81,7 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
   const refDir = o.refModel ?? o.model;
   const sameRef = path.resolve(refDir) === path.resolve(o.model);
   const settings = {
-    maxLength: o.maxLength, maxPromptLength: o.maxPromptLength, noEos: o.noEos, refinePrompt: o.refinePrompt, skipBadRows: o.skipBadRows,
+    maxLength: o.maxLength, maxPromptLength: o.maxPromptLength, noEos: o.noEos, refinePrompt: o.refinePrompt, skipBadRows: o.skipBadRows, inContext: o.inContext,
   };
   let pairs: TokenizedPair[];
   let skipped = 0;

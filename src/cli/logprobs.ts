@@ -46,6 +46,7 @@ export function scoringFlags<T>(y: Argv<T>) {
     data: { type: 'string', demandOption: true, describe: 'preference data (.jsonl, .jsonl.gz or a Parquet file, e.g. a Hugging Face dataset\'s): {prompt, chosen, rejected}, HH-RLHF dialogues, UltraFeedback or chat rows' },
     'refine-prompt': { type: 'string', default: PAPER_REFINE_PROMPT, defaultDescription: 'the paper\'s', describe: 'the self-refinement prompt p of the augmented sequences p ++ x ++ y' },
     eos: { type: 'boolean', default: true, describe: 'append the EOS token to each completion (--no-eos: do not)' },
+    'completions-in-context': { type: 'boolean', default: false, describe: 'tokenize each completion as it follows its prompt (TRL before 0.12 and since 0.29) instead of alone (the original DPO code, TRL 0.12-0.28, and this project\'s fixtures): with SentencePiece tokenizers (Llama, Mistral) a completion " Hello" then loses the lone "▁" it has alone; byte-level BPE (Pythia) gives the same ids either way' },
     'max-length': { type: 'number', default: d.maxLength, describe: 'longest prompt + completion, in tokens (longer pairs are truncated as in training)' },
     'max-prompt-length': { type: 'number', default: d.maxPromptLength, describe: 'prompt tokens kept when a pair is too long' },
     'micro-batch-size': { type: 'number', default: d.microBatchSize, describe: 'pairs per forward pass' },
@@ -54,7 +55,7 @@ export function scoringFlags<T>(y: Argv<T>) {
 }
 
 export interface ScoringSettings {
-  model: string; data: string; refinePrompt: string; noEos: boolean;
+  model: string; data: string; refinePrompt: string; noEos: boolean; inContext: boolean;
   maxLength: number; maxPromptLength: number; microBatchSize: number; adapter?: string;
 }
 
@@ -69,7 +70,7 @@ export function scoringSettingsFrom(a: Record<string, unknown>): ScoringSettings
     if (!fs.existsSync(a[k] as string)) throw userError(`--${k} ${a[k] as string}: no such file or directory`);
   }
   return {
-    model: a.model as string, data: a.data as string, refinePrompt: a['refine-prompt'] as string, noEos: a.eos === false,
+    model: a.model as string, data: a.data as string, refinePrompt: a['refine-prompt'] as string, noEos: a.eos === false, inContext: Boolean(a['completions-in-context']),
     maxLength: num('max-length'), maxPromptLength: num('max-prompt-length'), microBatchSize: num('micro-batch-size'),
     adapter: a.adapter as string | undefined,
   };
@@ -137,7 +138,7 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
   const normalizer = new PreferenceNormalizer({ chatTemplate: tt.chatTemplate, bosToken: tt.bosToken, eosToken: tt.eosToken,
     refinePrompt: o.augmented ? o.refinePrompt : null });
   const tokOpts = {
-    maxLength: o.maxLength, maxPromptLength: o.maxPromptLength, noEos: o.noEos,
+    maxLength: o.maxLength, maxPromptLength: o.maxPromptLength, noEos: o.noEos, inContext: o.inContext,
     refinePrompt: o.augmented ? o.refinePrompt : null,
   };
   let tokenizer: PairTokenizer;

@@ -4,12 +4,14 @@
 // - The prompt is tokenized with the tokenizer's special tokens (addSpecialTokens: true, i.e. a BOS
 //   where its post-processor adds one). If a chat template already wrote the BOS text into the prompt,
 //   so that the ids start with BOS twice, one is dropped (counted in `doubleBosRemoved`).
-// - A completion's ids are what it becomes after its prompt, as TRL (its DPOTrainer before 0.12 and
-//   since 0.29, and so the alignment-handbook recipes) and the model see it: prompt + completion is
-//   tokenized and the prompt's ids are taken off its front. Tokenized alone, a SentencePiece
-//   completion " Hello" would start with a lone "▁" (its dummy prefix, then the space) that no text
-//   ever puts after "Assistant:". Byte-level BPE (Pythia) splits words at spaces, so for it the two
-//   ways agree wherever prompt and completion meet at a word boundary. Only the prompt's tail (its
+// - Each completion is tokenized alone, without special tokens (the original DPO code, TRL 0.12 to
+//   0.28, and ../shared/fixtures/hf: "prompt and completion tokenized separately"). With `inContext`
+//   its ids are instead what it becomes after its prompt, as TRL before 0.12 and since 0.29 (and so the
+//   alignment-handbook recipes) take them: prompt + completion is tokenized and the prompt's ids are
+//   taken off its front. Tokenized alone, a SentencePiece completion " Hello" starts with a lone "▁"
+//   (its dummy prefix, then the space) that no text puts after "Assistant:". Byte-level BPE (Pythia)
+//   splits words at spaces, so for it the two ways agree wherever prompt and completion meet at a
+//   word boundary. Only the prompt's tail (its
 //   last ~200 characters, from a whitespace) is tokenized with the completion: segmentation does not
 //   reach further back, and the whole prompt again for each completion would double the time a large
 //   data set takes to tokenize. Where the tail's ids are not a prefix of tail + completion's (the two
@@ -72,6 +74,8 @@ export interface TokenizeOptions {
   promptTruncation?: PromptTruncation;
   /** Do not append EOS to completions. */
   noEos?: boolean;
+  /** Tokenize each completion as it follows its prompt (the header comment); default alone. */
+  inContext?: boolean;
   /** The Sr-DPO refinement prompt p; when set, each pair gets augPromptIds. */
   refinePrompt?: string | null;
 }
@@ -218,7 +222,7 @@ export class PairTokenizer {
   /** Completion ids as they follow `prompt` (see the header comment), EOS appended per the options.
    *  `templated`: a chat template's rendering of the assistant turn. `side` names it in an error. */
   encodeCompletion(prompt: string, text: string, templated = false, side = 'the completion'): number[] {
-    let ids = this.completionAfter(prompt, text);
+    let ids = this.opts.inContext ? this.completionAfter(prompt, text) : this.tok.encode(text, { addSpecialTokens: false });
     const eos = this.tok.eosTokenId;
     const at = eos === null || eos === undefined ? -1 : ids.indexOf(eos);
     if (!templated && at >= 0 && at < ids.length - 1) this.stats.eosInsideText++;

@@ -8,6 +8,8 @@ import { loadTokenizer, type SrkTokenizer } from '../model/tokenizer.js';
 
 export interface DataSettings {
   maxLength: number; maxPromptLength: number; noEos: boolean; refinePrompt: string; skipBadRows: boolean;
+  /** Completions tokenized as they follow their prompts (tokenize-pairs.ts); default alone. */
+  inContext?: boolean;
 }
 
 /** The tokenizer in the shape the data code expects. */
@@ -38,7 +40,7 @@ export async function loadPairsForModel(modelDir: string, file: string, s: DataS
   const tok = await loadTokenizer(modelDir);
   if (tok.sentencePieceFile) log(`tokenizer: ${tok.sentencePieceFile} (SentencePiece; no tokenizer.json, converted as transformers does)`);
   const r = await loadTokenizedPairs(file, textTokenizer(tok), {
-    maxLength: s.maxLength, maxPromptLength: s.maxPromptLength, noEos: s.noEos, refinePrompt: s.refinePrompt,
+    maxLength: s.maxLength, maxPromptLength: s.maxPromptLength, noEos: s.noEos, refinePrompt: s.refinePrompt, inContext: s.inContext,
     skipBadRows: s.skipBadRows,
     // Only data sets big enough to take a while say how far they are.
     onProgress: (done, total) => { if (total >= PROGRESS_ROWS) progress?.(`tokenize ${file}`, done, total); },

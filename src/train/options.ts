@@ -38,6 +38,8 @@ export interface TrainOptions {
   resume: boolean;
   refinePrompt: string;
   noEos: boolean;
+  /** Tokenize completions as they follow their prompts (--completions-in-context). */
+  completionsInContext?: boolean;
   skipBadRows: boolean;
   /** Print plain progress lines even on a terminal. */
   plainProgress?: boolean;

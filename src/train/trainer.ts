@@ -129,7 +129,8 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    const settings = { maxLength: o.maxLength, maxPromptLength: o.maxPromptLength, noEos: o.noEos, refinePrompt: o.refinePrompt, skipBadRows: o.skipBadRows };
+    const settings = { maxLength: o.maxLength, maxPromptLength: o.maxPromptLength, noEos: o.noEos, refinePrompt: o.refinePrompt, skipBadRows: o.skipBadRows,
+      inContext: o.completionsInContext === true };
     const dataProgress = (l: string, d: number, t: number) => progress.update(l, d, t);
     const pairs = await loadPairsForModel(o.model, o.data, settings, log, undefined, dataProgress);
     const dataHash = pairsHash(pairs);

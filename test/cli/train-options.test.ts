@@ -10,7 +10,8 @@ describe('srk train flags', () => {
   it('the defaults and ordinary values pass', () => {
     const o = parse('--model', 'm', '--data', 'd', '--lr', '0', '--lambda', '0', '--grad-clip', '0', '--warmup-steps', '0');
     expect(o).toMatchObject({ lr: 0, lambda: 0, gradClip: 0, warmupSteps: 0 });
-    expect(parse('--model', 'm', '--data', 'd')).toMatchObject({ beta: 0.1, loss: expect.any(String) });
+    expect(parse('--model', 'm', '--data', 'd')).toMatchObject({ beta: 0.1, loss: expect.any(String), completionsInContext: false, saveEvery: 500 });
+    expect(parse('--model', 'm', '--data', 'd', '--completions-in-context')).toMatchObject({ completionsInContext: true });
   });
 
   const bad: [string[], RegExp][] = [

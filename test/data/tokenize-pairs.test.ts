@@ -99,7 +99,7 @@ describe('tokenizePairs', () => {
     expect(noEos).toEqual({ promptIds: [1, ...chars('Q?')], chosenIds: chars(' yes'), rejectedIds: chars(' no'), truncated: false });
   });
 
-  it('a completion is tokenized as it follows its prompt: no dummy prefix of its own; alone where they join inside a word', () => {
+  it('inContext: a completion is tokenized as it follows its prompt: no dummy prefix of its own; alone where they join inside a word', () => {
     // SentencePiece-like: a text starts with "_" (the dummy prefix), spaces are "_", words are one id each.
     const words = new Map<string, number>();
     const sp: TextTokenizer = {
@@ -112,18 +112,20 @@ describe('tokenizePairs', () => {
     };
     const alone = sp.encode(' Hello there', { addSpecialTokens: false }); // "_" "_Hello" "_there"
     expect(alone).toEqual([words.get('_'), words.get('_Hello'), words.get('_there')]);
-    const { pairs, stats } = tokenizePairs([row('Human: hi Assistant:', ' Hello there', ' No')], sp);
+    // By default (the fixtures' convention) each completion alone: "_" "_Hello" "_there".
+    expect(tokenizePairs([row('Human: hi Assistant:', ' Hello there', ' No')], sp).pairs[0].chosenIds).toEqual([...alone, 2]);
+    const { pairs, stats } = tokenizePairs([row('Human: hi Assistant:', ' Hello there', ' No')], sp, { inContext: true });
     // After the prompt " Hello" is "_Hello", as tokenizing the whole text gives it, not "_" "_Hello".
     expect(pairs[0].chosenIds).toEqual([words.get('_Hello'), words.get('_there'), 2]);
     expect(pairs[0].rejectedIds).toEqual([words.get('_No'), 2]);
     expect(stats.completionsAlone).toBe(0);
     // A prompt whose last word the completion continues ("Ans" + "wer"): tokenized alone, counted.
-    const glued = tokenizePairs([row('Q: Ans', 'wer: yes', ' no')], sp);
+    const glued = tokenizePairs([row('Q: Ans', 'wer: yes', ' no')], sp, { inContext: true });
     expect(glued.pairs[0].chosenIds).toEqual([...sp.encode('wer: yes', { addSpecialTokens: false }), 2]);
     expect(glued.stats.completionsAlone).toBe(1);
     expect(formatTokenizeStats(glued.stats)).toMatch(/1 completions tokenized alone/);
     // Only the prompt's tail takes part: a long prompt gives the same completion ids.
-    const long = tokenizePairs([row(`${'word '.repeat(500)}Assistant:`, ' Hello there', ' No')], sp).pairs[0];
+    const long = tokenizePairs([row(`${'word '.repeat(500)}Assistant:`, ' Hello there', ' No')], sp, { inContext: true }).pairs[0];
     expect(long.chosenIds).toEqual(pairs[0].chosenIds);
   });
 
@@ -312,17 +314,17 @@ describe('loadTokenizedPairs: rows that read but do not tokenize', () => {
   });
 });
 
-describe('completions after their prompt, with real tokenizers (shared data)', () => {
+describe('completions in context (inContext), with real tokenizers (shared data)', () => {
   const mistral = path.join(sharedData, 'mistral_v0.1_tokenizer.model');
   const pythia = path.join(sharedData, 'pythia-20b-tokenizer.json');
   const hh = path.join(sharedData, 'hh-rlhf_helpful-base_test.jsonl.gz');
-  it.skipIf(!existsSync(mistral) || !existsSync(pythia) || !existsSync(hh))('Mistral\'s SentencePiece: " Hello" after "Assistant:" as the whole text has it; Pythia: the same ids as alone', async () => {
+  it.skipIf(!existsSync(mistral) || !existsSync(pythia) || !existsSync(hh))('inContext, Mistral\'s SentencePiece: " Hello" after "Assistant:" as the whole text has it; Pythia: the same ids as alone', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'srk-sp-'));
     try {
       copyFileSync(mistral, path.join(dir, 'tokenizer.model'));
       const sp = textTokenizer(await loadTokenizer(dir));
       const prompt = '\n\nHuman: Hi\n\nAssistant:';
-      const { pairs } = tokenizePairs([{ prompt, chosen: ' Hello there', rejected: ' No' }], sp, { noEos: true });
+      const { pairs } = tokenizePairs([{ prompt, chosen: ' Hello there', rejected: ' No' }], sp, { noEos: true, inContext: true });
       const whole = sp.encode(prompt + ' Hello there', { addSpecialTokens: true });
       expect([...pairs[0].promptIds, ...pairs[0].chosenIds]).toEqual(whole);
       expect(sp.encode(' Hello there', { addSpecialTokens: false }).length).toBe(pairs[0].chosenIds.length + 1); // alone: a lone "▁" first
@@ -330,7 +332,7 @@ describe('completions after their prompt, with real tokenizers (shared data)', (
       const bpe = hfTokenizer(pythia, '<|endoftext|>');
       const { rows } = await loadPreferenceRows(hh);
       const some = rows.slice(0, 300);
-      const r = tokenizePairs(some, bpe, { noEos: true, maxLength: 100000, maxPromptLength: 99999 });
+      const r = tokenizePairs(some, bpe, { noEos: true, maxLength: 100000, maxPromptLength: 99999, inContext: true });
       some.forEach((row, i) => expect(r.pairs[i].chosenIds).toEqual(bpe.encode(row.chosen, { addSpecialTokens: false })));
       expect(r.stats.completionsAlone).toBe(0);
     } finally {
