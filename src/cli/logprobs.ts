@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import type { Gpu } from '../engine/gpu.js';
-import { JsonlRowError, iterateJsonl, readLines } from '../data/read-jsonl.js';
+import { JsonlRowError, iterateJsonl, newJsonlStats, readLines } from '../data/read-jsonl.js';
 import { isParquet, parquetRowCount } from '../data/read-parquet.js';
 import { PreferenceNormalizer, formatNormalizeStats, preferenceValidator } from '../data/preference-rows.js';
 import { PairTokenizer, formatTokenizeStats, type TokenizedPair } from '../data/tokenize-pairs.js';
@@ -158,7 +158,7 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
     try {
       const flush = async (chunk: TokenizedPair[]) => {
         if (chunk.length === 0) return;
-        const opts = { microBatch: chunk.length, pairName: (k: number) => (unit === 'row' ? `${o.data}: row ${lines[k]}` : `${o.data}:${lines[k]}`) };
+        const opts = { microBatch: chunk.length, pairName: (k: number) => (read.unit === 'row' ? `${o.data}: row ${lines[k]}` : `${o.data}:${lines[k]}`) };
         const plain = await scorePairs(gpu, lm.model, chunk, opts);
         const aug = o.augmented ? await scorePairs(gpu, lm.model, chunk, { ...opts, augmented: true }) : undefined;
         let text = '';
@@ -176,14 +176,14 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
       };
       let chunk: TokenizedPair[] = [];
       let lines: number[] = []; // the chunk's lines (rows) in the data file
-      const unit = (await isParquet(o.data)) ? 'row' : 'line';
+      const read = newJsonlStats(); // read.unit: lines of JSONL or rows of Parquet
       try {
-        for await (const { value, line } of iterateJsonl(o.data, preferenceValidator(normalizer))) {
+        for await (const { value, line } of iterateJsonl(o.data, preferenceValidator(normalizer), {}, read)) {
           try {
             chunk.push(tokenizer.pair(value));
             lines.push(line);
           } catch (e) {
-            throw new JsonlRowError(o.data, line, (e as Error).message, unit);
+            throw new JsonlRowError(o.data, line, (e as Error).message, read.unit);
           }
           if (chunk.length >= o.microBatchSize) { await flush(chunk); chunk = []; lines = []; }
         }

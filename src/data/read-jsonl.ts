@@ -54,6 +54,8 @@ export interface JsonlStats {
   badRows: number;
   /** The first few skip messages, each `file:line: reason`. */
   badReasons: string[];
+  /** What a row's number counts: lines of JSONL, rows of a Parquet file (set when reading starts). */
+  unit: 'line' | 'row';
 }
 
 export interface JsonlRow<T> {
@@ -63,7 +65,7 @@ export interface JsonlRow<T> {
 }
 
 export function newJsonlStats(): JsonlStats {
-  return { lines: 0, rows: 0, badRows: 0, badReasons: [] };
+  return { lines: 0, rows: 0, badRows: 0, badReasons: [], unit: 'line' };
 }
 
 async function isGzip(file: string): Promise<boolean> {
@@ -164,21 +166,25 @@ async function* objectsOf(file: string, parquet: boolean): AsyncGenerator<{ line
  * Streams the rows of a .jsonl / .jsonl.gz file, or of a Parquet file (told by its magic bytes, as
  * gzip is). `stats` (if given) is updated as rows go by. Without `validate` each row is the object itself.
  */
+/**
+ * A bad row: thrown, or with `skipBadRows` counted in `stats` with the first `maxReasons` messages. Also
+ * for what a caller finds wrong with a row after reading it (tokenize-pairs.ts: a row with no tokens).
+ */
+export function recordBadRow(stats: JsonlStats, err: JsonlRowError, opts: JsonlOptions): void {
+  if (!opts.skipBadRows) throw err;
+  stats.badRows++;
+  if (stats.badReasons.length < (opts.maxReasons ?? 5)) stats.badReasons.push(err.message);
+}
+
 export async function* iterateJsonl<T = JsonObject>(
   file: string,
   validate?: RowValidator<T>,
   opts: JsonlOptions = {},
   stats: JsonlStats = newJsonlStats(),
 ): AsyncGenerator<JsonlRow<T>> {
-  const maxReasons = opts.maxReasons ?? 5;
   const parquet = await isParquet(file);
-  const unit = parquet ? 'row' : 'line';
-  const bad = (line: number, reason: string): void => {
-    const err = new JsonlRowError(file, line, reason, unit);
-    if (!opts.skipBadRows) throw err;
-    stats.badRows++;
-    if (stats.badReasons.length < maxReasons) stats.badReasons.push(err.message);
-  };
+  stats.unit = parquet ? 'row' : 'line';
+  const bad = (line: number, reason: string): void => recordBadRow(stats, new JsonlRowError(file, line, reason, stats.unit), opts);
   for await (const { line, obj, reason } of objectsOf(file, parquet)) {
     stats.lines++;
     if (!obj) { bad(line, reason!); continue; }

@@ -50,8 +50,7 @@
 //   augmented sequence can be up to maxLength + len(refine ids) tokens (a chat row's a token or two more,
 //   where p and the query join). Longer than the model's positions is refused when the batch is built.
 
-import { JsonlRowError, type JsonlOptions, type JsonlStats } from './read-jsonl.js';
-import { isParquet } from './read-parquet.js';
+import { JsonlRowError, recordBadRow, type JsonlOptions, type JsonlStats } from './read-jsonl.js';
 import {
   formatNormalizeStats, loadPreferenceRows, type ChatTemplateSource, type NormalizeOptions, type NormalizeStats, type PreferenceRow,
 } from './preference-rows.js';
@@ -186,6 +185,7 @@ export class PairTokenizer {
   readonly refineIds: number[] | null;
   private readonly maxLength: number;
   private readonly maxPromptLength: number;
+  private lastTail: { tail: string; ids: number[] } | undefined;
 
   constructor(private readonly tok: TextTokenizer, private readonly opts: TokenizeOptions = {}) {
     this.maxLength = opts.maxLength ?? 512;
@@ -244,7 +244,9 @@ export class PairTokenizer {
       cut = ws < 0 ? 0 : cut + ws;
     }
     const tail = prompt.slice(cut);
-    const tailIds = this.tok.encode(tail, { addSpecialTokens: false });
+    // Chosen and rejected follow the same prompt: its tail is tokenized once per pair.
+    if (this.lastTail?.tail !== tail) this.lastTail = { tail, ids: this.tok.encode(tail, { addSpecialTokens: false }) };
+    const tailIds = this.lastTail.ids;
     const joint = this.tok.encode(tail + text, { addSpecialTokens: false });
     if (joint.length >= tailIds.length && tailIds.every((id, i) => joint[i] === id)) return joint.slice(tailIds.length);
     this.stats.completionsAlone++;
@@ -344,7 +346,6 @@ export async function loadTokenizedPairs(file: string, tok: TextTokenizer, opts:
     ...opts, chatTemplate: tok.chatTemplate, bosToken: tok.bosToken, eosToken: tok.eosToken,
   });
   const t = new PairTokenizer(tok, opts);
-  const unit = (await isParquet(file)) ? 'row' : 'line';
   const pairs: TokenizedPair[] = [];
   const rows: PreferenceRow[] = [];
   all.forEach((row, i) => {
@@ -355,11 +356,8 @@ export async function loadTokenizedPairs(file: string, tok: TextTokenizer, opts:
     } catch (e) {
       // A row that reads but cannot be tokenized (an empty prompt or response) is a bad row like a
       // malformed line: named by file and line, or skipped and counted with skipBadRows.
-      const err = new JsonlRowError(file, lineNumbers[i], e instanceof Error ? e.message : String(e), unit);
-      if (!opts.skipBadRows) throw err;
-      read.badRows++;
+      recordBadRow(read, new JsonlRowError(file, lineNumbers[i], e instanceof Error ? e.message : String(e), read.unit), opts);
       read.rows--;
-      if (read.badReasons.length < (opts.maxReasons ?? 5)) read.badReasons.push(err.message);
     }
   });
   const report = `${file}: ${formatNormalizeStats(stats, read)}\n${formatTokenizeStats(t.stats, opts)}`;

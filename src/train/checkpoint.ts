@@ -3,7 +3,7 @@
 // into a temporary directory and swapped in with renames, so a crash at any moment leaves the
 // last good checkpoint whole (either OUT/checkpoint, or the previous one kept as
 // OUT/.checkpoint-old while the swap is under way; findCheckpoint looks at both).
-import { closeSync, copyFileSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { Gpu } from '../engine/gpu.js';
 import type { Params } from '../model/params.js';
@@ -11,6 +11,7 @@ import type { Tensor } from '../engine/tensor.js';
 import { openSafetensors, writeSafetensors, type Dtype, type TensorToWrite } from '../model/safetensors.js';
 import type { Optimizer } from '../kernels/optimizer.js';
 import { absmaxOf } from '../kernels/absmax.js';
+import { writeFileAtomic } from '../report/metrics-log.js';
 
 export const CHECKPOINT = 'checkpoint';
 const OLD = '.checkpoint-old';
@@ -127,7 +128,7 @@ export async function saveModelDir(gpu: Gpu, params: Params, rawConfig: Record<s
 async function writeModelDir(gpu: Gpu, params: Params, rawConfig: Record<string, unknown>, sourceDir: string, dir: string,
   dtype: SaveDtype, progress: ReadbackProgress): Promise<void> {
   mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, 'config.json'), `${JSON.stringify(configForDtype(rawConfig, dtype), null, 2)}\n`);
+  writeFileAtomic(path.join(dir, 'config.json'), `${JSON.stringify(configForDtype(rawConfig, dtype), null, 2)}\n`);
   for (const f of TOKENIZER_FILES) if (existsSync(path.join(sourceDir, f))) copyFileSync(path.join(sourceDir, f), path.join(dir, f));
   await paramsToSafetensors(gpu, params, path.join(dir, 'model.safetensors'), STORED[dtype], progress);
 }
@@ -173,7 +174,7 @@ async function writeCheckpoint(gpu: Gpu, r: SaveRequest, tmp: string): Promise<s
     }
     await writeSafetensors(path.join(tmp, 'optimizer.safetensors'), tensors, { format: 'srk-optimizer', optimizer: r.optimizer.cfg.type });
   }
-  writeSynced(path.join(tmp, 'trainer_state.json'), `${JSON.stringify(r.state, null, 2)}\n`);
+  writeFileAtomic(path.join(tmp, 'trainer_state.json'), `${JSON.stringify(r.state, null, 2)}\n`); // fsynced: whole or absent after a power loss
   const final = path.join(r.out, CHECKPOINT);
   const old = path.join(r.out, OLD);
   // Only a complete OUT/checkpoint may push the previous one aside. After a crash mid-swap,
@@ -186,12 +187,6 @@ async function writeCheckpoint(gpu: Gpu, r: SaveRequest, tmp: string): Promise<s
   syncDir(r.out); // the renames reach the disk before the previous checkpoint goes
   rmSync(old, { recursive: true, force: true });
   return final;
-}
-
-/** A small file written and fsynced (the safetensors writer syncs its own): after a power loss it is whole or absent. */
-function writeSynced(file: string, text: string): void {
-  const fd = openSync(file, 'w');
-  try { writeSync(fd, text); fsyncSync(fd); } finally { closeSync(fd); }
 }
 
 function syncDir(dir: string): void {
