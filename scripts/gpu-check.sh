@@ -19,10 +19,13 @@
 #   matmul  f32 and f16 (tensor cores) on the square and Pythia shapes; with SRK_GPU_SWEEP=1 every tiling
 #   mf16    (not by default: tests has it) test/engine/matmul-f16.test.ts alone, each test as it finishes
 #   torch   the PyTorch anchor on the same card (bench/anchor/torch_anchor.py)
-# Everything lands in $OUT/results.tgz (r/*.json, r/*.log); a summary is printed. A section is
-# skipped once the run has used SRK_GPU_BUDGET seconds (default 420).
+# Every section writes gpu-out/r/NAME.json and NAME.log. At the end three files land in $OUT (the
+# device tool brings back at most 8 files): results.tgz (all of r/), summary.txt (what is printed at the
+# end, for a reader of the tool's output tail too) and progress.txt; without $OUT they stay in gpu-out.
+# A section is skipped once the run has used SRK_GPU_BUDGET seconds (default 420).
 set -u
-out=${OUT:-gpu-out}; r="$out/r"; mkdir -p "$r"
+work=gpu-out; r="$work/r"; rm -rf "$r"; mkdir -p "$r"
+out=${OUT:-$work}; mkdir -p "$out"
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 budget=${SRK_GPU_BUDGET:-420}
 sections=${SRK_GPU_SECTIONS:-tests tc step matmul torch}
@@ -34,10 +37,17 @@ run() { # run SECONDS NAME command...: bounded by the section limit and the rema
   local limit=$1 name=$2; shift 2
   local l; l=$(left); [ "$l" -le 5 ] && { stamp "skip $name (budget)"; return; }
   [ "$limit" -gt "$l" ] && limit=$l
-  stamp "$name"; timeout "$limit" "$@" > "$r/$name.json" 2> "$r/$name.log"; echo "rc=$?" >> "$r/$name.log"
+  stamp "$name"
+  # -k: a process that ignores SIGTERM (vitest's main process traps it) is killed 10 s later.
+  timeout -k 10 "$limit" "$@" > "$r/$name.json" 2> "$r/$name.log"; local rc=$?
+  echo "rc=$rc" >> "$r/$name.log"
+  # Cut off by its limit: whatever it had not reached was not run (a test file's later tests, say).
+  [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && stamp "$name cut off after ${limit}s (rc=$rc): what it had not reached did not run"
+  return 0
 }
 has() { case " $sections " in *" $1 "*) return 0;; *) return 1;; esac; }
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$r/nvidia-smi.txt" 2>&1
+timeout -k 5 20 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$r/nvidia-smi.txt" 2>&1
+date -u '+%Y-%m-%d %H:%M UTC' > "$r/date.txt"
 cp dist/BUILD "$r/commit.txt" 2>/dev/null || echo "unknown (build with npm run build)" > "$r/commit.txt" # the commit dist/ was built from
 run 20 info $srk info --json
 vt="node node_modules/vitest/vitest.mjs run"
@@ -174,7 +184,9 @@ if has brief; then
   # (B shared by groups is GQA's: no Pythia step uses it; a failure is only recorded.)
   if grep -q "×.*shared by groups" "$r/tests-new.json" 2>/dev/null; then stamp "matmul groupB (GQA attention products) failed natively: Mistral/Llama attention needs a look"; fi
   # The first step process on a fresh machine runs slow (run 7: 160m mixed Sr-DPO 189.7 ms first,
-  # 125.5 later in the call): a throwaway one first.
+  # 125.5 later in the call): a throwaway one first. Then the order is what a cut-off must leave
+  # readable: the four 410m headline steps, PyTorch's 410m anchor on this same card (the only valid
+  # comparison when the card differs from earlier runs'), the profiles, the f32 tilings, then 160m.
   step warmup --shape pythia-160m --loss dpo --precision f32
   step pythia-410m-sr-dpo-f32 --shape pythia-410m --loss sr-dpo --precision f32
   step pythia-410m-dpo-f32 --shape pythia-410m --loss dpo --precision f32
@@ -185,18 +197,19 @@ if has brief; then
   if [ "$smx_check_ok" = 1 ] && grep -q '"tcMatmulCheck": *"[^"]*all as computed in float64' "$r/step-pythia-410m-sr-dpo-f32-augmixed.json" 2>/dev/null; then
     export SRK_SMX_CHECK=0; stamp "tensor-core matmul self-check passed: SRK_SMX_CHECK=0 for the later steps"
   fi
+  step pythia-410m-sr-dpo-mixed --shape pythia-410m --loss sr-dpo --precision mixed
+  step pythia-410m-dpo-mixed --shape pythia-410m --loss dpo --precision mixed
+  PYTHONUNBUFFERED=1 run 90 torch-410m python3 bench/anchor/torch_anchor.py pythia-410m
   step pythia-410m-sr-dpo-f32-profile --shape pythia-410m --loss sr-dpo --precision f32 --profile
   step pythia-160m-sr-dpo-mixed-profile --shape pythia-160m --loss sr-dpo --precision mixed --profile
-  step pythia-160m-sr-dpo-mixed --shape pythia-160m --loss sr-dpo --precision mixed
-  step pythia-410m-sr-dpo-mixed --shape pythia-410m --loss sr-dpo --precision mixed
   step pythia-410m-sr-dpo-mixed-profile --shape pythia-410m --loss sr-dpo --precision mixed --profile
-  step pythia-410m-dpo-mixed --shape pythia-410m --loss dpo --precision mixed
+  SRK_TUNE=0 run 60 mm-tiles $srk bench matmul --json --tiles --sizes 4096 --only 'square 4096 tile reg 128x(128|256)x8'
+  step pythia-160m-sr-dpo-mixed --shape pythia-160m --loss sr-dpo --precision mixed
   step pythia-160m-dpo-mixed --shape pythia-160m --loss dpo --precision mixed
   step pythia-160m-sr-dpo-f32 --shape pythia-160m --loss sr-dpo --precision f32
   step pythia-160m-dpo-f32 --shape pythia-160m --loss dpo --precision f32
   step pythia-160m-sr-dpo-f32-augmixed --shape pythia-160m --loss sr-dpo --precision f32 --aug-precision mixed
-  SRK_TUNE=0 run 60 mm-tiles $srk bench matmul --json --tiles --sizes 4096 --only 'square 4096 tile reg 128x(128|256)x8'
-  has torch || run 120 torch python3 bench/anchor/torch_anchor.py pythia-160m pythia-410m
+  PYTHONUNBUFFERED=1 run 60 torch-160m python3 bench/anchor/torch_anchor.py pythia-160m
 fi
 if has quicksteps; then
   precheck
@@ -280,20 +293,25 @@ fi
 if has mf16; then # the tensor-core matmul's own tests (every tiling the tuner may pick), each as it finishes
   SRK_TUNE=0 run 150 tests-mf16 $vt --reporter=verbose test/engine/matmul-f16.test.ts
 fi
-if has torch; then
-  run 120 torch python3 bench/anchor/torch_anchor.py pythia-160m pythia-410m
+if has torch && ! has brief; then # (brief runs it itself)
+  PYTHONUNBUFFERED=1 run 120 torch python3 bench/anchor/torch_anchor.py pythia-410m pythia-160m
 fi
 stamp done
-tar czf "$out/results.tgz" -C "$out" r
-# Summary for the tool's output tail.
-cat "$r/nvidia-smi.txt" "$r/commit.txt" 2>/dev/null
-for f in "$r"/tests*.json; do echo "${f##*/}:"; sed 's/\x1b\[[0-9;]*m//g' "$f" "${f%.json}.log" | grep -E "×|Test Files|Tests  |AssertionError|Error:|rc=" | head -14; done
-[ -f "$r/matmul.log" ] && grep -E "copy|square 4096" "$r/matmul.log" | head -6
-for f in "$r"/mm-f32*.log "$r"/mmt-*.log "$r"/mm-tiles.log; do [ -f "$f" ] && { echo "${f##*/}:"; grep -E "square 4096|rc=" "$f" | head -8; }; done
-for f in "$r"/attn-*.log; do [ -f "$f" ] && { echo "${f##*/}:"; grep -E "fwd|rc=" "$f" | head -5; }; done
-[ -f "$r/matmul-tuned.log" ] && grep -E "tuned" "$r/matmul-tuned.log" | head -12
-[ -f "$r/sweep.log" ] && grep -E "f16" "$r/sweep.log" | sort | head -48
-for f in "$r"/step-*.json; do [ -f "$f" ] || continue
-  node -e "const j=JSON.parse(require('fs').readFileSync('$f'));const s=j.step;const p=s.profile;const tu=s.tuning?s.tuning.decisions:[];console.log('$f'.split('/').pop().replace('.json',''), s.precision+(s.augPrecision&&s.augPrecision!==s.precision?' (aug '+s.augPrecision+')':''), 'attn '+s.attention+(s.tcCheck?' (tc check: '+s.tcCheck.slice(0,60)+')':''), s.tuning&&s.tuning.on?'tuned '+tu.filter(d=>d.chosen).length+'/'+tu.length+' '+tu.filter(d=>d.key.startsWith('attention mode')).map(d=>d.key.split(' ')[2]+':'+d.candidates[d.chosen]).join(',')+' copies '+tu.filter(d=>d.key.endsWith('f16 operands')&&d.chosen===1).length+'/'+tu.filter(d=>d.key.endsWith('f16 operands')).length:'untuned', s.stepMs.toFixed(1)+' ms (host '+(s.recordMs||0).toFixed(0)+' ms'+(s.hostOnlyMs!=null?', alone '+s.hostOnlyMs.toFixed(0)+' ms / cpu '+s.hostOnlyCpuMs.toFixed(0):'')+', '+s.dispatches+' disp'+(s.bindGroupsPerStep?', '+s.bindGroupsPerStep+' new bind groups':'')+')', Math.round(s.tokensPerS)+' tok/s', (s.peakInUseBytes/2**30).toFixed(2)+' GiB', s.precisionCheck?'dlogp/token '+s.precisionCheck.maxAbsDiffPerToken.toExponential(1):'', s.augPrecisionCheck?'aug dlogp/token '+s.augPrecisionCheck.maxAbsDiffPerToken.toExponential(1):'', p?'profile gpu '+p.gpuMs.toFixed(0)+' ms: '+p.families.slice(0,6).map(f=>f.name+' '+f.ms.toFixed(1)).join(', '):'', s.tcMatmulCheck?'tc matmul check: '+s.tcMatmulCheck.replace(/^tensor-core matmul: /,'').slice(0,160):'')" 2>/dev/null || { echo "$f:"; tail -3 "${f%.json}.log"; }
-done
-[ -f "$r/torch.json" ] && { head -c 2500 "$r/torch.json"; tail -2 "$r/torch.log"; }
+# All of r/ in one file, then the summary (also $OUT/summary.txt: the tool returns at most 8 files).
+tar czf "$out/results.tgz" -C "$work" r
+summary() {
+  echo "card: $(cat "$r/nvidia-smi.txt" 2>/dev/null); date: $(cat "$r/date.txt"); commit: $(cat "$r/commit.txt" 2>/dev/null)"
+  for f in "$r"/tests*.json; do [ -f "$f" ] || continue; echo "${f##*/}:"; sed 's/\x1b\[[0-9;]*m//g' "$f" "${f%.json}.log" | grep -E "×|Test Files|Tests  |AssertionError|Error:|rc=" | head -14; done
+  [ -f "$r/matmul.log" ] && grep -E "copy|square 4096" "$r/matmul.log" | head -6
+  for f in "$r"/mm-f32*.log "$r"/mmt-*.log "$r"/mm-tiles.log; do [ -f "$f" ] && { echo "${f##*/}:"; grep -E "square 4096|rc=" "$f" | head -8; }; done
+  for f in "$r"/attn-*.log; do [ -f "$f" ] && { echo "${f##*/}:"; grep -E "fwd|rc=" "$f" | head -5; }; done
+  [ -f "$r/matmul-tuned.log" ] && grep -E "tuned" "$r/matmul-tuned.log" | head -12
+  [ -f "$r/sweep.log" ] && grep -E "f16" "$r/sweep.log" | sort | head -48
+  for f in "$r"/step-*.json; do [ -f "$f" ] || continue
+    node -e "const j=JSON.parse(require('fs').readFileSync('$f'));const s=j.step;const p=s.profile;const tu=s.tuning?s.tuning.decisions:[];console.log('$f'.split('/').pop().replace('.json',''), s.precision+(s.augPrecision&&s.augPrecision!==s.precision?' (aug '+s.augPrecision+')':''), 'attn '+s.attention+(s.tcCheck?' (tc check: '+s.tcCheck.slice(0,60)+')':''), s.tuning&&s.tuning.on?'tuned '+tu.filter(d=>d.chosen).length+'/'+tu.length+' '+tu.filter(d=>d.key.startsWith('attention mode')).map(d=>d.key.split(' ')[2]+':'+d.candidates[d.chosen]).join(',')+' copies '+tu.filter(d=>d.key.endsWith('f16 operands')&&d.chosen===1).length+'/'+tu.filter(d=>d.key.endsWith('f16 operands')).length:'untuned', s.stepMs.toFixed(1)+' ms (host '+(s.recordMs||0).toFixed(0)+' ms'+(s.hostOnlyMs!=null?', alone '+s.hostOnlyMs.toFixed(0)+' ms / cpu '+s.hostOnlyCpuMs.toFixed(0):'')+', '+s.dispatches+' disp'+(s.bindGroupsPerStep?', '+s.bindGroupsPerStep+' new bind groups':'')+')', Math.round(s.tokensPerS)+' tok/s', (s.peakInUseBytes/2**30).toFixed(2)+' GiB', s.precisionCheck?'dlogp/token '+s.precisionCheck.maxAbsDiffPerToken.toExponential(1):'', s.augPrecisionCheck?'aug dlogp/token '+s.augPrecisionCheck.maxAbsDiffPerToken.toExponential(1):'', p?'profile gpu '+p.gpuMs.toFixed(0)+' ms: '+p.families.slice(0,6).map(f=>f.name+' '+f.ms.toFixed(1)).join(', ')+'; kernels: '+p.kernels.slice(0,6).map(f=>f.name+' '+f.ms.toFixed(1)).join(', '):'', p&&tu.length?'tuner picks: '+tu.filter(d=>d.chosen).map(d=>d.key.slice(0,40)+'='+d.candidates[d.chosen]).slice(0,12).join('; '):'', s.tcMatmulCheck?'tc matmul check: '+s.tcMatmulCheck.replace(/^tensor-core matmul: /,'').slice(0,160):'')" 2>/dev/null || { echo "$f:"; tail -3 "${f%.json}.log"; }
+  done
+  for f in "$r"/torch*.json; do [ -f "$f" ] && { echo "${f##*/}:"; grep -v '"matmul_TFLOPs".*"pythia' "$f"; grep -E "rc=|Error" "${f%.json}.log" | tail -2; }; done
+  echo "card: $(cat "$r/nvidia-smi.txt" 2>/dev/null); commit: $(cat "$r/commit.txt" 2>/dev/null)"
+}
+summary 2>&1 | tee "$out/summary.txt"
+[ "$out" = "$work" ] || cp "$r/progress.txt" "$out/progress.txt"

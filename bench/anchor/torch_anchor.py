@@ -63,14 +63,19 @@ def step_anchor(size, loss, precision, pairs=8, seq=512, prompt=256, refine=40):
     return {'ms': s * 1e3, 'policy_tokens_per_s': 2 * pairs * seq / s, 'peak_GiB': torch.cuda.max_memory_allocated() / 2 ** 30}
 
 if __name__ == '__main__':
+    # A line per result as it comes (the first: the card, software and matmul rates), then all of them
+    # in one object: a run cut off by its time limit keeps what it measured.
     r = {'device': torch.cuda.get_device_name(), 'torch': torch.__version__}
     r['matmul_TFLOPs'] = matmul_anchor()
+    print(json.dumps(r), flush=True)
     for size in sys.argv[1:] or ['pythia-160m']:
         for precision in ('f32', 'bf16'):
             for loss in ('dpo', 'sr-dpo'):
+                key = f'{size} {precision} {loss}'
                 try:
-                    r[f'{size} {precision} {loss}'] = step_anchor(size, loss, precision)
+                    r[key] = step_anchor(size, loss, precision)
                 except Exception as e:  # report and go on: the anchor is a reference, not a test
-                    r[f'{size} {precision} {loss}'] = {'error': repr(e)[:300]}
+                    r[key] = {'error': repr(e)[:300]}
                 torch.cuda.empty_cache()
-    print(json.dumps(r, indent=1))
+                print(json.dumps({key: r[key]}), flush=True)
+    print(json.dumps(r), flush=True)
