@@ -26,18 +26,22 @@ describe(`tuner with a refused candidate (seed ${rng.seed})`, () => {
     const tuner = new Tuner(gpu.device);
     gpu.tuner = tuner;
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
-    const M = 70; const N = 40; const K = 96;
-    const a = rng.array(M * K); const b = rng.array(K * N);
-    const ta = gpu.tensor([M * K], f32(a)); const tb = gpu.tensor([K * N], f32(b)); const tc = gpu.tensor([M * N]);
-    const want = matmulRef({ a, b, M, N, K, transA: false, transB: false });
+    // The product of matmul.test.ts's tuner test (x W^T with a bias, K long enough for split-K): the
+    // same candidate kernels, which a cold shader cache then builds once for both files (on lavapipe
+    // they take over a minute), the broken one aside.
+    const M = 68; const N = 36; const K = 2100;
+    const a = rng.array(M * K); const b = rng.array(K * N); const bias = rng.array(N);
+    const ta = gpu.tensor([M * K], f32(a)); const tb = gpu.tensor([K * N], f32(b)); const tbias = gpu.tensor([N], f32(bias));
+    const tc = gpu.tensor([M * N]);
+    const want = matmulRef({ a, b, bias, M, N, K, transA: false, transB: true });
     try {
       const ran = new Set<string>();
-      // Steps of 36 products (12 candidates, the short-K one but no split-K at this K: 3 samples each) until the key
-      // closes: the first step mostly waits for the candidates' compiles, which settle() awaits.
+      // Steps of 42 products (14 candidates, split-K in 2, 4 and 8 included: 3 samples each) until the
+      // key closes: the first step mostly waits for the candidates' compiles, which settle() awaits.
       let steps = 0;
       while (tuner.table.decisions().length === 0 && steps < 4) {
-        for (let i = 0; i < 36; i++) {
-          matmul(gpu, { a: ta, b: tb, c: tc, M, N, K });
+        for (let i = 0; i < 42; i++) {
+          matmul(gpu, { a: ta, b: tb, c: tc, bias: tbias, M, N, K, transB: true });
           ran.add(gpu.recorder.lastKernel);
           expect(relErr(await gpu.readF32(tc), want), `step ${steps} call ${i}: ${gpu.recorder.lastKernel}`).toBeLessThan(1e-5);
         }
@@ -51,16 +55,17 @@ describe(`tuner with a refused candidate (seed ${rng.seed})`, () => {
       const refused = d.candidates.findIndex((c) => /^reg 64x128/.test(c));
       expect(refused, d.candidates.join(', ')).toBeGreaterThan(0);
       expect(d.medianMs[refused]).toBeNull();
-      expect(d.candidates).toHaveLength(12);
-      expect(ran.size).toBe(11); // every candidate but the refused one
-      expect(d.medianMs.filter((m) => m !== null)).toHaveLength(11);
+      expect(d.candidates).toHaveLength(14);
+      // Every candidate but the refused one ran; the three split forms end with the one reduction kernel.
+      expect(ran.size).toBe(11);
+      expect(d.medianMs.filter((m) => m !== null)).toHaveLength(13);
       expect(d.chosen).not.toBe(refused);
       expect(warn).toHaveBeenCalledTimes(1);
-      expect(String(warn.mock.calls[0][0])).toMatch(/leaves out reg 64x128.*refused its kernel matmul_reg_nn_64x128x16/);
+      expect(String(warn.mock.calls[0][0])).toMatch(/leaves out reg 64x128.*refused its kernel matmul_reg_nt_64x128x16/);
     } finally {
       gpu.tuner = saved;
       warn.mockRestore();
-      gpu.pool.release(ta, tb, tc);
+      gpu.pool.release(ta, tb, tc, tbias);
     }
-  }, 300_000); // 11 candidate kernels to compile: about a second on a warm shader cache, past 120 s on a cold one beside another test file
+  }, 300_000); // 13 candidate kernels to compile: about a second on a warm shader cache (matmul.test.ts's), past 120 s on a cold one beside another test file
 });
