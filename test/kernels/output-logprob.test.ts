@@ -186,10 +186,15 @@ describe(`output layer log-probs (seed ${rng.seed})`, () => {
       outputLogprobBackward(gpu, { h: th, w: tw, targets: tt, weights: tg, dh: tdh, dw: tdw, logp: tlp, N, d, V });
       expect(relErr(await gpu.readF32(tlp), ref.logp)).toBeLessThan(1e-5);
       expect(relErr(await gpu.readF32(tdh), dH)).toBeLessThan(6e-5);
+      // Every row of dW, each against its own scale: the split's halves meet at some row, and one row
+      // left unwritten (either side of the split) moves the log-probs by less than their tolerance.
       const dw = await gpu.readF32(tdw);
-      for (const v of [0, targets[0], V - 1, Math.floor(V / 2), V - 2, rng.int(V)]) {
-        expect(relErr(dw.subarray(v * d, (v + 1) * d), dWrow(v))).toBeLessThan(1e-4);
+      let worst = 0; let worstRow = -1;
+      for (let v = 0; v < V; v++) {
+        const e = relErr(dw.subarray(v * d, (v + 1) * d), dWrow(v));
+        if (!(e <= worst)) { worst = e; worstRow = v; }
       }
+      expect(worst, `dW row ${worstRow} of ${V}`).toBeLessThan(1e-4);
       gpu.pool.release(th, tw, tt, tg, tlp, tdh, tdw);
     } finally { gpu.limits.maxStorageBufferBindingSize = saved; }
   });
