@@ -81,9 +81,9 @@ describe('truncatePromptCompletions (original DPO rule)', () => {
   });
 
   it('rejects bad limits', () => {
-    expect(() => truncatePromptCompletions([1], [[2]], { maxLength: 16, maxPromptLength: 16 })).toThrow(RangeError);
-    expect(() => truncatePromptCompletions([1], [[2]], { maxLength: 16, maxPromptLength: 0 })).toThrow(RangeError);
-    expect(() => truncatePromptCompletions([1], [[2]], { maxLength: 16.5, maxPromptLength: 4 })).toThrow(RangeError);
+    expect(() => truncatePromptCompletions([1], [[2]], { maxLength: 16, maxPromptLength: 16 })).toThrow(/maxPromptLength must be an integer in \[1, maxLength\), got 16/);
+    expect(() => truncatePromptCompletions([1], [[2]], { maxLength: 16, maxPromptLength: 0 })).toThrow(/maxPromptLength must be an integer in \[1, maxLength\), got 0/);
+    expect(() => truncatePromptCompletions([1], [[2]], { maxLength: 16.5, maxPromptLength: 4 })).toThrow(/maxLength must be an integer >= 2, got 16.5/);
   });
 });
 

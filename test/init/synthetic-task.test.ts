@@ -86,8 +86,8 @@ describe('synthetic preference task', () => {
   it('a task subset draws only those tasks; bad arguments throw', () => {
     const only = syntheticPairs(100, 1, { tasks: ['add', 'upper'] });
     expect(new Set(only.map((r) => solveSynthetic(r.prompt)!.task))).toEqual(new Set(['add', 'upper']));
-    expect(() => syntheticPairs(-1, 1)).toThrow();
-    expect(() => syntheticPairs(1, 1, { tasks: [] })).toThrow();
+    expect(() => syntheticPairs(-1, 1)).toThrow(/n must be a non-negative integer \(got -1\)/);
+    expect(() => syntheticPairs(1, 1, { tasks: [] })).toThrow(/tasks must be a non-empty list/);
     expect(() => syntheticPairs(1, 1.5)).toThrow(/seed/);
   });
 

@@ -40,7 +40,8 @@ describe(`attention through the register-tiled matmul (seed ${rng.seed})`, () =>
         setAttentionTiling({ unfused: true });
         attentionForward(gpu, { ...args, out: { tensor: to }, lse: tl });
         attentionBackward(gpu, { ...args, out: { tensor: to }, lse: tl, dout: { tensor: tg }, dq: { tensor: dq }, dk: { tensor: dk }, dv: { tensor: dv } });
-        const got = { out: await real.readF32(to), dq: await real.readF32(dq), dk: await real.readF32(dk), dv: await real.readF32(dv) };
+        const got = { out: await real.readF32(to), lse: await real.readF32(tl), dq: await real.readF32(dq), dk: await real.readF32(dk), dv: await real.readF32(dv) };
+        expect(relErr(got.lse, exact.lse), `${precision} lse`).toBeLessThan(precision === 'f32' ? 1e-5 : 3e-3);
         const bound = precision === 'f32' ? 1e-5 : 1e-2;
         expect(relErr(got.out, exact.out), `${precision} out`).toBeLessThan(precision === 'f32' ? 1e-5 : 3e-3);
         for (const k of ['dq', 'dk', 'dv'] as const) expect(relErr(got[k], g[k]), `${precision} ${k}`).toBeLessThan(bound);

@@ -301,6 +301,25 @@ describe(`attention (seed ${rng.seed})`, () => {
     ['fallback kernels', { legacy: true }],
   ];
   for (const [name, tiling] of tilings) {
+    // Head sizes that are not a multiple of 4 (no model we load has one, but the kernels take any Dh):
+    // the partial vec4 loads and stores of the last columns, and their guards.
+    it(`(l) ${name}: Dh 6 and 18 (partial vec4 columns), GQA, window, padding`, async () => {
+      const gpu = await getGpu();
+      const cases: Case[] = [
+        { B: 2, T: 23, Hq: 2, Hkv: 1, Dh: 6, window: 5, lengths: Int32Array.from([23, 20]) },
+        { B: 1, T: 19, Hq: 3, Hkv: 3, Dh: 18 },
+      ];
+      setAttentionTiling(tiling);
+      try {
+        for (const c of cases) {
+          const x = inputs(c);
+          expectClose(await runDense(gpu, c, x), reference(c, x));
+        }
+      } finally {
+        setAttentionTiling(undefined);
+      }
+    });
+
     it(`(j) ${name}: window without mask (tile skipping), GQA with padding`, async () => {
       const gpu = await getGpu();
       const cases: Case[] = [
@@ -377,7 +396,12 @@ describe(`attention (seed ${rng.seed})`, () => {
       // keys of their own, not the f32 choices and timings.
       gpu.matmulPrecision = 'f16';
       for (let step = 0; step === 0 || (step < 4 && tuner.open); step++) {
-        for (let i = 0; i < 3; i++) await runDense(gpu, c, x);
+        for (let i = 0; i < 3; i++) {
+          // Each candidate within f16 operand precision (the bounds of attention-unfused.test.ts).
+          const got = await runDense(gpu, c, x);
+          expect(relErr(got.out, want.out), `f16 step ${step} call ${i}: out`).toBeLessThan(3e-3);
+          for (const k of ['dq', 'dk', 'dv'] as const) expect(relErr(got[k], want[k]), `f16 step ${step} call ${i}: ${k}`).toBeLessThan(1e-2);
+        }
         await tuner.settle();
       }
       const f16Modes = tuner.table.decisions().filter((d) => d.key.startsWith('attention mode ') && d.key.endsWith(' f16'));

@@ -127,6 +127,6 @@ describe(`optimizers (seed ${rng.seed})`, () => {
     expect(h[1]).toBe(Math.fround(1e-3 / (1 - 0.9)));
     expect(h[2]).toBe(Math.fround(Math.sqrt(1 - 0.999)));
     expect(h[3]).toBe(Math.fround(1 - 1e-5));
-    expect(() => optimizerHyper({ type: 'rmsprop' }, 1e-3, 0)).toThrow();
+    expect(() => optimizerHyper({ type: 'rmsprop' }, 1e-3, 0)).toThrow(/step 0 must be >= 1/);
   });
 });

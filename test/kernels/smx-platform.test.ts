@@ -7,7 +7,7 @@
 // its own rows, and O = P V with V a row-major right operand and P from an f16 array of its own. Natively where
 // the adapter has an f16 subgroup-matrix config (the third case emulated elsewhere: smx-wgsl.ts).
 // Inputs are small integers, so every expected value is exact in f16 and f32.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, type TestContext } from 'vitest';
 import { getGpu } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import { windowOf, type KernelDef } from '../../src/engine/kernel.js';
@@ -26,11 +26,11 @@ async function runOut(gpu: Gpu, def: KernelDef, n: number): Promise<Float32Array
 
 /** Runs `body` with the tensor-core kernels' dialect, native where the adapter has an f16 subgroup-matrix
  *  config, else emulated (nothing where neither runs). */
-async function withSmx(body: (gpu: Gpu, sg: number, sm: SmxDialect) => Promise<void>): Promise<void> {
+async function withSmx(ctx: TestContext, body: (gpu: Gpu, sg: number, sm: SmxDialect) => Promise<void>): Promise<void> {
   const gpu = await getGpu();
   gpu.emulateSmx = !gpu.smxF16;
   try {
-    if (!gpu.smxMode) return;
+    if (!gpu.smxMode) { ctx.skip('no f16 subgroup matrices, native or emulated, on this adapter'); return; }
     await body(gpu, gpu.fixedSubgroupSize, smxDialect(gpu.smxMode === 'emulated'));
   } finally {
     gpu.emulateSmx = false;
@@ -38,9 +38,9 @@ async function withSmx(body: (gpu: Gpu, sg: number, sm: SmxDialect) => Promise<v
 }
 
 describe('the adapter, as the tensor-core attention uses it', () => {
-  it('f16 workgroup stores by neighbouring invocations (single halves, as lanes interleave) all land', async () => {
+  it('f16 workgroup stores by neighbouring invocations (single halves, as lanes interleave) all land', async (ctx) => {
     const gpu = await getGpu();
-    if (!gpu.features.shaderF16) return;
+    if (!gpu.features.shaderF16) { ctx.skip('no shader-f16 on this adapter'); return; }
     const N = 1024; const WG = 64;
     // Element e is written by invocation e % WG (neighbours write the two halves of one 32-bit word
     // in the same instruction), then read back by another invocation after the barrier.
@@ -61,10 +61,10 @@ fn main(@builtin(local_invocation_index) li: u32) {
     expect(bad.slice(0, 8), `${bad.length} of ${N} halves lost or wrong`).toEqual([]);
   });
 
-  it('subgroup shuffles at every xor distance below the subgroup size', async () => {
+  it('subgroup shuffles at every xor distance below the subgroup size', async (ctx) => {
     const gpu = await getGpu();
     const sg = gpu.fixedSubgroupSize;
-    if (!gpu.features.subgroups || !sg) return;
+    if (!gpu.features.subgroups || !sg) { ctx.skip('no subgroups of a fixed size on this adapter'); return; }
     const WG = Math.max(64, sg * 2);
     const dists: number[] = [];
     for (let d = 1; d < sg; d *= 2) dists.push(d);
@@ -86,8 +86,8 @@ fn main(@builtin(local_invocation_index) li: u32) {
     });
   });
 
-  it('S = Q K^T as the attention kernels form it: Q row-major, K column-major from f16 staging, S through f32 scratch, Q held over the walk, S declared per tile', async () => {
-    await withSmx(async (gpu, sg, sm) => {
+  it('S = Q K^T as the attention kernels form it: Q row-major, K column-major from f16 staging, S through f32 scratch, Q held over the walk, S declared per tile', async (ctx) => {
+    await withSmx(ctx, async (gpu, sg, sm) => {
       const RSH = 24; const SW = 32; // padded rows as the kernels use them
       const q = Array.from({ length: 256 }, () => rng.int(15) - 7);
       const k = Array.from({ length: 256 }, () => rng.int(15) - 7);
@@ -167,8 +167,8 @@ fn main(@builtin(local_invocation_index) li: u32) {
   // started by subgroupMatrixMultiply and continued by an accumulate, stored side by side; V read as a
   // row-major right operand and P as a left operand from an f16 array of its own, O = P V summed over
   // two key blocks; each subgroup's results in its own part of one f32 scratch. The kernels' paddings.
-  it('four subgroups per workgroup: S = Q K^T (Dh 32, 32 keys) on their own rows, then O = P V (P from its own f16 array, V a row-major right operand)', async () => {
-    await withSmx(async (gpu, sg, sm) => {
+  it('four subgroups per workgroup: S = Q K^T (Dh 32, 32 keys) on their own rows, then O = P V (P from its own f16 array, V a row-major right operand)', async (ctx) => {
+    await withSmx(ctx, async (gpu, sg, sm) => {
       const SGQ = 4; const WG = SGQ * sg; const D = 32; const BC = 32; const DV = 16;
       const RSH = D + 8; const PS = BC + 8; const SW = Math.max(BC, D);
       const KROW = SGQ * 16; const VROW = KROW + BC; // KV rows: Q [64][RSH], K [32][RSH], V [32][RSH]

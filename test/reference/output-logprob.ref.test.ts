@@ -22,7 +22,7 @@ describe('output layer log-prob reference', () => {
   });
 
   it('rejects out-of-range targets', () => {
-    expect(() => logSoftmaxGather(new Float64Array(6), Int32Array.from([0, 3]))).toThrow();
+    expect(() => logSoftmaxGather(new Float64Array(6), Int32Array.from([0, 3]))).toThrow(/target 3 at row 1 out of range \[0, 3\)/);
   });
 
   it('gather backward matches finite differences (N=5, V=11)', () => {

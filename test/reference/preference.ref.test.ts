@@ -83,8 +83,8 @@ describe('preference losses reference', () => {
   it('sr losses need lambda and the augmented log-probs', () => {
     const rng = makeRng();
     const l = randomLogps(rng, 3, false);
-    expect(() => preferenceLossRef('sr-dpo', l, { beta: 0.1, lambda: 0.5 })).toThrow();
-    expect(() => preferenceLossRef('sr-ipo', randomLogps(rng, 3), { beta: 0.1 })).toThrow();
+    expect(() => preferenceLossRef('sr-dpo', l, { beta: 0.1, lambda: 0.5 })).toThrow(/sr-dpo needs the augmented log-probs/);
+    expect(() => preferenceLossRef('sr-ipo', randomLogps(rng, 3), { beta: 0.1 })).toThrow(/sr-ipo needs lambda/);
     expect(preferenceLossRef('dpo', l, { beta: 0.1 }).delta).toBeNull();
   });
 

@@ -14,9 +14,9 @@ describe('segment sum reference', () => {
   });
 
   it('rejects out-of-range segment ids and length mismatch', () => {
-    expect(() => segmentSumRef(new Float64Array(2), Int32Array.from([0, 2]), 2)).toThrow();
-    expect(() => segmentSumRef(new Float64Array(2), Int32Array.from([0]), 2)).toThrow();
-    expect(() => segmentSumBackwardRef(new Float64Array(1), Int32Array.from([1]))).toThrow();
+    expect(() => segmentSumRef(new Float64Array(2), Int32Array.from([0, 2]), 2)).toThrow(/segmentId 2 at 1 out of range \[0, 2\)/);
+    expect(() => segmentSumRef(new Float64Array(2), Int32Array.from([0]), 2)).toThrow(/tokenLogp length 2 vs segmentId length 1/);
+    expect(() => segmentSumBackwardRef(new Float64Array(1), Int32Array.from([1]))).toThrow(/segmentId 1 at 0 out of range \[0, 1\)/);
   });
 
   it('backward matches finite differences (N=37, S=5)', () => {

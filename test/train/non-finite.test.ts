@@ -28,15 +28,21 @@ describe('srk train stops on a non-finite loss, naming the step and the last goo
     // Every tensor of the fixture, same shapes, finite values; and the model loads on the GPU.
     const src = safetensorsHeader(readFileSync(join(fixture('gpt-neox-tiny'), 'model.safetensors'))).tensors;
     const f = await openSafetensors(join(ckpt, 'model.safetensors'));
+    const initial = await openSafetensors(join(fixture('gpt-neox-tiny'), 'model.safetensors'));
     try {
       expect(Object.keys(f.header).filter((k) => k !== '__metadata__').sort()).toEqual(Object.keys(src).sort());
+      // Step 1's weights, not the initial ones saved again: lr 1e30 moved (nearly) every tensor.
+      let changed = 0;
       for (const name of Object.keys(src)) {
         const x = await f.readTensor(name);
         expect(x.length, name).toBe(src[name].shape.reduce((a, b) => a * b, 1));
         expect(x.every((v) => Number.isFinite(v)), `${name} is finite`).toBe(true);
+        const x0 = await initial.readTensor(name);
+        if (x.some((v, i) => v !== x0[i])) changed++;
       }
+      expect(changed, 'tensors that differ from the initial weights').toBeGreaterThan(Object.keys(src).length / 2);
     } finally {
-      await f.close();
+      await f.close(); await initial.close();
     }
     const gpu = await getGpu();
     const m = await loadModel(gpu, ckpt);
