@@ -26,6 +26,8 @@ export function trainFlags<T>(y: Argv<T>) {
     'max-prompt-length': { type: 'number', default: d.maxPromptLength, describe: 'prompt tokens kept when a pair is too long' },
     epochs: { type: 'number', default: d.epochs, describe: 'passes over the data (unless --max-steps)' },
     'max-steps': { type: 'number', describe: 'optimizer steps to run (overrides --epochs)' },
+    'drop-last': { type: 'boolean',
+      describe: 'skip each epoch\'s last, partial batch (its pairs sit that epoch out); default: train it as a shorter step, as transformers\' Trainer does (a resumed run keeps its own choice)' },
     seed: { type: 'number', default: d.seed, describe: 'data order seed' },
     'eval-data': { type: 'string', describe: 'held-out pairs: margin, accuracy, augmented accuracy, and correlations with judge scores' },
     'eval-every': { type: 'number', default: d.evalEvery, describe: 'evaluate every N steps (0: at the start and the end only)' },
@@ -100,5 +102,6 @@ export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {
     adapter: a.adapter as string | undefined, precision: a.precision as Precision,
     augPrecision: a['aug-precision'] as Precision | undefined, saveDtype: a['save-dtype'] as SaveDtype | undefined,
     keepModels: Boolean(a['keep-models']),
+    ...(a['drop-last'] !== undefined ? { dropLast: Boolean(a['drop-last']) } : {}),
   };
 }

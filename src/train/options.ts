@@ -30,6 +30,12 @@ export interface TrainOptions {
   maxPromptLength: number;
   epochs: number;
   maxSteps?: number;
+  /**
+   * Skip each epoch's last, partial batch (its pairs sit that epoch out) instead of training it as a
+   * shorter step, as transformers' Trainer does by default (dataloader_drop_last false). Undefined: a
+   * new run trains it; a resumed run keeps what it did (a run from before this option dropped it).
+   */
+  dropLast?: boolean;
   seed: number;
   evalData?: string;
   evalEvery: number;

@@ -43,9 +43,11 @@ export interface TrainResult { out: string; steps: number; checkpoint: string; r
 
 /** Options that must match for --resume to continue a run (others, like eval cadence, may change). */
 const PINNED = ['loss', 'beta', 'lambda', 'optimizer', 'lr', 'warmupSteps', 'lrSchedule', 'gradClip', 'batchSize', 'maxLength',
-  'maxPromptLength', 'seed', 'refinePrompt', 'noEos', 'data'] as const;
+  'maxPromptLength', 'seed', 'refinePrompt', 'noEos', 'data', 'dropLast'] as const;
 /** What a pinned option recorded by an older srk (before it existed) was. */
-const PINNED_BEFORE: Partial<Record<(typeof PINNED)[number], unknown>> = { lrSchedule: 'constant' };
+const PINNED_BEFORE: Partial<Record<(typeof PINNED)[number], unknown>> = { lrSchedule: 'constant', dropLast: true };
+/** A TrainOptions key as its flag: warmupSteps -> --warmup-steps. */
+const flagName = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
 export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
   mkdirSync(o.out, { recursive: true });
@@ -74,19 +76,23 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
   let state: TrainerState | undefined;
   if (o.resume && existing) {
     state = readTrainerState(existing);
+    // Not given: the run's own choice (a run from before --drop-last dropped the partial batch).
+    if (o.dropLast === undefined) o = { ...o, dropLast: (Object.hasOwn(state.options, 'dropLast') ? state.options.dropLast : PINNED_BEFORE.dropLast) as boolean };
     for (const k of PINNED) {
       // The data file's content is checked by its pairs' hash (below): the same file by another path
       // (./x.jsonl, an absolute path, a moved copy) is the same run.
       if (k === 'data' && state.dataHash !== undefined) continue;
       const was = Object.hasOwn(state.options, k) ? state.options[k] : PINNED_BEFORE[k];
       if (JSON.stringify(was) !== JSON.stringify(o[k])) {
-        throw new TrainingError(`--resume: --${k} is ${JSON.stringify(o[k])} but the run in ${o.out} used ${JSON.stringify(was)}`);
+        throw new TrainingError(`--resume: ${flagName(k)} is ${JSON.stringify(o[k])} but the run in ${o.out} used ${JSON.stringify(was)}`);
       }
     }
     log(`resuming from ${existing} at step ${state.step}`);
   } else if (o.resume) {
     log(`--resume: no checkpoint in ${o.out}; starting a new run`);
   }
+  o = { ...o, dropLast: o.dropLast ?? false };
+  const dropLast = o.dropLast;
 
   const gpu = gpuIn ?? await Gpu.create({ adapter: o.adapter });
   let policy: LoadedModel | undefined;
@@ -175,7 +181,9 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     const P = pairs.length;
     const B = Math.min(o.batchSize, P);
     if (B < o.batchSize) log(`only ${P} pairs: batch size ${B}`);
-    const stepsPerEpoch = Math.max(1, Math.floor(P / B));
+    // transformers' Trainer trains an epoch's last, partial batch (dataloader_drop_last false): a
+    // shorter step whose loss is the mean over its own pairs; --drop-last skips it.
+    const stepsPerEpoch = dropLast ? Math.max(1, Math.floor(P / B)) : Math.ceil(P / B);
     const totalSteps = o.maxSteps ?? o.epochs * stepsPerEpoch;
     let step = state?.step ?? 0;
     let epoch = state?.epoch ?? 0;
@@ -228,15 +236,19 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     if (state?.totalSteps !== undefined && state.totalSteps !== totalSteps && (o.lrSchedule ?? 'constant') !== 'constant') {
       log(`note: this run now ends at step ${totalSteps} (it planned ${state.totalSteps}); the ${o.lrSchedule} lr decay follows the new end from here`);
     }
-    if (P % B !== 0) log(`${P % B} of the ${P} pairs sit out each epoch (its last, partial batch; a new permutation every epoch)`);
+    if (P % B !== 0) {
+      log(dropLast ? `${P % B} of the ${P} pairs sit out each epoch (its last, partial batch, --drop-last; a new permutation every epoch)`
+        : `each epoch's last step trains the ${P % B} pairs left (a shorter batch; --drop-last skips it)`);
+    }
     if (step === 0 && evalPairs) {
       try { await evaluate(); } catch (e) { throw evalError(e, o.evalData!, step, undefined); }
     }
     training = true;
     let order = epochOrder(P, o.seed, epoch);
     while (step < totalSteps && !interrupted) {
-      if (position + B > P) { epoch++; position = 0; order = epochOrder(P, o.seed, epoch); }
-      const indices = order.slice(position, position + B);
+      if (position >= P || (dropLast && position + B > P)) { epoch++; position = 0; order = epochOrder(P, o.seed, epoch); }
+      const end = Math.min(position + B, P);
+      const indices = order.slice(position, end);
       const batchPairs: TokenizedPair[] = Array.from(indices, (i) => pairs[i]);
       const lr = o.lr * lrFactor(step, o.warmupSteps, o.lrSchedule ?? 'constant', totalSteps);
       const t0 = performance.now();
@@ -248,7 +260,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
           `The weights of this step were not saved; the last good checkpoint is ${lastSaved ?? 'none (no checkpoint was saved yet)'}.` +
           (precision.precision === 'mixed' ? ' (mixed precision: an activation past f16\'s range, 65504, also ends this way; --precision f32 tells the two apart.)' : ''));
       }
-      step++; position += B; pairsSeen += B;
+      step++; pairsSeen += end - position; position = end;
       if (gpu.tuner) {
         // Saved whenever new choices are made (a choice can open others, and a longer micro-batch can
         // bring a new shape bucket); logged once the first round of choices is complete.
@@ -262,7 +274,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       const row: MetricsRow = {
         step, pairs_seen: pairsSeen, loss: r.loss, margin: r.margin, accuracy: r.accuracy, aug_accuracy: r.augAccuracy,
         reward_chosen: r.rewardChosen, reward_rejected: r.rewardRejected, logp_chosen: r.logpChosen, logp_rejected: r.logpRejected,
-        grad_norm: r.gradNorm, lr, tokens_per_s: r.tokens / secs, pairs_per_s: B / secs,
+        grad_norm: r.gradNorm, lr, tokens_per_s: r.tokens / secs, pairs_per_s: batchPairs.length / secs,
       };
       metrics.step(row);
       progress.update(`train ${o.name ?? o.loss}`, step, totalSteps,

@@ -43,7 +43,7 @@ describe('--lr-schedule', () => {
     [0.5, 1, 0.75, 0.25].forEach((f, i) => expect(lrs[i]).toBeCloseTo(1e-3 * f, 12));
     const other = await train([...args.filter((a) => a !== 'cosine').map((a) => (a === '--lr-schedule' ? '--lr-schedule=linear' : a)), '--max-steps', '5', '--resume']);
     expect(other.code).toBe(1);
-    expect(other.stderr).toMatch(/--resume: --lrSchedule is "linear" but the run in .* used "cosine"/);
+    expect(other.stderr).toMatch(/--resume: --lr-schedule is "linear" but the run in .* used "cosine"/);
     // A checkpoint written before the flag existed (no lrSchedule recorded) continues as constant.
     const stateFile = path.join(out, 'checkpoint', 'trainer_state.json');
     const state = JSON.parse(readFileSync(stateFile, 'utf8'));
