@@ -33,7 +33,7 @@ describe(`Llama and Mistral variants: gradient against finite differences (seed 
   ];
   for (const [name, fixture, change, fresh] of variants) {
     it(name, async () => {
-      const { fd, analytic, drawn } = await modelGradientFd(await getGpu(), resolve(FIXTURES_HF, fixture), change, rng,
+      const { fd, analytic, drawn, drawnOnly } = await modelGradientFd(await getGpu(), resolve(FIXTURES_HF, fixture), change, rng,
         [[7, 8, 5], [4, 11, 3]]);
       // The change took effect: exactly the parameters it reshapes or adds are drawn afresh.
       if (fresh === null) expect(drawn).toEqual([]);
@@ -43,6 +43,12 @@ describe(`Llama and Mistral variants: gradient against finite differences (seed 
       }
       expect(Math.abs(fd)).toBeGreaterThan(1e-2); // a direction the loss depends on
       expect(Math.abs(analytic - fd) / Math.max(1, Math.abs(fd))).toBeLessThan(5e-4);
+      // And along the drawn parameters alone, where an error of theirs is not diluted by the others.
+      expect(drawnOnly === undefined).toBe(fresh === null);
+      if (drawnOnly) {
+        expect(Math.abs(drawnOnly.fd), 'drawn parameters: a direction the loss depends on').toBeGreaterThan(1e-2);
+        expect(Math.abs(drawnOnly.analytic - drawnOnly.fd) / Math.max(1, Math.abs(drawnOnly.fd)), 'drawn parameters').toBeLessThan(5e-4);
+      }
     });
   }
 });
