@@ -338,24 +338,35 @@ describe(`attention (seed ${rng.seed})`, () => {
     });
   }
 
-  it('finite differences of sum(dout * out) agree with the backward', async () => {
+  it('finite differences of sum(dout * out) agree with the backward: random entries, and along a direction in every entry', async () => {
     const gpu = await getGpu();
-    const c: Case = { B: 1, T: 7, Hq: 2, Hkv: 1, Dh: 12, window: 3 };
-    const x = inputs(c);
-    const g = await runDense(gpu, c, x);
-    const loss = async (y: Inputs) => {
-      const r = await runDense(gpu, c, y);
-      let s = 0; for (let n = 0; n < r.out.length; n++) s += r.out[n] * y.dout[n];
-      return s;
-    };
-    const eps = 1e-2;
-    for (const [name, grad] of [['q', g.dq], ['k', g.dk], ['v', g.dv]] as const) {
-      for (let t = 0; t < 2; t++) {
-        const n = rng.int(x[name].length);
-        const plus = { ...x, [name]: Float64Array.from(x[name]) }; plus[name][n] += eps;
-        const minus = { ...x, [name]: Float64Array.from(x[name]) }; minus[name][n] -= eps;
-        const fd = (await loss(plus) - await loss(minus)) / (2 * eps);
-        expect(Math.abs(fd - grad[n]), `${name}[${n}] fd ${fd} vs ${grad[n]}`).toBeLessThan(2e-3 + 1e-2 * Math.abs(grad[n]));
+    for (const c of [{ B: 1, T: 7, Hq: 2, Hkv: 1, Dh: 12, window: 3 }, { B: 2, T: 9, Hq: 2, Hkv: 2, Dh: 6, lengths: Int32Array.from([9, 6]) }] as Case[]) {
+      const x = inputs(c);
+      const g = await runDense(gpu, c, x);
+      const loss = async (y: Inputs) => {
+        const r = await runDense(gpu, c, y);
+        let s = 0; for (let n = 0; n < r.out.length; n++) s += r.out[n] * y.dout[n];
+        return s;
+      };
+      const what = `${JSON.stringify({ ...c, lengths: c.lengths && [...c.lengths] })} seed ${rng.seed}`;
+      const eps = 1e-2;
+      for (const [name, grad] of [['q', g.dq], ['k', g.dk], ['v', g.dv]] as const) {
+        for (let t = 0; t < 2; t++) {
+          const n = rng.int(x[name].length);
+          const plus = { ...x, [name]: Float64Array.from(x[name]) }; plus[name][n] += eps;
+          const minus = { ...x, [name]: Float64Array.from(x[name]) }; minus[name][n] -= eps;
+          const fd = (await loss(plus) - await loss(minus)) / (2 * eps);
+          expect(Math.abs(fd - grad[n]), `${name}[${n}] fd ${fd} vs ${grad[n]} ${what}`).toBeLessThan(2e-3 + 1e-2 * Math.abs(grad[n]));
+        }
+        // Every entry at once: d/ds loss(x + s v) = sum(grad * v), Richardson-extrapolated central
+        // differences (the f32 loss's rounding, ~1e-6 of |loss|, stays below the tolerance).
+        const v = Float64Array.from(x[name], () => rng.normal());
+        const at = async (s: number) => loss({ ...x, [name]: Float64Array.from(x[name], (e, i) => e + s * v[i]) });
+        const c1 = (await at(eps) - await at(-eps)) / (2 * eps);
+        const c2 = (await at(eps / 2) - await at(-eps / 2)) / eps;
+        const fd = (4 * c2 - c1) / 3;
+        let analytic = 0; for (let i = 0; i < v.length; i++) analytic += grad[i] * v[i];
+        expect(Math.abs(fd - analytic), `d${name} along a direction: fd ${fd} vs ${analytic} ${what}`).toBeLessThan(2e-3 * Math.max(1, Math.abs(fd)));
       }
     }
   });
