@@ -300,42 +300,30 @@ describe(`attention (seed ${rng.seed})`, () => {
     ['GPU tiles', { fwd: [64, 32], dq: [32, 32], dkdv: [32, 32] }],
     ['fallback kernels', { legacy: true }],
   ];
+  /** Each case on the GPU with `tiling` forced, against float64. */
+  const checkCases = async (tiling: AttentionTiling | undefined, cases: Case[]) => {
+    const gpu = await getGpu();
+    setAttentionTiling(tiling);
+    try {
+      for (const c of cases) {
+        const x = inputs(c);
+        expectClose(await runDense(gpu, c, x), reference(c, x));
+      }
+    } finally {
+      setAttentionTiling(undefined);
+    }
+  };
   for (const [name, tiling] of tilings) {
     // Head sizes that are not a multiple of 4 (no model we load has one, but the kernels take any Dh):
     // the partial vec4 loads and stores of the last columns, and their guards.
-    it(`(l) ${name}: Dh 6 and 18 (partial vec4 columns), GQA, window, padding`, async () => {
-      const gpu = await getGpu();
-      const cases: Case[] = [
-        { B: 2, T: 23, Hq: 2, Hkv: 1, Dh: 6, window: 5, lengths: Int32Array.from([23, 20]) },
-        { B: 1, T: 19, Hq: 3, Hkv: 3, Dh: 18 },
-      ];
-      setAttentionTiling(tiling);
-      try {
-        for (const c of cases) {
-          const x = inputs(c);
-          expectClose(await runDense(gpu, c, x), reference(c, x));
-        }
-      } finally {
-        setAttentionTiling(undefined);
-      }
-    });
-
-    it(`(j) ${name}: window without mask (tile skipping), GQA with padding`, async () => {
-      const gpu = await getGpu();
-      const cases: Case[] = [
-        { B: 1, T: 100, Hq: 2, Hkv: 1, Dh: 16, window: 9 },
-        { B: 2, T: 77, Hq: 4, Hkv: 2, Dh: 32, lengths: Int32Array.from([77, 70]) },
-      ];
-      setAttentionTiling(tiling);
-      try {
-        for (const c of cases) {
-          const x = inputs(c);
-          expectClose(await runDense(gpu, c, x), reference(c, x));
-        }
-      } finally {
-        setAttentionTiling(undefined);
-      }
-    });
+    it(`(l) ${name}: Dh 6 and 18 (partial vec4 columns), GQA, window, padding`, () => checkCases(tiling, [
+      { B: 2, T: 23, Hq: 2, Hkv: 1, Dh: 6, window: 5, lengths: Int32Array.from([23, 20]) },
+      { B: 1, T: 19, Hq: 3, Hkv: 3, Dh: 18 },
+    ]));
+    it(`(j) ${name}: window without mask (tile skipping), GQA with padding`, () => checkCases(tiling, [
+      { B: 1, T: 100, Hq: 2, Hkv: 1, Dh: 16, window: 9 },
+      { B: 2, T: 77, Hq: 4, Hkv: 2, Dh: 32, lengths: Int32Array.from([77, 70]) },
+    ]));
   }
 
   it('finite differences of sum(dout * out) agree with the backward: random entries, and along a direction in every entry', async () => {
