@@ -90,6 +90,21 @@ function userError(msg: string): Error {
   return Object.assign(new Error(msg), { userFacing: true });
 }
 
+/**
+ * The sizes and the case filter, checked before the GPU starts: a size that is not a positive integer
+ * would reach a buffer allocation as NaN or 0, and a bad --only only after the copy benchmark.
+ */
+export function checkBenchOptions(o: Pick<BenchOptions, 'tokens' | 'sizes' | 'vocab' | 'pairs' | 'seq' | 'prompt' | 'only'> & { microBatch?: number }): void {
+  const sizes: [string, number | undefined][] = [['tokens', o.tokens], ['vocab', o.vocab], ['pairs', o.pairs], ['seq', o.seq], ['prompt', o.prompt],
+    ['micro-batch', o.microBatch], ...(o.sizes ?? []).map((s): [string, number] => ['sizes', s])];
+  for (const [k, v] of sizes) {
+    if (v !== undefined && !(Number.isInteger(v) && v >= 1)) throw userError(`bench: --${k} must be a positive integer, got ${v}`);
+  }
+  if (o.only !== undefined) {
+    try { new RegExp(o.only); } catch (e) { throw userError(`bench: --only ${JSON.stringify(o.only)} is not a regular expression (${(e as Error).message})`); }
+  }
+}
+
 export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> {
   const cpu = gpu.isCpuAdapter && !o.full;
   let stepOpts: StepBenchOptions | undefined;
@@ -144,6 +159,9 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
     report.matmul = [];
     const only = o.only ? new RegExp(o.only) : undefined;
     const selected = cases.filter((c) => !only || only.test(c.name));
+    if (selected.length === 0) {
+      throw userError(`bench matmul: no case matches --only ${JSON.stringify(o.only)} (the cases: ${cases.slice(0, 6).map((c) => c.name).join(', ')}, ...)`);
+    }
     if (o.reverse) selected.reverse();
     for (const c of selected) {
       let r: MatmulResult;

@@ -2,15 +2,18 @@
 // The `srk` command line. Each subcommand lives in its own module; this file only wires flags.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { fail, withGpu } from './cli/run.js';
+import { exitAfterFlush, fail, withGpu } from './cli/run.js';
 import { formatInfo, infoReport } from './cli/info.js';
-import { BENCH_KINDS, runBench, type BenchKind } from '../bench/index.js';
+import { BENCH_KINDS, checkBenchOptions, runBench, type BenchKind } from '../bench/index.js';
 import { STEP_LOSSES, STEP_SHAPES, type StepShape } from '../bench/step.js';
 import type { LossName } from './train/options.js';
-import { DEMO_FLAGS, demoIgnoredFlags, trainFlags, trainOptionsFrom } from './cli/train.js';
-import { train } from './train/trainer.js';
+import { DEMO_FLAGS, checkTrainPaths, demoIgnoredFlags, trainFlags, trainOptionsFrom } from './cli/train.js';
+import { signalExitCode, train } from './train/trainer.js';
 import { runDemo } from './train/demo.js';
 import type { Precision } from './engine/precision.js';
+
+/** The status main() ends with when nothing failed: 130 / 143 for a run stopped by a signal. */
+let exitCode = 0;
 
 const adapterOpt = {
   adapter: { type: 'string', describe: 'substring of the WebGPU adapter name to use (also SRK_ADAPTER)' },
@@ -58,6 +61,8 @@ async function main(): Promise<void> {
           'host-only': { type: 'boolean', default: false, describe: 'step: submit nothing, measure the host\'s recording alone (any shape, a CPU adapter included; no tuning)' },
         }),
       async (a) => {
+        checkBenchOptions({ tokens: a.tokens, sizes: a.sizes as number[] | undefined, vocab: a.vocab, pairs: a.pairs, seq: a.seq, prompt: a.prompt,
+          only: a.only, microBatch: a['micro-batch'] });
         // A whole training step is timed by the wall clock: per-dispatch timestamp passes would slow it.
         await withGpu({ adapter: a.adapter, profile: a.timestamps && (a.kind !== 'step' || a.profile), fast: a.fast, ...(a['host-only'] ? { tune: false } : {}) }, async (gpu) => {
           const log = (s: string) => (a.json ? process.stderr : process.stdout).write(`${s}\n`);
@@ -83,12 +88,18 @@ async function main(): Promise<void> {
               `runs SFT, Sr-DPO and DPO with its own settings and reads only ${DEMO_FLAGS.map((f) => `--${f}`).join(', ')}; ` +
               'give --model and --data to train with these flags'), { userFacing: true });
           }
-          await runDemo({ out: (a.out as string | undefined) ?? 'runs/demo', seed: a.seed as number, adapter: a.adapter as string | undefined,
+          const demo = await runDemo({ out: (a.out as string | undefined) ?? 'runs/demo', seed: a.seed as number, adapter: a.adapter as string | undefined,
             plainProgress: a['plain-progress'] as boolean, precision: a.precision as Precision });
+          if (demo.interrupted) exitCode = signalExitCode(demo.interrupted);
           return;
         }
         if (!a.model || !a.data) throw Object.assign(new Error('pass both --model and --data (or neither, for the demo)'), { userFacing: true });
-        await train(trainOptionsFrom(a as Record<string, unknown>));
+        // Stopped by Ctrl-C / SIGTERM (its checkpoint saved): 130 / 143, so `srk train && srk eval` and
+        // a job scheduler do not take the run for finished.
+        const o = trainOptionsFrom(a as Record<string, unknown>);
+        checkTrainPaths(o);
+        const r = await train(o);
+        if (r.interrupted) exitCode = signalExitCode(r.interrupted);
       })
     .command((await import('./cli/init.js')).initCommand)
     .command((await import('./cli/logprobs.js')).logprobsCommand)
@@ -98,9 +109,9 @@ async function main(): Promise<void> {
     .strict()
     .help()
     .fail((msg, err, y) => {
-      if (err) fail(err);
+      if (err) { fail(err); return; }
       process.stderr.write(`${y.help()}\n\nsrk: ${msg}\n`);
-      process.exit(2);
+      exitAfterFlush(2);
     })
     .parseAsync();
 }
@@ -110,4 +121,7 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   if (e.code === 'EPIPE') process.exit(0);
   fail(e);
 });
-main().then(() => process.exit(0), fail);
+// `srk train 2>&1 | head`: progress has nowhere to go once the reader is gone; the run goes on (and
+// saves) rather than dying on an unhandled EPIPE.
+process.stderr.on('error', () => { /* nothing to report it on */ });
+main().then(() => exitAfterFlush(exitCode), fail);

@@ -69,6 +69,8 @@ export function scoringSettingsFrom(a: Record<string, unknown>): ScoringSettings
   for (const k of ['model', 'data']) {
     if (!fs.existsSync(a[k] as string)) throw userError(`--${k} ${a[k] as string}: no such file or directory`);
   }
+  if (!fs.statSync(a.model as string).isDirectory()) throw userError(`--model ${a.model as string}: not a directory (a Hugging Face checkpoint directory)`);
+  if (fs.statSync(a.data as string).isDirectory()) throw userError(`--data ${a.data as string}: a directory, not a data file (.jsonl, .jsonl.gz or Parquet)`);
   return {
     model: a.model as string, data: a.data as string, refinePrompt: a['refine-prompt'] as string, noEos: a.eos === false, inContext: Boolean(a['completions-in-context']),
     maxLength: num('max-length'), maxPromptLength: num('max-prompt-length'), microBatchSize: num('micro-batch-size'),
@@ -215,6 +217,9 @@ export const logprobsCommand: CommandModule = {
   }),
   handler: async (a) => {
     const args = a as Record<string, unknown>;
+    // Refused before the scoring, which would otherwise end in a rename that cannot replace a directory.
+    const out = args.out as string | undefined;
+    if (out !== undefined && fs.existsSync(out) && fs.statSync(out).isDirectory()) throw userError(`--out ${out}: a directory (give a file name)`);
     await runLogprobs({ ...scoringSettingsFrom(args), augmented: Boolean(args.augmented), out: args.out as string | undefined });
   },
 };

@@ -11,15 +11,33 @@ export async function withGpu<T>(opts: GpuOptions, body: (gpu: Gpu) => Promise<T
   }
 }
 
+let exiting = false;
+
+/**
+ * Exits with `code` once what was written to stdout and stderr has gone out: through a pipe it
+ * leaves at the reader's pace, and process.exit alone drops what is still queued (the end of a
+ * `srk eval --json | jq`, say). The first call decides the code.
+ */
+export function exitAfterFlush(code: number): void {
+  if (exiting) return;
+  exiting = true;
+  let left = 2;
+  const done = () => { if (--left === 0) process.exit(code); };
+  for (const s of [process.stdout, process.stderr]) {
+    if (s.destroyed || s.writableEnded || s.writableLength === 0) done();
+    else s.write('', () => done());
+  }
+}
+
 /**
  * Prints an error and exits non-zero. Our errors name the file, line, tensor or flag, so the message
  * is what a user needs; the stack is shown for what looks like a bug in srk itself (TypeError,
  * ReferenceError) or with SRK_DEBUG=1.
  */
-export function fail(e: unknown): never {
+export function fail(e: unknown): void {
   const err = e instanceof Error ? e : new Error(String(e));
   const bug = (err instanceof TypeError || err instanceof ReferenceError) && !(err as { userFacing?: boolean }).userFacing;
   const showStack = (bug || process.env.SRK_DEBUG) && err.stack && !(err instanceof GpuError);
   process.stderr.write(`srk: ${showStack ? err.stack : err.message}\n`);
-  process.exit(1);
+  exitAfterFlush(1);
 }

@@ -1,4 +1,5 @@
 // `srk train` flags -> TrainOptions. With neither --model nor --data it runs the built-in demo.
+import { existsSync, statSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { PRECISIONS, type Precision } from '../engine/precision.js';
 import { LOSSES, TRAIN_DEFAULTS, type LossName, type TrainOptions } from '../train/options.js';
@@ -73,6 +74,24 @@ export function demoIgnoredFlags(args: readonly string[]): string[] {
     if (known.has(name) && !DEMO_FLAGS.includes(name) && !out.includes(name)) out.push(name);
   }
   return out;
+}
+
+/**
+ * The paths a run reads, checked before it creates its --out directory or starts the GPU: a missing
+ * model, or a directory given as the data file, is named by its flag.
+ */
+export function checkTrainPaths(o: Pick<TrainOptions, 'model' | 'data' | 'refModel' | 'evalData'>): void {
+  const refuse = (msg: string) => { throw Object.assign(new Error(msg), { userFacing: true }); };
+  for (const [flag, dir] of [['model', o.model], ['ref-model', o.refModel]] as const) {
+    if (dir === undefined) continue;
+    if (!existsSync(dir)) refuse(`--${flag} ${dir}: no such directory`);
+    if (!statSync(dir).isDirectory()) refuse(`--${flag} ${dir}: not a directory (a Hugging Face checkpoint directory: config.json, *.safetensors, the tokenizer)`);
+  }
+  for (const [flag, file] of [['data', o.data], ['eval-data', o.evalData]] as const) {
+    if (file === undefined) continue;
+    if (!existsSync(file)) refuse(`--${flag} ${file}: no such file`);
+    if (statSync(file).isDirectory()) refuse(`--${flag} ${file}: a directory, not a data file (.jsonl, .jsonl.gz or Parquet)`);
+  }
 }
 
 export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {

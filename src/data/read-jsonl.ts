@@ -12,7 +12,7 @@
 // instead and counted in the stats: `badRows` and the first `maxReasons` messages.
 
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
 import { isParquet, parquetRows } from './read-parquet.js';
@@ -182,6 +182,10 @@ export async function* iterateJsonl<T = JsonObject>(
   opts: JsonlOptions = {},
   stats: JsonlStats = newJsonlStats(),
 ): AsyncGenerator<JsonlRow<T>> {
+  // Opening a directory fails with an EISDIR that does not name it.
+  if ((await stat(file)).isDirectory()) {
+    throw Object.assign(new Error(`${file}: a directory, not a data file (.jsonl, .jsonl.gz or Parquet)`), { code: 'EISDIR' });
+  }
   const parquet = await isParquet(file);
   stats.unit = parquet ? 'row' : 'line';
   const bad = (line: number, reason: string): void => recordBadRow(stats, new JsonlRowError(file, line, reason, stats.unit), opts);

@@ -19,7 +19,7 @@ import { runsFromDirs, writeReport } from '../report/html.js';
 import { formatEvalTable, evalTableFromRows } from '../report/eval-metrics.js';
 import { TRAIN_DEFAULTS, type TrainOptions } from './options.js';
 import type { Precision } from '../engine/precision.js';
-import { train, TrainingError } from './trainer.js';
+import { train, TrainingError, type TrainResult } from './trainer.js';
 import { Progress } from './progress.js';
 
 export interface DemoOptions {
@@ -50,7 +50,7 @@ export function demoDirState(out: string): 'new' | 'earlier' | 'foreign' {
   return 'foreign';
 }
 
-export async function runDemo(o: DemoOptions): Promise<{ report: string }> {
+export async function runDemo(o: DemoOptions): Promise<{ report: string; interrupted?: TrainResult['interrupted'] }> {
   const state = demoDirState(o.out);
   if (state === 'foreign') {
     throw new TrainingError(`${o.out} holds files the demo did not write; choose another --out ` +
@@ -77,15 +77,24 @@ export async function runDemo(o: DemoOptions): Promise<{ report: string }> {
       precision: o.precision ?? 'f32',
     };
     const sftOut = path.join(o.out, 'sft');
-    await train({ ...base, loss: 'sft', optimizer: 'adamw', lr: 2e-3, warmupSteps: 10, maxSteps: Math.round(150 * scale), out: sftOut, name: 'SFT' }, gpu);
+    // Ctrl-C / SIGTERM inside a stage: that stage saves its checkpoint, and the demo stops there (the
+    // next stages would start from a half-trained model; a new demo starts over).
+    const stopped = (r: TrainResult, stage: string) => {
+      if (!r.interrupted) return false;
+      log.log(`demo: interrupted during ${stage}; stopping (srk train --out ${o.out} starts the demo over)`);
+      return true;
+    };
+    const sft = await train({ ...base, loss: 'sft', optimizer: 'adamw', lr: 2e-3, warmupSteps: 10, maxSteps: Math.round(150 * scale), out: sftOut, name: 'SFT' }, gpu);
+    if (stopped(sft, 'SFT')) return { report: '', interrupted: sft.interrupted };
     const sftModel = path.join(sftOut, 'checkpoint');
     const runs: { name: string; dir: string }[] = [];
     for (const [name, loss] of [['Sr-DPO', 'sr-dpo'], ['DPO', 'dpo']] as const) {
       const dir = path.join(o.out, loss);
-      await train({
+      const r = await train({
         ...base, model: sftModel, loss, name, optimizer: 'rmsprop', lr: 1e-4, warmupSteps: 5, beta: 0.1, lambda: 0.5,
         maxSteps: Math.round(60 * scale), evalData: data.eval, evalEvery: Math.max(1, Math.round(20 * scale)), out: dir,
       }, gpu);
+      if (stopped(r, name)) return { report: '', interrupted: r.interrupted };
       runs.push({ name, dir });
     }
     const reportRuns = runsFromDirs(runs);

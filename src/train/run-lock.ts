@@ -1,7 +1,10 @@
 // One `srk train` per run directory. Two runs given the same --out (a sweep started without one,
 // both defaulting to runs/<loss>) would interleave their metrics lines and replace each other's
 // checkpoints. OUT/.srk-train.lock holds the owner's pid and host; it is created atomically ('wx'),
-// and a lock whose process is gone (killed with SIGKILL, a machine restarted) is taken over.
+// and a lock whose process is gone (killed with SIGKILL, a machine restarted) is taken over. A lock
+// is also removed when the process exits without releasing it (process.exit on a signal before the
+// first step); one naming this very process that it does not hold was left by an earlier process
+// with the same pid (a container's pid 1) and is taken over too.
 import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -12,6 +15,18 @@ interface LockInfo { pid: number; host: string; started: string }
 
 function mtimeMs(file: string): number {
   try { return statSync(file).mtimeMs; } catch { return 0; }
+}
+
+/** Lock files this process holds, removed on exit if still held (an 'exit' handler runs synchronously). */
+const held = new Map<string, LockInfo>();
+let exitHook = false;
+
+function removeIfMine(file: string, mine: LockInfo): void {
+  try {
+    const h = JSON.parse(readFileSync(file, 'utf8')) as LockInfo;
+    if (h.pid === mine.pid && h.started === mine.started) unlinkSync(file);
+  } catch { /* gone already */ }
+  held.delete(file);
 }
 
 function alive(pid: number): boolean {
@@ -26,24 +41,26 @@ export function acquireRunLock(out: string): () => void {
     try {
       const fd = openSync(file, 'wx');
       try { writeSync(fd, `${JSON.stringify(mine)}\n`); } finally { closeSync(fd); }
-      return () => {
-        try {
-          const held = JSON.parse(readFileSync(file, 'utf8')) as LockInfo;
-          if (held.pid === mine.pid && held.started === mine.started) unlinkSync(file);
-        } catch { /* gone already */ }
-      };
+      held.set(file, mine);
+      if (!exitHook) {
+        exitHook = true;
+        process.on('exit', () => { for (const [f, info] of [...held]) removeIfMine(f, info); });
+      }
+      return () => removeIfMine(file, mine);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
-    let held: LockInfo | undefined;
-    try { held = JSON.parse(readFileSync(file, 'utf8')) as LockInfo; } catch { held = undefined; }
+    let owner: LockInfo | undefined;
+    try { owner = JSON.parse(readFileSync(file, 'utf8')) as LockInfo; } catch { owner = undefined; }
     // Unreadable: a crash between creating and writing it, or a run that is writing it right now.
-    if (!held && Date.now() - mtimeMs(file) < 10_000) {
+    if (!owner && Date.now() - mtimeMs(file) < 10_000) {
       throw Object.assign(new Error(`${out} is being taken by another srk train (${file} is being written); choose another --out`), { userFacing: true });
     }
     // Another host's pid cannot be checked from here (a shared file system): that lock stands.
-    if (held && Number.isSafeInteger(held.pid) && (held.host !== mine.host || alive(held.pid))) {
-      throw Object.assign(new Error(`${out} is in use by another srk train (pid ${held.pid} on ${held.host}, since ${held.started}); ` +
+    // This pid on this host: this process's own run in that directory (held), or an earlier process's.
+    const ours = owner?.pid === mine.pid && owner.host === mine.host;
+    if (owner && Number.isSafeInteger(owner.pid) && (ours ? held.has(file) : owner.host !== mine.host || alive(owner.pid))) {
+      throw Object.assign(new Error(`${out} is in use by another srk train (pid ${owner.pid} on ${owner.host}, since ${owner.started}); ` +
         `choose another --out, or remove ${file} if that run is gone`), { userFacing: true });
     }
     try { unlinkSync(file); } catch { /* taken by another process meanwhile: the next attempt says so */ }

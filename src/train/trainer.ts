@@ -39,7 +39,14 @@ function evalError(e: unknown, file: string, step: number, saved: string | undef
     (saved ? `; the weights of step ${step} are saved in ${saved}` : ''));
 }
 
-export interface TrainResult { out: string; steps: number; checkpoint: string; report: string; lastEval?: Record<string, unknown> }
+export interface TrainResult {
+  out: string; steps: number; checkpoint: string; report: string; lastEval?: Record<string, unknown>;
+  /** The signal that stopped the run early (its checkpoint saved): the CLI then exits 130 / 143, not 0. */
+  interrupted?: 'SIGINT' | 'SIGTERM';
+}
+
+/** The exit status of a run stopped by a signal, as a shell reports one (128 + the signal's number). */
+export const signalExitCode = (sig: 'SIGINT' | 'SIGTERM'): number => (sig === 'SIGTERM' ? 143 : 130);
 
 /** Options that must match for --resume to continue a run (others, like eval cadence, may change). */
 const PINNED = ['loss', 'beta', 'lambda', 'optimizer', 'lr', 'warmupSteps', 'lrSchedule', 'gradClip', 'batchSize', 'maxLength',
@@ -118,7 +125,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     const augMatmulPrecision = aug?.matmul;
     // Ctrl-C, and SIGTERM as a scheduler sends it before it kills a job (SLURM, Kubernetes, systemd): the
     // step finishes and a checkpoint is saved; the same signal again quits without saving.
-    let interrupted = false;
+    let interrupted: 'SIGINT' | 'SIGTERM' | undefined;
     let training = false;
     onSignal = (sig: NodeJS.Signals) => {
       if (!training) {
@@ -126,10 +133,10 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
         // is trained yet, so there is nothing to save and no reason to wait (the reference cache is
         // written whole or not at all).
         log(`${sig === 'SIGTERM' ? 'SIGTERM' : 'interrupt'} before this run's first step: nothing to save; stopping`);
-        process.exit(sig === 'SIGTERM' ? 143 : 130);
+        process.exit(signalExitCode(sig === 'SIGTERM' ? 'SIGTERM' : 'SIGINT'));
       }
-      if (interrupted) process.exit(sig === 'SIGTERM' ? 143 : 130);
-      interrupted = true;
+      if (interrupted) process.exit(signalExitCode(sig === 'SIGTERM' ? 'SIGTERM' : 'SIGINT'));
+      interrupted = sig === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
       log(`${sig === 'SIGTERM' ? 'SIGTERM' : 'interrupt'}: finishing this step, then saving a checkpoint ` +
         `(${sig === 'SIGTERM' ? 'a second SIGTERM' : 'Ctrl-C again'} quits without saving)`);
     };
@@ -290,7 +297,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       const dir = await save();
       metrics.close();
       log(`interrupted at step ${step}: checkpoint saved in ${dir}; continue with --resume`);
-      return { out: o.out, steps: step, checkpoint: dir, report: '' };
+      return { out: o.out, steps: step, checkpoint: dir, report: '', interrupted };
     }
     // A run resumed after its final save has already evaluated this step: do not log it twice.
     const evaluatedHere = readEval(path.join(o.out, EVAL_FILE), { lenient: true, missingOk: true }).some((e) => e.step === step);

@@ -1,10 +1,11 @@
 // The built-in demo's output directory (src/train/demo.ts): it starts over where an earlier demo ran
-// (it is deterministic), and leaves any other directory alone, before it touches the GPU.
-import { mkdirSync, writeFileSync } from 'node:fs';
+// (it is deterministic), and leaves any other directory alone, before it touches the GPU. Ctrl-C in a
+// stage stops the demo there (exit 130), not only that stage.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEMO_REFINE_PROMPT, demoDirState, runDemo } from '../../src/train/demo.js';
-import { tempDir } from './helpers.js';
+import { describeRun, readMetrics, startTrain, tempDir, waitFor } from './helpers.js';
 
 describe('the demo\'s output directory', () => {
   const tmp = tempDir('srk-demo-dir-');
@@ -34,4 +35,16 @@ describe('the demo\'s output directory', () => {
     await expect(runDemo({ out: other, seed: 0 })).rejects.toThrow(/holds files the demo did not write; choose another --out/);
     expect(demoDirState(other)).toBe('foreign');
   });
+
+  it('Ctrl-C during SFT: that stage saves its checkpoint and the demo stops there, exit 130', async () => {
+    const out = join(tmp, 'interrupted');
+    const run = startTrain(['--out', out]);
+    await waitFor(() => readMetrics(join(out, 'sft')).length >= 1 || run.child.exitCode !== null, 90_000, 'the SFT stage\'s first step', 10);
+    run.child.kill('SIGINT');
+    const r = await run.done;
+    expect(r.code, describeRun(r)).toBe(130);
+    expect(r.stderr).toMatch(/demo: interrupted during SFT; stopping/);
+    expect(existsSync(join(out, 'sft', 'checkpoint'))).toBe(true);
+    expect(existsSync(join(out, 'sr-dpo'))).toBe(false); // the next stage never started
+  }, 120_000);
 });

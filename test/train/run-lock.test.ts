@@ -1,6 +1,7 @@
 // OUT/.srk-train.lock (src/train/run-lock.ts): one srk train per run directory. The end-to-end refusal
 // and take-over are in refusals.test.ts; these are the lock's own cases.
-import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RUN_LOCK, acquireRunLock } from '../../src/train/run-lock.js';
@@ -39,5 +40,16 @@ describe('the run directory lock', () => {
     writeFileSync(lock, JSON.stringify({ pid: 1, host: 'elsewhere', started: 'later' })); // taken over meanwhile
     release();
     expect(existsSync(lock)).toBe(true);
+  });
+
+  it('a lock naming this process that it does not hold (an earlier process with the same pid: a container\'s pid 1) is taken over', () => {
+    rmSync(lock, { force: true });
+    writeFileSync(lock, JSON.stringify({ pid: process.pid, host: hostname(), started: 'before a restart' }));
+    const release = acquireRunLock(dir);
+    expect(JSON.parse(readFileSync(lock, 'utf8')).started).not.toBe('before a restart');
+    // Held by this process now: a second taker in it is still refused.
+    expect(() => acquireRunLock(dir)).toThrow(/is in use by another srk train/);
+    release();
+    expect(existsSync(lock)).toBe(false);
   });
 });

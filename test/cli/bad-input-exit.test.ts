@@ -1,0 +1,61 @@
+// Bad input met before any work (a flag value, a path of the wrong kind) is refused by its flag and
+// path, exit 1, no stack and nothing created; and a run whose progress reader goes away (stderr
+// closed: `srk train 2>&1 | head`) trains on and saves instead of dying on EPIPE.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { fixture, fixtureArgs, readMetrics, tempDir } from '../train/helpers.js';
+
+const root = resolve(import.meta.dirname, '../..');
+const srk = resolve(root, 'bin/srk.js');
+const run = (args: string[]) => spawnSync(process.execPath, [srk, ...args], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+
+describe('refused before any work, by flag and path', () => {
+  const tmp = tempDir('srk-bad-input-');
+  const model = fixture('gpt-neox-tiny');
+  const data = join(model, 'pairs.jsonl');
+  const cases: [string, string[], RegExp][] = [
+    ['bench: a size that is not a number', ['bench', 'norm', '--tokens', 'abc'], /bench: --tokens must be a positive integer, got NaN/],
+    ['bench: a square size of 0', ['bench', 'matmul', '--sizes', '256', '0'], /bench: --sizes must be a positive integer, got 0/],
+    ['bench: --only not a regular expression', ['bench', 'matmul', '--only', '('], /bench: --only "\(" is not a regular expression/],
+    ['train: --model missing', ['train', '--model', join(tmp, 'nope'), '--data', data, '--out', join(tmp, 'out1')], /--model .*nope: no such directory/],
+    ['train: --model a file', ['train', '--model', data, '--data', data, '--out', join(tmp, 'out2')], /--model .*pairs\.jsonl: not a directory/],
+    ['train: --data a directory', ['train', '--model', model, '--data', model, '--out', join(tmp, 'out3')], /--data .*gpt-neox-tiny: a directory, not a data file/],
+    ['train: --eval-data missing', ['train', '--model', model, '--data', data, '--eval-data', join(tmp, 'x.jsonl'), '--out', join(tmp, 'out4')], /--eval-data .*x\.jsonl: no such file/],
+    ['eval: --data a directory', ['eval', '--model', model, '--data', model], /--data .*gpt-neox-tiny: a directory, not a data file/],
+    ['logprobs: --out a directory', ['logprobs', '--model', model, '--data', data, '--out', tmp], /--out .*: a directory \(give a file name\)/],
+  ];
+  for (const [what, args, re] of cases) {
+    it(what, () => {
+      const r = run(args);
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(re);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    });
+  }
+  it('a refused train creates no --out directory', () => {
+    for (const k of [1, 2, 3, 4]) expect(existsSync(join(tmp, `out${k}`))).toBe(false);
+  });
+  it('bench matmul: --only that matches no case', () => {
+    const r = run(['bench', 'matmul', '--only', 'no such case']);
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/bench matmul: no case matches --only "no such case" \(the cases: square/);
+  });
+});
+
+describe('srk train with its progress reader gone', () => {
+  const tmp = tempDir('srk-epipe-');
+  it('stderr closed after the first lines: the run trains on, saves and exits 0', async () => {
+    const out = join(tmp, 'run');
+    mkdirSync(tmp, { recursive: true });
+    const child = spawn(process.execPath, [srk, 'train', '--plain-progress', ...fixtureArgs('gpt-neox-tiny'), '--loss', 'dpo', '--batch-size', '3',
+      '--max-steps', '4', '--out', out], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+    // As `| head -1` does: read a little, then close the pipe; every later progress line meets EPIPE.
+    child.stderr!.once('data', () => child.stderr!.destroy());
+    const code = await new Promise<number | null>((res) => child.on('close', (c) => res(c)));
+    expect(code).toBe(0);
+    expect(readMetrics(out).map((m) => m.step)).toEqual([1, 2, 3, 4]);
+    expect(existsSync(join(out, 'checkpoint', 'model.safetensors'))).toBe(true);
+  }, 120_000);
+});
