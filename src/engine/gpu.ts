@@ -3,6 +3,7 @@
 // One Gpu object owns one GPUDevice. Everything else (tensors, kernels, the command recorder)
 // hangs off it. Dawn's Node binding keeps the process alive (and its event pump running: webgpu.ts)
 // until the device is destroyed, so every command must end with `await gpu.destroy()`.
+import { existsSync } from 'node:fs';
 import { create, paceDawnEvents } from './webgpu.js';
 import { Recorder } from './recorder.js';
 import { TensorPool, Tensor, type DType } from './tensor.js';
@@ -163,7 +164,8 @@ export class Gpu {
   static async create(opts: GpuOptions = {}): Promise<Gpu> {
     const adapterName = opts.adapter ?? process.env.SRK_ADAPTER;
     tuneEnv(); // a malformed SRK_TUNE fails here, before there is a device to release
-    if (!process.env.XDG_RUNTIME_DIR) process.env.XDG_RUNTIME_DIR = '/tmp';
+    // Unset, or naming a directory that is not there (a login without logind): the Vulkan loader wants one.
+    if (!process.env.XDG_RUNTIME_DIR || !existsSync(process.env.XDG_RUNTIME_DIR)) process.env.XDG_RUNTIME_DIR = '/tmp';
     const argsFor = (cpu: boolean) => [...dawnFeatureArgs(opts, cpu), ...(adapterName ? [`adapter=${adapterName}`] : [])];
     let adapter = await requestAdapter(argsFor(false), adapterName);
     // A software adapter: once more through an instance with the CPU toggles (so the path with two
