@@ -113,7 +113,7 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
     const s = o.step ?? { loss: 'dpo' as const, microBatch: 8, precision: 'f32' as const, packed: true, profile: false, varied: false, lengthOrder: true };
     stepOpts = {
       ...s, shape: s.shape ?? (cpu ? 'tiny' : 'pythia-160m'), pairs: o.pairs ?? 8, seq: o.seq ?? 512, prompt: o.prompt ?? 256,
-      warmup: cpu ? 1 : 2, repeats: cpu ? 3 : 5,
+      warmup: 2, repeats: cpu ? 3 : 5,
     };
     checkStepOptions(stepOpts);
     if (cpu && stepOpts.shape.startsWith('pythia') && !stepOpts.hostOnly) {

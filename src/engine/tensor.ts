@@ -45,8 +45,12 @@ export class Tensor {
   toString(): string { return `Tensor<${this.dtype}>[${this.shape.join(', ')}]`; }
 }
 
-/** A pool's buffer; `id` orders its size class's free list (creation order). */
-export interface PooledBuffer { buffer: GPUBuffer; size: number; free: boolean; id: number }
+/** A pool's buffer; `id` orders its size class's free list (creation order); `released`: when it was last freed (a tick). */
+export interface PooledBuffer {
+  buffer: GPUBuffer; size: number; free: boolean; id: number; released: number;
+  /** The size class of the request that holds it (what inUseBytes counts; `size` may be up to MAX_SLACK times that). */
+  charged: number;
+}
 
 const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
@@ -59,8 +63,15 @@ function sizeClass(bytes: number): number {
   return Math.ceil(b / step) * step;
 }
 
+/** A request takes a free buffer up to this many times its size class before a new one is made. */
+const MAX_SLACK = 2;
+
 /**
- * Buffers by size class, reused. A free list hands out its lowest-id buffer (not the last released),
+ * Buffers by size class, reused. A request for a size the pool holds no buffer of takes the smallest
+ * free one up to MAX_SLACK times larger: micro-batches of varied lengths (real data; longest first)
+ * then reuse the longer ones' buffers, where one class per length kept a set of buffers per token
+ * count seen (a long run over lengths up to 512 held 7-12 times its peak in free buffers); and
+ * trimExcess, between steps, bounds what is held. A free list hands out its lowest-id buffer (not the last released),
  * so which buffer an acquire gets depends only on which are free, not on the order earlier steps
  * released them: a training step's acquires get the same buffers every step, its dispatches bind the
  * same ranges, and the kernel cache's bind groups (kernel.ts bindGroup) are found instead of created
@@ -68,12 +79,27 @@ function sizeClass(bytes: number): number {
  */
 export class TensorPool {
   private free = new Map<number, PooledBuffer[]>();
+  /** The sizes with a non-empty free list, ascending (for the smallest fitting one). */
+  private freeSizes: number[] = [];
   private all = new Set<PooledBuffer>();
+  /** Buffers of each size, free or in use. */
+  private perSize = new Map<number, number>();
   private nextId = 0;
-  /** Bytes currently held in GPU buffers (free or in use) and the most ever in use. */
+  private tick = 0;
+  /**
+   * Bytes held in GPU buffers (free or in use); bytes the live tensors need (their size classes: a
+   * reused buffer may be larger) and the most ever needed.
+   */
   allocatedBytes = 0;
   inUseBytes = 0;
   peakInUseBytes = 0;
+  /**
+   * Bytes of the buffers in use (their own sizes: the GPU memory the live tensors occupy), the most
+   * since resetPeaks(), and the most ever (what trimExcess keeps room for).
+   */
+  heldBytes = 0;
+  peakHeldBytes = 0;
+  private maxHeldBytes = 0;
 
   constructor(private gpu: Gpu) {}
 
@@ -89,15 +115,23 @@ export class TensorPool {
       throw new RangeError(`tensor ${label ?? ''}[${shape}] ${dtype} needs ${size} bytes, over this ` +
         `adapter's maxBufferSize ${this.gpu.limits.maxBufferSize}`);
     }
-    let pb = this.free.get(size)?.pop();
+    // A larger buffer only for a size the pool has none of (a length not seen before): sizes it has keep
+    // to their own buffers, so a step of fixed shapes gets the same buffers every time (bind groups).
+    let pb = this.takeFree(size, exact || this.perSize.get(size) ? size : MAX_SLACK * size);
     if (!pb) {
       const buffer = this.gpu.device.createBuffer({ size, usage: USAGE, label });
-      pb = { buffer, size, free: false, id: this.nextId++ };
+      pb = { buffer, size, free: false, id: this.nextId++, released: 0, charged: size };
       this.all.add(pb);
+      this.perSize.set(size, (this.perSize.get(size) ?? 0) + 1);
       this.allocatedBytes += size;
     }
     pb.free = false;
+    // In use: what the tensors need (their size classes), however large the buffers they got.
+    pb.charged = size;
     this.inUseBytes += size;
+    this.heldBytes += pb.size;
+    this.peakHeldBytes = Math.max(this.peakHeldBytes, this.heldBytes);
+    this.maxHeldBytes = Math.max(this.maxHeldBytes, this.heldBytes);
     this.peakInUseBytes = Math.max(this.peakInUseBytes, this.inUseBytes);
     return new Tensor(pb.buffer, 0, [...shape], dtype, pb);
   }
@@ -109,9 +143,12 @@ export class TensorPool {
       if (!pb) throw new Error(`release of ${t}: not a pooled tensor (a view?)`);
       if (pb.free) throw new Error(`double release of ${t}`);
       pb.free = true;
-      this.inUseBytes -= pb.size;
+      pb.released = ++this.tick;
+      this.inUseBytes -= pb.charged;
+      this.heldBytes -= pb.size;
       let list = this.free.get(pb.size);
       if (!list) this.free.set(pb.size, (list = []));
+      if (list.length === 0) this.freeSizes.splice(lowerBound(this.freeSizes, pb.size), 0, pb.size);
       // Kept in descending id order, so pop() gives the lowest id.
       let at = list.length;
       while (at > 0 && list[at - 1].id < pb.id) at--;
@@ -119,22 +156,70 @@ export class TensorPool {
     }
   }
 
+  /** Starts the peaks (in use, held) from what is in use now: a measurement's own peak (bench step). */
+  resetPeaks(): void {
+    this.peakInUseBytes = this.inUseBytes;
+    this.peakHeldBytes = this.heldBytes;
+  }
+
+  /** The lowest-id free buffer of the smallest size in [min, max], taken off its list. */
+  private takeFree(min: number, max: number): PooledBuffer | undefined {
+    const at = lowerBound(this.freeSizes, min);
+    if (at >= this.freeSizes.length || this.freeSizes[at] > max) return undefined;
+    const size = this.freeSizes[at];
+    const list = this.free.get(size)!;
+    const pb = list.pop()!;
+    if (list.length === 0) this.freeSizes.splice(at, 1);
+    return pb;
+  }
+
   /** Destroys the free buffers (after a phase that will not come back, e.g. the reference pass). */
   trim(): void {
     for (const [, list] of this.free) for (const pb of list) this.drop(pb);
     this.free.clear();
+    this.freeSizes = [];
+  }
+
+  /**
+   * Where the buffers held exceed `factor` times the most ever held in use at once, destroys free
+   * buffers, the longest unused first, down to that (a step's own buffers, released last, stay: the
+   * next step finds them, and their bind groups, again). Only between steps, with nothing recorded or in flight that
+   * uses a free buffer (a destroyed buffer in a later submit is an error): trainStep calls it after
+   * its readback.
+   */
+  trimExcess(factor = MAX_SLACK): void {
+    const budget = factor * this.maxHeldBytes;
+    if (this.allocatedBytes <= budget) return;
+    const idle = [...this.free.values()].flat().sort((a, b) => a.released - b.released);
+    for (const pb of idle) {
+      if (this.allocatedBytes <= budget) break;
+      const list = this.free.get(pb.size)!;
+      list.splice(list.indexOf(pb), 1);
+      if (list.length === 0) this.freeSizes.splice(lowerBound(this.freeSizes, pb.size), 1);
+      this.drop(pb);
+    }
   }
 
   destroyAll(): void {
     for (const pb of this.all) pb.buffer.destroy();
     this.all.clear();
+    this.perSize.clear();
     this.free.clear();
-    this.allocatedBytes = this.inUseBytes = 0;
+    this.freeSizes = [];
+    this.allocatedBytes = this.inUseBytes = this.heldBytes = 0;
   }
 
   private drop(pb: PooledBuffer): void {
     pb.buffer.destroy();
     this.all.delete(pb);
+    this.perSize.set(pb.size, this.perSize.get(pb.size)! - 1);
     this.allocatedBytes -= pb.size;
   }
+}
+
+/** The first index of sorted `xs` whose value is >= x. */
+function lowerBound(xs: readonly number[], x: number): number {
+  let lo = 0; let hi = xs.length;
+  while (lo < hi) { const mid = (lo + hi) >> 1; if (xs[mid] < x) lo = mid + 1; else hi = mid; }
+  return lo;
 }

@@ -60,6 +60,7 @@ export async function scorePairs(gpu: Gpu, model: CausalLM, pairs: readonly Toke
     }
     // A long scoring pass (the reference log-probs before training) tunes as steps do (engine/tuner.ts).
     await gpu.tuner?.settle();
+    gpu.pool.trimExcess(); // after the readback: nothing recorded uses a free buffer (engine/tensor.ts)
     o.onProgress?.(done, P);
   };
   for (let p0 = 0; p0 < P; p0 += o.microBatch) {

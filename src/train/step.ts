@@ -170,6 +170,8 @@ export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer,
   const [norm, ...statValues] = await gpu.readManyF32([optimizer.norm, ...sftStats, ...statsTensors.map((s) => s.t)]);
   // The first steps time candidate kernels (engine/tuner.ts); the readback above means they ran.
   await gpu.tuner?.settle();
+  // Nothing recorded or in flight now: free buffers past twice the peak in use may go (engine/tensor.ts).
+  gpu.pool.trimExcess();
   const out: StepMetrics = {
     loss: 0, margin: null, accuracy: null, augAccuracy: null, rewardChosen: null, rewardRejected: null,
     logpChosen: 0, logpRejected: null, gradNorm: norm[0], tokens, augSharedTokens, recordMs, dispatches,
