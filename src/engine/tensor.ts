@@ -67,15 +67,18 @@ function sizeClass(bytes: number): number {
 const MAX_SLACK = 2;
 
 /**
- * Buffers by size class, reused. A request for a size the pool holds no buffer of takes the smallest
- * free one up to MAX_SLACK times larger: micro-batches of varied lengths (real data; longest first)
- * then reuse the longer ones' buffers, where one class per length kept a set of buffers per token
- * count seen (a long run over lengths up to 512 held 7-12 times its peak in free buffers); and
- * trimExcess, between steps, bounds what is held. A free list hands out its lowest-id buffer (not the last released),
- * so which buffer an acquire gets depends only on which are free, not on the order earlier steps
- * released them: a training step's acquires get the same buffers every step, its dispatches bind the
- * same ranges, and the kernel cache's bind groups (kernel.ts bindGroup) are found instead of created
- * anew (LIFO lists came back permuted each step: ~1 in 3 dispatches created a bind group).
+ * Buffers by size class, reused.
+ * - A request for a size the pool holds no buffer of (a token count not seen before) takes the
+ *   smallest free buffer up to MAX_SLACK times larger: micro-batches of varied lengths (real data,
+ *   longest first) reuse the longer ones' buffers. With one class per length, a long run over lengths
+ *   up to 512 held 7-12 times its peak in free buffers.
+ * - trimExcess, between steps, destroys the least recently used free buffers past twice the most ever
+ *   held at once.
+ * - A free list hands out its lowest-id buffer (not the last released), so which buffer an acquire
+ *   gets depends only on which are free, not on the order earlier steps released them: after a few
+ *   steps of the same shapes, each step's acquires get the same buffers, its dispatches bind the same
+ *   ranges, and the kernel cache's bind groups (kernel.ts bindGroup) are found instead of created anew
+ *   (LIFO lists came back permuted each step: ~1 in 3 dispatches created a bind group).
  */
 export class TensorPool {
   private free = new Map<number, PooledBuffer[]>();
