@@ -289,8 +289,8 @@ async function benchStepRun(gpu: Gpu, o: StepBenchOptions, log: (s: string) => v
       `max |diff| ${precisionCheck.maxAbsDiff.toExponential(2)} per sequence, ${precisionCheck.maxAbsDiffPerToken.toExponential(2)} per token, ` +
       `relative ${precisionCheck.maxRelDiff.toExponential(2)} (|log-prob| ~ ${precisionCheck.meanAbsLogp.toFixed(1)})`);
   }
-  // Peak over the timed steps only (the pool's peaks are plain counters; start them from what is held now).
-  gpu.pool.resetPeaks();
+  // Peak over the timed steps only (the pool's peak is a plain counter; start it from what is held now).
+  gpu.pool.peakInUseBytes = gpu.pool.inUseBytes;
   const samplesMs: number[] = [];
   const recordMs: number[] = [];
   const bindGroups: number[] = []; const uniforms: number[] = [];
@@ -303,9 +303,7 @@ async function benchStepRun(gpu: Gpu, o: StepBenchOptions, log: (s: string) => v
     log(`  step ${i + 1}: ${samplesMs[i].toFixed(0)} ms (host recording ${last!.recordMs.toFixed(0)} ms, ${last!.dispatches} dispatches` +
       `${bg || un ? `, ${bg} new bind groups, ${un} new uniform buffers` : ''})`);
   }
-  // The GPU memory the live tensors occupied at most: their buffers' sizes (a reused buffer may be
-  // larger than its tensor's size class, engine/tensor.ts), not only what they asked for.
-  const peak = gpu.pool.peakHeldBytes;
+  const peak = gpu.pool.peakInUseBytes;
   const timed = last!; // (the host-only and profiled steps below report nothing of their own results)
   const dispatchesPerStep = timed.dispatches;
   // The host alone: steps recorded but never submitted (engine/recorder.ts discard), so no GPU work

@@ -7,7 +7,6 @@
 // Both models score the same tokenized pairs (the policy's tokenizer), plain and augmented; the
 // reference is scored first and freed before the policy is loaded, so only one model is on the GPU
 // at a time. Without --ref-model the reference is the policy itself: margins are then exactly 0.
-import fs from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import type { Gpu } from '../engine/gpu.js';
@@ -19,7 +18,7 @@ import { referenceLogps } from '../train/reference.js';
 import { scorePairs, type PairLogps } from '../train/score.js';
 import { Progress } from '../train/progress.js';
 import { TRAIN_DEFAULTS } from '../train/options.js';
-import { withGpu } from './run.js';
+import { checkPathFlag, withGpu } from './run.js';
 import { asUserError, freeModel, scoringFlags, scoringSettingsFrom, userError, type ScoringSettings } from './logprobs.js';
 
 export interface EvalOptions extends ScoringSettings {
@@ -162,7 +161,7 @@ export const evalCommand: CommandModule = {
     const s = scoringSettingsFrom(args);
     if (!((args.beta as number) > 0)) throw userError('--beta must be > 0');
     const refModel = args['ref-model'] as string | undefined;
-    if (refModel !== undefined && !fs.existsSync(refModel)) throw userError(`--ref-model ${refModel}: no such file or directory`);
+    if (refModel !== undefined) checkPathFlag('ref-model', refModel, 'model directory');
     const o: EvalOptions = {
       ...s, refModel, beta: args.beta as number, json: Boolean(args.json), skipBadRows: Boolean(args['skip-bad-rows']),
       cacheDir: args['cache-dir'] as string | undefined,

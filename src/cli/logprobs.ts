@@ -23,12 +23,9 @@ import { textTokenizer } from '../train/dataset.js';
 import { scorePairs } from '../train/score.js';
 import { Progress } from '../train/progress.js';
 import { PAPER_REFINE_PROMPT, TRAIN_DEFAULTS } from '../train/options.js';
-import { withGpu } from './run.js';
+import { checkPathFlag, userError, withGpu } from './run.js';
 
-/** An error the user can act on: `fail` prints it without a stack trace. */
-export function userError(message: string): Error {
-  return Object.assign(new Error(message), { userFacing: true });
-}
+export { userError };
 
 /** Re-throws data errors (bad lines, missing files) as user-facing errors. */
 export function asUserError(e: unknown): unknown {
@@ -66,11 +63,8 @@ export function scoringSettingsFrom(a: Record<string, unknown>): ScoringSettings
     if (!(num(k) > 0) || !Number.isInteger(num(k))) throw userError(`--${k} must be a positive integer`);
   }
   if (num('max-prompt-length') >= num('max-length')) throw userError('--max-prompt-length must be below --max-length');
-  for (const k of ['model', 'data']) {
-    if (!fs.existsSync(a[k] as string)) throw userError(`--${k} ${a[k] as string}: no such file or directory`);
-  }
-  if (!fs.statSync(a.model as string).isDirectory()) throw userError(`--model ${a.model as string}: not a directory (a Hugging Face checkpoint directory)`);
-  if (fs.statSync(a.data as string).isDirectory()) throw userError(`--data ${a.data as string}: a directory, not a data file (.jsonl, .jsonl.gz or Parquet)`);
+  checkPathFlag('model', a.model as string, 'model directory');
+  checkPathFlag('data', a.data as string, 'data file');
   return {
     model: a.model as string, data: a.data as string, refinePrompt: a['refine-prompt'] as string, noEos: a.eos === false, inContext: Boolean(a['completions-in-context']),
     maxLength: num('max-length'), maxPromptLength: num('max-prompt-length'), microBatchSize: num('micro-batch-size'),

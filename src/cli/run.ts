@@ -1,6 +1,23 @@
 // Runs a command body with a GPU and always tears the device down, so the process exits promptly
 // (Dawn's event pump otherwise keeps Node alive and a core busy).
+import { existsSync, statSync } from 'node:fs';
 import { Gpu, GpuError, type GpuOptions } from '../engine/gpu.js';
+
+/** An error the user can act on: `fail` prints it without a stack trace. */
+export function userError(message: string): Error {
+  return Object.assign(new Error(message), { userFacing: true });
+}
+
+/**
+ * Refuses the path of a flag that is missing or of the wrong kind, before any work (train: before its
+ * --out directory is made): a model is a Hugging Face checkpoint directory, data a file.
+ */
+export function checkPathFlag(flag: string, p: string, kind: 'model directory' | 'data file'): void {
+  if (!existsSync(p)) throw userError(`--${flag} ${p}: no such file or directory`);
+  const isDir = statSync(p).isDirectory();
+  if (kind === 'model directory' && !isDir) throw userError(`--${flag} ${p}: not a directory (a Hugging Face checkpoint directory: config.json, *.safetensors, the tokenizer)`);
+  if (kind === 'data file' && isDir) throw userError(`--${flag} ${p}: a directory, not a data file (.jsonl, .jsonl.gz or Parquet)`);
+}
 
 export async function withGpu<T>(opts: GpuOptions, body: (gpu: Gpu) => Promise<T>): Promise<T> {
   const gpu = await Gpu.create(opts);

@@ -1,6 +1,6 @@
 // `srk train` flags -> TrainOptions. With neither --model nor --data it runs the built-in demo.
-import { existsSync, statSync } from 'node:fs';
 import type { Argv } from 'yargs';
+import { checkPathFlag } from './run.js';
 import { PRECISIONS, type Precision } from '../engine/precision.js';
 import { LOSSES, TRAIN_DEFAULTS, type LossName, type TrainOptions } from '../train/options.js';
 import { SAVE_DTYPES, type SaveDtype } from '../train/checkpoint.js';
@@ -81,17 +81,10 @@ export function demoIgnoredFlags(args: readonly string[]): string[] {
  * model, or a directory given as the data file, is named by its flag.
  */
 export function checkTrainPaths(o: Pick<TrainOptions, 'model' | 'data' | 'refModel' | 'evalData'>): void {
-  const refuse = (msg: string) => { throw Object.assign(new Error(msg), { userFacing: true }); };
-  for (const [flag, dir] of [['model', o.model], ['ref-model', o.refModel]] as const) {
-    if (dir === undefined) continue;
-    if (!existsSync(dir)) refuse(`--${flag} ${dir}: no such directory`);
-    if (!statSync(dir).isDirectory()) refuse(`--${flag} ${dir}: not a directory (a Hugging Face checkpoint directory: config.json, *.safetensors, the tokenizer)`);
-  }
-  for (const [flag, file] of [['data', o.data], ['eval-data', o.evalData]] as const) {
-    if (file === undefined) continue;
-    if (!existsSync(file)) refuse(`--${flag} ${file}: no such file`);
-    if (statSync(file).isDirectory()) refuse(`--${flag} ${file}: a directory, not a data file (.jsonl, .jsonl.gz or Parquet)`);
-  }
+  checkPathFlag('model', o.model, 'model directory');
+  if (o.refModel !== undefined) checkPathFlag('ref-model', o.refModel, 'model directory');
+  checkPathFlag('data', o.data, 'data file');
+  if (o.evalData !== undefined) checkPathFlag('eval-data', o.evalData, 'data file');
 }
 
 export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {

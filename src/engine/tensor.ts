@@ -46,11 +46,7 @@ export class Tensor {
 }
 
 /** A pool's buffer; `id` orders its size class's free list (creation order); `released`: when it was last freed (a tick). */
-export interface PooledBuffer {
-  buffer: GPUBuffer; size: number; free: boolean; id: number; released: number;
-  /** The size class of the request that holds it (what inUseBytes counts; `size` may be up to MAX_SLACK times that). */
-  charged: number;
-}
+export interface PooledBuffer { buffer: GPUBuffer; size: number; free: boolean; id: number; released: number }
 
 const USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
@@ -73,7 +69,7 @@ const MAX_SLACK = 2;
  *   longest first) reuse the longer ones' buffers. With one class per length, a long run over lengths
  *   up to 512 held 7-12 times its peak in free buffers.
  * - trimExcess, between steps, destroys the least recently used free buffers past twice the most ever
- *   held at once.
+ *   in use at once.
  * - A free list hands out its lowest-id buffer (not the last released), so which buffer an acquire
  *   gets depends only on which are free, not on the order earlier steps released them: after a few
  *   steps of the same shapes, each step's acquires get the same buffers, its dispatches bind the same
@@ -90,19 +86,14 @@ export class TensorPool {
   private nextId = 0;
   private tick = 0;
   /**
-   * Bytes held in GPU buffers (free or in use); bytes the live tensors need (their size classes: a
-   * reused buffer may be larger) and the most ever needed.
+   * Bytes held in GPU buffers (free or in use); bytes of the buffers in use (the GPU memory the live
+   * tensors occupy: a reused buffer may be larger than a tensor's size class), the most since
+   * resetPeaks(), and the most ever (what trimExcess keeps room for).
    */
   allocatedBytes = 0;
   inUseBytes = 0;
   peakInUseBytes = 0;
-  /**
-   * Bytes of the buffers in use (their own sizes: the GPU memory the live tensors occupy), the most
-   * since resetPeaks(), and the most ever (what trimExcess keeps room for).
-   */
-  heldBytes = 0;
-  peakHeldBytes = 0;
-  private maxHeldBytes = 0;
+  private maxInUseBytes = 0;
 
   constructor(private gpu: Gpu) {}
 
@@ -123,19 +114,15 @@ export class TensorPool {
     let pb = this.takeFree(size, exact || this.perSize.get(size) ? size : MAX_SLACK * size);
     if (!pb) {
       const buffer = this.gpu.device.createBuffer({ size, usage: USAGE, label });
-      pb = { buffer, size, free: false, id: this.nextId++, released: 0, charged: size };
+      pb = { buffer, size, free: false, id: this.nextId++, released: 0 };
       this.all.add(pb);
       this.perSize.set(size, (this.perSize.get(size) ?? 0) + 1);
       this.allocatedBytes += size;
     }
     pb.free = false;
-    // In use: what the tensors need (their size classes), however large the buffers they got.
-    pb.charged = size;
-    this.inUseBytes += size;
-    this.heldBytes += pb.size;
-    this.peakHeldBytes = Math.max(this.peakHeldBytes, this.heldBytes);
-    this.maxHeldBytes = Math.max(this.maxHeldBytes, this.heldBytes);
+    this.inUseBytes += pb.size;
     this.peakInUseBytes = Math.max(this.peakInUseBytes, this.inUseBytes);
+    this.maxInUseBytes = Math.max(this.maxInUseBytes, this.inUseBytes);
     return new Tensor(pb.buffer, 0, [...shape], dtype, pb);
   }
 
@@ -147,8 +134,7 @@ export class TensorPool {
       if (pb.free) throw new Error(`double release of ${t}`);
       pb.free = true;
       pb.released = ++this.tick;
-      this.inUseBytes -= pb.charged;
-      this.heldBytes -= pb.size;
+      this.inUseBytes -= pb.size;
       let list = this.free.get(pb.size);
       if (!list) this.free.set(pb.size, (list = []));
       if (list.length === 0) this.freeSizes.splice(lowerBound(this.freeSizes, pb.size), 0, pb.size);
@@ -157,12 +143,6 @@ export class TensorPool {
       while (at > 0 && list[at - 1].id < pb.id) at--;
       list.splice(at, 0, pb);
     }
-  }
-
-  /** Starts the peaks (in use, held) from what is in use now: a measurement's own peak (bench step). */
-  resetPeaks(): void {
-    this.peakInUseBytes = this.inUseBytes;
-    this.peakHeldBytes = this.heldBytes;
   }
 
   /** The lowest-id free buffer of the smallest size in [min, max], taken off its list. */
@@ -184,14 +164,14 @@ export class TensorPool {
   }
 
   /**
-   * Where the buffers held exceed `factor` times the most ever held in use at once, destroys free
+   * Where the buffers held exceed `factor` times the most ever in use at once, destroys free
    * buffers, the longest unused first, down to that (a step's own buffers, released last, stay: the
    * next step finds them, and their bind groups, again). Only between steps, with nothing recorded or in flight that
    * uses a free buffer (a destroyed buffer in a later submit is an error): trainStep calls it after
    * its readback.
    */
   trimExcess(factor = MAX_SLACK): void {
-    const budget = factor * this.maxHeldBytes;
+    const budget = factor * this.maxInUseBytes;
     if (this.allocatedBytes <= budget) return;
     const idle = [...this.free.values()].flat().sort((a, b) => a.released - b.released);
     for (const pb of idle) {
@@ -209,7 +189,7 @@ export class TensorPool {
     this.perSize.clear();
     this.free.clear();
     this.freeSizes = [];
-    this.allocatedBytes = this.inUseBytes = this.heldBytes = 0;
+    this.allocatedBytes = this.inUseBytes = 0;
   }
 
   private drop(pb: PooledBuffer): void {

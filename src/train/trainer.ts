@@ -80,11 +80,13 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     throw new TrainingError(`${o.out} holds ${path.basename(earlierMetrics)} of an earlier run that saved no checkpoint; ` +
       'remove it (or the directory) to start over there, or choose another --out');
   }
-  let state: TrainerState | undefined;
-  if (o.resume && existing) {
-    state = readTrainerState(existing);
-    // Not given: the run's own choice (a run from before --drop-last dropped the partial batch).
-    if (o.dropLast === undefined) o = { ...o, dropLast: (Object.hasOwn(state.options, 'dropLast') ? state.options.dropLast : PINNED_BEFORE.dropLast) as boolean };
+  const state: TrainerState | undefined = o.resume && existing ? readTrainerState(existing) : undefined;
+  // --drop-last not given: a new run trains the partial batch; a resumed run keeps its own choice (one
+  // from before the option dropped it).
+  const recorded = state && (Object.hasOwn(state.options, 'dropLast') ? state.options.dropLast : PINNED_BEFORE.dropLast);
+  o = { ...o, dropLast: o.dropLast ?? (recorded as boolean | undefined) ?? false };
+  const dropLast = o.dropLast;
+  if (state && existing) {
     for (const k of PINNED) {
       // The data file's content is checked by its pairs' hash (below): the same file by another path
       // (./x.jsonl, an absolute path, a moved copy) is the same run.
@@ -98,8 +100,6 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
   } else if (o.resume) {
     log(`--resume: no checkpoint in ${o.out}; starting a new run`);
   }
-  o = { ...o, dropLast: o.dropLast ?? false };
-  const dropLast = o.dropLast;
 
   const gpu = gpuIn ?? await Gpu.create({ adapter: o.adapter });
   let policy: LoadedModel | undefined;
@@ -127,16 +127,17 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     // step finishes and a checkpoint is saved; the same signal again quits without saving.
     let interrupted: 'SIGINT' | 'SIGTERM' | undefined;
     let training = false;
-    onSignal = (sig: NodeJS.Signals) => {
+    onSignal = (signal: NodeJS.Signals) => {
+      const sig = signal === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
       if (!training) {
         // Reading data, hashing and scoring the reference, loading the policy, the first eval: nothing
         // is trained yet, so there is nothing to save and no reason to wait (the reference cache is
         // written whole or not at all).
         log(`${sig === 'SIGTERM' ? 'SIGTERM' : 'interrupt'} before this run's first step: nothing to save; stopping`);
-        process.exit(signalExitCode(sig === 'SIGTERM' ? 'SIGTERM' : 'SIGINT'));
+        process.exit(signalExitCode(sig));
       }
-      if (interrupted) process.exit(signalExitCode(sig === 'SIGTERM' ? 'SIGTERM' : 'SIGINT'));
-      interrupted = sig === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
+      if (interrupted) process.exit(signalExitCode(sig));
+      interrupted = sig;
       log(`${sig === 'SIGTERM' ? 'SIGTERM' : 'interrupt'}: finishing this step, then saving a checkpoint ` +
         `(${sig === 'SIGTERM' ? 'a second SIGTERM' : 'Ctrl-C again'} quits without saving)`);
     };

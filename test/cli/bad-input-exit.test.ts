@@ -19,7 +19,7 @@ describe('refused before any work, by flag and path', () => {
     ['bench: a size that is not a number', ['bench', 'norm', '--tokens', 'abc'], /bench: --tokens must be a positive integer, got NaN/],
     ['bench: a square size of 0', ['bench', 'matmul', '--sizes', '256', '0'], /bench: --sizes must be a positive integer, got 0/],
     ['bench: --only not a regular expression', ['bench', 'matmul', '--only', '('], /bench: --only "\(" is not a regular expression/],
-    ['train: --model missing', ['train', '--model', join(tmp, 'nope'), '--data', data, '--out', join(tmp, 'out1')], /--model .*nope: no such directory/],
+    ['train: --model missing', ['train', '--model', join(tmp, 'nope'), '--data', data, '--out', join(tmp, 'out1')], /--model .*nope: no such file or directory/],
     ['train: --model a file', ['train', '--model', data, '--data', data, '--out', join(tmp, 'out2')], /--model .*pairs\.jsonl: not a directory/],
     ['train: --data a directory', ['train', '--model', model, '--data', model, '--out', join(tmp, 'out3')], /--data .*gpt-neox-tiny: a directory, not a data file/],
     ['train: --eval-data missing', ['train', '--model', model, '--data', data, '--eval-data', join(tmp, 'x.jsonl'), '--out', join(tmp, 'out4')], /--eval-data .*x\.jsonl: no such file/],

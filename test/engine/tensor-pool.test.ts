@@ -1,5 +1,5 @@
 // The tensor pool (src/engine/tensor.ts) under varied sizes, as micro-batches of real data make them:
-// a request reuses a free buffer up to twice its size class, and the buffers held stay within twice
+// a size the pool has no buffer of reuses a free one up to twice its size class, and the buffers held stay within twice
 // the most ever in use (trimExcess between steps), where one size class per token count once held 7-12
 // times the peak in free buffers over a long run.
 import { describe, expect, it } from 'vitest';
@@ -53,7 +53,7 @@ describe(`tensor pool (seed ${rng.seed})`, () => {
           pool.release(...held.reverse());
         }
         pool.trimExcess();
-        expect(pool.allocatedBytes, `step ${step}`).toBeLessThanOrEqual(2 * pool.peakHeldBytes);
+        expect(pool.allocatedBytes, `step ${step}`).toBeLessThanOrEqual(2 * pool.peakInUseBytes);
       }
       pool.trimExcess(0);
       expect(pool.allocatedBytes).toBe(0);
@@ -66,7 +66,7 @@ describe(`tensor pool (seed ${rng.seed})`, () => {
     const pool = new TensorPool(await getGpu());
     try {
       const a = pool.acquire([100_000]); const b = pool.acquire([300_000]);
-      const held = pool.peakHeldBytes;
+      const held = pool.peakInUseBytes;
       expect(held).toBe(a.owner!.size + b.owner!.size);
       pool.release(a); pool.release(b); // a first: the older
       pool.trimExcess(b.owner!.size / held); // a budget one of them must leave
