@@ -223,27 +223,30 @@ interface PassPick { tc?: SmxAttentionTiles; rowLanes?: boolean; rt?: RegTiles; 
  * tiles that fit and, in f16 precision once it has passed its check on this adapter
  * (attention-selfcheck.ts), the tensor-core kernels; keyed by pass, head size, sequence length and
  * rows of work in half-octave buckets and the mask kind. Without a tuner: the rule's tiles. `regDef`:
- * the pass's register-tile kernel (a candidate's is built before its first use). `outer`:
- * the flash kernels are being timed as a whole against the matmul path (modePick): no pick of their
- * own, the choice made (else the rule), timed under that name.
+ * the pass's register-tile kernel (a candidate's is built before its first use). `mode`: modePick's
+ * answer; while flash against the matmul path is still undecided (timed as a whole, or run untimed as
+ * the default between its samples) the pass makes no pick of its own, and runs the choice made (else
+ * the rule) under the mode's timing name: a pass key opened then would stay open once the matmul path
+ * won and close with candidates never timed.
  */
-function passPick(gpu: Gpu, pass: Pass, a: AttentionArgs, masked: boolean, regDef: (rt: RegTiles) => KernelDef, outer?: string): PassPick {
+function passPick(gpu: Gpu, pass: Pass, a: AttentionArgs, masked: boolean, regDef: (rt: RegTiles) => KernelDef,
+  mode: ModePick): PassPick {
   const cands = regTileCandidates(gpu, pass, a.Dh);
-  if (cands.length === 0) return { timing: outer };
+  if (cands.length === 0) return { timing: mode.timing };
   if (!gpu.tuner) return { rt: cands[0] };
   const form = tcCandidateAllowed(gpu, pass, a.precision ?? gpu.matmulPrecision) ? checkedTcForm(gpu, a.Dh, recordTcCheck) : undefined;
   const tc = form ? tcTilesFor(gpu, pass, a.Dh, form.reload) : undefined;
   const labels = cands.map((t) => `${t.BR}x${t.BC}`);
   if (tc) labels.push(tcFormLabel(form!));
-  if (labels.length === 1) return { rt: cands[0], timing: outer };
+  if (labels.length === 1) return { rt: cands[0], timing: mode.timing };
   const key = `attention ${pass} ${shapeKey(gpu, a, masked)}`;
   // Timed as a candidate of the outer choice (modePick): the choice made for this pass, else the rule.
-  const { index, timing } = outer !== undefined ? { index: gpu.tuner.table.chosen(key, labels) ?? 0, timing: outer }
+  const { index, timing } = mode.deciding ? { index: gpu.tuner.table.chosen(key, labels) ?? 0, timing: mode.timing }
     : gpu.tuner.pick(key, labels);
   if (index >= cands.length) return { tc, rowLanes: form!.rowLanes, timing };
   // Register tiles other than the rule's, while being timed, run once the adapter has built their
   // kernel (as the matmul's tilings: kernel.ts checked()); meanwhile, or if refused, the rule's tiles.
-  if (index > 0 && outer === undefined && timing !== undefined && !gpu.tuner.built(gpu.kernels, key, labels, index, regDef(cands[index]))) {
+  if (index > 0 && !mode.deciding && timing !== undefined && !gpu.tuner.built(gpu.kernels, key, labels, index, regDef(cands[index]))) {
     return { rt: cands[0] };
   }
   return { rt: cands[index], timing };
@@ -268,7 +271,10 @@ function shapeKey(gpu: Gpu, a: AttentionArgs, masked: boolean): string {
  * f16 (P from that forward's lse) stays within the f16 bounds (attention-unfused.test.ts).
  * `timing`: the name to time this call's dispatches under while that key is measured.
  */
-export function modePick(gpu: Gpu, dir: 'fwd' | 'bwd', a: AttentionArgs, masked: boolean): { unfused: boolean; timing?: string } {
+/** modePick's answer: the way, the name to time it under, and whether the tuner is still choosing it. */
+interface ModePick { unfused: boolean; timing?: string; deciding?: boolean }
+
+export function modePick(gpu: Gpu, dir: 'fwd' | 'bwd', a: AttentionArgs, masked: boolean): ModePick {
   if (a.tcForm) return { unfused: false };
   const fits = unfusedFits(gpu, a.Hq, a.T);
   if (unfusedWanted()) return { unfused: fits };
@@ -276,8 +282,9 @@ export function modePick(gpu: Gpu, dir: 'fwd' | 'bwd', a: AttentionArgs, masked:
   if (!fits || !unfusedCandidateAllowed(gpu, precision)) return { unfused: false };
   if (!gpu.tuner) return { unfused: unfusedByRule(gpu, precision) };
   const labels = attentionModeLabels(gpu.isCpuAdapter);
-  const { index, timing } = gpu.tuner.pick(`attention mode ${dir} ${shapeKey(gpu, a, masked)}`, labels);
-  return { unfused: labels[index] === 'unfused', timing };
+  const key = `attention mode ${dir} ${shapeKey(gpu, a, masked)}`;
+  const { index, timing } = gpu.tuner.pick(key, labels);
+  return { unfused: labels[index] === 'unfused', timing, deciding: gpu.tuner.table.chosen(key, labels) === undefined };
 }
 
 /** A pass forced onto tensor cores (the self-check's form, SRK_ATTENTION=tc or a test), else undefined. */
@@ -329,7 +336,7 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
     mask.done();
     return;
   }
-  const { tc, rowLanes, rt, timing } = forcedTc(gpu, 'fwd', a) ?? passPick(gpu, 'fwd', a, !!mask.m, regForwardDef, mode.timing);
+  const { tc, rowLanes, rt, timing } = forcedTc(gpu, 'fwd', a) ?? passPick(gpu, 'fwd', a, !!mask.m, regForwardDef, mode);
   const rows = tc ? 16 * tc.SGQ : rt ? rt.BR : chooseTiles(gpu, 'fwd', Dh).R;
   const kernel = gpu.kernels.get(tc ? smxForwardDef(tc, gpu.fixedSubgroupSize, gpu.smxMode === 'emulated', !!rowLanes)
     : rt ? regForwardDef(rt) : forwardDef(chooseTiles(gpu, 'fwd', Dh)));
@@ -391,8 +398,8 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
   }
   const shared = dk.t.buffer === dv.t.buffer;
   const sg = gpu.fixedSubgroupSize; const emu = gpu.smxMode === 'emulated';
-  const { tc: tq, rt: rq, timing: timeQ } = forcedTc(gpu, 'dq', a) ?? passPick(gpu, 'dq', a, !!mask.m, regDqDef, mode.timing);
-  const { tc: tkv, rt: rkv, timing: timeKV } = forcedTc(gpu, 'dkdv', a) ?? passPick(gpu, 'dkdv', a, !!mask.m, (rt) => regDkdvDef(rt, shared), mode.timing);
+  const { tc: tq, rt: rq, timing: timeQ } = forcedTc(gpu, 'dq', a) ?? passPick(gpu, 'dq', a, !!mask.m, regDqDef, mode);
+  const { tc: tkv, rt: rkv, timing: timeKV } = forcedTc(gpu, 'dkdv', a) ?? passPick(gpu, 'dkdv', a, !!mask.m, (rt) => regDkdvDef(rt, shared), mode);
   const kKV = gpu.kernels.get(tkv ? smxDkdvDef(tkv, sg, emu, shared)
     : rkv ? regDkdvDef(rkv, shared) : dkdvDef(chooseTiles(gpu, 'dkdv', Dh), shared));
   const kQ = gpu.kernels.get(tq ? smxDqDef(tq, sg, emu) : rq ? regDqDef(rq) : dqDef(chooseTiles(gpu, 'dq', Dh)));
