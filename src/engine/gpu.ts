@@ -185,10 +185,14 @@ export class Gpu {
       // Dynamic-offset limits are not needed and Dawn warns when they are requested at maximum.
       if (typeof v === 'number' && !k.startsWith('maxDynamic')) requiredLimits[k] = v;
     }
-    const device = await adapter.requestDevice({
-      requiredFeatures: wanted as GPUFeatureName[],
-      requiredLimits,
-    });
+    let device: GPUDevice;
+    try {
+      device = await withTimeout(adapter.requestDevice({ requiredFeatures: wanted as GPUFeatureName[], requiredLimits }),
+        REQUEST_WAIT_MS, 'requestDevice');
+    } catch (e) {
+      const name = adapterInfoRecord(adapter).description;
+      throw new GpuError(`the adapter${name ? ` ${name}` : ''} gave no device: ${(e as Error).message}`);
+    }
     const info = adapterInfoRecord(adapter);
     const configs = readSubgroupMatrixConfigs(adapter);
     const features: GpuFeatures = {
@@ -354,9 +358,13 @@ export class Gpu {
     return ts.map((t, i) => new Float32Array(data, at[i], t.numel));
   }
 
-  async destroy(): Promise<void> {
+  /**
+   * Submits what is recorded, waits for the queue (at most `waitMs`: a GPU that never finishes, a hung
+   * driver, must not keep the process from exiting) and releases the device.
+   */
+  async destroy(waitMs = DESTROY_WAIT_MS): Promise<void> {
     if (this.destroyed) return;
-    try { this.recorder.flush(); await this.device.queue.onSubmittedWorkDone(); } catch { /* lost */ }
+    try { this.recorder.flush(); await withTimeout(this.device.queue.onSubmittedWorkDone(), waitMs, 'the queue'); } catch { /* lost, or past the wait */ }
     this.destroyed = true;
     this.pool.destroyAll();
     this.device.destroy();
@@ -364,6 +372,10 @@ export class Gpu {
 }
 
 const RANGE_ANALYSIS = 'enable_integer_range_analysis_in_robustness';
+/** How long an adapter or a device may take to come (a driver that never answers is an error, not a hang). */
+const REQUEST_WAIT_MS = 30_000;
+/** How long destroy() waits for submitted work before releasing the device anyway. */
+const DESTROY_WAIT_MS = 60_000;
 
 /** The adapter of the Dawn instance made with `args` (kept in module scope, see `instances`). */
 async function requestAdapter(args: string[], adapterName: string | undefined): Promise<GPUAdapter> {
@@ -372,7 +384,7 @@ async function requestAdapter(args: string[], adapterName: string | undefined): 
   if (!instance) instances.set(key, (instance = create(args)));
   let adapter: GPUAdapter | null = null;
   try {
-    adapter = await withTimeout(instance.requestAdapter({ powerPreference: 'high-performance' }), 30_000, 'requestAdapter');
+    adapter = await withTimeout(instance.requestAdapter({ powerPreference: 'high-performance' }), REQUEST_WAIT_MS, 'requestAdapter');
   } catch (e) {
     throw new GpuError(`${INSTALL_HINT}\n(${(e as Error).message})`);
   }
