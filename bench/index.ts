@@ -20,6 +20,7 @@ import { benchColumnSum, benchNorm, normCases, type ColumnSumResult, type NormRe
 import { benchOptimizers, type OptimizerResult } from './optimizer.js';
 import { precisionFor, setPrecision } from '../src/engine/precision.js';
 import { benchStep, checkStepOptions, type StepBenchOptions, type StepResult } from './step.js';
+import { userError } from '../src/errors.js';
 
 export const BENCH_KINDS = ['matmul', 'copy', 'attention', 'classifier', 'norm', 'optimizer', 'step'] as const;
 export type BenchKind = (typeof BENCH_KINDS)[number];
@@ -86,9 +87,6 @@ export interface BenchReport {
   attention?: AttentionResult[]; classifier?: ClassifierResult[]; norm?: NormResult[]; columnSum?: ColumnSumResult[]; optimizer?: OptimizerResult[]; step?: StepResult;
 }
 
-function userError(msg: string): Error {
-  return Object.assign(new Error(msg), { userFacing: true });
-}
 
 /**
  * The sizes and the case filter, checked before the GPU starts: a size that is not a positive integer

@@ -37,6 +37,7 @@ import { randomInitParams, randomInts } from './random.js';
 import { PRECISIONS, type Precision } from '../src/engine/precision.js';
 import { choosePrecisions } from '../src/train/precision-choice.js';
 import { scorePairs } from '../src/train/score.js';
+import { userError } from '../src/errors.js';
 
 export const STEP_SHAPES = ['tiny', 'small', 'pythia-160m', 'pythia-410m'] as const;
 export type StepShape = (typeof STEP_SHAPES)[number];
@@ -139,10 +140,6 @@ export interface StepResult {
   profile?: StepProfile;
   /** The tuner's kernel choices (engine/tuner.ts; on: real GPUs unless SRK_TUNE=0). */
   tuning: { on: boolean; decisions: TuneDecision[] };
-}
-
-function userError(msg: string): Error {
-  return Object.assign(new Error(msg), { userFacing: true });
 }
 
 /** Refusals that need no GPU work (the CPU-adapter rule is checked by the caller). */

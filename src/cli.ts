@@ -11,6 +11,7 @@ import { DEMO_FLAGS, checkTrainPaths, demoIgnoredFlags, trainFlags, trainOptions
 import { signalExitCode, train } from './train/trainer.js';
 import { runDemo } from './train/demo.js';
 import type { Precision } from './engine/precision.js';
+import { userError } from './errors.js';
 
 /** The status main() ends with when nothing failed: 130 / 143 for a run stopped by a signal. */
 let exitCode = 0;
@@ -84,16 +85,16 @@ async function main(): Promise<void> {
         if (!a.model && !a.data) {
           const ignored = demoIgnoredFlags(hideBin(process.argv));
           if (ignored.length > 0) {
-            throw Object.assign(new Error(`${ignored.map((f) => `--${f}`).join(', ')}: the built-in demo (srk train without --model and --data) ` +
+            throw userError(`${ignored.map((f) => `--${f}`).join(', ')}: the built-in demo (srk train without --model and --data) ` +
               `runs SFT, Sr-DPO and DPO with its own settings and reads only ${DEMO_FLAGS.map((f) => `--${f}`).join(', ')}; ` +
-              'give --model and --data to train with these flags'), { userFacing: true });
+              'give --model and --data to train with these flags');
           }
           const demo = await runDemo({ out: (a.out as string | undefined) ?? 'runs/demo', seed: a.seed as number, adapter: a.adapter as string | undefined,
             plainProgress: a['plain-progress'] as boolean, precision: a.precision as Precision });
           if (demo.interrupted) exitCode = signalExitCode(demo.interrupted);
           return;
         }
-        if (!a.model || !a.data) throw Object.assign(new Error('pass both --model and --data (or neither, for the demo)'), { userFacing: true });
+        if (!a.model || !a.data) throw userError('pass both --model and --data (or neither, for the demo)');
         // Stopped by Ctrl-C / SIGTERM (its checkpoint saved): 130 / 143, so `srk train && srk eval` and
         // a job scheduler do not take the run for finished.
         const o = trainOptionsFrom(a as Record<string, unknown>);

@@ -19,7 +19,8 @@ import { scorePairs, type PairLogps } from '../train/score.js';
 import { Progress } from '../train/progress.js';
 import { TRAIN_DEFAULTS } from '../train/options.js';
 import { checkPathFlag, withGpu } from './run.js';
-import { asUserError, freeModel, scoringFlags, scoringSettingsFrom, userError, type ScoringSettings } from './logprobs.js';
+import { freeModel, scoringFlags, scoringSettingsFrom, type ScoringSettings } from './logprobs.js';
+import { dataError, userError } from '../errors.js';
 
 export interface EvalOptions extends ScoringSettings {
   refModel?: string; beta: number; json: boolean; skipBadRows: boolean; cacheDir?: string;
@@ -88,7 +89,7 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
     if (!sameRef) await checkSameTokenizer(o.model, refDir);
     pairs = await loadPairsForModel(o.model, o.data, settings, log, (read) => { skipped = read.badRows; }, (l, d, t) => progress.update(l, d, t));
   } catch (e) {
-    throw asUserError(e);
+    throw dataError(e);
   }
   const notes: string[] = [];
   if (skipped > 0) notes.push(`${skipped} bad lines of ${o.data} skipped (--skip-bad-rows); the metrics are over the other ${pairs.length} pairs`);

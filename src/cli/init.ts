@@ -4,6 +4,7 @@ import type { CommandModule } from 'yargs';
 import { ARCHS, PRESETS, presetNames } from '../init/presets.js';
 import { initModel } from '../init/init-model.js';
 import type { Arch } from '../model/config.js';
+import { userError } from '../errors.js';
 
 interface InitArgs { arch: string; preset: string; out: string; seed: number; tied: boolean; force: boolean }
 
@@ -24,7 +25,7 @@ export const initCommand: CommandModule<object, InitArgs> = {
   handler: async (a) => {
     const arch = a.arch as Arch;
     if (!PRESETS[arch].some((p) => p.name === a.preset)) {
-      throw Object.assign(new Error(`--preset ${a.preset} is not a ${arch} preset (${presetNames(arch).join(', ')})`), { userFacing: true });
+      throw userError(`--preset ${a.preset} is not a ${arch} preset (${presetNames(arch).join(', ')})`);
     }
     const t0 = performance.now();
     const r = await initModel({

@@ -23,17 +23,8 @@ import { textTokenizer } from '../train/dataset.js';
 import { scorePairs } from '../train/score.js';
 import { Progress } from '../train/progress.js';
 import { PAPER_REFINE_PROMPT, TRAIN_DEFAULTS } from '../train/options.js';
-import { checkPathFlag, userError, withGpu } from './run.js';
-
-export { userError };
-
-/** Re-throws data errors (bad lines, missing files) as user-facing errors. */
-export function asUserError(e: unknown): unknown {
-  if (e instanceof JsonlRowError) return Object.assign(e, { userFacing: true });
-  const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') return Object.assign(e as Error, { userFacing: true });
-  return e;
-}
+import { checkPathFlag, withGpu } from './run.js';
+import { dataError, userError } from '../errors.js';
 
 /** Flags shared by `srk logprobs` and `srk eval`: how pairs are tokenized and scored. */
 export function scoringFlags<T>(y: Argv<T>) {
@@ -143,7 +134,7 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
   } catch (e) {
     throw userError(`${o.model}: ${(e as Error).message}`);
   }
-  const total = await countRows(o.data).catch((e) => { throw asUserError(e); });
+  const total = await countRows(o.data).catch((e) => { throw dataError(e); });
   if (total === 0) throw userError(`${o.data}: no pairs (an empty file)`); // before a model loads for nothing
 
   await withGpu({ adapter: o.adapter }, async (gpu) => {
@@ -185,7 +176,7 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
         }
         await flush(chunk);
       } catch (e) {
-        throw asUserError(e);
+        throw dataError(e);
       }
       if (done === 0) throw userError(`${o.data}: no pairs`);
       sink.commit();

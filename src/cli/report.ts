@@ -7,10 +7,9 @@ import type { CommandModule } from 'yargs';
 import { runsFromDirs, writeReport } from '../report/html.js';
 import { METRICS_FILE } from '../report/metrics-log.js';
 import { evalTableFromRows, formatEvalTable } from '../report/eval-metrics.js';
+import { userError } from '../errors.js';
 
 interface ReportArgs { runs: string[]; out: string; title?: string; name?: string[]; smoothing: number; 'x-axis': 'pairs_seen' | 'step' }
-
-const userError = (msg: string) => Object.assign(new Error(msg), { userFacing: true });
 
 /** Each run's name: --name where given, else the `name` its train_config.json records, else its directory's
  *  name; names that would repeat get their directory added, so no two curves share a legend entry. */

@@ -2,11 +2,7 @@
 // (Dawn's event pump otherwise keeps Node alive and a core busy).
 import { existsSync, statSync } from 'node:fs';
 import { Gpu, GpuError, type GpuOptions } from '../engine/gpu.js';
-
-/** An error the user can act on: `fail` prints it without a stack trace. */
-export function userError(message: string): Error {
-  return Object.assign(new Error(message), { userFacing: true });
-}
+import { isUserFacing, userError } from '../errors.js';
 
 /**
  * Refuses the path of a flag that is missing or of the wrong kind, before any work (train: before its
@@ -53,7 +49,7 @@ export function exitAfterFlush(code: number): void {
  */
 export function fail(e: unknown): void {
   const err = e instanceof Error ? e : new Error(String(e));
-  const bug = (err instanceof TypeError || err instanceof ReferenceError) && !(err as { userFacing?: boolean }).userFacing;
+  const bug = (err instanceof TypeError || err instanceof ReferenceError) && !isUserFacing(err);
   const showStack = (bug || process.env.SRK_DEBUG) && err.stack && !(err instanceof GpuError);
   process.stderr.write(`srk: ${showStack ? err.stack : err.message}\n`);
   exitAfterFlush(1);

@@ -5,6 +5,7 @@ import { PRECISIONS, type Precision } from '../engine/precision.js';
 import { LOSSES, TRAIN_DEFAULTS, type LossName, type TrainOptions } from '../train/options.js';
 import { SAVE_DTYPES, type SaveDtype } from '../train/checkpoint.js';
 import { LR_SCHEDULES, type LrSchedule } from '../train/lr-schedule.js';
+import { userError } from '../errors.js';
 
 export function trainFlags<T>(y: Argv<T>) {
   const d = TRAIN_DEFAULTS;
@@ -89,7 +90,7 @@ export function checkTrainPaths(o: Pick<TrainOptions, 'model' | 'data' | 'refMod
 
 export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {
   const num = (k: string) => a[k] as number;
-  const refuse = (msg: string) => { throw Object.assign(new Error(msg), { userFacing: true }); };
+  const refuse = (msg: string) => { throw userError(msg); };
   const positive = (k: string) => { if (!(num(k) > 0) || !Number.isInteger(num(k))) refuse(`--${k} must be a positive integer (got ${a[k]})`); };
   const count = (k: string) => { if (!(num(k) >= 0) || !Number.isInteger(num(k))) refuse(`--${k} must be an integer >= 0 (got ${a[k]})`); };
   const atLeastZero = (k: string, why: string) => { if (!(num(k) >= 0) || !Number.isFinite(num(k))) refuse(`--${k} must be a number >= 0${why} (got ${a[k]})`); };
@@ -100,7 +101,7 @@ export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {
   atLeastZero('lr', '');
   atLeastZero('lambda', ' (0 is DPO / IPO)');
   atLeastZero('grad-clip', ' (0: no clipping)');
-  if (num('max-prompt-length') >= num('max-length')) throw Object.assign(new Error('--max-prompt-length must be below --max-length'), { userFacing: true });
+  if (num('max-prompt-length') >= num('max-length')) throw userError('--max-prompt-length must be below --max-length');
   const loss = a.loss as LossName;
   return {
     model: a.model as string, data: a.data as string, refModel: a['ref-model'] as string | undefined, loss,

@@ -54,6 +54,7 @@ import { JsonlRowError, recordBadRow, type JsonlOptions, type JsonlStats } from 
 import {
   formatNormalizeStats, loadPreferenceRows, type ChatTemplateSource, type NormalizeOptions, type NormalizeStats, type PreferenceRow,
 } from './preference-rows.js';
+import { userError } from '../errors.js';
 
 /** What this module needs from a tokenizer; src/model/tokenizer.ts fits it structurally. */
 export interface TextTokenizer extends ChatTemplateSource {
@@ -192,12 +193,12 @@ export class PairTokenizer {
     this.maxPromptLength = opts.maxPromptLength ?? 256;
     checkLimits(this.maxLength, this.maxPromptLength);
     if (!opts.noEos && (tok.eosTokenId === null || tok.eosTokenId === undefined)) {
-      throw Object.assign(new Error('the tokenizer has no EOS token: pass --no-eos to score completions without one'), { userFacing: true });
+      throw userError('the tokenizer has no EOS token: pass --no-eos to score completions without one');
     }
     this.refineIds = typeof opts.refinePrompt === 'string' ? tok.encode(opts.refinePrompt, { addSpecialTokens: false }) : null;
     if (this.refineIds && this.refineIds.length === 0) {
-      throw Object.assign(new Error(`the refine prompt (--refine-prompt) ${JSON.stringify(opts.refinePrompt)} has no tokens: the augmented ` +
-        'sequences p ++ x ++ y need a prompt p (the default is the paper\'s text)'), { userFacing: true });
+      throw userError(`the refine prompt (--refine-prompt) ${JSON.stringify(opts.refinePrompt)} has no tokens: the augmented ` +
+        'sequences p ++ x ++ y need a prompt p (the default is the paper\'s text)');
     }
     this.stats.refineLength = this.refineIds?.length ?? 0;
   }

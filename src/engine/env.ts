@@ -1,4 +1,5 @@
 // Switches read from the environment (measuring and checking: SRK_ATTENTION, SRK_F16_COPIES, ...).
+import { userError } from '../errors.js';
 
 /**
  * A switch: undefined when unset or empty, else one of `allowed`; anything else is a user-facing
@@ -9,7 +10,7 @@ export function envChoice<T extends string>(name: string, allowed: readonly T[])
   if (raw === undefined || raw === '') return undefined;
   if (!(allowed as readonly string[]).includes(raw)) {
     const list = allowed.length > 1 ? `${allowed.slice(0, -1).join(', ')} or ${allowed.at(-1)}` : allowed[0];
-    throw Object.assign(new Error(`${name}=${raw}: expected ${list}`), { userFacing: true });
+    throw userError(`${name}=${raw}: expected ${list}`);
   }
   return raw as T;
 }

@@ -10,6 +10,7 @@ import { TensorPool, Tensor, type DType } from './tensor.js';
 import { KernelCache } from './kernel.js';
 import { Profiler } from './profiler.js';
 import { Tuner, tuneEnv, tuningWanted } from './tuner.js';
+import { userError } from '../errors.js';
 
 
 export interface GpuOptions {
@@ -63,8 +64,8 @@ export function dawnTogglesEnv(): { enable: string[]; disable: string[] } {
   const names = raw.split(',').map((x) => x.trim()).filter(Boolean);
   const bad = names.filter((x) => !/^-?[a-z0-9_]+$/.test(x));
   if (bad.length) {
-    throw Object.assign(new Error(`SRK_DAWN_TOGGLES=${raw}: ${bad.join(', ')} is not a Dawn toggle name (lower case, digits, _; ` +
-      'a leading - disables it)'), { userFacing: true });
+    throw userError(`SRK_DAWN_TOGGLES=${raw}: ${bad.join(', ')} is not a Dawn toggle name (lower case, digits, _; ` +
+      'a leading - disables it)');
   }
   return { enable: names.filter((x) => !x.startsWith('-')), disable: names.filter((x) => x.startsWith('-')).map((x) => x.slice(1)) };
 }

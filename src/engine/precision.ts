@@ -2,6 +2,7 @@
 // cores (f32 accumulation; gradients' operands scaled per tensor, see matmul.ts scaleA) while
 // weights, optimizer state, activations, norms, softmax, attention and losses stay f32.
 import type { Gpu } from './gpu.js';
+import { userError } from '../errors.js';
 
 export type Precision = 'f32' | 'mixed';
 export const PRECISIONS: readonly Precision[] = ['f32', 'mixed'];
@@ -38,7 +39,7 @@ export function precisionFor(gpu: Gpu, wanted: Precision, flag = '--precision'):
   if (gpu.smxF16) return { precision: 'mixed' };
   const mode = process.env.SRK_MIXED;
   if (mode && mode !== 'emulate' && mode !== 'emulate-tc') {
-    throw Object.assign(new Error(`SRK_MIXED=${mode}: expected emulate or emulate-tc`), { userFacing: true });
+    throw userError(`SRK_MIXED=${mode}: expected emulate or emulate-tc`);
   }
   if (mode === 'emulate') {
     return { precision: 'mixed', note: 'mixed precision emulated (SRK_MIXED=emulate): f16-rounded operands in the f32 kernels, no speed-up' };

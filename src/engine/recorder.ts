@@ -12,6 +12,7 @@
 import './webgpu.js';
 import type { Gpu } from './gpu.js';
 import type { BufferRange, Kernel } from './kernel.js';
+import { userError } from '../errors.js';
 
 /** Default dispatches per submit; SRK_SUBMIT_EVERY overrides it (for measuring the effect). */
 const SUBMIT_EVERY = 64;
@@ -42,7 +43,7 @@ export class Recorder {
     const raw = process.env.SRK_SUBMIT_EVERY;
     const env = Number(raw);
     if (raw && !(Number.isInteger(env) && env > 0)) {
-      throw Object.assign(new Error(`SRK_SUBMIT_EVERY=${raw}: expected a positive whole number of dispatches`), { userFacing: true });
+      throw userError(`SRK_SUBMIT_EVERY=${raw}: expected a positive whole number of dispatches`);
     }
     this.submitEvery = raw ? env : SUBMIT_EVERY;
     this.limit = Math.min(FIRST_AFTER_IDLE, this.submitEvery);

@@ -17,6 +17,7 @@
 import './webgpu.js';
 import type { Kernel, KernelCache, KernelCheck, KernelDef } from './kernel.js';
 import { Profiler } from './profiler.js';
+import { userError } from '../errors.js';
 
 /** One key's outcome, for reports (bench step --json). */
 export interface TuneDecision {
@@ -278,7 +279,7 @@ export function tuneEnv(): '0' | '1' | undefined {
   const env = process.env.SRK_TUNE;
   if (env === undefined || env === '') return undefined;
   if (env !== '0' && env !== '1') {
-    throw Object.assign(new Error(`SRK_TUNE=${env}: expected 0 (off) or 1 (on)`), { userFacing: true });
+    throw userError(`SRK_TUNE=${env}: expected 0 (off) or 1 (on)`);
   }
   return env;
 }

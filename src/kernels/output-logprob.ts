@@ -33,6 +33,7 @@ import { halfOctave } from '../engine/tuner.js';
 import { matmul } from './matmul.js';
 import { absmaxOf } from './absmax.js';
 import { f16CopiesPick, halfOf } from './half.js';
+import { userError } from '../errors.js';
 
 const WG = 256;
 
@@ -219,7 +220,7 @@ export function keptLogitsBudget(): number {
   const env = process.env.SRK_KEEP_LOGITS_MIB;
   if (env === undefined || env === '') return 1024 * 2 ** 20;
   const mib = Number(env);
-  if (!(mib >= 0)) throw Object.assign(new Error(`SRK_KEEP_LOGITS_MIB=${env}: expected a number of MiB >= 0`), { userFacing: true });
+  if (!(mib >= 0)) throw userError(`SRK_KEEP_LOGITS_MIB=${env}: expected a number of MiB >= 0`);
   return mib * 2 ** 20;
 }
 

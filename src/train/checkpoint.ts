@@ -12,6 +12,7 @@ import { openSafetensors, writeSafetensors, type Dtype, type TensorToWrite } fro
 import type { Optimizer } from '../kernels/optimizer.js';
 import { absmaxOf } from '../kernels/absmax.js';
 import { writeFileAtomic } from '../report/metrics-log.js';
+import { userError } from '../errors.js';
 
 export const CHECKPOINT = 'checkpoint';
 const OLD = '.checkpoint-old';
@@ -241,11 +242,11 @@ export function readTrainerState(dir: string): TrainerState {
   try {
     state = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
-    throw Object.assign(new Error(`${file}: ${e instanceof Error ? e.message : String(e)} (an incomplete checkpoint: no step to resume from)`), { userFacing: true });
+    throw userError(`${file}: ${e instanceof Error ? e.message : String(e)} (an incomplete checkpoint: no step to resume from)`);
   }
   const s = state as Partial<TrainerState> | null;
   if (!s || typeof s !== 'object' || !Number.isSafeInteger(s.step) || typeof s.options !== 'object') {
-    throw Object.assign(new Error(`${file}: not a trainer state (step and options missing)`), { userFacing: true });
+    throw userError(`${file}: not a trainer state (step and options missing)`);
   }
   return s as TrainerState;
 }

@@ -1,10 +1,11 @@
 // Preference data for a run: rows read, normalized and tokenized with the model's tokenizer,
 // with the refine prompt so that augmented sequences are available for Sr losses and metrics.
 import { loadTokenizedPairs, type TextTokenizer, type TokenizedPair } from '../data/tokenize-pairs.js';
-import { JsonlRowError, type JsonlStats } from '../data/read-jsonl.js';
+import type { JsonlStats } from '../data/read-jsonl.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { loadTokenizer, type SrkTokenizer } from '../model/tokenizer.js';
+import { dataError, userError } from '../errors.js';
 
 export interface DataSettings {
   maxLength: number; maxPromptLength: number; noEos: boolean; refinePrompt: string; skipBadRows: boolean;
@@ -24,13 +25,6 @@ export function textTokenizer(tok: SrkTokenizer): TextTokenizer {
   };
 }
 
-/** Errors in the user's data (a malformed line: `file:line: reason`; a missing file) print without a stack. */
-function dataError(e: unknown): unknown {
-  const code = (e as { code?: unknown } | null)?.code;
-  if (e instanceof JsonlRowError || code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') return Object.assign(e as Error, { userFacing: true });
-  return e;
-}
-
 /** Rows from which tokenizing reports progress (about ten seconds of it on this project's 2-core machine). */
 const PROGRESS_ROWS = 5000;
 
@@ -47,7 +41,7 @@ export async function loadPairsForModel(modelDir: string, file: string, s: DataS
   }).catch((e: unknown) => { throw dataError(e); });
   log(r.report);
   onRead?.(r.read);
-  if (r.pairs.length === 0) throw Object.assign(new Error(`${file}: no usable pairs`), { userFacing: true });
+  if (r.pairs.length === 0) throw userError(`${file}: no usable pairs`);
   return r.pairs;
 }
 
@@ -69,7 +63,7 @@ export async function checkSameTokenizer(policyDir: string, refDir: string): Pro
   const pa = ids(a); const pb = ids(b);
   const at = pa.findIndex((x, i) => x !== pb[i]);
   if (at < 0 && pa.length === pb.length && a.eosTokenId === b.eosTokenId) return;
-  throw Object.assign(new Error(`the reference ${refDir} tokenizes text differently from the policy ${policyDir} ` +
+  throw userError(`the reference ${refDir} tokenizes text differently from the policy ${policyDir} ` +
     (at >= 0 || pa.length !== pb.length ? `(a sample text differs from token ${at < 0 ? Math.min(pa.length, pb.length) : at} on)` : `(EOS ${b.eosTokenId} against ${a.eosTokenId})`) +
-    ': it would score the policy\'s token ids as other tokens; give a reference with the policy\'s tokenizer'), { userFacing: true });
+    ': it would score the policy\'s token ids as other tokens; give a reference with the policy\'s tokenizer');
 }

@@ -8,6 +8,7 @@
 import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
+import { userError } from '../errors.js';
 
 export const RUN_LOCK = '.srk-train.lock';
 
@@ -54,16 +55,16 @@ export function acquireRunLock(out: string): () => void {
     try { owner = JSON.parse(readFileSync(file, 'utf8')) as LockInfo; } catch { owner = undefined; }
     // Unreadable: a crash between creating and writing it, or a run that is writing it right now.
     if (!owner && Date.now() - mtimeMs(file) < 10_000) {
-      throw Object.assign(new Error(`${out} is being taken by another srk train (${file} is being written); choose another --out`), { userFacing: true });
+      throw userError(`${out} is being taken by another srk train (${file} is being written); choose another --out`);
     }
     // Another host's pid cannot be checked from here (a shared file system): that lock stands.
     // This pid on this host: this process's own run in that directory (held), or an earlier process's.
     const ours = owner?.pid === mine.pid && owner.host === mine.host;
     if (owner && Number.isSafeInteger(owner.pid) && (ours ? held.has(file) : owner.host !== mine.host || alive(owner.pid))) {
-      throw Object.assign(new Error(`${out} is in use by another srk train (pid ${owner.pid} on ${owner.host}, since ${owner.started}); ` +
-        `choose another --out, or remove ${file} if that run is gone`), { userFacing: true });
+      throw userError(`${out} is in use by another srk train (pid ${owner.pid} on ${owner.host}, since ${owner.started}); ` +
+        `choose another --out, or remove ${file} if that run is gone`);
     }
     try { unlinkSync(file); } catch { /* taken by another process meanwhile: the next attempt says so */ }
   }
-  throw Object.assign(new Error(`${out}: could not take ${file}`), { userFacing: true });
+  throw userError(`${out}: could not take ${file}`);
 }

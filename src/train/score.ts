@@ -10,6 +10,7 @@ import { lengthOrder } from './length-order.js';
 import { releaseBatch, uploadBatch } from '../model/gpu-batch.js';
 import type { CausalLM } from '../model/causal-lm.js';
 import type { TokenizedPair } from '../data/tokenize-pairs.js';
+import { userError } from '../errors.js';
 
 export interface PairLogps {
   chosen: Float64Array; rejected: Float64Array;
@@ -53,7 +54,7 @@ export async function scorePairs(gpu: Gpu, model: CausalLM, pairs: readonly Toke
         out.chosenTokens[k] = q.layout.tokenCounts[c]; out.rejectedTokens[k] = q.layout.tokenCounts[r];
         if (!Number.isFinite(s[c]) || !Number.isFinite(s[r])) {
           // A model that overflows on this data (f16 past 65504, say): the user's to see, not a stack trace.
-          throw Object.assign(new Error(`${o.pairName ? o.pairName(k) : `pair ${k}`}: log-prob is not finite (chosen ${s[c]}, rejected ${s[r]})`), { userFacing: true });
+          throw userError(`${o.pairName ? o.pairName(k) : `pair ${k}`}: log-prob is not finite (chosen ${s[c]}, rejected ${s[r]})`);
         }
       });
       done += q.idx.length;

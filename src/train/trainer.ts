@@ -23,12 +23,13 @@ import { epochOrder } from './shuffle.js';
 import { Progress } from './progress.js';
 import { acquireRunLock } from './run-lock.js';
 import { isSrLoss, type TrainOptions } from './options.js';
+import { isUserFacing } from '../errors.js';
 
 export class TrainingError extends Error { readonly userFacing = true; }
 
 /** The reference's scoring failed (a non-finite log-prob: its pairs are named by index in the file's usable pairs). */
 function refError(e: unknown, refDir: string, file: string): unknown {
-  if (!(e instanceof Error) || !(e as { userFacing?: boolean }).userFacing) return e;
+  if (!(e instanceof Error) || !isUserFacing(e)) return e;
   return new TrainingError(`reference ${refDir} on ${file}: ${e.message}`);
 }
 
