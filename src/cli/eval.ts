@@ -87,7 +87,7 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
   let skipped = 0;
   try {
     if (!sameRef) await checkSameTokenizer(o.model, refDir);
-    pairs = await loadPairsForModel(o.model, o.data, settings, log, (read) => { skipped = read.badRows; }, (l, d, t) => progress.update(l, d, t));
+    pairs = await loadPairsForModel(o.model, o.data, settings, { augmented: true }, log, (read) => { skipped = read.badRows; }, (l, d, t) => progress.update(l, d, t));
   } catch (e) {
     throw dataError(e);
   }

@@ -78,11 +78,18 @@ export interface TokenizeOptions {
   inContext?: boolean;
   /** The Sr-DPO refinement prompt p; when set, each pair gets augPromptIds. */
   refinePrompt?: string | null;
+  /**
+   * SFT rows: prompt + chosen only, truncated on those alone (the DPO code's SFT passes the target as
+   * both completions; TRL's SFTTrainer truncates the one sequence), so the rejected response neither
+   * shortens the chosen one nor makes a row bad; rejectedIds and augPromptIds are left empty.
+   */
+  sft?: boolean;
 }
 
 export interface TokenizedPair {
   promptIds: number[];
   chosenIds: number[];
+  /** Empty for SFT rows (TokenizeOptions.sft). */
   rejectedIds: number[];
   /** refine ids ++ promptIds, a leading BOS kept in front (only with a refine prompt). */
   augPromptIds?: number[];
@@ -195,7 +202,7 @@ export class PairTokenizer {
     if (!opts.noEos && (tok.eosTokenId === null || tok.eosTokenId === undefined)) {
       throw userError('the tokenizer has no EOS token: pass --no-eos to score completions without one');
     }
-    this.refineIds = typeof opts.refinePrompt === 'string' ? tok.encode(opts.refinePrompt, { addSpecialTokens: false }) : null;
+    this.refineIds = typeof opts.refinePrompt === 'string' && !opts.sft ? tok.encode(opts.refinePrompt, { addSpecialTokens: false }) : null;
     if (this.refineIds && this.refineIds.length === 0) {
       throw userError(`the refine prompt (--refine-prompt) ${JSON.stringify(opts.refinePrompt)} has no tokens: the augmented ` +
         'sequences p ++ x ++ y need a prompt p (the default is the paper\'s text)');
@@ -267,6 +274,13 @@ export class PairTokenizer {
   }
 
   pair(row: PreferenceRow): TokenizedPair {
+    if (this.opts.sft) {
+      const s = this.sft(row);
+      const out: TokenizedPair = { promptIds: s.promptIds, chosenIds: s.completionIds, rejectedIds: [], truncated: s.truncated };
+      if (row.scoreChosen !== undefined) out.scoreChosen = row.scoreChosen;
+      if (row.scoreRejected !== undefined) out.scoreRejected = row.scoreRejected;
+      return out;
+    }
     const prompt = this.encodePrompt(row.prompt);
     const t = row.templated === true;
     const r = this.truncate(prompt, [this.encodeCompletion(row.prompt, row.chosen, t, 'chosen'), this.encodeCompletion(row.prompt, row.rejected, t, 'rejected')]);
@@ -326,7 +340,23 @@ export function formatTokenizeStats(s: TokenizeStats, o: TokenizeOptions = {}): 
 export type LoadPairsOptions = JsonlOptions & Omit<NormalizeOptions, keyof ChatTemplateSource> & TokenizeOptions & {
   /** Rows tokenized so far, of all read (HH-RLHF's 160k training rows take minutes to tokenize). */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * The model's max_position_embeddings: a row whose longest sequence (prompt + the longer completion;
+   * with `augmented`, the augmented prompt's too) reaches past it is a bad row, named by its line here
+   * rather than by its place in a micro-batch when the GPU batch is built, maybe hours into a run.
+   */
+  positions?: { max: number; augmented: boolean };
 };
+
+/** Why a tokenized pair does not fit `positions`, or undefined when it fits. */
+export function positionsError(p: TokenizedPair, positions: { max: number; augmented: boolean }): string | undefined {
+  const completion = Math.max(p.chosenIds.length, p.rejectedIds.length);
+  const plain = p.promptIds.length + completion;
+  const aug = positions.augmented && p.augPromptIds ? p.augPromptIds.length + completion : 0;
+  if (Math.max(plain, aug) <= positions.max) return undefined;
+  const what = aug > plain ? `its augmented sequence (refine prompt + prompt + completion) has ${aug} tokens` : `prompt + completion has ${plain} tokens`;
+  return `${what}, more than the model's max_position_embeddings ${positions.max}; lower --max-length (or --max-prompt-length)`;
+}
 
 export interface LoadedPairs {
   pairs: TokenizedPair[];
@@ -352,7 +382,10 @@ export async function loadTokenizedPairs(file: string, tok: TextTokenizer, opts:
   all.forEach((row, i) => {
     if (i % 1024 === 0 || i === all.length - 1) opts.onProgress?.(i + 1, all.length);
     try {
-      pairs.push(t.pair(row));
+      const p = t.pair(row);
+      const tooLong = opts.positions ? positionsError(p, opts.positions) : undefined;
+      if (tooLong) throw new Error(tooLong);
+      pairs.push(p);
       rows.push(row);
     } catch (e) {
       // A row that reads but cannot be tokenized (an empty prompt or response) is a bad row like a

@@ -2,8 +2,9 @@
 // (token-weighted; sft.ref.ts). A token counts when its target is >= 0 (as i32; u32 0xffffffff
 // reads as -1), i.e. the same targets tensor the output layer takes.
 //   loss = -sum_n logp[n] / count,   dloss/dlogp[n] = -1 / count  (0 for tokens without a target)
-// The per-token gradient does not depend on the forward, so SFT runs the output layer once:
-//   sftWeights(targets -> weights), outputLogprobBackward({weights, logp, ...}), sftLoss(logp).
+// The per-token gradient does not depend on the forward, so the weights are made from the targets
+// alone, before it (train/step.ts): sftWeights(targets -> weights), the model's forward (log-probs,
+// logits kept within their budget, output-logprob.ts), sftLoss(logp), then its backward with those weights.
 // Each kernel is one workgroup with a fixed-order reduction (deterministic).
 // stats [SFT_STATS.length]: 0 = loss, 1 = count (tokens counted).
 import type { Gpu } from '../engine/gpu.js';

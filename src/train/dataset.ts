@@ -5,12 +5,21 @@ import type { JsonlStats } from '../data/read-jsonl.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { loadTokenizer, type SrkTokenizer } from '../model/tokenizer.js';
+import { loadModelConfig } from '../model/config.js';
 import { dataError, userError } from '../errors.js';
 
 export interface DataSettings {
   maxLength: number; maxPromptLength: number; noEos: boolean; refinePrompt: string; skipBadRows: boolean;
   /** Completions tokenized as they follow their prompts (tokenize-pairs.ts); default alone. */
   inContext?: boolean;
+}
+
+/** How the pairs of one file will be used (not part of the reference cache's settings). */
+export interface PairUse {
+  /** SFT rows: prompt + chosen alone (TokenizeOptions.sft). */
+  sft?: boolean;
+  /** The augmented sequences will be scored, so their length counts against the model's positions. */
+  augmented: boolean;
 }
 
 /** The tokenizer in the shape the data code expects. */
@@ -29,13 +38,14 @@ export function textTokenizer(tok: SrkTokenizer): TextTokenizer {
 const PROGRESS_ROWS = 5000;
 
 /** The file's usable pairs tokenized for the model; `onRead` gets the reader's counts (bad lines skipped). */
-export async function loadPairsForModel(modelDir: string, file: string, s: DataSettings, log: (s: string) => void,
+export async function loadPairsForModel(modelDir: string, file: string, s: DataSettings, use: PairUse, log: (s: string) => void,
   onRead?: (read: JsonlStats) => void, progress?: (label: string, done: number, total: number) => void): Promise<TokenizedPair[]> {
   const tok = await loadTokenizer(modelDir);
+  const { maxPositions } = await loadModelConfig(modelDir);
   if (tok.sentencePieceFile) log(`tokenizer: ${tok.sentencePieceFile} (SentencePiece; no tokenizer.json, converted as transformers does)`);
   const r = await loadTokenizedPairs(file, textTokenizer(tok), {
     maxLength: s.maxLength, maxPromptLength: s.maxPromptLength, noEos: s.noEos, refinePrompt: s.refinePrompt, inContext: s.inContext,
-    skipBadRows: s.skipBadRows,
+    skipBadRows: s.skipBadRows, sft: use.sft, positions: { max: maxPositions, augmented: use.augmented },
     // Only data sets big enough to take a while say how far they are.
     onProgress: (done, total) => { if (total >= PROGRESS_ROWS) progress?.(`tokenize ${file}`, done, total); },
   }).catch((e: unknown) => { throw dataError(e); });

@@ -36,6 +36,13 @@ export interface TrainOptions {
    * new run trains it; a resumed run keeps what it did (a run from before this option dropped it).
    */
   dropLast?: boolean;
+  /**
+   * SFT only, set by the trainer (no flag): true where a run saved by an older srk is resumed, which
+   * truncated prompt + chosen as a pair with the rejected response (on the longer of the two); a new
+   * SFT run truncates prompt + chosen alone and records false. Resumed runs keep their own, so their
+   * data hash and order still name the same pairs.
+   */
+  sftPairTruncation?: boolean;
   seed: number;
   evalData?: string;
   evalEvery: number;

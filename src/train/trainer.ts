@@ -51,7 +51,7 @@ export const signalExitCode = (sig: 'SIGINT' | 'SIGTERM'): number => (sig === 'S
 
 /** Options that must match for --resume to continue a run (others, like eval cadence, may change). */
 const PINNED = ['loss', 'beta', 'lambda', 'optimizer', 'lr', 'warmupSteps', 'lrSchedule', 'gradClip', 'batchSize', 'maxLength',
-  'maxPromptLength', 'seed', 'refinePrompt', 'noEos', 'data', 'dropLast'] as const;
+  'maxPromptLength', 'seed', 'refinePrompt', 'noEos', 'data', 'dropLast', 'sftPairTruncation'] as const;
 /** What a pinned option recorded by an older srk (before it existed) was. */
 const PINNED_BEFORE: Partial<Record<(typeof PINNED)[number], unknown>> = { lrSchedule: 'constant', dropLast: true };
 /** A TrainOptions key as its flag: warmupSteps -> --warmup-steps. */
@@ -87,11 +87,16 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
   const recorded = state && (Object.hasOwn(state.options, 'dropLast') ? state.options.dropLast : PINNED_BEFORE.dropLast);
   o = { ...o, dropLast: o.dropLast ?? (recorded as boolean | undefined) ?? false };
   const dropLast = o.dropLast;
+  // SFT truncation: prompt + chosen alone, except in a resumed SFT run of an srk before that (options.ts).
+  if (o.loss === 'sft') {
+    o = { ...o, sftPairTruncation: state ? (Object.hasOwn(state.options, 'sftPairTruncation') ? state.options.sftPairTruncation === true : true) : false };
+  }
   if (state && existing) {
     for (const k of PINNED) {
       // The data file's content is checked by its pairs' hash (below): the same file by another path
       // (./x.jsonl, an absolute path, a moved copy) is the same run.
       if (k === 'data' && state.dataHash !== undefined) continue;
+      if (k === 'sftPairTruncation') continue; // no flag: taken from the state above
       const was = Object.hasOwn(state.options, k) ? state.options[k] : PINNED_BEFORE[k];
       if (JSON.stringify(was) !== JSON.stringify(o[k])) {
         throw new TrainingError(`--resume: ${flagName(k)} is ${JSON.stringify(o[k])} but the run in ${o.out} used ${JSON.stringify(was)}`);
@@ -147,15 +152,17 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     const settings = { maxLength: o.maxLength, maxPromptLength: o.maxPromptLength, noEos: o.noEos, refinePrompt: o.refinePrompt, skipBadRows: o.skipBadRows,
       inContext: o.completionsInContext === true };
     const dataProgress = (l: string, d: number, t: number) => progress.update(l, d, t);
-    const pairs = await loadPairsForModel(o.model, o.data, settings, log, undefined, dataProgress);
+    const sr = isSrLoss(o.loss);
+    const pairs = await loadPairsForModel(o.model, o.data, settings, { sft: o.loss === 'sft' && !o.sftPairTruncation, augmented: sr },
+      log, undefined, dataProgress);
     const dataHash = pairsHash(pairs);
     if (state?.dataHash !== undefined && state.dataHash !== dataHash) {
       throw new TrainingError(`--resume: the pairs read from ${o.data} are not the ones the run in ${o.out} trained on ` +
         '(the file changed, or what tokenizes it: the tokenizer, --max-length, --max-prompt-length, --refine-prompt, --no-eos); ' +
         'its data order and position would not mean the same pairs');
     }
-    const evalPairs = o.evalData ? await loadPairsForModel(o.model, o.evalData, settings, log, undefined, dataProgress) : undefined;
-    const sr = isSrLoss(o.loss);
+    // Eval pairs: always augmented (the augmented accuracy).
+    const evalPairs = o.evalData ? await loadPairsForModel(o.model, o.evalData, settings, { augmented: true }, log, undefined, dataProgress) : undefined;
     // The reference is the initial policy unless --ref-model; never a resumed checkpoint.
     const refDir = o.refModel ?? o.model;
     if (o.loss !== 'sft') await checkSameTokenizer(o.model, refDir);

@@ -312,6 +312,55 @@ describe('loadTokenizedPairs: rows that read but do not tokenize', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('past the model\'s positions (prompt + the longer completion; the augmented prompt where it is scored): named by line, or skipped', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'srk-tok-pos-'));
+    try {
+      const file = path.join(dir, 'pairs.jsonl');
+      // Lengths with EOS (no BOS): 3 + 3 = 6; 3 + 11 = 14 (the rejected is the longer); 3 + 4 = 7.
+      writeFileSync(file, [
+        { prompt: 'Q1:', chosen: ' a', rejected: ' b' }, { prompt: 'Q2:', chosen: ' a', rejected: ' 123456789' },
+        { prompt: 'Q3:', chosen: ' ab', rejected: ' c' },
+      ].map((o) => JSON.stringify(o)).join('\n') + '\n');
+      const tok = fakeTokenizer({ addsBos: false });
+      await expect(loadTokenizedPairs(file, tok, { positions: { max: 13, augmented: false } }))
+        .rejects.toThrow(/pairs\.jsonl:2: prompt \+ completion has 14 tokens, more than the model's max_position_embeddings 13/);
+      expect((await loadTokenizedPairs(file, tok, { positions: { max: 14, augmented: false } })).pairs).toHaveLength(3);
+      // With a 3-token refine prompt: 3 + 3 + 11 = 17 tokens, counted only where the augmented pass runs.
+      const o = { refinePrompt: 'Now', positions: { max: 14, augmented: true } };
+      await expect(loadTokenizedPairs(file, tok, o)).rejects.toThrow(/pairs\.jsonl:2: its augmented sequence \(refine prompt \+ prompt \+ completion\) has 17 tokens/);
+      const r = await loadTokenizedPairs(file, tok, { ...o, skipBadRows: true });
+      expect(r.rows.map((x) => x.prompt)).toEqual(['Q1:', 'Q3:']);
+      expect(r.read).toMatchObject({ rows: 2, badRows: 1 });
+      // SFT rows: the rejected response does not count.
+      expect((await loadTokenizedPairs(file, tok, { sft: true, positions: { max: 7, augmented: false } })).pairs).toHaveLength(3);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('SFT pairs (sft): prompt + chosen alone', () => {
+  const row = (prompt: string, chosen: string, rejected: string): PreferenceRow => ({ prompt, chosen, rejected });
+  it('the rejected response neither truncates the chosen one nor makes the row bad', async () => {
+    const tok = fakeTokenizer({ addsBos: true });
+    const rows = [row('Q', ' ' + 'c'.repeat(20), ' ' + 'r'.repeat(40)), row('p'.repeat(30), ' ' + 'c'.repeat(30), ' r')];
+    const o = { maxLength: 32, maxPromptLength: 16 };
+    const { pairs, stats } = tokenizePairs(rows, tok, { ...o, sft: true, refinePrompt: 'R:' });
+    const sft = tokenizeSft(rows, tok, o).rows;
+    pairs.forEach((p, i) => {
+      expect(p).toMatchObject({ promptIds: sft[i].promptIds, chosenIds: sft[i].completionIds, rejectedIds: [], truncated: sft[i].truncated });
+      expect(p.augPromptIds).toBeUndefined();
+    });
+    // Row 0 fits as prompt + chosen (2 + 22 ids): whole, with its EOS; as a pair the 42-id rejected cut it.
+    expect(pairs[0].chosenIds).toEqual([...chars(' ' + 'c'.repeat(20)), 2]);
+    expect(tokenizePairs(rows, tok, o).pairs[0].chosenIds).toHaveLength(16);
+    expect(stats).toMatchObject({ rows: 2, truncated: 1, refineLength: 0 }); // no augmented prompt for SFT
+    // An empty rejected response with noEos is no error for SFT (it is for a preference pair).
+    const empty = [row('Q', ' a', '')];
+    expect(tokenizePairs(empty, tok, { noEos: true, sft: true }).pairs[0].chosenIds).toEqual(chars(' a'));
+    expect(() => tokenizePairs(empty, tok, { noEos: true })).toThrow(/rejected has no tokens/);
+  });
 });
 
 describe('completions in context (inContext), with real tokenizers (shared data)', () => {

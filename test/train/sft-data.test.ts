@@ -1,0 +1,64 @@
+// SFT's data: prompt + chosen truncated on their own (a long rejected response used to cut the chosen
+// one), a run saved before that resumed with its old truncation (its data hash names those pairs), and
+// a sequence past the model's positions refused by its data line before any step.
+import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadPairsForModel } from '../../src/train/dataset.js';
+import { pairsHash } from '../../src/train/reference.js';
+import { PAPER_REFINE_PROMPT } from '../../src/train/options.js';
+import { describeRun, fixture, readMetrics, tempDir, train } from './helpers.js';
+
+describe('srk train --loss sft: data', () => {
+  const tmp = tempDir('srk-sft-data-');
+  const data = join(tmp, 'pairs.jsonl');
+  const long = ' ' + Array.from({ length: 40 }, (_, i) => `word${i}`).join(' ');
+  writeFileSync(data, [
+    { prompt: '\n\nHuman: Hi?\n\nAssistant:', chosen: ' Hello, how can I help?', rejected: long },
+    { prompt: '\n\nHuman: Sort 3 1 2.\n\nAssistant:', chosen: ' 1 2 3', rejected: ' no' },
+    { prompt: '\n\nHuman: Sky?\n\nAssistant:', chosen: ' Blue.', rejected: ' Green.' },
+    { prompt: '\n\nHuman: Sea?\n\nAssistant:', chosen: ' Wide.', rejected: long },
+  ].map((o) => JSON.stringify(o)).join('\n') + '\n');
+  const limits = ['--max-length', '48', '--max-prompt-length', '24'];
+  const base = ['--model', fixture('gpt-neox-tiny'), '--data', data, '--no-eos', '--loss', 'sft', '--lr', '1e-4', '--batch-size', '2', ...limits];
+
+  it('prompt + chosen are truncated alone; a run saved with the pair truncation resumes with it', async () => {
+    const out = join(tmp, 'new');
+    const r = await train([...base, '--max-steps', '1', '--out', out]);
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(r.stderr).toMatch(/4 rows tokenized \(maxLength 48, maxPromptLength 24\); 0 truncated/);
+    expect(r.stderr).not.toMatch(/refine prompt/);
+    const stateFile = join(out, 'checkpoint', 'trainer_state.json');
+    expect(JSON.parse(readFileSync(stateFile, 'utf8')).options.sftPairTruncation).toBe(false);
+    const again = await train([...base, '--max-steps', '2', '--resume', '--out', out]);
+    expect(again.code, describeRun(again)).toBe(0);
+    expect(readMetrics(out)).toHaveLength(2);
+
+    // As an srk from before saved it: no sftPairTruncation, and the data hash of pairs truncated with
+    // their rejected responses (the two long ones cut both sides).
+    const old = join(tmp, 'old');
+    expect((await train([...base, '--max-steps', '1', '--out', old])).code).toBe(0);
+    const settings = { maxLength: 48, maxPromptLength: 24, noEos: true, refinePrompt: PAPER_REFINE_PROMPT, skipBadRows: false, inContext: false };
+    const asPairs = await loadPairsForModel(fixture('gpt-neox-tiny'), data, settings, { augmented: false }, () => {});
+    const state = JSON.parse(readFileSync(join(old, 'checkpoint', 'trainer_state.json'), 'utf8'));
+    delete state.options.sftPairTruncation;
+    state.dataHash = pairsHash(asPairs);
+    writeFileSync(join(old, 'checkpoint', 'trainer_state.json'), JSON.stringify(state));
+    const resumed = await train([...base, '--max-steps', '2', '--resume', '--out', old]);
+    expect(resumed.code, describeRun(resumed)).toBe(0);
+    expect(resumed.stderr).toMatch(/4 rows tokenized \(maxLength 48, maxPromptLength 24\); 2 truncated/);
+    expect(readMetrics(old)).toHaveLength(2);
+  });
+
+  it('a row past max_position_embeddings is refused by its line before any step', async () => {
+    const model = join(tmp, 'short-positions');
+    cpSync(fixture('gpt-neox-tiny'), model, { recursive: true });
+    const cfg = JSON.parse(readFileSync(join(model, 'config.json'), 'utf8'));
+    writeFileSync(join(model, 'config.json'), JSON.stringify({ ...cfg, max_position_embeddings: 16 }));
+    const out = join(tmp, 'refused');
+    const r = await train([...base.map((a) => (a === fixture('gpt-neox-tiny') ? model : a)), '--max-steps', '1', '--out', out]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/pairs\.jsonl:1: prompt \+ completion has \d+ tokens, more than the model's max_position_embeddings 16/);
+    expect(existsSync(join(out, 'metrics.jsonl'))).toBe(false);
+  });
+});
