@@ -16,7 +16,7 @@ import type { Gpu } from '../engine/gpu.js';
 import { JsonlRowError, iterateJsonl, newJsonlStats, readLines } from '../data/read-jsonl.js';
 import { isParquet, parquetRowCount } from '../data/read-parquet.js';
 import { PreferenceNormalizer, formatNormalizeStats, preferenceValidator } from '../data/preference-rows.js';
-import { PairTokenizer, formatTokenizeStats, type TokenizedPair } from '../data/tokenize-pairs.js';
+import { PairTokenizer, formatTokenizeStats, positionsError, type TokenizedPair } from '../data/tokenize-pairs.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { textTokenizer } from '../train/dataset.js';
@@ -167,7 +167,10 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
       try {
         for await (const { value, line } of iterateJsonl(o.data, preferenceValidator(normalizer), {}, read)) {
           try {
-            chunk.push(tokenizer.pair(value));
+            const p = tokenizer.pair(value);
+            const tooLong = positionsError(p, { max: lm.cfg.maxPositions, augmented: o.augmented });
+            if (tooLong) throw new Error(tooLong);
+            chunk.push(p);
             lines.push(line);
           } catch (e) {
             throw new JsonlRowError(o.data, line, (e as Error).message, read.unit);

@@ -1,7 +1,7 @@
 // `srk logprobs` as a user runs it (built CLI, real processes): per-pair log-probs of the fixture
 // models reproduce the PyTorch references in expected.json, plain and augmented, with and without EOS.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -101,6 +101,29 @@ describe('srk logprobs', () => {
     expect(r2.status).not.toBe(0);
     expect(r2.stderr).toContain(`${data}:2:`);
     expect(r2.stderr).toMatch(/rejected/);
+  });
+
+  it('a pair past the model\'s max_position_embeddings is an error naming its line (the augmented sequence with --augmented)', () => {
+    const model = join(tmp, 'short-positions');
+    cpSync(join(fixtures, 'gpt-neox-tiny'), model, { recursive: true });
+    const cfg = JSON.parse(readFileSync(join(model, 'config.json'), 'utf8'));
+    const data = join(tmp, 'long.jsonl');
+    const rows = readFileSync(join(model, 'pairs.jsonl'), 'utf8').split('\n').filter((l) => l.trim() !== '');
+    const plainLens = expected('gpt-neox-tiny').pairs.map((p) => p.prompt_ids.length + Math.max(p.chosen_ids.length, p.rejected_ids.length));
+    const longest = plainLens.indexOf(Math.max(...plainLens));
+    writeFileSync(data, `${rows[(longest + 1) % rows.length]}\n${rows[longest]}\n`); // line 2: the longest
+    // Room for every plain sequence with its EOS, not for the longest with the refine prompt.
+    writeFileSync(join(model, 'config.json'), JSON.stringify({ ...cfg, max_position_embeddings: plainLens[longest] + 1 }));
+    expect(run(['logprobs', '--model', model, '--data', data]).status).toBe(0);
+    const r = run(['logprobs', '--model', model, '--data', data, '--augmented']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`${data}:1: its augmented sequence (refine prompt + prompt + completion) has`);
+    // Plain sequences one position too many: the longest pair, by its line.
+    writeFileSync(join(model, 'config.json'), JSON.stringify({ ...cfg, max_position_embeddings: plainLens[longest] }));
+    const r2 = run(['logprobs', '--model', model, '--data', data]);
+    expect(r2.status).toBe(1);
+    expect(r2.stderr).toContain(`${data}:2: prompt + completion has ${plainLens[longest] + 1} tokens, more than the model's max_position_embeddings ${plainLens[longest]}`);
+    expect(r.stderr).toContain(`max_position_embeddings ${plainLens[longest] + 1}`);
   });
 
   it('a missing data file is a clear error', () => {
