@@ -3,7 +3,9 @@
 // (column-sum.ts: deterministic, no atomics). With the f16 precision every product scales its A
 // operand (x, dy) per tensor before rounding (matmul scaleA): gradients are small and would lose
 // their low bits in f16's subnormals; activations of trained models can reach thousands in a few
-// channels (the input of Llama's down projection), and f16 ends at 65504.
+// channels (the input of Llama's down projection), and f16 ends at 65504. The weight gradient
+// dW = dy^T x takes x as B: it is scaled as such (scaleB), so an x the forward took is taken here
+// too. The weights are rounded as they are (trained weights lie far inside f16's range).
 //
 // f16 copies (half.ts): in the f16 precision the products may read their operands as f16 copies
 // made just before them (x and dy with their scales, W and the saved x as they are) instead of
@@ -99,11 +101,14 @@ export function linearBackward(gpu: Gpu, dy: Tensor, x: Tensor, w: Tensor, g: Li
   // db [out] += column sums of dy [N, out]
   if (g.db) columnSum(gpu, { x: dy, out: g.db, N, D: outF, accumulate: true, absmax: own ? scale : undefined });
   if (!scale) { scale = operandScale(gpu, dy, N * outF); own = !!scale; }
-  // The operands as the products read them: f32, or f16 copies (dy with its scale).
+  // x's own scale as B of the weight gradient (a power of two: no rounding changes where x is in range).
+  const xScale = operandScale(gpu, x, N * inF);
+  // The operands as the products read them: f32, or f16 copies (dy and x with their scales).
   const dyIn = copies ? halfOf(gpu, dy, N * outF, scale, timing) : dy;
-  const xIn = copies ? halfOf(gpu, x, N * inF, undefined, timing) : x;
+  const xIn = copies ? halfOf(gpu, x, N * inF, xScale, timing) : x;
   // dW [out, in] += dy^T [out, N] x [N, in]
-  matmul(gpu, { a: dyIn, b: xIn, c: g.dw, M: outF, N: inF, K: N, transA: true, accumulate: true, scaleA: scale, timing });
+  matmul(gpu, { a: dyIn, b: xIn, c: g.dw, M: outF, N: inF, K: N, transA: true, accumulate: true, scaleA: scale, scaleB: xScale, timing });
+  if (xScale) gpu.pool.release(xScale);
   // dx [N, in] = dy [N, out] W [out, in]
   if (g.dx) {
     const wIn = copies ? halfOf(gpu, w, outF * inF, undefined, timing) : w;

@@ -177,7 +177,10 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       throw new TrainingError(`--resume: the reference ${refDir} is not the model the run in ${o.out} started with (its weights differ)`);
     }
     // Written once the run is known to be what it says (a refused --resume leaves the directory as it was).
-    writeFileSync(path.join(o.out, RUN_CONFIG_FILE), `${JSON.stringify({ ...o, name: o.name ?? o.loss }, null, 2)}\n`);
+    // The options as given, and the precisions that ran where a fall back (no tensor cores, a failed
+    // self-check) changed them: the report's settings table shows both.
+    const ran = { precisionUsed: precision.precision, ...(aug ? { augPrecisionUsed: aug.precision } : {}) };
+    writeFileSync(path.join(o.out, RUN_CONFIG_FILE), `${JSON.stringify({ ...o, name: o.name ?? o.loss, ...ran }, null, 2)}\n`);
     const ref: ReferenceLogps | undefined = o.loss === 'sft' ? undefined
       : await referenceLogps(gpu, { ...refReq, pairs, augmented: sr, label: 'train' }).catch((e: unknown) => { throw refError(e, refDir, o.data); });
     const evalRef = evalPairs

@@ -116,6 +116,46 @@ describe(`f16 operand copies in a model (seed ${rng.seed})`, () => {
     }
   });
 
+  // The forward takes an x past f16's 65504 as its scaled A; the weight gradient dW = dy^T x takes
+  // it as B, scaled too (else that column of dW is inf), staged and from copies alike.
+  it('a linear layer\'s input past f16\'s range: a finite weight gradient within f16 rounding, both ways', async (ctx) => {
+    const gpu = await getGpu();
+    if (!gpu.features.shaderF16) { ctx.skip(); return; }
+    const N = 40; const inF = 32; const outF = 48;
+    const xv = Float64Array.from(rng.array(N * inF)); xv[7 * inF + 5] = 7e4; xv[30 * inF + 9] = -2.5e5;
+    const dyv = Float64Array.from(rng.array(N * outF, 1e-3));
+    const x = gpu.tensor([N * inF], Float32Array.from(xv));
+    const w = gpu.tensor([outF * inF], Float32Array.from(rng.array(outF * inF, 0.1)));
+    const dy = gpu.tensor([N * outF], Float32Array.from(dyv));
+    // dW[o, i] = sum_n dy[n, o] x[n, i], in float64; its f16 bound: each term rounded twice (~2^-10 relative).
+    const want = new Float64Array(outF * inF); const bound = new Float64Array(outF * inF);
+    for (let o = 0; o < outF; o++) for (let i = 0; i < inF; i++) {
+      let s = 0; let a = 0;
+      for (let n = 0; n < N; n++) { const t = dyv[n * outF + o] * xv[n * inF + i]; s += t; a += Math.abs(t); }
+      want[o * inF + i] = s; bound[o * inF + i] = 2 * 2 ** -10 * a + 1e-12;
+    }
+    gpu.matmulPrecision = 'f16';
+    try {
+      for (const copies of ['0', '1'] as const) {
+        const { out: dw, kernels } = await withCopies(gpu, copies, async () => {
+          const dwT = gpu.tensor([outF * inF], new Float32Array(outF * inF));
+          linearBackward(gpu, dy, x, w, { dw: dwT }, N, inF, outF);
+          const r = await gpu.readF32(dwT); gpu.pool.release(dwT); return r;
+        });
+        expect([...kernels].some((k) => /^matmul_tn_.*_h16/.test(k)), `copies=${copies}: f16 products`).toBe(true);
+        let worst = 0;
+        for (let j = 0; j < dw.length; j++) {
+          expect(Number.isFinite(dw[j]), `copies=${copies}: dW[${j}] = ${dw[j]}`).toBe(true);
+          worst = Math.max(worst, Math.abs(dw[j] - want[j]) / bound[j]);
+        }
+        expect(worst, `copies=${copies}: worst error over the f16 bound`).toBeLessThanOrEqual(1);
+      }
+    } finally {
+      gpu.matmulPrecision = 'f32';
+      gpu.pool.release(x, w, dy);
+    }
+  });
+
   it('SRK_F16_COPIES other than 0 or 1 is refused, naming the variable', async () => {
     const gpu = await getGpu();
     const m = await loadModel(gpu, resolve(FIX, 'gpt-neox-tiny'), {});

@@ -87,6 +87,8 @@ describe('srk train --precision mixed: the first step near the transformers fixt
     expect(r.code, describeRun(r)).toBe(0);
     if (!/falls back to f32/.test(r.stdout + r.stderr)) { ctx.skip(); return; } // a tensor-core adapter runs mixed
     expect(relClose(readMetrics(out)[0].loss!, exp.losses_mean['sr-dpo'], 1e-4)).toBe(true);
+    // The run's settings say what was asked and what ran.
+    expect(JSON.parse(readFileSync(join(out, 'train_config.json'), 'utf8'))).toMatchObject({ precision: 'mixed', precisionUsed: 'f32' });
   });
 
   it('with f16 operands (tensor cores, or SRK_MIXED=emulate): loss within 1e-3 and gradient norm within 5e-3 of float64', async () => {
@@ -95,6 +97,7 @@ describe('srk train --precision mixed: the first step near the transformers fixt
     expect(r.code, describeRun(r)).toBe(0);
     expect(r.stdout + r.stderr).not.toMatch(/falls back to f32/);
     expect(r.stdout + r.stderr).toMatch(/mixed precision.*f16/); // emulated, or on tensor cores
+    expect(JSON.parse(readFileSync(join(out, 'train_config.json'), 'utf8'))).toMatchObject({ precision: 'mixed', precisionUsed: 'mixed' });
     const m = readMetrics(out)[0];
     const want = exp.losses_mean['sr-dpo'];
     expect(relClose(m.loss!, want, 1e-3), `loss ${m.loss} vs ${want}`).toBe(true);
@@ -142,5 +145,6 @@ describe('srk train --precision f32 --aug-precision mixed: only the augmented pa
     if (!/falls back to f32/.test(r.stdout + r.stderr)) { ctx.skip(); return; } // a tensor-core adapter runs mixed
     expect(r.stdout + r.stderr).toMatch(/augmented pass \(policy and reference, no gradients\): .*--aug-precision mixed falls back to f32/);
     expect(relClose(readMetrics(out)[0].loss!, exp.losses_mean['sr-dpo'], 1e-4)).toBe(true);
+    expect(JSON.parse(readFileSync(join(out, 'train_config.json'), 'utf8'))).toMatchObject({ precision: 'f32', augPrecision: 'mixed', precisionUsed: 'f32', augPrecisionUsed: 'f32' });
   });
 });
