@@ -36,7 +36,9 @@
 // scaled by a power of two from its max |value| where it is a gradient or an activation (Q, dO, dS;
 // the maxima found once per call for Q and dO, and for dS by the backward softmax kernel as it writes
 // it, per chunk, absmax.ts absmaxPartWgsl), shared by the products; P is <= 1 and is rounded as is; in
-// dV = P^T dO the small dO is B, scaled as such (scaleB).
+// dV = P^T dO the small dO is B, scaled as such (scaleB). K and V, and Q where it is B (dK = dS^T Q),
+// are rounded unscaled: projections of normed inputs, far inside f16's range (past it, the step's
+// gradient norm is not finite and the run stops).
 // Reference: attention.ref.ts; checked in test/kernels/attention-unfused.test.ts.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
