@@ -106,6 +106,12 @@ export function checkBenchOptions(o: Pick<BenchOptions, 'tokens' | 'sizes' | 'vo
 export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> {
   const cpu = gpu.isCpuAdapter && !o.full;
   let stepOpts: StepBenchOptions | undefined;
+  if (o.kind === 'attention') {
+    for (const c of attentionCases(cpu)) {
+      const seq = o.seq ?? c.seq; const prompt = o.prompt ?? c.prompt;
+      if (prompt >= seq) throw userError(`bench attention: --prompt ${prompt} must be shorter than --seq ${seq} (completions are seq - prompt tokens)`);
+    }
+  }
   if (o.kind === 'step') {
     // Checked before any GPU work, so a refusal is immediate.
     const s = o.step ?? { loss: 'dpo' as const, microBatch: 8, precision: 'f32' as const, packed: true, profile: false, varied: false, lengthOrder: true };
@@ -244,8 +250,11 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
     }
     const hostOnly = r.hostOnlyMs === null ? '' : `; ${fmt(r.hostOnlyMs)} ms = ${fmt((1000 * r.hostOnlyMs) / r.dispatches)} us a dispatch ` +
       `with nothing submitted, ${fmt(r.hostOnlyCpuMs!)} ms of CPU`;
-    o.log(`step ${fmt(r.stepMs, 3)} ms (host recording ${fmt(r.recordMs)} ms, ${r.dispatches} dispatches${hostOnly}); policy ${r.policyTokens} tokens/step (packed) = ${fmt(r.tokensPerS)} tokens/s, ` +
-      `${fmt(r.unpackedTokensPerS)} unpacked-equivalent tokens/s (2 x pairs x seq = ${r.unpackedTokens})` +
+    // The second rate counts what PyTorch's anchor counts (its policy tokens: each pair's prompt twice).
+    const processed = r.loss === 'sft' ? 'prompt + chosen' : r.packed ? 'packed: each prompt once' : 'unpacked';
+    const unpacked = r.loss === 'sft' ? 'prompt + chosen' : 'prompt + completion, twice a pair';
+    o.log(`step ${fmt(r.stepMs!, 3)} ms (host recording ${fmt(r.recordMs)} ms, ${r.dispatches} dispatches${hostOnly}); policy ${r.policyTokens} tokens/step (${processed}) = ${fmt(r.tokensPerS!)} tokens/s, ` +
+      `${fmt(r.unpackedTokensPerS!)} policy tokens/s as PyTorch counts them (${unpacked}${r.varied ? ', at their drawn lengths' : ''} = ${r.unpackedTokens})` +
       `${r.augTokens ? `, plus ${r.augTokens} augmented forward-only tokens${r.augSharedTokens ? ` (${r.augSharedTokens} of them the rows' shared refinement prompt, computed once)` : ''}` : ''}; ` +
       `peak GPU memory ${fmt(r.peakInUseBytes / 2 ** 20)} MiB (params ${fmt(r.resident.params / 2 ** 20)} MiB)`);
   }

@@ -47,8 +47,9 @@ export const STEP_LOSSES: readonly LossName[] = ['dpo', 'ipo', 'sr-dpo', 'sr-ipo
 const HOST_ONLY_STEPS = 5;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** Length of the synthetic refine prompt of the Sr losses (the paper's prompt is ~60 BPE tokens). */
-export const REFINE_TOKENS = 64;
+/** Length of the synthetic refine prompt of the Sr losses: the paper's prompt (PAPER_REFINE_PROMPT) is 48
+ *  tokens with the Pythia tokenizer; PyTorch's anchor (bench/anchor/torch_anchor.py) uses the same. */
+export const REFINE_TOKENS = 48;
 
 export interface StepBenchOptions {
   shape: StepShape; pairs: number; seq: number; prompt: number; loss: LossName; microBatch: number;
@@ -110,7 +111,8 @@ export interface StepResult {
   /** Batch rows of one micro-batch and their (padded) length. */
   rowsPerMicroBatch: number; rowLength: number;
   policyTokens: number; unpackedTokens: number; augTokens: number; augSharedTokens: number;
-  stepMs: number; samplesMs: number[]; warmupMs: number[];
+  /** null with hostOnly (nothing ran), as tokensPerS, unpackedTokensPerS and last. */
+  stepMs: number | null; samplesMs: number[]; warmupMs: number[];
   /**
    * Host time recording one timed step (median; train/step.ts StepMetrics.recordMs) and its
    * dispatches: near stepMs, the host bounds the step, not the GPU.
@@ -134,9 +136,9 @@ export interface StepResult {
   /** Bind groups and uniform buffers a timed step created (median; 0 when every dispatch finds its
    *  bindings cached, kernel.ts, as from a run's second step on): host work on top of the recording. */
   bindGroupsPerStep: number; uniformsPerStep: number;
-  tokensPerS: number; unpackedTokensPerS: number;
+  tokensPerS: number | null; unpackedTokensPerS: number | null;
   peakInUseBytes: number; resident: { params: number; grads: number; optimizerState: number }; allocatedBytes: number;
-  last: { loss: number; gradNorm: number };
+  last: { loss: number; gradNorm: number } | null;
   profile?: StepProfile;
   /** The tuner's kernel choices (engine/tuner.ts; on: real GPUs unless SRK_TUNE=0). */
   tuning: { on: boolean; decisions: TuneDecision[] };
@@ -153,6 +155,13 @@ export function checkStepOptions(o: StepBenchOptions): void {
     if (!Number.isInteger(v) || v < 1) throw userError(`bench step: --${k} must be a positive integer, got ${v}`);
   }
   if (o.prompt >= o.seq) throw userError(`bench step: --prompt ${o.prompt} must be shorter than --seq ${o.seq} (completions are seq - prompt tokens)`);
+  // The longest sequence: prompt + completion, with the refine prompt in front for the Sr losses.
+  const longest = o.seq + (o.loss === 'sr-dpo' || o.loss === 'sr-ipo' ? REFINE_TOKENS : 0);
+  const positions = presetConfig('gpt-neox', o.shape).maxPositions;
+  if (longest > positions) {
+    throw userError(`bench step: --seq ${o.seq}${longest > o.seq ? ` (+ ${REFINE_TOKENS} refine-prompt tokens for ${o.loss})` : ''} is longer than ` +
+      `the ${o.shape} shape's ${positions} positions`);
+  }
 }
 
 function syntheticPairs(n: number, prompt: number, completion: number, vocab: number, sr: boolean, varied = false): TokenizedPair[] {
@@ -184,6 +193,7 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   if (o.hostOnly && gpu.tuner) throw userError('bench step --host-only: the tuner would time passes that never run (SRK_TUNE=0)');
   if (gpu.profiler) gpu.profiler.enabled = false; // timed steps run unprofiled; see o.profile
   if (o.hostOnly && o.profile) log('  (--profile does nothing with --host-only: no kernel runs)');
+  else if (o.profile && !gpu.profiler) log('  (--profile does nothing without GPU timestamps: --no-timestamps, or an adapter without timestamp-query)');
   if (o.hostOnly) gpu.recorder.discard = true;
   try {
     return await benchStepRun(gpu, o, log);
@@ -354,16 +364,18 @@ async function benchStepRun(gpu: Gpu, o: StepBenchOptions, log: (s: string) => v
     shape: o.shape, parameters: params.count, loss: o.loss, precision: choice.precision, precisionNote: choice.note, precisionCheck, tcMatmulCheck,
     augPrecision: sr ? augChoice?.precision ?? choice.precision : null, augPrecisionNote: augChoice?.note, augPrecisionCheck,
     attention: attentionKind, tcCheck,
-    packed: o.packed, varied: o.varied ?? false, lengthOrder: o.lengthOrder !== false, optimizer: 'rmsprop', gradClip,
+    packed: o.loss === 'sft' ? false : o.packed, varied: o.varied ?? false, lengthOrder: o.lengthOrder !== false, optimizer: 'rmsprop', gradClip,
     pairs: o.pairs, seq: o.seq, prompt: o.prompt, completion, microBatch: o.microBatch, refineTokens: sr ? REFINE_TOKENS : null,
     rowsPerMicroBatch: layout.B, rowLength: layout.T,
     policyTokens, unpackedTokens, augTokens, augSharedTokens: timed.augSharedTokens,
-    stepMs, samplesMs, warmupMs, recordMs: median(recordMs), dispatches: dispatchesPerStep,
+    // Host only: nothing ran, so no step time, rate or result (null, not the recording's wall clock).
+    stepMs: o.hostOnly ? null : stepMs, samplesMs: o.hostOnly ? [] : samplesMs, warmupMs: o.hostOnly ? [] : warmupMs,
+    recordMs: median(recordMs), dispatches: dispatchesPerStep,
     hostOnlyMs: hostOnly.length ? median(hostOnly) : null, hostOnlyCpuMs, hostOnly: !!o.hostOnly,
     bindGroupsPerStep: median(bindGroups), uniformsPerStep: median(uniforms),
-    tokensPerS: policyTokens / (stepMs / 1000), unpackedTokensPerS: unpackedTokens / (stepMs / 1000),
+    tokensPerS: o.hostOnly ? null : policyTokens / (stepMs / 1000), unpackedTokensPerS: o.hostOnly ? null : unpackedTokens / (stepMs / 1000),
     peakInUseBytes: peak, resident: { params: paramBytes, grads: paramBytes, optimizerState: stateBytes }, allocatedBytes: gpu.pool.allocatedBytes,
-    last: { loss: timed.loss, gradNorm: timed.gradNorm }, profile,
+    last: o.hostOnly ? null : { loss: timed.loss, gradNorm: timed.gradNorm }, profile,
     tuning: { on: !!gpu.tuner, decisions: tuning },
   };
 }

@@ -3,7 +3,10 @@
 Measures, with random inputs: f32 matmul 4096^3 (TF32 off) and bf16, copy bandwidth, and a DPO /
 Sr-DPO training step of a random-init Pythia (transformers GPTNeoXForCausalLM) with the settings of
 `srk bench step`: 8 pairs x 512 tokens (prompt 256), reference log-probs precomputed, RMSprop,
-gradient clipping 10, f32 (and bf16 autocast). Prints one JSON object. Used only on the GPU machine.
+gradient clipping 10, f32 (and bf16 autocast); Sr-DPO's augmented prompts start with 48 random tokens,
+as `srk bench step`'s (REFINE_TOKENS: the paper's refinement prompt under the Pythia tokenizer).
+policy_tokens_per_s counts 2 x pairs x seq a step, as `srk bench step`'s unpackedTokensPerS.
+Prints one JSON line per result. Used only on the GPU machine.
 """
 import json, sys, time
 import torch
@@ -28,7 +31,7 @@ def matmul_anchor():
     out['copy_TBps'] = 2 * x.numel() * 4 / s / 1e12
     return out
 
-def step_anchor(size, loss, precision, pairs=8, seq=512, prompt=256, refine=40):
+def step_anchor(size, loss, precision, pairs=8, seq=512, prompt=256, refine=48):
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
     d, L, H = {'pythia-160m': (768, 12, 12), 'pythia-410m': (1024, 24, 16)}[size]
     cfg = GPTNeoXConfig(vocab_size=50304, hidden_size=d, num_hidden_layers=L, num_attention_heads=H,

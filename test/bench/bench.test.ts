@@ -102,6 +102,9 @@ describe('srk bench', () => {
     expect(s.shape).toBe('pythia-160m');
     expect(s.dispatches).toBeGreaterThan(500); // 12 layers, forward, augmented forward and backward
     for (const x of [s.recordMs, s.hostOnlyMs, s.hostOnlyCpuMs, s.peakInUseBytes]) positive(x);
+    // Nothing ran: no step time, rate or loss (not the recording's wall clock as if it were one).
+    for (const x of [s.stepMs, s.tokensPerS, s.unpackedTokensPerS, s.last]) expect(x).toBeNull();
+    expect(s.refineTokens).toBe(48); // the paper's refinement prompt under the Pythia tokenizer, as PyTorch's anchor
     expect(s.precisionCheck).toBeUndefined();
     expect(s.tuning.on).toBe(false);
   }, 120_000);
@@ -162,6 +165,14 @@ describe('srk bench', () => {
     const prompt = run(['step', '--shape', 'tiny', '--seq', '64', '--prompt', '64']);
     expect(prompt.status).toBe(1);
     expect(prompt.stderr).toMatch(/must be shorter than --seq/);
+    const attention = run(['attention', '--seq', '128', '--prompt', '200']);
+    expect(attention.status).toBe(1);
+    expect(attention.stderr).toMatch(/bench attention: --prompt 200 must be shorter than --seq 128/);
+    // Past the shape's positions (the Sr losses' refinement prompt included), before any GPU work.
+    const long = run(['step', '--shape', 'tiny', '--seq', '2040', '--prompt', '1000', '--loss', 'sr-dpo']);
+    expect(long.status).toBe(1);
+    expect(long.stderr).toMatch(/--seq 2040 \(\+ 48 refine-prompt tokens for sr-dpo\) is longer than the tiny shape's 2048 positions/);
+    expect(long.stderr).not.toMatch(/GB\/s/); // refused before the copy benchmark
     if (cpuAdapter) {
       const big = run(['step', '--shape', 'pythia-160m']);
       expect(big.status).toBe(1);
