@@ -165,7 +165,8 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     const evalPairs = o.evalData ? await loadPairsForModel(o.model, o.evalData, settings, { augmented: true }, log, undefined, dataProgress) : undefined;
     // The reference is the initial policy unless --ref-model; never a resumed checkpoint.
     const refDir = o.refModel ?? o.model;
-    if (o.loss !== 'sft') await checkSameTokenizer(o.model, refDir);
+    // The reference scores the training pairs (not for SFT) and the eval pairs: it must read their ids as the policy does.
+    if (o.loss !== 'sft' || evalPairs) await checkSameTokenizer(o.model, refDir);
     const refReq = {
       refDir, microBatch: o.microBatchSize, cacheDir: path.join(o.out, 'cache'),
       settings, log, progress: (l: string, d: number, t: number) => progress.update(l, d, t), augMatmulPrecision,

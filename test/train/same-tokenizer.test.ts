@@ -4,7 +4,7 @@ import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkSameTokenizer } from '../../src/train/dataset.js';
-import { fixture, tempDir } from './helpers.js';
+import { describeRun, fixture, tempDir, train } from './helpers.js';
 
 const pythiaTokenizer = resolve(import.meta.dirname, '../../../shared/data/pythia-20b-tokenizer.json');
 
@@ -27,5 +27,11 @@ describe('the reference must tokenize as the policy does', () => {
     copyFileSync(pythiaTokenizer, join(other, 'tokenizer.json'));
     await expect(checkSameTokenizer(fixture('gpt-neox-tiny'), other))
       .rejects.toThrow(/the reference .*other tokenizes text differently from the policy .*gpt-neox-tiny \(a sample text differs from token \d+ on\)/);
+    // SFT: the reference scores only --eval-data, and is checked there too.
+    const data = join(fixture('gpt-neox-tiny'), 'pairs.jsonl');
+    const r = await train(['--model', fixture('gpt-neox-tiny'), '--data', data, '--eval-data', data, '--ref-model', other, '--no-eos',
+      '--loss', 'sft', '--max-steps', '1', '--out', join(tmp, 'sft-eval')]);
+    expect(r.code, describeRun(r)).toBe(1);
+    expect(r.stderr).toMatch(/the reference .*other tokenizes text differently/);
   });
 });
