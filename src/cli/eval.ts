@@ -38,6 +38,8 @@ export interface EvalReport {
   aug_margin: number | null;
   reward_chosen: number | null;
   reward_rejected: number | null;
+  /** The policy's negative log-likelihood per chosen token. */
+  nll_chosen: number | null;
   pearson?: number | null;
   spearman?: number | null;
   kendall?: number | null;
@@ -68,7 +70,7 @@ export function evalReport(m: EvalMetrics, o: EvalOptions, refDir: string, sameR
   const r: EvalReport = {
     model: o.model, ref_model: refDir, data: o.data, beta: o.beta, n: m.n,
     margin: fin(m.margin), accuracy: fin(m.accuracy), aug_accuracy: fin(m.aug_accuracy), aug_margin: fin(m.aug_margin),
-    reward_chosen: fin(m.reward_chosen), reward_rejected: fin(m.reward_rejected),
+    reward_chosen: fin(m.reward_chosen), reward_rejected: fin(m.reward_rejected), nll_chosen: fin(m.nll_chosen),
     scored_pairs: scored, skipped_rows: skipped, reference_is_policy: sameRef, notes,
   };
   if (m.pearson !== undefined) { r.pearson = fin(m.pearson); r.spearman = fin(m.spearman); r.kendall = fin(m.kendall); }
@@ -120,7 +122,7 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
     const m = computeEvalMetrics({
       policyChosen: policy.plain.chosen, policyRejected: policy.plain.rejected, refChosen: ref.plain.chosen, refRejected: ref.plain.rejected,
       policyChosenAug: policy.aug.chosen, policyRejectedAug: policy.aug.rejected, refChosenAug: ref.aug.chosen, refRejectedAug: ref.aug.rejected,
-      beta: o.beta,
+      beta: o.beta, chosenTokens: policy.plain.chosenTokens,
       ...(withScores ? { scoreChosen: pairs.map((p) => p.scoreChosen!), scoreRejected: pairs.map((p) => p.scoreRejected!) } : {}),
     });
     if (withScores && sameRef) notes.push('correlations are undefined (null) with constant margins');
@@ -140,7 +142,7 @@ export function formatEvalReport(r: EvalReport): string {
     table,
     '',
     `reference ${r.ref_model}, beta ${r.beta}: reward chosen ${f(r.reward_chosen)}, reward rejected ${f(r.reward_rejected)}, ` +
-      `aug margin ${f(r.aug_margin)}; ${r.scored_pairs} of ${r.n} pairs with judge scores`,
+      `aug margin ${f(r.aug_margin)}; policy NLL ${f(r.nll_chosen)} per chosen token; ${r.scored_pairs} of ${r.n} pairs with judge scores`,
     ...r.notes.map((s) => `note: ${s}`),
   ];
   return lines.join('\n');

@@ -5,6 +5,8 @@
 //   Delta_i = beta * [same on p⊕x]                       (only when the augmented log-probs are given)
 //   margin  = mean beta*h_i,  accuracy = mean [h_i > 0],  aug_accuracy = mean [Delta_i > 0]
 //   reward_chosen = mean beta*(logpi(y+|x) - logref(y+|x)), reward_rejected likewise.
+//   nll_chosen = -sum_i logpi(y+_i|x_i) / sum_i |y+_i|: the policy's negative log-likelihood per chosen
+//   token (an SFT run's held-out loss, as TRL's SFTTrainer reports eval_loss); with the token counts only.
 // With judge scores, Pearson / Spearman (average ranks) / Kendall tau-b between the per-pair margins
 // beta*h_i and the score differences score_chosen_i - score_rejected_i (the paper's Table 4 style).
 
@@ -23,6 +25,8 @@ export interface EvalInputs {
   refChosenAug?: ArrayLike<number>;
   refRejectedAug?: ArrayLike<number>;
   beta: number;
+  /** Tokens of each chosen response [n] (scorePairs' chosenTokens), for nll_chosen. */
+  chosenTokens?: ArrayLike<number>;
   /** Judge scores per pair [n] (e.g. GPT-4 / UltraFeedback scores): both, or `scoreDiff` directly. */
   scoreChosen?: ArrayLike<number>;
   scoreRejected?: ArrayLike<number>;
@@ -37,6 +41,8 @@ export interface EvalMetrics {
   aug_margin: number | null;      // mean Delta; null without augmented log-probs
   reward_chosen: number;
   reward_rejected: number;
+  /** The policy's mean negative log-likelihood per chosen token; null without chosenTokens. */
+  nll_chosen: number | null;
   /** Correlations between beta*h and the score differences; absent without scores, NaN if undefined. */
   pearson?: number;
   spearman?: number;
@@ -88,6 +94,14 @@ export function computeEvalMetrics(inp: EvalInputs): EvalMetrics {
     augMargin = sumDelta / n;
   }
 
+  let nllChosen: number | null = null;
+  if (inp.chosenTokens) {
+    const ct = need('chosenTokens', inp.chosenTokens, n);
+    let logp = 0, tokens = 0;
+    for (let i = 0; i < n; i++) { logp += pc[i]; tokens += ct[i]; }
+    nllChosen = -logp / tokens;
+  }
+
   const out: EvalMetrics = {
     n,
     margin: sumMargin / n,
@@ -96,6 +110,7 @@ export function computeEvalMetrics(inp: EvalInputs): EvalMetrics {
     aug_margin: augMargin,
     reward_chosen: sumRc / n,
     reward_rejected: sumRr / n,
+    nll_chosen: nllChosen,
     margins,
   };
 
@@ -129,6 +144,7 @@ export function toEvalRow(m: EvalMetrics, at: { step: number; pairs_seen: number
     reward_rejected: fin(m.reward_rejected),
     n: m.n,
   };
+  if (m.nll_chosen !== null) row.nll_chosen = fin(m.nll_chosen);
   if (m.pearson !== undefined) row.pearson = fin(m.pearson);
   if (m.spearman !== undefined) row.spearman = fin(m.spearman);
   if (m.kendall !== undefined) row.kendall = fin(m.kendall);

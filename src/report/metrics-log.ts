@@ -44,6 +44,8 @@ export interface EvalRow {
   aug_accuracy: number | null;
   reward_chosen?: number | null;
   reward_rejected?: number | null;
+  /** The policy's negative log-likelihood per chosen token (eval-metrics.ts). */
+  nll_chosen?: number | null;
   pearson?: number | null;
   spearman?: number | null;
   kendall?: number | null;

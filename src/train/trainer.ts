@@ -241,13 +241,14 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       const m = computeEvalMetrics({
         policyChosen: plain.chosen, policyRejected: plain.rejected, refChosen: evalRef.plain.chosen, refRejected: evalRef.plain.rejected,
         policyChosenAug: aug.chosen, policyRejectedAug: aug.rejected, refChosenAug: evalRef.aug!.chosen, refRejectedAug: evalRef.aug!.rejected,
-        beta: o.beta,
+        beta: o.beta, chosenTokens: plain.chosenTokens,
         ...(hasScores ? { scoreChosen: evalPairs.map((p) => p.scoreChosen!), scoreRejected: evalPairs.map((p) => p.scoreRejected!) } : {}),
       });
       const row = toEvalRow(m, { step, pairs_seen: pairsSeen, split: 'eval' });
       metrics.eval(row);
       lastEval = row as unknown as Record<string, unknown>;
-      log(`eval at step ${step}: margin ${m.margin.toFixed(4)}, accuracy ${m.accuracy.toFixed(3)}, aug accuracy ${m.aug_accuracy?.toFixed(3) ?? '-'}` +
+      log(`eval at step ${step}: margin ${m.margin.toFixed(4)}, accuracy ${m.accuracy.toFixed(3)}, aug accuracy ${m.aug_accuracy?.toFixed(3) ?? '-'}, ` +
+        `chosen NLL ${m.nll_chosen?.toFixed(4) ?? '-'} per token` +
         (m.pearson !== undefined ? `, pearson ${m.pearson.toFixed(3)}, spearman ${m.spearman?.toFixed(3)}, kendall ${m.kendall?.toFixed(3)}` : ''));
     };
 

@@ -23,6 +23,7 @@ interface Expected {
   logratio_diff: number[];
   delta: number[];
   logps: Record<string, number[]>;
+  pairs: { chosen_ids: number[] }[];
 }
 const expected = (name: string): Expected => JSON.parse(readFileSync(join(fixtures, name, 'expected.json'), 'utf8'));
 const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
@@ -42,6 +43,7 @@ function reference(name: string) {
     augAccuracy: mean(augH.map((v) => (v > 0 ? 1 : 0))),
     rewardChosen: mean(L.policy_chosen.map((v, i) => e.beta * (v - L.ref_chosen[i]))),
     rewardRejected: mean(L.policy_rejected.map((v, i) => e.beta * (v - L.ref_rejected[i]))),
+    nllChosen: -L.policy_chosen.reduce((s, v) => s + v, 0) / e.pairs.reduce((s, p) => s + p.chosen_ids.length, 0),
   };
 }
 
@@ -60,6 +62,7 @@ describe('srk eval', () => {
       expect(j.aug_accuracy).toBeCloseTo(x.augAccuracy, 12);
       close(j.reward_chosen, x.rewardChosen);
       close(j.reward_rejected, x.rewardRejected);
+      close(j.nll_chosen, x.nllChosen);
       expect(j.reference_is_policy).toBe(false);
       expect(j.pearson).toBeUndefined(); // no judge scores in the fixture data
       expect(j.scored_pairs).toBe(0);

@@ -54,6 +54,13 @@ describe('computeEvalMetrics', () => {
     expect(m.reward_chosen - m.reward_rejected).toBeCloseTo(m.margin, 15);
     expect(m.pearson).toBeUndefined();
     expect(m.spearman).toBeUndefined();
+    expect(m.nll_chosen).toBeNull(); // no token counts given
+    // With them: -(sum of the policy's chosen log-probs) / (their tokens) = 45 / 15.
+    const withTokens = computeEvalMetrics({ beta: 0.5, policyChosen: [-10, -15, -11, -9], refChosen: [0, 0, 0, 0],
+      policyRejected: [0, 0, 0, 0], refRejected: [0, 0, 0, 0], chosenTokens: [2, 5, 4, 4] });
+    expect(withTokens.nll_chosen).toBeCloseTo(3, 15);
+    expect(toEvalRow(withTokens, { step: 1, pairs_seen: 4, split: 'eval' }).nll_chosen).toBeCloseTo(3, 15);
+    expect(toEvalRow(m, { step: 1, pairs_seen: 4, split: 'eval' })).not.toHaveProperty('nll_chosen');
   });
 
   it('no augmented inputs -> aug accuracy null; partial augmented inputs rejected; bad lengths rejected', () => {
