@@ -35,12 +35,13 @@ function emulateIfAsked(gpu: Gpu, choice: PrecisionChoice): void {
 
 /** What setPrecision(gpu, wanted) would choose, without setting it. `flag`: the option named in notes. */
 export function precisionFor(gpu: Gpu, wanted: Precision, flag = '--precision'): PrecisionChoice {
-  if (wanted === 'f32') return { precision: 'f32' };
-  if (gpu.smxF16) return { precision: 'mixed' };
+  // A malformed SRK_MIXED is refused whatever runs (as the other variables), not only where it would act.
   const mode = process.env.SRK_MIXED;
   if (mode && mode !== 'emulate' && mode !== 'emulate-tc') {
     throw userError(`SRK_MIXED=${mode}: expected emulate or emulate-tc`);
   }
+  if (wanted === 'f32') return { precision: 'f32' };
+  if (gpu.smxF16) return { precision: 'mixed' };
   if (mode === 'emulate') {
     return { precision: 'mixed', note: 'mixed precision emulated (SRK_MIXED=emulate): f16-rounded operands in the f32 kernels, no speed-up' };
   }

@@ -97,6 +97,8 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       // (./x.jsonl, an absolute path, a moved copy) is the same run.
       if (k === 'data' && state.dataHash !== undefined) continue;
       if (k === 'sftPairTruncation') continue; // no flag: taken from the state above
+      // SFT trains without them (they shape only --eval-data's margins, which may change between evals).
+      if (o.loss === 'sft' && (k === 'beta' || k === 'lambda' || k === 'refinePrompt')) continue;
       const was = Object.hasOwn(state.options, k) ? state.options[k] : PINNED_BEFORE[k];
       if (JSON.stringify(was) !== JSON.stringify(o[k])) {
         throw new TrainingError(`--resume: ${flagName(k)} is ${JSON.stringify(o[k])} but the run in ${o.out} used ${JSON.stringify(was)}`);

@@ -68,6 +68,10 @@ describe('srk CLI', () => {
     const mixed = run(['bench', 'step', '--precision', 'mixed', '--pairs', '1', '--seq', '16', '--prompt', '8'], { SRK_MIXED: 'yes' });
     expect(mixed.status).toBe(1);
     expect(mixed.stderr).toMatch(/^srk: SRK_MIXED=yes: expected emulate or emulate-tc/m);
+    // Also where it would change nothing (f32), as every other variable.
+    const f32 = run(['bench', 'step', '--pairs', '1', '--seq', '16', '--prompt', '8'], { SRK_MIXED: 'yes' });
+    expect(f32.status).toBe(1);
+    expect(f32.stderr).toMatch(/^srk: SRK_MIXED=yes: expected emulate or emulate-tc/m);
     const attention = run(['bench', 'step', '--pairs', '1', '--seq', '16', '--prompt', '8'], { SRK_ATTENTION: 'fast' });
     expect(attention.status).toBe(1);
     expect(attention.stderr).toMatch(/^srk: SRK_ATTENTION=fast: expected tc, simt or unfused/m);

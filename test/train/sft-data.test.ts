@@ -30,7 +30,8 @@ describe('srk train --loss sft: data', () => {
     expect(r.stderr).not.toMatch(/refine prompt/);
     const stateFile = join(out, 'checkpoint', 'trainer_state.json');
     expect(JSON.parse(readFileSync(stateFile, 'utf8')).options.sftPairTruncation).toBe(false);
-    const again = await train([...base, '--max-steps', '2', '--resume', '--out', out]);
+    // beta, lambda and the refine prompt shape nothing SFT trains: another value resumes.
+    const again = await train([...base, '--beta', '0.5', '--refine-prompt', 'Rate 100:', '--max-steps', '2', '--resume', '--out', out]);
     expect(again.code, describeRun(again)).toBe(0);
     expect(readMetrics(out)).toHaveLength(2);
 
