@@ -103,6 +103,42 @@ export function checkBenchOptions(o: Pick<BenchOptions, 'tokens' | 'sizes' | 'vo
   }
 }
 
+/**
+ * The matmul cases of this run, in order (the tile sweep, the squares, the models' products, each f16
+ * twin where mixed runs); `log` gets the precision notes.
+ */
+function matmulCases(gpu: Gpu, o: BenchOptions, cpu: boolean, log: (s: string) => void): MatmulCase[] {
+  const squares = o.sizes ?? (cpu ? [256] : [1024, 4096]);
+  const tokens = o.tokens ?? (cpu ? 64 : 8192);
+  const sweep: MatmulCase[] = o.tileSweep
+    ? squares.flatMap((s) => TILE_SWEEP.map((tile) => ({
+      name: `square ${s} tile ${tileName(tile)}`, M: s, N: s, K: s, tile })))
+    : [];
+  let cases: MatmulCase[] = [
+    ...sweep,
+    ...squares.map((s) => ({ name: `square ${s}`, M: s, N: s, K: s })),
+    ...pythiaCases('pythia-160m', tokens), ...pythiaCases('pythia-410m', tokens),
+  ];
+  // The f16 cases ask for it per call (MatmulCase.precision); the default stays f32. Where mixed
+  // falls back to f32 there are no f16 cases (SRK_MIXED=emulate times the emulation).
+  const choice = o.precision === 'mixed' ? precisionFor(gpu, 'mixed') : undefined;
+  if (choice?.note) log(`(${choice.note})`);
+  if (choice?.precision === 'mixed') {
+    if (!choice.note) log(`(mixed: f16 cases on tensor cores, subgroup matrices ${JSON.stringify(gpu.smxF16)})`);
+    // Each f16 case right after its f32 twin; gradient products (dx, dW) scale A as training does, and dW its B.
+    const f16 = (c: MatmulCase, tile?: MatmulTile): MatmulCase =>
+      ({ ...c, name: `${c.name} f16${tile ? ` tile ${tileName(tile)}` : ''}`, tile, precision: 'f16', scaleA: / (dx|dW)$/.test(c.name),
+        ...(/ dW$/.test(c.name) ? { scaleB: true } : {}) });
+    cases = cases.flatMap((c) => c.tile ? [c] : [c, f16(c)]);
+    // --tiles: every tensor-core tiling on the squares and the model's products (narrow with --only).
+    if (o.tileSweep && gpu.smxF16) {
+      const base = cases.filter((c) => !c.tile && c.precision !== 'f16');
+      cases = cases.filter((c) => !c.tile).concat(base.flatMap((c) => SMX_SWEEP.map((t) => f16(c, t))));
+    }
+  }
+  return cases;
+}
+
 export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> {
   const cpu = gpu.isCpuAdapter && !o.full;
   let stepOpts: StepBenchOptions | undefined;
@@ -125,6 +161,14 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
         'would take hours; use --shape tiny, --host-only (the host\'s recording alone), or --full to run it anyway');
     }
   }
+  // A --only that matches no matmul case is refused before the copy benchmark.
+  const only = o.kind === 'matmul' && o.only ? new RegExp(o.only) : undefined;
+  if (only) {
+    const cases = matmulCases(gpu, o, cpu, () => {});
+    if (!cases.some((c) => only.test(c.name))) {
+      throw userError(`bench matmul: no case matches --only ${JSON.stringify(o.only)} (the cases: ${cases.slice(0, 6).map((c) => c.name).join(', ')}, ...)`);
+    }
+  }
   const copy = await benchCopy(gpu, cpu ? 32 : 512);
   o.log(`copy ${fmt(copy.bytes / 2 ** 20)} MiB: ${fmt(copy.gbPerS)} GB/s (read+write), ${fmt(copy.timing.ms, 3)} ms`);
   const report: BenchReport = {
@@ -132,40 +176,11 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
     reducedForCpu: cpu, copy,
   };
   if (o.kind === 'matmul') {
-    const squares = o.sizes ?? (cpu ? [256] : [1024, 4096]);
     const tokens = o.tokens ?? (cpu ? 64 : 8192);
-    const sweep: MatmulCase[] = o.tileSweep
-      ? squares.flatMap((s) => TILE_SWEEP.map((tile) => ({
-        name: `square ${s} tile ${tileName(tile)}`, M: s, N: s, K: s, tile })))
-      : [];
-    let cases: MatmulCase[] = [
-      ...sweep,
-      ...squares.map((s) => ({ name: `square ${s}`, M: s, N: s, K: s })),
-      ...pythiaCases('pythia-160m', tokens), ...pythiaCases('pythia-410m', tokens),
-    ];
-    // The f16 cases ask for it per call (MatmulCase.precision); the default stays f32. Where mixed
-    // falls back to f32 there are no f16 cases (SRK_MIXED=emulate times the emulation).
-    const choice = o.precision === 'mixed' ? precisionFor(gpu, 'mixed') : undefined;
-    if (choice?.note) o.log(`(${choice.note})`);
-    if (choice?.precision === 'mixed') {
-      if (!choice.note) o.log(`(mixed: f16 cases on tensor cores, subgroup matrices ${JSON.stringify(gpu.smxF16)})`);
-      // Each f16 case right after its f32 twin; gradient products (dx, dW) scale A as training does.
-      const f16 = (c: MatmulCase, tile?: MatmulTile): MatmulCase =>
-        ({ ...c, name: `${c.name} f16${tile ? ` tile ${tileName(tile)}` : ''}`, tile, precision: 'f16', scaleA: / (dx|dW)$/.test(c.name) });
-      cases = cases.flatMap((c) => c.tile ? [c] : [c, f16(c)]);
-      // --tiles: every tensor-core tiling on the squares and the model's products (narrow with --only).
-      if (o.tileSweep && gpu.smxF16) {
-        const base = cases.filter((c) => !c.tile && c.precision !== 'f16');
-        cases = cases.filter((c) => !c.tile).concat(base.flatMap((c) => SMX_SWEEP.map((t) => f16(c, t))));
-      }
-    }
+    const cases = matmulCases(gpu, o, cpu, o.log);
     if (cpu) o.log(`(CPU adapter: reduced sizes, ${tokens} tokens; --full for the real ones)`);
     report.matmul = [];
-    const only = o.only ? new RegExp(o.only) : undefined;
     const selected = cases.filter((c) => !only || only.test(c.name));
-    if (selected.length === 0) {
-      throw userError(`bench matmul: no case matches --only ${JSON.stringify(o.only)} (the cases: ${cases.slice(0, 6).map((c) => c.name).join(', ')}, ...)`);
-    }
     if (o.reverse) selected.reverse();
     for (const c of selected) {
       let r: MatmulResult;

@@ -3,12 +3,14 @@
 // copy bandwidth that the minimum traffic (read A and B, write C once) would need.
 import type { Gpu } from '../src/engine/gpu.js';
 import { matmul, matmulKernels, type MatmulArgs, type MatmulTile } from '../src/kernels/matmul.js';
+import { absmaxOf } from '../src/kernels/absmax.js';
 import { timeIt, tuneFirst, type Timing } from './harness.js';
 
 export interface MatmulCase {
   name: string; M: number; N: number; K: number; transA?: boolean; transB?: boolean; tile?: MatmulTile;
-  /** Operand precision (matmul.ts); 'f16' cases with scaleA time the gradient products as training runs them. */
-  precision?: 'f32' | 'f16'; scaleA?: boolean;
+  /** Operand precision (matmul.ts); 'f16' cases with scaleA (and, for dW, scaleB: the layer input as B) time
+   *  the gradient products as training runs them (linear.ts). */
+  precision?: 'f32' | 'f16'; scaleA?: boolean; scaleB?: boolean;
 }
 export interface MatmulResult extends MatmulCase {
   timing: Timing; gflops: number; minTrafficPctOfCopy?: number;
@@ -42,13 +44,16 @@ export async function benchMatmul(gpu: Gpu, c: MatmulCase, copyGBs?: number, war
   gpu.upload(a, fillA);
   const fillB = new Float32Array(sb); for (let i = 0; i < sb; i++) fillB[i] = ((i * 104729) % 11) / 11 - 0.5;
   gpu.upload(b, fillB);
+  // B's partial maxima, found once (training finds them per call, a pass of its own: not timed here).
+  const partsB = c.scaleB && c.precision === 'f16' ? absmaxOf(gpu, b, sb) : undefined;
   const args: MatmulArgs = { a, b, c: out, M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB, tile: c.tile,
-    precision: c.precision ?? 'f32', scaleA: c.scaleA };
+    precision: c.precision ?? 'f32', scaleA: c.scaleA, scaleB: partsB };
   // With the tuner on (engine/tuner.ts) an untiled case is timed as training runs it: the tuner's
   // choice, made the way the first training steps make it (candidates timed in turn, two settles).
   const tunedKernels = !c.tile && await tuneFirst(gpu, () => matmul(gpu, args)) ? matmulKernels(gpu, args) : undefined;
   const timing = await timeIt(gpu, () => matmul(gpu, args), warmup, repeats);
   gpu.pool.release(a, b, out);
+  if (partsB) gpu.pool.release(partsB);
   const flops = 2 * c.M * c.N * c.K;
   const gflops = flops / (timing.ms * 1e6);
   const r: MatmulResult = { ...c, timing, gflops, tunedKernels };

@@ -29,6 +29,23 @@ const positive = (x: unknown) => {
 let cpuAdapter = true;
 
 describe('srk bench', () => {
+  it('matmul --precision mixed: each f16 case after its f32 twin, the gradient products scaled as training scales them', () => {
+    const saved = process.env.SRK_MIXED;
+    process.env.SRK_MIXED = 'emulate'; // f16 operands on any adapter
+    try {
+      const r = bench(['matmul', '--precision', 'mixed', '--only', 'pythia-160m qkv (dx|dW)']);
+      const by = new Map<string, any>(r.matmul.map((c: any) => [c.name, c]));
+      expect([...by.keys()]).toEqual(['pythia-160m qkv dx', 'pythia-160m qkv dx f16', 'pythia-160m qkv dW', 'pythia-160m qkv dW f16']);
+      expect(by.get('pythia-160m qkv dx f16')).toMatchObject({ precision: 'f16', scaleA: true });
+      expect(by.get('pythia-160m qkv dx f16').scaleB).toBeUndefined();
+      // dW = dy^T x: the layer input x is B, scaled (linear.ts).
+      expect(by.get('pythia-160m qkv dW f16')).toMatchObject({ precision: 'f16', scaleA: true, scaleB: true });
+      for (const c of by.values()) positive(c.gflops);
+    } finally {
+      if (saved === undefined) delete process.env.SRK_MIXED; else process.env.SRK_MIXED = saved;
+    }
+  }, 120_000);
+
   it('attention: plain causal and packed pairs, forward and backward', () => {
     const r = bench(['attention', '--pairs', '1', '--seq', '48', '--prompt', '24']);
     cpuAdapter = r.reducedForCpu;

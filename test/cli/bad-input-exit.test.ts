@@ -41,6 +41,7 @@ describe('refused before any work, by flag and path', () => {
     const r = run(['bench', 'matmul', '--only', 'no such case']);
     expect(r.status, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/bench matmul: no case matches --only "no such case" \(the cases: square/);
+    expect(r.stderr).not.toMatch(/GB\/s/); // before the copy benchmark
   });
 });
 
