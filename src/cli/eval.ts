@@ -151,6 +151,7 @@ export function formatEvalReport(r: EvalReport): string {
 export const evalCommand: CommandModule = {
   command: 'eval',
   describe: 'evaluate a policy against a reference on preference data: mean margin, accuracy, augmented accuracy, reward means, ' +
+    'the policy\'s negative log-likelihood per chosen token (nll_chosen), ' +
     'and Pearson/Spearman/Kendall between margins and judge score differences (score_chosen/score_rejected, chosen_rating/rejected_rating or chosen_score/rejected_score) when the data has them',
   builder: (y) => scoringFlags(y).options({
     'ref-model': { type: 'string', describe: 'reference model directory (default: the policy itself, which makes every margin 0)' },

@@ -48,7 +48,8 @@
 //   BOS at position 0, and see none in the middle of a text). The refine prompt does not count toward the
 //   limits: the plain sequence is truncated as above and then the refine ids are inserted, so an
 //   augmented sequence can be up to maxLength + len(refine ids) tokens (a chat row's a token or two more,
-//   where p and the query join). Longer than the model's positions is refused when the batch is built.
+//   where p and the query join). A row longer than the model's positions (LoadPairsOptions.positions:
+//   the augmented sequence counted where it is scored) is a bad row, named by its line.
 
 import { JsonlRowError, recordBadRow, type JsonlOptions, type JsonlStats } from './read-jsonl.js';
 import {

@@ -6,7 +6,8 @@
 //   margin  = mean beta*h_i,  accuracy = mean [h_i > 0],  aug_accuracy = mean [Delta_i > 0]
 //   reward_chosen = mean beta*(logpi(y+|x) - logref(y+|x)), reward_rejected likewise.
 //   nll_chosen = -sum_i logpi(y+_i|x_i) / sum_i |y+_i|: the policy's negative log-likelihood per chosen
-//   token (an SFT run's held-out loss, as TRL's SFTTrainer reports eval_loss); with the token counts only.
+//   token (an SFT run's held-out loss, as TRL's SFTTrainer reports eval_loss, over the eval pairs as they are
+//   tokenized: a chosen response cut to fit beside a longer rejected one counts as cut); with the token counts only.
 // With judge scores, Pearson / Spearman (average ranks) / Kendall tau-b between the per-pair margins
 // beta*h_i and the score differences score_chosen_i - score_rejected_i (the paper's Table 4 style).
 

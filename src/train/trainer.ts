@@ -97,8 +97,9 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       // (./x.jsonl, an absolute path, a moved copy) is the same run.
       if (k === 'data' && state.dataHash !== undefined) continue;
       if (k === 'sftPairTruncation') continue; // no flag: taken from the state above
-      // SFT trains without them (they shape only --eval-data's margins, which may change between evals).
-      if (o.loss === 'sft' && (k === 'beta' || k === 'lambda' || k === 'refinePrompt')) continue;
+      // SFT trains without them (they shape only --eval-data's margins, which may change between evals),
+      // except the refine prompt of a run that tokenized its pairs with it (sftPairTruncation: in its data hash).
+      if (o.loss === 'sft' && (k === 'beta' || k === 'lambda' || (k === 'refinePrompt' && !o.sftPairTruncation))) continue;
       const was = Object.hasOwn(state.options, k) ? state.options[k] : PINNED_BEFORE[k];
       if (JSON.stringify(was) !== JSON.stringify(o[k])) {
         throw new TrainingError(`--resume: ${flagName(k)} is ${JSON.stringify(o[k])} but the run in ${o.out} used ${JSON.stringify(was)}`);
@@ -213,6 +214,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     let pairsSeen = state?.pairsSeen ?? 0;
     let tuneSaved = tuneLoaded; // tuner choices in tuning.json so far (engine/tuner.ts)
     let tuneLogged = false;
+    let tuneProgress = -1; // the tuner's progress after the last step (TuneTable.progress)
     const metrics = MetricsLog.open(o.out, state ? { resumeStep: step } : { fresh: true });
     const snapshot = (): TrainerState => ({
       step, pairsSeen, epoch, position, seed: o.seed, dataHash, refHash, totalSteps, savedAt: new Date().toISOString(),
@@ -286,10 +288,14 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       step++; pairsSeen += end - position; position = end;
       if (gpu.tuner) {
         // Saved whenever new choices are made (a choice can open others, and a longer micro-batch can
-        // bring a new shape bucket); logged once the first round of choices is complete.
+        // bring a new shape bucket); logged once the first round of choices is complete: nothing open,
+        // and a step that opened or closed no key (a closed choice opens its inner keys a step later).
         const d = gpu.tuner.table.decisions();
         if (d.length > tuneSaved) tuneSaved = saveTuning(gpu.tuner.table, tuningFile, adapter);
-        if (!gpu.tuner.open && !tuneLogged && d.length > tuneLoaded) {
+        const tuneNow = gpu.tuner.table.progress;
+        const settled = !gpu.tuner.open && tuneNow === tuneProgress;
+        tuneProgress = tuneNow;
+        if (settled && !tuneLogged && d.length > tuneLoaded) {
           tuneLogged = true;
           log(`tuner: ${d.length} kernel choices, ${d.filter((x) => x.chosen !== 0).length} differ from the built-in rule (${tuningFile})`);
         }

@@ -45,6 +45,10 @@ describe('srk train --loss sft: data', () => {
     delete state.options.sftPairTruncation;
     state.dataHash = pairsHash(asPairs);
     writeFileSync(join(old, 'checkpoint', 'trainer_state.json'), JSON.stringify(state));
+    // Its pairs carry the refine prompt (in their hash): another one is refused by name.
+    const otherRefine = await train([...base, '--refine-prompt', 'Rate 100:', '--max-steps', '2', '--resume', '--out', old]);
+    expect(otherRefine.code).toBe(1);
+    expect(otherRefine.stderr).toMatch(/--resume: --refine-prompt is "Rate 100:" but the run in .* used/);
     const resumed = await train([...base, '--max-steps', '2', '--resume', '--out', old]);
     expect(resumed.code, describeRun(resumed)).toBe(0);
     expect(resumed.stderr).toMatch(/4 rows tokenized \(maxLength 48, maxPromptLength 24\); 2 truncated/);
