@@ -19,7 +19,7 @@ import { benchClassifier, classifierCases, type ClassifierResult } from './class
 import { benchColumnSum, benchNorm, normCases, type ColumnSumResult, type NormResult } from './norm.js';
 import { benchOptimizers, type OptimizerResult } from './optimizer.js';
 import { precisionFor, setPrecision } from '../src/engine/precision.js';
-import { benchStep, checkStepOptions, type StepBenchOptions, type StepResult } from './step.js';
+import { benchStep, checkPromptBelowSeq, checkStepOptions, type StepBenchOptions, type StepResult } from './step.js';
 import { userError } from '../src/errors.js';
 
 export const BENCH_KINDS = ['matmul', 'copy', 'attention', 'classifier', 'norm', 'optimizer', 'step'] as const;
@@ -143,10 +143,7 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
   const cpu = gpu.isCpuAdapter && !o.full;
   let stepOpts: StepBenchOptions | undefined;
   if (o.kind === 'attention') {
-    for (const c of attentionCases(cpu)) {
-      const seq = o.seq ?? c.seq; const prompt = o.prompt ?? c.prompt;
-      if (prompt >= seq) throw userError(`bench attention: --prompt ${prompt} must be shorter than --seq ${seq} (completions are seq - prompt tokens)`);
-    }
+    for (const c of attentionCases(cpu)) checkPromptBelowSeq('attention', o.prompt ?? c.prompt, o.seq ?? c.seq);
   }
   if (o.kind === 'step') {
     // Checked before any GPU work, so a refusal is immediate.

@@ -144,6 +144,11 @@ export interface StepResult {
   tuning: { on: boolean; decisions: TuneDecision[] };
 }
 
+/** Synthetic pairs of `seq` tokens: the prompt, then completions of seq - prompt tokens (bench step, attention). */
+export function checkPromptBelowSeq(kind: string, prompt: number, seq: number): void {
+  if (prompt >= seq) throw userError(`bench ${kind}: --prompt ${prompt} must be shorter than --seq ${seq} (completions are seq - prompt tokens)`);
+}
+
 /** Refusals that need no GPU work (the CPU-adapter rule is checked by the caller). */
 export function checkStepOptions(o: StepBenchOptions): void {
   if (!PRECISIONS.includes(o.precision)) throw userError(`bench step: unknown --precision ${o.precision} (known: ${PRECISIONS.join(', ')})`);
@@ -154,7 +159,7 @@ export function checkStepOptions(o: StepBenchOptions): void {
   for (const [k, v] of [['pairs', o.pairs], ['seq', o.seq], ['prompt', o.prompt], ['micro-batch', o.microBatch]] as const) {
     if (!Number.isInteger(v) || v < 1) throw userError(`bench step: --${k} must be a positive integer, got ${v}`);
   }
-  if (o.prompt >= o.seq) throw userError(`bench step: --prompt ${o.prompt} must be shorter than --seq ${o.seq} (completions are seq - prompt tokens)`);
+  checkPromptBelowSeq('step', o.prompt, o.seq);
   // The longest sequence: prompt + completion, with the refine prompt in front for the Sr losses.
   const longest = o.seq + (o.loss === 'sr-dpo' || o.loss === 'sr-ipo' ? REFINE_TOKENS : 0);
   const positions = presetConfig('gpt-neox', o.shape).maxPositions;

@@ -16,9 +16,10 @@ import type { Gpu } from '../engine/gpu.js';
 import { JsonlRowError, iterateJsonl, newJsonlStats, readLines } from '../data/read-jsonl.js';
 import { isParquet, parquetRowCount } from '../data/read-parquet.js';
 import { PreferenceNormalizer, formatNormalizeStats, preferenceValidator } from '../data/preference-rows.js';
-import { PairTokenizer, formatTokenizeStats, positionsError, type TokenizedPair } from '../data/tokenize-pairs.js';
+import { PairTokenizer, formatTokenizeStats, type TokenizedPair } from '../data/tokenize-pairs.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
+import { loadModelConfig } from '../model/config.js';
 import { textTokenizer } from '../train/dataset.js';
 import { scorePairs } from '../train/score.js';
 import { Progress } from '../train/progress.js';
@@ -127,6 +128,7 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
   const tokOpts = {
     maxLength: o.maxLength, maxPromptLength: o.maxPromptLength, noEos: o.noEos, inContext: o.inContext,
     refinePrompt: o.augmented ? o.refinePrompt : null,
+    positions: { max: (await loadModelConfig(o.model)).maxPositions, augmented: o.augmented },
   };
   let tokenizer: PairTokenizer;
   try {
@@ -167,10 +169,7 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
       try {
         for await (const { value, line } of iterateJsonl(o.data, preferenceValidator(normalizer), {}, read)) {
           try {
-            const p = tokenizer.pair(value);
-            const tooLong = positionsError(p, { max: lm.cfg.maxPositions, augmented: o.augmented });
-            if (tooLong) throw new Error(tooLong);
-            chunk.push(p);
+            chunk.push(tokenizer.pair(value));
             lines.push(line);
           } catch (e) {
             throw new JsonlRowError(o.data, line, (e as Error).message, read.unit);

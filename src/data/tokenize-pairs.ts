@@ -85,6 +85,12 @@ export interface TokenizeOptions {
    * shortens the chosen one nor makes a row bad; rejectedIds and augPromptIds are left empty.
    */
   sft?: boolean;
+  /**
+   * The model's max_position_embeddings: a row whose longest sequence (prompt + the longer completion;
+   * with `augmented`, the augmented prompt's too) is longer is an error of its row (named by its line
+   * where the caller reads a file), not a failure when the GPU batch is built, maybe hours into a run.
+   */
+  positions?: { max: number; augmented: boolean };
 }
 
 export interface TokenizedPair {
@@ -274,7 +280,15 @@ export class PairTokenizer {
     return r;
   }
 
+  /** The row's pair; an Error where it has no tokens to score or does not fit TokenizeOptions.positions. */
   pair(row: PreferenceRow): TokenizedPair {
+    const p = this.pairOf(row);
+    const tooLong = this.opts.positions ? positionsError(p, this.opts.positions) : undefined;
+    if (tooLong) throw new Error(tooLong);
+    return p;
+  }
+
+  private pairOf(row: PreferenceRow): TokenizedPair {
     if (this.opts.sft) {
       const s = this.sft(row);
       const out: TokenizedPair = { promptIds: s.promptIds, chosenIds: s.completionIds, rejectedIds: [], truncated: s.truncated };
@@ -341,16 +355,10 @@ export function formatTokenizeStats(s: TokenizeStats, o: TokenizeOptions = {}): 
 export type LoadPairsOptions = JsonlOptions & Omit<NormalizeOptions, keyof ChatTemplateSource> & TokenizeOptions & {
   /** Rows tokenized so far, of all read (HH-RLHF's 160k training rows take minutes to tokenize). */
   onProgress?: (done: number, total: number) => void;
-  /**
-   * The model's max_position_embeddings: a row whose longest sequence (prompt + the longer completion;
-   * with `augmented`, the augmented prompt's too) reaches past it is a bad row, named by its line here
-   * rather than by its place in a micro-batch when the GPU batch is built, maybe hours into a run.
-   */
-  positions?: { max: number; augmented: boolean };
 };
 
 /** Why a tokenized pair does not fit `positions`, or undefined when it fits. */
-export function positionsError(p: TokenizedPair, positions: { max: number; augmented: boolean }): string | undefined {
+function positionsError(p: TokenizedPair, positions: { max: number; augmented: boolean }): string | undefined {
   const completion = Math.max(p.chosenIds.length, p.rejectedIds.length);
   const plain = p.promptIds.length + completion;
   const aug = positions.augmented && p.augPromptIds ? p.augPromptIds.length + completion : 0;
@@ -383,10 +391,7 @@ export async function loadTokenizedPairs(file: string, tok: TextTokenizer, opts:
   all.forEach((row, i) => {
     if (i % 1024 === 0 || i === all.length - 1) opts.onProgress?.(i + 1, all.length);
     try {
-      const p = t.pair(row);
-      const tooLong = opts.positions ? positionsError(p, opts.positions) : undefined;
-      if (tooLong) throw new Error(tooLong);
-      pairs.push(p);
+      pairs.push(t.pair(row));
       rows.push(row);
     } catch (e) {
       // A row that reads but cannot be tokenized (an empty prompt or response) is a bad row like a

@@ -88,10 +88,11 @@ export interface LinearGrads {
 /**
  * Backward of y = x W^T + b given dy [N, out]. `dyScale`: operandScale(dy) when dy feeds several
  * layers' backward (GPT-NeoX's parallel residual: the attention output and MLP output layers);
- * otherwise dy's scale is found here.
+ * otherwise dy's scale is found here. `xScale`: operandScale(x) when x is several layers' input
+ * (Llama's q, k, v and gate, up); otherwise x's scale (B of the weight gradient) is found here.
  */
 export function linearBackward(gpu: Gpu, dy: Tensor, x: Tensor, w: Tensor, g: LinearGrads,
-  N: number, inF: number, outF: number, dyScale?: Tensor): void {
+  N: number, inF: number, outF: number, dyScale?: Tensor, xScaleIn?: Tensor): void {
   const { copies, timing } = copiesPick(gpu, 'bwd', N, inF, outF);
   // f16 precision: one max |dy| for both products that take dy; with a bias, found by the pass that
   // sums its gradient (one read of dy for both), else by a pass of its own.
@@ -102,13 +103,13 @@ export function linearBackward(gpu: Gpu, dy: Tensor, x: Tensor, w: Tensor, g: Li
   if (g.db) columnSum(gpu, { x: dy, out: g.db, N, D: outF, accumulate: true, absmax: own ? scale : undefined });
   if (!scale) { scale = operandScale(gpu, dy, N * outF); own = !!scale; }
   // x's own scale as B of the weight gradient (a power of two: no rounding changes where x is in range).
-  const xScale = operandScale(gpu, x, N * inF);
+  const xScale = xScaleIn ?? operandScale(gpu, x, N * inF);
   // The operands as the products read them: f32, or f16 copies (dy and x with their scales).
   const dyIn = copies ? halfOf(gpu, dy, N * outF, scale, timing) : dy;
   const xIn = copies ? halfOf(gpu, x, N * inF, xScale, timing) : x;
   // dW [out, in] += dy^T [out, N] x [N, in]
   matmul(gpu, { a: dyIn, b: xIn, c: g.dw, M: outF, N: inF, K: N, transA: true, accumulate: true, scaleA: scale, scaleB: xScale, timing });
-  if (xScale) gpu.pool.release(xScale);
+  if (xScale && !xScaleIn) gpu.pool.release(xScale);
   // dx [N, in] = dy [N, out] W [out, in]
   if (g.dx) {
     const wIn = copies ? halfOf(gpu, w, outF * inF, undefined, timing) : w;

@@ -15,7 +15,7 @@ import { attentionBackward, attentionForward } from '../kernels/attention.js';
 import { swiglu, swigluBackward } from '../kernels/activations.js';
 import { rotary } from '../kernels/rotary.js';
 import { modelInvFreq } from './rope.js';
-import { linearBackward, linearForward, producedScale } from './linear.js';
+import { linearBackward, linearForward, operandScale, producedScale } from './linear.js';
 import type { ForwardContext } from './context.js';
 import type { BlockTail } from './block-tail.js';
 import { gatherRows, spreadRows } from './rows.js';
@@ -125,9 +125,11 @@ export function llamaBlockBackward(ctx: ForwardContext, l: number, s: LlamaSaved
   swigluBackward(gpu, { dy: da, gate: s.gate, up: s.up, dgate, dup, N, I });
   gpu.pool.release(da);
   const dn2 = acq([N, D], 'd_n2');
-  linearBackward(gpu, dgate, s.n2, w('mlp.gate_proj.weight'), { dx: dn2, dw: g('mlp.gate_proj.weight'), db: gb('mlp.gate_proj.bias') }, N, D, I);
-  linearBackward(gpu, dup, s.n2, w('mlp.up_proj.weight'), { dx: dn2, accumulateDx: true, dw: g('mlp.up_proj.weight'), db: gb('mlp.up_proj.bias') }, N, D, I);
+  const n2Scale = operandScale(gpu, s.n2, N * D); // gate and up take the same input: one max for both
+  linearBackward(gpu, dgate, s.n2, w('mlp.gate_proj.weight'), { dx: dn2, dw: g('mlp.gate_proj.weight'), db: gb('mlp.gate_proj.bias') }, N, D, I, undefined, n2Scale);
+  linearBackward(gpu, dup, s.n2, w('mlp.up_proj.weight'), { dx: dn2, accumulateDx: true, dw: g('mlp.up_proj.weight'), db: gb('mlp.up_proj.bias') }, N, D, I, undefined, n2Scale);
   gpu.pool.release(dgate, dup);
+  if (n2Scale) gpu.pool.release(n2Scale);
   normBackward(gpu, true, { dy: dn2, x: x1, w: w('post_attention_layernorm.weight'), rstd: s.rstd2, dx: dx1, residual: dy, dw: g('post_attention_layernorm.weight'), N, D });
   gpu.pool.release(dn2);
   // Attention: its output gradient is dx1 (read fully before RMSNorm1 adds into dx, which is dx1
@@ -148,10 +150,12 @@ export function llamaBlockBackward(ctx: ForwardContext, l: number, s: LlamaSaved
   rotary(gpu, rot(dq, Hq));
   rotary(gpu, rot(dk, Hkv));
   const dn1 = acq([Nfull, D], 'd_n1');
-  linearBackward(gpu, dq, s.n1, w('self_attn.q_proj.weight'), { dx: dn1, dw: g('self_attn.q_proj.weight'), db: gb('self_attn.q_proj.bias') }, Nfull, D, Hq * Dh);
-  linearBackward(gpu, dk, s.n1, w('self_attn.k_proj.weight'), { dx: dn1, accumulateDx: true, dw: g('self_attn.k_proj.weight'), db: gb('self_attn.k_proj.bias') }, Nfull, D, Hkv * Dh);
-  linearBackward(gpu, dv, s.n1, w('self_attn.v_proj.weight'), { dx: dn1, accumulateDx: true, dw: g('self_attn.v_proj.weight'), db: gb('self_attn.v_proj.bias') }, Nfull, D, Hkv * Dh);
+  const n1Scale = operandScale(gpu, s.n1, Nfull * D); // q, k and v take the same input: one max for the three
+  linearBackward(gpu, dq, s.n1, w('self_attn.q_proj.weight'), { dx: dn1, dw: g('self_attn.q_proj.weight'), db: gb('self_attn.q_proj.bias') }, Nfull, D, Hq * Dh, undefined, n1Scale);
+  linearBackward(gpu, dk, s.n1, w('self_attn.k_proj.weight'), { dx: dn1, accumulateDx: true, dw: g('self_attn.k_proj.weight'), db: gb('self_attn.k_proj.bias') }, Nfull, D, Hkv * Dh, undefined, n1Scale);
+  linearBackward(gpu, dv, s.n1, w('self_attn.v_proj.weight'), { dx: dn1, accumulateDx: true, dw: g('self_attn.v_proj.weight'), db: gb('self_attn.v_proj.bias') }, Nfull, D, Hkv * Dh, undefined, n1Scale);
   gpu.pool.release(dq, dk, dv);
+  if (n1Scale) gpu.pool.release(n1Scale);
   normBackward(gpu, true, { dy: dn1, x: s.x, w: w('input_layernorm.weight'), rstd: s.rstd1, dx, accumulateDx: true, dw: g('input_layernorm.weight'), N: Nfull, D });
   gpu.pool.release(dn1);
   return dx;
