@@ -9,6 +9,9 @@ import { windowOf, type KernelDef } from '../../src/engine/kernel.js';
 import { ABSMAX_PARTS, f16ScaleWgsl } from '../../src/kernels/absmax.js';
 import { f16ScaleRef } from '../../src/kernels/absmax.ref.js';
 
+// Lavapipe's 8-lane subgroups here (256-bit vectors, its default); the rest of the suite runs 4 lanes
+// (vitest.config.ts), so the subgroup code is checked at both sizes. Read when the device is made.
+process.env.LP_NATIVE_VECTOR_WIDTH = '256';
 const rng = makeRng();
 
 describe(`f16 scale from partial maxima (seed ${rng.seed})`, () => {

@@ -15,6 +15,9 @@ import type { Gpu } from '../../src/engine/gpu.js';
 import { smxDialect, type SmxDialect } from '../../src/kernels/smx-wgsl.js';
 
 process.env.GALLIVM_PERF ??= 'nopt';
+// Lavapipe's 8-lane subgroups here (256-bit vectors, its default); the rest of the suite runs 4 lanes
+// (vitest.config.ts), so the subgroup code is checked at both sizes. Read when the device is made.
+process.env.LP_NATIVE_VECTOR_WIDTH = '256';
 const rng = makeRng();
 
 /** Runs a one-workgroup kernel whose only binding is out (n f32) and returns out. */
