@@ -16,6 +16,8 @@ export function trainFlags<T>(y: Argv<T>) {
     loss: { choices: LOSSES as string[], default: d.loss, describe: 'training objective (log-probs summed over completion tokens for every loss, IPO too: the paper\'s and the DPO code\'s, not TRL\'s per-token IPO)' },
     beta: { type: 'number', default: d.beta, describe: 'beta of DPO/IPO and the Sr variants' },
     lambda: { type: 'number', default: d.lambda, describe: 'weight of the self-refinement term (Sr-DPO, Sr-IPO)' },
+    'label-smoothing': { type: 'number', default: d.labelSmoothing,
+      describe: 'cDPO (dpo, sr-dpo): the loss (1-eps) * -log sigmoid(z) + eps * -log sigmoid(-z) for label noise eps < 0.5, as the DPO code\'s and TRL\'s label_smoothing; 0: the plain loss' },
     optimizer: { choices: ['rmsprop', 'adamw'], default: d.optimizer, describe: 'torch.optim semantics and defaults (adamw: weight decay 0.01 on every tensor)' },
     lr: { type: 'number', default: d.lr, describe: 'peak learning rate' },
     'warmup-steps': { type: 'number', default: d.warmupSteps, describe: 'linear warm-up: lr * min(1, (step+1)/(warmup+1))' },
@@ -103,9 +105,13 @@ export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {
   atLeastZero('grad-clip', ' (0: no clipping)');
   if (num('max-prompt-length') >= num('max-length')) throw userError('--max-prompt-length must be below --max-length');
   const loss = a.loss as LossName;
+  const ls = num('label-smoothing');
+  // At 0.5 and past it the smoothed loss no longer prefers the chosen response: a flipped label, not a smoothed one.
+  if (!(ls >= 0 && ls < 0.5)) refuse(`--label-smoothing must be at least 0 and below 0.5 (got ${a['label-smoothing']})`);
+  if (ls > 0 && loss !== 'dpo' && loss !== 'sr-dpo') refuse(`--label-smoothing applies to dpo and sr-dpo (cDPO), not ${loss}`);
   return {
     model: a.model as string, data: a.data as string, refModel: a['ref-model'] as string | undefined, loss,
-    beta: num('beta'), lambda: num('lambda'), optimizer: a.optimizer as 'rmsprop' | 'adamw', lr: num('lr'),
+    beta: num('beta'), lambda: num('lambda'), labelSmoothing: ls, optimizer: a.optimizer as 'rmsprop' | 'adamw', lr: num('lr'),
     warmupSteps: num('warmup-steps'), lrSchedule: a['lr-schedule'] as LrSchedule, gradClip: num('grad-clip'), batchSize: num('batch-size'),
     microBatchSize: Math.min(num('micro-batch-size'), num('batch-size')), maxLength: num('max-length'),
     maxPromptLength: num('max-prompt-length'), epochs: num('epochs'), maxSteps: a['max-steps'] as number | undefined,

@@ -18,6 +18,11 @@ export interface TrainOptions {
   loss: LossName;
   beta: number;
   lambda: number;
+  /**
+   * cDPO's label smoothing eps (dpo, sr-dpo): the loss (1 - eps) (-log sigmoid z) + eps (-log sigmoid -z),
+   * as the original DPO code's and TRL's label_smoothing; 0 is the plain loss.
+   */
+  labelSmoothing: number;
   optimizer: 'rmsprop' | 'adamw';
   lr: number;
   warmupSteps: number;
@@ -77,7 +82,7 @@ export interface TrainOptions {
 }
 
 export const TRAIN_DEFAULTS = {
-  loss: 'sr-dpo' as LossName, beta: 0.1, lambda: 0.5, optimizer: 'rmsprop' as const, lr: 5e-7, warmupSteps: 150, lrSchedule: 'constant' as LrSchedule,
+  loss: 'sr-dpo' as LossName, beta: 0.1, lambda: 0.5, labelSmoothing: 0, optimizer: 'rmsprop' as const, lr: 5e-7, warmupSteps: 150, lrSchedule: 'constant' as LrSchedule,
   gradClip: 10, batchSize: 64, microBatchSize: 8, maxLength: 512, maxPromptLength: 256, epochs: 1, seed: 0,
   evalEvery: 0, saveEvery: 500, refinePrompt: PAPER_REFINE_PROMPT, noEos: false, skipBadRows: false,
   precision: 'f32' as Precision,

@@ -35,6 +35,8 @@ export interface StepInput {
 
 export interface StepConfig {
   loss: LossName; beta: number; lambda: number; microBatchSize: number; lr: number; t: number;
+  /** cDPO's label smoothing (dpo, sr-dpo; options.ts TrainOptions.labelSmoothing); default 0. */
+  labelSmoothing?: number;
   /** Pack each pair into one row, prompt once (default); false: one row per sequence. */
   packed?: boolean;
   /** Longest pairs first, so micro-batches hold similar lengths (default); false: in the given order. */
@@ -154,7 +156,7 @@ export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer,
     segmentSum(gpu, { x: st.logp, ranges, sums: logps.view([2 * m], 0), S: 2 * m });
     const grad = gpu.pool.acquire([2, m], 'f32', 'dlogps');
     const stats = gpu.pool.acquire([PREFERENCE_STATS.length], 'f32', 'loss_stats');
-    preferenceLoss(gpu, { type: c.loss, beta: c.beta, lambda: c.lambda, P: m, logps, grad, stats, gradScale: 1 / B, hasAug: sr });
+    preferenceLoss(gpu, { type: c.loss, beta: c.beta, lambda: c.lambda, labelSmoothing: c.labelSmoothing, P: m, logps, grad, stats, gradScale: 1 / B, hasAug: sr });
     const weights = gpu.pool.acquire([batch.N], 'f32', 'token_weights');
     segmentSumBackward(gpu, { dsum: grad, ranges, g: weights, S: 2 * m });
     model.backward(st, weights);

@@ -50,10 +50,10 @@ export interface TrainResult {
 export const signalExitCode = (sig: 'SIGINT' | 'SIGTERM'): number => (sig === 'SIGTERM' ? 143 : 130);
 
 /** Options that must match for --resume to continue a run (others, like eval cadence, may change). */
-const PINNED = ['loss', 'beta', 'lambda', 'optimizer', 'lr', 'warmupSteps', 'lrSchedule', 'gradClip', 'batchSize', 'maxLength',
+const PINNED = ['loss', 'beta', 'lambda', 'labelSmoothing', 'optimizer', 'lr', 'warmupSteps', 'lrSchedule', 'gradClip', 'batchSize', 'maxLength',
   'maxPromptLength', 'seed', 'refinePrompt', 'noEos', 'data', 'dropLast', 'sftPairTruncation'] as const;
 /** What a pinned option recorded by an older srk (before it existed) was. */
-const PINNED_BEFORE: Partial<Record<(typeof PINNED)[number], unknown>> = { lrSchedule: 'constant', dropLast: true };
+const PINNED_BEFORE: Partial<Record<(typeof PINNED)[number], unknown>> = { lrSchedule: 'constant', dropLast: true, labelSmoothing: 0 };
 /** A TrainOptions key as its flag: warmupSteps -> --warmup-steps. */
 const flagName = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
@@ -257,7 +257,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     };
 
     log(`training ${o.loss} on ${P} pairs: ${totalSteps} steps of ${B} pairs (micro-batches of ${Math.min(o.microBatchSize, B)}), ` +
-      `${o.optimizer} lr ${o.lr}, beta ${o.beta}${sr ? `, lambda ${o.lambda}` : ''}; ${policy.params.count.toLocaleString()} parameters`);
+      `${o.optimizer} lr ${o.lr}, beta ${o.beta}${sr ? `, lambda ${o.lambda}` : ''}${o.labelSmoothing ? `, label smoothing ${o.labelSmoothing}` : ''}; ${policy.params.count.toLocaleString()} parameters`);
     if (state?.totalSteps !== undefined && state.totalSteps !== totalSteps && (o.lrSchedule ?? 'constant') !== 'constant') {
       log(`note: this run now ends at step ${totalSteps} (it planned ${state.totalSteps}); the ${o.lrSchedule} lr decay follows the new end from here`);
     }
@@ -278,7 +278,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       const lr = o.lr * lrFactor(step, o.warmupSteps, o.lrSchedule ?? 'constant', totalSteps);
       const t0 = performance.now();
       const r = await trainStep(gpu, policy.model, optimizer, gradList, { pairs: batchPairs, indices, ref },
-        { loss: o.loss, beta: o.beta, lambda: o.lambda, microBatchSize: o.microBatchSize, lr, t: step + 1, augMatmulPrecision });
+        { loss: o.loss, beta: o.beta, lambda: o.lambda, labelSmoothing: o.labelSmoothing, microBatchSize: o.microBatchSize, lr, t: step + 1, augMatmulPrecision });
       const secs = (performance.now() - t0) / 1000;
       if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
         throw new TrainingError(`step ${step + 1}: the loss is ${r.loss} and the gradient norm ${r.gradNorm}; stopping. ` +

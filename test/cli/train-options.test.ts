@@ -12,6 +12,8 @@ describe('srk train flags', () => {
     expect(o).toMatchObject({ lr: 0, lambda: 0, gradClip: 0, warmupSteps: 0 });
     expect(parse('--model', 'm', '--data', 'd')).toMatchObject({ beta: 0.1, loss: expect.any(String), completionsInContext: false, saveEvery: 500 });
     expect(parse('--model', 'm', '--data', 'd', '--completions-in-context')).toMatchObject({ completionsInContext: true });
+    expect(parse('--model', 'm', '--data', 'd')).toMatchObject({ labelSmoothing: 0 });
+    expect(parse('--model', 'm', '--data', 'd', '--loss', 'dpo', '--label-smoothing', '0.1')).toMatchObject({ labelSmoothing: 0.1 });
   });
 
   const bad: [string[], RegExp][] = [
@@ -28,6 +30,10 @@ describe('srk train flags', () => {
     [['--epochs', '0'], /--epochs must be a positive integer/],
     [['--batch-size', '0'], /--batch-size must be a positive integer/],
     [['--max-steps', '2.5'], /--max-steps must be a positive integer/],
+    [['--label-smoothing', '0.5'], /--label-smoothing must be at least 0 and below 0.5 \(got 0.5\)/],
+    [['--label-smoothing', '-0.1'], /--label-smoothing must be at least 0/],
+    [['--loss', 'ipo', '--label-smoothing', '0.1'], /--label-smoothing applies to dpo and sr-dpo \(cDPO\), not ipo/],
+    [['--loss', 'sft', '--label-smoothing', '0.1'], /--label-smoothing applies to dpo and sr-dpo \(cDPO\), not sft/],
   ];
   for (const [args, re] of bad) {
     it(`refuses ${args.join(' ')}`, () => {

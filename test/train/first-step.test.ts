@@ -54,6 +54,27 @@ describe('srk train: the first metrics line equals the transformers fixtures (lo
   }
 });
 
+describe('srk train --label-smoothing (cDPO): the first loss is the smoothed loss of the fixtures\' log-ratios', () => {
+  const tmp = tempDir();
+  const name = 'gpt-neox-tiny';
+  const exp = JSON.parse(readFileSync(join(fixture(name), 'expected.json'), 'utf8')) as Expected;
+  const softplus = (x: number) => Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)));
+  for (const [loss, eps] of [['dpo', 0.2], ['sr-dpo', 0.35]] as const) {
+    it(`${loss} eps ${eps}: mean of (1-eps) softplus(-z) + eps softplus(z), z = beta h${loss === 'sr-dpo' ? ' - lambda delta' : ''}`, async () => {
+      const out = join(tmp, `${loss}-ls`);
+      const r = await train([...fixtureArgs(name), '--batch-size', '6', '--micro-batch-size', '4', '--lr', '0', '--max-steps', '1',
+        '--loss', loss, '--label-smoothing', String(eps), '--out', out]);
+      expect(r.code, describeRun(r)).toBe(0);
+      const [m] = readMetrics(out);
+      const z = exp.logratio_diff.map((h, i) => exp.beta * h - (loss === 'sr-dpo' ? 0.5 * exp.delta[i] : 0));
+      const want = z.reduce((s, x) => s + (1 - eps) * softplus(-x) + eps * softplus(x), 0) / z.length;
+      expect(relClose(m.loss!, want, 1e-4), `loss ${m.loss} vs ${want}`).toBe(true);
+      // Not the plain loss: the smoothing reached the step.
+      expect(relClose(m.loss!, exp.losses_mean[loss], 1e-3)).toBe(false);
+    });
+  }
+});
+
 describe('srk train --loss sft: the first metrics line is the mean NLL per chosen token of the fixtures', () => {
   const tmp = tempDir();
   for (const name of FIXTURES) {

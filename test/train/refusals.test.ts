@@ -35,6 +35,11 @@ describe('srk train refuses to overwrite or mismatch an existing run', () => {
     expect(r2.stderr).toMatch(/--resume: --loss is "ipo" but the run in .* used "dpo"/);
     expect(r2.stderr).not.toMatch(STACK);
     unchanged();
+
+    const r3 = await train([...args, '--loss', 'dpo', '--label-smoothing', '0.1', '--resume']);
+    expect(r3.code).not.toBe(0);
+    expect(r3.stderr).toMatch(/--resume: --label-smoothing is 0.1 but the run in .* used 0/);
+    unchanged();
   });
 
   it('--resume with other pairs in the same data file, or another reference, is a clear error that changes nothing', async () => {
