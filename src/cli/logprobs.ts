@@ -20,7 +20,7 @@ import { PairTokenizer, formatTokenizeStats, type TokenizedPair } from '../data/
 import { loadTokenizer } from '../model/tokenizer.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { loadModelConfig } from '../model/config.js';
-import { textTokenizer } from '../train/dataset.js';
+import { textTokenizer } from '../model/tokenizer.js';
 import { scorePairs } from '../train/score.js';
 import { Progress } from '../train/progress.js';
 import { PAPER_REFINE_PROMPT, TRAIN_DEFAULTS } from '../train/options.js';

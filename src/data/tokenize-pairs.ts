@@ -56,12 +56,16 @@ import {
   formatNormalizeStats, loadPreferenceRows, type ChatTemplateSource, type NormalizeOptions, type NormalizeStats, type PreferenceRow,
 } from './preference-rows.js';
 import { userError } from '../errors.js';
+import type { TokenizerSpec } from '../model/tokenizer.js';
+import { tokenizeOnThreads, tokenizeThreads, type RowOutcome } from './tokenize-parallel.js';
 
 /** What this module needs from a tokenizer; src/model/tokenizer.ts fits it structurally. */
 export interface TextTokenizer extends ChatTemplateSource {
   encode(text: string, opts: { addSpecialTokens: boolean }): number[];
   eosTokenId: number | null;
   bosTokenId?: number | null;
+  /** What builds the same tokenizer in a worker thread (tokenize-parallel.ts); without it, one thread. */
+  spec?: TokenizerSpec;
 }
 
 export type PromptTruncation = 'keep_end' | 'keep_start';
@@ -189,6 +193,11 @@ export function truncatePromptCompletions(prompt: number[], completions: number[
 export function newTokenizeStats(): TokenizeStats {
   return { rows: 0, truncated: 0, promptTruncated: 0, completionTruncated: 0, completionsAlone: 0, eosAlreadyPresent: 0, eosInsideText: 0, doubleBosRemoved: 0, refineLength: 0,
     refineInUserTurn: 0, refineBeforeCutChat: 0 };
+}
+
+/** Adds the counts of `b` (another thread's, tokenize-parallel.ts) to `a`; refineLength is the same in both. */
+export function addTokenizeStats(a: TokenizeStats, b: TokenizeStats): void {
+  for (const k of Object.keys(a) as (keyof TokenizeStats)[]) if (k !== 'refineLength') a[k] += b[k];
 }
 
 /** Characters of a prompt's end tokenized again with each completion (see the header comment). */
@@ -388,18 +397,36 @@ export async function loadTokenizedPairs(file: string, tok: TextTokenizer, opts:
   const t = new PairTokenizer(tok, opts);
   const pairs: TokenizedPair[] = [];
   const rows: PreferenceRow[] = [];
-  all.forEach((row, i) => {
-    if (i % 1024 === 0 || i === all.length - 1) opts.onProgress?.(i + 1, all.length);
-    try {
-      pairs.push(t.pair(row));
-      rows.push(row);
-    } catch (e) {
-      // A row that reads but cannot be tokenized (an empty prompt or response) is a bad row like a
-      // malformed line: named by file and line, or skipped and counted with skipBadRows.
-      recordBadRow(read, new JsonlRowError(file, lineNumbers[i], e instanceof Error ? e.message : String(e), read.unit), opts);
+  // A row that reads but cannot be tokenized (an empty prompt or response) is a bad row like a
+  // malformed line: named by file and line, or skipped and counted with skipBadRows.
+  const take = (o: RowOutcome, i: number) => {
+    if ('error' in o) {
+      recordBadRow(read, new JsonlRowError(file, lineNumbers[i], o.error, read.unit), opts);
       read.rows--;
+    } else {
+      pairs.push(o);
+      rows.push(all[i]);
     }
-  });
+  };
+  const threads = tok.spec ? tokenizeThreads(all.length) : 1;
+  if (threads > 1) {
+    const { onProgress, ...rest } = opts;
+    let shown = 0;
+    // The options as data: a worker receives a structured clone, which refuses functions.
+    const plain = Object.fromEntries(Object.entries(rest).filter(([, v]) => typeof v !== 'function')) as TokenizeOptions;
+    const r = await tokenizeOnThreads(all, tok.spec!, plain, threads, (done) => {
+      if (done - shown >= 1024 || done === all.length) { shown = done; onProgress?.(done, all.length); }
+    });
+    for (const s of r.stats) addTokenizeStats(t.stats, s);
+    r.outcomes.forEach(take);
+  } else {
+    all.forEach((row, i) => {
+      if (i % 1024 === 0 || i === all.length - 1) opts.onProgress?.(i + 1, all.length);
+      let o: RowOutcome;
+      try { o = t.pair(row); } catch (e) { o = { error: e instanceof Error ? e.message : String(e) }; }
+      take(o, i);
+    });
+  }
   const report = `${file}: ${formatNormalizeStats(stats, read)}\n${formatTokenizeStats(t.stats, opts)}`;
   return { pairs, rows, read, normalize: stats, tokenize: t.stats, report };
 }

@@ -12,6 +12,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { applyAddedTokens, parseSentencePieceModel, sentencePieceTokenizerJson } from './sentencepiece.js';
+import type { TextTokenizer } from '../data/tokenize-pairs.js';
 
 export interface EncodeOptions {
   /** Add what the tokenizer's post-processor adds (e.g. Llama's BOS); none for GPT-NeoX. */
@@ -94,6 +95,25 @@ export function sentencePieceTokenizer(bytes: Uint8Array, file: string, tokenize
   return tok;
 }
 
+/** The tokenizer in the shape the data code expects (its spec too, for tokenizing on worker threads). */
+export function textTokenizer(tok: SrkTokenizer): TextTokenizer {
+  return {
+    encode: (text, o) => tok.encode(text, o),
+    eosTokenId: tok.eosTokenId ?? null,
+    bosTokenId: tok.bosTokenId ?? null,
+    chatTemplate: tok.chatTemplate ?? null,
+    bosToken: tok.bosTokenId !== undefined ? tok.idToToken(tok.bosTokenId) ?? null : null,
+    eosToken: tok.eosTokenId !== undefined ? tok.idToToken(tok.eosTokenId) ?? null : null,
+    spec: tok.spec,
+  };
+}
+
+/**
+ * What rebuilds a tokenizer in another thread (data/tokenize-parallel.ts): its constructor's arguments,
+ * plain JSON that a worker receives by structured clone.
+ */
+export interface TokenizerSpec { json: Json; config: Json; model: Json; template?: string }
+
 export class SrkTokenizer {
   readonly bosTokenId: number | undefined;
   readonly eosTokenId: number | undefined;
@@ -105,6 +125,10 @@ export class SrkTokenizer {
   /** Set where loadTokenizer converted a SentencePiece tokenizer.model (the checkpoint has no tokenizer.json). */
   sentencePieceFile?: string;
   private readonly tok: Tokenizer;
+  readonly spec: TokenizerSpec;
+
+  /** The same tokenizer, built again from its spec (in a worker thread). */
+  static fromSpec(s: TokenizerSpec): SrkTokenizer { return new SrkTokenizer(s.json, s.config, s.model, s.template); }
 
   /**
    * @param tokenizerJson parsed tokenizer.json
@@ -113,6 +137,7 @@ export class SrkTokenizer {
    * @param chatTemplateFile contents of chat_template.jinja, which newer saves use instead of the config field
    */
   constructor(tokenizerJson: Json, tokenizerConfig: Json = {}, modelConfig: Json = {}, chatTemplateFile?: string) {
+    this.spec = { json: tokenizerJson, config: tokenizerConfig, model: modelConfig, template: chatTemplateFile };
     this.cleanUpTokenizationSpaces = tokenizerConfig.clean_up_tokenization_spaces === true;
     this.tok = new Tokenizer(withAddBosEos(tokenizerJson, tokenizerConfig), { ...tokenizerConfig, clean_up_tokenization_spaces: this.cleanUpTokenizationSpaces });
     let maxId = -1;

@@ -1,10 +1,10 @@
 // Preference data for a run: rows read, normalized and tokenized with the model's tokenizer,
 // with the refine prompt so that augmented sequences are available for Sr losses and metrics.
-import { loadTokenizedPairs, type TextTokenizer, type TokenizedPair } from '../data/tokenize-pairs.js';
+import { loadTokenizedPairs, type TokenizedPair } from '../data/tokenize-pairs.js';
 import type { JsonlStats } from '../data/read-jsonl.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { loadTokenizer, type SrkTokenizer } from '../model/tokenizer.js';
+import { loadTokenizer, textTokenizer, type SrkTokenizer } from '../model/tokenizer.js';
 import { loadModelConfig } from '../model/config.js';
 import { dataError, userError } from '../errors.js';
 
@@ -20,18 +20,6 @@ export interface PairUse {
   sft?: boolean;
   /** The augmented sequences will be scored, so their length counts against the model's positions. */
   augmented: boolean;
-}
-
-/** The tokenizer in the shape the data code expects. */
-export function textTokenizer(tok: SrkTokenizer): TextTokenizer {
-  return {
-    encode: (text, o) => tok.encode(text, o),
-    eosTokenId: tok.eosTokenId ?? null,
-    bosTokenId: tok.bosTokenId ?? null,
-    chatTemplate: tok.chatTemplate ?? null,
-    bosToken: tok.bosTokenId !== undefined ? tok.idToToken(tok.bosTokenId) ?? null : null,
-    eosToken: tok.eosTokenId !== undefined ? tok.idToToken(tok.eosTokenId) ?? null : null,
-  };
 }
 
 /** Rows from which tokenizing reports progress (about ten seconds of it on this project's 2-core machine). */

@@ -9,7 +9,7 @@ import {
   formatTokenizeStats, loadTokenizedPairs, tokenizePairs, tokenizeSft, truncatePromptCompletions, type TextTokenizer,
 } from '../../src/data/tokenize-pairs.js';
 import { loadTokenizer } from '../../src/model/tokenizer.js';
-import { textTokenizer } from '../../src/train/dataset.js';
+import { textTokenizer } from '../../src/model/tokenizer.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const sharedData = path.resolve(repoRoot, '../shared/data');

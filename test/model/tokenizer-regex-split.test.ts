@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadTokenizer } from '../../src/model/tokenizer.js';
 import { tokenizePairs } from '../../src/data/tokenize-pairs.js';
 import { PreferenceNormalizer } from '../../src/data/preference-rows.js';
-import { textTokenizer } from '../../src/train/dataset.js';
+import { textTokenizer } from '../../src/model/tokenizer.js';
 
 const QWEN_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const CHATML = "{% for m in messages %}{{ '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
