@@ -14,3 +14,15 @@ export function envChoice<T extends string>(name: string, allowed: readonly T[])
   }
   return raw as T;
 }
+
+/**
+ * A whole-number setting: undefined when unset or empty, else a positive integer; anything else is a
+ * user-facing error naming the variable and what it counts (`what`, e.g. "threads (1: none)").
+ */
+export function envPositiveInt(name: string, what: string): number | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!(Number.isInteger(n) && n > 0)) throw userError(`${name}=${raw}: expected a positive whole number of ${what}`);
+  return n;
+}

@@ -12,7 +12,7 @@
 import './webgpu.js';
 import type { Gpu } from './gpu.js';
 import type { BufferRange, Kernel } from './kernel.js';
-import { userError } from '../errors.js';
+import { envPositiveInt } from './env.js';
 
 /** Default dispatches per submit; SRK_SUBMIT_EVERY overrides it (for measuring the effect). */
 const SUBMIT_EVERY = 64;
@@ -40,12 +40,7 @@ export class Recorder {
   discard = false;
 
   constructor(private gpu: Gpu) {
-    const raw = process.env.SRK_SUBMIT_EVERY;
-    const env = Number(raw);
-    if (raw && !(Number.isInteger(env) && env > 0)) {
-      throw userError(`SRK_SUBMIT_EVERY=${raw}: expected a positive whole number of dispatches`);
-    }
-    this.submitEvery = raw ? env : SUBMIT_EVERY;
+    this.submitEvery = envPositiveInt('SRK_SUBMIT_EVERY', 'dispatches') ?? SUBMIT_EVERY;
     this.limit = Math.min(FIRST_AFTER_IDLE, this.submitEvery);
   }
 
