@@ -19,6 +19,8 @@ export function trainFlags<T>(y: Argv<T>) {
     'label-smoothing': { type: 'number', default: d.labelSmoothing,
       describe: 'cDPO (dpo, sr-dpo): the loss (1-eps) * -log sigmoid(z) + eps * -log sigmoid(-z) for label noise eps < 0.5, as the DPO code\'s and TRL\'s label_smoothing; 0: the plain loss' },
     optimizer: { choices: ['rmsprop', 'adamw'], default: d.optimizer, describe: 'torch.optim semantics and defaults (adamw: weight decay 0.01 on every tensor)' },
+    'weight-decay': { type: 'number',
+      describe: 'torch.optim\'s weight_decay, on every tensor: adamw decays weights directly (p -= lr * wd * p), rmsprop adds wd * p to the gradient; default: torch\'s (adamw 0.01, rmsprop 0; transformers\' Trainer uses 0)' },
     lr: { type: 'number', default: d.lr, describe: 'peak learning rate' },
     'warmup-steps': { type: 'number', default: d.warmupSteps, describe: 'linear warm-up: lr * min(1, (step+1)/(warmup+1))' },
     'lr-schedule': { choices: LR_SCHEDULES as string[], default: d.lrSchedule,
@@ -103,6 +105,7 @@ export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {
   atLeastZero('lr', '');
   atLeastZero('lambda', ' (0 is DPO / IPO)');
   atLeastZero('grad-clip', ' (0: no clipping)');
+  if (a['weight-decay'] !== undefined) atLeastZero('weight-decay', ' (0: no decay)');
   if (num('max-prompt-length') >= num('max-length')) throw userError('--max-prompt-length must be below --max-length');
   const loss = a.loss as LossName;
   const ls = num('label-smoothing');
@@ -111,7 +114,8 @@ export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {
   if (ls > 0 && loss !== 'dpo' && loss !== 'sr-dpo') refuse(`--label-smoothing applies to dpo and sr-dpo (cDPO), not ${loss}`);
   return {
     model: a.model as string, data: a.data as string, refModel: a['ref-model'] as string | undefined, loss,
-    beta: num('beta'), lambda: num('lambda'), labelSmoothing: ls, optimizer: a.optimizer as 'rmsprop' | 'adamw', lr: num('lr'),
+    beta: num('beta'), lambda: num('lambda'), labelSmoothing: ls, optimizer: a.optimizer as 'rmsprop' | 'adamw',
+    ...(a['weight-decay'] !== undefined ? { weightDecay: num('weight-decay') } : {}), lr: num('lr'),
     warmupSteps: num('warmup-steps'), lrSchedule: a['lr-schedule'] as LrSchedule, gradClip: num('grad-clip'), batchSize: num('batch-size'),
     microBatchSize: Math.min(num('micro-batch-size'), num('batch-size')), maxLength: num('max-length'),
     maxPromptLength: num('max-prompt-length'), epochs: num('epochs'), maxSteps: a['max-steps'] as number | undefined,

@@ -24,6 +24,11 @@ export interface TrainOptions {
    */
   labelSmoothing: number;
   optimizer: 'rmsprop' | 'adamw';
+  /**
+   * torch.optim's weight_decay: AdamW's decoupled decay (p -= lr wd p), RMSprop's L2 term added to the
+   * gradient (g += wd p). Undefined: torch's default for the optimizer (defaultWeightDecay).
+   */
+  weightDecay?: number;
   lr: number;
   warmupSteps: number;
   /** After warm-up: constant (the paper), or linear / cosine decay over the run (lr-schedule.ts). */
@@ -87,5 +92,8 @@ export const TRAIN_DEFAULTS = {
   evalEvery: 0, saveEvery: 500, refinePrompt: PAPER_REFINE_PROMPT, noEos: false, skipBadRows: false,
   precision: 'f32' as Precision,
 };
+
+/** torch.optim's default weight_decay: AdamW 0.01, RMSprop 0 (what a run saved before --weight-decay used). */
+export const defaultWeightDecay = (optimizer: TrainOptions['optimizer']): number => (optimizer === 'adamw' ? 1e-2 : 0);
 
 export const isSrLoss = (l: LossName): boolean => l === 'sr-dpo' || l === 'sr-ipo';

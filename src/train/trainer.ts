@@ -22,7 +22,7 @@ import { TUNING_FILE, adapterName, loadTuning, saveTuning } from './tuning-file.
 import { epochOrder } from './shuffle.js';
 import { Progress } from './progress.js';
 import { acquireRunLock } from './run-lock.js';
-import { isSrLoss, type TrainOptions } from './options.js';
+import { defaultWeightDecay, isSrLoss, type TrainOptions } from './options.js';
 import { isUserFacing } from '../errors.js';
 
 export class TrainingError extends Error { readonly userFacing = true; }
@@ -50,10 +50,17 @@ export interface TrainResult {
 export const signalExitCode = (sig: 'SIGINT' | 'SIGTERM'): number => (sig === 'SIGTERM' ? 143 : 130);
 
 /** Options that must match for --resume to continue a run (others, like eval cadence, may change). */
-const PINNED = ['loss', 'beta', 'lambda', 'labelSmoothing', 'optimizer', 'lr', 'warmupSteps', 'lrSchedule', 'gradClip', 'batchSize', 'maxLength',
+const PINNED = ['loss', 'beta', 'lambda', 'labelSmoothing', 'optimizer', 'weightDecay', 'lr', 'warmupSteps', 'lrSchedule', 'gradClip', 'batchSize', 'maxLength',
   'maxPromptLength', 'seed', 'refinePrompt', 'noEos', 'data', 'dropLast', 'sftPairTruncation'] as const;
 /** What a pinned option recorded by an older srk (before it existed) was. */
 const PINNED_BEFORE: Partial<Record<(typeof PINNED)[number], unknown>> = { lrSchedule: 'constant', dropLast: true, labelSmoothing: 0 };
+/** A pinned option as the resumed run recorded it (or as an srk from before the option ran it). */
+function recordedOption(state: TrainerState, k: (typeof PINNED)[number]): unknown {
+  if (Object.hasOwn(state.options, k)) return state.options[k];
+  // Before --weight-decay: torch's default of the run's optimizer.
+  if (k === 'weightDecay') return defaultWeightDecay(state.options.optimizer as TrainOptions['optimizer']);
+  return PINNED_BEFORE[k];
+}
 /** A TrainOptions key as its flag: warmupSteps -> --warmup-steps. */
 const flagName = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
@@ -87,6 +94,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
   const recorded = state && (Object.hasOwn(state.options, 'dropLast') ? state.options.dropLast : PINNED_BEFORE.dropLast);
   o = { ...o, dropLast: o.dropLast ?? (recorded as boolean | undefined) ?? false };
   const dropLast = o.dropLast;
+  o = { ...o, weightDecay: o.weightDecay ?? defaultWeightDecay(o.optimizer) };
   // SFT truncation: prompt + chosen alone, except in a resumed SFT run of an srk before that (options.ts).
   if (o.loss === 'sft') {
     o = { ...o, sftPairTruncation: state ? (Object.hasOwn(state.options, 'sftPairTruncation') ? state.options.sftPairTruncation === true : true) : false };
@@ -100,7 +108,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       // SFT trains without them (they shape only --eval-data's margins, which may change between evals),
       // except the refine prompt of a run that tokenized its pairs with it (sftPairTruncation: in its data hash).
       if (o.loss === 'sft' && (k === 'beta' || k === 'lambda' || (k === 'refinePrompt' && !o.sftPairTruncation))) continue;
-      const was = Object.hasOwn(state.options, k) ? state.options[k] : PINNED_BEFORE[k];
+      const was = recordedOption(state, k);
       if (JSON.stringify(was) !== JSON.stringify(o[k])) {
         throw new TrainingError(`--resume: ${flagName(k)} is ${JSON.stringify(o[k])} but the run in ${o.out} used ${JSON.stringify(was)}`);
       }
@@ -195,7 +203,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     policy = await loadModel(gpu, startDir, { grads: true, onProgress: progress.bytes(`load policy ${startDir}`) });
     log(`policy ${startDir}: ${describeModel(policy.cfg)}`);
     const rawConfig = policy.cfg.raw;
-    const optCfg: OptimizerConfig = o.optimizer === 'adamw' ? { type: 'adamw' } : { type: 'rmsprop' };
+    const optCfg: OptimizerConfig = { type: o.optimizer, weightDecay: o.weightDecay };
     const paramList = policy.params.specs.map((s) => policy!.params.get(s.name));
     const gradList = policy.params.specs.map((s) => policy!.params.grad(s.name));
     optimizer = new Optimizer(gpu, optCfg, paramList, { maxGradNorm: o.gradClip > 0 ? o.gradClip : undefined });
@@ -257,7 +265,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     };
 
     log(`training ${o.loss} on ${P} pairs: ${totalSteps} steps of ${B} pairs (micro-batches of ${Math.min(o.microBatchSize, B)}), ` +
-      `${o.optimizer} lr ${o.lr}, beta ${o.beta}${sr ? `, lambda ${o.lambda}` : ''}${o.labelSmoothing ? `, label smoothing ${o.labelSmoothing}` : ''}; ${policy.params.count.toLocaleString()} parameters`);
+      `${o.optimizer} lr ${o.lr}${o.weightDecay ? `, weight decay ${o.weightDecay}` : ''}, beta ${o.beta}${sr ? `, lambda ${o.lambda}` : ''}${o.labelSmoothing ? `, label smoothing ${o.labelSmoothing}` : ''}; ${policy.params.count.toLocaleString()} parameters`);
     if (state?.totalSteps !== undefined && state.totalSteps !== totalSteps && (o.lrSchedule ?? 'constant') !== 'constant') {
       log(`note: this run now ends at step ${totalSteps} (it planned ${state.totalSteps}); the ${o.lrSchedule} lr decay follows the new end from here`);
     }

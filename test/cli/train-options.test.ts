@@ -14,6 +14,9 @@ describe('srk train flags', () => {
     expect(parse('--model', 'm', '--data', 'd', '--completions-in-context')).toMatchObject({ completionsInContext: true });
     expect(parse('--model', 'm', '--data', 'd')).toMatchObject({ labelSmoothing: 0 });
     expect(parse('--model', 'm', '--data', 'd', '--loss', 'dpo', '--label-smoothing', '0.1')).toMatchObject({ labelSmoothing: 0.1 });
+    // No --weight-decay: the trainer takes torch's default of the optimizer (options.ts defaultWeightDecay).
+    expect(parse('--model', 'm', '--data', 'd').weightDecay).toBeUndefined();
+    expect(parse('--model', 'm', '--data', 'd', '--weight-decay', '0.1')).toMatchObject({ weightDecay: 0.1 });
   });
 
   const bad: [string[], RegExp][] = [
@@ -30,6 +33,8 @@ describe('srk train flags', () => {
     [['--epochs', '0'], /--epochs must be a positive integer/],
     [['--batch-size', '0'], /--batch-size must be a positive integer/],
     [['--max-steps', '2.5'], /--max-steps must be a positive integer/],
+    [['--weight-decay', '-0.01'], /--weight-decay must be a number >= 0 \(0: no decay\) \(got -0.01\)/],
+    [['--weight-decay', 'x'], /--weight-decay must be a number >= 0/],
     [['--label-smoothing', '0.5'], /--label-smoothing must be at least 0 and below 0.5 \(got 0.5\)/],
     [['--label-smoothing', '-0.1'], /--label-smoothing must be at least 0/],
     [['--loss', 'ipo', '--label-smoothing', '0.1'], /--label-smoothing applies to dpo and sr-dpo \(cDPO\), not ipo/],
