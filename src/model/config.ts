@@ -371,6 +371,9 @@ export function describeModel(cfg: ModelConfig): string {
     parts.push([cfg.attentionBias ? 'attention' : '', cfg.mlpBias ? 'MLP' : ''].filter(Boolean).join(' and ') + ' biases');
   }
   if (cfg.tiedEmbeddings) parts.push('tied embeddings');
+  // Dropout rates are read but not applied (NEUTRAL above): a config that sets them hears so.
+  const dropout = ['attention_dropout', 'hidden_dropout'].filter((k) => typeof cfg.raw[k] === 'number' && (cfg.raw[k] as number) > 0);
+  if (dropout.length) parts.push(`${dropout.map((k) => `${k} ${cfg.raw[k]}`).join(' and ')} not applied (no dropout, as TRL and the DPO code)`);
   return parts.join(', ');
 }
 

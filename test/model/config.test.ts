@@ -178,6 +178,15 @@ describe('describeModel: the line a run logs', () => {
       'llama, 2 layers, hidden 48, 4 heads of 12, MLP 96 (SwiGLU), vocab 384, rope theta 500000, llama3 rope scaling ' +
       '(factor 8, low/high frequency factors 1/4, original context 8192), MLP biases, tied embeddings');
   });
+
+  it('says that a config\'s non-zero dropout is not applied (zero rates say nothing)', async () => {
+    const neox = await loadModelConfig(path.join(FIXTURES, 'gpt-neox-tiny'));
+    expect(describeModel({ ...neox, raw: { ...neox.raw, attention_dropout: 0, hidden_dropout: 0 } })).not.toMatch(/dropout/);
+    expect(describeModel({ ...neox, raw: { ...neox.raw, attention_dropout: 0.1, hidden_dropout: 0.2 } }))
+      .toMatch(/, attention_dropout 0.1 and hidden_dropout 0.2 not applied \(no dropout, as TRL and the DPO code\)$/);
+    const mistral = await loadModelConfig(path.join(FIXTURES, 'mistral-tiny'));
+    expect(describeModel({ ...mistral, raw: { ...mistral.raw, attention_dropout: 0.05 } })).toMatch(/, attention_dropout 0.05 not applied/);
+  });
 });
 
 const LLAMA31 = { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 } as const;
