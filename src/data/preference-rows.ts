@@ -86,6 +86,11 @@ export interface NormalizeOptions extends ChatTemplateSource {
   templateVars?: Record<string, unknown>;
   /** The Sr refinement prompt p: chat rows get PreferenceRow.augPrompt. */
   refinePrompt?: string | null;
+  /**
+   * Rows for SFT (`--loss sft`), which trains on prompt + chosen alone: a row may also come without a
+   * rejected response, in the SFT data sets' own shapes (asSftRow): the row's rejected is then "".
+   */
+  sft?: boolean;
 }
 
 export interface NormalizeStats {
@@ -112,13 +117,15 @@ export interface NormalizeStats {
   chatPlainFallback: number;
   /** Chat completions rendered from the assistant message alone (prompt not a prefix). */
   chatTemplateFallback: number;
+  /** SFT rows without a rejected response (NormalizeOptions.sft). */
+  sftOnly: number;
   warnings: string[];
 }
 
 export function newNormalizeStats(): NormalizeStats {
   return {
     total: 0, byShape: { text: 0, hh: 0, chat: 0 }, withScores: 0, hhPerSideSplit: 0, hhOwnPromptDiffers: 0, emptyResponse: 0,
-    identicalResponses: 0, chatPrefixMismatch: 0, chatPlainFallback: 0, chatTemplateFallback: 0, warnings: [],
+    identicalResponses: 0, chatPrefixMismatch: 0, chatPlainFallback: 0, chatTemplateFallback: 0, sftOnly: 0, warnings: [],
   };
 }
 
@@ -188,11 +195,37 @@ function sameMessages(a: ChatMessage[], b: ChatMessage[]): boolean {
   return a.length === b.length && a.every((m, i) => m.role === b[i].role && m.content === b[i].content);
 }
 
+/**
+ * An SFT row without a rejected response, as the row it would be with rejected = chosen (so that each
+ * shape's prompt rule applies unchanged), or undefined for a row that has a rejected response. The
+ * shapes, beside a preference row without "rejected":
+ *  - {prompt, completion}: TRL's prompt-completion rows, strings or message lists;
+ *  - {messages}: a conversation (TRL's conversational rows); as with chat preference rows, its last
+ *    message must be the assistant's, which is the completion, and the messages before it the prompt.
+ * A {text} row has no prompt to condition on, and is refused with a note saying so.
+ */
+export function asSftRow(obj: JsonObject): JsonObject | undefined {
+  if (obj.rejected !== undefined && obj.rejected !== null) return undefined;
+  const present = ['chosen', 'completion', 'messages'].filter((k) => obj[k] !== undefined && obj[k] !== null);
+  if (present.length > 1) throw new RowShapeError(`SFT row: give one of "chosen", "completion" and "messages", not ${present.map((k) => `"${k}"`).join(' and ')}`);
+  if (present.length === 0) {
+    throw new RowShapeError(obj.text !== undefined
+      ? 'SFT row with "text" only: srk trains on a completion after a prompt; give {prompt, completion}, {prompt, chosen} or {messages}'
+      : 'SFT row: missing field "chosen" (or "completion", or "messages")');
+  }
+  const response = obj[present[0]];
+  if (present[0] === 'messages' && obj.prompt !== undefined && obj.prompt !== null) {
+    throw new RowShapeError('SFT row: "messages" holds the whole conversation; give no "prompt" beside it');
+  }
+  const { completion: _c, messages: _m, ...rest } = obj;
+  return { ...rest, chosen: response, rejected: response };
+}
+
 /** Row shape of a parsed line, or a RowShapeError saying why none fits. */
 export function detectShape(obj: JsonObject): RowShape {
   const { prompt, chosen, rejected } = obj;
   if (chosen === undefined) throw new RowShapeError('missing field "chosen"');
-  if (rejected === undefined) throw new RowShapeError('missing field "rejected"');
+  if (rejected === undefined) throw new RowShapeError('missing field "rejected" (rows without one serve --loss sft only)');
   if (typeof chosen === 'string' && typeof rejected === 'string') {
     if (prompt === undefined) return 'hh';
     if (typeof prompt === 'string') return 'text';
@@ -214,6 +247,19 @@ export class PreferenceNormalizer {
 
   /** Throws RowShapeError for a row of no known shape or with mistyped fields. */
   normalize(obj: JsonObject): PreferenceRow {
+    const sftRow = this.opts.sft ? asSftRow(obj) : undefined;
+    if (!sftRow) return this.normalizeRow(obj, false);
+    // Errors name the field the row gave its response in (asSftRow moved it to "chosen").
+    const field = ['completion', 'messages'].find((k) => obj[k] !== undefined && obj[k] !== null);
+    try {
+      return this.normalizeRow(sftRow, true);
+    } catch (e) {
+      if (!field || !(e instanceof RowShapeError)) throw e;
+      throw new RowShapeError(e.message.replace(/\bchosen\b/g, field));
+    }
+  }
+
+  private normalizeRow(obj: JsonObject, sftOnly: boolean): PreferenceRow {
     const shape = detectShape(obj);
     const scores = readScores(obj);
     let row: PreferenceRow;
@@ -251,6 +297,12 @@ export class PreferenceNormalizer {
       st.warnings.push('no chat template: chat rows are written as "role: content" lines');
     }
     if (scores.scoreChosen !== undefined) st.withScores++;
+    if (sftOnly) {
+      // Normalized with rejected = chosen (asSftRow): it has none.
+      st.sftOnly++;
+      if (row.chosen.trim() === '') st.emptyResponse++;
+      return { ...row, rejected: '', ...scores };
+    }
     if (row.chosen.trim() === '' || row.rejected.trim() === '') st.emptyResponse++;
     if (row.chosen === row.rejected) st.identicalResponses++;
     return { ...row, ...scores };
@@ -385,6 +437,7 @@ export function formatNormalizeStats(s: NormalizeStats, read?: JsonlStats): stri
   if (s.chatPrefixMismatch) parts.push(`${s.chatPrefixMismatch} chat rows with differing prefixes`);
   if (s.chatPlainFallback) parts.push(`${s.chatPlainFallback} chat rows as plain lines (no template)`);
   if (s.chatTemplateFallback) parts.push(`${s.chatTemplateFallback} chat rows with the template fallback`);
+  if (s.sftOnly) parts.push(`${s.sftOnly} SFT rows without a rejected response`);
   let out = parts.join('; ');
   if (read && read.badRows) out += `; ${read.badRows} bad lines skipped (${read.badReasons.join(' | ')})`;
   for (const w of s.warnings) out += `\nwarning: ${w}`;

@@ -263,3 +263,39 @@ describe('chat rows', () => {
     expect(n.stats.total).toBe(0);
   });
 });
+
+describe('SFT rows (NormalizeOptions.sft): a rejected response may be absent', () => {
+  const U = (c: string) => ({ role: 'user', content: c }); const A = (c: string) => ({ role: 'assistant', content: c });
+  const t = (role: string, c: string): string => `<|im_start|>${role}\n${c}<|im_end|>\n`;
+
+  it('{prompt, completion}, {prompt, chosen}, HH {chosen}, {messages} and message-list prompt-completion rows; rejected is ""', () => {
+    const n = new PreferenceNormalizer({ sft: true, chatTemplate: CHATML });
+    expect(n.normalize({ prompt: 'P', completion: 'C' })).toEqual({ prompt: 'P', chosen: 'C', rejected: '' });
+    expect(n.normalize({ prompt: 'P', chosen: 'C', rejected: null })).toEqual({ prompt: 'P', chosen: 'C', rejected: '' });
+    expect(n.normalize({ chosen: '\n\nHuman: hi\n\nAssistant: yo\n\nHuman: more\n\nAssistant: ok' }))
+      .toEqual({ prompt: '\n\nHuman: hi\n\nAssistant: yo\n\nHuman: more\n\nAssistant:', chosen: ' ok', rejected: '' });
+    const chat = n.normalize({ messages: [U('hi'), A('Hello'), U('more'), A('Sure')] });
+    expect(chat).toEqual({ prompt: t('user', 'hi') + t('assistant', 'Hello') + t('user', 'more') + '<|im_start|>assistant\n',
+      chosen: 'Sure<|im_end|>\n', rejected: '', templated: true });
+    expect(n.normalize({ prompt: [U('hi')], completion: [A('Hello')] }).chosen).toBe('Hello<|im_end|>\n');
+    // A preference row stays one: its rejected response is kept (SFT does not train on it).
+    expect(n.normalize({ prompt: 'P', chosen: 'C', rejected: 'R' })).toEqual({ prompt: 'P', chosen: 'C', rejected: 'R' });
+    expect(n.stats).toMatchObject({ total: 6, sftOnly: 5, identicalResponses: 0, byShape: { text: 3, hh: 1, chat: 2 } });
+    expect(formatNormalizeStats(n.stats)).toMatch(/; 5 SFT rows without a rejected response/);
+  });
+
+  it('refuses {text}, two responses, a prompt beside messages, and names the field it read in errors', () => {
+    const n = new PreferenceNormalizer({ sft: true, chatTemplate: CHATML });
+    expect(() => n.normalize({ text: 'all of it' })).toThrow(/SFT row with "text" only: .*give \{prompt, completion\}/);
+    expect(() => n.normalize({ prompt: 'P' })).toThrow(/SFT row: missing field "chosen" \(or "completion", or "messages"\)/);
+    expect(() => n.normalize({ prompt: 'P', chosen: 'C', completion: 'D' })).toThrow(/give one of .* not "chosen" and "completion"/);
+    expect(() => n.normalize({ prompt: 'P', messages: [U('q'), A('a')] })).toThrow(/"messages" holds the whole conversation/);
+    expect(() => n.normalize({ messages: [U('q')] })).toThrow(/"messages" must end with an assistant message/);
+    expect(() => n.normalize({ messages: [U('q'), { role: 'assistant', content: 7 }] })).toThrow(/messages\[1\]\.content must be a string/);
+    expect(() => n.normalize({ prompt: 3, completion: 'C' })).toThrow(/"prompt" must be a string/);
+    expect(n.stats.total).toBe(0);
+    // Without sft such rows are refused as before, with a hint.
+    expect(() => new PreferenceNormalizer().normalize({ prompt: 'P', completion: 'C' })).toThrow(/missing field "chosen"/);
+    expect(() => new PreferenceNormalizer().normalize({ prompt: 'P', chosen: 'C' })).toThrow(/missing field "rejected" \(rows without one serve --loss sft only\)/);
+  });
+});

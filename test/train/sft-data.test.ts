@@ -20,6 +20,7 @@ describe('srk train --loss sft: data', () => {
     { prompt: '\n\nHuman: Sea?\n\nAssistant:', chosen: ' Wide.', rejected: long },
   ].map((o) => JSON.stringify(o)).join('\n') + '\n');
   const limits = ['--max-length', '48', '--max-prompt-length', '24'];
+  const data0 = data;
   const base = ['--model', fixture('gpt-neox-tiny'), '--data', data, '--no-eos', '--loss', 'sft', '--lr', '1e-4', '--batch-size', '2', ...limits];
 
   it('prompt + chosen are truncated alone; a run saved with the pair truncation resumes with it', async () => {
@@ -65,5 +66,38 @@ describe('srk train --loss sft: data', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/pairs\.jsonl:1: prompt \+ completion has \d+ tokens, more than the model's max_position_embeddings 16/);
     expect(existsSync(join(out, 'metrics.jsonl'))).toBe(false);
+  });
+
+  it('rows without a rejected response ({prompt, completion}, {messages}) train as the same rows with one; other losses refuse them by line', async () => {
+    const rows = [
+      { prompt: '\n\nHuman: Hi?\n\nAssistant:', completion: ' Hello, how can I help?' },
+      { messages: [{ role: 'user', content: 'Sort 3 1 2.' }, { role: 'assistant', content: '1 2 3' }] },
+      { prompt: '\n\nHuman: Sky?\n\nAssistant:', chosen: ' Blue.' },
+      { chosen: '\n\nHuman: Sea?\n\nAssistant: Wide.' },
+    ];
+    const sftOnly = join(tmp, 'sft-only.jsonl');
+    writeFileSync(sftOnly, rows.map((o) => JSON.stringify(o)).join('\n') + '\n');
+    // The same rows as preference pairs (the fixture has no chat template: chat rows are "role: content" lines).
+    const asPairs = join(tmp, 'as-pairs.jsonl');
+    writeFileSync(asPairs, [
+      { prompt: '\n\nHuman: Hi?\n\nAssistant:', chosen: ' Hello, how can I help?', rejected: ' x' },
+      { prompt: 'user: Sort 3 1 2.\nassistant:', chosen: ' 1 2 3', rejected: ' y' },
+      { prompt: '\n\nHuman: Sky?\n\nAssistant:', chosen: ' Blue.', rejected: ' z' },
+      { chosen: '\n\nHuman: Sea?\n\nAssistant: Wide.', rejected: '\n\nHuman: Sea?\n\nAssistant: w' },
+    ].map((o) => JSON.stringify(o)).join('\n') + '\n');
+    // Two steps of two rows each (base's batch size).
+    const args = (data: string, out: string) => [...base.map((a) => (a === data0 ? data : a)), '--max-steps', '2', '--out', out];
+    const a = await train(args(sftOnly, join(tmp, 'sft-only')));
+    expect(a.code, describeRun(a)).toBe(0);
+    expect(a.stderr).toMatch(/4 SFT rows without a rejected response/);
+    const b = await train(args(asPairs, join(tmp, 'as-pairs')));
+    expect(b.code, describeRun(b)).toBe(0);
+    const [ma, mb] = [readMetrics(join(tmp, 'sft-only')), readMetrics(join(tmp, 'as-pairs'))];
+    expect(ma).toHaveLength(2);
+    for (const k of ['loss', 'grad_norm', 'logp_chosen'] as const) expect(ma.map((m) => m[k])).toEqual(mb.map((m) => m[k]));
+
+    const dpo = await train([...args(sftOnly, join(tmp, 'dpo')), '--loss', 'dpo']);
+    expect(dpo.code).toBe(1);
+    expect(dpo.stderr).toMatch(/sft-only\.jsonl:1: missing field "chosen"/);
   });
 });
