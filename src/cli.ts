@@ -2,7 +2,7 @@
 // The `srk` command line. Each subcommand lives in its own module; this file only wires flags.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { exitAfterFlush, fail, withGpu } from './cli/run.js';
+import { exitAfterFlush, fail, refuseRepeatedFlags, withGpu } from './cli/run.js';
 import { formatInfo, infoReport } from './cli/info.js';
 import { BENCH_KINDS, checkBenchOptions, runBench, type BenchKind } from '../bench/index.js';
 import { STEP_LOSSES, STEP_SHAPES, type StepShape } from '../bench/step.js';
@@ -106,6 +106,7 @@ async function main(): Promise<void> {
     .command((await import('./cli/logprobs.js')).logprobsCommand)
     .command((await import('./cli/eval.js')).evalCommand)
     .command((await import('./cli/report.js')).reportCommand)
+    .middleware((argv) => refuseRepeatedFlags(argv as Record<string, unknown>))
     .demandCommand(1, 'name a command: srk --help lists them')
     .strict()
     .help()

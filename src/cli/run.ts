@@ -54,3 +54,22 @@ export function fail(e: unknown): void {
   process.stderr.write(`srk: ${showStack ? err.stack : err.message}\n`);
   exitAfterFlush(1);
 }
+
+/** Flags that take several values (yargs arrays): bench --sizes, report's runs and --name. */
+const LIST_FLAGS = new Set(['_', '$0', 'sizes', 'runs', 'name']);
+
+/**
+ * yargs middleware: a single-value flag given twice arrives as an array ("--batch-size 2 --batch-size
+ * 4" read as "2,4"), which used to surface as a puzzling "must be a positive integer (got 2,4)" or "no such
+ * file: a,b". The same value repeated is taken once; different values are refused by name.
+ */
+export function refuseRepeatedFlags(argv: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(argv)) {
+    if (LIST_FLAGS.has(key) || !Array.isArray(value)) continue;
+    const distinct = [...new Set(value.map((v) => JSON.stringify(v)))];
+    if (distinct.length === 1) { argv[key] = value[0]; continue; }
+    // yargs keeps both spellings (batch-size, batchSize): name the dashed one.
+    if (/[A-Z]/.test(key) && Object.hasOwn(argv, key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`))) continue;
+    throw userError(`--${key} is given ${value.length} times (${value.map((v) => String(v)).join(', ')}); give it once`);
+  }
+}

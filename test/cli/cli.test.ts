@@ -51,6 +51,21 @@ describe('srk CLI', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
+  it('a single-value flag given twice with different values is refused by name; the same value twice is taken once', () => {
+    for (const [args, re] of [
+      [['train', '--model', 'a', '--model', 'b', '--data', 'x'], /^srk: --model is given 2 times \(a, b\); give it once$/m],
+      [['train', '--batch-size', '2', '--batchSize', '4', '--model', 'a', '--data', 'x'], /^srk: --batch-size is given 2 times \(2, 4\); give it once$/m],
+      [['eval', '--model', 'm', '--data', 'a', '--data', 'b'], /^srk: --data is given 2 times/m],
+    ] as const) {
+      const r = run([...args]);
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(re);
+    }
+    // Repeated alike: read as one value (the missing model is what stops it).
+    const same = run(['train', '--batch-size', '2', '--batch-size', '2', '--model', '/nonexistent-model', '--data', 'x']);
+    expect(same.stderr).toMatch(/^srk: --model \/nonexistent-model: no such file or directory/m);
+  });
+
   it('fails fast with the install hint when no Vulkan driver is present', () => {
     const t0 = Date.now();
     const r = run(['info'], { VK_DRIVER_FILES: '/nonexistent-icd.json', VK_ICD_FILENAMES: '/nonexistent-icd.json' });
