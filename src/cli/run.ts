@@ -50,7 +50,7 @@ export function exitAfterFlush(code: number): void {
 export function fail(e: unknown): void {
   const err = e instanceof Error ? e : new Error(String(e));
   const bug = (err instanceof TypeError || err instanceof ReferenceError) && !isUserFacing(err);
-  const showStack = (bug || process.env.SRK_DEBUG) && err.stack && !(err instanceof GpuError);
+  const showStack = (bug || process.env.SRK_DEBUG === '1') && err.stack && !(err instanceof GpuError);
   process.stderr.write(`srk: ${showStack ? err.stack : err.message}\n`);
   exitAfterFlush(1);
 }

@@ -11,6 +11,7 @@ import { KernelCache } from './kernel.js';
 import { Profiler } from './profiler.js';
 import { Tuner, tuneEnv, tuningWanted } from './tuner.js';
 import { userError } from '../errors.js';
+import { checkEnvironment } from './env.js';
 
 
 export interface GpuOptions {
@@ -164,7 +165,10 @@ export class Gpu {
 
   static async create(opts: GpuOptions = {}): Promise<Gpu> {
     const adapterName = opts.adapter ?? process.env.SRK_ADAPTER;
-    tuneEnv(); // a malformed SRK_TUNE fails here, before there is a device to release
+    // A malformed SRK_* switch fails here, before there is a device to release (env.ts).
+    for (const w of checkEnvironment()) console.warn(`srk: ${w}`);
+    tuneEnv();
+    dawnTogglesEnv();
     // Unset, or naming a directory that is not there (a login without logind): the Vulkan loader wants one.
     if (!process.env.XDG_RUNTIME_DIR || !existsSync(process.env.XDG_RUNTIME_DIR)) process.env.XDG_RUNTIME_DIR = '/tmp';
     const argsFor = (cpu: boolean) => [...dawnFeatureArgs(opts, cpu), ...(adapterName ? [`adapter=${adapterName}`] : [])];

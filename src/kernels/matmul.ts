@@ -33,6 +33,7 @@ import { halfOctave } from '../engine/tuner.js';
 import { tileName, type ActEpilogue, type Causal, type F16Staging, type MatmulTile, type VecFlags } from './matmul-shared.js';
 import { gelu, geluBackward, geluKernelName, type GeluOp } from './activations.js';
 import { envChoice } from '../engine/env.js';
+import { userError } from '../errors.js';
 import { regDef, regShape, regSharedBytes, simpleDef } from './matmul-simt.js';
 
 export { tileName, type MatmulTile };
@@ -147,7 +148,8 @@ export const SMX_64: MatmulTile = { BM: 64, BN: 64, BK: 32, TM: 32, TN: 32, kind
 // Measuring switches, read once (not on every dispatch): SRK_MATMUL=simple|reg forces an f32 kernel
 // family; SRK_SMX_SAFE=1 gives the tensor-core kernel's simplest form (one stage, scratch epilogue,
 // operand scales reduced without subgroup operations).
-const FORCED_FAMILY = process.env.SRK_MATMUL;
+// (Gpu.create checks both first: engine/env.ts checkEnvironment.)
+const FORCED_FAMILY = process.env.SRK_MATMUL || undefined;
 const SMX_SAFE = process.env.SRK_SMX_SAFE === '1';
 
 // What the tensor-core self-check (matmul-selfcheck.ts) decided for an adapter: the safe forms
@@ -187,7 +189,7 @@ export function resetTensorCoreFindings(gpu: Gpu): void { SAFE_FORMS.delete(gpu)
 export function chooseTile(gpu: Gpu, M: number, N: number): MatmulTile {
   const forced = FORCED_FAMILY;
   if (forced === 'simple') return SIMPLE_64;
-  if (forced !== undefined && forced !== 'reg' && forced !== '') throw new Error(`SRK_MATMUL=${forced}: expected simple or reg`);
+  if (forced !== undefined && forced !== 'reg') throw userError(`SRK_MATMUL=${forced}: expected simple or reg`);
   if (gpu.isCpuAdapter && forced !== 'reg') return SIMPLE_64;
   // 264 = two workgroups per SM on a 132-SM H100 (a guess at what keeps every SM busy).
   const big = Math.ceil(M / 128) * Math.ceil(N / 128) >= 264;

@@ -33,7 +33,7 @@ import { halfOctave } from '../engine/tuner.js';
 import { matmul } from './matmul.js';
 import { absmaxOf } from './absmax.js';
 import { f16CopiesPick, halfOf } from './half.js';
-import { userError } from '../errors.js';
+import { keepLogitsMib } from '../engine/env.js';
 
 const WG = 256;
 
@@ -217,11 +217,7 @@ export interface KeptLogits { N: number; V: number; rows: number; chunks: Tensor
  * SRK_KEEP_LOGITS_MIB (MiB; 0: never keep, recompute), default 1024.
  */
 export function keptLogitsBudget(): number {
-  const env = process.env.SRK_KEEP_LOGITS_MIB;
-  if (env === undefined || env === '') return 1024 * 2 ** 20;
-  const mib = Number(env);
-  if (!(mib >= 0)) throw userError(`SRK_KEEP_LOGITS_MIB=${env}: expected a number of MiB >= 0`);
-  return mib * 2 ** 20;
+  return (keepLogitsMib(process.env.SRK_KEEP_LOGITS_MIB) ?? 1024) * 2 ** 20;
 }
 
 /** Frees kept logits (a forward whose backward never ran). */

@@ -102,6 +102,24 @@ describe('srk CLI', () => {
     expect(copies.stderr).not.toMatch(/\n\s+at /);
   });
 
+  it('every SRK_* switch is checked before any device work, whatever path the run takes; an unknown SRK_ name is a warning', () => {
+    // Each read only on a path this f32 lavapipe run does not take (tensor cores, f16 inputs), or parsed loosely before.
+    for (const [name, value, re] of [
+      ['SRK_SMX_SAFE', 'yes', /expected 0 or 1/], ['SRK_MATMUL', 'fast', /expected simple or reg/],
+      ['SRK_FUSED_ABSMAX', 'off', /expected 0 or 1/], ['SRK_SMX_CHECK', 'no', /expected 0 or 1/],
+      ['SRK_KEEP_LOGITS_MIB', ' ', /expected a number of MiB >= 0/], ['SRK_KEEP_LOGITS_MIB', '0x10', /expected a number of MiB >= 0/],
+      ['SRK_DEBUG', 'true', /expected 0 or 1/],
+    ] as const) {
+      const r = run(['info'], { [name]: value });
+      expect(r.status, `${name}=${value}: ${r.stderr}`).toBe(1);
+      expect(r.stderr).toMatch(new RegExp(`^srk: ${name}=${value.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ${re.source}`, 'm'));
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+    const typo = run(['info'], { SRK_TUNES: '0' });
+    expect(typo.status).toBe(0);
+    expect(typo.stderr).toMatch(/^srk: SRK_TUNES is not a variable srk reads .*; ignored$/m);
+  });
+
   it('an unknown adapter name is a clear error', () => {
     const r = run(['info', '--adapter', 'no-such-gpu-xyz']);
     expect(r.status).not.toBe(0);
