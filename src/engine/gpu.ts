@@ -4,7 +4,7 @@
 // hangs off it. Dawn's Node binding keeps the process alive (and its event pump running: webgpu.ts)
 // until the device is destroyed, so every command must end with `await gpu.destroy()`.
 import { existsSync } from 'node:fs';
-import { create, paceDawnEvents } from './webgpu.js';
+import { create, dawnPackageVersion, paceDawnEvents } from './webgpu.js';
 import { Recorder } from './recorder.js';
 import { TensorPool, Tensor, type DType } from './tensor.js';
 import { KernelCache } from './kernel.js';
@@ -144,6 +144,11 @@ export class Gpu {
     readonly adapterInfo: Record<string, string>,
     features: GpuFeatures,
     opts: GpuOptions,
+    /**
+     * The Dawn build and the toggles this device was made with: a kernel choice timed (tuning.json)
+     * under other settings may not even build under these (a robustness transform, a new compiler).
+     */
+    readonly dawnSettings = '',
   ) {
     this.features = features;
     const limits: Record<string, number> = {};
@@ -207,7 +212,8 @@ export class Gpu {
       timestampQuery: device.features.has('timestamp-query'),
       subgroupMatrixConfigs: configs,
     };
-    return new Gpu(adapter, device, info, features, opts);
+    const dawnSettings = [`webgpu ${dawnPackageVersion()}`, ...dawnFeatureArgs(opts, cpu)].join('; ');
+    return new Gpu(adapter, device, info, features, opts, dawnSettings);
   }
 
   /**

@@ -1,10 +1,22 @@
 // Installs Dawn's WebGPU globals (GPUBufferUsage, GPUMapMode, ...) before any module uses them.
 // Every engine module that touches a WebGPU constant imports this first.
 import { create, globals } from 'webgpu';
+import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
 
 Object.assign(globalThis, globals);
 
 export { create };
+
+/** The `webgpu` package's version (its Dawn build), or "unknown" where its package.json cannot be read. */
+export function dawnPackageVersion(): string {
+  try {
+    const file = createRequire(import.meta.url).resolve('webgpu/package.json');
+    return String((JSON.parse(readFileSync(file, 'utf8')) as { version?: unknown }).version ?? 'unknown');
+  } catch {
+    return 'unknown';
+  }
+}
 
 /**
  * Paces Dawn's event pump on CPU adapters. While any asynchronous WebGPU work is pending (and a

@@ -12,7 +12,8 @@ import { ParamWriter, windowOf, type KernelDef, type Window } from '../engine/ke
 
 const WG = 64; // columns per workgroup; one row of C per workgroup row
 
-const REDUCE: KernelDef = {
+/** The reduce kernel (a tuner's split candidate is checked to build before it runs: matmul.ts). */
+export const SPLITK_REDUCE: KernelDef = {
   name: 'matmul_splitk_reduce',
   bindings: ['read', 'rw', 'read'],
   uniform: true,
@@ -51,7 +52,7 @@ export interface SplitKReduceArgs {
 }
 
 export function splitKReduce(gpu: Gpu, a: SplitKReduceArgs): void {
-  const kernel = gpu.kernels.get(REDUCE);
+  const kernel = gpu.kernels.get(SPLITK_REDUCE);
   const bias = a.bias ?? windowOf(gpu, gpu.placeholder());
   const maxRows = gpu.limits.maxComputeWorkgroupsPerDimension;
   for (let row0 = 0; row0 < a.M; row0 += maxRows) {

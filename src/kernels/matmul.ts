@@ -28,7 +28,7 @@ import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, windowOf, type KernelDef } from '../engine/kernel.js';
 import { ABSMAX_PARTS, absmaxParts } from './absmax.js';
 import { smxDef, smxShape } from './matmul-smx.js';
-import { splitKReduce } from './matmul-splitk.js';
+import { SPLITK_REDUCE, splitKReduce } from './matmul-splitk.js';
 import { halfOctave } from '../engine/tuner.js';
 import { tileName, type ActEpilogue, type Causal, type F16Staging, type MatmulTile, type VecFlags } from './matmul-shared.js';
 import { gelu, geluBackward, geluKernelName, type GeluOp } from './activations.js';
@@ -626,7 +626,14 @@ function run(gpu: Gpu, p: Problem, dry?: DryRun): void {
     }
     ({ tile, stages } = fits[index]);
   }
-  if (tile.splitK !== undefined && tile.splitK > 1) { runSplitK(gpu, p, tile, tuning, dry); return; }
+  if (tile.splitK !== undefined && tile.splitK > 1) {
+    // A split candidate being timed runs once all its kernels are built, as a single-kernel one does
+    // (below): else the rule runs in its place, untimed.
+    if (!candidate || dry || splitKernelsBuilt(gpu, p, tile, candidate)) { runSplitK(gpu, p, tile, tuning, dry); return; }
+    ({ tile, stages } = candidate.rule);
+    tuning = undefined;
+    candidate = undefined;
+  }
   const wa = windowOf(gpu, p.a, p.offA, p.offA + Math.max(1, sA));
   const wb = windowOf(gpu, p.b, p.offB, p.offB + Math.max(1, sB));
   const wc = windowOf(gpu, p.c, p.offC, p.offC + sC);
@@ -684,6 +691,21 @@ function run(gpu: Gpu, p: Problem, dry?: DryRun): void {
     [Math.ceil(N / tile.BN), Math.ceil(M / tile.BM), batch * p.outer], tuning, p.profileLabel && `${p.profileLabel}_${def.name}`);
   // Later work may reuse the buffer: it runs after this dispatch in queue order.
   if (parts && !given) gpu.pool.release(parts);
+}
+
+/**
+ * Whether every kernel of split candidate `tile` is built (KernelCache.checked): their compiles all
+ * start here; the first not ready is handed to the tuner (Tuner.built), which takes the pick back
+ * while it compiles, or leaves the candidate out for good where the adapter refused it.
+ */
+function splitKernelsBuilt(gpu: Gpu, p: Problem, tile: MatmulTile, c: { key: string; labels: string[]; index: number }): boolean {
+  const dry: DryRun = { names: [], defs: [] };
+  runSplitK(gpu, p, tile, undefined, dry);
+  const defs = [...dry.defs, SPLITK_REDUCE];
+  const notReady = defs.map((d) => gpu.kernels.checked(d)).findIndex((k) => !('pipeline' in k));
+  if (notReady < 0) return true;
+  gpu.tuner!.built(gpu.kernels, c.key, c.labels, c.index, defs[notReady]);
+  return false;
 }
 
 /**

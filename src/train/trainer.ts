@@ -130,9 +130,11 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     const adapter = adapterName(gpu.adapterInfo);
     let tuneLoaded = 0;
     if (gpu.tuner) {
-      const loaded = loadTuning(gpu.tuner.table, tuningFile, adapter);
+      const loaded = loadTuning(gpu.tuner.table, tuningFile, adapter, gpu.dawnSettings);
       if (typeof loaded === 'number') tuneLoaded = loaded;
       if (loaded !== undefined) log(typeof loaded === 'number' ? `tuner: ${loaded} kernel choices from ${tuningFile}` : `tuner: ${loaded}`);
+    } else if (existsSync(tuningFile)) {
+      log(`tuner off (SRK_TUNE=0, or no timestamps): ${tuningFile}'s choices are not used; the built-in tilings run`);
     }
     // The step's precision, the augmented pass's (Sr losses, and the augmented accuracy of --eval-data)
     // where --aug-precision differs, and the tensor-core matmul's self-check (precision-choice.ts).
@@ -299,7 +301,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
         // bring a new shape bucket); logged once the first round of choices is complete: nothing open,
         // and a step that opened or closed no key (a closed choice opens its inner keys a step later).
         const d = gpu.tuner.table.decisions();
-        if (d.length > tuneSaved) tuneSaved = saveTuning(gpu.tuner.table, tuningFile, adapter);
+        if (d.length > tuneSaved) tuneSaved = saveTuning(gpu.tuner.table, tuningFile, adapter, gpu.dawnSettings);
         const tuneNow = gpu.tuner.table.progress;
         const settled = !gpu.tuner.open && tuneNow === tuneProgress;
         tuneProgress = tuneNow;
@@ -341,8 +343,12 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     return { out: o.out, steps: step, checkpoint: dir, report: rep.html, lastEval };
   } finally {
     if (onSignal) { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); }
-    optimizer?.release();
-    if (policy) { policy.model.destroy(); policy.params.free(); }
-    if (!gpuIn) await gpu.destroy();
+    try {
+      optimizer?.release();
+      if (policy) { policy.model.destroy(); policy.params.free(); }
+    } finally {
+      // Whatever the release threw: Dawn keeps a process alive until its device is destroyed.
+      if (!gpuIn) await gpu.destroy();
+    }
   }
 }

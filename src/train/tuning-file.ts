@@ -7,7 +7,8 @@ import { writeFileAtomic } from '../report/metrics-log.js';
 
 export const TUNING_FILE = 'tuning.json';
 
-interface TuningFile { adapter: string; decisions: TuneDecision[] }
+/** `dawn`: Gpu.dawnSettings of the run that timed the choices (absent in files written before it was kept). */
+interface TuningFile { adapter: string; dawn?: string; decisions: TuneDecision[] }
 
 /** One line naming the adapter (choices timed on one GPU say nothing about another). */
 export function adapterName(info: Record<string, string>): string {
@@ -15,10 +16,11 @@ export function adapterName(info: Record<string, string>): string {
 }
 
 /**
- * Loads `file` into `table` if it exists and was written on `adapter`. Returns what happened, for
- * the log: the number of choices taken, or why none were (undefined: no file).
+ * Loads `file` into `table` if it exists and was written on `adapter` with the same Dawn settings
+ * (`dawn`, Gpu.dawnSettings; a file without them is taken). Returns what happened, for the log: the
+ * number of choices taken, or why none were (undefined: no file).
  */
-export function loadTuning(table: TuneTable, file: string, adapter: string): number | string | undefined {
+export function loadTuning(table: TuneTable, file: string, adapter: string, dawn?: string): number | string | undefined {
   if (!existsSync(file)) return undefined;
   let saved: TuningFile;
   try {
@@ -28,15 +30,22 @@ export function loadTuning(table: TuneTable, file: string, adapter: string): num
   }
   if (!saved || typeof saved.adapter !== 'string' || !Array.isArray(saved.decisions)) return `${file} is not a tuning file: tuning again`;
   if (saved.adapter !== adapter) return `${file} was timed on another adapter (${saved.adapter}): tuning again`;
+  if (typeof saved.dawn === 'string' && dawn !== undefined && saved.dawn !== dawn) {
+    return `${file} was timed with other Dawn settings (${saved.dawn}; now ${dawn}): tuning again`;
+  }
   const valid = saved.decisions.filter((d) => d && typeof d.key === 'string' && Array.isArray(d.candidates) &&
-    d.candidates.every((c) => typeof c === 'string') && Array.isArray(d.medianMs) && Number.isInteger(d.chosen));
+    d.candidates.every((c) => typeof c === 'string') && Array.isArray(d.medianMs) &&
+    d.medianMs.every((m) => m === null || typeof m === 'number') && Number.isInteger(d.chosen));
+  // What the table kept (it drops a choice out of its range; a key listed twice is one choice): the
+  // trainer counts saved choices from this, and saves again once there are more.
+  const before = table.decisions().length;
   table.load(valid);
-  return valid.length;
+  return table.decisions().length - before;
 }
 
 /** Writes the table's decisions to `file` (atomically). Returns how many. */
-export function saveTuning(table: TuneTable, file: string, adapter: string): number {
+export function saveTuning(table: TuneTable, file: string, adapter: string, dawn?: string): number {
   const decisions = table.decisions();
-  writeFileAtomic(file, `${JSON.stringify({ adapter, decisions } satisfies TuningFile, null, 1)}\n`);
+  writeFileAtomic(file, `${JSON.stringify({ adapter, ...(dawn !== undefined ? { dawn } : {}), decisions } satisfies TuningFile, null, 1)}\n`);
   return decisions.length;
 }

@@ -416,15 +416,29 @@ describe(`matmul (seed ${rng.seed})`, () => {
       const want = matmulRef({ a, b, bias, M, N, K, transA: false, transB: true });
       const args = { a: ta, b: tb, bias: tbias, M, N, K, transB: true };
       const ran = new Set<string>();
-      // 3 samples of each of 14 candidates, and one more call per candidate whose first pick finds its
-      // kernel still compiling (kernel.ts checked(): the rule runs instead, untimed).
-      for (let i = 0; i < 4 * 14; i++) {
-        const tc = gpu.tensor([M * N]);
-        matmul(gpu, { ...args, c: tc });
-        ran.add(gpu.recorder.lastKernel);
-        expect(relErr(await gpu.readF32(tc), want), `call ${i}: ${gpu.recorder.lastKernel}`).toBeLessThan(1e-5);
-        gpu.pool.release(tc);
+      // A candidate runs only once the adapter has built every kernel it dispatches (kernel.ts checked()),
+      // split-K's chunk products and reduction too: every kernel created with get() (which would turn a
+      // refused one into a failed step) is the rule's, or one checked() has seen built.
+      const rule = matmulKernels(gpu, { ...args, c: ta });
+      const kc = gpu.kernels;
+      const [get, checked] = [kc.get.bind(kc), kc.checked.bind(kc)];
+      const built = new Set<string>(); const unchecked = new Set<string>();
+      kc.checked = (def) => { const k = checked(def); if ('pipeline' in k) built.add(def.code); return k; };
+      kc.get = (def) => { if (!rule.includes(def.name) && !built.has(def.code)) unchecked.add(def.name); return get(def); };
+      // 3 samples of each of 14 candidates, and more calls for picks that find their kernels still
+      // compiling (the rule runs instead, untimed; a split candidate's kernels may take a few such calls).
+      try {
+        for (let i = 0; i < 6 * 14; i++) {
+          const tc = gpu.tensor([M * N]);
+          matmul(gpu, { ...args, c: tc });
+          ran.add(gpu.recorder.lastKernel);
+          expect(relErr(await gpu.readF32(tc), want), `call ${i}: ${gpu.recorder.lastKernel}`).toBeLessThan(1e-5);
+          gpu.pool.release(tc);
+        }
+      } finally {
+        delete (kc as Partial<typeof kc>).get; delete (kc as Partial<typeof kc>).checked; // the prototype's again
       }
+      expect([...unchecked]).toEqual([]);
       expect(tuner.table.open).toBe(true);
       await tuner.settle();
       expect(tuner.table.open).toBe(false);

@@ -57,4 +57,28 @@ describe('tuning.json', () => {
     expect(u.chosen('bad', ['a', 'b'])).toBeUndefined();
     expect(u.chosen('good', ['a', 'b'])).toBe(1);
   });
+
+  it('the count returned is what the table kept (out of range, twice listed, mistyped times): the trainer saves again from it', () => {
+    const good = { key: 'good', candidates: ['a', 'b'], medianMs: [2, 1], chosen: 1 };
+    writeFileSync(file, JSON.stringify({ adapter: gpuA, decisions: [
+      { key: 'bad', candidates: ['a', 'b'], medianMs: [1, 2], chosen: 5 }, good, good, { ...good, key: 'one', candidates: ['a'], medianMs: [1], chosen: 0 },
+      { ...good, key: 'times', medianMs: ['fast', 1] },
+    ] }));
+    const t = new TuneTable();
+    expect(loadTuning(t, file, gpuA)).toBe(1);
+    expect(t.decisions()).toHaveLength(1);
+    expect(t.chosen('times', ['a', 'b'])).toBeUndefined();
+  });
+
+  it('choices timed under other Dawn settings (another webgpu build, other toggles) are tuned again; a file from before they were kept is taken', () => {
+    const dawnA = 'webgpu 0.6.2; enable-dawn-features=allow_unsafe_apis';
+    expect(saveTuning(tuned(), file, gpuA, dawnA)).toBe(1);
+    expect(JSON.parse(readFileSync(file, 'utf8')).dawn).toBe(dawnA);
+    const t = new TuneTable();
+    expect(loadTuning(t, file, gpuA, `${dawnA},disable_robustness`)).toMatch(/was timed with other Dawn settings \(webgpu 0\.6\.2; .*; now .*disable_robustness\): tuning again/);
+    expect(t.chosen('k', ['rule', 'fast', 'slow'])).toBeUndefined();
+    expect(loadTuning(t, file, gpuA, dawnA)).toBe(1);
+    saveTuning(tuned(), file, gpuA); // as an srk before the settings were kept wrote it
+    expect(loadTuning(new TuneTable(), file, gpuA, dawnA)).toBe(1);
+  });
 });
