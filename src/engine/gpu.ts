@@ -170,10 +170,11 @@ export class Gpu {
 
   static async create(opts: GpuOptions = {}): Promise<Gpu> {
     const adapterName = opts.adapter ?? process.env.SRK_ADAPTER;
-    // A malformed SRK_* switch fails here, before there is a device to release (env.ts).
-    for (const w of checkEnvironment()) console.warn(`srk: ${w}`);
+    // A malformed SRK_* switch fails here, before there is a device to release (env.ts; these two
+    // first, for their own messages).
     tuneEnv();
     dawnTogglesEnv();
+    for (const w of checkEnvironment()) console.warn(`srk: ${w}`);
     // Unset, or naming a directory that is not there (a login without logind): the Vulkan loader wants one.
     if (!process.env.XDG_RUNTIME_DIR || !existsSync(process.env.XDG_RUNTIME_DIR)) process.env.XDG_RUNTIME_DIR = '/tmp';
     const argsFor = (cpu: boolean) => [...dawnFeatureArgs(opts, cpu), ...(adapterName ? [`adapter=${adapterName}`] : [])];

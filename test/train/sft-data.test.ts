@@ -96,7 +96,7 @@ describe('srk train --loss sft: data', () => {
     expect(ma).toHaveLength(2);
     for (const k of ['loss', 'grad_norm', 'logp_chosen'] as const) expect(ma.map((m) => m[k])).toEqual(mb.map((m) => m[k]));
 
-    const dpo = await train([...args(sftOnly, join(tmp, 'dpo')), '--loss', 'dpo']);
+    const dpo = await train(args(sftOnly, join(tmp, 'dpo')).map((a) => (a === 'sft' ? 'dpo' : a)));
     expect(dpo.code).toBe(1);
     expect(dpo.stderr).toMatch(/sft-only\.jsonl:1: missing field "chosen"/);
   });
