@@ -7,6 +7,8 @@ export interface InfoReport {
   subgroupMatrixConfigs: { componentType: string; resultComponentType: string; M: number; N: number; K: number }[];
   limits: Record<string, number>;
   srk: { shaderF16: boolean; subgroups: boolean; subgroupMatrix: boolean; timestampQuery: boolean; mixedPrecision: boolean; tuning: boolean };
+  /** The `webgpu` build and the Dawn toggles asked for (SRK_DAWN_TOGGLES included; Dawn ignores a name it does not know). */
+  dawn: string;
 }
 
 export function infoReport(gpu: Gpu): InfoReport {
@@ -21,6 +23,7 @@ export function infoReport(gpu: Gpu): InfoReport {
       mixedPrecision: gpu.smxF16 !== undefined,
       tuning: gpu.tuner !== undefined,
     },
+    dawn: gpu.dawnSettings,
   };
 }
 
@@ -38,6 +41,7 @@ export function formatInfo(r: InfoReport): string {
     : 'not available here (no f16 subgroup-matrix config with one subgroup size): runs f32'}`);
   lines.push(`tuning:    ${r.srk.tuning ? 'on: the first training steps time the matmul tilings and keep the fastest'
     : 'off: built-in tilings (SRK_TUNE=1 turns the tuner on; it needs timestamp-query)'}`);
+  lines.push(`dawn:      ${r.dawn}`);
   if (r.subgroupMatrixConfigs.length) {
     lines.push('subgroup-matrix configs:');
     for (const c of r.subgroupMatrixConfigs) {

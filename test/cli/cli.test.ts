@@ -38,7 +38,11 @@ describe('srk CLI', () => {
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/SRK_TUNE=on: expected 0 \(off\) or 1 \(on\)/);
     // Extra Dawn toggles (a diagnostic switch): a toggle name is passed on, anything else refused.
-    expect(run(['info'], { SRK_DAWN_TOGGLES: 'use_vulkan_memory_model' }).status).toBe(0);
+    const withToggle = run(['info'], { SRK_DAWN_TOGGLES: 'use_vulkan_memory_model' });
+    expect(withToggle.status).toBe(0);
+    // The build and the toggles asked for, SRK_DAWN_TOGGLES's included (Dawn says nothing of a name it does not know).
+    expect(withToggle.stdout).toMatch(/^dawn: +webgpu \d+\.\d+\.\d+; enable-dawn-features=.*use_vulkan_memory_model/m);
+    expect(info.dawn).toMatch(/^webgpu \d+\.\d+\.\d+; enable-dawn-features=allow_unsafe_apis/);
     const badToggle = run(['info'], { SRK_DAWN_TOGGLES: 'use vulkan;memory' });
     expect(badToggle.status).toBe(1);
     expect(badToggle.stderr).toMatch(/SRK_DAWN_TOGGLES=.*is not a Dawn toggle name/);
