@@ -7,8 +7,11 @@ import { ParamWriter, chunkRanges, grid, maxWindowElems, windowOf, type KernelDe
 
 const WG = 256;
 
-// One template: y[i] = f(x[i], y[i]) with scalars a, b. `op` is a WGSL expression.
+// One template: y[i] = f(x[i], y[i]) with scalars a, b. `op` is a WGSL expression; y is read only
+// where it uses yv: an op that overwrites y must not touch what y held, since 0 * NaN (a pooled
+// buffer's leftover Inf or NaN) is NaN wherever the compiler keeps IEEE semantics.
 function def(name: string, op: string, reads: boolean): KernelDef {
+  const readsY = /\byv\b/.test(op);
   return {
     name,
     bindings: reads ? ['read', 'rw'] : ['rw'],
@@ -23,18 +26,19 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   let i = (wg.x + wg.y * nwg.x) * ${WG}u + li;
   if (i >= p.n) { return; }
   ${reads ? 'let xv = x[p.xBase + i];' : ''}
-  let yv = y[p.yBase + i];
+  ${readsY ? 'let yv = y[p.yBase + i];' : ''}
   y[p.yBase + i] = ${op};
 }`,
   };
 }
 
-const FILL = def('fill', 'p.a + 0.0 * yv', false);
+const FILL = def('fill', 'p.a', false);
 const SCALE = def('scale', 'p.a * yv', false);
-const COPY = def('copy', 'xv + 0.0 * yv', true);
-// axpy: y = a*x + b*y. add is axpy(1, 1); "set y = a*x" is axpy(a, 0) (0*NaN would leak, so b=0 uses COPY_SCALED).
+const COPY = def('copy', 'xv', true);
+// axpy: y = a*x + b*y. add is axpy(1, 1); "set y = a*x" is axpy(a, 0), which runs COPY_SCALED (b*y would
+// bring a NaN of y's through).
 const AXPY = def('axpy', 'p.a * xv + p.b * yv', true);
-const COPY_SCALED = def('copy_scaled', 'p.a * xv + 0.0 * yv', true);
+const COPY_SCALED = def('copy_scaled', 'p.a * xv', true);
 
 function run1(gpu: Gpu, d: KernelDef, y: Tensor, a: number, b = 0): void {
   const k = gpu.kernels.get(d);
@@ -71,7 +75,9 @@ export function scale(gpu: Gpu, y: Tensor, a: number): void { run1(gpu, SCALE, y
 export function copy(gpu: Gpu, x: Tensor, y: Tensor): void { run2(gpu, COPY, x, y, 1, 0); }
 /** y = a * x */
 export function copyScaled(gpu: Gpu, x: Tensor, y: Tensor, a: number): void { run2(gpu, COPY_SCALED, x, y, a, 0); }
-/** y = a * x + b * y */
-export function axpy(gpu: Gpu, a: number, x: Tensor, b: number, y: Tensor): void { run2(gpu, AXPY, x, y, a, b); }
+/** y = a * x + b * y (b = 0: y = a * x, whatever y held) */
+export function axpy(gpu: Gpu, a: number, x: Tensor, b: number, y: Tensor): void {
+  if (b === 0) copyScaled(gpu, x, y, a); else run2(gpu, AXPY, x, y, a, b);
+}
 /** y += x */
 export function addInto(gpu: Gpu, x: Tensor, y: Tensor): void { run2(gpu, AXPY, x, y, 1, 1); }

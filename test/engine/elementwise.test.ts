@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { getGpu, relErr } from '../helpers/gpu.js';
+import { getGpu, relErr, withBindingLimit } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
-import { addInto, axpy, copy, fill, scale, zero } from '../../src/kernels/elementwise.js';
+import { addInto, axpy, copy, copyScaled, fill, scale, zero } from '../../src/kernels/elementwise.js';
 import { axpyRef, fillRef, scaleRef } from '../../src/kernels/elementwise.ref.js';
 
 /**
@@ -45,5 +45,43 @@ describe('elementwise ops', () => {
     const back = await gpu.readF32(big);
     expect(back[2]).not.toBe(7); expect(back[3]).toBe(7); expect(back[52]).toBe(7); expect(back[53]).not.toBe(7);
     gpu.pool.release(big);
+  });
+
+  it('ops that overwrite y (fill, copy, copyScaled, axpy with b = 0) give exact values over a buffer holding NaN and Inf', async () => {
+    // A pooled buffer's leftovers: 0 * NaN is NaN where the compiler keeps IEEE semantics (lavapipe
+    // folds such a product away; a GPU's compiler need not), so these must not read y at all.
+    const gpu = await getGpu();
+    const n = 1031;
+    const junk = Float32Array.from({ length: n }, (_, i) => [NaN, Infinity, -Infinity, 1][i % 4]);
+    const x = rng.array(n); const tx = gpu.tensor([n], Float32Array.from(x));
+    const ty = gpu.tensor([n], junk);
+    fill(gpu, ty, 2.5);
+    expect([...(await gpu.readF32(ty))].every((v) => v === 2.5)).toBe(true);
+    for (const [name, run, want] of [
+      ['copy', () => copy(gpu, tx, ty), x.map((v) => Math.fround(v))],
+      ['copyScaled', () => copyScaled(gpu, tx, ty, -3), x.map((v) => Math.fround(-3 * Math.fround(v)))],
+      ['axpy(a, 0)', () => axpy(gpu, 0.5, tx, 0, ty), x.map((v) => Math.fround(0.5 * Math.fround(v)))],
+    ] as const) {
+      gpu.upload(ty, junk);
+      run();
+      expect([...(await gpu.readF32(ty))], name).toEqual([...want]);
+    }
+    gpu.pool.release(tx, ty);
+  });
+
+  it(`tensors past the binding limit run in windows (seed ${rng.seed})`, async () => {
+    const gpu = await getGpu();
+    const n = 5003; // windows of 1024 floats, a short last one
+    const x = rng.array(n); const y = rng.array(n);
+    const tx = gpu.tensor([n], Float32Array.from(x)); const ty = gpu.tensor([n], Float32Array.from(y));
+    await withBindingLimit(gpu, 4096, async () => {
+      axpy(gpu, 0.5, tx, -2, ty);
+      expect(errVsInputs(await gpu.readF32(ty), axpyRef(0.5, x, -2, y), x, y)).toBeLessThan(1e-6);
+      copyScaled(gpu, tx, ty, 2);
+      expect(relErr(await gpu.readF32(ty), scaleRef(x, 2))).toBeLessThan(1e-6);
+      fill(gpu, ty, 4);
+      expect(relErr(await gpu.readF32(ty), fillRef(n, 4))).toBe(0);
+    });
+    gpu.pool.release(tx, ty);
   });
 });
