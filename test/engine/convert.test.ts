@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { getGpu } from '../helpers/gpu.js';
+import { getGpu, withBindingLimit } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import { uploadConverted } from '../../src/kernels/convert.js';
 import { decodeRef } from '../../src/kernels/convert.ref.js';
@@ -18,9 +18,11 @@ const F64_EDGES = [
 ];
 
 describe(`f16 / bf16 / f64 to f32 on the GPU (seed ${rng.seed})`, () => {
-  for (const from of ['f16', 'bf16', 'f64'] as const) {
-    it(`${from}: random values of every magnitude, odd count, special values`, async () => {
+  // Also with bindings of 1 KiB: the conversion in windows (16-bit values in pairs per word), a short last one.
+  for (const [from, limit] of [['f16', undefined], ['bf16', undefined], ['f64', undefined], ['f16', 1024], ['f64', 1024]] as const) {
+    it(`${from}: random values of every magnitude, odd count, special values${limit ? `, in ${limit}-byte windows` : ''}`, async () => {
       const gpu = await getGpu();
+      await withBindingLimit(gpu, limit, async () => {
       const n = 1001;
       const size = from === 'f64' ? 8 : 2;
       const bytes = new Uint8Array(n * size);
@@ -42,6 +44,7 @@ describe(`f16 / bf16 / f64 to f32 on the GPU (seed ${rng.seed})`, () => {
         expect(Object.is(got[i], Math.fround(want[i])), `${from}[${i}] ${want[i]}: ${got[i]} vs ${Math.fround(want[i])}`).toBe(true);
       }
       gpu.pool.release(t);
+      });
     });
   }
 });
