@@ -41,6 +41,23 @@ describe(`segment sums (seed ${rng.seed})`, () => {
     gpu.pool.release(tx, tr, ts, tc, tds, tg);
   });
 
+  it('views at element offsets (as the step writes its sums into rows of the log-prob table), neighbours untouched', async () => {
+    const gpu = await getGpu();
+    const ids = [-1, 0, 0, 0, -1, 1, 2, 2, 3, 3, 3]; // 4 sequences, a gap, two meeting
+    const S = 4; const N = ids.length;
+    const x = rng.array(N, 2);
+    const ref = segmentSumRef(Float32Array.from(x), ids, S);
+    // x at element offset 5 of a larger tensor, the sums at offset 7 of another (neither 256-byte aligned).
+    const bigX = gpu.tensor([N + 9], Float32Array.from([...rng.array(5), ...x, ...rng.array(4)]));
+    const bigS = gpu.tensor([S + 11], new Float32Array(S + 11).fill(-3));
+    const tr = gpu.tensor([S, 2], segmentRanges(ids, S), 'u32');
+    segmentSum(gpu, { x: bigX.view([N], 5), ranges: tr, sums: bigS.view([S], 7), S });
+    const got = await gpu.readF32(bigS);
+    expect(relErr(got.subarray(7, 7 + S), ref.sums)).toBeLessThan(1e-6);
+    expect([...got.subarray(0, 7), ...got.subarray(7 + S)].every((v) => v === -3)).toBe(true);
+    gpu.pool.release(bigX, bigS, tr);
+  });
+
   it('segmentRanges: u32 ignored ids, non-contiguous sequences rejected', () => {
     expect([...segmentRanges(Uint32Array.from([0xffffffff, 1, 1, 0, 0xffffffff]), 3)]).toEqual([3, 4, 1, 3, 0, 0]);
     expect(() => segmentRanges([0, 1, 0], 2)).toThrow(/contiguous/);
