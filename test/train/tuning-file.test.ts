@@ -6,6 +6,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TuneTable } from '../../src/engine/tuner.js';
 import { adapterName, loadTuning, saveTuning } from '../../src/train/tuning-file.js';
+import { describeRun, fixtureArgs, tempDir, train } from './helpers.js';
 
 /** A table whose key 'k' chose candidate 1 of three after one measured round. */
 function tuned(): TuneTable {
@@ -80,5 +81,16 @@ describe('tuning.json', () => {
     expect(loadTuning(t, file, gpuA, dawnA)).toBe(1);
     saveTuning(tuned(), file, gpuA); // as an srk before the settings were kept wrote it
     expect(loadTuning(new TuneTable(), file, gpuA, dawnA)).toBe(1);
+  });
+
+  it('a resumed run with the tuner off says that the run directory\'s tuning.json is not used', async () => {
+    const out = tempDir();
+    const args = [...fixtureArgs('gpt-neox-tiny'), '--batch-size', '3', '--loss', 'dpo', '--lr', '0', '--out', out];
+    const r0 = await train([...args, '--max-steps', '1'], { SRK_TUNE: '0' });
+    expect(r0.code, describeRun(r0)).toBe(0);
+    saveTuning(tuned(), path.join(out, 'tuning.json'), gpuA);
+    const r1 = await train([...args, '--max-steps', '2', '--resume'], { SRK_TUNE: '0' });
+    expect(r1.code, describeRun(r1)).toBe(0);
+    expect(r1.stderr).toMatch(/tuner off \(SRK_TUNE=0, or no timestamps\): .*tuning\.json's choices are not used; the built-in tilings run/);
   });
 });
