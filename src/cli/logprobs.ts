@@ -6,8 +6,9 @@
 // run over the completion tokens only (EOS included). The augmented sequence is
 // tokens(refine prompt) ++ tokens(prompt) ++ tokens(completion), a BOS the tokenizer adds kept first.
 //
-// The input is streamed: rows are read, tokenized and scored one micro-batch at a time and each
-// finished micro-batch is written out at once, so a large file is never held in memory. Results go
+// The input is streamed: rows are read and tokenized in blocks (one block ahead of the scoring, on
+// worker threads where a block is big enough), scored one micro-batch at a time, and each finished
+// micro-batch is written out at once, so a large file is never held in memory. Results go
 // to stdout (or atomically to --out); progress and the data report go to stderr.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,7 +17,9 @@ import type { Gpu } from '../engine/gpu.js';
 import { JsonlRowError, iterateJsonl, newJsonlStats, readLines } from '../data/read-jsonl.js';
 import { isParquet, parquetRowCount } from '../data/read-parquet.js';
 import { PreferenceNormalizer, formatNormalizeStats, preferenceValidator } from '../data/preference-rows.js';
-import { PairTokenizer, formatTokenizeStats, type TokenizedPair } from '../data/tokenize-pairs.js';
+import { PairTokenizer, addTokenizeStats, formatTokenizeStats, type TokenizedPair } from '../data/tokenize-pairs.js';
+import { tokenizeOnThreads, tokenizeThreads, type RowOutcome } from '../data/tokenize-parallel.js';
+import type { PreferenceRow } from '../data/preference-rows.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { loadModelConfig } from '../model/config.js';
@@ -118,6 +121,10 @@ async function countRows(file: string): Promise<number> {
 
 export interface LogprobsOptions extends ScoringSettings { augmented: boolean; out?: string }
 
+/** Rows read and tokenized at a time (a few MB of token ids), one block ahead of the scoring. */
+const BLOCK_ROWS = 8192;
+interface RowBlock { rows: PreferenceRow[]; lines: number[] }
+
 export async function runLogprobs(o: LogprobsOptions): Promise<void> {
   const progress = new Progress();
   const log = (s: string) => progress.log(s);
@@ -166,15 +173,46 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
       let chunk: TokenizedPair[] = [];
       let lines: number[] = []; // the chunk's lines (rows) in the data file
       const read = newJsonlStats(); // read.unit: lines of JSONL or rows of Parquet
+      // Rows are read in blocks; a block is tokenized (on worker threads where it is big enough:
+      // tokenize-parallel.ts) while the one before it is scored, so a GPU does not wait on the BPE.
+      const rowsIn = iterateJsonl(o.data, preferenceValidator(normalizer), {}, read)[Symbol.asyncIterator]();
+      const readBlock = async (): Promise<RowBlock | undefined> => {
+        const block: RowBlock = { rows: [], lines: [] };
+        while (block.rows.length < BLOCK_ROWS) {
+          const r = await rowsIn.next();
+          if (r.done) break;
+          block.rows.push(r.value.value); block.lines.push(r.value.line);
+        }
+        return block.rows.length ? block : undefined;
+      };
+      const tokenizeBlock = (block: RowBlock): Promise<RowOutcome[]> => {
+        const threads = tok.spec ? tokenizeThreads(block.rows.length) : 1;
+        const done = threads > 1
+          ? tokenizeOnThreads(block.rows, tok.spec!, tokOpts, threads).then((r) => {
+            for (const st of r.stats) addTokenizeStats(tokenizer.stats, st);
+            return r.outcomes;
+          })
+          : Promise.resolve(block.rows.map((row): RowOutcome => {
+            try { return tokenizer.pair(row); } catch (e) { return { error: (e as Error).message }; }
+          }));
+        done.catch(() => { /* awaited in order below; a block after a failed one is never awaited */ });
+        return done;
+      };
       try {
-        for await (const { value, line } of iterateJsonl(o.data, preferenceValidator(normalizer), {}, read)) {
-          try {
-            chunk.push(tokenizer.pair(value));
-            lines.push(line);
-          } catch (e) {
-            throw new JsonlRowError(o.data, line, (e as Error).message, read.unit);
+        let block = await readBlock();
+        let outcomes = block && tokenizeBlock(block);
+        while (block) {
+          const next = await readBlock();
+          const nextOutcomes = next && tokenizeBlock(next);
+          const out = await outcomes!;
+          for (let i = 0; i < out.length; i++) {
+            const oc = out[i];
+            if ('error' in oc) throw new JsonlRowError(o.data, block.lines[i], oc.error, read.unit);
+            chunk.push(oc);
+            lines.push(block.lines[i]);
+            if (chunk.length >= o.microBatchSize) { await flush(chunk); chunk = []; lines = []; }
           }
-          if (chunk.length >= o.microBatchSize) { await flush(chunk); chunk = []; lines = []; }
+          block = next; outcomes = nextOutcomes;
         }
         await flush(chunk);
       } catch (e) {

@@ -13,8 +13,8 @@ const MODELS = ['gpt-neox-tiny', 'llama-tiny-tied', 'mistral-tiny'];
 const tmp = mkdtempSync(join(tmpdir(), 'srk-logprobs-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function run(args: string[]) {
-  return spawnSync(process.execPath, [srk, ...args], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+function run(args: string[], env: Record<string, string> = {}) {
+  return spawnSync(process.execPath, [srk, ...args], { cwd: root, encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...env } });
 }
 
 interface Expected {
@@ -101,6 +101,30 @@ describe('srk logprobs', () => {
     expect(r2.status).not.toBe(0);
     expect(r2.stderr).toContain(`${data}:2:`);
     expect(r2.stderr).toMatch(/rejected/);
+  });
+
+  it('tokenizing on worker threads gives the same lines, counts and first bad row as one thread', () => {
+    const dir = join(fixtures, 'mistral-tiny'); // SentencePiece: the worker rebuilds it from tokenizer.model's spec
+    const good = readFileSync(join(dir, 'pairs.jsonl'), 'utf8').split('\n').filter((l) => l.trim() !== '');
+    const data = join(tmp, 'threads.jsonl');
+    writeFileSync(data, `${[...good, ...good, ...good, ...good].join('\n')}\n`);
+    const args = ['logprobs', '--model', dir, '--data', data, '--augmented', '--micro-batch-size', '5'];
+    const one = run(args, { SRK_TOKENIZE_THREADS: '1' });
+    const three = run(args, { SRK_TOKENIZE_THREADS: '3' });
+    expect(one.status, one.stderr).toBe(0);
+    expect(three.status, three.stderr).toBe(0);
+    expect(lines(three.stdout)).toHaveLength(24);
+    expect(three.stdout).toBe(one.stdout);
+    const counts = (r: { stderr: string }) => r.stderr.split('\n').filter((l) => /rows tokenized|rows \(text/.test(l));
+    expect(counts(three)).toEqual(counts(one));
+    expect(counts(one).join('\n')).toMatch(/24 rows tokenized/);
+    // A row that reads but does not tokenize (an empty prompt), named by its line either way.
+    writeFileSync(data, `${[...good, ...good, ...good].join('\n')}\n{"prompt": "", "chosen": " a", "rejected": " b"}\n${good[0]}\n`);
+    for (const threads of ['1', '3']) {
+      const r = run(args, { SRK_TOKENIZE_THREADS: threads });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(`${data}:19:`);
+    }
   });
 
   it('a pair past the model\'s max_position_embeddings is an error naming its line (the augmented sequence with --augmented)', () => {
