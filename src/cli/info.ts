@@ -9,6 +9,8 @@ export interface InfoReport {
   srk: { shaderF16: boolean; subgroups: boolean; subgroupMatrix: boolean; timestampQuery: boolean; mixedPrecision: boolean; tuning: boolean };
   /** The `webgpu` build and the Dawn toggles asked for (SRK_DAWN_TOGGLES included; Dawn ignores a name it does not know). */
   dawn: string;
+  /** The SRK_* switches set (non-empty), which change what runs (README's list). */
+  env: Record<string, string>;
 }
 
 export function infoReport(gpu: Gpu): InfoReport {
@@ -24,6 +26,7 @@ export function infoReport(gpu: Gpu): InfoReport {
       tuning: gpu.tuner !== undefined,
     },
     dawn: gpu.dawnSettings,
+    env: Object.fromEntries(Object.entries(process.env).filter(([k, v]) => k.startsWith('SRK_') && v).sort() as [string, string][]),
   };
 }
 
@@ -42,6 +45,8 @@ export function formatInfo(r: InfoReport): string {
   lines.push(`tuning:    ${r.srk.tuning ? 'on: the first training steps time the matmul tilings and keep the fastest'
     : 'off: built-in tilings (SRK_TUNE=1 turns the tuner on; it needs timestamp-query)'}`);
   lines.push(`dawn:      ${r.dawn}`);
+  const env = Object.entries(r.env);
+  lines.push(`switches:  ${env.length ? env.map(([k, v]) => `${k}=${v}`).join(' ') : 'none (no SRK_* variable set)'}`);
   if (r.subgroupMatrixConfigs.length) {
     lines.push('subgroup-matrix configs:');
     for (const c of r.subgroupMatrixConfigs) {

@@ -42,6 +42,7 @@ describe('srk CLI', () => {
     expect(withToggle.status).toBe(0);
     // The build and the toggles asked for, SRK_DAWN_TOGGLES's included (Dawn says nothing of a name it does not know).
     expect(withToggle.stdout).toMatch(/^dawn: +webgpu \d+\.\d+\.\d+; enable-dawn-features=.*use_vulkan_memory_model/m);
+    expect(withToggle.stdout).toMatch(/^switches: +.*SRK_DAWN_TOGGLES=use_vulkan_memory_model/m);
     expect(info.dawn).toMatch(/^webgpu \d+\.\d+\.\d+; enable-dawn-features=allow_unsafe_apis/);
     const badToggle = run(['info'], { SRK_DAWN_TOGGLES: 'use vulkan;memory' });
     expect(badToggle.status).toBe(1);
