@@ -17,8 +17,8 @@ import type { Gpu } from '../engine/gpu.js';
 import { JsonlRowError, iterateJsonl, newJsonlStats, readLines } from '../data/read-jsonl.js';
 import { isParquet, parquetRowCount } from '../data/read-parquet.js';
 import { PreferenceNormalizer, formatNormalizeStats, preferenceValidator } from '../data/preference-rows.js';
-import { PairTokenizer, addTokenizeStats, formatTokenizeStats, type TokenizedPair } from '../data/tokenize-pairs.js';
-import { tokenizeOnThreads, tokenizeThreads, type RowOutcome } from '../data/tokenize-parallel.js';
+import { PairTokenizer, formatTokenizeStats, tokenizeRows, type TokenizedPair } from '../data/tokenize-pairs.js';
+import type { RowOutcome } from '../data/tokenize-parallel.js';
 import type { PreferenceRow } from '../data/preference-rows.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
@@ -186,15 +186,7 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
         return block.rows.length ? block : undefined;
       };
       const tokenizeBlock = (block: RowBlock): Promise<RowOutcome[]> => {
-        const threads = tok.spec ? tokenizeThreads(block.rows.length) : 1;
-        const done = threads > 1
-          ? tokenizeOnThreads(block.rows, tok.spec!, tokOpts, threads).then((r) => {
-            for (const st of r.stats) addTokenizeStats(tokenizer.stats, st);
-            return r.outcomes;
-          })
-          : Promise.resolve(block.rows.map((row): RowOutcome => {
-            try { return tokenizer.pair(row); } catch (e) { return { error: (e as Error).message }; }
-          }));
+        const done = tokenizeRows(block.rows, tt, tokenizer, tokOpts);
         done.catch(() => { /* awaited in order below; a block after a failed one is never awaited */ });
         return done;
       };

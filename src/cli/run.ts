@@ -56,7 +56,7 @@ export function fail(e: unknown): void {
 }
 
 /** Flags that take several values (yargs arrays): bench --sizes, report's runs and --name. */
-const LIST_FLAGS = new Set(['_', '$0', 'sizes', 'runs', 'name']);
+export const LIST_FLAGS = new Set(['_', '$0', 'sizes', 'runs', 'name']);
 
 /**
  * yargs middleware: a single-value flag given twice arrives as an array ("--batch-size 2 --batch-size

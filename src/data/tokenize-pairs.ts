@@ -366,6 +366,27 @@ export type LoadPairsOptions = JsonlOptions & Omit<NormalizeOptions, keyof ChatT
   onProgress?: (done: number, total: number) => void;
 };
 
+/**
+ * Each row's pair, or its error's message, in row order: on worker threads where the rows are enough
+ * (tokenize-parallel.ts tokenizeThreads; their counts are added to t.stats), else with `t` on this
+ * thread. `onDone` gets the rows done so far. The pairs, counts and errors are the same either way.
+ */
+export async function tokenizeRows(rows: readonly PreferenceRow[], tok: TextTokenizer, t: PairTokenizer, opts: TokenizeOptions,
+  onDone?: (done: number) => void): Promise<RowOutcome[]> {
+  const threads = tok.spec ? tokenizeThreads(rows.length) : 1;
+  if (threads > 1) {
+    // The options as data: a worker receives a structured clone, which refuses functions.
+    const plain = Object.fromEntries(Object.entries(opts).filter(([, v]) => typeof v !== 'function')) as TokenizeOptions;
+    const r = await tokenizeOnThreads(rows, tok.spec!, plain, threads, onDone);
+    for (const s of r.stats) addTokenizeStats(t.stats, s);
+    return r.outcomes;
+  }
+  return rows.map((row, i) => {
+    if (i % 1024 === 0 || i === rows.length - 1) onDone?.(i + 1);
+    try { return t.pair(row); } catch (e) { return { error: e instanceof Error ? e.message : String(e) }; }
+  });
+}
+
 /** Why a tokenized pair does not fit `positions`, or undefined when it fits. */
 function positionsError(p: TokenizedPair, positions: { max: number; augmented: boolean }): string | undefined {
   const completion = Math.max(p.chosenIds.length, p.rejectedIds.length);
@@ -408,25 +429,11 @@ export async function loadTokenizedPairs(file: string, tok: TextTokenizer, opts:
       rows.push(all[i]);
     }
   };
-  const threads = tok.spec ? tokenizeThreads(all.length) : 1;
-  if (threads > 1) {
-    const { onProgress, ...rest } = opts;
-    let shown = 0;
-    // The options as data: a worker receives a structured clone, which refuses functions.
-    const plain = Object.fromEntries(Object.entries(rest).filter(([, v]) => typeof v !== 'function')) as TokenizeOptions;
-    const r = await tokenizeOnThreads(all, tok.spec!, plain, threads, (done) => {
-      if (done - shown >= 1024 || done === all.length) { shown = done; onProgress?.(done, all.length); }
-    });
-    for (const s of r.stats) addTokenizeStats(t.stats, s);
-    r.outcomes.forEach(take);
-  } else {
-    all.forEach((row, i) => {
-      if (i % 1024 === 0 || i === all.length - 1) opts.onProgress?.(i + 1, all.length);
-      let o: RowOutcome;
-      try { o = t.pair(row); } catch (e) { o = { error: e instanceof Error ? e.message : String(e) }; }
-      take(o, i);
-    });
-  }
+  let shown = 0;
+  (await tokenizeRows(all, tok, t, opts, (done) => {
+    // The first report, then every 1024 rows or so, and the last.
+    if (shown === 0 || done - shown >= 1024 || done === all.length) { shown = done; opts.onProgress?.(done, all.length); }
+  })).forEach(take);
   const report = `${file}: ${formatNormalizeStats(stats, read)}\n${formatTokenizeStats(t.stats, opts)}`;
   return { pairs, rows, read, normalize: stats, tokenize: t.stats, report };
 }

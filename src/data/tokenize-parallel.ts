@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import type { TokenizerSpec } from '../model/tokenizer.js';
 import type { PreferenceRow } from './preference-rows.js';
 import type { TokenizedPair, TokenizeOptions, TokenizeStats } from './tokenize-pairs.js';
-import { envPositiveInt } from '../engine/env.js';
+import { envCount } from '../engine/env.js';
 
 /** Rows each thread gets at least: below that a worker's start (building the tokenizer) costs more than it saves. */
 export const MIN_ROWS_PER_THREAD = 2000;
@@ -39,7 +39,7 @@ export type TokenizeReply = { progress: number } | { outcomes: RowOutcome[]; sta
  * where the worker module is absent (the TypeScript sources under vitest).
  */
 export function tokenizeThreads(rows: number, worker: URL = TOKENIZE_WORKER): number {
-  const env = envPositiveInt('SRK_TOKENIZE_THREADS', 'threads (1: tokenize on the main thread)');
+  const env = envCount('SRK_TOKENIZE_THREADS');
   if (!existsSync(fileURLToPath(worker))) return 1;
   if (env !== undefined) return Math.max(1, Math.min(env, rows));
   return Math.max(1, Math.min(os.availableParallelism(), MAX_THREADS, Math.floor(rows / MIN_ROWS_PER_THREAD)));

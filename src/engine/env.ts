@@ -32,15 +32,23 @@ export function envPositiveInt(name: string, what: string, env: NodeJS.ProcessEn
  * table lets checkEnvironment() refuse a malformed one before any device work, whatever path the run
  * takes (a switch read only on the tensor-core path was accepted silently on an f32 run).
  */
-const SWITCHES: Record<string, readonly string[]> = {
+const SWITCHES = {
   SRK_TUNE: ['0', '1'], SRK_MATMUL: ['simple', 'reg'], SRK_SMX_SAFE: ['0', '1'], SRK_MIXED: ['emulate', 'emulate-tc'],
   SRK_ATTENTION: ['tc', 'simt', 'unfused'], SRK_SMX_RELOAD: ['0', '1'], SRK_SMX_SOFTMAX: ['row', 'shuffle'],
   SRK_F16_COPIES: ['0', '1'], SRK_FUSED_ACT: ['0', '1'], SRK_FUSED_ABSMAX: ['0', '1'], SRK_UNFUSED_CAUSAL: ['0', '1'],
   SRK_SMX_CHECK: ['0', '1'], SRK_LAST_BLOCK_TRIM: ['0', '1'], SRK_SHARED_PREFIX: ['0', '1'], SRK_DEBUG: ['0', '1'],
-};
-const COUNTS: Record<string, string> = {
+} as const;
+const COUNTS = {
   SRK_SUBMIT_EVERY: 'dispatches', SRK_TOKENIZE_THREADS: 'threads (1: tokenize on the main thread)',
-};
+} as const;
+export type SwitchName = keyof typeof SWITCHES;
+
+/** A switch of the table above where it is read: undefined when unset or empty, else one of its values. */
+export function envSwitch<K extends SwitchName>(name: K): (typeof SWITCHES)[K][number] | undefined {
+  return envChoice(name, SWITCHES[name]);
+}
+/** A count of the table above where it is read: undefined when unset or empty, else a positive integer. */
+export const envCount = (name: keyof typeof COUNTS): number | undefined => envPositiveInt(name, COUNTS[name]);
 /** Read elsewhere with their own checks (free text, lists, a MiB count), or by scripts and tests. */
 const OTHERS = new Set(['SRK_ADAPTER', 'SRK_DAWN_TOGGLES', 'SRK_KEEP_LOGITS_MIB', 'SRK_GPU_BUDGET', 'SRK_GPU_SECTIONS',
   'SRK_GPU_SWEEP', 'SRK_TC_BUDGET', 'SRK_KEEP_TMP', 'SRK_TEST_SEED', 'SRK_KEEP_REPORT', 'SRK_REPORT_SHOT_DIR']);
@@ -55,8 +63,8 @@ export const knownEnvironmentNames = (): string[] => [...Object.keys(SWITCHES), 
 export function checkEnvironment(env: NodeJS.ProcessEnv = process.env): string[] {
   const warnings: string[] = [];
   for (const name of Object.keys(env).filter((k) => k.startsWith('SRK_')).sort()) {
-    if (SWITCHES[name]) envChoice(name, SWITCHES[name], env);
-    else if (COUNTS[name]) envPositiveInt(name, COUNTS[name], env);
+    if (Object.hasOwn(SWITCHES, name)) envChoice(name, SWITCHES[name as SwitchName], env);
+    else if (Object.hasOwn(COUNTS, name)) envPositiveInt(name, COUNTS[name as keyof typeof COUNTS], env);
     else if (name === 'SRK_KEEP_LOGITS_MIB') keepLogitsMib(env[name]);
     else if (!OTHERS.has(name)) warnings.push(`${name} is not a variable srk reads (the README lists them); ignored`);
   }

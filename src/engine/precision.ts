@@ -2,7 +2,7 @@
 // cores (f32 accumulation; gradients' operands scaled per tensor, see matmul.ts scaleA) while
 // weights, optimizer state, activations, norms, softmax, attention and losses stay f32.
 import type { Gpu } from './gpu.js';
-import { userError } from '../errors.js';
+import { envSwitch } from './env.js';
 
 export type Precision = 'f32' | 'mixed';
 export const PRECISIONS: readonly Precision[] = ['f32', 'mixed'];
@@ -30,16 +30,13 @@ export function setPrecision(gpu: Gpu, wanted: Precision): PrecisionChoice {
 
 /** SRK_MIXED=emulate-tc: a mixed choice without tensor cores runs their kernels emulated. */
 function emulateIfAsked(gpu: Gpu, choice: PrecisionChoice): void {
-  if (choice.precision === 'mixed' && !gpu.smxF16 && process.env.SRK_MIXED === 'emulate-tc') gpu.emulateSmx = true;
+  if (choice.precision === 'mixed' && !gpu.smxF16 && envSwitch('SRK_MIXED') === 'emulate-tc') gpu.emulateSmx = true;
 }
 
 /** What setPrecision(gpu, wanted) would choose, without setting it. `flag`: the option named in notes. */
 export function precisionFor(gpu: Gpu, wanted: Precision, flag = '--precision'): PrecisionChoice {
   // A malformed SRK_MIXED is refused whatever runs (as the other variables), not only where it would act.
-  const mode = process.env.SRK_MIXED;
-  if (mode && mode !== 'emulate' && mode !== 'emulate-tc') {
-    throw userError(`SRK_MIXED=${mode}: expected emulate or emulate-tc`);
-  }
+  const mode = envSwitch('SRK_MIXED');
   if (wanted === 'f32') return { precision: 'f32' };
   if (gpu.smxF16) return { precision: 'mixed' };
   if (mode === 'emulate') {

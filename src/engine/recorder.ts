@@ -12,7 +12,7 @@
 import './webgpu.js';
 import type { Gpu } from './gpu.js';
 import type { BufferRange, Kernel } from './kernel.js';
-import { envPositiveInt } from './env.js';
+import { envCount } from './env.js';
 
 /** Default dispatches per submit; SRK_SUBMIT_EVERY overrides it (for measuring the effect). */
 const SUBMIT_EVERY = 64;
@@ -40,7 +40,7 @@ export class Recorder {
   discard = false;
 
   constructor(private gpu: Gpu) {
-    this.submitEvery = envPositiveInt('SRK_SUBMIT_EVERY', 'dispatches') ?? SUBMIT_EVERY;
+    this.submitEvery = envCount('SRK_SUBMIT_EVERY') ?? SUBMIT_EVERY;
     this.limit = Math.min(FIRST_AFTER_IDLE, this.submitEvery);
   }
 

@@ -2,7 +2,7 @@
 // attention-blocked.ts wherever they fit the adapter's workgroup memory, else the tiles of the
 // fallback kernels in attention-legacy.ts; setAttentionTiling lets tests force either.
 import type { Gpu } from '../engine/gpu.js';
-import { envChoice } from '../engine/env.js';
+import { envSwitch } from '../engine/env.js';
 import { chooseSmxAttentionTiles, type SmxAttentionTiles } from './attention-smx.js';
 import { chooseSmxBackwardTiles } from './attention-smx-backward.js';
 
@@ -113,11 +113,11 @@ export function regTileCandidates(gpu: Gpu, pass: Pass, Dh: number): RegTiles[] 
 // SRK_ATTENTION=tc forces attention onto tensor cores (attention-smx.ts) in f16 precision, without
 // their self-check (for checking them: scripts/gpu-check.sh); simt keeps the flash kernels; unfused
 // the matmul path (attention-unfused.ts). Unset: the tuner chooses among them (attention.ts).
-const attentionMode = () => envChoice('SRK_ATTENTION', ['tc', 'simt', 'unfused'] as const) ?? '';
+const attentionMode = () => envSwitch('SRK_ATTENTION') ?? '';
 // SRK_SMX_SOFTMAX=row: the tensor-core forward's softmax with one lane per row and no subgroup
 // shuffles (attention-smx.ts); SRK_SMX_RELOAD=1: the tensor-core kernels load their owned fragments
 // again for every tile (SmxAttentionTiles.reload). Diagnostic forms (scripts/gpu-check.sh).
-const smxReload = () => envChoice('SRK_SMX_RELOAD', ['0', '1'] as const) === '1';
+const smxReload = () => envSwitch('SRK_SMX_RELOAD') === '1';
 
 /** SRK_ATTENTION=unfused: attention through the matmul kernels (attention-unfused.ts), unless a test
  *  override forces a kernel family. */
@@ -155,7 +155,7 @@ export function unfusedCandidateAllowed(gpu: Gpu, precision: 'f32' | 'f16'): boo
 export function checkAttentionEnv(): void { attentionMode(); smxRowLanes(); smxReload(); }
 
 /** Whether the tensor-core forward runs its softmax one lane per row (SRK_SMX_SOFTMAX=row). */
-export const smxRowLanes = (): boolean => envChoice('SRK_SMX_SOFTMAX', ['row', 'shuffle'] as const) === 'row';
+export const smxRowLanes = (): boolean => envSwitch('SRK_SMX_SOFTMAX') === 'row';
 
 /** The tensor-core forward's tiles for this call, or undefined for the f32 kernels. */
 export function chooseSmxForward(gpu: Gpu, precision: 'f32' | 'f16', Dh: number): SmxAttentionTiles | undefined {

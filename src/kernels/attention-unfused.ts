@@ -44,7 +44,7 @@ import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, maxWindowElems, memoDef, windowOf, type KernelDef } from '../engine/kernel.js';
 import { MASK_WGSL } from './attention-mask.js';
-import { envChoice } from '../engine/env.js';
+import { envSwitch } from '../engine/env.js';
 import { matmul } from './matmul.js';
 import { ABSMAX_PARTS, absmaxOf, absmaxPartWgsl, absmaxStridedOf } from './absmax.js';
 import type { Op } from './attention-wgsl.js';
@@ -267,7 +267,7 @@ export interface UnfusedShape {
  */
 let causalOverride: boolean | undefined;
 export function setUnfusedCausal(on: boolean | undefined): void { causalOverride = on; }
-const causalProducts = (): boolean => causalOverride ?? envChoice('SRK_UNFUSED_CAUSAL', ['0', '1'] as const) !== '0';
+const causalProducts = (): boolean => causalOverride ?? envSwitch('SRK_UNFUSED_CAUSAL') !== '0';
 
 /** Largest scratch (floats, each of the two) the unfused path takes: 384 MiB, so long sequences
  *  (where T^2 outgrows the model) stay on the flash kernels. (8 rows of Pythia-410m's 16 heads at

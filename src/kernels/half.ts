@@ -12,7 +12,7 @@
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, chunkRanges, grid, maxWindowElems, memoDef, windowOf, type KernelDef } from '../engine/kernel.js';
-import { envChoice } from '../engine/env.js';
+import { envSwitch } from '../engine/env.js';
 import { f16ScaleWgsl } from './absmax.js';
 
 const THREADS = 256;
@@ -86,7 +86,7 @@ export function halfOf(gpu: Gpu, x: Tensor, n: number, parts?: Tensor, timing?: 
 }
 
 /** SRK_F16_COPIES: '1' always, '0' never, unset: the tuner's choice (on tensor cores). */
-export const f16CopiesEnv = (): '0' | '1' | undefined => envChoice('SRK_F16_COPIES', ['0', '1'] as const);
+export const f16CopiesEnv = (): '0' | '1' | undefined => envSwitch('SRK_F16_COPIES');
 
 /**
  * Whether the products of one operation (a linear layer's direction, the output layer's) read f16

@@ -33,7 +33,7 @@ import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { KernelDef } from '../engine/kernel.js';
 import { Rng } from '../init/prng.js';
-import { envChoice } from '../engine/env.js';
+import { envSwitch } from '../engine/env.js';
 import { matmul, matmulDefs, excludeTiling, splitForms, useSafeTensorCoreForms, smxSafe, smxTilingFits, SMX_128, SMX_64, SMX_CANDIDATES, type MatmulArgs } from './matmul.js';
 import { tileName, type MatmulTile } from './matmul-shared.js';
 import { f16ProductTolerance, matmulRef } from './matmul.ref.js';
@@ -317,7 +317,7 @@ export function describeCheck(r: TensorCoreCheck): string {
 export async function checkedPrecision(gpu: Gpu, main: PrecisionChoice, aug: AugPrecisionChoice | undefined,
   log: (line: string) => void, check: (gpu: Gpu) => Promise<TensorCoreCheck> = checkTensorCoreMatmul):
   Promise<{ main: PrecisionChoice; aug: AugPrecisionChoice | undefined }> {
-  const mode = envChoice('SRK_SMX_CHECK', ['0', '1']);
+  const mode = envSwitch('SRK_SMX_CHECK');
   const onTc = main.precision === 'mixed' || aug?.matmul === 'f16';
   if (!onTc || mode === '0' || !(gpu.smxMode === 'native' || (mode === '1' && gpu.smxMode))) return { main, aug };
   const r = await check(gpu);

@@ -32,7 +32,7 @@ import { SPLITK_REDUCE, splitKReduce } from './matmul-splitk.js';
 import { halfOctave } from '../engine/tuner.js';
 import { tileName, type ActEpilogue, type Causal, type F16Staging, type MatmulTile, type VecFlags } from './matmul-shared.js';
 import { gelu, geluBackward, geluKernelName, type GeluOp } from './activations.js';
-import { envChoice } from '../engine/env.js';
+import { envSwitch } from '../engine/env.js';
 import { userError } from '../errors.js';
 import { regDef, regShape, regSharedBytes, simpleDef } from './matmul-simt.js';
 
@@ -297,7 +297,7 @@ function actEpilogue(act: NonNullable<Problem['act']>): ActEpilogue {
  * onto the first), no forced tensor-core or split-K tiling, SRK_FUSED_ACT not 0.
  */
 function actFused(gpu: Gpu, p: Problem): boolean {
-  if (envChoice('SRK_FUSED_ACT', ['0', '1']) === '0' || p.act!.absmax || f16Operands(gpu, p)) return false;
+  if (envSwitch('SRK_FUSED_ACT') === '0' || p.act!.absmax || f16Operands(gpu, p)) return false;
   if (p.tile && (p.tile.kind === 'smx' || (p.tile.splitK ?? 1) > 1)) return false;
   const limit = Math.floor((gpu.maxBinding - gpu.bindingAlign) / 4);
   return Math.max(spanA(p), spanB(p), spanC(p)) <= limit;

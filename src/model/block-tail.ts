@@ -8,7 +8,7 @@
 // the scored queries). The block gathers its input and attention output to those rows; the backward
 // spreads the gradients of both back over every row, zeros elsewhere (rows.ts).
 import type { Tensor } from '../engine/tensor.js';
-import { envChoice } from '../engine/env.js';
+import { envSwitch } from '../engine/env.js';
 import type { GpuBatch } from './context.js';
 
 /** The rows (in the blocks' token order) the last block's tail runs on. */
@@ -19,7 +19,7 @@ export interface BlockTail { rows: Tensor; n: number }
  * SRK_LAST_BLOCK_TRIM=0 runs the last block on every token, as the others.
  */
 export function lastBlockTail(batch: GpuBatch): BlockTail | undefined {
-  if (envChoice('SRK_LAST_BLOCK_TRIM', ['0', '1'] as const) === '0') return undefined;
+  if (envSwitch('SRK_LAST_BLOCK_TRIM') === '0') return undefined;
   const { rows, n } = batch.scored;
   return n > 0 && n < batch.N ? { rows, n } : undefined;
 }

@@ -17,7 +17,7 @@
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { halfOctave } from '../engine/tuner.js';
-import { envChoice } from '../engine/env.js';
+import { envSwitch } from '../engine/env.js';
 import { matmul, type MatmulArgs } from '../kernels/matmul.js';
 import { columnSum } from '../kernels/column-sum.js';
 import { ABSMAX_PARTS, absmaxOf } from '../kernels/absmax.js';
@@ -38,7 +38,7 @@ export function operandScale(gpu: Gpu, t: Tensor, n: number): Tensor | undefined
  * SRK_FUSED_ABSMAX=0: undefined (the linear layers then find the scale in a pass of their own).
  */
 export function producedScale(gpu: Gpu): Tensor | undefined {
-  if (gpu.matmulPrecision !== 'f16' || envChoice('SRK_FUSED_ABSMAX', ['0', '1']) === '0') return undefined;
+  if (gpu.matmulPrecision !== 'f16' || envSwitch('SRK_FUSED_ABSMAX') === '0') return undefined;
   return gpu.pool.acquire([ABSMAX_PARTS], 'f32', 'absmax parts');
 }
 

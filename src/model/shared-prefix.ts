@@ -18,7 +18,7 @@
 // Only forwards without backward (the augmented pass, reference and eval scoring): a backward would
 // have to sum the prefix's gradients over the rows.
 import type { Tensor } from '../engine/tensor.js';
-import { envChoice } from '../engine/env.js';
+import { envSwitch } from '../engine/env.js';
 import type { BatchLayout } from './batch.js';
 
 /** Where the batch's rows share their first L tokens: the maps between the two token orders. */
@@ -62,7 +62,7 @@ export function sharedPrefixLength(layout: BatchLayout): number {
  * tokens. SRK_SHARED_PREFIX=0 never shares, =1 shares any common prefix (tests).
  */
 export function prefixToShare(layout: BatchLayout): number {
-  const choice = envChoice('SRK_SHARED_PREFIX', ['0', '1'] as const);
+  const choice = envSwitch('SRK_SHARED_PREFIX');
   if (choice === '0' || layout.B < 2) return 0;
   const L = sharedPrefixLength(layout);
   if (choice === '1') return L;

@@ -52,14 +52,14 @@ export const signalExitCode = (sig: 'SIGINT' | 'SIGTERM'): number => (sig === 'S
 /** Options that must match for --resume to continue a run (others, like eval cadence, may change). */
 const PINNED = ['loss', 'beta', 'lambda', 'labelSmoothing', 'optimizer', 'weightDecay', 'lr', 'warmupSteps', 'lrSchedule', 'gradClip', 'batchSize', 'maxLength',
   'maxPromptLength', 'seed', 'refinePrompt', 'noEos', 'data', 'dropLast', 'sftPairTruncation'] as const;
-/** What a pinned option recorded by an older srk (before it existed) was. */
-const PINNED_BEFORE: Partial<Record<(typeof PINNED)[number], unknown>> = { lrSchedule: 'constant', dropLast: true, labelSmoothing: 0 };
+/** What a pinned option was in a run saved by an older srk (before it existed), from what that run recorded. */
+const PINNED_BEFORE: Partial<Record<(typeof PINNED)[number], (recorded: Record<string, unknown>) => unknown>> = {
+  lrSchedule: () => 'constant', dropLast: () => true, labelSmoothing: () => 0,
+  weightDecay: (r) => defaultWeightDecay(r.optimizer as TrainOptions['optimizer']),
+};
 /** A pinned option as the resumed run recorded it (or as an srk from before the option ran it). */
 function recordedOption(state: TrainerState, k: (typeof PINNED)[number]): unknown {
-  if (Object.hasOwn(state.options, k)) return state.options[k];
-  // Before --weight-decay: torch's default of the run's optimizer.
-  if (k === 'weightDecay') return defaultWeightDecay(state.options.optimizer as TrainOptions['optimizer']);
-  return PINNED_BEFORE[k];
+  return Object.hasOwn(state.options, k) ? state.options[k] : PINNED_BEFORE[k]?.(state.options);
 }
 /** A TrainOptions key as its flag: warmupSteps -> --warmup-steps. */
 const flagName = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
@@ -91,7 +91,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
   const state: TrainerState | undefined = o.resume && existing ? readTrainerState(existing) : undefined;
   // --drop-last not given: a new run trains the partial batch; a resumed run keeps its own choice (one
   // from before the option dropped it).
-  const recorded = state && (Object.hasOwn(state.options, 'dropLast') ? state.options.dropLast : PINNED_BEFORE.dropLast);
+  const recorded = state && recordedOption(state, 'dropLast');
   o = { ...o, dropLast: o.dropLast ?? (recorded as boolean | undefined) ?? false };
   const dropLast = o.dropLast;
   o = { ...o, weightDecay: o.weightDecay ?? defaultWeightDecay(o.optimizer) };

@@ -1,7 +1,9 @@
 // The command line as a user meets it: built CLI, real processes, exit codes.
 import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { LIST_FLAGS } from '../../src/cli/run.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const srk = resolve(root, 'bin/srk.js');
@@ -66,6 +68,11 @@ describe('srk CLI', () => {
       expect(r.status, r.stderr).toBe(1);
       expect(r.stderr).toMatch(re);
     }
+    // Every flag declared as a list is exempt (a new one must be added to LIST_FLAGS).
+    const declared = ['src/cli.ts', 'src/cli/report.ts', 'src/cli/train.ts', 'src/cli/eval.ts', 'src/cli/logprobs.ts', 'src/cli/init.ts']
+      .flatMap((f) => [...readFileSync(resolve(root, f), 'utf8').matchAll(/'?([\w-]+)'?(?::|',) \{ type: '(?:array'|\w+',[^}]*\barray: true)/g)].map((m) => m[1]));
+    expect(declared.sort()).toEqual(['name', 'runs', 'sizes']);
+    for (const f of declared) expect(LIST_FLAGS.has(f), f).toBe(true);
     // Repeated alike: read as one value (the missing model is what stops it).
     const same = run(['train', '--batch-size', '2', '--batch-size', '2', '--model', '/nonexistent-model', '--data', 'x']);
     expect(same.stderr).toMatch(/^srk: --model \/nonexistent-model: no such file or directory/m);
