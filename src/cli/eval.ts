@@ -10,9 +10,9 @@
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import type { Gpu } from '../engine/gpu.js';
-import type { TokenizedPair } from '../data/tokenize-pairs.js';
+import { isSftPair, type TokenizedPair } from '../data/tokenize-pairs.js';
 import { loadModel } from '../model/load.js';
-import { computeEvalMetrics, formatEvalTable, type EvalMetrics } from '../report/eval-metrics.js';
+import { computeEvalMetrics, computeSftEvalMetrics, formatEvalTable, type EvalMetrics } from '../report/eval-metrics.js';
 import { checkSameTokenizer, loadPairsForModel } from '../train/dataset.js';
 import { referenceLogps } from '../train/reference.js';
 import { scorePairs, type PairLogps } from '../train/score.js';
@@ -48,6 +48,8 @@ export interface EvalReport {
   /** Lines of the data file skipped as bad (--skip-bad-rows): `n` counts only the usable pairs. */
   skipped_rows: number;
   reference_is_policy: boolean;
+  /** The data were SFT rows (no rejected response): nll_chosen alone is defined. */
+  sft_rows: boolean;
   notes: string[];
 }
 
@@ -71,7 +73,7 @@ export function evalReport(m: EvalMetrics, o: EvalOptions, refDir: string, sameR
     model: o.model, ref_model: refDir, data: o.data, beta: o.beta, n: m.n,
     margin: fin(m.margin), accuracy: fin(m.accuracy), aug_accuracy: fin(m.aug_accuracy), aug_margin: fin(m.aug_margin),
     reward_chosen: fin(m.reward_chosen), reward_rejected: fin(m.reward_rejected), nll_chosen: fin(m.nll_chosen),
-    scored_pairs: scored, skipped_rows: skipped, reference_is_policy: sameRef, notes,
+    scored_pairs: scored, skipped_rows: skipped, reference_is_policy: sameRef, sft_rows: m.sft === true, notes,
   };
   if (m.pearson !== undefined) { r.pearson = fin(m.pearson); r.spearman = fin(m.spearman); r.kendall = fin(m.kendall); }
   return r;
@@ -88,13 +90,15 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
   let pairs: TokenizedPair[];
   let skipped = 0;
   try {
-    if (!sameRef) await checkSameTokenizer(o.model, refDir);
-    pairs = await loadPairsForModel(o.model, o.data, settings, { augmented: true }, log, (read) => { skipped = read.badRows; }, (l, d, t) => progress.update(l, d, t));
+    pairs = await loadPairsForModel(o.model, o.data, settings, { augmented: true, sftIfAny: true }, log, (read) => { skipped = read.badRows; },
+      (l, d, t) => progress.update(l, d, t));
+    if (!sameRef && !isSftPair(pairs[0])) await checkSameTokenizer(o.model, refDir);
   } catch (e) {
     throw dataError(e);
   }
   const notes: string[] = [];
   if (skipped > 0) notes.push(`${skipped} bad lines of ${o.data} skipped (--skip-bad-rows); the metrics are over the other ${pairs.length} pairs`);
+  if (isSftPair(pairs[0])) return evalSftRows(o, pairs, refDir, sameRef, notes, skipped, progress);
   return withGpu({ adapter: o.adapter }, async (gpu) => {
     const t0 = performance.now();
     let ref: PlainAug;
@@ -131,17 +135,40 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
   });
 }
 
+/**
+ * SFT rows (prompt + completion, no rejected response): the policy's NLL per completion token, the SFT
+ * loss on them; nothing else is defined, so no reference is scored.
+ */
+async function evalSftRows(o: EvalOptions, rows: readonly TokenizedPair[], refDir: string, sameRef: boolean, notes: string[], skipped: number,
+  progress: Progress): Promise<EvalReport> {
+  notes.push(`${rows.length} SFT rows (no rejected response, prompt + chosen truncated alone as --loss sft does): ` +
+    'the policy\'s NLL per completion token only; margins, accuracies and rewards need preference pairs');
+  if (!sameRef) notes.push(`--ref-model ${refDir} unused: SFT rows have no margins`);
+  if (o.cacheDir) notes.push(`--cache-dir ${o.cacheDir} unused: there is no reference to cache`);
+  return withGpu({ adapter: o.adapter }, async (gpu) => {
+    const t0 = performance.now();
+    const lm = await loadModel(gpu, o.model, { onProgress: progress.bytes(`load policy ${o.model}`) });
+    try {
+      const s = await scorePairs(gpu, lm.model, rows, { microBatch: o.microBatchSize, onProgress: (d, t) => progress.update('policy', d, t) });
+      progress.log(`${rows.length} SFT rows evaluated in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      return evalReport(computeSftEvalMetrics(s.chosen, s.chosenTokens), o, refDir, sameRef, 0, notes, skipped);
+    } finally {
+      freeModel(gpu, lm);
+    }
+  });
+}
+
 /** The terminal form: the shared evaluation table plus rewards and notes. */
 export function formatEvalReport(r: EvalReport): string {
   const table = formatEvalTable([{
-    name: path.basename(path.resolve(r.model)), margin: r.margin, accuracy: r.accuracy, aug_accuracy: r.aug_accuracy,
+    name: path.basename(path.resolve(r.model)), margin: r.margin, accuracy: r.accuracy, aug_accuracy: r.aug_accuracy, nll_chosen: r.nll_chosen,
     pearson: r.pearson ?? null, spearman: r.spearman ?? null, kendall: r.kendall ?? null, n: r.n,
   }]);
   const f = (v: number | null) => (v === null ? '-' : v.toFixed(4));
   const lines = [
     table,
     '',
-    `reference ${r.ref_model}, beta ${r.beta}: reward chosen ${f(r.reward_chosen)}, reward rejected ${f(r.reward_rejected)}, ` +
+    r.sft_rows ? `policy NLL ${f(r.nll_chosen)} per completion token over ${r.n} SFT rows` : `reference ${r.ref_model}, beta ${r.beta}: reward chosen ${f(r.reward_chosen)}, reward rejected ${f(r.reward_rejected)}, ` +
       `aug margin ${f(r.aug_margin)}; policy NLL ${f(r.nll_chosen)} per chosen token; ${r.scored_pairs} of ${r.n} pairs with judge scores`,
     ...r.notes.map((s) => `note: ${s}`),
   ];
@@ -151,7 +178,7 @@ export function formatEvalReport(r: EvalReport): string {
 export const evalCommand: CommandModule = {
   command: 'eval',
   describe: 'evaluate a policy against a reference on preference data: mean margin, accuracy, augmented accuracy, reward means, ' +
-    'the policy\'s negative log-likelihood per chosen token (nll_chosen), ' +
+    'the policy\'s negative log-likelihood per chosen token (nll_chosen; on SFT rows without a rejected response, that alone), ' +
     'and Pearson/Spearman/Kendall between margins and judge score differences (score_chosen/score_rejected, chosen_rating/rejected_rating or chosen_score/rejected_score) when the data has them',
   builder: (y) => scoringFlags(y).options({
     'ref-model': { type: 'string', describe: 'reference model directory (default: the policy itself, which makes every margin 0)' },

@@ -35,7 +35,7 @@ export function trainFlags<T>(y: Argv<T>) {
     'drop-last': { type: 'boolean',
       describe: 'skip each epoch\'s last, partial batch (its pairs sit that epoch out); default: train it as a shorter step, as transformers\' Trainer does (a resumed run keeps its own choice)' },
     seed: { type: 'number', default: d.seed, describe: 'data order seed' },
-    'eval-data': { type: 'string', describe: 'held-out pairs: margin, accuracy, augmented accuracy, and correlations with judge scores' },
+    'eval-data': { type: 'string', describe: 'held-out pairs: margin, accuracy, augmented accuracy, chosen NLL, and correlations with judge scores; with --loss sft also SFT rows without a rejected response (their NLL per completion token)' },
     'eval-every': { type: 'number', default: d.evalEvery, describe: 'evaluate every N steps (0: at the start and the end only)' },
     'save-every': { type: 'number', default: d.saveEvery, describe: 'checkpoint every N steps, as transformers\' Trainer (a job killed without warning loses at most that many); 0: only at the end and on Ctrl-C or SIGTERM' },
     out: { type: 'string', describe: 'run directory (metrics.jsonl, checkpoint/, report.html); default runs/<loss> (the demo: runs/demo)' },

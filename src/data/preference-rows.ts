@@ -63,6 +63,8 @@ export interface PreferenceRow {
    * tokenize-pairs.ts appends no EOS to a completion whose ids already hold one anywhere.
    */
   templated?: true;
+  /** A row without a rejected response (NormalizeOptions.sft): its `rejected` is "". */
+  sftOnly?: true;
 }
 
 export type RowShape = 'text' | 'hh' | 'chat';
@@ -225,7 +227,7 @@ export function asSftRow(obj: JsonObject): JsonObject | undefined {
 export function detectShape(obj: JsonObject): RowShape {
   const { prompt, chosen, rejected } = obj;
   if (chosen === undefined) throw new RowShapeError('missing field "chosen"');
-  if (rejected === undefined) throw new RowShapeError('missing field "rejected" (rows without one serve --loss sft only)');
+  if (rejected === undefined) throw new RowShapeError('missing field "rejected" (rows without one serve --loss sft, its --eval-data and srk eval\'s NLL only)');
   if (typeof chosen === 'string' && typeof rejected === 'string') {
     if (prompt === undefined) return 'hh';
     if (typeof prompt === 'string') return 'text';
@@ -301,7 +303,7 @@ export class PreferenceNormalizer {
       // Normalized with rejected = chosen (asSftRow): it has none.
       st.sftOnly++;
       if (row.chosen.trim() === '') st.emptyResponse++;
-      return { ...row, rejected: '', ...scores };
+      return { ...row, rejected: '', sftOnly: true, ...scores };
     }
     if (row.chosen.trim() === '' || row.rejected.trim() === '') st.emptyResponse++;
     if (row.chosen === row.rejected) st.identicalResponses++;

@@ -364,7 +364,18 @@ export function formatTokenizeStats(s: TokenizeStats, o: TokenizeOptions = {}): 
 export type LoadPairsOptions = JsonlOptions & Omit<NormalizeOptions, keyof ChatTemplateSource> & TokenizeOptions & {
   /** Rows tokenized so far, of all read (HH-RLHF's 160k training rows take minutes to tokenize). */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * A file that may be SFT data (an SFT run's --eval-data, `srk eval`): rows without a rejected response
+   * are read (NormalizeOptions.sft), and if there is one, every row is tokenized as SFT (prompt + chosen
+   * alone, TokenizeOptions.sft) and scored for its NLL alone; a file of pairs only is read as pairs.
+   */
+  sftIfAny?: boolean;
 };
+
+/** A pair tokenized as an SFT row (TokenizeOptions.sft): it has no rejected response (every pair's has a token). */
+export function isSftPair(p: TokenizedPair): boolean {
+  return p.rejectedIds.length === 0;
+}
 
 /**
  * Each row's pair, or its error's message, in row order: on worker threads where the rows are enough
@@ -411,10 +422,21 @@ export interface LoadedPairs {
  * Reads, normalizes and tokenizes a preference file in one call. The chat template, BOS and EOS
  * strings for chat rows come from the tokenizer.
  */
-export async function loadTokenizedPairs(file: string, tok: TextTokenizer, opts: LoadPairsOptions = {}): Promise<LoadedPairs> {
+export async function loadTokenizedPairs(file: string, tok: TextTokenizer, loadOpts: LoadPairsOptions = {}): Promise<LoadedPairs> {
   const { rows: all, lineNumbers, read, stats } = await loadPreferenceRows(file, {
-    ...opts, chatTemplate: tok.chatTemplate, bosToken: tok.bosToken, eosToken: tok.eosToken,
+    ...loadOpts, sft: loadOpts.sft === true || loadOpts.sftIfAny === true, chatTemplate: tok.chatTemplate, bosToken: tok.bosToken, eosToken: tok.eosToken,
   });
+  if (loadOpts.sftIfAny && stats.sftOnly > 0 && stats.sftOnly < all.length) {
+    // Pairs and SFT rows in one held-out file: a preference file with a misspelt "rejected" reads so
+    // too, and scoring it as SFT would silently drop its margins. Say which line is which.
+    const at = (sft: boolean) => {
+      const line = lineNumbers[all.findIndex((r) => (r.sftOnly === true) === sft)];
+      return read.unit === 'row' ? `${file}: row ${line}` : `${file}:${line}`;
+    };
+    throw userError(`${at(true)} has no rejected response while ${at(false)} has one: a file to evaluate holds preference pairs ` +
+      '(margins, accuracies) or SFT rows (the NLL of the completion), not both');
+  }
+  const opts = loadOpts.sftIfAny && stats.sftOnly > 0 ? { ...loadOpts, sft: true } : loadOpts;
   const t = new PairTokenizer(tok, opts);
   const pairs: TokenizedPair[] = [];
   const rows: PreferenceRow[] = [];

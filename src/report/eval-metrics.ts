@@ -48,8 +48,10 @@ export interface EvalMetrics {
   pearson?: number;
   spearman?: number;
   kendall?: number;
-  /** Per-pair margins beta*h_i [n], for plots and further statistics. */
+  /** Per-pair margins beta*h_i [n], for plots and further statistics (NaN for SFT rows). */
   margins: Float64Array;
+  /** SFT rows (no rejected response): nll_chosen alone is defined, and it is the SFT loss on them. */
+  sft?: true;
 }
 
 function need(name: string, a: ArrayLike<number> | undefined, n: number): ArrayLike<number> {
@@ -95,13 +97,7 @@ export function computeEvalMetrics(inp: EvalInputs): EvalMetrics {
     augMargin = sumDelta / n;
   }
 
-  let nllChosen: number | null = null;
-  if (inp.chosenTokens) {
-    const ct = need('chosenTokens', inp.chosenTokens, n);
-    let logp = 0, tokens = 0;
-    for (let i = 0; i < n; i++) { logp += pc[i]; tokens += ct[i]; }
-    nllChosen = -logp / tokens;
-  }
+  const nllChosen = inp.chosenTokens ? nllPerToken(pc, need('chosenTokens', inp.chosenTokens, n)) : null;
 
   const out: EvalMetrics = {
     n,
@@ -131,6 +127,27 @@ export function computeEvalMetrics(inp: EvalInputs): EvalMetrics {
   return out;
 }
 
+/** -sum_i logp_i / sum_i tokens_i: the negative log-likelihood per scored token. */
+function nllPerToken(logp: ArrayLike<number>, tokens: ArrayLike<number>): number {
+  let sum = 0, count = 0;
+  for (let i = 0; i < logp.length; i++) { sum += logp[i]; count += tokens[i]; }
+  return -sum / count;
+}
+
+/**
+ * Metrics of SFT rows (prompt + completion, no rejected response): the policy's NLL per completion token,
+ * which is the SFT loss on them (TRL's SFTTrainer's eval_loss). Without a rejected response there is no
+ * margin, accuracy or reward: those are NaN (null in eval.jsonl).
+ */
+export function computeSftEvalMetrics(policyChosen: ArrayLike<number>, chosenTokens: ArrayLike<number>): EvalMetrics {
+  const n = policyChosen.length;
+  need('chosenTokens', chosenTokens, n);
+  return {
+    n, margin: NaN, accuracy: NaN, aug_accuracy: null, aug_margin: null, reward_chosen: NaN, reward_rejected: NaN,
+    nll_chosen: nllPerToken(policyChosen, chosenTokens), margins: new Float64Array(n).fill(NaN), sft: true,
+  };
+}
+
 /** The eval.jsonl line for metrics of one split (per-pair margins left out; NaN becomes null). */
 export function toEvalRow(m: EvalMetrics, at: { step: number; pairs_seen: number; split: string }): EvalRow {
   const fin = (v: number | null | undefined): number | null => (v === null || v === undefined || !Number.isFinite(v) ? null : v);
@@ -146,6 +163,8 @@ export function toEvalRow(m: EvalMetrics, at: { step: number; pairs_seen: number
     n: m.n,
   };
   if (m.nll_chosen !== null) row.nll_chosen = fin(m.nll_chosen);
+  // SFT rows: their NLL is the training loss's quantity, so the report marks it on the loss chart.
+  if (m.sft) row.loss = fin(m.nll_chosen);
   if (m.pearson !== undefined) row.pearson = fin(m.pearson);
   if (m.spearman !== undefined) row.spearman = fin(m.spearman);
   if (m.kendall !== undefined) row.kendall = fin(m.kendall);
@@ -161,6 +180,8 @@ export interface EvalTableRow {
   margin?: number | null;
   accuracy?: number | null;
   aug_accuracy?: number | null;
+  /** The policy's NLL per chosen (completion) token. */
+  nll_chosen?: number | null;
   pearson?: number | null;
   spearman?: number | null;
   kendall?: number | null;
@@ -172,6 +193,7 @@ export const EVAL_COLUMNS: ReadonlyArray<{ key: keyof EvalTableRow & string; lab
   { key: 'margin', label: 'margin', digits: 4 },
   { key: 'accuracy', label: 'accuracy', digits: 4 },
   { key: 'aug_accuracy', label: 'aug acc', digits: 4 },
+  { key: 'nll_chosen', label: 'chosen NLL', digits: 4 },
   { key: 'pearson', label: 'Pearson', digits: 4 },
   { key: 'spearman', label: 'Spearman', digits: 4 },
   { key: 'kendall', label: 'Kendall', digits: 4 },
@@ -199,7 +221,7 @@ export function evalTableFromRows(runs: ReadonlyArray<{ name: string; eval?: Rea
     for (const e of rows) if (e.step >= last.step) last = e;
     out.push({
       name: r.name, split: last.split, step: last.step, pairs_seen: last.pairs_seen,
-      margin: last.margin, accuracy: last.accuracy, aug_accuracy: last.aug_accuracy,
+      margin: last.margin, accuracy: last.accuracy, aug_accuracy: last.aug_accuracy, nll_chosen: last.nll_chosen ?? null,
       pearson: last.pearson ?? null, spearman: last.spearman ?? null, kendall: last.kendall ?? null, n: last.n,
     });
   }

@@ -205,6 +205,7 @@ function evalTableHtml(table: EvalTableRow[]): string {
   });
   return `<table class="eval"><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>` +
     '<p class="note">margin = mean β·h; accuracy = mean [h &gt; 0]; aug acc = mean [Δ &gt; 0] on the prompt-augmented input; ' +
+    'chosen NLL = the policy\'s negative log-likelihood per chosen-response token (on SFT rows, the SFT loss; also marked on the loss chart); ' +
     'Pearson, Spearman (average ranks) and Kendall τ-b between per-pair margins β·h and judge score differences.</p>';
 }
 

@@ -20,6 +20,8 @@ export interface PairUse {
   sft?: boolean;
   /** The augmented sequences will be scored, so their length counts against the model's positions. */
   augmented: boolean;
+  /** Held-out data that may be SFT rows: read as pairs, or, where a row has no rejected response, as SFT rows (LoadPairsOptions.sftIfAny). */
+  sftIfAny?: boolean;
 }
 
 /** Rows from which tokenizing reports progress (about ten seconds of it on this project's 2-core machine). */
@@ -33,7 +35,7 @@ export async function loadPairsForModel(modelDir: string, file: string, s: DataS
   if (tok.sentencePieceFile) log(`tokenizer: ${tok.sentencePieceFile} (SentencePiece; no tokenizer.json, converted as transformers does)`);
   const r = await loadTokenizedPairs(file, textTokenizer(tok), {
     maxLength: s.maxLength, maxPromptLength: s.maxPromptLength, noEos: s.noEos, refinePrompt: s.refinePrompt, inContext: s.inContext,
-    skipBadRows: s.skipBadRows, sft: use.sft, positions: { max: maxPositions, augmented: use.augmented },
+    skipBadRows: s.skipBadRows, sft: use.sft, sftIfAny: use.sftIfAny, positions: { max: maxPositions, augmented: use.augmented },
     // Only data sets big enough to take a while say how far they are.
     onProgress: (done, total) => { if (total >= PROGRESS_ROWS) progress?.(`tokenize ${file}`, done, total); },
   }).catch((e: unknown) => { throw dataError(e); });

@@ -9,10 +9,11 @@ import type { Tensor } from '../engine/tensor.js';
 import { lengthOrder } from './length-order.js';
 import { releaseBatch, uploadBatch } from '../model/gpu-batch.js';
 import type { CausalLM } from '../model/causal-lm.js';
-import type { TokenizedPair } from '../data/tokenize-pairs.js';
+import { isSftPair, type TokenizedPair } from '../data/tokenize-pairs.js';
 import { userError } from '../errors.js';
 
 export interface PairLogps {
+  /** An SFT row (isSftPair) has no rejected response: its rejected log-prob and tokens are 0. */
   chosen: Float64Array; rejected: Float64Array;
   chosenTokens: Int32Array; rejectedTokens: Int32Array;
 }
@@ -50,11 +51,13 @@ export async function scorePairs(gpu: Gpu, model: CausalLM, pairs: readonly Toke
       gpu.pool.release(q.sums);
       q.idx.forEach((k, i) => {
         const [c, r] = q.layout.seqIndex[i];
-        out.chosen[k] = s[c]; out.rejected[k] = s[r];
-        out.chosenTokens[k] = q.layout.tokenCounts[c]; out.rejectedTokens[k] = q.layout.tokenCounts[r];
-        if (!Number.isFinite(s[c]) || !Number.isFinite(s[r])) {
+        out.chosen[k] = s[c]; out.chosenTokens[k] = q.layout.tokenCounts[c];
+        // An SFT row has one completion (r undefined): rejected stays 0 with 0 tokens.
+        if (r !== undefined) { out.rejected[k] = s[r]; out.rejectedTokens[k] = q.layout.tokenCounts[r]; }
+        if (!Number.isFinite(s[c]) || (r !== undefined && !Number.isFinite(s[r]))) {
           // A model that overflows on this data (f16 past 65504, say): the user's to see, not a stack trace.
-          throw userError(`${o.pairName ? o.pairName(k) : `pair ${k}`}: log-prob is not finite (chosen ${s[c]}, rejected ${s[r]})`);
+          throw userError(`${o.pairName ? o.pairName(k) : `pair ${k}`}: log-prob is not finite (chosen ${s[c]}` +
+            `${r !== undefined ? `, rejected ${s[r]}` : ''})`);
         }
       });
       done += q.idx.length;
@@ -70,7 +73,7 @@ export async function scorePairs(gpu: Gpu, model: CausalLM, pairs: readonly Toke
       const p = pairs[k];
       const prompt = o.augmented ? p.augPromptIds : p.promptIds;
       if (!prompt) throw new Error(`pair ${k}: no augmented prompt (tokenize with a refine prompt)`);
-      return { prompt, completions: [p.chosenIds, p.rejectedIds] };
+      return { prompt, completions: isSftPair(p) ? [p.chosenIds] : [p.chosenIds, p.rejectedIds] };
     });
     const layout = buildBatch(items, { packed: o.packed ?? true });
     // Rows that begin alike (the refinement prompt, a chat template's opening) share it (shared-prefix.ts).

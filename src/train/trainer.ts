@@ -7,9 +7,9 @@ import { Gpu } from '../engine/gpu.js';
 import { Optimizer, type OptimizerConfig } from '../kernels/optimizer.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { EVAL_FILE, METRICS_FILE, RUN_CONFIG_FILE, MetricsLog, readEval, type MetricsRow } from '../report/metrics-log.js';
-import { computeEvalMetrics, toEvalRow } from '../report/eval-metrics.js';
+import { computeEvalMetrics, computeSftEvalMetrics, toEvalRow } from '../report/eval-metrics.js';
 import { runsFromDirs, writeReport } from '../report/html.js';
-import type { TokenizedPair } from '../data/tokenize-pairs.js';
+import { isSftPair, type TokenizedPair } from '../data/tokenize-pairs.js';
 import { lrFactor } from './lr-schedule.js';
 import { findCheckpoint, keepModel, loadOptimizerState, readTrainerState, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { checkSameTokenizer, loadPairsForModel } from './dataset.js';
@@ -174,12 +174,15 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
         '(the file changed, or what tokenizes it: the tokenizer, --max-length, --max-prompt-length, --refine-prompt, --no-eos); ' +
         'its data order and position would not mean the same pairs');
     }
-    // Eval pairs: always augmented (the augmented accuracy).
-    const evalPairs = o.evalData ? await loadPairsForModel(o.model, o.evalData, settings, { augmented: true }, log, undefined, dataProgress) : undefined;
+    // Eval pairs: always augmented (the augmented accuracy). An SFT run's may be SFT rows (no rejected
+    // response): then it scores their NLL alone, with no reference (computeSftEvalMetrics).
+    const evalPairs = o.evalData
+      ? await loadPairsForModel(o.model, o.evalData, settings, { augmented: true, sftIfAny: o.loss === 'sft' }, log, undefined, dataProgress) : undefined;
+    const evalSft = evalPairs !== undefined && isSftPair(evalPairs[0]);
     // The reference is the initial policy unless --ref-model; never a resumed checkpoint.
     const refDir = o.refModel ?? o.model;
     // The reference scores the training pairs (not for SFT) and the eval pairs: it must read their ids as the policy does.
-    if (o.loss !== 'sft' || evalPairs) await checkSameTokenizer(o.model, refDir);
+    if (o.loss !== 'sft' || (evalPairs && !evalSft)) await checkSameTokenizer(o.model, refDir);
     const refReq = {
       refDir, microBatch: o.microBatchSize, cacheDir: path.join(o.out, 'cache'),
       settings, log, progress: (l: string, d: number, t: number) => progress.update(l, d, t), augMatmulPrecision,
@@ -197,7 +200,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     writeFileSync(path.join(o.out, RUN_CONFIG_FILE), `${JSON.stringify({ ...o, name: o.name ?? o.loss, ...ran }, null, 2)}\n`);
     const ref: ReferenceLogps | undefined = o.loss === 'sft' ? undefined
       : await referenceLogps(gpu, { ...refReq, pairs, augmented: sr, label: 'train' }).catch((e: unknown) => { throw refError(e, refDir, o.data); });
-    const evalRef = evalPairs
+    const evalRef = evalPairs && !evalSft
       ? await referenceLogps(gpu, { ...refReq, pairs: evalPairs, augmented: true, label: 'eval' }).catch((e: unknown) => { throw refError(e, refDir, o.evalData!); })
       : undefined;
 
@@ -248,6 +251,15 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     };
     let lastEval: Record<string, unknown> | undefined;
     const evaluate = async () => {
+      if (evalPairs && evalSft) {
+        const plain = await scorePairs(gpu, policy!.model, evalPairs, { microBatch: o.microBatchSize, onProgress: (d, t) => progress.update('eval', d, t) });
+        const m = computeSftEvalMetrics(plain.chosen, plain.chosenTokens);
+        const row = toEvalRow(m, { step, pairs_seen: pairsSeen, split: 'eval' });
+        metrics.eval(row);
+        lastEval = row as unknown as Record<string, unknown>;
+        log(`eval at step ${step}: chosen NLL ${m.nll_chosen!.toFixed(4)} per token (${m.n} SFT rows)`);
+        return;
+      }
       if (!evalPairs || !evalRef) return;
       const plain = await scorePairs(gpu, policy!.model, evalPairs, { microBatch: o.microBatchSize, onProgress: (d, t) => progress.update('eval', d, t) });
       const aug = await scorePairs(gpu, policy!.model, evalPairs, { microBatch: o.microBatchSize, augmented: true, matmulPrecision: augMatmulPrecision, onProgress: (d, t) => progress.update('eval (augmented)', d, t) });

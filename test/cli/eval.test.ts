@@ -2,7 +2,7 @@
 // their references match what expected.json's PyTorch log-probs give; judge-score correlations
 // match src/losses/correlation.ts on those margins.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -94,11 +94,42 @@ describe('srk eval', () => {
     const t = run(['eval', '--model', dir, '--ref-model', `${dir}_ref`, '--data', data, '--no-eos']);
     expect(t.status, t.stderr).toBe(0);
     const [header, , row] = t.stdout.split('\n');
-    expect(header).toMatch(/margin\s+accuracy\s+aug acc\s+Pearson\s+Spearman\s+Kendall\s+n/);
+    expect(header).toMatch(/margin\s+accuracy\s+aug acc\s+chosen NLL\s+Pearson\s+Spearman\s+Kendall\s+n/);
     expect(row).toContain(name);
     expect(row).toContain(j.margin.toFixed(4));
     expect(row).toContain(j.kendall.toFixed(4));
     expect(t.stdout).toMatch(/6 of 6 pairs with judge scores/);
+  });
+
+  it('SFT rows (no rejected response): the NLL per completion token alone, as expected.json\'s log-probs give; a mixed file is refused', () => {
+    const name = 'mistral-tiny';
+    const dir = join(fixtures, name);
+    const rows = readFileSync(join(dir, 'pairs.jsonl'), 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
+    const data = join(tmp, 'sft-rows.jsonl');
+    writeFileSync(data, rows.map((r) => JSON.stringify({ prompt: r.prompt, completion: r.chosen })).join('\n') + '\n');
+    // A reference given is not loaded (SFT rows have no margins): this one has no weights and would fail to.
+    const ref = join(tmp, 'ref-without-weights');
+    mkdirSync(ref);
+    writeFileSync(join(ref, 'config.json'), '{}');
+    const r = run(['eval', '--model', dir, '--ref-model', ref, '--data', data, '--no-eos', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.sft_rows).toBe(true);
+    expect(j.n).toBe(6);
+    close(j.nll_chosen, reference(name).nllChosen);
+    for (const k of ['margin', 'accuracy', 'aug_accuracy', 'reward_chosen', 'reward_rejected']) expect(j[k], k).toBeNull();
+    expect(j.notes.join(' ')).toMatch(/--ref-model .*ref-without-weights unused: SFT rows have no margins/);
+
+    const t = run(['eval', '--model', dir, '--data', data, '--no-eos']);
+    expect(t.status, t.stderr).toBe(0);
+    expect(t.stdout).toContain(`policy NLL ${j.nll_chosen.toFixed(4)} per completion token over 6 SFT rows`);
+
+    // Pairs and SFT rows in one file: refused, naming a line of each (a misspelt "rejected" reads as an SFT row).
+    const mixed = join(tmp, 'mixed.jsonl');
+    writeFileSync(mixed, [JSON.stringify(rows[0]), JSON.stringify({ prompt: rows[1].prompt, chosen: rows[1].chosen, rejeted: rows[1].rejected })].join('\n') + '\n');
+    const m = run(['eval', '--model', dir, '--data', mixed, '--no-eos']);
+    expect(m.status).toBe(1);
+    expect(m.stderr).toMatch(/mixed\.jsonl:2 has no rejected response while .*mixed\.jsonl:1 has one/);
   });
 
   it('without --ref-model the reference is the policy: zero margins and a note', () => {

@@ -270,13 +270,13 @@ describe('SFT rows (NormalizeOptions.sft): a rejected response may be absent', (
 
   it('{prompt, completion}, {prompt, chosen}, HH {chosen}, {messages} and message-list prompt-completion rows; rejected is ""', () => {
     const n = new PreferenceNormalizer({ sft: true, chatTemplate: CHATML });
-    expect(n.normalize({ prompt: 'P', completion: 'C' })).toEqual({ prompt: 'P', chosen: 'C', rejected: '' });
-    expect(n.normalize({ prompt: 'P', chosen: 'C', rejected: null })).toEqual({ prompt: 'P', chosen: 'C', rejected: '' });
+    expect(n.normalize({ prompt: 'P', completion: 'C' })).toEqual({ prompt: 'P', chosen: 'C', rejected: '', sftOnly: true });
+    expect(n.normalize({ prompt: 'P', chosen: 'C', rejected: null })).toEqual({ prompt: 'P', chosen: 'C', rejected: '', sftOnly: true });
     expect(n.normalize({ chosen: '\n\nHuman: hi\n\nAssistant: yo\n\nHuman: more\n\nAssistant: ok' }))
-      .toEqual({ prompt: '\n\nHuman: hi\n\nAssistant: yo\n\nHuman: more\n\nAssistant:', chosen: ' ok', rejected: '' });
+      .toEqual({ prompt: '\n\nHuman: hi\n\nAssistant: yo\n\nHuman: more\n\nAssistant:', chosen: ' ok', rejected: '', sftOnly: true });
     const chat = n.normalize({ messages: [U('hi'), A('Hello'), U('more'), A('Sure')] });
     expect(chat).toEqual({ prompt: t('user', 'hi') + t('assistant', 'Hello') + t('user', 'more') + '<|im_start|>assistant\n',
-      chosen: 'Sure<|im_end|>\n', rejected: '', templated: true });
+      chosen: 'Sure<|im_end|>\n', rejected: '', templated: true, sftOnly: true });
     expect(n.normalize({ prompt: [U('hi')], completion: [A('Hello')] }).chosen).toBe('Hello<|im_end|>\n');
     // A preference row stays one: its rejected response is kept (SFT does not train on it).
     expect(n.normalize({ prompt: 'P', chosen: 'C', rejected: 'R' })).toEqual({ prompt: 'P', chosen: 'C', rejected: 'R' });
@@ -296,6 +296,6 @@ describe('SFT rows (NormalizeOptions.sft): a rejected response may be absent', (
     expect(n.stats.total).toBe(0);
     // Without sft such rows are refused as before, with a hint.
     expect(() => new PreferenceNormalizer().normalize({ prompt: 'P', completion: 'C' })).toThrow(/missing field "chosen"/);
-    expect(() => new PreferenceNormalizer().normalize({ prompt: 'P', chosen: 'C' })).toThrow(/missing field "rejected" \(rows without one serve --loss sft only\)/);
+    expect(() => new PreferenceNormalizer().normalize({ prompt: 'P', chosen: 'C' })).toThrow(/missing field "rejected" \(rows without one serve --loss sft, its --eval-data and srk eval's NLL only\)/);
   });
 });

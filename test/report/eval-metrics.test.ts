@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { makeRng } from '../helpers/random.js';
-import { computeEvalMetrics, evalTableFromRows, formatEvalTable, toEvalRow } from '../../src/report/eval-metrics.js';
+import { computeEvalMetrics, computeSftEvalMetrics, evalTableFromRows, formatEvalTable, toEvalRow } from '../../src/report/eval-metrics.js';
 
 // Straightforward re-implementations, written independently of src/losses/correlation.ts.
 function naivePearson(x: number[], y: number[]): number {
@@ -104,6 +104,21 @@ describe('computeEvalMetrics', () => {
     expect([r2.pearson, r2.spearman, r2.kendall]).toEqual([r.pearson, r.spearman, r.kendall]);
   });
 
+  it('SFT rows: the NLL per completion token alone, also as the eval row\'s loss; the table shows it', () => {
+    const m = computeSftEvalMetrics([-6, -3, -9], [2, 1, 3]);
+    expect(m.nll_chosen).toBeCloseTo(3, 15);
+    expect(m.sft).toBe(true);
+    const row = toEvalRow(m, { step: 5, pairs_seen: 20, split: 'eval' });
+    expect(row).toEqual({ step: 5, pairs_seen: 20, split: 'eval', margin: null, accuracy: null, aug_accuracy: null,
+      reward_chosen: null, reward_rejected: null, n: 3, nll_chosen: 3, loss: 3 });
+    // A preference eval's row has no loss: its NLL is over chosen responses cut beside rejected ones.
+    const pref = computeEvalMetrics({ beta: 1, policyChosen: [-6], policyRejected: [-7], refChosen: [0], refRejected: [0], chosenTokens: [2] });
+    expect(toEvalRow(pref, { step: 5, pairs_seen: 20, split: 'eval' })).not.toHaveProperty('loss');
+    const line = formatEvalTable(evalTableFromRows([{ name: 'sft', eval: [row] }])).split('\n')[2];
+    expect(line).toMatch(/^sft\s+eval\s+-\s+-\s+-\s+3\.0000\s+-\s+-\s+-\s+3$/);
+    expect(() => computeSftEvalMetrics([-1, -2], [1])).toThrow(/chosenTokens has length 1, expected 2/);
+  });
+
   it('eval rows and the terminal table', () => {
     const zeros = [0, 0, 0];
     const m = computeEvalMetrics({ beta: 1, policyChosen: [1, 2, 3], policyRejected: zeros, refChosen: zeros, refRejected: zeros, scoreDiff: [5, 5, 5] });
@@ -122,8 +137,8 @@ describe('computeEvalMetrics', () => {
     const text = formatEvalTable(all);
     const lines = text.split('\n');
     expect(lines).toHaveLength(4);
-    expect(lines[0]).toMatch(/^run\s+split\s+margin\s+accuracy\s+aug acc\s+Pearson\s+Spearman\s+Kendall\s+n$/);
-    expect(lines[2]).toMatch(/^Sr-DPO\s+test\s+2\.0000\s+1\.0000\s+-\s+-\s+-\s+-\s+3$/);
+    expect(lines[0]).toMatch(/^run\s+split\s+margin\s+accuracy\s+aug acc\s+chosen NLL\s+Pearson\s+Spearman\s+Kendall\s+n$/);
+    expect(lines[2]).toMatch(/^Sr-DPO\s+test\s+2\.0000\s+1\.0000\s+-\s+-\s+-\s+-\s+-\s+3$/);
     expect(lines[3]).toMatch(/^DPO\s+test\s+2\.0000\s+0\.5000/);
     // Columns line up: every line has the same length up to trailing spaces of the header.
     expect(new Set(lines.map((l) => l.length)).size).toBe(1);

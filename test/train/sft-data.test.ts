@@ -1,13 +1,14 @@
 // SFT's data: prompt + chosen truncated on their own (a long rejected response used to cut the chosen
 // one), a run saved before that resumed with its old truncation (its data hash names those pairs), and
 // a sequence past the model's positions refused by its data line before any step.
+import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadPairsForModel } from '../../src/train/dataset.js';
 import { pairsHash } from '../../src/train/reference.js';
 import { PAPER_REFINE_PROMPT } from '../../src/train/options.js';
-import { describeRun, fixture, readMetrics, tempDir, train } from './helpers.js';
+import { describeRun, fixture, readMetrics, srk, tempDir, train } from './helpers.js';
 
 describe('srk train --loss sft: data', () => {
   const tmp = tempDir('srk-sft-data-');
@@ -87,7 +88,8 @@ describe('srk train --loss sft: data', () => {
     ].map((o) => JSON.stringify(o)).join('\n') + '\n');
     // Two steps of two rows each (base's batch size).
     const args = (data: string, out: string) => [...base.map((a) => (a === data0 ? data : a)), '--max-steps', '2', '--out', out];
-    const a = await train(args(sftOnly, join(tmp, 'sft-only')));
+    // The same rows as held-out data: an SFT eval (their NLL per completion token, no reference).
+    const a = await train([...args(sftOnly, join(tmp, 'sft-only')), '--eval-data', sftOnly]);
     expect(a.code, describeRun(a)).toBe(0);
     expect(a.stderr).toMatch(/4 SFT rows without a rejected response/);
     const b = await train(args(asPairs, join(tmp, 'as-pairs')));
@@ -95,6 +97,24 @@ describe('srk train --loss sft: data', () => {
     const [ma, mb] = [readMetrics(join(tmp, 'sft-only')), readMetrics(join(tmp, 'as-pairs'))];
     expect(ma).toHaveLength(2);
     for (const k of ['loss', 'grad_norm', 'logp_chosen'] as const) expect(ma.map((m) => m[k])).toEqual(mb.map((m) => m[k]));
+
+    // eval.jsonl: the NLL before and after training, as `srk eval` gives it for the initial and the saved
+    // model, also as the loss (the report marks it on the loss chart); no margins without rejected responses.
+    const evals = readFileSync(join(tmp, 'sft-only', 'eval.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(evals.map((e) => e.step)).toEqual([0, 2]);
+    const srkEval = (model: string) => {
+      const r = spawnSync(process.execPath, [srk, 'eval', '--model', model, '--data', sftOnly, '--no-eos', ...limits, '--json'], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      return JSON.parse(r.stdout).nll_chosen as number;
+    };
+    const [before, after] = [srkEval(fixture('gpt-neox-tiny')), srkEval(join(tmp, 'sft-only', 'checkpoint'))];
+    for (const [e, want] of [[evals[0], before], [evals[1], after]] as const) {
+      expect(e.nll_chosen).toBeCloseTo(want, 5);
+      expect(e.loss).toBe(e.nll_chosen);
+      expect([e.margin, e.accuracy, e.aug_accuracy, e.n]).toEqual([null, null, null, 4]);
+    }
+    expect(after).toBeLessThan(before); // lr 1e-4 on the rows themselves
+    expect(readFileSync(join(tmp, 'sft-only', 'report-eval.csv'), 'utf8')).toMatch(/nll_chosen/);
 
     const dpo = await train(args(sftOnly, join(tmp, 'dpo')).map((a) => (a === 'sft' ? 'dpo' : a)));
     expect(dpo.code).toBe(1);
