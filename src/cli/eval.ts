@@ -18,7 +18,7 @@ import { referenceLogps } from '../train/reference.js';
 import { scorePairs, type PairLogps } from '../train/score.js';
 import { Progress } from '../train/progress.js';
 import { TRAIN_DEFAULTS } from '../train/options.js';
-import { checkPathFlag, withGpu } from './run.js';
+import { checkDirFlag, checkPathFlag, withGpu } from './run.js';
 import { freeModel, scoringFlags, scoringSettingsFrom, type ScoringSettings } from './logprobs.js';
 import { dataError, userError } from '../errors.js';
 
@@ -193,6 +193,7 @@ export const evalCommand: CommandModule = {
     if (!((args.beta as number) > 0)) throw userError('--beta must be > 0');
     const refModel = args['ref-model'] as string | undefined;
     if (refModel !== undefined) checkPathFlag('ref-model', refModel, 'model directory');
+    if (args['cache-dir'] !== undefined) checkDirFlag('cache-dir', args['cache-dir'] as string);
     const o: EvalOptions = {
       ...s, refModel, beta: args.beta as number, json: Boolean(args.json), skipBadRows: Boolean(args['skip-bad-rows']),
       cacheDir: args['cache-dir'] as string | undefined,

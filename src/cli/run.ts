@@ -15,6 +15,11 @@ export function checkPathFlag(flag: string, p: string, kind: 'model directory' |
   if (kind === 'data file' && isDir) throw userError(`--${flag} ${p}: a directory, not a data file (.jsonl, .jsonl.gz or Parquet)`);
 }
 
+/** A directory srk creates if need be (--cache-dir): refused by its flag where a file is in the way. */
+export function checkDirFlag(flag: string, p: string): void {
+  if (existsSync(p) && !statSync(p).isDirectory()) throw userError(`--${flag} ${p}: not a directory`);
+}
+
 export async function withGpu<T>(opts: GpuOptions, body: (gpu: Gpu) => Promise<T>): Promise<T> {
   const gpu = await Gpu.create(opts);
   try {

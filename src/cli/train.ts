@@ -1,6 +1,6 @@
 // `srk train` flags -> TrainOptions. With neither --model nor --data it runs the built-in demo.
 import type { Argv } from 'yargs';
-import { checkPathFlag } from './run.js';
+import { checkDirFlag, checkPathFlag } from './run.js';
 import { PRECISIONS, type Precision } from '../engine/precision.js';
 import { LOSSES, TRAIN_DEFAULTS, type LossName, type TrainOptions } from '../train/options.js';
 import { SAVE_DTYPES, type SaveDtype } from '../train/checkpoint.js';
@@ -38,6 +38,7 @@ export function trainFlags<T>(y: Argv<T>) {
     'eval-data': { type: 'string', describe: 'held-out pairs: margin, accuracy, augmented accuracy, chosen NLL, and correlations with judge scores; with --loss sft also SFT rows without a rejected response (their NLL per completion token)' },
     'eval-every': { type: 'number', default: d.evalEvery, describe: 'evaluate every N steps (0: at the start and the end only)' },
     'save-every': { type: 'number', default: d.saveEvery, describe: 'checkpoint every N steps, as transformers\' Trainer (a job killed without warning loses at most that many); 0: only at the end and on Ctrl-C or SIGTERM' },
+    'cache-dir': { type: 'string', describe: 'where the reference log-probs are cached (default OUT/cache); runs given one directory (DPO beside Sr-DPO, a sweep over lambda: the same reference and data) compute them once' },
     out: { type: 'string', describe: 'run directory (metrics.jsonl, checkpoint/, report.html); default runs/<loss> (the demo: runs/demo)' },
     'save-dtype': { choices: SAVE_DTYPES as string[], default: 'float32',
       describe: 'dtype of checkpoint/model.safetensors, named in its config.json. float32 keeps every update (at lr 5e-7 most steps are below a half-precision step); float16 / bfloat16 halve the file, and optimizer.safetensors then keeps the float32 weights for --resume' },
@@ -85,11 +86,12 @@ export function demoIgnoredFlags(args: readonly string[]): string[] {
  * The paths a run reads, checked before it creates its --out directory or starts the GPU: a missing
  * model, or a directory given as the data file, is named by its flag.
  */
-export function checkTrainPaths(o: Pick<TrainOptions, 'model' | 'data' | 'refModel' | 'evalData'>): void {
+export function checkTrainPaths(o: Pick<TrainOptions, 'model' | 'data' | 'refModel' | 'evalData' | 'cacheDir'>): void {
   checkPathFlag('model', o.model, 'model directory');
   if (o.refModel !== undefined) checkPathFlag('ref-model', o.refModel, 'model directory');
   checkPathFlag('data', o.data, 'data file');
   if (o.evalData !== undefined) checkPathFlag('eval-data', o.evalData, 'data file');
+  if (o.cacheDir !== undefined) checkDirFlag('cache-dir', o.cacheDir);
 }
 
 export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {
@@ -119,7 +121,7 @@ export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {
     warmupSteps: num('warmup-steps'), lrSchedule: a['lr-schedule'] as LrSchedule, gradClip: num('grad-clip'), batchSize: num('batch-size'),
     microBatchSize: Math.min(num('micro-batch-size'), num('batch-size')), maxLength: num('max-length'),
     maxPromptLength: num('max-prompt-length'), epochs: num('epochs'), maxSteps: a['max-steps'] as number | undefined,
-    seed: num('seed'), evalData: a['eval-data'] as string | undefined, evalEvery: num('eval-every'), saveEvery: num('save-every'),
+    seed: num('seed'), evalData: a['eval-data'] as string | undefined, ...(a['cache-dir'] !== undefined ? { cacheDir: a['cache-dir'] as string } : {}), evalEvery: num('eval-every'), saveEvery: num('save-every'),
     out: (a.out as string | undefined) ?? `runs/${loss}`, resume: Boolean(a.resume), refinePrompt: a['refine-prompt'] as string,
     noEos: a.eos === false, completionsInContext: Boolean(a['completions-in-context']), skipBadRows: Boolean(a['skip-bad-rows']), plainProgress: Boolean(a['plain-progress']),
     adapter: a.adapter as string | undefined, precision: a.precision as Precision,

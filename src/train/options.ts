@@ -55,6 +55,8 @@ export interface TrainOptions {
   sftPairTruncation?: boolean;
   seed: number;
   evalData?: string;
+  /** Where the reference log-probs are cached (reference.ts); default OUT/cache. */
+  cacheDir?: string;
   evalEvery: number;
   saveEvery: number;
   out: string;

@@ -5,7 +5,7 @@
 // truncation settings, EOS handling and the refine prompt) and those settings by name. A run that
 // changes any of them recomputes; a resumed run reuses the file.
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, readdirSync, mkdirSync, statSync } from 'node:fs';
+import { createReadStream, readFileSync, readdirSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Gpu } from '../engine/gpu.js';
 import type { TokenizedPair } from '../data/tokenize-pairs.js';
@@ -74,36 +74,62 @@ const fromArrays = (a: ReturnType<typeof toArrays>): PairLogps => ({
   chosenTokens: Int32Array.from(a.chosenTokens), rejectedTokens: Int32Array.from(a.rejectedTokens),
 });
 
-/** Loads the reference, scores the pairs (plain and, if asked, augmented), frees the reference. */
+/** The cache file in `dir` of `key`, whatever run (label) wrote it, else undefined. */
+function cachedFile(dir: string, key: string): string | undefined {
+  const f = readdirSync(dir).find((name) => name.startsWith('ref-logps-') && name.endsWith(`-${key}.json`));
+  return f === undefined ? undefined : path.join(dir, f);
+}
+
+/** A cache file's log-probs, if it holds `n` pairs (a damaged or foreign file is recomputed). */
+function readCached(file: string, n: number): ReferenceLogps | undefined {
+  try {
+    const j = JSON.parse(readFileSync(file, 'utf8'));
+    if (j.n === n) return { plain: fromArrays(j.plain), aug: j.aug ? fromArrays(j.aug) : undefined };
+  } catch { /* recomputed */ }
+  return undefined;
+}
+
+/**
+ * Loads the reference, scores the pairs (plain and, if asked, augmented), frees the reference. The
+ * cache is keyed by content alone, so runs that share a directory (srk train --cache-dir: DPO and Sr-DPO,
+ * or a sweep over lambda) share the numbers: a plain request takes the plain half of an augmented
+ * file, and an augmented request with only the plain file scores the augmented pass alone.
+ */
 export async function referenceLogps(gpu: Gpu, r: ReferenceRequest): Promise<ReferenceLogps> {
-  const key = createHash('sha256').update(JSON.stringify({
-    weights: await weightsHash(r.refDir, bytesProgress(r.progress, `hash reference ${r.refDir}`)), pairs: pairsHash(r.pairs), augmented: r.augmented, settings: r.settings,
+  const weights = await weightsHash(r.refDir, bytesProgress(r.progress, `hash reference ${r.refDir}`));
+  const keyOf = (augmented: boolean, augMatmulPrecision: 'f32' | 'f16' | undefined) => createHash('sha256').update(JSON.stringify({
+    weights, pairs: pairsHash(r.pairs), augmented, settings: r.settings,
     matmulPrecision: gpu.matmulPrecision,
     // Only where it differs, so the caches of runs without it keep their keys.
-    ...(r.augmented && r.augMatmulPrecision && r.augMatmulPrecision !== gpu.matmulPrecision ? { augMatmulPrecision: r.augMatmulPrecision } : {}),
+    ...(augmented && augMatmulPrecision && augMatmulPrecision !== gpu.matmulPrecision ? { augMatmulPrecision } : {}),
   })).digest('hex').slice(0, 24);
+  const key = keyOf(r.augmented, r.augMatmulPrecision);
   mkdirSync(r.cacheDir, { recursive: true });
   const file = path.join(r.cacheDir, `ref-logps-${r.label}-${key}.json`);
-  if (existsSync(file)) {
-    try {
-      const j = JSON.parse(readFileSync(file, 'utf8'));
-      if (j.n === r.pairs.length) {
-        r.log(`reference log-probs (${r.label}): cached in ${file}`);
-        return { plain: fromArrays(j.plain), aug: j.aug ? fromArrays(j.aug) : undefined };
-      }
-    } catch { /* a damaged cache is recomputed */ }
+  // This request's own file, or (plain) an augmented one of either augmented precision.
+  const usable = [key, ...(r.augmented ? [] : [keyOf(true, 'f32'), keyOf(true, 'f16')])];
+  for (const k of usable) {
+    const f = cachedFile(r.cacheDir, k);
+    const got = f !== undefined ? readCached(f, r.pairs.length) : undefined;
+    if (got) {
+      r.log(`reference log-probs (${r.label}): cached in ${f}`);
+      return r.augmented ? got : { plain: got.plain };
+    }
   }
+  const plainFile = r.augmented ? cachedFile(r.cacheDir, keyOf(false, undefined)) : undefined;
+  const cachedPlain = plainFile !== undefined ? readCached(plainFile, r.pairs.length)?.plain : undefined;
   const t0 = performance.now();
   const ref = await loadModel(gpu, r.refDir, { onProgress: bytesProgress(r.progress, `load reference ${r.refDir}`) });
   try {
-    const plain = await scorePairs(gpu, ref.model, r.pairs, {
+    const plain = cachedPlain ?? await scorePairs(gpu, ref.model, r.pairs, {
       microBatch: r.microBatch, onProgress: (d, t) => r.progress(`reference ${r.label}`, d, t),
     });
     const aug = r.augmented ? await scorePairs(gpu, ref.model, r.pairs, {
       microBatch: r.microBatch, augmented: true, matmulPrecision: r.augMatmulPrecision, onProgress: (d, t) => r.progress(`reference ${r.label} (augmented)`, d, t),
     }) : undefined;
     writeFileAtomic(file, JSON.stringify({ n: r.pairs.length, plain: toArrays(plain), aug: aug ? toArrays(aug) : null }));
-    r.log(`reference log-probs (${r.label}): ${r.pairs.length} pairs in ${((performance.now() - t0) / 1000).toFixed(1)} s, cached in ${file}`);
+    r.log(`reference log-probs (${r.label}): ${r.pairs.length} pairs in ${((performance.now() - t0) / 1000).toFixed(1)} s` +
+      `${cachedPlain ? ` (the plain ones from ${plainFile}; the augmented pass alone scored)` : ''}, cached in ${file}`);
     return { plain, aug };
   } finally {
     ref.model.destroy(); ref.params.free();

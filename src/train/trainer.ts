@@ -184,7 +184,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     // The reference scores the training pairs (not for SFT) and the eval pairs: it must read their ids as the policy does.
     if (o.loss !== 'sft' || (evalPairs && !evalSft)) await checkSameTokenizer(o.model, refDir);
     const refReq = {
-      refDir, microBatch: o.microBatchSize, cacheDir: path.join(o.out, 'cache'),
+      refDir, microBatch: o.microBatchSize, cacheDir: o.cacheDir ?? path.join(o.out, 'cache'),
       settings, log, progress: (l: string, d: number, t: number) => progress.update(l, d, t), augMatmulPrecision,
     };
     // The reference's weights (hashed for its log-prob cache anyway, once per process): a resumed run

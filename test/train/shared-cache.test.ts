@@ -1,0 +1,50 @@
+// Reference log-probs shared through --cache-dir: the cache is keyed by content (reference weights,
+// tokenized pairs, settings, precision), so DPO beside Sr-DPO, or a sweep over lambda, scores the
+// reference once. A plain request takes the plain half of an augmented file; an augmented request
+// with only the plain file scores the augmented pass alone. Either way the run's numbers are those of
+// a run with a cache of its own.
+import { readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { describeRun, fixtureArgs, readMetrics, tempDir, train } from './helpers.js';
+
+describe('srk train --cache-dir', () => {
+  const tmp = tempDir('srk-shared-cache-');
+  const run = (loss: string, out: string, cache?: string) =>
+    train([...fixtureArgs('gpt-neox-tiny'), '--loss', loss, '--batch-size', '3', '--max-steps', '2', '--lr', '1e-4', '--out', join(tmp, out),
+      ...(cache ? ['--cache-dir', join(tmp, cache)] : [])]);
+  const values = (out: string) => readMetrics(join(tmp, out)).map((m) => [m.loss, m.margin, m.aug_accuracy, m.grad_norm]);
+
+  it('Sr-DPO then DPO: DPO takes the plain half of the augmented file, with the numbers of its own', async () => {
+    const sr = await run('sr-dpo', 'sr', 'shared');
+    expect(sr.code, describeRun(sr)).toBe(0);
+    expect(sr.stderr).toMatch(/reference log-probs \(train\): 6 pairs in [\d.]+ s, cached in .*shared\/ref-logps-train-\w+\.json/);
+    const dpo = await run('dpo', 'dpo', 'shared');
+    expect(dpo.code, describeRun(dpo)).toBe(0);
+    expect(dpo.stderr).toMatch(/reference log-probs \(train\): cached in .*shared\/ref-logps-train-\w+\.json/);
+    expect(readdirSync(join(tmp, 'shared'))).toHaveLength(1);
+    const own = await run('dpo', 'dpo-own');
+    expect(own.code, describeRun(own)).toBe(0);
+    expect(own.stderr).toMatch(/reference log-probs \(train\): 6 pairs in/);
+    expect(values('dpo')).toEqual(values('dpo-own'));
+  });
+
+  it('DPO then Sr-DPO: Sr-DPO scores the augmented pass alone, with the numbers of its own', async () => {
+    const dpo = await run('dpo', 'dpo-first', 'shared2');
+    expect(dpo.code, describeRun(dpo)).toBe(0);
+    const sr = await run('sr-dpo', 'sr-second', 'shared2');
+    expect(sr.code, describeRun(sr)).toBe(0);
+    expect(sr.stderr).toMatch(/reference log-probs \(train\): 6 pairs in [\d.]+ s \(the plain ones from .*shared2\/ref-logps-train-\w+\.json; the augmented pass alone scored\), cached in/);
+    expect(readdirSync(join(tmp, 'shared2'))).toHaveLength(2);
+    // 'sr' of the test above: a cache of its own when it ran.
+    expect(values('sr-second')).toEqual(values('sr'));
+    expect(values('sr-second').every((v) => v.every((x) => typeof x === 'number'))).toBe(true);
+  });
+
+  it('a file in the way is refused by the flag', async () => {
+    writeFileSync(join(tmp, 'a-file'), '');
+    const r = await run('dpo', 'refused', 'a-file');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--cache-dir .*a-file: not a directory/);
+  });
+});
