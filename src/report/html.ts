@@ -119,6 +119,7 @@ export function renderReportHtml(opts: ReportOptions): string {
   for (const r of opts.runs) for (const e of r.eval ?? []) if (!splits.includes(e.split)) splits.push(e.split);
 
   const chartHtml: string[] = [];
+  const leftOut: string[] = [];
   const chartData: Record<string, Array<{ name: string; color: string; x: number[]; y: number[] }>> = {};
   const smoothNote = opts.smoothing && opts.smoothing > 0
     ? `<p class="note">Curves: exponential moving average (weight ${opts.smoothing}) of the per-step values; raw values drawn faintly behind. Markers: evaluation results.</p>`
@@ -143,6 +144,9 @@ export function renderReportHtml(opts: ReportOptions): string {
         }
       });
     });
+    // A metric no run has, at a step or an eval (SFT's margins, DPO's augmented accuracy): no empty
+    // frame, a line below the charts instead. The first chart (the loss) always stands.
+    if (ci > 0 && markers.length === 0 && !series.some((x) => x.y.some(Number.isFinite))) { leftOut.push(c.title); return; }
     const id = `chart-${ci}-${c.key.replace(/[^A-Za-z0-9_-]/g, '_')}`;
     const rendered = renderLineChart({ id, title: c.title, xLabel, yLabel: c.yLabel, series, markers, yDomain: c.yDomain, maxPoints: opts.maxPoints });
     chartData[id] = rendered.drawn.map((d) => ({ name: d.name, color: d.color, x: d.x, y: d.y }));
@@ -157,6 +161,7 @@ export function renderReportHtml(opts: ReportOptions): string {
   if (opts.subtitle) parts.push(`<p class="subtitle">${esc(opts.subtitle)}</p>`);
   parts.push(runSummary(opts.runs, xKey));
   parts.push('<h2>Training curves</h2>', smoothNote, `<div class="charts">${chartHtml.join('\n')}</div>`);
+  if (leftOut.length) parts.push(`<p class="note">No values in any run, so not drawn: ${leftOut.map(esc).join('; ')}.</p>`);
   parts.push('<h2>Evaluation</h2>', evalTableHtml(table));
   const cfg = configHtml(opts);
   if (cfg) parts.push('<h2>Configuration</h2>', cfg);

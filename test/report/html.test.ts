@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { demoReportOptions, writeDemo } from '../../src/report/demo.js';
-import { computeEvalMetrics, toEvalRow, type EvalTableRow } from '../../src/report/eval-metrics.js';
+import { computeEvalMetrics, computeSftEvalMetrics, toEvalRow, type EvalTableRow } from '../../src/report/eval-metrics.js';
 import { csvField, renderReportHtml, runsFromDirs, writeReport, type ReportRun } from '../../src/report/html.js';
 import { readRunDir, type EvalRow, type MetricsRow } from '../../src/report/metrics-log.js';
 import { downsample, ema, finitePoints, formatTick, niceTicks, renderLineChart } from '../../src/report/svg-chart.js';
@@ -202,6 +202,22 @@ describe('HTML report', () => {
     expect(fs.readFileSync(files.csv, 'utf8').trimEnd().split('\n')).toHaveLength(1 + 50_000 + 1);
     // Empty input does not crash.
     expect(renderReportHtml({ title: 'nothing', runs: [] })).toContain('No runs.');
+  });
+
+  it('an SFT run: the loss chart with its held-out NLL as eval markers; charts no run has values for are left out, named', () => {
+    const metrics = Array.from({ length: 20 }, (_, i) => ({ step: i + 1, pairs_seen: 8 * (i + 1), loss: 3 - i / 10, margin: null, accuracy: null, aug_accuracy: null }));
+    const evalRows = [0, 10, 20].map((step) =>
+      toEvalRow(computeSftEvalMetrics([-30 + step, -20], [10, 10]), { step, pairs_seen: 8 * step, split: 'eval' }));
+    const html = renderReportHtml({ title: 'sft', runs: [{ name: 'SFT', metrics, eval: evalRows }] });
+    const charts = svgs(html);
+    expect(charts).toHaveLength(1);
+    expect(charts[0]).toContain('Training loss');
+    expect(count(charts[0], /class="marker"/g)).toBe(3);
+    expect(charts[0]).toContain('loss 2.5'); // step 0's tip: (30 + 20) / 20 tokens
+    expect(html).toContain('No values in any run, so not drawn: Reward margin (mean β·h); Accuracy (h &gt; 0); Prompt-augmented accuracy (Δ &gt; 0).');
+    // A DPO run's evaluation has augmented accuracy: that chart stands on its markers.
+    const dpoEval = { ...evalRows[0], aug_accuracy: 0.5, margin: 0.1, accuracy: 0.5 };
+    expect(svgs(renderReportHtml({ title: 'dpo', runs: [{ name: 'DPO', metrics, eval: [dpoEval] }] }))).toHaveLength(4);
   });
 
   it('builds from run directories (metrics.jsonl/eval.jsonl) and computes the eval table from eval rows', () => {
