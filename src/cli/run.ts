@@ -12,7 +12,7 @@ export function checkPathFlag(flag: string, p: string, kind: 'model directory' |
   if (!existsSync(p)) throw userError(`--${flag} ${p}: no such file or directory`);
   const isDir = statSync(p).isDirectory();
   if (kind === 'model directory' && !isDir) throw userError(`--${flag} ${p}: not a directory (a Hugging Face checkpoint directory: config.json, *.safetensors, the tokenizer)`);
-  if (kind === 'data file' && isDir) throw userError(`--${flag} ${p}: a directory, not a data file (.jsonl, .jsonl.gz or Parquet)`);
+  if (kind === 'data file' && isDir) throw userError(`--${flag} ${p}: a directory, not a data file (JSON Lines, a JSON array, gzipped or not, or Parquet)`);
 }
 
 /** A directory srk creates if need be (--cache-dir): refused by its flag where a file is in the way. */

@@ -1,5 +1,6 @@
 // Streaming JSON-lines reader for .jsonl and .jsonl.gz files, and Parquet files' rows (read-parquet.ts)
-// through the same checks.
+// through the same checks; a file that is one JSON array of rows (it starts with "[") is read whole and
+// its elements numbered as rows.
 //
 // Lines are read one at a time (split from a file stream, through a gunzip stream when the file
 // starts with the gzip magic bytes 1f 8b, whatever its name), so a large file is never held whole in
@@ -140,16 +141,57 @@ function describe(v: unknown): string {
   return `a ${typeof v}`;
 }
 
-/** A file's objects in order: JSON lines (a line that is not a JSON object as its reason), or a Parquet
- *  file's rows (read-parquet.ts), each with its 1-based line or row number. */
-async function* objectsOf(file: string, parquet: boolean): AsyncGenerator<{ line: number; obj?: JsonObject; reason?: string }> {
+/** The most text a JSON array file may hold: V8's longest string is 2^29 - 24 UTF-16 units. */
+const MAX_JSON_ARRAY_CHARS = 2 ** 29 - 64;
+
+/**
+ * A file that is one JSON array of rows (what `datasets`' `to_json(lines=False)` and many repositories
+ * write; `load_dataset("json")` reads both forms), from its first line, which starts with `[`, on: parsed
+ * whole, its elements numbered as rows from 1.
+ */
+async function* arrayObjects(file: string, first: string, rest: AsyncGenerator<{ line: number; text: string; invalid?: string }>,
+  stats: JsonlStats): AsyncGenerator<{ line: number; obj?: JsonObject; reason?: string }> {
+  stats.unit = 'row';
+  const parts = [first];
+  let chars = first.length;
+  for await (const { line, text, invalid } of rest) {
+    if (invalid) throw new Error(`${file}:${line}: ${invalid} (a JSON array file is read whole)`);
+    chars += text.length + 1;
+    if (chars > MAX_JSON_ARRAY_CHARS) {
+      throw new Error(`${file}: a JSON array of over 512 MiB of text, more than one string can hold; write it as JSON Lines ` +
+        "(one row per line: jq -c '.[]' or datasets' to_json) and give that");
+    }
+    parts.push(text);
+  }
+  let rows: unknown;
+  try {
+    rows = JSON.parse(parts.join('\n'));
+  } catch (e) {
+    throw new Error(`${file}: starts with "[" but is not a JSON array (${e instanceof Error ? e.message : String(e)}); ` +
+      'srk reads JSON Lines (one object per line), a JSON array of objects, or Parquet');
+  }
+  if (!Array.isArray(rows)) throw new Error(`${file}: starts with "[" but holds ${describe(rows)}`);
+  for (const [i, obj] of rows.entries()) {
+    if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) yield { line: i + 1, reason: `expected a JSON object, got ${describe(obj)}` };
+    else yield { line: i + 1, obj: obj as JsonObject };
+  }
+}
+
+/** A file's objects in order: JSON lines (a line that is not a JSON object as its reason), a JSON array's
+ *  elements (arrayObjects), or a Parquet file's rows (read-parquet.ts), each with its 1-based line or row
+ *  number; `stats.unit` says which. */
+async function* objectsOf(file: string, parquet: boolean, stats: JsonlStats): AsyncGenerator<{ line: number; obj?: JsonObject; reason?: string }> {
   if (parquet) {
     for await (const { row, value } of parquetRows(file)) yield { line: row, obj: value };
     return;
   }
-  for await (const { line, text, invalid } of readLines(file)) {
+  let seen = false;
+  const lines = readLines(file);
+  for await (const { line, text, invalid } of lines) {
     if (invalid) { yield { line, reason: invalid }; continue; }
     if (text.trim() === '') continue;
+    if (!seen && text.trimStart().startsWith('[')) { yield* arrayObjects(file, text, lines, stats); return; }
+    seen = true;
     let obj: unknown;
     try {
       obj = JSON.parse(text);
@@ -184,12 +226,12 @@ export async function* iterateJsonl<T = JsonObject>(
 ): AsyncGenerator<JsonlRow<T>> {
   // Opening a directory fails with an EISDIR that does not name it.
   if ((await stat(file)).isDirectory()) {
-    throw Object.assign(new Error(`${file}: a directory, not a data file (.jsonl, .jsonl.gz or Parquet)`), { code: 'EISDIR' });
+    throw Object.assign(new Error(`${file}: a directory, not a data file (JSON Lines, a JSON array, gzipped or not, or Parquet)`), { code: 'EISDIR' });
   }
   const parquet = await isParquet(file);
   stats.unit = parquet ? 'row' : 'line';
   const bad = (line: number, reason: string): void => recordBadRow(stats, new JsonlRowError(file, line, reason, stats.unit), opts);
-  for await (const { line, obj, reason } of objectsOf(file, parquet)) {
+  for await (const { line, obj, reason } of objectsOf(file, parquet, stats)) {
     stats.lines++;
     if (!obj) { bad(line, reason!); continue; }
     let value: T;

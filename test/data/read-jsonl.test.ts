@@ -86,6 +86,26 @@ describe('readJsonl', () => {
     expect(all.values[n - 1]).toEqual({ a: `row${n - 1}`, b: n - 1 });
   });
 
+  it('a JSON array of rows (pretty-printed or on one line, gzipped or not, after a BOM) reads as the same rows, numbered from 1', async () => {
+    const rows = [{ a: 'x' }, { a: 'y', b: 2 }, { a: 'z\n[still text]' }];
+    const jsonl = await readJsonl(write('same.jsonl', rows.map((r) => JSON.stringify(r)).join('\n')), validateAB);
+    for (const [name, text, gz] of [['pretty.json', `\n  ${JSON.stringify(rows, null, 2)}\n`, false], ['one-line.json', `\ufeff${JSON.stringify(rows)}`, false],
+      ['array.json.gz', JSON.stringify(rows, null, 1), true]] as const) {
+      const r = await readJsonl(write(name, text, gz), validateAB);
+      expect(r.values, name).toEqual(jsonl.values);
+      expect([r.lineNumbers, r.rows, r.unit], name).toEqual([[1, 2, 3], 3, 'row']);
+    }
+    // A bad element is a bad row by its number, skippable like a bad line.
+    const bad = write('bad.json', '[{"a": "x"},\n 5,\n {"b": 1}]');
+    await expect(readJsonl(bad, validateAB)).rejects.toThrow(/bad\.json: row 2: expected a JSON object, got a number/);
+    const skipped = await readJsonl(bad, validateAB, { skipBadRows: true });
+    expect([skipped.rows, skipped.badRows]).toEqual([1, 2]);
+    expect(skipped.badReasons[1]).toMatch(/bad\.json: row 3: .*"a"/);
+    // Not an array after all: one error for the file, saying what srk reads.
+    await expect(readJsonl(write('cut.json', '[{"a": "x"},\n {"a": '))).rejects.toThrow(/cut\.json: starts with "\[" but is not a JSON array \(.*\); srk reads JSON Lines/);
+    await expect(readJsonl(write('rows-of-arrays.jsonl', '[1]\n[2]\n'))).rejects.toThrow(/starts with "\[" but is not a JSON array/);
+  });
+
   it('a corrupt gzip file is an error naming the file', async () => {
     const good = gzipSync(Buffer.from('{"a":"x"}\n'.repeat(1000)));
     const f = path.join(dir, 'broken.jsonl.gz');
