@@ -181,6 +181,9 @@ export const evalCommand: CommandModule = {
     'the policy\'s negative log-likelihood per chosen token (nll_chosen; on SFT rows without a rejected response, that alone), ' +
     'and Pearson/Spearman/Kendall between margins and judge score differences (score_chosen/score_rejected, chosen_rating/rejected_rating or chosen_score/rejected_score) when the data has them',
   builder: (y) => scoringFlags(y).options({
+    data: { type: 'string', demandOption: true, describe: 'preference data (JSON Lines or a JSON array of rows, gzipped or not, or a Parquet file): ' +
+      '{prompt, chosen, rejected}, HH-RLHF dialogues, UltraFeedback or chat rows; or a file of SFT rows without rejected ' +
+      '({prompt, completion}, {prompt, chosen}, {messages}): their nll_chosen alone' },
     'ref-model': { type: 'string', describe: 'reference model directory (default: the policy itself, which makes every margin 0)' },
     beta: { type: 'number', default: TRAIN_DEFAULTS.beta, describe: 'beta of the implicit reward beta * log(pi/ref)' },
     json: { type: 'boolean', default: false, describe: 'print one JSON object instead of the table' },

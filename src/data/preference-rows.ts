@@ -63,8 +63,6 @@ export interface PreferenceRow {
    * tokenize-pairs.ts appends no EOS to a completion whose ids already hold one anywhere.
    */
   templated?: true;
-  /** A row without a rejected response (NormalizeOptions.sft): its `rejected` is "". */
-  sftOnly?: true;
 }
 
 export type RowShape = 'text' | 'hh' | 'chat';
@@ -208,12 +206,18 @@ function sameMessages(a: ChatMessage[], b: ChatMessage[]): boolean {
  */
 export function asSftRow(obj: JsonObject): JsonObject | undefined {
   if (obj.rejected !== undefined && obj.rejected !== null) return undefined;
+  // TRL's KTO rows: a completion labelled desirable or not, unpaired. Read as SFT, the undesirable
+  // ones would be trained on (or averaged into a held-out NLL) as if they were good answers.
+  if (typeof obj.label === 'boolean') {
+    throw new RowShapeError('a KTO row (prompt, completion, boolean "label"): unpaired completions labelled good or bad are neither ' +
+      'preference pairs nor SFT rows; pair them (chosen, rejected) or keep the desirable ones as SFT rows');
+  }
   const present = ['chosen', 'completion', 'messages'].filter((k) => obj[k] !== undefined && obj[k] !== null);
   if (present.length > 1) throw new RowShapeError(`SFT row: give one of "chosen", "completion" and "messages", not ${present.map((k) => `"${k}"`).join(' and ')}`);
   if (present.length === 0) {
     throw new RowShapeError(obj.text !== undefined
       ? 'SFT row with "text" only: srk trains on a completion after a prompt; give {prompt, completion}, {prompt, chosen} or {messages}'
-      : 'SFT row: missing field "chosen" (or "completion", or "messages")');
+      : 'missing field "chosen" (an SFT row may give "completion" or "messages" instead)');
   }
   const response = obj[present[0]];
   if (present[0] === 'messages' && obj.prompt !== undefined && obj.prompt !== null) {
@@ -227,7 +231,7 @@ export function asSftRow(obj: JsonObject): JsonObject | undefined {
 export function detectShape(obj: JsonObject): RowShape {
   const { prompt, chosen, rejected } = obj;
   if (chosen === undefined) throw new RowShapeError('missing field "chosen"');
-  if (rejected === undefined) throw new RowShapeError('missing field "rejected" (rows without one serve --loss sft, its --eval-data and srk eval\'s NLL only)');
+  if (rejected === undefined) throw new RowShapeError('missing field "rejected" (rows without one are SFT rows: --loss sft trains on them, and srk eval or an SFT run\'s --eval-data score a file of only such rows)');
   if (typeof chosen === 'string' && typeof rejected === 'string') {
     if (prompt === undefined) return 'hh';
     if (typeof prompt === 'string') return 'text';
@@ -303,7 +307,7 @@ export class PreferenceNormalizer {
       // Normalized with rejected = chosen (asSftRow): it has none.
       st.sftOnly++;
       if (row.chosen.trim() === '') st.emptyResponse++;
-      return { ...row, rejected: '', sftOnly: true, ...scores };
+      return { ...row, rejected: '', ...scores };
     }
     if (row.chosen.trim() === '' || row.rejected.trim() === '') st.emptyResponse++;
     if (row.chosen === row.rejected) st.identicalResponses++;

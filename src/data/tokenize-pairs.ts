@@ -365,9 +365,9 @@ export type LoadPairsOptions = JsonlOptions & Omit<NormalizeOptions, keyof ChatT
   /** Rows tokenized so far, of all read (HH-RLHF's 160k training rows take minutes to tokenize). */
   onProgress?: (done: number, total: number) => void;
   /**
-   * A file that may be SFT data (an SFT run's --eval-data, `srk eval`): rows without a rejected response
-   * are read (NormalizeOptions.sft), and if there is one, every row is tokenized as SFT (prompt + chosen
-   * alone, TokenizeOptions.sft) and scored for its NLL alone; a file of pairs only is read as pairs.
+   * A file that may be SFT data (an SFT run's --eval-data, `srk eval`): a file of rows without a rejected
+   * response (NormalizeOptions.sft) is tokenized as SFT (prompt + chosen alone, TokenizeOptions.sft) and
+   * scored for its NLL alone; a file with any pair is read as pairs (a row without one is a bad row).
    */
   sftIfAny?: boolean;
 };
@@ -423,19 +423,13 @@ export interface LoadedPairs {
  * strings for chat rows come from the tokenizer.
  */
 export async function loadTokenizedPairs(file: string, tok: TextTokenizer, loadOpts: LoadPairsOptions = {}): Promise<LoadedPairs> {
-  const { rows: all, lineNumbers, read, stats } = await loadPreferenceRows(file, {
-    ...loadOpts, sft: loadOpts.sft === true || loadOpts.sftIfAny === true, chatTemplate: tok.chatTemplate, bosToken: tok.bosToken, eosToken: tok.eosToken,
-  });
-  if (loadOpts.sftIfAny && stats.sftOnly > 0 && stats.sftOnly < all.length) {
-    // Pairs and SFT rows in one held-out file: a preference file with a misspelt "rejected" reads so
-    // too, and scoring it as SFT would silently drop its margins. Say which line is which.
-    const at = (sft: boolean) => {
-      const line = lineNumbers[all.findIndex((r) => (r.sftOnly === true) === sft)];
-      return read.unit === 'row' ? `${file}: row ${line}` : `${file}:${line}`;
-    };
-    throw userError(`${at(true)} has no rejected response while ${at(false)} has one: a file to evaluate holds preference pairs ` +
-      '(margins, accuracies) or SFT rows (the NLL of the completion), not both');
-  }
+  const read = (sft: boolean) => loadPreferenceRows(file, { ...loadOpts, sft, chatTemplate: tok.chatTemplate, bosToken: tok.bosToken, eosToken: tok.eosToken });
+  let loaded = await read(loadOpts.sft === true || loadOpts.sftIfAny === true);
+  // sftIfAny: a file with any pair is a preference file, read again as one, where a row without a rejected
+  // response is a bad row (named by its line, or skipped with skipBadRows) as before: a misspelt or null
+  // "rejected" must not turn a file of pairs into SFT rows.
+  if (loadOpts.sftIfAny && loadOpts.sft !== true && loaded.stats.sftOnly > 0 && loaded.stats.sftOnly < loaded.rows.length) loaded = await read(false);
+  const { rows: all, lineNumbers, read: readStats, stats } = loaded;
   const opts = loadOpts.sftIfAny && stats.sftOnly > 0 ? { ...loadOpts, sft: true } : loadOpts;
   const t = new PairTokenizer(tok, opts);
   const pairs: TokenizedPair[] = [];
@@ -444,8 +438,8 @@ export async function loadTokenizedPairs(file: string, tok: TextTokenizer, loadO
   // malformed line: named by file and line, or skipped and counted with skipBadRows.
   const take = (o: RowOutcome, i: number) => {
     if ('error' in o) {
-      recordBadRow(read, new JsonlRowError(file, lineNumbers[i], o.error, read.unit), opts);
-      read.rows--;
+      recordBadRow(readStats, new JsonlRowError(file, lineNumbers[i], o.error, readStats.unit), opts);
+      readStats.rows--;
     } else {
       pairs.push(o);
       rows.push(all[i]);
@@ -456,6 +450,6 @@ export async function loadTokenizedPairs(file: string, tok: TextTokenizer, loadO
     // The first report, then every 1024 rows or so, and the last.
     if (shown === 0 || done - shown >= 1024 || done === all.length) { shown = done; opts.onProgress?.(done, all.length); }
   })).forEach(take);
-  const report = `${file}: ${formatNormalizeStats(stats, read)}\n${formatTokenizeStats(t.stats, opts)}`;
-  return { pairs, rows, read, normalize: stats, tokenize: t.stats, report };
+  const report = `${file}: ${formatNormalizeStats(stats, readStats)}\n${formatTokenizeStats(t.stats, opts)}`;
+  return { pairs, rows, read: readStats, normalize: stats, tokenize: t.stats, report };
 }

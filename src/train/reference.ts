@@ -74,10 +74,18 @@ const fromArrays = (a: ReturnType<typeof toArrays>): PairLogps => ({
   chosenTokens: Int32Array.from(a.chosenTokens), rejectedTokens: Int32Array.from(a.rejectedTokens),
 });
 
-/** The cache file in `dir` of `key`, whatever run (label) wrote it, else undefined. */
-function cachedFile(dir: string, key: string): string | undefined {
-  const f = readdirSync(dir).find((name) => name.startsWith('ref-logps-') && name.endsWith(`-${key}.json`));
-  return f === undefined ? undefined : path.join(dir, f);
+/** The cache files in `dir` of `key`, whatever run (label) wrote them. */
+function cachedFiles(dir: string, key: string): string[] {
+  return readdirSync(dir).filter((name) => name.startsWith('ref-logps-') && name.endsWith(`-${key}.json`)).sort().map((f) => path.join(dir, f));
+}
+
+/** The first readable cache file of `key` with `n` pairs, and its log-probs. */
+function findCached(dir: string, key: string, n: number): { file: string; logps: ReferenceLogps } | undefined {
+  for (const file of cachedFiles(dir, key)) {
+    const logps = readCached(file, n);
+    if (logps) return { file, logps };
+  }
+  return undefined;
 }
 
 /** A cache file's log-probs, if it holds `n` pairs (a damaged or foreign file is recomputed). */
@@ -109,15 +117,15 @@ export async function referenceLogps(gpu: Gpu, r: ReferenceRequest): Promise<Ref
   // This request's own file, or (plain) an augmented one of either augmented precision.
   const usable = [key, ...(r.augmented ? [] : [keyOf(true, 'f32'), keyOf(true, 'f16')])];
   for (const k of usable) {
-    const f = cachedFile(r.cacheDir, k);
-    const got = f !== undefined ? readCached(f, r.pairs.length) : undefined;
+    const got = findCached(r.cacheDir, k, r.pairs.length);
     if (got) {
-      r.log(`reference log-probs (${r.label}): cached in ${f}`);
-      return r.augmented ? got : { plain: got.plain };
+      r.log(`reference log-probs (${r.label}): cached in ${got.file}`);
+      return r.augmented ? got.logps : { plain: got.logps.plain };
     }
   }
-  const plainFile = r.augmented ? cachedFile(r.cacheDir, keyOf(false, undefined)) : undefined;
-  const cachedPlain = plainFile !== undefined ? readCached(plainFile, r.pairs.length)?.plain : undefined;
+  const plainOnly = r.augmented ? findCached(r.cacheDir, keyOf(false, undefined), r.pairs.length) : undefined;
+  const cachedPlain = plainOnly?.logps.plain;
+  const plainFile = plainOnly?.file;
   const t0 = performance.now();
   const ref = await loadModel(gpu, r.refDir, { onProgress: bytesProgress(r.progress, `load reference ${r.refDir}`) });
   try {

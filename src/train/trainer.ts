@@ -136,12 +136,6 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     } else if (existsSync(tuningFile)) {
       log(`tuner off (SRK_TUNE=0, or no timestamps): ${tuningFile}'s choices are not used; the built-in tilings run`);
     }
-    // The step's precision, the augmented pass's (Sr losses, and the augmented accuracy of --eval-data)
-    // where --aug-precision differs, and the tensor-core matmul's self-check (precision-choice.ts).
-    const { main: precision, aug } = await choosePrecisions(gpu,
-      { precision: o.precision ?? 'f32', augPrecision: o.augPrecision, augmented: isSrLoss(o.loss) || o.evalData !== undefined,
-        whyNotAugmented: `${o.loss} has no augmented pass and there is no --eval-data` }, log);
-    const augMatmulPrecision = aug?.matmul;
     // Ctrl-C, and SIGTERM as a scheduler sends it before it kills a job (SLURM, Kubernetes, systemd): the
     // step finishes and a checkpoint is saved; the same signal again quits without saving.
     let interrupted: 'SIGINT' | 'SIGTERM' | undefined;
@@ -179,6 +173,12 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     const evalPairs = o.evalData
       ? await loadPairsForModel(o.model, o.evalData, settings, { augmented: true, sftIfAny: o.loss === 'sft' }, log, undefined, dataProgress) : undefined;
     const evalSft = evalPairs !== undefined && isSftPair(evalPairs[0]);
+    // The step's precision, the augmented pass's (Sr losses, and the augmented accuracy of --eval-data pairs)
+    // where --aug-precision differs, and the tensor-core matmul's self-check (precision-choice.ts).
+    const { main: precision, aug } = await choosePrecisions(gpu,
+      { precision: o.precision ?? 'f32', augPrecision: o.augPrecision, augmented: isSrLoss(o.loss) || (evalPairs !== undefined && !evalSft),
+        whyNotAugmented: `${o.loss} has no augmented pass and there is no --eval-data of pairs` }, log);
+    const augMatmulPrecision = aug?.matmul;
     // The reference is the initial policy unless --ref-model; never a resumed checkpoint.
     const refDir = o.refModel ?? o.model;
     // The reference scores the training pairs (not for SFT) and the eval pairs: it must read their ids as the policy does.

@@ -101,7 +101,7 @@ describe('srk eval', () => {
     expect(t.stdout).toMatch(/6 of 6 pairs with judge scores/);
   });
 
-  it('SFT rows (no rejected response): the NLL per completion token alone, as expected.json\'s log-probs give; a mixed file is refused', () => {
+  it('SFT rows (no rejected response): the NLL per completion token alone, as expected.json\'s log-probs give; in a file of pairs, such a row is a bad row', () => {
     const name = 'mistral-tiny';
     const dir = join(fixtures, name);
     const rows = readFileSync(join(dir, 'pairs.jsonl'), 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
@@ -124,12 +124,18 @@ describe('srk eval', () => {
     expect(t.status, t.stderr).toBe(0);
     expect(t.stdout).toContain(`policy NLL ${j.nll_chosen.toFixed(4)} per completion token over 6 SFT rows`);
 
-    // Pairs and SFT rows in one file: refused, naming a line of each (a misspelt "rejected" reads as an SFT row).
+    // A file with any pair is a file of pairs: a row without a rejected response (misspelt, null) is a bad
+    // row by its line, skippable, not a reason to score the file as SFT rows.
     const mixed = join(tmp, 'mixed.jsonl');
-    writeFileSync(mixed, [JSON.stringify(rows[0]), JSON.stringify({ prompt: rows[1].prompt, chosen: rows[1].chosen, rejeted: rows[1].rejected })].join('\n') + '\n');
+    writeFileSync(mixed, [JSON.stringify(rows[0]), JSON.stringify({ prompt: rows[1].prompt, chosen: rows[1].chosen, rejeted: rows[1].rejected }),
+      JSON.stringify({ ...rows[2], rejected: null })].join('\n') + '\n');
     const m = run(['eval', '--model', dir, '--data', mixed, '--no-eos']);
     expect(m.status).toBe(1);
-    expect(m.stderr).toMatch(/mixed\.jsonl:2 has no rejected response while .*mixed\.jsonl:1 has one/);
+    expect(m.stderr).toMatch(/mixed\.jsonl:2: missing field "rejected"/);
+    const skip = run(['eval', '--model', dir, '--data', mixed, '--no-eos', '--skip-bad-rows', '--json']);
+    expect(skip.status, skip.stderr).toBe(0);
+    const js = JSON.parse(skip.stdout);
+    expect([js.sft_rows, js.n, js.skipped_rows, js.margin]).toEqual([false, 1, 2, 0]);
   });
 
   it('without --ref-model the reference is the policy: zero margins and a note', () => {

@@ -270,13 +270,13 @@ describe('SFT rows (NormalizeOptions.sft): a rejected response may be absent', (
 
   it('{prompt, completion}, {prompt, chosen}, HH {chosen}, {messages} and message-list prompt-completion rows; rejected is ""', () => {
     const n = new PreferenceNormalizer({ sft: true, chatTemplate: CHATML });
-    expect(n.normalize({ prompt: 'P', completion: 'C' })).toEqual({ prompt: 'P', chosen: 'C', rejected: '', sftOnly: true });
-    expect(n.normalize({ prompt: 'P', chosen: 'C', rejected: null })).toEqual({ prompt: 'P', chosen: 'C', rejected: '', sftOnly: true });
+    expect(n.normalize({ prompt: 'P', completion: 'C' })).toEqual({ prompt: 'P', chosen: 'C', rejected: '' });
+    expect(n.normalize({ prompt: 'P', chosen: 'C', rejected: null })).toEqual({ prompt: 'P', chosen: 'C', rejected: '' });
     expect(n.normalize({ chosen: '\n\nHuman: hi\n\nAssistant: yo\n\nHuman: more\n\nAssistant: ok' }))
-      .toEqual({ prompt: '\n\nHuman: hi\n\nAssistant: yo\n\nHuman: more\n\nAssistant:', chosen: ' ok', rejected: '', sftOnly: true });
+      .toEqual({ prompt: '\n\nHuman: hi\n\nAssistant: yo\n\nHuman: more\n\nAssistant:', chosen: ' ok', rejected: '' });
     const chat = n.normalize({ messages: [U('hi'), A('Hello'), U('more'), A('Sure')] });
     expect(chat).toEqual({ prompt: t('user', 'hi') + t('assistant', 'Hello') + t('user', 'more') + '<|im_start|>assistant\n',
-      chosen: 'Sure<|im_end|>\n', rejected: '', templated: true, sftOnly: true });
+      chosen: 'Sure<|im_end|>\n', rejected: '', templated: true });
     expect(n.normalize({ prompt: [U('hi')], completion: [A('Hello')] }).chosen).toBe('Hello<|im_end|>\n');
     // A preference row stays one: its rejected response is kept (SFT does not train on it).
     expect(n.normalize({ prompt: 'P', chosen: 'C', rejected: 'R' })).toEqual({ prompt: 'P', chosen: 'C', rejected: 'R' });
@@ -287,7 +287,8 @@ describe('SFT rows (NormalizeOptions.sft): a rejected response may be absent', (
   it('refuses {text}, two responses, a prompt beside messages, and names the field it read in errors', () => {
     const n = new PreferenceNormalizer({ sft: true, chatTemplate: CHATML });
     expect(() => n.normalize({ text: 'all of it' })).toThrow(/SFT row with "text" only: .*give \{prompt, completion\}/);
-    expect(() => n.normalize({ prompt: 'P' })).toThrow(/SFT row: missing field "chosen" \(or "completion", or "messages"\)/);
+    expect(() => n.normalize({ prompt: 'P' })).toThrow(/missing field "chosen" \(an SFT row may give "completion" or "messages" instead\)/);
+    expect(() => n.normalize({ prompt: 'P', completion: 'C', label: false })).toThrow(/a KTO row \(prompt, completion, boolean "label"\)/);
     expect(() => n.normalize({ prompt: 'P', chosen: 'C', completion: 'D' })).toThrow(/give one of .* not "chosen" and "completion"/);
     expect(() => n.normalize({ prompt: 'P', messages: [U('q'), A('a')] })).toThrow(/"messages" holds the whole conversation/);
     expect(() => n.normalize({ messages: [U('q')] })).toThrow(/"messages" must end with an assistant message/);
@@ -296,6 +297,6 @@ describe('SFT rows (NormalizeOptions.sft): a rejected response may be absent', (
     expect(n.stats.total).toBe(0);
     // Without sft such rows are refused as before, with a hint.
     expect(() => new PreferenceNormalizer().normalize({ prompt: 'P', completion: 'C' })).toThrow(/missing field "chosen"/);
-    expect(() => new PreferenceNormalizer().normalize({ prompt: 'P', chosen: 'C' })).toThrow(/missing field "rejected" \(rows without one serve --loss sft, its --eval-data and srk eval's NLL only\)/);
+    expect(() => new PreferenceNormalizer().normalize({ prompt: 'P', chosen: 'C' })).toThrow(/missing field "rejected" \(rows without one are SFT rows: --loss sft trains on them, and srk eval or an SFT run's --eval-data score a file of only such rows\)/);
   });
 });

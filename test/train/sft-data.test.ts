@@ -89,9 +89,11 @@ describe('srk train --loss sft: data', () => {
     // Two steps of two rows each (base's batch size).
     const args = (data: string, out: string) => [...base.map((a) => (a === data0 ? data : a)), '--max-steps', '2', '--out', out];
     // The same rows as held-out data: an SFT eval (their NLL per completion token, no reference).
-    const a = await train([...args(sftOnly, join(tmp, 'sft-only')), '--eval-data', sftOnly]);
+    const a = await train([...args(sftOnly, join(tmp, 'sft-only')), '--eval-data', sftOnly, '--aug-precision', 'mixed']);
     expect(a.code, describeRun(a)).toBe(0);
     expect(a.stderr).toMatch(/4 SFT rows without a rejected response/);
+    // Such an evaluation has no augmented pass either.
+    expect(a.stderr).toMatch(/--aug-precision mixed: sft has no augmented pass and there is no --eval-data of pairs; it changes nothing here/);
     const b = await train(args(asPairs, join(tmp, 'as-pairs')));
     expect(b.code, describeRun(b)).toBe(0);
     const [ma, mb] = [readMetrics(join(tmp, 'sft-only')), readMetrics(join(tmp, 'as-pairs'))];

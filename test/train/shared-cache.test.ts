@@ -29,16 +29,23 @@ describe('srk train --cache-dir', () => {
     expect(values('dpo')).toEqual(values('dpo-own'));
   });
 
-  it('DPO then Sr-DPO: Sr-DPO scores the augmented pass alone, with the numbers of its own', async () => {
+  it('DPO then Sr-DPO: Sr-DPO scores the augmented pass alone, with the numbers of its own; other settings, another key', async () => {
     const dpo = await run('dpo', 'dpo-first', 'shared2');
     expect(dpo.code, describeRun(dpo)).toBe(0);
     const sr = await run('sr-dpo', 'sr-second', 'shared2');
     expect(sr.code, describeRun(sr)).toBe(0);
     expect(sr.stderr).toMatch(/reference log-probs \(train\): 6 pairs in [\d.]+ s \(the plain ones from .*shared2\/ref-logps-train-\w+\.json; the augmented pass alone scored\), cached in/);
     expect(readdirSync(join(tmp, 'shared2'))).toHaveLength(2);
-    // 'sr' of the test above: a cache of its own when it ran.
-    expect(values('sr-second')).toEqual(values('sr'));
+    const own = await run('sr-dpo', 'sr-own');
+    expect(own.code, describeRun(own)).toBe(0);
+    expect(values('sr-second')).toEqual(values('sr-own'));
     expect(values('sr-second').every((v) => v.every((x) => typeof x === 'number'))).toBe(true);
+    // Shorter sequences are other pairs: scored anew, beside the files of the others.
+    const short = await train([...fixtureArgs('gpt-neox-tiny'), '--loss', 'dpo', '--max-length', '24', '--max-prompt-length', '12', '--max-steps', '1',
+      '--out', join(tmp, 'short'), '--cache-dir', join(tmp, 'shared2')]);
+    expect(short.code, describeRun(short)).toBe(0);
+    expect(short.stderr).toMatch(/reference log-probs \(train\): 6 pairs in [\d.]+ s, cached in/);
+    expect(readdirSync(join(tmp, 'shared2'))).toHaveLength(3);
   });
 
   it('a file in the way is refused by the flag', async () => {
