@@ -11,6 +11,7 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import type { Gpu } from '../engine/gpu.js';
 import { isSftPair, type TokenizedPair } from '../data/tokenize-pairs.js';
+import { dataLabel, type DataFiles } from '../data/data-files.js';
 import { loadModel } from '../model/load.js';
 import { computeEvalMetrics, computeSftEvalMetrics, formatEvalTable, type EvalMetrics } from '../report/eval-metrics.js';
 import { checkSameTokenizer, loadPairsForModel } from '../train/dataset.js';
@@ -29,7 +30,8 @@ export interface EvalOptions extends ScoringSettings {
 export interface EvalReport {
   model: string;
   ref_model: string;
-  data: string;
+  /** The data file, or the files read as one. */
+  data: DataFiles;
   beta: number;
   n: number;
   margin: number | null;
@@ -97,7 +99,7 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
     throw dataError(e);
   }
   const notes: string[] = [];
-  if (skipped > 0) notes.push(`${skipped} bad lines of ${o.data} skipped (--skip-bad-rows); the metrics are over the other ${pairs.length} pairs`);
+  if (skipped > 0) notes.push(`${skipped} bad lines of ${dataLabel(o.data)} skipped (--skip-bad-rows); the metrics are over the other ${pairs.length} pairs`);
   if (isSftPair(pairs[0])) return evalSftRows(o, pairs, refDir, sameRef, notes, skipped, progress);
   return withGpu({ adapter: o.adapter }, async (gpu) => {
     const t0 = performance.now();
@@ -181,7 +183,7 @@ export const evalCommand: CommandModule = {
     'the policy\'s negative log-likelihood per chosen token (nll_chosen; on SFT rows without a rejected response, that alone), ' +
     'and Pearson/Spearman/Kendall between margins and judge score differences (score_chosen/score_rejected, chosen_rating/rejected_rating or chosen_score/rejected_score) when the data has them',
   builder: (y) => scoringFlags(y).options({
-    data: { type: 'string', demandOption: true, describe: 'preference data (JSON Lines or a JSON array of rows, gzipped or not, or a Parquet file): ' +
+    data: { type: 'string', array: true, demandOption: true, describe: 'preference data (JSON Lines or a JSON array of rows, gzipped or not, or a Parquet file; several files are read as one): ' +
       '{prompt, chosen, rejected}, HH-RLHF dialogues, UltraFeedback or chat rows; or a file of SFT rows without rejected ' +
       '({prompt, completion}, {prompt, chosen}, {messages}): their nll_chosen alone' },
     'ref-model': { type: 'string', describe: 'reference model directory (default: the policy itself, which makes every margin 0)' },

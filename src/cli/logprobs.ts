@@ -27,7 +27,8 @@ import { textTokenizer } from '../model/tokenizer.js';
 import { scorePairs } from '../train/score.js';
 import { Progress } from '../train/progress.js';
 import { PAPER_REFINE_PROMPT, TRAIN_DEFAULTS } from '../train/options.js';
-import { checkPathFlag, withGpu } from './run.js';
+import { checkPathFlag, dataFilesFlag, withGpu } from './run.js';
+import { dataFileList, type DataFiles } from '../data/data-files.js';
 import { dataError, userError } from '../errors.js';
 
 /** Flags shared by `srk logprobs` and `srk eval`: how pairs are tokenized and scored. */
@@ -35,7 +36,7 @@ export function scoringFlags<T>(y: Argv<T>) {
   const d = TRAIN_DEFAULTS;
   return y.options({
     model: { type: 'string', demandOption: true, describe: 'Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer.json or tokenizer.model)' },
-    data: { type: 'string', demandOption: true, describe: 'preference data (JSON Lines or a JSON array of rows, gzipped or not, or a Parquet file, e.g. a Hugging Face dataset\'s): {prompt, chosen, rejected}, HH-RLHF dialogues, UltraFeedback or chat rows' },
+    data: { type: 'string', array: true, demandOption: true, describe: 'preference data (JSON Lines or a JSON array of rows, gzipped or not, or a Parquet file, e.g. a Hugging Face dataset\'s): {prompt, chosen, rejected}, HH-RLHF dialogues, UltraFeedback or chat rows' },
     'refine-prompt': { type: 'string', default: PAPER_REFINE_PROMPT, defaultDescription: 'the paper\'s', describe: 'the self-refinement prompt p of the augmented sequences p ++ x ++ y' },
     eos: { type: 'boolean', default: true, describe: 'append the EOS token to each completion (--no-eos: do not)' },
     'completions-in-context': { type: 'boolean', default: false, describe: 'tokenize each completion as it follows its prompt (TRL before 0.12 and since 0.29) instead of alone (the original DPO code, TRL 0.12-0.28, and this project\'s fixtures): with SentencePiece tokenizers (Llama, Mistral) a completion " Hello" then loses the lone "▁" it has alone; byte-level BPE (Pythia) gives the same ids either way' },
@@ -47,7 +48,7 @@ export function scoringFlags<T>(y: Argv<T>) {
 }
 
 export interface ScoringSettings {
-  model: string; data: string; refinePrompt: string; noEos: boolean; inContext: boolean;
+  model: string; data: DataFiles; refinePrompt: string; noEos: boolean; inContext: boolean;
   maxLength: number; maxPromptLength: number; microBatchSize: number; adapter?: string;
 }
 
@@ -59,9 +60,10 @@ export function scoringSettingsFrom(a: Record<string, unknown>): ScoringSettings
   }
   if (num('max-prompt-length') >= num('max-length')) throw userError('--max-prompt-length must be below --max-length');
   checkPathFlag('model', a.model as string, 'model directory');
-  checkPathFlag('data', a.data as string, 'data file');
+  const data = dataFilesFlag(a, 'data')!;
+  for (const f of dataFileList(data)) checkPathFlag('data', f, 'data file');
   return {
-    model: a.model as string, data: a.data as string, refinePrompt: a['refine-prompt'] as string, noEos: a.eos === false, inContext: Boolean(a['completions-in-context']),
+    model: a.model as string, data, refinePrompt: a['refine-prompt'] as string, noEos: a.eos === false, inContext: Boolean(a['completions-in-context']),
     maxLength: num('max-length'), maxPromptLength: num('max-prompt-length'), microBatchSize: num('micro-batch-size'),
     adapter: a.adapter as string | undefined,
   };
@@ -119,7 +121,8 @@ async function countRows(file: string): Promise<number> {
   return n;
 }
 
-export interface LogprobsOptions extends ScoringSettings { augmented: boolean; out?: string }
+/** One data file: the output's lines follow its rows. */
+export interface LogprobsOptions extends Omit<ScoringSettings, 'data'> { data: string; augmented: boolean; out?: string }
 
 /** Rows read and tokenized at a time (a few MB of token ids), one block ahead of the scoring. */
 const BLOCK_ROWS = 8192;
@@ -237,6 +240,10 @@ export const logprobsCommand: CommandModule = {
     // Refused before the scoring, which would otherwise end in a rename that cannot replace a directory.
     const out = args.out as string | undefined;
     if (out !== undefined && fs.existsSync(out) && fs.statSync(out).isDirectory()) throw userError(`--out ${out}: a directory (give a file name)`);
-    await runLogprobs({ ...scoringSettingsFrom(args), augmented: Boolean(args.augmented), out: args.out as string | undefined });
+    const s = scoringSettingsFrom(args);
+    if (typeof s.data !== 'string') {
+      throw userError(`srk logprobs reads one --data file (its output lines follow that file's rows), not ${s.data.length}: run it once per file`);
+    }
+    await runLogprobs({ ...s, data: s.data, augmented: Boolean(args.augmented), out: args.out as string | undefined });
   },
 };

@@ -3,6 +3,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { Gpu, GpuError, type GpuOptions } from '../engine/gpu.js';
 import { isUserFacing, userError } from '../errors.js';
+import type { DataFiles } from '../data/data-files.js';
 
 /**
  * Refuses the path of a flag that is missing or of the wrong kind, before any work (train: before its
@@ -12,7 +13,23 @@ export function checkPathFlag(flag: string, p: string, kind: 'model directory' |
   if (!existsSync(p)) throw userError(`--${flag} ${p}: no such file or directory`);
   const isDir = statSync(p).isDirectory();
   if (kind === 'model directory' && !isDir) throw userError(`--${flag} ${p}: not a directory (a Hugging Face checkpoint directory: config.json, *.safetensors, the tokenizer)`);
-  if (kind === 'data file' && isDir) throw userError(`--${flag} ${p}: a directory, not a data file (JSON Lines, a JSON array, gzipped or not, or Parquet)`);
+  if (kind === 'data file' && isDir) {
+    throw userError(`--${flag} ${p}: a directory, not a data file (JSON Lines, a JSON array, gzipped or not, or Parquet); ` +
+      `give its files of one split, e.g. --${flag} ${p}/train-*.parquet`);
+  }
+}
+
+/**
+ * A data flag's files (--data, --eval-data: `array` flags, so `--data a --data b` and a shell's
+ * `--data shards-*.parquet` both give several): one file as a string, several as a list (data-files.ts),
+ * undefined where the flag is absent. Their paths are the caller's to check (checkPathFlag).
+ */
+export function dataFilesFlag(a: Record<string, unknown>, flag: string): DataFiles | undefined {
+  const v = a[flag];
+  if (v === undefined) return undefined;
+  const files = (Array.isArray(v) ? v : [v]).map(String);
+  if (files.length === 0) throw userError(`--${flag}: give a data file`);
+  return files.length === 1 ? files[0] : files;
 }
 
 /** A directory srk creates if need be (--cache-dir): refused by its flag where a file is in the way. */
@@ -61,7 +78,7 @@ export function fail(e: unknown): void {
 }
 
 /** Flags that take several values (yargs arrays): bench --sizes, report's runs and --name. */
-export const LIST_FLAGS = new Set(['_', '$0', 'sizes', 'runs', 'name']);
+export const LIST_FLAGS = new Set(['_', '$0', 'sizes', 'runs', 'name', 'data', 'eval-data']);
 
 /**
  * yargs middleware: a single-value flag given twice arrives as an array ("--batch-size 2 --batch-size

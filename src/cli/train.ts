@@ -1,6 +1,7 @@
 // `srk train` flags -> TrainOptions. With neither --model nor --data it runs the built-in demo.
 import type { Argv } from 'yargs';
-import { checkDirFlag, checkPathFlag } from './run.js';
+import { checkDirFlag, checkPathFlag, dataFilesFlag } from './run.js';
+import { dataFileList } from '../data/data-files.js';
 import { PRECISIONS, type Precision } from '../engine/precision.js';
 import { LOSSES, TRAIN_DEFAULTS, type LossName, type TrainOptions } from '../train/options.js';
 import { SAVE_DTYPES, type SaveDtype } from '../train/checkpoint.js';
@@ -11,7 +12,7 @@ export function trainFlags<T>(y: Argv<T>) {
   const d = TRAIN_DEFAULTS;
   return y.options({
     model: { type: 'string', describe: 'Hugging Face checkpoint directory of the policy (config.json, *.safetensors, tokenizer.json or tokenizer.model)' },
-    data: { type: 'string', describe: 'preference data (JSON Lines or a JSON array of rows, gzipped or not, or a Parquet file, e.g. a Hugging Face dataset\'s): {prompt, chosen, rejected}, HH-RLHF dialogues, UltraFeedback or chat rows; for --loss sft also rows without rejected: {prompt, completion}, {prompt, chosen}, {messages}' },
+    data: { type: 'string', array: true, describe: 'preference data (JSON Lines or a JSON array of rows, gzipped or not, or a Parquet file, e.g. a Hugging Face dataset\'s; several files, such as a split\'s shards, are read as one in the order given): {prompt, chosen, rejected}, HH-RLHF dialogues, UltraFeedback or chat rows; for --loss sft also rows without rejected: {prompt, completion}, {prompt, chosen}, {messages}' },
     'ref-model': { type: 'string', describe: 'reference model directory (default: the initial policy)' },
     loss: { choices: LOSSES as string[], default: d.loss, describe: 'training objective (log-probs summed over completion tokens for every loss, IPO too: the paper\'s and the DPO code\'s, not TRL\'s per-token IPO)' },
     beta: { type: 'number', default: d.beta, describe: 'beta of DPO/IPO and the Sr variants' },
@@ -35,7 +36,7 @@ export function trainFlags<T>(y: Argv<T>) {
     'drop-last': { type: 'boolean',
       describe: 'skip each epoch\'s last, partial batch (its pairs sit that epoch out); default: train it as a shorter step, as transformers\' Trainer does (a resumed run keeps its own choice)' },
     seed: { type: 'number', default: d.seed, describe: 'data order seed' },
-    'eval-data': { type: 'string', describe: 'held-out pairs: margin, accuracy, augmented accuracy, chosen NLL, and correlations with judge scores; with --loss sft also SFT rows without a rejected response (their NLL per completion token)' },
+    'eval-data': { type: 'string', array: true, describe: 'held-out pairs (one file or several, as --data): margin, accuracy, augmented accuracy, chosen NLL, and correlations with judge scores; with --loss sft also SFT rows without a rejected response (their NLL per completion token)' },
     'eval-every': { type: 'number', default: d.evalEvery, describe: 'evaluate every N steps (0: at the start and the end only)' },
     'save-every': { type: 'number', default: d.saveEvery, describe: 'checkpoint every N steps, as transformers\' Trainer (a job killed without warning loses at most that many); 0: only at the end and on Ctrl-C or SIGTERM' },
     'cache-dir': { type: 'string', describe: 'where the reference log-probs are cached (default OUT/cache); runs given one directory (DPO beside Sr-DPO, a sweep over lambda: the same reference and data) compute them once' },
@@ -89,8 +90,8 @@ export function demoIgnoredFlags(args: readonly string[]): string[] {
 export function checkTrainPaths(o: Pick<TrainOptions, 'model' | 'data' | 'refModel' | 'evalData' | 'cacheDir'>): void {
   checkPathFlag('model', o.model, 'model directory');
   if (o.refModel !== undefined) checkPathFlag('ref-model', o.refModel, 'model directory');
-  checkPathFlag('data', o.data, 'data file');
-  if (o.evalData !== undefined) checkPathFlag('eval-data', o.evalData, 'data file');
+  for (const f of dataFileList(o.data)) checkPathFlag('data', f, 'data file');
+  if (o.evalData !== undefined) for (const f of dataFileList(o.evalData)) checkPathFlag('eval-data', f, 'data file');
   if (o.cacheDir !== undefined) checkDirFlag('cache-dir', o.cacheDir);
 }
 
@@ -115,13 +116,13 @@ export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {
   if (!(ls >= 0 && ls < 0.5)) refuse(`--label-smoothing must be at least 0 and below 0.5 (got ${a['label-smoothing']})`);
   if (ls > 0 && loss !== 'dpo' && loss !== 'sr-dpo') refuse(`--label-smoothing applies to dpo and sr-dpo (cDPO), not ${loss}`);
   return {
-    model: a.model as string, data: a.data as string, refModel: a['ref-model'] as string | undefined, loss,
+    model: a.model as string, data: dataFilesFlag(a, 'data')!, refModel: a['ref-model'] as string | undefined, loss,
     beta: num('beta'), lambda: num('lambda'), labelSmoothing: ls, optimizer: a.optimizer as 'rmsprop' | 'adamw',
     ...(a['weight-decay'] !== undefined ? { weightDecay: num('weight-decay') } : {}), lr: num('lr'),
     warmupSteps: num('warmup-steps'), lrSchedule: a['lr-schedule'] as LrSchedule, gradClip: num('grad-clip'), batchSize: num('batch-size'),
     microBatchSize: Math.min(num('micro-batch-size'), num('batch-size')), maxLength: num('max-length'),
     maxPromptLength: num('max-prompt-length'), epochs: num('epochs'), maxSteps: a['max-steps'] as number | undefined,
-    seed: num('seed'), evalData: a['eval-data'] as string | undefined, ...(a['cache-dir'] !== undefined ? { cacheDir: a['cache-dir'] as string } : {}), evalEvery: num('eval-every'), saveEvery: num('save-every'),
+    seed: num('seed'), evalData: dataFilesFlag(a, 'eval-data'), ...(a['cache-dir'] !== undefined ? { cacheDir: a['cache-dir'] as string } : {}), evalEvery: num('eval-every'), saveEvery: num('save-every'),
     out: (a.out as string | undefined) ?? `runs/${loss}`, resume: Boolean(a.resume), refinePrompt: a['refine-prompt'] as string,
     noEos: a.eos === false, completionsInContext: Boolean(a['completions-in-context']), skipBadRows: Boolean(a['skip-bad-rows']), plainProgress: Boolean(a['plain-progress']),
     adapter: a.adapter as string | undefined, precision: a.precision as Precision,

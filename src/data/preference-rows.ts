@@ -42,8 +42,9 @@
 
 import { Template } from '@huggingface/jinja';
 import {
-  RowShapeError, describeJsonValue, optionalNumber, readJsonl, type JsonObject, type JsonlOptions, type JsonlStats,
+  JsonlRowError, RowShapeError, describeJsonValue, newJsonlStats, optionalNumber, readJsonl, type JsonObject, type JsonlOptions, type JsonlStats,
 } from './read-jsonl.js';
+import { dataFileList, type DataFiles } from './data-files.js';
 
 export interface PreferenceRow {
   prompt: string;
@@ -413,22 +414,44 @@ export function preferenceValidator(n: PreferenceNormalizer): (obj: JsonObject) 
 
 export interface PreferenceRowsResult {
   rows: PreferenceRow[];
-  /** Line number of each row in the file. */
+  /** Line (or Parquet / JSON-array row) number of each row in its file. */
   lineNumbers: number[];
+  /** Each row's file, as an index into `files`. */
+  fileIndex: number[];
+  files: string[];
+  /** How each file numbers its rows (JsonlStats.unit). */
+  units: JsonlStats['unit'][];
   stats: NormalizeStats;
-  /** Reader counts: lines, rows, bad (skipped) rows and the first skip reasons. */
+  /** Reader counts over all files: lines, rows, bad (skipped) rows and the first skip reasons. */
   read: JsonlStats;
 }
 
-/** Reads and normalizes a preference file (.jsonl or .jsonl.gz; rows of any supported shape). */
+/** Where row `i` of a result came from, as an error names it. */
+export function rowError(r: Pick<PreferenceRowsResult, 'lineNumbers' | 'fileIndex' | 'files' | 'units'>, i: number, reason: string): JsonlRowError {
+  const f = r.fileIndex[i];
+  return new JsonlRowError(r.files[f], r.lineNumbers[i], reason, r.units[f]);
+}
+
+/**
+ * Reads and normalizes preference data (rows of any supported shape): one file, or several read as one in
+ * the order given (data-files.ts), with one normalizer's counts.
+ */
 export async function loadPreferenceRows(
-  file: string,
+  data: DataFiles,
   opts: NormalizeOptions & JsonlOptions = {},
 ): Promise<PreferenceRowsResult> {
   const n = new PreferenceNormalizer(opts);
-  const r = await readJsonl(file, preferenceValidator(n), opts);
-  const { values, lineNumbers, ...read } = r;
-  return { rows: values, lineNumbers, stats: n.stats, read };
+  const out: PreferenceRowsResult = { rows: [], lineNumbers: [], fileIndex: [], files: dataFileList(data), units: [], stats: n.stats, read: newJsonlStats() };
+  const read = out.read;
+  for (const [fi, file] of out.files.entries()) {
+    const r = await readJsonl(file, preferenceValidator(n), opts);
+    for (let i = 0; i < r.values.length; i++) { out.rows.push(r.values[i]); out.lineNumbers.push(r.lineNumbers[i]); out.fileIndex.push(fi); }
+    out.units.push(r.unit);
+    read.lines += r.lines; read.rows += r.rows; read.badRows += r.badRows;
+    for (const m of r.badReasons) if (read.badReasons.length < (opts.maxReasons ?? 5)) read.badReasons.push(m);
+    read.unit = r.unit; // one file's (the last): rows carry their own (units)
+  }
+  return out;
 }
 
 /** One-paragraph summary of the counts, for logs. */

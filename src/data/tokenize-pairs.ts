@@ -51,10 +51,11 @@
 //   where p and the query join). A row longer than the model's positions (LoadPairsOptions.positions:
 //   the augmented sequence counted where it is scored) is a bad row, named by its line.
 
-import { JsonlRowError, recordBadRow, type JsonlOptions, type JsonlStats } from './read-jsonl.js';
+import { recordBadRow, type JsonlOptions, type JsonlStats } from './read-jsonl.js';
 import {
-  formatNormalizeStats, loadPreferenceRows, type ChatTemplateSource, type NormalizeOptions, type NormalizeStats, type PreferenceRow,
+  formatNormalizeStats, loadPreferenceRows, rowError, type ChatTemplateSource, type NormalizeOptions, type NormalizeStats, type PreferenceRow,
 } from './preference-rows.js';
+import { dataLabel, type DataFiles } from './data-files.js';
 import { userError } from '../errors.js';
 import type { TokenizerSpec } from '../model/tokenizer.js';
 import { tokenizeOnThreads, tokenizeThreads, type RowOutcome } from './tokenize-parallel.js';
@@ -422,14 +423,14 @@ export interface LoadedPairs {
  * Reads, normalizes and tokenizes a preference file in one call. The chat template, BOS and EOS
  * strings for chat rows come from the tokenizer.
  */
-export async function loadTokenizedPairs(file: string, tok: TextTokenizer, loadOpts: LoadPairsOptions = {}): Promise<LoadedPairs> {
-  const read = (sft: boolean) => loadPreferenceRows(file, { ...loadOpts, sft, chatTemplate: tok.chatTemplate, bosToken: tok.bosToken, eosToken: tok.eosToken });
+export async function loadTokenizedPairs(data: DataFiles, tok: TextTokenizer, loadOpts: LoadPairsOptions = {}): Promise<LoadedPairs> {
+  const read = (sft: boolean) => loadPreferenceRows(data, { ...loadOpts, sft, chatTemplate: tok.chatTemplate, bosToken: tok.bosToken, eosToken: tok.eosToken });
   let loaded = await read(loadOpts.sft === true || loadOpts.sftIfAny === true);
   // sftIfAny: a file with any pair is a preference file, read again as one, where a row without a rejected
   // response is a bad row (named by its line, or skipped with skipBadRows) as before: a misspelt or null
   // "rejected" must not turn a file of pairs into SFT rows.
   if (loadOpts.sftIfAny && loadOpts.sft !== true && loaded.stats.sftOnly > 0 && loaded.stats.sftOnly < loaded.rows.length) loaded = await read(false);
-  const { rows: all, lineNumbers, read: readStats, stats } = loaded;
+  const { rows: all, read: readStats, stats } = loaded;
   const opts = loadOpts.sftIfAny && stats.sftOnly > 0 ? { ...loadOpts, sft: true } : loadOpts;
   const t = new PairTokenizer(tok, opts);
   const pairs: TokenizedPair[] = [];
@@ -438,7 +439,7 @@ export async function loadTokenizedPairs(file: string, tok: TextTokenizer, loadO
   // malformed line: named by file and line, or skipped and counted with skipBadRows.
   const take = (o: RowOutcome, i: number) => {
     if ('error' in o) {
-      recordBadRow(readStats, new JsonlRowError(file, lineNumbers[i], o.error, readStats.unit), opts);
+      recordBadRow(readStats, rowError(loaded, i, o.error), opts);
       readStats.rows--;
     } else {
       pairs.push(o);
@@ -450,6 +451,6 @@ export async function loadTokenizedPairs(file: string, tok: TextTokenizer, loadO
     // The first report, then every 1024 rows or so, and the last.
     if (shown === 0 || done - shown >= 1024 || done === all.length) { shown = done; opts.onProgress?.(done, all.length); }
   })).forEach(take);
-  const report = `${file}: ${formatNormalizeStats(stats, readStats)}\n${formatTokenizeStats(t.stats, opts)}`;
+  const report = `${dataLabel(data)}: ${formatNormalizeStats(stats, readStats)}\n${formatTokenizeStats(t.stats, opts)}`;
   return { pairs, rows, read: readStats, normalize: stats, tokenize: t.stats, report };
 }

@@ -2,6 +2,7 @@
 // with the refine prompt so that augmented sequences are available for Sr losses and metrics.
 import { loadTokenizedPairs, type TokenizedPair } from '../data/tokenize-pairs.js';
 import type { JsonlStats } from '../data/read-jsonl.js';
+import { dataLabel, type DataFiles } from '../data/data-files.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { loadTokenizer, textTokenizer, type SrkTokenizer } from '../model/tokenizer.js';
@@ -27,21 +28,21 @@ export interface PairUse {
 /** Rows from which tokenizing reports progress (about ten seconds of it on this project's 2-core machine). */
 const PROGRESS_ROWS = 5000;
 
-/** The file's usable pairs tokenized for the model; `onRead` gets the reader's counts (bad lines skipped). */
-export async function loadPairsForModel(modelDir: string, file: string, s: DataSettings, use: PairUse, log: (s: string) => void,
+/** The data's usable pairs tokenized for the model; `onRead` gets the reader's counts (bad lines skipped). */
+export async function loadPairsForModel(modelDir: string, data: DataFiles, s: DataSettings, use: PairUse, log: (s: string) => void,
   onRead?: (read: JsonlStats) => void, progress?: (label: string, done: number, total: number) => void): Promise<TokenizedPair[]> {
   const tok = await loadTokenizer(modelDir);
   const { maxPositions } = await loadModelConfig(modelDir);
   if (tok.sentencePieceFile) log(`tokenizer: ${tok.sentencePieceFile} (SentencePiece; no tokenizer.json, converted as transformers does)`);
-  const r = await loadTokenizedPairs(file, textTokenizer(tok), {
+  const r = await loadTokenizedPairs(data, textTokenizer(tok), {
     maxLength: s.maxLength, maxPromptLength: s.maxPromptLength, noEos: s.noEos, refinePrompt: s.refinePrompt, inContext: s.inContext,
     skipBadRows: s.skipBadRows, sft: use.sft, sftIfAny: use.sftIfAny, positions: { max: maxPositions, augmented: use.augmented },
     // Only data sets big enough to take a while say how far they are.
-    onProgress: (done, total) => { if (total >= PROGRESS_ROWS) progress?.(`tokenize ${file}`, done, total); },
+    onProgress: (done, total) => { if (total >= PROGRESS_ROWS) progress?.(`tokenize ${dataLabel(data)}`, done, total); },
   }).catch((e: unknown) => { throw dataError(e); });
   log(r.report);
   onRead?.(r.read);
-  if (r.pairs.length === 0) throw userError(`${file}: no usable pairs`);
+  if (r.pairs.length === 0) throw userError(`${dataLabel(data)}: no usable pairs`);
   return r.pairs;
 }
 

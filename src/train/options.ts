@@ -3,6 +3,7 @@
 import type { Precision } from '../engine/precision.js';
 import type { SaveDtype } from './checkpoint.js';
 import type { LrSchedule } from './lr-schedule.js';
+import type { DataFiles } from '../data/data-files.js';
 
 export type LossName = 'sft' | 'dpo' | 'ipo' | 'sr-dpo' | 'sr-ipo';
 export const LOSSES: readonly LossName[] = ['sft', 'dpo', 'ipo', 'sr-dpo', 'sr-ipo'];
@@ -13,7 +14,8 @@ export const PAPER_REFINE_PROMPT = 'Please generate a response with a usefulness
 
 export interface TrainOptions {
   model: string;
-  data: string;
+  /** One data file, or several read as one in this order (data-files.ts). */
+  data: DataFiles;
   refModel?: string;
   loss: LossName;
   beta: number;
@@ -54,7 +56,7 @@ export interface TrainOptions {
    */
   sftPairTruncation?: boolean;
   seed: number;
-  evalData?: string;
+  evalData?: DataFiles;
   /** Where the reference log-probs are cached (reference.ts); default OUT/cache. */
   cacheDir?: string;
   evalEvery: number;

@@ -24,19 +24,20 @@ import { Progress } from './progress.js';
 import { acquireRunLock } from './run-lock.js';
 import { defaultWeightDecay, isSrLoss, type TrainOptions } from './options.js';
 import { isUserFacing } from '../errors.js';
+import { dataLabel, type DataFiles } from '../data/data-files.js';
 
 export class TrainingError extends Error { readonly userFacing = true; }
 
 /** The reference's scoring failed (a non-finite log-prob: its pairs are named by index in the file's usable pairs). */
-function refError(e: unknown, refDir: string, file: string): unknown {
+function refError(e: unknown, refDir: string, data: DataFiles): unknown {
   if (!(e instanceof Error) || !isUserFacing(e)) return e;
-  return new TrainingError(`reference ${refDir} on ${file}: ${e.message}`);
+  return new TrainingError(`reference ${refDir} on ${dataLabel(data)}: ${e.message}`);
 }
 
 /** An evaluation that failed, named by its data and step, with where the weights are. */
-function evalError(e: unknown, file: string, step: number, saved: string | undefined): Error {
+function evalError(e: unknown, data: DataFiles, step: number, saved: string | undefined): Error {
   if (e instanceof TrainingError) return e;
-  return new TrainingError(`eval on ${file} at step ${step}: ${e instanceof Error ? e.message : String(e)}` +
+  return new TrainingError(`eval on ${dataLabel(data)} at step ${step}: ${e instanceof Error ? e.message : String(e)}` +
     (saved ? `; the weights of step ${step} are saved in ${saved}` : ''));
 }
 
@@ -164,7 +165,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       log, undefined, dataProgress);
     const dataHash = pairsHash(pairs);
     if (state?.dataHash !== undefined && state.dataHash !== dataHash) {
-      throw new TrainingError(`--resume: the pairs read from ${o.data} are not the ones the run in ${o.out} trained on ` +
+      throw new TrainingError(`--resume: the pairs read from ${dataLabel(o.data)} are not the ones the run in ${o.out} trained on ` +
         '(the file changed, or what tokenizes it: the tokenizer, --max-length, --max-prompt-length, --refine-prompt, --no-eos); ' +
         'its data order and position would not mean the same pairs');
     }

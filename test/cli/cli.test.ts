@@ -62,7 +62,7 @@ describe('srk CLI', () => {
     for (const [args, re] of [
       [['train', '--model', 'a', '--model', 'b', '--data', 'x'], /^srk: --model is given 2 times \(a, b\); give it once$/m],
       [['train', '--batch-size', '2', '--batchSize', '4', '--model', 'a', '--data', 'x'], /^srk: --batch-size is given 2 times \(2, 4\); give it once$/m],
-      [['eval', '--model', 'm', '--data', 'a', '--data', 'b'], /^srk: --data is given 2 times/m],
+      [['eval', '--model', 'm', '--ref-model', 'a', '--ref-model', 'b', '--data', 'x'], /^srk: --ref-model is given 2 times/m],
     ] as const) {
       const r = run([...args]);
       expect(r.status, r.stderr).toBe(1);
@@ -71,7 +71,7 @@ describe('srk CLI', () => {
     // Every flag declared as a list is exempt (a new one must be added to LIST_FLAGS).
     const declared = ['src/cli.ts', 'src/cli/report.ts', 'src/cli/train.ts', 'src/cli/eval.ts', 'src/cli/logprobs.ts', 'src/cli/init.ts']
       .flatMap((f) => [...readFileSync(resolve(root, f), 'utf8').matchAll(/'?([\w-]+)'?(?::|',) \{ type: '(?:array'|\w+',[^}]*\barray: true)/g)].map((m) => m[1]));
-    expect(declared.sort()).toEqual(['name', 'runs', 'sizes']);
+    expect([...new Set(declared)].sort()).toEqual(['data', 'eval-data', 'name', 'runs', 'sizes']);
     for (const f of declared) expect(LIST_FLAGS.has(f), f).toBe(true);
     // Repeated alike: read as one value (the missing model is what stops it).
     const same = run(['train', '--batch-size', '2', '--batch-size', '2', '--model', '/nonexistent-model', '--data', 'x']);

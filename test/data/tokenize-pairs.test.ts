@@ -281,6 +281,33 @@ describe('loadTokenizedPairs', () => {
     expect(r.tokenize).toMatchObject({ rows: 6, doubleBosRemoved: 6, eosAlreadyPresent: 12, refineInUserTurn: 6, refineBeforeCutChat: 0 });
     expect(r.report).toMatch(/chat-rows\.jsonl: 6 rows \(text 0, hh 0, chat 6\)/);
   });
+
+  it('several files read as one, in order: the pairs of their concatenation, each bad row named by its own file and number', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'srk-files-'));
+    try {
+      const tok = fakeTokenizer({ addsBos: false });
+      const rows = ['a', 'b', 'c', 'd', 'e'].map((x) => ({ prompt: `Q${x}?`, chosen: ` ${x}!`, rejected: ` no ${x}` }));
+      const write = (name: string, text: string) => { const f = path.join(dir, name); writeFileSync(f, text); return f; };
+      const whole = write('whole.jsonl', rows.map((r) => JSON.stringify(r)).join('\n'));
+      const first = write('first.jsonl', rows.slice(0, 2).map((r) => JSON.stringify(r)).join('\n'));
+      const second = write('second.json', JSON.stringify(rows.slice(2), null, 2)); // a JSON array: rows, not lines
+      const one = await loadTokenizedPairs(whole, tok, { noEos: true });
+      const two = await loadTokenizedPairs([first, second], tok, { noEos: true });
+      expect(two.pairs).toEqual(one.pairs);
+      expect(two.report).toMatch(/first\.jsonl \+ .*second\.json: 5 rows/);
+      // A row that reads but has no tokens (an empty response with --no-eos) fails at tokenizing: named by its file.
+      const bad = write('bad.json', JSON.stringify([rows[2], { ...rows[3], chosen: '' }]));
+      await expect(loadTokenizedPairs([first, bad], tok, { noEos: true })).rejects.toThrow(/bad\.json: row 2: /);
+      const skipped = await loadTokenizedPairs([bad, first], tok, { noEos: true, skipBadRows: true });
+      expect([skipped.pairs.length, skipped.read.badRows]).toEqual([3, 1]);
+      expect(skipped.read.badReasons[0]).toMatch(/bad\.json: row 2: /);
+      // A malformed line: the reader names its file and line.
+      const broken = write('broken.jsonl', `${JSON.stringify(rows[0])}\nnot json\n`);
+      await expect(loadTokenizedPairs([first, broken], tok)).rejects.toThrow(/broken\.jsonl:2: invalid JSON/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('loadTokenizedPairs: rows that read but do not tokenize', () => {
