@@ -50,6 +50,8 @@ export interface EvalMetrics {
   kendall?: number;
   /** Per-pair margins beta*h_i [n], for plots and further statistics (NaN for SFT rows). */
   margins: Float64Array;
+  /** Per-pair Delta_i [n], with the augmented log-probs. */
+  augMargins?: Float64Array;
   /** SFT rows (no rejected response): nll_chosen alone is defined, and it is the SFT loss on them. */
   sft?: true;
 }
@@ -84,12 +86,15 @@ export function computeEvalMetrics(inp: EvalInputs): EvalMetrics {
   }
 
   let augAccuracy: number | null = null, augMargin: number | null = null;
+  let augMargins: Float64Array | undefined;
   if (augGiven === 4) {
     const pca = need('policyChosenAug', inp.policyChosenAug, n), pra = need('policyRejectedAug', inp.policyRejectedAug, n);
     const rca = need('refChosenAug', inp.refChosenAug, n), rra = need('refRejectedAug', inp.refRejectedAug, n);
     let augCorrect = 0, sumDelta = 0;
+    augMargins = new Float64Array(n);
     for (let i = 0; i < n; i++) {
       const delta = beta * ((pca[i] - rca[i]) - (pra[i] - rra[i]));
+      augMargins[i] = delta;
       if (delta > 0) augCorrect++;
       sumDelta += delta;
     }
@@ -109,6 +114,7 @@ export function computeEvalMetrics(inp: EvalInputs): EvalMetrics {
     reward_rejected: sumRr / n,
     nll_chosen: nllChosen,
     margins,
+    ...(augMargins ? { augMargins } : {}),
   };
 
   let diff: ArrayLike<number> | undefined = inp.scoreDiff;

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { EVAL_COLUMNS, evalTableFromRows, formatCell, type EvalTableRow } from './eval-metrics.js';
 import { RUN_CONFIG_FILE, readRunDir, writeFileAtomic, type EvalRow, type MetricsRow } from './metrics-log.js';
+import { readEvalPairs, type EvalPairs } from './eval-pairs.js';
 import { PALETTE, escapeXml, formatValue, renderLineChart, type MarkerSeries, type MarkerShape } from './svg-chart.js';
 
 export interface ReportRun {
@@ -18,6 +19,8 @@ export interface ReportRun {
   eval?: ReadonlyArray<EvalRow>;
   /** This run's configuration (shown side by side with the other runs'). */
   config?: Record<string, unknown>;
+  /** Per-pair numbers of its latest evaluation (eval-pairs.csv): the margin against score scatter. */
+  evalPairs?: EvalPairs;
   color?: string;
 }
 
@@ -100,7 +103,8 @@ export function runsFromDirs(dirs: Array<{ name: string; dir: string }>): Report
     if (fs.existsSync(cfgPath)) {
       try { config = JSON.parse(fs.readFileSync(cfgPath, 'utf8')) as Record<string, unknown>; } catch { config = undefined; }
     }
-    return { name, metrics, eval: ev, config };
+    const evalPairs = readEvalPairs(dir);
+    return { name, metrics, eval: ev, config, ...(evalPairs ? { evalPairs } : {}) };
   });
 }
 
@@ -163,6 +167,8 @@ export function renderReportHtml(opts: ReportOptions): string {
   parts.push('<h2>Training curves</h2>', smoothNote, `<div class="charts">${chartHtml.join('\n')}</div>`);
   if (leftOut.length) parts.push(`<p class="note">No values in any run, so not drawn: ${leftOut.map(esc).join('; ')}.</p>`);
   parts.push('<h2>Evaluation</h2>', evalTableHtml(table));
+  const scatter = marginScatter(opts.runs);
+  if (scatter) parts.push(`<figure class="chart-box">${scatter}</figure>`);
   const cfg = configHtml(opts);
   if (cfg) parts.push('<h2>Configuration</h2>', cfg);
   parts.push('<p class="foot">Data: report.csv (all points of every run), report-eval.csv (the evaluation table).</p>');
@@ -172,6 +178,29 @@ export function renderReportHtml(opts: ReportOptions): string {
   parts.push(`<script>${HOVER_JS}</script>`);
   parts.push('</body>', '</html>');
   return parts.join('\n') + '\n';
+}
+
+/**
+ * Each run's per-pair margins of its latest evaluation against the judge's score differences (the
+ * points behind the eval table's correlations); undefined where no run has pairs with scores. At most
+ * 2000 points a run (evenly spaced among its pairs).
+ */
+function marginScatter(runs: ReportRun[]): string | undefined {
+  const markers: MarkerSeries[] = [];
+  runs.forEach((r, i) => {
+    const p = r.evalPairs;
+    if (!p) return;
+    const all = p.margin.map((m, k) => ({ k, x: p.scoreChosen[k] - p.scoreRejected[k], y: m })).filter((q) => Number.isFinite(q.x) && Number.isFinite(q.y));
+    if (all.length === 0) return;
+    const every = Math.ceil(all.length / 2000);
+    markers.push({
+      label: `${r.name} (step ${p.step})`, shape: SHAPES[i % SHAPES.length], color: runColor(r, i), runName: r.name,
+      points: all.filter((_, j) => j % every === 0).map((q) => ({ x: q.x, y: q.y, tip: `${r.name} · pair ${q.k}: score difference ${formatValue(q.x)}, margin ${formatValue(q.y)}` })),
+    });
+  });
+  if (markers.length === 0) return undefined;
+  return renderLineChart({ id: 'margin-scatter', title: 'Margin β·h against judge score difference (latest evaluation)', xLabel: 'score chosen − score rejected',
+    yLabel: 'margin', series: [], markers }).svg;
 }
 
 function runSummary(runs: ReportRun[], xKey: string): string {

@@ -246,9 +246,15 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
   // Legend: one entry per series with data, then one per marker kind; wrapped into rows.
   const legendItems: Array<{ label: string; kind: 'line' | MarkerShape; color: string }> = [];
   for (const d of drawn) legendItems.push({ label: d.name + (d.x.length === 0 ? ' (no data)' : ''), kind: 'line', color: d.color });
-  const markerKinds = new Map<string, MarkerShape>();
-  for (const m of markers) if (m.points.length && !markerKinds.has(m.label)) markerKinds.set(m.label, m.shape);
-  for (const [label, shape] of markerKinds) legendItems.push({ label, kind: shape, color: '#444' });
+  // A marker kind in its runs' colour where it has one run (a scatter's), else neutral (eval markers of several runs).
+  const markerKinds = new Map<string, { shape: MarkerShape; color: string }>();
+  for (const m of markers) {
+    if (!m.points.length) continue;
+    const k = markerKinds.get(m.label);
+    if (!k) markerKinds.set(m.label, { shape: m.shape, color: m.color });
+    else if (k.color !== m.color) k.color = '#444';
+  }
+  for (const [label, { shape, color }] of markerKinds) legendItems.push({ label, kind: shape, color });
 
   const yMax = Math.max(...yt.ticks.map(Math.abs));
   const yLabels = yt.ticks.map((t) => formatTick(t, yt.step, yMax));

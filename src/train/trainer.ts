@@ -8,6 +8,7 @@ import { Optimizer, type OptimizerConfig } from '../kernels/optimizer.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { EVAL_FILE, METRICS_FILE, RUN_CONFIG_FILE, MetricsLog, readEval, type MetricsRow } from '../report/metrics-log.js';
 import { computeEvalMetrics, computeSftEvalMetrics, toEvalRow } from '../report/eval-metrics.js';
+import { writeEvalPairs } from '../report/eval-pairs.js';
 import { runsFromDirs, writeReport } from '../report/html.js';
 import { isSftPair, type TokenizedPair } from '../data/tokenize-pairs.js';
 import { lrFactor } from './lr-schedule.js';
@@ -273,6 +274,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       });
       const row = toEvalRow(m, { step, pairs_seen: pairsSeen, split: 'eval' });
       metrics.eval(row);
+      writeEvalPairs(o.out, step, m.margins, m.augMargins, { chosen: evalPairs.map((p) => p.scoreChosen), rejected: evalPairs.map((p) => p.scoreRejected) });
       lastEval = row as unknown as Record<string, unknown>;
       log(`eval at step ${step}: margin ${m.margin.toFixed(4)}, accuracy ${m.accuracy.toFixed(3)}, aug accuracy ${m.aug_accuracy?.toFixed(3) ?? '-'}, ` +
         `chosen NLL ${m.nll_chosen?.toFixed(4) ?? '-'} per token` +

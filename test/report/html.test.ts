@@ -8,6 +8,7 @@ import { demoReportOptions, writeDemo } from '../../src/report/demo.js';
 import { computeEvalMetrics, computeSftEvalMetrics, toEvalRow, type EvalTableRow } from '../../src/report/eval-metrics.js';
 import { csvField, renderReportHtml, runsFromDirs, writeReport, type ReportRun } from '../../src/report/html.js';
 import { readRunDir, type EvalRow, type MetricsRow } from '../../src/report/metrics-log.js';
+import { writeEvalPairs } from '../../src/report/eval-pairs.js';
 import { downsample, ema, finitePoints, formatTick, niceTicks, renderLineChart } from '../../src/report/svg-chart.js';
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'srk-report-'));
@@ -218,6 +219,29 @@ describe('HTML report', () => {
     // A DPO run's evaluation has augmented accuracy: that chart stands on its markers.
     const dpoEval = { ...evalRows[0], aug_accuracy: 0.5, margin: 0.1, accuracy: 0.5 };
     expect(svgs(renderReportHtml({ title: 'dpo', runs: [{ name: 'DPO', metrics, eval: [dpoEval] }] }))).toHaveLength(4);
+  });
+
+  it('the margin against score scatter of each run\'s latest evaluation (eval-pairs.csv), where pairs carry scores', () => {
+    const dir = tmpDir();
+    const withScores = path.join(dir, 'scored');
+    const without = path.join(dir, 'unscored');
+    writeEvalPairs(withScores, 30, [0.5, -0.25, NaN, 1], [0.4, -0.1, 0, 2], { chosen: [9, 5, 7, 8], rejected: [2, 6, 1, undefined] });
+    writeEvalPairs(without, 30, [0.5, 0.1], undefined, { chosen: [undefined, undefined], rejected: [undefined, undefined] });
+    expect(fs.readFileSync(path.join(withScores, 'eval-pairs.csv'), 'utf8')).toBe(
+      'step,pair,margin,aug_margin,score_chosen,score_rejected\n30,0,0.5,0.4,9,2\n30,1,-0.25,-0.1,5,6\n30,2,,0,7,1\n30,3,1,2,8,\n');
+    const back = runsFromDirs([{ name: 'scored', dir: withScores }, { name: 'unscored', dir: without }]);
+    expect(back[0].evalPairs).toMatchObject({ step: 30, margin: [0.5, -0.25, NaN, 1], scoreRejected: [2, 6, 1, NaN] });
+    const html = renderReportHtml({ title: 's', runs: back });
+    const scatter = svgs(html).find((x) => x.includes('id="margin-scatter"'))!;
+    expect(scatter).toContain('Margin β·h against judge score difference');
+    // Pairs 0 and 1 have a margin and both scores; 2 has no margin, 3 no rejected score.
+    expect(count(scatter, /class="marker"/g)).toBe(2);
+    expect(scatter).toContain('scored · pair 1: score difference -1, margin -0.25');
+    expect(scatter).toContain('scored (step 30)');
+    expect(renderReportHtml({ title: 'n', runs: [back[1]] })).not.toContain('margin-scatter');
+    // Not a file of ours: no scatter, no error.
+    fs.writeFileSync(path.join(without, 'eval-pairs.csv'), 'a,b\n1,2\n');
+    expect(runsFromDirs([{ name: 'x', dir: without }])[0].evalPairs).toBeUndefined();
   });
 
   it('builds from run directories (metrics.jsonl/eval.jsonl) and computes the eval table from eval rows', () => {

@@ -31,6 +31,16 @@ describe('srk train with several data files', () => {
     for (const k of ['margin', 'accuracy', 'aug_accuracy', 'nll_chosen', 'n']) {
       expect(atOneSteps.map((e) => e[k]), k).toEqual(evals('one').map((e) => (k === 'n' ? e[k] : expect.closeTo(e[k], 12))));
     }
+    // eval-pairs.csv: the latest evaluation's pairs, whose means are its row's.
+    const csv = readFileSync(join(tmp, 'one', 'eval-pairs.csv'), 'utf8').trim().split('\n');
+    expect(csv[0]).toBe('step,pair,margin,aug_margin,score_chosen,score_rejected');
+    const cols = csv.slice(1).map((l) => l.split(','));
+    expect(cols.map((c) => [c[0], c[1], c[4], c[5]])).toEqual(lines.map((_, i) => ['2', String(i), '', '']));
+    const last = evals('one').at(-1);
+    const mean = (k: number) => cols.reduce((t, c) => t + Number(c[k]), 0) / cols.length;
+    expect(mean(2)).toBeCloseTo(last.margin, 12);
+    expect(cols.filter((c) => Number(c[2]) > 0).length / cols.length).toBe(last.accuracy);
+    expect(cols.filter((c) => Number(c[3]) > 0).length / cols.length).toBe(last.aug_accuracy);
     const reordered = await train([...args('two', [b, a], [b, a], 3), '--resume']);
     expect(reordered.code).toBe(1);
     expect(reordered.stderr).toMatch(/--resume: the pairs read from .*b\.jsonl \+ .*a\.jsonl are not the ones the run in .* trained on/);

@@ -1,0 +1,49 @@
+// OUT/eval-pairs.csv: the per-pair numbers of a run's latest evaluation on preference pairs, rewritten
+// (atomically) at each one: step, pair (its index among the eval data's usable pairs), margin beta*h,
+// aug_margin Delta (empty without the augmented pass), score_chosen, score_rejected (empty without judge
+// scores). The report draws margin against the score difference from it (the scatter behind the
+// correlations of the eval table), and a reader can take any other statistic from it.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { writeFileAtomic } from './metrics-log.js';
+
+export const EVAL_PAIRS_FILE = 'eval-pairs.csv';
+const HEADER = 'step,pair,margin,aug_margin,score_chosen,score_rejected';
+
+export interface EvalPairs {
+  step: number;
+  margin: number[];
+  /** Per pair; NaN where not computed. */
+  augMargin: number[];
+  scoreChosen: number[];
+  scoreRejected: number[];
+}
+
+const cell = (v: number | undefined): string => (v === undefined || !Number.isFinite(v) ? '' : String(v));
+
+export function writeEvalPairs(outDir: string, step: number, margins: ArrayLike<number>, augMargins: ArrayLike<number> | undefined,
+  scores: { chosen: ReadonlyArray<number | undefined>; rejected: ReadonlyArray<number | undefined> }): void {
+  const lines = [HEADER];
+  for (let i = 0; i < margins.length; i++) {
+    lines.push(`${step},${i},${cell(margins[i])},${cell(augMargins?.[i])},${cell(scores.chosen[i])},${cell(scores.rejected[i])}`);
+  }
+  writeFileAtomic(path.join(outDir, EVAL_PAIRS_FILE), `${lines.join('\n')}\n`);
+}
+
+/** The run's eval-pairs.csv, or undefined where there is none or it is not one (a report still renders). */
+export function readEvalPairs(outDir: string): EvalPairs | undefined {
+  const file = path.join(outDir, EVAL_PAIRS_FILE);
+  let text: string;
+  try { text = fs.readFileSync(file, 'utf8'); } catch { return undefined; }
+  const lines = text.split('\n').filter((l) => l !== '');
+  if (lines[0] !== HEADER) return undefined;
+  const num = (s: string) => (s === '' ? NaN : Number(s));
+  const out: EvalPairs = { step: NaN, margin: [], augMargin: [], scoreChosen: [], scoreRejected: [] };
+  for (const l of lines.slice(1)) {
+    const c = l.split(',');
+    if (c.length !== 6) return undefined;
+    out.step = num(c[0]);
+    out.margin.push(num(c[2])); out.augMargin.push(num(c[3])); out.scoreChosen.push(num(c[4])); out.scoreRejected.push(num(c[5]));
+  }
+  return out.margin.length ? out : undefined;
+}
