@@ -200,7 +200,7 @@ function marginScatter(runs: ReportRun[]): string | undefined {
   });
   if (markers.length === 0) return undefined;
   return renderLineChart({ id: 'margin-scatter', title: 'Margin β·h against judge score difference (latest evaluation)', xLabel: 'score chosen − score rejected',
-    yLabel: 'margin', series: [], markers }).svg;
+    yLabel: 'margin', series: [], markers, pad: true }).svg;
 }
 
 function runSummary(runs: ReportRun[], xKey: string): string {

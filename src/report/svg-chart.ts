@@ -38,6 +38,8 @@ export interface ChartOptions {
   width?: number;
   height?: number;
   maxPoints?: number;
+  /** A scatter: a margin of 4% around the points on both axes, so none sits on the frame. */
+  pad?: boolean;
 }
 
 // Ten well-separated hues, then ten darker ones, so a sweep of up to twenty runs has no two alike.
@@ -237,7 +239,10 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
     ylo = Math.min(ylo, opts.yDomain[0]);
     yhi = Math.max(yhi, opts.yDomain[1]);
   }
-  if (xlo > 0 && xlo <= 0.25 * (xhi - xlo)) xlo = 0; // start the x axis at 0 when it is close
+  if (opts.pad && hasData) {
+    const dx = xhi > xlo ? 0.04 * (xhi - xlo) : 0.5, dy = yhi > ylo ? 0.04 * (yhi - ylo) : 0.5;
+    xlo -= dx; xhi += dx; ylo -= dy; yhi += dy;
+  } else if (xlo > 0 && xlo <= 0.25 * (xhi - xlo)) xlo = 0; // start the x axis at 0 when it is close
   const xt = niceTicks(xlo, xhi, 6);
   const yt = opts.yDomain && ylo >= opts.yDomain[0] && yhi <= opts.yDomain[1]
     ? fixedTicks(opts.yDomain[0], opts.yDomain[1])
