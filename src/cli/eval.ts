@@ -8,10 +8,12 @@
 // reference is scored first and freed before the policy is loaded, so only one model is on the GPU
 // at a time. Without --ref-model the reference is the policy itself: margins are then exactly 0.
 import path from 'node:path';
+import { existsSync, statSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import type { Gpu } from '../engine/gpu.js';
 import { isSftPair, type TokenizedPair } from '../data/tokenize-pairs.js';
 import { dataLabel, type DataFiles } from '../data/data-files.js';
+import { writeEvalPairsFile } from '../report/eval-pairs.js';
 import { loadModel } from '../model/load.js';
 import { computeEvalMetrics, computeSftEvalMetrics, formatEvalTable, type EvalMetrics } from '../report/eval-metrics.js';
 import { checkSameTokenizer, loadPairsForModel } from '../train/dataset.js';
@@ -25,6 +27,8 @@ import { dataError, userError } from '../errors.js';
 
 export interface EvalOptions extends ScoringSettings {
   refModel?: string; beta: number; json: boolean; skipBadRows: boolean; cacheDir?: string;
+  /** A CSV of each pair's margin, augmented margin and judge scores (eval-pairs.ts; pairs only). */
+  pairsOut?: string;
 }
 
 export interface EvalReport {
@@ -133,6 +137,10 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
     });
     if (withScores && sameRef) notes.push('correlations are undefined (null) with constant margins');
     log(`${pairs.length} pairs evaluated in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    if (o.pairsOut) {
+      writeEvalPairsFile(o.pairsOut, undefined, m.margins, m.augMargins, { chosen: pairs.map((p) => p.scoreChosen), rejected: pairs.map((p) => p.scoreRejected) });
+      log(`per-pair margins: ${o.pairsOut}`);
+    }
     return evalReport(m, o, refDir, sameRef, scored, notes, skipped);
   });
 }
@@ -147,6 +155,7 @@ async function evalSftRows(o: EvalOptions, rows: readonly TokenizedPair[], refDi
     'the policy\'s NLL per completion token only; margins, accuracies and rewards need preference pairs');
   if (!sameRef) notes.push(`--ref-model ${refDir} unused: SFT rows have no margins`);
   if (o.cacheDir) notes.push(`--cache-dir ${o.cacheDir} unused: there is no reference to cache`);
+  if (o.pairsOut) notes.push(`--pairs-out ${o.pairsOut} not written: SFT rows have no margins`);
   return withGpu({ adapter: o.adapter }, async (gpu) => {
     const t0 = performance.now();
     const lm = await loadModel(gpu, o.model, { onProgress: progress.bytes(`load policy ${o.model}`) });
@@ -191,6 +200,7 @@ export const evalCommand: CommandModule = {
     json: { type: 'boolean', default: false, describe: 'print one JSON object instead of the table' },
     'skip-bad-rows': { type: 'boolean', default: false, describe: 'skip and count malformed data lines instead of stopping' },
     'cache-dir': { type: 'string', describe: 'cache the reference log-probs in this directory (reused while the reference, data and settings stay the same)' },
+    'pairs-out': { type: 'string', describe: 'write each pair\'s margin, augmented margin and judge scores to this CSV (pair: its index among the usable pairs; as a training run\'s eval-pairs.csv)' },
   }),
   handler: async (a) => {
     const args = a as Record<string, unknown>;
@@ -199,9 +209,11 @@ export const evalCommand: CommandModule = {
     const refModel = args['ref-model'] as string | undefined;
     if (refModel !== undefined) checkPathFlag('ref-model', refModel, 'model directory');
     if (args['cache-dir'] !== undefined) checkDirFlag('cache-dir', args['cache-dir'] as string);
+    const pairsOut = args['pairs-out'] as string | undefined;
+    if (pairsOut !== undefined && existsSync(pairsOut) && statSync(pairsOut).isDirectory()) throw userError(`--pairs-out ${pairsOut}: a directory (give a file name)`);
     const o: EvalOptions = {
       ...s, refModel, beta: args.beta as number, json: Boolean(args.json), skipBadRows: Boolean(args['skip-bad-rows']),
-      cacheDir: args['cache-dir'] as string | undefined,
+      cacheDir: args['cache-dir'] as string | undefined, pairsOut: args['pairs-out'] as string | undefined,
     };
     const r = await runEval(o);
     if (o.json) {

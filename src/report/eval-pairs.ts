@@ -21,13 +21,20 @@ export interface EvalPairs {
 
 const cell = (v: number | undefined): string => (v === undefined || !Number.isFinite(v) ? '' : String(v));
 
+/** A run's OUT/eval-pairs.csv for its evaluation at `step`. */
 export function writeEvalPairs(outDir: string, step: number, margins: ArrayLike<number>, augMargins: ArrayLike<number> | undefined,
+  scores: { chosen: ReadonlyArray<number | undefined>; rejected: ReadonlyArray<number | undefined> }): void {
+  writeEvalPairsFile(path.join(outDir, EVAL_PAIRS_FILE), step, margins, augMargins, scores);
+}
+
+/** The same columns in any file (`srk eval --pairs-out`, whose step is empty). */
+export function writeEvalPairsFile(file: string, step: number | undefined, margins: ArrayLike<number>, augMargins: ArrayLike<number> | undefined,
   scores: { chosen: ReadonlyArray<number | undefined>; rejected: ReadonlyArray<number | undefined> }): void {
   const lines = [HEADER];
   for (let i = 0; i < margins.length; i++) {
-    lines.push(`${step},${i},${cell(margins[i])},${cell(augMargins?.[i])},${cell(scores.chosen[i])},${cell(scores.rejected[i])}`);
+    lines.push(`${cell(step)},${i},${cell(margins[i])},${cell(augMargins?.[i])},${cell(scores.chosen[i])},${cell(scores.rejected[i])}`);
   }
-  writeFileAtomic(path.join(outDir, EVAL_PAIRS_FILE), `${lines.join('\n')}\n`);
+  writeFileAtomic(file, `${lines.join('\n')}\n`);
 }
 
 /** The run's eval-pairs.csv, or undefined where there is none or it is not one (a report still renders). */

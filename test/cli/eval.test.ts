@@ -78,11 +78,17 @@ describe('srk eval', () => {
     const sr = [3, 6, 2, 4, 2, 5];
     const data = join(tmp, 'scored.jsonl');
     writeFileSync(data, rows.map((r, i) => JSON.stringify({ ...r, score_chosen: sc[i], score_rejected: sr[i] })).join('\n') + '\n');
-    const r = run(['eval', '--model', dir, '--ref-model', `${dir}_ref`, '--data', data, '--no-eos', '--json']);
+    const pairsOut = join(tmp, 'pairs.csv');
+    const r = run(['eval', '--model', dir, '--ref-model', `${dir}_ref`, '--data', data, '--no-eos', '--json', '--pairs-out', pairsOut]);
     expect(r.status, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
     const x = reference(name);
     const diff = sc.map((v, i) => v - sr[i]);
+    // --pairs-out: each pair's margin (as expected.json's log-probs give it) and scores.
+    const csv = readFileSync(pairsOut, 'utf8').trim().split('\n').map((l) => l.split(','));
+    expect(csv[0]).toEqual(['step', 'pair', 'margin', 'aug_margin', 'score_chosen', 'score_rejected']);
+    expect(csv.slice(1).map((c) => [c[0], Number(c[1]), Number(c[4]), Number(c[5])])).toEqual(sc.map((v, i) => ['', i, v, sr[i]]));
+    csv.slice(1).forEach((c, i) => close(Number(c[2]), x.margins[i]));
     expect(j.scored_pairs).toBe(6);
     close(j.margin, x.margin);
     close(j.pearson, pearson(x.margins, diff), 1e-3);
