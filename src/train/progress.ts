@@ -9,7 +9,7 @@
 interface Pace { first: number; active: number; lastAt: number; lastDone: number }
 
 export class Progress {
-  private lastPlain = 0;
+  private lastPlain = -Infinity; // a label's first report is printed, even in a process's first 2 s
   private lastLen = 0;
   private label = '';
   private readonly paces = new Map<string, Pace>();
@@ -29,7 +29,7 @@ export class Progress {
       pace.active += now - pace.lastAt;
     }
     pace.lastAt = now; pace.lastDone = done;
-    if (label !== this.label) { this.label = label; this.lastPlain = 0; }
+    if (label !== this.label) { this.label = label; this.lastPlain = -Infinity; }
     const elapsed = pace.active / 1000;
     // The rate of the units done since the label's first report (none before a second report).
     const eta = done > pace.first ? (elapsed / (done - pace.first)) * (total - done) : NaN;

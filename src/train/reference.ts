@@ -5,7 +5,7 @@
 // truncation settings, EOS handling and the refine prompt) and those settings by name. A run that
 // changes any of them recomputes; a resumed run reuses the file.
 import { createHash } from 'node:crypto';
-import { createReadStream, readFileSync, readdirSync, mkdirSync, statSync } from 'node:fs';
+import { createReadStream, readFileSync, readdirSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Gpu } from '../engine/gpu.js';
 import type { TokenizedPair } from '../data/tokenize-pairs.js';
@@ -64,7 +64,45 @@ export interface ReferenceRequest {
   /** Matmul operand precision of the augmented pass (precision.ts setAugPrecision); default gpu.matmulPrecision. */
   augMatmulPrecision?: 'f32' | 'f16';
   log: (s: string) => void; progress: (label: string, done: number, total: number) => void;
+  /** Milliseconds between partial saves of the pass under way (default PARTIAL_EVERY_MS; 0: after every readback). */
+  partialEveryMs?: number;
 }
+
+/**
+ * A long reference pass (HH-RLHF's 160k pairs take a GPU the better part of an hour) saves what it has
+ * every this often, in `<cache file>.partial.json`, so a run killed or stopped during it (a scheduler's
+ * SIGTERM) takes it up where it was, whatever command asks for the same log-probs next.
+ */
+const PARTIAL_EVERY_MS = 30_000;
+
+/** One pass's results so far: the log-probs of the pairs marked in `done`. */
+interface PassSoFar { logps: PairLogps; done: Uint8Array }
+interface Partial { plain?: PassSoFar; aug?: PassSoFar }
+
+/** Saves the pass under way now (savePartialReference); undefined while none runs. */
+let saveNow: (() => string | undefined) | undefined;
+
+/**
+ * Writes the results so far of the reference pass under way, for a process about to exit (the trainer's
+ * signal handler before its first step); returns the file, or undefined when no pass has results to save.
+ */
+export function savePartialReference(): string | undefined {
+  return saveNow?.();
+}
+
+function readPartial(file: string, n: number): Partial | undefined {
+  try {
+    const j = JSON.parse(readFileSync(file, 'utf8'));
+    if (j.n !== n) return undefined;
+    const pass = (x: { logps: ReturnType<typeof toArrays>; done: number[] } | null): PassSoFar | undefined =>
+      (x && x.done.length === n ? { logps: fromArrays(x.logps), done: Uint8Array.from(x.done) } : undefined);
+    return { plain: pass(j.plain), aug: pass(j.aug) };
+  } catch {
+    return undefined; // none, or damaged: the pass starts over
+  }
+}
+
+const count = (done: Uint8Array): number => done.reduce((a, b) => a + b, 0);
 
 const toArrays = (p: PairLogps) => ({
   chosen: [...p.chosen], rejected: [...p.rejected], chosenTokens: [...p.chosenTokens], rejectedTokens: [...p.rejectedTokens],
@@ -123,23 +161,50 @@ export async function referenceLogps(gpu: Gpu, r: ReferenceRequest): Promise<Ref
       return r.augmented ? got.logps : { plain: got.logps.plain };
     }
   }
-  const plainOnly = r.augmented ? findCached(r.cacheDir, keyOf(false, undefined), r.pairs.length) : undefined;
+  const n = r.pairs.length;
+  const plainOnly = r.augmented ? findCached(r.cacheDir, keyOf(false, undefined), n) : undefined;
   const cachedPlain = plainOnly?.logps.plain;
   const plainFile = plainOnly?.file;
+  // An earlier pass of these log-probs that was stopped: its results so far.
+  const partialFile = path.join(r.cacheDir, `ref-logps-${r.label}-${key}.partial.json`);
+  const sofar: Partial = readPartial(partialFile, n) ?? {};
+  if (sofar.plain || sofar.aug) {
+    r.log(`reference log-probs (${r.label}): taking up ${partialFile}: ${sofar.plain ? count(sofar.plain.done) : 0} of ${n} pairs` +
+      `${r.augmented ? `, ${sofar.aug ? count(sofar.aug.done) : 0} augmented` : ''} scored before`);
+  }
+  if (cachedPlain) sofar.plain = { logps: cachedPlain, done: new Uint8Array(n).fill(1) };
+  const every = r.partialEveryMs ?? PARTIAL_EVERY_MS;
+  let saved = performance.now();
+  const save = (): string | undefined => {
+    if (!sofar.plain && !sofar.aug) return undefined;
+    const pass = (x?: PassSoFar) => (x ? { logps: toArrays(x.logps), done: [...x.done] } : null);
+    writeFileAtomic(partialFile, JSON.stringify({ n, plain: pass(sofar.plain), aug: pass(sofar.aug) }));
+    saved = performance.now();
+    return partialFile;
+  };
+  const onResults = (stage: 'plain' | 'aug') => (logps: PairLogps, done: Uint8Array) => {
+    sofar[stage] = { logps, done };
+    if (performance.now() - saved >= every && count(done) < n) save();
+  };
   const t0 = performance.now();
+  saveNow = save;
   const ref = await loadModel(gpu, r.refDir, { onProgress: bytesProgress(r.progress, `load reference ${r.refDir}`) });
   try {
-    const plain = cachedPlain ?? await scorePairs(gpu, ref.model, r.pairs, {
+    const plain = await scorePairs(gpu, ref.model, r.pairs, {
       microBatch: r.microBatch, onProgress: (d, t) => r.progress(`reference ${r.label}`, d, t),
+      resume: sofar.plain, onResults: onResults('plain'),
     });
     const aug = r.augmented ? await scorePairs(gpu, ref.model, r.pairs, {
       microBatch: r.microBatch, augmented: true, matmulPrecision: r.augMatmulPrecision, onProgress: (d, t) => r.progress(`reference ${r.label} (augmented)`, d, t),
+      resume: sofar.aug, onResults: onResults('aug'),
     }) : undefined;
-    writeFileAtomic(file, JSON.stringify({ n: r.pairs.length, plain: toArrays(plain), aug: aug ? toArrays(aug) : null }));
-    r.log(`reference log-probs (${r.label}): ${r.pairs.length} pairs in ${((performance.now() - t0) / 1000).toFixed(1)} s` +
+    writeFileAtomic(file, JSON.stringify({ n, plain: toArrays(plain), aug: aug ? toArrays(aug) : null }));
+    rmSync(partialFile, { force: true });
+    r.log(`reference log-probs (${r.label}): ${n} pairs in ${((performance.now() - t0) / 1000).toFixed(1)} s` +
       `${cachedPlain ? ` (the plain ones from ${plainFile}; the augmented pass alone scored)` : ''}, cached in ${file}`);
     return { plain, aug };
   } finally {
+    saveNow = undefined;
     ref.model.destroy(); ref.params.free();
     gpu.pool.trim(); // the reference leaves GPU memory
   }

@@ -29,20 +29,31 @@ export interface ScoreOptions {
   onProgress?: (done: number, total: number) => void;
   /** How an error names pair k (e.g. its data file and line); default `pair k`. */
   pairName?: (k: number) => string;
+  /**
+   * An interrupted pass's results (reference.ts): the pairs marked in `done` are not scored again, and
+   * the others are written into `logps`, which is returned.
+   */
+  resume?: { logps: PairLogps; done: Uint8Array };
+  /** After each readback: the results so far and which pairs they cover (a partial save). */
+  onResults?: (logps: PairLogps, done: Uint8Array) => void;
+}
+
+/** Arrays for the log-probs of `n` pairs. */
+export function emptyLogps(n: number): PairLogps {
+  return { chosen: new Float64Array(n), rejected: new Float64Array(n), chosenTokens: new Int32Array(n), rejectedTokens: new Int32Array(n) };
 }
 
 export async function scorePairs(gpu: Gpu, model: CausalLM, pairs: readonly TokenizedPair[], o: ScoreOptions): Promise<PairLogps> {
   const P = pairs.length;
-  const out: PairLogps = {
-    chosen: new Float64Array(P), rejected: new Float64Array(P),
-    chosenTokens: new Int32Array(P), rejectedTokens: new Int32Array(P),
-  };
+  const out: PairLogps = o.resume?.logps ?? emptyLogps(P);
+  const scored = o.resume?.done ?? new Uint8Array(P);
   // Longest first, so micro-batches carry little padding (length-order.ts); results go back to
   // the pairs' own places. Sums are read back every READ_EVERY micro-batches, in one readback, not
   // after each, so the GPU is not left idle while the host waits and then records the next one.
-  const order = lengthOrder(pairs, o.augmented);
+  // Pairs a resumed pass has already are left out.
+  const order = lengthOrder(pairs, o.augmented).filter((k) => !scored[k]);
   const pending: { sums: Tensor; idx: number[]; layout: BatchLayout }[] = [];
-  let done = 0;
+  let done = P - order.length;
   const drain = async () => {
     const batch = pending.splice(0);
     const values = await gpu.readManyF32(batch.map((q) => q.sums));
@@ -61,13 +72,15 @@ export async function scorePairs(gpu: Gpu, model: CausalLM, pairs: readonly Toke
         }
       });
       done += q.idx.length;
+      for (const k of q.idx) scored[k] = 1;
     }
+    o.onResults?.(out, scored);
     // A long scoring pass (the reference log-probs before training) tunes as steps do (engine/tuner.ts).
     await gpu.tuner?.settle();
     gpu.pool.trimExcess(); // after the readback: nothing recorded uses a free buffer (engine/tensor.ts)
     o.onProgress?.(done, P);
   };
-  for (let p0 = 0; p0 < P; p0 += o.microBatch) {
+  for (let p0 = 0; p0 < order.length; p0 += o.microBatch) {
     const idx = order.slice(p0, p0 + o.microBatch);
     const items: PromptCompletions[] = idx.map((k) => {
       const p = pairs[k];

@@ -16,7 +16,7 @@ import { findCheckpoint, keepModel, loadOptimizerState, readTrainerState, saveCh
 import { checkSameTokenizer, loadPairsForModel } from './dataset.js';
 import { choosePrecisions } from './precision-choice.js';
 import { describeModel } from '../model/config.js';
-import { pairsHash, referenceLogps, weightsHash, type ReferenceLogps } from './reference.js';
+import { pairsHash, referenceLogps, savePartialReference, weightsHash, type ReferenceLogps } from './reference.js';
 import { scorePairs } from './score.js';
 import { trainStep } from './step.js';
 import { TUNING_FILE, adapterName, loadTuning, saveTuning } from './tuning-file.js';
@@ -147,8 +147,12 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       if (!training) {
         // Reading data, hashing and scoring the reference, loading the policy, the first eval: nothing
         // is trained yet, so there is nothing to save and no reason to wait (the reference cache is
-        // written whole or not at all).
-        log(`${sig === 'SIGTERM' ? 'SIGTERM' : 'interrupt'} before this run's first step: nothing to save; stopping`);
+        // written whole or not at all; a pass under way saves its results so far to take up later).
+        // A reference pass under way keeps what it has scored: the same command takes it up (reference.ts).
+        let partial: string | undefined;
+        try { partial = savePartialReference(); } catch { partial = undefined; }
+        log(`${sig === 'SIGTERM' ? 'SIGTERM' : 'interrupt'} before this run's first step: nothing trained to save` +
+          `${partial ? `; the reference log-probs scored so far are in ${partial}, and the same command takes them up` : ''}; stopping`);
         process.exit(signalExitCode(sig));
       }
       if (interrupted) process.exit(signalExitCode(sig));

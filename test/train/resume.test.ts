@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { describeRun, fixtureArgs, readMetrics, startTrain, tempDir, train, waitFor, type Metrics } from './helpers.js';
+import { describeRun, fixture, fixtureArgs, readMetrics, startTrain, tempDir, train, waitFor, type Metrics } from './helpers.js';
 import { findCheckpoint, readTrainerState } from '../../src/train/checkpoint.js';
 
 /** Fields that depend on wall-clock time; every other field must be reproduced exactly. */
@@ -115,12 +115,51 @@ describe('srk train: a signal before the first step stops at once, with nothing 
     run.child.kill('SIGINT');
     const r = await run.done;
     expect(r.code, describeRun(r)).toBe(130);
-    expect(r.stderr).toMatch(/interrupt before this run's first step: nothing to save; stopping/);
+    expect(r.stderr).toMatch(/interrupt before this run's first step: nothing trained to save(; the reference log-probs scored so far are in \S+\.partial\.json, and the same command takes them up)?; stopping/);
     expect(existsSync(join(out, 'checkpoint'))).toBe(false);
     expect(readMetrics(out)).toEqual([]);
     // process.exit there skips the run's own release: the exit hook removes its lock.
     expect(existsSync(join(out, '.srk-train.lock'))).toBe(false);
   }, 120_000);
+});
+
+describe('srk train: a reference pass stopped part way is taken up where it was', () => {
+  const tmp = tempDir();
+
+  it('SIGTERM during the reference pass saves the pairs scored so far; the same command scores the rest, to the same numbers', async () => {
+    const lines = readFileSync(join(fixture('gpt-neox-tiny'), 'pairs.jsonl'), 'utf8').trim().split('\n');
+    const data = join(tmp, 'many.jsonl');
+    writeFileSync(data, Array.from({ length: 160 }, (_, i) => lines[i % lines.length]).join('\n') + '\n');
+    // One pair a micro-batch: each pair's log-probs are then the same however the pass is cut.
+    const args = (out: string) => ['--model', fixture('gpt-neox-tiny'), '--ref-model', fixture('gpt-neox-tiny_ref'), '--data', data, '--no-eos',
+      '--loss', 'sr-dpo', '--batch-size', '2', '--micro-batch-size', '1', '--max-steps', '1', '--out', join(tmp, out)];
+    const run = startTrain(args('cut'));
+    await waitFor(() => /reference train: \d+\/160/.test(run.output()) || run.child.exitCode !== null, 100_000, 'the reference pass', 10);
+    run.child.kill('SIGTERM');
+    const r = await run.done;
+    expect(r.code, describeRun(r)).toBe(143);
+    const partial = /the reference log-probs scored so far are in (\S+\.partial\.json), and the same command takes them up/.exec(r.stderr);
+    expect(partial, r.stderr).not.toBeNull();
+    // Cut in the plain pass (or, on a slow signal, in the augmented one).
+    const saved = JSON.parse(readFileSync(partial![1], 'utf8'));
+    const sum = (x: { done: number[] } | null) => (x ? x.done.reduce((a, b) => a + b, 0) : 0);
+    const [scored, scoredAug] = [sum(saved.plain), sum(saved.aug)];
+    expect(scored).toBeGreaterThan(0);
+    expect(scored + scoredAug).toBeLessThan(320);
+
+    const again = await train(args('cut'));
+    expect(again.code, describeRun(again)).toBe(0);
+    expect(again.stderr).toContain(`reference log-probs (train): taking up ${partial![1]}: ${scored} of 160 pairs, ${scoredAug} augmented scored before`);
+    expect(existsSync(partial![1])).toBe(false);
+    const whole = await train(args('whole'));
+    expect(whole.code, describeRun(whole)).toBe(0);
+    const cache = (out: string) => {
+      const dir = join(tmp, out, 'cache');
+      return JSON.parse(readFileSync(join(dir, readdirSync(dir).find((f) => f.startsWith('ref-logps-train-'))!), 'utf8'));
+    };
+    expect(cache('cut')).toEqual(cache('whole'));
+    expect(readMetrics(join(tmp, 'cut'))).toEqual(readMetrics(join(tmp, 'whole')).map((m) => ({ ...m, tokens_per_s: expect.any(Number), pairs_per_s: expect.any(Number) })));
+  }, 200_000);
 });
 
 describe('checkpoints on disk', () => {

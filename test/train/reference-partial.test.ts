@@ -1,0 +1,60 @@
+// A reference pass saves its results so far (reference.ts, partialEveryMs) and a later request for the
+// same log-probs takes them up: the same numbers as a pass never stopped. A damaged partial file is
+// scored over. (test/train/resume.test.ts stops `srk train` with SIGTERM in that pass.)
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { getGpu } from '../helpers/gpu.js';
+import { randomInts } from '../../bench/random.js';
+import { referenceLogps, type ReferenceRequest } from '../../src/train/reference.js';
+import type { TokenizedPair } from '../../src/data/tokenize-pairs.js';
+
+const V = 384; // the fixture's vocabulary
+function pairs(n: number): TokenizedPair[] {
+  const refine = [...randomInts(9, V, 77)];
+  return Array.from({ length: n }, (_, i) => {
+    const promptIds = [...randomInts(3 + (i % 5), V, 10 * i + 1)];
+    return { promptIds, augPromptIds: [...refine, ...promptIds], truncated: false,
+      chosenIds: [...randomInts(2 + (i % 4), V, 10 * i + 2)], rejectedIds: [...randomInts(1 + (i % 3), V, 10 * i + 3)] };
+  });
+}
+
+describe('reference log-probs taken up after a stop', () => {
+  it('saved as they go; a stopped pass is taken up to the numbers of one never stopped; a damaged partial file is scored over', async () => {
+    const gpu = await getGpu();
+    const dirs = [mkdtempSync(join(tmpdir(), 'srk-ref-partial-')), mkdtempSync(join(tmpdir(), 'srk-ref-whole-'))];
+    try {
+      const logs: string[] = [];
+      // One pair a micro-batch and a readback every 8: saves after 8, 16, 24 pairs of each pass.
+      const req: ReferenceRequest = { refDir: resolve(import.meta.dirname, '../fixtures/hf/gpt-neox-tiny_ref'), pairs: pairs(24), augmented: true,
+        microBatch: 1, cacheDir: dirs[0], settings: {}, label: 'train', log: (s) => logs.push(s), progress: () => {}, partialEveryMs: 0 };
+      const stopAt = (label: string, at: number) => (l: string, done: number) => { if (l === label && done >= at) throw new Error('stopped'); };
+      await expect(referenceLogps(gpu, { ...req, progress: stopAt('reference train (augmented)', 8) })).rejects.toThrow('stopped');
+      const partial = readdirSync(dirs[0]).filter((f) => f.endsWith('.partial.json'));
+      expect(partial).toHaveLength(1);
+      // Taken up: no pair scored twice (the plain pass has none left; the augmented one goes on from 8).
+      const firstReport = new Map<string, number>();
+      const taken = await referenceLogps(gpu, { ...req, progress: (l, done) => { if (!firstReport.has(l)) firstReport.set(l, done); } });
+      expect(Object.fromEntries(firstReport)).toEqual({ 'reference train': 24, 'reference train (augmented)': 16 });
+      expect(logs.join('\n')).toContain(`taking up ${join(dirs[0], partial[0])}: 24 of 24 pairs, 8 augmented scored before`);
+      expect(existsSync(join(dirs[0], partial[0]))).toBe(false);
+      const whole = await referenceLogps(gpu, { ...req, cacheDir: dirs[1] });
+      for (const k of ['chosen', 'rejected', 'chosenTokens', 'rejectedTokens'] as const) {
+        expect([...taken.plain[k]], k).toEqual([...whole.plain[k]]);
+        expect([...taken.aug![k]], k).toEqual([...whole.aug![k]]);
+      }
+      // Stopped in the plain pass, then its partial file damaged: scored from the start, the same numbers.
+      rmSync(dirs[0], { recursive: true, force: true });
+      await expect(referenceLogps(gpu, { ...req, progress: stopAt('reference train', 16) })).rejects.toThrow('stopped');
+      const file = join(dirs[0], readdirSync(dirs[0]).find((f) => f.endsWith('.partial.json'))!);
+      writeFileSync(file, '{"n": 24, "plain": {"logps"');
+      logs.length = 0;
+      const over = await referenceLogps(gpu, req);
+      expect(logs.join('\n')).not.toContain('taking up');
+      expect([...over.aug!.chosen]).toEqual([...whole.aug!.chosen]);
+    } finally {
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    }
+  });
+});
