@@ -17,7 +17,7 @@ import { writeEvalPairsFile } from '../report/eval-pairs.js';
 import { loadModel } from '../model/load.js';
 import { computeEvalMetrics, computeSftEvalMetrics, formatEvalTable, type EvalMetrics } from '../report/eval-metrics.js';
 import { checkSameTokenizer, loadPairsForModel } from '../train/dataset.js';
-import { referenceLogps } from '../train/reference.js';
+import { referenceLogps, savePartialReference } from '../train/reference.js';
 import { scorePairs, type PairLogps } from '../train/score.js';
 import { Progress } from '../train/progress.js';
 import { TRAIN_DEFAULTS } from '../train/options.js';
@@ -192,7 +192,7 @@ export const evalCommand: CommandModule = {
     'the policy\'s negative log-likelihood per chosen token (nll_chosen; on SFT rows without a rejected response, that alone), ' +
     'and Pearson/Spearman/Kendall between margins and judge score differences (score_chosen/score_rejected, chosen_rating/rejected_rating or chosen_score/rejected_score) when the data has them',
   builder: (y) => scoringFlags(y).options({
-    data: { type: 'string', array: true, demandOption: true, describe: 'preference data (JSON Lines or a JSON array of rows, gzipped or not, or a Parquet file; several files are read as one): ' +
+    data: { type: 'string', demandOption: true, describe: 'preference data (JSON Lines or a JSON array of rows, gzipped or not, or a Parquet file; several are read as one: the flag again for each, or a quoted pattern such as "data/test-*.parquet"): ' +
       '{prompt, chosen, rejected}, HH-RLHF dialogues, UltraFeedback or chat rows; or a file of SFT rows without rejected ' +
       '({prompt, completion}, {prompt, chosen}, {messages}): their nll_chosen alone' },
     'ref-model': { type: 'string', describe: 'reference model directory (default: the policy itself, which makes every margin 0)' },
@@ -215,7 +215,18 @@ export const evalCommand: CommandModule = {
       ...s, refModel, beta: args.beta as number, json: Boolean(args.json), skipBadRows: Boolean(args['skip-bad-rows']),
       cacheDir: args['cache-dir'] as string | undefined, pairsOut: args['pairs-out'] as string | undefined,
     };
-    const r = await runEval(o);
+    // Ctrl-C or SIGTERM while the reference is scored into --cache-dir: what it has is kept (reference.ts),
+    // and the same command takes it up.
+    const onSignal = (sig: NodeJS.Signals) => {
+      let partial: string | undefined;
+      try { partial = savePartialReference(); } catch { partial = undefined; }
+      if (partial) process.stderr.write(`\nthe reference log-probs scored so far are in ${partial}; the same command takes them up\n`);
+      process.exit(sig === 'SIGTERM' ? 143 : 130);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    let r: EvalReport;
+    try { r = await runEval(o); } finally { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); }
     if (o.json) {
       for (const n of r.notes) process.stderr.write(`note: ${n}\n`);
       process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);

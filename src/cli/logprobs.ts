@@ -14,8 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import type { Gpu } from '../engine/gpu.js';
-import { JsonlRowError, iterateJsonl, newJsonlStats, readLines } from '../data/read-jsonl.js';
-import { isParquet, parquetRowCount } from '../data/read-parquet.js';
+import { JsonlRowError, countDataRows, iterateJsonl, newJsonlStats } from '../data/read-jsonl.js';
 import { PreferenceNormalizer, formatNormalizeStats, preferenceValidator } from '../data/preference-rows.js';
 import { PairTokenizer, formatTokenizeStats, tokenizeRows, type TokenizedPair } from '../data/tokenize-pairs.js';
 import type { RowOutcome } from '../data/tokenize-parallel.js';
@@ -36,7 +35,7 @@ export function scoringFlags<T>(y: Argv<T>) {
   const d = TRAIN_DEFAULTS;
   return y.options({
     model: { type: 'string', demandOption: true, describe: 'Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer.json or tokenizer.model)' },
-    data: { type: 'string', array: true, demandOption: true, describe: 'preference data (JSON Lines or a JSON array of rows, gzipped or not, or a Parquet file, e.g. a Hugging Face dataset\'s): {prompt, chosen, rejected}, HH-RLHF dialogues, UltraFeedback or chat rows' },
+    data: { type: 'string', demandOption: true, describe: 'preference data (JSON Lines or a JSON array of rows, gzipped or not, or a Parquet file, e.g. a Hugging Face dataset\'s): {prompt, chosen, rejected}, HH-RLHF dialogues, UltraFeedback or chat rows' },
     'refine-prompt': { type: 'string', default: PAPER_REFINE_PROMPT, defaultDescription: 'the paper\'s', describe: 'the self-refinement prompt p of the augmented sequences p ++ x ++ y' },
     eos: { type: 'boolean', default: true, describe: 'append the EOS token to each completion (--no-eos: do not)' },
     'completions-in-context': { type: 'boolean', default: false, describe: 'tokenize each completion as it follows its prompt (TRL before 0.12 and since 0.29) instead of alone (the original DPO code, TRL 0.12-0.28, and this project\'s fixtures): with SentencePiece tokenizers (Llama, Mistral) a completion " Hello" then loses the lone "▁" it has alone; byte-level BPE (Pythia) gives the same ids either way' },
@@ -113,13 +112,6 @@ class LineSink {
   }
 }
 
-/** Non-blank lines of a data file, or a Parquet file's rows (for progress totals; gzip handled). */
-async function countRows(file: string): Promise<number> {
-  if (await isParquet(file)) return parquetRowCount(file);
-  let n = 0;
-  for await (const { text } of readLines(file)) if (text.trim() !== '') n++;
-  return n;
-}
 
 /** One data file: the output's lines follow its rows. */
 export interface LogprobsOptions extends Omit<ScoringSettings, 'data'> { data: string; augmented: boolean; out?: string }
@@ -146,7 +138,7 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
   } catch (e) {
     throw userError(`${o.model}: ${(e as Error).message}`);
   }
-  const total = await countRows(o.data).catch((e) => { throw dataError(e); });
+  const total = await countDataRows(o.data).catch((e) => { throw dataError(e); });
   if (total === 0) throw userError(`${o.data}: no pairs (an empty file)`); // before a model loads for nothing
 
   await withGpu({ adapter: o.adapter }, async (gpu) => {

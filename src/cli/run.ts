@@ -1,6 +1,7 @@
 // Runs a command body with a GPU and always tears the device down, so the process exits promptly
 // (Dawn's event pump otherwise keeps Node alive and a core busy).
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { Gpu, GpuError, type GpuOptions } from '../engine/gpu.js';
 import { isUserFacing, userError } from '../errors.js';
 import type { DataFiles } from '../data/data-files.js';
@@ -15,21 +16,42 @@ export function checkPathFlag(flag: string, p: string, kind: 'model directory' |
   if (kind === 'model directory' && !isDir) throw userError(`--${flag} ${p}: not a directory (a Hugging Face checkpoint directory: config.json, *.safetensors, the tokenizer)`);
   if (kind === 'data file' && isDir) {
     throw userError(`--${flag} ${p}: a directory, not a data file (JSON Lines, a JSON array, gzipped or not, or Parquet); ` +
-      `give its files of one split, e.g. --${flag} ${p}/train-*.parquet`);
+      `give its files of one split, e.g. --${flag} "${p}/train-*.parquet" (quoted: srk expands the pattern)`);
   }
 }
 
 /**
- * A data flag's files (--data, --eval-data: `array` flags, so `--data a --data b` and a shell's
- * `--data shards-*.parquet` both give several): one file as a string, several as a list (data-files.ts),
- * undefined where the flag is absent. Their paths are the caller's to check (checkPathFlag).
+ * A data flag's files (--data, --eval-data): the flag given again for each file (yargs then makes a list),
+ * or a pattern with * or ? in its last part, quoted so that srk expands it (a split's shards:
+ * "data/train-*.parquet", in name order). Several values after one flag are no list: the strict parser
+ * refuses the second as an unknown argument, so a forgotten --eval-data cannot make held-out data training
+ * data. One file as a string, several as a list (data-files.ts); undefined where the flag is absent. A file
+ * named twice is refused; the paths are the caller's to check (checkPathFlag).
  */
 export function dataFilesFlag(a: Record<string, unknown>, flag: string): DataFiles | undefined {
   const v = a[flag];
   if (v === undefined) return undefined;
-  const files = (Array.isArray(v) ? v : [v]).map(String);
+  const files = (Array.isArray(v) ? v : [v]).map(String).flatMap((f) => expandPattern(flag, f));
   if (files.length === 0) throw userError(`--${flag}: give a data file`);
+  const seen = new Map<string, string>();
+  for (const f of files) {
+    const key = path.resolve(f);
+    if (seen.has(key)) throw userError(`--${flag}: ${f} is given twice${seen.get(key) !== f ? ` (also as ${seen.get(key)})` : ''}: its rows would count twice`);
+    seen.set(key, f);
+  }
   return files.length === 1 ? files[0] : files;
+}
+
+/** The files a pattern names (* and ? in its last part, name order), or the value itself where it has none. */
+function expandPattern(flag: string, value: string): string[] {
+  const base = path.basename(value);
+  if (!/[*?]/.test(base)) return [value];
+  const dir = path.dirname(value);
+  if (/[*?]/.test(dir)) throw userError(`--${flag} ${value}: a pattern may use * and ? in the file name only`);
+  const re = new RegExp(`^${base.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  const names = existsSync(dir) && statSync(dir).isDirectory() ? readdirSync(dir).filter((n) => re.test(n)).sort() : [];
+  if (names.length === 0) throw userError(`--${flag} ${value}: no file matches`);
+  return names.map((n) => path.join(dir, n));
 }
 
 /** A directory srk creates if need be (--cache-dir): refused by its flag where a file is in the way. */

@@ -12,7 +12,7 @@ export function trainFlags<T>(y: Argv<T>) {
   const d = TRAIN_DEFAULTS;
   return y.options({
     model: { type: 'string', describe: 'Hugging Face checkpoint directory of the policy (config.json, *.safetensors, tokenizer.json or tokenizer.model)' },
-    data: { type: 'string', array: true, describe: 'preference data (JSON Lines or a JSON array of rows, gzipped or not, or a Parquet file, e.g. a Hugging Face dataset\'s; several files, such as a split\'s shards, are read as one in the order given): {prompt, chosen, rejected}, HH-RLHF dialogues, UltraFeedback or chat rows; for --loss sft also rows without rejected: {prompt, completion}, {prompt, chosen}, {messages}' },
+    data: { type: 'string', describe: 'preference data (JSON Lines or a JSON array of rows, gzipped or not, or a Parquet file, e.g. a Hugging Face dataset\'s; several, such as a split\'s shards, read as one in the order given: the flag again for each, or a quoted pattern such as "data/train-*.parquet"): {prompt, chosen, rejected}, HH-RLHF dialogues, UltraFeedback or chat rows; for --loss sft also rows without rejected: {prompt, completion}, {prompt, chosen}, {messages}' },
     'ref-model': { type: 'string', describe: 'reference model directory (default: the initial policy)' },
     loss: { choices: LOSSES as string[], default: d.loss, describe: 'training objective (log-probs summed over completion tokens for every loss, IPO too: the paper\'s and the DPO code\'s, not TRL\'s per-token IPO)' },
     beta: { type: 'number', default: d.beta, describe: 'beta of DPO/IPO and the Sr variants' },
@@ -36,7 +36,7 @@ export function trainFlags<T>(y: Argv<T>) {
     'drop-last': { type: 'boolean',
       describe: 'skip each epoch\'s last, partial batch (its pairs sit that epoch out); default: train it as a shorter step, as transformers\' Trainer does (a resumed run keeps its own choice)' },
     seed: { type: 'number', default: d.seed, describe: 'data order seed' },
-    'eval-data': { type: 'string', array: true, describe: 'held-out pairs (one file or several, as --data): margin, accuracy, augmented accuracy, chosen NLL, and correlations with judge scores; with --loss sft also SFT rows without a rejected response (their NLL per completion token)' },
+    'eval-data': { type: 'string', describe: 'held-out pairs (one file or several, as for --data): margin, accuracy, augmented accuracy, chosen NLL, and correlations with judge scores; with --loss sft also SFT rows without a rejected response (their NLL per completion token)' },
     'eval-every': { type: 'number', default: d.evalEvery, describe: 'evaluate every N steps (0: at the start and the end only)' },
     'save-every': { type: 'number', default: d.saveEvery, describe: 'checkpoint every N steps, as transformers\' Trainer (a job killed without warning loses at most that many); 0: only at the end and on Ctrl-C or SIGTERM' },
     'cache-dir': { type: 'string', describe: 'where the reference log-probs are cached (default OUT/cache); runs given one directory (DPO beside Sr-DPO, a sweep over lambda: the same reference and data) compute them once' },

@@ -16,7 +16,7 @@ import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
-import { isParquet, parquetRows } from './read-parquet.js';
+import { isParquet, parquetRowCount, parquetRows } from './read-parquet.js';
 
 /** A malformed line: `file:line: reason` (a Parquet file's row: `file: row N: reason`). */
 export class JsonlRowError extends Error {
@@ -144,17 +144,43 @@ function describe(v: unknown): string {
 /** The most text a JSON array file may hold: V8's longest string is 2^29 - 24 UTF-16 units. */
 const MAX_JSON_ARRAY_CHARS = 2 ** 29 - 64;
 
+type RawLine = { line: number; text: string; invalid?: string };
+type ObjectItem = { line: number; obj?: JsonObject; reason?: string };
+
+/** One JSON line as a row, or the reason it is none. */
+function lineObject({ line, text, invalid }: RawLine): ObjectItem {
+  if (invalid) return { line, reason: invalid };
+  let obj: unknown;
+  try {
+    obj = JSON.parse(text);
+  } catch (e) {
+    return { line, reason: `invalid JSON (${e instanceof Error ? e.message : String(e)})` };
+  }
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) return { line, reason: `expected a JSON object, got ${describe(obj)}` };
+  return { line, obj: obj as JsonObject };
+}
+
+/** JSON.parse's "at position N" as a line and column of `text` (1-based), where the message has one. */
+function jsonErrorAt(message: string, text: string): string {
+  const m = /position (\d+)/.exec(message);
+  if (!m) return /end of JSON/.test(message) ? `${message}: the text ends on line ${text.split('\n').length}, inside it` : message;
+  const pos = Number(m[1]);
+  const before = text.slice(0, pos);
+  const line = before.split('\n').length;
+  return `${message.replace(/\s*\(line \d+ column \d+\)/, '')} (line ${line}, column ${pos - before.lastIndexOf('\n')})`;
+}
+
 /**
  * A file that is one JSON array of rows (what `datasets`' `to_json(lines=False)` and many repositories
  * write; `load_dataset("json")` reads both forms), from its first line, which starts with `[`, on: parsed
  * whole, its elements numbered as rows from 1.
  */
-async function* arrayObjects(file: string, first: string, rest: AsyncGenerator<{ line: number; text: string; invalid?: string }>,
-  stats: JsonlStats): AsyncGenerator<{ line: number; obj?: JsonObject; reason?: string }> {
+async function* arrayObjects(file: string, lines: RawLine[], rest: AsyncIterator<RawLine>, stats: JsonlStats): AsyncGenerator<ObjectItem> {
   stats.unit = 'row';
-  const parts = [first];
-  let chars = first.length;
-  for await (const { line, text, invalid } of rest) {
+  const parts = lines.map((l) => l.text);
+  let chars = parts.reduce((n, t) => n + t.length + 1, 0);
+  for (let r = await rest.next(); !r.done; r = await rest.next()) {
+    const { line, text, invalid } = r.value;
     if (invalid) throw new Error(`${file}:${line}: ${invalid} (a JSON array file is read whole)`);
     chars += text.length + 1;
     if (chars > MAX_JSON_ARRAY_CHARS) {
@@ -163,11 +189,12 @@ async function* arrayObjects(file: string, first: string, rest: AsyncGenerator<{
     }
     parts.push(text);
   }
+  const text = parts.join('\n');
   let rows: unknown;
   try {
-    rows = JSON.parse(parts.join('\n'));
+    rows = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${file}: starts with "[" but is not a JSON array (${e instanceof Error ? e.message : String(e)}); ` +
+    throw new Error(`${file}: starts with "[" but is not a JSON array (${jsonErrorAt(e instanceof Error ? e.message : String(e), text)}); ` +
       'srk reads JSON Lines (one object per line), a JSON array of objects, or Parquet');
   }
   if (!Array.isArray(rows)) throw new Error(`${file}: starts with "[" but holds ${describe(rows)}`);
@@ -180,28 +207,53 @@ async function* arrayObjects(file: string, first: string, rest: AsyncGenerator<{
 /** A file's objects in order: JSON lines (a line that is not a JSON object as its reason), a JSON array's
  *  elements (arrayObjects), or a Parquet file's rows (read-parquet.ts), each with its 1-based line or row
  *  number; `stats.unit` says which. */
-async function* objectsOf(file: string, parquet: boolean, stats: JsonlStats): AsyncGenerator<{ line: number; obj?: JsonObject; reason?: string }> {
+async function* objectsOf(file: string, parquet: boolean, stats: JsonlStats): AsyncGenerator<ObjectItem> {
   if (parquet) {
     for await (const { row, value } of parquetRows(file)) yield { line: row, obj: value };
     return;
   }
-  let seen = false;
-  const lines = readLines(file);
-  for await (const { line, text, invalid } of lines) {
-    if (invalid) { yield { line, reason: invalid }; continue; }
-    if (text.trim() === '') continue;
-    if (!seen && text.trimStart().startsWith('[')) { yield* arrayObjects(file, text, lines, stats); return; }
-    seen = true;
-    let obj: unknown;
-    try {
-      obj = JSON.parse(text);
-    } catch (e) {
-      yield { line, reason: `invalid JSON (${e instanceof Error ? e.message : String(e)})` };
+  const lines = readLines(file)[Symbol.asyncIterator]();
+  let first = true;
+  for (let r = await lines.next(); !r.done; r = await lines.next()) {
+    const l = r.value;
+    if (!l.invalid && l.text.trim() === '') continue;
+    if (first && !l.invalid && l.text.trimStart().startsWith('[')) {
+      // A first line that is whole JSON on its own is a one-line array file, or, with more lines after it,
+      // a JSON Lines file whose first line is no row (a bad line, skippable, as any other).
+      let alone = true;
+      try { JSON.parse(l.text); } catch { alone = false; }
+      if (!alone) { yield* arrayObjects(file, [l], lines, stats); return; }
+      let next = await lines.next();
+      while (!next.done && !next.value.invalid && next.value.text.trim() === '') next = await lines.next();
+      if (next.done) { yield* arrayObjects(file, [l], lines, stats); return; }
+      yield lineObject(l);
+      yield lineObject(next.value);
+      first = false;
       continue;
     }
-    if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) yield { line, reason: `expected a JSON object, got ${describe(obj)}` };
-    else yield { line, obj: obj as JsonObject };
+    first = false;
+    yield lineObject(l);
   }
+}
+
+/**
+ * Rows of a data file as the readers below number them (a progress total): non-blank lines of JSON Lines,
+ * a JSON array's elements, a Parquet file's rows. Only an array file is parsed for it.
+ */
+export async function countDataRows(file: string): Promise<number> {
+  if (await isParquet(file)) return parquetRowCount(file);
+  let n = 0;
+  for await (const { text, invalid } of readLines(file)) {
+    if (!invalid && text.trim() === '') continue;
+    if (n === 0 && !invalid && text.trimStart().startsWith('[')) {
+      const stats = newJsonlStats();
+      let rows = 0;
+      for await (const item of objectsOf(file, false, stats)) { void item; rows++; }
+      return rows;
+    }
+    n++;
+  }
+  return n;
 }
 
 /**

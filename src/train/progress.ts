@@ -35,7 +35,8 @@ export class Progress {
     const eta = done > pace.first ? (elapsed / (done - pace.first)) * (total - done) : NaN;
     const timing = `${fmtTime(elapsed)} elapsed${done < total && Number.isFinite(eta) ? `, ETA ${fmtTime(eta)}` : ''}`;
     if (this.tty) {
-      const width = 24; const fill = total > 0 ? Math.round((width * done) / total) : width;
+      // Clamped: a total that was an estimate must not make the bar's repeat counts negative.
+      const width = 24; const fill = total > 0 ? Math.max(0, Math.min(width, Math.round((width * done) / total))) : width;
       const line = `${label} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${done}/${total} ${status} (${timing})`;
       process.stderr.write(`\r${line}${' '.repeat(Math.max(0, this.lastLen - line.length))}`);
       this.lastLen = line.length;

@@ -166,7 +166,8 @@ export async function referenceLogps(gpu: Gpu, r: ReferenceRequest): Promise<Ref
   const cachedPlain = plainOnly?.logps.plain;
   const plainFile = plainOnly?.file;
   // An earlier pass of these log-probs that was stopped: its results so far.
-  const partialFile = path.join(r.cacheDir, `ref-logps-${r.label}-${key}.partial.json`);
+  // Named by the key alone: whatever command asked for these log-probs first, the next takes them up.
+  const partialFile = path.join(r.cacheDir, `ref-logps-${key}.partial.json`);
   const sofar: Partial = readPartial(partialFile, n) ?? {};
   if (sofar.plain || sofar.aug) {
     r.log(`reference log-probs (${r.label}): taking up ${partialFile}: ${sofar.plain ? count(sofar.plain.done) : 0} of ${n} pairs` +

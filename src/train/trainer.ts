@@ -1,14 +1,14 @@
 // `srk train`: the run loop. Reference log-probs first (cached), then optimizer steps over a
 // seeded data order, a metrics line per step, periodic evaluation and checkpoints, SIGINT / SIGTERM and
 // NaN handling, and the report at the end.
-import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Gpu } from '../engine/gpu.js';
 import { Optimizer, type OptimizerConfig } from '../kernels/optimizer.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { EVAL_FILE, METRICS_FILE, RUN_CONFIG_FILE, MetricsLog, readEval, type MetricsRow } from '../report/metrics-log.js';
 import { computeEvalMetrics, computeSftEvalMetrics, toEvalRow } from '../report/eval-metrics.js';
-import { writeEvalPairs } from '../report/eval-pairs.js';
+import { EVAL_PAIRS_FILE, readEvalPairs, writeEvalPairs } from '../report/eval-pairs.js';
 import { runsFromDirs, writeReport } from '../report/html.js';
 import { isSftPair, type TokenizedPair } from '../data/tokenize-pairs.js';
 import { lrFactor } from './lr-schedule.js';
@@ -171,7 +171,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     const dataHash = pairsHash(pairs);
     if (state?.dataHash !== undefined && state.dataHash !== dataHash) {
       throw new TrainingError(`--resume: the pairs read from ${dataLabel(o.data)} are not the ones the run in ${o.out} trained on ` +
-        '(the file changed, or what tokenizes it: the tokenizer, --max-length, --max-prompt-length, --refine-prompt, --no-eos); ' +
+        '(the file changed, or the files\' order, or what tokenizes it: the tokenizer, --max-length, --max-prompt-length, --refine-prompt, --no-eos); ' +
         'its data order and position would not mean the same pairs');
     }
     // Eval pairs: always augmented (the augmented accuracy). An SFT run's may be SFT rows (no rejected
@@ -235,6 +235,8 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     let tuneLogged = false;
     let tuneProgress = -1; // the tuner's progress after the last step (TuneTable.progress)
     const metrics = MetricsLog.open(o.out, state ? { resumeStep: step } : { fresh: true });
+    // The per-pair numbers of an evaluation past the checkpoint go the way of its eval.jsonl line.
+    if (state && (readEvalPairs(o.out)?.step ?? -1) > step) rmSync(path.join(o.out, EVAL_PAIRS_FILE), { force: true });
     const snapshot = (): TrainerState => ({
       step, pairsSeen, epoch, position, seed: o.seed, dataHash, refHash, totalSteps, savedAt: new Date().toISOString(),
       options: Object.fromEntries(PINNED.map((k) => [k, o[k]])),

@@ -84,6 +84,21 @@ describe('srk logprobs', () => {
     expect(readdirSync(join(tmp, 'sub'))).toEqual(['out.jsonl']); // no temp file left behind
   });
 
+  it('a JSON array file on one line: the same lines, its rows counted as rows; several files are refused', () => {
+    const dir = join(fixtures, 'gpt-neox-tiny');
+    const rows = readFileSync(join(dir, 'pairs.jsonl'), 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
+    const data = join(tmp, 'one-line.json');
+    writeFileSync(data, JSON.stringify(rows));
+    const args = ['--model', dir, '--no-eos'];
+    const a = run(['logprobs', ...args, '--data', data]);
+    expect(a.status, a.stderr).toBe(0);
+    expect(a.stdout).toBe(run(['logprobs', ...args, '--data', join(dir, 'pairs.jsonl')]).stdout);
+    expect(a.stderr).toMatch(/logprobs: 6\/6/); // the total counts rows, not the file's one line
+    const two = run(['logprobs', ...args, '--data', data, '--data', join(dir, 'pairs.jsonl')]);
+    expect(two.status).toBe(1);
+    expect(two.stderr).toMatch(/srk logprobs reads one --data file .*not 2: run it once per file/);
+  });
+
   it('a malformed line is an error naming file:line, and --out is not written', () => {
     const dir = join(fixtures, 'gpt-neox-tiny');
     const good = readFileSync(join(dir, 'pairs.jsonl'), 'utf8').split('\n').filter((l) => l.trim() !== '');

@@ -102,8 +102,13 @@ describe('readJsonl', () => {
     expect([skipped.rows, skipped.badRows]).toEqual([1, 2]);
     expect(skipped.badReasons[1]).toMatch(/bad\.json: row 3: .*"a"/);
     // Not an array after all: one error for the file, saying what srk reads.
-    await expect(readJsonl(write('cut.json', '[{"a": "x"},\n {"a": '))).rejects.toThrow(/cut\.json: starts with "\[" but is not a JSON array \(.*\); srk reads JSON Lines/);
-    await expect(readJsonl(write('rows-of-arrays.jsonl', '[1]\n[2]\n'))).rejects.toThrow(/starts with "\[" but is not a JSON array/);
+    await expect(readJsonl(write('cut.json', '[{"a": "x"},\n {"a": '))).rejects.toThrow(/cut\.json: starts with "\[" but is not a JSON array \(.*: the text ends on line 2, inside it\); srk reads JSON Lines/);
+    await expect(readJsonl(write('typo.json', '[{"a": "x"},\n {"a" "y"}]'))).rejects.toThrow(/typo\.json: starts with "\[" but is not a JSON array \(.*\(line 2, column 7\)\)/);
+    // A first line that is whole JSON with more lines after it: JSON Lines, that line a bad one.
+    const meta = write('meta-first.jsonl', '["meta"]\n{"a": "x"}\n\n{"a": "y"}\n');
+    await expect(readJsonl(meta, validateAB)).rejects.toThrow(/meta-first\.jsonl:1: expected a JSON object, got an array/);
+    const rest = await readJsonl(meta, validateAB, { skipBadRows: true });
+    expect([rest.values.map((v) => v.a), rest.lineNumbers, rest.badRows, rest.unit]).toEqual([['x', 'y'], [2, 4], 1, 'line']);
   });
 
   it('a corrupt gzip file is an error naming the file', async () => {

@@ -1,6 +1,6 @@
 // --data and --eval-data with several files (a split's shards, subsets side by side): read as one in the
 // order given, so a run on the pieces is the run on their concatenation, and resumes from them.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { describeRun, fixture, readMetrics, tempDir, train } from './helpers.js';
@@ -12,7 +12,7 @@ describe('srk train with several data files', () => {
   const [a, b, whole] = [write('a.jsonl', lines.slice(0, 4)), write('b.jsonl', lines.slice(4)), write('whole.jsonl', lines)];
   const args = (out: string, data: string[], evalData: string[], steps = 2) => ['--model', fixture('gpt-neox-tiny'), '--ref-model', fixture('gpt-neox-tiny_ref'),
     '--no-eos', '--loss', 'sr-dpo', '--batch-size', '3', '--lr', '1e-4', '--max-steps', String(steps), '--out', join(tmp, out),
-    '--data', ...data, '--eval-data', ...evalData];
+    ...data.flatMap((f) => ['--data', f]), ...evalData.flatMap((f) => ['--eval-data', f])];
   const values = (out: string) => readMetrics(join(tmp, out)).map((m) => [m.loss, m.margin, m.grad_norm]);
   const evals = (out: string) => readFileSync(join(tmp, out, 'eval.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 
@@ -31,6 +31,16 @@ describe('srk train with several data files', () => {
     for (const k of ['margin', 'accuracy', 'aug_accuracy', 'nll_chosen', 'n']) {
       expect(atOneSteps.map((e) => e[k]), k).toEqual(evals('one').map((e) => (k === 'n' ? e[k] : expect.closeTo(e[k], 12))));
     }
+    // A resumed run drops the per-pair numbers of an evaluation past its checkpoint (as eval.jsonl's line);
+    // those of the checkpoint's own step stay (a finished run resumed: nothing to train or evaluate).
+    const pairsFile = join(tmp, 'one', 'eval-pairs.csv');
+    const kept = readFileSync(pairsFile, 'utf8');
+    writeFileSync(pairsFile, kept.replace(/^2,/gm, '5,'));
+    expect((await train([...args('one', [whole], [whole]), '--resume'])).code).toBe(0);
+    expect(existsSync(pairsFile)).toBe(false);
+    writeFileSync(pairsFile, kept);
+    expect((await train([...args('one', [whole], [whole]), '--resume'])).code).toBe(0);
+    expect(readFileSync(pairsFile, 'utf8')).toBe(kept);
     // eval-pairs.csv: the latest evaluation's pairs, whose means are its row's.
     const csv = readFileSync(join(tmp, 'one', 'eval-pairs.csv'), 'utf8').trim().split('\n');
     expect(csv[0]).toBe('step,pair,margin,aug_margin,score_chosen,score_rejected');
@@ -41,7 +51,21 @@ describe('srk train with several data files', () => {
     expect(mean(2)).toBeCloseTo(last.margin, 12);
     expect(cols.filter((c) => Number(c[2]) > 0).length / cols.length).toBe(last.accuracy);
     expect(cols.filter((c) => Number(c[3]) > 0).length / cols.length).toBe(last.aug_accuracy);
-    const reordered = await train([...args('two', [b, a], [b, a], 3), '--resume']);
+    // A quoted pattern names the same files in name order (a.jsonl, b.jsonl): the same run, taken up.
+    const pattern = await train([...args('two', [join(tmp, '?.jsonl')], [b, a], 3), '--resume']);
+    expect(pattern.code, describeRun(pattern)).toBe(0);
+    expect(pattern.stderr).toMatch(/a\.jsonl \+ .*b\.jsonl: 6 rows/);
+    // Refused, each by name: a file given twice, a pattern that matches nothing, two values after one flag.
+    for (const [extra, re] of [
+      [['--data', a, '--data', `${tmp}/./a.jsonl`], /--data: .*a\.jsonl is given twice \(also as .*a\.jsonl\): its rows would count twice/],
+      [['--data', join(tmp, 'z*.jsonl')], /--data .*z\*\.jsonl: no file matches/],
+      [['--data', a, b], /Unknown argument: .*b\.jsonl/],
+    ] as const) {
+      const r = await train(['--model', fixture('gpt-neox-tiny'), '--loss', 'dpo', '--out', join(tmp, 'refused'), ...extra]);
+      expect(r.code, describeRun(r)).not.toBe(0); // 1, or 2 for the parser's own refusal
+      expect(r.stderr).toMatch(re);
+    }
+    const reordered = await train([...args('two', [b, a], [b, a], 4), '--resume']);
     expect(reordered.code).toBe(1);
     expect(reordered.stderr).toMatch(/--resume: the pairs read from .*b\.jsonl \+ .*a\.jsonl are not the ones the run in .* trained on/);
   });

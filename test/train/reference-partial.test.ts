@@ -35,9 +35,10 @@ describe('reference log-probs taken up after a stop', () => {
       expect(partial).toHaveLength(1);
       // Taken up: no pair scored twice (the plain pass has none left; the augmented one goes on from 8).
       const firstReport = new Map<string, number>();
-      const taken = await referenceLogps(gpu, { ...req, progress: (l, done) => { if (!firstReport.has(l)) firstReport.set(l, done); } });
-      expect(Object.fromEntries(firstReport)).toEqual({ 'reference train': 24, 'reference train (augmented)': 16 });
-      expect(logs.join('\n')).toContain(`taking up ${join(dirs[0], partial[0])}: 24 of 24 pairs, 8 augmented scored before`);
+      // By another command (srk eval's label): the same log-probs, taken up all the same.
+      const taken = await referenceLogps(gpu, { ...req, label: 'eval', progress: (l, done) => { if (!firstReport.has(l)) firstReport.set(l, done); } });
+      expect(Object.fromEntries(firstReport)).toEqual({ 'reference eval': 24, 'reference eval (augmented)': 16 });
+      expect(logs.join('\n')).toContain(`reference log-probs (eval): taking up ${join(dirs[0], partial[0])}: 24 of 24 pairs, 8 augmented scored before`);
       expect(existsSync(join(dirs[0], partial[0]))).toBe(false);
       const whole = await referenceLogps(gpu, { ...req, cacheDir: dirs[1] });
       for (const k of ['chosen', 'rejected', 'chosenTokens', 'rejectedTokens'] as const) {
