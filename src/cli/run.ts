@@ -99,7 +99,8 @@ export function fail(e: unknown): void {
   exitAfterFlush(1);
 }
 
-/** Flags that take several values (yargs arrays): bench --sizes, report's runs and --name. */
+/** Flags that take several values: bench --sizes, report's runs and --name (yargs arrays), and --data /
+ *  --eval-data given once per file (dataFilesFlag). */
 export const LIST_FLAGS = new Set(['_', '$0', 'sizes', 'runs', 'name', 'data', 'eval-data']);
 
 /**

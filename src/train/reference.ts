@@ -3,7 +3,9 @@
 // The cache key hashes everything the numbers depend on: the reference weights (the bytes of its
 // safetensors files), the tokenized pairs (which already reflect the data, the tokenizer, the
 // truncation settings, EOS handling and the refine prompt) and those settings by name. A run that
-// changes any of them recomputes; a resumed run reuses the file.
+// changes any of them recomputes; a resumed run reuses the file, and so does any run given the same
+// --cache-dir. A pass stopped part way leaves what it has scored in ref-logps-KEY.partial.json, which
+// the next request for the same log-probs takes up (savePartialReference).
 import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync, readdirSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -94,8 +96,10 @@ function readPartial(file: string, n: number): Partial | undefined {
   try {
     const j = JSON.parse(readFileSync(file, 'utf8'));
     if (j.n !== n) return undefined;
-    const pass = (x: { logps: ReturnType<typeof toArrays>; done: number[] } | null): PassSoFar | undefined =>
-      (x && x.done.length === n ? { logps: fromArrays(x.logps), done: Uint8Array.from(x.done) } : undefined);
+    const pass = (x: { logps: ReturnType<typeof toArrays>; done: number[] } | null): PassSoFar | undefined => {
+      if (!x || x.done.length !== n || Object.values(x.logps).some((a) => a.length !== n)) return undefined;
+      return { logps: fromArrays(x.logps), done: Uint8Array.from(x.done) };
+    };
     return { plain: pass(j.plain), aug: pass(j.aug) };
   } catch {
     return undefined; // none, or damaged: the pass starts over
