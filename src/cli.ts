@@ -2,6 +2,7 @@
 // The `srk` command line. Each subcommand lives in its own module; this file only wires flags.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { existsSync, statSync } from 'node:fs';
 import { exitAfterFlush, fail, refuseRepeatedFlags, withGpu } from './cli/run.js';
 import { formatInfo, infoReport } from './cli/info.js';
 import { BENCH_KINDS, checkBenchOptions, runBench, type BenchKind } from '../bench/index.js';
@@ -112,10 +113,20 @@ async function main(): Promise<void> {
     .help()
     .fail((msg, err, y) => {
       if (err) { fail(err); return; }
-      process.stderr.write(`${y.help()}\n\nsrk: ${msg}\n`);
+      process.stderr.write(`${y.help()}\n\nsrk: ${msg}${unknownFileHint(msg)}\n`);
       exitAfterFlush(2);
     })
     .parseAsync();
+}
+
+/**
+ * An unknown argument that is a file: most likely a second data file after one --data (a shell's
+ * unquoted pattern gives several), which takes one file per flag.
+ */
+function unknownFileHint(msg: string): string {
+  const m = /^Unknown arguments?: (.+)$/.exec(msg);
+  if (!m || !m[1].split(', ').some((f) => existsSync(f) && statSync(f).isFile())) return '';
+  return '\nsrk: several data files: give --data (or --eval-data) again for each, or quote a pattern for srk to expand: --data "data/train-*.parquet"';
 }
 
 // `srk logprobs ... | head`: the reader has what it wanted; stop quietly rather than on an EPIPE stack.

@@ -59,7 +59,7 @@ describe('srk train with several data files', () => {
     for (const [extra, re] of [
       [['--data', a, '--data', `${tmp}/./a.jsonl`], /--data: .*a\.jsonl is given twice \(also as .*a\.jsonl\): its rows would count twice/],
       [['--data', join(tmp, 'z*.jsonl')], /--data .*z\*\.jsonl: no file matches/],
-      [['--data', a, b], /Unknown argument: .*b\.jsonl/],
+      [['--data', a, b], /Unknown argument: .*b\.jsonl\nsrk: several data files: give --data \(or --eval-data\) again for each, or quote a pattern/],
     ] as const) {
       const r = await train(['--model', fixture('gpt-neox-tiny'), '--loss', 'dpo', '--out', join(tmp, 'refused'), ...extra]);
       expect(r.code, describeRun(r)).not.toBe(0); // 1, or 2 for the parser's own refusal

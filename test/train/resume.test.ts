@@ -126,11 +126,11 @@ describe('srk train: a signal before the first step stops at once, with nothing 
 describe('srk train: a reference pass stopped part way is taken up where it was', () => {
   const tmp = tempDir();
 
-  it('SIGTERM during the reference pass saves the pairs scored so far; the same command scores the rest, to the same numbers', async () => {
+  it('SIGTERM during the reference pass saves the pairs scored so far; the same command scores the rest', async () => {
     const lines = readFileSync(join(fixture('gpt-neox-tiny'), 'pairs.jsonl'), 'utf8').trim().split('\n');
     const data = join(tmp, 'many.jsonl');
     writeFileSync(data, Array.from({ length: 160 }, (_, i) => lines[i % lines.length]).join('\n') + '\n');
-    // One pair a micro-batch: each pair's log-probs are then the same however the pass is cut.
+    // One pair a micro-batch: a pass long enough to be stopped in.
     const args = (out: string) => ['--model', fixture('gpt-neox-tiny'), '--ref-model', fixture('gpt-neox-tiny_ref'), '--data', data, '--no-eos',
       '--loss', 'sr-dpo', '--batch-size', '2', '--micro-batch-size', '1', '--max-steps', '1', '--out', join(tmp, out)];
     const run = startTrain(args('cut'));
@@ -151,14 +151,7 @@ describe('srk train: a reference pass stopped part way is taken up where it was'
     expect(again.code, describeRun(again)).toBe(0);
     expect(again.stderr).toContain(`reference log-probs (train): taking up ${partial![1]}: ${scored} of 160 pairs, ${scoredAug} augmented scored before`);
     expect(existsSync(partial![1])).toBe(false);
-    const whole = await train(args('whole'));
-    expect(whole.code, describeRun(whole)).toBe(0);
-    const cache = (out: string) => {
-      const dir = join(tmp, out, 'cache');
-      return JSON.parse(readFileSync(join(dir, readdirSync(dir).find((f) => f.startsWith('ref-logps-train-'))!), 'utf8'));
-    };
-    expect(cache('cut')).toEqual(cache('whole'));
-    expect(readMetrics(join(tmp, 'cut'))).toEqual(readMetrics(join(tmp, 'whole')).map((m) => ({ ...m, tokens_per_s: expect.any(Number), pairs_per_s: expect.any(Number) })));
+    // The numbers taken up are those of a pass never stopped: reference-partial.test.ts.
   }, 200_000);
 });
 
