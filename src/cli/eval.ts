@@ -41,6 +41,10 @@ export interface EvalReport {
   margin: number | null;
   accuracy: number | null;
   aug_accuracy: number | null;
+  /** Standard errors of margin, accuracy and aug_accuracy over the pairs (eval-metrics.ts). */
+  margin_se: number | null;
+  accuracy_se: number | null;
+  aug_accuracy_se: number | null;
   aug_margin: number | null;
   reward_chosen: number | null;
   reward_rejected: number | null;
@@ -78,6 +82,7 @@ export function evalReport(m: EvalMetrics, o: EvalOptions, refDir: string, sameR
   const r: EvalReport = {
     model: o.model, ref_model: refDir, data: o.data, beta: o.beta, n: m.n,
     margin: fin(m.margin), accuracy: fin(m.accuracy), aug_accuracy: fin(m.aug_accuracy), aug_margin: fin(m.aug_margin),
+    margin_se: fin(m.margin_se), accuracy_se: fin(m.accuracy_se), aug_accuracy_se: fin(m.aug_accuracy_se),
     reward_chosen: fin(m.reward_chosen), reward_rejected: fin(m.reward_rejected), nll_chosen: fin(m.nll_chosen),
     scored_pairs: scored, skipped_rows: skipped, reference_is_policy: sameRef, sft_rows: m.sft === true, notes,
   };
@@ -181,6 +186,7 @@ export function formatEvalReport(r: EvalReport): string {
     '',
     r.sft_rows ? `policy NLL ${f(r.nll_chosen)} per completion token over ${r.n} SFT rows` : `reference ${r.ref_model}, beta ${r.beta}: reward chosen ${f(r.reward_chosen)}, reward rejected ${f(r.reward_rejected)}, ` +
       `aug margin ${f(r.aug_margin)}; policy NLL ${f(r.nll_chosen)} per chosen token; ${r.scored_pairs} of ${r.n} pairs with judge scores`,
+    ...(r.sft_rows ? [] : [`standard errors over the ${r.n} pairs: margin ±${f(r.margin_se)}, accuracy ±${f(r.accuracy_se)}, aug acc ±${f(r.aug_accuracy_se)}`]),
     ...r.notes.map((s) => `note: ${s}`),
   ];
   return lines.join('\n');

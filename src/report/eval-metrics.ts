@@ -39,6 +39,14 @@ export interface EvalMetrics {
   margin: number;                 // mean beta*h
   accuracy: number;               // mean [h > 0]
   aug_accuracy: number | null;    // mean [Delta > 0]; null without augmented log-probs
+  /**
+   * Standard errors of those means over the pairs (how far another sample of as many pairs could move
+   * them): the margins' sample standard deviation / sqrt(n), and sqrt(p (1 - p) / n) for an accuracy p.
+   * NaN below 2 pairs.
+   */
+  margin_se: number;
+  accuracy_se: number;
+  aug_accuracy_se: number | null;
   aug_margin: number | null;      // mean Delta; null without augmented log-probs
   reward_chosen: number;
   reward_rejected: number;
@@ -104,11 +112,17 @@ export function computeEvalMetrics(inp: EvalInputs): EvalMetrics {
 
   const nllChosen = inp.chosenTokens ? nllPerToken(pc, need('chosenTokens', inp.chosenTokens, n)) : null;
 
+  const meanMargin = sumMargin / n;
+  let ss = 0;
+  for (let i = 0; i < n; i++) ss += (margins[i] - meanMargin) ** 2;
   const out: EvalMetrics = {
     n,
-    margin: sumMargin / n,
+    margin: meanMargin,
     accuracy: correct / n,
     aug_accuracy: augAccuracy,
+    margin_se: n > 1 ? Math.sqrt(ss / (n - 1) / n) : NaN,
+    accuracy_se: proportionSe(correct / n, n),
+    aug_accuracy_se: augAccuracy === null ? null : proportionSe(augAccuracy, n),
     aug_margin: augMargin,
     reward_chosen: sumRc / n,
     reward_rejected: sumRr / n,
@@ -133,6 +147,11 @@ export function computeEvalMetrics(inp: EvalInputs): EvalMetrics {
   return out;
 }
 
+/** The standard error of a proportion p of n: sqrt(p (1 - p) / n); NaN below 2. */
+function proportionSe(p: number, n: number): number {
+  return n > 1 ? Math.sqrt((p * (1 - p)) / n) : NaN;
+}
+
 /** -sum_i logp_i / sum_i tokens_i: the negative log-likelihood per scored token. */
 function nllPerToken(logp: ArrayLike<number>, tokens: ArrayLike<number>): number {
   let sum = 0, count = 0;
@@ -150,6 +169,7 @@ export function computeSftEvalMetrics(policyChosen: ArrayLike<number>, chosenTok
   need('chosenTokens', chosenTokens, n);
   return {
     n, margin: NaN, accuracy: NaN, aug_accuracy: null, aug_margin: null, reward_chosen: NaN, reward_rejected: NaN,
+    margin_se: NaN, accuracy_se: NaN, aug_accuracy_se: null,
     nll_chosen: nllPerToken(policyChosen, chosenTokens), margins: new Float64Array(n).fill(NaN), sft: true,
   };
 }
@@ -166,6 +186,9 @@ export function toEvalRow(m: EvalMetrics, at: { step: number; pairs_seen: number
     aug_accuracy: fin(m.aug_accuracy),
     reward_chosen: fin(m.reward_chosen),
     reward_rejected: fin(m.reward_rejected),
+    margin_se: fin(m.margin_se),
+    accuracy_se: fin(m.accuracy_se),
+    aug_accuracy_se: fin(m.aug_accuracy_se),
     n: m.n,
   };
   if (m.nll_chosen !== null) row.nll_chosen = fin(m.nll_chosen);

@@ -46,6 +46,10 @@ export interface EvalRow {
   reward_rejected?: number | null;
   /** The policy's negative log-likelihood per chosen token (eval-metrics.ts). */
   nll_chosen?: number | null;
+  /** Standard errors of margin, accuracy and aug_accuracy over the pairs (eval-metrics.ts). */
+  margin_se?: number | null;
+  accuracy_se?: number | null;
+  aug_accuracy_se?: number | null;
   pearson?: number | null;
   spearman?: number | null;
   kendall?: number | null;

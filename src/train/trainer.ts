@@ -282,7 +282,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       metrics.eval(row);
       writeEvalPairs(o.out, step, m.margins, m.augMargins, { chosen: evalPairs.map((p) => p.scoreChosen), rejected: evalPairs.map((p) => p.scoreRejected) });
       lastEval = row as unknown as Record<string, unknown>;
-      log(`eval at step ${step}: margin ${m.margin.toFixed(4)}, accuracy ${m.accuracy.toFixed(3)}, aug accuracy ${m.aug_accuracy?.toFixed(3) ?? '-'}, ` +
+      log(`eval at step ${step}: margin ${m.margin.toFixed(4)} (±${m.margin_se.toFixed(4)}), accuracy ${m.accuracy.toFixed(3)} (±${m.accuracy_se.toFixed(3)}), aug accuracy ${m.aug_accuracy?.toFixed(3) ?? '-'}, ` +
         `chosen NLL ${m.nll_chosen?.toFixed(4) ?? '-'} per token` +
         (m.pearson !== undefined ? `, pearson ${m.pearson.toFixed(3)}, spearman ${m.spearman?.toFixed(3)}, kendall ${m.kendall?.toFixed(3)}` : ''));
     };

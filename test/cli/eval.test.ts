@@ -91,6 +91,9 @@ describe('srk eval', () => {
     csv.slice(1).forEach((c, i) => close(Number(c[2]), x.margins[i]));
     expect(j.scored_pairs).toBe(6);
     close(j.margin, x.margin);
+    const sd = Math.sqrt(x.margins.reduce((a, v) => a + (v - x.margin) ** 2, 0) / (x.margins.length - 1));
+    close(j.margin_se, sd / Math.sqrt(6));
+    close(j.accuracy_se, Math.sqrt(x.accuracy * (1 - x.accuracy) / 6));
     close(j.pearson, pearson(x.margins, diff), 1e-3);
     expect(j.spearman).toBeCloseTo(spearman(x.margins, diff), 9); // ranks: exact unless margins nearly tie
     expect(j.kendall).toBeCloseTo(kendallTauB(x.margins, diff), 9);
@@ -105,6 +108,7 @@ describe('srk eval', () => {
     expect(row).toContain(j.margin.toFixed(4));
     expect(row).toContain(j.kendall.toFixed(4));
     expect(t.stdout).toMatch(/6 of 6 pairs with judge scores/);
+    expect(t.stdout).toContain(`standard errors over the 6 pairs: margin ±${j.margin_se.toFixed(4)}, accuracy ±${j.accuracy_se.toFixed(4)}`);
   });
 
   it('SFT rows (no rejected response): the NLL per completion token alone, as expected.json\'s log-probs give; in a file of pairs, such a row is a bad row', () => {

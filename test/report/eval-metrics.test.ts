@@ -110,13 +110,28 @@ describe('computeEvalMetrics', () => {
     expect(m.sft).toBe(true);
     const row = toEvalRow(m, { step: 5, pairs_seen: 20, split: 'eval' });
     expect(row).toEqual({ step: 5, pairs_seen: 20, split: 'eval', margin: null, accuracy: null, aug_accuracy: null,
-      reward_chosen: null, reward_rejected: null, n: 3, nll_chosen: 3, loss: 3 });
+      reward_chosen: null, reward_rejected: null, margin_se: null, accuracy_se: null, aug_accuracy_se: null, n: 3, nll_chosen: 3, loss: 3 });
     // A preference eval's row has no loss: its NLL is over chosen responses cut beside rejected ones.
     const pref = computeEvalMetrics({ beta: 1, policyChosen: [-6], policyRejected: [-7], refChosen: [0], refRejected: [0], chosenTokens: [2] });
     expect(toEvalRow(pref, { step: 5, pairs_seen: 20, split: 'eval' })).not.toHaveProperty('loss');
     const line = formatEvalTable(evalTableFromRows([{ name: 'sft', eval: [row] }])).split('\n')[2];
     expect(line).toMatch(/^sft\s+eval\s+-\s+-\s+-\s+3\.0000\s+-\s+-\s+-\s+3$/);
     expect(() => computeSftEvalMetrics([-1, -2], [1])).toThrow(/chosenTokens has length 1, expected 2/);
+  });
+
+  it('standard errors of the means: the margins\' sample sd / sqrt(n), sqrt(p (1 - p) / n) for accuracies', () => {
+    const pc = [3, -1, 2, 0.5, 4], pr = [1, 1, -2, 0.5, 1], zeros = [0, 0, 0, 0, 0];
+    const m = computeEvalMetrics({ beta: 0.5, policyChosen: pc, policyRejected: pr, refChosen: zeros, refRejected: zeros,
+      policyChosenAug: pc, policyRejectedAug: [0, 0, 9, 9, 9], refChosenAug: zeros, refRejectedAug: zeros });
+    const margins = pc.map((v, i) => 0.5 * (v - pr[i])); // 1, -1, 2, 0, 1.5
+    const mean = margins.reduce((a, b) => a + b, 0) / 5;
+    const sd = Math.sqrt(margins.reduce((a, v) => a + (v - mean) ** 2, 0) / 4);
+    expect(m.margin_se).toBeCloseTo(sd / Math.sqrt(5), 14);
+    expect(m.accuracy_se).toBeCloseTo(Math.sqrt(0.6 * 0.4 / 5), 14); // 3 of 5 above 0
+    expect(m.aug_accuracy_se).toBeCloseTo(Math.sqrt(0.2 * 0.8 / 5), 14); // 1 of 5: Delta = 0.5 (pc - [0, 0, 9, 9, 9]) = 1.5, -0.5, -3.5, -4.25, -2.5
+    expect(toEvalRow(m, { step: 1, pairs_seen: 5, split: 'eval' })).toMatchObject({ margin_se: m.margin_se, accuracy_se: m.accuracy_se });
+    const one = computeEvalMetrics({ beta: 1, policyChosen: [1], policyRejected: [0], refChosen: [0], refRejected: [0] });
+    expect([one.margin_se, one.accuracy_se, one.aug_accuracy_se]).toEqual([NaN, NaN, null]);
   });
 
   it('eval rows and the terminal table', () => {
