@@ -31,8 +31,9 @@ export function checkPathFlag(flag: string, p: string, kind: 'model directory' |
 export function dataFilesFlag(a: Record<string, unknown>, flag: string): DataFiles | undefined {
   const v = a[flag];
   if (v === undefined) return undefined;
-  const files = (Array.isArray(v) ? v : [v]).map(String).flatMap((f) => expandPattern(flag, f));
-  if (files.length === 0) throw userError(`--${flag}: give a data file`);
+  const given = (Array.isArray(v) ? v : [v]).map(String);
+  if (given.length === 0 || given.some((f) => f.trim() === '')) throw userError(`--${flag} needs a data file after it`);
+  const files = given.flatMap((f) => expandPattern(flag, f));
   const seen = new Map<string, string>();
   for (const f of files) {
     const key = path.resolve(f);
@@ -49,7 +50,9 @@ function expandPattern(flag: string, value: string): string[] {
   const dir = path.dirname(value);
   if (/[*?]/.test(dir)) throw userError(`--${flag} ${value}: a pattern may use * and ? in the file name only`);
   const re = new RegExp(`^${base.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
-  const names = existsSync(dir) && statSync(dir).isDirectory() ? readdirSync(dir).filter((n) => re.test(n)).sort() : [];
+  // As a shell's pattern: hidden files only for a pattern that starts with a dot, and files only.
+  const names = existsSync(dir) && statSync(dir).isDirectory()
+    ? readdirSync(dir).filter((n) => re.test(n) && (base.startsWith('.') || !n.startsWith('.')) && statSync(path.join(dir, n)).isFile()).sort() : [];
   if (names.length === 0) throw userError(`--${flag} ${value}: no file matches`);
   return names.map((n) => path.join(dir, n));
 }

@@ -163,7 +163,11 @@ function lineObject({ line, text, invalid }: RawLine): ObjectItem {
 /** JSON.parse's "at position N" as a line and column of `text` (1-based), where the message has one. */
 function jsonErrorAt(message: string, text: string): string {
   const m = /position (\d+)/.exec(message);
-  if (!m) return /end of JSON/.test(message) ? `${message}: the text ends on line ${text.split('\n').length}, inside it` : message;
+  if (!m) {
+    // V8 quotes a snippet instead (a trailing comma, an unquoted value): on one line, newlines escaped.
+    const oneLine = message.replace(/\r?\n/g, '\\n');
+    return /end of JSON/.test(message) ? `${oneLine}: the text ends on line ${text.split('\n').length}, inside it` : oneLine;
+  }
   const pos = Number(m[1]);
   const before = text.slice(0, pos);
   const line = before.split('\n').length;
@@ -213,6 +217,16 @@ async function* objectsOf(file: string, parquet: boolean, stats: JsonlStats): As
     return;
   }
   const lines = readLines(file)[Symbol.asyncIterator]();
+  // Stepped by hand (to look one line ahead), so closed by hand: a reader that stops early (a bad row
+  // thrown, a caller's break) must not leave the file open.
+  try {
+    yield* objectLines(file, lines, stats);
+  } finally {
+    await lines.return?.(undefined);
+  }
+}
+
+async function* objectLines(file: string, lines: AsyncIterator<RawLine>, stats: JsonlStats): AsyncGenerator<ObjectItem> {
   let first = true;
   for (let r = await lines.next(); !r.done; r = await lines.next()) {
     const l = r.value;

@@ -25,7 +25,7 @@ import { Progress } from './progress.js';
 import { acquireRunLock } from './run-lock.js';
 import { defaultWeightDecay, isSrLoss, type TrainOptions } from './options.js';
 import { isUserFacing } from '../errors.js';
-import { dataLabel, type DataFiles } from '../data/data-files.js';
+import { dataFileList, dataLabel, type DataFiles } from '../data/data-files.js';
 
 export class TrainingError extends Error { readonly userFacing = true; }
 
@@ -179,6 +179,8 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     const evalPairs = o.evalData
       ? await loadPairsForModel(o.model, o.evalData, settings, { augmented: true, sftIfAny: o.loss === 'sft' }, log, undefined, dataProgress) : undefined;
     const evalSft = evalPairs !== undefined && isSftPair(evalPairs[0]);
+    const both = o.evalData ? dataFileList(o.evalData).filter((f) => dataFileList(o.data).some((d) => path.resolve(d) === path.resolve(f))) : [];
+    if (both.length) log(`note: ${both.join(', ')} ${both.length > 1 ? 'are' : 'is'} in --data and --eval-data: the evaluation is on training data`);
     // The step's precision, the augmented pass's (Sr losses, and the augmented accuracy of --eval-data pairs)
     // where --aug-precision differs, and the tensor-core matmul's self-check (precision-choice.ts).
     const { main: precision, aug } = await choosePrecisions(gpu,

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -104,11 +104,28 @@ describe('readJsonl', () => {
     // Not an array after all: one error for the file, saying what srk reads.
     await expect(readJsonl(write('cut.json', '[{"a": "x"},\n {"a": '))).rejects.toThrow(/cut\.json: starts with "\[" but is not a JSON array \(.*: the text ends on line 2, inside it\); srk reads JSON Lines/);
     await expect(readJsonl(write('typo.json', '[{"a": "x"},\n {"a" "y"}]'))).rejects.toThrow(/typo\.json: starts with "\[" but is not a JSON array \(.*\(line 2, column 7\)\)/);
+    // V8 quotes a snippet for some errors (a trailing comma): the message stays on one line.
+    const comma = await readJsonl(write('comma.json', '[{"a": "x"},\n {"a": "y"},\n]')).catch((e: Error) => e);
+    expect((comma as Error).message).toMatch(/comma\.json: starts with "\[" but is not a JSON array/);
+    expect((comma as Error).message).not.toContain('\n');
     // A first line that is whole JSON with more lines after it: JSON Lines, that line a bad one.
     const meta = write('meta-first.jsonl', '["meta"]\n{"a": "x"}\n\n{"a": "y"}\n');
     await expect(readJsonl(meta, validateAB)).rejects.toThrow(/meta-first\.jsonl:1: expected a JSON object, got an array/);
     const rest = await readJsonl(meta, validateAB, { skipBadRows: true });
     expect([rest.values.map((v) => v.a), rest.lineNumbers, rest.badRows, rest.unit]).toEqual([['x', 'y'], [2, 4], 1, 'line']);
+  });
+
+  it('a reader that stops early leaves no file open (JSON Lines and arrays alike)', async () => {
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const files = [write('open.jsonl', '{"a":"x"}\n{"a":"y"}\n'), write('open.json', '[{"a":"x"},\n{"a":"y"}]'), write('open-meta.jsonl', '[1]\n{"a":"x"}\n')];
+    const before = fds();
+    for (let i = 0; i < 20; i++) {
+      for (const f of files) {
+        for await (const r of iterateJsonl(f, undefined, { skipBadRows: true })) { void r; break; }
+      }
+    }
+    await new Promise((r) => setTimeout(r, 50)); // closes land on the event loop
+    expect(fds() - before).toBeLessThan(10);
   });
 
   it('a corrupt gzip file is an error naming the file', async () => {

@@ -19,6 +19,7 @@ describe('srk train with several data files', () => {
   it('the pieces train and evaluate as their concatenation, and the run resumes from them but not from another order', async () => {
     const one = await train(args('one', [whole], [whole]));
     expect(one.code, describeRun(one)).toBe(0);
+    expect(one.stderr).toMatch(/note: .*whole\.jsonl is in --data and --eval-data: the evaluation is on training data/);
     const two = await train(args('two', [a, b], [b, a], 1));
     expect(two.code, describeRun(two)).toBe(0);
     expect(two.stderr).toMatch(/a\.jsonl \+ .*b\.jsonl: 6 rows/);
