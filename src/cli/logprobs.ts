@@ -35,7 +35,7 @@ export function scoringFlags<T>(y: Argv<T>) {
   const d = TRAIN_DEFAULTS;
   return y.options({
     model: { type: 'string', demandOption: true, describe: 'Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer.json or tokenizer.model)' },
-    data: { type: 'string', demandOption: true, describe: 'preference data (JSON Lines or a JSON array of rows, gzipped or not, or a Parquet file, e.g. a Hugging Face dataset\'s): {prompt, chosen, rejected}, HH-RLHF dialogues, UltraFeedback or chat rows' },
+    data: { type: 'string', demandOption: true, describe: 'preference data, one file (the output\'s lines follow its rows; JSON Lines or a JSON array of rows, gzipped or not, or a Parquet file, e.g. a Hugging Face dataset\'s): {prompt, chosen, rejected}, HH-RLHF dialogues, UltraFeedback or chat rows' },
     'refine-prompt': { type: 'string', default: PAPER_REFINE_PROMPT, defaultDescription: 'the paper\'s', describe: 'the self-refinement prompt p of the augmented sequences p ++ x ++ y' },
     eos: { type: 'boolean', default: true, describe: 'append the EOS token to each completion (--no-eos: do not)' },
     'completions-in-context': { type: 'boolean', default: false, describe: 'tokenize each completion as it follows its prompt (TRL before 0.12 and since 0.29) instead of alone (the original DPO code, TRL 0.12-0.28, and this project\'s fixtures): with SentencePiece tokenizers (Llama, Mistral) a completion " Hello" then loses the lone "▁" it has alone; byte-level BPE (Pythia) gives the same ids either way' },
