@@ -18,6 +18,7 @@ import { loadModel } from '../model/load.js';
 import { computeEvalMetrics, computeSftEvalMetrics, formatEvalTable, type EvalMetrics } from '../report/eval-metrics.js';
 import { checkSameTokenizer, loadPairsForModel } from '../train/dataset.js';
 import { referenceLogps, savePartialReference } from '../train/reference.js';
+import { signalExitCode } from '../train/trainer.js';
 import { scorePairs, type PairLogps } from '../train/score.js';
 import { Progress } from '../train/progress.js';
 import { TRAIN_DEFAULTS } from '../train/options.js';
@@ -143,7 +144,7 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
     if (withScores && sameRef) notes.push('correlations are undefined (null) with constant margins');
     log(`${pairs.length} pairs evaluated in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     if (o.pairsOut) {
-      writeEvalPairsFile(o.pairsOut, undefined, m.margins, m.augMargins, { chosen: pairs.map((p) => p.scoreChosen), rejected: pairs.map((p) => p.scoreRejected) });
+      writeEvalPairsFile(o.pairsOut, undefined, m.margins, m.augMargins, pairs);
       log(`per-pair margins: ${o.pairsOut}`);
     }
     return evalReport(m, o, refDir, sameRef, scored, notes, skipped);
@@ -224,10 +225,9 @@ export const evalCommand: CommandModule = {
     // Ctrl-C or SIGTERM while the reference is scored into --cache-dir: what it has is kept (reference.ts),
     // and the same command takes it up.
     const onSignal = (sig: NodeJS.Signals) => {
-      let partial: string | undefined;
-      try { partial = savePartialReference(); } catch { partial = undefined; }
-      if (partial) process.stderr.write(`\nthe reference log-probs scored so far are in ${partial}; the same command takes them up\n`);
-      process.exit(sig === 'SIGTERM' ? 143 : 130);
+      const partial = savePartialReference();
+      if (partial) process.stderr.write(`\n${partial}\n`);
+      process.exit(signalExitCode(sig === 'SIGTERM' ? 'SIGTERM' : 'SIGINT'));
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);

@@ -21,18 +21,20 @@ export interface EvalPairs {
 
 const cell = (v: number | undefined): string => (v === undefined || !Number.isFinite(v) ? '' : String(v));
 
+/** The judge scores of each pair, where it has them (TokenizedPair fits). */
+type Scored = ReadonlyArray<{ scoreChosen?: number; scoreRejected?: number }>;
+
 /** A run's OUT/eval-pairs.csv for its evaluation at `step`. */
-export function writeEvalPairs(outDir: string, step: number, margins: ArrayLike<number>, augMargins: ArrayLike<number> | undefined,
-  scores: { chosen: ReadonlyArray<number | undefined>; rejected: ReadonlyArray<number | undefined> }): void {
-  writeEvalPairsFile(path.join(outDir, EVAL_PAIRS_FILE), step, margins, augMargins, scores);
+export function writeEvalPairs(outDir: string, step: number, margins: ArrayLike<number>, augMargins: ArrayLike<number> | undefined, pairs: Scored): void {
+  writeEvalPairsFile(path.join(outDir, EVAL_PAIRS_FILE), step, margins, augMargins, pairs);
 }
 
 /** The same columns in any file (`srk eval --pairs-out`, whose step is empty). */
 export function writeEvalPairsFile(file: string, step: number | undefined, margins: ArrayLike<number>, augMargins: ArrayLike<number> | undefined,
-  scores: { chosen: ReadonlyArray<number | undefined>; rejected: ReadonlyArray<number | undefined> }): void {
+  pairs: Scored): void {
   const lines = [HEADER];
   for (let i = 0; i < margins.length; i++) {
-    lines.push(`${cell(step)},${i},${cell(margins[i])},${cell(augMargins?.[i])},${cell(scores.chosen[i])},${cell(scores.rejected[i])}`);
+    lines.push(`${cell(step)},${i},${cell(margins[i])},${cell(augMargins?.[i])},${cell(pairs[i].scoreChosen)},${cell(pairs[i].scoreRejected)}`);
   }
   writeFileAtomic(file, `${lines.join('\n')}\n`);
 }

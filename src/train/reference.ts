@@ -71,7 +71,7 @@ export interface ReferenceRequest {
 }
 
 /**
- * A long reference pass (HH-RLHF's 160k pairs take a GPU the better part of an hour) saves what it has
+ * A long reference pass (every training pair scored twice, plain and augmented, before the first step) saves what it has
  * every this often, in `<cache file>.partial.json`, so a run killed or stopped during it (a scheduler's
  * SIGTERM) takes it up where it was, whatever command asks for the same log-probs next.
  */
@@ -85,11 +85,17 @@ interface Partial { plain?: PassSoFar; aug?: PassSoFar }
 let saveNow: (() => string | undefined) | undefined;
 
 /**
- * Writes the results so far of the reference pass under way, for a process about to exit (the trainer's
- * signal handler before its first step); returns the file, or undefined when no pass has results to save.
+ * Writes the results so far of the reference pass under way, for a process about to exit on a signal
+ * (srk train before its first step, srk eval); returns what to tell the user, or '' when no pass has
+ * results to save.
  */
-export function savePartialReference(): string | undefined {
-  return saveNow?.();
+export function savePartialReference(): string {
+  try {
+    const file = saveNow?.();
+    return file ? `the reference log-probs scored so far are in ${file}, and the same command takes them up` : '';
+  } catch (e) {
+    return `the reference log-probs scored so far could not be saved (${e instanceof Error ? e.message : String(e)})`;
+  }
 }
 
 function readPartial(file: string, n: number): Partial | undefined {

@@ -149,10 +149,8 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
         // is trained yet, so there is nothing to save and no reason to wait (the reference cache is
         // written whole or not at all; a pass under way saves its results so far to take up later).
         // A reference pass under way keeps what it has scored: the same command takes it up (reference.ts).
-        let partial: string | undefined;
-        try { partial = savePartialReference(); } catch { partial = undefined; }
-        log(`${sig === 'SIGTERM' ? 'SIGTERM' : 'interrupt'} before this run's first step: nothing trained to save` +
-          `${partial ? `; the reference log-probs scored so far are in ${partial}, and the same command takes them up` : ''}; stopping`);
+        const partial = savePartialReference();
+        log(`${sig === 'SIGTERM' ? 'SIGTERM' : 'interrupt'} before this run's first step: nothing trained to save${partial ? `; ${partial}` : ''}; stopping`);
         process.exit(signalExitCode(sig));
       }
       if (interrupted) process.exit(signalExitCode(sig));
@@ -282,7 +280,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       });
       const row = toEvalRow(m, { step, pairs_seen: pairsSeen, split: 'eval' });
       metrics.eval(row);
-      writeEvalPairs(o.out, step, m.margins, m.augMargins, { chosen: evalPairs.map((p) => p.scoreChosen), rejected: evalPairs.map((p) => p.scoreRejected) });
+      writeEvalPairs(o.out, step, m.margins, m.augMargins, evalPairs);
       lastEval = row as unknown as Record<string, unknown>;
       log(`eval at step ${step}: margin ${m.margin.toFixed(4)} (±${m.margin_se.toFixed(4)}), accuracy ${m.accuracy.toFixed(3)} (±${m.accuracy_se.toFixed(3)}), aug accuracy ${m.aug_accuracy?.toFixed(3) ?? '-'}, ` +
         `chosen NLL ${m.nll_chosen?.toFixed(4) ?? '-'} per token` +

@@ -225,8 +225,9 @@ describe('HTML report', () => {
     const dir = tmpDir();
     const withScores = path.join(dir, 'scored');
     const without = path.join(dir, 'unscored');
-    writeEvalPairs(withScores, 30, [0.5, -0.25, NaN, 1], [0.4, -0.1, 0, 2], { chosen: [9, 5, 7, 8], rejected: [2, 6, 1, undefined] });
-    writeEvalPairs(without, 30, [0.5, 0.1], undefined, { chosen: [undefined, undefined], rejected: [undefined, undefined] });
+    writeEvalPairs(withScores, 30, [0.5, -0.25, NaN, 1], [0.4, -0.1, 0, 2],
+      [{ scoreChosen: 9, scoreRejected: 2 }, { scoreChosen: 5, scoreRejected: 6 }, { scoreChosen: 7, scoreRejected: 1 }, { scoreChosen: 8 }]);
+    writeEvalPairs(without, 30, [0.5, 0.1], undefined, [{}, {}]);
     expect(fs.readFileSync(path.join(withScores, 'eval-pairs.csv'), 'utf8')).toBe(
       'step,pair,margin,aug_margin,score_chosen,score_rejected\n30,0,0.5,0.4,9,2\n30,1,-0.25,-0.1,5,6\n30,2,,0,7,1\n30,3,1,2,8,\n');
     const back = runsFromDirs([{ name: 'scored', dir: withScores }, { name: 'unscored', dir: without }]);
