@@ -35,7 +35,7 @@ type Saved = NeoxSaved | LlamaSaved;
 
 /** What forward(train) keeps for backward(). */
 export interface ForwardState {
-  ctx: ForwardContext;
+  ctx: ForwardContext & { batch: GpuBatch };
   blocks: Saved[];
   /** xL: the last block's output [N, D] ([n, D] with `tail`); h: the final-norm output of the scored tokens [n, D]. */
   xL: Tensor; h: Tensor; mean?: Tensor; rstd: Tensor;
@@ -63,7 +63,7 @@ export class CausalLM {
     const NL = batch.shared?.full ?? N;
     const D = cfg.hiddenSize; const V = cfg.vocabSize;
     const names = outerNames(cfg);
-    const ctx: ForwardContext = { gpu, cfg, params: p, batch };
+    const ctx = { gpu, cfg, params: p, batch };
     let x = gpu.pool.acquire([N, D], 'f32', 'x0');
     embeddingForward(gpu, { table: p.get(names.embed), ids: batch.ids, out: x, N, V, D });
     const blocks: Saved[] = [];

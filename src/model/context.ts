@@ -4,6 +4,7 @@ import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { PackedMask } from '../kernels/attention-mask.js';
 import type { Params } from './params.js';
+import type { HeadOperand } from '../kernels/attention.js';
 import type { SharedPrefix } from './shared-prefix.js';
 import type { RopeScaling } from './rope.js';
 
@@ -45,6 +46,27 @@ export interface GpuBatch {
   hostIds: Uint32Array;
 }
 
+/**
+ * Attention by other means, forward only: generation's key/value cache (src/generate/decoder.ts). A
+ * block with one calls it in place of attentionForward with its query, key and value operands (after
+ * rotary) and the output [N, Hq Dh] to write; the batch's mask and lse go unused.
+ */
+export type AttendHook = (layer: number, q: HeadOperand, k: HeadOperand, v: HeadOperand, out: Tensor) => void;
+
+/**
+ * What a block reads of its batch: sizes, rotary positions, the attention mask and a shared prefix.
+ * A GpuBatch is one; generation's steps (src/generate/decoder.ts) have no mask, attending through
+ * ForwardContext.attend instead.
+ */
+export type BlockBatch = Pick<GpuBatch, 'B' | 'T' | 'N' | 'positions' | 'shared'> & { mask?: PackedMask };
+
 export interface ForwardContext {
-  gpu: Gpu; cfg: ModelShape; params: Params; batch: GpuBatch;
+  gpu: Gpu; cfg: ModelShape; params: Params; batch: BlockBatch;
+  attend?: AttendHook;
+}
+
+/** The batch's attention mask; only generation's steps go without one, and they attend through ctx.attend. */
+export function maskOf(batch: BlockBatch): PackedMask {
+  if (!batch.mask) throw new Error('a batch without an attention mask reached attention (only steps with ctx.attend have none)');
+  return batch.mask;
 }

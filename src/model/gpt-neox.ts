@@ -20,7 +20,7 @@ import { linearBackward, linearForward, operandScale, producedScale } from './li
 import { columnSum } from '../kernels/column-sum.js';
 import type { BlockTail } from './block-tail.js';
 import { gatherRows, spreadRows } from './rows.js';
-import type { ForwardContext } from './context.js';
+import { maskOf, type ForwardContext } from './context.js';
 
 export interface NeoxSaved {
   x: Tensor; ln1: Tensor; mean1: Tensor; rstd1: Tensor; qkv: Tensor; att: Tensor; lse: Tensor;
@@ -74,14 +74,18 @@ export function neoxBlockForward(ctx: ForwardContext, l: number, x: Tensor, inPl
   if (s1) gpu.pool.release(s1);
   const ops = qkvOperands(qkv, H, Dh);
   rotary(gpu, { x: ops.q, also: ops.k, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, invFreq: modelInvFreq(cfg), positions: batch.positions });
-  const att = acq([N, D], 'att'); const lse = acq([B, H, T], 'lse');
+  const att = acq([N, D], 'att'); const lse = acq(ctx.attend ? [1] : [B, H, T], 'lse');
   // A shared prefix (no backward): attention reads the rows whole, gathered from the compact order.
   const sp = batch.shared;
-  const qkvRows = sp ? gatherRows(gpu, qkv, sp.toCompact, sp.full, N, 3 * D, 'qkv_rows') : qkv;
-  const attRows = sp ? acq([sp.full, D], 'att_rows') : att;
-  const rowOps = sp ? qkvOperands(qkvRows, H, Dh) : ops;
-  attentionForward(gpu, { B, T, Hq: H, Hkv: H, Dh, q: rowOps.q, k: rowOps.k, v: rowOps.v, mask: batch.mask, window: cfg.slidingWindow ?? 0, out: { tensor: attRows }, lse });
-  if (sp) { gatherRows(gpu, attRows, sp.toFull, N, sp.full, D, att); gpu.pool.release(qkvRows, attRows); }
+  if (ctx.attend) {
+    ctx.attend(l, ops.q, ops.k, ops.v, att);
+  } else {
+    const qkvRows = sp ? gatherRows(gpu, qkv, sp.toCompact, sp.full, N, 3 * D, 'qkv_rows') : qkv;
+    const attRows = sp ? acq([sp.full, D], 'att_rows') : att;
+    const rowOps = sp ? qkvOperands(qkvRows, H, Dh) : ops;
+    attentionForward(gpu, { B, T, Hq: H, Hkv: H, Dh, q: rowOps.q, k: rowOps.k, v: rowOps.v, mask: maskOf(batch), window: cfg.slidingWindow ?? 0, out: { tensor: attRows }, lse });
+    if (sp) { gatherRows(gpu, attRows, sp.toFull, N, sp.full, D, att); gpu.pool.release(qkvRows, attRows); }
+  }
 
   // The rest is row by row: on the tail's rows only where there is one (xt, attT: Nt rows, new tensors).
   const Nt = tail ? tail.n : N;
@@ -198,7 +202,7 @@ function attentionBranchBackward(ctx: ForwardContext, l: number, s: NeoxSaved, d
   const dqkv = acq([N, 3 * D], 'd_qkv');
   const ops = qkvOperands(s.qkv, H, Dh);
   const dops = qkvOperands(dqkv, H, Dh);
-  attentionBackward(gpu, { B, T, Hq: H, Hkv: H, Dh, q: ops.q, k: ops.k, v: ops.v, mask: batch.mask, window: cfg.slidingWindow ?? 0,
+  attentionBackward(gpu, { B, T, Hq: H, Hkv: H, Dh, q: ops.q, k: ops.k, v: ops.v, mask: maskOf(batch), window: cfg.slidingWindow ?? 0,
     out: { tensor: s.att }, lse: s.lse, dout: { tensor: datt }, dq: dops.q, dk: dops.k, dv: dops.v });
   gpu.pool.release(datt);
   rotary(gpu, { x: dops.q, also: dops.k, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, invFreq: modelInvFreq(cfg), positions: batch.positions, inverse: true });

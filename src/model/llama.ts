@@ -16,7 +16,7 @@ import { swiglu, swigluBackward } from '../kernels/activations.js';
 import { rotary } from '../kernels/rotary.js';
 import { modelInvFreq } from './rope.js';
 import { linearBackward, linearForward, operandScale, producedScale } from './linear.js';
-import type { ForwardContext } from './context.js';
+import { maskOf, type ForwardContext } from './context.js';
 import type { BlockTail } from './block-tail.js';
 import { gatherRows, spreadRows } from './rows.js';
 
@@ -56,15 +56,19 @@ export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor, inP
   const rot = (x: Tensor, heads: number) => ({ x: { tensor: x }, heads, N, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, invFreq: modelInvFreq(cfg), positions: batch.positions });
   rotary(gpu, rot(q, Hq));
   rotary(gpu, rot(k, Hkv));
-  const att = acq([N, Hq * Dh], 'att'); const lse = acq([B, Hq, T], 'lse');
+  const att = acq([N, Hq * Dh], 'att'); const lse = acq(ctx.attend ? [1] : [B, Hq, T], 'lse');
   // A shared prefix (no backward): attention reads the rows whole, gathered from the compact order.
   const sp = batch.shared;
-  const rows = (t: Tensor, width: number, name: string) => sp ? gatherRows(gpu, t, sp.toCompact, sp.full, N, width, name) : t;
-  const qr = rows(q, Hq * Dh, 'q_rows'); const kr = rows(k, Hkv * Dh, 'k_rows'); const vr = rows(v, Hkv * Dh, 'v_rows');
-  const attRows = sp ? acq([sp.full, Hq * Dh], 'att_rows') : att;
-  attentionForward(gpu, { B, T, Hq, Hkv, Dh, q: { tensor: qr }, k: { tensor: kr }, v: { tensor: vr }, mask: batch.mask,
-    window: cfg.slidingWindow ?? 0, out: { tensor: attRows }, lse });
-  if (sp) { gatherRows(gpu, attRows, sp.toFull, N, sp.full, Hq * Dh, att); gpu.pool.release(qr, kr, vr, attRows); }
+  if (ctx.attend) {
+    ctx.attend(l, { tensor: q }, { tensor: k }, { tensor: v }, att);
+  } else {
+    const rows = (t: Tensor, width: number, name: string) => sp ? gatherRows(gpu, t, sp.toCompact, sp.full, N, width, name) : t;
+    const qr = rows(q, Hq * Dh, 'q_rows'); const kr = rows(k, Hkv * Dh, 'k_rows'); const vr = rows(v, Hkv * Dh, 'v_rows');
+    const attRows = sp ? acq([sp.full, Hq * Dh], 'att_rows') : att;
+    attentionForward(gpu, { B, T, Hq, Hkv, Dh, q: { tensor: qr }, k: { tensor: kr }, v: { tensor: vr }, mask: maskOf(batch),
+      window: cfg.slidingWindow ?? 0, out: { tensor: attRows }, lse });
+    if (sp) { gatherRows(gpu, attRows, sp.toFull, N, sp.full, Hq * Dh, att); gpu.pool.release(qr, kr, vr, attRows); }
+  }
   // The rest is row by row: on the tail's rows only where there is one (x1, attT: Nt rows, new tensors).
   // x1 = x + attention: in place, x itself (and y too); otherwise kept for the backward (RMSNorm2's
   // input): the tail's gathered rows, or a copy of x; y is then its copy.
@@ -142,7 +146,7 @@ export function llamaBlockBackward(ctx: ForwardContext, l: number, s: LlamaSaved
     dx = spreadRows(gpu, dx1, s.tail.rows, N, Nfull, D, 'dx'); gpu.pool.release(dx1);
   }
   const dq = acq([Nfull, Hq * Dh], 'd_q'); const dk = acq([Nfull, Hkv * Dh], 'd_k'); const dv = acq([Nfull, Hkv * Dh], 'd_v');
-  attentionBackward(gpu, { B, T, Hq, Hkv, Dh, q: { tensor: s.q }, k: { tensor: s.k }, v: { tensor: s.v }, mask: batch.mask,
+  attentionBackward(gpu, { B, T, Hq, Hkv, Dh, q: { tensor: s.q }, k: { tensor: s.k }, v: { tensor: s.v }, mask: maskOf(batch),
     window: cfg.slidingWindow ?? 0, out: { tensor: s.att }, lse: s.lse, dout: { tensor: datt },
     dq: { tensor: dq }, dk: { tensor: dk }, dv: { tensor: dv } });
   gpu.pool.release(datt);

@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { getGpu, relErr } from '../helpers/gpu.js';
+import { makeRng } from '../helpers/random.js';
+import { kvAppend } from '../../src/kernels/kv-cache.js';
+import { kvAppendRef } from '../../src/kernels/kv-cache.ref.js';
+import { attentionCached } from '../../src/kernels/attention-cached.js';
+import { attentionCachedRef } from '../../src/kernels/attention-cached.ref.js';
+
+const rng = makeRng();
+const f32 = (x: ArrayLike<number>) => Float32Array.from(x);
+
+describe(`key/value cache and attention over it (seed ${rng.seed})`, () => {
+  it('kvAppend writes a fused operand\'s heads at their slots, other slots untouched', async () => {
+    const gpu = await getGpu();
+    const N = 5; const heads = 3; const Dh = 7; const S = 23;
+    // GPT-NeoX's k inside fused qkv rows: token stride 3 H Dh, head stride 3 Dh, offset Dh.
+    const ts = 3 * heads * Dh; const hs = 3 * Dh; const off = Dh;
+    const src = f32(rng.array(N * ts));
+    const slots = Uint32Array.from([4, 0, 22, 9, 10]);
+    const cache0 = f32(rng.array(S * heads * Dh));
+    const t = { src: gpu.tensor([N, ts], src), slots: gpu.tensor([N], slots, 'u32'), cache: gpu.tensor([S, heads, Dh], cache0) };
+    kvAppend(gpu, { src: { tensor: t.src, offset: off, tokenStride: ts, headStride: hs }, slots: t.slots, cache: t.cache, N, heads, Dh });
+    expect(await gpu.readF32(t.cache)).toEqual(f32(kvAppendRef(src, slots, cache0, { heads, Dh, offset: off, tokenStride: ts, headStride: hs })));
+    gpu.pool.release(...Object.values(t));
+  });
+
+  // Rows of different lengths, keys over several chunks of 64, GQA, head sizes below and above 64,
+  // a sliding window shorter and longer than the rows, a query operand inside wider rows.
+  for (const [Hq, Hkv, Dh, Tmax, window] of [[6, 2, 72, 150, 0], [4, 4, 20, 97, 37], [2, 1, 130, 70, 200], [3, 3, 256, 40, 5]] as const) {
+    it(`Hq=${Hq} Hkv=${Hkv} Dh=${Dh} Tmax=${Tmax} window=${window}`, async () => {
+      const gpu = await getGpu();
+      const rows = 3;
+      const kc = f32(rng.array(rows * Tmax * Hkv * Dh)); const vc = f32(rng.array(rows * Tmax * Hkv * Dh));
+      // Queries: a row's first position, its last, and some between, in no particular order.
+      const slots = Uint32Array.from([0 * Tmax + 0, 2 * Tmax + Tmax - 1, 1 * Tmax + 65, 1 * Tmax + 64, 0 * Tmax + 63, 2 * Tmax + rng.int(Tmax)]);
+      const N = slots.length;
+      const qTok = Hq * Dh + 11; const qOff = 5;
+      const q = f32(rng.array(qOff + N * qTok));
+      const qDense = new Float64Array(N * Hq * Dh);
+      for (let i = 0; i < N; i++) for (let e = 0; e < Hq * Dh; e++) qDense[i * Hq * Dh + e] = q[qOff + i * qTok + e];
+      const t = {
+        q: gpu.tensor([q.length], q), kc: gpu.tensor([kc.length], kc), vc: gpu.tensor([vc.length], vc),
+        slots: gpu.tensor([N], slots, 'u32'), out: gpu.tensor([N, Hq * Dh]),
+      };
+      attentionCached(gpu, { q: { tensor: t.q, offset: qOff, tokenStride: qTok, headStride: Dh }, kCache: t.kc, vCache: t.vc, slots: t.slots, out: t.out,
+        N, Hq, Hkv, Dh, Tmax, window });
+      const want = attentionCachedRef(qDense, kc, vc, slots, { Hq, Hkv, Dh, Tmax, window });
+      expect(relErr(await gpu.readF32(t.out), want)).toBeLessThan(1e-5);
+      gpu.pool.release(...Object.values(t));
+    });
+  }
+});
