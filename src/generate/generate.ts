@@ -1,0 +1,80 @@
+// Sampling completions for a batch of prompts: one prefill step over every prompt, then one decode
+// step per new token over the rows still going (decoder.ts), each row's next token chosen on the host
+// (sample.ts). A row stops at a stop token (EOS; it is not part of the completion) or after
+// maxNewTokens, or where the model's positions end.
+//
+// Each row draws from its own random stream (seed, stream): a prompt's completion does not depend on
+// the batch it ran in or its place there.
+import type { Gpu } from '../engine/gpu.js';
+import type { ModelShape } from '../model/context.js';
+import type { Params } from '../model/params.js';
+import { Rng } from '../init/prng.js';
+import { Decoder, type DecodeToken } from './decoder.js';
+import { checkSampling, sampleToken, type SamplingOptions } from './sample.js';
+
+export interface GenerateOptions extends SamplingOptions {
+  maxNewTokens: number;
+  /** Token ids that end a completion (EOS; a chat template's end of turn). */
+  stopIds: readonly number[];
+  seed: number;
+  /** The model's max_position_embeddings, if known: no token goes at or past it. */
+  maxPositions?: number;
+}
+
+export interface PromptToGenerate { ids: readonly number[]; /** The row's random stream. */ stream: number }
+
+export interface Generation {
+  /** The new tokens, the stop token left out. */
+  ids: number[];
+  /** 'stop': a stop token ended it; 'length': maxNewTokens, or the model's last position. */
+  finish: 'stop' | 'length';
+}
+
+export async function generateBatch(gpu: Gpu, cfg: ModelShape, params: Params, prompts: readonly PromptToGenerate[], o: GenerateOptions,
+  onToken?: () => void): Promise<Generation[]> {
+  checkSampling(o);
+  if (!(Number.isInteger(o.maxNewTokens) && o.maxNewTokens > 0)) throw new RangeError(`max new tokens must be a positive whole number, got ${o.maxNewTokens}`);
+  const B = prompts.length;
+  if (B === 0) return [];
+  prompts.forEach((p, i) => {
+    if (p.ids.length === 0) throw new RangeError(`prompt ${i} has no tokens`);
+    if (o.maxPositions !== undefined && p.ids.length >= o.maxPositions) {
+      throw new RangeError(`prompt ${i} has ${p.ids.length} tokens, and the model's positions end at ${o.maxPositions}: no room for a completion`);
+    }
+  });
+  // Each row's most new tokens: the new token k (from 1) sits at position P + k - 1, under the model's
+  // last. Every one but the last is run (the cache's rows hold P + limit - 1 tokens).
+  const limit = prompts.map((p) => Math.min(o.maxNewTokens, (o.maxPositions ?? Infinity) - p.ids.length));
+  const Tmax = Math.max(...prompts.map((p, b) => p.ids.length + limit[b] - 1));
+  const stop = new Set(o.stopIds);
+  const rngs = prompts.map((p) => new Rng(o.seed, p.stream));
+  const out: Generation[] = prompts.map(() => ({ ids: [], finish: 'length' }));
+  const dec = new Decoder(gpu, cfg, params, B, Tmax);
+  try {
+    // Prefill: every prompt token; the logits of each prompt's last.
+    let tokens: DecodeToken[] = prompts.flatMap((p, row) => p.ids.map((id, pos) => ({ row, pos, id })));
+    let want: number[] = [];
+    let rows: number[] = prompts.map((_, b) => b);
+    let at = 0;
+    for (const p of prompts) { at += p.ids.length; want.push(at - 1); }
+    const V = cfg.vocabSize;
+    for (;;) {
+      const logits = await dec.step(tokens, want);
+      const next: DecodeToken[] = []; const nextRows: number[] = [];
+      rows.forEach((row, k) => {
+        const id = sampleToken(logits, k * V, V, o, rngs[row]);
+        const g = out[row];
+        if (stop.has(id)) { g.finish = 'stop'; return; }
+        g.ids.push(id);
+        if (g.ids.length >= limit[row]) return; // 'length'
+        next.push({ row, pos: prompts[row].ids.length + g.ids.length - 1, id }); nextRows.push(row);
+      });
+      onToken?.();
+      if (next.length === 0) break;
+      tokens = next; rows = nextRows; want = next.map((_, i) => i);
+    }
+  } finally {
+    dec.free();
+  }
+  return out;
+}
