@@ -106,6 +106,7 @@ async function main(): Promise<void> {
     .command((await import('./cli/init.js')).initCommand)
     .command((await import('./cli/logprobs.js')).logprobsCommand)
     .command((await import('./cli/eval.js')).evalCommand)
+    .command((await import('./cli/generate.js')).generateCommand)
     .command((await import('./cli/report.js')).reportCommand)
     .middleware((argv) => refuseRepeatedFlags(argv as Record<string, unknown>))
     .demandCommand(1, 'name a command: srk --help lists them')

@@ -11,7 +11,6 @@
 // micro-batch is written out at once, so a large file is never held in memory. Results go
 // to stdout (or atomically to --out); progress and the data report go to stderr.
 import fs from 'node:fs';
-import path from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import type { Gpu } from '../engine/gpu.js';
 import { JsonlRowError, countDataRows, iterateJsonl, newJsonlStats } from '../data/read-jsonl.js';
@@ -29,6 +28,7 @@ import { PAPER_REFINE_PROMPT, TRAIN_DEFAULTS } from '../train/options.js';
 import { checkPathFlag, dataFilesFlag, withGpu } from './run.js';
 import { dataFileList, type DataFiles } from '../data/data-files.js';
 import { dataError, userError } from '../errors.js';
+import { LineSink } from './line-sink.js';
 
 /** Flags shared by `srk logprobs` and `srk eval`: how pairs are tokenized and scored. */
 export function scoringFlags<T>(y: Argv<T>) {
@@ -74,44 +74,6 @@ export function freeModel(gpu: Gpu, m: LoadedModel): void {
   m.params.free();
   gpu.pool.trim();
 }
-
-/** Where result lines go: stdout, or a temp file renamed over --out once everything succeeded. */
-class LineSink {
-  private fd: number | null = null;
-  private readonly tmp: string | null = null;
-
-  constructor(private readonly out: string | undefined) {
-    if (out) {
-      fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
-      this.tmp = `${out}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
-      this.fd = fs.openSync(this.tmp, 'w');
-    }
-  }
-
-  async write(text: string): Promise<void> {
-    if (this.fd !== null) {
-      fs.writeSync(this.fd, text);
-    } else if (!process.stdout.write(text)) {
-      await new Promise<void>((resolve) => process.stdout.once('drain', () => resolve()));
-    }
-  }
-
-  /** Makes the file appear under its name (fsync, rename). */
-  commit(): void {
-    if (this.fd === null || !this.tmp || !this.out) return;
-    fs.fsyncSync(this.fd);
-    fs.closeSync(this.fd);
-    this.fd = null;
-    fs.renameSync(this.tmp, this.out);
-  }
-
-  /** Drops a partly written file. */
-  abort(): void {
-    if (this.fd !== null) { fs.closeSync(this.fd); this.fd = null; }
-    if (this.tmp) fs.rmSync(this.tmp, { force: true });
-  }
-}
-
 
 /** One data file: the output's lines follow its rows. */
 export interface LogprobsOptions extends Omit<ScoringSettings, 'data'> { data: string; augmented: boolean; out?: string }

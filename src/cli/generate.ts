@@ -1,0 +1,216 @@
+// `srk generate`: completions of a model for the prompts of a data file, one JSON line per row in
+// input order: {"prompt", "completion", "finish_reason", "completion_tokens", "line"} (with --samples
+// N > 1, "completions", "finish_reasons" and "completion_tokens" are lists of N). The prompts come from
+// any row shape srk reads (src/generate/prompts.ts); the output is itself a {prompt, completion} SFT
+// file, and what a judge needs to compare a policy's answers with its reference's.
+//
+// Decoding follows the checkpoint's generation_config.json where it has one, as transformers'
+// generate() does (do_sample, temperature, top_k, top_p, max_new_tokens, eos_token_id); flags override
+// it. Without one: greedy, up to 256 new tokens, stopping at the EOS token.
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { CommandModule } from 'yargs';
+import { countDataRows, iterateJsonl, newJsonlStats, type JsonObject } from '../data/read-jsonl.js';
+import { PairTokenizer } from '../data/tokenize-pairs.js';
+import { loadTokenizer, textTokenizer } from '../model/tokenizer.js';
+import { loadModel } from '../model/load.js';
+import { loadModelConfig } from '../model/config.js';
+import { PromptReader } from '../generate/prompts.js';
+import { generateBatch, type GenerateOptions, type Generation } from '../generate/generate.js';
+import { checkSampling } from '../generate/sample.js';
+import { Progress } from '../train/progress.js';
+import { checkPathFlag, dataFilesFlag, withGpu } from './run.js';
+import { freeModel } from './logprobs.js';
+import { LineSink } from './line-sink.js';
+import { dataError, userError } from '../errors.js';
+
+export interface GenerateCliOptions {
+  model: string; data: string; out?: string;
+  /** Flags given; undefined: generation_config.json's, else the defaults. */
+  maxNewTokens?: number; temperature?: number; topK?: number; topP?: number;
+  /** Prompt tokens kept (the end; a tokenizer's BOS stays first); default: the model's positions less max new tokens. */
+  maxPromptLength?: number;
+  seed: number; samples: number; batchSize: number; adapter?: string;
+}
+
+/** What a checkpoint says about decoding (generation_config.json, then config.json for the stop ids). */
+export interface GenerationDefaults { doSample: boolean; temperature?: number; topK?: number; topP?: number; maxNewTokens?: number; stopIds: number[] }
+
+async function readJsonFile(file: string): Promise<Record<string, unknown> | undefined> {
+  let text: string;
+  try { text = await fsp.readFile(file, 'utf8'); } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw userError(`${file}: cannot read it (${(e as Error).message})`);
+  }
+  let v: unknown;
+  try { v = JSON.parse(text); } catch (e) { throw userError(`${file}: not valid JSON (${(e as Error).message})`); }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw userError(`${file}: not a JSON object`);
+  return v as Record<string, unknown>;
+}
+
+export async function generationDefaults(dir: string, tokenizerEos: number | undefined): Promise<GenerationDefaults> {
+  const file = path.join(dir, 'generation_config.json');
+  const g = (await readJsonFile(file)) ?? {};
+  const cfg = (await readJsonFile(path.join(dir, 'config.json'))) ?? {};
+  const num = (k: string): number | undefined => {
+    const v = g[k];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw userError(`${file}: "${k}" must be a number, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const ids = (v: unknown, where: string): number[] | undefined => {
+    if (v === undefined || v === null) return undefined;
+    const list = Array.isArray(v) ? v : [v];
+    if (!list.every((x) => Number.isSafeInteger(x) && x >= 0)) throw userError(`${where}: "eos_token_id" must be a token id or a list of them, got ${JSON.stringify(v)}`);
+    return list as number[];
+  };
+  const stopIds = ids(g.eos_token_id, file) ?? ids(cfg.eos_token_id, path.join(dir, 'config.json')) ?? (tokenizerEos !== undefined ? [tokenizerEos] : []);
+  return { doSample: g.do_sample === true, temperature: num('temperature'), topK: num('top_k'), topP: num('top_p'), maxNewTokens: num('max_new_tokens'), stopIds };
+}
+
+/** The decoding settings: flags over the checkpoint's over transformers' defaults. */
+export function decodingSettings(o: GenerateCliOptions, d: GenerationDefaults): { maxNewTokens: number; temperature: number; topK: number; topP: number; notes: string[] } {
+  const notes: string[] = [];
+  const temperature = o.temperature ?? (d.doSample ? d.temperature ?? 1 : 0);
+  const topK = o.topK ?? d.topK ?? 50;
+  const topP = o.topP ?? d.topP ?? 1;
+  const maxNewTokens = o.maxNewTokens ?? d.maxNewTokens ?? 256;
+  if (temperature === 0 && (o.topK !== undefined || o.topP !== undefined)) {
+    notes.push('--top-k and --top-p shape sampling, and decoding is greedy (temperature 0): give --temperature to sample');
+  }
+  if (temperature === 0 && o.samples > 1) notes.push(`greedy decoding gives the same completion ${o.samples} times: give --temperature to sample`);
+  return { maxNewTokens, temperature, topK, topP, notes };
+}
+
+export async function runGenerate(o: GenerateCliOptions): Promise<void> {
+  const progress = new Progress();
+  const log = (s: string) => progress.log(s);
+  const tok = await loadTokenizer(o.model);
+  const tt = textTokenizer(tok);
+  const defaults = await generationDefaults(o.model, tok.eosTokenId);
+  const dec = decodingSettings(o, defaults);
+  try { checkSampling(dec); } catch (e) { throw userError(`${(e as Error).message} (flags or ${path.join(o.model, 'generation_config.json')})`); }
+  if (!(Number.isInteger(dec.maxNewTokens) && dec.maxNewTokens > 0)) throw userError(`max new tokens must be a positive whole number, got ${dec.maxNewTokens}`);
+  const maxPositions = (await loadModelConfig(o.model)).maxPositions;
+  const maxPrompt = o.maxPromptLength ?? maxPositions - dec.maxNewTokens;
+  if (maxPrompt < 1) {
+    throw userError(`--max-new-tokens ${dec.maxNewTokens} leaves no room for a prompt in the model's ${maxPositions} positions (max_position_embeddings)`);
+  }
+  if (maxPrompt >= maxPositions) throw userError(`--max-prompt-length ${maxPrompt} leaves no room for a completion in the model's ${maxPositions} positions`);
+  for (const n of dec.notes) log(`note: ${n}`);
+  if (defaults.stopIds.length === 0) log('note: the checkpoint names no EOS token: completions end at the token limit only');
+  const prompts = new PromptReader(tt);
+  const encoder = new PairTokenizer(tt, { noEos: true });
+  const total = await countDataRows(o.data).catch((e) => { throw dataError(e); });
+  if (total === 0) throw userError(`${o.data}: no rows (an empty file)`);
+
+  await withGpu({ adapter: o.adapter }, async (gpu) => {
+    const lm = await loadModel(gpu, o.model, { onProgress: progress.bytes(`load ${o.model}`) });
+    const sink = new LineSink(o.out);
+    const t0 = performance.now();
+    const gen: GenerateOptions = { ...dec, stopIds: defaults.stopIds, seed: o.seed, maxPositions };
+    let rowsDone = 0; let newTokens = 0; let cut = 0;
+    const finishes = { stop: 0, length: 0 };
+    try {
+      const read = newJsonlStats();
+      let batch: { prompt: string; ids: number[]; line: number; index: number }[] = [];
+      const flush = async () => {
+        if (batch.length === 0) return;
+        const rows = batch.flatMap((b) => Array.from({ length: o.samples }, (_, k) => ({ ids: b.ids, stream: b.index * o.samples + k })));
+        let steps = 0;
+        const gens = await generateBatch(gpu, lm.cfg, lm.params, rows, gen,
+          () => { steps++; progress.update('generate', rowsDone, total, `${steps} tokens into a batch of ${batch.length}`); });
+        let text = '';
+        batch.forEach((b, i) => {
+          const mine: Generation[] = gens.slice(i * o.samples, (i + 1) * o.samples);
+          const completions = mine.map((g) => tok.decode(g.ids, { skipSpecialTokens: true }));
+          for (const g of mine) { finishes[g.finish]++; newTokens += g.ids.length; }
+          const rec = o.samples === 1
+            ? { prompt: b.prompt, completion: completions[0], finish_reason: mine[0].finish, completion_tokens: mine[0].ids.length, [read.unit]: b.line }
+            : { prompt: b.prompt, completions, finish_reasons: mine.map((g) => g.finish), completion_tokens: mine.map((g) => g.ids.length), [read.unit]: b.line };
+          text += `${JSON.stringify(rec)}\n`;
+        });
+        await sink.write(text);
+        rowsDone += batch.length;
+        progress.update('generate', rowsDone, total, `${newTokens} tokens`);
+        batch = [];
+      };
+      try {
+        let index = 0;
+        for await (const r of iterateJsonl(o.data, (obj: JsonObject) => {
+          const prompt = prompts.prompt(obj);
+          const p = encoder.encodePrompt(prompt);
+          return { prompt, ...p };
+        }, {}, read)) {
+          let ids = r.value.ids;
+          if (ids.length > maxPrompt) {
+            // The prompt's end (where the question usually is, and what the answer follows), a BOS kept first.
+            const pin = Math.min(r.value.pinned, maxPrompt - 1);
+            ids = [...ids.slice(0, pin), ...ids.slice(ids.length - (maxPrompt - pin))];
+            cut++;
+          }
+          batch.push({ prompt: r.value.prompt, ids, line: r.line, index: index++ });
+          if (batch.length >= o.batchSize) await flush();
+        }
+        await flush();
+      } catch (e) {
+        throw dataError(e);
+      }
+      if (rowsDone === 0) throw userError(`${o.data}: no rows`);
+      sink.commit();
+    } catch (e) {
+      sink.abort();
+      throw e;
+    } finally {
+      freeModel(gpu, lm);
+    }
+    const secs = (performance.now() - t0) / 1000;
+    const each = o.samples > 1 ? `, ${o.samples} completions each` : '';
+    log(`${rowsDone} prompts${each}: ${newTokens} new tokens in ${secs.toFixed(1)} s (${(newTokens / Math.max(secs, 1e-9)).toFixed(1)} tokens/s); ` +
+      `${finishes.stop} ended by a stop token, ${finishes.length} at the token limit` +
+      `${cut ? `; ${cut} prompts cut to their last ${maxPrompt} tokens` : ''}${o.out ? `; wrote ${o.out}` : ''}`);
+    log(`decoding: ${dec.temperature === 0 ? 'greedy' : `temperature ${dec.temperature}, top-k ${dec.topK || 'off'}, top-p ${dec.topP}, seed ${o.seed}`}, ` +
+      `at most ${dec.maxNewTokens} new tokens, stop ids ${defaults.stopIds.length ? defaults.stopIds.join(' ') : 'none'}`);
+  });
+}
+
+export const generateCommand: CommandModule = {
+  command: 'generate',
+  describe: 'completions of a model for each row\'s prompt: one JSON line per row {prompt, completion, finish_reason, completion_tokens, line}, ' +
+    'on stdout or --out (decoding as the checkpoint\'s generation_config.json says, else greedy; flags override)',
+  builder: (y) => y.options({
+    model: { type: 'string', demandOption: true, describe: 'Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer.json or tokenizer.model)' },
+    data: { type: 'string', demandOption: true, describe: 'rows with a prompt, one file (the output\'s lines follow its rows): {prompt} (text as written, or messages), {messages}, {instruction} (AlpacaEval), or any preference or SFT row srk trains on (its prompt)' },
+    out: { type: 'string', describe: 'write the JSON lines to this file (atomically) instead of stdout' },
+    'max-new-tokens': { type: 'number', describe: 'most new tokens per completion', defaultDescription: 'generation_config.json\'s max_new_tokens, else 256' },
+    temperature: { type: 'number', describe: '0: greedy; above 0: sample at this temperature', defaultDescription: 'generation_config.json\'s (do_sample, temperature), else 0' },
+    'top-k': { type: 'number', describe: 'sample from the k most likely tokens (0: all)', defaultDescription: 'generation_config.json\'s top_k, else 50' },
+    'top-p': { type: 'number', describe: 'sample from the most likely tokens up to this probability (1: all)', defaultDescription: 'generation_config.json\'s top_p, else 1' },
+    samples: { type: 'number', default: 1, describe: 'completions per prompt (then lists: completions, finish_reasons, completion_tokens)' },
+    seed: { type: 'number', default: 0, describe: 'random seed; a prompt\'s completions depend on it and on the prompt\'s row, not on --batch-size' },
+    'batch-size': { type: 'number', default: 8, describe: 'prompts generated together (each with its --samples)' },
+    'max-prompt-length': { type: 'number', describe: 'prompt tokens kept (the end of a longer prompt, a BOS kept first)', defaultDescription: 'the model\'s max_position_embeddings less --max-new-tokens' },
+    adapter: { type: 'string', describe: 'substring of the WebGPU adapter name (also SRK_ADAPTER)' },
+  }),
+  handler: async (a) => {
+    const args = a as Record<string, unknown>;
+    const data = dataFilesFlag(args, 'data')!;
+    if (typeof data !== 'string') throw userError(`srk generate reads one --data file (its output lines follow that file's rows), not ${data.length}: run it once per file`);
+    checkPathFlag('model', args.model as string, 'model directory');
+    checkPathFlag('data', data, 'data file');
+    const out = args.out as string | undefined;
+    if (out !== undefined && fs.existsSync(out) && fs.statSync(out).isDirectory()) throw userError(`--out ${out}: a directory (give a file name)`);
+    const opt = (k: string) => args[k] as number | undefined;
+    for (const k of ['samples', 'batch-size', 'max-new-tokens', 'max-prompt-length']) {
+      const v = opt(k);
+      if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw userError(`--${k} must be a positive whole number, got ${v}`);
+    }
+    if (!Number.isSafeInteger(opt('seed'))) throw userError(`--seed must be a whole number, got ${opt('seed')}`);
+    await runGenerate({
+      model: args.model as string, data, out,
+      maxNewTokens: opt('max-new-tokens'), temperature: opt('temperature'), topK: opt('top-k'), topP: opt('top-p'), maxPromptLength: opt('max-prompt-length'),
+      seed: opt('seed')!, samples: opt('samples')!, batchSize: opt('batch-size')!, adapter: args.adapter as string | undefined,
+    });
+  },
+};

@@ -1,0 +1,41 @@
+// Where a command's result lines go (srk logprobs, srk generate): stdout, or a file that appears
+// whole under its name once everything succeeded (a temporary file, fsync, rename), never half written.
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** Where result lines go: stdout, or a temp file renamed over --out once everything succeeded. */
+export class LineSink {
+  private fd: number | null = null;
+  private readonly tmp: string | null = null;
+
+  constructor(private readonly out: string | undefined) {
+    if (out) {
+      fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
+      this.tmp = `${out}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
+      this.fd = fs.openSync(this.tmp, 'w');
+    }
+  }
+
+  async write(text: string): Promise<void> {
+    if (this.fd !== null) {
+      fs.writeSync(this.fd, text);
+    } else if (!process.stdout.write(text)) {
+      await new Promise<void>((resolve) => process.stdout.once('drain', () => resolve()));
+    }
+  }
+
+  /** Makes the file appear under its name (fsync, rename). */
+  commit(): void {
+    if (this.fd === null || !this.tmp || !this.out) return;
+    fs.fsyncSync(this.fd);
+    fs.closeSync(this.fd);
+    this.fd = null;
+    fs.renameSync(this.tmp, this.out);
+  }
+
+  /** Drops a partly written file. */
+  abort(): void {
+    if (this.fd !== null) { fs.closeSync(this.fd); this.fd = null; }
+    if (this.tmp) fs.rmSync(this.tmp, { force: true });
+  }
+}

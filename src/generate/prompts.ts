@@ -1,0 +1,57 @@
+// The prompt of each row `srk generate` reads, as the text the model is given, from the shapes srk
+// trains and evaluates on, so that a training or held-out file can be sampled as it is:
+//   - a preference row (chosen, rejected): its prompt as training takes it (HH dialogues up to the
+//     last "Assistant:", text prompts as written, chat rows through the chat template);
+//   - {prompt: "text"}: the text as written (as text rows in training: no chat template);
+//   - {prompt: [messages]} or {messages: [...]}: a conversation rendered by the tokenizer's chat template
+//     with the generation prompt (without a template: "role: content" lines, then "assistant:"); a
+//     conversation that ends with an assistant message (an SFT row) is the prompt before it;
+//   - {prompt, completion} / {prompt, chosen} (SFT rows): the prompt, the response left out;
+//   - {instruction: "text"} (AlpacaEval's rows): one user message, rendered as a conversation.
+import { PreferenceNormalizer } from '../data/preference-rows.js';
+import { RowShapeError, describeJsonValue, type JsonObject } from '../data/read-jsonl.js';
+import type { ChatTemplateSource } from '../data/preference-rows.js';
+
+export class PromptReader {
+  private readonly pairs: PreferenceNormalizer;
+  private readonly sft: PreferenceNormalizer;
+
+  constructor(tok: ChatTemplateSource) {
+    this.pairs = new PreferenceNormalizer({ chatTemplate: tok.chatTemplate, bosToken: tok.bosToken, eosToken: tok.eosToken });
+    this.sft = new PreferenceNormalizer({ chatTemplate: tok.chatTemplate, bosToken: tok.bosToken, eosToken: tok.eosToken, sft: true });
+  }
+
+  /** The prompt text of a row; RowShapeError for a row of no known shape. */
+  prompt(obj: JsonObject): string {
+    const has = (k: string) => obj[k] !== undefined && obj[k] !== null;
+    if (has('chosen') && has('rejected')) return this.pairs.normalize(obj).prompt;
+    if (has('instruction')) {
+      if (typeof obj.instruction !== 'string') throw new RowShapeError(`field "instruction" must be a string, got ${describeJsonValue(obj.instruction)}`);
+      if (has('prompt') || has('messages')) throw new RowShapeError('give one of "instruction", "prompt" and "messages"');
+      return this.conversation([{ role: 'user', content: obj.instruction }], 'instruction');
+    }
+    if (has('completion') || has('chosen')) return this.sft.normalize(obj).prompt;
+    if (has('messages')) {
+      if (has('prompt')) throw new RowShapeError('"messages" holds the whole conversation; give no "prompt" beside it');
+      return this.conversation(obj.messages, 'messages');
+    }
+    if (!has('prompt')) {
+      throw new RowShapeError('no prompt: a row gives "prompt" (text or messages), "messages", "instruction", or a preference pair (chosen, rejected)');
+    }
+    if (typeof obj.prompt === 'string') return obj.prompt;
+    return this.conversation(obj.prompt, 'prompt');
+  }
+
+  /**
+   * A conversation's prompt: all of it with the generation prompt, or, where it ends with an assistant
+   * message, what comes before that. (Read as a preference row whose responses are an empty assistant
+   * turn, so the chat rendering, and its plain fallback, are training's.)
+   */
+  private conversation(v: unknown, key: string): string {
+    if (!Array.isArray(v)) throw new RowShapeError(`field "${key}" must be a message list, got ${describeJsonValue(v)}`);
+    const last = v[v.length - 1] as { role?: unknown } | undefined;
+    if (last && typeof last === 'object' && last.role === 'assistant') return this.sft.normalize({ messages: v }).prompt;
+    const empty = [{ role: 'assistant', content: '' }];
+    return this.pairs.normalize({ prompt: v, chosen: empty, rejected: empty }).prompt;
+  }
+}

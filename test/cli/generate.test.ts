@@ -1,0 +1,134 @@
+// `srk generate` as a user runs it (built CLI, real processes) on the fixture models: the prompt of
+// each row shape, decoding settings from generation_config.json and from flags, completions that do
+// not depend on the batch size, --samples lists, an atomic --out, and clear errors for bad input.
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = resolve(import.meta.dirname, '../..');
+const srk = resolve(root, 'bin/srk.js');
+const fixtures = resolve(root, 'test/fixtures/hf');
+const tmp = mkdtempSync(join(tmpdir(), 'srk-generate-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function run(args: string[]) {
+  return spawnSync(process.execPath, [srk, 'generate', ...args], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+}
+const lines = (text: string) => text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+
+/** A copy of a fixture model with other files beside (generation_config.json, a chat template). */
+function modelCopy(name: string, files: Record<string, unknown> = {}): string {
+  const dir = mkdtempSync(join(tmp, `${name}-`));
+  cpSync(join(fixtures, name), dir, { recursive: true });
+  for (const [f, v] of Object.entries(files)) writeFileSync(join(dir, f), typeof v === 'string' ? v : JSON.stringify(v));
+  return dir;
+}
+
+function dataFile(name: string, rows: (Record<string, unknown> | string)[]): string {
+  const f = join(tmp, name);
+  writeFileSync(f, rows.map((r) => (typeof r === 'string' ? r : JSON.stringify(r))).join('\n') + '\n');
+  return f;
+}
+
+const TEMPLATE = '{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}';
+
+describe('srk generate', () => {
+  it('takes the prompt of every row shape (a chat template where rows are conversations), one line per row in order', () => {
+    const model = modelCopy('gpt-neox-tiny', { 'tokenizer_config.json': { chat_template: TEMPLATE } });
+    const data = dataFile('shapes.jsonl', [
+      { prompt: 'text as written' },
+      { messages: [{ role: 'user', content: 'hi' }] },
+      { instruction: 'do it' },
+      { chosen: '\n\nHuman: a question\n\nAssistant: good', rejected: '\n\nHuman: a question\n\nAssistant: bad' },
+      '',
+      { prompt: 'sft prompt', completion: ' sft answer' },
+      { messages: [{ role: 'system', content: 's' }, { role: 'user', content: 'u' }, { role: 'assistant', content: 'old answer' }] },
+      { prompt: [{ role: 'user', content: 'as a list' }], chosen: [{ role: 'assistant', content: 'x' }], rejected: [{ role: 'assistant', content: 'y' }] },
+    ]);
+    const r = run(['--model', model, '--data', data, '--max-new-tokens', '4', '--batch-size', '3']);
+    expect(r.status, r.stderr).toBe(0);
+    const out = lines(r.stdout);
+    expect(out.map((o) => o.prompt)).toEqual([
+      'text as written', '<user>hi\n<assistant>', '<user>do it\n<assistant>', '\n\nHuman: a question\n\nAssistant:',
+      'sft prompt', '<system>s\n<user>u\n<assistant>', '<user>as a list\n<assistant>',
+    ]);
+    expect(out.map((o) => o.line)).toEqual([1, 2, 3, 4, 6, 7, 8]);
+    for (const o of out) {
+      expect(o.finish_reason === 'stop' || o.finish_reason === 'length').toBe(true);
+      expect(o.completion_tokens).toBeLessThanOrEqual(4);
+      expect(typeof o.completion).toBe('string');
+    }
+    expect(r.stderr).toMatch(/7 prompts: \d+ new tokens/);
+    expect(r.stderr).toMatch(/decoding: greedy, at most 4 new tokens, stop ids 0/);
+  });
+
+  it('sampled completions do not depend on --batch-size; --samples gives lists; --out is written whole', () => {
+    const model = join(fixtures, 'llama-tiny-tied');
+    const data = dataFile('prompts.jsonl', ['first', 'a second prompt', 'third', 'fourth one', 'fifth'].map((prompt) => ({ prompt })));
+    const flags = ['--model', model, '--data', data, '--max-new-tokens', '6', '--temperature', '1', '--top-k', '0', '--seed', '7'];
+    const a = run([...flags, '--batch-size', '5']);
+    const b = run([...flags, '--batch-size', '2']);
+    expect(a.status, a.stderr).toBe(0);
+    expect(b.stdout).toBe(a.stdout);
+    expect(a.stderr).toMatch(/temperature 1, top-k off, top-p 1, seed 7/);
+    const other = run([...flags.slice(0, -1), '8']);
+    expect(other.stdout).not.toBe(a.stdout);
+    const out = join(tmp, 'sub', 'samples.jsonl');
+    const s = run([...flags, '--samples', '3', '--out', out]);
+    expect(s.status, s.stderr).toBe(0);
+    expect(s.stdout).toBe('');
+    const rows = lines(readFileSync(out, 'utf8'));
+    expect(rows.length).toBe(5);
+    for (const r of rows) {
+      expect((r.completions as string[]).length).toBe(3);
+      expect((r.finish_reasons as string[]).length).toBe(3);
+      expect((r.completion_tokens as number[]).length).toBe(3);
+    }
+    expect(readdirSync(join(tmp, 'sub'))).toEqual(['samples.jsonl']);
+  });
+
+  it('follows generation_config.json (sampling, max_new_tokens, eos_token_id lists); flags override it', () => {
+    const data = dataFile('one.jsonl', [{ prompt: 'hello there' }]);
+    const greedy = run(['--model', join(fixtures, 'gpt-neox-tiny'), '--data', data, '--max-new-tokens', '5']);
+    expect(greedy.status, greedy.stderr).toBe(0);
+    const g = lines(greedy.stdout)[0];
+    expect(typeof g.completion).toBe('string');
+    const cfgModel = modelCopy('gpt-neox-tiny', { 'generation_config.json': { do_sample: true, temperature: 0.5, top_k: 3, max_new_tokens: 2, eos_token_id: [999, 0] } });
+    const s = run(['--model', cfgModel, '--data', data]);
+    expect(s.status, s.stderr).toBe(0);
+    expect(s.stderr).toMatch(/decoding: temperature 0.5, top-k 3, top-p 1, seed 0, at most 2 new tokens, stop ids 999 0/);
+    expect(lines(s.stdout)[0].completion_tokens).toBeLessThanOrEqual(2);
+    const f = run(['--model', cfgModel, '--data', data, '--temperature', '0', '--max-new-tokens', '5']);
+    expect(f.status, f.stderr).toBe(0);
+    expect(f.stderr).toMatch(/decoding: greedy, at most 5 new tokens/);
+    expect(lines(f.stdout)[0].completion).toBe(g.completion);
+  });
+
+  it('refuses bad input by name: a row without a prompt, a malformed generation_config.json, bad flags, no room for a prompt', () => {
+    const model = join(fixtures, 'gpt-neox-tiny');
+    const bad = dataFile('bad.jsonl', [{ prompt: 'fine' }, { question: 'where is the prompt?' }]);
+    const r = run(['--model', model, '--data', bad]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2: .*no prompt`));
+    const good = dataFile('good.jsonl', [{ prompt: 'fine' }]);
+    const broken = modelCopy('gpt-neox-tiny', { 'generation_config.json': '{"do_sample": tru' });
+    const b = run(['--model', broken, '--data', good]);
+    expect(b.status).toBe(1);
+    expect(b.stderr).toMatch(/generation_config\.json: not valid JSON/);
+    for (const [flags, msg] of [
+      [['--temperature', '-1'], /temperature must be 0 \(greedy\) or positive/],
+      [['--top-p', '0'], /top-p must be in/],
+      [['--samples', '0'], /--samples must be a positive whole number/],
+      [['--max-new-tokens', '2048'], /leaves no room for a prompt in the model's 2048 positions/],
+    ] as const) {
+      const x = run(['--model', model, '--data', good, ...flags]);
+      expect(x.status, x.stderr).toBe(1);
+      expect(x.stderr).toMatch(msg);
+    }
+    const two = run(['--model', model, '--data', good, '--data', bad]);
+    expect(two.status).toBe(1);
+    expect(two.stderr).toMatch(/reads one --data file/);
+  });
+});
