@@ -42,11 +42,12 @@ describe(`sampling (seed ${rng.seed})`, () => {
     expect(() => checkSampling({ temperature: 1, topK: 0, topP: 1.1 })).toThrow(/top-p/);
   });
 
-  for (const [temperature, topK, topP] of [[1, 0, 1], [0.7, 5, 1], [1.3, 0, 0.9], [0.5, 20, 0.3], [1, 50, 1], [2, 0, 1e-6]] as const) {
-    it(`temperature ${temperature}, top-k ${topK}, top-p ${topP}: the candidates of transformers' warpers`, () => {
-      const V = 37;
+  // V 3000 at a small logit scale: a flat distribution, whose nucleus holds most of the vocabulary.
+  for (const [temperature, topK, topP, V, scale] of [[1, 0, 1, 37, 2], [0.7, 5, 1, 37, 2], [1.3, 0, 0.9, 37, 2], [0.5, 20, 0.3, 37, 2], [1, 50, 1, 37, 2],
+    [2, 0, 1e-6, 37, 2], [1, 0, 0.97, 3000, 0.1], [0.9, 700, 0.8, 3000, 0.5]] as const) {
+    it(`temperature ${temperature}, top-k ${topK}, top-p ${topP}, V ${V}: the candidates of transformers' warpers`, () => {
       const o = { temperature, topK, topP };
-      const logits = Array.from(rng.array(V, 2));
+      const logits = Array.from(rng.array(V, scale));
       const want = warpRef(logits, o);
       const got = candidates(Float32Array.from(logits), 0, V, o);
       expect(new Set(got.ids)).toEqual(new Set(want.keys()));
@@ -54,6 +55,11 @@ describe(`sampling (seed ${rng.seed})`, () => {
       for (let i = 1; i < got.probs.length; i++) expect(got.probs[i]).toBeLessThanOrEqual(got.probs[i - 1]);
     });
   }
+
+  it('top-k keeps every token tied with the k-th largest', () => {
+    const got = candidates(Float32Array.from([1, 3, 2, 2, 0, 2]), 0, 6, { temperature: 1, topK: 2, topP: 1 });
+    expect(got.ids).toEqual([1, 2, 3, 5]);
+  });
 
   it('draws follow the candidates\' probabilities, with an offset into a longer row', () => {
     const V = 11;
