@@ -7,6 +7,7 @@
 //   norm        LayerNorm / RMSNorm forward/backward and bias-gradient column sums, GB/s (norm.ts)
 //   optimizer   RMSprop / AdamW step with grad norm and clipping, GB/s (optimizer.ts)
 //   step        a full training step on a random-init model, wall clock (step.ts)
+//   generate    sampling's prompt pass and decode steps on a random-init model, wall clock (generate.ts)
 // On a CPU adapter (lavapipe) every kind shrinks its sizes unless --full; `step` refuses the
 // Pythia shapes there unless --full.
 import type { Gpu } from '../src/engine/gpu.js';
@@ -21,8 +22,10 @@ import { benchOptimizers, type OptimizerResult } from './optimizer.js';
 import { precisionFor, setPrecision } from '../src/engine/precision.js';
 import { benchStep, checkPromptBelowSeq, checkStepOptions, type StepBenchOptions, type StepResult } from './step.js';
 import { userError } from '../src/errors.js';
+import { benchGenerate, checkGenerateBench, type GenerateBenchOptions, type GenerateBenchResult } from './generate.js';
+import { presetConfig } from '../src/init/presets.js';
 
-export const BENCH_KINDS = ['matmul', 'copy', 'attention', 'classifier', 'norm', 'optimizer', 'step'] as const;
+export const BENCH_KINDS = ['matmul', 'copy', 'attention', 'classifier', 'norm', 'optimizer', 'step', 'generate'] as const;
 export type BenchKind = (typeof BENCH_KINDS)[number];
 
 export interface BenchOptions {
@@ -85,6 +88,7 @@ export interface BenchReport {
   kind: BenchKind; date: string; adapter: Record<string, string>; timing: 'timestamp' | 'wall';
   reducedForCpu: boolean; copy: CopyResult; matmul?: MatmulResult[];
   attention?: AttentionResult[]; classifier?: ClassifierResult[]; norm?: NormResult[]; columnSum?: ColumnSumResult[]; optimizer?: OptimizerResult[]; step?: StepResult;
+  generate?: GenerateBenchResult;
 }
 
 
@@ -156,6 +160,18 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
     if (cpu && stepOpts.shape.startsWith('pythia') && !stepOpts.hostOnly) {
       throw userError(`bench step: --shape ${stepOpts.shape} on a CPU adapter (${gpu.adapterInfo.device || gpu.adapterInfo.description}) ` +
         'would take hours; use --shape tiny, --host-only (the host\'s recording alone), or --full to run it anyway');
+    }
+  }
+  let genOpts: GenerateBenchOptions | undefined;
+  if (o.kind === 'generate') {
+    // --pairs: the rows (prompts) generated together; --seq: prompt + new tokens.
+    const shape = o.step?.shape ?? (cpu ? 'tiny' : 'pythia-160m');
+    const prompt = o.prompt ?? (cpu ? 16 : 256); const seq = o.seq ?? (cpu ? 32 : 512);
+    checkPromptBelowSeq('generate', prompt, seq);
+    genOpts = { shape, rows: o.pairs ?? (cpu ? 2 : 8), prompt, newTokens: seq - prompt, warmup: 1, repeats: cpu ? 2 : 5 };
+    try { checkGenerateBench(genOpts, presetConfig('gpt-neox', shape).maxPositions); } catch (e) { throw userError((e as Error).message); }
+    if (cpu && shape.startsWith('pythia')) {
+      throw userError(`bench generate: --shape ${shape} on a CPU adapter would take hours; use --shape tiny, or --full to run it anyway`);
     }
   }
   // A --only that matches no matmul case is refused before the copy benchmark.
@@ -247,6 +263,14 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
       o.log(`${r.name.padEnd(16)} ${r.shapes} (${r.tensors} tensors, ${(r.elements / 1e6).toFixed(1)}M elements, ${r.bytesPerElement} B each) ` +
         `${fmt(r.timing.ms, 3).padStart(9)} ms ${fmt(r.gbPerS).padStart(7)} GB/s ${fmt(r.pctOfCopy).padStart(5)}% of copy`);
     }
+  }
+  if (o.kind === 'generate' && genOpts) {
+    const g = genOpts;
+    o.log(`generate: ${g.shape}, ${g.rows} rows x (${g.prompt} prompt + ${g.newTokens} new tokens), greedy, f32; ${g.warmup} warm-up + ${g.repeats} timed (wall clock)`);
+    const r = await benchGenerate(gpu, g);
+    report.generate = r;
+    o.log(`prefill ${fmt(r.prefillMs, 3)} ms = ${fmt(r.prefillTokensPerS)} prompt tokens/s; decode ${fmt(r.decodeStepMs, 3)} ms a step = ` +
+      `${fmt(r.decodeTokensPerS)} new tokens/s (${g.rows} a step); peak GPU memory ${fmt(r.peakInUseBytes / 2 ** 20)} MiB`);
   }
   if (o.kind === 'step' && stepOpts) {
     const s = stepOpts;

@@ -11,7 +11,8 @@
 #           attention forced unfused or onto tensor cores, linear layers forced to f16 copies or not,
 #           then profiles
 #   brief   (not by default) the newest changes' tests, the headline steps, profiles
-#           of the 410m f32 and 160m mixed Sr-DPO steps, f32 tilings at 4096^3, PyTorch: a few minutes
+#           of the 410m f32 and 160m mixed Sr-DPO steps, f32 tilings at 4096^3, PyTorch, then srk
+#           generate's check and rate: a few minutes
 #   toggles (not by default) Dawn's robustness toggles on the f32/f16 matmul and the steps; bounds-checked
 #           against full tiles at the model's shapes
 #   step    training steps, Pythia-160m/410m, DPO and Sr-DPO, mixed (with and without tensor-core
@@ -212,6 +213,9 @@ if has brief; then
   step pythia-160m-dpo-f32 --shape pythia-160m --loss dpo --precision f32
   step pythia-160m-sr-dpo-f32-augmixed --shape pythia-160m --loss sr-dpo --precision f32 --aug-precision mixed
   PYTHONUNBUFFERED=1 run 60 torch-160m python3 bench/anchor/torch_anchor.py pythia-160m
+  # Last: srk generate's cached forward checked natively, and its prompt pass and decode rate at 410m.
+  SRK_TUNE=0 run 60 tests-generate $vt --reporter=verbose test/kernels/attention-cached.test.ts test/generate/decoder.test.ts test/generate/generate.test.ts
+  run 60 gen-410m $srk bench generate --json --shape pythia-410m
 fi
 if has quicksteps; then
   precheck

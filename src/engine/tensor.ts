@@ -87,8 +87,8 @@ export class TensorPool {
   private tick = 0;
   /**
    * Bytes held in GPU buffers (free or in use); bytes of the buffers in use (the GPU memory the live
-   * tensors occupy: a reused buffer may be larger than a tensor's size class), the most since
-   * resetPeaks(), and the most ever (what trimExcess keeps room for).
+   * tensors occupy: a reused buffer may be larger than a tensor's size class), the most since a
+   * benchmark last set it to inUseBytes, and the most ever (what trimExcess keeps room for).
    */
   allocatedBytes = 0;
   inUseBytes = 0;

@@ -83,6 +83,15 @@ describe('srk bench', () => {
     for (const o of r.optimizer) for (const x of [o.elements, o.bytes, o.timing.ms, o.gbPerS, o.pctOfCopy]) positive(x);
   }, 120_000);
 
+  it('generate: the prompt pass and decode steps on the tiny shapes, rates and memory reported', () => {
+    const r = bench(['generate', '--pairs', '3', '--prompt', '5', '--seq', '9']);
+    expect(r.generate).toMatchObject({ shape: 'tiny', rows: 3, prompt: 5, newTokens: 4 });
+    for (const x of [r.generate.prefillMs, r.generate.prefillTokensPerS, r.generate.decodeStepMs, r.generate.decodeTokensPerS, r.generate.peakInUseBytes]) positive(x);
+    const over = run(['generate', '--prompt', '2000', '--seq', '2100']);
+    expect(over.status).toBe(1);
+    expect(over.stderr).toMatch(/over the tiny shape's \d+ positions/);
+  });
+
   it('step: a full Sr-DPO training step on the tiny shapes', () => {
     const r = bench(['step', '--shape', 'tiny', '--pairs', '2', '--seq', '40', '--prompt', '16', '--loss', 'sr-dpo']);
     const s = r.step;
