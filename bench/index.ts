@@ -167,7 +167,8 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
     // --pairs: the rows (prompts) generated together; --seq: prompt + new tokens.
     const shape = o.step?.shape ?? (cpu ? 'tiny' : 'pythia-160m');
     const prompt = o.prompt ?? (cpu ? 16 : 256); const seq = o.seq ?? (cpu ? 32 : 512);
-    checkPromptBelowSeq('generate', prompt, seq);
+    if (seq < prompt + 2) throw userError(`bench generate: --seq ${seq} must be at least --prompt ${prompt} + 2 (a decode step needs a second new token)`);
+    if (o.step?.precision === 'mixed') throw userError('bench generate runs in f32 (srk generate\'s precision): --precision mixed does not apply');
     genOpts = { shape, rows: o.pairs ?? (cpu ? 2 : 8), prompt, newTokens: seq - prompt, warmup: 1, repeats: cpu ? 2 : 5 };
     try { checkGenerateBench(genOpts, presetConfig('gpt-neox', shape).maxPositions); } catch (e) { throw userError((e as Error).message); }
     if (cpu && shape.startsWith('pythia')) {
@@ -267,7 +268,11 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
   if (o.kind === 'generate' && genOpts) {
     const g = genOpts;
     o.log(`generate: ${g.shape}, ${g.rows} rows x (${g.prompt} prompt + ${g.newTokens} new tokens), greedy, f32; ${g.warmup} warm-up + ${g.repeats} timed (wall clock)`);
-    const r = await benchGenerate(gpu, g);
+    // As srk generate runs: without kernel tuning.
+    const tuner = gpu.tuner;
+    gpu.tuner = undefined;
+    let r: GenerateBenchResult;
+    try { r = await benchGenerate(gpu, g); } finally { gpu.tuner = tuner; }
     report.generate = r;
     o.log(`prefill ${fmt(r.prefillMs, 3)} ms = ${fmt(r.prefillTokensPerS)} prompt tokens/s; decode ${fmt(r.decodeStepMs, 3)} ms a step = ` +
       `${fmt(r.decodeTokensPerS)} new tokens/s (${g.rows} a step); peak GPU memory ${fmt(r.peakInUseBytes / 2 ** 20)} MiB`);

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
-import { countDataRows, iterateJsonl, newJsonlStats, type JsonObject } from '../data/read-jsonl.js';
+import { countDataRows, iterateJsonl, type JsonObject } from '../data/read-jsonl.js';
 import { PairTokenizer } from '../data/tokenize-pairs.js';
 import { loadTokenizer, textTokenizer } from '../model/tokenizer.js';
 import { loadModel } from '../model/load.js';
@@ -35,7 +35,15 @@ export interface GenerateCliOptions {
 }
 
 /** What a checkpoint says about decoding (generation_config.json, then config.json for the stop ids). */
-export interface GenerationDefaults { doSample: boolean; temperature?: number; topK?: number; topP?: number; maxNewTokens?: number; stopIds: number[] }
+export interface GenerationDefaults {
+  file: string;
+  doSample: boolean; temperature?: number; topK?: number; topP?: number; maxNewTokens?: number;
+  /** max_length: prompt + new tokens, where max_new_tokens is not given (transformers' rule). */
+  maxLength?: number;
+  stopIds: number[];
+  /** Settings that change decoding in transformers and that srk does not apply, as "key=value". */
+  unapplied: string[];
+}
 
 async function readJsonFile(file: string): Promise<Record<string, unknown> | undefined> {
   let text: string;
@@ -49,16 +57,30 @@ async function readJsonFile(file: string): Promise<Record<string, unknown> | und
   return v as Record<string, unknown>;
 }
 
+/**
+ * generation_config.json's keys that change what transformers generates, with the value that changes
+ * nothing: srk applies none of them, and names any set otherwise.
+ */
+const NEUTRAL: Record<string, unknown> = {
+  num_beams: 1, num_beam_groups: 1, repetition_penalty: 1, encoder_repetition_penalty: 1, no_repeat_ngram_size: 0,
+  min_new_tokens: 0, min_length: 0, typical_p: 1, min_p: null, epsilon_cutoff: 0, eta_cutoff: 0, diversity_penalty: 0,
+  penalty_alpha: null, bad_words_ids: null, suppress_tokens: null, begin_suppress_tokens: null, forced_bos_token_id: null,
+  forced_eos_token_id: null, sequence_bias: null, exponential_decay_length_penalty: null, guidance_scale: null, stop_strings: null,
+  max_time: null,
+};
+
 export async function generationDefaults(dir: string, tokenizerEos: number | undefined): Promise<GenerationDefaults> {
   const file = path.join(dir, 'generation_config.json');
   const g = (await readJsonFile(file)) ?? {};
   const cfg = (await readJsonFile(path.join(dir, 'config.json'))) ?? {};
-  const num = (k: string): number | undefined => {
+  const has = (k: string) => Object.hasOwn(g, k);
+  const num = (k: string, check: (v: number) => boolean, what: string): number | undefined => {
     const v = g[k];
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw userError(`${file}: "${k}" must be a number, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !check(v)) throw userError(`${file}: "${k}" must be ${what}, got ${JSON.stringify(v)}`);
     return v;
   };
+  if (has('do_sample') && g.do_sample !== null && typeof g.do_sample !== 'boolean') throw userError(`${file}: "do_sample" must be true or false, got ${JSON.stringify(g.do_sample)}`);
   const ids = (v: unknown, where: string): number[] | undefined => {
     if (v === undefined || v === null) return undefined;
     const list = Array.isArray(v) ? v : [v];
@@ -66,21 +88,54 @@ export async function generationDefaults(dir: string, tokenizerEos: number | und
     return list as number[];
   };
   const stopIds = ids(g.eos_token_id, file) ?? ids(cfg.eos_token_id, path.join(dir, 'config.json')) ?? (tokenizerEos !== undefined ? [tokenizerEos] : []);
-  return { doSample: g.do_sample === true, temperature: num('temperature'), topK: num('top_k'), topP: num('top_p'), maxNewTokens: num('max_new_tokens'), stopIds };
+  const whole = (v: number) => Number.isInteger(v) && v > 0;
+  const unapplied = Object.entries(NEUTRAL)
+    .filter(([k, neutral]) => has(k) && g[k] !== null && JSON.stringify(g[k]) !== JSON.stringify(neutral))
+    .map(([k]) => `${k}=${JSON.stringify(g[k])}`);
+  return {
+    file, doSample: g.do_sample === true,
+    temperature: num('temperature', (v) => Number.isFinite(v) && v >= 0, 'a number, 0 or more'),
+    // An explicit null top_k turns top-k off (transformers adds no TopK warper); absent, its default 50.
+    topK: has('top_k') && g.top_k === null ? 0 : num('top_k', (v) => Number.isInteger(v) && v >= 0, 'a whole number, 0 or more'),
+    topP: num('top_p', (v) => v > 0 && v <= 1, 'in (0, 1]'),
+    maxNewTokens: num('max_new_tokens', whole, 'a positive whole number'),
+    maxLength: num('max_length', whole, 'a positive whole number'),
+    stopIds, unapplied,
+  };
+}
+
+export interface DecodingSettings {
+  temperature: number; topK: number; topP: number;
+  /** Most new tokens a row, and where that number comes from (a flag, the file, the default). */
+  maxNewTokens: number; maxNewFrom: string;
+  /** A total length cap (generation_config.json's max_length without max_new_tokens). */
+  maxLength?: number;
+  notes: string[];
 }
 
 /** The decoding settings: flags over the checkpoint's over transformers' defaults. */
-export function decodingSettings(o: GenerateCliOptions, d: GenerationDefaults): { maxNewTokens: number; temperature: number; topK: number; topP: number; notes: string[] } {
+export function decodingSettings(o: GenerateCliOptions, d: GenerationDefaults): DecodingSettings {
   const notes: string[] = [];
+  const fileName = path.basename(d.file);
+  if (o.temperature === undefined && d.doSample && d.temperature === 0) {
+    throw userError(`${d.file}: do_sample with temperature 0 (transformers refuses it too): give --temperature, 0 for greedy`);
+  }
   const temperature = o.temperature ?? (d.doSample ? d.temperature ?? 1 : 0);
   const topK = o.topK ?? d.topK ?? 50;
   const topP = o.topP ?? d.topP ?? 1;
-  const maxNewTokens = o.maxNewTokens ?? d.maxNewTokens ?? 256;
+  let maxNewTokens: number; let maxNewFrom: string; let maxLength: number | undefined;
+  if (o.maxNewTokens !== undefined) { maxNewTokens = o.maxNewTokens; maxNewFrom = `--max-new-tokens ${maxNewTokens}`; }
+  else if (d.maxNewTokens !== undefined) { maxNewTokens = d.maxNewTokens; maxNewFrom = `max_new_tokens ${maxNewTokens} (${d.file})`; }
+  else if (d.maxLength !== undefined) {
+    // transformers: max_length counts the prompt too.
+    maxLength = d.maxLength; maxNewTokens = d.maxLength; maxNewFrom = `max_length ${d.maxLength} (${d.file})`;
+  } else { maxNewTokens = 256; maxNewFrom = 'the default 256 new tokens'; }
   if (temperature === 0 && (o.topK !== undefined || o.topP !== undefined)) {
     notes.push('--top-k and --top-p shape sampling, and decoding is greedy (temperature 0): give --temperature to sample');
   }
   if (temperature === 0 && o.samples > 1) notes.push(`greedy decoding gives the same completion ${o.samples} times: give --temperature to sample`);
-  return { maxNewTokens, temperature, topK, topP, notes };
+  if (d.unapplied.length) notes.push(`${fileName} sets ${d.unapplied.join(', ')}, which srk generate does not apply (it samples or decodes greedily, as above)`);
+  return { maxNewTokens, maxNewFrom, maxLength, temperature, topK, topP, notes };
 }
 
 export async function runGenerate(o: GenerateCliOptions): Promise<void> {
@@ -90,13 +145,11 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
   const tt = textTokenizer(tok);
   const defaults = await generationDefaults(o.model, tok.eosTokenId);
   const dec = decodingSettings(o, defaults);
-  try { checkSampling(dec); } catch (e) { throw userError(`${(e as Error).message} (flags or ${path.join(o.model, 'generation_config.json')})`); }
-  if (!(Number.isInteger(dec.maxNewTokens) && dec.maxNewTokens > 0)) throw userError(`max new tokens must be a positive whole number, got ${dec.maxNewTokens}`);
+  try { checkSampling(dec); } catch (e) { throw userError(`${(e as Error).message} (from the flags or ${defaults.file})`); }
   const maxPositions = (await loadModelConfig(o.model)).maxPositions;
-  const maxPrompt = o.maxPromptLength ?? maxPositions - dec.maxNewTokens;
-  if (maxPrompt < 1) {
-    throw userError(`--max-new-tokens ${dec.maxNewTokens} leaves no room for a prompt in the model's ${maxPositions} positions (max_position_embeddings)`);
-  }
+  // The longest prompt kept: room for every new token in the model's positions (with max_length, for one).
+  const maxPrompt = o.maxPromptLength ?? Math.min(maxPositions, dec.maxLength ?? Infinity) - (dec.maxLength !== undefined ? 1 : dec.maxNewTokens);
+  if (maxPrompt < 1) throw userError(`${dec.maxNewFrom} leaves no room for a prompt in the model's ${maxPositions} positions (max_position_embeddings)`);
   if (maxPrompt >= maxPositions) throw userError(`--max-prompt-length ${maxPrompt} leaves no room for a completion in the model's ${maxPositions} positions`);
   for (const n of dec.notes) log(`note: ${n}`);
   if (defaults.stopIds.length === 0) log('note: the checkpoint names no EOS token: completions end at the token limit only');
@@ -105,7 +158,19 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
   const total = await countDataRows(o.data).catch((e) => { throw dataError(e); });
   if (total === 0) throw userError(`${o.data}: no rows (an empty file)`);
 
-  await withGpu({ adapter: o.adapter }, async (gpu) => {
+  // No kernel tuning: it would time candidate kernels on the first calls of each shape and keep the
+  // fastest, so a completion could depend, in its logits' last bits, on what ran before it.
+  await withGpu({ adapter: o.adapter, tune: false }, async (gpu) => {
+    // The largest key/value cache a batch may need, refused before any work rather than at a late long prompt.
+    const lmCfg = await loadModelConfig(o.model);
+    const rows = o.batchSize * o.samples;
+    const Tmax = Math.min(maxPositions, maxPrompt + dec.maxNewTokens, dec.maxLength ?? Infinity);
+    const cacheBytes = rows * Tmax * lmCfg.numKvHeads * lmCfg.headDim * 4;
+    if (cacheBytes > gpu.maxBinding) {
+      throw userError(`a key/value cache for ${o.batchSize} prompts x ${o.samples} samples of up to ${Tmax} tokens is ` +
+        `${(cacheBytes / 2 ** 20).toFixed(0)} MiB a layer, over this adapter's ${(gpu.maxBinding / 2 ** 20).toFixed(0)} MiB per buffer: ` +
+        'lower --batch-size, --samples, --max-new-tokens or --max-prompt-length');
+    }
     const lm = await loadModel(gpu, o.model, { onProgress: progress.bytes(`load ${o.model}`) });
     const sink = new LineSink(o.out);
     const t0 = performance.now();
@@ -113,8 +178,7 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
     let rowsDone = 0; let newTokens = 0; let cut = 0;
     const finishes = { stop: 0, length: 0 };
     try {
-      const read = newJsonlStats();
-      let batch: { prompt: string; ids: number[]; line: number; index: number }[] = [];
+      let batch: { prompt: string; truncated: boolean; ids: number[]; line: number; index: number }[] = [];
       const flush = async () => {
         if (batch.length === 0) return;
         const rows = batch.flatMap((b) => Array.from({ length: o.samples }, (_, k) => ({ ids: b.ids, stream: b.index * o.samples + k })));
@@ -126,9 +190,10 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
           const mine: Generation[] = gens.slice(i * o.samples, (i + 1) * o.samples);
           const completions = mine.map((g) => tok.decode(g.ids, { skipSpecialTokens: true }));
           for (const g of mine) { finishes[g.finish]++; newTokens += g.ids.length; }
+          const cutNote = b.truncated ? { prompt_truncated: true } : {};
           const rec = o.samples === 1
-            ? { prompt: b.prompt, completion: completions[0], finish_reason: mine[0].finish, completion_tokens: mine[0].ids.length, [read.unit]: b.line }
-            : { prompt: b.prompt, completions, finish_reasons: mine.map((g) => g.finish), completion_tokens: mine.map((g) => g.ids.length), [read.unit]: b.line };
+            ? { prompt: b.prompt, completion: completions[0], finish_reason: mine[0].finish, completion_tokens: mine[0].ids.length, line: b.line, ...cutNote }
+            : { prompt: b.prompt, completions, finish_reasons: mine.map((g) => g.finish), completion_tokens: mine.map((g) => g.ids.length), line: b.line, ...cutNote };
           text += `${JSON.stringify(rec)}\n`;
         });
         await sink.write(text);
@@ -140,17 +205,19 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
         let index = 0;
         for await (const r of iterateJsonl(o.data, (obj: JsonObject) => {
           const prompt = prompts.prompt(obj);
-          const p = encoder.encodePrompt(prompt);
-          return { prompt, ...p };
-        }, {}, read)) {
-          let ids = r.value.ids;
-          if (ids.length > maxPrompt) {
-            // The prompt's end (where the question usually is, and what the answer follows), a BOS kept first.
+          return { prompt, ...encoder.encodePrompt(prompt) };
+        })) {
+          let { ids, prompt } = r.value;
+          const truncated = ids.length > maxPrompt;
+          if (truncated) {
+            // The prompt's end (where the question usually is, and what the answer follows), a BOS kept
+            // first; the output's prompt is then the text of the tokens kept, what the model was given.
             const pin = Math.min(r.value.pinned, maxPrompt - 1);
             ids = [...ids.slice(0, pin), ...ids.slice(ids.length - (maxPrompt - pin))];
+            prompt = tok.decode(ids.slice(pin));
             cut++;
           }
-          batch.push({ prompt: r.value.prompt, ids, line: r.line, index: index++ });
+          batch.push({ prompt, truncated, ids, line: r.line, index: index++ });
           if (batch.length >= o.batchSize) await flush();
         }
         await flush();
@@ -169,9 +236,10 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
     const each = o.samples > 1 ? `, ${o.samples} completions each` : '';
     log(`${rowsDone} prompts${each}: ${newTokens} new tokens in ${secs.toFixed(1)} s (${(newTokens / Math.max(secs, 1e-9)).toFixed(1)} tokens/s); ` +
       `${finishes.stop} ended by a stop token, ${finishes.length} at the token limit` +
-      `${cut ? `; ${cut} prompts cut to their last ${maxPrompt} tokens` : ''}${o.out ? `; wrote ${o.out}` : ''}`);
+      `${cut ? `; ${cut} prompts cut to their last ${maxPrompt} tokens (prompt_truncated)` : ''}${o.out ? `; wrote ${o.out}` : ''}`);
+    const limit = dec.maxLength !== undefined ? `at most ${dec.maxLength} tokens with the prompt (max_length)` : `at most ${dec.maxNewTokens} new tokens`;
     log(`decoding: ${dec.temperature === 0 ? 'greedy' : `temperature ${dec.temperature}, top-k ${dec.topK || 'off'}, top-p ${dec.topP}, seed ${o.seed}`}, ` +
-      `at most ${dec.maxNewTokens} new tokens, stop ids ${defaults.stopIds.length ? defaults.stopIds.join(' ') : 'none'}`);
+      `${limit}, stop ids ${defaults.stopIds.length ? defaults.stopIds.join(' ') : 'none'}`);
   });
 }
 

@@ -19,6 +19,8 @@ export interface GenerateOptions extends SamplingOptions {
   seed: number;
   /** The model's max_position_embeddings, if known: no token goes at or past it. */
   maxPositions?: number;
+  /** A cap on prompt + new tokens (generation_config.json's max_length): a prompt as long has none. */
+  maxLength?: number;
 }
 
 export interface PromptToGenerate { ids: readonly number[]; /** The row's random stream. */ stream: number }
@@ -44,8 +46,8 @@ export async function generateBatch(gpu: Gpu, cfg: ModelShape, params: Params, p
   });
   // Each row's most new tokens: the new token k (from 1) sits at position P + k - 1, under the model's
   // last. Every one but the last is run (the cache's rows hold P + limit - 1 tokens).
-  const limit = prompts.map((p) => Math.min(o.maxNewTokens, (o.maxPositions ?? Infinity) - p.ids.length));
-  const Tmax = Math.max(...prompts.map((p, b) => p.ids.length + limit[b] - 1));
+  const limit = prompts.map((p) => Math.max(0, Math.min(o.maxNewTokens, (o.maxPositions ?? Infinity) - p.ids.length, (o.maxLength ?? Infinity) - p.ids.length)));
+  const Tmax = Math.max(...prompts.map((p, b) => Math.max(p.ids.length, p.ids.length + limit[b] - 1)));
   const stop = new Set(o.stopIds);
   const rngs = prompts.map((p) => new Rng(o.seed, p.stream));
   const out: Generation[] = prompts.map(() => ({ ids: [], finish: 'length' }));
@@ -62,6 +64,7 @@ export async function generateBatch(gpu: Gpu, cfg: ModelShape, params: Params, p
       const logits = await dec.step(tokens, want);
       const next: DecodeToken[] = []; const nextRows: number[] = [];
       rows.forEach((row, k) => {
+        if (limit[row] === 0) return; // (max_length: no room after the prompt; 'length', empty)
         const id = sampleToken(logits, k * V, V, o, rngs[row]);
         const g = out[row];
         if (stop.has(id)) { g.finish = 'stop'; return; }

@@ -37,15 +37,18 @@ export function argmax(logits: ArrayLike<number>, off: number, V: number): numbe
  * but for the kept tokens' sort (a 50k vocabulary each token, each row: well under a millisecond).
  */
 function warp(logits: ArrayLike<number>, off: number, V: number, o: SamplingOptions): { ids: Int32Array; probs: Float64Array } {
-  const scaled = new Float64Array(V);
-  let m = -Infinity;
+  // (x - max) / T rather than x / T: a tiny temperature gives -Infinity (probability 0) below the
+  // largest logit and 0 at it, never an overflow to Infinity and NaN probabilities.
+  let xmax = -Infinity;
   for (let j = 0; j < V; j++) {
     const x = logits[off + j];
     if (Number.isNaN(x)) throw new RangeError(`logit of token ${j} is NaN (the model's weights or activations are not finite)`);
-    const v = x / o.temperature;
-    scaled[j] = v;
-    if (v > m) m = v;
+    if (x > xmax) xmax = x;
   }
+  if (!Number.isFinite(xmax)) throw new RangeError(`the largest logit is ${xmax} (the model's weights or activations are not finite)`);
+  const scaled = new Float64Array(V);
+  for (let j = 0; j < V; j++) scaled[j] = (logits[off + j] - xmax) / o.temperature;
+  const m = 0;
   const floor = o.topK > 0 && o.topK < V ? kthLargest(scaled, o.topK) : -Infinity;
   let n = 0;
   for (let j = 0; j < V; j++) if (scaled[j] >= floor) n++;

@@ -90,6 +90,11 @@ describe('srk bench', () => {
     const over = run(['generate', '--prompt', '2000', '--seq', '2100']);
     expect(over.status).toBe(1);
     expect(over.stderr).toMatch(/over the tiny shape's \d+ positions/);
+    for (const [args, msg] of [[['--prompt', '16', '--seq', '17'], /must be at least --prompt 16 \+ 2/], [['--precision', 'mixed'], /runs in f32/]] as const) {
+      const x = run(['generate', ...args]);
+      expect(x.status).toBe(1);
+      expect(x.stderr).toMatch(msg);
+    }
   });
 
   it('step: a full Sr-DPO training step on the tiny shapes', () => {

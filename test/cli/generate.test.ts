@@ -1,7 +1,7 @@
 // `srk generate` as a user runs it (built CLI, real processes) on the fixture models: the prompt of
 // each row shape, decoding settings from generation_config.json and from flags, completions that do
 // not depend on the batch size, --samples lists, an atomic --out, and clear errors for bad input.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -106,6 +106,47 @@ describe('srk generate', () => {
     expect(lines(f.stdout)[0].completion).toBe(g.completion);
   });
 
+  it('a JSON array file; a long prompt keeps its end and says so; max_length and unapplied settings of generation_config.json', () => {
+    const model = join(fixtures, 'gpt-neox-tiny');
+    const arr = join(tmp, 'rows.json');
+    const long = Array.from({ length: 40 }, (_, i) => `word${i}`).join(' ');
+    writeFileSync(arr, JSON.stringify([{ prompt: 'short' }, { prompt: long }]));
+    const r = run(['--model', model, '--data', arr, '--max-new-tokens', '3', '--max-prompt-length', '12']);
+    expect(r.status, r.stderr).toBe(0);
+    const [a, b] = lines(r.stdout);
+    expect(a).toMatchObject({ prompt: 'short', line: 1 });
+    expect(a.prompt_truncated).toBeUndefined();
+    expect(b).toMatchObject({ line: 2, prompt_truncated: true });
+    // What the model was given: the prompt's end, re-tokenized to at most the 12 tokens kept.
+    expect(long.endsWith(b.prompt as string)).toBe(true);
+    expect((b.prompt as string).length).toBeLessThan(long.length / 2);
+    expect(r.stderr).toMatch(/1 prompts cut to their last 12 tokens/);
+    // max_length counts the prompt: 'short' and its new tokens within 8.
+    const capped = modelCopy('gpt-neox-tiny', { 'generation_config.json': { max_length: 8, repetition_penalty: 1.2, num_beams: 1, eos_token_id: null } });
+    const c = run(['--model', capped, '--data', arr]);
+    expect(c.status, c.stderr).toBe(0);
+    expect(c.stderr).toMatch(/at most 8 tokens with the prompt \(max_length\)/);
+    expect(c.stderr).toMatch(/generation_config\.json sets repetition_penalty=1\.2, which srk generate does not apply/);
+    const [ca, cb] = lines(c.stdout);
+    expect(ca.completion_tokens as number).toBeLessThanOrEqual(8 - 1); // 'short' is at least one token
+    expect(cb).toMatchObject({ prompt_truncated: true, completion_tokens: 1 }); // cut to 7 tokens: room for one
+  });
+
+  it('Ctrl-C or SIGTERM while writing --out leaves no partial or temporary file', async () => {
+    const model = join(fixtures, 'gpt-neox-tiny');
+    const data = dataFile('many.jsonl', Array.from({ length: 64 }, (_, i) => ({ prompt: `prompt number ${i}` })));
+    const dir = mkdtempSync(join(tmp, 'sig-'));
+    const child = spawn(process.execPath, [srk, 'generate', '--model', model, '--data', data, '--max-new-tokens', '500', '--batch-size', '1',
+      '--out', join(dir, 'out.jsonl')], { cwd: root });
+    let err = '';
+    const code = await new Promise<number | null>((resolveExit) => {
+      child.stderr.on('data', (d) => { err += String(d); if (/generate: /.test(err) && !child.killed) child.kill('SIGTERM'); });
+      child.on('exit', (c) => resolveExit(c));
+    });
+    expect(code, err).toBe(143);
+    expect(readdirSync(dir)).toEqual([]);
+  }, 120_000);
+
   it('refuses bad input by name: a row without a prompt, a malformed generation_config.json, bad flags, no room for a prompt', () => {
     const model = join(fixtures, 'gpt-neox-tiny');
     const bad = dataFile('bad.jsonl', [{ prompt: 'fine' }, { question: 'where is the prompt?' }]);
@@ -117,11 +158,22 @@ describe('srk generate', () => {
     const b = run(['--model', broken, '--data', good]);
     expect(b.status).toBe(1);
     expect(b.stderr).toMatch(/generation_config\.json: not valid JSON/);
+    for (const [cfg, msg] of [
+      [{ do_sample: 'true' }, /"do_sample" must be true or false/],
+      [{ do_sample: true, temperature: 0 }, /do_sample with temperature 0/],
+      [{ max_new_tokens: 0 }, /"max_new_tokens" must be a positive whole number/],
+      [{ max_new_tokens: 5000 }, /max_new_tokens 5000 \(.*generation_config\.json\) leaves no room for a prompt/],
+      [{ top_p: 2 }, /"top_p" must be in \(0, 1\]/],
+    ] as const) {
+      const x = run(['--model', modelCopy('gpt-neox-tiny', { 'generation_config.json': cfg }), '--data', good]);
+      expect(x.status, x.stderr).toBe(1);
+      expect(x.stderr).toMatch(msg);
+    }
     for (const [flags, msg] of [
       [['--temperature', '-1'], /temperature must be 0 \(greedy\) or positive/],
       [['--top-p', '0'], /top-p must be in/],
       [['--samples', '0'], /--samples must be a positive whole number/],
-      [['--max-new-tokens', '2048'], /leaves no room for a prompt in the model's 2048 positions/],
+      [['--max-new-tokens', '2048'], /--max-new-tokens 2048 leaves no room for a prompt in the model's 2048 positions/],
     ] as const) {
       const x = run(['--model', model, '--data', good, ...flags]);
       expect(x.status, x.stderr).toBe(1);

@@ -107,6 +107,7 @@ describe(`generation's cached forward (seed ${rng.seed})`, () => {
       seqs.forEach((s, row) => {
         const P = s.prompt.length;
         const want = Array.from(s.completion, (_, k) => logp[row * layout.T + P - 1 + k]);
+        expect(got[row].length).toBe(s.completion.length);
         got[row].forEach((g, k) => expect(Math.abs(g - want[k]), `row ${row} token ${k}: ${g} vs ${want[k]}`).toBeLessThan(2e-5 * Math.max(1, Math.abs(want[k]))));
       });
       gpu.pool.release(st.logp); releaseBatch(gpu, batch);

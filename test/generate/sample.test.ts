@@ -47,7 +47,7 @@ describe(`sampling (seed ${rng.seed})`, () => {
     [2, 0, 1e-6, 37, 2], [1, 0, 0.97, 3000, 0.1], [0.9, 700, 0.8, 3000, 0.5]] as const) {
     it(`temperature ${temperature}, top-k ${topK}, top-p ${topP}, V ${V}: the candidates of transformers' warpers`, () => {
       const o = { temperature, topK, topP };
-      const logits = Array.from(rng.array(V, scale));
+      const logits = Array.from(Float32Array.from(rng.array(V, scale))); // (the same f32 values to both)
       const want = warpRef(logits, o);
       const got = candidates(Float32Array.from(logits), 0, V, o);
       expect(new Set(got.ids)).toEqual(new Set(want.keys()));
@@ -55,6 +55,15 @@ describe(`sampling (seed ${rng.seed})`, () => {
       for (let i = 1; i < got.probs.length; i++) expect(got.probs[i]).toBeLessThanOrEqual(got.probs[i - 1]);
     });
   }
+
+  it('a tiny temperature is greedy, not an overflow', () => {
+    const logits = Float32Array.from([0.5, 2, -1, 1.999]);
+    const c = candidates(logits, 0, 4, { temperature: 1e-300, topK: 0, topP: 1 });
+    expect(c.ids[0]).toBe(1);
+    expect(c.probs).toEqual([1, 0, 0, 0]); // (every other token kept at probability 0, as transformers keeps them)
+    expect(sampleToken(logits, 0, 4, { temperature: 1e-300, topK: 2, topP: 0.5 }, new Rng(3))).toBe(1);
+    expect(() => candidates(Float32Array.from([0, Infinity]), 0, 2, { temperature: 1, topK: 0, topP: 1 })).toThrow(/not finite/);
+  });
 
   it('top-k keeps every token tied with the k-th largest', () => {
     const got = candidates(Float32Array.from([1, 3, 2, 2, 0, 2]), 0, 6, { temperature: 1, topK: 2, topP: 1 });
