@@ -209,6 +209,10 @@ export interface EvalTableRow {
   margin?: number | null;
   accuracy?: number | null;
   aug_accuracy?: number | null;
+  /** Standard errors of margin, accuracy and aug_accuracy over the pairs (absent in rows written before them). */
+  margin_se?: number | null;
+  accuracy_se?: number | null;
+  aug_accuracy_se?: number | null;
   /** The policy's NLL per chosen (completion) token. */
   nll_chosen?: number | null;
   pearson?: number | null;
@@ -251,6 +255,7 @@ export function evalTableFromRows(runs: ReadonlyArray<{ name: string; eval?: Rea
     out.push({
       name: r.name, split: last.split, step: last.step, pairs_seen: last.pairs_seen,
       margin: last.margin, accuracy: last.accuracy, aug_accuracy: last.aug_accuracy, nll_chosen: last.nll_chosen ?? null,
+      margin_se: last.margin_se ?? null, accuracy_se: last.accuracy_se ?? null, aug_accuracy_se: last.aug_accuracy_se ?? null,
       pearson: last.pearson ?? null, spearman: last.spearman ?? null, kendall: last.kendall ?? null, n: last.n,
     });
   }

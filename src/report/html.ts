@@ -234,11 +234,19 @@ function evalTableHtml(table: EvalTableRow[]): string {
   if (table.length === 0) return '<p class="empty">No evaluation results.</p>';
   const head = ['run', 'split', 'step', 'pairs seen', ...EVAL_COLUMNS.map((c) => c.label)];
   const rows = table.map((r) => {
-    const cells = [formatCell(r.step, 0), formatCell(r.pairs_seen, 0), ...EVAL_COLUMNS.map((c) => formatCell(r[c.key], c.digits))];
+    // margin, accuracy and aug acc with their standard errors over the pairs, where the row has them.
+    const se: Partial<Record<string, number | null | undefined>> = { margin: r.margin_se, accuracy: r.accuracy_se, aug_accuracy: r.aug_accuracy_se };
+    const cell = (key: string, digits: number) => {
+      const v = formatCell(r[key as keyof EvalTableRow], digits);
+      const e = se[key];
+      return v !== '-' && typeof e === 'number' && Number.isFinite(e) ? `${v} <span class="se">± ${formatCell(e, digits)}</span>` : v;
+    };
+    const cells = [formatCell(r.step, 0), formatCell(r.pairs_seen, 0), ...EVAL_COLUMNS.map((c) => cell(c.key, c.digits))];
     return `<tr><th scope="row">${esc(r.name)}</th><td class="text">${esc(r.split ?? '-')}</td>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`;
   });
   return `<table class="eval"><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>` +
-    '<p class="note">margin = mean β·h; accuracy = mean [h &gt; 0]; aug acc = mean [Δ &gt; 0] on the prompt-augmented input; ' +
+    '<p class="note">margin = mean β·h; accuracy = mean [h &gt; 0]; aug acc = mean [Δ &gt; 0] on the prompt-augmented input ' +
+    '(± their standard errors over the pairs; an accuracy\'s is the binomial √(p(1−p)/n), 0 where every pair agrees); ' +
     'chosen NLL = the policy\'s negative log-likelihood per chosen-response token (on SFT rows, the SFT loss; also marked on the loss chart); ' +
     'Pearson, Spearman (average ranks) and Kendall τ-b between per-pair margins β·h and judge score differences.</p>';
 }
@@ -310,7 +318,7 @@ export function reportCsv(runs: ReadonlyArray<ReportRun>): string {
 }
 
 export function evalTableCsv(table: ReadonlyArray<EvalTableRow>): string {
-  const cols = ['split', 'step', 'pairs_seen', ...EVAL_COLUMNS.map((c) => c.key)] as const;
+  const cols = ['split', 'step', 'pairs_seen', ...EVAL_COLUMNS.map((c) => c.key), 'margin_se', 'accuracy_se', 'aug_accuracy_se'] as const;
   const lines = [['run', ...cols].join(',')];
   for (const r of table) lines.push([csvField(r.name), ...cols.map((k) => csvField(r[k]))].join(','));
   return lines.join('\n') + '\n';
@@ -336,6 +344,7 @@ tbody th { text-align: left; font-weight: 600; }
 tr.differs th { color: #b35900; }
 .swatch { display: inline-block; width: 12px; height: 12px; border-radius: 2px; margin-right: 6px; vertical-align: -1px; }
 .note, .foot, .empty { color: #666; font-size: 12px; }
+.se { color: #777; font-size: 11px; white-space: nowrap; }
 .tip { position: fixed; pointer-events: none; background: rgba(255,255,255,0.96); border: 1px solid #999; border-radius: 3px; padding: 4px 7px; font-size: 12px; box-shadow: 0 1px 4px rgba(0,0,0,0.2); white-space: nowrap; }
 `;
 

@@ -105,7 +105,8 @@ describe('HTML report', () => {
   ];
   const evalTable: EvalTableRow[] = [
     { name: 'Sr-DPO', split: 'test', step: 200, pairs_seen: 6400, margin: 0.61234, accuracy: 0.7125, aug_accuracy: 0.69, nll_chosen: 1.98761, pearson: 0.4321, spearman: 0.3987, kendall: 0.2876, n: 512 },
-    { name: 'DPO', split: 'test', step: 180, pairs_seen: 5760, margin: 0.40111, accuracy: 0.655, aug_accuracy: 0.6, pearson: 0.3012, spearman: 0.2899, kendall: 0.2011, n: 512 },
+    { name: 'DPO', split: 'test', step: 180, pairs_seen: 5760, margin: 0.40111, accuracy: 0.655, aug_accuracy: 0.6, pearson: 0.3012, spearman: 0.2899, kendall: 0.2011, n: 512,
+      margin_se: 0.0412, accuracy_se: 0.021, aug_accuracy_se: null },
   ];
 
   it('writes report.html with one svg per chart, one polyline per run, legends, eval markers and table', () => {
@@ -140,6 +141,8 @@ describe('HTML report', () => {
     for (const h of ['margin', 'accuracy', 'aug acc', 'chosen NLL', 'Pearson', 'Spearman', 'Kendall', 'n']) expect(table).toContain(`<th>${h}</th>`);
     expect(table).toMatch(/<th scope="row">Sr-DPO<\/th><td class="text">test<\/td><td>200<\/td><td>6400<\/td><td>0\.6123<\/td><td>0\.7125<\/td><td>0\.6900<\/td><td>1\.9876<\/td><td>0\.4321<\/td><td>0\.3987<\/td><td>0\.2876<\/td><td>512<\/td>/);
     expect(table).toContain('<th scope="row">DPO</th>');
+    // Standard errors beside the means where a row has them (not for Sr-DPO's, written without).
+    expect(table).toMatch(/<th scope="row">DPO<\/th>.*<td>0\.4011 <span class="se">± 0\.0412<\/span><\/td><td>0\.6550 <span class="se">± 0\.0210<\/span><\/td><td>0\.6000<\/td>/);
     // Config, flattened and escaped.
     expect(html).toContain('<th scope="row">opt.lr</th><td class="text">5e-7</td>');
     expect(html).toContain('EleutherAI/pythia-70m');
@@ -171,8 +174,9 @@ describe('HTML report', () => {
     expect(ev[0]).toMatchObject({ run: 'Sr-DPO', split: 'test', step: '25', pearson: '0.3', n: '200' });
     expect(ev[0].loss).toBe('');
     const evalCsv = fs.readFileSync(files.evalCsv, 'utf8').trimEnd().split('\n');
-    expect(evalCsv[0]).toBe('run,split,step,pairs_seen,margin,accuracy,aug_accuracy,nll_chosen,pearson,spearman,kendall,n');
-    expect(evalCsv[1]).toBe('Sr-DPO,test,200,6400,0.61234,0.7125,0.69,1.98761,0.4321,0.3987,0.2876,512');
+    expect(evalCsv[0]).toBe('run,split,step,pairs_seen,margin,accuracy,aug_accuracy,nll_chosen,pearson,spearman,kendall,n,margin_se,accuracy_se,aug_accuracy_se');
+    expect(evalCsv[1]).toBe('Sr-DPO,test,200,6400,0.61234,0.7125,0.69,1.98761,0.4321,0.3987,0.2876,512,,,');
+    expect(evalCsv[2]).toBe('DPO,test,180,5760,0.40111,0.655,0.6,,0.3012,0.2899,0.2011,512,0.0412,0.021,');
     expect(csvField('a,"b"')).toBe('"a,""b"""');
     expect(csvField(NaN)).toBe('');
   });
