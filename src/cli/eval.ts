@@ -207,7 +207,7 @@ export const evalCommand: CommandModule = {
     json: { type: 'boolean', default: false, describe: 'print one JSON object instead of the table' },
     'skip-bad-rows': { type: 'boolean', default: false, describe: 'skip and count malformed data lines instead of stopping' },
     'cache-dir': { type: 'string', describe: 'cache the reference log-probs in this directory (reused while the reference, data and settings stay the same)' },
-    'pairs-out': { type: 'string', describe: 'write each pair\'s margin, augmented margin and judge scores to this CSV (pair: its index among the usable pairs; as a training run\'s eval-pairs.csv)' },
+    'pairs-out': { type: 'string', describe: 'write each pair\'s margin, augmented margin, judge scores, file and line to this CSV (pair: its index among the usable pairs; as a training run\'s eval-pairs.csv)' },
   }),
   handler: async (a) => {
     const args = a as Record<string, unknown>;

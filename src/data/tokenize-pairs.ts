@@ -108,6 +108,8 @@ export interface TokenizedPair {
   scoreChosen?: number;
   scoreRejected?: number;
   truncated: boolean;
+  /** Where the row came from (loadTokenizedPairs): its file and line (a Parquet file's or JSON array's row number). Not hashed. */
+  source?: { file: string; line: number };
 }
 
 export interface TokenizedSft {
@@ -442,7 +444,7 @@ export async function loadTokenizedPairs(data: DataFiles, tok: TextTokenizer, lo
       recordBadRow(readStats, rowError(loaded, i, o.error), opts);
       readStats.rows--;
     } else {
-      pairs.push(o);
+      pairs.push({ ...o, source: { file: loaded.files[loaded.fileIndex[i]], line: loaded.lineNumbers[i] } });
       rows.push(all[i]);
     }
   };

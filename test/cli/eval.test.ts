@@ -86,8 +86,8 @@ describe('srk eval', () => {
     const diff = sc.map((v, i) => v - sr[i]);
     // --pairs-out: each pair's margin (as expected.json's log-probs give it) and scores.
     const csv = readFileSync(pairsOut, 'utf8').trim().split('\n').map((l) => l.split(','));
-    expect(csv[0]).toEqual(['step', 'pair', 'margin', 'aug_margin', 'score_chosen', 'score_rejected']);
-    expect(csv.slice(1).map((c) => [c[0], Number(c[1]), Number(c[4]), Number(c[5])])).toEqual(sc.map((v, i) => ['', i, v, sr[i]]));
+    expect(csv[0]).toEqual(['step', 'pair', 'margin', 'aug_margin', 'score_chosen', 'score_rejected', 'file', 'line']);
+    expect(csv.slice(1).map((c) => [c[0], Number(c[1]), Number(c[4]), Number(c[5]), c[6], Number(c[7])])).toEqual(sc.map((v, i) => ['', i, v, sr[i], data, i + 1]));
     csv.slice(1).forEach((c, i) => close(Number(c[2]), x.margins[i]));
     expect(j.scored_pairs).toBe(6);
     close(j.margin, x.margin);

@@ -230,10 +230,17 @@ describe('HTML report', () => {
     const withScores = path.join(dir, 'scored');
     const without = path.join(dir, 'unscored');
     writeEvalPairs(withScores, 30, [0.5, -0.25, NaN, 1], [0.4, -0.1, 0, 2],
-      [{ scoreChosen: 9, scoreRejected: 2 }, { scoreChosen: 5, scoreRejected: 6 }, { scoreChosen: 7, scoreRejected: 1 }, { scoreChosen: 8 }]);
+      [{ scoreChosen: 9, scoreRejected: 2, source: { file: 'data/a,"b".jsonl', line: 3 } }, { scoreChosen: 5, scoreRejected: 6, source: { file: 'x.parquet', line: 7 } },
+        { scoreChosen: 7, scoreRejected: 1 }, { scoreChosen: 8 }]);
     writeEvalPairs(without, 30, [0.5, 0.1], undefined, [{}, {}]);
     expect(fs.readFileSync(path.join(withScores, 'eval-pairs.csv'), 'utf8')).toBe(
-      'step,pair,margin,aug_margin,score_chosen,score_rejected\n30,0,0.5,0.4,9,2\n30,1,-0.25,-0.1,5,6\n30,2,,0,7,1\n30,3,1,2,8,\n');
+      'step,pair,margin,aug_margin,score_chosen,score_rejected,file,line\n30,0,0.5,0.4,9,2,"data/a,""b"".jsonl",3\n30,1,-0.25,-0.1,5,6,x.parquet,7\n' +
+      '30,2,,0,7,1,,\n30,3,1,2,8,,,\n');
+    // A file written before the file and line columns reads as well.
+    const old = path.join(dir, 'old');
+    fs.mkdirSync(old);
+    fs.writeFileSync(path.join(old, 'eval-pairs.csv'), 'step,pair,margin,aug_margin,score_chosen,score_rejected\n30,0,0.5,0.4,9,2\n');
+    expect(runsFromDirs([{ name: 'old', dir: old }])[0].evalPairs).toMatchObject({ step: 30, margin: [0.5], scoreChosen: [9] });
     const back = runsFromDirs([{ name: 'scored', dir: withScores }, { name: 'unscored', dir: without }]);
     expect(back[0].evalPairs).toMatchObject({ step: 30, margin: [0.5, -0.25, NaN, 1], scoreRejected: [2, 6, 1, NaN] });
     const html = renderReportHtml({ title: 's', runs: back });

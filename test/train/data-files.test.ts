@@ -44,9 +44,9 @@ describe('srk train with several data files', () => {
     expect(readFileSync(pairsFile, 'utf8')).toBe(kept);
     // eval-pairs.csv: the latest evaluation's pairs, whose means are its row's.
     const csv = readFileSync(join(tmp, 'one', 'eval-pairs.csv'), 'utf8').trim().split('\n');
-    expect(csv[0]).toBe('step,pair,margin,aug_margin,score_chosen,score_rejected');
+    expect(csv[0]).toBe('step,pair,margin,aug_margin,score_chosen,score_rejected,file,line');
     const cols = csv.slice(1).map((l) => l.split(','));
-    expect(cols.map((c) => [c[0], c[1], c[4], c[5]])).toEqual(lines.map((_, i) => ['2', String(i), '', '']));
+    expect(cols.map((c) => [c[0], c[1], c[4], c[5], c[6], c[7]])).toEqual(lines.map((_, i) => ['2', String(i), '', '', whole, String(i + 1)]));
     const last = evals('one').at(-1);
     const mean = (k: number) => cols.reduce((t, c) => t + Number(c[k]), 0) / cols.length;
     expect(mean(2)).toBeCloseTo(last.margin, 12);
