@@ -13,10 +13,10 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { countDataRows, iterateJsonl, type JsonObject } from '../data/read-jsonl.js';
 import { PairTokenizer } from '../data/tokenize-pairs.js';
-import { loadTokenizer, textTokenizer } from '../model/tokenizer.js';
+import { loadTokenizer, textTokenizer, type SrkTokenizer } from '../model/tokenizer.js';
 import { loadModel } from '../model/load.js';
 import { loadModelConfig } from '../model/config.js';
-import { PromptReader } from '../generate/prompts.js';
+import { PromptReader, type RowPrompt } from '../generate/prompts.js';
 import { generateBatch, type GenerateOptions, type Generation } from '../generate/generate.js';
 import { checkSampling } from '../generate/sample.js';
 import { Progress } from '../train/progress.js';
@@ -24,6 +24,7 @@ import { checkPathFlag, dataFilesFlag, withGpu } from './run.js';
 import { freeModel } from './logprobs.js';
 import { LineSink } from './line-sink.js';
 import { dataError, userError } from '../errors.js';
+import { PAPER_REFINE_PROMPT } from '../train/options.js';
 
 export interface GenerateCliOptions {
   model: string; data: string; out?: string;
@@ -32,6 +33,8 @@ export interface GenerateCliOptions {
   /** Prompt tokens kept (the end; a tokenizer's BOS stays first); default: the model's positions less max new tokens. */
   maxPromptLength?: number;
   seed: number; samples: number; batchSize: number; adapter?: string;
+  /** Generate for p ⊕ x, the refinement prompt p before each prompt (the Sr losses' augmented input). */
+  augmented: boolean; refinePrompt: string;
 }
 
 /** What a checkpoint says about decoding (generation_config.json, then config.json for the stop ids). */
@@ -138,6 +141,30 @@ export function decodingSettings(o: GenerateCliOptions, d: GenerationDefaults): 
   return { maxNewTokens, maxNewFrom, maxLength, temperature, topK, topP, notes };
 }
 
+/**
+ * The ids a row's prompt gives the model (at most maxPrompt) and their text (the output's prompt). A long
+ * prompt keeps its end (where the question usually is, and what the answer follows), a tokenizer's BOS
+ * first. With `augmented`, the Sr losses' p ⊕ x as training builds it (tokenize-pairs.ts): a conversation's
+ * own rendering with p in its first user message, else (text prompts, and a conversation cut to fit) p's
+ * tokens before the prompt's, after a BOS, the prompt cut to leave them room.
+ */
+export function promptInput(rp: RowPrompt, encoder: PairTokenizer, tok: SrkTokenizer, maxPrompt: number, augmented: boolean): { prompt: string; ids: number[]; truncated: boolean } {
+  if (augmented && rp.augmented !== undefined) {
+    const a = encoder.encodePrompt(rp.augmented, false);
+    if (a.ids.length <= maxPrompt) return { prompt: rp.augmented, ids: a.ids, truncated: false };
+  }
+  const refine = augmented ? encoder.refineIds ?? [] : [];
+  const plain = encoder.encodePrompt(rp.prompt);
+  const room = maxPrompt - refine.length;
+  let ids = plain.ids;
+  const pin = Math.min(plain.pinned, room - 1);
+  const truncated = ids.length > room;
+  if (truncated) ids = [...ids.slice(0, pin), ...ids.slice(ids.length - (room - pin))];
+  if (!augmented) return { prompt: truncated ? tok.decode(ids.slice(pin)) : rp.prompt, ids, truncated };
+  const full = pin ? [ids[0], ...refine, ...ids.slice(1)] : [...refine, ...ids];
+  return { prompt: tok.decode(full.slice(pin)), ids: full, truncated };
+}
+
 export async function runGenerate(o: GenerateCliOptions): Promise<void> {
   const progress = new Progress();
   const log = (s: string) => progress.log(s);
@@ -153,8 +180,13 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
   if (maxPrompt >= maxPositions) throw userError(`--max-prompt-length ${maxPrompt} leaves no room for a completion in the model's ${maxPositions} positions`);
   for (const n of dec.notes) log(`note: ${n}`);
   if (defaults.stopIds.length === 0) log('note: the checkpoint names no EOS token: completions end at the token limit only');
-  const prompts = new PromptReader(tt);
-  const encoder = new PairTokenizer(tt, { noEos: true });
+  const refine = o.augmented ? o.refinePrompt : null;
+  const prompts = new PromptReader(tt, refine);
+  let encoder: PairTokenizer;
+  try { encoder = new PairTokenizer(tt, { noEos: true, refinePrompt: refine }); } catch (e) { throw userError(`${o.model}: ${(e as Error).message}`); }
+  if (encoder.refineIds && encoder.refineIds.length >= maxPrompt) {
+    throw userError(`--refine-prompt has ${encoder.refineIds.length} tokens, which leave no room for a prompt in ${maxPrompt} prompt tokens (--max-prompt-length)`);
+  }
   const total = await countDataRows(o.data).catch((e) => { throw dataError(e); });
   if (total === 0) throw userError(`${o.data}: no rows (an empty file)`);
 
@@ -190,7 +222,7 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
           const mine: Generation[] = gens.slice(i * o.samples, (i + 1) * o.samples);
           const completions = mine.map((g) => tok.decode(g.ids, { skipSpecialTokens: true }));
           for (const g of mine) { finishes[g.finish]++; newTokens += g.ids.length; }
-          const cutNote = b.truncated ? { prompt_truncated: true } : {};
+          const cutNote = { ...(b.truncated ? { prompt_truncated: true } : {}), ...(o.augmented ? { augmented: true } : {}) };
           const rec = o.samples === 1
             ? { prompt: b.prompt, completion: completions[0], finish_reason: mine[0].finish, completion_tokens: mine[0].ids.length, line: b.line, ...cutNote }
             : { prompt: b.prompt, completions, finish_reasons: mine.map((g) => g.finish), completion_tokens: mine.map((g) => g.ids.length), line: b.line, ...cutNote };
@@ -203,20 +235,9 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
       };
       try {
         let index = 0;
-        for await (const r of iterateJsonl(o.data, (obj: JsonObject) => {
-          const prompt = prompts.prompt(obj);
-          return { prompt, ...encoder.encodePrompt(prompt) };
-        })) {
-          let { ids, prompt } = r.value;
-          const truncated = ids.length > maxPrompt;
-          if (truncated) {
-            // The prompt's end (where the question usually is, and what the answer follows), a BOS kept
-            // first; the output's prompt is then the text of the tokens kept, what the model was given.
-            const pin = Math.min(r.value.pinned, maxPrompt - 1);
-            ids = [...ids.slice(0, pin), ...ids.slice(ids.length - (maxPrompt - pin))];
-            prompt = tok.decode(ids.slice(pin));
-            cut++;
-          }
+        for await (const r of iterateJsonl(o.data, (obj: JsonObject) => promptInput(prompts.read(obj), encoder, tok, maxPrompt, o.augmented))) {
+          const { ids, prompt, truncated } = r.value;
+          if (truncated) cut++;
           batch.push({ prompt, truncated, ids, line: r.line, index: index++ });
           if (batch.length >= o.batchSize) await flush();
         }
@@ -259,6 +280,8 @@ export const generateCommand: CommandModule = {
     seed: { type: 'number', default: 0, describe: 'random seed; a prompt\'s completions depend on it and on the prompt\'s row, not on --batch-size' },
     'batch-size': { type: 'number', default: 8, describe: 'prompts generated together (each with its --samples)' },
     'max-prompt-length': { type: 'number', describe: 'prompt tokens kept (the end of a longer prompt, a BOS kept first)', defaultDescription: 'the model\'s max_position_embeddings less --max-new-tokens' },
+    augmented: { type: 'boolean', default: false, describe: 'generate for the augmented prompt p ⊕ x (the refinement prompt before each prompt, as the Sr losses build it; "augmented": true in each line)' },
+    'refine-prompt': { type: 'string', default: PAPER_REFINE_PROMPT, defaultDescription: 'the paper\'s', describe: 'with --augmented: the refinement prompt p' },
     adapter: { type: 'string', describe: 'substring of the WebGPU adapter name (also SRK_ADAPTER)' },
   }),
   handler: async (a) => {
@@ -275,10 +298,12 @@ export const generateCommand: CommandModule = {
       if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw userError(`--${k} must be a positive whole number, got ${v}`);
     }
     if (!Number.isSafeInteger(opt('seed'))) throw userError(`--seed must be a whole number, got ${opt('seed')}`);
+    if (args['refine-prompt'] !== PAPER_REFINE_PROMPT && args.augmented !== true) throw userError('--refine-prompt applies with --augmented (the prompts p ⊕ x); give both, or neither');
     await runGenerate({
       model: args.model as string, data, out,
       maxNewTokens: opt('max-new-tokens'), temperature: opt('temperature'), topK: opt('top-k'), topP: opt('top-p'), maxPromptLength: opt('max-prompt-length'),
       seed: opt('seed')!, samples: opt('samples')!, batchSize: opt('batch-size')!, adapter: args.adapter as string | undefined,
+      augmented: args.augmented === true, refinePrompt: args['refine-prompt'] as string,
     });
   },
 };

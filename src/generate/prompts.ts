@@ -12,25 +12,40 @@ import { PreferenceNormalizer } from '../data/preference-rows.js';
 import { RowShapeError, describeJsonValue, type JsonObject } from '../data/read-jsonl.js';
 import type { ChatTemplateSource } from '../data/preference-rows.js';
 
+/**
+ * A row's prompt; with a refinement prompt p (the Sr losses' p ⊕ x), `augmented`: a conversation's rendering
+ * with p at the head of its first user message, as training renders the augmented chat rows. (Text prompts
+ * have none: p's tokens go before the prompt's, as in training: tokenize-pairs.ts.)
+ */
+export interface RowPrompt { prompt: string; augmented?: string }
+
 export class PromptReader {
   private readonly pairs: PreferenceNormalizer;
   private readonly sft: PreferenceNormalizer;
 
-  constructor(tok: ChatTemplateSource) {
-    this.pairs = new PreferenceNormalizer({ chatTemplate: tok.chatTemplate, bosToken: tok.bosToken, eosToken: tok.eosToken });
-    this.sft = new PreferenceNormalizer({ chatTemplate: tok.chatTemplate, bosToken: tok.bosToken, eosToken: tok.eosToken, sft: true });
+  constructor(tok: ChatTemplateSource, refinePrompt: string | null = null) {
+    this.pairs = new PreferenceNormalizer({ chatTemplate: tok.chatTemplate, bosToken: tok.bosToken, eosToken: tok.eosToken, refinePrompt });
+    this.sft = new PreferenceNormalizer({ chatTemplate: tok.chatTemplate, bosToken: tok.bosToken, eosToken: tok.eosToken, sft: true, refinePrompt });
   }
 
   /** The prompt text of a row; RowShapeError for a row of no known shape. */
-  prompt(obj: JsonObject): string {
+  prompt(obj: JsonObject): string { return this.read(obj).prompt; }
+
+  /** The prompt text of a row, and its augmented rendering where it is a conversation and there is a refinement prompt. */
+  read(obj: JsonObject): RowPrompt {
+    const row = this.rowOf(obj);
+    return row.augPrompt !== undefined ? { prompt: row.prompt, augmented: row.augPrompt } : { prompt: row.prompt };
+  }
+
+  private rowOf(obj: JsonObject): { prompt: string; augPrompt?: string } {
     const has = (k: string) => obj[k] !== undefined && obj[k] !== null;
-    if (has('chosen') && has('rejected')) return this.pairs.normalize(obj).prompt;
+    if (has('chosen') && has('rejected')) return this.pairs.normalize(obj);
     if (has('instruction')) {
       if (typeof obj.instruction !== 'string') throw new RowShapeError(`field "instruction" must be a string, got ${describeJsonValue(obj.instruction)}`);
       if (has('prompt') || has('messages')) throw new RowShapeError('give one of "instruction", "prompt" and "messages"');
       return this.conversation([{ role: 'user', content: obj.instruction }], 'instruction');
     }
-    if (has('completion') || has('chosen')) return this.sft.normalize(obj).prompt;
+    if (has('completion') || has('chosen')) return this.sft.normalize(obj);
     if (has('messages')) {
       if (has('prompt')) throw new RowShapeError('"messages" holds the whole conversation; give no "prompt" beside it');
       return this.conversation(obj.messages, 'messages');
@@ -38,7 +53,7 @@ export class PromptReader {
     if (!has('prompt')) {
       throw new RowShapeError('no prompt: a row gives "prompt" (text or messages), "messages", "instruction", or a preference pair (chosen, rejected)');
     }
-    if (typeof obj.prompt === 'string') return obj.prompt;
+    if (typeof obj.prompt === 'string') return { prompt: obj.prompt };
     return this.conversation(obj.prompt, 'prompt');
   }
 
@@ -47,11 +62,11 @@ export class PromptReader {
    * message, what comes before that. (Read as a preference row whose responses are an empty assistant
    * turn, so the chat rendering, and its plain fallback, are training's.)
    */
-  private conversation(v: unknown, key: string): string {
+  private conversation(v: unknown, key: string): { prompt: string; augPrompt?: string } {
     if (!Array.isArray(v)) throw new RowShapeError(`field "${key}" must be a message list, got ${describeJsonValue(v)}`);
     const last = v[v.length - 1] as { role?: unknown } | undefined;
-    if (last && typeof last === 'object' && last.role === 'assistant') return this.sft.normalize({ messages: v }).prompt;
+    if (last && typeof last === 'object' && last.role === 'assistant') return this.sft.normalize({ messages: v });
     const empty = [{ role: 'assistant', content: '' }];
-    return this.pairs.normalize({ prompt: v, chosen: empty, rejected: empty }).prompt;
+    return this.pairs.normalize({ prompt: v, chosen: empty, rejected: empty });
   }
 }

@@ -132,6 +132,19 @@ describe('srk generate', () => {
     expect(cb).toMatchObject({ prompt_truncated: true, completion_tokens: 1 }); // cut to 7 tokens: room for one
   });
 
+  it('--augmented generates for p ⊕ x (the Sr losses\' augmented prompt) and says so; --refine-prompt alone is refused', () => {
+    const model = join(fixtures, 'gpt-neox-tiny');
+    const data = dataFile('aug.jsonl', [{ prompt: ' What is 2+2?' }]);
+    const r = run(['--model', model, '--data', data, '--max-new-tokens', '3', '--augmented', '--refine-prompt', 'Answer at 100/100. Query:']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(lines(r.stdout)[0]).toMatchObject({ prompt: 'Answer at 100/100. Query: What is 2+2?', augmented: true, line: 1 });
+    const paper = run(['--model', model, '--data', data, '--max-new-tokens', '3', '--augmented']);
+    expect(lines(paper.stdout)[0].prompt).toMatch(/^Please generate a response with a usefulness rating of 100 out of 100 .* Query: What is 2\+2\?$/);
+    const alone = run(['--model', model, '--data', data, '--refine-prompt', 'x']);
+    expect(alone.status).toBe(1);
+    expect(alone.stderr).toMatch(/--refine-prompt applies with --augmented/);
+  });
+
   it('Ctrl-C or SIGTERM while writing --out leaves no partial or temporary file', async () => {
     const model = join(fixtures, 'gpt-neox-tiny');
     const data = dataFile('many.jsonl', Array.from({ length: 64 }, (_, i) => ({ prompt: `prompt number ${i}` })));
