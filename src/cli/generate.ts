@@ -22,7 +22,7 @@ import { checkSampling } from '../generate/sample.js';
 import { Progress } from '../train/progress.js';
 import { checkPathFlag, dataFilesFlag, withGpu } from './run.js';
 import { freeModel } from './logprobs.js';
-import { LineSink } from './line-sink.js';
+import { ResumableOutput } from '../generate/resumable-output.js';
 import { dataError, userError } from '../errors.js';
 import { PAPER_REFINE_PROMPT } from '../train/options.js';
 
@@ -189,78 +189,125 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
   }
   const total = await countDataRows(o.data).catch((e) => { throw dataError(e); });
   if (total === 0) throw userError(`${o.data}: no rows (an empty file)`);
-
-  // No kernel tuning: it would time candidate kernels on the first calls of each shape and keep the
-  // fastest, so a completion could depend, in its logits' last bits, on what ran before it.
-  await withGpu({ adapter: o.adapter, tune: false }, async (gpu) => {
-    // The largest key/value cache a batch may need, refused before any work rather than at a late long prompt.
-    const lmCfg = await loadModelConfig(o.model);
-    const rows = o.batchSize * o.samples;
-    const Tmax = Math.min(maxPositions, maxPrompt + dec.maxNewTokens, dec.maxLength ?? Infinity);
-    const cacheBytes = rows * Tmax * lmCfg.numKvHeads * lmCfg.headDim * 4;
-    if (cacheBytes > gpu.maxBinding) {
-      throw userError(`a key/value cache for ${o.batchSize} prompts x ${o.samples} samples of up to ${Tmax} tokens is ` +
-        `${(cacheBytes / 2 ** 20).toFixed(0)} MiB a layer, over this adapter's ${(gpu.maxBinding / 2 ** 20).toFixed(0)} MiB per buffer: ` +
-        'lower --batch-size, --samples, --max-new-tokens or --max-prompt-length');
-    }
-    const lm = await loadModel(gpu, o.model, { onProgress: progress.bytes(`load ${o.model}`) });
-    const sink = new LineSink(o.out);
-    const t0 = performance.now();
-    const gen: GenerateOptions = { ...dec, stopIds: defaults.stopIds, seed: o.seed, maxPositions };
-    let rowsDone = 0; let newTokens = 0; let cut = 0;
-    const finishes = { stop: 0, length: 0 };
-    try {
-      let batch: { prompt: string; truncated: boolean; ids: number[]; line: number; index: number }[] = [];
-      const flush = async () => {
-        if (batch.length === 0) return;
-        const rows = batch.flatMap((b) => Array.from({ length: o.samples }, (_, k) => ({ ids: b.ids, stream: b.index * o.samples + k })));
-        let steps = 0;
-        const gens = await generateBatch(gpu, lm.cfg, lm.params, rows, gen,
-          () => { steps++; progress.update('generate', rowsDone, total, `${steps} tokens into a batch of ${batch.length}`); });
-        let text = '';
-        batch.forEach((b, i) => {
-          const mine: Generation[] = gens.slice(i * o.samples, (i + 1) * o.samples);
-          const completions = mine.map((g) => tok.decode(g.ids, { skipSpecialTokens: true }));
-          for (const g of mine) { finishes[g.finish]++; newTokens += g.ids.length; }
-          const cutNote = { ...(b.truncated ? { prompt_truncated: true } : {}), ...(o.augmented ? { augmented: true } : {}) };
-          const rec = o.samples === 1
-            ? { prompt: b.prompt, completion: completions[0], finish_reason: mine[0].finish, completion_tokens: mine[0].ids.length, line: b.line, ...cutNote }
-            : { prompt: b.prompt, completions, finish_reasons: mine.map((g) => g.finish), completion_tokens: mine.map((g) => g.ids.length), line: b.line, ...cutNote };
-          text += `${JSON.stringify(rec)}\n`;
-        });
-        await sink.write(text);
-        rowsDone += batch.length;
-        progress.update('generate', rowsDone, total, `${newTokens} tokens`);
-        batch = [];
-      };
-      try {
-        let index = 0;
-        for await (const r of iterateJsonl(o.data, (obj: JsonObject) => promptInput(prompts.read(obj), encoder, tok, maxPrompt, o.augmented))) {
-          const { ids, prompt, truncated } = r.value;
-          if (truncated) cut++;
-          batch.push({ prompt, truncated, ids, line: r.line, index: index++ });
-          if (batch.length >= o.batchSize) await flush();
-        }
-        await flush();
-      } catch (e) {
-        throw dataError(e);
+  // --out: lines kept in OUT.partial as they are made; a run stopped before the end is taken up by the
+  // same command (resumable-output.ts). Opened before the GPU, so other settings are refused at once.
+  const sink = o.out ? ResumableOutput.open(o.out, {
+    model: path.resolve(o.model), weights: weightFiles(o.model), seed: o.seed, samples: o.samples,
+    temperature: dec.temperature, top_k: dec.topK, top_p: dec.topP, max_new_tokens: dec.maxNewTokens, max_length: dec.maxLength ?? null,
+    stop_ids: defaults.stopIds, max_prompt_length: maxPrompt, augmented: o.augmented, refine_prompt: o.augmented ? o.refinePrompt : null,
+  }) : undefined;
+  if (sink?.done.length) log(`taking up ${sink.partial}: ${sink.done.length} of ${total} rows done by an earlier run`);
+  let written = 0; // rows this run wrote
+  const kept = () => (sink ? `${sink.partial} keeps the ${sink.done.length + written} rows done: the same command takes up from there` : '');
+  // Ctrl-C / SIGTERM: the rows written stay for the next run (exit 130 / 143).
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (sink && sink.done.length + written === 0) sink.discard(); else sink?.close();
+    progress.log(`stopped by ${signal}${sink && sink.done.length + written > 0 ? `; ${kept()}` : ''}`);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal); process.once('SIGTERM', onSignal);
+  try {
+    // No kernel tuning: it would time candidate kernels on the first calls of each shape and keep the
+    // fastest, so a completion could depend, in its logits' last bits, on what ran before it.
+    await withGpu({ adapter: o.adapter, tune: false }, async (gpu) => {
+      // The largest key/value cache a batch may need, refused before any work rather than at a late long prompt.
+      const lmCfg = await loadModelConfig(o.model);
+      const rows = o.batchSize * o.samples;
+      const Tmax = Math.min(maxPositions, maxPrompt + dec.maxNewTokens, dec.maxLength ?? Infinity);
+      const cacheBytes = rows * Tmax * lmCfg.numKvHeads * lmCfg.headDim * 4;
+      if (cacheBytes > gpu.maxBinding) {
+        throw userError(`a key/value cache for ${o.batchSize} prompts x ${o.samples} samples of up to ${Tmax} tokens is ` +
+          `${(cacheBytes / 2 ** 20).toFixed(0)} MiB a layer, over this adapter's ${(gpu.maxBinding / 2 ** 20).toFixed(0)} MiB per buffer: ` +
+          'lower --batch-size, --samples, --max-new-tokens or --max-prompt-length');
       }
-      if (rowsDone === 0) throw userError(`${o.data}: no rows`);
-      sink.commit();
-    } catch (e) {
-      sink.abort();
-      throw e;
-    } finally {
-      freeModel(gpu, lm);
-    }
-    const secs = (performance.now() - t0) / 1000;
-    const each = o.samples > 1 ? `, ${o.samples} completions each` : '';
-    log(`${rowsDone} prompts${each}: ${newTokens} new tokens in ${secs.toFixed(1)} s (${(newTokens / Math.max(secs, 1e-9)).toFixed(1)} tokens/s); ` +
-      `${finishes.stop} ended by a stop token, ${finishes.length} at the token limit` +
-      `${cut ? `; ${cut} prompts cut to their last ${maxPrompt} tokens (prompt_truncated)` : ''}${o.out ? `; wrote ${o.out}` : ''}`);
-    const limit = dec.maxLength !== undefined ? `at most ${dec.maxLength} tokens with the prompt (max_length)` : `at most ${dec.maxNewTokens} new tokens`;
-    log(`decoding: ${dec.temperature === 0 ? 'greedy' : `temperature ${dec.temperature}, top-k ${dec.topK || 'off'}, top-p ${dec.topP}, seed ${o.seed}`}, ` +
-      `${limit}, stop ids ${defaults.stopIds.length ? defaults.stopIds.join(' ') : 'none'}`);
+      const lm = await loadModel(gpu, o.model, { onProgress: progress.bytes(`load ${o.model}`) });
+      const t0 = performance.now();
+      const gen: GenerateOptions = { ...dec, stopIds: defaults.stopIds, seed: o.seed, maxPositions };
+      let rowsDone = 0; let newTokens = 0; let cut = 0;
+      const finishes = { stop: 0, length: 0 };
+      try {
+        let batch: { prompt: string; truncated: boolean; ids: number[]; line: number; index: number }[] = [];
+        const flush = async () => {
+          if (batch.length === 0) return;
+          const rows = batch.flatMap((b) => Array.from({ length: o.samples }, (_, k) => ({ ids: b.ids, stream: b.index * o.samples + k })));
+          let steps = 0;
+          const gens = await generateBatch(gpu, lm.cfg, lm.params, rows, gen,
+            () => { steps++; progress.update('generate', rowsDone, total, `${steps} tokens into a batch of ${batch.length}`); });
+          let text = '';
+          batch.forEach((b, i) => {
+            const mine: Generation[] = gens.slice(i * o.samples, (i + 1) * o.samples);
+            const completions = mine.map((g) => tok.decode(g.ids, { skipSpecialTokens: true }));
+            for (const g of mine) { finishes[g.finish]++; newTokens += g.ids.length; }
+            const cutNote = { ...(b.truncated ? { prompt_truncated: true } : {}), ...(o.augmented ? { augmented: true } : {}) };
+            const rec = o.samples === 1
+              ? { prompt: b.prompt, completion: completions[0], finish_reason: mine[0].finish, completion_tokens: mine[0].ids.length, line: b.line, ...cutNote }
+              : { prompt: b.prompt, completions, finish_reasons: mine.map((g) => g.finish), completion_tokens: mine.map((g) => g.ids.length), line: b.line, ...cutNote };
+            text += `${JSON.stringify(rec)}\n`;
+          });
+          if (sink) sink.write(text);
+          else if (!process.stdout.write(text)) await new Promise<void>((resolve) => process.stdout.once('drain', () => resolve()));
+          written += batch.length;
+          rowsDone += batch.length;
+          progress.update('generate', rowsDone, total, `${newTokens} tokens`);
+          batch = [];
+        };
+        try {
+          let index = 0;
+          for await (const r of iterateJsonl(o.data, (obj: JsonObject) => promptInput(prompts.read(obj), encoder, tok, maxPrompt, o.augmented))) {
+            const { ids, prompt, truncated } = r.value;
+            const done = sink?.done[index];
+            if (done) {
+              // Written by an earlier run: skipped, once it is seen to come from this same prompt.
+              if (done.line !== r.line || done.prompt !== prompt) {
+                throw userError(`${sink!.partial}: its row ${index + 1} was made from line ${done.line} of another prompt than ${o.data}:${r.line} ` +
+                  'has now (the data changed): delete it to start over');
+              }
+              index++; rowsDone++;
+              continue;
+            }
+            if (truncated) cut++;
+            batch.push({ prompt, truncated, ids, line: r.line, index: index++ });
+            if (batch.length >= o.batchSize) await flush();
+          }
+          await flush();
+        } catch (e) {
+          throw dataError(e);
+        }
+        if (rowsDone === 0) throw userError(`${o.data}: no rows`);
+        if (sink && rowsDone < sink.done.length) {
+          throw userError(`${sink.partial} holds ${sink.done.length} rows and ${o.data} has ${rowsDone} now (the data changed): delete it to start over`);
+        }
+        sink?.commit();
+      } catch (e) {
+        sink?.close();
+        if (sink && sink.done.length + written > 0) log(kept());
+        throw e;
+      } finally {
+        freeModel(gpu, lm);
+      }
+      const secs = (performance.now() - t0) / 1000;
+      const each = o.samples > 1 ? `, ${o.samples} completions each` : '';
+      log(`${rowsDone} prompts${each}: ${newTokens} new tokens in ${secs.toFixed(1)} s (${(newTokens / Math.max(secs, 1e-9)).toFixed(1)} tokens/s); ` +
+        `${finishes.stop} ended by a stop token, ${finishes.length} at the token limit` +
+        `${cut ? `; ${cut} prompts cut to their last ${maxPrompt} tokens (prompt_truncated)` : ''}${o.out ? `; wrote ${o.out}` : ''}`);
+      const limit = dec.maxLength !== undefined ? `at most ${dec.maxLength} tokens with the prompt (max_length)` : `at most ${dec.maxNewTokens} new tokens`;
+      log(`decoding: ${dec.temperature === 0 ? 'greedy' : `temperature ${dec.temperature}, top-k ${dec.topK || 'off'}, top-p ${dec.topP}, seed ${o.seed}`}, ` +
+        `${limit}, stop ids ${defaults.stopIds.length ? defaults.stopIds.join(' ') : 'none'}`);
+    });
+  } catch (e) {
+    sink?.close();
+    if (sink && sink.done.length + written === 0) sink.discard(); // (nothing to take up: no files left behind)
+    throw e;
+  } finally {
+    process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal);
+  }
+}
+
+/** The checkpoint's weight files, each with its size and modification time: what tells a changed model from the same one. */
+function weightFiles(dir: string): { file: string; bytes: number; mtime: number }[] {
+  return fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort().map((f) => {
+    const st = fs.statSync(path.join(dir, f));
+    return { file: f, bytes: st.size, mtime: Math.round(st.mtimeMs) };
   });
 }
 
@@ -271,7 +318,7 @@ export const generateCommand: CommandModule = {
   builder: (y) => y.options({
     model: { type: 'string', demandOption: true, describe: 'Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer.json or tokenizer.model)' },
     data: { type: 'string', demandOption: true, describe: 'rows with a prompt, one file (the output\'s lines follow its rows): {prompt} (text as written, or messages), {messages}, {instruction} (AlpacaEval), or any preference or SFT row srk trains on (its prompt)' },
-    out: { type: 'string', describe: 'write the JSON lines to this file (atomically) instead of stdout' },
+    out: { type: 'string', describe: 'write the JSON lines to this file instead of stdout: kept in OUT.partial as they are made, renamed to OUT at the end; a run stopped before is taken up by the same command' },
     'max-new-tokens': { type: 'number', describe: 'most new tokens per completion', defaultDescription: 'generation_config.json\'s max_new_tokens, else 256' },
     temperature: { type: 'number', describe: '0: greedy; above 0: sample at this temperature', defaultDescription: 'generation_config.json\'s (do_sample, temperature), else 0' },
     'top-k': { type: 'number', describe: 'sample from the k most likely tokens (0: all)', defaultDescription: 'generation_config.json\'s top_k, else 50' },

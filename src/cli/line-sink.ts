@@ -1,4 +1,4 @@
-// Where a command's result lines go (srk logprobs, srk generate): stdout, or a file that appears
+// Where a command's result lines go (srk logprobs): stdout, or a file that appears
 // whole under its name once everything succeeded (a temporary file, fsync, rename), never half written.
 import fs from 'node:fs';
 import path from 'node:path';

@@ -2,7 +2,7 @@
 // each row shape, decoding settings from generation_config.json and from flags, completions that do
 // not depend on the batch size, --samples lists, an atomic --out, and clear errors for bad input.
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -145,20 +145,54 @@ describe('srk generate', () => {
     expect(alone.stderr).toMatch(/--refine-prompt applies with --augmented/);
   });
 
-  it('Ctrl-C or SIGTERM while writing --out leaves no partial or temporary file', async () => {
+  it('SIGTERM keeps the rows written in OUT.partial, and the same command takes up from there: the output of a run never stopped', async () => {
     const model = join(fixtures, 'gpt-neox-tiny');
-    const data = dataFile('many.jsonl', Array.from({ length: 64 }, (_, i) => ({ prompt: `prompt number ${i}` })));
+    const data = dataFile('many.jsonl', Array.from({ length: 24 }, (_, i) => ({ prompt: `prompt number ${i}` })));
     const dir = mkdtempSync(join(tmp, 'sig-'));
-    const child = spawn(process.execPath, [srk, 'generate', '--model', model, '--data', data, '--max-new-tokens', '500', '--batch-size', '1',
-      '--out', join(dir, 'out.jsonl')], { cwd: root });
+    const out = join(dir, 'out.jsonl');
+    const flags = ['--model', model, '--data', data, '--max-new-tokens', '60', '--batch-size', '1', '--temperature', '1', '--seed', '3'];
+    const child = spawn(process.execPath, [srk, 'generate', ...flags, '--out', out], { cwd: root });
     let err = '';
-    const code = await new Promise<number | null>((resolveExit) => {
-      child.stderr.on('data', (d) => { err += String(d); if (/generate: /.test(err) && !child.killed) child.kill('SIGTERM'); });
-      child.on('exit', (c) => resolveExit(c));
-    });
+    child.stderr.on('data', (d) => { err += String(d); });
+    // Stopped once two rows are in OUT.partial.
+    const poll = setInterval(() => {
+      const p = `${out}.partial`;
+      if (!child.killed && existsSync(p) && readFileSync(p, 'utf8').split('\n').length > 2) child.kill('SIGTERM');
+    }, 20);
+    const code = await new Promise<number | null>((resolveExit) => child.on('exit', (c) => resolveExit(c)));
+    clearInterval(poll);
     expect(code, err).toBe(143);
-    expect(readdirSync(dir)).toEqual([]);
+    expect(err).toMatch(/stopped by SIGTERM; .*out\.jsonl\.partial keeps the \d+ rows done: the same command takes up from there/);
+    expect(readdirSync(dir).sort()).toEqual(['out.jsonl.partial', 'out.jsonl.partial.json']);
+    const kept = readFileSync(`${out}.partial`, 'utf8').trim().split('\n').length;
+    expect(kept).toBeLessThan(24);
+    // Other settings are refused, naming them; the data changed under a row done, too.
+    const other = run([...flags.slice(0, -1), '4', '--out', out]);
+    expect(other.status).toBe(1);
+    expect(other.stderr).toMatch(/holds the rows of a run with other settings \(seed: 3 then, 4 now\)/);
+    const changed = dataFile('changed.jsonl', [{ prompt: 'another first prompt' }, ...Array.from({ length: 23 }, (_, i) => ({ prompt: `prompt number ${i + 1}` }))]);
+    const c = run([...flags.map((f) => (f === data ? changed : f)), '--out', out]);
+    expect(c.status).toBe(1);
+    expect(c.stderr).toMatch(/its row 1 was made from line 1 of another prompt .*the data changed/);
+    // Taken up: the whole file, as a run never stopped (and another --batch-size) writes it.
+    const resumed = run([...flags, '--out', out]);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(new RegExp(`taking up .*out\\.jsonl\\.partial: ${kept} of 24 rows done by an earlier run`));
+    expect(readdirSync(dir)).toEqual(['out.jsonl']);
+    const wholeFlags = [...flags];
+    wholeFlags[flags.indexOf('--batch-size') + 1] = '5';
+    const whole = run(wholeFlags);
+    expect(whole.stderr).toMatch(/temperature 1, .* seed 3/);
+    expect(readFileSync(out, 'utf8')).toBe(whole.stdout);
   }, 120_000);
+
+  it('a run that fails before writing a row leaves no files', () => {
+    const dir = mkdtempSync(join(tmp, 'early-'));
+    const data = dataFile('bad-first.jsonl', [{ nothing: 1 }]);
+    const r = run(['--model', join(fixtures, 'gpt-neox-tiny'), '--data', data, '--out', join(dir, 'o.jsonl')]);
+    expect(r.status).toBe(1);
+    expect(readdirSync(dir)).toEqual([]);
+  });
 
   it('refuses bad input by name: a row without a prompt, a malformed generation_config.json, bad flags, no room for a prompt', () => {
     const model = join(fixtures, 'gpt-neox-tiny');
