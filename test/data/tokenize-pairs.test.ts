@@ -276,6 +276,7 @@ describe('loadTokenizedPairs', () => {
     expect(r.pairs[0]).toEqual({
       promptIds: [1, ...chars('[INST] What is 2+2? [/INST]')], chosenIds: [...chars('4'), 2], rejectedIds: [...chars('5'), 2],
       augPromptIds: [1, ...chars('[INST] R: What is 2+2? [/INST]')], scoreChosen: 9, scoreRejected: 2.5, truncated: false,
+      source: { file: path.join(fixtures, 'chat-rows.jsonl'), line: 1 },
     });
     expect(r.normalize.byShape.chat).toBe(6);
     expect(r.tokenize).toMatchObject({ rows: 6, doubleBosRemoved: 6, eosAlreadyPresent: 12, refineInUserTurn: 6, refineBeforeCutChat: 0 });
@@ -293,7 +294,10 @@ describe('loadTokenizedPairs', () => {
       const second = write('second.json', JSON.stringify(rows.slice(2), null, 2)); // a JSON array: rows, not lines
       const one = await loadTokenizedPairs(whole, tok, { noEos: true });
       const two = await loadTokenizedPairs([first, second], tok, { noEos: true });
-      expect(two.pairs).toEqual(one.pairs);
+      // The same pairs, each named by its own file and line (a JSON array's row number).
+      const bare = (ps: typeof one.pairs) => ps.map(({ source: _s, ...p }) => p);
+      expect(bare(two.pairs)).toEqual(bare(one.pairs));
+      expect(two.pairs.map((p) => p.source)).toEqual([[first, 1], [first, 2], [second, 1], [second, 2], [second, 3]].map(([file, line]) => ({ file, line })));
       expect(two.report).toMatch(/first\.jsonl \+ .*second\.json: 5 rows/);
       // A row that reads but has no tokens (an empty response with --no-eos) fails at tokenizing: named by its file.
       const bad = write('bad.json', JSON.stringify([rows[2], { ...rows[3], chosen: '' }]));
