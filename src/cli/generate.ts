@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
-import { countDataRows, iterateJsonl, type JsonObject } from '../data/read-jsonl.js';
+import { JsonlRowError, countDataRows, iterateJsonl, type JsonObject } from '../data/read-jsonl.js';
 import { PairTokenizer } from '../data/tokenize-pairs.js';
 import { loadTokenizer, textTokenizer, type SrkTokenizer } from '../model/tokenizer.js';
 import { loadModel } from '../model/load.js';
@@ -23,7 +23,8 @@ import { Progress } from '../train/progress.js';
 import { checkPathFlag, dataFilesFlag, withGpu } from './run.js';
 import { freeModel } from './logprobs.js';
 import { ResumableOutput } from '../generate/resumable-output.js';
-import { dataError, userError } from '../errors.js';
+import { dataError, isUserFacing, userError } from '../errors.js';
+import { INDEX_FILE, SINGLE_FILE } from '../model/safetensors.js';
 import { PAPER_REFINE_PROMPT } from '../train/options.js';
 
 export interface GenerateCliOptions {
@@ -191,10 +192,13 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
   if (total === 0) throw userError(`${o.data}: no rows (an empty file)`);
   // --out: lines kept in OUT.partial as they are made; a run stopped before the end is taken up by the
   // same command (resumable-output.ts). Opened before the GPU, so other settings are refused at once.
+  // (Greedy decoding draws nothing: seed, top-k and top-p change none of its lines.)
+  const greedy = dec.temperature === 0;
   const sink = o.out ? ResumableOutput.open(o.out, {
-    model: path.resolve(o.model), weights: weightFiles(o.model), seed: o.seed, samples: o.samples,
-    temperature: dec.temperature, top_k: dec.topK, top_p: dec.topP, max_new_tokens: dec.maxNewTokens, max_length: dec.maxLength ?? null,
-    stop_ids: defaults.stopIds, max_prompt_length: maxPrompt, augmented: o.augmented, refine_prompt: o.augmented ? o.refinePrompt : null,
+    files: modelFiles(o.model), samples: o.samples, temperature: dec.temperature,
+    seed: greedy ? null : o.seed, top_k: greedy ? null : dec.topK, top_p: greedy ? null : dec.topP,
+    max_new_tokens: dec.maxNewTokens, max_length: dec.maxLength ?? null, stop_ids: defaults.stopIds, max_prompt_length: maxPrompt,
+    augmented: o.augmented, refine_prompt: o.augmented ? o.refinePrompt : null,
   }) : undefined;
   if (sink?.done.length) log(`taking up ${sink.partial}: ${sink.done.length} of ${total} rows done by an earlier run`);
   let written = 0; // rows this run wrote
@@ -278,16 +282,22 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
           throw userError(`${sink.partial} holds ${sink.done.length} rows and ${o.data} has ${rowsDone} now (the data changed): delete it to start over`);
         }
         sink?.commit();
+        // OUT is whole: a signal from here on has nothing to keep.
+        process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal);
       } catch (e) {
         sink?.close();
-        if (sink && sink.done.length + written > 0) log(kept());
+        if (sink && sink.done.length + written > 0) {
+          log(`${sink.partial} keeps the ${sink.done.length + written} rows done: ${isUserFacing(e) || e instanceof JsonlRowError ? 'fix what the error names and ' : ''}` +
+            'run the same command to take up from there');
+        }
         throw e;
       } finally {
         freeModel(gpu, lm);
       }
       const secs = (performance.now() - t0) / 1000;
       const each = o.samples > 1 ? `, ${o.samples} completions each` : '';
-      log(`${rowsDone} prompts${each}: ${newTokens} new tokens in ${secs.toFixed(1)} s (${(newTokens / Math.max(secs, 1e-9)).toFixed(1)} tokens/s); ` +
+      const taken = sink?.done.length ? ` (${sink.done.length} taken from ${sink.partial}, ${written} generated now; the counts below are this run's)` : '';
+      log(`${rowsDone} prompts${each}${taken}: ${newTokens} new tokens in ${secs.toFixed(1)} s (${(newTokens / Math.max(secs, 1e-9)).toFixed(1)} tokens/s); ` +
         `${finishes.stop} ended by a stop token, ${finishes.length} at the token limit` +
         `${cut ? `; ${cut} prompts cut to their last ${maxPrompt} tokens (prompt_truncated)` : ''}${o.out ? `; wrote ${o.out}` : ''}`);
       const limit = dec.maxLength !== undefined ? `at most ${dec.maxLength} tokens with the prompt (max_length)` : `at most ${dec.maxNewTokens} new tokens`;
@@ -303,12 +313,27 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
   }
 }
 
-/** The checkpoint's weight files, each with its size and modification time: what tells a changed model from the same one. */
-function weightFiles(dir: string): { file: string; bytes: number; mtime: number }[] {
-  return fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort().map((f) => {
-    const st = fs.statSync(path.join(dir, f));
-    return { file: f, bytes: st.size, mtime: Math.round(st.mtimeMs) };
-  });
+/**
+ * The files a checkpoint's completions depend on, each as "size:mtime" (a model changed in place is told
+ * from the same one without reading gigabytes): config.json, the tokenizer's files and the weights srk
+ * loads (model.safetensors, or the index and the shards it names).
+ */
+function modelFiles(dir: string): Record<string, string> {
+  const names = ['config.json', 'tokenizer.json', 'tokenizer.model', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'added_tokens.json'];
+  if (fs.existsSync(path.join(dir, SINGLE_FILE))) names.push(SINGLE_FILE);
+  else if (fs.existsSync(path.join(dir, INDEX_FILE))) {
+    names.push(INDEX_FILE);
+    try {
+      const map = (JSON.parse(fs.readFileSync(path.join(dir, INDEX_FILE), 'utf8')) as { weight_map?: Record<string, string> }).weight_map ?? {};
+      names.push(...new Set(Object.values(map).filter((f) => typeof f === 'string' && f === path.basename(f))));
+    } catch { /* loading the model names what is wrong with the index */ }
+  }
+  const out: Record<string, string> = {};
+  for (const f of names.sort()) {
+    const p = path.join(dir, f);
+    if (fs.existsSync(p)) { const st = fs.statSync(p); out[f] = `${st.size}:${Math.round(st.mtimeMs)}`; }
+  }
+  return out;
 }
 
 export const generateCommand: CommandModule = {

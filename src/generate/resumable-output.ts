@@ -4,7 +4,8 @@
 // command takes up after the last whole one: a prompt's completions depend only on the settings, the
 // prompt and its row's place in the file (generate.ts), so the rows left come out as they would have.
 // The settings must be the same (else it is refused, naming what differs), and each row already done
-// must still have the prompt it was made from (checked as the data is read again).
+// must still have the prompt it was made from (checked as the data is read again). OUT.partial.lock
+// (the writer's pid) keeps a second run off the same files while the first lives.
 import fs from 'node:fs';
 import path from 'node:path';
 import { userError } from '../errors.js';
@@ -12,63 +13,78 @@ import { userError } from '../errors.js';
 /** A line already written: its row's line in the data and its prompt. */
 export interface DoneRow { line: number; prompt: string }
 
+/** Settings' values, compared as JSON; `files` maps each file to its "size:mtime" (only the changed ones are named). */
+export type OutputSettings = Record<string, unknown> & { files?: Record<string, string> };
+
 export class ResumableOutput {
   private fd: number | null;
 
-  private constructor(readonly out: string, readonly partial: string, private readonly settingsFile: string, readonly done: DoneRow[], fd: number) {
+  private constructor(readonly out: string, readonly partial: string, private readonly settingsFile: string, private readonly lock: string,
+    readonly done: DoneRow[], fd: number) {
     this.fd = fd;
   }
 
   /**
    * The output for `out`: a new OUT.partial, or the one a run with the same settings left (its whole
-   * lines in `done`; a last line cut short is dropped).
+   * lines in `done`; a last line cut short is dropped). A partial without a whole line is started over.
    */
-  static open(out: string, settings: Record<string, unknown>): ResumableOutput {
-    fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
-    const partial = `${out}.partial`; const settingsFile = `${partial}.json`;
-    const wanted = JSON.stringify(settings, null, 1);
-    if (!fs.existsSync(partial)) {
-      fs.writeFileSync(settingsFile, `${wanted}\n`);
-      return new ResumableOutput(out, partial, settingsFile, [], fs.openSync(partial, 'w'));
+  static open(out: string, settings: OutputSettings): ResumableOutput {
+    try {
+      fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
+    } catch (e) {
+      throw userError(`--out ${out}: cannot make its directory (${(e as Error).message})`);
     }
-    let had: Record<string, unknown> | undefined;
-    try { had = JSON.parse(fs.readFileSync(settingsFile, 'utf8')) as Record<string, unknown>; } catch { had = undefined; }
-    if (!had) throw userError(`${partial} is there without its settings (${settingsFile}): delete it to start over`);
-    const differ = [...new Set([...Object.keys(settings), ...Object.keys(had)])]
-      .filter((k) => JSON.stringify(settings[k]) !== JSON.stringify(had![k]));
-    if (differ.length) {
-      throw userError(`${partial} holds the rows of a run with other settings (${differ.map((k) => `${k}: ${JSON.stringify(had![k])} then, ` +
-        `${JSON.stringify(settings[k])} now`).join('; ')}): run it as before to take it up, or delete it to start over`);
+    const partial = `${out}.partial`; const settingsFile = `${partial}.json`; const lock = `${partial}.lock`;
+    takeLock(lock, out);
+    try {
+      if (fs.existsSync(partial)) {
+        // Whole lines only: a line cut by a kill is dropped (and cut off the file before more are added).
+        const text = fs.readFileSync(partial, 'utf8');
+        const done: DoneRow[] = [];
+        let end = 0;
+        for (let at = text.indexOf('\n'); at >= 0; at = text.indexOf('\n', end)) {
+          let rec: { line?: unknown; prompt?: unknown };
+          try { rec = JSON.parse(text.slice(end, at)) as typeof rec; } catch { break; }
+          if (typeof rec.line !== 'number' || typeof rec.prompt !== 'string') break;
+          done.push({ line: rec.line, prompt: rec.prompt });
+          end = at + 1;
+        }
+        if (done.length > 0) {
+          let had: OutputSettings | undefined;
+          try { had = JSON.parse(fs.readFileSync(settingsFile, 'utf8')) as OutputSettings; } catch { had = undefined; }
+          if (!had) throw userError(`${partial} is there without its settings (${settingsFile}): delete it to start over`);
+          const differ = describeDifferences(had, settings);
+          if (differ.length) {
+            throw userError(`${partial} holds the rows of a run with other settings (${differ.join('; ')}): run it as before to take it up, ` +
+              'or delete it to start over');
+          }
+          const fd = fs.openSync(partial, 'r+');
+          fs.ftruncateSync(fd, Buffer.byteLength(text.slice(0, end)));
+          fs.closeSync(fd);
+          return new ResumableOutput(out, partial, settingsFile, lock, done, fs.openSync(partial, 'a'));
+        }
+      }
+      fs.writeFileSync(settingsFile, `${JSON.stringify(settings, null, 1)}\n`);
+      return new ResumableOutput(out, partial, settingsFile, lock, [], fs.openSync(partial, 'w'));
+    } catch (e) {
+      fs.rmSync(lock, { force: true });
+      throw e;
     }
-    // Whole lines only: a line cut by a kill is dropped (and cut off the file before more are added).
-    const text = fs.readFileSync(partial, 'utf8');
-    const done: DoneRow[] = [];
-    let end = 0;
-    for (let at = text.indexOf('\n'); at >= 0; at = text.indexOf('\n', end)) {
-      let rec: { line?: unknown; prompt?: unknown };
-      try { rec = JSON.parse(text.slice(end, at)) as typeof rec; } catch { break; }
-      if (typeof rec.line !== 'number' || typeof rec.prompt !== 'string') break;
-      done.push({ line: rec.line, prompt: rec.prompt });
-      end = at + 1;
-    }
-    const fd = fs.openSync(partial, 'r+');
-    fs.ftruncateSync(fd, Buffer.byteLength(text.slice(0, end)));
-    fs.closeSync(fd);
-    return new ResumableOutput(out, partial, settingsFile, done, fs.openSync(partial, 'a'));
   }
 
   /** Appends whole lines and makes them durable (a batch's, at a time). */
   write(text: string): void {
     if (this.fd === null) throw new Error(`${this.partial}: written after it was closed`);
-    fs.writeSync(this.fd, text);
+    fs.writeFileSync(this.fd, text); // (loops over short writes)
     fs.fsyncSync(this.fd);
   }
 
   /** Every row done: OUT.partial becomes OUT, its settings file goes. */
   commit(): void {
-    this.close();
+    if (this.fd !== null) { fs.closeSync(this.fd); this.fd = null; }
     fs.renameSync(this.partial, this.out);
     fs.rmSync(this.settingsFile, { force: true });
+    fs.rmSync(this.lock, { force: true });
   }
 
   /** Removes OUT.partial and its settings (a run that wrote nothing). */
@@ -81,5 +97,43 @@ export class ResumableOutput {
   /** Stopped before the end: the lines written stay in OUT.partial for the next run. */
   close(): void {
     if (this.fd !== null) { fs.closeSync(this.fd); this.fd = null; }
+    fs.rmSync(this.lock, { force: true });
   }
+}
+
+/** Creates the lock file with this process's pid; one whose process is gone (a SIGKILL) is taken over. */
+function takeLock(lock: string, out: string): void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(lock, `${process.pid}\n`, { flag: 'wx' });
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw userError(`--out ${out}: cannot create ${lock} (${(e as Error).message})`);
+    }
+    const pid = Number.parseInt(fs.readFileSync(lock, 'utf8'), 10);
+    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+      throw userError(`another srk generate (pid ${pid}) is writing ${out}: wait for it to end, or stop it (its rows stay in ${out}.partial)`);
+    }
+    fs.rmSync(lock, { force: true });
+  }
+  throw userError(`--out ${out}: ${lock} keeps appearing; is another srk generate starting?`);
+}
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+/** What differs between the settings a partial was made with and these, each as "key: then, now" (files by name). */
+function describeDifferences(had: OutputSettings, now: OutputSettings): string[] {
+  const out: string[] = [];
+  for (const k of [...new Set([...Object.keys(had), ...Object.keys(now)])]) {
+    if (k === 'files') {
+      const a = had.files ?? {}; const b = now.files ?? {};
+      const changed = [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((f) => a[f] !== b[f]).sort();
+      if (changed.length) out.push(`model files changed since: ${changed.join(', ')}`);
+    } else if (JSON.stringify(had[k]) !== JSON.stringify(now[k])) {
+      out.push(`${k}: ${JSON.stringify(had[k])} then, ${JSON.stringify(now[k])} now`);
+    }
+  }
+  return out;
 }

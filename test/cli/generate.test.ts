@@ -2,7 +2,7 @@
 // each row shape, decoding settings from generation_config.json and from flags, completions that do
 // not depend on the batch size, --samples lists, an atomic --out, and clear errors for bad input.
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -185,6 +185,36 @@ describe('srk generate', () => {
     expect(whole.stderr).toMatch(/temperature 1, .* seed 3/);
     expect(readFileSync(out, 'utf8')).toBe(whole.stdout);
   }, 120_000);
+
+  it('--out is one writer\'s: a live writer\'s lock refuses, a dead one\'s is taken over; a partial without rows starts over; changed model files are named', () => {
+    const model = modelCopy('gpt-neox-tiny');
+    const data = dataFile('few.jsonl', [{ prompt: 'one' }, { prompt: 'two' }]);
+    const dir = mkdtempSync(join(tmp, 'lock-'));
+    const out = join(dir, 'o.jsonl');
+    const flags = ['--model', model, '--data', data, '--max-new-tokens', '2', '--out', out];
+    writeFileSync(`${out}.partial.lock`, `${process.pid}\n`); // (this test's process: alive)
+    const busy = run(flags);
+    expect(busy.status).toBe(1);
+    expect(busy.stderr).toMatch(new RegExp(`another srk generate \\(pid ${process.pid}\\) is writing`));
+    writeFileSync(`${out}.partial.lock`, '2147483646\n'); // no such process
+    writeFileSync(`${out}.partial`, ''); // killed before its first row: no settings kept it
+    writeFileSync(`${out}.partial.json`, '{"seed": 99}');
+    const r = run(flags);
+    expect(r.status, r.stderr).toBe(0);
+    expect(readdirSync(dir)).toEqual(['o.jsonl']);
+    // A row written, then a bad row: the row is kept, and the message says to fix the data and run again.
+    const bad = dataFile('then-bad.jsonl', [{ prompt: 'one' }, { nothing: 2 }]);
+    const badFlags = ['--model', model, '--data', bad, '--max-new-tokens', '2', '--batch-size', '1', '--out', join(dir, 'b.jsonl')];
+    const stopped = run(badFlags);
+    expect(stopped.status).toBe(1);
+    expect(stopped.stderr).toMatch(/b\.jsonl\.partial keeps the 1 rows done: fix what the error names and run the same command to take up from there/);
+    // config.json rewritten since (the same bytes, a new time): refused, naming it; seed and top-k, which greedy decoding does not use, do not count.
+    const cfg = join(model, 'config.json');
+    utimesSync(cfg, new Date(), new Date(Date.now() + 5000));
+    const changed = run([...badFlags, '--seed', '5', '--top-k', '3']);
+    expect(changed.status).toBe(1);
+    expect(changed.stderr).toMatch(/holds the rows of a run with other settings \(model files changed since: config\.json\)/);
+  });
 
   it('a run that fails before writing a row leaves no files', () => {
     const dir = mkdtempSync(join(tmp, 'early-'));
