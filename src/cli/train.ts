@@ -38,6 +38,8 @@ export function trainFlags<T>(y: Argv<T>) {
     seed: { type: 'number', default: d.seed, describe: 'data order seed' },
     'eval-data': { type: 'string', describe: 'held-out pairs (one file or several, as for --data): margin, accuracy, augmented accuracy, chosen NLL, and correlations with judge scores; with --loss sft also SFT rows without a rejected response (their NLL per completion token)' },
     'eval-every': { type: 'number', default: d.evalEvery, describe: 'evaluate every N steps (0: at the start and the end only)' },
+    'eval-samples': { type: 'number', default: 0, describe: 'at each evaluation, also write the policy\'s greedy completions of the first N --eval-data prompts to OUT/samples.jsonl (the report shows them)' },
+    'eval-sample-tokens': { type: 'number', default: 64, describe: 'most new tokens of each --eval-samples completion' },
     'save-every': { type: 'number', default: d.saveEvery, describe: 'checkpoint every N steps, as transformers\' Trainer (a job killed without warning loses at most that many); 0: only at the end and on Ctrl-C or SIGTERM' },
     'cache-dir': { type: 'string', describe: 'where the reference log-probs are cached (default OUT/cache); runs given one directory (DPO beside Sr-DPO, a sweep over lambda: the same reference and data) compute them once' },
     out: { type: 'string', describe: 'run directory (metrics.jsonl, checkpoint/, report.html); default runs/<loss> (the demo: runs/demo)' },
@@ -103,7 +105,9 @@ export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {
   const atLeastZero = (k: string, why: string) => { if (!(num(k) >= 0) || !Number.isFinite(num(k))) refuse(`--${k} must be a number >= 0${why} (got ${a[k]})`); };
   for (const k of ['batch-size', 'micro-batch-size', 'max-length', 'max-prompt-length', 'epochs']) positive(k);
   if (a['max-steps'] !== undefined) positive('max-steps');
-  for (const k of ['warmup-steps', 'eval-every', 'save-every', 'seed']) count(k);
+  for (const k of ['warmup-steps', 'eval-every', 'save-every', 'seed', 'eval-samples']) count(k);
+  positive('eval-sample-tokens');
+  if (num('eval-samples') > 0 && a['eval-data'] === undefined) refuse('--eval-samples samples the prompts of --eval-data: give --eval-data too');
   if (!(num('beta') > 0) || !Number.isFinite(num('beta'))) refuse(`--beta must be > 0 (got ${a.beta})`);
   atLeastZero('lr', '');
   atLeastZero('lambda', ' (0 is DPO / IPO)');
@@ -122,7 +126,8 @@ export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {
     warmupSteps: num('warmup-steps'), lrSchedule: a['lr-schedule'] as LrSchedule, gradClip: num('grad-clip'), batchSize: num('batch-size'),
     microBatchSize: Math.min(num('micro-batch-size'), num('batch-size')), maxLength: num('max-length'),
     maxPromptLength: num('max-prompt-length'), epochs: num('epochs'), maxSteps: a['max-steps'] as number | undefined,
-    seed: num('seed'), evalData: dataFilesFlag(a, 'eval-data'), ...(a['cache-dir'] !== undefined ? { cacheDir: a['cache-dir'] as string } : {}), evalEvery: num('eval-every'), saveEvery: num('save-every'),
+    seed: num('seed'), evalData: dataFilesFlag(a, 'eval-data'), ...(a['cache-dir'] !== undefined ? { cacheDir: a['cache-dir'] as string } : {}), evalEvery: num('eval-every'),
+    ...(num('eval-samples') > 0 ? { evalSamples: num('eval-samples'), evalSampleTokens: num('eval-sample-tokens') } : {}), saveEvery: num('save-every'),
     out: (a.out as string | undefined) ?? `runs/${loss}`, resume: Boolean(a.resume), refinePrompt: a['refine-prompt'] as string,
     noEos: a.eos === false, completionsInContext: Boolean(a['completions-in-context']), skipBadRows: Boolean(a['skip-bad-rows']), plainProgress: Boolean(a['plain-progress']),
     adapter: a.adapter as string | undefined, precision: a.precision as Precision,

@@ -7,6 +7,7 @@
 import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { EVAL_COLUMNS, evalTableFromRows, formatCell, type EvalTableRow } from './eval-metrics.js';
+import { readSamples, type SampleRow } from './samples-log.js';
 import { RUN_CONFIG_FILE, readRunDir, writeFileAtomic, type EvalRow, type MetricsRow } from './metrics-log.js';
 import { readEvalPairs, type EvalPairs } from './eval-pairs.js';
 import { PALETTE, escapeXml, formatValue, renderLineChart, type MarkerSeries, type MarkerShape } from './svg-chart.js';
@@ -21,6 +22,8 @@ export interface ReportRun {
   config?: Record<string, unknown>;
   /** Per-pair numbers of its latest evaluation (eval-pairs.csv): the margin against score scatter. */
   evalPairs?: EvalPairs;
+  /** Its eval samples (samples.jsonl, --eval-samples): each prompt's first and latest completion. */
+  samples?: SampleRow[];
   color?: string;
 }
 
@@ -104,7 +107,8 @@ export function runsFromDirs(dirs: Array<{ name: string; dir: string }>): Report
       try { config = JSON.parse(fs.readFileSync(cfgPath, 'utf8')) as Record<string, unknown>; } catch { config = undefined; }
     }
     const evalPairs = readEvalPairs(dir);
-    return { name, metrics, eval: ev, config, ...(evalPairs ? { evalPairs } : {}) };
+    const samples = readSamples(dir);
+    return { name, metrics, eval: ev, config, ...(evalPairs ? { evalPairs } : {}), ...(samples ? { samples } : {}) };
   });
 }
 
@@ -169,6 +173,8 @@ export function renderReportHtml(opts: ReportOptions): string {
   parts.push('<h2>Evaluation</h2>', evalTableHtml(table));
   const scatter = marginScatter(opts.runs);
   if (scatter) parts.push(`<figure class="chart-box">${scatter}</figure>`);
+  const samples = samplesHtml(opts.runs);
+  if (samples) parts.push('<h2>Samples</h2>', samples);
   const cfg = configHtml(opts);
   if (cfg) parts.push('<h2>Configuration</h2>', cfg);
   parts.push('<p class="foot">Data: report.csv (all points of every run), report-eval.csv (the evaluation table).</p>');
@@ -201,6 +207,50 @@ function marginScatter(runs: ReportRun[]): string | undefined {
   if (markers.length === 0) return undefined;
   return renderLineChart({ id: 'margin-scatter', title: 'Margin β·h against judge score difference (latest evaluation)', xLabel: 'score chosen − score rejected',
     yLabel: 'margin', series: [], markers, pad: true }).svg;
+}
+
+/** Characters of a prompt shown (its end: what the completion follows) and of a completion. */
+const PROMPT_CHARS = 600; const COMPLETION_CHARS = 2000;
+
+/**
+ * Each sampled prompt (samples.jsonl) with every run's completions of it: its first evaluation's and its
+ * latest, greedy; undefined where no run has samples.
+ */
+function samplesHtml(runs: ReportRun[]): string | undefined {
+  const prompts = new Map<string, { prompt: string; where: string; chosen?: string; rows: string[] }>();
+  runs.forEach((r, i) => {
+    const byPrompt = new Map<string, SampleRow[]>();
+    for (const x of r.samples ?? []) {
+      const key = `${x.file ?? ''}\u0000${x.line ?? ''}\u0000${x.prompt}`;
+      byPrompt.set(key, [...(byPrompt.get(key) ?? []), x]);
+    }
+    for (const [key, xs] of byPrompt) {
+      const sorted = [...xs].sort((a, b) => a.step - b.step);
+      const first = sorted[0]; const last = sorted[sorted.length - 1];
+      let p = prompts.get(key);
+      if (!p) {
+        p = { prompt: first.prompt, where: first.file ? `${first.file}:${first.line}` : '', chosen: last.chosen, rows: [] };
+        prompts.set(key, p);
+      }
+      p.chosen ??= last.chosen; // (a run written before samples named it has none)
+      const cut = (t: string, n: number) => (t.length > n ? `${t.slice(0, n)}…` : t);
+      const row = (x: SampleRow, label: string) => `<tr><th scope="row"><span class="swatch" style="background:${runColor(r, i)}"></span>${esc(r.name)}</th>` +
+        `<td>${label} ${x.step}</td><td class="completion"><pre>${esc(cut(x.completion, COMPLETION_CHARS))}</pre>` +
+        `<span class="se">${x.completion_tokens} tokens, ${x.finish_reason === 'stop' ? 'ended by a stop token' : 'at the token limit'}</span></td></tr>`;
+      if (first !== last) p.rows.push(row(first, 'step'));
+      p.rows.push(row(last, first !== last ? 'latest, step' : 'step'));
+    }
+  });
+  if (prompts.size === 0) return undefined;
+  const blocks = [...prompts.values()].map((p) => {
+    const shown = p.prompt.length > PROMPT_CHARS ? `…${p.prompt.slice(p.prompt.length - PROMPT_CHARS)}` : p.prompt;
+    const chosen = p.chosen !== undefined
+      ? `<p class="note">the data's chosen response</p><pre class="chosen">${esc(p.chosen.length > COMPLETION_CHARS ? `${p.chosen.slice(0, COMPLETION_CHARS)}…` : p.chosen)}</pre>` : '';
+    return `<div class="sample"><p class="note">prompt${p.where ? ` (${esc(p.where)})` : ''}</p><pre class="prompt">${esc(shown)}</pre>${chosen}` +
+      `<table class="samples"><tbody>${p.rows.join('')}</tbody></table></div>`;
+  });
+  return '<p class="note">Greedy completions of the first --eval-data prompts at each evaluation (samples.jsonl): each run\'s first and latest.</p>' +
+    blocks.join('\n');
 }
 
 function runSummary(runs: ReportRun[], xKey: string): string {
@@ -345,6 +395,11 @@ tr.differs th { color: #b35900; }
 .swatch { display: inline-block; width: 12px; height: 12px; border-radius: 2px; margin-right: 6px; vertical-align: -1px; }
 .note, .foot, .empty { color: #666; font-size: 12px; }
 .se { color: #777; font-size: 11px; white-space: nowrap; }
+.sample { margin: 10px 0 18px; }
+.sample pre { white-space: pre-wrap; word-break: break-word; margin: 2px 0; font-size: 12px; }
+pre.prompt { background: #f0f0f0; padding: 6px 8px; border-radius: 3px; }
+pre.chosen { background: #eef6ee; padding: 4px 8px; border-radius: 3px; }
+table.samples td.completion { text-align: left; min-width: 420px; }
 .tip { position: fixed; pointer-events: none; background: rgba(255,255,255,0.96); border: 1px solid #999; border-radius: 3px; padding: 4px 7px; font-size: 12px; box-shadow: 0 1px 4px rgba(0,0,0,0.2); white-space: nowrap; }
 `;
 

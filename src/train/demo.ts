@@ -93,6 +93,7 @@ export async function runDemo(o: DemoOptions): Promise<{ report: string; interru
       const r = await train({
         ...base, model: sftModel, loss, name, optimizer: 'rmsprop', lr: 1e-4, warmupSteps: 5, beta: 0.1, lambda: 0.5,
         maxSteps: Math.round(60 * scale), evalData: data.eval, evalEvery: Math.max(1, Math.round(20 * scale)), out: dir,
+        evalSamples: 4, evalSampleTokens: 16,
       }, gpu);
       if (stopped(r, name)) return { report: '', interrupted: r.interrupted };
       runs.push({ name, dir });

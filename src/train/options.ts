@@ -60,6 +60,10 @@ export interface TrainOptions {
   /** Where the reference log-probs are cached (reference.ts); default OUT/cache. */
   cacheDir?: string;
   evalEvery: number;
+  /** At each evaluation, the policy's greedy completions of the first this many eval prompts (eval-samples.ts); 0: none. */
+  evalSamples?: number;
+  /** Most new tokens of each eval sample (default 64). */
+  evalSampleTokens?: number;
   saveEvery: number;
   out: string;
   resume: boolean;

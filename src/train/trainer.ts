@@ -15,7 +15,11 @@ import { lrFactor } from './lr-schedule.js';
 import { findCheckpoint, keepModel, loadOptimizerState, readTrainerState, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { checkSameTokenizer, loadPairsForModel } from './dataset.js';
 import { choosePrecisions } from './precision-choice.js';
-import { describeModel } from '../model/config.js';
+import { describeModel, loadModelConfig } from '../model/config.js';
+import { loadTokenizer } from '../model/tokenizer.js';
+import { generationDefaults } from '../generate/generation-config.js';
+import { EvalSampler } from './eval-samples.js';
+import { SAMPLES_FILE, appendSamples, trimSamples } from '../report/samples-log.js';
 import { pairsHash, referenceLogps, savePartialReference, weightsHash, type ReferenceLogps } from './reference.js';
 import { scorePairs } from './score.js';
 import { trainStep } from './step.js';
@@ -177,6 +181,18 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     const evalPairs = o.evalData
       ? await loadPairsForModel(o.model, o.evalData, settings, { augmented: true, sftIfAny: o.loss === 'sft' }, log, undefined, dataProgress) : undefined;
     const evalSft = evalPairs !== undefined && isSftPair(evalPairs[0]);
+    // --eval-samples: greedy completions of the first eval prompts at each evaluation, stopped as the
+    // checkpoint's generation_config.json says (eval-samples.ts).
+    let sampler: EvalSampler | undefined;
+    if (o.evalSamples && evalPairs) {
+      const tok = await loadTokenizer(o.model);
+      const { stopIds } = await generationDefaults(o.model, tok.eosTokenId);
+      sampler = new EvalSampler(evalPairs, o.evalSamples, {
+        maxNewTokens: o.evalSampleTokens ?? 64, stopIds, maxPositions: (await loadModelConfig(o.model)).maxPositions,
+        decode: (ids, skip) => tok.decode(ids, { skipSpecialTokens: skip }),
+      });
+      if (sampler.count < o.evalSamples) log(`note: --eval-samples ${o.evalSamples}, and --eval-data has ${sampler.count} rows: sampling those`);
+    }
     const both = o.evalData ? dataFileList(o.evalData).filter((f) => dataFileList(o.data).some((d) => path.resolve(d) === path.resolve(f))) : [];
     if (both.length) log(`note: ${both.join(', ')} ${both.length > 1 ? 'are' : 'is'} in --data and --eval-data: the evaluation is on training data`);
     // The step's precision, the augmented pass's (Sr losses, and the augmented accuracy of --eval-data pairs)
@@ -237,6 +253,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     const metrics = MetricsLog.open(o.out, state ? { resumeStep: step } : { fresh: true });
     // The per-pair numbers of an evaluation past the checkpoint go the way of its eval.jsonl line.
     if (state && (readEvalPairs(o.out)?.step ?? -1) > step) rmSync(path.join(o.out, EVAL_PAIRS_FILE), { force: true });
+    if (state) trimSamples(o.out, step); else rmSync(path.join(o.out, SAMPLES_FILE), { force: true });
     const snapshot = (): TrainerState => ({
       step, pairsSeen, epoch, position, seed: o.seed, dataHash, refHash, totalSteps, savedAt: new Date().toISOString(),
       options: Object.fromEntries(PINNED.map((k) => [k, o[k]])),
@@ -259,6 +276,14 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     };
     let lastEval: Record<string, unknown> | undefined;
     const evaluate = async () => {
+      await evaluateMetrics();
+      if (!sampler) return;
+      const rows = await sampler.sample(gpu, policy!.cfg, policy!.params, step, pairsSeen);
+      appendSamples(o.out, rows);
+      const first = rows[0].completion.replace(/\s+/g, ' ').trim();
+      log(`samples at step ${step}: ${rows.length} greedy completions in ${path.join(o.out, SAMPLES_FILE)} (the first: ${JSON.stringify(first.length > 60 ? `${first.slice(0, 60)}...` : first)})`);
+    };
+    const evaluateMetrics = async () => {
       if (evalPairs && evalSft) {
         const plain = await scorePairs(gpu, policy!.model, evalPairs, { microBatch: o.microBatchSize, onProgress: (d, t) => progress.update('eval', d, t) });
         const m = computeSftEvalMetrics(plain.chosen, plain.chosenTokens);

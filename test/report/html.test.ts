@@ -9,6 +9,7 @@ import { computeEvalMetrics, computeSftEvalMetrics, toEvalRow, type EvalTableRow
 import { csvField, renderReportHtml, runsFromDirs, writeReport, type ReportRun } from '../../src/report/html.js';
 import { readRunDir, type EvalRow, type MetricsRow } from '../../src/report/metrics-log.js';
 import { writeEvalPairs } from '../../src/report/eval-pairs.js';
+import { appendSamples, readSamples, trimSamples } from '../../src/report/samples-log.js';
 import { downsample, ema, finitePoints, formatTick, niceTicks, renderLineChart } from '../../src/report/svg-chart.js';
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'srk-report-'));
@@ -254,6 +255,34 @@ describe('HTML report', () => {
     // Not a file of ours: no scatter, no error.
     fs.writeFileSync(path.join(without, 'eval-pairs.csv'), 'a,b\n1,2\n');
     expect(runsFromDirs([{ name: 'x', dir: without }])[0].evalPairs).toBeUndefined();
+  });
+
+  it('eval samples (samples.jsonl): each prompt with each run\'s first and latest completion, escaped; a resume drops those past its step', () => {
+    const dir = tmpDir();
+    const a = path.join(dir, 'a'); const b = path.join(dir, 'b');
+    fs.mkdirSync(a); fs.mkdirSync(b);
+    const row = (step: number, line: number, prompt: string, completion: string) =>
+      ({ step, pairs_seen: step * 8, file: 'eval.jsonl', line, prompt, completion, finish_reason: 'stop' as const, completion_tokens: 3 });
+    appendSamples(a, [row(0, 1, 'Q <b>1</b>', 'start'), row(0, 2, 'x'.repeat(700) + 'END', 'two')]);
+    appendSamples(a, [row(5, 1, 'Q <b>1</b>', 'middle'), row(5, 2, 'x'.repeat(700) + 'END', 'two again')]);
+    appendSamples(a, [row(9, 1, 'Q <b>1</b>', 'late <i>')]);
+    fs.appendFileSync(path.join(a, 'samples.jsonl'), '{"step": 12, "pro'); // a line cut by a kill
+    appendSamples(b, [{ ...row(3, 1, 'Q <b>1</b>', 'other run'), chosen: 'the <good> one' }]);
+    const runs = runsFromDirs([{ name: 'A', dir: a }, { name: 'B', dir: b }]);
+    expect(runs[0].samples!.map((x) => x.step)).toEqual([0, 0, 5, 5, 9]);
+    const html = renderReportHtml({ title: 's', runs });
+    const section = html.slice(html.indexOf('<h2>Samples</h2>'), html.indexOf('<h2>Configuration</h2>') >= 0 ? html.indexOf('<h2>Configuration</h2>') : undefined);
+    expect(section).toContain('<pre class="prompt">Q &lt;b&gt;1&lt;/b&gt;</pre>');
+    // Prompt 1: A's step 0 and latest (9), then B's only sample; the middle one (5) is not shown.
+    expect(section).toMatch(/A<\/th><td>step 0<\/td><td class="completion"><pre>start<\/pre>.*A<\/th><td>latest, step 9<\/td><td class="completion"><pre>late &lt;i&gt;<\/pre>.*B<\/th><td>step 3<\/td><td class="completion"><pre>other run<\/pre>/s);
+    expect(section).not.toContain('middle');
+    expect(section).toContain('<pre class="chosen">the &lt;good&gt; one</pre>');
+    // A long prompt shows its end.
+    expect(section).toContain(`<pre class="prompt">…${'x'.repeat(597)}END</pre>`);
+    // Resumed from step 5: the samples of step 9 go.
+    trimSamples(a, 5);
+    expect(readSamples(a)!.map((x) => x.step)).toEqual([0, 0, 5, 5]);
+    expect(renderReportHtml({ title: 'none', runs: [{ name: 'n', metrics: [] }] })).not.toContain('<h2>Samples</h2>');
   });
 
   it('builds from run directories (metrics.jsonl/eval.jsonl) and computes the eval table from eval rows', () => {

@@ -1,0 +1,41 @@
+// OUT/samples.jsonl (--eval-samples K): at each evaluation, the policy's greedy completions of the first
+// K prompts of --eval-data, at most --eval-sample-tokens new tokens each (src/generate/), one line per
+// prompt: {step, pairs_seen, file, line, prompt, completion, finish_reason, completion_tokens, chosen (the data's
+// chosen response, for comparison)}. What the
+// margins do not show: what the policy writes, from the first evaluation (the model it starts from) on,
+// as TRL's generate_during_eval logs them. The report shows each prompt's first and latest completion.
+// Greedy, so a resumed run writes what an uninterrupted one does; lines past a resumed checkpoint go.
+import type { Gpu } from '../engine/gpu.js';
+import type { ModelShape } from '../model/context.js';
+import type { Params } from '../model/params.js';
+import type { TokenizedPair } from '../data/tokenize-pairs.js';
+import { generateBatch } from '../generate/generate.js';
+import type { SampleRow } from '../report/samples-log.js';
+
+export interface EvalSamplerOptions {
+  maxNewTokens: number; stopIds: readonly number[]; maxPositions?: number;
+  /** Text of token ids: the prompt as the model reads it (special tokens kept), the completion without them. */
+  decode: (ids: readonly number[], skipSpecial: boolean) => string;
+}
+
+/** The first `k` eval pairs' prompts, sampled greedily at each evaluation. */
+export class EvalSampler {
+  private readonly prompts: { ids: number[]; text: string; chosen: string; file: string | null; line: number | null }[];
+
+  constructor(pairs: readonly TokenizedPair[], k: number, private readonly o: EvalSamplerOptions) {
+    this.prompts = pairs.slice(0, k).map((p) => ({
+      ids: p.promptIds, text: o.decode(p.promptIds, false), chosen: o.decode(p.chosenIds, true), file: p.source?.file ?? null, line: p.source?.line ?? null,
+    }));
+  }
+
+  get count(): number { return this.prompts.length; }
+
+  async sample(gpu: Gpu, cfg: ModelShape, params: Params, step: number, pairsSeen: number): Promise<SampleRow[]> {
+    const gens = await generateBatch(gpu, cfg, params, this.prompts.map((p, i) => ({ ids: p.ids, stream: i })),
+      { temperature: 0, topK: 0, topP: 1, seed: 0, maxNewTokens: this.o.maxNewTokens, stopIds: this.o.stopIds, maxPositions: this.o.maxPositions });
+    return gens.map((g, i) => ({
+      step, pairs_seen: pairsSeen, file: this.prompts[i].file, line: this.prompts[i].line, prompt: this.prompts[i].text,
+      completion: this.o.decode(g.ids, true), finish_reason: g.finish, completion_tokens: g.ids.length, chosen: this.prompts[i].chosen,
+    }));
+  }
+}
