@@ -15,7 +15,7 @@ import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { embeddingForward } from '../kernels/embedding.js';
 import { normForward } from '../kernels/layernorm.js';
-import { kvAppend } from '../kernels/kv-cache.js';
+import { kvAppend, kvCopy } from '../kernels/kv-cache.js';
 import { attentionCached, CACHED_ATTENTION_MAX_DH } from '../kernels/attention-cached.js';
 import { linearForward } from '../model/linear.js';
 import { gatherRows } from '../model/rows.js';
@@ -103,6 +103,30 @@ export class Decoder {
     } finally {
       gpu.pool.release(xs, h, rstd, mean, logits, t.ids, t.positions, t.slots, t.want);
     }
+  }
+
+  /**
+   * Row `from`'s first `length` tokens' keys and values copied to each row of `to`, in every layer: a
+   * prompt run once for several rows (its samples), which then go on from position `length`.
+   */
+  copyPrefix(from: number, to: readonly number[], length: number): void {
+    const { gpu, Tmax } = this;
+    if (to.length === 0 || length === 0) return;
+    if (length > Tmax || to.includes(from)) throw new RangeError(`Decoder.copyPrefix: ${length} tokens from row ${from} to rows ${to.join(', ')}`);
+    const pairs = new Uint32Array(2 * to.length * length);
+    to.forEach((row, k) => {
+      for (let pos = 0; pos < length; pos++) {
+        const i = k * length + pos;
+        pairs[2 * i] = from * Tmax + pos; pairs[2 * i + 1] = row * Tmax + pos;
+      }
+    });
+    const t = gpu.tensor([pairs.length], pairs, 'u32', 'gen_copy_pairs');
+    const width = this.cfg.numKvHeads * this.cfg.headDim;
+    for (let l = 0; l < this.cfg.numLayers; l++) {
+      kvCopy(gpu, { cache: this.k[l], pairs: t, n: to.length * length, width });
+      kvCopy(gpu, { cache: this.v[l], pairs: t, n: to.length * length, width });
+    }
+    gpu.pool.release(t);
   }
 
   /** Returns the cache to the pool. */

@@ -53,19 +53,36 @@ export async function generateBatch(gpu: Gpu, cfg: ModelShape, params: Params, p
   const out: Generation[] = prompts.map(() => ({ ids: [], finish: 'length' }));
   const dec = new Decoder(gpu, cfg, params, B, Tmax);
   try {
-    // Prefill: every prompt token; the logits of each prompt's last.
-    let tokens: DecodeToken[] = prompts.flatMap((p, row) => p.ids.map((id, pos) => ({ row, pos, id })));
+    // Prefill: every prompt token; the logits of each prompt's last. Rows with the same prompt (a
+    // prompt's samples) share its pass: it runs on the first of them, its keys and values are copied to
+    // the others, and all draw their first token from its logits.
+    const leaderOf = new Map<string, number>();
+    const lead = prompts.map((p, b) => {
+      const key = p.ids.join(',');
+      if (!leaderOf.has(key)) leaderOf.set(key, b);
+      return leaderOf.get(key)!;
+    });
+    const leaders = [...leaderOf.values()];
+    let tokens: DecodeToken[] = leaders.flatMap((row) => prompts[row].ids.map((id, pos) => ({ row, pos, id })));
     let want: number[] = [];
-    let rows: number[] = prompts.map((_, b) => b);
     let at = 0;
-    for (const p of prompts) { at += p.ids.length; want.push(at - 1); }
+    for (const row of leaders) { at += prompts[row].ids.length; want.push(at - 1); }
+    const leaderLogits = new Map(leaders.map((row, k) => [row, k]));
+    let rows: number[] = prompts.map((_, b) => b);
+    let logitRow = (row: number, _k: number) => leaderLogits.get(lead[row])!;
     const V = cfg.vocabSize;
-    for (;;) {
+    for (let first = true; ; first = false) {
       const logits = await dec.step(tokens, want);
+      if (first) {
+        for (const leader of leaders) {
+          const followers = prompts.map((_, b) => b).filter((b) => b !== leader && lead[b] === leader);
+          dec.copyPrefix(leader, followers, prompts[leader].ids.length);
+        }
+      }
       const next: DecodeToken[] = []; const nextRows: number[] = [];
       rows.forEach((row, k) => {
         if (limit[row] === 0) return; // (max_length: no room after the prompt; 'length', empty)
-        const id = sampleToken(logits, k * V, V, o, rngs[row]);
+        const id = sampleToken(logits, logitRow(row, k) * V, V, o, rngs[row]);
         const g = out[row];
         if (stop.has(id)) { g.finish = 'stop'; return; }
         g.ids.push(id);
@@ -74,7 +91,7 @@ export async function generateBatch(gpu: Gpu, cfg: ModelShape, params: Params, p
       });
       onToken?.();
       if (next.length === 0) break;
-      tokens = next; rows = nextRows; want = next.map((_, i) => i);
+      tokens = next; rows = nextRows; want = next.map((_, i) => i); logitRow = (_row, k) => k;
     }
   } finally {
     dec.free();

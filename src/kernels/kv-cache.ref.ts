@@ -10,3 +10,10 @@ export function kvAppendRef(src: ArrayLike<number>, slots: ArrayLike<number>, ca
   }
   return out;
 }
+
+/** Reference for kvCopy: cache (a copy) with row dst set to row src for each pair, width values a row. */
+export function kvCopyRef(cache: ArrayLike<number>, pairs: ArrayLike<number>, width: number): Float64Array {
+  const out = Float64Array.from(cache);
+  for (let i = 0; 2 * i < pairs.length; i++) for (let e = 0; e < width; e++) out[pairs[2 * i + 1] * width + e] = cache[pairs[2 * i] * width + e];
+  return out;
+}

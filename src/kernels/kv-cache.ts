@@ -63,3 +63,47 @@ export function kvAppend(gpu: Gpu, a: KvAppendArgs): void {
   const params = new ParamWriter().u32(N, heads, Dh, ws.base + off, ts, hs, wi.base, wc.base).bytes();
   gpu.recorder.dispatch(gpu.kernels.get(KV_APPEND), [ws.range, wi.range, wc.range], params, grid(N));
 }
+
+const KV_COPY: KernelDef = {
+  name: 'kv_copy',
+  bindings: ['read', 'rw'],
+  uniform: true,
+  code: /* wgsl */ `
+struct Params { n: u32, width: u32, pairBase: u32, cacheBase: u32 };
+@group(0) @binding(0) var<storage, read> pairs: array<u32>;
+@group(0) @binding(1) var<storage, read_write> cache: array<f32>;
+@group(0) @binding(2) var<uniform> p: Params;
+// One workgroup per (source, destination) slot pair.
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let i = wg.x + wg.y * nwg.x;
+  if (i >= p.n) { return; }
+  let src = p.cacheBase + pairs[p.pairBase + 2u * i] * p.width;
+  let dst = p.cacheBase + pairs[p.pairBase + 2u * i + 1u] * p.width;
+  for (var e = li; e < p.width; e += ${WG}u) { cache[dst + e] = cache[src + e]; }
+}`,
+};
+
+export interface KvCopyArgs {
+  /** [S, width] f32. */
+  cache: Tensor;
+  /** [n, 2] u32 (source slot, destination slot); no slot is both a source and a destination. */
+  pairs: Tensor;
+  n: number; width: number;
+}
+
+/**
+ * cache[dst] = cache[src] for each slot pair, in place: a prompt run once whose keys and values serve
+ * several rows (srk generate --samples, generate.ts). One read_write binding, since WebGPU copies no
+ * buffer onto itself; sources are never destinations, so there is no race.
+ */
+export function kvCopy(gpu: Gpu, a: KvCopyArgs): void {
+  const { cache, pairs, n, width } = a;
+  if (cache.dtype !== 'f32' || pairs.dtype !== 'u32') throw new TypeError(`kvCopy: cache ${cache} must be f32 and pairs ${pairs} u32`);
+  if (pairs.numel < 2 * n || cache.numel % width !== 0) throw new RangeError(`kvCopy: pairs ${pairs} or cache ${cache} do not fit n=${n} width=${width}`);
+  if (n === 0) return;
+  const wp = windowOf(gpu, pairs); const wc = windowOf(gpu, cache);
+  const params = new ParamWriter().u32(n, width, wp.base, wc.base).bytes();
+  gpu.recorder.dispatch(gpu.kernels.get(KV_COPY), [wp.range, wc.range], params, grid(n));
+}
+

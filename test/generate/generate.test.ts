@@ -57,6 +57,26 @@ describe(`generation (seed ${rng.seed})`, () => {
     m.params.free();
   });
 
+  it('rows with the same prompt share its pass (run once, its keys and values copied) and draw as if each ran alone', async () => {
+    const gpu = await getGpu();
+    const m = await loadModel(gpu, resolve(FIX, 'mistral-tiny'));
+    const cfg = { ...m.cfg, slidingWindow: 5 };
+    const V = cfg.vocabSize;
+    const p = Array.from({ length: 9 }, () => 1 + rng.int(V - 1)); const q = Array.from({ length: 4 }, () => 1 + rng.int(V - 1));
+    const prompts = [p, p, q, p, q].map((ids, i) => ({ ids, stream: 20 + i }));
+    const o = { ...greedy, temperature: 1, topK: 0, topP: 1, seed: rng.int(1e6), maxNewTokens: 7 };
+    const stepTokens: number[] = [];
+    const step = Decoder.prototype.step;
+    Decoder.prototype.step = function (tokens, want) { stepTokens.push(tokens.length); return step.call(this, tokens, want); };
+    let shared;
+    try { shared = await generateBatch(gpu, cfg, m.params, prompts, o); } finally { Decoder.prototype.step = step; }
+    expect(stepTokens[0]).toBe(p.length + q.length); // the prompt pass ran each prompt once
+    const alone = [];
+    for (const x of prompts) alone.push((await generateBatch(gpu, cfg, m.params, [x], o))[0]);
+    expect(shared).toEqual(alone);
+    m.params.free();
+  });
+
   it('a stop token ends a row (and is left out); the model\'s last position ends it too', async () => {
     const gpu = await getGpu();
     const m = await loadModel(gpu, resolve(FIX, 'gpt-neox-tiny'));

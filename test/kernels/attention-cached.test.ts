@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { getGpu, relErr } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
-import { kvAppend } from '../../src/kernels/kv-cache.js';
-import { kvAppendRef } from '../../src/kernels/kv-cache.ref.js';
+import { kvAppend, kvCopy } from '../../src/kernels/kv-cache.js';
+import { kvAppendRef, kvCopyRef } from '../../src/kernels/kv-cache.ref.js';
 import { attentionCached } from '../../src/kernels/attention-cached.js';
 import { attentionCachedRef } from '../../src/kernels/attention-cached.ref.js';
 
@@ -21,6 +21,17 @@ describe(`key/value cache and attention over it (seed ${rng.seed})`, () => {
     const t = { src: gpu.tensor([N, ts], src), slots: gpu.tensor([N], slots, 'u32'), cache: gpu.tensor([S, heads, Dh], cache0) };
     kvAppend(gpu, { src: { tensor: t.src, offset: off, tokenStride: ts, headStride: hs }, slots: t.slots, cache: t.cache, N, heads, Dh });
     expect(await gpu.readF32(t.cache)).toEqual(f32(kvAppendRef(src, slots, cache0, { heads, Dh, offset: off, tokenStride: ts, headStride: hs })));
+    gpu.pool.release(...Object.values(t));
+  });
+
+  it('kvCopy copies slots in place (sources never destinations), the rest untouched', async () => {
+    const gpu = await getGpu();
+    const width = 70; const S = 19;
+    const cache0 = f32(rng.array(S * width));
+    const pairs = Uint32Array.from([3, 0, 3, 7, 11, 18, 2, 5]);
+    const t = { cache: gpu.tensor([S, width], cache0), pairs: gpu.tensor([pairs.length], pairs, 'u32') };
+    kvCopy(gpu, { cache: t.cache, pairs: t.pairs, n: 4, width });
+    expect(await gpu.readF32(t.cache)).toEqual(f32(kvCopyRef(cache0, pairs, width)));
     gpu.pool.release(...Object.values(t));
   });
 
