@@ -13,7 +13,7 @@ import type { CommandModule } from 'yargs';
 import { JsonlRowError, countDataRows, iterateJsonl, type JsonObject } from '../data/read-jsonl.js';
 import { PairTokenizer } from '../data/tokenize-pairs.js';
 import { loadTokenizer, textTokenizer, type SrkTokenizer } from '../model/tokenizer.js';
-import { loadModel } from '../model/load.js';
+import { checkpointFileStamps, loadModel } from '../model/load.js';
 import { loadModelConfig } from '../model/config.js';
 import { PromptReader, type RowPrompt } from '../generate/prompts.js';
 import { generateBatch, type GenerateOptions, type Generation } from '../generate/generate.js';
@@ -21,10 +21,9 @@ import { checkSampling } from '../generate/sample.js';
 import { Progress } from '../train/progress.js';
 import { checkPathFlag, dataFilesFlag, withGpu } from './run.js';
 import { freeModel } from './logprobs.js';
-import { ResumableOutput } from '../generate/resumable-output.js';
+import { ResumableOutput, keepOnSignal } from '../generate/resumable-output.js';
 import { generationDefaults, type GenerationDefaults } from '../generate/generation-config.js';
 import { dataError, isUserFacing, userError } from '../errors.js';
-import { INDEX_FILE, SINGLE_FILE } from '../model/safetensors.js';
 import { PAPER_REFINE_PROMPT } from '../train/options.js';
 
 export interface GenerateCliOptions {
@@ -125,21 +124,15 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
   // (Greedy decoding draws nothing: seed, top-k and top-p change none of its lines.)
   const greedy = dec.temperature === 0;
   const sink = o.out ? ResumableOutput.open(o.out, {
-    files: modelFiles(o.model), samples: o.samples, temperature: dec.temperature,
+    files: checkpointFileStamps(o.model), samples: o.samples, temperature: dec.temperature,
     seed: greedy ? null : o.seed, top_k: greedy ? null : dec.topK, top_p: greedy ? null : dec.topP,
     max_new_tokens: dec.maxNewTokens, max_length: dec.maxLength ?? null, stop_ids: defaults.stopIds, max_prompt_length: maxPrompt,
     augmented: o.augmented, refine_prompt: o.augmented ? o.refinePrompt : null,
   }) : undefined;
   if (sink?.done.length) log(`taking up ${sink.partial}: ${sink.done.length} of ${total} rows done by an earlier run`);
   let written = 0; // rows this run wrote
-  const kept = () => (sink ? `${sink.partial} keeps the ${sink.done.length + written} rows done: the same command takes up from there` : '');
   // Ctrl-C / SIGTERM: the rows written stay for the next run (exit 130 / 143).
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (sink && sink.done.length + written === 0) sink.discard(); else sink?.close();
-    progress.log(`stopped by ${signal}${sink && sink.done.length + written > 0 ? `; ${kept()}` : ''}`);
-    process.exit(signal === 'SIGINT' ? 130 : 143);
-  };
-  process.once('SIGINT', onSignal); process.once('SIGTERM', onSignal);
+  const release = keepOnSignal(sink, () => (sink?.done.length ?? 0) + written, log);
   try {
     // No kernel tuning: it would time candidate kernels on the first calls of each shape and keep the
     // fastest, so a completion could depend, in its logits' last bits, on what ran before it.
@@ -212,8 +205,7 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
           throw userError(`${sink.partial} holds ${sink.done.length} rows and ${o.data} has ${rowsDone} now (the data changed): delete it to start over`);
         }
         sink?.commit();
-        // OUT is whole: a signal from here on has nothing to keep.
-        process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal);
+        release(); // (OUT is whole: a signal from here on has nothing to keep)
       } catch (e) {
         sink?.close();
         if (sink && sink.done.length + written > 0) {
@@ -239,31 +231,8 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
     if (sink && sink.done.length + written === 0) sink.discard(); // (nothing to take up: no files left behind)
     throw e;
   } finally {
-    process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal);
+    release();
   }
-}
-
-/**
- * The files a checkpoint's completions depend on, each as "size:mtime" (a model changed in place is told
- * from the same one without reading gigabytes): config.json, the tokenizer's files and the weights srk
- * loads (model.safetensors, or the index and the shards it names).
- */
-function modelFiles(dir: string): Record<string, string> {
-  const names = ['config.json', 'tokenizer.json', 'tokenizer.model', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'added_tokens.json'];
-  if (fs.existsSync(path.join(dir, SINGLE_FILE))) names.push(SINGLE_FILE);
-  else if (fs.existsSync(path.join(dir, INDEX_FILE))) {
-    names.push(INDEX_FILE);
-    try {
-      const map = (JSON.parse(fs.readFileSync(path.join(dir, INDEX_FILE), 'utf8')) as { weight_map?: Record<string, string> }).weight_map ?? {};
-      names.push(...new Set(Object.values(map).filter((f) => typeof f === 'string' && f === path.basename(f))));
-    } catch { /* loading the model names what is wrong with the index */ }
-  }
-  const out: Record<string, string> = {};
-  for (const f of names.sort()) {
-    const p = path.join(dir, f);
-    if (fs.existsSync(p)) { const st = fs.statSync(p); out[f] = `${st.size}:${Math.round(st.mtimeMs)}`; }
-  }
-  return out;
 }
 
 export const generateCommand: CommandModule = {

@@ -9,7 +9,8 @@
 // The input is streamed: rows are read and tokenized in blocks (one block ahead of the scoring, on
 // worker threads where a block is big enough), scored one micro-batch at a time, and each finished
 // micro-batch is written out at once, so a large file is never held in memory. Results go
-// to stdout (or atomically to --out); progress and the data report go to stderr.
+// to stdout, or to --out through OUT.partial, which a stopped run leaves for the same command to take
+// up (src/generate/resumable-output.ts); progress and the data report go to stderr.
 import fs from 'node:fs';
 import type { Argv, CommandModule } from 'yargs';
 import type { Gpu } from '../engine/gpu.js';
@@ -19,7 +20,7 @@ import { PairTokenizer, formatTokenizeStats, tokenizeRows, type TokenizedPair } 
 import type { RowOutcome } from '../data/tokenize-parallel.js';
 import type { PreferenceRow } from '../data/preference-rows.js';
 import { loadTokenizer } from '../model/tokenizer.js';
-import { loadModel, type LoadedModel } from '../model/load.js';
+import { checkpointFileStamps, loadModel, type LoadedModel } from '../model/load.js';
 import { loadModelConfig } from '../model/config.js';
 import { textTokenizer } from '../model/tokenizer.js';
 import { scorePairs } from '../train/score.js';
@@ -27,8 +28,8 @@ import { Progress } from '../train/progress.js';
 import { PAPER_REFINE_PROMPT, TRAIN_DEFAULTS } from '../train/options.js';
 import { checkPathFlag, dataFilesFlag, withGpu } from './run.js';
 import { dataFileList, type DataFiles } from '../data/data-files.js';
-import { dataError, userError } from '../errors.js';
-import { LineSink } from './line-sink.js';
+import { dataError, isUserFacing, userError } from '../errors.js';
+import { ResumableOutput, fileStamp, keepOnSignal } from '../generate/resumable-output.js';
 
 /** Flags shared by `srk logprobs` and `srk eval`: how pairs are tokenized and scored. */
 export function scoringFlags<T>(y: Argv<T>) {
@@ -102,83 +103,105 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
   }
   const total = await countDataRows(o.data).catch((e) => { throw dataError(e); });
   if (total === 0) throw userError(`${o.data}: no pairs (an empty file)`); // before a model loads for nothing
-
-  await withGpu({ adapter: o.adapter }, async (gpu) => {
-    const t0 = performance.now();
-    const lm = await loadModel(gpu, o.model);
-    const sink = new LineSink(o.out);
-    let done = 0;
-    try {
-      const flush = async (chunk: TokenizedPair[]) => {
-        if (chunk.length === 0) return;
-        const opts = { microBatch: chunk.length, pairName: (k: number) => (read.unit === 'row' ? `${o.data}: row ${lines[k]}` : `${o.data}:${lines[k]}`) };
-        const plain = await scorePairs(gpu, lm.model, chunk, opts);
-        const aug = o.augmented ? await scorePairs(gpu, lm.model, chunk, { ...opts, augmented: true }) : undefined;
-        let text = '';
-        for (let i = 0; i < chunk.length; i++) {
-          const rec: Record<string, number> = {
-            chosen_logp: plain.chosen[i], rejected_logp: plain.rejected[i],
-            chosen_tokens: plain.chosenTokens[i], rejected_tokens: plain.rejectedTokens[i],
-          };
-          if (aug) { rec.chosen_logp_aug = aug.chosen[i]; rec.rejected_logp_aug = aug.rejected[i]; }
-          text += `${JSON.stringify(rec)}\n`;
-        }
-        await sink.write(text);
-        done += chunk.length;
-        progress.update('logprobs', done, total);
-      };
-      let chunk: TokenizedPair[] = [];
-      let lines: number[] = []; // the chunk's lines (rows) in the data file
-      const read = newJsonlStats(); // read.unit: lines of JSONL or rows of Parquet
-      // Rows are read in blocks; a block is tokenized (on worker threads where it is big enough:
-      // tokenize-parallel.ts) while the one before it is scored, so a GPU does not wait on the BPE.
-      const rowsIn = iterateJsonl(o.data, preferenceValidator(normalizer), {}, read)[Symbol.asyncIterator]();
-      const readBlock = async (): Promise<RowBlock | undefined> => {
-        const block: RowBlock = { rows: [], lines: [] };
-        while (block.rows.length < BLOCK_ROWS) {
-          const r = await rowsIn.next();
-          if (r.done) break;
-          block.rows.push(r.value.value); block.lines.push(r.value.line);
-        }
-        return block.rows.length ? block : undefined;
-      };
-      const tokenizeBlock = (block: RowBlock): Promise<RowOutcome[]> => {
-        const done = tokenizeRows(block.rows, tt, tokenizer, tokOpts);
-        done.catch(() => { /* awaited in order below; a block after a failed one is never awaited */ });
-        return done;
-      };
+  // --out: lines kept in OUT.partial as they are made; a run stopped before the end is taken up by the
+  // same command (resumable-output.ts). The data file's size and time stand for its rows.
+  const sink = o.out ? ResumableOutput.open(o.out, {
+    files: checkpointFileStamps(o.model), data: fileStamp(o.data), augmented: o.augmented, refine_prompt: o.augmented ? o.refinePrompt : null,
+    no_eos: o.noEos, in_context: o.inContext, max_length: o.maxLength, max_prompt_length: o.maxPromptLength,
+  }) : undefined;
+  const skip = sink?.done.length ?? 0;
+  if (sink && skip) log(`taking up ${sink.partial}: ${skip} of ${total} rows done by an earlier run`);
+  let done = 0; // pairs this run scored
+  const release = keepOnSignal(sink, () => skip + done, log);
+  try {
+    await withGpu({ adapter: o.adapter }, async (gpu) => {
+      const t0 = performance.now();
+      const lm = await loadModel(gpu, o.model);
       try {
-        let block = await readBlock();
-        let outcomes = block && tokenizeBlock(block);
-        while (block) {
-          const next = await readBlock();
-          const nextOutcomes = next && tokenizeBlock(next);
-          const out = await outcomes!;
-          for (let i = 0; i < out.length; i++) {
-            const oc = out[i];
-            if ('error' in oc) throw new JsonlRowError(o.data, block.lines[i], oc.error, read.unit);
-            chunk.push(oc);
-            lines.push(block.lines[i]);
-            if (chunk.length >= o.microBatchSize) { await flush(chunk); chunk = []; lines = []; }
+        const flush = async (chunk: TokenizedPair[]) => {
+          if (chunk.length === 0) return;
+          const opts = { microBatch: chunk.length, pairName: (k: number) => (read.unit === 'row' ? `${o.data}: row ${lines[k]}` : `${o.data}:${lines[k]}`) };
+          const plain = await scorePairs(gpu, lm.model, chunk, opts);
+          const aug = o.augmented ? await scorePairs(gpu, lm.model, chunk, { ...opts, augmented: true }) : undefined;
+          let text = '';
+          for (let i = 0; i < chunk.length; i++) {
+            const rec: Record<string, number> = {
+              chosen_logp: plain.chosen[i], rejected_logp: plain.rejected[i],
+              chosen_tokens: plain.chosenTokens[i], rejected_tokens: plain.rejectedTokens[i],
+            };
+            if (aug) { rec.chosen_logp_aug = aug.chosen[i]; rec.rejected_logp_aug = aug.rejected[i]; }
+            text += `${JSON.stringify(rec)}\n`;
           }
-          block = next; outcomes = nextOutcomes;
+          if (sink) sink.write(text);
+          else if (!process.stdout.write(text)) await new Promise<void>((resolve) => process.stdout.once('drain', () => resolve()));
+          done += chunk.length;
+          progress.update('logprobs', skip + done, total);
+        };
+        let chunk: TokenizedPair[] = [];
+        let lines: number[] = []; // the chunk's lines (rows) in the data file
+        const read = newJsonlStats(); // read.unit: lines of JSONL or rows of Parquet
+        // Rows are read in blocks; a block is tokenized (on worker threads where it is big enough:
+        // tokenize-parallel.ts) while the one before it is scored, so a GPU does not wait on the BPE.
+        const rowsIn = iterateJsonl(o.data, preferenceValidator(normalizer), {}, read)[Symbol.asyncIterator]();
+        let skipped = 0; // rows an earlier run scored (OUT.partial's lines)
+        const readBlock = async (): Promise<RowBlock | undefined> => {
+          const block: RowBlock = { rows: [], lines: [] };
+          while (block.rows.length < BLOCK_ROWS) {
+            const r = await rowsIn.next();
+            if (r.done) break;
+            if (skipped < skip) { skipped++; continue; }
+            block.rows.push(r.value.value); block.lines.push(r.value.line);
+          }
+          return block.rows.length ? block : undefined;
+        };
+        const tokenizeBlock = (block: RowBlock): Promise<RowOutcome[]> => {
+          const done = tokenizeRows(block.rows, tt, tokenizer, tokOpts);
+          done.catch(() => { /* awaited in order below; a block after a failed one is never awaited */ });
+          return done;
+        };
+        try {
+          let block = await readBlock();
+          let outcomes = block && tokenizeBlock(block);
+          while (block) {
+            const next = await readBlock();
+            const nextOutcomes = next && tokenizeBlock(next);
+            const out = await outcomes!;
+            for (let i = 0; i < out.length; i++) {
+              const oc = out[i];
+              if ('error' in oc) throw new JsonlRowError(o.data, block.lines[i], oc.error, read.unit);
+              chunk.push(oc);
+              lines.push(block.lines[i]);
+              if (chunk.length >= o.microBatchSize) { await flush(chunk); chunk = []; lines = []; }
+            }
+            block = next; outcomes = nextOutcomes;
+          }
+          await flush(chunk);
+        } catch (e) {
+          throw dataError(e);
         }
-        await flush(chunk);
+        if (skip + done === 0) throw userError(`${o.data}: no pairs`);
+        if (skipped < skip) throw userError(`${sink!.partial} holds ${skip} rows and ${o.data} has ${skipped} now (the data changed): delete it to start over`);
+        sink?.commit();
+        release(); // (OUT is whole: a signal from here on has nothing to keep)
       } catch (e) {
-        throw dataError(e);
+        sink?.close();
+        if (sink && skip + done > 0) {
+          log(`${sink.partial} keeps the ${skip + done} rows done: ${isUserFacing(dataError(e)) ? 'fix what the error names and ' : ''}run the same command to take up from there`);
+        }
+        throw e;
+      } finally {
+        freeModel(gpu, lm);
       }
-      if (done === 0) throw userError(`${o.data}: no pairs`);
-      sink.commit();
-    } catch (e) {
-      sink.abort();
-      throw e;
-    } finally {
-      freeModel(gpu, lm);
-    }
-    log(`${o.data}: ${formatNormalizeStats(normalizer.stats)}\n${formatTokenizeStats(tokenizer.stats, tokOpts)}`);
-    log(`${done} pairs scored${o.augmented ? ' (plain and augmented)' : ''} in ${((performance.now() - t0) / 1000).toFixed(1)} s` +
-      (o.out ? `; wrote ${o.out}` : ''));
-  });
+      log(`${o.data}: ${formatNormalizeStats(normalizer.stats)}\n${formatTokenizeStats(tokenizer.stats, tokOpts)}`);
+      log(`${done} pairs scored${o.augmented ? ' (plain and augmented)' : ''} in ${((performance.now() - t0) / 1000).toFixed(1)} s` +
+        `${skip ? ` (and ${skip} taken from ${sink!.partial})` : ''}${o.out ? `; wrote ${o.out}` : ''}`);
+    });
+  } catch (e) {
+    if (sink && skip + done === 0) sink.discard(); else sink?.close();
+    throw e;
+  } finally {
+    release();
+  }
 }
 
 export const logprobsCommand: CommandModule = {
@@ -187,7 +210,7 @@ export const logprobsCommand: CommandModule = {
     '{chosen_logp, rejected_logp, chosen_tokens, rejected_tokens} (+ *_logp_aug with --augmented), on stdout or --out',
   builder: (y) => scoringFlags(y).options({
     augmented: { type: 'boolean', default: false, describe: 'also score the augmented sequences refine prompt ++ prompt ++ completion (chosen_logp_aug, rejected_logp_aug)' },
-    out: { type: 'string', describe: 'write the JSON lines to this file (atomically) instead of stdout' },
+    out: { type: 'string', describe: 'write the JSON lines to this file instead of stdout: kept in OUT.partial as they are made, renamed to OUT at the end; a run stopped before is taken up by the same command' },
   }),
   handler: async (a) => {
     const args = a as Record<string, unknown>;

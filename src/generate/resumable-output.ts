@@ -1,17 +1,18 @@
-// srk generate --out: the lines go to OUT.partial as they are made, beside OUT.partial.json (the
-// settings that made them), and OUT.partial becomes OUT (fsync, rename) once every row is done. A run
-// that stops before (Ctrl-C, SIGTERM, a bad row, a full disk) keeps the lines written, and the same
-// command takes up after the last whole one: a prompt's completions depend only on the settings, the
-// prompt and its row's place in the file (generate.ts), so the rows left come out as they would have.
-// The settings must be the same (else it is refused, naming what differs), and each row already done
-// must still have the prompt it was made from (checked as the data is read again). OUT.partial.lock
-// (the writer's pid) keeps a second run off the same files while the first lives.
+// --out of srk generate and srk logprobs: one JSON line per input row, in order. The lines go to
+// OUT.partial as they are made, beside OUT.partial.json (the settings that made them), and OUT.partial
+// becomes OUT (fsync, rename) once every row is done. A run that stops before (Ctrl-C, SIGTERM, a bad
+// row, a full disk) keeps the lines written, and the same command takes up after the last whole one:
+// each line depends only on the settings and its row (a completion: on the prompt and the row's place,
+// generate.ts), so the rows left come out as they would have. The settings must be the same (else it is
+// refused, naming what differs); the caller checks that the rows already done are still the data's
+// (srk generate: each row's prompt and line; srk logprobs: the data file's size and time in the
+// settings). OUT.partial.lock (the writer's pid) keeps a second run off the same files while it lives.
 import fs from 'node:fs';
 import path from 'node:path';
 import { userError } from '../errors.js';
 
-/** A line already written: its row's line in the data and its prompt. */
-export interface DoneRow { line: number; prompt: string }
+/** A line already written, parsed. */
+export type DoneRow = Record<string, unknown>;
 
 /** Settings' values, compared as JSON; `files` maps each file to its "size:mtime" (only the changed ones are named). */
 export type OutputSettings = Record<string, unknown> & { files?: Record<string, string> };
@@ -43,10 +44,10 @@ export class ResumableOutput {
         const done: DoneRow[] = [];
         let end = 0;
         for (let at = text.indexOf('\n'); at >= 0; at = text.indexOf('\n', end)) {
-          let rec: { line?: unknown; prompt?: unknown };
-          try { rec = JSON.parse(text.slice(end, at)) as typeof rec; } catch { break; }
-          if (typeof rec.line !== 'number' || typeof rec.prompt !== 'string') break;
-          done.push({ line: rec.line, prompt: rec.prompt });
+          let rec: unknown;
+          try { rec = JSON.parse(text.slice(end, at)); } catch { break; }
+          if (rec === null || typeof rec !== 'object' || Array.isArray(rec)) break;
+          done.push(rec as DoneRow);
           end = at + 1;
         }
         if (done.length > 0) {
@@ -137,3 +138,26 @@ function describeDifferences(had: OutputSettings, now: OutputSettings): string[]
   }
   return out;
 }
+
+/**
+ * Ctrl-C / SIGTERM while `sink` is written: the rows written stay in OUT.partial (nothing is left where
+ * there are none), a line says so, and the process exits with 130 / 143. Returns what removes the
+ * handlers (once OUT is whole, a signal has nothing to keep).
+ */
+export function keepOnSignal(sink: ResumableOutput | undefined, rowsDone: () => number, log: (s: string) => void): () => void {
+  const onSignal = (signal: NodeJS.Signals) => {
+    const n = rowsDone();
+    if (sink && n === 0) sink.discard(); else sink?.close();
+    log(`stopped by ${signal}${sink && n > 0 ? `; ${sink.partial} keeps the ${n} rows done: the same command takes up from there` : ''}`);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal); process.once('SIGTERM', onSignal);
+  return () => { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); };
+}
+
+/** A file's size and modification time, "size:mtime": what tells a file changed in place from the same one without reading it. */
+export function fileStamp(file: string): string {
+  const st = fs.statSync(file);
+  return `${st.size}:${Math.round(st.mtimeMs)}`;
+}
+

@@ -1,6 +1,8 @@
 // Loading a Hugging Face checkpoint directory onto the GPU (saving: train/checkpoint.ts).
 import type { Gpu } from '../engine/gpu.js';
-import { openCheckpoint } from './safetensors.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import { INDEX_FILE, SINGLE_FILE, openCheckpoint } from './safetensors.js';
 import { loadModelConfig, type ModelConfig } from './config.js';
 import { expectedParameters, checkCheckpointNames } from './tensor-names.js';
 import { uploadConverted } from '../kernels/convert.js';
@@ -49,4 +51,28 @@ export async function loadModel(gpu: Gpu, dir: string, opts: LoadOptions = {}): 
   } finally {
     await ckpt.close();
   }
+}
+
+/**
+ * The files a checkpoint's outputs depend on, each as "size:mtime" (a model changed in place is told
+ * from the same one without reading gigabytes): config.json, the tokenizer's files and the weights srk
+ * loads (model.safetensors, or the index and the shards it names). srk generate and srk logprobs keep
+ * them with a partial --out (src/generate/resumable-output.ts).
+ */
+export function checkpointFileStamps(dir: string): Record<string, string> {
+  const names = ['config.json', 'tokenizer.json', 'tokenizer.model', 'tokenizer_config.json', 'special_tokens_map.json', 'chat_template.jinja', 'added_tokens.json'];
+  if (fs.existsSync(path.join(dir, SINGLE_FILE))) names.push(SINGLE_FILE);
+  else if (fs.existsSync(path.join(dir, INDEX_FILE))) {
+    names.push(INDEX_FILE);
+    try {
+      const map = (JSON.parse(fs.readFileSync(path.join(dir, INDEX_FILE), 'utf8')) as { weight_map?: Record<string, string> }).weight_map ?? {};
+      names.push(...new Set(Object.values(map).filter((f) => typeof f === 'string' && f === path.basename(f))));
+    } catch { /* loading the model names what is wrong with the index */ }
+  }
+  const out: Record<string, string> = {};
+  for (const f of names.sort()) {
+    const p = path.join(dir, f);
+    if (fs.existsSync(p)) { const st = fs.statSync(p); out[f] = `${st.size}:${Math.round(st.mtimeMs)}`; }
+  }
+  return out;
 }

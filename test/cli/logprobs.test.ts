@@ -1,7 +1,7 @@
 // `srk logprobs` as a user runs it (built CLI, real processes): per-pair log-probs of the fixture
 // models reproduce the PyTorch references in expected.json, plain and augmented, with and without EOS.
-import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -83,6 +83,37 @@ describe('srk logprobs', () => {
     expect(readFileSync(file, 'utf8')).toBe(toStdout.stdout);
     expect(readdirSync(join(tmp, 'sub'))).toEqual(['out.jsonl']); // no temp file left behind
   });
+
+  it('--out: SIGTERM keeps the rows scored in OUT.partial; the same command takes up from there and writes what a run never stopped writes', async () => {
+    const dir = join(fixtures, 'gpt-neox-tiny');
+    const pairs = readFileSync(join(dir, 'pairs.jsonl'), 'utf8').trim().split('\n');
+    const data = join(tmp, 'many-pairs.jsonl');
+    writeFileSync(data, Array.from({ length: 30 }, () => pairs).flat().join('\n') + '\n');
+    const args = ['logprobs', '--model', dir, '--data', data, '--augmented', '--micro-batch-size', '2'];
+    const whole = run(args);
+    expect(whole.status, whole.stderr).toBe(0);
+    const out = join(mkdtempSync(join(tmp, 'sig-')), 'lp.jsonl');
+    const child = spawn(process.execPath, [srk, ...args, '--out', out], { cwd: root });
+    let err = '';
+    child.stderr.on('data', (d) => { err += String(d); });
+    const poll = setInterval(() => {
+      if (!child.killed && existsSync(`${out}.partial`) && readFileSync(`${out}.partial`, 'utf8').split('\n').length > 5) child.kill('SIGTERM');
+    }, 20);
+    const code = await new Promise<number | null>((done) => child.on('exit', (c) => done(c)));
+    clearInterval(poll);
+    expect(code, err).toBe(143);
+    expect(err).toMatch(/stopped by SIGTERM; .*lp\.jsonl\.partial keeps the \d+ rows done: the same command takes up from there/);
+    const resumed = run([...args, '--out', out]);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stderr).toMatch(/taking up .*lp\.jsonl\.partial: \d+ of 180 rows done by an earlier run/);
+    expect(readFileSync(out, 'utf8')).toBe(whole.stdout);
+    // The data file rewritten under a partial: refused, naming it.
+    writeFileSync(`${out}.partial`, whole.stdout.split('\n')[0] + '\n');
+    writeFileSync(`${out}.partial.json`, JSON.stringify({ data: 'another' }));
+    const changed = run([...args, '--out', out]);
+    expect(changed.status).toBe(1);
+    expect(changed.stderr).toMatch(/holds the rows of a run with other settings \(.*data: "another" then/);
+  }, 120_000);
 
   it('a JSON array file on one line: the same lines, its rows counted as rows; several files are refused', () => {
     const dir = join(fixtures, 'gpt-neox-tiny');
