@@ -216,6 +216,7 @@ if has brief; then
   # Last: srk generate's cached forward checked natively, and its prompt pass and decode rate at 410m.
   SRK_TUNE=0 run 60 tests-generate $vt --reporter=verbose test/kernels/attention-cached.test.ts test/generate/decoder.test.ts test/generate/generate.test.ts
   run 60 gen-410m $srk bench generate --json --shape pythia-410m
+  PYTHONUNBUFFERED=1 run 60 torch-gen-410m python3 bench/anchor/torch_anchor.py --generate pythia-410m
 fi
 if has quicksteps; then
   precheck

@@ -65,12 +65,42 @@ def step_anchor(size, loss, precision, pairs=8, seq=512, prompt=256, refine=48):
     s = timed(step, 2, 5)
     return {'ms': s * 1e3, 'policy_tokens_per_s': 2 * pairs * seq / s, 'peak_GiB': torch.cuda.max_memory_allocated() / 2 ** 30}
 
+def generate_anchor(size, rows=8, prompt=256, new=256):
+    """transformers' generate() as `srk bench generate` measures srk's: greedy, f32, the KV cache, random-init
+    Pythia shapes, `rows` prompts of `prompt` random tokens and exactly `new` new tokens each (min_new_tokens:
+    no row stops early). The prompt pass alone (one forward that fills the cache) is timed apart."""
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+    d, L, H = {'pythia-160m': (768, 12, 12), 'pythia-410m': (1024, 24, 16)}[size]
+    cfg = GPTNeoXConfig(vocab_size=50304, hidden_size=d, num_hidden_layers=L, num_attention_heads=H,
+                        intermediate_size=4 * d, rotary_pct=0.25, use_parallel_residual=True)
+    torch.manual_seed(0)
+    model = GPTNeoXForCausalLM(cfg).cuda().eval()
+    ids = torch.randint(0, 50304, (rows, prompt), device='cuda')
+    with torch.no_grad():
+        prefill = timed(lambda: model(ids, use_cache=True), 2, 5)
+        whole = timed(lambda: model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new, min_new_tokens=new,
+                                             do_sample=False, use_cache=True, pad_token_id=0), 1, 3)
+    decode_step = (whole - prefill) / (new - 1)
+    return {'prefill_ms': prefill * 1e3, 'prefill_tokens_per_s': rows * prompt / prefill,
+            'decode_step_ms': decode_step * 1e3, 'decode_tokens_per_s': rows / decode_step, 'generate_ms': whole * 1e3}
+
 if __name__ == '__main__':
     # A line per result as it comes (the first: the card, software and matmul rates), then all of them
     # in one object: a run cut off by its time limit keeps what it measured.
     r = {'device': torch.cuda.get_device_name(), 'torch': torch.__version__}
     r['matmul_TFLOPs'] = matmul_anchor()
     print(json.dumps(r), flush=True)
+    # `--generate SIZE`: generate()'s prompt pass and decode rate alone (gpu-check.sh's gen anchor).
+    if sys.argv[1:2] == ['--generate']:
+        for size in sys.argv[2:] or ['pythia-410m']:
+            key = f'{size} generate f32'
+            try:
+                r[key] = generate_anchor(size)
+            except Exception as e:
+                r[key] = {'error': repr(e)[:300]}
+            print(json.dumps({key: r[key]}), flush=True)
+        print(json.dumps(r), flush=True)
+        sys.exit(0)
     for size in sys.argv[1:] or ['pythia-160m']:
         for precision in ('f32', 'bf16'):
             for loss in ('dpo', 'sr-dpo'):
