@@ -76,8 +76,14 @@ def generate_anchor(size, rows=8, prompt=256, new=256):
     torch.manual_seed(0)
     model = GPTNeoXForCausalLM(cfg).cuda().eval()
     ids = torch.randint(0, 50304, (rows, prompt), device='cuda')
+    # The prompt pass as generate() runs it: logits of the last position only where the model takes
+    # logits_to_keep (num_logits_to_keep in older transformers), as srk's prompt pass computes them.
+    import inspect
+    params = inspect.signature(model.forward).parameters
+    keep = {k: 1 for k in ('logits_to_keep', 'num_logits_to_keep') if k in params}
+    keep = dict(list(keep.items())[:1])
     with torch.no_grad():
-        prefill = timed(lambda: model(ids, use_cache=True), 2, 5)
+        prefill = timed(lambda: model(ids, use_cache=True, **keep), 2, 5)
         whole = timed(lambda: model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new, min_new_tokens=new,
                                              do_sample=False, use_cache=True, pad_token_id=0), 1, 3)
     decode_step = (whole - prefill) / (new - 1)

@@ -128,7 +128,7 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
     seed: greedy ? null : o.seed, top_k: greedy ? null : dec.topK, top_p: greedy ? null : dec.topP,
     max_new_tokens: dec.maxNewTokens, max_length: dec.maxLength ?? null, stop_ids: defaults.stopIds, max_prompt_length: maxPrompt,
     augmented: o.augmented, refine_prompt: o.augmented ? o.refinePrompt : null,
-  }) : undefined;
+  }, 'srk generate') : undefined;
   if (sink?.done.length) log(`taking up ${sink.partial}: ${sink.done.length} of ${total} rows done by an earlier run`);
   let written = 0; // rows this run wrote
   // Ctrl-C / SIGTERM: the rows written stay for the next run (exit 130 / 143).

@@ -12,6 +12,7 @@
 // to stdout, or to --out through OUT.partial, which a stopped run leaves for the same command to take
 // up (src/generate/resumable-output.ts); progress and the data report go to stderr.
 import fs from 'node:fs';
+import { createHash } from 'node:crypto';
 import type { Argv, CommandModule } from 'yargs';
 import type { Gpu } from '../engine/gpu.js';
 import { JsonlRowError, countDataRows, iterateJsonl, newJsonlStats } from '../data/read-jsonl.js';
@@ -29,7 +30,7 @@ import { PAPER_REFINE_PROMPT, TRAIN_DEFAULTS } from '../train/options.js';
 import { checkPathFlag, dataFilesFlag, withGpu } from './run.js';
 import { dataFileList, type DataFiles } from '../data/data-files.js';
 import { dataError, isUserFacing, userError } from '../errors.js';
-import { ResumableOutput, fileStamp, keepOnSignal } from '../generate/resumable-output.js';
+import { ResumableOutput, keepOnSignal } from '../generate/resumable-output.js';
 
 /** Flags shared by `srk logprobs` and `srk eval`: how pairs are tokenized and scored. */
 export function scoringFlags<T>(y: Argv<T>) {
@@ -83,6 +84,11 @@ export interface LogprobsOptions extends Omit<ScoringSettings, 'data'> { data: s
 const BLOCK_ROWS = 8192;
 interface RowBlock { rows: PreferenceRow[]; lines: number[] }
 
+/** A short key of a row's content (what scores it): OUT.partial.rows, to check a taken-up run's rows. */
+function rowKey(r: PreferenceRow): string {
+  return createHash('sha256').update(JSON.stringify([r.prompt, r.chosen, r.rejected, r.augPrompt ?? null, r.templated ?? false])).digest('hex').slice(0, 16);
+}
+
 export async function runLogprobs(o: LogprobsOptions): Promise<void> {
   const progress = new Progress();
   const log = (s: string) => progress.log(s);
@@ -104,11 +110,12 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
   const total = await countDataRows(o.data).catch((e) => { throw dataError(e); });
   if (total === 0) throw userError(`${o.data}: no pairs (an empty file)`); // before a model loads for nothing
   // --out: lines kept in OUT.partial as they are made; a run stopped before the end is taken up by the
-  // same command (resumable-output.ts). The data file's size and time stand for its rows.
+  // same command (resumable-output.ts). A key of each row's content goes with its line, so the rows
+  // already scored are checked as the data is read again (a bad row after them may be fixed).
   const sink = o.out ? ResumableOutput.open(o.out, {
-    files: checkpointFileStamps(o.model), data: fileStamp(o.data), augmented: o.augmented, refine_prompt: o.augmented ? o.refinePrompt : null,
+    files: checkpointFileStamps(o.model), augmented: o.augmented, refine_prompt: o.augmented ? o.refinePrompt : null,
     no_eos: o.noEos, in_context: o.inContext, max_length: o.maxLength, max_prompt_length: o.maxPromptLength,
-  }) : undefined;
+  }, 'srk logprobs') : undefined;
   const skip = sink?.done.length ?? 0;
   if (sink && skip) log(`taking up ${sink.partial}: ${skip} of ${total} rows done by an earlier run`);
   let done = 0; // pairs this run scored
@@ -118,7 +125,7 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
       const t0 = performance.now();
       const lm = await loadModel(gpu, o.model);
       try {
-        const flush = async (chunk: TokenizedPair[]) => {
+        const flush = async (chunk: TokenizedPair[], keys: string[]) => {
           if (chunk.length === 0) return;
           const opts = { microBatch: chunk.length, pairName: (k: number) => (read.unit === 'row' ? `${o.data}: row ${lines[k]}` : `${o.data}:${lines[k]}`) };
           const plain = await scorePairs(gpu, lm.model, chunk, opts);
@@ -132,13 +139,14 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
             if (aug) { rec.chosen_logp_aug = aug.chosen[i]; rec.rejected_logp_aug = aug.rejected[i]; }
             text += `${JSON.stringify(rec)}\n`;
           }
-          if (sink) sink.write(text);
+          if (sink) sink.write(text, keys);
           else if (!process.stdout.write(text)) await new Promise<void>((resolve) => process.stdout.once('drain', () => resolve()));
           done += chunk.length;
           progress.update('logprobs', skip + done, total);
         };
         let chunk: TokenizedPair[] = [];
         let lines: number[] = []; // the chunk's lines (rows) in the data file
+        let keys: string[] = []; // the chunk's row keys (rowKey)
         const read = newJsonlStats(); // read.unit: lines of JSONL or rows of Parquet
         // Rows are read in blocks; a block is tokenized (on worker threads where it is big enough:
         // tokenize-parallel.ts) while the one before it is scored, so a GPU does not wait on the BPE.
@@ -149,7 +157,15 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
           while (block.rows.length < BLOCK_ROWS) {
             const r = await rowsIn.next();
             if (r.done) break;
-            if (skipped < skip) { skipped++; continue; }
+            if (skipped < skip) {
+              const want = sink!.doneKeys[skipped];
+              if (want !== undefined && rowKey(r.value.value) !== want) {
+                throw userError(`${o.data}:${r.value.line} is not the row ${sink!.partial} scored as its row ${skipped + 1} (the data changed before ` +
+                  'the rows left): delete it to start over');
+              }
+              skipped++;
+              continue;
+            }
             block.rows.push(r.value.value); block.lines.push(r.value.line);
           }
           return block.rows.length ? block : undefined;
@@ -171,11 +187,12 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
               if ('error' in oc) throw new JsonlRowError(o.data, block.lines[i], oc.error, read.unit);
               chunk.push(oc);
               lines.push(block.lines[i]);
-              if (chunk.length >= o.microBatchSize) { await flush(chunk); chunk = []; lines = []; }
+              keys.push(rowKey(block.rows[i]));
+              if (chunk.length >= o.microBatchSize) { await flush(chunk, keys); chunk = []; lines = []; keys = []; }
             }
             block = next; outcomes = nextOutcomes;
           }
-          await flush(chunk);
+          await flush(chunk, keys);
         } catch (e) {
           throw dataError(e);
         }

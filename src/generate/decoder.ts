@@ -40,7 +40,7 @@ export class Decoder {
     const bytes = rows * Tmax * width * 4;
     if (bytes > gpu.maxBinding) {
       throw userError(`a key/value cache of ${rows} rows x ${Tmax} tokens is ${(bytes / 2 ** 20).toFixed(0)} MiB a layer, over this ` +
-        `adapter's ${(gpu.maxBinding / 2 ** 20).toFixed(0)} MiB per buffer: lower --batch-size, --samples, --max-new-tokens or --max-prompt-length`);
+        `adapter's ${(gpu.maxBinding / 2 ** 20).toFixed(0)} MiB per buffer`);
     }
     for (let l = 0; l < cfg.numLayers; l++) {
       this.k.push(gpu.pool.acquire([rows * Tmax, width], 'f32', `k_cache_${l}`));

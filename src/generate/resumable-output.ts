@@ -5,8 +5,9 @@
 // each line depends only on the settings and its row (a completion: on the prompt and the row's place,
 // generate.ts), so the rows left come out as they would have. The settings must be the same (else it is
 // refused, naming what differs); the caller checks that the rows already done are still the data's
-// (srk generate: each row's prompt and line; srk logprobs: the data file's size and time in the
-// settings). OUT.partial.lock (the writer's pid) keeps a second run off the same files while it lives.
+// (srk generate: each row's prompt and line, in its lines; srk logprobs: a key of each row's content,
+// kept in OUT.partial.rows, since its lines hold numbers only), so a bad row after them can be fixed
+// and the run taken up. OUT.partial.lock (the writer's pid) keeps a second run off the same files.
 import fs from 'node:fs';
 import path from 'node:path';
 import { userError } from '../errors.js';
@@ -20,8 +21,12 @@ export type OutputSettings = Record<string, unknown> & { files?: Record<string, 
 export class ResumableOutput {
   private fd: number | null;
 
+  private keysFd: number | null = null;
+
   private constructor(readonly out: string, readonly partial: string, private readonly settingsFile: string, private readonly lock: string,
-    readonly done: DoneRow[], fd: number) {
+    readonly done: DoneRow[], fd: number, private readonly keysFile: string,
+    /** A key of each done row's input (write()'s keys), where the caller gives them. */
+    readonly doneKeys: string[]) {
     this.fd = fd;
   }
 
@@ -29,19 +34,20 @@ export class ResumableOutput {
    * The output for `out`: a new OUT.partial, or the one a run with the same settings left (its whole
    * lines in `done`; a last line cut short is dropped). A partial without a whole line is started over.
    */
-  static open(out: string, settings: OutputSettings): ResumableOutput {
+  static open(out: string, settings: OutputSettings, command: string): ResumableOutput {
     try {
       fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
     } catch (e) {
       throw userError(`--out ${out}: cannot make its directory (${(e as Error).message})`);
     }
-    const partial = `${out}.partial`; const settingsFile = `${partial}.json`; const lock = `${partial}.lock`;
-    takeLock(lock, out);
+    const partial = `${out}.partial`; const settingsFile = `${partial}.json`; const lock = `${partial}.lock`; const keysFile = `${partial}.rows`;
+    takeLock(lock, out, command);
     try {
       if (fs.existsSync(partial)) {
         // Whole lines only: a line cut by a kill is dropped (and cut off the file before more are added).
         const text = fs.readFileSync(partial, 'utf8');
         const done: DoneRow[] = [];
+        const ends: number[] = []; // where each whole line ends
         let end = 0;
         for (let at = text.indexOf('\n'); at >= 0; at = text.indexOf('\n', end)) {
           let rec: unknown;
@@ -49,6 +55,7 @@ export class ResumableOutput {
           if (rec === null || typeof rec !== 'object' || Array.isArray(rec)) break;
           done.push(rec as DoneRow);
           end = at + 1;
+          ends.push(end);
         }
         if (done.length > 0) {
           let had: OutputSettings | undefined;
@@ -59,33 +66,59 @@ export class ResumableOutput {
             throw userError(`${partial} holds the rows of a run with other settings (${differ.join('; ')}): run it as before to take it up, ` +
               'or delete it to start over');
           }
+          // Row keys go out before their lines (write()): a line without its key (a kill between the two) is dropped.
+          const keyed = fs.existsSync(keysFile);
+          const keys = keyed ? fs.readFileSync(keysFile, 'utf8').split('\n').slice(0, -1) : []; // (whole lines: a cut last one is dropped)
+          if (keyed && keys.length < done.length) {
+            done.length = keys.length;
+            end = keys.length ? ends[keys.length - 1] : 0;
+          }
           const fd = fs.openSync(partial, 'r+');
           fs.ftruncateSync(fd, Buffer.byteLength(text.slice(0, end)));
           fs.closeSync(fd);
-          return new ResumableOutput(out, partial, settingsFile, lock, done, fs.openSync(partial, 'a'));
+          const doneKeys = keyed ? keys.slice(0, done.length) : [];
+          if (keyed) fs.writeFileSync(keysFile, doneKeys.map((k) => `${k}\n`).join(''));
+          const r = new ResumableOutput(out, partial, settingsFile, lock, done, fs.openSync(partial, 'a'), keysFile, doneKeys);
+          if (keyed) r.keysFd = fs.openSync(keysFile, 'a');
+          return r;
         }
       }
       fs.writeFileSync(settingsFile, `${JSON.stringify(settings, null, 1)}\n`);
-      return new ResumableOutput(out, partial, settingsFile, lock, [], fs.openSync(partial, 'w'));
+      fs.rmSync(keysFile, { force: true });
+      return new ResumableOutput(out, partial, settingsFile, lock, [], fs.openSync(partial, 'w'), keysFile, []);
     } catch (e) {
       fs.rmSync(lock, { force: true });
       throw e;
     }
   }
 
-  /** Appends whole lines and makes them durable (a batch's, at a time). */
-  write(text: string): void {
+  /**
+   * Appends whole lines and makes them durable (a batch's, at a time); `keys`, one per line, name the
+   * rows they came from (OUT.partial.rows), written first.
+   */
+  write(text: string, keys?: readonly string[]): void {
     if (this.fd === null) throw new Error(`${this.partial}: written after it was closed`);
+    if (keys) {
+      this.keysFd ??= fs.openSync(this.keysFile, 'a');
+      fs.writeFileSync(this.keysFd, keys.map((k) => `${k}\n`).join(''));
+      fs.fsyncSync(this.keysFd);
+    }
     fs.writeFileSync(this.fd, text); // (loops over short writes)
     fs.fsyncSync(this.fd);
   }
 
   /** Every row done: OUT.partial becomes OUT, its settings file goes. */
   commit(): void {
-    if (this.fd !== null) { fs.closeSync(this.fd); this.fd = null; }
+    this.closeFiles();
     fs.renameSync(this.partial, this.out);
     fs.rmSync(this.settingsFile, { force: true });
+    fs.rmSync(this.keysFile, { force: true });
     fs.rmSync(this.lock, { force: true });
+  }
+
+  private closeFiles(): void {
+    if (this.fd !== null) { fs.closeSync(this.fd); this.fd = null; }
+    if (this.keysFd !== null) { fs.closeSync(this.keysFd); this.keysFd = null; }
   }
 
   /** Removes OUT.partial and its settings (a run that wrote nothing). */
@@ -93,17 +126,18 @@ export class ResumableOutput {
     this.close();
     fs.rmSync(this.partial, { force: true });
     fs.rmSync(this.settingsFile, { force: true });
+    fs.rmSync(this.keysFile, { force: true });
   }
 
   /** Stopped before the end: the lines written stay in OUT.partial for the next run. */
   close(): void {
-    if (this.fd !== null) { fs.closeSync(this.fd); this.fd = null; }
+    this.closeFiles();
     fs.rmSync(this.lock, { force: true });
   }
 }
 
 /** Creates the lock file with this process's pid; one whose process is gone (a SIGKILL) is taken over. */
-function takeLock(lock: string, out: string): void {
+function takeLock(lock: string, out: string, command: string): void {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       fs.writeFileSync(lock, `${process.pid}\n`, { flag: 'wx' });
@@ -113,11 +147,11 @@ function takeLock(lock: string, out: string): void {
     }
     const pid = Number.parseInt(fs.readFileSync(lock, 'utf8'), 10);
     if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-      throw userError(`another srk generate (pid ${pid}) is writing ${out}: wait for it to end, or stop it (its rows stay in ${out}.partial)`);
+      throw userError(`another ${command} (pid ${pid}) is writing ${out}: wait for it to end, or stop it (its rows stay in ${out}.partial)`);
     }
     fs.rmSync(lock, { force: true });
   }
-  throw userError(`--out ${out}: ${lock} keeps appearing; is another srk generate starting?`);
+  throw userError(`--out ${out}: ${lock} keeps appearing; is another ${command} starting?`);
 }
 
 function alive(pid: number): boolean {
@@ -154,10 +188,3 @@ export function keepOnSignal(sink: ResumableOutput | undefined, rowsDone: () => 
   process.once('SIGINT', onSignal); process.once('SIGTERM', onSignal);
   return () => { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); };
 }
-
-/** A file's size and modification time, "size:mtime": what tells a file changed in place from the same one without reading it. */
-export function fileStamp(file: string): string {
-  const st = fs.statSync(file);
-  return `${st.size}:${Math.round(st.mtimeMs)}`;
-}
-

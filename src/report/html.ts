@@ -212,6 +212,12 @@ function marginScatter(runs: ReportRun[]): string | undefined {
 /** Characters of a prompt shown (its end: what the completion follows) and of a completion. */
 const PROMPT_CHARS = 600; const COMPLETION_CHARS = 2000;
 
+/** The first n characters (code points: a surrogate pair is never split), with … where cut. */
+function cutText(t: string, n: number): string {
+  const chars = [...t];
+  return chars.length > n ? `${chars.slice(0, n).join('')}…` : t;
+}
+
 /**
  * Each sampled prompt (samples.jsonl) with every run's completions of it: its first evaluation's and its
  * latest, greedy; undefined where no run has samples.
@@ -233,19 +239,21 @@ function samplesHtml(runs: ReportRun[]): string | undefined {
         prompts.set(key, p);
       }
       p.chosen ??= last.chosen; // (a run written before samples named it has none)
-      const cut = (t: string, n: number) => (t.length > n ? `${t.slice(0, n)}…` : t);
+      const cut = (t: string, n: number) => cutText(t, n);
       const row = (x: SampleRow, label: string) => `<tr><th scope="row"><span class="swatch" style="background:${runColor(r, i)}"></span>${esc(r.name)}</th>` +
         `<td>${label} ${x.step}</td><td class="completion"><pre>${esc(cut(x.completion, COMPLETION_CHARS))}</pre>` +
-        `<span class="se">${x.completion_tokens} tokens, ${x.finish_reason === 'stop' ? 'ended by a stop token' : 'at the token limit'}</span></td></tr>`;
+        `<span class="se">${typeof x.completion_tokens === 'number' ? `${x.completion_tokens} token${x.completion_tokens === 1 ? '' : 's'}, ` : ''}` +
+        `${x.finish_reason === 'stop' ? 'ended by a stop token' : 'at the token limit'}</span></td></tr>`;
       if (first !== last) p.rows.push(row(first, 'step'));
       p.rows.push(row(last, first !== last ? 'latest, step' : 'step'));
     }
   });
   if (prompts.size === 0) return undefined;
   const blocks = [...prompts.values()].map((p) => {
-    const shown = p.prompt.length > PROMPT_CHARS ? `…${p.prompt.slice(p.prompt.length - PROMPT_CHARS)}` : p.prompt;
+    const chars = [...p.prompt];
+    const shown = chars.length > PROMPT_CHARS ? `…${chars.slice(chars.length - PROMPT_CHARS).join('')}` : p.prompt;
     const chosen = p.chosen !== undefined
-      ? `<p class="note">the data's chosen response</p><pre class="chosen">${esc(p.chosen.length > COMPLETION_CHARS ? `${p.chosen.slice(0, COMPLETION_CHARS)}…` : p.chosen)}</pre>` : '';
+      ? `<p class="note">the data's chosen response</p><pre class="chosen">${esc(cutText(p.chosen, COMPLETION_CHARS))}</pre>` : '';
     return `<div class="sample"><p class="note">prompt${p.where ? ` (${esc(p.where)})` : ''}</p><pre class="prompt">${esc(shown)}</pre>${chosen}` +
       `<table class="samples"><tbody>${p.rows.join('')}</tbody></table></div>`;
   });

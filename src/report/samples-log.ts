@@ -34,9 +34,13 @@ export function readSamples(outDir: string): SampleRow[] | undefined {
 
 /** A resumed run: the samples of evaluations past its checkpoint's step go, as their eval.jsonl lines do. */
 export function trimSamples(outDir: string, resumeStep: number): void {
-  const rows = readSamples(outDir);
-  if (!rows) return;
+  const file = path.join(outDir, SAMPLES_FILE);
+  let text: string;
+  try { text = fs.readFileSync(file, 'utf8'); } catch { return; }
+  const rows = readSamples(outDir) ?? [];
   const kept = rows.filter((r) => r.step <= resumeStep);
-  if (kept.length === rows.length) return;
-  writeFileAtomic(path.join(outDir, SAMPLES_FILE), kept.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  // Rewritten also where a line was cut (a kill): the next lines must not be glued to it.
+  const whole = text.endsWith('\n') && text.split('\n').filter((l) => l.trim() !== '').length === rows.length;
+  if (kept.length === rows.length && whole) return;
+  writeFileAtomic(file, kept.map((r) => `${JSON.stringify(r)}\n`).join(''));
 }

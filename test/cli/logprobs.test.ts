@@ -103,16 +103,31 @@ describe('srk logprobs', () => {
     clearInterval(poll);
     expect(code, err).toBe(143);
     expect(err).toMatch(/stopped by SIGTERM; .*lp\.jsonl\.partial keeps the \d+ rows done: the same command takes up from there/);
+    const kept = readFileSync(`${out}.partial`, 'utf8').trim().split('\n').length;
+    expect(readFileSync(`${out}.partial.rows`, 'utf8').trim().split('\n').length).toBe(kept); // a key per row scored
+    // A row after those scored may change (a fixed row, say): the run is taken up on the data as it is now.
+    const rows = readFileSync(data, 'utf8').trim().split('\n');
+    rows[179] = JSON.stringify({ ...JSON.parse(rows[179]), chosen: ' a fixed answer' });
+    writeFileSync(data, rows.join('\n') + '\n');
     const resumed = run([...args, '--out', out]);
     expect(resumed.status, resumed.stderr).toBe(0);
-    expect(resumed.stderr).toMatch(/taking up .*lp\.jsonl\.partial: \d+ of 180 rows done by an earlier run/);
-    expect(readFileSync(out, 'utf8')).toBe(whole.stdout);
-    // The data file rewritten under a partial: refused, naming it.
-    writeFileSync(`${out}.partial`, whole.stdout.split('\n')[0] + '\n');
-    writeFileSync(`${out}.partial.json`, JSON.stringify({ data: 'another' }));
+    expect(resumed.stderr).toMatch(new RegExp(`taking up .*lp\\.jsonl\\.partial: ${kept} of 180 rows done by an earlier run`));
+    const now = run(args);
+    expect(readFileSync(out, 'utf8')).toBe(now.stdout);
+    expect(now.stdout).not.toBe(whole.stdout);
+    expect(readdirSync(join(out, '..'))).toEqual(['lp.jsonl']);
+    // A row among those scored changed: refused, naming it.
+    const child2 = spawn(process.execPath, [srk, ...args, '--out', out], { cwd: root });
+    const poll2 = setInterval(() => {
+      if (!child2.killed && existsSync(`${out}.partial`) && readFileSync(`${out}.partial`, 'utf8').split('\n').length > 5) child2.kill('SIGTERM');
+    }, 20);
+    await new Promise((done) => child2.on('exit', done));
+    clearInterval(poll2);
+    rows[1] = JSON.stringify({ ...JSON.parse(rows[1]), prompt: 'another prompt' });
+    writeFileSync(data, rows.join('\n') + '\n');
     const changed = run([...args, '--out', out]);
     expect(changed.status).toBe(1);
-    expect(changed.stderr).toMatch(/holds the rows of a run with other settings \(.*data: "another" then/);
+    expect(changed.stderr).toMatch(/many-pairs\.jsonl:2 is not the row .*lp\.jsonl\.partial scored as its row 2 \(the data changed before the rows left\)/);
   }, 120_000);
 
   it('a JSON array file on one line: the same lines, its rows counted as rows; several files are refused', () => {

@@ -279,6 +279,9 @@ describe('HTML report', () => {
     expect(section).toContain('<pre class="chosen">the &lt;good&gt; one</pre>');
     // A long prompt shows its end.
     expect(section).toContain(`<pre class="prompt">…${'x'.repeat(597)}END</pre>`);
+    // Resumed past every sample: the cut line goes, so the next lines start on their own.
+    trimSamples(a, 100);
+    expect(fs.readFileSync(path.join(a, 'samples.jsonl'), 'utf8').endsWith('"completion_tokens":3}\n')).toBe(true);
     // Resumed from step 5: the samples of step 9 go.
     trimSamples(a, 5);
     expect(readSamples(a)!.map((x) => x.step)).toEqual([0, 0, 5, 5]);

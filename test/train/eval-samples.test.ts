@@ -11,10 +11,11 @@ describe('srk train --eval-samples', () => {
   const tmp = tempDir('srk-eval-samples-');
   const lines = readFileSync(join(fixture('gpt-neox-tiny'), 'pairs.jsonl'), 'utf8').trim().split('\n');
   const evalFile = join(tmp, 'eval.jsonl');
-  writeFileSync(evalFile, lines.join('\n') + '\n');
+  const evalLines = [...lines, ...lines]; // 12 rows: samples of 10 run as 8 + 2
+  writeFileSync(evalFile, evalLines.join('\n') + '\n');
   const generate = (model: string, k: number, tokens: number) => {
     const prompts = join(tmp, `prompts-${k}.jsonl`);
-    writeFileSync(prompts, lines.slice(0, k).join('\n') + '\n');
+    writeFileSync(prompts, evalLines.slice(0, k).join('\n') + '\n');
     const r = spawnSync(process.execPath, [srk, 'generate', '--model', model, '--data', prompts, '--max-new-tokens', String(tokens)], { cwd: root, encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     return r.stdout.trim().split('\n').map((l) => JSON.parse(l));
@@ -22,17 +23,17 @@ describe('srk train --eval-samples', () => {
 
   it('writes each evaluation\'s greedy completions, those srk generate gives with that step\'s model; the report shows them', async () => {
     const out = join(tmp, 'run');
-    const r = await train(['--model', fixture('gpt-neox-tiny'), '--ref-model', fixture('gpt-neox-tiny_ref'), '--data', evalFile, '--eval-data', evalFile,
-      '--loss', 'dpo', '--batch-size', '3', '--lr', '1e-2', '--warmup-steps', '0', '--max-steps', '2', '--eval-every', '1', '--eval-samples', '2',
+    const r = await train(['--model', fixture('gpt-neox-tiny'), '--ref-model', fixture('gpt-neox-tiny_ref'), '--data', join(fixture('gpt-neox-tiny'), 'pairs.jsonl'), '--eval-data', evalFile,
+      '--loss', 'dpo', '--batch-size', '3', '--lr', '1e-2', '--warmup-steps', '0', '--max-steps', '2', '--eval-every', '1', '--eval-samples', '10',
       '--eval-sample-tokens', '6', '--out', out]);
     expect(r.code, describeRun(r)).toBe(0);
-    expect(r.stderr).toMatch(/samples at step 0: 2 greedy completions in .*samples\.jsonl/);
+    expect(r.stderr).toMatch(/samples at step 0: 10 greedy completions in .*samples\.jsonl/);
     const rows = readFileSync(join(out, 'samples.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    expect(rows.map((x) => [x.step, x.line, x.file])).toEqual([[0, 1, evalFile], [0, 2, evalFile], [1, 1, evalFile], [1, 2, evalFile], [2, 1, evalFile], [2, 2, evalFile]]);
+    expect(rows.map((x) => [x.step, x.line, x.file])).toEqual([0, 1, 2].flatMap((step) => Array.from({ length: 10 }, (_, i) => [step, i + 1, evalFile])));
     // Beside each, the data's chosen response (EOS left out).
-    expect(rows.slice(0, 2).map((x) => x.chosen)).toEqual(lines.slice(0, 2).map((l) => JSON.parse(l).chosen));
-    const atStart = generate(fixture('gpt-neox-tiny'), 2, 6);
-    const atEnd = generate(join(out, 'checkpoint'), 2, 6);
+    expect(rows.slice(0, 10).map((x) => x.chosen)).toEqual(evalLines.slice(0, 10).map((l) => JSON.parse(l).chosen));
+    const atStart = generate(fixture('gpt-neox-tiny'), 10, 6);
+    const atEnd = generate(join(out, 'checkpoint'), 10, 6);
     for (const [step, want] of [[0, atStart], [2, atEnd]] as const) {
       const got = rows.filter((x) => x.step === step);
       expect(got.map((x) => [x.prompt, x.completion, x.finish_reason, x.completion_tokens])).toEqual(
