@@ -19,7 +19,7 @@ import { describeModel, loadModelConfig } from '../model/config.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import { generationDefaults } from '../generate/generation-config.js';
 import { EvalSampler } from './eval-samples.js';
-import { SAMPLES_FILE, appendSamples, trimSamples } from '../report/samples-log.js';
+import { SAMPLES_FILE, appendSamples, readSamples, trimSamples } from '../report/samples-log.js';
 import { pairsHash, referenceLogps, savePartialReference, weightsHash, type ReferenceLogps } from './reference.js';
 import { scorePairs } from './score.js';
 import { trainStep } from './step.js';
@@ -277,6 +277,9 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     let lastEval: Record<string, unknown> | undefined;
     const evaluate = async () => {
       await evaluateMetrics();
+      await sampleNow();
+    };
+    const sampleNow = async () => {
       if (!sampler) return;
       const rows = await sampler.sample(gpu, policy!.cfg, policy!.params, step, pairsSeen);
       appendSamples(o.out, rows);
@@ -381,6 +384,9 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     const evaluatedHere = readEval(path.join(o.out, EVAL_FILE), { lenient: true, missingOk: true }).some((e) => e.step === step);
     if (evalPairs && !evaluatedHere) {
       try { await evaluate(); } catch (e) { throw evalError(e, o.evalData!, step, await save()); }
+    } else if (sampler && !(readSamples(o.out) ?? []).some((r) => r.step === step)) {
+      // Evaluated here before (a finished run resumed), but without --eval-samples then: its samples now.
+      try { await sampleNow(); } catch (e) { throw evalError(e, o.evalData!, step, await save()); }
     }
     const dir = await save();
     metrics.close();

@@ -46,6 +46,19 @@ describe('srk train --eval-samples', () => {
     expect(html).toContain('latest, step 2');
   });
 
+  it('a finished run resumed with --eval-samples samples its last step once', async () => {
+    const out = join(tmp, 'later');
+    const base = ['--model', fixture('gpt-neox-tiny'), '--ref-model', fixture('gpt-neox-tiny_ref'), '--data', join(fixture('gpt-neox-tiny'), 'pairs.jsonl'),
+      '--eval-data', evalFile, '--loss', 'dpo', '--batch-size', '3', '--max-steps', '1', '--out', out];
+    expect((await train(base)).code).toBe(0);
+    for (let i = 0; i < 2; i++) {
+      const r = await train([...base, '--resume', '--eval-samples', '2', '--eval-sample-tokens', '3']);
+      expect(r.code, describeRun(r)).toBe(0);
+    }
+    const rows = readFileSync(join(out, 'samples.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(rows.map((x) => [x.step, x.line])).toEqual([[1, 1], [1, 2]]);
+  });
+
   it('needs --eval-data', async () => {
     const r = await train(['--model', fixture('gpt-neox-tiny'), '--data', evalFile, '--eval-samples', '2', '--out', join(tmp, 'none')]);
     expect(r.code).toBe(1);
