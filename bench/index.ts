@@ -268,11 +268,7 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
   if (o.kind === 'generate' && genOpts) {
     const g = genOpts;
     o.log(`generate: ${g.shape}, ${g.rows} rows x (${g.prompt} prompt + ${g.newTokens} new tokens), greedy, f32; ${g.warmup} warm-up + ${g.repeats} timed (wall clock)`);
-    // As srk generate runs: without kernel tuning.
-    const tuner = gpu.tuner;
-    gpu.tuner = undefined;
-    let r: GenerateBenchResult;
-    try { r = await benchGenerate(gpu, g); } finally { gpu.tuner = tuner; }
+    const r = await benchGenerate(gpu, g);
     report.generate = r;
     o.log(`prefill ${fmt(r.prefillMs, 3)} ms = ${fmt(r.prefillTokensPerS)} prompt tokens/s; decode ${fmt(r.decodeStepMs, 3)} ms a step = ` +
       `${fmt(r.decodeTokensPerS)} new tokens/s (${g.rows} a step); peak GPU memory ${fmt(r.peakInUseBytes / 2 ** 20)} MiB`);

@@ -10,12 +10,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
-import { JsonlRowError, countDataRows, iterateJsonl, type JsonObject } from '../data/read-jsonl.js';
+import { countDataRows, iterateJsonl, type JsonObject } from '../data/read-jsonl.js';
 import { PairTokenizer } from '../data/tokenize-pairs.js';
-import { loadTokenizer, textTokenizer, type SrkTokenizer } from '../model/tokenizer.js';
+import { loadTokenizer, textTokenizer } from '../model/tokenizer.js';
 import { checkpointFileStamps, loadModel } from '../model/load.js';
 import { loadModelConfig } from '../model/config.js';
-import { PromptReader, type RowPrompt } from '../generate/prompts.js';
+import { PromptReader, promptInput } from '../generate/prompts.js';
 import { generateBatch, type GenerateOptions, type Generation } from '../generate/generate.js';
 import { checkSampling } from '../generate/sample.js';
 import { Progress } from '../train/progress.js';
@@ -69,30 +69,6 @@ export function decodingSettings(o: GenerateCliOptions, d: GenerationDefaults): 
   if (temperature === 0 && o.samples > 1) notes.push(`greedy decoding gives the same completion ${o.samples} times: give --temperature to sample`);
   if (d.unapplied.length) notes.push(`${fileName} sets ${d.unapplied.join(', ')}, which srk generate does not apply (it samples or decodes greedily, as above)`);
   return { maxNewTokens, maxNewFrom, maxLength, temperature, topK, topP, notes };
-}
-
-/**
- * The ids a row's prompt gives the model (at most maxPrompt) and their text (the output's prompt). A long
- * prompt keeps its end (where the question usually is, and what the answer follows), a tokenizer's BOS
- * first. With `augmented`, the Sr losses' p ⊕ x as training builds it (tokenize-pairs.ts): a conversation's
- * own rendering with p in its first user message, else (text prompts, and a conversation cut to fit) p's
- * tokens before the prompt's, after a BOS, the prompt cut to leave them room.
- */
-export function promptInput(rp: RowPrompt, encoder: PairTokenizer, tok: SrkTokenizer, maxPrompt: number, augmented: boolean): { prompt: string; ids: number[]; truncated: boolean } {
-  if (augmented && rp.augmented !== undefined) {
-    const a = encoder.encodePrompt(rp.augmented, false);
-    if (a.ids.length <= maxPrompt) return { prompt: rp.augmented, ids: a.ids, truncated: false };
-  }
-  const refine = augmented ? encoder.refineIds ?? [] : [];
-  const plain = encoder.encodePrompt(rp.prompt);
-  const room = maxPrompt - refine.length;
-  let ids = plain.ids;
-  const pin = Math.min(plain.pinned, room - 1);
-  const truncated = ids.length > room;
-  if (truncated) ids = [...ids.slice(0, pin), ...ids.slice(ids.length - (room - pin))];
-  if (!augmented) return { prompt: truncated ? tok.decode(ids.slice(pin)) : rp.prompt, ids, truncated };
-  const full = pin ? [ids[0], ...refine, ...ids.slice(1)] : [...refine, ...ids];
-  return { prompt: tok.decode(full.slice(pin)), ids: full, truncated };
 }
 
 export async function runGenerate(o: GenerateCliOptions): Promise<void> {
@@ -206,13 +182,6 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
         }
         sink?.commit();
         release(); // (OUT is whole: a signal from here on has nothing to keep)
-      } catch (e) {
-        sink?.close();
-        if (sink && sink.done.length + written > 0) {
-          log(`${sink.partial} keeps the ${sink.done.length + written} rows done: ${isUserFacing(e) || e instanceof JsonlRowError ? 'fix what the error names and ' : ''}` +
-            'run the same command to take up from there');
-        }
-        throw e;
       } finally {
         freeModel(gpu, lm);
       }
@@ -227,8 +196,8 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
         `${limit}, stop ids ${defaults.stopIds.length ? defaults.stopIds.join(' ') : 'none'}`);
     });
   } catch (e) {
-    sink?.close();
-    if (sink && sink.done.length + written === 0) sink.discard(); // (nothing to take up: no files left behind)
+    const kept = sink?.stopped(sink.done.length + written, isUserFacing(dataError(e)));
+    if (kept) log(kept);
     throw e;
   } finally {
     release();

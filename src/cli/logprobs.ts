@@ -200,12 +200,6 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
         if (skipped < skip) throw userError(`${sink!.partial} holds ${skip} rows and ${o.data} has ${skipped} now (the data changed): delete it to start over`);
         sink?.commit();
         release(); // (OUT is whole: a signal from here on has nothing to keep)
-      } catch (e) {
-        sink?.close();
-        if (sink && skip + done > 0) {
-          log(`${sink.partial} keeps the ${skip + done} rows done: ${isUserFacing(dataError(e)) ? 'fix what the error names and ' : ''}run the same command to take up from there`);
-        }
-        throw e;
       } finally {
         freeModel(gpu, lm);
       }
@@ -214,7 +208,8 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
         `${skip ? ` (and ${skip} taken from ${sink!.partial})` : ''}${o.out ? `; wrote ${o.out}` : ''}`);
     });
   } catch (e) {
-    if (sink && skip + done === 0) sink.discard(); else sink?.close();
+    const kept = sink?.stopped(skip + done, isUserFacing(dataError(e)));
+    if (kept) log(kept);
     throw e;
   } finally {
     release();

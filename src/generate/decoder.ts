@@ -89,8 +89,10 @@ export class Decoder {
       if (r.y !== x) gpu.pool.release(x);
       x = r.y;
     }
-    // Without a tail (every token wanted) the wanted rows are gathered here, in `want`'s order.
-    const xs = tail ? x : gatherRows(gpu, x, t.want, n, N, D, 'gen_x_wanted');
+    // Without a tail (every token wanted) the wanted rows are gathered here, in `want`'s order, unless
+    // that is the tokens' own order (a decode step's).
+    const inOrder = want.every((w, i) => w === i);
+    const xs = tail || inOrder ? x : gatherRows(gpu, x, t.want, n, N, D, 'gen_x_wanted');
     if (xs !== x) gpu.pool.release(x);
     const h = gpu.pool.acquire([n, D], 'f32', 'gen_h');
     const rstd = gpu.pool.acquire([n], 'f32', 'gen_rstd');

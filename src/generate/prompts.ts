@@ -11,6 +11,8 @@
 import { PreferenceNormalizer } from '../data/preference-rows.js';
 import { RowShapeError, describeJsonValue, type JsonObject } from '../data/read-jsonl.js';
 import type { ChatTemplateSource } from '../data/preference-rows.js';
+import type { PairTokenizer } from '../data/tokenize-pairs.js';
+import type { SrkTokenizer } from '../model/tokenizer.js';
 
 /**
  * A row's prompt; with a refinement prompt p (the Sr losses' p ⊕ x), `augmented`: a conversation's rendering
@@ -69,4 +71,28 @@ export class PromptReader {
     const empty = [{ role: 'assistant', content: '' }];
     return this.pairs.normalize({ prompt: v, chosen: empty, rejected: empty });
   }
+}
+
+/**
+ * The ids a row's prompt gives the model (at most maxPrompt) and their text (the output's prompt). A long
+ * prompt keeps its end (where the question usually is, and what the answer follows), a tokenizer's BOS
+ * first. With `augmented`, the Sr losses' p ⊕ x as training builds it (tokenize-pairs.ts): a conversation's
+ * own rendering with p in its first user message, else (text prompts, and a conversation cut to fit) p's
+ * tokens before the prompt's, after a BOS, the prompt cut to leave them room.
+ */
+export function promptInput(rp: RowPrompt, encoder: PairTokenizer, tok: SrkTokenizer, maxPrompt: number, augmented: boolean): { prompt: string; ids: number[]; truncated: boolean } {
+  if (augmented && rp.augmented !== undefined) {
+    const a = encoder.encodePrompt(rp.augmented, false);
+    if (a.ids.length <= maxPrompt) return { prompt: rp.augmented, ids: a.ids, truncated: false };
+  }
+  const refine = augmented ? encoder.refineIds ?? [] : [];
+  const plain = encoder.encodePrompt(rp.prompt);
+  const room = maxPrompt - refine.length;
+  let ids = plain.ids;
+  const pin = Math.min(plain.pinned, room - 1);
+  const truncated = ids.length > room;
+  if (truncated) ids = [...ids.slice(0, pin), ...ids.slice(ids.length - (room - pin))];
+  if (!augmented) return { prompt: truncated ? tok.decode(ids.slice(pin)) : rp.prompt, ids, truncated };
+  const full = pin ? [ids[0], ...refine, ...ids.slice(1)] : [...refine, ...ids];
+  return { prompt: tok.decode(full.slice(pin)), ids: full, truncated };
 }

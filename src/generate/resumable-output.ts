@@ -22,6 +22,7 @@ export class ResumableOutput {
   private fd: number | null;
 
   private keysFd: number | null = null;
+  private committed = false;
 
   private constructor(readonly out: string, readonly partial: string, private readonly settingsFile: string, private readonly lock: string,
     readonly done: DoneRow[], fd: number, private readonly keysFile: string,
@@ -114,6 +115,19 @@ export class ResumableOutput {
     fs.rmSync(this.settingsFile, { force: true });
     fs.rmSync(this.keysFile, { force: true });
     fs.rmSync(this.lock, { force: true });
+    this.committed = true;
+  }
+
+  /**
+   * The run stopped before OUT was whole (an error, a signal): the `rowsDone` rows written stay in
+   * OUT.partial (where there are none, nothing is left behind). Returns the line that says so, or
+   * undefined. `fixFirst`: the error is the data's or a flag's, to mend before the next run.
+   */
+  stopped(rowsDone: number, fixFirst = false): string | undefined {
+    if (this.committed) return undefined;
+    if (rowsDone === 0) { this.discard(); return undefined; }
+    this.close();
+    return `${this.partial} keeps the ${rowsDone} rows done: ${fixFirst ? 'fix what the error names and ' : ''}run the same command to take up from there`;
   }
 
   private closeFiles(): void {
@@ -180,9 +194,8 @@ function describeDifferences(had: OutputSettings, now: OutputSettings): string[]
  */
 export function keepOnSignal(sink: ResumableOutput | undefined, rowsDone: () => number, log: (s: string) => void): () => void {
   const onSignal = (signal: NodeJS.Signals) => {
-    const n = rowsDone();
-    if (sink && n === 0) sink.discard(); else sink?.close();
-    log(`stopped by ${signal}${sink && n > 0 ? `; ${sink.partial} keeps the ${n} rows done: the same command takes up from there` : ''}`);
+    const kept = sink?.stopped(rowsDone());
+    log(`stopped by ${signal}${kept ? `; ${kept}` : ''}`);
     process.exit(signal === 'SIGINT' ? 130 : 143);
   };
   process.once('SIGINT', onSignal); process.once('SIGTERM', onSignal);

@@ -162,7 +162,7 @@ describe('srk generate', () => {
     const code = await new Promise<number | null>((resolveExit) => child.on('exit', (c) => resolveExit(c)));
     clearInterval(poll);
     expect(code, err).toBe(143);
-    expect(err).toMatch(/stopped by SIGTERM; .*out\.jsonl\.partial keeps the \d+ rows done: the same command takes up from there/);
+    expect(err).toMatch(/stopped by SIGTERM; .*out\.jsonl\.partial keeps the \d+ rows done: run the same command to take up from there/);
     expect(readdirSync(dir).sort()).toEqual(['out.jsonl.partial', 'out.jsonl.partial.json']);
     const kept = readFileSync(`${out}.partial`, 'utf8').trim().split('\n').length;
     expect(kept).toBeLessThan(24);

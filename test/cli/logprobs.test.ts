@@ -102,7 +102,7 @@ describe('srk logprobs', () => {
     const code = await new Promise<number | null>((done) => child.on('exit', (c) => done(c)));
     clearInterval(poll);
     expect(code, err).toBe(143);
-    expect(err).toMatch(/stopped by SIGTERM; .*lp\.jsonl\.partial keeps the \d+ rows done: the same command takes up from there/);
+    expect(err).toMatch(/stopped by SIGTERM; .*lp\.jsonl\.partial keeps the \d+ rows done: run the same command to take up from there/);
     const kept = readFileSync(`${out}.partial`, 'utf8').trim().split('\n').length;
     expect(readFileSync(`${out}.partial.rows`, 'utf8').trim().split('\n').length).toBe(kept); // a key per row scored
     // A row after those scored may change (a fixed row, say): the run is taken up on the data as it is now.

@@ -90,6 +90,21 @@ describe(`generation's cached forward (seed ${rng.seed})`, () => {
     });
   }
 
+  it('logits come in `want`\'s order: every token wanted in another order (gathered) or in theirs (not)', async () => {
+    const gpu = await getGpu();
+    const m = await loadModel(gpu, resolve(FIX, 'gpt-neox-tiny'));
+    const V = m.cfg.vocabSize;
+    const tokens = [5, 9, 2, 7].map((id, pos) => ({ row: 0, pos, id }));
+    const run = async (want: number[]) => {
+      const dec = new Decoder(gpu, m.cfg, m.params, 1, 4);
+      try { return await dec.step(tokens, want); } finally { dec.free(); }
+    };
+    const inOrder = await run([0, 1, 2, 3]);
+    const reversed = await run([3, 2, 1, 0]);
+    for (let k = 0; k < 4; k++) expect(Array.from(reversed.subarray(k * V, (k + 1) * V))).toEqual(Array.from(inOrder.subarray((3 - k) * V, (4 - k) * V)));
+    m.params.free();
+  });
+
   // The variants (sequential residual, a sliding window shorter than the rows) against the training forward, token by token.
   for (const [name, dir, change] of MODEL_VARIANTS) {
     it(`${name}: per-token log-probs equal the training forward's`, async () => {

@@ -7,8 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { SrkTokenizer, loadTokenizer, textTokenizer } from '../../src/model/tokenizer.js';
 import { PairTokenizer } from '../../src/data/tokenize-pairs.js';
 import { PreferenceNormalizer } from '../../src/data/preference-rows.js';
-import { PromptReader } from '../../src/generate/prompts.js';
-import { promptInput } from '../../src/cli/generate.js';
+import { PromptReader, promptInput } from '../../src/generate/prompts.js';
 import { FIXTURES_HF as FIX } from '../helpers/models.js';
 
 const P = 'Rate this 100 of 100. Query:';
