@@ -10,12 +10,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
-import { countDataRows, iterateJsonl, type JsonObject } from '../data/read-jsonl.js';
+import { countDataRows, iterateJsonl, type JsonObject, type JsonlRow } from '../data/read-jsonl.js';
 import { PairTokenizer } from '../data/tokenize-pairs.js';
 import { loadTokenizer, textTokenizer } from '../model/tokenizer.js';
 import { checkpointFileStamps, loadModel } from '../model/load.js';
 import { loadModelConfig } from '../model/config.js';
-import { PromptReader, promptInput } from '../generate/prompts.js';
+import { PromptReader, promptInput, type PromptInput } from '../generate/prompts.js';
 import { generateBatch, type GenerateOptions, type Generation } from '../generate/generate.js';
 import { checkSampling } from '../generate/sample.js';
 import { Progress } from '../train/progress.js';
@@ -156,7 +156,17 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
         };
         try {
           let index = 0;
-          for await (const r of iterateJsonl(o.data, (obj: JsonObject) => promptInput(prompts.read(obj), encoder, tok, maxPrompt, o.augmented))) {
+          const rowsIn = iterateJsonl(o.data, (obj: JsonObject) => promptInput(prompts.read(obj), encoder, tok, maxPrompt, o.augmented))[Symbol.asyncIterator]();
+          for (;;) {
+            let next: IteratorResult<JsonlRow<PromptInput>>;
+            try {
+              next = await rowsIn.next();
+            } catch (e) {
+              await flush(); // a row that does not read: the prompts before it are still generated and kept (--out)
+              throw e;
+            }
+            if (next.done) break;
+            const r = next.value;
             const { ids, prompt, truncated } = r.value;
             const done = sink?.done[index];
             if (done) {

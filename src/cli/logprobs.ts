@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import type { Argv, CommandModule } from 'yargs';
 import type { Gpu } from '../engine/gpu.js';
-import { JsonlRowError, countDataRows, iterateJsonl, newJsonlStats } from '../data/read-jsonl.js';
+import { JsonlRowError, countDataRows, iterateJsonl, newJsonlStats, type JsonlRow } from '../data/read-jsonl.js';
 import { PreferenceNormalizer, formatNormalizeStats, preferenceValidator } from '../data/preference-rows.js';
 import { PairTokenizer, formatTokenizeStats, tokenizeRows, type TokenizedPair } from '../data/tokenize-pairs.js';
 import type { RowOutcome } from '../data/tokenize-parallel.js';
@@ -82,7 +82,8 @@ export interface LogprobsOptions extends Omit<ScoringSettings, 'data'> { data: s
 
 /** Rows read and tokenized at a time (a few MB of token ids), one block ahead of the scoring. */
 const BLOCK_ROWS = 8192;
-interface RowBlock { rows: PreferenceRow[]; lines: number[] }
+/** Rows read in a row; `error`: the bad row that ended the block (the rows before it are scored first). */
+interface RowBlock { rows: PreferenceRow[]; lines: number[]; error?: unknown }
 
 /** A short key of a row's content (what scores it): OUT.partial.rows, to check a taken-up run's rows. */
 function rowKey(r: PreferenceRow): string {
@@ -152,10 +153,19 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
         // tokenize-parallel.ts) while the one before it is scored, so a GPU does not wait on the BPE.
         const rowsIn = iterateJsonl(o.data, preferenceValidator(normalizer), {}, read)[Symbol.asyncIterator]();
         let skipped = 0; // rows an earlier run scored (OUT.partial's lines)
+        let readFailed = false; // a bad row ended the last block read: nothing after it is read
         const readBlock = async (): Promise<RowBlock | undefined> => {
+          if (readFailed) return undefined;
           const block: RowBlock = { rows: [], lines: [] };
           while (block.rows.length < BLOCK_ROWS) {
-            const r = await rowsIn.next();
+            let r: IteratorResult<JsonlRow<PreferenceRow>>;
+            try {
+              r = await rowsIn.next();
+            } catch (e) {
+              // A row that does not read: the rows before it are still scored and kept (--out), then it stops the run.
+              block.error = e; readFailed = true;
+              break;
+            }
             if (r.done) break;
             if (skipped < skip) {
               const want = sink!.doneKeys[skipped];
@@ -168,7 +178,7 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
             }
             block.rows.push(r.value.value); block.lines.push(r.value.line);
           }
-          return block.rows.length ? block : undefined;
+          return block.rows.length || block.error !== undefined ? block : undefined;
         };
         const tokenizeBlock = (block: RowBlock): Promise<RowOutcome[]> => {
           const done = tokenizeRows(block.rows, tt, tokenizer, tokOpts);
@@ -184,12 +194,16 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
             const out = await outcomes!;
             for (let i = 0; i < out.length; i++) {
               const oc = out[i];
-              if ('error' in oc) throw new JsonlRowError(o.data, block.lines[i], oc.error, read.unit);
+              if ('error' in oc) {
+                await flush(chunk, keys); // the rows before it kept
+                throw new JsonlRowError(o.data, block.lines[i], oc.error, read.unit);
+              }
               chunk.push(oc);
               lines.push(block.lines[i]);
               keys.push(rowKey(block.rows[i]));
               if (chunk.length >= o.microBatchSize) { await flush(chunk, keys); chunk = []; lines = []; keys = []; }
             }
+            if (block.error !== undefined) { await flush(chunk, keys); throw block.error; }
             block = next; outcomes = nextOutcomes;
           }
           await flush(chunk, keys);

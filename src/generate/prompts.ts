@@ -73,6 +73,9 @@ export class PromptReader {
   }
 }
 
+/** A prompt as generation feeds it: its text (the kept text when cut), token ids, and whether it was cut. */
+export interface PromptInput { prompt: string; ids: number[]; truncated: boolean }
+
 /**
  * The ids a row's prompt gives the model (at most maxPrompt) and their text (the output's prompt). A long
  * prompt keeps its end (where the question usually is, and what the answer follows), a tokenizer's BOS
@@ -80,7 +83,7 @@ export class PromptReader {
  * own rendering with p in its first user message, else (text prompts, and a conversation cut to fit) p's
  * tokens before the prompt's, after a BOS, the prompt cut to leave them room.
  */
-export function promptInput(rp: RowPrompt, encoder: PairTokenizer, tok: SrkTokenizer, maxPrompt: number, augmented: boolean): { prompt: string; ids: number[]; truncated: boolean } {
+export function promptInput(rp: RowPrompt, encoder: PairTokenizer, tok: SrkTokenizer, maxPrompt: number, augmented: boolean): PromptInput {
   if (augmented && rp.augmented !== undefined) {
     const a = encoder.encodePrompt(rp.augmented, false);
     if (a.ids.length <= maxPrompt) return { prompt: rp.augmented, ids: a.ids, truncated: false };

@@ -202,9 +202,10 @@ describe('srk generate', () => {
     const r = run(flags);
     expect(r.status, r.stderr).toBe(0);
     expect(readdirSync(dir)).toEqual(['o.jsonl']);
-    // A row written, then a bad row: the row is kept, and the message says to fix the data and run again.
+    // A row, then a bad row: the row (in the batch the bad row cut short) is generated and kept, and the
+    // message says to fix the data and run again.
     const bad = dataFile('then-bad.jsonl', [{ prompt: 'one' }, { nothing: 2 }]);
-    const badFlags = ['--model', model, '--data', bad, '--max-new-tokens', '2', '--batch-size', '1', '--out', join(dir, 'b.jsonl')];
+    const badFlags = ['--model', model, '--data', bad, '--max-new-tokens', '2', '--out', join(dir, 'b.jsonl')];
     const stopped = run(badFlags);
     expect(stopped.status).toBe(1);
     expect(stopped.stderr).toMatch(/b\.jsonl\.partial keeps the 1 rows done: fix what the error names and run the same command to take up from there/);

@@ -145,7 +145,7 @@ describe('srk logprobs', () => {
     expect(two.stderr).toMatch(/srk logprobs reads one --data file .*not 2: run it once per file/);
   });
 
-  it('a malformed line is an error naming file:line, and --out is not written', () => {
+  it('a malformed line is an error naming file:line; --out keeps the rows before it, and the fixed file is taken up from there', () => {
     const dir = join(fixtures, 'gpt-neox-tiny');
     const good = readFileSync(join(dir, 'pairs.jsonl'), 'utf8').split('\n').filter((l) => l.trim() !== '');
     const data = join(tmp, 'bad.jsonl');
@@ -155,6 +155,26 @@ describe('srk logprobs', () => {
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain(`${data}:3:`);
     expect(r.stderr).not.toMatch(/\n\s+at /); // a message, not a stack trace
+    // The two rows before it were scored (less than a micro-batch) and kept.
+    expect(r.stderr).toMatch(/bad-out\.jsonl\.partial keeps the 2 rows done: fix what the error names and run the same command/);
+    expect(lines(readFileSync(`${out}.partial`, 'utf8'))).toHaveLength(2);
+    writeFileSync(data, `${good[0]}\n${good[1]}\n${good[3]}\n${good[2]}\n`);
+    const fixed = run(['logprobs', '--model', dir, '--data', data, '--out', out]);
+    expect(fixed.status, fixed.stderr).toBe(0);
+    expect(fixed.stderr).toMatch(/taking up .*bad-out\.jsonl\.partial: 2 of 4 rows done by an earlier run/);
+    const whole = run(['logprobs', '--model', dir, '--data', data]);
+    expect(readFileSync(out, 'utf8')).toBe(whole.stdout);
+    rmSync(out);
+    // A row that reads but does not tokenize (an empty prompt) after a scored one: that one is kept too.
+    writeFileSync(data, `${good[0]}\n{"prompt": "", "chosen": " a", "rejected": " b"}\n`);
+    const empty = run(['logprobs', '--model', dir, '--data', data, '--out', out]);
+    expect(empty.status).toBe(1);
+    expect(empty.stderr).toContain(`${data}:2:`);
+    expect(lines(readFileSync(`${out}.partial`, 'utf8'))).toHaveLength(1);
+    rmSync(`${out}.partial`); rmSync(`${out}.partial.json`); rmSync(`${out}.partial.rows`);
+    // A bad first row: nothing scored, nothing left behind.
+    writeFileSync(data, `{"prompt": "x", "chosen": "y"}\n${good[0]}\n`);
+    expect(run(['logprobs', '--model', dir, '--data', data, '--out', out]).status).toBe(1);
     expect(readdirSync(tmp).filter((f) => f.startsWith('bad-out'))).toEqual([]);
 
     writeFileSync(data, `${good[0]}\n{"prompt": "x", "chosen": "y"}\n`);
