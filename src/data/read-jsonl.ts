@@ -271,10 +271,6 @@ export async function countDataRows(file: string): Promise<number> {
 }
 
 /**
- * Streams the rows of a .jsonl / .jsonl.gz file, or of a Parquet file (told by its magic bytes, as
- * gzip is). `stats` (if given) is updated as rows go by. Without `validate` each row is the object itself.
- */
-/**
  * A bad row: thrown, or with `skipBadRows` counted in `stats` with the first `maxReasons` messages. Also
  * for what a caller finds wrong with a row after reading it (tokenize-pairs.ts: a row with no tokens).
  */
@@ -284,6 +280,10 @@ export function recordBadRow(stats: JsonlStats, err: JsonlRowError, opts: JsonlO
   if (stats.badReasons.length < (opts.maxReasons ?? 5)) stats.badReasons.push(err.message);
 }
 
+/**
+ * Streams the rows of a .jsonl / .jsonl.gz file, or of a Parquet file (told by its magic bytes, as
+ * gzip is). `stats` (if given) is updated as rows go by. Without `validate` each row is the object itself.
+ */
 export async function* iterateJsonl<T = JsonObject>(
   file: string,
   validate?: RowValidator<T>,

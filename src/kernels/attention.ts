@@ -261,6 +261,9 @@ function shapeKey(gpu: Gpu, a: AttentionArgs, masked: boolean): string {
     `${(a.precision ?? gpu.matmulPrecision) === 'f16' ? ' f16' : ''}`;
 }
 
+/** modePick's answer: the way, the name to time it under, and whether the tuner is still choosing it. */
+interface ModePick { unfused: boolean; timing?: string; deciding?: boolean }
+
 /**
  * Flash kernels or the matmul path (attention-unfused.ts) for a forward or a backward:
  * SRK_ATTENTION=unfused forces the latter where its scratch fits, simt the former; otherwise the
@@ -271,9 +274,6 @@ function shapeKey(gpu: Gpu, a: AttentionArgs, masked: boolean): string {
  * f16 (P from that forward's lse) stays within the f16 bounds (attention-unfused.test.ts).
  * `timing`: the name to time this call's dispatches under while that key is measured.
  */
-/** modePick's answer: the way, the name to time it under, and whether the tuner is still choosing it. */
-interface ModePick { unfused: boolean; timing?: string; deciding?: boolean }
-
 export function modePick(gpu: Gpu, dir: 'fwd' | 'bwd', a: AttentionArgs, masked: boolean): ModePick {
   if (a.tcForm) return { unfused: false };
   const fits = unfusedFits(gpu, a.Hq, a.T);
