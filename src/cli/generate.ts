@@ -16,7 +16,8 @@ import { loadTokenizer, textTokenizer } from '../model/tokenizer.js';
 import { checkpointFileStamps, loadModel } from '../model/load.js';
 import { loadModelConfig } from '../model/config.js';
 import { PromptReader, promptInput, type PromptInput } from '../generate/prompts.js';
-import { generateBatch, type GenerateOptions, type Generation } from '../generate/generate.js';
+import { cacheTokens, generateBatch, type GenerateOptions, type Generation } from '../generate/generate.js';
+import { cacheBytes } from '../generate/decoder.js';
 import { checkSampling } from '../generate/sample.js';
 import { Progress } from '../train/progress.js';
 import { checkPathFlag, dataFilesFlag, withGpu } from './run.js';
@@ -113,19 +114,18 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
     // No kernel tuning: it would time candidate kernels on the first calls of each shape and keep the
     // fastest, so a completion could depend, in its logits' last bits, on what ran before it.
     await withGpu({ adapter: o.adapter, tune: false }, async (gpu) => {
-      // The largest key/value cache a batch may need, refused before any work rather than at a late long prompt.
-      const lmCfg = await loadModelConfig(o.model);
-      const rows = o.batchSize * o.samples;
-      const Tmax = Math.min(maxPositions, maxPrompt + dec.maxNewTokens, dec.maxLength ?? Infinity);
-      const cacheBytes = rows * Tmax * lmCfg.numKvHeads * lmCfg.headDim * 4;
-      if (cacheBytes > gpu.maxBinding) {
-        throw userError(`a key/value cache for ${o.batchSize} prompts x ${o.samples} samples of up to ${Tmax} tokens is ` +
-          `${(cacheBytes / 2 ** 20).toFixed(0)} MiB a layer, over this adapter's ${(gpu.maxBinding / 2 ** 20).toFixed(0)} MiB per buffer: ` +
-          'lower --batch-size, --samples, --max-new-tokens or --max-prompt-length');
-      }
       const lm = await loadModel(gpu, o.model, { onProgress: progress.bytes(`load ${o.model}`) });
       const t0 = performance.now();
       const gen: GenerateOptions = { ...dec, stopIds: defaults.stopIds, seed: o.seed, maxPositions };
+      // A batch whose key/value cache is over one buffer runs in parts (generateBatch); a prompt whose own
+      // row is over it is refused by its line, the rows before it kept.
+      const tooLong = (promptTokens: number, line: number): string | undefined => {
+        const bytes = cacheBytes(lm.cfg, 1, cacheTokens(promptTokens, gen));
+        if (bytes <= gpu.maxBinding) return undefined;
+        return `${o.data}:${line}: its prompt of ${promptTokens} tokens and up to ${dec.maxNewTokens} new tokens need a key/value ` +
+          `cache of ${(bytes / 2 ** 20).toFixed(0)} MiB a layer, over this adapter's ${(gpu.maxBinding / 2 ** 20).toFixed(0)} MiB per buffer: ` +
+          'lower --max-prompt-length or --max-new-tokens';
+      };
       let rowsDone = 0; let newTokens = 0; let cut = 0;
       const finishes = { stop: 0, length: 0 };
       try {
@@ -178,6 +178,8 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
               index++; rowsDone++;
               continue;
             }
+            const over = tooLong(ids.length, r.line);
+            if (over) { await flush(); throw userError(over); }
             if (truncated) cut++;
             batch.push({ prompt, truncated, ids, line: r.line, index: index++ });
             if (batch.length >= o.batchSize) await flush();

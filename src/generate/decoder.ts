@@ -29,6 +29,11 @@ import { userError } from '../errors.js';
 /** A token to run: its row of the cache, its position there (0-based), its id. */
 export interface DecodeToken { row: number; pos: number; id: number }
 
+/** Bytes of one layer's key (or value) cache for `rows` rows of `tokens` tokens. */
+export function cacheBytes(cfg: ModelShape, rows: number, tokens: number): number {
+  return rows * tokens * cfg.numKvHeads * cfg.headDim * 4;
+}
+
 export class Decoder {
   private readonly k: Tensor[] = [];
   private readonly v: Tensor[] = [];
@@ -37,7 +42,7 @@ export class Decoder {
   constructor(readonly gpu: Gpu, readonly cfg: ModelShape, readonly params: Params, readonly rows: number, readonly Tmax: number) {
     if (cfg.headDim > CACHED_ATTENTION_MAX_DH) throw userError(`generation supports heads of at most ${CACHED_ATTENTION_MAX_DH} channels; this model's are ${cfg.headDim}`);
     const width = cfg.numKvHeads * cfg.headDim;
-    const bytes = rows * Tmax * width * 4;
+    const bytes = cacheBytes(cfg, rows, Tmax);
     if (bytes > gpu.maxBinding) {
       throw userError(`a key/value cache of ${rows} rows x ${Tmax} tokens is ${(bytes / 2 ** 20).toFixed(0)} MiB a layer, over this ` +
         `adapter's ${(gpu.maxBinding / 2 ** 20).toFixed(0)} MiB per buffer`);

@@ -9,7 +9,7 @@ import type { Gpu } from '../engine/gpu.js';
 import type { ModelShape } from '../model/context.js';
 import type { Params } from '../model/params.js';
 import { Rng } from '../init/prng.js';
-import { Decoder, type DecodeToken } from './decoder.js';
+import { Decoder, cacheBytes, type DecodeToken } from './decoder.js';
 import { checkSampling, sampleToken, type SamplingOptions } from './sample.js';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -21,6 +21,8 @@ export interface GenerateOptions extends SamplingOptions {
   maxPositions?: number;
   /** A cap on prompt + new tokens (generation_config.json's max_length): a prompt as long has none. */
   maxLength?: number;
+  /** Most bytes of one layer's key/value cache a batch may take before it runs in parts (default: the adapter's largest buffer binding). */
+  cacheLimitBytes?: number;
 }
 
 export interface PromptToGenerate { ids: readonly number[]; /** The row's random stream. */ stream: number }
@@ -32,8 +34,28 @@ export interface Generation {
   finish: 'stop' | 'length';
 }
 
+/** A row's most new tokens: the new token k (from 1) sits at position P + k - 1, under the model's last and max_length. */
+function newTokenLimit(promptTokens: number, o: GenerateOptions): number {
+  return Math.max(0, Math.min(o.maxNewTokens, (o.maxPositions ?? Infinity) - promptTokens, (o.maxLength ?? Infinity) - promptTokens));
+}
+
+/** Tokens a prompt's row of the key/value cache holds: the prompt and every new token but the last (which is not run). */
+export function cacheTokens(promptTokens: number, o: GenerateOptions): number {
+  return Math.max(promptTokens, promptTokens + newTokenLimit(promptTokens, o) - 1);
+}
+
+/**
+ * Completions of `prompts`, in their order. A batch whose key/value cache would not fit one buffer runs
+ * as halves, one after the other: each row draws from its own stream, so the completions are the same.
+ */
 export async function generateBatch(gpu: Gpu, cfg: ModelShape, params: Params, prompts: readonly PromptToGenerate[], o: GenerateOptions,
   onToken?: () => void): Promise<Generation[]> {
+  const cacheLimit = Math.min(o.cacheLimitBytes ?? Infinity, gpu.maxBinding);
+  if (prompts.length > 1 && cacheBytes(cfg, prompts.length, Math.max(...prompts.map((p) => cacheTokens(p.ids.length, o)))) > cacheLimit) {
+    const half = Math.ceil(prompts.length / 2);
+    return [...await generateBatch(gpu, cfg, params, prompts.slice(0, half), o, onToken),
+      ...await generateBatch(gpu, cfg, params, prompts.slice(half), o, onToken)];
+  }
   checkSampling(o);
   if (!(Number.isInteger(o.maxNewTokens) && o.maxNewTokens > 0)) throw new RangeError(`max new tokens must be a positive whole number, got ${o.maxNewTokens}`);
   const B = prompts.length;
@@ -44,10 +66,8 @@ export async function generateBatch(gpu: Gpu, cfg: ModelShape, params: Params, p
       throw new RangeError(`prompt ${i} has ${p.ids.length} tokens, and the model's positions end at ${o.maxPositions}: no room for a completion`);
     }
   });
-  // Each row's most new tokens: the new token k (from 1) sits at position P + k - 1, under the model's
-  // last. Every one but the last is run (the cache's rows hold P + limit - 1 tokens).
-  const limit = prompts.map((p) => Math.max(0, Math.min(o.maxNewTokens, (o.maxPositions ?? Infinity) - p.ids.length, (o.maxLength ?? Infinity) - p.ids.length)));
-  const Tmax = Math.max(...prompts.map((p, b) => Math.max(p.ids.length, p.ids.length + limit[b] - 1)));
+  const limit = prompts.map((p) => newTokenLimit(p.ids.length, o));
+  const Tmax = Math.max(...prompts.map((p) => cacheTokens(p.ids.length, o)));
   const stop = new Set(o.stopIds);
   const rngs = prompts.map((p) => new Rng(o.seed, p.stream));
   const out: Generation[] = prompts.map(() => ({ ids: [], finish: 'length' }));

@@ -45,7 +45,11 @@ export class PromptReader {
     if (has('instruction')) {
       if (typeof obj.instruction !== 'string') throw new RowShapeError(`field "instruction" must be a string, got ${describeJsonValue(obj.instruction)}`);
       if (has('prompt') || has('messages')) throw new RowShapeError('give one of "instruction", "prompt" and "messages"');
-      return this.conversation([{ role: 'user', content: obj.instruction }], 'instruction');
+      // Alpaca-style rows give the task's text in "input": it follows the instruction after a blank line
+      // (as Alpaca's own prompt sets it below the instruction), never dropped.
+      if (has('input') && typeof obj.input !== 'string') throw new RowShapeError(`field "input" must be a string, got ${describeJsonValue(obj.input)}`);
+      const input = has('input') ? (obj.input as string) : '';
+      return this.conversation([{ role: 'user', content: input.trim() === '' ? obj.instruction : `${obj.instruction}\n\n${input}` }], 'instruction');
     }
     if (has('completion') || has('chosen')) return this.sft.normalize(obj);
     if (has('messages')) {

@@ -46,21 +46,23 @@ describe('srk generate', () => {
       { prompt: 'sft prompt', completion: ' sft answer' },
       { messages: [{ role: 'system', content: 's' }, { role: 'user', content: 'u' }, { role: 'assistant', content: 'old answer' }] },
       { prompt: [{ role: 'user', content: 'as a list' }], chosen: [{ role: 'assistant', content: 'x' }], rejected: [{ role: 'assistant', content: 'y' }] },
+      { instruction: 'translate', input: 'the cat', output: 'le chat' }, // Alpaca: the input below the instruction
+      { instruction: 'no input', input: '' },
     ]);
     const r = run(['--model', model, '--data', data, '--max-new-tokens', '4', '--batch-size', '3']);
     expect(r.status, r.stderr).toBe(0);
     const out = lines(r.stdout);
     expect(out.map((o) => o.prompt)).toEqual([
       'text as written', '<user>hi\n<assistant>', '<user>do it\n<assistant>', '\n\nHuman: a question\n\nAssistant:',
-      'sft prompt', '<system>s\n<user>u\n<assistant>', '<user>as a list\n<assistant>',
+      'sft prompt', '<system>s\n<user>u\n<assistant>', '<user>as a list\n<assistant>', '<user>translate\n\nthe cat\n<assistant>', '<user>no input\n<assistant>',
     ]);
-    expect(out.map((o) => o.line)).toEqual([1, 2, 3, 4, 6, 7, 8]);
+    expect(out.map((o) => o.line)).toEqual([1, 2, 3, 4, 6, 7, 8, 9, 10]);
     for (const o of out) {
       expect(o.finish_reason === 'stop' || o.finish_reason === 'length').toBe(true);
       expect(o.completion_tokens).toBeLessThanOrEqual(4);
       expect(typeof o.completion).toBe('string');
     }
-    expect(r.stderr).toMatch(/7 prompts: \d+ new tokens/);
+    expect(r.stderr).toMatch(/9 prompts: \d+ new tokens/);
     expect(r.stderr).toMatch(/decoding: greedy, at most 4 new tokens, stop ids 0/);
   });
 

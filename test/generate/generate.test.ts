@@ -6,8 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { getGpu } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import { loadModel } from '../../src/model/load.js';
-import { Decoder } from '../../src/generate/decoder.js';
-import { generateBatch, type GenerateOptions } from '../../src/generate/generate.js';
+import { Decoder, cacheBytes } from '../../src/generate/decoder.js';
+import { cacheTokens, generateBatch, type GenerateOptions } from '../../src/generate/generate.js';
 import { FIXTURES_HF as FIX } from '../helpers/models.js';
 
 const rng = makeRng();
@@ -45,12 +45,20 @@ describe(`generation (seed ${rng.seed})`, () => {
     const V = m.cfg.vocabSize;
     const prompts = [5, 9, 3, 6].map((n, i) => ({ ids: Array.from({ length: n }, () => 1 + rng.int(V - 1)), stream: 10 + i }));
     const o = { ...greedy, temperature: 1, topK: 50, topP: 0.95, seed: rng.int(1e6), maxNewTokens: 8 };
-    const all = await generateBatch(gpu, m.cfg, m.params, prompts, o);
+    let steps = 0;
+    const all = await generateBatch(gpu, m.cfg, m.params, prompts, o, () => steps++);
     const reversed = (await generateBatch(gpu, m.cfg, m.params, [...prompts].reverse(), o)).reverse();
     const alone = [];
     for (const p of prompts) alone.push((await generateBatch(gpu, m.cfg, m.params, [p], o))[0]);
     expect(reversed).toEqual(all);
     expect(alone).toEqual(all);
+    // A batch whose key/value cache is over the limit runs in parts, down to a row at a time: the same draws.
+    const rowBytes = cacheBytes(m.cfg, 1, Math.max(...prompts.map((p) => cacheTokens(p.ids.length, o))));
+    let partSteps = 0;
+    const parts = await generateBatch(gpu, m.cfg, m.params, prompts, { ...o, cacheLimitBytes: rowBytes }, () => partSteps++);
+    expect(parts).toEqual(all);
+    expect([steps, partSteps]).toEqual([8, 4 * 8]); // (8 new tokens a row, no stop ids: a step each, one batch against four)
+    expect(() => new Decoder(gpu, m.cfg, m.params, 2, 1 << 30)).toThrow(/key\/value cache of 2 rows x 1073741824 tokens .* over this adapter's/);
     // Another stream or seed draws otherwise.
     const other = await generateBatch(gpu, m.cfg, m.params, prompts.map((p) => ({ ...p, stream: p.stream + 100 })), o);
     expect(other.map((g) => g.ids)).not.toEqual(all.map((g) => g.ids));
