@@ -1,4 +1,4 @@
-// `srk eval`: preference metrics of a policy against a reference on a data file (notes/losses.md
+// `srk eval`: preference metrics of a policy against a reference on a data file (../shared/notes/losses.md
 // §5.1, src/report/eval-metrics.ts): mean margin beta*h, accuracy [h > 0], augmented accuracy
 // [Delta > 0], mean implicit rewards, and, when every row carries judge scores (UltraFeedback's
 // score_chosen / score_rejected), Pearson, Spearman and Kendall tau-b between the per-pair margins
@@ -15,7 +15,7 @@ import { isSftPair, type TokenizedPair } from '../data/tokenize-pairs.js';
 import { dataLabel, type DataFiles } from '../data/data-files.js';
 import { writeEvalPairsFile } from '../report/eval-pairs.js';
 import { loadModel } from '../model/load.js';
-import { computeEvalMetrics, computeSftEvalMetrics, formatEvalTable, type EvalMetrics } from '../report/eval-metrics.js';
+import { computeEvalMetrics, computeSftEvalMetrics, formatCell, formatEvalTable, type EvalMetrics } from '../report/eval-metrics.js';
 import { checkSameTokenizer, loadPairsForModel } from '../train/dataset.js';
 import { referenceLogps, savePartialReference } from '../train/reference.js';
 import { signalExitCode } from '../train/trainer.js';
@@ -42,6 +42,9 @@ export interface EvalReport {
   margin: number | null;
   accuracy: number | null;
   aug_accuracy: number | null;
+  /** Pairs with a margin (augmented margin) of exactly 0: wrong answers to the accuracies, as in TRL. */
+  ties: number;
+  aug_ties: number | null;
   /** Standard errors of margin, accuracy and aug_accuracy over the pairs (eval-metrics.ts). */
   margin_se: number | null;
   accuracy_se: number | null;
@@ -82,7 +85,7 @@ const fin = (v: number | null | undefined): number | null => (v === null || v ==
 export function evalReport(m: EvalMetrics, o: EvalOptions, refDir: string, sameRef: boolean, scored: number, notes: string[], skipped = 0): EvalReport {
   const r: EvalReport = {
     model: o.model, ref_model: refDir, data: o.data, beta: o.beta, n: m.n,
-    margin: fin(m.margin), accuracy: fin(m.accuracy), aug_accuracy: fin(m.aug_accuracy), aug_margin: fin(m.aug_margin),
+    margin: fin(m.margin), accuracy: fin(m.accuracy), aug_accuracy: fin(m.aug_accuracy), ties: m.ties, aug_ties: m.aug_ties, aug_margin: fin(m.aug_margin),
     margin_se: fin(m.margin_se), accuracy_se: fin(m.accuracy_se), aug_accuracy_se: fin(m.aug_accuracy_se),
     reward_chosen: fin(m.reward_chosen), reward_rejected: fin(m.reward_rejected), nll_chosen: fin(m.nll_chosen),
     scored_pairs: scored, skipped_rows: skipped, reference_is_policy: sameRef, sft_rows: m.sft === true, notes,
@@ -181,14 +184,18 @@ export function formatEvalReport(r: EvalReport): string {
     name: path.basename(path.resolve(r.model)), margin: r.margin, accuracy: r.accuracy, aug_accuracy: r.aug_accuracy, nll_chosen: r.nll_chosen,
     pearson: r.pearson ?? null, spearman: r.spearman ?? null, kendall: r.kendall ?? null, n: r.n,
   }]);
-  const f = (v: number | null) => (v === null ? '-' : v.toFixed(4));
+  const f = (v: number | null) => formatCell(v, 4);
+  const tied = r.sft_rows || r.reference_is_policy ? [] : [
+    ...(r.ties ? [`${r.ties} of ${r.n} pairs have a margin of exactly 0 (the policy and the reference agree on both responses, or the responses tokenize alike): accuracy counts them as wrong, as TRL's rewards/accuracies does`] : []),
+    ...(r.aug_ties ? [`${r.aug_ties} of ${r.n} augmented margins are exactly 0: aug acc counts them as wrong`] : []),
+  ];
   const lines = [
     table,
     '',
     r.sft_rows ? `policy NLL ${f(r.nll_chosen)} per completion token over ${r.n} SFT rows` : `reference ${r.ref_model}, beta ${r.beta}: reward chosen ${f(r.reward_chosen)}, reward rejected ${f(r.reward_rejected)}, ` +
       `aug margin ${f(r.aug_margin)}; policy NLL ${f(r.nll_chosen)} per chosen token; ${r.scored_pairs} of ${r.n} pairs with judge scores`,
     ...(r.sft_rows ? [] : [`standard errors over the ${r.n} pairs: margin ±${f(r.margin_se)}, accuracy ±${f(r.accuracy_se)}, aug acc ±${f(r.aug_accuracy_se)}`]),
-    ...r.notes.map((s) => `note: ${s}`),
+    ...[...tied, ...r.notes].map((s) => `note: ${s}`),
   ];
   return lines.join('\n');
 }

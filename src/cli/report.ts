@@ -38,6 +38,11 @@ export const reportCommand: CommandModule<object, ReportArgs> = {
       if (!existsSync(path.join(d, METRICS_FILE))) throw userError(`${d}: no ${METRICS_FILE} (not an srk train run directory, or no step finished yet)`);
     }
     const read = runsFromDirs(a.runs.map((dir) => ({ name: dir, dir })));
+    // Every line srk train writes has its step: a file without one is someone else's.
+    read.forEach((r, i) => {
+      const k = r.metrics.findIndex((m) => typeof m.step !== 'number' || !Number.isFinite(m.step));
+      if (k >= 0) throw userError(`${path.join(a.runs[i], METRICS_FILE)}: its record ${k + 1} has no "step" (not the metrics of an srk train run)`);
+    });
     const names = runNames(a.runs, a.name ?? [], read.map((r) => (typeof r.config?.name === 'string' ? r.config.name : undefined)));
     const runs = read.map((r, i) => ({ ...r, name: names[i]! }));
     const rep = writeReport(a.out, {

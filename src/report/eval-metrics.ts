@@ -1,12 +1,14 @@
-// Evaluation metrics over a set of preference pairs (notes/losses.md §5.1; CPU, float64).
+// Evaluation metrics over a set of preference pairs (../shared/notes/losses.md §5.1; CPU, float64).
 //
 // Per pair i, with log-probs summed over response tokens:
 //   h_i     = (logpi(y+|x) - logref(y+|x)) - (logpi(y-|x) - logref(y-|x))
 //   Delta_i = beta * [same on p⊕x]                       (only when the augmented log-probs are given)
 //   margin  = mean beta*h_i,  accuracy = mean [h_i > 0],  aug_accuracy = mean [Delta_i > 0]
+//   (a tie, h_i = 0, counts as wrong, as in TRL's rewards/accuracies; `ties` counts them: every pair at
+//   step 0, where the policy is the reference, and pairs whose responses tokenize alike)
 //   reward_chosen = mean beta*(logpi(y+|x) - logref(y+|x)), reward_rejected likewise.
 //   nll_chosen = -sum_i logpi(y+_i|x_i) / sum_i |y+_i|: the policy's negative log-likelihood per chosen
-//   token (an SFT run's held-out loss, as TRL's SFTTrainer reports eval_loss, over the eval pairs as they are
+//   token (an SFT run's held-out loss, TRL's SFTTrainer's eval_loss but for its mean of per-batch means, over the eval pairs as they are
 //   tokenized: a chosen response cut to fit beside a longer rejected one counts as cut); with the token counts only.
 // With judge scores, Pearson / Spearman (average ranks) / Kendall tau-b between the per-pair margins
 // beta*h_i and the score differences score_chosen_i - score_rejected_i (the paper's Table 4 style).
@@ -39,6 +41,9 @@ export interface EvalMetrics {
   margin: number;                 // mean beta*h
   accuracy: number;               // mean [h > 0]
   aug_accuracy: number | null;    // mean [Delta > 0]; null without augmented log-probs
+  /** Pairs with h = 0 exactly (Delta = 0 exactly), counted wrong by accuracy (aug_accuracy). */
+  ties: number;
+  aug_ties: number | null;
   /**
    * Standard errors of those means over the pairs (how far another sample of as many pairs could move
    * them): the margins' sample standard deviation / sqrt(n), and sqrt(p (1 - p) / n) for an accuracy p.
@@ -82,28 +87,31 @@ export function computeEvalMetrics(inp: EvalInputs): EvalMetrics {
   if (augGiven !== 0 && augGiven !== 4) throw new Error('computeEvalMetrics: give all four augmented log-prob arrays or none');
 
   const margins = new Float64Array(n);
-  let sumMargin = 0, correct = 0, sumRc = 0, sumRr = 0;
+  let sumMargin = 0, correct = 0, ties = 0, sumRc = 0, sumRr = 0;
   for (let i = 0; i < n; i++) {
     const lc = pc[i] - rc[i], lr = pr[i] - rr[i];
     const h = lc - lr;
     margins[i] = beta * h;
     sumMargin += beta * h;
     if (h > 0) correct++;
+    else if (h === 0) ties++;
     sumRc += beta * lc;
     sumRr += beta * lr;
   }
 
-  let augAccuracy: number | null = null, augMargin: number | null = null;
+  let augAccuracy: number | null = null, augMargin: number | null = null, augTies: number | null = null;
   let augMargins: Float64Array | undefined;
   if (augGiven === 4) {
     const pca = need('policyChosenAug', inp.policyChosenAug, n), pra = need('policyRejectedAug', inp.policyRejectedAug, n);
     const rca = need('refChosenAug', inp.refChosenAug, n), rra = need('refRejectedAug', inp.refRejectedAug, n);
     let augCorrect = 0, sumDelta = 0;
+    augTies = 0;
     augMargins = new Float64Array(n);
     for (let i = 0; i < n; i++) {
       const delta = beta * ((pca[i] - rca[i]) - (pra[i] - rra[i]));
       augMargins[i] = delta;
       if (delta > 0) augCorrect++;
+      else if (delta === 0) augTies++;
       sumDelta += delta;
     }
     augAccuracy = augCorrect / n;
@@ -120,6 +128,8 @@ export function computeEvalMetrics(inp: EvalInputs): EvalMetrics {
     margin: meanMargin,
     accuracy: correct / n,
     aug_accuracy: augAccuracy,
+    ties,
+    aug_ties: augTies,
     margin_se: n > 1 ? Math.sqrt(ss / (n - 1) / n) : NaN,
     accuracy_se: proportionSe(correct / n, n),
     aug_accuracy_se: augAccuracy === null ? null : proportionSe(augAccuracy, n),
@@ -168,7 +178,7 @@ export function computeSftEvalMetrics(policyChosen: ArrayLike<number>, chosenTok
   const n = policyChosen.length;
   need('chosenTokens', chosenTokens, n);
   return {
-    n, margin: NaN, accuracy: NaN, aug_accuracy: null, aug_margin: null, reward_chosen: NaN, reward_rejected: NaN,
+    n, margin: NaN, accuracy: NaN, aug_accuracy: null, ties: 0, aug_ties: null, aug_margin: null, reward_chosen: NaN, reward_rejected: NaN,
     margin_se: NaN, accuracy_se: NaN, aug_accuracy_se: null,
     nll_chosen: nllPerToken(policyChosen, chosenTokens), margins: new Float64Array(n).fill(NaN), sft: true,
   };
@@ -191,6 +201,8 @@ export function toEvalRow(m: EvalMetrics, at: { step: number; pairs_seen: number
     aug_accuracy_se: fin(m.aug_accuracy_se),
     n: m.n,
   };
+  if (!m.sft) row.ties = m.ties;
+  if (m.aug_ties !== null) row.aug_ties = m.aug_ties;
   if (m.nll_chosen !== null) row.nll_chosen = fin(m.nll_chosen);
   // SFT rows: their NLL is the training loss's quantity, so the report marks it on the loss chart.
   if (m.sft) row.loss = fin(m.nll_chosen);
@@ -262,13 +274,18 @@ export function evalTableFromRows(runs: ReadonlyArray<{ name: string; eval?: Rea
   return out;
 }
 
-/** A plain-text table (monospace terminal): one row per run, columns as EVAL_COLUMNS. */
+/**
+ * A plain-text table (monospace terminal): one row per run, columns as EVAL_COLUMNS; a step column where
+ * the rows come from different steps (a run still training beside a finished one is not like for like).
+ */
 export function formatEvalTable(rows: EvalTableRow[]): string {
   const showSplit = rows.some((r) => r.split !== undefined);
-  const header = ['run', ...(showSplit ? ['split'] : []), ...EVAL_COLUMNS.map((c) => c.label)];
+  const showStep = new Set(rows.map((r) => r.step)).size > 1;
+  const header = ['run', ...(showSplit ? ['split'] : []), ...(showStep ? ['step'] : []), ...EVAL_COLUMNS.map((c) => c.label)];
   const body = rows.map((r) => [
     r.name,
     ...(showSplit ? [r.split ?? '-'] : []),
+    ...(showStep ? [formatCell(r.step, 0)] : []),
     ...EVAL_COLUMNS.map((c) => formatCell(r[c.key], c.digits)),
   ]);
   const widths = header.map((h, j) => Math.max(h.length, ...body.map((b) => b[j].length)));

@@ -106,7 +106,10 @@ export function runsFromDirs(dirs: Array<{ name: string; dir: string }>): Report
     if (fs.existsSync(cfgPath)) {
       try { config = JSON.parse(fs.readFileSync(cfgPath, 'utf8')) as Record<string, unknown>; } catch { config = undefined; }
     }
-    const evalPairs = readEvalPairs(dir);
+    // The per-pair numbers belong to an evaluation of this run: eval.jsonl has a row at their step (a file
+    // left by another run in this directory is not drawn as this one's).
+    const pairs = readEvalPairs(dir);
+    const evalPairs = pairs && (ev ?? []).some((e) => e.step === pairs.step) ? pairs : undefined;
     const samples = readSamples(dir);
     return { name, metrics, eval: ev, config, ...(evalPairs ? { evalPairs } : {}), ...(samples ? { samples } : {}) };
   });

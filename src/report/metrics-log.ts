@@ -50,6 +50,9 @@ export interface EvalRow {
   margin_se?: number | null;
   accuracy_se?: number | null;
   aug_accuracy_se?: number | null;
+  /** Pairs with a margin (augmented margin) of exactly 0, which the accuracies count as wrong. */
+  ties?: number;
+  aug_ties?: number;
   pearson?: number | null;
   spearman?: number | null;
   kendall?: number | null;

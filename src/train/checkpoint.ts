@@ -27,6 +27,9 @@ export interface TrainerState {
   /** sha256 of the tokenized training pairs (reference.ts pairsHash; checked on resume: the data order
    *  and position mean nothing for other pairs). Absent in checkpoints of older srk. */
   dataHash?: string;
+  /** sha256 of the tokenized --eval-data pairs the run evaluated on (a resume on other pairs is refused: one
+   *  eval.jsonl series, one set). Absent where the run had none yet, and in checkpoints of older srk. */
+  evalHash?: string;
   /** sha256 of the reference's weights (reference.ts weightsHash; checked on resume); absent for SFT and older srk. */
   refHash?: string;
   /** The step the run planned to end at when saved (a resume that moves it is noted: lr schedules follow it). */

@@ -181,6 +181,13 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     const evalPairs = o.evalData
       ? await loadPairsForModel(o.model, o.evalData, settings, { augmented: true, sftIfAny: o.loss === 'sft' }, log, undefined, dataProgress) : undefined;
     const evalSft = evalPairs !== undefined && isSftPair(evalPairs[0]);
+    // One eval.jsonl series is one set of held-out pairs: a resumed run evaluates on the pairs it did, or on
+    // none (the series stops); other pairs would continue the curves as if they were the same measurement.
+    const evalHash = evalPairs ? pairsHash(evalPairs) : state?.evalHash;
+    if (evalPairs && state?.evalHash !== undefined && state.evalHash !== evalHash) {
+      throw new TrainingError(`--resume: the pairs read from --eval-data ${dataLabel(o.evalData!)} are not the ones the run in ${o.out} evaluated on ` +
+        `(its eval.jsonl curves would join two sets as one); give the same --eval-data, or none, and score other data with srk eval --model ${existing}`);
+    }
     // --eval-samples: greedy completions of the first eval prompts at each evaluation, stopped as the
     // checkpoint's generation_config.json says (eval-samples.ts).
     let sampler: EvalSampler | undefined;
@@ -253,9 +260,10 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     const metrics = MetricsLog.open(o.out, state ? { resumeStep: step } : { fresh: true });
     // The per-pair numbers of an evaluation past the checkpoint go the way of its eval.jsonl line.
     if (state && (readEvalPairs(o.out)?.step ?? -1) > step) rmSync(path.join(o.out, EVAL_PAIRS_FILE), { force: true });
-    if (state) trimSamples(o.out, step); else rmSync(path.join(o.out, SAMPLES_FILE), { force: true });
+    if (state) trimSamples(o.out, step); else for (const f of [SAMPLES_FILE, EVAL_PAIRS_FILE]) rmSync(path.join(o.out, f), { force: true });
     const snapshot = (): TrainerState => ({
       step, pairsSeen, epoch, position, seed: o.seed, dataHash, refHash, totalSteps, savedAt: new Date().toISOString(),
+      ...(evalHash ? { evalHash } : {}),
       options: Object.fromEntries(PINNED.map((k) => [k, o[k]])),
     });
     let lastSaved = existing && state ? existing : undefined;

@@ -56,6 +56,11 @@ describe('srk report', () => {
     const empty = run(['report', join(base, 'x'), join(base, 'empty'), '--out', join(base, 'o2')]);
     expect(empty.status).toBe(1);
     expect(empty.stderr).toContain(`${join(base, 'empty')}: no metrics.jsonl`);
+    mkdirSync(join(base, 'other'));
+    writeFileSync(join(base, 'other', 'metrics.jsonl'), '{"hello": 1}\n');
+    const other = run(['report', join(base, 'other'), '--out', join(base, 'o4')]);
+    expect(other.status).toBe(1);
+    expect(other.stderr).toContain(`${join(base, 'other', 'metrics.jsonl')}: its record 1 has no "step"`);
     const missing = run(['report', join(base, 'nope')]);
     expect(missing.status).toBe(1);
     expect(missing.stderr).toContain(`${join(base, 'nope')}: not a directory`);

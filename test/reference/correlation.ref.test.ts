@@ -4,7 +4,7 @@ import { relErr1 } from './losses-fd.js';
 import { averageRanks, kendallTauB, pearson, spearman } from '../../src/losses/correlation.js';
 
 describe('correlation statistics', () => {
-  it('match the scipy 1.17.1 values in notes/losses.md §5.2', () => {
+  it('match the scipy 1.17.1 values in ../shared/notes/losses.md §5.2', () => {
     expect(relErr1(pearson([1, 2, 3, 4, 5, 6], [2, 2, 3, 4, 5, 60]), 0.6906626864601291)).toBeLessThan(1e-13);
     const a = [3, 1, 4, 1, 5, 9, 2, 6], b = [2, 7, 1, 8, 2, 8, 1, 8];
     expect(relErr1(pearson(a, b), 0.2096553190730121)).toBeLessThan(1e-13);

@@ -44,7 +44,7 @@ describe('scalar helpers', () => {
 });
 
 describe('preference losses reference', () => {
-  it('matches the hand values in notes/losses.md (beta 0.1, h 2, lambda 0.5, Delta 0.1)', () => {
+  it('matches the hand values in ../shared/notes/losses.md (beta 0.1, h 2, lambda 0.5, Delta 0.1)', () => {
     const o = { beta: 0.1, lambda: 0.5 };
     expect(preferencePairRef('dpo', 2, 0.1, o).loss).toBeCloseTo(0.5981389, 7);
     expect(preferencePairRef('sr-dpo', 2, 0.1, o).loss).toBeCloseTo(0.6209570, 7);

@@ -48,6 +48,9 @@ describe('computeEvalMetrics', () => {
     expect(m.accuracy).toBe(0.25);
     expect(m.aug_accuracy).toBe(0.75);
     expect(m.aug_margin).toBeCloseTo((0.5 + 1 - 1.5 + 0.25) / 4, 15);
+    // Pair 2's tie is counted (and is wrong to accuracy); no augmented margin is exactly 0.
+    expect([m.ties, m.aug_ties]).toEqual([1, 0]);
+    expect(toEvalRow(m, { step: 1, pairs_seen: 4, split: 'eval' })).toMatchObject({ ties: 1, aug_ties: 0 });
     // rewards: 0.5 * mean(pc - rc) = 0.5 * (2 - 1 + 0 + 1)/4 ; 0.5 * mean(pr - rr) = 0.5 * (-1 + 0 + 0 + 2)/4
     expect(m.reward_chosen).toBeCloseTo(0.25, 15);
     expect(m.reward_rejected).toBeCloseTo(0.125, 15);
@@ -75,7 +78,7 @@ describe('computeEvalMetrics', () => {
   });
 
   it('correlations between beta*h and score differences match scipy (notes §5.2) and naive versions', () => {
-    // margins = beta*h with beta = 1, h = a; score diffs = b (scipy 1.17.1 values from notes/losses.md).
+    // margins = beta*h with beta = 1, h = a; score diffs = b (scipy 1.17.1 values from ../shared/notes/losses.md).
     const a = [3, 1, 4, 1, 5, 9, 2, 6], b = [2, 7, 1, 8, 2, 8, 1, 8];
     const zeros = a.map(() => 0);
     const m = computeEvalMetrics({
@@ -157,6 +160,11 @@ describe('computeEvalMetrics', () => {
     expect(lines[3]).toMatch(/^DPO\s+test\s+2\.0000\s+0\.5000/);
     // Columns line up: every line has the same length up to trailing spaces of the header.
     expect(new Set(lines.map((l) => l.length)).size).toBe(1);
+    // Rows from different steps (a run still training beside a finished one) say which.
+    const apart = formatEvalTable(evalTableFromRows([{ name: 'done', eval: [row] }, { name: 'early', eval: [{ ...row, step: 2 }] }])).split('\n');
+    expect(apart[0]).toMatch(/^run\s+split\s+step\s+margin/);
+    expect(apart[2]).toMatch(/^done\s+test\s+10\s+2\.0000/);
+    expect(apart[3]).toMatch(/^early\s+test\s+2\s+2\.0000/);
     // A margin too small for four decimals (early training at lr 5e-7) is not shown as zero.
     const tiny = formatEvalTable(evalTableFromRows([{ name: 'early', eval: [{ ...row, margin: -3.2e-5, accuracy: 0 }] }])).split('\n')[2];
     expect(tiny).toMatch(/^early\s+test\s+-3\.20e-5\s+0\.0000\s/);

@@ -234,6 +234,10 @@ describe('HTML report', () => {
       [{ scoreChosen: 9, scoreRejected: 2, source: { file: 'data/a,"b".jsonl', line: 3 } }, { scoreChosen: 5, scoreRejected: 6, source: { file: 'x.parquet', line: 7 } },
         { scoreChosen: 7, scoreRejected: 1 }, { scoreChosen: 8 }]);
     writeEvalPairs(without, 30, [0.5, 0.1], undefined, [{}, {}]);
+    // Drawn as the run's own where its eval.jsonl has an evaluation at that step.
+    const evalAt = (d: string, step: number) => fs.writeFileSync(path.join(d, 'eval.jsonl'),
+      `${JSON.stringify({ step, pairs_seen: step * 8, split: 'eval', margin: 0.1, accuracy: 0.5, aug_accuracy: 0.5, n: 4 })}\n`);
+    for (const d of [withScores, without]) evalAt(d, 30);
     expect(fs.readFileSync(path.join(withScores, 'eval-pairs.csv'), 'utf8')).toBe(
       'step,pair,margin,aug_margin,score_chosen,score_rejected,file,line\n30,0,0.5,0.4,9,2,"data/a,""b"".jsonl",3\n30,1,-0.25,-0.1,5,6,x.parquet,7\n' +
       '30,2,,0,7,1,,\n30,3,1,2,8,,,\n');
@@ -241,7 +245,11 @@ describe('HTML report', () => {
     const old = path.join(dir, 'old');
     fs.mkdirSync(old);
     fs.writeFileSync(path.join(old, 'eval-pairs.csv'), 'step,pair,margin,aug_margin,score_chosen,score_rejected\n30,0,0.5,0.4,9,2\n');
+    evalAt(old, 30);
     expect(runsFromDirs([{ name: 'old', dir: old }])[0].evalPairs).toMatchObject({ step: 30, margin: [0.5], scoreChosen: [9] });
+    // Left by another run in the directory (no evaluation of this one at its step): not this run's scatter.
+    evalAt(old, 20);
+    expect(runsFromDirs([{ name: 'old', dir: old }])[0].evalPairs).toBeUndefined();
     const back = runsFromDirs([{ name: 'scored', dir: withScores }, { name: 'unscored', dir: without }]);
     expect(back[0].evalPairs).toMatchObject({ step: 30, margin: [0.5, -0.25, NaN, 1], scoreRejected: [2, 6, 1, NaN] });
     const html = renderReportHtml({ title: 's', runs: back });

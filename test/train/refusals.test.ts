@@ -17,8 +17,13 @@ describe('srk train refuses to overwrite or mismatch an existing run', () => {
   it('a checkpoint in --out without --resume, and --resume with another --loss, are clear errors that change nothing', async () => {
     const out = join(tmp, 'run');
     const args = [...fixtureArgs('llama-tiny-tied'), '--batch-size', '6', '--lr', '0', '--max-steps', '1', '--out', out];
+    // Per-pair numbers an earlier run left (its metrics removed, as the refusal of a new run there says):
+    // a new run without --eval-data removes them, so no report draws them as its own.
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, 'eval-pairs.csv'), 'step,pair,margin,aug_margin,score_chosen,score_rejected\n6,0,0.5,0.4,9,2\n');
     const r0 = await train([...args, '--loss', 'dpo']);
     expect(r0.code, describeRun(r0)).toBe(0);
+    expect(existsSync(join(out, 'eval-pairs.csv'))).toBe(false);
     const files = ['metrics.jsonl', 'train_config.json', 'checkpoint/model.safetensors', 'checkpoint/trainer_state.json'];
     const before = files.map((f) => readFileSync(join(out, f)));
     const unchanged = () => files.forEach((f, i) => expect(readFileSync(join(out, f)).equals(before[i]), `${f} unchanged`).toBe(true));
@@ -42,15 +47,20 @@ describe('srk train refuses to overwrite or mismatch an existing run', () => {
     unchanged();
   });
 
-  it('--resume with other pairs in the same data file, or another reference, is a clear error that changes nothing', async () => {
+  it('--resume with other pairs in the same data file, another reference, or other --eval-data pairs is a clear error that changes nothing', async () => {
     const out = join(tmp, 'run2');
     const data = join(tmp, 'pairs.jsonl');
     const original = readFileSync(join(fixture('llama-tiny-tied'), 'pairs.jsonl'), 'utf8');
     writeFileSync(data, original);
+    const heldOut = join(tmp, 'held-out.jsonl');
+    writeFileSync(heldOut, original.split('\n').slice(0, 3).join('\n'));
+    const otherHeldOut = join(tmp, 'other-held-out.jsonl');
+    writeFileSync(otherHeldOut, original.split('\n').slice(2, 5).join('\n'));
     const args = ['--model', fixture('llama-tiny-tied'), '--data', data, '--no-eos', '--batch-size', '3', '--lr', '1e-4', '--loss', 'dpo', '--out', out];
-    const r0 = await train([...args, '--ref-model', fixture('llama-tiny-tied_ref'), '--max-steps', '1']);
+    const withEval = [...args, '--eval-data', heldOut];
+    const r0 = await train([...withEval, '--ref-model', fixture('llama-tiny-tied_ref'), '--max-steps', '1']);
     expect(r0.code, describeRun(r0)).toBe(0);
-    const files = ['metrics.jsonl', 'train_config.json', 'checkpoint/model.safetensors', 'checkpoint/trainer_state.json'];
+    const files = ['metrics.jsonl', 'eval.jsonl', 'train_config.json', 'checkpoint/model.safetensors', 'checkpoint/trainer_state.json'];
     const before = files.map((f) => readFileSync(join(out, f)));
     const unchanged = () => files.forEach((f, i) => expect(readFileSync(join(out, f)).equals(before[i]), `${f} unchanged`).toBe(true));
     writeFileSync(data, original.replace(/"chosen": ?"/, '"chosen": "Edited: '));
@@ -63,12 +73,22 @@ describe('srk train refuses to overwrite or mismatch an existing run', () => {
     expect(r2.code).toBe(1);
     expect(r2.stderr).toMatch(/--resume: the reference .*llama-tiny-tied is not the model the run in .* started with/);
     unchanged();
+    // Other held-out pairs would continue eval.jsonl's curves as if they measured the same thing.
+    const otherEval = ['--eval-data', otherHeldOut, '--ref-model', fixture('llama-tiny-tied_ref'), '--max-steps', '3', '--resume'];
+    const r4 = await train([...args, ...otherEval]);
+    expect(r4.code).toBe(1);
+    expect(r4.stderr).toMatch(/--resume: the pairs read from --eval-data .*other-held-out\.jsonl are not the ones the run in .* evaluated on .* srk eval --model .*checkpoint/);
+    unchanged();
     // The same file by another path (relative to the working directory here): the pairs' hash decides.
+    // Without --eval-data the run goes on (its eval series stops there), and still knows its held-out pairs.
     const otherPath = args.map((a) => (a === data ? relative(root, data) : a));
     expect(otherPath).not.toEqual(args);
     const r3 = await train([...otherPath, '--ref-model', fixture('llama-tiny-tied_ref'), '--max-steps', '2', '--resume']);
     expect(r3.code, describeRun(r3)).toBe(0);
     expect(readMetrics(out)).toHaveLength(2);
+    const r5 = await train([...args, ...otherEval]);
+    expect(r5.code).toBe(1);
+    expect(r5.stderr).toMatch(/are not the ones the run in .* evaluated on/);
   }, 120_000);
 
   it('one run per --out: a live run\'s lock refuses a second; a dead one\'s is taken over and released at the end', async () => {
