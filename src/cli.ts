@@ -3,7 +3,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { existsSync, statSync } from 'node:fs';
-import { exitAfterFlush, fail, refuseRepeatedFlags, withGpu } from './cli/run.js';
+import { exitAfterFlush, fail, refuseEmptyValues, refuseRepeatedFlags, withGpu } from './cli/run.js';
 import { formatInfo, infoReport } from './cli/info.js';
 import { BENCH_KINDS, checkBenchOptions, runBench, type BenchKind } from '../bench/index.js';
 import { STEP_LOSSES, STEP_SHAPES, type StepShape } from '../bench/step.js';
@@ -22,7 +22,8 @@ const adapterOpt = {
 } as const;
 
 async function main(): Promise<void> {
-  await yargs(hideBin(process.argv))
+  const cli = yargs(hideBin(process.argv));
+  await cli
     .scriptName('srk')
     .usage('$0 <command> [options]\n\nPreference alignment (DPO, IPO, Sr-DPO, Sr-IPO) on hand-written WebGPU kernels.')
     .command('info', 'show the WebGPU adapter, its features, subgroup-matrix configs and limits',
@@ -110,6 +111,7 @@ async function main(): Promise<void> {
     .command((await import('./cli/generate.js')).generateCommand)
     .command((await import('./cli/report.js')).reportCommand)
     .middleware((argv) => refuseRepeatedFlags(argv as Record<string, unknown>))
+    .middleware(() => refuseEmptyValues(hideBin(process.argv), new Set([...(cli as unknown as { getOptions(): { boolean: string[] } }).getOptions().boolean, 'help', 'version'])))
     .demandCommand(1, 'name a command: srk --help lists them')
     .strict()
     .help()

@@ -121,3 +121,24 @@ export function refuseRepeatedFlags(argv: Record<string, unknown>): void {
     throw userError(`--${key} is given ${value.length} times (${value.map((v) => String(v)).join(', ')}); give it once`);
   }
 }
+
+/**
+ * yargs middleware: a flag that takes a value but is given none (`--lr` last, `--seed "$SEED"` with the
+ * variable unset, `--out=`) is refused by name. yargs would otherwise take the default (a seed sweep with a
+ * typo'd variable would train identical runs) or an empty path. Read from the command line as typed;
+ * `booleans` are the flags that take no value.
+ */
+export function refuseEmptyValues(args: readonly string[], booleans: ReadonlySet<string>): void {
+  for (let i = 0; i < args.length; i++) {
+    const t = args[i];
+    if (t === '--') break; // what follows is no flag
+    if (!t.startsWith('--') || t.length === 2) continue;
+    const eq = t.indexOf('=');
+    const name = t.slice(2, eq < 0 ? undefined : eq);
+    if (booleans.has(name) || (name.startsWith('no-') && booleans.has(name.slice(3)))) continue;
+    const value = eq < 0 ? args[i + 1] : t.slice(eq + 1);
+    if (value === undefined || value.trim() === '' || (eq < 0 && value.startsWith('--') && value.length > 2)) {
+      throw userError(`--${name} needs a value${value === undefined || value.startsWith('--') ? '' : ' (an empty one was given)'}`);
+    }
+  }
+}

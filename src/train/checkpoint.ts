@@ -210,9 +210,23 @@ const RESUME_ONLY = new Set(['optimizer.safetensors', 'trainer_state.json']);
  * hard links: no copy, and the next save writes new files, so the kept ones stay as they are. Built
  * in a temporary directory and renamed into place, as checkpoints are.
  */
+/** OUT/models/step-N: where keepModel puts the model of step N. */
+export const keptModelDir = (out: string, step: number): string => path.join(out, KEPT_MODELS, `step-${step}`);
+
+/** The dtype a checkpoint's model.safetensors was saved in, as its config.json names it (float32 where it names none). */
+export function savedDtype(dir: string): string {
+  try {
+    const cfg = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const d = cfg.dtype ?? cfg.torch_dtype;
+    return typeof d === 'string' ? d : 'float32';
+  } catch {
+    return 'float32';
+  }
+}
+
 export function keepModel(out: string, dir: string, step: number): string {
   const base = path.join(out, KEPT_MODELS);
-  const final = path.join(base, `step-${step}`);
+  const final = keptModelDir(out, step);
   const tmp = path.join(base, `.step-${step}-tmp-${process.pid}`);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
@@ -237,6 +251,19 @@ export function findCheckpoint(out: string): string | undefined {
     try { readTrainerState(dir); return dir; } catch { unreadable ??= dir; }
   }
   return unreadable; // then readTrainerState names the file
+}
+
+/**
+ * findCheckpoint for a run to be resumed: a swap a crash left between its two renames (only
+ * OUT/.checkpoint-old) is finished first, so the run saves, and ends with its model, in OUT/checkpoint.
+ */
+export function settleCheckpoint(out: string): string | undefined {
+  const found = findCheckpoint(out);
+  const final = path.join(out, CHECKPOINT);
+  if (found !== path.join(out, OLD) || existsSync(final)) return found;
+  renameSync(found, final);
+  syncDir(out);
+  return final;
 }
 
 export function readTrainerState(dir: string): TrainerState {

@@ -12,7 +12,7 @@ import { EVAL_PAIRS_FILE, readEvalPairs, writeEvalPairs } from '../report/eval-p
 import { runsFromDirs, writeReport } from '../report/html.js';
 import { isSftPair, type TokenizedPair } from '../data/tokenize-pairs.js';
 import { lrFactor } from './lr-schedule.js';
-import { findCheckpoint, keepModel, loadOptimizerState, readTrainerState, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { findCheckpoint, keepModel, keptModelDir, loadOptimizerState, readTrainerState, saveCheckpoint, savedDtype, settleCheckpoint, type TrainerState } from './checkpoint.js';
 import { checkSameTokenizer, loadPairsForModel } from './dataset.js';
 import { choosePrecisions } from './precision-choice.js';
 import { describeModel, loadModelConfig } from '../model/config.js';
@@ -83,13 +83,16 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
 async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
   const progress = new Progress(o.plainProgress);
   const log = (s: string) => progress.log(s);
-  const existing = findCheckpoint(o.out);
+  const existing = o.resume ? settleCheckpoint(o.out) : findCheckpoint(o.out);
   if (existing && !o.resume) {
     throw new TrainingError(`${o.out} already holds a checkpoint (${existing}); pass --resume to continue it, or choose another --out`);
   }
   // A run that stopped before its first save (a crash, a NaN at step 3) left its metrics: what one
   // reads to see why. A new run there would start them over.
-  const earlierMetrics = [METRICS_FILE, EVAL_FILE].map((f) => path.join(o.out, f)).find((f) => existsSync(f) && statSync(f).size > 0);
+  // (An evaluation of the initial policy alone, a run stopped in its step-0 eval or samples, is nothing to keep.)
+  const trainedBefore = (f: string) => f === METRICS_FILE ? statSync(path.join(o.out, f)).size > 0
+    : readEval(path.join(o.out, f), { lenient: true, missingOk: true }).some((e) => e.step !== 0);
+  const earlierMetrics = [METRICS_FILE, EVAL_FILE].filter((f) => existsSync(path.join(o.out, f)) && trainedBefore(f)).map((f) => path.join(o.out, f))[0];
   if (!existing && earlierMetrics) {
     throw new TrainingError(`${o.out} holds ${path.basename(earlierMetrics)} of an earlier run that saved no checkpoint; ` +
       'remove it (or the directory) to start over there, or choose another --out');
@@ -269,7 +272,12 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     let lastSaved = existing && state ? existing : undefined;
     let lastSavedStep = state?.step;
     const save = async (): Promise<string> => {
-      if (lastSaved && lastSavedStep === step) return lastSaved; // this step's weights are saved already
+      // This step's weights are saved already (a finished run resumed): saved again only in another
+      // --save-dtype, and linked under OUT/models where --keep-models is new.
+      if (lastSaved && lastSavedStep === step && savedDtype(lastSaved) === (o.saveDtype ?? 'float32')) {
+        if (o.keepModels && !existsSync(keptModelDir(o.out, step))) keepModel(o.out, lastSaved, step);
+        return lastSaved;
+      }
       metrics.flush(); // the checkpoint's metrics lines are on disk before it is
       try {
         lastSaved = await saveCheckpoint(gpu, { out: o.out, params: policy!.params, optimizer, rawConfig, sourceDir: o.model, state: snapshot(), dtype: o.saveDtype, log,
@@ -332,8 +340,11 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       log(dropLast ? `${P % B} of the ${P} pairs sit out each epoch (its last, partial batch, --drop-last; a new permutation every epoch)`
         : `each epoch's last step trains the ${P % B} pairs left (a shorter batch; --drop-last skips it)`);
     }
-    if (step === 0 && evalPairs) {
-      try { await evaluate(); } catch (e) { throw evalError(e, o.evalData!, step, undefined); }
+    // The initial policy's evaluation; and in a resumed run, one its cadence owed at the checkpoint's step
+    // (a run stopped by a signal saves before it evaluates: a scheduler's grace period is for the save).
+    const evalDue = step === 0 || (o.evalEvery > 0 && step % o.evalEvery === 0);
+    if (evalPairs && evalDue && step < totalSteps && !readEval(path.join(o.out, EVAL_FILE), { lenient: true, missingOk: true }).some((e) => e.step === step)) {
+      try { await evaluate(); } catch (e) { throw evalError(e, o.evalData!, step, step === 0 ? undefined : lastSaved); }
     }
     training = true;
     let order = epochOrder(P, o.seed, epoch);
@@ -375,7 +386,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       metrics.step(row);
       progress.update(`train ${o.name ?? o.loss}`, step, totalSteps,
         `loss ${r.loss.toFixed(4)}${r.accuracy !== null ? ` acc ${r.accuracy.toFixed(2)}` : ''}${r.margin !== null ? ` margin ${r.margin.toFixed(3)}` : ''}`);
-      if (o.evalEvery > 0 && step % o.evalEvery === 0 && step < totalSteps) {
+      if (o.evalEvery > 0 && step % o.evalEvery === 0 && step < totalSteps && !interrupted) {
         // A pair the trained policy scores as non-finite on the eval data (f16 overflow, say) ends the
         // run, but the weights that trained with finite losses are saved first.
         try { await evaluate(); } catch (e) { throw evalError(e, o.evalData!, step, await save()); }

@@ -25,6 +25,11 @@ describe('refused before any work, by flag and path', () => {
     ['train: --eval-data missing', ['train', '--model', model, '--data', data, '--eval-data', join(tmp, 'x.jsonl'), '--out', join(tmp, 'out4')], /--eval-data .*x\.jsonl: no such file/],
     ['eval: --data a directory', ['eval', '--model', model, '--data', model], /--data .*gpt-neox-tiny: a directory, not a data file/],
     ['logprobs: --out a directory', ['logprobs', '--model', model, '--data', data, '--out', tmp], /--out .*: a directory \(give a file name\)/],
+    // A flag without its value (a shell variable unset) is not its default: a seed sweep would train one run many times.
+    ['train: --seed given no value', ['train', '--model', model, '--data', data, '--out', join(tmp, 'out5'), '--seed', '', '--lr', '1e-6'], /--seed needs a value \(an empty one was given\)/],
+    ['train: --lr last, with no value', ['train', '--model', model, '--data', data, '--out', join(tmp, 'out6'), '--no-eos', '--lr'], /--lr needs a value$/m],
+    ['train: --cache-dir followed by a flag', ['train', '--model', model, '--data', data, '--out', join(tmp, 'out7'), '--cache-dir', '--seed', '1'], /--cache-dir needs a value/],
+    ['eval: --pairs-out= empty', ['eval', '--model', model, '--data', data, '--json', '--pairs-out='], /--pairs-out needs a value/],
   ];
   for (const [what, args, re] of cases) {
     it(what, () => {
@@ -35,7 +40,7 @@ describe('refused before any work, by flag and path', () => {
     });
   }
   it('a refused train creates no --out directory', () => {
-    for (const k of [1, 2, 3, 4]) expect(existsSync(join(tmp, `out${k}`))).toBe(false);
+    for (const k of [1, 2, 3, 4, 5, 6, 7]) expect(existsSync(join(tmp, `out${k}`))).toBe(false);
   });
   it('bench matmul: --only that matches no case', () => {
     const r = run(['bench', 'matmul', '--only', 'no such case']);

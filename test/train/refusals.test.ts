@@ -122,6 +122,18 @@ describe('srk train refuses to overwrite or mismatch an existing run', () => {
     expect(r.stderr).toMatch(/holds metrics\.jsonl of an earlier run that saved no checkpoint; remove it/);
     expect(r.stderr).not.toMatch(STACK);
     expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8')).toMatch(/"loss":0\.69/);
+    // Its evaluations past the start count as such a run's too; one stopped in its step-0 evaluation (a
+    // signal while it sampled) left nothing trained, and the same command starts over there.
+    writeFileSync(join(out, 'metrics.jsonl'), '');
+    const evalRow = (step: number) => `${JSON.stringify({ step, pairs_seen: step * 6, split: 'eval', margin: 0, accuracy: 0, aug_accuracy: 0, n: 6 })}\n`;
+    writeFileSync(join(out, 'eval.jsonl'), evalRow(0) + evalRow(2));
+    const r2 = await train([...fixtureArgs('gpt-neox-tiny'), '--loss', 'dpo', '--max-steps', '1', '--out', out]);
+    expect(r2.code).toBe(1);
+    expect(r2.stderr).toMatch(/holds eval\.jsonl of an earlier run that saved no checkpoint/);
+    writeFileSync(join(out, 'eval.jsonl'), evalRow(0));
+    const r3 = await train([...fixtureArgs('gpt-neox-tiny'), '--loss', 'dpo', '--max-steps', '1', '--out', out]);
+    expect(r3.code, describeRun(r3)).toBe(0);
+    expect(readFileSync(join(out, 'eval.jsonl'), 'utf8')).toBe(''); // (no --eval-data: the stale row is gone)
   });
 });
 

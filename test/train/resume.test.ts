@@ -88,11 +88,20 @@ describe('srk train: SIGINT or SIGTERM finishes the step, saves a checkpoint, ex
     expect(readMetrics(out).map((x) => x.step)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
     expect(JSON.parse(readFileSync(join(out, 'checkpoint', 'trainer_state.json'), 'utf8')).step).toBe(total);
     expect(existsSync(join(out, '.checkpoint-old'))).toBe(false);
+    // The same crash after the last save: the finished run resumed finishes the swap, its model in OUT/checkpoint.
+    renameSync(join(out, 'checkpoint'), join(out, '.checkpoint-old'));
+    const r3 = await train([...args, '--max-steps', String(total), '--resume']);
+    expect(r3.code, describeRun(r3)).toBe(0);
+    expect(r3.stderr).toMatch(new RegExp(`done: ${total} steps; model in ${join(out, 'checkpoint').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')};`));
+    expect(existsSync(join(out, '.checkpoint-old'))).toBe(false);
   }, 180_000);
 
-  it('SIGTERM (a scheduler ending the job) does the same: the step finishes, a checkpoint is saved, exit 143', async () => {
+  it('SIGTERM (a scheduler ending the job) does the same: the step finishes, a checkpoint is saved (before an evaluation due), exit 143', async () => {
     const out = join(tmp, 'term');
-    const run = startTrain([...fixtureArgs('gpt-neox-tiny'), '--loss', 'dpo', '--batch-size', '3', '--out', out, '--max-steps', '100000']);
+    const args = [...fixtureArgs('gpt-neox-tiny'), '--loss', 'dpo', '--batch-size', '3', '--out', out,
+      '--eval-data', join(fixture('gpt-neox-tiny'), 'pairs.jsonl'), '--eval-every', '2'];
+    const run = startTrain([...args, '--max-steps', '100000']);
+    // Step 1 has no evaluation after it: the signal comes during step 2, which is due one.
     await waitFor(() => readMetrics(out).length >= 1 || run.child.exitCode !== null, 60_000, `the first metrics line in ${out}`, 10);
     run.child.kill('SIGTERM');
     const r = await run.done;
@@ -100,7 +109,16 @@ describe('srk train: SIGINT or SIGTERM finishes the step, saves a checkpoint, ex
     expect(r.stderr).toMatch(/SIGTERM: finishing this step, then saving a checkpoint/);
     const m = /interrupted at step (\d+): checkpoint saved/.exec(r.stderr);
     expect(m, r.stderr).not.toBeNull();
-    expect(JSON.parse(readFileSync(join(out, 'checkpoint', 'trainer_state.json'), 'utf8')).step).toBe(Number(m![1]));
+    const saved = Number(m![1]);
+    expect(JSON.parse(readFileSync(join(out, 'checkpoint', 'trainer_state.json'), 'utf8')).step).toBe(saved);
+    // A scheduler's grace period is for the save: no evaluation ran after the signal.
+    expect(r.stderr.split(/SIGTERM: finishing this step/)[1]).not.toMatch(/eval at step/);
+    // The resumed run evaluates what the cadence owed at its checkpoint first: every due step once.
+    const total = saved + 2;
+    const r2 = await train([...args, '--max-steps', String(total), '--resume']);
+    expect(r2.code, describeRun(r2)).toBe(0);
+    const due = [...new Set([...Array.from({ length: total + 1 }, (_, s) => s).filter((s) => s % 2 === 0), total])];
+    expect(readFileSync(join(out, 'eval.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step)).toEqual(due);
   }, 120_000);
 });
 

@@ -102,5 +102,11 @@ describe('--save-dtype', () => {
     expect(readFileSync(path.join(b, 'checkpoint', 'model.safetensors')).equals(readFileSync(path.join(a, 'checkpoint', 'model.safetensors')))).toBe(true);
     expect(readFileSync(path.join(b, 'metrics.jsonl'), 'utf8').split('\n').map((l) => l.replace(/"(tokens|pairs)_per_s":[^,}]*/g, '')))
       .toEqual(readFileSync(path.join(a, 'metrics.jsonl'), 'utf8').split('\n').map((l) => l.replace(/"(tokens|pairs)_per_s":[^,}]*/g, '')));
+    // The finished run resumed with another --save-dtype, and --keep-models: nothing to train, but its
+    // model is saved as asked, and kept.
+    const rb3 = await train([...settings, '--max-steps', '3', '--out', b, '--resume', '--save-dtype', 'float16', '--keep-models']);
+    expect(rb3.code, describeRun(rb3)).toBe(0);
+    expect(readJson(path.join(b, 'checkpoint', 'config.json')).torch_dtype).toBe('float16');
+    expect(readJson(path.join(b, 'models', 'step-3', 'config.json')).torch_dtype).toBe('float16');
   }, 240_000);
 });
