@@ -7,6 +7,8 @@ import { loadModelConfig, type ModelConfig } from './config.js';
 import { expectedParameters, checkCheckpointNames } from './tensor-names.js';
 import { uploadConverted } from '../kernels/convert.js';
 import { Params } from './params.js';
+import { elementIndex, firstNonFinite } from './finite-check.js';
+import { userError } from '../errors.js';
 import { CausalLM } from './causal-lm.js';
 
 export interface LoadedModel { cfg: ModelConfig; params: Params; model: CausalLM; dir: string }
@@ -36,12 +38,18 @@ export async function loadModel(gpu: Gpu, dir: string, opts: LoadOptions = {}): 
       for (const s of specs) {
         const info = ckpt.tensors[s.name];
         const t = params.get(s.name);
+        if (info.dtype !== 'F16' && info.dtype !== 'BF16' && info.dtype !== 'F64' && info.dtype !== 'F32') {
+          throw new Error(`checkpoint ${dir}: parameter ${s.name} has dtype ${info.dtype}; expected F32, F16, BF16 or F64`);
+        }
+        const raw = await ckpt.readRaw(s.name);
+        const bad = firstNonFinite(raw, info.dtype);
+        if (bad >= 0) {
+          throw userError(`${info.file}: tensor ${s.name} holds a non-finite value (NaN or Inf) at [${elementIndex(bad, info.shape).join(', ')}]: ` +
+            'the weights are damaged (a training run that diverged, or a bad conversion)');
+        }
         // Half and double precision cross to the GPU as raw bytes and are converted there.
-        if (info.dtype === 'F16') uploadConverted(gpu, 'f16', await ckpt.readRaw(s.name), t);
-        else if (info.dtype === 'BF16') uploadConverted(gpu, 'bf16', await ckpt.readRaw(s.name), t);
-        else if (info.dtype === 'F64') uploadConverted(gpu, 'f64', await ckpt.readRaw(s.name), t);
-        else if (info.dtype === 'F32') gpu.upload(t, await ckpt.readTensor(s.name));
-        else throw new Error(`checkpoint ${dir}: parameter ${s.name} has dtype ${info.dtype}; expected F32, F16, BF16 or F64`);
+        if (info.dtype === 'F32') gpu.upload(t, new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4));
+        else uploadConverted(gpu, info.dtype === 'F16' ? 'f16' : info.dtype === 'BF16' ? 'bf16' : 'f64', raw, t);
         done += info.byteLength;
         opts.onProgress?.(done, total);
       }

@@ -8,6 +8,7 @@ import { getGpu } from '../helpers/gpu.js';
 import { loadModel } from '../../src/model/load.js';
 import { openSafetensors, writeSafetensors, type Dtype } from '../../src/model/safetensors.js';
 import { saveModelDir } from '../../src/train/checkpoint.js';
+import { elementIndex, firstNonFinite } from '../../src/model/finite-check.js';
 
 const FIX = path.resolve(import.meta.dirname, '../fixtures/hf');
 
@@ -33,6 +34,39 @@ describe('checkpoint dtypes and round trip', () => {
       m.params.free();
     });
   }
+
+  it('a NaN or Inf weight is refused at load, naming the file, tensor and element, in each stored dtype', async () => {
+    const gpu = await getGpu();
+    const src = await openSafetensors(path.join(FIX, 'llama-tiny-tied', 'model.safetensors'));
+    const target = src.names.find((n) => n.endsWith('self_attn.k_proj.weight'))!;
+    const shape = src.header[target].shape;
+    const flat = 3 * shape[1] + 5; // element [3, 5]
+    for (const [dtype, bad] of [['F32', NaN], ['F16', Infinity], ['BF16', -Infinity], ['F64', NaN]] as [Dtype, number][]) {
+      const dir = mkdtempSync(path.join(tmpdir(), `srk-nan-${dtype}-`));
+      for (const f of ['config.json', 'tokenizer.json']) cpSync(path.join(FIX, 'llama-tiny-tied', f), path.join(dir, f));
+      const tensors = [];
+      for (const name of src.names) {
+        const data = Float32Array.from(await src.readTensor(name));
+        if (name === target) data[flat] = bad;
+        tensors.push({ name, dtype, shape: src.header[name].shape, data });
+      }
+      await writeSafetensors(path.join(dir, 'model.safetensors'), tensors);
+      await expect(loadModel(gpu, dir), dtype).rejects.toThrow(
+        new RegExp(`model\\.safetensors: tensor ${target.replace(/\./g, '\\.')} holds a non-finite value \\(NaN or Inf\\) at \\[3, 5\\]`));
+    }
+    await src.close();
+  });
+
+  it('firstNonFinite: the exponent field of each format (its largest finite values pass)', () => {
+    const u16 = (...v: number[]) => new Uint8Array(Uint16Array.from(v).buffer);
+    expect(firstNonFinite(u16(0x7bff, 0xfbff, 0x0001, 0x7c00), 'F16')).toBe(3); // max, -max, subnormal, Inf
+    expect(firstNonFinite(u16(0x7bff, 0x7e00), 'F16')).toBe(1); // NaN
+    expect(firstNonFinite(u16(0x7f7f, 0xff7f, 0x7f80), 'BF16')).toBe(2);
+    expect(firstNonFinite(u16(0x7f7f, 0x0001), 'BF16')).toBe(-1);
+    expect(firstNonFinite(new Uint8Array(Float32Array.of(3.4e38, -1e-45, NaN).buffer), 'F32')).toBe(2);
+    expect(firstNonFinite(new Uint8Array(Float64Array.of(1.7e308, -Infinity).buffer), 'F64')).toBe(1);
+    expect(elementIndex(3 * 7 + 5, [4, 7])).toEqual([3, 5]);
+  });
 
   it('a model directory we save reads back byte-identical weights with a valid header', async () => {
     const gpu = await getGpu();
