@@ -44,6 +44,73 @@ function idInJson(tokJson: Json, token: string): number | undefined {
 }
 
 /**
+ * The tokens tokenizer_config.json adds that tokenizer.json lacks, added as transformers'
+ * PreTrainedTokenizerFast does when it loads (its `added_tokens_decoder`, then `additional_special_tokens`):
+ * each becomes an added token (matched whole in text, never split), with its vocabulary id where the model
+ * has the piece, else the next free id. An `added_tokens_decoder` entry whose id that rule does not give,
+ * or whose id tokenizer.json's added tokens give another token, is refused naming the files: the model's
+ * embedding rows are meant by id.
+ */
+export function withConfigAddedTokens(tokJson: Json, cfg: Json, where: { json: string; config: string }): Json {
+  const decoder = cfg.added_tokens_decoder;
+  const extra = cfg.additional_special_tokens;
+  if (decoder === undefined && extra === undefined) return tokJson;
+  const added = (Array.isArray(tokJson.added_tokens) ? tokJson.added_tokens : []).filter(isObject).map((t) => ({ ...t }));
+  const vocab = isObject(tokJson.model) ? tokJson.model.vocab : undefined;
+  // BPE / WordPiece / WordLevel: token -> id; Unigram: [[piece, score], ...], the id the index.
+  const vocabId = (content: string): number | undefined => {
+    if (Array.isArray(vocab)) { const i = vocab.findIndex((e) => Array.isArray(e) && e[0] === content); return i >= 0 ? i : undefined; }
+    const v = isObject(vocab) ? vocab[content] : undefined;
+    return Number.isSafeInteger(v) ? (v as number) : undefined;
+  };
+  let next = Math.max(-1, ...(Array.isArray(vocab) ? [vocab.length - 1] : isObject(vocab) ? Object.values(vocab).filter(Number.isSafeInteger) as number[] : []),
+    ...added.map((t) => (Number.isSafeInteger(t.id) ? (t.id as number) : -1))) + 1;
+  const flag = (e: Json, k: string, dflt: boolean, at: string) => {
+    if (e[k] === undefined) return dflt;
+    if (typeof e[k] !== 'boolean') throw new Error(`${at}: "${k}" must be true or false`);
+    return e[k] as boolean;
+  };
+  const add = (e: Json, content: string, at: string, wantId?: number) => {
+    if (added.some((t) => t.content === content)) return; // tokenizer.json has it (its own flags stand)
+    const id = vocabId(content) ?? next++;
+    if (wantId !== undefined && id !== wantId) {
+      throw new Error(`${at}: "${content}" as id ${wantId}, but ${where.json} would give it id ${id} ` +
+        `(${vocabId(content) === undefined ? 'the next free one' : 'its vocabulary entry'}): the tokenizer files disagree`);
+    }
+    const special = flag(e, 'special', wantId === undefined, at); // additional_special_tokens are special
+    added.push({ id, content, single_word: flag(e, 'single_word', false, at), lstrip: flag(e, 'lstrip', false, at),
+      rstrip: flag(e, 'rstrip', false, at), normalized: flag(e, 'normalized', !special, at), special });
+  };
+  if (decoder !== undefined) {
+    if (!isObject(decoder)) throw new Error(`${where.config}: added_tokens_decoder must be an object`);
+    const entries = Object.entries(decoder).map(([key, e]) => {
+      const id = Number(key);
+      if (!Number.isSafeInteger(id) || id < 0 || String(id) !== key) throw new Error(`${where.config}: added_tokens_decoder["${key}"]: the key must be a token id`);
+      if (!isObject(e) || typeof e.content !== 'string' || e.content === '') throw new Error(`${where.config}: added_tokens_decoder["${key}"] needs a non-empty "content"`);
+      return { id, e };
+    }).sort((a, b) => a.id - b.id);
+    for (const { id, e } of entries) {
+      const at = `${where.config}: added_tokens_decoder["${id}"]`;
+      const holder = added.find((t) => t.id === id);
+      if (holder && holder.content !== e.content) {
+        throw new Error(`${at}: "${e.content as string}", but ${where.json}'s added token ${id} is ${JSON.stringify(holder.content)}: the tokenizer files disagree`);
+      }
+      add(e, e.content as string, at, id);
+    }
+  }
+  if (extra !== undefined) {
+    if (!Array.isArray(extra)) throw new Error(`${where.config}: additional_special_tokens must be a list`);
+    extra.forEach((v, i) => {
+      const content = tokenContent(v);
+      if (content === undefined || content === '') throw new Error(`${where.config}: additional_special_tokens[${i}] must be a token (a string or {content})`);
+      add(isObject(v) ? { special: true, ...v } : { special: true }, content, `${where.config}: additional_special_tokens[${i}]`);
+    });
+  }
+  added.sort((a, b) => (a.id as number) - (b.id as number));
+  return { ...tokJson, added_tokens: added };
+}
+
+/**
  * transformers' Llama and GPT-NeoX fast tokenizers do not use tokenizer.json's post-processor as
  * is: they rebuild it from tokenizer_config.json's add_bos_token / add_eos_token
  * (update_post_processor), e.g. a checkpoint whose config says add_eos_token: true gets EOS
@@ -219,7 +286,13 @@ export async function loadTokenizer(dirOrFile: string): Promise<SrkTokenizer> {
   const template = await fsp.readFile(path.join(dir, 'chat_template.jinja'), 'utf8').catch(() => undefined);
   const jsonFile = path.join(dir, 'tokenizer.json'); const spFile = path.join(dir, 'tokenizer.model');
   const tokJson = await readJson(jsonFile, false);
-  if (tokJson) return wrap(jsonFile, tokJson, tokConfig, modelConfig, template);
+  if (tokJson) {
+    const configFile = path.join(dir, 'tokenizer_config.json');
+    let merged: Json;
+    try { merged = withConfigAddedTokens(tokJson, tokConfig, { json: jsonFile, config: configFile }); }
+    catch (e) { throw new Error(`tokenizer: ${(e as Error).message}`); }
+    return wrap(jsonFile, merged, tokConfig, modelConfig, template);
+  }
   const bytes = await fsp.readFile(spFile).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') throw new Error(`tokenizer: ${dir} has neither tokenizer.json nor tokenizer.model`);
     throw new Error(`tokenizer: cannot read ${spFile} (${e.message})`);

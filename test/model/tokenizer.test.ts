@@ -95,6 +95,29 @@ describe('tokenizer: fixture tokenizer (byte-level BPE, vocab 384)', () => {
     await expect(loadTokenizer(dir)).rejects.toThrow(/tokenizer\.json: bos_token "<\|nope\|>" is not in the vocabulary/);
   });
 
+  it('tokenizer_config.json\'s added tokens that tokenizer.json lacks are added as transformers adds them; disagreeing ids are refused', async () => {
+    const dir = mkdtempSync(path.join(tmp, 'added-'));
+    copyFileSync(path.join(FIXTURES, 'tokenizer.json'), path.join(dir, 'tokenizer.json')); // BPE, ids 0..383
+    const write = (cfg: object) => writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(cfg));
+    const plain = await loadTokenizer(dir);
+    expect(plain.encode('<|im_start|>user', { addSpecialTokens: false }).length).toBeGreaterThan(2); // split into bytes
+    const entry = (content: string) => ({ content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true });
+    write({ added_tokens_decoder: { 0: entry('<|endoftext|>'), 385: entry('<|im_end|>'), 384: entry('<|im_start|>') },
+      additional_special_tokens: ['<|im_start|>', 'ould', '<|tool|>'] });
+    const tok = await loadTokenizer(dir);
+    const user = plain.encode('user', { addSpecialTokens: false });
+    expect(tok.encode('<|im_start|>user<|im_end|>', { addSpecialTokens: false })).toEqual([384, ...user, 385]);
+    expect(tok.vocabSize).toBe(387); // <|tool|> took the next id; "ould" kept its vocabulary id, now matched whole
+    expect(tok.encode('<|tool|>', { addSpecialTokens: false })).toEqual([386]);
+    expect(tok.encode('ould', { addSpecialTokens: false })).toEqual([285]);
+    expect(tok.decode([384, ...user, 385], { skipSpecialTokens: true })).toBe('user');
+    // An id the rule does not give (385 before 384 is taken), or one tokenizer.json gives another token: refused.
+    write({ added_tokens_decoder: { 385: entry('<|im_end|>') } });
+    await expect(loadTokenizer(dir)).rejects.toThrow(/tokenizer_config\.json: added_tokens_decoder\["385"\]: "<\|im_end\|>" as id 385, but .*tokenizer\.json would give it id 384/);
+    write({ added_tokens_decoder: { 1: entry('<|pad|>') } });
+    await expect(loadTokenizer(dir)).rejects.toThrow(/added_tokens_decoder\["1"\]: "<\|pad\|>", but .*tokenizer\.json's added token 1 is "<\|padding\|>"/);
+  });
+
   it('a directory without tokenizer.json or tokenizer.model is a clear error', async () => {
     await expect(loadTokenizer(path.join(tmp, 'missing'))).rejects.toThrow(/missing has neither tokenizer\.json nor tokenizer\.model/);
   });
