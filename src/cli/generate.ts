@@ -178,7 +178,10 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
               index++; rowsDone++;
               continue;
             }
-            const over = tooLong(ids.length, r.line);
+            const outside = ids.find((id) => id >= lm.cfg.vocabSize);
+            const over = outside !== undefined
+              ? `${o.data}:${r.line}: token id ${outside} is past the model's vocab_size ${lm.cfg.vocabSize}: the tokenizer has tokens the model has no embedding for`
+              : tooLong(ids.length, r.line);
             if (over) { await flush(); throw userError(over); }
             if (truncated) cut++;
             batch.push({ prompt, truncated, ids, line: r.line, index: index++ });

@@ -97,10 +97,11 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
   const tt = textTokenizer(tok);
   const normalizer = new PreferenceNormalizer({ chatTemplate: tt.chatTemplate, bosToken: tt.bosToken, eosToken: tt.eosToken,
     refinePrompt: o.augmented ? o.refinePrompt : null });
+  const modelCfg = await loadModelConfig(o.model);
   const tokOpts = {
     maxLength: o.maxLength, maxPromptLength: o.maxPromptLength, noEos: o.noEos, inContext: o.inContext,
     refinePrompt: o.augmented ? o.refinePrompt : null,
-    positions: { max: (await loadModelConfig(o.model)).maxPositions, augmented: o.augmented },
+    positions: { max: modelCfg.maxPositions, augmented: o.augmented }, vocabSize: modelCfg.vocabSize,
   };
   let tokenizer: PairTokenizer;
   try {

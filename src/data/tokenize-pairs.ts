@@ -96,6 +96,11 @@ export interface TokenizeOptions {
    * where the caller reads a file), not a failure when the GPU batch is built, maybe hours into a run.
    */
   positions?: { max: number; augmented: boolean };
+  /**
+   * The model's vocab_size: a row with a token id at or past it (a tokenizer with more tokens than the
+   * model has embedding rows) is an error of its row, named by its line, not of a GPU batch.
+   */
+  vocabSize?: number;
 }
 
 export interface TokenizedPair {
@@ -297,6 +302,15 @@ export class PairTokenizer {
     const p = this.pairOf(row);
     const tooLong = this.opts.positions ? positionsError(p, this.opts.positions) : undefined;
     if (tooLong) throw new Error(tooLong);
+    if (this.opts.vocabSize !== undefined) {
+      for (const ids of [p.promptIds, p.chosenIds, p.rejectedIds, p.augPromptIds ?? []]) {
+        for (const id of ids) {
+          if (id >= this.opts.vocabSize) {
+            throw new Error(`token id ${id} is past the model's vocab_size ${this.opts.vocabSize}: the tokenizer has tokens the model has no embedding for`);
+          }
+        }
+      }
+    }
     return p;
   }
 

@@ -32,11 +32,11 @@ const PROGRESS_ROWS = 5000;
 export async function loadPairsForModel(modelDir: string, data: DataFiles, s: DataSettings, use: PairUse, log: (s: string) => void,
   onRead?: (read: JsonlStats) => void, progress?: (label: string, done: number, total: number) => void): Promise<TokenizedPair[]> {
   const tok = await loadTokenizer(modelDir);
-  const { maxPositions } = await loadModelConfig(modelDir);
+  const { maxPositions, vocabSize } = await loadModelConfig(modelDir);
   if (tok.sentencePieceFile) log(`tokenizer: ${tok.sentencePieceFile} (SentencePiece; no tokenizer.json, converted as transformers does)`);
   const r = await loadTokenizedPairs(data, textTokenizer(tok), {
     maxLength: s.maxLength, maxPromptLength: s.maxPromptLength, noEos: s.noEos, refinePrompt: s.refinePrompt, inContext: s.inContext,
-    skipBadRows: s.skipBadRows, sft: use.sft, sftIfAny: use.sftIfAny, positions: { max: maxPositions, augmented: use.augmented },
+    skipBadRows: s.skipBadRows, sft: use.sft, sftIfAny: use.sftIfAny, positions: { max: maxPositions, augmented: use.augmented }, vocabSize,
     // Only data sets big enough to take a while say how far they are.
     onProgress: (done, total) => { if (total >= PROGRESS_ROWS) progress?.(`tokenize ${dataLabel(data)}`, done, total); },
   }).catch((e: unknown) => { throw dataError(e); });

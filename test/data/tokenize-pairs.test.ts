@@ -344,7 +344,7 @@ describe('loadTokenizedPairs: rows that read but do not tokenize', () => {
     }
   });
 
-  it('past the model\'s positions (prompt + the longer completion; the augmented prompt where it is scored): named by line, or skipped', async () => {
+  it('past the model\'s positions (prompt + the longer completion; the augmented prompt where it is scored) or its vocabulary: named by line, or skipped', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'srk-tok-pos-'));
     try {
       const file = path.join(dir, 'pairs.jsonl');
@@ -365,6 +365,9 @@ describe('loadTokenizedPairs: rows that read but do not tokenize', () => {
       expect(r.read).toMatchObject({ rows: 2, badRows: 1 });
       // SFT rows: the rejected response does not count.
       expect((await loadTokenizedPairs(file, tok, { sft: true, positions: { max: 7, augmented: false } })).pairs).toHaveLength(3);
+      // A token id past the model's embedding rows (here 'c', id 109, in line 3) is its row's error too.
+      await expect(loadTokenizedPairs(file, tok, { vocabSize: 109 })).rejects.toThrow(/pairs\.jsonl:3: token id 109 is past the model's vocab_size 109/);
+      expect((await loadTokenizedPairs(file, tok, { vocabSize: 110 })).pairs).toHaveLength(3);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
