@@ -264,7 +264,8 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
   // null, the heads (multi-head attention), as each class turns None.
   const numKvHeads = neox || f.raw.num_key_value_heads === null ? numHeads : f.int('num_key_value_heads', arch === 'mistral' ? 8 : arch === 'qwen2' ? 32 : numHeads);
   if (numHeads % numKvHeads !== 0) {
-    throw f.error('num_key_value_heads', `= ${numKvHeads} does not divide num_attention_heads = ${numHeads}`);
+    const given = f.raw.num_key_value_heads !== undefined;
+    throw f.error('num_key_value_heads', `= ${numKvHeads}${given ? '' : ` (absent: ${arch}'s default)`} does not divide num_attention_heads = ${numHeads}`);
   }
 
   const rope = readRope(f, arch);

@@ -226,9 +226,15 @@ export function toFloat32(bytes: Uint8Array, dtype: Dtype): Float32Array {
 export async function openSafetensors(file: string): Promise<SafetensorsFile> {
   const fh = await fsp.open(file, 'r');
   try {
-    const size = (await fh.stat()).size;
+    const st = await fh.stat();
+    if (st.isDirectory()) throw fail(file, 'a directory, not a file');
+    const size = st.size;
     if (size < 8) throw fail(file, `file is ${size} bytes, shorter than the 8-byte header length`);
     const prefix = await readExactly(fh, file, 0, 8);
+    // A Git LFS pointer (a clone without `git lfs pull`) is a small text file where the weights should be.
+    if (new TextDecoder().decode(prefix) === 'version ') {
+      throw fail(file, 'a Git LFS pointer, not the weights: fetch them (git lfs pull) or download the file itself');
+    }
     const n64 = new DataView(prefix.buffer).getBigUint64(0, true);
     if (n64 > BigInt(MAX_HEADER_SIZE)) throw fail(file, `header length ${n64} exceeds the ${MAX_HEADER_SIZE}-byte limit`);
     const N = Number(n64);
@@ -276,6 +282,20 @@ export const INDEX_FILE = 'model.safetensors.index.json';
 
 const exists = (p: string) => fsp.access(p).then(() => true, () => false);
 
+/** What a directory without safetensors weights holds instead, said in the error: a link whose target is
+ *  gone (a Hugging Face cache without the blob), or PyTorch pickles, which srk does not read. */
+async function whyNoWeights(dir: string): Promise<string> {
+  for (const f of [SINGLE_FILE, INDEX_FILE]) {
+    const link = await fsp.readlink(path.join(dir, f)).catch(() => undefined);
+    if (link !== undefined) return `; ${f} is a link to ${link}, which is missing (a cache whose files were not all downloaded?)`;
+  }
+  const names = await fsp.readdir(dir).catch(() => [] as string[]);
+  const pickles = names.filter((n) => /^pytorch_model.*\.bin$/.test(n) || n.endsWith('.pt') || n.endsWith('.pth'));
+  if (pickles.length) return `; it holds ${pickles.slice(0, 2).join(', ')}${pickles.length > 2 ? ', ...' : ''}: PyTorch pickles, which srk does not read; ` +
+    'save the model as safetensors first (transformers: model.save_pretrained(dir, safe_serialization=True))';
+  return '';
+}
+
 export async function openCheckpoint(dir: string): Promise<Checkpoint> {
   const single = path.join(dir, SINGLE_FILE);
   const indexPath = path.join(dir, INDEX_FILE);
@@ -286,7 +306,7 @@ export async function openCheckpoint(dir: string): Promise<Checkpoint> {
     for (const n of f.names) tensors[n] = { ...f.header[n]!, file: single };
     return { dir, names: f.names, tensors, metadata: f.metadata, readTensor: f.readTensor, readRaw: f.readRaw, close: f.close };
   }
-  if (!(await exists(indexPath))) throw new Error(`checkpoint ${dir}: neither ${SINGLE_FILE} nor ${INDEX_FILE} found`);
+  if (!(await exists(indexPath))) throw new Error(`checkpoint ${dir}: neither ${SINGLE_FILE} nor ${INDEX_FILE} found${await whyNoWeights(dir)}`);
 
   const bad = (what: string) => new Error(`checkpoint index ${indexPath}: ${what}`);
   let index: unknown;

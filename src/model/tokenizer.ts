@@ -258,16 +258,16 @@ export class SrkTokenizer {
   idToToken(id: number): string | undefined { return this.tok.id_to_token(id); }
 }
 
-async function readJson(file: string, required: boolean): Promise<Json | undefined> {
+async function readJson(file: string, required: boolean, what = 'tokenizer'): Promise<Json | undefined> {
   let text: string;
   try { text = await fsp.readFile(file, 'utf8'); }
   catch (e) {
     if (!required && (e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new Error(`tokenizer: cannot read ${file} (${(e as Error).message})`);
+    throw new Error(`${what}: cannot read ${file} (${(e as Error).message})`);
   }
   let json: unknown;
-  try { json = JSON.parse(text); } catch (e) { throw new Error(`tokenizer: ${file} is not valid JSON (${(e as Error).message})`); }
-  if (!isObject(json)) throw new Error(`tokenizer: ${file} is not a JSON object`);
+  try { json = JSON.parse(text); } catch (e) { throw new Error(`${what}: ${file} is not valid JSON (${(e as Error).message})`); }
+  if (!isObject(json)) throw new Error(`${what}: ${file} is not a JSON object`);
   return json;
 }
 
@@ -282,7 +282,7 @@ export async function loadTokenizer(dirOrFile: string): Promise<SrkTokenizer> {
   const dir = dirOrFile;
   const specialMap = (await readJson(path.join(dir, 'special_tokens_map.json'), false)) ?? {};
   const tokConfig = { ...specialMap, ...((await readJson(path.join(dir, 'tokenizer_config.json'), false)) ?? {}) };
-  const modelConfig = (await readJson(path.join(dir, 'config.json'), false)) ?? {};
+  const modelConfig = (await readJson(path.join(dir, 'config.json'), false, 'model config')) ?? {};
   const template = await fsp.readFile(path.join(dir, 'chat_template.jinja'), 'utf8').catch(() => undefined);
   const jsonFile = path.join(dir, 'tokenizer.json'); const spFile = path.join(dir, 'tokenizer.model');
   const tokJson = await readJson(jsonFile, false);

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, readdirSync, copyFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, readdirSync, copyFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -190,6 +190,23 @@ describe('safetensors: checkpoints', () => {
     expect(c.names.length).toBe(21);
     expect(c.tensors['model.norm.weight']!.shape).toEqual([64]);
     await c.close();
+  });
+
+  it('what stands where the weights should be is named: a Git LFS pointer, a directory, PyTorch pickles, a dangling link', async () => {
+    const dir = (name: string) => { const d = path.join(tmp, `where-${name}`); mkdirSync(d); return d; };
+    const lfs = dir('lfs');
+    writeFileSync(path.join(lfs, 'model.safetensors'), 'version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 4096\n');
+    await expect(openCheckpoint(lfs)).rejects.toThrow(/model\.safetensors: a Git LFS pointer, not the weights/);
+    const sub = dir('dir');
+    mkdirSync(path.join(sub, 'model.safetensors'));
+    await expect(openCheckpoint(sub)).rejects.toThrow(/model\.safetensors: a directory, not a file/);
+    const pickles = dir('bin');
+    writeFileSync(path.join(pickles, 'pytorch_model.bin'), 'x');
+    await expect(openCheckpoint(pickles)).rejects.toThrow(/neither model\.safetensors nor .*; it holds pytorch_model\.bin: PyTorch pickles, which srk does not read/);
+    const link = dir('link');
+    symlinkSync('../blobs/0123', path.join(link, 'model.safetensors'));
+    await expect(openCheckpoint(link)).rejects.toThrow(/model\.safetensors is a link to \.\.\/blobs\/0123, which is missing/);
+    await expect(openCheckpoint(dir('empty'))).rejects.toThrow(/neither model\.safetensors nor model\.safetensors\.index\.json found$/);
   });
 
   it('openCheckpoint joins shards of an index, and reports missing shards and names', async () => {
