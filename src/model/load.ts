@@ -2,14 +2,14 @@
 import type { Gpu } from '../engine/gpu.js';
 import fs from 'node:fs';
 import path from 'node:path';
-import { INDEX_FILE, SINGLE_FILE, openCheckpoint } from './safetensors.js';
+import { INDEX_FILE, SINGLE_FILE, openCheckpoint, type Checkpoint } from './safetensors.js';
 import { loadModelConfig, type ModelConfig } from './config.js';
 import { expectedParameters, checkCheckpointNames } from './tensor-names.js';
 import { uploadConverted } from '../kernels/convert.js';
 import { Params } from './params.js';
 import { elementIndex, firstNonFinite } from './finite-check.js';
 import { userError } from '../errors.js';
-import { CausalLM } from './causal-lm.js';
+import { CausalLM, outerNames } from './causal-lm.js';
 
 export interface LoadedModel { cfg: ModelConfig; params: Params; model: CausalLM; dir: string }
 
@@ -29,7 +29,7 @@ export async function loadModel(gpu: Gpu, dir: string, opts: LoadOptions = {}): 
   const cfg = await loadModelConfig(dir);
   const ckpt = await openCheckpoint(dir);
   try {
-    checkCheckpointNames(cfg, ckpt.tensors, `checkpoint ${dir}`);
+    checkCheckpointNames(cfg, await withoutTiedCopy(cfg, ckpt, dir), `checkpoint ${dir}`);
     const specs = expectedParameters(cfg);
     const params = new Params(gpu, specs).allocate();
     const total = specs.reduce((n, s) => n + ckpt.tensors[s.name].byteLength, 0);
@@ -60,6 +60,30 @@ export async function loadModel(gpu: Gpu, dir: string, opts: LoadOptions = {}): 
     await ckpt.close();
   }
 }
+
+/**
+ * A config that ties the output layer to the embedding, with the output layer's tensor saved anyway
+ * (some converters write both): transformers uses the embedding for both. A copy equal to the embedding is
+ * passed over; one that differs is refused, naming both, rather than silently dropped.
+ */
+async function withoutTiedCopy(cfg: ModelConfig, ckpt: Checkpoint, dir: string): Promise<Checkpoint['tensors']> {
+  const untied = cfg.arch === 'gpt-neox' ? 'embed_out.weight' : 'lm_head.weight';
+  const embed = outerNames(cfg).embed;
+  const out = ckpt.tensors[untied]; const emb = ckpt.tensors[embed];
+  if (!cfg.tiedEmbeddings || !out || !emb || out.shape.join(',') !== emb.shape.join(',')) return ckpt.tensors;
+  const same = out.dtype === emb.dtype
+    ? Buffer.from(await ckpt.readRaw(untied)).equals(Buffer.from(await ckpt.readRaw(embed)))
+    : sameValues(await ckpt.readTensor(untied), await ckpt.readTensor(embed));
+  if (!same) {
+    throw userError(`checkpoint ${dir}: config.json ties the output layer to the embedding (tie_word_embeddings), but ${untied} differs from ${embed}: ` +
+      'set tie_word_embeddings to false to use it, or remove it');
+  }
+  const rest: Checkpoint['tensors'] = Object.create(null);
+  for (const [n, t] of Object.entries(ckpt.tensors)) if (n !== untied) rest[n] = t;
+  return rest;
+}
+
+const sameValues = (a: Float32Array, b: Float32Array) => a.length === b.length && a.every((v, i) => v === b[i]);
 
 /**
  * The files a checkpoint's outputs depend on, each as "size:mtime" (a model changed in place is told

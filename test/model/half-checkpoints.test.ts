@@ -57,6 +57,32 @@ describe('checkpoint dtypes and round trip', () => {
     await src.close();
   });
 
+  it('a tied config with the output layer saved too: a copy of the embedding loads (passed over), another tensor is refused', async () => {
+    const gpu = await getGpu();
+    const src = await openSafetensors(path.join(FIX, 'llama-tiny-tied', 'model.safetensors'));
+    const embed = await src.readTensor('model.embed_tokens.weight');
+    const shape = src.header['model.embed_tokens.weight'].shape;
+    const base = [];
+    for (const name of src.names) base.push({ name, dtype: 'F32' as Dtype, shape: src.header[name].shape, data: await src.readTensor(name) });
+    await src.close();
+    const original = await loadModel(gpu, path.join(FIX, 'llama-tiny-tied'));
+    const want = await gpu.readF32(original.params.get('model.embed_tokens.weight'));
+    original.params.free();
+    for (const [label, head] of [['copy', embed], ['other', embed.map((v, i) => (i === 7 ? v + 1 : v))]] as const) {
+      const dir = mkdtempSync(path.join(tmpdir(), `srk-tied-${label}-`));
+      for (const f of ['config.json', 'tokenizer.json']) cpSync(path.join(FIX, 'llama-tiny-tied', f), path.join(dir, f));
+      await writeSafetensors(path.join(dir, 'model.safetensors'), [...base, { name: 'lm_head.weight', dtype: 'F32', shape, data: head }]);
+      if (label === 'copy') {
+        const m = await loadModel(gpu, dir);
+        expect(m.params.specs.map((p) => p.name)).not.toContain('lm_head.weight');
+        expect(await gpu.readF32(m.params.get('model.embed_tokens.weight'))).toEqual(want);
+        m.params.free();
+      } else {
+        await expect(loadModel(gpu, dir)).rejects.toThrow(/ties the output layer to the embedding \(tie_word_embeddings\), but lm_head\.weight differs from model\.embed_tokens\.weight/);
+      }
+    }
+  });
+
   it('firstNonFinite: the exponent field of each format (its largest finite values pass)', () => {
     const u16 = (...v: number[]) => new Uint8Array(Uint16Array.from(v).buffer);
     expect(firstNonFinite(u16(0x7bff, 0xfbff, 0x0001, 0x7c00), 'F16')).toBe(3); // max, -max, subnormal, Inf
