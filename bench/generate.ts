@@ -36,7 +36,9 @@ export async function benchGenerate(gpu: Gpu, o: GenerateBenchOptions): Promise<
   const cfg = presetConfig('gpt-neox', o.shape);
   checkGenerateBench(o, cfg.maxPositions);
   const V = cfg.vocabSize;
-  gpu.pool.peakInUseBytes = gpu.pool.inUseBytes; // (the copy benchmark's buffers are free again)
+  if (gpu.profiler) gpu.profiler.enabled = false; // timed by the wall clock, as srk generate runs (no pass per dispatch)
+  gpu.pool.trim(); // (the copy benchmark's buffers, free again, count in neither figure)
+  gpu.pool.peakInUseBytes = gpu.pool.inUseBytes;
   const params = new Params(gpu, expectedParameters(cfg)).allocate();
   randomInitParams(gpu, params);
   const dec = new Decoder(gpu, cfg, params, o.rows, o.prompt + o.newTokens);

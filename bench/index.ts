@@ -85,6 +85,7 @@ export const SMX_SWEEP: MatmulTile[] = [
 ];
 
 export interface BenchReport {
+  /** How the kernel figures were timed (copy, matmul, ...); `step` and `generate` are timed by the wall clock whatever this says. */
   kind: BenchKind; date: string; adapter: Record<string, string>; timing: 'timestamp' | 'wall';
   reducedForCpu: boolean; copy: CopyResult; matmul?: MatmulResult[];
   attention?: AttentionResult[]; classifier?: ClassifierResult[]; norm?: NormResult[]; columnSum?: ColumnSumResult[]; optimizer?: OptimizerResult[]; step?: StepResult;
@@ -290,7 +291,7 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
     // The second rate counts what PyTorch's anchor counts (its policy tokens: each pair's prompt twice).
     const processed = r.loss === 'sft' ? 'prompt + chosen' : r.packed ? 'packed: each prompt once' : 'unpacked';
     const unpacked = r.loss === 'sft' ? 'prompt + chosen' : 'prompt + completion, twice a pair';
-    o.log(`step ${fmt(r.stepMs!, 3)} ms (host recording ${fmt(r.recordMs)} ms, ${r.dispatches} dispatches${hostOnly}); policy ${r.policyTokens} tokens/step (${processed}) = ${fmt(r.tokensPerS!)} tokens/s, ` +
+    o.log(`step ${fmt(r.stepMs!, 3)} ms, ${r.precision}${r.augPrecision && r.augPrecision !== r.precision ? ` (augmented pass ${r.augPrecision})` : ''} (host recording ${fmt(r.recordMs)} ms, ${r.dispatches} dispatches${hostOnly}); policy ${r.policyTokens} tokens/step (${processed}) = ${fmt(r.tokensPerS!)} tokens/s, ` +
       `${fmt(r.unpackedTokensPerS!)} policy tokens/s as PyTorch counts them (${unpacked}${r.varied ? ', at their drawn lengths' : ''} = ${r.unpackedTokens})` +
       `${r.augTokens ? `, plus ${r.augTokens} augmented forward-only tokens${r.augSharedTokens ? ` (${r.augSharedTokens} of them the rows' shared refinement prompt, computed once)` : ''}` : ''}; ` +
       `peak GPU memory ${fmt(r.peakInUseBytes / 2 ** 20)} MiB (params ${fmt(r.resident.params / 2 ** 20)} MiB)`);

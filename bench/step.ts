@@ -137,6 +137,11 @@ export interface StepResult {
    *  bindings cached, kernel.ts, as from a run's second step on): host work on top of the recording. */
   bindGroupsPerStep: number; uniformsPerStep: number;
   tokensPerS: number | null; unpackedTokensPerS: number | null;
+  /**
+   * peakInUseBytes: the most bytes in use at once over the timed steps (PyTorch's max_memory_allocated);
+   * allocatedBytes: what the pool holds from the device at the end, in use or kept free for reuse
+   * (PyTorch's reserved memory).
+   */
   peakInUseBytes: number; resident: { params: number; grads: number; optimizerState: number }; allocatedBytes: number;
   last: { loss: number; gradNorm: number } | null;
   profile?: StepProfile;
@@ -197,6 +202,7 @@ export async function benchStep(gpu: Gpu, o: StepBenchOptions, log: (s: string) 
   checkStepOptions(o);
   if (o.hostOnly && gpu.tuner) throw userError('bench step --host-only: the tuner would time passes that never run (SRK_TUNE=0)');
   if (gpu.profiler) gpu.profiler.enabled = false; // timed steps run unprofiled; see o.profile
+  gpu.pool.trim(); // the copy benchmark's buffers, free again: not part of allocatedBytes
   if (o.hostOnly && o.profile) log('  (--profile does nothing with --host-only: no kernel runs)');
   else if (o.profile && !gpu.profiler) log('  (--profile does nothing without GPU timestamps: --no-timestamps, or an adapter without timestamp-query)');
   if (o.hostOnly) gpu.recorder.discard = true;

@@ -66,9 +66,10 @@ async function main(): Promise<void> {
       async (a) => {
         checkBenchOptions({ tokens: a.tokens, sizes: a.sizes as number[] | undefined, vocab: a.vocab, pairs: a.pairs, seq: a.seq, prompt: a.prompt,
           only: a.only, microBatch: a['micro-batch'] });
-        // A whole training step is timed by the wall clock: per-dispatch timestamp passes would slow it.
-        // (generate: without kernel tuning, as srk generate runs.)
-        await withGpu({ adapter: a.adapter, profile: a.timestamps && (a.kind !== 'step' || a.profile), fast: a.fast, ...(a['host-only'] || a.kind === 'generate' ? { tune: false } : {}) }, async (gpu) => {
+        // A whole training step, and generation, are timed by the wall clock: per-dispatch timestamp passes
+        // would slow them. (generate: without kernel tuning, as srk generate runs.)
+        const wallClock = a.kind === 'step' || a.kind === 'generate';
+        await withGpu({ adapter: a.adapter, profile: a.timestamps && (!wallClock || a.profile), fast: a.fast, ...(a['host-only'] || a.kind === 'generate' ? { tune: false } : {}) }, async (gpu) => {
           const log = (s: string) => (a.json ? process.stderr : process.stdout).write(`${s}\n`);
           const report = await runBench(gpu, {
             kind: a.kind as BenchKind, full: a.full, tokens: a.tokens, tileSweep: a.tiles, only: a.only, reverse: a.reverse, sizes: a.sizes as number[] | undefined, log,

@@ -398,7 +398,12 @@ async function requestAdapter(args: string[], adapterName: string | undefined): 
   try {
     adapter = await withTimeout(instance.requestAdapter({ powerPreference: 'high-performance' }), REQUEST_WAIT_MS, 'requestAdapter');
   } catch (e) {
-    throw new GpuError(`${INSTALL_HINT}\n(${(e as Error).message})`);
+    const msg = (e as Error).message;
+    // Dawn refuses a name filter that nothing matches, listing what it did find: then no driver is missing.
+    if (adapterName && /Available adapters:\s*\n\s*\*/.test(msg)) {
+      throw new GpuError(`No WebGPU adapter matches "${adapterName}" (--adapter / SRK_ADAPTER); leave it out, or give part of one of these names\n(${msg})`);
+    }
+    throw new GpuError(`${INSTALL_HINT}\n(${msg})`);
   }
   if (!adapter) {
     throw new GpuError(adapterName
