@@ -50,18 +50,24 @@ describe('srk train stops on a non-finite loss, naming the step and the last goo
     m.model.destroy(); m.params.free();
   });
 
-  it('NaN in the initial weights: step 1 fails, and the message says no checkpoint was saved', async () => {
+  it('initial weights that overflow: step 1 fails, and the message says no checkpoint was saved (NaN weights are refused at load)', async () => {
     const model = join(tmp, 'nan-model');
     cpSync(fixture('gpt-neox-tiny'), model, { recursive: true });
     const file = join(model, 'model.safetensors');
     const buf = readFileSync(file);
     const { dataStart, tensors } = safetensorsHeader(buf);
     const [a, b] = tensors['gpt_neox.final_layer_norm.weight'].data_offsets;
-    for (let o = dataStart + a; o < dataStart + b; o += 4) buf.writeFloatLE(NaN, o);
-    writeFileSync(file, buf);
+    const fill = (v: number) => { for (let o = dataStart + a; o < dataStart + b; o += 4) buf.writeFloatLE(v, o); writeFileSync(file, buf); };
     const out = join(tmp, 'nan');
-    const r = await train(['--model', model, '--ref-model', fixture('gpt-neox-tiny_ref'), '--data', join(model, 'pairs.jsonl'), '--no-eos',
-      '--loss', 'sr-ipo', '--batch-size', '6', '--max-steps', '2', '--save-every', '1', '--out', out]);
+    const args = ['--model', model, '--ref-model', fixture('gpt-neox-tiny_ref'), '--data', join(model, 'pairs.jsonl'), '--no-eos',
+      '--loss', 'sr-ipo', '--batch-size', '6', '--max-steps', '2', '--save-every', '1', '--out', out];
+    fill(NaN);
+    const refused = await train(args);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/model\.safetensors: tensor gpt_neox\.final_layer_norm\.weight holds a non-finite value \(NaN or Inf\) at \[0\]/);
+    // Finite weights whose products are not: the final norm scales every logit past f32's range.
+    fill(3e38);
+    const r = await train(args);
     expect(r.code, describeRun(r)).toBe(1);
     expect(r.stderr).toMatch(/step 1: the loss is (NaN|-?Infinity)/);
     expect(r.stderr).toMatch(/last good checkpoint is none/);
