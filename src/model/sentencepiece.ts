@@ -199,7 +199,8 @@ export function applyAddedTokens(json: Json, decoder: unknown, addedTokensJson: 
   const model = json.model as { vocab: Record<string, number> };
   const pieceOf = new Map<number, string>();
   for (const [piece, id] of Object.entries(model.vocab)) if (!pieceOf.has(id)) pieceOf.set(id, piece);
-  const size = Math.max(-1, ...pieceOf.keys()) + 1;
+  let size = 0; // (a loop: a spread of a large vocabulary's ids would overflow the call stack)
+  for (const id of pieceOf.keys()) if (id >= size) size = id + 1;
   const added = (json.added_tokens as Json[]).map((t) => ({ ...t }));
   const byId = new Map<number, string>();
   if (decoder !== undefined) {

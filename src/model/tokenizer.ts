@@ -63,8 +63,10 @@ export function withConfigAddedTokens(tokJson: Json, cfg: Json, where: { json: s
     const v = isObject(vocab) ? vocab[content] : undefined;
     return Number.isSafeInteger(v) ? (v as number) : undefined;
   };
-  let next = Math.max(-1, ...(Array.isArray(vocab) ? [vocab.length - 1] : isObject(vocab) ? Object.values(vocab).filter(Number.isSafeInteger) as number[] : []),
-    ...added.map((t) => (Number.isSafeInteger(t.id) ? (t.id as number) : -1))) + 1;
+  // (A loop, not Math.max(...ids): a spread of a 128k-150k vocabulary overflows the call stack.)
+  let next = Array.isArray(vocab) ? vocab.length : 0;
+  if (isObject(vocab)) for (const id of Object.values(vocab)) if (Number.isSafeInteger(id) && (id as number) >= next) next = (id as number) + 1;
+  for (const t of added) if (Number.isSafeInteger(t.id) && (t.id as number) >= next) next = (t.id as number) + 1;
   const flag = (e: Json, k: string, dflt: boolean, at: string) => {
     if (e[k] === undefined) return dflt;
     if (typeof e[k] !== 'boolean') throw new Error(`${at}: "${k}" must be true or false`);

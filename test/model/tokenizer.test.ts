@@ -111,6 +111,14 @@ describe('tokenizer: fixture tokenizer (byte-level BPE, vocab 384)', () => {
     expect(tok.encode('<|tool|>', { addSpecialTokens: false })).toEqual([386]);
     expect(tok.encode('ould', { addSpecialTokens: false })).toEqual([285]);
     expect(tok.decode([384, ...user, 385], { skipSpecialTokens: true })).toBe('user');
+    // A vocabulary as large as Llama 3's or Qwen2's (151,643 here): the next free id is found without spreading it.
+    const big = JSON.parse(readFileSync(path.join(FIXTURES, 'tokenizer.json'), 'utf8')) as { model: { vocab: Record<string, number> } };
+    for (let id = 384; id < 151643; id++) big.model.vocab[`<unused_${id}>`] = id;
+    const bigDir = mkdtempSync(path.join(tmp, 'added-big-'));
+    writeFileSync(path.join(bigDir, 'tokenizer.json'), JSON.stringify(big));
+    writeFileSync(path.join(bigDir, 'tokenizer_config.json'), JSON.stringify({ added_tokens_decoder: { 151643: entry('<|endoftext2|>') } }));
+    const bigTok = await loadTokenizer(bigDir);
+    expect(bigTok.encode('<|endoftext2|>', { addSpecialTokens: false })).toEqual([151643]);
     // An id the rule does not give (385 before 384 is taken), or one tokenizer.json gives another token: refused.
     write({ added_tokens_decoder: { 385: entry('<|im_end|>') } });
     await expect(loadTokenizer(dir)).rejects.toThrow(/tokenizer_config\.json: added_tokens_decoder\["385"\]: "<\|im_end\|>" as id 385, but .*tokenizer\.json would give it id 384/);
