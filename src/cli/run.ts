@@ -135,9 +135,11 @@ export function refuseEmptyValues(args: readonly string[], booleans: ReadonlySet
     if (!t.startsWith('--') || t.length === 2) continue;
     const eq = t.indexOf('=');
     const name = t.slice(2, eq < 0 ? undefined : eq);
-    if (booleans.has(name) || (name.startsWith('no-') && booleans.has(name.slice(3)))) continue;
+    // (yargs also takes a flag in camel case: --dropLast for --drop-last.)
+    const dashed = name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    if ([name, dashed].some((n) => booleans.has(n) || (n.startsWith('no-') && booleans.has(n.slice(3))))) continue;
     const value = eq < 0 ? args[i + 1] : t.slice(eq + 1);
-    if (value === undefined || value.trim() === '' || (eq < 0 && value.startsWith('--') && value.length > 2)) {
+    if (value === undefined || value === '' || (eq < 0 && value.startsWith('--') && value.length > 2)) {
       throw userError(`--${name} needs a value${value === undefined || value.startsWith('--') ? '' : ' (an empty one was given)'}`);
     }
   }

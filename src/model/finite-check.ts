@@ -6,11 +6,15 @@
 /** Float formats a checkpoint stores weights in. */
 export type FloatFormat = 'F32' | 'F16' | 'BF16' | 'F64';
 
-/** Index of the first element whose value is NaN or +-Inf, or -1; `bytes` little-endian, aligned to the element size. */
+/** The largest finite float32. */
+const F32_MAX = 3.4028234663852886e38;
+
+/** Index of the first element whose value is NaN or +-Inf (F64: or past float32's range), or -1; `bytes` little-endian, aligned to the element size. */
 export function firstNonFinite(bytes: Uint8Array, format: FloatFormat): number {
   if (format === 'F64') {
+    // Also past float32's range: the weights become float32 on the GPU, where such a value is Inf.
     const a = new Float64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 8);
-    for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return i;
+    for (let i = 0; i < a.length; i++) if (!(Math.abs(a[i]) <= F32_MAX)) return i;
     return -1;
   }
   if (format === 'F32') {

@@ -44,7 +44,7 @@ export async function loadModel(gpu: Gpu, dir: string, opts: LoadOptions = {}): 
         const raw = await ckpt.readRaw(s.name);
         const bad = firstNonFinite(raw, info.dtype);
         if (bad >= 0) {
-          throw userError(`${info.file}: tensor ${s.name} holds a non-finite value (NaN or Inf) at [${elementIndex(bad, info.shape).join(', ')}]: ` +
+          throw userError(`${info.file}: tensor ${s.name} holds a non-finite value (NaN or Inf${info.dtype === 'F64' ? ', or past float32\'s range' : ''}) at [${elementIndex(bad, info.shape).join(', ')}]: ` +
             'the weights are damaged (a training run that diverged, or a bad conversion)');
         }
         // Half and double precision cross to the GPU as raw bytes and are converted there.
@@ -71,9 +71,11 @@ async function withoutTiedCopy(cfg: ModelConfig, ckpt: Checkpoint, dir: string):
   const embed = outerNames(cfg).embed;
   const out = ckpt.tensors[untied]; const emb = ckpt.tensors[embed];
   if (!cfg.tiedEmbeddings || !out || !emb || out.shape.join(',') !== emb.shape.join(',')) return ckpt.tensors;
+  // In one dtype, the same bytes; in two (an f16 copy of an f32 embedding), the same values to the coarser one's rounding.
+  const rel = [out.dtype, emb.dtype].includes('BF16') ? 2 ** -8 : [out.dtype, emb.dtype].includes('F16') ? 2 ** -11 : 2 ** -24;
   const same = out.dtype === emb.dtype
     ? Buffer.from(await ckpt.readRaw(untied)).equals(Buffer.from(await ckpt.readRaw(embed)))
-    : sameValues(await ckpt.readTensor(untied), await ckpt.readTensor(embed));
+    : sameValues(await ckpt.readTensor(untied), await ckpt.readTensor(embed), rel);
   if (!same) {
     throw userError(`checkpoint ${dir}: config.json ties the output layer to the embedding (tie_word_embeddings), but ${untied} differs from ${embed}: ` +
       'set tie_word_embeddings to false to use it, or remove it');
@@ -83,7 +85,9 @@ async function withoutTiedCopy(cfg: ModelConfig, ckpt: Checkpoint, dir: string):
   return rest;
 }
 
-const sameValues = (a: Float32Array, b: Float32Array) => a.length === b.length && a.every((v, i) => v === b[i]);
+/** Equal within `rel` of the larger magnitude (a half copy's rounding; subnormal halves within 2^-24 absolute). */
+const sameValues = (a: Float32Array, b: Float32Array, rel: number) =>
+  a.length === b.length && a.every((v, i) => Math.abs(v - b[i]) <= rel * Math.max(Math.abs(v), Math.abs(b[i])) + 2 ** -24);
 
 /**
  * The files a checkpoint's outputs depend on, each as "size:mtime" (a model changed in place is told

@@ -1,6 +1,7 @@
 // `srk train`: the run loop. Reference log-probs first (cached), then optimizer steps over a
 // seeded data order, a metrics line per step, periodic evaluation and checkpoints, SIGINT / SIGTERM and
 // NaN handling, and the report at the end.
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Gpu } from '../engine/gpu.js';
@@ -44,6 +45,13 @@ function evalError(e: unknown, data: DataFiles, step: number, saved: string | un
   if (e instanceof TrainingError) return e;
   return new TrainingError(`eval on ${dataLabel(data)} at step ${step}: ${e instanceof Error ? e.message : String(e)}` +
     (saved ? `; the weights of step ${step} are saved in ${saved}` : ''));
+}
+
+/** sha256 of held-out pairs' plain token ids (trainer_state.json's evalHash). */
+function heldOutHash(pairs: readonly TokenizedPair[]): string {
+  const h = createHash('sha256');
+  for (const p of pairs) h.update(JSON.stringify([p.promptIds, p.chosenIds, p.rejectedIds]));
+  return h.digest('hex');
 }
 
 export interface TrainResult {
@@ -186,10 +194,12 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     const evalSft = evalPairs !== undefined && isSftPair(evalPairs[0]);
     // One eval.jsonl series is one set of held-out pairs: a resumed run evaluates on the pairs it did, or on
     // none (the series stops); other pairs would continue the curves as if they were the same measurement.
-    const evalHash = evalPairs ? pairsHash(evalPairs) : state?.evalHash;
+    // (The plain sequences only: an SFT run may change --refine-prompt, which shapes only the augmented ones.)
+    const evalHash = evalPairs ? heldOutHash(evalPairs) : state?.evalHash;
     if (evalPairs && state?.evalHash !== undefined && state.evalHash !== evalHash) {
       throw new TrainingError(`--resume: the pairs read from --eval-data ${dataLabel(o.evalData!)} are not the ones the run in ${o.out} evaluated on ` +
-        `(its eval.jsonl curves would join two sets as one); give the same --eval-data, or none, and score other data with srk eval --model ${existing}`);
+        '(another file, or the file changed, or what tokenizes it: its eval.jsonl curves would join two sets as one); ' +
+        `give the same --eval-data, or none, and score other data with srk eval --model ${existing}`);
     }
     // --eval-samples: greedy completions of the first eval prompts at each evaluation, stopped as the
     // checkpoint's generation_config.json says (eval-samples.ts).

@@ -26,14 +26,15 @@ describe('srk train --loss sft: data', () => {
 
   it('prompt + chosen are truncated alone; a run saved with the pair truncation resumes with it', async () => {
     const out = join(tmp, 'new');
-    const r = await train([...base, '--max-steps', '1', '--out', out]);
+    // (Held-out pairs too: their augmented sequences follow --refine-prompt, which may change on resume below.)
+    const r = await train([...base, '--max-steps', '1', '--out', out, '--eval-data', data]);
     expect(r.code, describeRun(r)).toBe(0);
     expect(r.stderr).toMatch(/4 rows tokenized \(maxLength 48, maxPromptLength 24\); 0 truncated/);
-    expect(r.stderr).not.toMatch(/refine prompt/);
+    expect(r.stderr.split('\n').find((l) => /rows tokenized/.test(l))).not.toMatch(/refine prompt/); // (the training data's line)
     const stateFile = join(out, 'checkpoint', 'trainer_state.json');
     expect(JSON.parse(readFileSync(stateFile, 'utf8')).options.sftPairTruncation).toBe(false);
     // beta, lambda and the refine prompt shape nothing SFT trains: another value resumes.
-    const again = await train([...base, '--beta', '0.5', '--refine-prompt', 'Rate 100:', '--max-steps', '2', '--resume', '--out', out]);
+    const again = await train([...base, '--beta', '0.5', '--refine-prompt', 'Rate 100:', '--max-steps', '2', '--resume', '--out', out, '--eval-data', data]);
     expect(again.code, describeRun(again)).toBe(0);
     expect(readMetrics(out)).toHaveLength(2);
 
