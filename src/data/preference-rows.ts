@@ -221,6 +221,10 @@ export function asSftRow(obj: JsonObject): JsonObject | undefined {
       : 'missing field "chosen" (an SFT row may give "completion" or "messages" instead)');
   }
   const response = obj[present[0]];
+  // (Checked here: copied into "rejected", a bad value would be reported as two.)
+  if (typeof response !== 'string' && !Array.isArray(response)) {
+    throw new RowShapeError(`field "${present[0]}" must be ${present[0] === 'messages' ? 'a message list' : 'a string or a message list'}, got ${describeJsonValue(response)}`);
+  }
   if (present[0] === 'messages' && obj.prompt !== undefined && obj.prompt !== null) {
     throw new RowShapeError('SFT row: "messages" holds the whole conversation; give no "prompt" beside it');
   }

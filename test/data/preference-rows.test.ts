@@ -289,6 +289,9 @@ describe('SFT rows (NormalizeOptions.sft): a rejected response may be absent', (
     expect(() => n.normalize({ text: 'all of it' })).toThrow(/SFT row with "text" only: .*give \{prompt, completion\}/);
     expect(() => n.normalize({ prompt: 'P' })).toThrow(/missing field "chosen" \(an SFT row may give "completion" or "messages" instead\)/);
     expect(() => n.normalize({ prompt: 'P', completion: 'C', label: false })).toThrow(/a KTO row \(prompt, completion, boolean "label"\)/);
+    // A response of the wrong type is named once, as the field it is (not as "chosen" and "rejected").
+    expect(() => n.normalize({ prompt: 'P', chosen: 5 })).toThrow(/^field "chosen" must be a string or a message list, got a number$/);
+    expect(() => n.normalize({ messages: 7 })).toThrow(/^field "messages" must be a message list, got a number$/);
     expect(() => n.normalize({ prompt: 'P', chosen: 'C', completion: 'D' })).toThrow(/give one of .* not "chosen" and "completion"/);
     expect(() => n.normalize({ prompt: 'P', messages: [U('q'), A('a')] })).toThrow(/"messages" holds the whole conversation/);
     expect(() => n.normalize({ messages: [U('q')] })).toThrow(/"messages" must end with an assistant message/);
