@@ -7,7 +7,6 @@
 // Decoding follows the checkpoint's generation_config.json where it has one, as transformers'
 // generate() does (do_sample, temperature, top_k, top_p, max_new_tokens, eos_token_id); flags override
 // it. Without one: greedy, up to 256 new tokens, stopping at the EOS token.
-import fs from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { countDataRows, iterateJsonl, type JsonObject, type JsonlRow } from '../data/read-jsonl.js';
@@ -22,7 +21,7 @@ import { checkSampling } from '../generate/sample.js';
 import { Progress } from '../train/progress.js';
 import { checkPathFlag, dataFilesFlag, withGpu } from './run.js';
 import { freeModel } from './logprobs.js';
-import { ResumableOutput, keepOnSignal } from '../generate/resumable-output.js';
+import { RESUMABLE_OUT_FLAG, ResumableOutput, checkOutFlag, keepOnSignal } from '../generate/resumable-output.js';
 import { generationDefaults, type GenerationDefaults } from '../generate/generation-config.js';
 import { dataError, isUserFacing, userError } from '../errors.js';
 import { PAPER_REFINE_PROMPT } from '../train/options.js';
@@ -226,7 +225,7 @@ export const generateCommand: CommandModule = {
   builder: (y) => y.options({
     model: { type: 'string', demandOption: true, describe: 'Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer.json or tokenizer.model)' },
     data: { type: 'string', demandOption: true, describe: 'rows with a prompt, one file (the output\'s lines follow its rows): {prompt} (text as written, or messages), {messages}, {instruction} (AlpacaEval), or any preference or SFT row srk trains on (its prompt)' },
-    out: { type: 'string', describe: 'write the JSON lines to this file instead of stdout: kept in OUT.partial as they are made, renamed to OUT at the end; a run stopped before is taken up by the same command' },
+    out: RESUMABLE_OUT_FLAG,
     'max-new-tokens': { type: 'number', describe: 'most new tokens per completion', defaultDescription: 'generation_config.json\'s max_new_tokens, else 256' },
     temperature: { type: 'number', describe: '0: greedy; above 0: sample at this temperature', defaultDescription: 'generation_config.json\'s (do_sample, temperature), else 0' },
     'top-k': { type: 'number', describe: 'sample from the k most likely tokens (0: all)', defaultDescription: 'generation_config.json\'s top_k, else 50' },
@@ -246,7 +245,7 @@ export const generateCommand: CommandModule = {
     checkPathFlag('model', args.model as string, 'model directory');
     checkPathFlag('data', data, 'data file');
     const out = args.out as string | undefined;
-    if (out !== undefined && fs.existsSync(out) && fs.statSync(out).isDirectory()) throw userError(`--out ${out}: a directory (give a file name)`);
+    checkOutFlag(out);
     const opt = (k: string) => args[k] as number | undefined;
     for (const k of ['samples', 'batch-size', 'max-new-tokens', 'max-prompt-length']) {
       const v = opt(k);

@@ -11,7 +11,6 @@
 // micro-batch is written out at once, so a large file is never held in memory. Results go
 // to stdout, or to --out through OUT.partial, which a stopped run leaves for the same command to take
 // up (src/generate/resumable-output.ts); progress and the data report go to stderr.
-import fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import type { Argv, CommandModule } from 'yargs';
 import type { Gpu } from '../engine/gpu.js';
@@ -30,7 +29,7 @@ import { PAPER_REFINE_PROMPT, TRAIN_DEFAULTS } from '../train/options.js';
 import { checkPathFlag, dataFilesFlag, withGpu } from './run.js';
 import { dataFileList, type DataFiles } from '../data/data-files.js';
 import { dataError, isUserFacing, userError } from '../errors.js';
-import { ResumableOutput, keepOnSignal } from '../generate/resumable-output.js';
+import { RESUMABLE_OUT_FLAG, ResumableOutput, checkOutFlag, keepOnSignal } from '../generate/resumable-output.js';
 
 /** Flags shared by `srk logprobs` and `srk eval`: how pairs are tokenized and scored. */
 export function scoringFlags<T>(y: Argv<T>) {
@@ -237,13 +236,12 @@ export const logprobsCommand: CommandModule = {
     '{chosen_logp, rejected_logp, chosen_tokens, rejected_tokens} (+ *_logp_aug with --augmented), on stdout or --out',
   builder: (y) => scoringFlags(y).options({
     augmented: { type: 'boolean', default: false, describe: 'also score the augmented sequences refine prompt ++ prompt ++ completion (chosen_logp_aug, rejected_logp_aug)' },
-    out: { type: 'string', describe: 'write the JSON lines to this file instead of stdout: kept in OUT.partial as they are made, renamed to OUT at the end; a run stopped before is taken up by the same command' },
+    out: RESUMABLE_OUT_FLAG,
   }),
   handler: async (a) => {
     const args = a as Record<string, unknown>;
-    // Refused before the scoring, which would otherwise end in a rename that cannot replace a directory.
     const out = args.out as string | undefined;
-    if (out !== undefined && fs.existsSync(out) && fs.statSync(out).isDirectory()) throw userError(`--out ${out}: a directory (give a file name)`);
+    checkOutFlag(out);
     const s = scoringSettingsFrom(args);
     if (typeof s.data !== 'string') {
       throw userError(`srk logprobs reads one --data file (its output lines follow that file's rows), not ${s.data.length}: run it once per file`);

@@ -12,6 +12,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { userError } from '../errors.js';
 
+/** The --out flag of the commands that write through a ResumableOutput (srk generate, srk logprobs). */
+export const RESUMABLE_OUT_FLAG = {
+  type: 'string',
+  describe: 'write the JSON lines to this file instead of stdout: kept in OUT.partial as they are made, renamed to OUT at the end; a run stopped before is taken up by the same command',
+} as const;
+
+/** Refused before any work, which would otherwise end in a rename that cannot replace a directory. */
+export function checkOutFlag(out: string | undefined): void {
+  if (out !== undefined && fs.existsSync(out) && fs.statSync(out).isDirectory()) throw userError(`--out ${out}: a directory (give a file name)`);
+}
+
 /** A line already written, parsed. */
 export type DoneRow = Record<string, unknown>;
 

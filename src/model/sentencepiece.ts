@@ -14,6 +14,7 @@
 //               true; add_eos_token).
 // Only BPE models are read (Llama 1/2, Mistral v0.1-v0.2, TinyLlama...); a unigram model (T5-style) is
 // refused by name.
+import { readAddedTokensDecoder, type AddedTokenEntry } from './added-tokens.js';
 type Json = Record<string, unknown>;
 
 /** Piece types (sentencepiece_model.proto). */
@@ -204,22 +205,10 @@ export function applyAddedTokens(json: Json, decoder: unknown, addedTokensJson: 
   const added = (json.added_tokens as Json[]).map((t) => ({ ...t }));
   const byId = new Map<number, string>();
   if (decoder !== undefined) {
-    if (decoder === null || typeof decoder !== 'object' || Array.isArray(decoder)) throw new Error(`${where.config}: added_tokens_decoder must be an object`);
-    const fresh: Json[] = [];
-    for (const [key, raw] of Object.entries(decoder as Json)) {
-      const at = `${where.config}: added_tokens_decoder["${key}"]`;
-      const id = Number(key);
-      if (!Number.isInteger(id) || id < 0 || String(id) !== key) throw new Error(`${at}: the key must be a token id`);
-      const e = raw as Json;
-      if (e === null || typeof e !== 'object' || typeof e.content !== 'string' || e.content === '') throw new Error(`${at}: needs a non-empty "content"`);
-      const flag = (k: string, dflt: boolean) => {
-        if (e[k] === undefined) return dflt;
-        if (typeof e[k] !== 'boolean') throw new Error(`${at}: "${k}" must be true or false`);
-        return e[k] as boolean;
-      };
-      const special = flag('special', false); // AddedToken's defaults: not special, normalized unless special
-      const token = { id, content: e.content as string, single_word: flag('single_word', false), lstrip: flag('lstrip', false),
-        rstrip: flag('rstrip', false), normalized: flag('normalized', !special), special };
+    const fresh: AddedTokenEntry[] = [];
+    for (const token of readAddedTokensDecoder(decoder, where.config)) {
+      const { id } = token;
+      const at = `${where.config}: added_tokens_decoder["${id}"]`;
       byId.set(id, token.content);
       if (id < size) {
         if (pieceOf.get(id) !== token.content) {
@@ -231,7 +220,6 @@ export function applyAddedTokens(json: Json, decoder: unknown, addedTokensJson: 
         fresh.push(token);
       }
     }
-    fresh.sort((a, b) => (a.id as number) - (b.id as number));
     fresh.forEach((t, i) => {
       if (t.id !== size + i) {
         throw new Error(`${where.config}: added_tokens_decoder gives "${t.content}" id ${t.id}, but tokens past tokenizer.model's ` +

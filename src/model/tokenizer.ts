@@ -12,6 +12,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { applyAddedTokens, parseSentencePieceModel, sentencePieceTokenizerJson } from './sentencepiece.js';
+import { addedTokenFlags, readAddedTokensDecoder, type AddedTokenEntry } from './added-tokens.js';
 import type { TextTokenizer } from '../data/tokenize-pairs.js';
 
 export interface EncodeOptions {
@@ -67,37 +68,23 @@ export function withConfigAddedTokens(tokJson: Json, cfg: Json, where: { json: s
   let next = Array.isArray(vocab) ? vocab.length : 0;
   if (isObject(vocab)) for (const id of Object.values(vocab)) if (Number.isSafeInteger(id) && (id as number) >= next) next = (id as number) + 1;
   for (const t of added) if (Number.isSafeInteger(t.id) && (t.id as number) >= next) next = (t.id as number) + 1;
-  const flag = (e: Json, k: string, dflt: boolean, at: string) => {
-    if (e[k] === undefined) return dflt;
-    if (typeof e[k] !== 'boolean') throw new Error(`${at}: "${k}" must be true or false`);
-    return e[k] as boolean;
-  };
-  const add = (e: Json, content: string, at: string, wantId?: number) => {
+  const add = (flags: Omit<AddedTokenEntry, 'id' | 'content'>, content: string, at: string, wantId?: number) => {
     if (added.some((t) => t.content === content)) return; // tokenizer.json has it (its own flags stand)
     const id = vocabId(content) ?? next++;
     if (wantId !== undefined && id !== wantId) {
       throw new Error(`${at}: "${content}" as id ${wantId}, but ${where.json} would give it id ${id} ` +
         `(${vocabId(content) === undefined ? 'the next free one' : 'its vocabulary entry'}): the tokenizer files disagree`);
     }
-    const special = flag(e, 'special', wantId === undefined, at); // additional_special_tokens are special
-    added.push({ id, content, single_word: flag(e, 'single_word', false, at), lstrip: flag(e, 'lstrip', false, at),
-      rstrip: flag(e, 'rstrip', false, at), normalized: flag(e, 'normalized', !special, at), special });
+    added.push({ id, content, ...flags });
   };
   if (decoder !== undefined) {
-    if (!isObject(decoder)) throw new Error(`${where.config}: added_tokens_decoder must be an object`);
-    const entries = Object.entries(decoder).map(([key, e]) => {
-      const id = Number(key);
-      if (!Number.isSafeInteger(id) || id < 0 || String(id) !== key) throw new Error(`${where.config}: added_tokens_decoder["${key}"]: the key must be a token id`);
-      if (!isObject(e) || typeof e.content !== 'string' || e.content === '') throw new Error(`${where.config}: added_tokens_decoder["${key}"] needs a non-empty "content"`);
-      return { id, e };
-    }).sort((a, b) => a.id - b.id);
-    for (const { id, e } of entries) {
+    for (const { id, content, ...flags } of readAddedTokensDecoder(decoder, where.config)) {
       const at = `${where.config}: added_tokens_decoder["${id}"]`;
       const holder = added.find((t) => t.id === id);
-      if (holder && holder.content !== e.content) {
-        throw new Error(`${at}: "${e.content as string}", but ${where.json}'s added token ${id} is ${JSON.stringify(holder.content)}: the tokenizer files disagree`);
+      if (holder && holder.content !== content) {
+        throw new Error(`${at}: "${content}", but ${where.json}'s added token ${id} is ${JSON.stringify(holder.content)}: the tokenizer files disagree`);
       }
-      add(e, e.content as string, at, id);
+      add(flags, content, at, id);
     }
   }
   if (extra !== undefined) {
@@ -105,7 +92,8 @@ export function withConfigAddedTokens(tokJson: Json, cfg: Json, where: { json: s
     extra.forEach((v, i) => {
       const content = tokenContent(v);
       if (content === undefined || content === '') throw new Error(`${where.config}: additional_special_tokens[${i}] must be a token (a string or {content})`);
-      add(isObject(v) ? { special: true, ...v } : { special: true }, content, `${where.config}: additional_special_tokens[${i}]`);
+      const at = `${where.config}: additional_special_tokens[${i}]`;
+      add(addedTokenFlags(isObject(v) ? v : {}, at, true), content, at); // (special unless it says otherwise)
     });
   }
   added.sort((a, b) => (a.id as number) - (b.id as number));

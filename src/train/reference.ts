@@ -52,12 +52,19 @@ const pairsHashes = new WeakMap<readonly TokenizedPair[], string>();
 
 export function pairsHash(pairs: readonly TokenizedPair[]): string {
   let hex = pairsHashes.get(pairs);
-  if (hex === undefined) {
-    const h = createHash('sha256');
-    for (const p of pairs) h.update(JSON.stringify([p.promptIds, p.chosenIds, p.rejectedIds, p.augPromptIds ?? null]));
-    pairsHashes.set(pairs, (hex = h.digest('hex')));
-  }
+  if (hex === undefined) pairsHashes.set(pairs, (hex = hashIds(pairs, true)));
   return hex;
+}
+
+/** sha256 of the pairs' plain sequences alone (held-out pairs, whose augmented ones an SFT run's --refine-prompt may change). */
+export function plainPairsHash(pairs: readonly TokenizedPair[]): string {
+  return hashIds(pairs, false);
+}
+
+function hashIds(pairs: readonly TokenizedPair[], augmented: boolean): string {
+  const h = createHash('sha256');
+  for (const p of pairs) h.update(JSON.stringify(augmented ? [p.promptIds, p.chosenIds, p.rejectedIds, p.augPromptIds ?? null] : [p.promptIds, p.chosenIds, p.rejectedIds]));
+  return h.digest('hex');
 }
 
 export interface ReferenceRequest {

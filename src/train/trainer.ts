@@ -1,7 +1,6 @@
 // `srk train`: the run loop. Reference log-probs first (cached), then optimizer steps over a
 // seeded data order, a metrics line per step, periodic evaluation and checkpoints, SIGINT / SIGTERM and
 // NaN handling, and the report at the end.
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Gpu } from '../engine/gpu.js';
@@ -21,7 +20,7 @@ import { loadTokenizer } from '../model/tokenizer.js';
 import { generationDefaults } from '../generate/generation-config.js';
 import { EvalSampler } from './eval-samples.js';
 import { SAMPLES_FILE, appendSamples, readSamples, trimSamples } from '../report/samples-log.js';
-import { pairsHash, referenceLogps, savePartialReference, weightsHash, type ReferenceLogps } from './reference.js';
+import { pairsHash, plainPairsHash, referenceLogps, savePartialReference, weightsHash, type ReferenceLogps } from './reference.js';
 import { scorePairs } from './score.js';
 import { trainStep } from './step.js';
 import { TUNING_FILE, adapterName, loadTuning, saveTuning } from './tuning-file.js';
@@ -45,13 +44,6 @@ function evalError(e: unknown, data: DataFiles, step: number, saved: string | un
   if (e instanceof TrainingError) return e;
   return new TrainingError(`eval on ${dataLabel(data)} at step ${step}: ${e instanceof Error ? e.message : String(e)}` +
     (saved ? `; the weights of step ${step} are saved in ${saved}` : ''));
-}
-
-/** sha256 of held-out pairs' plain token ids (trainer_state.json's evalHash). */
-function heldOutHash(pairs: readonly TokenizedPair[]): string {
-  const h = createHash('sha256');
-  for (const p of pairs) h.update(JSON.stringify([p.promptIds, p.chosenIds, p.rejectedIds]));
-  return h.digest('hex');
 }
 
 export interface TrainResult {
@@ -195,7 +187,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     // One eval.jsonl series is one set of held-out pairs: a resumed run evaluates on the pairs it did, or on
     // none (the series stops); other pairs would continue the curves as if they were the same measurement.
     // (The plain sequences only: an SFT run may change --refine-prompt, which shapes only the augmented ones.)
-    const evalHash = evalPairs ? heldOutHash(evalPairs) : state?.evalHash;
+    const evalHash = evalPairs ? plainPairsHash(evalPairs) : state?.evalHash;
     if (evalPairs && state?.evalHash !== undefined && state.evalHash !== evalHash) {
       throw new TrainingError(`--resume: the pairs read from --eval-data ${dataLabel(o.evalData!)} are not the ones the run in ${o.out} evaluated on ` +
         '(another file, or the file changed, or what tokenizes it: its eval.jsonl curves would join two sets as one); ' +
