@@ -13,7 +13,7 @@
 import type { KernelDef } from '../engine/kernel.js';
 import { memoDef } from '../engine/kernel.js';
 import type { RegTiles } from './attention-tiling.js';
-import { at, passIO, queryTileWalk } from './attention-wgsl.js';
+import { SHOWN_WGSL, at, passIO, queryTileWalk } from './attention-wgsl.js';
 
 function regHeader(t: RegTiles): string {
   return `
@@ -26,7 +26,8 @@ const SS = ${t.BC + 1}u;   // row stride of score tiles
 const NCG = ${t.NCG}u;
 const NT = ${t.NT}u;
 const MASKED = -3.0e38;
-const M0 = -1.0e30;`;
+const M0 = -1.0e30;
+${SHOWN_WGSL}`;
 }
 
 /** fn NAME4(i, d0): columns d0 .. d0 + 3 of an f32 array starting at element i (zero past p.Dh). */
@@ -171,7 +172,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       for (var jj = 0u; jj < BC; jj++) {
         let x = Ss[r * SS + jj];
         var e = 0.0;
-        if (x > MASKED) { e = exp(x - mnew); }
+        if (shown(x)) { e = exp(x - mnew); }
         Ss[r * SS + jj] = e;
         sum += e;
       }
@@ -188,7 +189,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     let i = q0 + li;
     var inv = 0.0;
     var l = 0.0;
-    if (lrow > 0.0) { inv = 1.0 / lrow; l = mrow + log(lrow); }
+    if (sawKeys(lrow)) { inv = 1.0 / lrow; l = mrow + log(lrow); }
     rowA[li] = inv;
     if (i < p.T) { lse[p.lseBase + (b * p.Hq + h) * p.T + i] = l; }
   }

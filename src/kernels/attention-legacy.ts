@@ -10,7 +10,7 @@
 import type { KernelDef } from '../engine/kernel.js';
 import { memoDef } from '../engine/kernel.js';
 import type { Tiles } from './attention-tiling.js';
-import { at, passIO } from './attention-wgsl.js';
+import { SHOWN_WGSL, at, passIO } from './attention-wgsl.js';
 
 function header(t: Tiles): string {
   return `
@@ -21,7 +21,8 @@ const BR = ${t.R}u;  // owned rows per workgroup
 const BC = ${t.C}u;  // rows per streamed tile
 const NT = ${t.G * t.R}u;
 const MASKED = -3.0e38; // score of an invisible pair (below any real score, and exp() of it is 0)
-const M0 = -1.0e30;     // running max before any visible key: finite, so exp(M0 - m) never sees inf - inf`;
+const M0 = -1.0e30;     // running max before any visible key: finite, so exp(M0 - m) never sees inf - inf
+${SHOWN_WGSL}`;
 }
 
 function forwardDefGen(t: Tiles): KernelDef {
@@ -101,7 +102,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
     for (var c = 0u; c < DPT; c++) { acc[c] *= alpha; }
     for (var jj = 0u; jj < BC; jj++) {
       let s = Ss[r * BC + jj];
-      if (s > MASKED) {
+      if (shown(s)) {
         let pj = exp(s - mnew);
         lrow += pj;
         for (var c = 0u; c < DPT; c++) { acc[c] = fma(pj, Vs[jj * DP + g + c * G], acc[c]); }
@@ -113,7 +114,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   if (i < p.T) {
     var inv = 0.0;
     var l = 0.0;
-    if (lrow > 0.0) { inv = 1.0 / lrow; l = mrow + log(lrow); }
+    if (sawKeys(lrow)) { inv = 1.0 / lrow; l = mrow + log(lrow); }
     for (var c = 0u; c < DPT; c++) {
       let d = g + c * G;
       if (d < p.Dh) { o[${at('o', 'b', 'i', 'h', 'd')}] = acc[c] * inv; }

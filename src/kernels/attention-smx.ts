@@ -24,7 +24,7 @@
 // subgroups of 8, so the softmax's shuffle path for 16+ lanes runs natively only).
 import type { KernelDef } from '../engine/kernel.js';
 import { memoDef } from '../engine/kernel.js';
-import { at, passIO } from './attention-wgsl.js';
+import { SHOWN_WGSL, at, passIO } from './attention-wgsl.js';
 import { smxDialect } from './smx-wgsl.js';
 
 export const F = 16;
@@ -216,7 +216,7 @@ function smxForwardDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean, r
         var e = vec4f(0.0);
         for (var k4 = 0u; k4 < 4u; k4++) {
           let x = Ss[srow + j0 + k4];
-          if (x > MASKED) { e[k4] = exp(x - mnew); }
+          if (shown(x)) { e[k4] = exp(x - mnew); }
         }
         ${quadStore('Ps', `sg * ${u(F * PS)} + r * ${u(PS)} + j0`, 'e')}
         sum += e.x + e.y + e.z + e.w;
@@ -232,7 +232,7 @@ function smxForwardDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean, r
     finishRows.push(`if (${active}) {
       let r = ${rowOf(i)}; let rr = sg * 16u + r; let qi = q0 + rr;
       var inv = 0.0; var l = 0.0;
-      if (lrow[${i}] > 0.0) { inv = 1.0 / lrow[${i}]; l = mrow[${i}] + log(lrow[${i}]); }
+      if (sawKeys(lrow[${i}])) { inv = 1.0 / lrow[${i}]; l = mrow[${i}] + log(lrow[${i}]); }
       rowA[rr] = inv;
       if (${part} == 0u && qi < p.T) { lse[p.lseBase + (b * p.Hq + h) * p.T + qi] = l; }
     }`);
@@ -250,6 +250,7 @@ const BC = ${u(BC)};
 const DP = ${u(DP)};
 const MASKED = -3.0e38;
 const M0 = -1.0e30;
+${SHOWN_WGSL}
 ${passIO('fwd')}
 var<workgroup> KV: array<f16, ${(t.reload ? BR + 2 * BC : Math.max(BR, 2 * BC)) * RSH}>; // ${t.reload ? 'K [BC][RSH], V [BC][RSH], Q [BR][RSH]' : 'Q [BR][RSH] first; then K [BC][RSH], V [BC][RSH]'}
 var<workgroup> Ss: array<f32, ${SGQ * F * SW}>;  // per subgroup [16][SW]: scores, then P V

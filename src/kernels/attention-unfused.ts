@@ -44,6 +44,7 @@ import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, maxWindowElems, memoDef, windowOf, type KernelDef } from '../engine/kernel.js';
 import { MASK_WGSL } from './attention-mask.js';
+import { SAW_KEYS_WGSL } from './attention-wgsl.js';
 import { envSwitch } from '../engine/env.js';
 import { matmul } from './matmul.js';
 import { ABSMAX_PARTS, absmaxOf, absmaxPartWgsl, absmaxStridedOf } from './absmax.js';
@@ -89,7 +90,8 @@ const SOFTMAX_HEADER = /* wgsl */ `${COMMON}
 @group(0) @binding(1) var<storage, read_write> s: array<f32>;   // [rows][Hq][T][ld] scaled scores -> P (squareLayout)
 @group(0) @binding(2) var<storage, read_write> lse: array<f32>; // [rows][Hq][T] of this chunk, from rowBase
 @group(0) @binding(3) var<uniform> p: Params;
-${MASK_WGSL}`;
+${MASK_WGSL}
+${SAW_KEYS_WGSL}`;
 
 // Forward softmax of one row of scores (query i of head h of batch row gb): over the visible keys,
 // P = exp(s - lse), lse = max + log(sum exp(s - max)); every other key up to the query P = 0; a row
@@ -136,7 +138,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   }
   let ms = red[0];
   var l = 0.0;
-  if (ms.y > 0.0) { l = ms.x + log(ms.y); }
+  if (sawKeys(ms.y)) { l = ms.x + log(ms.y); }
   for (var k = 0u; k < ${R}u; k++) {
     let j = li + k * ${size}u;
     if (j < wEnd) { s[row + j] = select(0.0, exp(x[k] - l), (vis & (1u << k)) != 0u); }
@@ -170,7 +172,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   }
   sum = reduceSum(li, sum);
   var l = 0.0;
-  if (sum > 0.0) { l = mx + log(sum); }
+  if (sawKeys(sum)) { l = mx + log(sum); }
   for (var j = li; j < wEnd; j += ${WG}u) {
     var e = 0.0;
     if (j < kEnd && visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) { e = exp(s[row + j] - l); }

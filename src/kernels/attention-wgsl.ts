@@ -1,4 +1,4 @@
-// WGSL shared by the attention kernels (attention-blocked.ts, attention-legacy.ts): operand
+// WGSL shared by the attention kernels (attention-blocked.ts, attention-legacy.ts, attention-smx.ts): operand
 // addressing through HeadOperand fields (base, token stride, head stride) and the backward's
 // preparation kernel, which both backward paths run first.
 import type { Tensor } from '../engine/tensor.js';
@@ -10,6 +10,24 @@ export interface Op { t: Tensor; off: number; ts: number; hs: number; H: number 
 
 export const opFields = (n: string) => `${n}Base: u32, ${n}Tok: u32, ${n}Head: u32,`;
 export const opParams = (w: ParamWriter, wi: Window, op: Op) => w.u32(wi.base, op.ts, op.hs);
+/**
+ * Whether a row's softmax sum (of exp(score - max) over its visible keys) saw any key: it is +0
+ * exactly for a row with none (past its length), at least 1 otherwise, NaN after a NaN score. As
+ * bits again: `sum > 0.0` is false for NaN, and wrote the empty row's lse 0 for a NaN row.
+ */
+export const SAW_KEYS_WGSL = /* wgsl */ `
+fn sawKeys(sum: f32) -> bool { return bitcast<u32>(sum) != 0u; }`;
+
+/**
+ * The flash forwards' test of a score against MASKED (an invisible key's exact score, a const each
+ * kernel declares): true for every other value, NaN included. Compared as bits, because WGSL's
+ * `x != MASKED` compiles to an ordered comparison (false for NaN on lavapipe), and `x > MASKED` is
+ * false for NaN too: either one dropped a NaN score as if masked and returned a finite, wrong row.
+ */
+export const SHOWN_WGSL = /* wgsl */ `
+fn shown(x: f32) -> bool { return bitcast<u32>(x) != bitcast<u32>(MASKED); }
+${SAW_KEYS_WGSL}`;
+
 /** Index of element (local batch b, token t, head h, column d) of operand n. */
 export const at = (n: string, b: string, t: string, h: string, d: string) =>
   `p.${n}Base + (${b} * p.T + ${t}) * p.${n}Tok + ${h} * p.${n}Head + ${d}`;

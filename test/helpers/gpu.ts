@@ -75,3 +75,25 @@ export async function withTensorCores<T>(gpu: Gpu, fn: (emulated: boolean) => Pr
     if (emulate) gpu.emulateSmx = false;
   }
 }
+
+/**
+ * A NaN in the inputs must reach exactly the outputs the float64 reference makes NaN (a kernel that
+ * skips a NaN score returns a finite, wrong value there); elsewhere relErr below `tol`. Returns how
+ * many NaN entries there were, so a test can check it set one up.
+ */
+export function expectNanLikeReference(got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what: string): number {
+  if (got.length !== want.length) throw new Error(`${what}: length ${got.length} vs ${want.length}`);
+  const finiteGot: number[] = []; const finiteWant: number[] = [];
+  let nans = 0;
+  for (let i = 0; i < want.length; i++) {
+    if (Number.isNaN(want[i])) {
+      nans++;
+      if (!Number.isNaN(got[i])) throw new Error(`${what}[${i}]: ${got[i]} where the reference is NaN`);
+    } else {
+      finiteGot.push(got[i]); finiteWant.push(want[i]);
+    }
+  }
+  const e = relErr(finiteGot, finiteWant);
+  if (!(e < tol)) throw new Error(`${what}: relErr ${e} over the entries the reference keeps finite`);
+  return nans;
+}

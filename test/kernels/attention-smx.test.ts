@@ -6,7 +6,7 @@
 // online softmax and output. Bounds: S is exact up to f32 sums of f16 products (lse within 1e-5);
 // P is rounded to f16 (relative 2^-11), so out is within ~1e-3 of the rounded-input reference.
 import { afterAll, describe, expect, it } from 'vitest';
-import { F16_GRAD_BOUND, getGpu, relErr } from '../helpers/gpu.js';
+import { F16_GRAD_BOUND, expectNanLikeReference, getGpu, relErr } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 import { attentionBackward, attentionForward, setAttentionTiling, type HeadOperand } from '../../src/kernels/attention.js';
@@ -169,6 +169,24 @@ describe(`attention forward on tensor cores (or emulated) (seed ${rng.seed})`, (
       gpu.simulatedSubgroupSize = undefined;
       if (saved === undefined) delete process.env.SRK_SMX_SOFTMAX; else process.env.SRK_SMX_SOFTMAX = saved;
     }
+  }, 300_000);
+
+  // A NaN score gives NaN in out and lse of exactly the rows that see it (an f16 overflow upstream
+  // must not come out as a finite, wrong row). Dh 32, as above: the same pipelines.
+  it('NaN in one key and one query reaches exactly the rows that see them', async (ctx) => {
+    const gpu = await tcGpu();
+    if (!gpu) { ctx.skip(); return; }
+    const c: Case = { B: 2, T: 37, Hq: 3, Hkv: 3, Dh: 32 };
+    const { B, T, Hq, Hkv, Dh } = c;
+    const q = f32(rng.array(B * T * Hq * Dh)); const k = f32(rng.array(B * T * Hkv * Dh));
+    const v = f32(rng.array(B * T * Hkv * Dh)); const dout = f32(rng.array(B * T * Hq * Dh));
+    k[(30 * Hkv + 0) * Dh + 7] = NaN;        // batch row 0, key 30, head 0: queries 30..36 see it
+    q[((T + 5) * Hq + 2) * Dh + 11] = NaN;   // batch row 1, query 5, head 2
+    const r16 = (x: Float32Array) => Float64Array.from(x, roundF16);
+    const want = forwardRef(r16(q), r16(k), r16(v), { B, T, Hq, Hkv, Dh }, {});
+    const got = await run(gpu, c, q, k, v, dout, true);
+    expect(expectNanLikeReference(got.out, want.out, 2e-3, `out seed ${rng.seed}`)).toBe(8 * Dh);
+    expect(expectNanLikeReference(got.lse, want.lse, 1e-5, `lse seed ${rng.seed}`)).toBe(8);
   }, 300_000);
 
   // Emulated, each padded head size is three pipelines that lavapipe compiles in 10-30 s each, so

@@ -7,7 +7,7 @@
 // attention-smx.test.ts (and not the f32 result: the rounding happened), also after the flash
 // forward (the tuner chooses each direction apart).
 import { afterAll, describe, expect, it } from 'vitest';
-import { F16_GRAD_BOUND, dispatchedKernels, getGpu, relErr, withBindingLimit } from '../helpers/gpu.js';
+import { F16_GRAD_BOUND, dispatchedKernels, expectNanLikeReference, getGpu, relErr, withBindingLimit } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 import { attentionBackward, attentionForward, modePick, setAttentionTiling, type HeadOperand } from '../../src/kernels/attention.js';
@@ -262,6 +262,26 @@ describe(`attention through the matmul kernels (seed ${rng.seed})`, () => {
     } finally {
       gpu.pool.acquire = acquire;
       setAttentionTiling(undefined);
+    }
+  }, 300_000);
+
+  // A NaN score (a NaN in a query or key) gives NaN in out and lse of exactly the rows that see it,
+  // never a finite wrong row: the register softmax (f32 and f16 operands) and the three-pass one.
+  it('NaN in one key and one query reaches exactly the rows that see them (register and three-pass softmax, f32 and f16)', async () => {
+    const gpu = await getGpu();
+    for (const [T, precision, B, Hq, softmax] of [[37, 'f32', 2, 2, '_64x1'], [37, 'f16', 2, 2, '_64x1'], [4097, 'f32', 1, 1, '']] as const) {
+      const c: Case = { B, T, Hq, Hkv: 1, Dh: 8, lengths: Int32Array.from([T, T - 6].slice(0, B)) };
+      const n = (k: number) => Float32Array.from(rng.array(k));
+      const x = { q: n(c.B * T * c.Hq * c.Dh), k: n(c.B * T * c.Hkv * c.Dh), v: n(c.B * T * c.Hkv * c.Dh), dout: n(c.B * T * c.Hq * c.Dh) };
+      x.k[(T - 4) * c.Hkv * c.Dh + 1] = NaN;           // batch row 0, key T - 4: the last 4 queries see it
+      x.q[(((B - 1) * T + 5) * c.Hq + Hq - 1) * c.Dh + 2] = NaN; // last batch row, query 5, last head
+      const r16 = (a: Float32Array) => Float64Array.from(a, precision === 'f16' ? roundF16 : (v) => v);
+      const want = forwardRef(r16(x.q), r16(x.k), r16(x.v), { B: c.B, T, Hq: c.Hq, Hkv: c.Hkv, Dh: c.Dh }, { lengths: c.lengths, window: 0 });
+      const { names, result: got } = await dispatchedKernels(gpu, () => run(gpu, c, x, precision, true));
+      const what = `T ${T} ${precision} seed ${rng.seed}`;
+      expect(names.filter((k) => k.startsWith('attn_unfused_softmax')), what).toEqual([`attn_unfused_softmax${softmax}`]);
+      expect(expectNanLikeReference(got.out, want.out, precision === 'f16' ? 2e-3 : 1e-5, `out ${what}`)).toBe((4 * c.Hq + 1) * c.Dh);
+      expect(expectNanLikeReference(got.lse, want.lse, 1e-5, `lse ${what}`)).toBe(4 * c.Hq + 1);
     }
   }, 300_000);
 

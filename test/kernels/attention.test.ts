@@ -8,7 +8,7 @@ import { describe, expect, it, vi } from 'vitest';
 // the tuner test keeps the matmul path, tuning its products' tilings too would compile every
 // register-tiled candidate on lavapipe (tens of seconds on a cold cache) for nothing attention tests.
 vi.hoisted(() => { process.env.SRK_MATMUL ??= 'simple'; });
-import { F16_GRAD_BOUND, dispatchedKernels, getGpu, relErr } from '../helpers/gpu.js';
+import { F16_GRAD_BOUND, dispatchedKernels, expectNanLikeReference, getGpu, relErr } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 import type { Tensor } from '../../src/engine/tensor.js';
@@ -334,6 +334,25 @@ describe(`attention (seed ${rng.seed})`, () => {
       { B: 2, T: 23, Hq: 2, Hkv: 1, Dh: 6, window: 5, lengths: Int32Array.from([23, 20]) },
       { B: 1, T: 19, Hq: 3, Hkv: 3, Dh: 18 },
     ]));
+    // A NaN in a query or key (an f16 overflow upstream, a bad weight) must give NaN, never a finite
+    // wrong value: an online softmax that tests `score > MASKED` skips a NaN score as if masked.
+    it(`(m) ${name}: NaN in one key and one query reaches exactly the rows that see them`, async () => {
+      const gpu = await getGpu();
+      setAttentionTiling(tiling);
+      try {
+        const c: Case = { B: 2, T: 23, Hq: 2, Hkv: 1, Dh: 6, window: 5, lengths: Int32Array.from([23, 20]) };
+        const x = inputs(c);
+        x.k[10 * c.Hkv * c.Dh + 2] = NaN;                // batch row 0, token 10: queries 10..14 see it
+        x.q[((c.T + 5) * c.Hq + 1) * c.Dh + 3] = NaN;    // batch row 1, token 5, head 1
+        const got = await runDense(gpu, c, x);
+        const dims = { B: c.B, T: c.T, Hq: c.Hq, Hkv: c.Hkv, Dh: c.Dh };
+        const want = attentionForwardRef(x.q, x.k, x.v, dims, { lengths: c.lengths, window: c.window });
+        expect(expectNanLikeReference(got.out, want.out, TOL, 'out')).toBe((5 * c.Hq + 1) * c.Dh);
+        expect(expectNanLikeReference(got.lse, want.lse, TOL, 'lse')).toBe(5 * c.Hq + 1);
+      } finally {
+        setAttentionTiling(undefined);
+      }
+    });
     it(`(j) ${name}: window without mask (tile skipping), GQA with padding`, () => checkCases(tiling, [
       { B: 1, T: 100, Hq: 2, Hkv: 1, Dh: 16, window: 9 },
       { B: 2, T: 77, Hq: 4, Hkv: 2, Dh: 32, lengths: Int32Array.from([77, 70]) },
