@@ -3,7 +3,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { existsSync, statSync } from 'node:fs';
-import { exitAfterFlush, fail, refuseEmptyValues, refuseRepeatedFlags, withGpu } from './cli/run.js';
+import { exitAfterFlush, fail, joinNegativeNumbers, refuseEmptyValues, refuseRepeatedFlags, withGpu } from './cli/run.js';
 import { formatInfo, infoReport } from './cli/info.js';
 import { BENCH_KINDS, checkBenchOptions, runBench, type BenchKind } from '../bench/index.js';
 import { STEP_LOSSES, STEP_SHAPES, type StepShape } from '../bench/step.js';
@@ -22,7 +22,8 @@ const adapterOpt = {
 } as const;
 
 async function main(): Promise<void> {
-  const cli = yargs(hideBin(process.argv));
+  const typed = joinNegativeNumbers(hideBin(process.argv)); // the command line as typed, negative exponents joined
+  const cli = yargs(typed);
   await cli
     .scriptName('srk')
     .usage('$0 <command> [options]\n\nPreference alignment (DPO, IPO, Sr-DPO, Sr-IPO) on hand-written WebGPU kernels.')
@@ -87,7 +88,7 @@ async function main(): Promise<void> {
       (y) => trainFlags(y),
       async (a) => {
         if (!a.model && !a.data) {
-          const ignored = demoIgnoredFlags(hideBin(process.argv));
+          const ignored = demoIgnoredFlags(typed);
           if (ignored.length > 0) {
             throw userError(`${ignored.map((f) => `--${f}`).join(', ')}: the built-in demo (srk train without --model and --data) ` +
               `runs SFT, Sr-DPO and DPO with its own settings and reads only ${DEMO_FLAGS.map((f) => `--${f}`).join(', ')}; ` +
@@ -112,7 +113,7 @@ async function main(): Promise<void> {
     .command((await import('./cli/generate.js')).generateCommand)
     .command((await import('./cli/report.js')).reportCommand)
     .middleware((argv) => refuseRepeatedFlags(argv as Record<string, unknown>))
-    .middleware(() => refuseEmptyValues(hideBin(process.argv), new Set([...(cli as unknown as { getOptions(): { boolean: string[] } }).getOptions().boolean, 'help', 'version'])))
+    .middleware(() => refuseEmptyValues(typed, new Set([...(cli as unknown as { getOptions(): { boolean: string[] } }).getOptions().boolean, 'help', 'version'])))
     .demandCommand(1, 'name a command: srk --help lists them')
     .strict()
     .help()

@@ -123,6 +123,24 @@ export function refuseRepeatedFlags(argv: Record<string, unknown>): void {
 }
 
 /**
+ * The command line with a negative number in exponent form joined to the flag before it (`--lr -1e-6`
+ * -> `--lr=-1e-6`): yargs takes a negative number as a value only without an exponent, and read
+ * `-1e-6` as the short flags -1 and -e ("Unknown arguments: 1, e"). srk has no short flag that is a
+ * digit, so such a token is always a value; its flag's own check then judges it (--lr must be >= 0).
+ */
+export function joinNegativeNumbers(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const t = args[i];
+    if (t === '--') { out.push(...args.slice(i)); break; }
+    const prev = out[out.length - 1];
+    if (/^-(\d+\.?\d*|\.\d+)e[+-]?\d+$/i.test(t) && prev !== undefined && /^--[^=]+$/.test(prev)) out[out.length - 1] = `${prev}=${t}`;
+    else out.push(t);
+  }
+  return out;
+}
+
+/**
  * yargs middleware: a flag that takes a value but is given none (`--lr` last, `--seed "$SEED"` with the
  * variable unset, `--out=`) is refused by name. yargs would otherwise take the default (a seed sweep with a
  * typo'd variable would train identical runs) or an empty path. Read from the command line as typed;

@@ -29,6 +29,9 @@ describe('refused before any work, by flag and path', () => {
     ['train: --seed given no value', ['train', '--model', model, '--data', data, '--out', join(tmp, 'out5'), '--seed', '', '--lr', '1e-6'], /--seed needs a value \(an empty one was given\)/],
     ['train: --lr last, with no value', ['train', '--model', model, '--data', data, '--out', join(tmp, 'out6'), '--no-eos', '--lr'], /--lr needs a value$/m],
     ['train: --cache-dir followed by a flag', ['train', '--model', model, '--data', data, '--out', join(tmp, 'out7'), '--cache-dir', '--seed', '1'], /--cache-dir needs a value/],
+    // A negative number in exponent form is a value, judged by its flag (yargs read -1e-6 as the short flags -1 and -e).
+    ['train: --lr -1e-6', ['train', '--model', model, '--data', data, '--out', join(tmp, 'out8'), '--lr', '-1e-6'], /--lr must be a number >= 0 \(got -0\.000001\)/],
+    ['train: --beta -1E+2', ['train', '--model', model, '--data', data, '--out', join(tmp, 'out9'), '--beta', '-1E+2'], /--beta must be > 0 \(got -100\)/],
     ['eval: --pairs-out= empty', ['eval', '--model', model, '--data', data, '--json', '--pairs-out='], /--pairs-out needs a value/],
   ];
   for (const [what, args, re] of cases) {
@@ -40,7 +43,7 @@ describe('refused before any work, by flag and path', () => {
     });
   }
   it('a refused train creates no --out directory', () => {
-    for (const k of [1, 2, 3, 4, 5, 6, 7]) expect(existsSync(join(tmp, `out${k}`))).toBe(false);
+    for (const k of [1, 2, 3, 4, 5, 6, 7, 8, 9]) expect(existsSync(join(tmp, `out${k}`))).toBe(false);
   });
   it('bench matmul: --only that matches no case', () => {
     const r = run(['bench', 'matmul', '--only', 'no such case']);
