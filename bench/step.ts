@@ -38,6 +38,9 @@ import { PRECISIONS, type Precision } from '../src/engine/precision.js';
 import { choosePrecisions } from '../src/train/precision-choice.js';
 import { scorePairs } from '../src/train/score.js';
 import { userError } from '../src/errors.js';
+import { benchMatmul } from './matmul.js';
+import { stepFlops } from './step-flops.js';
+import type { ModelConfig } from '../src/model/config.js';
 
 export const STEP_SHAPES = ['tiny', 'small', 'pythia-160m', 'pythia-410m'] as const;
 export type StepShape = (typeof STEP_SHAPES)[number];
@@ -147,6 +150,19 @@ export interface StepResult {
   profile?: StepProfile;
   /** The tuner's kernel choices (engine/tuner.ts; on: real GPUs unless SRK_TUNE=0). */
   tuning: { on: boolean; decisions: TuneDecision[] };
+  /**
+   * The step against this run's own matmul rate (null with hostOnly): its nominal FLOPs (step-flops.ts:
+   * policy 3 x forward, the augmented forward once) over its time, and the rate of the MLP's first
+   * product on one micro-batch's rows, timed here in the step's precision (GPU timestamps where the
+   * adapter has them). share = stepTflops / anchor.tflops: 1 would be a step whose every product ran
+   * as fast as that one alone. A ratio within one run, so it reads the same on any adapter, where a step
+   * time needs a same-card anchor (PyTorch's, gpu-check.sh) to mean anything.
+   */
+  matmul: {
+    stepGflop: number; policyGflop: number; augGflop: number; stepTflops: number;
+    anchor: { M: number; N: number; K: number; precision: 'f32' | 'f16'; tflops: number; timing: 'timestamp' | 'wall' };
+    share: number;
+  } | null;
 }
 
 /** Synthetic pairs of `seq` tokens: the prompt, then completions of seq - prompt tokens (bench step, attention). */
@@ -363,6 +379,7 @@ async function benchStepRun(gpu: Gpu, o: StepBenchOptions, log: (s: string) => v
       profile.families.slice(0, 8).map((f) => `${f.name} ${f.ms.toFixed(1)}`).join(', '));
   }
   const stepMs = median(samplesMs);
+  const matmulRatio = o.hostOnly ? null : await stepAgainstMatmul(gpu, cfg, pairs, o, sr, stepMs, layout.B * layout.T, log);
   const policyTokens = timed.tokens;
   const unpackedTokens = o.loss === 'sft' ? sumOf((p) => p.promptIds.length + p.chosenIds.length)
     : sumOf((p) => 2 * p.promptIds.length + p.chosenIds.length + p.rejectedIds.length);
@@ -387,8 +404,35 @@ async function benchStepRun(gpu: Gpu, o: StepBenchOptions, log: (s: string) => v
     tokensPerS: o.hostOnly ? null : policyTokens / (stepMs / 1000), unpackedTokensPerS: o.hostOnly ? null : unpackedTokens / (stepMs / 1000),
     peakInUseBytes: peak, resident: { params: paramBytes, grads: paramBytes, optimizerState: stateBytes }, allocatedBytes: gpu.pool.allocatedBytes,
     last: o.hostOnly ? null : { loss: timed.loss, gradNorm: timed.gradNorm }, profile,
-    tuning: { on: !!gpu.tuner, decisions: tuning },
+    tuning: { on: !!gpu.tuner, decisions: tuning }, matmul: matmulRatio,
   };
+}
+
+/**
+ * StepResult.matmul: the step's nominal FLOPs against the MLP's first product (y = x W^T, hidden ->
+ * intermediate) on `rows` rows (a micro-batch's), timed now in the step's matmul precision.
+ */
+async function stepAgainstMatmul(gpu: Gpu, cfg: ModelConfig, pairs: TokenizedPair[], o: StepBenchOptions, sr: boolean, stepMs: number,
+  rows: number, log: (s: string) => void): Promise<NonNullable<StepResult['matmul']>> {
+  const lengths = pairs.map((p) => ({ prompt: p.promptIds.length, chosen: p.chosenIds.length,
+    rejected: o.loss === 'sft' ? 0 : p.rejectedIds.length, refine: sr ? REFINE_TOKENS : 0 }));
+  const f = stepFlops(cfg, lengths, o.loss !== 'sft' && o.packed, o.microBatch);
+  const precision = gpu.matmulPrecision;
+  const profiling = gpu.profiler?.enabled ?? false;
+  if (gpu.profiler) gpu.profiler.enabled = true; // timestamps, as `bench matmul` times its products
+  let r;
+  try {
+    r = await benchMatmul(gpu, { name: 'step anchor: mlp-up fwd', M: rows, N: cfg.intermediateSize, K: cfg.hiddenSize, transB: true, precision });
+  } finally {
+    if (gpu.profiler) gpu.profiler.enabled = profiling;
+  }
+  const stepTflops = f.total / (stepMs * 1e9);
+  const anchor = { M: rows, N: cfg.intermediateSize, K: cfg.hiddenSize, precision, tflops: r.gflops / 1000, timing: r.timing.method };
+  const share = stepTflops / anchor.tflops;
+  log(`  nominal work ${(f.total / 1e9).toPrecision(4)} GFLOP a step (policy ${(f.policy / 1e9).toPrecision(4)}${f.augmented ? `, augmented ${(f.augmented / 1e9).toPrecision(4)}` : ''}) ` +
+    `= ${stepTflops.toPrecision(3)} TFLOP/s, ${(100 * share).toFixed(1)}% of this run's ${precision} matmul rate on the MLP's ` +
+    `${rows}x${anchor.N}x${anchor.K} product (${anchor.tflops.toPrecision(3)} TFLOP/s)`);
+  return { stepGflop: f.total / 1e9, policyGflop: f.policy / 1e9, augGflop: f.augmented / 1e9, stepTflops, anchor, share };
 }
 
 /** Scores `pairs` (their augmented prompts if asked) with f32 and with f16 matmul operands on the same weights. */

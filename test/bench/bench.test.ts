@@ -124,6 +124,14 @@ describe('srk bench', () => {
     expect(Number.isInteger(s.dispatches) && s.dispatches > 50).toBe(true);
     expect(Number.isFinite(s.last.loss)).toBe(true);
     expect(Number.isFinite(s.last.gradNorm)).toBe(true);
+    // The step against this run's matmul rate: the MLP's first product on a micro-batch's rows, timed
+    // here; the share is the step's nominal rate over it (bench/step-flops.ts, checked in its own test).
+    const m = s.matmul;
+    expect(m.anchor).toMatchObject({ M: s.rowsPerMicroBatch * s.rowLength, N: 256, K: 64, precision: 'f32' });
+    for (const x of [m.stepGflop, m.policyGflop, m.augGflop, m.stepTflops, m.anchor.tflops, m.share]) positive(x);
+    expect(m.stepGflop).toBeCloseTo(m.policyGflop + m.augGflop, 9);
+    expect(m.stepTflops).toBeCloseTo(m.stepGflop / s.stepMs, 9); // GFLOP / ms = TFLOP/s
+    expect(m.share).toBeCloseTo(m.stepTflops / m.anchor.tflops, 9);
   }, 120_000);
 
   it('step --host-only: the host\'s recording at a Pythia shape on a CPU adapter, nothing submitted', () => {
@@ -134,7 +142,7 @@ describe('srk bench', () => {
     expect(s.dispatches).toBeGreaterThan(500); // 12 layers, forward, augmented forward and backward
     for (const x of [s.recordMs, s.hostOnlyMs, s.hostOnlyCpuMs, s.peakInUseBytes]) positive(x);
     // Nothing ran: no step time, rate or loss (not the recording's wall clock as if it were one).
-    for (const x of [s.stepMs, s.tokensPerS, s.unpackedTokensPerS, s.last]) expect(x).toBeNull();
+    for (const x of [s.stepMs, s.tokensPerS, s.unpackedTokensPerS, s.last, s.matmul]) expect(x).toBeNull();
     expect(s.refineTokens).toBe(48); // the paper's refinement prompt under the Pythia tokenizer, as PyTorch's anchor
     expect(s.precisionCheck).toBeUndefined();
     expect(s.tuning.on).toBe(false);
