@@ -1,6 +1,7 @@
 // tokenizer_config.json's `added_tokens_decoder` (id -> AddedToken {content, lstrip, rstrip, normalized,
 // single_word, special}), read once for both ways a checkpoint's tokenizer is built: a tokenizer.json
-// (tokenizer.ts withConfigAddedTokens) and a converted SentencePiece model (sentencepiece.ts applyAddedTokens).
+// (tokenizer.ts withConfigAddedTokens) and a converted SentencePiece model (sentencepiece.ts applyAddedTokens; its
+// additional_special_tokens then through withConfigAddedTokens too).
 
 /** One added token as tokenizer.json's `added_tokens` lists it. */
 export type AddedTokenEntry = {

@@ -192,24 +192,19 @@ export function sentencePieceTokenizerJson(sp: SpModel, file: string, o: SpConve
  * special}) applied to a converted tokenizer.json, as transformers' fast tokenizer applies it after
  * converting: an id inside the SentencePiece vocabulary must name its own piece and sets that token's
  * flags; ids past it are new tokens (a fine-tune's chat markers, e.g. <|im_start|>), in order from the
- * vocabulary's end. `addedTokensJson` (a slow tokenizer's added_tokens.json, content -> id) may only
- * repeat what the rest says: its flags are not recorded anywhere, so a token it alone adds is refused
- * rather than guessed. Anything inconsistent is an error naming `where` (the files).
+ * vocabulary's end. Anything inconsistent is an error naming `config` (the file).
  */
-export function applyAddedTokens(json: Json, decoder: unknown, addedTokensJson: unknown, where: { config: string; added: string }): Json {
+export function applyAddedTokens(json: Json, decoder: unknown, config: string): Json {
   const model = json.model as { vocab: Record<string, number> };
-  const pieceOf = new Map<number, string>();
-  for (const [piece, id] of Object.entries(model.vocab)) if (!pieceOf.has(id)) pieceOf.set(id, piece);
+  const pieceOf = piecesById(model.vocab);
   let size = 0; // (a loop: a spread of a large vocabulary's ids would overflow the call stack)
   for (const id of pieceOf.keys()) if (id >= size) size = id + 1;
   const added = (json.added_tokens as Json[]).map((t) => ({ ...t }));
-  const byId = new Map<number, string>();
   if (decoder !== undefined) {
     const fresh: AddedTokenEntry[] = [];
-    for (const token of readAddedTokensDecoder(decoder, where.config)) {
+    for (const token of readAddedTokensDecoder(decoder, config)) {
       const { id } = token;
-      const at = `${where.config}: added_tokens_decoder["${id}"]`;
-      byId.set(id, token.content);
+      const at = `${config}: added_tokens_decoder["${id}"]`;
       if (id < size) {
         if (pieceOf.get(id) !== token.content) {
           throw new Error(`${at}: "${token.content}" but tokenizer.model's piece ${id} is ${JSON.stringify(pieceOf.get(id))}`);
@@ -222,20 +217,36 @@ export function applyAddedTokens(json: Json, decoder: unknown, addedTokensJson: 
     }
     fresh.forEach((t, i) => {
       if (t.id !== size + i) {
-        throw new Error(`${where.config}: added_tokens_decoder gives "${t.content}" id ${t.id}, but tokens past tokenizer.model's ` +
+        throw new Error(`${config}: added_tokens_decoder gives "${t.content}" id ${t.id}, but tokens past tokenizer.model's ` +
           `${size} pieces must take the ids ${size}, ${size + 1}, ... in turn`);
       }
     });
     added.push(...fresh);
   }
-  if (addedTokensJson !== undefined) {
-    if (addedTokensJson === null || typeof addedTokensJson !== 'object' || Array.isArray(addedTokensJson)) throw new Error(`${where.added}: must be an object of token -> id`);
-    for (const [content, id] of Object.entries(addedTokensJson as Json)) {
-      if (byId.get(id as number) === content || (typeof id === 'number' && id < size && pieceOf.get(id) === content)) continue;
-      throw new Error(`${where.added}: "${content}" (id ${JSON.stringify(id)}) is not in tokenizer.model nor in ${where.config}'s ` +
-        'added_tokens_decoder, which would say how it splits text; give the checkpoint its tokenizer.json');
-    }
-  }
   added.sort((a, b) => (a.id as number) - (b.id as number));
   return { ...json, added_tokens: added };
+}
+
+/** The first piece of each id of a vocabulary (piece -> id). */
+function piecesById(vocab: Record<string, number>): Map<number, string> {
+  const pieceOf = new Map<number, string>();
+  for (const [piece, id] of Object.entries(vocab)) if (!pieceOf.has(id)) pieceOf.set(id, piece);
+  return pieceOf;
+}
+
+/**
+ * A slow tokenizer's added_tokens.json (content -> id, at `file`) against the converted tokenizer with its
+ * added tokens (`json`): it may only repeat what the rest says, a piece of tokenizer.model or an added
+ * token with that id. Its flags are not recorded anywhere, so a token it alone adds is refused rather
+ * than guessed.
+ */
+export function checkAddedTokensJson(json: Json, addedTokensJson: unknown, file: string, config: string): void {
+  if (addedTokensJson === null || typeof addedTokensJson !== 'object' || Array.isArray(addedTokensJson)) throw new Error(`${file}: must be an object of token -> id`);
+  const pieceOf = piecesById((json.model as { vocab: Record<string, number> }).vocab);
+  const added = json.added_tokens as Json[];
+  for (const [content, id] of Object.entries(addedTokensJson as Json)) {
+    if (added.some((t) => t.id === id && t.content === content) || (typeof id === 'number' && pieceOf.get(id) === content)) continue;
+    throw new Error(`${file}: "${content}" (id ${JSON.stringify(id)}) is not in tokenizer.model nor in ${config}'s ` +
+      'added_tokens_decoder or additional_special_tokens, which would say how it splits text; give the checkpoint its tokenizer.json');
+  }
 }

@@ -11,7 +11,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { applyAddedTokens, parseSentencePieceModel, sentencePieceTokenizerJson } from './sentencepiece.js';
+import { applyAddedTokens, checkAddedTokensJson, parseSentencePieceModel, sentencePieceTokenizerJson } from './sentencepiece.js';
 import { addedTokenFlags, readAddedTokensDecoder, type AddedTokenEntry } from './added-tokens.js';
 import type { TextTokenizer } from '../data/tokenize-pairs.js';
 
@@ -143,10 +143,15 @@ export function sentencePieceTokenizer(bytes: Uint8Array, file: string, tokenize
   chatTemplateFile?: string, addedTokensJson?: unknown): SrkTokenizer {
   const flag = (k: string) => (typeof tokenizerConfig[k] === 'boolean' ? tokenizerConfig[k] as boolean : undefined);
   const dir = path.dirname(file);
-  const json = applyAddedTokens(
+  const config = path.join(dir, 'tokenizer_config.json');
+  let json = applyAddedTokens(
     sentencePieceTokenizerJson(parseSentencePieceModel(bytes, file), file, { legacy: flag('legacy'), addPrefixSpace: flag('add_prefix_space') }),
-    tokenizerConfig.added_tokens_decoder, addedTokensJson,
-    { config: path.join(dir, 'tokenizer_config.json'), added: path.join(dir, 'added_tokens.json') });
+    tokenizerConfig.added_tokens_decoder, config);
+  // Then additional_special_tokens, as for a tokenizer.json (transformers adds them after the decoder's).
+  if (tokenizerConfig.additional_special_tokens !== undefined) {
+    json = withConfigAddedTokens(json, { additional_special_tokens: tokenizerConfig.additional_special_tokens }, { json: file, config });
+  }
+  if (addedTokensJson !== undefined) checkAddedTokensJson(json, addedTokensJson, path.join(dir, 'added_tokens.json'), config);
   const tok = wrap(file, json, { ...LLAMA_TOKENIZER_DEFAULTS, ...tokenizerConfig, tokenizer_class: 'LlamaTokenizerFast' }, modelConfig, chatTemplateFile);
   tok.sentencePieceFile = file;
   return tok;

@@ -182,6 +182,36 @@ describe.skipIf(!MODEL)('SentencePiece tokenizer.model (Mistral v0.1)', () => {
     await expect(loadTokenizer(dir)).rejects.toThrow(/added_tokens_decoder\["32000"\]: needs a non-empty "content"/);
   });
 
+  it('tokenizer_config.json\'s additional_special_tokens: added after the decoder\'s tokens, as transformers adds them; added_tokens.json may repeat them', async () => {
+    const dir = path.join(tmp, 'extra'); mkdirSync(dir);
+    copyFileSync(MODEL!, path.join(dir, 'tokenizer.model'));
+    const flags = { lstrip: false, rstrip: false, single_word: false, normalized: false, special: true };
+    const write = (cfg: object) => writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(cfg));
+    const text = 'Hi<tool>there<|im_start|>';
+    const plain = (await loadTokenizer(dir)).encode(text, { addSpecialTokens: false });
+    expect(plain.every((id) => id < 32000)).toBe(true); // control: text without them
+    // Alone: new tokens take the ids past the vocabulary in their order; one the model has ("<s>") keeps its id.
+    write({ additional_special_tokens: ['<|im_start|>', '<s>', { content: '<tool>', special: true }] });
+    let tok = await loadTokenizer(dir);
+    expect(tok.vocabSize).toBe(32002);
+    let ids = tok.encode(text, { addSpecialTokens: false });
+    expect(ids.filter((id) => id >= 32000)).toEqual([32001, 32000]);
+    expect(tok.decode(ids, { skipSpecialTokens: true })).toBe(tok.decode(ids.filter((id) => id < 32000), { skipSpecialTokens: false }));
+    // After the decoder's: <|im_start|> is the decoder's 32000, <tool> the next id.
+    write({ added_tokens_decoder: { 32000: { content: '<|im_start|>', ...flags } }, additional_special_tokens: ['<|im_start|>', '<tool>'] });
+    tok = await loadTokenizer(dir);
+    ids = tok.encode(text, { addSpecialTokens: false });
+    expect(ids.filter((id) => id >= 32000)).toEqual([32001, 32000]);
+    // added_tokens.json may name them now (their flags are known), with their ids only.
+    writeFileSync(path.join(dir, 'added_tokens.json'), JSON.stringify({ '<|im_start|>': 32000, '<tool>': 32001 }));
+    expect((await loadTokenizer(dir)).encode(text, { addSpecialTokens: false })).toEqual(ids);
+    writeFileSync(path.join(dir, 'added_tokens.json'), JSON.stringify({ '<tool>': 32005 }));
+    await expect(loadTokenizer(dir)).rejects.toThrow(/extra\/added_tokens\.json: "<tool>" \(id 32005\) is not in tokenizer\.model nor in .*tokenizer_config\.json's added_tokens_decoder or additional_special_tokens/);
+    rmSync(path.join(dir, 'added_tokens.json'));
+    write({ additional_special_tokens: '<tool>' });
+    await expect(loadTokenizer(dir)).rejects.toThrow(/extra\/tokenizer_config\.json: additional_special_tokens must be a list/);
+  });
+
   it('bad files are errors naming the file', async () => {
     expect(() => parseSentencePieceModel(bytes.subarray(0, 1000), 'cut.model')).toThrow(/tokenizer cut\.model: .* (runs past the end|truncated)/);
     expect(() => parseSentencePieceModel(new TextEncoder().encode('{"not": "protobuf"}'), 'x.model')).toThrow(/tokenizer x\.model/);
