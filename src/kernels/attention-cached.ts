@@ -15,7 +15,7 @@
 // path's tiled flash kernel, and it need not be.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { ParamWriter, grid, windowOf, type KernelDef } from '../engine/kernel.js';
+import { ParamWriter, chunkRanges, grid, maxWindowElems, windowOf, type KernelDef } from '../engine/kernel.js';
 import type { HeadOperand } from './attention.js';
 
 const WG = 64;
@@ -122,10 +122,19 @@ export function attentionCached(gpu: Gpu, a: AttentionCachedArgs): void {
       `N=${N} Hq=${Hq} Hkv=${Hkv} Dh=${Dh} Tmax=${Tmax}`);
   }
   if (N === 0) return;
-  const wq = windowOf(gpu, q.tensor); const wk = windowOf(gpu, kCache); const wv = windowOf(gpu, vCache);
-  const ws = windowOf(gpu, slots); const wo = windowOf(gpu, out);
-  const params = new ParamWriter()
-    .u32(N, Hq, Hq / Hkv, Hkv, Dh, Tmax, a.window ?? 0).f32(a.scale ?? 1 / Math.sqrt(Dh))
-    .u32(wq.base + qOff, qTok, qHead, wk.base, wv.base, ws.base, wo.base).bytes();
-  gpu.recorder.dispatch(gpu.kernels.get(ATTENTION_CACHED), [wq.range, wk.range, wv.range, ws.range, wo.range], params, grid(N * Hq));
+  // The caches are bound whole (the decoder sizes them to one binding); the queries, their slots and the
+  // output in runs of tokens that fit one (a prompt pass of many tokens: with grouped-query attention q
+  // is Hq / Hkv times a token's cache entry).
+  const wk = windowOf(gpu, kCache); const wv = windowOf(gpu, vCache);
+  const width = Math.max(qTok, Hq * qHead, Hq * Dh);
+  const run = Math.max(1, Math.floor(maxWindowElems(gpu) / width) - 1);
+  for (const [s, e] of chunkRanges(N, run)) {
+    const first = qOff + s * qTok;
+    const wq = windowOf(gpu, q.tensor, first, qOff + (e - 1) * qTok + (Hq - 1) * qHead + Dh);
+    const ws = windowOf(gpu, slots, s, e); const wo = windowOf(gpu, out, s * Hq * Dh, e * Hq * Dh);
+    const params = new ParamWriter()
+      .u32(e - s, Hq, Hq / Hkv, Hkv, Dh, Tmax, a.window ?? 0).f32(a.scale ?? 1 / Math.sqrt(Dh))
+      .u32(wq.base, qTok, qHead, wk.base, wv.base, ws.base, wo.base).bytes();
+    gpu.recorder.dispatch(gpu.kernels.get(ATTENTION_CACHED), [wq.range, wk.range, wv.range, ws.range, wo.range], params, grid((e - s) * Hq));
+  }
 }

@@ -10,7 +10,7 @@
 //   cache [S slots, heads, Dh]
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { ParamWriter, grid, windowOf, type KernelDef } from '../engine/kernel.js';
+import { ParamWriter, chunkRanges, grid, maxWindowElems, windowOf, type KernelDef } from '../engine/kernel.js';
 import type { HeadOperand } from './attention.js';
 
 const WG = 64;
@@ -59,9 +59,15 @@ export function kvAppend(gpu: Gpu, a: KvAppendArgs): void {
     throw new RangeError(`kvAppend: src ${t}, slots ${slots} or cache ${cache} do not fit N=${N} heads=${heads} Dh=${Dh}`);
   }
   if (N === 0) return;
-  const ws = windowOf(gpu, t); const wi = windowOf(gpu, slots); const wc = windowOf(gpu, cache);
-  const params = new ParamWriter().u32(N, heads, Dh, ws.base + off, ts, hs, wi.base, wc.base).bytes();
-  gpu.recorder.dispatch(gpu.kernels.get(KV_APPEND), [ws.range, wi.range, wc.range], params, grid(N));
+  // The cache bound whole (one binding, as the decoder sizes it); the source and slots in runs of tokens
+  // that fit one (a long prompt pass's fused qkv rows may not).
+  const wc = windowOf(gpu, cache);
+  const run = Math.max(1, Math.floor(maxWindowElems(gpu) / Math.max(ts, heads * hs)) - 1);
+  for (const [s, e] of chunkRanges(N, run)) {
+    const ws = windowOf(gpu, t, off + s * ts, off + (e - 1) * ts + (heads - 1) * hs + Dh); const wi = windowOf(gpu, slots, s, e);
+    const params = new ParamWriter().u32(e - s, heads, Dh, ws.base, ts, hs, wi.base, wc.base).bytes();
+    gpu.recorder.dispatch(gpu.kernels.get(KV_APPEND), [ws.range, wi.range, wc.range], params, grid(e - s));
+  }
 }
 
 const KV_COPY: KernelDef = {

@@ -682,9 +682,12 @@ function run(gpu: Gpu, p: Problem, dry?: DryRun): void {
   if (parts && !given) absmaxParts(gpu, p.a, p.offA, sA, parts);
   const wparts = parts ? windowOf(gpu, parts) : undefined;
   const wpartsB = staging?.scaleB ? windowOf(gpu, p.scaleB!) : undefined;
+  // (An unbatched product's strides go as 0: the kernel multiplies them by batch index 0, and their
+  // defaults M K, K N, M N pass 2^32 for a 7B model's MLP over a few hundred thousand tokens.)
+  const one = batch === 1;
   const params = new ParamWriter()
     .u32(M, N, K, p.lda, p.ldb, p.ldc, wa.base, wb.base, wc.base, wbias.base,
-      p.strideA, p.strideB, p.strideC, p.accumulate ? 1 : 0, p.bias ? 1 : 0)
+      one ? 0 : p.strideA, one ? 0 : p.strideB, one ? 0 : p.strideC, p.accumulate ? 1 : 0, p.bias ? 1 : 0)
     .f32(p.alpha).u32(wparts?.base ?? 0, batch, p.outerStrideA, p.outerStrideB, p.outerStrideC, wpartsB?.base ?? 0, ...(act ? [wpre?.base ?? 0] : [])).bytes();
   const scaleRanges = [wparts, wpartsB, wpre].flatMap((w) => (w ? [w.range] : []));
   gpu.recorder.dispatch(kernel, [wa.range, wb.range, wc.range, wbias.range, ...scaleRanges], params,

@@ -3,6 +3,7 @@ import { getGpu, relErr } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import { chooseTile, matmul, matmulCandidates, matmulKernels, tileName, type MatmulTile } from '../../src/kernels/matmul.js';
 import type { Gpu } from '../../src/engine/gpu.js';
+import { Tensor } from '../../src/engine/tensor.js';
 import { matmulRef } from '../../src/kernels/matmul.ref.js';
 import { Tuner } from '../../src/engine/tuner.js';
 
@@ -397,6 +398,27 @@ describe(`matmul (seed ${rng.seed})`, () => {
     }
     expect(worst.err, worst.at).toBeLessThan(1e-4);
     gpu.pool.release(tw, tx, tl, tdl, tdx);
+  });
+
+  // A 7B model's MLP product over many tokens (Qwen2-7B's gate_proj on 32 rows of 8192: M N = 4.97e9, past
+  // 2^32) on a GPU's 2 GiB bindings, recorded only (fake buffers; nothing runs): the product splits into
+  // dispatches that fit, and an unbatched one's batch strides (M K, K N, M N by default) are not sent
+  // as the u32 parameters they cannot be ("u32 param out of range" ended a scoring pass before).
+  it('an unbatched product with M N past 2^32 records its split dispatches (recording only, 2 GiB bindings)', async () => {
+    const gpu = await getGpu();
+    const M = 262144; const K = 3584; const N = 18944;
+    const fake = (shape: number[]) => new Tensor({ size: shape.reduce((a, b) => a * b) * 4, label: 'fake' } as unknown as GPUBuffer, 0, shape);
+    const a = fake([M, K]); const b = fake([N, K]); const c = fake([M, N]);
+    const saved = gpu.limits.maxStorageBufferBindingSize; const dispatch = gpu.recorder.dispatch;
+    const calls: number[] = [];
+    gpu.limits.maxStorageBufferBindingSize = 2 ** 31 - 4;
+    gpu.recorder.dispatch = (_k, _ranges, params) => { calls.push(params.byteLength); };
+    try {
+      matmul(gpu, { a, b, c, M, N, K, transB: true, precision: 'f32', tile: { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, kind: 'reg' } });
+    } finally {
+      gpu.limits.maxStorageBufferBindingSize = saved; gpu.recorder.dispatch = dispatch;
+    }
+    expect(calls.length).toBeGreaterThan(1);
   });
 
   // The tuner (src/engine/tuner.ts) on this device: last in the file, so most candidates' pipelines

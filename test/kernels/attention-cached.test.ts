@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { getGpu, relErr } from '../helpers/gpu.js';
+import { dispatchedKernels, getGpu, relErr, withBindingLimit } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import { kvAppend, kvCopy } from '../../src/kernels/kv-cache.js';
 import { kvAppendRef, kvCopyRef } from '../../src/kernels/kv-cache.ref.js';
@@ -32,6 +32,37 @@ describe(`key/value cache and attention over it (seed ${rng.seed})`, () => {
     const t = { cache: gpu.tensor([S, width], cache0), pairs: gpu.tensor([pairs.length], pairs, 'u32') };
     kvCopy(gpu, { cache: t.cache, pairs: t.pairs, n: 4, width });
     expect(await gpu.readF32(t.cache)).toEqual(f32(kvCopyRef(cache0, pairs, width)));
+    gpu.pool.release(...Object.values(t));
+  });
+
+  // A prompt pass: every token of a prompt appended, then attending. With grouped-query attention the
+  // queries are Hq / Hkv times a token's cache entry, and GPT-NeoX's fused qkv source three times one:
+  // past one binding they run in pieces (the cache still fits one), with the same results.
+  it('a prompt pass whose queries and fused source exceed one binding runs in pieces, the same results', async () => {
+    const gpu = await getGpu();
+    const Hq = 8; const Hkv = 1; const Dh = 16; const Tmax = 24; const N = 21; // cache 1.5 KiB; q 10.5 KiB, source 4 KiB
+    const srcTok = 3 * Hkv * Dh;
+    const src = f32(rng.array(N * srcTok));
+    const q = f32(rng.array(N * Hq * Dh));
+    const slots = Uint32Array.from({ length: N }, (_, i) => i);
+    const t = {
+      src: gpu.tensor([N, srcTok], src), q: gpu.tensor([N, Hq * Dh], q), slots: gpu.tensor([N], slots, 'u32'),
+      kc: gpu.tensor([Tmax, Hkv, Dh], new Float32Array(Tmax * Hkv * Dh)), vc: gpu.tensor([Tmax, Hkv, Dh], new Float32Array(Tmax * Hkv * Dh)), out: gpu.tensor([N, Hq * Dh]),
+    };
+    const { names } = await withBindingLimit(gpu, 2048, () => dispatchedKernels(gpu, () => {
+      kvAppend(gpu, { src: { tensor: t.src, offset: Dh, tokenStride: srcTok, headStride: 3 * Dh }, slots: t.slots, cache: t.kc, N, heads: Hkv, Dh });
+      kvAppend(gpu, { src: { tensor: t.src, offset: 2 * Dh, tokenStride: srcTok, headStride: 3 * Dh }, slots: t.slots, cache: t.vc, N, heads: Hkv, Dh });
+      attentionCached(gpu, { q: { tensor: t.q }, kCache: t.kc, vCache: t.vc, slots: t.slots, out: t.out, N, Hq, Hkv, Dh, Tmax });
+    }));
+    expect(names.filter((n) => n === 'attention_cached').length).toBeGreaterThan(1);
+    expect(names.filter((n) => n === 'kv_append').length).toBeGreaterThan(2);
+    const zero = new Float32Array(Tmax * Hkv * Dh);
+    const kc = kvAppendRef(src, slots, zero, { heads: Hkv, Dh, offset: Dh, tokenStride: srcTok, headStride: 3 * Dh });
+    const vc = kvAppendRef(src, slots, zero, { heads: Hkv, Dh, offset: 2 * Dh, tokenStride: srcTok, headStride: 3 * Dh });
+    expect(await gpu.readF32(t.kc)).toEqual(f32(kc));
+    expect(await gpu.readF32(t.vc)).toEqual(f32(vc));
+    const want = attentionCachedRef(Float64Array.from(q), kc, vc, slots, { Hq, Hkv, Dh, Tmax, window: 0 });
+    expect(relErr(await gpu.readF32(t.out), want)).toBeLessThan(1e-5);
     gpu.pool.release(...Object.values(t));
   });
 
