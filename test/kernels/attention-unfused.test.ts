@@ -265,6 +265,28 @@ describe(`attention through the matmul kernels (seed ${rng.seed})`, () => {
     }
   }, 300_000);
 
+  // Keys and values past f16's range (|x| ~ 1e5 > 65504) and tiny queries: scaled by powers of two as
+  // the products' B, they keep f16's precision (unscaled, a key rounded to Inf scored -Inf and was dropped,
+  // a value to Inf gave Inf). Separate operands and GPT-NeoX's fused QKV (one pass for the three maxima).
+  it('f16: keys and values past f16\'s range, tiny queries: forward and gradients within the f16 bounds', async () => {
+    const gpu = await getGpu();
+    for (const fused of [false, true]) {
+      const c: Case = { B: 2, T: 29, Hq: 2, Hkv: 2, Dh: 12, fused, lengths: Int32Array.from([29, 23]) };
+      const { B, T, Hq, Hkv, Dh } = c;
+      const n = (k: number, sc: number) => Float32Array.from(rng.array(k, sc));
+      const x = { q: n(B * T * Hq * Dh, 1e-5), k: n(B * T * Hkv * Dh, 1e5), v: n(B * T * Hkv * Dh, 1e5), dout: n(B * T * Hq * Dh, 1) };
+      const dims = { B, T, Hq, Hkv, Dh };
+      const mask = { lengths: c.lengths, window: 0 };
+      const exact = forwardRef(x.q, x.k, x.v, dims, mask);
+      const g = backwardRef(x.dout, x.q, x.k, x.v, exact.out, exact.lse, dims, mask);
+      const h = await run(gpu, c, x, 'f16', true);
+      const what = `fused ${fused}, seed ${rng.seed}`;
+      expect(relErr(h.lse, exact.lse), `lse ${what}`).toBeLessThan(1e-3);
+      expect(relErr(h.out, exact.out), `out ${what}`).toBeLessThan(5e-3);
+      for (const k of ['dq', 'dk', 'dv'] as const) expect(relErr(h[k], g[k]), `${k} ${what}`).toBeLessThan(F16_GRAD_BOUND);
+    }
+  }, 300_000);
+
   // A NaN score (a NaN in a query or key) gives NaN in out and lse of exactly the rows that see it,
   // never a finite wrong row: the register softmax (f32 and f16 operands) and the three-pass one.
   it('NaN in one key and one query reaches exactly the rows that see them (register and three-pass softmax, f32 and f16)', async () => {
