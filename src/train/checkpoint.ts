@@ -13,6 +13,7 @@ import type { Optimizer } from '../kernels/optimizer.js';
 import { absmaxOf } from '../kernels/absmax.js';
 import { writeFileAtomic } from '../report/metrics-log.js';
 import { userError } from '../errors.js';
+import { elementIndex, firstNonFinite } from '../model/finite-check.js';
 
 export const CHECKPOINT = 'checkpoint';
 const OLD = '.checkpoint-old';
@@ -72,10 +73,19 @@ export async function float16Overflow(gpu: Gpu, params: Params): Promise<{ name:
 class ReadbackProgress {
   private done = 0;
   constructor(readonly total: number, private readonly report?: (done: number, total: number) => void) {}
-  /** `t` read back, counted once it has arrived. */
-  read(gpu: Gpu, t: Tensor): () => Promise<Float32Array> {
+  /**
+   * `t` (tensor `name`) read back, counted once it has arrived; a non-finite value refuses the save
+   * (the caller removes what it wrote: the last good checkpoint stays). Weights after a finite step do
+   * not go non-finite but through an absurd learning rate; the check costs ~1 s per billion floats
+   * beside writing them.
+   */
+  read(gpu: Gpu, t: Tensor, name: string): () => Promise<Float32Array> {
     return async () => {
       const v = await gpu.readF32(t);
+      const bad = firstNonFinite(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), 'F32');
+      if (bad >= 0) {
+        throw userError(`${name} holds ${v[bad]} at [${elementIndex(bad, t.shape).join(', ')}]: the model is not saved (a checkpoint saved before stays)`);
+      }
       this.done += v.byteLength;
       this.report?.(this.done, this.total);
       return v;
@@ -85,7 +95,7 @@ class ReadbackProgress {
 
 async function paramsToSafetensors(gpu: Gpu, params: Params, file: string, dtype: Dtype, progress: ReadbackProgress): Promise<void> {
   const tensors: TensorToWrite[] = [];
-  for (const s of params.specs) tensors.push({ name: s.name, dtype, shape: s.shape, data: progress.read(gpu, params.get(s.name)) });
+  for (const s of params.specs) tensors.push({ name: s.name, dtype, shape: s.shape, data: progress.read(gpu, params.get(s.name), s.name) });
   await writeSafetensors(file, tensors, { format: 'pt' });
 }
 
@@ -170,10 +180,10 @@ async function writeCheckpoint(gpu: Gpu, r: SaveRequest, tmp: string): Promise<s
     for (let k = 0; k < r.params.specs.length; k++) {
       const s = r.params.specs[k];
       // Half weights in model.safetensors: the float32 ones a resumed run continues from.
-      if (dtype !== 'float32') tensors.push({ name: `${s.name}${MASTER}`, dtype: 'F32', shape: s.shape, data: progress.read(gpu, r.params.get(s.name)) });
+      if (dtype !== 'float32') tensors.push({ name: `${s.name}${MASTER}`, dtype: 'F32', shape: s.shape, data: progress.read(gpu, r.params.get(s.name), s.name) });
       for (let j = 0; j < r.optimizer.state[k].length; j++) {
         const state = r.optimizer.state[k][j];
-        tensors.push({ name: `${s.name}#${j}`, dtype: 'F32', shape: s.shape, data: progress.read(gpu, state) });
+        tensors.push({ name: `${s.name}#${j}`, dtype: 'F32', shape: s.shape, data: progress.read(gpu, state, `the optimizer state ${s.name}#${j}`) });
       }
     }
     await writeSafetensors(path.join(tmp, 'optimizer.safetensors'), tensors, { format: 'srk-optimizer', optimizer: r.optimizer.cfg.type });
@@ -284,7 +294,14 @@ export function readTrainerState(dir: string): TrainerState {
 /** Restores optimizer state tensors saved by saveCheckpoint, and the float32 weights where the
  *  checkpoint's model.safetensors holds half ones (loaded before this). */
 export async function loadOptimizerState(gpu: Gpu, dir: string, params: Params, optimizer: Optimizer): Promise<void> {
-  const f = await openSafetensors(path.join(dir, 'optimizer.safetensors'));
+  const file = path.join(dir, 'optimizer.safetensors');
+  const f = await openSafetensors(file);
+  // As model weights are when they load (load.ts): a NaN or Inf here would continue the run from it.
+  const finite = (v: Float32Array, name: string): Float32Array => {
+    const bad = firstNonFinite(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), 'F32');
+    if (bad >= 0) throw userError(`${file}: tensor ${name} holds a non-finite value (${v[bad]}) at element ${bad}: not a state to resume from`);
+    return v;
+  };
   try {
     if (f.metadata.optimizer !== optimizer.cfg.type) {
       throw new Error(`${dir}/optimizer.safetensors holds ${f.metadata.optimizer} state, but this run uses ${optimizer.cfg.type}`);
@@ -293,10 +310,10 @@ export async function loadOptimizerState(gpu: Gpu, dir: string, params: Params, 
       for (let j = 0; j < optimizer.state[k].length; j++) {
         const name = `${params.specs[k].name}#${j}`;
         if (!f.header[name]) throw new Error(`${dir}/optimizer.safetensors lacks ${name}`);
-        gpu.upload(optimizer.state[k][j], await f.readTensor(name));
+        gpu.upload(optimizer.state[k][j], finite(await f.readTensor(name), name));
       }
       const master = `${params.specs[k].name}${MASTER}`;
-      if (f.header[master]) gpu.upload(params.get(params.specs[k].name), await f.readTensor(master));
+      if (f.header[master]) gpu.upload(params.get(params.specs[k].name), finite(await f.readTensor(master), master));
     }
   } finally {
     await f.close();
