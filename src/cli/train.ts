@@ -102,13 +102,21 @@ export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {
   const refuse = (msg: string) => { throw userError(msg); };
   const positive = (k: string) => { if (!(num(k) > 0) || !Number.isInteger(num(k))) refuse(`--${k} must be a positive integer (got ${a[k]})`); };
   const count = (k: string) => { if (!(num(k) >= 0) || !Number.isInteger(num(k))) refuse(`--${k} must be an integer >= 0 (got ${a[k]})`); };
-  const atLeastZero = (k: string, why: string) => { if (!(num(k) >= 0) || !Number.isFinite(num(k))) refuse(`--${k} must be a number >= 0${why} (got ${a[k]})`); };
+  // These reach the GPU as float32: a value past its range would be Inf there, one below its normal
+  // numbers 0 (a GPU flushes subnormals), neither what was asked.
+  const float32Holds = (v: number) => v === 0 || (Number.isFinite(Math.fround(v)) && Math.abs(v) >= 2 ** -126);
+  const inFloat32 = (k: string) => { if (!float32Holds(num(k))) refuse(`--${k} ${a[k]} is outside float32's range (about 1.2e-38 to 3.4e38), which the GPU computes in`); };
+  const atLeastZero = (k: string, why: string) => {
+    if (!(num(k) >= 0) || !Number.isFinite(num(k))) refuse(`--${k} must be a number >= 0${why} (got ${a[k]})`);
+    inFloat32(k);
+  };
   for (const k of ['batch-size', 'micro-batch-size', 'max-length', 'max-prompt-length', 'epochs']) positive(k);
   if (a['max-steps'] !== undefined) positive('max-steps');
   for (const k of ['warmup-steps', 'eval-every', 'save-every', 'seed', 'eval-samples']) count(k);
   positive('eval-sample-tokens');
   if (num('eval-samples') > 0 && a['eval-data'] === undefined) refuse('--eval-samples samples the prompts of --eval-data: give --eval-data too');
   if (!(num('beta') > 0) || !Number.isFinite(num('beta'))) refuse(`--beta must be > 0 (got ${a.beta})`);
+  inFloat32('beta');
   atLeastZero('lr', '');
   atLeastZero('lambda', ' (0 is DPO / IPO)');
   atLeastZero('grad-clip', ' (0: no clipping)');

@@ -32,6 +32,9 @@ describe('refused before any work, by flag and path', () => {
     // A negative number in exponent form is a value, judged by its flag (yargs read -1e-6 as the short flags -1 and -e).
     ['train: --lr -1e-6', ['train', '--model', model, '--data', data, '--out', join(tmp, 'out8'), '--lr', '-1e-6'], /--lr must be a number >= 0 \(got -0\.000001\)/],
     ['train: --beta -1E+2', ['train', '--model', model, '--data', data, '--out', join(tmp, 'out9'), '--beta', '-1E+2'], /--beta must be > 0 \(got -100\)/],
+    // Values the GPU's float32 cannot hold (Inf there, or 0 where it flushes subnormals).
+    ['train: --lr 1e39', ['train', '--model', model, '--data', data, '--out', join(tmp, 'out10'), '--lr', '1e39'], /--lr 1e\+39 is outside float32's range/],
+    ['train: --beta 1e-40', ['train', '--model', model, '--data', data, '--out', join(tmp, 'out11'), '--beta', '1e-40'], /--beta 1e-40 is outside float32's range/],
     ['eval: --pairs-out= empty', ['eval', '--model', model, '--data', data, '--json', '--pairs-out='], /--pairs-out needs a value/],
   ];
   for (const [what, args, re] of cases) {
@@ -43,7 +46,7 @@ describe('refused before any work, by flag and path', () => {
     });
   }
   it('a refused train creates no --out directory', () => {
-    for (const k of [1, 2, 3, 4, 5, 6, 7, 8, 9]) expect(existsSync(join(tmp, `out${k}`))).toBe(false);
+    for (const k of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]) expect(existsSync(join(tmp, `out${k}`))).toBe(false);
   });
   it('bench matmul: --only that matches no case', () => {
     const r = run(['bench', 'matmul', '--only', 'no such case']);
