@@ -1,8 +1,7 @@
 // Per-tensor max |x|, as ABSMAX_PARTS partial maxima (no atomics, no zeroing pass): workgroup g
 // writes the max over its grid-stride share to parts[g] (vec4 loads where the window allows). Consumers (the f16 matmul's dynamic operand
-// scale) reduce the ABSMAX_PARTS values themselves. NaN propagates (any NaN makes its part NaN) where
-// the adapter keeps NaN: WGSL lets a compiler assume there is none, and lavapipe's folds the test away;
-// the NaN values still reach the matmul's output and the loss.
+// scale) reduce the ABSMAX_PARTS values themselves. NaN propagates (any NaN makes its part NaN), tested
+// by its bits: WGSL lets a compiler assume there is none, and lavapipe folds `x != x` away.
 // Reference: absmax.ref.ts.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -11,8 +10,14 @@ import { ParamWriter, maxWindowElems, windowOf, type KernelDef, type Window, mem
 export const ABSMAX_PARTS = 1024;
 const THREADS = 256;
 
-/** WGSL: max that keeps NaN (WGSL's max may drop it), named `name`. */
-const nanmaxWgsl = (name: string) => `fn ${name}(a: f32, b: f32) -> f32 { return select(max(a, b), a + b, a != a || b != b); }`;
+/**
+ * WGSL: max that keeps NaN (WGSL's max may drop it), named `name`. NaN found by its bits: WGSL lets a
+ * compiler assume there is none, and lavapipe's folds `a != a` to false.
+ */
+const nanmaxWgsl = (name: string) => `fn ${name}(a: f32, b: f32) -> f32 {
+  let nan = (bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u || (bitcast<u32>(b) & 0x7fffffffu) > 0x7f800000u;
+  return select(max(a, b), a + b, nan);
+}`;
 
 /**
  * A partial-maxima kernel: ABSMAX_PARTS workgroups, workgroup g folding |x[e]| for the indices i = g

@@ -149,7 +149,11 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
   var hy: array<f32, ${HYPER_LEN}>;
   for (var k = 0u; k < ${HYPER_LEN}u; k++) { hy[k] = hyperBuf[p.hBase + k]; }
   var coef = 1.0;
-  if (p.clip != 0u) { coef = min(p.maxNorm / (normBuf[p.nBase] + 1e-6), 1.0); }
+  if (p.clip != 0u) {
+    // A NaN norm stays NaN (min(NaN, 1) is 1 where a compiler drops NaN: a full unclipped step).
+    let norm = normBuf[p.nBase];
+    coef = select(min(p.maxNorm / (norm + 1e-6), 1.0), norm, (bitcast<u32>(norm) & 0x7fffffffu) > 0x7f800000u);
+  }
   var g = grad[p.gBase + i];
   if (p.clip != 0u) { g = g * coef; }
   ${body}

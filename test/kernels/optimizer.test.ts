@@ -122,6 +122,21 @@ describe(`optimizers (seed ${rng.seed})`, () => {
     gpu.pool.release(...ts, out);
   });
 
+  // A NaN gradient makes the norm NaN; the clipping factor must stay NaN (WGSL's min(NaN, 1) may be 1),
+  // not apply an unclipped step to every other weight. (The trainer stops at a NaN norm; nothing saves it.)
+  it('clipping with a NaN gradient norm: every weight NaN, no unclipped step', async () => {
+    const gpu = await getGpu();
+    const n = 257;
+    const p = gpu.tensor([n], new Float32Array(n).fill(1)); const g = gpu.tensor([n], Float32Array.from({ length: n }, (_, i) => (i === 7 ? NaN : 100)));
+    const opt = new Optimizer(gpu, { type: 'rmsprop' }, [p], { maxGradNorm: 1 });
+    opt.setStep(1e-2, 1);
+    opt.step([g]);
+    const got = await gpu.readF32(p);
+    expect((await gpu.readF32(opt.norm))[0]).toBeNaN();
+    expect(got.filter((v) => !Number.isNaN(v))).toEqual(new Float32Array());
+    opt.release(); gpu.pool.release(p, g);
+  });
+
   it('optimizerHyper: bias corrections in float64', () => {
     const h = optimizerHyper({ type: 'adamw' }, 1e-3, 1);
     expect(h[1]).toBe(Math.fround(1e-3 / (1 - 0.9)));
