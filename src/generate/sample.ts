@@ -20,14 +20,18 @@ export function checkSampling(o: SamplingOptions): void {
   if (!(o.topP > 0 && o.topP <= 1)) throw new RangeError(`top-p must be in (0, 1], got ${o.topP}`);
 }
 
-/** Index of the first largest value of logits[off, off + V); NaN logits are an error naming the row. */
+/**
+ * Index of the first largest value of logits[off, off + V). As the sampling warpers (warp below): a NaN
+ * or +Inf logit is an error naming its token, and so is a row whose largest logit is -Inf (not token 0).
+ */
 export function argmax(logits: ArrayLike<number>, off: number, V: number): number {
   let best = 0; let bv = -Infinity;
   for (let j = 0; j < V; j++) {
     const x = logits[off + j];
-    if (Number.isNaN(x)) throw new RangeError(`logit of token ${j} is NaN (the model's weights or activations are not finite)`);
+    if (Number.isNaN(x) || x === Infinity) throw new RangeError(`logit of token ${j} is ${x} (the model's weights or activations are not finite)`);
     if (x > bv) { bv = x; best = j; }
   }
+  if (bv === -Infinity) throw new RangeError('the largest logit is -Infinity (the model\'s weights or activations are not finite)');
   return best;
 }
 

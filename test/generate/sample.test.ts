@@ -28,11 +28,17 @@ function warpRef(logits: number[], o: SamplingOptions): Map<number, number> {
 }
 
 describe(`sampling (seed ${rng.seed})`, () => {
-  it('greedy is the first largest logit; NaN is an error', () => {
+  it('greedy is the first largest logit; NaN, +Inf and a row of -Inf are errors (as in sampling), a single -Inf is not', () => {
     expect(argmax([1, 3, 2, 3], 0, 4)).toBe(1);
     expect(argmax([9, 1, 3, 2, 3], 1, 4)).toBe(1);
     expect(sampleToken([0, 5, 5, 1], 0, 4, { temperature: 0, topK: 0, topP: 1 }, new Rng(1))).toBe(1);
     expect(() => argmax([0, NaN], 0, 2)).toThrow(/NaN/);
+    expect(() => argmax([0, Infinity, 1], 0, 3)).toThrow(/logit of token 1 is Infinity/);
+    expect(() => argmax([-Infinity, -Infinity], 0, 2)).toThrow(/largest logit is -Infinity/);
+    expect(argmax([-Infinity, -3, -Infinity], 0, 3)).toBe(1);
+    for (const logits of [[0, Infinity, 1], [-Infinity, -Infinity]]) {
+      expect(() => sampleToken(logits, 0, logits.length, { temperature: 1, topK: 0, topP: 1 }, new Rng(1))).toThrow(/largest logit is/);
+    }
   });
 
   it('options are checked', () => {
