@@ -111,7 +111,7 @@ function readPartial(file: string, n: number): Partial | undefined {
     if (j.n !== n) return undefined;
     const pass = (x: { logps: ReturnType<typeof toArrays>; done: number[] } | null): PassSoFar | undefined => {
       if (!x || x.done.length !== n || Object.values(x.logps).some((a) => a.length !== n)) return undefined;
-      return { logps: fromArrays(x.logps), done: Uint8Array.from(x.done) };
+      return { logps: fromArrays(x.logps, n, x.done), done: Uint8Array.from(x.done) };
     };
     return { plain: pass(j.plain), aug: pass(j.aug) };
   } catch {
@@ -124,10 +124,24 @@ const count = (done: Uint8Array): number => done.reduce((a, b) => a + b, 0);
 const toArrays = (p: PairLogps) => ({
   chosen: [...p.chosen], rejected: [...p.rejected], chosenTokens: [...p.chosenTokens], rejectedTokens: [...p.rejectedTokens],
 });
-const fromArrays = (a: ReturnType<typeof toArrays>): PairLogps => ({
-  chosen: Float64Array.from(a.chosen), rejected: Float64Array.from(a.rejected),
-  chosenTokens: Int32Array.from(a.chosenTokens), rejectedTokens: Int32Array.from(a.rejectedTokens),
-});
+/**
+ * A cache file's arrays as log-probs, each pair's (those marked in `done`, of a partial file) checked:
+ * finite log-probs and whole token counts. A damaged or hand-edited file throws (it is then scored
+ * again): Float64Array.from would take a null as 0, a log-prob of 0 for the pair.
+ */
+const fromArrays = (a: ReturnType<typeof toArrays>, n: number, done?: ArrayLike<number>): PairLogps => {
+  if (Object.values(a).some((x) => !Array.isArray(x) || x.length !== n)) throw new Error(`not ${n} pairs`);
+  for (let i = 0; i < n; i++) {
+    if (done && !done[i]) continue;
+    const ok = [a.chosen[i], a.rejected[i]].every((v) => typeof v === 'number' && Number.isFinite(v)) &&
+      [a.chosenTokens[i], a.rejectedTokens[i]].every((v) => Number.isSafeInteger(v) && v >= 0);
+    if (!ok) throw new Error(`pair ${i}: not a scored pair`);
+  }
+  return {
+    chosen: Float64Array.from(a.chosen), rejected: Float64Array.from(a.rejected),
+    chosenTokens: Int32Array.from(a.chosenTokens), rejectedTokens: Int32Array.from(a.rejectedTokens),
+  };
+};
 
 /** The cache files in `dir` of `key`, whatever run (label) wrote them. */
 function cachedFiles(dir: string, key: string): string[] {
@@ -147,7 +161,7 @@ function findCached(dir: string, key: string, n: number): { file: string; logps:
 function readCached(file: string, n: number): ReferenceLogps | undefined {
   try {
     const j = JSON.parse(readFileSync(file, 'utf8'));
-    if (j.n === n) return { plain: fromArrays(j.plain), aug: j.aug ? fromArrays(j.aug) : undefined };
+    if (j.n === n) return { plain: fromArrays(j.plain, n), aug: j.aug ? fromArrays(j.aug, n) : undefined };
   } catch { /* recomputed */ }
   return undefined;
 }

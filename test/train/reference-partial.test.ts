@@ -1,7 +1,7 @@
 // A reference pass saves its results so far (reference.ts, partialEveryMs) and a later request for the
 // same log-probs takes them up: the same numbers as a pass never stopped. A damaged partial file is
 // scored over. (test/train/resume.test.ts stops `srk train` with SIGTERM in that pass.)
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -56,6 +56,43 @@ describe('reference log-probs taken up after a stop', () => {
       expect([...over.aug!.chosen]).toEqual([...whole.aug!.chosen]);
     } finally {
       for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  // A cache file whose pair has a null log-prob (hand-edited, or written by something else) is no cache:
+  // Float64Array.from would read null as 0, a log-prob of 0 for that pair. Whole and partial files alike.
+  it('a cached or partial file with a pair that is not a finite log-prob is scored over, to the same numbers', async () => {
+    const gpu = await getGpu();
+    const dir = mkdtempSync(join(tmpdir(), 'srk-ref-null-'));
+    try {
+      const logs: string[] = [];
+      const req: ReferenceRequest = { refDir: resolve(import.meta.dirname, '../fixtures/hf/gpt-neox-tiny_ref'), pairs: pairs(6), augmented: false,
+        microBatch: 2, cacheDir: dir, settings: {}, label: 'train', log: (s) => logs.push(s), progress: () => {}, partialEveryMs: 0 };
+      const first = await referenceLogps(gpu, req);
+      const file = join(dir, readdirSync(dir).find((f) => f.startsWith('ref-logps-'))!);
+      const j = JSON.parse(readFileSync(file, 'utf8'));
+      j.plain.chosen[3] = null;
+      writeFileSync(file, JSON.stringify(j));
+      logs.length = 0;
+      const again = await referenceLogps(gpu, req);
+      expect(logs.join('\n')).toMatch(/reference log-probs \(train\): 6 pairs in/);
+      expect([...again.plain.chosen]).toEqual([...first.plain.chosen]);
+      // A partial file (one pair a micro-batch, saved every 8): the same, for a pair marked done.
+      rmSync(dir, { recursive: true, force: true }); mkdirSync(dir);
+      const long = { ...req, pairs: pairs(24), microBatch: 1 };
+      await expect(referenceLogps(gpu, { ...long, progress: (_l, done) => { if (done >= 16) throw new Error('stopped'); } })).rejects.toThrow('stopped');
+      const part = join(dir, readdirSync(dir).find((f) => f.endsWith('.partial.json'))!);
+      const pj = JSON.parse(readFileSync(part, 'utf8'));
+      const at = (pj.plain.done as number[]).indexOf(1);
+      pj.plain.logps.rejected[at] = 'x';
+      writeFileSync(part, JSON.stringify(pj));
+      logs.length = 0;
+      const over = await referenceLogps(gpu, long);
+      expect(logs.join('\n')).not.toContain('taking up');
+      const fresh = await referenceLogps(gpu, { ...long, cacheDir: mkdtempSync(join(tmpdir(), 'srk-ref-fresh-')) });
+      expect([...over.plain.rejected]).toEqual([...fresh.plain.rejected]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
