@@ -37,7 +37,7 @@
 // the maxima found once per call for Q and dO, and for dS by the backward softmax kernel as it writes
 // it, per chunk, absmax.ts absmaxPartWgsl), shared by the products; P is <= 1 and is rounded as is; in
 // dV = P^T dO the small dO is B, scaled as such (scaleB). K and V, and Q where it is B (dK = dS^T Q),
-// are scaled as B too, from their own maxima (a pass each, once per call): a key
+// are scaled as B too, from their own maxima (once per call; K and V one pass where fused): a key
 // past f16's 65504 would otherwise round to Inf and its score to -Inf, a key dropped without a trace
 // in passes with no backward to turn it into NaN (the Sr losses' augmented pass, scoring).
 // Reference: attention.ref.ts; checked in test/kernels/attention-unfused.test.ts.
@@ -397,12 +397,20 @@ export function unfusedForward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; 
 interface OperandScales { q?: Tensor; k?: Tensor; v?: Tensor; owned: Tensor[] }
 
 /**
- * A pass each, over its own columns (of a fused QKV tensor too: one max for the three would put a query
- * far smaller than the keys into f16's subnormals).
+ * A pass each over its own columns, but one for K and V where they lie side by side (GPT-NeoX's fused
+ * QKV: [q k v] per head, so each head's K and V columns are one run of 2 Dh): projections of the same
+ * normed input alike in size. Q keeps its own (one max for all three would put a query far smaller
+ * than the keys into f16's subnormals).
  */
 function operandScales(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; v: Op }, precision: 'f32' | 'f16'): OperandScales {
   if (precision !== 'f16') return { owned: [] };
-  const q = scaled(gpu, sh, ops.q, precision)!; const k = scaled(gpu, sh, ops.k, precision)!; const v = scaled(gpu, sh, ops.v, precision)!;
+  const q = scaled(gpu, sh, ops.q, precision)!;
+  const { k: K, v: V } = ops;
+  if (K.t === V.t && V.off === K.off + sh.Dh && K.hs === V.hs && K.ts === V.ts && K.H === V.H && K.ts === K.H * K.hs) {
+    const kv = absmaxStridedOf(gpu, K.t, K.off, 2 * sh.Dh, K.hs, sh.B * sh.T * K.H);
+    return { q, k: kv, v: kv, owned: [q, kv] };
+  }
+  const k = scaled(gpu, sh, K, precision)!; const v = scaled(gpu, sh, V, precision)!;
   return { q, k, v, owned: [q, k, v] };
 }
 
