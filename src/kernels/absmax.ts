@@ -78,17 +78,22 @@ function absmaxStridedDefGen(vec4: boolean): KernelDef {
  * Blocks spanning more than one binding window fall back to the whole of x from `off` (a superset).
  */
 export function absmaxStridedOf(gpu: Gpu, x: Tensor, off: number, len: number, stride: number, count: number): Tensor {
+  const parts = gpu.pool.acquire([ABSMAX_PARTS], 'f32', 'absmax parts');
+  absmaxStridedInto(gpu, x, off, len, stride, count, parts, 0);
+  return parts;
+}
+
+/** absmaxStridedOf written into parts[outOff .. outOff + ABSMAX_PARTS) of a caller's tensor. */
+export function absmaxStridedInto(gpu: Gpu, x: Tensor, off: number, len: number, stride: number, count: number, parts: Tensor, outOff: number): void {
   if (!(len >= 1 && stride >= len && count >= 1)) throw new RangeError(`absmax: blocks of ${len} every ${stride}, ${count} of them`);
   const span = (count - 1) * stride + len;
   if (off + span > x.numel) throw new RangeError(`absmax: ${count} blocks of ${len} every ${stride} from ${off} exceed ${x}`);
-  if (span > maxWindowElems(gpu)) return absmaxOf(gpu, x.view([x.numel - off], off), x.numel - off);
-  const parts = gpu.pool.acquire([ABSMAX_PARTS], 'f32', 'absmax parts');
+  if (span > maxWindowElems(gpu)) { absmaxInto(gpu, x.view([x.numel - off], off), x.numel - off, parts, outOff); return; }
   const wx = windowOf(gpu, x, off, off + span);
   const vec4 = wx.base % 4 === 0 && len % 4 === 0 && stride % 4 === 0 && wx.range.size % 16 === 0 && gpu.bindingAlign % 16 === 0;
-  const wp = windowOf(gpu, parts, 0, ABSMAX_PARTS);
+  const wp = windowOf(gpu, parts, outOff, outOff + ABSMAX_PARTS);
   gpu.recorder.dispatch(gpu.kernels.get(absmaxStridedDef(vec4)), [wx.range, wp.range],
     new ParamWriter().u32(wx.base, len, stride, count, wp.base).bytes(), [ABSMAX_PARTS, 1, 1]);
-  return parts;
 }
 
 /**

@@ -1,11 +1,15 @@
 // Attention on tensor cores (f16 operands, f32 accumulation) for the 'f16' precision: the products
 // as 16x16 subgroup matrices (smx-wgsl.ts: native, or emulated for tests); the online softmax, mask,
-// rescaling, elementwise gradient work and outputs stay f32. Same arguments, Params (plus dO's scale
-// parts in the backward), mask rules and outputs as the register-tiled kernels (attention-blocked.ts),
+// rescaling, elementwise gradient work and outputs stay f32. Same arguments, Params (plus absmax parts:
+// Q's, K's and V's in the forward, dO's and V's in the backward), mask rules and outputs as the
+// register-tiled kernels (attention-blocked.ts),
 // which attention.ts runs otherwise. This file: the forward and what the passes share; the backward's
 // two passes are in attention-smx-backward.ts.
 //
-// Forward: S = Q K^T and O += P V.
+// Forward: S = Q K^T and O += P V, with Q, K and V staged times powers of two sq, sk, sv from their
+// maxima (absmax.ts f16Scale: max |x| s <= 2^14), S and O divided back in f32: no operand rounds past
+// f16's range or into its subnormals. (The backward stages Q and K unscaled: past f16's range its
+// gradients are not finite, and the step stops.)
 // Workgroup: SGQ subgroups, each owning 16 query rows of one head (BR = 16 SGQ rows), walking key
 // tiles of BC keys. Per key tile:
 //   1. stage K and V (f32 -> f16) in workgroup memory, rows DP + 8 halves apart (DP = Dh rounded
@@ -26,6 +30,7 @@ import type { KernelDef } from '../engine/kernel.js';
 import { memoDef } from '../engine/kernel.js';
 import { SHOWN_WGSL, at, passIO } from './attention-wgsl.js';
 import { smxDialect } from './smx-wgsl.js';
+import { ABSMAX_PARTS, f16ScaleWgsl } from './absmax.js';
 
 export const F = 16;
 export const PAD = 8; // f16 row padding of staged tiles: 16-byte aligned rows, fewer bank conflicts
@@ -67,7 +72,8 @@ export function smxAttentionShape(t: SmxAttentionTiles, sg: number): { threads: 
   const s = 4 * t.SGQ * F * SW;                    // per-subgroup f32 scratch (scores, then P V)
   const pt = 2 * t.SGQ * F * (t.BC + PAD);         // per-subgroup P (f16)
   const small = 4 * (3 * BR + 2 * t.BC + 4);       // qpos, qseg, rowA, kpos, kseg, flags
-  return { threads: t.SGQ * sg, sharedBytes: kv + s + pt + small };
+  const scaleRed = 4 * t.SGQ * sg;                  // f16Scale's reduction (Q's, K's and V's scales)
+  return { threads: t.SGQ * sg, sharedBytes: kv + s + pt + small + scaleRed };
 }
 
 /** The largest tiling that fits the adapter (Dh <= 256), or undefined. */
@@ -127,14 +133,14 @@ export function stagePosSeg(count: string, start: string, lim: string, pos: stri
  * skipped; each tile's K and V staged into KV rows [0, BC) and [BC, 2 BC) with their positions and
  * segments, then a barrier. The caller writes the tile's body and closes the loop.
  */
-export function keyTileWalk(threads: number): string {
+export function keyTileWalk(threads: number, kMul = '1.0', vMul = '1.0'): string {
   return `let kEnd = min(min(q0 + BR, p.T), len);
   var kStart = 0u;
   if (p.hasMask == 0u && p.window > 0u && q0 + 1u > p.window) { kStart = ((q0 + 1u - p.window) / BC) * BC; }
   for (var k0 = kStart; k0 < kEnd; k0 += BC) {
     if (tileSkipped(li, gb, q0, min(q0 + BR, len), k0, min(k0 + BC, kEnd))) { continue; }
-    stageRow(li, BC, kEnd, k0, 0u, 1u, b, kvh, 1.0);
-    stageRow(li, BC, kEnd, k0, BC, 2u, b, kvh, 1.0);
+    stageRow(li, BC, kEnd, k0, 0u, 1u, b, kvh, ${kMul});
+    stageRow(li, BC, kEnd, k0, BC, 2u, b, kvh, ${vMul});
     ${stagePosSeg('BC', 'k0', 'kEnd', 'kpos', 'kseg', threads)}
     workgroupBarrier();`;
 }
@@ -202,7 +208,7 @@ function smxForwardDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean, r
         for (var k4 = 0u; k4 < 4u; k4++) {
           let jj = 4u * (${part} + ${u(LPR)} * cc) + k4; let j = k0 + jj;
           var x = MASKED;
-          if (j < kEnd && visible(qi, j, len, qpos[rr], qseg[rr], kpos[jj], kseg[jj])) { x = Ss[srow + jj] * p.scale; }
+          if (j < kEnd && visible(qi, j, len, qpos[rr], qseg[rr], kpos[jj], kseg[jj])) { x = Ss[srow + jj] * sScale; }
           Ss[srow + jj] = x;
           tmax = max(tmax, x);
         }
@@ -240,7 +246,7 @@ function smxForwardDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean, r
 
   return {
     name: `attn_fwd_smx_${BR}x${BC}_d${DP}_sg${sg}${rowLanes ? '_rowlanes' : ''}${t.reload ? '_reload' : ''}${emulated ? '_emu' : ''}`,
-    bindings: ['read', 'read', 'read', 'read', 'rw', 'rw'],
+    bindings: ['read', 'read', 'read', 'read', 'read', 'rw', 'rw'],
     uniform: true,
     // Shuffles run in uniform control flow (the key loop's bounds and skips are workgroup-uniform;
     // Tint's uniformity analysis accepts the sg 16, 32 and 64 forms).
@@ -251,7 +257,8 @@ const DP = ${u(DP)};
 const MASKED = -3.0e38;
 const M0 = -1.0e30;
 ${SHOWN_WGSL}
-${passIO('fwd')}
+${passIO('fwd', { scaled: true })}
+${f16ScaleWgsl(threads)}
 var<workgroup> KV: array<f16, ${(t.reload ? BR + 2 * BC : Math.max(BR, 2 * BC)) * RSH}>; // ${t.reload ? 'K [BC][RSH], V [BC][RSH], Q [BR][RSH]' : 'Q [BR][RSH] first; then K [BC][RSH], V [BC][RSH]'}
 var<workgroup> Ss: array<f32, ${SGQ * F * SW}>;  // per subgroup [16][SW]: scores, then P V
 var<workgroup> Ps: array<f16, ${SGQ * F * PS}>;  // per subgroup [16][PS]: P
@@ -273,7 +280,16 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let sg = li / sgs;
   if (li == 0u) { lenS = rowLen(gb); }
   let len = workgroupUniformLoad(&lenS);
-  stageRow(li, BR, p.T, q0, ${u(QROW)}, 0u, b, h, 1.0);
+  // Q, K and V staged times powers of two from their maxima (parts: Q's, K's, V's), so that none
+  // rounds past f16's range (a key at Inf scored -Inf: dropped) nor into its subnormals; S and O
+  // are divided back in f32.
+  let sq = f16Scale(li, p.partsBase);
+  workgroupBarrier(); // every invocation has read f16Scale's result before its scratch is reused
+  let sk = f16Scale(li, p.partsBase + ${ABSMAX_PARTS}u);
+  workgroupBarrier();
+  let sv = f16Scale(li, p.partsBase + ${2 * ABSMAX_PARTS}u);
+  let sScale = p.scale / sq / sk;
+  stageRow(li, BR, p.T, q0, ${u(QROW)}, 0u, b, h, sq);
   ${stagePosSeg('BR', 'q0', 'p.T', 'qpos', 'qseg', threads)}
   workgroupBarrier();
   ${t.reload ? '' : qLoads.join('\n  ')}
@@ -281,7 +297,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   var mrow = array<f32, ${RPL}>(${Array(RPL).fill('M0').join(', ')});
   var lrow = array<f32, ${RPL}>();
   var acc = array<f32, ${OPL}>();
-  ${keyTileWalk(threads)}
+  ${keyTileWalk(threads, 'sk', 'sv')}
     ${t.reload ? qLoads.join('\n    ') : ''}
     ${scores.join('\n    ')}
     workgroupBarrier();
@@ -300,7 +316,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   workgroupBarrier();
   for (var t = 0u; t < ${u(OPL)}; t++) {
     let e = lane + ${u(sg)} * t; let r = e / DP; let c = e % DP; let rr = sg * 16u + r; let qi = q0 + rr;
-    if (qi < p.T && c < p.Dh) { o[${at('o', 'b', 'qi', 'h', 'c')}] = acc[t] * rowA[rr]; }
+    if (qi < p.T && c < p.Dh) { o[${at('o', 'b', 'qi', 'h', 'c')}] = acc[t] * rowA[rr] / sv; }
   }
 }`),
   };

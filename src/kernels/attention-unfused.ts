@@ -45,10 +45,10 @@ import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, maxWindowElems, memoDef, windowOf, type KernelDef } from '../engine/kernel.js';
 import { MASK_WGSL } from './attention-mask.js';
-import { SAW_KEYS_WGSL } from './attention-wgsl.js';
+import { SAW_KEYS_WGSL, headAbsmaxInto, kvSideBySide } from './attention-wgsl.js';
 import { envSwitch } from '../engine/env.js';
 import { matmul } from './matmul.js';
-import { ABSMAX_PARTS, absmaxOf, absmaxPartWgsl, absmaxStridedOf } from './absmax.js';
+import { ABSMAX_PARTS, absmaxOf, absmaxPartWgsl } from './absmax.js';
 import type { Op } from './attention-wgsl.js';
 
 const WG = 64;
@@ -405,12 +405,12 @@ interface OperandScales { q?: Tensor; k?: Tensor; v?: Tensor; owned: Tensor[] }
 function operandScales(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; v: Op }, precision: 'f32' | 'f16'): OperandScales {
   if (precision !== 'f16') return { owned: [] };
   const q = scaled(gpu, sh, ops.q, precision)!;
-  const { k: K, v: V } = ops;
-  if (K.t === V.t && V.off === K.off + sh.Dh && K.hs === V.hs && K.ts === V.ts && K.H === V.H && K.ts === K.H * K.hs) {
-    const kv = absmaxStridedOf(gpu, K.t, K.off, 2 * sh.Dh, K.hs, sh.B * sh.T * K.H);
+  if (kvSideBySide(ops.k, ops.v, sh.Dh)) {
+    const kv = gpu.pool.acquire([ABSMAX_PARTS], 'f32', 'absmax parts');
+    headAbsmaxInto(gpu, ops.k, sh.Dh, sh.B * sh.T, kv, 0, 2 * sh.Dh);
     return { q, k: kv, v: kv, owned: [q, kv] };
   }
-  const k = scaled(gpu, sh, K, precision)!; const v = scaled(gpu, sh, V, precision)!;
+  const k = scaled(gpu, sh, ops.k, precision)!; const v = scaled(gpu, sh, ops.v, precision)!;
   return { q, k, v, owned: [q, k, v] };
 }
 
@@ -421,8 +421,9 @@ function operandScales(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; v: Op },
  */
 function scaled(gpu: Gpu, sh: UnfusedShape, op: Op, precision: 'f32' | 'f16'): Tensor | undefined {
   if (precision !== 'f16') return undefined;
-  if (op.ts === op.H * op.hs) return absmaxStridedOf(gpu, op.t, op.off, sh.Dh, op.hs, sh.B * sh.T * op.H);
-  return absmaxOf(gpu, op.t, op.t.numel);
+  const parts = gpu.pool.acquire([ABSMAX_PARTS], 'f32', 'absmax parts');
+  headAbsmaxInto(gpu, op, sh.Dh, sh.B * sh.T, parts, 0);
+  return parts;
 }
 
 /**

@@ -4,9 +4,27 @@
 import type { Tensor } from '../engine/tensor.js';
 import type { KernelDef, ParamWriter, Window } from '../engine/kernel.js';
 import { MASK_WGSL } from './attention-mask.js';
+import type { Gpu } from '../engine/gpu.js';
+import { absmaxInto, absmaxStridedInto } from './absmax.js';
 
 /** A resolved HeadOperand (attention.ts): tensor, element offset, token and head strides, head count. */
 export interface Op { t: Tensor; off: number; ts: number; hs: number; H: number }
+
+/** Whether K and V lie side by side in one tensor (GPT-NeoX's fused QKV: [q k v] per head), so that each
+ *  head's K and V columns are one run of 2 Dh. */
+export const kvSideBySide = (k: Op, v: Op, Dh: number): boolean =>
+  k.t === v.t && v.off === k.off + Dh && k.hs === v.hs && k.ts === v.ts && k.H === v.H && k.ts === k.H * k.hs;
+
+/**
+ * The partial maxima of operand `op` (Dh columns a head, `tokens` tokens) into parts[outOff ..): of its
+ * own columns where its heads lie evenly through the tokens (Q of GPT-NeoX's fused QKV tensor without K
+ * and V; a tensor of its own whole), else of its whole tensor (a superset). `cols` (default Dh) reads
+ * that many columns from each head's start: 2 Dh takes a fused tensor's K and V at once.
+ */
+export function headAbsmaxInto(gpu: Gpu, op: Op, Dh: number, tokens: number, parts: Tensor, outOff: number, cols = Dh): void {
+  if (op.ts === op.H * op.hs && cols <= op.hs) absmaxStridedInto(gpu, op.t, op.off, cols, op.hs, tokens * op.H, parts, outOff);
+  else absmaxInto(gpu, op.t, op.t.numel, parts, outOff);
+}
 
 export const opFields = (n: string) => `${n}Base: u32, ${n}Tok: u32, ${n}Head: u32,`;
 export const opParams = (w: ParamWriter, wi: Window, op: Op) => w.u32(wi.base, op.ts, op.hs);
@@ -35,14 +53,14 @@ export const at = (n: string, b: string, t: string, h: string, d: string) =>
 /**
  * The Params struct, storage bindings and uniform of one attention pass, followed by MASK_WGSL: one
  * definition for every kernel family, in the order attention.ts binds them. `shared`: dK and dV in
- * one binding (named dk; dv addressed through its own fields). `scaled`: the tensor-core backward's
- * dO and V absmax parts (partsBase, binding before the outputs).
+ * one binding (named dk; dv addressed through its own fields). `scaled`: absmax parts (partsBase, binding
+ * before the outputs): the tensor-core forward's of Q, K and V, the tensor-core backward's of dO and V.
  */
 export function passIO(pass: 'fwd' | 'dq' | 'dkdv', o: { shared?: boolean; scaled?: boolean } = {}): string {
   const ops = pass === 'fwd' ? ['q', 'k', 'v', 'o'] : pass === 'dq' ? ['q', 'k', 'v', 'g', 'dq'] : ['q', 'k', 'v', 'g', 'dk', 'dv'];
-  const tail = pass === 'fwd' ? 'lseBase: u32, scale: f32,' : `ldBase: u32, scale: f32,${o.scaled ? ' partsBase: u32,' : ''}`;
+  const tail = `${pass === 'fwd' ? 'lseBase' : 'ldBase'}: u32, scale: f32,${o.scaled ? ' partsBase: u32,' : ''}`;
   const inputs: [string, string][] = pass === 'fwd'
-    ? [['q', 'f32'], ['k', 'f32'], ['v', 'f32'], ['m', 'i32']]
+    ? [['q', 'f32'], ['k', 'f32'], ['v', 'f32'], ['m', 'i32'], ...(o.scaled ? [['parts', 'f32'] as [string, string]] : [])]
     : [['q', 'f32'], ['k', 'f32'], ['v', 'f32'], ['dout', 'f32'], ['ld', 'f32'], ['m', 'i32'], ...(o.scaled ? [['parts', 'f32'] as [string, string]] : [])];
   const outputs = pass === 'fwd' ? ['o', 'lse'] : pass === 'dq' ? ['dq'] : o.shared ? ['dk'] : ['dk', 'dv'];
   const lines = [

@@ -171,6 +171,22 @@ describe(`attention forward on tensor cores (or emulated) (seed ${rng.seed})`, (
     }
   }, 300_000);
 
+  // Q, K and V are staged times powers of two from their maxima: keys and values past f16's range
+  // (|x| ~ 1e5 > 65504) with tiny queries keep the forward within the f16 bounds (unscaled, a key at
+  // Inf scored -Inf and was dropped; a query at 1e-5 fell into f16's subnormals). Dh 32: the same pipelines.
+  it('forward with keys and values past f16\'s range and tiny queries: within the f16 bounds of the exact result', async (ctx) => {
+    const gpu = await tcGpu();
+    if (!gpu) { ctx.skip(); return; }
+    const c: Case = { B: 2, T: 37, Hq: 3, Hkv: 3, Dh: 32 };
+    const { B, T, Hq, Hkv, Dh } = c;
+    const q = f32(rng.array(B * T * Hq * Dh, 1e-5)); const k = f32(rng.array(B * T * Hkv * Dh, 1e5));
+    const v = f32(rng.array(B * T * Hkv * Dh, 1e5)); const dout = f32(rng.array(B * T * Hq * Dh));
+    const exact = forwardRef(Float64Array.from(q), Float64Array.from(k), Float64Array.from(v), { B, T, Hq, Hkv, Dh }, {});
+    const got = await run(gpu, c, q, k, v, dout, true);
+    expect(relErr(got.lse, exact.lse), `lse seed ${rng.seed}`).toBeLessThan(1e-3);
+    expect(relErr(got.out, exact.out), `out seed ${rng.seed}`).toBeLessThan(5e-3);
+  }, 300_000);
+
   // A NaN score gives NaN in out and lse of exactly the rows that see it (an f16 overflow upstream
   // must not come out as a finite, wrong row). Dh 32, as above: the same pipelines.
   it('NaN in one key and one query reaches exactly the rows that see them', async (ctx) => {
