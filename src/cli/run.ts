@@ -155,7 +155,13 @@ export function refuseEmptyValues(args: readonly string[], booleans: ReadonlySet
     const name = t.slice(2, eq < 0 ? undefined : eq);
     // (yargs also takes a flag in camel case: --dropLast for --drop-last.)
     const dashed = name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-    if ([name, dashed].some((n) => booleans.has(n) || (n.startsWith('no-') && booleans.has(n.slice(3))))) continue;
+    if ([name, dashed].some((n) => booleans.has(n) || (n.startsWith('no-') && booleans.has(n.slice(3))))) {
+      // A switch takes no value but true or false (yargs read `--json=-1e-6`, joinNegativeNumbers' form of
+      // `--json -1e-6`, as false).
+      const v = eq < 0 ? undefined : t.slice(eq + 1);
+      if (v !== undefined && v !== 'true' && v !== 'false') throw userError(`--${name} is a switch: it takes no value (got ${JSON.stringify(v)})`);
+      continue;
+    }
     const value = eq < 0 ? args[i + 1] : t.slice(eq + 1);
     if (value === undefined || value === '' || (eq < 0 && value.startsWith('--') && value.length > 2)) {
       throw userError(`--${name} needs a value${value === undefined || value.startsWith('--') ? '' : ' (an empty one was given)'}`);

@@ -73,27 +73,23 @@ function absmaxStridedDefGen(vec4: boolean): KernelDef {
 }
 
 /**
- * The partial maxima of `count` blocks of `len` elements of x, `stride` apart from element `off`, in a new
- * pooled tensor (the caller releases it): Q's scale read from a fused QKV tensor without K and V.
- * Blocks spanning more than one binding window fall back to the whole of x from `off` (a superset).
+ * The partial maxima of `count` blocks of `len` elements of x, `stride` apart from element `off`, into
+ * parts[outOff .. outOff + ABSMAX_PARTS) of a caller's tensor: Q's scale read from a fused QKV tensor
+ * without K and V. Blocks spanning more than one binding window fall back to the whole of x from `off`
+ * (a superset). `timing`: the tuner's name for the call it is part of (recorder.ts dispatch), so a
+ * candidate is timed with its passes.
  */
-export function absmaxStridedOf(gpu: Gpu, x: Tensor, off: number, len: number, stride: number, count: number): Tensor {
-  const parts = gpu.pool.acquire([ABSMAX_PARTS], 'f32', 'absmax parts');
-  absmaxStridedInto(gpu, x, off, len, stride, count, parts, 0);
-  return parts;
-}
-
-/** absmaxStridedOf written into parts[outOff .. outOff + ABSMAX_PARTS) of a caller's tensor. */
-export function absmaxStridedInto(gpu: Gpu, x: Tensor, off: number, len: number, stride: number, count: number, parts: Tensor, outOff: number): void {
+export function absmaxStridedInto(gpu: Gpu, x: Tensor, off: number, len: number, stride: number, count: number, parts: Tensor, outOff: number,
+  timing?: string): void {
   if (!(len >= 1 && stride >= len && count >= 1)) throw new RangeError(`absmax: blocks of ${len} every ${stride}, ${count} of them`);
   const span = (count - 1) * stride + len;
   if (off + span > x.numel) throw new RangeError(`absmax: ${count} blocks of ${len} every ${stride} from ${off} exceed ${x}`);
-  if (span > maxWindowElems(gpu)) { absmaxInto(gpu, x.view([x.numel - off], off), x.numel - off, parts, outOff); return; }
+  if (span > maxWindowElems(gpu)) { absmaxInto(gpu, x.view([x.numel - off], off), x.numel - off, parts, outOff, timing); return; }
   const wx = windowOf(gpu, x, off, off + span);
   const vec4 = wx.base % 4 === 0 && len % 4 === 0 && stride % 4 === 0 && wx.range.size % 16 === 0 && gpu.bindingAlign % 16 === 0;
   const wp = windowOf(gpu, parts, outOff, outOff + ABSMAX_PARTS);
   gpu.recorder.dispatch(gpu.kernels.get(absmaxStridedDef(vec4)), [wx.range, wp.range],
-    new ParamWriter().u32(wx.base, len, stride, count, wp.base).bytes(), [ABSMAX_PARTS, 1, 1]);
+    new ParamWriter().u32(wx.base, len, stride, count, wp.base).bytes(), [ABSMAX_PARTS, 1, 1], timing);
 }
 
 /**
@@ -137,13 +133,13 @@ export function absmaxPartsWindow(gpu: Gpu, parts: Tensor): Window {
  * Records max |x[off .. off+n)| into parts[outOff .. outOff + ABSMAX_PARTS) as partial maxima.
  * x's range must fit one binding (the matmul calls it per bound operand window).
  */
-export function absmaxParts(gpu: Gpu, x: Tensor, off: number, n: number, parts: Tensor, outOff = 0): void {
+export function absmaxParts(gpu: Gpu, x: Tensor, off: number, n: number, parts: Tensor, outOff = 0, timing?: string): void {
   if (outOff + ABSMAX_PARTS > parts.numel) throw new RangeError(`absmax: ${parts} is too small for ${ABSMAX_PARTS} parts`);
   const wx = windowOf(gpu, x, off, off + Math.max(1, n));
   const vec4 = wx.base % 4 === 0 && n % 4 === 0 && wx.range.size % 16 === 0 && gpu.bindingAlign % 16 === 0;
   const wp = windowOf(gpu, parts, outOff, outOff + ABSMAX_PARTS);
   const params = new ParamWriter().u32(wx.base, n, wp.base).bytes();
-  gpu.recorder.dispatch(gpu.kernels.get(absmaxDef(vec4)), [wx.range, wp.range], params, [ABSMAX_PARTS, 1, 1]);
+  gpu.recorder.dispatch(gpu.kernels.get(absmaxDef(vec4)), [wx.range, wp.range], params, [ABSMAX_PARTS, 1, 1], timing);
 }
 
 /**
@@ -158,14 +154,14 @@ export function absmaxOf(gpu: Gpu, x: Tensor, n: number): Tensor {
 }
 
 /** absmaxOf written into parts[outOff .. outOff + ABSMAX_PARTS) of a caller's tensor. */
-export function absmaxInto(gpu: Gpu, x: Tensor, n: number, parts: Tensor, outOff: number): void {
+export function absmaxInto(gpu: Gpu, x: Tensor, n: number, parts: Tensor, outOff: number, timing?: string): void {
   const limit = Math.max(4, Math.floor(maxWindowElems(gpu) / 4) * 4);
-  if (n <= limit) { absmaxParts(gpu, x, 0, n, parts, outOff); return; }
+  if (n <= limit) { absmaxParts(gpu, x, 0, n, parts, outOff, timing); return; }
   // Each chunk into a scratch set of parts, then folded into `parts` with the elementwise max.
   const scratch = gpu.pool.acquire([ABSMAX_PARTS * Math.ceil(n / limit)], 'f32', 'absmax chunks');
   let c = 0;
-  for (let o = 0; o < n; o += limit, c++) absmaxParts(gpu, x, o, Math.min(limit, n - o), scratch, c * ABSMAX_PARTS);
-  absmaxParts(gpu, scratch, 0, c * ABSMAX_PARTS, parts, outOff); // its max over all parts lands in the parts: same reduction
+  for (let o = 0; o < n; o += limit, c++) absmaxParts(gpu, x, o, Math.min(limit, n - o), scratch, c * ABSMAX_PARTS, timing);
+  absmaxParts(gpu, scratch, 0, c * ABSMAX_PARTS, parts, outOff, timing); // its max over all parts lands in the parts: same reduction
   gpu.pool.release(scratch);
 }
 

@@ -407,7 +407,7 @@ function operandScales(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; v: Op },
   const q = scaled(gpu, sh, ops.q, precision)!;
   if (kvSideBySide(ops.k, ops.v, sh.Dh)) {
     const kv = gpu.pool.acquire([ABSMAX_PARTS], 'f32', 'absmax parts');
-    headAbsmaxInto(gpu, ops.k, sh.Dh, sh.B * sh.T, kv, 0, 2 * sh.Dh);
+    headAbsmaxInto(gpu, ops.k, sh.Dh, sh.B * sh.T, kv, 0, 2 * sh.Dh, sh.timing);
     return { q, k: kv, v: kv, owned: [q, kv] };
   }
   const k = scaled(gpu, sh, ops.k, precision)!; const v = scaled(gpu, sh, ops.v, precision)!;
@@ -422,7 +422,7 @@ function operandScales(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; v: Op },
 function scaled(gpu: Gpu, sh: UnfusedShape, op: Op, precision: 'f32' | 'f16'): Tensor | undefined {
   if (precision !== 'f16') return undefined;
   const parts = gpu.pool.acquire([ABSMAX_PARTS], 'f32', 'absmax parts');
-  headAbsmaxInto(gpu, op, sh.Dh, sh.B * sh.T, parts, 0);
+  headAbsmaxInto(gpu, op, sh.Dh, sh.B * sh.T, parts, 0, sh.Dh, sh.timing);
   return parts;
 }
 

@@ -19,11 +19,12 @@ export const kvSideBySide = (k: Op, v: Op, Dh: number): boolean =>
  * The partial maxima of operand `op` (Dh columns a head, `tokens` tokens) into parts[outOff ..): of its
  * own columns where its heads lie evenly through the tokens (Q of GPT-NeoX's fused QKV tensor without K
  * and V; a tensor of its own whole), else of its whole tensor (a superset). `cols` (default Dh) reads
- * that many columns from each head's start: 2 Dh takes a fused tensor's K and V at once.
+ * that many columns from each head's start: 2 Dh takes a fused tensor's K and V at once. `timing`: the
+ * tuner's name for the attention call (absmaxStridedInto).
  */
-export function headAbsmaxInto(gpu: Gpu, op: Op, Dh: number, tokens: number, parts: Tensor, outOff: number, cols = Dh): void {
-  if (op.ts === op.H * op.hs && cols <= op.hs) absmaxStridedInto(gpu, op.t, op.off, cols, op.hs, tokens * op.H, parts, outOff);
-  else absmaxInto(gpu, op.t, op.t.numel, parts, outOff);
+export function headAbsmaxInto(gpu: Gpu, op: Op, Dh: number, tokens: number, parts: Tensor, outOff: number, cols = Dh, timing?: string): void {
+  if (op.ts === op.H * op.hs && cols <= op.hs) absmaxStridedInto(gpu, op.t, op.off, cols, op.hs, tokens * op.H, parts, outOff, timing);
+  else absmaxInto(gpu, op.t, op.t.numel, parts, outOff, timing);
 }
 
 export const opFields = (n: string) => `${n}Base: u32, ${n}Tok: u32, ${n}Head: u32,`;
@@ -31,7 +32,9 @@ export const opParams = (w: ParamWriter, wi: Window, op: Op) => w.u32(wi.base, o
 /**
  * Whether a row's softmax sum (of exp(score - max) over its visible keys) saw any key: it is +0
  * exactly for a row with none (past its length), at least 1 otherwise, NaN after a NaN score. As
- * bits again: `sum > 0.0` is false for NaN, and wrote the empty row's lse 0 for a NaN row.
+ * bits again: `sum > 0.0` is false for NaN, and wrote the empty row's lse 0 for a NaN row. (A row
+ * whose every visible score is -Inf also sums to +0 and reads as empty: only an infinite f32 input
+ * gets there, weights are checked finite when they load, and f16 operands are scaled.)
  */
 export const SAW_KEYS_WGSL = /* wgsl */ `
 fn sawKeys(sum: f32) -> bool { return bitcast<u32>(sum) != 0u; }`;

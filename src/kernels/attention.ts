@@ -348,7 +348,7 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
   let parts: Tensor | undefined;
   if (tc) {
     parts = gpu.pool.acquire([3 * ABSMAX_PARTS], 'f32', 'attn operand scales');
-    for (const [i, op] of [q, k, v].entries()) headAbsmaxInto(gpu, op, Dh, B * T, parts, i * ABSMAX_PARTS);
+    for (const [i, op] of [q, k, v].entries()) headAbsmaxInto(gpu, op, Dh, B * T, parts, i * ABSMAX_PARTS, Dh, timing);
   }
   const wparts = parts ? windowOf(gpu, parts) : undefined;
   for (let b0 = 0; b0 < B; b0 += nb) {

@@ -19,7 +19,9 @@
 // default gpu.matmulPrecision) with the sums in f32: on tensor cores through subgroup matrices
 // (matmul-smx.ts) where the adapter has them, else in the SIMT kernels as they stage the operands
 // (matmul-simt.ts h16()). A gradient operand A can be scaled by a power of two from its max |A| first
-// (scaleA, absmax.ts) so that f16's range fits it. A or B may also come as f16 copies made
+// (scaleA, absmax.ts) so that f16's range fits it, and B likewise from partial maxima the caller found
+// (scaleB: a weight gradient's layer input, attention's K, V and Q); the product is divided back by
+// both in f32 (alpha / (sa sb)). A or B may also come as f16 copies made
 // beforehand (half.ts: the same rounded values, half the bytes to read; a copy of A already
 // scaled), which every kernel family reads as they are.
 // Reference: matmul.ref.ts (with f16: true for the rounded operands).
@@ -177,11 +179,14 @@ export function smxTilingFits(gpu: Gpu, tile: MatmulTile): boolean {
  * (bench/RESULTS.md, 2026-11-27) the two-stage form ran the dx and dW products of a training step ~50%
  * slower (47 KiB of workgroup memory per workgroup against 28). The safe forms have one stage.
  */
-function smxStages(gpu: Gpu, tile: MatmulTile, transA: boolean, transB: boolean): 1 | 2 | undefined {
+/** `scales`: operand scales the kernel reduces (A's, B's): smxShape counts one reduction array of `threads`
+ *  floats, the form without subgroups declares one per scale. */
+function smxStages(gpu: Gpu, tile: MatmulTile, transA: boolean, transB: boolean, scales = 1): 1 | 2 | undefined {
   const stages = smxSafe(gpu) ? 1 : tile.stages ?? 1;
   const s = smxShape(tile, gpu.fixedSubgroupSize, transA, transB, stages);
   const lim = gpu.limits;
-  return s.threads <= lim.maxComputeInvocationsPerWorkgroup && s.sharedBytes <= lim.maxComputeWorkgroupStorageSize ? stages : undefined;
+  const bytes = s.sharedBytes + 4 * s.threads * Math.max(0, scales - 1);
+  return s.threads <= lim.maxComputeInvocationsPerWorkgroup && bytes <= lim.maxComputeWorkgroupStorageSize ? stages : undefined;
 }
 /** For tests: forgets what the self-check decided for gpu. */
 export function resetTensorCoreFindings(gpu: Gpu): void { SAFE_FORMS.delete(gpu); EXCLUDED.delete(gpu); }
@@ -402,16 +407,19 @@ function fitTile(gpu: Gpu, tile: MatmulTile, p: Problem, f16: boolean): FittedTi
     const base = fitTile(gpu, { ...tile, splitK: undefined }, p, f16);
     return typeof base === 'string' ? base : { tile, stages: base.stages };
   }
+  // The f16 operand scales each reduce their partial maxima in a workgroup array (f16ScaleWgsl: at
+  // most one float per thread).
+  const scales = f16 ? (p.scaleA ? 1 : 0) + (p.scaleB ? 1 : 0) : 0;
   if (tile.kind === 'smx') {
     if (!f16) return 'needs precision f16 (and M, N >= 16)';
     if (!gpu.smxMode) return 'needs an f16 subgroup-matrix adapter';
     // (The safe forms, SRK_SMX_SAFE=1 or the self-check's finding, also turn off direct stores: run().)
-    const stages = smxStages(gpu, tile, p.transA, p.transB);
+    const stages = smxStages(gpu, tile, p.transA, p.transB, scales);
     return stages === undefined ? "exceeds this adapter's workgroup limits" : { tile, stages };
   }
   if (tile.kind === 'reg') {
     const { WX, WY, THREADS } = regShape(tile);
-    const fits = (st: number) => regSharedBytes(tile, st) <= lim.maxComputeWorkgroupStorageSize;
+    const fits = (st: number) => regSharedBytes(tile, st) + 4 * THREADS * scales <= lim.maxComputeWorkgroupStorageSize;
     const stages = tile.stages ?? (fits(2) ? 2 : 1);
     if (!fits(stages) || THREADS > lim.maxComputeInvocationsPerWorkgroup ||
         WX > lim.maxComputeWorkgroupSizeX || WY > lim.maxComputeWorkgroupSizeY) {

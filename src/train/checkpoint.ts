@@ -74,15 +74,16 @@ class ReadbackProgress {
   private done = 0;
   constructor(readonly total: number, private readonly report?: (done: number, total: number) => void) {}
   /**
-   * `t` (tensor `name`) read back, counted once it has arrived; a non-finite value refuses the save
+   * `t` (tensor `name`) read back, counted once it has arrived; unless `check` is false (a tensor the
+   * same save reads and checks again: a half save's float32 weights), a non-finite value refuses the save
    * (the caller removes what it wrote: the last good checkpoint stays). Weights after a finite step do
    * not go non-finite but through an absurd learning rate; the check costs ~1 s per billion floats
    * beside writing them.
    */
-  read(gpu: Gpu, t: Tensor, name: string): () => Promise<Float32Array> {
+  read(gpu: Gpu, t: Tensor, name: string, check = true): () => Promise<Float32Array> {
     return async () => {
       const v = await gpu.readF32(t);
-      const bad = firstNonFinite(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), 'F32');
+      const bad = check ? firstNonFinite(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), 'F32') : -1;
       if (bad >= 0) {
         throw userError(`${name} holds ${v[bad]} at [${elementIndex(bad, t.shape).join(', ')}]: the model is not saved (a checkpoint saved before stays)`);
       }
@@ -123,7 +124,8 @@ export interface SaveModelOptions {
 async function dtypeToWrite(gpu: Gpu, params: Params, wanted: SaveDtype, dir: string, log?: (line: string) => void): Promise<SaveDtype> {
   if (wanted !== 'float16') return wanted;
   const over = await float16Overflow(gpu, params);
-  if (!over) return wanted;
+  // A NaN is no range matter: no dtype holds it, and the save refuses it by name (ReadbackProgress).
+  if (!over || Number.isNaN(over.absmax)) return wanted;
   (log ?? console.warn)(`float16 cannot hold ${over.name} (max |value| ${over.absmax}, float16's largest is ${F16_MAX}): ` +
     `the model in ${dir} is saved in float32 instead (--save-dtype bfloat16 has float32's range)`);
   return 'float32';
@@ -180,7 +182,7 @@ async function writeCheckpoint(gpu: Gpu, r: SaveRequest, tmp: string): Promise<s
     for (let k = 0; k < r.params.specs.length; k++) {
       const s = r.params.specs[k];
       // Half weights in model.safetensors: the float32 ones a resumed run continues from.
-      if (dtype !== 'float32') tensors.push({ name: `${s.name}${MASTER}`, dtype: 'F32', shape: s.shape, data: progress.read(gpu, r.params.get(s.name), s.name) });
+      if (dtype !== 'float32') tensors.push({ name: `${s.name}${MASTER}`, dtype: 'F32', shape: s.shape, data: progress.read(gpu, r.params.get(s.name), s.name, false) });
       for (let j = 0; j < r.optimizer.state[k].length; j++) {
         const state = r.optimizer.state[k][j];
         tensors.push({ name: `${s.name}#${j}`, dtype: 'F32', shape: s.shape, data: progress.read(gpu, state, `the optimizer state ${s.name}#${j}`) });

@@ -32,6 +32,9 @@ describe('refused before any work, by flag and path', () => {
     // A negative number in exponent form is a value, judged by its flag (yargs read -1e-6 as the short flags -1 and -e).
     ['train: --lr -1e-6', ['train', '--model', model, '--data', data, '--out', join(tmp, 'out8'), '--lr', '-1e-6'], /--lr must be a number >= 0 \(got -0\.000001\)/],
     ['train: --beta -1E+2', ['train', '--model', model, '--data', data, '--out', join(tmp, 'out9'), '--beta', '-1E+2'], /--beta must be > 0 \(got -100\)/],
+    // A switch given a value (a negative number is joined to the flag before it: --json=-1e-6, once read as false).
+    ['eval: --json -1e-6', ['eval', '--model', model, '--data', data, '--json', '-1e-6'], /--json is a switch: it takes no value \(got "-1e-6"\)/],
+    ['eval: --json=yes', ['eval', '--model', model, '--data', data, '--json=yes'], /--json is a switch: it takes no value \(got "yes"\)/],
     // Values the GPU's float32 cannot hold (Inf there, or 0 where it flushes subnormals).
     ['train: --lr 1e39', ['train', '--model', model, '--data', data, '--out', join(tmp, 'out10'), '--lr', '1e39'], /--lr 1e\+39 is outside float32's range/],
     ['train: --beta 1e-40', ['train', '--model', model, '--data', data, '--out', join(tmp, 'out11'), '--beta', '1e-40'], /--beta 1e-40 is outside float32's range/],

@@ -7,7 +7,7 @@ import { getGpu, withBindingLimit } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 import type { Tensor } from '../../src/engine/tensor.js';
-import { ABSMAX_PARTS, absmaxOf, absmaxStridedOf } from '../../src/kernels/absmax.js';
+import { ABSMAX_PARTS, absmaxOf, absmaxStridedInto } from '../../src/kernels/absmax.js';
 import { gelu, geluBackward } from '../../src/kernels/activations.js';
 import { normForward } from '../../src/kernels/layernorm.js';
 import { producedScale } from '../../src/model/linear.js';
@@ -119,8 +119,20 @@ describe(`partial maxima written by the producing kernel (seed ${rng.seed})`, ()
   // Q's maximum read out of a fused QKV tensor (attention-unfused.ts): count blocks of len elements,
   // stride apart from off; what lies between the blocks (K and V) is not Q's. vec4 and scalar; over a
   // binding window, the whole tensor from off (a superset).
-  it('strided maxima: only the blocks count; over a binding window, the tensor from off', async () => {
+  it('strided maxima: only the blocks count; over a binding window, the tensor from off; into a part of a larger tensor', async () => {
     const gpu = await getGpu();
+    // Into the second half of two sets of parts (the tensor-core attention binds Q's, K's and V's in one
+    // tensor): the first half, filled with 1e30, must stay as it was.
+    const absmaxStridedOf = (x: Tensor, off: number, len: number, stride: number, count: number) => {
+      const parts = gpu.tensor([2 * ABSMAX_PARTS], new Float32Array(2 * ABSMAX_PARTS).fill(1e30));
+      absmaxStridedInto(gpu, x, off, len, stride, count, parts, ABSMAX_PARTS);
+      return parts;
+    };
+    const secondHalf = async (parts: Tensor) => {
+      const all = await gpu.readF32(parts);
+      expect(all.subarray(0, ABSMAX_PARTS).every((v) => v === Math.fround(1e30))).toBe(true);
+      return absmaxRef(all.subarray(ABSMAX_PARTS));
+    };
     for (const [len, stride, count, off] of [[16, 48, 62, 32], [5, 13, 50, 3], [8, 8, 20, 0]] as const) {
       const n = off + (count - 1) * stride + len + 7;
       const x = f32(rng.array(n));
@@ -129,21 +141,21 @@ describe(`partial maxima written by the producing kernel (seed ${rng.seed})`, ()
       for (let i = 0; i < n; i++) if (!inBlock(i)) x[i] = 50 + i;
       const want = absmaxRef(Array.from(x).filter((_, i) => inBlock(i)));
       const tx = gpu.tensor([n], x);
-      const parts = absmaxStridedOf(gpu, tx, off, len, stride, count);
+      const parts = absmaxStridedOf(tx, off, len, stride, count);
       const what = `len ${len} stride ${stride} count ${count} off ${off}`;
-      expect(await partsMax(gpu, parts), what).toBe(Math.fround(want));
+      expect(await secondHalf(parts), what).toBe(Math.fround(want));
       gpu.pool.release(parts);
       // 9000-byte bindings: the parts fit, the first case's blocks (11776 bytes) do not.
       if ((count - 1) * stride + len > 2250) {
-        const wide = await withBindingLimit(gpu, 9000, async () => absmaxStridedOf(gpu, tx, off, len, stride, count));
-        expect(await partsMax(gpu, wide), `${what}, over a window`).toBe(Math.fround(absmaxRef(x.subarray(off))));
+        const wide = await withBindingLimit(gpu, 9000, async () => absmaxStridedOf(tx, off, len, stride, count));
+        expect(await secondHalf(wide), `${what}, over a window`).toBe(Math.fround(absmaxRef(x.subarray(off))));
         gpu.pool.release(wide);
       }
       gpu.pool.release(tx);
     }
     const t = gpu.tensor([10]);
-    expect(() => absmaxStridedOf(gpu, t, 2, 4, 3, 2)).toThrow(/blocks of 4 every 3/);
-    expect(() => absmaxStridedOf(gpu, t, 2, 4, 4, 3)).toThrow(/exceed/);
+    expect(() => absmaxStridedOf(t, 2, 4, 3, 2)).toThrow(/blocks of 4 every 3/);
+    expect(() => absmaxStridedOf(t, 2, 4, 4, 3)).toThrow(/exceed/);
     gpu.pool.release(t);
   });
 });

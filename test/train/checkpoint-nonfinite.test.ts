@@ -20,17 +20,19 @@ describe('non-finite values never reach a checkpoint', () => {
     const optimizer = new Optimizer(gpu, { type: 'rmsprop' }, m.params.specs.map((s) => m.params.get(s.name)), {});
     const out = tempDir();
     const state = (step: number) => ({ step, pairsSeen: 0, epoch: 0, position: 0, seed: 0, options: {}, savedAt: '' });
-    const save = (step: number, dtype: 'float32' | 'bfloat16' = 'float32') =>
-      saveCheckpoint(gpu, { out, params: m.params, optimizer, rawConfig: m.cfg.raw, sourceDir: dir, state: state(step), dtype, log: () => {} });
+    const notes: string[] = [];
+    const save = (step: number, dtype: 'float32' | 'bfloat16' | 'float16' = 'float32') =>
+      saveCheckpoint(gpu, { out, params: m.params, optimizer, rawConfig: m.cfg.raw, sourceDir: dir, state: state(step), dtype, log: (l) => notes.push(l) });
     const ckpt = await save(1);
     const before = readFileSync(path.join(ckpt, 'model.safetensors'));
     const spec = m.params.specs[2]!;
     const t = m.params.get(spec.name);
     const good = await gpu.readF32(t);
     const bad = Float32Array.from(good); bad[5] = NaN; gpu.upload(t, bad);
-    for (const dtype of ['float32', 'bfloat16'] as const) {
+    for (const dtype of ['float32', 'bfloat16', 'float16'] as const) {
       await expect(save(2, dtype)).rejects.toThrow(new RegExp(`${spec.name.replace(/\./g, '\\.')} holds NaN at \\[.*\\]: the model is not saved`));
     }
+    expect(notes).toEqual([]); // (float16: no "float32 instead" note before the refusal)
     gpu.upload(t, good);
     const st = optimizer.state[4]![0]!;
     const sv = await gpu.readF32(st); sv[0] = Infinity; gpu.upload(st, sv);
