@@ -379,7 +379,6 @@ async function benchStepRun(gpu: Gpu, o: StepBenchOptions, log: (s: string) => v
       profile.families.slice(0, 8).map((f) => `${f.name} ${f.ms.toFixed(1)}`).join(', '));
   }
   const stepMs = median(samplesMs);
-  const matmulRatio = o.hostOnly ? null : await stepAgainstMatmul(gpu, cfg, pairs, o, sr, stepMs, layout.B * layout.T, log);
   const policyTokens = timed.tokens;
   const unpackedTokens = o.loss === 'sft' ? sumOf((p) => p.promptIds.length + p.chosenIds.length)
     : sumOf((p) => 2 * p.promptIds.length + p.chosenIds.length + p.rejectedIds.length);
@@ -387,6 +386,10 @@ async function benchStepRun(gpu: Gpu, o: StepBenchOptions, log: (s: string) => v
   optimizer.release();
   model.destroy();
   params.free();
+  // What the pool holds after the steps, before the matmul anchor's operands join it.
+  const allocatedBytes = gpu.pool.allocatedBytes;
+  // The anchor in the step's matmul precision (still set), with the model's memory free again.
+  const matmulRatio = o.hostOnly ? null : await stepAgainstMatmul(gpu, cfg, pairs, o, sr, stepMs, layout.B * layout.T, log);
   gpu.matmulPrecision = 'f32';
   return {
     shape: o.shape, parameters: params.count, loss: o.loss, precision: choice.precision, precisionNote: choice.note, precisionCheck, tcMatmulCheck,
@@ -402,7 +405,7 @@ async function benchStepRun(gpu: Gpu, o: StepBenchOptions, log: (s: string) => v
     hostOnlyMs: hostOnly.length ? median(hostOnly) : null, hostOnlyCpuMs, hostOnly: !!o.hostOnly,
     bindGroupsPerStep: median(bindGroups), uniformsPerStep: median(uniforms),
     tokensPerS: o.hostOnly ? null : policyTokens / (stepMs / 1000), unpackedTokensPerS: o.hostOnly ? null : unpackedTokens / (stepMs / 1000),
-    peakInUseBytes: peak, resident: { params: paramBytes, grads: paramBytes, optimizerState: stateBytes }, allocatedBytes: gpu.pool.allocatedBytes,
+    peakInUseBytes: peak, resident: { params: paramBytes, grads: paramBytes, optimizerState: stateBytes }, allocatedBytes,
     last: o.hostOnly ? null : { loss: timed.loss, gradNorm: timed.gradNorm }, profile,
     tuning: { on: !!gpu.tuner, decisions: tuning }, matmul: matmulRatio,
   };
