@@ -203,6 +203,7 @@ export function toEvalRow(m: EvalMetrics, at: { step: number; pairs_seen: number
   };
   if (!m.sft) row.ties = m.ties;
   if (m.aug_ties !== null) row.aug_ties = m.aug_ties;
+  if (m.aug_margin !== null) row.aug_margin = fin(m.aug_margin);
   if (m.nll_chosen !== null) row.nll_chosen = fin(m.nll_chosen);
   // SFT rows: their NLL is the training loss's quantity, so the report marks it on the loss chart.
   if (m.sft) row.loss = fin(m.nll_chosen);
@@ -231,6 +232,8 @@ export interface EvalTableRow {
   spearman?: number | null;
   kendall?: number | null;
   n?: number | null;
+  /** Pairs whose margin is exactly 0 (counted wrong by the accuracy: every pair at step 0). */
+  ties?: number | null;
 }
 
 /** Columns of the evaluation table, in order (shared by the terminal and HTML tables). */
@@ -243,6 +246,7 @@ export const EVAL_COLUMNS: ReadonlyArray<{ key: keyof EvalTableRow & string; lab
   { key: 'spearman', label: 'Spearman', digits: 4 },
   { key: 'kendall', label: 'Kendall', digits: 4 },
   { key: 'n', label: 'n', digits: 0 },
+  { key: 'ties', label: 'ties', digits: 0 },
 ];
 
 /**
@@ -268,16 +272,24 @@ export function evalTableFromRows(runs: ReadonlyArray<{ name: string; eval?: Rea
       name: r.name, split: last.split, step: last.step, pairs_seen: last.pairs_seen,
       margin: last.margin, accuracy: last.accuracy, aug_accuracy: last.aug_accuracy, nll_chosen: last.nll_chosen ?? null,
       margin_se: last.margin_se ?? null, accuracy_se: last.accuracy_se ?? null, aug_accuracy_se: last.aug_accuracy_se ?? null,
-      pearson: last.pearson ?? null, spearman: last.spearman ?? null, kendall: last.kendall ?? null, n: last.n,
+      pearson: last.pearson ?? null, spearman: last.spearman ?? null, kendall: last.kendall ?? null, n: last.n, ties: last.ties ?? null,
     });
   }
   return out;
 }
 
 /**
- * A plain-text table (monospace terminal): one row per run, columns as EVAL_COLUMNS; a step column where
- * the rows come from different steps (a run still training beside a finished one is not like for like).
+ * A plain-text table (monospace terminal): one row per run, columns as EVAL_COLUMNS (margin and the
+ * accuracies with their standard errors, as the HTML table has them); a step column where the rows come
+ * from different steps (a run still training beside a finished one is not like for like).
  */
+/** A cell with its standard error (± se) where the row has one for that column. */
+function withSe(r: EvalTableRow, key: keyof EvalTableRow, digits: number): string {
+  const v = formatCell(r[key], digits);
+  const se = key === 'margin' ? r.margin_se : key === 'accuracy' ? r.accuracy_se : key === 'aug_accuracy' ? r.aug_accuracy_se : undefined;
+  return v !== '-' && typeof se === 'number' && Number.isFinite(se) ? `${v} ±${formatCell(se, digits)}` : v;
+}
+
 export function formatEvalTable(rows: EvalTableRow[]): string {
   const showSplit = rows.some((r) => r.split !== undefined);
   const showStep = new Set(rows.map((r) => r.step)).size > 1;
@@ -286,7 +298,7 @@ export function formatEvalTable(rows: EvalTableRow[]): string {
     r.name,
     ...(showSplit ? [r.split ?? '-'] : []),
     ...(showStep ? [formatCell(r.step, 0)] : []),
-    ...EVAL_COLUMNS.map((c) => formatCell(r[c.key], c.digits)),
+    ...EVAL_COLUMNS.map((c) => withSe(r, c.key, c.digits)),
   ]);
   const widths = header.map((h, j) => Math.max(h.length, ...body.map((b) => b[j].length)));
   const textCols = showSplit ? 2 : 1;

@@ -63,6 +63,8 @@ export const DEFAULT_CHARTS: ChartSpec[] = [
 ];
 
 const SHAPES: MarkerShape[] = ['circle', 'square', 'triangle', 'diamond'];
+// Line patterns by run (solid first), so that runs drawn on top of each other stay apart.
+const DASHES = ['', '7,4', '2,3', '10,3,2,3'];
 
 function num(row: object, key: string): number {
   const v = (row as Record<string, unknown>)[key];
@@ -133,8 +135,9 @@ export function renderReportHtml(opts: ReportOptions): string {
   const leftOut: string[] = [];
   const chartData: Record<string, Array<{ name: string; color: string; x: number[]; y: number[] }>> = {};
   const smoothNote = opts.smoothing && opts.smoothing > 0
-    ? `<p class="note">Curves: exponential moving average (weight ${opts.smoothing}) of the per-step values; raw values drawn faintly behind. Markers: evaluation results.</p>`
-    : '<p class="note">Curves: per-step training values. Markers: evaluation results.</p>';
+    ? `<p class="note">Curves: exponential moving average (weight ${opts.smoothing}) of the per-step values; raw values drawn faintly behind. Markers: evaluation results, with their standard errors over the pairs.</p>`
+    : '<p class="note">Curves: per-step training values. Markers: evaluation results, with their standard errors over the pairs.</p>';
+  const several = opts.runs.length > 1;
   charts.forEach((c, ci) => {
     const series = opts.runs.map((r, i) => ({
       name: r.name,
@@ -142,16 +145,23 @@ export function renderReportHtml(opts: ReportOptions): string {
       x: r.metrics.map((m) => xOf(m, xKey)),
       y: r.metrics.map((m) => num(m, c.key)),
       smooth: opts.smoothing,
+      dash: several ? DASHES[i % DASHES.length] : '',
     }));
+    // Eval markers: a shape per run and split (several runs: each run's its own, named in the legend),
+    // with the standard error over the pairs as a whisker where the row has one.
     const markers: MarkerSeries[] = [];
     opts.runs.forEach((r, i) => {
       splits.forEach((split, si) => {
-        const pts = (r.eval ?? []).filter((e) => e.split === split).map((e) => ({
-          x: xOf(e, xKey), y: num(e, c.key),
-          tip: `${r.name} · eval ${split} · step ${e.step}: ${c.yLabel} ${formatValue(num(e, c.key))}`,
-        }));
+        const pts = (r.eval ?? []).filter((e) => e.split === split).map((e) => {
+          const se = num(e, `${c.key}_se`);
+          return {
+            x: xOf(e, xKey), y: num(e, c.key), ...(Number.isFinite(se) ? { err: se } : {}),
+            tip: `${r.name} · eval ${split} · step ${e.step}: ${c.yLabel} ${formatValue(num(e, c.key))}${Number.isFinite(se) ? ` ± ${formatValue(se)} (standard error)` : ''}`,
+          };
+        });
         if (pts.some((p) => Number.isFinite(p.y))) {
-          markers.push({ label: `eval (${split})`, shape: SHAPES[si % SHAPES.length], color: runColor(r, i), runName: r.name, points: pts });
+          markers.push({ label: several ? `${r.name} eval (${split})` : `eval (${split})`, shape: SHAPES[(several ? i * splits.length + si : si) % SHAPES.length],
+            color: runColor(r, i), runName: r.name, points: pts });
         }
       });
     });
@@ -160,7 +170,7 @@ export function renderReportHtml(opts: ReportOptions): string {
     if (ci > 0 && markers.length === 0 && !series.some((x) => x.y.some(Number.isFinite))) { leftOut.push(c.title); return; }
     const id = `chart-${ci}-${c.key.replace(/[^A-Za-z0-9_-]/g, '_')}`;
     const rendered = renderLineChart({ id, title: c.title, xLabel, yLabel: c.yLabel, series, markers, yDomain: c.yDomain, maxPoints: opts.maxPoints });
-    chartData[id] = rendered.drawn.map((d) => ({ name: d.name, color: d.color, x: d.x, y: d.y }));
+    chartData[id] = rendered.drawn.map((d) => ({ name: d.smooth ? `${d.name} (smoothed)` : d.name, color: d.color, x: d.x, y: d.y }));
     chartHtml.push(`<figure class="chart-box">${rendered.svg}</figure>`);
   });
 
@@ -172,6 +182,8 @@ export function renderReportHtml(opts: ReportOptions): string {
   if (opts.subtitle) parts.push(`<p class="subtitle">${esc(opts.subtitle)}</p>`);
   parts.push(runSummary(opts.runs, xKey));
   parts.push('<h2>Training curves</h2>', smoothNote, `<div class="charts">${chartHtml.join('\n')}</div>`);
+  const objectives = objectivesDiffer(opts.runs);
+  if (objectives) parts.push(`<p class="note">${esc(objectives)}</p>`);
   if (leftOut.length) parts.push(`<p class="note">No values in any run, so not drawn: ${leftOut.map(esc).join('; ')}.</p>`);
   parts.push('<h2>Evaluation</h2>', evalTableHtml(table));
   const scatter = marginScatter(opts.runs);
@@ -187,6 +199,20 @@ export function renderReportHtml(opts: ReportOptions): string {
   parts.push(`<script>${HOVER_JS}</script>`);
   parts.push('</body>', '</html>');
   return parts.join('\n') + '\n';
+}
+
+/**
+ * A note where the runs' training objectives differ (their train_config.json: loss, beta, lambda, label
+ * smoothing): their loss curves are of different functions, not better and worse values of one.
+ */
+function objectivesDiffer(runs: ReportRun[]): string | undefined {
+  const keys = ['loss', 'beta', 'lambda', 'labelSmoothing'];
+  const of = (r: ReportRun) => keys.map((k) => r.config?.[k]).map((v) => (v === undefined ? '' : String(v)));
+  const seen = runs.filter((r) => r.config).map(of);
+  const differs = keys.filter((_, j) => new Set(seen.map((v) => v[j])).size > 1);
+  if (differs.length === 0) return undefined;
+  return `The runs' objectives differ (${differs.join(', ')}): their training losses are values of different functions, ` +
+    'not better and worse values of one; compare their margins and accuracies.';
 }
 
 /**
@@ -309,7 +335,8 @@ function evalTableHtml(table: EvalTableRow[]): string {
     '<p class="note">margin = mean β·h; accuracy = mean [h &gt; 0]; aug acc = mean [Δ &gt; 0] on the prompt-augmented input ' +
     '(± their standard errors over the pairs; an accuracy\'s is the binomial √(p(1−p)/n), 0 where every pair agrees); ' +
     'chosen NLL = the policy\'s negative log-likelihood per chosen-response token (on SFT rows, the SFT loss; also marked on the loss chart); ' +
-    'Pearson, Spearman (average ranks) and Kendall τ-b between per-pair margins β·h and judge score differences.</p>';
+    'Pearson, Spearman (average ranks) and Kendall τ-b between per-pair margins β·h and judge score differences; ' +
+    'ties = pairs whose margin is exactly 0, which the accuracy counts as wrong (every pair before the first step).</p>';
 }
 
 /** Flattens nested plain objects to dotted keys; arrays and other values become display strings. */

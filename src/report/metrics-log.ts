@@ -53,6 +53,8 @@ export interface EvalRow {
   /** Pairs with a margin (augmented margin) of exactly 0, which the accuracies count as wrong. */
   ties?: number;
   aug_ties?: number;
+  /** Mean β·Δ on the prompt-augmented pairs (Sr losses' data; srk eval prints it too). */
+  aug_margin?: number | null;
   pearson?: number | null;
   spearman?: number | null;
   kendall?: number | null;

@@ -1,5 +1,5 @@
 // Line charts as inline SVG text (no libraries): several series overlaid, a legend, axes with tick
-// labels and titles, optional marker points (eval results). Non-finite values are skipped, constant
+// labels and titles, optional marker points (eval results, with standard-error whiskers). Non-finite values are skipped, constant
 // or single-point data get a padded range, and long series are downsampled (largest-triangle-three-
 // buckets) to at most `maxPoints` points each.
 
@@ -13,6 +13,8 @@ export interface Series {
    * series' polyline and the raw values as a faint path behind it. Default 0: raw values only.
    */
   smooth?: number;
+  /** SVG stroke-dasharray of the line (and its legend entry), so overlapping runs stay apart; default solid. */
+  dash?: string;
 }
 
 export interface MarkerSeries {
@@ -21,7 +23,8 @@ export interface MarkerSeries {
   shape: MarkerShape;
   color: string;
   runName: string;
-  points: Array<{ x: number; y: number; tip?: string }>;
+  /** `err`: a standard error, drawn as a whisker from y - err to y + err. */
+  points: Array<{ x: number; y: number; err?: number; tip?: string }>;
 }
 
 export type MarkerShape = 'circle' | 'square' | 'triangle' | 'diamond';
@@ -200,7 +203,7 @@ function markerPath(shape: MarkerShape, cx: number, cy: number, r: number): stri
 export interface RenderedChart {
   svg: string;
   /** Downsampled series as drawn (for the hover tooltip data). */
-  drawn: Array<{ name: string; color: string; x: number[]; y: number[]; raw?: { x: number[]; y: number[] } }>;
+  drawn: Array<{ name: string; color: string; dash?: string; smooth?: number; x: number[]; y: number[]; raw?: { x: number[]; y: number[] } }>;
   xTicks: Ticks;
   yTicks: Ticks;
 }
@@ -215,10 +218,10 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
     const w = s.smooth ?? 0;
     if (w > 0 && w < 1 && p.x.length > 1) {
       const sm = downsample(p.x, ema(p.y, w), maxPoints);
-      return { name: s.name, color: s.color, x: sm.x, y: sm.y, raw: downsample(p.x, p.y, maxPoints) };
+      return { name: s.name, color: s.color, dash: s.dash, smooth: w, x: sm.x, y: sm.y, raw: downsample(p.x, p.y, maxPoints) };
     }
     const d = downsample(p.x, p.y, maxPoints);
-    return { name: s.name, color: s.color, x: d.x, y: d.y } as RenderedChart['drawn'][number];
+    return { name: s.name, color: s.color, dash: s.dash, x: d.x, y: d.y } as RenderedChart['drawn'][number];
   });
   const markers = (opts.markers ?? []).map((m) => ({ ...m, points: m.points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y)) }));
 
@@ -232,7 +235,12 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
     const n = Math.min(s.x.length, s.y.length);
     for (let i = 0; i < n; i++) if (Number.isFinite(s.x[i]) && Number.isFinite(s.y[i])) take(s.x[i], s.y[i]);
   }
-  for (const m of markers) for (const p of m.points) take(p.x, p.y);
+  for (const m of markers) {
+    for (const p of m.points) {
+      take(p.x, p.y);
+      if (p.err !== undefined && Number.isFinite(p.err) && p.err > 0) { take(p.x, p.y - p.err); take(p.x, p.y + p.err); }
+    }
+  }
   const hasData = xlo <= xhi;
   if (!hasData) { xlo = 0; xhi = 1; ylo = 0; yhi = 1; }
   if (opts.yDomain) {
@@ -248,9 +256,14 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
     ? fixedTicks(opts.yDomain[0], opts.yDomain[1])
     : niceTicks(ylo, yhi, 5);
 
-  // Legend: one entry per series with data, then one per marker kind; wrapped into rows.
-  const legendItems: Array<{ label: string; kind: 'line' | MarkerShape; color: string }> = [];
-  for (const d of drawn) legendItems.push({ label: d.name + (d.x.length === 0 ? ' (no data)' : ''), kind: 'line', color: d.color });
+  // Legend: one entry per series (its smoothing named; without points of its own, whether its run has
+  // eval markers here), then one per marker kind; wrapped into rows.
+  const legendItems: Array<{ label: string; kind: 'line' | MarkerShape; color: string; dash?: string }> = [];
+  const withMarkers = new Set(markers.filter((m) => m.points.length).map((m) => m.runName));
+  for (const d of drawn) {
+    const note = d.x.length === 0 ? (withMarkers.has(d.name) ? ' (eval only)' : ' (no data)') : d.smooth ? ` (EMA ${d.smooth})` : '';
+    legendItems.push({ label: d.name + note, kind: 'line', color: d.color, dash: d.dash });
+  }
   // A marker kind in its runs' colour where it has one run (a scatter's), else neutral (eval markers of several runs).
   const markerKinds = new Map<string, { shape: MarkerShape; color: string }>();
   for (const m of markers) {
@@ -297,7 +310,7 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
     const ly = titleH + r * legendRowH + 9;
     for (const { item, x } of row) {
       out.push('<g class="legend-item">');
-      if (item.kind === 'line') out.push(`<line x1="${f1(x)}" y1="${ly}" x2="${f1(x + 24)}" y2="${ly}" stroke="${item.color}" stroke-width="3"/>`);
+      if (item.kind === 'line') out.push(`<line x1="${f1(x)}" y1="${ly}" x2="${f1(x + 24)}" y2="${ly}" stroke="${item.color}" stroke-width="3"${item.dash ? ` stroke-dasharray="${item.dash}"` : ''}/>`);
       else out.push(`<path d="${markerPath(item.kind, x + 12, ly, 4)}" fill="#fff" stroke="${item.color}" stroke-width="1.6"/>`);
       out.push(`<text x="${f1(x + 30)}" y="${ly + 4}" font-size="12" fill="#222">${escapeXml(item.label)}</text>`);
       out.push('</g>');
@@ -335,15 +348,19 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
   for (const d of drawn) {
     if (d.x.length === 0) continue;
     const pts = d.x.map((x, i) => `${f1(sx(x))},${f1(sy(d.y[i]))}`).join(' ');
-    out.push(`<polyline class="line" data-run="${escapeXml(d.name)}" stroke="${d.color}"${d.raw ? ' stroke-width="2"' : ''} points="${pts}"><title>${escapeXml(d.name)}</title></polyline>`);
+    out.push(`<polyline class="line" data-run="${escapeXml(d.name)}" stroke="${d.color}"${d.raw ? ' stroke-width="2"' : ''}${d.dash ? ` stroke-dasharray="${d.dash}"` : ''} points="${pts}"><title>${escapeXml(d.name)}</title></polyline>`);
     if (d.x.length === 1) out.push(`<circle class="single" cx="${f1(sx(d.x[0]))}" cy="${f1(sy(d.y[0]))}" r="3" fill="${d.color}"/>`);
   }
   out.push('</g>');
 
-  // Markers on top.
+  // Markers on top, each standard error as a whisker behind its marker.
   out.push('<g class="markers" stroke-width="1.8">');
   for (const m of markers) {
     for (const p of m.points) {
+      if (p.err !== undefined && Number.isFinite(p.err) && p.err > 0) {
+        const x = f1(sx(p.x)); const y0 = sy(p.y - p.err); const y1 = sy(p.y + p.err);
+        out.push(`<path class="err" d="M${x},${f1(y0)}V${f1(y1)}M${f1(sx(p.x) - 3)},${f1(y0)}h6M${f1(sx(p.x) - 3)},${f1(y1)}h6" stroke="${m.color}" stroke-width="1.2" fill="none"/>`);
+      }
       const tip = p.tip ?? `${m.runName} ${m.label}: ${formatValue(p.y)} at ${formatValue(p.x)}`;
       out.push(`<path class="marker" data-run="${escapeXml(m.runName)}" d="${markerPath(m.shape, sx(p.x), sy(p.y), 4.2)}" fill="#fff" stroke="${m.color}"><title>${escapeXml(tip)}</title></path>`);
     }

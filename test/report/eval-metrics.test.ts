@@ -118,7 +118,7 @@ describe('computeEvalMetrics', () => {
     const pref = computeEvalMetrics({ beta: 1, policyChosen: [-6], policyRejected: [-7], refChosen: [0], refRejected: [0], chosenTokens: [2] });
     expect(toEvalRow(pref, { step: 5, pairs_seen: 20, split: 'eval' })).not.toHaveProperty('loss');
     const line = formatEvalTable(evalTableFromRows([{ name: 'sft', eval: [row] }])).split('\n')[2];
-    expect(line).toMatch(/^sft\s+eval\s+-\s+-\s+-\s+3\.0000\s+-\s+-\s+-\s+3$/);
+    expect(line).toMatch(/^sft\s+eval\s+-\s+-\s+-\s+3\.0000\s+-\s+-\s+-\s+3\s+-$/); // (no ties on SFT rows)
     expect(() => computeSftEvalMetrics([-1, -2], [1])).toThrow(/chosenTokens has length 1, expected 2/);
   });
 
@@ -133,6 +133,8 @@ describe('computeEvalMetrics', () => {
     expect(m.accuracy_se).toBeCloseTo(Math.sqrt(0.6 * 0.4 / 5), 14); // 3 of 5 above 0
     expect(m.aug_accuracy_se).toBeCloseTo(Math.sqrt(0.2 * 0.8 / 5), 14); // 1 of 5: Delta = 0.5 (pc - [0, 0, 9, 9, 9]) = 1.5, -0.5, -3.5, -4.25, -2.5
     expect(toEvalRow(m, { step: 1, pairs_seen: 5, split: 'eval' })).toMatchObject({ margin_se: m.margin_se, accuracy_se: m.accuracy_se });
+    // eval.jsonl keeps the augmented margin srk eval prints (mean beta Delta: 1.5, -0.5, -3.5, -4.25, -2.5).
+    expect(toEvalRow(m, { step: 1, pairs_seen: 5, split: 'eval' }).aug_margin).toBeCloseTo(-9.25 / 5, 14);
     const one = computeEvalMetrics({ beta: 1, policyChosen: [1], policyRejected: [0], refChosen: [0], refRejected: [0] });
     expect([one.margin_se, one.accuracy_se, one.aug_accuracy_se]).toEqual([NaN, NaN, null]);
   });
@@ -155,9 +157,10 @@ describe('computeEvalMetrics', () => {
     const text = formatEvalTable(all);
     const lines = text.split('\n');
     expect(lines).toHaveLength(4);
-    expect(lines[0]).toMatch(/^run\s+split\s+margin\s+accuracy\s+aug acc\s+chosen NLL\s+Pearson\s+Spearman\s+Kendall\s+n$/);
-    expect(lines[2]).toMatch(/^Sr-DPO\s+test\s+2\.0000\s+1\.0000\s+-\s+-\s+-\s+-\s+-\s+3$/);
-    expect(lines[3]).toMatch(/^DPO\s+test\s+2\.0000\s+0\.5000/);
+    expect(lines[0]).toMatch(/^run\s+split\s+margin\s+accuracy\s+aug acc\s+chosen NLL\s+Pearson\s+Spearman\s+Kendall\s+n\s+ties$/);
+    // Margin and accuracy with their standard errors (margins 1, 2, 3: sd 1, / sqrt 3), as the HTML table.
+    expect(lines[2]).toMatch(/^Sr-DPO\s+test\s+2\.0000 ±0\.5774\s+1\.0000 ±0\.0000\s+-\s+-\s+-\s+-\s+-\s+3\s+0$/);
+    expect(lines[3]).toMatch(/^DPO\s+test\s+2\.0000 ±0\.5774\s+0\.5000 ±0\.0000/);
     // Columns line up: every line has the same length up to trailing spaces of the header.
     expect(new Set(lines.map((l) => l.length)).size).toBe(1);
     // Rows from different steps (a run still training beside a finished one) say which.
@@ -167,6 +170,9 @@ describe('computeEvalMetrics', () => {
     expect(apart[3]).toMatch(/^early\s+test\s+2\s+2\.0000/);
     // A margin too small for four decimals (early training at lr 5e-7) is not shown as zero.
     const tiny = formatEvalTable(evalTableFromRows([{ name: 'early', eval: [{ ...row, margin: -3.2e-5, accuracy: 0 }] }])).split('\n')[2];
-    expect(tiny).toMatch(/^early\s+test\s+-3\.20e-5\s+0\.0000\s/);
+    expect(tiny).toMatch(/^early\s+test\s+-3\.20e-5 ±0\.5774\s+0\.0000 ±0\.0000\s/);
+    // Ties (step 0: every pair) beside the accuracy that counts them wrong.
+    const tied = formatEvalTable(evalTableFromRows([{ name: 'start', eval: [{ ...row, step: 0, margin: 0, accuracy: 0, ties: 3 }] }])).split('\n')[2];
+    expect(tied).toMatch(/\s3\s+3$/);
   });
 });

@@ -175,9 +175,9 @@ describe('HTML report', () => {
     expect(ev[0]).toMatchObject({ run: 'Sr-DPO', split: 'test', step: '25', pearson: '0.3', n: '200' });
     expect(ev[0].loss).toBe('');
     const evalCsv = fs.readFileSync(files.evalCsv, 'utf8').trimEnd().split('\n');
-    expect(evalCsv[0]).toBe('run,split,step,pairs_seen,margin,accuracy,aug_accuracy,nll_chosen,pearson,spearman,kendall,n,margin_se,accuracy_se,aug_accuracy_se');
-    expect(evalCsv[1]).toBe('Sr-DPO,test,200,6400,0.61234,0.7125,0.69,1.98761,0.4321,0.3987,0.2876,512,,,');
-    expect(evalCsv[2]).toBe('DPO,test,180,5760,0.40111,0.655,0.6,,0.3012,0.2899,0.2011,512,0.0412,0.021,');
+    expect(evalCsv[0]).toBe('run,split,step,pairs_seen,margin,accuracy,aug_accuracy,nll_chosen,pearson,spearman,kendall,n,ties,margin_se,accuracy_se,aug_accuracy_se');
+    expect(evalCsv[1]).toBe('Sr-DPO,test,200,6400,0.61234,0.7125,0.69,1.98761,0.4321,0.3987,0.2876,512,,,,');
+    expect(evalCsv[2]).toBe('DPO,test,180,5760,0.40111,0.655,0.6,,0.3012,0.2899,0.2011,512,,0.0412,0.021,');
     expect(csvField('a,"b"')).toBe('"a,""b"""');
     expect(csvField(NaN)).toBe('');
   });
@@ -208,6 +208,41 @@ describe('HTML report', () => {
     expect(fs.readFileSync(files.csv, 'utf8').trimEnd().split('\n')).toHaveLength(1 + 50_000 + 1);
     // Empty input does not crash.
     expect(renderReportHtml({ title: 'nothing', runs: [] })).toContain('No runs.');
+  });
+
+  // Two runs on one chart must both show where they overlap: a line pattern and a marker shape per run,
+  // each run's markers named in the legend; evaluations carry their standard errors as whiskers (and in
+  // their tips); smoothed curves say so; a run with eval markers but no curve reads "eval only"; runs of
+  // different objectives get a note that their losses are not comparable.
+  it('two runs apart: dashes and marker shapes per run, named markers, standard-error whiskers, EMA and eval-only labels, an objectives note', () => {
+    const a = synthRun('Sr-DPO', 50, (x) => x / 50); const b = synthRun('DPO', 50, (x) => x / 50); // the same values: b covers a
+    for (const r of [a, b]) for (const e of r.eval!) Object.assign(e, { margin_se: 0.05, accuracy_se: 0.02 });
+    a.config = { loss: 'sr-dpo', beta: 0.1, lambda: 0.5 }; b.config = { loss: 'dpo', beta: 0.1, lambda: 0.5 };
+    const html = renderReportHtml({ title: 't', runs: [a, b], smoothing: 0.6 });
+    const [loss, margin, , aug] = svgs(html);
+    const dashes = (margin.match(/<polyline[^>]*>/g) ?? []).map((tag) => tag.match(/stroke-dasharray="([^"]+)"/)?.[1] ?? '');
+    expect(dashes).toHaveLength(2);
+    expect(new Set(dashes).size).toBe(2); // one solid, one dashed
+    expect(margin).toMatch(/>Sr-DPO eval \(test\)<\/text>[\s\S]*>DPO eval \(test\)<\/text>/);
+    const shapes = (run: string) => new Set([...margin.matchAll(new RegExp(`class="marker" data-run="${run}" d="(.)`, 'g'))].map((m) => m[1]));
+    expect([...shapes('Sr-DPO')]).toEqual(['M']); expect(shapes('DPO').size).toBe(1);
+    expect(margin.match(/class="marker" data-run="Sr-DPO" d="([^"]+)"/)![1]).not.toBe(margin.match(/class="marker" data-run="DPO" d="([^"]+)"/)![1]);
+    expect(count(margin, /class="err"/g)).toBe(4); // two evals a run
+    expect(margin).toContain('± 0.05 (standard error)');
+    expect(loss).not.toContain('class="err"'); // no loss in eval rows
+    expect(margin).toContain('Sr-DPO (EMA 0.6)');
+    expect(html).toContain('"name":"Sr-DPO (smoothed)"');
+    expect(html).toContain('The runs&#39; objectives differ (loss): their training losses are values of different functions');
+    // A run whose training rows lack aug accuracy but whose evaluations have it.
+    for (const m of b.metrics as Array<Partial<MetricsRow>>) m.aug_accuracy = null;
+    expect(svgs(renderReportHtml({ title: 't', runs: [a, b] }))[3]).toContain('DPO (eval only)');
+    expect(aug).toContain('Sr-DPO eval (test)');
+    // One run, or runs of one objective: solid lines, the markers named by split alone, no note.
+    const one = renderReportHtml({ title: 't', runs: [a] });
+    expect((svgs(one)[1].match(/<polyline[^>]*>/g) ?? []).some((tag) => tag.includes('stroke-dasharray'))).toBe(false);
+    expect(svgs(one)[1]).toContain('>eval (test)</text>');
+    b.config = { ...a.config };
+    expect(renderReportHtml({ title: 't', runs: [a, b] })).not.toContain('objectives differ');
   });
 
   it('an SFT run: the loss chart with its held-out NLL as eval markers; charts no run has values for are left out, named', () => {
