@@ -353,7 +353,8 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
   }
   out.push('</g>');
 
-  // Markers on top, each standard error as a whisker behind its marker.
+  // Markers on top (see-through, so that markers of several runs at one point all show), each standard
+  // error as a whisker behind its marker.
   out.push('<g class="markers" stroke-width="1.8">');
   for (const m of markers) {
     for (const p of m.points) {
@@ -362,7 +363,7 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
         out.push(`<path class="err" d="M${x},${f1(y0)}V${f1(y1)}M${f1(sx(p.x) - 3)},${f1(y0)}h6M${f1(sx(p.x) - 3)},${f1(y1)}h6" stroke="${m.color}" stroke-width="1.2" fill="none"/>`);
       }
       const tip = p.tip ?? `${m.runName} ${m.label}: ${formatValue(p.y)} at ${formatValue(p.x)}`;
-      out.push(`<path class="marker" data-run="${escapeXml(m.runName)}" d="${markerPath(m.shape, sx(p.x), sy(p.y), 4.2)}" fill="#fff" stroke="${m.color}"><title>${escapeXml(tip)}</title></path>`);
+      out.push(`<path class="marker" data-run="${escapeXml(m.runName)}" d="${markerPath(m.shape, sx(p.x), sy(p.y), 4.2)}" fill="#fff" fill-opacity="0.35" stroke="${m.color}"><title>${escapeXml(tip)}</title></path>`);
     }
   }
   out.push('</g>');
