@@ -303,8 +303,11 @@ function runSummary(runs: ReportRun[], xKey: string): string {
       for (let j = r.metrics.length - 1; j >= 0; j--) { const v = num(r.metrics[j], k); if (Number.isFinite(v)) return v; }
       return NaN;
     };
+    // A run short of the steps it planned (train_config.json's plannedSteps): stopped, or still training.
+    const planned = typeof r.config?.plannedSteps === 'number' ? r.config.plannedSteps : NaN;
+    const steps = last ? num(last, 'step') : NaN;
     const cells = [
-      formatCell(last ? num(last, 'step') : NaN, 0),
+      formatCell(steps, 0) + (steps < planned ? ` of ${formatCell(planned, 0)}` : ''),
       formatCell(last ? xOf(last, xKey === 'step' ? 'pairs_seen' : xKey) : NaN, 0),
       formatCell(lastFinite('loss'), 4), formatCell(lastFinite('margin'), 4),
       formatCell(lastFinite('accuracy'), 4), formatCell(lastFinite('aug_accuracy'), 4),

@@ -255,6 +255,9 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     // shorter step whose loss is the mean over its own pairs; --drop-last skips it.
     const stepsPerEpoch = dropLast ? Math.max(1, Math.floor(P / B)) : Math.ceil(P / B);
     const totalSteps = o.maxSteps ?? o.epochs * stepsPerEpoch;
+    // The steps the run plans, beside its settings: the report reads a run that ended short of them (stopped,
+    // or still training) as such.
+    writeFileSync(path.join(o.out, RUN_CONFIG_FILE), `${JSON.stringify({ ...o, name: o.name ?? o.loss, ...ran, plannedSteps: totalSteps }, null, 2)}\n`);
     let step = state?.step ?? 0;
     let epoch = state?.epoch ?? 0;
     let position = state?.position ?? 0;

@@ -243,6 +243,11 @@ describe('HTML report', () => {
     expect(svgs(one)[1]).toContain('>eval (test)</text>');
     b.config = { ...a.config };
     expect(renderReportHtml({ title: 't', runs: [a, b] })).not.toContain('objectives differ');
+    // A run short of the steps it planned (stopped, or still training) says so in the summary.
+    a.config.plannedSteps = 200; b.config.plannedSteps = 50;
+    const summary = renderReportHtml({ title: 't', runs: [a, b] }).match(/<table class="summary">[\s\S]*?<\/table>/)![0];
+    expect(summary).toMatch(/Sr-DPO<\/th><td>50 of 200<\/td>/);
+    expect(summary).toMatch(/DPO<\/th><td>50<\/td>/);
   });
 
   it('an SFT run: the loss chart with its held-out NLL as eval markers; charts no run has values for are left out, named', () => {
