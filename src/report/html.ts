@@ -55,6 +55,21 @@ export interface ReportOptions {
   subtitle?: string;
 }
 
+/**
+ * Below the headline curves: what explains them, each drawn only where some run has values (no note for
+ * the others): the rewards apart (both falling is a known DPO failure), the step's gradient norm (before
+ * clipping) and learning rate (warm-up, schedule), and the evaluations' chosen NLL and correlation with
+ * judge scores over time (the eval table has only the latest).
+ */
+export const DIAGNOSTIC_CHARTS: ChartSpec[] = [
+  { key: 'reward_chosen', title: 'Chosen reward (mean β·log π/ref)', yLabel: 'reward' },
+  { key: 'reward_rejected', title: 'Rejected reward (mean β·log π/ref)', yLabel: 'reward' },
+  { key: 'grad_norm', title: 'Gradient norm (before clipping)', yLabel: 'norm' },
+  { key: 'lr', title: 'Learning rate', yLabel: 'lr' },
+  { key: 'nll_chosen', title: 'Chosen NLL per token (evaluations)', yLabel: 'NLL' },
+  { key: 'pearson', title: 'Pearson r, margins against judge scores (evaluations)', yLabel: 'Pearson r', yDomain: [-1, 1] },
+];
+
 export const DEFAULT_CHARTS: ChartSpec[] = [
   { key: 'loss', title: 'Training loss', yLabel: 'loss' },
   { key: 'margin', title: 'Reward margin (mean β·h)', yLabel: 'margin' },
@@ -131,48 +146,54 @@ export function renderReportHtml(opts: ReportOptions): string {
   const splits: string[] = [];
   for (const r of opts.runs) for (const e of r.eval ?? []) if (!splits.includes(e.split)) splits.push(e.split);
 
-  const chartHtml: string[] = [];
-  const leftOut: string[] = [];
   const chartData: Record<string, Array<{ name: string; color: string; x: number[]; y: number[] }>> = {};
   const smoothNote = opts.smoothing && opts.smoothing > 0
     ? `<p class="note">Curves: exponential moving average (weight ${opts.smoothing}) of the per-step values; raw values drawn faintly behind. Markers: evaluation results, with their standard errors over the pairs.</p>`
     : '<p class="note">Curves: per-step training values. Markers: evaluation results, with their standard errors over the pairs.</p>';
   const several = opts.runs.length > 1;
-  charts.forEach((c, ci) => {
-    const series = opts.runs.map((r, i) => ({
-      name: r.name,
-      color: runColor(r, i),
-      x: r.metrics.map((m) => xOf(m, xKey)),
-      y: r.metrics.map((m) => num(m, c.key)),
-      smooth: opts.smoothing,
-      dash: several ? DASHES[i % DASHES.length] : '',
-    }));
-    // Eval markers: a shape per run and split (several runs: each run's its own, named in the legend),
-    // with the standard error over the pairs as a whisker where the row has one.
-    const markers: MarkerSeries[] = [];
-    opts.runs.forEach((r, i) => {
-      splits.forEach((split, si) => {
-        const pts = (r.eval ?? []).filter((e) => e.split === split).map((e) => {
-          const se = num(e, `${c.key}_se`);
-          return {
-            x: xOf(e, xKey), y: num(e, c.key), ...(Number.isFinite(se) ? { err: se } : {}),
-            tip: `${r.name} · eval ${split} · step ${e.step}: ${c.yLabel} ${formatValue(num(e, c.key))}${Number.isFinite(se) ? ` ± ${formatValue(se)} (standard error)` : ''}`,
-          };
+  /** The charts of `specs` as figures; those without a value in any run are left out (their titles in `leftOut`). */
+  const renderCharts = (specs: ChartSpec[], idPrefix: string, keepFirst: boolean) => {
+    const chartHtml: string[] = [];
+    const leftOut: string[] = [];
+    specs.forEach((c, ci) => {
+      const series = opts.runs.map((r, i) => ({
+        name: r.name,
+        color: runColor(r, i),
+        x: r.metrics.map((m) => xOf(m, xKey)),
+        y: r.metrics.map((m) => num(m, c.key)),
+        smooth: opts.smoothing,
+        dash: several ? DASHES[i % DASHES.length] : '',
+      }));
+      // Eval markers: a shape per run and split (several runs: each run's its own, named in the legend),
+      // with the standard error over the pairs as a whisker where the row has one.
+      const markers: MarkerSeries[] = [];
+      opts.runs.forEach((r, i) => {
+        splits.forEach((split, si) => {
+          const pts = (r.eval ?? []).filter((e) => e.split === split).map((e) => {
+            const se = num(e, `${c.key}_se`);
+            return {
+              x: xOf(e, xKey), y: num(e, c.key), ...(Number.isFinite(se) ? { err: se } : {}),
+              tip: `${r.name} · eval ${split} · step ${e.step}: ${c.yLabel} ${formatValue(num(e, c.key))}${Number.isFinite(se) ? ` ± ${formatValue(se)} (standard error)` : ''}`,
+            };
+          });
+          if (pts.some((p) => Number.isFinite(p.y))) {
+            markers.push({ label: several ? `${r.name} eval (${split})` : `eval (${split})`, shape: SHAPES[(several ? i * splits.length + si : si) % SHAPES.length],
+              color: runColor(r, i), runName: r.name, points: pts });
+          }
         });
-        if (pts.some((p) => Number.isFinite(p.y))) {
-          markers.push({ label: several ? `${r.name} eval (${split})` : `eval (${split})`, shape: SHAPES[(several ? i * splits.length + si : si) % SHAPES.length],
-            color: runColor(r, i), runName: r.name, points: pts });
-        }
       });
+      // A metric no run has, at a step or an eval (SFT's margins, DPO's augmented accuracy): no empty
+      // frame, a line below the charts instead. The first chart (the loss) always stands.
+      if ((ci > 0 || !keepFirst) && markers.length === 0 && !series.some((x) => x.y.some(Number.isFinite))) { leftOut.push(c.title); return; }
+      const id = `${idPrefix}-${ci}-${c.key.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+      const rendered = renderLineChart({ id, title: c.title, xLabel, yLabel: c.yLabel, series, markers, yDomain: c.yDomain, maxPoints: opts.maxPoints });
+      chartData[id] = rendered.drawn.map((d) => ({ name: d.smooth ? `${d.name} (smoothed)` : d.name, color: d.color, x: d.x, y: d.y }));
+      chartHtml.push(`<figure class="chart-box">${rendered.svg}</figure>`);
     });
-    // A metric no run has, at a step or an eval (SFT's margins, DPO's augmented accuracy): no empty
-    // frame, a line below the charts instead. The first chart (the loss) always stands.
-    if (ci > 0 && markers.length === 0 && !series.some((x) => x.y.some(Number.isFinite))) { leftOut.push(c.title); return; }
-    const id = `chart-${ci}-${c.key.replace(/[^A-Za-z0-9_-]/g, '_')}`;
-    const rendered = renderLineChart({ id, title: c.title, xLabel, yLabel: c.yLabel, series, markers, yDomain: c.yDomain, maxPoints: opts.maxPoints });
-    chartData[id] = rendered.drawn.map((d) => ({ name: d.smooth ? `${d.name} (smoothed)` : d.name, color: d.color, x: d.x, y: d.y }));
-    chartHtml.push(`<figure class="chart-box">${rendered.svg}</figure>`);
-  });
+    return { chartHtml, leftOut };
+  };
+  const { chartHtml, leftOut } = renderCharts(charts, 'chart', true);
+  const diagnostics = opts.charts ? [] : renderCharts(DIAGNOSTIC_CHARTS, 'diag', false).chartHtml;
 
   const parts: string[] = [];
   parts.push('<!DOCTYPE html>', '<html lang="en">', '<head>', '<meta charset="utf-8">',
@@ -185,6 +206,7 @@ export function renderReportHtml(opts: ReportOptions): string {
   const objectives = objectivesDiffer(opts.runs);
   if (objectives) parts.push(`<p class="note">${esc(objectives)}</p>`);
   if (leftOut.length) parts.push(`<p class="note">No values in any run, so not drawn: ${leftOut.map(esc).join('; ')}.</p>`);
+  if (diagnostics.length) parts.push('<h2>Diagnostics</h2>', `<div class="charts diagnostics">${diagnostics.join('\n')}</div>`);
   parts.push('<h2>Evaluation</h2>', evalTableHtml(table));
   const scatter = marginScatter(opts.runs);
   if (scatter) parts.push(`<figure class="chart-box">${scatter}</figure>`);

@@ -32,7 +32,11 @@ function synthRun(name: string, steps: number, f: (s: number) => number, opts: {
 function count(s: string, re: RegExp): number { return (s.match(re) ?? []).length; }
 
 /** The <svg>...</svg> blocks of a page. */
-function svgs(html: string): string[] { return html.match(/<svg[\s\S]*?<\/svg>/g) ?? []; }
+function allSvgs(html: string): string[] { return html.match(/<svg[\s\S]*?<\/svg>/g) ?? []; }
+/** Those of the headline training curves (the first charts block; diagnostics and the scatter are apart). */
+function svgs(html: string): string[] { return allSvgs(html.match(/<div class="charts">[\s\S]*?<\/div>/)?.[0] ?? ''); }
+/** Those of the diagnostics block. */
+function diagnosticSvgs(html: string): string[] { return allSvgs(html.match(/<div class="charts diagnostics">[\s\S]*?<\/div>/)?.[0] ?? ''); }
 
 describe('svg chart helpers', () => {
   it('nice ticks, constant and single-value ranges, tick labels', () => {
@@ -250,6 +254,27 @@ describe('HTML report', () => {
     expect(summary).toMatch(/DPO<\/th><td>50<\/td>/);
   });
 
+  // Below the headline curves, what explains them: the rewards apart, gradient norm, learning rate (from the
+  // training rows), the evaluations' chosen NLL and Pearson r over time (from the eval rows); each only where
+  // a run has values, and silently left out otherwise.
+  it('diagnostics: rewards, gradient norm, learning rate, eval NLL and Pearson over time, only where some run has them', () => {
+    const r = synthRun('Sr-DPO', 50, (x) => x / 50);
+    for (const m of r.metrics as Array<Partial<MetricsRow>>) Object.assign(m, { reward_chosen: 0.01 * m.step!, reward_rejected: -0.02 * m.step!, grad_norm: 3 });
+    for (const e of r.eval!) e.nll_chosen = 2 - e.step / 100;
+    const d = diagnosticSvgs(renderReportHtml({ title: 'd', runs: [r] }));
+    expect(d.map((x) => x.match(/<title>([^<]*)<\/title>/)![1])).toEqual(['Chosen reward (mean β·log π/ref)', 'Rejected reward (mean β·log π/ref)',
+      'Gradient norm (before clipping)', 'Learning rate', 'Chosen NLL per token (evaluations)', 'Pearson r, margins against judge scores (evaluations)']);
+    expect(count(d[0], /<polyline/g)).toBe(1);
+    expect(count(d[4], /class="marker"/g)).toBe(r.eval!.length); // eval markers alone
+    expect(d[4]).toContain('Sr-DPO (eval only)');
+    // Without them (nor judge scores): none drawn, none named.
+    const bare: ReportRun = { name: 'x', metrics: [{ step: 1, pairs_seen: 4, loss: 0.7, margin: 0, accuracy: 0, aug_accuracy: null }] };
+    const html = renderReportHtml({ title: 'b', runs: [bare] });
+    expect(diagnosticSvgs(html)).toEqual([]);
+    expect(html).not.toContain('Diagnostics');
+    expect(html).not.toContain('Gradient norm');
+  });
+
   it('an SFT run: the loss chart with its held-out NLL as eval markers; charts no run has values for are left out, named', () => {
     const metrics = Array.from({ length: 20 }, (_, i) => ({ step: i + 1, pairs_seen: 8 * (i + 1), loss: 3 - i / 10, margin: null, accuracy: null, aug_accuracy: null }));
     const evalRows = [0, 10, 20].map((step) =>
@@ -293,7 +318,7 @@ describe('HTML report', () => {
     const back = runsFromDirs([{ name: 'scored', dir: withScores }, { name: 'unscored', dir: without }]);
     expect(back[0].evalPairs).toMatchObject({ step: 30, margin: [0.5, -0.25, NaN, 1], scoreRejected: [2, 6, 1, NaN] });
     const html = renderReportHtml({ title: 's', runs: back });
-    const scatter = svgs(html).find((x) => x.includes('id="margin-scatter"'))!;
+    const scatter = allSvgs(html).find((x) => x.includes('id="margin-scatter"'))!;
     expect(scatter).toContain('Margin β·h against judge score difference');
     // Pairs 0 and 1 have a margin and both scores; 2 has no margin, 3 no rejected score.
     expect(count(scatter, /class="marker"/g)).toBe(2);
