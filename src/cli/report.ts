@@ -21,7 +21,7 @@ export function runNames(dirs: readonly string[], given: readonly string[] = [],
 
 export const reportCommand: CommandModule<object, ReportArgs> = {
   command: 'report <runs..>',
-  describe: 'one report over several srk train runs: report.html (loss, margin, accuracy, augmented accuracy against pairs seen, runs overlaid; eval table; settings side by side), report.csv, report-eval.csv',
+  describe: 'one report over several srk train runs: report.html (loss, margin, accuracy, augmented accuracy against pairs seen, runs overlaid, evaluations with their standard errors; diagnostics: rewards, gradient norm, learning rate, eval NLL and Pearson r; eval table; settings side by side), report.csv, report-eval.csv',
   builder: (y) => y
     .positional('runs', { type: 'string', array: true, describe: 'run directories (each an srk train --out)' })
     .options({
