@@ -178,10 +178,22 @@ async function evalSftRows(o: EvalOptions, rows: readonly TokenizedPair[], refDi
   });
 }
 
+/**
+ * A model directory's name for the table: its own, with its run's where a training run wrote it (every
+ * run's is "checkpoint", and --keep-models' "models/step-N"): "sr-dpo/checkpoint", "sr-dpo/step-40".
+ */
+export function modelLabel(dir: string): string {
+  const full = path.resolve(dir);
+  const base = path.basename(full); const parent = path.dirname(full);
+  if (base === 'checkpoint' || base === '.checkpoint-old') return `${path.basename(parent)}/${base}`;
+  if (/^step-\d+$/.test(base) && path.basename(parent) === 'models') return `${path.basename(path.dirname(parent))}/${base}`;
+  return base;
+}
+
 /** The terminal form: the shared evaluation table plus rewards and notes. */
 export function formatEvalReport(r: EvalReport): string {
   const table = formatEvalTable([{
-    name: path.basename(path.resolve(r.model)), margin: r.margin, accuracy: r.accuracy, aug_accuracy: r.aug_accuracy, nll_chosen: r.nll_chosen,
+    name: modelLabel(r.model), margin: r.margin, accuracy: r.accuracy, aug_accuracy: r.aug_accuracy, nll_chosen: r.nll_chosen,
     pearson: r.pearson ?? null, spearman: r.spearman ?? null, kendall: r.kendall ?? null, n: r.n,
   }]);
   const f = (v: number | null) => formatCell(v, 4);

@@ -250,8 +250,10 @@ function marginScatter(runs: ReportRun[]): string | undefined {
     const all = p.margin.map((m, k) => ({ k, x: p.scoreChosen[k] - p.scoreRejected[k], y: m })).filter((q) => Number.isFinite(q.x) && Number.isFinite(q.y));
     if (all.length === 0) return;
     const every = Math.ceil(all.length / 2000);
+    // The correlation that evaluation found (eval.jsonl at that step), beside the points it comes from.
+    const ev = (r.eval ?? []).find((e) => e.step === p.step && typeof e.pearson === 'number');
     markers.push({
-      label: `${r.name} (step ${p.step})`, shape: SHAPES[i % SHAPES.length], color: runColor(r, i), runName: r.name,
+      label: `${r.name} (step ${p.step}${ev ? `, Pearson r ${formatValue(ev.pearson as number)}` : ''})`, shape: SHAPES[i % SHAPES.length], color: runColor(r, i), runName: r.name,
       points: all.filter((_, j) => j % every === 0).map((q) => ({ x: q.x, y: q.y, tip: `${r.name} · pair ${q.k}: score difference ${formatValue(q.x)}, margin ${formatValue(q.y)}` })),
     });
   });

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { kendallTauB, pearson, spearman } from '../../src/losses/correlation.js';
+import { modelLabel } from '../../src/cli/eval.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const srk = resolve(root, 'bin/srk.js');
@@ -46,6 +47,16 @@ function reference(name: string) {
     nllChosen: -L.policy_chosen.reduce((s, v) => s + v, 0) / e.pairs.reduce((s, p) => s + p.chosen_ids.length, 0),
   };
 }
+
+describe('srk eval\'s model name', () => {
+  // Every training run's model is "checkpoint" (and a kept one "models/step-N"): the table names the run too.
+  it('a run\'s checkpoint and kept models by their run; any other directory by its own name', () => {
+    expect(modelLabel('runs/sr-dpo/checkpoint')).toBe('sr-dpo/checkpoint');
+    expect(modelLabel('/x/runs/dpo/models/step-40')).toBe('dpo/step-40');
+    expect(modelLabel('/x/EleutherAI/pythia-160m')).toBe('pythia-160m');
+    expect(modelLabel('/x/step-40')).toBe('step-40');
+  });
+});
 
 describe('srk eval', () => {
   for (const name of ['gpt-neox-tiny', 'mistral-tiny']) {

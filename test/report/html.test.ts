@@ -324,6 +324,9 @@ describe('HTML report', () => {
     expect(count(scatter, /class="marker"/g)).toBe(2);
     expect(scatter).toContain('scored · pair 1: score difference -1, margin -0.25');
     expect(scatter).toContain('scored (step 30)');
+    // The correlation of that evaluation, where its row has one, beside its points.
+    back[0].eval![0].pearson = -0.4321;
+    expect(allSvgs(renderReportHtml({ title: 's', runs: back })).find((x) => x.includes('id="margin-scatter"'))).toContain('scored (step 30, Pearson r -0.4321)');
     expect(renderReportHtml({ title: 'n', runs: [back[1]] })).not.toContain('margin-scatter');
     // Not a file of ours: no scatter, no error.
     fs.writeFileSync(path.join(without, 'eval-pairs.csv'), 'a,b\n1,2\n');
