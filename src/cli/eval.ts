@@ -195,6 +195,8 @@ export function formatEvalReport(r: EvalReport): string {
   const table = formatEvalTable([{
     name: modelLabel(r.model), margin: r.margin, accuracy: r.accuracy, aug_accuracy: r.aug_accuracy, nll_chosen: r.nll_chosen,
     pearson: r.pearson ?? null, spearman: r.spearman ?? null, kendall: r.kendall ?? null, n: r.n,
+    // (the standard errors beside their means, and the ties, as srk report's table has them)
+    margin_se: r.margin_se, accuracy_se: r.accuracy_se, aug_accuracy_se: r.aug_accuracy_se, ties: r.sft_rows ? null : r.ties,
   }]);
   const f = (v: number | null) => formatCell(v, 4);
   const tied = r.sft_rows || r.reference_is_policy ? [] : [
@@ -206,7 +208,6 @@ export function formatEvalReport(r: EvalReport): string {
     '',
     r.sft_rows ? `policy NLL ${f(r.nll_chosen)} per completion token over ${r.n} SFT rows` : `reference ${r.ref_model}, beta ${r.beta}: reward chosen ${f(r.reward_chosen)}, reward rejected ${f(r.reward_rejected)}, ` +
       `aug margin ${f(r.aug_margin)}; policy NLL ${f(r.nll_chosen)} per chosen token; ${r.scored_pairs} of ${r.n} pairs with judge scores`,
-    ...(r.sft_rows ? [] : [`standard errors over the ${r.n} pairs: margin ±${f(r.margin_se)}, accuracy ±${f(r.accuracy_se)}, aug acc ±${f(r.aug_accuracy_se)}`]),
     ...[...tied, ...r.notes].map((s) => `note: ${s}`),
   ];
   return lines.join('\n');

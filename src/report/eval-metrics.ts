@@ -203,13 +203,14 @@ export function toEvalRow(m: EvalMetrics, at: { step: number; pairs_seen: number
   };
   if (!m.sft) row.ties = m.ties;
   if (m.aug_ties !== null) row.aug_ties = m.aug_ties;
-  if (m.aug_margin !== null) row.aug_margin = fin(m.aug_margin);
   if (m.nll_chosen !== null) row.nll_chosen = fin(m.nll_chosen);
   // SFT rows: their NLL is the training loss's quantity, so the report marks it on the loss chart.
   if (m.sft) row.loss = fin(m.nll_chosen);
   if (m.pearson !== undefined) row.pearson = fin(m.pearson);
   if (m.spearman !== undefined) row.spearman = fin(m.spearman);
   if (m.kendall !== undefined) row.kendall = fin(m.kendall);
+  // (Last: a field added after the others, so files' and report.csv's earlier columns keep their places.)
+  if (m.aug_margin !== null) row.aug_margin = fin(m.aug_margin);
   return row;
 }
 
@@ -278,11 +279,6 @@ export function evalTableFromRows(runs: ReadonlyArray<{ name: string; eval?: Rea
   return out;
 }
 
-/**
- * A plain-text table (monospace terminal): one row per run, columns as EVAL_COLUMNS (margin and the
- * accuracies with their standard errors, as the HTML table has them); a step column where the rows come
- * from different steps (a run still training beside a finished one is not like for like).
- */
 /** A cell with its standard error (± se) where the row has one for that column. */
 function withSe(r: EvalTableRow, key: keyof EvalTableRow, digits: number): string {
   const v = formatCell(r[key], digits);
@@ -290,6 +286,11 @@ function withSe(r: EvalTableRow, key: keyof EvalTableRow, digits: number): strin
   return v !== '-' && typeof se === 'number' && Number.isFinite(se) ? `${v} ±${formatCell(se, digits)}` : v;
 }
 
+/**
+ * A plain-text table (monospace terminal): one row per run, columns as EVAL_COLUMNS (margin and the
+ * accuracies with their standard errors, as the HTML table has them); a step column where the rows come
+ * from different steps (a run still training beside a finished one is not like for like).
+ */
 export function formatEvalTable(rows: EvalTableRow[]): string {
   const showSplit = rows.some((r) => r.split !== undefined);
   const showStep = new Set(rows.map((r) => r.step)).size > 1;

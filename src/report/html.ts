@@ -33,6 +33,8 @@ export interface ChartSpec {
   title: string;
   yLabel: string;
   yDomain?: [number, number];
+  /** false: never smoothed (a schedule, as the learning rate, is drawn as it was). */
+  smooth?: false;
 }
 
 export interface ReportOptions {
@@ -65,7 +67,7 @@ export const DIAGNOSTIC_CHARTS: ChartSpec[] = [
   { key: 'reward_chosen', title: 'Chosen reward (mean β·log π/ref)', yLabel: 'reward' },
   { key: 'reward_rejected', title: 'Rejected reward (mean β·log π/ref)', yLabel: 'reward' },
   { key: 'grad_norm', title: 'Gradient norm (before clipping)', yLabel: 'norm' },
-  { key: 'lr', title: 'Learning rate', yLabel: 'lr' },
+  { key: 'lr', title: 'Learning rate', yLabel: 'lr', smooth: false },
   { key: 'nll_chosen', title: 'Chosen NLL per token (evaluations)', yLabel: 'NLL' },
   { key: 'pearson', title: 'Pearson r, margins against judge scores (evaluations)', yLabel: 'Pearson r', yDomain: [-1, 1] },
 ];
@@ -143,8 +145,7 @@ export function renderReportHtml(opts: ReportOptions): string {
   const charts = opts.charts ?? DEFAULT_CHARTS;
   const table = opts.evalTable ?? evalTableFromRows(opts.runs, opts.evalSplit);
 
-  const splits: string[] = [];
-  for (const r of opts.runs) for (const e of r.eval ?? []) if (!splits.includes(e.split)) splits.push(e.split);
+  const splits = splitsOf(opts.runs);
 
   const chartData: Record<string, Array<{ name: string; color: string; x: number[]; y: number[] }>> = {};
   const smoothNote = opts.smoothing && opts.smoothing > 0
@@ -161,7 +162,7 @@ export function renderReportHtml(opts: ReportOptions): string {
         color: runColor(r, i),
         x: r.metrics.map((m) => xOf(m, xKey)),
         y: r.metrics.map((m) => num(m, c.key)),
-        smooth: opts.smoothing,
+        smooth: c.smooth === false ? 0 : opts.smoothing,
         dash: several ? DASHES[i % DASHES.length] : '',
       }));
       // Eval markers: a shape per run and split (several runs: each run's its own, named in the legend),
@@ -228,13 +229,23 @@ export function renderReportHtml(opts: ReportOptions): string {
  * smoothing): their loss curves are of different functions, not better and worse values of one.
  */
 function objectivesDiffer(runs: ReportRun[]): string | undefined {
-  const keys = ['loss', 'beta', 'lambda', 'labelSmoothing'];
-  const of = (r: ReportRun) => keys.map((k) => r.config?.[k]).map((v) => (v === undefined ? '' : String(v)));
+  // What each loss reads of the settings: beta all but SFT, lambda the Sr losses, label smoothing DPO's.
+  const uses: Record<string, string[]> = { sft: [], dpo: ['beta', 'labelSmoothing'], ipo: ['beta'], 'sr-dpo': ['beta', 'lambda', 'labelSmoothing'], 'sr-ipo': ['beta', 'lambda'] };
+  const of = (r: ReportRun) => {
+    const loss = String(r.config?.loss ?? '');
+    const keys = uses[loss] ?? ['beta', 'lambda', 'labelSmoothing'];
+    return { loss, reads: (k: string) => keys.includes(k), value: (k: string) => String(r.config?.[k] ?? '') };
+  };
   const seen = runs.filter((r) => r.config).map(of);
-  const differs = keys.filter((_, j) => new Set(seen.map((v) => v[j])).size > 1);
+  // A setting differs where the runs whose loss reads it disagree on it.
+  const differs = ['loss', 'beta', 'lambda', 'labelSmoothing'].filter((k) => k === 'loss'
+    ? new Set(seen.map((v) => v.loss)).size > 1
+    : new Set(seen.filter((v) => v.reads(k)).map((v) => v.value(k))).size > 1);
   if (differs.length === 0) return undefined;
+  const compare = seen.some((v) => v.loss === 'sft') ? 'compare their held-out chosen NLL'
+    : differs.includes('beta') ? 'compare their accuracies (margins, β·h, scale with β)' : 'compare their margins and accuracies';
   return `The runs' objectives differ (${differs.join(', ')}): their training losses are values of different functions, ` +
-    'not better and worse values of one; compare their margins and accuracies.';
+    `not better and worse values of one; ${compare}.`;
 }
 
 /**
@@ -242,6 +253,13 @@ function objectivesDiffer(runs: ReportRun[]): string | undefined {
  * points behind the eval table's correlations); undefined where no run has pairs with scores. At most
  * 2000 points a run (evenly spaced among its pairs).
  */
+/** The eval splits of the runs, in order of appearance (the curves' marker shapes follow them). */
+function splitsOf(runs: ReportRun[]): string[] {
+  const splits: string[] = [];
+  for (const r of runs) for (const e of r.eval ?? []) if (!splits.includes(e.split)) splits.push(e.split);
+  return splits;
+}
+
 function marginScatter(runs: ReportRun[]): string | undefined {
   const markers: MarkerSeries[] = [];
   runs.forEach((r, i) => {
@@ -253,7 +271,7 @@ function marginScatter(runs: ReportRun[]): string | undefined {
     // The correlation that evaluation found (eval.jsonl at that step), beside the points it comes from.
     const ev = (r.eval ?? []).find((e) => e.step === p.step && typeof e.pearson === 'number');
     markers.push({
-      label: `${r.name} (step ${p.step}${ev ? `, Pearson r ${formatValue(ev.pearson as number)}` : ''})`, shape: SHAPES[i % SHAPES.length], color: runColor(r, i), runName: r.name,
+      label: `${r.name} (step ${p.step}${ev ? `, Pearson r ${formatValue(ev.pearson as number)}` : ''})`, shape: SHAPES[(i * Math.max(1, splitsOf(runs).length)) % SHAPES.length], color: runColor(r, i), runName: r.name,
       points: all.filter((_, j) => j % every === 0).map((q) => ({ x: q.x, y: q.y, tip: `${r.name} · pair ${q.k}: score difference ${formatValue(q.x)}, margin ${formatValue(q.y)}` })),
     });
   });
@@ -363,7 +381,7 @@ function evalTableHtml(table: EvalTableRow[]): string {
     '(± their standard errors over the pairs; an accuracy\'s is the binomial √(p(1−p)/n), 0 where every pair agrees); ' +
     'chosen NLL = the policy\'s negative log-likelihood per chosen-response token (on SFT rows, the SFT loss; also marked on the loss chart); ' +
     'Pearson, Spearman (average ranks) and Kendall τ-b between per-pair margins β·h and judge score differences; ' +
-    'ties = pairs whose margin is exactly 0, which the accuracy counts as wrong (every pair before the first step).</p>';
+    'ties = pairs whose margin is exactly 0, which the accuracy counts as wrong (before the first step, every pair where the reference is the initial policy).</p>';
 }
 
 /** Flattens nested plain objects to dotted keys; arrays and other values become display strings. */
@@ -433,7 +451,8 @@ export function reportCsv(runs: ReadonlyArray<ReportRun>): string {
 }
 
 export function evalTableCsv(table: ReadonlyArray<EvalTableRow>): string {
-  const cols = ['split', 'step', 'pairs_seen', ...EVAL_COLUMNS.map((c) => c.key), 'margin_se', 'accuracy_se', 'aug_accuracy_se'] as const;
+  // ties last: added after the standard errors, so that the earlier columns keep their places for readers by position.
+  const cols = ['split', 'step', 'pairs_seen', ...EVAL_COLUMNS.map((c) => c.key).filter((k) => k !== 'ties'), 'margin_se', 'accuracy_se', 'aug_accuracy_se', 'ties'] as const;
   const lines = [['run', ...cols].join(',')];
   for (const r of table) lines.push([csvField(r.name), ...cols.map((k) => csvField(r[k]))].join(','));
   return lines.join('\n') + '\n';

@@ -178,6 +178,17 @@ export function formatValue(v: number): string {
   return String(Number(v.toPrecision(4)));
 }
 
+/** `label` cut in its middle with an ellipsis to fit `maxPx` at 12 px (its end kept: the suffix says what it is). */
+export function fitLabel(label: string, maxPx: number): string {
+  if (textWidth(label) <= maxPx) return label;
+  const chars = [...label];
+  let keepEnd = Math.min(chars.length, 24); // the suffix, e.g. " (EMA 0.9)", " eval (test)", ", Pearson r -0.1234)"
+  let head = chars.length - keepEnd;
+  while (head > 0 && textWidth(`${chars.slice(0, head).join('')}…${chars.slice(chars.length - keepEnd).join('')}`) > maxPx) head--;
+  while (head === 0 && keepEnd > 1 && textWidth(`…${chars.slice(chars.length - keepEnd).join('')}`) > maxPx) keepEnd--;
+  return `${chars.slice(0, head).join('')}…${chars.slice(chars.length - keepEnd).join('')}`;
+}
+
 /** Rough width (px) of `s` at `size` px sans-serif (generous, so that laid-out labels never overlap). */
 export function textWidth(s: string, size = 12): number {
   let w = 0;
@@ -210,7 +221,7 @@ export interface RenderedChart {
 
 /** Renders one chart as an <svg> element string. */
 export function renderLineChart(opts: ChartOptions): RenderedChart {
-  const W = opts.width ?? 580, H = opts.height ?? 360;
+  const W = opts.width ?? 580; let H = opts.height ?? 360;
   const maxPoints = opts.maxPoints ?? 2000;
 
   const drawn = opts.series.map((s) => {
@@ -257,17 +268,24 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
     : niceTicks(ylo, yhi, 5);
 
   // Legend: one entry per series (its smoothing named; without points of its own, whether its run has
-  // eval markers here), then one per marker kind; wrapped into rows.
-  const legendItems: Array<{ label: string; kind: 'line' | MarkerShape; color: string; dash?: string }> = [];
-  const withMarkers = new Set(markers.filter((m) => m.points.length).map((m) => m.runName));
+  // eval markers here), with its run's marker drawn on its line where there are several runs and the run
+  // has one kind of marker here; other marker kinds (one run's, several splits, a scatter's runs) an
+  // entry each. Wrapped into rows.
+  const legendItems: Array<{ label: string; kind: 'line' | MarkerShape; color: string; dash?: string; marker?: MarkerShape }> = [];
+  const kindsOf = new Map<string, MarkerSeries[]>();
+  for (const m of markers) if (m.points.length) kindsOf.set(m.runName, [...(kindsOf.get(m.runName) ?? []), m]);
+  const folded = new Set<MarkerSeries>();
   for (const d of drawn) {
-    const note = d.x.length === 0 ? (withMarkers.has(d.name) ? ' (eval only)' : ' (no data)') : d.smooth ? ` (EMA ${d.smooth})` : '';
-    legendItems.push({ label: d.name + note, kind: 'line', color: d.color, dash: d.dash });
+    const own = kindsOf.get(d.name) ?? [];
+    const note = d.x.length === 0 ? (own.length ? ' (eval only)' : ' (no data)') : d.smooth ? ` (EMA ${d.smooth})` : '';
+    const marker = own.length === 1 && drawn.length > 1 ? own[0] : undefined; // (one run: its own "eval (split)" entry)
+    if (marker) folded.add(marker);
+    legendItems.push({ label: d.name + note, kind: 'line', color: d.color, dash: d.dash, marker: marker?.shape });
   }
-  // A marker kind in its runs' colour where it has one run (a scatter's), else neutral (eval markers of several runs).
+  // A marker kind in its runs' colour where it has one run (a scatter's), else neutral.
   const markerKinds = new Map<string, { shape: MarkerShape; color: string }>();
   for (const m of markers) {
-    if (!m.points.length) continue;
+    if (!m.points.length || folded.has(m)) continue;
     const k = markerKinds.get(m.label);
     if (!k) markerKinds.set(m.label, { shape: m.shape, color: m.color });
     else if (k.color !== m.color) k.color = '#444';
@@ -284,6 +302,8 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
   {
     let cx = left;
     for (const item of legendItems) {
+      // A label wider than a row is cut in its middle, so its end (a smoothing, "eval only", r) still shows.
+      item.label = fitLabel(item.label, W - right - left - 48);
       const w = 30 + textWidth(item.label) + 18;
       if (cx + w > W - right && legendRows[legendRows.length - 1].length) { legendRows.push([]); cx = left; }
       legendRows[legendRows.length - 1].push({ item, x: cx });
@@ -292,6 +312,8 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
   }
   const top = titleH + legendRows.length * legendRowH + 10;
   const bottom = 46;
+  // The chart grows with its legend (many runs, long names) rather than the plot shrinking under it.
+  H += (legendRows.length - 1) * legendRowH;
   const pw = W - left - right, ph = H - top - bottom;
   const sx = (x: number) => left + ((x - xt.min) / (xt.max - xt.min)) * pw;
   const sy = (y: number) => top + ph - ((y - yt.min) / (yt.max - yt.min)) * ph;
@@ -310,7 +332,10 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
     const ly = titleH + r * legendRowH + 9;
     for (const { item, x } of row) {
       out.push('<g class="legend-item">');
-      if (item.kind === 'line') out.push(`<line x1="${f1(x)}" y1="${ly}" x2="${f1(x + 24)}" y2="${ly}" stroke="${item.color}" stroke-width="3"${item.dash ? ` stroke-dasharray="${item.dash}"` : ''}/>`);
+      if (item.kind === 'line') {
+        out.push(`<line x1="${f1(x)}" y1="${ly}" x2="${f1(x + 24)}" y2="${ly}" stroke="${item.color}" stroke-width="3"${item.dash ? ` stroke-dasharray="${item.dash}"` : ''}/>`);
+        if (item.marker) out.push(`<path d="${markerPath(item.marker, x + 12, ly, 4)}" fill="#fff" stroke="${item.color}" stroke-width="1.6"/>`);
+      }
       else out.push(`<path d="${markerPath(item.kind, x + 12, ly, 4)}" fill="#fff" stroke="${item.color}" stroke-width="1.6"/>`);
       out.push(`<text x="${f1(x + 30)}" y="${ly + 4}" font-size="12" fill="#222">${escapeXml(item.label)}</text>`);
       out.push('</g>');

@@ -1,12 +1,12 @@
 // `srk train`: the run loop. Reference log-probs first (cached), then optimizer steps over a
 // seeded data order, a metrics line per step, periodic evaluation and checkpoints, SIGINT / SIGTERM and
 // NaN handling, and the report at the end.
-import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Gpu } from '../engine/gpu.js';
 import { Optimizer, type OptimizerConfig } from '../kernels/optimizer.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
-import { EVAL_FILE, METRICS_FILE, RUN_CONFIG_FILE, MetricsLog, readEval, type MetricsRow } from '../report/metrics-log.js';
+import { EVAL_FILE, METRICS_FILE, RUN_CONFIG_FILE, MetricsLog, readEval, writeFileAtomic, type MetricsRow } from '../report/metrics-log.js';
 import { computeEvalMetrics, computeSftEvalMetrics, toEvalRow } from '../report/eval-metrics.js';
 import { EVAL_PAIRS_FILE, readEvalPairs, writeEvalPairs } from '../report/eval-pairs.js';
 import { runsFromDirs, writeReport } from '../report/html.js';
@@ -231,7 +231,16 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     // The options as given, and the precisions that ran where a fall back (no tensor cores, a failed
     // self-check) changed them: the report's settings table shows both.
     const ran = { precisionUsed: precision.precision, ...(aug ? { augPrecisionUsed: aug.precision } : {}) };
-    writeFileSync(path.join(o.out, RUN_CONFIG_FILE), `${JSON.stringify({ ...o, name: o.name ?? o.loss, ...ran }, null, 2)}\n`);
+    const P = pairs.length;
+    const B = Math.min(o.batchSize, P);
+    if (B < o.batchSize) log(`only ${P} pairs: batch size ${B}`);
+    // transformers' Trainer trains an epoch's last, partial batch (dataloader_drop_last false): a
+    // shorter step whose loss is the mean over its own pairs; --drop-last skips it.
+    const stepsPerEpoch = dropLast ? Math.max(1, Math.floor(P / B)) : Math.ceil(P / B);
+    const totalSteps = o.maxSteps ?? o.epochs * stepsPerEpoch;
+    // With the steps the run plans (plannedSteps): the report reads a run that ended short of them
+    // (stopped, or still training) as such. Atomic: a run killed meanwhile leaves the old file or the new.
+    writeFileAtomic(path.join(o.out, RUN_CONFIG_FILE), `${JSON.stringify({ ...o, name: o.name ?? o.loss, ...ran, plannedSteps: totalSteps }, null, 2)}\n`);
     const ref: ReferenceLogps | undefined = o.loss === 'sft' ? undefined
       : await referenceLogps(gpu, { ...refReq, pairs, augmented: sr, label: 'train' }).catch((e: unknown) => { throw refError(e, refDir, o.data); });
     const evalRef = evalPairs && !evalSft
@@ -248,16 +257,6 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     optimizer = new Optimizer(gpu, optCfg, paramList, { maxGradNorm: o.gradClip > 0 ? o.gradClip : undefined });
     if (state && existing) await loadOptimizerState(gpu, existing, policy.params, optimizer);
 
-    const P = pairs.length;
-    const B = Math.min(o.batchSize, P);
-    if (B < o.batchSize) log(`only ${P} pairs: batch size ${B}`);
-    // transformers' Trainer trains an epoch's last, partial batch (dataloader_drop_last false): a
-    // shorter step whose loss is the mean over its own pairs; --drop-last skips it.
-    const stepsPerEpoch = dropLast ? Math.max(1, Math.floor(P / B)) : Math.ceil(P / B);
-    const totalSteps = o.maxSteps ?? o.epochs * stepsPerEpoch;
-    // The steps the run plans, beside its settings: the report reads a run that ended short of them (stopped,
-    // or still training) as such.
-    writeFileSync(path.join(o.out, RUN_CONFIG_FILE), `${JSON.stringify({ ...o, name: o.name ?? o.loss, ...ran, plannedSteps: totalSteps }, null, 2)}\n`);
     let step = state?.step ?? 0;
     let epoch = state?.epoch ?? 0;
     let position = state?.position ?? 0;

@@ -114,12 +114,14 @@ describe('srk eval', () => {
     const t = run(['eval', '--model', dir, '--ref-model', `${dir}_ref`, '--data', data, '--no-eos']);
     expect(t.status, t.stderr).toBe(0);
     const [header, , row] = t.stdout.split('\n');
-    expect(header).toMatch(/margin\s+accuracy\s+aug acc\s+chosen NLL\s+Pearson\s+Spearman\s+Kendall\s+n/);
+    expect(header).toMatch(/margin\s+accuracy\s+aug acc\s+chosen NLL\s+Pearson\s+Spearman\s+Kendall\s+n\s+ties/);
     expect(row).toContain(name);
-    expect(row).toContain(j.margin.toFixed(4));
+    // The means with their standard errors over the 6 pairs, as srk report's table; the ties last.
+    expect(row).toContain(`${j.margin.toFixed(4)} ±${j.margin_se.toFixed(4)}`);
+    expect(row).toContain(`${j.accuracy.toFixed(4)} ±${j.accuracy_se.toFixed(4)}`);
     expect(row).toContain(j.kendall.toFixed(4));
+    expect(row).toMatch(new RegExp(`\\s${j.ties}$`));
     expect(t.stdout).toMatch(/6 of 6 pairs with judge scores/);
-    expect(t.stdout).toContain(`standard errors over the 6 pairs: margin ±${j.margin_se.toFixed(4)}, accuracy ±${j.accuracy_se.toFixed(4)}`);
   });
 
   it('SFT rows (no rejected response): the NLL per completion token alone, as expected.json\'s log-probs give; in a file of pairs, such a row is a bad row', () => {

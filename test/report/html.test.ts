@@ -137,7 +137,7 @@ describe('HTML report', () => {
     // Eval markers on margin/accuracy/aug charts (8 + 7 evals), none on loss (no loss in eval rows).
     expect(count(charts[0], /class="marker"/g)).toBe(0);
     for (const i of [1, 2, 3]) expect(count(charts[i], /class="marker"/g)).toBe(8 + 7);
-    expect(charts[1]).toContain('eval (test)');
+    expect(charts[1]).toContain('Sr-DPO · eval test · step 25');
     // X ticks reach the last pairs_seen (6400) with k labels.
     expect(charts[0]).toMatch(/>6\.4k<|>7k<|>6k</);
 
@@ -179,9 +179,10 @@ describe('HTML report', () => {
     expect(ev[0]).toMatchObject({ run: 'Sr-DPO', split: 'test', step: '25', pearson: '0.3', n: '200' });
     expect(ev[0].loss).toBe('');
     const evalCsv = fs.readFileSync(files.evalCsv, 'utf8').trimEnd().split('\n');
-    expect(evalCsv[0]).toBe('run,split,step,pairs_seen,margin,accuracy,aug_accuracy,nll_chosen,pearson,spearman,kendall,n,ties,margin_se,accuracy_se,aug_accuracy_se');
+    // (ties last: the columns before it keep their places for readers by position)
+    expect(evalCsv[0]).toBe('run,split,step,pairs_seen,margin,accuracy,aug_accuracy,nll_chosen,pearson,spearman,kendall,n,margin_se,accuracy_se,aug_accuracy_se,ties');
     expect(evalCsv[1]).toBe('Sr-DPO,test,200,6400,0.61234,0.7125,0.69,1.98761,0.4321,0.3987,0.2876,512,,,,');
-    expect(evalCsv[2]).toBe('DPO,test,180,5760,0.40111,0.655,0.6,,0.3012,0.2899,0.2011,512,,0.0412,0.021,');
+    expect(evalCsv[2]).toBe('DPO,test,180,5760,0.40111,0.655,0.6,,0.3012,0.2899,0.2011,512,0.0412,0.021,,');
     expect(csvField('a,"b"')).toBe('"a,""b"""');
     expect(csvField(NaN)).toBe('');
   });
@@ -227,24 +228,44 @@ describe('HTML report', () => {
     const dashes = (margin.match(/<polyline[^>]*>/g) ?? []).map((tag) => tag.match(/stroke-dasharray="([^"]+)"/)?.[1] ?? '');
     expect(dashes).toHaveLength(2);
     expect(new Set(dashes).size).toBe(2); // one solid, one dashed
-    expect(margin).toMatch(/>Sr-DPO eval \(test\)<\/text>[\s\S]*>DPO eval \(test\)<\/text>/);
-    const shapes = (run: string) => new Set([...margin.matchAll(new RegExp(`class="marker" data-run="${run}" d="(.)`, 'g'))].map((m) => m[1]));
-    expect([...shapes('Sr-DPO')]).toEqual(['M']); expect(shapes('DPO').size).toBe(1);
+    // Each run's legend entry: its line pattern with its marker on it (one entry a run, not two).
+    const legend = margin.match(/<g class="legend">[\s\S]*?<\/g>\n<\/g>/)![0];
+    const entries = legend.split('<g class="legend-item">').slice(1);
+    expect(entries).toHaveLength(2);
+    for (const e of entries) expect(count(e, /<path d=/g)).toBe(1);
+    expect(entries[1]).toContain('stroke-dasharray');
+    // The markers of the two runs differ in shape (their paths at the same point differ).
     expect(margin.match(/class="marker" data-run="Sr-DPO" d="([^"]+)"/)![1]).not.toBe(margin.match(/class="marker" data-run="DPO" d="([^"]+)"/)![1]);
     expect(count(margin, /class="err"/g)).toBe(4); // two evals a run
     expect(margin).toContain('± 0.05 (standard error)');
     expect(loss).not.toContain('class="err"'); // no loss in eval rows
     expect(margin).toContain('Sr-DPO (EMA 0.6)');
     expect(html).toContain('"name":"Sr-DPO (smoothed)"');
-    expect(html).toContain('The runs&#39; objectives differ (loss): their training losses are values of different functions');
+    expect(html).toContain('The runs&#39; objectives differ (loss): their training losses are values of different functions, not better and worse values of one; compare their margins and accuracies.');
     // A run whose training rows lack aug accuracy but whose evaluations have it.
     for (const m of b.metrics as Array<Partial<MetricsRow>>) m.aug_accuracy = null;
     expect(svgs(renderReportHtml({ title: 't', runs: [a, b] }))[3]).toContain('DPO (eval only)');
-    expect(aug).toContain('Sr-DPO eval (test)');
+    expect(aug).toContain('Sr-DPO (EMA 0.6)');
+    // Many runs with long names: the chart grows with its legend rather than the plot shrinking, and a
+    // label wider than a row is cut in its middle, its end kept.
+    const many = Array.from({ length: 8 }, (_, i) => ({ ...synthRun(`a-rather-long-run-name-for-a-sweep-number-${i}`, 20, (x) => x / 20) }));
+    const tall = svgs(renderReportHtml({ title: 'm', runs: many, smoothing: 0.6 }))[1];
+    const h = Number(tall.match(/height="(\d+)"/)![1]); const top = Number(tall.match(/data-top="(\d+)"/)![1]); const ph = Number(tall.match(/data-ph="([\d.]+)"/)![1]);
+    expect(h).toBeGreaterThan(360);
+    expect(ph).toBe(360 - (top - (h - 360)) - 46); // the plot keeps the height of a one-row legend's
+    expect(tall).toContain('(EMA 0.6)</text>');
+    const longName = 'x'.repeat(120);
+    const cut = svgs(renderReportHtml({ title: 'c', runs: [synthRun(longName, 20, (x) => x / 20)], smoothing: 0.5 }))[1];
+    expect(cut).not.toMatch(new RegExp(`<text[^>]*>${longName}`)); // (the full name stays in the line's title)
+    expect(cut).toMatch(/x…x*x \(EMA 0\.5\)<\/text>/);
     // One run, or runs of one objective: solid lines, the markers named by split alone, no note.
     const one = renderReportHtml({ title: 't', runs: [a] });
     expect((svgs(one)[1].match(/<polyline[^>]*>/g) ?? []).some((tag) => tag.includes('stroke-dasharray'))).toBe(false);
     expect(svgs(one)[1]).toContain('>eval (test)</text>');
+    // Margins scale with beta: where it differs, the accuracies; a setting a loss does not read (DPO's lambda) is no difference.
+    b.config = { loss: 'dpo', beta: 0.5, lambda: 0.9 };
+    expect(renderReportHtml({ title: 't', runs: [{ ...a, config: { loss: 'dpo', beta: 0.1, lambda: 0.5 } }, b] }))
+      .toContain('objectives differ (beta): their training losses are values of different functions, not better and worse values of one; compare their accuracies (margins, β·h, scale with β).');
     b.config = { ...a.config };
     expect(renderReportHtml({ title: 't', runs: [a, b] })).not.toContain('objectives differ');
     // A run short of the steps it planned (stopped, or still training) says so in the summary.
@@ -261,10 +282,13 @@ describe('HTML report', () => {
     const r = synthRun('Sr-DPO', 50, (x) => x / 50);
     for (const m of r.metrics as Array<Partial<MetricsRow>>) Object.assign(m, { reward_chosen: 0.01 * m.step!, reward_rejected: -0.02 * m.step!, grad_norm: 3 });
     for (const e of r.eval!) e.nll_chosen = 2 - e.step / 100;
-    const d = diagnosticSvgs(renderReportHtml({ title: 'd', runs: [r] }));
+    const d = diagnosticSvgs(renderReportHtml({ title: 'd', runs: [r], smoothing: 0.8 }));
     expect(d.map((x) => x.match(/<title>([^<]*)<\/title>/)![1])).toEqual(['Chosen reward (mean β·log π/ref)', 'Rejected reward (mean β·log π/ref)',
       'Gradient norm (before clipping)', 'Learning rate', 'Chosen NLL per token (evaluations)', 'Pearson r, margins against judge scores (evaluations)']);
     expect(count(d[0], /<polyline/g)).toBe(1);
+    expect(d[0]).toContain('Sr-DPO (EMA 0.8)');
+    // The learning rate is a schedule: drawn as it was, never smoothed.
+    expect(d[3]).not.toContain('EMA'); expect(d[3]).not.toContain('class="raw"');
     expect(count(d[4], /class="marker"/g)).toBe(r.eval!.length); // eval markers alone
     expect(d[4]).toContain('Sr-DPO (eval only)');
     // Without them (nor judge scores): none drawn, none named.

@@ -82,7 +82,7 @@ describe('srk train --weight-decay', () => {
     expect(r0.code, describeRun(r0)).toBe(0);
     const stateFile = join(out, 'checkpoint', 'trainer_state.json');
     expect(JSON.parse(readFileSync(stateFile, 'utf8')).options.weightDecay).toBe(0.01);
-    expect(JSON.parse(readFileSync(join(out, 'train_config.json'), 'utf8')).weightDecay).toBe(0.01);
+    expect(JSON.parse(readFileSync(join(out, 'train_config.json'), 'utf8'))).toMatchObject({ weightDecay: 0.01, plannedSteps: 1 }); // (the steps it plans: the report's "N of M")
 
     const other = await train([...args, '--weight-decay', '0', '--max-steps', '2', '--resume']);
     expect(other.code).toBe(1);
