@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { checkDirFlag, checkPathFlag, dataFilesFlag } from './run.js';
 import { dataFileList } from '../data/data-files.js';
 import { PRECISIONS, type Precision } from '../engine/precision.js';
-import { LOSSES, TRAIN_DEFAULTS, type LossName, type TrainOptions } from '../train/options.js';
+import { LOSSES, TRAIN_DEFAULTS, lossSettings, type LossName, type TrainOptions } from '../train/options.js';
 import { SAVE_DTYPES, type SaveDtype } from '../train/checkpoint.js';
 import { LR_SCHEDULES, type LrSchedule } from '../train/lr-schedule.js';
 import { userError } from '../errors.js';
@@ -126,7 +126,7 @@ export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {
   const ls = num('label-smoothing');
   // At 0.5 and past it the smoothed loss no longer prefers the chosen response: a flipped label, not a smoothed one.
   if (!(ls >= 0 && ls < 0.5)) refuse(`--label-smoothing must be at least 0 and below 0.5 (got ${a['label-smoothing']})`);
-  if (ls > 0 && loss !== 'dpo' && loss !== 'sr-dpo') refuse(`--label-smoothing applies to dpo and sr-dpo (cDPO), not ${loss}`);
+  if (ls > 0 && !lossSettings(loss).includes('labelSmoothing')) refuse(`--label-smoothing applies to dpo and sr-dpo (cDPO), not ${loss}`);
   return {
     model: a.model as string, data: dataFilesFlag(a, 'data')!, refModel: a['ref-model'] as string | undefined, loss,
     beta: num('beta'), lambda: num('lambda'), labelSmoothing: ls, optimizer: a.optimizer as 'rmsprop' | 'adamw',

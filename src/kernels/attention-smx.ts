@@ -280,14 +280,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let sg = li / sgs;
   if (li == 0u) { lenS = rowLen(gb); }
   let len = workgroupUniformLoad(&lenS);
-  // Q, K and V staged times powers of two from their maxima (parts: Q's, K's, V's), so that none
+  // Q, K and V staged times powers of two from their maxima (parts: Q's, K's, and V's at vParts), so that none
   // rounds past f16's range (a key at Inf scored -Inf: dropped) nor into its subnormals; S and O
   // are divided back in f32.
   let sq = f16Scale(li, p.partsBase);
   workgroupBarrier(); // every invocation has read f16Scale's result before its scratch is reused
   let sk = f16Scale(li, p.partsBase + ${ABSMAX_PARTS}u);
   workgroupBarrier();
-  let sv = f16Scale(li, p.partsBase + ${2 * ABSMAX_PARTS}u);
+  let sv = f16Scale(li, p.partsBase + p.vParts);
   let sScale = p.scale / sq / sk;
   stageRow(li, BR, p.T, q0, ${u(QROW)}, 0u, b, h, sq);
   ${stagePosSeg('BR', 'q0', 'p.T', 'qpos', 'qseg', threads)}

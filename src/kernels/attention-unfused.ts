@@ -37,7 +37,7 @@
 // the maxima found once per call for Q and dO, and for dS by the backward softmax kernel as it writes
 // it, per chunk, absmax.ts absmaxPartWgsl), shared by the products; P is <= 1 and is rounded as is; in
 // dV = P^T dO the small dO is B, scaled as such (scaleB). K and V, and Q where it is B (dK = dS^T Q),
-// are scaled as B too, from their own maxima (once per call; K and V one pass where fused): a key
+// are scaled as B too, from their own maxima (attention-wgsl.ts qkvMaxima, once per call): a key
 // past f16's 65504 would otherwise round to Inf and its score to -Inf, a key dropped without a trace
 // in passes with no backward to turn it into NaN (the Sr losses' augmented pass, scoring).
 // Reference: attention.ref.ts; checked in test/kernels/attention-unfused.test.ts.
@@ -45,7 +45,7 @@ import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, maxWindowElems, memoDef, windowOf, type KernelDef } from '../engine/kernel.js';
 import { MASK_WGSL } from './attention-mask.js';
-import { SAW_KEYS_WGSL, headAbsmaxInto, kvSideBySide } from './attention-wgsl.js';
+import { SAW_KEYS_WGSL, headAbsmaxInto, qkvMaxima, type QkvMaxima } from './attention-wgsl.js';
 import { envSwitch } from '../engine/env.js';
 import { matmul } from './matmul.js';
 import { ABSMAX_PARTS, absmaxOf, absmaxPartWgsl } from './absmax.js';
@@ -365,9 +365,9 @@ function headProduct(gpu: Gpu, pr: HeadProduct, sh: UnfusedShape, layout: { ld: 
 /** S = scale Q K^T for batch rows [b0, b0 + n) into the scratch S, every query head (the forward's
  *  scores; the backward recomputes them): the lower triangle, by whole tiles. */
 function scoreProducts(gpu: Gpu, sh: UnfusedShape, layout: { ld: number; A: number }, ops: { q: Op; k: Op }, b0: number, n: number,
-  S: Tensor, sc: OperandScales, precision: 'f32' | 'f16'): void {
+  S: Tensor, sc: QkvMaxima | undefined, precision: 'f32' | 'f16'): void {
   headProduct(gpu, { what: 'qk', a: ops.q, ah: 'q', b: ops.k, bh: 'kv', c: 'scratch', ch: 's', M: sh.T, N: sh.T, K: sh.Dh, transB: true,
-    alpha: sh.scale, scaleA: sc.q, scaleB: sc.k, precision, causal: 'lowerC' }, sh, layout, b0, n, S, 'all');
+    alpha: sh.scale, scaleA: sc?.q, scaleB: sc?.k, precision, causal: 'lowerC' }, sh, layout, b0, n, S, 'all');
 }
 
 /** Forward: writes out (through its operand) and lse [B, Hq, T]. `m`: the packed mask or a dummy. */
@@ -379,7 +379,7 @@ export function unfusedForward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; 
   const S = gpu.pool.acquire([R, Hq, A], 'f32', 'attn unfused S');
   const wm = windowOf(gpu, m);
   // Q's, K's and V's scales once for every row and head (a superset of what each product reads).
-  const sc = operandScales(gpu, sh, ops, precision);
+  const sc = precision === 'f16' ? qkvMaxima(gpu, ops, Dh, B * T, sh.timing) : undefined;
   for (let b0 = 0; b0 < B; b0 += R) {
     const n = Math.min(R, B - b0);
     scoreProducts(gpu, sh, layout, ops, b0, n, S, sc, precision);
@@ -387,31 +387,10 @@ export function unfusedForward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; 
     const wl = windowOf(gpu, lse, b0 * Hq * T, (b0 + n) * Hq * T);
     gpu.recorder.dispatch(gpu.kernels.get(softmaxDef(T)), [wm.range, ws.range, wl.range], params(T, Hq, b0, wm, hasMask, sh.window, wl.base, ws.base, layout),
       [T, Hq, n], sh.timing);
-    headProduct(gpu, { what: 'pv', a: 'scratch', ah: 's', b: ops.v, bh: 'kv', c: ops.o, ch: 'q', M: T, N: Dh, K: T, scaleB: sc.v, precision, causal: 'lowerA' },
+    headProduct(gpu, { what: 'pv', a: 'scratch', ah: 's', b: ops.v, bh: 'kv', c: ops.o, ch: 'q', M: T, N: Dh, K: T, scaleB: sc?.v, precision, causal: 'lowerA' },
       sh, layout, b0, n, S, 'all');
   }
-  gpu.pool.release(S, ...sc.owned);
-}
-
-/** f16: the partial maxima of Q, K and V (undefined in f32); `owned` to release after use. */
-interface OperandScales { q?: Tensor; k?: Tensor; v?: Tensor; owned: Tensor[] }
-
-/**
- * A pass each over its own columns, but one for K and V where they lie side by side (GPT-NeoX's fused
- * QKV: [q k v] per head, so each head's K and V columns are one run of 2 Dh): projections of the same
- * normed input alike in size. Q keeps its own (one max for all three would put a query far smaller
- * than the keys into f16's subnormals).
- */
-function operandScales(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; v: Op }, precision: 'f32' | 'f16'): OperandScales {
-  if (precision !== 'f16') return { owned: [] };
-  const q = scaled(gpu, sh, ops.q, precision)!;
-  if (kvSideBySide(ops.k, ops.v, sh.Dh)) {
-    const kv = gpu.pool.acquire([ABSMAX_PARTS], 'f32', 'absmax parts');
-    headAbsmaxInto(gpu, ops.k, sh.Dh, sh.B * sh.T, kv, 0, 2 * sh.Dh, sh.timing);
-    return { q, k: kv, v: kv, owned: [q, kv] };
-  }
-  const k = scaled(gpu, sh, ops.k, precision)!; const v = scaled(gpu, sh, ops.v, precision)!;
-  return { q, k, v, owned: [q, k, v] };
+  gpu.pool.release(S, ...(sc ? [sc.parts] : []));
 }
 
 /**
@@ -439,13 +418,14 @@ export function unfusedBackward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op;
   const dP = gpu.pool.acquire([R, Hq, A], 'f32', 'attn unfused dP');
   const wm = windowOf(gpu, m);
   // Q's, K's, V's and dO's scales once for every row and head; dS's per chunk of rows, by the softmax kernel.
-  const sc = operandScales(gpu, sh, ops, precision); const gScale = scaled(gpu, sh, ops.g, precision);
+  const sc = precision === 'f16' ? qkvMaxima(gpu, ops, Dh, B * T, sh.timing) : undefined;
+  const gScale = scaled(gpu, sh, ops.g, precision);
   const dsScale = precision === 'f16' ? gpu.pool.acquire([ABSMAX_PARTS], 'f32', 'attn unfused dS absmax') : undefined;
   for (let b0 = 0; b0 < B; b0 += R) {
     const n = Math.min(R, B - b0);
     // S = scale Q K^T (recomputed); dP = dO V^T.
     scoreProducts(gpu, sh, layout, ops, b0, n, S, sc, precision);
-    headProduct(gpu, { what: 'dp', a: ops.g, ah: 'q', b: ops.v, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, scaleA: gScale, scaleB: sc.v, precision, causal: 'lowerC' },
+    headProduct(gpu, { what: 'dp', a: ops.g, ah: 'q', b: ops.v, bh: 'kv', c: 'scratch', ch: 's', M: T, N: T, K: Dh, transB: true, scaleA: gScale, scaleB: sc?.v, precision, causal: 'lowerC' },
       sh, layout, b0, n, dP, 'all');
     const ws = windowOf(gpu, S, 0, n * Hq * A); const wd = windowOf(gpu, dP, 0, n * Hq * A);
     const wld = windowOf(gpu, ld, 2 * b0 * Hq * T, 2 * (b0 + n) * Hq * T);
@@ -459,12 +439,12 @@ export function unfusedBackward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op;
       const acc = r > 0;
       headProduct(gpu, { what: 'dv', a: 'scratch', ah: 's', b: ops.g, bh: 'q', c: ops.dv, ch: 'kv', M: T, N: Dh, K: T, transA: true, scaleB: gScale, accumulate: acc, precision, causal: 'lowerA' },
         sh, layout, b0, n, S, r);
-      headProduct(gpu, { what: 'dk', a: 'scratch', ah: 's', b: ops.q, bh: 'q', c: ops.dk, ch: 'kv', M: T, N: Dh, K: T, transA: true, alpha: scale, scaleA: dsScale, scaleB: sc.q, accumulate: acc, precision, causal: 'lowerA' },
+      headProduct(gpu, { what: 'dk', a: 'scratch', ah: 's', b: ops.q, bh: 'q', c: ops.dk, ch: 'kv', M: T, N: Dh, K: T, transA: true, alpha: scale, scaleA: dsScale, scaleB: sc?.q, accumulate: acc, precision, causal: 'lowerA' },
         sh, layout, b0, n, dP, r);
     }
     // dQ_h = scale dS_h K_g, every query head at once.
-    headProduct(gpu, { what: 'dq', a: 'scratch', ah: 's', b: ops.k, bh: 'kv', c: ops.dq, ch: 'q', M: T, N: Dh, K: T, alpha: scale, scaleA: dsScale, scaleB: sc.k, precision, causal: 'lowerA' },
+    headProduct(gpu, { what: 'dq', a: 'scratch', ah: 's', b: ops.k, bh: 'kv', c: ops.dq, ch: 'q', M: T, N: Dh, K: T, alpha: scale, scaleA: dsScale, scaleB: sc?.k, precision, causal: 'lowerA' },
       sh, layout, b0, n, dP, 'all');
   }
-  gpu.pool.release(S, dP, ...sc.owned, ...[gScale, dsScale].filter((x): x is Tensor => !!x));
+  gpu.pool.release(S, dP, ...[sc?.parts, gScale, dsScale].filter((x): x is Tensor => !!x));
 }

@@ -5,15 +5,37 @@ import type { Tensor } from '../engine/tensor.js';
 import type { KernelDef, ParamWriter, Window } from '../engine/kernel.js';
 import { MASK_WGSL } from './attention-mask.js';
 import type { Gpu } from '../engine/gpu.js';
-import { absmaxInto, absmaxStridedInto } from './absmax.js';
+import { ABSMAX_PARTS, absmaxInto, absmaxStridedInto } from './absmax.js';
 
 /** A resolved HeadOperand (attention.ts): tensor, element offset, token and head strides, head count. */
 export interface Op { t: Tensor; off: number; ts: number; hs: number; H: number }
 
 /** Whether K and V lie side by side in one tensor (GPT-NeoX's fused QKV: [q k v] per head), so that each
  *  head's K and V columns are one run of 2 Dh. */
-export const kvSideBySide = (k: Op, v: Op, Dh: number): boolean =>
+const kvSideBySide = (k: Op, v: Op, Dh: number): boolean =>
   k.t === v.t && v.off === k.off + Dh && k.hs === v.hs && k.ts === v.ts && k.H === v.H && k.ts === k.H * k.hs;
+
+/** Q's, K's and V's partial maxima (qkvMaxima): one tensor to release, and a view of each operand's. */
+export interface QkvMaxima { parts: Tensor; q: Tensor; k: Tensor; v: Tensor; /** V's maxima's offset in `parts` */ vAt: number }
+
+/**
+ * The partial maxima f16 attention scales Q, K and V by, once per attention call (over every row and
+ * head), in one tensor of ABSMAX_PARTS sections: Q's, then K's, then V's, except where K and V lie side
+ * by side (GPT-NeoX's fused QKV), whose one strided pass serves both (projections of the same normed
+ * input, alike in size; Q keeps its own: one max for all three would put a query far smaller than the
+ * keys into f16's subnormals). Shared by the matmul-based attention (scaleA / scaleB of its products)
+ * and the tensor-core forward (one binding). `timing`: the tuner's name for the call.
+ */
+export function qkvMaxima(gpu: Gpu, ops: { q: Op; k: Op; v: Op }, Dh: number, tokens: number, timing?: string): QkvMaxima {
+  const parts = gpu.pool.acquire([3 * ABSMAX_PARTS], 'f32', 'attn operand maxima');
+  headAbsmaxInto(gpu, ops.q, Dh, tokens, parts, 0, Dh, timing);
+  const joint = kvSideBySide(ops.k, ops.v, Dh);
+  headAbsmaxInto(gpu, ops.k, Dh, tokens, parts, ABSMAX_PARTS, joint ? 2 * Dh : Dh, timing);
+  if (!joint) headAbsmaxInto(gpu, ops.v, Dh, tokens, parts, 2 * ABSMAX_PARTS, Dh, timing);
+  const vAt = (joint ? 1 : 2) * ABSMAX_PARTS;
+  const at = (off: number) => parts.view([ABSMAX_PARTS], off);
+  return { parts, q: at(0), k: at(ABSMAX_PARTS), v: at(vAt), vAt };
+}
 
 /**
  * The partial maxima of operand `op` (Dh columns a head, `tokens` tokens) into parts[outOff ..): of its
@@ -57,11 +79,12 @@ export const at = (n: string, b: string, t: string, h: string, d: string) =>
  * The Params struct, storage bindings and uniform of one attention pass, followed by MASK_WGSL: one
  * definition for every kernel family, in the order attention.ts binds them. `shared`: dK and dV in
  * one binding (named dk; dv addressed through its own fields). `scaled`: absmax parts (partsBase, binding
- * before the outputs): the tensor-core forward's of Q, K and V, the tensor-core backward's of dO and V.
+ * before the outputs): the tensor-core forward's of Q, K and V (qkvMaxima; V's at partsBase + vParts), the
+ * tensor-core backward's of dO and V.
  */
 export function passIO(pass: 'fwd' | 'dq' | 'dkdv', o: { shared?: boolean; scaled?: boolean } = {}): string {
   const ops = pass === 'fwd' ? ['q', 'k', 'v', 'o'] : pass === 'dq' ? ['q', 'k', 'v', 'g', 'dq'] : ['q', 'k', 'v', 'g', 'dk', 'dv'];
-  const tail = `${pass === 'fwd' ? 'lseBase' : 'ldBase'}: u32, scale: f32,${o.scaled ? ' partsBase: u32,' : ''}`;
+  const tail = `${pass === 'fwd' ? 'lseBase' : 'ldBase'}: u32, scale: f32,${o.scaled ? ' partsBase: u32,' : ''}${o.scaled && pass === 'fwd' ? ' vParts: u32,' : ''}`;
   const inputs: [string, string][] = pass === 'fwd'
     ? [['q', 'f32'], ['k', 'f32'], ['v', 'f32'], ['m', 'i32'], ...(o.scaled ? [['parts', 'f32'] as [string, string]] : [])]
     : [['q', 'f32'], ['k', 'f32'], ['v', 'f32'], ['dout', 'f32'], ['ld', 'f32'], ['m', 'i32'], ...(o.scaled ? [['parts', 'f32'] as [string, string]] : [])];

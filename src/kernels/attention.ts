@@ -63,7 +63,7 @@ import { halfOctave } from '../engine/tuner.js';
 import { smxForwardDef } from './attention-smx.js';
 import { smxDkdvDef, smxDqDef } from './attention-smx-backward.js';
 import { ABSMAX_PARTS, absmaxInto } from './absmax.js';
-import { PREP, PRE_WG, headAbsmaxInto, opParams, type Op } from './attention-wgsl.js';
+import { PREP, PRE_WG, opParams, qkvMaxima, type Op } from './attention-wgsl.js';
 
 export { setAttentionTiling, type AttentionTiling } from './attention-tiling.js';
 
@@ -344,13 +344,9 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
   const mt = mask.m ?? dummyI32(gpu);
   const wm = windowOf(gpu, mt);
   // The tensor-core forward stages Q, K and V times powers of two from their own maxima (over every
-  // row and head: once per call), the parts of Q, K, V in one binding.
-  let parts: Tensor | undefined;
-  if (tc) {
-    parts = gpu.pool.acquire([3 * ABSMAX_PARTS], 'f32', 'attn operand scales');
-    for (const [i, op] of [q, k, v].entries()) headAbsmaxInto(gpu, op, Dh, B * T, parts, i * ABSMAX_PARTS, Dh, timing);
-  }
-  const wparts = parts ? windowOf(gpu, parts) : undefined;
+  // row and head: once per call), the parts of Q, K, V in one binding (V's at vAt).
+  const maxima = tc ? qkvMaxima(gpu, { q, k, v }, Dh, B * T, timing) : undefined;
+  const wparts = maxima ? windowOf(gpu, maxima.parts) : undefined;
   for (let b0 = 0; b0 < B; b0 += nb) {
     const n = Math.min(nb, B - b0);
     const wq = win(gpu, q, b0, n, T, Dh); const wk = win(gpu, k, b0, n, T, Dh);
@@ -359,11 +355,11 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
     const pw = new ParamWriter().u32(T, Dh, Hq, nRep, b0, wm.base, mask.m ? 1 : 0, window);
     opParams(pw, wq, q); opParams(pw, wk, k); opParams(pw, wv, v); opParams(pw, wo, o);
     pw.u32(wl.base).f32(scale);
-    if (wparts) pw.u32(wparts.base);
+    if (wparts) pw.u32(wparts.base, maxima!.vAt);
     gpu.recorder.dispatch(kernel, [wq.range, wk.range, wv.range, wm.range, ...(wparts ? [wparts.range] : []), wo.range, wl.range], pw.bytes(),
       [Math.ceil(T / rows), Hq, n], timing);
   }
-  if (parts) gpu.pool.release(parts);
+  if (maxima) gpu.pool.release(maxima.parts);
   mask.done();
 }
 

@@ -178,9 +178,9 @@ export function smxTilingFits(gpu: Gpu, tile: MatmulTile): boolean {
  * it exceeds the adapter's workgroup limits. One stage unless the tiling asks for two: on the H100
  * (bench/RESULTS.md, 2026-11-27) the two-stage form ran the dx and dW products of a training step ~50%
  * slower (47 KiB of workgroup memory per workgroup against 28). The safe forms have one stage.
+ * `scales`: the operand scales the kernel reduces (A's, B's); smxShape counts one reduction array of
+ * `threads` floats, and the form without subgroups declares one per scale.
  */
-/** `scales`: operand scales the kernel reduces (A's, B's): smxShape counts one reduction array of `threads`
- *  floats, the form without subgroups declares one per scale. */
 function smxStages(gpu: Gpu, tile: MatmulTile, transA: boolean, transB: boolean, scales = 1): 1 | 2 | undefined {
   const stages = smxSafe(gpu) ? 1 : tile.stages ?? 1;
   const s = smxShape(tile, gpu.fixedSubgroupSize, transA, transB, stages);

@@ -11,6 +11,7 @@ import { readSamples, type SampleRow } from './samples-log.js';
 import { RUN_CONFIG_FILE, readRunDir, writeFileAtomic, type EvalRow, type MetricsRow } from './metrics-log.js';
 import { readEvalPairs, type EvalPairs } from './eval-pairs.js';
 import { PALETTE, escapeXml, formatValue, renderLineChart, type MarkerSeries, type MarkerShape } from './svg-chart.js';
+import { LOSSES, lossSettings, type LossName } from '../train/options.js';
 
 export interface ReportRun {
   name: string;
@@ -80,6 +81,9 @@ export const DEFAULT_CHARTS: ChartSpec[] = [
 ];
 
 const SHAPES: MarkerShape[] = ['circle', 'square', 'triangle', 'diamond'];
+/** The marker shape of run i's evaluations of split si (several runs: a shape per run and split, one run: per split). */
+const markerShape = (i: number, si: number, splits: number, several: boolean): MarkerShape =>
+  SHAPES[(several ? i * Math.max(1, splits) + si : si) % SHAPES.length];
 // Line patterns by run (solid first), so that runs drawn on top of each other stay apart.
 const DASHES = ['', '7,4', '2,3', '10,3,2,3'];
 
@@ -178,7 +182,7 @@ export function renderReportHtml(opts: ReportOptions): string {
             };
           });
           if (pts.some((p) => Number.isFinite(p.y))) {
-            markers.push({ label: several ? `${r.name} eval (${split})` : `eval (${split})`, shape: SHAPES[(several ? i * splits.length + si : si) % SHAPES.length],
+            markers.push({ label: several ? `${r.name} eval (${split})` : `eval (${split})`, shape: markerShape(i, si, splits.length, several),
               color: runColor(r, i), runName: r.name, points: pts });
           }
         });
@@ -229,11 +233,10 @@ export function renderReportHtml(opts: ReportOptions): string {
  * smoothing): their loss curves are of different functions, not better and worse values of one.
  */
 function objectivesDiffer(runs: ReportRun[]): string | undefined {
-  // What each loss reads of the settings: beta all but SFT, lambda the Sr losses, label smoothing DPO's.
-  const uses: Record<string, string[]> = { sft: [], dpo: ['beta', 'labelSmoothing'], ipo: ['beta'], 'sr-dpo': ['beta', 'lambda', 'labelSmoothing'], 'sr-ipo': ['beta', 'lambda'] };
   const of = (r: ReportRun) => {
     const loss = String(r.config?.loss ?? '');
-    const keys = uses[loss] ?? ['beta', 'lambda', 'labelSmoothing'];
+    // (a run of an unknown loss: every setting counts)
+    const keys: string[] = LOSSES.includes(loss as LossName) ? lossSettings(loss as LossName) : ['beta', 'lambda', 'labelSmoothing'];
     return { loss, reads: (k: string) => keys.includes(k), value: (k: string) => String(r.config?.[k] ?? '') };
   };
   const seen = runs.filter((r) => r.config).map(of);
@@ -271,7 +274,7 @@ function marginScatter(runs: ReportRun[]): string | undefined {
     // The correlation that evaluation found (eval.jsonl at that step), beside the points it comes from.
     const ev = (r.eval ?? []).find((e) => e.step === p.step && typeof e.pearson === 'number');
     markers.push({
-      label: `${r.name} (step ${p.step}${ev ? `, Pearson r ${formatValue(ev.pearson as number)}` : ''})`, shape: SHAPES[(i * Math.max(1, splitsOf(runs).length)) % SHAPES.length], color: runColor(r, i), runName: r.name,
+      label: `${r.name} (step ${p.step}${ev ? `, Pearson r ${formatValue(ev.pearson as number)}` : ''})`, shape: markerShape(i, 0, splitsOf(runs).length, runs.length > 1), color: runColor(r, i), runName: r.name,
       points: all.filter((_, j) => j % every === 0).map((q) => ({ x: q.x, y: q.y, tip: `${r.name} · pair ${q.k}: score difference ${formatValue(q.x)}, margin ${formatValue(q.y)}` })),
     });
   });

@@ -211,6 +211,9 @@ function markerPath(shape: MarkerShape, cx: number, cy: number, r: number): stri
   }
 }
 
+/** Whether a marker point has a standard error to draw (a whisker from y - err to y + err). */
+const hasWhisker = (p: { err?: number }): p is { err: number } => p.err !== undefined && Number.isFinite(p.err) && p.err > 0;
+
 export interface RenderedChart {
   svg: string;
   /** Downsampled series as drawn (for the hover tooltip data). */
@@ -249,7 +252,7 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
   for (const m of markers) {
     for (const p of m.points) {
       take(p.x, p.y);
-      if (p.err !== undefined && Number.isFinite(p.err) && p.err > 0) { take(p.x, p.y - p.err); take(p.x, p.y + p.err); }
+      if (hasWhisker(p)) { take(p.x, p.y - p.err); take(p.x, p.y + p.err); }
     }
   }
   const hasData = xlo <= xhi;
@@ -334,9 +337,9 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
       out.push('<g class="legend-item">');
       if (item.kind === 'line') {
         out.push(`<line x1="${f1(x)}" y1="${ly}" x2="${f1(x + 24)}" y2="${ly}" stroke="${item.color}" stroke-width="3"${item.dash ? ` stroke-dasharray="${item.dash}"` : ''}/>`);
-        if (item.marker) out.push(`<path d="${markerPath(item.marker, x + 12, ly, 4)}" fill="#fff" stroke="${item.color}" stroke-width="1.6"/>`);
       }
-      else out.push(`<path d="${markerPath(item.kind, x + 12, ly, 4)}" fill="#fff" stroke="${item.color}" stroke-width="1.6"/>`);
+      const glyph = item.kind === 'line' ? item.marker : item.kind;
+      if (glyph) out.push(`<path d="${markerPath(glyph, x + 12, ly, 4)}" fill="#fff" stroke="${item.color}" stroke-width="1.6"/>`);
       out.push(`<text x="${f1(x + 30)}" y="${ly + 4}" font-size="12" fill="#222">${escapeXml(item.label)}</text>`);
       out.push('</g>');
     }
@@ -383,7 +386,7 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
   out.push('<g class="markers" stroke-width="1.8">');
   for (const m of markers) {
     for (const p of m.points) {
-      if (p.err !== undefined && Number.isFinite(p.err) && p.err > 0) {
+      if (hasWhisker(p)) {
         const x = f1(sx(p.x)); const y0 = sy(p.y - p.err); const y1 = sy(p.y + p.err);
         out.push(`<path class="err" d="M${x},${f1(y0)}V${f1(y1)}M${f1(sx(p.x) - 3)},${f1(y0)}h6M${f1(sx(p.x) - 3)},${f1(y1)}h6" stroke="${m.color}" stroke-width="1.2" fill="none"/>`);
       }

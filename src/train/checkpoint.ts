@@ -69,6 +69,12 @@ export async function float16Overflow(gpu: Gpu, params: Params): Promise<{ name:
   }
 }
 
+/** The first non-finite value of float32 `v` (a tensor of `shape`) and where, as "NaN at [i, j]"; undefined if none. */
+function nonFinite(v: Float32Array, shape: readonly number[]): string | undefined {
+  const bad = firstNonFinite(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), 'F32');
+  return bad < 0 ? undefined : `${v[bad]} at [${elementIndex(bad, shape).join(', ')}]`;
+}
+
 /** Counts the bytes read back from the GPU while a checkpoint is written, for a progress callback. */
 class ReadbackProgress {
   private done = 0;
@@ -83,10 +89,8 @@ class ReadbackProgress {
   read(gpu: Gpu, t: Tensor, name: string, check = true): () => Promise<Float32Array> {
     return async () => {
       const v = await gpu.readF32(t);
-      const bad = check ? firstNonFinite(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), 'F32') : -1;
-      if (bad >= 0) {
-        throw userError(`${name} holds ${v[bad]} at [${elementIndex(bad, t.shape).join(', ')}]: the model is not saved (a checkpoint saved before stays)`);
-      }
+      const bad = check ? nonFinite(v, t.shape) : undefined;
+      if (bad) throw userError(`${name} holds ${bad}: the model is not saved (a checkpoint saved before stays)`);
       this.done += v.byteLength;
       this.report?.(this.done, this.total);
       return v;
@@ -300,8 +304,8 @@ export async function loadOptimizerState(gpu: Gpu, dir: string, params: Params, 
   const f = await openSafetensors(file);
   // As model weights are when they load (load.ts): a NaN or Inf here would continue the run from it.
   const finite = (v: Float32Array, name: string): Float32Array => {
-    const bad = firstNonFinite(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), 'F32');
-    if (bad >= 0) throw userError(`${file}: tensor ${name} holds a non-finite value (${v[bad]}) at element ${bad}: not a state to resume from`);
+    const bad = nonFinite(v, f.header[name].shape);
+    if (bad) throw userError(`${file}: tensor ${name} holds ${bad}: not a state to resume from`);
     return v;
   };
   try {

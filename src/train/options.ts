@@ -105,3 +105,9 @@ export const TRAIN_DEFAULTS = {
 export const defaultWeightDecay = (optimizer: TrainOptions['optimizer']): number => (optimizer === 'adamw' ? 1e-2 : 0);
 
 export const isSrLoss = (l: LossName): boolean => l === 'sr-dpo' || l === 'sr-ipo';
+
+/** The loss settings a loss reads: beta all but SFT, lambda the Sr losses, label smoothing (cDPO) DPO's two. */
+export function lossSettings(l: LossName): Array<'beta' | 'lambda' | 'labelSmoothing'> {
+  if (l === 'sft') return [];
+  return ['beta', ...(isSrLoss(l) ? ['lambda' as const] : []), ...(l === 'dpo' || l === 'sr-dpo' ? ['labelSmoothing' as const] : [])];
+}
