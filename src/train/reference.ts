@@ -14,7 +14,7 @@ import type { TokenizedPair } from '../data/tokenize-pairs.js';
 import { bytesProgress } from './progress.js';
 import { loadModel } from '../model/load.js';
 import { writeFileAtomic } from '../report/metrics-log.js';
-import { scorePairs, type PairLogps } from './score.js';
+import { emptyLogps, scorePairs, type PairLogps } from './score.js';
 
 export interface ReferenceLogps { plain: PairLogps; aug?: PairLogps }
 
@@ -75,6 +75,12 @@ export interface ReferenceRequest {
   log: (s: string) => void; progress: (label: string, done: number, total: number) => void;
   /** Milliseconds between partial saves of the pass under way (default PARTIAL_EVERY_MS; 0: after every readback). */
   partialEveryMs?: number;
+  /**
+   * The pairs to score (1 each) where a run trains on only some (shuffle.ts pairsUsed: --max-steps inside the
+   * first epoch); default all. The others' log-probs come back NaN, and what was scored stays in the partial
+   * file, which a run that needs more of the pairs takes up.
+   */
+  needed?: Uint8Array;
 }
 
 /**
@@ -120,6 +126,15 @@ function readPartial(file: string, n: number): Partial | undefined {
 }
 
 const count = (done: Uint8Array): number => done.reduce((a, b) => a + b, 0);
+
+/** Whether every pair marked in `needed` is marked in `done`. */
+const covers = (done: Uint8Array | undefined, needed: Uint8Array): boolean => done !== undefined && needed.every((x, i) => !x || done[i] === 1);
+
+/** The pairs not in `done` read NaN (a partial file's unscored pairs hold 0): a step that took one would fail, not train on 0. */
+function unscoredNaN(x: PassSoFar): PairLogps {
+  x.done.forEach((d, i) => { if (!d) { x.logps.chosen[i] = NaN; x.logps.rejected[i] = NaN; } });
+  return x.logps;
+}
 
 const toArrays = (p: PairLogps) => ({
   chosen: [...p.chosen], rejected: [...p.rejected], chosenTokens: [...p.chosenTokens], rejectedTokens: [...p.rejectedTokens],
@@ -205,6 +220,13 @@ export async function referenceLogps(gpu: Gpu, r: ReferenceRequest): Promise<Ref
       `${r.augmented ? `, ${sofar.aug ? count(sofar.aug.done) : 0} augmented` : ''} scored before`);
   }
   if (cachedPlain) sofar.plain = { logps: cachedPlain, done: new Uint8Array(n).fill(1) };
+  // A run that trains on only some of the pairs scores those (and finds them scored where an earlier run did).
+  const needed = r.needed && count(r.needed) < n ? r.needed : undefined;
+  const wanted = needed ? count(needed) : n;
+  if (needed && covers(sofar.plain?.done, needed) && (!r.augmented || covers(sofar.aug?.done, needed))) {
+    r.log(`reference log-probs (${r.label}): the ${wanted} of ${n} pairs this run's steps train on cached in ${partialFile}`);
+    return { plain: sofar.plain ? unscoredNaN(sofar.plain) : emptyLogps(n), aug: r.augmented && sofar.aug ? unscoredNaN(sofar.aug) : undefined };
+  }
   const every = r.partialEveryMs ?? PARTIAL_EVERY_MS;
   let saved = performance.now();
   const save = (): string | undefined => {
@@ -224,12 +246,20 @@ export async function referenceLogps(gpu: Gpu, r: ReferenceRequest): Promise<Ref
   try {
     const plain = await scorePairs(gpu, ref.model, r.pairs, {
       microBatch: r.microBatch, onProgress: (d, t) => r.progress(`reference ${r.label}`, d, t),
-      resume: sofar.plain, onResults: onResults('plain'),
+      resume: sofar.plain, onResults: onResults('plain'), only: needed,
     });
     const aug = r.augmented ? await scorePairs(gpu, ref.model, r.pairs, {
       microBatch: r.microBatch, augmented: true, matmulPrecision: r.augMatmulPrecision, onProgress: (d, t) => r.progress(`reference ${r.label} (augmented)`, d, t),
-      resume: sofar.aug, onResults: onResults('aug'),
+      resume: sofar.aug, onResults: onResults('aug'), only: needed,
     }) : undefined;
+    const whole = count(sofar.plain!.done) === n && (!r.augmented || count(sofar.aug!.done) === n);
+    if (!whole) {
+      // Some pairs not scored (this run does not train on them): kept as a partial pass, for a run that needs more.
+      save();
+      r.log(`reference log-probs (${r.label}): the ${wanted} of ${n} pairs this run's steps train on in ` +
+        `${((performance.now() - t0) / 1000).toFixed(1)} s, cached in ${partialFile}; a run that trains on more of them scores those there`);
+      return { plain: unscoredNaN(sofar.plain!), aug: r.augmented ? unscoredNaN(sofar.aug!) : undefined };
+    }
     writeFileAtomic(file, JSON.stringify({ n, plain: toArrays(plain), aug: aug ? toArrays(aug) : null }));
     rmSync(partialFile, { force: true });
     r.log(`reference log-probs (${r.label}): ${n} pairs in ${((performance.now() - t0) / 1000).toFixed(1)} s` +

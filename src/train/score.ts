@@ -34,6 +34,8 @@ export interface ScoreOptions {
    * the others are written into `logps`, which is returned.
    */
   resume?: { logps: PairLogps; done: Uint8Array };
+  /** The pairs to score (1 each; default all): a run that trains on only some scores their reference alone (reference.ts). */
+  only?: Uint8Array;
   /** After each readback: the results so far and which pairs they cover (a partial save). */
   onResults?: (logps: PairLogps, done: Uint8Array) => void;
 }
@@ -50,10 +52,11 @@ export async function scorePairs(gpu: Gpu, model: CausalLM, pairs: readonly Toke
   // Longest first, so micro-batches carry little padding (length-order.ts); results go back to
   // the pairs' own places. Sums are read back every READ_EVERY micro-batches, in one readback, not
   // after each, so the GPU is not left idle while the host waits and then records the next one.
-  // Pairs a resumed pass has already are left out.
-  const order = lengthOrder(pairs, o.augmented).filter((k) => !scored[k]);
+  // Pairs a resumed pass has already are left out, and so are those not asked for (`only`).
+  const order = lengthOrder(pairs, o.augmented).filter((k) => !scored[k] && (!o.only || o.only[k]));
   const pending: { sums: Tensor; idx: number[]; layout: BatchLayout }[] = [];
-  let done = P - order.length;
+  const total = o.only ? o.only.reduce((a, x) => a + x, 0) : P;
+  let done = total - order.length;
   const drain = async () => {
     const batch = pending.splice(0);
     const values = await gpu.readManyF32(batch.map((q) => q.sums));
@@ -78,7 +81,7 @@ export async function scorePairs(gpu: Gpu, model: CausalLM, pairs: readonly Toke
     // A long scoring pass (the reference log-probs before training) tunes as steps do (engine/tuner.ts).
     await gpu.tuner?.settle();
     gpu.pool.trimExcess(); // after the readback: nothing recorded uses a free buffer (engine/tensor.ts)
-    o.onProgress?.(done, P);
+    o.onProgress?.(done, total);
   };
   for (let p0 = 0; p0 < order.length; p0 += o.microBatch) {
     const idx = order.slice(p0, p0 + o.microBatch);

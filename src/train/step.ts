@@ -131,6 +131,8 @@ export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer,
         if (!inp.ref.aug) throw new Error(`${c.loss} needs augmented reference log-probs`);
         host[6 * m + i] = inp.ref.aug.chosen[k]; host[7 * m + i] = inp.ref.aug.rejected[k];
       }
+      // NaN: a pair the reference pass left out (reference.ts `needed`): a bug to name, not a loss of NaN.
+      if ([2, 3, ...(sr ? [6, 7] : [])].some((row) => Number.isNaN(host[row * m + i]))) throw new Error(`pair ${k} has no reference log-probs (not scored)`);
     }
     const logps = gpu.tensor([R, m], host, 'f32', 'pair_logps');
     if (sr) {

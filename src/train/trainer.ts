@@ -24,7 +24,7 @@ import { pairsHash, plainPairsHash, referenceLogps, savePartialReference, weight
 import { scorePairs } from './score.js';
 import { trainStep } from './step.js';
 import { TUNING_FILE, adapterName, loadTuning, saveTuning } from './tuning-file.js';
-import { epochOrder } from './shuffle.js';
+import { batchStart, epochOrder, pairsUsed } from './shuffle.js';
 import { Progress } from './progress.js';
 import { acquireRunLock } from './run-lock.js';
 import { defaultWeightDecay, isSrLoss, type TrainOptions } from './options.js';
@@ -241,8 +241,12 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     // With the steps the run plans (plannedSteps): the report reads a run that ended short of them
     // (stopped, or still training) as such. Atomic: a run killed meanwhile leaves the old file or the new.
     writeFileAtomic(path.join(o.out, RUN_CONFIG_FILE), `${JSON.stringify({ ...o, name: o.name ?? o.loss, ...ran, plannedSteps: totalSteps }, null, 2)}\n`);
+    // The pairs the steps to run train on: every one, unless --max-steps ends the run inside its first epoch
+    // (or a resumed run is near its end). The reference scores those alone: a run of a few steps on a large
+    // data set does not wait for all of it first.
+    const used = pairsUsed(P, B, dropLast, o.seed, { epoch: state?.epoch ?? 0, position: state?.position ?? 0 }, state?.step ?? 0, totalSteps);
     const ref: ReferenceLogps | undefined = o.loss === 'sft' ? undefined
-      : await referenceLogps(gpu, { ...refReq, pairs, augmented: sr, label: 'train' }).catch((e: unknown) => { throw refError(e, refDir, o.data); });
+      : await referenceLogps(gpu, { ...refReq, pairs, augmented: sr, label: 'train', needed: used }).catch((e: unknown) => { throw refError(e, refDir, o.data); });
     const evalRef = evalPairs && !evalSft
       ? await referenceLogps(gpu, { ...refReq, pairs: evalPairs, augmented: true, label: 'eval' }).catch((e: unknown) => { throw refError(e, refDir, o.evalData!); })
       : undefined;
@@ -353,7 +357,8 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     training = true;
     let order = epochOrder(P, o.seed, epoch);
     while (step < totalSteps && !interrupted) {
-      if (position >= P || (dropLast && position + B > P)) { epoch++; position = 0; order = epochOrder(P, o.seed, epoch); }
+      const at = batchStart(P, B, dropLast, { epoch, position });
+      if (at.epoch !== epoch) { ({ epoch, position } = at); order = epochOrder(P, o.seed, epoch); }
       const end = Math.min(position + B, P);
       const indices = order.slice(position, end);
       const batchPairs: TokenizedPair[] = Array.from(indices, (i) => pairs[i]);

@@ -48,6 +48,31 @@ describe('srk train --cache-dir', () => {
     expect(readdirSync(join(tmp, 'shared2'))).toHaveLength(3);
   });
 
+  it('a run of fewer steps than an epoch scores the pairs it trains on; a longer run takes them up, to the numbers of a whole pass', async () => {
+    const short = (out: string, steps: number, more: string[] = []) => train([...fixtureArgs('gpt-neox-tiny'), '--loss', 'sr-dpo', '--batch-size', '2',
+      '--max-steps', String(steps), '--lr', '1e-4', '--out', join(tmp, out), '--cache-dir', join(tmp, 'part'), ...more]);
+    const first = await short('part-1', 1);
+    expect(first.code, describeRun(first)).toBe(0);
+    expect(first.stderr).toMatch(/reference log-probs \(train\): the 2 of 6 pairs this run's steps train on in [\d.]+ s, cached in .*part\/ref-logps-\w+\.partial\.json/);
+    expect(readdirSync(join(tmp, 'part'))).toEqual([expect.stringMatching(/\.partial\.json$/)]);
+    // The same steps again: nothing to score.
+    const again = await short('part-again', 1);
+    expect(again.code, describeRun(again)).toBe(0);
+    expect(again.stderr).toMatch(/reference log-probs \(train\): the 2 of 6 pairs this run's steps train on cached in .*\.partial\.json/);
+    expect(again.stderr).not.toMatch(/load reference/);
+    // Resumed to three steps (the whole epoch): the other four pairs are scored, and the file is whole.
+    const rest = await short('part-1', 3, ['--resume']);
+    expect(rest.code, describeRun(rest)).toBe(0);
+    expect(rest.stderr).toMatch(/taking up .*\.partial\.json: 2 of 6 pairs, 2 augmented scored before/);
+    expect(rest.stderr).toMatch(/reference log-probs \(train\): 6 pairs in [\d.]+ s, cached in .*part\/ref-logps-train-\w+\.json/);
+    expect(readdirSync(join(tmp, 'part'))).toEqual([expect.stringMatching(/^ref-logps-train-\w+\.json$/)]);
+    const whole = await train([...fixtureArgs('gpt-neox-tiny'), '--loss', 'sr-dpo', '--batch-size', '2', '--max-steps', '3', '--lr', '1e-4',
+      '--out', join(tmp, 'part-whole')]);
+    expect(whole.code, describeRun(whole)).toBe(0);
+    expect(values('part-1')).toEqual(values('part-whole'));
+    expect(values('part-1')).toHaveLength(3);
+  });
+
   it('a file in the way is refused by the flag', async () => {
     writeFileSync(join(tmp, 'a-file'), '');
     const r = await run('dpo', 'refused', 'a-file');
