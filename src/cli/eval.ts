@@ -30,6 +30,8 @@ export interface EvalOptions extends ScoringSettings {
   refModel?: string; beta: number; json: boolean; skipBadRows: boolean; cacheDir?: string;
   /** A CSV of each pair's margin, augmented margin and judge scores (eval-pairs.ts; pairs only). */
   pairsOut?: string;
+  /** Only the first this many usable pairs of the data (--max-pairs). */
+  maxPairs?: number;
 }
 
 export interface EvalReport {
@@ -105,14 +107,14 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
   let pairs: TokenizedPair[];
   let skipped = 0;
   try {
-    pairs = await loadPairsForModel(o.model, o.data, settings, { augmented: true, sftIfAny: true }, log, (read) => { skipped = read.badRows; },
+    pairs = await loadPairsForModel(o.model, o.data, settings, { augmented: true, sftIfAny: true, ...(o.maxPairs ? { limit: { count: o.maxPairs, flag: '--max-pairs' } } : {}) }, log, (read) => { skipped = read.badRows; },
       (l, d, t) => progress.update(l, d, t));
     if (!sameRef && !isSftPair(pairs[0])) await checkSameTokenizer(o.model, refDir);
   } catch (e) {
     throw dataError(e);
   }
   const notes: string[] = [];
-  if (skipped > 0) notes.push(`${skipped} bad lines of ${dataLabel(o.data)} skipped (--skip-bad-rows); the metrics are over the other ${pairs.length} pairs`);
+  if (skipped > 0) notes.push(`${skipped} bad lines of ${dataLabel(o.data)} skipped (--skip-bad-rows)${o.maxPairs ? '' : `; the metrics are over the other ${pairs.length} pairs`}`);
   if (isSftPair(pairs[0])) return evalSftRows(o, pairs, refDir, sameRef, notes, skipped, progress);
   return withGpu({ adapter: o.adapter }, async (gpu) => {
     const t0 = performance.now();
@@ -227,6 +229,7 @@ export const evalCommand: CommandModule = {
     json: { type: 'boolean', default: false, describe: 'print one JSON object instead of the table' },
     'skip-bad-rows': { type: 'boolean', default: false, describe: 'skip and count malformed data lines instead of stopping' },
     'cache-dir': { type: 'string', describe: 'cache the reference log-probs in this directory (reused while the reference, data and settings stay the same)' },
+    'max-pairs': { type: 'number', describe: 'evaluate the first N usable pairs of --data only, in the file\'s order (transformers\' max_eval_samples)' },
     'pairs-out': { type: 'string', describe: 'write each pair\'s margin, augmented margin, judge scores, file and line to this CSV (pair: its index among the usable pairs; as a training run\'s eval-pairs.csv)' },
   }),
   handler: async (a) => {
@@ -238,9 +241,12 @@ export const evalCommand: CommandModule = {
     if (args['cache-dir'] !== undefined) checkDirFlag('cache-dir', args['cache-dir'] as string);
     const pairsOut = args['pairs-out'] as string | undefined;
     if (pairsOut !== undefined && existsSync(pairsOut) && statSync(pairsOut).isDirectory()) throw userError(`--pairs-out ${pairsOut}: a directory (give a file name)`);
+    const maxPairs = args['max-pairs'] as number | undefined;
+    if (maxPairs !== undefined && !(Number.isInteger(maxPairs) && maxPairs > 0)) throw userError(`--max-pairs must be a positive integer (got ${args['max-pairs']})`);
     const o: EvalOptions = {
       ...s, refModel, beta: args.beta as number, json: Boolean(args.json), skipBadRows: Boolean(args['skip-bad-rows']),
       cacheDir: args['cache-dir'] as string | undefined, pairsOut: args['pairs-out'] as string | undefined,
+      ...(maxPairs !== undefined ? { maxPairs } : {}),
     };
     // Ctrl-C or SIGTERM while the reference is scored into --cache-dir: what it has is kept (reference.ts),
     // and the same command takes it up.

@@ -37,6 +37,7 @@ export function trainFlags<T>(y: Argv<T>) {
       describe: 'skip each epoch\'s last, partial batch (its pairs sit that epoch out); default: train it as a shorter step, as transformers\' Trainer does (a resumed run keeps its own choice)' },
     seed: { type: 'number', default: d.seed, describe: 'data order seed' },
     'eval-data': { type: 'string', describe: 'held-out pairs (one file or several, as for --data): margin, accuracy, augmented accuracy, chosen NLL, and correlations with judge scores; with --loss sft also SFT rows without a rejected response (their NLL per completion token)' },
+    'max-eval-pairs': { type: 'number', describe: 'evaluate on the first N usable pairs of --eval-data only, in the file\'s order (transformers\' max_eval_samples): quicker evaluations of a large held-out set' },
     'eval-every': { type: 'number', default: d.evalEvery, describe: 'evaluate every N steps (0: at the start and the end only)' },
     'eval-samples': { type: 'number', default: 0, describe: 'at each evaluation, also write the policy\'s greedy completions of the first N --eval-data prompts to OUT/samples.jsonl (the report shows them)' },
     'eval-sample-tokens': { type: 'number', default: 64, describe: 'most new tokens of each --eval-samples completion' },
@@ -115,6 +116,10 @@ export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {
   for (const k of ['warmup-steps', 'eval-every', 'save-every', 'seed', 'eval-samples']) count(k);
   positive('eval-sample-tokens');
   if (num('eval-samples') > 0 && a['eval-data'] === undefined) refuse('--eval-samples samples the prompts of --eval-data: give --eval-data too');
+  if (a['max-eval-pairs'] !== undefined) {
+    positive('max-eval-pairs');
+    if (a['eval-data'] === undefined) refuse('--max-eval-pairs limits the pairs of --eval-data: give --eval-data too');
+  }
   if (!(num('beta') > 0) || !Number.isFinite(num('beta'))) refuse(`--beta must be > 0 (got ${a.beta})`);
   inFloat32('beta');
   atLeastZero('lr', '');
@@ -134,7 +139,7 @@ export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {
     warmupSteps: num('warmup-steps'), lrSchedule: a['lr-schedule'] as LrSchedule, gradClip: num('grad-clip'), batchSize: num('batch-size'),
     microBatchSize: Math.min(num('micro-batch-size'), num('batch-size')), maxLength: num('max-length'),
     maxPromptLength: num('max-prompt-length'), epochs: num('epochs'), maxSteps: a['max-steps'] as number | undefined,
-    seed: num('seed'), evalData: dataFilesFlag(a, 'eval-data'), ...(a['cache-dir'] !== undefined ? { cacheDir: a['cache-dir'] as string } : {}), evalEvery: num('eval-every'),
+    seed: num('seed'), evalData: dataFilesFlag(a, 'eval-data'), ...(a['max-eval-pairs'] !== undefined ? { maxEvalPairs: num('max-eval-pairs') } : {}), ...(a['cache-dir'] !== undefined ? { cacheDir: a['cache-dir'] as string } : {}), evalEvery: num('eval-every'),
     ...(num('eval-samples') > 0 ? { evalSamples: num('eval-samples'), evalSampleTokens: num('eval-sample-tokens') } : {}), saveEvery: num('save-every'),
     out: (a.out as string | undefined) ?? `runs/${loss}`, resume: Boolean(a.resume), refinePrompt: a['refine-prompt'] as string,
     noEos: a.eos === false, completionsInContext: Boolean(a['completions-in-context']), skipBadRows: Boolean(a['skip-bad-rows']), plainProgress: Boolean(a['plain-progress']),

@@ -1,6 +1,6 @@
 // Preference data for a run: rows read, normalized and tokenized with the model's tokenizer,
 // with the refine prompt so that augmented sequences are available for Sr losses and metrics.
-import { loadTokenizedPairs, type TokenizedPair } from '../data/tokenize-pairs.js';
+import { isSftPair, loadTokenizedPairs, type TokenizedPair } from '../data/tokenize-pairs.js';
 import type { JsonlStats } from '../data/read-jsonl.js';
 import { dataLabel, type DataFiles } from '../data/data-files.js';
 import { existsSync } from 'node:fs';
@@ -23,6 +23,8 @@ export interface PairUse {
   augmented: boolean;
   /** Held-out data that may be SFT rows: read as pairs, or, where a row has no rejected response, as SFT rows (LoadPairsOptions.sftIfAny). */
   sftIfAny?: boolean;
+  /** Only the first `count` usable pairs (in the data's order, as transformers' max_eval_samples), by the flag that asked. */
+  limit?: { count: number; flag: string };
 }
 
 /** Rows from which tokenizing reports progress (about ten seconds of it on this project's 2-core machine). */
@@ -43,6 +45,10 @@ export async function loadPairsForModel(modelDir: string, data: DataFiles, s: Da
   log(r.report);
   onRead?.(r.read);
   if (r.pairs.length === 0) throw userError(`${dataLabel(data)}: no usable pairs`);
+  if (use.limit && r.pairs.length > use.limit.count) {
+    log(`${dataLabel(data)}: the first ${use.limit.count} of its ${r.pairs.length} usable ${isSftPair(r.pairs[0]) ? 'rows' : 'pairs'} (${use.limit.flag})`);
+    return r.pairs.slice(0, use.limit.count);
+  }
   return r.pairs;
 }
 

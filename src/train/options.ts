@@ -57,6 +57,8 @@ export interface TrainOptions {
   sftPairTruncation?: boolean;
   seed: number;
   evalData?: DataFiles;
+  /** Evaluate on the first this many usable pairs of evalData only (--max-eval-pairs); default all. */
+  maxEvalPairs?: number;
   /** Where the reference log-probs are cached (reference.ts); default OUT/cache. */
   cacheDir?: string;
   evalEvery: number;

@@ -182,7 +182,8 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     // Eval pairs: always augmented (the augmented accuracy). An SFT run's may be SFT rows (no rejected
     // response): then it scores their NLL alone, with no reference (computeSftEvalMetrics).
     const evalPairs = o.evalData
-      ? await loadPairsForModel(o.model, o.evalData, settings, { augmented: true, sftIfAny: o.loss === 'sft' }, log, undefined, dataProgress) : undefined;
+      ? await loadPairsForModel(o.model, o.evalData, settings, { augmented: true, sftIfAny: o.loss === 'sft', ...(o.maxEvalPairs ? { limit: { count: o.maxEvalPairs, flag: '--max-eval-pairs' } } : {}) },
+        log, undefined, dataProgress) : undefined;
     const evalSft = evalPairs !== undefined && isSftPair(evalPairs[0]);
     // One eval.jsonl series is one set of held-out pairs: a resumed run evaluates on the pairs it did, or on
     // none (the series stops); other pairs would continue the curves as if they were the same measurement.

@@ -187,6 +187,32 @@ describe('srk eval', () => {
     expect(JSON.parse(b.stdout).margin).toBe(JSON.parse(a.stdout).margin);
   });
 
+  it('--max-pairs: the first N usable pairs alone, as a file of those would give', () => {
+    const name = 'gpt-neox-tiny';
+    const dir = join(fixtures, name);
+    const pairsOut = join(tmp, 'first4.csv');
+    const r = run(['eval', '--model', dir, '--ref-model', `${dir}_ref`, '--data', join(dir, 'pairs.jsonl'), '--no-eos', '--json', '--max-pairs', '4', '--pairs-out', pairsOut]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/pairs\.jsonl: the first 4 of its 6 usable pairs \(--max-pairs\)/);
+    const j = JSON.parse(r.stdout);
+    const x = reference(name);
+    expect(j.n).toBe(4);
+    const first = x.margins.slice(0, 4);
+    close(j.margin, first.reduce((a, v) => a + v, 0) / 4);
+    expect(j.accuracy).toBeCloseTo(first.filter((v) => v > 0).length / 4, 12);
+    expect(readFileSync(pairsOut, 'utf8').trim().split('\n').slice(1).map((l) => Number(l.split(',')[7]))).toEqual([1, 2, 3, 4]);
+    // More than the file has: all of them, without a note.
+    const all = run(['eval', '--model', dir, '--ref-model', `${dir}_ref`, '--data', join(dir, 'pairs.jsonl'), '--no-eos', '--json', '--max-pairs', '60']);
+    expect(all.status, all.stderr).toBe(0);
+    expect(JSON.parse(all.stdout).n).toBe(6);
+    expect(all.stderr).not.toMatch(/--max-pairs/);
+    for (const v of ['0', '2.5', 'x']) {
+      const b = run(['eval', '--model', dir, '--data', join(dir, 'pairs.jsonl'), '--max-pairs', v]);
+      expect(b.status).not.toBe(0);
+      expect(b.stderr).toMatch(/--max-pairs must be a positive integer/);
+    }
+  });
+
   it('bad input: a malformed line names file:line; bad flags are clear errors', () => {
     const dir = join(fixtures, 'gpt-neox-tiny');
     const data = join(tmp, 'bad.jsonl');

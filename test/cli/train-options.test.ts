@@ -17,6 +17,8 @@ describe('srk train flags', () => {
     // No --weight-decay: the trainer takes torch's default of the optimizer (options.ts defaultWeightDecay).
     expect(parse('--model', 'm', '--data', 'd').weightDecay).toBeUndefined();
     expect(parse('--model', 'm', '--data', 'd', '--weight-decay', '0.1')).toMatchObject({ weightDecay: 0.1 });
+    expect(parse('--model', 'm', '--data', 'd', '--eval-data', 'e', '--max-eval-pairs', '3')).toMatchObject({ maxEvalPairs: 3 });
+    expect(parse('--model', 'm', '--data', 'd', '--eval-data', 'e').maxEvalPairs).toBeUndefined();
   });
 
   const bad: [string[], RegExp][] = [
@@ -39,6 +41,8 @@ describe('srk train flags', () => {
     [['--label-smoothing', '-0.1'], /--label-smoothing must be at least 0/],
     [['--loss', 'ipo', '--label-smoothing', '0.1'], /--label-smoothing applies to dpo and sr-dpo \(cDPO\), not ipo/],
     [['--loss', 'sft', '--label-smoothing', '0.1'], /--label-smoothing applies to dpo and sr-dpo \(cDPO\), not sft/],
+    [['--max-eval-pairs', '10'], /--max-eval-pairs limits the pairs of --eval-data: give --eval-data too/],
+    [['--eval-data', 'e', '--max-eval-pairs', '0'], /--max-eval-pairs must be a positive integer/],
   ];
   for (const [args, re] of bad) {
     it(`refuses ${args.join(' ')}`, () => {

@@ -16,6 +16,21 @@ describe('srk train with several data files', () => {
   const values = (out: string) => readMetrics(join(tmp, out)).map((m) => [m.loss, m.margin, m.grad_norm]);
   const evals = (out: string) => readFileSync(join(tmp, out, 'eval.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 
+  it('--max-eval-pairs: the first N pairs of --eval-data, evaluated as a file of those; a resume keeps to them', async () => {
+    const first = await train([...args('first4', [whole], [whole], 1), '--max-eval-pairs', '4']);
+    expect(first.code, describeRun(first)).toBe(0);
+    expect(first.stderr).toMatch(/whole\.jsonl: the first 4 of its 6 usable pairs \(--max-eval-pairs\)/);
+    const own = await train(args('only4', [whole], [a], 1));
+    expect(own.code, describeRun(own)).toBe(0);
+    for (const k of ['margin', 'accuracy', 'aug_accuracy', 'nll_chosen', 'n']) {
+      expect(evals('first4').map((e) => e[k]), k).toEqual(evals('only4').map((e) => (k === 'n' ? 4 : expect.closeTo(e[k], 12))));
+    }
+    // Other eval pairs would join two sets in one eval.jsonl series: refused.
+    const other = await train([...args('first4', [whole], [whole], 2), '--max-eval-pairs', '5', '--resume']);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/--resume: the pairs read from --eval-data .* are not the ones the run in .*first4 evaluated on/);
+  });
+
   it('the pieces train and evaluate as their concatenation, and the run resumes from them but not from another order', async () => {
     const one = await train(args('one', [whole], [whole]));
     expect(one.code, describeRun(one)).toBe(0);
