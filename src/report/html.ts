@@ -182,7 +182,9 @@ export function renderReportHtml(opts: ReportOptions): string {
             };
           });
           if (pts.some((p) => Number.isFinite(p.y))) {
-            markers.push({ label: several ? `${r.name} eval (${split})` : `eval (${split})`, shape: markerShape(i, si, splits.length, several),
+            // "eval" alone for the split srk train writes (never "eval (eval)"); another split by its name.
+            const what = split === 'eval' ? 'eval' : `eval (${split})`;
+            markers.push({ label: several ? `${r.name} ${what}` : what, shape: markerShape(i, si, splits.length, several),
               color: runColor(r, i), runName: r.name, points: pts });
           }
         });
@@ -191,7 +193,7 @@ export function renderReportHtml(opts: ReportOptions): string {
       // frame, a line below the charts instead. The first chart (the loss) always stands.
       if ((ci > 0 || !keepFirst) && markers.length === 0 && !series.some((x) => x.y.some(Number.isFinite))) { leftOut.push(c.title); return; }
       const id = `${idPrefix}-${ci}-${c.key.replace(/[^A-Za-z0-9_-]/g, '_')}`;
-      const rendered = renderLineChart({ id, title: c.title, xLabel, yLabel: c.yLabel, series, markers, yDomain: c.yDomain, maxPoints: opts.maxPoints });
+      const rendered = renderLineChart({ id, title: c.title, xLabel, yLabel: c.yLabel, series, markers, yDomain: c.yDomain, maxPoints: opts.maxPoints, integerX: true });
       chartData[id] = rendered.drawn.map((d) => ({ name: d.smooth ? `${d.name} (smoothed)` : d.name, color: d.color, x: d.x, y: d.y }));
       chartHtml.push(`<figure class="chart-box">${rendered.svg}</figure>`);
     });

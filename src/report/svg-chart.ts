@@ -43,6 +43,8 @@ export interface ChartOptions {
   maxPoints?: number;
   /** A scatter: a margin of 4% around the points on both axes, so none sits on the frame. */
   pad?: boolean;
+  /** x counts something whole (steps, pairs seen): its ticks are integers, never 2.5 pairs. */
+  integerX?: boolean;
 }
 
 // Ten well-separated hues, then ten darker ones, so a sweep of up to twenty runs has no two alike.
@@ -115,8 +117,11 @@ export function downsample(x: ArrayLike<number>, y: ArrayLike<number>, maxPoints
 
 export interface Ticks { min: number; max: number; step: number; ticks: number[] }
 
-/** "Nice" axis range and ticks (steps 1, 2, 5 x 10^k) covering [lo, hi]; a zero-width range is padded. */
-export function niceTicks(lo: number, hi: number, target = 5): Ticks {
+/**
+ * "Nice" axis range and ticks (steps 1, 2, 5 x 10^k) covering [lo, hi]; a zero-width range is padded.
+ * `minStep`: the smallest step (1 for a count: whole ticks only).
+ */
+export function niceTicks(lo: number, hi: number, target = 5, minStep = 0): Ticks {
   if (!Number.isFinite(lo) || !Number.isFinite(hi)) { lo = 0; hi = 1; }
   if (hi < lo) [lo, hi] = [hi, lo];
   if (hi === lo) {
@@ -126,7 +131,7 @@ export function niceTicks(lo: number, hi: number, target = 5): Ticks {
   const raw = (hi - lo) / Math.max(target, 1);
   const mag = Math.pow(10, Math.floor(Math.log10(raw)));
   const norm = raw / mag;
-  const step = (norm < 1.5 ? 1 : norm < 3 ? 2 : norm < 7 ? 5 : 10) * mag;
+  const step = Math.max(minStep, (norm < 1.5 ? 1 : norm < 3 ? 2 : norm < 7 ? 5 : 10) * mag);
   const min = Math.floor(lo / step + 1e-9) * step;
   const max = Math.ceil(hi / step - 1e-9) * step;
   const ticks: number[] = [];
@@ -265,7 +270,9 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
     const dx = xhi > xlo ? 0.04 * (xhi - xlo) : 0.5, dy = yhi > ylo ? 0.04 * (yhi - ylo) : 0.5;
     xlo -= dx; xhi += dx; ylo -= dy; yhi += dy;
   } else if (xlo > 0 && xlo <= 0.25 * (xhi - xlo)) xlo = 0; // start the x axis at 0 when it is close
-  const xt = niceTicks(xlo, xhi, 6);
+  // A count at one value (a run of one step): a whole unit either side, not below 0.
+  if (opts.integerX && hasData && xlo === xhi) { xlo = Math.max(xlo >= 0 ? 0 : -Infinity, xlo - 1); xhi += 1; }
+  const xt = niceTicks(xlo, xhi, 6, opts.integerX ? 1 : 0);
   const yt = opts.yDomain && ylo >= opts.yDomain[0] && yhi <= opts.yDomain[1]
     ? fixedTicks(opts.yDomain[0], opts.yDomain[1])
     : niceTicks(ylo, yhi, 5);

@@ -101,6 +101,18 @@ describe('svg chart helpers', () => {
     const pts = flat.svg.match(/points="([^"]+)"/)![1].split(' ').map((p) => Number(p.split(',')[1]));
     expect(new Set(pts).size).toBe(1); // a horizontal line inside the plot
   });
+
+  it('an x axis of counts (steps, pairs seen) has whole ticks, at one value too, and not below 0', () => {
+    const chart = (x: number[], integerX = true) => renderLineChart({ id: 'i', title: 'i', xLabel: 'pairs seen', yLabel: 'y', integerX,
+      series: [{ name: 'r', color: '#f00', x, y: x.map((v) => v / 10) }] });
+    expect(chart([3]).xTicks.ticks).toEqual([2, 3, 4]);
+    expect(chart([0]).xTicks.ticks).toEqual([0, 1]);
+    expect(chart([0, 3]).xTicks.ticks).toEqual([0, 1, 2, 3]);
+    expect(chart([0, 64, 128]).xTicks.ticks).toEqual([0, 20, 40, 60, 80, 100, 120, 140]);
+    // Without it (a scatter's score differences): fractions.
+    expect(chart([0, 3], false).xTicks.ticks).toContain(0.5);
+    expect(niceTicks(0, 3, 6, 1).step).toBe(1);
+  });
 });
 
 describe('HTML report', () => {
@@ -262,6 +274,10 @@ describe('HTML report', () => {
     const one = renderReportHtml({ title: 't', runs: [a] });
     expect((svgs(one)[1].match(/<polyline[^>]*>/g) ?? []).some((tag) => tag.includes('stroke-dasharray'))).toBe(false);
     expect(svgs(one)[1]).toContain('>eval (test)</text>');
+    // srk train's own split, "eval", is not named twice.
+    const own = renderReportHtml({ title: 't', runs: [{ ...a, eval: a.eval!.map((e) => ({ ...e, split: 'eval' })) }] });
+    expect(svgs(own)[1]).toContain('>eval</text>');
+    expect(svgs(own)[1]).not.toContain('eval (eval)');
     // Margins scale with beta: where it differs, the accuracies; a setting a loss does not read (DPO's lambda) is no difference.
     b.config = { loss: 'dpo', beta: 0.5, lambda: 0.9 };
     expect(renderReportHtml({ title: 't', runs: [{ ...a, config: { loss: 'dpo', beta: 0.1, lambda: 0.5 } }, b] }))
