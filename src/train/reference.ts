@@ -130,6 +130,19 @@ const count = (done: Uint8Array): number => done.reduce((a, b) => a + b, 0);
 /** Whether every pair marked in `needed` is marked in `done`. */
 const covers = (done: Uint8Array | undefined, needed: Uint8Array): boolean => done !== undefined && needed.every((x, i) => !x || done[i] === 1);
 
+/** `into` with the pairs `from` has scored and it has not (another pass's results: a partial file). */
+function mergePass(into: PassSoFar | undefined, from: PassSoFar | undefined): PassSoFar | undefined {
+  if (!from) return into;
+  if (!into) return from;
+  from.done.forEach((d, i) => {
+    if (!d || into.done[i]) return;
+    into.logps.chosen[i] = from.logps.chosen[i]; into.logps.rejected[i] = from.logps.rejected[i];
+    into.logps.chosenTokens[i] = from.logps.chosenTokens[i]; into.logps.rejectedTokens[i] = from.logps.rejectedTokens[i];
+    into.done[i] = 1;
+  });
+  return into;
+}
+
 /** The pairs not in `done` read NaN (a partial file's unscored pairs hold 0): a step that took one would fail, not train on 0. */
 function unscoredNaN(x: PassSoFar): PairLogps {
   x.done.forEach((d, i) => { if (!d) { x.logps.chosen[i] = NaN; x.logps.rejected[i] = NaN; } });
@@ -208,28 +221,47 @@ export async function referenceLogps(gpu: Gpu, r: ReferenceRequest): Promise<Ref
     }
   }
   const n = r.pairs.length;
+  const partialOf = (k: string) => path.join(r.cacheDir, `ref-logps-${k}.partial.json`);
+  // A run that trains on only some of the pairs scores those (and finds them where an earlier pass scored them).
+  const needed = r.needed && count(r.needed) < n ? r.needed : undefined;
+  const wanted = needed ? count(needed) : n;
+  if (wanted === 0) {
+    r.log(`reference log-probs (${r.label}): none to score (no steps left to train)`);
+    const none = () => unscoredNaN({ logps: emptyLogps(n), done: new Uint8Array(n) });
+    return { plain: none(), aug: r.augmented ? none() : undefined };
+  }
   const plainOnly = r.augmented ? findCached(r.cacheDir, keyOf(false, undefined), n) : undefined;
   const cachedPlain = plainOnly?.logps.plain;
   const plainFile = plainOnly?.file;
-  // An earlier pass of these log-probs that was stopped: its results so far.
-  // Named by the key alone: whatever command asked for these log-probs first, the next takes them up.
-  const partialFile = path.join(r.cacheDir, `ref-logps-${key}.partial.json`);
+  // Earlier passes of these log-probs that stopped (interrupted, or a run that trained on only some pairs):
+  // their results so far. Named by the key alone: whatever command asked for these log-probs first, the
+  // next takes them up. The plain half is the same under every key of these pairs (a DPO run's partial
+  // pass, an Sr run's): taken from each.
+  const partialFile = partialOf(key);
   const sofar: Partial = readPartial(partialFile, n) ?? {};
-  if (sofar.plain || sofar.aug) {
-    r.log(`reference log-probs (${r.label}): taking up ${partialFile}: ${sofar.plain ? count(sofar.plain.done) : 0} of ${n} pairs` +
+  const takenUp = sofar.plain || sofar.aug ? [partialFile] : [];
+  if (cachedPlain) sofar.plain = { logps: cachedPlain, done: new Uint8Array(n).fill(1) };
+  else {
+    for (const k of [keyOf(false, undefined), keyOf(true, 'f32'), keyOf(true, 'f16')].filter((k) => k !== key)) {
+      const other = readPartial(partialOf(k), n)?.plain;
+      if (other && count(other.done) > 0) { sofar.plain = mergePass(sofar.plain, other); takenUp.push(partialOf(k)); }
+    }
+  }
+  if (takenUp.length) {
+    r.log(`reference log-probs (${r.label}): taking up ${takenUp.join(', ')}: ${sofar.plain ? count(sofar.plain.done) : 0} of ${n} pairs` +
       `${r.augmented ? `, ${sofar.aug ? count(sofar.aug.done) : 0} augmented` : ''} scored before`);
   }
-  if (cachedPlain) sofar.plain = { logps: cachedPlain, done: new Uint8Array(n).fill(1) };
-  // A run that trains on only some of the pairs scores those (and finds them scored where an earlier run did).
-  const needed = r.needed && count(r.needed) < n ? r.needed : undefined;
-  const wanted = needed ? count(needed) : n;
   if (needed && covers(sofar.plain?.done, needed) && (!r.augmented || covers(sofar.aug?.done, needed))) {
-    r.log(`reference log-probs (${r.label}): the ${wanted} of ${n} pairs this run's steps train on cached in ${partialFile}`);
-    return { plain: sofar.plain ? unscoredNaN(sofar.plain) : emptyLogps(n), aug: r.augmented && sofar.aug ? unscoredNaN(sofar.aug) : undefined };
+    r.log(`reference log-probs (${r.label}): the ${wanted} of ${n} pairs this run's steps train on cached in ${takenUp.join(', ')}`);
+    return { plain: unscoredNaN(sofar.plain!), aug: r.augmented ? unscoredNaN(sofar.aug!) : undefined };
   }
   const every = r.partialEveryMs ?? PARTIAL_EVERY_MS;
   let saved = performance.now();
   const save = (): string | undefined => {
+    // A run beside this one (a sweep sharing --cache-dir) may have saved pairs of its own there meanwhile: kept.
+    const disk = readPartial(partialFile, n);
+    sofar.plain = mergePass(sofar.plain, disk?.plain);
+    sofar.aug = mergePass(sofar.aug, disk?.aug);
     if (!sofar.plain && !sofar.aug) return undefined;
     const pass = (x?: PassSoFar) => (x ? { logps: toArrays(x.logps), done: [...x.done] } : null);
     writeFileAtomic(partialFile, JSON.stringify({ n, plain: pass(sofar.plain), aug: pass(sofar.aug) }));
@@ -244,27 +276,30 @@ export async function referenceLogps(gpu: Gpu, r: ReferenceRequest): Promise<Ref
   saveNow = save;
   const ref = await loadModel(gpu, r.refDir, { onProgress: bytesProgress(r.progress, `load reference ${r.refDir}`) });
   try {
-    const plain = await scorePairs(gpu, ref.model, r.pairs, {
+    await scorePairs(gpu, ref.model, r.pairs, {
       microBatch: r.microBatch, onProgress: (d, t) => r.progress(`reference ${r.label}`, d, t),
       resume: sofar.plain, onResults: onResults('plain'), only: needed,
     });
-    const aug = r.augmented ? await scorePairs(gpu, ref.model, r.pairs, {
+    if (r.augmented) await scorePairs(gpu, ref.model, r.pairs, {
       microBatch: r.microBatch, augmented: true, matmulPrecision: r.augMatmulPrecision, onProgress: (d, t) => r.progress(`reference ${r.label} (augmented)`, d, t),
       resume: sofar.aug, onResults: onResults('aug'), only: needed,
-    }) : undefined;
-    const whole = count(sofar.plain!.done) === n && (!r.augmented || count(sofar.aug!.done) === n);
-    if (!whole) {
-      // Some pairs not scored (this run does not train on them): kept as a partial pass, for a run that needs more.
-      save();
+    });
+    const whole = () => count(sofar.plain!.done) === n && (!r.augmented || count(sofar.aug!.done) === n);
+    // Some pairs not scored (this run does not train on them): kept as a partial pass, for a run that needs
+    // more, with what runs beside it saved there meanwhile (which may complete it).
+    if (!whole()) save();
+    if (!whole()) {
       r.log(`reference log-probs (${r.label}): the ${wanted} of ${n} pairs this run's steps train on in ` +
         `${((performance.now() - t0) / 1000).toFixed(1)} s, cached in ${partialFile}; a run that trains on more of them scores those there`);
       return { plain: unscoredNaN(sofar.plain!), aug: r.augmented ? unscoredNaN(sofar.aug!) : undefined };
     }
-    writeFileAtomic(file, JSON.stringify({ n, plain: toArrays(plain), aug: aug ? toArrays(aug) : null }));
+    writeFileAtomic(file, JSON.stringify({ n, plain: toArrays(sofar.plain!.logps), aug: r.augmented ? toArrays(sofar.aug!.logps) : null }));
     rmSync(partialFile, { force: true });
+    // A plain request takes the plain half of this file: a partial plain pass of these pairs has nothing more.
+    if (r.augmented) rmSync(partialOf(keyOf(false, undefined)), { force: true });
     r.log(`reference log-probs (${r.label}): ${n} pairs in ${((performance.now() - t0) / 1000).toFixed(1)} s` +
       `${cachedPlain ? ` (the plain ones from ${plainFile}; the augmented pass alone scored)` : ''}, cached in ${file}`);
-    return { plain, aug };
+    return { plain: sofar.plain!.logps, aug: r.augmented ? sofar.aug!.logps : undefined };
   } finally {
     saveNow = undefined;
     ref.model.destroy(); ref.params.free();

@@ -108,6 +108,14 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
   if (o.loss === 'sft') {
     o = { ...o, sftPairTruncation: state ? (Object.hasOwn(state.options, 'sftPairTruncation') ? state.options.sftPairTruncation === true : true) : false };
   }
+  // --max-eval-pairs: one eval.jsonl series is one set of held-out pairs, so a resume that evaluates keeps
+  // the run's own N (taken where not given); another is refused by name, not as other --eval-data.
+  const evalLimit = state?.evalHash !== undefined ? state.options.maxEvalPairs as number | undefined : undefined;
+  if (state?.evalHash !== undefined && o.evalData && o.maxEvalPairs !== undefined && o.maxEvalPairs !== evalLimit) {
+    throw new TrainingError(`--resume: --max-eval-pairs is ${o.maxEvalPairs} but the run in ${o.out} evaluated on ` +
+      `${evalLimit === undefined ? 'every pair of its --eval-data' : `the first ${evalLimit} pairs`}; its eval.jsonl curves would join two sets as one`);
+  }
+  if (o.evalData && o.maxEvalPairs === undefined && evalLimit !== undefined) o = { ...o, maxEvalPairs: evalLimit };
   if (state && existing) {
     for (const k of PINNED) {
       // The data file's content is checked by its pairs' hash (below): the same file by another path
@@ -204,7 +212,9 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
         maxNewTokens: o.evalSampleTokens ?? 64, stopIds, maxPositions: (await loadModelConfig(o.model)).maxPositions,
         decode: (ids, skip) => tok.decode(ids, { skipSpecialTokens: skip }),
       });
-      if (sampler.count < o.evalSamples) log(`note: --eval-samples ${o.evalSamples}, and --eval-data has ${sampler.count} rows: sampling those`);
+      if (sampler.count < o.evalSamples) {
+        log(`note: --eval-samples ${o.evalSamples}, and ${o.maxEvalPairs === evalPairs.length ? `--max-eval-pairs keeps ${sampler.count}` : `--eval-data has ${sampler.count}`} rows: sampling those`);
+      }
     }
     const both = o.evalData ? dataFileList(o.evalData).filter((f) => dataFileList(o.data).some((d) => path.resolve(d) === path.resolve(f))) : [];
     if (both.length) log(`note: ${both.join(', ')} ${both.length > 1 ? 'are' : 'is'} in --data and --eval-data: the evaluation is on training data`);
@@ -276,7 +286,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     const snapshot = (): TrainerState => ({
       step, pairsSeen, epoch, position, seed: o.seed, dataHash, refHash, totalSteps, savedAt: new Date().toISOString(),
       ...(evalHash ? { evalHash } : {}),
-      options: Object.fromEntries(PINNED.map((k) => [k, o[k]])),
+      options: { ...Object.fromEntries(PINNED.map((k) => [k, o[k]])), ...(o.maxEvalPairs !== undefined && evalPairs ? { maxEvalPairs: o.maxEvalPairs } : {}) },
     });
     let lastSaved = existing && state ? existing : undefined;
     let lastSavedStep = state?.step;

@@ -17,18 +17,27 @@ describe('srk train with several data files', () => {
   const evals = (out: string) => readFileSync(join(tmp, out, 'eval.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 
   it('--max-eval-pairs: the first N pairs of --eval-data, evaluated as a file of those; a resume keeps to them', async () => {
-    const first = await train([...args('first4', [whole], [whole], 1), '--max-eval-pairs', '4']);
+    const first = await train([...args('first4', [whole], [whole], 1), '--max-eval-pairs', '4', '--eval-samples', '6', '--eval-sample-tokens', '2']);
     expect(first.code, describeRun(first)).toBe(0);
+    expect(first.stderr).toMatch(/note: --eval-samples 6, and --max-eval-pairs keeps 4 rows: sampling those/);
     expect(first.stderr).toMatch(/whole\.jsonl: the first 4 of its 6 usable pairs \(--max-eval-pairs\)/);
     const own = await train(args('only4', [whole], [a], 1));
     expect(own.code, describeRun(own)).toBe(0);
     for (const k of ['margin', 'accuracy', 'aug_accuracy', 'nll_chosen', 'n']) {
       expect(evals('first4').map((e) => e[k]), k).toEqual(evals('only4').map((e) => (k === 'n' ? 4 : expect.closeTo(e[k], 12))));
     }
-    // Other eval pairs would join two sets in one eval.jsonl series: refused.
+    // Other eval pairs would join two sets in one eval.jsonl series: another N is refused by its flag; none keeps the run's.
     const other = await train([...args('first4', [whole], [whole], 2), '--max-eval-pairs', '5', '--resume']);
     expect(other.code).toBe(1);
-    expect(other.stderr).toMatch(/--resume: the pairs read from --eval-data .* are not the ones the run in .*first4 evaluated on/);
+    expect(other.stderr).toMatch(/--resume: --max-eval-pairs is 5 but the run in .*first4 evaluated on the first 4 pairs/);
+    const kept = await train([...args('first4', [whole], [whole], 2), '--resume']);
+    expect(kept.code, describeRun(kept)).toBe(0);
+    expect(kept.stderr).toMatch(/whole\.jsonl: the first 4 of its 6 usable pairs \(--max-eval-pairs\)/);
+    expect(evals('first4').map((e) => [e.step, e.n])).toEqual([[0, 4], [1, 4], [2, 4]]);
+    // A run that evaluated on every pair: the flag on its resume is refused too.
+    const every = await train([...args('only4', [whole], [a], 2), '--max-eval-pairs', '2', '--resume']);
+    expect(every.code).toBe(1);
+    expect(every.stderr).toMatch(/--resume: --max-eval-pairs is 2 but the run in .*only4 evaluated on every pair of its --eval-data/);
   });
 
   it('the pieces train and evaluate as their concatenation, and the run resumes from them but not from another order', async () => {

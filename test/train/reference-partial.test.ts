@@ -95,4 +95,66 @@ describe('reference log-probs taken up after a stop', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  // A run that trains on some of the pairs (reference.ts `needed`: --max-steps inside an epoch) scores those;
+  // runs beside it sharing the cache directory keep each other's, and a later request takes them all up.
+  it('a pass of some pairs: the rest NaN; runs beside it keep each other\'s; plain and augmented requests share the plain half', async () => {
+    const gpu = await getGpu();
+    const [dir, beside, wholeDir] = ['srk-ref-some-', 'srk-ref-beside-', 'srk-ref-all-'].map((p) => mkdtempSync(join(tmpdir(), p)));
+    try {
+      const logs: string[] = [];
+      const mask = (...ks: number[]) => { const m = new Uint8Array(12); for (const k of ks) m[k] = 1; return m; };
+      const req: ReferenceRequest = { refDir: resolve(import.meta.dirname, '../fixtures/hf/gpt-neox-tiny_ref'), pairs: pairs(12), augmented: true,
+        microBatch: 2, cacheDir: dir, settings: {}, label: 'train', log: (s) => logs.push(s), progress: () => {} };
+      const whole = await referenceLogps(gpu, { ...req, cacheDir: wholeDir });
+      const partials = (d: string) => readdirSync(d).filter((f) => f.endsWith('.partial.json'));
+      // Another run's pass of pairs 6-9, saved in the shared directory while this one scores 0-3.
+      await referenceLogps(gpu, { ...req, cacheDir: beside, needed: mask(6, 7, 8, 9) });
+      const [name] = partials(beside);
+      let copied = false;
+      const some = await referenceLogps(gpu, { ...req, needed: mask(0, 1, 2, 3), progress: () => {
+        if (!copied) { writeFileSync(join(dir, name), readFileSync(join(beside, name))); copied = true; }
+      } });
+      expect(copied).toBe(true);
+      for (const k of [0, 1, 2, 3]) {
+        expect([some.plain.chosen[k], some.aug!.rejected[k]]).toEqual([whole.plain.chosen[k], whole.aug!.rejected[k]]);
+      }
+      for (const k of [4, 5, 10, 11]) expect([some.plain.chosen[k], some.aug!.chosen[k]].every(Number.isNaN), `pair ${k}`).toBe(true);
+      expect(logs.join('\n')).toMatch(/reference log-probs \(train\): the 4 of 12 pairs this run's steps train on in [\d.]+ s, cached in .*\.partial\.json/);
+      expect(readdirSync(dir)).toEqual([name]);
+      const saved = JSON.parse(readFileSync(join(dir, name), 'utf8'));
+      expect([saved.plain.done, saved.aug.done]).toEqual([[...mask(0, 1, 2, 3, 6, 7, 8, 9)], [...mask(0, 1, 2, 3, 6, 7, 8, 9)]]);
+      // Those eight again: all there, the reference not even loaded.
+      logs.length = 0;
+      const loads: string[] = [];
+      const again = await referenceLogps(gpu, { ...req, needed: mask(0, 3, 6, 9), progress: (l) => loads.push(l) });
+      expect(logs.join('\n')).toMatch(/the 4 of 12 pairs this run's steps train on cached in .*\.partial\.json/);
+      expect(loads.filter((l) => l.startsWith('load reference') || l.startsWith('reference '))).toEqual([]);
+      expect(again.aug!.chosen[9]).toBe(whole.aug!.chosen[9]);
+      // A plain request (DPO) for pairs 10 and 11 takes the plain half of the augmented partial file up.
+      logs.length = 0;
+      const plain = await referenceLogps(gpu, { ...req, augmented: false, needed: mask(0, 6, 10, 11) });
+      expect(logs.join('\n')).toMatch(/taking up .*\.partial\.json: 8 of 12 pairs scored before/);
+      expect([plain.plain.chosen[10], plain.plain.chosen[6]]).toEqual([whole.plain.chosen[10], whole.plain.chosen[6]]);
+      expect(partials(dir)).toHaveLength(2);
+      // Then a whole augmented pass: every partial taken up, the two files gone, the numbers of a pass never split.
+      logs.length = 0;
+      const all = await referenceLogps(gpu, req);
+      expect(logs.join('\n')).toMatch(/taking up .*\.partial\.json, .*\.partial\.json: 10 of 12 pairs, 8 augmented scored before/);
+      expect(partials(dir)).toEqual([]);
+      for (const k of ['chosen', 'rejected', 'chosenTokens', 'rejectedTokens'] as const) {
+        expect([...all.plain[k]], k).toEqual([...whole.plain[k]]);
+        expect([...all.aug![k]], k).toEqual([...whole.aug![k]]);
+      }
+      // No steps left (a finished run resumed): nothing scored, nothing written.
+      rmSync(dir, { recursive: true, force: true }); mkdirSync(dir);
+      logs.length = 0;
+      const none = await referenceLogps(gpu, { ...req, needed: mask() });
+      expect(logs.join('\n')).toContain('reference log-probs (train): none to score (no steps left to train)');
+      expect(readdirSync(dir)).toEqual([]);
+      expect(Number.isNaN(none.plain.chosen[0])).toBe(true);
+    } finally {
+      for (const d of [dir, beside, wholeDir]) rmSync(d, { recursive: true, force: true });
+    }
+  });
 });
