@@ -5,7 +5,8 @@
 // truncation settings, EOS handling and the refine prompt) and those settings by name. A run that
 // changes any of them recomputes; a resumed run reuses the file, and so does any run given the same
 // --cache-dir. A pass stopped part way leaves what it has scored in ref-logps-KEY.partial.json, which
-// the next request for the same log-probs takes up (savePartialReference).
+// the next request for the same log-probs takes up (savePartialReference); so does a pass of the pairs a
+// run trains on, where that is not all of them (`needed`: --max-steps inside the first epoch).
 import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync, readdirSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
