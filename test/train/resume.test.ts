@@ -148,9 +148,10 @@ describe('srk train: a reference pass stopped part way is taken up where it was'
     const lines = readFileSync(join(fixture('gpt-neox-tiny'), 'pairs.jsonl'), 'utf8').trim().split('\n');
     const data = join(tmp, 'many.jsonl');
     writeFileSync(data, Array.from({ length: 160 }, (_, i) => lines[i % lines.length]).join('\n') + '\n');
-    // One pair a micro-batch: a pass long enough to be stopped in.
+    // One pair a micro-batch: a pass long enough to be stopped in. One step of every pair, so that the
+    // pass scores them all (a run of fewer scores only its own: reference.ts `needed`).
     const args = (out: string) => ['--model', fixture('gpt-neox-tiny'), '--ref-model', fixture('gpt-neox-tiny_ref'), '--data', data, '--no-eos',
-      '--loss', 'sr-dpo', '--batch-size', '2', '--micro-batch-size', '1', '--max-steps', '1', '--out', join(tmp, out)];
+      '--loss', 'sr-dpo', '--batch-size', '160', '--micro-batch-size', '1', '--max-steps', '1', '--out', join(tmp, out)];
     const run = startTrain(args('cut'));
     await waitFor(() => /reference train: \d+\/160/.test(run.output()) || run.child.exitCode !== null, 100_000, 'the reference pass', 10);
     run.child.kill('SIGTERM');
