@@ -30,8 +30,20 @@ function removeIfMine(file: string, mine: LockInfo): void {
   held.delete(file);
 }
 
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+/**
+ * Whether `pid` runs. A zombie (killed, not yet reaped: a container without an init to reap orphans)
+ * answers kill(pid, 0) but runs nothing: its state in /proc (Linux) is Z, or X while being reaped.
+ */
+export function alive(pid: number): boolean {
+  try { process.kill(pid, 0); } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // pid (comm) state ...: comm may hold spaces and parentheses, so the state follows the last ')'.
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return true; // no /proc (macOS), or gone between the two reads: as kill said
+  }
 }
 
 /** Takes OUT's lock or throws a user-facing error naming its holder; returns the release. */

@@ -4,12 +4,35 @@ import { existsSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'nod
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { RUN_LOCK, acquireRunLock } from '../../src/train/run-lock.js';
+import { RUN_LOCK, acquireRunLock, alive } from '../../src/train/run-lock.js';
+import { spawn } from 'node:child_process';
 import { tempDir } from './helpers.js';
 
 describe('the run directory lock', () => {
   const dir = tempDir('srk-lock-');
   const lock = join(dir, RUN_LOCK);
+
+  // A run killed with SIGKILL where nothing reaps it (a container without an init) stays a zombie, which
+  // answers kill(pid, 0): its lock is taken over all the same.
+  it.skipIf(!existsSync('/proc/self/stat'))('a zombie holds no lock', async () => {
+    // The short sleep ends after its parent shell became the long one, which never waits for it: a zombie.
+    const parent = spawn('bash', ['-c', 'sleep 0.3 & echo $!; exec sleep 20'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const pid = Number(await new Promise<string>((res) => parent.stdout!.once('data', (d: Buffer) => res(d.toString().trim()))));
+      const state = () => { const st = readFileSync(`/proc/${pid}/stat`, 'utf8'); return st[st.lastIndexOf(')') + 2]; };
+      for (let i = 0; i < 500 && state() !== 'Z'; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(state()).toBe('Z');
+      expect(() => process.kill(pid, 0)).not.toThrow();
+      expect(alive(pid)).toBe(false);
+      expect(alive(process.pid)).toBe(true);
+      writeFileSync(lock, JSON.stringify({ pid, host: hostname(), started: 'then' }));
+      const release = acquireRunLock(dir);
+      expect(JSON.parse(readFileSync(lock, 'utf8')).pid).toBe(process.pid);
+      release();
+    } finally {
+      parent.kill('SIGKILL');
+    }
+  });
 
   it('taken and released; a second taker is refused while it is held', () => {
     const release = acquireRunLock(dir);
