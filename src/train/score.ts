@@ -38,6 +38,13 @@ export interface ScoreOptions {
   only?: Uint8Array;
   /** After each readback: the results so far and which pairs they cover (a partial save). */
   onResults?: (logps: PairLogps, done: Uint8Array) => void;
+  /** Asked before each micro-batch: true stops the pass (ScoringStopped) once what was recorded is read back. */
+  stop?: () => boolean;
+}
+
+/** A pass stopped by ScoreOptions.stop (a signal during an evaluation: the run saves rather than finish it). */
+export class ScoringStopped extends Error {
+  constructor() { super('scoring stopped'); }
 }
 
 /** Arrays for the log-probs of `n` pairs. */
@@ -84,6 +91,8 @@ export async function scorePairs(gpu: Gpu, model: CausalLM, pairs: readonly Toke
     o.onProgress?.(done, total);
   };
   for (let p0 = 0; p0 < order.length; p0 += o.microBatch) {
+    // Read back what is recorded first: its buffers return to the pool only after that.
+    if (o.stop?.()) { await drain(); throw new ScoringStopped(); }
     const idx = order.slice(p0, p0 + o.microBatch);
     const items: PromptCompletions[] = idx.map((k) => {
       const p = pairs[k];

@@ -21,7 +21,7 @@ import { generationDefaults } from '../generate/generation-config.js';
 import { EvalSampler } from './eval-samples.js';
 import { SAMPLES_FILE, appendSamples, readSamples, trimSamples } from '../report/samples-log.js';
 import { pairsHash, plainPairsHash, referenceLogps, savePartialReference, weightsHash, type ReferenceLogps } from './reference.js';
-import { scorePairs } from './score.js';
+import { ScoringStopped, scorePairs } from './score.js';
 import { trainStep } from './step.js';
 import { TUNING_FILE, adapterName, loadTuning, saveTuning } from './tuning-file.js';
 import { batchStart, epochOrder, pairsUsed } from './shuffle.js';
@@ -54,6 +54,9 @@ export interface TrainResult {
 
 /** The exit status of a run stopped by a signal, as a shell reports one (128 + the signal's number). */
 export const signalExitCode = (sig: 'SIGINT' | 'SIGTERM'): number => (sig === 'SIGTERM' ? 143 : 130);
+
+/** A SIGTERM this soon after the first is the same request (sent twice: timeout(1), process-group signals). */
+const SAME_SIGTERM_MS = 2000;
 
 /** Options that must match for --resume to continue a run (others, like eval cadence, may change). */
 const PINNED = ['loss', 'beta', 'lambda', 'labelSmoothing', 'optimizer', 'weightDecay', 'lr', 'warmupSteps', 'lrSchedule', 'gradClip', 'batchSize', 'maxLength',
@@ -156,7 +159,11 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     // Ctrl-C, and SIGTERM as a scheduler sends it before it kills a job (SLURM, Kubernetes, systemd): the
     // step finishes and a checkpoint is saved; the same signal again quits without saving.
     let interrupted: 'SIGINT' | 'SIGTERM' | undefined;
+    let interruptedAt = 0;
     let training = false;
+    // What the run is doing when a signal comes: a step finishes, an evaluation stops (its step's resumed run does it).
+    let evaluating = false;
+    let lastSavedHere: string | undefined; // the last checkpoint, for the message of a run that quits without saving
     onSignal = (signal: NodeJS.Signals) => {
       const sig = signal === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
       if (!training) {
@@ -168,10 +175,17 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
         log(`${sig === 'SIGTERM' ? 'SIGTERM' : 'interrupt'} before this run's first step: nothing trained to save${partial ? `; ${partial}` : ''}; stopping`);
         process.exit(signalExitCode(sig));
       }
-      if (interrupted) process.exit(signalExitCode(sig));
+      if (interrupted) {
+        // timeout(1) sends SIGTERM to the process and then to its process group, and a scheduler may signal every
+        // process of a job: a SIGTERM close behind the first is the same request, not a second one.
+        if (sig === 'SIGTERM' && interrupted === 'SIGTERM' && performance.now() - interruptedAt < SAME_SIGTERM_MS) return;
+        log(`${sig === 'SIGTERM' ? 'SIGTERM' : 'interrupt'} again: quitting without saving; the last checkpoint is ${lastSavedHere ?? 'none (none was saved yet)'}`);
+        process.exit(signalExitCode(sig));
+      }
       interrupted = sig;
-      log(`${sig === 'SIGTERM' ? 'SIGTERM' : 'interrupt'}: finishing this step, then saving a checkpoint ` +
-        `(${sig === 'SIGTERM' ? 'a second SIGTERM' : 'Ctrl-C again'} quits without saving)`);
+      interruptedAt = performance.now();
+      log(`${sig === 'SIGTERM' ? 'SIGTERM' : 'interrupt'}: ${evaluating ? 'stopping the evaluation under way (a resumed run does it)' : 'finishing this step'}, ` +
+        `then saving a checkpoint (${sig === 'SIGTERM' ? `a second SIGTERM, ${SAME_SIGTERM_MS / 1000} s or more after this one,` : 'Ctrl-C again'} quits without saving)`);
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
@@ -289,6 +303,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       options: { ...Object.fromEntries(PINNED.map((k) => [k, o[k]])), ...(o.maxEvalPairs !== undefined && evalPairs ? { maxEvalPairs: o.maxEvalPairs } : {}) },
     });
     let lastSaved = existing && state ? existing : undefined;
+    lastSavedHere = lastSaved;
     let lastSavedStep = state?.step;
     const save = async (): Promise<string> => {
       // This step's weights are saved already (a finished run resumed): saved again only in another
@@ -306,14 +321,25 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
           (lastSaved ? `${lastSaved} (step ${lastSavedStep}) is intact` : 'no checkpoint was saved before'));
       }
       lastSavedStep = step;
+      lastSavedHere = lastSaved;
       if (o.keepModels) keepModel(o.out, lastSaved, step);
       return lastSaved;
     };
     let lastEval: Record<string, unknown> | undefined;
+    // An evaluation stopped by a signal (scorePairs `stop`) writes nothing: the resumed run evaluates that step.
     const evaluate = async () => {
-      await evaluateMetrics();
+      evaluating = true;
+      try {
+        await evaluateMetrics();
+      } catch (e) {
+        if (e instanceof ScoringStopped) { log(`the evaluation at step ${step} stopped; a resumed run does it`); return; }
+        throw e;
+      } finally {
+        evaluating = false;
+      }
       await sampleNow();
     };
+    const stop = () => interrupted !== undefined;
     const sampleNow = async () => {
       if (!sampler) return;
       const rows = await sampler.sample(gpu, policy!.cfg, policy!.params, step, pairsSeen);
@@ -323,7 +349,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     };
     const evaluateMetrics = async () => {
       if (evalPairs && evalSft) {
-        const plain = await scorePairs(gpu, policy!.model, evalPairs, { microBatch: o.microBatchSize, onProgress: (d, t) => progress.update('eval', d, t) });
+        const plain = await scorePairs(gpu, policy!.model, evalPairs, { microBatch: o.microBatchSize, onProgress: (d, t) => progress.update('eval', d, t), stop });
         const m = computeSftEvalMetrics(plain.chosen, plain.chosenTokens);
         const row = toEvalRow(m, { step, pairs_seen: pairsSeen, split: 'eval' });
         metrics.eval(row);
@@ -332,8 +358,9 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
         return;
       }
       if (!evalPairs || !evalRef) return;
-      const plain = await scorePairs(gpu, policy!.model, evalPairs, { microBatch: o.microBatchSize, onProgress: (d, t) => progress.update('eval', d, t) });
-      const aug = await scorePairs(gpu, policy!.model, evalPairs, { microBatch: o.microBatchSize, augmented: true, matmulPrecision: augMatmulPrecision, onProgress: (d, t) => progress.update('eval (augmented)', d, t) });
+      const plain = await scorePairs(gpu, policy!.model, evalPairs, { microBatch: o.microBatchSize, onProgress: (d, t) => progress.update('eval', d, t), stop });
+      const aug = await scorePairs(gpu, policy!.model, evalPairs, { microBatch: o.microBatchSize, augmented: true, matmulPrecision: augMatmulPrecision,
+        onProgress: (d, t) => progress.update('eval (augmented)', d, t), stop });
       const hasScores = evalPairs.every((p) => p.scoreChosen !== undefined && p.scoreRejected !== undefined);
       const m = computeEvalMetrics({
         policyChosen: plain.chosen, policyRejected: plain.rejected, refChosen: evalRef.plain.chosen, refRejected: evalRef.plain.rejected,
@@ -413,15 +440,11 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       }
       if (o.saveEvery > 0 && step % o.saveEvery === 0 && step < totalSteps) await save();
     }
-    if (interrupted) {
-      const dir = await save();
-      metrics.close();
-      log(`interrupted at step ${step}: checkpoint saved in ${dir}; continue with --resume`);
-      return { out: o.out, steps: step, checkpoint: dir, report: '', interrupted };
-    }
     // A run resumed after its final save has already evaluated this step: do not log it twice.
     const evaluatedHere = readEval(path.join(o.out, EVAL_FILE), { lenient: true, missingOk: true }).some((e) => e.step === step);
-    if (evalPairs && !evaluatedHere) {
+    if (interrupted) {
+      // Stopped before the last step (or in its evaluation): nothing more to evaluate here.
+    } else if (evalPairs && !evaluatedHere) {
       try { await evaluate(); } catch (e) { throw evalError(e, o.evalData!, step, await save()); }
     } else if (sampler && !(readSamples(o.out) ?? []).some((r) => r.step === step)) {
       // Evaluated here before (a finished run resumed), but without --eval-samples then: its samples now.
@@ -430,6 +453,10 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     const dir = await save();
     metrics.close();
     const rep = writeReport(o.out, { title: `srk train: ${o.name ?? o.loss}`, runs: runsFromDirs([{ name: o.name ?? o.loss, dir: o.out }]) });
+    if (interrupted) {
+      log(`interrupted at step ${step}: checkpoint saved in ${dir}; continue with --resume; report ${rep.html}`);
+      return { out: o.out, steps: step, checkpoint: dir, report: rep.html, interrupted };
+    }
     log(`done: ${step} steps; model in ${dir}; report ${rep.html}`);
     return { out: o.out, steps: step, checkpoint: dir, report: rep.html, lastEval };
   } finally {

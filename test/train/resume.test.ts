@@ -122,6 +122,55 @@ describe('srk train: SIGINT or SIGTERM finishes the step, saves a checkpoint, ex
   }, 120_000);
 });
 
+describe('srk train: signals sent twice, and during an evaluation', () => {
+  const tmp = tempDir();
+  const lines = readFileSync(join(fixture('gpt-neox-tiny'), 'pairs.jsonl'), 'utf8').trim().split('\n');
+
+  it('SIGTERM twice at once (timeout(1): the process, then its group) is one request: the step finishes and is saved', async () => {
+    const out = join(tmp, 'twice');
+    const run = startTrain([...fixtureArgs('gpt-neox-tiny'), '--loss', 'dpo', '--batch-size', '3', '--max-steps', '100000', '--out', out]);
+    await waitFor(() => readMetrics(out).length >= 1 || run.child.exitCode !== null, 60_000, `the first metrics line in ${out}`, 10);
+    run.child.kill('SIGTERM');
+    run.child.kill('SIGTERM');
+    const r = await run.done;
+    expect(r.code, describeRun(r)).toBe(143);
+    const m = /interrupted at step (\d+): checkpoint saved in .*; continue with --resume; report .*report\.html/.exec(r.stderr);
+    expect(m, r.stderr).not.toBeNull();
+    expect(JSON.parse(readFileSync(join(out, 'checkpoint', 'trainer_state.json'), 'utf8')).step).toBe(Number(m![1]));
+    expect(existsSync(join(out, 'report.html'))).toBe(true);
+    // Ctrl-C twice is meant: the run quits without saving, and says so, naming the checkpoint there is.
+    const again = startTrain([...fixtureArgs('gpt-neox-tiny'), '--loss', 'dpo', '--batch-size', '3', '--max-steps', '100000', '--out', out, '--resume']);
+    await waitFor(() => readMetrics(out).length > Number(m![1]) || again.child.exitCode !== null, 60_000, `a metrics line past step ${m![1]}`, 10);
+    again.child.kill('SIGINT');
+    again.child.kill('SIGINT');
+    const q = await again.done;
+    expect(q.code, describeRun(q)).toBe(130);
+    expect(q.stderr).toMatch(new RegExp(`interrupt again: quitting without saving; the last checkpoint is ${join(out, 'checkpoint').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+  }, 120_000);
+
+  it('SIGTERM during an evaluation stops it and saves; the resumed run evaluates that step', async () => {
+    const out = join(tmp, 'in-eval');
+    const evalData = join(tmp, 'eval-120.jsonl');
+    writeFileSync(evalData, Array.from({ length: 120 }, (_, i) => lines[i % lines.length]).join('\n') + '\n');
+    const args = [...fixtureArgs('gpt-neox-tiny'), '--loss', 'dpo', '--batch-size', '3', '--out', out, '--eval-data', evalData, '--eval-every', '1',
+      '--micro-batch-size', '1'];
+    const run = startTrain([...args, '--max-steps', '100000']);
+    // The evaluation after step 1 (one pair a micro-batch: long enough to be stopped in).
+    await waitFor(() => /eval: \d+\/120/.test(run.output().split(/train dpo: 1\//)[1] ?? '') || run.child.exitCode !== null, 60_000, 'the evaluation after step 1', 10);
+    run.child.kill('SIGTERM');
+    const r = await run.done;
+    expect(r.code, describeRun(r)).toBe(143);
+    expect(r.stderr).toMatch(/SIGTERM: stopping the evaluation under way \(a resumed run does it\), then saving a checkpoint/);
+    expect(r.stderr).toMatch(/the evaluation at step 1 stopped; a resumed run does it/);
+    expect(r.stderr).toMatch(/interrupted at step 1: checkpoint saved/);
+    const evals = () => readFileSync(join(out, 'eval.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
+    expect(evals()).toEqual([0]);
+    const r2 = await train([...args, '--max-steps', '1', '--resume']);
+    expect(r2.code, describeRun(r2)).toBe(0);
+    expect(evals()).toEqual([0, 1]);
+  }, 200_000);
+});
+
 describe('srk train: a signal before the first step stops at once, with nothing to save', () => {
   const tmp = tempDir();
 
