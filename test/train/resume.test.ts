@@ -126,27 +126,45 @@ describe('srk train: signals sent twice, and during an evaluation', () => {
   const tmp = tempDir();
   const lines = readFileSync(join(fixture('gpt-neox-tiny'), 'pairs.jsonl'), 'utf8').trim().split('\n');
 
-  it('SIGTERM twice at once (timeout(1): the process, then its group) is one request: the step finishes and is saved', async () => {
+  // Steps of 48 pairs one at a time: long enough for a second signal to come inside one (two signals sent
+  // back to back may reach the process as one: the kernel keeps one pending signal of a kind).
+  const slowRun = (out: string) => {
+    const data = join(tmp, 'sixty.jsonl');
+    writeFileSync(data, Array.from({ length: 60 }, (_, i) => lines[i % lines.length]).join('\n') + '\n');
+    return startTrain(['--model', fixture('gpt-neox-tiny'), '--ref-model', fixture('gpt-neox-tiny_ref'), '--data', data, '--no-eos', '--loss', 'dpo',
+      '--batch-size', '48', '--micro-batch-size', '1', '--save-every', '1', '--max-steps', '100000', '--out', out]);
+  };
+
+  it('SIGTERM again at once (timeout(1): the process, then its group) is the same request: the step finishes and is saved', async () => {
     const out = join(tmp, 'twice');
-    const run = startTrain([...fixtureArgs('gpt-neox-tiny'), '--loss', 'dpo', '--batch-size', '3', '--max-steps', '100000', '--out', out]);
-    await waitFor(() => readMetrics(out).length >= 1 || run.child.exitCode !== null, 60_000, `the first metrics line in ${out}`, 10);
+    const run = slowRun(out);
+    // Step 1 saved (--save-every 1): the signals come during step 2.
+    await waitFor(() => existsSync(join(out, 'checkpoint', 'trainer_state.json')) || run.child.exitCode !== null, 100_000, `step 1's checkpoint in ${out}`, 10);
     run.child.kill('SIGTERM');
+    await waitFor(() => /SIGTERM: finishing this step/.test(run.output()) || run.child.exitCode !== null, 30_000, 'the first SIGTERM taken', 5);
     run.child.kill('SIGTERM');
     const r = await run.done;
     expect(r.code, describeRun(r)).toBe(143);
+    expect(r.stderr).not.toMatch(/quitting without saving/);
     const m = /interrupted at step (\d+): checkpoint saved in .*; continue with --resume; report .*report\.html/.exec(r.stderr);
     expect(m, r.stderr).not.toBeNull();
-    expect(JSON.parse(readFileSync(join(out, 'checkpoint', 'trainer_state.json'), 'utf8')).step).toBe(Number(m![1]));
+    expect(Number(m![1])).toBe(2);
+    expect(JSON.parse(readFileSync(join(out, 'checkpoint', 'trainer_state.json'), 'utf8')).step).toBe(2);
     expect(existsSync(join(out, 'report.html'))).toBe(true);
-    // Ctrl-C twice is meant: the run quits without saving, and says so, naming the checkpoint there is.
-    const again = startTrain([...fixtureArgs('gpt-neox-tiny'), '--loss', 'dpo', '--batch-size', '3', '--max-steps', '100000', '--out', out, '--resume']);
-    await waitFor(() => readMetrics(out).length > Number(m![1]) || again.child.exitCode !== null, 60_000, `a metrics line past step ${m![1]}`, 10);
-    again.child.kill('SIGINT');
-    again.child.kill('SIGINT');
-    const q = await again.done;
+  }, 200_000);
+
+  it('Ctrl-C again during the step quits without saving, and says so, naming the checkpoint there is', async () => {
+    const out = join(tmp, 'again');
+    const run = slowRun(out);
+    await waitFor(() => existsSync(join(out, 'checkpoint', 'trainer_state.json')) || run.child.exitCode !== null, 100_000, `step 1's checkpoint in ${out}`, 10);
+    run.child.kill('SIGINT');
+    await waitFor(() => /interrupt: finishing this step/.test(run.output()) || run.child.exitCode !== null, 30_000, 'the first interrupt taken', 5);
+    run.child.kill('SIGINT');
+    const q = await run.done;
     expect(q.code, describeRun(q)).toBe(130);
     expect(q.stderr).toMatch(new RegExp(`interrupt again: quitting without saving; the last checkpoint is ${join(out, 'checkpoint').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
-  }, 120_000);
+    expect(JSON.parse(readFileSync(join(out, 'checkpoint', 'trainer_state.json'), 'utf8')).step).toBe(1);
+  }, 200_000);
 
   it('SIGTERM during an evaluation stops it and saves; the resumed run evaluates that step', async () => {
     const out = join(tmp, 'in-eval');
