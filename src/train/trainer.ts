@@ -112,12 +112,9 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     o = { ...o, sftPairTruncation: state ? (Object.hasOwn(state.options, 'sftPairTruncation') ? state.options.sftPairTruncation === true : true) : false };
   }
   // --max-eval-pairs: one eval.jsonl series is one set of held-out pairs, so a resume that evaluates keeps
-  // the run's own N (taken where not given); another is refused by name, not as other --eval-data.
+  // the run's own N where not given (a different set is refused below, by the pairs' hash).
   const evalLimit = state?.evalHash !== undefined ? state.options.maxEvalPairs as number | undefined : undefined;
-  if (state?.evalHash !== undefined && o.evalData && o.maxEvalPairs !== undefined && o.maxEvalPairs !== evalLimit) {
-    throw new TrainingError(`--resume: --max-eval-pairs is ${o.maxEvalPairs} but the run in ${o.out} evaluated on ` +
-      `${evalLimit === undefined ? 'every pair of its --eval-data' : `the first ${evalLimit} pairs`}; its eval.jsonl curves would join two sets as one`);
-  }
+  const evalLimitGiven = o.maxEvalPairs;
   if (o.evalData && o.maxEvalPairs === undefined && evalLimit !== undefined) o = { ...o, maxEvalPairs: evalLimit };
   if (state && existing) {
     for (const k of PINNED) {
@@ -212,6 +209,11 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     // (The plain sequences only: an SFT run may change --refine-prompt, which shapes only the augmented ones.)
     const evalHash = evalPairs ? plainPairsHash(evalPairs) : state?.evalHash;
     if (evalPairs && state?.evalHash !== undefined && state.evalHash !== evalHash) {
+      if (evalLimitGiven !== undefined && evalLimitGiven !== evalLimit) {
+        throw new TrainingError(`--resume: with --max-eval-pairs ${evalLimitGiven} the pairs of --eval-data are not the ones the run in ${o.out} evaluated on ` +
+          `(${evalLimit === undefined ? 'every usable pair of its --eval-data' : `its first ${evalLimit}`}): its eval.jsonl curves would join two sets as one; ` +
+          `give ${evalLimit === undefined ? 'no --max-eval-pairs' : `--max-eval-pairs ${evalLimit}, or none`}`);
+      }
       throw new TrainingError(`--resume: the pairs read from --eval-data ${dataLabel(o.evalData!)} are not the ones the run in ${o.out} evaluated on ` +
         '(another file, or the file changed, or what tokenizes it: its eval.jsonl curves would join two sets as one); ' +
         `give the same --eval-data, or none, and score other data with srk eval --model ${existing}`);

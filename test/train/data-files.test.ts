@@ -29,7 +29,7 @@ describe('srk train with several data files', () => {
     // Other eval pairs would join two sets in one eval.jsonl series: another N is refused by its flag; none keeps the run's.
     const other = await train([...args('first4', [whole], [whole], 2), '--max-eval-pairs', '5', '--resume']);
     expect(other.code).toBe(1);
-    expect(other.stderr).toMatch(/--resume: --max-eval-pairs is 5 but the run in .*first4 evaluated on the first 4 pairs/);
+    expect(other.stderr).toMatch(/--resume: with --max-eval-pairs 5 the pairs of --eval-data are not the ones the run in .*first4 evaluated on \(its first 4\).*give --max-eval-pairs 4, or none/);
     const kept = await train([...args('first4', [whole], [whole], 2), '--resume']);
     expect(kept.code, describeRun(kept)).toBe(0);
     expect(kept.stderr).toMatch(/whole\.jsonl: the first 4 of its 6 usable pairs \(--max-eval-pairs\)/);
@@ -37,7 +37,10 @@ describe('srk train with several data files', () => {
     // A run that evaluated on every pair: the flag on its resume is refused too.
     const every = await train([...args('only4', [whole], [a], 2), '--max-eval-pairs', '2', '--resume']);
     expect(every.code).toBe(1);
-    expect(every.stderr).toMatch(/--resume: --max-eval-pairs is 2 but the run in .*only4 evaluated on every pair of its --eval-data/);
+    expect(every.stderr).toMatch(/--resume: with --max-eval-pairs 2 the pairs of --eval-data are not the ones the run in .*only4 evaluated on \(every usable pair of its --eval-data\).*give no --max-eval-pairs/);
+    // A limit past the file's pairs is the same set as the run's own (all 4): taken.
+    const same = await train([...args('only4', [whole], [a], 1), '--max-eval-pairs', '100', '--resume']);
+    expect(same.code, describeRun(same)).toBe(0);
   });
 
   it('the pieces train and evaluate as their concatenation, and the run resumes from them but not from another order', async () => {
