@@ -265,6 +265,10 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     // shorter step whose loss is the mean over its own pairs; --drop-last skips it.
     const stepsPerEpoch = dropLast ? Math.max(1, Math.floor(P / B)) : Math.ceil(P / B);
     const totalSteps = o.maxSteps ?? o.epochs * stepsPerEpoch;
+    if (state && state.step > totalSteps) {
+      throw new TrainingError(`--resume: the run in ${o.out} is at step ${state.step}, past the ${totalSteps} steps asked ` +
+        `(${o.maxSteps !== undefined ? `--max-steps ${o.maxSteps}` : `--epochs ${o.epochs} of ${stepsPerEpoch} steps`}): nothing to train; its model is in ${existing}`);
+    }
     // With the steps the run plans (plannedSteps): the report reads a run that ended short of them
     // (stopped, or still training) as such. Atomic: a run killed meanwhile leaves the old file or the new.
     writeFileAtomic(path.join(o.out, RUN_CONFIG_FILE), `${JSON.stringify({ ...o, name: o.name ?? o.loss, ...ran, plannedSteps: totalSteps }, null, 2)}\n`);

@@ -20,5 +20,12 @@ describe('--resume of a finished run', () => {
     expect(lines('eval.jsonl')).toEqual(evals);
     expect(lines('metrics.jsonl')).toHaveLength(2);
     expect(existsSync(path.join(out, 'report.html'))).toBe(true);
+    // Fewer steps than it has run: nothing to train, refused (its train_config.json's plan left as it was).
+    const config = readFileSync(path.join(out, 'train_config.json'), 'utf8');
+    const fewer = await train([...args.map((a, i) => (args[i - 1] === '--max-steps' ? '1' : a)), '--resume']);
+    expect(fewer.code).toBe(1);
+    expect(fewer.stderr).toMatch(/--resume: the run in .* is at step 2, past the 1 steps asked \(--max-steps 1\): nothing to train; its model is in .*checkpoint/);
+    expect(readFileSync(path.join(out, 'train_config.json'), 'utf8')).toBe(config);
+    expect(lines('metrics.jsonl')).toHaveLength(2);
   }, 120_000);
 });
