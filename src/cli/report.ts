@@ -37,6 +37,8 @@ export const reportCommand: CommandModule<object, ReportArgs> = {
       if (!existsSync(d) || !statSync(d).isDirectory()) throw userError(`${d}: not a directory`);
       if (!existsSync(path.join(d, METRICS_FILE))) throw userError(`${d}: no ${METRICS_FILE} (not an srk train run directory, or no step finished yet)`);
     }
+    const twice = a.runs.find((d, i) => a.runs.findIndex((e) => path.resolve(e) === path.resolve(d)) !== i);
+    if (twice !== undefined) throw userError(`${twice}: given twice (one run, drawn over itself)`);
     const read = runsFromDirs(a.runs.map((dir) => ({ name: dir, dir })));
     // Every line srk train writes has its step: a file without one is someone else's.
     read.forEach((r, i) => {

@@ -212,6 +212,8 @@ export function renderReportHtml(opts: ReportOptions): string {
   parts.push('<h2>Training curves</h2>', smoothNote, `<div class="charts">${chartHtml.join('\n')}</div>`);
   const objectives = objectivesDiffer(opts.runs);
   if (objectives) parts.push(`<p class="note">${esc(objectives)}</p>`);
+  const evalSets = evalSetsDiffer(opts.runs);
+  if (evalSets) parts.push(`<p class="note">${esc(evalSets)}</p>`);
   if (leftOut.length) parts.push(`<p class="note">No values in any run, so not drawn: ${leftOut.map(esc).join('; ')}.</p>`);
   if (diagnostics.length) parts.push('<h2>Diagnostics</h2>', `<div class="charts diagnostics">${diagnostics.join('\n')}</div>`);
   parts.push('<h2>Evaluation</h2>', evalTableHtml(table));
@@ -251,6 +253,27 @@ function objectivesDiffer(runs: ReportRun[]): string | undefined {
     : differs.includes('beta') ? 'compare their accuracies (margins, β·h, scale with β)' : 'compare their margins and accuracies';
   return `The runs' objectives differ (${differs.join(', ')}): their training losses are values of different functions, ` +
     `not better and worse values of one; ${compare}.`;
+}
+
+/**
+ * A note where the runs evaluated on different held-out sets: another --eval-data, another --max-eval-pairs,
+ * or (from the evaluations themselves) another number of pairs. Their eval numbers are then over other pairs.
+ */
+function evalSetsDiffer(runs: ReportRun[]): string | undefined {
+  const withEval = runs.filter((r) => (r.eval ?? []).length > 0);
+  if (withEval.length < 2) return undefined;
+  const last = (r: ReportRun) => r.eval![r.eval!.length - 1];
+  const sizes = new Set(withEval.map((r) => Number(last(r).n)));
+  // The files by name (the same file given by another path, from another directory, is the same set).
+  const names = (data: unknown) => (Array.isArray(data) ? data : [data]).map((f) => path.basename(String(f)));
+  const sets = new Set(withEval.filter((r) => r.config?.evalData !== undefined).map((r) => JSON.stringify([names(r.config!.evalData), r.config!.maxEvalPairs ?? null])));
+  if (sizes.size <= 1 && sets.size <= 1) return undefined;
+  const each = withEval.map((r) => {
+    const data = r.config?.evalData;
+    const files = data === undefined ? '' : ` of ${names(data).join(' + ')}`;
+    return `${r.name} ${last(r).n} pairs${files}`;
+  });
+  return `The runs evaluated on different held-out sets (${each.join('; ')}): their eval numbers are over different pairs, not measurements of one set.`;
 }
 
 /**

@@ -274,6 +274,13 @@ describe('HTML report', () => {
     const one = renderReportHtml({ title: 't', runs: [a] });
     expect((svgs(one)[1].match(/<polyline[^>]*>/g) ?? []).some((tag) => tag.includes('stroke-dasharray'))).toBe(false);
     expect(svgs(one)[1]).toContain('>eval (test)</text>');
+    // Evaluations on different held-out sets: said, by size and file (by name: another path to one file is one set).
+    const sized = (r: ReportRun, n: number, evalData: string, maxEvalPairs?: number) => ({ ...r, config: { ...r.config, evalData, ...(maxEvalPairs ? { maxEvalPairs } : {}) },
+      eval: r.eval!.map((e) => ({ ...e, n })) });
+    expect(renderReportHtml({ title: 't', runs: [sized(a, 200, '/x/test.jsonl'), sized(b, 200, 'test.jsonl')] })).not.toContain('different held-out sets');
+    expect(renderReportHtml({ title: 't', runs: [sized(a, 16, 'test.jsonl', 16), sized(b, 8, 'test.jsonl', 8)] }))
+      .toContain('The runs evaluated on different held-out sets (Sr-DPO 16 pairs of test.jsonl; DPO 8 pairs of test.jsonl): their eval numbers are over different pairs');
+    expect(renderReportHtml({ title: 't', runs: [sized(a, 200, 'a.jsonl'), sized(b, 200, 'b.jsonl')] })).toContain('Sr-DPO 200 pairs of a.jsonl; DPO 200 pairs of b.jsonl');
     // srk train's own split, "eval", is not named twice.
     const own = renderReportHtml({ title: 't', runs: [{ ...a, eval: a.eval!.map((e) => ({ ...e, split: 'eval' })) }] });
     expect(svgs(own)[1]).toContain('>eval</text>');
