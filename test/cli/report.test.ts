@@ -67,7 +67,7 @@ describe('srk report', () => {
     const tooMany = run(['report', join(base, 'x'), '--name', 'a', 'b', '--out', join(base, 'o3')]);
     expect(tooMany.status).toBe(1);
     expect(tooMany.stderr).toMatch(/--name: 2 names for 1 runs/);
-    const twice = run(['report', join(base, 'x'), join(base, '.', 'x', '.'), '--out', join(base, 'o5')]);
+    const twice = run(['report', join(base, 'x'), `${join(base, 'x')}/.`, '--out', join(base, 'o5')]);
     expect(twice.status).toBe(1);
     expect(twice.stderr).toMatch(/x\/\.: given twice \(one run, drawn over itself\)/);
   }, 60_000);
