@@ -8,7 +8,7 @@ import { formatInfo, infoReport } from './cli/info.js';
 import { BENCH_KINDS, checkBenchOptions, runBench, type BenchKind } from '../bench/index.js';
 import { STEP_LOSSES, STEP_SHAPES, type StepShape } from '../bench/step.js';
 import type { LossName } from './train/options.js';
-import { DEMO_FLAGS, checkTrainPaths, demoIgnoredFlags, trainFlags, trainOptionsFrom } from './cli/train.js';
+import { DEMO_FLAGS, checkTrainPaths, demoIgnoredFlags, trainFlags, trainOptionsFrom, unreadSettingNotes } from './cli/train.js';
 import { signalExitCode, train } from './train/trainer.js';
 import { runDemo } from './train/demo.js';
 import type { Precision } from './engine/precision.js';
@@ -104,6 +104,7 @@ async function main(): Promise<void> {
         // a job scheduler do not take the run for finished.
         const o = trainOptionsFrom(a as Record<string, unknown>);
         checkTrainPaths(o);
+        for (const n of unreadSettingNotes(o)) process.stderr.write(`note: ${n}\n`);
         const r = await train(o);
         if (r.interrupted) exitCode = signalExitCode(r.interrupted);
       })

@@ -58,7 +58,9 @@ export function scoringSettingsFrom(a: Record<string, unknown>): ScoringSettings
   for (const k of ['micro-batch-size', 'max-length', 'max-prompt-length']) {
     if (!(num(k) > 0) || !Number.isInteger(num(k))) throw userError(`--${k} must be a positive integer`);
   }
-  if (num('max-prompt-length') >= num('max-length')) throw userError('--max-prompt-length must be below --max-length');
+  if (num('max-prompt-length') >= num('max-length')) {
+    throw userError(`--max-prompt-length (${a['max-prompt-length']}${num('max-prompt-length') === TRAIN_DEFAULTS.maxPromptLength ? ', the default' : ''}) must be below --max-length (${a['max-length']})`);
+  }
   checkPathFlag('model', a.model as string, 'model directory');
   const data = dataFilesFlag(a, 'data')!;
   for (const f of dataFileList(data)) checkPathFlag('data', f, 'data file');

@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { checkDirFlag, checkPathFlag, dataFilesFlag } from './run.js';
 import { dataFileList } from '../data/data-files.js';
 import { PRECISIONS, type Precision } from '../engine/precision.js';
-import { LOSSES, TRAIN_DEFAULTS, lossSettings, type LossName, type TrainOptions } from '../train/options.js';
+import { LOSSES, TRAIN_DEFAULTS, isSrLoss, lossSettings, type LossName, type TrainOptions } from '../train/options.js';
 import { SAVE_DTYPES, type SaveDtype } from '../train/checkpoint.js';
 import { LR_SCHEDULES, type LrSchedule } from '../train/lr-schedule.js';
 import { userError } from '../errors.js';
@@ -87,6 +87,27 @@ export function demoIgnoredFlags(args: readonly string[]): string[] {
 }
 
 /**
+ * Settings given that the run will not read (a sweep script may pass them to every loss alike, so a note,
+ * not a refusal): lambda beside a loss without the self-refinement term, --eval-every without --eval-data,
+ * SFT's beta, lambda and reference without held-out pairs to score.
+ */
+export function unreadSettingNotes(o: TrainOptions): string[] {
+  const notes: string[] = [];
+  const heldOut = o.evalData !== undefined;
+  if (o.loss === 'sft') {
+    if (!heldOut) {
+      const unread = [o.beta !== TRAIN_DEFAULTS.beta ? `--beta ${o.beta}` : '', o.lambda !== TRAIN_DEFAULTS.lambda ? `--lambda ${o.lambda}` : '',
+        o.refModel !== undefined ? `--ref-model ${o.refModel}` : ''].filter(Boolean);
+      if (unread.length) notes.push(`${unread.join(', ')}: not read by sft without --eval-data (they shape only held-out margins)`);
+    }
+  } else if (!isSrLoss(o.loss) && o.lambda !== TRAIN_DEFAULTS.lambda) {
+    notes.push(`--lambda ${o.lambda}: not read by ${o.loss} (only sr-dpo and sr-ipo have the self-refinement term)`);
+  }
+  if (!heldOut && o.evalEvery > 0) notes.push(`--eval-every ${o.evalEvery}: nothing to evaluate without --eval-data`);
+  return notes;
+}
+
+/**
  * The paths a run reads, checked before it creates its --out directory or starts the GPU: a missing
  * model, or a directory given as the data file, is named by its flag.
  */
@@ -126,7 +147,9 @@ export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {
   atLeastZero('lambda', ' (0 is DPO / IPO)');
   atLeastZero('grad-clip', ' (0: no clipping)');
   if (a['weight-decay'] !== undefined) atLeastZero('weight-decay', ' (0: no decay)');
-  if (num('max-prompt-length') >= num('max-length')) throw userError('--max-prompt-length must be below --max-length');
+  if (num('max-prompt-length') >= num('max-length')) {
+    refuse(`--max-prompt-length (${a['max-prompt-length']}${num('max-prompt-length') === TRAIN_DEFAULTS.maxPromptLength ? ', the default' : ''}) must be below --max-length (${a['max-length']})`);
+  }
   const loss = a.loss as LossName;
   const ls = num('label-smoothing');
   // At 0.5 and past it the smoothed loss no longer prefers the chosen response: a flipped label, not a smoothed one.

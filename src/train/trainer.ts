@@ -55,6 +55,9 @@ export interface TrainResult {
 /** The exit status of a run stopped by a signal, as a shell reports one (128 + the signal's number). */
 export const signalExitCode = (sig: 'SIGINT' | 'SIGTERM'): number => (sig === 'SIGTERM' ? 143 : 130);
 
+/** A correlation for the log: '-' where it is undefined (NaN: judge scores all alike, say), as srk eval's table. */
+const fixed3 = (v: number | undefined): string => (v !== undefined && Number.isFinite(v) ? v.toFixed(3) : '-');
+
 /** A SIGTERM this soon after the first is the same request (sent twice: timeout(1), process-group signals). */
 const SAME_SIGTERM_MS = 2000;
 
@@ -380,11 +383,11 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       lastEval = row as unknown as Record<string, unknown>;
       log(`eval at step ${step}: margin ${m.margin.toFixed(4)} (±${m.margin_se.toFixed(4)}), accuracy ${m.accuracy.toFixed(3)} (±${m.accuracy_se.toFixed(3)}), aug accuracy ${m.aug_accuracy?.toFixed(3) ?? '-'}, ` +
         `chosen NLL ${m.nll_chosen?.toFixed(4) ?? '-'} per token` +
-        (m.pearson !== undefined ? `, pearson ${m.pearson.toFixed(3)}, spearman ${m.spearman?.toFixed(3)}, kendall ${m.kendall?.toFixed(3)}` : ''));
+        (m.pearson !== undefined ? `, pearson ${fixed3(m.pearson)}, spearman ${fixed3(m.spearman)}, kendall ${fixed3(m.kendall)}` : ''));
     };
 
     log(`training ${o.loss} on ${P} pairs: ${totalSteps} steps of ${B} pairs (micro-batches of ${Math.min(o.microBatchSize, B)}), ` +
-      `${o.optimizer} lr ${o.lr}${o.weightDecay ? `, weight decay ${o.weightDecay}` : ''}, beta ${o.beta}${sr ? `, lambda ${o.lambda}` : ''}${o.labelSmoothing ? `, label smoothing ${o.labelSmoothing}` : ''}; ${policy.params.count.toLocaleString()} parameters`);
+      `${o.optimizer} lr ${o.lr}${o.weightDecay ? `, weight decay ${o.weightDecay}` : ''}${o.loss === 'sft' ? '' : `, beta ${o.beta}`}${sr ? `, lambda ${o.lambda}` : ''}${o.labelSmoothing ? `, label smoothing ${o.labelSmoothing}` : ''}; ${policy.params.count.toLocaleString()} parameters`);
     if (state?.totalSteps !== undefined && state.totalSteps !== totalSteps && (o.lrSchedule ?? 'constant') !== 'constant') {
       log(`note: this run now ends at step ${totalSteps} (it planned ${state.totalSteps}); the ${o.lrSchedule} lr decay follows the new end from here`);
     }

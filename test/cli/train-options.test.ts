@@ -2,7 +2,7 @@
 // loads (a negative learning rate would climb the loss; a negative lambda turns the refinement round).
 import yargs from 'yargs';
 import { describe, expect, it } from 'vitest';
-import { DEMO_FLAGS, demoIgnoredFlags, trainFlags, trainOptionsFrom } from '../../src/cli/train.js';
+import { DEMO_FLAGS, demoIgnoredFlags, trainFlags, trainOptionsFrom, unreadSettingNotes } from '../../src/cli/train.js';
 
 const parse = (...args: string[]) => trainOptionsFrom(trainFlags(yargs(args)).parseSync() as Record<string, unknown>);
 
@@ -42,6 +42,8 @@ describe('srk train flags', () => {
     [['--loss', 'ipo', '--label-smoothing', '0.1'], /--label-smoothing applies to dpo and sr-dpo \(cDPO\), not ipo/],
     [['--loss', 'sft', '--label-smoothing', '0.1'], /--label-smoothing applies to dpo and sr-dpo \(cDPO\), not sft/],
     [['--max-eval-pairs', '10'], /--max-eval-pairs limits the pairs of --eval-data: give --eval-data too/],
+    [['--max-length', '64'], /--max-prompt-length \(256, the default\) must be below --max-length \(64\)/],
+    [['--max-length', '64', '--max-prompt-length', '80'], /--max-prompt-length \(80\) must be below --max-length \(64\)/],
     [['--eval-data', 'e', '--max-eval-pairs', '0'], /--max-eval-pairs must be a positive integer/],
   ];
   for (const [args, re] of bad) {
@@ -49,6 +51,19 @@ describe('srk train flags', () => {
       expect(() => parse('--model', 'm', '--data', 'd', ...args)).toThrow(re);
     });
   }
+});
+
+describe('settings given that the run will not read', () => {
+  it('a note each: lambda beside DPO or IPO, --eval-every without --eval-data, SFT\'s beta, lambda and reference without held-out pairs', () => {
+    const notes = (...args: string[]) => unreadSettingNotes(parse('--model', 'm', '--data', 'd', ...args));
+    expect(notes('--loss', 'dpo', '--lambda', '0.3')).toEqual(['--lambda 0.3: not read by dpo (only sr-dpo and sr-ipo have the self-refinement term)']);
+    expect(notes('--loss', 'sr-dpo', '--lambda', '0.3')).toEqual([]);
+    expect(notes('--loss', 'ipo')).toEqual([]);
+    expect(notes('--eval-every', '5')).toEqual(['--eval-every 5: nothing to evaluate without --eval-data']);
+    expect(notes('--eval-every', '5', '--eval-data', 'e')).toEqual([]);
+    expect(notes('--loss', 'sft', '--beta', '0.2', '--ref-model', 'r')).toEqual(['--beta 0.2, --ref-model r: not read by sft without --eval-data (they shape only held-out margins)']);
+    expect(notes('--loss', 'sft', '--beta', '0.2', '--eval-data', 'e')).toEqual([]);
+  });
 });
 
 describe('the built-in demo (srk train without --model and --data)', () => {
