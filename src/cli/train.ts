@@ -89,19 +89,18 @@ export function demoIgnoredFlags(args: readonly string[]): string[] {
 /**
  * Settings given that the run will not read (a sweep script may pass them to every loss alike, so a note,
  * not a refusal): lambda beside a loss without the self-refinement term, --eval-every without --eval-data,
- * SFT's beta, lambda and reference without held-out pairs to score.
+ * SFT's beta and reference without held-out pairs to score.
  */
 export function unreadSettingNotes(o: TrainOptions): string[] {
   const notes: string[] = [];
   const heldOut = o.evalData !== undefined;
-  if (o.loss === 'sft') {
-    if (!heldOut) {
-      const unread = [o.beta !== TRAIN_DEFAULTS.beta ? `--beta ${o.beta}` : '', o.lambda !== TRAIN_DEFAULTS.lambda ? `--lambda ${o.lambda}` : '',
-        o.refModel !== undefined ? `--ref-model ${o.refModel}` : ''].filter(Boolean);
-      if (unread.length) notes.push(`${unread.join(', ')}: not read by sft without --eval-data (they shape only held-out margins)`);
-    }
-  } else if (!isSrLoss(o.loss) && o.lambda !== TRAIN_DEFAULTS.lambda) {
+  // lambda: only the Sr losses' self-refinement term reads it (held-out metrics do not).
+  if (!isSrLoss(o.loss) && o.lambda !== TRAIN_DEFAULTS.lambda) {
     notes.push(`--lambda ${o.lambda}: not read by ${o.loss} (only sr-dpo and sr-ipo have the self-refinement term)`);
+  }
+  if (o.loss === 'sft' && !heldOut) {
+    const unread = [o.beta !== TRAIN_DEFAULTS.beta ? `--beta ${o.beta}` : '', o.refModel !== undefined ? `--ref-model ${o.refModel}` : ''].filter(Boolean);
+    if (unread.length) notes.push(`${unread.join(', ')}: not read by sft without --eval-data (they shape only held-out margins)`);
   }
   if (!heldOut && o.evalEvery > 0) notes.push(`--eval-every ${o.evalEvery}: nothing to evaluate without --eval-data`);
   return notes;

@@ -256,8 +256,9 @@ function objectivesDiffer(runs: ReportRun[]): string | undefined {
 }
 
 /**
- * A note where the runs evaluated on different held-out sets: another --eval-data, another --max-eval-pairs,
- * or (from the evaluations themselves) another number of pairs. Their eval numbers are then over other pairs.
+ * A note where the runs evaluated on different held-out sets: another --eval-data (by file name), or (from
+ * the evaluations themselves: another --max-eval-pairs, say) another number of pairs. Their eval numbers are
+ * then over other pairs.
  */
 function evalSetsDiffer(runs: ReportRun[]): string | undefined {
   const withEval = runs.filter((r) => (r.eval ?? []).length > 0);
@@ -266,7 +267,8 @@ function evalSetsDiffer(runs: ReportRun[]): string | undefined {
   const sizes = new Set(withEval.map((r) => Number(last(r).n)));
   // The files by name (the same file given by another path, from another directory, is the same set).
   const names = (data: unknown) => (Array.isArray(data) ? data : [data]).map((f) => path.basename(String(f)));
-  const sets = new Set(withEval.filter((r) => r.config?.evalData !== undefined).map((r) => JSON.stringify([names(r.config!.evalData), r.config!.maxEvalPairs ?? null])));
+  // (--max-eval-pairs as such is not compared: a limit past the file's pairs leaves the same set; the pairs counted are.)
+  const sets = new Set(withEval.filter((r) => r.config?.evalData !== undefined).map((r) => JSON.stringify(names(r.config!.evalData))));
   if (sizes.size <= 1 && sets.size <= 1) return undefined;
   const each = withEval.map((r) => {
     const data = r.config?.evalData;

@@ -161,8 +161,10 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     let interrupted: 'SIGINT' | 'SIGTERM' | undefined;
     let interruptedAt = 0;
     let training = false;
-    // What the run is doing when a signal comes: a step finishes, an evaluation stops (its step's resumed run does it).
-    let evaluating = false;
+    // What a signal stops: a step finishes, an evaluation stops (its step's resumed run does it), its samples
+    // finish; after the last step nothing is left to stop (the run ends as finished).
+    let doing: 'step' | 'eval' | 'samples' | 'end' = 'step';
+    let evalStopped = false;
     let lastSavedHere: string | undefined; // the last checkpoint, for the message of a run that quits without saving
     onSignal = (signal: NodeJS.Signals) => {
       const sig = signal === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
@@ -184,7 +186,9 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       }
       interrupted = sig;
       interruptedAt = performance.now();
-      log(`${sig === 'SIGTERM' ? 'SIGTERM' : 'interrupt'}: ${evaluating ? 'stopping the evaluation under way (a resumed run does it)' : 'finishing this step'}, ` +
+      const what = { step: 'finishing this step', eval: 'stopping the evaluation under way (a resumed run does it)', samples: 'finishing this evaluation\'s samples',
+        end: 'finishing the run (its last step is done)' }[doing];
+      log(`${sig === 'SIGTERM' ? 'SIGTERM' : 'interrupt'}: ${what}, ` +
         `then saving a checkpoint (${sig === 'SIGTERM' ? `a second SIGTERM, ${SAME_SIGTERM_MS / 1000} s or more after this one,` : 'Ctrl-C again'} quits without saving)`);
     };
     process.on('SIGINT', onSignal);
@@ -306,10 +310,12 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     // The per-pair numbers of an evaluation past the checkpoint go the way of its eval.jsonl line.
     if (state && (readEvalPairs(o.out)?.step ?? -1) > step) rmSync(path.join(o.out, EVAL_PAIRS_FILE), { force: true });
     if (state) trimSamples(o.out, step); else for (const f of [SAMPLES_FILE, EVAL_PAIRS_FILE]) rmSync(path.join(o.out, f), { force: true });
+    const evalMaxRecord = evalPairs ? o.maxEvalPairs : evalLimit;
     const snapshot = (): TrainerState => ({
       step, pairsSeen, epoch, position, seed: o.seed, dataHash, refHash, totalSteps, savedAt: new Date().toISOString(),
       ...(evalHash ? { evalHash } : {}),
-      options: { ...Object.fromEntries(PINNED.map((k) => [k, o[k]])), ...(o.maxEvalPairs !== undefined && evalPairs ? { maxEvalPairs: o.maxEvalPairs } : {}) },
+      // The held-out set's --max-eval-pairs goes with its hash: kept by a resume without --eval-data too.
+      options: { ...Object.fromEntries(PINNED.map((k) => [k, o[k]])), ...(evalMaxRecord !== undefined ? { maxEvalPairs: evalMaxRecord } : {}) },
     });
     let lastSaved = existing && state ? existing : undefined;
     lastSavedHere = lastSaved;
@@ -337,16 +343,19 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     let lastEval: Record<string, unknown> | undefined;
     // An evaluation stopped by a signal (scorePairs `stop`) writes nothing: the resumed run evaluates that step.
     const evaluate = async () => {
-      evaluating = true;
+      const was = doing;
+      doing = 'eval';
       try {
         await evaluateMetrics();
+        doing = 'samples';
+        await sampleNow();
       } catch (e) {
-        if (e instanceof ScoringStopped) { log(`the evaluation at step ${step} stopped; a resumed run does it`); return; }
-        throw e;
+        if (!(e instanceof ScoringStopped)) throw e;
+        evalStopped = true;
+        log(`the evaluation at step ${step} stopped; a resumed run does it`);
       } finally {
-        evaluating = false;
+        doing = was;
       }
-      await sampleNow();
     };
     const stop = () => interrupted !== undefined;
     const sampleNow = async () => {
@@ -449,10 +458,13 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       }
       if (o.saveEvery > 0 && step % o.saveEvery === 0 && step < totalSteps) await save();
     }
+    // Past the last step: a signal now leaves a finished run (unless it stops the final evaluation).
+    if (step >= totalSteps) doing = 'end';
     // A run resumed after its final save has already evaluated this step: do not log it twice.
     const evaluatedHere = readEval(path.join(o.out, EVAL_FILE), { lenient: true, missingOk: true }).some((e) => e.step === step);
     if (interrupted) {
-      // Stopped before the last step (or in its evaluation): nothing more to evaluate here.
+      // Stopped before or in the last step: its evaluation, if owed, is left to the resumed run.
+      if (evalPairs && !evaluatedHere) evalStopped = true;
     } else if (evalPairs && !evaluatedHere) {
       try { await evaluate(); } catch (e) { throw evalError(e, o.evalData!, step, await save()); }
     } else if (sampler && !(readSamples(o.out) ?? []).some((r) => r.step === step)) {
@@ -462,8 +474,8 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     const dir = await save();
     metrics.close();
     const rep = writeReport(o.out, { title: `srk train: ${o.name ?? o.loss}`, runs: runsFromDirs([{ name: o.name ?? o.loss, dir: o.out }]) });
-    if (interrupted) {
-      log(`interrupted at step ${step}: checkpoint saved in ${dir}; continue with --resume; report ${rep.html}`);
+    if (interrupted && (step < totalSteps || evalStopped)) {
+      log(`interrupted at step ${step}: checkpoint saved in ${dir}; continue with --resume${evalStopped && step >= totalSteps ? ' (it evaluates this step)' : ''}; report ${rep.html}`);
       return { out: o.out, steps: step, checkpoint: dir, report: rep.html, interrupted };
     }
     log(`done: ${step} steps; model in ${dir}; report ${rep.html}`);

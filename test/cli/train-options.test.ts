@@ -54,7 +54,7 @@ describe('srk train flags', () => {
 });
 
 describe('settings given that the run will not read', () => {
-  it('a note each: lambda beside DPO or IPO, --eval-every without --eval-data, SFT\'s beta, lambda and reference without held-out pairs', () => {
+  it('a note each: lambda beside DPO, IPO or SFT, --eval-every without --eval-data, SFT\'s beta and reference without held-out pairs', () => {
     const notes = (...args: string[]) => unreadSettingNotes(parse('--model', 'm', '--data', 'd', ...args));
     expect(notes('--loss', 'dpo', '--lambda', '0.3')).toEqual(['--lambda 0.3: not read by dpo (only sr-dpo and sr-ipo have the self-refinement term)']);
     expect(notes('--loss', 'sr-dpo', '--lambda', '0.3')).toEqual([]);
@@ -63,6 +63,7 @@ describe('settings given that the run will not read', () => {
     expect(notes('--eval-every', '5', '--eval-data', 'e')).toEqual([]);
     expect(notes('--loss', 'sft', '--beta', '0.2', '--ref-model', 'r')).toEqual(['--beta 0.2, --ref-model r: not read by sft without --eval-data (they shape only held-out margins)']);
     expect(notes('--loss', 'sft', '--beta', '0.2', '--eval-data', 'e')).toEqual([]);
+    expect(notes('--loss', 'sft', '--lambda', '0.3', '--eval-data', 'e')).toEqual(['--lambda 0.3: not read by sft (only sr-dpo and sr-ipo have the self-refinement term)']);
   });
 });
 

@@ -281,6 +281,8 @@ describe('HTML report', () => {
     expect(renderReportHtml({ title: 't', runs: [sized(a, 16, 'test.jsonl', 16), sized(b, 8, 'test.jsonl', 8)] }))
       .toContain('The runs evaluated on different held-out sets (Sr-DPO 16 pairs of test.jsonl; DPO 8 pairs of test.jsonl): their eval numbers are over different pairs');
     expect(renderReportHtml({ title: 't', runs: [sized(a, 200, 'a.jsonl'), sized(b, 200, 'b.jsonl')] })).toContain('Sr-DPO 200 pairs of a.jsonl; DPO 200 pairs of b.jsonl');
+    // A limit past the file's pairs: the same set.
+    expect(renderReportHtml({ title: 't', runs: [sized(a, 6, 'test.jsonl', 100), sized(b, 6, 'test.jsonl')] })).not.toContain('different held-out sets');
     // srk train's own split, "eval", is not named twice.
     const own = renderReportHtml({ title: 't', runs: [{ ...a, eval: a.eval!.map((e) => ({ ...e, split: 'eval' })) }] });
     expect(svgs(own)[1]).toContain('>eval</text>');

@@ -34,6 +34,12 @@ describe('srk train with several data files', () => {
     expect(kept.code, describeRun(kept)).toBe(0);
     expect(kept.stderr).toMatch(/whole\.jsonl: the first 4 of its 6 usable pairs \(--max-eval-pairs\)/);
     expect(evals('first4').map((e) => [e.step, e.n])).toEqual([[0, 4], [1, 4], [2, 4]]);
+    // A resume without --eval-data (no evaluations) keeps the run's N for the one after it, which evaluates again.
+    const quiet = train(args('first4', [whole], [], 3).concat('--resume'));
+    expect((await quiet).code).toBe(0);
+    const back = await train([...args('first4', [whole], [whole], 4), '--resume']);
+    expect(back.code, describeRun(back)).toBe(0);
+    expect(evals('first4').map((e) => [e.step, e.n])).toEqual([[0, 4], [1, 4], [2, 4], [4, 4]]);
     // A run that evaluated on every pair: the flag on its resume is refused too.
     const every = await train([...args('only4', [whole], [a], 2), '--max-eval-pairs', '2', '--resume']);
     expect(every.code).toBe(1);

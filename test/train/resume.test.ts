@@ -183,9 +183,11 @@ describe('srk train: signals sent twice, and during an evaluation', () => {
     expect(r.stderr).toMatch(/interrupted at step 1: checkpoint saved/);
     const evals = () => readFileSync(join(out, 'eval.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
     expect(evals()).toEqual([0]);
-    const r2 = await train([...args, '--max-steps', '1', '--resume']);
+    // Before its next step (the evaluation the cadence owed at the checkpoint).
+    const r2 = await train([...args, '--max-steps', '2', '--resume']);
     expect(r2.code, describeRun(r2)).toBe(0);
-    expect(evals()).toEqual([0, 1]);
+    expect(r2.stderr).toMatch(/eval at step 1: [\s\S]*train dpo: 2\/2/);
+    expect(evals()).toEqual([0, 1, 2]);
   }, 200_000);
 });
 
