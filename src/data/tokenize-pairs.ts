@@ -387,6 +387,11 @@ export type LoadPairsOptions = JsonlOptions & Omit<NormalizeOptions, keyof ChatT
    * scored for its NLL alone; a file with any pair is read as pairs (a row without one is a bad row).
    */
   sftIfAny?: boolean;
+  /**
+   * Only the first this many usable pairs are wanted (--max-eval-pairs, srk eval --max-pairs): rows are
+   * tokenized from the start until that many are usable, not all of a large file (LoadedPairs.rowsLeft).
+   */
+  limit?: number;
 };
 
 /** A pair tokenized as an SFT row (TokenizeOptions.sft): it has no rejected response (every pair's has a token). */
@@ -427,6 +432,8 @@ function positionsError(p: TokenizedPair, positions: { max: number; augmented: b
 
 export interface LoadedPairs {
   pairs: TokenizedPair[];
+  /** Rows read but not tokenized: those after the first `limit` usable pairs (0 without a limit). */
+  rowsLeft: number;
   rows: PreferenceRow[];
   read: JsonlStats;
   normalize: NormalizeStats;
@@ -463,10 +470,21 @@ export async function loadTokenizedPairs(data: DataFiles, tok: TextTokenizer, lo
     }
   };
   let shown = 0;
-  (await tokenizeRows(all, tok, t, opts, (done) => {
-    // The first report, then every 1024 rows or so, and the last.
-    if (shown === 0 || done - shown >= 1024 || done === all.length) { shown = done; opts.onProgress?.(done, all.length); }
-  })).forEach(take);
+  // With a limit, rows in rounds from the start until enough are usable (a few bad ones past the first
+  // round's end take another); without, all of them at once.
+  let start = 0;
+  let end = loadOpts.limit !== undefined ? Math.min(all.length, loadOpts.limit) : all.length;
+  for (;;) {
+    const base = start;
+    const total = loadOpts.limit !== undefined ? end : all.length;
+    (await tokenizeRows(all.slice(base, end), tok, t, opts, (done) => {
+      // The first report, then every 1024 rows or so, and the last.
+      if (shown === 0 || base + done - shown >= 1024 || base + done === total) { shown = base + done; opts.onProgress?.(base + done, total); }
+    })).forEach((o, j) => take(o, base + j));
+    if (loadOpts.limit === undefined || pairs.length >= loadOpts.limit || end >= all.length) break;
+    start = end;
+    end = Math.min(all.length, end + 2 * (loadOpts.limit - pairs.length) + 16);
+  }
   const report = `${dataLabel(data)}: ${formatNormalizeStats(stats, readStats)}\n${formatTokenizeStats(t.stats, opts)}`;
-  return { pairs, rows, read: readStats, normalize: stats, tokenize: t.stats, report };
+  return { pairs, rowsLeft: all.length - end, rows, read: readStats, normalize: stats, tokenize: t.stats, report };
 }

@@ -39,14 +39,17 @@ export async function loadPairsForModel(modelDir: string, data: DataFiles, s: Da
   const r = await loadTokenizedPairs(data, textTokenizer(tok), {
     maxLength: s.maxLength, maxPromptLength: s.maxPromptLength, noEos: s.noEos, refinePrompt: s.refinePrompt, inContext: s.inContext,
     skipBadRows: s.skipBadRows, sft: use.sft, sftIfAny: use.sftIfAny, positions: { max: maxPositions, augmented: use.augmented }, vocabSize,
+    ...(use.limit ? { limit: use.limit.count } : {}),
     // Only data sets big enough to take a while say how far they are.
     onProgress: (done, total) => { if (total >= PROGRESS_ROWS) progress?.(`tokenize ${dataLabel(data)}`, done, total); },
   }).catch((e: unknown) => { throw dataError(e); });
   log(r.report);
   onRead?.(r.read);
   if (r.pairs.length === 0) throw userError(`${dataLabel(data)}: no usable pairs`);
-  if (use.limit && r.pairs.length > use.limit.count) {
-    log(`${dataLabel(data)}: the first ${use.limit.count} of its ${r.pairs.length} usable ${isSftPair(r.pairs[0]) ? 'rows' : 'pairs'} (${use.limit.flag})`);
+  if (use.limit && (r.pairs.length > use.limit.count || r.rowsLeft > 0)) {
+    // Tokenized from the start until enough were usable (tokenize-pairs.ts `limit`): the rows after them are left.
+    const what = isSftPair(r.pairs[0]) ? 'rows' : 'pairs';
+    log(`${dataLabel(data)}: its first ${use.limit.count} usable ${what} (${use.limit.flag}; the rows after them left out)`);
     return r.pairs.slice(0, use.limit.count);
   }
   return r.pairs;

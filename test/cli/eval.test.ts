@@ -193,7 +193,8 @@ describe('srk eval', () => {
     const pairsOut = join(tmp, 'first4.csv');
     const r = run(['eval', '--model', dir, '--ref-model', `${dir}_ref`, '--data', join(dir, 'pairs.jsonl'), '--no-eos', '--json', '--max-pairs', '4', '--pairs-out', pairsOut]);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/pairs\.jsonl: the first 4 of its 6 usable pairs \(--max-pairs\)/);
+    expect(r.stderr).toMatch(/pairs\.jsonl: its first 4 usable pairs \(--max-pairs; the rows after them left out\)/);
+    expect(r.stderr).toMatch(/\b4 rows tokenized/); // (not the whole file: a large one takes minutes)
     const j = JSON.parse(r.stdout);
     const x = reference(name);
     expect(j.n).toBe(4);
@@ -206,6 +207,17 @@ describe('srk eval', () => {
     expect(all.status, all.stderr).toBe(0);
     expect(JSON.parse(all.stdout).n).toBe(6);
     expect(all.stderr).not.toMatch(/--max-pairs/);
+    // A bad row among the first (skipped): the next usable ones are tokenized in its place.
+    const lines = readFileSync(join(dir, 'pairs.jsonl'), 'utf8').trim().split('\n');
+    const withBad = join(tmp, 'with-bad.jsonl');
+    writeFileSync(withBad, Array.from({ length: 40 }, (_, i) => (i === 1 ? JSON.stringify({ ...JSON.parse(lines[1]), chosen: '' }) : lines[i % 6])).join('\n') + '\n');
+    const badOut = join(tmp, 'with-bad.csv');
+    const skip = run(['eval', '--model', dir, '--ref-model', `${dir}_ref`, '--data', withBad, '--no-eos', '--json', '--max-pairs', '4', '--skip-bad-rows', '--pairs-out', badOut]);
+    expect(skip.status, skip.stderr).toBe(0);
+    expect(JSON.parse(skip.stdout).n).toBe(4);
+    const csv = readFileSync(badOut, 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
+    expect(csv.map((c) => Number(c[7]))).toEqual([1, 3, 4, 5]);
+    csv.forEach((c, k) => close(Number(c[2]), x.margins[[0, 2, 3, 4][k]]));
     for (const v of ['0', '2.5', 'x']) {
       const b = run(['eval', '--model', dir, '--data', join(dir, 'pairs.jsonl'), '--max-pairs', v]);
       expect(b.status).not.toBe(0);
