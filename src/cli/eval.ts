@@ -8,15 +8,15 @@
 // reference is scored first and freed before the policy is loaded, so only one model is on the GPU
 // at a time. Without --ref-model the reference is the policy itself: margins are then exactly 0.
 import path from 'node:path';
-import { existsSync, statSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import type { Gpu } from '../engine/gpu.js';
 import { isSftPair, type TokenizedPair } from '../data/tokenize-pairs.js';
-import { dataLabel, type DataFiles } from '../data/data-files.js';
+import { dataFileList, dataLabel, type DataFiles } from '../data/data-files.js';
 import { writeEvalPairsFile } from '../report/eval-pairs.js';
 import { loadModel } from '../model/load.js';
 import { computeEvalMetrics, computeSftEvalMetrics, formatCell, formatEvalTable, type EvalMetrics } from '../report/eval-metrics.js';
 import { checkSameTokenizer, loadPairsForModel } from '../train/dataset.js';
+import { checkOutFlag } from '../generate/resumable-output.js';
 import { referenceLogps, savePartialReference } from '../train/reference.js';
 import { signalExitCode } from '../train/trainer.js';
 import { scorePairs, type PairLogps } from '../train/score.js';
@@ -240,7 +240,7 @@ export const evalCommand: CommandModule = {
     if (refModel !== undefined) checkPathFlag('ref-model', refModel, 'model directory');
     if (args['cache-dir'] !== undefined) checkDirFlag('cache-dir', args['cache-dir'] as string);
     const pairsOut = args['pairs-out'] as string | undefined;
-    if (pairsOut !== undefined && existsSync(pairsOut) && statSync(pairsOut).isDirectory()) throw userError(`--pairs-out ${pairsOut}: a directory (give a file name)`);
+    checkOutFlag(pairsOut, dataFileList(s.data), '--pairs-out');
     const maxPairs = args['max-pairs'] as number | undefined;
     if (maxPairs !== undefined && !(Number.isInteger(maxPairs) && maxPairs > 0)) throw userError(`--max-pairs must be a positive integer (got ${args['max-pairs']})`);
     const o: EvalOptions = {

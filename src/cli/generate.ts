@@ -245,7 +245,7 @@ export const generateCommand: CommandModule = {
     checkPathFlag('model', args.model as string, 'model directory');
     checkPathFlag('data', data, 'data file');
     const out = args.out as string | undefined;
-    checkOutFlag(out);
+    checkOutFlag(out, [data]);
     const opt = (k: string) => args[k] as number | undefined;
     for (const k of ['samples', 'batch-size', 'max-new-tokens', 'max-prompt-length']) {
       const v = opt(k);

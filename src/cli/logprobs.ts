@@ -248,6 +248,7 @@ export const logprobsCommand: CommandModule = {
     if (typeof s.data !== 'string') {
       throw userError(`srk logprobs reads one --data file (its output lines follow that file's rows), not ${s.data.length}: run it once per file`);
     }
+    checkOutFlag(out, [s.data]);
     await runLogprobs({ ...s, data: s.data, augmented: Boolean(args.augmented), out: args.out as string | undefined });
   },
 };

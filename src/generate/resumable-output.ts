@@ -19,8 +19,16 @@ export const RESUMABLE_OUT_FLAG = {
 } as const;
 
 /** Refused before any work, which would otherwise end in a rename that cannot replace a directory. */
-export function checkOutFlag(out: string | undefined): void {
-  if (out !== undefined && fs.existsSync(out) && fs.statSync(out).isDirectory()) throw userError(`--out ${out}: a directory (give a file name)`);
+export function checkOutFlag(out: string | undefined, inputs: readonly string[] = [], flag = '--out'): void {
+  if (out === undefined) return;
+  if (fs.existsSync(out) && fs.statSync(out).isDirectory()) throw userError(`${flag} ${out}: a directory (give a file name)`);
+  // The output replaces --out when it is done: --out naming an input would overwrite it (by another path or a link too).
+  const same = (a: string, b: string): boolean => {
+    if (path.resolve(a) === path.resolve(b)) return true;
+    try { const x = fs.statSync(a); const y = fs.statSync(b); return x.dev === y.dev && x.ino === y.ino; } catch { return false; }
+  };
+  const input = inputs.find((f) => same(out, f));
+  if (input !== undefined) throw userError(`${flag} ${out} is the input ${input}: the output would overwrite it; give another file name`);
 }
 
 /** A line already written, parsed. */

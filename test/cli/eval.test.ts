@@ -233,6 +233,9 @@ describe('srk eval', () => {
     expect(r.status).not.toBe(0);
     expect(r.stderr).toContain(`${data}:2:`);
     expect(r.stderr).not.toMatch(/\n\s+at /);
+    const over = run(['eval', '--model', dir, '--data', data, '--pairs-out', data]);
+    expect(over.status).not.toBe(0);
+    expect(over.stderr).toMatch(/--pairs-out .*bad\.jsonl is the input .*bad\.jsonl: the output would overwrite it/);
     const b = run(['eval', '--model', dir, '--data', data, '--beta', '0']);
     expect(b.status).not.toBe(0);
     expect(b.stderr).toMatch(/--beta must be > 0/);

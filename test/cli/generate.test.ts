@@ -2,7 +2,7 @@
 // each row shape, decoding settings from generation_config.json and from flags, completions that do
 // not depend on the batch size, --samples lists, an atomic --out, and clear errors for bad input.
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, linkSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -217,6 +217,19 @@ describe('srk generate', () => {
     const changed = run([...badFlags, '--seed', '5', '--top-k', '3']);
     expect(changed.status).toBe(1);
     expect(changed.stderr).toMatch(/holds the rows of a run with other settings \(model files changed since: config\.json\)/);
+  });
+
+  it('--out naming the --data file (by another path, or a hard link) is refused, the file left as it was', () => {
+    const data = dataFile('same.jsonl', [{ prompt: 'hello' }]);
+    const before = readFileSync(data, 'utf8');
+    const link = join(tmp, 'same-link.jsonl');
+    linkSync(data, link);
+    for (const out of [data, join(tmp, '.', 'sub', '..', 'same.jsonl'), link]) {
+      const r = run(['--model', join(fixtures, 'gpt-neox-tiny'), '--data', data, '--max-new-tokens', '2', '--out', out]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/--out .* is the input .*same\.jsonl: the output would overwrite it; give another file name/);
+    }
+    expect(readFileSync(data, 'utf8')).toBe(before);
   });
 
   it('a run that fails before writing a row leaves no files', () => {

@@ -82,6 +82,13 @@ describe('srk logprobs', () => {
     expect(toFile.stdout).toBe('');
     expect(readFileSync(file, 'utf8')).toBe(toStdout.stdout);
     expect(readdirSync(join(tmp, 'sub'))).toEqual(['out.jsonl']); // no temp file left behind
+    // --out naming the --data file would overwrite it: refused.
+    const data = join(tmp, 'mine.jsonl');
+    writeFileSync(data, readFileSync(join(dir, 'pairs.jsonl')));
+    const same = run(['logprobs', '--model', dir, '--data', data, '--out', data]);
+    expect(same.status).toBe(1);
+    expect(same.stderr).toMatch(/--out .*mine\.jsonl is the input .*mine\.jsonl: the output would overwrite it/);
+    expect(readFileSync(data, 'utf8')).toBe(readFileSync(join(dir, 'pairs.jsonl'), 'utf8'));
   });
 
   it('--out: SIGTERM keeps the rows scored in OUT.partial; the same command takes up from there and writes what a run never stopped writes', async () => {
