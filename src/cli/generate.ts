@@ -127,6 +127,9 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
       };
       let rowsDone = 0; let newTokens = 0; let cut = 0;
       const finishes = { stop: 0, length: 0 };
+      // Completions the model's last position ended short of the asked limit (generate.ts newTokenLimit): said, not read as the limit.
+      let atPositions = 0;
+      const asked = (promptTokens: number) => Math.min(dec.maxNewTokens, (dec.maxLength ?? Infinity) - promptTokens);
       try {
         let batch: { prompt: string; truncated: boolean; ids: number[]; line: number; index: number }[] = [];
         const flush = async () => {
@@ -139,7 +142,10 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
           batch.forEach((b, i) => {
             const mine: Generation[] = gens.slice(i * o.samples, (i + 1) * o.samples);
             const completions = mine.map((g) => tok.decode(g.ids, { skipSpecialTokens: true }));
-            for (const g of mine) { finishes[g.finish]++; newTokens += g.ids.length; }
+            for (const g of mine) {
+              finishes[g.finish]++; newTokens += g.ids.length;
+              if (g.finish === 'length' && g.ids.length < asked(b.ids.length) && b.ids.length + g.ids.length >= maxPositions) atPositions++;
+            }
             const cutNote = { ...(b.truncated ? { prompt_truncated: true } : {}), ...(o.augmented ? { augmented: true } : {}) };
             const rec = o.samples === 1
               ? { prompt: b.prompt, completion: completions[0], finish_reason: mine[0].finish, completion_tokens: mine[0].ids.length, line: b.line, ...cutNote }
@@ -204,6 +210,7 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
       const taken = sink?.done.length ? ` (${sink.done.length} taken from ${sink.partial}, ${written} generated now; the counts below are this run's)` : '';
       log(`${rowsDone} prompts${each}${taken}: ${newTokens} new tokens in ${secs.toFixed(1)} s (${(newTokens / Math.max(secs, 1e-9)).toFixed(1)} tokens/s); ` +
         `${finishes.stop} ended by a stop token, ${finishes.length} at the token limit` +
+        `${atPositions ? ` (${atPositions} of them short of it, at the model's last position: max_position_embeddings ${maxPositions})` : ''}` +
         `${cut ? `; ${cut} prompts cut to their last ${maxPrompt} tokens (prompt_truncated)` : ''}${o.out ? `; wrote ${o.out}` : ''}`);
       const limit = dec.maxLength !== undefined ? `at most ${dec.maxLength} tokens with the prompt (max_length)` : `at most ${dec.maxNewTokens} new tokens`;
       log(`decoding: ${dec.temperature === 0 ? 'greedy' : `temperature ${dec.temperature}, top-k ${dec.topK || 'off'}, top-p ${dec.topP}, seed ${o.seed}`}, ` +

@@ -132,6 +132,14 @@ describe('srk generate', () => {
     const [ca, cb] = lines(c.stdout);
     expect(ca.completion_tokens as number).toBeLessThanOrEqual(8 - 1); // 'short' is at least one token
     expect(cb).toMatchObject({ prompt_truncated: true, completion_tokens: 1 }); // cut to 7 tokens: room for one
+    // The model's last position ends a completion short of --max-new-tokens: said, not read as that limit.
+    const config = JSON.parse(readFileSync(join(model, 'config.json'), 'utf8'));
+    const short = modelCopy('gpt-neox-tiny', { 'config.json': { ...config, max_position_embeddings: 24 }, 'generation_config.json': { eos_token_id: null } });
+    const p = run(['--model', short, '--data', arr, '--max-new-tokens', '20', '--max-prompt-length', '12']);
+    expect(p.status, p.stderr).toBe(0);
+    const [, pb] = lines(p.stdout);
+    expect(pb).toMatchObject({ finish_reason: 'length', completion_tokens: 12 }); // 12 prompt tokens + 12 new = 24 positions
+    expect(p.stderr).toMatch(/2 at the token limit \(1 of them short of it, at the model's last position: max_position_embeddings 24\)/);
   });
 
   it('--augmented generates for p ⊕ x (the Sr losses\' augmented prompt) and says so; --refine-prompt alone is refused', () => {
