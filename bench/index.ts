@@ -293,7 +293,7 @@ export async function runBench(gpu: Gpu, o: BenchOptions): Promise<BenchReport> 
     const unpacked = r.loss === 'sft' ? 'prompt + chosen' : 'prompt + completion, twice a pair';
     o.log(`step ${fmt(r.stepMs!, 3)} ms, ${r.precision}${r.augPrecision && r.augPrecision !== r.precision ? ` (augmented pass ${r.augPrecision})` : ''} (host recording ${fmt(r.recordMs)} ms, ${r.dispatches} dispatches${hostOnly}); policy ${r.policyTokens} tokens/step (${processed}) = ${fmt(r.tokensPerS!)} tokens/s, ` +
       `${fmt(r.unpackedTokensPerS!)} policy tokens/s as PyTorch counts them (${unpacked}${r.varied ? ', at their drawn lengths' : ''} = ${r.unpackedTokens})` +
-      `${r.augTokens ? `, plus ${r.augTokens} augmented forward-only tokens${r.augSharedTokens ? ` (${r.augSharedTokens} of them the rows' shared refinement prompt, computed once)` : ''}` : ''}; ` +
+      `${r.augTokens ? `, plus ${r.augTokens} augmented forward-only tokens${r.augSharedTokens ? ` (${r.augSharedTokens} of them skipped: the rows' shared refinement prompt, computed once a micro-batch)` : ''}` : ''}; ` +
       `peak GPU memory ${fmt(r.peakInUseBytes / 2 ** 20)} MiB (params ${fmt(r.resident.params / 2 ** 20)} MiB)`);
   }
   return report;

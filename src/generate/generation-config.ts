@@ -38,7 +38,7 @@ const NEUTRAL: Record<string, unknown> = {
   min_new_tokens: 0, min_length: 0, typical_p: 1, min_p: null, epsilon_cutoff: 0, eta_cutoff: 0, diversity_penalty: 0,
   penalty_alpha: null, bad_words_ids: null, suppress_tokens: null, begin_suppress_tokens: null, forced_bos_token_id: null,
   forced_eos_token_id: null, sequence_bias: null, exponential_decay_length_penalty: null, guidance_scale: null, stop_strings: null,
-  max_time: null,
+  max_time: null, num_return_sequences: 1,
 };
 
 export async function generationDefaults(dir: string, tokenizerEos: number | undefined): Promise<GenerationDefaults> {

@@ -118,13 +118,21 @@ export class ResumableOutput {
    */
   write(text: string, keys?: readonly string[]): void {
     if (this.fd === null) throw new Error(`${this.partial}: written after it was closed`);
+    // A failed write (a full disk) names its file: the lines before it stay, and a torn last one is dropped on the next run.
+    const named = (file: string, f: () => void) => {
+      try { f(); } catch (e) { throw userError(`${file}: ${e instanceof Error ? e.message : String(e)}`); }
+    };
     if (keys) {
-      this.keysFd ??= fs.openSync(this.keysFile, 'a');
-      fs.writeFileSync(this.keysFd, keys.map((k) => `${k}\n`).join(''));
-      fs.fsyncSync(this.keysFd);
+      named(this.keysFile, () => {
+        this.keysFd ??= fs.openSync(this.keysFile, 'a');
+        fs.writeFileSync(this.keysFd, keys.map((k) => `${k}\n`).join(''));
+        fs.fsyncSync(this.keysFd);
+      });
     }
-    fs.writeFileSync(this.fd, text); // (loops over short writes)
-    fs.fsyncSync(this.fd);
+    named(this.partial, () => {
+      fs.writeFileSync(this.fd!, text); // (loops over short writes)
+      fs.fsyncSync(this.fd!);
+    });
   }
 
   /** Every row done: OUT.partial becomes OUT, its settings file goes. */

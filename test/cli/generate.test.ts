@@ -124,11 +124,11 @@ describe('srk generate', () => {
     expect((b.prompt as string).length).toBeLessThan(long.length / 2);
     expect(r.stderr).toMatch(/1 prompts cut to their last 12 tokens/);
     // max_length counts the prompt: 'short' and its new tokens within 8.
-    const capped = modelCopy('gpt-neox-tiny', { 'generation_config.json': { max_length: 8, repetition_penalty: 1.2, num_beams: 1, eos_token_id: null } });
+    const capped = modelCopy('gpt-neox-tiny', { 'generation_config.json': { max_length: 8, repetition_penalty: 1.2, num_beams: 1, eos_token_id: null, num_return_sequences: 3 } });
     const c = run(['--model', capped, '--data', arr]);
     expect(c.status, c.stderr).toBe(0);
     expect(c.stderr).toMatch(/at most 8 tokens with the prompt \(max_length\)/);
-    expect(c.stderr).toMatch(/generation_config\.json sets repetition_penalty=1\.2, which srk generate does not apply/);
+    expect(c.stderr).toMatch(/generation_config\.json sets repetition_penalty=1\.2, num_return_sequences=3, which srk generate does not apply/);
     const [ca, cb] = lines(c.stdout);
     expect(ca.completion_tokens as number).toBeLessThanOrEqual(8 - 1); // 'short' is at least one token
     expect(cb).toMatchObject({ prompt_truncated: true, completion_tokens: 1 }); // cut to 7 tokens: room for one
