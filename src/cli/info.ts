@@ -42,7 +42,9 @@ export function formatInfo(r: InfoReport): string {
     `subgroup-matrix ${yn(r.srk.subgroupMatrix)}, timestamp-query ${yn(r.srk.timestampQuery)}`);
   lines.push(`--precision mixed: ${r.srk.mixedPrecision ? 'f16 tensor cores (subgroup-matrix f16 16x16x16 -> f32)'
     : 'not available here (no f16 subgroup-matrix config with one subgroup size): runs f32'}`);
-  lines.push(`tuning:    ${r.srk.tuning ? 'on: the first training steps time the matmul tilings and keep the fastest'
+  // SRK_MATMUL takes every product out of the tuner (kernels/matmul.ts); attention's choices are still timed.
+  const forced = r.env.SRK_MATMUL;
+  lines.push(`tuning:    ${r.srk.tuning ? `on: the first training steps time the ${forced ? `attention kernels (not the matmul tilings: SRK_MATMUL=${forced} takes the products out of the tuner)` : 'matmul tilings'} and keep the fastest`
     : 'off: built-in tilings (SRK_TUNE=1 turns the tuner on; it needs timestamp-query)'}`);
   lines.push(`dawn:      ${r.dawn}`);
   const env = Object.entries(r.env);

@@ -36,6 +36,11 @@ describe('srk CLI', () => {
     const env = process.env.SRK_TUNE;
     expect(info.srk.tuning).toBe(info.srk.timestampQuery && (env === '1' || (env !== '0' && !cpu)));
     expect(JSON.parse(run(['info', '--json'], { SRK_TUNE: '1' }).stdout).srk.tuning).toBe(info.srk.timestampQuery);
+    // SRK_MATMUL takes the products out of the tuner: the tuning line says so.
+    if (info.srk.timestampQuery) {
+      expect(run(['info'], { SRK_TUNE: '1', SRK_MATMUL: 'reg' }).stdout).toMatch(/tuning: +on: .*not the matmul tilings: SRK_MATMUL=reg takes the products out of the tuner/);
+      expect(run(['info'], { SRK_TUNE: '1' }).stdout).toMatch(/tuning: +on: the first training steps time the matmul tilings/);
+    }
     const bad = run(['info'], { SRK_TUNE: 'on' });
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/SRK_TUNE=on: expected 0 \(off\) or 1 \(on\)/);
