@@ -6,17 +6,14 @@
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, maxWindowElems, windowOf, type KernelDef, type Window, memoDef } from '../engine/kernel.js';
+import { isNanWgsl } from './wgsl-float.js';
 
 export const ABSMAX_PARTS = 1024;
 const THREADS = 256;
 
-/**
- * WGSL: max that keeps NaN (WGSL's max may drop it), named `name`. NaN found by its bits: WGSL lets a
- * compiler assume there is none, and lavapipe's folds `a != a` to false.
- */
+/** WGSL: max that keeps NaN (WGSL's max may drop it; NaN found by its bits, wgsl-float.ts), named `name`. */
 const nanmaxWgsl = (name: string) => `fn ${name}(a: f32, b: f32) -> f32 {
-  let nan = (bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u || (bitcast<u32>(b) & 0x7fffffffu) > 0x7f800000u;
-  return select(max(a, b), a + b, nan);
+  return select(max(a, b), a + b, ${isNanWgsl('a')} || ${isNanWgsl('b')});
 }`;
 
 /**

@@ -26,6 +26,7 @@ import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, chunkRanges, grid, maxWindowElems, windowOf, type KernelDef, memoDef } from '../engine/kernel.js';
 import { gradNorm } from './grad-norm.js';
 import { acquireLike, coalesce } from '../engine/arena.js';
+import { isNanWgsl } from './wgsl-float.js';
 
 export interface RmspropConfig {
   type: 'rmsprop';
@@ -152,7 +153,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
   if (p.clip != 0u) {
     // A NaN norm stays NaN (min(NaN, 1) is 1 where a compiler drops NaN: a full unclipped step).
     let norm = normBuf[p.nBase];
-    coef = select(min(p.maxNorm / (norm + 1e-6), 1.0), norm, (bitcast<u32>(norm) & 0x7fffffffu) > 0x7f800000u);
+    coef = select(min(p.maxNorm / (norm + 1e-6), 1.0), norm, ${isNanWgsl('norm')});
   }
   var g = grad[p.gBase + i];
   if (p.clip != 0u) { g = g * coef; }
