@@ -26,7 +26,7 @@ import { textTokenizer } from '../model/tokenizer.js';
 import { scorePairs } from '../train/score.js';
 import { Progress } from '../train/progress.js';
 import { PAPER_REFINE_PROMPT, TRAIN_DEFAULTS } from '../train/options.js';
-import { checkPathFlag, dataFilesFlag, withGpu } from './run.js';
+import { checkPathFlag, checkPromptBelowMaxLength, dataFilesFlag, withGpu } from './run.js';
 import { dataFileList, type DataFiles } from '../data/data-files.js';
 import { dataError, isUserFacing, userError } from '../errors.js';
 import { RESUMABLE_OUT_FLAG, ResumableOutput, checkOutFlag, keepOnSignal } from '../generate/resumable-output.js';
@@ -58,9 +58,7 @@ export function scoringSettingsFrom(a: Record<string, unknown>): ScoringSettings
   for (const k of ['micro-batch-size', 'max-length', 'max-prompt-length']) {
     if (!(num(k) > 0) || !Number.isInteger(num(k))) throw userError(`--${k} must be a positive integer`);
   }
-  if (num('max-prompt-length') >= num('max-length')) {
-    throw userError(`--max-prompt-length (${a['max-prompt-length']}${num('max-prompt-length') === TRAIN_DEFAULTS.maxPromptLength ? ', the default' : ''}) must be below --max-length (${a['max-length']})`);
-  }
+  checkPromptBelowMaxLength(a, TRAIN_DEFAULTS.maxPromptLength);
   checkPathFlag('model', a.model as string, 'model directory');
   const data = dataFilesFlag(a, 'data')!;
   for (const f of dataFileList(data)) checkPathFlag('data', f, 'data file');

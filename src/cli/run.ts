@@ -58,6 +58,13 @@ function expandPattern(flag: string, value: string): string[] {
 }
 
 /** A directory srk creates if need be (--cache-dir): refused by its flag where a file is in the way. */
+/** Refuses --max-prompt-length at or past --max-length (train, eval, logprobs), both values named. */
+export function checkPromptBelowMaxLength(a: Record<string, unknown>, defaultPrompt: number): void {
+  const prompt = a['max-prompt-length'] as number; const max = a['max-length'] as number;
+  if (prompt < max) return;
+  throw userError(`--max-prompt-length (${prompt}${prompt === defaultPrompt ? ', the default' : ''}) must be below --max-length (${max})`);
+}
+
 export function checkDirFlag(flag: string, p: string): void {
   if (existsSync(p) && !statSync(p).isDirectory()) throw userError(`--${flag} ${p}: not a directory`);
 }

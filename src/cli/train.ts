@@ -1,6 +1,6 @@
 // `srk train` flags -> TrainOptions. With neither --model nor --data it runs the built-in demo.
 import type { Argv } from 'yargs';
-import { checkDirFlag, checkPathFlag, dataFilesFlag } from './run.js';
+import { checkDirFlag, checkPathFlag, checkPromptBelowMaxLength, dataFilesFlag } from './run.js';
 import { dataFileList } from '../data/data-files.js';
 import { PRECISIONS, type Precision } from '../engine/precision.js';
 import { LOSSES, TRAIN_DEFAULTS, isSrLoss, lossSettings, type LossName, type TrainOptions } from '../train/options.js';
@@ -146,9 +146,7 @@ export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {
   atLeastZero('lambda', ' (0 is DPO / IPO)');
   atLeastZero('grad-clip', ' (0: no clipping)');
   if (a['weight-decay'] !== undefined) atLeastZero('weight-decay', ' (0: no decay)');
-  if (num('max-prompt-length') >= num('max-length')) {
-    refuse(`--max-prompt-length (${a['max-prompt-length']}${num('max-prompt-length') === TRAIN_DEFAULTS.maxPromptLength ? ', the default' : ''}) must be below --max-length (${a['max-length']})`);
-  }
+  checkPromptBelowMaxLength(a, TRAIN_DEFAULTS.maxPromptLength);
   const loss = a.loss as LossName;
   const ls = num('label-smoothing');
   // At 0.5 and past it the smoothed loss no longer prefers the chosen response: a flipped label, not a smoothed one.

@@ -236,6 +236,9 @@ describe('srk eval', () => {
     const over = run(['eval', '--model', dir, '--data', data, '--pairs-out', data]);
     expect(over.status).not.toBe(0);
     expect(over.stderr).toMatch(/--pairs-out .*bad\.jsonl is the input .*bad\.jsonl: the output would overwrite it/);
+    const short = run(['eval', '--model', dir, '--data', data, '--max-length', '64']);
+    expect(short.status).not.toBe(0);
+    expect(short.stderr).toMatch(/--max-prompt-length \(256, the default\) must be below --max-length \(64\)/);
     const b = run(['eval', '--model', dir, '--data', data, '--beta', '0']);
     expect(b.status).not.toBe(0);
     expect(b.stderr).toMatch(/--beta must be > 0/);
