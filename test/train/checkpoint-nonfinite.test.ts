@@ -13,12 +13,17 @@ import { openSafetensors, writeSafetensors, type TensorToWrite } from '../../src
 import { fixture, tempDir } from './helpers.js';
 
 describe('non-finite values never reach a checkpoint', () => {
-  it('a save meeting a NaN weight or optimizer state is refused by name; the previous checkpoint stays', async () => {
+  /** The tiny fixture's weights with an RMSprop optimizer, and a run directory. */
+  const setup = async () => {
     const gpu = await getGpu();
     const dir = fixture('gpt-neox-tiny');
     const m = await loadModel(gpu, dir, { grads: true });
     const optimizer = new Optimizer(gpu, { type: 'rmsprop' }, m.params.specs.map((s) => m.params.get(s.name)), {});
-    const out = tempDir();
+    return { gpu, dir, m, optimizer, out: tempDir() };
+  };
+
+  it('a save meeting a NaN weight or optimizer state is refused by name; the previous checkpoint stays', async () => {
+    const { gpu, dir, m, optimizer, out } = await setup();
     const state = (step: number) => ({ step, pairsSeen: 0, epoch: 0, position: 0, seed: 0, options: {}, savedAt: '' });
     const notes: string[] = [];
     const save = (step: number, dtype: 'float32' | 'bfloat16' | 'float16' = 'float32') =>
@@ -45,11 +50,7 @@ describe('non-finite values never reach a checkpoint', () => {
   });
 
   it('a resume refuses an optimizer.safetensors with a non-finite moment or float32 weight', async () => {
-    const gpu = await getGpu();
-    const dir = fixture('gpt-neox-tiny');
-    const m = await loadModel(gpu, dir, { grads: true });
-    const optimizer = new Optimizer(gpu, { type: 'rmsprop' }, m.params.specs.map((s) => m.params.get(s.name)), {});
-    const out = tempDir();
+    const { gpu, dir, m, optimizer, out } = await setup();
     const ckpt = await saveCheckpoint(gpu, { out, params: m.params, optimizer, rawConfig: m.cfg.raw, sourceDir: dir,
       state: { step: 1, pairsSeen: 0, epoch: 0, position: 0, seed: 0, options: {}, savedAt: '' }, dtype: 'bfloat16', log: () => {} });
     await loadOptimizerState(gpu, ckpt, m.params, optimizer); // as saved: fine

@@ -135,15 +135,21 @@ describe('srk train: signals sent twice, and during an evaluation', () => {
       '--batch-size', '48', '--micro-batch-size', '1', '--save-every', '1', '--max-steps', '100000', '--out', out]);
   };
 
-  it('SIGTERM again at once (timeout(1): the process, then its group) is the same request: the step finishes and is saved', async () => {
-    const out = join(tmp, 'twice');
+  /** A run with step 1 saved, the first signal taken during step 2, then the same signal again; its result. */
+  const signalTwice = async (out: string, sig: 'SIGTERM' | 'SIGINT') => {
     const run = slowRun(out);
     // Step 1 saved (--save-every 1): the signals come during step 2.
     await waitFor(() => existsSync(join(out, 'checkpoint', 'trainer_state.json')) || run.child.exitCode !== null, 100_000, `step 1's checkpoint in ${out}`, 10);
-    run.child.kill('SIGTERM');
-    await waitFor(() => /SIGTERM: finishing this step/.test(run.output()) || run.child.exitCode !== null, 30_000, 'the first SIGTERM taken', 5);
-    run.child.kill('SIGTERM');
-    const r = await run.done;
+    run.child.kill(sig);
+    const taken = sig === 'SIGTERM' ? /SIGTERM: finishing this step/ : /interrupt: finishing this step/;
+    await waitFor(() => taken.test(run.output()) || run.child.exitCode !== null, 30_000, `the first ${sig} taken`, 5);
+    run.child.kill(sig);
+    return run.done;
+  };
+
+  it('SIGTERM again at once (timeout(1): the process, then its group) is the same request: the step finishes and is saved', async () => {
+    const out = join(tmp, 'twice');
+    const r = await signalTwice(out, 'SIGTERM');
     expect(r.code, describeRun(r)).toBe(143);
     expect(r.stderr).not.toMatch(/quitting without saving/);
     const m = /interrupted at step (\d+): checkpoint saved in .*; continue with --resume; report .*report\.html/.exec(r.stderr);
@@ -155,12 +161,7 @@ describe('srk train: signals sent twice, and during an evaluation', () => {
 
   it('Ctrl-C again during the step quits without saving, and says so, naming the checkpoint there is', async () => {
     const out = join(tmp, 'again');
-    const run = slowRun(out);
-    await waitFor(() => existsSync(join(out, 'checkpoint', 'trainer_state.json')) || run.child.exitCode !== null, 100_000, `step 1's checkpoint in ${out}`, 10);
-    run.child.kill('SIGINT');
-    await waitFor(() => /interrupt: finishing this step/.test(run.output()) || run.child.exitCode !== null, 30_000, 'the first interrupt taken', 5);
-    run.child.kill('SIGINT');
-    const q = await run.done;
+    const q = await signalTwice(out, 'SIGINT');
     expect(q.code, describeRun(q)).toBe(130);
     expect(q.stderr).toMatch(new RegExp(`interrupt again: quitting without saving; the last checkpoint is ${join(out, 'checkpoint').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
     expect(JSON.parse(readFileSync(join(out, 'checkpoint', 'trainer_state.json'), 'utf8')).step).toBe(1);
