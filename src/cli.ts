@@ -3,7 +3,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { existsSync, statSync } from 'node:fs';
-import { exitAfterFlush, fail, joinNegativeNumbers, refuseEmptyValues, refuseRepeatedFlags, withGpu } from './cli/run.js';
+import { exitAfterFlush, fail, joinNegativeNumbers, refuseEmptyValues, refuseNonNumbers, refuseRepeatedFlags, usageMessage, withGpu } from './cli/run.js';
 import { formatInfo, infoReport } from './cli/info.js';
 import { BENCH_KINDS, checkBenchOptions, runBench, type BenchKind } from '../bench/index.js';
 import { STEP_LOSSES, STEP_SHAPES, type StepShape } from '../bench/step.js';
@@ -16,6 +16,10 @@ import { userError } from './errors.js';
 
 /** The status main() ends with when nothing failed: 130 / 143 for a run stopped by a signal. */
 let exitCode = 0;
+
+/** yargs' parsed option table (not in its types): which flags are switches and which take numbers. */
+type YargsOptions = { getOptions(): { boolean: string[]; number: string[] } };
+const NO_COMMAND = 'name a command: srk --help lists them';
 
 const adapterOpt = {
   adapter: { type: 'string', describe: 'substring of the WebGPU adapter name to use (also SRK_ADAPTER)' },
@@ -114,13 +118,17 @@ async function main(): Promise<void> {
     .command((await import('./cli/generate.js')).generateCommand)
     .command((await import('./cli/report.js')).reportCommand)
     .middleware((argv) => refuseRepeatedFlags(argv as Record<string, unknown>))
-    .middleware(() => refuseEmptyValues(typed, new Set([...(cli as unknown as { getOptions(): { boolean: string[] } }).getOptions().boolean, 'help', 'version'])))
-    .demandCommand(1, 'name a command: srk --help lists them')
+    .middleware(() => refuseEmptyValues(typed, new Set([...(cli as unknown as YargsOptions).getOptions().boolean, 'help', 'version'])))
+    .middleware(() => refuseNonNumbers(typed, new Set((cli as unknown as YargsOptions).getOptions().number)))
+    .demandCommand(1, NO_COMMAND)
     .strict()
     .help()
     .fail((msg, err, y) => {
       if (err) { fail(err); return; }
-      process.stderr.write(`${y.help()}\n\nsrk: ${msg}${unknownFileHint(msg)}\n`);
+      // No command: the help page is the answer. Otherwise the reason, and where the flags are listed.
+      const command = typed[0] !== undefined && !typed[0].startsWith('-') ? typed[0] : undefined;
+      if (msg === NO_COMMAND) process.stderr.write(`${y.help()}\n\nsrk: ${msg}\n`);
+      else process.stderr.write(`srk: ${usageMessage(msg, command, new Set(['kind', 'runs']), unknownFileHint(msg))}\n`);
       exitAfterFlush(2);
     })
     .parseAsync();

@@ -57,7 +57,6 @@ function expandPattern(flag: string, value: string): string[] {
   return names.map((n) => path.join(dir, n));
 }
 
-/** A directory srk creates if need be (--cache-dir): refused by its flag where a file is in the way. */
 /** Refuses --max-prompt-length at or past --max-length (train, eval, logprobs), both values named. */
 export function checkPromptBelowMaxLength(a: Record<string, unknown>, defaultPrompt: number): void {
   const prompt = a['max-prompt-length'] as number; const max = a['max-length'] as number;
@@ -65,6 +64,7 @@ export function checkPromptBelowMaxLength(a: Record<string, unknown>, defaultPro
   throw userError(`--max-prompt-length (${prompt}${prompt === defaultPrompt ? ', the default' : ''}) must be below --max-length (${max})`);
 }
 
+/** A directory srk creates if need be (--cache-dir): refused by its flag where a file is in the way. */
 export function checkDirFlag(flag: string, p: string): void {
   if (existsSync(p) && !statSync(p).isDirectory()) throw userError(`--${flag} ${p}: not a directory`);
 }
@@ -174,4 +174,48 @@ export function refuseEmptyValues(args: readonly string[], booleans: ReadonlySet
       throw userError(`--${name} needs a value${value === undefined || value.startsWith('--') ? '' : ' (an empty one was given)'}`);
     }
   }
+}
+
+/**
+ * yargs middleware: a number flag given text that is no number (`--lr abc`, `--seed $((`) is refused with
+ * the text as typed. yargs reads it as NaN, and each flag's own check then said "got NaN", which hides
+ * what was typed. `numbers` are the flags of type number; a list flag (bench --sizes) takes every value up
+ * to the next flag.
+ */
+export function refuseNonNumbers(args: readonly string[], numbers: ReadonlySet<string>): void {
+  for (let i = 0; i < args.length; i++) {
+    const t = args[i];
+    if (t === '--') break;
+    if (!t.startsWith('--') || t.length === 2) continue;
+    const eq = t.indexOf('=');
+    const name = t.slice(2, eq < 0 ? undefined : eq);
+    const dashed = name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    if (!numbers.has(name) && !numbers.has(dashed)) continue;
+    const values = eq >= 0 ? [t.slice(eq + 1)] : [];
+    if (eq < 0) for (let j = i + 1; j < args.length && !args[j].startsWith('--') && (j === i + 1 || LIST_FLAGS.has(dashed)); j++) values.push(args[j]);
+    const bad = values.find((v) => v.trim() !== '' && Number.isNaN(Number(v)));
+    if (bad !== undefined) throw userError(`--${dashed} takes a number (got ${JSON.stringify(bad)})`);
+  }
+}
+
+/**
+ * What srk prints for a command line yargs refuses (an unknown flag, a value not among a flag's choices):
+ * the reason, said as srk says its own refusals, and where the flags are listed, rather than the whole
+ * help page with the reason under it, where it scrolled out of sight. A choice given in other letter case
+ * (`--loss DPO`) is answered with the one meant.
+ */
+export function usageMessage(msg: string, command: string | undefined, positionals: ReadonlySet<string> = new Set(), hint = ''): string {
+  let said = msg.trim();
+  if (/^Invalid values?:/.test(said)) {
+    const lines = [...said.matchAll(/Argument: ([\w-]+), Given: (".*?"|\S+), Choices: (.*)$/gm)].map(([, flag, givenText, choicesText]) => {
+      const choices = [...choicesText.matchAll(/"([^"]*)"|([^\s,]+)/g)].map((m) => m[1] ?? m[2]);
+      let given = givenText;
+      try { given = String(JSON.parse(givenText)); } catch { /* as printed */ }
+      const meant = choices.find((c) => c.toLowerCase() === given.toLowerCase());
+      const what = positionals.has(flag) ? `<${flag}>` : `--${flag}`;
+      return `${what} ${JSON.stringify(given)} is not one of ${choices.join(', ')}${meant !== undefined ? ` (did you mean ${meant}?)` : ''}`;
+    });
+    if (lines.length > 0) said = lines.join('\nsrk: ');
+  }
+  return `${said}${hint}\nsrk${command ? ` ${command}` : ''} --help lists the flags`;
 }

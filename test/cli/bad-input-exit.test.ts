@@ -16,7 +16,11 @@ describe('refused before any work, by flag and path', () => {
   const model = fixture('gpt-neox-tiny');
   const data = join(model, 'pairs.jsonl');
   const cases: [string, string[], RegExp][] = [
-    ['bench: a size that is not a number', ['bench', 'norm', '--tokens', 'abc'], /bench: --tokens must be a positive integer, got NaN/],
+    // Text that is no number is named as typed (yargs reads it as NaN, which the flag's check then showed).
+    ['bench: a size that is not a number', ['bench', 'norm', '--tokens', 'abc'], /--tokens takes a number \(got "abc"\)/],
+    ['bench: a square size that is not a number', ['bench', 'matmul', '--sizes', '256', '2x'], /--sizes takes a number \(got "2x"\)/],
+    ['train: --lr abc', ['train', '--model', model, '--data', data, '--out', join(tmp, 'out12'), '--lr', 'abc'], /--lr takes a number \(got "abc"\)/],
+    ['train: --batch-size=four', ['train', '--model', model, '--data', data, '--out', join(tmp, 'out13'), '--batch-size=four'], /--batch-size takes a number \(got "four"\)/],
     ['bench: a square size of 0', ['bench', 'matmul', '--sizes', '256', '0'], /bench: --sizes must be a positive integer, got 0/],
     ['bench: --only not a regular expression', ['bench', 'matmul', '--only', '('], /bench: --only "\(" is not a regular expression/],
     ['train: --model missing', ['train', '--model', join(tmp, 'nope'), '--data', data, '--out', join(tmp, 'out1')], /--model .*nope: no such file or directory/],
@@ -49,7 +53,29 @@ describe('refused before any work, by flag and path', () => {
     });
   }
   it('a refused train creates no --out directory', () => {
-    for (const k of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]) expect(existsSync(join(tmp, `out${k}`))).toBe(false);
+    for (const k of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]) expect(existsSync(join(tmp, `out${k}`))).toBe(false);
+  });
+  // What yargs refuses (a value not among a flag's choices, an unknown flag): the reason and where the
+  // flags are listed, exit 2, not the whole help page with the reason scrolled below it.
+  const usage: [string, string[], RegExp][] = [
+    ['train: --loss DPO', ['train', '--model', model, '--data', data, '--loss', 'DPO'],
+      /^srk: --loss "DPO" is not one of sft, dpo, ipo, sr-dpo, sr-ipo \(did you mean dpo\?\)\nsrk train --help lists the flags\n$/],
+    ['train: two values off their choices', ['train', '--model', model, '--data', data, '--loss', 'kto', '--precision', 'f16'],
+      /^srk: --loss "kto" is not one of sft, dpo, ipo, sr-dpo, sr-ipo\nsrk: --precision "f16" is not one of f32, mixed\nsrk train --help/],
+    ['bench: a kind not among them', ['bench', 'matmull'], /^srk: <kind> "matmull" is not one of matmul, copy, .*\nsrk bench --help lists the flags\n$/],
+    ['eval: an unknown flag', ['eval', '--model', model, '--data', data, '--nope'], /^srk: Unknown argument: nope\nsrk eval --help lists the flags\n$/],
+  ];
+  for (const [what, args, re] of usage) {
+    it(what, () => {
+      const r = run(args);
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr.replace(/^Warning: .*\n/gm, '')).toMatch(re);
+    });
+  }
+  it('no command: the help page', () => {
+    const r = run([]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/Commands:[\s\S]*srk: name a command/);
   });
   it('bench matmul: --only that matches no case', () => {
     const r = run(['bench', 'matmul', '--only', 'no such case']);
