@@ -231,6 +231,8 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
   const f = new Fields(json, file);
   const mt = json.model_type;
   const known = typeof mt === 'string' && Object.hasOwn(MODEL_TYPES, mt) ? MODEL_TYPES[mt]! : undefined;
+  // transformers' AutoConfig needs the key too (it guesses from the directory's name, which srk does not).
+  if (mt === undefined) throw f.error('model_type', `is required (one of ${Object.keys(MODEL_TYPES).join(', ')})`);
   if (!known) throw f.error('model_type', `= ${JSON.stringify(mt)} is not supported (supported: ${Object.keys(MODEL_TYPES).join(', ')})`);
   const { arch, architecture } = known;
   const archs = json.architectures;
