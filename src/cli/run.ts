@@ -18,6 +18,11 @@ export function checkPathFlag(flag: string, p: string, kind: 'model directory' |
     throw userError(`--${flag} ${p}: a directory, not a data file (JSON Lines, a JSON array, gzipped or not, or Parquet); ` +
       `give its files of one split, e.g. --${flag} "${p}/train-*.parquet" (quoted: srk expands the pattern)`);
   }
+  // A pipe (/dev/stdin, a shell's <(...)) can be read once, and srk reads a data file more than once (its
+  // format from its first bytes, its rows, a fingerprint for caches and resumes): refused, not ESPIPE.
+  if (kind === 'data file' && !statSync(p).isFile()) {
+    throw userError(`--${flag} ${p}: not a regular file (a pipe or a device): srk reads its data more than once; write it to a file and give that`);
+  }
 }
 
 /**

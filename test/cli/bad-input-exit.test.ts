@@ -27,6 +27,9 @@ describe('refused before any work, by flag and path', () => {
     ['train: --model a file', ['train', '--model', data, '--data', data, '--out', join(tmp, 'out2')], /--model .*pairs\.jsonl: not a directory/],
     ['train: --data a directory', ['train', '--model', model, '--data', model, '--out', join(tmp, 'out3')], /--data .*gpt-neox-tiny: a directory, not a data file/],
     ['train: --eval-data missing', ['train', '--model', model, '--data', data, '--eval-data', join(tmp, 'x.jsonl'), '--out', join(tmp, 'out4')], /--eval-data .*x\.jsonl: no such file/],
+    // A device or a pipe (/dev/stdin, <(...)) is read more than once: refused (it failed with ESPIPE).
+    ['logprobs: --data a device', ['logprobs', '--model', model, '--data', '/dev/null'], /--data \/dev\/null: not a regular file \(a pipe or a device\): srk reads its data more than once/],
+    ['train: --eval-data a device', ['train', '--model', model, '--data', data, '--eval-data', '/dev/null', '--out', join(tmp, 'out14')], /--eval-data \/dev\/null: not a regular file/],
     ['eval: --data a directory', ['eval', '--model', model, '--data', model], /--data .*gpt-neox-tiny: a directory, not a data file/],
     ['logprobs: --out a directory', ['logprobs', '--model', model, '--data', data, '--out', tmp], /--out .*: a directory \(give a file name\)/],
     // A flag without its value (a shell variable unset) is not its default: a seed sweep would train one run many times.
@@ -53,7 +56,7 @@ describe('refused before any work, by flag and path', () => {
     });
   }
   it('a refused train creates no --out directory', () => {
-    for (const k of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]) expect(existsSync(join(tmp, `out${k}`))).toBe(false);
+    for (const k of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]) expect(existsSync(join(tmp, `out${k}`))).toBe(false);
   });
   // What yargs refuses (a value not among a flag's choices, an unknown flag): the reason and where the
   // flags are listed, exit 2, not the whole help page with the reason scrolled below it.
