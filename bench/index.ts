@@ -10,7 +10,7 @@
 //   generate    sampling's prompt pass and decode steps on a random-init model, wall clock (generate.ts)
 // On a CPU adapter (lavapipe) every kind shrinks its sizes unless --full; `step` refuses the
 // Pythia shapes there unless --full.
-import type { Gpu } from '../src/engine/gpu.js';
+import type { AdapterInfo, Gpu } from '../src/engine/gpu.js';
 import { benchCopy, type CopyResult } from './copy.js';
 import { benchMatmul, pythiaCases, type MatmulCase, type MatmulResult } from './matmul.js';
 import { tileName, type MatmulTile } from '../src/kernels/matmul.js';
@@ -86,7 +86,7 @@ export const SMX_SWEEP: MatmulTile[] = [
 
 export interface BenchReport {
   /** How the kernel figures were timed (copy, matmul, ...); `step` and `generate` are timed by the wall clock whatever this says. */
-  kind: BenchKind; date: string; adapter: Record<string, string>; timing: 'timestamp' | 'wall';
+  kind: BenchKind; date: string; adapter: AdapterInfo; timing: 'timestamp' | 'wall';
   reducedForCpu: boolean; copy: CopyResult; matmul?: MatmulResult[];
   attention?: AttentionResult[]; classifier?: ClassifierResult[]; norm?: NormResult[]; columnSum?: ColumnSumResult[]; optimizer?: OptimizerResult[]; step?: StepResult;
   generate?: GenerateBenchResult;

@@ -1,8 +1,8 @@
 // `srk info`: what the WebGPU adapter is and what it can do.
-import { Gpu } from '../engine/gpu.js';
+import { Gpu, type AdapterInfo } from '../engine/gpu.js';
 
 export interface InfoReport {
-  adapter: Record<string, string>;
+  adapter: AdapterInfo;
   features: string[];
   subgroupMatrixConfigs: { componentType: string; resultComponentType: string; M: number; N: number; K: number }[];
   limits: Record<string, number>;
@@ -34,7 +34,7 @@ export function formatInfo(r: InfoReport): string {
   const lines: string[] = [];
   const a = r.adapter;
   lines.push(`adapter:   ${a.vendor ?? '?'} ${a.device || a.description || ''}`.trimEnd());
-  lines.push(`backend:   ${a.backend}${a.isFallbackAdapter === 'true' ? ' (software fallback adapter)' : ''}`);
+  lines.push(`backend:   ${a.backend}${a.isFallbackAdapter ? ' (software fallback adapter)' : ''}`);
   if (a.description) lines.push(`driver:    ${a.description}`);
   if (a.architecture) lines.push(`arch:      ${a.architecture}`);
   if (a.subgroupMinSize) lines.push(`subgroups: ${a.subgroupMinSize}..${a.subgroupMaxSize}`);

@@ -71,9 +71,19 @@ export function dawnTogglesEnv(): { enable: string[]; disable: string[] } {
   return { enable: names.filter((x) => !x.startsWith('-')), disable: names.filter((x) => x.startsWith('-')).map((x) => x.slice(1)) };
 }
 
+/**
+ * What the adapter says of itself (GPUAdapterInfo's fields that it fills), numbers and the fallback flag
+ * as such (srk info --json, bench reports), and the Vulkan/default backend Dawn runs it on.
+ */
+export interface AdapterInfo {
+  vendor?: string; architecture?: string; device?: string; description?: string;
+  subgroupMinSize?: number; subgroupMaxSize?: number; isFallbackAdapter?: boolean;
+  backend: string;
+}
+
 /** A software adapter (lavapipe, SwiftShader), from its info (adapterInfoRecord). */
-export function isCpuAdapterInfo(a: Record<string, string>): boolean {
-  return a.isFallbackAdapter === 'true' || /llvmpipe|lavapipe|swiftshader/i.test(`${a.device} ${a.description} ${a.architecture}`);
+export function isCpuAdapterInfo(a: AdapterInfo): boolean {
+  return a.isFallbackAdapter === true || /llvmpipe|lavapipe|swiftshader/i.test(`${a.device} ${a.description} ${a.architecture}`);
 }
 
 /**
@@ -141,7 +151,7 @@ export class Gpu {
   private constructor(
     readonly adapter: GPUAdapter,
     readonly device: GPUDevice,
-    readonly adapterInfo: Record<string, string>,
+    readonly adapterInfo: AdapterInfo,
     features: GpuFeatures,
     opts: GpuOptions,
     /**
@@ -235,7 +245,7 @@ export class Gpu {
   get fixedSubgroupSize(): number {
     if (this.simulatedSubgroupSize && this.emulateSmx && !this.features.subgroupMatrix) return this.simulatedSubgroupSize;
     const { subgroupMinSize: lo, subgroupMaxSize: hi } = this.adapterInfo;
-    return lo && lo === hi ? Number(lo) : 0;
+    return lo && lo === hi ? lo : 0;
   }
 
   /**
@@ -413,17 +423,17 @@ async function requestAdapter(args: string[], adapterName: string | undefined): 
   return adapter;
 }
 
-function adapterInfoRecord(adapter: GPUAdapter): Record<string, string> {
+function adapterInfoRecord(adapter: GPUAdapter): AdapterInfo {
   const info = adapter.info as unknown as Record<string, unknown>;
-  const out: Record<string, string> = {};
-  for (const k of ['vendor', 'architecture', 'device', 'description', 'subgroupMinSize', 'subgroupMaxSize',
-    'isFallbackAdapter']) {
-    const v = info[k];
-    if (v !== undefined && v !== '') out[k] = String(v);
-  }
-  // Dawn's Node binding does not report the backend; it is its platform default unless overridden.
-  out.backend = process.env.DAWNNODE_BACKEND ?? (process.platform === 'linux' ? 'vulkan' : 'default');
-  return out;
+  const text = (k: string) => (typeof info[k] === 'string' && info[k] !== '' ? { [k]: info[k] as string } : {});
+  const count = (k: string) => (typeof info[k] === 'number' ? { [k]: info[k] as number } : {});
+  return {
+    ...text('vendor'), ...text('architecture'), ...text('device'), ...text('description'),
+    ...count('subgroupMinSize'), ...count('subgroupMaxSize'),
+    ...(typeof info.isFallbackAdapter === 'boolean' ? { isFallbackAdapter: info.isFallbackAdapter } : {}),
+    // Dawn's Node binding does not report the backend; it is its platform default unless overridden.
+    backend: process.env.DAWNNODE_BACKEND ?? (process.platform === 'linux' ? 'vulkan' : 'default'),
+  };
 }
 
 function readSubgroupMatrixConfigs(adapter: GPUAdapter): SubgroupMatrixConfig[] {

@@ -3,6 +3,7 @@
 // resumed run dispatches the same kernels as the interrupted one and its numbers continue exactly.
 import { existsSync, readFileSync } from 'node:fs';
 import type { TuneDecision, TuneTable } from '../engine/tuner.js';
+import type { AdapterInfo } from '../engine/gpu.js';
 import { writeFileAtomic } from '../report/metrics-log.js';
 
 export const TUNING_FILE = 'tuning.json';
@@ -11,8 +12,9 @@ export const TUNING_FILE = 'tuning.json';
 interface TuningFile { adapter: string; dawn?: string; decisions: TuneDecision[] }
 
 /** One line naming the adapter (choices timed on one GPU say nothing about another). */
-export function adapterName(info: Record<string, string>): string {
-  return Object.values(info).filter((v) => typeof v === 'string' && v !== '').join(' ');
+export function adapterName(info: AdapterInfo): string {
+  // Its fields' text in order, as when they were all strings: tuning files written then still match.
+  return Object.values(info).filter((v) => v !== undefined && v !== '').map(String).join(' ');
 }
 
 /**

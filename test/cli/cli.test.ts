@@ -24,6 +24,9 @@ describe('srk CLI', () => {
     expect(r.status).toBe(0);
     const info = JSON.parse(r.stdout);
     expect(info.adapter.vendor).toBeTruthy();
+    // Numbers and the fallback flag as JSON numbers and booleans (they were strings: "8", "true").
+    for (const k of ['subgroupMinSize', 'subgroupMaxSize']) if (k in info.adapter) expect(typeof info.adapter[k], k).toBe('number');
+    if ('isFallbackAdapter' in info.adapter) expect(typeof info.adapter.isFallbackAdapter).toBe('boolean');
     expect(info.limits.maxStorageBufferBindingSize).toBeGreaterThanOrEqual(128 * 2 ** 20);
     expect(Array.isArray(info.features)).toBe(true);
     expect(typeof info.srk.shaderF16).toBe('boolean');
@@ -32,7 +35,7 @@ describe('srk CLI', () => {
       /f16/.test(c.componentType) && /f32/.test(c.resultComponentType) && c.M === 16);
     expect(info.srk.mixedPrecision).toBe(f16Config && info.adapter.subgroupMinSize === info.adapter.subgroupMaxSize && info.srk.subgroupMatrix);
     // The tuner: on for real GPUs with timestamps; SRK_TUNE=1 anywhere with them, and a bad value refused.
-    const cpu = info.adapter.isFallbackAdapter === 'true' || /llvmpipe|lavapipe|swiftshader/i.test(info.adapter.device + info.adapter.description);
+    const cpu = info.adapter.isFallbackAdapter === true || /llvmpipe|lavapipe|swiftshader/i.test(info.adapter.device + info.adapter.description);
     const env = process.env.SRK_TUNE;
     expect(info.srk.tuning).toBe(info.srk.timestampQuery && (env === '1' || (env !== '0' && !cpu)));
     expect(JSON.parse(run(['info', '--json'], { SRK_TUNE: '1' }).stdout).srk.tuning).toBe(info.srk.timestampQuery);

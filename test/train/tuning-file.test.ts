@@ -19,7 +19,13 @@ function tuned(): TuneTable {
 describe('tuning.json', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'srk-tuning-'));
   const file = path.join(dir, 'tuning.json');
-  const gpuA = adapterName({ vendor: 'nvidia', device: 'H100', description: 'driver 580' });
+  const gpuA = adapterName({ vendor: 'nvidia', device: 'H100', description: 'driver 580', backend: 'vulkan' });
+
+  it('the adapter\'s name reads as it did when its fields were strings (tuning files written then still match)', () => {
+    expect(adapterName({ vendor: 'nvidia', architecture: 'hopper', device: 'NVIDIA H100 80GB HBM3', description: '580.95.05',
+      subgroupMinSize: 32, subgroupMaxSize: 32, isFallbackAdapter: false, backend: 'vulkan' }))
+      .toBe('nvidia hopper NVIDIA H100 80GB HBM3 580.95.05 32 32 false vulkan');
+  });
 
   it('a resumed run takes the saved choices: same kernels, untimed, reported with their times', () => {
     expect(saveTuning(tuned(), file, gpuA)).toBe(1);
@@ -41,7 +47,7 @@ describe('tuning.json', () => {
   it('another adapter, a broken file or no file: nothing is taken', () => {
     saveTuning(tuned(), file, gpuA);
     const t = new TuneTable();
-    expect(loadTuning(t, file, 'amd MI300')).toMatch(/timed on another adapter \(nvidia H100 driver 580\): tuning again/);
+    expect(loadTuning(t, file, 'amd MI300')).toMatch(/timed on another adapter \(nvidia H100 driver 580 vulkan\): tuning again/);
     expect(t.chosen('k', ['rule', 'fast', 'slow'])).toBeUndefined();
     writeFileSync(file, readFileSync(file, 'utf8').slice(0, 20));
     expect(loadTuning(t, file, gpuA)).toMatch(/tuning\.json is unreadable \(.*\): tuning again/);
