@@ -97,6 +97,32 @@ export interface BenchReport {
  * The sizes and the case filter, checked before the GPU starts: a size that is not a positive integer
  * would reach a buffer allocation as NaN or 0, and a bad --only only after the copy benchmark.
  */
+/** The flags each kind reads beyond the common ones (--adapter, --json, --full, --fast, --timestamps). */
+export const BENCH_KIND_FLAGS: Record<BenchKind, readonly string[]> = {
+  matmul: ['tokens', 'sizes', 'tiles', 'only', 'reverse', 'precision'],
+  copy: [],
+  attention: ['pairs', 'seq', 'prompt', 'precision'],
+  classifier: ['tokens', 'vocab'],
+  norm: ['tokens'],
+  optimizer: [],
+  step: ['pairs', 'seq', 'prompt', 'shape', 'loss', 'micro-batch', 'precision', 'aug-precision', 'varied', 'length-order', 'profile', 'packed', 'host-only'],
+  generate: ['pairs', 'seq', 'prompt', 'shape', 'precision'],
+};
+const BENCH_COMMON_FLAGS = ['adapter', 'json', 'full', 'fast', 'timestamps', 'help', 'version'];
+
+/**
+ * Refuses flags typed for a kind that does not read them (`bench generate --loss sr-dpo` timed the same
+ * thing as without it, and the report read as if the loss had been set). `given`: the flags as typed.
+ */
+export function checkBenchFlagsRead(kind: BenchKind, given: readonly string[]): void {
+  const read = new Set([...BENCH_KIND_FLAGS[kind], ...BENCH_COMMON_FLAGS]);
+  const unread = given.filter((f) => !read.has(f));
+  if (unread.length === 0) return;
+  const its = BENCH_KIND_FLAGS[kind];
+  throw userError(`bench ${kind}: ${unread.map((f) => `--${f}`).join(', ')} ${unread.length === 1 ? 'is' : 'are'} not read by this kind ` +
+    `(${its.length > 0 ? `it reads ${its.map((f) => `--${f}`).join(', ')}` : 'it has no settings of its own'}; srk bench --help says which flag each kind reads)`);
+}
+
 export function checkBenchOptions(o: Pick<BenchOptions, 'tokens' | 'sizes' | 'vocab' | 'pairs' | 'seq' | 'prompt' | 'only'> & { microBatch?: number }): void {
   const sizes: [string, number | undefined][] = [['tokens', o.tokens], ['vocab', o.vocab], ['pairs', o.pairs], ['seq', o.seq], ['prompt', o.prompt],
     ['micro-batch', o.microBatch], ...(o.sizes ?? []).map((s): [string, number] => ['sizes', s])];

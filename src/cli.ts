@@ -3,9 +3,9 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { existsSync, statSync } from 'node:fs';
-import { exitAfterFlush, fail, joinNegativeNumbers, refuseEmptyValues, refuseNonNumbers, refuseRepeatedFlags, usageMessage, withGpu } from './cli/run.js';
+import { exitAfterFlush, fail, joinNegativeNumbers, refuseEmptyValues, refuseNonNumbers, refuseRepeatedFlags, typedFlags, usageMessage, withGpu } from './cli/run.js';
 import { formatInfo, infoReport } from './cli/info.js';
-import { BENCH_KINDS, checkBenchOptions, runBench, type BenchKind } from '../bench/index.js';
+import { BENCH_KINDS, checkBenchFlagsRead, checkBenchOptions, runBench, type BenchKind } from '../bench/index.js';
 import { STEP_LOSSES, STEP_SHAPES, type StepShape } from '../bench/step.js';
 import type { LossName } from './train/options.js';
 import { DEMO_FLAGS, checkTrainPaths, demoIgnoredFlags, trainFlags, trainOptionsFrom, unreadSettingNotes } from './cli/train.js';
@@ -69,6 +69,7 @@ async function main(): Promise<void> {
           'host-only': { type: 'boolean', default: false, describe: 'step: submit nothing, measure the host\'s recording alone (any shape, a CPU adapter included; no tuning)' },
         }),
       async (a) => {
+        checkBenchFlagsRead(a.kind as BenchKind, typedFlags(typed.slice(1), new Set(Object.keys(a))));
         checkBenchOptions({ tokens: a.tokens, sizes: a.sizes as number[] | undefined, vocab: a.vocab, pairs: a.pairs, seq: a.seq, prompt: a.prompt,
           only: a.only, microBatch: a['micro-batch'] });
         // A whole training step, and generation, are timed by the wall clock: per-dispatch timestamp passes

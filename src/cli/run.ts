@@ -224,3 +224,20 @@ export function usageMessage(msg: string, command: string | undefined, positiona
   }
   return `${said}${hint}\nsrk${command ? ` ${command}` : ''} --help lists the flags`;
 }
+
+/**
+ * The flags typed on a command line (`args` after the command), by their dashed names, once each, in
+ * any of yargs' spellings: --max-steps 3, --max-steps=3, --maxSteps, --no-packed (read as packed where
+ * `known` has packed). What follows `--` is no flag.
+ */
+export function typedFlags(args: readonly string[], known: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (const arg of args) {
+    if (arg === '--') break;
+    if (!arg.startsWith('--') || arg.length === 2) continue;
+    let name = arg.slice(2).split('=')[0].replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    if (!known.has(name) && name.startsWith('no-') && known.has(name.slice(3))) name = name.slice(3);
+    if (!out.includes(name)) out.push(name);
+  }
+  return out;
+}

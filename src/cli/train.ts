@@ -1,6 +1,6 @@
 // `srk train` flags -> TrainOptions. With neither --model nor --data it runs the built-in demo.
 import type { Argv } from 'yargs';
-import { checkDirFlag, checkPathFlag, checkPromptBelowMaxLength, dataFilesFlag } from './run.js';
+import { checkDirFlag, checkPathFlag, checkPromptBelowMaxLength, dataFilesFlag, typedFlags } from './run.js';
 import { dataFileList } from '../data/data-files.js';
 import { PRECISIONS, type Precision } from '../engine/precision.js';
 import { LOSSES, TRAIN_DEFAULTS, isSrLoss, lossSettings, type LossName, type TrainOptions } from '../train/options.js';
@@ -75,15 +75,7 @@ export function demoIgnoredFlags(args: readonly string[]): string[] {
   // The flag names, as trainFlags declares them (an Argv that only records its options call).
   const known = new Set<string>();
   trainFlags({ options: (o: object) => { for (const k of Object.keys(o)) known.add(k); } } as unknown as Argv);
-  const out: string[] = [];
-  for (const arg of args) {
-    if (arg === '--') break;
-    if (!arg.startsWith('--')) continue;
-    let name = arg.slice(2).split('=')[0].replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-    if (!known.has(name) && name.startsWith('no-')) name = name.slice(3);
-    if (known.has(name) && !DEMO_FLAGS.includes(name) && !out.includes(name)) out.push(name);
-  }
-  return out;
+  return typedFlags(args, known).filter((name) => known.has(name) && !DEMO_FLAGS.includes(name));
 }
 
 /**

@@ -22,6 +22,9 @@ describe('refused before any work, by flag and path', () => {
     ['train: --lr abc', ['train', '--model', model, '--data', data, '--out', join(tmp, 'out12'), '--lr', 'abc'], /--lr takes a number \(got "abc"\)/],
     ['train: --batch-size=four', ['train', '--model', model, '--data', data, '--out', join(tmp, 'out13'), '--batch-size=four'], /--batch-size takes a number \(got "four"\)/],
     ['bench: a square size of 0', ['bench', 'matmul', '--sizes', '256', '0'], /bench: --sizes must be a positive integer, got 0/],
+    // A flag its kind does not read (timed as without it, the report reading as if it were set).
+    ['bench generate: --loss', ['bench', 'generate', '--loss', 'sr-dpo'], /bench generate: --loss is not read by this kind \(it reads --pairs, --seq, --prompt, --shape, --precision;/],
+    ['bench norm: --no-packed and --vocab', ['bench', 'norm', '--no-packed', '--vocab=4'], /bench norm: --packed, --vocab are not read by this kind \(it reads --tokens;/],
     ['bench: --only not a regular expression', ['bench', 'matmul', '--only', '('], /bench: --only "\(" is not a regular expression/],
     ['train: --model missing', ['train', '--model', join(tmp, 'nope'), '--data', data, '--out', join(tmp, 'out1')], /--model .*nope: no such file or directory/],
     ['train: --model a file', ['train', '--model', data, '--data', data, '--out', join(tmp, 'out2')], /--model .*pairs\.jsonl: not a directory/],
