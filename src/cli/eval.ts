@@ -15,7 +15,7 @@ import { dataFileList, dataLabel, type DataFiles } from '../data/data-files.js';
 import { writeEvalPairsFile } from '../report/eval-pairs.js';
 import { loadModel } from '../model/load.js';
 import { computeEvalMetrics, computeSftEvalMetrics, formatCell, formatEvalTable, type EvalMetrics } from '../report/eval-metrics.js';
-import { checkSameTokenizer, loadPairsForModel } from '../train/dataset.js';
+import { checkReferenceFits, checkSameTokenizer, loadPairsForModel } from '../train/dataset.js';
 import { checkOutFlag } from '../generate/resumable-output.js';
 import { referenceLogps, savePartialReference } from '../train/reference.js';
 import { signalExitCode } from '../train/trainer.js';
@@ -109,7 +109,10 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
   try {
     pairs = await loadPairsForModel(o.model, o.data, settings, { augmented: true, sftIfAny: true, ...(o.maxPairs ? { limit: { count: o.maxPairs, flag: '--max-pairs' } } : {}) }, log, (read) => { skipped = read.badRows; },
       (l, d, t) => progress.update(l, d, t));
-    if (!sameRef && !isSftPair(pairs[0])) await checkSameTokenizer(o.model, refDir);
+    if (!sameRef && !isSftPair(pairs[0])) {
+      await checkSameTokenizer(o.model, refDir);
+      await checkReferenceFits(refDir, [{ pairs, augmented: true }]);
+    }
   } catch (e) {
     throw dataError(e);
   }

@@ -14,6 +14,11 @@ export function checkPathFlag(flag: string, p: string, kind: 'model directory' |
   if (!existsSync(p)) throw userError(`--${flag} ${p}: no such file or directory`);
   const isDir = statSync(p).isDirectory();
   if (kind === 'model directory' && !isDir) throw userError(`--${flag} ${p}: not a directory (a Hugging Face checkpoint directory: config.json, *.safetensors, the tokenizer)`);
+  if (kind === 'model directory' && !existsSync(path.join(p, 'config.json'))) {
+    // An srk train run directory holds its model in checkpoint/ (and models/step-N with --keep-models).
+    const inRun = existsSync(path.join(p, 'checkpoint', 'config.json')) ? `: an srk train run directory; its model is ${path.join(p, 'checkpoint')}` : '';
+    throw userError(`--${flag} ${p}: no config.json, so not a Hugging Face checkpoint directory${inRun}`);
+  }
   if (kind === 'data file' && isDir) {
     throw userError(`--${flag} ${p}: a directory, not a data file (JSON Lines, a JSON array, gzipped or not, or Parquet); ` +
       `give its files of one split, e.g. --${flag} "${p}/train-*.parquet" (quoted: srk expands the pattern)`);

@@ -102,7 +102,8 @@ export function unreadSettingNotes(o: TrainOptions): string[] {
  * The paths a run reads, checked before it creates its --out directory or starts the GPU: a missing
  * model, or a directory given as the data file, is named by its flag.
  */
-export function checkTrainPaths(o: Pick<TrainOptions, 'model' | 'data' | 'refModel' | 'evalData' | 'cacheDir'>): void {
+export function checkTrainPaths(o: Pick<TrainOptions, 'model' | 'data' | 'refModel' | 'evalData' | 'cacheDir' | 'out'>): void {
+  checkDirFlag('out', o.out);
   checkPathFlag('model', o.model, 'model directory');
   if (o.refModel !== undefined) checkPathFlag('ref-model', o.refModel, 'model directory');
   for (const f of dataFileList(o.data)) checkPathFlag('data', f, 'data file');

@@ -420,14 +420,14 @@ export async function tokenizeRows(rows: readonly PreferenceRow[], tok: TextToke
   });
 }
 
-/** Why a tokenized pair does not fit `positions`, or undefined when it fits. */
-function positionsError(p: TokenizedPair, positions: { max: number; augmented: boolean }): string | undefined {
+/** Why a tokenized pair does not fit `positions`, or undefined when it fits; `model`: whose positions they are. */
+export function positionsError(p: TokenizedPair, positions: { max: number; augmented: boolean }, model = 'the model\'s'): string | undefined {
   const completion = Math.max(p.chosenIds.length, p.rejectedIds.length);
   const plain = p.promptIds.length + completion;
   const aug = positions.augmented && p.augPromptIds ? p.augPromptIds.length + completion : 0;
   if (Math.max(plain, aug) <= positions.max) return undefined;
   const what = aug > plain ? `its augmented sequence (refine prompt + prompt + completion) has ${aug} tokens` : `prompt + completion has ${plain} tokens`;
-  return `${what}, more than the model's max_position_embeddings ${positions.max}; lower --max-length (or --max-prompt-length)`;
+  return `${what}, more than ${model} max_position_embeddings ${positions.max}; lower --max-length (or --max-prompt-length)`;
 }
 
 export interface LoadedPairs {

@@ -3,7 +3,7 @@
 // into a temporary directory and swapped in with renames, so a crash at any moment leaves the
 // last good checkpoint whole (either OUT/checkpoint, or the previous one kept as
 // OUT/.checkpoint-old while the swap is under way; findCheckpoint looks at both).
-import { closeSync, copyFileSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { Gpu } from '../engine/gpu.js';
 import type { Params } from '../model/params.js';
@@ -254,6 +254,32 @@ export function keepModel(out: string, dir: string, step: number): string {
   rmSync(final, { recursive: true, force: true });
   renameSync(tmp, final);
   return final;
+}
+
+/**
+ * Refuses a run in OUT whose saves would replace what srk train did not write there: an OUT/checkpoint
+ * without trainer_state.json (a Hugging Face model directory copied in: a save swaps the directory out
+ * and deletes it), and a model the run reads (--model, --ref-model) inside the directories its saves
+ * replace (OUT/checkpoint, OUT/.checkpoint-old, OUT/models). `models`: each model directory by its flag.
+ */
+export function checkSaveTargets(out: string, models: readonly { flag: string; dir: string }[]): void {
+  const final = path.join(out, CHECKPOINT);
+  if (existsSync(final) && !existsSync(path.join(final, 'trainer_state.json'))) {
+    throw userError(`${final} is there and is no checkpoint of srk train (it has no trainer_state.json): the run saves by replacing ` +
+      'that directory, which would delete it; move it away or choose another --out');
+  }
+  for (const { flag, dir } of models) {
+    if (!existsSync(dir)) continue; // the flag's own check names it
+    const real = realpathSync(dir);
+    for (const d of [CHECKPOINT, OLD, KEPT_MODELS]) {
+      const target = path.join(out, d);
+      if (!existsSync(target)) continue;
+      const t = realpathSync(target);
+      if (real === t || real.startsWith(t + path.sep)) {
+        throw userError(`--${flag} ${dir} is inside ${target}, which this run's saves replace: copy the model elsewhere and give that, or choose another --out`);
+      }
+    }
+  }
 }
 
 /** The newest complete checkpoint under OUT (also one left mid-swap by a crash), or undefined. A

@@ -1,6 +1,6 @@
 // Preference data for a run: rows read, normalized and tokenized with the model's tokenizer,
 // with the refine prompt so that augmented sequences are available for Sr losses and metrics.
-import { isSftPair, loadTokenizedPairs, type TokenizedPair } from '../data/tokenize-pairs.js';
+import { isSftPair, loadTokenizedPairs, positionsError, type TokenizedPair } from '../data/tokenize-pairs.js';
 import type { JsonlStats } from '../data/read-jsonl.js';
 import { dataLabel, type DataFiles } from '../data/data-files.js';
 import { existsSync } from 'node:fs';
@@ -76,4 +76,30 @@ export async function checkSameTokenizer(policyDir: string, refDir: string): Pro
   throw userError(`the reference ${refDir} tokenizes text differently from the policy ${policyDir} ` +
     (at >= 0 || pa.length !== pb.length ? `(a sample text differs from token ${at < 0 ? Math.min(pa.length, pb.length) : at} on)` : `(EOS ${b.eosTokenId} against ${a.eosTokenId})`) +
     ': it would score the policy\'s token ids as other tokens; give a reference with the policy\'s tokenizer');
+}
+
+/**
+ * Refuses a reference (--ref-model) whose config cannot score the pairs the policy's tokenizer made: a
+ * token id past its vocab_size (a directory of weights and config alone takes the policy's tokenizer) or a
+ * sequence past its max_position_embeddings. Named by the reference and the pair's file and line, where the
+ * GPU batch would stop at the first such id with only its batch coordinates. `sets`: the pairs it scores,
+ * each with whether their augmented sequences are scored.
+ */
+export async function checkReferenceFits(refDir: string, sets: readonly { pairs: readonly TokenizedPair[]; augmented: boolean }[]): Promise<void> {
+  const { maxPositions, vocabSize } = await loadModelConfig(refDir);
+  const where = (p: TokenizedPair) => (p.source ? `${p.source.file}:${p.source.line}: ` : '');
+  for (const { pairs, augmented } of sets) {
+    for (const p of pairs) {
+      for (const ids of [p.promptIds, p.chosenIds, p.rejectedIds, ...(augmented && p.augPromptIds ? [p.augPromptIds] : [])]) {
+        let top = -1;
+        for (const id of ids) if (id > top) top = id;
+        if (top >= vocabSize) {
+          throw userError(`--ref-model ${refDir}: ${where(p)}token id ${top} is past the reference's vocab_size ${vocabSize} ` +
+            '(the reference scores the policy\'s token ids): give a reference with the policy\'s vocabulary');
+        }
+      }
+      const tooLong = positionsError(p, { max: maxPositions, augmented }, 'the reference\'s');
+      if (tooLong) throw userError(`--ref-model ${refDir}: ${where(p)}${tooLong}`);
+    }
+  }
 }

@@ -12,8 +12,8 @@ import { EVAL_PAIRS_FILE, readEvalPairs, writeEvalPairs } from '../report/eval-p
 import { runsFromDirs, writeReport } from '../report/html.js';
 import { isSftPair, type TokenizedPair } from '../data/tokenize-pairs.js';
 import { lrFactor } from './lr-schedule.js';
-import { findCheckpoint, keepModel, keptModelDir, loadOptimizerState, readTrainerState, saveCheckpoint, savedDtype, settleCheckpoint, type TrainerState } from './checkpoint.js';
-import { checkSameTokenizer, loadPairsForModel } from './dataset.js';
+import { checkSaveTargets, findCheckpoint, keepModel, keptModelDir, loadOptimizerState, readTrainerState, saveCheckpoint, savedDtype, settleCheckpoint, type TrainerState } from './checkpoint.js';
+import { checkReferenceFits, checkSameTokenizer, loadPairsForModel } from './dataset.js';
 import { choosePrecisions } from './precision-choice.js';
 import { describeModel, loadModelConfig } from '../model/config.js';
 import { loadTokenizer } from '../model/tokenizer.js';
@@ -89,6 +89,7 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
 async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
   const progress = new Progress(o.plainProgress);
   const log = (s: string) => progress.log(s);
+  checkSaveTargets(o.out, [{ flag: 'model', dir: o.model }, ...(o.refModel !== undefined ? [{ flag: 'ref-model', dir: o.refModel }] : [])]);
   const existing = o.resume ? settleCheckpoint(o.out) : findCheckpoint(o.out);
   if (existing && !o.resume) {
     throw new TrainingError(`${o.out} already holds a checkpoint (${existing}); pass --resume to continue it, or choose another --out`);
@@ -251,6 +252,9 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     const refDir = o.refModel ?? o.model;
     // The reference scores the training pairs (not for SFT) and the eval pairs: it must read their ids as the policy does.
     if (o.loss !== 'sft' || (evalPairs && !evalSft)) await checkSameTokenizer(o.model, refDir);
+    if (path.resolve(refDir) !== path.resolve(o.model)) {
+      await checkReferenceFits(refDir, [...(o.loss !== 'sft' ? [{ pairs, augmented: sr }] : []), ...(evalPairs && !evalSft ? [{ pairs: evalPairs, augmented: true }] : [])]);
+    }
     const refReq = {
       refDir, microBatch: o.microBatchSize, cacheDir: o.cacheDir ?? path.join(o.out, 'cache'),
       settings, log, progress: (l: string, d: number, t: number) => progress.update(l, d, t), augMatmulPrecision,

@@ -2,7 +2,7 @@
 // path, exit 1, no stack and nothing created; and a run whose progress reader goes away (stderr
 // closed: `srk train 2>&1 | head`) trains on and saves instead of dying on EPIPE.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fixture, fixtureArgs, readMetrics, tempDir } from '../train/helpers.js';
@@ -28,6 +28,8 @@ describe('refused before any work, by flag and path', () => {
     ['bench: --only not a regular expression', ['bench', 'matmul', '--only', '('], /bench: --only "\(" is not a regular expression/],
     ['train: --model missing', ['train', '--model', join(tmp, 'nope'), '--data', data, '--out', join(tmp, 'out1')], /--model .*nope: no such file or directory/],
     ['train: --model a file', ['train', '--model', data, '--data', data, '--out', join(tmp, 'out2')], /--model .*pairs\.jsonl: not a directory/],
+    ['train: --out a file', ['train', '--model', model, '--data', data, '--out', data], /--out .*pairs\.jsonl: not a directory/],
+    ['eval: --model a directory without config.json', ['eval', '--model', tmp, '--data', data], /--model .*: no config\.json, so not a Hugging Face checkpoint directory$/m],
     ['train: --data a directory', ['train', '--model', model, '--data', model, '--out', join(tmp, 'out3')], /--data .*gpt-neox-tiny: a directory, not a data file/],
     ['train: --eval-data missing', ['train', '--model', model, '--data', data, '--eval-data', join(tmp, 'x.jsonl'), '--out', join(tmp, 'out4')], /--eval-data .*x\.jsonl: no such file/],
     // A device or a pipe (/dev/stdin, <(...)) is read more than once: refused (it failed with ESPIPE).
@@ -82,6 +84,14 @@ describe('refused before any work, by flag and path', () => {
     const r = run([]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/Commands:[\s\S]*srk: name a command/);
+  });
+  it('--model an srk train run directory: its model is named', () => {
+    const runDir = join(tmp, 'a-run');
+    mkdirSync(join(runDir, 'checkpoint'), { recursive: true });
+    writeFileSync(join(runDir, 'checkpoint', 'config.json'), '{}');
+    const r = run(['logprobs', '--model', runDir, '--data', data]);
+    expect(r.status, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/--model .*a-run: no config\.json, so not a Hugging Face checkpoint directory: an srk train run directory; its model is .*a-run[/\\]checkpoint/);
   });
   it('bench matmul: --only that matches no case', () => {
     const r = run(['bench', 'matmul', '--only', 'no such case']);
