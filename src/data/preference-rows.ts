@@ -27,9 +27,11 @@
 //          prompt     = render(prefix, add_generation_prompt = true)
 //          completion = render(prefix + [response], add_generation_prompt = false) minus the prompt
 //                       text at its start.
-//        If the template does not make the prompt text a prefix of the full rendering, the
-//        completion is the template rendered on the response message alone (or, if the template
-//        refuses that, the raw content); counted in `chatTemplateFallback` and noted in `warnings`.
+//        If the template does not make the prompt text a prefix of the full rendering (a reasoning
+//        template whose generation prompt opens a <think> block the rendered history has not), no
+//        completion can be cut from it: the row is refused, naming where the two part, as TRL's
+//        apply_chat_template refuses it (a completion rendered alone would score a sequence the model
+//        never sees: the prompt's opening and a second assistant header).
 //        Without a chat template (a base model) and chatFallback 'lines' (the default), the
 //        conversation is written as plain "role: content" lines:
 //          prompt     = "user: hi\nassistant: hello\nuser: more\nassistant:"
@@ -116,8 +118,6 @@ export interface NormalizeStats {
   chatPrefixMismatch: number;
   /** Chat rows rendered with "role: content" lines (no chat template). */
   chatPlainFallback: number;
-  /** Chat completions rendered from the assistant message alone (prompt not a prefix). */
-  chatTemplateFallback: number;
   /** SFT rows without a rejected response (NormalizeOptions.sft). */
   sftOnly: number;
   warnings: string[];
@@ -126,7 +126,7 @@ export interface NormalizeStats {
 export function newNormalizeStats(): NormalizeStats {
   return {
     total: 0, byShape: { text: 0, hh: 0, chat: 0 }, withScores: 0, hhPerSideSplit: 0, hhOwnPromptDiffers: 0, emptyResponse: 0,
-    identicalResponses: 0, chatPrefixMismatch: 0, chatPlainFallback: 0, chatTemplateFallback: 0, sftOnly: 0, warnings: [],
+    identicalResponses: 0, chatPrefixMismatch: 0, chatPlainFallback: 0, sftOnly: 0, warnings: [],
   };
 }
 
@@ -278,7 +278,6 @@ export class PreferenceNormalizer {
     let ownDiffers = false;
     let mismatch = false;
     let plain = false;
-    let tmplFallback = false;
     if (shape === 'text') {
       row = { prompt: obj.prompt as string, chosen: obj.chosen as string, rejected: obj.rejected as string };
     } else if (shape === 'hh') {
@@ -288,7 +287,7 @@ export class PreferenceNormalizer {
       row = { prompt: s.prompt, chosen: s.chosen, rejected: s.rejected };
     } else {
       const r = this.chat(obj);
-      row = r.row; mismatch = r.mismatch; plain = r.plain; tmplFallback = r.templateFallback;
+      row = r.row; mismatch = r.mismatch; plain = r.plain;
     }
     // Count only once the row is accepted.
     const st = this.stats;
@@ -298,12 +297,6 @@ export class PreferenceNormalizer {
     if (ownDiffers) st.hhOwnPromptDiffers++;
     if (mismatch) st.chatPrefixMismatch++;
     if (plain) st.chatPlainFallback++;
-    if (tmplFallback) {
-      if (st.chatTemplateFallback === 0) {
-        st.warnings.push('chat template: the generation prompt is not a prefix of the full rendering; completions are rendered from the assistant message alone');
-      }
-      st.chatTemplateFallback++;
-    }
     if (plain && st.chatPlainFallback === 1) {
       st.warnings.push('no chat template: chat rows are written as "role: content" lines');
     }
@@ -319,7 +312,7 @@ export class PreferenceNormalizer {
     return { ...row, ...scores };
   }
 
-  private chat(obj: JsonObject): { row: PreferenceRow; mismatch: boolean; plain: boolean; templateFallback: boolean } {
+  private chat(obj: JsonObject): { row: PreferenceRow; mismatch: boolean; plain: boolean } {
     let chosen = asMessages(obj.chosen, 'chosen');
     let rejected = asMessages(obj.rejected, 'rejected');
     const p = obj.prompt;
@@ -363,14 +356,14 @@ export class PreferenceNormalizer {
       const lines = (msgs: ChatMessage[]) => [...msgs.map((m) => `${m.role}: ${m.content}`), 'assistant:'].join('\n');
       const row: PreferenceRow = { prompt: lines(prefix), chosen: ' ' + chosenResp.content, rejected: ' ' + rejectedResp.content };
       if (augPrefix) row.augPrompt = lines(augPrefix);
-      return { row, mismatch, plain: true, templateFallback: false };
+      return { row, mismatch, plain: true };
     }
     const promptText = this.render(prefix, true);
     const a = this.completion(promptText, prefix, chosenResp);
     const b = this.completion(promptText, prefix, rejectedResp);
-    const row: PreferenceRow = { prompt: promptText, chosen: a.text, rejected: b.text, templated: true };
+    const row: PreferenceRow = { prompt: promptText, chosen: a, rejected: b, templated: true };
     if (augPrefix) row.augPrompt = this.render(augPrefix, true);
-    return { row, mismatch, plain: false, templateFallback: a.fallback || b.fallback };
+    return { row, mismatch, plain: false };
   }
 
   /** The messages with the refinement prompt at the head of the first user message ("p query", as the
@@ -398,16 +391,15 @@ export class PreferenceNormalizer {
     }
   }
 
-  private completion(promptText: string, prefix: ChatMessage[], resp: ChatMessage): { text: string; fallback: boolean } {
+  private completion(promptText: string, prefix: ChatMessage[], resp: ChatMessage): string {
     const full = this.render([...prefix, resp], false);
-    if (full.startsWith(promptText)) return { text: full.slice(promptText.length), fallback: false };
-    let alone: string;
-    try {
-      alone = this.render([resp], false);
-    } catch {
-      alone = resp.content;
-    }
-    return { text: alone, fallback: true };
+    if (full.startsWith(promptText)) return full.slice(promptText.length);
+    let at = 0;
+    while (at < promptText.length && promptText[at] === full[at]) at++;
+    const part = (t: string) => JSON.stringify(t.slice(at, at + 40));
+    throw new RowShapeError(`chat template: the conversation with its ${resp.role} response does not render as the prompt (with the generation prompt) ` +
+      `and then more: they part at character ${at}, ${part(promptText)} in the prompt against ${part(full)}; no completion can be cut from it ` +
+      '(TRL refuses such a template too)');
   }
 }
 
@@ -469,7 +461,6 @@ export function formatNormalizeStats(s: NormalizeStats, read?: JsonlStats): stri
   if (s.identicalResponses) parts.push(`${s.identicalResponses} with identical responses`);
   if (s.chatPrefixMismatch) parts.push(`${s.chatPrefixMismatch} chat rows with differing prefixes`);
   if (s.chatPlainFallback) parts.push(`${s.chatPlainFallback} chat rows as plain lines (no template)`);
-  if (s.chatTemplateFallback) parts.push(`${s.chatTemplateFallback} chat rows with the template fallback`);
   if (s.sftOnly) parts.push(`${s.sftOnly} SFT rows without a rejected response`);
   let out = parts.join('; ');
   if (read && read.badRows) out += `; ${read.badRows} bad lines skipped (${read.badReasons.join(' | ')})`;

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   PreferenceNormalizer, detectShape, formatNormalizeStats, loadPreferenceRows, splitHH,
 } from '../../src/data/preference-rows.js';
+import { RowShapeError } from '../../src/data/read-jsonl.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const sharedData = path.resolve(repoRoot, '../shared/data');
@@ -173,7 +174,6 @@ describe('chat rows', () => {
     expect(r.stats.byShape).toEqual({ text: 0, hh: 0, chat: 6 });
     expect(r.stats.withScores).toBe(3);
     expect(r.stats.chatPrefixMismatch).toBe(1);
-    expect(r.stats.chatTemplateFallback).toBe(0);
     expect(r.stats.chatPlainFallback).toBe(0);
   });
 
@@ -211,15 +211,15 @@ describe('chat rows', () => {
     expect(new PreferenceNormalizer({ chatTemplate: CHATML }).normalize({ chosen: conv('a'), rejected: conv('b') }).augPrompt).toBeUndefined();
   });
 
-  it('template whose generation prompt is not a prefix: completion from the assistant message alone, counted and warned', () => {
+  it('template whose generation prompt is not a prefix of the full rendering: the row refused, naming where they part (as TRL)', () => {
     const n = new PreferenceNormalizer({ chatTemplate: ODD });
-    const row = n.normalize({
+    const row = {
       chosen: [{ role: 'user', content: 'q' }, { role: 'assistant', content: 'yes' }],
       rejected: [{ role: 'user', content: 'q' }, { role: 'assistant', content: 'no' }],
-    });
-    expect(row).toEqual({ prompt: 'user: q\nASSISTANT>', chosen: 'assistant: yes\n', rejected: 'assistant: no\n', templated: true });
-    expect(n.stats.chatTemplateFallback).toBe(1);
-    expect(n.stats.warnings.join()).toMatch(/not a prefix/);
+    };
+    expect(() => n.normalize(row)).toThrow(RowShapeError);
+    expect(() => n.normalize(row)).toThrow(/chat template: the conversation with its assistant response does not render as the prompt .* they part at character 8, "ASSISTANT>" in the prompt against "assistant: yes\\n"; no completion can be cut/);
+    expect(n.stats.total).toBe(0);
   });
 
   it('no chat template: "role: content" lines by default, an error with chatFallback "error"', async () => {
