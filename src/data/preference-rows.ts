@@ -207,6 +207,12 @@ function sameMessages(a: ChatMessage[], b: ChatMessage[]): boolean {
  */
 export function asSftRow(obj: JsonObject): JsonObject | undefined {
   if (obj.rejected !== undefined && obj.rejected !== null) return undefined;
+  // A rejected response under another name ("rejected_response", "Rejected", "rejeted") is a pair with a
+  // misspelt field, not an SFT row: a file of them would be scored as SFT rows, the margins never computed.
+  const misspelt = Object.keys(obj).find((k) => /rej/i.test(k) && k !== 'rejected' && !SCORE_FIELDS.some(([, r]) => r === k));
+  if (misspelt !== undefined) {
+    throw new RowShapeError(`missing field "rejected" (the row has ${JSON.stringify(misspelt)}, which srk does not read: it reads a rejected response from "rejected")`);
+  }
   // TRL's KTO rows: a completion labelled desirable or not, unpaired. Read as SFT, the undesirable
   // ones would be trained on (or averaged into a held-out NLL) as if they were good answers.
   if (typeof obj.label === 'boolean') {

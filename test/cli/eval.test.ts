@@ -221,7 +221,7 @@ describe('srk eval', () => {
     for (const v of ['0', '2.5', 'x']) {
       const b = run(['eval', '--model', dir, '--data', join(dir, 'pairs.jsonl'), '--max-pairs', v]);
       expect(b.status).not.toBe(0);
-      expect(b.stderr).toMatch(/--max-pairs must be a positive integer/);
+      expect(b.stderr).toMatch(v === 'x' ? /--max-pairs takes a number \(got "x"\)/ : /--max-pairs must be a positive integer/);
     }
   });
 

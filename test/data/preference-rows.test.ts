@@ -297,7 +297,13 @@ describe('SFT rows (NormalizeOptions.sft): a rejected response may be absent', (
     expect(() => n.normalize({ messages: [U('q')] })).toThrow(/"messages" must end with an assistant message/);
     expect(() => n.normalize({ messages: [U('q'), { role: 'assistant', content: 7 }] })).toThrow(/messages\[1\]\.content must be a string/);
     expect(() => n.normalize({ prompt: 3, completion: 'C' })).toThrow(/"prompt" must be a string/);
+    // A rejected response under another name is a pair with a misspelt field, not an SFT row (a judge's score
+    // of the rejected response, read as such, is no response).
+    expect(() => n.normalize({ prompt: 'P', chosen: 'C', rejected_response: 'R' }))
+      .toThrow(/^missing field "rejected" \(the row has "rejected_response", which srk does not read: it reads a rejected response from "rejected"\)$/);
+    expect(() => n.normalize({ prompt: 'P', chosen: 'C', Rejected: 'R' })).toThrow(/the row has "Rejected"/);
     expect(n.stats.total).toBe(0);
+    expect(n.normalize({ prompt: 'P', chosen: 'C', score_chosen: 8, score_rejected: 2 })).toMatchObject({ chosen: 'C', rejected: '' });
     // Without sft such rows are refused as before, with a hint.
     expect(() => new PreferenceNormalizer().normalize({ prompt: 'P', completion: 'C' })).toThrow(/missing field "chosen"/);
     expect(() => new PreferenceNormalizer().normalize({ prompt: 'P', chosen: 'C' })).toThrow(/missing field "rejected" \(rows without one are SFT rows: --loss sft trains on them, and srk eval or an SFT run's --eval-data score a file of only such rows\)/);
