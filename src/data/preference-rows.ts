@@ -426,6 +426,8 @@ export interface PreferenceRowsResult {
   stats: NormalizeStats;
   /** Reader counts over all files: lines, rows, bad (skipped) rows and the first skip reasons. */
   read: JsonlStats;
+  /** Stopped at JsonlOptions.maxRows: rows may follow, not read. */
+  stopped: boolean;
 }
 
 /** Where row `i` of a result came from, as an error names it. */
@@ -443,10 +445,12 @@ export async function loadPreferenceRows(
   opts: NormalizeOptions & JsonlOptions = {},
 ): Promise<PreferenceRowsResult> {
   const n = new PreferenceNormalizer(opts);
-  const out: PreferenceRowsResult = { rows: [], lineNumbers: [], fileIndex: [], files: dataFileList(data), units: [], stats: n.stats, read: newJsonlStats() };
+  const out: PreferenceRowsResult = { rows: [], lineNumbers: [], fileIndex: [], files: dataFileList(data), units: [], stats: n.stats, read: newJsonlStats(), stopped: false };
   const read = out.read;
   for (const [fi, file] of out.files.entries()) {
-    const r = await readJsonl(file, preferenceValidator(n), opts);
+    if (opts.maxRows !== undefined && out.rows.length >= opts.maxRows) { out.stopped = true; break; }
+    const r = await readJsonl(file, preferenceValidator(n), { ...opts, ...(opts.maxRows !== undefined ? { maxRows: opts.maxRows - out.rows.length } : {}) });
+    out.stopped = r.stopped;
     for (let i = 0; i < r.values.length; i++) { out.rows.push(r.values[i]); out.lineNumbers.push(r.lineNumbers[i]); out.fileIndex.push(fi); }
     out.units.push(r.unit);
     read.lines += r.lines; read.rows += r.rows; read.badRows += r.badRows;

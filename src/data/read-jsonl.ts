@@ -44,6 +44,9 @@ export interface JsonlOptions {
   skipBadRows?: boolean;
   /** How many skip reasons to keep (default 5). */
   maxReasons?: number;
+  /** Stop once this many rows are read (readJsonl): a held-out subset (--max-pairs) reads no further, and
+   *  checks no row past it. */
+  maxRows?: number;
 }
 
 export interface JsonlStats {
@@ -320,6 +323,8 @@ export interface JsonlResult<T> extends JsonlStats {
   values: T[];
   /** Line number of each value. */
   lineNumbers: number[];
+  /** Stopped at JsonlOptions.maxRows: the file may hold more rows, not read. */
+  stopped: boolean;
 }
 
 /** Reads a whole .jsonl / .jsonl.gz file into an array of (validated) rows. */
@@ -331,11 +336,13 @@ export async function readJsonl<T = JsonObject>(
   const stats = newJsonlStats();
   const values: T[] = [];
   const lineNumbers: number[] = [];
+  let stopped = false;
   for await (const r of iterateJsonl(file, validate, opts, stats)) {
     values.push(r.value);
     lineNumbers.push(r.line);
+    if (opts.maxRows !== undefined && values.length >= opts.maxRows) { stopped = true; break; } // (the file is closed by the iterator's return)
   }
-  return { ...stats, values, lineNumbers };
+  return { ...stats, values, lineNumbers, stopped };
 }
 
 // ---- small field checkers for validators ----

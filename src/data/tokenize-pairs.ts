@@ -53,7 +53,7 @@
 
 import { recordBadRow, type JsonlOptions, type JsonlStats } from './read-jsonl.js';
 import {
-  formatNormalizeStats, loadPreferenceRows, rowError, type ChatTemplateSource, type NormalizeOptions, type NormalizeStats, type PreferenceRow,
+  formatNormalizeStats, loadPreferenceRows, rowError, type ChatTemplateSource, type NormalizeOptions, type NormalizeStats, type PreferenceRow, type PreferenceRowsResult,
 } from './preference-rows.js';
 import { dataLabel, type DataFiles } from './data-files.js';
 import { userError } from '../errors.js';
@@ -389,7 +389,8 @@ export type LoadPairsOptions = JsonlOptions & Omit<NormalizeOptions, keyof ChatT
   sftIfAny?: boolean;
   /**
    * Only the first this many usable pairs are wanted (--max-eval-pairs, srk eval --max-pairs): rows are
-   * tokenized from the start until that many are usable, not all of a large file (LoadedPairs.rowsLeft).
+   * read and tokenized from the start until that many are usable, not all of a large file; the rows after
+   * them are not read, nor checked (LoadedPairs.rowsLeft).
    */
   limit?: number;
 };
@@ -432,8 +433,8 @@ export function positionsError(p: TokenizedPair, positions: { max: number; augme
 
 export interface LoadedPairs {
   pairs: TokenizedPair[];
-  /** Rows read but not tokenized: those after the first `limit` usable pairs (0 without a limit). */
-  rowsLeft: number;
+  /** Rows may follow the last one read: reading stopped at the first `limit` usable pairs (false without a limit). */
+  rowsLeft: boolean;
   rows: PreferenceRow[];
   read: JsonlStats;
   normalize: NormalizeStats;
@@ -447,44 +448,61 @@ export interface LoadedPairs {
  * strings for chat rows come from the tokenizer.
  */
 export async function loadTokenizedPairs(data: DataFiles, tok: TextTokenizer, loadOpts: LoadPairsOptions = {}): Promise<LoadedPairs> {
-  const read = (sft: boolean) => loadPreferenceRows(data, { ...loadOpts, sft, chatTemplate: tok.chatTemplate, bosToken: tok.bosToken, eosToken: tok.eosToken });
-  let loaded = await read(loadOpts.sft === true || loadOpts.sftIfAny === true);
-  // sftIfAny: a file with any pair is a preference file, read again as one, where a row without a rejected
-  // response is a bad row (named by its line, or skipped with skipBadRows) as before: a misspelt or null
-  // "rejected" must not turn a file of pairs into SFT rows.
-  if (loadOpts.sftIfAny && loadOpts.sft !== true && loaded.stats.sftOnly > 0 && loaded.stats.sftOnly < loaded.rows.length) loaded = await read(false);
-  const { rows: all, read: readStats, stats } = loaded;
-  const opts = loadOpts.sftIfAny && stats.sftOnly > 0 ? { ...loadOpts, sft: true } : loadOpts;
+  // With a limit, the rows are read from the start until enough are usable: the first `limit` rows, then more
+  // where some of them do not tokenize (an empty response) or are bad rows skipped, read again from the
+  // start (a few more each round); what follows is neither read nor checked, and the counts are of the
+  // rows read. Without one, every row.
+  const limit = loadOpts.limit;
+  let maxRows = limit;
+  const read = (sft: boolean) => loadPreferenceRows(data, {
+    ...loadOpts, sft, chatTemplate: tok.chatTemplate, bosToken: tok.bosToken, eosToken: tok.eosToken, ...(maxRows !== undefined ? { maxRows } : {}),
+  });
+  const readRows = async (): Promise<PreferenceRowsResult> => {
+    const first = await read(loadOpts.sft === true || loadOpts.sftIfAny === true);
+    // sftIfAny: a file with any pair is a preference file, read again as one, where a row without a rejected
+    // response is a bad row (named by its line, or skipped with skipBadRows) as before: a misspelt or null
+    // "rejected" must not turn a file of pairs into SFT rows.
+    if (loadOpts.sftIfAny && loadOpts.sft !== true && first.stats.sftOnly > 0 && first.stats.sftOnly < first.rows.length) return read(false);
+    return first;
+  };
+  let loaded = await readRows();
+  const opts = loadOpts.sftIfAny && loaded.stats.sftOnly > 0 ? { ...loadOpts, sft: true } : loadOpts;
   const t = new PairTokenizer(tok, opts);
   const pairs: TokenizedPair[] = [];
   const rows: PreferenceRow[] = [];
   // A row that reads but cannot be tokenized (an empty prompt or response) is a bad row like a
   // malformed line: named by file and line, or skipped and counted with skipBadRows.
+  let tokenizeBad = 0;
   const take = (o: RowOutcome, i: number) => {
     if ('error' in o) {
-      recordBadRow(readStats, rowError(loaded, i, o.error), opts);
-      readStats.rows--;
+      recordBadRow(loaded.read, rowError(loaded, i, o.error), opts);
+      tokenizeBad++;
     } else {
       pairs.push({ ...o, source: { file: loaded.files[loaded.fileIndex[i]], line: loaded.lineNumbers[i] } });
-      rows.push(all[i]);
+      rows.push(loaded.rows[i]);
     }
   };
   let shown = 0;
-  // With a limit, rows in rounds from the start until enough are usable (a few bad ones past the first
-  // round's end take another); without, all of them at once.
   let start = 0;
-  let end = loadOpts.limit !== undefined ? Math.min(all.length, loadOpts.limit) : all.length;
   for (;;) {
     const base = start;
-    const total = loadOpts.limit !== undefined ? end : all.length;
-    (await tokenizeRows(all.slice(base, end), tok, t, opts, (done) => {
+    const total = loaded.rows.length;
+    (await tokenizeRows(loaded.rows.slice(base), tok, t, opts, (done) => {
       // The first report, then every 1024 rows or so, and the last.
       if (shown === 0 || base + done - shown >= 1024 || base + done === total) { shown = base + done; opts.onProgress?.(base + done, total); }
     })).forEach((o, j) => take(o, base + j));
-    if (loadOpts.limit === undefined || pairs.length >= loadOpts.limit || end >= all.length) break;
-    start = end;
-    end = Math.min(all.length, end + 2 * (loadOpts.limit - pairs.length) + 16);
+    if (limit === undefined || pairs.length >= limit || !loaded.stopped) break;
+    // Short of the limit with rows left: read further (the rows read so far come back the same, in order;
+    // their bad lines are counted again, so the tokenizing's own are added back after).
+    start = loaded.rows.length;
+    maxRows = loaded.rows.length + 2 * (limit - pairs.length) + 16;
+    const before = loaded.read;
+    loaded = await readRows();
+    loaded.read.badRows += tokenizeBad;
+    loaded.read.badReasons = [...before.badReasons, ...loaded.read.badReasons.filter((m) => !before.badReasons.includes(m))].slice(0, opts.maxReasons ?? 5);
   }
+  const { read: readStats, stats } = loaded;
+  readStats.rows -= tokenizeBad;
   const report = `${dataLabel(data)}: ${formatNormalizeStats(stats, readStats)}\n${formatTokenizeStats(t.stats, opts)}`;
-  return { pairs, rowsLeft: all.length - end, rows, read: readStats, normalize: stats, tokenize: t.stats, report };
+  return { pairs, rowsLeft: loaded.stopped, rows, read: readStats, normalize: stats, tokenize: t.stats, report };
 }

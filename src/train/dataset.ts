@@ -46,7 +46,7 @@ export async function loadPairsForModel(modelDir: string, data: DataFiles, s: Da
   log(r.report);
   onRead?.(r.read);
   if (r.pairs.length === 0) throw userError(`${dataLabel(data)}: no usable pairs`);
-  if (use.limit && (r.pairs.length > use.limit.count || r.rowsLeft > 0)) {
+  if (use.limit && (r.pairs.length > use.limit.count || r.rowsLeft)) {
     // Tokenized from the start until enough were usable (tokenize-pairs.ts `limit`): the rows after them are left.
     const what = isSftPair(r.pairs[0]) ? 'rows' : 'pairs';
     log(`${dataLabel(data)}: its first ${use.limit.count} usable ${what} (${use.limit.flag}; the rows after them left out)`);

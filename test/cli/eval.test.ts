@@ -218,6 +218,20 @@ describe('srk eval', () => {
     const csv = readFileSync(badOut, 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
     expect(csv.map((c) => Number(c[7]))).toEqual([1, 3, 4, 5]);
     csv.forEach((c, k) => close(Number(c[2]), x.margins[[0, 2, 3, 4][k]]));
+    // Rows after the first N are neither read nor checked (a bad one there stops nothing), and the counts are
+    // of the rows read; a line that does not read among the first is skipped and one more row read in its place.
+    const lateBad = join(tmp, 'late-bad.jsonl');
+    writeFileSync(lateBad, [lines[0], '{"prompt": oops', ...lines.slice(1), '{"prompt":"q","chosen":" a","rejected":5}'].join('\n') + '\n');
+    const late = run(['eval', '--model', dir, '--ref-model', `${dir}_ref`, '--data', lateBad, '--no-eos', '--json', '--max-pairs', '3', '--skip-bad-rows']);
+    expect(late.status, late.stderr).toBe(0);
+    const jl = JSON.parse(late.stdout);
+    expect([jl.n, jl.skipped_rows]).toEqual([3, 1]);
+    close(jl.margin, x.margins.slice(0, 3).reduce((a, v) => a + v, 0) / 3);
+    expect(late.stderr).toMatch(/late-bad\.jsonl: 3 rows \(text 3, hh 0, chat 0\); 0 with scores; 1 bad lines skipped \(.*late-bad\.jsonl:2: invalid JSON/);
+    expect(late.stderr).not.toMatch(/late-bad\.jsonl:9/);
+    const strict = run(['eval', '--model', dir, '--ref-model', `${dir}_ref`, '--data', lateBad, '--no-eos', '--json', '--max-pairs', '1']);
+    expect(strict.status, strict.stderr).toBe(0);
+    expect(JSON.parse(strict.stdout).n).toBe(1);
     for (const v of ['0', '2.5', 'x']) {
       const b = run(['eval', '--model', dir, '--data', join(dir, 'pairs.jsonl'), '--max-pairs', v]);
       expect(b.status).not.toBe(0);
