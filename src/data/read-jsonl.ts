@@ -254,6 +254,23 @@ async function* objectLines(file: string, lines: AsyncIterator<RawLine>, stats: 
 }
 
 /**
+ * Where a parsed row holds a string that is not well-formed UTF-16 (a JSON escape of half a surrogate pair,
+ * "\ud800", which JSON.parse accepts and a tokenizer would read as U+FFFD): the field's path, or undefined.
+ * Python's json reads it too, and Hugging Face's tokenizers then refuse the text; raw bytes that are not
+ * UTF-8 are refused by the reader (readLines) the same way.
+ */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+function loneSurrogateAt(v: unknown, at = ''): string | undefined {
+  if (typeof v === 'string') return LONE_SURROGATE.test(v) ? `field ${JSON.stringify(at)}` : undefined;
+  if (v === null || typeof v !== 'object') return undefined;
+  for (const [k, x] of Object.entries(v)) {
+    const found = loneSurrogateAt(x, at === '' ? k : Array.isArray(v) ? `${at}[${k}]` : `${at}.${k}`);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/**
  * Rows of a data file as the readers below number them (a progress total): non-blank lines of JSON Lines,
  * a JSON array's elements, a Parquet file's rows. Only an array file is parsed for it.
  */
@@ -303,6 +320,8 @@ export async function* iterateJsonl<T = JsonObject>(
   for await (const { line, obj, reason } of objectsOf(file, parquet, stats)) {
     stats.lines++;
     if (!obj) { bad(line, reason!); continue; }
+    const unpaired = loneSurrogateAt(obj);
+    if (unpaired !== undefined) { bad(line, `${unpaired} holds a lone UTF-16 surrogate (an escape such as \\ud800 without its pair): no character, not valid Unicode`); continue; }
     let value: T;
     if (validate) {
       try {

@@ -164,4 +164,19 @@ describe('readJsonl', () => {
     expect(r.lineNumbers).toEqual([1, 3]);
     expect(r.badReasons).toEqual([expect.stringMatching(/:2: not valid UTF-8/), expect.stringMatching(/:4: not valid UTF-8/)]);
   });
+
+  it('a JSON escape of half a surrogate pair (\\ud800 alone) is a bad line naming the field; a whole pair (an emoji) reads', async () => {
+    const f = path.join(dir, 'surrogates.jsonl');
+    writeFileSync(f, [
+      String.raw`{"prompt":"Q: \ud83d\ude00 ok","chosen":"a","rejected":"b"}`,
+      String.raw`{"prompt":"Q","chosen":"yes \udc00","rejected":"b"}`,
+      String.raw`{"prompt":[{"role":"user","content":"x\ud800"}],"chosen":"a","rejected":"b"}`,
+      String.raw`{"prompt":"Q","chosen":"\ude00\ud83d","rejected":"b"}`,
+    ].join('\n') + '\n');
+    await expect(readJsonl(f)).rejects.toThrow(/surrogates\.jsonl:2: field "chosen" holds a lone UTF-16 surrogate/);
+    const r = await readJsonl(f, undefined, { skipBadRows: true });
+    expect(r.values.map((v) => v.prompt)).toEqual(['Q: \u{1F600} ok']);
+    expect(r.badReasons).toEqual([expect.stringMatching(/:2: field "chosen" holds/), expect.stringMatching(/:3: field "prompt\[0\]\.content" holds/),
+      expect.stringMatching(/:4: field "chosen" holds/)]);
+  });
 });
