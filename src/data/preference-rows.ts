@@ -146,7 +146,12 @@ export interface HHSplit {
 export function splitHH(chosen: string, rejected: string): HHSplit {
   const tag = HH_ASSISTANT_TAG;
   const i = chosen.lastIndexOf(tag);
-  if (i < 0) throw new RowShapeError('HH row: "chosen" has no "\\n\\nAssistant:"');
+  if (i < 0) {
+    // A row of two strings without "prompt" is read as an HH-RLHF dialogue pair; one that is none is most
+    // likely a prompt under another name ("question", "instruction") or TRL's implicit-prompt rows.
+    throw new RowShapeError('no field "prompt", and "chosen" is no HH-RLHF dialogue (it has no "\\n\\nAssistant:"): give the prompt in "prompt" ' +
+      '(srk reads prompt, chosen and rejected; HH-RLHF rows carry the prompt inside chosen and rejected)');
+  }
   const prompt = chosen.slice(0, i + tag.length);
   const chosenResp = chosen.slice(prompt.length);
   const j = rejected.lastIndexOf(tag);
@@ -284,6 +289,8 @@ export class PreferenceNormalizer {
     let ownDiffers = false;
     let mismatch = false;
     let plain = false;
+    // The responses as written, for the empty-response count (a chat row's rendering wraps even an empty one).
+    let responses: [string, string] | undefined;
     if (shape === 'text') {
       row = { prompt: obj.prompt as string, chosen: obj.chosen as string, rejected: obj.rejected as string };
     } else if (shape === 'hh') {
@@ -293,7 +300,7 @@ export class PreferenceNormalizer {
       row = { prompt: s.prompt, chosen: s.chosen, rejected: s.rejected };
     } else {
       const r = this.chat(obj);
-      row = r.row; mismatch = r.mismatch; plain = r.plain;
+      row = r.row; mismatch = r.mismatch; plain = r.plain; responses = r.responses;
     }
     // Count only once the row is accepted.
     const st = this.stats;
@@ -310,15 +317,16 @@ export class PreferenceNormalizer {
     if (sftOnly) {
       // Normalized with rejected = chosen (asSftRow): it has none.
       st.sftOnly++;
-      if (row.chosen.trim() === '') st.emptyResponse++;
+      if ((responses?.[0] ?? row.chosen).trim() === '') st.emptyResponse++;
       return { ...row, rejected: '', ...scores };
     }
-    if (row.chosen.trim() === '' || row.rejected.trim() === '') st.emptyResponse++;
+    const [chosenText, rejectedText] = responses ?? [row.chosen, row.rejected];
+    if (chosenText.trim() === '' || rejectedText.trim() === '') st.emptyResponse++;
     if (row.chosen === row.rejected) st.identicalResponses++;
     return { ...row, ...scores };
   }
 
-  private chat(obj: JsonObject): { row: PreferenceRow; mismatch: boolean; plain: boolean } {
+  private chat(obj: JsonObject): { row: PreferenceRow; mismatch: boolean; plain: boolean; responses: [string, string] } {
     let chosen = asMessages(obj.chosen, 'chosen');
     let rejected = asMessages(obj.rejected, 'rejected');
     const p = obj.prompt;
@@ -362,14 +370,14 @@ export class PreferenceNormalizer {
       const lines = (msgs: ChatMessage[]) => [...msgs.map((m) => `${m.role}: ${m.content}`), 'assistant:'].join('\n');
       const row: PreferenceRow = { prompt: lines(prefix), chosen: ' ' + chosenResp.content, rejected: ' ' + rejectedResp.content };
       if (augPrefix) row.augPrompt = lines(augPrefix);
-      return { row, mismatch, plain: true };
+      return { row, mismatch, plain: true, responses: [chosenResp.content, rejectedResp.content] };
     }
     const promptText = this.render(prefix, true);
     const a = this.completion(promptText, prefix, chosenResp);
     const b = this.completion(promptText, prefix, rejectedResp);
     const row: PreferenceRow = { prompt: promptText, chosen: a, rejected: b, templated: true };
     if (augPrefix) row.augPrompt = this.render(augPrefix, true);
-    return { row, mismatch, plain: false };
+    return { row, mismatch, plain: false, responses: [chosenResp.content, rejectedResp.content] };
   }
 
   /** The messages with the refinement prompt at the head of the first user message ("p query", as the

@@ -72,12 +72,13 @@ export function newJsonlStats(): JsonlStats {
   return { lines: 0, rows: 0, badRows: 0, badReasons: [], unit: 'line' };
 }
 
-async function isGzip(file: string): Promise<boolean> {
+/** The file's first two bytes (fewer in a shorter file). */
+async function firstBytes(file: string): Promise<Buffer> {
   const fh = await open(file, 'r');
   try {
     const buf = Buffer.alloc(2);
     const { bytesRead } = await fh.read(buf, 0, 2, 0);
-    return bytesRead === 2 && buf[0] === 0x1f && buf[1] === 0x8b;
+    return buf.subarray(0, bytesRead);
   } finally {
     await fh.close();
   }
@@ -90,7 +91,13 @@ async function isGzip(file: string): Promise<boolean> {
  * than read U+FFFD into the data where Python's json and datasets would stop.
  */
 export async function* readLines(file: string): AsyncGenerator<{ line: number; text: string; invalid?: string }> {
-  const gz = await isGzip(file);
+  const magic = await firstBytes(file);
+  const gz = magic.length === 2 && magic[0] === 0x1f && magic[1] === 0x8b;
+  // UTF-16 (what Windows PowerShell's > writes) read as UTF-8 is a bad line per NUL-split fragment: said once.
+  if (magic.length === 2 && ((magic[0] === 0xff && magic[1] === 0xfe) || (magic[0] === 0xfe && magic[1] === 0xff))) {
+    throw new Error(`${file}: UTF-16 text (its byte order mark ${magic[0].toString(16).toUpperCase()} ${magic[1].toString(16).toUpperCase()}): ` +
+      'srk reads UTF-8; convert it (iconv -f UTF-16 -t UTF-8, or PowerShell\'s Out-File -Encoding utf8)');
+  }
   const raw = createReadStream(file);
   let input: Readable = raw;
   if (gz) {
@@ -155,7 +162,8 @@ function lineObject({ line, text, invalid }: RawLine): ObjectItem {
   if (invalid) return { line, reason: invalid };
   let obj: unknown;
   try {
-    obj = JSON.parse(text);
+    // A byte order mark starting a later line (files joined with cat, each with its own) is no part of the row.
+    obj = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
   } catch (e) {
     return { line, reason: `invalid JSON (${e instanceof Error ? e.message : String(e)})` };
   }

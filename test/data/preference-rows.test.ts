@@ -65,7 +65,7 @@ describe('text rows', () => {
     const r = await loadPreferenceRows(f, { skipBadRows: true });
     expect(r.rows).toHaveLength(1);
     expect(r.read.badRows).toBe(2);
-    expect(r.read.badReasons[1]).toMatch(/bad\.jsonl:3: HH row: "chosen" has no/);
+    expect(r.read.badReasons[1]).toMatch(/bad\.jsonl:3: no field "prompt", and "chosen" is no HH-RLHF dialogue \(it has no "\\n\\nAssistant:"\): give the prompt in "prompt"/);
     expect(r.stats.total).toBe(1);
     expect(formatNormalizeStats(r.stats, r.read)).toContain('2 bad lines skipped');
   });
@@ -209,6 +209,16 @@ describe('chat rows', () => {
     expect(noUser.augPrompt).toBeUndefined();
     expect(new PreferenceNormalizer({ refinePrompt: p }).normalize({ prompt: 'Q', chosen: 'a', rejected: 'b' }).augPrompt).toBeUndefined();
     expect(new PreferenceNormalizer({ chatTemplate: CHATML }).normalize({ chosen: conv('a'), rejected: conv('b') }).augPrompt).toBeUndefined();
+  });
+
+  it('an empty response in a templated chat row counts as empty (its rendering wraps it in the turn\'s markers)', () => {
+    const n = new PreferenceNormalizer({ chatTemplate: CHATML });
+    n.normalize({ prompt: 'Hi', chosen: [{ role: 'assistant', content: 'Hello!' }], rejected: [{ role: 'assistant', content: ' ' }] });
+    n.normalize({ prompt: 'Hi', chosen: [{ role: 'assistant', content: 'Hello!' }], rejected: [{ role: 'assistant', content: 'Go' }] });
+    expect(n.stats.emptyResponse).toBe(1);
+    const sft = new PreferenceNormalizer({ chatTemplate: CHATML, sft: true });
+    sft.normalize({ messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: '' }] });
+    expect(sft.stats.emptyResponse).toBe(1);
   });
 
   it('template whose generation prompt is not a prefix of the full rendering: the row refused, naming where they part (as TRL)', () => {

@@ -165,6 +165,17 @@ describe('readJsonl', () => {
     expect(r.badReasons).toEqual([expect.stringMatching(/:2: not valid UTF-8/), expect.stringMatching(/:4: not valid UTF-8/)]);
   });
 
+  it('a byte order mark starting a later line (files joined with cat) is no part of the row; a UTF-16 file is named as such', async () => {
+    const f = path.join(dir, 'joined.jsonl');
+    const row = '{"prompt":"P","chosen":"a","rejected":"b"}\n';
+    writeFileSync(f, `\uFEFF${row}\uFEFF${row}`);
+    const r = await readJsonl(f);
+    expect(r.values.map((v) => v.prompt)).toEqual(['P', 'P']);
+    const u16 = path.join(dir, 'utf16.jsonl');
+    writeFileSync(u16, Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(`${row}\r\n${row}`, 'utf16le')]));
+    await expect(readJsonl(u16, undefined, { skipBadRows: true })).rejects.toThrow(/utf16\.jsonl: UTF-16 text \(its byte order mark FF FE\): srk reads UTF-8; convert it/);
+  });
+
   it('a JSON escape of half a surrogate pair (\\ud800 alone) is a bad line naming the field; a whole pair (an emoji) reads', async () => {
     const f = path.join(dir, 'surrogates.jsonl');
     writeFileSync(f, [
