@@ -401,6 +401,12 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
 
     log(`training ${o.loss} on ${P} pairs: ${totalSteps} steps of ${B} pairs (micro-batches of ${Math.min(o.microBatchSize, B)}), ` +
       `${o.optimizer} lr ${o.lr}${o.weightDecay ? `, weight decay ${o.weightDecay}` : ''}${o.loss === 'sft' ? '' : `, beta ${o.beta}`}${sr ? `, lambda ${o.lambda}` : ''}${o.labelSmoothing ? `, label smoothing ${o.labelSmoothing}` : ''}; ${policy.params.count.toLocaleString()} parameters`);
+    // A half-precision model saved as float32 (--save-dtype's default) doubles on disk: said, with the flag that keeps it.
+    const sourceDtype = rawConfig.dtype ?? rawConfig.torch_dtype;
+    if (o.saveDtype === undefined && (sourceDtype === 'bfloat16' || sourceDtype === 'float16')) {
+      log(`note: checkpoints are saved as float32 (--save-dtype's default, which keeps every update), twice the size of the ${sourceDtype} model; ` +
+        `--save-dtype ${sourceDtype} keeps its dtype`);
+    }
     if (state?.totalSteps !== undefined && state.totalSteps !== totalSteps && (o.lrSchedule ?? 'constant') !== 'constant') {
       log(`note: this run now ends at step ${totalSteps} (it planned ${state.totalSteps}); the ${o.lrSchedule} lr decay follows the new end from here`);
     }

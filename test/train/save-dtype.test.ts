@@ -108,5 +108,13 @@ describe('--save-dtype', () => {
     expect(rb3.code, describeRun(rb3)).toBe(0);
     expect(readJson(path.join(b, 'checkpoint', 'config.json')).torch_dtype).toBe('float16');
     expect(readJson(path.join(b, 'models', 'step-3', 'config.json')).torch_dtype).toBe('float16');
+    // A new run from that float16 model: saved as float32 by default, which doubles it on disk: a note says so.
+    const fromHalf = ['--model', path.join(b, 'models', 'step-3'), '--data', path.join(fixture('gpt-neox-tiny'), 'pairs.jsonl'), '--loss', 'dpo', '--max-steps', '1'];
+    const rc = await train([...fromHalf, '--out', tempDir()]);
+    expect(rc.code, describeRun(rc)).toBe(0);
+    expect(rc.stderr).toMatch(/note: checkpoints are saved as float32 \(--save-dtype's default, which keeps every update\), twice the size of the float16 model; --save-dtype float16 keeps its dtype/);
+    const rd = await train([...fromHalf, '--out', tempDir(), '--save-dtype', 'float16']);
+    expect(rd.code, describeRun(rd)).toBe(0);
+    expect(rd.stderr).not.toMatch(/twice the size/);
   }, 240_000);
 });
