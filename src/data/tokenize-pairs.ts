@@ -53,7 +53,7 @@
 
 import { recordBadRow, type JsonlOptions, type JsonlStats } from './read-jsonl.js';
 import {
-  formatNormalizeStats, loadPreferenceRows, rowError, type ChatTemplateSource, type NormalizeOptions, type NormalizeStats, type PreferenceRow, type PreferenceRowsResult,
+  formatNormalizeStats, loadPreferenceRows, rowError, type ChatTemplateSource, type NormalizeOptions, type NormalizeStats, type PreferenceRow,
 } from './preference-rows.js';
 import { dataLabel, type DataFiles } from './data-files.js';
 import { userError } from '../errors.js';
@@ -457,15 +457,16 @@ export async function loadTokenizedPairs(data: DataFiles, tok: TextTokenizer, lo
   const read = (sft: boolean) => loadPreferenceRows(data, {
     ...loadOpts, sft, chatTemplate: tok.chatTemplate, bosToken: tok.bosToken, eosToken: tok.eosToken, ...(maxRows !== undefined ? { maxRows } : {}),
   });
-  const readRows = async (): Promise<PreferenceRowsResult> => {
-    const first = await read(loadOpts.sft === true || loadOpts.sftIfAny === true);
-    // sftIfAny: a file with any pair is a preference file, read again as one, where a row without a rejected
-    // response is a bad row (named by its line, or skipped with skipBadRows) as before: a misspelt or null
-    // "rejected" must not turn a file of pairs into SFT rows.
-    if (loadOpts.sftIfAny && loadOpts.sft !== true && first.stats.sftOnly > 0 && first.stats.sftOnly < first.rows.length) return read(false);
-    return first;
-  };
-  let loaded = await readRows();
+  let sftRead = loadOpts.sft === true || loadOpts.sftIfAny === true;
+  let loaded = await read(sftRead);
+  // sftIfAny: a file with any pair is a preference file, read again as one, where a row without a rejected
+  // response is a bad row (named by its line, or skipped with skipBadRows) as before: a misspelt or null
+  // "rejected" must not turn a file of pairs into SFT rows. (With a limit, decided on the rows first read;
+  // the rounds after read as they did.)
+  if (loadOpts.sftIfAny && loadOpts.sft !== true && loaded.stats.sftOnly > 0 && loaded.stats.sftOnly < loaded.rows.length) {
+    sftRead = false;
+    loaded = await read(sftRead);
+  }
   const opts = loadOpts.sftIfAny && loaded.stats.sftOnly > 0 ? { ...loadOpts, sft: true } : loadOpts;
   const t = new PairTokenizer(tok, opts);
   const pairs: TokenizedPair[] = [];
@@ -497,7 +498,7 @@ export async function loadTokenizedPairs(data: DataFiles, tok: TextTokenizer, lo
     start = loaded.rows.length;
     maxRows = loaded.rows.length + 2 * (limit - pairs.length) + 16;
     const before = loaded.read;
-    loaded = await readRows();
+    loaded = await read(sftRead);
     loaded.read.badRows += tokenizeBad;
     loaded.read.badReasons = [...before.badReasons, ...loaded.read.badReasons.filter((m) => !before.badReasons.includes(m))].slice(0, opts.maxReasons ?? 5);
   }
