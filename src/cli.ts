@@ -3,7 +3,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { existsSync, statSync } from 'node:fs';
-import { exitAfterFlush, fail, joinNegativeNumbers, refuseEmptyValues, refuseNonNumbers, refuseRepeatedFlags, typedFlags, usageMessage, withGpu } from './cli/run.js';
+import { checkDirFlag, exitAfterFlush, fail, joinNegativeNumbers, refuseEmptyValues, refuseNonNumbers, refuseRepeatedFlags, typedFlags, usageMessage, withGpu } from './cli/run.js';
 import { formatInfo, infoReport } from './cli/info.js';
 import { BENCH_KINDS, checkBenchFlagsRead, checkBenchOptions, runBench, type BenchKind } from '../bench/index.js';
 import { STEP_LOSSES, STEP_SHAPES, type StepShape } from '../bench/step.js';
@@ -99,6 +99,7 @@ async function main(): Promise<void> {
               `runs SFT, Sr-DPO and DPO with its own settings and reads only ${DEMO_FLAGS.map((f) => `--${f}`).join(', ')}; ` +
               'give --model and --data to train with these flags');
           }
+          if (a.out !== undefined) checkDirFlag('out', a.out as string);
           const demo = await runDemo({ out: (a.out as string | undefined) ?? 'runs/demo', seed: a.seed as number, adapter: a.adapter as string | undefined,
             plainProgress: a['plain-progress'] as boolean, precision: a.precision as Precision });
           if (demo.interrupted) exitCode = signalExitCode(demo.interrupted);

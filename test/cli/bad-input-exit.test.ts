@@ -29,6 +29,7 @@ describe('refused before any work, by flag and path', () => {
     ['train: --model missing', ['train', '--model', join(tmp, 'nope'), '--data', data, '--out', join(tmp, 'out1')], /--model .*nope: no such file or directory/],
     ['train: --model a file', ['train', '--model', data, '--data', data, '--out', join(tmp, 'out2')], /--model .*pairs\.jsonl: not a directory/],
     ['train: --out a file', ['train', '--model', model, '--data', data, '--out', data], /--out .*pairs\.jsonl: not a directory/],
+    ['train (the demo): --out a file', ['train', '--out', data], /--out .*pairs\.jsonl: not a directory/],
     ['eval: --model a directory without config.json', ['eval', '--model', tmp, '--data', data], /--model .*: no config\.json, so not a Hugging Face checkpoint directory$/m],
     ['train: --data a directory', ['train', '--model', model, '--data', model, '--out', join(tmp, 'out3')], /--data .*gpt-neox-tiny: a directory, not a data file/],
     ['train: --eval-data missing', ['train', '--model', model, '--data', data, '--eval-data', join(tmp, 'x.jsonl'), '--out', join(tmp, 'out4')], /--eval-data .*x\.jsonl: no such file/],
