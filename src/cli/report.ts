@@ -27,7 +27,7 @@ export const reportCommand: CommandModule<object, ReportArgs> = {
     .options({
       out: { type: 'string', default: 'runs/report', describe: 'directory for report.html, report.csv and report-eval.csv' },
       title: { type: 'string', describe: 'page title (default: the run names)' },
-      name: { type: 'string', array: true, describe: 'a name per run, in order (default: the name each run recorded, else its directory)' },
+      name: { type: 'string', array: true, describe: 'a name per run, in order (default: the name the run recorded, as the demo\'s stages do, else its directory\'s name)' },
       smoothing: { type: 'number', default: 0, describe: 'EMA weight in [0, 1) for the training curves (raw values drawn faintly behind)' },
       'x-axis': { choices: ['pairs_seen', 'step'], default: 'pairs_seen', describe: 'x axis of the curves' },
     }) as never,

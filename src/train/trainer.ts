@@ -282,7 +282,9 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     }
     // With the steps the run plans (plannedSteps): the report reads a run that ended short of them
     // (stopped, or still training) as such. Atomic: a run killed meanwhile leaves the old file or the new.
-    writeFileAtomic(path.join(o.out, RUN_CONFIG_FILE), `${JSON.stringify({ ...o, name: o.name ?? o.loss, ...ran, plannedSteps: totalSteps }, null, 2)}\n`);
+    // A name only where one was given (the demo's stages): srk report names other runs by their directories,
+    // which tell a sweep's runs apart where their loss does not.
+    writeFileAtomic(path.join(o.out, RUN_CONFIG_FILE), `${JSON.stringify({ ...o, ...ran, plannedSteps: totalSteps }, null, 2)}\n`);
     // The pairs the steps to run train on: every one, unless --max-steps ends the run inside its first epoch
     // (or a resumed run is near its end). The reference scores those alone: a run of a few steps on a large
     // data set does not wait for all of it first.

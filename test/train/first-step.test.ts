@@ -108,8 +108,10 @@ describe('srk train --precision mixed: the first step near the transformers fixt
     expect(r.code, describeRun(r)).toBe(0);
     if (!/falls back to f32/.test(r.stdout + r.stderr)) { ctx.skip(); return; } // a tensor-core adapter runs mixed
     expect(relClose(readMetrics(out)[0].loss!, exp.losses_mean['sr-dpo'], 1e-4)).toBe(true);
-    // The run's settings say what was asked and what ran.
-    expect(JSON.parse(readFileSync(join(out, 'train_config.json'), 'utf8'))).toMatchObject({ precision: 'mixed', precisionUsed: 'f32', plannedSteps: 1 });
+    // The run's settings say what was asked and what ran; no name (srk report names the run by its directory).
+    const cfg = JSON.parse(readFileSync(join(out, 'train_config.json'), 'utf8'));
+    expect(cfg).toMatchObject({ precision: 'mixed', precisionUsed: 'f32', plannedSteps: 1 });
+    expect(cfg.name).toBeUndefined();
   });
 
   it('with f16 operands (tensor cores, or SRK_MIXED=emulate): loss within 1e-3 and gradient norm within 5e-3 of float64', async () => {
