@@ -246,7 +246,12 @@ export function asSftRow(obj: JsonObject): JsonObject | undefined {
 /** Row shape of a parsed line, or a RowShapeError saying why none fits. */
 export function detectShape(obj: JsonObject): RowShape {
   const { prompt, chosen, rejected } = obj;
-  if (chosen === undefined) throw new RowShapeError('missing field "chosen"');
+  if (chosen === undefined) {
+    // An SFT row's response under its own name, met where pairs are read (a file of pairs, --loss dpo).
+    const sft = ['completion', 'messages'].find((k) => obj[k] !== undefined);
+    throw new RowShapeError(sft === undefined ? 'missing field "chosen"'
+      : `missing fields "chosen" and "rejected": a row with "${sft}" is an SFT row (--loss sft trains on such rows, and srk eval or an SFT run's --eval-data score a file of only such rows)`);
+  }
   if (rejected === undefined) throw new RowShapeError('missing field "rejected" (rows without one are SFT rows: --loss sft trains on them, and srk eval or an SFT run\'s --eval-data score a file of only such rows)');
   if (typeof chosen === 'string' && typeof rejected === 'string') {
     if (prompt === undefined) return 'hh';

@@ -101,7 +101,7 @@ export async function runDemo(o: DemoOptions): Promise<{ report: string; interru
     const reportRuns = runsFromDirs(runs);
     const rep = writeReport(o.out, { title: 'srk demo: Sr-DPO vs DPO on a synthetic preference task', runs: reportRuns });
     process.stdout.write(`\nHeld-out pairs (${path.basename(data.eval)}):\n${formatEvalTable(evalTableFromRows(reportRuns))}\n`);
-    process.stdout.write(`\nsample the policy: srk generate --model ${path.join(o.out, 'sr-dpo', 'checkpoint')} --data ${data.eval} --max-new-tokens 16\n`);
+    process.stdout.write(`\nsample the policy: npx srk generate --model ${path.join(o.out, 'sr-dpo', 'checkpoint')} --data ${data.eval} --max-new-tokens 16\n`);
     process.stdout.write(`\nreport: ${rep.html}\n(demo finished in ${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
     return { report: rep.html };
   } finally {

@@ -315,7 +315,9 @@ describe('SFT rows (NormalizeOptions.sft): a rejected response may be absent', (
     expect(n.stats.total).toBe(0);
     expect(n.normalize({ prompt: 'P', chosen: 'C', score_chosen: 8, score_rejected: 2 })).toMatchObject({ chosen: 'C', rejected: '' });
     // Without sft such rows are refused as before, with a hint.
-    expect(() => new PreferenceNormalizer().normalize({ prompt: 'P', completion: 'C' })).toThrow(/missing field "chosen"/);
+    expect(() => new PreferenceNormalizer().normalize({ prompt: 'P', completion: 'C' }))
+      .toThrow(/^missing fields "chosen" and "rejected": a row with "completion" is an SFT row \(--loss sft trains on such rows/);
+    expect(() => new PreferenceNormalizer().normalize({ messages: [] })).toThrow(/a row with "messages" is an SFT row/);
     expect(() => new PreferenceNormalizer().normalize({ prompt: 'P', chosen: 'C' })).toThrow(/missing field "rejected" \(rows without one are SFT rows: --loss sft trains on them, and srk eval or an SFT run's --eval-data score a file of only such rows\)/);
   });
 });

@@ -27,6 +27,11 @@ describe('SRK_* environment variables', () => {
     expect(checkEnvironment(Object.fromEntries([...read].map((n) => [n, ''])))).toEqual([]);
   });
 
+  it('the README names every one of them (its warning for an unknown name points there)', () => {
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    expect(knownEnvironmentNames().filter((n) => !readme.includes(n))).toEqual([]);
+  });
+
   it('malformed values are refused by name; empty is unset; unknown names warn', () => {
     expect(checkEnvironment({ SRK_TUNE: '1', SRK_ATTENTION: 'unfused', SRK_SUBMIT_EVERY: '16', SRK_KEEP_LOGITS_MIB: '0', SRK_MATMUL: '' })).toEqual([]);
     expect(() => checkEnvironment({ SRK_SMX_SAFE: 'on' })).toThrow(/^SRK_SMX_SAFE=on: expected 0 or 1$/);

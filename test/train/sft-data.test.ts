@@ -122,6 +122,6 @@ describe('srk train --loss sft: data', () => {
 
     const dpo = await train(args(sftOnly, join(tmp, 'dpo')).map((a) => (a === 'sft' ? 'dpo' : a)));
     expect(dpo.code).toBe(1);
-    expect(dpo.stderr).toMatch(/sft-only\.jsonl:1: missing field "chosen"/);
+    expect(dpo.stderr).toMatch(/sft-only\.jsonl:1: missing fields "chosen" and "rejected": a row with "completion" is an SFT row/);
   });
 });
