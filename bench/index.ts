@@ -105,7 +105,7 @@ export const BENCH_KIND_FLAGS: Record<BenchKind, readonly string[]> = {
   classifier: ['tokens', 'vocab'],
   norm: ['tokens'],
   optimizer: [],
-  step: ['pairs', 'seq', 'prompt', 'shape', 'loss', 'micro-batch', 'precision', 'aug-precision', 'varied', 'length-order', 'profile', 'packed', 'host-only'],
+  step: ['pairs', 'seq', 'prompt', 'shape', 'loss', 'micro-batch', 'micro-batch-size', 'precision', 'aug-precision', 'varied', 'length-order', 'profile', 'packed', 'host-only'],
   generate: ['pairs', 'seq', 'prompt', 'shape', 'precision'],
 };
 const BENCH_COMMON_FLAGS = ['adapter', 'json', 'full', 'fast', 'timestamps', 'help', 'version'];

@@ -59,7 +59,7 @@ async function main(): Promise<void> {
           vocab: { type: 'number', describe: 'classifier: vocabulary rows (default 50304; 4096 on a CPU adapter)' },
           shape: { type: 'string', choices: STEP_SHAPES, describe: 'step, generate: model shapes, random init (default pythia-160m; tiny on a CPU adapter)' },
           loss: { type: 'string', choices: STEP_LOSSES, default: 'dpo', describe: 'step: loss' },
-          'micro-batch': { type: 'number', default: 8, describe: 'step: pairs per micro-batch' },
+          'micro-batch': { type: 'number', default: 8, alias: 'micro-batch-size', describe: 'step: pairs per micro-batch (srk train\'s --micro-batch-size)' },
           precision: { type: 'string', choices: ['f32', 'mixed'], default: 'f32', describe: 'step, matmul, attention (generate: f32 only): f32, or mixed (f16 operands on tensor cores, f32 accumulation and weights; falls back to f32 without f16 subgroup-matrix support); matmul times both' },
           'aug-precision': { type: 'string', choices: ['f32', 'mixed'], describe: 'step, sr-dpo/sr-ipo: precision of the augmented no-gradient pass (default: as --precision); mixed with --precision f32 puts only that pass on tensor cores' },
           varied: { type: 'boolean', default: false, describe: 'step: pair lengths vary (prompt and completions from a quarter to all of theirs), as in real data' },

@@ -23,7 +23,7 @@ export const reportCommand: CommandModule<object, ReportArgs> = {
   command: 'report <runs..>',
   describe: 'one report over several srk train runs: report.html (loss, margin, accuracy, augmented accuracy against pairs seen, runs overlaid, evaluations with their standard errors; diagnostics: rewards, gradient norm, learning rate, eval NLL and Pearson r; eval table; settings side by side), report.csv, report-eval.csv',
   builder: (y) => y
-    .positional('runs', { type: 'string', array: true, describe: 'run directories (each an srk train --out)' })
+    .positional('runs', { type: 'string', array: true, default: undefined, describe: 'run directories (each an srk train --out)' })
     .options({
       out: { type: 'string', default: 'runs/report', describe: 'directory for report.html, report.csv and report-eval.csv' },
       title: { type: 'string', describe: 'page title (default: the run names)' },

@@ -49,7 +49,7 @@ export function trainFlags<T>(y: Argv<T>) {
     'keep-models': { type: 'boolean', default: false,
       describe: 'keep the model of every save (each --save-every and the last) as OUT/models/step-N, a Hugging Face directory (hard links: no copy)' },
     resume: { type: 'boolean', default: false, describe: 'continue the run in --out from its checkpoint' },
-    'refine-prompt': { type: 'string', default: d.refinePrompt, describe: 'the self-refinement prompt p prepended to the query' },
+    'refine-prompt': { type: 'string', default: d.refinePrompt, defaultDescription: 'the paper\'s', describe: 'the self-refinement prompt p prepended to the query' },
     eos: { type: 'boolean', default: true, describe: 'append the EOS token to each completion (--no-eos: do not)' },
     'completions-in-context': { type: 'boolean', default: false, describe: 'tokenize each completion as it follows its prompt (TRL before 0.12 and since 0.29) instead of alone (the original DPO code, TRL 0.12-0.28, and this project\'s fixtures): with SentencePiece tokenizers (Llama, Mistral) a completion " Hello" then loses the lone "▁" it has alone; byte-level BPE (Pythia) gives the same ids either way' },
     'skip-bad-rows': { type: 'boolean', default: false, describe: 'skip and count malformed data lines instead of stopping' },
