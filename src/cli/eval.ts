@@ -74,8 +74,8 @@ interface PlainAug { plain: PairLogps; aug: PairLogps }
 async function scoreModel(gpu: Gpu, dir: string, pairs: readonly TokenizedPair[], microBatch: number, label: string, progress: Progress): Promise<PlainAug> {
   const lm = await loadModel(gpu, dir, { onProgress: progress.bytes(`load ${label} ${dir}`) });
   try {
-    const plain = await scorePairs(gpu, lm.model, pairs, { microBatch, onProgress: (d, t) => progress.update(label, d, t) });
-    const aug = await scorePairs(gpu, lm.model, pairs, { microBatch, augmented: true, onProgress: (d, t) => progress.update(`${label} (augmented)`, d, t) });
+    const plain = await scorePairs(gpu, lm.model, pairs, { microBatch, ...progress.pass(label) });
+    const aug = await scorePairs(gpu, lm.model, pairs, { microBatch, augmented: true, ...progress.pass(`${label} (augmented)`) });
     return { plain, aug };
   } finally {
     freeModel(gpu, lm);
@@ -132,7 +132,7 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
       if (o.cacheDir) {
         const r = await referenceLogps(gpu, {
           refDir, pairs, augmented: true, microBatch: o.microBatchSize, cacheDir: o.cacheDir, settings, label: 'eval',
-          log, progress: (l, d, t) => progress.update(l, d, t),
+          log, progress: (l, d, t) => progress.update(l, d, t), progressStart: (l, d) => progress.start(l, d),
         });
         ref = { plain: r.plain, aug: r.aug! };
       } else {
@@ -174,7 +174,7 @@ async function evalSftRows(o: EvalOptions, rows: readonly TokenizedPair[], refDi
     const t0 = performance.now();
     const lm = await loadModel(gpu, o.model, { onProgress: progress.bytes(`load policy ${o.model}`) });
     try {
-      const s = await scorePairs(gpu, lm.model, rows, { microBatch: o.microBatchSize, onProgress: (d, t) => progress.update('policy', d, t) });
+      const s = await scorePairs(gpu, lm.model, rows, { microBatch: o.microBatchSize, ...progress.pass('policy') });
       progress.log(`${rows.length} SFT rows evaluated in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
       return evalReport(computeSftEvalMetrics(s.chosen, s.chosenTokens), o, refDir, sameRef, 0, notes, skipped);
     } finally {

@@ -1,10 +1,12 @@
 // Progress output: a live bar with ETA on a terminal, plain lines (at most one per few seconds,
 // always the last) otherwise. Everything goes to stderr so stdout stays for results.
 /**
- * One label's pace: the time spent on it (between its own reports, not while another label ran in
- * between, such as an eval inside training) and the units done since its first report. A resumed
- * run's training starts at step 900 of 1000, and an eval every 100 steps pauses it: the ETA comes
- * from this pass's own rate, not from `done` over the time since the last pause.
+ * One label's pace: the time spent on it and the units done since it started (start(), or its first
+ * report). The time is what passed since its own last report, or since another label's last report
+ * where one ran in between (an eval inside training): the step after an evaluation counts from the
+ * evaluation's end, and the evaluation's own time is not the step's. A resumed run's training starts at
+ * step 900 of 1000, and an eval every 100 steps pauses it: the ETA comes from this pass's own rate, not
+ * from `done` over the time since the run began.
  */
 interface Pace { first: number; active: number; lastAt: number; lastDone: number }
 
@@ -12,10 +14,29 @@ export class Progress {
   private lastPlain = -Infinity; // a label's first report is printed, even in a process's first 2 s
   private lastLen = 0;
   private label = '';
+  /** The label that reported (or started) last, and when: the next report's time runs from then. */
+  private timed = '';
+  private timedAt = performance.now();
   private readonly paces = new Map<string, Pace>();
   readonly tty: boolean;
 
   constructor(plain = false) { this.tty = !plain && Boolean(process.stderr.isTTY); }
+
+  /**
+   * Marks where `label`'s work starts, at `done` units (a resumed pass's), printing nothing: its first
+   * report then counts the time and the units since, where it would otherwise show 0 s (a pass that
+   * reports only at its end, training's first step).
+   */
+  start(label: string, done = 0): void {
+    const now = performance.now();
+    this.paces.set(label, { first: done, active: 0, lastAt: now, lastDone: done });
+    this.timed = label; this.timedAt = now;
+  }
+
+  /** scorePairs' callbacks for a pass reported here under `label`: its start marked (start()), its progress reported. */
+  pass(label: string): { onStart: (done: number) => void; onProgress: (done: number, total: number) => void } {
+    return { onStart: (done) => this.start(label, done), onProgress: (done, total) => this.update(label, done, total) };
+  }
 
   /** Reports `done` of `total` units of work for `label`, with an optional status text. */
   update(label: string, done: number, total: number, status = ''): void {
@@ -25,10 +46,11 @@ export class Progress {
     if (!pace || done < pace.lastDone) {
       pace = { first: done, active: 0, lastAt: now, lastDone: done };
       this.paces.set(label, pace);
-    } else if (label === this.label) {
-      pace.active += now - pace.lastAt;
+    } else {
+      pace.active += now - (label === this.timed ? pace.lastAt : this.timedAt);
     }
     pace.lastAt = now; pace.lastDone = done;
+    this.timed = label; this.timedAt = now;
     if (label !== this.label) { this.label = label; this.lastPlain = -Infinity; }
     const elapsed = pace.active / 1000;
     // The rate of the units done since the label's first report (none before a second report).

@@ -74,6 +74,8 @@ export interface ReferenceRequest {
   /** Matmul operand precision of the augmented pass (precision.ts setAugPrecision); default gpu.matmulPrecision. */
   augMatmulPrecision?: 'f32' | 'f16';
   log: (s: string) => void; progress: (label: string, done: number, total: number) => void;
+  /** Where a pass starts (Progress.start), so its first report counts the time since. */
+  progressStart?: (label: string, done: number) => void;
   /** Milliseconds between partial saves of the pass under way (default PARTIAL_EVERY_MS; 0: after every readback). */
   partialEveryMs?: number;
   /**
@@ -278,11 +280,12 @@ export async function referenceLogps(gpu: Gpu, r: ReferenceRequest): Promise<Ref
   const ref = await loadModel(gpu, r.refDir, { onProgress: bytesProgress(r.progress, `load reference ${r.refDir}`) });
   try {
     await scorePairs(gpu, ref.model, r.pairs, {
-      microBatch: r.microBatch, onProgress: (d, t) => r.progress(`reference ${r.label}`, d, t),
+      microBatch: r.microBatch, onProgress: (d, t) => r.progress(`reference ${r.label}`, d, t), onStart: (d) => r.progressStart?.(`reference ${r.label}`, d),
       resume: sofar.plain, onResults: onResults('plain'), only: needed,
     });
     if (r.augmented) await scorePairs(gpu, ref.model, r.pairs, {
       microBatch: r.microBatch, augmented: true, matmulPrecision: r.augMatmulPrecision, onProgress: (d, t) => r.progress(`reference ${r.label} (augmented)`, d, t),
+      onStart: (d) => r.progressStart?.(`reference ${r.label} (augmented)`, d),
       resume: sofar.aug, onResults: onResults('aug'), only: needed,
     });
     const whole = () => count(sofar.plain!.done) === n && (!r.augmented || count(sofar.aug!.done) === n);

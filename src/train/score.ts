@@ -27,6 +27,8 @@ export interface ScoreOptions {
   /** Matmul operand precision of the forward passes; default gpu.matmulPrecision (precision.ts setAugPrecision). */
   matmulPrecision?: 'f32' | 'f16';
   onProgress?: (done: number, total: number) => void;
+  /** Called once before the first micro-batch with the pairs already scored (a resumed pass's) and the total (Progress.start). */
+  onStart?: (done: number, total: number) => void;
   /** How an error names pair k (e.g. its data file and line); default `pair k`. */
   pairName?: (k: number) => string;
   /**
@@ -64,6 +66,8 @@ export async function scorePairs(gpu: Gpu, model: CausalLM, pairs: readonly Toke
   const pending: { sums: Tensor; idx: number[]; layout: BatchLayout }[] = [];
   const total = o.only ? o.only.reduce((a, x) => a + x, 0) : P;
   let done = total - order.length;
+  o.onStart?.(done, total);
+  let reported = -1; // the count last reported: the end once (the loop's last micro-batches may have been read already)
   const drain = async () => {
     const batch = pending.splice(0);
     const values = await gpu.readManyF32(batch.map((q) => q.sums));
@@ -88,7 +92,7 @@ export async function scorePairs(gpu: Gpu, model: CausalLM, pairs: readonly Toke
     // A long scoring pass (the reference log-probs before training) tunes as steps do (engine/tuner.ts).
     await gpu.tuner?.settle();
     gpu.pool.trimExcess(); // after the readback: nothing recorded uses a free buffer (engine/tensor.ts)
-    o.onProgress?.(done, total);
+    if (done !== reported) { reported = done; o.onProgress?.(done, total); }
   };
   for (let p0 = 0; p0 < order.length; p0 += o.microBatch) {
     // Read back what is recorded first: its buffers return to the pool only after that.

@@ -257,7 +257,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     }
     const refReq = {
       refDir, microBatch: o.microBatchSize, cacheDir: o.cacheDir ?? path.join(o.out, 'cache'),
-      settings, log, progress: (l: string, d: number, t: number) => progress.update(l, d, t), augMatmulPrecision,
+      settings, log, progress: (l: string, d: number, t: number) => progress.update(l, d, t), progressStart: (l: string, d: number) => progress.start(l, d), augMatmulPrecision,
     };
     // The reference's weights (hashed for its log-prob cache anyway, once per process): a resumed run
     // must keep the reference it started with, wherever its directory now is.
@@ -368,12 +368,14 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       if (!sampler) return;
       const rows = await sampler.sample(gpu, policy!.cfg, policy!.params, step, pairsSeen);
       appendSamples(o.out, rows);
-      const first = rows[0].completion.replace(/\s+/g, ' ').trim();
+      // Whitespace runs as one space, on one line; a completion of whitespace alone as it is ("\n\n\n", not "").
+      const raw = rows[0].completion;
+      const first = raw.trim() === '' ? raw : raw.replace(/\s+/g, ' ').trim();
       log(`samples at step ${step}: ${rows.length} greedy completions in ${path.join(o.out, SAMPLES_FILE)} (the first: ${JSON.stringify(first.length > 60 ? `${first.slice(0, 60)}...` : first)})`);
     };
     const evaluateMetrics = async () => {
       if (evalPairs && evalSft) {
-        const plain = await scorePairs(gpu, policy!.model, evalPairs, { microBatch: o.microBatchSize, onProgress: (d, t) => progress.update('eval', d, t), stop });
+        const plain = await scorePairs(gpu, policy!.model, evalPairs, { microBatch: o.microBatchSize, ...progress.pass('eval'), stop });
         const m = computeSftEvalMetrics(plain.chosen, plain.chosenTokens);
         const row = toEvalRow(m, { step, pairs_seen: pairsSeen, split: 'eval' });
         metrics.eval(row);
@@ -382,9 +384,9 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
         return;
       }
       if (!evalPairs || !evalRef) return;
-      const plain = await scorePairs(gpu, policy!.model, evalPairs, { microBatch: o.microBatchSize, onProgress: (d, t) => progress.update('eval', d, t), stop });
+      const plain = await scorePairs(gpu, policy!.model, evalPairs, { microBatch: o.microBatchSize, ...progress.pass('eval'), stop });
       const aug = await scorePairs(gpu, policy!.model, evalPairs, { microBatch: o.microBatchSize, augmented: true, matmulPrecision: augMatmulPrecision,
-        onProgress: (d, t) => progress.update('eval (augmented)', d, t), stop });
+        ...progress.pass('eval (augmented)'), stop });
       const hasScores = evalPairs.every((p) => p.scoreChosen !== undefined && p.scoreRejected !== undefined);
       const m = computeEvalMetrics({
         policyChosen: plain.chosen, policyRejected: plain.rejected, refChosen: evalRef.plain.chosen, refRejected: evalRef.plain.rejected,
@@ -423,6 +425,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       try { await evaluate(); } catch (e) { throw evalError(e, o.evalData!, step, step === 0 ? undefined : lastSaved); }
     }
     training = true;
+    progress.start(`train ${o.name ?? o.loss}`, step); // its first report counts the first step's time
     let order = epochOrder(P, o.seed, epoch);
     while (step < totalSteps && !interrupted) {
       const at = batchStart(P, B, dropLast, { epoch, position });

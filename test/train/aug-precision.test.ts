@@ -49,6 +49,20 @@ function pairs(n: number): TokenizedPair[] {
   });
 }
 
+describe('scorePairs\' progress', () => {
+  it('its start once, then every 8 micro-batches, the end once (8 micro-batches end the loop read already)', async () => {
+    const gpu = await getGpu();
+    const { params, lm } = model(gpu);
+    for (const [n, want] of [[8, [[8, 8]]], [9, [[8, 9], [9, 9]]]] as const) {
+      const starts: number[][] = []; const reports: number[][] = [];
+      await scorePairs(gpu, lm, pairs(n), { microBatch: 1, onStart: (d, t) => starts.push([d, t]), onProgress: (d, t) => reports.push([d, t]) });
+      expect(starts).toEqual([[0, n]]);
+      expect(reports).toEqual(want);
+    }
+    lm.destroy(); params.free();
+  });
+});
+
 describe('the augmented pass in another precision (--aug-precision)', () => {
   it('scorePairs with f16 operands: within 1e-2 per token of f32 but not equal; gpu.matmulPrecision unchanged after', async () => {
     const gpu = await getGpu();

@@ -1,6 +1,7 @@
-// The progress line's ETA (src/train/progress.ts): from the pace of the units done since a label's first
-// report, counting only the time between that label's own reports. A resumed run starts at step 900 of
-// 1000, and an eval between steps pauses training: neither may make the ETA a fraction of the real one.
+// The progress line's elapsed time and ETA (src/train/progress.ts): from the pace of the units done since a
+// label started, its time counted from its own last report or, where another label reported in between,
+// from that one's last report. A resumed run starts at step 900 of 1000, and an eval between steps pauses
+// training: neither may make the ETA a fraction of the real one, nor drop the step after the eval.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Progress } from '../../src/train/progress.js';
 
@@ -24,21 +25,31 @@ describe('Progress ETA', () => {
     expect(lines.at(-1)).toMatch(/^train: 903\/1000 {2}\(20s elapsed, ETA 16m10s\)$/);
   });
 
-  it('an eval between steps neither counts as training time nor restarts training\'s pace', () => {
+  it('an eval between steps is not training time, the step after it is, and training\'s pace goes on', () => {
     const { lines, at } = capture();
     const p = new Progress(true);
-    at(0); p.update('train', 1, 100);
-    at(2_000); p.update('train', 2, 100);
-    at(4_000); p.update('train', 3, 100); // 2 s a step
+    at(0); p.start('train', 0);
+    at(2_000); p.update('train', 1, 100); // the first step timed from the start
+    expect(lines.at(-1)).toMatch(/^train: 1\/100 {2}\(2\.0s elapsed, ETA 3m18s\)$/);
+    at(4_000); p.update('train', 2, 100); // 2 s a step
+    at(4_000); p.start('eval', 0);
     at(5_000); p.update('eval', 4, 10);
     at(65_000); p.update('eval', 10, 10);
-    at(67_000); p.update('train', 4, 100);
-    at(69_000); p.update('train', 5, 100);
-    // 6 s over 4 steps (the step right after the eval is not timed): 1.5 s a step, 95 left.
-    expect(lines.at(-1)).toMatch(/^train: 5\/100 {2}\(6\.0s elapsed, ETA 2m23s\)$/);
+    at(67_000); p.update('train', 3, 100); // timed from the eval's end
+    at(69_000); p.update('train', 4, 100);
+    // 8 s over 4 steps: 2 s a step, 96 left.
+    expect(lines.at(-1)).toMatch(/^train: 4\/100 {2}\(8\.0s elapsed, ETA 3m12s\)$/);
     // The next eval pass counts from its own start.
-    at(70_000); p.update('eval', 2, 10);
+    at(70_000); p.start('eval', 0);
     at(74_000); p.update('eval', 4, 10);
-    expect(lines.at(-1)).toMatch(/^eval: 4\/10 {2}\(4\.0s elapsed, ETA 12s\)$/);
+    expect(lines.at(-1)).toMatch(/^eval: 4\/10 {2}\(4\.0s elapsed, ETA 6\.0s\)$/);
+  });
+
+  it('a pass that reports only at its end, started where it was taken up, shows its own time', () => {
+    const { lines, at } = capture();
+    const p = new Progress(true);
+    at(1_000); p.pass('reference train').onStart(24);
+    at(4_000); p.pass('reference train').onProgress(32, 32);
+    expect(lines.at(-1)).toMatch(/^reference train: 32\/32 {2}\(3\.0s elapsed\)$/);
   });
 });
