@@ -7,7 +7,9 @@
 // Both models score the same tokenized pairs (the policy's tokenizer), plain and augmented; the
 // reference is scored first and freed before the policy is loaded, so only one model is on the GPU
 // at a time. Without --ref-model the reference is the policy itself: margins are then exactly 0.
+import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { readTrainerState } from '../train/checkpoint.js';
 import type { CommandModule } from 'yargs';
 import type { Gpu } from '../engine/gpu.js';
 import { isSftPair, type TokenizedPair } from '../data/tokenize-pairs.js';
@@ -22,7 +24,7 @@ import { signalExitCode } from '../train/trainer.js';
 import { scorePairs, type PairLogps } from '../train/score.js';
 import { Progress } from '../train/progress.js';
 import { TRAIN_DEFAULTS } from '../train/options.js';
-import { checkDirFlag, checkPathFlag, withGpu } from './run.js';
+import { checkDirFlag, checkPathFlag, typedFlags, withGpu } from './run.js';
 import { freeModel, scoringFlags, scoringSettingsFrom, type ScoringSettings } from './logprobs.js';
 import { dataError, userError } from '../errors.js';
 
@@ -32,6 +34,42 @@ export interface EvalOptions extends ScoringSettings {
   pairsOut?: string;
   /** Only the first this many usable pairs of the data (--max-pairs). */
   maxPairs?: number;
+  /** Said in the notes: the settings taken from the run that trained --model (runSettings). */
+  runNote?: string;
+}
+
+/** The eval flags a training run pins, with the names its trainer_state.json options use. */
+const RUN_SETTINGS = [
+  { flag: 'max-length', key: 'maxLength' }, { flag: 'max-prompt-length', key: 'maxPromptLength' },
+  { flag: 'beta', key: 'beta' }, { flag: 'refine-prompt', key: 'refinePrompt' },
+  { flag: 'eos', key: 'noEos' }, { flag: 'completions-in-context', key: 'completionsInContext' },
+] as const;
+
+/**
+ * The settings of the srk train run whose checkpoint --model is (its trainer_state.json), for the flags not
+ * given: `srk eval --model runs/x/checkpoint` then scores the pairs as the run's own evaluations did (its
+ * truncation, beta, refinement prompt, EOS), where the flags' defaults gave other numbers without a word.
+ * An SFT run's beta is none (its loss has no beta). Returns the flag values to use and the note saying so.
+ */
+export function runSettings(modelDir: string, args: Record<string, unknown>, typed: readonly string[]): { values: Record<string, unknown>; note?: string } {
+  const file = path.join(modelDir, 'trainer_state.json');
+  if (!existsSync(file)) return { values: {} };
+  let options: Record<string, unknown>;
+  try { options = readTrainerState(modelDir).options; } catch { return { values: {} }; }
+  const values: Record<string, unknown> = {};
+  const said: string[] = [];
+  for (const { flag, key } of RUN_SETTINGS) {
+    if (!(flag in args) || typed.includes(flag) || (flag === 'eos' && typed.includes('no-eos'))) continue;
+    if (key === 'beta' && options.loss === 'sft') continue;
+    const run = key === 'noEos' ? (options.noEos === undefined ? undefined : options.noEos !== true)
+      : key === 'completionsInContext' ? options.completionsInContext === true : options[key];
+    if (run === undefined || run === args[flag]) continue;
+    values[flag] = run;
+    said.push(flag === 'eos' ? (run ? '--eos' : '--no-eos') : flag === 'completions-in-context' ? (run ? '--completions-in-context' : '--no-completions-in-context')
+      : flag === 'refine-prompt' ? '--refine-prompt (the run\'s)' : `--${flag} ${String(run)}`);
+  }
+  if (said.length === 0) return { values };
+  return { values, note: `${said.join(', ')}: as the run that trained ${modelDir} had them (its trainer_state.json), its evaluations' settings; give the flags to evaluate otherwise` };
 }
 
 export interface EvalReport {
@@ -40,6 +78,8 @@ export interface EvalReport {
   /** The data file, or the files read as one. */
   data: DataFiles;
   beta: number;
+  /** How the pairs were tokenized (the flags, or the run's where --model is a training checkpoint). */
+  max_length: number; max_prompt_length: number; no_eos: boolean; in_context: boolean;
   n: number;
   margin: number | null;
   accuracy: number | null;
@@ -86,7 +126,8 @@ const fin = (v: number | null | undefined): number | null => (v === null || v ==
 
 export function evalReport(m: EvalMetrics, o: EvalOptions, refDir: string, sameRef: boolean, scored: number, notes: string[], skipped = 0): EvalReport {
   const r: EvalReport = {
-    model: o.model, ref_model: refDir, data: o.data, beta: o.beta, n: m.n,
+    model: o.model, ref_model: refDir, data: o.data, beta: o.beta,
+    max_length: o.maxLength, max_prompt_length: o.maxPromptLength, no_eos: o.noEos, in_context: o.inContext, n: m.n,
     margin: fin(m.margin), accuracy: fin(m.accuracy), aug_accuracy: fin(m.aug_accuracy), ties: m.ties, aug_ties: m.aug_ties, aug_margin: fin(m.aug_margin),
     margin_se: fin(m.margin_se), accuracy_se: fin(m.accuracy_se), aug_accuracy_se: fin(m.aug_accuracy_se),
     reward_chosen: fin(m.reward_chosen), reward_rejected: fin(m.reward_rejected), nll_chosen: fin(m.nll_chosen),
@@ -116,7 +157,7 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
   } catch (e) {
     throw dataError(e);
   }
-  const notes: string[] = [];
+  const notes: string[] = o.runNote ? [o.runNote] : [];
   if (skipped > 0) notes.push(`${skipped} bad lines of ${dataLabel(o.data)} skipped (--skip-bad-rows)${o.maxPairs ? '' : `; the metrics are over the other ${pairs.length} pairs`}`);
   if (isSftPair(pairs[0])) return evalSftRows(o, pairs, refDir, sameRef, notes, skipped, progress);
   return withGpu({ adapter: o.adapter }, async (gpu) => {
@@ -236,7 +277,10 @@ export const evalCommand: CommandModule = {
     'pairs-out': { type: 'string', describe: 'write each pair\'s margin, augmented margin, judge scores, file and line to this CSV (pair: its index among the usable pairs; as a training run\'s eval-pairs.csv)' },
   }),
   handler: async (a) => {
-    const args = a as Record<string, unknown>;
+    // A checkpoint of srk train is evaluated with its run's settings where no flag says otherwise (runSettings).
+    const given = typedFlags(process.argv.slice(2), new Set(Object.keys(a)));
+    const fromRun = typeof a.model === 'string' ? runSettings(a.model, a as Record<string, unknown>, given) : { values: {} };
+    const args = { ...(a as Record<string, unknown>), ...fromRun.values };
     const s = scoringSettingsFrom(args);
     if (!((args.beta as number) > 0)) throw userError('--beta must be > 0');
     const refModel = args['ref-model'] as string | undefined;
@@ -249,7 +293,7 @@ export const evalCommand: CommandModule = {
     const o: EvalOptions = {
       ...s, refModel, beta: args.beta as number, json: Boolean(args.json), skipBadRows: Boolean(args['skip-bad-rows']),
       cacheDir: args['cache-dir'] as string | undefined, pairsOut: args['pairs-out'] as string | undefined,
-      ...(maxPairs !== undefined ? { maxPairs } : {}),
+      ...(maxPairs !== undefined ? { maxPairs } : {}), ...(fromRun.note ? { runNote: fromRun.note } : {}),
     };
     // Ctrl-C or SIGTERM while the reference is scored into --cache-dir: what it has is kept (reference.ts),
     // and the same command takes it up.

@@ -1,0 +1,37 @@
+// `srk eval --model RUN/checkpoint`: a checkpoint of srk train is scored with its run's settings (truncation,
+// beta, EOS, refinement prompt; checkpoint/trainer_state.json) where no flag is given, so its numbers are the
+// run's last evaluation's; a flag given is taken as given, and the note names what came from the run.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { fixture, root, srk, tempDir, train } from '../train/helpers.js';
+
+const run = (args: string[]) => spawnSync(process.execPath, [srk, ...args], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+
+describe('srk eval of a training checkpoint', () => {
+  it('takes the run\'s settings for the flags not given, and says so; the run\'s last evaluation comes out', async () => {
+    const model = fixture('gpt-neox-tiny');
+    const data = join(model, 'pairs.jsonl');
+    const out = join(tempDir('srk-eval-run-'), 'run');
+    const r = await train(['--model', model, '--data', data, '--eval-data', data, '--loss', 'dpo', '--beta', '0.3', '--max-length', '24',
+      '--max-prompt-length', '8', '--no-eos', '--lr', '1e-3', '--warmup-steps', '0', '--batch-size', '3', '--max-steps', '2', '--out', out]);
+    expect(r.code, r.stderr).toBe(0);
+    const last = readFileSync(join(out, 'eval.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).at(-1);
+    expect(last.step).toBe(2);
+
+    const e = run(['eval', '--model', join(out, 'checkpoint'), '--ref-model', model, '--data', data, '--json']);
+    expect(e.status, e.stderr).toBe(0);
+    const j = JSON.parse(e.stdout);
+    expect(j.notes.join(' ')).toMatch(/--max-length 24, --max-prompt-length 8, --beta 0\.3, --no-eos: as the run that trained .*checkpoint had them \(its trainer_state\.json\)/);
+    expect([j.max_length, j.max_prompt_length, j.beta, j.no_eos]).toEqual([24, 8, 0.3, true]);
+    for (const k of ['margin', 'accuracy', 'aug_accuracy', 'nll_chosen']) expect(Math.abs(j[k] - last[k]), k).toBeLessThan(1e-6);
+
+    // A flag given is the user's: taken as given, and not in the note.
+    const f = run(['eval', '--model', join(out, 'checkpoint'), '--ref-model', model, '--data', data, '--json', '--beta', '0.1', '--eos']);
+    expect(f.status, f.stderr).toBe(0);
+    const g = JSON.parse(f.stdout);
+    expect([g.beta, g.no_eos, g.max_length]).toEqual([0.1, false, 24]);
+    expect(g.notes.join(' ')).toMatch(/--max-length 24, --max-prompt-length 8: as the run/);
+  }, 120_000);
+});
