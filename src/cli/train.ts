@@ -12,7 +12,7 @@ export function trainFlags<T>(y: Argv<T>) {
   const d = TRAIN_DEFAULTS;
   return y.options({
     model: { type: 'string', describe: 'Hugging Face checkpoint directory of the policy (config.json, *.safetensors, tokenizer.json or tokenizer.model)' },
-    data: { type: 'string', describe: 'preference data (JSON Lines or a JSON array of rows, gzipped or not, or a Parquet file, e.g. a Hugging Face dataset\'s; several, such as a split\'s shards, read as one in the order given: the flag again for each, or a quoted pattern such as "data/train-*.parquet"): {prompt, chosen, rejected}, HH-RLHF dialogues, UltraFeedback or chat rows; for --loss sft also rows without rejected: {prompt, completion}, {prompt, chosen}, {messages}' },
+    data: { type: 'string', describe: 'preference data (JSON Lines or a JSON array of rows, gzipped or not, or a Parquet file, e.g. a Hugging Face dataset\'s; several, such as a split\'s shards, read as one in the order given: the flag again for each, or a quoted pattern such as "data/train-*.parquet"): {prompt, chosen, rejected}, HH-RLHF dialogues, UltraFeedback or chat rows; for --loss sft also rows without rejected: {prompt, completion}, {prompt, chosen}, HH dialogues {chosen}, {messages}' },
     'ref-model': { type: 'string', describe: 'reference model directory (default: the initial policy)' },
     loss: { choices: LOSSES as string[], default: d.loss, describe: 'training objective (log-probs summed over completion tokens for every loss, IPO too: the paper\'s and the DPO code\'s, not TRL\'s per-token IPO)' },
     beta: { type: 'number', default: d.beta, describe: 'beta of DPO/IPO and the Sr variants' },
