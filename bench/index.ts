@@ -93,10 +93,6 @@ export interface BenchReport {
 }
 
 
-/**
- * The sizes and the case filter, checked before the GPU starts: a size that is not a positive integer
- * would reach a buffer allocation as NaN or 0, and a bad --only only after the copy benchmark.
- */
 /** The flags each kind reads beyond the common ones (--adapter, --json, --full, --fast, --timestamps). */
 export const BENCH_KIND_FLAGS: Record<BenchKind, readonly string[]> = {
   matmul: ['tokens', 'sizes', 'tiles', 'only', 'reverse', 'precision'],
@@ -123,6 +119,10 @@ export function checkBenchFlagsRead(kind: BenchKind, given: readonly string[]): 
     `(${its.length > 0 ? `it reads ${its.map((f) => `--${f}`).join(', ')}` : 'it has no settings of its own'}; srk bench --help says which flag each kind reads)`);
 }
 
+/**
+ * The sizes and the case filter, checked before the GPU starts: a size that is not a positive integer
+ * would reach a buffer allocation as NaN or 0, and a bad --only only after the copy benchmark.
+ */
 export function checkBenchOptions(o: Pick<BenchOptions, 'tokens' | 'sizes' | 'vocab' | 'pairs' | 'seq' | 'prompt' | 'only'> & { microBatch?: number }): void {
   const sizes: [string, number | undefined][] = [['tokens', o.tokens], ['vocab', o.vocab], ['pairs', o.pairs], ['seq', o.seq], ['prompt', o.prompt],
     ['micro-batch', o.microBatch], ...(o.sizes ?? []).map((s): [string, number] => ['sizes', s])];
