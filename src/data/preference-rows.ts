@@ -214,7 +214,7 @@ export function asSftRow(obj: JsonObject): JsonObject | undefined {
   if (obj.rejected !== undefined && obj.rejected !== null) return undefined;
   // A rejected response under another name ("rejected_response", "Rejected", "rejeted") is a pair with a
   // misspelt field, not an SFT row: a file of them would be scored as SFT rows, the margins never computed.
-  const misspelt = Object.keys(obj).find((k) => /rej/i.test(k) && k !== 'rejected' && !SCORE_FIELDS.some(([, r]) => r === k));
+  const misspelt = Object.keys(obj).find((k) => /(^|[^a-z])rej/i.test(k) && k !== 'rejected' && !SCORE_FIELDS.some(([, r]) => r === k));
   if (misspelt !== undefined) {
     throw new RowShapeError(`missing field "rejected" (the row has ${JSON.stringify(misspelt)}, which srk does not read: it reads a rejected response from "rejected")`);
   }

@@ -261,13 +261,15 @@ async function* objectLines(file: string, lines: AsyncIterator<RawLine>, stats: 
   }
 }
 
+/** Half a surrogate pair: a high surrogate without the low one after it, or a low one without the high one before it. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 /**
  * Where a parsed row holds a string that is not well-formed UTF-16 (a JSON escape of half a surrogate pair,
  * "\ud800", which JSON.parse accepts and a tokenizer would read as U+FFFD): the field's path, or undefined.
  * Python's json reads it too, and Hugging Face's tokenizers then refuse the text; raw bytes that are not
  * UTF-8 are refused by the reader (readLines) the same way.
  */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 function loneSurrogateAt(v: unknown, at = ''): string | undefined {
   if (typeof v === 'string') return LONE_SURROGATE.test(v) ? `field ${JSON.stringify(at)}` : undefined;
   if (v === null || typeof v !== 'object') return undefined;
