@@ -7,9 +7,8 @@
 // Both models score the same tokenized pairs (the policy's tokenizer), plain and augmented; the
 // reference is scored first and freed before the policy is loaded, so only one model is on the GPU
 // at a time. Without --ref-model the reference is the policy itself: margins are then exactly 0.
-import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { readTrainerState } from '../train/checkpoint.js';
+import { runSettings } from './run-settings.js';
 import type { CommandModule } from 'yargs';
 import type { Gpu } from '../engine/gpu.js';
 import { isSftPair, type TokenizedPair } from '../data/tokenize-pairs.js';
@@ -36,40 +35,6 @@ export interface EvalOptions extends ScoringSettings {
   maxPairs?: number;
   /** Said in the notes: the settings taken from the run that trained --model (runSettings). */
   runNote?: string;
-}
-
-/** The eval flags a training run pins, with the names its trainer_state.json options use. */
-const RUN_SETTINGS = [
-  { flag: 'max-length', key: 'maxLength' }, { flag: 'max-prompt-length', key: 'maxPromptLength' },
-  { flag: 'beta', key: 'beta' }, { flag: 'refine-prompt', key: 'refinePrompt' },
-  { flag: 'eos', key: 'noEos' }, { flag: 'completions-in-context', key: 'completionsInContext' },
-] as const;
-
-/**
- * The settings of the srk train run whose checkpoint --model is (its trainer_state.json), for the flags not
- * given: `srk eval --model runs/x/checkpoint` then scores the pairs as the run's own evaluations did (its
- * truncation, beta, refinement prompt, EOS), where the flags' defaults gave other numbers without a word.
- * An SFT run's beta is none (its loss has no beta). Returns the flag values to use and the note saying so.
- */
-export function runSettings(modelDir: string, args: Record<string, unknown>, typed: readonly string[]): { values: Record<string, unknown>; note?: string } {
-  const file = path.join(modelDir, 'trainer_state.json');
-  if (!existsSync(file)) return { values: {} };
-  let options: Record<string, unknown>;
-  try { options = readTrainerState(modelDir).options; } catch { return { values: {} }; }
-  const values: Record<string, unknown> = {};
-  const said: string[] = [];
-  for (const { flag, key } of RUN_SETTINGS) {
-    if (!(flag in args) || typed.includes(flag) || (flag === 'eos' && typed.includes('no-eos'))) continue;
-    if (key === 'beta' && options.loss === 'sft') continue;
-    const run = key === 'noEos' ? (options.noEos === undefined ? undefined : options.noEos !== true)
-      : key === 'completionsInContext' ? options.completionsInContext === true : options[key];
-    if (run === undefined || run === args[flag]) continue;
-    values[flag] = run;
-    said.push(flag === 'eos' ? (run ? '--eos' : '--no-eos') : flag === 'completions-in-context' ? (run ? '--completions-in-context' : '--no-completions-in-context')
-      : flag === 'refine-prompt' ? '--refine-prompt (the run\'s)' : `--${flag} ${String(run)}`);
-  }
-  if (said.length === 0) return { values };
-  return { values, note: `${said.join(', ')}: as the run that trained ${modelDir} had them (its trainer_state.json), its evaluations' settings; give the flags to evaluate otherwise` };
 }
 
 export interface EvalReport {

@@ -26,7 +26,8 @@ import { textTokenizer } from '../model/tokenizer.js';
 import { scorePairs } from '../train/score.js';
 import { Progress } from '../train/progress.js';
 import { PAPER_REFINE_PROMPT, TRAIN_DEFAULTS } from '../train/options.js';
-import { checkPathFlag, checkPromptBelowMaxLength, dataFilesFlag, withGpu } from './run.js';
+import { checkPathFlag, checkPromptBelowMaxLength, dataFilesFlag, typedFlags, withGpu } from './run.js';
+import { runSettings } from './run-settings.js';
 import { dataFileList, type DataFiles } from '../data/data-files.js';
 import { dataError, isUserFacing, userError } from '../errors.js';
 import { RESUMABLE_OUT_FLAG, ResumableOutput, checkOutFlag, keepOnSignal } from '../generate/resumable-output.js';
@@ -239,10 +240,13 @@ export const logprobsCommand: CommandModule = {
     out: RESUMABLE_OUT_FLAG,
   }),
   handler: async (a) => {
-    const args = a as Record<string, unknown>;
+    // A checkpoint of srk train is scored with its run's settings where no flag says otherwise (run-settings.ts).
+    const fromRun = typeof a.model === 'string' ? runSettings(a.model, a as Record<string, unknown>, typedFlags(process.argv.slice(2), new Set(Object.keys(a)))) : { values: {} };
+    const args = { ...(a as Record<string, unknown>), ...fromRun.values };
     const out = args.out as string | undefined;
     checkOutFlag(out);
     const s = scoringSettingsFrom(args);
+    if (fromRun.note) process.stderr.write(`note: ${fromRun.note}\n`);
     if (typeof s.data !== 'string') {
       throw userError(`srk logprobs reads one --data file (its output lines follow that file's rows), not ${s.data.length}: run it once per file`);
     }

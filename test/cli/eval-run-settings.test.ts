@@ -1,4 +1,4 @@
-// `srk eval --model RUN/checkpoint`: a checkpoint of srk train is scored with its run's settings (truncation,
+// `srk eval` and `srk logprobs --model RUN/checkpoint`: a checkpoint of srk train is scored with its run's settings (truncation,
 // beta, EOS, refinement prompt; checkpoint/trainer_state.json) where no flag is given, so its numbers are the
 // run's last evaluation's; a flag given is taken as given, and the note names what came from the run.
 import { spawnSync } from 'node:child_process';
@@ -33,5 +33,16 @@ describe('srk eval of a training checkpoint', () => {
     const g = JSON.parse(f.stdout);
     expect([g.beta, g.no_eos, g.max_length]).toEqual([0.1, false, 24]);
     expect(g.notes.join(' ')).toMatch(/--max-length 24, --max-prompt-length 8: as the run/);
+
+    // srk logprobs alike (it has no --beta): the lines of the same command with the run's flags written out.
+    const l = run(['logprobs', '--model', join(out, 'checkpoint'), '--data', data]);
+    expect(l.status, l.stderr).toBe(0);
+    expect(l.stderr).toMatch(/note: --max-length 24, --max-prompt-length 8, --no-eos: as the run that trained .*checkpoint had them/);
+    const written = run(['logprobs', '--model', join(out, 'checkpoint'), '--data', data, '--max-length', '24', '--max-prompt-length', '8', '--no-eos']);
+    expect(written.status, written.stderr).toBe(0);
+    expect(written.stderr).not.toMatch(/as the run that trained/);
+    expect(l.stdout).toBe(written.stdout);
+    // (and not what the flags' defaults give)
+    expect(l.stdout).not.toBe(run(['logprobs', '--model', join(out, 'checkpoint'), '--data', data, '--max-length', '512', '--max-prompt-length', '256', '--eos']).stdout);
   }, 120_000);
 });
