@@ -381,12 +381,18 @@ export class Gpu {
   }
 
   /**
-   * Submits what is recorded, waits for the queue (at most `waitMs`: a GPU that never finishes, a hung
-   * driver, must not keep the process from exiting) and releases the device.
+   * Drops what is recorded but not submitted, waits for the queue (at most `waitMs`: a GPU that never
+   * finishes, a hung driver, must not keep the process from exiting) and releases the device. Nothing
+   * recorded after the last readback has a reader, and after an error it may name buffers its command has
+   * freed on the way out: submitted, it raised Dawn's "used in submit while destroyed" above the real error.
    */
   async destroy(waitMs = DESTROY_WAIT_MS): Promise<void> {
     if (this.destroyed) return;
-    try { this.recorder.flush(); await withTimeout(this.device.queue.onSubmittedWorkDone(), waitMs, 'the queue'); } catch { /* lost, or past the wait */ }
+    try {
+      this.recorder.discard = true;
+      this.recorder.flush();
+      await withTimeout(this.device.queue.onSubmittedWorkDone(), waitMs, 'the queue');
+    } catch { /* lost, or past the wait */ }
     this.destroyed = true;
     this.pool.destroyAll();
     this.device.destroy();

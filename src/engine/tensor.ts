@@ -6,6 +6,7 @@
 // submission order. The one hazard, queue.writeBuffer overtaking recorded-but-unsubmitted
 // commands, is avoided by flushing the recorder before every upload (see Gpu.upload).
 import './webgpu.js';
+import { userError } from '../errors.js';
 import type { Gpu } from './gpu.js';
 
 export type DType = 'f32' | 'f16' | 'u32' | 'i32';
@@ -106,8 +107,10 @@ export class TensorPool {
     const bytes = Math.max(4, shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype]);
     const size = exact ? Math.ceil(bytes / 256) * 256 : sizeClass(bytes);
     if (size > this.gpu.limits.maxBufferSize) {
-      throw new RangeError(`tensor ${label ?? ''}[${shape}] ${dtype} needs ${size} bytes, over this ` +
-        `adapter's maxBufferSize ${this.gpu.limits.maxBufferSize}`);
+      // Most often a batch's activations (tokens x width): said with the flags that make them smaller.
+      throw userError(`tensor ${label ?? ''}[${shape}] ${dtype} needs ${size} bytes, over this ` +
+        `adapter's maxBufferSize ${this.gpu.limits.maxBufferSize}: fewer tokens at a time fit (--micro-batch-size, --max-length; ` +
+        'srk generate: --batch-size, --max-prompt-length; srk bench: --pairs, --seq, --micro-batch)');
     }
     // A larger buffer only for a size the pool has none of (a length not seen before): sizes it has keep
     // to their own buffers, so a step of fixed shapes gets the same buffers every time (bind groups).

@@ -46,6 +46,14 @@ function evalError(e: unknown, data: DataFiles, step: number, saved: string | un
     (saved ? `; the weights of step ${step} are saved in ${saved}` : ''));
 }
 
+/** A step that failed (a GPU error, a device lost, a tensor too large): what is kept, and how to go on from it. */
+function stepError(e: unknown, step: number, saved: string | undefined): unknown {
+  // (A bug in srk, a TypeError, keeps its stack: cli/run.ts fail() shows it.)
+  if (e instanceof TrainingError || ((e instanceof TypeError || e instanceof ReferenceError) && !isUserFacing(e))) return e;
+  return new TrainingError(`step ${step}: ${e instanceof Error ? e.message : String(e)}; ` +
+    (saved ? `the last checkpoint, ${saved}, is intact: --resume continues from it` : 'no checkpoint was saved yet'));
+}
+
 export interface TrainResult {
   out: string; steps: number; checkpoint: string; report: string; lastEval?: Record<string, unknown>;
   /** The signal that stopped the run early (its checkpoint saved): the CLI then exits 130 / 143, not 0. */
@@ -436,7 +444,8 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       const lr = o.lr * lrFactor(step, o.warmupSteps, o.lrSchedule ?? 'constant', totalSteps);
       const t0 = performance.now();
       const r = await trainStep(gpu, policy.model, optimizer, gradList, { pairs: batchPairs, indices, ref },
-        { loss: o.loss, beta: o.beta, lambda: o.lambda, labelSmoothing: o.labelSmoothing, microBatchSize: o.microBatchSize, lr, t: step + 1, augMatmulPrecision });
+        { loss: o.loss, beta: o.beta, lambda: o.lambda, labelSmoothing: o.labelSmoothing, microBatchSize: o.microBatchSize, lr, t: step + 1, augMatmulPrecision })
+        .catch((e: unknown) => { throw stepError(e, step + 1, lastSaved); });
       const secs = (performance.now() - t0) / 1000;
       if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
         throw new TrainingError(`step ${step + 1}: the loss is ${r.loss} and the gradient norm ${r.gradNorm}; stopping. ` +
