@@ -20,6 +20,7 @@ let exitCode = 0;
 /** yargs' parsed option table (not in its types): which flags are switches and which take numbers. */
 type YargsOptions = { getOptions(): { boolean: string[]; number: string[] } };
 const NO_COMMAND = 'name a command: srk --help lists them';
+const COMMANDS = ['info', 'bench', 'train', 'init', 'logprobs', 'eval', 'generate', 'report'];
 
 const adapterOpt = {
   adapter: { type: 'string', describe: 'substring of the WebGPU adapter name to use (also SRK_ADAPTER)' },
@@ -123,12 +124,13 @@ async function main(): Promise<void> {
     .middleware(() => refuseEmptyValues(typed, new Set([...(cli as unknown as YargsOptions).getOptions().boolean, 'help', 'version'])))
     .middleware(() => refuseNonNumbers(typed, new Set((cli as unknown as YargsOptions).getOptions().number)))
     .demandCommand(1, NO_COMMAND)
+    .recommendCommands()
     .strict()
     .help()
     .fail((msg, err, y) => {
       if (err) { fail(err); return; }
       // No command: the help page is the answer. Otherwise the reason, and where the flags are listed.
-      const command = typed[0] !== undefined && !typed[0].startsWith('-') ? typed[0] : undefined;
+      const command = COMMANDS.includes(typed[0] ?? '') ? typed[0] : undefined; // (a mistyped one is named by yargs)
       if (msg === NO_COMMAND) process.stderr.write(`${y.help()}\n\nsrk: ${msg}\n`);
       else process.stderr.write(`srk: ${usageMessage(msg, command, new Set(['kind', 'runs']), unknownFileHint(msg))}\n`);
       exitAfterFlush(2);

@@ -15,8 +15,8 @@ const RUN_SETTINGS = [
  * The settings of the srk train run whose checkpoint --model is (its trainer_state.json), for the flags not
  * given: `srk eval --model runs/x/checkpoint` then scores the pairs as the run's own evaluations did (its
  * truncation, beta, refinement prompt, EOS), where the flags' defaults gave other numbers without a word.
- * Flags the command does not have (srk logprobs has no --beta) are left out; an SFT run's beta is none (its
- * loss has no beta). Returns the flag values to use and the note saying so.
+ * Flags the command does not have (srk logprobs has no --beta) are left out. (An SFT run's beta too: its loss
+ * has none, but its evaluations' margins do.) Returns the flag values to use and the note saying so.
  */
 export function runSettings(modelDir: string, args: Record<string, unknown>, typed: readonly string[]): { values: Record<string, unknown>; note?: string } {
   const file = path.join(modelDir, 'trainer_state.json');
@@ -26,8 +26,7 @@ export function runSettings(modelDir: string, args: Record<string, unknown>, typ
   const values: Record<string, unknown> = {};
   const said: string[] = [];
   for (const { flag, key } of RUN_SETTINGS) {
-    if (!(flag in args) || typed.includes(flag) || (flag === 'eos' && typed.includes('no-eos'))) continue;
-    if (key === 'beta' && options.loss === 'sft') continue;
+    if (!(flag in args) || typed.includes(flag)) continue; // (typedFlags reads --no-eos as eos)
     const run = key === 'noEos' ? (options.noEos === undefined ? undefined : options.noEos !== true)
       : key === 'completionsInContext' ? options.completionsInContext === true : options[key];
     if (run === undefined || run === args[flag]) continue;

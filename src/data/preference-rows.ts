@@ -214,7 +214,9 @@ export function asSftRow(obj: JsonObject): JsonObject | undefined {
   if (obj.rejected !== undefined && obj.rejected !== null) return undefined;
   // A rejected response under another name ("rejected_response", "Rejected", "rejeted") is a pair with a
   // misspelt field, not an SFT row: a file of them would be scored as SFT rows, the margins never computed.
-  const misspelt = Object.keys(obj).find((k) => /(^|[^a-z])rej/i.test(k) && k !== 'rejected' && !SCORE_FIELDS.some(([, r]) => r === k));
+  // Only a response's value (text or messages) under such a name: metadata (is_rejected, rejected_model) is none.
+  const misspelt = Object.keys(obj).find((k) => k !== 'rejected' && (typeof obj[k] === 'string' || Array.isArray(obj[k])) &&
+    (editDistance(k.toLowerCase(), 'rejected') <= 2 || /^rejected[_-]?(response|text|completion|answer|output|messages?)$/i.test(k)));
   if (misspelt !== undefined) {
     throw new RowShapeError(`missing field "rejected" (the row has ${JSON.stringify(misspelt)}, which srk does not read: it reads a rejected response from "rejected")`);
   }
@@ -241,6 +243,17 @@ export function asSftRow(obj: JsonObject): JsonObject | undefined {
   }
   const { completion: _c, messages: _m, ...rest } = obj;
   return { ...rest, chosen: response, rejected: response };
+}
+
+/** Levenshtein distance (short strings: field names). */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length];
 }
 
 /** Row shape of a parsed line, or a RowShapeError saying why none fits. */

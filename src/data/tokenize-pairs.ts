@@ -390,7 +390,7 @@ export type LoadPairsOptions = JsonlOptions & Omit<NormalizeOptions, keyof ChatT
   /**
    * Only the first this many usable pairs are wanted (--max-eval-pairs, srk eval --max-pairs): rows are
    * read and tokenized from the start until that many are usable, not all of a large file; the rows after
-   * them are not read, nor checked (LoadedPairs.rowsLeft).
+   * them are not read, nor checked (LoadedPairs.rowsLeft: reading stopped there).
    */
   limit?: number;
 };
@@ -448,62 +448,50 @@ export interface LoadedPairs {
  * strings for chat rows come from the tokenizer.
  */
 export async function loadTokenizedPairs(data: DataFiles, tok: TextTokenizer, loadOpts: LoadPairsOptions = {}): Promise<LoadedPairs> {
-  // With a limit, the rows are read from the start until enough are usable: the first `limit` rows, then more
-  // where some of them do not tokenize (an empty response) or are bad rows skipped, read again from the
-  // start (a few more each round); what follows is neither read nor checked, and the counts are of the
-  // rows read. Without one, every row.
+  // With a limit, the first `limit` rows are read and tokenized; where some of them are no pair (a bad row
+  // skipped, one that does not tokenize), the pass is made again over as many more rows as pairs are
+  // missing, each pass whole and on its own (its counts, and whether the rows are SFT rows or pairs, are
+  // those of the rows it read). No row past the last one needed is read or checked. Without one, every row.
   const limit = loadOpts.limit;
   let maxRows = limit;
+  for (;;) {
+    const pass = await tokenizedPass(data, tok, loadOpts, maxRows);
+    if (limit === undefined || pass.pairs.length >= limit || !pass.rowsLeft) return pass;
+    // Stopped at maxRows rows that read (a line that does not is not one of them): as many more as pairs are missing.
+    maxRows = maxRows! + (limit - pass.pairs.length);
+  }
+}
+
+/** loadTokenizedPairs' pass over the data's first `maxRows` rows (all without it). */
+async function tokenizedPass(data: DataFiles, tok: TextTokenizer, loadOpts: LoadPairsOptions, maxRows: number | undefined): Promise<LoadedPairs> {
   const read = (sft: boolean) => loadPreferenceRows(data, {
     ...loadOpts, sft, chatTemplate: tok.chatTemplate, bosToken: tok.bosToken, eosToken: tok.eosToken, ...(maxRows !== undefined ? { maxRows } : {}),
   });
-  let sftRead = loadOpts.sft === true || loadOpts.sftIfAny === true;
-  let loaded = await read(sftRead);
+  let loaded = await read(loadOpts.sft === true || loadOpts.sftIfAny === true);
   // sftIfAny: a file with any pair is a preference file, read again as one, where a row without a rejected
   // response is a bad row (named by its line, or skipped with skipBadRows) as before: a misspelt or null
-  // "rejected" must not turn a file of pairs into SFT rows. (With a limit, decided on the rows first read;
-  // the rounds after read as they did.)
-  if (loadOpts.sftIfAny && loadOpts.sft !== true && loaded.stats.sftOnly > 0 && loaded.stats.sftOnly < loaded.rows.length) {
-    sftRead = false;
-    loaded = await read(sftRead);
-  }
-  const opts = loadOpts.sftIfAny && loaded.stats.sftOnly > 0 ? { ...loadOpts, sft: true } : loadOpts;
+  // "rejected" must not turn a file of pairs into SFT rows.
+  if (loadOpts.sftIfAny && loadOpts.sft !== true && loaded.stats.sftOnly > 0 && loaded.stats.sftOnly < loaded.rows.length) loaded = await read(false);
+  const { rows: all, read: readStats, stats } = loaded;
+  const opts = loadOpts.sftIfAny && stats.sftOnly > 0 ? { ...loadOpts, sft: true } : loadOpts;
   const t = new PairTokenizer(tok, opts);
   const pairs: TokenizedPair[] = [];
   const rows: PreferenceRow[] = [];
   // A row that reads but cannot be tokenized (an empty prompt or response) is a bad row like a
   // malformed line: named by file and line, or skipped and counted with skipBadRows.
-  let tokenizeBad = 0;
-  const take = (o: RowOutcome, i: number) => {
+  let shown = 0;
+  (await tokenizeRows(all, tok, t, opts, (done) => {
+    // The first report, then every 1024 rows or so, and the last.
+    if (shown === 0 || done - shown >= 1024 || done === all.length) { shown = done; opts.onProgress?.(done, all.length); }
+  })).forEach((o, i) => {
     if ('error' in o) {
-      recordBadRow(loaded.read, rowError(loaded, i, o.error), opts);
-      tokenizeBad++;
+      recordBadRow(readStats, rowError(loaded, i, o.error), opts);
+      readStats.rows--;
     } else {
       pairs.push({ ...o, source: { file: loaded.files[loaded.fileIndex[i]], line: loaded.lineNumbers[i] } });
-      rows.push(loaded.rows[i]);
+      rows.push(all[i]);
     }
-  };
-  let shown = 0;
-  let start = 0;
-  for (;;) {
-    const base = start;
-    const total = loaded.rows.length;
-    (await tokenizeRows(loaded.rows.slice(base), tok, t, opts, (done) => {
-      // The first report, then every 1024 rows or so, and the last.
-      if (shown === 0 || base + done - shown >= 1024 || base + done === total) { shown = base + done; opts.onProgress?.(base + done, total); }
-    })).forEach((o, j) => take(o, base + j));
-    if (limit === undefined || pairs.length >= limit || !loaded.stopped) break;
-    // Short of the limit with rows left: read further (the rows read so far come back the same, in order;
-    // their bad lines are counted again, so the tokenizing's own are added back after).
-    start = loaded.rows.length;
-    maxRows = loaded.rows.length + 2 * (limit - pairs.length) + 16;
-    const before = loaded.read;
-    loaded = await read(sftRead);
-    loaded.read.badRows += tokenizeBad;
-    loaded.read.badReasons = [...before.badReasons, ...loaded.read.badReasons.filter((m) => !before.badReasons.includes(m))].slice(0, opts.maxReasons ?? 5);
-  }
-  const { read: readStats, stats } = loaded;
-  readStats.rows -= tokenizeBad;
+  });
   const report = `${dataLabel(data)}: ${formatNormalizeStats(stats, readStats)}\n${formatTokenizeStats(t.stats, opts)}`;
   return { pairs, rowsLeft: loaded.stopped, rows, read: readStats, normalize: stats, tokenize: t.stats, report };
 }

@@ -34,8 +34,8 @@ export class Recorder {
   private limit: number;
   /**
    * Record but never submit (bench step's host-only steps: the host's own cost of recording a step,
-   * with no GPU work competing for the CPU, as on a 2-core machine with lavapipe). Nothing recorded
-   * meanwhile runs, so results read back are stale: for measuring only.
+   * with no GPU work competing for the CPU, as on a 2-core machine with lavapipe; and Gpu.destroy, which
+   * drops what no readback will read). Nothing recorded meanwhile runs, so results read back are stale.
    */
   discard = false;
 

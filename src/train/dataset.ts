@@ -49,7 +49,7 @@ export async function loadPairsForModel(modelDir: string, data: DataFiles, s: Da
   if (use.limit && (r.pairs.length > use.limit.count || r.rowsLeft)) {
     // Tokenized from the start until enough were usable (tokenize-pairs.ts `limit`): the rows after them are left.
     const what = isSftPair(r.pairs[0]) ? 'rows' : 'pairs';
-    log(`${dataLabel(data)}: its first ${use.limit.count} usable ${what} (${use.limit.flag}; the rows after them left out)`);
+    log(`${dataLabel(data)}: its first ${use.limit.count} usable ${what} (${use.limit.flag}; any rows after them not read)`);
     return r.pairs.slice(0, use.limit.count);
   }
   return r.pairs;

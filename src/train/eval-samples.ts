@@ -47,7 +47,9 @@ export class EvalSampler {
           { temperature: 0, topK: 0, topP: 1, seed: 0, maxNewTokens: this.o.maxNewTokens, stopIds: this.o.stopIds, maxPositions: this.o.maxPositions }));
       } catch (e) {
         if (e instanceof RangeError || (e as { userFacing?: boolean }).userFacing) {
-          throw userError(`--eval-samples: ${(e as Error).message} (lower --eval-sample-tokens, or --max-prompt-length)`);
+          // (Its own flags, in place of a too-large tensor's general ones: engine/tensor.ts.)
+          const why = (e as Error).message.replace(/: fewer tokens at a time fit \(.*\)$/, '');
+          throw userError(`--eval-samples: ${why} (lower --eval-sample-tokens, or --max-prompt-length)`);
         }
         throw e;
       }

@@ -73,6 +73,7 @@ describe('refused before any work, by flag and path', () => {
       /^srk: --loss "kto" is not one of sft, dpo, ipo, sr-dpo, sr-ipo\nsrk: --precision "f16" is not one of f32, mixed\nsrk train --help/],
     ['bench: a kind not among them', ['bench', 'matmull'], /^srk: <kind> "matmull" is not one of matmul, copy, .*\nsrk bench --help lists the flags\n$/],
     ['eval: an unknown flag', ['eval', '--model', model, '--data', data, '--nope'], /^srk: Unknown argument: nope\nsrk eval --help lists the flags\n$/],
+    ['a mistyped command', ['trian', '--model', model], /^srk: Did you mean train\?\nsrk --help lists the flags\n$/],
   ];
   for (const [what, args, re] of usage) {
     it(what, () => {

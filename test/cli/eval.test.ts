@@ -193,7 +193,7 @@ describe('srk eval', () => {
     const pairsOut = join(tmp, 'first4.csv');
     const r = run(['eval', '--model', dir, '--ref-model', `${dir}_ref`, '--data', join(dir, 'pairs.jsonl'), '--no-eos', '--json', '--max-pairs', '4', '--pairs-out', pairsOut]);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/pairs\.jsonl: its first 4 usable pairs \(--max-pairs; the rows after them left out\)/);
+    expect(r.stderr).toMatch(/pairs\.jsonl: its first 4 usable pairs \(--max-pairs; any rows after them not read\)/);
     expect(r.stderr).toMatch(/\b4 rows tokenized/); // (not the whole file: a large one takes minutes)
     const j = JSON.parse(r.stdout);
     const x = reference(name);
@@ -228,7 +228,17 @@ describe('srk eval', () => {
     expect([jl.n, jl.skipped_rows]).toEqual([3, 1]);
     close(jl.margin, x.margins.slice(0, 3).reduce((a, v) => a + v, 0) / 3);
     expect(late.stderr).toMatch(/late-bad\.jsonl: 3 rows \(text 3, hh 0, chat 0\); 0 with scores; 1 bad lines skipped \(.*late-bad\.jsonl:2: invalid JSON/);
-    expect(late.stderr).not.toMatch(/late-bad\.jsonl:9/);
+    expect(late.stderr).not.toMatch(/late-bad\.jsonl:8/);
+    // A row without a rejected response met in a later pass (the first was all pairs) is a bad row of the
+    // file of pairs, as without the limit, not a pair with an empty rejected response.
+    const mixed = join(tmp, 'mixed-late.jsonl');
+    writeFileSync(mixed, [lines[0], JSON.stringify({ ...JSON.parse(lines[1]), prompt: '' }), lines[2], JSON.stringify({ ...JSON.parse(lines[3]), rejected: null }),
+      lines[4]].join('\n') + '\n');
+    const mixedOut = join(tmp, 'mixed-late.csv');
+    const mx = run(['eval', '--model', dir, '--ref-model', `${dir}_ref`, '--data', mixed, '--no-eos', '--json', '--max-pairs', '3', '--skip-bad-rows', '--pairs-out', mixedOut]);
+    expect(mx.status, mx.stderr).toBe(0);
+    expect([JSON.parse(mx.stdout).n, JSON.parse(mx.stdout).skipped_rows, JSON.parse(mx.stdout).sft_rows]).toEqual([3, 2, false]);
+    expect(readFileSync(mixedOut, 'utf8').trim().split('\n').slice(1).map((l) => Number(l.split(',')[7]))).toEqual([1, 3, 5]);
     const strict = run(['eval', '--model', dir, '--ref-model', `${dir}_ref`, '--data', lateBad, '--no-eos', '--json', '--max-pairs', '1']);
     expect(strict.status, strict.stderr).toBe(0);
     expect(JSON.parse(strict.stdout).n).toBe(1);

@@ -312,6 +312,11 @@ describe('SFT rows (NormalizeOptions.sft): a rejected response may be absent', (
     expect(() => n.normalize({ prompt: 'P', chosen: 'C', rejected_response: 'R' }))
       .toThrow(/^missing field "rejected" \(the row has "rejected_response", which srk does not read: it reads a rejected response from "rejected"\)$/);
     expect(() => n.normalize({ prompt: 'P', chosen: 'C', Rejected: 'R' })).toThrow(/the row has "Rejected"/);
+    expect(() => n.normalize({ prompt: 'P', chosen: 'C', rejeted: 'R' })).toThrow(/the row has "rejeted"/);
+    // Metadata under such names is no response: an SFT row all the same.
+    for (const meta of [{ is_rejected: false }, { rejection_reason: null }, { rejected_model: 'gpt-3.5' }, { 'rejected-rating': 2 }, { prejudice: 'none' }]) {
+      expect(new PreferenceNormalizer({ sft: true }).normalize({ prompt: 'P', completion: 'C', ...meta }), JSON.stringify(meta)).toMatchObject({ chosen: 'C', rejected: '' });
+    }
     expect(n.stats.total).toBe(0);
     expect(n.normalize({ prompt: 'P', chosen: 'C', score_chosen: 8, score_rejected: 2 })).toMatchObject({ chosen: 'C', rejected: '' });
     // Without sft such rows are refused as before, with a hint.

@@ -20,7 +20,7 @@ describe('srk train with several data files', () => {
     const first = await train([...args('first4', [whole], [whole], 1), '--max-eval-pairs', '4', '--eval-samples', '6', '--eval-sample-tokens', '2']);
     expect(first.code, describeRun(first)).toBe(0);
     expect(first.stderr).toMatch(/note: --eval-samples 6, and --max-eval-pairs keeps 4 rows: sampling those/);
-    expect(first.stderr).toMatch(/whole\.jsonl: its first 4 usable pairs \(--max-eval-pairs; the rows after them left out\)/);
+    expect(first.stderr).toMatch(/whole\.jsonl: its first 4 usable pairs \(--max-eval-pairs; any rows after them not read\)/);
     const own = await train(args('only4', [whole], [a], 1));
     expect(own.code, describeRun(own)).toBe(0);
     for (const k of ['margin', 'accuracy', 'aug_accuracy', 'nll_chosen', 'n']) {
@@ -32,7 +32,7 @@ describe('srk train with several data files', () => {
     expect(other.stderr).toMatch(/--resume: with --max-eval-pairs 5 the pairs of --eval-data are not the ones the run in .*first4 evaluated on \(its first 4\).*give --max-eval-pairs 4, or none/);
     const kept = await train([...args('first4', [whole], [whole], 2), '--resume']);
     expect(kept.code, describeRun(kept)).toBe(0);
-    expect(kept.stderr).toMatch(/whole\.jsonl: its first 4 usable pairs \(--max-eval-pairs; the rows after them left out\)/);
+    expect(kept.stderr).toMatch(/whole\.jsonl: its first 4 usable pairs \(--max-eval-pairs; any rows after them not read\)/);
     expect(evals('first4').map((e) => [e.step, e.n])).toEqual([[0, 4], [1, 4], [2, 4]]);
     // A resume without --eval-data (no evaluations) keeps the run's N for the one after it, which evaluates again.
     const quiet = train(args('first4', [whole], [], 3).concat('--resume'));
