@@ -157,6 +157,26 @@ export function joinNegativeNumbers(args: readonly string[]): string[] {
   return out;
 }
 
+/** A flag as typed: `--name` or `--name=value` at `index` of the command line. */
+interface TypedFlag { index: number; name: string; dashed: string; inline?: string }
+
+/**
+ * The flags of a command line as typed, up to a `--` (what follows it is no flag): each `--name` or
+ * `--name=value`, with its dashed spelling (yargs also takes a flag in camel case: --dropLast for
+ * --drop-last). Shared by the checks below, which read the command line as typed where yargs' parse
+ * has lost it (an empty value, a NaN, which flags were given).
+ */
+function* flagsTyped(args: readonly string[]): Generator<TypedFlag> {
+  for (let i = 0; i < args.length; i++) {
+    const t = args[i];
+    if (t === '--') return;
+    if (!t.startsWith('--') || t.length === 2) continue;
+    const eq = t.indexOf('=');
+    const name = t.slice(2, eq < 0 ? undefined : eq);
+    yield { index: i, name, dashed: name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`), ...(eq < 0 ? {} : { inline: t.slice(eq + 1) }) };
+  }
+}
+
 /**
  * yargs middleware: a flag that takes a value but is given none (`--lr` last, `--seed "$SEED"` with the
  * variable unset, `--out=`) is refused by name. yargs would otherwise take the default (a seed sweep with a
@@ -164,23 +184,15 @@ export function joinNegativeNumbers(args: readonly string[]): string[] {
  * `booleans` are the flags that take no value.
  */
 export function refuseEmptyValues(args: readonly string[], booleans: ReadonlySet<string>): void {
-  for (let i = 0; i < args.length; i++) {
-    const t = args[i];
-    if (t === '--') break; // what follows is no flag
-    if (!t.startsWith('--') || t.length === 2) continue;
-    const eq = t.indexOf('=');
-    const name = t.slice(2, eq < 0 ? undefined : eq);
-    // (yargs also takes a flag in camel case: --dropLast for --drop-last.)
-    const dashed = name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  for (const { index, name, dashed, inline } of flagsTyped(args)) {
     if ([name, dashed].some((n) => booleans.has(n) || (n.startsWith('no-') && booleans.has(n.slice(3))))) {
       // A switch takes no value but true or false (yargs read `--json=-1e-6`, joinNegativeNumbers' form of
       // `--json -1e-6`, as false).
-      const v = eq < 0 ? undefined : t.slice(eq + 1);
-      if (v !== undefined && v !== 'true' && v !== 'false') throw userError(`--${name} is a switch: it takes no value (got ${JSON.stringify(v)})`);
+      if (inline !== undefined && inline !== 'true' && inline !== 'false') throw userError(`--${name} is a switch: it takes no value (got ${JSON.stringify(inline)})`);
       continue;
     }
-    const value = eq < 0 ? args[i + 1] : t.slice(eq + 1);
-    if (value === undefined || value === '' || (eq < 0 && value.startsWith('--') && value.length > 2)) {
+    const value = inline ?? args[index + 1];
+    if (value === undefined || value === '' || (inline === undefined && value.startsWith('--') && value.length > 2)) {
       throw userError(`--${name} needs a value${value === undefined || value.startsWith('--') ? '' : ' (an empty one was given)'}`);
     }
   }
@@ -193,16 +205,12 @@ export function refuseEmptyValues(args: readonly string[], booleans: ReadonlySet
  * to the next flag.
  */
 export function refuseNonNumbers(args: readonly string[], numbers: ReadonlySet<string>): void {
-  for (let i = 0; i < args.length; i++) {
-    const t = args[i];
-    if (t === '--') break;
-    if (!t.startsWith('--') || t.length === 2) continue;
-    const eq = t.indexOf('=');
-    const name = t.slice(2, eq < 0 ? undefined : eq);
-    const dashed = name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  for (const { index, name, dashed, inline } of flagsTyped(args)) {
     if (!numbers.has(name) && !numbers.has(dashed)) continue;
-    const values = eq >= 0 ? [t.slice(eq + 1)] : [];
-    if (eq < 0) for (let j = i + 1; j < args.length && !args[j].startsWith('--') && (j === i + 1 || LIST_FLAGS.has(dashed)); j++) values.push(args[j]);
+    const values = inline !== undefined ? [inline] : [];
+    if (inline === undefined) {
+      for (let j = index + 1; j < args.length && !args[j].startsWith('--') && (j === index + 1 || LIST_FLAGS.has(dashed)); j++) values.push(args[j]);
+    }
     const bad = values.find((v) => v.trim() !== '' && Number.isNaN(Number(v)));
     if (bad !== undefined) throw userError(`--${dashed} takes a number (got ${JSON.stringify(bad)})`);
   }
@@ -237,11 +245,8 @@ export function usageMessage(msg: string, command: string | undefined, positiona
  */
 export function typedFlags(args: readonly string[], known: ReadonlySet<string>): string[] {
   const out: string[] = [];
-  for (const arg of args) {
-    if (arg === '--') break;
-    if (!arg.startsWith('--') || arg.length === 2) continue;
-    let name = arg.slice(2).split('=')[0].replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-    if (!known.has(name) && name.startsWith('no-') && known.has(name.slice(3))) name = name.slice(3);
+  for (const { dashed } of flagsTyped(args)) {
+    const name = !known.has(dashed) && dashed.startsWith('no-') && known.has(dashed.slice(3)) ? dashed.slice(3) : dashed;
     if (!out.includes(name)) out.push(name);
   }
   return out;
