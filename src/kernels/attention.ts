@@ -49,6 +49,7 @@
 // choice (and setAttentionTiling, re-exported here); attention-wgsl.ts the operand addressing
 // shared by the kernels and the backward's preparation kernel; attention-blocked.ts and
 // attention-legacy.ts the two kernel families.
+import { MAX_HEAD_DIM } from './attention-limits.js';
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, grid, maxWindowElems, windowOf, type KernelDef, type Window } from '../engine/kernel.js';
@@ -106,7 +107,7 @@ export interface AttentionBackwardArgs extends AttentionArgs {
   dq: HeadOperand; dk: HeadOperand; dv: HeadOperand;
 }
 
-const MAX_DH = 256;
+const MAX_DH = MAX_HEAD_DIM;
 
 // ---------------------------------------------------------------------------------------------
 // Operands

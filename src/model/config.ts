@@ -11,6 +11,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { describeRopeScaling, type RopeScaling } from './rope.js';
+import { MAX_HEAD_DIM } from '../kernels/attention-limits.js';
 
 export type Arch = 'gpt-neox' | 'mistral' | 'llama' | 'qwen2';
 
@@ -261,6 +262,11 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     if (hd !== undefined && hd !== headDim) throw f.error('head_dim', `= ${JSON.stringify(hd)} is inconsistent with hidden_size / num_attention_heads = ${headDim}`);
   } else {
     headDim = f.int('head_dim', hiddenSize / numHeads);
+  }
+  if (headDim > MAX_HEAD_DIM) {
+    throw hd !== undefined && !neox
+      ? f.error('head_dim', `= ${headDim}: srk's attention kernels take heads of at most ${MAX_HEAD_DIM} channels`)
+      : f.error('num_attention_heads', `= ${numHeads} gives heads of ${headDim} channels (hidden_size ${hiddenSize}): srk's attention kernels take at most ${MAX_HEAD_DIM}`);
   }
   // Absent, the config classes' own defaults (MistralConfig 8, Qwen2Config 32, LlamaConfig the heads);
   // null, the heads (multi-head attention), as each class turns None.

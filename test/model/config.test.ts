@@ -213,6 +213,8 @@ describe('unsupported configs are errors naming the field and the file', () => {
     ['hidden_act', 'gpt-neox-tiny', { hidden_act: 'relu' }, /"hidden_act" = "relu" is not supported for gpt-neox/],
     ['hidden_act llama', 'mistral-tiny', { hidden_act: 'gelu' }, /"hidden_act" = "gelu" is not supported for mistral/],
     ['head_dim neox', 'gpt-neox-tiny', { head_dim: 32 }, /"head_dim" = 32 is inconsistent with hidden_size \/ num_attention_heads = 16/],
+    ['heads too wide for the attention kernels', 'gpt-neox-tiny', { num_attention_heads: 1, hidden_size: 512 }, /"num_attention_heads" = 1 gives heads of 512 channels \(hidden_size 512\): srk's attention kernels take at most 256/],
+    ['head_dim too wide', 'mistral-tiny', { head_dim: 320 }, /"head_dim" = 320: srk's attention kernels take heads of at most 256 channels/],
     ['head_dim indivisible', 'mistral-tiny', { hidden_size: 66, head_dim: undefined }, /"hidden_size" = 66 is not divisible by num_attention_heads = 4/],
     ['kv heads', 'mistral-tiny', { num_key_value_heads: 3 }, /"num_key_value_heads" = 3 does not divide num_attention_heads = 4/],
     ['missing size', 'mistral-tiny', { hidden_size: undefined }, /"hidden_size" is required/],
