@@ -8,7 +8,7 @@
 // reference is scored first and freed before the policy is loaded, so only one model is on the GPU
 // at a time. Without --ref-model the reference is the policy itself: margins are then exactly 0.
 import path from 'node:path';
-import { runSettings } from './run-settings.js';
+import { withRunSettings } from './run-settings.js';
 import type { CommandModule } from 'yargs';
 import type { Gpu } from '../engine/gpu.js';
 import { isSftPair, type TokenizedPair } from '../data/tokenize-pairs.js';
@@ -23,7 +23,7 @@ import { signalExitCode } from '../train/trainer.js';
 import { scorePairs, type PairLogps } from '../train/score.js';
 import { Progress } from '../train/progress.js';
 import { TRAIN_DEFAULTS } from '../train/options.js';
-import { checkDirFlag, checkPathFlag, typedFlags, withGpu } from './run.js';
+import { checkDirFlag, checkPathFlag, withGpu } from './run.js';
 import { freeModel, scoringFlags, scoringSettingsFrom, type ScoringSettings } from './logprobs.js';
 import { dataError, userError } from '../errors.js';
 
@@ -33,7 +33,7 @@ export interface EvalOptions extends ScoringSettings {
   pairsOut?: string;
   /** Only the first this many usable pairs of the data (--max-pairs). */
   maxPairs?: number;
-  /** Said in the notes: the settings taken from the run that trained --model (runSettings). */
+  /** Said in the notes: the settings taken from the run that trained --model (run-settings.ts). */
   runNote?: string;
 }
 
@@ -117,7 +117,7 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
       (l, d, t) => progress.update(l, d, t));
     if (!sameRef && !isSftPair(pairs[0])) {
       await checkSameTokenizer(o.model, refDir);
-      await checkReferenceFits(refDir, [{ pairs, augmented: true }]);
+      await checkReferenceFits(o.model, refDir, [{ pairs, augmented: true }]);
     }
   } catch (e) {
     throw dataError(e);
@@ -243,10 +243,8 @@ export const evalCommand: CommandModule = {
     'pairs-out': { type: 'string', describe: 'write each pair\'s margin, augmented margin, judge scores, file and line to this CSV (pair: its index among the usable pairs; as a training run\'s eval-pairs.csv)' },
   }),
   handler: async (a) => {
-    // A checkpoint of srk train is evaluated with its run's settings where no flag says otherwise (runSettings).
-    const given = typedFlags(process.argv.slice(2), new Set(Object.keys(a)));
-    const fromRun = typeof a.model === 'string' ? runSettings(a.model, a as Record<string, unknown>, given) : { values: {} };
-    const args = { ...(a as Record<string, unknown>), ...fromRun.values };
+    // A checkpoint of srk train is evaluated with its run's settings where no flag says otherwise.
+    const { args, note: runNote } = withRunSettings(a as Record<string, unknown>);
     const s = scoringSettingsFrom(args);
     if (!((args.beta as number) > 0)) throw userError('--beta must be > 0');
     const refModel = args['ref-model'] as string | undefined;
@@ -259,7 +257,7 @@ export const evalCommand: CommandModule = {
     const o: EvalOptions = {
       ...s, refModel, beta: args.beta as number, json: Boolean(args.json), skipBadRows: Boolean(args['skip-bad-rows']),
       cacheDir: args['cache-dir'] as string | undefined, pairsOut: args['pairs-out'] as string | undefined,
-      ...(maxPairs !== undefined ? { maxPairs } : {}), ...(fromRun.note ? { runNote: fromRun.note } : {}),
+      ...(maxPairs !== undefined ? { maxPairs } : {}), ...(runNote ? { runNote } : {}),
     };
     // Ctrl-C or SIGTERM while the reference is scored into --cache-dir: what it has is kept (reference.ts),
     // and the same command takes it up.

@@ -26,8 +26,8 @@ import { textTokenizer } from '../model/tokenizer.js';
 import { scorePairs } from '../train/score.js';
 import { Progress } from '../train/progress.js';
 import { PAPER_REFINE_PROMPT, TRAIN_DEFAULTS } from '../train/options.js';
-import { checkPathFlag, checkPromptBelowMaxLength, dataFilesFlag, typedFlags, withGpu } from './run.js';
-import { runSettings } from './run-settings.js';
+import { checkPathFlag, checkPromptBelowMaxLength, dataFilesFlag, withGpu } from './run.js';
+import { withRunSettings } from './run-settings.js';
 import { dataFileList, type DataFiles } from '../data/data-files.js';
 import { dataError, isUserFacing, userError } from '../errors.js';
 import { RESUMABLE_OUT_FLAG, ResumableOutput, checkOutFlag, keepOnSignal } from '../generate/resumable-output.js';
@@ -241,12 +241,11 @@ export const logprobsCommand: CommandModule = {
   }),
   handler: async (a) => {
     // A checkpoint of srk train is scored with its run's settings where no flag says otherwise (run-settings.ts).
-    const fromRun = typeof a.model === 'string' ? runSettings(a.model, a as Record<string, unknown>, typedFlags(process.argv.slice(2), new Set(Object.keys(a)))) : { values: {} };
-    const args = { ...(a as Record<string, unknown>), ...fromRun.values };
+    const { args, note: runNote } = withRunSettings(a as Record<string, unknown>);
     const out = args.out as string | undefined;
     checkOutFlag(out);
     const s = scoringSettingsFrom(args);
-    if (fromRun.note) process.stderr.write(`note: ${fromRun.note}\n`);
+    if (runNote) process.stderr.write(`note: ${runNote}\n`);
     if (typeof s.data !== 'string') {
       throw userError(`srk logprobs reads one --data file (its output lines follow that file's rows), not ${s.data.length}: run it once per file`);
     }

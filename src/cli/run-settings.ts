@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { readTrainerState } from '../train/checkpoint.js';
+import { typedFlags } from './run.js';
 
 /** The scoring flags a training run pins, with the names its trainer_state.json options use. */
 const RUN_SETTINGS = [
@@ -36,4 +37,14 @@ export function runSettings(modelDir: string, args: Record<string, unknown>, typ
   }
   if (said.length === 0) return { values };
   return { values, note: `${said.join(', ')}: as the run that trained ${modelDir} had them (its trainer_state.json); give the flags to score otherwise` };
+}
+
+/**
+ * A scoring command's parsed flags with its checkpoint's run settings put in for the flags not typed
+ * (runSettings), and the note saying which.
+ */
+export function withRunSettings(a: Record<string, unknown>): { args: Record<string, unknown>; note?: string } {
+  if (typeof a.model !== 'string') return { args: a };
+  const { values, note } = runSettings(a.model, a, typedFlags(process.argv.slice(2), new Set(Object.keys(a))));
+  return { args: { ...a, ...values }, ...(note ? { note } : {}) };
 }

@@ -270,13 +270,22 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  * Python's json reads it too, and Hugging Face's tokenizers then refuse the text; raw bytes that are not
  * UTF-8 are refused by the reader (readLines) the same way.
  */
-function loneSurrogateAt(v: unknown, at = ''): string | undefined {
-  if (typeof v === 'string') return LONE_SURROGATE.test(v) ? `field ${JSON.stringify(at)}` : undefined;
+function loneSurrogateAt(v: unknown): string | undefined {
+  const keys = surrogatePath(v);
+  if (keys === undefined) return undefined;
+  const at = keys.reduce((a, k) => (typeof k === 'number' ? `${a}[${k}]` : a === '' ? k : `${a}.${k}`), '');
+  return `field ${JSON.stringify(at)}`;
+}
+
+/** The keys down to the first string with a lone surrogate (built only where one is found: every row is walked). */
+function surrogatePath(v: unknown): (string | number)[] | undefined {
+  if (typeof v === 'string') return LONE_SURROGATE.test(v) ? [] : undefined;
   if (v === null || typeof v !== 'object') return undefined;
-  for (const [k, x] of Object.entries(v)) {
-    const found = loneSurrogateAt(x, at === '' ? k : Array.isArray(v) ? `${at}[${k}]` : `${at}.${k}`);
-    if (found !== undefined) return found;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) { const p = surrogatePath(v[i]); if (p) return [i, ...p]; }
+    return undefined;
   }
+  for (const k in v) { const p = surrogatePath((v as Record<string, unknown>)[k]); if (p) return [k, ...p]; }
   return undefined;
 }
 

@@ -40,19 +40,20 @@ function refError(e: unknown, refDir: string, data: DataFiles): unknown {
 }
 
 /** An evaluation that failed, named by its data and step, with where the weights are. */
-function evalError(e: unknown, data: DataFiles, step: number, saved: string | undefined): Error {
-  if (e instanceof TrainingError) return e;
-  return new TrainingError(`eval on ${dataLabel(data)} at step ${step}: ${e instanceof Error ? e.message : String(e)}` +
-    (saved ? `; the weights of step ${step} are saved in ${saved}` : ''));
-}
 
-/** A step that failed (a GPU error, a device lost, a tensor too large): what is kept, and how to go on from it. */
-function stepError(e: unknown, step: number, saved: string | undefined): unknown {
-  // (A bug in srk, a TypeError, keeps its stack: cli/run.ts fail() shows it.)
+/**
+ * An error of a run's evaluation or step, said with `what` failed and what is kept (`kept`). A TrainingError
+ * says so itself; a bug in srk (a TypeError) keeps its stack, which cli/run.ts fail() shows.
+ */
+function runError(e: unknown, what: string, kept: string): unknown {
   if (e instanceof TrainingError || ((e instanceof TypeError || e instanceof ReferenceError) && !isUserFacing(e))) return e;
-  return new TrainingError(`step ${step}: ${e instanceof Error ? e.message : String(e)}; ` +
-    (saved ? `the last checkpoint, ${saved}, is intact: --resume continues from it` : 'no checkpoint was saved yet'));
+  return new TrainingError(`${what}: ${e instanceof Error ? e.message : String(e)}${kept ? `; ${kept}` : ''}`);
 }
+const evalError = (e: unknown, data: DataFiles, step: number, saved: string | undefined): unknown =>
+  runError(e, `eval on ${dataLabel(data)} at step ${step}`, saved ? `the weights of step ${step} are saved in ${saved}` : '');
+/** A step that failed (a GPU error, a device lost, a tensor too large): what is kept, and how to go on from it. */
+const stepError = (e: unknown, step: number, saved: string | undefined): unknown =>
+  runError(e, `step ${step}`, saved ? `the last checkpoint, ${saved}, is intact: --resume continues from it` : 'no checkpoint was saved yet');
 
 export interface TrainResult {
   out: string; steps: number; checkpoint: string; report: string; lastEval?: Record<string, unknown>;
@@ -261,7 +262,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     // The reference scores the training pairs (not for SFT) and the eval pairs: it must read their ids as the policy does.
     if (o.loss !== 'sft' || (evalPairs && !evalSft)) await checkSameTokenizer(o.model, refDir);
     if (path.resolve(refDir) !== path.resolve(o.model)) {
-      await checkReferenceFits(refDir, [...(o.loss !== 'sft' ? [{ pairs, augmented: sr }] : []), ...(evalPairs && !evalSft ? [{ pairs: evalPairs, augmented: true }] : [])]);
+      await checkReferenceFits(o.model, refDir, [...(o.loss !== 'sft' ? [{ pairs, augmented: sr }] : []), ...(evalPairs && !evalSft ? [{ pairs: evalPairs, augmented: true }] : [])]);
     }
     const refReq = {
       refDir, microBatch: o.microBatchSize, cacheDir: o.cacheDir ?? path.join(o.out, 'cache'),
