@@ -104,7 +104,7 @@ export const BENCH_KIND_FLAGS: Record<BenchKind, readonly string[]> = {
   step: ['pairs', 'seq', 'prompt', 'shape', 'loss', 'micro-batch', 'micro-batch-size', 'precision', 'aug-precision', 'varied', 'length-order', 'profile', 'packed', 'host-only'],
   generate: ['pairs', 'seq', 'prompt', 'shape', 'precision'],
 };
-const BENCH_COMMON_FLAGS = ['adapter', 'json', 'full', 'fast', 'timestamps', 'help', 'version'];
+export const BENCH_COMMON_FLAGS = ['adapter', 'json', 'full', 'fast', 'timestamps', 'help', 'version'];
 
 /**
  * Refuses flags typed for a kind that does not read them (`bench generate --loss sr-dpo` timed the same

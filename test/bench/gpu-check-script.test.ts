@@ -11,6 +11,7 @@ import yargs from 'yargs';
 import { describe, expect, it } from 'vitest';
 import { benchFlags, checkBenchArgs, type ParsedBenchArgs } from '../../src/cli/bench.js';
 import { checkEnvironment } from '../../src/engine/env.js';
+import { BENCH_COMMON_FLAGS, BENCH_KIND_FLAGS } from '../../bench/index.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const scriptPath = join(root, 'scripts/gpu-check.sh');
@@ -124,6 +125,14 @@ describe('scripts/gpu-check.sh against the current CLI and tests', () => {
     expect(() => parseBench(['matmul', '--json', '--loss', 'dpo'])).toThrow(/--loss is not read by this kind/);
     expect(() => parseBench(['step', '--shape', 'pythia-1b'])).toThrow(/shape/);
     expect(() => parseBench(['step', '--micro-batches', '2'])).toThrow(/micro-batches/);
+  });
+
+  it('BENCH_KIND_FLAGS names each of bench\'s flags, and only those', () => {
+    const key = (benchFlags(yargs([])) as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key;
+    const declared = new Set(Object.keys(key).filter((k) => k !== '$0' && k !== 'kind'));
+    const named = new Set([...Object.values(BENCH_KIND_FLAGS).flat(), ...BENCH_COMMON_FLAGS]);
+    expect([...declared].filter((f) => !named.has(f))).toEqual([]);
+    expect([...named].filter((f) => !declared.has(f) && f !== 'help' && f !== 'version')).toEqual([]);
   });
 
   it('every SRK_ variable it sets is one srk reads, with a value srk takes', () => {
