@@ -218,14 +218,11 @@ function syncDir(dir: string): void {
 
 /** Where --keep-models keeps the model of each save: OUT/models/step-N. */
 export const KEPT_MODELS = 'models';
-/** What a kept model leaves out of a checkpoint: the resume state, not part of a Hugging Face model. */
-const RESUME_ONLY = new Set(['optimizer.safetensors', 'trainer_state.json']);
+/** What a kept model leaves out of a checkpoint: the optimizer's state, not part of a Hugging Face model.
+ *  trainer_state.json stays (small, as in a Hugging Face Trainer's checkpoint-N): its step and metrics, and
+ *  the run's settings, which srk eval and srk logprobs of the kept model score with (cli/run-settings.ts). */
+const NOT_KEPT = new Set(['optimizer.safetensors']);
 
-/**
- * Keeps the model of checkpoint `dir` as OUT/models/step-`step` (config, weights, tokenizer files), by
- * hard links: no copy, and the next save writes new files, so the kept ones stay as they are. Built
- * in a temporary directory and renamed into place, as checkpoints are.
- */
 /** OUT/models/step-N: where keepModel puts the model of step N. */
 export const keptModelDir = (out: string, step: number): string => path.join(out, KEPT_MODELS, `step-${step}`);
 
@@ -240,6 +237,12 @@ export function savedDtype(dir: string): string {
   }
 }
 
+/**
+ * Keeps the model of checkpoint `dir` as OUT/models/step-`step` (config, weights, tokenizer files and
+ * trainer_state.json: everything but the optimizer's state), by
+ * hard links: no copy, and the next save writes new files, so the kept ones stay as they are. Built
+ * in a temporary directory and renamed into place, as checkpoints are.
+ */
 export function keepModel(out: string, dir: string, step: number): string {
   const base = path.join(out, KEPT_MODELS);
   const final = keptModelDir(out, step);
@@ -247,7 +250,7 @@ export function keepModel(out: string, dir: string, step: number): string {
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   for (const f of readdirSync(dir)) {
-    if (RESUME_ONLY.has(f)) continue;
+    if (NOT_KEPT.has(f)) continue;
     try { linkSync(path.join(dir, f), path.join(tmp, f)); }
     catch { copyFileSync(path.join(dir, f), path.join(tmp, f)); } // a file system without hard links
   }
@@ -327,6 +330,10 @@ export function readTrainerState(dir: string): TrainerState {
  *  checkpoint's model.safetensors holds half ones (loaded before this). */
 export async function loadOptimizerState(gpu: Gpu, dir: string, params: Params, optimizer: Optimizer): Promise<void> {
   const file = path.join(dir, 'optimizer.safetensors');
+  if (!existsSync(file)) {
+    throw userError(`${dir} has no optimizer.safetensors: a model kept by --keep-models, or a checkpoint copied without it, ` +
+      'is no state to resume from (--resume continues from OUT/checkpoint as srk train left it)');
+  }
   const f = await openSafetensors(file);
   // As model weights are when they load (load.ts): a NaN or Inf here would continue the run from it.
   const finite = (v: Float32Array, name: string): Float32Array => {

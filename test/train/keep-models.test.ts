@@ -1,9 +1,12 @@
 // --keep-models: every save also leaves its model as OUT/models/step-N, a Hugging Face directory without
-// the resume state, hard-linked to the checkpoint's files (no copy), and later saves leave it as it was.
+// the optimizer's state, hard-linked to the checkpoint's files (no copy), and later saves leave it as it
+// was. Its trainer_state.json stays: srk eval of a kept model scores with the run's settings.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { describeRun, fixtureArgs, safetensorsNorm, tempDir, train } from './helpers.js';
+import { loadOptimizerState, readTrainerState } from '../../src/train/checkpoint.js';
+import { runSettings } from '../../src/cli/run-settings.js';
 
 describe('--keep-models', () => {
   it('a model per save, linked to the checkpoint, unchanged by the saves after it', async () => {
@@ -15,8 +18,16 @@ describe('--keep-models', () => {
     const kept = (n: number, f = 'model.safetensors') => path.join(out, 'models', `step-${n}`, f);
     for (const n of [1, 2, 3]) {
       expect(existsSync(kept(n, 'config.json')) && existsSync(kept(n, 'tokenizer.json'))).toBe(true);
-      expect(existsSync(kept(n, 'optimizer.safetensors')) || existsSync(kept(n, 'trainer_state.json'))).toBe(false);
+      expect(existsSync(kept(n, 'optimizer.safetensors'))).toBe(false);
+      expect(readTrainerState(path.dirname(kept(n))).step).toBe(n);
     }
+    // The run's scoring settings, as srk eval of the kept model takes them for the flags not given.
+    const run = readTrainerState(path.join(out, 'checkpoint')).options;
+    expect(runSettings(path.dirname(kept(2)), { 'max-length': 1, 'max-prompt-length': 1, eos: true }, []).values)
+      .toEqual({ 'max-length': run.maxLength, 'max-prompt-length': run.maxPromptLength, eos: false }); // (the run had --no-eos)
+    // A kept model is no state to resume from: said so, naming the missing file.
+    await expect(loadOptimizerState(undefined as never, path.dirname(kept(1)), undefined as never, undefined as never))
+      .rejects.toThrow(/step-1 has no optimizer\.safetensors: a model kept by --keep-models/);
     const last = path.join(out, 'checkpoint', 'model.safetensors');
     expect(statSync(kept(3)).ino).toBe(statSync(last).ino);
     expect(readFileSync(kept(3)).equals(readFileSync(last))).toBe(true);
