@@ -38,8 +38,11 @@ export class Progress {
     return { onStart: (done) => this.start(label, done), onProgress: (done, total) => this.update(label, done, total) };
   }
 
-  /** Reports `done` of `total` units of work for `label`, with an optional status text. */
-  update(label: string, done: number, total: number, status = ''): void {
+  /**
+   * Reports `done` of `total` units of work for `label`, with an optional status text. `moreSeconds`: work
+   * still due that the units' rate does not cover (training's evaluations and saves to come), added to the ETA.
+   */
+  update(label: string, done: number, total: number, status = '', moreSeconds = 0): void {
     const now = performance.now();
     let pace = this.paces.get(label);
     // A label seen for the first time, or counting from the start again (the next eval pass).
@@ -54,7 +57,7 @@ export class Progress {
     if (label !== this.label) { this.label = label; this.lastPlain = -Infinity; }
     const elapsed = pace.active / 1000;
     // The rate of the units done since the label's first report (none before a second report).
-    const eta = done > pace.first ? (elapsed / (done - pace.first)) * (total - done) : NaN;
+    const eta = done > pace.first ? (elapsed / (done - pace.first)) * (total - done) + moreSeconds : NaN;
     const timing = `${fmtTime(elapsed)} elapsed${done < total && Number.isFinite(eta) ? `, ETA ${fmtTime(eta)}` : ''}`;
     if (this.tty) {
       // Clamped: a total that was an estimate must not make the bar's repeat counts negative.
@@ -79,6 +82,16 @@ export class Progress {
     if (this.tty && this.lastLen) { process.stderr.write(`\r${' '.repeat(this.lastLen)}\r`); this.lastLen = 0; }
     process.stderr.write(`${s}\n`);
   }
+}
+
+/**
+ * How many times a training run still does what it does every `every` steps (0: never) and after its last
+ * step, once `step` steps of `totalSteps` are done: the multiples of `every` after `step` and before the
+ * last step (the trainer's evaluations and saves), and the last step's own.
+ */
+export function dueAfter(step: number, totalSteps: number, every: number): number {
+  if (step >= totalSteps) return 0;
+  return (every > 0 ? Math.floor((totalSteps - 1) / every) - Math.floor(step / every) : 0) + 1;
 }
 
 export function fmtTime(s: number): string {

@@ -25,7 +25,7 @@ import { ScoringStopped, scorePairs } from './score.js';
 import { trainStep } from './step.js';
 import { TUNING_FILE, adapterName, loadTuning, saveTuning } from './tuning-file.js';
 import { batchStart, epochOrder, pairsUsed } from './shuffle.js';
-import { Progress } from './progress.js';
+import { Progress, dueAfter } from './progress.js';
 import { acquireRunLock } from './run-lock.js';
 import { defaultWeightDecay, isSrLoss, type TrainOptions } from './options.js';
 import { isUserFacing } from '../errors.js';
@@ -335,6 +335,8 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     let lastSaved = existing && state ? existing : undefined;
     lastSavedHere = lastSaved;
     let lastSavedStep = state?.step;
+    // How long the last save and evaluation took: the training ETA adds those still due (dueSeconds).
+    let saveSeconds = 0; let evalSeconds = 0;
     const save = async (): Promise<string> => {
       // This step's weights are saved already (a finished run resumed): saved again only in another
       // --save-dtype, and linked under OUT/models where --keep-models is new.
@@ -343,6 +345,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
         return lastSaved;
       }
       metrics.flush(); // the checkpoint's metrics lines are on disk before it is
+      const t0 = performance.now();
       try {
         lastSaved = await saveCheckpoint(gpu, { out: o.out, params: policy!.params, optimizer, rawConfig, sourceDir: o.model, state: snapshot(), dtype: o.saveDtype, log,
           onProgress: progress.bytes('save checkpoint') });
@@ -352,6 +355,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       }
       lastSavedStep = step;
       lastSavedHere = lastSaved;
+      saveSeconds = (performance.now() - t0) / 1000;
       if (o.keepModels) keepModel(o.out, lastSaved, step);
       return lastSaved;
     };
@@ -360,10 +364,12 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     const evaluate = async () => {
       const was = doing;
       doing = 'eval';
+      const t0 = performance.now();
       try {
         await evaluateMetrics();
         doing = 'samples';
         await sampleNow();
+        evalSeconds = (performance.now() - t0) / 1000;
       } catch (e) {
         if (!(e instanceof ScoringStopped)) throw e;
         evalStopped = true;
@@ -433,6 +439,9 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     if (evalPairs && evalDue && step < totalSteps && !readEval(path.join(o.out, EVAL_FILE), { lenient: true, missingOk: true }).some((e) => e.step === step)) {
       try { await evaluate(); } catch (e) { throw evalError(e, o.evalData!, step, step === 0 ? undefined : lastSaved); }
     }
+    // The evaluations and saves after `step` (each cadence's multiples before the last step, then the last
+    // step's own), at the last one's duration: an ETA from the steps' rate alone ran short by all of them.
+    const dueSeconds = () => (evalPairs ? dueAfter(step, totalSteps, o.evalEvery) * evalSeconds : 0) + dueAfter(step, totalSteps, o.saveEvery) * saveSeconds;
     training = true;
     progress.start(`train ${o.name ?? o.loss}`, step); // its first report counts the first step's time
     let order = epochOrder(P, o.seed, epoch);
@@ -475,7 +484,8 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       };
       metrics.step(row);
       progress.update(`train ${o.name ?? o.loss}`, step, totalSteps,
-        `loss ${r.loss.toFixed(4)}${r.accuracy !== null ? ` acc ${r.accuracy.toFixed(2)}` : ''}${r.margin !== null ? ` margin ${r.margin.toFixed(3)}` : ''}`);
+        `loss ${r.loss.toFixed(4)}${r.accuracy !== null ? ` acc ${r.accuracy.toFixed(2)}` : ''}${r.margin !== null ? ` margin ${r.margin.toFixed(3)}` : ''}`,
+        step < totalSteps ? dueSeconds() : 0);
       if (o.evalEvery > 0 && step % o.evalEvery === 0 && step < totalSteps && !interrupted) {
         // A pair the trained policy scores as non-finite on the eval data (f16 overflow, say) ends the
         // run, but the weights that trained with finite losses are saved first.

@@ -3,7 +3,7 @@
 // from that one's last report. A resumed run starts at step 900 of 1000, and an eval between steps pauses
 // training: neither may make the ETA a fraction of the real one, nor drop the step after the eval.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Progress } from '../../src/train/progress.js';
+import { Progress, dueAfter } from '../../src/train/progress.js';
 
 describe('Progress ETA', () => {
   afterEach(() => { vi.restoreAllMocks(); });
@@ -51,5 +51,32 @@ describe('Progress ETA', () => {
     at(1_000); p.pass('reference train').onStart(24);
     at(4_000); p.pass('reference train').onProgress(32, 32);
     expect(lines.at(-1)).toMatch(/^reference train: 32\/32 {2}\(3\.0s elapsed\)$/);
+  });
+
+  it('work still due (evaluations, saves) adds to the ETA, not to the pace', () => {
+    const { lines, at } = capture();
+    const p = new Progress(true);
+    at(0); p.start('train', 0);
+    at(2_000); p.update('train', 1, 100, '', 90); // 2 s a step, 99 left, and 90 s of evaluations due
+    expect(lines.at(-1)).toMatch(/^train: 1\/100 {2}\(2\.0s elapsed, ETA 4m48s\)$/);
+    at(4_000); p.update('train', 2, 100);
+    expect(lines.at(-1)).toMatch(/^train: 2\/100 {2}\(4\.0s elapsed, ETA 3m16s\)$/);
+  });
+});
+
+describe('dueAfter', () => {
+  it('counts the cadence\'s multiples after the step and before the last, and the last step\'s own, as the trainer does them', () => {
+    // The trainer: every `every` steps while step < total, and once after the last step.
+    const brute = (step: number, total: number, every: number) => {
+      if (step >= total) return 0;
+      let n = 1;
+      for (let s = step + 1; s < total; s++) if (every > 0 && s % every === 0) n++;
+      return n;
+    };
+    for (const total of [1, 2, 7, 10, 33]) {
+      for (let step = 0; step <= total; step++) {
+        for (const every of [0, 1, 2, 3, 5, 10, 40]) expect(dueAfter(step, total, every), `${step}/${total} every ${every}`).toBe(brute(step, total, every));
+      }
+    }
   });
 });
