@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { create, dawnPackageVersion, paceDawnEvents } from './webgpu.js';
 import { Recorder } from './recorder.js';
-import { TensorPool, Tensor, type DType } from './tensor.js';
+import { FEWER_TOKENS, TensorPool, Tensor, type DType } from './tensor.js';
 import { KernelCache } from './kernel.js';
 import { Profiler } from './profiler.js';
 import { Tuner, tuneEnv, tuningWanted } from './tuner.js';
@@ -53,6 +53,11 @@ export const INSTALL_HINT =
 const instances = new Map<string, GPU>();
 
 export class GpuError extends Error {}
+
+/** An out-of-memory error of the device (GPUOutOfMemoryError), by class or, across bindings, by name. */
+function isOutOfMemory(e: GPUError): boolean {
+  return (typeof GPUOutOfMemoryError === 'function' && e instanceof GPUOutOfMemoryError) || e.constructor?.name === 'GPUOutOfMemoryError';
+}
 
 /**
  * SRK_DAWN_TOGGLES: Dawn toggles to enable, comma-separated, or with a leading '-' to disable (a
@@ -145,6 +150,8 @@ export class Gpu {
    */
   simulatedSubgroupSize: number | undefined;
   private errors: string[] = [];
+  /** The first out-of-memory error since the last check(): the errors after it are mostly its consequences. */
+  private outOfMemory: string | undefined;
   private lostReason: string | undefined;
   private destroyed = false;
 
@@ -165,7 +172,8 @@ export class Gpu {
     for (const k in device.limits) limits[k] = (device.limits as unknown as Record<string, number>)[k];
     this.limits = limits;
     device.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
-      this.errors.push(ev.error.message);
+      if (isOutOfMemory(ev.error)) this.outOfMemory ??= ev.error.message;
+      else this.errors.push(ev.error.message);
     };
     void device.lost.then((info) => {
       if (!this.destroyed) this.lostReason = `${info.reason}: ${info.message}`;
@@ -268,6 +276,16 @@ export class Gpu {
   /** Throws if the device reported an error or was lost. `context` names what ran last. */
   check(context = ''): void {
     if (this.lostReason) throw new GpuError(`GPU device lost (${this.lostReason})${context ? ` during ${context}` : ''}`);
+    if (this.outOfMemory !== undefined) {
+      // A buffer the driver could not allocate: the work that used it then fails validation too. Said as
+      // what it is, with how much srk had asked for and the flags that make a batch smaller.
+      const first = this.outOfMemory.split('\n')[0].trim();
+      const after = this.errors.splice(0).length;
+      this.outOfMemory = undefined;
+      const gib = (b: number) => (b / 2 ** 30).toFixed(2);
+      throw new GpuError(`the GPU ran out of memory${context ? ` during ${context}` : ''} (${first}) with ${gib(this.pool.allocatedBytes)} GiB ` +
+        `of srk's buffers allocated: ${FEWER_TOKENS}${after ? ` (${after} error${after === 1 ? '' : 's'} that followed from it not shown)` : ''}`);
+    }
     if (this.errors.length) {
       const msgs = this.errors.splice(0);
       throw new GpuError(`WebGPU error${context ? ` during ${context}` : ''}: ${msgs.join('\n---\n')}`);

@@ -9,6 +9,10 @@ import './webgpu.js';
 import { userError } from '../errors.js';
 import type { Gpu } from './gpu.js';
 
+/** What makes a batch's tensors smaller, by each command's flags (a buffer too large, the GPU's memory spent). */
+export const FEWER_TOKENS = 'fewer tokens at a time fit (--micro-batch-size, --max-length; ' +
+  'srk generate: --batch-size, --max-prompt-length; srk bench: --pairs, --seq, --micro-batch)';
+
 export type DType = 'f32' | 'f16' | 'u32' | 'i32';
 export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f16: 2, u32: 4, i32: 4 };
 
@@ -109,8 +113,7 @@ export class TensorPool {
     if (size > this.gpu.limits.maxBufferSize) {
       // Most often a batch's activations (tokens x width): said with the flags that make them smaller.
       throw userError(`tensor ${label ?? ''}[${shape}] ${dtype} needs ${size} bytes, over this ` +
-        `adapter's maxBufferSize ${this.gpu.limits.maxBufferSize}: fewer tokens at a time fit (--micro-batch-size, --max-length; ` +
-        'srk generate: --batch-size, --max-prompt-length; srk bench: --pairs, --seq, --micro-batch)');
+        `adapter's maxBufferSize ${this.gpu.limits.maxBufferSize}: ${FEWER_TOKENS}`);
     }
     // A larger buffer only for a size the pool has none of (a length not seen before): sizes it has keep
     // to their own buffers, so a step of fixed shapes gets the same buffers every time (bind groups).

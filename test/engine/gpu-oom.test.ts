@@ -1,0 +1,38 @@
+// A buffer the driver cannot allocate (the GPU's memory spent) is said as what it is: the first
+// out-of-memory error, how much srk had allocated, and the flags that make a batch smaller; the
+// validation errors of the work that then used the missing buffer are counted, not listed.
+import { describe, expect, it } from 'vitest';
+import { getGpu } from '../helpers/gpu.js';
+
+type ErrorSink = (ev: { error: GPUError }) => void;
+
+describe('Gpu.check after an out-of-memory error', () => {
+  it('names it first, with the flags, and counts the errors that followed', async () => {
+    const gpu = await getGpu();
+    const raise = gpu.device.onuncapturederror as unknown as ErrorSink;
+    raise({ error: new GPUOutOfMemoryError('vkAllocateMemory failed with VK_ERROR_OUT_OF_DEVICE_MEMORY\n - While calling [Device].CreateBuffer') });
+    raise({ error: new GPUValidationError('[Buffer "activations"] is invalid') });
+    raise({ error: new GPUOutOfMemoryError('a second allocation failed') });
+    raise({ error: new GPUValidationError('[Invalid BindGroup] is invalid') });
+    expect(() => gpu.check('step 3')).toThrow(new RegExp(
+      '^the GPU ran out of memory during step 3 \\(vkAllocateMemory failed with VK_ERROR_OUT_OF_DEVICE_MEMORY\\) with \\d+\\.\\d\\d GiB ' +
+      'of srk\'s buffers allocated: fewer tokens at a time fit \\(--micro-batch-size, --max-length; .*\\) \\(2 errors that followed from it not shown\\)$'));
+    expect(() => gpu.check('next')).not.toThrow(); // reported once
+    // Other errors as before.
+    raise({ error: new GPUValidationError('a validation error') });
+    expect(() => gpu.check('x')).toThrow(/^WebGPU error during x: a validation error$/);
+  });
+
+  it('a real allocation the adapter refuses, where it refuses one', async (ctx) => {
+    const gpu = await getGpu();
+    // lavapipe refuses a buffer of 2^32 - 1 bytes as out of memory; a GPU with the memory may not.
+    const size = 2 ** 32 - 1;
+    if (gpu.limits.maxBufferSize < size) ctx.skip();
+    gpu.device.pushErrorScope('out-of-memory');
+    gpu.device.createBuffer({ size, usage: GPUBufferUsage.STORAGE }).destroy();
+    if (!(await gpu.device.popErrorScope())) ctx.skip();
+    const b = gpu.device.createBuffer({ size, usage: GPUBufferUsage.STORAGE });
+    await expect(gpu.sync()).rejects.toThrow(/^the GPU ran out of memory during sync \(.+\) with .* GiB of srk's buffers allocated: fewer tokens at a time fit/);
+    b.destroy();
+  });
+});
