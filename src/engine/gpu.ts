@@ -172,6 +172,9 @@ export class Gpu {
     for (const k in device.limits) limits[k] = (device.limits as unknown as Record<string, number>)[k];
     this.limits = limits;
     device.onuncapturederror = (ev: GPUUncapturedErrorEvent) => {
+      // Reported by check(), with what ran: not also printed by Dawn (its default for an event not
+      // prevented), which put a raw copy of each above srk's own message.
+      ev.preventDefault();
       if (isOutOfMemory(ev.error)) this.outOfMemory ??= ev.error.message;
       else this.errors.push(ev.error.message);
     };
