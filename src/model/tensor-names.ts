@@ -114,7 +114,19 @@ export function checkCheckpointNames(cfg: ModelConfig, tensors: Found, where = '
   if (r.missing.length) lines.push(`  missing (${r.missing.length}):`, ...r.missing.map((p) => `    ${p.name} ${shape(p.shape)}`));
   if (r.unexpected.length) {
     const tiedNote = (n: string) => cfg.tiedEmbeddings && (n === 'lm_head.weight' || n === 'embed_out.weight') ? ' (config ties embeddings)' : '';
-    lines.push(`  unexpected (${r.unexpected.length}):`, ...r.unexpected.map((p) => `    ${p.name} ${shape(p.shape)}${tiedNote(p.name)}`));
+    // A bias the config leaves out (transformers would skip it with a warning; it would not be trained or
+    // saved here): named with the config flag that adds it.
+    const biasNote = (n: string): string => {
+      if (!n.endsWith('.bias')) return '';
+      const attention = /\.(self_attn\.[qkvo]_proj|attention\.(query_key_value|dense))\.bias$/.test(n);
+      const mlp = /\.mlp\.\w+\.bias$/.test(n);
+      if (cfg.arch === 'mistral' && (attention || mlp)) return ' (Mistral layers have no biases)';
+      if (cfg.arch === 'qwen2' && (attention || mlp)) return ' (Qwen2 has biases on q/k/v_proj alone)';
+      if (attention && !cfg.attentionBias) return ' (config.json has attention_bias false)';
+      if (mlp && !cfg.mlpBias) return ' (config.json has mlp_bias false)';
+      return '';
+    };
+    lines.push(`  unexpected (${r.unexpected.length}):`, ...r.unexpected.map((p) => `    ${p.name} ${shape(p.shape)}${tiedNote(p.name)}${biasNote(p.name)}`));
   }
   if (r.wrongShape.length) {
     lines.push(`  wrong shape (${r.wrongShape.length}):`, ...r.wrongShape.map((w) => `    ${w.name}: expected ${shape(w.expected)}, found ${shape(w.actual)}`));

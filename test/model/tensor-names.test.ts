@@ -82,4 +82,23 @@ describe('expected tensor names', () => {
     const tensors = [...expectedParameters(cfg), { name: 'lm_head.weight', shape: [384, 48] }];
     expect(() => checkCheckpointNames(cfg, tensors)).toThrow(/lm_head.weight \[384, 48\] \(config ties embeddings\)/);
   });
+
+  it('a bias the config leaves out is named with the config flag that adds it', async () => {
+    const llama = await loadModelConfig(path.join(FIXTURES, 'llama-tiny-tied'));
+    const bias = (name: string) => ({ name, shape: [48] });
+    const withBiases = [...expectedParameters(llama), bias('model.layers.0.self_attn.o_proj.bias'), bias('model.layers.0.mlp.down_proj.bias')];
+    let msg = '';
+    try { checkCheckpointNames(llama, withBiases); } catch (e) { msg = (e as Error).message; }
+    expect(msg).toContain('model.layers.0.self_attn.o_proj.bias [48] (config.json has attention_bias false)');
+    expect(msg).toContain('model.layers.0.mlp.down_proj.bias [48] (config.json has mlp_bias false)');
+    const mistral = await loadModelConfig(path.join(FIXTURES, 'mistral-tiny'));
+    expect(() => checkCheckpointNames(mistral, [...expectedParameters(mistral), bias('model.layers.1.self_attn.q_proj.bias')]))
+      .toThrow(/q_proj\.bias \[48\] \(Mistral layers have no biases\)/);
+    expect(() => checkCheckpointNames({ ...mistral, arch: 'qwen2', attentionBias: true }, [...expectedParameters({ ...mistral, arch: 'qwen2', attentionBias: true }), bias('model.layers.0.self_attn.o_proj.bias')]))
+      .toThrow(/o_proj\.bias \[48\] \(Qwen2 has biases on q\/k\/v_proj alone\)/);
+    const neox = await loadModelConfig(path.join(FIXTURES, 'gpt-neox-tiny'));
+    const noBias = { ...neox, attentionBias: false };
+    expect(() => checkCheckpointNames(noBias, [...expectedParameters(noBias), bias('gpt_neox.layers.0.attention.dense.bias')]))
+      .toThrow(/attention\.dense\.bias \[48\] \(config\.json has attention_bias false\)/);
+  });
 });
