@@ -8,7 +8,8 @@
 //    is what tokenizer_config.json says, default off (transformers' current default).
 //  - Special-token ids come from tokenizer_config.json / special_tokens_map.json, else config.json.
 //  - Llama / GPT-NeoX tokenizer classes honour add_bos_token / add_eos_token (see withAddBosEos).
-import { promises as fsp } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { promises as fsp, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { applyAddedTokens, checkAddedTokensJson, parseSentencePieceModel, sentencePieceTokenizerJson } from './sentencepiece.js';
@@ -273,6 +274,26 @@ async function readJson(file: string, required: boolean, what = 'tokenizer'): Pr
  * A path to a .json file loads that tokenizer.json alone.
  */
 export async function loadTokenizer(dirOrFile: string): Promise<SrkTokenizer> {
+  // One run reads the same tokenizer for its data, its held-out data, its samples and the reference check
+  // (a Llama 3 tokenizer.json is 9 MB of JSON to parse each time): kept while its files are as they were.
+  const files = dirOrFile.endsWith('.json') ? [dirOrFile] : TOKENIZER_FILES.map((f) => path.join(dirOrFile, f));
+  // By content (a hash is ~1/50 of the parse): a file rewritten within the clock's tick keeps its mtime.
+  const stamp = files.map((f) => { try { return createHash('sha1').update(readFileSync(f)).digest('hex'); } catch { return '-'; } }).join('|');
+  const key = path.resolve(dirOrFile);
+  const kept = loaded.get(key);
+  if (kept && kept.stamp === stamp) return kept.tokenizer;
+  const tokenizer = readTokenizer(dirOrFile);
+  loaded.set(key, { stamp, tokenizer });
+  tokenizer.catch(() => { if (loaded.get(key)?.tokenizer === tokenizer) loaded.delete(key); });
+  return tokenizer;
+}
+
+/** The files loadTokenizer reads from a directory (any of them changed: read again). */
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer.model', 'tokenizer_config.json', 'special_tokens_map.json', 'config.json',
+  'chat_template.jinja', 'added_tokens.json'];
+const loaded = new Map<string, { stamp: string; tokenizer: Promise<SrkTokenizer> }>();
+
+async function readTokenizer(dirOrFile: string): Promise<SrkTokenizer> {
   if (dirOrFile.endsWith('.json')) return wrap(dirOrFile, (await readJson(dirOrFile, true))!);
   const dir = dirOrFile;
   const specialMap = (await readJson(path.join(dir, 'special_tokens_map.json'), false)) ?? {};

@@ -142,3 +142,25 @@ describe('tokenizer: Pythia (GPT-NeoX-20B) tokenizer', () => {
     expect(tok.decode([12092, 50300, 1533])).toBe('Hello world');
   });
 });
+
+describe('loadTokenizer: one parse while the files are unchanged', () => {
+  it('the same tokenizer for the same files; a file changed (even within the clock\'s tick) is read again', async () => {
+    const dir = mkdtempSync(path.join(tmp, 'memo-'));
+    copyFileSync(path.join(FIXTURES, 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
+    const a = await loadTokenizer(dir);
+    expect(await loadTokenizer(dir)).toBe(a);
+    expect(await loadTokenizer(`${dir}/`)).toBe(a); // the same directory, spelt otherwise
+    expect(a.cleanUpTokenizationSpaces).toBe(false);
+    writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ clean_up_tokenization_spaces: true }));
+    const b = await loadTokenizer(dir);
+    expect(b).not.toBe(a);
+    expect(b.cleanUpTokenizationSpaces).toBe(true);
+    writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ clean_up_tokenization_spaces: false }));
+    expect((await loadTokenizer(dir)).cleanUpTokenizationSpaces).toBe(false);
+    // A directory that fails is not kept as failed: fixed, it loads.
+    const bad = mkdtempSync(path.join(tmp, 'memo-bad-'));
+    await expect(loadTokenizer(bad)).rejects.toThrow(/neither tokenizer\.json nor tokenizer\.model/);
+    copyFileSync(path.join(FIXTURES, 'tokenizer.json'), path.join(bad, 'tokenizer.json'));
+    expect((await loadTokenizer(bad)).vocabSize).toBe(a.vocabSize);
+  });
+});
