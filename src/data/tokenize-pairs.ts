@@ -401,6 +401,19 @@ export function isSftPair(p: TokenizedPair): boolean {
 }
 
 /**
+ * A pair whose two completions are the same tokens (y+ == y-, a few rows in HH-RLHF and UltraFeedback):
+ * its margin is 0 and its gradient nothing, exactly. Computed as two sequences they would differ by rounding
+ * (another place in the packed row), and a margin of 1e-5 counted as a correct pair, not a tie, as TRL's
+ * alike computations count it. The scoring and the step give such a pair one sum for both.
+ */
+export function sameCompletions(p: TokenizedPair): boolean {
+  const a = p.chosenIds; const b = p.rejectedIds;
+  if (a.length !== b.length || a.length === 0) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
  * Each row's pair, or its error's message, in row order: on worker threads where the rows are enough
  * (tokenize-parallel.ts tokenizeThreads; their counts are added to t.stats), else with `t` on this
  * thread. `onDone` gets the rows done so far. The pairs, counts and errors are the same either way.

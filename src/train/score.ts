@@ -9,7 +9,7 @@ import type { Tensor } from '../engine/tensor.js';
 import { lengthOrder } from './length-order.js';
 import { releaseBatch, uploadBatch } from '../model/gpu-batch.js';
 import type { CausalLM } from '../model/causal-lm.js';
-import { isSftPair, type TokenizedPair } from '../data/tokenize-pairs.js';
+import { isSftPair, sameCompletions, type TokenizedPair } from '../data/tokenize-pairs.js';
 import { userError } from '../errors.js';
 
 export interface PairLogps {
@@ -78,7 +78,8 @@ export async function scorePairs(gpu: Gpu, model: CausalLM, pairs: readonly Toke
         const [c, r] = q.layout.seqIndex[i];
         out.chosen[k] = s[c]; out.chosenTokens[k] = q.layout.tokenCounts[c];
         // An SFT row has one completion (r undefined): rejected stays 0 with 0 tokens.
-        if (r !== undefined) { out.rejected[k] = s[r]; out.rejectedTokens[k] = q.layout.tokenCounts[r]; }
+        // (The same tokens twice: one sum for both, so the margin is exactly 0: sameCompletions.)
+        if (r !== undefined) { out.rejected[k] = sameCompletions(pairs[k]) ? s[c] : s[r]; out.rejectedTokens[k] = q.layout.tokenCounts[r]; }
         if (!Number.isFinite(s[c]) || (r !== undefined && !Number.isFinite(s[r]))) {
           // A model that overflows on this data (f16 past 65504, say): the user's to see, not a stack trace.
           throw userError(`${o.pairName ? o.pairName(k) : `pair ${k}`}: log-prob is not finite (chosen ${s[c]}` +

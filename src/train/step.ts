@@ -21,7 +21,7 @@ import { buildBatch, type BatchLayout, type PromptCompletions } from '../model/b
 import { releaseBatch, uploadBatch, type UploadedBatch } from '../model/gpu-batch.js';
 import type { CausalLM } from '../model/causal-lm.js';
 import type { Optimizer } from '../kernels/optimizer.js';
-import type { TokenizedPair } from '../data/tokenize-pairs.js';
+import { sameCompletions, type TokenizedPair } from '../data/tokenize-pairs.js';
 import type { ReferenceLogps } from './reference.js';
 import { lengthOrder } from './length-order.js';
 import { isSrLoss, type LossName } from './options.js';
@@ -63,14 +63,24 @@ export interface StepMetrics {
 }
 
 /** Token ranges of the chosen sequences then the rejected ones: [2m, 2] u32, the loss kernel's order. */
-function chosenThenRejected(layout: BatchLayout, m: number): Uint32Array {
+/**
+ * The token ranges of a micro-batch's m chosen then m rejected completions, for segmentSum. `same[i]`: pair
+ * i's completions are the same tokens (sameCompletions): forward, its rejected sum is read over the chosen
+ * tokens (one sum for both, a margin of exactly 0); backward (`grads`), both ranges are empty, the gradient of
+ * a margin that is 0 whatever the weights.
+ */
+function chosenThenRejected(layout: BatchLayout, m: number, same?: readonly boolean[], grads = false): Uint32Array {
   const byRun = new Uint32Array(2 * 2 * m);
   const put = (slot: number, seq: number) => {
     const runs = layout.seqRanges[seq];
     if (runs.length !== 1) throw new Error(`sequence ${seq} is not contiguous in the batch`);
     byRun[2 * slot] = runs[0][0]; byRun[2 * slot + 1] = runs[0][1];
   };
-  for (let i = 0; i < m; i++) { put(i, layout.seqIndex[i][0]); put(m + i, layout.seqIndex[i][1]); }
+  for (let i = 0; i < m; i++) {
+    if (same?.[i] && grads) continue; // (start, end) = (0, 0): empty
+    put(i, layout.seqIndex[i][0]);
+    put(m + i, layout.seqIndex[i][same?.[i] ? 0 : 1]);
+  }
   return byRun;
 }
 
@@ -120,6 +130,7 @@ export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer,
       releaseBatch(gpu, batch);
       continue;
     }
+    const same = mb.map(sameCompletions);
     // Reference rows of the logps tensor, uploaded with zeros in the policy rows.
     const R = sr ? 8 : 4;
     const host = new Float32Array(R * m);
@@ -144,7 +155,7 @@ export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer,
       // Every augmented row begins with the refinement prompt: it goes through the blocks once (shared-prefix.ts).
       const batch = uploadBatch(gpu, layout, model.cfg, { sharePrefix: true });
       if (batch.shared) augSharedTokens += (batch.B - 1) * batch.shared.L;
-      const ranges = gpu.tensor([2 * m, 2], chosenThenRejected(layout, m), 'u32', 'ranges_cr');
+      const ranges = gpu.tensor([2 * m, 2], chosenThenRejected(layout, m, same), 'u32', 'ranges_cr');
       const st = withMatmulPrecision(gpu, c.augMatmulPrecision, () => model.forward(batch, false));
       segmentSum(gpu, { x: st.logp, ranges, sums: logps.view([2 * m], 4 * m), S: 2 * m });
       gpu.pool.release(st.logp, ranges);
@@ -153,17 +164,19 @@ export async function trainStep(gpu: Gpu, model: CausalLM, optimizer: Optimizer,
     const layout = buildBatch(mb.map((p) => ({ prompt: p.promptIds, completions: [p.chosenIds, p.rejectedIds] })), { packed: c.packed ?? true });
     tokens += tokensOf(layout);
     const batch: UploadedBatch = uploadBatch(gpu, layout, model.cfg);
-    const ranges = gpu.tensor([2 * m, 2], chosenThenRejected(layout, m), 'u32', 'ranges_cr');
+    const ranges = gpu.tensor([2 * m, 2], chosenThenRejected(layout, m, same), 'u32', 'ranges_cr');
+    // Pairs of the same tokens twice take no gradient: their own ranges for the backward (chosenThenRejected).
+    const gradRanges = same.some(Boolean) ? gpu.tensor([2 * m, 2], chosenThenRejected(layout, m, same, true), 'u32', 'ranges_cr_grad') : ranges;
     const st = model.forward(batch, true);
     segmentSum(gpu, { x: st.logp, ranges, sums: logps.view([2 * m], 0), S: 2 * m });
     const grad = gpu.pool.acquire([2, m], 'f32', 'dlogps');
     const stats = gpu.pool.acquire([PREFERENCE_STATS.length], 'f32', 'loss_stats');
     preferenceLoss(gpu, { type: c.loss, beta: c.beta, lambda: c.lambda, labelSmoothing: c.labelSmoothing, P: m, logps, grad, stats, gradScale: 1 / B, hasAug: sr });
     const weights = gpu.pool.acquire([batch.N], 'f32', 'token_weights');
-    segmentSumBackward(gpu, { dsum: grad, ranges, g: weights, S: 2 * m });
+    segmentSumBackward(gpu, { dsum: grad, ranges: gradRanges, g: weights, S: 2 * m });
     model.backward(st, weights);
     statsTensors.push({ t: stats, m });
-    gpu.pool.release(st.logp, ranges, grad, weights, logps);
+    gpu.pool.release(st.logp, ranges, grad, weights, logps, ...(gradRanges !== ranges ? [gradRanges] : []));
     releaseBatch(gpu, batch);
   }
   optimizer.setStep(c.lr, c.t);

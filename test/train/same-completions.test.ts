@@ -1,0 +1,49 @@
+// A pair whose chosen and rejected responses are the same tokens (a few rows of HH-RLHF and UltraFeedback
+// are): its margin is 0 and its gradient nothing, exactly, as computations alike give them (TRL scores
+// the two sequences the same way; a tie counts as wrong). Computed at two places of a packed row, the
+// sums differed by rounding, and a margin of 1e-5 counted as a correct pair, not a tie.
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { describeRun, fixture, readMetrics, root, srk, tempDir, train } from './helpers.js';
+
+/** Rows with long, varied responses (sums of hundreds of tokens round differently at other places). */
+function rows(n: number, same: boolean): string {
+  const words = 'the quick brown fox jumps over a lazy dog while seven wizards quietly judge boxing matches'.split(' ');
+  const text = (seed: number, len: number) => Array.from({ length: len }, (_, i) => words[(seed * 7 + i * (seed + 3)) % words.length]).join(' ');
+  return Array.from({ length: n }, (_, i) => {
+    const chosen = ` ${text(i + 1, 40 + 13 * i)}.`;
+    return JSON.stringify({ prompt: `Question ${i}: ${text(i + 2, 8)}?`, chosen, rejected: same ? chosen : ` ${text(i + 5, 30 + 11 * i)}.` });
+  }).join('\n') + '\n';
+}
+
+describe('pairs of the same tokens twice', () => {
+  it('srk eval: every margin exactly 0, each a tie (plain and augmented)', () => {
+    const dir = tempDir('srk-same-');
+    const data = join(dir, 'same.jsonl');
+    writeFileSync(data, rows(8, true));
+    const pairsOut = join(dir, 'pairs.csv');
+    const r = spawnSync(process.execPath, [srk, 'eval', '--model', fixture('gpt-neox-tiny'), '--ref-model', fixture('gpt-neox-tiny_ref'),
+      '--data', data, '--json', '--pairs-out', pairsOut], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const m = JSON.parse(r.stdout);
+    expect([m.n, m.ties, m.aug_ties, m.accuracy, m.aug_accuracy, m.margin]).toEqual([8, 8, 8, 0, 0, 0]);
+    const lines = readFileSync(pairsOut, 'utf8').trim().split('\n').slice(1);
+    expect(lines).toHaveLength(8);
+  }, 120_000);
+
+  it('srk train: a batch of them has loss log 2, margin and accuracy 0, and a gradient of exactly 0', async () => {
+    const dir = tempDir('srk-same-');
+    const data = join(dir, 'same.jsonl');
+    writeFileSync(data, rows(6, true));
+    const out = join(dir, 'run');
+    const r = await train(['--model', fixture('gpt-neox-tiny'), '--ref-model', fixture('gpt-neox-tiny_ref'), '--data', data, '--loss', 'sr-dpo',
+      '--batch-size', '6', '--micro-batch-size', '3', '--max-steps', '1', '--out', out]);
+    expect(r.code, describeRun(r)).toBe(0);
+    const [m] = readMetrics(out);
+    expect(m.grad_norm).toBe(0);
+    expect([m.margin, m.accuracy, m.aug_accuracy]).toEqual([0, 0, 0]);
+    expect(m.loss).toBeCloseTo(Math.LN2, 6);
+  }, 120_000);
+});
