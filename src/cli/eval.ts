@@ -8,6 +8,7 @@
 // reference is scored first and freed before the policy is loaded, so only one model is on the GPU
 // at a time. Without --ref-model the reference is the policy itself: margins are then exactly 0.
 import path from 'node:path';
+import { whyUncorrelated } from '../losses/correlation.js';
 import { withRunSettings } from './run-settings.js';
 import type { CommandModule } from 'yargs';
 import type { Gpu } from '../engine/gpu.js';
@@ -50,7 +51,8 @@ export interface EvalReport {
   accuracy: number | null;
   aug_accuracy: number | null;
   /** Pairs with a margin (augmented margin) of exactly 0: wrong answers to the accuracies, as in TRL. */
-  ties: number;
+  /** Pairs whose margin is exactly 0 (null for SFT rows, which have no margins). */
+  ties: number | null;
   aug_ties: number | null;
   /** Standard errors of margin, accuracy and aug_accuracy over the pairs (eval-metrics.ts). */
   margin_se: number | null;
@@ -93,12 +95,20 @@ export function evalReport(m: EvalMetrics, o: EvalOptions, refDir: string, sameR
   const r: EvalReport = {
     model: o.model, ref_model: refDir, data: o.data, beta: o.beta,
     max_length: o.maxLength, max_prompt_length: o.maxPromptLength, no_eos: o.noEos, in_context: o.inContext, n: m.n,
-    margin: fin(m.margin), accuracy: fin(m.accuracy), aug_accuracy: fin(m.aug_accuracy), ties: m.ties, aug_ties: m.aug_ties, aug_margin: fin(m.aug_margin),
+    margin: fin(m.margin), accuracy: fin(m.accuracy), aug_accuracy: fin(m.aug_accuracy), ties: m.sft ? null : m.ties, aug_ties: m.sft ? null : m.aug_ties, aug_margin: fin(m.aug_margin),
     margin_se: fin(m.margin_se), accuracy_se: fin(m.accuracy_se), aug_accuracy_se: fin(m.aug_accuracy_se),
     reward_chosen: fin(m.reward_chosen), reward_rejected: fin(m.reward_rejected), nll_chosen: fin(m.nll_chosen),
     scored_pairs: scored, skipped_rows: skipped, reference_is_policy: sameRef, sft_rows: m.sft === true, notes,
   };
   if (m.pearson !== undefined) { r.pearson = fin(m.pearson); r.spearman = fin(m.spearman); r.kendall = fin(m.kendall); }
+  // Ties, said in the notes (JSON's too): accuracy counts them as wrong.
+  if (!r.sft_rows && !sameRef) {
+    r.notes = [
+      ...(m.ties ? [`${m.ties} of ${m.n} pairs have a margin of exactly 0 (the policy and the reference agree on both responses, or the responses are the same tokens): accuracy counts them as wrong, as TRL's rewards/accuracies does`] : []),
+      ...(m.aug_ties ? [`${m.aug_ties} of ${m.n} augmented margins are exactly 0: aug acc counts them as wrong`] : []),
+      ...notes,
+    ];
+  }
   return r;
 }
 
@@ -155,7 +165,13 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
       beta: o.beta, chosenTokens: policy.plain.chosenTokens,
       ...(withScores ? { scoreChosen: pairs.map((p) => p.scoreChosen!), scoreRejected: pairs.map((p) => p.scoreRejected!) } : {}),
     });
-    if (withScores && sameRef) notes.push('correlations are undefined (null) with constant margins');
+    if (withScores) {
+      // Null correlations, with why: one pair, every margin alike (0 where the model is its own reference), or
+      // every judge score difference alike (UltraFeedback subsets can be).
+      const diffs = pairs.map((p) => p.scoreChosen! - p.scoreRejected!);
+      const why = whyUncorrelated(m.margins, diffs, sameRef ? 'margins (each 0: the model is its own reference)' : 'margins', 'judge score differences');
+      if (why) notes.push(`correlations are undefined (null): ${why}`);
+    }
     log(`${pairs.length} pairs evaluated in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     if (o.pairsOut) {
       writeEvalPairsFile(o.pairsOut, undefined, m.margins, m.augMargins, pairs);
@@ -207,19 +223,15 @@ export function formatEvalReport(r: EvalReport): string {
     name: modelLabel(r.model), margin: r.margin, accuracy: r.accuracy, aug_accuracy: r.aug_accuracy, nll_chosen: r.nll_chosen,
     pearson: r.pearson ?? null, spearman: r.spearman ?? null, kendall: r.kendall ?? null, n: r.n,
     // (the standard errors beside their means, and the ties, as srk report's table has them)
-    margin_se: r.margin_se, accuracy_se: r.accuracy_se, aug_accuracy_se: r.aug_accuracy_se, ties: r.sft_rows ? null : r.ties,
+    margin_se: r.margin_se, accuracy_se: r.accuracy_se, aug_accuracy_se: r.aug_accuracy_se, ties: r.ties,
   }]);
   const f = (v: number | null) => formatCell(v, 4);
-  const tied = r.sft_rows || r.reference_is_policy ? [] : [
-    ...(r.ties ? [`${r.ties} of ${r.n} pairs have a margin of exactly 0 (the policy and the reference agree on both responses, or the responses tokenize alike): accuracy counts them as wrong, as TRL's rewards/accuracies does`] : []),
-    ...(r.aug_ties ? [`${r.aug_ties} of ${r.n} augmented margins are exactly 0: aug acc counts them as wrong`] : []),
-  ];
   const lines = [
     table,
     '',
     r.sft_rows ? `policy NLL ${f(r.nll_chosen)} per completion token over ${r.n} SFT rows` : `reference ${r.ref_model}, beta ${r.beta}: reward chosen ${f(r.reward_chosen)}, reward rejected ${f(r.reward_rejected)}, ` +
       `aug margin ${f(r.aug_margin)}; policy NLL ${f(r.nll_chosen)} per chosen token; ${r.scored_pairs} of ${r.n} pairs with judge scores`,
-    ...[...tied, ...r.notes].map((s) => `note: ${s}`),
+    ...r.notes.map((s) => `note: ${s}`),
   ];
   return lines.join('\n');
 }

@@ -49,6 +49,17 @@ export function spearman(x: ArrayLike<number>, y: ArrayLike<number>): number {
   return pearson(averageRanks(x), averageRanks(y));
 }
 
+/**
+ * Why the correlations of x and y are undefined (what they return NaN for), in words naming `xName` and
+ * `yName`; undefined where they are defined.
+ */
+export function whyUncorrelated(x: ArrayLike<number>, y: ArrayLike<number>, xName: string, yName: string): string | undefined {
+  if (checkPair(x, y) < 2) return `${x.length} pair${x.length === 1 ? '' : 's'}: it takes 2 or more`;
+  if (isConstant(x)) return `the ${xName} are all equal`;
+  if (isConstant(y)) return `the ${yName} are all equal`;
+  return undefined;
+}
+
 function isConstant(x: ArrayLike<number>): boolean {
   for (let i = 1; i < x.length; i++) if (!(x[i] === x[0])) return false;
   return true;

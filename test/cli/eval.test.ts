@@ -124,6 +124,25 @@ describe('srk eval', () => {
     expect(t.stdout).toMatch(/6 of 6 pairs with judge scores/);
   });
 
+  it('null correlations say why: every judge score difference alike, one pair, or a model its own reference', () => {
+    const dir = join(fixtures, 'gpt-neox-tiny');
+    const rows = readFileSync(join(dir, 'pairs.jsonl'), 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
+    const data = join(tmp, 'flat-scores.jsonl');
+    writeFileSync(data, rows.map((r, i) => JSON.stringify({ ...r, score_chosen: 5 + i, score_rejected: 4 + i })).join('\n') + '\n');
+    const cases: [string[], RegExp][] = [
+      [['--ref-model', `${dir}_ref`], /correlations are undefined \(null\): the judge score differences are all equal/],
+      [['--ref-model', `${dir}_ref`, '--max-pairs', '1'], /correlations are undefined \(null\): 1 pair: it takes 2 or more/],
+      [[], /correlations are undefined \(null\): the margins \(each 0: the model is its own reference\) are all equal/],
+    ];
+    for (const [flags, why] of cases) {
+      const r = run(['eval', '--model', dir, '--data', data, '--no-eos', '--json', ...flags]);
+      expect(r.status, r.stderr).toBe(0);
+      const j = JSON.parse(r.stdout);
+      expect([j.pearson, j.spearman, j.kendall]).toEqual([null, null, null]);
+      expect(j.notes.join('\n')).toMatch(why);
+    }
+  });
+
   it('SFT rows (no rejected response): the NLL per completion token alone, as expected.json\'s log-probs give; in a file of pairs, such a row is a bad row', () => {
     const name = 'mistral-tiny';
     const dir = join(fixtures, name);
@@ -138,6 +157,7 @@ describe('srk eval', () => {
     expect(r.status, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.sft_rows).toBe(true);
+    expect([j.ties, j.aug_ties]).toEqual([null, null]); // no margins: no ties either (the table shows "-")
     expect(j.n).toBe(6);
     close(j.nll_chosen, reference(name).nllChosen);
     for (const k of ['margin', 'accuracy', 'aug_accuracy', 'reward_chosen', 'reward_rejected']) expect(j[k], k).toBeNull();

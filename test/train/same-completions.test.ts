@@ -29,6 +29,7 @@ describe('pairs of the same tokens twice', () => {
     expect(r.status, r.stderr).toBe(0);
     const m = JSON.parse(r.stdout);
     expect([m.n, m.ties, m.aug_ties, m.accuracy, m.aug_accuracy, m.margin]).toEqual([8, 8, 8, 0, 0, 0]);
+    expect(m.notes.join('\n')).toMatch(/^8 of 8 pairs have a margin of exactly 0 \(.*or the responses are the same tokens\): accuracy counts them as wrong/m);
     const lines = readFileSync(pairsOut, 'utf8').trim().split('\n').slice(1);
     expect(lines).toHaveLength(8);
   }, 120_000);
