@@ -238,7 +238,7 @@ export function formatEvalReport(r: EvalReport): string {
 
 export const evalCommand: CommandModule = {
   command: 'eval',
-  describe: 'evaluate a policy against a reference on preference data: mean margin, accuracy, augmented accuracy, reward means, ' +
+  describe: 'evaluate a policy against a reference on preference data: mean margin (beta h, the chosen reward less the rejected), accuracy, augmented accuracy, reward means, ' +
     'the policy\'s negative log-likelihood per chosen token (nll_chosen; on SFT rows without a rejected response, that alone), ' +
     'and Pearson/Spearman/Kendall between margins and judge score differences (score_chosen/score_rejected, chosen_rating/rejected_rating or chosen_score/rejected_score) when the data has them. ' +
     'A --model that is an srk train checkpoint is scored with its run\'s beta, lengths, refinement prompt and EOS where those flags are not given',
@@ -252,7 +252,7 @@ export const evalCommand: CommandModule = {
     'skip-bad-rows': { type: 'boolean', default: false, describe: 'skip and count malformed data lines instead of stopping' },
     'cache-dir': { type: 'string', describe: 'cache the reference log-probs in this directory (reused while the reference, data and settings stay the same)' },
     'max-pairs': { type: 'number', describe: 'evaluate the first N usable pairs of --data only, in the file\'s order (transformers\' max_eval_samples)' },
-    'pairs-out': { type: 'string', describe: 'write each pair\'s margin, augmented margin, judge scores, file and line to this CSV (pair: its index among the usable pairs; as a training run\'s eval-pairs.csv)' },
+    'pairs-out': { type: 'string', describe: 'write each pair\'s margin and augmented margin (beta h), judge scores, file and line to this CSV (pair: its index among the usable pairs; as a training run\'s eval-pairs.csv)' },
   }),
   handler: async (a) => {
     // A checkpoint of srk train is evaluated with its run's settings where no flag says otherwise.
