@@ -9,7 +9,7 @@ import { METRICS_FILE } from '../report/metrics-log.js';
 import { evalTableFromRows, formatEvalTable } from '../report/eval-metrics.js';
 import { userError } from '../errors.js';
 
-interface ReportArgs { runs: string[]; out: string; title?: string; name?: string[]; smoothing: number; 'x-axis': 'pairs_seen' | 'step' }
+interface ReportArgs { runs: string[]; out: string; title?: string; name?: string[]; smoothing: number | 'auto'; 'x-axis': 'pairs_seen' | 'step' }
 
 /** Each run's name: --name where given, else the `name` its train_config.json records, else its directory's
  *  name; names that would repeat get their directory added, so no two curves share a legend entry. */
@@ -28,11 +28,13 @@ export const reportCommand: CommandModule<object, ReportArgs> = {
       out: { type: 'string', default: 'runs/report', describe: 'directory for report.html, report.csv and report-eval.csv' },
       title: { type: 'string', describe: 'page title (default: the run names)' },
       name: { type: 'string', array: true, describe: 'a name per run, in order (default: the name the run recorded, as the demo\'s stages do, else its directory\'s name)' },
-      smoothing: { type: 'number', default: 0, describe: 'EMA weight in [0, 1) for the training curves (raw values drawn faintly behind)' },
+      smoothing: { type: 'string', default: 'auto', describe: 'EMA weight in [0, 1) for the training curves, raw values drawn faintly behind (auto: none below 30 steps, else 1 - 20/steps, at most 0.98; 0: none)',
+        // A number where it reads as one; other text stays as typed, for the error to show.
+        coerce: (v: string) => (v === 'auto' || !/^\s*[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?\s*$/i.test(String(v)) ? v : Number(v)) },
       'x-axis': { choices: ['pairs_seen', 'step'], default: 'pairs_seen', describe: 'x axis of the curves' },
     }) as never,
   handler: async (a) => {
-    if (!(a.smoothing >= 0 && a.smoothing < 1)) throw userError(`--smoothing must be in [0, 1) (got ${a.smoothing})`);
+    if (a.smoothing !== 'auto' && !(typeof a.smoothing === 'number' && a.smoothing >= 0 && a.smoothing < 1)) throw userError(`--smoothing must be auto or a number in [0, 1) (got ${a.smoothing})`);
     for (const d of a.runs) {
       if (!existsSync(d) || !statSync(d).isDirectory()) throw userError(`${d}: not a directory`);
       if (!existsSync(path.join(d, METRICS_FILE))) throw userError(`${d}: no ${METRICS_FILE} (not an srk train run directory, or no step finished yet)`);

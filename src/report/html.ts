@@ -52,8 +52,8 @@ export interface ReportOptions {
   x?: 'pairs_seen' | 'step';
   /** Most points drawn per series (all points still go to the CSV); default 2000. */
   maxPoints?: number;
-  /** EMA weight in [0, 1) for the training curves (raw values drawn faintly behind); default 0. */
-  smoothing?: number;
+  /** EMA weight in [0, 1) for the training curves (raw values drawn faintly behind); default 'auto' (autoSmoothing). */
+  smoothing?: number | 'auto';
   /** Shown under the title (e.g. a timestamp); default: none, so the output is reproducible. */
   subtitle?: string;
 }
@@ -142,6 +142,22 @@ function runColor(run: ReportRun, i: number): string {
   return esc(run.color ?? PALETTE[i % PALETTE.length]);
 }
 
+/** The most training steps any run has. */
+function longestRun(runs: readonly ReportRun[]): number {
+  return runs.reduce((n, r) => Math.max(n, r.metrics.length), 0);
+}
+
+/**
+ * The EMA weight for curves of `runs` when none is asked for: none below 30 steps (every point is readable);
+ * above, a window of about a twentieth of the run (1 - 20/n: 0.67 at 60 steps, 0.9 at 200, at most 0.98),
+ * so a long run's per-batch noise does not hide its trend or one run's from another's. The raw values stay
+ * drawn faintly behind.
+ */
+export function autoSmoothing(runs: readonly ReportRun[]): number {
+  const n = longestRun(runs);
+  return n < 30 ? 0 : Math.min(0.98, Math.round((1 - 20 / n) * 100) / 100);
+}
+
 /** The report page as one HTML string. */
 export function renderReportHtml(opts: ReportOptions): string {
   const xKey = opts.x ?? 'pairs_seen';
@@ -152,8 +168,10 @@ export function renderReportHtml(opts: ReportOptions): string {
   const splits = splitsOf(opts.runs);
 
   const chartData: Record<string, Array<{ name: string; color: string; x: number[]; y: number[] }>> = {};
-  const smoothNote = opts.smoothing && opts.smoothing > 0
-    ? `<p class="note">Curves: exponential moving average (weight ${opts.smoothing}) of the per-step values; raw values drawn faintly behind. Markers: evaluation results, with their standard errors over the pairs.</p>`
+  const auto = opts.smoothing === undefined || opts.smoothing === 'auto';
+  const smoothing = auto ? autoSmoothing(opts.runs) : opts.smoothing as number;
+  const smoothNote = smoothing > 0
+    ? `<p class="note">Curves: exponential moving average (weight ${smoothing}${auto ? `, chosen for ${longestRun(opts.runs)} steps; srk report --smoothing sets it` : ''}) of the per-step values; raw values drawn faintly behind. Markers: evaluation results, with their standard errors over the pairs.</p>`
     : '<p class="note">Curves: per-step training values. Markers: evaluation results, with their standard errors over the pairs.</p>';
   const several = opts.runs.length > 1;
   /** The charts of `specs` as figures; those without a value in any run are left out (their titles in `leftOut`). */
@@ -166,7 +184,7 @@ export function renderReportHtml(opts: ReportOptions): string {
         color: runColor(r, i),
         x: r.metrics.map((m) => xOf(m, xKey)),
         y: r.metrics.map((m) => num(m, c.key)),
-        smooth: c.smooth === false ? 0 : opts.smoothing,
+        smooth: c.smooth === false ? 0 : smoothing,
         dash: several ? DASHES[i % DASHES.length] : '',
       }));
       // Eval markers: a shape per run and split (several runs: each run's its own, named in the legend),

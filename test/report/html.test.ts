@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { demoReportOptions, writeDemo } from '../../src/report/demo.js';
 import { computeEvalMetrics, computeSftEvalMetrics, toEvalRow, type EvalTableRow } from '../../src/report/eval-metrics.js';
-import { csvField, renderReportHtml, runsFromDirs, writeReport, type ReportRun } from '../../src/report/html.js';
+import { autoSmoothing, csvField, renderReportHtml, runsFromDirs, writeReport, type ReportOptions, type ReportRun } from '../../src/report/html.js';
 import { readRunDir, type EvalRow, type MetricsRow } from '../../src/report/metrics-log.js';
 import { writeEvalPairs } from '../../src/report/eval-pairs.js';
 import { appendSamples, readSamples, trimSamples } from '../../src/report/samples-log.js';
@@ -128,7 +128,7 @@ describe('HTML report', () => {
 
   it('writes report.html with one svg per chart, one polyline per run, legends, eval markers and table', () => {
     const dir = tmpDir();
-    const files = writeReport(dir, { title: 'Two runs <test>', runs, evalTable, config: { model: 'EleutherAI/pythia-70m', beta: 0.1, opt: { lr: 5e-7, name: 'rmsprop' } } });
+    const files = writeReport(dir, { title: 'Two runs <test>', runs, evalTable, smoothing: 0, config: { model: 'EleutherAI/pythia-70m', beta: 0.1, opt: { lr: 5e-7, name: 'rmsprop' } } });
     const html = fs.readFileSync(files.html, 'utf8');
     expect(html.startsWith('<!DOCTYPE html>')).toBe(true);
     expect(html).toContain('<title>Two runs &lt;test&gt;</title>');
@@ -172,6 +172,19 @@ describe('HTML report', () => {
     expect(html.replace(/xmlns="http:\/\/www\.w3\.org\/2000\/svg"/g, '')).not.toContain('http');
     // Atomic writes leave no temp files.
     expect(fs.readdirSync(dir).sort()).toEqual(['report-eval.csv', 'report.csv', 'report.html']);
+  });
+
+  it('smoothing by default: none below 30 steps, else an EMA of weight 1 - 20/steps (at most 0.98), said under the title', () => {
+    const run = (n: number): ReportRun => ({ name: `r${n}`, metrics: Array.from({ length: n }, (_, i) => ({ step: i + 1, pairs_seen: 8 * (i + 1), loss: 0.7 - 0.001 * i + 0.05 * Math.sin(i) })) });
+    expect([10, 29, 30, 60, 200, 1000, 5000].map((n) => autoSmoothing([run(n)]))).toEqual([0, 0, 0.33, 0.67, 0.9, 0.98, 0.98]);
+    expect(autoSmoothing([run(10), run(200)])).toBe(0.9); // the longest run's
+    const page = (o: Partial<ReportOptions>) => renderReportHtml({ title: 't', runs: [run(200)], ...o });
+    const auto = page({});
+    expect(auto).toContain('exponential moving average (weight 0.9, chosen for 200 steps; srk report --smoothing sets it)');
+    expect(svgs(auto)[0]).toContain('r200 (EMA 0.9)');
+    expect(page({ smoothing: 0.5 })).toContain('exponential moving average (weight 0.5) of the per-step values');
+    expect(page({ smoothing: 0 })).toContain('Curves: per-step training values.');
+    expect(renderReportHtml({ title: 't', runs: [run(12)] })).toContain('Curves: per-step training values.');
   });
 
   it('writes CSVs with every point of every run', () => {
