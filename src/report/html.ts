@@ -296,11 +296,6 @@ function evalSetsDiffer(runs: ReportRun[]): string | undefined {
   return `The runs evaluated on different held-out sets (${each.join('; ')}): their eval numbers are over different pairs, not measurements of one set.`;
 }
 
-/**
- * Each run's per-pair margins of its latest evaluation against the judge's score differences (the
- * points behind the eval table's correlations); undefined where no run has pairs with scores. At most
- * 2000 points a run (evenly spaced among its pairs).
- */
 /** The eval splits of the runs, in order of appearance (the curves' marker shapes follow them). */
 function splitsOf(runs: ReportRun[]): string[] {
   const splits: string[] = [];
@@ -308,8 +303,23 @@ function splitsOf(runs: ReportRun[]): string[] {
   return splits;
 }
 
+/**
+ * Each run's per-pair margins of its latest evaluation against the judge's score differences (the
+ * points behind the eval table's correlations); undefined where no run has pairs with scores. At most
+ * 2000 points a run (evenly spaced among its pairs).
+ */
 function marginScatter(runs: ReportRun[]): string | undefined {
   const markers: MarkerSeries[] = [];
+  // Judge scores are few values (UltraFeedback's 1-10 in halves): at each, the points of every run fall on
+  // one vertical line, one run's hidden behind another's. Where the differences are that few, each run
+  // takes its own band beside the value and its points spread across it (by pair, the same every time);
+  // the tips give the true difference.
+  const diffs = runs.flatMap((r) => (r.evalPairs ? r.evalPairs.scoreChosen.map((c, k) => c - r.evalPairs!.scoreRejected[k]) : [])).filter(Number.isFinite);
+  const distinct = [...new Set(diffs)].sort((a, b) => a - b);
+  const gap = distinct.length > 1 ? Math.min(...distinct.slice(1).map((v, j) => v - distinct[j])) : 1;
+  const spread = distinct.length <= 40 && diffs.length > 2 * distinct.length ? 0.6 * gap : 0;
+  const withPairs = runs.filter((r) => r.evalPairs).length;
+  let band = 0;
   runs.forEach((r, i) => {
     const p = r.evalPairs;
     if (!p) return;
@@ -318,13 +328,17 @@ function marginScatter(runs: ReportRun[]): string | undefined {
     const every = Math.ceil(all.length / 2000);
     // The correlation that evaluation found (eval.jsonl at that step), beside the points it comes from.
     const ev = (r.eval ?? []).find((e) => e.step === p.step && typeof e.pearson === 'number');
+    // This run's band of the spread, and a point's place in it from its pair (a fixed scramble of k).
+    const width = spread / withPairs; const left = -spread / 2 + width * band++;
+    const place = (k: number) => (spread === 0 ? 0 : left + width * (0.15 + 0.7 * (((k * 2654435761) >>> 0) % 1000) / 999));
     markers.push({
       label: `${r.name} (step ${p.step}${ev ? `, Pearson r ${formatValue(ev.pearson as number)}` : ''})`, shape: markerShape(i, 0, splitsOf(runs).length, runs.length > 1), color: runColor(r, i), runName: r.name,
-      points: all.filter((_, j) => j % every === 0).map((q) => ({ x: q.x, y: q.y, tip: `${r.name} · pair ${q.k}: score difference ${formatValue(q.x)}, margin ${formatValue(q.y)}` })),
+      points: all.filter((_, j) => j % every === 0).map((q) => ({ x: q.x + place(q.k), y: q.y, tip: `${r.name} · pair ${q.k}: score difference ${formatValue(q.x)}, margin ${formatValue(q.y)}` })),
     });
   });
   if (markers.length === 0) return undefined;
-  return renderLineChart({ id: 'margin-scatter', title: 'Margin β·h against judge score difference (latest evaluation)', xLabel: 'score chosen − score rejected',
+  return renderLineChart({ id: 'margin-scatter', title: 'Margin β·h against judge score difference (latest evaluation)',
+    xLabel: `score chosen − score rejected${spread > 0 ? ' (points spread beside each value, a band per run)' : ''}`,
     yLabel: 'margin', series: [], markers, pad: true }).svg;
 }
 

@@ -353,6 +353,33 @@ describe('HTML report', () => {
     expect(svgs(renderReportHtml({ title: 'dpo', runs: [{ name: 'DPO', metrics, eval: [dpoEval] }] }))).toHaveLength(4);
   });
 
+  it('the scatter over a few judge score values: each run in its own band beside each value, its points spread across it', () => {
+    const pairs = (n: number, shift: number): NonNullable<ReportRun['evalPairs']> => ({
+      step: 5, margin: Array.from({ length: n }, (_, k) => Math.sin(k + shift)), augMargin: Array.from({ length: n }, () => 0),
+      scoreChosen: Array.from({ length: n }, (_, k) => 2 + 2 * (k % 4)), scoreRejected: Array.from({ length: n }, () => 0),
+    });
+    const run = (name: string, shift: number): ReportRun => ({ name, metrics: [], eval: [{ step: 5, pairs_seen: 40, split: 'eval', margin: 0, accuracy: 0, aug_accuracy: 0, n: 30 }], evalPairs: pairs(30, shift) });
+    const scatter = (runs: ReportRun[]) => allSvgs(renderReportHtml({ title: 's', runs })).find((x) => x.includes('id="margin-scatter"'))!;
+    const placed = (svg: string) => [...svg.matchAll(/class="marker" data-run="([^"]+)" d="M([\d.]+),[^"]*"[^>]*><title>[^<]*score difference ([-\d.]+)/g)]
+      .map((m) => ({ run: m[1], px: Number(m[2]), diff: Number(m[3]) }));
+    const two = scatter([run('a', 0), run('b', 1)]);
+    expect(two).toContain('(points spread beside each value, a band per run)');
+    const pts = placed(two);
+    expect(pts).toHaveLength(60);
+    for (const v of [2, 4, 6, 8]) {
+      const a = pts.filter((p) => p.run === 'a' && p.diff === v).map((p) => p.px);
+      const b = pts.filter((p) => p.run === 'b' && p.diff === v).map((p) => p.px);
+      expect(Math.max(...a)).toBeLessThan(Math.min(...b)); // a's band left of b's
+      expect(new Set(a).size).toBeGreaterThan(3); // spread, not stacked
+    }
+    // Differences of many values (a continuous judge): drawn where they are.
+    const cont = (r: ReportRun) => ({ ...r, evalPairs: { ...r.evalPairs!, scoreChosen: r.evalPairs!.scoreChosen.map((c, k) => c + k / 100) } });
+    const plain = scatter([cont(run('a', 0)), cont(run('b', 1))]);
+    expect(plain).not.toContain('points spread');
+    const byDiff = placed(plain);
+    expect(new Set(byDiff.map((p) => p.diff)).size).toBe(30);
+  });
+
   it('the margin against score scatter of each run\'s latest evaluation (eval-pairs.csv), where pairs carry scores', () => {
     const dir = tmpDir();
     const withScores = path.join(dir, 'scored');
