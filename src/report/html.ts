@@ -202,8 +202,10 @@ export function renderReportHtml(opts: ReportOptions): string {
           if (pts.some((p) => Number.isFinite(p.y))) {
             // "eval" alone for the split srk train writes (never "eval (eval)"); another split by its name.
             const what = split === 'eval' ? 'eval' : `eval (${split})`;
+            // Joined by a line where the run has no curve here (eval-only charts), in its curve's dash.
+            const ownCurve = series[i].y.some(Number.isFinite);
             markers.push({ label: several ? `${r.name} ${what}` : what, shape: markerShape(i, si, splits.length, several),
-              color: runColor(r, i), runName: r.name, points: pts });
+              color: runColor(r, i), runName: r.name, points: pts, ...(ownCurve ? {} : { connect: series[i].dash }) });
           }
         });
       });

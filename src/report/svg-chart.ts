@@ -25,6 +25,8 @@ export interface MarkerSeries {
   runName: string;
   /** `err`: a standard error, drawn as a whisker from y - err to y + err. */
   points: Array<{ x: number; y: number; err?: number; tip?: string }>;
+  /** Joined by a thin line in this dash pattern ('' solid): a run's evaluations where it has no curve of its own. */
+  connect?: string;
 }
 
 export type MarkerShape = 'circle' | 'square' | 'triangle' | 'diamond';
@@ -388,6 +390,15 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
   }
   out.push('</g>');
 
+  // A run's evaluations where it has no training curve (the eval NLL, Pearson r): joined in x order by a
+  // thin line, so their course reads as one, and a run's points stay told apart where they meet another's.
+  for (const m of markers) {
+    if (m.connect === undefined) continue;
+    const pts = m.points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y)).sort((a, b) => a.x - b.x);
+    if (pts.length < 2) continue;
+    out.push(`<polyline class="eval-line" data-run="${escapeXml(m.runName)}" stroke="${m.color}" stroke-width="1.2" stroke-opacity="0.7" fill="none"` +
+      `${m.connect ? ` stroke-dasharray="${m.connect}"` : ''} points="${pts.map((p) => `${f1(sx(p.x))},${f1(sy(p.y))}`).join(' ')}"/>`);
+  }
   // Markers on top (see-through, so that markers of several runs at one point all show), each standard
   // error as a whisker behind its marker.
   out.push('<g class="markers" stroke-width="1.8">');

@@ -329,6 +329,13 @@ describe('HTML report', () => {
     expect(d[3]).not.toContain('EMA'); expect(d[3]).not.toContain('class="raw"');
     expect(count(d[4], /class="marker"/g)).toBe(r.eval!.length); // eval markers alone
     expect(d[4]).toContain('Sr-DPO (eval only)');
+    // ... joined in x order by a thin line of the run's own (a chart with its curve has none).
+    const joined = [...d[4].matchAll(/<polyline class="eval-line" data-run="Sr-DPO"[^>]*points="([^"]+)"/g)];
+    expect(joined).toHaveLength(1);
+    const xs = joined[0][1].split(' ').map((p) => Number(p.split(',')[0]));
+    expect(xs).toHaveLength(r.eval!.length);
+    expect(xs).toEqual([...xs].sort((a, b) => a - b));
+    expect(d[0]).not.toContain('eval-line');
     // Without them (nor judge scores): none drawn, none named.
     const bare: ReportRun = { name: 'x', metrics: [{ step: 1, pairs_seen: 4, loss: 0.7, margin: 0, accuracy: 0, aug_accuracy: null }] };
     const html = renderReportHtml({ title: 'b', runs: [bare] });
