@@ -50,8 +50,8 @@ export interface EvalReport {
   margin: number | null;
   accuracy: number | null;
   aug_accuracy: number | null;
-  /** Pairs with a margin (augmented margin) of exactly 0: wrong answers to the accuracies, as in TRL. */
-  /** Pairs whose margin is exactly 0 (null for SFT rows, which have no margins). */
+  /** Pairs with a margin (augmented margin) of exactly 0: wrong answers to the accuracies, as in TRL (null for
+   *  SFT rows, which have no margins). */
   ties: number | null;
   aug_ties: number | null;
   /** Standard errors of margin, accuracy and aug_accuracy over the pairs (eval-metrics.ts). */

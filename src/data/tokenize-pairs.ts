@@ -403,8 +403,8 @@ export function isSftPair(p: TokenizedPair): boolean {
 /**
  * A pair whose two completions are the same tokens (y+ == y-, a few rows in HH-RLHF and UltraFeedback):
  * its margin is 0 and its gradient nothing, exactly. Computed as two sequences they would differ by rounding
- * (another place in the packed row), and a margin of 1e-5 counted as a correct pair, not a tie, as TRL's
- * alike computations count it. The scoring and the step give such a pair one sum for both.
+ * (another place in the packed row), and a margin of 1e-5 counted as a correct pair, where TRL, computing the
+ * two alike, counts a tie (wrong). The scoring and the step give such a pair one sum for both.
  */
 export function sameCompletions(p: TokenizedPair): boolean {
   const a = p.chosenIds; const b = p.rejectedIds;

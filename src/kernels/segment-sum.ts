@@ -8,7 +8,8 @@
 //   forward:  sums[s] = sum_{n in [start_s, end_s)} x[n];  counts[s] = end_s - start_s (f32, optional)
 //   backward: g[n] = dsum[s] (times scale) for n in range s, 0 for tokens in no range.
 // The forward is one workgroup per sequence with a fixed-order tree reduction: deterministic.
-// The backward clears g and then scatters dsum over each range (ranges must not overlap).
+// The backward clears g and then scatters dsum over each range (its ranges must not overlap; the forward's may:
+// training reads the sum of a pair whose responses are the same tokens twice from one range, step.ts).
 // Reference: segment-sum.ref.ts.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
@@ -93,7 +94,7 @@ export function segmentRanges(segIds: ArrayLike<number>, S: number): Uint32Array
 export interface SegmentSumArgs {
   /** [N] f32 per-token values (log-probs). */
   x: Tensor;
-  /** [S, 2] u32 token ranges (start, end), non-overlapping, inside [0, N). */
+  /** [S, 2] u32 token ranges (start, end) inside [0, N); they may overlap (the backward's may not). */
   ranges: Tensor;
   /** [S] f32 out. */
   sums: Tensor;

@@ -122,8 +122,9 @@ export function checkCheckpointNames(cfg: ModelConfig, tensors: Found, where = '
       const mlp = /\.mlp\.\w+\.bias$/.test(n);
       if (cfg.arch === 'mistral' && (attention || mlp)) return ' (Mistral layers have no biases)';
       if (cfg.arch === 'qwen2' && (attention || mlp)) return ' (Qwen2 has biases on q/k/v_proj alone)';
-      if (attention && !cfg.attentionBias) return ' (config.json has attention_bias false)';
-      if (mlp && !cfg.mlpBias) return ' (config.json has mlp_bias false)';
+      // (GPT-NeoX's attention_bias defaults to true, Llama's to false.)
+      if (attention && !cfg.attentionBias) return ` (config.json's attention_bias is false${cfg.arch === 'gpt-neox' ? '' : ' or absent'})`;
+      if (mlp && !cfg.mlpBias) return ' (config.json\'s mlp_bias is false or absent)';
       return '';
     };
     lines.push(`  unexpected (${r.unexpected.length}):`, ...r.unexpected.map((p) => `    ${p.name} ${shape(p.shape)}${tiedNote(p.name)}${biasNote(p.name)}`));

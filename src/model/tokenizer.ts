@@ -181,6 +181,8 @@ export class SrkTokenizer {
   readonly bosTokenId: number | undefined;
   readonly eosTokenId: number | undefined;
   readonly padTokenId: number | undefined;
+  /** The model's unk_token id, for words its vocabulary lacks (encode). */
+  private readonly unkId: number | undefined;
   /** Highest token id + 1: the embedding rows the tokenizer can address. */
   readonly vocabSize: number;
   readonly chatTemplate: string | undefined;
@@ -218,6 +220,8 @@ export class SrkTokenizer {
       const id = Array.isArray(fromModel) ? fromModel[0] : fromModel; // eos may be a list
       return Number.isSafeInteger(id) ? (id as number) : undefined;
     };
+    const unk = isObject(tokenizerJson.model) ? tokenizerJson.model.unk_token : undefined;
+    this.unkId = typeof unk === 'string' ? this.tok.token_to_id(unk) : undefined;
     this.bosTokenId = special('bos');
     this.eosTokenId = special('eos');
     this.padTokenId = special('pad');
@@ -235,7 +239,19 @@ export class SrkTokenizer {
   }
 
   encode(text: string, opts: EncodeOptions): number[] {
-    return this.tok.encode(text, { add_special_tokens: opts.addSpecialTokens }).ids;
+    const ids = this.tok.encode(text, { add_special_tokens: opts.addSpecialTokens }).ids;
+    // The tokenizers package's WordLevel model gives no id (undefined) for a word outside its vocabulary,
+    // where the Rust library gives its unk_token's: as Rust, else an error (an undefined id became token 0
+    // in a batch, or an internal error naming no row).
+    for (let i = 0; i < ids.length; i++) {
+      if (Number.isSafeInteger(ids[i])) continue;
+      if (this.unkId === undefined) {
+        throw new Error(`the tokenizer gives no id for a word of ${JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}...` : text)} ` +
+          '(outside its vocabulary, and its model names no unk_token)');
+      }
+      ids[i] = this.unkId;
+    }
+    return ids;
   }
 
   decode(ids: readonly number[], opts: DecodeOptions = {}): string {

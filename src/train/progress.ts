@@ -86,12 +86,13 @@ export class Progress {
 
 /**
  * How many times a training run still does what it does every `every` steps (0: never) and after its last
- * step, once `step` steps of `totalSteps` are done: the multiples of `every` after `step` and before the
- * last step (the trainer's evaluations and saves), and the last step's own.
+ * step, when step `step` (1 to totalSteps - 1) is done and reported but what follows it is not: the
+ * multiples of `every` from `step` on before the last step (the trainer's evaluations and saves, the one
+ * about to run at `step` included), and the last step's own. 0 from the last step on (no ETA is shown).
  */
-export function dueAfter(step: number, totalSteps: number, every: number): number {
+export function dueFrom(step: number, totalSteps: number, every: number): number {
   if (step >= totalSteps) return 0;
-  return (every > 0 ? Math.floor((totalSteps - 1) / every) - Math.floor(step / every) : 0) + 1;
+  return (every > 0 ? Math.floor((totalSteps - 1) / every) - Math.floor((step - 1) / every) : 0) + 1;
 }
 
 export function fmtTime(s: number): string {

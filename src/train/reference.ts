@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync, readdirSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Gpu } from '../engine/gpu.js';
-import type { TokenizedPair } from '../data/tokenize-pairs.js';
+import { sameCompletions, type TokenizedPair } from '../data/tokenize-pairs.js';
 import { bytesProgress } from './progress.js';
 import { loadModel } from '../model/load.js';
 import { writeFileAtomic } from '../report/metrics-log.js';
@@ -204,6 +204,17 @@ function readCached(file: string, n: number): ReferenceLogps | undefined {
  * file, and an augmented request with only the plain file scores the augmented pass alone.
  */
 export async function referenceLogps(gpu: Gpu, r: ReferenceRequest): Promise<ReferenceLogps> {
+  const got = await scoredOrCached(gpu, r);
+  // Pairs of the same tokens twice: one sum for both, as scorePairs gives them now, also where a cache or a
+  // partial pass written before it holds two (whose rounding apart made a tie a counted pair).
+  for (const pass of [got.plain, got.aug]) {
+    if (!pass) continue;
+    r.pairs.forEach((p, k) => { if (sameCompletions(p)) pass.rejected[k] = pass.chosen[k]; });
+  }
+  return got;
+}
+
+async function scoredOrCached(gpu: Gpu, r: ReferenceRequest): Promise<ReferenceLogps> {
   const weights = await weightsHash(r.refDir, bytesProgress(r.progress, `hash reference ${r.refDir}`));
   const keyOf = (augmented: boolean, augMatmulPrecision: 'f32' | 'f16' | undefined) => createHash('sha256').update(JSON.stringify({
     weights, pairs: pairsHash(r.pairs), augmented, settings: r.settings,

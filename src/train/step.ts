@@ -62,9 +62,9 @@ export interface StepMetrics {
   recordMs: number; dispatches: number;
 }
 
-/** Token ranges of the chosen sequences then the rejected ones: [2m, 2] u32, the loss kernel's order. */
 /**
- * The token ranges of a micro-batch's m chosen then m rejected completions, for segmentSum. `same[i]`: pair
+ * The token ranges of a micro-batch's m chosen then m rejected completions ([2m, 2] u32, the loss kernel's
+ * order), for segmentSum. `same[i]`: pair
  * i's completions are the same tokens (sameCompletions): forward, its rejected sum is read over the chosen
  * tokens (one sum for both, a margin of exactly 0); backward (`grads`), both ranges are empty, the gradient of
  * a margin that is 0 whatever the weights.

@@ -25,7 +25,7 @@ import { ScoringStopped, scorePairs } from './score.js';
 import { trainStep } from './step.js';
 import { TUNING_FILE, adapterName, loadTuning, saveTuning } from './tuning-file.js';
 import { batchStart, epochOrder, pairsUsed } from './shuffle.js';
-import { Progress, dueAfter } from './progress.js';
+import { Progress, dueFrom } from './progress.js';
 import { acquireRunLock } from './run-lock.js';
 import { defaultWeightDecay, isSrLoss, type TrainOptions } from './options.js';
 import { isUserFacing } from '../errors.js';
@@ -439,9 +439,9 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     if (evalPairs && evalDue && step < totalSteps && !readEval(path.join(o.out, EVAL_FILE), { lenient: true, missingOk: true }).some((e) => e.step === step)) {
       try { await evaluate(); } catch (e) { throw evalError(e, o.evalData!, step, step === 0 ? undefined : lastSaved); }
     }
-    // The evaluations and saves after `step` (each cadence's multiples before the last step, then the last
-    // step's own), at the last one's duration: an ETA from the steps' rate alone ran short by all of them.
-    const dueSeconds = () => (evalPairs ? dueAfter(step, totalSteps, o.evalEvery) * evalSeconds : 0) + dueAfter(step, totalSteps, o.saveEvery) * saveSeconds;
+    // The evaluations and saves still due when a step is reported (the step's own, before they run, and the
+    // later ones: dueFrom), at the last one's duration: an ETA from the steps' rate alone ran short by all of them.
+    const dueSeconds = () => (evalPairs ? dueFrom(step, totalSteps, o.evalEvery) * evalSeconds : 0) + dueFrom(step, totalSteps, o.saveEvery) * saveSeconds;
     training = true;
     progress.start(`train ${o.name ?? o.loss}`, step); // its first report counts the first step's time
     let order = epochOrder(P, o.seed, epoch);

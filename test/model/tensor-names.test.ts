@@ -89,8 +89,8 @@ describe('expected tensor names', () => {
     const withBiases = [...expectedParameters(llama), bias('model.layers.0.self_attn.o_proj.bias'), bias('model.layers.0.mlp.down_proj.bias')];
     let msg = '';
     try { checkCheckpointNames(llama, withBiases); } catch (e) { msg = (e as Error).message; }
-    expect(msg).toContain('model.layers.0.self_attn.o_proj.bias [48] (config.json has attention_bias false)');
-    expect(msg).toContain('model.layers.0.mlp.down_proj.bias [48] (config.json has mlp_bias false)');
+    expect(msg).toContain('model.layers.0.self_attn.o_proj.bias [48] (config.json\'s attention_bias is false or absent)');
+    expect(msg).toContain('model.layers.0.mlp.down_proj.bias [48] (config.json\'s mlp_bias is false or absent)');
     const mistral = await loadModelConfig(path.join(FIXTURES, 'mistral-tiny'));
     expect(() => checkCheckpointNames(mistral, [...expectedParameters(mistral), bias('model.layers.1.self_attn.q_proj.bias')]))
       .toThrow(/q_proj\.bias \[48\] \(Mistral layers have no biases\)/);
@@ -99,6 +99,6 @@ describe('expected tensor names', () => {
     const neox = await loadModelConfig(path.join(FIXTURES, 'gpt-neox-tiny'));
     const noBias = { ...neox, attentionBias: false };
     expect(() => checkCheckpointNames(noBias, [...expectedParameters(noBias), bias('gpt_neox.layers.0.attention.dense.bias')]))
-      .toThrow(/attention\.dense\.bias \[48\] \(config\.json has attention_bias false\)/);
+      .toThrow(/attention\.dense\.bias \[48\] \(config\.json's attention_bias is false\)/);
   });
 });

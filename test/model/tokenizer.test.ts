@@ -164,3 +164,13 @@ describe('loadTokenizer: one parse while the files are unchanged', () => {
     expect((await loadTokenizer(bad)).vocabSize).toBe(a.vocabSize);
   });
 });
+
+describe('tokenizer: a word outside a WordLevel vocabulary', () => {
+  const wordLevel = (unk: string | undefined) => ({ version: '1.0', truncation: null, padding: null, added_tokens: [], normalizer: null,
+    pre_tokenizer: { type: 'WhitespaceSplit' }, post_processor: null, decoder: null, model: { type: 'WordLevel', vocab: { '<unk>': 0, a: 1, b: 2 }, unk_token: unk } });
+  it('is its unk_token, as the Rust library gives it (the JavaScript one gives no id); without one, an error naming the text', () => {
+    expect(new SrkTokenizer(wordLevel('<unk>')).encode('a c b', { addSpecialTokens: false })).toEqual([1, 0, 2]);
+    expect(() => new SrkTokenizer(wordLevel(undefined)).encode('a c b', { addSpecialTokens: false }))
+      .toThrow(/the tokenizer gives no id for a word of "a c b" \(outside its vocabulary, and its model names no unk_token\)/);
+  });
+});

@@ -3,7 +3,7 @@
 // from that one's last report. A resumed run starts at step 900 of 1000, and an eval between steps pauses
 // training: neither may make the ETA a fraction of the real one, nor drop the step after the eval.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Progress, dueAfter } from '../../src/train/progress.js';
+import { Progress, dueFrom } from '../../src/train/progress.js';
 
 describe('Progress ETA', () => {
   afterEach(() => { vi.restoreAllMocks(); });
@@ -64,19 +64,21 @@ describe('Progress ETA', () => {
   });
 });
 
-describe('dueAfter', () => {
-  it('counts the cadence\'s multiples after the step and before the last, and the last step\'s own, as the trainer does them', () => {
-    // The trainer: every `every` steps while step < total, and once after the last step.
+describe('dueFrom', () => {
+  it('counts what the trainer still does once a step is reported: that step\'s evaluation or save, the later ones, the last step\'s', () => {
+    // The trainer's loop, as trainer.ts runs it: step++, report (here: count what follows), then the
+    // evaluation at a multiple of `every` while step < total; after the loop, one more.
     const brute = (step: number, total: number, every: number) => {
       if (step >= total) return 0;
       let n = 1;
-      for (let s = step + 1; s < total; s++) if (every > 0 && s % every === 0) n++;
+      for (let s = step; s < total; s++) if (every > 0 && s % every === 0) n++;
       return n;
     };
     for (const total of [1, 2, 7, 10, 33]) {
-      for (let step = 0; step <= total; step++) {
-        for (const every of [0, 1, 2, 3, 5, 10, 40]) expect(dueAfter(step, total, every), `${step}/${total} every ${every}`).toBe(brute(step, total, every));
+      for (let step = 1; step <= total; step++) {
+        for (const every of [0, 1, 2, 3, 5, 10, 40]) expect(dueFrom(step, total, every), `${step}/${total} every ${every}`).toBe(brute(step, total, every));
       }
     }
+    expect(dueFrom(4, 10, 2)).toBe(4); // steps 4, 6 and 8, then the last
   });
 });
