@@ -316,22 +316,26 @@ function marginScatter(runs: ReportRun[]): string | undefined {
   // one vertical line, one run's hidden behind another's. Where the differences are that few, each run
   // takes its own band beside the value and its points spread across it (by pair, the same every time);
   // the tips give the true difference.
-  const diffs = runs.flatMap((r) => (r.evalPairs ? r.evalPairs.scoreChosen.map((c, k) => c - r.evalPairs!.scoreRejected[k]) : [])).filter(Number.isFinite);
+  // (Differences rounded for the count: 7.3 - 6.1 and 4.2 - 3.0 are one value.)
+  const pointsOf = (r: ReportRun) => (r.evalPairs
+    ? r.evalPairs.margin.map((m, k) => ({ k, x: r.evalPairs!.scoreChosen[k] - r.evalPairs!.scoreRejected[k], y: m })).filter((q) => Number.isFinite(q.x) && Number.isFinite(q.y))
+    : []);
+  const drawn = runs.map(pointsOf);
+  const diffs = drawn.flat().map((q) => Math.round(q.x * 1e9) / 1e9);
   const distinct = [...new Set(diffs)].sort((a, b) => a - b);
   const gap = distinct.length > 1 ? Math.min(...distinct.slice(1).map((v, j) => v - distinct[j])) : 1;
   const spread = distinct.length <= 40 && diffs.length > 2 * distinct.length ? 0.6 * gap : 0;
-  const withPairs = runs.filter((r) => r.evalPairs).length;
+  const withPoints = drawn.filter((d) => d.length > 0).length;
   let band = 0;
   runs.forEach((r, i) => {
     const p = r.evalPairs;
-    if (!p) return;
-    const all = p.margin.map((m, k) => ({ k, x: p.scoreChosen[k] - p.scoreRejected[k], y: m })).filter((q) => Number.isFinite(q.x) && Number.isFinite(q.y));
-    if (all.length === 0) return;
+    const all = drawn[i];
+    if (!p || all.length === 0) return;
     const every = Math.ceil(all.length / 2000);
     // The correlation that evaluation found (eval.jsonl at that step), beside the points it comes from.
     const ev = (r.eval ?? []).find((e) => e.step === p.step && typeof e.pearson === 'number');
     // This run's band of the spread, and a point's place in it from its pair (a fixed scramble of k).
-    const width = spread / withPairs; const left = -spread / 2 + width * band++;
+    const width = spread / withPoints; const left = -spread / 2 + width * band++;
     const place = (k: number) => (spread === 0 ? 0 : left + width * (0.15 + 0.7 * (((k * 2654435761) >>> 0) % 1000) / 999));
     markers.push({
       label: `${r.name} (step ${p.step}${ev ? `, Pearson r ${formatValue(ev.pearson as number)}` : ''})`, shape: markerShape(i, 0, splitsOf(runs).length, runs.length > 1), color: runColor(r, i), runName: r.name,

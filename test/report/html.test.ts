@@ -379,6 +379,19 @@ describe('HTML report', () => {
       expect(Math.max(...a)).toBeLessThan(Math.min(...b)); // a's band left of b's
       expect(new Set(a).size).toBeGreaterThan(3); // spread, not stacked
     }
+    // A run whose pairs have no finite score takes no band: the one drawn is centred on each value.
+    const unscored: ReportRun = { ...run('u', 2), evalPairs: { ...pairs(30, 2), scoreRejected: Array.from({ length: 30 }, () => NaN) } };
+    const alone = placed(scatter([run('a', 0), unscored]));
+    for (const v of [2, 4, 6, 8]) {
+      const centre = (Math.max(...pts.filter((p) => p.run === 'a' && p.diff === v).map((p) => p.px)) + Math.min(...pts.filter((p) => p.run === 'b' && p.diff === v).map((p) => p.px))) / 2;
+      const a = alone.filter((p) => p.diff === v).map((p) => p.px);
+      expect(Math.min(...a)).toBeLessThan(centre);
+      expect(Math.max(...a)).toBeGreaterThan(centre);
+    }
+    // Differences equal but for rounding (7.3 - 6.1, 4.2 - 3.0) are one value.
+    const rounding = (r: ReportRun) => ({ ...r, evalPairs: { ...r.evalPairs!, scoreChosen: r.evalPairs!.scoreChosen.map((_, k) => [7.3, 4.2, 8.5, 5.4][k % 4]),
+      scoreRejected: r.evalPairs!.scoreRejected.map((_, k) => [6.1, 3.0, 7.3, 4.2][k % 4]) } });
+    expect(scatter([rounding(run('a', 0)), rounding(run('b', 1))])).toContain('(points spread beside each value, a band per run)');
     // Differences of many values (a continuous judge): drawn where they are.
     const cont = (r: ReportRun) => ({ ...r, evalPairs: { ...r.evalPairs!, scoreChosen: r.evalPairs!.scoreChosen.map((c, k) => c + k / 100) } });
     const plain = scatter([cont(run('a', 0)), cont(run('b', 1))]);
