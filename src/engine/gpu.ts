@@ -150,8 +150,9 @@ export class Gpu {
    */
   simulatedSubgroupSize: number | undefined;
   private errors: string[] = [];
-  /** The first out-of-memory error since the last check(): the errors after it are mostly its consequences. */
-  private outOfMemory: string | undefined;
+  /** The first out-of-memory error since the last check() (the errors after it are mostly its consequences),
+   *  how many errors came before it, and how many more out-of-memory errors followed. */
+  private outOfMemory: { message: string; before: number; more: number } | undefined;
   private lostReason: string | undefined;
   private destroyed = false;
 
@@ -175,8 +176,9 @@ export class Gpu {
       // Reported by check(), with what ran: not also printed by Dawn (its default for an event not
       // prevented), which put a raw copy of each above srk's own message.
       ev.preventDefault();
-      if (isOutOfMemory(ev.error)) this.outOfMemory ??= ev.error.message;
-      else this.errors.push(ev.error.message);
+      if (!isOutOfMemory(ev.error)) this.errors.push(ev.error.message);
+      else if (this.outOfMemory) this.outOfMemory.more++;
+      else this.outOfMemory = { message: ev.error.message, before: this.errors.length, more: 0 };
     };
     void device.lost.then((info) => {
       if (!this.destroyed) this.lostReason = `${info.reason}: ${info.message}`;
@@ -281,13 +283,17 @@ export class Gpu {
     if (this.lostReason) throw new GpuError(`GPU device lost (${this.lostReason})${context ? ` during ${context}` : ''}`);
     if (this.outOfMemory !== undefined) {
       // A buffer the driver could not allocate: the work that used it then fails validation too. Said as
-      // what it is, with how much srk had asked for and the flags that make a batch smaller.
-      const first = this.outOfMemory.split('\n')[0].trim();
-      const after = this.errors.splice(0).length;
+      // what it is, with how much srk had asked for and what makes the run smaller; errors from before it
+      // are listed, those after it counted.
+      const { message, before, more } = this.outOfMemory;
+      const errors = this.errors.splice(0);
       this.outOfMemory = undefined;
+      const after = errors.length - before + more;
       const gib = (b: number) => (b / 2 ** 30).toFixed(2);
-      throw new GpuError(`the GPU ran out of memory${context ? ` during ${context}` : ''} (${first}) with ${gib(this.pool.allocatedBytes)} GiB ` +
-        `of srk's buffers allocated: ${FEWER_TOKENS}${after ? ` (${after} error${after === 1 ? '' : 's'} that followed from it not shown)` : ''}`);
+      throw new GpuError(`the GPU ran out of memory${context ? ` during ${context}` : ''} (${message.split('\n')[0].trim()}) with ` +
+        `${gib(this.pool.allocatedBytes)} GiB of buffers asked for (the one refused included): ${FEWER_TOKENS}, or a smaller model` +
+        `${after ? ` (${after} error${after === 1 ? '' : 's'} after it not shown)` : ''}` +
+        `${before ? `; before it: ${errors.slice(0, before).join('\n---\n')}` : ''}`);
     }
     if (this.errors.length) {
       const msgs = this.errors.splice(0);

@@ -14,13 +14,15 @@ describe('Gpu.check after an out-of-memory error', () => {
     const gpu = await getGpu();
     const sink = gpu.device.onuncapturederror as unknown as ErrorSink;
     const raise = (ev: { error: GPUError }) => sink({ ...ev, preventDefault: () => {} });
+    raise({ error: new GPUValidationError('an earlier validation error') });
     raise({ error: new GPUOutOfMemoryError('vkAllocateMemory failed with VK_ERROR_OUT_OF_DEVICE_MEMORY\n - While calling [Device].CreateBuffer') });
     raise({ error: new GPUValidationError('[Buffer "activations"] is invalid') });
     raise({ error: new GPUOutOfMemoryError('a second allocation failed') });
     raise({ error: new GPUValidationError('[Invalid BindGroup] is invalid') });
     expect(() => gpu.check('step 3')).toThrow(new RegExp(
       '^the GPU ran out of memory during step 3 \\(vkAllocateMemory failed with VK_ERROR_OUT_OF_DEVICE_MEMORY\\) with \\d+\\.\\d\\d GiB ' +
-      'of srk\'s buffers allocated: fewer tokens at a time fit \\(--micro-batch-size, --max-length; .*\\) \\(2 errors that followed from it not shown\\)$'));
+      'of buffers asked for \\(the one refused included\\): fewer tokens at a time fit \\(--micro-batch-size, --max-length; .*\\), or a smaller model ' +
+      '\\(3 errors after it not shown\\); before it: an earlier validation error$'));
     expect(() => gpu.check('next')).not.toThrow(); // reported once
     // Other errors as before.
     raise({ error: new GPUValidationError('a validation error') });
@@ -36,7 +38,7 @@ describe('Gpu.check after an out-of-memory error', () => {
     gpu.device.createBuffer({ size, usage: GPUBufferUsage.STORAGE }).destroy();
     if (!(await gpu.device.popErrorScope())) ctx.skip();
     const b = gpu.device.createBuffer({ size, usage: GPUBufferUsage.STORAGE });
-    await expect(gpu.sync()).rejects.toThrow(/^the GPU ran out of memory during sync \(.+\) with .* GiB of srk's buffers allocated: fewer tokens at a time fit/);
+    await expect(gpu.sync()).rejects.toThrow(/^the GPU ran out of memory during sync \(.+\) with .* GiB of buffers asked for \(the one refused included\): fewer tokens at a time fit/);
     b.destroy();
   });
 
