@@ -7,6 +7,7 @@
 // Decoding follows the checkpoint's generation_config.json where it has one, as transformers'
 // generate() does (do_sample, temperature, top_k, top_p, max_new_tokens, eos_token_id); flags override
 // it. Without one: greedy, up to 256 new tokens, stopping at the EOS token.
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { countDataRows, iterateJsonl, type JsonObject, type JsonlRow } from '../data/read-jsonl.js';
@@ -78,7 +79,9 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
   const tt = textTokenizer(tok);
   const defaults = await generationDefaults(o.model, tok.eosTokenId);
   const dec = decodingSettings(o, defaults);
-  try { checkSampling(dec); } catch (e) { throw userError(`${(e as Error).message} (from the flags or ${defaults.file})`); }
+  try { checkSampling(dec); } catch (e) {
+    throw userError(`${(e as Error).message} (from the flags${existsSync(defaults.file) ? ` or ${defaults.file}` : ''})`);
+  }
   const maxPositions = (await loadModelConfig(o.model)).maxPositions;
   // The longest prompt kept: room for every new token in the model's positions (with max_length, for one).
   const maxPrompt = o.maxPromptLength ?? Math.min(maxPositions, dec.maxLength ?? Infinity) - (dec.maxLength !== undefined ? 1 : dec.maxNewTokens);

@@ -147,8 +147,9 @@ export async function* readLines(file: string): AsyncGenerator<{ line: number; t
 
 function describe(v: unknown): string {
   if (v === null) return 'null';
+  if (v === undefined) return 'nothing (the field is missing)';
   if (Array.isArray(v)) return 'an array';
-  return `a ${typeof v}`;
+  return `${typeof v === 'object' ? 'an' : 'a'} ${typeof v}`;
 }
 
 /** The most text a JSON array file may hold: V8's longest string is 2^29 - 24 UTF-16 units. */

@@ -271,7 +271,7 @@ describe('srk generate', () => {
       expect(x.stderr).toMatch(msg);
     }
     for (const [flags, msg] of [
-      [['--temperature', '-1'], /temperature must be 0 \(greedy\) or positive/],
+      [['--temperature', '-1'], /temperature must be 0 \(greedy\) or positive.* \(from the flags or .*generation_config\.json\)$/m],
       [['--top-p', '0'], /top-p must be in/],
       [['--samples', '0'], /--samples must be a positive whole number/],
       [['--max-new-tokens', '2048'], /--max-new-tokens 2048 leaves no room for a prompt in the model's 2048 positions/],
@@ -280,6 +280,17 @@ describe('srk generate', () => {
       expect(x.status, x.stderr).toBe(1);
       expect(x.stderr).toMatch(msg);
     }
+    // Without a generation_config.json, the flags alone are named.
+    const noConfig = modelCopy('gpt-neox-tiny');
+    rmSync(join(noConfig, 'generation_config.json'));
+    const t = run(['--model', noConfig, '--data', good, '--temperature', '-1']);
+    expect(t.status).toBe(1);
+    expect(t.stderr).toMatch(/temperature must be 0 \(greedy\) or positive.* \(from the flags\)$/m);
+    // A message without its content says it is missing.
+    const noContent = dataFile('no-content.jsonl', [{ messages: [{ role: 'user' }] }]);
+    const m = run(['--model', model, '--data', noContent]);
+    expect(m.status).toBe(1);
+    expect(m.stderr).toMatch(/content must be a string, got nothing \(the field is missing\)/);
     const two = run(['--model', model, '--data', good, '--data', bad]);
     expect(two.status).toBe(1);
     expect(two.stderr).toMatch(/reads one --data file/);
