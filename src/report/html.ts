@@ -465,6 +465,9 @@ export function flattenConfig(obj: Record<string, unknown>, prefix = '', out: Re
   return out;
 }
 
+/** The settings that only some losses read (options.ts lossSettings). */
+const LOSS_SETTINGS = ['beta', 'lambda', 'labelSmoothing'];
+
 function configHtml(opts: ReportOptions): string {
   const parts: string[] = [];
   if (opts.config && Object.keys(opts.config).length) {
@@ -477,10 +480,19 @@ function configHtml(opts: ReportOptions): string {
     const flats = withCfg.map((r) => flattenConfig(r.config!));
     const keys: string[] = [];
     for (const f of flats) for (const k of Object.keys(f)) if (!keys.includes(k)) keys.push(k);
+    // A loss setting the run's loss does not read (DPO's lambda, SFT's beta) is shown as such, and two runs
+    // differ on it only where both read it.
+    const unread = withCfg.map((r) => {
+      const loss = String(r.config!.loss ?? '');
+      const reads = LOSSES.includes(loss as LossName) ? lossSettings(loss as LossName) : undefined;
+      return (k: string) => reads !== undefined && LOSS_SETTINGS.includes(k) && !(reads as string[]).includes(k) ? loss : undefined;
+    });
     const rows = keys.map((k) => {
       const vals = flats.map((f) => f[k] ?? '');
-      const differs = vals.some((v) => v !== vals[0]);
-      return `<tr${differs ? ' class="differs"' : ''}><th scope="row">${esc(k)}</th>${vals.map((v) => `<td class="text">${esc(v)}</td>`).join('')}</tr>`;
+      const read = vals.filter((_, i) => !unread[i](k));
+      const differs = read.some((v) => v !== read[0]);
+      const cell = (v: string, i: number) => { const by = unread[i](k); return by ? `${v} (${by} does not read it)` : v; };
+      return `<tr${differs ? ' class="differs"' : ''}><th scope="row">${esc(k)}</th>${vals.map((v, i) => `<td class="text${unread[i](k) ? ' unread' : ''}">${esc(cell(v, i))}</td>`).join('')}</tr>`;
     });
     parts.push(`<table class="config runs"><thead><tr><th>key</th>${withCfg.map((r) => `<th>${esc(r.name)}</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>`);
   }
@@ -544,6 +556,7 @@ td { text-align: right; font-variant-numeric: tabular-nums; }
 td.text { text-align: left; font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; white-space: pre-wrap; word-break: break-all; max-width: 560px; }
 tbody th { text-align: left; font-weight: 600; }
 tr.differs th { color: #b35900; }
+td.unread { color: #999; }
 .swatch { display: inline-block; width: 12px; height: 12px; border-radius: 2px; margin-right: 6px; vertical-align: -1px; }
 .note, .foot, .empty { color: #666; font-size: 12px; }
 .se { color: #777; font-size: 11px; white-space: nowrap; }

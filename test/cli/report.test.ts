@@ -29,7 +29,7 @@ describe('srk report', () => {
   it('two runs: curves, settings side by side, every row in the CSV, the eval table', () => {
     const base = mkdtempSync(join(tmpdir(), 'srk-report-'));
     fakeRun(join(base, 'a'), 5, { loss: 'sr-dpo', beta: 0.1, lambda: 0.5, name: 'Sr-DPO' }, 0.75);
-    fakeRun(join(base, 'b'), 3, { loss: 'dpo', beta: 0.1, lambda: 0.5, name: 'DPO' }, 0.625);
+    fakeRun(join(base, 'b'), 3, { loss: 'dpo', beta: 0.1, lambda: 0.3, name: 'DPO' }, 0.625);
     const out = join(base, 'out');
     const r = run(['report', join(base, 'a'), join(base, 'b'), '--out', out, '--smoothing', '0.5']);
     expect(r.status, r.stderr).toBe(0);
@@ -43,6 +43,8 @@ describe('srk report', () => {
     expect(settings).toMatch(/<th>Sr-DPO<\/th><th>DPO<\/th>/);
     expect(settings).toMatch(/<tr class="differs"><th scope="row">loss<\/th><td class="text">sr-dpo<\/td><td class="text">dpo<\/td><\/tr>/);
     expect(settings).toMatch(/<tr><th scope="row">beta<\/th>/);
+    // DPO does not read lambda: said in its cell, and no difference from Sr-DPO's.
+    expect(settings).toContain('<tr><th scope="row">lambda</th><td class="text">0.5</td><td class="text unread">0.3 (dpo does not read it)</td></tr>');
     expect(readFileSync(join(out, 'report.csv'), 'utf8').trimEnd().split('\n').length).toBeGreaterThanOrEqual(1 + 5 + 3);
   }, 60_000);
 
