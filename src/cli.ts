@@ -3,7 +3,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { existsSync, statSync } from 'node:fs';
-import { checkDirFlag, exitAfterFlush, fail, joinNegativeNumbers, refuseEmptyValues, refuseNonNumbers, refuseRepeatedFlags, usageMessage, withGpu } from './cli/run.js';
+import { checkDirFlag, exitAfterFlush, fail, joinNegativeNumbers, refuseEmptyValues, refuseNonNumbers, refuseRepeatedFlags, refuseRepeatedTyped, usageMessage, withGpu } from './cli/run.js';
 import { formatInfo, infoReport } from './cli/info.js';
 import { benchCommand } from './cli/bench.js';
 import { DEMO_FLAGS, checkTrainPaths, demoIgnoredFlags, trainFlags, trainOptionsFrom, unreadSettingNotes } from './cli/train.js';
@@ -69,6 +69,7 @@ async function main(): Promise<void> {
     .command((await import('./cli/eval.js')).evalCommand)
     .command((await import('./cli/generate.js')).generateCommand)
     .command((await import('./cli/report.js')).reportCommand)
+    .middleware(() => refuseRepeatedTyped(typed, new Set((cli as unknown as YargsOptions).getOptions().boolean)))
     .middleware((argv) => refuseRepeatedFlags(argv as Record<string, unknown>))
     .middleware(() => refuseEmptyValues(typed, new Set([...(cli as unknown as YargsOptions).getOptions().boolean, 'help', 'version'])))
     .middleware(() => refuseNonNumbers(typed, new Set((cli as unknown as YargsOptions).getOptions().number)))

@@ -178,6 +178,26 @@ function* flagsTyped(args: readonly string[]): Generator<TypedFlag> {
 }
 
 /**
+ * yargs middleware: a single-value flag typed twice with different values is refused by name, as typed.
+ * refuseRepeatedFlags reads yargs' parse, which for a number flag adds the values up instead of listing
+ * them (`--max-steps 2 --max-steps 1` trained 3 steps): this reads the command line itself. `booleans`
+ * are the switches (`--packed --no-packed` differ).
+ */
+export function refuseRepeatedTyped(args: readonly string[], booleans: ReadonlySet<string>): void {
+  const seen = new Map<string, string[]>();
+  for (const { index, dashed, inline } of flagsTyped(args)) {
+    const negated = !booleans.has(dashed) && dashed.startsWith('no-') && booleans.has(dashed.slice(3));
+    const flag = negated ? dashed.slice(3) : dashed;
+    if (LIST_FLAGS.has(flag)) continue;
+    const value = booleans.has(flag) ? String(negated ? inline === 'false' : inline !== 'false') : inline ?? args[index + 1] ?? '';
+    seen.set(flag, [...(seen.get(flag) ?? []), value]);
+  }
+  for (const [flag, values] of seen) {
+    if (new Set(values).size > 1) throw userError(`--${flag} is given ${values.length} times (${values.join(', ')}); give it once`);
+  }
+}
+
+/**
  * yargs middleware: a flag that takes a value but is given none (`--lr` last, `--seed "$SEED"` with the
  * variable unset, `--out=`) is refused by name. yargs would otherwise take the default (a seed sweep with a
  * typo'd variable would train identical runs) or an empty path. Read from the command line as typed;
