@@ -72,7 +72,7 @@ const SAME_SIGTERM_MS = 2000;
 
 /** Options that must match for --resume to continue a run (others, like eval cadence, may change). */
 const PINNED = ['loss', 'beta', 'lambda', 'labelSmoothing', 'optimizer', 'weightDecay', 'lr', 'warmupSteps', 'lrSchedule', 'gradClip', 'batchSize', 'maxLength',
-  'maxPromptLength', 'seed', 'refinePrompt', 'noEos', 'data', 'dropLast', 'sftPairTruncation'] as const;
+  'maxPromptLength', 'seed', 'refinePrompt', 'noEos', 'data', 'dropLast', 'sftPairTruncation', 'completionsInContext'] as const;
 /** What a pinned option was in a run saved by an older srk (before it existed), from what that run recorded. */
 const PINNED_BEFORE: Partial<Record<(typeof PINNED)[number], (recorded: Record<string, unknown>) => unknown>> = {
   lrSchedule: () => 'constant', dropLast: () => true, labelSmoothing: () => 0,
@@ -96,6 +96,8 @@ export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> 
 }
 
 async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
+  // Recorded (trainer_state.json) as true or false, so srk eval and srk logprobs of the checkpoint tokenize as it did.
+  o = { ...o, completionsInContext: o.completionsInContext === true };
   const progress = new Progress(o.plainProgress);
   const log = (s: string) => progress.log(s);
   checkSaveTargets(o.out, [{ flag: 'model', dir: o.model }, ...(o.refModel !== undefined ? [{ flag: 'ref-model', dir: o.refModel }] : [])]);
@@ -135,6 +137,8 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       // (./x.jsonl, an absolute path, a moved copy) is the same run.
       if (k === 'data' && state.dataHash !== undefined) continue;
       if (k === 'sftPairTruncation') continue; // no flag: taken from the state above
+      // A run saved before it was recorded: its pairs' hash (below) tells whether they tokenize alike.
+      if (k === 'completionsInContext' && !Object.hasOwn(state.options, k)) continue;
       // SFT trains without them (they shape only --eval-data's margins, which may change between evals),
       // except the refine prompt of a run that tokenized its pairs with it (sftPairTruncation: in its data hash).
       if (o.loss === 'sft' && (k === 'beta' || k === 'lambda' || (k === 'refinePrompt' && !o.sftPairTruncation))) continue;
@@ -212,7 +216,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     const dataHash = pairsHash(pairs);
     if (state?.dataHash !== undefined && state.dataHash !== dataHash) {
       throw new TrainingError(`--resume: the pairs read from ${dataLabel(o.data)} are not the ones the run in ${o.out} trained on ` +
-        '(the file changed, or the files\' order, or what tokenizes it: the tokenizer, --max-length, --max-prompt-length, --refine-prompt, --no-eos); ' +
+        '(the file changed, or the files\' order, or what tokenizes it: the tokenizer, --max-length, --max-prompt-length, --refine-prompt, --no-eos, --completions-in-context); ' +
         'its data order and position would not mean the same pairs');
     }
     // Eval pairs: always augmented (the augmented accuracy). An SFT run's may be SFT rows (no rejected

@@ -15,7 +15,7 @@ describe('srk eval of a training checkpoint', () => {
     const data = join(model, 'pairs.jsonl');
     const out = join(tempDir('srk-eval-run-'), 'run');
     const r = await train(['--model', model, '--data', data, '--eval-data', data, '--loss', 'dpo', '--beta', '0.3', '--max-length', '24',
-      '--max-prompt-length', '8', '--no-eos', '--lr', '1e-3', '--warmup-steps', '0', '--batch-size', '3', '--max-steps', '2', '--out', out]);
+      '--max-prompt-length', '8', '--no-eos', '--completions-in-context', '--lr', '1e-3', '--warmup-steps', '0', '--batch-size', '3', '--max-steps', '2', '--out', out]);
     expect(r.code, r.stderr).toBe(0);
     const last = readFileSync(join(out, 'eval.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).at(-1);
     expect(last.step).toBe(2);
@@ -23,8 +23,8 @@ describe('srk eval of a training checkpoint', () => {
     const e = run(['eval', '--model', join(out, 'checkpoint'), '--ref-model', model, '--data', data, '--json']);
     expect(e.status, e.stderr).toBe(0);
     const j = JSON.parse(e.stdout);
-    expect(j.notes.join(' ')).toMatch(/--max-length 24, --max-prompt-length 8, --beta 0\.3, --no-eos: as the run that trained .*checkpoint had them \(its trainer_state\.json\)/);
-    expect([j.max_length, j.max_prompt_length, j.beta, j.no_eos]).toEqual([24, 8, 0.3, true]);
+    expect(j.notes.join(' ')).toMatch(/--max-length 24, --max-prompt-length 8, --beta 0\.3, --no-eos, --completions-in-context: as the run that trained .*checkpoint had them \(its trainer_state\.json\)/);
+    expect([j.max_length, j.max_prompt_length, j.beta, j.no_eos, j.in_context]).toEqual([24, 8, 0.3, true, true]);
     for (const k of ['margin', 'accuracy', 'aug_accuracy', 'nll_chosen']) expect(Math.abs(j[k] - last[k]), k).toBeLessThan(1e-6);
 
     // A flag given is the user's: taken as given, and not in the note.
@@ -32,13 +32,13 @@ describe('srk eval of a training checkpoint', () => {
     expect(f.status, f.stderr).toBe(0);
     const g = JSON.parse(f.stdout);
     expect([g.beta, g.no_eos, g.max_length]).toEqual([0.1, false, 24]);
-    expect(g.notes.join(' ')).toMatch(/--max-length 24, --max-prompt-length 8: as the run/);
+    expect(g.notes.join(' ')).toMatch(/--max-length 24, --max-prompt-length 8, --completions-in-context: as the run/);
 
     // srk logprobs alike (it has no --beta): the lines of the same command with the run's flags written out.
     const l = run(['logprobs', '--model', join(out, 'checkpoint'), '--data', data]);
     expect(l.status, l.stderr).toBe(0);
-    expect(l.stderr).toMatch(/note: --max-length 24, --max-prompt-length 8, --no-eos: as the run that trained .*checkpoint had them/);
-    const written = run(['logprobs', '--model', join(out, 'checkpoint'), '--data', data, '--max-length', '24', '--max-prompt-length', '8', '--no-eos']);
+    expect(l.stderr).toMatch(/note: --max-length 24, --max-prompt-length 8, --no-eos, --completions-in-context: as the run that trained .*checkpoint had them/);
+    const written = run(['logprobs', '--model', join(out, 'checkpoint'), '--data', data, '--max-length', '24', '--max-prompt-length', '8', '--no-eos', '--completions-in-context']);
     expect(written.status, written.stderr).toBe(0);
     expect(written.stderr).not.toMatch(/as the run that trained/);
     expect(l.stdout).toBe(written.stdout);
