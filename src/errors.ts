@@ -22,3 +22,21 @@ export function dataError(e: unknown): unknown {
   }
   return e;
 }
+
+/** File-system failures a user acts on (space, permissions, a read-only or missing place), by errno code. */
+const USER_FS_CODES: Record<string, string> = {
+  ENOSPC: 'the disk is full', EDQUOT: 'the disk quota is spent', EACCES: 'permission denied', EPERM: 'not permitted',
+  EROFS: 'a read-only file system', ENOENT: 'no such directory', ENOTDIR: 'a path component is not a directory', EISDIR: 'a directory is in the way',
+};
+
+/**
+ * An error writing `file`, said with the file and what it means (`ENOSPC: no space left on device, write`
+ * named neither which file nor what was being saved); `what` names it for the reader ("the metrics of step 40").
+ * File-system causes a user can act on are user-facing; anything else keeps its stack.
+ */
+export function fileWriteError(file: string, e: unknown, what?: string): Error {
+  const code = (e as { code?: unknown } | null)?.code;
+  const reason = typeof code === 'string' && Object.hasOwn(USER_FS_CODES, code) ? `${USER_FS_CODES[code]}: ${code}` : e instanceof Error ? e.message : String(e);
+  const err = new Error(`cannot write ${what ? `${what} to ` : ''}${file} (${reason})`, { cause: e });
+  return typeof code === 'string' && Object.hasOwn(USER_FS_CODES, code) ? Object.assign(err, { userFacing: true, code }) : Object.assign(err, { code });
+}

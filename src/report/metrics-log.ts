@@ -12,6 +12,7 @@
 //   (or is skipped and counted when `lenient` is set).
 // Non-finite numbers are written as null (JSON has no NaN); readers treat null as "no value".
 
+import { fileWriteError } from '../errors.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -104,9 +105,14 @@ export class JsonlWriter {
     if (this.fd === null) throw new Error(`JsonlWriter(${this.path}): append after close`);
     const buf = Buffer.from(toJsonLine(record) + '\n', 'utf8');
     let off = 0;
-    while (off < buf.length) off += fs.writeSync(this.fd, buf, off, buf.length - off);
+    try {
+      while (off < buf.length) off += fs.writeSync(this.fd, buf, off, buf.length - off);
+      if (this.fsyncMode === 'always') fs.fsyncSync(this.fd);
+    } catch (e) {
+      // A line cut short (a full disk) is dropped when the file is next opened (dropPartialLastLine).
+      throw fileWriteError(this.path, e, 'a line');
+    }
     this.lines++;
-    if (this.fsyncMode === 'always') fs.fsyncSync(this.fd);
   }
 
   /** Makes everything written so far durable (fsync). */
@@ -229,22 +235,25 @@ export function readRunDir(outDir: string): { metrics: MetricsRow[]; eval: EvalR
   };
 }
 
-/** Writes `data` to `file` atomically: a temp file in the same directory, fsync, rename. */
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
+/**
+ * Writes `data` to `file` atomically: a temp file in the same directory, fsync, rename. A failure (a full
+ * disk) removes the temp file and names `file` (and `what`, where given) in its error.
+ */
+export function writeFileAtomic(file: string, data: string | Uint8Array, what?: string): void {
   const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`;
-  const fd = fs.openSync(tmp, 'w');
   try {
-    fs.writeFileSync(fd, data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      fs.writeFileSync(fd, data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
     fs.renameSync(tmp, file);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
-    throw e;
+    throw fileWriteError(file, e, what);
   }
 }
 

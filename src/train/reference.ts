@@ -7,6 +7,7 @@
 // --cache-dir. A pass stopped part way leaves what it has scored in ref-logps-KEY.partial.json, which
 // the next request for the same log-probs takes up (savePartialReference); so does a pass of the pairs a
 // run trains on, where that is not all of them (`needed`: --max-steps inside the first epoch).
+import { isUserFacing } from '../errors.js';
 import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync, readdirSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -271,6 +272,13 @@ async function scoredOrCached(gpu: Gpu, r: ReferenceRequest): Promise<ReferenceL
   }
   const every = r.partialEveryMs ?? PARTIAL_EVERY_MS;
   let saved = performance.now();
+  let warned = false;
+  const warnUncached = (e: unknown) => {
+    if (!isUserFacing(e)) throw e; // (a bug, not the file system)
+    if (warned) return;
+    warned = true;
+    r.log(`warning: ${(e as Error).message}: the reference log-probs are not cached (the run goes on; a later one scores them again)`);
+  };
   const save = (): string | undefined => {
     // A run beside this one (a sweep sharing --cache-dir) may have saved pairs of its own there meanwhile: kept.
     const disk = readPartial(partialFile, n);
@@ -278,8 +286,10 @@ async function scoredOrCached(gpu: Gpu, r: ReferenceRequest): Promise<ReferenceL
     sofar.aug = mergePass(sofar.aug, disk?.aug);
     if (!sofar.plain && !sofar.aug) return undefined;
     const pass = (x?: PassSoFar) => (x ? { logps: toArrays(x.logps), done: [...x.done] } : null);
-    writeFileAtomic(partialFile, JSON.stringify({ n, plain: pass(sofar.plain), aug: pass(sofar.aug) }));
     saved = performance.now();
+    // The cache is for later runs: one that cannot be written (a full disk) is said, and the pass goes on.
+    try { writeFileAtomic(partialFile, JSON.stringify({ n, plain: pass(sofar.plain), aug: pass(sofar.aug) }), 'the reference pass so far'); }
+    catch (e) { warnUncached(e); return undefined; }
     return partialFile;
   };
   const onResults = (stage: 'plain' | 'aug') => (logps: PairLogps, done: Uint8Array) => {
@@ -308,7 +318,11 @@ async function scoredOrCached(gpu: Gpu, r: ReferenceRequest): Promise<ReferenceL
         `${((performance.now() - t0) / 1000).toFixed(1)} s, cached in ${partialFile}; a run that trains on more of them scores those there`);
       return { plain: unscoredNaN(sofar.plain!), aug: r.augmented ? unscoredNaN(sofar.aug!) : undefined };
     }
-    writeFileAtomic(file, JSON.stringify({ n, plain: toArrays(sofar.plain!.logps), aug: r.augmented ? toArrays(sofar.aug!.logps) : null }));
+    try { writeFileAtomic(file, JSON.stringify({ n, plain: toArrays(sofar.plain!.logps), aug: r.augmented ? toArrays(sofar.aug!.logps) : null }), 'the reference log-probs'); }
+    catch (e) {
+      warnUncached(e);
+      return { plain: sofar.plain!.logps, aug: r.augmented ? sofar.aug!.logps : undefined };
+    }
     rmSync(partialFile, { force: true });
     // A plain request takes the plain half of this file: a partial plain pass of these pairs has nothing more.
     if (r.augmented) rmSync(partialOf(keyOf(false, undefined)), { force: true });

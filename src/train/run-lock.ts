@@ -5,10 +5,10 @@
 // is also removed when the process exits without releasing it (process.exit on a signal before the
 // first step); one naming this very process that it does not hold was left by an earlier process
 // with the same pid (a container's pid 1) and is taken over too.
-import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { userError } from '../errors.js';
+import { fileWriteError, userError } from '../errors.js';
 
 export const RUN_LOCK = '.srk-train.lock';
 
@@ -53,7 +53,14 @@ export function acquireRunLock(out: string): () => void {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(file, 'wx');
-      try { writeSync(fd, `${JSON.stringify(mine)}\n`); } finally { closeSync(fd); }
+      try { writeFileSync(fd, `${JSON.stringify(mine)}\n`); } // (whole: one writeSync may write part of it)
+      catch (e) {
+        // Not written (a full disk): an empty lock would hold the next run off as one being taken.
+        closeSync(fd);
+        try { unlinkSync(file); } catch { /* gone */ }
+        throw fileWriteError(file, e, 'the run\'s lock');
+      }
+      closeSync(fd);
       held.set(file, mine);
       if (!exitHook) {
         exitHook = true;

@@ -486,7 +486,8 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
         reward_chosen: r.rewardChosen, reward_rejected: r.rewardRejected, logp_chosen: r.logpChosen, logp_rejected: r.logpRejected,
         grad_norm: r.gradNorm, lr, tokens_per_s: r.tokens / secs, pairs_per_s: batchPairs.length / secs,
       };
-      metrics.step(row);
+      // (A line that cannot be written, a full disk: the step's weights are not saved, the last checkpoint stands.)
+      try { metrics.step(row); } catch (e) { throw stepError(e, step, lastSaved); }
       progress.update(`train ${o.name ?? o.loss}`, step, totalSteps,
         `loss ${r.loss.toFixed(4)}${r.accuracy !== null ? ` acc ${r.accuracy.toFixed(2)}` : ''}${r.margin !== null ? ` margin ${r.margin.toFixed(3)}` : ''}`,
         step < totalSteps ? dueSeconds() : 0);
@@ -512,13 +513,22 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     }
     const dir = await save();
     metrics.close();
-    const rep = writeReport(o.out, { title: `srk train: ${o.name ?? o.loss}`, runs: runsFromDirs([{ name: o.name ?? o.loss, dir: o.out }]) });
-    if (interrupted && (step < totalSteps || evalStopped)) {
-      log(`interrupted at step ${step}: checkpoint saved in ${dir}; continue with --resume${evalStopped && step >= totalSteps ? ' (it evaluates this step)' : ''}; report ${rep.html}`);
-      return { out: o.out, steps: step, checkpoint: dir, report: rep.html, interrupted };
+    // The report is drawn from files already saved: one that cannot be written (a full disk) is said, and
+    // the run, its checkpoint saved, still ends as it did (srk report draws it later).
+    let report: string;
+    try {
+      report = writeReport(o.out, { title: `srk train: ${o.name ?? o.loss}`, runs: runsFromDirs([{ name: o.name ?? o.loss, dir: o.out }]) }).html;
+    } catch (e) {
+      if (!isUserFacing(e)) throw e;
+      log(`warning: ${(e as Error).message}: no report; srk report ${o.out} --out ${o.out} draws it`);
+      report = '(not written)';
     }
-    log(`done: ${step} steps; model in ${dir}; report ${rep.html}`);
-    return { out: o.out, steps: step, checkpoint: dir, report: rep.html, lastEval };
+    if (interrupted && (step < totalSteps || evalStopped)) {
+      log(`interrupted at step ${step}: checkpoint saved in ${dir}; continue with --resume${evalStopped && step >= totalSteps ? ' (it evaluates this step)' : ''}; report ${report}`);
+      return { out: o.out, steps: step, checkpoint: dir, report, interrupted };
+    }
+    log(`done: ${step} steps; model in ${dir}; report ${report}`);
+    return { out: o.out, steps: step, checkpoint: dir, report, lastEval };
   } finally {
     if (onSignal) { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); }
     try {
