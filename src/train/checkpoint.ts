@@ -205,7 +205,9 @@ async function writeCheckpoint(gpu: Gpu, r: SaveRequest, tmp: string): Promise<s
   }
   renameSync(tmp, final);
   syncDir(r.out); // the renames reach the disk before the previous checkpoint goes
-  rmSync(old, { recursive: true, force: true });
+  // Saved: a previous checkpoint that cannot be removed now (a read-only file in it) is said, not a failed save.
+  try { rmSync(old, { recursive: true, force: true }); }
+  catch (e) { r.log?.(`warning: the previous checkpoint ${old} could not be removed (${(e as Error).message}); the next save needs it gone`); }
   return final;
 }
 

@@ -1,7 +1,7 @@
 // `srk train`: the run loop. Reference log-probs first (cached), then optimizer steps over a
 // seeded data order, a metrics line per step, periodic evaluation and checkpoints, SIGINT / SIGTERM and
 // NaN handling, and the report at the end.
-import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Gpu } from '../engine/gpu.js';
 import { Optimizer, type OptimizerConfig } from '../kernels/optimizer.js';
@@ -111,9 +111,17 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
   const trainedBefore = (f: string) => f === METRICS_FILE ? statSync(path.join(o.out, f)).size > 0
     : readEval(path.join(o.out, f), { lenient: true, missingOk: true }).some((e) => e.step !== 0);
   const earlierMetrics = [METRICS_FILE, EVAL_FILE].filter((f) => existsSync(path.join(o.out, f)) && trainedBefore(f)).map((f) => path.join(o.out, f))[0];
-  if (!existing && earlierMetrics) {
+  if (!existing && earlierMetrics && !o.resume) {
     throw new TrainingError(`${o.out} holds ${path.basename(earlierMetrics)} of an earlier run that saved no checkpoint; ` +
-      'remove it (or the directory) to start over there, or choose another --out');
+      'remove it (or the directory) to start over there, or choose another --out (--resume starts over, keeping them aside)');
+  }
+  if (!existing && earlierMetrics) {
+    // --resume of a run stopped before its first save (a job requeued after a kill): there is nothing to
+    // continue, so it starts over; what the earlier attempt logged is kept aside, not overwritten.
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    const kept = [METRICS_FILE, EVAL_FILE, SAMPLES_FILE, EVAL_PAIRS_FILE].filter((f) => existsSync(path.join(o.out, f)));
+    for (const f of kept) renameSync(path.join(o.out, f), path.join(o.out, `${f}.unsaved-${stamp}`));
+    log(`--resume: the earlier run in ${o.out} saved no checkpoint; it starts over, its ${kept.join(', ')} kept as *.unsaved-${stamp}`);
   }
   const state: TrainerState | undefined = o.resume && existing ? readTrainerState(existing) : undefined;
   // --drop-last not given: a new run trains the partial batch; a resumed run keeps its own choice (one

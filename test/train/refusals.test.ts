@@ -2,7 +2,7 @@
 // nothing while refusing: a run directory that already holds a checkpoint (without --resume), a
 // --resume with different pinned settings, other pairs or another reference, malformed data. With --skip-bad-rows it goes on and
 // reports the counts of what it read (shapes, scores, HH per-side splits, skipped lines).
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -122,6 +122,17 @@ describe('srk train refuses to overwrite or mismatch an existing run', () => {
     expect(r.stderr).toMatch(/holds metrics\.jsonl of an earlier run that saved no checkpoint; remove it/);
     expect(r.stderr).not.toMatch(STACK);
     expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8')).toMatch(/"loss":0\.69/);
+    // --resume (a job requeued after a kill before the first save): it starts over, the earlier lines kept aside.
+    const again = join(tmp, 'crashed-resume');
+    mkdirSync(again, { recursive: true });
+    writeFileSync(join(again, 'metrics.jsonl'), `${JSON.stringify({ step: 1, loss: 0.69 })}\n`);
+    const rr = await train([...fixtureArgs('gpt-neox-tiny'), '--loss', 'dpo', '--max-steps', '1', '--out', again, '--resume']);
+    expect(rr.code, describeRun(rr)).toBe(0);
+    expect(rr.stderr).toMatch(/--resume: the earlier run in .* saved no checkpoint; it starts over, its metrics\.jsonl kept as \*\.unsaved-/);
+    const aside = readdirSync(again).filter((f) => f.startsWith('metrics.jsonl.unsaved-'));
+    expect(aside).toHaveLength(1);
+    expect(readFileSync(join(again, aside[0]), 'utf8')).toMatch(/"loss":0\.69/);
+    expect(readMetrics(again).map((m) => m.step)).toEqual([1]);
     // Its evaluations past the start count as such a run's too; one stopped in its step-0 evaluation (a
     // signal while it sampled) left nothing trained, and the same command starts over there.
     writeFileSync(join(out, 'metrics.jsonl'), '');
