@@ -249,7 +249,9 @@ export function keepModel(out: string, dir: string, step: number): string {
   const base = path.join(out, KEPT_MODELS);
   const final = keptModelDir(out, step);
   const tmp = path.join(base, `.step-${step}-tmp-${process.pid}`);
-  rmSync(tmp, { recursive: true, force: true });
+  // A run killed while it linked left its temp directory (another pid's): the run's lock is held, so none
+  // is being written.
+  if (existsSync(base)) for (const e of readdirSync(base)) if (/^\.step-\d+-tmp-\d+$/.test(e)) rmSync(path.join(base, e), { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   for (const f of readdirSync(dir)) {
     if (NOT_KEPT.has(f)) continue;

@@ -156,6 +156,8 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       }
     }
     log(`resuming from ${existing} at step ${state.step}`);
+    // A run killed between a save and linking its model (--keep-models) links it now.
+    if (o.keepModels && !existsSync(keptModelDir(o.out, state.step))) keepModel(o.out, existing, state.step);
   } else if (o.resume) {
     log(`--resume: no checkpoint in ${o.out}; starting a new run`);
   }

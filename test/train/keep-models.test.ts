@@ -1,7 +1,7 @@
 // --keep-models: every save also leaves its model as OUT/models/step-N, a Hugging Face directory without
 // the optimizer's state, hard-linked to the checkpoint's files (no copy), and later saves leave it as it
 // was. Its trainer_state.json stays: srk eval of a kept model scores with the run's settings.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { describeRun, fixtureArgs, safetensorsNorm, tempDir, train } from './helpers.js';
@@ -35,5 +35,19 @@ describe('--keep-models', () => {
     const norms = [1, 2, 3].map((n) => safetensorsNorm(kept(n)));
     expect(new Set(norms).size).toBe(3);
     expect(statSync(kept(1)).ino).not.toBe(statSync(kept(2)).ino);
+  }, 120_000);
+
+  it('a run killed between a save and linking its model links it when resumed; a killed link\'s temp directory goes', async () => {
+    const out = tempDir();
+    const args = [...fixtureArgs('gpt-neox-tiny'), '--batch-size', '3', '--loss', 'dpo', '--save-every', '1', '--keep-models', '--out', out];
+    const r = await train([...args, '--max-steps', '2']);
+    expect(r.code, describeRun(r)).toBe(0);
+    // As a SIGKILL after the step-2 save's swap leaves it, with another process's link half made.
+    rmSync(path.join(out, 'models', 'step-2'), { recursive: true });
+    mkdirSync(path.join(out, 'models', '.step-2-tmp-999999'));
+    const resumed = await train([...args, '--max-steps', '3', '--resume']);
+    expect(resumed.code, describeRun(resumed)).toBe(0);
+    expect(readdirSync(path.join(out, 'models')).sort()).toEqual(['step-1', 'step-2', 'step-3']);
+    expect(readTrainerState(path.join(out, 'models', 'step-2')).step).toBe(2);
   }, 120_000);
 });
