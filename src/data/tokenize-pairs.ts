@@ -44,8 +44,10 @@
 //   tokens) ++ promptIds, where promptIds are exactly the plain sequence's prompt ids (truncation
 //   included), so the augmented sequence is refine ++ prompt ++ completion with the same completion ids
 //   as the plain one. A BOS at the head of the prompt stays at the head of the sequence: [BOS] ++ refine
-//   ++ the prompt's other ids, as tokenizing the text p ⊕ x would put it (Llama / Mistral models expect
-//   BOS at position 0, and see none in the middle of a text). The refine prompt does not count toward the
+//   ++ the prompt's other ids, where tokenizing the text p ⊕ x would put it (Llama / Mistral models expect
+//   BOS at position 0, and see none in the middle of a text). Otherwise each part keeps its own ids, as the
+//   fixtures' convention has it (refine_prompt_ids ++ prompt_ids): a SentencePiece prompt keeps the "▁" it
+//   starts with alone, as a completion tokenized alone does. The refine prompt does not count toward the
 //   limits: the plain sequence is truncated as above and then the refine ids are inserted, so an
 //   augmented sequence can be up to maxLength + len(refine ids) tokens (a chat row's a token or two more,
 //   where p and the query join). A row longer than the model's positions (LoadPairsOptions.positions:
@@ -139,6 +141,8 @@ export interface TokenizeStats {
   eosInsideText: number;
   /** Prompts whose doubled leading BOS was reduced to one. */
   doubleBosRemoved: number;
+  /** Text prompts whose tokenizer appends an EOS (add_eos_token): taken off, as no trainer feeds it before the answer. */
+  promptEosRemoved: number;
   /** Length of the refine prompt ids (0 without one). */
   refineLength: number;
   /** Chat rows whose augmented prompt is their own rendering with p in the first user message. */
@@ -199,7 +203,7 @@ export function truncatePromptCompletions(prompt: number[], completions: number[
 }
 
 export function newTokenizeStats(): TokenizeStats {
-  return { rows: 0, truncated: 0, promptTruncated: 0, completionTruncated: 0, completionsAlone: 0, eosAlreadyPresent: 0, eosInsideText: 0, doubleBosRemoved: 0, refineLength: 0,
+  return { rows: 0, truncated: 0, promptTruncated: 0, completionTruncated: 0, completionsAlone: 0, eosAlreadyPresent: 0, eosInsideText: 0, doubleBosRemoved: 0, promptEosRemoved: 0, refineLength: 0,
     refineInUserTurn: 0, refineBeforeCutChat: 0 };
 }
 
@@ -234,10 +238,26 @@ export class PairTokenizer {
     this.stats.refineLength = this.refineIds?.length ?? 0;
   }
 
-  /** Prompt ids with special tokens; returns also how many leading ids are a tokenizer-added BOS.
-   *  `count`: whether a removed doubled BOS counts in the stats (not for a row's second, augmented prompt). */
-  encodePrompt(text: string, count = true): { ids: number[]; pinned: number } {
-    let ids = this.tok.encode(text, { addSpecialTokens: true });
+  /**
+   * Prompt ids; returns also how many leading ids are a BOS (kept first through truncation). A text prompt
+   * takes the tokenizer's special tokens (a BOS where its post-processor adds one; an EOS it appends, as
+   * add_eos_token does, is taken off: the answer follows the prompt). A chat template's rendering
+   * (`templated`) takes none: the template writes the BOS it wants, as transformers' apply_chat_template
+   * tokenizes it (a ChatML template writes none). `count`: whether what is taken off counts in the stats
+   * (not for a row's second, augmented prompt).
+   */
+  encodePrompt(text: string, count = true, templated = false): { ids: number[]; pinned: number } {
+    let ids = this.tok.encode(text, { addSpecialTokens: !templated });
+    const eos = this.tok.eosTokenId;
+    if (!templated && eos !== null && eos !== undefined && ids.length > 1 && ids[ids.length - 1] === eos) {
+      // Appended by the tokenizer where the text's own ids end just before it.
+      const plain = this.tok.encode(text, { addSpecialTokens: false });
+      const before = ids.slice(ids.length - 1 - plain.length, ids.length - 1);
+      if (ids.length > plain.length && before.length === plain.length && before.every((id, i) => id === plain[i])) {
+        ids = ids.slice(0, -1);
+        if (count) this.stats.promptEosRemoved++;
+      }
+    }
     const bos = this.tok.bosTokenId;
     let pinned = 0;
     if (bos !== null && bos !== undefined && ids[0] === bos) {
@@ -322,13 +342,13 @@ export class PairTokenizer {
       if (row.scoreRejected !== undefined) out.scoreRejected = row.scoreRejected;
       return out;
     }
-    const prompt = this.encodePrompt(row.prompt);
     const t = row.templated === true;
+    const prompt = this.encodePrompt(row.prompt, true, t);
     const r = this.truncate(prompt, [this.encodeCompletion(row.prompt, row.chosen, t, 'chosen'), this.encodeCompletion(row.prompt, row.rejected, t, 'rejected')]);
     const out: TokenizedPair = { promptIds: r.prompt, chosenIds: r.completions[0], rejectedIds: r.completions[1], truncated: r.truncated };
     if (this.refineIds && row.augPrompt !== undefined && !r.promptTruncated) {
       // A chat row: its own rendering with p inside the first user turn (preference-rows.ts).
-      out.augPromptIds = this.encodePrompt(row.augPrompt, false).ids;
+      out.augPromptIds = this.encodePrompt(row.augPrompt, false, t).ids;
       this.stats.refineInUserTurn++;
     } else if (this.refineIds) {
       // encodePrompt pins a tokenizer-added BOS at the head, and truncation keeps it there. A chat row
@@ -342,7 +362,7 @@ export class PairTokenizer {
   }
 
   sft(row: { prompt: string; chosen: string; templated?: true }): TokenizedSft {
-    const prompt = this.encodePrompt(row.prompt);
+    const prompt = this.encodePrompt(row.prompt, true, row.templated === true);
     const r = this.truncate(prompt, [this.encodeCompletion(row.prompt, row.chosen, row.templated === true, 'chosen')]);
     return { promptIds: r.prompt, completionIds: r.completions[0], truncated: r.truncated };
   }
@@ -375,6 +395,7 @@ export function formatTokenizeStats(s: TokenizeStats, o: TokenizeOptions = {}): 
   if (s.eosAlreadyPresent) parts.push(`${s.eosAlreadyPresent} completions already held their EOS`);
   if (s.eosInsideText) parts.push(`${s.eosInsideText} completions with the EOS token inside their text (kept as EOS there)`);
   if (s.doubleBosRemoved) parts.push(`${s.doubleBosRemoved} doubled BOS removed`);
+  if (s.promptEosRemoved) parts.push(`${s.promptEosRemoved} prompts without the EOS their tokenizer appends (add_eos_token)`);
   return parts.join('; ');
 }
 

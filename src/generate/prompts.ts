@@ -19,7 +19,11 @@ import type { SrkTokenizer } from '../model/tokenizer.js';
  * with p at the head of its first user message, as training renders the augmented chat rows. (Text prompts
  * have none: p's tokens go before the prompt's, as in training: tokenize-pairs.ts.)
  */
-export interface RowPrompt { prompt: string; augmented?: string }
+export interface RowPrompt {
+  prompt: string; augmented?: string;
+  /** A chat template's rendering: tokenized without the tokenizer's special tokens (the template writes its BOS). */
+  templated?: boolean;
+}
 
 export class PromptReader {
   private readonly pairs: PreferenceNormalizer;
@@ -36,10 +40,10 @@ export class PromptReader {
   /** The prompt text of a row, and its augmented rendering where it is a conversation and there is a refinement prompt. */
   read(obj: JsonObject): RowPrompt {
     const row = this.rowOf(obj);
-    return row.augPrompt !== undefined ? { prompt: row.prompt, augmented: row.augPrompt } : { prompt: row.prompt };
+    return { prompt: row.prompt, ...(row.augPrompt !== undefined ? { augmented: row.augPrompt } : {}), ...(row.templated ? { templated: true } : {}) };
   }
 
-  private rowOf(obj: JsonObject): { prompt: string; augPrompt?: string } {
+  private rowOf(obj: JsonObject): { prompt: string; augPrompt?: string; templated?: true } {
     const has = (k: string) => obj[k] !== undefined && obj[k] !== null;
     if (has('chosen') && has('rejected')) return this.pairs.normalize(obj);
     if (has('instruction')) {
@@ -68,7 +72,7 @@ export class PromptReader {
    * message, what comes before that. (Read as a preference row whose responses are an empty assistant
    * turn, so the chat rendering, and its plain fallback, are training's.)
    */
-  private conversation(v: unknown, key: string): { prompt: string; augPrompt?: string } {
+  private conversation(v: unknown, key: string): { prompt: string; augPrompt?: string; templated?: true } {
     if (!Array.isArray(v)) throw new RowShapeError(`field "${key}" must be a message list, got ${describeJsonValue(v)}`);
     const last = v[v.length - 1] as { role?: unknown } | undefined;
     if (last && typeof last === 'object' && last.role === 'assistant') return this.sft.normalize({ messages: v });
@@ -89,11 +93,11 @@ export interface PromptInput { prompt: string; ids: number[]; truncated: boolean
  */
 export function promptInput(rp: RowPrompt, encoder: PairTokenizer, tok: SrkTokenizer, maxPrompt: number, augmented: boolean): PromptInput {
   if (augmented && rp.augmented !== undefined) {
-    const a = encoder.encodePrompt(rp.augmented, false);
+    const a = encoder.encodePrompt(rp.augmented, false, rp.templated === true);
     if (a.ids.length <= maxPrompt) return { prompt: rp.augmented, ids: a.ids, truncated: false };
   }
   const refine = augmented ? encoder.refineIds ?? [] : [];
-  const plain = encoder.encodePrompt(rp.prompt);
+  const plain = encoder.encodePrompt(rp.prompt, true, rp.templated === true);
   const room = maxPrompt - refine.length;
   let ids = plain.ids;
   const pin = Math.min(plain.pinned, room - 1);

@@ -18,11 +18,11 @@ const fixtures = path.join(repoRoot, 'test/fixtures/data');
 const range = (a: number, b: number): number[] => Array.from({ length: b - a }, (_, i) => a + i);
 
 /** Character-level fake: "<s>" -> 1 (BOS), "</s>" -> 2 (EOS), any other character -> code + 10. */
-function fakeTokenizer(o: { addsBos: boolean; eos?: number | null }): TextTokenizer {
+function fakeTokenizer(o: { addsBos: boolean; eos?: number | null; addsEos?: boolean }): TextTokenizer {
   return {
     encode(text, { addSpecialTokens }) {
       const ids = [...text.matchAll(/<s>|<\/s>|[\s\S]/g)].map((m) => (m[0] === '<s>' ? 1 : m[0] === '</s>' ? 2 : m[0].codePointAt(0)! + 10));
-      return addSpecialTokens && o.addsBos ? [1, ...ids] : ids;
+      return addSpecialTokens ? [...(o.addsBos ? [1] : []), ...ids, ...(o.addsEos ? [2] : [])] : ids;
     },
     eosTokenId: o.eos === undefined ? 2 : o.eos,
     bosTokenId: o.addsBos ? 1 : null,
@@ -143,6 +143,18 @@ describe('tokenizePairs', () => {
     expect(pairs[0].rejectedIds).toEqual([...chars('no'), 2]);
     expect(stats.doubleBosRemoved).toBe(1);
     expect(stats.eosAlreadyPresent).toBe(1);
+  });
+
+  it('a chat template\'s rendering takes no special tokens (ChatML writes no BOS); a text prompt loses the EOS add_eos_token appends', () => {
+    const tok = fakeTokenizer({ addsBos: true, addsEos: true });
+    const chatml: PreferenceRow = { prompt: '<|user|>Q<|assistant|>', chosen: 'yes</s>', rejected: 'no</s>', templated: true };
+    const { pairs, stats } = tokenizePairs([chatml, row('Q?', ' yes', ' no'), row('ends with </s>', ' a', ' b')], tok);
+    expect(pairs[0].promptIds).toEqual(chars('<|user|>Q<|assistant|>'));
+    expect(pairs[1].promptIds).toEqual([1, ...chars('Q?')]);
+    // An EOS the text itself writes stays.
+    expect(pairs[2].promptIds).toEqual([1, ...chars('ends with '), 2]);
+    expect(stats.promptEosRemoved).toBe(2);
+    expect(formatTokenizeStats(stats)).toMatch(/2 prompts without the EOS their tokenizer appends \(add_eos_token\)/);
   });
 
   it('augmented prompt = tokens(refine, no special tokens) ++ the plain prompt ids (truncation), a leading BOS kept in front', () => {
@@ -279,7 +291,8 @@ describe('loadTokenizedPairs', () => {
       source: { file: path.join(fixtures, 'chat-rows.jsonl'), line: 1 },
     });
     expect(r.normalize.byShape.chat).toBe(6);
-    expect(r.tokenize).toMatchObject({ rows: 6, doubleBosRemoved: 6, eosAlreadyPresent: 12, refineInUserTurn: 6, refineBeforeCutChat: 0 });
+    // (The rendering is tokenized without special tokens, as apply_chat_template does: its BOS is the template's.)
+    expect(r.tokenize).toMatchObject({ rows: 6, doubleBosRemoved: 0, eosAlreadyPresent: 12, refineInUserTurn: 6, refineBeforeCutChat: 0 });
     expect(r.report).toMatch(/chat-rows\.jsonl: 6 rows \(text 0, hh 0, chat 6\)/);
   });
 
