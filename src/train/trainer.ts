@@ -427,12 +427,15 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       metrics.eval(row);
       writeEvalPairs(o.out, step, m.margins, m.augMargins, evalPairs);
       lastEval = row as unknown as Record<string, unknown>;
-      log(`eval at step ${step}: margin ${m.margin.toFixed(4)} (±${m.margin_se.toFixed(4)}), accuracy ${m.accuracy.toFixed(3)} (±${m.accuracy_se.toFixed(3)}), aug accuracy ${m.aug_accuracy?.toFixed(3) ?? '-'}, ` +
+      // (Ties count as wrong: at step 0, where the policy is the reference, every pair is one.)
+      const ties = m.ties ? ` (${m.ties} of ${m.n} margins exactly 0, counted wrong)` : '';
+      log(`eval at step ${step}: margin ${m.margin.toFixed(4)} (±${m.margin_se.toFixed(4)}), accuracy ${m.accuracy.toFixed(3)} (±${m.accuracy_se.toFixed(3)})${ties}, aug accuracy ${m.aug_accuracy?.toFixed(3) ?? '-'}, ` +
         `chosen NLL ${m.nll_chosen?.toFixed(4) ?? '-'} per token` +
         (m.pearson !== undefined ? `, pearson ${fixed3(m.pearson)}, spearman ${fixed3(m.spearman)}, kendall ${fixed3(m.kendall)}` : ''));
     };
 
-    log(`training ${o.loss} on ${P} pairs: ${totalSteps} steps of ${B} pairs (micro-batches of ${Math.min(o.microBatchSize, B)}), ` +
+    const unit = o.loss === 'sft' ? 'rows' : 'pairs';
+    log(`training ${o.loss} on ${P} ${unit}: ${totalSteps} steps of ${B} ${unit} (micro-batches of ${Math.min(o.microBatchSize, B)}), ` +
       `${o.optimizer} lr ${o.lr}${o.weightDecay ? `, weight decay ${o.weightDecay}` : ''}${o.loss === 'sft' ? '' : `, beta ${o.beta}`}${sr ? `, lambda ${o.lambda}` : ''}${o.labelSmoothing ? `, label smoothing ${o.labelSmoothing}` : ''}; ${policy.params.count.toLocaleString()} parameters`);
     // A half-precision model saved as float32 (--save-dtype's default) doubles on disk: said, with the flag that keeps it.
     const sourceDtype = rawConfig.dtype ?? rawConfig.torch_dtype;

@@ -30,7 +30,7 @@ describe('srk train --loss sft: data', () => {
     const r = await train([...base, '--max-steps', '1', '--out', out, '--eval-data', data]);
     expect(r.code, describeRun(r)).toBe(0);
     expect(r.stderr).toMatch(/4 rows tokenized \(maxLength 48, maxPromptLength 24\); 0 truncated/);
-    expect(r.stderr).toMatch(/training sft on 4 pairs: 1 steps of 2 pairs \(micro-batches of 2\), rmsprop lr 0\.0001; /); // (no beta: SFT trains without it)
+    expect(r.stderr).toMatch(/training sft on 4 rows: 1 steps of 2 rows \(micro-batches of 2\), rmsprop lr 0\.0001; /); // (no beta: SFT trains without it)
     expect(r.stderr.split('\n').find((l) => /rows tokenized/.test(l))).not.toMatch(/refine prompt/); // (the training data's line)
     const stateFile = join(out, 'checkpoint', 'trainer_state.json');
     expect(JSON.parse(readFileSync(stateFile, 'utf8')).options.sftPairTruncation).toBe(false);
