@@ -82,7 +82,7 @@ async function main(): Promise<void> {
       // No command: the help page is the answer. Otherwise the reason, and where the flags are listed.
       const command = COMMANDS.includes(typed[0] ?? '') ? typed[0] : undefined; // (a mistyped one is named by yargs)
       if (msg === NO_COMMAND) process.stderr.write(`${y.help()}\n\nsrk: ${msg}\n`);
-      else process.stderr.write(`srk: ${usageMessage(msg, command, new Set(['kind', 'runs']), unknownFileHint(msg))}\n`);
+      else process.stderr.write(`srk: ${usageMessage(msg, command, new Set(['kind', 'runs']), unknownFileHint(msg) + dashValueHint(msg, typed))}\n`);
       exitAfterFlush(2);
     })
     .parseAsync();
@@ -96,6 +96,23 @@ function unknownFileHint(msg: string): string {
   const m = /^Unknown arguments?: (.+)$/.exec(msg);
   if (!m || !m[1].split(', ').some((f) => existsSync(f) && statSync(f).isFile())) return '';
   return '\nsrk: several data files: give --data (or --eval-data) again for each, or quote a pattern for srk to expand: --data "data/train-*.parquet"';
+}
+
+/**
+ * Unknown one-letter arguments that spell a typed word starting with one dash (`--data -pairs.jsonl`): yargs
+ * read the value as short flags (-p -a -i ...). Said with the two spellings that pass it.
+ */
+function dashValueHint(msg: string, typed: readonly string[]): string {
+  const m = /^Unknown arguments?: (.+)$/.exec(msg);
+  if (!m) return '';
+  const letters = m[1].split(', ');
+  // (yargs takes the letters up to the first other character: -pairs.jsonl gives p, a, i, r, s)
+  const word = letters.every((l) => l.length === 1) ? typed.find((t) => /^-[^-\d]/.test(t) && t.slice(1).startsWith(letters.join(''))) : undefined;
+  if (!word) return '';
+  // (only after a flag, whose value it was meant to be: a lone -x is a mistyped flag)
+  const flag = typed[typed.indexOf(word) - 1];
+  if (!flag?.startsWith('--') || flag.includes('=')) return '';
+  return `\nsrk: ${JSON.stringify(word)} reads as short flags: a value starting with "-" is given as ${flag}=${word} (or a path as ./${word})`;
 }
 
 // `srk logprobs ... | head`: the reader has what it wanted; stop quietly rather than on an EPIPE stack.

@@ -74,6 +74,8 @@ describe('refused before any work, by flag and path', () => {
     ['bench: a kind not among them', ['bench', 'matmull'], /^srk: <kind> "matmull" is not one of matmul, copy, .*\nsrk bench --help lists the flags\n$/],
     ['eval: an unknown flag', ['eval', '--model', model, '--data', data, '--nope'], /^srk: Unknown argument: nope\nsrk eval --help lists the flags\n$/],
     ['a mistyped command', ['trian', '--model', model], /^srk: Did you mean train\?\nsrk --help lists the flags\n$/],
+    ['a value starting with a dash', ['eval', '--model', model, '--data', '-pairs.jsonl'],
+      /^srk: Unknown arguments: p, a, i, r, s\nsrk: "-pairs\.jsonl" reads as short flags: a value starting with "-" is given as --data=-pairs\.jsonl \(or a path as \.\/-pairs\.jsonl\)\nsrk eval --help lists the flags\n$/],
   ];
   for (const [what, args, re] of usage) {
     it(what, () => {
