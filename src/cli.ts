@@ -16,7 +16,7 @@ import { userError } from './errors.js';
 let exitCode = 0;
 
 /** yargs' parsed option table (not in its types): which flags are switches and which take numbers. */
-type YargsOptions = { getOptions(): { boolean: string[]; number: string[] } };
+type YargsOptions = { getOptions(): { boolean: string[]; number: string[]; alias: Record<string, string[]> } };
 const NO_COMMAND = 'name a command: srk --help lists them';
 const COMMANDS = ['info', 'bench', 'train', 'init', 'logprobs', 'eval', 'generate', 'report'];
 
@@ -69,7 +69,10 @@ async function main(): Promise<void> {
     .command((await import('./cli/eval.js')).evalCommand)
     .command((await import('./cli/generate.js')).generateCommand)
     .command((await import('./cli/report.js')).reportCommand)
-    .middleware(() => refuseRepeatedTyped(typed, new Set((cli as unknown as YargsOptions).getOptions().boolean)))
+    .middleware((argv) => {
+      const o = (cli as unknown as YargsOptions).getOptions();
+      refuseRepeatedTyped(typed, argv as Record<string, unknown>, { booleans: new Set(o.boolean), numbers: new Set(o.number), aliases: o.alias });
+    })
     .middleware((argv) => refuseRepeatedFlags(argv as Record<string, unknown>))
     .middleware(() => refuseEmptyValues(typed, new Set([...(cli as unknown as YargsOptions).getOptions().boolean, 'help', 'version'])))
     .middleware(() => refuseNonNumbers(typed, new Set((cli as unknown as YargsOptions).getOptions().number)))

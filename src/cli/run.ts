@@ -177,23 +177,35 @@ function* flagsTyped(args: readonly string[]): Generator<TypedFlag> {
   }
 }
 
+/** yargs' option table where the middleware reads it: switches, number flags, and each flag's aliases. */
+export interface TypedOptions { booleans: ReadonlySet<string>; numbers: ReadonlySet<string>; aliases: Record<string, readonly string[]> }
+
 /**
- * yargs middleware: a single-value flag typed twice with different values is refused by name, as typed.
- * refuseRepeatedFlags reads yargs' parse, which for a number flag adds the values up instead of listing
- * them (`--max-steps 2 --max-steps 1` trained 3 steps): this reads the command line itself. `booleans`
- * are the switches (`--packed --no-packed` differ).
+ * yargs middleware: a single-value flag typed more than once is read from the command line as typed, by
+ * any of its spellings and aliases (--micro-batch, --micro-batch-size): different values are refused by
+ * name; the same value is that value. yargs' own parse cannot be trusted with a number typed twice: it
+ * takes a value of exactly 1 as a count step, so `--epochs 1 --epochs 1` read as 2 and `--max-steps 2
+ * --max-steps 1` as 3 (other values come as a list, which refuseRepeatedFlags refuses). `argv`: the parse,
+ * set right here for such a flag and all its spellings.
  */
-export function refuseRepeatedTyped(args: readonly string[], booleans: ReadonlySet<string>): void {
+export function refuseRepeatedTyped(args: readonly string[], argv: Record<string, unknown>, o: TypedOptions): void {
+  const canonical = new Map<string, string>();
+  for (const [key, names] of Object.entries(o.aliases)) for (const n of names) canonical.set(n, key);
   const seen = new Map<string, string[]>();
   for (const { index, dashed, inline } of flagsTyped(args)) {
-    const negated = !booleans.has(dashed) && dashed.startsWith('no-') && booleans.has(dashed.slice(3));
-    const flag = negated ? dashed.slice(3) : dashed;
+    const negated = !o.booleans.has(dashed) && dashed.startsWith('no-') && o.booleans.has(dashed.slice(3));
+    const name = negated ? dashed.slice(3) : dashed;
+    const flag = canonical.get(name) ?? name;
     if (LIST_FLAGS.has(flag)) continue;
-    const value = booleans.has(flag) ? String(negated ? inline === 'false' : inline !== 'false') : inline ?? args[index + 1] ?? '';
+    const value = o.booleans.has(flag) ? String(negated ? inline === 'false' : inline !== 'false') : inline ?? args[index + 1] ?? '';
     seen.set(flag, [...(seen.get(flag) ?? []), value]);
   }
   for (const [flag, values] of seen) {
     if (new Set(values).size > 1) throw userError(`--${flag} is given ${values.length} times (${values.join(', ')}); give it once`);
+    if (values.length > 1 && o.numbers.has(flag) && values[0].trim() !== '' && !Number.isNaN(Number(values[0]))) {
+      const camel = (n: string) => n.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+      for (const n of [flag, ...(o.aliases[flag] ?? [])]) { argv[n] = Number(values[0]); argv[camel(n)] = Number(values[0]); }
+    }
   }
 }
 

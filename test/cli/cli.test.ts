@@ -71,7 +71,7 @@ describe('srk CLI', () => {
       [['train', '--model', 'a', '--model', 'b', '--data', 'x'], /^srk: --model is given 2 times \(a, b\); give it once$/m],
       [['train', '--batch-size', '2', '--batchSize', '4', '--model', 'a', '--data', 'x'], /^srk: --batch-size is given 2 times \(2, 4\); give it once$/m],
       [['eval', '--model', 'm', '--ref-model', 'a', '--ref-model', 'b', '--data', 'x'], /^srk: --ref-model is given 2 times/m],
-      // A number flag without a default: yargs adds the values up (3 steps) rather than listing them.
+      // yargs takes a number value of 1 as a count step (2 then 1 read as 3): read from the command line as typed.
       [['train', '--max-steps', '2', '--model', 'a', '--data', 'x', '--maxSteps=1'], /^srk: --max-steps is given 2 times \(2, 1\); give it once$/m],
     ] as const) {
       const r = run([...args]);
