@@ -484,8 +484,10 @@ function configHtml(opts: ReportOptions): string {
     // differ on it only where both read it.
     const unread = withCfg.map((r) => {
       const loss = String(r.config!.loss ?? '');
-      const reads = LOSSES.includes(loss as LossName) ? lossSettings(loss as LossName) : undefined;
-      return (k: string) => reads !== undefined && LOSS_SETTINGS.includes(k) && !(reads as string[]).includes(k) ? loss : undefined;
+      const reads: string[] | undefined = LOSSES.includes(loss as LossName) ? lossSettings(loss as LossName) : undefined;
+      // (An SFT run's evaluations of preference pairs score their margins with beta.)
+      if (loss === 'sft' && r.config!.evalData !== undefined) reads?.push('beta');
+      return (k: string) => reads !== undefined && LOSS_SETTINGS.includes(k) && !reads.includes(k) ? loss : undefined;
     });
     const rows = keys.map((k) => {
       const vals = flats.map((f) => f[k] ?? '');

@@ -187,6 +187,18 @@ describe('HTML report', () => {
     expect(renderReportHtml({ title: 't', runs: [run(12)] })).toContain('Curves: per-step training values.');
   });
 
+  it('settings a run\'s loss does not read are said so: DPO\'s lambda, SFT\'s beta without --eval-data (with it, its margins read beta)', () => {
+    const run = (name: string, config: Record<string, unknown>): ReportRun => ({ name, metrics: [{ step: 1, pairs_seen: 2, loss: 0.7 }], config });
+    const html = renderReportHtml({ title: 's', runs: [
+      run('sr', { loss: 'sr-dpo', beta: 0.1, lambda: 0.5 }), run('dpo', { loss: 'dpo', beta: 0.1, lambda: 0.3 }),
+      run('sft', { loss: 'sft', beta: 0.2, lambda: 0.5 }), run('sft-eval', { loss: 'sft', beta: 0.3, lambda: 0.5, evalData: 'held.jsonl' }),
+    ] });
+    const table = html.match(/<table class="config runs">[\s\S]*?<\/table>/)![0];
+    expect(table).toContain('<tr class="differs"><th scope="row">beta</th><td class="text">0.1</td><td class="text">0.1</td>' +
+      '<td class="text unread">0.2 (sft does not read it)</td><td class="text">0.3</td></tr>');
+    expect(table).toContain('<tr><th scope="row">lambda</th><td class="text">0.5</td><td class="text unread">0.3 (dpo does not read it)</td>');
+  });
+
   it('writes CSVs with every point of every run', () => {
     const dir = tmpDir();
     const files = writeReport(dir, { title: 't', runs, evalTable });
