@@ -109,8 +109,10 @@ function dashValueHint(msg: string, typed: readonly string[]): string {
   const m = /^Unknown arguments?: (.+)$/.exec(msg);
   if (!m) return '';
   const letters = m[1].split(', ');
-  // (yargs takes the letters up to the first other character: -pairs.jsonl gives p, a, i, r, s)
-  const word = letters.every((l) => l.length === 1) ? typed.find((t) => /^-[^-\d]/.test(t) && t.slice(1).startsWith(letters.join(''))) : undefined;
+  // (yargs takes the letters up to the first other character, each once: -pairs.jsonl gives p, a, i, r, s;
+  // -ssd/x gives s, d)
+  const lettersOf = (t: string) => [...new Set(/^[A-Za-z]*/.exec(t.slice(1))![0])].join(', ');
+  const word = letters.every((l) => l.length === 1) ? typed.find((t) => /^-[A-Za-z]/.test(t) && lettersOf(t) === letters.join(', ')) : undefined;
   if (!word) return '';
   // (only after a flag, whose value it was meant to be: a lone -x is a mistyped flag)
   const flag = typed[typed.indexOf(word) - 1];

@@ -36,6 +36,7 @@ const USER_FS_CODES: Record<string, string> = {
  */
 export function fileWriteError(file: string, e: unknown, what?: string): Error {
   const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' && e instanceof Error) return e; // not the file system's (a bug): as it was, with its stack
   const reason = typeof code === 'string' && Object.hasOwn(USER_FS_CODES, code) ? `${USER_FS_CODES[code]}: ${code}` : e instanceof Error ? e.message : String(e);
   const err = new Error(`cannot write ${what ? `${what} to ` : ''}${file} (${reason})`, { cause: e });
   return typeof code === 'string' && Object.hasOwn(USER_FS_CODES, code) ? Object.assign(err, { userFacing: true, code }) : Object.assign(err, { code });

@@ -1,9 +1,13 @@
 // Tokenization and truncation of preference pairs (and SFT rows).
 //
 // Conventions:
-// - The prompt is tokenized with the tokenizer's special tokens (addSpecialTokens: true, i.e. a BOS
-//   where its post-processor adds one). If a chat template already wrote the BOS text into the prompt,
-//   so that the ids start with BOS twice, one is dropped (counted in `doubleBosRemoved`).
+// - A text prompt is tokenized with the tokenizer's special tokens (addSpecialTokens: true, i.e. a BOS
+//   where its post-processor adds one); an EOS it appends after the text (add_eos_token) is taken off,
+//   as the answer follows the prompt (counted in `promptEosRemoved`; a prompt of one id keeps it, there
+//   being nothing else). If the text itself starts with the BOS text, so that the ids start with BOS
+//   twice, one is dropped (counted in `doubleBosRemoved`). A chat template's rendering (`templated`) is
+//   tokenized without special tokens, as transformers' apply_chat_template does: the template writes
+//   the BOS it wants (ChatML's writes none).
 // - Each completion is tokenized alone, without special tokens (the original DPO code, TRL 0.12 to
 //   0.28, and ../shared/fixtures/hf: "prompt and completion tokenized separately"). With `inContext`
 //   its ids are instead what it becomes after its prompt, as TRL before 0.12 and since 0.29 (and so the

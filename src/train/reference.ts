@@ -312,10 +312,11 @@ async function scoredOrCached(gpu: Gpu, r: ReferenceRequest): Promise<ReferenceL
     const whole = () => count(sofar.plain!.done) === n && (!r.augmented || count(sofar.aug!.done) === n);
     // Some pairs not scored (this run does not train on them): kept as a partial pass, for a run that needs
     // more, with what runs beside it saved there meanwhile (which may complete it).
-    if (!whole()) save();
+    const kept = whole() ? undefined : save();
     if (!whole()) {
       r.log(`reference log-probs (${r.label}): the ${wanted} of ${n} pairs this run's steps train on in ` +
-        `${((performance.now() - t0) / 1000).toFixed(1)} s, cached in ${partialFile}; a run that trains on more of them scores those there`);
+        `${((performance.now() - t0) / 1000).toFixed(1)} s` +
+        (kept ? `, cached in ${kept}; a run that trains on more of them scores those there` : ' (not cached)'));
       return { plain: unscoredNaN(sofar.plain!), aug: r.augmented ? unscoredNaN(sofar.aug!) : undefined };
     }
     try { writeFileAtomic(file, JSON.stringify({ n, plain: toArrays(sofar.plain!.logps), aug: r.augmented ? toArrays(sofar.aug!.logps) : null }), 'the reference log-probs'); }

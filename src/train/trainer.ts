@@ -115,14 +115,10 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     throw new TrainingError(`${o.out} holds ${path.basename(earlierMetrics)} of an earlier run that saved no checkpoint; ` +
       'remove it (or the directory) to start over there, or choose another --out (--resume starts over, keeping them aside)');
   }
-  if (!existing && earlierMetrics) {
-    // --resume of a run stopped before its first save (a job requeued after a kill): there is nothing to
-    // continue, so it starts over; what the earlier attempt logged is kept aside, not overwritten.
-    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-    const kept = [METRICS_FILE, EVAL_FILE, SAMPLES_FILE, EVAL_PAIRS_FILE].filter((f) => existsSync(path.join(o.out, f)));
-    for (const f of kept) renameSync(path.join(o.out, f), path.join(o.out, `${f}.unsaved-${stamp}`));
-    log(`--resume: the earlier run in ${o.out} saved no checkpoint; it starts over, its ${kept.join(', ')} kept as *.unsaved-${stamp}`);
-  }
+  // --resume of a run stopped before its first save (a job requeued after a kill): there is nothing to
+  // continue, so it starts over; what the earlier attempt logged is kept aside, not overwritten (once the
+  // run has passed its checks, where its files are opened: a refused run changes nothing).
+  const keepEarlierAside = !existing && earlierMetrics !== undefined;
   const state: TrainerState | undefined = o.resume && existing ? readTrainerState(existing) : undefined;
   // --drop-last not given: a new run trains the partial batch; a resumed run keeps its own choice (one
   // from before the option dropped it).
@@ -156,9 +152,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       }
     }
     log(`resuming from ${existing} at step ${state.step}`);
-    // A run killed between a save and linking its model (--keep-models) links it now.
-    if (o.keepModels && !existsSync(keptModelDir(o.out, state.step))) keepModel(o.out, existing, state.step);
-  } else if (o.resume) {
+  } else if (o.resume && !keepEarlierAside) {
     log(`--resume: no checkpoint in ${o.out}; starting a new run`);
   }
 
@@ -226,7 +220,8 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     const dataHash = pairsHash(pairs);
     if (state?.dataHash !== undefined && state.dataHash !== dataHash) {
       throw new TrainingError(`--resume: the pairs read from ${dataLabel(o.data)} are not the ones the run in ${o.out} trained on ` +
-        '(the file changed, or the files\' order, or what tokenizes it: the tokenizer, --max-length, --max-prompt-length, --refine-prompt, --no-eos, --completions-in-context); ' +
+        '(the file changed, or the files\' order, or what tokenizes it: the tokenizer, --max-length, --max-prompt-length, --refine-prompt, --no-eos, --completions-in-context, ' +
+        'or a newer srk\'s prompts: a chat template\'s rendering without the tokenizer\'s special tokens, a prompt without the EOS add_eos_token appends); ' +
         'its data order and position would not mean the same pairs');
     }
     // Eval pairs: always augmented (the augmented accuracy). An SFT run's may be SFT rows (no rejected
@@ -246,7 +241,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
           `give ${evalLimit === undefined ? 'no --max-eval-pairs' : `--max-eval-pairs ${evalLimit}, or none`}`);
       }
       throw new TrainingError(`--resume: the pairs read from --eval-data ${dataLabel(o.evalData!)} are not the ones the run in ${o.out} evaluated on ` +
-        '(another file, or the file changed, or what tokenizes it: its eval.jsonl curves would join two sets as one); ' +
+        '(another file, or the file changed, or what tokenizes it, a newer srk\'s prompt tokenization included: its eval.jsonl curves would join two sets as one); ' +
         `give the same --eval-data, or none, and score other data with srk eval --model ${existing}`);
     }
     // --eval-samples: greedy completions of the first eval prompts at each evaluation, stopped as the
@@ -335,6 +330,14 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     let tuneSaved = tuneLoaded; // tuner choices in tuning.json so far (engine/tuner.ts)
     let tuneLogged = false;
     let tuneProgress = -1; // the tuner's progress after the last step (TuneTable.progress)
+    if (keepEarlierAside) {
+      const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+      const kept = [METRICS_FILE, EVAL_FILE, SAMPLES_FILE, EVAL_PAIRS_FILE].filter((f) => existsSync(path.join(o.out, f)));
+      for (const f of kept) renameSync(path.join(o.out, f), path.join(o.out, `${f}.unsaved-${stamp}`));
+      log(`--resume: the earlier run in ${o.out} saved no checkpoint; it starts over, its ${kept.join(', ')} kept as *.unsaved-${stamp}`);
+    }
+    // A run killed between a save and linking its model (--keep-models) links it now.
+    if (state && existing && o.keepModels && !existsSync(keptModelDir(o.out, state.step))) keepModel(o.out, existing, state.step);
     const metrics = MetricsLog.open(o.out, state ? { resumeStep: step } : { fresh: true });
     // The per-pair numbers of an evaluation past the checkpoint go the way of its eval.jsonl line.
     if (state && (readEvalPairs(o.out)?.step ?? -1) > step) rmSync(path.join(o.out, EVAL_PAIRS_FILE), { force: true });
