@@ -2,7 +2,7 @@
 // beta, EOS, refinement prompt; checkpoint/trainer_state.json) where no flag is given, so its numbers are the
 // run's last evaluation's; a flag given is taken as given, and the note names what came from the run.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fixture, root, srk, tempDir, train } from '../train/helpers.js';
@@ -44,5 +44,24 @@ describe('srk eval of a training checkpoint', () => {
     expect(l.stdout).toBe(written.stdout);
     // (and not what the flags' defaults give)
     expect(l.stdout).not.toBe(run(['logprobs', '--model', join(out, 'checkpoint'), '--data', data, '--max-length', '512', '--max-prompt-length', '256', '--eos']).stdout);
+  }, 120_000);
+
+  it('--completions-in-context is pinned on --resume; a run saved before it was recorded resumes on its pairs\' hash', async () => {
+    const model = fixture('gpt-neox-tiny');
+    const data = join(model, 'pairs.jsonl');
+    const out = join(tempDir('srk-in-context-'), 'run');
+    const args = ['--model', model, '--data', data, '--ref-model', `${model}_ref`, '--loss', 'dpo', '--batch-size', '3', '--no-eos', '--out', out];
+    const r = await train([...args, '--completions-in-context', '--max-steps', '1']);
+    expect(r.code, r.stderr).toBe(0);
+    const other = await train([...args, '--max-steps', '2', '--resume']);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/--resume: --completions-in-context is false but the run in .* used true/);
+    // Not recorded (an older srk): the pairs' hash decides (the fixture's byte-level BPE gives the same ids either way).
+    const stateFile = join(out, 'checkpoint', 'trainer_state.json');
+    const state = JSON.parse(readFileSync(stateFile, 'utf8'));
+    delete state.options.completionsInContext;
+    writeFileSync(stateFile, JSON.stringify(state));
+    const old = await train([...args, '--max-steps', '2', '--resume']);
+    expect(old.code, old.stderr).toBe(0);
   }, 120_000);
 });
