@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from './metrics-log.js';
+import { fileWriteError } from '../errors.js';
 
 export const SAMPLES_FILE = 'samples.jsonl';
 
@@ -14,7 +15,12 @@ export interface SampleRow {
 }
 
 export function appendSamples(outDir: string, rows: readonly SampleRow[]): void {
-  fs.appendFileSync(path.join(outDir, SAMPLES_FILE), rows.map((r) => `${JSON.stringify(r)}\n`).join(''));
+  const file = path.join(outDir, SAMPLES_FILE);
+  const fd = fs.openSync(file, 'a');
+  // (Lines cut short, a full disk, are read as none and rewritten away by trimSamples.)
+  try { fs.writeFileSync(fd, rows.map((r) => `${JSON.stringify(r)}\n`).join('')); }
+  catch (e) { throw fileWriteError(file, e, 'the samples'); }
+  finally { fs.closeSync(fd); }
 }
 
 /** A run's samples.jsonl (lines that do not parse are left out), or undefined where it has none. */

@@ -458,6 +458,14 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     const evalDue = step === 0 || (o.evalEvery > 0 && step % o.evalEvery === 0);
     if (evalPairs && evalDue && step < totalSteps && !readEval(path.join(o.out, EVAL_FILE), { lenient: true, missingOk: true }).some((e) => e.step === step)) {
       try { await evaluate(); } catch (e) { throw evalError(e, o.evalData!, step, step === 0 ? undefined : lastSaved); }
+    } else if (state && sampler && step < totalSteps && readEval(path.join(o.out, EVAL_FILE), { lenient: true, missingOk: true }).some((e) => e.step === step)) {
+      // The checkpoint's evaluation is done, but its samples were cut short (a full disk, a kill while they
+      // were written): taken again, so the step has all of them.
+      const here = (readSamples(o.out) ?? []).filter((r) => r.step === step).length;
+      if (here < sampler.count) {
+        trimSamples(o.out, step - 1);
+        try { await sampleNow(); } catch (e) { throw evalError(e, o.evalData!, step, lastSaved); }
+      }
     }
     // The evaluations and saves still due when a step is reported (the step's own, before they run, and the
     // later ones: dueFrom), at the last one's duration: an ETA from the steps' rate alone ran short by all of them.

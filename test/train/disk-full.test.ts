@@ -2,7 +2,7 @@
 // file and what was being written; no temp file is left behind; what is only for later (the reference
 // cache, the report) does not end a run; a metrics line cut short ends the run at its step, the last
 // checkpoint intact, and --resume continues from it.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { describeRun, fixtureArgs, readMetrics, root, tempDir, train } from './helpers.js';
@@ -47,5 +47,18 @@ describe('a full disk', () => {
     expect(existsSync(join(out, RUN_LOCK))).toBe(false);
     const again = await train([...settings, '--out', out]);
     expect(again.code, describeRun(again)).toBe(0);
+  }, 120_000);
+
+  it('while writing an evaluation\'s samples: the run stops with its weights saved, and --resume takes that step\'s samples again', async () => {
+    const out = join(tmp, 'samples');
+    const data = resolve(root, 'test/fixtures/hf/gpt-neox-tiny/pairs.jsonl');
+    const args = [...settings, '--eval-data', data, '--eval-every', '2', '--eval-samples', '3', '--eval-sample-tokens', '4', '--out', out];
+    const r = await train(args, diskFull('samples\\.jsonl$', 1)); // step 0's samples written, step 2's cut short
+    expect(r.code, describeRun(r)).toBe(1);
+    expect(r.stderr).toMatch(/cannot write the samples to .*samples\.jsonl \(the disk is full: ENOSPC\)/);
+    const resumed = await train([...args, '--resume']);
+    expect(resumed.code, describeRun(resumed)).toBe(0);
+    const samples = readFileSync(join(out, 'samples.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number });
+    expect([0, 2, 3].map((s) => samples.filter((x) => x.step === s).length)).toEqual([3, 3, 3]);
   }, 120_000);
 });
