@@ -431,8 +431,8 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       writeEvalPairs(o.out, step, m.margins, m.augMargins, evalPairs);
       lastEval = row as unknown as Record<string, unknown>;
       // (Ties count as wrong: at step 0, where the policy is the reference, every pair is one.)
-      const ties = m.ties ? ` (${m.ties} of ${m.n} margins exactly 0, counted wrong)` : '';
-      log(`eval at step ${step}: margin ${m.margin.toFixed(4)} (±${m.margin_se.toFixed(4)}), accuracy ${m.accuracy.toFixed(3)} (±${m.accuracy_se.toFixed(3)})${ties}, aug accuracy ${m.aug_accuracy?.toFixed(3) ?? '-'}, ` +
+      const ties = m.ties ? `; ${m.ties} of ${m.n} margins exactly 0, counted wrong` : '';
+      log(`eval at step ${step}: margin ${m.margin.toFixed(4)} (±${m.margin_se.toFixed(4)}), accuracy ${m.accuracy.toFixed(3)} (±${m.accuracy_se.toFixed(3)}${ties}), aug accuracy ${m.aug_accuracy?.toFixed(3) ?? '-'}, ` +
         `chosen NLL ${m.nll_chosen?.toFixed(4) ?? '-'} per token` +
         (m.pearson !== undefined ? `, pearson ${fixed3(m.pearson)}, spearman ${fixed3(m.spearman)}, kendall ${fixed3(m.kendall)}` : ''));
     };
