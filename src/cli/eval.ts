@@ -241,7 +241,7 @@ export const evalCommand: CommandModule = {
   describe: 'evaluate a policy against a reference on preference data: mean margin (beta h, the chosen reward less the rejected), accuracy, augmented accuracy, reward means, ' +
     'the policy\'s negative log-likelihood per chosen token (nll_chosen; on SFT rows without a rejected response, that alone), ' +
     'and Pearson/Spearman/Kendall between margins and judge score differences (score_chosen/score_rejected, chosen_rating/rejected_rating or chosen_score/rejected_score) when the data has them. ' +
-    'A --model that is an srk train checkpoint is scored with its run\'s beta, lengths, refinement prompt and EOS where those flags are not given',
+    'A --model that is an srk train checkpoint is scored with its run\'s beta, lengths, refinement prompt, EOS and --completions-in-context where those flags are not given (a note says which)',
   builder: (y) => scoringFlags(y).options({
     data: { type: 'string', demandOption: true, describe: 'preference data (JSON Lines or a JSON array of rows, gzipped or not, or a Parquet file; several are read as one: the flag again for each, or a quoted pattern such as "data/test-*.parquet"): ' +
       '{prompt, chosen, rejected}, HH-RLHF dialogues, UltraFeedback or chat rows; or a file of SFT rows without rejected ' +

@@ -7,6 +7,7 @@
 // Decoding follows the checkpoint's generation_config.json where it has one, as transformers'
 // generate() does (do_sample, temperature, top_k, top_p, max_new_tokens, eos_token_id); flags override
 // it. Without one: greedy, up to 256 new tokens, stopping at the EOS token.
+import { runSettings } from './run-settings.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
@@ -20,7 +21,7 @@ import { cacheTokens, generateBatch, type GenerateOptions, type Generation } fro
 import { cacheBytes } from '../generate/decoder.js';
 import { checkSampling } from '../generate/sample.js';
 import { Progress } from '../train/progress.js';
-import { checkPathFlag, dataFilesFlag, withGpu } from './run.js';
+import { checkPathFlag, dataFilesFlag, typedFlags, withGpu } from './run.js';
 import { freeModel } from './logprobs.js';
 import { RESUMABLE_OUT_FLAG, ResumableOutput, checkOutFlag, keepOnSignal } from '../generate/resumable-output.js';
 import { generationDefaults, type GenerationDefaults } from '../generate/generation-config.js';
@@ -245,7 +246,7 @@ export const generateCommand: CommandModule = {
     'batch-size': { type: 'number', default: 8, describe: 'prompts generated together (each with its --samples)' },
     'max-prompt-length': { type: 'number', describe: 'prompt tokens kept (the end of a longer prompt, a BOS kept first)', defaultDescription: 'the model\'s max_position_embeddings less --max-new-tokens' },
     augmented: { type: 'boolean', default: false, describe: 'generate for the augmented prompt p ⊕ x (the refinement prompt before each prompt, as the Sr losses build it; "augmented": true in each line)' },
-    'refine-prompt': { type: 'string', default: PAPER_REFINE_PROMPT, defaultDescription: 'the paper\'s', describe: 'with --augmented: the refinement prompt p' },
+    'refine-prompt': { type: 'string', default: PAPER_REFINE_PROMPT, defaultDescription: 'the paper\'s; an srk train checkpoint\'s run\'s', describe: 'with --augmented: the refinement prompt p' },
     adapter: { type: 'string', describe: 'substring of the WebGPU adapter name (also SRK_ADAPTER)' },
   }),
   handler: async (a) => {
@@ -263,11 +264,18 @@ export const generateCommand: CommandModule = {
     }
     if (!Number.isSafeInteger(opt('seed'))) throw userError(`--seed must be a whole number, got ${opt('seed')}`);
     if (args['refine-prompt'] !== PAPER_REFINE_PROMPT && args.augmented !== true) throw userError('--refine-prompt applies with --augmented (the prompts p ⊕ x); give both, or neither');
+    // --augmented from an srk train checkpoint: p as its run had it (its trainer_state.json), where not given.
+    let refinePrompt = args['refine-prompt'] as string;
+    if (args.augmented === true) {
+      const { values, note } = runSettings(args.model as string, { 'refine-prompt': refinePrompt }, typedFlags(process.argv.slice(2), new Set(Object.keys(args))));
+      if (typeof values['refine-prompt'] === 'string') refinePrompt = values['refine-prompt'];
+      if (note) process.stderr.write(`note: ${note}\n`);
+    }
     await runGenerate({
       model: args.model as string, data, out,
       maxNewTokens: opt('max-new-tokens'), temperature: opt('temperature'), topK: opt('top-k'), topP: opt('top-p'), maxPromptLength: opt('max-prompt-length'),
       seed: opt('seed')!, samples: opt('samples')!, batchSize: opt('batch-size')!, adapter: args.adapter as string | undefined,
-      augmented: args.augmented === true, refinePrompt: args['refine-prompt'] as string,
+      augmented: args.augmented === true, refinePrompt,
     });
   },
 };

@@ -234,7 +234,8 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
 export const logprobsCommand: CommandModule = {
   command: 'logprobs',
   describe: 'sequence log-probs of each pair\'s chosen and rejected completions under a model: one JSON line per input row ' +
-    '{chosen_logp, rejected_logp, chosen_tokens, rejected_tokens} (+ *_logp_aug with --augmented), on stdout or --out',
+    '{chosen_logp, rejected_logp, chosen_tokens, rejected_tokens} (+ *_logp_aug with --augmented), on stdout or --out; an srk train ' +
+    'checkpoint is scored with its run\'s lengths, refinement prompt, EOS and --completions-in-context where those flags are not given',
   builder: (y) => scoringFlags(y).options({
     augmented: { type: 'boolean', default: false, describe: 'also score the augmented sequences refine prompt ++ prompt ++ completion (chosen_logp_aug, rejected_logp_aug)' },
     out: RESUMABLE_OUT_FLAG,

@@ -47,7 +47,7 @@ export function trainFlags<T>(y: Argv<T>) {
     'save-dtype': { choices: SAVE_DTYPES as string[],
       describe: 'dtype of checkpoint/model.safetensors, named in its config.json; default float32 (a note says so where the model is half precision). float32 keeps every update (at lr 5e-7 most steps are below a half-precision step); float16 / bfloat16 halve the file, and optimizer.safetensors then keeps the float32 weights for --resume' },
     'keep-models': { type: 'boolean', default: false,
-      describe: 'keep the model of every save (each --save-every and the last) as OUT/models/step-N, a Hugging Face directory with the run\'s trainer_state.json, which srk eval of it scores with (hard links: no copy)' },
+      describe: 'keep the model of every save (each --save-every and the last) as OUT/models/step-N: a Hugging Face directory (hard links, no copy) with the run\'s trainer_state.json, so srk eval and srk logprobs score it with the run\'s settings' },
     resume: { type: 'boolean', default: false, describe: 'continue the run in --out from its checkpoint' },
     'refine-prompt': { type: 'string', default: d.refinePrompt, defaultDescription: 'the paper\'s', describe: 'the self-refinement prompt p prepended to the query' },
     eos: { type: 'boolean', default: true, describe: 'append the EOS token to each completion (--no-eos: do not)' },

@@ -153,6 +153,14 @@ describe('srk generate', () => {
     const alone = run(['--model', model, '--data', data, '--refine-prompt', 'x']);
     expect(alone.status).toBe(1);
     expect(alone.stderr).toMatch(/--refine-prompt applies with --augmented/);
+    // An srk train checkpoint: its run's p where none is given, with a note; one given is the user's.
+    const trained = modelCopy('gpt-neox-tiny', { 'trainer_state.json': { step: 1, options: { refinePrompt: 'Be great. Query:' } } });
+    const own = run(['--model', trained, '--data', data, '--max-new-tokens', '3', '--augmented']);
+    expect(own.status, own.stderr).toBe(0);
+    expect(lines(own.stdout)[0].prompt).toBe('Be great. Query: What is 2+2?');
+    expect(own.stderr).toMatch(/note: --refine-prompt \(the run's\): as the run that trained .* had them/);
+    const given = run(['--model', trained, '--data', data, '--max-new-tokens', '3', '--augmented', '--refine-prompt', 'Answer at 100/100. Query:']);
+    expect(lines(given.stdout)[0].prompt).toBe('Answer at 100/100. Query: What is 2+2?');
   });
 
   it('SIGTERM keeps the rows written in OUT.partial, and the same command takes up from there: the output of a run never stopped', async () => {
