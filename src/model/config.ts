@@ -306,8 +306,16 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
       f.only('mlp_bias', false, 'Qwen2\'s MLP has no biases');
       // Sliding-window attention only on the layers from max_window_layers on, and only with
       // use_sliding_window; the hub's Qwen2 / Qwen2.5 configs name a window but leave it off.
-      f.only('use_sliding_window', false, 'per-layer sliding windows are not implemented');
-      f.get('sliding_window'); f.get('max_window_layers');
+      // As transformers' Qwen2Config: the layers from max_window_layers on slide (default 28), and none without
+      // use_sliding_window or a window. Where no layer would slide, every layer attends fully, as srk computes.
+      const useSw = f.get('use_sliding_window');
+      if (useSw !== undefined && useSw !== null && typeof useSw !== 'boolean') throw f.error('use_sliding_window', 'must be true or false');
+      const window = f.get('sliding_window');
+      const windowLayers = f.get('max_window_layers') ?? 28;
+      if (useSw === true && window !== null && window !== undefined && !(typeof windowLayers === 'number' && windowLayers >= numLayers)) {
+        throw f.error('use_sliding_window', `= true (a window of ${JSON.stringify(window)} on the layers from max_window_layers = ${JSON.stringify(windowLayers)} on) ` +
+          'is not supported: per-layer sliding windows are not implemented');
+      }
       f.only('use_mrope', false, 'multimodal rotary embeddings (Qwen2-VL) are not implemented');
     } else {
       // MistralAttention/MLP are built without biases whatever the config says; refuse a config

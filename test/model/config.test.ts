@@ -141,7 +141,12 @@ describe('loadModelConfig on the fixtures', () => {
     });
     expect(describeModel(cfg)).toMatch(/^qwen2, 24 layers, hidden 896, 14 query \/ 2 key-value heads of 64, .*q\/k\/v biases, tied embeddings$/);
     expect(withoutRaw(parseModelConfig(toHfConfigJson(cfg), 'mem'))).toEqual(withoutRaw(cfg));
-    expect(() => parseModelConfig({ ...qwen, use_sliding_window: true }, 'q')).toThrow(/"use_sliding_window" = true is not supported: per-layer sliding windows/);
+    expect(() => parseModelConfig({ ...qwen, use_sliding_window: true }, 'q'))
+      .toThrow(/"use_sliding_window" = true \(a window of 32768 on the layers from max_window_layers = 21 on\) is not supported: per-layer sliding windows/);
+    // A window on no layer (from max_window_layers on, at or past the last), or no window: every layer full, as computed.
+    expect(parseModelConfig({ ...qwen, use_sliding_window: true, max_window_layers: 24 }, 'q').slidingWindow).toBeNull();
+    expect(parseModelConfig({ ...qwen, use_sliding_window: true, sliding_window: null }, 'q').slidingWindow).toBeNull();
+    expect(() => parseModelConfig({ ...qwen, use_sliding_window: 'yes' }, 'q')).toThrow(/"use_sliding_window" must be true or false/);
     expect(() => parseModelConfig({ ...qwen, use_mrope: true }, 'q')).toThrow(/"use_mrope" = true is not supported/);
     expect(() => parseModelConfig({ ...qwen, attention_bias: false }, 'q')).toThrow(/"attention_bias" = false is not supported: Qwen2 has biases on q\/k\/v_proj/);
     expect(() => parseModelConfig({ ...qwen, architectures: ['LlamaForCausalLM'] }, 'q')).toThrow(/expected \["Qwen2ForCausalLM"\]/);
