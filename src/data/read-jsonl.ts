@@ -225,7 +225,7 @@ async function* arrayObjects(file: string, lines: RawLine[], rest: AsyncIterator
  *  number; `stats.unit` says which. */
 async function* objectsOf(file: string, parquet: boolean, stats: JsonlStats): AsyncGenerator<ObjectItem> {
   if (parquet) {
-    for await (const { row, value } of parquetRows(file)) yield { line: row, obj: value };
+    for await (const r of parquetRows(file)) yield 'reason' in r ? { line: r.row, reason: r.reason } : { line: r.row, obj: r.value };
     return;
   }
   const lines = readLines(file)[Symbol.asyncIterator]();
@@ -397,7 +397,10 @@ export function optionalNumber(obj: JsonObject, key: string): number | undefined
   const v = obj[key];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'number' || !Number.isFinite(v)) {
-    throw new RowShapeError(`field "${key}" must be a finite number, got ${describe(v)}${typeof v === 'number' ? ` (${v})` : ''}`);
+    // (A Parquet int64 past 2^53 comes as its decimal text: read-parquet.ts.)
+    const bigInteger = typeof v === 'string' && /^-?\d{16,}$/.test(v);
+    throw new RowShapeError(`field "${key}" must be a finite number, got ${bigInteger ? `the integer ${v}, past what a number holds exactly (2^53)` : describe(v)}` +
+      `${typeof v === 'number' ? ` (${v})` : ''}`);
   }
   return v;
 }

@@ -44,6 +44,28 @@ function parquetError(file: string, e: unknown): Error {
   return new Error(`${file}: cannot read it as Parquet (${msg})`);
 }
 
+/** A string column's value that is not UTF-8: hyparquet's own decoder made it U+FFFD without a word, where
+ *  a JSON Lines file with the same bytes is a bad line (read-jsonl.ts). */
+const NOT_UTF8 = Symbol('not UTF-8');
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+const PARSERS = {
+  stringFromBytes: (bytes: Uint8Array | undefined): unknown => {
+    if (!bytes) return bytes;
+    try { return strictUtf8.decode(bytes); } catch { return NOT_UTF8; }
+  },
+};
+
+/** The path of the first value of `v` that is not UTF-8 ("messages[1].content"), or undefined. */
+function notUtf8At(v: unknown, at = ''): string | undefined {
+  if (v === NOT_UTF8) return at;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) { const p = notUtf8At(v[i], `${at}[${i}]`); if (p !== undefined) return p; }
+  } else if (v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
+    for (const [k, x] of Object.entries(v)) { const p = notUtf8At(x, at ? `${at}.${k}` : k); if (p !== undefined) return p; }
+  }
+  return undefined;
+}
+
 /** Plain JSON-like values: 64-bit integers as numbers where exact (else as decimal strings, which a
  *  field check then refuses by name); everything else as hyparquet decoded it. */
 function plain(v: unknown): unknown {
@@ -55,8 +77,9 @@ function plain(v: unknown): unknown {
   return v;
 }
 
-/** The rows of a Parquet file in order, each with its 1-based row number. */
-export async function* parquetRows(file: string): AsyncGenerator<{ row: number; value: JsonObject }> {
+/** The rows of a Parquet file in order, each with its 1-based row number; a row with text that is not
+ *  UTF-8 as its reason instead (a bad row, as such a JSON line is). */
+export async function* parquetRows(file: string): AsyncGenerator<{ row: number; value: JsonObject } | { row: number; reason: string }> {
   let buffer; let metadata;
   try {
     buffer = await asyncBufferFromFile(file);
@@ -67,9 +90,13 @@ export async function* parquetRows(file: string): AsyncGenerator<{ row: number; 
     const end = start + Number(group.num_rows);
     let rows: JsonObject[];
     try {
-      rows = await parquetReadObjects({ file: buffer, metadata, rowStart: start, rowEnd: end, compressors: COMPRESSORS }) as JsonObject[];
+      rows = await parquetReadObjects({ file: buffer, metadata, rowStart: start, rowEnd: end, compressors: COMPRESSORS, parsers: PARSERS }) as JsonObject[];
     } catch (e) { throw parquetError(file, e); }
-    for (let i = 0; i < rows.length; i++) yield { row: start + i + 1, value: plain(rows[i]) as JsonObject };
+    for (let i = 0; i < rows.length; i++) {
+      const bad = notUtf8At(rows[i]);
+      if (bad !== undefined) yield { row: start + i + 1, reason: `field "${bad}" is not valid UTF-8` };
+      else yield { row: start + i + 1, value: plain(rows[i]) as JsonObject };
+    }
     start = end;
   }
 }

@@ -111,6 +111,24 @@ describe.skipIf(!UF)('Parquet preference data', () => {
     await expect(loadPreferenceRows(cut)).rejects.toThrow(/cut\.parquet: cannot read it as Parquet/);
   });
 
+  it('text that is not UTF-8 is a bad row naming its field, as in JSON lines (it was read as U+FFFD)', async () => {
+    const bytes = (...b: number[]) => new Uint8Array(b);
+    const rows: Row[] = [
+      { prompt: 'p', chosen: 'a', rejected: 'b' },
+      { prompt: 'q', chosen: bytes(0x61, 0xed, 0xa0, 0x80), rejected: 'b' }, // a CESU-8 lone surrogate
+      { prompt: 'r', chosen: 'c', rejected: bytes(0xff, 0xfe) },
+    ];
+    const f = writeParquet('not-utf8.parquet', [{ name: 'root' }, str('prompt'), str('chosen'), str('rejected')], rows);
+    await expect(loadPreferenceRows(f)).rejects.toThrow(`${f}: row 2: field "chosen" is not valid UTF-8`);
+    const skipped = await loadPreferenceRows(f, { skipBadRows: true });
+    expect(skipped.rows.map((r) => r.prompt)).toEqual(['p']);
+    expect(skipped.read.badReasons[1]).toBe(`${f}: row 3: field "rejected" is not valid UTF-8`);
+    // An int64 judge score past 2^53 (its decimal text) is said as the integer it is, not as "a string".
+    const big = writeParquet('big-score.parquet', [{ name: 'root' }, str('prompt'), str('chosen'), str('rejected'), { name: 'score_chosen', type: 'INT64', repetition_type: 'OPTIONAL' },
+      { name: 'score_rejected', type: 'INT64', repetition_type: 'OPTIONAL' }], [{ prompt: 'p', chosen: 'a', rejected: 'b', score_chosen: 2n ** 53n + 1n, score_rejected: 1n }]);
+    await expect(loadPreferenceRows(big)).rejects.toThrow(/row 1: field "score_chosen" must be a finite number, got the integer 9007199254740993, past what a number holds exactly/);
+  });
+
   it('srk logprobs scores a Parquet file as its JSON-lines twin', () => {
     const rows = ufRows(3).map((r) => ({ prompt: (r.prompt as string).slice(0, 60), chosen: (r.chosen as string).slice(0, 40), rejected: (r.rejected as string).slice(0, 40) }));
     const pq = writeParquet('score.parquet', [{ name: 'root' }, str('prompt'), str('chosen'), str('rejected')], rows);
