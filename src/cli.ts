@@ -3,7 +3,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { existsSync, statSync } from 'node:fs';
-import { checkDirFlag, exitAfterFlush, fail, joinNegativeNumbers, refuseEmptyValues, refuseNonNumbers, refuseRepeatedFlags, refuseRepeatedTyped, usageMessage, withGpu } from './cli/run.js';
+import { checkDirFlag, exitAfterFlush, fail, joinNegativeNumbers, refuseEmptyValues, refuseNonNumbers, refuseRepeatedTyped, usageMessage, withGpu, ADAPTER_FLAG } from './cli/run.js';
 import { formatInfo, infoReport } from './cli/info.js';
 import { benchCommand } from './cli/bench.js';
 import { DEMO_FLAGS, checkTrainPaths, demoIgnoredFlags, trainFlags, trainOptionsFrom, unreadSettingNotes } from './cli/train.js';
@@ -20,9 +20,6 @@ type YargsOptions = { getOptions(): { boolean: string[]; number: string[]; alias
 const NO_COMMAND = 'name a command: srk --help lists them';
 const COMMANDS = ['info', 'bench', 'train', 'init', 'logprobs', 'eval', 'generate', 'report'];
 
-const adapterOpt = {
-  adapter: { type: 'string', describe: 'substring of the WebGPU adapter name to use (also SRK_ADAPTER)' },
-} as const;
 
 async function main(): Promise<void> {
   const typed = joinNegativeNumbers(hideBin(process.argv)); // the command line as typed, negative exponents joined
@@ -31,7 +28,7 @@ async function main(): Promise<void> {
     .scriptName('srk')
     .usage('$0 <command> [options]\n\nPreference alignment (DPO, IPO, Sr-DPO, Sr-IPO) on hand-written WebGPU kernels.')
     .command('info', 'show the WebGPU adapter, its features, subgroup-matrix configs and limits',
-      (y) => y.options({ ...adapterOpt, json: { type: 'boolean', default: false, describe: 'print JSON' } }),
+      (y) => y.options({ ...ADAPTER_FLAG, json: { type: 'boolean', default: false, describe: 'print JSON' } }),
       async (a) => {
         await withGpu({ adapter: a.adapter }, async (gpu) => {
           const r = infoReport(gpu);
@@ -73,7 +70,6 @@ async function main(): Promise<void> {
       const o = (cli as unknown as YargsOptions).getOptions();
       refuseRepeatedTyped(typed, argv as Record<string, unknown>, { booleans: new Set(o.boolean), numbers: new Set(o.number), aliases: o.alias });
     })
-    .middleware((argv) => refuseRepeatedFlags(argv as Record<string, unknown>))
     .middleware(() => refuseEmptyValues(typed, new Set([...(cli as unknown as YargsOptions).getOptions().boolean, 'help', 'version'])))
     .middleware(() => refuseNonNumbers(typed, new Set((cli as unknown as YargsOptions).getOptions().number)))
     .demandCommand(1, NO_COMMAND)

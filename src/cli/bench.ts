@@ -5,14 +5,14 @@ import type { Argv, CommandModule } from 'yargs';
 import { BENCH_KINDS, checkBenchFlagsRead, checkBenchOptions, runBench, type BenchKind } from '../../bench/index.js';
 import { STEP_LOSSES, STEP_SHAPES, type StepShape } from '../../bench/step.js';
 import type { LossName } from '../train/options.js';
-import { typedFlags, withGpu } from './run.js';
+import { typedFlags, withGpu, ADAPTER_FLAG } from './run.js';
 
 /** bench's positional kind and its flags. */
 export function benchFlags<T>(y: Argv<T>) {
   return y
     .positional('kind', { choices: BENCH_KINDS, describe: 'what to measure' })
     .options({
-      adapter: { type: 'string', describe: 'substring of the WebGPU adapter name to use (also SRK_ADAPTER)' },
+      ...ADAPTER_FLAG,
       json: { type: 'boolean', default: false, describe: 'print one JSON report on stdout (progress goes to stderr)' },
       full: { type: 'boolean', default: false, describe: 'every kind: real sizes even on a CPU adapter (slow on lavapipe)' },
       tokens: { type: 'number', describe: 'matmul, classifier, norm: tokens (rows) (default 8192; CPU adapter: 64, 32, 256)' },

@@ -7,7 +7,6 @@
 // Decoding follows the checkpoint's generation_config.json where it has one, as transformers'
 // generate() does (do_sample, temperature, top_k, top_p, max_new_tokens, eos_token_id); flags override
 // it. Without one: greedy, up to 256 new tokens, stopping at the EOS token.
-import { runSettings } from './run-settings.js';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
@@ -21,8 +20,9 @@ import { cacheTokens, generateBatch, type GenerateOptions, type Generation } fro
 import { cacheBytes } from '../generate/decoder.js';
 import { checkSampling } from '../generate/sample.js';
 import { Progress } from '../train/progress.js';
-import { checkPathFlag, dataFilesFlag, typedFlags, withGpu } from './run.js';
+import { checkPathFlag, dataFilesFlag, typedFlags, withGpu, ADAPTER_FLAG } from './run.js';
 import { freeModel } from './logprobs.js';
+import { runSettings } from './run-settings.js';
 import { RESUMABLE_OUT_FLAG, ResumableOutput, checkOutFlag, keepOnSignal } from '../generate/resumable-output.js';
 import { generationDefaults, type GenerationDefaults } from '../generate/generation-config.js';
 import { dataError, isUserFacing, userError } from '../errors.js';
@@ -247,7 +247,7 @@ export const generateCommand: CommandModule = {
     'max-prompt-length': { type: 'number', describe: 'prompt tokens kept (the end of a longer prompt, a BOS kept first)', defaultDescription: 'the model\'s max_position_embeddings less --max-new-tokens' },
     augmented: { type: 'boolean', default: false, describe: 'generate for the augmented prompt p ⊕ x (the refinement prompt before each prompt, as the Sr losses build it; "augmented": true in each line)' },
     'refine-prompt': { type: 'string', default: PAPER_REFINE_PROMPT, defaultDescription: 'the paper\'s; an srk train checkpoint\'s run\'s', describe: 'with --augmented: the refinement prompt p' },
-    adapter: { type: 'string', describe: 'substring of the WebGPU adapter name (also SRK_ADAPTER)' },
+    ...ADAPTER_FLAG,
   }),
   handler: async (a) => {
     const args = a as Record<string, unknown>;

@@ -26,7 +26,7 @@ import { textTokenizer } from '../model/tokenizer.js';
 import { scorePairs } from '../train/score.js';
 import { Progress } from '../train/progress.js';
 import { PAPER_REFINE_PROMPT, TRAIN_DEFAULTS } from '../train/options.js';
-import { checkPathFlag, checkPromptBelowMaxLength, dataFilesFlag, withGpu } from './run.js';
+import { checkPathFlag, checkPromptBelowMaxLength, dataFilesFlag, withGpu, ADAPTER_FLAG } from './run.js';
 import { withRunSettings } from './run-settings.js';
 import { dataFileList, type DataFiles } from '../data/data-files.js';
 import { dataError, isUserFacing, userError } from '../errors.js';
@@ -44,7 +44,7 @@ export function scoringFlags<T>(y: Argv<T>) {
     'max-length': { type: 'number', default: d.maxLength, describe: 'longest prompt + completion, in tokens (longer pairs are truncated as in training)' },
     'max-prompt-length': { type: 'number', default: d.maxPromptLength, describe: 'prompt tokens kept when a pair is too long' },
     'micro-batch-size': { type: 'number', default: d.microBatchSize, describe: 'pairs per forward pass' },
-    adapter: { type: 'string', describe: 'substring of the WebGPU adapter name (also SRK_ADAPTER)' },
+    ...ADAPTER_FLAG,
   });
 }
 

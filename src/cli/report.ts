@@ -19,6 +19,11 @@ export function runNames(dirs: readonly string[], given: readonly string[] = [],
   return names.map((n, i) => (names.indexOf(n) !== names.lastIndexOf(n) && given[i] === undefined ? `${n} (${dirs[i]})` : n));
 }
 
+/** --smoothing as typed: a number where it reads as one; other text stays as typed, for the error to show. */
+function smoothingValue(v: string): string | number {
+  return v === 'auto' || !/^\s*[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?\s*$/i.test(String(v)) ? v : Number(v);
+}
+
 export const reportCommand: CommandModule<object, ReportArgs> = {
   command: 'report <runs..>',
   describe: 'one report over several srk train runs: report.html (loss, margin, accuracy, augmented accuracy against pairs seen, runs overlaid, evaluations with their standard errors; diagnostics: rewards, gradient norm, learning rate, eval NLL and Pearson r; eval table; settings side by side), report.csv, report-eval.csv',
@@ -29,8 +34,8 @@ export const reportCommand: CommandModule<object, ReportArgs> = {
       title: { type: 'string', describe: 'page title (default: the run names)' },
       name: { type: 'string', array: true, describe: 'a name per run, in order (default: the name the run recorded, as the demo\'s stages do, else its directory\'s name)' },
       smoothing: { type: 'string', default: 'auto', describe: 'EMA weight in [0, 1) for the training curves, raw values drawn faintly behind (auto: none below 30 steps, else 1 - 20/steps, at most 0.98; 0: none)',
-        // A number where it reads as one; other text stays as typed, for the error to show.
-        coerce: (v: string) => (v === 'auto' || !/^\s*[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?\s*$/i.test(String(v)) ? v : Number(v)) },
+        // (Typed twice, yargs hands the list over: each taken alike, refuseRepeatedTyped keeps one.)
+        coerce: (v: string | string[]) => (Array.isArray(v) ? v.map(smoothingValue) : smoothingValue(v)) },
       'x-axis': { choices: ['pairs_seen', 'step'], default: 'pairs_seen', describe: 'x axis of the curves' },
     }) as never,
   handler: async (a) => {

@@ -121,23 +121,12 @@ export function fail(e: unknown): void {
 
 /** Flags that take several values: bench --sizes, report's runs and --name (yargs arrays), and --data /
  *  --eval-data given once per file (dataFilesFlag). */
-export const LIST_FLAGS = new Set(['_', '$0', 'sizes', 'runs', 'name', 'data', 'eval-data']);
+/** --adapter, as every command that uses the GPU takes it. */
+export const ADAPTER_FLAG = {
+  adapter: { type: 'string', describe: 'substring of the WebGPU adapter name to use (also SRK_ADAPTER)' },
+} as const;
 
-/**
- * yargs middleware: a single-value flag given twice arrives as an array ("--batch-size 2 --batch-size
- * 4" read as "2,4"), which used to surface as a puzzling "must be a positive integer (got 2,4)" or "no such
- * file: a,b". The same value repeated is taken once; different values are refused by name.
- */
-export function refuseRepeatedFlags(argv: Record<string, unknown>): void {
-  for (const [key, value] of Object.entries(argv)) {
-    if (LIST_FLAGS.has(key) || !Array.isArray(value)) continue;
-    const distinct = [...new Set(value.map((v) => JSON.stringify(v)))];
-    if (distinct.length === 1) { argv[key] = value[0]; continue; }
-    // yargs keeps both spellings (batch-size, batchSize): name the dashed one.
-    if (/[A-Z]/.test(key) && Object.hasOwn(argv, key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`))) continue;
-    throw userError(`--${key} is given ${value.length} times (${value.map((v) => String(v)).join(', ')}); give it once`);
-  }
-}
+export const LIST_FLAGS = new Set(['_', '$0', 'sizes', 'runs', 'name', 'data', 'eval-data']);
 
 /**
  * The command line with a negative number in exponent form joined to the flag before it (`--lr -1e-6`
@@ -183,10 +172,10 @@ export interface TypedOptions { booleans: ReadonlySet<string>; numbers: Readonly
 /**
  * yargs middleware: a single-value flag typed more than once is read from the command line as typed, by
  * any of its spellings and aliases (--micro-batch, --micro-batch-size): different values are refused by
- * name; the same value is that value. yargs' own parse cannot be trusted with a number typed twice: it
- * takes a value of exactly 1 as a count step, so `--epochs 1 --epochs 1` read as 2 and `--max-steps 2
- * --max-steps 1` as 3 (other values come as a list, which refuseRepeatedFlags refuses). `argv`: the parse,
- * set right here for such a flag and all its spellings.
+ * name; the same value is that value. yargs' parse cannot be trusted with it: it lists the values ("--batch-size
+ * 2 --batch-size 2" read as [2, 2], a puzzling "must be a positive integer (got 2,2)"), and takes a number
+ * value of exactly 1 as a count step (`--epochs 1 --epochs 1` read as 2, `--max-steps 2 --max-steps 1` as 3).
+ * `argv`: the parse, set right here for such a flag and all its spellings.
  */
 export function refuseRepeatedTyped(args: readonly string[], argv: Record<string, unknown>, o: TypedOptions): void {
   const canonical = new Map<string, string>();
@@ -200,12 +189,14 @@ export function refuseRepeatedTyped(args: readonly string[], argv: Record<string
     const value = o.booleans.has(flag) ? String(negated ? inline === 'false' : inline !== 'false') : inline ?? args[index + 1] ?? '';
     seen.set(flag, [...(seen.get(flag) ?? []), value]);
   }
+  const camel = (n: string) => n.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
   for (const [flag, values] of seen) {
     if (new Set(values).size > 1) throw userError(`--${flag} is given ${values.length} times (${values.join(', ')}); give it once`);
-    if (values.length > 1 && o.numbers.has(flag) && values[0].trim() !== '' && !Number.isNaN(Number(values[0]))) {
-      const camel = (n: string) => n.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-      for (const n of [flag, ...(o.aliases[flag] ?? [])]) { argv[n] = Number(values[0]); argv[camel(n)] = Number(values[0]); }
-    }
+    if (values.length < 2) continue;
+    // A list's first value keeps yargs' typing (a coerce, a choice); a count-stepped number is the typed one.
+    const listed = argv[flag];
+    const value = Array.isArray(listed) ? listed[0] : o.numbers.has(flag) && values[0].trim() !== '' && !Number.isNaN(Number(values[0])) ? Number(values[0]) : listed;
+    for (const n of [flag, ...(o.aliases[flag] ?? [])]) { argv[n] = value; argv[camel(n)] = value; }
   }
 }
 

@@ -1,6 +1,6 @@
 // `srk train` flags -> TrainOptions. With neither --model nor --data it runs the built-in demo.
 import type { Argv } from 'yargs';
-import { checkDirFlag, checkPathFlag, checkPromptBelowMaxLength, dataFilesFlag, typedFlags } from './run.js';
+import { checkDirFlag, checkPathFlag, checkPromptBelowMaxLength, dataFilesFlag, typedFlags, ADAPTER_FLAG } from './run.js';
 import { dataFileList } from '../data/data-files.js';
 import { PRECISIONS, type Precision } from '../engine/precision.js';
 import { LOSSES, TRAIN_DEFAULTS, isSrLoss, lossSettings, type LossName, type TrainOptions } from '../train/options.js';
@@ -54,7 +54,7 @@ export function trainFlags<T>(y: Argv<T>) {
     'completions-in-context': { type: 'boolean', default: false, describe: 'tokenize each completion as it follows its prompt (TRL before 0.12 and since 0.29) instead of alone (the original DPO code, TRL 0.12-0.28, and this project\'s fixtures): with SentencePiece tokenizers (Llama, Mistral) a completion " Hello" then loses the lone "▁" it has alone; byte-level BPE (Pythia) gives the same ids either way' },
     'skip-bad-rows': { type: 'boolean', default: false, describe: 'skip and count malformed data lines instead of stopping' },
     'plain-progress': { type: 'boolean', default: false, describe: 'plain progress lines even on a terminal' },
-    adapter: { type: 'string', describe: 'substring of the WebGPU adapter name (also SRK_ADAPTER)' },
+    ...ADAPTER_FLAG,
     precision: { choices: PRECISIONS as string[], default: d.precision,
       describe: 'f32, or mixed: f16 matmul operands on tensor cores with f32 accumulation, weights and optimizer (f32 where the adapter lacks f16 subgroup-matrix support)' },
     'aug-precision': { choices: PRECISIONS as string[],

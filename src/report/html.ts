@@ -259,8 +259,7 @@ export function renderReportHtml(opts: ReportOptions): string {
 function objectivesDiffer(runs: ReportRun[]): string | undefined {
   const of = (r: ReportRun) => {
     const loss = String(r.config?.loss ?? '');
-    // (a run of an unknown loss: every setting counts)
-    const keys: string[] = LOSSES.includes(loss as LossName) ? lossSettings(loss as LossName) : ['beta', 'lambda', 'labelSmoothing'];
+    const keys = lossSettingsRead(r.config ?? {});
     return { loss, reads: (k: string) => keys.includes(k), value: (k: string) => String(r.config?.[k] ?? '') };
   };
   const seen = runs.filter((r) => r.config).map(of);
@@ -468,6 +467,17 @@ export function flattenConfig(obj: Record<string, unknown>, prefix = '', out: Re
 /** The settings that only some losses read (options.ts lossSettings). */
 const LOSS_SETTINGS = ['beta', 'lambda', 'labelSmoothing'];
 
+/**
+ * Which of LOSS_SETTINGS a run (its train_config.json) reads: its loss's, every one for a loss this
+ * srk does not know; `evaluated`: also beta where an SFT run's evaluations score margins with it.
+ */
+function lossSettingsRead(config: Record<string, unknown>, evaluated = false): string[] {
+  const loss = String(config.loss ?? '');
+  if (!LOSSES.includes(loss as LossName)) return LOSS_SETTINGS;
+  const keys: string[] = lossSettings(loss as LossName);
+  return evaluated && loss === 'sft' && config.evalData !== undefined ? [...keys, 'beta'] : keys;
+}
+
 function configHtml(opts: ReportOptions): string {
   const parts: string[] = [];
   if (opts.config && Object.keys(opts.config).length) {
@@ -482,12 +492,10 @@ function configHtml(opts: ReportOptions): string {
     for (const f of flats) for (const k of Object.keys(f)) if (!keys.includes(k)) keys.push(k);
     // A loss setting the run's loss does not read (DPO's lambda, SFT's beta) is shown as such, and two runs
     // differ on it only where both read it.
+    // (An SFT run's evaluations of preference pairs score their margins with beta.)
     const unread = withCfg.map((r) => {
-      const loss = String(r.config!.loss ?? '');
-      const reads: string[] | undefined = LOSSES.includes(loss as LossName) ? lossSettings(loss as LossName) : undefined;
-      // (An SFT run's evaluations of preference pairs score their margins with beta.)
-      if (loss === 'sft' && r.config!.evalData !== undefined) reads?.push('beta');
-      return (k: string) => reads !== undefined && LOSS_SETTINGS.includes(k) && !reads.includes(k) ? loss : undefined;
+      const reads = lossSettingsRead(r.config!, true);
+      return (k: string) => (LOSS_SETTINGS.includes(k) && !reads.includes(k) ? String(r.config!.loss) : undefined);
     });
     const rows = keys.map((k) => {
       const vals = flats.map((f) => f[k] ?? '');

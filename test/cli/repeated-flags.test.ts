@@ -11,6 +11,8 @@ const options = {
   'micro-batch': { type: 'number' as const, default: 8, alias: 'micro-batch-size' },
   eos: { type: 'boolean' as const, default: true },
   data: { type: 'string' as const },
+  out: { type: 'string' as const },
+  smoothing: { type: 'string' as const, coerce: (v: string | string[]) => (Array.isArray(v) ? v.map(Number) : Number(v)) },
 };
 
 function parse(args: string[]): Record<string, unknown> {
@@ -29,6 +31,10 @@ describe('refuseRepeatedTyped', () => {
     expect([a['max-steps'], a.maxSteps]).toEqual([1, 1]);
     const b = parse(['--micro-batch', '1', '--micro-batch-size', '1']);
     expect([b['micro-batch'], b['micro-batch-size'], b.microBatch, b.microBatchSize]).toEqual([1, 1, 1, 1]);
+    // yargs lists other values: the first, as yargs typed or coerced it.
+    expect(parse(['--epochs', '3', '--epochs', '3']).epochs).toBe(3);
+    expect(parse(['--out', 'a', '--out', 'a']).out).toBe('a');
+    expect(parse(['--smoothing', '0.5', '--smoothing', '0.5']).smoothing).toBe(0.5);
   });
 
   it('different values are refused by name, in any spelling or alias; list flags and single flags pass', () => {
