@@ -58,6 +58,24 @@ describe(`segment sums (seed ${rng.seed})`, () => {
     gpu.pool.release(bigX, bigS, tr);
   });
 
+  it('forward ranges may overlap or repeat (the step reads a pair of the same tokens twice from one range): bit-identical sums', async () => {
+    const gpu = await getGpu();
+    const N = 613;
+    const x = Float32Array.from(rng.array(N, 3));
+    // Random ranges, some repeated exactly (as a same-tokens pair's two slots), some overlapping, one empty.
+    const ranges: number[] = [];
+    for (let s = 0; s < 9; s++) { const a = rng.int(N); const b = a + rng.int(N - a + 1); ranges.push(a, b); }
+    ranges.push(ranges[2], ranges[3], ranges[10], ranges[11], 40, 40);
+    const S = ranges.length / 2;
+    const want = Float64Array.from({ length: S }, (_, s) => { let t = 0; for (let n = ranges[2 * s]; n < ranges[2 * s + 1]; n++) t += x[n]; return t; });
+    const tx = gpu.tensor([N], x); const tr = gpu.tensor([S, 2], Uint32Array.from(ranges), 'u32'); const ts = gpu.tensor([S]);
+    segmentSum(gpu, { x: tx, ranges: tr, sums: ts, S });
+    const got = await gpu.readF32(ts);
+    expect(relErr(got, want)).toBeLessThan(1e-6);
+    expect([got[9], got[10], got[11]]).toEqual([got[1], got[5], 0]); // a repeated range: the same bits
+    gpu.pool.release(tx, tr, ts);
+  });
+
   it('segmentRanges: u32 ignored ids, non-contiguous sequences rejected', () => {
     expect([...segmentRanges(Uint32Array.from([0xffffffff, 1, 1, 0, 0xffffffff]), 3)]).toEqual([3, 4, 1, 3, 0, 0]);
     expect(() => segmentRanges([0, 1, 0], 2)).toThrow(/contiguous/);
