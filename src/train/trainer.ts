@@ -27,6 +27,7 @@ import { TUNING_FILE, adapterName, loadTuning, saveTuning } from './tuning-file.
 import { batchStart, epochOrder, pairsUsed } from './shuffle.js';
 import { Progress, dueFrom } from './progress.js';
 import { acquireRunLock } from './run-lock.js';
+import { sweepStaleTemps } from './stale-temps.js';
 import { defaultWeightDecay, isSrLoss, type TrainOptions } from './options.js';
 import { isUserFacing } from '../errors.js';
 import { dataFileList, dataLabel, type DataFiles } from '../data/data-files.js';
@@ -330,6 +331,12 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     let tuneSaved = tuneLoaded; // tuner choices in tuning.json so far (engine/tuner.ts)
     let tuneLogged = false;
     let tuneProgress = -1; // the tuner's progress after the last step (TuneTable.progress)
+    // Temp files of writes a killed srk left (stale-temps.ts): the run directory is this run's alone; a
+    // --cache-dir may be shared with live runs.
+    const cacheDir = o.cacheDir ?? path.join(o.out, 'cache');
+    const stale = [...sweepStaleTemps(o.out, true).map((f) => path.join(o.out, f)),
+      ...sweepStaleTemps(cacheDir, o.cacheDir === undefined).map((f) => path.join(cacheDir, f))];
+    if (stale.length) log(`removed ${stale.length} temp file(s) a killed srk left: ${stale.join(', ')}`);
     if (keepEarlierAside) {
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const kept = [METRICS_FILE, EVAL_FILE, SAMPLES_FILE, EVAL_PAIRS_FILE].filter((f) => existsSync(path.join(o.out, f)));

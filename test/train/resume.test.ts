@@ -3,6 +3,7 @@
 // SIGINT (and SIGTERM) must finish the step, save a checkpoint and exit 130 (143): stopped, not finished.
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { describeRun, fixture, fixtureArgs, readMetrics, startTrain, tempDir, train, waitFor, type Metrics } from './helpers.js';
 import { findCheckpoint, readTrainerState } from '../../src/train/checkpoint.js';
@@ -79,10 +80,16 @@ describe('srk train: SIGINT or SIGTERM finishes the step, saves a checkpoint, ex
     // As if a crash had hit the checkpoint swap: only OUT/.checkpoint-old is left. It must be found,
     // and kept until the new checkpoint is in place.
     renameSync(join(out, 'checkpoint'), join(out, '.checkpoint-old'));
+    // As if a SIGKILL had hit writes of metrics.jsonl and of the reference cache: their temp files go.
+    const dead = spawnSync('true').pid!;
+    const temps = [join(out, `metrics.jsonl.tmp-${dead}-k1`), join(out, 'cache', `ref.json.tmp-${dead}-k2`)];
+    for (const f of temps) writeFileSync(f, 'half');
     // --max-steps is not pinned: the resumed run may stop earlier than the original plan.
     const total = state.step + 2;
     const r2 = await train([...args, '--max-steps', String(total), '--resume']);
     expect(r2.code, describeRun(r2)).toBe(0);
+    expect(temps.filter((f) => existsSync(f))).toEqual([]);
+    expect(r2.stderr).toContain(`removed 2 temp file(s) a killed srk left: ${temps.join(', ')}`);
     expect(r2.stderr).toMatch(new RegExp(`resuming from .* at step ${state.step}`));
     expect(r2.stderr).toMatch(new RegExp(`done: ${total} steps`));
     expect(readMetrics(out).map((x) => x.step)).toEqual(Array.from({ length: total }, (_, i) => i + 1));
