@@ -287,9 +287,12 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
   const kindsOf = new Map<string, MarkerSeries[]>();
   for (const m of markers) if (m.points.length) kindsOf.set(m.runName, [...(kindsOf.get(m.runName) ?? []), m]);
   const folded = new Set<MarkerSeries>();
+  // One smoothing for every curve of several: said once beside the title, not in each entry.
+  const weights = new Set(drawn.filter((d) => d.x.length > 0).map((d) => d.smooth ?? 0));
+  const sharedSmooth = drawn.filter((d) => d.x.length > 0).length > 1 && weights.size === 1 ? [...weights][0] : 0;
   for (const d of drawn) {
     const own = kindsOf.get(d.name) ?? [];
-    const note = d.x.length === 0 ? (own.length ? ' (eval only)' : ' (no data)') : d.smooth ? ` (EMA ${d.smooth})` : '';
+    const note = d.x.length === 0 ? (own.length ? ' (eval only)' : ' (no data)') : d.smooth && !sharedSmooth ? ` (EMA ${d.smooth})` : '';
     const marker = own.length === 1 && drawn.length > 1 ? own[0] : undefined; // (one run: its own "eval (split)" entry)
     if (marker) folded.add(marker);
     legendItems.push({ label: d.name + note, kind: 'line', color: d.color, dash: d.dash, marker: marker?.shape });
@@ -336,7 +339,8 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
     ` data-left="${left}" data-top="${top}" data-pw="${pw}" data-ph="${ph}" data-x0="${xt.min}" data-x1="${xt.max}" data-y0="${yt.min}" data-y1="${yt.max}">`);
   out.push(`<title>${escapeXml(opts.title)}</title>`);
   out.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#fff"/>`);
-  out.push(`<text class="ctitle" x="${left}" y="18" font-size="15" font-weight="600" fill="#222">${escapeXml(opts.title)}</text>`);
+  out.push(`<text class="ctitle" x="${left}" y="18" font-size="15" font-weight="600" fill="#222">${escapeXml(opts.title)}` +
+    `${sharedSmooth ? `<tspan class="smoothing" font-size="12" font-weight="400" fill="#666"> (EMA ${sharedSmooth}, raw values faint)</tspan>` : ''}</text>`);
 
   // Legend.
   out.push('<g class="legend">');

@@ -276,13 +276,19 @@ describe('HTML report', () => {
     expect(count(margin, /class="err"/g)).toBe(4); // two evals a run
     expect(margin).toContain('± 0.05 (standard error)');
     expect(loss).not.toContain('class="err"'); // no loss in eval rows
-    expect(margin).toContain('Sr-DPO (EMA 0.6)');
+    // One smoothing for both runs: said once beside the title, not in each entry.
+    expect(count(margin, /\(EMA 0\.6/g)).toBe(1);
+    expect(margin).toMatch(/<text class="ctitle"[^>]*>[^<]*<tspan class="smoothing"[^>]*> \(EMA 0\.6, raw values faint\)<\/tspan><\/text>/);
+    expect(legend).toContain('>Sr-DPO</text>');
     expect(html).toContain('"name":"Sr-DPO (smoothed)"');
     expect(html).toContain('The runs&#39; objectives differ (loss): their training losses are values of different functions, not better and worse values of one; compare their margins and accuracies.');
     // A run whose training rows lack aug accuracy but whose evaluations have it.
     for (const m of b.metrics as Array<Partial<MetricsRow>>) m.aug_accuracy = null;
     expect(svgs(renderReportHtml({ title: 't', runs: [a, b] }))[3]).toContain('DPO (eval only)');
-    expect(aug).toContain('Sr-DPO (EMA 0.6)');
+    expect(aug).toContain('(EMA 0.6, raw values faint)');
+    // Curves not smoothed alike (a run of one step has nothing to smooth): the entry of the smoothed one says so.
+    const each = svgs(renderReportHtml({ title: 't', runs: [a, synthRun('DPO', 1, (x) => x)], smoothing: 0.6 }))[0];
+    expect(each).toContain('Sr-DPO (EMA 0.6)'); expect(each).toContain('>DPO</text>'); expect(each).not.toContain('class="smoothing"');
     // Many runs with long names: the chart grows with its legend rather than the plot shrinking, and a
     // label wider than a row is cut in its middle, its end kept.
     const many = Array.from({ length: 8 }, (_, i) => ({ ...synthRun(`a-rather-long-run-name-for-a-sweep-number-${i}`, 20, (x) => x / 20) }));
@@ -290,7 +296,7 @@ describe('HTML report', () => {
     const h = Number(tall.match(/height="(\d+)"/)![1]); const top = Number(tall.match(/data-top="(\d+)"/)![1]); const ph = Number(tall.match(/data-ph="([\d.]+)"/)![1]);
     expect(h).toBeGreaterThan(360);
     expect(ph).toBe(360 - (top - (h - 360)) - 46); // the plot keeps the height of a one-row legend's
-    expect(tall).toContain('(EMA 0.6)</text>');
+    expect(count(tall, /\(EMA 0\.6/g)).toBe(1);
     const longName = 'x'.repeat(120);
     const cut = svgs(renderReportHtml({ title: 'c', runs: [synthRun(longName, 20, (x) => x / 20)], smoothing: 0.5 }))[1];
     expect(cut).not.toMatch(new RegExp(`<text[^>]*>${longName}`)); // (the full name stays in the line's title)
