@@ -4,7 +4,7 @@
 // no GPU. Usage (after npm run build):
 //   node scripts/padding-stats.mjs DATA.jsonl[.gz] TOKENIZER.json [--batch 64] [--micro 8] [--max-length 512] [--max-prompt-length 256]
 import { loadTokenizedPairs } from '../dist/src/data/tokenize-pairs.js';
-import { loadTokenizer } from '../dist/src/model/tokenizer.js';
+import { loadTokenizer, textTokenizer } from '../dist/src/model/tokenizer.js';
 import { lengthOrder } from '../dist/src/train/length-order.js';
 
 const args = process.argv.slice(2);
@@ -12,8 +12,10 @@ const flag = (name, d) => { const i = args.indexOf(`--${name}`); return i >= 0 ?
 const [data, tokFile] = args.filter((a, i) => !a.startsWith('--') && !(i > 0 && args[i - 1].startsWith('--')));
 if (!data || !tokFile) { console.error('usage: node scripts/padding-stats.mjs DATA TOKENIZER [--batch 64] [--micro 8] [--max-length 512] [--max-prompt-length 256]'); process.exit(1); }
 const B = flag('batch', 64); const mb = flag('micro', 8);
-const tok = await loadTokenizer(tokFile);
-const { pairs } = await loadTokenizedPairs(data, tok, { maxLength: flag('max-length', 512), maxPromptLength: flag('max-prompt-length', 256), noEos: !tok.eosToken });
+// As srk train reads the pairs: an EOS after each completion where the tokenizer has one; bad rows
+// (an empty response) skipped, as --skip-bad-rows does.
+const tok = textTokenizer(await loadTokenizer(tokFile));
+const { pairs } = await loadTokenizedPairs(data, tok, { maxLength: flag('max-length', 512), maxPromptLength: flag('max-prompt-length', 256), noEos: tok.eosTokenId === null, skipBadRows: true });
 let s = 1; const rnd = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
 const idx = pairs.map((_, i) => i);
 for (let i = idx.length - 1; i > 0; i--) { const j = Math.floor(rnd() * (i + 1)); [idx[i], idx[j]] = [idx[j], idx[i]]; }

@@ -6,6 +6,13 @@ import { initModel } from '../init/init-model.js';
 import type { Arch } from '../model/config.js';
 import { userError } from '../errors.js';
 
+/** The presets by architecture, those sharing one list said once: "mistral, llama, qwen2: tiny (...), small (...)". */
+function presetHelp(): string {
+  const groups = new Map<readonly unknown[], string[]>();
+  for (const a of ARCHS) groups.set(PRESETS[a], [...(groups.get(PRESETS[a]) ?? []), a]);
+  return [...groups].map(([, archs]) => `${archs.join(', ')}: ${PRESETS[archs[0] as Arch].map((p) => `${p.name} (${p.description})`).join(', ')}`).join('; ');
+}
+
 interface InitArgs { arch: string; preset: string; out: string; seed: number; tied: boolean; force: boolean }
 
 export const initCommand: CommandModule<object, InitArgs> = {
@@ -15,7 +22,7 @@ export const initCommand: CommandModule<object, InitArgs> = {
     arch: { choices: ARCHS as string[], demandOption: true, describe: 'architecture' },
     preset: {
       type: 'string', demandOption: true,
-      describe: `size: ${ARCHS.map((a) => `${a}: ${presetNames(a).join(', ')}`).join('; ')}`,
+      describe: `size: ${presetHelp()}`,
     },
     out: { type: 'string', demandOption: true, describe: 'directory to create' },
     seed: { type: 'number', default: 0, describe: 'initialization seed' },

@@ -119,13 +119,13 @@ export function fail(e: unknown): void {
   exitAfterFlush(1);
 }
 
-/** Flags that take several values: bench --sizes, report's runs and --name (yargs arrays), and --data /
- *  --eval-data given once per file (dataFilesFlag). */
 /** --adapter, as every command that uses the GPU takes it. */
 export const ADAPTER_FLAG = {
   adapter: { type: 'string', describe: 'substring of the WebGPU adapter name to use (also SRK_ADAPTER)' },
 } as const;
 
+/** Flags that take several values: bench --sizes, report's runs and --name (yargs arrays), and --data /
+ *  --eval-data given once per file (dataFilesFlag). */
 export const LIST_FLAGS = new Set(['_', '$0', 'sizes', 'runs', 'name', 'data', 'eval-data']);
 
 /**

@@ -133,7 +133,7 @@ export class Gpu {
   /**
    * Operand precision of every matmul that does not ask for one: 'f32', or 'f16' (operands rounded
    * to f16, products accumulated in f32; tensor cores through subgroup-matrix where the adapter has
-   * an f16 config, else the f32 kernels with rounded operands). Set through setMatmulPrecision()
+   * an f16 config, else the f32 kernels with rounded operands). Set through setPrecision()
    * (src/engine/precision.ts), which falls back to f32 where the adapter lacks the feature.
    */
   matmulPrecision: 'f32' | 'f16' = 'f32';
@@ -193,9 +193,8 @@ export class Gpu {
 
   static async create(opts: GpuOptions = {}): Promise<Gpu> {
     const adapterName = opts.adapter ?? process.env.SRK_ADAPTER;
-    // A malformed SRK_* switch fails here, before there is a device to release (env.ts; these two
-    // first, for their own messages).
-    tuneEnv();
+    // A malformed SRK_* switch fails here, before there is a device to release (env.ts; the toggles
+    // first, for their own message).
     dawnTogglesEnv();
     for (const w of checkEnvironment()) console.warn(`srk: ${w}`);
     // Unset, or naming a directory that is not there (a login without logind): the Vulkan loader wants one.

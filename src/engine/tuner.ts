@@ -17,7 +17,7 @@
 import './webgpu.js';
 import type { Kernel, KernelCache, KernelCheck, KernelDef } from './kernel.js';
 import { Profiler } from './profiler.js';
-import { userError } from '../errors.js';
+import { envSwitch } from './env.js';
 
 /** One key's outcome, for reports (bench step --json). */
 export interface TuneDecision {
@@ -274,15 +274,8 @@ export class Tuner {
   }
 }
 
-/** SRK_TUNE: '0' (off), '1' (on) or undefined (unset); anything else is a user-facing error. */
-export function tuneEnv(): '0' | '1' | undefined {
-  const env = process.env.SRK_TUNE;
-  if (env === undefined || env === '') return undefined;
-  if (env !== '0' && env !== '1') {
-    throw userError(`SRK_TUNE=${env}: expected 0 (off) or 1 (on)`);
-  }
-  return env;
-}
+/** SRK_TUNE: '0' (off), '1' (on) or undefined (unset); anything else is a user-facing error (env.ts). */
+export const tuneEnv = (): '0' | '1' | undefined => envSwitch('SRK_TUNE');
 
 /** Whether a Gpu tunes: SRK_TUNE=0/1 forces it; otherwise real GPUs with timestamp queries. */
 export function tuningWanted(isCpuAdapter: boolean, timestampQuery: boolean): boolean {

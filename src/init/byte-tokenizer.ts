@@ -13,7 +13,6 @@
 // post-processor adds nothing (no BOS), so encode(text) gives exactly the UTF-8 bytes of text and
 // decode gives the text back, for any string (ASCII, accents, emoji, control characters).
 
-export const BYTE_VOCAB = 256;
 export const ENDOFTEXT = '<|endoftext|>';
 /** Id of "<|endoftext|>" (BOS = EOS = PAD). */
 export const ENDOFTEXT_ID = 256;
@@ -70,11 +69,6 @@ export function byteLevelTokenizerJson(opts: ByteTokenizerOptions = {}): Record<
       vocab, merges: merges.map(([a, b]) => [a, b]),
     },
   };
-}
-
-/** Number of ids a byteLevelTokenizerJson(opts) tokenizer uses. */
-export function byteTokenizerVocabSize(opts: ByteTokenizerOptions = {}): number {
-  return BYTE_TOKENIZER_VOCAB + (opts.merges?.length ?? 0);
 }
 
 export interface TokenizerConfigOptions {

@@ -1,8 +1,8 @@
 // Model shapes for initModel: a ModelConfig per (arch, preset), with the byte tokenizer's
 // "<|endoftext|>" (id 256) as BOS and EOS.
 //
-//   tiny         for tests: d 64, 2 layers, 4 heads (llama/mistral: 2 KV heads), seconds on a CPU.
-//   small        the demo model: d 128, 4 layers, 4 heads (llama/mistral: 2 KV heads), ~0.9M params.
+//   tiny         tests and the demo (gpt-neox): d 64, 2 layers, 4 heads (llama/mistral: 2 KV heads), seconds on a CPU.
+//   small        d 128, 4 layers, 4 heads (llama/mistral: 2 KV heads), ~0.9M params: minutes of lavapipe a run.
 //   pythia-160m  gpt-neox only: the real Pythia-160m shapes (d 768, 12 layers, 12 heads, vocab 50304).
 //   pythia-410m  gpt-neox only: the real Pythia-410m shapes (d 1024, 24 layers, 16 heads, vocab 50304).
 //
@@ -17,6 +17,7 @@ export const ARCHS: readonly Arch[] = ['gpt-neox', 'mistral', 'llama', 'qwen2'];
 
 export interface Preset {
   name: string;
+  /** What `srk init --help` says of it. */
   description: string;
   hiddenSize: number;
   numLayers: number;
@@ -33,14 +34,14 @@ export const roundUp = (n: number, m: number): number => Math.ceil(n / m) * m;
 const swiglu = (d: number) => roundUp((8 * d) / 3, 64);
 
 const NEOX: Preset[] = [
-  { name: 'tiny', description: 'd 64, 2 layers, 4 heads (tests)', hiddenSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 4, intermediateSize: 256, vocabSize: null, maxPositions: 2048 },
-  { name: 'small', description: 'd 128, 4 layers, 4 heads (demo)', hiddenSize: 128, numLayers: 4, numHeads: 4, numKvHeads: 4, intermediateSize: 512, vocabSize: null, maxPositions: 2048 },
+  { name: 'tiny', description: 'd 64, 2 layers, 4 heads: tests, the demo', hiddenSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 4, intermediateSize: 256, vocabSize: null, maxPositions: 2048 },
+  { name: 'small', description: 'd 128, 4 layers, 4 heads', hiddenSize: 128, numLayers: 4, numHeads: 4, numKvHeads: 4, intermediateSize: 512, vocabSize: null, maxPositions: 2048 },
   { name: 'pythia-160m', description: 'Pythia-160m shapes: d 768, 12 layers, 12 heads, vocab 50304', hiddenSize: 768, numLayers: 12, numHeads: 12, numKvHeads: 12, intermediateSize: 3072, vocabSize: 50304, maxPositions: 2048 },
   { name: 'pythia-410m', description: 'Pythia-410m shapes: d 1024, 24 layers, 16 heads, vocab 50304', hiddenSize: 1024, numLayers: 24, numHeads: 16, numKvHeads: 16, intermediateSize: 4096, vocabSize: 50304, maxPositions: 2048 },
 ];
 const GQA: Preset[] = [
-  { name: 'tiny', description: 'd 64, 2 layers, 4 heads, 2 KV heads (tests)', hiddenSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 2, intermediateSize: swiglu(64), vocabSize: null, maxPositions: 4096 },
-  { name: 'small', description: 'd 128, 4 layers, 4 heads, 2 KV heads (demo)', hiddenSize: 128, numLayers: 4, numHeads: 4, numKvHeads: 2, intermediateSize: swiglu(128), vocabSize: null, maxPositions: 4096 },
+  { name: 'tiny', description: 'd 64, 2 layers, 4 heads, 2 KV heads: tests', hiddenSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 2, intermediateSize: swiglu(64), vocabSize: null, maxPositions: 4096 },
+  { name: 'small', description: 'd 128, 4 layers, 4 heads, 2 KV heads', hiddenSize: 128, numLayers: 4, numHeads: 4, numKvHeads: 2, intermediateSize: swiglu(128), vocabSize: null, maxPositions: 4096 },
 ];
 
 export const PRESETS: Readonly<Record<Arch, readonly Preset[]>> = { 'gpt-neox': NEOX, mistral: GQA, llama: GQA, qwen2: GQA };

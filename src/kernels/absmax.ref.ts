@@ -11,17 +11,19 @@ export function absmaxRef(x: ArrayLike<number>): number {
   return m;
 }
 
+const SCALE_TARGET_LOG2 = 14;
+
 /**
  * The power-of-two factor the f16 matmul multiplies a dynamically scaled operand by before rounding
- * it to f16: the largest 2^e with amax * 2^e <= F16_SCALE_TARGET (2^14, a quarter of f16's range,
+ * it to f16: the largest 2^k with amax * 2^k <= 2^SCALE_TARGET_LOG2 (2^14, a quarter of f16's range,
  * so no element overflows and the smallest ones stay out of f16's subnormals). 1 for amax 0.
  */
-export const F16_SCALE_TARGET = 16384;
 export function f16ScaleRef(amax: number): number {
   if (!(amax > 0) || !Number.isFinite(amax)) return 1;
   let e = Math.floor(Math.log2(amax));
   if (2 ** e > amax) e--; else if (2 ** (e + 1) <= amax) e++;
-  const k = amax === 2 ** e ? 14 - e : 13 - e; // exact, where Math.log2 of a quotient could round
+  // amax in [2^e, 2^(e+1)): exact, where Math.log2 of a quotient could round.
+  const k = amax === 2 ** e ? SCALE_TARGET_LOG2 - e : SCALE_TARGET_LOG2 - 1 - e;
   // At most 2^64: a tensor of near-zero values gains nothing from more, and the tensor-core
   // epilogue divides an accumulated C by the scale (C * 2^64 stays finite for any sane C).
   return 2 ** Math.min(64, Math.max(-126, k));

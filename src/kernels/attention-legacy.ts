@@ -1,5 +1,7 @@
 // The previous attention kernels, kept as the fallback wherever the register-tiled ones
-// (attention-blocked.ts) do not fit (dQ and dK/dV at Dh 128, anything at Dh > 128):
+// (attention-blocked.ts) do not fit: a pass whose accumulators would pass 64 floats a thread at every
+// tiling (dK/dV at Dh 128, anything at Dh > 128), or whose tiles exceed the adapter's workgroup memory
+// or invocations (attention-tiling.ts chooseRegTiles):
 // a workgroup owns BR query rows of one (batch row, query head); G threads share a row,
 // thread g owning the head-dim columns g, g+G, ... (DPT = 16 accumulators in registers). Key and
 // value tiles of BC rows are staged in workgroup memory; the BR x BC score tile goes through

@@ -1,4 +1,4 @@
-// Small elementwise ops over f32 tensors of any length: fill, copy, add, scale, axpy.
+// Small elementwise ops over f32 tensors of any length: fill, zero, copy.
 // Each op chunks over binding windows so tensors larger than maxStorageBufferBindingSize work.
 // References: elementwise.ref.ts.
 import type { Gpu } from '../engine/gpu.js';
@@ -33,12 +33,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
 }
 
 const FILL = def('fill', 'p.a', false);
-const SCALE = def('scale', 'p.a * yv', false);
 const COPY = def('copy', 'xv', true);
-// axpy: y = a*x + b*y. add is axpy(1, 1); "set y = a*x" is axpy(a, 0), which runs COPY_SCALED (b*y would
-// bring a NaN of y's through).
-const AXPY = def('axpy', 'p.a * xv + p.b * yv', true);
-const COPY_SCALED = def('copy_scaled', 'p.a * xv', true);
 
 function run1(gpu: Gpu, d: KernelDef, y: Tensor, a: number, b = 0): void {
   const k = gpu.kernels.get(d);
@@ -69,15 +64,5 @@ export function zero(gpu: Gpu, y: Tensor): void {
   if (y.offset % 4 === 0 && y.bytes % 4 === 0) gpu.recorder.clear({ buffer: y.buffer, offset: y.offset, size: y.bytes });
   else run1(gpu, FILL, y, 0);
 }
-/** y *= a */
-export function scale(gpu: Gpu, y: Tensor, a: number): void { run1(gpu, SCALE, y, a); }
 /** y = x (a kernel: works for views at any 4-byte offset and any size) */
 export function copy(gpu: Gpu, x: Tensor, y: Tensor): void { run2(gpu, COPY, x, y, 1, 0); }
-/** y = a * x */
-export function copyScaled(gpu: Gpu, x: Tensor, y: Tensor, a: number): void { run2(gpu, COPY_SCALED, x, y, a, 0); }
-/** y = a * x + b * y (b = 0: y = a * x, whatever y held) */
-export function axpy(gpu: Gpu, a: number, x: Tensor, b: number, y: Tensor): void {
-  if (b === 0) copyScaled(gpu, x, y, a); else run2(gpu, AXPY, x, y, a, b);
-}
-/** y += x */
-export function addInto(gpu: Gpu, x: Tensor, y: Tensor): void { run2(gpu, AXPY, x, y, 1, 1); }

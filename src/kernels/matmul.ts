@@ -35,7 +35,6 @@ import { halfOctave } from '../engine/tuner.js';
 import { tileName, type ActEpilogue, type Causal, type F16Staging, type MatmulTile, type VecFlags } from './matmul-shared.js';
 import { gelu, geluBackward, geluKernelName, type GeluOp } from './activations.js';
 import { envSwitch } from '../engine/env.js';
-import { userError } from '../errors.js';
 import { regDef, regShape, regSharedBytes, simpleDef } from './matmul-simt.js';
 
 export { tileName, type MatmulTile };
@@ -137,21 +136,11 @@ const REG_64: MatmulTile = { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, kind: 'reg' }
 export const SMX_128: MatmulTile = { BM: 128, BN: 128, BK: 32, TM: 64, TN: 32, kind: 'smx' };
 export const SMX_64: MatmulTile = { BM: 64, BN: 64, BK: 32, TM: 32, TN: 32, kind: 'smx' };
 
-
-/**
- * Tile sizes. Measured on an H100 (bench/RESULTS.md): the simple kernel with 64x64 tiles and 4x4
- * outputs per thread runs at ~18 TFLOP/s at 4096^3, while its 128x128/8x8 form falls to ~1.4 (the
- * 64 accumulators of a loop-indexed array spill). On lavapipe the simple 64x64 is the fastest, so CPU
- * adapters keep it. On other adapters the register-tiled kernel ('reg') is chosen: 128x128 tiles
- * (8x8 per thread) when the product has enough of them to fill a large GPU, 64x64 (4x4) otherwise.
- * That choice is a GUESS until `srk bench matmul --tiles` has been run on the H100; the simple
- * 64x64 stays the fallback wherever a 'reg' tiling cannot run (adapter limits).
- */
 // Measuring switches, read once (not on every dispatch): SRK_MATMUL=simple|reg forces an f32 kernel
 // family; SRK_SMX_SAFE=1 gives the tensor-core kernel's simplest form (one stage, scratch epilogue,
-// operand scales reduced without subgroup operations).
-// (Gpu.create checks both first: engine/env.ts checkEnvironment.)
-const FORCED_FAMILY = process.env.SRK_MATMUL || undefined;
+// operand scales reduced without subgroup operations). Gpu.create refuses a malformed value before
+// there is a device (engine/env.ts checkEnvironment), so none reaches a product.
+const FORCED_FAMILY = (process.env.SRK_MATMUL || undefined) as 'simple' | 'reg' | undefined;
 const SMX_SAFE = process.env.SRK_SMX_SAFE === '1';
 
 // What the tensor-core self-check (matmul-selfcheck.ts) decided for an adapter: the safe forms
@@ -191,10 +180,18 @@ function smxStages(gpu: Gpu, tile: MatmulTile, transA: boolean, transB: boolean,
 /** For tests: forgets what the self-check decided for gpu. */
 export function resetTensorCoreFindings(gpu: Gpu): void { SAFE_FORMS.delete(gpu); EXCLUDED.delete(gpu); }
 
+/**
+ * Tile sizes, where the tuner does not choose (engine/tuner.ts). Measured on an H100 (bench/RESULTS.md,
+ * `srk bench matmul --tiles`; the figures beside REG_128 above): the simple kernel with 64x64 tiles and
+ * 4x4 outputs per thread runs at ~18 TFLOP/s at 4096^3, while its 128x128/8x8 form falls to ~1.4 (the
+ * 64 accumulators of a loop-indexed array spill). On lavapipe the simple 64x64 is the fastest, so CPU
+ * adapters keep it. On other adapters the register-tiled kernel ('reg') is chosen: 128x128 tiles
+ * (8x8 per thread) when the product has enough of them to fill a large GPU, 64x64 (4x4) otherwise;
+ * the simple 64x64 stays the fallback wherever a 'reg' tiling cannot run (adapter limits).
+ */
 export function chooseTile(gpu: Gpu, M: number, N: number): MatmulTile {
   const forced = FORCED_FAMILY;
   if (forced === 'simple') return SIMPLE_64;
-  if (forced !== undefined && forced !== 'reg') throw userError(`SRK_MATMUL=${forced}: expected simple or reg`);
   if (gpu.isCpuAdapter && forced !== 'reg') return SIMPLE_64;
   // 264 = two workgroups per SM on a 132-SM H100 (a guess at what keeps every SM busy).
   const big = Math.ceil(M / 128) * Math.ceil(N / 128) >= 264;

@@ -161,17 +161,6 @@ export function clipGradNormRef(grads: Float64Array[], maxNorm: number): { total
   return { totalNorm, scale };
 }
 
-// ---------------------------------------------------------------- learning-rate schedule
-
-/**
- * The original DPO code's LambdaLR factor: min(1, (step + 1) / (warmupSteps + 1)).
- * `step` = number of scheduler steps taken so far = number of optimizer steps already done, so the
- * first optimizer step (step 0) uses lr * 1/(warmupSteps + 1). warmupSteps = 0 gives 1 always.
- */
-export function warmupFactor(step: number, warmupSteps: number): number {
-  return Math.min(1, (step + 1) / (warmupSteps + 1));
-}
-
 // ---------------------------------------------------------------- helpers
 
 /** torch.lerp(start, end, w) as its CPU kernel evaluates it. */

@@ -18,7 +18,7 @@
 // (the llm.c fused-classifier trick); then dh[r0:r1] = dlogits w and dw += dlogits^T h[r0:r1].
 // The DPO weights are known only after every sequence's log-prob is, so the backward runs after the
 // whole forward: a forward asked to `keep` its logits holds every chunk until then (keptLogitsBudget(),
-// 1 GiB by default: 4096 scored tokens of a 50k vocabulary take 824 MiB), and the backward reads them
+// 1 GiB by default: 4096 scored tokens of a 50k vocabulary take 786 MiB), and the backward reads them
 // instead of recomputing them (the recompute is a quarter of the output layer's work in a step, ~7%
 // of a Pythia-160m DPO step's FLOPs, ~3% at 410m, at 8 x 512 tokens); without, the
 // backward recomputes each chunk, which keeps memory at one chunk. Rows per chunk: as many as fit

@@ -6,12 +6,10 @@
 // alone, before it (train/step.ts): sftWeights(targets -> weights), the model's forward (log-probs,
 // logits kept within their budget, output-logprob.ts), sftLoss(logp), then its backward with those weights.
 // Each kernel is one workgroup with a fixed-order reduction (deterministic).
-// stats [SFT_STATS.length]: 0 = loss, 1 = count (tokens counted).
+// stats [2]: 0 = loss, 1 = count (tokens counted).
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, maxWindowElems, windowOf, type KernelDef } from '../engine/kernel.js';
-
-export const SFT_STATS = ['loss', 'count'] as const;
 
 const WG = 256;
 

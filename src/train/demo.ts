@@ -7,7 +7,7 @@
 //   4. Sr-DPO and DPO from the SFT model, side by side, evaluated on held-out pairs
 //   5. one report with both runs (OUT/report.html)
 // The demo's refine prompt is a short stand-in for the paper's: with a byte-level tokenizer the
-// paper's text is ~190 tokens, five times the demo's sequences, and a model trained from scratch
+// paper's text is 239 tokens (a byte each), almost four times the demo's 64-token sequences, and a model trained from scratch
 // attaches no meaning to its words anyway. Real runs use the paper's prompt by default.
 export const DEMO_REFINE_PROMPT = 'Usefulness 100/100. Query:';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,9 +1,17 @@
 // The learning rate of each optimizer step: the paper's (and the original DPO code's) linear warm-up,
-// min(1, (step + 1) / (warmup + 1)) (optimizer.ref.ts warmupFactor), then constant, or decaying to 0
+// min(1, (step + 1) / (warmup + 1)) (warmupFactor), then constant, or decaying to 0
 // at the end of the run as transformers' get_linear_schedule_with_warmup / get_cosine_schedule_with_warmup
 // do from the end of warm-up on (TRL's DPOTrainer decays linearly by default; the alignment-handbook
 // recipes use cosine).
-import { warmupFactor } from '../kernels/optimizer.ref.js';
+
+/**
+ * The original DPO code's LambdaLR factor: min(1, (step + 1) / (warmupSteps + 1)).
+ * `step` = number of scheduler steps taken so far = number of optimizer steps already done, so the
+ * first optimizer step (step 0) uses lr * 1/(warmupSteps + 1). warmupSteps = 0 gives 1 always.
+ */
+export function warmupFactor(step: number, warmupSteps: number): number {
+  return Math.min(1, (step + 1) / (warmupSteps + 1));
+}
 
 export type LrSchedule = 'constant' | 'linear' | 'cosine';
 export const LR_SCHEDULES: readonly LrSchedule[] = ['constant', 'linear', 'cosine'];

@@ -40,8 +40,6 @@ function refError(e: unknown, refDir: string, data: DataFiles): unknown {
   return new TrainingError(`reference ${refDir} on ${dataLabel(data)}: ${e.message}`);
 }
 
-/** An evaluation that failed, named by its data and step, with where the weights are. */
-
 /**
  * An error of a run's evaluation or step, said with `what` failed and what is kept (`kept`). A TrainingError
  * says so itself; a bug in srk (a TypeError) keeps its stack, which cli/run.ts fail() shows.
@@ -50,6 +48,7 @@ function runError(e: unknown, what: string, kept: string): unknown {
   if (e instanceof TrainingError || ((e instanceof TypeError || e instanceof ReferenceError) && !isUserFacing(e))) return e;
   return new TrainingError(`${what}: ${e instanceof Error ? e.message : String(e)}${kept ? `; ${kept}` : ''}`);
 }
+/** An evaluation that failed, named by its data and step, with where the weights are. */
 const evalError = (e: unknown, data: DataFiles, step: number, saved: string | undefined): unknown =>
   runError(e, `eval on ${dataLabel(data)} at step ${step}`, saved ? `the weights of step ${step} are saved in ${saved}` : '');
 /** A step that failed (a GPU error, a device lost, a tensor too large): what is kept, and how to go on from it. */

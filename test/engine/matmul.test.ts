@@ -412,7 +412,7 @@ describe(`matmul (seed ${rng.seed})`, () => {
     const saved = gpu.limits.maxStorageBufferBindingSize; const dispatch = gpu.recorder.dispatch;
     const calls: number[] = [];
     gpu.limits.maxStorageBufferBindingSize = 2 ** 31 - 4;
-    gpu.recorder.dispatch = (_k, _ranges, params) => { calls.push(params.byteLength); };
+    gpu.recorder.dispatch = (_k, _ranges, params) => { calls.push(params?.byteLength ?? 0); };
     try {
       matmul(gpu, { a, b, c, M, N, K, transB: true, precision: 'f32', tile: { BM: 64, BN: 64, BK: 16, TM: 4, TN: 4, kind: 'reg' } });
     } finally {

@@ -13,7 +13,6 @@ export function getGpu(): Promise<Gpu> {
   return gpu;
 }
 
-/** Largest relative error max|a-b| / max(max|b|, tiny): a scale-aware comparison for f32 results. */
 /**
  * relErr bound of attention gradients with f16 operands (tensor cores, or the f32 kernels rounding
  * them) against float64 on the unrounded inputs: P and dS are rounded to f16 inside, so ~1e-3 is
@@ -22,6 +21,7 @@ export function getGpu(): Promise<Gpu> {
  */
 export const F16_GRAD_BOUND = 5e-3;
 
+/** Largest relative error max|a-b| / max(max|b|, tiny): a scale-aware comparison for f32 results. */
 export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
   let num = 0; let den = 0;

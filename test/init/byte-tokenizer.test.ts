@@ -43,7 +43,7 @@ describe('byte-level tokenizer', () => {
     for (let i = 0; i < 300; i++) {
       const s = randomText(rng, i % 3 === 0 ? ascii : i % 3 === 1 ? wide : [...ascii, ...wide], rng.int(1, 60));
       const ids = tok.encode(s).ids;
-      expect(ids.every((id) => Number.isInteger(id) && id >= 0 && id < BYTE_TOKENIZER_VOCAB)).toBe(true);
+      expect(ids.every((id: number) => Number.isInteger(id) && id >= 0 && id < BYTE_TOKENIZER_VOCAB)).toBe(true);
       expect(ids).toEqual([...Buffer.from(s, 'utf8')]);
       expect(tok.decode(ids)).toBe(s);
       expect(tok.decode(ids, { skip_special_tokens: true })).toBe(s);

@@ -96,14 +96,14 @@ describe(`tensor-core matmul self-check (seed ${rng.seed})`, () => {
     else expect(tc.result).toMatchObject({ usable: true, safe: false, excluded: [], why: [] });
   }, 240_000);
 
-  it('leaves failing candidates out, turns on the safe forms for a failing rule, and falls back to f32 when they fail too', async () => {
+  it('leaves failing candidates out, turns on the safe forms for a failing rule, and falls back to f32 when they fail too', async (ctx) => {
     const gpu = await getGpu();
     const other = SMX_CANDIDATES[2];
     type Found = Map<MatmulTile, { plain: string[]; split: string[] }>;
     const runner = (fail: (t: MatmulTile, safe: boolean) => { plain?: string[]; split?: string[] }) =>
       async (g: Gpu, tilings: readonly MatmulTile[]): Promise<Found> =>
         new Map(tilings.map((t) => { const f = fail(t, smxSafe(g)); return [t, { plain: f.plain ?? [], split: f.split ?? [] }]; }));
-    await withTensorCores(gpu, async () => {
+    const ran = await withTensorCores(gpu, async () => {
       try {
         const candidatesOnly = await checkTensorCoreMatmul(gpu, [SMX_64, other], runner((t) => (t === other ? { plain: ['x W^T with a bias: bad'] } : { split: ['K split in two: bad'] })));
         expect(candidatesOnly).toMatchObject({ usable: true, safe: false, why: [] });
@@ -144,11 +144,12 @@ describe(`tensor-core matmul self-check (seed ${rng.seed})`, () => {
         resetTensorCoreFindings(gpu);
       }
     });
+    if (!ran) ctx.skip(); // no f16 or subgroups here
   });
 
-  it('checks the rule tilings alone where no tuner picks others, and every candidate (splits too) where one does', async () => {
+  it('checks the rule tilings alone where no tuner picks others, and every candidate (splits too) where one does', async (ctx) => {
     const gpu = await getGpu();
-    await withTensorCores(gpu, async () => {
+    const ran = await withTensorCores(gpu, async () => {
       const seen: { tilings: string[]; rules: string[] }[] = [];
       const runner = async (_: Gpu, tilings: readonly MatmulTile[], rules: readonly MatmulTile[]) => {
         seen.push({ tilings: tilings.map(tileName), rules: rules.map(tileName) });
@@ -168,11 +169,12 @@ describe(`tensor-core matmul self-check (seed ${rng.seed})`, () => {
         resetTensorCoreFindings(gpu); resetTensorCoreFindings(native);
       }
     });
+    if (!ran) ctx.skip(); // no f16 or subgroups here
   });
 
-  it("an excluded tiling and the rule's split forms leave the tuner's candidates; the rule stays", async () => {
+  it("an excluded tiling and the rule's split forms leave the tuner's candidates; the rule stays", async (ctx) => {
     const gpu = await getGpu();
-    await withTensorCores(gpu, async () => {
+    const ran = await withTensorCores(gpu, async () => {
       const native = asNativeTuned(gpu);
       const a = gpu.tensor([1536 * 1024]); const b = gpu.tensor([1024 * 1024]); const c = gpu.tensor([1536 * 1024]);
       const args = { a, b, c, M: 1536, N: 1024, K: 1024, precision: 'f16' as const };
@@ -194,13 +196,14 @@ describe(`tensor-core matmul self-check (seed ${rng.seed})`, () => {
         gpu.pool.release(a, b, c);
       }
     });
+    if (!ran) ctx.skip(); // no f16 or subgroups here
   });
 });
 
 describe('the safe tensor-core forms (matmul.ts useSafeTensorCoreForms)', () => {
-  it('one stage, no direct stores, scales reduced without subgroups; the default forms again after', async () => {
+  it('one stage, no direct stores, scales reduced without subgroups; the default forms again after', async (ctx) => {
     const gpu = await getGpu();
-    await withTensorCores(gpu, async () => {
+    const ran = await withTensorCores(gpu, async () => {
       const a = gpu.tensor([128 * 96]); const b = gpu.tensor([96 * 128]); const c = gpu.tensor([128 * 128]); const bias = gpu.tensor([128]);
       const args = { a, b, c, bias, M: 128, N: 128, K: 96, transB: true, tile: { ...SMX_64, stages: 2 as const }, precision: 'f16' as const, scaleA: true };
       try {
@@ -217,5 +220,6 @@ describe('the safe tensor-core forms (matmul.ts useSafeTensorCoreForms)', () => 
         gpu.pool.release(a, b, c, bias);
       }
     });
+    if (!ran) ctx.skip(); // no f16 or subgroups here
   });
 });

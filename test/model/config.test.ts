@@ -81,7 +81,7 @@ describe('loadModelConfig on the fixtures', () => {
     expect(() => parseModelConfig({ ...hub('mistral-tiny'), use_sliding_window: 'no' }, 'x')).toThrow(/"use_sliding_window" must be true or false/);
     // num_key_value_heads absent: MistralConfig's 8 (a shape error then, not a silent MHA), Llama's
     // heads; null: the heads.
-    const { num_key_value_heads: _kv, ...noKv } = { ...hub('mistral-tiny'), num_attention_heads: 8, hidden_size: 128 };
+    const { num_key_value_heads: _kv, ...noKv }: Record<string, unknown> = { ...hub('mistral-tiny'), num_attention_heads: 8, hidden_size: 128 };
     expect(parseModelConfig(noKv, 'x').numKvHeads).toBe(8);
     expect(parseModelConfig({ ...noKv, num_attention_heads: 16, num_key_value_heads: null }, 'x').numKvHeads).toBe(16);
     const { num_key_value_heads: _kv2, ...llamaNoKv } = hub('llama-tiny-tied');

@@ -9,7 +9,7 @@ import { gunzipSync } from 'node:zlib';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadTokenizer, sentencePieceTokenizer } from '../../src/model/tokenizer.js';
+import { loadTokenizer, sentencePieceTokenizer, textTokenizer } from '../../src/model/tokenizer.js';
 import {
   parseSentencePieceModel, sentencePieceMerges, sentencePieceTokenizerJson, SP_BYTE, SP_CONTROL, SP_NORMAL, SP_UNKNOWN, SP_USER_DEFINED, type SpModel,
 } from '../../src/model/sentencepiece.js';
@@ -125,7 +125,7 @@ describe.skipIf(!MODEL)('SentencePiece tokenizer.model (Mistral v0.1)', () => {
   });
 
   it('a Sr-DPO augmented prompt keeps its BOS first: BOS ++ refine prompt ++ prompt', () => {
-    const tok = sentencePieceTokenizer(bytes, 'tokenizer.model');
+    const tok = textTokenizer(sentencePieceTokenizer(bytes, 'tokenizer.model'));
     const refine = 'Please generate a response with a usefulness rating of 100 out of 100. Query:';
     const { pairs } = tokenizePairs([{ prompt: 'How do I sort a list?', chosen: ' Use sorted().', rejected: ' No.' }], tok, { refinePrompt: refine });
     const p = pairs[0];

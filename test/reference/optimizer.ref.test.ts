@@ -2,9 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { makeRng, type Rng } from '../helpers/random.js';
 import { maxRelErr, relErr1 } from './losses-fd.js';
 import {
-  adamwInit, adamwStepRef, clipGradNormRef, globalGradNormRef, rmspropInit, rmspropStepRef, warmupFactor,
+  adamwInit, adamwStepRef, clipGradNormRef, globalGradNormRef, rmspropInit, rmspropStepRef,
   type AdamWOptions, type RmspropOptions,
 } from '../../src/kernels/optimizer.ref.js';
+import { warmupFactor } from '../../src/train/lr-schedule.js';
 
 describe('first steps, by hand', () => {
   it('RMSprop defaults: v = 0.01 g^2, p -= lr g / (sqrt(v) + eps)', () => {
@@ -59,14 +60,6 @@ describe('first steps, by hand', () => {
     const k = [Float64Array.from([5])];
     expect(clipGradNormRef(k, 5).scale).toBeLessThan(1);
     expect(globalGradNormRef([])).toBe(0);
-  });
-
-  it('warm-up factor min(1, (step+1)/(warmup+1))', () => {
-    expect(warmupFactor(0, 150)).toBe(1 / 151);
-    expect(warmupFactor(149, 150)).toBe(150 / 151);
-    expect(warmupFactor(150, 150)).toBe(1);
-    expect(warmupFactor(1000, 150)).toBe(1);
-    expect(warmupFactor(0, 0)).toBe(1);
   });
 });
 

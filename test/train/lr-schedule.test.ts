@@ -5,12 +5,22 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { lrFactor } from '../../src/train/lr-schedule.js';
+import { lrFactor, warmupFactor } from '../../src/train/lr-schedule.js';
 import { describeRun, fixtureArgs, readMetrics, tempDir, train } from './helpers.js';
 
 /** transformers' lambdas for steps at or after warm-up (their warm-up ramp differs: step / warmup). */
 const hfLinear = (s: number, w: number, t: number) => Math.max(0, (t - s) / Math.max(1, t - w));
 const hfCosine = (s: number, w: number, t: number) => Math.max(0, 0.5 * (1 + Math.cos(Math.PI * (s - w) / Math.max(1, t - w))));
+
+describe('the warm-up', () => {
+  it('warm-up factor min(1, (step+1)/(warmup+1)), as the original DPO code\'s LambdaLR', () => {
+    expect(warmupFactor(0, 150)).toBe(1 / 151);
+    expect(warmupFactor(149, 150)).toBe(150 / 151);
+    expect(warmupFactor(150, 150)).toBe(1);
+    expect(warmupFactor(1000, 150)).toBe(1);
+    expect(warmupFactor(0, 0)).toBe(1);
+  });
+});
 
 describe('--lr-schedule', () => {
   it('lrFactor: the warm-up ramp, then constant, or transformers\' linear and cosine decay, never 0 within the run', () => {
