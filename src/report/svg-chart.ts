@@ -340,7 +340,7 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
   out.push(`<title>${escapeXml(opts.title)}</title>`);
   out.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#fff"/>`);
   out.push(`<text class="ctitle" x="${left}" y="18" font-size="15" font-weight="600" fill="#222">${escapeXml(opts.title)}` +
-    `${sharedSmooth ? `<tspan class="smoothing" font-size="12" font-weight="400" fill="#666"> (EMA ${sharedSmooth}, raw values faint)</tspan>` : ''}</text>`);
+    `${sharedSmooth ? `<tspan class="smoothing" dx="8" font-size="12" font-weight="400" fill="#666">(EMA ${sharedSmooth}, raw values faint)</tspan>` : ''}</text>`);
 
   // Legend.
   out.push('<g class="legend">');

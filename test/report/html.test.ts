@@ -278,7 +278,7 @@ describe('HTML report', () => {
     expect(loss).not.toContain('class="err"'); // no loss in eval rows
     // One smoothing for both runs: said once beside the title, not in each entry.
     expect(count(margin, /\(EMA 0\.6/g)).toBe(1);
-    expect(margin).toMatch(/<text class="ctitle"[^>]*>[^<]*<tspan class="smoothing"[^>]*> \(EMA 0\.6, raw values faint\)<\/tspan><\/text>/);
+    expect(margin).toMatch(/<text class="ctitle"[^>]*>[^<]*<tspan class="smoothing"[^>]*>\(EMA 0\.6, raw values faint\)<\/tspan><\/text>/);
     expect(legend).toContain('>Sr-DPO</text>');
     expect(html).toContain('"name":"Sr-DPO (smoothed)"');
     expect(html).toContain('The runs&#39; objectives differ (loss): their training losses are values of different functions, not better and worse values of one; compare their margins and accuracies.');
