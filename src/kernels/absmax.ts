@@ -180,27 +180,31 @@ export function f16ScaleWgsl(threads: number, fn = 'f16Scale', parts = 'parts', 
   let ms = subgroupMax(m);
   if (li % ${subgroupSize}u == 0u) { ${red}[li / ${subgroupSize}u] = ms; }
   workgroupBarrier();
-  var amax = 0.0;
+  var amax = 0u;
   for (var i = 0u; i < ${nSub}u; i++) { amax = max(amax, ${red}[i]); }` : `
   ${red}[li] = m;
   workgroupBarrier();
   if (li == 0u) {
-    var r = 0.0;
+    var r = 0u;
     for (var i = 0u; i < ${Math.min(threads, ABSMAX_PARTS)}u; i++) { r = max(r, ${red}[i]); }
     ${red}[0] = r;
   }
   workgroupBarrier();
   let amax = ${red}[0];`;
+  // The maximum is taken over the parts' bits (sign cleared): non-negative floats order as their bit
+  // patterns do, and a NaN sorts above +Inf, so the reduction is exact and a NaN anywhere gives scale 1
+  // (WGSL leaves what max and subgroupMax make of a NaN float open: lavapipe drops it).
   return /* wgsl */ `
-var<workgroup> ${red}: array<f32, ${bySubgroup ? nSub : threads}>;
+var<workgroup> ${red}: array<u32, ${bySubgroup ? nSub : threads}>;
 fn ${fn}(li: u32, base: u32) -> f32 {
-  var m = 0.0;
-  for (var i = li; i < ${ABSMAX_PARTS}u; i += ${threads}u) { m = max(m, ${parts}[base + i]); }${reduce}
+  var m = 0u;
+  for (var i = li; i < ${ABSMAX_PARTS}u; i += ${threads}u) { m = max(m, bitcast<u32>(${parts}[base + i]) & 0x7fffffffu); }${reduce}
   // 2^floor(log2(16384 / amax)); exponents from the bits so no transcendental rounding can shift it.
-  if (!(amax > 0.0) || amax > 3.0e38) { return 1.0; }
-  let e = i32((bitcast<u32>(amax) >> 23u) & 255u) - 127; // floor(log2 amax) for normal amax
-  var k = 14 - e;                                          // amax * 2^k in [2^14, 2^15)
-  if ((bitcast<u32>(amax) & 0x7fffffu) != 0u) { k = k - 1; } // amax above 2^e: one less so it stays <= 2^14
+  // 0, or not finite (exponent bits all ones: Inf, NaN): 1.
+  if (amax == 0u || amax >= 0x7f800000u) { return 1.0; }
+  let e = i32(amax >> 23u) - 127;             // floor(log2 amax) for normal amax
+  var k = 14 - e;                              // amax * 2^k in [2^14, 2^15)
+  if ((amax & 0x7fffffu) != 0u) { k = k - 1; } // amax above 2^e: one less so it stays <= 2^14
   return exp2(f32(clamp(k, -126, 64)));
 }`;
 }

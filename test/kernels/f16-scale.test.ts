@@ -31,7 +31,8 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
 }`,
         };
         // Several sets of partials (one per workgroup): the maximum at the first and last slot, in the
-        // last invocation's slots, at random places; all zero (scale 1); tiny and huge maxima.
+        // last invocation's slots, at random places; all zero (scale 1); tiny and huge maxima, one just
+        // under f32's largest; a NaN or an Inf before or after the finite maximum (scale 1: not finite).
         const sets: Float32Array[] = [];
         const at = [0, ABSMAX_PARTS - 1, threads - 1, ABSMAX_PARTS - threads, rng.int(ABSMAX_PARTS), rng.int(ABSMAX_PARTS)];
         for (const [i, pos] of at.entries()) {
@@ -41,13 +42,23 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wg: vec
           sets.push(p);
         }
         sets.push(new Float32Array(ABSMAX_PARTS));
+        const nonFinite: number[] = [];
+        for (const bad of [NaN, Infinity]) {
+          for (const [at, top] of [[rng.int(threads), ABSMAX_PARTS - 1 - rng.int(threads)], [ABSMAX_PARTS - 1, 0], [(5 * threads + 3) % ABSMAX_PARTS, 3]]) {
+            const p = Float32Array.from({ length: ABSMAX_PARTS }, () => rng.uniform());
+            p[top] = 2.5; p[at] = bad;
+            nonFinite.push(sets.length); sets.push(p);
+          }
+        }
+        const nearMax = new Float32Array(ABSMAX_PARTS); nearMax[rng.int(ABSMAX_PARTS)] = 3.1e38;
+        sets.push(nearMax);
         const all = new Float32Array(sets.length * ABSMAX_PARTS);
         sets.forEach((p, i) => all.set(p, i * ABSMAX_PARTS));
         const tp = gpu.tensor([all.length], all); const to = gpu.tensor([sets.length * threads]);
         gpu.recorder.dispatch(gpu.kernels.get(def), [windowOf(gpu, tp).range, windowOf(gpu, to).range], undefined, [sets.length, 1, 1]);
         const got = await gpu.readF32(to);
         sets.forEach((p, i) => {
-          const want = f16ScaleRef(Math.max(...p));
+          const want = nonFinite.includes(i) ? 1 : f16ScaleRef(Math.max(...p));
           const bad = [...got.subarray(i * threads, (i + 1) * threads)].filter((v) => v !== want);
           expect(bad.slice(0, 4), `set ${i}, ${threads} invocations${subgroups ? `, subgroups of ${sg}` : ''}: want ${want}`).toEqual([]);
         });
