@@ -2,8 +2,9 @@
 //
 // The cache key hashes everything the numbers depend on: the reference weights (the bytes of its
 // safetensors files), the tokenized pairs (which already reflect the data, the tokenizer, the
-// truncation settings, EOS handling and the refine prompt) and those settings by name. A run that
-// changes any of them recomputes; a resumed run reuses the file, and so does any run given the same
+// truncation settings, EOS handling and the refine prompt) and those settings by name (the plain
+// log-probs' key leaves the refine prompt and the augmented prompts out). A run that changes any of
+// them recomputes; a resumed run reuses the file, and so does any run given the same
 // --cache-dir. A pass stopped part way leaves what it has scored in ref-logps-KEY.partial.json, which
 // the next request for the same log-probs takes up (savePartialReference); so does a pass of the pairs a
 // run trains on, where that is not all of them (`needed`: --max-steps inside the first epoch).
@@ -49,8 +50,9 @@ export async function weightsHash(dir: string, onProgress?: (done: number, total
   return hex;
 }
 
-/** pairsHash's results by the pairs array (the trainer's resume check and the reference cache's key hash the same one). */
+/** pairsHash's and plainPairsHash's results by the pairs array (the trainer's resume check and the reference cache's keys hash the same ones). */
 const pairsHashes = new WeakMap<readonly TokenizedPair[], string>();
+const plainPairsHashes = new WeakMap<readonly TokenizedPair[], string>();
 
 export function pairsHash(pairs: readonly TokenizedPair[]): string {
   let hex = pairsHashes.get(pairs);
@@ -60,7 +62,9 @@ export function pairsHash(pairs: readonly TokenizedPair[]): string {
 
 /** sha256 of the pairs' plain sequences alone (held-out pairs, whose augmented ones an SFT run's --refine-prompt may change). */
 export function plainPairsHash(pairs: readonly TokenizedPair[]): string {
-  return hashIds(pairs, false);
+  let hex = plainPairsHashes.get(pairs);
+  if (hex === undefined) plainPairsHashes.set(pairs, (hex = hashIds(pairs, false)));
+  return hex;
 }
 
 function hashIds(pairs: readonly TokenizedPair[], augmented: boolean): string {
@@ -217,8 +221,11 @@ export async function referenceLogps(gpu: Gpu, r: ReferenceRequest): Promise<Ref
 
 async function scoredOrCached(gpu: Gpu, r: ReferenceRequest): Promise<ReferenceLogps> {
   const weights = await weightsHash(r.refDir, bytesProgress(r.progress, `hash reference ${r.refDir}`));
+  // The plain log-probs do not depend on the refinement prompt: their key leaves it (and the augmented
+  // prompts) out, so DPO runs of a sweep whose Sr runs set --refine-prompt share them.
+  const { refinePrompt: _refine, ...plainSettings } = r.settings;
   const keyOf = (augmented: boolean, augMatmulPrecision: 'f32' | 'f16' | undefined) => createHash('sha256').update(JSON.stringify({
-    weights, pairs: pairsHash(r.pairs), augmented, settings: r.settings,
+    weights, pairs: augmented ? pairsHash(r.pairs) : plainPairsHash(r.pairs), augmented, settings: augmented ? r.settings : plainSettings,
     matmulPrecision: gpu.matmulPrecision,
     // Only where it differs, so the caches of runs without it keep their keys.
     ...(augmented && augMatmulPrecision && augMatmulPrecision !== gpu.matmulPrecision ? { augMatmulPrecision } : {}),

@@ -48,6 +48,22 @@ describe('srk train --cache-dir', () => {
     expect(readdirSync(join(tmp, 'shared2'))).toHaveLength(3);
   });
 
+  it('the plain log-probs do not depend on the refinement prompt: DPO runs given different --refine-prompt share them, and so does an Sr run', async () => {
+    const dpo = (out: string, refine: string, loss = 'dpo') => train([...fixtureArgs('gpt-neox-tiny'), '--loss', loss, '--batch-size', '3', '--max-steps', '2',
+      '--lr', '1e-4', '--refine-prompt', refine, '--out', join(tmp, out), '--cache-dir', join(tmp, 'refine')]);
+    const a = await dpo('refine-a', 'Rate this:');
+    expect(a.code, describeRun(a)).toBe(0);
+    expect(a.stderr).toMatch(/reference log-probs \(train\): 6 pairs in/);
+    const b = await dpo('refine-b', 'Q:');
+    expect(b.code, describeRun(b)).toBe(0);
+    expect(b.stderr).toMatch(/reference log-probs \(train\): cached in .*refine\/ref-logps-train-\w+\.json/);
+    const sr = await dpo('refine-sr', 'Usefulness 100:', 'sr-dpo');
+    expect(sr.code, describeRun(sr)).toBe(0);
+    expect(sr.stderr).toMatch(/the plain ones from .*refine\/ref-logps-train-\w+\.json; the augmented pass alone scored/);
+    expect(readdirSync(join(tmp, 'refine'))).toHaveLength(2);
+    expect(values('refine-b')).toEqual(values('refine-a'));
+  });
+
   it('a run of fewer steps than an epoch scores the pairs it trains on; a longer run takes them up, to the numbers of a whole pass', async () => {
     const short = (out: string, steps: number, more: string[] = []) => train([...fixtureArgs('gpt-neox-tiny'), '--loss', 'sr-dpo', '--batch-size', '2',
       '--max-steps', String(steps), '--lr', '1e-4', '--out', join(tmp, out), '--cache-dir', join(tmp, 'part'), ...more]);
