@@ -3,7 +3,7 @@ import type { Argv } from 'yargs';
 import { checkDirFlag, checkPathFlag, checkPromptBelowMaxLength, dataFilesFlag, typedFlags, ADAPTER_FLAG } from './run.js';
 import { dataFileList } from '../data/data-files.js';
 import { PRECISIONS, type Precision } from '../engine/precision.js';
-import { LOSSES, TRAIN_DEFAULTS, isSrLoss, lossSettings, type LossName, type TrainOptions } from '../train/options.js';
+import { DEFAULT_EVAL_SAMPLE_TOKENS, LOSSES, TRAIN_DEFAULTS, isSrLoss, lossSettings, type LossName, type TrainOptions } from '../train/options.js';
 import { SAVE_DTYPES, type SaveDtype } from '../train/checkpoint.js';
 import { LR_SCHEDULES, type LrSchedule } from '../train/lr-schedule.js';
 import { userError } from '../errors.js';
@@ -40,7 +40,7 @@ export function trainFlags<T>(y: Argv<T>) {
     'max-eval-pairs': { type: 'number', describe: 'evaluate on the first N usable pairs of --eval-data only, in the file\'s order (transformers\' max_eval_samples): quicker evaluations of a large held-out set' },
     'eval-every': { type: 'number', default: d.evalEvery, describe: 'evaluate every N steps (0: at the start and the end only)' },
     'eval-samples': { type: 'number', default: 0, describe: 'at each evaluation, also write the policy\'s greedy completions of the first N --eval-data prompts to OUT/samples.jsonl (the report shows them)' },
-    'eval-sample-tokens': { type: 'number', default: 64, describe: 'most new tokens of each --eval-samples completion' },
+    'eval-sample-tokens': { type: 'number', default: DEFAULT_EVAL_SAMPLE_TOKENS, describe: 'most new tokens of each --eval-samples completion' },
     'save-every': { type: 'number', default: d.saveEvery, describe: 'checkpoint every N steps, as transformers\' Trainer (a job killed without warning loses at most that many); 0: only at the end and on Ctrl-C or SIGTERM' },
     'cache-dir': { type: 'string', describe: 'where the reference log-probs are cached (default OUT/cache); runs given one directory (DPO beside Sr-DPO, a sweep over lambda: the same reference and data) compute them once' },
     out: { type: 'string', describe: 'run directory (metrics.jsonl, checkpoint/, report.html); default runs/<loss> (the demo: runs/demo)' },
@@ -81,7 +81,8 @@ export function demoIgnoredFlags(args: readonly string[]): string[] {
 /**
  * Settings given that the run will not read (a sweep script may pass them to every loss alike, so a note,
  * not a refusal): lambda beside a loss without the self-refinement term, --eval-every without --eval-data,
- * SFT's beta and reference without held-out pairs to score.
+ * SFT's beta and reference without held-out pairs to score, the refinement prompt of a loss without the
+ * term where no held-out augmented accuracy reads it, --eval-sample-tokens without --eval-samples.
  */
 export function unreadSettingNotes(o: TrainOptions): string[] {
   const notes: string[] = [];
@@ -95,6 +96,10 @@ export function unreadSettingNotes(o: TrainOptions): string[] {
     if (unread.length) notes.push(`${unread.join(', ')}: not read by sft without --eval-data (they shape only held-out margins)`);
   }
   if (!heldOut && o.evalEvery > 0) notes.push(`--eval-every ${o.evalEvery}: nothing to evaluate without --eval-data`);
+  if (!isSrLoss(o.loss) && !heldOut && o.refinePrompt !== TRAIN_DEFAULTS.refinePrompt) {
+    notes.push(`--refine-prompt: not read by ${o.loss} without --eval-data (it shapes only held-out augmented accuracy)`);
+  }
+  if (!o.evalSamples && o.evalSampleTokens !== undefined) notes.push(`--eval-sample-tokens ${o.evalSampleTokens}: nothing is sampled without --eval-samples`);
   return notes;
 }
 
@@ -153,7 +158,9 @@ export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {
     microBatchSize: Math.min(num('micro-batch-size'), num('batch-size')), maxLength: num('max-length'),
     maxPromptLength: num('max-prompt-length'), epochs: num('epochs'), maxSteps: a['max-steps'] as number | undefined,
     seed: num('seed'), evalData: dataFilesFlag(a, 'eval-data'), ...(a['max-eval-pairs'] !== undefined ? { maxEvalPairs: num('max-eval-pairs') } : {}), ...(a['cache-dir'] !== undefined ? { cacheDir: a['cache-dir'] as string } : {}), evalEvery: num('eval-every'),
-    ...(num('eval-samples') > 0 ? { evalSamples: num('eval-samples'), evalSampleTokens: num('eval-sample-tokens') } : {}), saveEvery: num('save-every'),
+    // (--eval-sample-tokens without samples: kept, for its note.)
+    ...(num('eval-samples') > 0 ? { evalSamples: num('eval-samples'), evalSampleTokens: num('eval-sample-tokens') }
+      : num('eval-sample-tokens') !== DEFAULT_EVAL_SAMPLE_TOKENS ? { evalSampleTokens: num('eval-sample-tokens') } : {}), saveEvery: num('save-every'),
     out: (a.out as string | undefined) ?? `runs/${loss}`, resume: Boolean(a.resume), refinePrompt: a['refine-prompt'] as string,
     noEos: a.eos === false, completionsInContext: Boolean(a['completions-in-context']), skipBadRows: Boolean(a['skip-bad-rows']), plainProgress: Boolean(a['plain-progress']),
     adapter: a.adapter as string | undefined, precision: a.precision as Precision,

@@ -102,6 +102,8 @@ export const TRAIN_DEFAULTS = {
   evalEvery: 0, saveEvery: 500, refinePrompt: PAPER_REFINE_PROMPT, noEos: false, skipBadRows: false,
   precision: 'f32' as Precision,
 };
+/** Most new tokens of each eval sample where --eval-sample-tokens does not say. */
+export const DEFAULT_EVAL_SAMPLE_TOKENS = 64;
 
 /** torch.optim's default weight_decay: AdamW 0.01, RMSprop 0 (what a run saved before --weight-decay used). */
 export const defaultWeightDecay = (optimizer: TrainOptions['optimizer']): number => (optimizer === 'adamw' ? 1e-2 : 0);

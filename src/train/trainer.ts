@@ -28,7 +28,7 @@ import { batchStart, epochOrder, pairsUsed } from './shuffle.js';
 import { Progress, dueFrom } from './progress.js';
 import { acquireRunLock } from './run-lock.js';
 import { sweepStaleTemps } from './stale-temps.js';
-import { defaultWeightDecay, isSrLoss, type TrainOptions } from './options.js';
+import { DEFAULT_EVAL_SAMPLE_TOKENS, defaultWeightDecay, isSrLoss, type TrainOptions } from './options.js';
 import { isUserFacing } from '../errors.js';
 import { dataFileList, dataLabel, type DataFiles } from '../data/data-files.js';
 
@@ -251,7 +251,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       const tok = await loadTokenizer(o.model);
       const { stopIds } = await generationDefaults(o.model, tok.eosTokenId);
       sampler = new EvalSampler(evalPairs, o.evalSamples, {
-        maxNewTokens: o.evalSampleTokens ?? 64, stopIds, maxPositions: (await loadModelConfig(o.model)).maxPositions,
+        maxNewTokens: o.evalSampleTokens ?? DEFAULT_EVAL_SAMPLE_TOKENS, stopIds, maxPositions: (await loadModelConfig(o.model)).maxPositions,
         decode: (ids, skip) => tok.decode(ids, { skipSpecialTokens: skip }),
       });
       if (sampler.count < o.evalSamples) {
