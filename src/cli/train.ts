@@ -42,7 +42,7 @@ export function trainFlags<T>(y: Argv<T>) {
     'eval-samples': { type: 'number', default: 0, describe: 'at each evaluation, also write the policy\'s greedy completions of the first N --eval-data prompts to OUT/samples.jsonl (the report shows them)' },
     'eval-sample-tokens': { type: 'number', default: DEFAULT_EVAL_SAMPLE_TOKENS, describe: 'most new tokens of each --eval-samples completion' },
     'save-every': { type: 'number', default: d.saveEvery, describe: 'checkpoint every N steps, as transformers\' Trainer (a job killed without warning loses at most that many); 0: only at the end and on Ctrl-C or SIGTERM' },
-    'cache-dir': { type: 'string', describe: 'where the reference log-probs are cached (default OUT/cache); runs given one directory (DPO beside Sr-DPO, a sweep over lambda: the same reference and data) compute them once' },
+    'cache-dir': { type: 'string', describe: 'where the reference log-probs are cached (default OUT/cache); runs given one directory (DPO beside Sr-DPO, a sweep over lambda: the same reference and data) one after another compute them once' },
     out: { type: 'string', describe: 'run directory (metrics.jsonl, checkpoint/, report.html); default runs/<loss> (the demo: runs/demo)' },
     'save-dtype': { choices: SAVE_DTYPES as string[],
       describe: 'dtype of checkpoint/model.safetensors, named in its config.json; default float32 (a note says so where the model is half precision). float32 keeps every update (at lr 5e-7 most steps are below a half-precision step); float16 / bfloat16 halve the file, and optimizer.safetensors then keeps the float32 weights for --resume' },
