@@ -36,6 +36,11 @@ export interface ChartSpec {
   yDomain?: [number, number];
   /** false: never smoothed (a schedule, as the learning rate, is drawn as it was). */
   smooth?: false;
+  /**
+   * A chart per loss family where the runs span several (the training loss, the gradient norm): IPO's
+   * loss starts at 1/(2β)^2 = 25 and its gradients are ~100x DPO's, so on one axis the DPO runs lie flat.
+   */
+  byObjective?: true;
 }
 
 export interface ReportOptions {
@@ -67,14 +72,14 @@ export interface ReportOptions {
 export const DIAGNOSTIC_CHARTS: ChartSpec[] = [
   { key: 'reward_chosen', title: 'Chosen reward (mean β·log π/ref)', yLabel: 'reward' },
   { key: 'reward_rejected', title: 'Rejected reward (mean β·log π/ref)', yLabel: 'reward' },
-  { key: 'grad_norm', title: 'Gradient norm (before clipping)', yLabel: 'norm' },
+  { key: 'grad_norm', title: 'Gradient norm (before clipping)', yLabel: 'norm', byObjective: true },
   { key: 'lr', title: 'Learning rate', yLabel: 'lr', smooth: false },
   { key: 'nll_chosen', title: 'Chosen NLL per token (evaluations)', yLabel: 'NLL' },
   { key: 'pearson', title: 'Pearson r, margins against judge scores (evaluations)', yLabel: 'Pearson r', yDomain: [-1, 1] },
 ];
 
 export const DEFAULT_CHARTS: ChartSpec[] = [
-  { key: 'loss', title: 'Training loss', yLabel: 'loss' },
+  { key: 'loss', title: 'Training loss', yLabel: 'loss', byObjective: true },
   { key: 'margin', title: 'Reward margin (mean β·h)', yLabel: 'margin' },
   { key: 'accuracy', title: 'Accuracy (h > 0)', yLabel: 'accuracy', yDomain: [0, 1] },
   { key: 'aug_accuracy', title: 'Prompt-augmented accuracy (Δ > 0)', yLabel: 'aug accuracy', yDomain: [0, 1] },
@@ -142,6 +147,33 @@ function runColor(run: ReportRun, i: number): string {
   return esc(run.color ?? PALETTE[i % PALETTE.length]);
 }
 
+/** Losses of one scale: the logistic ones (DPO, Sr-DPO, cDPO), the squared ones (IPO, Sr-IPO), SFT's NLL. */
+const LOSS_FAMILY: Record<string, { family: string; label: string }> = {
+  dpo: { family: 'logistic', label: 'DPO' }, 'sr-dpo': { family: 'logistic', label: 'Sr-DPO' },
+  ipo: { family: 'squared', label: 'IPO' }, 'sr-ipo': { family: 'squared', label: 'Sr-IPO' }, sft: { family: 'sft', label: 'SFT' },
+};
+
+/**
+ * The runs (their indices) by loss family, in order of first appearance, each group with its losses'
+ * names; one group where the runs whose loss is recorded share a family. (Runs that record none, from
+ * files without a train_config.json, make a group of their own only beside several families.)
+ */
+export function objectiveGroups(runs: readonly ReportRun[]): Array<{ members: number[]; label: string }> {
+  const groups = new Map<string, { members: number[]; losses: string[] }>();
+  runs.forEach((r, i) => {
+    const loss = typeof r.config?.loss === 'string' ? r.config.loss : undefined;
+    const f = loss !== undefined ? LOSS_FAMILY[loss] : undefined;
+    const key = f?.family ?? 'unrecorded';
+    const label = f?.label ?? (loss ?? 'loss not recorded');
+    const g = groups.get(key) ?? { members: [], losses: [] };
+    g.members.push(i);
+    if (!g.losses.includes(label)) g.losses.push(label);
+    groups.set(key, g);
+  });
+  if ([...groups.keys()].filter((k) => k !== 'unrecorded').length <= 1) return [{ members: runs.map((_, i) => i), label: '' }];
+  return [...groups.values()].map((g) => ({ members: g.members, label: g.losses.join(', ') }));
+}
+
 /** The most training steps any run has. */
 function longestRun(runs: readonly ReportRun[]): number {
   return runs.reduce((n, r) => Math.max(n, r.metrics.length), 0);
@@ -175,10 +207,18 @@ export function renderReportHtml(opts: ReportOptions): string {
     : '<p class="note">Curves: per-step training values. Markers: evaluation results, with their standard errors over the pairs.</p>';
   const several = opts.runs.length > 1;
   /** The charts of `specs` as figures; those without a value in any run are left out (their titles in `leftOut`). */
+  const groups = objectiveGroups(opts.runs);
   const renderCharts = (specs: ChartSpec[], idPrefix: string, keepFirst: boolean) => {
     const chartHtml: string[] = [];
     const leftOut: string[] = [];
     specs.forEach((c, ci) => {
+      // A chart per loss family where the runs span several (byObjective); a run keeps its colour and dash.
+      if (c.byObjective && groups.length > 1) {
+        groups.forEach((g, gi) => renderOne({ ...c, title: `${c.title}: ${g.label}` }, ci, `${idPrefix}-${ci}-g${gi}`, g.members));
+      } else renderOne(c, ci, `${idPrefix}-${ci}`, opts.runs.map((_, i) => i));
+    });
+    /** One chart of spec c over the runs `members` (their indices in opts.runs). */
+    function renderOne(c: ChartSpec, ci: number, idBase: string, members: number[]): void {
       const series = opts.runs.map((r, i) => ({
         name: r.name,
         color: runColor(r, i),
@@ -190,7 +230,9 @@ export function renderReportHtml(opts: ReportOptions): string {
       // Eval markers: a shape per run and split (several runs: each run's its own, named in the legend),
       // with the standard error over the pairs as a whisker where the row has one.
       const markers: MarkerSeries[] = [];
+      const inChart = new Set(members);
       opts.runs.forEach((r, i) => {
+        if (!inChart.has(i)) return;
         splits.forEach((split, si) => {
           const pts = (r.eval ?? []).filter((e) => e.split === split).map((e) => {
             const se = num(e, `${c.key}_se`);
@@ -211,12 +253,13 @@ export function renderReportHtml(opts: ReportOptions): string {
       });
       // A metric no run has, at a step or an eval (SFT's margins, DPO's augmented accuracy): no empty
       // frame, a line below the charts instead. The first chart (the loss) always stands.
-      if ((ci > 0 || !keepFirst) && markers.length === 0 && !series.some((x) => x.y.some(Number.isFinite))) { leftOut.push(c.title); return; }
-      const id = `${idPrefix}-${ci}-${c.key.replace(/[^A-Za-z0-9_-]/g, '_')}`;
-      const rendered = renderLineChart({ id, title: c.title, xLabel, yLabel: c.yLabel, series, markers, yDomain: c.yDomain, maxPoints: opts.maxPoints, integerX: true });
+      const drawnSeries = series.filter((_, i) => inChart.has(i));
+      if ((ci > 0 || !keepFirst) && markers.length === 0 && !drawnSeries.some((x) => x.y.some(Number.isFinite))) { leftOut.push(c.title); return; }
+      const id = `${idBase}-${c.key.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+      const rendered = renderLineChart({ id, title: c.title, xLabel, yLabel: c.yLabel, series: drawnSeries, markers, yDomain: c.yDomain, maxPoints: opts.maxPoints, integerX: true });
       chartData[id] = rendered.drawn.map((d) => ({ name: d.smooth ? `${d.name} (smoothed)` : d.name, color: d.color, x: d.x, y: d.y }));
       chartHtml.push(`<figure class="chart-box">${rendered.svg}</figure>`);
-    });
+    }
     return { chartHtml, leftOut };
   };
   const { chartHtml, leftOut } = renderCharts(charts, 'chart', true);

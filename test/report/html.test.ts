@@ -331,6 +331,36 @@ describe('HTML report', () => {
     expect(summary).toMatch(/DPO<\/th><td>50<\/td>/);
   });
 
+  // The paper's table puts DPO and IPO side by side: IPO's loss starts at 1/(2β)^2 = 25 and its gradients are
+  // ~100x DPO's, so on one axis the DPO runs would lie flat. The loss and the gradient norm get a chart per
+  // loss family; the margins and accuracies, comparable across losses, stay on one.
+  it('a loss and a gradient-norm chart per loss family where the runs span several, each run in its own colour throughout', () => {
+    const mk = (name: string, loss: string, scale: number) => {
+      const r = synthRun(name, 40, (x) => x / 40);
+      r.config = { loss, beta: 0.1, lambda: 0.5 };
+      for (const m of r.metrics as Array<Partial<MetricsRow>>) { m.loss = scale * m.loss!; m.grad_norm = scale; }
+      return r;
+    };
+    const runs = [mk('dpo', 'dpo', 1), mk('ipo', 'ipo', 36), mk('sr-dpo', 'sr-dpo', 1), mk('sr-ipo', 'sr-ipo', 36)];
+    const html = renderReportHtml({ title: 't', runs, smoothing: 0 });
+    const title = (svg: string) => svg.match(/<title>([^<]*)<\/title>/)![1];
+    const drawnRuns = (svg: string) => [...svg.matchAll(/<polyline class="line" data-run="([^"]+)" stroke="([^"]+)"/g)].map((m) => `${m[1]} ${m[2]}`);
+    const main = svgs(html);
+    expect(main.map(title)).toEqual(['Training loss: DPO, Sr-DPO', 'Training loss: IPO, Sr-IPO', 'Reward margin (mean β·h)', 'Accuracy (h &gt; 0)', 'Prompt-augmented accuracy (Δ &gt; 0)']);
+    const colour = Object.fromEntries(drawnRuns(main[2]).map((s) => s.split(' ')));
+    expect(Object.keys(colour)).toEqual(['dpo', 'ipo', 'sr-dpo', 'sr-ipo']);
+    expect(drawnRuns(main[0])).toEqual([`dpo ${colour.dpo}`, `sr-dpo ${colour['sr-dpo']}`]);
+    expect(drawnRuns(main[1])).toEqual([`ipo ${colour.ipo}`, `sr-ipo ${colour['sr-ipo']}`]);
+    // Each family's axis spans its own losses: the DPO chart's top tick is near 0.7, not 25.
+    expect(Number(main[0].match(/data-y1="([^"]+)"/)![1])).toBeLessThan(1);
+    const diag = diagnosticSvgs(html).map(title);
+    expect(diag.filter((t) => t.startsWith('Gradient norm'))).toEqual(['Gradient norm (before clipping): DPO, Sr-DPO', 'Gradient norm (before clipping): IPO, Sr-IPO']);
+    // The eval markers of a family's runs only, on its charts.
+    expect(main[0]).not.toContain('data-run="ipo"');
+    // One family: one chart each, as before.
+    expect(svgs(renderReportHtml({ title: 't', runs: [runs[0], runs[2]], smoothing: 0 })).map(title)[0]).toBe('Training loss');
+  });
+
   // Below the headline curves, what explains them: the rewards apart, gradient norm, learning rate (from the
   // training rows), the evaluations' chosen NLL and Pearson r over time (from the eval rows); each only where
   // a run has values, and silently left out otherwise.
