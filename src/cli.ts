@@ -81,7 +81,7 @@ async function main(): Promise<void> {
       // No command: the help page is the answer. Otherwise the reason, and where the flags are listed.
       const command = COMMANDS.includes(typed[0] ?? '') ? typed[0] : undefined; // (a mistyped one is named by yargs)
       if (msg === NO_COMMAND) process.stderr.write(`${y.help()}\n\nsrk: ${msg}\n`);
-      else process.stderr.write(`srk: ${usageMessage(msg, command, new Set(['kind', 'runs']), unknownFileHint(msg) + dashValueHint(msg, typed))}\n`);
+      else process.stderr.write(`srk: ${usageMessage(msg, command, new Set(['kind', 'runs']), unknownFileHint(msg) + dashValueHint(msg, typed) + listFlagHint(msg, typed))}\n`);
       exitAfterFlush(2);
     })
     .parseAsync();
@@ -95,6 +95,15 @@ function unknownFileHint(msg: string): string {
   const m = /^Unknown arguments?: (.+)$/.exec(msg);
   if (!m || !m[1].split(', ').some((f) => existsSync(f) && statSync(f).isFile())) return '';
   return '\nsrk: several data files: give --data (or --eval-data) again for each, or quote a pattern for srk to expand: --data "data/train-*.parquet"';
+}
+
+/**
+ * `srk report --name A B RUN...`: the list flag took the runs too, leaving none. Said with the spellings
+ * that pass.
+ */
+function listFlagHint(msg: string, typed: readonly string[]): string {
+  if (typed[0] !== 'report' || !/^Not enough non-option arguments/.test(msg) || !typed.some((t) => t === '--name' || t.startsWith('--name='))) return '';
+  return '\nsrk: --name takes every word after it up to the next flag: give the runs before it: srk report RUN1 RUN2 --name A B';
 }
 
 /**

@@ -14,7 +14,10 @@ interface ReportArgs { runs: string[]; out: string; title?: string; name?: strin
 /** Each run's name: --name where given, else the `name` its train_config.json records, else its directory's
  *  name; names that would repeat get their directory added, so no two curves share a legend entry. */
 export function runNames(dirs: readonly string[], given: readonly string[] = [], recorded: readonly (string | undefined)[] = []): string[] {
-  if (given.length > dirs.length) throw userError(`--name: ${given.length} names for ${dirs.length} runs`);
+  if (given.length > dirs.length) {
+    throw userError(`--name: ${given.length} names (${given.join(', ')}) for ${dirs.length} run${dirs.length === 1 ? '' : 's'} (${dirs.join(', ')}): ` +
+      '--name takes every word after it up to the next flag: give it after the runs (srk report RUN1 RUN2 --name A B)');
+  }
   const names = dirs.map((d, i) => given[i] ?? recorded[i] ?? path.basename(path.resolve(d)));
   return names.map((n, i) => (names.indexOf(n) !== names.lastIndexOf(n) && given[i] === undefined ? `${n} (${dirs[i]})` : n));
 }

@@ -68,7 +68,11 @@ describe('srk report', () => {
     expect(missing.stderr).toContain(`${join(base, 'nope')}: not a directory`);
     const tooMany = run(['report', join(base, 'x'), '--name', 'a', 'b', '--out', join(base, 'o3')]);
     expect(tooMany.status).toBe(1);
-    expect(tooMany.stderr).toMatch(/--name: 2 names for 1 runs/);
+    expect(tooMany.stderr).toContain(`--name: 2 names (a, b) for 1 run (${join(base, 'x')}): --name takes every word after it up to the next flag`);
+    // --name before the runs takes them as names: no runs left, said with the order that passes.
+    const first = run(['report', '--name', 'a', 'b', join(base, 'x'), '--out', join(base, 'o6')]);
+    expect(first.status).toBe(2);
+    expect(first.stderr).toContain('--name takes every word after it up to the next flag: give the runs before it: srk report RUN1 RUN2 --name A B');
     const twice = run(['report', join(base, 'x'), `${join(base, 'x')}/.`, '--out', join(base, 'o5')]);
     expect(twice.status).toBe(1);
     expect(twice.stderr).toMatch(/x\/\.: given twice \(one run, drawn over itself\)/);
