@@ -97,7 +97,7 @@ export function unreadSettingNotes(o: TrainOptions): string[] {
   }
   if (!heldOut && o.evalEvery > 0) notes.push(`--eval-every ${o.evalEvery}: nothing to evaluate without --eval-data`);
   if (!isSrLoss(o.loss) && !heldOut && o.refinePrompt !== TRAIN_DEFAULTS.refinePrompt) {
-    notes.push(`--refine-prompt: not read by ${o.loss} without --eval-data (it shapes only held-out augmented accuracy)`);
+    notes.push(`--refine-prompt: not read by ${o.loss} without --eval-data (it shapes only held-out augmented accuracy; a --resume of the run still expects the same one)`);
   }
   if (!o.evalSamples && o.evalSampleTokens !== undefined) notes.push(`--eval-sample-tokens ${o.evalSampleTokens}: nothing is sampled without --eval-samples`);
   return notes;

@@ -9,7 +9,7 @@ import { Recorder } from './recorder.js';
 import { FEWER_TOKENS, TensorPool, Tensor, type DType } from './tensor.js';
 import { KernelCache } from './kernel.js';
 import { Profiler } from './profiler.js';
-import { Tuner, tuneEnv, tuningWanted } from './tuner.js';
+import { Tuner, tuningWanted } from './tuner.js';
 import { userError } from '../errors.js';
 import { checkEnvironment } from './env.js';
 

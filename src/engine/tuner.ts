@@ -275,7 +275,7 @@ export class Tuner {
 }
 
 /** SRK_TUNE: '0' (off), '1' (on) or undefined (unset); anything else is a user-facing error (env.ts). */
-export const tuneEnv = (): '0' | '1' | undefined => envSwitch('SRK_TUNE');
+const tuneEnv = (): '0' | '1' | undefined => envSwitch('SRK_TUNE');
 
 /** Whether a Gpu tunes: SRK_TUNE=0/1 forces it; otherwise real GPUs with timestamp queries. */
 export function tuningWanted(isCpuAdapter: boolean, timestampQuery: boolean): boolean {

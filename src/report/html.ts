@@ -206,8 +206,8 @@ export function renderReportHtml(opts: ReportOptions): string {
     ? `<p class="note">Curves: exponential moving average (weight ${smoothing}${auto ? `, chosen for ${longestRun(opts.runs)} steps; srk report --smoothing sets it` : ''}) of the per-step values; raw values drawn faintly behind. Markers: evaluation results, with their standard errors over the pairs.</p>`
     : '<p class="note">Curves: per-step training values. Markers: evaluation results, with their standard errors over the pairs.</p>';
   const several = opts.runs.length > 1;
-  /** The charts of `specs` as figures; those without a value in any run are left out (their titles in `leftOut`). */
   const groups = objectiveGroups(opts.runs);
+  /** The charts of `specs` as figures; those without a value in any run are left out (their titles in `leftOut`). */
   const renderCharts = (specs: ChartSpec[], idPrefix: string, keepFirst: boolean) => {
     const chartHtml: string[] = [];
     const leftOut: string[] = [];

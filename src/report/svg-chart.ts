@@ -339,8 +339,12 @@ export function renderLineChart(opts: ChartOptions): RenderedChart {
     ` data-left="${left}" data-top="${top}" data-pw="${pw}" data-ph="${ph}" data-x0="${xt.min}" data-x1="${xt.max}" data-y0="${yt.min}" data-y1="${yt.max}">`);
   out.push(`<title>${escapeXml(opts.title)}</title>`);
   out.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#fff"/>`);
+  // The shared smoothing beside the title: in full where it fits the width (bold text ~10% wider than
+  // textWidth's estimate), else the weight alone.
+  const fullNote = `(EMA ${sharedSmooth}, raw values faint)`;
+  const note = 1.1 * textWidth(opts.title, 15) + 8 + textWidth(fullNote) <= W - right - left ? fullNote : `(EMA ${sharedSmooth})`;
   out.push(`<text class="ctitle" x="${left}" y="18" font-size="15" font-weight="600" fill="#222">${escapeXml(opts.title)}` +
-    `${sharedSmooth ? `<tspan class="smoothing" dx="8" font-size="12" font-weight="400" fill="#666">(EMA ${sharedSmooth}, raw values faint)</tspan>` : ''}</text>`);
+    `${sharedSmooth ? `<tspan class="smoothing" dx="8" font-size="12" font-weight="400" fill="#666">${note}</tspan>` : ''}</text>`);
 
   // Legend.
   out.push('<g class="legend">');

@@ -298,6 +298,13 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       throw new TrainingError(`--resume: the run in ${o.out} is at step ${state.step}, past the ${totalSteps} steps asked ` +
         `(${o.maxSteps !== undefined ? `--max-steps ${o.maxSteps}` : `--epochs ${o.epochs} of ${stepsPerEpoch} steps`}): nothing to train; its model is in ${existing}`);
     }
+    // Temp files of writes a killed srk left (stale-temps.ts), once the run has passed its checks and before
+    // it writes anything (on a disk they filled, the first write would fail): the run directory is this
+    // run's (its lock keeps other runs out); a --cache-dir may be shared with live runs.
+    const cacheDir = o.cacheDir ?? path.join(o.out, 'cache');
+    const stale = [...sweepStaleTemps(o.out, true).map((f) => path.join(o.out, f)),
+      ...sweepStaleTemps(cacheDir, o.cacheDir === undefined).map((f) => path.join(cacheDir, f))];
+    if (stale.length) log(`removed ${stale.length} temp file(s) a killed srk left: ${stale.join(', ')}`);
     // With the steps the run plans (plannedSteps): the report reads a run that ended short of them
     // (stopped, or still training) as such. Atomic: a run killed meanwhile leaves the old file or the new.
     // A name only where one was given (the demo's stages): srk report names other runs by their directories,
@@ -330,12 +337,6 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     let tuneSaved = tuneLoaded; // tuner choices in tuning.json so far (engine/tuner.ts)
     let tuneLogged = false;
     let tuneProgress = -1; // the tuner's progress after the last step (TuneTable.progress)
-    // Temp files of writes a killed srk left (stale-temps.ts): the run directory is this run's alone; a
-    // --cache-dir may be shared with live runs.
-    const cacheDir = o.cacheDir ?? path.join(o.out, 'cache');
-    const stale = [...sweepStaleTemps(o.out, true).map((f) => path.join(o.out, f)),
-      ...sweepStaleTemps(cacheDir, o.cacheDir === undefined).map((f) => path.join(cacheDir, f))];
-    if (stale.length) log(`removed ${stale.length} temp file(s) a killed srk left: ${stale.join(', ')}`);
     if (keepEarlierAside) {
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       const kept = [METRICS_FILE, EVAL_FILE, SAMPLES_FILE, EVAL_PAIRS_FILE].filter((f) => existsSync(path.join(o.out, f)));

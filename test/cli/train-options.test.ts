@@ -65,7 +65,7 @@ describe('settings given that the run will not read', () => {
     expect(notes('--loss', 'sft', '--beta', '0.2', '--eval-data', 'e')).toEqual([]);
     expect(notes('--loss', 'sft', '--lambda', '0.3', '--eval-data', 'e')).toEqual(['--lambda 0.3: not read by sft (only sr-dpo and sr-ipo have the self-refinement term)']);
     // The refinement prompt: read by the Sr losses, and by held-out augmented accuracy under any loss.
-    expect(notes('--loss', 'ipo', '--refine-prompt', 'Q:')).toEqual(['--refine-prompt: not read by ipo without --eval-data (it shapes only held-out augmented accuracy)']);
+    expect(notes('--loss', 'ipo', '--refine-prompt', 'Q:')).toEqual(['--refine-prompt: not read by ipo without --eval-data (it shapes only held-out augmented accuracy; a --resume of the run still expects the same one)']);
     expect(notes('--loss', 'dpo', '--refine-prompt', 'Q:', '--eval-data', 'e')).toEqual([]);
     expect(notes('--loss', 'sr-ipo', '--refine-prompt', 'Q:')).toEqual([]);
     // Sampling: the length of samples there are none of.

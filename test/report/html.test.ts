@@ -353,10 +353,13 @@ describe('HTML report', () => {
     expect(drawnRuns(main[1])).toEqual([`ipo ${colour.ipo}`, `sr-ipo ${colour['sr-ipo']}`]);
     // Each family's axis spans its own losses: the DPO chart's top tick is near 0.7, not 25.
     expect(Number(main[0].match(/data-y1="([^"]+)"/)![1])).toBeLessThan(1);
+    // A long title keeps the smoothing note within the chart: the weight alone where the whole note would not fit.
+    const smoothed = renderReportHtml({ title: 't', runs, smoothing: 0.8 });
+    const gradTitle = diagnosticSvgs(smoothed).find((x) => x.includes('Gradient norm (before clipping): DPO, Sr-DPO'))!;
+    expect(gradTitle).toContain('<tspan class="smoothing" dx="8" font-size="12" font-weight="400" fill="#666">(EMA 0.8)</tspan>');
+    expect(svgs(smoothed)[0]).toContain('>(EMA 0.8, raw values faint)</tspan>');
     const diag = diagnosticSvgs(html).map(title);
     expect(diag.filter((t) => t.startsWith('Gradient norm'))).toEqual(['Gradient norm (before clipping): DPO, Sr-DPO', 'Gradient norm (before clipping): IPO, Sr-IPO']);
-    // The eval markers of a family's runs only, on its charts.
-    expect(main[0]).not.toContain('data-run="ipo"');
     // One family: one chart each, as before.
     expect(svgs(renderReportHtml({ title: 't', runs: [runs[0], runs[2]], smoothing: 0 })).map(title)[0]).toBe('Training loss');
   });

@@ -1,7 +1,7 @@
 // `srk train` interrupted and resumed: a run killed with SIGKILL (twice) and resumed from its
 // checkpoints must reproduce the uninterrupted run exactly (metrics lines and final weights), and
 // SIGINT (and SIGTERM) must finish the step, save a checkpoint and exit 130 (143): stopped, not finished.
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
@@ -83,7 +83,8 @@ describe('srk train: SIGINT or SIGTERM finishes the step, saves a checkpoint, ex
     // As if a SIGKILL had hit writes of metrics.jsonl and of the reference cache: their temp files go.
     const dead = spawnSync('true').pid!;
     const temps = [join(out, `metrics.jsonl.tmp-${dead}-k1`), join(out, 'cache', `ref.json.tmp-${dead}-k2`)];
-    for (const f of temps) writeFileSync(f, 'half');
+    const then = new Date(Date.now() - 11 * 60_000); // (ten minutes: a writer elsewhere would have renamed it)
+    for (const f of temps) { writeFileSync(f, 'half'); utimesSync(f, then, then); }
     // --max-steps is not pinned: the resumed run may stop earlier than the original plan.
     const total = state.step + 2;
     const r2 = await train([...args, '--max-steps', String(total), '--resume']);
