@@ -120,7 +120,7 @@ export function writeReport(outDir: string, opts: ReportOptions): WrittenReport 
   };
   const table = opts.evalTable ?? evalTableFromRows(opts.runs, opts.evalSplit);
   writeFileAtomic(files.csv, reportCsv(opts.runs));
-  writeFileAtomic(files.evalCsv, evalTableCsv(table));
+  writeFileAtomic(files.evalCsv, evalTableCsv(table, opts.runs));
   writeFileAtomic(files.html, renderReportHtml({ ...opts, evalTable: table }));
   return files;
 }
@@ -567,6 +567,19 @@ const LEADING = ['step', 'pairs_seen', 'loss', 'margin', 'accuracy', 'aug_accura
   'logp_chosen', 'logp_rejected', 'grad_norm', 'lr', 'tokens_per_s', 'pairs_per_s', 'pearson', 'spearman', 'kendall', 'n'];
 
 /** All rows of all runs: columns run, kind (train|eval), split, then every field seen. */
+/**
+ * A run's objective settings as CSV cells, last in every row of both files (so a sweep's metric can be
+ * plotted against lambda without joining train_config.json): its loss, and beta and lambda where the
+ * loss reads them (empty otherwise: DPO's lambda, say; also where the run recorded no config).
+ */
+const SETTING_COLUMNS = ['objective', 'beta', 'lambda'] as const;
+function settingCells(run: ReportRun | undefined): string[] {
+  const cfg = run?.config;
+  if (!cfg) return SETTING_COLUMNS.map(() => '');
+  const reads = lossSettingsRead(cfg, true);
+  return [csvField(cfg.loss), reads.includes('beta') ? csvField(cfg.beta) : '', reads.includes('lambda') ? csvField(cfg.lambda) : ''];
+}
+
 export function reportCsv(runs: ReadonlyArray<ReportRun>): string {
   const keys = new Set<string>();
   for (const r of runs) {
@@ -575,19 +588,21 @@ export function reportCsv(runs: ReadonlyArray<ReportRun>): string {
   }
   keys.delete('split');
   const cols = [...LEADING.filter((k) => keys.has(k)), ...[...keys].filter((k) => !LEADING.includes(k))];
-  const lines = [['run', 'kind', 'split', ...cols].join(',')];
+  const lines = [['run', 'kind', 'split', ...cols, ...SETTING_COLUMNS].join(',')];
   for (const r of runs) {
-    for (const m of r.metrics) lines.push([csvField(r.name), 'train', '', ...cols.map((k) => csvField((m as Record<string, unknown>)[k]))].join(','));
-    for (const e of r.eval ?? []) lines.push([csvField(r.name), 'eval', csvField(e.split), ...cols.map((k) => csvField((e as Record<string, unknown>)[k]))].join(','));
+    const settings = settingCells(r);
+    for (const m of r.metrics) lines.push([csvField(r.name), 'train', '', ...cols.map((k) => csvField((m as Record<string, unknown>)[k])), ...settings].join(','));
+    for (const e of r.eval ?? []) lines.push([csvField(r.name), 'eval', csvField(e.split), ...cols.map((k) => csvField((e as Record<string, unknown>)[k])), ...settings].join(','));
   }
   return lines.join('\n') + '\n';
 }
 
-export function evalTableCsv(table: ReadonlyArray<EvalTableRow>): string {
-  // ties last: added after the standard errors, so that the earlier columns keep their places for readers by position.
+/** The eval table; `runs` (by name) give each row's objective settings, last. */
+export function evalTableCsv(table: ReadonlyArray<EvalTableRow>, runs: ReadonlyArray<ReportRun> = []): string {
+  // ties, then the settings, last: added after the standard errors, so that the earlier columns keep their places for readers by position.
   const cols = ['split', 'step', 'pairs_seen', ...EVAL_COLUMNS.map((c) => c.key).filter((k) => k !== 'ties'), 'margin_se', 'accuracy_se', 'aug_accuracy_se', 'ties'] as const;
-  const lines = [['run', ...cols].join(',')];
-  for (const r of table) lines.push([csvField(r.name), ...cols.map((k) => csvField(r[k]))].join(','));
+  const lines = [['run', ...cols, ...SETTING_COLUMNS].join(',')];
+  for (const r of table) lines.push([csvField(r.name), ...cols.map((k) => csvField(r[k])), ...settingCells(runs.find((x) => x.name === r.name))].join(','));
   return lines.join('\n') + '\n';
 }
 

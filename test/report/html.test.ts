@@ -216,10 +216,21 @@ describe('HTML report', () => {
     expect(ev[0]).toMatchObject({ run: 'Sr-DPO', split: 'test', step: '25', pearson: '0.3', n: '200' });
     expect(ev[0].loss).toBe('');
     const evalCsv = fs.readFileSync(files.evalCsv, 'utf8').trimEnd().split('\n');
-    // (ties last: the columns before it keep their places for readers by position)
-    expect(evalCsv[0]).toBe('run,split,step,pairs_seen,margin,accuracy,aug_accuracy,nll_chosen,pearson,spearman,kendall,n,margin_se,accuracy_se,aug_accuracy_se,ties');
-    expect(evalCsv[1]).toBe('Sr-DPO,test,200,6400,0.61234,0.7125,0.69,1.98761,0.4321,0.3987,0.2876,512,,,,');
-    expect(evalCsv[2]).toBe('DPO,test,180,5760,0.40111,0.655,0.6,,0.3012,0.2899,0.2011,512,0.0412,0.021,,');
+    // (ties, then the objective settings, last: the columns before them keep their places for readers by position)
+    expect(evalCsv[0]).toBe('run,split,step,pairs_seen,margin,accuracy,aug_accuracy,nll_chosen,pearson,spearman,kendall,n,margin_se,accuracy_se,aug_accuracy_se,ties,objective,beta,lambda');
+    expect(evalCsv[1]).toBe('Sr-DPO,test,200,6400,0.61234,0.7125,0.69,1.98761,0.4321,0.3987,0.2876,512,,,,,,,');
+    expect(evalCsv[2]).toBe('DPO,test,180,5760,0.40111,0.655,0.6,,0.3012,0.2899,0.2011,512,0.0412,0.021,,,,,');
+    // With the runs' train_config.json: their loss, and beta and lambda where the loss reads them, last in
+    // every row of both files (a sweep's metric against lambda without joining the configs).
+    const withCfg = runs.map((r, i) => ({ ...r, config: { loss: i === 0 ? 'sr-dpo' : 'dpo', beta: 0.1, lambda: 0.3 } }));
+    const f2 = writeReport(tmpDir(), { title: 't', runs: withCfg, evalTable });
+    const csv2 = fs.readFileSync(f2.csv, 'utf8').trimEnd().split('\n');
+    expect(csv2[0].endsWith(',objective,beta,lambda')).toBe(true);
+    expect(csv2[1].endsWith(',sr-dpo,0.1,0.3')).toBe(true);
+    expect(csv2.filter((l) => l.startsWith('DPO,')).every((l) => l.endsWith(',dpo,0.1,'))).toBe(true);
+    const eval2 = fs.readFileSync(f2.evalCsv, 'utf8').trimEnd().split('\n');
+    expect(eval2[1]).toBe('Sr-DPO,test,200,6400,0.61234,0.7125,0.69,1.98761,0.4321,0.3987,0.2876,512,,,,,sr-dpo,0.1,0.3');
+    expect(eval2[2]).toBe('DPO,test,180,5760,0.40111,0.655,0.6,,0.3012,0.2899,0.2011,512,0.0412,0.021,,,dpo,0.1,');
     expect(csvField('a,"b"')).toBe('"a,""b"""');
     expect(csvField(NaN)).toBe('');
   });
