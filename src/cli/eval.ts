@@ -9,7 +9,7 @@
 // at a time. Without --ref-model the reference is the policy itself: margins are then exactly 0.
 import path from 'node:path';
 import { whyUncorrelated } from '../losses/correlation.js';
-import { withRunSettings } from './run-settings.js';
+import { runReference, withRunSettings } from './run-settings.js';
 import type { CommandModule } from 'yargs';
 import type { Gpu } from '../engine/gpu.js';
 import { isSftPair, type TokenizedPair } from '../data/tokenize-pairs.js';
@@ -142,7 +142,9 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
     if (sameRef) {
       policy = await scoreModel(gpu, o.model, pairs, o.microBatchSize, 'policy', progress);
       ref = policy;
-      notes.push('the reference is the policy itself (no --ref-model): margins and rewards are 0 and accuracies 0 by construction');
+      const theRunsRef = runReference(o.model);
+      notes.push('the reference is the policy itself (no --ref-model): margins and rewards are 0 and accuracies 0 by construction' +
+        (theRunsRef !== undefined ? `; the run that trained ${o.model} trained against ${theRunsRef}: --ref-model ${theRunsRef} scores its margins` : ''));
       if (o.cacheDir) notes.push(`--cache-dir ${o.cacheDir} unused: there is no separate reference to cache`);
     } else {
       if (o.cacheDir) {

@@ -27,6 +27,11 @@ describe('srk eval of a training checkpoint', () => {
     expect([j.max_length, j.max_prompt_length, j.beta, j.no_eos, j.in_context]).toEqual([24, 8, 0.3, true, true]);
     for (const k of ['margin', 'accuracy', 'aug_accuracy', 'nll_chosen']) expect(Math.abs(j[k] - last[k]), k).toBeLessThan(1e-6);
 
+    // Without --ref-model the checkpoint is its own reference (margins 0): the note names the run's reference.
+    const own = run(['eval', '--model', join(out, 'checkpoint'), '--data', data, '--json']);
+    expect(own.status, own.stderr).toBe(0);
+    expect(JSON.parse(own.stdout).notes.join(' ')).toContain(`the run that trained ${join(out, 'checkpoint')} trained against ${model}: --ref-model ${model} scores its margins`);
+
     // A flag given is the user's: taken as given, and not in the note.
     const f = run(['eval', '--model', join(out, 'checkpoint'), '--ref-model', model, '--data', data, '--json', '--beta', '0.1', '--eos']);
     expect(f.status, f.stderr).toBe(0);
