@@ -545,6 +545,10 @@ function configHtml(opts: ReportOptions): string {
       const read = vals.filter((_, i) => !unread[i](k));
       const differs = read.some((v) => v !== read[0]);
       const cell = (v: string, i: number) => { const by = unread[i](k); return by ? `${v} (${by} does not read it)` : v; };
+      // A long value every run shares (the paper's refinement prompt, a data path): once, across the runs' columns.
+      if (vals.length > 1 && vals[0].length > 40 && vals.every((v, i) => v === vals[0] && !unread[i](k))) {
+        return `<tr><th scope="row">${esc(k)}</th><td class="text same" colspan="${vals.length}">${esc(vals[0])}</td></tr>`;
+      }
       return `<tr${differs ? ' class="differs"' : ''}><th scope="row">${esc(k)}</th>${vals.map((v, i) => `<td class="text${unread[i](k) ? ' unread' : ''}">${esc(cell(v, i))}</td>`).join('')}</tr>`;
     });
     parts.push(`<table class="config runs"><thead><tr><th>key</th>${withCfg.map((r) => `<th>${esc(r.name)}</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>`);
@@ -566,7 +570,6 @@ export function csvField(v: unknown): string {
 const LEADING = ['step', 'pairs_seen', 'loss', 'margin', 'accuracy', 'aug_accuracy', 'reward_chosen', 'reward_rejected',
   'logp_chosen', 'logp_rejected', 'grad_norm', 'lr', 'tokens_per_s', 'pairs_per_s', 'pearson', 'spearman', 'kendall', 'n'];
 
-/** All rows of all runs: columns run, kind (train|eval), split, then every field seen. */
 /**
  * A run's objective settings as CSV cells, last in every row of both files (so a sweep's metric can be
  * plotted against lambda without joining train_config.json): its loss, and beta and lambda where the
@@ -580,6 +583,7 @@ function settingCells(run: ReportRun | undefined): string[] {
   return [csvField(cfg.loss), reads.includes('beta') ? csvField(cfg.beta) : '', reads.includes('lambda') ? csvField(cfg.lambda) : ''];
 }
 
+/** All rows of all runs: columns run, kind (train|eval), split, then every field seen, then the objective settings. */
 export function reportCsv(runs: ReadonlyArray<ReportRun>): string {
   const keys = new Set<string>();
   for (const r of runs) {
@@ -625,6 +629,7 @@ td.text { text-align: left; font-family: ui-monospace, "DejaVu Sans Mono", monos
 tbody th { text-align: left; font-weight: 600; }
 tr.differs th { color: #b35900; }
 td.unread { color: #999; }
+td.same { color: #555; }
 .swatch { display: inline-block; width: 12px; height: 12px; border-radius: 2px; margin-right: 6px; vertical-align: -1px; }
 .note, .foot, .empty { color: #666; font-size: 12px; }
 .se { color: #777; font-size: 11px; white-space: nowrap; }

@@ -197,6 +197,13 @@ describe('HTML report', () => {
     expect(table).toContain('<tr class="differs"><th scope="row">beta</th><td class="text">0.1</td><td class="text">0.1</td>' +
       '<td class="text unread">0.2 (sft does not read it)</td><td class="text">0.3</td></tr>');
     expect(table).toContain('<tr><th scope="row">lambda</th><td class="text">0.5</td><td class="text unread">0.3 (dpo does not read it)</td>');
+    // A long value every run shares is written once across their columns; a short one, or one that differs, per run.
+    const prompt = 'Please generate a response with a usefulness rating of 100 out of 100. Query:';
+    const shared = renderReportHtml({ title: 's', runs: [run('a', { loss: 'dpo', refinePrompt: prompt, seed: 1 }), run('b', { loss: 'sr-dpo', refinePrompt: prompt, seed: 1 })] });
+    expect(shared).toContain(`<tr><th scope="row">refinePrompt</th><td class="text same" colspan="2">${prompt}</td></tr>`);
+    expect(shared).toContain('<tr><th scope="row">seed</th><td class="text">1</td><td class="text">1</td></tr>');
+    const apart = renderReportHtml({ title: 's', runs: [run('a', { loss: 'dpo', refinePrompt: prompt }), run('b', { loss: 'sr-dpo', refinePrompt: `${prompt} ` })] });
+    expect(apart).not.toContain('colspan');
   });
 
   it('writes CSVs with every point of every run', () => {
