@@ -107,6 +107,23 @@ describe(`preference losses on the GPU (seed ${rng.seed})`, () => {
     expect(preferenceStats(got.stats, false).augAccuracy).toBeNaN();
   });
 
+  // A pair the policy already separates has a loss log(1 + e^-z) far below 1: it keeps its relative accuracy
+  // all the way down (a log of 1 + x, accurate near 1 only to 2^-21 absolute, gave 4e-3 off at a loss of 1e-5).
+  it('small losses, e^-z from 0.5 down to 1e-9, within 1e-6 relative of float64 (DPO, cDPO, Sr-DPO)', async () => {
+    const zs = [0.7, 2, 4.6, 7, 9.2, 11.5, 13.8, 16.1, 18.4, 20.7];
+    const P = zs.length;
+    const beta = 0.1;
+    // h = policyChosen - policyRejected (references 0) = z / beta; augmented rows make Delta 0.
+    const rows = Array.from({ length: 8 }, () => new Float32Array(P));
+    zs.forEach((z, i) => { rows[0][i] = -10; rows[1][i] = Math.fround(-10 - z / beta); });
+    for (const [type, ls] of [['dpo', 0], ['dpo', 0.1], ['sr-dpo', 0]] as const) {
+      const got = await runGpu(type, rows, beta, 0.5, { labelSmoothing: ls });
+      const ref = preferenceLossRef(type, asLogps(rows), { beta, lambda: 0.5, labelSmoothing: ls });
+      const worst = Math.max(...ref.perPair.map((r, i) => Math.abs(got.perPair[i] - r) / r));
+      expect(worst, `${type} ls=${ls}`).toBeLessThan(1e-6);
+    }
+  });
+
   it('sr losses without augmented rows are refused', async () => {
     const gpu = await getGpu();
     const t = gpu.tensor([4, 3]); const g = gpu.tensor([2, 3]); const s = gpu.tensor([PREFERENCE_STATS.length]);
