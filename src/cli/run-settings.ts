@@ -1,9 +1,9 @@
 // The settings of the srk train run a checkpoint came from, for the scoring commands (srk eval, srk logprobs)
 // to score its pairs as the run did where no flag says otherwise.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { readTrainerState } from '../train/checkpoint.js';
-import { RUN_CONFIG_FILE } from '../report/metrics-log.js';
+import { readRunConfig } from '../report/metrics-log.js';
 import { typedFlags } from './run.js';
 
 /** The scoring flags a training run pins, with the names its trainer_state.json options use. */
@@ -59,10 +59,8 @@ export function withRunSettings(a: Record<string, unknown>): { args: Record<stri
 export function runReference(modelDir: string): string | undefined {
   if (!existsSync(path.join(modelDir, 'trainer_state.json'))) return undefined;
   for (const out of [path.dirname(path.resolve(modelDir)), path.dirname(path.dirname(path.resolve(modelDir)))]) {
-    const file = path.join(out, RUN_CONFIG_FILE);
-    if (!existsSync(file)) continue;
-    let cfg: Record<string, unknown>;
-    try { cfg = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>; } catch { return undefined; }
+    const cfg = readRunConfig(out);
+    if (!cfg) continue;
     const ref = cfg.refModel ?? cfg.model;
     return typeof ref === 'string' && existsSync(ref) && path.resolve(ref) !== path.resolve(modelDir) ? ref : undefined;
   }

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as fs from 'node:fs';
 import { EVAL_COLUMNS, evalTableFromRows, formatCell, type EvalTableRow } from './eval-metrics.js';
 import { readSamples, type SampleRow } from './samples-log.js';
-import { RUN_CONFIG_FILE, readRunDir, writeFileAtomic, type EvalRow, type MetricsRow } from './metrics-log.js';
+import { readRunConfig, readRunDir, writeFileAtomic, type EvalRow, type MetricsRow } from './metrics-log.js';
 import { readEvalPairs, type EvalPairs } from './eval-pairs.js';
 import { PALETTE, escapeXml, formatValue, renderLineChart, type MarkerSeries, type MarkerShape } from './svg-chart.js';
 import { LOSSES, lossSettings, type LossName } from '../train/options.js';
@@ -129,11 +129,7 @@ export function writeReport(outDir: string, opts: ReportOptions): WrittenReport 
 export function runsFromDirs(dirs: Array<{ name: string; dir: string }>): ReportRun[] {
   return dirs.map(({ name, dir }) => {
     const { metrics, eval: ev } = readRunDir(dir);
-    const cfgPath = path.join(dir, RUN_CONFIG_FILE);
-    let config: Record<string, unknown> | undefined;
-    if (fs.existsSync(cfgPath)) {
-      try { config = JSON.parse(fs.readFileSync(cfgPath, 'utf8')) as Record<string, unknown>; } catch { config = undefined; }
-    }
+    const config = readRunConfig(dir);
     // The per-pair numbers belong to an evaluation of this run: eval.jsonl has a row at their step (a file
     // left by another run in this directory is not drawn as this one's).
     const pairs = readEvalPairs(dir);

@@ -68,6 +68,16 @@ export const EVAL_FILE = 'eval.jsonl';
 /** The run's settings (`srk train` writes its TrainOptions there), shown in the report. */
 export const RUN_CONFIG_FILE = 'train_config.json';
 
+/** A run directory's train_config.json, or undefined where it is missing or not a JSON object. */
+export function readRunConfig(outDir: string): Record<string, unknown> | undefined {
+  const file = path.join(outDir, RUN_CONFIG_FILE);
+  if (!fs.existsSync(file)) return undefined;
+  try {
+    const cfg: unknown = JSON.parse(fs.readFileSync(file, 'utf8'));
+    return cfg !== null && typeof cfg === 'object' && !Array.isArray(cfg) ? cfg as Record<string, unknown> : undefined;
+  } catch { return undefined; }
+}
+
 /** JSON text of one record on one line; non-finite numbers become null. */
 export function toJsonLine(record: object): string {
   return JSON.stringify(record, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v));

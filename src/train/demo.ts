@@ -10,11 +10,12 @@
 // paper's text is 239 tokens (a byte each), almost four times the demo's 64-token sequences, and a model trained from scratch
 // attaches no meaning to its words anyway. Real runs use the paper's prompt by default.
 export const DEMO_REFINE_PROMPT = 'Usefulness 100/100. Query:';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Gpu } from '../engine/gpu.js';
 import { initModel } from '../init/init-model.js';
 import { writeSyntheticSplit } from '../init/synthetic-task.js';
+import { readRunConfig } from '../report/metrics-log.js';
 import { runsFromDirs, writeReport } from '../report/html.js';
 import { formatEvalTable, evalTableFromRows } from '../report/eval-metrics.js';
 import { TRAIN_DEFAULTS, type TrainOptions } from './options.js';
@@ -43,10 +44,8 @@ const DEMO_STAGES = ['sft', 'sr-dpo', 'dpo'];
 export function demoDirState(out: string): 'new' | 'earlier' | 'foreign' {
   if (!existsSync(out) || readdirSync(out).length === 0) return 'new';
   if (existsSync(path.join(out, DEMO_MARK))) return 'earlier';
-  try {
-    const cfg = JSON.parse(readFileSync(path.join(out, 'sft', 'train_config.json'), 'utf8')) as { model?: string; refinePrompt?: string };
-    if (cfg.refinePrompt === DEMO_REFINE_PROMPT && path.resolve(cfg.model ?? '') === path.resolve(out, 'init')) return 'earlier';
-  } catch { /* not an earlier demo */ }
+  const cfg = readRunConfig(path.join(out, 'sft'));
+  if (cfg?.refinePrompt === DEMO_REFINE_PROMPT && typeof cfg.model === 'string' && path.resolve(cfg.model) === path.resolve(out, 'init')) return 'earlier';
   return 'foreign';
 }
 
