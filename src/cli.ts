@@ -3,7 +3,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { existsSync, statSync } from 'node:fs';
-import { checkDirFlag, exitAfterFlush, fail, joinNegativeNumbers, refuseEmptyValues, refuseNonNumbers, refuseRepeatedTyped, usageMessage, withGpu, ADAPTER_FLAG } from './cli/run.js';
+import { checkDirFlag, exitAfterFlush, fail, joinNegativeNumbers, refuseEmptyValues, refuseNonNumbers, refuseRepeatedTyped, typedFlags, usageMessage, withGpu, ADAPTER_FLAG } from './cli/run.js';
 import { formatInfo, infoReport } from './cli/info.js';
 import { benchCommand } from './cli/bench.js';
 import { DEMO_FLAGS, checkTrainPaths, demoIgnoredFlags, trainFlags, trainOptionsFrom, unreadSettingNotes } from './cli/train.js';
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
         // a job scheduler do not take the run for finished.
         const o = trainOptionsFrom(a as Record<string, unknown>);
         checkTrainPaths(o);
-        for (const n of unreadSettingNotes(o)) process.stderr.write(`note: ${n}\n`);
+        for (const n of unreadSettingNotes(o, typedFlags(typed, new Set(['eval-sample-tokens'])))) process.stderr.write(`note: ${n}\n`);
         const r = await train(o);
         if (r.interrupted) exitCode = signalExitCode(r.interrupted);
       })

@@ -83,8 +83,9 @@ export function demoIgnoredFlags(args: readonly string[]): string[] {
  * not a refusal): lambda beside a loss without the self-refinement term, --eval-every without --eval-data,
  * SFT's beta and reference without held-out pairs to score, the refinement prompt of a loss without the
  * term where no held-out augmented accuracy reads it, --eval-sample-tokens without --eval-samples.
+ * `typed`: the flags the command line gave (run.ts typedFlags), for a setting the options keep only where read.
  */
-export function unreadSettingNotes(o: TrainOptions): string[] {
+export function unreadSettingNotes(o: TrainOptions, typed: readonly string[] = []): string[] {
   const notes: string[] = [];
   const heldOut = o.evalData !== undefined;
   // lambda: only the Sr losses' self-refinement term reads it (held-out metrics do not).
@@ -99,7 +100,7 @@ export function unreadSettingNotes(o: TrainOptions): string[] {
   if (!isSrLoss(o.loss) && !heldOut && o.refinePrompt !== TRAIN_DEFAULTS.refinePrompt) {
     notes.push(`--refine-prompt: not read by ${o.loss} without --eval-data (it shapes only held-out augmented accuracy; a --resume of the run still expects the same one)`);
   }
-  if (!o.evalSamples && o.evalSampleTokens !== undefined) notes.push(`--eval-sample-tokens ${o.evalSampleTokens}: nothing is sampled without --eval-samples`);
+  if (!o.evalSamples && typed.includes('eval-sample-tokens')) notes.push('--eval-sample-tokens: nothing is sampled without --eval-samples');
   return notes;
 }
 
@@ -158,9 +159,7 @@ export function trainOptionsFrom(a: Record<string, unknown>): TrainOptions {
     microBatchSize: Math.min(num('micro-batch-size'), num('batch-size')), maxLength: num('max-length'),
     maxPromptLength: num('max-prompt-length'), epochs: num('epochs'), maxSteps: a['max-steps'] as number | undefined,
     seed: num('seed'), evalData: dataFilesFlag(a, 'eval-data'), ...(a['max-eval-pairs'] !== undefined ? { maxEvalPairs: num('max-eval-pairs') } : {}), ...(a['cache-dir'] !== undefined ? { cacheDir: a['cache-dir'] as string } : {}), evalEvery: num('eval-every'),
-    // (--eval-sample-tokens without samples: kept, for its note.)
-    ...(num('eval-samples') > 0 ? { evalSamples: num('eval-samples'), evalSampleTokens: num('eval-sample-tokens') }
-      : num('eval-sample-tokens') !== DEFAULT_EVAL_SAMPLE_TOKENS ? { evalSampleTokens: num('eval-sample-tokens') } : {}), saveEvery: num('save-every'),
+    ...(num('eval-samples') > 0 ? { evalSamples: num('eval-samples'), evalSampleTokens: num('eval-sample-tokens') } : {}), saveEvery: num('save-every'),
     out: (a.out as string | undefined) ?? `runs/${loss}`, resume: Boolean(a.resume), refinePrompt: a['refine-prompt'] as string,
     noEos: a.eos === false, completionsInContext: Boolean(a['completions-in-context']), skipBadRows: Boolean(a['skip-bad-rows']), plainProgress: Boolean(a['plain-progress']),
     adapter: a.adapter as string | undefined, precision: a.precision as Precision,

@@ -143,11 +143,14 @@ function runColor(run: ReportRun, i: number): string {
   return esc(run.color ?? PALETTE[i % PALETTE.length]);
 }
 
-/** Losses of one scale: the logistic ones (DPO, Sr-DPO, cDPO), the squared ones (IPO, Sr-IPO), SFT's NLL. */
-const LOSS_FAMILY: Record<string, { family: string; label: string }> = {
-  dpo: { family: 'logistic', label: 'DPO' }, 'sr-dpo': { family: 'logistic', label: 'Sr-DPO' },
-  ipo: { family: 'squared', label: 'IPO' }, 'sr-ipo': { family: 'squared', label: 'Sr-IPO' }, sft: { family: 'sft', label: 'SFT' },
-};
+/**
+ * A loss's family, of one scale (DPO's logistic loss with Sr-DPO's and cDPO's, IPO's squared one with
+ * Sr-IPO's, SFT's NLL): its name without the self-refinement prefix; and its name as the report writes it.
+ */
+const lossFamily = (loss: string) => ({
+  family: loss.replace(/^sr-/, ''),
+  label: loss.startsWith('sr-') ? `Sr-${loss.slice(3).toUpperCase()}` : loss.toUpperCase(),
+});
 
 /**
  * The runs (their indices) by loss family, in order of first appearance, each group with its losses'
@@ -157,10 +160,10 @@ const LOSS_FAMILY: Record<string, { family: string; label: string }> = {
 export function objectiveGroups(runs: readonly ReportRun[]): Array<{ members: number[]; label: string }> {
   const groups = new Map<string, { members: number[]; losses: string[] }>();
   runs.forEach((r, i) => {
-    const loss = typeof r.config?.loss === 'string' ? r.config.loss : undefined;
-    const f = loss !== undefined ? LOSS_FAMILY[loss] : undefined;
-    const key = f?.family ?? 'unrecorded';
-    const label = f?.label ?? (loss ?? 'loss not recorded');
+    const loss = typeof r.config?.loss === 'string' && r.config.loss !== '' ? r.config.loss : undefined;
+    const f = loss !== undefined ? lossFamily(loss) : undefined;
+    const key = f !== undefined ? `loss ${f.family}` : 'unrecorded';
+    const label = f?.label ?? 'loss not recorded';
     const g = groups.get(key) ?? { members: [], losses: [] };
     g.members.push(i);
     if (!g.losses.includes(label)) g.losses.push(label);

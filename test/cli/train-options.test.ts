@@ -3,6 +3,7 @@
 import yargs from 'yargs';
 import { describe, expect, it } from 'vitest';
 import { DEMO_FLAGS, demoIgnoredFlags, trainFlags, trainOptionsFrom, unreadSettingNotes } from '../../src/cli/train.js';
+import { typedFlags } from '../../src/cli/run.js';
 
 const parse = (...args: string[]) => trainOptionsFrom(trainFlags(yargs(args)).parseSync() as Record<string, unknown>);
 
@@ -55,7 +56,7 @@ describe('srk train flags', () => {
 
 describe('settings given that the run will not read', () => {
   it('a note each: lambda beside DPO, IPO or SFT, --eval-every without --eval-data, SFT\'s beta and reference without held-out pairs', () => {
-    const notes = (...args: string[]) => unreadSettingNotes(parse('--model', 'm', '--data', 'd', ...args));
+    const notes = (...args: string[]) => unreadSettingNotes(parse('--model', 'm', '--data', 'd', ...args), typedFlags(args, new Set(['eval-sample-tokens'])));
     expect(notes('--loss', 'dpo', '--lambda', '0.3')).toEqual(['--lambda 0.3: not read by dpo (only sr-dpo and sr-ipo have the self-refinement term)']);
     expect(notes('--loss', 'sr-dpo', '--lambda', '0.3')).toEqual([]);
     expect(notes('--loss', 'ipo')).toEqual([]);
@@ -69,9 +70,10 @@ describe('settings given that the run will not read', () => {
     expect(notes('--loss', 'dpo', '--refine-prompt', 'Q:', '--eval-data', 'e')).toEqual([]);
     expect(notes('--loss', 'sr-ipo', '--refine-prompt', 'Q:')).toEqual([]);
     // Sampling: the length of samples there are none of.
-    expect(notes('--eval-sample-tokens', '10')).toEqual(['--eval-sample-tokens 10: nothing is sampled without --eval-samples']);
+    expect(notes('--eval-sample-tokens', '10')).toEqual(['--eval-sample-tokens: nothing is sampled without --eval-samples']);
+    expect(notes('--eval-sample-tokens=64')).toEqual(['--eval-sample-tokens: nothing is sampled without --eval-samples']); // (the default, typed)
     expect(notes('--eval-sample-tokens', '10', '--eval-samples', '2', '--eval-data', 'e')).toEqual([]);
-    expect(notes('--eval-sample-tokens', '64')).toEqual([]);
+    expect(notes()).toEqual([]);
   });
 });
 
