@@ -2,7 +2,7 @@
 // to score its pairs as the run did where no flag says otherwise.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { readTrainerState } from '../train/checkpoint.js';
+import { readTrainerState, TRAINER_STATE } from '../train/checkpoint.js';
 import { readRunConfig } from '../report/metrics-log.js';
 import { typedFlags } from './run.js';
 
@@ -21,7 +21,7 @@ const RUN_SETTINGS = [
  * has none, but its evaluations' margins do.) Returns the flag values to use and the note saying so.
  */
 export function runSettings(modelDir: string, args: Record<string, unknown>, typed: readonly string[]): { values: Record<string, unknown>; note?: string } {
-  const file = path.join(modelDir, 'trainer_state.json');
+  const file = path.join(modelDir, TRAINER_STATE);
   if (!existsSync(file)) return { values: {} };
   let options: Record<string, unknown>;
   try { options = readTrainerState(modelDir).options; } catch { return { values: {} }; }
@@ -57,7 +57,7 @@ export function withRunSettings(a: Record<string, unknown>): { args: Record<stri
  * For `srk eval` without --ref-model, whose margins are then 0 by construction.
  */
 export function runReference(modelDir: string): string | undefined {
-  if (!existsSync(path.join(modelDir, 'trainer_state.json'))) return undefined;
+  if (!existsSync(path.join(modelDir, TRAINER_STATE))) return undefined;
   for (const out of [path.dirname(path.resolve(modelDir)), path.dirname(path.dirname(path.resolve(modelDir)))]) {
     const cfg = readRunConfig(out);
     if (!cfg) continue;

@@ -11,7 +11,7 @@ import { readSamples, type SampleRow } from './samples-log.js';
 import { readRunConfig, readRunDir, writeFileAtomic, type EvalRow, type MetricsRow } from './metrics-log.js';
 import { readEvalPairs, type EvalPairs } from './eval-pairs.js';
 import { PALETTE, escapeXml, formatValue, renderLineChart, type MarkerSeries, type MarkerShape } from './svg-chart.js';
-import { LOSSES, lossSettings, type LossName } from '../train/options.js';
+import { LOSSES, LOSS_SETTINGS, lossSettings, type LossName } from '../train/options.js';
 
 export interface ReportRun {
   name: string;
@@ -306,7 +306,7 @@ function objectivesDiffer(runs: ReportRun[]): string | undefined {
   };
   const seen = runs.filter((r) => r.config).map(of);
   // A setting differs where the runs whose loss reads it disagree on it.
-  const differs = ['loss', 'beta', 'lambda', 'labelSmoothing'].filter((k) => k === 'loss'
+  const differs = ['loss', ...LOSS_SETTINGS].filter((k) => k === 'loss'
     ? new Set(seen.map((v) => v.loss)).size > 1
     : new Set(seen.filter((v) => v.reads(k)).map((v) => v.value(k))).size > 1);
   if (differs.length === 0) return undefined;
@@ -506,16 +506,13 @@ export function flattenConfig(obj: Record<string, unknown>, prefix = '', out: Re
   return out;
 }
 
-/** The settings that only some losses read (options.ts lossSettings). */
-const LOSS_SETTINGS = ['beta', 'lambda', 'labelSmoothing'];
-
 /**
  * Which of LOSS_SETTINGS a run (its train_config.json) reads: its loss's, every one for a loss this
  * srk does not know; `evaluated`: also beta where an SFT run's evaluations score margins with it.
  */
 function lossSettingsRead(config: Record<string, unknown>, evaluated = false): string[] {
   const loss = String(config.loss ?? '');
-  if (!LOSSES.includes(loss as LossName)) return LOSS_SETTINGS;
+  if (!LOSSES.includes(loss as LossName)) return [...LOSS_SETTINGS];
   const keys: string[] = lossSettings(loss as LossName);
   return evaluated && loss === 'sft' && config.evalData !== undefined ? [...keys, 'beta'] : keys;
 }
@@ -537,7 +534,7 @@ function configHtml(opts: ReportOptions): string {
     // (An SFT run's evaluations of preference pairs score their margins with beta.)
     const unread = withCfg.map((r) => {
       const reads = lossSettingsRead(r.config!, true);
-      return (k: string) => (LOSS_SETTINGS.includes(k) && !reads.includes(k) ? String(r.config!.loss) : undefined);
+      return (k: string) => ((LOSS_SETTINGS as readonly string[]).includes(k) && !reads.includes(k) ? String(r.config!.loss) : undefined);
     });
     const rows = keys.map((k) => {
       const vals = flats.map((f) => f[k] ?? '');

@@ -17,7 +17,11 @@ import { elementIndex, firstNonFinite } from '../model/finite-check.js';
 
 export const CHECKPOINT = 'checkpoint';
 const OLD = '.checkpoint-old';
+/** OUT/.checkpoint-tmp-PID: a save being written (renamed to OUT/checkpoint when whole). */
 const TMP_PREFIX = '.checkpoint-tmp-';
+const TMP_DIR = /^\.checkpoint-tmp-\d+$/;
+/** A checkpoint's step, metrics and run settings (named as a Hugging Face Trainer's). */
+export const TRAINER_STATE = 'trainer_state.json';
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer.model', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json',
   'chat_template.jinja', 'vocab.json', 'merges.txt', 'added_tokens.json'];
 
@@ -166,7 +170,7 @@ export async function saveCheckpoint(gpu: Gpu, r: SaveRequest): Promise<string> 
   const tmp = path.join(r.out, `${TMP_PREFIX}${process.pid}`);
   // Temp directories of runs killed mid-save (another pid each) would otherwise pile up, each the
   // size of a checkpoint.
-  for (const e of readdirSync(r.out)) if (e.startsWith(TMP_PREFIX)) rmSync(path.join(r.out, e), { recursive: true, force: true });
+  removeLeftoverDirs(r.out, TMP_DIR);
   try {
     return await writeCheckpoint(gpu, r, tmp);
   } catch (e) {
@@ -194,7 +198,7 @@ async function writeCheckpoint(gpu: Gpu, r: SaveRequest, tmp: string): Promise<s
     }
     await writeSafetensors(path.join(tmp, 'optimizer.safetensors'), tensors, { format: 'srk-optimizer', optimizer: r.optimizer.cfg.type });
   }
-  writeFileAtomic(path.join(tmp, 'trainer_state.json'), `${JSON.stringify(r.state, null, 2)}\n`); // fsynced: whole or absent after a power loss
+  writeFileAtomic(path.join(tmp, TRAINER_STATE), `${JSON.stringify(r.state, null, 2)}\n`); // fsynced: whole or absent after a power loss
   const final = path.join(r.out, CHECKPOINT);
   const old = path.join(r.out, OLD);
   // Only a complete OUT/checkpoint may push the previous one aside. After a crash mid-swap,
@@ -209,6 +213,16 @@ async function writeCheckpoint(gpu: Gpu, r: SaveRequest, tmp: string): Promise<s
   try { rmSync(old, { recursive: true, force: true }); }
   catch (e) { r.log?.(`warning: the previous checkpoint ${old} could not be removed (${(e as Error).message}); the next save needs it gone`); }
   return final;
+}
+
+/**
+ * Removes the entries of `dir` (a run's own directory, or one below it) whose names match `temp`: the temp
+ * directories of saves a killed run left. The run's lock is held, so no other process is writing them.
+ * (Temp files of single-file writes, which other commands may be writing, go by age: stale-temps.ts.)
+ */
+function removeLeftoverDirs(dir: string, temp: RegExp): void {
+  if (!existsSync(dir)) return;
+  for (const e of readdirSync(dir)) if (temp.test(e)) rmSync(path.join(dir, e), { recursive: true, force: true });
 }
 
 function syncDir(dir: string): void {
@@ -249,9 +263,8 @@ export function keepModel(out: string, dir: string, step: number): string {
   const base = path.join(out, KEPT_MODELS);
   const final = keptModelDir(out, step);
   const tmp = path.join(base, `.step-${step}-tmp-${process.pid}`);
-  // A run killed while it linked left its temp directory (another pid's): the run's lock is held, so none
-  // is being written.
-  if (existsSync(base)) for (const e of readdirSync(base)) if (/^\.step-\d+-tmp-\d+$/.test(e)) rmSync(path.join(base, e), { recursive: true, force: true });
+  // A run killed while it linked left its temp directory (another pid's).
+  removeLeftoverDirs(base, /^\.step-\d+-tmp-\d+$/);
   mkdirSync(tmp, { recursive: true });
   for (const f of readdirSync(dir)) {
     if (NOT_KEPT.has(f)) continue;
@@ -271,7 +284,7 @@ export function keepModel(out: string, dir: string, step: number): string {
  */
 export function checkSaveTargets(out: string, models: readonly { flag: string; dir: string }[]): void {
   const final = path.join(out, CHECKPOINT);
-  if (existsSync(final) && !existsSync(path.join(final, 'trainer_state.json'))) {
+  if (existsSync(final) && !existsSync(path.join(final, TRAINER_STATE))) {
     throw userError(`${final} is there and is no checkpoint of srk train (it has no trainer_state.json): the run saves by replacing ` +
       'that directory, which would delete it; move it away or choose another --out');
   }
@@ -296,7 +309,7 @@ export function findCheckpoint(out: string): string | undefined {
   let unreadable: string | undefined;
   for (const d of [CHECKPOINT, OLD]) {
     const dir = path.join(out, d);
-    if (!existsSync(path.join(dir, 'trainer_state.json')) || !existsSync(path.join(dir, 'model.safetensors'))) continue;
+    if (!existsSync(path.join(dir, TRAINER_STATE)) || !existsSync(path.join(dir, 'model.safetensors'))) continue;
     try { readTrainerState(dir); return dir; } catch { unreadable ??= dir; }
   }
   return unreadable; // then readTrainerState names the file
@@ -316,7 +329,7 @@ export function settleCheckpoint(out: string): string | undefined {
 }
 
 export function readTrainerState(dir: string): TrainerState {
-  const file = path.join(dir, 'trainer_state.json');
+  const file = path.join(dir, TRAINER_STATE);
   let state: unknown;
   try {
     state = JSON.parse(readFileSync(file, 'utf8'));

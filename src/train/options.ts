@@ -110,8 +110,12 @@ export const defaultWeightDecay = (optimizer: TrainOptions['optimizer']): number
 
 export const isSrLoss = (l: LossName): boolean => l === 'sr-dpo' || l === 'sr-ipo';
 
+/** The settings only some losses read (lossSettings says which), by their TrainOptions names. */
+export const LOSS_SETTINGS = ['beta', 'lambda', 'labelSmoothing'] as const;
+export type LossSetting = typeof LOSS_SETTINGS[number];
+
 /** The loss settings a loss reads: beta all but SFT, lambda the Sr losses, label smoothing (cDPO) DPO's two. */
-export function lossSettings(l: LossName): Array<'beta' | 'lambda' | 'labelSmoothing'> {
+export function lossSettings(l: LossName): LossSetting[] {
   if (l === 'sft') return [];
   return ['beta', ...(isSrLoss(l) ? ['lambda' as const] : []), ...(l === 'dpo' || l === 'sr-dpo' ? ['labelSmoothing' as const] : [])];
 }
