@@ -181,6 +181,10 @@ export class SrkTokenizer {
   readonly bosTokenId: number | undefined;
   readonly eosTokenId: number | undefined;
   readonly padTokenId: number | undefined;
+  /** Where eosTokenId came from: the tokenizer's files, or (where they name none) config.json's eos_token_id. */
+  readonly eosFrom: 'tokenizer_config.json' | 'config.json' | undefined;
+  /** The ids of the tokenizer's special added tokens (tokenizer.json's added_tokens marked special). */
+  private readonly specialIds: Set<number>;
   /** The model's unk_token id, for words its vocabulary lacks (encode). */
   private readonly unkId: number | undefined;
   /** Highest token id + 1: the embedding rows the tokenizer can address. */
@@ -224,6 +228,9 @@ export class SrkTokenizer {
     this.unkId = typeof unk === 'string' ? this.tok.token_to_id(unk) : undefined;
     this.bosTokenId = special('bos');
     this.eosTokenId = special('eos');
+    this.eosFrom = this.eosTokenId === undefined ? undefined : Object.hasOwn(tokenizerConfig, 'eos_token') ? 'tokenizer_config.json' : 'config.json';
+    const added = Array.isArray(tokenizerJson.added_tokens) ? tokenizerJson.added_tokens : [];
+    this.specialIds = new Set(added.filter((t) => isObject(t) && t.special === true && Number.isSafeInteger(t.id)).map((t) => (t as Json).id as number));
     this.padTokenId = special('pad');
     this.chatTemplate = chatTemplateFile ?? SrkTokenizer.templateOf(tokenizerConfig.chat_template);
   }
@@ -265,6 +272,9 @@ export class SrkTokenizer {
       clean_up_tokenization_spaces: this.cleanUpTokenizationSpaces,
     });
   }
+
+  /** Whether `id` is one of the tokenizer's special tokens (an end-of-text token is; "!" is not). */
+  isSpecial(id: number): boolean { return this.specialIds.has(id); }
 
   tokenToId(token: string): number | undefined { return this.tok.token_to_id(token); }
   idToToken(id: number): string | undefined { return this.tok.id_to_token(id); }

@@ -36,6 +36,8 @@ export async function loadPairsForModel(modelDir: string, data: DataFiles, s: Da
   const tok = await loadTokenizer(modelDir);
   const { maxPositions, vocabSize } = await loadModelConfig(modelDir);
   if (tok.sentencePieceFile) log(`tokenizer: ${tok.sentencePieceFile} (SentencePiece; no tokenizer.json, converted as transformers does)`);
+  const eosNote = s.noEos || eosWarned.has(path.resolve(modelDir)) ? undefined : ordinaryEosNote(tok);
+  if (eosNote) { log(eosNote); eosWarned.add(path.resolve(modelDir)); } // once, not again for the held-out data
   const r = await loadTokenizedPairs(data, textTokenizer(tok), {
     maxLength: s.maxLength, maxPromptLength: s.maxPromptLength, noEos: s.noEos, refinePrompt: s.refinePrompt, inContext: s.inContext,
     skipBadRows: s.skipBadRows, sft: use.sft, sftIfAny: use.sftIfAny, positions: { max: maxPositions, augmented: use.augmented }, vocabSize,
@@ -53,6 +55,21 @@ export async function loadPairsForModel(modelDir: string, data: DataFiles, s: Da
     return r.pairs.slice(0, use.limit.count);
   }
   return r.pairs;
+}
+
+const eosWarned = new Set<string>();
+
+/**
+ * A warning where the EOS appended to every completion is an ordinary token of the vocabulary (a checkpoint
+ * without tokenizer_config.json whose config.json's eos_token_id is, say, "!"'s id): the model is then taught
+ * to end each answer with that token, and a completion that ends with it as text counts as already ended.
+ */
+export function ordinaryEosNote(tok: SrkTokenizer): string | undefined {
+  const id = tok.eosTokenId;
+  if (id === undefined || tok.isSpecial(id)) return undefined;
+  return `warning: the EOS appended to every completion, id ${id} (${JSON.stringify(tok.idToToken(id) ?? '?')}, from ${tok.eosFrom}), ` +
+    'is an ordinary token of the vocabulary, not a special one of the tokenizer: if it is not this model\'s end of text, ' +
+    'give tokenizer_config.json its eos_token, or pass --no-eos';
 }
 
 /** Text that tells tokenizers apart: words, digits, punctuation, accents, CJK, emoji, the common special-token strings. */

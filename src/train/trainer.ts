@@ -457,8 +457,8 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       log(`note: this run now ends at step ${totalSteps} (it planned ${state.totalSteps}); the ${o.lrSchedule} lr decay follows the new end from here`);
     }
     if (P % B !== 0) {
-      log(dropLast ? `${P % B} of the ${P} pairs sit out each epoch (its last, partial batch, --drop-last; a new permutation every epoch)`
-        : `each epoch's last step trains the ${P % B} pairs left (a shorter batch; --drop-last skips it)`);
+      log(dropLast ? `${P % B} of the ${P} ${unit} sit out each epoch (its last, partial batch, --drop-last; a new permutation every epoch)`
+        : `each epoch's last step trains the ${P % B} ${unit} left (a shorter batch; --drop-last skips it)`);
     }
     // The initial policy's evaluation; and in a resumed run, one its cadence owed at the checkpoint's step
     // (a run stopped by a signal saves before it evaluates: a scheduler's grace period is for the save).
