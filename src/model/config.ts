@@ -197,19 +197,31 @@ function readRope(f: Fields, arch: Arch): { theta: number; fraction: number; sca
     throw f.error('rope_scaling', `= ${JSON.stringify(scalingRaw)} contradicts "rope_parameters" = ${JSON.stringify(params)}`);
   }
   const scaling = fromParams ?? fromScaling;
+  const neox = arch === 'gpt-neox';
   const theta = agree(f, [
-    ['rope_parameters.rope_theta', p.rope_theta], ['rope_theta', f.get('rope_theta')],
-    ['rotary_emb_base', arch === 'gpt-neox' ? f.get('rotary_emb_base') : undefined],
+    ['rope_parameters.rope_theta', p.rope_theta], ['rope_theta', neox ? undefined : f.get('rope_theta')],
+    ['rotary_emb_base', neox ? f.get('rotary_emb_base') : undefined],
     ['rope_scaling.rope_theta', isObject(scalingRaw) ? scalingRaw.rope_theta : undefined],
   ], 10000);
   if (!(theta > 0)) throw f.error('rope_theta', `must be positive (got ${theta})`);
   const fraction = agree(f, [
     ['rope_parameters.partial_rotary_factor', p.partial_rotary_factor],
-    ['partial_rotary_factor', f.get('partial_rotary_factor')],
-    ['rotary_pct', arch === 'gpt-neox' ? f.get('rotary_pct') : undefined],
+    ['partial_rotary_factor', neox ? undefined : f.get('partial_rotary_factor')],
+    ['rotary_pct', neox ? f.get('rotary_pct') : undefined],
     // Read there by some transformers versions and not by others: a contradiction is refused.
     ['rope_scaling.partial_rotary_factor', isObject(scalingRaw) ? scalingRaw.partial_rotary_factor : undefined],
-  ], arch === 'gpt-neox' ? 0.25 : 1); // GPTNeoXConfig's default rotary_pct is 0.25
+  ], neox ? 0.25 : 1); // GPTNeoXConfig's default rotary_pct is 0.25
+  if (neox) {
+    // GPTNeoXConfig reads rotary_emb_base and rotary_pct (or rope_parameters) and ignores top-level rope_theta
+    // and partial_rotary_factor, which transformers 4 wrote beside them with the same values: equal ones are
+    // taken, another value (the rotation the file seems to ask for, which transformers would not compute) refused.
+    for (const [k, v, from] of [['rope_theta', theta, 'rotary_emb_base'], ['partial_rotary_factor', fraction, 'rotary_pct']] as const) {
+      const top = f.get(k);
+      if (top === undefined || top === null || top === v) continue;
+      throw f.error(k, `= ${JSON.stringify(top)} is not read by transformers' GPT-NeoX, which computes with ${v} ` +
+        `(${from} or rope_parameters${f.get(from) === undefined && p[k] === undefined ? ', here its default' : ''}): give ${from} the value meant and remove ${k}`);
+    }
+  }
   if (!(fraction > 0 && fraction <= 1)) throw f.error('rotary_pct', `must be in (0, 1] (got ${fraction})`);
   // Llama/Mistral apply the rotation to the whole head (cos/sin must cover head_dim).
   if (arch !== 'gpt-neox' && fraction !== 1) throw f.error('partial_rotary_factor', `= ${fraction} is not supported for ${arch} (only 1)`);
@@ -219,7 +231,7 @@ function readRope(f: Fields, arch: Arch): { theta: number; fraction: number; sca
 function activation(f: Fields, arch: Arch): ModelConfig['act'] {
   const v = f.get('hidden_act') ?? (arch === 'gpt-neox' ? 'gelu' : 'silu');
   const map: Record<string, ModelConfig['act']> = arch === 'gpt-neox'
-    ? { gelu: 'gelu', gelu_new: 'gelu_tanh', gelu_pytorch_tanh: 'gelu_tanh' }
+    ? { gelu: 'gelu', gelu_new: 'gelu_tanh', gelu_pytorch_tanh: 'gelu_tanh', gelu_fast: 'gelu_tanh' } // (gelu_fast: gelu_new's formula, factored)
     : { silu: 'silu', swish: 'silu' };
   const act = typeof v === 'string' ? map[v] : undefined;
   if (!act) throw f.error('hidden_act', `= ${JSON.stringify(v)} is not supported for ${arch} (supported: ${Object.keys(map).join(', ')})`);
@@ -338,7 +350,12 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
   if (layerTypes !== undefined) {
     const want = slidingWindow === null ? 'full_attention' : 'sliding_attention';
     if (!Array.isArray(layerTypes) || layerTypes.length !== numLayers || layerTypes.some((t) => t !== want)) {
-      throw f.error('layer_types', `must list "${want}" for every layer (mixed attention types are not supported)`);
+      const uniform = Array.isArray(layerTypes) && layerTypes.length === numLayers && layerTypes.every((t) => t === layerTypes[0]) &&
+        (layerTypes[0] === 'full_attention' || layerTypes[0] === 'sliding_attention');
+      throw f.error('layer_types', uniform
+        ? `lists "${String(layerTypes[0])}" for every layer, but ${slidingWindow === null ? 'no window is set (sliding_window' + (arch === 'qwen2' ? ' with use_sliding_window' : '') + ')' : `sliding_window = ${slidingWindow} is`}: ` +
+          `the two must agree (here every layer's attention would be "${want}")`
+        : `must list "${want}" for every layer (mixed attention types are not supported)`);
     }
   }
 

@@ -72,6 +72,7 @@ describe('loadModelConfig on the fixtures', () => {
     expect(cfg).toMatchObject({ headDim: 256, rotaryDim: 64, dtype: 'float16', act: 'gelu' });
     const tanh = parseModelConfig({ ...hub('gpt-neox-tiny'), hidden_act: 'gelu_pytorch_tanh' }, 'x');
     expect(tanh.act).toBe('gelu_tanh');
+    expect(parseModelConfig({ ...hub('gpt-neox-tiny'), hidden_act: 'gelu_fast' }, 'x').act).toBe('gelu_tanh'); // transformers' FastGELU: the same tanh form
     // Mistral-7B-like: a sliding window, as MistralConfig reads it: the key alone decides (null: none;
     // absent: 4096, the class's default), and use_sliding_window (Qwen2's switch) changes nothing.
     const { sliding_window: _sw, ...noWindowKey } = hub('mistral-tiny');
@@ -91,6 +92,9 @@ describe('loadModelConfig on the fixtures', () => {
       .toThrow(/"rope_scaling.partial_rotary_factor" = 0.5 contradicts/);
     expect(parseModelConfig({ ...hub('gpt-neox-tiny'), rotary_pct: 0.5, rope_scaling: { rope_type: 'linear', factor: 2, partial_rotary_factor: 0.5 } }, 'x').rotaryDim)
       .toBe(8);
+    // transformers 4 saved GPT-NeoX configs with rope_theta / partial_rotary_factor copied from rotary_emb_base / rotary_pct.
+    expect(parseModelConfig({ ...hub('gpt-neox-tiny'), rotary_emb_base: 50, rope_theta: 50, rotary_pct: 0.5, partial_rotary_factor: 0.5 }, 'x'))
+      .toMatchObject({ ropeTheta: 50, rotaryDim: 8 });
     // Both dtype spellings (some tools write both): dtype wins, neither is refused.
     expect(parseModelConfig({ ...hub('mistral-tiny'), dtype: 'bfloat16', torch_dtype: 'float32' }, 'x').dtype).toBe('bfloat16');
     // rope_scaling of type default is the same computation.
@@ -150,7 +154,7 @@ describe('loadModelConfig on the fixtures', () => {
     expect(() => parseModelConfig({ ...qwen, use_mrope: true }, 'q')).toThrow(/"use_mrope" = true is not supported/);
     expect(() => parseModelConfig({ ...qwen, attention_bias: false }, 'q')).toThrow(/"attention_bias" = false is not supported: Qwen2 has biases on q\/k\/v_proj/);
     expect(() => parseModelConfig({ ...qwen, architectures: ['LlamaForCausalLM'] }, 'q')).toThrow(/expected \["Qwen2ForCausalLM"\]/);
-    expect(() => parseModelConfig({ ...qwen, layer_types: Array(24).fill('sliding_attention') }, 'q')).toThrow(/"layer_types" must list "full_attention"/);
+    expect(() => parseModelConfig({ ...qwen, layer_types: Array(24).fill('sliding_attention') }, 'q')).toThrow(/"layer_types" lists "sliding_attention" for every layer, but no window is set \(sliding_window with use_sliding_window\): the two must agree/);
     expect(parseModelConfig({ ...qwen, layer_types: Array(24).fill('full_attention'), use_mrope: false }, 'q').arch).toBe('qwen2');
   });
 
@@ -213,6 +217,10 @@ describe('unsupported configs are errors naming the field and the file', () => {
     ['two spellings disagree', 'llama-tiny-tied', { rope_scaling: { type: 'linear', factor: 2 }, rope_parameters: { rope_type: 'linear', factor: 4, rope_theta: 5e5 } }, /"rope_scaling" = .* contradicts "rope_parameters"/],
     ['theta contradiction', 'llama-tiny-tied', { rope_parameters: { rope_theta: 1e4 } }, /"rope_theta" = 500000 contradicts "rope_parameters.rope_theta" = 10000/],
     ['rotary_pct contradiction', 'gpt-neox-tiny', { rope_parameters: { partial_rotary_factor: 0.5 } }, /"rotary_pct" = 0.25 contradicts/],
+    // GPTNeoXConfig ignores these two (it reads rotary_emb_base / rotary_pct): another value would be a silent wrong rotation.
+    ['neox top-level rope_theta', 'gpt-neox-tiny', { rotary_emb_base: undefined, rope_theta: 50 }, /"rope_theta" = 50 is not read by transformers' GPT-NeoX, which computes with 10000 \(rotary_emb_base or rope_parameters, here its default\)/],
+    ['neox rope_theta beside rotary_emb_base', 'gpt-neox-tiny', { rope_theta: 50 }, /"rope_theta" = 50 is not read .* computes with 10000 \(rotary_emb_base or rope_parameters\)/],
+    ['neox top-level partial_rotary_factor', 'gpt-neox-tiny', { rotary_pct: undefined, partial_rotary_factor: 1 }, /"partial_rotary_factor" = 1 is not read by transformers' GPT-NeoX, which computes with 0.25/],
     ['odd rotary', 'gpt-neox-tiny', { rotary_pct: 0.3125 }, /"rotary_pct" gives 5 rotary channels/],
     ['partial rotary llama', 'llama-tiny-tied', { partial_rotary_factor: 0.5 }, /"partial_rotary_factor" = 0.5 is not supported for llama/],
     ['hidden_act', 'gpt-neox-tiny', { hidden_act: 'relu' }, /"hidden_act" = "relu" is not supported for gpt-neox/],
@@ -228,6 +236,7 @@ describe('unsupported configs are errors naming the field and the file', () => {
     ['neox field on llama', 'llama-tiny-tied', { use_parallel_residual: true }, /"use_parallel_residual" is not a known llama setting/],
     ['quantized', 'llama-tiny-tied', { quantization_config: { bits: 4 } }, /"quantization_config" is not supported/],
     ['mistral bias', 'mistral-tiny', { attention_bias: true }, /"attention_bias" = true is not supported: Mistral layers have no biases/],
+    ['uniform layer types against the window', 'mistral-tiny', { sliding_window: null, layer_types: ['sliding_attention', 'sliding_attention'] }, /"layer_types" lists "sliding_attention" for every layer, but no window is set .*the two must agree/],
     ['mixed layer types', 'mistral-tiny', { sliding_window: 8, layer_types: ['sliding_attention', 'full_attention'] }, /"layer_types" must list/],
     ['pad outside vocab', 'llama-tiny-tied', { pad_token_id: 999 }, /"pad_token_id" = 999 is outside the vocabulary/],
   ];
