@@ -78,6 +78,7 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
   const log = (s: string) => progress.log(s);
   const tok = await loadTokenizer(o.model);
   const tt = textTokenizer(tok);
+  for (const note of tok.notes) log(note); // (how the prompts' BOS / EOS were read)
   const defaults = await generationDefaults(o.model, tok.eosTokenId);
   const dec = decodingSettings(o, defaults);
   try { checkSampling(dec); } catch (e) {

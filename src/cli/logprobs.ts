@@ -25,7 +25,7 @@ import { loadModelConfig } from '../model/config.js';
 import { textTokenizer } from '../model/tokenizer.js';
 import { scorePairs } from '../train/score.js';
 import { Progress } from '../train/progress.js';
-import { ordinaryEosNote } from '../train/dataset.js';
+import { tokenizerNotes } from '../train/dataset.js';
 import { PAPER_REFINE_PROMPT, TRAIN_DEFAULTS } from '../train/options.js';
 import { checkPathFlag, checkPromptBelowMaxLength, dataFilesFlag, withGpu, ADAPTER_FLAG } from './run.js';
 import { withRunSettings } from './run-settings.js';
@@ -96,8 +96,7 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
   const log = (s: string) => progress.log(s);
   const tok = await loadTokenizer(o.model);
   const tt = textTokenizer(tok);
-  const eosNote = o.noEos ? undefined : ordinaryEosNote(tok);
-  if (eosNote) log(eosNote);
+  for (const note of tokenizerNotes(tok, o.noEos)) log(note);
   const normalizer = new PreferenceNormalizer({ chatTemplate: tt.chatTemplate, bosToken: tt.bosToken, eosToken: tt.eosToken,
     refinePrompt: o.augmented ? o.refinePrompt : null });
   const modelCfg = await loadModelConfig(o.model);

@@ -118,7 +118,9 @@ function withAddBosEos(tokJson: Json, cfg: Json): Json {
   const piece = (key: 'bos' | 'eos', typeId: number) => {
     const content = tokenContent(cfg[`${key}_token`]);
     const id = content === undefined ? undefined : idInJson(tokJson, content);
-    if (content === undefined || id === undefined) throw new Error(`add_${key}_token is set but ${key}_token is missing or not in the vocabulary`);
+    if (content === undefined || id === undefined) {
+      throw new Error(`tokenizer_config.json's add_${key}_token is set, but its ${key}_token ${content === undefined ? 'is missing' : `${JSON.stringify(content)} is not in the vocabulary`}`);
+    }
     specials[content] = { id: content, ids: [id], tokens: [content] };
     return { SpecialToken: { id: content, type_id: typeId } };
   };
@@ -127,6 +129,27 @@ function withAddBosEos(tokJson: Json, cfg: Json): Json {
   ];
   const single = seq(0);
   return { ...tokJson, post_processor: { type: 'TemplateProcessing', single, pair: [...single, ...seq(1)], special_tokens: specials } };
+}
+
+/**
+ * A note where tokenizer_config.json's add_bos_token / add_eos_token (withAddBosEos, as transformers 4's Llama
+ * and GPT-NeoX tokenizers read them) make the special tokens differ from tokenizer.json's own post-processor,
+ * which transformers 5 keeps (it drops the flags where there is a tokenizer.json): the two versions then
+ * tokenize the checkpoint's text differently, and the files should be made to agree.
+ */
+function addBosEosNote(tokJson: Json, tok: SrkTokenizer): string | undefined {
+  const cfg = tok.spec.config;
+  if (withAddBosEos(tokJson, cfg) === tokJson) return undefined;
+  const probe = 'a';
+  const flags = tok.encode(probe, { addSpecialTokens: true });
+  let own: number[];
+  try { own = new Tokenizer(tokJson, {}).encode(probe, { add_special_tokens: true }).ids; } catch { return undefined; }
+  if (flags.length === own.length && flags.every((id, i) => id === own[i])) return undefined;
+  const show = (ids: number[]) => ids.map((id) => tok.idToToken(id) ?? String(id)).join(' ');
+  const set = ['add_bos_token', 'add_eos_token'].filter((k) => typeof cfg[k] === 'boolean').map((k) => `${k} ${String(cfg[k])}`).join(', ');
+  return `note: tokenizer_config.json's ${set} disagrees with tokenizer.json's post-processor ("${probe}" encodes as ${JSON.stringify(show(flags))} ` +
+    `by the flags, as transformers 4 reads them and srk does; as ${JSON.stringify(show(own))} by tokenizer.json, as transformers 5 does): ` +
+    'make the files agree to get the same ids from both';
 }
 
 /**
@@ -185,6 +208,8 @@ export class SrkTokenizer {
   readonly eosFrom: 'tokenizer_config.json' | 'config.json' | undefined;
   /** The ids of the tokenizer's special added tokens (tokenizer.json's added_tokens marked special). */
   private readonly specialIds: Set<number>;
+  /** What a user should know of how the files were read (set by loadTokenizer; srk train, eval and logprobs print them). */
+  notes: string[] = [];
   /** The model's unk_token id, for words its vocabulary lacks (encode). */
   private readonly unkId: number | undefined;
   /** Highest token id + 1: the embedding rows the tokenizer can address. */
@@ -315,6 +340,35 @@ export async function loadTokenizer(dirOrFile: string): Promise<SrkTokenizer> {
 }
 
 /** The files loadTokenizer reads from a directory (any of them changed: read again). */
+/**
+ * tokenizer_config.json with special_tokens_map.json as transformers reads them (PreTrainedTokenizerBase.
+ * _from_pretrained, 4.x and 5.x alike): a config with `added_tokens_decoder` (saved since transformers 4.34)
+ * says everything and the map is not read; an older config is the legacy case, where each of the map's
+ * keys overrides the config's, its additional special tokens joining the config's.
+ */
+export function withSpecialTokensMap(tokenizerConfig: Json, specialMap: Json): Json {
+  const out = extraAsAdditional(tokenizerConfig);
+  if (Object.hasOwn(tokenizerConfig, 'added_tokens_decoder')) return out;
+  for (const [k, v] of Object.entries(extraAsAdditional(specialMap))) {
+    if (k === 'additional_special_tokens' && Array.isArray(v)) {
+      const have = Array.isArray(out[k]) ? [...(out[k] as unknown[])] : [];
+      for (const t of v) if (!have.some((h) => tokenContent(h) === tokenContent(t))) have.push(t);
+      out[k] = have;
+    } else {
+      out[k] = v;
+    }
+  }
+  return out;
+}
+
+/** transformers 5 names additional_special_tokens extra_special_tokens (a list; a dict names model-specific tokens, left as is). */
+function extraAsAdditional(cfg: Json): Json {
+  const { extra_special_tokens: extra, ...rest } = cfg;
+  if (!Array.isArray(extra)) return { ...cfg };
+  const have = Array.isArray(rest.additional_special_tokens) ? rest.additional_special_tokens : [];
+  return { ...rest, additional_special_tokens: [...have, ...extra.filter((t) => !have.some((h) => tokenContent(h) === tokenContent(t)))] };
+}
+
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer.model', 'tokenizer_config.json', 'special_tokens_map.json', 'config.json',
   'chat_template.jinja', 'added_tokens.json'];
 const loaded = new Map<string, { stamp: string; tokenizer: Promise<SrkTokenizer> }>();
@@ -323,7 +377,7 @@ async function readTokenizer(dirOrFile: string): Promise<SrkTokenizer> {
   if (dirOrFile.endsWith('.json')) return wrap(dirOrFile, (await readJson(dirOrFile, true))!);
   const dir = dirOrFile;
   const specialMap = (await readJson(path.join(dir, 'special_tokens_map.json'), false)) ?? {};
-  const tokConfig = { ...specialMap, ...((await readJson(path.join(dir, 'tokenizer_config.json'), false)) ?? {}) };
+  const tokConfig = withSpecialTokensMap((await readJson(path.join(dir, 'tokenizer_config.json'), false)) ?? {}, specialMap);
   const modelConfig = (await readJson(path.join(dir, 'config.json'), false, 'model config')) ?? {};
   const template = await fsp.readFile(path.join(dir, 'chat_template.jinja'), 'utf8').catch(() => undefined);
   const jsonFile = path.join(dir, 'tokenizer.json'); const spFile = path.join(dir, 'tokenizer.model');
@@ -333,7 +387,10 @@ async function readTokenizer(dirOrFile: string): Promise<SrkTokenizer> {
     let merged: Json;
     try { merged = withConfigAddedTokens(tokJson, tokConfig, { json: jsonFile, config: configFile }); }
     catch (e) { throw new Error(`tokenizer: ${(e as Error).message}`); }
-    return wrap(jsonFile, merged, tokConfig, modelConfig, template);
+    const tok = wrap(jsonFile, merged, tokConfig, modelConfig, template);
+    const note = addBosEosNote(merged, tok);
+    if (note) tok.notes.push(note);
+    return tok;
   }
   const bytes = await fsp.readFile(spFile).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') throw new Error(`tokenizer: ${dir} has neither tokenizer.json nor tokenizer.model`);

@@ -36,8 +36,10 @@ export async function loadPairsForModel(modelDir: string, data: DataFiles, s: Da
   const tok = await loadTokenizer(modelDir);
   const { maxPositions, vocabSize } = await loadModelConfig(modelDir);
   if (tok.sentencePieceFile) log(`tokenizer: ${tok.sentencePieceFile} (SentencePiece; no tokenizer.json, converted as transformers does)`);
-  const eosNote = s.noEos || eosWarned.has(path.resolve(modelDir)) ? undefined : ordinaryEosNote(tok);
-  if (eosNote) { log(eosNote); eosWarned.add(path.resolve(modelDir)); } // once, not again for the held-out data
+  if (!noted.has(path.resolve(modelDir))) { // once, not again for the held-out data
+    for (const note of tokenizerNotes(tok, s.noEos)) log(note);
+    noted.add(path.resolve(modelDir));
+  }
   const r = await loadTokenizedPairs(data, textTokenizer(tok), {
     maxLength: s.maxLength, maxPromptLength: s.maxPromptLength, noEos: s.noEos, refinePrompt: s.refinePrompt, inContext: s.inContext,
     skipBadRows: s.skipBadRows, sft: use.sft, sftIfAny: use.sftIfAny, positions: { max: maxPositions, augmented: use.augmented }, vocabSize,
@@ -57,7 +59,13 @@ export async function loadPairsForModel(modelDir: string, data: DataFiles, s: Da
   return r.pairs;
 }
 
-const eosWarned = new Set<string>();
+const noted = new Set<string>();
+
+/** What a user should know of a tokenizer's files: how they were read (SrkTokenizer.notes), and an EOS to doubt. */
+export function tokenizerNotes(tok: SrkTokenizer, noEos = false): string[] {
+  const eos = noEos ? undefined : ordinaryEosNote(tok);
+  return [...tok.notes, ...(eos ? [eos] : [])];
+}
 
 /**
  * A warning where the EOS appended to every completion is an ordinary token of the vocabulary (a checkpoint

@@ -95,6 +95,47 @@ describe('tokenizer: fixture tokenizer (byte-level BPE, vocab 384)', () => {
     await expect(loadTokenizer(dir)).rejects.toThrow(/tokenizer\.json: bos_token "<\|nope\|>" is not in the vocabulary/);
   });
 
+  it('special_tokens_map.json as transformers reads it: over a legacy config, not beside added_tokens_decoder', async () => {
+    const dir = mkdtempSync(path.join(tmp, 'map-'));
+    copyFileSync(path.join(FIXTURES, 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
+    const write = (f: string, cfg: object) => writeFileSync(path.join(dir, f), JSON.stringify(cfg));
+    write('special_tokens_map.json', { eos_token: '<|padding|>', additional_special_tokens: ['<|tool|>'] });
+    // Legacy (no added_tokens_decoder): the map's keys override the config's; its additional tokens join.
+    write('tokenizer_config.json', { tokenizer_class: 'PreTrainedTokenizerFast', eos_token: '<|endoftext|>', additional_special_tokens: ['<|im_start|>'] });
+    let tok = await loadTokenizer(dir);
+    expect(tok.eosTokenId).toBe(1);
+    expect(tok.encode('<|im_start|><|tool|>', { addSpecialTokens: false })).toEqual([384, 385]);
+    // Saved since transformers 4.34 (added_tokens_decoder): the config says everything, the map is not read.
+    const entry = (content: string) => ({ content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true });
+    write('tokenizer_config.json', { eos_token: '<|endoftext|>', added_tokens_decoder: { 0: entry('<|endoftext|>') } });
+    tok = await loadTokenizer(dir);
+    expect(tok.eosTokenId).toBe(0);
+    expect(tok.encode('<|tool|>', { addSpecialTokens: false }).length).toBeGreaterThan(1);
+    // transformers 5's name for the list, extra_special_tokens, adds as additional_special_tokens does.
+    write('tokenizer_config.json', { eos_token: '<|endoftext|>', added_tokens_decoder: { 0: entry('<|endoftext|>') }, extra_special_tokens: ['<|tool|>'] });
+    expect((await loadTokenizer(dir)).encode('<|tool|>', { addSpecialTokens: false })).toEqual([384]);
+  });
+
+  it('add_bos_token / add_eos_token against tokenizer.json\'s post-processor: followed, and the disagreement noted', async () => {
+    const dir = mkdtempSync(path.join(tmp, 'bos-'));
+    const json = readJson(path.join(FIXTURES, 'tokenizer.json'));
+    // A post-processor that adds <|endoftext|> first, as Llama's tokenizer.json adds <s>.
+    json.post_processor = { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<|endoftext|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+      pair: [{ SpecialToken: { id: '<|endoftext|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      special_tokens: { '<|endoftext|>': { id: '<|endoftext|>', ids: [0], tokens: ['<|endoftext|>'] } } };
+    writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(json));
+    const write = (cfg: object) => writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(cfg));
+    write({ tokenizer_class: 'LlamaTokenizerFast', bos_token: '<|endoftext|>', add_bos_token: true });
+    expect((await loadTokenizer(dir)).notes).toEqual([]); // the files agree
+    write({ tokenizer_class: 'LlamaTokenizerFast', bos_token: '<|endoftext|>', add_bos_token: false });
+    const tok = await loadTokenizer(dir);
+    expect(tok.encode('a', { addSpecialTokens: true })[0]).not.toBe(0);
+    expect(tok.notes).toHaveLength(1);
+    expect(tok.notes[0]).toMatch(/add_bos_token false disagrees with tokenizer\.json's post-processor \("a" encodes as "a" by the flags.* as "<\|endoftext\|> a" by tokenizer\.json, as transformers 5 does\)/);
+    write({ tokenizer_class: 'LlamaTokenizerFast', bos_token: '<s>', add_bos_token: true });
+    await expect(loadTokenizer(dir)).rejects.toThrow(/tokenizer_config\.json's add_bos_token is set, but its bos_token "<s>" is not in the vocabulary/);
+  });
+
   it('tokenizer_config.json\'s added tokens that tokenizer.json lacks are added as transformers adds them; disagreeing ids are refused', async () => {
     const dir = mkdtempSync(path.join(tmp, 'added-'));
     copyFileSync(path.join(FIXTURES, 'tokenizer.json'), path.join(dir, 'tokenizer.json')); // BPE, ids 0..383

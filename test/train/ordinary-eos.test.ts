@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadTokenizer } from '../../src/model/tokenizer.js';
-import { ordinaryEosNote } from '../../src/train/dataset.js';
+import { ordinaryEosNote, tokenizerNotes } from '../../src/train/dataset.js';
 
 const fixture = (name: string) => join(__dirname, '..', 'fixtures', 'hf', name);
 
@@ -16,6 +16,8 @@ describe('an EOS that is an ordinary token', () => {
     expect(tok.eosTokenId).toBe(2);
     expect(tok.isSpecial(2)).toBe(false);
     expect(ordinaryEosNote(tok)).toMatch(/^warning: .*id 2 \("!", from config\.json\), is an ordinary token.*--no-eos/);
+    expect(tokenizerNotes(tok)).toEqual([ordinaryEosNote(tok)]); // what srk train, eval and logprobs print
+    expect(tokenizerNotes(tok, true)).toEqual([]); // --no-eos: no EOS is appended
   });
 
   it('is not warned of where the EOS is a special token, from either file', async () => {
