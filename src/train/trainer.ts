@@ -85,6 +85,28 @@ function recordedOption(state: TrainerState, k: (typeof PINNED)[number]): unknow
 /** A TrainOptions key as its flag: warmupSteps -> --warmup-steps. */
 const flagName = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
+/**
+ * Refuses a --resume whose options differ from the run's on what its steps so far depended on (PINNED), by
+ * flag. `o`: the options with the run's defaults settled (dropLast, weightDecay, sftPairTruncation).
+ */
+export function checkPinned(o: TrainOptions, state: TrainerState): void {
+  for (const k of PINNED) {
+    // The data file's content is checked by its pairs' hash (trainInDir): the same file by another path
+    // (./x.jsonl, an absolute path, a moved copy) is the same run.
+    if (k === 'data' && state.dataHash !== undefined) continue;
+    if (k === 'sftPairTruncation') continue; // no flag: taken from the state
+    // A run saved before it was recorded: its pairs' hash tells whether they tokenize alike.
+    if (k === 'completionsInContext' && !Object.hasOwn(state.options, k)) continue;
+    // SFT trains without them (they shape only --eval-data's margins, which may change between evals),
+    // except the refine prompt of a run that tokenized its pairs with it (sftPairTruncation: in its data hash).
+    if (o.loss === 'sft' && (k === 'beta' || k === 'lambda' || (k === 'refinePrompt' && !o.sftPairTruncation))) continue;
+    const was = recordedOption(state, k);
+    if (JSON.stringify(was) !== JSON.stringify(o[k])) {
+      throw new TrainingError(`--resume: ${flagName(k)} is ${JSON.stringify(o[k])} but the run in ${o.out} used ${JSON.stringify(was)}`);
+    }
+  }
+}
+
 export async function train(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
   mkdirSync(o.out, { recursive: true });
   const release = acquireRunLock(o.out); // one run per directory (run-lock.ts)
@@ -136,21 +158,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
   const evalLimitGiven = o.maxEvalPairs;
   if (o.evalData && o.maxEvalPairs === undefined && evalLimit !== undefined) o = { ...o, maxEvalPairs: evalLimit };
   if (state && existing) {
-    for (const k of PINNED) {
-      // The data file's content is checked by its pairs' hash (below): the same file by another path
-      // (./x.jsonl, an absolute path, a moved copy) is the same run.
-      if (k === 'data' && state.dataHash !== undefined) continue;
-      if (k === 'sftPairTruncation') continue; // no flag: taken from the state above
-      // A run saved before it was recorded: its pairs' hash (below) tells whether they tokenize alike.
-      if (k === 'completionsInContext' && !Object.hasOwn(state.options, k)) continue;
-      // SFT trains without them (they shape only --eval-data's margins, which may change between evals),
-      // except the refine prompt of a run that tokenized its pairs with it (sftPairTruncation: in its data hash).
-      if (o.loss === 'sft' && (k === 'beta' || k === 'lambda' || (k === 'refinePrompt' && !o.sftPairTruncation))) continue;
-      const was = recordedOption(state, k);
-      if (JSON.stringify(was) !== JSON.stringify(o[k])) {
-        throw new TrainingError(`--resume: ${flagName(k)} is ${JSON.stringify(o[k])} but the run in ${o.out} used ${JSON.stringify(was)}`);
-      }
-    }
+    checkPinned(o, state);
     log(`resuming from ${existing} at step ${state.step}`);
   } else if (o.resume && !keepEarlierAside) {
     log(`--resume: no checkpoint in ${o.out}; starting a new run`);

@@ -20,6 +20,9 @@ describe('correlation statistics', () => {
 
   it('hand cases: perfect, reversed, small Kendall, Spearman formula without ties', () => {
     expect(pearson([1, 2, 3], [2, 4, 6])).toBe(1);
+    // Proportional data whose rounding gives 1 + 2.2e-16 unclamped (atanh of it would be NaN): kept in [-1, 1].
+    expect(pearson([0.3, 0.6, 1.2], [0.12857142857142856, 0.2571428571428571, 0.5142857142857142])).toBeLessThanOrEqual(1);
+    expect(pearson([0.3, 0.6, 1.2], [-0.12857142857142856, -0.2571428571428571, -0.5142857142857142])).toBeGreaterThanOrEqual(-1);
     expect(spearman([1, 2, 3, 4], [1, 8, 27, 64])).toBe(1);
     expect(kendallTauB([1, 2, 3, 4], [4, 3, 2, 1])).toBe(-1);
     expect(kendallTauB([1, 2, 3], [1, 3, 2])).toBeCloseTo(1 / 3, 15);

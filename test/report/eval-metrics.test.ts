@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { makeRng } from '../helpers/random.js';
-import { computeEvalMetrics, computeSftEvalMetrics, evalTableFromRows, formatEvalTable, toEvalRow } from '../../src/report/eval-metrics.js';
+import { computeEvalMetrics, computeSftEvalMetrics, evalTableFromRows, formatCell, formatEvalTable, toEvalRow } from '../../src/report/eval-metrics.js';
 
 // Straightforward re-implementations, written independently of src/losses/correlation.ts.
 function naivePearson(x: number[], y: number[]): number {
@@ -72,6 +72,9 @@ describe('computeEvalMetrics', () => {
     expect(m.aug_accuracy).toBeNull();
     expect(m.accuracy).toBe(0.5);
     expect(() => computeEvalMetrics({ ...base, policyChosenAug: [1, 2] })).toThrow(/all four/);
+    // An augmented margin of exactly 0 is a tie, not a correct pair (as h = 0 for accuracy).
+    const tie = computeEvalMetrics({ ...base, policyChosenAug: [2, 1], policyRejectedAug: [1, 1], refChosenAug: [0, 0], refRejectedAug: [0, 0] });
+    expect([tie.aug_accuracy, tie.aug_ties]).toEqual([0.5, 1]);
     expect(() => computeEvalMetrics({ ...base, refRejected: [0] })).toThrow(/length/);
     expect(() => computeEvalMetrics({ ...base, beta: 0 })).toThrow(/beta/);
     expect(() => computeEvalMetrics({ ...base, scoreChosen: [1, 2] })).toThrow(/scoreRejected/);
@@ -174,5 +177,17 @@ describe('computeEvalMetrics', () => {
     // Ties (step 0: every pair) beside the accuracy that counts them wrong.
     const tied = formatEvalTable(evalTableFromRows([{ name: 'start', eval: [{ ...row, step: 0, margin: 0, accuracy: 0, ties: 3 }] }])).split('\n')[2];
     expect(tied).toMatch(/\s3\s+3$/);
+  });
+});
+
+describe('formatCell', () => {
+  it('fixed digits down to half a unit of the last digit, then three significant digits; rounding and non-finite values', () => {
+    expect(formatCell(0.00006, 4)).toBe('0.0001'); // 6e-5 >= 0.5e-4: rounds to the last digit
+    expect(formatCell(0.00004, 4)).toBe('4.00e-5'); // below half a unit: would print 0.0000
+    expect(formatCell(-0.00004, 4)).toBe('-4.00e-5');
+    expect(formatCell(0, 4)).toBe('0.0000');
+    expect(formatCell(0.123456, 4)).toBe('0.1235');
+    expect(formatCell(12.6, 0)).toBe('13');
+    expect([formatCell(NaN, 4), formatCell(Infinity, 4), formatCell(null, 4), formatCell('1', 4)]).toEqual(['-', '-', '-', '-']);
   });
 });

@@ -83,6 +83,19 @@ export function safetensorsHeader(buf: Buffer): { dataStart: number; tensors: Re
   return { dataStart: 8 + n, tensors: h as never };
 }
 
+/** Every F32 tensor of a safetensors file, by name (another dtype is an error). */
+export function f32Tensors(file: string): Map<string, Float32Array> {
+  const buf = readFileSync(file);
+  const { dataStart, tensors: h } = safetensorsHeader(buf);
+  const out = new Map<string, Float32Array>();
+  for (const [name, t] of Object.entries(h)) {
+    if (t.dtype !== 'F32') throw new Error(`${file}: ${name} is ${t.dtype}`);
+    const bytes = buf.subarray(dataStart + t.data_offsets[0], dataStart + t.data_offsets[1]);
+    out.set(name, new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)));
+  }
+  return out;
+}
+
 /** Global L2 norm of all F32 tensors of a safetensors file. */
 export function safetensorsNorm(file: string): number {
   const buf = readFileSync(file);

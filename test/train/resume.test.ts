@@ -268,4 +268,16 @@ describe('checkpoints on disk', () => {
     expect(findCheckpoint(out)).toBe(join(out, 'checkpoint'));
     expect(() => readTrainerState(join(out, 'checkpoint'))).toThrow(/checkpoint[/\\]trainer_state\.json: .*an incomplete checkpoint/);
   });
+
+  it('a checkpoint without its weights gives way to a whole previous one; with neither whole there is none', () => {
+    const out = join(tmp, 'weightless');
+    for (const d of ['checkpoint', '.checkpoint-old']) {
+      mkdirSync(join(out, d), { recursive: true });
+      writeFileSync(join(out, d, 'trainer_state.json'), JSON.stringify({ step: d === 'checkpoint' ? 4 : 2, options: {} }));
+    }
+    writeFileSync(join(out, '.checkpoint-old', 'model.safetensors'), '');
+    expect(findCheckpoint(out)).toBe(join(out, '.checkpoint-old'));
+    rmSync(join(out, '.checkpoint-old'), { recursive: true });
+    expect(findCheckpoint(out)).toBeUndefined();
+  });
 });

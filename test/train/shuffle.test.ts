@@ -41,6 +41,23 @@ describe('data order', () => {
     }
   });
 
+  it('each epoch has its own order, and every order is as likely (an unbiased Fisher-Yates)', () => {
+    expect([...epochOrder(50, 0, 1)]).not.toEqual([...epochOrder(50, 0, 0)]);
+    expect([...epochOrder(50, 1, 0)]).not.toEqual([...epochOrder(50, 0, 0)]);
+    // The 6 orders of 3 items over 6000 (seed, epoch) draws: each about 1000 times (binomial sd ~29).
+    const counts = new Map<string, number>();
+    for (let seed = 0; seed < 60; seed++) for (let epoch = 0; epoch < 100; epoch++) {
+      const k = epochOrder(3, seed, epoch).join(',');
+      counts.set(k, (counts.get(k) ?? 0) + 1);
+    }
+    expect(counts.size).toBe(6);
+    for (const [k, c] of counts) expect(Math.abs(c - 1000), k).toBeLessThan(150);
+    // Each item stays in place with probability 1/n (a biased shuffle, as Sattolo's, never leaves one there).
+    let fixed = 0;
+    for (let seed = 0; seed < 2000; seed++) fixed += epochOrder(5, seed, 0).filter((v, i) => v === i).length;
+    expect(fixed / (2000 * 5)).toBeCloseTo(0.2, 1);
+  });
+
   it('a run shorter than an epoch uses only its batches; a run of an epoch or more uses every pair', () => {
     const used = pairsUsed(100, 8, false, 0, { epoch: 0, position: 0 }, 0, 3);
     expect(used.reduce((a, b) => a + b, 0)).toBe(24);

@@ -4,20 +4,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { describeRun, fixture, fixtureArgs, safetensorsHeader, tempDir, train } from './helpers.js';
+import { describeRun, f32Tensors, fixture, fixtureArgs, tempDir, train } from './helpers.js';
 
-/** Every F32 tensor of a safetensors file, by name. */
-function tensors(file: string): Map<string, Float32Array> {
-  const buf = readFileSync(file);
-  const { dataStart, tensors: h } = safetensorsHeader(buf);
-  const out = new Map<string, Float32Array>();
-  for (const [name, t] of Object.entries(h)) {
-    if (t.dtype !== 'F32') throw new Error(`${file}: ${name} is ${t.dtype}`);
-    const bytes = buf.subarray(dataStart + t.data_offsets[0], dataStart + t.data_offsets[1]);
-    out.set(name, new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)));
-  }
-  return out;
-}
+const tensors = f32Tensors;
 
 const name = 'gpt-neox-tiny';
 const initial = tensors(join(fixture(name), 'model.safetensors'));
