@@ -204,8 +204,9 @@ export class SrkTokenizer {
   readonly bosTokenId: number | undefined;
   readonly eosTokenId: number | undefined;
   readonly padTokenId: number | undefined;
-  /** Where eosTokenId came from: the tokenizer's files, or (where they name none) config.json's eos_token_id. */
-  readonly eosFrom: 'tokenizer_config.json' | 'config.json' | undefined;
+  /** Where eosTokenId came from: the tokenizer's files (tokenizer_config.json, special_tokens_map.json), or
+   *  where they name none config.json's eos_token_id. */
+  readonly eosFrom: 'the tokenizer files' | 'config.json' | undefined;
   /** The ids of the tokenizer's special added tokens (tokenizer.json's added_tokens marked special). */
   private readonly specialIds: Set<number>;
   /** What a user should know of how the files were read (set by loadTokenizer; srk train, eval and logprobs print them). */
@@ -253,7 +254,7 @@ export class SrkTokenizer {
     this.unkId = typeof unk === 'string' ? this.tok.token_to_id(unk) : undefined;
     this.bosTokenId = special('bos');
     this.eosTokenId = special('eos');
-    this.eosFrom = this.eosTokenId === undefined ? undefined : Object.hasOwn(tokenizerConfig, 'eos_token') ? 'tokenizer_config.json' : 'config.json';
+    this.eosFrom = this.eosTokenId === undefined ? undefined : Object.hasOwn(tokenizerConfig, 'eos_token') ? 'the tokenizer files' : 'config.json';
     const added = Array.isArray(tokenizerJson.added_tokens) ? tokenizerJson.added_tokens : [];
     this.specialIds = new Set(added.filter((t) => isObject(t) && t.special === true && Number.isSafeInteger(t.id)).map((t) => (t as Json).id as number));
     this.padTokenId = special('pad');
@@ -339,7 +340,6 @@ export async function loadTokenizer(dirOrFile: string): Promise<SrkTokenizer> {
   return tokenizer;
 }
 
-/** The files loadTokenizer reads from a directory (any of them changed: read again). */
 /**
  * tokenizer_config.json with special_tokens_map.json as transformers reads them (PreTrainedTokenizerBase.
  * _from_pretrained, 4.x and 5.x alike): a config with `added_tokens_decoder` (saved since transformers 4.34)
@@ -369,6 +369,7 @@ function extraAsAdditional(cfg: Json): Json {
   return { ...rest, additional_special_tokens: [...have, ...extra.filter((t) => !have.some((h) => tokenContent(h) === tokenContent(t)))] };
 }
 
+/** The files loadTokenizer reads from a directory (any of them changed: read again). */
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer.model', 'tokenizer_config.json', 'special_tokens_map.json', 'config.json',
   'chat_template.jinja', 'added_tokens.json'];
 const loaded = new Map<string, { stamp: string; tokenizer: Promise<SrkTokenizer> }>();

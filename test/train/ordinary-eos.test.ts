@@ -27,9 +27,9 @@ describe('an EOS that is an ordinary token', () => {
     writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ eos_token: '<|endoftext|>' }));
     const tok = await loadTokenizer(dir);
     expect(tok.eosTokenId).toBe(0);
-    expect(tok.eosFrom).toBe('tokenizer_config.json');
+    expect(tok.eosFrom).toBe('the tokenizer files');
     expect(ordinaryEosNote(tok)).toBeUndefined();
     writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ eos_token: '?' }));
-    expect(ordinaryEosNote(await loadTokenizer(dir))).toMatch(/\("\?", from tokenizer_config\.json\)/);
+    expect(ordinaryEosNote(await loadTokenizer(dir))).toMatch(/\("\?", from the tokenizer files\)/);
   });
 });
