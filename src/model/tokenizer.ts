@@ -4,6 +4,8 @@
 //  - decode() of an empty list throws in the package; Rust returns "".
 //  - The package decodes unknown ids as its unk token (or undefined); Rust skips ids that have no
 //    token (e.g. Pythia's padded embedding rows 50277..50303 that a model can still sample).
+//  - The package decodes a run of <0xNN> byte tokens that is no valid UTF-8 with one U+FFFD per invalid
+//    subsequence; Rust with one per token of the run (ByteFallbackRuns).
 //  - The package cleans up tokenization spaces ("a , b" -> "a, b") unless told otherwise; here it
 //    is what tokenizer_config.json says, default off (transformers' current default).
 //  - Special-token ids come from tokenizer_config.json / special_tokens_map.json, else config.json.
@@ -209,6 +211,8 @@ export class SrkTokenizer {
   readonly eosFrom: 'the tokenizer files' | 'config.json' | undefined;
   /** The ids of the tokenizer's special added tokens (tokenizer.json's added_tokens marked special). */
   private readonly specialIds: Set<number>;
+  /** Set where the decoder has a ByteFallback step (SentencePiece vocabularies' <0xNN> tokens). */
+  private readonly byteFallback: ByteFallbackRuns | undefined;
   /** What a user should know of how the files were read (set by loadTokenizer; srk train, eval and logprobs print them). */
   notes: string[] = [];
   /** The model's unk_token id, for words its vocabulary lacks (encode). */
@@ -258,6 +262,7 @@ export class SrkTokenizer {
     const added = Array.isArray(tokenizerJson.added_tokens) ? tokenizerJson.added_tokens : [];
     this.specialIds = new Set(added.filter((t) => isObject(t) && t.special === true && Number.isSafeInteger(t.id)).map((t) => (t as Json).id as number));
     this.padTokenId = special('pad');
+    this.byteFallback = hasByteFallback(tokenizerJson.decoder) ? ByteFallbackRuns.of(this.tok) : undefined;
     this.chatTemplate = chatTemplateFile ?? SrkTokenizer.templateOf(tokenizerConfig.chat_template);
   }
 
@@ -291,8 +296,10 @@ export class SrkTokenizer {
     for (const id of ids) {
       if (!Number.isSafeInteger(id) || id < 0) throw new Error(`tokenizer: cannot decode id ${id}`);
     }
-    const known = ids.filter((id) => this.tok.id_to_token(id) !== undefined);
+    let known = ids.filter((id) => this.tok.id_to_token(id) !== undefined);
+    if (opts.skipSpecialTokens) known = known.filter((id) => !this.specialIds.has(id)); // (before the byte runs are found, as Rust)
     if (known.length === 0) return '';
+    if (this.byteFallback) known = this.byteFallback.asRust(known);
     return this.tok.decode(known, {
       skip_special_tokens: opts.skipSpecialTokens ?? false,
       clean_up_tokenization_spaces: this.cleanUpTokenizationSpaces,
@@ -304,6 +311,48 @@ export class SrkTokenizer {
 
   tokenToId(token: string): number | undefined { return this.tok.token_to_id(token); }
   idToToken(id: number): string | undefined { return this.tok.id_to_token(id); }
+}
+
+const hasByteFallback = (d: unknown): boolean =>
+  isObject(d) && (d.type === 'ByteFallback' || (d.type === 'Sequence' && Array.isArray(d.decoders) && d.decoders.some(hasByteFallback)));
+
+/**
+ * The Rust tokenizers' ByteFallback decoding of invalid UTF-8, for the JS package's: a run of <0xNN> tokens
+ * whose bytes are no valid UTF-8 decodes in Rust (and so in transformers) to one U+FFFD per token, where the
+ * package's TextDecoder gives one per invalid subsequence and keeps the valid characters in the run (a
+ * generation cut inside an emoji: "��" in Rust, "�" in the package). Such a run is given to the package as the
+ * UTF-8 bytes of that many U+FFFD (EF BF BD, byte tokens too), which it decodes to the same text.
+ */
+class ByteFallbackRuns {
+  private constructor(private readonly byteOf: Map<number, number>, private readonly replacement: number[]) {}
+
+  static of(tok: Tokenizer): ByteFallbackRuns | undefined {
+    const byteOf = new Map<number, number>();
+    const idOf: (number | undefined)[] = [];
+    for (let b = 0; b < 256; b++) {
+      const id = tok.token_to_id(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
+      if (id !== undefined) { byteOf.set(id, b); idOf[b] = id; }
+    }
+    const replacement = [0xef, 0xbf, 0xbd].map((b) => idOf[b]);
+    return replacement.every((id) => id !== undefined) ? new ByteFallbackRuns(byteOf, replacement as number[]) : undefined;
+  }
+
+  asRust(ids: number[]): number[] {
+    const out: number[] = [];
+    const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+    for (let i = 0; i < ids.length;) {
+      if (!this.byteOf.has(ids[i])) { out.push(ids[i++]); continue; }
+      let j = i;
+      while (j < ids.length && this.byteOf.has(ids[j])) j++;
+      const run = ids.slice(i, j);
+      let valid = true;
+      try { utf8.decode(Uint8Array.from(run, (id) => this.byteOf.get(id)!)); } catch { valid = false; }
+      if (valid) out.push(...run);
+      else for (let k = 0; k < run.length; k++) out.push(...this.replacement);
+      i = j;
+    }
+    return out;
+  }
 }
 
 async function readJson(file: string, required: boolean, what = 'tokenizer'): Promise<Json | undefined> {

@@ -101,6 +101,22 @@ describe.skipIf(!MODEL)('SentencePiece tokenizer.model (Mistral v0.1)', () => {
     expect(tok.vocabSize).toBe(32000);
   });
 
+  it('byte tokens that are no valid UTF-8 decode as Rust\'s ByteFallback does: one U+FFFD per token of the run', () => {
+    const tok = sentencePieceTokenizer(bytes, 'tokenizer.model');
+    const b = (...xs: number[]) => xs.map((x) => x + 3); // <0xNN> is id NN + 3
+    const hello = tok.encode('Hello', { addSpecialTokens: false });
+    // A 4-byte emoji cut after 2 bytes (a generation stopped inside it): the package's TextDecoder gave one.
+    expect(tok.decode([...hello, ...b(0xf0, 0x9f)])).toBe('Hello\ufffd\ufffd');
+    // A valid character then a stray byte in one run: the whole run (Rust keeps none of it).
+    expect(tok.decode([...hello, ...b(0xed, 0x9f, 0x98, 0x80)])).toBe(`Hello${'\ufffd'.repeat(4)}`);
+    expect(tok.decode(b(0x3a, 0xfa))).toBe('\ufffd\ufffd');
+    // Valid runs are text; a special token between two halves splits the run, unless skipped.
+    expect(tok.decode([...hello, ...b(0xed, 0x9f, 0x98)])).toBe('Hello\ud7d8');
+    expect(tok.decode([...b(0xc3), 2, ...b(0xa9)])).toBe('\ufffd</s>\ufffd');
+    expect(tok.decode([...b(0xc3), 2, ...b(0xa9)], { skipSpecialTokens: true })).toBe('é');
+    expect(tok.decode(tok.encode('Hi 🙂 漢字', { addSpecialTokens: false }))).toBe('Hi 🙂 漢字');
+  });
+
   it('legacy: false (tokenizer_config.json): Metaspace, so no "▁" after a special token, nor a second one before a leading space', () => {
     const tok = sentencePieceTokenizer(bytes, 'tokenizer.model', { legacy: false });
     for (const t of texts().slice(0, 30).filter((x) => !x.includes('</s>'))) {
