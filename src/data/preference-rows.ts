@@ -43,6 +43,7 @@
 // follow with a newline); tokenize-pairs.ts removes a doubled BOS and does not append a second EOS.
 
 import { Template } from '@huggingface/jinja';
+import { usePythonStrip } from './jinja-strings.js';
 import {
   JsonlRowError, RowShapeError, describeJsonValue, newJsonlStats, optionalNumber, readJsonl, type JsonObject, type JsonlOptions, type JsonlStats,
 } from './read-jsonl.js';
@@ -282,6 +283,7 @@ export class PreferenceNormalizer {
   private readonly template: Template | null;
 
   constructor(private readonly opts: NormalizeOptions = {}) {
+    if (opts.chatTemplate) usePythonStrip();
     this.template = opts.chatTemplate ? new Template(opts.chatTemplate) : null;
   }
 

@@ -1,0 +1,38 @@
+// Chat templates are Python Jinja: a string's strip / lstrip / rstrip take the characters to strip, as
+// Python's do. @huggingface/jinja ignored the argument and trimmed whitespace, so Qwen3's
+// `content.lstrip('\n')` dropped a response's leading space (found by the chat-template audit against
+// transformers' apply_chat_template).
+import { describe, expect, it } from 'vitest';
+import { Template } from '@huggingface/jinja';
+import { pyStrip, usePythonStrip } from '../../src/data/jinja-strings.js';
+import { PreferenceNormalizer } from '../../src/data/preference-rows.js';
+
+describe('Python string strips in chat templates', () => {
+  it('pyStrip is Python\'s str.strip / lstrip / rstrip (values from CPython 3.11)', () => {
+    expect(pyStrip('\n a\n', '\n', true, false)).toBe(' a\n');
+    expect(pyStrip('xxhixx', 'x', true, true)).toBe('hi');
+    expect(pyStrip('abc', 'ca', true, true)).toBe('b');
+    expect(pyStrip('ab  ', undefined, false, true)).toBe('ab');
+    // Python's whitespace: \x1c and \x85 are, U+FEFF is not (JS's trim has it the other way round).
+    expect(pyStrip('\ufeffq\x1c\x85', undefined, true, true)).toBe('\ufeffq');
+    expect(pyStrip('🙂a🙂', '🙂', true, true)).toBe('a');
+    expect(pyStrip('', 'x', true, true)).toBe('');
+  });
+
+  it('templates call them with and without characters', () => {
+    usePythonStrip();
+    const t = new Template("{{ s.lstrip('\\n') }}|{{ s.strip() }}|{{ s.rstrip('\\n ') }}|{{ 'xxhixx'.strip('x') }}|{{ s.strip(none) }}");
+    expect(t.render({ s: '\n a \n' })).toBe(' a \n|a|\n a|hi|a');
+    expect(() => new Template('{{ s.strip(3) }}').render({ s: 'a' })).toThrow(/strip arg must be None or str/);
+  });
+
+  it('a Qwen3-style template keeps a response\'s leading space', () => {
+    const template = "{%- for m in messages %}{{- '<|im_start|>' + m.role + '\\n' + m.content.lstrip('\\n') + '<|im_end|>\\n' }}{%- endfor %}" +
+      "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
+    const n = new PreferenceNormalizer({ chatTemplate: template });
+    const conv = (a: string) => [{ role: 'user', content: 'Name one.' }, { role: 'assistant', content: a }];
+    const row = n.normalize({ chosen: conv(' star "Sirius"'), rejected: conv('\n\nplanet') });
+    expect(row.chosen).toBe(' star "Sirius"<|im_end|>\n');
+    expect(row.rejected).toBe('planet<|im_end|>\n');
+  });
+});
