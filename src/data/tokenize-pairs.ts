@@ -283,7 +283,13 @@ export class PairTokenizer {
     const at = eos === null || eos === undefined ? -1 : ids.indexOf(eos);
     if (!templated && at >= 0 && at < ids.length - 1) this.stats.eosInsideText++;
     if (!this.opts.noEos) {
-      if (at >= 0 && (templated || ids[ids.length - 1] === eos)) this.stats.eosAlreadyPresent++;
+      // A template's turn holds its EOS where the turn ends with it, or with it and whitespace (Zephyr's "</s>\n",
+      // ChatML's "<|im_end|>\n" where <|im_end|> is the EOS); an EOS written inside the response does not count
+      // (a tokenizer that names no EOS text: any EOS in the turn).
+      const eosText = this.tok.eosToken;
+      const ended = ids[ids.length - 1] === eos ||
+        (templated && at >= 0 && (typeof eosText === 'string' && eosText !== '' ? text.trimEnd().endsWith(eosText) : true));
+      if (ended) this.stats.eosAlreadyPresent++;
       else ids = [...ids, eos as number];
     }
     if (ids.length === 0) throw new Error(`${side} has no tokens (an empty response${this.opts.noEos ? ' and no EOS' : ''}: its log-prob would be 0 under every model)`);

@@ -26,6 +26,7 @@ function fakeTokenizer(o: { addsBos: boolean; eos?: number | null; addsEos?: boo
     },
     eosTokenId: o.eos === undefined ? 2 : o.eos,
     bosTokenId: o.addsBos ? 1 : null,
+    eosToken: o.eos === undefined || o.eos === 2 ? '</s>' : null,
   };
 }
 const chars = (s: string): number[] => [...s].map((c) => c.codePointAt(0)! + 10);
@@ -235,6 +236,12 @@ describe('tokenizePairs', () => {
     expect(pairs[1].chosenIds).toEqual([...chars('a'), 2, ...chars('b'), 2]);
     expect(stats).toMatchObject({ eosAlreadyPresent: 2, eosInsideText: 1 });
     expect(formatTokenizeStats(stats)).toMatch(/2 completions already held their EOS; 1 completions with the EOS token inside their text/);
+    // A turn that ends with its own end-of-turn marker, not the EOS (Gemma's "<end_of_turn>\n"), gets the EOS, also
+    // where the response's text holds the EOS string (it was taken as the turn's EOS: that row alone went without).
+    const gemma: PreferenceRow = { prompt: '<s>Q', chosen: 'see </s> here<e>\n', rejected: 'no<e>\n', templated: true };
+    const g = tokenizePairs([gemma], tok).pairs[0];
+    expect(g.chosenIds).toEqual([...chars('see '), 2, ...chars(' here<e>\n'), 2]);
+    expect(g.rejectedIds).toEqual([...chars('no<e>\n'), 2]);
   });
 
   it('SFT variant: prompt + chosen only, same rules', () => {
