@@ -190,8 +190,9 @@ export function textTokenizer(tok: SrkTokenizer): TextTokenizer {
     eosTokenId: tok.eosTokenId ?? null,
     bosTokenId: tok.bosTokenId ?? null,
     chatTemplate: tok.chatTemplate ?? null,
-    bosToken: tok.bosTokenId !== undefined ? tok.idToToken(tok.bosTokenId) ?? null : null,
-    eosToken: tok.eosTokenId !== undefined ? tok.idToToken(tok.eosTokenId) ?? null : null,
+    // A chat template's bos_token / eos_token: the tokenizer's (transformers renders none where only config.json has an id).
+    bosToken: tok.bosTokenId !== undefined && tok.bosFrom === 'the tokenizer files' ? tok.idToToken(tok.bosTokenId) ?? null : null,
+    eosToken: tok.eosTokenId !== undefined && tok.eosFrom === 'the tokenizer files' ? tok.idToToken(tok.eosTokenId) ?? null : null,
     spec: tok.spec,
   };
 }
@@ -206,9 +207,10 @@ export class SrkTokenizer {
   readonly bosTokenId: number | undefined;
   readonly eosTokenId: number | undefined;
   readonly padTokenId: number | undefined;
-  /** Where eosTokenId came from: the tokenizer's files (tokenizer_config.json, special_tokens_map.json), or
-   *  where they name none config.json's eos_token_id. */
+  /** Where eosTokenId and bosTokenId came from: the tokenizer's files (tokenizer_config.json,
+   *  special_tokens_map.json), or where they name none config.json's eos_token_id / bos_token_id. */
   readonly eosFrom: 'the tokenizer files' | 'config.json' | undefined;
+  readonly bosFrom: 'the tokenizer files' | 'config.json' | undefined;
   /** The ids of the tokenizer's special added tokens (tokenizer.json's added_tokens marked special). */
   private readonly specialIds: Set<number>;
   /** Set where the decoder has a ByteFallback step (SentencePiece vocabularies' <0xNN> tokens). */
@@ -258,7 +260,9 @@ export class SrkTokenizer {
     this.unkId = typeof unk === 'string' ? this.tok.token_to_id(unk) : undefined;
     this.bosTokenId = special('bos');
     this.eosTokenId = special('eos');
-    this.eosFrom = this.eosTokenId === undefined ? undefined : Object.hasOwn(tokenizerConfig, 'eos_token') ? 'the tokenizer files' : 'config.json';
+    const from = (key: string, id: number | undefined) => (id === undefined ? undefined : Object.hasOwn(tokenizerConfig, key) ? 'the tokenizer files' as const : 'config.json' as const);
+    this.eosFrom = from('eos_token', this.eosTokenId);
+    this.bosFrom = from('bos_token', this.bosTokenId);
     const added = Array.isArray(tokenizerJson.added_tokens) ? tokenizerJson.added_tokens : [];
     this.specialIds = new Set(added.filter((t) => isObject(t) && t.special === true && Number.isSafeInteger(t.id)).map((t) => (t as Json).id as number));
     this.padTokenId = special('pad');

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from '
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadTokenizer, SrkTokenizer } from '../../src/model/tokenizer.js';
+import { loadTokenizer, SrkTokenizer, textTokenizer } from '../../src/model/tokenizer.js';
 import { FIXTURES, MODELS, sharedFile } from './paths.js';
 
 interface Case { text: string; ids: number[]; decoded: string }
@@ -93,6 +93,18 @@ describe('tokenizer: fixture tokenizer (byte-level BPE, vocab 384)', () => {
     expect((await loadTokenizer(dir)).encode('Hello world', { addSpecialTokens: true })).toEqual(ids);
     write({ bos_token: '<|nope|>' });
     await expect(loadTokenizer(dir)).rejects.toThrow(/tokenizer\.json: bos_token "<\|nope\|>" is not in the vocabulary/);
+  });
+
+  it('a chat template\'s bos_token / eos_token are the tokenizer files\' alone (config.json\'s ids are not rendered, as in transformers)', async () => {
+    const dir = mkdtempSync(path.join(tmp, 'tmpl-'));
+    for (const f of ['tokenizer.json', 'config.json']) copyFileSync(path.join(FIXTURES, 'llama-tiny-tied', f), path.join(dir, f));
+    writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ chat_template: '{{ bos_token }}{{ messages[0].content }}' }));
+    let tok = await loadTokenizer(dir);
+    expect([tok.bosTokenId, tok.bosFrom]).toEqual([1, 'config.json']); // (still the id a Llama prompt starts with)
+    expect([textTokenizer(tok).bosToken, textTokenizer(tok).eosToken]).toEqual([null, null]);
+    writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ chat_template: '{{ bos_token }}', bos_token: '<|padding|>', eos_token: '<|endoftext|>' }));
+    tok = await loadTokenizer(dir);
+    expect([textTokenizer(tok).bosToken, textTokenizer(tok).eosToken]).toEqual(['<|padding|>', '<|endoftext|>']);
   });
 
   it('special_tokens_map.json as transformers reads it: over a legacy config, not beside added_tokens_decoder', async () => {
