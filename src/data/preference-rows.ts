@@ -29,9 +29,10 @@
 //                       text at its start.
 //        If the template does not make the prompt text a prefix of the full rendering (a reasoning
 //        template whose generation prompt opens a <think> block the rendered history has not), no
-//        completion can be cut from it: the row is refused, naming where the two part, as TRL's
-//        apply_chat_template refuses it (a completion rendered alone would score a sequence the model
-//        never sees: the prompt's opening and a second assistant header).
+//        completion can be cut from it: the row is refused, naming where the two part (a completion rendered
+//        alone would score a sequence the model never sees: the prompt's opening and a second assistant
+//        header; TRL's maybe_apply_chat_template cuts the prompt back to the text the two share, which moves
+//        the rest of the generation prompt into the scored response).
 //        Without a chat template (a base model) and chatFallback 'lines' (the default), the
 //        conversation is written as plain "role: content" lines:
 //          prompt     = "user: hi\nassistant: hello\nuser: more\nassistant:"
@@ -433,7 +434,7 @@ export class PreferenceNormalizer {
     const part = (t: string) => JSON.stringify(t.slice(at, at + 40));
     throw new RowShapeError(`chat template: the conversation with its ${resp.role} response does not render as the prompt (with the generation prompt) ` +
       `and then more: they part at character ${at}, ${part(promptText)} in the prompt against ${part(full)}; no completion can be cut from it ` +
-      '(TRL refuses such a template too)');
+      '(TRL cuts the prompt back to the text the two share instead, and scores the rest of the generation prompt as response)');
   }
 }
 
