@@ -13,8 +13,10 @@ describe(`SFT loss on the GPU (seed ${rng.seed})`, () => {
     const gpu = await getGpu();
     const N = 700;
     const targets = Int32Array.from({ length: N }, () => (rng.uniform() < 0.3 ? -1 : rng.int(1000)));
+    for (const i of [0, 350, N - 1]) targets[i] = 0; // id 0 is a token like any (GPT-NeoX's EOS)
     const logp = Float32Array.from(rng.array(N), (v) => -Math.abs(v) * 4);
     const ref = sftLossRef(logp, sftMaskFromTargets(targets));
+    expect(ref.count).toBe(targets.filter((t) => t >= 0).length);
     const tt = gpu.tensor([N], targets, 'i32'); const tlp = gpu.tensor([N], logp);
     const tw = gpu.tensor([N]); const ts = gpu.tensor([2]);
     sftWeights(gpu, { targets: tt, weights: tw, stats: ts, N });

@@ -46,3 +46,19 @@ describe('batch limits', () => {
     expect(() => uploadBatch(noGpu, layout, { vocabSize: 6, maxPositions: 100 })).toThrow(/token id 6 .* vocabulary of 6/);
   });
 });
+
+describe('scored tokens', () => {
+  it('a target of id 0 (GPT-NeoX\'s EOS) is scored like any other, packed and unpacked', async () => {
+    const { uploadBatch } = await import('../../src/model/gpu-batch.js');
+    const recordingGpu = { tensor: (shape: number[], data: unknown, dtype: string, name: string) => ({ shape, data, dtype, name }) } as never;
+    const items = [{ prompt: [5, 6], completions: [[7, 0], [0]] }, { prompt: [9], completions: [[0, 3, 0], [8]] }];
+    for (const packed of [false, true]) {
+      const layout = buildBatch(items, { packed });
+      const up = uploadBatch(recordingGpu, layout, 10);
+      const counts = [...layout.tokenCounts].reduce((a, b) => a + b, 0);
+      expect(counts).toBe(7);
+      expect(up.scored.n, `packed ${packed}`).toBe(counts);
+      expect([...(up.scored.targets as unknown as { data: Int32Array }).data].filter((t) => t === 0)).toHaveLength(4);
+    }
+  });
+});

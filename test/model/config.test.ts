@@ -84,6 +84,12 @@ describe('loadModelConfig on the fixtures', () => {
     // heads; null: the heads.
     const { num_key_value_heads: _kv, ...noKv }: Record<string, unknown> = { ...hub('mistral-tiny'), num_attention_heads: 8, hidden_size: 128 };
     expect(parseModelConfig(noKv, 'x').numKvHeads).toBe(8);
+    expect(parseModelConfig({ ...noKv, num_attention_heads: 16 }, 'x').numKvHeads).toBe(8); // MistralConfig's 8, not the heads
+    // tie_word_embeddings absent: PretrainedConfig's default, untied (Mistral, Llama and GPT-NeoX alike).
+    for (const m of ['mistral-tiny', 'llama-tiny-tied', 'gpt-neox-tiny']) {
+      const { tie_word_embeddings: _t, ...untiedByDefault } = hub(m);
+      expect(parseModelConfig(untiedByDefault, m).tiedEmbeddings, m).toBe(false);
+    }
     expect(parseModelConfig({ ...noKv, num_attention_heads: 16, num_key_value_heads: null }, 'x').numKvHeads).toBe(16);
     const { num_key_value_heads: _kv2, ...llamaNoKv } = hub('llama-tiny-tied');
     expect(parseModelConfig(llamaNoKv, 'x').numKvHeads).toBe(llamaNoKv.num_attention_heads);

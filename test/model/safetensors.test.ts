@@ -158,6 +158,13 @@ describe('safetensors: writing', () => {
     const bf = (bits: number) => toFloat32(new Uint8Array(new Uint16Array([bits]).buffer), 'BF16')[0]!;
     // Every finite half converts back to itself.
     for (let bits = 0; bits < 0x7c00; bits += 7) expect(f32ToF16Bits(half(bits))).toBe(bits);
+    // Past the largest half (65504, and 65520 up, which rounds up): infinity of the sign, at every f32 exponent.
+    for (const x of [65520, 65536, 70000, 131071, 131072, 1e5, 3e38, Infinity]) {
+      expect(f32ToF16Bits(x), String(x)).toBe(0x7c00);
+      expect(f32ToF16Bits(-x), String(-x)).toBe(0xfc00);
+    }
+    expect(f32ToF16Bits(65504)).toBe(0x7bff);
+    expect(f32ToF16Bits(65519)).toBe(0x7bff);
     // Random values: the result is the nearest representable value (ties checked above).
     let s = 12345;
     const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32 - 0.5) * 2 ** ((s % 40) - 20);
