@@ -15,6 +15,8 @@ describe('dataFilesFlag', () => {
   it('a pattern: the files it names in name order, hidden ones only when it starts with a dot, no directories', () => {
     expect(dataFilesFlag({ data: join(dir, 'train-*.jsonl') }, 'data')).toEqual(['train-1.jsonl', 'train-10.jsonl', 'train-2.jsonl'].map((f) => join(dir, f)));
     expect(dataFilesFlag({ data: join(dir, '.train-?.jsonl') }, 'data')).toBe(join(dir, '.train-3.jsonl'));
+    // As a shell's: a pattern not starting with a dot leaves hidden files out (macOS's ._x.jsonl are no data).
+    expect(() => dataFilesFlag({ data: join(dir, '*-3.jsonl') }, 'data')).toThrow(/no file matches/);
     expect(dataFilesFlag({ data: join(dir, 'c(*)+.jsonl') }, 'data')).toBe(join(dir, 'c(1)+.jsonl')); // regex characters are literal
     expect(() => dataFilesFlag({ data: join(dir, 'nothing-*.jsonl') }, 'data')).toThrow(/--data .*nothing-\*\.jsonl: no file matches/);
     expect(() => dataFilesFlag({ data: join(dir, '*', 'x-*.jsonl') }, 'data')).toThrow(/a pattern may use \* and \? in the file name only/);
