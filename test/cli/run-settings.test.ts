@@ -1,9 +1,9 @@
 // run-settings.ts: the settings a training checkpoint's run had, for the scoring flags not given.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runSettings } from '../../src/cli/run-settings.js';
+import { runReference, runSettings } from '../../src/cli/run-settings.js';
 
 function checkpoint(options: Record<string, unknown>): string {
   const dir = mkdtempSync(join(tmpdir(), 'srk-run-settings-'));
@@ -27,5 +27,24 @@ describe('runSettings', () => {
     expect(runSettings(checkpoint({ loss: 'dpo', beta: 0.1, maxLength: 512, maxPromptLength: 256, refinePrompt: 'p' }), evalArgs, []))
       .toEqual({ values: {} });
     expect(runSettings(mkdtempSync(join(tmpdir(), 'srk-no-state-')), evalArgs, [])).toEqual({ values: {} });
+  });
+});
+
+describe('runReference', () => {
+  it('names the run\'s --ref-model, else the model it started from, where that directory exists and is not the model scored', () => {
+    const out = mkdtempSync(join(tmpdir(), 'srk-runref-'));
+    const ckpt = join(out, 'checkpoint');
+    const base = join(out, 'base');
+    mkdirSync(ckpt); mkdirSync(base);
+    writeFileSync(join(ckpt, 'trainer_state.json'), JSON.stringify({ step: 1, options: {} }));
+    const config = (c: object) => writeFileSync(join(out, 'train_config.json'), JSON.stringify(c));
+    config({ model: base });
+    expect(runReference(ckpt)).toBe(base);
+    config({ model: base, refModel: join(out, 'missing') });
+    expect(runReference(ckpt)).toBeUndefined(); // moved or removed: no reference to name
+    // A reference that is the model scored would give margins of 0 by construction: not named.
+    config({ model: ckpt });
+    expect(runReference(ckpt)).toBeUndefined();
+    expect(runReference(base)).toBeUndefined(); // not a run's checkpoint
   });
 });

@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RUN_LOCK, acquireRunLock, alive } from '../../src/train/run-lock.js';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { tempDir } from './helpers.js';
 
 describe('the run directory lock', () => {
@@ -56,6 +56,11 @@ describe('the run directory lock', () => {
   it('another host\'s lock stands (its pid cannot be checked from here); a release leaves a lock it does not own', () => {
     writeFileSync(lock, JSON.stringify({ pid: 1, host: 'elsewhere', started: 'then' }));
     expect(() => acquireRunLock(dir)).toThrow(/pid 1 on elsewhere/);
+    // Also where that pid is no process here (its number means nothing on this host).
+    const gone = spawnSync('true').pid!;
+    expect(alive(gone)).toBe(false);
+    writeFileSync(lock, JSON.stringify({ pid: gone, host: 'elsewhere', started: 'then' }));
+    expect(() => acquireRunLock(dir)).toThrow(new RegExp(`pid ${gone} on elsewhere`));
     writeFileSync(lock, '');
     const old = new Date(Date.now() - 60_000);
     utimesSync(lock, old, old);
