@@ -109,6 +109,9 @@ describe('svg chart helpers', () => {
     expect(chart([0]).xTicks.ticks).toEqual([0, 1]);
     expect(chart([0, 3]).xTicks.ticks).toEqual([0, 1, 2, 3]);
     expect(chart([0, 64, 128]).xTicks.ticks).toEqual([0, 20, 40, 60, 80, 100, 120, 140]);
+    // Data starting within a quarter of their span from 0: the axis starts at 0; further away, at the data.
+    expect(chart([12, 60]).xTicks.ticks[0]).toBe(0);
+    expect(chart([20, 60]).xTicks.ticks[0]).toBe(20);
     // Without it (a scatter's score differences): fractions.
     expect(chart([0, 3], false).xTicks.ticks).toContain(0.5);
     expect(niceTicks(0, 3, 6, 1).step).toBe(1);
@@ -185,6 +188,23 @@ describe('HTML report', () => {
     expect(page({ smoothing: 0.5 })).toContain('exponential moving average (weight 0.5) of the per-step values');
     expect(page({ smoothing: 0 })).toContain('Curves: per-step training values.');
     expect(renderReportHtml({ title: 't', runs: [run(12)] })).toContain('Curves: per-step training values.');
+  });
+
+  it('the summary\'s last values are the last finite ones; rows without pairs_seen are drawn at their step; each eval split its own markers', () => {
+    const html = renderReportHtml({ title: 's', runs: [{
+      name: 'r',
+      metrics: [{ step: 1, loss: 1.0, margin: 0.1 }, { step: 2, loss: 0.5, margin: NaN }, { step: 3, loss: 0.25 }].map((m) => m as Partial<MetricsRow>),
+      eval: [{ step: 3, split: 'test', margin: 0.7, n: 10 }, { step: 3, split: 'train', margin: -0.4, n: 10 }] as EvalRow[],
+    }] });
+    const summary = html.match(/<table class="summary">[\s\S]*?<\/table>/)![0];
+    const cells = [...summary.matchAll(/<td>([^<]*)<\/td>/g)].map((m) => m[1]);
+    expect(cells.slice(0, 4)).toEqual(['3', '3', '0.2500', '0.1000']); // steps, pairs seen (the step), last loss, last finite margin
+    const lossChart = svgs(html).find((svg) => svg.includes('Training loss'))!;
+    expect(lossChart.match(/points="([^"]+)"/)![1].split(' ')).toHaveLength(3);
+    const marginChart = svgs(html).find((svg) => /<title>[^<]*margin/i.test(svg))!;
+    const tips = [...marginChart.matchAll(/class="marker"[^>]*><title>([^<]*)<\/title>/g)].map((m) => m[1]);
+    expect(tips.filter((t) => t.includes('eval test'))).toEqual([expect.stringMatching(/step 3: .* 0\.7\b/)]);
+    expect(tips.filter((t) => t.includes('eval train'))).toEqual([expect.stringMatching(/step 3: .* -0\.4\b/)]);
   });
 
   it('settings a run\'s loss does not read are said so: DPO\'s lambda, SFT\'s beta without --eval-data (with it, its margins read beta)', () => {
