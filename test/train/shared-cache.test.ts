@@ -46,6 +46,12 @@ describe('srk train --cache-dir', () => {
     expect(short.code, describeRun(short)).toBe(0);
     expect(short.stderr).toMatch(/reference log-probs \(train\): 6 pairs in [\d.]+ s, cached in/);
     expect(readdirSync(join(tmp, 'shared2'))).toHaveLength(3);
+    // f16 operands (SRK_MIXED=emulate: f16-rounded, on any adapter) are another reference: scored anew.
+    const mixed = await train([...fixtureArgs('gpt-neox-tiny'), '--loss', 'dpo', '--batch-size', '3', '--max-steps', '2', '--lr', '1e-4',
+      '--precision', 'mixed', '--out', join(tmp, 'dpo-mixed'), '--cache-dir', join(tmp, 'shared2')], { SRK_MIXED: 'emulate' });
+    expect(mixed.code, describeRun(mixed)).toBe(0);
+    expect(mixed.stderr).toMatch(/reference log-probs \(train\): 6 pairs in [\d.]+ s, cached in/);
+    expect(readdirSync(join(tmp, 'shared2'))).toHaveLength(4);
   });
 
   it('the plain log-probs do not depend on the refinement prompt: DPO runs given different --refine-prompt share them, and so does an Sr run', async () => {
