@@ -123,7 +123,7 @@ export async function runEval(o: EvalOptions): Promise<EvalReport> {
   let pairs: TokenizedPair[];
   let skipped = 0;
   try {
-    pairs = await loadPairsForModel(o.model, o.data, settings, { augmented: true, sftIfAny: true, ...(o.maxPairs ? { limit: { count: o.maxPairs, flag: '--max-pairs' } } : {}) }, log, (read) => { skipped = read.badRows; },
+    pairs = await loadPairsForModel(o.model, o.data, settings, { augmented: true, sftIfAny: true, notes: true, ...(o.maxPairs ? { limit: { count: o.maxPairs, flag: '--max-pairs' } } : {}) }, log, (read) => { skipped = read.badRows; },
       (l, d, t) => progress.update(l, d, t));
     if (!sameRef && !isSftPair(pairs[0])) {
       await checkSameTokenizer(o.model, refDir);

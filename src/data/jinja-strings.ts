@@ -3,7 +3,7 @@
 // which in Python keeps a response's leading spaces and here dropped them (" star" became "star"), and
 // `'xxhixx'.strip('x')` stayed whole. Chat templates are Python Jinja run by transformers, so the three
 // methods are replaced with Python's: the characters given, else Python's whitespace (str.isspace: \x1c-\x1f
-// and \x85 are, U+FEFF is not, unlike JS's trim).
+// and \x85 are, U+FEFF is not, unlike JS's trim). (The `| trim` filter is the package's still: JS whitespace.)
 import { Environment, Interpreter, parse, tokenize } from '@huggingface/jinja';
 
 const PY_WHITESPACE = new Set(Array.from(' \t\n\v\f\r\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000'));
@@ -25,13 +25,13 @@ let installed = false;
 /** Replaces the jinja package's string strip methods with Python's (idempotent). */
 export function usePythonStrip(): void {
   if (installed) return;
-  installed = true;
   // The package exports no value classes: a rendered string is one, and its prototype holds the methods.
   const sample = new Interpreter(new Environment()).run(parse(tokenize("{{ 'x' }}"))) as unknown as Runtime;
   const proto = Object.getPrototypeOf(sample) as object;
   const getter = Object.getOwnPropertyDescriptor(proto, 'builtins')?.get;
   const fn = (getter?.call(sample) as Builtins | undefined)?.get('strip');
   if (!getter || !fn || sample.type !== 'StringValue') throw new Error('@huggingface/jinja: its strings are not as srk expects (jinja-strings.ts)');
+  installed = true;
   const FunctionValue = fn.constructor as unknown as new (f: (args: Runtime[]) => Runtime) => Runtime;
   const patched = new WeakSet<Builtins>();
   Object.defineProperty(proto, 'builtins', {

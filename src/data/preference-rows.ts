@@ -65,7 +65,7 @@ export interface PreferenceRow {
   /**
    * Chat rows rendered by the tokenizer's chat template: the completions are the template's text for the
    * assistant turn, its end-of-turn included (and whatever the template writes after it, such as a newline).
-   * tokenize-pairs.ts appends no EOS to a completion whose ids already hold one anywhere.
+   * tokenize-pairs.ts appends no EOS to a completion that ends with the EOS (and whitespace).
    */
   templated?: true;
 }

@@ -22,9 +22,10 @@
 //   meet inside a word, or a prompt ending in a space joins the completion's first word), the
 //   completion is tokenized alone instead, counted in `completionsAlone`.
 // - An EOS id is appended to each completion unless `noEos`, and unless the completion's ids
-//   already end with EOS, or (a chat template's rendering, PreferenceRow.templated) hold an EOS
-//   anywhere: Zephyr's and ChatML's turns end with the end-of-turn token and a newline, and an EOS
-//   after that newline would be scored as text the model never sees (counted in `eosAlreadyPresent`).
+//   already end with EOS, or (a chat template's rendering, PreferenceRow.templated) end with the EOS
+//   text and whitespace: Zephyr's and ChatML's turns end with the end-of-turn token and a newline, and an
+//   EOS after that newline would be scored as text the model never sees (counted in `eosAlreadyPresent`);
+//   an EOS written inside a templated response does not end its turn.
 //   An EOS inside a text completion is left where it is and counted (`eosInsideText`; the original
 //   DPO code refuses such rows).
 // - A completion with no tokens (an empty response with noEos) is an error of its row: its
@@ -71,6 +72,8 @@ export interface TextTokenizer extends ChatTemplateSource {
   encode(text: string, opts: { addSpecialTokens: boolean }): number[];
   eosTokenId: number | null;
   bosTokenId?: number | null;
+  /** The EOS id's text whatever named the id (eosToken, for templates, only where the tokenizer files do). */
+  eosPiece?: string | null;
   /** What builds the same tokenizer in a worker thread (tokenize-parallel.ts); without it, one thread. */
   spec?: TokenizerSpec;
 }
@@ -139,7 +142,7 @@ export interface TokenizeStats {
   completionTruncated: number;
   /** Completions tokenized alone: their prompt's tail is not a prefix of tail + completion (see the header). */
   completionsAlone: number;
-  /** Completions that already ended with EOS, or templated ones holding one (none appended). */
+  /** Completions that already ended with EOS, or templated ones ending with it and whitespace (none appended). */
   eosAlreadyPresent: number;
   /** Text completions with an EOS id before their end (the EOS text inside the response). */
   eosInsideText: number;
@@ -286,7 +289,7 @@ export class PairTokenizer {
       // A template's turn holds its EOS where the turn ends with it, or with it and whitespace (Zephyr's "</s>\n",
       // ChatML's "<|im_end|>\n" where <|im_end|> is the EOS); an EOS written inside the response does not count
       // (a tokenizer that names no EOS text: any EOS in the turn).
-      const eosText = this.tok.eosToken;
+      const eosText = this.tok.eosPiece ?? this.tok.eosToken;
       const ended = ids[ids.length - 1] === eos ||
         (templated && at >= 0 && (typeof eosText === 'string' && eosText !== '' ? text.trimEnd().endsWith(eosText) : true));
       if (ended) this.stats.eosAlreadyPresent++;

@@ -155,6 +155,26 @@ function addBosEosNote(tokJson: Json, tok: SrkTokenizer): string | undefined {
 }
 
 /**
+ * The special tokens transformers' tokenizer classes take where tokenizer_config.json names none (their
+ * __init__ defaults; a plain PreTrainedTokenizerFast has none): what {{ bos_token }} renders and the EOS
+ * TRL appends. Taken where tokenizer.json has the token; else, as before, config.json's id.
+ */
+const CLASS_SPECIAL_TOKENS: Record<string, Record<string, string>> = {
+  LlamaTokenizer: { bos_token: '<s>', eos_token: '</s>' },
+  CodeLlamaTokenizer: { bos_token: '<s>', eos_token: '</s>' },
+  GPTNeoXTokenizer: { bos_token: '<|endoftext|>', eos_token: '<|endoftext|>' },
+  Qwen2Tokenizer: { eos_token: '<|endoftext|>', pad_token: '<|endoftext|>' },
+};
+
+function withClassSpecialTokens(tokJson: Json, cfg: Json): Json {
+  const defaults = CLASS_SPECIAL_TOKENS[String(cfg.tokenizer_class ?? '').replace(/Fast$/, '')];
+  if (!defaults) return cfg;
+  const out = { ...cfg };
+  for (const [k, v] of Object.entries(defaults)) if (!Object.hasOwn(cfg, k) && idInJson(tokJson, v) !== undefined) out[k] = v;
+  return out;
+}
+
+/**
  * transformers' LlamaTokenizer(Fast) defaults, which a checkpoint's tokenizer_config.json overrides:
  * what a tokenizer converted from tokenizer.model runs with (it is loaded as that class).
  */
@@ -193,6 +213,7 @@ export function textTokenizer(tok: SrkTokenizer): TextTokenizer {
     // A chat template's bos_token / eos_token: the tokenizer's (transformers renders none where only config.json has an id).
     bosToken: tok.bosTokenId !== undefined && tok.bosFrom === 'the tokenizer files' ? tok.idToToken(tok.bosTokenId) ?? null : null,
     eosToken: tok.eosTokenId !== undefined && tok.eosFrom === 'the tokenizer files' ? tok.idToToken(tok.eosTokenId) ?? null : null,
+    eosPiece: tok.eosTokenId !== undefined ? tok.idToToken(tok.eosTokenId) ?? null : null,
     spec: tok.spec,
   };
 }
@@ -233,7 +254,8 @@ export class SrkTokenizer {
 
   /**
    * @param tokenizerJson parsed tokenizer.json
-   * @param tokenizerConfig parsed tokenizer_config.json merged over special_tokens_map.json ({} if none)
+   * @param tokenizerConfig parsed tokenizer_config.json with special_tokens_map.json as transformers reads them
+   *   (withSpecialTokensMap) and the tokenizer class's default special tokens ({} if none)
    * @param modelConfig parsed config.json, for bos/eos/pad ids the tokenizer files do not name
    * @param chatTemplateFile contents of chat_template.jinja, which newer saves use instead of the config field
    */
@@ -441,7 +463,7 @@ async function readTokenizer(dirOrFile: string): Promise<SrkTokenizer> {
     let merged: Json;
     try { merged = withConfigAddedTokens(tokJson, tokConfig, { json: jsonFile, config: configFile }); }
     catch (e) { throw new Error(`tokenizer: ${(e as Error).message}`); }
-    const tok = wrap(jsonFile, merged, tokConfig, modelConfig, template);
+    const tok = wrap(jsonFile, merged, withClassSpecialTokens(merged, tokConfig), modelConfig, template);
     const note = addBosEosNote(merged, tok);
     if (note) tok.notes.push(note);
     return tok;

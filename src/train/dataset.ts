@@ -23,6 +23,8 @@ export interface PairUse {
   augmented: boolean;
   /** Held-out data that may be SFT rows: read as pairs, or, where a row has no rejected response, as SFT rows (LoadPairsOptions.sftIfAny). */
   sftIfAny?: boolean;
+  /** Log what a user should know of the tokenizer's files (tokenizerNotes): once a run, with its first data. */
+  notes?: boolean;
   /** Only the first `count` usable pairs (in the data's order, as transformers' max_eval_samples), by the flag that asked. */
   limit?: { count: number; flag: string };
 }
@@ -36,10 +38,7 @@ export async function loadPairsForModel(modelDir: string, data: DataFiles, s: Da
   const tok = await loadTokenizer(modelDir);
   const { maxPositions, vocabSize } = await loadModelConfig(modelDir);
   if (tok.sentencePieceFile) log(`tokenizer: ${tok.sentencePieceFile} (SentencePiece; no tokenizer.json, converted as transformers does)`);
-  if (!noted.has(path.resolve(modelDir))) { // once, not again for the held-out data
-    for (const note of tokenizerNotes(tok, s.noEos)) log(note);
-    noted.add(path.resolve(modelDir));
-  }
+  if (use.notes) for (const note of tokenizerNotes(tok, s.noEos)) log(note);
   const r = await loadTokenizedPairs(data, textTokenizer(tok), {
     maxLength: s.maxLength, maxPromptLength: s.maxPromptLength, noEos: s.noEos, refinePrompt: s.refinePrompt, inContext: s.inContext,
     skipBadRows: s.skipBadRows, sft: use.sft, sftIfAny: use.sftIfAny, positions: { max: maxPositions, augmented: use.augmented }, vocabSize,
@@ -58,8 +57,6 @@ export async function loadPairsForModel(modelDir: string, data: DataFiles, s: Da
   }
   return r.pairs;
 }
-
-const noted = new Set<string>();
 
 /** What a user should know of a tokenizer's files: how they were read (SrkTokenizer.notes), and an EOS to doubt. */
 export function tokenizerNotes(tok: SrkTokenizer, noEos = false): string[] {

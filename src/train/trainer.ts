@@ -71,7 +71,7 @@ const fixed3 = (v: number | undefined): string => (v !== undefined && Number.isF
 const SAME_SIGTERM_MS = 2000;
 
 /** Options that must match for --resume to continue a run (others, like eval cadence, may change). */
-const PINNED = ['loss', 'beta', 'lambda', 'labelSmoothing', 'optimizer', 'weightDecay', 'lr', 'warmupSteps', 'lrSchedule', 'gradClip', 'batchSize', 'maxLength',
+export const PINNED = ['loss', 'beta', 'lambda', 'labelSmoothing', 'optimizer', 'weightDecay', 'lr', 'warmupSteps', 'lrSchedule', 'gradClip', 'batchSize', 'maxLength',
   'maxPromptLength', 'seed', 'refinePrompt', 'noEos', 'data', 'dropLast', 'sftPairTruncation', 'completionsInContext'] as const;
 /** What a pinned option was in a run saved by an older srk (before it existed), from what that run recorded. */
 const PINNED_BEFORE: Partial<Record<(typeof PINNED)[number], (recorded: Record<string, unknown>) => unknown>> = {
@@ -223,7 +223,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       inContext: o.completionsInContext === true };
     const dataProgress = (l: string, d: number, t: number) => progress.update(l, d, t);
     const sr = isSrLoss(o.loss);
-    const pairs = await loadPairsForModel(o.model, o.data, settings, { sft: o.loss === 'sft' && !o.sftPairTruncation, augmented: sr },
+    const pairs = await loadPairsForModel(o.model, o.data, settings, { sft: o.loss === 'sft' && !o.sftPairTruncation, augmented: sr, notes: true },
       log, undefined, dataProgress);
     const dataHash = pairsHash(pairs);
     if (state?.dataHash !== undefined && state.dataHash !== dataHash) {

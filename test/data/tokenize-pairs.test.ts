@@ -242,6 +242,10 @@ describe('tokenizePairs', () => {
     const g = tokenizePairs([gemma], tok).pairs[0];
     expect(g.chosenIds).toEqual([...chars('see '), 2, ...chars(' here<e>\n'), 2]);
     expect(g.rejectedIds).toEqual([...chars('no<e>\n'), 2]);
+    // The same where only config.json named the EOS id (no eos_token for the template, the id's text all the same).
+    const fromConfig = { ...tok, eosToken: null, eosPiece: '</s>' };
+    expect(tokenizePairs([gemma], fromConfig).pairs[0].chosenIds).toEqual(g.chosenIds);
+    expect(tokenizePairs([chat], fromConfig).pairs[0].chosenIds).toEqual([...chars('yes'), 2, ...chars('\n')]);
   });
 
   it('SFT variant: prompt + chosen only, same rules', () => {

@@ -105,6 +105,14 @@ describe('tokenizer: fixture tokenizer (byte-level BPE, vocab 384)', () => {
     writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ chat_template: '{{ bos_token }}', bos_token: '<|padding|>', eos_token: '<|endoftext|>' }));
     tok = await loadTokenizer(dir);
     expect([textTokenizer(tok).bosToken, textTokenizer(tok).eosToken]).toEqual(['<|padding|>', '<|endoftext|>']);
+    // A tokenizer class's own defaults where the config names none (GPTNeoXTokenizerFast: <|endoftext|> both),
+    // over config.json's ids; a class default the vocabulary lacks (Llama's <s>) leaves config.json's.
+    writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'GPTNeoXTokenizerFast' }));
+    tok = await loadTokenizer(dir);
+    expect([tok.bosTokenId, tok.eosTokenId, tok.bosFrom, textTokenizer(tok).bosToken]).toEqual([0, 0, 'the tokenizer files', '<|endoftext|>']);
+    writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'LlamaTokenizerFast' }));
+    tok = await loadTokenizer(dir);
+    expect([tok.bosTokenId, tok.eosTokenId, tok.bosFrom, textTokenizer(tok).bosToken, textTokenizer(tok).eosPiece]).toEqual([1, 2, 'config.json', null, '!']);
   });
 
   it('special_tokens_map.json as transformers reads it: over a legacy config, not beside added_tokens_decoder', async () => {

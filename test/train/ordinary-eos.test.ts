@@ -6,9 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadTokenizer } from '../../src/model/tokenizer.js';
+import { FIXTURES_HF } from '../helpers/models.js';
 import { ordinaryEosNote, tokenizerNotes } from '../../src/train/dataset.js';
 
-const fixture = (name: string) => join(__dirname, '..', 'fixtures', 'hf', name);
+const fixture = (name: string) => join(FIXTURES_HF, name);
 
 describe('an EOS that is an ordinary token', () => {
   it('is warned of, naming its id, its text and where it came from', async () => {

@@ -2,7 +2,7 @@
 // resume, is refused by its flag (a resumed --beta 0.5 run of a beta 0.1 one went on silently before
 // beta was pinned; this walks every setting, so one dropped from the list fails here).
 import { describe, expect, it } from 'vitest';
-import { checkPinned } from '../../src/train/trainer.js';
+import { checkPinned, PINNED } from '../../src/train/trainer.js';
 import { TRAIN_DEFAULTS, type TrainOptions } from '../../src/train/options.js';
 import type { TrainerState } from '../../src/train/checkpoint.js';
 
@@ -24,6 +24,9 @@ describe('checkPinned', () => {
     ['maxPromptLength', 128, '--max-prompt-length'], ['seed', 1, '--seed'], ['refinePrompt', 'Be good. Query:', '--refine-prompt'],
     ['noEos', true, '--no-eos'], ['data', 'other.jsonl', '--data'], ['dropLast', true, '--drop-last'], ['completionsInContext', true, '--completions-in-context'],
   ];
+  it('covers every pinned option with a flag', () => {
+    expect(changes.map(([k]) => k).sort()).toEqual(PINNED.filter((k) => k !== 'sftPairTruncation').sort()); // (no flag: from the state)
+  });
   for (const [k, v, flag] of changes) {
     it(`refuses another ${flag}`, () => {
       expect(() => checkPinned({ ...run, [k]: v } as TrainOptions, state({ ...run })))
