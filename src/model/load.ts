@@ -27,7 +27,7 @@ export interface LoadOptions {
 
 export async function loadModel(gpu: Gpu, dir: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   const cfg = await loadModelConfig(dir);
-  const ckpt = await openCheckpoint(dir);
+  const ckpt = withNeoxHeadName(cfg, await openCheckpoint(dir));
   try {
     checkCheckpointNames(cfg, await withoutTiedCopy(cfg, ckpt, dir), `checkpoint ${dir}`);
     const specs = expectedParameters(cfg);
@@ -59,6 +59,23 @@ export async function loadModel(gpu: Gpu, dir: string, opts: LoadOptions = {}): 
   } finally {
     await ckpt.close();
   }
+}
+
+/**
+ * GPT-NeoX's output layer under the name transformers 5 gives it in memory (lm_head.weight, as a state_dict
+ * saved without save_pretrained names it; save_pretrained writes embed_out.weight, which transformers 5 also
+ * loads): read as embed_out.weight where the file has no tensor of that name.
+ */
+function withNeoxHeadName(cfg: ModelConfig, ckpt: Checkpoint): Checkpoint {
+  const [want, given] = ['embed_out.weight', 'lm_head.weight'];
+  if (cfg.arch !== 'gpt-neox' || ckpt.tensors[want] || !ckpt.tensors[given]) return ckpt;
+  const tensors: Checkpoint['tensors'] = Object.create(null);
+  for (const [n, t] of Object.entries(ckpt.tensors)) tensors[n === given ? want : n] = t;
+  const of = (name: string) => (name === want ? given : name);
+  return {
+    ...ckpt, tensors, names: ckpt.names.map((n) => (n === given ? want : n)),
+    readTensor: (name) => ckpt.readTensor(of(name)), readRaw: (name) => ckpt.readRaw(of(name)), close: () => ckpt.close(),
+  };
 }
 
 /**
