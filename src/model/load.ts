@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { INDEX_FILE, SINGLE_FILE, openCheckpoint, type Checkpoint } from './safetensors.js';
 import { loadModelConfig, type ModelConfig } from './config.js';
-import { expectedParameters, checkCheckpointNames } from './tensor-names.js';
+import { alternativeNames, expectedParameters, checkCheckpointNames } from './tensor-names.js';
 import { uploadConverted } from '../kernels/convert.js';
 import { Params } from './params.js';
 import { elementIndex, firstNonFinite } from './finite-check.js';
@@ -27,7 +27,7 @@ export interface LoadOptions {
 
 export async function loadModel(gpu: Gpu, dir: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   const cfg = await loadModelConfig(dir);
-  const ckpt = withNeoxHeadName(cfg, await openCheckpoint(dir));
+  const ckpt = withAlternativeNames(await openCheckpoint(dir), alternativeNames(cfg));
   try {
     checkCheckpointNames(cfg, await withoutTiedCopy(cfg, ckpt, dir), `checkpoint ${dir}`);
     const specs = expectedParameters(cfg);
@@ -62,19 +62,20 @@ export async function loadModel(gpu: Gpu, dir: string, opts: LoadOptions = {}): 
 }
 
 /**
- * GPT-NeoX's output layer under the name transformers 5 gives it in memory (lm_head.weight, as a state_dict
- * saved without save_pretrained names it; save_pretrained writes embed_out.weight, which transformers 5 also
- * loads): read as embed_out.weight where the file has no tensor of that name.
+ * The checkpoint with each tensor that `alternatives` (usual name -> other name, tensor-names.ts
+ * alternativeNames) finds under its other name read under the usual one, where the file lacks the usual one.
  */
-function withNeoxHeadName(cfg: ModelConfig, ckpt: Checkpoint): Checkpoint {
-  const [want, given] = ['embed_out.weight', 'lm_head.weight'];
-  if (cfg.arch !== 'gpt-neox' || ckpt.tensors[want] || !ckpt.tensors[given]) return ckpt;
+function withAlternativeNames(ckpt: Checkpoint, alternatives: Record<string, string>): Checkpoint {
+  const renamed = Object.entries(alternatives).filter(([usual, other]) => !ckpt.tensors[usual] && ckpt.tensors[other]);
+  if (renamed.length === 0) return ckpt;
+  const toUsual = new Map(renamed.map(([usual, other]) => [other, usual]));
+  const toOther = new Map(renamed);
   const tensors: Checkpoint['tensors'] = Object.create(null);
-  for (const [n, t] of Object.entries(ckpt.tensors)) tensors[n === given ? want : n] = t;
-  const of = (name: string) => (name === want ? given : name);
+  for (const [n, t] of Object.entries(ckpt.tensors)) tensors[toUsual.get(n) ?? n] = t;
+  const inFile = (name: string) => toOther.get(name) ?? name;
   return {
-    ...ckpt, tensors, names: ckpt.names.map((n) => (n === given ? want : n)),
-    readTensor: (name) => ckpt.readTensor(of(name)), readRaw: (name) => ckpt.readRaw(of(name)), close: () => ckpt.close(),
+    ...ckpt, tensors, names: ckpt.names.map((n) => toUsual.get(n) ?? n),
+    readTensor: (name) => ckpt.readTensor(inFile(name)), readRaw: (name) => ckpt.readRaw(inFile(name)), close: () => ckpt.close(),
   };
 }
 

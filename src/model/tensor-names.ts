@@ -68,6 +68,15 @@ const NON_PARAMETERS = [
   /^model\.rotary_emb\.inv_freq$/,
 ];
 
+/**
+ * Other names a checkpoint may hold a parameter under, which transformers loads as that parameter: GPT-NeoX's
+ * output layer as transformers 5 names it in memory (lm_head.weight: a state_dict saved without
+ * save_pretrained; save_pretrained writes embed_out.weight). Taken only where the file lacks the usual name.
+ */
+export function alternativeNames(cfg: Pick<ModelConfig, 'arch'>): Record<string, string> {
+  return cfg.arch === 'gpt-neox' ? { 'embed_out.weight': 'lm_head.weight' } : {};
+}
+
 export function knownNonParameters(name: string): boolean {
   return NON_PARAMETERS.some((re) => re.test(name));
 }

@@ -159,9 +159,10 @@ function addBosEosNote(tokJson: Json, tok: SrkTokenizer): string | undefined {
  * __init__ defaults; a plain PreTrainedTokenizerFast has none): what {{ bos_token }} renders and the EOS
  * TRL appends. Taken where tokenizer.json has the token; else, as before, config.json's id.
  */
+const LLAMA_SPECIAL_TOKENS = { bos_token: '<s>', eos_token: '</s>' };
 const CLASS_SPECIAL_TOKENS: Record<string, Record<string, string>> = {
-  LlamaTokenizer: { bos_token: '<s>', eos_token: '</s>' },
-  CodeLlamaTokenizer: { bos_token: '<s>', eos_token: '</s>' },
+  LlamaTokenizer: LLAMA_SPECIAL_TOKENS,
+  CodeLlamaTokenizer: LLAMA_SPECIAL_TOKENS,
   GPTNeoXTokenizer: { bos_token: '<|endoftext|>', eos_token: '<|endoftext|>' },
   Qwen2Tokenizer: { eos_token: '<|endoftext|>', pad_token: '<|endoftext|>' },
 };
@@ -178,7 +179,7 @@ function withClassSpecialTokens(tokJson: Json, cfg: Json): Json {
  * transformers' LlamaTokenizer(Fast) defaults, which a checkpoint's tokenizer_config.json overrides:
  * what a tokenizer converted from tokenizer.model runs with (it is loaded as that class).
  */
-const LLAMA_TOKENIZER_DEFAULTS: Json = { bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>', add_bos_token: true, add_eos_token: false };
+const LLAMA_TOKENIZER_DEFAULTS: Json = { ...LLAMA_SPECIAL_TOKENS, unk_token: '<unk>', add_bos_token: true, add_eos_token: false };
 
 /**
  * A tokenizer from a SentencePiece tokenizer.model (sentencepiece.ts), as transformers' Llama fast
@@ -349,6 +350,8 @@ const hasByteFallback = (d: unknown): boolean =>
  * generation cut inside an emoji: "��" in Rust, "�" in the package). Such a run is given to the package as the
  * UTF-8 bytes of that many U+FFFD (EF BF BD, byte tokens too), which it decodes to the same text.
  */
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
 class ByteFallbackRuns {
   private constructor(private readonly byteOf: Map<number, number>, private readonly replacement: number[]) {}
 
@@ -365,14 +368,13 @@ class ByteFallbackRuns {
 
   asRust(ids: number[]): number[] {
     const out: number[] = [];
-    const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
     for (let i = 0; i < ids.length;) {
       if (!this.byteOf.has(ids[i])) { out.push(ids[i++]); continue; }
       let j = i;
       while (j < ids.length && this.byteOf.has(ids[j])) j++;
       const run = ids.slice(i, j);
       let valid = true;
-      try { utf8.decode(Uint8Array.from(run, (id) => this.byteOf.get(id)!)); } catch { valid = false; }
+      try { STRICT_UTF8.decode(Uint8Array.from(run, (id) => this.byteOf.get(id)!)); } catch { valid = false; }
       if (valid) out.push(...run);
       else for (let k = 0; k < run.length; k++) out.push(...this.replacement);
       i = j;
@@ -425,14 +427,15 @@ export function withSpecialTokensMap(tokenizerConfig: Json, specialMap: Json): J
   const out = extraAsAdditional(tokenizerConfig);
   if (Object.hasOwn(tokenizerConfig, 'added_tokens_decoder')) return out;
   for (const [k, v] of Object.entries(extraAsAdditional(specialMap))) {
-    if (k === 'additional_special_tokens' && Array.isArray(v)) {
-      const have = Array.isArray(out[k]) ? [...(out[k] as unknown[])] : [];
-      for (const t of v) if (!have.some((h) => tokenContent(h) === tokenContent(t))) have.push(t);
-      out[k] = have;
-    } else {
-      out[k] = v;
-    }
+    out[k] = k === 'additional_special_tokens' && Array.isArray(v) ? joinTokens(out[k], v) : v;
   }
+  return out;
+}
+
+/** The tokens of list `have` (if one), then those of `more` it lacks (by content). */
+function joinTokens(have: unknown, more: readonly unknown[]): unknown[] {
+  const out = Array.isArray(have) ? [...(have as unknown[])] : [];
+  for (const t of more) if (!out.some((h) => tokenContent(h) === tokenContent(t))) out.push(t);
   return out;
 }
 
@@ -440,8 +443,7 @@ export function withSpecialTokensMap(tokenizerConfig: Json, specialMap: Json): J
 function extraAsAdditional(cfg: Json): Json {
   const { extra_special_tokens: extra, ...rest } = cfg;
   if (!Array.isArray(extra)) return { ...cfg };
-  const have = Array.isArray(rest.additional_special_tokens) ? rest.additional_special_tokens : [];
-  return { ...rest, additional_special_tokens: [...have, ...extra.filter((t) => !have.some((h) => tokenContent(h) === tokenContent(t)))] };
+  return { ...rest, additional_special_tokens: joinTokens(rest.additional_special_tokens, extra) };
 }
 
 /** The files loadTokenizer reads from a directory (any of them changed: read again). */
