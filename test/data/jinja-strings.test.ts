@@ -26,6 +26,18 @@ describe('Python string strips in chat templates', () => {
     expect(() => new Template('{{ s.strip(3) }}').render({ s: 'a' })).toThrow(/strip arg must be None or str/);
   });
 
+  it('the trim filter is jinja2\'s: Python\'s whitespace, or the characters given', () => {
+    usePythonStrip();
+    // jinja2 3.1: Template("{{ s|trim }}").render(s="\ufeffq\x85 ") is "\ufeffq"; trim("x") strips x.
+    expect(new Template('[{{ s | trim }}]').render({ s: '\ufeffq\x85 ' })).toBe('[\ufeffq]');
+    expect(new Template('[{{ s | trim }}]').render({ s: ' \x1c a b\t\n' })).toBe('[a b]');
+    expect(new Template("[{{ s | trim('x') }}|{{ s | trim(chars='xh') }}|{{ s | trim() }}|{{ s | trim(none) }}]").render({ s: 'xxhixx' }))
+      .toBe('[hi|i|xxhixx|xxhixx]');
+    expect(() => new Template('{{ s | trim(3) }}').render({ s: 'a' })).toThrow(/trim arg must be None or str/);
+    // Other filters and other operands as the package has them.
+    expect(new Template('{{ s | upper }}|{{ n | abs }}').render({ s: 'a', n: -2 })).toBe('A|2');
+  });
+
   it('a Qwen3-style template keeps a response\'s leading space', () => {
     const template = "{%- for m in messages %}{{- '<|im_start|>' + m.role + '\\n' + m.content.lstrip('\\n') + '<|im_end|>\\n' }}{%- endfor %}" +
       "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
