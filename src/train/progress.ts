@@ -120,3 +120,17 @@ export function bytesProgress(update: (label: string, done: number, total: numbe
     update(label, last, mib(total), 'MiB');
   };
 }
+
+/** Bytes as MiB below a GiB, else GiB (two decimals). */
+export function fmtBytes(b: number): string {
+  return b < 2 ** 30 ? `${(b / 2 ** 20).toFixed(1)} MiB` : `${(b / 2 ** 30).toFixed(2)} GiB`;
+}
+
+/**
+ * What the run's GPU buffers take: the most in use at once (PyTorch's max_memory_allocated) and what srk's
+ * pool holds (free buffers kept for reuse included: PyTorch's memory_reserved). The driver's and Dawn's own
+ * memory comes on top; WebGPU reports no card's total, so this is what to compare with it.
+ */
+export function gpuMemory(pool: { peakInUseBytes: number; allocatedBytes: number }): string {
+  return `${fmtBytes(pool.peakInUseBytes)} in use at most, ${fmtBytes(pool.allocatedBytes)} held in buffers`;
+}

@@ -25,7 +25,7 @@ import { ScoringStopped, scorePairs } from './score.js';
 import { trainStep } from './step.js';
 import { TUNING_FILE, adapterName, loadTuning, saveTuning } from './tuning-file.js';
 import { batchStart, epochOrder, pairsUsed } from './shuffle.js';
-import { Progress, dueFrom } from './progress.js';
+import { Progress, dueFrom, gpuMemory } from './progress.js';
 import { acquireRunLock } from './run-lock.js';
 import { sweepStaleTemps } from './stale-temps.js';
 import { DEFAULT_EVAL_SAMPLE_TOKENS, defaultWeightDecay, isSrLoss, type TrainOptions } from './options.js';
@@ -486,6 +486,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     // later ones: dueFrom), at the last one's duration: an ETA from the steps' rate alone ran short by all of them.
     const dueSeconds = () => (evalPairs ? dueFrom(step, totalSteps, o.evalEvery) * evalSeconds : 0) + dueFrom(step, totalSteps, o.saveEvery) * saveSeconds;
     training = true;
+    let memoryLogged = false;
     progress.start(`train ${o.name ?? o.loss}`, step); // its first report counts the first step's time
     let order = epochOrder(P, o.seed, epoch);
     while (step < totalSteps && !interrupted) {
@@ -530,6 +531,9 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       progress.update(`train ${o.name ?? o.loss}`, step, totalSteps,
         `loss ${r.loss.toFixed(4)}${r.accuracy !== null ? ` acc ${r.accuracy.toFixed(2)}` : ''}${r.margin !== null ? ` margin ${r.margin.toFixed(3)}` : ''}`,
         step < totalSteps ? dueSeconds() : 0);
+      // How much GPU memory the run takes, once its shapes have all run (the reference pass, a step): what
+      // tells a user with a smaller card before a long run whether it fits, and which flags to turn.
+      if (!memoryLogged) { memoryLogged = true; log(`GPU memory after this process's first step: ${gpuMemory(gpu.pool)}`); }
       if (o.evalEvery > 0 && step % o.evalEvery === 0 && step < totalSteps && !interrupted) {
         // A pair the trained policy scores as non-finite on the eval data (f16 overflow, say) ends the
         // run, but the weights that trained with finite losses are saved first.
@@ -566,7 +570,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       log(`interrupted at step ${step}: checkpoint saved in ${dir}; continue with --resume${evalStopped && step >= totalSteps ? ' (it evaluates this step)' : ''}; report ${report}`);
       return { out: o.out, steps: step, checkpoint: dir, report, interrupted };
     }
-    log(`done: ${step} steps; model in ${dir}; report ${report}`);
+    log(`done: ${step} steps; model in ${dir}; report ${report}; GPU memory ${gpuMemory(gpu.pool)}`);
     return { out: o.out, steps: step, checkpoint: dir, report, lastEval };
   } finally {
     if (onSignal) { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); }

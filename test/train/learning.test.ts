@@ -1,7 +1,7 @@
 // `srk train` learns: a short Sr-DPO run on gpt-neox-tiny's 6 pairs, with the initial policy as
 // the reference, drives the training margin and accuracy up from their start (margin 0, since
 // policy == reference at step 1) and the loss down from log 2.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { describeRun, fixture, fixtureArgs, readMetrics, tempDir, train } from './helpers.js';
@@ -49,6 +49,14 @@ describe('srk train sr-dpo on gpt-neox-tiny (adamw, 6 steps): training margin an
     expect(existsSync(join(out, 'checkpoint', 'model.safetensors'))).toBe(true);
     expect(existsSync(join(out, 'report.html'))).toBe(true);
     expect(r.stderr).toMatch(/done: 6 steps/);
+    // The GPU memory the run took, said after the first step and at the end: at least the parameters, their
+    // gradients and AdamW's two moments (f32 each), and no more held than the pool's buffers.
+    const mem = /GPU memory after this process's first step: ([\d.]+) MiB in use at most, ([\d.]+) MiB held in buffers\n/.exec(r.stderr);
+    expect(mem, r.stderr).not.toBeNull();
+    const paramMiB = statSync(join(fixture('gpt-neox-tiny'), 'model.safetensors')).size / 2 ** 20; // f32 weights
+    expect(Number(mem![1])).toBeGreaterThan(4 * paramMiB * 0.95);
+    expect(Number(mem![2])).toBeGreaterThanOrEqual(Number(mem![1]));
+    expect(r.stderr).toMatch(/done: 6 steps; .*; GPU memory [\d.]+ MiB in use at most, [\d.]+ MiB held in buffers\n/);
     // What was read, in the log: the fixture's settings.
     expect(r.stderr).toMatch(/policy .*gpt-neox-tiny: gpt-neox, 2 layers, hidden 64, 4 heads of 16 \(4 rotary\), .*parallel residual, rope theta 10000\n/);
   });
