@@ -56,7 +56,7 @@ export type InitKind = 'normal' | 'zeros' | 'ones';
 export function initKind(spec: ParamSpec): InitKind {
   if (spec.shape.length >= 2) return 'normal';
   if (spec.name.endsWith('.bias')) return 'zeros';
-  if (/(^|\.)(input_layernorm|post_attention_layernorm|final_layer_norm|norm)\.weight$/.test(spec.name)) return 'ones';
+  if (/(^|\.)(input_layernorm|post_attention_layernorm|final_layer_norm|norm|q_norm|k_norm)\.weight$/.test(spec.name)) return 'ones';
   throw new Error(`initKind: no rule for the 1-D parameter ${spec.name}`);
 }
 

@@ -1,19 +1,19 @@
 // Model shapes for initModel: a ModelConfig per (arch, preset), with the byte tokenizer's
 // "<|endoftext|>" (id 256) as BOS and EOS.
 //
-//   tiny         tests and the demo (gpt-neox): d 64, 2 layers, 4 heads (llama/mistral: 2 KV heads), seconds on a CPU.
-//   small        d 128, 4 layers, 4 heads (llama/mistral: 2 KV heads), ~0.9M params: minutes of lavapipe a run.
+//   tiny         tests and the demo (gpt-neox): d 64, 2 layers, 4 heads (the others: 2 KV heads), seconds on a CPU.
+//   small        d 128, 4 layers, 4 heads (the others: 2 KV heads), ~0.9M params: minutes of lavapipe a run.
 //   pythia-160m  gpt-neox only: the real Pythia-160m shapes (d 768, 12 layers, 12 heads, vocab 50304).
 //   pythia-410m  gpt-neox only: the real Pythia-410m shapes (d 1024, 24 layers, 16 heads, vocab 50304).
 //
 // The embedding of tiny/small has the byte tokenizer's 257 ids rounded up to a multiple of 64
 // (320 rows; the unused rows are ordinary random rows, as in Pythia's padded 50304). The pythia
 // presets keep the real vocab size 50304 so that benchmarks see real matmul shapes.
-// MLP widths: gpt-neox 4d; llama/mistral the SwiGLU rule round_up(8d/3, 64).
+// MLP widths: gpt-neox 4d; the others the SwiGLU rule round_up(8d/3, 64).
 import type { Arch, ModelConfig } from '../model/config.js';
 import { BYTE_TOKENIZER_VOCAB, ENDOFTEXT_ID } from './byte-tokenizer.js';
 
-export const ARCHS: readonly Arch[] = ['gpt-neox', 'mistral', 'llama', 'qwen2'];
+export const ARCHS: readonly Arch[] = ['gpt-neox', 'mistral', 'llama', 'qwen2', 'qwen3'];
 
 export interface Preset {
   name: string;
@@ -44,7 +44,7 @@ const GQA: Preset[] = [
   { name: 'small', description: 'd 128, 4 layers, 4 heads, 2 KV heads', hiddenSize: 128, numLayers: 4, numHeads: 4, numKvHeads: 2, intermediateSize: swiglu(128), vocabSize: null, maxPositions: 4096 },
 ];
 
-export const PRESETS: Readonly<Record<Arch, readonly Preset[]>> = { 'gpt-neox': NEOX, mistral: GQA, llama: GQA, qwen2: GQA };
+export const PRESETS: Readonly<Record<Arch, readonly Preset[]>> = { 'gpt-neox': NEOX, mistral: GQA, llama: GQA, qwen2: GQA, qwen3: GQA };
 
 export function presetNames(arch: Arch): string[] {
   return PRESETS[arch].map((p) => p.name);

@@ -1,5 +1,6 @@
-// Hugging Face config.json -> one normalized ModelConfig for GPT-NeoX (Pythia), Mistral, Llama and Qwen2
-// (Qwen2 / Qwen2.5: Llama's computation with biases on q/k/v_proj and none on o_proj).
+// Hugging Face config.json -> one normalized ModelConfig for GPT-NeoX (Pythia), Mistral, Llama, Qwen2 and Qwen3
+// (Qwen2 / Qwen2.5: Llama's computation with biases on q/k/v_proj and none on o_proj; Qwen3: Llama's with an
+// RMSNorm over each query and key head before the rotation, q_norm / k_norm).
 //
 // Two spellings exist for the same model: hub files as downloaded (rotary_pct, rotary_emb_base,
 // rope_theta, rope_scaling, torch_dtype) and what transformers 5 writes (rope_parameters
@@ -13,7 +14,7 @@ import path from 'node:path';
 import { describeRopeScaling, type RopeScaling } from './rope.js';
 import { MAX_HEAD_DIM } from '../kernels/attention-limits.js';
 
-export type Arch = 'gpt-neox' | 'mistral' | 'llama' | 'qwen2';
+export type Arch = 'gpt-neox' | 'mistral' | 'llama' | 'qwen2' | 'qwen3';
 
 export interface ModelConfig {
   arch: Arch;
@@ -33,7 +34,7 @@ export interface ModelConfig {
   /** gelu = exact erf GELU; gelu_tanh = tanh approximation; silu = SwiGLU gate (llama/mistral). */
   act: 'gelu' | 'gelu_tanh' | 'silu';
   parallelResidual: boolean;
-  /** gpt-neox: query_key_value and dense have biases; llama: q/k/v/o_proj have biases; qwen2: always,
+  /** gpt-neox: query_key_value and dense have biases; llama, qwen3: q/k/v/o_proj have biases; qwen2: always,
    *  on q/k/v_proj only (tensor-names.ts). */
   attentionBias: boolean;
   mlpBias: boolean;
@@ -60,6 +61,7 @@ const MODEL_TYPES: Record<string, { arch: Arch; architecture: string }> = {
   mistral: { arch: 'mistral', architecture: 'MistralForCausalLM' },
   llama: { arch: 'llama', architecture: 'LlamaForCausalLM' },
   qwen2: { arch: 'qwen2', architecture: 'Qwen2ForCausalLM' },
+  qwen3: { arch: 'qwen3', architecture: 'Qwen3ForCausalLM' },
 };
 
 /**
@@ -280,9 +282,9 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
       ? f.error('head_dim', `= ${headDim}: srk's attention kernels take heads of at most ${MAX_HEAD_DIM} channels`)
       : f.error('num_attention_heads', `= ${numHeads} gives heads of ${headDim} channels (hidden_size ${hiddenSize}): srk's attention kernels take at most ${MAX_HEAD_DIM}`);
   }
-  // Absent, the config classes' own defaults (MistralConfig 8, Qwen2Config 32, LlamaConfig the heads);
+  // Absent, the config classes' own defaults (MistralConfig 8, Qwen2Config and Qwen3Config 32, LlamaConfig the heads);
   // null, the heads (multi-head attention), as each class turns None.
-  const numKvHeads = neox || f.raw.num_key_value_heads === null ? numHeads : f.int('num_key_value_heads', arch === 'mistral' ? 8 : arch === 'qwen2' ? 32 : numHeads);
+  const numKvHeads = neox || f.raw.num_key_value_heads === null ? numHeads : f.int('num_key_value_heads', arch === 'mistral' ? 8 : arch === 'qwen2' || arch === 'qwen3' ? 32 : numHeads);
   if (numHeads % numKvHeads !== 0) {
     const given = f.raw.num_key_value_heads !== undefined;
     throw f.error('num_key_value_heads', `= ${numKvHeads}${given ? '' : ` (absent: ${arch}'s default)`} does not divide num_attention_heads = ${numHeads}`);
@@ -294,7 +296,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     throw f.error(neox ? 'rotary_pct' : 'head_dim', `gives ${rotaryDim} rotary channels per head (head_dim ${headDim} * ${rope.fraction}); must be even and >= 2`);
   }
 
-  const maxPositions = f.int('max_position_embeddings', neox || arch === 'llama' ? 2048 : arch === 'qwen2' ? 32768 : 4096 * 32);
+  const maxPositions = f.int('max_position_embeddings', neox || arch === 'llama' ? 2048 : arch === 'qwen2' || arch === 'qwen3' ? 32768 : 4096 * 32);
   const normEps = neox ? f.num('layer_norm_eps', 1e-5) : f.num('rms_norm_eps', 1e-6);
   const act = activation(f, arch);
   const tiedEmbeddings = f.bool('tie_word_embeddings', false);
@@ -311,14 +313,20 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     if (arch === 'llama') {
       attentionBias = f.bool('attention_bias', false);
       mlpBias = f.bool('mlp_bias', false);
-    } else if (arch === 'qwen2') {
-      // Qwen2Attention builds q/k/v_proj with biases and o_proj without, whatever the config says.
-      attentionBias = true;
-      f.only('attention_bias', true, 'Qwen2 has biases on q/k/v_proj');
-      f.only('mlp_bias', false, 'Qwen2\'s MLP has no biases');
+    } else if (arch === 'qwen2' || arch === 'qwen3') {
+      if (arch === 'qwen2') {
+        // Qwen2Attention builds q/k/v_proj with biases and o_proj without, whatever the config says.
+        attentionBias = true;
+        f.only('attention_bias', true, 'Qwen2 has biases on q/k/v_proj');
+        f.only('mlp_bias', false, 'Qwen2\'s MLP has no biases');
+      } else {
+        // Qwen3Attention: attention_bias on all four projections (o_proj too), as Llama's; its MLP has none.
+        attentionBias = f.bool('attention_bias', false);
+        f.only('mlp_bias', false, 'Qwen3\'s MLP has no biases');
+      }
       // Sliding-window attention only on the layers from max_window_layers on, and only with
       // use_sliding_window; the hub's Qwen2 / Qwen2.5 configs name a window but leave it off.
-      // As transformers' Qwen2Config: the layers from max_window_layers on slide (default 28), and none without
+      // As transformers' Qwen2Config and Qwen3Config: the layers from max_window_layers on slide (default 28), and none without
       // use_sliding_window or a window. Where no layer would slide, every layer attends fully, as srk computes.
       const useSw = f.get('use_sliding_window');
       if (useSw !== undefined && useSw !== null && typeof useSw !== 'boolean') throw f.error('use_sliding_window', 'must be true or false');
@@ -328,7 +336,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
         throw f.error('use_sliding_window', `= true (a window of ${JSON.stringify(window)} on the layers from max_window_layers = ${JSON.stringify(windowLayers)} on) ` +
           'is not supported: per-layer sliding windows are not implemented');
       }
-      f.only('use_mrope', false, 'multimodal rotary embeddings (Qwen2-VL) are not implemented');
+      if (arch === 'qwen2') f.only('use_mrope', false, 'multimodal rotary embeddings (Qwen2-VL) are not implemented');
     } else {
       // MistralAttention/MLP are built without biases whatever the config says; refuse a config
       // that claims otherwise rather than guess.
@@ -353,7 +361,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
       const uniform = Array.isArray(layerTypes) && layerTypes.length === numLayers && layerTypes.every((t) => t === layerTypes[0]) &&
         (layerTypes[0] === 'full_attention' || layerTypes[0] === 'sliding_attention');
       throw f.error('layer_types', uniform
-        ? `lists "${String(layerTypes[0])}" for every layer, but ${slidingWindow === null ? 'no window is set (sliding_window' + (arch === 'qwen2' ? ' with use_sliding_window' : '') + ')' : `sliding_window = ${slidingWindow} is`}: ` +
+        ? `lists "${String(layerTypes[0])}" for every layer, but ${slidingWindow === null ? 'no window is set (sliding_window' + (arch === 'qwen2' || arch === 'qwen3' ? ' with use_sliding_window' : '') + ')' : `sliding_window = ${slidingWindow} is`}: ` +
           `the two must agree (here every layer's attention would be "${want}")`
         : `must list "${want}" for every layer (mixed attention types are not supported)`);
     }
@@ -401,7 +409,8 @@ export function describeModel(cfg: ModelConfig): string {
   parts.push(`rope theta ${cfg.ropeTheta}` + (cfg.ropeScaling ? `, ${describeRopeScaling(cfg.ropeScaling)}` : ''));
   if (cfg.slidingWindow !== null) parts.push(`sliding window ${cfg.slidingWindow}`);
   if (cfg.arch === 'qwen2') parts.push('q/k/v biases');
-  else if (cfg.arch !== 'gpt-neox' && (cfg.attentionBias || cfg.mlpBias)) {
+  if (cfg.arch === 'qwen3') parts.push('q/k norms');
+  if (cfg.arch !== 'gpt-neox' && cfg.arch !== 'qwen2' && (cfg.attentionBias || cfg.mlpBias)) {
     parts.push([cfg.attentionBias ? 'attention' : '', cfg.mlpBias ? 'MLP' : ''].filter(Boolean).join(' and ') + ' biases');
   }
   if (cfg.tiedEmbeddings) parts.push('tied embeddings');
@@ -454,12 +463,15 @@ export function toHfConfigJson(cfg: ModelConfig): Record<string, unknown> {
   }
   need(cfg.norm === 'rmsnorm' && cfg.act === 'silu' && !cfg.parallelResidual, 'uses RMSNorm, SiLU and sequential residuals');
   need(cfg.rotaryDim === cfg.headDim, 'rotates whole heads (rotaryDim = headDim)');
-  if (cfg.arch === 'qwen2') {
-    need(cfg.attentionBias && !cfg.mlpBias && cfg.slidingWindow === null, 'has q/k/v biases, no MLP biases and no sliding window');
+  if (cfg.arch === 'qwen2' || cfg.arch === 'qwen3') {
+    const qwen2 = cfg.arch === 'qwen2';
+    need((qwen2 ? cfg.attentionBias : true) && !cfg.mlpBias && cfg.slidingWindow === null,
+      qwen2 ? 'has q/k/v biases, no MLP biases and no sliding window' : 'has no MLP biases and no sliding window');
     return {
-      architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', ...common,
+      architectures: [qwen2 ? 'Qwen2ForCausalLM' : 'Qwen3ForCausalLM'], model_type: cfg.arch, ...common,
       num_key_value_heads: cfg.numKvHeads, head_dim: cfg.headDim, hidden_act: 'silu',
       rms_norm_eps: cfg.normEps, rope_theta: cfg.ropeTheta, rope_scaling: ropeScalingJson(cfg.ropeScaling),
+      ...(qwen2 ? {} : { attention_bias: cfg.attentionBias }),
       use_sliding_window: false, pad_token_id: cfg.embedPaddingIdx, ...tail,
     };
   }

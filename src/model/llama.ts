@@ -1,8 +1,9 @@
-// One Llama/Mistral block, forward and backward, llm.c style. N tokens, D = hidden,
+// One Llama/Mistral/Qwen2/Qwen3 block, forward and backward, llm.c style. N tokens, D = hidden,
 // Hq query heads and Hkv key/value heads of Dh (grouped-query attention), I = MLP width.
 //
 //   n1 = RMSNorm1(x)
 //   q = n1 Wq^T (+bq) [N, Hq, Dh];  k = n1 Wk^T (+bk), v = n1 Wv^T (+bv) [N, Hkv, Dh]
+//   Qwen3: q = RMSNorm_q(q), k = RMSNorm_k(k) over each head's Dh channels (q_norm / k_norm, gains [Dh])
 //   rotary on q and k (full head by default), theta = rope_theta
 //   att = attention(q, k, v) (sliding window for Mistral)
 //   x1 = x + att Wo^T (+bo)
@@ -22,6 +23,8 @@ import { gatherRows, spreadRows } from './rows.js';
 
 export interface LlamaSaved {
   x: Tensor; n1: Tensor; rstd1: Tensor; q: Tensor; k: Tensor; v: Tensor; att: Tensor; lse: Tensor;
+  /** Qwen3: q and k before their head norms [N, H Dh] and the norms' 1/rms [N H] (none after an in-place forward). */
+  headNorm?: { q: Tensor; k: Tensor; rstdQ: Tensor; rstdK: Tensor };
   /** x + attention, RMSNorm2's input (none after an in-place forward, which has no backward). */
   x1?: Tensor;
   n2: Tensor; rstd2: Tensor; gate: Tensor; up: Tensor;
@@ -48,11 +51,25 @@ export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor, inP
   const n1 = acq([N, D], 'n1'); const rstd1 = acq([N], 'rstd1');
   const s1 = producedScale(gpu); // one max |n1| for q, k and v, written by the norm
   normForward(gpu, true, { x, w: w('input_layernorm.weight'), y: n1, rstd: rstd1, N, D, eps, absmax: s1 });
-  const q = acq([N, Hq * Dh], 'q'); const k = acq([N, Hkv * Dh], 'k'); const v = acq([N, Hkv * Dh], 'v');
-  linearForward(gpu, n1, w('self_attn.q_proj.weight'), bias('self_attn.q_proj.bias'), q, N, D, Hq * Dh, false, s1);
-  linearForward(gpu, n1, w('self_attn.k_proj.weight'), bias('self_attn.k_proj.bias'), k, N, D, Hkv * Dh, false, s1);
+  const qIn = acq([N, Hq * Dh], 'q'); const kIn = acq([N, Hkv * Dh], 'k'); const v = acq([N, Hkv * Dh], 'v');
+  linearForward(gpu, n1, w('self_attn.q_proj.weight'), bias('self_attn.q_proj.bias'), qIn, N, D, Hq * Dh, false, s1);
+  linearForward(gpu, n1, w('self_attn.k_proj.weight'), bias('self_attn.k_proj.bias'), kIn, N, D, Hkv * Dh, false, s1);
   linearForward(gpu, n1, w('self_attn.v_proj.weight'), bias('self_attn.v_proj.bias'), v, N, D, Hkv * Dh, false, s1);
   gpu.pool.release(s1);
+  let headNorm: LlamaSaved['headNorm'];
+  let q = qIn; let k = kIn;
+  if (cfg.arch === 'qwen3') {
+    // Each head's Dh channels as a row of their own: [N H, Dh] through the model's RMSNorm kernel.
+    const norm = (x: Tensor, heads: number, name: 'q' | 'k') => {
+      const y = acq([N, heads * Dh], name); const rstd = acq([N * heads], `rstd_${name}`);
+      normForward(gpu, true, { x, w: w(`self_attn.${name}_norm.weight`), y, rstd, N: N * heads, D: Dh, eps });
+      return { y, rstd };
+    };
+    const nq = norm(qIn, Hq, 'q'); const nk = norm(kIn, Hkv, 'k');
+    q = nq.y; k = nk.y;
+    if (inPlace) gpu.pool.release(qIn, kIn, nq.rstd, nk.rstd);
+    else headNorm = { q: qIn, k: kIn, rstdQ: nq.rstd, rstdK: nk.rstd };
+  }
   const rot = (x: Tensor, heads: number) => ({ x: { tensor: x }, heads, N, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, invFreq: modelInvFreq(cfg), positions: batch.positions });
   rotary(gpu, rot(q, Hq));
   rotary(gpu, rot(k, Hkv));
@@ -91,12 +108,13 @@ export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor, inP
   linearForward(gpu, a, w('mlp.down_proj.weight'), bias('mlp.down_proj.bias'), y, Nt, I, D, true);
   gpu.pool.release(a);
   const savedTail = tail ? { ...tail, att: attT } : undefined;
-  return { y, saved: { x, n1, rstd1, q, k, v, att, lse, x1: inPlace ? undefined : x1, n2, rstd2, gate, up, tail: savedTail } };
+  return { y, saved: { x, n1, rstd1, q, k, v, att, lse, headNorm, x1: inPlace ? undefined : x1, n2, rstd2, gate, up, tail: savedTail } };
 }
 
 export function llamaFreeSaved(ctx: ForwardContext, s: LlamaSaved): void {
   // (After an in-place forward x1 was the block's output, which the caller owns: none is saved.)
   ctx.gpu.pool.release(s.n1, s.rstd1, s.q, s.k, s.v, s.att, s.lse, s.x1, s.n2, s.rstd2, s.gate, s.up, s.tail?.att);
+  if (s.headNorm) ctx.gpu.pool.release(s.headNorm.q, s.headNorm.k, s.headNorm.rstdQ, s.headNorm.rstdK);
 }
 
 /** Backward of block l: dy [N, D] ([n, D] with a tail) in, dL/dx [N, D] returned as a new tensor
@@ -145,7 +163,7 @@ export function llamaBlockBackward(ctx: ForwardContext, l: number, s: LlamaSaved
     const full = spreadRows(gpu, datt, s.tail.rows, N, Nfull, Hq * Dh, 'd_att'); gpu.pool.release(datt); datt = full;
     dx = spreadRows(gpu, dx1, s.tail.rows, N, Nfull, D, 'dx'); gpu.pool.release(dx1);
   }
-  const dq = acq([Nfull, Hq * Dh], 'd_q'); const dk = acq([Nfull, Hkv * Dh], 'd_k'); const dv = acq([Nfull, Hkv * Dh], 'd_v');
+  let dq = acq([Nfull, Hq * Dh], 'd_q'); let dk = acq([Nfull, Hkv * Dh], 'd_k'); const dv = acq([Nfull, Hkv * Dh], 'd_v');
   attentionBackward(gpu, { B, T, Hq, Hkv, Dh, q: { tensor: s.q }, k: { tensor: s.k }, v: { tensor: s.v }, mask: maskOf(batch),
     window: cfg.slidingWindow ?? 0, out: { tensor: s.att }, lse: s.lse, dout: { tensor: datt },
     dq: { tensor: dq }, dk: { tensor: dk }, dv: { tensor: dv } });
@@ -153,6 +171,18 @@ export function llamaBlockBackward(ctx: ForwardContext, l: number, s: LlamaSaved
   const rot = (x: Tensor, heads: number) => ({ x: { tensor: x }, heads, N: Nfull, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, invFreq: modelInvFreq(cfg), positions: batch.positions, inverse: true });
   rotary(gpu, rot(dq, Hq));
   rotary(gpu, rot(dk, Hkv));
+  if (s.headNorm) {
+    // Qwen3's head norms: the projections' output gradients from the norms' (rows [N H, Dh], as the forward).
+    const hn = s.headNorm;
+    const back = (dy: Tensor, x: Tensor, rstd: Tensor, heads: number, name: 'q' | 'k') => {
+      const dx = acq([Nfull, heads * Dh], `d_${name}_proj`);
+      normBackward(gpu, true, { dy, x, w: w(`self_attn.${name}_norm.weight`), rstd, dx, dw: g(`self_attn.${name}_norm.weight`), N: Nfull * heads, D: Dh });
+      gpu.pool.release(dy);
+      return dx;
+    };
+    dq = back(dq, hn.q, hn.rstdQ, Hq, 'q');
+    dk = back(dk, hn.k, hn.rstdK, Hkv, 'k');
+  }
   const dn1 = acq([Nfull, D], 'd_n1');
   const n1Scale = operandScale(gpu, s.n1, Nfull * D); // q, k and v take the same input: one max for the three
   linearBackward(gpu, dq, s.n1, w('self_attn.q_proj.weight'), { dx: dn1, dw: g('self_attn.q_proj.weight'), db: gb('self_attn.q_proj.bias') }, Nfull, D, Hq * Dh, undefined, n1Scale);

@@ -45,6 +45,8 @@ export function expectedParameters(cfg: ModelConfig): ParamSpec[] {
       add(`${p}self_attn.${proj}.weight`, rows, cols);
       if (cfg.attentionBias && !(cfg.arch === 'qwen2' && proj === 'o_proj')) add(`${p}self_attn.${proj}.bias`, rows);
     }
+    // Qwen3: an RMSNorm gain over each query head's and each key head's channels (one per layer, shared by the heads).
+    if (cfg.arch === 'qwen3') { add(`${p}self_attn.q_norm.weight`, cfg.headDim); add(`${p}self_attn.k_norm.weight`, cfg.headDim); }
     for (const [proj, rows, cols] of [['gate_proj', I, D], ['up_proj', I, D], ['down_proj', D, I]] as const) {
       add(`${p}mlp.${proj}.weight`, rows, cols);
       if (cfg.mlpBias) add(`${p}mlp.${proj}.bias`, rows);
@@ -131,6 +133,7 @@ export function checkCheckpointNames(cfg: ModelConfig, tensors: Found, where = '
       const mlp = /\.mlp\.\w+\.bias$/.test(n);
       if (cfg.arch === 'mistral' && (attention || mlp)) return ' (Mistral layers have no biases)';
       if (cfg.arch === 'qwen2' && (attention || mlp)) return ' (Qwen2 has biases on q/k/v_proj alone)';
+      if (cfg.arch === 'qwen3' && mlp) return ' (Qwen3\'s MLP has no biases)';
       // (GPT-NeoX's attention_bias defaults to true, Llama's to false.)
       if (attention && !cfg.attentionBias) return ` (config.json's attention_bias is false${cfg.arch === 'gpt-neox' ? '' : ' or absent'})`;
       if (mlp && !cfg.mlpBias) return ' (config.json\'s mlp_bias is false or absent)';

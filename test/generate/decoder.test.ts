@@ -15,7 +15,7 @@ import { Decoder, type DecodeToken } from '../../src/generate/decoder.js';
 import type { ModelShape } from '../../src/model/context.js';
 import type { Params } from '../../src/model/params.js';
 import type { Gpu } from '../../src/engine/gpu.js';
-import { FIXTURES_HF as FIX, MODEL_VARIANTS } from '../helpers/models.js';
+import { FIXTURES_HF as FIX, GOLDEN_FIXTURES, MODEL_VARIANTS } from '../helpers/models.js';
 
 const rng = makeRng();
 
@@ -68,11 +68,11 @@ interface Expected { pairs: { prompt_ids: number[]; chosen_ids: number[]; reject
 const LOGP_TOL = 2e-5;
 
 describe(`generation's cached forward (seed ${rng.seed})`, () => {
-  for (const name of ['gpt-neox-tiny', 'mistral-tiny', 'llama-tiny-tied']) {
+  for (const [name, dir] of GOLDEN_FIXTURES) {
     it(`${name}: completion log-probs within ${LOGP_TOL} of transformers (prefill, pieces, single tokens)`, async () => {
       const gpu = await getGpu();
-      const exp: Expected = JSON.parse(readFileSync(resolve(FIX, name, 'expected.json'), 'utf8'));
-      const m = await loadModel(gpu, resolve(FIX, name));
+      const exp: Expected = JSON.parse(readFileSync(resolve(dir, name, 'expected.json'), 'utf8'));
+      const m = await loadModel(gpu, resolve(dir, name));
       const seqs = exp.pairs.flatMap((p) => [{ prompt: p.prompt_ids, completion: p.chosen_ids }, { prompt: p.prompt_ids, completion: p.rejected_ids }]);
       await decodeLogps(gpu, m.cfg, m.params, seqs.slice(0, 1), 2); // (first uses keep a few small tables: rotary frequencies)
       const before = gpu.pool.inUseBytes;

@@ -9,6 +9,13 @@ import type { CausalLM } from '../../src/model/causal-lm.js';
 import { releaseBatch, uploadBatch } from '../../src/model/gpu-batch.js';
 
 export const FIXTURES_HF = resolve(import.meta.dirname, '../fixtures/hf');
+/** Qwen3, which the HF fixtures lack: the same layout, from a float64 JAX reference of transformers' code (its README). */
+export const FIXTURES_JAX = resolve(import.meta.dirname, '../fixtures/jax');
+
+/** The golden fixtures (float64 log-probs, losses and gradients) as [name, the directory holding it]. */
+export const GOLDEN_FIXTURES: readonly (readonly [string, string])[] = [
+  ['gpt-neox-tiny', FIXTURES_HF], ['mistral-tiny', FIXTURES_HF], ['llama-tiny-tied', FIXTURES_HF], ['qwen3-tiny', FIXTURES_JAX],
+];
 
 export const MODEL_VARIANTS: [string, string, Partial<ModelConfig>][] = [
   ['GPT-NeoX, parallel residual', 'gpt-neox-tiny', {}],

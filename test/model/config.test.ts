@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { describeModel, loadModelConfig, parseModelConfig, toHfConfigJson, writeHfConfig, type ModelConfig } from '../../src/model/config.js';
 import { FIXTURES, MODELS } from './paths.js';
+import { expectedParameters } from '../../src/model/tensor-names.js';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'srk-cfg-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -164,6 +165,47 @@ describe('loadModelConfig on the fixtures', () => {
     expect(parseModelConfig({ ...qwen, layer_types: Array(24).fill('full_attention'), use_mrope: false }, 'q').arch).toBe('qwen2');
   });
 
+  it('a Qwen3-0.6B config (q/k norms, head_dim 128 over hidden 1024, GQA 16:8, tied) is read whole, as is its transformers-5 spelling', () => {
+    const qwen3 = {
+      architectures: ['Qwen3ForCausalLM'], attention_bias: false, attention_dropout: 0.0, bos_token_id: 151643, eos_token_id: 151645,
+      head_dim: 128, hidden_act: 'silu', hidden_size: 1024, initializer_range: 0.02, intermediate_size: 3072, max_position_embeddings: 40960,
+      max_window_layers: 28, model_type: 'qwen3', num_attention_heads: 16, num_hidden_layers: 28, num_key_value_heads: 8, rms_norm_eps: 1e-06,
+      rope_scaling: null, rope_theta: 1000000, sliding_window: null, tie_word_embeddings: true, torch_dtype: 'bfloat16',
+      transformers_version: '4.51.0', use_cache: true, use_sliding_window: false, vocab_size: 151936,
+    };
+    const cfg = parseModelConfig(qwen3, 'qwen3-0.6b');
+    expect(withoutRaw(cfg)).toEqual({
+      arch: 'qwen3', vocabSize: 151936, hiddenSize: 1024, intermediateSize: 3072, numLayers: 28, numHeads: 16, numKvHeads: 8,
+      headDim: 128, rotaryDim: 128, ropeTheta: 1e6, ropeScaling: null, maxPositions: 40960, norm: 'rmsnorm', normEps: 1e-6, act: 'silu',
+      parallelResidual: false, attentionBias: false, mlpBias: false, tiedEmbeddings: true, slidingWindow: null, embedPaddingIdx: null,
+      bosTokenId: 151643, eosTokenId: 151645, dtype: 'bfloat16',
+    });
+    expect(describeModel(cfg)).toBe('qwen3, 28 layers, hidden 1024, 16 query / 8 key-value heads of 128, MLP 3072 (SwiGLU), vocab 151936, ' +
+      'rope theta 1000000, q/k norms, tied embeddings');
+    // The model card's sizes: 0.6B parameters, 0.44B without the embedding (q_norm / k_norm: 128 each a layer).
+    const params = expectedParameters(cfg);
+    const count = (ps: typeof params) => ps.reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0);
+    expect(count(params)).toBe(596049920);
+    expect(count(params.filter((p) => p.name !== 'model.embed_tokens.weight'))).toBe(440467456);
+    expect(params.filter((p) => /\.(q|k)_norm\.weight$/.test(p.name)).map((p) => p.shape)).toEqual(Array(56).fill([128]));
+    expect(withoutRaw(parseModelConfig(toHfConfigJson(cfg), 'mem'))).toEqual(withoutRaw(cfg));
+    // As transformers 5 saves it (dtype, rope_parameters, layer_types).
+    const { rope_theta: _t, rope_scaling: _s, torch_dtype: _d, ...rest } = qwen3;
+    const v5 = parseModelConfig({ ...rest, dtype: 'bfloat16', rope_parameters: { rope_theta: 1000000, rope_type: 'default' },
+      layer_types: Array(28).fill('full_attention'), transformers_version: '5.17.0' }, 'v5');
+    expect(withoutRaw(v5)).toEqual(withoutRaw(cfg));
+    // attention_bias puts biases on all four projections, as Llama's; the MLP never has any.
+    const biased = parseModelConfig({ ...qwen3, attention_bias: true }, 'b');
+    expect(expectedParameters(biased).filter((p) => p.name.startsWith('model.layers.0.') && p.name.endsWith('.bias')).map((p) => p.name))
+      .toEqual(['q', 'k', 'v', 'o'].map((x) => `model.layers.0.self_attn.${x}_proj.bias`));
+    expect(describeModel(biased)).toMatch(/q\/k norms, attention biases, tied embeddings$/);
+    expect(() => parseModelConfig({ ...qwen3, mlp_bias: true }, 'q')).toThrow(/"mlp_bias" = true is not supported: Qwen3's MLP has no biases/);
+    expect(() => parseModelConfig({ ...qwen3, use_sliding_window: true, sliding_window: 4096, max_window_layers: 20 }, 'q'))
+      .toThrow(/"use_sliding_window" = true \(a window of 4096 on the layers from max_window_layers = 20 on\) is not supported/);
+    expect(() => parseModelConfig({ ...qwen3, use_mrope: false }, 'q')).toThrow(/"use_mrope" is not a known qwen3 setting/);
+    expect(() => parseModelConfig({ ...qwen3, architectures: ['Qwen2ForCausalLM'] }, 'q')).toThrow(/expected \["Qwen3ForCausalLM"\]/);
+  });
+
   it('rope scaling: Llama 3.1 (hub rope_scaling and transformers-5 rope_parameters alike), linear, dynamic', () => {
     const llama31 = { rope_type: 'llama3', factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 8192 };
     const a = parseModelConfig({ ...hub('llama-tiny-tied'), rope_scaling: llama31, max_position_embeddings: 131072 }, 'hub');
@@ -209,7 +251,7 @@ const LLAMA31 = { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4
 describe('unsupported configs are errors naming the field and the file', () => {
   const cases: [string, string, Record<string, unknown>, RegExp][] = [
     ['model_type', 'gpt-neox-tiny', { model_type: 'gpt2' }, /"model_type" = "gpt2" is not supported/],
-    ['model_type missing', 'gpt-neox-tiny', { model_type: undefined }, /"model_type" is required \(one of gpt_neox, mistral, llama, qwen2\)/],
+    ['model_type missing', 'gpt-neox-tiny', { model_type: undefined }, /"model_type" is required \(one of gpt_neox, mistral, llama, qwen2, qwen3\)/],
     ['architectures', 'gpt-neox-tiny', { architectures: ['GPTNeoXForSequenceClassification'] }, /"architectures".*expected \["GPTNeoXForCausalLM"\]/],
     ['rope_scaling yarn', 'llama-tiny-tied', { rope_scaling: { type: 'yarn', factor: 2 } }, /"rope_scaling.rope_type" = "yarn" is not supported \(supported: default, linear, dynamic, llama3; yarn and longrope/],
     ['rope_type longrope', 'llama-tiny-tied', { rope_parameters: { rope_type: 'longrope', rope_theta: 5e5 } }, /"rope_parameters.rope_type" = "longrope" is not supported/],

@@ -1,10 +1,11 @@
 // The models against Hugging Face transformers (float64 golden fixtures, test/fixtures/hf, copied
-// from ../shared/fixtures/hf): sequence log-probs (plain and augmented, packed and unpacked rows),
+// from ../shared/fixtures/hf; Qwen3 from a float64 JAX reference of transformers' code, test/fixtures/jax): sequence log-probs (plain and augmented, packed and unpacked rows),
 // all four preference losses, and every parameter gradient of each loss, on our f32 GPU path.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { getGpu } from '../helpers/gpu.js';
+import { FIXTURES_JAX, GOLDEN_FIXTURES } from '../helpers/models.js';
 import { loadModel, type LoadedModel } from '../../src/model/load.js';
 import { buildBatch, type PromptCompletions } from '../../src/model/batch.js';
 import { releaseBatch, uploadBatch } from '../../src/model/gpu-batch.js';
@@ -13,7 +14,6 @@ import { openSafetensors } from '../../src/model/safetensors.js';
 import { PREFERENCE_LOSS_TYPES, preferenceLossRef, type PreferenceLogps } from '../../src/losses/preference.ref.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 
-const FIX = resolve(import.meta.dirname, '../fixtures/hf');
 
 interface Expected {
   beta: number; lambda: number; refine_prompt_ids: number[];
@@ -47,8 +47,8 @@ function relClose(got: number[], want: number[], tol: number): void {
   got.forEach((g, i) => expect(Math.abs(g - want[i]) / Math.max(1, Math.abs(want[i])), `index ${i}: ${g} vs ${want[i]}`).toBeLessThan(tol));
 }
 
-for (const name of ['gpt-neox-tiny', 'mistral-tiny', 'llama-tiny-tied']) {
-  describe(`HF fixture ${name}`, () => {
+for (const [name, FIX] of GOLDEN_FIXTURES) {
+  describe(`${FIX === FIXTURES_JAX ? 'JAX' : 'HF'} fixture ${name}`, () => {
     const exp: Expected = JSON.parse(readFileSync(resolve(FIX, name, 'expected.json'), 'utf8'));
     const plain = exp.pairs.map((p) => ({ prompt: p.prompt_ids, completions: [p.chosen_ids, p.rejected_ids] }));
     const aug = exp.pairs.map((p) => ({ prompt: [...exp.refine_prompt_ids, ...p.prompt_ids], completions: [p.chosen_ids, p.rejected_ids] }));

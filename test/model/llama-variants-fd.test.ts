@@ -2,7 +2,7 @@
 // query heads per key/value head and no sliding window, and a tied Llama with one query head per
 // key/value head, neither with biases. Here: a sliding window shorter than the sequences, four query
 // heads sharing one key/value head, heads narrower than hidden / heads (q_proj not square), Llama's
-// attention and MLP biases, an untied Llama, Qwen2 (q/k/v biases), and Llama 3's rope scaling. The whole model's gradient against finite
+// attention and MLP biases, an untied Llama, Qwen2 (q/k/v biases), Qwen3 (q/k norms), and Llama 3's rope scaling. The whole model's gradient against finite
 // differences of its own f32 forward (test/helpers/model-fd.ts says how); each fixture as it is runs
 // first, as the control (their gradients match transformers' in hf-fixtures.test.ts).
 import { resolve } from 'node:path';
@@ -28,6 +28,8 @@ describe(`Llama and Mistral variants: gradient against finite differences (seed 
     ['Llama, attention and MLP biases', 'llama-tiny-tied', { attentionBias: true, mlpBias: true }, /\.bias$/],
     ['Llama, untied output layer', 'llama-tiny-tied', { tiedEmbeddings: false }, /^lm_head\.weight$/],
     ['Qwen2: biases on q/k/v_proj, none on o_proj', 'llama-tiny-tied', { arch: 'qwen2', attentionBias: true }, /\.(q|k|v)_proj\.bias$/],
+    ['Qwen3: q_norm / k_norm over each head, biases on all four projections, two query heads a key/value head', 'llama-tiny-tied',
+      { arch: 'qwen3', attentionBias: true, numKvHeads: 2 }, /\.(q_norm\.weight|k_norm\.weight|[qkvo]_proj\.bias|[kv]_proj\.weight)$/],
     ['Llama, llama3 rope scaling over an original context of 8 (one frequency blended, the rest divided by 4)', 'llama-tiny-tied',
       { ropeScaling: { type: 'llama3', factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8 } }, null],
   ];

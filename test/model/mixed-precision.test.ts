@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { getGpu } from '../helpers/gpu.js';
+import { GOLDEN_FIXTURES } from '../helpers/models.js';
 import { loadModel, type LoadedModel } from '../../src/model/load.js';
 import { buildBatch, type PromptCompletions } from '../../src/model/batch.js';
 import { releaseBatch, uploadBatch } from '../../src/model/gpu-batch.js';
@@ -14,7 +15,6 @@ import { openSafetensors } from '../../src/model/safetensors.js';
 import { preferenceLossRef } from '../../src/losses/preference.ref.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 
-const FIX = resolve(import.meta.dirname, '../fixtures/hf');
 
 interface Expected {
   beta: number; lambda: number;
@@ -33,8 +33,8 @@ async function seqLogps(gpu: Gpu, m: LoadedModel, items: PromptCompletions[], tr
   return { chosen: items.map((_, i) => s[layout.seqIndex[i][0]]), rejected: items.map((_, i) => s[layout.seqIndex[i][1]]), st, batch, layout };
 }
 
-for (const name of ['gpt-neox-tiny', 'mistral-tiny', 'llama-tiny-tied']) {
-  describe(`mixed precision, HF fixture ${name}`, () => {
+for (const [name, FIX] of GOLDEN_FIXTURES) {
+  describe(`mixed precision, fixture ${name}`, () => {
     const exp: Expected = JSON.parse(readFileSync(resolve(FIX, name, 'expected.json'), 'utf8'));
     const plain = exp.pairs.map((p) => ({ prompt: p.prompt_ids, completions: [p.chosen_ids, p.rejected_ids] }));
 
