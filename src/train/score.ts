@@ -49,6 +49,16 @@ export class ScoringStopped extends Error {
   constructor() { super('scoring stopped'); }
 }
 
+/**
+ * What a non-finite result in f16 operands may also be, and the flag that tells it from the data or the model:
+ * `--aug-precision` where only this pass runs in f16 (an f32 run's augmented pass), else `--precision`. Empty in f32.
+ */
+export function mixedHint(gpu: Gpu, passPrecision?: 'f32' | 'f16'): string {
+  if ((passPrecision ?? gpu.matmulPrecision) !== 'f16') return '';
+  const flag = passPrecision === 'f16' && gpu.matmulPrecision !== 'f16' ? '--aug-precision' : '--precision';
+  return ` (mixed precision: a weight or an activation past f16's range, 65504, ends this way too; ${flag} f32 tells the two apart)`;
+}
+
 /** Arrays for the log-probs of `n` pairs. */
 export function emptyLogps(n: number): PairLogps {
   return { chosen: new Float64Array(n), rejected: new Float64Array(n), chosenTokens: new Int32Array(n), rejectedTokens: new Int32Array(n) };
@@ -71,6 +81,10 @@ export async function scorePairs(gpu: Gpu, model: CausalLM, pairs: readonly Toke
   const drain = async () => {
     const batch = pending.splice(0);
     const values = await gpu.readManyF32(batch.map((q) => q.sums));
+    // Pairs whose log-prob is not finite: the first named, the others of this readback counted (a model that
+    // overflows does so on every pair, and naming one alone read as that row's fault).
+    const bad: { k: number; chosen: number; rejected?: number }[] = [];
+    let read = 0;
     for (const [j, q] of batch.entries()) {
       const s = values[j];
       gpu.pool.release(q.sums);
@@ -80,14 +94,18 @@ export async function scorePairs(gpu: Gpu, model: CausalLM, pairs: readonly Toke
         // An SFT row has one completion (r undefined): rejected stays 0 with 0 tokens.
         // (The same tokens twice: one sum for both, so the margin is exactly 0: sameCompletions.)
         if (r !== undefined) { out.rejected[k] = sameCompletions(pairs[k]) ? s[c] : s[r]; out.rejectedTokens[k] = q.layout.tokenCounts[r]; }
-        if (!Number.isFinite(s[c]) || (r !== undefined && !Number.isFinite(s[r]))) {
-          // A model that overflows on this data (f16 past 65504, say): the user's to see, not a stack trace.
-          throw userError(`${o.pairName ? o.pairName(k) : `pair ${k}`}: log-prob is not finite (chosen ${s[c]}` +
-            `${r !== undefined ? `, rejected ${s[r]}` : ''})`);
-        }
+        if (!Number.isFinite(s[c]) || (r !== undefined && !Number.isFinite(s[r]))) bad.push({ k, chosen: s[c], rejected: r !== undefined ? s[r] : undefined });
       });
+      read += q.idx.length;
       done += q.idx.length;
       for (const k of q.idx) scored[k] = 1;
+    }
+    if (bad.length) {
+      // A model that overflows on this data (f16 past 65504, say): the user's to see, not a stack trace.
+      const { k, chosen, rejected } = bad[0];
+      throw userError(`${o.pairName ? o.pairName(k) : `pair ${k}`}: log-prob is not finite (chosen ${chosen}` +
+        `${rejected !== undefined ? `, rejected ${rejected}` : ''})` +
+        `${bad.length > 1 ? `; so are ${bad.length - 1} more of the ${read} pairs read back with it` : ''}${mixedHint(gpu, o.matmulPrecision)}`);
     }
     o.onResults?.(out, scored);
     // A long scoring pass (the reference log-probs before training) tunes as steps do (engine/tuner.ts).

@@ -504,7 +504,8 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
         throw new TrainingError(`step ${step + 1}: the loss is ${r.loss} and the gradient norm ${r.gradNorm}; stopping. ` +
           `The weights of this step were not saved; the last good checkpoint is ${lastSaved ?? 'none (no checkpoint was saved yet)'}.` +
-          (precision.precision === 'mixed' ? ' (mixed precision: an activation past f16\'s range, 65504, also ends this way; --precision f32 tells the two apart.)' : ''));
+          (precision.precision === 'mixed' ? ' (mixed precision: a weight or an activation past f16\'s range, 65504, also ends this way; --precision f32 tells the two apart.)'
+            : augMatmulPrecision === 'f16' && isSrLoss(o.loss) ? ' (the augmented pass in mixed precision, --aug-precision mixed: a weight or an activation past f16\'s range, 65504, also ends this way; --aug-precision f32 tells the two apart.)' : ''));
       }
       step++; pairsSeen += end - position; position = end;
       if (gpu.tuner) {

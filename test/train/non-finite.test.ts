@@ -74,4 +74,31 @@ describe('srk train stops on a non-finite loss, naming the step and the last goo
     expect(readMetrics(out)).toEqual([]);
     expect(readdirSync(out).filter((e) => e.startsWith('.checkpoint') || e === 'checkpoint')).toEqual([]);
   });
+
+  it('mixed precision: a weight past f16\'s range (finite in f32) ends the reference pass or the step with a message naming mixed precision and the flag', async () => {
+    // query_key_value x 1e6: weights up to ~1e5, past f16's 65504 (the f32 path computes them, saturated softmax and all).
+    const model = join(tmp, 'f16-overflow');
+    cpSync(fixture('gpt-neox-tiny'), model, { recursive: true });
+    const file = join(model, 'model.safetensors');
+    const buf = readFileSync(file);
+    const { dataStart, tensors } = safetensorsHeader(buf);
+    for (const l of [0, 1]) {
+      const [a, b] = tensors[`gpt_neox.layers.${l}.attention.query_key_value.weight`].data_offsets;
+      for (let o = dataStart + a; o < dataStart + b; o += 4) buf.writeFloatLE(buf.readFloatLE(o) * 1e6, o);
+    }
+    writeFileSync(file, buf);
+    const common = ['--model', model, '--data', join(model, 'pairs.jsonl'), '--no-eos', '--batch-size', '6', '--max-steps', '1'];
+    // The reference pass (the policy as its own reference), every pair NaN: the first named, the rest counted.
+    const r = await train([...common, '--loss', 'dpo', '--precision', 'mixed', '--out', join(tmp, 'f16-mixed')], { SRK_MIXED: 'emulate' });
+    expect(r.code, describeRun(r)).toBe(1);
+    expect(r.stderr).toMatch(/pair \d: log-prob is not finite \(chosen NaN, rejected NaN\); so are 5 more of the 6 pairs read back with it \(mixed precision: a weight or an activation past f16's range, 65504, ends this way too; --precision f32 tells the two apart\)/);
+    // In f32 the same model trains.
+    const f32 = await train([...common, '--loss', 'dpo', '--precision', 'f32', '--out', join(tmp, 'f16-f32')], { SRK_MIXED: 'emulate' });
+    expect(f32.code, describeRun(f32)).toBe(0);
+    // Only the augmented pass in f16, against a sound reference: the step's loss is NaN, and the flag is --aug-precision.
+    const aug = await train([...common, '--ref-model', fixture('gpt-neox-tiny_ref'), '--loss', 'sr-dpo', '--precision', 'f32', '--aug-precision', 'mixed',
+      '--out', join(tmp, 'f16-aug')], { SRK_MIXED: 'emulate' });
+    expect(aug.code, describeRun(aug)).toBe(1);
+    expect(aug.stderr).toMatch(/step 1: the loss is NaN .*\(the augmented pass in mixed precision, --aug-precision mixed: a weight or an activation past f16's range, 65504, also ends this way; --aug-precision f32 tells the two apart\.\)/);
+  });
 });
