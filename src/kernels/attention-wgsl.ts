@@ -125,12 +125,15 @@ export function queryTileWalk(keyRows: string, queryRows: string): string {
 
 export const PRE_WG = 64;
 // D_i = rowsum(dout_i * out_i), stored beside lse_i: ld[2 n] = lse, ld[2 n + 1] = D (n = (b Hq + h) T + i).
+// roundG = 1 where the passes take dO as f16 (the tensor-core kernels, the unfused path's f16 products): D from dO
+// rounded to f16's 11 significant bits, as dP = dO V^T sees it, so that dS = P (dP - D) cancels what V's keys share
+// (a value bias): with D from the exact dO, its rounding (2^-11 |dO| |v|) stayed in dS, ~1.7x the error of rounding alone.
 export const PREP: KernelDef = {
   name: 'attn_bwd_prep',
   bindings: ['read', 'read', 'read', 'rw'],
   uniform: true,
   code: /* wgsl */ `
-struct Params { T: u32, Hq: u32, Dh: u32, n: u32, ${opFields('g')} ${opFields('o')} lseBase: u32, ldBase: u32 };
+struct Params { T: u32, Hq: u32, Dh: u32, n: u32, ${opFields('g')} ${opFields('o')} lseBase: u32, ldBase: u32, roundG: u32 };
 @group(0) @binding(0) var<storage, read> dout: array<f32>;
 @group(0) @binding(1) var<storage, read> out: array<f32>;
 @group(0) @binding(2) var<storage, read> lse: array<f32>;
@@ -142,7 +145,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   if (n >= p.n) { return; }
   let i = n % p.T; let h = (n / p.T) % p.Hq; let b = n / (p.T * p.Hq);
   var D = 0.0;
-  for (var d = 0u; d < p.Dh; d++) { D = fma(dout[${at('g', 'b', 'i', 'h', 'd')}], out[${at('o', 'b', 'i', 'h', 'd')}], D); }
+  for (var d = 0u; d < p.Dh; d++) {
+    var g = dout[${at('g', 'b', 'i', 'h', 'd')}];
+    // To nearest, ties to even, at 10 fraction bits: f16's rounding at any scale (the passes scale dO by a power of two first).
+    if (p.roundG == 1u) { let u = bitcast<u32>(g); g = bitcast<f32>((u + 0xfffu + ((u >> 13u) & 1u)) & 0xffffe000u); }
+    D = fma(g, out[${at('o', 'b', 'i', 'h', 'd')}], D);
+  }
   ld[p.ldBase + 2u * n] = lse[p.lseBase + n];
   ld[p.ldBase + 2u * n + 1u] = D;
 }`,

@@ -65,6 +65,7 @@ import { smxForwardDef } from './attention-smx.js';
 import { smxDkdvDef, smxDqDef } from './attention-smx-backward.js';
 import { ABSMAX_PARTS, absmaxInto } from './absmax.js';
 import { PREP, PRE_WG, opParams, qkvMaxima, type Op } from './attention-wgsl.js';
+import { roundsToF16 } from './matmul.js';
 
 export { setAttentionTiling, type AttentionTiling } from './attention-tiling.js';
 
@@ -365,7 +366,7 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
 }
 
 /** D_i = rowsum(dout_i * out_i) beside lse_i into ld [B, Hq, T, 2] for batch rows [b0, b0 + n) (PREP). */
-function prepareLseD(gpu: Gpu, a: AttentionBackwardArgs, o: Op, go: Op, ld: Tensor, b0: number, n: number): void {
+function prepareLseD(gpu: Gpu, a: AttentionBackwardArgs, o: Op, go: Op, ld: Tensor, b0: number, n: number, roundG: boolean): void {
   const { T, Hq, Dh } = a;
   const rows = n * Hq * T;
   const wld = windowOf(gpu, ld, 2 * b0 * Hq * T, 2 * (b0 + n) * Hq * T);
@@ -373,7 +374,7 @@ function prepareLseD(gpu: Gpu, a: AttentionBackwardArgs, o: Op, go: Op, ld: Tens
   const wo = win(gpu, o, b0, n, T, Dh); const wg = win(gpu, go, b0, n, T, Dh);
   const pp = new ParamWriter().u32(T, Hq, Dh, rows);
   opParams(pp, wg, go); opParams(pp, wo, o);
-  pp.u32(wlse.base, wld.base);
+  pp.u32(wlse.base, wld.base, roundG ? 1 : 0);
   gpu.recorder.dispatch(gpu.kernels.get(PREP), [wg.range, wo.range, wlse.range, wld.range], pp.bytes(), grid(Math.ceil(rows / PRE_WG)));
 }
 
@@ -396,9 +397,11 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
   if (mode.unfused) {
     // The matmul path (attention-unfused.ts) after the same preparation kernel (lse and D per row).
     const nbPrep = batchChunk(gpu, a, [o, go], 2 * Hq * T);
-    for (let b0 = 0; b0 < B; b0 += nbPrep) prepareLseD(gpu, a, o, go, ld, b0, Math.min(nbPrep, B - b0));
+    const precision = a.precision ?? gpu.matmulPrecision;
+    // (dP = dO V^T is T x T: f16 operands where the matmul rounds them, and D is taken alike.)
+    for (let b0 = 0; b0 < B; b0 += nbPrep) prepareLseD(gpu, a, o, go, ld, b0, Math.min(nbPrep, B - b0), roundsToF16(gpu, precision, T, T));
     unfusedBackward(gpu, { B, T, Hq, Hkv, Dh, nRep, scale, window, timing: mode.timing }, { q, k, v, g: go, dq, dk, dv }, ld,
-      mt, !!mask.m, a.precision ?? gpu.matmulPrecision);
+      mt, !!mask.m, precision);
     gpu.pool.release(ld);
     mask.done();
     return;
@@ -424,7 +427,7 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
   const nb = batchChunk(gpu, a, [q, k, v, o, go, dq, dk, dv], 2 * Hq * T, shared ? [[dk, dv]] : []);
   for (let b0 = 0; b0 < B; b0 += nb) {
     const n = Math.min(nb, B - b0);
-    prepareLseD(gpu, a, o, go, ld, b0, n);
+    prepareLseD(gpu, a, o, go, ld, b0, n, !!(tq || tkv));
     const wld = windowOf(gpu, ld, 2 * b0 * Hq * T, 2 * (b0 + n) * Hq * T);
     const wq = win(gpu, q, b0, n, T, Dh); const wk = win(gpu, k, b0, n, T, Dh); const wv = win(gpu, v, b0, n, T, Dh);
     const wg = win(gpu, go, b0, n, T, Dh);

@@ -524,7 +524,13 @@ export function matmulCandidates(gpu: Gpu, args: MatmulArgs): string[] {
 
 /** Whether a product takes f16 operands: asked for and big enough to be compute-bound; f16 copies (half.ts) whatever the size. */
 function f16Operands(gpu: Gpu, p: Problem): boolean {
-  return (p.precision ?? gpu.matmulPrecision) === 'f16' && ((p.M >= 16 && p.N >= 16) || p.a.dtype === 'f16' || p.b.dtype === 'f16');
+  return roundsToF16(gpu, p.precision, p.M, p.N) || ((p.precision ?? gpu.matmulPrecision) === 'f16' && (p.a.dtype === 'f16' || p.b.dtype === 'f16'));
+}
+
+/** Whether an M x N product of f32 operands in `precision` (default the gpu's) rounds them to f16: not below 16 x 16
+ *  (too small to be compute-bound). For work that must see its operands as the product does (attention's D). */
+export function roundsToF16(gpu: Gpu, precision: 'f32' | 'f16' | undefined, M: number, N: number): boolean {
+  return (precision ?? gpu.matmulPrecision) === 'f16' && M >= 16 && N >= 16;
 }
 
 /**
