@@ -64,6 +64,7 @@ export function usePythonStrip(): void {
       const StringValue = this.constructor;
       for (const [name, left, right] of [['strip', true, true], ['lstrip', true, false], ['rstrip', false, true]] as const) {
         map.set(name, new FunctionValue((args: Runtime[]) => {
+          if (args.length > 1) throw new Error(`${name} expected at most 1 argument, got ${args.length}`);
           const a = args[0];
           if (a !== undefined && a.type !== 'NullValue' && a.type !== 'UndefinedValue' && a.type !== 'StringValue') {
             throw new Error(`${name} arg must be None or str, not ${a.type}`);

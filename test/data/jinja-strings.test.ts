@@ -24,6 +24,10 @@ describe('Python string strips in chat templates', () => {
     const t = new Template("{{ s.lstrip('\\n') }}|{{ s.strip() }}|{{ s.rstrip('\\n ') }}|{{ 'xxhixx'.strip('x') }}|{{ s.strip(none) }}");
     expect(t.render({ s: '\n a \n' })).toBe(' a \n|a|\n a|hi|a');
     expect(() => new Template('{{ s.strip(3) }}').render({ s: 'a' })).toThrow(/strip arg must be None or str/);
+    // As Python: one argument at most; empty characters strip nothing (not whitespace).
+    expect(() => new Template("{{ s.strip('x', 'y') }}").render({ s: 'xax' })).toThrow(/strip expected at most 1 argument, got 2/);
+    expect(new Template("[{{ s.strip('') }}|{{ s.lstrip('') }}]").render({ s: ' a ' })).toBe('[ a | a ]');
+    expect(pyStrip(' a ', '', true, true)).toBe(' a ');
   });
 
   it('the trim filter is jinja2\'s: Python\'s whitespace, or the characters given', () => {
@@ -34,6 +38,10 @@ describe('Python string strips in chat templates', () => {
     expect(new Template("[{{ s | trim('x') }}|{{ s | trim(chars='xh') }}|{{ s | trim() }}|{{ s | trim(none) }}]").render({ s: 'xxhixx' }))
       .toBe('[hi|i|xxhixx|xxhixx]');
     expect(() => new Template('{{ s | trim(3) }}').render({ s: 'a' })).toThrow(/trim arg must be None or str/);
+    // jinja2 3.1.6: trim('') strips nothing; two arguments, or a keyword other than chars, are a TypeError.
+    expect(new Template("[{{ s | trim('') }}]").render({ s: ' a ' })).toBe('[ a ]');
+    expect(() => new Template("{{ s | trim('x', 'y') }}").render({ s: 'a' })).toThrow(/trim takes one argument/);
+    expect(() => new Template("{{ s | trim(foo='x') }}").render({ s: 'a' })).toThrow(/trim takes one argument/);
     // Other filters and other operands as the package has them.
     expect(new Template('{{ s | upper }}|{{ n | abs }}').render({ s: 'a', n: -2 })).toBe('A|2');
   });

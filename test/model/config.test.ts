@@ -268,6 +268,9 @@ describe('unsupported configs are errors naming the field and the file', () => {
     // GPTNeoXConfig ignores these two (it reads rotary_emb_base / rotary_pct): another value would be a silent wrong rotation.
     ['neox top-level rope_theta', 'gpt-neox-tiny', { rotary_emb_base: undefined, rope_theta: 50 }, /"rope_theta" = 50 is not read by transformers' GPT-NeoX, which computes with 10000 \(rotary_emb_base or rope_parameters, here its default\)/],
     ['neox rope_theta beside rotary_emb_base', 'gpt-neox-tiny', { rope_theta: 50 }, /"rope_theta" = 50 is not read .* computes with 10000 \(rotary_emb_base or rope_parameters\)/],
+    ['neox rope_theta beside rope_parameters (transformers 5.17 computes with 20000)', 'gpt-neox-tiny', { rotary_emb_base: undefined, rope_parameters: { rope_theta: 20000 }, rope_theta: 50 },
+      /"rope_theta" = 50 is not read by transformers' GPT-NeoX, which computes with 20000 \(rotary_emb_base or rope_parameters\): give/],
+    ['rotary_emb_base on llama (a GPT-NeoX name LlamaConfig ignores)', 'llama-tiny-tied', { rotary_emb_base: 500000 }, /"rotary_emb_base" is not a known llama setting/],
     ['neox top-level partial_rotary_factor', 'gpt-neox-tiny', { rotary_pct: undefined, partial_rotary_factor: 1 }, /"partial_rotary_factor" = 1 is not read by transformers' GPT-NeoX, which computes with 0.25/],
     ['odd rotary', 'gpt-neox-tiny', { rotary_pct: 0.3125 }, /"rotary_pct" gives 5 rotary channels/],
     ['partial rotary llama', 'llama-tiny-tied', { partial_rotary_factor: 0.5 }, /"partial_rotary_factor" = 0.5 is not supported for llama/],
@@ -285,6 +288,8 @@ describe('unsupported configs are errors naming the field and the file', () => {
     ['quantized', 'llama-tiny-tied', { quantization_config: { bits: 4 } }, /"quantization_config" is not supported/],
     ['mistral bias', 'mistral-tiny', { attention_bias: true }, /"attention_bias" = true is not supported: Mistral layers have no biases/],
     ['uniform layer types against the window', 'mistral-tiny', { sliding_window: null, layer_types: ['sliding_attention', 'sliding_attention'] }, /"layer_types" lists "sliding_attention" for every layer, but no window is set .*the two must agree/],
+    ['layer types of another length (transformers: must equal num_hidden_layers)', 'mistral-tiny', { sliding_window: null, layer_types: ['full_attention'] }, /"layer_types" must list "full_attention" for every layer/],
+    ['layer types of an unknown kind', 'mistral-tiny', { sliding_window: null, layer_types: ['chunked_attention', 'chunked_attention'] }, /"layer_types" must list "full_attention" for every layer/],
     ['mixed layer types', 'mistral-tiny', { sliding_window: 8, layer_types: ['sliding_attention', 'full_attention'] }, /"layer_types" must list/],
     ['pad outside vocab', 'llama-tiny-tied', { pad_token_id: 999 }, /"pad_token_id" = 999 is outside the vocabulary/],
   ];

@@ -115,6 +115,31 @@ describe('tokenizer: fixture tokenizer (byte-level BPE, vocab 384)', () => {
     expect([tok.bosTokenId, tok.eosTokenId, tok.bosFrom, textTokenizer(tok).bosToken, textTokenizer(tok).eosPiece]).toEqual([1, 2, 'config.json', null, '!']);
   });
 
+  it('tokenizer classes\' default special tokens where the vocabulary has them (transformers 5.17: LlamaTokenizer <s> / </s>, Qwen2Tokenizer no BOS and <|endoftext|>)', async () => {
+    const dir = mkdtempSync(path.join(tmp, 'class-'));
+    const json = readJson(path.join(FIXTURES, 'tokenizer.json'));
+    const added = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+    json.added_tokens.push(added(384, '<s>'), added(385, '</s>'));
+    writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(json));
+    writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ bos_token_id: 7, eos_token_id: 8 }));
+    const load = async (cfg: object) => { writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(cfg)); return loadTokenizer(dir); };
+    for (const cls of ['LlamaTokenizerFast', 'LlamaTokenizer', 'CodeLlamaTokenizerFast']) {
+      const tok = await load({ tokenizer_class: cls });
+      expect([tok.bosTokenId, tok.eosTokenId, tok.bosFrom, tok.eosFrom, textTokenizer(tok).bosToken, textTokenizer(tok).eosToken], cls)
+        .toEqual([384, 385, 'the tokenizer files', 'the tokenizer files', '<s>', '</s>']);
+    }
+    // A token the config names, or names as null, wins over the class's default.
+    let tok = await load({ tokenizer_class: 'LlamaTokenizerFast', bos_token: '<|padding|>' });
+    expect([tok.bosTokenId, tok.eosTokenId]).toEqual([1, 385]);
+    tok = await load({ tokenizer_class: 'LlamaTokenizerFast', bos_token: null });
+    expect([tok.bosTokenId, textTokenizer(tok).bosToken, tok.eosTokenId]).toEqual([undefined, null, 385]);
+    tok = await load({ tokenizer_class: 'Qwen2TokenizerFast' });
+    expect([tok.eosTokenId, tok.eosFrom, tok.padTokenId, textTokenizer(tok).bosToken]).toEqual([0, 'the tokenizer files', 0, null]);
+    // Where the tokenizer files name no BOS, config.json's id is the one a prompt would start with, but a template renders none.
+    tok = await load({ eos_token: '<|endoftext|>', chat_template: '[{{ bos_token }}]' });
+    expect([tok.bosTokenId, tok.bosFrom, textTokenizer(tok).bosToken]).toEqual([7, 'config.json', null]);
+  });
+
   it('special_tokens_map.json as transformers reads it: over a legacy config, not beside added_tokens_decoder', async () => {
     const dir = mkdtempSync(path.join(tmp, 'map-'));
     copyFileSync(path.join(FIXTURES, 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
@@ -134,6 +159,10 @@ describe('tokenizer: fixture tokenizer (byte-level BPE, vocab 384)', () => {
     // transformers 5's name for the list, extra_special_tokens, adds as additional_special_tokens does.
     write('tokenizer_config.json', { eos_token: '<|endoftext|>', added_tokens_decoder: { 0: entry('<|endoftext|>') }, extra_special_tokens: ['<|tool|>'] });
     expect((await loadTokenizer(dir)).encode('<|tool|>', { addSpecialTokens: false })).toEqual([384]);
+    // ... and in a legacy config's special_tokens_map.json too (transformers 5.17: [384]).
+    write('tokenizer_config.json', { tokenizer_class: 'PreTrainedTokenizerFast', eos_token: '<|endoftext|>' });
+    write('special_tokens_map.json', { extra_special_tokens: ['<|tool|>'] });
+    expect((await loadTokenizer(dir)).encode('<|tool|>', { addSpecialTokens: false })).toEqual([384]);
   });
 
   it('add_bos_token / add_eos_token against tokenizer.json\'s post-processor: followed, and the disagreement noted', async () => {
@@ -152,6 +181,19 @@ describe('tokenizer: fixture tokenizer (byte-level BPE, vocab 384)', () => {
     expect(tok.encode('a', { addSpecialTokens: true })[0]).not.toBe(0);
     expect(tok.notes).toHaveLength(1);
     expect(tok.notes[0]).toMatch(/add_bos_token false disagrees with tokenizer\.json's post-processor \("a" encodes as "a" by the flags.* as "<\|endoftext\|> a" by tokenizer\.json, as transformers 5 does\)/);
+    // The same number of ids, other ones (transformers 5.17 keeps the post-processor's [0, 66]; the flags give [1, 66]).
+    write({ tokenizer_class: 'LlamaTokenizerFast', bos_token: '<|padding|>', eos_token: '<|endoftext|>', add_bos_token: true });
+    let other = await loadTokenizer(dir);
+    expect(other.encode('a', { addSpecialTokens: true })).toEqual([1, 66]);
+    expect(other.notes).toHaveLength(1);
+    // The flags' ids a prefix of the post-processor's ([EOT, A, EOT]: transformers 5.17 gives [0, 66, 0], the flags [0, 66]).
+    const both = { ...json.post_processor, single: [...json.post_processor.single, { SpecialToken: { id: '<|endoftext|>', type_id: 0 } }] };
+    writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify({ ...json, post_processor: both }));
+    write({ tokenizer_class: 'LlamaTokenizerFast', bos_token: '<|endoftext|>', add_bos_token: true, add_eos_token: false });
+    other = await loadTokenizer(dir);
+    expect(other.encode('a', { addSpecialTokens: true })).toEqual([0, 66]);
+    expect(other.notes).toHaveLength(1);
+    writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(json));
     write({ tokenizer_class: 'LlamaTokenizerFast', bos_token: '<s>', add_bos_token: true });
     await expect(loadTokenizer(dir)).rejects.toThrow(/tokenizer_config\.json's add_bos_token is set, but its bos_token "<s>" is not in the vocabulary/);
   });

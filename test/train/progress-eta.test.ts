@@ -85,6 +85,7 @@ describe('dueFrom', () => {
   it('GPU memory: MiB below a GiB, else GiB', () => {
     expect(fmtBytes(3 * 2 ** 20 + 2 ** 19)).toBe('3.5 MiB');
     expect(fmtBytes(2 ** 30 - 1)).toBe('1024.0 MiB');
+    expect(fmtBytes(2 ** 30)).toBe('1.00 GiB');
     expect(fmtBytes(11.89 * 2 ** 30)).toBe('11.89 GiB');
     expect(gpuMemory({ peakInUseBytes: 2 ** 31, allocatedBytes: 2.5 * 2 ** 30 })).toBe('2.00 GiB in use at most, 2.50 GiB held in buffers');
   });

@@ -28,10 +28,14 @@ describe('a save a killed run left half written', () => {
     writeFileSync(join(left, 'model.safetensors'), 'half a checkpoint');
     const mine = join(out, '.checkpoint-tmp-notes');
     writeFileSync(mine, 'not a save');
+    // Names that only contain the pattern are the user's too.
+    const near = [join(out, '.checkpoint-tmp-12x'), join(out, 'notes.checkpoint-tmp-5')];
+    for (const n of near) mkdirSync(n);
     const r = await train([...fixtureArgs('gpt-neox-tiny'), '--loss', 'dpo', '--batch-size', '2', '--max-steps', '1', '--out', out]);
     expect(r.code, describeRun(r)).toBe(0);
     expect(existsSync(left)).toBe(false);
     expect(existsSync(mine)).toBe(true);
+    for (const n of near) expect(existsSync(n), n).toBe(true);
     expect(readTrainerState(join(out, 'checkpoint')).step).toBe(1);
   }, 120_000);
 });
