@@ -23,6 +23,7 @@ import { outerNames } from '../model/causal-lm.js';
 import { neoxBlockForward, neoxFreeSaved, type NeoxSaved } from '../model/gpt-neox.js';
 import { llamaBlockForward, llamaFreeSaved, type LlamaSaved } from '../model/llama.js';
 import type { AttendHook, BlockBatch, ForwardContext, ModelShape } from '../model/context.js';
+import { layerWindow } from '../model/context.js';
 import type { Params } from '../model/params.js';
 import { userError } from '../errors.js';
 
@@ -79,7 +80,7 @@ export class Decoder {
     const attend: AttendHook = (l, q, k, v, out) => {
       kvAppend(gpu, { src: k, slots: t.slots, cache: this.k[l], N, heads: Hkv, Dh });
       kvAppend(gpu, { src: v, slots: t.slots, cache: this.v[l], N, heads: Hkv, Dh });
-      attentionCached(gpu, { q, kCache: this.k[l], vCache: this.v[l], slots: t.slots, out, N, Hq, Hkv, Dh, Tmax, window: cfg.slidingWindow ?? 0 });
+      attentionCached(gpu, { q, kCache: this.k[l], vCache: this.v[l], slots: t.slots, out, N, Hq, Hkv, Dh, Tmax, window: layerWindow(cfg, l) });
     };
     const ctx: ForwardContext = { gpu, cfg, params: p, batch, attend };
     let x = gpu.pool.acquire([N, D], 'f32', 'gen_x');

@@ -13,6 +13,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { describeRopeScaling, type RopeScaling } from './rope.js';
 import { MAX_HEAD_DIM } from '../kernels/attention-limits.js';
+import { layerWindow } from './context.js';
 
 export type Arch = 'gpt-neox' | 'mistral' | 'llama' | 'qwen2' | 'qwen3';
 
@@ -43,6 +44,8 @@ export interface ModelConfig {
   ropeScaling: RopeScaling | null;
   /** Mistral: a query attends to at most this many keys (itself included); null = full causal. */
   slidingWindow: number | null;
+  /** Qwen2 / Qwen3 where only some layers slide: which do (the others attend fully); absent or null: all as slidingWindow says. */
+  windowLayers?: readonly boolean[] | null;
   /**
    * llama/mistral: nn.Embedding(padding_idx = pad_token_id), so this embedding row gets no
    * gradient in transformers; null when there is none (always for gpt-neox, which has no padding_idx).
@@ -303,6 +306,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
 
   let parallelResidual = false; let attentionBias = false; let mlpBias = false;
   let slidingWindow: number | null = null;
+  let windowLayers: boolean[] | null = null;
   let embedPaddingIdx: number | null = null;
   const padTokenId = f.tokenId('pad_token_id');
   if (neox) {
@@ -324,18 +328,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
         attentionBias = f.bool('attention_bias', false);
         f.only('mlp_bias', false, 'Qwen3\'s MLP has no biases');
       }
-      // Sliding-window attention only on the layers from max_window_layers on, and only with
-      // use_sliding_window; the hub's Qwen2 / Qwen2.5 configs name a window but leave it off.
-      // As transformers' Qwen2Config and Qwen3Config: the layers from max_window_layers on slide (default 28), and none without
-      // use_sliding_window or a window. Where no layer would slide, every layer attends fully, as srk computes.
-      const useSw = f.get('use_sliding_window');
-      if (useSw !== undefined && useSw !== null && typeof useSw !== 'boolean') throw f.error('use_sliding_window', 'must be true or false');
-      const window = f.get('sliding_window');
-      const windowLayers = f.get('max_window_layers') ?? 28;
-      if (useSw === true && window !== null && window !== undefined && !(typeof windowLayers === 'number' && windowLayers >= numLayers)) {
-        throw f.error('use_sliding_window', `= true (a window of ${JSON.stringify(window)} on the layers from max_window_layers = ${JSON.stringify(windowLayers)} on) ` +
-          'is not supported: per-layer sliding windows are not implemented');
-      }
+      ({ slidingWindow, windowLayers } = qwenWindows(f, numLayers));
       if (arch === 'qwen2') f.only('use_mrope', false, 'multimodal rotary embeddings (Qwen2-VL) are not implemented');
     } else {
       // MistralAttention/MLP are built without biases whatever the config says; refuse a config
@@ -354,14 +347,14 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
       embedPaddingIdx = padTokenId;
     }
   }
-  const layerTypes = f.get('layer_types');
+  const layerTypes = arch === 'qwen2' || arch === 'qwen3' ? undefined : f.get('layer_types'); // (the Qwens': qwenWindows)
   if (layerTypes !== undefined) {
     const want = slidingWindow === null ? 'full_attention' : 'sliding_attention';
     if (!Array.isArray(layerTypes) || layerTypes.length !== numLayers || layerTypes.some((t) => t !== want)) {
       const uniform = Array.isArray(layerTypes) && layerTypes.length === numLayers && layerTypes.every((t) => t === layerTypes[0]) &&
         (layerTypes[0] === 'full_attention' || layerTypes[0] === 'sliding_attention');
       throw f.error('layer_types', uniform
-        ? `lists "${String(layerTypes[0])}" for every layer, but ${slidingWindow === null ? 'no window is set (sliding_window' + (arch === 'qwen2' || arch === 'qwen3' ? ' with use_sliding_window' : '') + ')' : `sliding_window = ${slidingWindow} is`}: ` +
+        ? `lists "${String(layerTypes[0])}" for every layer, but ${slidingWindow === null ? 'no window is set (sliding_window)' : `sliding_window = ${slidingWindow} is`}: ` +
           `the two must agree (here every layer's attention would be "${want}")`
         : `must list "${want}" for every layer (mixed attention types are not supported)`);
     }
@@ -391,9 +384,43 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
   return {
     arch, vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads, headDim, rotaryDim,
     ropeTheta: rope.theta, ropeScaling: rope.scaling, maxPositions, norm: neox ? 'layernorm' : 'rmsnorm', normEps, act,
-    parallelResidual, attentionBias, mlpBias, tiedEmbeddings, slidingWindow, embedPaddingIdx,
+    parallelResidual, attentionBias, mlpBias, tiedEmbeddings, slidingWindow, ...(windowLayers ? { windowLayers } : {}), embedPaddingIdx,
     bosTokenId, eosTokenId, dtype, raw: json,
   };
+}
+
+/**
+ * Qwen2's and Qwen3's sliding windows, as their transformers 5.17 configs and attention compute them: the window is
+ * sliding_window (default 4096) where use_sliding_window is true, else none; a layer slides where layer_types says
+ * "sliding_attention", or without layer_types from max_window_layers on (default 28); a sliding layer without a window
+ * is an error there (create_sliding_window_causal_mask). The hub's Qwen2 / Qwen2.5 / Qwen3 configs name a window and
+ * leave it off. Returns the window (null: none slides) and, where only some layers slide, which.
+ */
+function qwenWindows(f: Fields, numLayers: number): { slidingWindow: number | null; windowLayers: boolean[] | null } {
+  const useSw = f.get('use_sliding_window');
+  if (useSw !== undefined && useSw !== null && typeof useSw !== 'boolean') throw f.error('use_sliding_window', 'must be true or false');
+  f.get('sliding_window'); // (read either way: the hub's configs name one that use_sliding_window leaves off)
+  const window = useSw === true && f.raw.sliding_window !== null ? f.int('sliding_window', 4096) : null;
+  if (window !== null && window < 1) throw f.error('sliding_window', `must be a positive number of keys (got ${window})`);
+  const mwl = f.get('max_window_layers') ?? 28;
+  if (!Number.isSafeInteger(mwl) || (mwl as number) < 0) throw f.error('max_window_layers', `must be an integer >= 0 (got ${JSON.stringify(mwl)})`);
+  const maxWindowLayers = mwl as number;
+  const types = f.get('layer_types');
+  let slides: boolean[];
+  if (types === undefined) {
+    slides = Array.from({ length: numLayers }, (_, i) => window !== null && i >= maxWindowLayers);
+  } else {
+    if (!Array.isArray(types) || types.length !== numLayers || types.some((t) => t !== 'full_attention' && t !== 'sliding_attention')) {
+      throw f.error('layer_types', `must list "full_attention" or "sliding_attention" for each of the ${numLayers} layers`);
+    }
+    slides = types.map((t) => t === 'sliding_attention');
+    if (window === null && slides.some(Boolean)) {
+      throw f.error('layer_types', 'lists "sliding_attention" layers, but no window is set (sliding_window with use_sliding_window): ' +
+        'transformers refuses them too');
+    }
+  }
+  if (window === null || !slides.some(Boolean)) return { slidingWindow: null, windowLayers: null };
+  return { slidingWindow: window, windowLayers: slides.every(Boolean) ? null : slides };
 }
 
 /** One line saying what was read, for a run's log: the settings that decide the computation. */
@@ -407,7 +434,10 @@ export function describeModel(cfg: ModelConfig): string {
   ];
   if (cfg.arch === 'gpt-neox') parts.push(cfg.parallelResidual ? 'parallel residual' : 'sequential residual');
   parts.push(`rope theta ${cfg.ropeTheta}` + (cfg.ropeScaling ? `, ${describeRopeScaling(cfg.ropeScaling)}` : ''));
-  if (cfg.slidingWindow !== null) parts.push(`sliding window ${cfg.slidingWindow}`);
+  if (cfg.slidingWindow !== null) {
+    const on = cfg.windowLayers ? cfg.windowLayers.flatMap((x, l) => (x ? [l] : [])) : [];
+    parts.push(`sliding window ${cfg.slidingWindow}${cfg.windowLayers ? ` on layer${on.length > 1 ? 's' : ''} ${layerRanges(on)}` : ''}`);
+  }
   if (cfg.arch === 'qwen2') parts.push('q/k/v biases');
   if (cfg.arch === 'qwen3') parts.push('q/k norms');
   if (cfg.arch !== 'gpt-neox' && cfg.arch !== 'qwen2' && (cfg.attentionBias || cfg.mlpBias)) {
@@ -418,6 +448,18 @@ export function describeModel(cfg: ModelConfig): string {
   const dropout = ['attention_dropout', 'hidden_dropout'].filter((k) => typeof cfg.raw[k] === 'number' && (cfg.raw[k] as number) > 0);
   if (dropout.length) parts.push(`${dropout.map((k) => `${k} ${cfg.raw[k]}`).join(' and ')} not applied (no dropout, as TRL and the DPO code)`);
   return parts.join(', ');
+}
+
+/** Layer indices as ranges: [0, 1, 2, 5] -> "0-2, 5". */
+function layerRanges(ls: number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < ls.length; i++) {
+    let j = i;
+    while (j + 1 < ls.length && ls[j + 1] === ls[j] + 1) j++;
+    out.push(j > i ? `${ls[i]}-${ls[j]}` : `${ls[i]}`);
+    i = j;
+  }
+  return out.join(', ');
 }
 
 /** Loads `<dir>/config.json` (or the .json file given) and normalizes it. */
@@ -465,14 +507,18 @@ export function toHfConfigJson(cfg: ModelConfig): Record<string, unknown> {
   need(cfg.rotaryDim === cfg.headDim, 'rotates whole heads (rotaryDim = headDim)');
   if (cfg.arch === 'qwen2' || cfg.arch === 'qwen3') {
     const qwen2 = cfg.arch === 'qwen2';
-    need((qwen2 ? cfg.attentionBias : true) && !cfg.mlpBias && cfg.slidingWindow === null,
-      qwen2 ? 'has q/k/v biases, no MLP biases and no sliding window' : 'has no MLP biases and no sliding window');
+    need((qwen2 ? cfg.attentionBias : true) && !cfg.mlpBias, qwen2 ? 'has q/k/v biases and no MLP biases' : 'has no MLP biases');
+    const slides = Array.from({ length: cfg.numLayers }, (_, l) => layerWindow(cfg, l) > 0);
+    const windows = cfg.slidingWindow === null ? { use_sliding_window: false } : {
+      use_sliding_window: true, sliding_window: cfg.slidingWindow,
+      layer_types: slides.map((x) => (x ? 'sliding_attention' : 'full_attention')),
+    };
     return {
       architectures: [qwen2 ? 'Qwen2ForCausalLM' : 'Qwen3ForCausalLM'], model_type: cfg.arch, ...common,
       num_key_value_heads: cfg.numKvHeads, head_dim: cfg.headDim, hidden_act: 'silu',
       rms_norm_eps: cfg.normEps, rope_theta: cfg.ropeTheta, rope_scaling: ropeScalingJson(cfg.ropeScaling),
       ...(qwen2 ? {} : { attention_bias: cfg.attentionBias }),
-      use_sliding_window: false, pad_token_id: cfg.embedPaddingIdx, ...tail,
+      ...windows, pad_token_id: cfg.embedPaddingIdx, ...tail,
     };
   }
   const llama = cfg.arch === 'llama';

@@ -16,12 +16,19 @@ export interface ModelShape {
   normEps: number; act: 'gelu' | 'gelu_tanh' | 'silu';
   parallelResidual: boolean; attentionBias: boolean; mlpBias: boolean; tiedEmbeddings: boolean;
   slidingWindow: number | null;
+  /** Where only some layers slide (Qwen2 / Qwen3): which; absent or null, every layer as slidingWindow says. */
+  windowLayers?: readonly boolean[] | null;
   /** Scaled rotary embeddings (rope.ts); absent or null = the default frequencies. */
   ropeScaling?: RopeScaling | null;
   /** max_position_embeddings, when the config gives it (longer sequences are refused). */
   maxPositions?: number;
   /** Embedding row that gets no gradient (torch padding_idx), if any. */
   embedPaddingIdx?: number | null;
+}
+
+/** The window of layer l's attention: the keys a query sees, itself included (0: all before it). */
+export function layerWindow(cfg: ModelShape, l: number): number {
+  return cfg.slidingWindow !== null && (cfg.windowLayers?.[l] ?? true) ? cfg.slidingWindow : 0;
 }
 
 /**

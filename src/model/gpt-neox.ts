@@ -20,7 +20,7 @@ import { linearBackward, linearForward, operandScale, producedScale } from './li
 import { columnSum } from '../kernels/column-sum.js';
 import type { BlockTail } from './block-tail.js';
 import { gatherRows, spreadRows } from './rows.js';
-import { maskOf, type ForwardContext } from './context.js';
+import { layerWindow, maskOf, type ForwardContext } from './context.js';
 
 export interface NeoxSaved {
   x: Tensor; ln1: Tensor; mean1: Tensor; rstd1: Tensor; qkv: Tensor; att: Tensor; lse: Tensor;
@@ -83,7 +83,7 @@ export function neoxBlockForward(ctx: ForwardContext, l: number, x: Tensor, inPl
     const qkvRows = sp ? gatherRows(gpu, qkv, sp.toCompact, sp.full, N, 3 * D, 'qkv_rows') : qkv;
     const attRows = sp ? acq([sp.full, D], 'att_rows') : att;
     const rowOps = sp ? qkvOperands(qkvRows, H, Dh) : ops;
-    attentionForward(gpu, { B, T, Hq: H, Hkv: H, Dh, q: rowOps.q, k: rowOps.k, v: rowOps.v, mask: maskOf(batch), window: cfg.slidingWindow ?? 0, out: { tensor: attRows }, lse });
+    attentionForward(gpu, { B, T, Hq: H, Hkv: H, Dh, q: rowOps.q, k: rowOps.k, v: rowOps.v, mask: maskOf(batch), window: layerWindow(cfg, l), out: { tensor: attRows }, lse });
     if (sp) { gatherRows(gpu, attRows, sp.toFull, N, sp.full, D, att); gpu.pool.release(qkvRows, attRows); }
   }
 
@@ -202,7 +202,7 @@ function attentionBranchBackward(ctx: ForwardContext, l: number, s: NeoxSaved, d
   const dqkv = acq([N, 3 * D], 'd_qkv');
   const ops = qkvOperands(s.qkv, H, Dh);
   const dops = qkvOperands(dqkv, H, Dh);
-  attentionBackward(gpu, { B, T, Hq: H, Hkv: H, Dh, q: ops.q, k: ops.k, v: ops.v, mask: maskOf(batch), window: cfg.slidingWindow ?? 0,
+  attentionBackward(gpu, { B, T, Hq: H, Hkv: H, Dh, q: ops.q, k: ops.k, v: ops.v, mask: maskOf(batch), window: layerWindow(cfg, l),
     out: { tensor: s.att }, lse: s.lse, dout: { tensor: datt }, dq: dops.q, dk: dops.k, dv: dops.v });
   gpu.pool.release(datt);
   rotary(gpu, { x: dops.q, also: dops.k, N, heads: H, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, invFreq: modelInvFreq(cfg), positions: batch.positions, inverse: true });

@@ -17,7 +17,7 @@ import { swiglu, swigluBackward } from '../kernels/activations.js';
 import { rotary } from '../kernels/rotary.js';
 import { modelInvFreq } from './rope.js';
 import { linearBackward, linearForward, operandScale, producedScale } from './linear.js';
-import { maskOf, type ForwardContext } from './context.js';
+import { layerWindow, maskOf, type ForwardContext } from './context.js';
 import type { BlockTail } from './block-tail.js';
 import { gatherRows, spreadRows } from './rows.js';
 
@@ -83,7 +83,7 @@ export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor, inP
     const qr = rows(q, Hq * Dh, 'q_rows'); const kr = rows(k, Hkv * Dh, 'k_rows'); const vr = rows(v, Hkv * Dh, 'v_rows');
     const attRows = sp ? acq([sp.full, Hq * Dh], 'att_rows') : att;
     attentionForward(gpu, { B, T, Hq, Hkv, Dh, q: { tensor: qr }, k: { tensor: kr }, v: { tensor: vr }, mask: maskOf(batch),
-      window: cfg.slidingWindow ?? 0, out: { tensor: attRows }, lse });
+      window: layerWindow(cfg, l), out: { tensor: attRows }, lse });
     if (sp) { gatherRows(gpu, attRows, sp.toFull, N, sp.full, Hq * Dh, att); gpu.pool.release(qr, kr, vr, attRows); }
   }
   // The rest is row by row: on the tail's rows only where there is one (x1, attT: Nt rows, new tensors).
@@ -165,7 +165,7 @@ export function llamaBlockBackward(ctx: ForwardContext, l: number, s: LlamaSaved
   }
   let dq = acq([Nfull, Hq * Dh], 'd_q'); let dk = acq([Nfull, Hkv * Dh], 'd_k'); const dv = acq([Nfull, Hkv * Dh], 'd_v');
   attentionBackward(gpu, { B, T, Hq, Hkv, Dh, q: { tensor: s.q }, k: { tensor: s.k }, v: { tensor: s.v }, mask: maskOf(batch),
-    window: cfg.slidingWindow ?? 0, out: { tensor: s.att }, lse: s.lse, dout: { tensor: datt },
+    window: layerWindow(cfg, l), out: { tensor: s.att }, lse: s.lse, dout: { tensor: datt },
     dq: { tensor: dq }, dk: { tensor: dk }, dv: { tensor: dv } });
   gpu.pool.release(datt);
   const rot = (x: Tensor, heads: number) => ({ x: { tensor: x }, heads, N: Nfull, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, invFreq: modelInvFreq(cfg), positions: batch.positions, inverse: true });

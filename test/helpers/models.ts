@@ -15,6 +15,8 @@ export const FIXTURES_JAX = resolve(import.meta.dirname, '../fixtures/jax');
 /** The golden fixtures (float64 log-probs, losses and gradients) as [name, the directory holding it]. */
 export const GOLDEN_FIXTURES: readonly (readonly [string, string])[] = [
   ['gpt-neox-tiny', FIXTURES_HF], ['mistral-tiny', FIXTURES_HF], ['llama-tiny-tied', FIXTURES_HF], ['qwen3-tiny', FIXTURES_JAX],
+  // The same weights with a sliding window on the second layer alone (Qwen's max_window_layers).
+  ['qwen3-tiny-window', FIXTURES_JAX],
 ];
 
 export const MODEL_VARIANTS: [string, string, Partial<ModelConfig>][] = [

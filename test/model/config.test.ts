@@ -152,16 +152,30 @@ describe('loadModelConfig on the fixtures', () => {
     });
     expect(describeModel(cfg)).toMatch(/^qwen2, 24 layers, hidden 896, 14 query \/ 2 key-value heads of 64, .*q\/k\/v biases, tied embeddings$/);
     expect(withoutRaw(parseModelConfig(toHfConfigJson(cfg), 'mem'))).toEqual(withoutRaw(cfg));
-    expect(() => parseModelConfig({ ...qwen, use_sliding_window: true }, 'q'))
-      .toThrow(/"use_sliding_window" = true \(a window of 32768 on the layers from max_window_layers = 21 on\) is not supported: per-layer sliding windows/);
-    // A window on no layer (from max_window_layers on, at or past the last), or no window: every layer full, as computed.
+    // use_sliding_window: the layers from max_window_layers on slide (transformers 5.17's Qwen2Config), the others attend fully.
+    const sw = parseModelConfig({ ...qwen, use_sliding_window: true }, 'q');
+    expect([sw.slidingWindow, sw.windowLayers]).toEqual([32768, Array.from({ length: 24 }, (_, l) => l >= 21)]);
+    expect(describeModel(sw)).toMatch(/sliding window 32768 on layers 21-23, q\/k\/v biases/);
+    expect(withoutRaw(parseModelConfig(toHfConfigJson(sw), 'mem'))).toEqual(withoutRaw(sw));
+    // Every layer: the window alone, as Mistral's; absent, Qwen2Config's default 4096.
+    const all = parseModelConfig({ ...qwen, use_sliding_window: true, max_window_layers: 0 }, 'q');
+    expect([all.slidingWindow, all.windowLayers]).toEqual([32768, undefined]);
+    const { sliding_window: _w, ...noWindow } = qwen;
+    expect(parseModelConfig({ ...noWindow, use_sliding_window: true, max_window_layers: 0 }, 'q').slidingWindow).toBe(4096);
+    // A window on no layer (from max_window_layers on, at or past the last), or no window: every layer full.
     expect(parseModelConfig({ ...qwen, use_sliding_window: true, max_window_layers: 24 }, 'q').slidingWindow).toBeNull();
     expect(parseModelConfig({ ...qwen, use_sliding_window: true, sliding_window: null }, 'q').slidingWindow).toBeNull();
+    // layer_types (transformers 5 writes it) decides where given; sliding layers without a window are refused, as transformers refuses them.
+    const listed = parseModelConfig({ ...qwen, use_sliding_window: true, layer_types: Array.from({ length: 24 }, (_, l) => (l % 2 ? 'sliding_attention' : 'full_attention')) }, 'q');
+    expect(listed.windowLayers).toEqual(Array.from({ length: 24 }, (_, l) => l % 2 === 1));
+    expect(describeModel(listed)).toMatch(/sliding window 32768 on layers 1, 3, 5, .*, 23,/);
+    expect(() => parseModelConfig({ ...qwen, max_window_layers: -1 }, 'q')).toThrow(/"max_window_layers" must be an integer >= 0 \(got -1\)/);
+    expect(() => parseModelConfig({ ...qwen, layer_types: Array(24).fill('chunked_attention') }, 'q')).toThrow(/"layer_types" must list "full_attention" or "sliding_attention" for each of the 24 layers/);
     expect(() => parseModelConfig({ ...qwen, use_sliding_window: 'yes' }, 'q')).toThrow(/"use_sliding_window" must be true or false/);
     expect(() => parseModelConfig({ ...qwen, use_mrope: true }, 'q')).toThrow(/"use_mrope" = true is not supported/);
     expect(() => parseModelConfig({ ...qwen, attention_bias: false }, 'q')).toThrow(/"attention_bias" = false is not supported: Qwen2 has biases on q\/k\/v_proj/);
     expect(() => parseModelConfig({ ...qwen, architectures: ['LlamaForCausalLM'] }, 'q')).toThrow(/expected \["Qwen2ForCausalLM"\]/);
-    expect(() => parseModelConfig({ ...qwen, layer_types: Array(24).fill('sliding_attention') }, 'q')).toThrow(/"layer_types" lists "sliding_attention" for every layer, but no window is set \(sliding_window with use_sliding_window\): the two must agree/);
+    expect(() => parseModelConfig({ ...qwen, layer_types: Array(24).fill('sliding_attention') }, 'q')).toThrow(/"layer_types" lists "sliding_attention" layers, but no window is set \(sliding_window with use_sliding_window\): transformers refuses them too/);
     expect(parseModelConfig({ ...qwen, layer_types: Array(24).fill('full_attention'), use_mrope: false }, 'q').arch).toBe('qwen2');
   });
 
@@ -200,8 +214,9 @@ describe('loadModelConfig on the fixtures', () => {
       .toEqual(['q', 'k', 'v', 'o'].map((x) => `model.layers.0.self_attn.${x}_proj.bias`));
     expect(describeModel(biased)).toMatch(/q\/k norms, attention biases, tied embeddings$/);
     expect(() => parseModelConfig({ ...qwen3, mlp_bias: true }, 'q')).toThrow(/"mlp_bias" = true is not supported: Qwen3's MLP has no biases/);
-    expect(() => parseModelConfig({ ...qwen3, use_sliding_window: true, sliding_window: 4096, max_window_layers: 20 }, 'q'))
-      .toThrow(/"use_sliding_window" = true \(a window of 4096 on the layers from max_window_layers = 20 on\) is not supported/);
+    const sw = parseModelConfig({ ...qwen3, use_sliding_window: true, sliding_window: 4096, max_window_layers: 20 }, 'q');
+    expect(describeModel(sw)).toMatch(/sliding window 4096 on layers 20-27, q\/k norms/);
+    expect(withoutRaw(parseModelConfig(toHfConfigJson(sw), 'mem'))).toEqual(withoutRaw(sw));
     expect(() => parseModelConfig({ ...qwen3, use_mrope: false }, 'q')).toThrow(/"use_mrope" is not a known qwen3 setting/);
     expect(() => parseModelConfig({ ...qwen3, architectures: ['Qwen2ForCausalLM'] }, 'q')).toThrow(/expected \["Qwen3ForCausalLM"\]/);
   });
