@@ -159,7 +159,7 @@ const ROPE_COMMON_FIELDS = ['rope_type', 'type', 'rope_theta', 'partial_rotary_f
  * A rope type and its parameters from rope_parameters (transformers 5) or rope_scaling (hub
  * configs); null for the default rotary embeddings. `where` names the object in errors.
  */
-function readRopeType(f: Fields, where: string, o: Record<string, unknown>): RopeScaling | null {
+function readRopeType(f: Fields, where: string, o: Record<string, unknown>, maxPositions: () => number): RopeScaling | null {
   const t = o.rope_type ?? o.type ?? 'default';
   const fields = typeof t === 'string' && Object.hasOwn(ROPE_TYPE_FIELDS, t) ? ROPE_TYPE_FIELDS[t]! : undefined;
   if (!fields) {
@@ -183,20 +183,24 @@ function readRopeType(f: Fields, where: string, o: Record<string, unknown>): Rop
   if (t === 'dynamic') return { type: 'dynamic', factor };
   const lowFreqFactor = num('low_freq_factor', (v) => v > 0, 'a positive number');
   const highFreqFactor = num('high_freq_factor', (v) => v > lowFreqFactor, `a number above low_freq_factor ${lowFreqFactor}`);
-  const originalMaxPositions = num('original_max_position_embeddings', (v) => Number.isSafeInteger(v) && v > 0, 'a positive integer');
+  // Absent: max_position_embeddings, as transformers 5.17's standardize_rope_params fills it (a top-level
+  // original_max_position_embeddings, which it reads for Phi-3 alone, stays an unknown field here).
+  const given = o.original_max_position_embeddings;
+  const originalMaxPositions = given === undefined || given === null ? maxPositions()
+    : num('original_max_position_embeddings', (v) => Number.isSafeInteger(v) && v > 0, 'a positive integer');
   return { type: 'llama3', factor, lowFreqFactor, highFreqFactor, originalMaxPositions };
 }
 
 /** Rotary settings from either spelling: theta, the rotated fraction of a head, and the rope scaling. */
-function readRope(f: Fields, arch: Arch): { theta: number; fraction: number; scaling: RopeScaling | null } {
+function readRope(f: Fields, arch: Arch, maxPositions: () => number): { theta: number; fraction: number; scaling: RopeScaling | null } {
   const params = f.get('rope_parameters');
   if (params !== undefined && params !== null && !isObject(params)) throw f.error('rope_parameters', 'must be an object');
   const p = (params ?? {}) as Record<string, unknown>;
-  const fromParams = readRopeType(f, 'rope_parameters', p);
+  const fromParams = readRopeType(f, 'rope_parameters', p, maxPositions);
   // Legacy rope_scaling: null, or an object with its own rope type (hub configs of Llama 3.1 and later).
   const scalingRaw = f.get('rope_scaling');
   if (scalingRaw !== undefined && scalingRaw !== null && !isObject(scalingRaw)) throw f.error('rope_scaling', 'must be an object or null');
-  const fromScaling = isObject(scalingRaw) ? readRopeType(f, 'rope_scaling', scalingRaw) : null;
+  const fromScaling = isObject(scalingRaw) ? readRopeType(f, 'rope_scaling', scalingRaw, maxPositions) : null;
   // Both given (a file touched by both versions): they must say the same.
   if (params != null && isObject(scalingRaw) && JSON.stringify(fromParams) !== JSON.stringify(fromScaling)) {
     throw f.error('rope_scaling', `= ${JSON.stringify(scalingRaw)} contradicts "rope_parameters" = ${JSON.stringify(params)}`);
@@ -293,13 +297,14 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     throw f.error('num_key_value_heads', `= ${numKvHeads}${given ? '' : ` (absent: ${arch}'s default)`} does not divide num_attention_heads = ${numHeads}`);
   }
 
-  const rope = readRope(f, arch);
+  const maxPositionsOf = () => f.int('max_position_embeddings', neox || arch === 'llama' ? 2048 : arch === 'qwen2' || arch === 'qwen3' ? 32768 : 4096 * 32);
+  const rope = readRope(f, arch, maxPositionsOf);
   const rotaryDim = Math.trunc(headDim * rope.fraction); // Python int(head_dim * fraction)
   if (rotaryDim < 2 || rotaryDim % 2) {
     throw f.error(neox ? 'rotary_pct' : 'head_dim', `gives ${rotaryDim} rotary channels per head (head_dim ${headDim} * ${rope.fraction}); must be even and >= 2`);
   }
 
-  const maxPositions = f.int('max_position_embeddings', neox || arch === 'llama' ? 2048 : arch === 'qwen2' || arch === 'qwen3' ? 32768 : 4096 * 32);
+  const maxPositions = maxPositionsOf();
   const normEps = neox ? f.num('layer_norm_eps', 1e-5) : f.num('rms_norm_eps', 1e-6);
   const act = activation(f, arch);
   const tiedEmbeddings = f.bool('tie_word_embeddings', false);

@@ -235,6 +235,13 @@ describe('loadModelConfig on the fixtures', () => {
     expect(parseModelConfig({ ...hub('mistral-tiny'), rope_scaling: { type: 'dynamic', factor: 2, original_max_position_embeddings: 4096 } }, 'x').ropeScaling)
       .toEqual({ type: 'dynamic', factor: 2 });
     expect(parseModelConfig({ ...hub('mistral-tiny'), rope_scaling: null }, 'x').ropeScaling).toBe(null);
+    // llama3 without original_max_position_embeddings: max_position_embeddings, as transformers 5.17's LlamaConfig
+    // fills it (standardize_rope_params); a top-level original_max_position_embeddings, which LlamaConfig ignores
+    // there, is refused as an unknown field rather than ignored.
+    const { original_max_position_embeddings: _o, ...bare } = llama31;
+    expect(parseModelConfig({ ...hub('llama-tiny-tied'), rope_scaling: bare, max_position_embeddings: 8192 }, 'x').ropeScaling).toEqual(LLAMA31);
+    expect(() => parseModelConfig({ ...hub('llama-tiny-tied'), rope_scaling: bare, original_max_position_embeddings: 8192, max_position_embeddings: 131072 }, 'x'))
+      .toThrow(/"original_max_position_embeddings" is not a known llama setting/);
   });
 });
 
