@@ -5,7 +5,7 @@
 //   q = n1 Wq^T (+bq) [N, Hq, Dh];  k = n1 Wk^T (+bk), v = n1 Wv^T (+bv) [N, Hkv, Dh]
 //   Qwen3: q = RMSNorm_q(q), k = RMSNorm_k(k) over each head's Dh channels (q_norm / k_norm, gains [Dh])
 //   rotary on q and k (full head by default), theta = rope_theta
-//   att = attention(q, k, v) (sliding window for Mistral)
+//   att = attention(q, k, v) (a sliding window for Mistral, and on the Qwens' sliding layers: layerWindow)
 //   x1 = x + att Wo^T (+bo)
 //   n2 = RMSNorm2(x1);  y = x1 + (silu(n2 Wg^T) * (n2 Wu^T)) Wd^T
 // Biases exist only where the checkpoint has them (attention_bias / mlp_bias configs).
