@@ -274,7 +274,8 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
 
   let headDim: number;
   const hd = f.get('head_dim');
-  if (hd === undefined && hiddenSize % numHeads !== 0) {
+  // Qwen3Config's head_dim defaults to 128 (not hidden_size / heads, as Llama's, Mistral's and Qwen2's).
+  if (hd === undefined && arch !== 'qwen3' && hiddenSize % numHeads !== 0) {
     throw f.error('hidden_size', `= ${hiddenSize} is not divisible by num_attention_heads = ${numHeads}`);
   }
   if (neox) {
@@ -282,7 +283,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     headDim = hiddenSize / numHeads;
     if (hd !== undefined && hd !== headDim) throw f.error('head_dim', `= ${JSON.stringify(hd)} is inconsistent with hidden_size / num_attention_heads = ${headDim}`);
   } else {
-    headDim = f.int('head_dim', hiddenSize / numHeads);
+    headDim = f.int('head_dim', arch === 'qwen3' ? 128 : hiddenSize / numHeads);
   }
   if (headDim > MAX_HEAD_DIM) {
     throw hd !== undefined && !neox

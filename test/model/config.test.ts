@@ -169,6 +169,7 @@ describe('loadModelConfig on the fixtures', () => {
     const listed = parseModelConfig({ ...qwen, use_sliding_window: true, layer_types: Array.from({ length: 24 }, (_, l) => (l % 2 ? 'sliding_attention' : 'full_attention')) }, 'q');
     expect(listed.windowLayers).toEqual(Array.from({ length: 24 }, (_, l) => l % 2 === 1));
     expect(describeModel(listed)).toMatch(/sliding window 32768 on layers 1, 3, 5, .*, 23,/);
+    expect(parseModelConfig({ ...qwen, use_sliding_window: true, layer_types: Array(24).fill('full_attention') }, 'q').slidingWindow).toBeNull();
     expect(() => parseModelConfig({ ...qwen, max_window_layers: -1 }, 'q')).toThrow(/"max_window_layers" must be an integer >= 0 \(got -1\)/);
     expect(() => parseModelConfig({ ...qwen, layer_types: Array(24).fill('chunked_attention') }, 'q')).toThrow(/"layer_types" must list "full_attention" or "sliding_attention" for each of the 24 layers/);
     expect(() => parseModelConfig({ ...qwen, use_sliding_window: 'yes' }, 'q')).toThrow(/"use_sliding_window" must be true or false/);
@@ -213,6 +214,10 @@ describe('loadModelConfig on the fixtures', () => {
     expect(expectedParameters(biased).filter((p) => p.name.startsWith('model.layers.0.') && p.name.endsWith('.bias')).map((p) => p.name))
       .toEqual(['q', 'k', 'v', 'o'].map((x) => `model.layers.0.self_attn.${x}_proj.bias`));
     expect(describeModel(biased)).toMatch(/q\/k norms, attention biases, tied embeddings$/);
+    // Without head_dim: Qwen3Config's default, 128 (not hidden / heads), whatever divides.
+    const { head_dim: _hd, ...noHeadDim } = qwen3;
+    expect(parseModelConfig({ ...noHeadDim, hidden_size: 64, num_attention_heads: 2, num_key_value_heads: 1 }, 'q').headDim).toBe(128);
+    expect(parseModelConfig({ ...noHeadDim, hidden_size: 1000, num_attention_heads: 16 }, 'q').headDim).toBe(128);
     expect(() => parseModelConfig({ ...qwen3, mlp_bias: true }, 'q')).toThrow(/"mlp_bias" = true is not supported: Qwen3's MLP has no biases/);
     const sw = parseModelConfig({ ...qwen3, use_sliding_window: true, sliding_window: 4096, max_window_layers: 20 }, 'q');
     expect(describeModel(sw)).toMatch(/sliding window 4096 on layers 20-27, q\/k norms/);
