@@ -33,10 +33,13 @@ export function usePythonStrip(): void {
   const proto = Object.getPrototypeOf(sample) as object;
   const getter = Object.getOwnPropertyDescriptor(proto, 'builtins')?.get;
   const fn = (getter?.call(sample) as Builtins | undefined)?.get('strip');
-  if (!getter || !fn || sample.type !== 'StringValue') throw new Error('@huggingface/jinja: its strings are not as srk expects (jinja-strings.ts)');
+  // `| trim` goes through the interpreter's applyFilter (and its evaluateArguments for `trim(chars)`).
+  const interp = Interpreter.prototype as unknown as { applyFilter: (this: unknown, operand: Runtime, node: FilterNode, env: unknown) => Runtime; evaluateArguments?: unknown };
+  if (!getter || !fn || sample.type !== 'StringValue' || typeof interp.applyFilter !== 'function' || typeof interp.evaluateArguments !== 'function') {
+    throw new Error('@huggingface/jinja: its strings or filters are not as srk expects (jinja-strings.ts)');
+  }
   installed = true;
   // `| trim` (jinja2's do_trim: Python's strip, whitespace or the characters given as `trim(chars)`).
-  const interp = Interpreter.prototype as unknown as { applyFilter: (this: unknown, operand: Runtime, node: FilterNode, env: unknown) => Runtime };
   const applyFilter = interp.applyFilter;
   interp.applyFilter = function (operand, node, env) {
     if (operand?.type === 'StringValue') {

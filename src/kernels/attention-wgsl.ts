@@ -125,9 +125,11 @@ export function queryTileWalk(keyRows: string, queryRows: string): string {
 
 export const PRE_WG = 64;
 // D_i = rowsum(dout_i * out_i), stored beside lse_i: ld[2 n] = lse, ld[2 n + 1] = D (n = (b Hq + h) T + i).
-// roundG = 1 where the passes take dO as f16 (the tensor-core kernels, the unfused path's f16 products): D from dO
+// roundG = 1 where both passes take dO as f16 (the tensor-core kernels, the unfused path's f16 products): D from dO
 // rounded to f16's 11 significant bits, as dP = dO V^T sees it, so that dS = P (dP - D) cancels what V's keys share
-// (a value bias): with D from the exact dO, its rounding (2^-11 |dO| |v|) stayed in dS, ~1.7x the error of rounding alone.
+// (a value bias): with D from the exact dO, its rounding (2^-11 |dO| |v|) stayed in dS, ~2x the error of rounding alone.
+// (The passes scale dO by a power of two first; elements that land in f16's subnormals lose more bits there than
+// here, a small remainder.)
 export const PREP: KernelDef = {
   name: 'attn_bwd_prep',
   bindings: ['read', 'read', 'read', 'rw'],
@@ -147,7 +149,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   var D = 0.0;
   for (var d = 0u; d < p.Dh; d++) {
     var g = dout[${at('g', 'b', 'i', 'h', 'd')}];
-    // To nearest, ties to even, at 10 fraction bits: f16's rounding at any scale (the passes scale dO by a power of two first).
+    // To nearest, ties to even, at 10 fraction bits: f16's rounding wherever the scaled value is an f16 normal.
     if (p.roundG == 1u) { let u = bitcast<u32>(g); g = bitcast<f32>((u + 0xfffu + ((u >> 13u) & 1u)) & 0xffffe000u); }
     D = fma(g, out[${at('o', 'b', 'i', 'h', 'd')}], D);
   }

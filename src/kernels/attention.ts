@@ -427,7 +427,9 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
   const nb = batchChunk(gpu, a, [q, k, v, o, go, dq, dk, dv], 2 * Hq * T, shared ? [[dk, dv]] : []);
   for (let b0 = 0; b0 < B; b0 += nb) {
     const n = Math.min(nb, B - b0);
-    prepareLseD(gpu, a, o, go, ld, b0, n, !!(tq || tkv));
+    // One D for both passes: rounded where both take dO as f16 (a pass on the f32 kernels, which the tuner may pair
+    // with a tensor-core one, computes dP from the exact dO and wants the exact D).
+    prepareLseD(gpu, a, o, go, ld, b0, n, !!(tq && tkv));
     const wld = windowOf(gpu, ld, 2 * b0 * Hq * T, 2 * (b0 + n) * Hq * T);
     const wq = win(gpu, q, b0, n, T, Dh); const wk = win(gpu, k, b0, n, T, Dh); const wv = win(gpu, v, b0, n, T, Dh);
     const wg = win(gpu, go, b0, n, T, Dh);

@@ -24,15 +24,15 @@ export interface ModelConfig {
   intermediateSize: number;  // I (MLP width)
   numLayers: number;
   numHeads: number;
-  numKvHeads: number;        // = numHeads unless GQA (llama/mistral)
-  headDim: number;           // llama/mistral may have numHeads * headDim != hiddenSize
+  numKvHeads: number;        // = numHeads unless GQA (all but gpt-neox)
+  headDim: number;           // all but gpt-neox may have numHeads * headDim != hiddenSize
   /** Rotated channels per head (the first rotaryDim of each q/k head, rotate_half pairing); even. */
   rotaryDim: number;
   ropeTheta: number;
   maxPositions: number;
   norm: 'layernorm' | 'rmsnorm';
   normEps: number;
-  /** gelu = exact erf GELU; gelu_tanh = tanh approximation; silu = SwiGLU gate (llama/mistral). */
+  /** gelu = exact erf GELU; gelu_tanh = tanh approximation; silu = SwiGLU gate (all but gpt-neox). */
   act: 'gelu' | 'gelu_tanh' | 'silu';
   parallelResidual: boolean;
   /** gpt-neox: query_key_value and dense have biases; llama, qwen3: q/k/v/o_proj have biases; qwen2: always,
@@ -42,12 +42,12 @@ export interface ModelConfig {
   tiedEmbeddings: boolean;
   /** Scaled rotary embeddings (rope.ts: linear, dynamic, llama3); null = the default frequencies. */
   ropeScaling: RopeScaling | null;
-  /** Mistral: a query attends to at most this many keys (itself included); null = full causal. */
+  /** Mistral, Qwen2 / Qwen3: a query attends to at most this many keys (itself included); null = full causal. */
   slidingWindow: number | null;
   /** Qwen2 / Qwen3 where only some layers slide: which do (the others attend fully); absent or null: all as slidingWindow says. */
   windowLayers?: readonly boolean[] | null;
   /**
-   * llama/mistral: nn.Embedding(padding_idx = pad_token_id), so this embedding row gets no
+   * all but gpt-neox: nn.Embedding(padding_idx = pad_token_id), so this embedding row gets no
    * gradient in transformers; null when there is none (always for gpt-neox, which has no padding_idx).
    */
   embedPaddingIdx: number | null;
@@ -515,8 +515,12 @@ export function toHfConfigJson(cfg: ModelConfig): Record<string, unknown> {
     const qwen2 = cfg.arch === 'qwen2';
     need((qwen2 ? cfg.attentionBias : true) && !cfg.mlpBias, qwen2 ? 'has q/k/v biases and no MLP biases' : 'has no MLP biases');
     const slides = Array.from({ length: cfg.numLayers }, (_, l) => layerWindow(cfg, l) > 0);
+    // layer_types for transformers 5; max_window_layers too where the sliding layers are the last ones (all that a
+    // reader without layer_types, transformers 4, can express).
+    const first = slides.indexOf(true);
+    const suffix = first >= 0 && slides.slice(first).every(Boolean);
     const windows = cfg.slidingWindow === null ? { use_sliding_window: false } : {
-      use_sliding_window: true, sliding_window: cfg.slidingWindow,
+      use_sliding_window: true, sliding_window: cfg.slidingWindow, ...(suffix ? { max_window_layers: first } : {}),
       layer_types: slides.map((x) => (x ? 'sliding_attention' : 'full_attention')),
     };
     return {

@@ -23,8 +23,8 @@ import { gatherRows, spreadRows } from './rows.js';
 
 export interface LlamaSaved {
   x: Tensor; n1: Tensor; rstd1: Tensor; q: Tensor; k: Tensor; v: Tensor; att: Tensor; lse: Tensor;
-  /** Qwen3: q and k before their head norms [N, H Dh] and the norms' 1/rms [N H] (none after an in-place forward). */
-  headNorm?: { q: Tensor; k: Tensor; rstdQ: Tensor; rstdK: Tensor };
+  /** Qwen3: the q and k projections before their head norms [N, H Dh] and the norms' 1/rms [N H] (none after an in-place forward). */
+  headNorm?: { qProj: Tensor; kProj: Tensor; rstdQ: Tensor; rstdK: Tensor };
   /** x + attention, RMSNorm2's input (none after an in-place forward, which has no backward). */
   x1?: Tensor;
   n2: Tensor; rstd2: Tensor; gate: Tensor; up: Tensor;
@@ -68,7 +68,7 @@ export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor, inP
     const nq = norm(qIn, Hq, 'q'); const nk = norm(kIn, Hkv, 'k');
     q = nq.y; k = nk.y;
     if (inPlace) gpu.pool.release(qIn, kIn, nq.rstd, nk.rstd);
-    else headNorm = { q: qIn, k: kIn, rstdQ: nq.rstd, rstdK: nk.rstd };
+    else headNorm = { qProj: qIn, kProj: kIn, rstdQ: nq.rstd, rstdK: nk.rstd };
   }
   const rot = (x: Tensor, heads: number) => ({ x: { tensor: x }, heads, N, headDim: Dh, rotaryDim: cfg.rotaryDim, theta: cfg.ropeTheta, invFreq: modelInvFreq(cfg), positions: batch.positions });
   rotary(gpu, rot(q, Hq));
@@ -114,7 +114,7 @@ export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor, inP
 export function llamaFreeSaved(ctx: ForwardContext, s: LlamaSaved): void {
   // (After an in-place forward x1 was the block's output, which the caller owns: none is saved.)
   ctx.gpu.pool.release(s.n1, s.rstd1, s.q, s.k, s.v, s.att, s.lse, s.x1, s.n2, s.rstd2, s.gate, s.up, s.tail?.att);
-  if (s.headNorm) ctx.gpu.pool.release(s.headNorm.q, s.headNorm.k, s.headNorm.rstdQ, s.headNorm.rstdK);
+  if (s.headNorm) ctx.gpu.pool.release(s.headNorm.qProj, s.headNorm.kProj, s.headNorm.rstdQ, s.headNorm.rstdK);
 }
 
 /** Backward of block l: dy [N, D] ([n, D] with a tail) in, dL/dx [N, D] returned as a new tensor
@@ -174,14 +174,14 @@ export function llamaBlockBackward(ctx: ForwardContext, l: number, s: LlamaSaved
   if (s.headNorm) {
     // Qwen3's head norms: the projections' output gradients from the norms' (rows [N H, Dh], as the forward).
     const hn = s.headNorm;
-    const back = (dy: Tensor, x: Tensor, rstd: Tensor, heads: number, name: 'q' | 'k') => {
-      const dx = acq([Nfull, heads * Dh], `d_${name}_proj`);
-      normBackward(gpu, true, { dy, x, w: w(`self_attn.${name}_norm.weight`), rstd, dx, dw: g(`self_attn.${name}_norm.weight`), N: Nfull * heads, D: Dh });
-      gpu.pool.release(dy);
-      return dx;
+    const back = (dNormed: Tensor, proj: Tensor, rstd: Tensor, heads: number, name: 'q' | 'k') => {
+      const dProj = acq([Nfull, heads * Dh], `d_${name}_proj`);
+      normBackward(gpu, true, { dy: dNormed, x: proj, w: w(`self_attn.${name}_norm.weight`), rstd, dx: dProj, dw: g(`self_attn.${name}_norm.weight`), N: Nfull * heads, D: Dh });
+      gpu.pool.release(dNormed);
+      return dProj;
     };
-    dq = back(dq, hn.q, hn.rstdQ, Hq, 'q');
-    dk = back(dk, hn.k, hn.rstdK, Hkv, 'k');
+    dq = back(dq, hn.qProj, hn.rstdQ, Hq, 'q');
+    dk = back(dk, hn.kProj, hn.rstdK, Hkv, 'k');
   }
   const dn1 = acq([Nfull, D], 'd_n1');
   const n1Scale = operandScale(gpu, s.n1, Nfull * D); // q, k and v take the same input: one max for the three

@@ -121,9 +121,10 @@ export function bytesProgress(update: (label: string, done: number, total: numbe
   };
 }
 
-/** Bytes as MiB below a GiB, else GiB (two decimals). */
+/** Bytes as MiB below a GiB (as rounded: no "1024.0 MiB"), else GiB (two decimals). */
 export function fmtBytes(b: number): string {
-  return b < 2 ** 30 ? `${(b / 2 ** 20).toFixed(1)} MiB` : `${(b / 2 ** 30).toFixed(2)} GiB`;
+  const mib = (b / 2 ** 20).toFixed(1);
+  return Number(mib) < 1024 ? `${mib} MiB` : `${(b / 2 ** 30).toFixed(2)} GiB`;
 }
 
 /**
@@ -131,6 +132,6 @@ export function fmtBytes(b: number): string {
  * pool holds (free buffers kept for reuse included: PyTorch's memory_reserved). The driver's and Dawn's own
  * memory comes on top; WebGPU reports no card's total, so this is what to compare with it.
  */
-export function gpuMemory(pool: { peakInUseBytes: number; allocatedBytes: number }): string {
+export function describeGpuMemory(pool: { peakInUseBytes: number; allocatedBytes: number }): string {
   return `${fmtBytes(pool.peakInUseBytes)} in use at most, ${fmtBytes(pool.allocatedBytes)} held in buffers`;
 }

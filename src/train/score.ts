@@ -51,12 +51,14 @@ export class ScoringStopped extends Error {
 
 /**
  * What a non-finite result in f16 operands may also be, and the flag that tells it from the data or the model:
- * `--aug-precision` where only this pass runs in f16 (an f32 run's augmented pass), else `--precision`. Empty in f32.
+ * `--aug-precision` where only the augmented pass runs in f16 (an f32 run's, `passPrecision` f16), else `--precision`.
+ * Empty where nothing ran in f16. Scoring passes (here) and a training step (trainer.ts) say it alike.
  */
 export function mixedHint(gpu: Gpu, passPrecision?: 'f32' | 'f16'): string {
   if ((passPrecision ?? gpu.matmulPrecision) !== 'f16') return '';
-  const flag = passPrecision === 'f16' && gpu.matmulPrecision !== 'f16' ? '--aug-precision' : '--precision';
-  return ` (mixed precision: a weight or an activation past f16's range, 65504, ends this way too; ${flag} f32 tells the two apart)`;
+  const augOnly = passPrecision === 'f16' && gpu.matmulPrecision !== 'f16';
+  return ` (${augOnly ? 'the augmented pass in mixed precision, --aug-precision mixed' : 'mixed precision'}: a weight or an activation ` +
+    `past f16's range, 65504, ends this way too; ${augOnly ? '--aug-precision' : '--precision'} f32 tells the two apart)`;
 }
 
 /** Arrays for the log-probs of `n` pairs. */

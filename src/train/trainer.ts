@@ -21,11 +21,11 @@ import { generationDefaults } from '../generate/generation-config.js';
 import { EvalSampler } from './eval-samples.js';
 import { SAMPLES_FILE, appendSamples, readSamples, trimSamples } from '../report/samples-log.js';
 import { pairsHash, plainPairsHash, referenceLogps, savePartialReference, weightsHash, type ReferenceLogps } from './reference.js';
-import { ScoringStopped, scorePairs } from './score.js';
+import { ScoringStopped, mixedHint, scorePairs } from './score.js';
 import { trainStep } from './step.js';
 import { TUNING_FILE, adapterName, loadTuning, saveTuning } from './tuning-file.js';
 import { batchStart, epochOrder, pairsUsed } from './shuffle.js';
-import { Progress, dueFrom, gpuMemory } from './progress.js';
+import { Progress, dueFrom, describeGpuMemory } from './progress.js';
 import { acquireRunLock } from './run-lock.js';
 import { sweepStaleTemps } from './stale-temps.js';
 import { DEFAULT_EVAL_SAMPLE_TOKENS, defaultWeightDecay, isSrLoss, type TrainOptions } from './options.js';
@@ -504,8 +504,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
         throw new TrainingError(`step ${step + 1}: the loss is ${r.loss} and the gradient norm ${r.gradNorm}; stopping. ` +
           `The weights of this step were not saved; the last good checkpoint is ${lastSaved ?? 'none (no checkpoint was saved yet)'}.` +
-          (precision.precision === 'mixed' ? ' (mixed precision: a weight or an activation past f16\'s range, 65504, also ends this way; --precision f32 tells the two apart.)'
-            : augMatmulPrecision === 'f16' && isSrLoss(o.loss) ? ' (the augmented pass in mixed precision, --aug-precision mixed: a weight or an activation past f16\'s range, 65504, also ends this way; --aug-precision f32 tells the two apart.)' : ''));
+          mixedHint(gpu, isSrLoss(o.loss) ? augMatmulPrecision : undefined));
       }
       step++; pairsSeen += end - position; position = end;
       if (gpu.tuner) {
@@ -534,7 +533,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
         step < totalSteps ? dueSeconds() : 0);
       // How much GPU memory the run takes, once its shapes have all run (the reference pass, a step): what
       // tells a user with a smaller card before a long run whether it fits, and which flags to turn.
-      if (!memoryLogged) { memoryLogged = true; log(`GPU memory after this process's first step: ${gpuMemory(gpu.pool)}`); }
+      if (!memoryLogged) { memoryLogged = true; log(`GPU memory after this process's first step: ${describeGpuMemory(gpu.pool)}`); }
       if (o.evalEvery > 0 && step % o.evalEvery === 0 && step < totalSteps && !interrupted) {
         // A pair the trained policy scores as non-finite on the eval data (f16 overflow, say) ends the
         // run, but the weights that trained with finite losses are saved first.
@@ -571,7 +570,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       log(`interrupted at step ${step}: checkpoint saved in ${dir}; continue with --resume${evalStopped && step >= totalSteps ? ' (it evaluates this step)' : ''}; report ${report}`);
       return { out: o.out, steps: step, checkpoint: dir, report, interrupted };
     }
-    log(`done: ${step} steps; model in ${dir}; report ${report}; GPU memory ${gpuMemory(gpu.pool)}`);
+    log(`done: ${step} steps; model in ${dir}; report ${report}; GPU memory ${describeGpuMemory(gpu.pool)}`);
     return { out: o.out, steps: step, checkpoint: dir, report, lastEval };
   } finally {
     if (onSignal) { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); }

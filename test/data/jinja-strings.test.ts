@@ -42,6 +42,8 @@ describe('Python string strips in chat templates', () => {
     expect(new Template("[{{ s | trim('') }}]").render({ s: ' a ' })).toBe('[ a ]');
     expect(() => new Template("{{ s | trim('x', 'y') }}").render({ s: 'a' })).toThrow(/trim takes one argument/);
     expect(() => new Template("{{ s | trim(foo='x') }}").render({ s: 'a' })).toThrow(/trim takes one argument/);
+    // A filter block too.
+    expect(new Template('[{% filter trim %}\ufeffq\x85 {% endfilter %}]').render({})).toBe('[\ufeffq]');
     // Other filters and other operands as the package has them.
     expect(new Template('{{ s | upper }}|{{ n | abs }}').render({ s: 'a', n: -2 })).toBe('A|2');
   });

@@ -157,6 +157,8 @@ describe('loadModelConfig on the fixtures', () => {
     expect([sw.slidingWindow, sw.windowLayers]).toEqual([32768, Array.from({ length: 24 }, (_, l) => l >= 21)]);
     expect(describeModel(sw)).toMatch(/sliding window 32768 on layers 21-23, q\/k\/v biases/);
     expect(withoutRaw(parseModelConfig(toHfConfigJson(sw), 'mem'))).toEqual(withoutRaw(sw));
+    // Written back with layer_types, and max_window_layers where the sliding layers are the last ones (for readers without layer_types).
+    expect(toHfConfigJson(sw)).toMatchObject({ use_sliding_window: true, sliding_window: 32768, max_window_layers: 21 });
     // Every layer: the window alone, as Mistral's; absent, Qwen2Config's default 4096.
     const all = parseModelConfig({ ...qwen, use_sliding_window: true, max_window_layers: 0 }, 'q');
     expect([all.slidingWindow, all.windowLayers]).toEqual([32768, undefined]);
@@ -169,6 +171,8 @@ describe('loadModelConfig on the fixtures', () => {
     const listed = parseModelConfig({ ...qwen, use_sliding_window: true, layer_types: Array.from({ length: 24 }, (_, l) => (l % 2 ? 'sliding_attention' : 'full_attention')) }, 'q');
     expect(listed.windowLayers).toEqual(Array.from({ length: 24 }, (_, l) => l % 2 === 1));
     expect(describeModel(listed)).toMatch(/sliding window 32768 on layers 1, 3, 5, .*, 23,/);
+    expect(toHfConfigJson(listed).max_window_layers).toBeUndefined();
+    expect(withoutRaw(parseModelConfig(toHfConfigJson(listed), 'mem'))).toEqual(withoutRaw(listed));
     expect(parseModelConfig({ ...qwen, use_sliding_window: true, layer_types: Array(24).fill('full_attention') }, 'q').slidingWindow).toBeNull();
     expect(() => parseModelConfig({ ...qwen, max_window_layers: -1 }, 'q')).toThrow(/"max_window_layers" must be an integer >= 0 \(got -1\)/);
     expect(() => parseModelConfig({ ...qwen, layer_types: Array(24).fill('chunked_attention') }, 'q')).toThrow(/"layer_types" must list "full_attention" or "sliding_attention" for each of the 24 layers/);

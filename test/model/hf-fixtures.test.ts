@@ -47,16 +47,16 @@ function relClose(got: number[], want: number[], tol: number): void {
   got.forEach((g, i) => expect(Math.abs(g - want[i]) / Math.max(1, Math.abs(want[i])), `index ${i}: ${g} vs ${want[i]}`).toBeLessThan(tol));
 }
 
-for (const [name, FIX] of GOLDEN_FIXTURES) {
-  describe(`${FIX === FIXTURES_JAX ? 'JAX' : 'HF'} fixture ${name}`, () => {
-    const exp: Expected = JSON.parse(readFileSync(resolve(FIX, name, 'expected.json'), 'utf8'));
+for (const [name, dir] of GOLDEN_FIXTURES) {
+  describe(`${dir === FIXTURES_JAX ? 'JAX' : 'HF'} fixture ${name}`, () => {
+    const exp: Expected = JSON.parse(readFileSync(resolve(dir, name, 'expected.json'), 'utf8'));
     const plain = exp.pairs.map((p) => ({ prompt: p.prompt_ids, completions: [p.chosen_ids, p.rejected_ids] }));
     const aug = exp.pairs.map((p) => ({ prompt: [...exp.refine_prompt_ids, ...p.prompt_ids], completions: [p.chosen_ids, p.rejected_ids] }));
 
     it('log-probs (plain and augmented; policy and reference; packed and unpacked) within 2e-5 relative', async () => {
       const gpu = await getGpu();
-      for (const [dir, who] of [[name, 'policy'], [`${name}_ref`, 'ref']] as const) {
-        const m = await loadModel(gpu, resolve(FIX, dir));
+      for (const [sub, who] of [[name, 'policy'], [`${name}_ref`, 'ref']] as const) {
+        const m = await loadModel(gpu, resolve(dir, sub));
         for (const packed of [false, true]) {
           const r = await seqLogps(gpu, m, plain, packed);
           relClose(r.chosen, exp.logps[`${who}_chosen`], LOGP_TOL);
@@ -73,8 +73,8 @@ for (const [name, FIX] of GOLDEN_FIXTURES) {
 
     it('losses within 1e-4 and every parameter gradient within 1e-3 relative L2', async () => {
       const gpu = await getGpu();
-      const m = await loadModel(gpu, resolve(FIX, name), { grads: true });
-      const ref = await loadModel(gpu, resolve(FIX, `${name}_ref`));
+      const m = await loadModel(gpu, resolve(dir, name), { grads: true });
+      const ref = await loadModel(gpu, resolve(dir, `${name}_ref`));
       const refPlain = await seqLogps(gpu, ref, plain, true);
       const refAug = await seqLogps(gpu, ref, aug, true);
       const polAug = await seqLogps(gpu, m, aug, true);
@@ -96,7 +96,7 @@ for (const [name, FIX] of GOLDEN_FIXTURES) {
         const w = gpu.pool.acquire([pol.batch.N]);
         segmentSumBackward(gpu, { dsum: tdsum, ranges: pol.batch.ranges, g: w, S: pol.batch.S });
         m.model.backward(pol.st, w);
-        const gfile = await openSafetensors(resolve(FIX, name, `grads_${loss}.safetensors`));
+        const gfile = await openSafetensors(resolve(dir, name, `grads_${loss}.safetensors`));
         for (const pname of gfile.names) {
           // transformers 5 calls GPT-NeoX's output layer lm_head in named_parameters (the gradient
           // files) while its checkpoints keep the hub name embed_out.

@@ -33,9 +33,9 @@ async function seqLogps(gpu: Gpu, m: LoadedModel, items: PromptCompletions[], tr
   return { chosen: items.map((_, i) => s[layout.seqIndex[i][0]]), rejected: items.map((_, i) => s[layout.seqIndex[i][1]]), st, batch, layout };
 }
 
-for (const [name, FIX] of GOLDEN_FIXTURES) {
+for (const [name, dir] of GOLDEN_FIXTURES) {
   describe(`mixed precision, fixture ${name}`, () => {
-    const exp: Expected = JSON.parse(readFileSync(resolve(FIX, name, 'expected.json'), 'utf8'));
+    const exp: Expected = JSON.parse(readFileSync(resolve(dir, name, 'expected.json'), 'utf8'));
     const plain = exp.pairs.map((p) => ({ prompt: p.prompt_ids, completions: [p.chosen_ids, p.rejected_ids] }));
 
     // Measured on lavapipe (f16 staging) 2026-11-27: |dlogp| <= 6.7e-3 per sequence of 30-50
@@ -44,7 +44,7 @@ for (const [name, FIX] of GOLDEN_FIXTURES) {
     it('log-probs within 1e-2, DPO loss within 1e-3 and every gradient within 5e-3 relative L2 of float64', async () => {
       const gpu = await getGpu();
       try {
-        const m = await loadModel(gpu, resolve(FIX, name), { grads: true });
+        const m = await loadModel(gpu, resolve(dir, name), { grads: true });
         gpu.matmulPrecision = 'f32';
         const f32 = await seqLogps(gpu, m, plain, false);
         releaseBatch(gpu, f32.batch); gpu.pool.release(f32.st.logp);
@@ -67,7 +67,7 @@ for (const [name, FIX] of GOLDEN_FIXTURES) {
         const w = gpu.pool.acquire([pol.batch.N]);
         segmentSumBackward(gpu, { dsum: tdsum, ranges: pol.batch.ranges, g: w, S: pol.batch.S });
         m.model.backward(pol.st, w);
-        const gfile = await openSafetensors(resolve(FIX, name, 'grads_dpo.safetensors'));
+        const gfile = await openSafetensors(resolve(dir, name, 'grads_dpo.safetensors'));
         for (const pname of gfile.names) {
           const ours = pname === 'lm_head.weight' && !m.params.has(pname) ? 'embed_out.weight' : pname;
           const g = await gpu.readF32(m.params.grad(ours));

@@ -3,7 +3,7 @@
 // from that one's last report. A resumed run starts at step 900 of 1000, and an eval between steps pauses
 // training: neither may make the ETA a fraction of the real one, nor drop the step after the eval.
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Progress, dueFrom, fmtBytes, gpuMemory } from '../../src/train/progress.js';
+import { Progress, dueFrom, describeGpuMemory, fmtBytes } from '../../src/train/progress.js';
 
 describe('Progress ETA', () => {
   afterEach(() => { vi.restoreAllMocks(); });
@@ -84,9 +84,10 @@ describe('dueFrom', () => {
 
   it('GPU memory: MiB below a GiB, else GiB', () => {
     expect(fmtBytes(3 * 2 ** 20 + 2 ** 19)).toBe('3.5 MiB');
-    expect(fmtBytes(2 ** 30 - 1)).toBe('1024.0 MiB');
+    expect(fmtBytes(1023.9 * 2 ** 20)).toBe('1023.9 MiB');
+    expect(fmtBytes(2 ** 30 - 1)).toBe('1.00 GiB'); // (1024.0 MiB as rounded)
     expect(fmtBytes(2 ** 30)).toBe('1.00 GiB');
     expect(fmtBytes(11.89 * 2 ** 30)).toBe('11.89 GiB');
-    expect(gpuMemory({ peakInUseBytes: 2 ** 31, allocatedBytes: 2.5 * 2 ** 30 })).toBe('2.00 GiB in use at most, 2.50 GiB held in buffers');
+    expect(describeGpuMemory({ peakInUseBytes: 2 ** 31, allocatedBytes: 2.5 * 2 ** 30 })).toBe('2.00 GiB in use at most, 2.50 GiB held in buffers');
   });
 });
