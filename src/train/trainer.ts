@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Gpu } from '../engine/gpu.js';
 import { Optimizer, type OptimizerConfig } from '../kernels/optimizer.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
-import { EVAL_FILE, METRICS_FILE, RUN_CONFIG_FILE, MetricsLog, readEval, writeFileAtomic, type MetricsRow } from '../report/metrics-log.js';
+import { EVAL_FILE, METRICS_FILE, RUN_CONFIG_FILE, MetricsLog, readEval, readRunConfig, writeFileAtomic, type MetricsRow } from '../report/metrics-log.js';
 import { computeEvalMetrics, computeSftEvalMetrics, toEvalRow } from '../report/eval-metrics.js';
 import { EVAL_PAIRS_FILE, readEvalPairs, writeEvalPairs } from '../report/eval-pairs.js';
 import { runsFromDirs, writeReport } from '../report/html.js';
@@ -294,7 +294,18 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
     // Written once the run is known to be what it says (a refused --resume leaves the directory as it was).
     // The options as given, and the precisions that ran where a fall back (no tensor cores, a failed
     // self-check) changed them: the report's settings table shows both.
-    const ran = { precisionUsed: precision.precision, ...(aug ? { augPrecisionUsed: aug.precision } : {}) };
+    const ran: Record<string, unknown> = { precisionUsed: precision.precision, ...(aug ? { augPrecisionUsed: aug.precision } : {}) };
+    // A resume in another precision (another machine, --precision or SRK_MIXED changed: precision is not pinned)
+    // is said, and the earlier steps' precision kept beside this process's (the report shows both).
+    const before = state ? readRunConfig(o.out) : undefined;
+    const earlier = before?.earlierPrecisionUsed;
+    const changed = before && ['precisionUsed', 'augPrecisionUsed'].filter((k) => before[k] !== undefined && ran[k] !== undefined && before[k] !== ran[k]);
+    if (before && changed && changed.length) {
+      const what = (c: Record<string, unknown>) => changed.map((k) => `${k === 'precisionUsed' ? '' : 'augmented pass '}${String(c[k])}`).join(', ');
+      log(`note: --resume: this run's last process (to step ${state!.step}) ran in ${what(before)} precision; from here it runs in ${what(ran)} ` +
+        '(the reference log-probs are scored again in it): the run\'s steps and evaluations differ in precision');
+      ran.earlierPrecisionUsed = `${typeof earlier === 'string' ? `${earlier}; ` : ''}${what(before)} to step ${state!.step}`;
+    } else if (typeof earlier === 'string') ran.earlierPrecisionUsed = earlier;
     const P = pairs.length;
     const B = Math.min(o.batchSize, P);
     if (B < o.batchSize) log(`only ${P} pairs: batch size ${B}`);

@@ -127,6 +127,22 @@ describe('srk train --precision mixed: the first step near the transformers fixt
     const gn = safetensorsNorm(join(fixture(name), 'grads_sr-dpo.safetensors'));
     expect(relClose(m.grad_norm!, gn, 5e-3), `grad_norm ${m.grad_norm} vs ${gn}`).toBe(true);
   });
+
+  it('a resume in another precision is said, and the earlier precision kept in train_config.json', async () => {
+    const out = join(tmp, 'switch');
+    const first = await train([...args(out).filter((a) => a !== 'mixed' && a !== '--precision')]); // f32, one step
+    expect(first.code, describeRun(first)).toBe(0);
+    const more = (n: number) => args(out).map((a) => (a === '1' ? String(n) : a));
+    const r = await train([...more(2), '--resume'], { SRK_MIXED: 'emulate' });
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(r.stderr).toMatch(/note: --resume: this run's last process \(to step 1\) ran in f32 precision; from here it runs in mixed/);
+    expect(JSON.parse(readFileSync(join(out, 'train_config.json'), 'utf8'))).toMatchObject({ precisionUsed: 'mixed', earlierPrecisionUsed: 'f32 to step 1' });
+    // Resumed again in the same precision: nothing to say, the record kept.
+    const again = await train([...more(3), '--resume'], { SRK_MIXED: 'emulate' });
+    expect(again.code, describeRun(again)).toBe(0);
+    expect(again.stderr).not.toMatch(/ran in .* precision; from here/);
+    expect(JSON.parse(readFileSync(join(out, 'train_config.json'), 'utf8'))).toMatchObject({ precisionUsed: 'mixed', earlierPrecisionUsed: 'f32 to step 1' });
+  });
 });
 
 describe('srk train --precision f32 --aug-precision mixed: only the augmented pass in f16', () => {
