@@ -91,6 +91,12 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
   if (maxPrompt >= maxPositions) throw userError(`--max-prompt-length ${maxPrompt} leaves no room for a completion in the model's ${maxPositions} positions`);
   for (const n of dec.notes) log(`note: ${n}`);
   if (defaults.stopIds.length === 0) log('note: the checkpoint names no EOS token: completions end at the token limit only');
+  else if (tok.eosTokenId !== undefined && tok.eosFrom === 'the tokenizer files' && !defaults.stopIds.includes(tok.eosTokenId)) {
+    // (A chat model whose tokenizer_config.json names <|im_end|> while generation_config.json keeps <|endoftext|>: its
+    // turns would run on to the limit. transformers' generate stops at the same ids.)
+    log(`note: the tokenizer's EOS ${JSON.stringify(tok.idToToken(tok.eosTokenId) ?? '?')} (id ${tok.eosTokenId}) is not a stop id ` +
+      `(those are ${defaults.stopIds.join(' ')}, from generation_config.json or config.json): add it to generation_config.json's eos_token_id to stop there`);
+  }
   const refine = o.augmented ? o.refinePrompt : null;
   const prompts = new PromptReader(tt, refine);
   let encoder: PairTokenizer;

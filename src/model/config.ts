@@ -416,8 +416,10 @@ function qwenWindows(f: Fields, numLayers: number): { slidingWindow: number | nu
   if (types === undefined) {
     slides = Array.from({ length: numLayers }, (_, i) => window !== null && i >= maxWindowLayers);
   } else {
-    if (!Array.isArray(types) || types.length !== numLayers || types.some((t) => t !== 'full_attention' && t !== 'sliding_attention')) {
-      throw f.error('layer_types', `must list "full_attention" or "sliding_attention" for each of the ${numLayers} layers`);
+    const bad = Array.isArray(types) ? types.findIndex((t) => t !== 'full_attention' && t !== 'sliding_attention') : -1;
+    if (!Array.isArray(types) || types.length !== numLayers || bad >= 0) {
+      const found = !Array.isArray(types) ? `not a list` : types.length !== numLayers ? `${types.length} entries` : `entry ${bad} is ${JSON.stringify(types[bad])}`;
+      throw f.error('layer_types', `must list "full_attention" or "sliding_attention" for each of the ${numLayers} layers (${found})`);
     }
     slides = types.map((t) => t === 'sliding_attention');
     if (window === null && slides.some(Boolean)) {
@@ -446,6 +448,12 @@ export function describeModel(cfg: ModelConfig): string {
   }
   if (cfg.arch === 'qwen2') parts.push('q/k/v biases');
   if (cfg.arch === 'qwen3') parts.push('q/k norms');
+  // A window switched on that slides no layer (transformers computes the same): said, as a typo would make it.
+  if ((cfg.arch === 'qwen2' || cfg.arch === 'qwen3') && cfg.raw.use_sliding_window === true && cfg.slidingWindow === null) {
+    const why = cfg.raw.sliding_window === null ? 'sliding_window is null' : Array.isArray(cfg.raw.layer_types) ? 'layer_types lists none'
+      : `max_window_layers ${JSON.stringify(cfg.raw.max_window_layers ?? 28)}${cfg.raw.max_window_layers === undefined ? ' (the default)' : ''} >= ${cfg.numLayers} layers`;
+    parts.push(`use_sliding_window on but no layer slides (${why})`);
+  }
   if (cfg.arch !== 'gpt-neox' && cfg.arch !== 'qwen2' && (cfg.attentionBias || cfg.mlpBias)) {
     parts.push([cfg.attentionBias ? 'attention' : '', cfg.mlpBias ? 'MLP' : ''].filter(Boolean).join(' and ') + ' biases');
   }

@@ -121,7 +121,10 @@ export function checkCheckpointNames(cfg: ModelConfig, tensors: Found, where = '
   const r = compareCheckpointNames(cfg, tensors);
   if (r.ok) return r;
   const shape = (s: number[]) => `[${s.join(', ')}]`;
-  const lines = [`${where} does not match the ${cfg.arch} config (${cfg.numLayers} layers, hidden ${cfg.hiddenSize}, vocab ${cfg.vocabSize}):`];
+  // The head size where it shapes the attention tensors, and where it is a default rather than the file's (Qwen3's is 128,
+  // not hidden / heads: a config that lost its head_dim reads as other shapes).
+  const heads = cfg.arch === 'gpt-neox' ? '' : `, ${cfg.numHeads} heads of ${cfg.headDim}${cfg.raw.head_dim === undefined && cfg.headDim * cfg.numHeads !== cfg.hiddenSize ? ` (config.json has no head_dim: ${cfg.arch}'s default, not hidden / heads)` : ''}`;
+  const lines = [`${where} does not match the ${cfg.arch} config (${cfg.numLayers} layers, hidden ${cfg.hiddenSize}${heads}, vocab ${cfg.vocabSize}):`];
   if (r.missing.length) lines.push(`  missing (${r.missing.length}):`, ...r.missing.map((p) => `    ${p.name} ${shape(p.shape)}`));
   if (r.unexpected.length) {
     const tiedNote = (n: string) => cfg.tiedEmbeddings && (n === 'lm_head.weight' || n === 'embed_out.weight') ? ' (config ties embeddings)' : '';

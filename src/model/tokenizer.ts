@@ -272,7 +272,10 @@ export class SrkTokenizer {
         const content = tokenContent(tokenizerConfig[`${key}_token`]);
         if (content === undefined) return undefined;
         const id = this.tok.token_to_id(content);
-        if (id === undefined) throw new Error(`${key}_token ${JSON.stringify(content)} is not in the vocabulary`);
+        if (id === undefined) {
+          throw new Error(`${key}_token ${JSON.stringify(content)} (tokenizer_config.json, or special_tokens_map.json) is not in the vocabulary: ` +
+            'name a token it has, or add this one (tokenizer_config.json\'s added_tokens_decoder, an id below config.json\'s vocab_size)');
+        }
         return id;
       }
       const fromModel = modelConfig[`${key}_token_id`];

@@ -550,7 +550,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
         // run, but the weights that trained with finite losses are saved first.
         try { await evaluate(); } catch (e) { throw evalError(e, o.evalData!, step, await save()); }
       }
-      if (o.saveEvery > 0 && step % o.saveEvery === 0 && step < totalSteps) await save();
+      if (o.saveEvery > 0 && step % o.saveEvery === 0 && step < totalSteps) log(`checkpoint at step ${step}: ${await save()}`);
     }
     // Past the last step: a signal now leaves a finished run (unless it stops the final evaluation).
     if (step >= totalSteps) doing = 'end';
@@ -581,7 +581,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       log(`interrupted at step ${step}: checkpoint saved in ${dir}; continue with --resume${evalStopped && step >= totalSteps ? ' (it evaluates this step)' : ''}; report ${report}`);
       return { out: o.out, steps: step, checkpoint: dir, report, interrupted };
     }
-    log(`done: ${step} steps; model in ${dir}; report ${report}; GPU memory ${describeGpuMemory(gpu.pool)}`);
+    log(`done: ${step} step${step === 1 ? '' : 's'}; model in ${dir}; report ${report}; GPU memory ${describeGpuMemory(gpu.pool)}`);
     return { out: o.out, steps: step, checkpoint: dir, report, lastEval };
   } finally {
     if (onSignal) { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); }

@@ -175,7 +175,13 @@ describe('loadModelConfig on the fixtures', () => {
     expect(withoutRaw(parseModelConfig(toHfConfigJson(listed), 'mem'))).toEqual(withoutRaw(listed));
     expect(parseModelConfig({ ...qwen, use_sliding_window: true, layer_types: Array(24).fill('full_attention') }, 'q').slidingWindow).toBeNull();
     expect(() => parseModelConfig({ ...qwen, max_window_layers: -1 }, 'q')).toThrow(/"max_window_layers" must be an integer >= 0 \(got -1\)/);
-    expect(() => parseModelConfig({ ...qwen, layer_types: Array(24).fill('chunked_attention') }, 'q')).toThrow(/"layer_types" must list "full_attention" or "sliding_attention" for each of the 24 layers/);
+    expect(() => parseModelConfig({ ...qwen, layer_types: Array(24).fill('chunked_attention') }, 'q')).toThrow(/"layer_types" must list "full_attention" or "sliding_attention" for each of the 24 layers \(entry 0 is "chunked_attention"\)/);
+    expect(() => parseModelConfig({ ...qwen, layer_types: Array(3).fill('full_attention') }, 'q')).toThrow(/for each of the 24 layers \(3 entries\)/);
+    // Switched on, sliding no layer: said in the model's line.
+    expect(describeModel(parseModelConfig({ ...qwen, use_sliding_window: true, max_window_layers: 24 }, 'q'))).toMatch(/use_sliding_window on but no layer slides \(max_window_layers 24 >= 24 layers\)/);
+    const { max_window_layers: _m, ...noMax } = qwen;
+    expect(describeModel(parseModelConfig({ ...noMax, num_hidden_layers: 2, use_sliding_window: true }, 'q'))).toMatch(/no layer slides \(max_window_layers 28 \(the default\) >= 2 layers\)/);
+    expect(describeModel(cfg)).not.toMatch(/use_sliding_window/);
     expect(() => parseModelConfig({ ...qwen, use_sliding_window: 'yes' }, 'q')).toThrow(/"use_sliding_window" must be true or false/);
     expect(() => parseModelConfig({ ...qwen, use_mrope: true }, 'q')).toThrow(/"use_mrope" = true is not supported/);
     expect(() => parseModelConfig({ ...qwen, attention_bias: false }, 'q')).toThrow(/"attention_bias" = false is not supported: Qwen2 has biases on q\/k\/v_proj/);

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadModelConfig } from '../../src/model/config.js';
+import { loadModelConfig, parseModelConfig } from '../../src/model/config.js';
 import { openSafetensors } from '../../src/model/safetensors.js';
 import { checkCheckpointNames, compareCheckpointNames, expectedParameters, knownNonParameters } from '../../src/model/tensor-names.js';
 import { FIXTURES, MODELS } from './paths.js';
@@ -69,12 +69,20 @@ describe('expected tensor names', () => {
     tensors.push({ name: 'model.layers.2.input_layernorm.weight', shape: [64] });
     let msg = '';
     try { checkCheckpointNames(cfg, tensors, '/ckpt/model.safetensors'); } catch (e) { msg = (e as Error).message; }
-    expect(msg).toContain('/ckpt/model.safetensors does not match the mistral config');
+    expect(msg).toContain('/ckpt/model.safetensors does not match the mistral config (2 layers, hidden 64, 4 heads of 16, vocab 384)');
     expect(msg).toContain('missing (2):\n    model.layers.1.mlp.up_proj.weight [160, 64]\n    model.norm.weight [64]');
     expect(msg).toContain('unexpected (1):\n    model.layers.2.input_layernorm.weight [64]');
     expect(msg).toContain('wrong shape (1):\n    model.layers.0.self_attn.k_proj.weight: expected [32, 64], found [64, 64]');
     const r = compareCheckpointNames(cfg, tensors);
     expect([r.ok, r.missing.length, r.unexpected.length, r.wrongShape.length]).toEqual([false, 2, 1, 1]);
+  });
+
+  it('a Qwen3 config without head_dim says its default head size, which is not hidden / heads, beside the shapes it gives', async () => {
+    const cfg = parseModelConfig({ model_type: 'qwen3', vocab_size: 64, hidden_size: 64, num_hidden_layers: 1, num_attention_heads: 4,
+      num_key_value_heads: 2, intermediate_size: 96 }, 'q/config.json');
+    const files = expectedParameters({ ...cfg, headDim: 16, rotaryDim: 16 }); // the weights' own head size (a lost head_dim: 16)
+    expect(() => checkCheckpointNames(cfg, files, 'q/model.safetensors'))
+      .toThrow(/does not match the qwen3 config \(1 layers, hidden 64, 4 heads of 128 \(config\.json has no head_dim: qwen3's default, not hidden \/ heads\), vocab 64\)/);
   });
 
   it('a tied config with an output layer in the file says why it is unexpected', async () => {

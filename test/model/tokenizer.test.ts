@@ -92,7 +92,7 @@ describe('tokenizer: fixture tokenizer (byte-level BPE, vocab 384)', () => {
     write({ tokenizer_class: 'GPTNeoXTokenizer', bos_token: '<|endoftext|>', eos_token: '<|endoftext|>', add_bos_token: false, add_eos_token: false });
     expect((await loadTokenizer(dir)).encode('Hello world', { addSpecialTokens: true })).toEqual(ids);
     write({ bos_token: '<|nope|>' });
-    await expect(loadTokenizer(dir)).rejects.toThrow(/tokenizer\.json: bos_token "<\|nope\|>" is not in the vocabulary/);
+    await expect(loadTokenizer(dir)).rejects.toThrow(/tokenizer\.json: bos_token "<\|nope\|>" \(tokenizer_config\.json, or special_tokens_map\.json\) is not in the vocabulary: name a token it has, or add this one \(tokenizer_config\.json's added_tokens_decoder/);
   });
 
   it('a chat template\'s bos_token / eos_token are the tokenizer files\' alone (config.json\'s ids are not rendered, as in transformers)', async () => {

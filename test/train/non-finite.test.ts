@@ -19,6 +19,7 @@ describe('srk train stops on a non-finite loss, naming the step and the last goo
     const ckpt = join(out, 'checkpoint');
     expect(r.stderr).toMatch(/step 2: the loss is (NaN|-?Infinity)/);
     expect(r.stderr).toContain(`the last good checkpoint is ${ckpt}`);
+    expect(r.stderr).toContain(`checkpoint at step 1: ${ckpt}\n`); // (--save-every's saves are said)
     expect(r.stderr).not.toMatch(/\n\s+at /); // a user-facing message, no stack trace
     // Only the good step is logged; the checkpoint is the one of step 1.
     expect(readMetrics(out).map((m) => m.step)).toEqual([1]);
