@@ -50,7 +50,8 @@ export function usePythonStrip(): void {
           .evaluateArguments(node.args ?? [], env);
         const chars = pos[0] ?? kw.get('chars');
         if (pos.length + kw.size > 1 || [...kw.keys()].some((k) => k !== 'chars')) throw new Error('trim takes one argument, chars');
-        if (chars !== undefined && chars.type !== 'StringValue' && chars.type !== 'NullValue' && chars.type !== 'UndefinedValue') throw new Error(`trim arg must be None or str, not ${chars.type}`);
+        // (An undefined variable too: jinja2's Undefined is no str, and str.strip refuses it.)
+        if (chars !== undefined && chars.type !== 'StringValue' && chars.type !== 'NullValue') throw new Error(`trim arg must be None or str, not ${chars.type}`);
         return new StringValue(pyStrip(operand.value as string, chars?.type === 'StringValue' ? chars.value as string : undefined, true, true));
       }
     }
@@ -69,7 +70,7 @@ export function usePythonStrip(): void {
         map.set(name, new FunctionValue((args: Runtime[]) => {
           if (args.length > 1) throw new Error(`${name} expected at most 1 argument, got ${args.length}`);
           const a = args[0];
-          if (a !== undefined && a.type !== 'NullValue' && a.type !== 'UndefinedValue' && a.type !== 'StringValue') {
+          if (a !== undefined && a.type !== 'NullValue' && a.type !== 'StringValue') {
             throw new Error(`${name} arg must be None or str, not ${a.type}`);
           }
           return new StringValue(pyStrip(value, a?.type === 'StringValue' ? a.value as string : undefined, left, right));

@@ -186,7 +186,7 @@ function readRopeType(f: Fields, where: string, o: Record<string, unknown>, maxP
   // Absent: max_position_embeddings, as transformers 5.17's standardize_rope_params fills it (a top-level
   // original_max_position_embeddings, which it reads for Phi-3 alone, stays an unknown field here).
   const given = o.original_max_position_embeddings;
-  const originalMaxPositions = given === undefined || given === null ? maxPositions()
+  const originalMaxPositions = given === undefined ? maxPositions() // (null: refused below, as transformers' validation refuses it)
     : num('original_max_position_embeddings', (v) => Number.isSafeInteger(v) && v > 0, 'a positive integer');
   return { type: 'llama3', factor, lowFreqFactor, highFreqFactor, originalMaxPositions };
 }
@@ -407,7 +407,6 @@ function qwenWindows(f: Fields, numLayers: number): { slidingWindow: number | nu
   if (useSw !== undefined && useSw !== null && typeof useSw !== 'boolean') throw f.error('use_sliding_window', 'must be true or false');
   f.get('sliding_window'); // (read either way: the hub's configs name one that use_sliding_window leaves off)
   const window = useSw === true && f.raw.sliding_window !== null ? f.int('sliding_window', 4096) : null;
-  if (window !== null && window < 1) throw f.error('sliding_window', `must be a positive number of keys (got ${window})`);
   const mwl = f.get('max_window_layers') ?? 28;
   if (!Number.isSafeInteger(mwl) || (mwl as number) < 0) throw f.error('max_window_layers', `must be an integer >= 0 (got ${JSON.stringify(mwl)})`);
   const maxWindowLayers = mwl as number;

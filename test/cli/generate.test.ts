@@ -68,10 +68,10 @@ describe('srk generate', () => {
   });
 
   it('says where the tokenizer\'s EOS is not a stop id (a chat EOS that generation_config.json does not name)', () => {
-    const model = modelCopy('gpt-neox-tiny', { 'tokenizer_config.json': { eos_token: '<|padding|>' }, 'generation_config.json': { eos_token_id: 0 } });
+    const model = modelCopy('gpt-neox-tiny', { 'tokenizer_config.json': { eos_token: '<|padding|>' }, 'generation_config.json': { eos_token_id: [0, 2] } });
     const r = run(['--model', model, '--data', dataFile('eos.jsonl', [{ prompt: 'Hello' }]), '--max-new-tokens', '2']);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/note: the tokenizer's EOS "<\|padding\|>" \(id 1\) is not a stop id \(those are 0, from generation_config\.json or config\.json\): add it to generation_config\.json's eos_token_id/);
+    expect(r.stderr).toMatch(/note: the tokenizer's EOS "<\|padding\|>" \(id 1\) is not a stop id \(those are 0 2, from generation_config\.json or config\.json\): add it to generation_config\.json's eos_token_id/);
     const fixed = modelCopy('gpt-neox-tiny', { 'tokenizer_config.json': { eos_token: '<|padding|>' }, 'generation_config.json': { eos_token_id: [0, 1] } });
     expect(run(['--model', fixed, '--data', dataFile('eos2.jsonl', [{ prompt: 'Hello' }]), '--max-new-tokens', '2']).stderr).not.toMatch(/is not a stop id/);
   });

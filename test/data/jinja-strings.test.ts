@@ -42,6 +42,10 @@ describe('Python string strips in chat templates', () => {
     expect(new Template("[{{ s | trim('') }}]").render({ s: ' a ' })).toBe('[ a ]');
     expect(() => new Template("{{ s | trim('x', 'y') }}").render({ s: 'a' })).toThrow(/trim takes one argument/);
     expect(() => new Template("{{ s | trim(foo='x') }}").render({ s: 'a' })).toThrow(/trim takes one argument/);
+    expect(() => new Template("{{ s | trim('x', chars='y') }}").render({ s: 'a' })).toThrow(/trim takes one argument/);
+    // An undefined variable as the characters: jinja2 3.1.6 raises "strip arg must be None or str" for both.
+    expect(() => new Template('{{ s | trim(u) }}').render({ s: 'a' })).toThrow(/trim arg must be None or str, not UndefinedValue/);
+    expect(() => new Template('{{ s.strip(u) }}').render({ s: 'a' })).toThrow(/strip arg must be None or str, not UndefinedValue/);
     // A filter block too.
     expect(new Template('[{% filter trim %}\ufeffq\x85 {% endfilter %}]').render({})).toBe('[\ufeffq]');
     // Other filters and other operands as the package has them.

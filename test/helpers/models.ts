@@ -24,6 +24,7 @@ export const MODEL_VARIANTS: [string, string, Partial<ModelConfig>][] = [
   ['GPT-NeoX, sequential residual', 'gpt-neox-tiny', { parallelResidual: false }],
   ['Mistral (GQA, sliding window of 6 keys)', 'mistral-tiny', { slidingWindow: 6 }],
   ['Llama, tied embeddings', 'llama-tiny-tied', {}],
+  ['Qwen3 (q/k norms, a window on layer 1 alone)', '../jax/qwen3-tiny-window', {}],
 ];
 
 /**

@@ -228,6 +228,23 @@ describe('loadModelConfig on the fixtures', () => {
     const { head_dim: _hd, ...noHeadDim } = qwen3;
     expect(parseModelConfig({ ...noHeadDim, hidden_size: 64, num_attention_heads: 2, num_key_value_heads: 1 }, 'q').headDim).toBe(128);
     expect(parseModelConfig({ ...noHeadDim, hidden_size: 1000, num_attention_heads: 16 }, 'q').headDim).toBe(128);
+    // Qwen3Config's other defaults: 32 KV heads, 32768 positions, no attention biases, the window off.
+    const { num_key_value_heads: _kv, max_position_embeddings: _mp, attention_bias: _ab, use_sliding_window: _us, ...sparse } = qwen3;
+    expect(withoutRaw(parseModelConfig({ ...sparse, num_attention_heads: 64, hidden_size: 4096 }, 'q')))
+      .toMatchObject({ numKvHeads: 32, maxPositions: 32768, attentionBias: false, slidingWindow: null });
+    expect(parseModelConfig({ ...sparse, num_attention_heads: 64, hidden_size: 4096, sliding_window: 4096, max_window_layers: 0 }, 'q').slidingWindow).toBeNull();
+    // With the window on and no max_window_layers: from layer 28 on (Qwen3Config(num_hidden_layers=30, use_sliding_window=True)).
+    const thirty = parseModelConfig({ ...qwen3, num_hidden_layers: 30, use_sliding_window: true, sliding_window: 4096, max_window_layers: undefined }, 'q');
+    expect(thirty.windowLayers).toEqual(Array.from({ length: 30 }, (_, l) => l >= 28));
+    expect(describeModel(thirty)).toMatch(/sliding window 4096 on layers 28-29,/);
+    expect(() => parseModelConfig({ ...qwen3, use_sliding_window: true, sliding_window: 0 }, 'q')).toThrow(/"sliding_window" must be an integer >= 1 \(got 0\)/);
+    expect(() => parseModelConfig({ ...qwen3, max_window_layers: 1.5 }, 'q')).toThrow(/"max_window_layers" must be an integer >= 0 \(got 1\.5\)/);
+    expect(describeModel(parseModelConfig({ ...qwen3, use_sliding_window: true, sliding_window: null }, 'q'))).toMatch(/no layer slides \(sliding_window is null\)/);
+    expect(describeModel(parseModelConfig({ ...qwen3, use_sliding_window: true, sliding_window: 64, layer_types: Array(28).fill('full_attention') }, 'q')))
+      .toMatch(/no layer slides \(layer_types lists none\)/);
+    expect(describeModel(parseModelConfig({ ...qwen3, num_hidden_layers: 2, use_sliding_window: true, sliding_window: 5, max_window_layers: 1 }, 'q')))
+      .toMatch(/sliding window 5 on layer 1,/);
+    expect(withoutRaw(parseModelConfig(toHfConfigJson(biased), 'mem'))).toEqual(withoutRaw(biased));
     expect(() => parseModelConfig({ ...qwen3, mlp_bias: true }, 'q')).toThrow(/"mlp_bias" = true is not supported: Qwen3's MLP has no biases/);
     const sw = parseModelConfig({ ...qwen3, use_sliding_window: true, sliding_window: 4096, max_window_layers: 20 }, 'q');
     expect(describeModel(sw)).toMatch(/sliding window 4096 on layers 20-27, q\/k norms/);
@@ -252,9 +269,12 @@ describe('loadModelConfig on the fixtures', () => {
     expect(parseModelConfig({ ...hub('mistral-tiny'), rope_scaling: null }, 'x').ropeScaling).toBe(null);
     // llama3 without original_max_position_embeddings: max_position_embeddings, as transformers 5.17's LlamaConfig
     // fills it (standardize_rope_params); a top-level original_max_position_embeddings, which LlamaConfig ignores
-    // there, is refused as an unknown field rather than ignored.
+    // there, is refused as an unknown field rather than ignored; null, as transformers' validation refuses it.
     const { original_max_position_embeddings: _o, ...bare } = llama31;
     expect(parseModelConfig({ ...hub('llama-tiny-tied'), rope_scaling: bare, max_position_embeddings: 8192 }, 'x').ropeScaling).toEqual(LLAMA31);
+    expect(parseModelConfig({ ...hub('llama-tiny-tied'), rope_scaling: bare, max_position_embeddings: 131072 }, 'x').ropeScaling).toEqual({ ...LLAMA31, originalMaxPositions: 131072 });
+    expect(() => parseModelConfig({ ...hub('llama-tiny-tied'), rope_scaling: { ...bare, original_max_position_embeddings: null } }, 'x'))
+      .toThrow(/"rope_scaling.original_max_position_embeddings" is required for rope_type llama3/);
     expect(() => parseModelConfig({ ...hub('llama-tiny-tied'), rope_scaling: bare, original_max_position_embeddings: 8192, max_position_embeddings: 131072 }, 'x'))
       .toThrow(/"original_max_position_embeddings" is not a known llama setting/);
   });

@@ -85,6 +85,15 @@ describe('expected tensor names', () => {
       .toThrow(/does not match the qwen3 config \(1 layers, hidden 64, 4 heads of 128 \(config\.json has no head_dim: qwen3's default, not hidden \/ heads\), vocab 64\)/);
   });
 
+  it('a given head_dim is not called a default; Qwen3\'s MLP biases are named as such', () => {
+    const cfg = parseModelConfig({ model_type: 'qwen3', vocab_size: 64, hidden_size: 64, num_hidden_layers: 1, num_attention_heads: 4,
+      num_key_value_heads: 2, intermediate_size: 96, head_dim: 32 }, 'q/config.json');
+    let msg = '';
+    try { checkCheckpointNames(cfg, [...expectedParameters(cfg), { name: 'model.layers.0.mlp.down_proj.bias', shape: [64] }]); } catch (e) { msg = (e as Error).message; }
+    expect(msg).toContain('(1 layers, hidden 64, 4 heads of 32, vocab 64)');
+    expect(msg).toContain("model.layers.0.mlp.down_proj.bias [64] (Qwen3's MLP has no biases)");
+  });
+
   it('a tied config with an output layer in the file says why it is unexpected', async () => {
     const cfg = await loadModelConfig(path.join(FIXTURES, 'llama-tiny-tied'));
     const tensors = [...expectedParameters(cfg), { name: 'lm_head.weight', shape: [384, 48] }];

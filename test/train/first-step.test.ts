@@ -132,6 +132,7 @@ describe('srk train --precision mixed: the first step near the transformers fixt
     const out = join(tmp, 'switch');
     const first = await train([...args(out).filter((a) => a !== 'mixed' && a !== '--precision')]); // f32, one step
     expect(first.code, describeRun(first)).toBe(0);
+    expect(first.stderr).toMatch(/done: 1 step; model in/);
     const more = (n: number) => args(out).map((a) => (a === '1' ? String(n) : a));
     const r = await train([...more(2), '--resume'], { SRK_MIXED: 'emulate' });
     expect(r.code, describeRun(r)).toBe(0);
@@ -142,6 +143,10 @@ describe('srk train --precision mixed: the first step near the transformers fixt
     expect(again.code, describeRun(again)).toBe(0);
     expect(again.stderr).not.toMatch(/ran in .* precision; from here/);
     expect(JSON.parse(readFileSync(join(out, 'train_config.json'), 'utf8'))).toMatchObject({ precisionUsed: 'mixed', earlierPrecisionUsed: 'f32 to step 1' });
+    // And back to f32: both earlier ones kept, in order.
+    const back = await train([...more(4).filter((a) => a !== 'mixed' && a !== '--precision'), '--resume']);
+    expect(back.code, describeRun(back)).toBe(0);
+    expect(JSON.parse(readFileSync(join(out, 'train_config.json'), 'utf8'))).toMatchObject({ precisionUsed: 'f32', earlierPrecisionUsed: 'f32 to step 1; mixed to step 3' });
   });
 });
 

@@ -93,6 +93,13 @@ describe('srk train stops on a non-finite loss, naming the step and the last goo
     const r = await train([...common, '--loss', 'dpo', '--precision', 'mixed', '--out', join(tmp, 'f16-mixed')], { SRK_MIXED: 'emulate' });
     expect(r.code, describeRun(r)).toBe(1);
     expect(r.stderr).toMatch(/pair \d: log-prob is not finite \(chosen NaN, rejected NaN\); so are 5 more of the 6 pairs read back with it \(mixed precision: a weight or an activation past f16's range, 65504, ends this way too; --precision f32 tells the two apart\)/);
+    // Read back in micro-batches of 2: still every pair of the readback counted; and where only the augmented pass is
+    // f16 (the policy its own reference), the reference's augmented pass names --aug-precision.
+    const micro = await train([...common, '--micro-batch-size', '2', '--loss', 'dpo', '--precision', 'mixed', '--out', join(tmp, 'f16-micro')], { SRK_MIXED: 'emulate' });
+    expect(micro.stderr).toMatch(/so are 5 more of the 6 pairs read back with it/);
+    const refAug = await train([...common, '--loss', 'sr-dpo', '--precision', 'f32', '--aug-precision', 'mixed', '--out', join(tmp, 'f16-ref-aug')], { SRK_MIXED: 'emulate' });
+    expect(refAug.code, describeRun(refAug)).toBe(1);
+    expect(refAug.stderr).toMatch(/log-prob is not finite .*\(the augmented pass in mixed precision, --aug-precision mixed: .* --aug-precision f32 tells the two apart\)/);
     // In f32 the same model trains.
     const f32 = await train([...common, '--loss', 'dpo', '--precision', 'f32', '--out', join(tmp, 'f16-f32')], { SRK_MIXED: 'emulate' });
     expect(f32.code, describeRun(f32)).toBe(0);
