@@ -1,7 +1,7 @@
 // Shared helpers of the end-to-end training tests: the built CLI (`node bin/srk.js train`) in a
 // child process, temp run directories, and metrics.jsonl reading.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll } from 'vitest';
@@ -81,6 +81,17 @@ export function safetensorsHeader(buf: Buffer): { dataStart: number; tensors: Re
   const h = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, unknown>;
   delete h.__metadata__;
   return { dataStart: 8 + n, tensors: h as never };
+}
+
+/** Rewrites the F32 tensor `name` of a safetensors file in place, each value through `f`. */
+export function editF32Tensor(file: string, name: string, f: (x: number) => number): void {
+  const buf = readFileSync(file);
+  const { dataStart, tensors } = safetensorsHeader(buf);
+  const t = tensors[name];
+  if (!t || t.dtype !== 'F32') throw new Error(`editF32Tensor: ${file} has no F32 tensor ${name}`);
+  const [a, b] = t.data_offsets;
+  for (let o = dataStart + a; o < dataStart + b; o += 4) buf.writeFloatLE(f(buf.readFloatLE(o)), o);
+  writeFileSync(file, buf);
 }
 
 /** Every F32 tensor of a safetensors file, by name (another dtype is an error). */

@@ -1,12 +1,12 @@
 // `srk train` stops on a non-finite loss: non-zero exit, a message with the step and the last good
 // checkpoint, and that checkpoint left whole (it loads).
-import { cpSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadModel } from '../../src/model/load.js';
 import { openSafetensors } from '../../src/model/safetensors.js';
 import { getGpu } from '../helpers/gpu.js';
-import { describeRun, fixture, fixtureArgs, readMetrics, safetensorsHeader, tempDir, train } from './helpers.js';
+import { describeRun, editF32Tensor, fixture, fixtureArgs, readMetrics, safetensorsHeader, tempDir, train } from './helpers.js';
 
 describe('srk train stops on a non-finite loss, naming the step and the last good checkpoint', () => {
   const tmp = tempDir();
@@ -54,11 +54,7 @@ describe('srk train stops on a non-finite loss, naming the step and the last goo
   it('initial weights that overflow: step 1 fails, and the message says no checkpoint was saved (NaN weights are refused at load)', async () => {
     const model = join(tmp, 'nan-model');
     cpSync(fixture('gpt-neox-tiny'), model, { recursive: true });
-    const file = join(model, 'model.safetensors');
-    const buf = readFileSync(file);
-    const { dataStart, tensors } = safetensorsHeader(buf);
-    const [a, b] = tensors['gpt_neox.final_layer_norm.weight'].data_offsets;
-    const fill = (v: number) => { for (let o = dataStart + a; o < dataStart + b; o += 4) buf.writeFloatLE(v, o); writeFileSync(file, buf); };
+    const fill = (v: number) => editF32Tensor(join(model, 'model.safetensors'), 'gpt_neox.final_layer_norm.weight', () => v);
     const out = join(tmp, 'nan');
     const args = ['--model', model, '--ref-model', fixture('gpt-neox-tiny_ref'), '--data', join(model, 'pairs.jsonl'), '--no-eos',
       '--loss', 'sr-ipo', '--batch-size', '6', '--max-steps', '2', '--save-every', '1', '--out', out];
@@ -80,14 +76,7 @@ describe('srk train stops on a non-finite loss, naming the step and the last goo
     // query_key_value x 1e6: weights up to ~1e5, past f16's 65504 (the f32 path computes them, saturated softmax and all).
     const model = join(tmp, 'f16-overflow');
     cpSync(fixture('gpt-neox-tiny'), model, { recursive: true });
-    const file = join(model, 'model.safetensors');
-    const buf = readFileSync(file);
-    const { dataStart, tensors } = safetensorsHeader(buf);
-    for (const l of [0, 1]) {
-      const [a, b] = tensors[`gpt_neox.layers.${l}.attention.query_key_value.weight`].data_offsets;
-      for (let o = dataStart + a; o < dataStart + b; o += 4) buf.writeFloatLE(buf.readFloatLE(o) * 1e6, o);
-    }
-    writeFileSync(file, buf);
+    for (const l of [0, 1]) editF32Tensor(join(model, 'model.safetensors'), `gpt_neox.layers.${l}.attention.query_key_value.weight`, (x) => x * 1e6);
     const common = ['--model', model, '--data', join(model, 'pairs.jsonl'), '--no-eos', '--batch-size', '6', '--max-steps', '1'];
     // The reference pass (the policy as its own reference), every pair NaN: the first named, the rest counted.
     const r = await train([...common, '--loss', 'dpo', '--precision', 'mixed', '--out', join(tmp, 'f16-mixed')], { SRK_MIXED: 'emulate' });
