@@ -2,6 +2,7 @@
 //   geluErf:  HF "gelu" (torch default, GPT-NeoX/Pythia)  y = 0.5 x (1 + erf(x / sqrt 2))
 //   geluTanh: HF "gelu_new" / "gelu_pytorch_tanh"        y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
 //   swiglu:   Llama/Mistral MLP core                     y = silu(gate) * up, silu(z) = z * sigmoid(z)
+//   gated:    y = act(gate) * up for act silu, gelu or gelu_tanh (GeGLU: Gemma)
 // Backwards take the forward input(s) and the upstream gradient dy and return new arrays.
 
 const SQRT1_2 = Math.SQRT1_2;
@@ -101,4 +102,21 @@ export function swigluBackward(
     dup[i] = dy[i] * g * s;
   }
   return { dgate, dup };
+}
+
+/** gate [n], up [n] -> y [n]; y = act(gate) * up (act: silu, or either GELU: GeGLU). */
+export function gatedForward(gate: ArrayLike<number>, up: ArrayLike<number>, act: 'silu' | 'gelu' | 'gelu_tanh'): Float64Array {
+  if (gate.length !== up.length) throw new RangeError(`gated: gate ${gate.length} vs up ${up.length}`);
+  const a = act === 'silu' ? swigluForward(gate, Float64Array.from(gate, () => 1)) : act === 'gelu' ? geluErfForward(gate) : geluTanhForward(gate);
+  return Float64Array.from(a, (v, i) => v * up[i]);
+}
+
+/** dy, gate, up [n] -> dgate = dy * up * act'(gate), dup = dy * act(gate). */
+export function gatedBackward(
+  dy: ArrayLike<number>, gate: ArrayLike<number>, up: ArrayLike<number>, act: 'silu' | 'gelu' | 'gelu_tanh',
+): { dgate: Float64Array; dup: Float64Array } {
+  if (act === 'silu') return swigluBackward(dy, gate, up);
+  const a = act === 'gelu' ? geluErfForward(gate) : geluTanhForward(gate);
+  const da = act === 'gelu' ? geluErfBackward(gate, Float64Array.from(dy, (d, i) => d * up[i])) : geluTanhBackward(gate, Float64Array.from(dy, (d, i) => d * up[i]));
+  return { dgate: da, dup: Float64Array.from(a, (v, i) => v * dy[i]) };
 }

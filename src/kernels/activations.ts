@@ -6,6 +6,8 @@
 //              computed as y = x * sigmoid(2u) (1 + tanh(u) = 2 sigmoid(2u): no overflow, no cancellation)
 //   swiglu:    y = silu(gate) * up, silu(g) = g * sigmoid(g)        (Llama / Mistral: down(silu(gate(x)) * up(x)))
 //              dgate = dy * up * s * (1 + g * (1 - s)), dup = dy * g * s, s = sigmoid(g)
+//   geglu:     y = gelu(gate) * up in either GELU form (Gemma: gelu_pytorch_tanh), the same kernels with
+//              dgate = dy * up * gelu'(g), dup = dy * gelu(g)
 //
 // GELU is elementwise over whole tensors (x, y [n], any shape; GPT-NeoX applies it in place of
 // h = x W1^T + b1 [N, I]). SwiGLU works on rows [N, I] where each operand has its own element
@@ -250,12 +252,16 @@ export interface SwigluArgs {
   N: number; I: number;
   /** Defaults: offset 0, stride I. Fused gate_up [N, 2I]: gate {0, 2I}, up {I, 2I}. */
   gateLayout?: RowLayout; upLayout?: RowLayout; yLayout?: RowLayout;
+  /** The gate's activation: silu (default; SwiGLU) or a GELU (GeGLU). */
+  act?: GateAct;
 }
 
 export interface SwigluBackwardArgs {
   dy: Tensor; gate: Tensor; up: Tensor; dgate: Tensor; dup: Tensor;
   N: number; I: number;
   dyLayout?: RowLayout; gateLayout?: RowLayout; upLayout?: RowLayout; dgateLayout?: RowLayout; dupLayout?: RowLayout;
+  /** The forward's gate activation. */
+  act?: GateAct;
 }
 
 interface Operand { t: Tensor; off: number; stride: number }
@@ -292,9 +298,21 @@ function swigluRows(gpu: Gpu, groups: Operand[][], N: number, I: number): number
   return Math.max(1, rows);
 }
 
-function swigluFwdDefGen(): KernelDef {
+/** The gate's activation of a gated MLP: SiLU (SwiGLU: Llama, Mistral, Qwen) or a GELU (GeGLU: Gemma). */
+export type GateAct = 'silu' | 'gelu' | 'gelu_tanh';
+// a(g) and a'(g) in WGSL (the same functions and expressions as the elementwise GELU kernels).
+const GATE_FWD: Record<GateAct, string> = {
+  silu: 'g * sigmoid(g)', gelu: `${EXPR.gelu.replaceAll('xv', 'g')}`, gelu_tanh: `${EXPR.gelu_tanh.replaceAll('xv', 'g')}`,
+};
+const GATE_GRAD: Record<GateAct, string> = {
+  silu: 's * (1.0 + g * sigmoid(-g))',
+  gelu: 'normCdf(g) + g * INV_SQRT_2PI * exp(-0.5 * g * g)',
+  gelu_tanh: 'geluTanhGrad(g)',
+};
+
+function swigluFwdDefGen(act: GateAct = 'silu'): KernelDef {
   return {
-    name: 'swiglu',
+    name: act === 'silu' ? 'swiglu' : `gated_${act}`,
     bindings: ['read', 'read', 'rw'],
     uniform: true,
     code: /* wgsl */ `
@@ -311,15 +329,15 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   let n = i / p.I;
   let j = i - n * p.I;
   let g = gate[p.gBase + n * p.gStride + j];
-  y[p.yBase + n * p.yStride + j] = g * sigmoid(g) * up[p.uBase + n * p.uStride + j];
+  y[p.yBase + n * p.yStride + j] = ${GATE_FWD[act]} * up[p.uBase + n * p.uStride + j];
 }`,
   };
 }
 
 // fused: dgate and dup live in one buffer and are written through a single binding.
-function swigluBwdDefGen(fused: boolean): KernelDef {
+function swigluBwdDefGen(fused: boolean, act: GateAct = 'silu'): KernelDef {
   return {
-    name: fused ? 'swiglu_bwd_fused' : 'swiglu_bwd',
+    name: `${act === 'silu' ? 'swiglu' : `gated_${act}`}_bwd${fused ? '_fused' : ''}`,
     bindings: fused ? ['read', 'read', 'read', 'rw'] : ['read', 'read', 'read', 'rw', 'rw'],
     uniform: true,
     code: /* wgsl */ `
@@ -333,7 +351,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> dg: array<f32>;
 ${fused ? '' : '@group(0) @binding(4) var<storage, read_write> du: array<f32>;'}
 @group(0) @binding(${fused ? 4 : 5}) var<uniform> p: Params;
-${MATH}
+${MATH}${act === 'gelu_tanh' ? TANH_GRAD : ''}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let i = (wg.x + wg.y * nwg.x) * ${WG}u + li;
@@ -343,21 +361,22 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   let d = dy[p.yBase + n * p.yStride + j];
   let g = gate[p.gBase + n * p.gStride + j];
   let u = up[p.uBase + n * p.uStride + j];
-  let s = sigmoid(g);
-  dg[p.dgBase + n * p.dgStride + j] = d * u * s * (1.0 + g * sigmoid(-g));
-  ${fused ? 'dg' : 'du'}[p.duBase + n * p.duStride + j] = d * g * s;
+  ${act === 'silu' ? `let s = sigmoid(g);
+  dg[p.dgBase + n * p.dgStride + j] = d * u * ${GATE_GRAD.silu};
+  ${fused ? 'dg' : 'du'}[p.duBase + n * p.duStride + j] = d * g * s;` : `dg[p.dgBase + n * p.dgStride + j] = d * u * (${GATE_GRAD[act]});
+  ${fused ? 'dg' : 'du'}[p.duBase + n * p.duStride + j] = d * ${GATE_FWD[act]};`}
 }`,
   };
 }
 
-/** y = silu(gate) * up over rows [N, I], each operand with its own offset and row stride. */
+/** y = act(gate) * up over rows [N, I] (act silu by default), each operand with its own offset and row stride. */
 export function swiglu(gpu: Gpu, a: SwigluArgs): void {
   const { N, I } = a;
   const g = operand('gate', a.gate, a.gateLayout, N, I);
   const u = operand('up', a.up, a.upLayout, N, I);
   const y = operand('y', a.y, a.yLayout, N, I);
   if (N === 0 || I === 0) return;
-  const k = gpu.kernels.get(swigluFwdDef());
+  const k = gpu.kernels.get(swigluFwdDef(a.act ?? 'silu'));
   for (const [r0, r1] of chunkRanges(N, swigluRows(gpu, [[g], [u], [y]], N, I))) {
     const w = [g, u, y].map((o) => windowOf(gpu, o.t, ...span([o], I, r0, r1)));
     const params = new ParamWriter().u32(r1 - r0, I, w[0].base, g.stride, w[1].base, u.stride, w[2].base, y.stride).bytes();
@@ -366,7 +385,7 @@ export function swiglu(gpu: Gpu, a: SwigluArgs): void {
 }
 
 /**
- * dgate = dy * up * s (1 + gate (1 - s)), dup = dy * silu(gate), s = sigmoid(gate); written (not
+ * dgate = dy * up * act'(gate), dup = dy * act(gate) (silu: act' = s (1 + gate (1 - s)), s = sigmoid(gate)); written (not
  * accumulated). dgate and dup may be two halves of one buffer (a fused [N, 2I] gradient).
  */
 export function swigluBackward(gpu: Gpu, a: SwigluBackwardArgs): void {
@@ -379,7 +398,7 @@ export function swigluBackward(gpu: Gpu, a: SwigluBackwardArgs): void {
   if (N === 0 || I === 0) return;
   const fused = a.dgate.buffer === a.dup.buffer;
   const outs = fused ? [[dg, du]] : [[dg], [du]];
-  const k = gpu.kernels.get(swigluBwdDef(fused));
+  const k = gpu.kernels.get(swigluBwdDef(fused, a.act ?? 'silu'));
   for (const [r0, r1] of chunkRanges(N, swigluRows(gpu, [[dy], [g], [u], ...outs], N, I))) {
     const wIn = [dy, g, u].map((o) => windowOf(gpu, o.t, ...span([o], I, r0, r1)));
     const wOut = outs.map((grp) => windowOf(gpu, grp[0].t, ...span(grp, I, r0, r1)));

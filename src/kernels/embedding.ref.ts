@@ -7,24 +7,25 @@ function checkIds(ids: ArrayLike<number>, V: number): void {
   }
 }
 
-/** table [V, D], ids [N] -> y [N, D] with y[n] = table[ids[n]]. Throws RangeError on an id outside [0, V). */
-export function embeddingForward(table: ArrayLike<number>, ids: ArrayLike<number>, V: number, D: number): Float64Array {
+/** table [V, D], ids [N] -> y [N, D] with y[n] = scale * table[ids[n]]. Throws RangeError on an id outside [0, V). */
+export function embeddingForward(table: ArrayLike<number>, ids: ArrayLike<number>, V: number, D: number, scale = 1): Float64Array {
   if (table.length !== V * D) throw new RangeError(`embedding: table has ${table.length} elements, expected ${V * D}`);
   checkIds(ids, V);
   const y = new Float64Array(ids.length * D);
   for (let n = 0; n < ids.length; n++) {
     const src = ids[n] * D;
-    for (let d = 0; d < D; d++) y[n * D + d] = table[src + d];
+    for (let d = 0; d < D; d++) y[n * D + d] = scale * table[src + d];
   }
   return y;
 }
 
 /**
  * dy [N, D], ids [N] -> dTable [V, D], dTable[v] = sum of dy[n] over n with ids[n] == v (rows never
- * used stay 0). paddingIdx (optional, torch nn.Embedding(padding_idx=...)): that row gets no gradient.
+ * used stay 0), times the forward's scale. paddingIdx (optional, torch nn.Embedding(padding_idx=...)): that row
+ * gets no gradient.
  */
 export function embeddingBackward(
-  dy: ArrayLike<number>, ids: ArrayLike<number>, V: number, D: number, paddingIdx?: number,
+  dy: ArrayLike<number>, ids: ArrayLike<number>, V: number, D: number, paddingIdx?: number, scale = 1,
 ): Float64Array {
   if (dy.length !== ids.length * D) throw new RangeError(`embedding: dy has ${dy.length} elements, expected ${ids.length * D}`);
   checkIds(ids, V);
@@ -32,7 +33,7 @@ export function embeddingBackward(
   for (let n = 0; n < ids.length; n++) {
     if (ids[n] === paddingIdx) continue;
     const dst = ids[n] * D;
-    for (let d = 0; d < D; d++) dTable[dst + d] += dy[n * D + d];
+    for (let d = 0; d < D; d++) dTable[dst + d] += scale * dy[n * D + d];
   }
   return dTable;
 }

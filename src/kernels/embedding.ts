@@ -1,8 +1,9 @@
 // Token embedding, f32: gather rows of a table by id, and the deterministic scatter-add backward.
 //
 // Shapes: table, dTable [V, D]; ids [N] (u32 or i32, on the GPU); out, dy [N, D].
-//   forward:  out[n] = table[ids[n]]
-//   backward: dTable[v] += sum over n with ids[n] == v of dy[n]   (accumulated: callers zero dTable)
+//   forward:  out[n] = scale * table[ids[n]]
+//   backward: dTable[v] += scale * sum over n with ids[n] == v of dy[n]   (accumulated: callers zero dTable)
+// scale is 1 but for Gemma, whose embeddings are multiplied by sqrt(hidden) (times 1 is exact).
 //
 // The table may exceed one binding (Pythia's 50304 x 768 f32 is 154 MB, lavapipe binds 128 MiB):
 // the forward runs once per table row range, and each pass writes only the tokens whose id falls
@@ -27,7 +28,7 @@ const GATHER: KernelDef = {
   bindings: ['read', 'read', 'rw'],
   uniform: true,
   code: /* wgsl */ `
-struct Params { rows: u32, D: u32, v0: u32, v1: u32, idBase: u32, tBase: u32, oBase: u32 };
+struct Params { rows: u32, D: u32, v0: u32, v1: u32, idBase: u32, tBase: u32, oBase: u32, scale: f32 };
 @group(0) @binding(0) var<storage, read> ids: array<u32>;
 @group(0) @binding(1) var<storage, read> table: array<f32>;
 @group(0) @binding(2) var<storage, read_write> o: array<f32>;
@@ -40,7 +41,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   if (id < p.v0 || id >= p.v1) { return; }   // another table chunk's token
   let src = p.tBase + (id - p.v0) * p.D;
   let dst = p.oBase + n * p.D;
-  for (var d = li; d < p.D; d += ${WG}u) { o[dst + d] = table[src + d]; }
+  for (var d = li; d < p.D; d += ${WG}u) { o[dst + d] = table[src + d] * p.scale; }
 }`,
 };
 
@@ -50,7 +51,7 @@ const SCATTER: KernelDef = {
   bindings: ['read', 'read', 'rw'],
   uniform: true,
   code: /* wgsl */ `
-struct Params { u0: u32, u1: u32, U: u32, D: u32, v0: u32, pkBase: u32, dyBase: u32, tBase: u32 };
+struct Params { u0: u32, u1: u32, U: u32, D: u32, v0: u32, pkBase: u32, dyBase: u32, tBase: u32, scale: f32 };
 @group(0) @binding(0) var<storage, read> packed: array<u32>;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dTable: array<f32>;
@@ -67,7 +68,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   for (var d = li; d < p.D; d += ${WG}u) {
     var s = 0.0;
     for (var k = k0; k < k1; k++) { s += dy[p.dyBase + packed[ord + k] * p.D + d]; }
-    dTable[dst + d] += s;
+    dTable[dst + d] += s * p.scale;
   }
 }`,
 };
@@ -92,9 +93,11 @@ export interface EmbeddingForwardArgs {
   /** [N, D] f32, written. */
   out: Tensor;
   N: number; V: number; D: number;
+  /** Multiplies the gathered rows (Gemma's sqrt(hidden)); default 1. */
+  scale?: number;
 }
 
-/** out[n] = table[ids[n]] for n < N. */
+/** out[n] = scale * table[ids[n]] for n < N. */
 export function embeddingForward(gpu: Gpu, a: EmbeddingForwardArgs): void {
   const { table, ids, out, N, V, D } = a;
   check('embedding table', table, V * D, ['f32']);
@@ -108,7 +111,7 @@ export function embeddingForward(gpu: Gpu, a: EmbeddingForwardArgs): void {
     const wo = windowOf(gpu, out, n0 * D, n1 * D);
     for (const [v0, v1] of chunkRanges(V, rows)) {
       const wt = windowOf(gpu, table, v0 * D, v1 * D);
-      const params = new ParamWriter().u32(n1 - n0, D, v0, v1, wi.base, wt.base, wo.base).bytes();
+      const params = new ParamWriter().u32(n1 - n0, D, v0, v1, wi.base, wt.base, wo.base).f32(a.scale ?? 1).bytes();
       gpu.recorder.dispatch(k, [wi.range, wt.range, wo.range], params, grid(n1 - n0));
     }
   }
@@ -201,9 +204,11 @@ export interface EmbeddingBackwardArgs {
   plan?: EmbeddingGradPlan;
   /** Id whose row receives no gradient (torch padding_idx). */
   paddingIdx?: number;
+  /** The forward's scale (the sums are multiplied by it); default 1. */
+  scale?: number;
 }
 
-/** dTable[v] += sum of dy[n] over tokens n with ids[n] == v, in a fixed order (deterministic). */
+/** dTable[v] += scale * sum of dy[n] over tokens n with ids[n] == v, in a fixed order (deterministic). */
 export function embeddingBackward(gpu: Gpu, a: EmbeddingBackwardArgs): void {
   const { dy, dTable, N, V, D } = a;
   check('embeddingBackward dy', dy, N * D, ['f32']);
@@ -227,7 +232,7 @@ export function embeddingBackward(gpu: Gpu, a: EmbeddingBackwardArgs): void {
       if (u0 === u1) continue;
       // Bind only the table rows this chunk's ids touch.
       const wt = windowOf(gpu, dTable, unique[u0] * D, (unique[u1 - 1] + 1) * D);
-      const params = new ParamWriter().u32(u0, u1, U, D, unique[u0], wpk.base, wdy.base, wt.base).bytes();
+      const params = new ParamWriter().u32(u0, u1, U, D, unique[u0], wpk.base, wdy.base, wt.base).f32(a.scale ?? 1).bytes();
       gpu.recorder.dispatch(k, [wpk.range, wdy.range, wt.range], params, grid(u1 - u0));
     }
   }

@@ -57,7 +57,11 @@ fn reduce2(v: vec2f, li: u32) -> vec2f {
 
 // `parts`: the variant that also writes y's partial maxima (absmax.ts absmaxPartWgsl): ABSMAX_PARTS
 // workgroups, each over rows wg, wg + ABSMAX_PARTS, ... (else one workgroup per row).
-function forwardDefGen(rms: boolean, WG: number, parts = false): KernelDef {
+// `off`: the gain is w + off (0, or 1 for Gemma's RMSNorm, whose weights are stored as gain - 1).
+const gain = (off: number, idx: string) => off ? `(w[${idx}] + ${off.toFixed(1)})` : `w[${idx}]`;
+
+// `acc`: y += the norm's output (a residual sum, Gemma 3's post-norms) instead of y =.
+function forwardDefGen(rms: boolean, WG: number, parts = false, off = 0, acc = false): KernelDef {
   // Bindings: x, w, [b], y, [mean], rstd, [absmax parts].
   const b = rms ? -1 : 2;
   const y = rms ? 2 : 3;
@@ -68,7 +72,7 @@ function forwardDefGen(rms: boolean, WG: number, parts = false): KernelDef {
   const rowLoop = parts ? `var m = 0.0;\n  for (var row = wg.x; row < p.rows; row += ${ABSMAX_PARTS}u) {`
     : 'let row = wg.x + wg.y * nwg.x;\n  if (row >= p.rows) { return; }\n  {';
   return {
-    name: `${rms ? 'rmsnorm_fwd' : 'layernorm_fwd'}${parts ? '_absmax' : ''}`,
+    name: `${rms ? 'rmsnorm_fwd' : 'layernorm_fwd'}${parts ? '_absmax' : ''}${off ? '_offset' : ''}${acc ? '_acc' : ''}`,
     bindings: parts ? [...bindings, 'rw'] : bindings,
     uniform: true,
     code: /* wgsl */ `
@@ -97,8 +101,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   for (var d = li; d < p.D; d += ${WG}u) { let c = x[xo + d] - mu; q += c * c; }
   let r = inverseSqrt(reduce2(vec2f(q, 0.0), li).x / fD + p.eps);
   for (var d = li; d < p.D; d += ${WG}u) {
-    let v = (x[xo + d] - mu) * r * w[p.wBase + d]${rms ? '' : ' + bias[p.bBase + d]'};
-    y[yo + d] = v;${parts ? '\n    m = amaxNan(m, abs(v));' : ''}
+    let v = (x[xo + d] - mu) * r * ${gain(off, 'p.wBase + d')}${rms ? '' : ' + bias[p.bBase + d]'};
+    y[yo + d] = ${acc ? 'y[yo + d] + v' : 'v'};${parts ? '\n    m = amaxNan(m, abs(v));' : ''}
   }
   if (li == 0u) {
     ${rms ? '' : 'meanOut[p.meanBase + row] = mu;'}
@@ -111,14 +115,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
 
 // `residual`: the variant that writes dx = residual + the norm's gradient (a residual stream's
 // gradient: one pass instead of copying the residual into dx first and adding to it).
-function backwardDxDefGen(rms: boolean, WG: number, residual = false): KernelDef {
+function backwardDxDefGen(rms: boolean, WG: number, residual = false, off = 0): KernelDef {
   // Bindings: dy, x, w, [mean], rstd, [residual], dx.
   const rstd = rms ? 3 : 4;
   const res = rstd + 1;
   const dx = rstd + (residual ? 2 : 1);
   const bindings: ('read' | 'rw')[] = rms ? ['read', 'read', 'read', 'read'] : ['read', 'read', 'read', 'read', 'read'];
   return {
-    name: `${rms ? 'rmsnorm_bwd_dx' : 'layernorm_bwd_dx'}${residual ? '_residual' : ''}`,
+    name: `${rms ? 'rmsnorm_bwd_dx' : 'layernorm_bwd_dx'}${residual ? '_residual' : ''}${off ? '_offset' : ''}`,
     bindings: [...bindings, ...(residual ? ['read' as const] : []), 'rw'],
     uniform: true,
     code: /* wgsl */ `
@@ -144,12 +148,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   // (sum g, sum g * xhat)
   var acc = vec2f(0.0);
   for (var d = li; d < p.D; d += ${WG}u) {
-    let g = dy[yo + d] * w[p.wBase + d];
+    let g = dy[yo + d] * ${gain(off, 'p.wBase + d')};
     acc += vec2f(g, g * (x[xo + d] - mu) * r);
   }
   let m = reduce2(acc, li) / f32(p.D);
   for (var d = li; d < p.D; d += ${WG}u) {
-    let g = dy[yo + d] * w[p.wBase + d];
+    let g = dy[yo + d] * ${gain(off, 'p.wBase + d')};
     let xh = (x[xo + d] - mu) * r;
     var v = r * (g${rms ? '' : ' - m.x'} - xh * m.y);
     ${residual ? 'v += residualIn[p.resBase + row * p.D + d];' : 'if (p.accumulate != 0u) { v += dx[o + d]; }'}
@@ -229,6 +233,10 @@ export interface NormForwardArgs {
    * its own over y.
    */
   absmax?: Tensor;
+  /** The gain is w + wOffset: 0 (default), or 1 for Gemma's RMSNorm (y = x * rstd * (1 + w)). */
+  wOffset?: 0 | 1;
+  /** y += the output (a residual stream's sum) instead of y =; not with absmax. */
+  accumulate?: boolean;
 }
 
 export interface NormBackwardArgs {
@@ -241,6 +249,8 @@ export interface NormBackwardArgs {
   residual?: Tensor;
   /** LayerNorm only: mean [N] from the forward; db [D] accumulated (+=), optional. */
   mean?: Tensor; db?: Tensor;
+  /** The forward's gain offset (NormForwardArgs.wOffset); dw is the same either way. */
+  wOffset?: 0 | 1;
 }
 
 /** Shared forward of LayerNorm (rms=false) and RMSNorm (rms=true). */
@@ -249,8 +259,9 @@ export function normForward(gpu: Gpu, rms: boolean, a: NormForwardArgs): void {
   const name = rms ? 'rmsNorm' : 'layerNorm';
   need(`${name} x`, x, N * D); need(`${name} y`, y, N * D); need(`${name} w`, w, D); need(`${name} rstd`, rstd, N);
   if (!rms) { if (!a.b || !a.mean) throw new Error('layerNorm: b and mean are required'); need('layerNorm b', a.b, D); need('layerNorm mean', a.mean, N); }
+  if (a.accumulate && a.absmax) throw new Error(`${name}: accumulate and absmax exclude each other (the maxima would be the norm's, not y's)`);
   if (N === 0 || D === 0) return;
-  const k = gpu.kernels.get(forwardDef(rms, rowWorkgroup(D), !!a.absmax));
+  const k = gpu.kernels.get(forwardDef(rms, rowWorkgroup(D), !!a.absmax, a.wOffset ?? 0, !!a.accumulate));
   const ww = windowOf(gpu, w, 0, D);
   const wb = rms ? undefined : windowOf(gpu, a.b!, 0, D);
   const wparts = a.absmax ? absmaxPartsWindow(gpu, a.absmax) : undefined;
@@ -281,7 +292,7 @@ export function normBackward(gpu: Gpu, rms: boolean, a: NormBackwardArgs): void 
     need(`${name} residual`, a.residual, N * D);
     if (a.accumulateDx) throw new Error(`${name}: residual and accumulateDx exclude each other`);
   }
-  const kdx = gpu.kernels.get(backwardDxDef(rms, rowWorkgroup(D), !!a.residual));
+  const kdx = gpu.kernels.get(backwardDxDef(rms, rowWorkgroup(D), !!a.residual, a.wOffset ?? 0));
   const ww = windowOf(gpu, w, 0, D);
   const mean = rms ? gpu.placeholder() : a.mean!;
   const wantW = !!a.dw; const wantB = !rms && !!a.db;

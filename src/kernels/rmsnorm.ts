@@ -14,6 +14,10 @@ export interface RmsNormArgs {
   /** [N, D] input, [D] weight, [N, D] output, [N] saved 1/sqrt(mean(x^2) + eps). */
   x: Tensor; w: Tensor; y: Tensor; rstd: Tensor;
   N: number; D: number; eps: number;
+  /** 1: Gemma's RMSNorm, y = (1 + w) * (x * rstd) (its weights are stored as gain - 1). */
+  wOffset?: 0 | 1;
+  /** y += the output instead of y = (a residual sum). */
+  accumulate?: boolean;
 }
 
 /** y = w * (x * rstd) per row of x [N, D]; writes rstd [N]. */
@@ -29,6 +33,8 @@ export interface RmsNormBackwardArgs {
   dw?: Tensor;
   N: number; D: number;
   accumulateDx?: boolean;
+  /** The forward's wOffset. */
+  wOffset?: 0 | 1;
 }
 
 /** RMSNorm backward: dx (= or +=) and dw += sum dy * x * rstd (deterministic). */

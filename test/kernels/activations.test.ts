@@ -4,7 +4,8 @@ import { makeRng } from '../helpers/random.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 import { gelu, geluBackward, swiglu, swigluBackward, type GeluKind } from '../../src/kernels/activations.js';
 import {
-  geluErfBackward, geluErfForward, geluTanhBackward, geluTanhForward, swigluBackward as swigluBackRef, swigluForward as swigluRef,
+  gatedBackward, gatedForward, geluErfBackward, geluErfForward, geluTanhBackward, geluTanhForward, swigluBackward as swigluBackRef,
+  swigluForward as swigluRef,
 } from '../../src/kernels/activations.ref.js';
 
 const rng = makeRng();
@@ -89,6 +90,44 @@ describe(`activations (seed ${rng.seed})`, () => {
     expect(relErr(await gpu.readF32(t.dup), ref.dup)).toBeLessThan(1e-6);
     gpu.pool.release(...Object.values(t));
   });
+
+  for (const act of ['gelu_tanh', 'gelu'] as const) {
+    it(`GeGLU (${act}: Gemma's gated MLP) with separate tensors and on a fused gate_up (N=9, I=21)`, async () => {
+      const gpu = await getGpu();
+      const N = 9; const I = 21;
+      const g = f32(rng.array(N * I, 4)); const u = f32(rng.array(N * I)); const dy = f32(rng.array(N * I));
+      g[0] = 30; g[1] = -30; g[2] = 0;
+      const t = { gate: gpu.tensor([N, I], g), up: gpu.tensor([N, I], u), y: gpu.tensor([N, I]), dy: gpu.tensor([N, I], dy),
+        dgate: gpu.tensor([N, I]), dup: gpu.tensor([N, I]) };
+      swiglu(gpu, { ...t, N, I, act });
+      swigluBackward(gpu, { ...t, N, I, act });
+      const want = gatedForward(g, u, act);
+      // The other GELU form is ~5e-5 away (relative L2): well outside the kernel's 1e-6, so a swapped form fails.
+      expect(relErr(gatedForward(g, u, act === 'gelu' ? 'gelu_tanh' : 'gelu'), want)).toBeGreaterThan(1e-5);
+      expect(relErr(await gpu.readF32(t.y), want)).toBeLessThan(1e-6);
+      const ref = gatedBackward(dy, g, u, act);
+      expect(relErr(await gpu.readF32(t.dgate), ref.dgate)).toBeLessThan(1e-6);
+      expect(relErr(await gpu.readF32(t.dup), ref.dup)).toBeLessThan(1e-6);
+      // The references' derivative against a central difference of their forward (float64).
+      const h = 1e-6; const k = 5;
+      const fd = (gatedForward([g[k] + h], [u[k]], act)[0] - gatedForward([g[k] - h], [u[k]], act)[0]) / (2 * h) * dy[k];
+      expect(Math.abs(ref.dgate[k] - fd)).toBeLessThan(1e-7 * Math.max(1, Math.abs(fd)));
+      // Fused [N, 2I] operands and gradient: the same numbers.
+      const gu = new Float32Array(N * 2 * I);
+      for (let n = 0; n < N; n++) for (let j = 0; j < I; j++) { gu[n * 2 * I + j] = g[n * I + j]; gu[n * 2 * I + I + j] = u[n * I + j]; }
+      const f = { gu: gpu.tensor([N, 2 * I], gu), y: gpu.tensor([N, I]), dgu: gpu.tensor([N, 2 * I]) };
+      const lay = { gateLayout: { offset: 0, stride: 2 * I }, upLayout: { offset: I, stride: 2 * I } };
+      swiglu(gpu, { gate: f.gu, up: f.gu, y: f.y, N, I, act, ...lay });
+      swigluBackward(gpu, { dy: t.dy, gate: f.gu, up: f.gu, dgate: f.dgu, dup: f.dgu, N, I, act, ...lay,
+        dgateLayout: { offset: 0, stride: 2 * I }, dupLayout: { offset: I, stride: 2 * I } });
+      expect(Array.from(await gpu.readF32(f.y))).toEqual(Array.from(await gpu.readF32(t.y)));
+      const dgu = await gpu.readF32(f.dgu); const dg = await gpu.readF32(t.dgate); const du = await gpu.readF32(t.dup);
+      for (let n = 0; n < N; n++) for (let j = 0; j < I; j++) {
+        expect(dgu[n * 2 * I + j]).toBe(dg[n * I + j]); expect(dgu[n * 2 * I + I + j]).toBe(du[n * I + j]);
+      }
+      gpu.pool.release(...Object.values(t), ...Object.values(f));
+    });
+  }
 
   for (const [N, I, limit] of [[33, 100, 0], [3, 1030, 0], [50, 37, 2048]] as const) {
     it(`swiglu on a fused gate_up [N, 2I] and a fused gradient (N=${N}, I=${I}${limit ? `, binding limit ${limit} B` : ''})`, async () => {

@@ -61,6 +61,27 @@ describe(`embedding (seed ${rng.seed})`, () => {
     });
   }
 
+  for (const limit of [0, 4096]) {
+    it(`a scale (Gemma's sqrt(hidden)) on the gathered rows and on their gradient${limit ? ` (binding limit ${limit} B)` : ''}`, async () => {
+      const gpu = await getGpu();
+      const N = 40; const V = 30; const D = 48; const scale = Math.fround(Math.sqrt(D));
+      const table = f32(rng.array(V * D));
+      const ids = Int32Array.from({ length: N }, () => rng.int(V)); ids[0] = V - 1; ids[1] = ids[2];
+      const dy = f32(rng.array(N * D));
+      const t = { table: gpu.tensor([V, D], table), ids: gpu.tensor([N], ids, 'i32'), out: gpu.tensor([N, D]),
+        dy: gpu.tensor([N, D], dy), dTable: gpu.tensor([V, D], new Float32Array(V * D)) };
+      const run = async () => {
+        embeddingForward(gpu, { ...t, N, V, D, scale });
+        embeddingBackward(gpu, { dy: t.dy, dTable: t.dTable, ids, N, V, D, paddingIdx: ids[3], scale });
+      };
+      if (limit) await withBindingLimit(gpu, limit, run); else await run();
+      // Each gathered value is one f32 product: exactly the reference's rounded to f32.
+      expect(await gpu.readF32(t.out)).toEqual(f32(embRef(table, ids, V, D, scale)));
+      expect(relErr(await gpu.readF32(t.dTable), embBackRef(dy, ids, V, D, ids[3], scale))).toBeLessThan(1e-6);
+      gpu.pool.release(...Object.values(t));
+    });
+  }
+
   it('a table over maxStorageBufferBindingSize: gather from the first, last and boundary rows; backward', async () => {
     const gpu = await getGpu();
     const D = 1024;

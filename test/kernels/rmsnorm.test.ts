@@ -38,6 +38,36 @@ describe(`rmsNorm (seed ${rng.seed})`, () => {
     });
   }
 
+  it('Gemma\'s gain 1 + w (wOffset 1): forward, backward with a residual, against the reference and the plain kernel given 1 + w', async () => {
+    const gpu = await getGpu();
+    const N = 9; const D = 37; const eps = 1e-6;
+    // w near 0 as Gemma stores it (the gain is 1 + w): a kernel that dropped the offset would give ~0.
+    const x = f32(rng.array(N * D)); const w = f32(rng.array(D).map((v) => 0.3 * v));
+    const dy = f32(rng.array(N * D)); const res = f32(rng.array(N * D));
+    const t = { x: gpu.tensor([N, D], x), w: gpu.tensor([D], w), y: gpu.tensor([N, D]), rstd: gpu.tensor([N]),
+      dy: gpu.tensor([N, D], dy), dx: gpu.tensor([N, D]), dw: gpu.tensor([D], new Float32Array(D)), residual: gpu.tensor([N, D], res) };
+    rmsNorm(gpu, { ...t, N, D, eps, wOffset: 1 });
+    rmsNormBackward(gpu, { ...t, N, D, wOffset: 1 });
+    const ref = rmsRef(x, w, N, D, eps, 1);
+    const plain = rmsRef(x, Float64Array.from(w, (v) => v + 1), N, D, eps);
+    expect(relErr(ref.y, plain.y)).toBeLessThan(1e-15);
+    expect(relErr(await gpu.readF32(t.y), ref.y)).toBeLessThan(1e-5);
+    const g = rmsBackRef(dy, x, w, ref.rstd, N, D, 1);
+    expect(relErr(await gpu.readF32(t.dx), add(res, g.dx))).toBeLessThan(1e-5);
+    expect(relErr(await gpu.readF32(t.dw), g.dw)).toBeLessThan(1e-5);
+    // The same numbers as the plain kernel given the gains 1 + w (rounded to f32 as the kernel adds them).
+    const w1 = gpu.tensor([D], f32(Array.from(w, (v) => Math.fround(v + 1)))); const y1 = gpu.tensor([N, D]);
+    rmsNorm(gpu, { x: t.x, w: w1, y: y1, rstd: t.rstd, N, D, eps });
+    expect(Array.from(await gpu.readF32(y1))).toEqual(Array.from(await gpu.readF32(t.y)));
+    // accumulate: y += the norm's output (Gemma 3's post-norms add into the residual stream), with the same rstd.
+    const y0 = f32(rng.array(N * D)); const ya = gpu.tensor([N, D], y0); const ra = gpu.tensor([N]);
+    rmsNorm(gpu, { x: t.x, w: t.w, y: ya, rstd: ra, N, D, eps, wOffset: 1, accumulate: true });
+    expect(relErr(await gpu.readF32(ya), add(y0, ref.y))).toBeLessThan(1e-6);
+    expect(relErr(await gpu.readF32(ra), ref.rstd)).toBeLessThan(1e-6);
+    expect(() => rmsNorm(gpu, { x: t.x, w: t.w, y: ya, rstd: ra, N, D, eps, accumulate: true, absmax: ra })).toThrow(/accumulate and absmax exclude each other/);
+    gpu.pool.release(...Object.values(t), w1, y1, ya, ra);
+  });
+
   it('more than 65535 rows (2-D workgroup grid): N=66000, D=3', async () => {
     const gpu = await getGpu();
     const N = 66000; const D = 3; const eps = 1e-6;
