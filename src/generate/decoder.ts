@@ -23,7 +23,7 @@ import { outerNames } from '../model/causal-lm.js';
 import { neoxBlockForward, neoxFreeSaved, type NeoxSaved } from '../model/gpt-neox.js';
 import { llamaBlockForward, llamaFreeSaved, type LlamaSaved } from '../model/llama.js';
 import type { AttendHook, BlockBatch, ForwardContext, ModelShape } from '../model/context.js';
-import { layerWindow } from '../model/context.js';
+import { attentionScale, embedScale, layerWindow, normOffset } from '../model/context.js';
 import type { Params } from '../model/params.js';
 import { userError } from '../errors.js';
 
@@ -80,11 +80,11 @@ export class Decoder {
     const attend: AttendHook = (l, q, k, v, out) => {
       kvAppend(gpu, { src: k, slots: t.slots, cache: this.k[l], N, heads: Hkv, Dh });
       kvAppend(gpu, { src: v, slots: t.slots, cache: this.v[l], N, heads: Hkv, Dh });
-      attentionCached(gpu, { q, kCache: this.k[l], vCache: this.v[l], slots: t.slots, out, N, Hq, Hkv, Dh, Tmax, window: layerWindow(cfg, l) });
+      attentionCached(gpu, { q, kCache: this.k[l], vCache: this.v[l], slots: t.slots, out, N, Hq, Hkv, Dh, Tmax, window: layerWindow(cfg, l), scale: attentionScale(cfg) });
     };
     const ctx: ForwardContext = { gpu, cfg, params: p, batch, attend };
     let x = gpu.pool.acquire([N, D], 'f32', 'gen_x');
-    embeddingForward(gpu, { table: p.get(names.embed), ids: t.ids, out: x, N, V, D });
+    embeddingForward(gpu, { table: p.get(names.embed), ids: t.ids, out: x, N, V, D, scale: embedScale(cfg) });
     // The last block's tail runs on the wanted tokens only (all of them in a decode step).
     const tail = n < N ? { rows: t.want, n } : undefined;
     for (let l = 0; l < cfg.numLayers; l++) {
@@ -103,7 +103,7 @@ export class Decoder {
     const h = gpu.pool.acquire([n, D], 'f32', 'gen_h');
     const rstd = gpu.pool.acquire([n], 'f32', 'gen_rstd');
     const mean = cfg.arch === 'gpt-neox' ? gpu.pool.acquire([n], 'f32', 'gen_mean') : undefined;
-    normForward(gpu, cfg.arch !== 'gpt-neox', { x: xs, w: p.get(names.normW), b: names.normB ? p.get(names.normB) : undefined, y: h, mean, rstd, N: n, D, eps: cfg.normEps });
+    normForward(gpu, cfg.arch !== 'gpt-neox', { x: xs, w: p.get(names.normW), b: names.normB ? p.get(names.normB) : undefined, y: h, mean, rstd, N: n, D, eps: cfg.normEps, wOffset: normOffset(cfg) });
     const logits = gpu.pool.acquire([n, V], 'f32', 'gen_logits');
     linearForward(gpu, h, p.get(names.out), undefined, logits, n, D, V);
     try {

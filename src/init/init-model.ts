@@ -7,7 +7,7 @@
 //
 // Initialization as transformers' _init_weights for these models: Linear and Embedding weights
 // normal(0, initializer_range = 0.02), biases zeros, LayerNorm / RMSNorm weights ones (LayerNorm
-// biases zeros). Each tensor draws from its own stream Rng(seed, hash(name)), so a tensor's values
+// biases zeros; Gemma's RMSNorm weights zeros: their gain is 1 + w). Each tensor draws from its own stream Rng(seed, hash(name)), so a tensor's values
 // depend only on the seed, its name and its size, not on the other tensors.
 //
 // The safetensors file is written tensor by tensor and chunk by chunk (memory stays at one chunk,
@@ -19,6 +19,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { toHfConfigJson, type Arch, type ModelConfig } from '../model/config.js';
 import { expectedParameters, type ParamSpec } from '../model/tensor-names.js';
+import { normOffset } from '../model/context.js';
 import { writeSafetensors, type TensorToWrite } from '../model/safetensors.js';
 import { ENDOFTEXT_ID, byteLevelTokenizerJson, specialTokensMapJson, tokenizerConfigJson } from './byte-tokenizer.js';
 import { presetConfig } from './presets.js';
@@ -52,11 +53,13 @@ export interface InitModelResult {
 
 export type InitKind = 'normal' | 'zeros' | 'ones';
 
-/** How transformers initializes a parameter of these architectures, from its name and shape. */
-export function initKind(spec: ParamSpec): InitKind {
+/** How transformers initializes a parameter of these architectures, from its name and shape (`gainOffset` 1: Gemma's norms). */
+export function initKind(spec: ParamSpec, gainOffset: 0 | 1 = 0): InitKind {
   if (spec.shape.length >= 2) return 'normal';
   if (spec.name.endsWith('.bias')) return 'zeros';
-  if (/(^|\.)(input_layernorm|post_attention_layernorm|final_layer_norm|norm|q_norm|k_norm)\.weight$/.test(spec.name)) return 'ones';
+  if (/(^|\.)(input_layernorm|post_attention_layernorm|pre_feedforward_layernorm|post_feedforward_layernorm|final_layer_norm|norm|q_norm|k_norm)\.weight$/.test(spec.name)) {
+    return gainOffset ? 'zeros' : 'ones';
+  }
   throw new Error(`initKind: no rule for the 1-D parameter ${spec.name}`);
 }
 
@@ -82,7 +85,7 @@ export async function writeInitSafetensors(
 ): Promise<void> {
   if (!(initializerRange >= 0 && Number.isFinite(initializerRange))) throw new Error(`initializer range must be >= 0 (got ${initializerRange})`);
   const specs = expectedParameters(cfg);
-  const kinds = specs.map(initKind); // throws before anything is written
+  const kinds = specs.map((sp) => initKind(sp, normOffset(cfg))); // throws before anything is written
   // Each tensor is generated when the writer reaches it, so only one is in memory at a time.
   const tensors: TensorToWrite[] = specs.map((spec, t) => ({
     name: spec.name, dtype: 'F32', shape: spec.shape,

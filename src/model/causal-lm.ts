@@ -2,7 +2,7 @@
 // per-token log-probs of the batch targets. forward() records every kernel; with `train` it keeps
 // each block's activations for backward(), which then adds every parameter gradient.
 //
-//   x0 = embed[ids]                                 [N, D]
+//   x0 = embed[ids]                                 [N, D] (Gemma: times sqrt(D))
 //   x_{l+1} = block_l(x_l)                          (gpt-neox.ts / llama.ts)
 //   h = finalNorm(x_L)[scored rows]                 [n, D] (the tokens with a target; embedding gather)
 //   logp[r] = log softmax(h W_out^T)[i, target[r]]  [B T] for scored row r = rows[i], 0 elsewhere
@@ -18,7 +18,7 @@ import { gatherRows, spreadRows } from './rows.js';
 import { lastBlockTail } from './block-tail.js';
 import { neoxBlockBackward, neoxBlockForward, neoxFreeSaved, type NeoxSaved } from './gpt-neox.js';
 import { llamaBlockBackward, llamaBlockForward, llamaFreeSaved, type LlamaSaved } from './llama.js';
-import type { ForwardContext, GpuBatch, ModelShape } from './context.js';
+import { embedScale, normOffset, type ForwardContext, type GpuBatch, type ModelShape } from './context.js';
 import type { Params } from './params.js';
 
 /** HF names of the parameters outside the blocks. */
@@ -65,7 +65,7 @@ export class CausalLM {
     const names = outerNames(cfg);
     const ctx = { gpu, cfg, params: p, batch };
     let x = gpu.pool.acquire([N, D], 'f32', 'x0');
-    embeddingForward(gpu, { table: p.get(names.embed), ids: batch.ids, out: x, N, V, D });
+    embeddingForward(gpu, { table: p.get(names.embed), ids: batch.ids, out: x, N, V, D, scale: embedScale(cfg) });
     const blocks: Saved[] = [];
     // The last block's tail (after attention) runs on the scored rows only (block-tail.ts).
     const tail = lastBlockTail(batch);
@@ -88,7 +88,7 @@ export class CausalLM {
     const h = gpu.pool.acquire([Math.max(1, Nx), D], 'f32', tail ? 'h_scored' : 'h_final');
     const rstd = gpu.pool.acquire([Nx], 'f32', 'rstd_final');
     const mean = cfg.arch === 'gpt-neox' ? gpu.pool.acquire([Nx], 'f32', 'mean_final') : undefined;
-    normForward(gpu, cfg.arch !== 'gpt-neox', { x, w: p.get(names.normW), b: names.normB ? p.get(names.normB) : undefined, y: h, mean, rstd, N: Nx, D, eps: cfg.normEps });
+    normForward(gpu, cfg.arch !== 'gpt-neox', { x, w: p.get(names.normW), b: names.normB ? p.get(names.normB) : undefined, y: h, mean, rstd, N: Nx, D, eps: cfg.normEps, wOffset: normOffset(cfg) });
     const hs = tail ? h : gatherRows(gpu, h, rows, n, N, D, 'h_scored');
     if (hs !== h) gpu.pool.release(h);
     const logps = gpu.pool.acquire([Math.max(1, n)], 'f32', 'logp_scored');
@@ -135,7 +135,7 @@ export class CausalLM {
     gpu.pool.release(ws);
     let dx = gpu.pool.acquire([Nx, D], 'f32', 'dx');
     normBackward(gpu, cfg.arch !== 'gpt-neox', { dy: dh, x: st.xL, w: p.get(names.normW), mean: st.mean, rstd: st.rstd, dx,
-      dw: p.grad(names.normW), db: names.normB ? p.grad(names.normB) : undefined, N: Nx, D });
+      dw: p.grad(names.normW), db: names.normB ? p.grad(names.normB) : undefined, N: Nx, D, wOffset: normOffset(cfg) });
     gpu.pool.release(dh, st.xL, st.h, st.mean, st.rstd);
     for (let l = cfg.numLayers - 1; l >= 0; l--) {
       const s = st.blocks[l];
@@ -147,7 +147,7 @@ export class CausalLM {
       dx = dxPrev;
     }
     st.blocks = [];
-    embeddingBackward(gpu, { dy: dx, ids: ctx.batch.hostIds, dTable: p.grad(names.embed), N, V, D, paddingIdx: cfg.embedPaddingIdx ?? undefined });
+    embeddingBackward(gpu, { dy: dx, ids: ctx.batch.hostIds, dTable: p.grad(names.embed), N, V, D, paddingIdx: cfg.embedPaddingIdx ?? undefined, scale: embedScale(cfg) });
     gpu.pool.release(dx);
   }
 

@@ -1,6 +1,8 @@
-// Hugging Face config.json -> one normalized ModelConfig for GPT-NeoX (Pythia), Mistral, Llama, Qwen2 and Qwen3
-// (Qwen2 / Qwen2.5: Llama's computation with biases on q/k/v_proj and none on o_proj; Qwen3: Llama's with an
-// RMSNorm over each query and key head before the rotation, q_norm / k_norm).
+// Hugging Face config.json -> one normalized ModelConfig for GPT-NeoX (Pythia), Mistral, Llama, Qwen2, Qwen3, Gemma and
+// Gemma 3 (Qwen2 / Qwen2.5: Llama's computation with biases on q/k/v_proj and none on o_proj; Qwen3: Llama's with an
+// RMSNorm over each query and key head before the rotation, q_norm / k_norm; Gemma: Llama's with embeddings scaled by
+// sqrt(hidden), RMSNorm gains 1 + w and a GELU-gated MLP; Gemma 3 text: Gemma's with q_norm / k_norm, norms after
+// the attention and the MLP too, sliding layers with their own rotary base, and query_pre_attn_scalar).
 //
 // Two spellings exist for the same model: hub files as downloaded (rotary_pct, rotary_emb_base,
 // rope_theta, rope_scaling, torch_dtype) and what transformers 5 writes (rope_parameters
@@ -15,7 +17,7 @@ import { describeRopeScaling, type RopeScaling } from './rope.js';
 import { MAX_HEAD_DIM } from '../kernels/attention-limits.js';
 import { layerWindow } from './context.js';
 
-export type Arch = 'gpt-neox' | 'mistral' | 'llama' | 'qwen2' | 'qwen3';
+export type Arch = 'gpt-neox' | 'mistral' | 'llama' | 'qwen2' | 'qwen3' | 'gemma' | 'gemma3';
 
 export interface ModelConfig {
   arch: Arch;
@@ -32,7 +34,8 @@ export interface ModelConfig {
   maxPositions: number;
   norm: 'layernorm' | 'rmsnorm';
   normEps: number;
-  /** gelu = exact erf GELU; gelu_tanh = tanh approximation; silu = SwiGLU gate (all but gpt-neox). */
+  /** gelu = exact erf GELU; gelu_tanh = tanh approximation; silu = SwiGLU gate (all but gpt-neox and the Gemmas, whose
+   *  MLP gate is a GELU). */
   act: 'gelu' | 'gelu_tanh' | 'silu';
   parallelResidual: boolean;
   /** gpt-neox: query_key_value and dense have biases; llama, qwen3: q/k/v/o_proj have biases; qwen2: always,
@@ -44,8 +47,12 @@ export interface ModelConfig {
   ropeScaling: RopeScaling | null;
   /** Mistral, Qwen2 / Qwen3: a query attends to at most this many keys (itself included); null = full causal. */
   slidingWindow: number | null;
-  /** Qwen2 / Qwen3 where only some layers slide: which do (the others attend fully); absent or null: all as slidingWindow says. */
+  /** Qwen2 / Qwen3 / Gemma 3 where only some layers slide: which do (the others attend fully); absent or null: all as slidingWindow says. */
   windowLayers?: readonly boolean[] | null;
+  /** Gemma 3: query_pre_attn_scalar (the scores are scaled by its -1/2 power instead of head_dim's). */
+  queryPreAttnScalar?: number | null;
+  /** Gemma 3: the sliding layers' rotary base (rope_local_base_freq) and scaling; ropeTheta / ropeScaling are the other layers'. */
+  slidingRope?: { theta: number; scaling: RopeScaling | null } | null;
   /**
    * all but gpt-neox: nn.Embedding(padding_idx = pad_token_id), so this embedding row gets no
    * gradient in transformers; null when there is none (always for gpt-neox, which has no padding_idx).
@@ -65,6 +72,15 @@ const MODEL_TYPES: Record<string, { arch: Arch; architecture: string }> = {
   llama: { arch: 'llama', architecture: 'LlamaForCausalLM' },
   qwen2: { arch: 'qwen2', architecture: 'Qwen2ForCausalLM' },
   qwen3: { arch: 'qwen3', architecture: 'Qwen3ForCausalLM' },
+  gemma: { arch: 'gemma', architecture: 'GemmaForCausalLM' },
+  gemma3_text: { arch: 'gemma3', architecture: 'Gemma3ForCausalLM' },
+};
+
+/** Model types close to a supported one that are refused, and why (said instead of "not supported"). */
+const REFUSED_TYPES: Record<string, string> = {
+  gemma2: 'Gemma 2 soft-caps its attention scores and logits (tanh), which srk\'s kernels do not compute; Gemma (gemma) and Gemma 3 (gemma3_text) are supported',
+  gemma3: 'this is Gemma 3\'s vision-language checkpoint (Gemma3ForConditionalGeneration); srk trains text-only Gemma 3 (model_type gemma3_text, ' +
+    'Gemma3ForCausalLM, e.g. gemma-3-1b)',
 };
 
 /**
@@ -82,6 +98,9 @@ const NEUTRAL = new Set([
   'attention_dropout', 'hidden_dropout', 'classifier_dropout',
   // Splits the matmuls in transformers when > 1; the result is the same up to float rounding.
   'pretraining_tp',
+  // Gemma 3's generation cache choice (hybrid), and the private copy of sliding_window_pattern transformers 5 keeps
+  // (it reads sliding_window_pattern, or layer_types).
+  'cache_implementation', '_sliding_window_pattern',
   // Bookkeeping that some saves add: transformers 4.47-4.48 (`_attn_implementation_autoset`), old
   // PretrainedConfig attributes, Unsloth's marks.
   '_attn_implementation_autoset', 'use_bfloat16', 'tf_legacy_loss', 'gradient_checkpointing',
@@ -237,13 +256,26 @@ function readRope(f: Fields, arch: Arch, maxPositions: () => number): { theta: n
   return { theta, fraction, scaling };
 }
 
+const GELUS: Record<string, ModelConfig['act']> = { gelu: 'gelu', gelu_new: 'gelu_tanh', gelu_pytorch_tanh: 'gelu_tanh', gelu_fast: 'gelu_tanh' }; // (gelu_fast: gelu_new's formula, factored)
+
 function activation(f: Fields, arch: Arch): ModelConfig['act'] {
-  const v = f.get('hidden_act') ?? (arch === 'gpt-neox' ? 'gelu' : 'silu');
-  const map: Record<string, ModelConfig['act']> = arch === 'gpt-neox'
-    ? { gelu: 'gelu', gelu_new: 'gelu_tanh', gelu_pytorch_tanh: 'gelu_tanh', gelu_fast: 'gelu_tanh' } // (gelu_fast: gelu_new's formula, factored)
-    : { silu: 'silu', swish: 'silu' };
+  // The key the architecture's MLP reads in transformers 5.17: Gemma 3's hidden_activation, everyone else's hidden_act.
+  const key = arch === 'gemma3' ? 'hidden_activation' : 'hidden_act';
+  const gemma = arch === 'gemma' || arch === 'gemma3';
+  const v = f.get(key) ?? (arch === 'gpt-neox' ? 'gelu' : gemma ? 'gelu_pytorch_tanh' : 'silu');
+  const map: Record<string, ModelConfig['act']> = arch === 'gpt-neox' || gemma ? GELUS : { silu: 'silu', swish: 'silu' };
   const act = typeof v === 'string' ? map[v] : undefined;
-  if (!act) throw f.error('hidden_act', `= ${JSON.stringify(v)} is not supported for ${arch} (supported: ${Object.keys(map).join(', ')})`);
+  if (!act) throw f.error(key, `= ${JSON.stringify(v)} is not supported for ${arch} (supported: ${Object.keys(map).join(', ')})`);
+  if (gemma) {
+    // Gemma configs on the hub carry both keys, and transformers versions differ in which they read (4.38-4.5x Gemma
+    // read hidden_activation, 5.17 reads hidden_act; Gemma 3 the other way round): two that disagree are refused.
+    const other = arch === 'gemma3' ? 'hidden_act' : 'hidden_activation';
+    const o = f.get(other);
+    if (o !== undefined && (typeof o !== 'string' || GELUS[o] !== act)) {
+      throw f.error(other, `= ${JSON.stringify(o)} disagrees with ${key} = ${JSON.stringify(v)}, which transformers 5 computes with ` +
+        `(${arch === 'gemma' ? 'transformers 4.38-4.5x read hidden_activation' : 'Gemma 3 reads hidden_activation'}): give both the activation meant`);
+    }
+  }
   return act;
 }
 
@@ -255,6 +287,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
   const known = typeof mt === 'string' && Object.hasOwn(MODEL_TYPES, mt) ? MODEL_TYPES[mt]! : undefined;
   // transformers' AutoConfig needs the key too (it guesses from the directory's name, which srk does not).
   if (mt === undefined) throw f.error('model_type', `is required (one of ${Object.keys(MODEL_TYPES).join(', ')})`);
+  if (!known && typeof mt === 'string' && Object.hasOwn(REFUSED_TYPES, mt)) throw f.error('model_type', `= ${JSON.stringify(mt)} is not supported: ${REFUSED_TYPES[mt]}`);
   if (!known) throw f.error('model_type', `= ${JSON.stringify(mt)} is not supported (supported: ${Object.keys(MODEL_TYPES).join(', ')})`);
   const { arch, architecture } = known;
   const archs = json.architectures;
@@ -274,8 +307,10 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
 
   let headDim: number;
   const hd = f.get('head_dim');
-  // Qwen3Config's head_dim defaults to 128 (not hidden_size / heads, as Llama's, Mistral's and Qwen2's).
-  if (hd === undefined && arch !== 'qwen3' && hiddenSize % numHeads !== 0) {
+  // Qwen3Config's head_dim defaults to 128, GemmaConfig's and Gemma3TextConfig's to 256 (not hidden_size / heads, as
+  // Llama's, Mistral's and Qwen2's).
+  const headDimDefault = HEAD_DIM_DEFAULTS[arch];
+  if (hd === undefined && headDimDefault === undefined && hiddenSize % numHeads !== 0) {
     throw f.error('hidden_size', `= ${hiddenSize} is not divisible by num_attention_heads = ${numHeads}`);
   }
   if (neox) {
@@ -283,23 +318,26 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     headDim = hiddenSize / numHeads;
     if (hd !== undefined && hd !== headDim) throw f.error('head_dim', `= ${JSON.stringify(hd)} is inconsistent with hidden_size / num_attention_heads = ${headDim}`);
   } else {
-    headDim = f.int('head_dim', arch === 'qwen3' ? 128 : hiddenSize / numHeads);
+    headDim = f.int('head_dim', headDimDefault ?? hiddenSize / numHeads);
   }
   if (headDim > MAX_HEAD_DIM) {
     throw hd !== undefined && !neox
       ? f.error('head_dim', `= ${headDim}: srk's attention kernels take heads of at most ${MAX_HEAD_DIM} channels`)
       : f.error('num_attention_heads', `= ${numHeads} gives heads of ${headDim} channels (hidden_size ${hiddenSize}): srk's attention kernels take at most ${MAX_HEAD_DIM}`);
   }
-  // Absent, the config classes' own defaults (MistralConfig 8, Qwen2Config and Qwen3Config 32, LlamaConfig the heads);
-  // null, the heads (multi-head attention), as each class turns None.
-  const numKvHeads = neox || f.raw.num_key_value_heads === null ? numHeads : f.int('num_key_value_heads', arch === 'mistral' ? 8 : arch === 'qwen2' || arch === 'qwen3' ? 32 : numHeads);
+  // Absent, the config classes' own defaults (MistralConfig 8, Qwen2Config and Qwen3Config 32, GemmaConfig 16,
+  // Gemma3TextConfig 4, LlamaConfig the heads); null, the heads (multi-head attention), as each class turns None.
+  const kvDefault = { mistral: 8, qwen2: 32, qwen3: 32, gemma: 16, gemma3: 4 }[arch as string] ?? numHeads;
+  const numKvHeads = neox || f.raw.num_key_value_heads === null ? numHeads : f.int('num_key_value_heads', kvDefault);
   if (numHeads % numKvHeads !== 0) {
     const given = f.raw.num_key_value_heads !== undefined;
     throw f.error('num_key_value_heads', `= ${numKvHeads}${given ? '' : ` (absent: ${arch}'s default)`} does not divide num_attention_heads = ${numHeads}`);
   }
 
-  const maxPositionsOf = () => f.int('max_position_embeddings', neox || arch === 'llama' ? 2048 : arch === 'qwen2' || arch === 'qwen3' ? 32768 : 4096 * 32);
-  const rope = readRope(f, arch, maxPositionsOf);
+  const maxPositionsOf = () => f.int('max_position_embeddings',
+    { 'gpt-neox': 2048, llama: 2048, qwen2: 32768, qwen3: 32768, gemma: 8192, gemma3: 131072 }[arch as string] ?? 4096 * 32);
+  const gemma3Rope = arch === 'gemma3' ? readGemma3Rope(f, maxPositionsOf) : undefined;
+  const rope = gemma3Rope?.full ?? readRope(f, arch, maxPositionsOf);
   const rotaryDim = Math.trunc(headDim * rope.fraction); // Python int(head_dim * fraction)
   if (rotaryDim < 2 || rotaryDim % 2) {
     throw f.error(neox ? 'rotary_pct' : 'head_dim', `gives ${rotaryDim} rotary channels per head (head_dim ${headDim} * ${rope.fraction}); must be even and >= 2`);
@@ -308,13 +346,16 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
   const maxPositions = maxPositionsOf();
   const normEps = neox ? f.num('layer_norm_eps', 1e-5) : f.num('rms_norm_eps', 1e-6);
   const act = activation(f, arch);
-  const tiedEmbeddings = f.bool('tie_word_embeddings', false);
+  const gemma = arch === 'gemma' || arch === 'gemma3';
+  const tiedEmbeddings = f.bool('tie_word_embeddings', gemma); // GemmaConfig and Gemma3TextConfig tie by default
 
   let parallelResidual = false; let attentionBias = false; let mlpBias = false;
   let slidingWindow: number | null = null;
   let windowLayers: boolean[] | null = null;
   let embedPaddingIdx: number | null = null;
-  const padTokenId = f.tokenId('pad_token_id');
+  let queryPreAttnScalar: number | null = null;
+  // (GemmaConfig's and Gemma3TextConfig's pad_token_id is 0 where absent; null is none.)
+  const padTokenId = gemma && f.raw.pad_token_id === undefined ? 0 : f.tokenId('pad_token_id');
   if (neox) {
     parallelResidual = f.bool('use_parallel_residual', true);
     attentionBias = f.bool('attention_bias', true);
@@ -336,6 +377,19 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
       }
       ({ slidingWindow, windowLayers } = qwenWindows(f, numLayers));
       if (arch === 'qwen2') f.only('use_mrope', false, 'multimodal rotary embeddings (Qwen2-VL) are not implemented');
+    } else if (gemma) {
+      attentionBias = f.bool('attention_bias', false); // q/k/v/o_proj, as Llama's; the MLP has none
+      f.only('mlp_bias', false, 'Gemma\'s MLP has no biases');
+      if (arch === 'gemma3') {
+        ({ slidingWindow, windowLayers } = gemma3Windows(f, numLayers));
+        queryPreAttnScalar = f.num('query_pre_attn_scalar', 256);
+        f.only('final_logit_softcapping', null, 'logit soft-capping (Gemma 2\'s) is not implemented');
+        // Read but not passed to the attention by transformers 5.17's Gemma 3 (Gemma3Attention keeps it unused): no
+        // soft-capping, whatever its value, here as there (describeModel says so where it is set).
+        const cap = f.get('attn_logit_softcapping');
+        if (cap !== undefined && (typeof cap !== 'number' || !(cap > 0))) throw f.error('attn_logit_softcapping', `must be a positive number or null (got ${JSON.stringify(cap)})`);
+      }
+      f.only('use_bidirectional_attention', false, 'srk trains causal language models');
     } else {
       // MistralAttention/MLP are built without biases whatever the config says; refuse a config
       // that claims otherwise rather than guess.
@@ -353,7 +407,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
       embedPaddingIdx = padTokenId;
     }
   }
-  const layerTypes = arch === 'qwen2' || arch === 'qwen3' ? undefined : f.get('layer_types'); // (the Qwens': qwenWindows)
+  const layerTypes = arch === 'qwen2' || arch === 'qwen3' || arch === 'gemma3' ? undefined : f.get('layer_types'); // (qwenWindows, gemma3Windows)
   if (layerTypes !== undefined) {
     const want = slidingWindow === null ? 'full_attention' : 'sliding_attention';
     if (!Array.isArray(layerTypes) || layerTypes.length !== numLayers || layerTypes.some((t) => t !== want)) {
@@ -366,14 +420,15 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     }
   }
 
-  const bosTokenId = f.tokenId('bos_token_id');
-  const eosRaw = f.get('eos_token_id');
+  // GemmaConfig's and Gemma3TextConfig's defaults where absent: BOS 2, EOS 1.
+  const bosTokenId = gemma && f.raw.bos_token_id === undefined ? 2 : f.tokenId('bos_token_id');
+  const eosRaw = gemma && f.raw.eos_token_id === undefined ? 1 : f.get('eos_token_id');
   let eosTokenId: number | number[] | null;
   if (Array.isArray(eosRaw)) {
     if (!eosRaw.every((x) => Number.isSafeInteger(x) && x >= 0)) throw f.error('eos_token_id', 'must be a token id or a list of them');
     eosTokenId = eosRaw as number[];
   } else {
-    eosTokenId = f.tokenId('eos_token_id');
+    eosTokenId = gemma && f.raw.eos_token_id === undefined ? 1 : f.tokenId('eos_token_id');
   }
   // transformers 5 writes `dtype`, earlier versions `torch_dtype`; some tools write both (the first wins).
   const dtypeNew = f.get('dtype'); const dtypeOld = f.get('torch_dtype');
@@ -391,8 +446,82 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     arch, vocabSize, hiddenSize, intermediateSize, numLayers, numHeads, numKvHeads, headDim, rotaryDim,
     ropeTheta: rope.theta, ropeScaling: rope.scaling, maxPositions, norm: neox ? 'layernorm' : 'rmsnorm', normEps, act,
     parallelResidual, attentionBias, mlpBias, tiedEmbeddings, slidingWindow, ...(windowLayers ? { windowLayers } : {}), embedPaddingIdx,
+    ...(queryPreAttnScalar !== null ? { queryPreAttnScalar } : {}), ...(gemma3Rope ? { slidingRope: gemma3Rope.sliding } : {}),
     bosTokenId, eosTokenId, dtype, raw: json,
   };
+}
+
+/** head_dim where a config class defaults it to a constant rather than hidden_size / heads. */
+const HEAD_DIM_DEFAULTS: Partial<Record<Arch, number>> = { qwen3: 128, gemma: 256, gemma3: 256 };
+
+/**
+ * Gemma 3's rotary settings, as Gemma3TextConfig 5.17 reads them: the full-attention layers take rope_theta (default 1e6)
+ * and rope_scaling, the sliding layers rope_local_base_freq (default 1e4) with the default rope; or, as transformers 5
+ * writes them, rope_parameters with one object per layer type (full_attention, sliding_attention). Both spellings given
+ * must agree.
+ */
+function readGemma3Rope(f: Fields, maxPositions: () => number): { full: { theta: number; fraction: number; scaling: RopeScaling | null };
+  sliding: { theta: number; scaling: RopeScaling | null } } {
+  const params = f.get('rope_parameters');
+  if (params !== undefined && params !== null && !isObject(params)) throw f.error('rope_parameters', 'must be an object');
+  const p = (params ?? {}) as Record<string, unknown>;
+  for (const k of Object.keys(p)) {
+    if (k !== 'full_attention' && k !== 'sliding_attention') {
+      throw f.error(`rope_parameters.${k}`, 'is not a Gemma 3 layer type (rope_parameters holds one object for full_attention and one for sliding_attention)');
+    }
+    if (p[k] !== null && !isObject(p[k])) throw f.error(`rope_parameters.${k}`, 'must be an object');
+  }
+  const full = (p.full_attention ?? {}) as Record<string, unknown>;
+  const sliding = (p.sliding_attention ?? {}) as Record<string, unknown>;
+  const scalingRaw = f.get('rope_scaling');
+  if (scalingRaw !== undefined && scalingRaw !== null && !isObject(scalingRaw)) throw f.error('rope_scaling', 'must be an object or null');
+  const fromParams = readRopeType(f, 'rope_parameters.full_attention', full, maxPositions);
+  const fromScaling = isObject(scalingRaw) ? readRopeType(f, 'rope_scaling', scalingRaw, maxPositions) : null;
+  if (p.full_attention != null && isObject(scalingRaw) && JSON.stringify(fromParams) !== JSON.stringify(fromScaling)) {
+    throw f.error('rope_scaling', `= ${JSON.stringify(scalingRaw)} contradicts "rope_parameters.full_attention" = ${JSON.stringify(p.full_attention)}`);
+  }
+  const slidingScaling = readRopeType(f, 'rope_parameters.sliding_attention', sliding, maxPositions);
+  const theta = agree(f, [['rope_parameters.full_attention.rope_theta', full.rope_theta], ['rope_theta', f.get('rope_theta')],
+    ['rope_scaling.rope_theta', isObject(scalingRaw) ? scalingRaw.rope_theta : undefined]], 1e6);
+  const localTheta = agree(f, [['rope_parameters.sliding_attention.rope_theta', sliding.rope_theta], ['rope_local_base_freq', f.get('rope_local_base_freq')]], 1e4);
+  for (const [k, v] of [['rope_theta', theta], ['rope_local_base_freq', localTheta]] as const) if (!(v > 0)) throw f.error(k, `must be positive (got ${v})`);
+  // Gemma 3 rotates whole heads (its default rope reads head_dim alone).
+  for (const [k, v] of [['partial_rotary_factor', f.get('partial_rotary_factor')], ['rope_parameters.full_attention.partial_rotary_factor', full.partial_rotary_factor],
+    ['rope_parameters.sliding_attention.partial_rotary_factor', sliding.partial_rotary_factor],
+    ['rope_scaling.partial_rotary_factor', isObject(scalingRaw) ? scalingRaw.partial_rotary_factor : undefined]] as const) {
+    if (v !== undefined && v !== null && v !== 1) throw f.error(k, `= ${JSON.stringify(v)} is not supported for gemma3 (only 1)`);
+  }
+  return { full: { theta, fraction: 1, scaling: fromParams ?? fromScaling }, sliding: { theta: localTheta, scaling: slidingScaling } };
+}
+
+/**
+ * Gemma 3's sliding layers, as Gemma3TextConfig 5.17 and its attention compute them: layer_types, or without it every
+ * layer but each sliding_window_pattern-th (default 6: five sliding, one full); the window is sliding_window (default
+ * 4096). A sliding layer without a window is refused (transformers' mask cannot be built either).
+ */
+function gemma3Windows(f: Fields, numLayers: number): { slidingWindow: number | null; windowLayers: boolean[] | null } {
+  const window = f.raw.sliding_window === null ? null : f.int('sliding_window', 4096);
+  f.get('sliding_window');
+  const types = f.get('layer_types');
+  const patternRaw = f.get('sliding_window_pattern');
+  let slides: boolean[];
+  if (types === undefined) {
+    const pattern = patternRaw ?? 6;
+    if (!Number.isSafeInteger(pattern) || (pattern as number) < 1) throw f.error('sliding_window_pattern', `must be an integer >= 1 (got ${JSON.stringify(pattern)})`);
+    slides = Array.from({ length: numLayers }, (_, i) => (i + 1) % (pattern as number) !== 0);
+  } else {
+    const bad = Array.isArray(types) ? types.findIndex((t) => t !== 'full_attention' && t !== 'sliding_attention') : -1;
+    if (!Array.isArray(types) || types.length !== numLayers || bad >= 0) {
+      const found = !Array.isArray(types) ? `not a list` : types.length !== numLayers ? `${types.length} entries` : `entry ${bad} is ${JSON.stringify(types[bad])}`;
+      throw f.error('layer_types', `must list "full_attention" or "sliding_attention" for each of the ${numLayers} layers (${found})`);
+    }
+    slides = types.map((t) => t === 'sliding_attention');
+  }
+  if (window === null && slides.some(Boolean)) {
+    throw f.error('sliding_window', `is null, but ${types === undefined ? `sliding_window_pattern ${JSON.stringify(patternRaw ?? 6)}${patternRaw === undefined ? ' (the default)' : ''} makes` : 'layer_types lists'} sliding layers: transformers refuses them too`);
+  }
+  if (window === null || !slides.some(Boolean)) return { slidingWindow: null, windowLayers: null };
+  return { slidingWindow: window, windowLayers: slides.every(Boolean) ? null : slides };
 }
 
 /**
@@ -432,21 +561,29 @@ function qwenWindows(f: Fields, numLayers: number): { slidingWindow: number | nu
 
 /** One line saying what was read, for a run's log: the settings that decide the computation. */
 export function describeModel(cfg: ModelConfig): string {
+  const gemma = cfg.arch === 'gemma' || cfg.arch === 'gemma3';
   const heads = cfg.numKvHeads === cfg.numHeads ? `${cfg.numHeads} heads` : `${cfg.numHeads} query / ${cfg.numKvHeads} key-value heads`;
   const parts = [
     `${cfg.arch}, ${cfg.numLayers} layers, hidden ${cfg.hiddenSize}, ${heads} of ${cfg.headDim}` +
       (cfg.rotaryDim !== cfg.headDim ? ` (${cfg.rotaryDim} rotary)` : ''),
-    `MLP ${cfg.intermediateSize}${cfg.act === 'silu' ? ' (SwiGLU)' : cfg.act === 'gelu_tanh' ? ' (tanh GELU)' : ''}`,
+    `MLP ${cfg.intermediateSize}${cfg.act === 'silu' ? ' (SwiGLU)' : gemma ? ` (GeGLU, ${cfg.act === 'gelu_tanh' ? 'tanh' : 'erf'} GELU)` : cfg.act === 'gelu_tanh' ? ' (tanh GELU)' : ''}`,
     `vocab ${cfg.vocabSize}`,
   ];
   if (cfg.arch === 'gpt-neox') parts.push(cfg.parallelResidual ? 'parallel residual' : 'sequential residual');
-  parts.push(`rope theta ${cfg.ropeTheta}` + (cfg.ropeScaling ? `, ${describeRopeScaling(cfg.ropeScaling)}` : ''));
+  const sr = cfg.slidingRope && cfg.slidingWindow !== null ? cfg.slidingRope : null;
+  parts.push(`rope theta ${cfg.ropeTheta}` + (cfg.ropeScaling ? `, ${describeRopeScaling(cfg.ropeScaling)}` : '') + (sr ? ' on full-attention layers' : ''));
+  if (sr) parts.push(`rope theta ${sr.theta}${sr.scaling ? `, ${describeRopeScaling(sr.scaling)}` : ''} on sliding layers`);
   if (cfg.slidingWindow !== null) {
     const on = cfg.windowLayers ? cfg.windowLayers.flatMap((x, l) => (x ? [l] : [])) : [];
     parts.push(`sliding window ${cfg.slidingWindow}${cfg.windowLayers ? ` on layer${on.length > 1 ? 's' : ''} ${layerRanges(on)}` : ''}`);
   }
   if (cfg.arch === 'qwen2') parts.push('q/k/v biases');
-  if (cfg.arch === 'qwen3') parts.push('q/k norms');
+  if (cfg.arch === 'qwen3' || cfg.arch === 'gemma3') parts.push('q/k norms');
+  if (gemma) parts.push(`embeddings x sqrt(${cfg.hiddenSize}), norm gains 1 + w${cfg.arch === 'gemma3' ? ', norms after attention and MLP' : ''}`);
+  if (cfg.arch === 'gemma3' && typeof cfg.raw.attn_logit_softcapping === 'number') {
+    parts.push(`attn_logit_softcapping ${cfg.raw.attn_logit_softcapping} not applied (transformers 5.17's Gemma 3 does not apply it either)`);
+  }
+  if (cfg.queryPreAttnScalar && cfg.queryPreAttnScalar !== cfg.headDim) parts.push(`scores scaled by query_pre_attn_scalar ${cfg.queryPreAttnScalar}^-1/2`);
   // A window switched on that slides no layer (transformers computes the same): said, as a typo would make it.
   if ((cfg.arch === 'qwen2' || cfg.arch === 'qwen3') && cfg.raw.use_sliding_window === true && cfg.slidingWindow === null) {
     const why = cfg.raw.sliding_window === null ? 'sliding_window is null' : Array.isArray(cfg.raw.layer_types) ? 'layer_types lists none'
@@ -516,8 +653,9 @@ export function toHfConfigJson(cfg: ModelConfig): Record<string, unknown> {
       use_parallel_residual: cfg.parallelResidual, attention_bias: cfg.attentionBias, ...tail,
     };
   }
-  need(cfg.norm === 'rmsnorm' && cfg.act === 'silu' && !cfg.parallelResidual, 'uses RMSNorm, SiLU and sequential residuals');
   need(cfg.rotaryDim === cfg.headDim, 'rotates whole heads (rotaryDim = headDim)');
+  if (cfg.arch === 'gemma' || cfg.arch === 'gemma3') return gemmaConfigJson(cfg, common, tail, need);
+  need(cfg.norm === 'rmsnorm' && cfg.act === 'silu' && !cfg.parallelResidual, 'uses RMSNorm, SiLU and sequential residuals');
   if (cfg.arch === 'qwen2' || cfg.arch === 'qwen3') {
     const qwen2 = cfg.arch === 'qwen2';
     need((qwen2 ? cfg.attentionBias : true) && !cfg.mlpBias, qwen2 ? 'has q/k/v biases and no MLP biases' : 'has no MLP biases');
@@ -546,6 +684,36 @@ export function toHfConfigJson(cfg: ModelConfig): Record<string, unknown> {
     rms_norm_eps: cfg.normEps, rope_theta: cfg.ropeTheta, rope_scaling: ropeScalingJson(cfg.ropeScaling),
     ...(llama ? { attention_bias: cfg.attentionBias, mlp_bias: cfg.mlpBias } : { sliding_window: cfg.slidingWindow }),
     pad_token_id: cfg.embedPaddingIdx, ...tail,
+  };
+}
+
+/** Gemma's and Gemma 3's config.json in the hub's spelling (gemma-7b's, gemma-3-1b's); Gemma 3's rope_parameters where the sliding
+ *  layers' rope is scaled (which only transformers 5's spelling can say). */
+function gemmaConfigJson(cfg: ModelConfig, common: Record<string, unknown>, tail: Record<string, unknown>, need: (ok: boolean, what: string) => void): Record<string, unknown> {
+  need(cfg.norm === 'rmsnorm' && cfg.act !== 'silu' && !cfg.parallelResidual && !cfg.mlpBias, 'uses RMSNorm, a GELU gate, sequential residuals and no MLP biases');
+  const act = cfg.act === 'gelu' ? 'gelu' : 'gelu_pytorch_tanh';
+  const ids = { pad_token_id: cfg.embedPaddingIdx };
+  if (cfg.arch === 'gemma') {
+    need(cfg.slidingWindow === null && !cfg.queryPreAttnScalar && !cfg.slidingRope, 'has no sliding window, query_pre_attn_scalar or local rope');
+    return {
+      architectures: ['GemmaForCausalLM'], model_type: 'gemma', ...common, num_key_value_heads: cfg.numKvHeads, head_dim: cfg.headDim,
+      hidden_act: act, rms_norm_eps: cfg.normEps, rope_theta: cfg.ropeTheta, rope_scaling: ropeScalingJson(cfg.ropeScaling),
+      attention_bias: cfg.attentionBias, ...ids, ...tail,
+    };
+  }
+  const sr = cfg.slidingRope ?? { theta: 1e4, scaling: null };
+  const slides = Array.from({ length: cfg.numLayers }, (_, l) => layerWindow(cfg, l) > 0);
+  const rope = sr.scaling ? {
+    rope_parameters: {
+      full_attention: { ...(ropeScalingJson(cfg.ropeScaling) ?? { rope_type: 'default' }), rope_theta: cfg.ropeTheta },
+      sliding_attention: { ...ropeScalingJson(sr.scaling), rope_theta: sr.theta },
+    },
+  } : { rope_theta: cfg.ropeTheta, rope_local_base_freq: sr.theta, rope_scaling: ropeScalingJson(cfg.ropeScaling) };
+  return {
+    architectures: ['Gemma3ForCausalLM'], model_type: 'gemma3_text', ...common, num_key_value_heads: cfg.numKvHeads, head_dim: cfg.headDim,
+    hidden_activation: act, rms_norm_eps: cfg.normEps, ...rope, query_pre_attn_scalar: cfg.queryPreAttnScalar ?? cfg.headDim,
+    sliding_window: cfg.slidingWindow, layer_types: slides.map((x) => (x ? 'sliding_attention' : 'full_attention')),
+    final_logit_softcapping: null, attn_logit_softcapping: null, attention_bias: cfg.attentionBias, ...ids, ...tail,
   };
 }
 

@@ -19,6 +19,7 @@
 // by its reciprocal instead, so the two may differ in an entry's last bit, far below what the f32
 // angle itself rounds away: rotary.ts).
 import { rotaryInvFreqF32 } from '../kernels/rotary.js';
+import { layerWindow, type ModelShape } from './context.js';
 
 export type RopeScaling =
   | { type: 'linear'; factor: number }
@@ -58,6 +59,21 @@ export function modelInvFreq(cfg: { rotaryDim: number; ropeTheta: number; ropeSc
   if (!cfg.ropeScaling) return undefined;
   if (!perShape.has(cfg)) perShape.set(cfg, scaledInvFreq(cfg.rotaryDim, cfg.ropeTheta, cfg.ropeScaling));
   return perShape.get(cfg);
+}
+
+/**
+ * Layer l's rotary theta and inv_freq table: Gemma 3's sliding layers take their own (slidingRope: the local
+ * base frequency), every other layer the model's.
+ */
+export function layerRope(cfg: ModelShape, l: number): { theta: number; invFreq: Float32Array | undefined } {
+  const sr = cfg.slidingRope;
+  if (sr && layerWindow(cfg, l) > 0) {
+    if (!sr.scaling) return { theta: sr.theta, invFreq: undefined };
+    // (cached by the slidingRope object, as modelInvFreq by the config: rotary.ts keys its GPU copy by the array)
+    if (!perShape.has(sr)) perShape.set(sr, scaledInvFreq(cfg.rotaryDim, sr.theta, sr.scaling));
+    return { theta: sr.theta, invFreq: perShape.get(sr) };
+  }
+  return { theta: cfg.ropeTheta, invFreq: modelInvFreq(cfg) };
 }
 
 /** Words for a log line or an error. */

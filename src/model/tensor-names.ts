@@ -2,6 +2,7 @@
 // PyTorch shapes (Linear weights are [out_features, in_features]), and the check of a
 // checkpoint's names against them.
 import type { ModelConfig } from './config.js';
+import { hasHeadNorms, hasSandwichNorms } from './context.js';
 
 export interface ParamSpec {
   name: string;
@@ -45,13 +46,15 @@ export function expectedParameters(cfg: ModelConfig): ParamSpec[] {
       add(`${p}self_attn.${proj}.weight`, rows, cols);
       if (cfg.attentionBias && !(cfg.arch === 'qwen2' && proj === 'o_proj')) add(`${p}self_attn.${proj}.bias`, rows);
     }
-    // Qwen3: an RMSNorm gain over each query head's and each key head's channels (one per layer, shared by the heads).
-    if (cfg.arch === 'qwen3') { add(`${p}self_attn.q_norm.weight`, cfg.headDim); add(`${p}self_attn.k_norm.weight`, cfg.headDim); }
+    // Qwen3, Gemma 3: an RMSNorm gain over each query head's and each key head's channels (one per layer, shared by the heads).
+    if (hasHeadNorms(cfg)) { add(`${p}self_attn.q_norm.weight`, cfg.headDim); add(`${p}self_attn.k_norm.weight`, cfg.headDim); }
     for (const [proj, rows, cols] of [['gate_proj', I, D], ['up_proj', I, D], ['down_proj', D, I]] as const) {
       add(`${p}mlp.${proj}.weight`, rows, cols);
       if (cfg.mlpBias) add(`${p}mlp.${proj}.bias`, rows);
     }
     add(`${p}post_attention_layernorm.weight`, D);
+    // Gemma 3: the MLP's input norm, and the norm of its output (post_attention_layernorm normalizes the attention's).
+    if (hasSandwichNorms(cfg)) { add(`${p}pre_feedforward_layernorm.weight`, D); add(`${p}post_feedforward_layernorm.weight`, D); }
   }
   add('model.norm.weight', D);
   if (!cfg.tiedEmbeddings) add('lm_head.weight', V, D);
@@ -137,12 +140,17 @@ export function checkCheckpointNames(cfg: ModelConfig, tensors: Found, where = '
       if (cfg.arch === 'mistral' && (attention || mlp)) return ' (Mistral layers have no biases)';
       if (cfg.arch === 'qwen2' && (attention || mlp)) return ' (Qwen2 has biases on q/k/v_proj alone)';
       if (cfg.arch === 'qwen3' && mlp) return ' (Qwen3\'s MLP has no biases)';
+      if ((cfg.arch === 'gemma' || cfg.arch === 'gemma3') && mlp) return ' (Gemma\'s MLP has no biases)';
       // (GPT-NeoX's attention_bias defaults to true, Llama's to false.)
       if (attention && !cfg.attentionBias) return ` (config.json's attention_bias is false${cfg.arch === 'gpt-neox' ? '' : ' or absent'})`;
       if (mlp && !cfg.mlpBias) return ' (config.json\'s mlp_bias is false or absent)';
       return '';
     };
-    lines.push(`  unexpected (${r.unexpected.length}):`, ...r.unexpected.map((p) => `    ${p.name} ${shape(p.shape)}${tiedNote(p.name)}${biasNote(p.name)}`));
+    // Tensors of a sibling architecture (Gemma 3's, or Qwen3's head norms, in another config): which config has them.
+    const archNote = (n: string) => cfg.arch === 'gemma3' ? ''
+      : /\.(pre|post)_feedforward_layernorm\.weight$/.test(n) ? ' (Gemma 3\'s: its config says model_type gemma3_text)'
+      : /\.self_attn\.[qk]_norm\.weight$/.test(n) && cfg.arch !== 'qwen3' ? ' (head norms: Qwen3\'s or Gemma 3\'s)' : '';
+    lines.push(`  unexpected (${r.unexpected.length}):`, ...r.unexpected.map((p) => `    ${p.name} ${shape(p.shape)}${tiedNote(p.name)}${biasNote(p.name)}${archNote(p.name)}`));
   }
   if (r.wrongShape.length) {
     lines.push(`  wrong shape (${r.wrongShape.length}):`, ...r.wrongShape.map((w) => `    ${w.name}: expected ${shape(w.expected)}, found ${shape(w.actual)}`));

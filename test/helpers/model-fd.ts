@@ -26,9 +26,12 @@ export interface ModelFd {
   drawnOnly?: { fd: number; analytic: number };
 }
 
-/** Pairs as [prompt length, chosen length, rejected length], packed (the prompt shared). */
+/**
+ * Pairs as [prompt length, chosen length, rejected length], packed (the prompt shared). `adjust` rewrites a fixture
+ * tensor taken over (e.g. norm gains stored as gain - 1 under Gemma's convention).
+ */
 export async function modelGradientFd(gpu: Gpu, fixtureDir: string, change: Partial<ModelConfig>, rng: Rng,
-  pairs: [number, number, number][] = [[7, 6, 5], [4, 8, 3]]): Promise<ModelFd> {
+  pairs: [number, number, number][] = [[7, 6, 5], [4, 8, 3]], adjust?: (name: string, x: Float32Array) => Float32Array): Promise<ModelFd> {
   const m = await loadModel(gpu, fixtureDir);
   const cfg = { ...m.cfg, ...change };
   const specs = expectedParameters(cfg);
@@ -38,7 +41,10 @@ export async function modelGradientFd(gpu: Gpu, fixtureDir: string, change: Part
   const drawn: string[] = [];
   const have = new Map(m.params.specs.map((s) => [s.name, s.shape.join('x')]));
   for (const s of specs) {
-    if (have.get(s.name) === s.shape.join('x')) theta.set(s.name, await gpu.readF32(m.params.get(s.name)));
+    if (have.get(s.name) === s.shape.join('x')) {
+      const x = await gpu.readF32(m.params.get(s.name));
+      theta.set(s.name, adjust ? adjust(s.name, x) : x);
+    }
     else {
       theta.set(s.name, Float32Array.from({ length: s.shape.reduce((a, b) => a * b, 1) }, () => 0.02 * rng.normal()));
       drawn.push(s.name);

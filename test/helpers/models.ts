@@ -9,7 +9,7 @@ import type { CausalLM } from '../../src/model/causal-lm.js';
 import { releaseBatch, uploadBatch } from '../../src/model/gpu-batch.js';
 
 export const FIXTURES_HF = resolve(import.meta.dirname, '../fixtures/hf');
-/** Qwen3, which the HF fixtures lack: the same layout, from a float64 JAX reference of transformers' code (its README). */
+/** Qwen3, Gemma and Gemma 3, which the HF fixtures lack: the same layout, from a float64 JAX reference of transformers' code (its README). */
 export const FIXTURES_JAX = resolve(import.meta.dirname, '../fixtures/jax');
 
 /** The golden fixtures (float64 log-probs, losses and gradients) as [name, the directory holding it]. */
@@ -17,6 +17,10 @@ export const GOLDEN_FIXTURES: readonly (readonly [string, string])[] = [
   ['gpt-neox-tiny', FIXTURES_HF], ['mistral-tiny', FIXTURES_HF], ['llama-tiny-tied', FIXTURES_HF], ['qwen3-tiny', FIXTURES_JAX],
   // The same weights with a sliding window on the second layer alone (Qwen's max_window_layers).
   ['qwen3-tiny-window', FIXTURES_JAX],
+  // Gemma 3: sliding, full, sliding layers (a window of 5, rope bases 1e4 / 1e6 with linear scaling), query_pre_attn_scalar 24.
+  ['gemma3-tiny', FIXTURES_JAX],
+  // Gemma: embeddings times sqrt(hidden), RMSNorm gains 1 + w, a tanh-GELU gate, GQA 4:2 with heads of 16 over hidden 48.
+  ['gemma-tiny', FIXTURES_JAX],
 ];
 
 export const MODEL_VARIANTS: [string, string, Partial<ModelConfig>][] = [
@@ -25,6 +29,7 @@ export const MODEL_VARIANTS: [string, string, Partial<ModelConfig>][] = [
   ['Mistral (GQA, sliding window of 6 keys)', 'mistral-tiny', { slidingWindow: 6 }],
   ['Llama, tied embeddings', 'llama-tiny-tied', {}],
   ['Qwen3 (q/k norms, a window on layer 1 alone)', '../jax/qwen3-tiny-window', {}],
+  ['Gemma 3 (sandwich norms, sliding layers around a full one, each with its rope)', '../jax/gemma3-tiny', {}],
 ];
 
 /**

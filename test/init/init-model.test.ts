@@ -58,7 +58,10 @@ describe.each(ARCHS as Arch[])('initModel %s tiny', (arch) => {
         expect(t.shape).toEqual(spec.shape);
         const x = await ck.readTensor(spec.name);
         total += x.length;
-        const kind = initKind(spec);
+        // Gemma's norm weights are zeros (the gain is 1 + w), every other norm's ones.
+        const gemmaNorm = (arch === 'gemma' || arch === 'gemma3') && spec.name.endsWith('norm.weight');
+        const kind = initKind(spec, gemmaNorm ? 1 : 0);
+        if (gemmaNorm) expect(kind, spec.name).toBe('zeros');
         if (kind === 'normal') {
           const s = stats(x);
           expect(Math.abs(s.std / 0.02 - 1), `${spec.name} std ${s.std}`).toBeLessThan(0.1);

@@ -253,6 +253,114 @@ describe('loadModelConfig on the fixtures', () => {
     expect(() => parseModelConfig({ ...qwen3, architectures: ['Qwen2ForCausalLM'] }, 'q')).toThrow(/expected \["Qwen3ForCausalLM"\]/);
   });
 
+  it('a gemma-3-1b-it config (Gemma 3 text: q/k norms, sandwich norms, 5 sliding layers to 1 full, local rope base) is read whole, and its transformers-5 spelling', () => {
+    const g3 = {
+      architectures: ['Gemma3ForCausalLM'], attention_bias: false, attention_dropout: 0.0, attn_logit_softcapping: null, bos_token_id: 2,
+      cache_implementation: 'hybrid', eos_token_id: [1, 106], final_logit_softcapping: null, head_dim: 256, hidden_activation: 'gelu_pytorch_tanh',
+      hidden_size: 1152, initializer_range: 0.02, intermediate_size: 6912, max_position_embeddings: 32768, model_type: 'gemma3_text',
+      num_attention_heads: 4, num_hidden_layers: 26, num_key_value_heads: 1, pad_token_id: 0, query_pre_attn_scalar: 256, rms_norm_eps: 1e-06,
+      rope_local_base_freq: 10000, rope_scaling: null, rope_theta: 1000000, sliding_window: 512, sliding_window_pattern: 6,
+      torch_dtype: 'bfloat16', transformers_version: '4.50.0.dev0', use_cache: true, vocab_size: 262144,
+    };
+    const cfg = parseModelConfig(g3, 'gemma-3-1b-it');
+    const full = [5, 11, 17, 23]; // (i + 1) % 6 == 0
+    expect(withoutRaw(cfg)).toEqual({
+      arch: 'gemma3', vocabSize: 262144, hiddenSize: 1152, intermediateSize: 6912, numLayers: 26, numHeads: 4, numKvHeads: 1,
+      headDim: 256, rotaryDim: 256, ropeTheta: 1e6, ropeScaling: null, maxPositions: 32768, norm: 'rmsnorm', normEps: 1e-6, act: 'gelu_tanh',
+      parallelResidual: false, attentionBias: false, mlpBias: false, tiedEmbeddings: true, slidingWindow: 512,
+      windowLayers: Array.from({ length: 26 }, (_, l) => !full.includes(l)), embedPaddingIdx: 0, queryPreAttnScalar: 256,
+      slidingRope: { theta: 10000, scaling: null }, bosTokenId: 2, eosTokenId: [1, 106], dtype: 'bfloat16',
+    });
+    expect(describeModel(cfg)).toBe('gemma3, 26 layers, hidden 1152, 4 query / 1 key-value heads of 256, MLP 6912 (GeGLU, tanh GELU), vocab 262144, ' +
+      'rope theta 1000000 on full-attention layers, rope theta 10000 on sliding layers, sliding window 512 on layers 0-4, 6-10, 12-16, 18-22, 24-25, ' +
+      'q/k norms, embeddings x sqrt(1152), norm gains 1 + w, norms after attention and MLP, tied embeddings');
+    // The checkpoint's size: 999,885,952 parameters (262144 x 1152 of them the embedding), with four norms a layer.
+    const params = expectedParameters(cfg);
+    expect(params.reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0)).toBe(999885952);
+    expect(params.filter((p) => p.name.startsWith('model.layers.0.')).map((p) => p.name.slice('model.layers.0.'.length)).sort()).toEqual([
+      'input_layernorm.weight', 'mlp.down_proj.weight', 'mlp.gate_proj.weight', 'mlp.up_proj.weight', 'post_attention_layernorm.weight',
+      'post_feedforward_layernorm.weight', 'pre_feedforward_layernorm.weight', 'self_attn.k_norm.weight', 'self_attn.k_proj.weight',
+      'self_attn.o_proj.weight', 'self_attn.q_norm.weight', 'self_attn.q_proj.weight', 'self_attn.v_proj.weight']);
+    expect(withoutRaw(parseModelConfig(toHfConfigJson(cfg), 'mem'))).toEqual(withoutRaw(cfg));
+    // As transformers 5 writes it: rope_parameters per layer type, layer_types, dtype.
+    const { rope_theta: _t, rope_scaling: _s, rope_local_base_freq: _l, sliding_window_pattern: _p, torch_dtype: _d, ...rest } = g3;
+    const v5 = {
+      ...rest, dtype: 'bfloat16', transformers_version: '5.17.0', layer_types: Array.from({ length: 26 }, (_, l) => (full.includes(l) ? 'full_attention' : 'sliding_attention')),
+      rope_parameters: { full_attention: { rope_type: 'default', rope_theta: 1000000 }, sliding_attention: { rope_type: 'default', rope_theta: 10000 } },
+    };
+    expect(withoutRaw(parseModelConfig(v5, 'v5'))).toEqual(withoutRaw(cfg));
+    // gemma-3-4b's linear rope scaling applies to the full-attention layers only; the two spellings agree on it.
+    const scaled = parseModelConfig({ ...g3, rope_scaling: { rope_type: 'linear', factor: 8 } }, 's');
+    expect([scaled.ropeScaling, scaled.slidingRope]).toEqual([{ type: 'linear', factor: 8 }, { theta: 10000, scaling: null }]);
+    expect(withoutRaw(parseModelConfig({ ...v5, rope_parameters: { ...v5.rope_parameters, full_attention: { rope_type: 'linear', factor: 8, rope_theta: 1e6 } } }, 'v5')))
+      .toEqual(withoutRaw(scaled));
+    expect(withoutRaw(parseModelConfig(toHfConfigJson(scaled), 'mem'))).toEqual(withoutRaw(scaled));
+    // A scaled sliding rope only transformers 5's spelling can say: written that way, read back the same.
+    const slidingScaled = { ...cfg, slidingRope: { theta: 10000, scaling: { type: 'linear' as const, factor: 2 } } };
+    expect(toHfConfigJson(slidingScaled).rope_parameters).toEqual({ full_attention: { rope_type: 'default', rope_theta: 1e6 },
+      sliding_attention: { rope_type: 'linear', factor: 2, rope_theta: 10000 } });
+    expect(withoutRaw(parseModelConfig(toHfConfigJson(slidingScaled), 'mem'))).toEqual(withoutRaw(slidingScaled));
+    // Gemma3TextConfig's defaults: pattern 6, window 4096, local base 1e4, theta 1e6, query_pre_attn_scalar 256, pad 0, tied, 4 KV heads, 256-wide heads.
+    const { sliding_window_pattern: _sp, sliding_window: _sw, rope_local_base_freq: _lb, rope_theta: _rt, query_pre_attn_scalar: _q, pad_token_id: _pt,
+      num_key_value_heads: _kv, head_dim: _hd, hidden_activation: _ha, max_position_embeddings: _mp, ...sparse } = g3;
+    expect(withoutRaw(parseModelConfig({ ...sparse, num_attention_heads: 8, num_hidden_layers: 7 }, 'd'))).toMatchObject({
+      slidingWindow: 4096, windowLayers: [true, true, true, true, true, false, true], ropeTheta: 1e6, slidingRope: { theta: 1e4, scaling: null },
+      queryPreAttnScalar: 256, embedPaddingIdx: 0, tiedEmbeddings: true, numKvHeads: 4, headDim: 256, act: 'gelu_tanh', maxPositions: 131072,
+    });
+    // A pattern of 1 slides no layer; a null window with sliding layers is refused.
+    expect(parseModelConfig({ ...g3, sliding_window_pattern: 1 }, 'p').slidingWindow).toBeNull();
+    expect(() => parseModelConfig({ ...g3, sliding_window: null }, 'p')).toThrow(/"sliding_window" is null, but sliding_window_pattern 6 makes sliding layers/);
+    // query_pre_attn_scalar other than head_dim is said (Gemma 3 27B's 168 over heads of 128).
+    expect(describeModel(parseModelConfig({ ...g3, query_pre_attn_scalar: 168 }, 'q'))).toMatch(/scores scaled by query_pre_attn_scalar 168\^-1\/2/);
+    // What Gemma 3 computes otherwise is refused.
+    expect(() => parseModelConfig({ ...g3, final_logit_softcapping: 30 }, 'q')).toThrow(/"final_logit_softcapping" = 30 is not supported: logit soft-capping/);
+    // attn_logit_softcapping: transformers 5.17's Gemma 3 reads it and never passes it to the attention; so neither does srk, and says so.
+    expect(describeModel(parseModelConfig({ ...g3, attn_logit_softcapping: 50 }, 'q'))).toMatch(/attn_logit_softcapping 50 not applied \(transformers 5.17's Gemma 3 does not apply it either\)/);
+    expect(() => parseModelConfig({ ...g3, attn_logit_softcapping: 'x' }, 'q')).toThrow(/"attn_logit_softcapping" must be a positive number or null/);
+    expect(() => parseModelConfig({ ...g3, use_bidirectional_attention: true }, 'q')).toThrow(/"use_bidirectional_attention" = true is not supported/);
+    expect(() => parseModelConfig({ ...g3, hidden_act: 'gelu' }, 'q')).toThrow(/"hidden_act" = "gelu" disagrees with hidden_activation = "gelu_pytorch_tanh"/);
+    expect(parseModelConfig({ ...g3, hidden_act: 'gelu_pytorch_tanh' }, 'q').act).toBe('gelu_tanh');
+    expect(() => parseModelConfig({ ...g3, rope_parameters: { global: {} } }, 'q')).toThrow(/"rope_parameters.global" is not a Gemma 3 layer type/);
+    expect(() => parseModelConfig({ ...g3, rope_local_base_freq: 5000, rope_parameters: { sliding_attention: { rope_theta: 10000 } } }, 'q'))
+      .toThrow(/"rope_local_base_freq" = 5000 contradicts "rope_parameters.sliding_attention.rope_theta" = 10000/);
+    expect(() => parseModelConfig({ ...g3, partial_rotary_factor: 0.5 }, 'q')).toThrow(/"partial_rotary_factor" = 0.5 is not supported for gemma3/);
+    expect(() => parseModelConfig({ ...g3, mlp_bias: true }, 'q')).toThrow(/"mlp_bias" = true is not supported: Gemma's MLP has no biases/);
+    expect(() => parseModelConfig({ ...g3, model_type: 'gemma3' }, 'q')).toThrow(/Gemma 3's vision-language checkpoint .*model_type gemma3_text/);
+    expect(() => parseModelConfig({ ...g3, model_type: 'gemma2' }, 'q')).toThrow(/"model_type" = "gemma2" is not supported: Gemma 2 soft-caps/);
+  });
+
+  it('a gemma-7b config (Gemma: embeddings x sqrt(hidden), gains 1 + w, GeGLU, heads of 256) is read whole; hidden_act and hidden_activation must agree', () => {
+    const g = {
+      architectures: ['GemmaForCausalLM'], attention_bias: false, attention_dropout: 0.0, bos_token_id: 2, eos_token_id: 1, head_dim: 256,
+      hidden_act: 'gelu_pytorch_tanh', hidden_activation: 'gelu_pytorch_tanh', hidden_size: 3072, initializer_range: 0.02, intermediate_size: 24576,
+      max_position_embeddings: 8192, model_type: 'gemma', num_attention_heads: 16, num_hidden_layers: 28, num_key_value_heads: 16, pad_token_id: 0,
+      rms_norm_eps: 1e-06, rope_scaling: null, rope_theta: 10000.0, torch_dtype: 'bfloat16', transformers_version: '4.38.0', use_cache: true, vocab_size: 256000,
+    };
+    const cfg = parseModelConfig(g, 'gemma-7b');
+    expect(withoutRaw(cfg)).toEqual({
+      arch: 'gemma', vocabSize: 256000, hiddenSize: 3072, intermediateSize: 24576, numLayers: 28, numHeads: 16, numKvHeads: 16,
+      headDim: 256, rotaryDim: 256, ropeTheta: 10000, ropeScaling: null, maxPositions: 8192, norm: 'rmsnorm', normEps: 1e-6, act: 'gelu_tanh',
+      parallelResidual: false, attentionBias: false, mlpBias: false, tiedEmbeddings: true, slidingWindow: null, embedPaddingIdx: 0,
+      bosTokenId: 2, eosTokenId: 1, dtype: 'bfloat16',
+    });
+    expect(describeModel(cfg)).toBe('gemma, 28 layers, hidden 3072, 16 heads of 256, MLP 24576 (GeGLU, tanh GELU), vocab 256000, rope theta 10000, ' +
+      'embeddings x sqrt(3072), norm gains 1 + w, tied embeddings');
+    expect(expectedParameters(cfg).reduce((a, p) => a + p.shape.reduce((x, y) => x * y, 1), 0)).toBe(8537680896); // gemma-7b's 8.54B
+    const { hidden_activation: _ha, ...one } = g;
+    expect(withoutRaw(parseModelConfig(toHfConfigJson(cfg), 'mem'))).toEqual(withoutRaw(cfg));
+    expect(parseModelConfig({ ...one, hidden_act: 'gelu' }, 'g').act).toBe('gelu'); // transformers 5 reads hidden_act alone: the exact GELU
+    // gemma-2b's hub file once said hidden_act "gelu" beside hidden_activation "gelu_pytorch_tanh": the versions disagree, so it is refused.
+    expect(() => parseModelConfig({ ...g, hidden_act: 'gelu' }, 'g')).toThrow(/"hidden_activation" = "gelu_pytorch_tanh" disagrees with hidden_act = "gelu".*transformers 4.38-4.5x read hidden_activation/);
+    expect(() => parseModelConfig({ ...g, hidden_act: 'silu' }, 'g')).toThrow(/"hidden_act" = "silu" is not supported for gemma/);
+    // GemmaConfig's defaults: heads of 256, 16 KV heads, pad 0, BOS 2, EOS 1, tied, tanh GELU.
+    const { head_dim: _hd, num_key_value_heads: _kv, pad_token_id: _p, bos_token_id: _b, eos_token_id: _e, hidden_act: _a, ...sparse } = one;
+    expect(withoutRaw(parseModelConfig({ ...sparse, num_attention_heads: 32, hidden_size: 2048 }, 'd'))).toMatchObject({
+      headDim: 256, numKvHeads: 16, embedPaddingIdx: 0, bosTokenId: 2, eosTokenId: 1, tiedEmbeddings: true, act: 'gelu_tanh' });
+    expect(parseModelConfig({ ...g, pad_token_id: null }, 'g').embedPaddingIdx).toBeNull();
+    expect(() => parseModelConfig({ ...g, sliding_window: 4096 }, 'g')).toThrow(/"sliding_window" is not a known gemma setting/);
+    expect(() => parseModelConfig({ ...g, query_pre_attn_scalar: 256 }, 'g')).toThrow(/"query_pre_attn_scalar" is not a known gemma setting/);
+  });
+
   it('rope scaling: Llama 3.1 (hub rope_scaling and transformers-5 rope_parameters alike), linear, dynamic', () => {
     const llama31 = { rope_type: 'llama3', factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 8192 };
     const a = parseModelConfig({ ...hub('llama-tiny-tied'), rope_scaling: llama31, max_position_embeddings: 131072 }, 'hub');
@@ -308,7 +416,7 @@ const LLAMA31 = { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4
 describe('unsupported configs are errors naming the field and the file', () => {
   const cases: [string, string, Record<string, unknown>, RegExp][] = [
     ['model_type', 'gpt-neox-tiny', { model_type: 'gpt2' }, /"model_type" = "gpt2" is not supported/],
-    ['model_type missing', 'gpt-neox-tiny', { model_type: undefined }, /"model_type" is required \(one of gpt_neox, mistral, llama, qwen2, qwen3\)/],
+    ['model_type missing', 'gpt-neox-tiny', { model_type: undefined }, /"model_type" is required \(one of gpt_neox, mistral, llama, qwen2, qwen3, gemma, gemma3_text\)/],
     ['architectures', 'gpt-neox-tiny', { architectures: ['GPTNeoXForSequenceClassification'] }, /"architectures".*expected \["GPTNeoXForCausalLM"\]/],
     ['rope_scaling yarn', 'llama-tiny-tied', { rope_scaling: { type: 'yarn', factor: 2 } }, /"rope_scaling.rope_type" = "yarn" is not supported \(supported: default, linear, dynamic, llama3; yarn and longrope/],
     ['rope_type longrope', 'llama-tiny-tied', { rope_parameters: { rope_type: 'longrope', rope_theta: 5e5 } }, /"rope_parameters.rope_type" = "longrope" is not supported/],

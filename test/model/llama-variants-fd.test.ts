@@ -2,7 +2,7 @@
 // query heads per key/value head and no sliding window, and a tied Llama with one query head per
 // key/value head, neither with biases. Here: a sliding window shorter than the sequences, four query
 // heads sharing one key/value head, heads narrower than hidden / heads (q_proj not square), Llama's
-// attention and MLP biases, an untied Llama, Qwen2 (q/k/v biases), Qwen3 (q/k norms), and Llama 3's rope scaling. The whole model's gradient against finite
+// attention and MLP biases, an untied Llama, Qwen2 (q/k/v biases), Qwen3 (q/k norms), Gemma and Gemma 3, and Llama 3's rope scaling. The whole model's gradient against finite
 // differences of its own f32 forward (test/helpers/model-fd.ts says how); each fixture as it is runs
 // first, as the control (their gradients match transformers' in hf-fixtures.test.ts).
 import { resolve } from 'node:path';
@@ -30,13 +30,25 @@ describe(`Llama and Mistral variants: gradient against finite differences (seed 
     ['Qwen2: biases on q/k/v_proj, none on o_proj', 'llama-tiny-tied', { arch: 'qwen2', attentionBias: true }, /\.(q|k|v)_proj\.bias$/],
     ['Qwen3: q_norm / k_norm over each head, biases on all four projections, two query heads a key/value head', 'llama-tiny-tied',
       { arch: 'qwen3', attentionBias: true, numKvHeads: 2 }, /\.(q_norm\.weight|k_norm\.weight|[qkvo]_proj\.bias|[kv]_proj\.weight)$/],
+    ['Gemma: embeddings times sqrt(hidden), RMSNorm gains 1 + w, a tanh-GELU gate (GeGLU)', 'llama-tiny-tied', { arch: 'gemma', act: 'gelu_tanh' }, null],
+    ['Gemma 3: q/k norms, norms after attention and MLP, layer 0 sliding (4 keys, rope base 50), layer 1 full with linear rope scaling, ' +
+      'query_pre_attn_scalar 24, an erf-GELU gate', 'llama-tiny-tied',
+      // (The fixture's heads, one key/value head each: a k_proj drawn afresh at std 0.02 under k_norm's gain of ~1 is curved enough to
+      // leave 2e-3 in the differences. The golden gemma3-tiny fixture has two query heads a key/value head.)
+      { arch: 'gemma3', act: 'gelu', slidingWindow: 4, windowLayers: [true, false], slidingRope: { theta: 50, scaling: null },
+        ropeScaling: { type: 'linear', factor: 2 }, queryPreAttnScalar: 24 },
+      /\.(q_norm|k_norm|pre_feedforward_layernorm|post_feedforward_layernorm)\.weight$/],
     ['Llama, llama3 rope scaling over an original context of 8 (one frequency blended, the rest divided by 4)', 'llama-tiny-tied',
       { ropeScaling: { type: 'llama3', factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8 } }, null],
   ];
   for (const [name, fixture, change, fresh] of variants) {
     it(name, async () => {
+      // Gemma stores norm gains as gain - 1: the fixture's gains (~1) taken as they are would double every norm's output and
+      // sharpen the log-probs, whose curvature then shows in the differences (4e-4 off a right gradient in one seed of six).
+      const gemma = change.arch === 'gemma' || change.arch === 'gemma3';
+      const adjust = gemma ? (n: string, x: Float32Array) => (/norm\.weight$/.test(n) ? x.map((v) => v - 1) : x) : undefined;
       const { fd, analytic, drawn, drawnOnly } = await modelGradientFd(await getGpu(), resolve(FIXTURES_HF, fixture), change, rng,
-        [[7, 8, 5], [4, 11, 3]]);
+        [[7, 8, 5], [4, 11, 3]], adjust);
       // The change took effect: exactly the parameters it reshapes or adds are drawn afresh.
       if (fresh === null) expect(drawn).toEqual([]);
       else {

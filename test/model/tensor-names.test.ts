@@ -94,6 +94,17 @@ describe('expected tensor names', () => {
     expect(msg).toContain("model.layers.0.mlp.down_proj.bias [64] (Qwen3's MLP has no biases)");
   });
 
+  it('a Gemma 3 checkpoint under a Gemma config: its extra norms say which architecture has them', () => {
+    const base = { vocab_size: 64, hidden_size: 64, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 96, head_dim: 16 };
+    const gemma3 = parseModelConfig({ model_type: 'gemma3_text', ...base }, 'g3/config.json');
+    const gemma = parseModelConfig({ model_type: 'gemma', ...base }, 'g/config.json');
+    let msg = '';
+    try { checkCheckpointNames(gemma, expectedParameters(gemma3), 'g/model.safetensors'); } catch (e) { msg = (e as Error).message; }
+    expect(msg).toContain("model.layers.0.pre_feedforward_layernorm.weight [64] (Gemma 3's: its config says model_type gemma3_text)");
+    expect(msg).toContain("model.layers.0.self_attn.q_norm.weight [16] (head norms: Qwen3's or Gemma 3's)");
+    expect(() => checkCheckpointNames(gemma3, expectedParameters(gemma3))).not.toThrow();
+  });
+
   it('a tied config with an output layer in the file says why it is unexpected', async () => {
     const cfg = await loadModelConfig(path.join(FIXTURES, 'llama-tiny-tied'));
     const tensors = [...expectedParameters(cfg), { name: 'lm_head.weight', shape: [384, 48] }];
