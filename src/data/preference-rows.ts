@@ -194,7 +194,10 @@ function asMessages(v: unknown, key: string): ChatMessage[] {
     }
     const o = m as JsonObject;
     if (typeof o.role !== 'string') throw new RowShapeError(`${key}[${k}].role must be a string, got ${describeJsonValue(o.role)}`);
-    if (typeof o.content !== 'string') throw new RowShapeError(`${key}[${k}].content must be a string, got ${describeJsonValue(o.content)}`);
+    if (typeof o.content !== 'string') {
+      const parts = Array.isArray(o.content) ? ' (content as a list of parts, e.g. [{"type": "text", "text": ...}], is not supported: give the text as a string)' : '';
+      throw new RowShapeError(`${key}[${k}].content must be a string, got ${describeJsonValue(o.content)}${parts}`);
+    }
     return { role: o.role, content: o.content };
   });
 }

@@ -87,16 +87,17 @@ export function presetConfig(arch: Arch, preset: string, opts: PresetConfigOptio
     ropeScaling: null,
     maxPositions: p.maxPositions,
     norm: neox ? 'layernorm' : 'rmsnorm',
-    normEps: 1e-5,
+    normEps: gemma ? 1e-6 : 1e-5, // (GemmaConfig's and Gemma3TextConfig's rms_norm_eps)
     act: neox ? 'gelu' : gemma ? 'gelu_tanh' : 'silu',
     parallelResidual: neox,
     attentionBias: neox || arch === 'qwen2', // Qwen2: q/k/v_proj biases always
     mlpBias: neox,
     tiedEmbeddings: opts.tiedEmbeddings ?? false,
-    // Gemma 3: its layer pattern at this depth (the last layer attends fully, the others slide), gemma-3-1b's window
-    // and rotary bases, and query_pre_attn_scalar = head_dim (as Gemma 3's 1B-12B).
+    // Gemma 3: its layer pattern at this depth (the last layer attends fully, the others slide), a window of 128 (gemma-3-1b's
+    // 512 would not slide at the default --max-length 512), gemma-3-1b's rotary bases, and query_pre_attn_scalar = head_dim
+    // (as Gemma 3's 1B-12B).
     ...(arch === 'gemma3' ? {
-      slidingWindow: 512, windowLayers: Array.from({ length: p.numLayers }, (_, l) => l < p.numLayers - 1),
+      slidingWindow: 128, windowLayers: Array.from({ length: p.numLayers }, (_, l) => l < p.numLayers - 1),
       ropeTheta: 1e6, slidingRope: { theta: 1e4, scaling: null }, queryPreAttnScalar: headDim,
     } : { slidingWindow: null }),
     embedPaddingIdx: null,

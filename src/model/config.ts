@@ -273,7 +273,10 @@ function activation(f: Fields, arch: Arch): ModelConfig['act'] {
     const o = f.get(other);
     if (o !== undefined && (typeof o !== 'string' || GELUS[o] !== act)) {
       throw f.error(other, `= ${JSON.stringify(o)} disagrees with ${key} = ${JSON.stringify(v)}, which transformers 5 computes with ` +
-        `(${arch === 'gemma' ? 'transformers 4.38-4.5x read hidden_activation' : 'Gemma 3 reads hidden_activation'}): give both the activation meant`);
+        (arch === 'gemma'
+          ? `(transformers 4.38-4.5x computed with hidden_activation): set hidden_act to ${JSON.stringify(o)} to compute that (Gemma was trained ` +
+            `with the tanh GELU, gelu_pytorch_tanh), or remove hidden_activation to compute what transformers 5 computes`
+          : `(Gemma 3 reads hidden_activation alone): remove hidden_act, or give it the same value`));
     }
   }
   return act;
@@ -382,7 +385,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
       f.only('mlp_bias', false, 'Gemma\'s MLP has no biases');
       if (arch === 'gemma3') {
         ({ slidingWindow, windowLayers } = gemma3Windows(f, numLayers));
-        queryPreAttnScalar = f.num('query_pre_attn_scalar', 256);
+        queryPreAttnScalar = f.int('query_pre_attn_scalar', 256); // (an int in Gemma3TextConfig; transformers refuses a float)
         f.only('final_logit_softcapping', null, 'logit soft-capping (Gemma 2\'s) is not implemented');
         // Read but not passed to the attention by transformers 5.17's Gemma 3 (Gemma3Attention keeps it unused): no
         // soft-capping, whatever its value, here as there (describeModel says so where it is set).
@@ -476,6 +479,12 @@ function readGemma3Rope(f: Fields, maxPositions: () => number): { full: { theta:
   const scalingRaw = f.get('rope_scaling');
   if (scalingRaw !== undefined && scalingRaw !== null && !isObject(scalingRaw)) throw f.error('rope_scaling', 'must be an object or null');
   const fromParams = readRopeType(f, 'rope_parameters.full_attention', full, maxPositions);
+  // Gemma3TextConfig 5.17 updates {"rope_type": "default"} with rope_scaling, so a legacy "type" key is left unread there (the
+  // default rope), where transformers 4.5x applied it: the versions compute different models, so it is refused.
+  if (isObject(scalingRaw) && scalingRaw.type !== undefined && scalingRaw.rope_type === undefined && scalingRaw.type !== 'default') {
+    throw f.error('rope_scaling', `= ${JSON.stringify(scalingRaw)} names its type under the old key "type", which transformers 5.17's Gemma 3 ` +
+      `does not read (it computes the default rope; 4.5x applied ${JSON.stringify(scalingRaw.type)}): write "rope_type" for the scaling meant, or remove it`);
+  }
   const fromScaling = isObject(scalingRaw) ? readRopeType(f, 'rope_scaling', scalingRaw, maxPositions) : null;
   if (p.full_attention != null && isObject(scalingRaw) && JSON.stringify(fromParams) !== JSON.stringify(fromScaling)) {
     throw f.error('rope_scaling', `= ${JSON.stringify(scalingRaw)} contradicts "rope_parameters.full_attention" = ${JSON.stringify(p.full_attention)}`);
@@ -582,6 +591,9 @@ export function describeModel(cfg: ModelConfig): string {
   if (gemma) parts.push(`embeddings x sqrt(${cfg.hiddenSize}), norm gains 1 + w${cfg.arch === 'gemma3' ? ', norms after attention and MLP' : ''}`);
   if (cfg.arch === 'gemma3' && typeof cfg.raw.attn_logit_softcapping === 'number') {
     parts.push(`attn_logit_softcapping ${cfg.raw.attn_logit_softcapping} not applied (transformers 5.17's Gemma 3 does not apply it either)`);
+  }
+  if (cfg.arch === 'gemma' && cfg.act === 'gelu') {
+    parts.push('hidden_act "gelu": the erf GELU, as transformers 5 computes it (4.39-4.5x computed the tanh GELU Gemma was trained with for such a config)');
   }
   if (cfg.queryPreAttnScalar && cfg.queryPreAttnScalar !== cfg.headDim) parts.push(`scores scaled by query_pre_attn_scalar ${cfg.queryPreAttnScalar}^-1/2`);
   // A window switched on that slides no layer (transformers computes the same): said, as a typo would make it.

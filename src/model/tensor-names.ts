@@ -128,7 +128,13 @@ export function checkCheckpointNames(cfg: ModelConfig, tensors: Found, where = '
   // not hidden / heads: a config that lost its head_dim reads as other shapes).
   const heads = cfg.arch === 'gpt-neox' ? '' : `, ${cfg.numHeads} heads of ${cfg.headDim}${cfg.raw.head_dim === undefined && cfg.headDim * cfg.numHeads !== cfg.hiddenSize ? ` (config.json has no head_dim: ${cfg.arch}'s default, not hidden / heads)` : ''}`;
   const lines = [`${where} does not match the ${cfg.arch} config (${cfg.numLayers} layers, hidden ${cfg.hiddenSize}${heads}, vocab ${cfg.vocabSize}):`];
-  if (r.missing.length) lines.push(`  missing (${r.missing.length}):`, ...r.missing.map((p) => `    ${p.name} ${shape(p.shape)}`));
+  // A Gemma 3 config over weights without its extra norms (Gemma's, model_type gemma): said once.
+  const gemmaWeights = cfg.arch === 'gemma3' && r.missing.some((p) => /\.pre_feedforward_layernorm\.weight$/.test(p.name)) &&
+    !r.missing.some((p) => /\.self_attn\.[qkvo]_proj\.weight$/.test(p.name));
+  if (r.missing.length) {
+    lines.push(`  missing (${r.missing.length})${gemmaWeights ? ' (weights without Gemma 3\'s q/k and pre/post-feedforward norms: Gemma\'s, whose config says model_type gemma?)' : ''}:`,
+      ...r.missing.map((p) => `    ${p.name} ${shape(p.shape)}`));
+  }
   if (r.unexpected.length) {
     const tiedNote = (n: string) => cfg.tiedEmbeddings && (n === 'lm_head.weight' || n === 'embed_out.weight') ? ' (config ties embeddings)' : '';
     // A bias the config leaves out (transformers would skip it with a warning; it would not be trained or
@@ -148,7 +154,7 @@ export function checkCheckpointNames(cfg: ModelConfig, tensors: Found, where = '
     };
     // Tensors of a sibling architecture (Gemma 3's, or Qwen3's head norms, in another config): which config has them.
     const archNote = (n: string) => cfg.arch === 'gemma3' ? ''
-      : /\.(pre|post)_feedforward_layernorm\.weight$/.test(n) ? ' (Gemma 3\'s: its config says model_type gemma3_text)'
+      : /\.(pre|post)_feedforward_layernorm\.weight$/.test(n) ? ' (Gemma 3\'s: a Gemma 3 config says model_type gemma3_text)'
       : /\.self_attn\.[qk]_norm\.weight$/.test(n) && cfg.arch !== 'qwen3' ? ' (head norms: Qwen3\'s or Gemma 3\'s)' : '';
     lines.push(`  unexpected (${r.unexpected.length}):`, ...r.unexpected.map((p) => `    ${p.name} ${shape(p.shape)}${tiedNote(p.name)}${biasNote(p.name)}${archNote(p.name)}`));
   }

@@ -306,6 +306,9 @@ describe('SFT rows (NormalizeOptions.sft): a rejected response may be absent', (
     expect(() => n.normalize({ prompt: 'P', messages: [U('q'), A('a')] })).toThrow(/"messages" holds the whole conversation/);
     expect(() => n.normalize({ messages: [U('q')] })).toThrow(/"messages" must end with an assistant message/);
     expect(() => n.normalize({ messages: [U('q'), { role: 'assistant', content: 7 }] })).toThrow(/messages\[1\]\.content must be a string/);
+    // A list of content parts (the multimodal spelling): said, with what to give instead.
+    expect(() => n.normalize({ messages: [{ role: 'user', content: [{ type: 'text', text: 'q' }] }, { role: 'assistant', content: 'a' }] }))
+      .toThrow(/messages\[0\]\.content must be a string, got .* \(content as a list of parts, e\.g\. \[\{"type": "text", "text": \.\.\.\}\], is not supported: give the text as a string\)/);
     expect(() => n.normalize({ prompt: 3, completion: 'C' })).toThrow(/"prompt" must be a string/);
     // A rejected response under another name is a pair with a misspelt field, not an SFT row (a judge's score
     // of the rejected response, read as such, is no response).

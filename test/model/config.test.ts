@@ -324,6 +324,11 @@ describe('loadModelConfig on the fixtures', () => {
     expect(() => parseModelConfig({ ...g3, rope_local_base_freq: 5000, rope_parameters: { sliding_attention: { rope_theta: 10000 } } }, 'q'))
       .toThrow(/"rope_local_base_freq" = 5000 contradicts "rope_parameters.sliding_attention.rope_theta" = 10000/);
     expect(() => parseModelConfig({ ...g3, partial_rotary_factor: 0.5 }, 'q')).toThrow(/"partial_rotary_factor" = 0.5 is not supported for gemma3/);
+    // rope_scaling with the old "type" key: transformers 5.17's Gemma 3 leaves it unread (4.5x applied it): refused.
+    expect(() => parseModelConfig({ ...g3, rope_scaling: { type: 'linear', factor: 8 } }, 'q')).toThrow(/"rope_scaling" = .* names its type under the old key "type", which transformers 5.17's Gemma 3 does not read/);
+    expect(parseModelConfig({ ...g3, rope_scaling: { type: 'linear', rope_type: 'linear', factor: 8 } }, 'q').ropeScaling).toEqual({ type: 'linear', factor: 8 });
+    // query_pre_attn_scalar is an int in Gemma3TextConfig (transformers refuses 16.5).
+    expect(() => parseModelConfig({ ...g3, query_pre_attn_scalar: 16.5 }, 'q')).toThrow(/"query_pre_attn_scalar" must be an integer >= 1 \(got 16.5\)/);
     expect(() => parseModelConfig({ ...g3, mlp_bias: true }, 'q')).toThrow(/"mlp_bias" = true is not supported: Gemma's MLP has no biases/);
     expect(() => parseModelConfig({ ...g3, model_type: 'gemma3' }, 'q')).toThrow(/Gemma 3's vision-language checkpoint .*model_type gemma3_text/);
     expect(() => parseModelConfig({ ...g3, model_type: 'gemma2' }, 'q')).toThrow(/"model_type" = "gemma2" is not supported: Gemma 2 soft-caps/);
@@ -350,7 +355,9 @@ describe('loadModelConfig on the fixtures', () => {
     expect(withoutRaw(parseModelConfig(toHfConfigJson(cfg), 'mem'))).toEqual(withoutRaw(cfg));
     expect(parseModelConfig({ ...one, hidden_act: 'gelu' }, 'g').act).toBe('gelu'); // transformers 5 reads hidden_act alone: the exact GELU
     // gemma-2b's hub file once said hidden_act "gelu" beside hidden_activation "gelu_pytorch_tanh": the versions disagree, so it is refused.
-    expect(() => parseModelConfig({ ...g, hidden_act: 'gelu' }, 'g')).toThrow(/"hidden_activation" = "gelu_pytorch_tanh" disagrees with hidden_act = "gelu".*transformers 4.38-4.5x read hidden_activation/);
+    expect(() => parseModelConfig({ ...g, hidden_act: 'gelu' }, 'g')).toThrow(/"hidden_activation" = "gelu_pytorch_tanh" disagrees with hidden_act = "gelu".*transformers 4.38-4.5x computed with hidden_activation\): set hidden_act to "gelu_pytorch_tanh" to compute that/);
+    // gemma-2b's original file: hidden_act "gelu" alone, the erf GELU under transformers 5 (as srk), said in the model's line.
+    expect(describeModel(parseModelConfig({ ...one, hidden_act: 'gelu' }, 'g'))).toMatch(/MLP 24576 \(GeGLU, erf GELU\).*hidden_act "gelu": the erf GELU, as transformers 5 computes it \(4\.39-4\.5x computed the tanh GELU/);
     expect(() => parseModelConfig({ ...g, hidden_act: 'silu' }, 'g')).toThrow(/"hidden_act" = "silu" is not supported for gemma/);
     // GemmaConfig's defaults: heads of 256, 16 KV heads, pad 0, BOS 2, EOS 1, tied, tanh GELU.
     const { head_dim: _hd, num_key_value_heads: _kv, pad_token_id: _p, bos_token_id: _b, eos_token_id: _e, hidden_act: _a, ...sparse } = one;

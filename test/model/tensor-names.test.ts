@@ -100,9 +100,15 @@ describe('expected tensor names', () => {
     const gemma = parseModelConfig({ model_type: 'gemma', ...base }, 'g/config.json');
     let msg = '';
     try { checkCheckpointNames(gemma, expectedParameters(gemma3), 'g/model.safetensors'); } catch (e) { msg = (e as Error).message; }
-    expect(msg).toContain("model.layers.0.pre_feedforward_layernorm.weight [64] (Gemma 3's: its config says model_type gemma3_text)");
+    expect(msg).toContain("model.layers.0.pre_feedforward_layernorm.weight [64] (Gemma 3's: a Gemma 3 config says model_type gemma3_text)");
     expect(msg).toContain("model.layers.0.self_attn.q_norm.weight [16] (head norms: Qwen3's or Gemma 3's)");
     expect(() => checkCheckpointNames(gemma3, expectedParameters(gemma3))).not.toThrow();
+    // The other way round: Gemma's weights under a Gemma 3 config lack its norms, said once on the list's line.
+    try { checkCheckpointNames(gemma3, expectedParameters(gemma), 'g3/model.safetensors'); msg = ''; } catch (e) { msg = (e as Error).message; }
+    expect(msg).toMatch(/missing \(4\) \(weights without Gemma 3's q\/k and pre\/post-feedforward norms: Gemma's, whose config says model_type gemma\?\):/);
+    // (Not said where the projections are missing too: another model altogether.)
+    try { checkCheckpointNames(gemma3, [], 'x'); msg = ''; } catch (e) { msg = (e as Error).message; }
+    expect(msg).not.toMatch(/Gemma's, whose config/);
   });
 
   it('a tied config with an output layer in the file says why it is unexpected', async () => {

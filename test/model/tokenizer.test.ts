@@ -229,6 +229,20 @@ describe('tokenizer: fixture tokenizer (byte-level BPE, vocab 384)', () => {
     await expect(loadTokenizer(dir)).rejects.toThrow(/added_tokens_decoder\["1"\]: "<\|pad\|>", but .*tokenizer\.json's added token 1 is "<\|padding\|>"/);
   });
 
+  it('a Gemma checkpoint with only a tokenizer.model is refused (Gemma\'s conversion is not Llama\'s), before the file is read', async () => {
+    for (const mt of ['gemma', 'gemma3_text']) {
+      const dir = mkdtempSync(path.join(tmp, `gemma-sp-`));
+      writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ model_type: mt }));
+      writeFileSync(path.join(dir, 'tokenizer.model'), 'not a model');
+      await expect(loadTokenizer(dir)).rejects.toThrow(/has no tokenizer\.json, and srk converts a tokenizer\.model only as Llama's and Mistral's .*Gemma's conversion differs/);
+    }
+    // (A Llama's goes on to read the file: here a bad one.)
+    const llama = mkdtempSync(path.join(tmp, 'llama-sp-'));
+    writeFileSync(path.join(llama, 'config.json'), JSON.stringify({ model_type: 'llama' }));
+    writeFileSync(path.join(llama, 'tokenizer.model'), 'not a model');
+    await expect(loadTokenizer(llama)).rejects.not.toThrow(/Gemma's conversion/);
+  });
+
   it('a directory without tokenizer.json or tokenizer.model is a clear error', async () => {
     await expect(loadTokenizer(path.join(tmp, 'missing'))).rejects.toThrow(/missing has neither tokenizer\.json nor tokenizer\.model/);
   });
