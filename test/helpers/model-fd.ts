@@ -28,10 +28,12 @@ export interface ModelFd {
 
 /**
  * Pairs as [prompt length, chosen length, rejected length], packed (the prompt shared). `adjust` rewrites a fixture
- * tensor taken over (e.g. norm gains stored as gain - 1 under Gemma's convention).
+ * tensor taken over (e.g. norm gains stored as gain - 1 under Gemma's convention); `drawnScale` is the size of the
+ * drawn-only direction's entries (larger where the drawn parameters are few and weak: norm gains alone).
  */
 export async function modelGradientFd(gpu: Gpu, fixtureDir: string, change: Partial<ModelConfig>, rng: Rng,
-  pairs: [number, number, number][] = [[7, 6, 5], [4, 8, 3]], adjust?: (name: string, x: Float32Array) => Float32Array): Promise<ModelFd> {
+  pairs: [number, number, number][] = [[7, 6, 5], [4, 8, 3]], adjust?: (name: string, x: Float32Array) => Float32Array,
+  drawnScale = 0.01): Promise<ModelFd> {
   const m = await loadModel(gpu, fixtureDir);
   const cfg = { ...m.cfg, ...change };
   const specs = expectedParameters(cfg);
@@ -110,7 +112,7 @@ export async function modelGradientFd(gpu: Gpu, fixtureDir: string, change: Part
   const all = await directional(() => true, 0.01);
   // The same step size (a step of 0.1 along each drawn weight, half its std of 0.02, left the
   // curvature of a freshly drawn key/value head in the differences: 2% off a right gradient).
-  const drawnOnly = drawn.length ? await directional((n) => drawn.includes(n), 0.01) : undefined;
+  const drawnOnly = drawn.length ? await directional((n) => drawn.includes(n), drawnScale) : undefined;
   releaseBatch(gpu, batch);
   params.free();
   return { ...all, drawn, ...(drawnOnly ? { drawnOnly } : {}) };

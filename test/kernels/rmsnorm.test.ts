@@ -80,7 +80,8 @@ describe(`rmsNorm (seed ${rng.seed})`, () => {
     const ref = rmsRef(x, w, N, D, eps); const g = rmsBackRef(dy, x, w, ref.rstd, N, D);
     expect(relErr(await gpu.readF32(t.y), ref.y)).toBeLessThan(1e-5);
     expect(relErr(await gpu.readF32(t.dx), g.dx)).toBeLessThan(1e-5);
-    expect(relErr(await gpu.readF32(t.dw), g.dw)).toBeLessThan(1e-5);
+    // dw sums 66000 rows in f32 (blocks of 32, then 2063 partial rows): ~sqrt(N) ulp, 2.05e-5 seen (seed 409002783).
+    expect(relErr(await gpu.readF32(t.dw), g.dw)).toBeLessThan(5e-5);
     gpu.pool.release(...Object.values(t));
   });
 

@@ -47,8 +47,10 @@ describe(`Llama and Mistral variants: gradient against finite differences (seed 
       // sharpen the log-probs, whose curvature then shows in the differences (4e-4 off a right gradient in one seed of six).
       const gemma = change.arch === 'gemma' || change.arch === 'gemma3';
       const adjust = gemma ? (n: string, x: Float32Array) => (/norm\.weight$/.test(n) ? x.map((v) => v - 1) : x) : undefined;
+      // Gemma 3 draws only norm gains (4 a layer): along them, steps of 0.01 moved the loss by under 1e-2 for one seed in 14.
+      const drawnScale = change.arch === 'gemma3' ? 0.05 : 0.01;
       const { fd, analytic, drawn, drawnOnly } = await modelGradientFd(await getGpu(), resolve(FIXTURES_HF, fixture), change, rng,
-        [[7, 8, 5], [4, 11, 3]], adjust);
+        [[7, 8, 5], [4, 11, 3]], adjust, drawnScale);
       // The change took effect: exactly the parameters it reshapes or adds are drawn afresh.
       if (fresh === null) expect(drawn).toEqual([]);
       else {
