@@ -503,6 +503,16 @@ function readGemma3Rope(f: Fields, maxPositions: () => number): { full: { theta:
   return { full: { theta, fraction: 1, scaling: fromParams ?? fromScaling }, sliding: { theta: localTheta, scaling: slidingScaling } };
 }
 
+/** Which layers `layer_types` (the Qwens' and Gemma 3's) makes slide: one "full_attention" or "sliding_attention" a layer. */
+function slidingLayers(f: Fields, types: unknown, numLayers: number): boolean[] {
+  const bad = Array.isArray(types) ? types.findIndex((t) => t !== 'full_attention' && t !== 'sliding_attention') : -1;
+  if (!Array.isArray(types) || types.length !== numLayers || bad >= 0) {
+    const found = !Array.isArray(types) ? `not a list` : types.length !== numLayers ? `${types.length} entries` : `entry ${bad} is ${JSON.stringify(types[bad])}`;
+    throw f.error('layer_types', `must list "full_attention" or "sliding_attention" for each of the ${numLayers} layers (${found})`);
+  }
+  return types.map((t) => t === 'sliding_attention');
+}
+
 /**
  * Gemma 3's sliding layers, as Gemma3TextConfig 5.17 and its attention compute them: layer_types, or without it every
  * layer but each sliding_window_pattern-th (default 6: five sliding, one full); the window is sliding_window (default
@@ -519,12 +529,7 @@ function gemma3Windows(f: Fields, numLayers: number): { slidingWindow: number | 
     if (!Number.isSafeInteger(pattern) || (pattern as number) < 1) throw f.error('sliding_window_pattern', `must be an integer >= 1 (got ${JSON.stringify(pattern)})`);
     slides = Array.from({ length: numLayers }, (_, i) => (i + 1) % (pattern as number) !== 0);
   } else {
-    const bad = Array.isArray(types) ? types.findIndex((t) => t !== 'full_attention' && t !== 'sliding_attention') : -1;
-    if (!Array.isArray(types) || types.length !== numLayers || bad >= 0) {
-      const found = !Array.isArray(types) ? `not a list` : types.length !== numLayers ? `${types.length} entries` : `entry ${bad} is ${JSON.stringify(types[bad])}`;
-      throw f.error('layer_types', `must list "full_attention" or "sliding_attention" for each of the ${numLayers} layers (${found})`);
-    }
-    slides = types.map((t) => t === 'sliding_attention');
+    slides = slidingLayers(f, types, numLayers);
   }
   if (window === null && slides.some(Boolean)) {
     throw f.error('sliding_window', `is null, but ${types === undefined ? `sliding_window_pattern ${JSON.stringify(patternRaw ?? 6)}${patternRaw === undefined ? ' (the default)' : ''} makes` : 'layer_types lists'} sliding layers: transformers refuses them too`);
@@ -553,12 +558,7 @@ function qwenWindows(f: Fields, numLayers: number): { slidingWindow: number | nu
   if (types === undefined) {
     slides = Array.from({ length: numLayers }, (_, i) => window !== null && i >= maxWindowLayers);
   } else {
-    const bad = Array.isArray(types) ? types.findIndex((t) => t !== 'full_attention' && t !== 'sliding_attention') : -1;
-    if (!Array.isArray(types) || types.length !== numLayers || bad >= 0) {
-      const found = !Array.isArray(types) ? `not a list` : types.length !== numLayers ? `${types.length} entries` : `entry ${bad} is ${JSON.stringify(types[bad])}`;
-      throw f.error('layer_types', `must list "full_attention" or "sliding_attention" for each of the ${numLayers} layers (${found})`);
-    }
-    slides = types.map((t) => t === 'sliding_attention');
+    slides = slidingLayers(f, types, numLayers);
     if (window === null && slides.some(Boolean)) {
       throw f.error('layer_types', 'lists "sliding_attention" layers, but no window is set (sliding_window with use_sliding_window): ' +
         'transformers refuses them too');
