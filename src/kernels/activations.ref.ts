@@ -107,7 +107,8 @@ export function swigluBackward(
 /** gate [n], up [n] -> y [n]; y = act(gate) * up (act: silu, or either GELU: GeGLU). */
 export function gatedForward(gate: ArrayLike<number>, up: ArrayLike<number>, act: 'silu' | 'gelu' | 'gelu_tanh'): Float64Array {
   if (gate.length !== up.length) throw new RangeError(`gated: gate ${gate.length} vs up ${up.length}`);
-  const a = act === 'silu' ? swigluForward(gate, Float64Array.from(gate, () => 1)) : act === 'gelu' ? geluErfForward(gate) : geluTanhForward(gate);
+  if (act === 'silu') return swigluForward(gate, up);
+  const a = act === 'gelu' ? geluErfForward(gate) : geluTanhForward(gate);
   return Float64Array.from(a, (v, i) => v * up[i]);
 }
 
