@@ -12,6 +12,11 @@
 //           dW = dlogits^T H   [V, d]
 // With tied embeddings W is the embedding matrix; dW here is only the output-layer part of its
 // gradient (the caller adds the embedding-lookup part).
+//
+// Soft-capping (`softcap` c > 0, Gemma 2's final_logit_softcapping; absent or 0: none): the
+// softmax sees logit' = c tanh(logit / c) in place of logit (lse and logp of the capped logits),
+// and dlogits[n, v] = g[n] * (onehot - softmax(logit'[n]))[v] * (1 - tanh^2(logit[n, v] / c)).
+// The `logits` arrays taken and returned are the raw H W^T; `dlogits` is the gradient of those.
 
 /** logits [N, V] = H [N, d] x W[V, d]^T, float64. */
 export function outputLogitsRef(H: ArrayLike<number>, W: ArrayLike<number>, N: number, d: number, V: number): Float64Array {
@@ -27,6 +32,19 @@ export function outputLogitsRef(H: ArrayLike<number>, W: ArrayLike<number>, N: n
     }
   }
   return logits;
+}
+
+/** The softcap option: 0 when off (absent or 0), else a finite c > 0 (else a RangeError). */
+export function checkSoftcapRef(softcap: number | undefined): number {
+  if (softcap === undefined || softcap === 0) return 0;
+  if (!(Number.isFinite(softcap) && softcap > 0)) throw new RangeError(`softcap ${softcap} must be finite and > 0 (0 or absent: no cap)`);
+  return softcap;
+}
+
+/** logits capped: c tanh(x / c) element-wise (a copy; c 0 or absent: the logits unchanged). */
+export function softcapRef(logits: ArrayLike<number>, softcap?: number): Float64Array {
+  const c = checkSoftcapRef(softcap);
+  return Float64Array.from(logits, (x) => (c ? c * Math.tanh(x / c) : x));
 }
 
 /** Row-wise logsumexp: logits [N, V] -> lse [N] (max-shifted, stable). */
@@ -47,19 +65,22 @@ export function logSumExpRowsRef(logits: ArrayLike<number>, N: number, V: number
 /**
  * Log-softmax gather: logits [N, V], targets [N] (-1 = none) -> logp [N]
  * (logp[n] = logits[n, t] - logsumexp(logits[n]); 0 where t < 0). V defaults to logits.length / N.
+ * softcap: the raw logits capped first (see the header).
  */
-export function logSoftmaxGather(logits: ArrayLike<number>, targets: ArrayLike<number>, V?: number): Float64Array {
-  return logSoftmaxGatherWithLse(logits, targets, V).logp;
+export function logSoftmaxGather(logits: ArrayLike<number>, targets: ArrayLike<number>, V?: number, softcap?: number): Float64Array {
+  return logSoftmaxGatherWithLse(logits, targets, V, softcap).logp;
 }
 
-/** Same as logSoftmaxGather, also returning lse [N] (computed for every row, targets or not). */
+/** Same as logSoftmaxGather, also returning lse [N] (of the capped logits with softcap; computed
+ *  for every row, targets or not). */
 export function logSoftmaxGatherWithLse(
-  logits: ArrayLike<number>, targets: ArrayLike<number>, V?: number,
+  rawLogits: ArrayLike<number>, targets: ArrayLike<number>, V?: number, softcap?: number,
 ): { logp: Float64Array; lse: Float64Array } {
   const N = targets.length;
-  const Vv = V ?? logits.length / Math.max(N, 1);
-  if (!Number.isInteger(Vv)) throw new Error(`logits length ${logits.length} is not a multiple of N=${N}`);
-  checkLen('logits', logits, N * Vv);
+  const Vv = V ?? rawLogits.length / Math.max(N, 1);
+  if (!Number.isInteger(Vv)) throw new Error(`logits length ${rawLogits.length} is not a multiple of N=${N}`);
+  checkLen('logits', rawLogits, N * Vv);
+  const logits = checkSoftcapRef(softcap) ? softcapRef(rawLogits, softcap) : rawLogits;
   const lse = logSumExpRowsRef(logits, N, Vv);
   const logp = new Float64Array(N);
   for (let n = 0; n < N; n++) {
@@ -74,14 +95,19 @@ export function logSoftmaxGatherWithLse(
 /**
  * Backward of the log-softmax gather: logits [N, V], targets [N], g [N] = dL/dlogp
  * -> dlogits [N, V] = g[n] * (onehot(t) - softmax(logits[n])); zero rows where t < 0.
- * lse [N] may be passed to skip recomputing it.
+ * lse [N] may be passed to skip recomputing it (with softcap: the capped logits' lse, as
+ * logSoftmaxGatherWithLse gives it). softcap: logits are the raw ones, dlogits their gradient
+ * (the softmax of the capped logits, times 1 - tanh^2(logit / softcap)).
  */
 export function logSoftmaxGatherBackward(
-  logits: ArrayLike<number>, targets: ArrayLike<number>, g: ArrayLike<number>, V?: number, lse?: ArrayLike<number>,
+  rawLogits: ArrayLike<number>, targets: ArrayLike<number>, g: ArrayLike<number>, V?: number, lse?: ArrayLike<number>,
+  softcap?: number,
 ): Float64Array {
   const N = targets.length;
-  const Vv = V ?? logits.length / Math.max(N, 1);
-  checkLen('logits', logits, N * Vv); checkLen('g', g, N);
+  const Vv = V ?? rawLogits.length / Math.max(N, 1);
+  checkLen('logits', rawLogits, N * Vv); checkLen('g', g, N);
+  const c = checkSoftcapRef(softcap);
+  const logits = c ? softcapRef(rawLogits, c) : rawLogits;
   const l = lse ?? logSumExpRowsRef(logits, N, Vv);
   const dlogits = new Float64Array(N * Vv);
   for (let n = 0; n < N; n++) {
@@ -92,6 +118,7 @@ export function logSoftmaxGatherBackward(
     const r = n * Vv;
     for (let v = 0; v < Vv; v++) dlogits[r + v] = -gn * Math.exp(logits[r + v] - l[n]);
     dlogits[r + t] += gn;
+    if (c) for (let v = 0; v < Vv; v++) { const th = Math.tanh(rawLogits[r + v] / c); dlogits[r + v] *= 1 - th * th; }
   }
   return dlogits;
 }
@@ -101,11 +128,12 @@ export interface OutputLogprobArgs {
   W: ArrayLike<number>;        // [V, d] output weight (lm_head / embed_out, or the tied embedding)
   targets: ArrayLike<number>;  // [N] next-token ids, -1 = no target
   N: number; d: number; V: number;
+  softcap?: number;            // final logit soft-capping (header); absent or 0: none
 }
 
 export interface OutputLogprobResult {
-  logits: Float64Array; // [N, V]
-  lse: Float64Array;    // [N]
+  logits: Float64Array; // [N, V] raw H W^T (uncapped even with softcap)
+  lse: Float64Array;    // [N] of the logits the softmax sees (capped with softcap)
   logp: Float64Array;   // [N], 0 where target < 0
 }
 
@@ -113,12 +141,12 @@ export interface OutputLogprobResult {
 export function outputLogprobRef(a: OutputLogprobArgs): OutputLogprobResult {
   checkLen('targets', a.targets, a.N);
   const logits = outputLogitsRef(a.H, a.W, a.N, a.d, a.V);
-  const { logp, lse } = logSoftmaxGatherWithLse(logits, a.targets, a.V);
+  const { logp, lse } = logSoftmaxGatherWithLse(logits, a.targets, a.V, a.softcap);
   return { logits, lse, logp };
 }
 
 export interface OutputLogprobGrads {
-  dlogits: Float64Array; // [N, V]
+  dlogits: Float64Array; // [N, V] (of the raw logits)
   dH: Float64Array;      // [N, d]
   dW: Float64Array;      // [V, d]
 }
@@ -130,7 +158,7 @@ export function outputLogprobBackwardRef(a: OutputLogprobArgs, g: ArrayLike<numb
   const { N, d, V, H, W } = a;
   checkLen('targets', a.targets, N);
   const logits = outputLogitsRef(H, W, N, d, V);
-  const dlogits = logSoftmaxGatherBackward(logits, a.targets, g, V);
+  const dlogits = logSoftmaxGatherBackward(logits, a.targets, g, V, undefined, a.softcap);
   const dH = new Float64Array(N * d);
   const dW = new Float64Array(V * d);
   for (let n = 0; n < N; n++) {

@@ -10,6 +10,9 @@
 //   Backward for L with dL/dlogp[n] = g[n]:
 //     dlogit[n, v] = g[n] * (1[v == t_n] - softmax(logit[n])[v])   (0 for rows without a target)
 //     dh = dlogit w,   dw += dlogit^T h.
+// `softcap` c (Gemma 2's final_logit_softcapping) takes logit' = c tanh(logit / c) in place of logit
+// above, and the backward multiplies dlogit by 1 - tanh^2(logit / c); the logits held (chunks, kept)
+// stay the raw h w^T. The row kernels cap in a compile-time variant (c a uniform): others pay nothing.
 //
 // Per chunk of rows [r0, r1): logits chunk [rows, V] = h[r0:r1] w^T (matmul; w over the binding
 // limit is split there), then the row kernel (one workgroup per row: online max / sum of exp per
@@ -41,13 +44,19 @@ const WG = 256;
 export const DEFAULT_CHUNK_BYTES = 128 * 1024 * 1024;
 
 // mode 0: logp only (logits read, untouched); mode 1: also dlogits in place.
-function rowDef(backward: boolean): KernelDef {
+// softcap: the variant that caps each logit as it reads it (cap * tanh(x / cap), the cap a uniform
+// f32 after the other parameters) and, backward, multiplies each dlogit by the cap's derivative
+// 1 - tanh^2; the plain kernels' WGSL is untouched by it.
+function rowDef(backward: boolean, softcap: boolean): KernelDef {
+  // The logit as the softmax sees it (tanh of a clamped argument: tanh(15) is 1 in f32, and some
+  // tanh implementations go through exp and give NaN for large arguments).
+  const lg = (x: string) => (softcap ? `capped(${x})` : x);
   return {
-    name: backward ? 'logsoftmax_gather_bwd' : 'logsoftmax_gather',
+    name: `logsoftmax_gather${softcap ? '_softcap' : ''}${backward ? '_bwd' : ''}`,
     bindings: ['rw', 'read', 'read', 'rw'],
     uniform: true,
     code: /* wgsl */ `
-struct Params { V: u32, rows: u32, ld: u32, lBase: u32, tBase: u32, gBase: u32, oBase: u32, writeLogp: u32 };
+struct Params { V: u32, rows: u32, ld: u32, lBase: u32, tBase: u32, gBase: u32, oBase: u32, writeLogp: u32${softcap ? ', cap: f32' : ''} };
 @group(0) @binding(0) var<storage, read_write> logits: array<f32>;
 @group(0) @binding(1) var<storage, read> targets: array<i32>;
 @group(0) @binding(2) var<storage, read> g: array<f32>;
@@ -58,7 +67,10 @@ var<workgroup> sm: array<f32, ${WG}>;
 var<workgroup> ss: array<f32, ${WG}>;
 
 const NEG: f32 = -3.0e38;
-
+${softcap ? `
+fn capTanh(x: f32) -> f32 { return tanh(clamp(x / p.cap, -15.0, 15.0)); }
+fn capped(x: f32) -> f32 { return p.cap * capTanh(x); }
+` : ''}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) li: u32) {
@@ -68,12 +80,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let t = targets[p.tBase + row];
   let valid = t >= 0 && u32(t) < p.V;
   var tlogit = 0.0;
-  if (valid && li == 0u) { tlogit = logits[base + u32(t)]; }
+  if (valid && li == 0u) { tlogit = ${lg('logits[base + u32(t)]')}; }
   // Online max / sum of exp over this thread's columns.
   var m = NEG;
   var s = 0.0;
   for (var v = li; v < p.V; v += ${WG}u) {
-    let x = logits[base + v];
+    let x = ${lg('logits[base + v]')};
     if (x > m) { s = s * exp(m - x) + 1.0; m = x; } else { s += exp(x - m); }
   }
   sm[li] = m;
@@ -94,7 +106,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
     if (valid) { lp = tlogit - lse; }
     logp[p.oBase + row] = lp;
   }
-${backward ? `
+${backward && !softcap ? `
   var gw = 0.0;
   if (valid) { gw = g[p.gBase + row]; }
   for (var v = li; v < p.V; v += ${WG}u) {
@@ -102,26 +114,48 @@ ${backward ? `
     var d = -gw * pr;
     if (valid && v == u32(t)) { d += gw; }
     logits[base + v] = d;
+  }` : ''}${backward && softcap ? `
+  var gw = 0.0;
+  if (valid) { gw = g[p.gBase + row]; }
+  for (var v = li; v < p.V; v += ${WG}u) {
+    let th = capTanh(logits[base + v]);
+    let pr = exp(p.cap * th - lse);
+    var d = -gw * pr;
+    if (valid && v == u32(t)) { d += gw; }
+    logits[base + v] = d * (1.0 - th * th);
   }` : ''}
 }`,
   };
 }
 
-const ROW_FWD = rowDef(false);
-const ROW_BWD = rowDef(true);
+const ROW_FWD = rowDef(false, false);
+const ROW_BWD = rowDef(true, false);
+const ROW_FWD_CAP = rowDef(false, true);
+const ROW_BWD_CAP = rowDef(true, true);
 
-/** Rows [r0, r1) of a logits matrix with leading dimension ld (>= V) at element offset lOff. */
+/** The softcap option checked: 0 when off (absent or 0), else a finite cap > 0. */
+function checkSoftcap(softcap: number | undefined, what: string): number {
+  if (softcap === undefined || softcap === 0) return 0;
+  if (!(Number.isFinite(softcap) && softcap > 0)) {
+    throw new RangeError(`${what}: softcap ${softcap} must be finite and > 0 (0 or absent: no cap)`);
+  }
+  return softcap;
+}
+
+/** Rows [r0, r1) of a logits matrix with leading dimension ld (>= V) at element offset lOff;
+ *  softcap 0: none (checkSoftcap). */
 function rowKernel(gpu: Gpu, backward: boolean, logits: Tensor, lOff: number, ld: number, V: number,
   rows: number, targets: Tensor, tOff: number, g: Tensor | undefined, gOff: number,
-  logp: Tensor | undefined, oOff: number): void {
+  logp: Tensor | undefined, oOff: number, softcap: number): void {
   if (rows === 0) return;
-  const k = gpu.kernels.get(backward ? ROW_BWD : ROW_FWD);
+  const k = gpu.kernels.get(softcap ? (backward ? ROW_BWD_CAP : ROW_FWD_CAP) : (backward ? ROW_BWD : ROW_FWD));
   const wl = windowOf(gpu, logits, lOff, lOff + (rows - 1) * ld + V);
   const wt = windowOf(gpu, targets, tOff, tOff + rows);
   const wg = g ? windowOf(gpu, g, gOff, gOff + rows) : windowOf(gpu, gpu.placeholder());
   const wo = logp ? windowOf(gpu, logp, oOff, oOff + rows) : windowOf(gpu, gpu.placeholder());
-  const params = new ParamWriter()
-    .u32(V, rows, ld, wl.base, wt.base, wg.base, wo.base, logp ? 1 : 0).bytes();
+  const pw = new ParamWriter().u32(V, rows, ld, wl.base, wt.base, wg.base, wo.base, logp ? 1 : 0);
+  if (softcap) pw.f32(softcap);
+  const params = pw.bytes();
   gpu.recorder.dispatch(k, [wl.range, wt.range, wg.range, wo.range], params, grid(rows));
 }
 
@@ -138,12 +172,16 @@ export interface LogSoftmaxGatherArgs {
   /** [N] f32 out. */
   logp: Tensor;
   N: number; V: number; ld?: number;
+  /** Logit soft-capping (Gemma 2's final_logit_softcapping): each logit x taken as
+   *  softcap * tanh(x / softcap) before the log-softmax. Absent or 0: none; else finite and > 0. */
+  softcap?: number;
 }
 
 /** logp[n] = log_softmax(logits[n])[targets[n]] (0 where there is no target). */
 export function logSoftmaxGather(gpu: Gpu, a: LogSoftmaxGatherArgs): void {
   const { N, V } = a; const ld = a.ld ?? V;
   checkTargets(a.targets, N, 'logSoftmaxGather');
+  const softcap = checkSoftcap(a.softcap, 'logSoftmaxGather');
   if (a.logits.numel < (N - 1) * ld + V || a.logp.numel < N) {
     throw new RangeError(`logSoftmaxGather: logits ${a.logits} / logp ${a.logp} too small for N=${N} V=${V}`);
   }
@@ -151,7 +189,7 @@ export function logSoftmaxGather(gpu: Gpu, a: LogSoftmaxGatherArgs): void {
   const rowsPer = Math.max(1, Math.floor((maxWindowElems(gpu) - V) / ld) + 1);
   for (let r0 = 0; r0 < N; r0 += rowsPer) {
     const r1 = Math.min(N, r0 + rowsPer);
-    rowKernel(gpu, false, a.logits, r0 * ld, ld, V, r1 - r0, a.targets, r0, undefined, 0, a.logp, r0);
+    rowKernel(gpu, false, a.logits, r0 * ld, ld, V, r1 - r0, a.targets, r0, undefined, 0, a.logp, r0, softcap);
   }
 }
 
@@ -167,6 +205,10 @@ export interface OutputLogprobArgs {
   chunkRows?: number;
   /** Byte budget of the logits chunk (default min(maxBinding, 128 MiB)). */
   chunkBytes?: number;
+  /** Final logit soft-capping (Gemma 2's final_logit_softcapping): logit' = softcap * tanh(logit / softcap)
+   *  before the log-softmax, and its derivative in the backward. Absent or 0: none; else finite and > 0.
+   *  Kept logits stay the raw h w^T either way. */
+  softcap?: number;
 }
 
 export interface OutputLogprobForwardArgs extends OutputLogprobArgs {
@@ -203,6 +245,7 @@ export function outputChunkRows(gpu: Gpu, N: number, V: number, chunkRows?: numb
 function checkArgs(gpu: Gpu, a: OutputLogprobArgs, what: string): number {
   const { N, d, V } = a;
   checkTargets(a.targets, N, what);
+  checkSoftcap(a.softcap, what);
   if (a.h.numel < N * d) throw new RangeError(`${what}: h ${a.h} smaller than [${N}, ${d}]`);
   if (a.w.numel < V * d) throw new RangeError(`${what}: w ${a.w} smaller than [${V}, ${d}]`);
   return outputChunkRows(gpu, N, V, a.chunkRows, a.chunkBytes);
@@ -241,7 +284,7 @@ export function outputLogprob(gpu: Gpu, a: OutputLogprobForwardArgs & { keep?: b
     const m = Math.min(rows, N - r0);
     if (kept && r0 > 0) logits = gpu.pool.acquire([rows, V], 'f32', 'logits-chunk');
     matmul(gpu, { a: h, b: w, c: logits, M: m, N: V, K: d, transB: true, offA: r0 * d, timing });
-    rowKernel(gpu, false, logits, 0, V, V, m, a.targets, r0, undefined, 0, a.logp, r0);
+    rowKernel(gpu, false, logits, 0, V, V, m, a.targets, r0, undefined, 0, a.logp, r0, a.softcap ?? 0);
     kept?.chunks.push(logits);
   }
   release();
@@ -288,7 +331,7 @@ export function outputLogprobBackward(gpu: Gpu, a: OutputLogprobBackwardArgs & {
     const m = Math.min(rows, N - r0);
     const logits = kept ? kept.chunks[i] : scratch!;
     if (!kept) matmul(gpu, { a: h, b: w, c: logits, M: m, N: V, K: d, transB: true, offA: r0 * d, timing });
-    rowKernel(gpu, true, logits, 0, V, V, m, a.targets, r0, a.weights, r0, a.logp, r0);
+    rowKernel(gpu, true, logits, 0, V, V, m, a.targets, r0, a.weights, r0, a.logp, r0, a.softcap ?? 0);
     // f16 precision: one max |dlogits| for both products below (they scale it before rounding).
     const scale = gpu.matmulPrecision === 'f16' ? absmaxOf(gpu, logits, m * V) : undefined;
     const dl = copies ? halfOf(gpu, logits, m * V, scale, timing) : logits;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dispatchedKernels, getGpu, relErr } from '../helpers/gpu.js';
+import { F16_GRAD_BOUND, dispatchedKernels, getGpu, relErr } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import { keptLogitsBudget, logSoftmaxGather, outputLogprob, outputLogprobBackward, releaseKeptLogits } from '../../src/kernels/output-logprob.js';
 import {
@@ -122,6 +122,130 @@ describe(`output layer log-probs (seed ${rng.seed})`, () => {
     } finally {
       if (saved === undefined) delete process.env.SRK_KEEP_LOGITS_MIB; else process.env.SRK_KEEP_LOGITS_MIB = saved;
     }
+  });
+
+  // Gemma 2's final logit soft-capping: cap 1.5 against logits of order 1-4 (tanh far from linear),
+  // one output row 60x larger (its logits far past the cap: the clamp before tanh, derivative 0).
+  it('softcap: N=13 d=11 V=37 against the reference: chunked or not, kept or recomputed, logSoftmaxGather', async () => {
+    const gpu = await getGpu();
+    const N = 13; const d = 11; const V = 37; const softcap = 1.5;
+    const H = f32(rng.array(N * d)); const W = f32(rng.array(V * d, 0.6));
+    for (let k = 0; k < d; k++) W[3 * d + k] *= 60;
+    const targets = makeTargets(N, V);
+    const g = f32(rng.array(N));
+    const dw0 = f32(rng.array(V * d));
+    const args = { H, W, targets, N, d, V, softcap };
+    const ref = outputLogprobRef(args);
+    const grads = outputLogprobBackwardRef(args, g);
+    const plain = outputLogprobRef({ ...args, softcap: undefined });
+    const msg = `seed ${rng.seed}`;
+    expect(relErr(ref.logp, plain.logp), msg).toBeGreaterThan(0.05); // the cap matters here
+    expect(Array.from({ length: N }, (_, n) => ref.logits[n * V + 3]).some((x) => Math.abs(x) > 15 * softcap), msg).toBe(true);
+    const th = gpu.tensor([N, d], H); const tw = gpu.tensor([V, d], W);
+    const tt = gpu.tensor([N], targets, 'i32'); const tg = gpu.tensor([N], g);
+    const tlp = gpu.tensor([N]); const tdh = gpu.tensor([N, d]); const tdw = gpu.tensor([V, d]);
+    for (const chunkRows of [undefined, 5, 1]) {
+      for (const keep of [false, true]) {
+        const what = `chunkRows ${chunkRows} keep ${keep} ${msg}`;
+        gpu.upload(tlp, new Float32Array(N).fill(99));
+        const { names, result: kept } = await dispatchedKernels(gpu,
+          () => outputLogprob(gpu, { h: th, w: tw, targets: tt, logp: tlp, N, d, V, chunkRows, keep, softcap }));
+        expect(names.filter((n) => n.startsWith('logsoftmax')).every((n) => n === 'logsoftmax_gather_softcap'), what).toBe(true);
+        const lp = await gpu.readF32(tlp);
+        expect(relErr(lp, ref.logp), what).toBeLessThan(2e-6);
+        for (let n = 0; n < N; n++) if (targets[n] < 0) expect(lp[n]).toBe(0);
+        // Kept logits are the raw h w^T.
+        if (kept) {
+          const raw = await gpu.readF32(kept.chunks[0]);
+          const m = Math.min(kept.rows, N);
+          expect(relErr(raw.subarray(0, m * V), ref.logits.subarray(0, m * V)), what).toBeLessThan(1e-6);
+        }
+        gpu.upload(tdw, dw0); gpu.upload(tlp, new Float32Array(N).fill(99));
+        gpu.upload(tdh, new Float32Array(N * d).fill(5));
+        const bwd = await dispatchedKernels(gpu, () => outputLogprobBackward(gpu,
+          { h: th, w: tw, targets: tt, weights: tg, dh: tdh, dw: tdw, logp: tlp, N, d, V, chunkRows, kept, softcap }));
+        expect(bwd.names.filter((n) => n.startsWith('logsoftmax')).every((n) => n === 'logsoftmax_gather_softcap_bwd'), what).toBe(true);
+        const dh = await gpu.readF32(tdh);
+        expect(relErr(dh, grads.dH), what).toBeLessThan(1e-5);
+        expect(relErr(await gpu.readF32(tdw), Float64Array.from(grads.dW, (v, i) => v + dw0[i])), what).toBeLessThan(1e-5);
+        expect(relErr(await gpu.readF32(tlp), ref.logp), what).toBeLessThan(2e-6);
+        expect(dh.every(Number.isFinite) && (await gpu.readF32(tdw)).every(Number.isFinite), what).toBe(true);
+      }
+    }
+    // softcap 0 is the plain kernels.
+    const { names } = await dispatchedKernels(gpu,
+      () => outputLogprob(gpu, { h: th, w: tw, targets: tt, logp: tlp, N, d, V, softcap: 0 }));
+    expect(names.filter((n) => n.startsWith('logsoftmax'))).toEqual(['logsoftmax_gather']);
+    expect(relErr(await gpu.readF32(tlp), plain.logp)).toBeLessThan(2e-6);
+
+    // Plain log-softmax gather over a given logits matrix (row stride ld > V), some logits far past the cap.
+    const ld = V + 3;
+    const L = f32(rng.array(N * ld, 3));
+    for (let n = 0; n < N; n++) { L[n * ld + 2] = 500 * (n % 2 ? 1 : -1); L[n * ld + V - 1] = -1e4; }
+    const dense = new Float64Array(N * V);
+    for (let n = 0; n < N; n++) for (let v = 0; v < V; v++) dense[n * V + v] = L[n * ld + v];
+    const tl = gpu.tensor([N, ld], L);
+    logSoftmaxGather(gpu, { logits: tl, targets: tt, logp: tlp, N, V, ld, softcap });
+    const want = logSoftmaxGatherRef(dense, targets, V, softcap);
+    expect(relErr(want, logSoftmaxGatherRef(dense, targets, V)), msg).toBeGreaterThan(0.05);
+    expect(relErr(await gpu.readF32(tlp), want), msg).toBeLessThan(2e-6);
+    expect(relErr(await gpu.readF32(tl), L)).toBe(0); // not modified
+    gpu.pool.release(th, tw, tt, tg, tlp, tdh, tdw, tl);
+  });
+
+  // The f16 precision: the products round h, w and the (capped, scaled) dlogits to f16, here through
+  // f16 copies (SRK_F16_COPIES=1; staged rounding gives the same bits: f16-copies.test.ts); the row
+  // kernels are the f32 ones. Chunks of 19 and 18 rows (a chunk under 16 would multiply in f32).
+  it('softcap in the f16 precision: N=37 d=24 V=67', async (ctx) => {
+    const gpu = await getGpu();
+    if (!gpu.features.shaderF16) ctx.skip();
+    const N = 37; const d = 24; const V = 67; const softcap = 2; const chunkRows = 19;
+    const H = f32(rng.array(N * d)); const W = f32(rng.array(V * d, 0.5));
+    const targets = makeTargets(N, V); const g = f32(rng.array(N));
+    const args = { H, W, targets, N, d, V, softcap };
+    const ref = outputLogprobRef(args); const grads = outputLogprobBackwardRef(args, g);
+    const msg = `seed ${rng.seed}`;
+    expect(relErr(ref.logp, outputLogprobRef({ ...args, softcap: 0 }).logp), msg).toBeGreaterThan(0.05);
+    const th = gpu.tensor([N, d], H); const tw = gpu.tensor([V, d], W);
+    const tt = gpu.tensor([N], targets, 'i32'); const tg = gpu.tensor([N], g);
+    const tlp = gpu.tensor([N]); const tdh = gpu.tensor([N, d]); const tdw = gpu.tensor([V, d]);
+    const saved = process.env.SRK_F16_COPIES;
+    gpu.matmulPrecision = 'f16';
+    try {
+      process.env.SRK_F16_COPIES = '1';
+      for (const keep of [true, false]) {
+        const what = `keep ${keep} ${msg}`;
+        const { names, result: kept } = await dispatchedKernels(gpu,
+          () => outputLogprob(gpu, { h: th, w: tw, targets: tt, logp: tlp, N, d, V, chunkRows, keep, softcap }));
+        expect(names.filter((n) => n.startsWith('logsoftmax')), what).toEqual(Array(2).fill('logsoftmax_gather_softcap'));
+        expect(relErr(await gpu.readF32(tlp), ref.logp), what).toBeLessThan(2e-3);
+        gpu.upload(tdw, new Float32Array(V * d));
+        const bwd = await dispatchedKernels(gpu, () => outputLogprobBackward(gpu,
+          { h: th, w: tw, targets: tt, weights: tg, dh: tdh, dw: tdw, N, d, V, chunkRows, kept, softcap }));
+        expect(bwd.names.filter((n) => n.startsWith('half_copy')).length, `f16 copies made (${bwd.names}) ${what}`).toBeGreaterThan(0);
+        expect(relErr(await gpu.readF32(tdh), grads.dH), what).toBeLessThan(F16_GRAD_BOUND);
+        expect(relErr(await gpu.readF32(tdw), grads.dW), what).toBeLessThan(F16_GRAD_BOUND);
+      }
+    } finally {
+      gpu.matmulPrecision = 'f32';
+      if (saved === undefined) delete process.env.SRK_F16_COPIES; else process.env.SRK_F16_COPIES = saved;
+      gpu.pool.release(th, tw, tt, tg, tlp, tdh, tdw);
+    }
+  });
+
+  it('softcap: negative, NaN or infinite refused (RangeError naming softcap)', async () => {
+    const gpu = await getGpu();
+    const N = 2; const d = 3; const V = 5;
+    const th = gpu.tensor([N, d]); const tw = gpu.tensor([V, d]); const tt = gpu.tensor([N], Int32Array.from([1, -1]), 'i32');
+    const tlp = gpu.tensor([N]); const tdh = gpu.tensor([N, d]); const tdw = gpu.tensor([V, d]); const tl = gpu.tensor([N, V]);
+    for (const softcap of [-30, NaN, Infinity, -Infinity]) {
+      const re = new RegExp(`softcap ${softcap} must be finite and > 0`);
+      expect(() => outputLogprob(gpu, { h: th, w: tw, targets: tt, logp: tlp, N, d, V, softcap })).toThrow(RangeError);
+      expect(() => outputLogprob(gpu, { h: th, w: tw, targets: tt, logp: tlp, N, d, V, softcap })).toThrow(re);
+      expect(() => outputLogprobBackward(gpu, { h: th, w: tw, targets: tt, weights: tlp, dh: tdh, dw: tdw, N, d, V, softcap })).toThrow(re);
+      expect(() => logSoftmaxGather(gpu, { logits: tl, targets: tt, logp: tlp, N, V, softcap })).toThrow(re);
+    }
+    gpu.pool.release(th, tw, tt, tlp, tdh, tdw, tl);
   });
 
   it('V=50304 d=16 N=5 in chunks of 2 rows (large vocabulary)', async () => {

@@ -3,7 +3,7 @@ import { makeRng } from '../helpers/random.js';
 import { centralDiff, maxRelErr } from './losses-fd.js';
 import {
   logSoftmaxGather, logSoftmaxGatherBackward, logSoftmaxGatherWithLse, logSumExpRowsRef,
-  outputLogitsRef, outputLogprobBackwardRef, outputLogprobRef,
+  outputLogitsRef, outputLogprobBackwardRef, outputLogprobRef, softcapRef,
 } from '../../src/kernels/output-logprob.ref.js';
 
 describe('output layer log-prob reference', () => {
@@ -76,6 +76,64 @@ describe('output layer log-prob reference', () => {
     const fl = (): number => { const lp = logSoftmaxGather(logits, targets, V); let s = 0; for (let n = 0; n < N; n++) s += g[n] * lp[n]; return s; };
     expect(maxRelErr(an.dlogits, centralDiff(fl, logits)), msg).toBeLessThan(1e-6);
     for (const n of [0, 4, 8]) for (let k = 0; k < d; k++) expect(an.dH[n * d + k]).toBe(0);
+  });
+
+  // Gemma 2's final logit soft-capping: cap 1.5 against logits of order 1-4, so tanh is far from
+  // linear (the cap's derivative 1 - tanh^2 well under 1 for most logits).
+  it('softcap: backward dH, dW, dlogits match finite differences (N=9, d=7, V=23, cap 1.5); the cap changes logp', () => {
+    const rng = makeRng();
+    const N = 9, d = 7, V = 23, softcap = 1.5;
+    const H = rng.array(N * d), W = rng.array(V * d, 0.7);
+    const targets = Int32Array.from({ length: N }, (_, n) => (n === 0 || n === 5 ? -1 : rng.int(V)));
+    const g = rng.array(N);
+    const args = { H, W, targets, N, d, V, softcap };
+    const msg = `seed ${rng.seed}`;
+    const fwd = outputLogprobRef(args);
+    const plain = outputLogprobRef({ ...args, softcap: undefined });
+    expect(fwd.logits).toEqual(plain.logits); // the raw logits either way
+    // Strongly nonlinear: a mean derivative of the cap well under 1, and logits past the cap.
+    let meanDeriv = 0; let big = 0;
+    for (const x of fwd.logits) { meanDeriv += (1 - Math.tanh(x / softcap) ** 2) / fwd.logits.length; big = Math.max(big, Math.abs(x)); }
+    expect(meanDeriv, msg).toBeLessThan(0.75);
+    expect(big, msg).toBeGreaterThan(2 * softcap);
+    // Capped log-probs clearly differ from the uncapped ones (0 on rows without a target either way).
+    let diff = 0;
+    for (let n = 0; n < N; n++) diff = Math.max(diff, Math.abs(fwd.logp[n] - plain.logp[n]));
+    expect(diff, msg).toBeGreaterThan(0.3);
+    expect(fwd.logp[0]).toBe(0); expect(fwd.logp[5]).toBe(0);
+    // logp and lse are those of the capped logits, computed independently.
+    const capped = softcapRef(fwd.logits, softcap);
+    for (let n = 0; n < N; n++) {
+      let s = 0; for (let v = 0; v < V; v++) s += Math.exp(capped[n * V + v]);
+      expect(Math.abs(fwd.lse[n] - Math.log(s)), msg).toBeLessThan(1e-12);
+      if (targets[n] >= 0) expect(Math.abs(fwd.logp[n] - (capped[n * V + targets[n]] - Math.log(s))), msg).toBeLessThan(1e-12);
+      expect(Math.abs(capped[n * V] - softcap * Math.tanh(fwd.logits[n * V] / softcap))).toBe(0);
+    }
+    const f = (): number => { const lp = outputLogprobRef(args).logp; let s = 0; for (let n = 0; n < N; n++) s += g[n] * lp[n]; return s; };
+    const an = outputLogprobBackwardRef(args, g);
+    expect(maxRelErr(an.dH, centralDiff(f, H)), msg).toBeLessThan(1e-6);
+    expect(maxRelErr(an.dW, centralDiff(f, W)), msg).toBeLessThan(1e-6);
+    const logits = outputLogitsRef(H, W, N, d, V);
+    const fl = (): number => { const lp = logSoftmaxGather(logits, targets, V, softcap); let s = 0; for (let n = 0; n < N; n++) s += g[n] * lp[n]; return s; };
+    expect(maxRelErr(an.dlogits, centralDiff(fl, logits)), msg).toBeLessThan(1e-6);
+    // lse passed in (the capped logits', as logSoftmaxGatherWithLse gives it) changes nothing.
+    const { lse } = logSoftmaxGatherWithLse(logits, targets, V, softcap);
+    expect(logSoftmaxGatherBackward(logits, targets, g, V, lse, softcap)).toEqual(an.dlogits);
+    // Differs clearly from the uncapped gradient.
+    expect(maxRelErr(an.dH, outputLogprobBackwardRef({ ...args, softcap: 0 }, g).dH), msg).toBeGreaterThan(0.1);
+    for (const n of [0, 5]) for (let k = 0; k < d; k++) expect(an.dH[n * d + k]).toBe(0);
+  });
+
+  it('softcap: absent or 0 is none; negative, NaN or infinite refused', () => {
+    const logits = Float64Array.from([0.5, -2, 3, 1, 0, -1]);
+    const targets = Int32Array.from([2, 0]);
+    expect(logSoftmaxGather(logits, targets, 3, 0)).toEqual(logSoftmaxGather(logits, targets, 3));
+    expect(softcapRef(logits, 0)).toEqual(logits);
+    for (const bad of [-1, NaN, Infinity]) {
+      expect(() => logSoftmaxGather(logits, targets, 3, bad)).toThrow(RangeError);
+      expect(() => logSoftmaxGatherBackward(logits, targets, [1, 1], 3, undefined, bad)).toThrow(/softcap/);
+      expect(() => outputLogprobRef({ H: [1], W: [1, 2, 3], targets: [0], N: 1, d: 1, V: 3, softcap: bad })).toThrow(/softcap .* must be finite and > 0/);
+    }
   });
 
   it('tied weights: W used as both input and output gives dW = output part (caller adds embedding part)', () => {
