@@ -10,10 +10,12 @@
 // back as P), while every thread stages V over K's tile. Rows of the staged tiles are DP + 4
 // floats apart (vec4 reads of 8 different rows hit 8 different bank groups) and score rows BC + 1.
 // DP is Dh rounded up to 4 NCG (pad columns are zero in workgroup memory).
+// `softcap`: the variant with Gemma 2's score soft-capping (attention-wgsl.ts SOFTCAP_WGSL) where each
+// visible score is formed.
 import type { KernelDef } from '../engine/kernel.js';
 import { memoDef } from '../engine/kernel.js';
 import type { RegTiles } from './attention-tiling.js';
-import { SHOWN_WGSL, at, passIO, queryTileWalk } from './attention-wgsl.js';
+import { SHOWN_WGSL, at, capBackward, capped, passIO, queryTileWalk } from './attention-wgsl.js';
 
 function regHeader(t: RegTiles): string {
   return `
@@ -101,13 +103,13 @@ function storeRows(t: RegTiles, acc: string, arr: string, n: string, head: strin
   }`);
 }
 
-function regForwardDefGen(t: RegTiles): KernelDef {
+function regForwardDefGen(t: RegTiles, softcap: boolean): KernelDef {
   return {
-    name: `attn_fwd_reg_${t.BR}x${t.BC}_d${t.DP}`,
+    name: `attn_fwd_reg_${t.BR}x${t.BC}_d${t.DP}${softcap ? '_softcap' : ''}`,
     bindings: ['read', 'read', 'read', 'read', 'rw', 'rw'],
     uniform: true,
     code: /* wgsl */ `${regHeader(t)}
-${passIO('fwd')}
+${passIO('fwd', { softcap })}
 ${load4('q')}
 ${load4('k')}
 ${load4('v')}
@@ -157,7 +159,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     ${unroll(16, (e) => `{
       let rr = rg * 4u + ${e >> 2}u; let jj = cg + ${e & 3}u * NCG; let j = k0 + jj;
       var x = MASKED;
-      if (j < kEnd && visible(q0 + rr, j, len, qpos[rr], qseg[rr], kpos[jj], kseg[jj])) { x = s[${e}] * p.scale; }
+      if (j < kEnd && visible(q0 + rr, j, len, qpos[rr], qseg[rr], kpos[jj], kseg[jj])) { x = ${capped(softcap, `s[${e}] * p.scale`)}; }
       Ss[rr * SS + jj] = x;
     }`)}
     workgroupBarrier();
@@ -199,13 +201,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   };
 }
 
-function regDqDefGen(t: RegTiles): KernelDef {
+function regDqDefGen(t: RegTiles, softcap: boolean): KernelDef {
+  const cb = (e: number) => capBackward(softcap, `s[${e}] * p.scale`);
   return {
-    name: `attn_bwd_dq_reg_${t.BR}x${t.BC}_d${t.DP}`,
+    name: `attn_bwd_dq_reg_${t.BR}x${t.BC}_d${t.DP}${softcap ? '_softcap' : ''}`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'rw'],
     uniform: true,
     code: /* wgsl */ `${regHeader(t)}
-${passIO('dq')}
+${passIO('dq', { softcap })}
 ${load4('q')}
 ${load4('k')}
 ${load4('v')}
@@ -260,7 +263,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       let rr = rg * 4u + ${e >> 2}u; let jj = cg + ${e & 3}u * NCG; let j = k0 + jj;
       var ds = 0.0;
       if (j < kEnd && visible(q0 + rr, j, len, qpos[rr], qseg[rr], kpos[jj], kseg[jj])) {
-        ds = exp(s[${e}] * p.scale - qL[rr]) * (dp[${e}] - qD[rr]);
+        ${cb(e).decl}ds = ${cb(e).dS(`exp(${cb(e).score} - qL[rr]) * (dp[${e}] - qD[rr])`)};
       }
       dSs[rr * SS + jj] = ds;
     }`)}
@@ -273,13 +276,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   };
 }
 
-function regDkdvDefGen(t: RegTiles, shared: boolean): KernelDef {
+function regDkdvDefGen(t: RegTiles, shared: boolean, softcap: boolean): KernelDef {
+  const cb = (e: number) => capBackward(softcap, `s[${e}] * p.scale`);
   return {
-    name: `attn_bwd_dkdv_reg_${t.BR}x${t.BC}_d${t.DP}${shared ? '_shared' : ''}`,
+    name: `attn_bwd_dkdv_reg_${t.BR}x${t.BC}_d${t.DP}${shared ? '_shared' : ''}${softcap ? '_softcap' : ''}`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'rw', ...(shared ? [] : ['rw' as const])],
     uniform: true,
     code: /* wgsl */ `${regHeader(t)}
-${passIO('dkdv', { shared })}
+${passIO('dkdv', { shared, softcap })}
 ${load4('q')}
 ${load4('k')}
 ${load4('v')}
@@ -327,8 +331,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
         let rr = rg * 4u + ${e >> 2}u; let ii = cg + ${e & 3}u * NCG; let qi = i0 + ii; let j = k0 + rr;
         var pv = 0.0; var ds = 0.0;
         if (qi < iEnd && visible(qi, j, len, qpos[ii], qseg[ii], kpos[rr], kseg[rr])) {
-          pv = exp(s[${e}] * p.scale - qlse[ii]);
-          ds = pv * (dp[${e}] - qD[ii]);
+          ${cb(e).decl}pv = exp(${cb(e).score} - qlse[ii]);
+          ds = ${cb(e).dS(`pv * (dp[${e}] - qD[ii])`)};
         }
         Ps[rr * SS + ii] = pv; dSs[rr * SS + ii] = ds;
       }`)}

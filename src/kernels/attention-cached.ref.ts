@@ -4,10 +4,12 @@
 //   q [N, Hq, Dh]; kCache, vCache [rows, Tmax, Hkv, Dh]; slots [N] = row * Tmax + position
 //   out[i, h] = sum_j softmax_j(scale q[i, h] . k[row, j, kvh]) v[row, j, kvh],
 //   j in [lo, position], lo = max(0, position - window + 1) with a window, else 0; kvh = h / (Hq / Hkv).
+//   softcap (Gemma 2; absent or 0: none): each scaled score s becomes softcap tanh(s / softcap) first.
 export function attentionCachedRef(q: ArrayLike<number>, kCache: ArrayLike<number>, vCache: ArrayLike<number>, slots: ArrayLike<number>,
-  o: { Hq: number; Hkv: number; Dh: number; Tmax: number; window?: number; scale?: number }): Float64Array {
+  o: { Hq: number; Hkv: number; Dh: number; Tmax: number; window?: number; scale?: number; softcap?: number }): Float64Array {
   const { Hq, Hkv, Dh, Tmax } = o;
   const scale = o.scale ?? 1 / Math.sqrt(Dh);
+  const cap = o.softcap ?? 0;
   const w = o.window ?? 0;
   const N = slots.length;
   const out = new Float64Array(N * Hq * Dh);
@@ -20,7 +22,7 @@ export function attentionCachedRef(q: ArrayLike<number>, kCache: ArrayLike<numbe
       for (let j = lo; j <= pos; j++) {
         let acc = 0;
         for (let d = 0; d < Dh; d++) acc += q[(i * Hq + h) * Dh + d] * kCache[((row * Tmax + j) * Hkv + kvh) * Dh + d];
-        s.push(acc * scale);
+        s.push(cap ? cap * Math.tanh((acc * scale) / cap) : acc * scale);
       }
       const m = Math.max(...s);
       const e = s.map((x) => Math.exp(x - m));

@@ -12,24 +12,26 @@
 // One workgroup per (token, query head): the query (scaled) in shared memory; the row's keys in
 // chunks of 64, one per thread; an online softmax (running max and sum), each thread holding up
 // to 4 of the output's columns (Dh <= 256). Decode steps have few tokens: this is not the training
-// path's tiled flash kernel, and it need not be.
+// path's tiled flash kernel, and it need not be. `softcap` (Gemma 2): a variant that caps each scaled
+// score as cap tanh(s / cap) (attention-wgsl.ts SOFTCAP_WGSL; the cap a uniform).
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
-import { ParamWriter, chunkRanges, grid, maxWindowElems, windowOf, type KernelDef } from '../engine/kernel.js';
+import { ParamWriter, chunkRanges, grid, maxWindowElems, memoDef, windowOf, type KernelDef } from '../engine/kernel.js';
 import type { HeadOperand } from './attention.js';
+import { SOFTCAP_WGSL, capped } from './attention-wgsl.js';
 
 const WG = 64;
 /** Largest head size: WG threads x 4 columns each. */
 export const CACHED_ATTENTION_MAX_DH = 4 * WG;
 
-const ATTENTION_CACHED: KernelDef = {
-  name: 'attention_cached',
+const attentionCachedDef = memoDef((softcap: boolean): KernelDef => ({
+  name: `attention_cached${softcap ? '_softcap' : ''}`,
   bindings: ['read', 'read', 'read', 'read', 'rw'],
   uniform: true,
   code: /* wgsl */ `
 struct Params {
   N: u32, Hq: u32, nRep: u32, Hkv: u32, Dh: u32, Tmax: u32, window: u32, scale: f32,
-  qBase: u32, qTok: u32, qHead: u32, kBase: u32, vBase: u32, slotBase: u32, oBase: u32,
+  qBase: u32, qTok: u32, qHead: u32, kBase: u32, vBase: u32, slotBase: u32, oBase: u32,${softcap ? ' cap: f32,' : ''}
 };
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> kc: array<f32>;
@@ -39,7 +41,7 @@ struct Params {
 @group(0) @binding(5) var<uniform> p: Params;
 var<workgroup> qs: array<f32, ${CACHED_ATTENTION_MAX_DH}>;
 var<workgroup> s: array<f32, ${WG}>;
-var<workgroup> slotShared: u32;
+var<workgroup> slotShared: u32;${softcap ? SOFTCAP_WGSL : ''}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) li: u32) {
   let g = wg.x + wg.y * nwg.x;   // (the same for the whole workgroup: returning here is uniform)
@@ -64,7 +66,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
       let kRow = p.kBase + (rowBase + j) * kvStride + kvOff;
       var dot = 0.0;
       for (var d = 0u; d < p.Dh; d++) { dot = fma(qs[d], kc[kRow + d], dot); }
-      sc = dot;
+      sc = ${capped(softcap, 'dot')};
     }
     s[li] = sc;
     workgroupBarrier();
@@ -92,7 +94,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
     if (d < p.Dh) { o[out + d] = acc[r] / l; }
   }
 }`,
-};
+}));
 
 export interface AttentionCachedArgs {
   q: HeadOperand;
@@ -107,12 +109,16 @@ export interface AttentionCachedArgs {
   window?: number;
   /** Score scale; default 1 / sqrt(Dh). */
   scale?: number;
+  /** Gemma 2's soft-cap of the scaled scores (s -> softcap tanh(s / softcap)); absent or 0: none, else finite and > 0. */
+  softcap?: number;
 }
 
 export function attentionCached(gpu: Gpu, a: AttentionCachedArgs): void {
   const { q, kCache, vCache, slots, out, N, Hq, Hkv, Dh, Tmax } = a;
   if (Hkv <= 0 || Hq % Hkv !== 0) throw new RangeError(`attentionCached: Hkv ${Hkv} must divide Hq ${Hq}`);
   if (Dh > CACHED_ATTENTION_MAX_DH) throw new RangeError(`attentionCached: head size ${Dh} over ${CACHED_ATTENTION_MAX_DH}`);
+  const softcap = a.softcap ?? 0;
+  if (softcap !== 0 && !(Number.isFinite(softcap) && softcap > 0)) throw new RangeError(`attentionCached: softcap = ${a.softcap} (absent or 0 for none, else finite and > 0)`);
   const qOff = q.offset ?? 0; const qTok = q.tokenStride ?? Hq * Dh; const qHead = q.headStride ?? Dh;
   for (const t of [q.tensor, kCache, vCache, out]) if (t.dtype !== 'f32') throw new TypeError(`attentionCached: ${t} must be f32`);
   if (slots.dtype !== 'u32') throw new TypeError(`attentionCached: slots ${slots} must be u32`);
@@ -134,7 +140,8 @@ export function attentionCached(gpu: Gpu, a: AttentionCachedArgs): void {
     const ws = windowOf(gpu, slots, s, e); const wo = windowOf(gpu, out, s * Hq * Dh, e * Hq * Dh);
     const params = new ParamWriter()
       .u32(e - s, Hq, Hq / Hkv, Hkv, Dh, Tmax, a.window ?? 0).f32(a.scale ?? 1 / Math.sqrt(Dh))
-      .u32(wq.base, qTok, qHead, wk.base, wv.base, ws.base, wo.base).bytes();
-    gpu.recorder.dispatch(gpu.kernels.get(ATTENTION_CACHED), [wq.range, wk.range, wv.range, ws.range, wo.range], params, grid((e - s) * Hq));
+      .u32(wq.base, qTok, qHead, wk.base, wv.base, ws.base, wo.base);
+    if (softcap) params.f32(softcap);
+    gpu.recorder.dispatch(gpu.kernels.get(attentionCachedDef(softcap > 0)), [wq.range, wk.range, wv.range, ws.range, wo.range], params.bytes(), grid((e - s) * Hq));
   }
 }

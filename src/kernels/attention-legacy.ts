@@ -8,11 +8,12 @@
 // workgroup memory too (a thread computes scores of its row for keys g, g+G, ..., then every
 // thread of the row reads the whole row for the online softmax). No T x T matrix exists.
 // Tiles: chooseTiles (attention-tiling.ts). The algorithm and conventions are described at the
-// top of attention.ts.
+// top of attention.ts. `softcap`: the variant with Gemma 2's score soft-capping (attention-wgsl.ts
+// SOFTCAP_WGSL); these kernels run it at Gemma 2's head size 256.
 import type { KernelDef } from '../engine/kernel.js';
 import { memoDef } from '../engine/kernel.js';
 import type { Tiles } from './attention-tiling.js';
-import { SHOWN_WGSL, at, passIO } from './attention-wgsl.js';
+import { SHOWN_WGSL, at, capBackward, capped, passIO } from './attention-wgsl.js';
 
 function header(t: Tiles): string {
   return `
@@ -27,13 +28,13 @@ const M0 = -1.0e30;     // running max before any visible key: finite, so exp(M0
 ${SHOWN_WGSL}`;
 }
 
-function forwardDefGen(t: Tiles): KernelDef {
+function forwardDefGen(t: Tiles, softcap: boolean): KernelDef {
   return {
-    name: `attn_fwd_g${t.G}x${t.DPT}_${t.R}x${t.C}`,
+    name: `attn_fwd_g${t.G}x${t.DPT}_${t.R}x${t.C}${softcap ? '_softcap' : ''}`,
     bindings: ['read', 'read', 'read', 'read', 'rw', 'rw'],
     uniform: true,
     code: /* wgsl */ `${header(t)}
-${passIO('fwd')}
+${passIO('fwd', { softcap })}
 var<workgroup> Qs: array<f32, ${t.R * t.DP}>; // [BR][DP]
 var<workgroup> Ks: array<f32, ${t.C * t.DP}>; // [BC][DP]
 var<workgroup> Vs: array<f32, ${t.C * t.DP}>; // [BC][DP]
@@ -90,7 +91,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
       if (j < kEnd && visible(i, j, len, pi, si, kpos[jj], kseg[jj])) {
         var dot = 0.0;
         for (var d = 0u; d < DP; d++) { dot = fma(Qs[r * DP + d], Ks[jj * DP + d], dot); }
-        s = dot * p.scale;
+        s = ${capped(softcap, 'dot * p.scale')};
       }
       Ss[r * BC + jj] = s;
     }
@@ -129,13 +130,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
 
 // shared: dk and dv live in one buffer (a fused dQKV) and are written through one binding, since
 // WebGPU rejects overlapping writable bindings in a dispatch.
-function dkdvDefGen(t: Tiles, shared: boolean): KernelDef {
+function dkdvDefGen(t: Tiles, shared: boolean, softcap: boolean): KernelDef {
+  const cb = capBackward(softcap, 's * p.scale');
   return {
-    name: `attn_bwd_dkdv_g${t.G}x${t.DPT}_${t.R}x${t.C}${shared ? '_shared' : ''}`,
+    name: `attn_bwd_dkdv_g${t.G}x${t.DPT}_${t.R}x${t.C}${shared ? '_shared' : ''}${softcap ? '_softcap' : ''}`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'rw', ...(shared ? [] : ['rw' as const])],
     uniform: true,
     code: /* wgsl */ `${header(t)}
-${passIO('dkdv', { shared })}
+${passIO('dkdv', { shared, softcap })}
 var<workgroup> Ks: array<f32, ${t.R * t.DP}>;  // [BR][DP] owned keys
 var<workgroup> Vs: array<f32, ${t.R * t.DP}>;
 var<workgroup> Qs: array<f32, ${t.C * t.DP}>;  // [BC][DP] streamed queries
@@ -201,8 +203,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
             s = fma(Qs[ii * DP + d], Ks[r * DP + d], s);
             dp = fma(dOs[ii * DP + d], Vs[r * DP + d], dp);
           }
-          pv = exp(s * p.scale - qlse[ii]);
-          ds = pv * (dp - qD[ii]);
+          ${cb.decl}pv = exp(${cb.score} - qlse[ii]);
+          ds = ${cb.dS('pv * (dp - qD[ii])')};
         }
         Ps[r * BC + ii] = pv; dSs[r * BC + ii] = ds;
       }
@@ -231,13 +233,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   };
 }
 
-function dqDefGen(t: Tiles): KernelDef {
+function dqDefGen(t: Tiles, softcap: boolean): KernelDef {
+  const cb = capBackward(softcap, 's * p.scale');
   return {
-    name: `attn_bwd_dq_g${t.G}x${t.DPT}_${t.R}x${t.C}`,
+    name: `attn_bwd_dq_g${t.G}x${t.DPT}_${t.R}x${t.C}${softcap ? '_softcap' : ''}`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'rw'],
     uniform: true,
     code: /* wgsl */ `${header(t)}
-${passIO('dq')}
+${passIO('dq', { softcap })}
 var<workgroup> Qs: array<f32, ${t.R * t.DP}>;  // [BR][DP] owned queries
 var<workgroup> dOs: array<f32, ${t.R * t.DP}>;
 var<workgroup> Ks: array<f32, ${t.C * t.DP}>;  // [BC][DP] streamed keys
@@ -300,8 +303,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
           s = fma(Qs[r * DP + d], Ks[jj * DP + d], s);
           dp = fma(dOs[r * DP + d], Vs[jj * DP + d], dp);
         }
-        let pv = exp(s * p.scale - lq);
-        ds = pv * (dp - Dq);
+        ${cb.decl}let pv = exp(${cb.score} - lq);
+        ds = ${cb.dS('pv * (dp - Dq)')};
       }
       dSs[r * BC + jj] = ds;
     }

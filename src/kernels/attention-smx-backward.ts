@@ -2,7 +2,7 @@
 // the tile shapes and the staging they share are in attention-smx.ts).
 import type { KernelDef } from '../engine/kernel.js';
 import { memoDef } from '../engine/kernel.js';
-import { at, passIO, queryTileWalk } from './attention-wgsl.js';
+import { at, capBackward, passIO, queryTileWalk } from './attention-wgsl.js';
 import { smxDialect } from './smx-wgsl.js';
 import { ABSMAX_PARTS, f16ScaleWgsl } from './absmax.js';
 import { F, PAD, SUBGROUP_PARAMS, keyTileWalk, quadStore, stagePosSeg, stageFn, subgroupLets, type SmxAttentionTiles } from './attention-smx.js';
@@ -20,6 +20,8 @@ import { F, PAD, SUBGROUP_PARAMS, keyTileWalk, quadStore, stagePosSeg, stageFn, 
 //   dK/dV pass: a workgroup owns 16 SGQ keys of one kv head (K and V fragments loaded once) and walks
 //              the query tiles of every query head sharing it: S^T = K Q^T, dP^T = V dO^T, P^T and
 //              dS^T (f16), dV += P^T dO, dK += dS^T Q.
+// `softcap` variants: P of the capped score, dS times the cap's derivative 1 - tanh^2 (<= 1: |dS| keeps
+// its bound).
 
 
 /**
@@ -128,7 +130,7 @@ function accumulate(sm: Dialect, acc: string, w: string, z0: number, C: number, 
   return out;
 }
 
-function smxDqDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean): KernelDef {
+function smxDqDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean, softcap = false): KernelDef {
   const sm = smxDialect(emulated);
   const { SGQ, BC, DP } = t;
   const BR = F * SGQ; const RSH = DP + PAD; const PS = BC + PAD; const FD = DP / F;
@@ -139,15 +141,16 @@ function smxDqDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean): Kerne
   const sdp = pairScores(sm, 'qf', 'gf', BC, FD, RSH);       // S = Q K^T, dP = dO V^T
   const dqs = accumulate(sm, 'dq', 'Ps', 0, BC, FD, RSH, PS); // dQ += dS K
   const accs = Array.from({ length: FD }, (_, d) => `dq${d}`);
+  const cb = capBackward(softcap, `Sa[sgi * ${u(SA)} + e] * p.scale`);
   return {
-    name: `attn_bwd_dq_smx_${BR}x${BC}_d${DP}_sg${sg}${t.reload ? '_reload' : ''}${emulated ? '_emu' : ''}`,
+    name: `attn_bwd_dq_smx_${BR}x${BC}_d${DP}_sg${sg}${t.reload ? '_reload' : ''}${emulated ? '_emu' : ''}${softcap ? '_softcap' : ''}`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'read', 'rw'],
     uniform: true,
     code: sm.module(/* wgsl */ `${sm.header}
 const BR = ${u(BR)};
 const BC = ${u(BC)};
 const DP = ${u(DP)};
-${passIO('dq', { scaled: true })}
+${passIO('dq', { scaled: true, softcap })}
 ${gradScaleWgsl(threads, DP)}
 var<workgroup> KV: array<f16, ${(t.reload ? 2 * (BR + BC) : 2 * Math.max(BR, BC)) * RSH}>; // ${t.reload ? 'K [BC], V [BC], Q [BR], dO [BR]' : 'Q [BR], dO [BR] first; then K [BC], V [BC]'}
 var<workgroup> Sa: array<f32, ${SGQ * SA}>; // per subgroup [16][BC]: S (then output fragments)
@@ -191,8 +194,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       for (var k4 = 0u; k4 < 4u; k4++) {
         let jj = j0 + k4; let j = k0 + jj; let e = e0 + k4;
         if (j < kEnd && visible(q0 + rr, j, len, qpos[rr], qseg[rr], kpos[jj], kseg[jj])) {
-          let pv = exp(Sa[sgi * ${u(SA)} + e] * p.scale - qlse[rr]);
-          ds[k4] = pv * (Sb[sgi * ${u(SA)} + e] - qD[rr]);
+          ${cb.decl}let pv = exp(${cb.score} - qlse[rr]);
+          ds[k4] = ${cb.dS(`pv * (Sb[sgi * ${u(SA)} + e] - qD[rr])`)};
         }
       }
       ${quadStore('Ps', `sgi * ${u(F * PS)} + r * ${u(PS)} + j0`, 'ds')}
@@ -206,7 +209,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   };
 }
 
-function smxDkdvDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean, shared: boolean): KernelDef {
+function smxDkdvDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean, shared: boolean, softcap = false): KernelDef {
   const sm = smxDialect(emulated);
   const { SGQ, BC, DP } = t;
   const BK = F * SGQ; const BQ = BC; const RSH = DP + PAD; const PS = BQ + PAD; const FD = DP / F;
@@ -219,15 +222,16 @@ function smxDkdvDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean, shar
     ...accumulate(sm, 'dk', 'Dt', 0, BQ, FD, RSH, PS)];             // dK += dS^T Q
   const dks = Array.from({ length: FD }, (_, d) => `dk${d}`);
   const dvs = Array.from({ length: FD }, (_, d) => `dv${d}`);
+  const cb = capBackward(softcap, `Sa[sgi * ${u(SA)} + e] * p.scale`);
   return {
-    name: `attn_bwd_dkdv_smx_${BK}x${BQ}_d${DP}_sg${sg}${shared ? '_shared' : ''}${t.reload ? '_reload' : ''}${emulated ? '_emu' : ''}`,
+    name: `attn_bwd_dkdv_smx_${BK}x${BQ}_d${DP}_sg${sg}${shared ? '_shared' : ''}${t.reload ? '_reload' : ''}${emulated ? '_emu' : ''}${softcap ? '_softcap' : ''}`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'read', 'read', 'rw', ...(shared ? [] : ['rw' as const])],
     uniform: true,
     code: sm.module(/* wgsl */ `${sm.header}
 const BK = ${u(BK)};
 const BQ = ${u(BQ)};
 const DP = ${u(DP)};
-${passIO('dkdv', { shared, scaled: true })}
+${passIO('dkdv', { shared, scaled: true, softcap })}
 ${gradScaleWgsl(threads, DP)}
 var<workgroup> KV: array<f16, ${(t.reload ? 2 * (BK + BQ) : 2 * Math.max(BK, BQ)) * RSH}>; // ${t.reload ? 'Q [BQ], dO [BQ], K [BK], V [BK]' : 'K [BK], V [BK] first; then Q [BQ], dO [BQ]'}
 var<workgroup> Sa: array<f32, ${SGQ * SA}>; // per subgroup [16 keys][BQ]: S^T (then output fragments)
@@ -274,8 +278,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
         for (var k4 = 0u; k4 < 4u; k4++) {
           let ii = i4 + k4; let qi = i0 + ii; let e = e0 + k4;
           if (qi < iEnd && visible(qi, k0 + rr, len, qpos[ii], qseg[ii], kpos[rr], kseg[rr])) {
-            pv[k4] = exp(Sa[sgi * ${u(SA)} + e] * p.scale - qlse[ii]);
-            ds[k4] = pv[k4] * (Sb[sgi * ${u(SA)} + e] - qD[ii]);
+            ${cb.decl}pv[k4] = exp(${cb.score} - qlse[ii]);
+            ds[k4] = ${cb.dS(`pv[k4] * (Sb[sgi * ${u(SA)} + e] - qD[ii])`)};
           }
         }
         ${quadStore('Pt', `sgi * ${u(F * PS)} + r * ${u(PS)} + i4`, 'pv')}

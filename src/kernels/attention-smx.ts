@@ -24,11 +24,13 @@
 //   5. every lane rescales the output elements it owns (O kept in registers, f32) and adds P V.
 // Barriers: after 1, 2, 3 and 4 (all subgroups run the same sequence; skipped tiles are skipped by
 // the whole workgroup). Rows past their length or without visible keys write out = 0, lse = 0.
+// Soft-capping (Gemma 2): the `softcap` variants cap each visible f32 score before the softmax (the
+// backward multiplies dS by the cap's derivative; |dS| stays within the bound below).
 // Reference: attention.ref.ts; checked in test/kernels/attention-smx.test.ts (emulated on lavapipe:
 // subgroups of 8, so the softmax's shuffle path for 16+ lanes runs natively only).
 import type { KernelDef } from '../engine/kernel.js';
 import { memoDef } from '../engine/kernel.js';
-import { SHOWN_WGSL, at, passIO } from './attention-wgsl.js';
+import { SHOWN_WGSL, at, capped, passIO } from './attention-wgsl.js';
 import { smxDialect } from './smx-wgsl.js';
 import { ABSMAX_PARTS, f16ScaleWgsl } from './absmax.js';
 
@@ -145,7 +147,7 @@ export function keyTileWalk(threads: number, kMul = '1.0', vMul = '1.0'): string
     workgroupBarrier();`;
 }
 
-function smxForwardDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean, rowLanes = false): KernelDef {
+function smxForwardDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean, rowLanes = false, softcap = false): KernelDef {
   const sm = smxDialect(emulated);
   const { SGQ, BC, DP } = t;
   const BR = F * SGQ; const RSH = DP + PAD; const SW = Math.max(BC, DP); const PS = BC + PAD;
@@ -208,7 +210,7 @@ function smxForwardDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean, r
         for (var k4 = 0u; k4 < 4u; k4++) {
           let jj = 4u * (${part} + ${u(LPR)} * cc) + k4; let j = k0 + jj;
           var x = MASKED;
-          if (j < kEnd && visible(qi, j, len, qpos[rr], qseg[rr], kpos[jj], kseg[jj])) { x = Ss[srow + jj] * sScale; }
+          if (j < kEnd && visible(qi, j, len, qpos[rr], qseg[rr], kpos[jj], kseg[jj])) { x = ${capped(softcap, 'Ss[srow + jj] * sScale')}; }
           Ss[srow + jj] = x;
           tmax = max(tmax, x);
         }
@@ -245,7 +247,7 @@ function smxForwardDefGen(t: SmxAttentionTiles, sg: number, emulated: boolean, r
   }
 
   return {
-    name: `attn_fwd_smx_${BR}x${BC}_d${DP}_sg${sg}${rowLanes ? '_rowlanes' : ''}${t.reload ? '_reload' : ''}${emulated ? '_emu' : ''}`,
+    name: `attn_fwd_smx_${BR}x${BC}_d${DP}_sg${sg}${rowLanes ? '_rowlanes' : ''}${t.reload ? '_reload' : ''}${emulated ? '_emu' : ''}${softcap ? '_softcap' : ''}`,
     bindings: ['read', 'read', 'read', 'read', 'read', 'rw', 'rw'],
     uniform: true,
     // Shuffles run in uniform control flow (the key loop's bounds and skips are workgroup-uniform;
@@ -257,7 +259,7 @@ const DP = ${u(DP)};
 const MASKED = -3.0e38;
 const M0 = -1.0e30;
 ${SHOWN_WGSL}
-${passIO('fwd', { scaled: true })}
+${passIO('fwd', { scaled: true, softcap })}
 ${f16ScaleWgsl(threads)}
 var<workgroup> KV: array<f16, ${(t.reload ? BR + 2 * BC : Math.max(BR, 2 * BC)) * RSH}>; // ${t.reload ? 'K [BC][RSH], V [BC][RSH], Q [BR][RSH]' : 'Q [BR][RSH] first; then K [BC][RSH], V [BC][RSH]'}
 var<workgroup> Ss: array<f32, ${SGQ * F * SW}>;  // per subgroup [16][SW]: scores, then P V

@@ -40,12 +40,14 @@
 // are scaled as B too, from their own maxima (attention-wgsl.ts qkvMaxima, once per call): a key
 // past f16's 65504 would otherwise round to Inf and its score to -Inf, a key dropped without a trace
 // in passes with no backward to turn it into NaN (the Sr losses' augmented pass, scoring).
+// Soft-capping (Gemma 2): the softmax kernels' variants cap each scaled score as they read it (and the
+// backward's multiplies dS by the cap's derivative); the products are unchanged.
 // Reference: attention.ref.ts; checked in test/kernels/attention-unfused.test.ts.
 import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, maxWindowElems, memoDef, windowOf, type KernelDef } from '../engine/kernel.js';
 import { MASK_WGSL } from './attention-mask.js';
-import { SAW_KEYS_WGSL, headAbsmaxInto, qkvMaxima, type QkvMaxima } from './attention-wgsl.js';
+import { SAW_KEYS_WGSL, SOFTCAP_WGSL, capBackward, capped, headAbsmaxInto, qkvMaxima, type QkvMaxima } from './attention-wgsl.js';
 import { envSwitch } from '../engine/env.js';
 import { matmul } from './matmul.js';
 import { ABSMAX_PARTS, absmaxOf, absmaxPartWgsl } from './absmax.js';
@@ -53,10 +55,11 @@ import type { Op } from './attention-wgsl.js';
 
 const WG = 64;
 
-const COMMON = /* wgsl */ `
+// `softcap`: the cap last in Params (params() writes it) and SOFTCAP_WGSL.
+const common = (softcap: boolean) => /* wgsl */ `
 struct Params { T: u32, Hq: u32, gb: u32, mBase: u32, hasMask: u32, window: u32, rowBase: u32, sBase: u32, ld: u32, A: u32,
-  partsBase: u32, partsAccumulate: u32, rows: u32, wholeRows: u32 };
-@group(0) @binding(0) var<storage, read> m: array<i32>;`;
+  partsBase: u32, partsAccumulate: u32, rows: u32, wholeRows: u32${softcap ? ', cap: f32' : ''} };
+@group(0) @binding(0) var<storage, read> m: array<i32>;${softcap ? SOFTCAP_WGSL : ''}`;
 
 /** A workgroup reduction over WG invocations: fn `name`(li, x) combining with `op` (WGSL of a, b). */
 const reduceFn = (name: string, op: string) => /* wgsl */ `
@@ -87,7 +90,7 @@ const ROW_WGSL = /* wgsl */ `let gb = p.gb + z; let n = (z * p.Hq + h) * p.T + i
 const ROW_OF_WG = 'let i = wg.x; let h = wg.y; let z = wg.z;';
 
 // The forward softmax kernels' bindings (scores in place -> P, lse) and mask functions.
-const SOFTMAX_HEADER = /* wgsl */ `${COMMON}
+const softmaxHeader = (softcap: boolean) => /* wgsl */ `${common(softcap)}
 @group(0) @binding(1) var<storage, read_write> s: array<f32>;   // [rows][Hq][T][ld] scaled scores -> P (squareLayout)
 @group(0) @binding(2) var<storage, read_write> lse: array<f32>; // [rows][Hq][T] of this chunk, from rowBase
 @group(0) @binding(3) var<uniform> p: Params;
@@ -103,12 +106,13 @@ ${SAW_KEYS_WGSL}`;
 // k a contiguous run of loads and stores), with a visibility bit per key. Max and sum come out of one
 // reduction of each invocation's (max, sum of exp(s - max)) pairs, combined as
 // (m, a exp(ma - m) + b exp(mb - m)), m the larger max: one tree of barriers instead of two.
-function softmaxRegGen(size: number, R: number): KernelDef {
+// `softcap`: each visible score capped as it is read (s' = cap tanh(s / cap); lse and P of s').
+function softmaxRegGen(size: number, R: number, softcap: boolean): KernelDef {
   return {
-    name: `attn_unfused_softmax_${size}x${R}`,
+    name: `attn_unfused_softmax_${size}x${R}${softcap ? '_softcap' : ''}`,
     bindings: ['read', 'rw', 'rw'],
     uniform: true,
-    code: /* wgsl */ `${SOFTMAX_HEADER}
+    code: /* wgsl */ `${softmaxHeader(softcap)}
 var<workgroup> red: array<vec2f, ${size}>; // (max, sum) per invocation, then the tree's
 @compute @workgroup_size(${size})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -120,7 +124,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   for (var k = 0u; k < ${R}u; k++) {
     let j = li + k * ${size}u;
     if (j < kEnd && visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) {
-      x[k] = s[row + j]; vis |= 1u << k; mx = max(mx, x[k]);
+      x[k] = ${capped(softcap, 's[row + j]')}; vis |= 1u << k; mx = max(mx, x[k]);
     }
   }
   var sum = 0.0;
@@ -151,12 +155,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 const softmaxReg = memoDef(softmaxRegGen);
 
 // The same softmax in three passes over the row in memory (max, sum, write), each evaluating the
-// mask again: for rows too wide for the register kernel's registers.
-const SOFTMAX: KernelDef = {
-  name: 'attn_unfused_softmax',
+// mask (and the cap) again: for rows too wide for the register kernel's registers.
+const softmaxPasses = memoDef((softcap: boolean): KernelDef => ({
+  name: `attn_unfused_softmax${softcap ? '_softcap' : ''}`,
   bindings: ['read', 'rw', 'rw'],
   uniform: true,
-  code: /* wgsl */ `${SOFTMAX_HEADER}
+  code: /* wgsl */ `${softmaxHeader(softcap)}
 ${REDUCE}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -164,26 +168,26 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   ${ROW_WGSL}
   var mx = -3.0e38;
   for (var j = li; j < kEnd; j += ${WG}u) {
-    if (visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) { mx = max(mx, s[row + j]); }
+    if (visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) { mx = max(mx, ${capped(softcap, 's[row + j]')}); }
   }
   mx = reduceMax(li, mx);
   var sum = 0.0;
   for (var j = li; j < kEnd; j += ${WG}u) {
-    if (visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) { sum += exp(s[row + j] - mx); }
+    if (visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) { sum += exp(${capped(softcap, 's[row + j]')} - mx); }
   }
   sum = reduceSum(li, sum);
   var l = 0.0;
   if (sawKeys(sum)) { l = mx + log(sum); }
   for (var j = li; j < wEnd; j += ${WG}u) {
     var e = 0.0;
-    if (j < kEnd && visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) { e = exp(s[row + j] - l); }
+    if (j < kEnd && visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) { e = exp(${capped(softcap, 's[row + j]')} - l); }
     s[row + j] = e;
   }
   if (li == 0u) { lse[p.rowBase + n] = l; }
 }`,
-};
+}));
 
-/** Keys the register softmax holds at most (R 16 at 256 invocations); wider rows take SOFTMAX. */
+/** Keys the register softmax holds at most (R 16 at 256 invocations); wider rows take softmaxPasses. */
 const SOFTMAX_REG_KEYS = 4096;
 
 /**
@@ -192,12 +196,12 @@ const SOFTMAX_REG_KEYS = 4096;
  * <= 8 (few registers: full occupancy), then R 16 (seven variants); wider rows take the three-pass
  * kernel.
  */
-function softmaxDef(T: number): KernelDef {
+function softmaxDef(T: number, softcap: boolean): KernelDef {
   let cells = 64;
   while (cells < T) cells *= 2;
-  if (cells > SOFTMAX_REG_KEYS) return SOFTMAX;
+  if (cells > SOFTMAX_REG_KEYS) return softmaxPasses(softcap);
   const size = Math.min(256, Math.max(64, cells / 8));
-  return softmaxReg(size, cells / size);
+  return softmaxReg(size, cells / size, softcap);
 }
 
 /** Rows the backward softmax kernel that also finds dS's partial maxima works on at once, WG lanes each. */
@@ -209,24 +213,26 @@ const DS_ROWS = 4;
 // A of dK's and dQ's products): also dS's partial maxima as it is written (absmax.ts
 // absmaxPartWgsl): ABSMAX_PARTS workgroups of DS_ROWS x WG invocations take the chunk's rows in
 // grid-stride order, DS_ROWS at a time (as many invocations in flight as ~260k, where one row each
-// of 64 would leave an H100's SMs a quarter full); without, one workgroup per row.
-function dsoftmaxGen(maxima: boolean): KernelDef {
+// of 64 would leave an H100's SMs a quarter full); without, one workgroup per row. `softcap`: P of the
+// capped score s' = cap tanh(s / cap), and dS times ds'/ds = 1 - tanh^2.
+function dsoftmaxGen(maxima: boolean, softcap: boolean): KernelDef {
+  const cb = capBackward(softcap, 's[row + j]');
   const rowBody = /* wgsl */ `${ROW_WGSL}
     let l = ld[p.rowBase + 2u * n]; let D = ld[p.rowBase + 2u * n + 1u];
     for (var j = lane; j < wEnd; j += ${WG}u) {
       var pv = 0.0; var ds = 0.0;
       if (j < kEnd && visible(i, j, len, pi, si, posOf(gb, j), segOf(gb, j))) {
-        pv = exp(s[row + j] - l);
-        ds = pv * (dp[row + j] - D);
+        ${cb.decl}pv = exp(${cb.score} - l);
+        ds = ${cb.dS('pv * (dp[row + j] - D)')};
       }
       s[row + j] = pv;
       dp[row + j] = ds;${maxima ? '\n      mx = amaxNan(mx, abs(ds));' : ''}
     }`;
   return {
-    name: maxima ? 'attn_unfused_dsoftmax_absmax' : 'attn_unfused_dsoftmax',
+    name: `${maxima ? 'attn_unfused_dsoftmax_absmax' : 'attn_unfused_dsoftmax'}${softcap ? '_softcap' : ''}`,
     bindings: maxima ? ['read', 'read', 'rw', 'rw', 'rw'] : ['read', 'read', 'rw', 'rw'],
     uniform: true,
-    code: /* wgsl */ `${COMMON}
+    code: /* wgsl */ `${common(softcap)}
 @group(0) @binding(1) var<storage, read> ld: array<f32>;         // [rows][Hq][T][2] of this chunk (lse, D), from rowBase
 @group(0) @binding(2) var<storage, read_write> s: array<f32>;    // [rows][Hq][T][ld] scaled scores -> P (squareLayout)
 @group(0) @binding(3) var<storage, read_write> dp: array<f32>;   // [rows][Hq][T][ld] dP -> dS (squareLayout)
@@ -258,6 +264,8 @@ const dsoftmaxDef = memoDef(dsoftmaxGen);
 /** The call's shapes and resolved operands (attention.ts resolves and checks them). */
 export interface UnfusedShape {
   B: number; T: number; Hq: number; Hkv: number; Dh: number; nRep: number; scale: number; window: number;
+  /** Soft-cap of the scaled scores (attention.ts AttentionArgs.softcap); 0: none. */
+  softcap: number;
   /** The tuner's name when this runs as a candidate being timed (attention.ts), for every dispatch. */
   timing?: string;
 }
@@ -301,10 +309,13 @@ function rowsPerChunk(gpu: Gpu, B: number, Hq: number, A: number): number {
   return Math.max(1, Math.min(B, Math.floor(Math.min(maxWindowElems(gpu), UNFUSED_MAX_SCRATCH) / (Hq * A))));
 }
 
+/** The softmax kernels' Params; `softcap` (0: none) last, for their soft-capping variants. */
 function params(T: number, Hq: number, gb: number, wm: { base: number }, hasMask: boolean, window: number, rowBase: number, sBase: number,
-  layout: { ld: number; A: number }, partsBase = 0, rows = 0): Uint8Array {
-  return new ParamWriter().u32(T, Hq, gb, wm.base, hasMask ? 1 : 0, window, rowBase, sBase, layout.ld, layout.A, partsBase, 0, rows,
-    causalProducts() ? 0 : 1).bytes();
+  layout: { ld: number; A: number }, softcap: number, partsBase = 0, rows = 0): Uint8Array {
+  const w = new ParamWriter().u32(T, Hq, gb, wm.base, hasMask ? 1 : 0, window, rowBase, sBase, layout.ld, layout.A, partsBase, 0, rows,
+    causalProducts() ? 0 : 1);
+  if (softcap) w.f32(softcap);
+  return w.bytes();
 }
 
 /** One product batched over the chunk's rows and heads (headProduct). */
@@ -385,7 +396,7 @@ export function unfusedForward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op; 
     scoreProducts(gpu, sh, layout, ops, b0, n, S, sc, precision);
     const ws = windowOf(gpu, S, 0, n * Hq * A);
     const wl = windowOf(gpu, lse, b0 * Hq * T, (b0 + n) * Hq * T);
-    gpu.recorder.dispatch(gpu.kernels.get(softmaxDef(T)), [wm.range, ws.range, wl.range], params(T, Hq, b0, wm, hasMask, sh.window, wl.base, ws.base, layout),
+    gpu.recorder.dispatch(gpu.kernels.get(softmaxDef(T, !!sh.softcap)), [wm.range, ws.range, wl.range], params(T, Hq, b0, wm, hasMask, sh.window, wl.base, ws.base, layout, sh.softcap),
       [T, Hq, n], sh.timing);
     headProduct(gpu, { what: 'pv', a: 'scratch', ah: 's', b: ops.v, bh: 'kv', c: ops.o, ch: 'q', M: T, N: Dh, K: T, scaleB: sc?.v, precision, causal: 'lowerA' },
       sh, layout, b0, n, S, 'all');
@@ -431,8 +442,8 @@ export function unfusedBackward(gpu: Gpu, sh: UnfusedShape, ops: { q: Op; k: Op;
     const wld = windowOf(gpu, ld, 2 * b0 * Hq * T, 2 * (b0 + n) * Hq * T);
     if (ws.base !== wd.base) throw new Error('attention (unfused): S and dP scratch windows differ in alignment');
     const wparts = dsScale ? windowOf(gpu, dsScale, 0, ABSMAX_PARTS) : undefined;
-    gpu.recorder.dispatch(gpu.kernels.get(dsoftmaxDef(!!dsScale)), [wm.range, wld.range, ws.range, wd.range, ...(wparts ? [wparts.range] : [])],
-      params(T, Hq, b0, wm, hasMask, sh.window, wld.base, ws.base, layout, wparts?.base ?? 0, n), wparts ? [ABSMAX_PARTS, 1, 1] : [T, Hq, n], sh.timing);
+    gpu.recorder.dispatch(gpu.kernels.get(dsoftmaxDef(!!dsScale, !!sh.softcap)), [wm.range, wld.range, ws.range, wd.range, ...(wparts ? [wparts.range] : [])],
+      params(T, Hq, b0, wm, hasMask, sh.window, wld.base, ws.base, layout, sh.softcap, wparts?.base ?? 0, n), wparts ? [ABSMAX_PARTS, 1, 1] : [T, Hq, n], sh.timing);
     // dV_g (+)= P_h^T dO_h (dO scaled as B); dK_g (+)= scale dS_h^T Q_h: sums over the query heads
     // of a kv head, one product per r (r = 0 writes, the others add).
     for (let r = 0; r < nRep; r++) {

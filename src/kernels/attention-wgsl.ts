@@ -1,6 +1,7 @@
 // WGSL shared by the attention kernels (attention-blocked.ts, attention-legacy.ts, attention-smx.ts): operand
-// addressing through HeadOperand fields (base, token stride, head stride) and the backward's
-// preparation kernel, which both backward paths run first.
+// addressing through HeadOperand fields (base, token stride, head stride), the backward's
+// preparation kernel, which both backward paths run first, and Gemma 2's score soft-capping
+// (SOFTCAP_WGSL, also in attention-unfused.ts and attention-cached.ts).
 import type { Tensor } from '../engine/tensor.js';
 import type { KernelDef, ParamWriter, Window } from '../engine/kernel.js';
 import { MASK_WGSL } from './attention-mask.js';
@@ -71,6 +72,36 @@ export const SHOWN_WGSL = /* wgsl */ `
 fn shown(x: f32) -> bool { return bitcast<u32>(x) != bitcast<u32>(MASKED); }
 ${SAW_KEYS_WGSL}`;
 
+/**
+ * Gemma 2's attention logit soft-capping, s' = cap tanh(s / cap) of each scaled score s, in the kernels'
+ * variants that take it (the cap a uniform, so one pipeline serves every cap; without it the kernels'
+ * WGSL is as before). capTanh(s, cap) = t = tanh(s / cap): the capped score is cap t, and the
+ * backward's dS gets the factor ds'/ds = 1 - t^2. The argument is clamped to +-15 (tanh(15) is 1 in
+ * f32) because some implementations evaluate tanh through exp and give NaN or Inf for large ones; a
+ * NaN is returned as is (clamp may turn it into a bound: a finite, wrong row), tested as bits as
+ * SHOWN_WGSL does.
+ */
+export const SOFTCAP_WGSL = /* wgsl */ `
+fn capTanh(x: f32, c: f32) -> f32 {
+  let u = x / c;
+  if ((bitcast<u32>(u) & 0x7fffffffu) > 0x7f800000u) { return u; }
+  return tanh(clamp(u, -15.0, 15.0));
+}`;
+
+/** WGSL: scaled score `s` soft-capped by the uniform's cap where `softcap` (SOFTCAP_WGSL), else s itself. */
+export const capped = (softcap: boolean, s: string): string => softcap ? `p.cap * capTanh(${s}, p.cap)` : s;
+
+/**
+ * The backward's view of soft-capping for a visible pair with scaled score `s` (`t`: a name for
+ * tanh(s / cap)): `decl` (a WGSL statement and a space, to put first), `score` (what the forward's softmax saw:
+ * exp(score - lse) is P) and `dS(x)` (x = P (dP - D) times ds'/ds). Without softcap: no statement,
+ * s, and x unchanged, so the kernels' WGSL is as before.
+ */
+export function capBackward(softcap: boolean, s: string, t = 'ct'): { decl: string; score: string; dS: (x: string) => string } {
+  if (!softcap) return { decl: '', score: s, dS: (x) => x };
+  return { decl: `let ${t} = capTanh(${s}, p.cap); `, score: `p.cap * ${t}`, dS: (x) => `${x} * (1.0 - ${t} * ${t})` };
+}
+
 /** Index of element (local batch b, token t, head h, column d) of operand n. */
 export const at = (n: string, b: string, t: string, h: string, d: string) =>
   `p.${n}Base + (${b} * p.T + ${t}) * p.${n}Tok + ${h} * p.${n}Head + ${d}`;
@@ -80,11 +111,12 @@ export const at = (n: string, b: string, t: string, h: string, d: string) =>
  * definition for every kernel family, in the order attention.ts binds them. `shared`: dK and dV in
  * one binding (named dk; dv addressed through its own fields). `scaled`: absmax parts (partsBase, binding
  * before the outputs): the tensor-core forward's of Q, K and V (qkvMaxima; V's at partsBase + vParts), the
- * tensor-core backward's of dO and V.
+ * tensor-core backward's of dO and V. `softcap`: the cap last in Params (attention.ts writes it after
+ * everything else) and SOFTCAP_WGSL.
  */
-export function passIO(pass: 'fwd' | 'dq' | 'dkdv', o: { shared?: boolean; scaled?: boolean } = {}): string {
+export function passIO(pass: 'fwd' | 'dq' | 'dkdv', o: { shared?: boolean; scaled?: boolean; softcap?: boolean } = {}): string {
   const ops = pass === 'fwd' ? ['q', 'k', 'v', 'o'] : pass === 'dq' ? ['q', 'k', 'v', 'g', 'dq'] : ['q', 'k', 'v', 'g', 'dk', 'dv'];
-  const tail = `${pass === 'fwd' ? 'lseBase' : 'ldBase'}: u32, scale: f32,${o.scaled ? ' partsBase: u32,' : ''}${o.scaled && pass === 'fwd' ? ' vParts: u32,' : ''}`;
+  const tail = `${pass === 'fwd' ? 'lseBase' : 'ldBase'}: u32, scale: f32,${o.scaled ? ' partsBase: u32,' : ''}${o.scaled && pass === 'fwd' ? ' vParts: u32,' : ''}${o.softcap ? ' cap: f32,' : ''}`;
   const inputs: [string, string][] = pass === 'fwd'
     ? [['q', 'f32'], ['k', 'f32'], ['v', 'f32'], ['m', 'i32'], ...(o.scaled ? [['parts', 'f32'] as [string, string]] : [])]
     : [['q', 'f32'], ['k', 'f32'], ['v', 'f32'], ['dout', 'f32'], ['ld', 'f32'], ['m', 'i32'], ...(o.scaled ? [['parts', 'f32'] as [string, string]] : [])];
@@ -100,7 +132,7 @@ export function passIO(pass: 'fwd' | 'dq' | 'dkdv', o: { shared?: boolean; scale
   ${tail}
 };
 ${lines.join('\n')}
-${MASK_WGSL}`;
+${MASK_WGSL}${o.softcap ? SOFTCAP_WGSL : ''}`;
 }
 
 /**

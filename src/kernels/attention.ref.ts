@@ -11,6 +11,8 @@
 // positions, window W is HF's sliding window (key j visible iff i - W < j <= i).
 // Query rows with no visible key (i >= lengths[b]) output exact zeros and lse = EMPTY_ROW_LSE (0,
 // finite, as the GPU kernel writes); their gradients are zero.
+// Soft-capping (Gemma 2's attn_logit_softcapping; softcap 0 = none): each scaled score s becomes
+// cap tanh(s / cap) before the mask and softmax; lse is of the capped scores.
 
 /** Logsumexp written for query rows with no visible key (finite on purpose; same as attention.ts). */
 export const EMPTY_ROW_LSE = 0;
@@ -34,8 +36,9 @@ export function attentionVisible(m: AttentionMaskRef, T: number, b: number, i: n
   return pi - pj < w;
 }
 
-function check(d: AttentionDims, m: AttentionMaskRef, arrays: [string, ArrayLike<number>, number][]): void {
+function check(d: AttentionDims, m: AttentionMaskRef, arrays: [string, ArrayLike<number>, number][], softcap: number): void {
   const { B, T, Hq, Hkv } = d;
+  if (softcap !== 0 && !(Number.isFinite(softcap) && softcap > 0)) throw new RangeError(`attention: softcap = ${softcap} (0 for none, else finite and > 0)`);
   if (Hkv <= 0 || Hq % Hkv !== 0) throw new RangeError(`attention: Hkv ${Hkv} must divide Hq ${Hq}`);
   for (const [name, a, n] of arrays) if (a.length !== n) throw new RangeError(`attention: ${name} has ${a.length} elements, expected ${n}`);
   if (m.positions && m.positions.length !== B * T) throw new RangeError(`attention: positions must be [B*T]`);
@@ -47,7 +50,7 @@ function check(d: AttentionDims, m: AttentionMaskRef, arrays: [string, ArrayLike
   if (!((m.window ?? 0) >= 0)) throw new RangeError(`attention: window must be >= 0`);
 }
 
-/** Scaled scores of query (b, i, h) against every key; -Infinity where not visible. -> [T] */
+/** Scaled scores of query (b, i, h) against every key, uncapped; -Infinity where not visible. -> [T] */
 function scores(q: ArrayLike<number>, k: ArrayLike<number>, d: AttentionDims, m: AttentionMaskRef, scale: number,
   b: number, h: number, i: number): Float64Array {
   const { T, Hq, Hkv, Dh } = d, kh = Math.floor(h / (Hq / Hkv));
@@ -63,19 +66,26 @@ function scores(q: ArrayLike<number>, k: ArrayLike<number>, d: AttentionDims, m:
   return s;
 }
 
+/** Soft-capped scores in place (softcap 0: unchanged; -Infinity stays). */
+function capScores(s: Float64Array, softcap: number): Float64Array {
+  if (softcap) for (let j = 0; j < s.length; j++) if (s[j] !== -Infinity) s[j] = softcap * Math.tanh(s[j] / softcap);
+  return s;
+}
+
 /**
  * q [B,T,Hq,Dh], k/v [B,T,Hkv,Dh] -> out [B,T,Hq,Dh], lse [B,Hq,T] (logsumexp over visible keys of
- * scale * q.k; EMPTY_ROW_LSE for rows with none). scale defaults to 1 / sqrt(Dh).
+ * scale * q.k, soft-capped with softcap > 0; EMPTY_ROW_LSE for rows with none). scale defaults to
+ * 1 / sqrt(Dh) (pass undefined to keep it and give softcap).
  */
 export function attentionForward(
   q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, dims: AttentionDims,
-  mask: AttentionMaskRef = {}, scale: number = 1 / Math.sqrt(dims.Dh),
+  mask: AttentionMaskRef = {}, scale: number = 1 / Math.sqrt(dims.Dh), softcap = 0,
 ): { out: Float64Array; lse: Float64Array } {
   const { B, T, Hq, Hkv, Dh } = dims;
-  check(dims, mask, [['q', q, B * T * Hq * Dh], ['k', k, B * T * Hkv * Dh], ['v', v, B * T * Hkv * Dh]]);
+  check(dims, mask, [['q', q, B * T * Hq * Dh], ['k', k, B * T * Hkv * Dh], ['v', v, B * T * Hkv * Dh]], softcap);
   const out = new Float64Array(B * T * Hq * Dh), lse = new Float64Array(B * Hq * T).fill(EMPTY_ROW_LSE);
   for (let b = 0; b < B; b++) for (let h = 0; h < Hq; h++) for (let i = 0; i < T; i++) {
-    const s = scores(q, k, dims, mask, scale, b, h, i);
+    const s = capScores(scores(q, k, dims, mask, scale, b, h, i), softcap);
     const mx = s.reduce((a, x) => Math.max(a, x), -Infinity);
     if (mx === -Infinity) continue; // no visible key: zeros, sentinel lse
     let l = 0;
@@ -93,19 +103,20 @@ export function attentionForward(
 }
 
 /**
- * dout [B,T,Hq,Dh], q, k, v, out and lse from attentionForward (same mask and scale) ->
+ * dout [B,T,Hq,Dh], q, k, v, out and lse from attentionForward (same mask, scale and softcap) ->
  * dq [B,T,Hq,Dh], dk [B,T,Hkv,Dh], dv [B,T,Hkv,Dh] (dk/dv summed over the query heads sharing a kv head).
- * With P = exp(s - lse) and D_i = dout_i . out_i: dv_j += P dout_i, dS = P (dout_i . v_j - D_i),
+ * With P = exp(s' - lse) (s' the capped score) and D_i = dout_i . out_i: dv_j += P dout_i,
+ * dS = P (dout_i . v_j - D_i) (times 1 - tanh^2(s / cap) with softcap: d s' / d s),
  * dq_i += scale dS k_j, dk_j += scale dS q_i.
  */
 export function attentionBackward(
   dout: ArrayLike<number>, q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>,
   out: ArrayLike<number>, lse: ArrayLike<number>, dims: AttentionDims,
-  mask: AttentionMaskRef = {}, scale: number = 1 / Math.sqrt(dims.Dh),
+  mask: AttentionMaskRef = {}, scale: number = 1 / Math.sqrt(dims.Dh), softcap = 0,
 ): { dq: Float64Array; dk: Float64Array; dv: Float64Array } {
   const { B, T, Hq, Hkv, Dh } = dims;
   const nq = B * T * Hq * Dh, nk = B * T * Hkv * Dh;
-  check(dims, mask, [['dout', dout, nq], ['q', q, nq], ['k', k, nk], ['v', v, nk], ['out', out, nq], ['lse', lse, B * Hq * T]]);
+  check(dims, mask, [['dout', dout, nq], ['q', q, nq], ['k', k, nk], ['v', v, nk], ['out', out, nq], ['lse', lse, B * Hq * T]], softcap);
   const dq = new Float64Array(nq), dk = new Float64Array(nk), dv = new Float64Array(nk);
   for (let b = 0; b < B; b++) for (let h = 0; h < Hq; h++) for (let i = 0; i < T; i++) {
     const s = scores(q, k, dims, mask, scale, b, h, i);
@@ -114,10 +125,11 @@ export function attentionBackward(
     for (let c = 0; c < Dh; c++) D += dout[oo + c] * out[oo + c];
     for (let j = 0; j < T; j++) {
       if (s[j] === -Infinity) continue;
-      const p = Math.exp(s[j] - L), ko = ((b * T + j) * Hkv + kh) * Dh;
+      const t = softcap ? Math.tanh(s[j] / softcap) : 0;
+      const p = Math.exp((softcap ? softcap * t : s[j]) - L), ko = ((b * T + j) * Hkv + kh) * Dh;
       let dp = 0;
       for (let c = 0; c < Dh; c++) dp += dout[oo + c] * v[ko + c];
-      const ds = p * (dp - D);
+      const ds = p * (dp - D) * (softcap ? 1 - t * t : 1);
       for (let c = 0; c < Dh; c++) {
         dv[ko + c] += p * dout[oo + c];
         dq[oo + c] += scale * ds * k[ko + c];

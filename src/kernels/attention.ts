@@ -8,7 +8,8 @@
 // q = {t, 0, 3HDh, 3Dh}, k = {t, Dh, 3HDh, 3Dh}, v = {t, 2Dh, 3HDh, 3Dh}; Llama's separate
 // projections are the defaults (offset 0, token stride H*Dh, head stride Dh).
 // Mask: see attention-mask.ts (positions, segments, lengths; window per call). Reference:
-// attention.ref.ts.
+// attention.ref.ts. Soft-capping (Gemma 2, `softcap`): every kernel family has a variant that caps each
+// scaled score s as cap tanh(s / cap) before the softmax (the cap a uniform; without it, the kernels as before).
 //
 // Kernels: register-tiled ones (attention-blocked.ts: 4 x 4 score blocks per
 // thread from vec4 workgroup tiles, each score and exponential computed once) wherever their
@@ -47,7 +48,7 @@
 //
 // Files: this one holds the public API, argument checks and dispatch; attention-tiling.ts the tile
 // choice (and setAttentionTiling, re-exported here); attention-wgsl.ts the operand addressing
-// shared by the kernels and the backward's preparation kernel; attention-blocked.ts and
+// and soft-capping shared by the kernels, and the backward's preparation kernel; attention-blocked.ts and
 // attention-legacy.ts the two kernel families.
 import { MAX_HEAD_DIM } from './attention-limits.js';
 import type { Gpu } from '../engine/gpu.js';
@@ -82,6 +83,11 @@ export interface AttentionArgs {
   window?: number;
   /** Score scale; default 1 / sqrt(Dh). */
   scale?: number;
+  /**
+   * Gemma 2's attn_logit_softcapping: each scaled score s becomes softcap * tanh(s / softcap) before
+   * the mask and softmax (lse is of those). Absent or 0: none; else finite and > 0.
+   */
+  softcap?: number;
   /**
    * 'f16' may run the products on tensor cores (attention-smx.ts: f16 operands, f32 softmax and sums)
    * where chooseSmxForward / chooseSmxBackward allow; default gpu.matmulPrecision.
@@ -177,6 +183,9 @@ function checkArgs(a: AttentionArgs): void {
   if (Hq % Hkv !== 0) throw new RangeError(`attention: Hq=${Hq} is not a multiple of Hkv=${Hkv}`);
   if (Dh > MAX_DH) throw new RangeError(`attention: Dh=${Dh} over ${MAX_DH}`);
   if (a.window !== undefined && (!Number.isInteger(a.window) || a.window < 0)) throw new RangeError(`attention: window = ${a.window}`);
+  if (a.softcap !== undefined && a.softcap !== 0 && !(Number.isFinite(a.softcap) && a.softcap > 0)) {
+    throw new RangeError(`attention: softcap = ${a.softcap} (absent or 0 for none, else finite and > 0)`);
+  }
   if (a.mask && isPackedMask(a.mask) && (a.mask.B !== B || a.mask.T !== T)) {
     throw new RangeError(`attention: mask is for B=${a.mask.B} T=${a.mask.T}, attention has B=${B} T=${T}`);
   }
@@ -213,7 +222,9 @@ function common(gpu: Gpu, a: AttentionArgs) {
   const v = resolve('v', a.v, a.Hkv, a);
   const scale = a.scale ?? 1 / Math.sqrt(a.Dh);
   const window = a.window ?? 0;
-  return { q, k, v, scale, window, nRep: a.Hq / a.Hkv };
+  // softcap: 0 for none; `sc` picks the kernels' soft-capping variants (the cap goes last in Params).
+  const softcap = a.softcap ?? 0;
+  return { q, k, v, scale, window, softcap, sc: softcap > 0, nRep: a.Hq / a.Hkv };
 }
 
 /** One pass's kernel: tensor-core tiles (with the forward's softmax form), register tiles, or neither
@@ -259,7 +270,7 @@ function passPick(gpu: Gpu, pass: Pass, a: AttentionArgs, masked: boolean, regDe
 function shapeKey(gpu: Gpu, a: AttentionArgs, masked: boolean): string {
   // The precision too: an f32 step may run its augmented pass in f16 (--aug-precision), same shapes.
   return `Dh ${a.Dh} T 2^${halfOctave(a.T)} heads 2^${halfOctave(a.B * a.Hq)}` +
-    `${a.Hq !== a.Hkv ? ' gqa' : ''}${masked ? ' masked' : ''}${a.window ? ' window' : ''}` +
+    `${a.Hq !== a.Hkv ? ' gqa' : ''}${masked ? ' masked' : ''}${a.window ? ' window' : ''}${a.softcap ? ' softcap' : ''}` +
     `${(a.precision ?? gpu.matmulPrecision) === 'f16' ? ' f16' : ''}`;
 }
 
@@ -324,7 +335,7 @@ const recordTcCheck: TcCheckRecorder = (gpu: Gpu, c: TcCheckCase, form: TcForm) 
 
 /** Writes out [B*T, Hq, Dh] (through its HeadOperand) and lse [B, Hq, T]. */
 export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
-  const { q, k, v, scale, window, nRep } = common(gpu, a);
+  const { q, k, v, scale, window, softcap, sc, nRep } = common(gpu, a);
   const { B, T, Hq, Dh } = a;
   const o = resolve('out', a.out, Hq, a);
   checkDense('lse', a.lse, B * Hq * T);
@@ -333,15 +344,15 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
   const mask = maskOf(gpu, a);
   const mode = modePick(gpu, 'fwd', a, !!mask.m);
   if (mode.unfused) {
-    unfusedForward(gpu, { B, T, Hq, Hkv: a.Hkv, Dh, nRep, scale, window, timing: mode.timing }, { q, k, v, o }, a.lse,
+    unfusedForward(gpu, { B, T, Hq, Hkv: a.Hkv, Dh, nRep, scale, window, softcap, timing: mode.timing }, { q, k, v, o }, a.lse,
       mask.m ?? dummyI32(gpu), !!mask.m, a.precision ?? gpu.matmulPrecision);
     mask.done();
     return;
   }
-  const { tc, rowLanes, rt, timing } = forcedTc(gpu, 'fwd', a) ?? passPick(gpu, 'fwd', a, !!mask.m, regForwardDef, mode);
+  const { tc, rowLanes, rt, timing } = forcedTc(gpu, 'fwd', a) ?? passPick(gpu, 'fwd', a, !!mask.m, (t) => regForwardDef(t, sc), mode);
   const rows = tc ? 16 * tc.SGQ : rt ? rt.BR : chooseTiles(gpu, 'fwd', Dh).R;
-  const kernel = gpu.kernels.get(tc ? smxForwardDef(tc, gpu.fixedSubgroupSize, gpu.smxMode === 'emulated', !!rowLanes)
-    : rt ? regForwardDef(rt) : forwardDef(chooseTiles(gpu, 'fwd', Dh)));
+  const kernel = gpu.kernels.get(tc ? smxForwardDef(tc, gpu.fixedSubgroupSize, gpu.smxMode === 'emulated', !!rowLanes, sc)
+    : rt ? regForwardDef(rt, sc) : forwardDef(chooseTiles(gpu, 'fwd', Dh), sc));
   const nb = batchChunk(gpu, a, [q, k, v, o], Hq * T);
   const mt = mask.m ?? dummyI32(gpu);
   const wm = windowOf(gpu, mt);
@@ -358,6 +369,7 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
     opParams(pw, wq, q); opParams(pw, wk, k); opParams(pw, wv, v); opParams(pw, wo, o);
     pw.u32(wl.base).f32(scale);
     if (wparts) pw.u32(wparts.base, maxima!.vAt);
+    if (sc) pw.f32(softcap);
     gpu.recorder.dispatch(kernel, [wq.range, wk.range, wv.range, wm.range, ...(wparts ? [wparts.range] : []), wo.range, wl.range], pw.bytes(),
       [Math.ceil(T / rows), Hq, n], timing);
   }
@@ -380,7 +392,7 @@ function prepareLseD(gpu: Gpu, a: AttentionBackwardArgs, o: Op, go: Op, ld: Tens
 
 /** Writes dq, dk, dv (through their HeadOperands) from dout and the forward's out and lse. */
 export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
-  const { q, k, v, scale, window, nRep } = common(gpu, a);
+  const { q, k, v, scale, window, softcap, sc, nRep } = common(gpu, a);
   const { B, T, Hq, Hkv, Dh } = a;
   const o = resolve('out', a.out, Hq, a);
   const go = resolve('dout', a.dout, Hq, a);
@@ -400,7 +412,7 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
     const precision = a.precision ?? gpu.matmulPrecision;
     // (dP = dO V^T is T x T: f16 operands where the matmul rounds them, and D is taken alike.)
     for (let b0 = 0; b0 < B; b0 += nbPrep) prepareLseD(gpu, a, o, go, ld, b0, Math.min(nbPrep, B - b0), roundsToF16(gpu, precision, T, T));
-    unfusedBackward(gpu, { B, T, Hq, Hkv, Dh, nRep, scale, window, timing: mode.timing }, { q, k, v, g: go, dq, dk, dv }, ld,
+    unfusedBackward(gpu, { B, T, Hq, Hkv, Dh, nRep, scale, window, softcap, timing: mode.timing }, { q, k, v, g: go, dq, dk, dv }, ld,
       mt, !!mask.m, precision);
     gpu.pool.release(ld);
     mask.done();
@@ -408,11 +420,11 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
   }
   const shared = dk.t.buffer === dv.t.buffer;
   const sg = gpu.fixedSubgroupSize; const emu = gpu.smxMode === 'emulated';
-  const { tc: tq, rt: rq, timing: timeQ } = forcedTc(gpu, 'dq', a) ?? passPick(gpu, 'dq', a, !!mask.m, regDqDef, mode);
-  const { tc: tkv, rt: rkv, timing: timeKV } = forcedTc(gpu, 'dkdv', a) ?? passPick(gpu, 'dkdv', a, !!mask.m, (rt) => regDkdvDef(rt, shared), mode);
-  const kKV = gpu.kernels.get(tkv ? smxDkdvDef(tkv, sg, emu, shared)
-    : rkv ? regDkdvDef(rkv, shared) : dkdvDef(chooseTiles(gpu, 'dkdv', Dh), shared));
-  const kQ = gpu.kernels.get(tq ? smxDqDef(tq, sg, emu) : rq ? regDqDef(rq) : dqDef(chooseTiles(gpu, 'dq', Dh)));
+  const { tc: tq, rt: rq, timing: timeQ } = forcedTc(gpu, 'dq', a) ?? passPick(gpu, 'dq', a, !!mask.m, (rt) => regDqDef(rt, sc), mode);
+  const { tc: tkv, rt: rkv, timing: timeKV } = forcedTc(gpu, 'dkdv', a) ?? passPick(gpu, 'dkdv', a, !!mask.m, (rt) => regDkdvDef(rt, shared, sc), mode);
+  const kKV = gpu.kernels.get(tkv ? smxDkdvDef(tkv, sg, emu, shared, sc)
+    : rkv ? regDkdvDef(rkv, shared, sc) : dkdvDef(chooseTiles(gpu, 'dkdv', Dh), shared, sc));
+  const kQ = gpu.kernels.get(tq ? smxDqDef(tq, sg, emu, sc) : rq ? regDqDef(rq, sc) : dqDef(chooseTiles(gpu, 'dq', Dh), sc));
   const kvRows = tkv ? 16 * tkv.SGQ : rkv ? rkv.BR : chooseTiles(gpu, 'dkdv', Dh).R;
   const qRows = tq ? 16 * tq.SGQ : rq ? rq.BR : chooseTiles(gpu, 'dq', Dh).R;
   // The tensor-core passes scale dO by a power of two from its and V's max |value| (over their whole
@@ -452,6 +464,7 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
     opParams(pkv, wdk, dk); opParams(pkv, wdv, dv);
     pkv.u32(wld.base).f32(scale);
     if (wparts && tkv) pkv.u32(wparts.base);
+    if (sc) pkv.f32(softcap);
     const prKV = wparts && tkv ? [wparts.range] : []; const prQ = wparts && tq ? [wparts.range] : [];
     gpu.recorder.dispatch(kKV, [wq.range, wk.range, wv.range, wg.range, wld.range, wm.range, ...prKV, wdk.range, ...(shared ? [] : [wdv.range])],
       pkv.bytes(), [Math.ceil(T / kvRows), Hkv, n], timeKV);
@@ -460,6 +473,7 @@ export function attentionBackward(gpu: Gpu, a: AttentionBackwardArgs): void {
     opParams(pq, wdq, dq);
     pq.u32(wld.base).f32(scale);
     if (wparts && tq) pq.u32(wparts.base);
+    if (sc) pq.f32(softcap);
     gpu.recorder.dispatch(kQ, [wq.range, wk.range, wv.range, wg.range, wld.range, wm.range, ...prQ, wdq.range],
       pq.bytes(), [Math.ceil(T / qRows), Hq, n], timeQ);
   }

@@ -91,4 +91,25 @@ describe(`key/value cache and attention over it (seed ${rng.seed})`, () => {
       gpu.pool.release(...Object.values(t));
     });
   }
+
+  // Gemma 2's soft-capping (the kernel's softcap variant), at its head size 256 with GQA, a window and a
+  // scale of its own: a cap of 0.8 against scores of order 1-3, where tanh is far from linear.
+  it('soft-capped scores: Hq=4 Hkv=2 Dh=256, window, scale; softcap refused unless finite and > 0', async () => {
+    const gpu = await getGpu();
+    const Hq = 4; const Hkv = 2; const Dh = 256; const Tmax = 70; const rows = 2; const window = 40; const scale = 2 / Math.sqrt(Dh);
+    const kc = f32(rng.array(rows * Tmax * Hkv * Dh)); const vc = f32(rng.array(rows * Tmax * Hkv * Dh));
+    const slots = Uint32Array.from([0, Tmax + Tmax - 1, Tmax + 65, 5, Tmax + rng.int(Tmax)]);
+    const N = slots.length;
+    const q = f32(rng.array(N * Hq * Dh));
+    const t = { q: gpu.tensor([N, Hq * Dh], q), kc: gpu.tensor([kc.length], kc), vc: gpu.tensor([vc.length], vc), slots: gpu.tensor([N], slots, 'u32'), out: gpu.tensor([N, Hq * Dh]) };
+    const args = { q: { tensor: t.q }, kCache: t.kc, vCache: t.vc, slots: t.slots, out: t.out, N, Hq, Hkv, Dh, Tmax, window, scale };
+    const { names } = await dispatchedKernels(gpu, () => attentionCached(gpu, { ...args, softcap: 0.8 }));
+    expect(names).toEqual(['attention_cached_softcap']);
+    const want = attentionCachedRef(Float64Array.from(q), kc, vc, slots, { Hq, Hkv, Dh, Tmax, window, scale, softcap: 0.8 });
+    expect(relErr(await gpu.readF32(t.out), want), `seed ${rng.seed}`).toBeLessThan(1e-5);
+    // The cap matters here.
+    expect(relErr(attentionCachedRef(Float64Array.from(q), kc, vc, slots, { Hq, Hkv, Dh, Tmax, window, scale }), want)).toBeGreaterThan(0.05);
+    for (const softcap of [-1, NaN, Infinity]) expect(() => attentionCached(gpu, { ...args, softcap }), `${softcap}`).toThrow(/softcap = /);
+    gpu.pool.release(...Object.values(t));
+  });
 });

@@ -6,7 +6,7 @@
 // online softmax and output. Bounds: S is exact up to f32 sums of f16 products (lse within 1e-5);
 // P is rounded to f16 (relative 2^-11), so out is within ~1e-3 of the rounded-input reference.
 import { afterAll, describe, expect, it } from 'vitest';
-import { F16_GRAD_BOUND, expectNanLikeReference, getGpu, relErr } from '../helpers/gpu.js';
+import { F16_GRAD_BOUND, dispatchedKernels, expectNanLikeReference, getGpu, relErr } from '../helpers/gpu.js';
 import { makeRng } from '../helpers/random.js';
 import type { Gpu } from '../../src/engine/gpu.js';
 import { attentionBackward, attentionForward, setAttentionTiling, type HeadOperand } from '../../src/kernels/attention.js';
@@ -29,6 +29,8 @@ interface Case {
   fused?: boolean;
   /** Multiplies V (large values test the backward's dO scale against f16 overflow of dS). */
   vScale?: number;
+  /** Gemma 2's soft-cap of the scaled scores; check() doubles the queries then (scores of order 1-3). */
+  softcap?: number;
 }
 
 const f32 = (x: ArrayLike<number>) => Float32Array.from(x);
@@ -62,7 +64,7 @@ async function run(gpu: Gpu, c: Case, q: Float32Array, k: Float32Array, v: Float
   }
   const mask = c.positions || c.segments || c.lengths ? packMaskHost(gpu, B, T, c) : undefined;
   const to = t([B * T, Hq, Dh]); const tl = t([B, Hq, T]);
-  const args = { B, T, Hq, Hkv, Dh, ...ops, mask, window: c.window, precision: 'f16' as const };
+  const args = { B, T, Hq, Hkv, Dh, ...ops, mask, window: c.window, softcap: c.softcap, precision: 'f16' as const };
   attentionForward(gpu, { ...args, out: { tensor: to }, lse: tl });
   const tg = t([B * T, Hq, Dh], dout);
   let grads: { dq: Float32Array; dk: Float32Array; dv: Float32Array };
@@ -90,16 +92,16 @@ async function check(c: Case): Promise<{ out: Float32Array; lse: Float32Array }>
   const gpu = await tcGpu();
   if (!gpu) return { out: new Float32Array(), lse: new Float32Array() };
   const { B, T, Hq, Hkv, Dh } = c;
-  const q = f32(rng.array(B * T * Hq * Dh)); const k = f32(rng.array(B * T * Hkv * Dh));
+  const q = f32(rng.array(B * T * Hq * Dh, c.softcap ? 2 : 1)); const k = f32(rng.array(B * T * Hkv * Dh));
   const v = f32(rng.array(B * T * Hkv * Dh).map((x) => x * (c.vScale ?? 1))); const dout = f32(rng.array(B * T * Hq * Dh));
   const dims = { B, T, Hq, Hkv, Dh };
   const mask = { positions: c.positions, segments: c.segments, lengths: c.lengths, window: c.window ?? 0 };
   const r16 = (x: Float32Array) => Float64Array.from(x, roundF16);
-  const rounded = forwardRef(r16(q), r16(k), r16(v), dims, mask);
-  const exact = forwardRef(Float64Array.from(q), Float64Array.from(k), Float64Array.from(v), dims, mask);
+  const rounded = forwardRef(r16(q), r16(k), r16(v), dims, mask, undefined, c.softcap);
+  const exact = forwardRef(Float64Array.from(q), Float64Array.from(k), Float64Array.from(v), dims, mask, undefined, c.softcap);
   const tc = await run(gpu, c, q, k, v, dout, true);
   const simt = await run(gpu, c, q, k, v, dout, false);
-  const what = JSON.stringify({ B, T, Hq, Hkv, Dh, window: c.window, fused: c.fused, masked: !!(c.segments || c.lengths) });
+  const what = JSON.stringify({ B, T, Hq, Hkv, Dh, window: c.window, fused: c.fused, masked: !!(c.segments || c.lengths), softcap: c.softcap, seed: rng.seed });
   expect(relErr(tc.lse, rounded.lse), `lse ${what}`).toBeLessThan(1e-5);
   expect(relErr(tc.out, rounded.out), `out ${what}`).toBeLessThan(2e-3);
   expect(relErr(tc.out, exact.out), `out vs exact ${what}`).toBeLessThan(5e-3);
@@ -108,9 +110,10 @@ async function check(c: Case): Promise<{ out: Float32Array; lse: Float32Array }>
   expect(tc.out.every(Number.isFinite) && tc.lse.every(Number.isFinite)).toBe(true);
   // The backward on tensor cores too (f16 Q, K, V, scaled dO, P and dS; f32 sums): within
   // mixed-precision error of the exact gradients, and not the f32 kernels' result.
-  const g = backwardRef(Float64Array.from(dout), Float64Array.from(q), Float64Array.from(k), Float64Array.from(v), exact.out, exact.lse, dims, mask);
+  const g = backwardRef(Float64Array.from(dout), Float64Array.from(q), Float64Array.from(k), Float64Array.from(v), exact.out, exact.lse, dims, mask, undefined, c.softcap);
   for (const key of ['dq', 'dk', 'dv'] as const) {
     expect(relErr(tc[key], g[key]), `${key} ${what}`).toBeLessThan(F16_GRAD_BOUND);
+    if (c.softcap) expect(relErr(simt[key], g[key]), `${key} f32 kernels ${what}`).toBeLessThan(1e-5);
     expect(relErr(tc[key], simt[key]), `${key} tc vs f32 ${what}`).toBeGreaterThan(1e-6);
     expect(tc[key].every(Number.isFinite), `${key} finite`).toBe(true);
   }
@@ -203,6 +206,23 @@ describe(`attention forward on tensor cores (or emulated) (seed ${rng.seed})`, (
     const got = await run(gpu, c, q, k, v, dout, true);
     expect(expectNanLikeReference(got.out, want.out, 2e-3, `out seed ${rng.seed}`)).toBe(8 * Dh);
     expect(expectNanLikeReference(got.lse, want.lse, 1e-5, `lse seed ${rng.seed}`)).toBe(8);
+  }, 300_000);
+
+  // Gemma 2's soft-capping: the kernels' softcap variants (and the f32 kernels' beside them) against the
+  // capped reference, a cap of 0.8 against scores of order 1-3 (far from tanh's linear range). Dh 32 as
+  // above (each new emulated pipeline costs lavapipe 10-30 s).
+  it('soft-capping (Gemma 2): GQA, window, packed pairs with padding', async (ctx) => {
+    const gpu = await tcGpu();
+    if (!gpu) { ctx.skip(); return; }
+    const P = 9; const C = 14; const R = 11; const T = P + C + R + 3; const B = 2;
+    const pm = packedPairMask(P, C, R);
+    const positions = new Int32Array(B * T); const segments = new Int32Array(B * T);
+    for (let b = 0; b < B; b++) { positions.set(pm.positions, b * T); segments.set(pm.segments, b * T); }
+    const { names } = await dispatchedKernels(gpu, () => check({ B, T, Hq: 4, Hkv: 2, Dh: 32, window: 6, positions, segments,
+      lengths: Int32Array.from([P + C + R, P + C + R - 6]), softcap: 0.8 }));
+    const tc = [...new Set(names.filter((n) => n.includes('_smx_')))].sort();
+    expect(tc.length).toBe(3);
+    for (const n of tc) expect(n).toMatch(/_softcap$/);
   }, 300_000);
 
   // Emulated, each padded head size is three pipelines that lavapipe compiles in 10-30 s each, so

@@ -23,6 +23,8 @@ afterAll(() => setAttentionTiling(undefined));
 interface Case {
   B: number; T: number; Hq: number; Hkv: number; Dh: number; window?: number;
   positions?: Int32Array; segments?: Int32Array; lengths?: Int32Array; fused?: boolean;
+  /** Gemma 2's soft-cap of the scaled scores; check() doubles the queries then (scores of order 1-3). */
+  softcap?: number;
 }
 type Result = { out: Float32Array; lse: Float32Array; dq: Float32Array; dk: Float32Array; dv: Float32Array };
 
@@ -58,7 +60,7 @@ async function run(gpu: Gpu, c: Case, x: Record<'q' | 'k' | 'v' | 'dout', Float3
   }
   const mask = c.positions || c.segments || c.lengths ? packMaskHost(gpu, B, T, c) : undefined;
   const to = t([B * T, Hq, Dh]); const tl = t([B, Hq, T]); const tg = t([B * T, Hq, Dh], x.dout);
-  const args = { B, T, Hq, Hkv, Dh, ...ops, mask, window: c.window, precision };
+  const args = { B, T, Hq, Hkv, Dh, ...ops, mask, window: c.window, softcap: c.softcap, precision };
   setAttentionTiling({ unfused: uf });
   attentionForward(gpu, { ...args, out: { tensor: to }, lse: tl });
   setAttentionTiling({ unfused: ub });
@@ -77,11 +79,12 @@ async function check(c: Case, f16 = false): Promise<Result> {
   const { B, T, Hq, Hkv, Dh } = c;
   const n = (k: number) => Float32Array.from(rng.array(k));
   const x = { q: n(B * T * Hq * Dh), k: n(B * T * Hkv * Dh), v: n(B * T * Hkv * Dh), dout: n(B * T * Hq * Dh) };
+  if (c.softcap) x.q = x.q.map((e) => 2 * e);
   const dims = { B, T, Hq, Hkv, Dh };
   const mask = { positions: c.positions, segments: c.segments, lengths: c.lengths, window: c.window ?? 0 };
-  const exact = forwardRef(x.q, x.k, x.v, dims, mask);
-  const g = backwardRef(x.dout, x.q, x.k, x.v, exact.out, exact.lse, dims, mask);
-  const what = `${JSON.stringify({ B, T, Hq, Hkv, Dh, window: c.window, fused: c.fused, masked: !!(c.segments || c.lengths) })} seed ${rng.seed}`;
+  const exact = forwardRef(x.q, x.k, x.v, dims, mask, undefined, c.softcap);
+  const g = backwardRef(x.dout, x.q, x.k, x.v, exact.out, exact.lse, dims, mask, undefined, c.softcap);
+  const what = `${JSON.stringify({ B, T, Hq, Hkv, Dh, window: c.window, fused: c.fused, masked: !!(c.segments || c.lengths), softcap: c.softcap })} seed ${rng.seed}`;
   const r = await run(gpu, c, x, 'f32', true);
   expect(relErr(r.lse, exact.lse), `lse ${what}`).toBeLessThan(1e-5);
   expect(relErr(r.out, exact.out), `out ${what}`).toBeLessThan(1e-5);
@@ -89,7 +92,7 @@ async function check(c: Case, f16 = false): Promise<Result> {
   if (!f16) return r;
   // f16 operands (tensor cores where the adapter has them; the f32 kernels rounding elsewhere).
   const r16 = (a: Float32Array) => Float64Array.from(a, roundF16);
-  const rounded = forwardRef(r16(x.q), r16(x.k), r16(x.v), dims, mask);
+  const rounded = forwardRef(r16(x.q), r16(x.k), r16(x.v), dims, mask, undefined, c.softcap);
   const h = await run(gpu, c, x, 'f16', true);
   expect(relErr(h.lse, rounded.lse), `f16 lse ${what}`).toBeLessThan(1e-5);
   expect(relErr(h.out, rounded.out), `f16 out ${what}`).toBeLessThan(2e-3);
@@ -339,6 +342,39 @@ describe(`attention through the matmul kernels (seed ${rng.seed})`, () => {
       if (saved === undefined) delete process.env.SRK_UNFUSED_CAUSAL; else process.env.SRK_UNFUSED_CAUSAL = saved;
       setAttentionTiling(undefined);
     }
+  }, 300_000);
+
+  // Gemma 2's soft-capping: the softmax kernels' softcap variants (forward, backward, and the backward's
+  // dS-maxima form of f16), f32 and f16, after the flash forward too; a cap of 0.8 against scores of
+  // order 1-3, far from tanh's linear range. And the three-pass forward softmax (T > 4096).
+  it('soft-capping (Gemma 2): GQA, window, packed pairs with padding, f32 and f16; the three-pass softmax', async () => {
+    const P = 9; const C = 14; const R = 11; const T = P + C + R + 3; const B = 2;
+    const pm = packedPairMask(P, C, R);
+    const positions = new Int32Array(B * T); const segments = new Int32Array(B * T);
+    for (let b = 0; b < B; b++) { positions.set(pm.positions, b * T); segments.set(pm.segments, b * T); }
+    const gpu = await getGpu();
+    const { names } = await dispatchedKernels(gpu, () => check({ B, T, Hq: 4, Hkv: 2, Dh: 12, window: 6, positions, segments,
+      lengths: Int32Array.from([P + C + R, P + C + R - 6]), softcap: 0.8 }, true));
+    const softmax = [...new Set(names.filter((n) => n.includes('softmax')))].sort();
+    expect(softmax).toEqual(['attn_unfused_dsoftmax_absmax_softcap', 'attn_unfused_dsoftmax_softcap', 'attn_unfused_softmax_64x1_softcap']);
+    // T > 4096 (forward only, one head): every visible score capped in each of the three passes.
+    const T2 = 4097; const Dh = 8;
+    const x = { q: Float32Array.from(rng.array(T2 * Dh, 2)), k: Float32Array.from(rng.array(T2 * Dh)), v: Float32Array.from(rng.array(T2 * Dh)) };
+    const mask = { lengths: Int32Array.from([T2 - 5]), window: 300 };
+    const exact = forwardRef(x.q, x.k, x.v, { B: 1, T: T2, Hq: 1, Hkv: 1, Dh }, mask, undefined, 0.8);
+    const t = { q: gpu.tensor([T2, 1, Dh], x.q), k: gpu.tensor([T2, 1, Dh], x.k), v: gpu.tensor([T2, 1, Dh], x.v), o: gpu.tensor([T2, 1, Dh]), l: gpu.tensor([1, 1, T2]) };
+    const pmask = packMaskHost(gpu, 1, T2, mask);
+    setAttentionTiling({ unfused: true });
+    try {
+      const wide = await dispatchedKernels(gpu, () => attentionForward(gpu, { B: 1, T: T2, Hq: 1, Hkv: 1, Dh, q: { tensor: t.q }, k: { tensor: t.k }, v: { tensor: t.v },
+        mask: pmask, window: mask.window, softcap: 0.8, precision: 'f32', out: { tensor: t.o }, lse: t.l }));
+      expect(wide.names.filter((n) => n.startsWith('attn_unfused_softmax'))).toEqual(['attn_unfused_softmax_softcap']);
+    } finally {
+      setAttentionTiling(undefined);
+    }
+    expect(relErr(await gpu.readF32(t.l), exact.lse), `lse T ${T2} seed ${rng.seed}`).toBeLessThan(1e-5);
+    expect(relErr(await gpu.readF32(t.o), exact.out), `out T ${T2} seed ${rng.seed}`).toBeLessThan(1e-5);
+    gpu.pool.release(...Object.values(t), pmask.packed);
   }, 300_000);
 
   it('GPT-NeoX fused QKV operands, gradients into one fused dQKV buffer', async () => {

@@ -27,6 +27,8 @@ const TOL = 1e-5;
 interface Case {
   B: number; T: number; Hq: number; Hkv: number; Dh: number; window?: number;
   positions?: Int32Array; segments?: Int32Array; lengths?: Int32Array;
+  /** Gemma 2's soft-cap of the scaled scores (AttentionArgs.softcap). */
+  softcap?: number;
 }
 
 interface Inputs { q: Float64Array; k: Float64Array; v: Float64Array; dout: Float64Array }
@@ -40,8 +42,8 @@ function inputs(c: Case): Inputs {
 function reference(c: Case, x: Inputs) {
   const dims = { B: c.B, T: c.T, Hq: c.Hq, Hkv: c.Hkv, Dh: c.Dh };
   const mask = { positions: c.positions, segments: c.segments, lengths: c.lengths, window: c.window ?? 0 };
-  const f = attentionForwardRef(x.q, x.k, x.v, dims, mask);
-  const g = attentionBackwardRef(x.dout, x.q, x.k, x.v, f.out, f.lse, dims, mask);
+  const f = attentionForwardRef(x.q, x.k, x.v, dims, mask, undefined, c.softcap);
+  const g = attentionBackwardRef(x.dout, x.q, x.k, x.v, f.out, f.lse, dims, mask, undefined, c.softcap);
   return { out: f.out, lse: f.lse, dq: g.dq, dk: g.dk, dv: g.dv };
 }
 
@@ -64,7 +66,7 @@ async function runDense(gpu: Gpu, c: Case, x: Inputs, mask?: PackedMask | 'raw')
   } else {
     m = mask ?? (c.positions || c.segments || c.lengths ? packMaskHost(gpu, B, T, c) : undefined);
   }
-  const args = { B, T, Hq, Hkv, Dh, q: { tensor: tq }, k: { tensor: tk }, v: { tensor: tv }, mask: m, window: c.window };
+  const args = { B, T, Hq, Hkv, Dh, q: { tensor: tq }, k: { tensor: tk }, v: { tensor: tv }, mask: m, window: c.window, softcap: c.softcap };
   attentionForward(gpu, { ...args, out: { tensor: to }, lse: tl });
   attentionBackward(gpu, { ...args, out: { tensor: to }, lse: tl, dout: { tensor: tg }, dq: { tensor: tdq }, dk: { tensor: tdk }, dv: { tensor: tdv } });
   const r = {
@@ -358,6 +360,70 @@ describe(`attention (seed ${rng.seed})`, () => {
       { B: 2, T: 77, Hq: 4, Hkv: 2, Dh: 32, lengths: Int32Array.from([77, 70]) },
     ]));
   }
+
+  // Gemma 2's soft-capping, each kernel family's softcap variant against the float64 reference: a cap of
+  // 0.8 against scores of order 1-3 (queries doubled, exactly), where tanh is far from linear, so that
+  // a cap left out, or its derivative in dS, is far outside the tolerance. Each family's three variants
+  // cost lavapipe ~13-20 s to compile on a cold shader cache, so one head size each: the register tiles
+  // at Dh 16, the fallback kernels at Gemma 2's 256 (where they run unforced).
+  /** Packed pairs (two rows, one padded) at Dh, GQA and a window: the masks through raw tensors. */
+  const packedCapCase = (Dh: number): Case => {
+    const T = 31; const B = 2;
+    const rows = [packedPairMask(6, 9, 7), packedPairMask(4, 5, 3)];
+    const positions = new Int32Array(B * T); const segments = new Int32Array(B * T); const lengths = new Int32Array(B);
+    rows.forEach((pm, b) => { positions.set(pm.positions, b * T); segments.set(pm.segments, b * T); lengths[b] = pm.positions.length; });
+    return { B, T, Hq: 4, Hkv: 2, Dh, window: 4, positions, segments, lengths, softcap: 0.8 };
+  };
+  /**
+   * The case on the GPU against float64 (the cap matters: a kernel that ignores it fails), then with a
+   * NaN in one key: NaN reaches exactly the rows that see it (lavapipe's clamp() turns NaN into a
+   * bound, which the capping must not). Returns the kernels dispatched.
+   */
+  async function checkCapped(c: Case, mask?: 'raw'): Promise<string[]> {
+    const gpu = await getGpu();
+    const x = inputs(c);
+    x.q = x.q.map((e) => 2 * e);
+    const want = reference(c, x);
+    expect(relErr(reference({ ...c, softcap: undefined }, x).out, want.out)).toBeGreaterThan(0.05);
+    const { names, result } = await dispatchedKernels(gpu, () => runDense(gpu, c, x, mask));
+    expectClose(result, want);
+    expect(allFinite(result)).toBe(true);
+    x.k[(2 * c.Hkv + c.Hkv - 1) * c.Dh + 1] = NaN; // batch row 0, key 2, the last kv head
+    const nan = reference(c, x);
+    const got = await runDense(gpu, c, x, mask);
+    expect(expectNanLikeReference(got.lse, nan.lse, TOL, `lse seed ${rng.seed}`)).toBeGreaterThan(0);
+    expectNanLikeReference(got.out, nan.out, TOL, `out seed ${rng.seed}`);
+    return names;
+  }
+  /** Each pass ran its softcap variant of the family (`family`: the name's part before the tiles). */
+  const expectCapVariants = (names: string[], family: RegExp) => {
+    for (const pass of ['attn_fwd_', 'attn_bwd_dq_', 'attn_bwd_dkdv_']) {
+      const ran = names.filter((n) => n.startsWith(pass));
+      expect(ran.length, pass).toBeGreaterThan(0);
+      for (const n of ran) { expect(n).toMatch(family); expect(n).toMatch(/_softcap$/); }
+    }
+  };
+  it('(n) soft-capping, register tiles (Dh 16): window without mask (tile skipping); packed pairs (raw mask), GQA, window, padding', async () => {
+    const names = [...await checkCapped({ B: 2, T: 70, Hq: 4, Hkv: 2, Dh: 16, window: 9, softcap: 0.8 }), ...await checkCapped(packedCapCase(16), 'raw')];
+    if (names.some((n) => n.startsWith('attn_fwd_'))) expectCapVariants(names, /_reg_/); // (GPUs take the matmul path by rule)
+  });
+  // Gemma 2's head size: no register tiling fits 256, so the fallback kernels run, unforced.
+  it('(o) soft-capping, fallback kernels (Dh 256): packed pairs (raw mask), GQA, window, padding', async () => {
+    const names = await checkCapped(packedCapCase(256), 'raw');
+    if (names.some((n) => n.startsWith('attn_fwd_'))) expectCapVariants(names, /_g16x16_/);
+  });
+
+  it('softcap negative, NaN or infinite is refused, naming softcap', async () => {
+    const gpu = await getGpu();
+    const t = gpu.tensor([2 * 4 * 16]); const l = gpu.tensor([2 * 4]);
+    const a = { B: 1, T: 4, Hq: 2, Hkv: 2, Dh: 16, q: { tensor: t }, k: { tensor: t }, v: { tensor: t } };
+    for (const softcap of [-1, NaN, Infinity]) {
+      expect(() => attentionForward(gpu, { ...a, softcap, out: { tensor: t }, lse: l }), `${softcap}`).toThrow(/softcap = /);
+      expect(() => attentionBackward(gpu, { ...a, softcap, out: { tensor: t }, lse: l, dout: { tensor: t }, dq: { tensor: t }, dk: { tensor: t }, dv: { tensor: t } }))
+        .toThrow(/softcap = /);
+    }
+    gpu.pool.release(t, l);
+  });
 
   it('finite differences of sum(dout * out) agree with the backward: random entries, and along a direction in every entry', async () => {
     const gpu = await getGpu();

@@ -48,6 +48,49 @@ describe('attention reference: gradients', () => {
   });
 });
 
+describe('attention reference: soft-capping (Gemma 2)', () => {
+  // Scores of order 1-3 (scale 1.5 / sqrt(Dh) on unit normals) against a cap of 0.7: tanh far from linear.
+  const d = { B: 2, T: 9, Hq: 4, Hkv: 2, Dh: 6 }; const scale = 1.5 / Math.sqrt(d.Dh); const cap = 0.7;
+  const mask = { lengths: Int32Array.of(9, 7), window: 5 };
+
+  it('FD check of the backward against the capped forward; the cap changes the result clearly', () => {
+    const rng = makeRng();
+    const { q, k, v, r } = inputs(rng, d);
+    const f = attentionForward(q, k, v, d, mask, scale, cap);
+    const g = attentionBackward(r, q, k, v, f.out, f.lse, d, mask, scale, cap);
+    const loss = () => dot(attentionForward(q, k, v, d, mask, scale, cap).out, r);
+    for (const [name, a, x] of [['dq', g.dq, q], ['dk', g.dk, k], ['dv', g.dv, v]] as const) {
+      expect(relErr(a, fdGrad(loss, x)), `${name}, seed ${rng.seed}`).toBeLessThan(1e-6);
+    }
+    const plain = attentionForward(q, k, v, d, mask, scale);
+    const gp = attentionBackward(r, q, k, v, plain.out, plain.lse, d, mask, scale);
+    expect(maxAbsDiff(f.out, plain.out), `seed ${rng.seed}`).toBeGreaterThan(0.05);
+    expect(relErr(g.dq, gp.dq), `seed ${rng.seed}`).toBeGreaterThan(0.1);
+    // A cap far above every score is no cap.
+    const wide = attentionForward(q, k, v, d, mask, scale, 1e6);
+    expect(maxAbsDiff(wide.out, plain.out)).toBeLessThan(1e-9);
+  });
+
+  it('lse is the logsumexp of cap tanh(s / cap) over the visible keys (independent loop)', () => {
+    const rng = makeRng(); const d1 = { B: 1, T: 6, Hq: 1, Hkv: 1, Dh: 4 };
+    const { q, k, v } = inputs(rng, d1);
+    const { lse } = attentionForward(q, k, v, d1, {}, 1.5, cap);
+    for (let i = 0; i < 6; i++) {
+      const s = range(0, i + 1).map((j) => cap * Math.tanh(1.5 * range(0, 4).reduce((a, c) => a + q[i * 4 + c] * k[j * 4 + c], 0) / cap));
+      expect(Math.abs(lse[i] - Math.log(s.reduce((a, x) => a + Math.exp(x), 0))), `seed ${rng.seed}`).toBeLessThan(1e-13);
+    }
+  });
+
+  it('softcap negative, NaN or infinite is refused, naming softcap; 0 is none', () => {
+    const rng = makeRng(); const { q, k, v, r } = inputs(rng, d);
+    for (const bad of [-1, NaN, Infinity]) {
+      expect(() => attentionForward(q, k, v, d, mask, scale, bad)).toThrow(/softcap/);
+      expect(() => attentionBackward(r, q, k, v, q, new Float64Array(2 * 4 * 9), d, mask, scale, bad)).toThrow(/softcap/);
+    }
+    expect(Array.from(attentionForward(q, k, v, d, mask, scale, 0).out)).toEqual(Array.from(attentionForward(q, k, v, d, mask, scale).out));
+  });
+});
+
 describe('attention reference: properties', () => {
   it('lse is the logsumexp of the scaled scores over visible keys (independent loop), scale is honored', () => {
     const rng = makeRng(); const d = { B: 1, T: 6, Hq: 2, Hkv: 1, Dh: 4 };
