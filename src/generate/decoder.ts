@@ -23,7 +23,7 @@ import { outerNames } from '../model/causal-lm.js';
 import { neoxBlockForward, neoxFreeSaved, type NeoxSaved } from '../model/gpt-neox.js';
 import { llamaBlockForward, llamaFreeSaved, type LlamaSaved } from '../model/llama.js';
 import type { AttendHook, BlockBatch, ForwardContext, ModelShape } from '../model/context.js';
-import { attentionScale, embedScale, layerWindow, normOffset } from '../model/context.js';
+import { attentionScale, attentionSoftcap, embedScale, layerWindow, logitSoftcap, normOffset } from '../model/context.js';
 import type { Params } from '../model/params.js';
 import { userError } from '../errors.js';
 
@@ -80,7 +80,7 @@ export class Decoder {
     const attend: AttendHook = (l, q, k, v, out) => {
       kvAppend(gpu, { src: k, slots: t.slots, cache: this.k[l], N, heads: Hkv, Dh });
       kvAppend(gpu, { src: v, slots: t.slots, cache: this.v[l], N, heads: Hkv, Dh });
-      attentionCached(gpu, { q, kCache: this.k[l], vCache: this.v[l], slots: t.slots, out, N, Hq, Hkv, Dh, Tmax, window: layerWindow(cfg, l), scale: attentionScale(cfg) });
+      attentionCached(gpu, { q, kCache: this.k[l], vCache: this.v[l], slots: t.slots, out, N, Hq, Hkv, Dh, Tmax, window: layerWindow(cfg, l), scale: attentionScale(cfg), softcap: attentionSoftcap(cfg) });
     };
     const ctx: ForwardContext = { gpu, cfg, params: p, batch, attend };
     let x = gpu.pool.acquire([N, D], 'f32', 'gen_x');
@@ -107,7 +107,11 @@ export class Decoder {
     const logits = gpu.pool.acquire([n, V], 'f32', 'gen_logits');
     linearForward(gpu, h, p.get(names.out), undefined, logits, n, D, V);
     try {
-      return await gpu.readF32(logits);
+      const out = await gpu.readF32(logits);
+      // Gemma 2's logits soft-capped as transformers does before the sampler (here on the host, a row of V per token).
+      const cap = logitSoftcap(cfg);
+      if (cap) for (let i = 0; i < out.length; i++) out[i] = cap * Math.tanh(out[i]! / cap);
+      return out;
     } finally {
       gpu.pool.release(xs, h, rstd, mean, logits, t.ids, t.positions, t.slots, t.want);
     }

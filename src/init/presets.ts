@@ -13,7 +13,7 @@
 import type { Arch, ModelConfig } from '../model/config.js';
 import { BYTE_TOKENIZER_VOCAB, ENDOFTEXT_ID } from './byte-tokenizer.js';
 
-export const ARCHS: readonly Arch[] = ['gpt-neox', 'mistral', 'llama', 'qwen2', 'qwen3', 'gemma', 'gemma3'];
+export const ARCHS: readonly Arch[] = ['gpt-neox', 'mistral', 'llama', 'qwen2', 'qwen3', 'gemma', 'gemma2', 'gemma3'];
 
 export interface Preset {
   name: string;
@@ -44,7 +44,7 @@ const GQA: Preset[] = [
   { name: 'small', description: 'd 128, 4 layers, 4 heads, 2 KV heads', hiddenSize: 128, numLayers: 4, numHeads: 4, numKvHeads: 2, intermediateSize: swiglu(128), vocabSize: null, maxPositions: 4096 },
 ];
 
-export const PRESETS: Readonly<Record<Arch, readonly Preset[]>> = { 'gpt-neox': NEOX, mistral: GQA, llama: GQA, qwen2: GQA, qwen3: GQA, gemma: GQA, gemma3: GQA };
+export const PRESETS: Readonly<Record<Arch, readonly Preset[]>> = { 'gpt-neox': NEOX, mistral: GQA, llama: GQA, qwen2: GQA, qwen3: GQA, gemma: GQA, gemma2: GQA, gemma3: GQA };
 
 export function presetNames(arch: Arch): string[] {
   return PRESETS[arch].map((p) => p.name);
@@ -71,7 +71,7 @@ export function presetConfig(arch: Arch, preset: string, opts: PresetConfigOptio
   const vocabSize = p.vocabSize ?? roundUp(tokVocab, 64);
   if (vocabSize < tokVocab) throw new Error(`preset ${arch}/${preset}: vocab ${vocabSize} is smaller than the tokenizer's ${tokVocab} ids`);
   const neox = arch === 'gpt-neox';
-  const gemma = arch === 'gemma' || arch === 'gemma3';
+  const gemma = arch === 'gemma' || arch === 'gemma2' || arch === 'gemma3';
   const headDim = p.hiddenSize / p.numHeads;
   return {
     arch,
@@ -87,7 +87,7 @@ export function presetConfig(arch: Arch, preset: string, opts: PresetConfigOptio
     ropeScaling: null,
     maxPositions: p.maxPositions,
     norm: neox ? 'layernorm' : 'rmsnorm',
-    normEps: gemma ? 1e-6 : 1e-5, // (GemmaConfig's and Gemma3TextConfig's rms_norm_eps)
+    normEps: gemma ? 1e-6 : 1e-5, // (the Gemma configs' rms_norm_eps)
     act: neox ? 'gelu' : gemma ? 'gelu_tanh' : 'silu',
     parallelResidual: neox,
     attentionBias: neox || arch === 'qwen2', // Qwen2: q/k/v_proj biases always
@@ -99,6 +99,11 @@ export function presetConfig(arch: Arch, preset: string, opts: PresetConfigOptio
     ...(arch === 'gemma3' ? {
       slidingWindow: 128, windowLayers: Array.from({ length: p.numLayers }, (_, l) => l < p.numLayers - 1),
       ropeTheta: 1e6, slidingRope: { theta: 1e4, scaling: null }, queryPreAttnScalar: headDim,
+    } : arch === 'gemma2' ? {
+      // Gemma 2: every other layer slides (the first one), a window of 128 as Gemma 3's, query_pre_attn_scalar = head_dim
+      // (gemma-2-2b's and 9b's), and gemma-2's soft caps (50 on the scores, 30 on the logits).
+      slidingWindow: 128, windowLayers: Array.from({ length: p.numLayers }, (_, l) => l % 2 === 0),
+      queryPreAttnScalar: headDim, attnSoftcap: 50, finalSoftcap: 30,
     } : { slidingWindow: null }),
     embedPaddingIdx: null,
     bosTokenId: ENDOFTEXT_ID,

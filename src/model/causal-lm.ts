@@ -18,7 +18,7 @@ import { gatherRows, spreadRows } from './rows.js';
 import { lastBlockTail } from './block-tail.js';
 import { neoxBlockBackward, neoxBlockForward, neoxFreeSaved, type NeoxSaved } from './gpt-neox.js';
 import { llamaBlockBackward, llamaBlockForward, llamaFreeSaved, type LlamaSaved } from './llama.js';
-import { embedScale, normOffset, type ForwardContext, type GpuBatch, type ModelShape } from './context.js';
+import { embedScale, logitSoftcap, normOffset, type ForwardContext, type GpuBatch, type ModelShape } from './context.js';
 import type { Params } from './params.js';
 
 /** HF names of the parameters outside the blocks. */
@@ -94,7 +94,7 @@ export class CausalLM {
     const logps = gpu.pool.acquire([Math.max(1, n)], 'f32', 'logp_scored');
     // Training: the logits stay for backward() where they fit the budget (else it recomputes them).
     const keep = train && n * V * 4 <= keptLogitsBudget();
-    const logits = outputLogprob(gpu, { h: hs, w: p.get(names.out), targets, logp: logps, N: n, d: D, V, keep });
+    const logits = outputLogprob(gpu, { h: hs, w: p.get(names.out), targets, logp: logps, N: n, d: D, V, keep, softcap: logitSoftcap(cfg) });
     const logp = spreadRows(gpu, logps, fullRows, n, NL, 1, 'logp');
     gpu.pool.release(logps);
     const st: ForwardState = { ctx, blocks, xL: x, h: hs, mean, rstd, logp, logits, tail: !!tail };
@@ -126,7 +126,7 @@ export class CausalLM {
     const { rows, targets, n } = ctx.batch.scored;
     const ws = gatherRows(gpu, weights, rows, n, N, 1, 'weights_scored');
     const dhs = gpu.pool.acquire([Math.max(1, n), D], 'f32', 'd_h_scored');
-    outputLogprobBackward(gpu, { h: st.h, w: p.get(names.out), targets, weights: ws, dh: dhs, dw: p.grad(names.out), N: n, d: D, V, kept: st.logits });
+    outputLogprobBackward(gpu, { h: st.h, w: p.get(names.out), targets, weights: ws, dh: dhs, dw: p.grad(names.out), N: n, d: D, V, kept: st.logits, softcap: logitSoftcap(ctx.cfg) });
     st.logits = undefined;
     // With the tail, the final norm and the last block's tail have just the scored rows: no scatter.
     const Nx = st.tail ? n : N;

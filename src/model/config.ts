@@ -1,8 +1,9 @@
 // Hugging Face config.json -> one normalized ModelConfig for GPT-NeoX (Pythia), Mistral, Llama, Qwen2, Qwen3, Gemma and
-// Gemma 3 (Qwen2 / Qwen2.5: Llama's computation with biases on q/k/v_proj and none on o_proj; Qwen3: Llama's with an
-// RMSNorm over each query and key head before the rotation, q_norm / k_norm; Gemma: Llama's with embeddings scaled by
-// sqrt(hidden), RMSNorm gains 1 + w and a GELU-gated MLP; Gemma 3 text: Gemma's with q_norm / k_norm, norms after
-// the attention and the MLP too, sliding layers with their own rotary base, and query_pre_attn_scalar).
+// Gemma 2 and Gemma 3 (Qwen2 / Qwen2.5: Llama's computation with biases on q/k/v_proj and none on o_proj; Qwen3: Llama's
+// with an RMSNorm over each query and key head before the rotation, q_norm / k_norm; Gemma: Llama's with embeddings
+// scaled by sqrt(hidden), RMSNorm gains 1 + w and a GELU-gated MLP; Gemma 2: Gemma's with norms after the attention and
+// the MLP too, every other layer sliding, query_pre_attn_scalar, and tanh soft-capping of the attention scores and the
+// output logits; Gemma 3 text: Gemma 2's without the caps, with q_norm / k_norm and the sliding layers' own rotary base).
 //
 // Two spellings exist for the same model: hub files as downloaded (rotary_pct, rotary_emb_base,
 // rope_theta, rope_scaling, torch_dtype) and what transformers 5 writes (rope_parameters
@@ -15,9 +16,9 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { describeRopeScaling, type RopeScaling } from './rope.js';
 import { MAX_HEAD_DIM } from '../kernels/attention-limits.js';
-import { layerWindow } from './context.js';
+import { isGemma, layerWindow } from './context.js';
 
-export type Arch = 'gpt-neox' | 'mistral' | 'llama' | 'qwen2' | 'qwen3' | 'gemma' | 'gemma3';
+export type Arch = 'gpt-neox' | 'mistral' | 'llama' | 'qwen2' | 'qwen3' | 'gemma' | 'gemma2' | 'gemma3';
 
 export interface ModelConfig {
   arch: Arch;
@@ -47,10 +48,14 @@ export interface ModelConfig {
   ropeScaling: RopeScaling | null;
   /** Mistral, Qwen2 / Qwen3: a query attends to at most this many keys (itself included); null = full causal. */
   slidingWindow: number | null;
-  /** Qwen2 / Qwen3 / Gemma 3 where only some layers slide: which do (the others attend fully); absent or null: all as slidingWindow says. */
+  /** Qwen2 / Qwen3 / Gemma 2 / Gemma 3 where only some layers slide: which do (the others attend fully); absent or null: all as slidingWindow says. */
   windowLayers?: readonly boolean[] | null;
-  /** Gemma 3: query_pre_attn_scalar (the scores are scaled by its -1/2 power instead of head_dim's). */
+  /** Gemma 2 / Gemma 3: query_pre_attn_scalar (the scores are scaled by its -1/2 power instead of head_dim's). */
   queryPreAttnScalar?: number | null;
+  /** Gemma 2: attn_logit_softcapping, the scores soft-capped as cap tanh(s / cap) before the softmax; absent or null: none. */
+  attnSoftcap?: number | null;
+  /** Gemma 2: final_logit_softcapping, the output logits soft-capped alike; absent or null: none. */
+  finalSoftcap?: number | null;
   /** Gemma 3: the sliding layers' rotary base (rope_local_base_freq) and scaling; ropeTheta / ropeScaling are the other layers'. */
   slidingRope?: { theta: number; scaling: RopeScaling | null } | null;
   /**
@@ -73,12 +78,12 @@ const MODEL_TYPES: Record<string, { arch: Arch; architecture: string }> = {
   qwen2: { arch: 'qwen2', architecture: 'Qwen2ForCausalLM' },
   qwen3: { arch: 'qwen3', architecture: 'Qwen3ForCausalLM' },
   gemma: { arch: 'gemma', architecture: 'GemmaForCausalLM' },
+  gemma2: { arch: 'gemma2', architecture: 'Gemma2ForCausalLM' },
   gemma3_text: { arch: 'gemma3', architecture: 'Gemma3ForCausalLM' },
 };
 
 /** Model types close to a supported one that are refused, and why (said instead of "not supported"). */
 const REFUSED_TYPES: Record<string, string> = {
-  gemma2: 'Gemma 2 soft-caps its attention scores and logits (tanh), which srk\'s kernels do not compute; Gemma (gemma) and Gemma 3 (gemma3_text) are supported',
   gemma3: 'this is Gemma 3\'s vision-language checkpoint (Gemma3ForConditionalGeneration); srk trains text-only Gemma 3 (model_type gemma3_text, ' +
     'Gemma3ForCausalLM, e.g. gemma-3-1b)',
 };
@@ -259,24 +264,24 @@ function readRope(f: Fields, arch: Arch, maxPositions: () => number): { theta: n
 const GELUS: Record<string, ModelConfig['act']> = { gelu: 'gelu', gelu_new: 'gelu_tanh', gelu_pytorch_tanh: 'gelu_tanh', gelu_fast: 'gelu_tanh' }; // (gelu_fast: gelu_new's formula, factored)
 
 function activation(f: Fields, arch: Arch): ModelConfig['act'] {
-  // The key the architecture's MLP reads in transformers 5.17: Gemma 3's hidden_activation, everyone else's hidden_act.
-  const key = arch === 'gemma3' ? 'hidden_activation' : 'hidden_act';
-  const gemma = arch === 'gemma' || arch === 'gemma3';
+  // The key the architecture's MLP reads in transformers 5.17: Gemma 2's and 3's hidden_activation, everyone else's hidden_act.
+  const key = arch === 'gemma2' || arch === 'gemma3' ? 'hidden_activation' : 'hidden_act';
+  const gemma = isGemma({ arch });
   const v = f.get(key) ?? (arch === 'gpt-neox' ? 'gelu' : gemma ? 'gelu_pytorch_tanh' : 'silu');
   const map: Record<string, ModelConfig['act']> = arch === 'gpt-neox' || gemma ? GELUS : { silu: 'silu', swish: 'silu' };
   const act = typeof v === 'string' ? map[v] : undefined;
   if (!act) throw f.error(key, `= ${JSON.stringify(v)} is not supported for ${arch} (supported: ${Object.keys(map).join(', ')})`);
   if (gemma) {
     // Gemma configs on the hub carry both keys, and transformers versions differ in which they read (4.38-4.5x Gemma
-    // read hidden_activation, 5.17 reads hidden_act; Gemma 3 the other way round): two that disagree are refused.
-    const other = arch === 'gemma3' ? 'hidden_act' : 'hidden_activation';
+    // read hidden_activation, 5.17 reads hidden_act; Gemma 2 and 3 the other way round): two that disagree are refused.
+    const other = key === 'hidden_activation' ? 'hidden_act' : 'hidden_activation';
     const o = f.get(other);
     if (o !== undefined && (typeof o !== 'string' || GELUS[o] !== act)) {
       throw f.error(other, `= ${JSON.stringify(o)} disagrees with ${key} = ${JSON.stringify(v)}, which transformers 5 computes with ` +
         (arch === 'gemma'
           ? `(transformers 4.38-4.5x computed with hidden_activation): set hidden_act to ${JSON.stringify(o)} to compute that (Gemma was trained ` +
             `with the tanh GELU, gelu_pytorch_tanh), or remove hidden_activation to compute what transformers 5 computes`
-          : `(Gemma 3 reads hidden_activation alone): remove hidden_act, or give it the same value`));
+          : `(${arch === 'gemma2' ? 'Gemma 2' : 'Gemma 3'} reads hidden_activation alone): remove hidden_act, or give it the same value`));
     }
   }
   return act;
@@ -310,7 +315,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
 
   let headDim: number;
   const hd = f.get('head_dim');
-  // Qwen3Config's head_dim defaults to 128, GemmaConfig's and Gemma3TextConfig's to 256 (not hidden_size / heads, as
+  // Qwen3Config's head_dim defaults to 128, the Gemma configs' to 256 (not hidden_size / heads, as
   // Llama's, Mistral's and Qwen2's).
   const headDimDefault = HEAD_DIM_DEFAULTS[arch];
   if (hd === undefined && headDimDefault === undefined && hiddenSize % numHeads !== 0) {
@@ -329,8 +334,8 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
       : f.error('num_attention_heads', `= ${numHeads} gives heads of ${headDim} channels (hidden_size ${hiddenSize}): srk's attention kernels take at most ${MAX_HEAD_DIM}`);
   }
   // Absent, the config classes' own defaults (MistralConfig 8, Qwen2Config and Qwen3Config 32, GemmaConfig 16,
-  // Gemma3TextConfig 4, LlamaConfig the heads); null, the heads (multi-head attention), as each class turns None.
-  const kvDefault = { mistral: 8, qwen2: 32, qwen3: 32, gemma: 16, gemma3: 4 }[arch as string] ?? numHeads;
+  // Gemma2Config and Gemma3TextConfig 4, LlamaConfig the heads); null, the heads (multi-head attention), as each class turns None.
+  const kvDefault = { mistral: 8, qwen2: 32, qwen3: 32, gemma: 16, gemma2: 4, gemma3: 4 }[arch as string] ?? numHeads;
   const numKvHeads = neox || f.raw.num_key_value_heads === null ? numHeads : f.int('num_key_value_heads', kvDefault);
   if (numHeads % numKvHeads !== 0) {
     const given = f.raw.num_key_value_heads !== undefined;
@@ -338,7 +343,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
   }
 
   const maxPositionsOf = () => f.int('max_position_embeddings',
-    { 'gpt-neox': 2048, llama: 2048, qwen2: 32768, qwen3: 32768, gemma: 8192, gemma3: 131072 }[arch as string] ?? 4096 * 32);
+    { 'gpt-neox': 2048, llama: 2048, qwen2: 32768, qwen3: 32768, gemma: 8192, gemma2: 8192, gemma3: 131072 }[arch as string] ?? 4096 * 32);
   const gemma3Rope = arch === 'gemma3' ? readGemma3Rope(f, maxPositionsOf) : undefined;
   const rope = gemma3Rope?.full ?? readRope(f, arch, maxPositionsOf);
   const rotaryDim = Math.trunc(headDim * rope.fraction); // Python int(head_dim * fraction)
@@ -349,15 +354,16 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
   const maxPositions = maxPositionsOf();
   const normEps = neox ? f.num('layer_norm_eps', 1e-5) : f.num('rms_norm_eps', 1e-6);
   const act = activation(f, arch);
-  const gemma = arch === 'gemma' || arch === 'gemma3';
-  const tiedEmbeddings = f.bool('tie_word_embeddings', gemma); // GemmaConfig and Gemma3TextConfig tie by default
+  const gemma = isGemma({ arch });
+  const tiedEmbeddings = f.bool('tie_word_embeddings', gemma); // the Gemma configs tie by default
 
   let parallelResidual = false; let attentionBias = false; let mlpBias = false;
   let slidingWindow: number | null = null;
   let windowLayers: boolean[] | null = null;
   let embedPaddingIdx: number | null = null;
   let queryPreAttnScalar: number | null = null;
-  // (GemmaConfig's and Gemma3TextConfig's pad_token_id is 0 where absent; null is none.)
+  let attnSoftcap: number | null = null; let finalSoftcap: number | null = null;
+  // (The Gemma configs' pad_token_id is 0 where absent; null is none.)
   const padTokenId = gemma && f.raw.pad_token_id === undefined ? 0 : f.tokenId('pad_token_id');
   if (neox) {
     parallelResidual = f.bool('use_parallel_residual', true);
@@ -383,10 +389,16 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     } else if (gemma) {
       attentionBias = f.bool('attention_bias', false); // q/k/v/o_proj, as Llama's; the MLP has none
       f.only('mlp_bias', false, 'Gemma\'s MLP has no biases');
-      if (arch === 'gemma3') {
-        ({ slidingWindow, windowLayers } = gemma3Windows(f, numLayers));
+      if (arch === 'gemma2') {
+        ({ slidingWindow, windowLayers } = gemmaWindows(f, numLayers, 2));
+        queryPreAttnScalar = f.int('query_pre_attn_scalar', 256); // (an int in Gemma2Config; transformers refuses a float)
+        // Gemma2Config's defaults where absent (50 and 30, google/gemma-2's values); null: no cap.
+        attnSoftcap = softcap(f, 'attn_logit_softcapping', 50);
+        finalSoftcap = softcap(f, 'final_logit_softcapping', 30);
+      } else if (arch === 'gemma3') {
+        ({ slidingWindow, windowLayers } = gemmaWindows(f, numLayers, 'sliding_window_pattern'));
         queryPreAttnScalar = f.int('query_pre_attn_scalar', 256); // (an int in Gemma3TextConfig; transformers refuses a float)
-        f.only('final_logit_softcapping', null, 'logit soft-capping (Gemma 2\'s) is not implemented');
+        f.only('final_logit_softcapping', null, 'Gemma 3 has no logit soft-capping (transformers 5.17\'s Gemma3ForCausalLM does not read it)');
         // Read but not passed to the attention by transformers 5.17's Gemma 3 (Gemma3Attention keeps it unused): no
         // soft-capping, whatever its value, here as there (describeModel says so where it is set).
         const cap = f.get('attn_logit_softcapping');
@@ -410,7 +422,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
       embedPaddingIdx = padTokenId;
     }
   }
-  const layerTypes = arch === 'qwen2' || arch === 'qwen3' || arch === 'gemma3' ? undefined : f.get('layer_types'); // (qwenWindows, gemma3Windows)
+  const layerTypes = arch === 'qwen2' || arch === 'qwen3' || arch === 'gemma2' || arch === 'gemma3' ? undefined : f.get('layer_types'); // (qwenWindows, gemmaWindows)
   if (layerTypes !== undefined) {
     const want = slidingWindow === null ? 'full_attention' : 'sliding_attention';
     if (!Array.isArray(layerTypes) || layerTypes.length !== numLayers || layerTypes.some((t) => t !== want)) {
@@ -423,7 +435,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     }
   }
 
-  // GemmaConfig's and Gemma3TextConfig's defaults where absent: BOS 2, EOS 1.
+  // The Gemma configs' defaults where absent: BOS 2, EOS 1.
   const bosTokenId = gemma && f.raw.bos_token_id === undefined ? 2 : f.tokenId('bos_token_id');
   const eosRaw = gemma && f.raw.eos_token_id === undefined ? 1 : f.get('eos_token_id');
   let eosTokenId: number | number[] | null;
@@ -450,12 +462,21 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     ropeTheta: rope.theta, ropeScaling: rope.scaling, maxPositions, norm: neox ? 'layernorm' : 'rmsnorm', normEps, act,
     parallelResidual, attentionBias, mlpBias, tiedEmbeddings, slidingWindow, ...(windowLayers ? { windowLayers } : {}), embedPaddingIdx,
     ...(queryPreAttnScalar !== null ? { queryPreAttnScalar } : {}), ...(gemma3Rope ? { slidingRope: gemma3Rope.sliding } : {}),
+    ...(attnSoftcap !== null ? { attnSoftcap } : {}), ...(finalSoftcap !== null ? { finalSoftcap } : {}),
     bosTokenId, eosTokenId, dtype, raw: json,
   };
 }
 
 /** head_dim where a config class defaults it to a constant rather than hidden_size / heads. */
-const HEAD_DIM_DEFAULTS: Partial<Record<Arch, number>> = { qwen3: 128, gemma: 256, gemma3: 256 };
+const HEAD_DIM_DEFAULTS: Partial<Record<Arch, number>> = { qwen3: 128, gemma: 256, gemma2: 256, gemma3: 256 };
+
+/** A soft-capping value (Gemma 2's): absent, the class default; null, none; else a positive finite number. */
+function softcap(f: Fields, k: string, dflt: number): number | null {
+  if (f.raw[k] === null) { f.get(k); return null; }
+  const v = f.get(k) ?? dflt;
+  if (typeof v !== 'number' || !Number.isFinite(v) || !(v > 0)) throw f.error(k, `must be a positive number or null (got ${JSON.stringify(v)})`);
+  return v;
+}
 
 /**
  * Gemma 3's rotary settings, as Gemma3TextConfig 5.17 reads them: the full-attention layers take rope_theta (default 1e6)
@@ -514,15 +535,22 @@ function slidingLayers(f: Fields, types: unknown, numLayers: number): boolean[] 
 }
 
 /**
- * Gemma 3's sliding layers, as Gemma3TextConfig 5.17 and its attention compute them: layer_types, or without it every
- * layer but each sliding_window_pattern-th (default 6: five sliding, one full); the window is sliding_window (default
- * 4096). A sliding layer without a window is refused (transformers' mask cannot be built either).
+ * Gemma 2's and Gemma 3's sliding layers, as Gemma2Config / Gemma3TextConfig 5.17 and their attention compute them:
+ * layer_types, or without it every layer but each pattern-th (Gemma 2: every other, the first sliding; Gemma 3:
+ * sliding_window_pattern, default 6: five sliding, one full); the window is sliding_window (default 4096). A sliding layer
+ * without a window is refused (transformers' mask cannot be built either).
  */
-function gemma3Windows(f: Fields, numLayers: number): { slidingWindow: number | null; windowLayers: boolean[] | null } {
+function gemmaWindows(f: Fields, numLayers: number, patternFrom: 2 | 'sliding_window_pattern'): { slidingWindow: number | null; windowLayers: boolean[] | null } {
   const window = f.raw.sliding_window === null ? null : f.int('sliding_window', 4096);
   f.get('sliding_window');
+  // Early Gemma 2 configs (google/gemma-2-9b's first upload) also say sliding_window_size, which transformers never read.
+  const size = patternFrom === 2 ? f.get('sliding_window_size') : undefined;
+  if (size !== undefined && size !== window) {
+    throw f.error('sliding_window_size', `= ${JSON.stringify(size)} differs from sliding_window = ${JSON.stringify(window)}${f.raw.sliding_window === undefined ? ' (its default)' : ''}, ` +
+      'the window transformers applies (it does not read sliding_window_size): give sliding_window the window meant and remove sliding_window_size');
+  }
   const types = f.get('layer_types');
-  const patternRaw = f.get('sliding_window_pattern');
+  const patternRaw = patternFrom === 2 ? 2 : f.get(patternFrom);
   let slides: boolean[];
   if (types === undefined) {
     const pattern = patternRaw ?? 6;
@@ -532,7 +560,9 @@ function gemma3Windows(f: Fields, numLayers: number): { slidingWindow: number | 
     slides = slidingLayers(f, types, numLayers);
   }
   if (window === null && slides.some(Boolean)) {
-    throw f.error('sliding_window', `is null, but ${types === undefined ? `sliding_window_pattern ${JSON.stringify(patternRaw ?? 6)}${patternRaw === undefined ? ' (the default)' : ''} makes` : 'layer_types lists'} sliding layers: transformers refuses them too`);
+    const rule = patternFrom === 2 ? 'Gemma 2\'s default layer_types (every other layer) make'
+      : `sliding_window_pattern ${JSON.stringify(patternRaw ?? 6)}${patternRaw === undefined ? ' (the default)' : ''} makes`;
+    throw f.error('sliding_window', `is null, but ${types === undefined ? rule : 'layer_types lists'} sliding layers: transformers refuses them too`);
   }
   if (window === null || !slides.some(Boolean)) return { slidingWindow: null, windowLayers: null };
   return { slidingWindow: window, windowLayers: slides.every(Boolean) ? null : slides };
@@ -570,7 +600,7 @@ function qwenWindows(f: Fields, numLayers: number): { slidingWindow: number | nu
 
 /** One line saying what was read, for a run's log: the settings that decide the computation. */
 export function describeModel(cfg: ModelConfig): string {
-  const gemma = cfg.arch === 'gemma' || cfg.arch === 'gemma3';
+  const gemma = isGemma(cfg);
   const heads = cfg.numKvHeads === cfg.numHeads ? `${cfg.numHeads} heads` : `${cfg.numHeads} query / ${cfg.numKvHeads} key-value heads`;
   const parts = [
     `${cfg.arch}, ${cfg.numLayers} layers, hidden ${cfg.hiddenSize}, ${heads} of ${cfg.headDim}` +
@@ -588,7 +618,11 @@ export function describeModel(cfg: ModelConfig): string {
   }
   if (cfg.arch === 'qwen2') parts.push('q/k/v biases');
   if (cfg.arch === 'qwen3' || cfg.arch === 'gemma3') parts.push('q/k norms');
-  if (gemma) parts.push(`embeddings x sqrt(${cfg.hiddenSize}), norm gains 1 + w${cfg.arch === 'gemma3' ? ', norms after attention and MLP' : ''}`);
+  if (gemma) parts.push(`embeddings x sqrt(${cfg.hiddenSize}), norm gains 1 + w${cfg.arch !== 'gemma' ? ', norms after attention and MLP' : ''}`);
+  if (cfg.arch === 'gemma2') {
+    parts.push(cfg.attnSoftcap ? `attention scores soft-capped at ${cfg.attnSoftcap} (as transformers' eager attention; its sdpa drops the cap)` : 'attention scores not soft-capped (attn_logit_softcapping null)');
+    parts.push(cfg.finalSoftcap ? `logits soft-capped at ${cfg.finalSoftcap}` : 'logits not soft-capped (final_logit_softcapping null)');
+  }
   if (cfg.arch === 'gemma3' && typeof cfg.raw.attn_logit_softcapping === 'number') {
     parts.push(`attn_logit_softcapping ${cfg.raw.attn_logit_softcapping} not applied (transformers 5.17's Gemma 3 does not apply it either)`);
   }
@@ -666,7 +700,7 @@ export function toHfConfigJson(cfg: ModelConfig): Record<string, unknown> {
     };
   }
   need(cfg.rotaryDim === cfg.headDim, 'rotates whole heads (rotaryDim = headDim)');
-  if (cfg.arch === 'gemma' || cfg.arch === 'gemma3') return gemmaConfigJson(cfg, common, tail, need);
+  if (isGemma(cfg)) return gemmaConfigJson(cfg, common, tail, need);
   need(cfg.norm === 'rmsnorm' && cfg.act === 'silu' && !cfg.parallelResidual, 'uses RMSNorm, SiLU and sequential residuals');
   if (cfg.arch === 'qwen2' || cfg.arch === 'qwen3') {
     const qwen2 = cfg.arch === 'qwen2';
@@ -699,12 +733,13 @@ export function toHfConfigJson(cfg: ModelConfig): Record<string, unknown> {
   };
 }
 
-/** Gemma's and Gemma 3's config.json in the hub's spelling (gemma-7b's, gemma-3-1b's); Gemma 3's rope_parameters where the sliding
- *  layers' rope is scaled (which only transformers 5's spelling can say). */
+/** The Gemmas' config.json in the hub's spelling (gemma-7b's, gemma-2-2b-it's, gemma-3-1b's); Gemma 3's rope_parameters where the
+ *  sliding layers' rope is scaled (which only transformers 5's spelling can say). */
 function gemmaConfigJson(cfg: ModelConfig, common: Record<string, unknown>, tail: Record<string, unknown>, need: (ok: boolean, what: string) => void): Record<string, unknown> {
   need(cfg.norm === 'rmsnorm' && cfg.act !== 'silu' && !cfg.parallelResidual && !cfg.mlpBias, 'uses RMSNorm, a GELU gate, sequential residuals and no MLP biases');
   const act = cfg.act === 'gelu' ? 'gelu' : 'gelu_pytorch_tanh';
   const ids = { pad_token_id: cfg.embedPaddingIdx };
+  need(cfg.arch === 'gemma2' || (!cfg.attnSoftcap && !cfg.finalSoftcap), 'has no soft-capping (Gemma 2\'s)');
   if (cfg.arch === 'gemma') {
     need(cfg.slidingWindow === null && !cfg.queryPreAttnScalar && !cfg.slidingRope, 'has no sliding window, query_pre_attn_scalar or local rope');
     return {
@@ -713,8 +748,23 @@ function gemmaConfigJson(cfg: ModelConfig, common: Record<string, unknown>, tail
       attention_bias: cfg.attentionBias, ...ids, ...tail,
     };
   }
-  const sr = cfg.slidingRope ?? { theta: 1e4, scaling: null };
   const slides = Array.from({ length: cfg.numLayers }, (_, l) => layerWindow(cfg, l) > 0);
+  const layerTypes = slides.map((x) => (x ? 'sliding_attention' : 'full_attention'));
+  if (cfg.arch === 'gemma2') {
+    need(!cfg.slidingRope, 'has one rotary embedding for every layer');
+    // The hub's files carry both activation keys and no layer_types (transformers 4.4x-4.5x apply every other layer by
+    // their own rule and do not read it): layer_types is written only where the layers are not that rule's.
+    const rule = slides.every((x, l) => x === (l % 2 === 0));
+    return {
+      architectures: ['Gemma2ForCausalLM'], model_type: 'gemma2', ...common, num_key_value_heads: cfg.numKvHeads, head_dim: cfg.headDim,
+      hidden_act: act, hidden_activation: act, rms_norm_eps: cfg.normEps, rope_theta: cfg.ropeTheta, rope_scaling: ropeScalingJson(cfg.ropeScaling),
+      query_pre_attn_scalar: cfg.queryPreAttnScalar ?? cfg.headDim, sliding_window: cfg.slidingWindow,
+      ...(rule && cfg.slidingWindow !== null ? {} : { layer_types: layerTypes }),
+      final_logit_softcapping: cfg.finalSoftcap ?? null, attn_logit_softcapping: cfg.attnSoftcap ?? null,
+      attention_bias: cfg.attentionBias, ...ids, ...tail,
+    };
+  }
+  const sr = cfg.slidingRope ?? { theta: 1e4, scaling: null };
   const rope = sr.scaling ? {
     rope_parameters: {
       full_attention: { ...(ropeScalingJson(cfg.ropeScaling) ?? { rope_type: 'default' }), rope_theta: cfg.ropeTheta },
@@ -724,7 +774,7 @@ function gemmaConfigJson(cfg: ModelConfig, common: Record<string, unknown>, tail
   return {
     architectures: ['Gemma3ForCausalLM'], model_type: 'gemma3_text', ...common, num_key_value_heads: cfg.numKvHeads, head_dim: cfg.headDim,
     hidden_activation: act, rms_norm_eps: cfg.normEps, ...rope, query_pre_attn_scalar: cfg.queryPreAttnScalar ?? cfg.headDim,
-    sliding_window: cfg.slidingWindow, layer_types: slides.map((x) => (x ? 'sliding_attention' : 'full_attention')),
+    sliding_window: cfg.slidingWindow, layer_types: layerTypes,
     final_logit_softcapping: null, attn_logit_softcapping: null, attention_bias: cfg.attentionBias, ...ids, ...tail,
   };
 }

@@ -10,7 +10,7 @@ import type { RopeScaling } from './rope.js';
 
 /** The architecture facts the model code needs (config.ts's ModelConfig has all of them). */
 export interface ModelShape {
-  arch: 'gpt-neox' | 'mistral' | 'llama' | 'qwen2' | 'qwen3' | 'gemma' | 'gemma3';
+  arch: 'gpt-neox' | 'mistral' | 'llama' | 'qwen2' | 'qwen3' | 'gemma' | 'gemma2' | 'gemma3';
   vocabSize: number; hiddenSize: number; intermediateSize: number; numLayers: number;
   numHeads: number; numKvHeads: number; headDim: number; rotaryDim: number; ropeTheta: number;
   normEps: number; act: 'gelu' | 'gelu_tanh' | 'silu';
@@ -24,35 +24,52 @@ export interface ModelShape {
   maxPositions?: number;
   /** Embedding row that gets no gradient (torch padding_idx), if any. */
   embedPaddingIdx?: number | null;
-  /** Gemma 3: query_pre_attn_scalar, whose -1/2 power scales the attention scores (elsewhere head_dim's); absent or null: head_dim. */
+  /** Gemma 2 / 3: query_pre_attn_scalar, whose -1/2 power scales the attention scores (elsewhere head_dim's); absent or null: head_dim. */
   queryPreAttnScalar?: number | null;
   /** Gemma 3: the rotary embedding of the sliding layers (rope_local_base_freq); the others take ropeTheta and ropeScaling. */
   slidingRope?: { theta: number; scaling: RopeScaling | null } | null;
+  /** Gemma 2: attention scores soft-capped as cap tanh(s / cap) before the softmax (attn_logit_softcapping); absent or null: none. */
+  attnSoftcap?: number | null;
+  /** Gemma 2: the output logits soft-capped alike before the log-softmax (final_logit_softcapping); absent or null: none. */
+  finalSoftcap?: number | null;
+}
+
+/** The Gemma family (Gemma, Gemma 2, Gemma 3 text): what they share in the block below. */
+export function isGemma(cfg: Pick<ModelShape, 'arch'>): boolean {
+  return cfg.arch === 'gemma' || cfg.arch === 'gemma2' || cfg.arch === 'gemma3';
 }
 
 // What the Llama-family block computes differently per architecture (llama.ts), as functions of the shape:
-/** Gemma: every RMSNorm's gain is 1 + w (GemmaRMSNorm stores gain - 1); 0 elsewhere. */
+/** The Gemmas: every RMSNorm's gain is 1 + w (GemmaRMSNorm stores gain - 1); 0 elsewhere. */
 export function normOffset(cfg: Pick<ModelShape, 'arch'>): 0 | 1 {
-  return cfg.arch === 'gemma' || cfg.arch === 'gemma3' ? 1 : 0;
+  return isGemma(cfg) ? 1 : 0;
 }
-/** Gemma: the input embeddings are multiplied by sqrt(hidden), as transformers rounds it to the weights' dtype (f32). */
+/** The Gemmas: the input embeddings are multiplied by sqrt(hidden), as transformers rounds it to the weights' dtype (f32). */
 export function embedScale(cfg: Pick<ModelShape, 'arch' | 'hiddenSize'>): number {
-  return cfg.arch === 'gemma' || cfg.arch === 'gemma3' ? Math.fround(Math.sqrt(cfg.hiddenSize)) : 1;
+  return isGemma(cfg) ? Math.fround(Math.sqrt(cfg.hiddenSize)) : 1;
 }
 /** Qwen3 and Gemma 3: an RMSNorm over each query and key head (q_norm / k_norm) before the rotation. */
 export function hasHeadNorms(cfg: Pick<ModelShape, 'arch'>): boolean {
   return cfg.arch === 'qwen3' || cfg.arch === 'gemma3';
 }
 /**
- * Gemma 3's block: the attention's and the MLP's outputs each normalized before the residual sum
+ * Gemma 2's and Gemma 3's block: the attention's and the MLP's outputs each normalized before the residual sum
  * (post_attention_layernorm, post_feedforward_layernorm), the MLP's input by pre_feedforward_layernorm.
  */
 export function hasSandwichNorms(cfg: Pick<ModelShape, 'arch'>): boolean {
-  return cfg.arch === 'gemma3';
+  return cfg.arch === 'gemma2' || cfg.arch === 'gemma3';
 }
-/** The attention's score scale where it is not 1 / sqrt(head_dim) (Gemma 3's query_pre_attn_scalar); else undefined. */
+/** The attention's score scale where it is not 1 / sqrt(head_dim) (Gemma 2's and 3's query_pre_attn_scalar); else undefined. */
 export function attentionScale(cfg: Pick<ModelShape, 'queryPreAttnScalar'>): number | undefined {
   return cfg.queryPreAttnScalar ? 1 / Math.sqrt(cfg.queryPreAttnScalar) : undefined;
+}
+/** Gemma 2's attention score cap (cap tanh(s / cap)); undefined: none. */
+export function attentionSoftcap(cfg: Pick<ModelShape, 'attnSoftcap'>): number | undefined {
+  return cfg.attnSoftcap ? cfg.attnSoftcap : undefined;
+}
+/** Gemma 2's output logit cap; undefined: none. */
+export function logitSoftcap(cfg: Pick<ModelShape, 'finalSoftcap'>): number | undefined {
+  return cfg.finalSoftcap ? cfg.finalSoftcap : undefined;
 }
 
 /** The window of layer l's attention: the keys a query sees, itself included (0: all before it). */

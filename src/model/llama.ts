@@ -1,16 +1,16 @@
-// One Llama/Mistral/Qwen2/Qwen3/Gemma/Gemma 3 block, forward and backward, llm.c style. N tokens, D = hidden,
+// One Llama/Mistral/Qwen2/Qwen3/Gemma/Gemma 2/Gemma 3 block, forward and backward, llm.c style. N tokens, D = hidden,
 // Hq query heads and Hkv key/value heads of Dh (grouped-query attention), I = MLP width.
 //
 //   n1 = RMSNorm1(x)
 //   q = n1 Wq^T (+bq) [N, Hq, Dh];  k = n1 Wk^T (+bk), v = n1 Wv^T (+bv) [N, Hkv, Dh]
 //   Qwen3, Gemma 3: q = RMSNorm_q(q), k = RMSNorm_k(k) over each head's Dh channels (q_norm / k_norm, gains [Dh])
 //   rotary on q and k (full head by default), theta = rope_theta (Gemma 3's sliding layers: rope_local_base_freq)
-//   att = attention(q, k, v) (a sliding window for Mistral, and on the Qwens' and Gemma 3's sliding layers: layerWindow;
-//         Gemma 3 scales the scores by query_pre_attn_scalar^-1/2)
-//   x1 = x + att Wo^T (+bo)                          Gemma 3: x1 = x + RMSNorm_pa(att Wo^T)
-//   n2 = RMSNorm2(x1);  y = x1 + (act(n2 Wg^T) * (n2 Wu^T)) Wd^T      Gemma 3: y = x1 + RMSNorm_pf(... Wd^T)
+//   att = attention(q, k, v) (a sliding window for Mistral, and on the Qwens' and Gemma 2's / 3's sliding layers: layerWindow;
+//         Gemma 2 and 3 scale the scores by query_pre_attn_scalar^-1/2, Gemma 2 then soft-caps them: cap tanh(s / cap))
+//   x1 = x + att Wo^T (+bo)                          Gemma 2 / 3: x1 = x + RMSNorm_pa(att Wo^T)
+//   n2 = RMSNorm2(x1);  y = x1 + (act(n2 Wg^T) * (n2 Wu^T)) Wd^T      Gemma 2 / 3: y = x1 + RMSNorm_pf(... Wd^T)
 // act is SiLU (SwiGLU), Gemma's a GELU (GeGLU). Gemma's RMSNorm gains are 1 + w (context.ts normOffset), and
-// RMSNorm2 is its pre_feedforward_layernorm in Gemma 3, where post_attention_layernorm normalizes the attention's output.
+// RMSNorm2 is its pre_feedforward_layernorm in Gemma 2 / 3, where post_attention_layernorm normalizes the attention's output.
 // Biases exist only where the checkpoint has them (attention_bias / mlp_bias configs).
 import type { Tensor } from '../engine/tensor.js';
 import { copy } from '../kernels/elementwise.js';
@@ -20,7 +20,7 @@ import { swiglu, swigluBackward } from '../kernels/activations.js';
 import { rotary } from '../kernels/rotary.js';
 import { layerRope } from './rope.js';
 import { linearBackward, linearForward, operandScale, producedScale } from './linear.js';
-import { attentionScale, hasHeadNorms, hasSandwichNorms, layerWindow, maskOf, normOffset, type ForwardContext, type ModelShape } from './context.js';
+import { attentionScale, attentionSoftcap, hasHeadNorms, hasSandwichNorms, layerWindow, maskOf, normOffset, type ForwardContext, type ModelShape } from './context.js';
 import type { BlockTail } from './block-tail.js';
 import { gatherRows, spreadRows } from './rows.js';
 
@@ -92,7 +92,7 @@ export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor, inP
     const qr = rows(q, Hq * Dh, 'q_rows'); const kr = rows(k, Hkv * Dh, 'k_rows'); const vr = rows(v, Hkv * Dh, 'v_rows');
     const attRows = sp ? acq([sp.full, Hq * Dh], 'att_rows') : att;
     attentionForward(gpu, { B, T, Hq, Hkv, Dh, q: { tensor: qr }, k: { tensor: kr }, v: { tensor: vr }, mask: maskOf(batch),
-      window: layerWindow(cfg, l), scale: attentionScale(cfg), out: { tensor: attRows }, lse });
+      window: layerWindow(cfg, l), scale: attentionScale(cfg), softcap: attentionSoftcap(cfg), out: { tensor: attRows }, lse });
     if (sp) { gatherRows(gpu, attRows, sp.toFull, N, sp.full, Hq * Dh, att); gpu.pool.release(qr, kr, vr, attRows); }
   }
   // The rest is row by row: on the tail's rows only where there is one (x1, attT: Nt rows, new tensors).
@@ -211,7 +211,7 @@ export function llamaBlockBackward(ctx: ForwardContext, l: number, s: LlamaSaved
   }
   let dq = acq([Nfull, Hq * Dh], 'd_q'); let dk = acq([Nfull, Hkv * Dh], 'd_k'); const dv = acq([Nfull, Hkv * Dh], 'd_v');
   attentionBackward(gpu, { B, T, Hq, Hkv, Dh, q: { tensor: s.q }, k: { tensor: s.k }, v: { tensor: s.v }, mask: maskOf(batch),
-    window: layerWindow(cfg, l), scale: attentionScale(cfg), out: { tensor: s.att }, lse: s.lse, dout: { tensor: datt },
+    window: layerWindow(cfg, l), scale: attentionScale(cfg), softcap: attentionSoftcap(cfg), out: { tensor: s.att }, lse: s.lse, dout: { tensor: datt },
     dq: { tensor: dq }, dk: { tensor: dk }, dv: { tensor: dv } });
   gpu.pool.release(datt);
   const rope = layerRope(cfg, l);

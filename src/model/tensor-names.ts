@@ -2,7 +2,7 @@
 // PyTorch shapes (Linear weights are [out_features, in_features]), and the check of a
 // checkpoint's names against them.
 import type { ModelConfig } from './config.js';
-import { hasHeadNorms, hasSandwichNorms } from './context.js';
+import { hasHeadNorms, hasSandwichNorms, isGemma } from './context.js';
 
 export interface ParamSpec {
   name: string;
@@ -128,11 +128,17 @@ export function checkCheckpointNames(cfg: ModelConfig, tensors: Found, where = '
   // not hidden / heads: a config that lost its head_dim reads as other shapes).
   const heads = cfg.arch === 'gpt-neox' ? '' : `, ${cfg.numHeads} heads of ${cfg.headDim}${cfg.raw.head_dim === undefined && cfg.headDim * cfg.numHeads !== cfg.hiddenSize ? ` (config.json has no head_dim: ${cfg.arch}'s default, not hidden / heads)` : ''}`;
   const lines = [`${where} does not match the ${cfg.arch} config (${cfg.numLayers} layers, hidden ${cfg.hiddenSize}${heads}, vocab ${cfg.vocabSize}):`];
-  // A Gemma 3 config over weights without its extra norms (Gemma's, model_type gemma): said once.
-  const gemmaWeights = cfg.arch === 'gemma3' && r.missing.some((p) => /\.pre_feedforward_layernorm\.weight$/.test(p.name)) &&
-    !r.missing.some((p) => /\.self_attn\.[qkvo]_proj\.weight$/.test(p.name));
+  // A Gemma 2 / 3 config over weights without its extra norms (Gemma's, model_type gemma; Gemma 2's under a Gemma 3
+  // config): said once.
+  const lacks = (re: RegExp) => r.missing.some((p) => re.test(p.name));
+  const projections = !lacks(/\.self_attn\.[qkvo]_proj\.weight$/);
+  const gemmaWeights = !projections ? ''
+    : hasSandwichNorms(cfg) && lacks(/\.pre_feedforward_layernorm\.weight$/)
+      ? ` (weights without ${cfg.arch === 'gemma3' ? 'Gemma 3\'s q/k and' : 'Gemma 2\'s'} pre/post-feedforward norms: Gemma's, whose config says model_type gemma?)`
+    : cfg.arch === 'gemma3' && lacks(/\.self_attn\.[qk]_norm\.weight$/)
+      ? ' (weights without Gemma 3\'s q/k norms: Gemma 2\'s, whose config says model_type gemma2?)' : '';
   if (r.missing.length) {
-    lines.push(`  missing (${r.missing.length})${gemmaWeights ? ' (weights without Gemma 3\'s q/k and pre/post-feedforward norms: Gemma\'s, whose config says model_type gemma?)' : ''}:`,
+    lines.push(`  missing (${r.missing.length})${gemmaWeights}:`,
       ...r.missing.map((p) => `    ${p.name} ${shape(p.shape)}`));
   }
   if (r.unexpected.length) {
@@ -146,15 +152,15 @@ export function checkCheckpointNames(cfg: ModelConfig, tensors: Found, where = '
       if (cfg.arch === 'mistral' && (attention || mlp)) return ' (Mistral layers have no biases)';
       if (cfg.arch === 'qwen2' && (attention || mlp)) return ' (Qwen2 has biases on q/k/v_proj alone)';
       if (cfg.arch === 'qwen3' && mlp) return ' (Qwen3\'s MLP has no biases)';
-      if ((cfg.arch === 'gemma' || cfg.arch === 'gemma3') && mlp) return ' (Gemma\'s MLP has no biases)';
+      if (isGemma(cfg) && mlp) return ' (Gemma\'s MLP has no biases)';
       // (GPT-NeoX's attention_bias defaults to true, Llama's to false.)
       if (attention && !cfg.attentionBias) return ` (config.json's attention_bias is false${cfg.arch === 'gpt-neox' ? '' : ' or absent'})`;
       if (mlp && !cfg.mlpBias) return ' (config.json\'s mlp_bias is false or absent)';
       return '';
     };
-    // Tensors of a sibling architecture (Gemma 3's, or Qwen3's head norms, in another config): which config has them.
+    // Tensors of a sibling architecture (Gemma 2's or 3's, or Qwen3's head norms, in another config): which config has them.
     const archNote = (n: string) => cfg.arch === 'gemma3' ? ''
-      : /\.(pre|post)_feedforward_layernorm\.weight$/.test(n) ? ' (Gemma 3\'s: a Gemma 3 config says model_type gemma3_text)'
+      : /\.(pre|post)_feedforward_layernorm\.weight$/.test(n) ? (cfg.arch === 'gemma2' ? '' : ' (Gemma 2\'s or 3\'s: their configs say model_type gemma2 or gemma3_text)')
       : /\.self_attn\.[qk]_norm\.weight$/.test(n) && cfg.arch !== 'qwen3' ? ' (head norms: Qwen3\'s or Gemma 3\'s)' : '';
     lines.push(`  unexpected (${r.unexpected.length}):`, ...r.unexpected.map((p) => `    ${p.name} ${shape(p.shape)}${tiedNote(p.name)}${biasNote(p.name)}${archNote(p.name)}`));
   }

@@ -476,7 +476,7 @@ async function readTokenizer(dirOrFile: string): Promise<SrkTokenizer> {
   // transformers converts Gemma's tokenizer.model with GemmaConverter (spaces as "▁", no prefix "▁" before the text),
   // which srk does not implement: Llama's conversion would give other ids. Gemma checkpoints ship a tokenizer.json.
   const mt = (modelConfig as { model_type?: unknown }).model_type;
-  if (mt === 'gemma' || mt === 'gemma3_text' || mt === 'gemma3') {
+  if (mt === 'gemma' || mt === 'gemma2' || mt === 'gemma3_text' || mt === 'gemma3') {
     throw new Error(`tokenizer: ${dir} has no tokenizer.json, and srk converts a tokenizer.model only as Llama's and Mistral's are ` +
       `converted; Gemma's conversion differs (no "▁" before the text): add the checkpoint's tokenizer.json (every Gemma repository has one)`);
   }

@@ -59,7 +59,7 @@ describe.each(ARCHS as Arch[])('initModel %s tiny', (arch) => {
         const x = await ck.readTensor(spec.name);
         total += x.length;
         // Gemma's norm weights are zeros (the gain is 1 + w), every other norm's ones.
-        const gemmaNorm = (arch === 'gemma' || arch === 'gemma3') && spec.name.endsWith('norm.weight');
+        const gemmaNorm = (arch === 'gemma' || arch === 'gemma2' || arch === 'gemma3') && spec.name.endsWith('norm.weight');
         const kind = initKind(spec, gemmaNorm ? 1 : 0);
         if (gemmaNorm) expect(kind, spec.name).toBe('zeros');
         if (kind === 'normal') {

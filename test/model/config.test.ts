@@ -313,7 +313,7 @@ describe('loadModelConfig on the fixtures', () => {
     // query_pre_attn_scalar other than head_dim is said (Gemma 3 27B's 168 over heads of 128).
     expect(describeModel(parseModelConfig({ ...g3, query_pre_attn_scalar: 168 }, 'q'))).toMatch(/scores scaled by query_pre_attn_scalar 168\^-1\/2/);
     // What Gemma 3 computes otherwise is refused.
-    expect(() => parseModelConfig({ ...g3, final_logit_softcapping: 30 }, 'q')).toThrow(/"final_logit_softcapping" = 30 is not supported: logit soft-capping/);
+    expect(() => parseModelConfig({ ...g3, final_logit_softcapping: 30 }, 'q')).toThrow(/"final_logit_softcapping" = 30 is not supported: Gemma 3 has no logit soft-capping/);
     // attn_logit_softcapping: transformers 5.17's Gemma 3 reads it and never passes it to the attention; so neither does srk, and says so.
     expect(describeModel(parseModelConfig({ ...g3, attn_logit_softcapping: 50 }, 'q'))).toMatch(/attn_logit_softcapping 50 not applied \(transformers 5.17's Gemma 3 does not apply it either\)/);
     expect(() => parseModelConfig({ ...g3, attn_logit_softcapping: 'x' }, 'q')).toThrow(/"attn_logit_softcapping" must be a positive number or null/);
@@ -331,7 +331,7 @@ describe('loadModelConfig on the fixtures', () => {
     expect(() => parseModelConfig({ ...g3, query_pre_attn_scalar: 16.5 }, 'q')).toThrow(/"query_pre_attn_scalar" must be an integer >= 1 \(got 16.5\)/);
     expect(() => parseModelConfig({ ...g3, mlp_bias: true }, 'q')).toThrow(/"mlp_bias" = true is not supported: Gemma's MLP has no biases/);
     expect(() => parseModelConfig({ ...g3, model_type: 'gemma3' }, 'q')).toThrow(/Gemma 3's vision-language checkpoint .*model_type gemma3_text/);
-    expect(() => parseModelConfig({ ...g3, model_type: 'gemma2' }, 'q')).toThrow(/"model_type" = "gemma2" is not supported: Gemma 2 soft-caps/);
+    expect(() => parseModelConfig({ ...g3, model_type: 'gemma2' }, 'q')).toThrow(/"architectures" = \["Gemma3ForCausalLM"\]: expected \["Gemma2ForCausalLM"\] for model_type gemma2/);
   });
 
   it('a gemma-7b config (Gemma: embeddings x sqrt(hidden), gains 1 + w, GeGLU, heads of 256) is read whole; hidden_act and hidden_activation must agree', () => {
@@ -423,7 +423,7 @@ const LLAMA31 = { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4
 describe('unsupported configs are errors naming the field and the file', () => {
   const cases: [string, string, Record<string, unknown>, RegExp][] = [
     ['model_type', 'gpt-neox-tiny', { model_type: 'gpt2' }, /"model_type" = "gpt2" is not supported/],
-    ['model_type missing', 'gpt-neox-tiny', { model_type: undefined }, /"model_type" is required \(one of gpt_neox, mistral, llama, qwen2, qwen3, gemma, gemma3_text\)/],
+    ['model_type missing', 'gpt-neox-tiny', { model_type: undefined }, /"model_type" is required \(one of gpt_neox, mistral, llama, qwen2, qwen3, gemma, gemma2, gemma3_text\)/],
     ['architectures', 'gpt-neox-tiny', { architectures: ['GPTNeoXForSequenceClassification'] }, /"architectures".*expected \["GPTNeoXForCausalLM"\]/],
     ['rope_scaling yarn', 'llama-tiny-tied', { rope_scaling: { type: 'yarn', factor: 2 } }, /"rope_scaling.rope_type" = "yarn" is not supported \(supported: default, linear, dynamic, llama3; yarn and longrope/],
     ['rope_type longrope', 'llama-tiny-tied', { rope_parameters: { rope_type: 'longrope', rope_theta: 5e5 } }, /"rope_parameters.rope_type" = "longrope" is not supported/],

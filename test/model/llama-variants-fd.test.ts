@@ -2,7 +2,7 @@
 // query heads per key/value head and no sliding window, and a tied Llama with one query head per
 // key/value head, neither with biases. Here: a sliding window shorter than the sequences, four query
 // heads sharing one key/value head, heads narrower than hidden / heads (q_proj not square), Llama's
-// attention and MLP biases, an untied Llama, Qwen2 (q/k/v biases), Qwen3 (q/k norms), Gemma and Gemma 3, and Llama 3's rope scaling. The whole model's gradient against finite
+// attention and MLP biases, an untied Llama, Qwen2 (q/k/v biases), Qwen3 (q/k norms), Gemma, Gemma 2 and Gemma 3, and Llama 3's rope scaling. The whole model's gradient against finite
 // differences of its own f32 forward (test/helpers/model-fd.ts says how); each fixture as it is runs
 // first, as the control (their gradients match transformers' in hf-fixtures.test.ts).
 import { resolve } from 'node:path';
@@ -38,6 +38,10 @@ describe(`Llama and Mistral variants: gradient against finite differences (seed 
       { arch: 'gemma3', act: 'gelu', slidingWindow: 4, windowLayers: [true, false], slidingRope: { theta: 50, scaling: null },
         ropeScaling: { type: 'linear', factor: 2 }, queryPreAttnScalar: 24 },
       /\.(q_norm|k_norm|pre_feedforward_layernorm|post_feedforward_layernorm)\.weight$/],
+    ['Gemma 2: norms after attention and MLP, layer 0 sliding (4 keys), layer 1 full, query_pre_attn_scalar 24, the scores soft-capped ' +
+      'at 1.5 and the logits at 3 (caps small enough that tanh bends)', 'llama-tiny-tied',
+      { arch: 'gemma2', act: 'gelu_tanh', slidingWindow: 4, windowLayers: [true, false], queryPreAttnScalar: 24, attnSoftcap: 1.5, finalSoftcap: 3 },
+      /\.(pre_feedforward_layernorm|post_feedforward_layernorm)\.weight$/],
     ['Llama, llama3 rope scaling over an original context of 8 (one frequency blended, the rest divided by 4)', 'llama-tiny-tied',
       { ropeScaling: { type: 'llama3', factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8 } }, null],
   ];
@@ -45,10 +49,10 @@ describe(`Llama and Mistral variants: gradient against finite differences (seed 
     it(name, async () => {
       // Gemma stores norm gains as gain - 1: the fixture's gains (~1) taken as they are would double every norm's output and
       // sharpen the log-probs, whose curvature then shows in the differences (4e-4 off a right gradient in one seed of six).
-      const gemma = change.arch === 'gemma' || change.arch === 'gemma3';
+      const gemma = change.arch === 'gemma' || change.arch === 'gemma2' || change.arch === 'gemma3';
       const adjust = gemma ? (n: string, x: Float32Array) => (/norm\.weight$/.test(n) ? x.map((v) => v - 1) : x) : undefined;
-      // Gemma 3 draws only norm gains (4 a layer): along them, steps of 0.01 moved the loss by under 1e-2 for one seed in 14.
-      const drawnScale = change.arch === 'gemma3' ? 0.05 : 0.01;
+      // Gemma 2 / 3 draw only norm gains (2 / 4 a layer): along them, steps of 0.01 moved the loss by under 1e-2 for one seed in 14.
+      const drawnScale = change.arch === 'gemma2' || change.arch === 'gemma3' ? 0.05 : 0.01;
       const { fd, analytic, drawn, drawnOnly } = await modelGradientFd(await getGpu(), resolve(FIXTURES_HF, fixture), change, rng,
         [[7, 8, 5], [4, 11, 3]], adjust, drawnScale);
       // The change took effect: exactly the parameters it reshapes or adds are drawn afresh.
