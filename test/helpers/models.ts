@@ -9,7 +9,7 @@ import type { CausalLM } from '../../src/model/causal-lm.js';
 import { releaseBatch, uploadBatch } from '../../src/model/gpu-batch.js';
 
 export const FIXTURES_HF = resolve(import.meta.dirname, '../fixtures/hf');
-/** Qwen3, Gemma and Gemma 3, which the HF fixtures lack: the same layout, from a float64 JAX reference of transformers' code (its README). */
+/** Qwen3 and the Gemmas, which the HF fixtures lack: the same layout, from a float64 JAX reference of transformers' code (its README). */
 export const FIXTURES_JAX = resolve(import.meta.dirname, '../fixtures/jax');
 
 /** The golden fixtures (float64 log-probs, losses and gradients) as [name, the directory holding it]. */
@@ -21,6 +21,9 @@ export const GOLDEN_FIXTURES: readonly (readonly [string, string])[] = [
   ['gemma3-tiny', FIXTURES_JAX],
   // Gemma: embeddings times sqrt(hidden), RMSNorm gains 1 + w, a tanh-GELU gate, GQA 4:2 with heads of 16 over hidden 48.
   ['gemma-tiny', FIXTURES_JAX],
+  // Gemma 2: sliding, full, sliding layers by its default rule (a window of 5), query_pre_attn_scalar 24, the scores and
+  // the logits soft-capped with caps small enough to bend them (the fixture's README says how far).
+  ['gemma2-tiny', FIXTURES_JAX],
 ];
 
 export const MODEL_VARIANTS: [string, string, Partial<ModelConfig>][] = [
@@ -30,6 +33,7 @@ export const MODEL_VARIANTS: [string, string, Partial<ModelConfig>][] = [
   ['Llama, tied embeddings', 'llama-tiny-tied', {}],
   ['Qwen3 (q/k norms, a window on layer 1 alone)', '../jax/qwen3-tiny-window', {}],
   ['Gemma 3 (sandwich norms, sliding layers around a full one, each with its rope)', '../jax/gemma3-tiny', {}],
+  ['Gemma 2 (sandwich norms, soft-capped scores and logits, sliding layers around a full one)', '../jax/gemma2-tiny', {}],
 ];
 
 /**
