@@ -277,7 +277,7 @@ function activation(f: Fields, arch: Arch): ModelConfig['act'] {
     const other = key === 'hidden_activation' ? 'hidden_act' : 'hidden_activation';
     const o = f.get(other);
     if (o !== undefined && (typeof o !== 'string' || GELUS[o] !== act)) {
-      throw f.error(other, `= ${JSON.stringify(o)} disagrees with ${key} = ${JSON.stringify(v)}, which transformers 5 computes with ` +
+      throw f.error(other, `= ${JSON.stringify(o)} disagrees with ${key} = ${JSON.stringify(v)}${f.raw[key] === undefined ? ' (its default)' : ''}, which transformers 5 computes with ` +
         (arch === 'gemma'
           ? `(transformers 4.38-4.5x computed with hidden_activation): set hidden_act to ${JSON.stringify(o)} to compute that (Gemma was trained ` +
             `with the tanh GELU, gelu_pytorch_tanh), or remove hidden_activation to compute what transformers 5 computes`
@@ -391,14 +391,14 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
       f.only('mlp_bias', false, 'Gemma\'s MLP has no biases');
       if (arch === 'gemma2') {
         ({ slidingWindow, windowLayers } = gemmaWindows(f, numLayers, 2));
-        queryPreAttnScalar = f.int('query_pre_attn_scalar', 256); // (an int in Gemma2Config; transformers refuses a float)
+        queryPreAttnScalar = queryPreAttnScalarOf(f); // (an int in Gemma2Config)
         // Gemma2Config's defaults where absent (50 and 30, google/gemma-2's values); null: no cap.
         attnSoftcap = softcap(f, 'attn_logit_softcapping', 50);
         finalSoftcap = softcap(f, 'final_logit_softcapping', 30);
       } else if (arch === 'gemma3') {
         ({ slidingWindow, windowLayers } = gemmaWindows(f, numLayers, 'sliding_window_pattern'));
-        queryPreAttnScalar = f.int('query_pre_attn_scalar', 256); // (an int in Gemma3TextConfig; transformers refuses a float)
-        f.only('final_logit_softcapping', null, 'Gemma 3 has no logit soft-capping (transformers 5.17\'s Gemma3ForCausalLM does not read it)');
+        queryPreAttnScalar = queryPreAttnScalarOf(f); // (an int in Gemma3TextConfig)
+        finalSoftcap = softcap(f, 'final_logit_softcapping', null); // (Gemma3ForCausalLM caps its logits where set; default none)
         // Read but not passed to the attention by transformers 5.17's Gemma 3 (Gemma3Attention keeps it unused): no
         // soft-capping, whatever its value, here as there (describeModel says so where it is set).
         const cap = f.get('attn_logit_softcapping');
@@ -470,10 +470,17 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
 /** head_dim where a config class defaults it to a constant rather than hidden_size / heads. */
 const HEAD_DIM_DEFAULTS: Partial<Record<Arch, number>> = { qwen3: 128, gemma: 256, gemma2: 256, gemma3: 256 };
 
-/** A soft-capping value (Gemma 2's): absent, the class default; null, none; else a positive finite number. */
-function softcap(f: Fields, k: string, dflt: number): number | null {
+/** query_pre_attn_scalar (Gemma 2 / 3): an integer, 256 where absent; transformers refuses a float and null alike. */
+function queryPreAttnScalarOf(f: Fields): number {
+  if (f.raw.query_pre_attn_scalar === null) throw f.error('query_pre_attn_scalar', 'must be an integer >= 1 (got null; transformers refuses it too: remove the key for its default 256)');
+  return f.int('query_pre_attn_scalar', 256);
+}
+
+/** A soft-capping value (Gemma 2's, Gemma 3's logit cap): absent, the class default; null, none; else a positive finite number. */
+function softcap(f: Fields, k: string, dflt: number | null): number | null {
   if (f.raw[k] === null) { f.get(k); return null; }
   const v = f.get(k) ?? dflt;
+  if (v === null) return null;
   if (typeof v !== 'number' || !Number.isFinite(v) || !(v > 0)) throw f.error(k, `must be a positive number or null (got ${JSON.stringify(v)})`);
   return v;
 }
@@ -619,6 +626,7 @@ export function describeModel(cfg: ModelConfig): string {
   if (cfg.arch === 'qwen2') parts.push('q/k/v biases');
   if (cfg.arch === 'qwen3' || cfg.arch === 'gemma3') parts.push('q/k norms');
   if (gemma) parts.push(`embeddings x sqrt(${cfg.hiddenSize}), norm gains 1 + w${cfg.arch !== 'gemma' ? ', norms after attention and MLP' : ''}`);
+  if (cfg.arch === 'gemma3' && cfg.finalSoftcap) parts.push(`logits soft-capped at ${cfg.finalSoftcap}`);
   if (cfg.arch === 'gemma2') {
     parts.push(cfg.attnSoftcap ? `attention scores soft-capped at ${cfg.attnSoftcap} (as transformers' eager attention; its sdpa drops the cap)` : 'attention scores not soft-capped (attn_logit_softcapping null)');
     parts.push(cfg.finalSoftcap ? `logits soft-capped at ${cfg.finalSoftcap}` : 'logits not soft-capped (final_logit_softcapping null)');
@@ -739,7 +747,8 @@ function gemmaConfigJson(cfg: ModelConfig, common: Record<string, unknown>, tail
   need(cfg.norm === 'rmsnorm' && cfg.act !== 'silu' && !cfg.parallelResidual && !cfg.mlpBias, 'uses RMSNorm, a GELU gate, sequential residuals and no MLP biases');
   const act = cfg.act === 'gelu' ? 'gelu' : 'gelu_pytorch_tanh';
   const ids = { pad_token_id: cfg.embedPaddingIdx };
-  need(cfg.arch === 'gemma2' || (!cfg.attnSoftcap && !cfg.finalSoftcap), 'has no soft-capping (Gemma 2\'s)');
+  need(cfg.arch === 'gemma2' || !cfg.attnSoftcap, 'has no attention soft-capping (Gemma 2\'s)');
+  need(cfg.arch !== 'gemma' || !cfg.finalSoftcap, 'has no logit soft-capping (Gemma 2\'s and 3\'s)');
   if (cfg.arch === 'gemma') {
     need(cfg.slidingWindow === null && !cfg.queryPreAttnScalar && !cfg.slidingRope, 'has no sliding window, query_pre_attn_scalar or local rope');
     return {
@@ -775,7 +784,7 @@ function gemmaConfigJson(cfg: ModelConfig, common: Record<string, unknown>, tail
     architectures: ['Gemma3ForCausalLM'], model_type: 'gemma3_text', ...common, num_key_value_heads: cfg.numKvHeads, head_dim: cfg.headDim,
     hidden_activation: act, rms_norm_eps: cfg.normEps, ...rope, query_pre_attn_scalar: cfg.queryPreAttnScalar ?? cfg.headDim,
     sliding_window: cfg.slidingWindow, layer_types: layerTypes,
-    final_logit_softcapping: null, attn_logit_softcapping: null, attention_bias: cfg.attentionBias, ...ids, ...tail,
+    final_logit_softcapping: cfg.finalSoftcap ?? null, attn_logit_softcapping: null, attention_bias: cfg.attentionBias, ...ids, ...tail,
   };
 }
 
@@ -787,7 +796,21 @@ function ropeScalingJson(s: RopeScaling | null): Record<string, unknown> | null 
     original_max_position_embeddings: s.originalMaxPositions };
 }
 
+/**
+ * Fields transformers 5.17's config classes type as float and validate strictly: an integral value written as an integer
+ * (Gemma 2's cap 30, as JSON.stringify writes 30.0) is refused there ("expected float, got int").
+ */
+const FLOAT_FIELDS = new Set(['final_logit_softcapping', 'attn_logit_softcapping', 'rms_norm_eps', 'layer_norm_eps', 'initializer_range']);
+
+/** A config.json's text (2-space JSON and a newline), FLOAT_FIELDS' integral values written as floats (30.0), as transformers reads them. */
+export function hfConfigText(json: Record<string, unknown>): string {
+  const mark = '\u0000float:';
+  const text = JSON.stringify(json, (k, v: unknown) =>
+    (FLOAT_FIELDS.has(k) && typeof v === 'number' && Number.isInteger(v) && Math.abs(v) < 1e15 ? `${mark}${v}` : v), 2);
+  return `${text.replace(/"\\u0000float:(-?\d+)"/g, '$1.0')}\n`;
+}
+
 /** Writes toHfConfigJson(cfg) as `<dir>/config.json`. */
 export async function writeHfConfig(dir: string, cfg: ModelConfig): Promise<void> {
-  await fsp.writeFile(path.join(dir, 'config.json'), JSON.stringify(toHfConfigJson(cfg), null, 2) + '\n');
+  await fsp.writeFile(path.join(dir, 'config.json'), hfConfigText(toHfConfigJson(cfg)));
 }

@@ -133,7 +133,7 @@ export function checkCheckpointNames(cfg: ModelConfig, tensors: Found, where = '
   const lacks = (re: RegExp) => r.missing.some((p) => re.test(p.name));
   const projections = !lacks(/\.self_attn\.[qkvo]_proj\.weight$/);
   const gemmaWeights = !projections ? ''
-    : hasSandwichNorms(cfg) && lacks(/\.pre_feedforward_layernorm\.weight$/)
+    : hasSandwichNorms(cfg) && lacks(/\.pre_feedforward_layernorm\.weight$/) && lacks(/\.post_feedforward_layernorm\.weight$/)
       ? ` (weights without ${cfg.arch === 'gemma3' ? 'Gemma 3\'s q/k and' : 'Gemma 2\'s'} pre/post-feedforward norms: Gemma's, whose config says model_type gemma?)`
     : cfg.arch === 'gemma3' && lacks(/\.self_attn\.[qk]_norm\.weight$/)
       ? ' (weights without Gemma 3\'s q/k norms: Gemma 2\'s, whose config says model_type gemma2?)' : '';

@@ -14,6 +14,7 @@ import { absmaxOf } from '../kernels/absmax.js';
 import { writeFileAtomic } from '../report/metrics-log.js';
 import { userError } from '../errors.js';
 import { elementIndex, firstNonFinite } from '../model/finite-check.js';
+import { hfConfigText } from '../model/config.js';
 
 export const CHECKPOINT = 'checkpoint';
 const OLD = '.checkpoint-old';
@@ -152,7 +153,7 @@ export async function saveModelDir(gpu: Gpu, params: Params, rawConfig: Record<s
 async function writeModelDir(gpu: Gpu, params: Params, rawConfig: Record<string, unknown>, sourceDir: string, dir: string,
   dtype: SaveDtype, progress: ReadbackProgress): Promise<void> {
   mkdirSync(dir, { recursive: true });
-  writeFileAtomic(path.join(dir, 'config.json'), `${JSON.stringify(configForDtype(rawConfig, dtype), null, 2)}\n`);
+  writeFileAtomic(path.join(dir, 'config.json'), hfConfigText(configForDtype(rawConfig, dtype)));
   for (const f of TOKENIZER_FILES) if (existsSync(path.join(sourceDir, f))) copyFileSync(path.join(sourceDir, f), path.join(dir, f));
   await paramsToSafetensors(gpu, params, path.join(dir, 'model.safetensors'), STORED[dtype], progress);
 }

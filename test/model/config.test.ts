@@ -313,7 +313,9 @@ describe('loadModelConfig on the fixtures', () => {
     // query_pre_attn_scalar other than head_dim is said (Gemma 3 27B's 168 over heads of 128).
     expect(describeModel(parseModelConfig({ ...g3, query_pre_attn_scalar: 168 }, 'q'))).toMatch(/scores scaled by query_pre_attn_scalar 168\^-1\/2/);
     // What Gemma 3 computes otherwise is refused.
-    expect(() => parseModelConfig({ ...g3, final_logit_softcapping: 30 }, 'q')).toThrow(/"final_logit_softcapping" = 30 is not supported: Gemma 3 has no logit soft-capping/);
+    // Gemma3ForCausalLM caps its logits where final_logit_softcapping is set (default none), as Gemma 2.
+    expect(parseModelConfig({ ...g3, final_logit_softcapping: 30 }, 'q').finalSoftcap).toBe(30);
+    expect(() => parseModelConfig({ ...g3, final_logit_softcapping: -1 }, 'q')).toThrow(/"final_logit_softcapping" must be a positive number or null/);
     // attn_logit_softcapping: transformers 5.17's Gemma 3 reads it and never passes it to the attention; so neither does srk, and says so.
     expect(describeModel(parseModelConfig({ ...g3, attn_logit_softcapping: 50 }, 'q'))).toMatch(/attn_logit_softcapping 50 not applied \(transformers 5.17's Gemma 3 does not apply it either\)/);
     expect(() => parseModelConfig({ ...g3, attn_logit_softcapping: 'x' }, 'q')).toThrow(/"attn_logit_softcapping" must be a positive number or null/);

@@ -2,7 +2,7 @@
 // class's defaults (soft caps 50 / 30, every other layer sliding from the first), what it refuses, the model's line, the
 // checkpoint-name notes between the Gemmas, and the preset. The computation itself is checked by the gemma2-tiny fixture.
 import { describe, expect, it } from 'vitest';
-import { describeModel, parseModelConfig, toHfConfigJson, type ModelConfig } from '../../src/model/config.js';
+import { describeModel, hfConfigText, parseModelConfig, toHfConfigJson, type ModelConfig } from '../../src/model/config.js';
 import { layerWindow } from '../../src/model/context.js';
 import { checkCheckpointNames, expectedParameters } from '../../src/model/tensor-names.js';
 import { presetConfig } from '../../src/init/presets.js';
@@ -74,9 +74,20 @@ describe('Gemma 2 configs', () => {
     expect(() => parseModelConfig({ ...g2, use_bidirectional_attention: true }, 'c')).toThrow(/"use_bidirectional_attention" = true is not supported/);
     expect(() => parseModelConfig({ ...g2, architectures: ['Gemma3ForCausalLM'] }, 'c')).toThrow(/expected \["Gemma2ForCausalLM"\]/);
     expect(() => parseModelConfig({ ...g2, layer_types: ['full_attention'] }, 'c')).toThrow(/each of the 26 layers \(1 entries\)/);
+    // transformers refuses a null query_pre_attn_scalar (an int field) rather than taking its default.
+    expect(() => parseModelConfig({ ...g2, query_pre_attn_scalar: null }, 'c')).toThrow(/"query_pre_attn_scalar" must be an integer >= 1 \(got null/);
+    // The activation key left to its default is said to be one.
+    const { hidden_activation: _ha, ...onlyAct } = g2;
+    expect(() => parseModelConfig({ ...onlyAct, hidden_act: 'gelu' }, 'c')).toThrow(/disagrees with hidden_activation = "gelu_pytorch_tanh" \(its default\)/);
     // The other Gemmas cannot say a cap.
     const gemma3 = parseModelConfig({ model_type: 'gemma3_text', vocab_size: 64, hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, intermediate_size: 96 }, 'g3');
-    expect(() => toHfConfigJson({ ...gemma3, attnSoftcap: 50 })).toThrow(/has no soft-capping/);
+    expect(() => toHfConfigJson({ ...gemma3, attnSoftcap: 50 })).toThrow(/has no attention soft-capping/);
+    const gemma = parseModelConfig({ model_type: 'gemma', vocab_size: 64, hidden_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 96 }, 'g');
+    expect(() => toHfConfigJson({ ...gemma, finalSoftcap: 30 })).toThrow(/has no logit soft-capping/);
+    // Gemma 3 caps its logits where final_logit_softcapping says (Gemma3ForCausalLM), and writes it back.
+    const g3cap = { ...gemma3, finalSoftcap: 30 };
+    roundTrip(g3cap);
+    expect(describeModel(g3cap)).toMatch(/logits soft-capped at 30/);
     expect(() => toHfConfigJson({ ...parseModelConfig(g2, 'g'), slidingRope: { theta: 1e4, scaling: null } })).toThrow(/one rotary embedding/);
   });
 
@@ -98,6 +109,10 @@ describe('Gemma 2 configs', () => {
     expect(msg(gemma, expectedParameters(gemma2))).toContain("(Gemma 2's or 3's: their configs say model_type gemma2 or gemma3_text)");
     expect(msg(gemma2, expectedParameters(gemma3))).toContain("(head norms: Qwen3's or Gemma 3's)");
     expect(msg(gemma2, expectedParameters(gemma3))).not.toContain('their configs say');
+    // Only the pre-feedforward norms gone (a broken file, not Gemma's weights): no hint.
+    const noPre = expectedParameters(gemma2).filter((p) => !p.name.endsWith('pre_feedforward_layernorm.weight'));
+    expect(msg(gemma2, noPre)).toMatch(/missing \(2\):/);
+    expect(msg(gemma2, noPre)).not.toContain("Gemma's, whose config");
   });
 
   it('the preset: every other layer sliding from the first, gemma-2\'s caps, query_pre_attn_scalar = head_dim; written as a hub file', () => {
@@ -107,5 +122,17 @@ describe('Gemma 2 configs', () => {
     const back = parseModelConfig(toHfConfigJson(p), 'p');
     expect(back).toMatchObject({ attnSoftcap: 50, finalSoftcap: 30, slidingWindow: 128, queryPreAttnScalar: p.headDim });
     expect(slides(back)).toEqual([true, false, true, false]);
+  });
+
+  it('config.json text: the caps (float fields in transformers 5.17, which refuses 30 for 30.0) are written as floats, other numbers as they are', () => {
+    const text = hfConfigText(toHfConfigJson(parseModelConfig(g2, 'g2')));
+    expect(text).toMatch(/"final_logit_softcapping": 30\.0,/);
+    expect(text).toMatch(/"attn_logit_softcapping": 50\.0,/);
+    expect(text).toMatch(/"num_hidden_layers": 26,/);
+    expect(text).toMatch(/"query_pre_attn_scalar": 256,/);
+    expect(text.endsWith('}\n')).toBe(true);
+    expect(JSON.parse(text)).toEqual(JSON.parse(JSON.stringify(toHfConfigJson(parseModelConfig(g2, 'g2')))));
+    expect(hfConfigText({ final_logit_softcapping: 2.5, rms_norm_eps: 1, initializer_range: 0.02, attn_logit_softcapping: null, nested: { rms_norm_eps: 1 } }))
+      .toBe('{\n  "final_logit_softcapping": 2.5,\n  "rms_norm_eps": 1.0,\n  "initializer_range": 0.02,\n  "attn_logit_softcapping": null,\n  "nested": {\n    "rms_norm_eps": 1.0\n  }\n}\n');
   });
 });
