@@ -17,7 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { toHfConfigJson, type Arch, type ModelConfig } from '../model/config.js';
+import { hfConfigText, toHfConfigJson, type Arch, type ModelConfig } from '../model/config.js';
 import { expectedParameters, type ParamSpec } from '../model/tensor-names.js';
 import { normOffset } from '../model/context.js';
 import { writeSafetensors, type TensorToWrite } from '../model/safetensors.js';
@@ -130,7 +130,7 @@ export async function initModel(o: InitModelOptions): Promise<InitModelResult> {
   const files: string[] = [];
   try {
     const put = async (name: string, content: string) => { await fsp.writeFile(path.join(tmp, name), content); files.push(name); };
-    await put('config.json', json(initConfigJson(cfg, range)));
+    await put('config.json', hfConfigText(initConfigJson(cfg, range)));
     await put('generation_config.json', json({ bos_token_id: ENDOFTEXT_ID, eos_token_id: ENDOFTEXT_ID, pad_token_id: ENDOFTEXT_ID }));
     await put('tokenizer.json', json(byteLevelTokenizerJson()));
     await put('tokenizer_config.json', json(tokenizerConfigJson({ modelMaxLength: cfg.maxPositions })));
