@@ -5,6 +5,7 @@
 //   out[i, h] = sum_j softmax_j(scale q[i, h] . k[row, j, kvh]) v[row, j, kvh],
 //   j in [lo, position], lo = max(0, position - window + 1) with a window, else 0; kvh = h / (Hq / Hkv).
 //   softcap (Gemma 2; absent or 0: none): each scaled score s becomes softcap tanh(s / softcap) first.
+import { capRef } from './softcap.js';
 export function attentionCachedRef(q: ArrayLike<number>, kCache: ArrayLike<number>, vCache: ArrayLike<number>, slots: ArrayLike<number>,
   o: { Hq: number; Hkv: number; Dh: number; Tmax: number; window?: number; scale?: number; softcap?: number }): Float64Array {
   const { Hq, Hkv, Dh, Tmax } = o;
@@ -22,7 +23,7 @@ export function attentionCachedRef(q: ArrayLike<number>, kCache: ArrayLike<numbe
       for (let j = lo; j <= pos; j++) {
         let acc = 0;
         for (let d = 0; d < Dh; d++) acc += q[(i * Hq + h) * Dh + d] * kCache[((row * Tmax + j) * Hkv + kvh) * Dh + d];
-        s.push(cap ? cap * Math.tanh((acc * scale) / cap) : acc * scale);
+        s.push(capRef(acc * scale, cap));
       }
       const m = Math.max(...s);
       const e = s.map((x) => Math.exp(x - m));

@@ -18,7 +18,7 @@ import type { Gpu } from '../engine/gpu.js';
 import type { Tensor } from '../engine/tensor.js';
 import { ParamWriter, chunkRanges, grid, maxWindowElems, memoDef, windowOf, type KernelDef } from '../engine/kernel.js';
 import type { HeadOperand } from './attention.js';
-import { SOFTCAP_WGSL, capped } from './attention-wgsl.js';
+import { SOFTCAP_WGSL, capped, checkSoftcap } from './softcap.js';
 
 const WG = 64;
 /** Largest head size: WG threads x 4 columns each. */
@@ -117,8 +117,7 @@ export function attentionCached(gpu: Gpu, a: AttentionCachedArgs): void {
   const { q, kCache, vCache, slots, out, N, Hq, Hkv, Dh, Tmax } = a;
   if (Hkv <= 0 || Hq % Hkv !== 0) throw new RangeError(`attentionCached: Hkv ${Hkv} must divide Hq ${Hq}`);
   if (Dh > CACHED_ATTENTION_MAX_DH) throw new RangeError(`attentionCached: head size ${Dh} over ${CACHED_ATTENTION_MAX_DH}`);
-  const softcap = a.softcap ?? 0;
-  if (softcap !== 0 && !(Number.isFinite(softcap) && softcap > 0)) throw new RangeError(`attentionCached: softcap = ${a.softcap} (absent or 0 for none, else finite and > 0)`);
+  const softcap = checkSoftcap(a.softcap, 'attentionCached');
   const qOff = q.offset ?? 0; const qTok = q.tokenStride ?? Hq * Dh; const qHead = q.headStride ?? Dh;
   for (const t of [q.tensor, kCache, vCache, out]) if (t.dtype !== 'f32') throw new TypeError(`attentionCached: ${t} must be f32`);
   if (slots.dtype !== 'u32') throw new TypeError(`attentionCached: slots ${slots} must be u32`);

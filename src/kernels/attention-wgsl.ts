@@ -7,6 +7,7 @@ import type { KernelDef, ParamWriter, Window } from '../engine/kernel.js';
 import { MASK_WGSL } from './attention-mask.js';
 import type { Gpu } from '../engine/gpu.js';
 import { ABSMAX_PARTS, absmaxInto, absmaxStridedInto } from './absmax.js';
+import { SOFTCAP_WGSL, capBackward, capped } from './softcap.js';
 
 /** A resolved HeadOperand (attention.ts): tensor, element offset, token and head strides, head count. */
 export interface Op { t: Tensor; off: number; ts: number; hs: number; H: number }
@@ -72,35 +73,9 @@ export const SHOWN_WGSL = /* wgsl */ `
 fn shown(x: f32) -> bool { return bitcast<u32>(x) != bitcast<u32>(MASKED); }
 ${SAW_KEYS_WGSL}`;
 
-/**
- * Gemma 2's attention logit soft-capping, s' = cap tanh(s / cap) of each scaled score s, in the kernels'
- * variants that take it (the cap a uniform, so one pipeline serves every cap; without it the kernels'
- * WGSL is as before). capTanh(s, cap) = t = tanh(s / cap): the capped score is cap t, and the
- * backward's dS gets the factor ds'/ds = 1 - t^2. The argument is clamped to +-15 (tanh(15) is 1 in
- * f32) because some implementations evaluate tanh through exp and give NaN or Inf for large ones; a
- * NaN is returned as is (clamp may turn it into a bound: a finite, wrong row), tested as bits as
- * SHOWN_WGSL does.
- */
-export const SOFTCAP_WGSL = /* wgsl */ `
-fn capTanh(x: f32, c: f32) -> f32 {
-  let u = x / c;
-  if ((bitcast<u32>(u) & 0x7fffffffu) > 0x7f800000u) { return u; }
-  return tanh(clamp(u, -15.0, 15.0));
-}`;
-
-/** WGSL: scaled score `s` soft-capped by the uniform's cap where `softcap` (SOFTCAP_WGSL), else s itself. */
-export const capped = (softcap: boolean, s: string): string => softcap ? `p.cap * capTanh(${s}, p.cap)` : s;
-
-/**
- * The backward's view of soft-capping for a visible pair with scaled score `s` (`t`: a name for
- * tanh(s / cap)): `decl` (a WGSL statement and a space, to put first), `score` (what the forward's softmax saw:
- * exp(score - lse) is P) and `dS(x)` (x = P (dP - D) times ds'/ds). Without softcap: no statement,
- * s, and x unchanged, so the kernels' WGSL is as before.
- */
-export function capBackward(softcap: boolean, s: string, t = 'ct'): { decl: string; score: string; dS: (x: string) => string } {
-  if (!softcap) return { decl: '', score: s, dS: (x) => x };
-  return { decl: `let ${t} = capTanh(${s}, p.cap); `, score: `p.cap * ${t}`, dS: (x) => `${x} * (1.0 - ${t} * ${t})` };
-}
+// Gemma 2's score soft-capping (softcap.ts), used by every attention kernel family: capped() in a forward,
+// capBackward() in a backward, SOFTCAP_WGSL declaring capTanh in the kernel.
+export { SOFTCAP_WGSL, capBackward, capped };
 
 /** Index of element (local batch b, token t, head h, column d) of operand n. */
 export const at = (n: string, b: string, t: string, h: string, d: string) =>

@@ -13,6 +13,7 @@
 // finite, as the GPU kernel writes); their gradients are zero.
 // Soft-capping (Gemma 2's attn_logit_softcapping; softcap 0 = none): each scaled score s becomes
 // cap tanh(s / cap) before the mask and softmax; lse is of the capped scores.
+import { capRef, checkSoftcap } from './softcap.js';
 
 /** Logsumexp written for query rows with no visible key (finite on purpose; same as attention.ts). */
 export const EMPTY_ROW_LSE = 0;
@@ -38,7 +39,7 @@ export function attentionVisible(m: AttentionMaskRef, T: number, b: number, i: n
 
 function check(d: AttentionDims, m: AttentionMaskRef, arrays: [string, ArrayLike<number>, number][], softcap: number): void {
   const { B, T, Hq, Hkv } = d;
-  if (softcap !== 0 && !(Number.isFinite(softcap) && softcap > 0)) throw new RangeError(`attention: softcap = ${softcap} (0 for none, else finite and > 0)`);
+  checkSoftcap(softcap, 'attention reference');
   if (Hkv <= 0 || Hq % Hkv !== 0) throw new RangeError(`attention: Hkv ${Hkv} must divide Hq ${Hq}`);
   for (const [name, a, n] of arrays) if (a.length !== n) throw new RangeError(`attention: ${name} has ${a.length} elements, expected ${n}`);
   if (m.positions && m.positions.length !== B * T) throw new RangeError(`attention: positions must be [B*T]`);
@@ -68,7 +69,7 @@ function scores(q: ArrayLike<number>, k: ArrayLike<number>, d: AttentionDims, m:
 
 /** Soft-capped scores in place (softcap 0: unchanged; -Infinity stays). */
 function capScores(s: Float64Array, softcap: number): Float64Array {
-  if (softcap) for (let j = 0; j < s.length; j++) if (s[j] !== -Infinity) s[j] = softcap * Math.tanh(s[j] / softcap);
+  if (softcap) for (let j = 0; j < s.length; j++) if (s[j] !== -Infinity) s[j] = capRef(s[j], softcap);
   return s;
 }
 

@@ -67,6 +67,7 @@ import { smxDkdvDef, smxDqDef } from './attention-smx-backward.js';
 import { ABSMAX_PARTS, absmaxInto } from './absmax.js';
 import { PREP, PRE_WG, opParams, qkvMaxima, type Op } from './attention-wgsl.js';
 import { roundsToF16 } from './matmul.js';
+import { checkSoftcap } from './softcap.js';
 
 export { setAttentionTiling, type AttentionTiling } from './attention-tiling.js';
 
@@ -183,9 +184,7 @@ function checkArgs(a: AttentionArgs): void {
   if (Hq % Hkv !== 0) throw new RangeError(`attention: Hq=${Hq} is not a multiple of Hkv=${Hkv}`);
   if (Dh > MAX_DH) throw new RangeError(`attention: Dh=${Dh} over ${MAX_DH}`);
   if (a.window !== undefined && (!Number.isInteger(a.window) || a.window < 0)) throw new RangeError(`attention: window = ${a.window}`);
-  if (a.softcap !== undefined && a.softcap !== 0 && !(Number.isFinite(a.softcap) && a.softcap > 0)) {
-    throw new RangeError(`attention: softcap = ${a.softcap} (absent or 0 for none, else finite and > 0)`);
-  }
+  checkSoftcap(a.softcap, 'attention');
   if (a.mask && isPackedMask(a.mask) && (a.mask.B !== B || a.mask.T !== T)) {
     throw new RangeError(`attention: mask is for B=${a.mask.B} T=${a.mask.T}, attention has B=${B} T=${T}`);
   }

@@ -17,6 +17,7 @@
 // softmax sees logit' = c tanh(logit / c) in place of logit (lse and logp of the capped logits),
 // and dlogits[n, v] = g[n] * (onehot - softmax(logit'[n]))[v] * (1 - tanh^2(logit[n, v] / c)).
 // The `logits` arrays taken and returned are the raw H W^T; `dlogits` is the gradient of those.
+import { capRef, checkSoftcap } from './softcap.js';
 
 /** logits [N, V] = H [N, d] x W[V, d]^T, float64. */
 export function outputLogitsRef(H: ArrayLike<number>, W: ArrayLike<number>, N: number, d: number, V: number): Float64Array {
@@ -34,17 +35,11 @@ export function outputLogitsRef(H: ArrayLike<number>, W: ArrayLike<number>, N: n
   return logits;
 }
 
-/** The softcap option: 0 when off (absent or 0), else a finite c > 0 (else a RangeError). */
-export function checkSoftcapRef(softcap: number | undefined): number {
-  if (softcap === undefined || softcap === 0) return 0;
-  if (!(Number.isFinite(softcap) && softcap > 0)) throw new RangeError(`softcap ${softcap} must be finite and > 0 (0 or absent: no cap)`);
-  return softcap;
-}
 
 /** logits capped: c tanh(x / c) element-wise (a copy; c 0 or absent: the logits unchanged). */
 export function softcapRef(logits: ArrayLike<number>, softcap?: number): Float64Array {
-  const c = checkSoftcapRef(softcap);
-  return Float64Array.from(logits, (x) => (c ? c * Math.tanh(x / c) : x));
+  const c = checkSoftcap(softcap, 'output layer reference');
+  return Float64Array.from(logits, (x) => capRef(x, c));
 }
 
 /** Row-wise logsumexp: logits [N, V] -> lse [N] (max-shifted, stable). */
@@ -80,7 +75,7 @@ export function logSoftmaxGatherWithLse(
   const Vv = V ?? rawLogits.length / Math.max(N, 1);
   if (!Number.isInteger(Vv)) throw new Error(`logits length ${rawLogits.length} is not a multiple of N=${N}`);
   checkLen('logits', rawLogits, N * Vv);
-  const logits = checkSoftcapRef(softcap) ? softcapRef(rawLogits, softcap) : rawLogits;
+  const logits = checkSoftcap(softcap, 'output layer reference') ? softcapRef(rawLogits, softcap) : rawLogits;
   const lse = logSumExpRowsRef(logits, N, Vv);
   const logp = new Float64Array(N);
   for (let n = 0; n < N; n++) {
@@ -106,7 +101,7 @@ export function logSoftmaxGatherBackward(
   const N = targets.length;
   const Vv = V ?? rawLogits.length / Math.max(N, 1);
   checkLen('logits', rawLogits, N * Vv); checkLen('g', g, N);
-  const c = checkSoftcapRef(softcap);
+  const c = checkSoftcap(softcap, 'output layer reference');
   const logits = c ? softcapRef(rawLogits, c) : rawLogits;
   const l = lse ?? logSumExpRowsRef(logits, N, Vv);
   const dlogits = new Float64Array(N * Vv);

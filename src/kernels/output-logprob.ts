@@ -37,6 +37,7 @@ import { matmul } from './matmul.js';
 import { absmaxOf } from './absmax.js';
 import { f16CopiesPick, halfOf } from './half.js';
 import { keepLogitsMib } from '../engine/env.js';
+import { SOFTCAP_WGSL, capBackward, capped, checkSoftcap } from './softcap.js';
 
 const WG = 256;
 
@@ -48,9 +49,9 @@ export const DEFAULT_CHUNK_BYTES = 128 * 1024 * 1024;
 // f32 after the other parameters) and, backward, multiplies each dlogit by the cap's derivative
 // 1 - tanh^2; the plain kernels' WGSL is untouched by it.
 function rowDef(backward: boolean, softcap: boolean): KernelDef {
-  // The logit as the softmax sees it (tanh of a clamped argument: tanh(15) is 1 in f32, and some
-  // tanh implementations go through exp and give NaN for large arguments).
-  const lg = (x: string) => (softcap ? `capped(${x})` : x);
+  // The logit as the softmax sees it (softcap.ts), and the backward's view of it.
+  const lg = (x: string) => capped(softcap, x);
+  const cb = capBackward(softcap, 'logits[base + v]', 'th');
   return {
     name: `logsoftmax_gather${softcap ? '_softcap' : ''}${backward ? '_bwd' : ''}`,
     bindings: ['rw', 'read', 'read', 'rw'],
@@ -67,9 +68,7 @@ var<workgroup> sm: array<f32, ${WG}>;
 var<workgroup> ss: array<f32, ${WG}>;
 
 const NEG: f32 = -3.0e38;
-${softcap ? `
-fn capTanh(x: f32) -> f32 { return tanh(clamp(x / p.cap, -15.0, 15.0)); }
-fn capped(x: f32) -> f32 { return p.cap * capTanh(x); }
+${softcap ? `${SOFTCAP_WGSL}
 ` : ''}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -106,23 +105,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
     if (valid) { lp = tlogit - lse; }
     logp[p.oBase + row] = lp;
   }
-${backward && !softcap ? `
+${backward ? `
   var gw = 0.0;
   if (valid) { gw = g[p.gBase + row]; }
   for (var v = li; v < p.V; v += ${WG}u) {
-    let pr = exp(logits[base + v] - lse);
+    ${cb.decl}let pr = exp(${cb.score} - lse);
     var d = -gw * pr;
     if (valid && v == u32(t)) { d += gw; }
-    logits[base + v] = d;
-  }` : ''}${backward && softcap ? `
-  var gw = 0.0;
-  if (valid) { gw = g[p.gBase + row]; }
-  for (var v = li; v < p.V; v += ${WG}u) {
-    let th = capTanh(logits[base + v]);
-    let pr = exp(p.cap * th - lse);
-    var d = -gw * pr;
-    if (valid && v == u32(t)) { d += gw; }
-    logits[base + v] = d * (1.0 - th * th);
+    logits[base + v] = ${cb.dS('d')};
   }` : ''}
 }`,
   };
@@ -133,14 +123,6 @@ const ROW_BWD = rowDef(true, false);
 const ROW_FWD_CAP = rowDef(false, true);
 const ROW_BWD_CAP = rowDef(true, true);
 
-/** The softcap option checked: 0 when off (absent or 0), else a finite cap > 0. */
-function checkSoftcap(softcap: number | undefined, what: string): number {
-  if (softcap === undefined || softcap === 0) return 0;
-  if (!(Number.isFinite(softcap) && softcap > 0)) {
-    throw new RangeError(`${what}: softcap ${softcap} must be finite and > 0 (0 or absent: no cap)`);
-  }
-  return softcap;
-}
 
 /** Rows [r0, r1) of a logits matrix with leading dimension ld (>= V) at element offset lOff;
  *  softcap 0: none (checkSoftcap). */

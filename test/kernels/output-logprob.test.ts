@@ -239,13 +239,26 @@ describe(`output layer log-probs (seed ${rng.seed})`, () => {
     const th = gpu.tensor([N, d]); const tw = gpu.tensor([V, d]); const tt = gpu.tensor([N], Int32Array.from([1, -1]), 'i32');
     const tlp = gpu.tensor([N]); const tdh = gpu.tensor([N, d]); const tdw = gpu.tensor([V, d]); const tl = gpu.tensor([N, V]);
     for (const softcap of [-30, NaN, Infinity, -Infinity]) {
-      const re = new RegExp(`softcap ${softcap} must be finite and > 0`);
+      const re = new RegExp(`softcap = ${softcap} \\(absent or 0 for none, else finite and > 0\\)`);
       expect(() => outputLogprob(gpu, { h: th, w: tw, targets: tt, logp: tlp, N, d, V, softcap })).toThrow(RangeError);
       expect(() => outputLogprob(gpu, { h: th, w: tw, targets: tt, logp: tlp, N, d, V, softcap })).toThrow(re);
       expect(() => outputLogprobBackward(gpu, { h: th, w: tw, targets: tt, weights: tlp, dh: tdh, dw: tdw, N, d, V, softcap })).toThrow(re);
       expect(() => logSoftmaxGather(gpu, { logits: tl, targets: tt, logp: tlp, N, V, softcap })).toThrow(re);
     }
     gpu.pool.release(th, tw, tt, tlp, tdh, tdw, tl);
+  });
+
+  it('softcap: a NaN logit gives a NaN log-prob, not a finite one (the clamp before tanh must not swallow it)', async () => {
+    const gpu = await getGpu();
+    const N = 2; const V = 7;
+    const raw = Float32Array.from({ length: N * V }, (_, i) => Math.sin(i + 1));
+    raw[V + 3] = NaN; // row 1 only
+    const tl = gpu.tensor([N, V], raw); const tt = gpu.tensor([N], Int32Array.from([2, 5]), 'i32'); const tlp = gpu.tensor([N]);
+    logSoftmaxGather(gpu, { logits: tl, targets: tt, logp: tlp, N, V, softcap: 0.5 });
+    const lp = await gpu.readF32(tlp);
+    expect(Number.isFinite(lp[0])).toBe(true);
+    expect(Number.isNaN(lp[1])).toBe(true);
+    gpu.pool.release(tl, tt, tlp);
   });
 
   it('V=50304 d=16 N=5 in chunks of 2 rows (large vocabulary)', async () => {
