@@ -175,10 +175,12 @@ describe('srk generate', () => {
 
   it('SIGTERM keeps the rows written in OUT.partial, and the same command takes up from there: the output of a run never stopped', async () => {
     const model = join(fixtures, 'gpt-neox-tiny');
-    const data = dataFile('many.jsonl', Array.from({ length: 24 }, (_, i) => ({ prompt: `prompt number ${i}` })));
+    // Enough rows for the run to be stopped in (one a batch); few, for the suite's time.
+    const rows = 12;
+    const data = dataFile('many.jsonl', Array.from({ length: rows }, (_, i) => ({ prompt: `prompt number ${i}` })));
     const dir = mkdtempSync(join(tmp, 'sig-'));
     const out = join(dir, 'out.jsonl');
-    const flags = ['--model', model, '--data', data, '--max-new-tokens', '60', '--batch-size', '1', '--temperature', '1', '--seed', '3'];
+    const flags = ['--model', model, '--data', data, '--max-new-tokens', '40', '--batch-size', '1', '--temperature', '1', '--seed', '3'];
     const child = spawn(process.execPath, [srk, 'generate', ...flags, '--out', out], { cwd: root });
     let err = '';
     child.stderr.on('data', (d) => { err += String(d); });
@@ -193,19 +195,19 @@ describe('srk generate', () => {
     expect(err).toMatch(/stopped by SIGTERM; .*out\.jsonl\.partial keeps the \d+ rows done: run the same command to take up from there/);
     expect(readdirSync(dir).sort()).toEqual(['out.jsonl.partial', 'out.jsonl.partial.json']);
     const kept = readFileSync(`${out}.partial`, 'utf8').trim().split('\n').length;
-    expect(kept).toBeLessThan(24);
+    expect(kept).toBeLessThan(rows);
     // Other settings are refused, naming them; the data changed under a row done, too.
     const other = run([...flags.slice(0, -1), '4', '--out', out]);
     expect(other.status).toBe(1);
     expect(other.stderr).toMatch(/holds the rows of a run with other settings \(seed: 3 then, 4 now\)/);
-    const changed = dataFile('changed.jsonl', [{ prompt: 'another first prompt' }, ...Array.from({ length: 23 }, (_, i) => ({ prompt: `prompt number ${i + 1}` }))]);
+    const changed = dataFile('changed.jsonl', [{ prompt: 'another first prompt' }, ...Array.from({ length: rows - 1 }, (_, i) => ({ prompt: `prompt number ${i + 1}` }))]);
     const c = run([...flags.map((f) => (f === data ? changed : f)), '--out', out]);
     expect(c.status).toBe(1);
     expect(c.stderr).toMatch(/its row 1 was made from line 1 of another prompt .*the data changed/);
     // Taken up: the whole file, as a run never stopped (and another --batch-size) writes it.
     const resumed = run([...flags, '--out', out]);
     expect(resumed.status, resumed.stderr).toBe(0);
-    expect(resumed.stderr).toMatch(new RegExp(`taking up .*out\\.jsonl\\.partial: ${kept} of 24 rows done by an earlier run`));
+    expect(resumed.stderr).toMatch(new RegExp(`taking up .*out\\.jsonl\\.partial: ${kept} of ${rows} rows done by an earlier run`));
     expect(readdirSync(dir)).toEqual(['out.jsonl']);
     const wholeFlags = [...flags];
     wholeFlags[flags.indexOf('--batch-size') + 1] = '5';

@@ -95,7 +95,9 @@ describe('srk logprobs', () => {
     const dir = join(fixtures, 'gpt-neox-tiny');
     const pairs = readFileSync(join(dir, 'pairs.jsonl'), 'utf8').trim().split('\n');
     const data = join(tmp, 'many-pairs.jsonl');
-    writeFileSync(data, Array.from({ length: 30 }, () => pairs).flat().join('\n') + '\n');
+    // Enough rows for the run to be stopped in (two a micro-batch); few, for the suite's time.
+    const copies = 10; const total = copies * pairs.length;
+    writeFileSync(data, Array.from({ length: copies }, () => pairs).flat().join('\n') + '\n');
     const args = ['logprobs', '--model', dir, '--data', data, '--augmented', '--micro-batch-size', '2'];
     const whole = run(args);
     expect(whole.status, whole.stderr).toBe(0);
@@ -111,14 +113,15 @@ describe('srk logprobs', () => {
     expect(code, err).toBe(143);
     expect(err).toMatch(/stopped by SIGTERM; .*lp\.jsonl\.partial keeps the \d+ rows done: run the same command to take up from there/);
     const kept = readFileSync(`${out}.partial`, 'utf8').trim().split('\n').length;
+    expect(kept).toBeLessThan(total); // stopped part way: the row changed below is one not yet scored
     expect(readFileSync(`${out}.partial.rows`, 'utf8').trim().split('\n').length).toBe(kept); // a key per row scored
     // A row after those scored may change (a fixed row, say): the run is taken up on the data as it is now.
     const rows = readFileSync(data, 'utf8').trim().split('\n');
-    rows[179] = JSON.stringify({ ...JSON.parse(rows[179]), chosen: ' a fixed answer' });
+    rows[total - 1] = JSON.stringify({ ...JSON.parse(rows[total - 1]), chosen: ' a fixed answer' });
     writeFileSync(data, rows.join('\n') + '\n');
     const resumed = run([...args, '--out', out]);
     expect(resumed.status, resumed.stderr).toBe(0);
-    expect(resumed.stderr).toMatch(new RegExp(`taking up .*lp\\.jsonl\\.partial: ${kept} of 180 rows done by an earlier run`));
+    expect(resumed.stderr).toMatch(new RegExp(`taking up .*lp\\.jsonl\\.partial: ${kept} of ${total} rows done by an earlier run`));
     const now = run(args);
     expect(readFileSync(out, 'utf8')).toBe(now.stdout);
     expect(now.stdout).not.toBe(whole.stdout);

@@ -177,13 +177,15 @@ describe('srk train: signals sent twice, and during an evaluation', () => {
 
   it('SIGTERM during an evaluation stops it and saves; the resumed run evaluates that step', async () => {
     const out = join(tmp, 'in-eval');
-    const evalData = join(tmp, 'eval-120.jsonl');
-    writeFileSync(evalData, Array.from({ length: 120 }, (_, i) => lines[i % lines.length]).join('\n') + '\n');
+    // Enough pairs, one a micro-batch, for the evaluation to be stopped in; few, for the suite's time.
+    const evalPairs = 36;
+    const evalData = join(tmp, `eval-${evalPairs}.jsonl`);
+    writeFileSync(evalData, Array.from({ length: evalPairs }, (_, i) => lines[i % lines.length]).join('\n') + '\n');
     const args = [...fixtureArgs('gpt-neox-tiny'), '--loss', 'dpo', '--batch-size', '3', '--out', out, '--eval-data', evalData, '--eval-every', '1',
       '--micro-batch-size', '1'];
     const run = startTrain([...args, '--max-steps', '100000']);
     // The evaluation after step 1 (one pair a micro-batch: long enough to be stopped in).
-    await waitFor(() => /eval: \d+\/120/.test(run.output().split(/train dpo: 1\//)[1] ?? '') || run.child.exitCode !== null, 60_000, 'the evaluation after step 1', 10);
+    await waitFor(() => new RegExp(`eval: \\d+/${evalPairs}`).test(run.output().split(/train dpo: 1\//)[1] ?? '') || run.child.exitCode !== null, 60_000, 'the evaluation after step 1', 10);
     run.child.kill('SIGTERM');
     const r = await run.done;
     expect(r.code, describeRun(r)).toBe(143);
@@ -224,14 +226,15 @@ describe('srk train: a reference pass stopped part way is taken up where it was'
 
   it('SIGTERM during the reference pass saves the pairs scored so far; the same command scores the rest', async () => {
     const lines = readFileSync(join(fixture('gpt-neox-tiny'), 'pairs.jsonl'), 'utf8').trim().split('\n');
+    const pairs = 48; // enough for the pass to be stopped in (one a micro-batch); few, for the suite's time
     const data = join(tmp, 'many.jsonl');
-    writeFileSync(data, Array.from({ length: 160 }, (_, i) => lines[i % lines.length]).join('\n') + '\n');
+    writeFileSync(data, Array.from({ length: pairs }, (_, i) => lines[i % lines.length]).join('\n') + '\n');
     // One pair a micro-batch: a pass long enough to be stopped in. One step of every pair, so that the
     // pass scores them all (a run of fewer scores only its own: reference.ts `needed`).
     const args = (out: string) => ['--model', fixture('gpt-neox-tiny'), '--ref-model', fixture('gpt-neox-tiny_ref'), '--data', data, '--no-eos',
-      '--loss', 'sr-dpo', '--batch-size', '160', '--micro-batch-size', '1', '--max-steps', '1', '--out', join(tmp, out)];
+      '--loss', 'sr-dpo', '--batch-size', String(pairs), '--micro-batch-size', '1', '--max-steps', '1', '--out', join(tmp, out)];
     const run = startTrain(args('cut'));
-    await waitFor(() => /reference train: \d+\/160/.test(run.output()) || run.child.exitCode !== null, 100_000, 'the reference pass', 10);
+    await waitFor(() => new RegExp(`reference train: \\d+/${pairs}`).test(run.output()) || run.child.exitCode !== null, 100_000, 'the reference pass', 10);
     run.child.kill('SIGTERM');
     const r = await run.done;
     expect(r.code, describeRun(r)).toBe(143);
@@ -242,11 +245,11 @@ describe('srk train: a reference pass stopped part way is taken up where it was'
     const sum = (x: { done: number[] } | null) => (x ? x.done.reduce((a, b) => a + b, 0) : 0);
     const [scored, scoredAug] = [sum(saved.plain), sum(saved.aug)];
     expect(scored).toBeGreaterThan(0);
-    expect(scored + scoredAug).toBeLessThan(320);
+    expect(scored + scoredAug).toBeLessThan(2 * pairs);
 
     const again = await train(args('cut'));
     expect(again.code, describeRun(again)).toBe(0);
-    expect(again.stderr).toContain(`reference log-probs (train): taking up ${partial![1]}: ${scored} of 160 pairs, ${scoredAug} augmented scored before`);
+    expect(again.stderr).toContain(`reference log-probs (train): taking up ${partial![1]}: ${scored} of ${pairs} pairs, ${scoredAug} augmented scored before`);
     expect(existsSync(partial![1])).toBe(false);
     // The numbers taken up are those of a pass never stopped: reference-partial.test.ts.
   }, 200_000);
