@@ -13,7 +13,7 @@
 import type { Arch, ModelConfig } from '../model/config.js';
 import { BYTE_TOKENIZER_VOCAB, ENDOFTEXT_ID } from './byte-tokenizer.js';
 
-export const ARCHS: readonly Arch[] = ['gpt-neox', 'mistral', 'llama', 'qwen2', 'qwen3', 'gemma', 'gemma2', 'gemma3'];
+export const ARCHS: readonly Arch[] = ['gpt-neox', 'mistral', 'llama', 'qwen2', 'qwen3', 'gemma', 'gemma2', 'gemma3', 'phi3'];
 
 export interface Preset {
   name: string;
@@ -44,7 +44,7 @@ const GQA: Preset[] = [
   { name: 'small', description: 'd 128, 4 layers, 4 heads, 2 KV heads', hiddenSize: 128, numLayers: 4, numHeads: 4, numKvHeads: 2, intermediateSize: swiglu(128), vocabSize: null, maxPositions: 4096 },
 ];
 
-export const PRESETS: Readonly<Record<Arch, readonly Preset[]>> = { 'gpt-neox': NEOX, mistral: GQA, llama: GQA, qwen2: GQA, qwen3: GQA, gemma: GQA, gemma2: GQA, gemma3: GQA };
+export const PRESETS: Readonly<Record<Arch, readonly Preset[]>> = { 'gpt-neox': NEOX, mistral: GQA, llama: GQA, qwen2: GQA, qwen3: GQA, gemma: GQA, gemma2: GQA, gemma3: GQA, phi3: GQA };
 
 export function presetNames(arch: Arch): string[] {
   return PRESETS[arch].map((p) => p.name);

@@ -3,7 +3,8 @@
 // with an RMSNorm over each query and key head before the rotation, q_norm / k_norm; Gemma: Llama's with embeddings
 // scaled by sqrt(hidden), RMSNorm gains 1 + w and a GELU-gated MLP; Gemma 2: Gemma's with norms after the attention and
 // the MLP too, every other layer sliding, query_pre_attn_scalar, and tanh soft-capping of the attention scores and the
-// output logits; Gemma 3 text: Gemma 2's without the caps, with q_norm / k_norm and the sliding layers' own rotary base).
+// output logits; Gemma 3 text: Gemma 2's without the caps, with q_norm / k_norm and the sliding layers' own rotary base;
+// Phi-3: Llama's computation with q/k/v_proj stored as one qkv_proj and gate/up_proj as one gate_up_proj, tensor-names.ts).
 //
 // Two spellings exist for the same model: hub files as downloaded (rotary_pct, rotary_emb_base,
 // rope_theta, rope_scaling, torch_dtype) and what transformers 5 writes (rope_parameters
@@ -18,7 +19,7 @@ import { describeRopeScaling, type RopeScaling } from './rope.js';
 import { MAX_HEAD_DIM } from '../kernels/attention-limits.js';
 import { isGemma, layerWindow } from './context.js';
 
-export type Arch = 'gpt-neox' | 'mistral' | 'llama' | 'qwen2' | 'qwen3' | 'gemma' | 'gemma2' | 'gemma3';
+export type Arch = 'gpt-neox' | 'mistral' | 'llama' | 'qwen2' | 'qwen3' | 'gemma' | 'gemma2' | 'gemma3' | 'phi3';
 
 export interface ModelConfig {
   arch: Arch;
@@ -80,6 +81,7 @@ const MODEL_TYPES: Record<string, { arch: Arch; architecture: string }> = {
   gemma: { arch: 'gemma', architecture: 'GemmaForCausalLM' },
   gemma2: { arch: 'gemma2', architecture: 'Gemma2ForCausalLM' },
   gemma3_text: { arch: 'gemma3', architecture: 'Gemma3ForCausalLM' },
+  phi3: { arch: 'phi3', architecture: 'Phi3ForCausalLM' },
 };
 
 /** Model types close to a supported one that are refused, and why (said instead of "not supported"). */
@@ -100,7 +102,7 @@ const NEUTRAL = new Set([
   'cross_attention_hidden_size', 'chunk_size_feed_forward', 'pruned_heads', 'id2label', 'label2id',
   'problem_type', 'num_labels', 'tokenizer_class', 'prefix', 'task_specific_params', 'finetuning_task',
   'sep_token_id', 'decoder_start_token_id', '_attn_implementation', 'attn_implementation',
-  'attention_dropout', 'hidden_dropout', 'classifier_dropout',
+  'attention_dropout', 'hidden_dropout', 'classifier_dropout', 'resid_pdrop', 'embd_pdrop', // (the last two: Phi-3's)
   // Splits the matmuls in transformers when > 1; the result is the same up to float rounding.
   'pretraining_tp',
   // Gemma 3's generation cache choice (hybrid), and the private copy of sliding_window_pattern transformers 5 keeps
@@ -188,7 +190,7 @@ function readRopeType(f: Fields, where: string, o: Record<string, unknown>, maxP
   const fields = typeof t === 'string' && Object.hasOwn(ROPE_TYPE_FIELDS, t) ? ROPE_TYPE_FIELDS[t]! : undefined;
   if (!fields) {
     throw f.error(`${where}.rope_type`, `= ${JSON.stringify(t)} is not supported (supported: ${Object.keys(ROPE_TYPE_FIELDS).join(', ')}; ` +
-      'yarn and longrope also scale attention and are not implemented)');
+      'yarn and longrope also scale attention and are not implemented: longrope is Phi-3-mini-128k\'s, Phi-3.5-mini\'s and Phi-4-mini\'s)');
   }
   for (const k of Object.keys(o)) {
     if (!ROPE_COMMON_FIELDS.includes(k) && !fields.includes(k) && o[k] !== null) {
@@ -257,7 +259,14 @@ function readRope(f: Fields, arch: Arch, maxPositions: () => number): { theta: n
   }
   if (!(fraction > 0 && fraction <= 1)) throw f.error('rotary_pct', `must be in (0, 1] (got ${fraction})`);
   // Llama/Mistral apply the rotation to the whole head (cos/sin must cover head_dim).
-  if (arch !== 'gpt-neox' && fraction !== 1) throw f.error('partial_rotary_factor', `= ${fraction} is not supported for ${arch} (only 1)`);
+  // (Phi-3 rotates the first rotary_dim channels of each head and passes the rest, as GPT-NeoX: Phi-4-mini's 0.75.)
+  if (arch !== 'gpt-neox' && arch !== 'phi3' && fraction !== 1) throw f.error('partial_rotary_factor', `= ${fraction} is not supported for ${arch} (only 1)`);
+  // Phi3Config takes the default rope or longrope alone (su and yarn are its old names for longrope), and longrope scales
+  // cos and sin (Phi-3-mini-128k, Phi-3.5-mini, Phi-4-mini): not implemented. readRopeType refused those names already.
+  if (arch === 'phi3' && scaling) {
+    throw f.error(params != null ? 'rope_parameters' : 'rope_scaling', `= ${JSON.stringify(params ?? scalingRaw)}: Phi-3 takes the default rope or longrope ` +
+      `(transformers refuses the ${scaling.type} rope for it), and srk implements the default alone`);
+  }
   return { theta, fraction, scaling };
 }
 
@@ -303,6 +312,9 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     throw f.error('architectures', `= ${JSON.stringify(archs)}: expected ["${architecture}"] for model_type ${mt}`);
   }
   for (const k of ['quantization_config', 'auto_map']) {
+    // Phi-3's hub configs keep the auto_map of the remote code they shipped before transformers had Phi3ForCausalLM;
+    // transformers (without trust_remote_code) computes with its own class, as srk does.
+    if (k === 'auto_map' && arch === 'phi3') { f.get(k); continue; }
     if (json[k] !== undefined) throw f.error(k, 'is not supported (quantized weights / custom model code)');
   }
 
@@ -343,7 +355,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
   }
 
   const maxPositionsOf = () => f.int('max_position_embeddings',
-    { 'gpt-neox': 2048, llama: 2048, qwen2: 32768, qwen3: 32768, gemma: 8192, gemma2: 8192, gemma3: 131072 }[arch as string] ?? 4096 * 32);
+    { 'gpt-neox': 2048, llama: 2048, qwen2: 32768, qwen3: 32768, gemma: 8192, gemma2: 8192, gemma3: 131072, phi3: 4096 }[arch as string] ?? 4096 * 32);
   const gemma3Rope = arch === 'gemma3' ? readGemma3Rope(f, maxPositionsOf) : undefined;
   const rope = gemma3Rope?.full ?? readRope(f, arch, maxPositionsOf);
   const rotaryDim = Math.trunc(headDim * rope.fraction); // Python int(head_dim * fraction)
@@ -352,7 +364,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
   }
 
   const maxPositions = maxPositionsOf();
-  const normEps = neox ? f.num('layer_norm_eps', 1e-5) : f.num('rms_norm_eps', 1e-6);
+  const normEps = neox ? f.num('layer_norm_eps', 1e-5) : f.num('rms_norm_eps', arch === 'phi3' ? 1e-5 : 1e-6); // (Phi3Config's default 1e-5)
   const act = activation(f, arch);
   const gemma = isGemma({ arch });
   const tiedEmbeddings = f.bool('tie_word_embeddings', gemma); // the Gemma configs tie by default
@@ -364,7 +376,8 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
   let queryPreAttnScalar: number | null = null;
   let attnSoftcap: number | null = null; let finalSoftcap: number | null = null;
   // (The Gemma configs' pad_token_id is 0 where absent; null is none.)
-  const padTokenId = gemma && f.raw.pad_token_id === undefined ? 0 : f.tokenId('pad_token_id');
+  // (Phi3Config's is 32000 where absent, Phi-3's <|endoftext|>: the embedding's padding_idx, whose row takes no gradient.)
+  const padTokenId = gemma && f.raw.pad_token_id === undefined ? 0 : arch === 'phi3' && f.raw.pad_token_id === undefined ? 32000 : f.tokenId('pad_token_id');
   if (neox) {
     parallelResidual = f.bool('use_parallel_residual', true);
     attentionBias = f.bool('attention_bias', true);
@@ -386,6 +399,13 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
       }
       ({ slidingWindow, windowLayers } = qwenWindows(f, numLayers));
       if (arch === 'qwen2') f.only('use_mrope', false, 'multimodal rotary embeddings (Qwen2-VL) are not implemented');
+    } else if (arch === 'phi3') {
+      // Phi3Attention and Phi3MLP build qkv_proj, o_proj and gate_up_proj without biases, whatever the config says (it has no
+      // such key: one is refused as unknown). sliding_window, where set, is every layer's (Phi-3-mini-4k's 2047); null or absent, none.
+      f.only('attention_bias', false, 'Phi-3\'s projections have no biases');
+      if (f.raw.sliding_window !== null) slidingWindow = f.get('sliding_window') === undefined ? null : f.int('sliding_window');
+      // Read by longrope alone (refused in readRope): the default rope computes nothing with it.
+      if (f.raw.original_max_position_embeddings !== null) f.int('original_max_position_embeddings', 4096);
     } else if (gemma) {
       attentionBias = f.bool('attention_bias', false); // q/k/v/o_proj, as Llama's; the MLP has none
       f.only('mlp_bias', false, 'Gemma\'s MLP has no biases');
@@ -418,7 +438,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
       if (f.raw.sliding_window !== null) slidingWindow = f.int('sliding_window', 4096); // get() reads null as absent
     }
     if (padTokenId !== null) {
-      if (padTokenId >= vocabSize) throw f.error('pad_token_id', `= ${padTokenId} is outside the vocabulary (${vocabSize})`);
+      if (padTokenId >= vocabSize) throw f.error('pad_token_id', `= ${padTokenId}${f.raw.pad_token_id === undefined ? ` (absent: ${arch}'s default)` : ''} is outside the vocabulary (${vocabSize})`);
       embedPaddingIdx = padTokenId;
     }
   }
@@ -436,14 +456,16 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
   }
 
   // The Gemma configs' defaults where absent: BOS 2, EOS 1.
-  const bosTokenId = gemma && f.raw.bos_token_id === undefined ? 2 : f.tokenId('bos_token_id');
-  const eosRaw = gemma && f.raw.eos_token_id === undefined ? 1 : f.get('eos_token_id');
+  // Phi3Config's: BOS 1, EOS 32000.
+  const bosTokenId = gemma && f.raw.bos_token_id === undefined ? 2 : arch === 'phi3' && f.raw.bos_token_id === undefined ? 1 : f.tokenId('bos_token_id');
+  const eosDefault = gemma ? 1 : arch === 'phi3' ? 32000 : undefined;
+  const eosRaw = eosDefault !== undefined && f.raw.eos_token_id === undefined ? eosDefault : f.get('eos_token_id');
   let eosTokenId: number | number[] | null;
   if (Array.isArray(eosRaw)) {
     if (!eosRaw.every((x) => Number.isSafeInteger(x) && x >= 0)) throw f.error('eos_token_id', 'must be a token id or a list of them');
     eosTokenId = eosRaw as number[];
   } else {
-    eosTokenId = gemma && f.raw.eos_token_id === undefined ? 1 : f.tokenId('eos_token_id');
+    eosTokenId = eosDefault !== undefined && f.raw.eos_token_id === undefined ? eosDefault : f.tokenId('eos_token_id');
   }
   // transformers 5 writes `dtype`, earlier versions `torch_dtype`; some tools write both (the first wins).
   const dtypeNew = f.get('dtype'); const dtypeOld = f.get('torch_dtype');
@@ -705,6 +727,19 @@ export function toHfConfigJson(cfg: ModelConfig): Record<string, unknown> {
       hidden_act: cfg.act === 'gelu' ? 'gelu' : 'gelu_new',
       rotary_pct: rotaryPct, rotary_emb_base: cfg.ropeTheta, rope_scaling: ropeScalingJson(cfg.ropeScaling), layer_norm_eps: cfg.normEps,
       use_parallel_residual: cfg.parallelResidual, attention_bias: cfg.attentionBias, ...tail,
+    };
+  }
+  if (cfg.arch === 'phi3') {
+    // microsoft/Phi-3-mini-4k-instruct's spelling (less its auto_map).
+    need(cfg.norm === 'rmsnorm' && cfg.act === 'silu' && !cfg.parallelResidual && !cfg.attentionBias && !cfg.mlpBias && !cfg.ropeScaling,
+      'uses RMSNorm, SiLU, sequential residuals, no biases and the default rope');
+    const fraction = cfg.rotaryDim / cfg.headDim;
+    need(Math.trunc(cfg.headDim * fraction) === cfg.rotaryDim, `cannot express rotaryDim ${cfg.rotaryDim} as partial_rotary_factor`);
+    return {
+      architectures: ['Phi3ForCausalLM'], model_type: 'phi3', ...common, num_key_value_heads: cfg.numKvHeads,
+      ...(cfg.headDim * cfg.numHeads !== cfg.hiddenSize ? { head_dim: cfg.headDim } : {}), hidden_act: 'silu',
+      rms_norm_eps: cfg.normEps, rope_theta: cfg.ropeTheta, rope_scaling: null, ...(fraction !== 1 ? { partial_rotary_factor: fraction } : {}),
+      sliding_window: cfg.slidingWindow, original_max_position_embeddings: cfg.maxPositions, pad_token_id: cfg.embedPaddingIdx, ...tail,
     };
   }
   need(cfg.rotaryDim === cfg.headDim, 'rotates whole heads (rotaryDim = headDim)');

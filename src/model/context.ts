@@ -10,7 +10,7 @@ import type { RopeScaling } from './rope.js';
 
 /** The architecture facts the model code needs (config.ts's ModelConfig has all of them). */
 export interface ModelShape {
-  arch: 'gpt-neox' | 'mistral' | 'llama' | 'qwen2' | 'qwen3' | 'gemma' | 'gemma2' | 'gemma3';
+  arch: 'gpt-neox' | 'mistral' | 'llama' | 'qwen2' | 'qwen3' | 'gemma' | 'gemma2' | 'gemma3' | 'phi3';
   vocabSize: number; hiddenSize: number; intermediateSize: number; numLayers: number;
   numHeads: number; numKvHeads: number; headDim: number; rotaryDim: number; ropeTheta: number;
   normEps: number; act: 'gelu' | 'gelu_tanh' | 'silu';

@@ -1,4 +1,4 @@
-// One Llama/Mistral/Qwen2/Qwen3/Gemma/Gemma 2/Gemma 3 block, forward and backward, llm.c style. N tokens, D = hidden,
+// One Llama/Mistral/Qwen2/Qwen3/Gemma/Gemma 2/Gemma 3/Phi-3 block, forward and backward, llm.c style. N tokens, D = hidden,
 // Hq query heads and Hkv key/value heads of Dh (grouped-query attention), I = MLP width.
 //
 //   n1 = RMSNorm1(x)
@@ -11,7 +11,8 @@
 //   n2 = RMSNorm2(x1);  y = x1 + (act(n2 Wg^T) * (n2 Wu^T)) Wd^T      Gemma 2 / 3: y = x1 + RMSNorm_pf(... Wd^T)
 // act is SiLU (SwiGLU), Gemma's a GELU (GeGLU). Gemma's RMSNorm gains are 1 + w (context.ts normOffset), and
 // RMSNorm2 is its pre_feedforward_layernorm in Gemma 2 / 3, where post_attention_layernorm normalizes the attention's output.
-// Biases exist only where the checkpoint has them (attention_bias / mlp_bias configs).
+// Biases exist only where the checkpoint has them (attention_bias / mlp_bias configs). Phi-3 stores Wq, Wk, Wv as the rows of
+// one qkv_proj and Wg, Wu as those of one gate_up_proj: each is read (and its gradient written) as a view of those rows.
 import type { Tensor } from '../engine/tensor.js';
 import { copy } from '../kernels/elementwise.js';
 import { normBackward, normForward } from '../kernels/layernorm.js';
@@ -38,6 +39,36 @@ export interface LlamaSaved {
 }
 
 const P = (l: number, s: string) => `model.layers.${l}.${s}`;
+
+/** Phi-3's fused tensors (tensor-names.ts): which one holds a split projection's weight, and at which rows. */
+function fusedPart(cfg: ModelShape, name: string): { fused: string; r0: number; r1: number } | undefined {
+  if (cfg.arch !== 'phi3') return undefined;
+  const Q = cfg.numHeads * cfg.headDim; const KV = cfg.numKvHeads * cfg.headDim; const I = cfg.intermediateSize;
+  switch (name) {
+    case 'self_attn.q_proj.weight': return { fused: 'self_attn.qkv_proj.weight', r0: 0, r1: Q };
+    case 'self_attn.k_proj.weight': return { fused: 'self_attn.qkv_proj.weight', r0: Q, r1: Q + KV };
+    case 'self_attn.v_proj.weight': return { fused: 'self_attn.qkv_proj.weight', r0: Q + KV, r1: Q + 2 * KV };
+    case 'mlp.gate_proj.weight': return { fused: 'mlp.gate_up_proj.weight', r0: 0, r1: I };
+    case 'mlp.up_proj.weight': return { fused: 'mlp.gate_up_proj.weight', r0: I, r1: 2 * I };
+    default: return undefined;
+  }
+}
+
+// The row views of a fused tensor, made once each: the same view object every step (f16 copies and bind groups key by it).
+const partViews = new WeakMap<Tensor, Map<number, Tensor>>();
+function rowsView(t: Tensor, r0: number, r1: number): Tensor {
+  let m = partViews.get(t);
+  if (!m) partViews.set(t, (m = new Map()));
+  let v = m.get(r0);
+  if (!v) m.set(r0, (v = t.rows(r0, r1)));
+  return v;
+}
+
+/** Layer l's weight `name` (or its gradient): the parameter itself, or Phi-3's rows of the fused one. */
+function layerTensor(cfg: ModelShape, l: number, name: string, get: (full: string) => Tensor): Tensor {
+  const part = fusedPart(cfg, name);
+  return part ? rowsView(get(P(l, part.fused)), part.r0, part.r1) : get(P(l, name));
+}
 /** The norm before the MLP: post_attention_layernorm, but Gemma 3's pre_feedforward_layernorm (its post_attention_layernorm
  *  normalizes the attention's output). */
 const mlpNormName = (cfg: ModelShape) => hasSandwichNorms(cfg) ? 'pre_feedforward_layernorm.weight' : 'post_attention_layernorm.weight';
@@ -53,7 +84,7 @@ export function llamaBlockForward(ctx: ForwardContext, l: number, x: Tensor, inP
   const D = cfg.hiddenSize; const Hq = cfg.numHeads; const Hkv = cfg.numKvHeads; const Dh = cfg.headDim;
   const I = cfg.intermediateSize; const eps = cfg.normEps; const wOffset = normOffset(cfg);
   const acq = (shape: number[], name: string) => gpu.pool.acquire(shape, 'f32', name);
-  const w = (name: string) => p.get(P(l, name));
+  const w = (name: string) => layerTensor(cfg, l, name, (n) => p.get(n));
   const bias = (name: string) => p.getOptional(P(l, name));
 
   const n1 = acq([N, D], 'n1'); const rstd1 = acq([N], 'rstd1');
@@ -165,8 +196,8 @@ export function llamaBlockBackward(ctx: ForwardContext, l: number, s: LlamaSaved
   const D = cfg.hiddenSize; const Hq = cfg.numHeads; const Hkv = cfg.numKvHeads; const Dh = cfg.headDim;
   const I = cfg.intermediateSize; const wOffset = normOffset(cfg);
   const acq = (shape: number[], name: string) => gpu.pool.acquire(shape, 'f32', name);
-  const w = (name: string) => p.get(P(l, name));
-  const g = (name: string) => p.grad(P(l, name));
+  const w = (name: string) => layerTensor(cfg, l, name, (n) => p.get(n));
+  const g = (name: string) => layerTensor(cfg, l, name, (n) => p.grad(n));
   const gb = (name: string) => p.gradOptional(P(l, name));
   // Gemma 3: the gradient of a branch's output [N, D] through its post-norm (the stream's gradient dStream is the norm's output's).
   const pn = s.postNorm;

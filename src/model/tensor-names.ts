@@ -40,6 +40,14 @@ export function expectedParameters(cfg: ModelConfig): ParamSpec[] {
   for (let i = 0; i < cfg.numLayers; i++) {
     const p = `model.layers.${i}.`;
     add(`${p}input_layernorm.weight`, D);
+    if (cfg.arch === 'phi3') {
+      // Phi-3 stores q/k/v_proj as one qkv_proj (their rows one after the other: [q; k; v]) and gate/up_proj as one
+      // gate_up_proj ([gate; up]), all without biases; llama.ts reads each part as a view of its rows (fusedPart).
+      add(`${p}self_attn.qkv_proj.weight`, Q + 2 * KV, D); add(`${p}self_attn.o_proj.weight`, D, Q);
+      add(`${p}mlp.gate_up_proj.weight`, 2 * I, D); add(`${p}mlp.down_proj.weight`, D, I);
+      add(`${p}post_attention_layernorm.weight`, D);
+      continue;
+    }
     // Llama's attention_bias puts a bias on all four projections (o_proj included); Qwen2 has them on
     // q/k/v_proj only.
     for (const [proj, rows, cols] of [['q_proj', Q, D], ['k_proj', KV, D], ['v_proj', KV, D], ['o_proj', D, Q]] as const) {
@@ -159,7 +167,9 @@ export function checkCheckpointNames(cfg: ModelConfig, tensors: Found, where = '
       return '';
     };
     // Tensors of a sibling architecture (Gemma 2's or 3's, or Qwen3's head norms, in another config): which config has them.
-    const archNote = (n: string) => cfg.arch === 'gemma3' ? ''
+    const archNote = (n: string) => /\.(self_attn\.qkv_proj|mlp\.gate_up_proj)\.weight$/.test(n) && cfg.arch !== 'phi3' ? ' (Phi-3\'s fused projections: its config says model_type phi3)'
+      : /\.(self_attn\.[qkv]_proj|mlp\.(gate|up)_proj)\.weight$/.test(n) && cfg.arch === 'phi3' ? ' (Phi-3 keeps q/k/v_proj as one qkv_proj and gate/up_proj as one gate_up_proj)'
+      : cfg.arch === 'gemma3' ? ''
       : /\.(pre|post)_feedforward_layernorm\.weight$/.test(n) ? (cfg.arch === 'gemma2' ? '' : ' (Gemma 2\'s or 3\'s: their configs say model_type gemma2 or gemma3_text)')
       : /\.self_attn\.[qk]_norm\.weight$/.test(n) && cfg.arch !== 'qwen3' ? ' (head norms: Qwen3\'s or Gemma 3\'s)' : '';
     lines.push(`  unexpected (${r.unexpected.length}):`, ...r.unexpected.map((p) => `    ${p.name} ${shape(p.shape)}${tiedNote(p.name)}${biasNote(p.name)}${archNote(p.name)}`));

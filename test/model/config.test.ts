@@ -425,7 +425,7 @@ const LLAMA31 = { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4
 describe('unsupported configs are errors naming the field and the file', () => {
   const cases: [string, string, Record<string, unknown>, RegExp][] = [
     ['model_type', 'gpt-neox-tiny', { model_type: 'gpt2' }, /"model_type" = "gpt2" is not supported/],
-    ['model_type missing', 'gpt-neox-tiny', { model_type: undefined }, /"model_type" is required \(one of gpt_neox, mistral, llama, qwen2, qwen3, gemma, gemma2, gemma3_text\)/],
+    ['model_type missing', 'gpt-neox-tiny', { model_type: undefined }, /"model_type" is required \(one of gpt_neox, mistral, llama, qwen2, qwen3, gemma, gemma2, gemma3_text, phi3\)/],
     ['architectures', 'gpt-neox-tiny', { architectures: ['GPTNeoXForSequenceClassification'] }, /"architectures".*expected \["GPTNeoXForCausalLM"\]/],
     ['rope_scaling yarn', 'llama-tiny-tied', { rope_scaling: { type: 'yarn', factor: 2 } }, /"rope_scaling.rope_type" = "yarn" is not supported \(supported: default, linear, dynamic, llama3; yarn and longrope/],
     ['rope_type longrope', 'llama-tiny-tied', { rope_parameters: { rope_type: 'longrope', rope_theta: 5e5 } }, /"rope_parameters.rope_type" = "longrope" is not supported/],

@@ -1,11 +1,13 @@
 // The models against Hugging Face transformers (float64 golden fixtures, test/fixtures/hf, copied
 // from ../shared/fixtures/hf; Qwen3 from a float64 JAX reference of transformers' code, test/fixtures/jax): sequence log-probs (plain and augmented, packed and unpacked rows),
 // all four preference losses, and every parameter gradient of each loss, on our f32 GPU path.
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { getGpu } from '../helpers/gpu.js';
 import { FIXTURES_JAX, GOLDEN_FIXTURES } from '../helpers/models.js';
+import { makePhi3Fixture } from '../helpers/phi3-fixture.js';
 import { loadModel, type LoadedModel } from '../../src/model/load.js';
 import { buildBatch, type PromptCompletions } from '../../src/model/batch.js';
 import { releaseBatch, uploadBatch } from '../../src/model/gpu-batch.js';
@@ -47,8 +49,12 @@ function relClose(got: number[], want: number[], tol: number): void {
   got.forEach((g, i) => expect(Math.abs(g - want[i]) / Math.max(1, Math.abs(want[i])), `index ${i}: ${g} vs ${want[i]}`).toBeLessThan(tol));
 }
 
-for (const [name, dir] of GOLDEN_FIXTURES) {
-  describe(`${dir === FIXTURES_JAX ? 'JAX' : 'HF'} fixture ${name}`, () => {
+// Phi-3: mistral-tiny's weights and numbers with q/k/v_proj and gate/up_proj fused as Phi-3 stores them (phi3-fixture.ts).
+const DERIVED = await makePhi3Fixture(mkdtempSync(join(tmpdir(), 'srk-phi3-')));
+afterAll(() => rmSync(DERIVED, { recursive: true, force: true }));
+
+for (const [name, dir] of [...GOLDEN_FIXTURES, ['phi3-tiny', DERIVED] as const]) {
+  describe(`${dir === FIXTURES_JAX ? 'JAX' : dir === DERIVED ? 'derived (HF mistral-tiny, Phi-3\'s fused layout)' : 'HF'} fixture ${name}`, () => {
     const exp: Expected = JSON.parse(readFileSync(resolve(dir, name, 'expected.json'), 'utf8'));
     const plain = exp.pairs.map((p) => ({ prompt: p.prompt_ids, completions: [p.chosen_ids, p.rejected_ids] }));
     const aug = exp.pairs.map((p) => ({ prompt: [...exp.refine_prompt_ids, ...p.prompt_ids], completions: [p.chosen_ids, p.rejected_ids] }));

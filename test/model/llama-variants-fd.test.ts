@@ -2,7 +2,7 @@
 // query heads per key/value head and no sliding window, and a tied Llama with one query head per
 // key/value head, neither with biases. Here: a sliding window shorter than the sequences, four query
 // heads sharing one key/value head, heads narrower than hidden / heads (q_proj not square), Llama's
-// attention and MLP biases, an untied Llama, Qwen2 (q/k/v biases), Qwen3 (q/k norms), Gemma, Gemma 2 and Gemma 3, and Llama 3's rope scaling. The whole model's gradient against finite
+// attention and MLP biases, an untied Llama, Qwen2 (q/k/v biases), Qwen3 (q/k norms), Gemma, Gemma 2 and Gemma 3, Phi-3 (fused projections, partial rotary), and Llama 3's rope scaling. The whole model's gradient against finite
 // differences of its own f32 forward (test/helpers/model-fd.ts says how); each fixture as it is runs
 // first, as the control (their gradients match transformers' in hf-fixtures.test.ts).
 import { resolve } from 'node:path';
@@ -42,6 +42,9 @@ describe(`Llama and Mistral variants: gradient against finite differences (seed 
       'at 1.5 and the logits at 3 (caps small enough that tanh bends)', 'llama-tiny-tied',
       { arch: 'gemma2', act: 'gelu_tanh', slidingWindow: 4, windowLayers: [true, false], queryPreAttnScalar: 24, attnSoftcap: 1.5, finalSoftcap: 3 },
       /\.(pre_feedforward_layernorm|post_feedforward_layernorm)\.weight$/],
+    // (Its q/k/v and gate/up weights are rows of two fused tensors: those are drawn afresh, so the check runs through the views.)
+    ['Phi-3: q/k/v_proj as one qkv_proj, gate/up_proj as one gate_up_proj, half of each head rotated (Phi-4-mini\'s partial rotary), window 6',
+      'mistral-tiny', { arch: 'phi3', rotaryDim: 8, slidingWindow: 6 }, /\.(self_attn\.qkv_proj|mlp\.gate_up_proj)\.weight$/],
     ['Llama, llama3 rope scaling over an original context of 8 (one frequency blended, the rest divided by 4)', 'llama-tiny-tied',
       { ropeScaling: { type: 'llama3', factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8 } }, null],
   ];
