@@ -15,6 +15,7 @@ import { PairTokenizer } from '../data/tokenize-pairs.js';
 import { loadTokenizer, textTokenizer } from '../model/tokenizer.js';
 import { checkpointFileStamps, loadModel } from '../model/load.js';
 import { loadModelConfig } from '../model/config.js';
+import { positionLimit } from '../model/rope.js';
 import { PromptReader, promptInput, type PromptInput } from '../generate/prompts.js';
 import { cacheTokens, generateBatch, type GenerateOptions, type Generation } from '../generate/generate.js';
 import { cacheBytes } from '../generate/decoder.js';
@@ -84,10 +85,12 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
   try { checkSampling(dec); } catch (e) {
     throw userError(`${(e as Error).message} (from the flags${existsSync(defaults.file) ? ` or ${defaults.file}` : ''})`);
   }
-  const maxPositions = (await loadModelConfig(o.model)).maxPositions;
+  // (LongRoPE's original context where it is shorter than max_position_embeddings: positionLimit.)
+  const positions = positionLimit(await loadModelConfig(o.model));
+  const maxPositions = positions.max;
   // The longest prompt kept: room for every new token in the model's positions (with max_length, for one).
   const maxPrompt = o.maxPromptLength ?? Math.min(maxPositions, dec.maxLength ?? Infinity) - (dec.maxLength !== undefined ? 1 : dec.maxNewTokens);
-  if (maxPrompt < 1) throw userError(`${dec.maxNewFrom} leaves no room for a prompt in the model's ${maxPositions} positions (max_position_embeddings)`);
+  if (maxPrompt < 1) throw userError(`${dec.maxNewFrom} leaves no room for a prompt in the model's ${maxPositions} positions (${positions.name})`);
   if (maxPrompt >= maxPositions) throw userError(`--max-prompt-length ${maxPrompt} leaves no room for a completion in the model's ${maxPositions} positions`);
   for (const n of dec.notes) log(`note: ${n}`);
   if (defaults.stopIds.length === 0) log('note: the checkpoint names no EOS token: completions end at the token limit only');
@@ -221,7 +224,7 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
       const taken = sink?.done.length ? ` (${sink.done.length} taken from ${sink.partial}, ${written} generated now; the counts below are this run's)` : '';
       log(`${rowsDone} prompts${each}${taken}: ${newTokens} new tokens in ${secs.toFixed(1)} s (${(newTokens / Math.max(secs, 1e-9)).toFixed(1)} tokens/s); ` +
         `${finishes.stop} ended by a stop token, ${finishes.length} at the token limit` +
-        `${atPositions ? ` (${atPositions} of them short of it, at the model's last position: max_position_embeddings ${maxPositions})` : ''}` +
+        `${atPositions ? ` (${atPositions} of them short of it, at the model's last position: ${positions.name})` : ''}` +
         `${cut ? `; ${cut} prompts cut to their last ${maxPrompt} tokens (prompt_truncated)` : ''}${o.out ? `; wrote ${o.out}` : ''}`);
       const limit = dec.maxLength !== undefined ? `at most ${dec.maxLength} tokens with the prompt (max_length)` : `at most ${dec.maxNewTokens} new tokens`;
       log(`decoding: ${dec.temperature === 0 ? 'greedy' : `temperature ${dec.temperature}, top-k ${dec.topK || 'off'}, top-p ${dec.topP}, seed ${o.seed}`}, ` +

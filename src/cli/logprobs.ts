@@ -22,6 +22,7 @@ import type { PreferenceRow } from '../data/preference-rows.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import { checkpointFileStamps, loadModel, type LoadedModel } from '../model/load.js';
 import { loadModelConfig } from '../model/config.js';
+import { positionLimit } from '../model/rope.js';
 import { textTokenizer } from '../model/tokenizer.js';
 import { scorePairs } from '../train/score.js';
 import { Progress } from '../train/progress.js';
@@ -103,7 +104,7 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
   const tokOpts = {
     maxLength: o.maxLength, maxPromptLength: o.maxPromptLength, noEos: o.noEos, inContext: o.inContext,
     refinePrompt: o.augmented ? o.refinePrompt : null,
-    positions: { max: modelCfg.maxPositions, augmented: o.augmented }, vocabSize: modelCfg.vocabSize,
+    positions: { ...positionLimit(modelCfg), augmented: o.augmented }, vocabSize: modelCfg.vocabSize,
   };
   let tokenizer: PairTokenizer;
   try {

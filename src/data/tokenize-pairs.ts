@@ -104,7 +104,7 @@ export interface TokenizeOptions {
    * with `augmented`, the augmented prompt's too) is longer is an error of its row (named by its line
    * where the caller reads a file), not a failure when the GPU batch is built, maybe hours into a run.
    */
-  positions?: { max: number; augmented: boolean };
+  positions?: { max: number; augmented: boolean; name?: string };
   /**
    * The model's vocab_size: a row with a token id at or past it (a tokenizer with more tokens than the
    * model has embedding rows) is an error of its row, named by its line, not of a GPU batch.
@@ -469,13 +469,13 @@ export async function tokenizeRows(rows: readonly PreferenceRow[], tok: TextToke
 }
 
 /** Why a tokenized pair does not fit `positions`, or undefined when it fits; `model`: whose positions they are. */
-export function positionsError(p: TokenizedPair, positions: { max: number; augmented: boolean }, model = 'the model\'s'): string | undefined {
+export function positionsError(p: TokenizedPair, positions: { max: number; augmented: boolean; name?: string }, model = 'the model\'s'): string | undefined {
   const completion = Math.max(p.chosenIds.length, p.rejectedIds.length);
   const plain = p.promptIds.length + completion;
   const aug = positions.augmented && p.augPromptIds ? p.augPromptIds.length + completion : 0;
   if (Math.max(plain, aug) <= positions.max) return undefined;
   const what = aug > plain ? `its augmented sequence (refine prompt + prompt + completion) has ${aug} tokens` : `prompt + completion has ${plain} tokens`;
-  return `${what}, more than ${model} max_position_embeddings ${positions.max}; lower --max-length (or --max-prompt-length)`;
+  return `${what}, more than ${model} ${positions.name ?? `max_position_embeddings ${positions.max}`}; lower --max-length (or --max-prompt-length)`;
 }
 
 export interface LoadedPairs {

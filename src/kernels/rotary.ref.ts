@@ -10,7 +10,8 @@
 // HF computes inv_freq and pos * inv_freq in float32 (autocast disabled) before cos/sin; this
 // reference uses float64 throughout, so at large positions HF's angles differ from these by
 // ~pos * 6e-8 rad (e.g. ~2.4e-4 rad at position 4096). Scaled RoPE variants (linear, llama3, ...)
-// only change inv_freq: pass it explicitly as `invFreq`.
+// only change inv_freq: pass it explicitly as `invFreq`. LongRoPE also scales cos and sin by its
+// attention factor (`scale`, on the rotated channels; the backward's transpose takes it too).
 
 /** -> inv_freq [rotaryDim / 2], inv_freq[j] = 1 / theta^(2j / rotaryDim). */
 export function rotaryInvFreq(rotaryDim: number, theta: number): Float64Array {
@@ -21,7 +22,7 @@ export function rotaryInvFreq(rotaryDim: number, theta: number): Float64Array {
 /** Rotates every head by +angle (sign = 1) or -angle (sign = -1). x [T, H, headDim] -> [T, H, headDim]. */
 function rotate(
   x: ArrayLike<number>, positions: ArrayLike<number>, T: number, H: number, headDim: number,
-  rotaryDim: number, theta: number, invFreq: ArrayLike<number> | undefined, sign: 1 | -1,
+  rotaryDim: number, theta: number, invFreq: ArrayLike<number> | undefined, sign: 1 | -1, scale = 1,
 ): Float64Array {
   if (rotaryDim > headDim) throw new RangeError(`rotary: rotaryDim ${rotaryDim} > headDim ${headDim}`);
   if (x.length !== T * H * headDim) throw new RangeError(`rotary: x has ${x.length} elements, expected ${T * H * headDim}`);
@@ -32,7 +33,7 @@ function rotate(
   const out = Float64Array.from(x); // pass-through channels keep their values
   for (let t = 0; t < T; t++) {
     for (let j = 0; j < half; j++) {
-      const a = positions[t] * inv[j], c = Math.cos(a), s = sign * Math.sin(a);
+      const a = positions[t] * inv[j], c = scale * Math.cos(a), s = sign * scale * Math.sin(a);
       for (let h = 0; h < H; h++) {
         const o = (t * H + h) * headDim;
         const x1 = x[o + j], x2 = x[o + j + half];
@@ -50,9 +51,9 @@ function rotate(
  */
 export function rotaryForward(
   x: ArrayLike<number>, positions: ArrayLike<number>, T: number, H: number, headDim: number,
-  rotaryDim: number, theta: number, invFreq?: ArrayLike<number>,
+  rotaryDim: number, theta: number, invFreq?: ArrayLike<number>, scale = 1,
 ): Float64Array {
-  return rotate(x, positions, T, H, headDim, rotaryDim, theta, invFreq, 1);
+  return rotate(x, positions, T, H, headDim, rotaryDim, theta, invFreq, 1, scale);
 }
 
 /**
@@ -61,7 +62,7 @@ export function rotaryForward(
  */
 export function rotaryBackward(
   dy: ArrayLike<number>, positions: ArrayLike<number>, T: number, H: number, headDim: number,
-  rotaryDim: number, theta: number, invFreq?: ArrayLike<number>,
+  rotaryDim: number, theta: number, invFreq?: ArrayLike<number>, scale = 1,
 ): Float64Array {
-  return rotate(dy, positions, T, H, headDim, rotaryDim, theta, invFreq, -1);
+  return rotate(dy, positions, T, H, headDim, rotaryDim, theta, invFreq, -1, scale);
 }

@@ -63,6 +63,11 @@ export interface RotaryArgs {
    * qkv: one dispatch where two would do). Not with `out`.
    */
   also?: HeadOperand;
+  /**
+   * cos and sin times this (transformers' attention_scaling: LongRoPE's attention factor), on the rotated channels
+   * alone; absent or 1, the plain kernels. The backward (inverse) takes the same scale: the transpose of a scaled rotation.
+   */
+  scale?: number;
 }
 
 /** HF's inv_freq in float32: 1 / theta^(float(2j) / rotaryDim), each step rounded to f32. */
@@ -97,16 +102,23 @@ fn sincos(a: f32) -> vec2f {
   return sc;
 }`;
 
-function rotaryDefGen(outOfPlace: boolean): KernelDef {
+/** The WGSL lines that take (sin, cos) from sincos(): times LongRoPE's attention factor where scaled (HF: cos(emb) * attention_scaling, f32 products). */
+function cosSin(scaled: boolean): string {
+  return scaled
+    ? '// HF: cos(emb) * attention_scaling, sin(emb) * attention_scaling.\n  let s = p.sign * (sc.x * p.scale);\n  let c = sc.y * p.scale;'
+    : 'let s = p.sign * sc.x;\n  let c = sc.y;';
+}
+
+function rotaryDefGen(outOfPlace: boolean, scaled = false): KernelDef {
   return {
-    name: outOfPlace ? 'rotary_copy' : 'rotary',
+    name: (outOfPlace ? 'rotary_copy' : 'rotary') + (scaled ? '_scaled' : ''),
     bindings: outOfPlace ? ['read', 'read', 'read', 'rw'] : ['read', 'read', 'rw'],
     uniform: true,
     code: /* wgsl */ `
 struct Params {
   tokens: u32, heads: u32, half: u32, passDims: u32, rotaryDim: u32,
   xBase: u32, xTok: u32, xHead: u32, oBase: u32, oTok: u32, oHead: u32, posBase: u32, sign: f32,
-  sub: u32, subOff: u32,  // operands (1, or 2 with \`also\`) and the element offset from x to the second
+  sub: u32, subOff: u32,  // operands (1, or 2 with \`also\`) and the element offset from x to the second${scaled ? '\n  scale: f32,             // cos and sin times it (LongRoPE\'s attention factor)' : ''}
 };
 @group(0) @binding(0) var<storage, read> pos: array<i32>;
 @group(0) @binding(1) var<storage, read> invFreq: array<f32>;
@@ -135,8 +147,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   // HF: freqs = inv_freq @ position (f32), then cos/sin of it.
   let a = f32(pos[p.posBase + t]) * invFreq[j];
   let sc = sincos(a);
-  let s = p.sign * sc.x;
-  let c = sc.y;
+  ${cosSin(scaled)}
   let x1 = x[xi + j];
   let x2 = x[xi + j + p.half];
   ${outOfPlace ? 'o' : 'x'}[oi + j] = x1 * c - x2 * s;
@@ -222,7 +233,10 @@ export function rotary(gpu: Gpu, a: RotaryArgs): void {
     tInv = invFreqTensor(gpu, d.inv, d.key);
   }
   const half = R / 2; const pass = out ? Dh - R : 0;
-  const k = gpu.kernels.get(rotaryDef(!!out));
+  const scale = a.scale ?? 1;
+  if (!(scale > 0) || !Number.isFinite(scale)) throw new RangeError(`rotary: scale ${scale} must be a positive number`);
+  const scaled = scale !== 1;
+  const k = gpu.kernels.get(rotaryDef(!!out, scaled));
   // Tokens per chunk: every operand's span of rows must fit one binding.
   const max = maxWindowElems(gpu);
   let per = N;
@@ -239,9 +253,10 @@ export function rotary(gpu: Gpu, a: RotaryArgs): void {
     const win = (o: Op) => windowOf(gpu, o.t, o.off + t0 * o.ts, o.off + (t1 - 1) * o.ts + rowSpan(o));
     const wx = win(x); const wo = out ? win(out) : undefined;
     const wp = windowOf(gpu, a.positions, t0, t1);
-    const params = new ParamWriter()
+    const pw = new ParamWriter()
       .u32(t1 - t0, H, half, pass, R, wx.base, x.ts, x.hs, wo?.base ?? 0, out?.ts ?? 0, out?.hs ?? 0, wp.base)
-      .f32(a.inverse ? -1 : 1).u32(sub, subOff).bytes();
+      .f32(a.inverse ? -1 : 1).u32(sub, subOff);
+    const params = (scaled ? pw.f32(scale) : pw).bytes();
     const ranges = out ? [wp.range, wInv.range, wx.range, wo!.range] : [wp.range, wInv.range, wx.range];
     gpu.recorder.dispatch(k, ranges, params, grid(Math.ceil(((t1 - t0) * H * sub * (half + pass)) / WG)));
   }

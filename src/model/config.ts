@@ -180,17 +180,54 @@ const ROPE_TYPE_FIELDS: Record<string, string[]> = {
   llama3: ['factor', 'low_freq_factor', 'high_freq_factor', 'original_max_position_embeddings'],
 };
 const ROPE_COMMON_FIELDS = ['rope_type', 'type', 'rope_theta', 'partial_rotary_factor'];
+/** LongRoPE's fields (transformers' _validate_longrope_rope_parameters), read for Phi-3 alone. */
+const LONGROPE_FIELDS = ['short_factor', 'long_factor', 'factor', 'attention_factor', 'original_max_position_embeddings'];
+
+/**
+ * LongRoPE as transformers 5.17's _compute_longrope_parameters reads it for Phi-3: the original context L is the
+ * config's top-level original_max_position_embeddings (Phi3Config's 4096 where absent; standardize_rope_params gives it
+ * priority over the rope's own, which must then agree here); factor as given, else max_position_embeddings / L; the
+ * attention factor as given, else 1 for factor <= 1 and sqrt(1 + ln(factor) / ln(L)) above. The factor lists' lengths are
+ * checked against the rotary width by the caller.
+ */
+function readLongrope(f: Fields, where: string, o: Record<string, unknown>, maxPositions: () => number, originalMax: () => number,
+  num: (k: string, ok: (v: number) => boolean, what: string) => number): RopeScaling {
+  const list = (k: string): number[] => {
+    const v = o[k];
+    if (v === undefined || v === null) throw f.error(`${where}.${k}`, 'is required for rope_type longrope');
+    if (!Array.isArray(v) || v.length === 0 || !v.every((x) => typeof x === 'number' && Number.isFinite(x) && x > 0)) {
+      throw f.error(`${where}.${k}`, 'must be a list of positive numbers (one per rotated channel pair)');
+    }
+    return v as number[];
+  };
+  const shortFactor = list('short_factor'); const longFactor = list('long_factor');
+  const L = originalMax();
+  const inRope = o.original_max_position_embeddings;
+  if (inRope !== undefined && inRope !== null && inRope !== L) {
+    throw f.error(`${where}.original_max_position_embeddings`, `= ${JSON.stringify(inRope)} contradicts the config's original_max_position_embeddings ${L}, ` +
+      'which transformers uses for Phi-3: give them one value');
+  }
+  const factor = o.factor === undefined || o.factor === null ? maxPositions() / L : num('factor', (v) => v >= 1, 'a number >= 1');
+  const attentionFactor = o.attention_factor === undefined || o.attention_factor === null
+    ? (factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(L)))
+    : num('attention_factor', (v) => v > 0, 'a positive number');
+  return { type: 'longrope', shortFactor, longFactor, originalMaxPositions: L, attentionFactor };
+}
 
 /**
  * A rope type and its parameters from rope_parameters (transformers 5) or rope_scaling (hub
  * configs); null for the default rotary embeddings. `where` names the object in errors.
  */
-function readRopeType(f: Fields, where: string, o: Record<string, unknown>, maxPositions: () => number): RopeScaling | null {
-  const t = o.rope_type ?? o.type ?? 'default';
-  const fields = typeof t === 'string' && Object.hasOwn(ROPE_TYPE_FIELDS, t) ? ROPE_TYPE_FIELDS[t]! : undefined;
+function readRopeType(f: Fields, where: string, o: Record<string, unknown>, maxPositions: () => number,
+  phi3?: { originalMax: () => number }): RopeScaling | null {
+  const named = o.rope_type ?? o.type ?? 'default';
+  // Phi3Config takes su and yarn as longrope's old names (its only scaled rope).
+  const t = phi3 && (named === 'su' || named === 'yarn') ? 'longrope' : named;
+  const fields = t === 'longrope' && phi3 ? LONGROPE_FIELDS
+    : typeof t === 'string' && Object.hasOwn(ROPE_TYPE_FIELDS, t) ? ROPE_TYPE_FIELDS[t]! : undefined;
   if (!fields) {
     throw f.error(`${where}.rope_type`, `= ${JSON.stringify(t)} is not supported (supported: ${Object.keys(ROPE_TYPE_FIELDS).join(', ')}; ` +
-      'yarn and longrope also scale attention and are not implemented: longrope is Phi-3-mini-128k\'s, Phi-3.5-mini\'s and Phi-4-mini\'s)');
+      'yarn also scales attention and is not implemented; longrope is read for Phi-3 alone, model_type phi3)');
   }
   for (const k of Object.keys(o)) {
     if (!ROPE_COMMON_FIELDS.includes(k) && !fields.includes(k) && o[k] !== null) {
@@ -204,6 +241,7 @@ function readRopeType(f: Fields, where: string, o: Record<string, unknown>, maxP
     return v;
   };
   if (t === 'default') return null;
+  if (t === 'longrope') return readLongrope(f, where, o, maxPositions, phi3!.originalMax, num);
   const factor = num('factor', (v) => v > 0, 'a positive number');
   if (t === 'linear') return { type: 'linear', factor };
   if (t === 'dynamic') return { type: 'dynamic', factor };
@@ -222,11 +260,12 @@ function readRope(f: Fields, arch: Arch, maxPositions: () => number): { theta: n
   const params = f.get('rope_parameters');
   if (params !== undefined && params !== null && !isObject(params)) throw f.error('rope_parameters', 'must be an object');
   const p = (params ?? {}) as Record<string, unknown>;
-  const fromParams = readRopeType(f, 'rope_parameters', p, maxPositions);
+  const phi3 = arch === 'phi3' ? { originalMax: () => f.int('original_max_position_embeddings', 4096) } : undefined;
+  const fromParams = readRopeType(f, 'rope_parameters', p, maxPositions, phi3);
   // Legacy rope_scaling: null, or an object with its own rope type (hub configs of Llama 3.1 and later).
   const scalingRaw = f.get('rope_scaling');
   if (scalingRaw !== undefined && scalingRaw !== null && !isObject(scalingRaw)) throw f.error('rope_scaling', 'must be an object or null');
-  const fromScaling = isObject(scalingRaw) ? readRopeType(f, 'rope_scaling', scalingRaw, maxPositions) : null;
+  const fromScaling = isObject(scalingRaw) ? readRopeType(f, 'rope_scaling', scalingRaw, maxPositions, phi3) : null;
   // Both given (a file touched by both versions): they must say the same.
   if (params != null && isObject(scalingRaw) && JSON.stringify(fromParams) !== JSON.stringify(fromScaling)) {
     throw f.error('rope_scaling', `= ${JSON.stringify(scalingRaw)} contradicts "rope_parameters" = ${JSON.stringify(params)}`);
@@ -261,11 +300,10 @@ function readRope(f: Fields, arch: Arch, maxPositions: () => number): { theta: n
   // Llama/Mistral apply the rotation to the whole head (cos/sin must cover head_dim).
   // (Phi-3 rotates the first rotary_dim channels of each head and passes the rest, as GPT-NeoX: Phi-4-mini's 0.75.)
   if (arch !== 'gpt-neox' && arch !== 'phi3' && fraction !== 1) throw f.error('partial_rotary_factor', `= ${fraction} is not supported for ${arch} (only 1)`);
-  // Phi3Config takes the default rope or longrope alone (su and yarn are its old names for longrope), and longrope scales
-  // cos and sin (Phi-3-mini-128k, Phi-3.5-mini, Phi-4-mini): not implemented. readRopeType refused those names already.
-  if (arch === 'phi3' && scaling) {
+  // Phi3Config takes the default rope or longrope alone (su and yarn are its old names for longrope).
+  if (arch === 'phi3' && scaling && scaling.type !== 'longrope') {
     throw f.error(params != null ? 'rope_parameters' : 'rope_scaling', `= ${JSON.stringify(params ?? scalingRaw)}: Phi-3 takes the default rope or longrope ` +
-      `(transformers refuses the ${scaling.type} rope for it), and srk implements the default alone`);
+      `(transformers refuses the ${scaling.type} rope for it)`);
   }
   return { theta, fraction, scaling };
 }
@@ -361,6 +399,13 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
   const rotaryDim = Math.trunc(headDim * rope.fraction); // Python int(head_dim * fraction)
   if (rotaryDim < 2 || rotaryDim % 2) {
     throw f.error(neox ? 'rotary_pct' : 'head_dim', `gives ${rotaryDim} rotary channels per head (head_dim ${headDim} * ${rope.fraction}); must be even and >= 2`);
+  }
+  if (rope.scaling?.type === 'longrope') {
+    // One factor per rotated channel pair (transformers only warns, then fails to broadcast them).
+    const where = f.raw.rope_parameters != null ? 'rope_parameters' : 'rope_scaling';
+    for (const [k, v] of [['short_factor', rope.scaling.shortFactor], ['long_factor', rope.scaling.longFactor]] as const) {
+      if (v.length !== rotaryDim / 2) throw f.error(`${where}.${k}`, `has ${v.length} entries; the ${rotaryDim} rotated channels of a head take ${rotaryDim / 2}`);
+    }
   }
 
   const maxPositions = maxPositionsOf();
@@ -731,15 +776,17 @@ export function toHfConfigJson(cfg: ModelConfig): Record<string, unknown> {
   }
   if (cfg.arch === 'phi3') {
     // microsoft/Phi-3-mini-4k-instruct's spelling (less its auto_map).
-    need(cfg.norm === 'rmsnorm' && cfg.act === 'silu' && !cfg.parallelResidual && !cfg.attentionBias && !cfg.mlpBias && !cfg.ropeScaling,
-      'uses RMSNorm, SiLU, sequential residuals, no biases and the default rope');
+    const s = cfg.ropeScaling;
+    need(cfg.norm === 'rmsnorm' && cfg.act === 'silu' && !cfg.parallelResidual && !cfg.attentionBias && !cfg.mlpBias && (!s || s.type === 'longrope'),
+      'uses RMSNorm, SiLU, sequential residuals, no biases and the default rope or longrope');
     const fraction = cfg.rotaryDim / cfg.headDim;
     need(Math.trunc(cfg.headDim * fraction) === cfg.rotaryDim, `cannot express rotaryDim ${cfg.rotaryDim} as partial_rotary_factor`);
     return {
       architectures: ['Phi3ForCausalLM'], model_type: 'phi3', ...common, num_key_value_heads: cfg.numKvHeads,
       ...(cfg.headDim * cfg.numHeads !== cfg.hiddenSize ? { head_dim: cfg.headDim } : {}), hidden_act: 'silu',
-      rms_norm_eps: cfg.normEps, rope_theta: cfg.ropeTheta, rope_scaling: null, ...(fraction !== 1 ? { partial_rotary_factor: fraction } : {}),
-      sliding_window: cfg.slidingWindow, original_max_position_embeddings: cfg.maxPositions, pad_token_id: cfg.embedPaddingIdx, ...tail,
+      rms_norm_eps: cfg.normEps, rope_theta: cfg.ropeTheta, rope_scaling: ropeScalingJson(s), ...(fraction !== 1 ? { partial_rotary_factor: fraction } : {}),
+      sliding_window: cfg.slidingWindow, original_max_position_embeddings: s?.type === 'longrope' ? s.originalMaxPositions : cfg.maxPositions,
+      pad_token_id: cfg.embedPaddingIdx, ...tail,
     };
   }
   need(cfg.rotaryDim === cfg.headDim, 'rotates whole heads (rotaryDim = headDim)');
@@ -826,6 +873,8 @@ function gemmaConfigJson(cfg: ModelConfig, common: Record<string, unknown>, tail
 /** A rope scaling in the hub configs' spelling (`rope_scaling`), or null. */
 function ropeScalingJson(s: RopeScaling | null): Record<string, unknown> | null {
   if (!s) return null;
+  // (Phi-3's original context is the config's top-level original_max_position_embeddings.)
+  if (s.type === 'longrope') return { rope_type: 'longrope', short_factor: s.shortFactor, long_factor: s.longFactor, attention_factor: s.attentionFactor };
   if (s.type !== 'llama3') return { rope_type: s.type, factor: s.factor };
   return { rope_type: 'llama3', factor: s.factor, low_freq_factor: s.lowFreqFactor, high_freq_factor: s.highFreqFactor,
     original_max_position_embeddings: s.originalMaxPositions };

@@ -7,6 +7,7 @@ import { segmentRanges } from '../kernels/segment-sum.js';
 import type { BatchLayout } from './batch.js';
 import type { GpuBatch } from './context.js';
 import { compactIndex, prefixMaps, prefixToShare } from './shared-prefix.js';
+import { positionLimit, type RopeScaling } from './rope.js';
 
 export interface UploadedBatch extends GpuBatch {
   layout: BatchLayout;
@@ -16,21 +17,24 @@ export interface UploadedBatch extends GpuBatch {
 }
 
 /** What the model accepts: its vocabulary, and the longest position it was built for (if known). */
-export interface BatchLimits { vocabSize: number; maxPositions?: number }
+export interface BatchLimits { vocabSize: number; maxPositions?: number; ropeScaling?: RopeScaling | null }
 
 /**
  * Options: sharePrefix (a forward without backward will read the batch): the rows' common prefix,
  * where it pays, goes through the blocks once (shared-prefix.ts).
  */
 export function uploadBatch(gpu: Gpu, layout: BatchLayout, model: BatchLimits | number, opts: { sharePrefix?: boolean } = {}): UploadedBatch {
-  const { vocabSize, maxPositions } = typeof model === 'number' ? { vocabSize: model, maxPositions: undefined } : model;
+  const { vocabSize, maxPositions: configured, ropeScaling } = typeof model === 'number' ? { vocabSize: model, maxPositions: undefined, ropeScaling: null } : model;
+  // (LongRoPE's original context where it is shorter: positionLimit.)
+  const limit = configured !== undefined ? positionLimit({ maxPositions: configured, ropeScaling }) : undefined;
+  const maxPositions = limit?.max;
   const { B, T } = layout; const N = B * T;
   for (let b = 0; b < B && maxPositions !== undefined; b++) {
     let longest = 0;
     for (let i = 0; i < layout.lengths[b]; i++) longest = Math.max(longest, layout.positions[b * T + i]);
     if (longest >= maxPositions) {
       throw Object.assign(new RangeError(`a sequence in row ${b} reaches position ${longest}, past the model's ` +
-        `max_position_embeddings ${maxPositions}; lower --max-length (or --max-prompt-length)`), { userFacing: true });
+        `${limit!.name}; lower --max-length (or --max-prompt-length)`), { userFacing: true });
     }
   }
   for (let i = 0; i < N; i++) {

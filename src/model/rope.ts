@@ -11,8 +11,12 @@
 //              wavelength > L / low_freq_factor    inv_freq / factor
 //              between                             (1 - s) inv_freq / factor + s inv_freq,
 //                                                  s = (L / wavelength - low_freq_factor) / (high_freq_factor - low_freq_factor)
-// None of them scales cos and sin (attention_factor 1). YaRN and LongRoPE do, and are refused by the
-// config reader.
+//   longrope (Phi-3-mini-128k, Phi-3.5-mini, Phi-4-mini; config.ts reads it for Phi-3 alone) per frequency
+//            inv_freq / ext_j with ext = short_factor, cos and sin times the attention factor
+//            (attention_factor, or sqrt(1 + ln(factor) / ln(L)) for factor = max_position_embeddings / L > 1, with
+//            L = original_max_position_embeddings). transformers switches to long_factor for a forward whose
+//            positions pass L; srk refuses those positions (positionLimit) rather than compute them otherwise.
+// The others do not scale cos and sin (attention_factor 1); YaRN does, and is refused by the config reader.
 //
 // transformers computes these in float32 tensors with Python floats as scalars; each step here is
 // rounded to f32 in the same order (a scalar divisor is one f32 division; torch's CUDA kernels multiply
@@ -24,7 +28,8 @@ import { layerWindow, type ModelShape } from './context.js';
 export type RopeScaling =
   | { type: 'linear'; factor: number }
   | { type: 'dynamic'; factor: number }
-  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number };
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number }
+  | { type: 'longrope'; shortFactor: readonly number[]; longFactor: readonly number[]; originalMaxPositions: number; attentionFactor: number };
 
 const f = Math.fround;
 
@@ -34,6 +39,11 @@ const f = Math.fround;
  */
 export function scaledInvFreq(rotaryDim: number, theta: number, scaling: RopeScaling | null | undefined): Float32Array | undefined {
   if (!scaling || scaling.type === 'dynamic') return undefined;
+  if (scaling.type === 'longrope') {
+    // 1.0 / (ext_factors * base ** (arange(0, dim, 2).float() / dim)): the default table's power, times the factor, inverted (f32).
+    if (scaling.shortFactor.length !== rotaryDim / 2) throw new RangeError(`longrope: short_factor has ${scaling.shortFactor.length} entries, expected ${rotaryDim / 2}`);
+    return Float32Array.from({ length: rotaryDim / 2 }, (_, j) => f(1 / f(f(scaling.shortFactor[j]!) * f(Math.pow(f(theta), f(f(2 * j) / rotaryDim))))));
+  }
   const inv = rotaryInvFreqF32(rotaryDim, theta);
   const factor = f(scaling.factor);
   if (scaling.type === 'linear') return inv.map((x) => f(x / factor));
@@ -65,7 +75,7 @@ export function modelInvFreq(cfg: { rotaryDim: number; ropeTheta: number; ropeSc
  * Layer l's rotary theta and inv_freq table: Gemma 3's sliding layers take their own (slidingRope: the local
  * base frequency), every other layer the model's.
  */
-export function layerRope(cfg: ModelShape, l: number): { theta: number; invFreq: Float32Array | undefined } {
+export function layerRope(cfg: ModelShape, l: number): { theta: number; invFreq: Float32Array | undefined; scale?: number } {
   const sr = cfg.slidingRope;
   if (sr && layerWindow(cfg, l) > 0) {
     if (!sr.scaling) return { theta: sr.theta, invFreq: undefined };
@@ -73,12 +83,31 @@ export function layerRope(cfg: ModelShape, l: number): { theta: number; invFreq:
     if (!perShape.has(sr)) perShape.set(sr, scaledInvFreq(cfg.rotaryDim, sr.theta, sr.scaling));
     return { theta: sr.theta, invFreq: perShape.get(sr) };
   }
-  return { theta: cfg.ropeTheta, invFreq: modelInvFreq(cfg) };
+  return { theta: cfg.ropeTheta, invFreq: modelInvFreq(cfg), scale: ropeAttentionFactor(cfg.ropeScaling) };
+}
+
+/** cos and sin's factor (transformers' attention_scaling): LongRoPE's attention factor, else undefined (1). */
+export function ropeAttentionFactor(s: RopeScaling | null | undefined): number | undefined {
+  return s?.type === 'longrope' && s.attentionFactor !== 1 ? Math.fround(s.attentionFactor) : undefined;
+}
+
+/**
+ * The positions a model computes as transformers does: max_position_embeddings, and for LongRoPE its original
+ * context too (past it transformers takes long_factor for the whole forward, which srk does not implement).
+ * `name`: what the limit is, for messages.
+ */
+export function positionLimit(cfg: { maxPositions: number; ropeScaling?: RopeScaling | null }): { max: number; name: string } {
+  const s = cfg.ropeScaling;
+  if (s?.type === 'longrope' && s.originalMaxPositions < cfg.maxPositions) {
+    return { max: s.originalMaxPositions, name: `original_max_position_embeddings ${s.originalMaxPositions} (longrope's long_factor, for longer sequences, is not implemented)` };
+  }
+  return { max: cfg.maxPositions, name: `max_position_embeddings ${cfg.maxPositions}` };
 }
 
 /** Words for a log line or an error. */
 export function describeRopeScaling(s: RopeScaling | null | undefined): string {
   if (!s) return 'default rotary embeddings';
+  if (s.type === 'longrope') return `longrope (short_factor up to position ${s.originalMaxPositions}, attention factor ${+s.attentionFactor.toFixed(6)})`;
   if (s.type !== 'llama3') return `${s.type} rope scaling, factor ${s.factor}`;
   return `llama3 rope scaling (factor ${s.factor}, low/high frequency factors ${s.lowFreqFactor}/${s.highFreqFactor}, original context ${s.originalMaxPositions})`;
 }

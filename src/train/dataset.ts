@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { loadTokenizer, textTokenizer, type SrkTokenizer } from '../model/tokenizer.js';
 import { loadModelConfig } from '../model/config.js';
+import { positionLimit } from '../model/rope.js';
 import { dataError, userError } from '../errors.js';
 
 export interface DataSettings {
@@ -36,12 +37,13 @@ const PROGRESS_ROWS = 5000;
 export async function loadPairsForModel(modelDir: string, data: DataFiles, s: DataSettings, use: PairUse, log: (s: string) => void,
   onRead?: (read: JsonlStats) => void, progress?: (label: string, done: number, total: number) => void): Promise<TokenizedPair[]> {
   const tok = await loadTokenizer(modelDir);
-  const { maxPositions, vocabSize } = await loadModelConfig(modelDir);
+  const modelCfg = await loadModelConfig(modelDir);
+  const { vocabSize } = modelCfg; const limit = positionLimit(modelCfg);
   if (tok.sentencePieceFile) log(`tokenizer: ${tok.sentencePieceFile} (SentencePiece; no tokenizer.json, converted as transformers does)`);
   if (use.notes) for (const note of tokenizerNotes(tok, s.noEos)) log(note);
   const r = await loadTokenizedPairs(data, textTokenizer(tok), {
     maxLength: s.maxLength, maxPromptLength: s.maxPromptLength, noEos: s.noEos, refinePrompt: s.refinePrompt, inContext: s.inContext,
-    skipBadRows: s.skipBadRows, sft: use.sft, sftIfAny: use.sftIfAny, positions: { max: maxPositions, augmented: use.augmented }, vocabSize,
+    skipBadRows: s.skipBadRows, sft: use.sft, sftIfAny: use.sftIfAny, positions: { max: limit.max, name: limit.name, augmented: use.augmented }, vocabSize,
     ...(use.limit ? { limit: use.limit.count } : {}),
     // Only data sets big enough to take a while say how far they are.
     onProgress: (done, total) => { if (total >= PROGRESS_ROWS) progress?.(`tokenize ${dataLabel(data)}`, done, total); },
@@ -108,10 +110,11 @@ export async function checkSameTokenizer(policyDir: string, refDir: string): Pro
  * each with whether their augmented sequences are scored.
  */
 export async function checkReferenceFits(policyDir: string, refDir: string, sets: readonly { pairs: readonly TokenizedPair[]; augmented: boolean }[]): Promise<void> {
-  const { maxPositions, vocabSize } = await loadModelConfig(refDir);
+  const refCfg = await loadModelConfig(refDir);
+  const { vocabSize } = refCfg; const limit = positionLimit(refCfg);
   // The pairs were checked against the policy's config when tokenized: a reference that takes as much takes them.
   const policy = await loadModelConfig(policyDir);
-  if (vocabSize >= policy.vocabSize && maxPositions >= policy.maxPositions) return;
+  if (vocabSize >= policy.vocabSize && limit.max >= positionLimit(policy).max) return;
   const where = (p: TokenizedPair) => (p.source ? `${p.source.file}:${p.source.line}: ` : '');
   for (const { pairs, augmented } of sets) {
     for (const p of pairs) {
@@ -123,7 +126,7 @@ export async function checkReferenceFits(policyDir: string, refDir: string, sets
             '(the reference scores the policy\'s token ids): give a reference with the policy\'s vocabulary');
         }
       }
-      const tooLong = positionsError(p, { max: maxPositions, augmented }, 'the reference\'s');
+      const tooLong = positionsError(p, { max: limit.max, name: limit.name, augmented }, 'the reference\'s');
       if (tooLong) throw userError(`--ref-model ${refDir}: ${where(p)}${tooLong}`);
     }
   }

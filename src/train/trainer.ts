@@ -16,6 +16,7 @@ import { checkSaveTargets, findCheckpoint, keepModel, keptModelDir, loadOptimize
 import { checkReferenceFits, checkSameTokenizer, loadPairsForModel } from './dataset.js';
 import { choosePrecisions } from './precision-choice.js';
 import { describeModel, loadModelConfig } from '../model/config.js';
+import { positionLimit } from '../model/rope.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import { generationDefaults } from '../generate/generation-config.js';
 import { EvalSampler } from './eval-samples.js';
@@ -259,7 +260,7 @@ async function trainInDir(o: TrainOptions, gpuIn?: Gpu): Promise<TrainResult> {
       const tok = await loadTokenizer(o.model);
       const { stopIds } = await generationDefaults(o.model, tok.eosTokenId);
       sampler = new EvalSampler(evalPairs, o.evalSamples, {
-        maxNewTokens: o.evalSampleTokens ?? DEFAULT_EVAL_SAMPLE_TOKENS, stopIds, maxPositions: (await loadModelConfig(o.model)).maxPositions,
+        maxNewTokens: o.evalSampleTokens ?? DEFAULT_EVAL_SAMPLE_TOKENS, stopIds, maxPositions: positionLimit(await loadModelConfig(o.model)).max,
         decode: (ids, skip) => tok.decode(ids, { skipSpecialTokens: skip }),
       });
       if (sampler.count < o.evalSamples) {

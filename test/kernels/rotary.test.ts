@@ -82,6 +82,37 @@ describe(`rotary (seed ${rng.seed})`, () => {
     gpu.pool.release(tx, tp);
   });
 
+  it('LongRoPE: its table (1 / (ext * theta^(2j/r)) in f32) and cos / sin times its attention factor, on the rotated channels alone; backward', async () => {
+    const gpu = await getGpu();
+    const T = 19; const H = 3; const Dh = 24; const R = 16; const theta = 1e4; const half = R / 2;
+    const ext = Array.from({ length: half }, () => 1 + 3 * rng.uniform());
+    const scaling = { type: 'longrope' as const, shortFactor: ext, longFactor: ext.map((v) => v * 2), originalMaxPositions: 64, attentionFactor: 1.19 };
+    const inv = scaledInvFreq(R, theta, scaling)!;
+    // Against float64: within a few f32 roundings of 1 / (ext_j * theta^(2j / r)).
+    inv.forEach((v, j) => expect(Math.abs(v - 1 / (ext[j]! * Math.pow(theta, (2 * j) / R))) * Math.pow(theta, (2 * j) / R) * ext[j]!).toBeLessThan(4 * 2 ** -24));
+    const scale = Math.fround(1.19);
+    const x = f32(rng.array(T * H * Dh)); const pos = positions(T, 63);
+    const tx = gpu.tensor([T, H, Dh], x); const tp = gpu.tensor([T], pos, 'i32');
+    const args = { x: { tensor: tx }, N: T, heads: H, headDim: Dh, rotaryDim: R, theta, invFreq: inv, positions: tp, scale };
+    rotary(gpu, args);
+    const y = await gpu.readF32(tx);
+    const want = rotRef(x, pos, T, H, Dh, R, theta, inv, scale);
+    expect(relErr(y, want)).toBeLessThan(1e-6);
+    expect(relErr(y, rotRef(x, pos, T, H, Dh, R, theta, inv))).toBeGreaterThan(0.1); // the factor applied
+    // The pass-through channels keep their values (the factor is cos's and sin's, not the head's).
+    for (let t = 0; t < T; t++) for (let h = 0; h < H; h++) for (let d = R; d < Dh; d++) expect(y[(t * H + h) * Dh + d]).toBe(x[(t * H + h) * Dh + d]);
+    // The backward: the transposed scaled rotation (inverse with the same scale), against the float64 one.
+    const dy = f32(rng.array(T * H * Dh)); const tdy = gpu.tensor([T, H, Dh], dy);
+    rotary(gpu, { ...args, x: { tensor: tdy }, inverse: true });
+    expect(relErr(await gpu.readF32(tdy), rotBackRef(dy, pos, T, H, Dh, R, theta, inv, scale))).toBeLessThan(1e-6);
+    // <dy, R x> = <R^T dy, x>: the reference's backward is the forward's transpose.
+    const fwd = rotRef(x, pos, T, H, Dh, R, theta, inv, scale); const back = rotBackRef(dy, pos, T, H, Dh, R, theta, inv, scale);
+    const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((s, v, i) => s + v * b[i]!, 0);
+    expect(Math.abs(dot(dy, fwd) - dot(back, x))).toBeLessThan(1e-9 * Math.abs(dot(dy, fwd)) + 1e-9);
+    expect(() => rotary(gpu, { ...args, scale: 0 })).toThrow(/scale 0 must be a positive number/);
+    gpu.pool.release(tx, tp, tdy);
+  });
+
   it('GPT-NeoX fused qkv [T, H, 3, Dh], partial rotary (25%), q and k in place, v untouched', async () => {
     const gpu = await getGpu();
     const T = 7; const H = 4; const Dh = 24; const R = 6; const theta = 10000;

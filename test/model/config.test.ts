@@ -427,7 +427,7 @@ describe('unsupported configs are errors naming the field and the file', () => {
     ['model_type', 'gpt-neox-tiny', { model_type: 'gpt2' }, /"model_type" = "gpt2" is not supported/],
     ['model_type missing', 'gpt-neox-tiny', { model_type: undefined }, /"model_type" is required \(one of gpt_neox, mistral, llama, qwen2, qwen3, gemma, gemma2, gemma3_text, phi3\)/],
     ['architectures', 'gpt-neox-tiny', { architectures: ['GPTNeoXForSequenceClassification'] }, /"architectures".*expected \["GPTNeoXForCausalLM"\]/],
-    ['rope_scaling yarn', 'llama-tiny-tied', { rope_scaling: { type: 'yarn', factor: 2 } }, /"rope_scaling.rope_type" = "yarn" is not supported \(supported: default, linear, dynamic, llama3; yarn and longrope/],
+    ['rope_scaling yarn', 'llama-tiny-tied', { rope_scaling: { type: 'yarn', factor: 2 } }, /"rope_scaling.rope_type" = "yarn" is not supported \(supported: default, linear, dynamic, llama3; yarn also scales attention and is not implemented; longrope is read for Phi-3 alone/],
     ['rope_type longrope', 'llama-tiny-tied', { rope_parameters: { rope_type: 'longrope', rope_theta: 5e5 } }, /"rope_parameters.rope_type" = "longrope" is not supported/],
     ['llama3 without its factors', 'llama-tiny-tied', { rope_parameters: { rope_type: 'llama3', rope_theta: 5e5, factor: 8 } }, /"rope_parameters.low_freq_factor" is required for rope_type llama3/],
     ['llama3 high <= low', 'llama-tiny-tied', { rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 4, high_freq_factor: 4, original_max_position_embeddings: 8192 } }, /"rope_scaling.high_freq_factor" must be a number above low_freq_factor 4/],

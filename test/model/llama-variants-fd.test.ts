@@ -45,6 +45,9 @@ describe(`Llama and Mistral variants: gradient against finite differences (seed 
     // (Its q/k/v and gate/up weights are rows of two fused tensors: those are drawn afresh, so the check runs through the views.)
     ['Phi-3: q/k/v_proj as one qkv_proj, gate/up_proj as one gate_up_proj, half of each head rotated (Phi-4-mini\'s partial rotary), window 6',
       'mistral-tiny', { arch: 'phi3', rotaryDim: 8, slidingWindow: 6 }, /\.(self_attn\.qkv_proj|mlp\.gate_up_proj)\.weight$/],
+    ['Phi-3 with LongRoPE (Phi-3.5-mini\'s): short factors 1.5 to 6 and cos / sin times an attention factor of 1.3, partial rotary',
+      'mistral-tiny', { arch: 'phi3', rotaryDim: 8, ropeScaling: { type: 'longrope', shortFactor: [1.5, 2, 4, 6], longFactor: [3, 4, 8, 12],
+        originalMaxPositions: 64, attentionFactor: 1.3 } }, /\.(self_attn\.qkv_proj|mlp\.gate_up_proj)\.weight$/],
     ['Llama, llama3 rope scaling over an original context of 8 (one frequency blended, the rest divided by 4)', 'llama-tiny-tied',
       { ropeScaling: { type: 'llama3', factor: 4, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8 } }, null],
   ];

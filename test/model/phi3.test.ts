@@ -1,17 +1,19 @@
-// Phi-3 (model_type phi3, Phi3ForCausalLM): its config.json as the hub has it, Phi3Config's defaults, what srk refuses
-// (longrope, other rope types, biases), the checkpoint-name notes between the fused and the split layouts, and a training run
+// Phi-3 (model_type phi3, Phi3ForCausalLM): its config.json as the hub has it, Phi3Config's defaults, LongRoPE (its short
+// factors and attention factor; positions past its original context refused), what srk refuses (other rope types, biases), the checkpoint-name notes between the fused and the split layouts, and a training run
 // on the derived fixture (phi3-fixture.ts: mistral-tiny's weights fused as Phi-3 stores them) against mistral-tiny's own,
 // saved in Phi-3's layout. The computation itself is checked against mistral-tiny's float64 numbers in hf-fixtures.test.ts.
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { describeModel, parseModelConfig, toHfConfigJson, type ModelConfig } from '../../src/model/config.js';
+import { layerRope, positionLimit, scaledInvFreq } from '../../src/model/rope.js';
 import { checkCheckpointNames, expectedParameters } from '../../src/model/tensor-names.js';
 import { presetConfig } from '../../src/init/presets.js';
 import { openSafetensors } from '../../src/model/safetensors.js';
 import { makePhi3Fixture, phi3Config } from '../helpers/phi3-fixture.js';
-import { describeRun, fixture, readMetrics, tempDir, train } from '../train/helpers.js';
+import { describeRun, fixture, readMetrics, root, srk, tempDir, train } from '../train/helpers.js';
 
 const withoutRaw = (c: ModelConfig) => { const { raw: _r, ...rest } = c; return rest; };
 const roundTrip = (c: ModelConfig) => expect(withoutRaw(parseModelConfig(toHfConfigJson(c), 'mem'))).toEqual(withoutRaw(c));
@@ -58,10 +60,40 @@ describe('Phi-3 configs', () => {
     expect(expectedParameters(p).find((s) => s.name.endsWith('0.self_attn.qkv_proj.weight'))!.shape).toEqual([3072 + 2 * 8 * 96, 3072]);
   });
 
-  it('refuses longrope (Phi-3-mini-128k, Phi-3.5-mini, Phi-4-mini), other rope types, biases, and a default pad id outside the vocabulary', () => {
-    const factors = Array.from({ length: 48 }, () => 1.0);
-    const longrope = { ...mini4k, max_position_embeddings: 131072, rope_scaling: { type: 'longrope', short_factor: factors, long_factor: factors } };
-    expect(() => parseModelConfig(longrope, 'l.json')).toThrow(/l\.json.*rope_scaling\.rope_type.*"longrope" is not supported.*longrope is Phi-3-mini-128k's, Phi-3\.5-mini's and Phi-4-mini's/s);
+  it('LongRoPE (Phi-3-mini-128k, Phi-3.5-mini, Phi-4-mini): the short factors, the attention factor from max / original positions, the limit', () => {
+    const short = Array.from({ length: 48 }, (_, j) => 1 + j / 16); const long = short.map((v) => v * 3);
+    // Phi-3.5-mini-instruct's spelling: "type": "longrope", 131072 positions over an original 4096, no factor or attention_factor.
+    const phi35 = { ...mini4k, max_position_embeddings: 131072, sliding_window: 262144, rope_scaling: { type: 'longrope', short_factor: short, long_factor: long } };
+    const c = parseModelConfig(phi35, 'p35.json');
+    expect(c.ropeScaling).toEqual({ type: 'longrope', shortFactor: short, longFactor: long, originalMaxPositions: 4096,
+      attentionFactor: Math.sqrt(1 + Math.log(32) / Math.log(4096)) });
+    expect(c.maxPositions).toBe(131072);
+    expect(positionLimit(c)).toEqual({ max: 4096, name: expect.stringMatching(/^original_max_position_embeddings 4096 \(longrope's long_factor, for longer sequences, is not implemented\)$/) });
+    expect(layerRope(c, 0).scale).toBe(Math.fround(1.1902380714238083));
+    expect(Array.from(layerRope(c, 0).invFreq!)).toEqual(Array.from(scaledInvFreq(96, 10000, c.ropeScaling)!));
+    expect(describeModel(c)).toMatch(/longrope \(short_factor up to position 4096, attention factor 1\.190238\)/);
+    roundTrip(c);
+    // su and yarn: Phi3Config's old names for it; transformers 5's rope_parameters; factor and attention_factor as given.
+    for (const type of ['su', 'yarn']) expect(parseModelConfig({ ...phi35, rope_scaling: { type, short_factor: short, long_factor: long } }, 'o.json').ropeScaling).toEqual(c.ropeScaling);
+    const given = parseModelConfig({ ...phi35, rope_scaling: null, rope_parameters: { rope_type: 'longrope', rope_theta: 10000, short_factor: short, long_factor: long, factor: 8, attention_factor: 1.05 } }, 'g.json');
+    expect(given.ropeScaling).toMatchObject({ attentionFactor: 1.05 });
+    const factor8 = parseModelConfig({ ...phi35, rope_scaling: { type: 'longrope', short_factor: short, long_factor: long, factor: 8 } }, 'f.json');
+    expect(factor8.ropeScaling).toMatchObject({ attentionFactor: Math.sqrt(1 + Math.log(8) / Math.log(4096)) });
+    // Phi-4-mini: partial rotary, 48 factors for 96 of 128 channels; a list of another length is refused by name.
+    const phi4 = { ...phi35, hidden_size: 3072, num_attention_heads: 24, num_key_value_heads: 8, partial_rotary_factor: 0.75 };
+    expect(parseModelConfig(phi4, 'p4.json').rotaryDim).toBe(96);
+    expect(() => parseModelConfig({ ...phi4, partial_rotary_factor: 0.5 }, 'p4.json')).toThrow(/p4\.json.*rope_scaling\.short_factor.*has 48 entries; the 64 rotated channels of a head take 32/s);
+    expect(() => parseModelConfig({ ...phi35, rope_scaling: { type: 'longrope', short_factor: short } }, 'm.json')).toThrow(/m\.json.*rope_scaling\.long_factor.*is required for rope_type longrope/s);
+    expect(() => parseModelConfig({ ...phi35, rope_scaling: { type: 'longrope', short_factor: short, long_factor: [1, 'x'] } }, 'm.json')).toThrow(/long_factor.*must be a list of positive numbers/s);
+    expect(() => parseModelConfig({ ...phi35, rope_scaling: { type: 'longrope', short_factor: short, long_factor: long, original_max_position_embeddings: 8192 } }, 'm.json'))
+      .toThrow(/original_max_position_embeddings.*= 8192 contradicts the config's original_max_position_embeddings 4096/s);
+    // Another architecture's longrope is not read.
+    const llama = { architectures: ['LlamaForCausalLM'], model_type: 'llama', vocab_size: 64, hidden_size: 64, num_hidden_layers: 1, num_attention_heads: 4, intermediate_size: 64,
+      rope_scaling: { rope_type: 'longrope', short_factor: [1], long_factor: [1] } };
+    expect(() => parseModelConfig(llama, 'l.json')).toThrow(/"longrope" is not supported.*longrope is read for Phi-3 alone/s);
+  });
+
+  it('refuses other rope types, biases, and a default pad id outside the vocabulary', () => {
     expect(() => parseModelConfig({ ...mini4k, rope_scaling: { type: 'linear', factor: 2 } }, 'r.json'))
       .toThrow(/r\.json.*rope_scaling.*Phi-3 takes the default rope or longrope \(transformers refuses the linear rope for it\)/s);
     expect(() => parseModelConfig({ ...mini4k, attention_bias: true }, 'b.json')).toThrow(/b\.json.*attention_bias.*Phi-3's projections have no biases/s);
@@ -84,6 +116,33 @@ describe('Phi-3 configs', () => {
     const c = presetConfig('phi3', 'tiny');
     roundTrip(c);
     expect(toHfConfigJson(c)).toMatchObject({ architectures: ['Phi3ForCausalLM'], model_type: 'phi3', rope_scaling: null });
+  });
+});
+
+describe('srk logprobs on Phi-3 with LongRoPE', () => {
+  const tmp = tempDir('srk-phi3-lr-');
+
+  it('factors of 1 and an attention factor of 1 score as the default rope; a sequence past the original context is refused by name', async () => {
+    const dir = await makePhi3Fixture(mkdtempSync(join(tmp, 'fx-')));
+    const model = join(dir, 'phi3-tiny');
+    const cfgFile = join(model, 'config.json');
+    const plain = JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, unknown>;
+    const logprobs = () => spawnSync(process.execPath, [srk, 'logprobs', '--model', model, '--data', join(model, 'pairs.jsonl'), '--no-eos', '--augmented'],
+      { cwd: root, encoding: 'utf8', timeout: 120_000 });
+    const before = logprobs();
+    expect(before.status, before.stderr).toBe(0);
+    const ones = Array.from({ length: 8 }, () => 1);
+    writeFileSync(cfgFile, JSON.stringify({ ...plain, max_position_embeddings: 65536, original_max_position_embeddings: 4096,
+      rope_scaling: { type: 'longrope', short_factor: ones, long_factor: ones.map(() => 4), attention_factor: 1.0 } }));
+    const same = logprobs();
+    expect(same.status, same.stderr).toBe(0);
+    expect(same.stdout).toBe(before.stdout);
+    // The original context below these sequences (max_position_embeddings still above them).
+    writeFileSync(cfgFile, JSON.stringify({ ...plain, max_position_embeddings: 65536, original_max_position_embeddings: 24,
+      rope_scaling: { type: 'longrope', short_factor: ones, long_factor: ones } }));
+    const cut = logprobs();
+    expect(cut.status).toBe(1);
+    expect(cut.stderr).toMatch(/pairs\.jsonl:1: .* tokens, more than the model's original_max_position_embeddings 24 \(longrope's long_factor, for longer sequences, is not implemented\); lower --max-length/);
   });
 });
 
