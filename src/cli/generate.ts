@@ -91,7 +91,7 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
   // The longest prompt kept: room for every new token in the model's positions (with max_length, for one).
   const maxPrompt = o.maxPromptLength ?? Math.min(maxPositions, dec.maxLength ?? Infinity) - (dec.maxLength !== undefined ? 1 : dec.maxNewTokens);
   if (maxPrompt < 1) throw userError(`${dec.maxNewFrom} leaves no room for a prompt in the model's ${maxPositions} positions (${positions.name})`);
-  if (maxPrompt >= maxPositions) throw userError(`--max-prompt-length ${maxPrompt} leaves no room for a completion in the model's ${maxPositions} positions`);
+  if (maxPrompt >= maxPositions) throw userError(`--max-prompt-length ${maxPrompt} leaves no room for a completion in the model's ${maxPositions} positions (${positions.name})`);
   for (const n of dec.notes) log(`note: ${n}`);
   if (defaults.stopIds.length === 0) log('note: the checkpoint names no EOS token: completions end at the token limit only');
   else if (tok.eosTokenId !== undefined && tok.eosFrom === 'the tokenizer files' && !defaults.stopIds.includes(tok.eosTokenId)) {

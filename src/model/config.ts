@@ -207,7 +207,8 @@ function readLongrope(f: Fields, where: string, o: Record<string, unknown>, maxP
     throw f.error(`${where}.original_max_position_embeddings`, `= ${JSON.stringify(inRope)} contradicts the config's original_max_position_embeddings ${L}, ` +
       'which transformers uses for Phi-3: give them one value');
   }
-  const factor = o.factor === undefined || o.factor === null ? maxPositions() / L : num('factor', (v) => v >= 1, 'a number >= 1');
+  // (transformers warns of a factor below 1 and computes with it: an attention factor of 1.)
+  const factor = o.factor === undefined || o.factor === null ? maxPositions() / L : num('factor', (v) => v > 0, 'a positive number');
   const attentionFactor = o.attention_factor === undefined || o.attention_factor === null
     ? (factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(L)))
     : num('attention_factor', (v) => v > 0, 'a positive number');
@@ -401,7 +402,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     throw f.error(neox ? 'rotary_pct' : 'head_dim', `gives ${rotaryDim} rotary channels per head (head_dim ${headDim} * ${rope.fraction}); must be even and >= 2`);
   }
   if (rope.scaling?.type === 'longrope') {
-    // One factor per rotated channel pair (transformers only warns, then fails to broadcast them).
+    // One factor per rotated channel pair (Phi3Config refuses other lengths).
     const where = f.raw.rope_parameters != null ? 'rope_parameters' : 'rope_scaling';
     for (const [k, v] of [['short_factor', rope.scaling.shortFactor], ['long_factor', rope.scaling.longFactor]] as const) {
       if (v.length !== rotaryDim / 2) throw f.error(`${where}.${k}`, `has ${v.length} entries; the ${rotaryDim} rotated channels of a head take ${rotaryDim / 2}`);
@@ -445,11 +446,18 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
       ({ slidingWindow, windowLayers } = qwenWindows(f, numLayers));
       if (arch === 'qwen2') f.only('use_mrope', false, 'multimodal rotary embeddings (Qwen2-VL) are not implemented');
     } else if (arch === 'phi3') {
-      // Phi3Attention and Phi3MLP build qkv_proj, o_proj and gate_up_proj without biases, whatever the config says (it has no
-      // such key: one is refused as unknown). sliding_window, where set, is every layer's (Phi-3-mini-4k's 2047); null or absent, none.
+      // Phi3Attention, Phi3MLP and the output layer are built without biases whatever the config says (Phi-4-mini's file names
+      // attention_bias, mlp_bias and lm_head_bias false: taken; true refused). sliding_window, where set, is every layer's
+      // (Phi-3-mini-4k's 2047); null or absent, none.
       f.only('attention_bias', false, 'Phi-3\'s projections have no biases');
+      f.only('mlp_bias', false, 'Phi-3\'s MLP has no biases');
+      f.only('lm_head_bias', false, 'Phi-3\'s output layer has no bias');
+      // Phi-4-mini's file also carries two settings of the remote code it shipped with, which transformers' Phi3 reads
+      // nowhere: their value there (1) is taken; another, which that code may have computed with, is refused.
+      f.only('full_attn_mod', 1, 'a setting of Phi-4-mini\'s remote code that transformers\' Phi-3 does not read; srk takes its value 1 alone');
+      f.only('interpolate_factor', 1, 'a setting of Phi-4-mini\'s remote code that transformers\' Phi-3 does not read; srk takes its value 1 alone');
       if (f.raw.sliding_window !== null) slidingWindow = f.get('sliding_window') === undefined ? null : f.int('sliding_window');
-      // Read by longrope alone (refused in readRope): the default rope computes nothing with it.
+      // Read by longrope alone (readLongrope): the default rope computes nothing with it.
       if (f.raw.original_max_position_embeddings !== null) f.int('original_max_position_embeddings', 4096);
     } else if (gemma) {
       attentionBias = f.bool('attention_bias', false); // q/k/v/o_proj, as Llama's; the MLP has none

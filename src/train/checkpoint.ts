@@ -114,6 +114,9 @@ async function paramsToSafetensors(gpu: Gpu, params: Params, file: string, dtype
  *  (transformers 5) and `torch_dtype` the source has, `torch_dtype` when it has neither. */
 export function configForDtype(raw: Record<string, unknown>, dtype: SaveDtype): Record<string, unknown> {
   const out = { ...raw };
+  // Phi-3's hub files keep the auto_map of remote code that a checkpoint does not carry: transformers would look for those
+  // files under trust_remote_code (the model cards ask for it) and fail. Without it, it loads its own Phi3 class, as srk computes.
+  if (raw.model_type === 'phi3') delete out.auto_map;
   if ('dtype' in raw) out.dtype = dtype;
   if ('torch_dtype' in raw || !('dtype' in raw)) out.torch_dtype = dtype;
   return out;

@@ -79,9 +79,13 @@ describe('Phi-3 configs', () => {
     expect(given.ropeScaling).toMatchObject({ attentionFactor: 1.05 });
     const factor8 = parseModelConfig({ ...phi35, rope_scaling: { type: 'longrope', short_factor: short, long_factor: long, factor: 8 } }, 'f.json');
     expect(factor8.ropeScaling).toMatchObject({ attentionFactor: Math.sqrt(1 + Math.log(8) / Math.log(4096)) });
-    // Phi-4-mini: partial rotary, 48 factors for 96 of 128 channels; a list of another length is refused by name.
-    const phi4 = { ...phi35, hidden_size: 3072, num_attention_heads: 24, num_key_value_heads: 8, partial_rotary_factor: 0.75 };
-    expect(parseModelConfig(phi4, 'p4.json').rotaryDim).toBe(96);
+    // Phi-4-mini-instruct's keys (the remote code's full_attn_mod, interpolate_factor, lm_head_bias and mlp_bias among them; the
+    // factor lists here are stand-ins of the right length): partial rotary, 48 factors for 96 of 128 channels, tied, pad 199999.
+    const phi4 = { ...phi35, bos_token_id: 199999, eos_token_id: 199999, pad_token_id: 199999, full_attn_mod: 1, interpolate_factor: 1,
+      lm_head_bias: false, mlp_bias: false, hidden_size: 3072, num_attention_heads: 24, num_key_value_heads: 8, partial_rotary_factor: 0.75,
+      tie_word_embeddings: true, vocab_size: 200064 };
+    expect(parseModelConfig(phi4, 'p4.json')).toMatchObject({ rotaryDim: 96, headDim: 128, tiedEmbeddings: true, embedPaddingIdx: 199999,
+      ropeScaling: { attentionFactor: Math.sqrt(1 + Math.log(32) / Math.log(4096)) } });
     expect(() => parseModelConfig({ ...phi4, partial_rotary_factor: 0.5 }, 'p4.json')).toThrow(/p4\.json.*rope_scaling\.short_factor.*has 48 entries; the 64 rotated channels of a head take 32/s);
     expect(() => parseModelConfig({ ...phi35, rope_scaling: { type: 'longrope', short_factor: short } }, 'm.json')).toThrow(/m\.json.*rope_scaling\.long_factor.*is required for rope_type longrope/s);
     expect(() => parseModelConfig({ ...phi35, rope_scaling: { type: 'longrope', short_factor: short, long_factor: [1, 'x'] } }, 'm.json')).toThrow(/long_factor.*must be a list of positive numbers/s);
@@ -97,7 +101,10 @@ describe('Phi-3 configs', () => {
     expect(() => parseModelConfig({ ...mini4k, rope_scaling: { type: 'linear', factor: 2 } }, 'r.json'))
       .toThrow(/r\.json.*rope_scaling.*Phi-3 takes the default rope or longrope \(transformers refuses the linear rope for it\)/s);
     expect(() => parseModelConfig({ ...mini4k, attention_bias: true }, 'b.json')).toThrow(/b\.json.*attention_bias.*Phi-3's projections have no biases/s);
-    expect(() => parseModelConfig({ ...mini4k, mlp_bias: false }, 'm.json')).toThrow(/m\.json.*mlp_bias.*not a known phi3 setting/s);
+    expect(() => parseModelConfig({ ...mini4k, mlp_bias: true }, 'm.json')).toThrow(/m\.json.*mlp_bias.*Phi-3's MLP has no biases/s);
+    expect(() => parseModelConfig({ ...mini4k, lm_head_bias: true }, 'm.json')).toThrow(/m\.json.*lm_head_bias.*Phi-3's output layer has no bias/s);
+    expect(() => parseModelConfig({ ...mini4k, full_attn_mod: 2 }, 'm.json')).toThrow(/m\.json.*full_attn_mod.*= 2 is not supported.*remote code/s);
+    expect(() => parseModelConfig({ ...mini4k, q_proj_bias: false }, 'm.json')).toThrow(/m\.json.*q_proj_bias.*not a known phi3 setting/s);
     const { pad_token_id: _p, ...noPad } = mini4k;
     expect(() => parseModelConfig({ ...noPad, vocab_size: 512 }, 'v.json')).toThrow(/v\.json.*pad_token_id.*= 32000 \(absent: phi3's default\) is outside the vocabulary \(512\)/s);
   });
@@ -163,7 +170,10 @@ describe('srk train on Phi-3', () => {
     const values = (out: string) => readMetrics(join(tmp, out)).map((m) => [m.loss, m.margin, m.grad_norm]);
     expect(values('phi3')).toEqual(values('mistral'));
     const saved = join(tmp, 'phi3', 'checkpoint');
-    expect(JSON.parse(readFileSync(join(saved, 'config.json'), 'utf8'))).toMatchObject({ model_type: 'phi3', architectures: ['Phi3ForCausalLM'] });
+    const savedCfg = JSON.parse(readFileSync(join(saved, 'config.json'), 'utf8'));
+    expect(savedCfg).toMatchObject({ model_type: 'phi3', architectures: ['Phi3ForCausalLM'], resid_pdrop: 0 });
+    // The hub's auto_map names remote code the checkpoint does not hold (transformers would fail under trust_remote_code).
+    expect(savedCfg).not.toHaveProperty('auto_map');
     const st = await openSafetensors(join(saved, 'model.safetensors'));
     const other = await openSafetensors(join(tmp, 'mistral', 'checkpoint', 'model.safetensors'));
     try {
