@@ -9,7 +9,7 @@ import type { CausalLM } from '../../src/model/causal-lm.js';
 import { releaseBatch, uploadBatch } from '../../src/model/gpu-batch.js';
 
 export const FIXTURES_HF = resolve(import.meta.dirname, '../fixtures/hf');
-/** Qwen3 and the Gemmas, which the HF fixtures lack: the same layout, from a float64 JAX reference of transformers' code (its README). */
+/** Qwen3, the Gemmas and Phi-3 with LongRoPE, which the HF fixtures lack: the same layout, from a float64 JAX reference of transformers' code (its README). */
 export const FIXTURES_JAX = resolve(import.meta.dirname, '../fixtures/jax');
 
 /** The golden fixtures (float64 log-probs, losses and gradients) as [name, the directory holding it]. */
@@ -24,6 +24,9 @@ export const GOLDEN_FIXTURES: readonly (readonly [string, string])[] = [
   // Gemma 2: sliding, full, sliding layers by its default rule (a window of 5), query_pre_attn_scalar 24, the scores and
   // the logits soft-capped with caps small enough to bend them (the fixture's README says how far).
   ['gemma2-tiny', FIXTURES_JAX],
+  // Phi-3: its fused projections, LongRoPE (short factors 1 to 5.3, cos and sin times the attention factor of 4x its original
+  // context), partial rotary (8 of 12 channels), a sliding window of 7, GQA 4:2, untied.
+  ['phi3-tiny-longrope', FIXTURES_JAX],
 ];
 
 export const MODEL_VARIANTS: [string, string, Partial<ModelConfig>][] = [
@@ -34,6 +37,7 @@ export const MODEL_VARIANTS: [string, string, Partial<ModelConfig>][] = [
   ['Qwen3 (q/k norms, a window on layer 1 alone)', '../jax/qwen3-tiny-window', {}],
   ['Gemma 3 (sandwich norms, sliding layers around a full one, each with its rope)', '../jax/gemma3-tiny', {}],
   ['Gemma 2 (sandwich norms, soft-capped scores and logits, sliding layers around a full one)', '../jax/gemma2-tiny', {}],
+  ['Phi-3 (fused projections, LongRoPE with its attention factor, partial rotary, a window of 7)', '../jax/phi3-tiny-longrope', {}],
 ];
 
 /**
