@@ -9,6 +9,7 @@ function definition(R: number, theta: number, s: RopeScaling): number[] {
   const inv = Array.from({ length: R / 2 }, (_, j) => theta ** (-(2 * j) / R));
   if (s.type === 'dynamic') return inv;
   if (s.type === 'linear') return inv.map((x) => x / s.factor);
+  if (s.type === 'longrope') return inv.map((x, j) => x / s.shortFactor[j]!);
   return inv.map((x) => {
     const wavelen = (2 * Math.PI) / x;
     if (wavelen < s.originalMaxPositions / s.highFreqFactor) return x;
@@ -42,6 +43,8 @@ describe('scaled rotary frequencies', () => {
     ['llama3, odd factors', 96, 1e4, { type: 'llama3', factor: 3.5, lowFreqFactor: 0.5, highFreqFactor: 2.5, originalMaxPositions: 1000 }],
     ['linear', 16, 1e4, { type: 'linear', factor: 4 }],
     ['linear, GPT-NeoX partial rotary', 4, 1e4, { type: 'linear', factor: 2.5 }],
+    ['longrope (Phi-3.5-mini style short factors)', 12, 1e4,
+      { type: 'longrope', shortFactor: [1, 1.118, 1.25, 1.4, 2.7, 9.5], longFactor: [1, 2, 3, 4, 5, 6], originalMaxPositions: 4096, attentionFactor: 1.19 }],
   ];
   for (const [name, R, theta, s] of cases) {
     it(`${name}: each frequency as its definition computes it in float64, to f32 rounding`, () => {
