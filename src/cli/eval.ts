@@ -15,6 +15,7 @@ import type { Gpu } from '../engine/gpu.js';
 import { isSftPair, type TokenizedPair } from '../data/tokenize-pairs.js';
 import { dataFileList, dataLabel, type DataFiles } from '../data/data-files.js';
 import { writeEvalPairsFile } from '../report/eval-pairs.js';
+import { describeModel } from '../model/config.js';
 import { loadModel } from '../model/load.js';
 import { computeEvalMetrics, computeSftEvalMetrics, formatCell, formatEvalTable, type EvalMetrics } from '../report/eval-metrics.js';
 import { checkReferenceFits, checkSameTokenizer, loadPairsForModel } from '../train/dataset.js';
@@ -80,6 +81,7 @@ interface PlainAug { plain: PairLogps; aug: PairLogps }
 
 async function scoreModel(gpu: Gpu, dir: string, pairs: readonly TokenizedPair[], microBatch: number, label: string, progress: Progress): Promise<PlainAug> {
   const lm = await loadModel(gpu, dir, { onProgress: progress.bytes(`load ${label} ${dir}`) });
+  progress.log(`${label} ${dir}: ${describeModel(lm.cfg)}`); // what was read, as srk train says it
   try {
     const plain = await scorePairs(gpu, lm.model, pairs, { microBatch, ...progress.pass(label) });
     const aug = await scorePairs(gpu, lm.model, pairs, { microBatch, augmented: true, ...progress.pass(`${label} (augmented)`) });
@@ -197,6 +199,7 @@ async function evalSftRows(o: EvalOptions, rows: readonly TokenizedPair[], refDi
   return withGpu({ adapter: o.adapter }, async (gpu) => {
     const t0 = performance.now();
     const lm = await loadModel(gpu, o.model, { onProgress: progress.bytes(`load policy ${o.model}`) });
+    progress.log(`policy ${o.model}: ${describeModel(lm.cfg)}`);
     try {
       const s = await scorePairs(gpu, lm.model, rows, { microBatch: o.microBatchSize, ...progress.pass('policy') });
       progress.log(`${rows.length} SFT rows evaluated in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

@@ -14,7 +14,7 @@ import { countDataRows, iterateJsonl, type JsonObject, type JsonlRow } from '../
 import { PairTokenizer } from '../data/tokenize-pairs.js';
 import { loadTokenizer, textTokenizer } from '../model/tokenizer.js';
 import { checkpointFileStamps, loadModel } from '../model/load.js';
-import { loadModelConfig } from '../model/config.js';
+import { describeModel, loadModelConfig } from '../model/config.js';
 import { positionLimit } from '../model/rope.js';
 import { PromptReader, promptInput, type PromptInput } from '../generate/prompts.js';
 import { cacheTokens, generateBatch, type GenerateOptions, type Generation } from '../generate/generate.js';
@@ -128,6 +128,7 @@ export async function runGenerate(o: GenerateCliOptions): Promise<void> {
     // fastest, so a completion could depend, in its logits' last bits, on what ran before it.
     await withGpu({ adapter: o.adapter, tune: false }, async (gpu) => {
       const lm = await loadModel(gpu, o.model, { onProgress: progress.bytes(`load ${o.model}`) });
+      progress.log(`model ${o.model}: ${describeModel(lm.cfg)}`); // what was read, as srk train says it
       const t0 = performance.now();
       const gen: GenerateOptions = { ...dec, stopIds: defaults.stopIds, seed: o.seed, maxPositions };
       // A batch whose key/value cache is over one buffer runs in parts (generateBatch); a prompt whose own

@@ -21,7 +21,7 @@ import type { RowOutcome } from '../data/tokenize-parallel.js';
 import type { PreferenceRow } from '../data/preference-rows.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import { checkpointFileStamps, loadModel, type LoadedModel } from '../model/load.js';
-import { loadModelConfig } from '../model/config.js';
+import { describeModel, loadModelConfig } from '../model/config.js';
 import { positionLimit } from '../model/rope.js';
 import { textTokenizer } from '../model/tokenizer.js';
 import { scorePairs } from '../train/score.js';
@@ -129,6 +129,7 @@ export async function runLogprobs(o: LogprobsOptions): Promise<void> {
     await withGpu({ adapter: o.adapter }, async (gpu) => {
       const t0 = performance.now();
       const lm = await loadModel(gpu, o.model);
+      log(`model ${o.model}: ${describeModel(lm.cfg)}`); // what was read, as srk train says it
       try {
         const flush = async (chunk: TokenizedPair[], keys: string[]) => {
           if (chunk.length === 0) return;

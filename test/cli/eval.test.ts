@@ -92,6 +92,8 @@ describe('srk eval', () => {
     const pairsOut = join(tmp, 'pairs.csv');
     const r = run(['eval', '--model', dir, '--ref-model', `${dir}_ref`, '--data', data, '--no-eos', '--json', '--pairs-out', pairsOut]);
     expect(r.status, r.stderr).toBe(0);
+    // What was read of each model, in the log (as srk train says it).
+    expect(r.stderr).toMatch(/^reference .*gpt-neox-tiny_ref: gpt-neox, 2 layers, hidden 64, 4 heads of 16 \(4 rotary\).*\n[\s\S]*^policy .*gpt-neox-tiny: gpt-neox, 2 layers/m);
     const j = JSON.parse(r.stdout);
     const x = reference(name);
     const diff = sc.map((v, i) => v - sr[i]);

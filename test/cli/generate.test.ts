@@ -51,6 +51,7 @@ describe('srk generate', () => {
     ]);
     const r = run(['--model', model, '--data', data, '--max-new-tokens', '4', '--batch-size', '3']);
     expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/^model .*: gpt-neox, 2 layers, hidden 64, 4 heads of 16 \(4 rotary\)/m); // what was read, as srk train says it
     const out = lines(r.stdout);
     expect(out.map((o) => o.prompt)).toEqual([
       'text as written', '<user>hi\n<assistant>', '<user>do it\n<assistant>', '\n\nHuman: a question\n\nAssistant:',

@@ -144,6 +144,8 @@ describe('srk logprobs on Phi-3 with LongRoPE', () => {
     const same = logprobs();
     expect(same.status, same.stderr).toBe(0);
     expect(same.stdout).toBe(before.stdout);
+    // What was read, in the log (as srk train, eval and generate say it).
+    expect(same.stderr).toMatch(/model .*phi3-tiny: phi3, 2 layers, hidden 64, 4 query \/ 2 key-value heads of 16, .*longrope \(short_factor up to position 4096, attention factor 1\)\n/);
     // The original context below these sequences (max_position_embeddings still above them).
     writeFileSync(cfgFile, JSON.stringify({ ...plain, max_position_embeddings: 65536, original_max_position_embeddings: 24,
       rope_scaling: { type: 'longrope', short_factor: ones, long_factor: ones } }));
