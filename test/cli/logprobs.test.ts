@@ -96,7 +96,7 @@ describe('srk logprobs', () => {
     const pairs = readFileSync(join(dir, 'pairs.jsonl'), 'utf8').trim().split('\n');
     const data = join(tmp, 'many-pairs.jsonl');
     // Enough rows for the run to be stopped in (two a micro-batch); few, for the suite's time.
-    const copies = 10; const total = copies * pairs.length;
+    const copies = 6; const total = copies * pairs.length;
     writeFileSync(data, Array.from({ length: copies }, () => pairs).flat().join('\n') + '\n');
     const args = ['logprobs', '--model', dir, '--data', data, '--augmented', '--micro-batch-size', '2'];
     const whole = run(args);
