@@ -70,10 +70,15 @@ export interface RotaryArgs {
   scale?: number;
 }
 
+/** HF's theta^(float(2j) / rotaryDim) in float32, each step rounded to f32: the table's denominators. */
+export function rotaryPowF32(rotaryDim: number, theta: number): Float32Array {
+  const f = Math.fround;
+  return Float32Array.from({ length: rotaryDim / 2 }, (_, j) => f(Math.pow(f(theta), f(f(2 * j) / rotaryDim))));
+}
+
 /** HF's inv_freq in float32: 1 / theta^(float(2j) / rotaryDim), each step rounded to f32. */
 export function rotaryInvFreqF32(rotaryDim: number, theta: number): Float32Array {
-  const f = Math.fround;
-  return Float32Array.from({ length: rotaryDim / 2 }, (_, j) => f(1 / f(Math.pow(f(theta), f(f(2 * j) / rotaryDim)))));
+  return rotaryPowF32(rotaryDim, theta).map((p) => Math.fround(1 / p));
 }
 
 // pi/2 = C1 + C2 + C3 + C4: C1..C3 are pi/2's leading bits in 7-bit pieces, C4 the f32 rest.

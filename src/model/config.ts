@@ -421,9 +421,10 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
   let embedPaddingIdx: number | null = null;
   let queryPreAttnScalar: number | null = null;
   let attnSoftcap: number | null = null; let finalSoftcap: number | null = null;
-  // (The Gemma configs' pad_token_id is 0 where absent; null is none.)
-  // (Phi3Config's is 32000 where absent, Phi-3's <|endoftext|>: the embedding's padding_idx, whose row takes no gradient.)
-  const padTokenId = gemma && f.raw.pad_token_id === undefined ? 0 : arch === 'phi3' && f.raw.pad_token_id === undefined ? 32000 : f.tokenId('pad_token_id');
+  // A config class's token ids where its file has no key (ID_DEFAULTS); null is none. The pad id is the embedding's
+  // padding_idx, whose row takes no gradient.
+  const idDefault = (k: keyof IdDefaults) => (f.raw[k] === undefined ? ID_DEFAULTS[arch]?.[k] : undefined);
+  const padTokenId = idDefault('pad_token_id') ?? f.tokenId('pad_token_id');
   if (neox) {
     parallelResidual = f.bool('use_parallel_residual', true);
     attentionBias = f.bool('attention_bias', true);
@@ -508,17 +509,14 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     }
   }
 
-  // The Gemma configs' defaults where absent: BOS 2, EOS 1.
-  // Phi3Config's: BOS 1, EOS 32000.
-  const bosTokenId = gemma && f.raw.bos_token_id === undefined ? 2 : arch === 'phi3' && f.raw.bos_token_id === undefined ? 1 : f.tokenId('bos_token_id');
-  const eosDefault = gemma ? 1 : arch === 'phi3' ? 32000 : undefined;
-  const eosRaw = eosDefault !== undefined && f.raw.eos_token_id === undefined ? eosDefault : f.get('eos_token_id');
+  const bosTokenId = idDefault('bos_token_id') ?? f.tokenId('bos_token_id');
+  const eosRaw = idDefault('eos_token_id') ?? f.get('eos_token_id');
   let eosTokenId: number | number[] | null;
   if (Array.isArray(eosRaw)) {
     if (!eosRaw.every((x) => Number.isSafeInteger(x) && x >= 0)) throw f.error('eos_token_id', 'must be a token id or a list of them');
     eosTokenId = eosRaw as number[];
   } else {
-    eosTokenId = eosDefault !== undefined && f.raw.eos_token_id === undefined ? eosDefault : f.tokenId('eos_token_id');
+    eosTokenId = idDefault('eos_token_id') ?? f.tokenId('eos_token_id');
   }
   // transformers 5 writes `dtype`, earlier versions `torch_dtype`; some tools write both (the first wins).
   const dtypeNew = f.get('dtype'); const dtypeOld = f.get('torch_dtype');
@@ -541,6 +539,14 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     bosTokenId, eosTokenId, dtype, raw: json,
   };
 }
+
+interface IdDefaults { pad_token_id: number; bos_token_id: number; eos_token_id: number }
+const GEMMA_IDS: IdDefaults = { pad_token_id: 0, bos_token_id: 2, eos_token_id: 1 };
+/** Token ids a config class fills in where its file has no key (the other classes' absent ids are none): the Gemma configs'
+ *  pad 0, BOS 2, EOS 1; Phi3Config's pad 32000 (Phi-3's <|endoftext|>), BOS 1, EOS 32000. */
+const ID_DEFAULTS: Partial<Record<Arch, IdDefaults>> = {
+  gemma: GEMMA_IDS, gemma2: GEMMA_IDS, gemma3: GEMMA_IDS, phi3: { pad_token_id: 32000, bos_token_id: 1, eos_token_id: 32000 },
+};
 
 /** head_dim where a config class defaults it to a constant rather than hidden_size / heads. */
 const HEAD_DIM_DEFAULTS: Partial<Record<Arch, number>> = { qwen3: 128, gemma: 256, gemma2: 256, gemma3: 256 };

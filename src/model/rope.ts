@@ -22,7 +22,7 @@
 // rounded to f32 in the same order (a scalar divisor is one f32 division; torch's CUDA kernels multiply
 // by its reciprocal instead, so the two may differ in an entry's last bit, far below what the f32
 // angle itself rounds away: rotary.ts).
-import { rotaryInvFreqF32 } from '../kernels/rotary.js';
+import { rotaryInvFreqF32, rotaryPowF32 } from '../kernels/rotary.js';
 import { layerWindow, type ModelShape } from './context.js';
 
 export type RopeScaling =
@@ -42,7 +42,7 @@ export function scaledInvFreq(rotaryDim: number, theta: number, scaling: RopeSca
   if (scaling.type === 'longrope') {
     // 1.0 / (ext_factors * base ** (arange(0, dim, 2).float() / dim)): the default table's power, times the factor, inverted (f32).
     if (scaling.shortFactor.length !== rotaryDim / 2) throw new RangeError(`longrope: short_factor has ${scaling.shortFactor.length} entries, expected ${rotaryDim / 2}`);
-    return Float32Array.from({ length: rotaryDim / 2 }, (_, j) => f(1 / f(f(scaling.shortFactor[j]!) * f(Math.pow(f(theta), f(f(2 * j) / rotaryDim))))));
+    return rotaryPowF32(rotaryDim, theta).map((p, j) => f(1 / f(f(scaling.shortFactor[j]!) * p)));
   }
   const inv = rotaryInvFreqF32(rotaryDim, theta);
   const factor = f(scaling.factor);
